@@ -1,0 +1,60 @@
+"""The JWT error tree, shared by the Cython core and the Python side.
+
+One tree under ``JWTError`` (as PyJWT's ``InvalidTokenError``); each class carries the
+reason the error log prints, worded as the nginx JWT module words it, and the HTTP
+status the access phase answers with.
+"""
+
+from __future__ import annotations
+
+
+class JWTError(Exception):
+    """A token was refused. ``reason`` is the log line's text, ``status`` the answer."""
+
+    reason = "JWT: invalid token"
+    status = 401
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.reason)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+
+class TokenMissingError(JWTError):
+    reason = "JWT: failed to find a jwt"
+
+
+class TokenParseError(JWTError):
+    reason = "JWT: failed to parse jwt"
+
+
+class AlgorithmError(JWTError):
+    reason = "JWT: invalid algorithm"
+
+
+class CriticalHeaderError(JWTError):
+    reason = "JWT: unsupported critical header"
+
+
+class UnknownKeyError(JWTError):
+    """The token names a ``kid`` that no configured key has."""
+
+    reason = "JWT: no key matches the token's kid"
+
+
+class SignatureError(JWTError):
+    reason = "JWT: invalid signature"
+
+
+class ExpiredError(JWTError):
+    reason = "JWT: the jwt has expired"
+
+
+class NotYetValidError(JWTError):
+    reason = "JWT: the jwt is not yet valid"
+
+
+class KeyLoadError(ValueError):
+    """A key could not be built from configuration (bad encoding, not a key, wrong type)."""

@@ -1,0 +1,25 @@
+"""Builds fastgate's Cython core. There is no pure-Python fallback: if the extension
+cannot be compiled, installation fails."""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = [
+    Extension(
+        "fastgate._core",
+        ["fastgate/_core.pyx"],
+        libraries=["crypto"],
+        # SHA256_Init & co. are deprecated in OpenSSL 3 but remain its fastest way to
+        # reuse precomputed HMAC pad states; see _core.pyx.
+        define_macros=[("OPENSSL_SUPPRESS_DEPRECATED", None), ("NDEBUG", None)],
+        extra_compile_args=["-O3"],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": "3"},
+        annotate=False,
+    ),
+)
