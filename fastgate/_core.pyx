@@ -675,14 +675,14 @@ cdef class Verifier:
         cdef double sec = floor(now)
         cdef double exp_s, nbf_s
         cdef double until = INFINITY, not_before = -INFINITY
-        exp = payload.get("exp")
-        if exp is not None:
+        exp = payload.get("exp", _MISSING)
+        if exp is not _MISSING:
             exp_s = _numeric_date(exp, "exp")
             if exp_s + self.leeway < sec:
                 raise ExpiredError()
             until = floor(exp_s + self.leeway) + 1.0
-        nbf = payload.get("nbf")
-        if nbf is not None:
+        nbf = payload.get("nbf", _MISSING)
+        if nbf is not _MISSING:
             nbf_s = _numeric_date(nbf, "nbf")
             if nbf_s > sec + self.leeway:
                 raise NotYetValidError()

@@ -1,0 +1,52 @@
+# fastgate: everything a fresh machine needs is set up from here.
+#   make demo    venv + extension + the demo gateway
+#   make test    venv + extension + the whole test suite
+#   make bench   micro benchmarks (ratios against PyJWT and the raw primitives)
+
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CORE_SO := fastgate/_core$(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+
+.PHONY: all venv build test bench bench-micro demo clean sysdeps
+
+all: build
+
+# OpenSSL headers for the core's HMAC (libssl-dev on Debian).
+sysdeps:
+	@test -f /usr/include/openssl/sha.h || { \
+	  echo "installing libssl-dev (OpenSSL headers for the Cython core)"; \
+	  apt-get install -y -q libssl-dev >/dev/null || { \
+	    echo "error: OpenSSL headers missing; run: apt-get install libssl-dev" >&2; exit 1; }; }
+
+$(STAMP): pyproject.toml setup.py | sysdeps
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "setuptools>=65" wheel "cython>=3.0"
+	$(VPY) -m pip install -q --no-build-isolation -e ".[test]"
+	touch $@
+
+venv: $(STAMP)
+
+$(CORE_SO): fastgate/_core.pyx $(STAMP)
+	$(VPY) setup.py -q build_ext --inplace
+
+build: $(CORE_SO)
+
+test: build
+	$(VPY) -m pytest -q -p no:cacheprovider tests
+
+bench-micro: build
+	@mkdir -p bench/.out
+	$(VPY) -m pytest -q -p no:cacheprovider bench/test_micro.py \
+	  --benchmark-json=bench/.out/micro.json --benchmark-disable-gc --benchmark-min-time=0.05
+	$(VPY) bench/report.py bench/.out/micro.json
+
+bench: bench-micro
+
+demo: build
+	$(VENV)/bin/fastgate
+
+clean:
+	rm -rf build fastgate/_core.c fastgate/*.so bench/.out .pytest_cache

@@ -1,0 +1,114 @@
+"""Micro benchmarks of the hot path, each beside its peers on the same token in the same run.
+
+Per algorithm (one pytest-benchmark group each):
+  fastgate-cold    Verifier.verify with the token cache off (full parse + crypto)
+  fastgate-cached  Verifier.verify, token already verified (cache hit)
+  pyjwt            jwt.decode with the same key and token
+  raw              the bare primitive: hmac.digest, or cryptography's verify of the same
+                   signature (DER-encoded once, outside the timing, for ECDSA)
+bench/report.py turns the JSON into ratios.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import time
+from typing import Any, Callable
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from fastgate.jwt import HMACKey, Verifier, b64url_decode, public_key_to_key
+
+SECRET = b"bench-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef!!"
+NOW = time.time()
+PAYLOAD = {"sub": "user123", "role": "admin", "iss": "https://id.example.com",
+           "exp": int(NOW) + 86400, "iat": int(NOW)}
+
+_PRIVATE = {
+    "RSA": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "P-256": ec.generate_private_key(ec.SECP256R1()),
+    "Ed25519": ed25519.Ed25519PrivateKey.generate(),
+}
+ALGS = {"HS256": None, "HS512": None, "RS256": "RSA", "PS256": "RSA", "ES256": "P-256", "EdDSA": "Ed25519"}
+
+
+def _raw(alg: str, token: bytes) -> Callable[[], Any]:
+    signing_input, sig_b64 = token.rsplit(b".", 1)
+    sig = b64url_decode(sig_b64)
+    if alg.startswith("HS"):
+        name = "sha" + alg[2:]
+        return lambda: hmac.compare_digest(hmac.digest(SECRET, signing_input, name), sig)
+    public = _PRIVATE[ALGS[alg]].public_key()
+    if alg == "RS256":
+        return lambda: public.verify(sig, signing_input, padding.PKCS1v15(), hashes.SHA256())
+    if alg == "PS256":
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        return lambda: public.verify(sig, signing_input, pss, hashes.SHA256())
+    if alg == "ES256":
+        der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+        algo = ec.ECDSA(hashes.SHA256())
+        return lambda: public.verify(der, signing_input, algo)
+    return lambda: public.verify(sig, signing_input)
+
+
+def _setup(alg: str) -> tuple[bytes, Any, Any]:
+    family = ALGS[alg]
+    if family is None:
+        token = pyjwt.encode(PAYLOAD, SECRET, algorithm=alg).encode()
+        return token, HMACKey(SECRET), SECRET
+    private = _PRIVATE[family]
+    token = pyjwt.encode(PAYLOAD, private, algorithm=alg).encode()
+    return token, public_key_to_key(private.public_key()), private.public_key()
+
+
+@pytest.mark.parametrize("alg", list(ALGS))
+@pytest.mark.parametrize("impl", ["fastgate-cold", "fastgate-cached", "pyjwt", "raw"])
+def test_verify(benchmark: Any, alg: str, impl: str) -> None:
+    token, key, peer_key = _setup(alg)
+    benchmark.group = f"verify {alg}"
+    benchmark.name = impl
+    if impl == "fastgate-cold":
+        v = Verifier([key], alg, cache_size=0)
+        result = benchmark(v.verify, token, NOW)
+        assert result.payload == PAYLOAD
+    elif impl == "fastgate-cached":
+        v = Verifier([key], alg)
+        v.verify(token, NOW)
+        result = benchmark(v.verify, token, NOW)
+        assert result.payload == PAYLOAD and v.misses == 1
+    elif impl == "pyjwt":
+        assert benchmark(pyjwt.decode, token, peer_key, algorithms=[alg]) == PAYLOAD
+    else:
+        benchmark(_raw(alg, token))
+
+
+def _std_b64url(seg: bytes) -> bytes:
+    return base64.urlsafe_b64decode(seg + b"=" * (-len(seg) % 4))
+
+
+@pytest.mark.parametrize("impl", ["fastgate", "stdlib"])
+def test_base64url(benchmark: Any, impl: str) -> None:
+    seg = pyjwt.encode(PAYLOAD, SECRET, algorithm="HS256").split(".")[1].encode()
+    benchmark.group = "base64url decode (payload segment)"
+    benchmark.name = impl
+    fn = b64url_decode if impl == "fastgate" else _std_b64url
+    assert benchmark(fn, seg) == _std_b64url(seg)
+
+
+@pytest.mark.parametrize("impl", ["fastgate-claim_text", "json.dumps"])
+def test_claim_extraction(benchmark: Any, impl: str) -> None:
+    import json
+
+    token = pyjwt.encode(PAYLOAD, SECRET, algorithm="HS256").encode()
+    result = Verifier([HMACKey(SECRET)], "HS256").verify(token, NOW)
+    benchmark.group = "claim extraction ($jwt_claim_sub on a cached token)"
+    benchmark.name = impl
+    if impl == "json.dumps":
+        assert benchmark(lambda: json.dumps(result.payload["sub"])) == '"user123"'
+    else:
+        assert benchmark(result.claim_text, "sub") == '"user123"'
