@@ -1,0 +1,726 @@
+"""The directive table: one entry per directive — where it may appear, how many
+arguments it takes, and the handler that turns its arguments into typed values on the
+level being built (nginx's ``ngx_command_t``).
+
+Handlers write into a ``Level``; inheritance between levels happens later, in one
+place (``fastgate.config.merge``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from fastgate.config.errors import ConfigError
+from fastgate.config.locations import compile_regex
+from fastgate.config.model import (
+    AccessLog,
+    ErrorPage,
+    Listen,
+    LogFormat,
+    ProxyPass,
+    Require,
+    Return,
+    TryFiles,
+    Upstream,
+    UpstreamServer,
+)
+from fastgate.config.parser import Directive
+from fastgate.config.values import (
+    parse_code,
+    parse_flag,
+    parse_host_port,
+    parse_number,
+    parse_size,
+    parse_time,
+)
+from fastgate.errors import KeyLoadError
+from fastgate.jwt import ALGORITHMS, key_from_value, keys_from_file
+from fastgate.variables import Map, MapRegex, Template
+
+if TYPE_CHECKING:
+    from fastgate.config.load import Loader
+
+MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
+    "main", "events", "http", "server", "location", "upstream")
+HSL = frozenset({HTTP, SERVER, LOCATION})
+HS = frozenset({HTTP, SERVER})
+SL = frozenset({SERVER, LOCATION})
+ANY_HTTP = frozenset({MAIN, HTTP, SERVER, LOCATION})
+
+
+@dataclass
+class Level:
+    """One block being built: its own settings (``fields``), what is not inherited
+    (``local``), the directive that set each name, and its child blocks."""
+
+    ctx: str
+    directive: Directive | None
+    fields: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, Directive] = field(default_factory=dict)
+    local: dict[str, Any] = field(default_factory=dict)
+    children: list["Level"] = field(default_factory=list)
+    parent: "Level | None" = None
+
+    def once(self, d: Directive) -> None:
+        """nginx's ``is duplicate``: most directives may be set once per level."""
+        if d.name in self.origins:
+            raise d.error(f'"{d.name}" directive is duplicate')
+        self.origins[d.name] = d
+
+
+Handler = Callable[["Loader", Level, Directive], None]
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    contexts: frozenset[str]
+    min_args: int
+    max_args: int | None  # None: no upper bound
+    handler: Handler
+    block: bool = False
+
+
+# --- generic handlers -------------------------------------------------------------------
+
+
+def setting(name: str, parse: Callable[["Loader", Directive], Any]) -> Handler:
+    """A value set once per level and inherited (``Settings.<name>``)."""
+
+    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+        lvl.once(d)
+        lvl.fields[name] = parse(ld, d)
+
+    return handle
+
+
+def appending(name: str, parse: Callable[["Loader", Directive], Any]) -> Handler:
+    """A list built from every occurrence at one level; an inner level that has any
+    replaces the outer list entirely (nginx's rule for proxy_set_header, add_header...)."""
+
+    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+        lvl.origins.setdefault(d.name, d)
+        lvl.fields[name] = lvl.fields.get(name, ()) + (parse(ld, d),)
+
+    return handle
+
+
+def ignored(why: str) -> Handler:
+    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+        ld.warn(f'"{d.name}" directive is ignored: {why}', d)
+
+    return handle
+
+
+def accepted(ld: "Loader", lvl: Level, d: Directive) -> None:
+    """Loads without effect or warning: fastgate always streams (no buffering knobs)."""
+
+
+def time_arg(ld: "Loader", d: Directive) -> float:
+    return parse_time(d, d.args[0])
+
+
+def size_arg(ld: "Loader", d: Directive) -> int:
+    return parse_size(d, d.args[0])
+
+
+def flag_arg(ld: "Loader", d: Directive) -> bool:
+    return parse_flag(d, d.args[0])
+
+
+def number_arg(ld: "Loader", d: Directive) -> int:
+    return parse_number(d, d.args[0])
+
+
+# --- main and events ----------------------------------------------------------------------
+
+
+def set_worker_processes(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    value = d.args[0]
+    lvl.local["worker_processes"] = (os.cpu_count() or 1) if value == "auto" else (
+        parse_number(d, value, minimum=1))
+
+
+def set_worker_connections(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    lvl.local["worker_connections"] = parse_number(d, d.args[0], minimum=1)
+
+
+LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+
+
+def set_error_log(ld: "Loader", lvl: Level, d: Directive) -> None:
+    level = d.args[1] if len(d.args) > 1 else "error"
+    if level not in LOG_LEVELS:
+        raise d.error(f'invalid log level "{level}"')
+    if lvl.ctx == MAIN:
+        lvl.local["error_log"] = (ld.path_of(d.args[0]), level)
+
+
+def set_pid(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    lvl.local["pid"] = None if d.args[0] == "off" else ld.path_of(d.args[0])
+
+
+def load_module(ld: "Loader", lvl: Level, d: Directive) -> None:
+    ld.notice(f'"load_module {d.args[0]}" ignored: fastgate needs no module for JWT', d)
+
+
+def block(ctx: str) -> Handler:
+    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+        if ctx in (EVENTS, HTTP):
+            if any(c.ctx == ctx for c in lvl.children):
+                raise d.error(f'"{d.name}" directive is duplicate')
+        child = Level(ctx, d, parent=lvl)
+        lvl.children.append(child)
+        if ctx == HTTP:
+            ld.declare_maps(d)
+        ld.walk(d.block or (), child)
+
+    return handle
+
+
+# --- http: upstream, map, log_format -------------------------------------------------------
+
+
+def upstream_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+    name = d.args[0]
+    if name in ld.upstreams:
+        raise d.error(f'duplicate upstream "{name}"')
+    up = Level(UPSTREAM, d, parent=lvl)
+    ld.walk(d.block or (), up, table=UPSTREAM_TABLE)
+    servers = up.local.get("servers", ())
+    if not servers:
+        raise d.error(f'no servers are inside upstream "{name}"')
+    ld.upstreams[name] = Upstream(
+        name, servers,
+        keepalive=up.local.get("keepalive", 32),
+        keepalive_timeout=up.local.get("keepalive_timeout", 60.0),
+        keepalive_requests=up.local.get("keepalive_requests", 1000),
+    )
+
+
+def upstream_server(ld: "Loader", lvl: Level, d: Directive) -> None:
+    host, port = parse_host_port(d, d.args[0], 80)
+    if not host:
+        raise d.error(f'invalid host in upstream "{d.args[0]}"')
+    params: dict[str, Any] = {}
+    for arg in d.args[1:]:
+        key, eq, value = arg.partition("=")
+        if key == "weight" and eq:
+            params["weight"] = parse_number(d, value, minimum=1)
+        elif key == "max_fails" and eq:
+            params["max_fails"] = parse_number(d, value)
+        elif key == "fail_timeout" and eq:
+            params["fail_timeout"] = parse_time(d, value)
+        elif arg == "backup":
+            params["backup"] = True
+        elif arg == "down":
+            params["down"] = True
+        else:
+            raise d.error(f'invalid parameter "{arg}"')
+    lvl.local["servers"] = lvl.local.get("servers", ()) + (UpstreamServer(host, port, **params),)
+
+
+def upstream_number(name: str) -> Handler:
+    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+        lvl.once(d)
+        lvl.local[name] = parse_number(d, d.args[0])
+
+    return handle
+
+
+def upstream_time(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    lvl.local["keepalive_timeout"] = parse_time(d, d.args[0])
+
+
+def map_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+    src, name = d.args
+    if not name.startswith("$") or len(name) < 2:
+        raise d.error(f'invalid variable name "{name}"')
+    source = ld.compile(src, d)
+    exact: dict[str, Template] = {}
+    regexes: list[MapRegex] = []
+    heads: list[tuple[str, Template]] = []
+    tails: list[tuple[str, Template]] = []
+    default: Template | None = None
+    hostnames = False
+    for e in d.block or ():
+        if e.block is not None:
+            raise e.error('unexpected "{"')
+        if e.name in ("hostnames", "volatile") and not e.args:
+            hostnames = hostnames or e.name == "hostnames"
+            continue
+        if len(e.args) != 1:
+            raise e.error("invalid number of the map parameters")
+        value = ld.compile(e.args[0], e)
+        key = e.name
+        if key == "default":
+            if default is not None:
+                raise e.error('duplicate default map parameter')
+            default = value
+        elif key.startswith("~"):
+            caseless = key.startswith("~*")
+            try:
+                rx = compile_regex(key[2:] if caseless else key[1:], caseless)
+            except ConfigError as err:
+                raise e.error(err.message) from None
+            regexes.append(MapRegex(rx, value))
+        elif hostnames and (key.startswith("*.") or key.startswith(".")):
+            suffix = key[1:].lower()
+            heads.append((suffix, value))
+            if key.startswith("."):
+                exact.setdefault(suffix[1:], value)
+        elif hostnames and key.endswith(".*"):
+            tails.append((key[:-1].lower(), value))
+        else:
+            low = (key[1:] if key.startswith("\\") else key).lower()
+            if low in exact:
+                raise e.error(f'duplicate map key "{key}"')
+            exact[low] = value
+    m = Map(
+        name[1:].lower(), source, exact, tuple(regexes), default or ld.compile("", d),
+        hostnames,
+        tuple(sorted(heads, key=lambda kv: len(kv[0]), reverse=True)),
+        tuple(sorted(tails, key=lambda kv: len(kv[0]), reverse=True)),
+    )
+    ld.define_map(m, d)
+
+
+def log_format(ld: "Loader", lvl: Level, d: Directive) -> None:
+    name = d.args[0]
+    args = list(d.args[1:])
+    escape = "default"
+    if args and args[0].startswith("escape="):
+        escape = args.pop(0)[7:]
+        if escape not in ("default", "json", "none"):
+            raise d.error(f'unknown log format escaping "{escape}"')
+    if not args:
+        raise d.error('invalid number of arguments in "log_format" directive')
+    if name in ld.log_formats:
+        raise d.error(f'duplicate "log_format" name "{name}"')
+    ld.log_formats[name] = LogFormat(name, ld.compile("".join(args), d), escape)
+
+
+# --- server --------------------------------------------------------------------------------
+
+
+def server_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+    if d.args:
+        raise d.error('invalid number of arguments in "server" directive')
+    child = Level(SERVER, d, parent=lvl)
+    lvl.children.append(child)
+    ld.walk(d.block or (), child)
+
+
+def listen(ld: "Loader", lvl: Level, d: Directive) -> None:
+    host, port = parse_host_port(d, d.args[0], 80)
+    params: dict[str, Any] = {}
+    for arg in d.args[1:]:
+        if arg in ("ssl", "reuseport", "default_server"):
+            params[arg] = True
+        elif arg == "default":
+            params["default_server"] = True
+        elif arg.startswith("backlog="):
+            params["backlog"] = parse_number(d, arg[8:], minimum=1)
+        elif arg in ("http2", "deferred", "bind", "so_keepalive=on", "fastopen"):
+            ld.warn(f'the "{arg}" parameter of "listen" is ignored', d)
+        else:
+            raise d.error(f'invalid parameter "{arg}"')
+    entry = Listen(host or "0.0.0.0", port, **params)
+    lvl.local["listen"] = lvl.local.get("listen", ()) + (entry,)
+
+
+def server_name(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.local["server_name"] = lvl.local.get("server_name", ()) + tuple(a.lower() for a in d.args)
+
+
+def location_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+    if len(d.args) == 1:
+        modifier, pattern = "", d.args[0]
+        if pattern.startswith("="):
+            modifier, pattern = "=", pattern[1:]
+        elif pattern.startswith("~*"):
+            modifier, pattern = "~*", pattern[2:]
+        elif pattern.startswith("^~"):
+            modifier, pattern = "^~", pattern[2:]
+        elif pattern.startswith("~"):
+            modifier, pattern = "~", pattern[1:]
+        elif pattern.startswith("@"):
+            modifier = "@"
+    else:
+        modifier, pattern = d.args
+        if modifier not in ("=", "~", "~*", "^~"):
+            raise d.error(f'invalid location modifier "{modifier}"')
+    if not pattern:
+        raise d.error('invalid number of arguments in "location" directive')
+    if modifier == "@" and lvl.ctx != SERVER:
+        raise d.error(f'named location "{pattern}" can be on the server level only')
+    parent_loc = lvl.local.get("location") if lvl.ctx == LOCATION else None
+    if parent_loc is not None:
+        pmod, ppat = parent_loc
+        if pmod == "@":
+            raise d.error(f'location "{pattern}" could not be inside the named location "{ppat}"')
+        if pmod == "=":
+            raise d.error(f'location "{pattern}" could not be inside the exact location "{ppat}"')
+        if modifier in ("", "^~", "=") and pmod in ("", "^~") and not pattern.startswith(ppat):
+            raise d.error(f'location "{pattern}" is outside location "{ppat}"')
+    child = Level(LOCATION, d, parent=lvl)
+    child.local["location"] = (modifier, pattern)
+    if modifier in ("~", "~*"):
+        try:
+            child.local["regex"] = compile_regex(pattern, modifier == "~*")
+        except ConfigError as e:
+            raise d.error(e.message) from None
+    lvl.children.append(child)
+    ld.walk(d.block or (), child)
+
+
+def set_return(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    first = d.args[0]
+    if len(d.args) == 1 and not first.isdigit():
+        if not first.startswith(("http://", "https://", "$scheme")):
+            raise d.error(f'invalid return code "{first}"')
+        lvl.local["return"] = Return(302, ld.compile(first, d))
+        return
+    if not first.isdigit() or int(first) > 999:
+        raise d.error(f'invalid return code "{first}"')
+    text = ld.compile(d.args[1], d) if len(d.args) > 1 else None
+    lvl.local["return"] = Return(int(first), text)
+
+
+def set_try_files(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    last = d.args[-1]
+    if last.startswith("="):
+        lvl.local["try_files"] = TryFiles(parse_code(d, last[1:], 0, 999), None)
+    else:
+        lvl.local["try_files"] = TryFiles(None, last)
+    ld.warn('"try_files" checks no files in fastgate (it serves none): the last '
+            "argument always applies", d)
+
+
+def set_proxy_pass(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    url = d.args[0]
+    if "$" in url:
+        raise d.error('variables in "proxy_pass" are not supported')
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise d.error(f'invalid URL prefix in "{url}"')
+    hostport, slash, path = rest.partition("/")
+    uri = "/" + path if slash else None
+    if not hostport:
+        raise d.error(f'no host in "{url}" of the "proxy_pass" directive')
+    modifier = lvl.local.get("location", ("", ""))[0]
+    if uri is not None and (modifier in ("~", "~*", "@") or
+                            lvl.ctx != LOCATION):
+        raise d.error('"proxy_pass" cannot have URI part in location given by regular '
+                      'expression, or inside named location, or inside "if" statement, '
+                      'or inside "limit_except" block')
+    default_port = 443 if scheme == "https" else 80
+    if ":" not in hostport.lstrip("[").split("]")[-1] and hostport in ld.upstream_names:
+        group = hostport
+    else:
+        host, port = parse_host_port(d, hostport, default_port)
+        group = ld.implicit_upstream(host, port, d)
+    lvl.local["proxy_pass"] = ProxyPass(scheme, group, hostport, uri)
+
+
+def set_status_page(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    lvl.local["status_page"] = True
+
+
+# --- http/server/location settings ---------------------------------------------------------
+
+
+def auth_jwt(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    value = d.args[0]
+    if not value:
+        raise d.error("JWT: Invalid value")
+    if value in ("on", "off"):
+        lvl.fields["auth_jwt"] = value
+        lvl.fields["auth_jwt_source"] = None
+        return
+    if not value.startswith("$"):
+        raise d.error(f"JWT: Invalid variable name {value}")
+    lvl.fields["auth_jwt"] = "var"
+    lvl.fields["auth_jwt_source"] = ld.compile(value, d)
+
+
+def auth_jwt_key(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    value = d.args[0]
+    encoding = d.args[1] if len(d.args) > 1 else "utf8"
+    if encoding == "file":
+        try:
+            keys = keys_from_file(ld.path_of(value))
+        except KeyLoadError as e:
+            raise d.error(str(e)) from None
+        lvl.fields["auth_jwt_key"] = keys
+        return
+    if encoding not in ("utf8", "hex", "base64"):
+        raise d.error(f'JWT: invalid key encoding "{encoding}" (utf8, hex, base64 or file)')
+    if not value:
+        raise d.error("JWT: Invalid key")
+    if encoding == "hex" and len(value) % 2:
+        raise d.error("JWT: Invalid hex string")
+    try:
+        lvl.fields["auth_jwt_key"] = (key_from_value(value, encoding),)
+    except KeyLoadError:
+        what = "hex" if encoding == "hex" else "base64"
+        raise d.error(f"JWT: Failed to turn {what} key into binary") from None
+
+
+def auth_jwt_key_file(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    try:
+        lvl.fields["auth_jwt_key_file"] = keys_from_file(ld.path_of(d.args[0]))
+    except KeyLoadError as e:
+        raise d.error(str(e)) from None
+
+
+def auth_jwt_alg(ld: "Loader", d: Directive) -> str:
+    value = d.args[0]
+    if value != "any" and value not in ALGORITHMS:
+        raise d.error(f'invalid value "{value}"')
+    return value
+
+
+def auth_jwt_require(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    status = 401
+    values = []
+    n = len(d.args)
+    for i, arg in enumerate(d.args):
+        if arg.startswith("error="):
+            if i != n - 1:
+                raise d.error(f"{arg} must be the last element of jwt_auth_require directive")
+            if i == 0:
+                raise d.error(f"{arg} cannot be the single element of jwt_auth_require directive")
+            code = arg[6:]
+            if not code.isdigit():
+                raise d.error(f"failed to parse error code {code}")
+            if int(code) not in (401, 403):
+                raise d.error(f"invalid error code {int(code)}")
+            status = int(code)
+            continue
+        if not arg.startswith("$"):
+            raise d.error(f'invalid variable name "{arg}"')
+        values.append(ld.compile(arg, d))
+    lvl.fields["auth_jwt_require"] = Require(tuple(values), status)
+
+
+def auth_jwt_cache(ld: "Loader", d: Directive) -> int:
+    return 0 if d.args[0] == "off" else parse_number(d, d.args[0])
+
+
+def proxy_set_header(ld: "Loader", d: Directive) -> tuple[str, Template]:
+    name = d.args[0]
+    _check_header_name(d, name)
+    return (name, ld.compile(d.args[1], d))
+
+
+def add_header(ld: "Loader", d: Directive) -> tuple[str, Template, bool]:
+    name = d.args[0]
+    _check_header_name(d, name)
+    always = False
+    if len(d.args) == 3:
+        if d.args[2] != "always":
+            raise d.error(f'invalid parameter "{d.args[2]}"')
+        always = True
+    return (name, ld.compile(d.args[1], d), always)
+
+
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _check_header_name(d: Directive, name: str) -> None:
+    # RFC 9110 section 5.1: a field name is a token
+    if not name or not set(name) <= _TOKEN_CHARS:
+        raise d.error(f'invalid header name "{name}"')
+
+
+def error_page(ld: "Loader", lvl: Level, d: Directive) -> None:
+    args = list(d.args)
+    target = args.pop()
+    override: int | None = None
+    keep = False
+    if args and args[-1].startswith("="):
+        eq = args.pop()
+        if eq == "=":
+            keep = True
+        else:
+            override = parse_code(d, eq[1:], 0, 999) if eq[1:].isdigit() else None
+            if override is None:
+                raise d.error(f'invalid value "{eq}"')
+    if not args:
+        raise d.error('invalid number of arguments in "error_page" directive')
+    page = ErrorPage(target, ld.compile(target, d), override, keep)
+    lvl.origins.setdefault(d.name, d)
+    pages = lvl.fields.get("error_page", ())
+    for a in args:
+        code = parse_code(d, a, 300, 599)
+        pages = pages + ((code, page),)
+    lvl.fields["error_page"] = pages
+
+
+def keepalive_timeout(ld: "Loader", d: Directive) -> float:
+    return parse_time(d, d.args[0])
+
+
+def large_client_header_buffers(ld: "Loader", d: Directive) -> tuple[int, int]:
+    return (parse_number(d, d.args[0], minimum=1), parse_size(d, d.args[1]))
+
+
+def proxy_http_version(ld: "Loader", d: Directive) -> str:
+    if d.args[0] not in ("1.0", "1.1"):
+        raise d.error(f'invalid value "{d.args[0]}" in "proxy_http_version" directive')
+    return d.args[0]
+
+
+NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
+                           "http_503", "http_504", "http_403", "http_404", "http_429",
+                           "non_idempotent", "off"})
+
+
+def proxy_next_upstream(ld: "Loader", d: Directive) -> tuple[str, ...]:
+    for a in d.args:
+        if a not in NEXT_UPSTREAM:
+            raise d.error(f'invalid value "{a}"')
+    if "off" in d.args:
+        return ()
+    return d.args
+
+
+def access_log(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.origins.setdefault(d.name, d)
+    if d.args[0] == "off":
+        if len(d.args) > 1:
+            raise d.error('invalid number of arguments in "access_log" directive')
+        lvl.fields["access_log"] = ()
+        return
+    fmt = d.args[1] if len(d.args) > 1 else "combined"
+    for extra in d.args[2:]:
+        if not extra.startswith(("buffer=", "flush=", "gzip", "if=")):
+            raise d.error(f'invalid parameter "{extra}"')
+    ld.require_log_format(fmt, d)
+    entry = AccessLog(ld.path_of(d.args[0]), fmt)
+    lvl.fields["access_log"] = lvl.fields.get("access_log") or ()
+    lvl.fields["access_log"] = lvl.fields["access_log"] + (entry,)
+
+
+SSL_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+def ssl_protocols(ld: "Loader", d: Directive) -> tuple[str, ...]:
+    for a in d.args:
+        if a not in SSL_PROTOCOLS:
+            raise d.error(f'invalid value "{a}"')
+    return d.args
+
+
+def path_arg(ld: "Loader", d: Directive) -> str:
+    return ld.path_of(d.args[0])
+
+
+# --- the table -----------------------------------------------------------------------------
+
+NO_FILES = "fastgate serves no static files"
+
+_SPECS = [
+    # main
+    Spec("worker_processes", frozenset({MAIN}), 1, 1, set_worker_processes),
+    Spec("error_log", ANY_HTTP, 1, 2, set_error_log),
+    Spec("pid", frozenset({MAIN}), 1, 1, set_pid),
+    Spec("load_module", frozenset({MAIN}), 1, 1, load_module),
+    Spec("user", frozenset({MAIN}), 1, 2, ignored("fastgate runs as the user that starts it")),
+    Spec("events", frozenset({MAIN}), 0, 0, block(EVENTS), block=True),
+    Spec("http", frozenset({MAIN}), 0, 0, block(HTTP), block=True),
+    Spec("worker_connections", frozenset({EVENTS}), 1, 1, set_worker_connections),
+    # http
+    Spec("server", frozenset({HTTP}), 0, 0, server_block, block=True),
+    Spec("upstream", frozenset({HTTP}), 1, 1, upstream_block, block=True),
+    Spec("map", frozenset({HTTP}), 2, 2, map_block, block=True),
+    Spec("log_format", frozenset({HTTP}), 2, None, log_format),
+    # server
+    Spec("listen", frozenset({SERVER}), 1, None, listen),
+    Spec("server_name", frozenset({SERVER}), 1, None, server_name),
+    Spec("location", SL, 1, 2, location_block, block=True),
+    Spec("return", SL, 1, 2, set_return),
+    Spec("try_files", SL, 2, None, set_try_files),
+    Spec("proxy_pass", frozenset({LOCATION}), 1, 1, set_proxy_pass),
+    Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_status_page),
+    # the JWT module and its extensions
+    Spec("auth_jwt", HSL, 1, 1, auth_jwt),
+    Spec("auth_jwt_key", HSL, 1, 2, auth_jwt_key),
+    Spec("auth_jwt_key_file", HSL, 1, 1, auth_jwt_key_file),
+    Spec("auth_jwt_alg", HSL, 1, 1, setting("auth_jwt_alg", auth_jwt_alg)),
+    Spec("auth_jwt_require", HSL, 1, None, auth_jwt_require),
+    Spec("auth_jwt_leeway", HSL, 1, 1, setting("auth_jwt_leeway", time_arg)),
+    Spec("auth_jwt_options", HSL, 1, 1, setting("auth_jwt_options", flag_arg)),
+    Spec("auth_jwt_cache", HSL, 1, 1, setting("auth_jwt_cache", auth_jwt_cache)),
+    # proxy
+    Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
+    Spec("proxy_http_version", HSL, 1, 1, setting("proxy_http_version", proxy_http_version)),
+    Spec("proxy_connect_timeout", HSL, 1, 1, setting("proxy_connect_timeout", time_arg)),
+    Spec("proxy_read_timeout", HSL, 1, 1, setting("proxy_read_timeout", time_arg)),
+    Spec("proxy_send_timeout", HSL, 1, 1, setting("proxy_send_timeout", time_arg)),
+    Spec("proxy_next_upstream", HSL, 1, None, setting("proxy_next_upstream", proxy_next_upstream)),
+    Spec("proxy_next_upstream_tries", HSL, 1, 1, setting("proxy_next_upstream_tries", number_arg)),
+    Spec("proxy_buffering", HSL, 1, 1, accepted),
+    Spec("proxy_request_buffering", HSL, 1, 1, accepted),
+    Spec("proxy_buffers", HSL, 2, 2, accepted),
+    Spec("proxy_buffer_size", HSL, 1, 1, accepted),
+    # responses and limits
+    Spec("add_header", HSL, 2, 3, appending("add_header", add_header)),
+    Spec("error_page", HSL, 2, None, error_page),
+    Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),
+    Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),
+    Spec("client_body_timeout", HSL, 1, 1, setting("client_body_timeout", time_arg)),
+    Spec("keepalive_timeout", HSL, 1, 2, setting("keepalive_timeout", keepalive_timeout)),
+    Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),
+    Spec("large_client_header_buffers", HS, 2, 2,
+         setting("large_client_header_buffers", large_client_header_buffers)),
+    Spec("access_log", HSL, 1, None, access_log),
+    # TLS
+    Spec("ssl_certificate", HS, 1, 1, setting("ssl_certificate", path_arg)),
+    Spec("ssl_certificate_key", HS, 1, 1, setting("ssl_certificate_key", path_arg)),
+    Spec("ssl_protocols", HS, 1, None, setting("ssl_protocols", ssl_protocols)),
+    # accepted and ignored, so that real nginx configs load unchanged
+    Spec("sendfile", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("tcp_nopush", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("tcp_nodelay", HSL, 1, 1, ignored("fastgate always sets TCP_NODELAY")),
+    Spec("types", HSL, 0, 0, ignored(NO_FILES), block=True),
+    Spec("default_type", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("charset", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("server_tokens", HSL, 1, 1, ignored("fastgate sends no Server version")),
+    Spec("root", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("index", HSL, 1, None, ignored(NO_FILES)),
+]
+
+TABLE: dict[str, Spec] = {s.name: s for s in _SPECS}
+
+# gzip, gzip_types, gzip_proxied, gzip_vary, gzip_comp_level...: any gzip* directive
+GZIP = Spec("gzip*", HSL, 0, None, ignored("fastgate does not compress responses"))
+
+UPSTREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
+    Spec("server", frozenset({UPSTREAM}), 1, None, upstream_server),
+    Spec("keepalive", frozenset({UPSTREAM}), 1, 1, upstream_number("keepalive")),
+    Spec("keepalive_requests", frozenset({UPSTREAM}), 1, 1, upstream_number("keepalive_requests")),
+    Spec("keepalive_timeout", frozenset({UPSTREAM}), 1, 1, upstream_time),
+]}
+
+
+def lookup(name: str, table: dict[str, Spec]) -> Spec | None:
+    spec = table.get(name)
+    if spec is None and table is TABLE and name.startswith("gzip"):
+        return GZIP
+    return spec

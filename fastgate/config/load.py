@@ -1,0 +1,172 @@
+"""Loading a configuration: parse → walk the directive table → merge → frozen ``Config``.
+
+``load_config(path)`` is the one entry point. It raises ``ConfigError`` (with FILE:LINE
+when the error has a place) and nothing else for anything a user can write.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from fastgate.config.directives import (
+    EVENTS,
+    HTTP,
+    MAIN,
+    SERVER,
+    TABLE,
+    UPSTREAM_TABLE,
+    Level,
+    Spec,
+    lookup,
+)
+from fastgate.config.errors import ConfigError
+from fastgate.config.merge import Builder, merge, merge_origins
+from fastgate.config.model import Config, Listen, LogFormat, Settings, Upstream, UpstreamServer
+from fastgate.config.parser import Directive, parse_file
+from fastgate.variables import Getter, Map, Registry, Template
+
+COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+            '"$http_referer" "$http_user_agent"')
+
+
+class _LateMap:
+    """A map's getter before the map is built: maps may use maps defined further down."""
+
+    def __init__(self) -> None:
+        self.get: Getter | None = None
+
+    def __call__(self, r: object) -> str:
+        assert self.get is not None, "map getter used before the map was built"
+        return self.get(r)
+
+
+class Loader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.base_dir = os.path.dirname(os.path.abspath(path))
+        self.registry = Registry()
+        self.registry.define("remote_user", lambda r: "-")  # no basic auth in fastgate
+        self.messages: list[str] = []
+        self.upstreams: dict[str, Upstream] = {}
+        self.upstream_names: set[str] = set()
+        self.maps: dict[str, Map] = {}
+        self._late: dict[str, _LateMap] = {}
+        self.log_formats: dict[str, LogFormat] = {}
+        self._wanted_formats: list[tuple[str, Directive]] = []
+
+    # --- helpers the handlers call ---------------------------------------------------------
+
+    def error(self, message: str, file: str | None = None, line: int | None = None) -> ConfigError:
+        return ConfigError(message, file, line)
+
+    def warn(self, message: str, d: Directive) -> None:
+        self.messages.append(f"[warn] {message} in {d.file}:{d.line}")
+
+    def notice(self, message: str, d: Directive) -> None:
+        self.messages.append(f"[notice] {message} in {d.file}:{d.line}")
+
+    def path_of(self, value: str) -> str:
+        """A file named in the config, relative to the config file's directory."""
+        if value in ("stderr", "stdout", "off") or value.startswith("syslog:"):
+            return value
+        return value if os.path.isabs(value) else os.path.join(self.base_dir, value)
+
+    def compile(self, text: str, d: Directive) -> Template:
+        return self.registry.compile(text, d)
+
+    def declare_maps(self, http: Directive) -> None:
+        """Before the http block is walked: its maps' variables and upstream names exist
+        wherever they are used, whatever the order in the file (as in nginx)."""
+        for d in http.block or ():
+            if d.name == "map" and len(d.args) == 2 and d.args[1].startswith("$"):
+                name = d.args[1][1:].lower()
+                if name in self._late:
+                    raise d.error(f'duplicate "map" variable "{name}"')
+                late = _LateMap()
+                self._late[name] = late
+                self.registry.define(name, late)
+            elif d.name == "upstream" and len(d.args) == 1:
+                self.upstream_names.add(d.args[0])
+
+    def define_map(self, m: Map, d: Directive) -> None:
+        self.maps[m.name] = m
+        self._late[m.name].get = m.getter()
+        # replace the late-bound getter with the map's own, now that it exists
+        self.registry.define(m.name, m.getter())
+
+    def implicit_upstream(self, host: str, port: int, d: Directive) -> str:
+        name = f"{host}:{port}"
+        if name not in self.upstreams:
+            self.upstreams[name] = Upstream(name, (UpstreamServer(host, port),), implicit=True)
+        return name
+
+    def require_log_format(self, name: str, d: Directive) -> None:
+        self._wanted_formats.append((name, d))
+
+    def default_listen(self) -> Listen:
+        return Listen("0.0.0.0", 80)
+
+    # --- the walk ----------------------------------------------------------------------------
+
+    def walk(self, directives: Iterable[Directive], lvl: Level,
+             table: dict[str, Spec] = TABLE) -> None:
+        for d in directives:
+            spec = lookup(d.name, table)
+            if spec is None:
+                if table is not TABLE and lookup(d.name, TABLE) is not None:
+                    raise d.error(f'"{d.name}" directive is not allowed here')
+                raise d.error(f'unknown directive "{d.name}"')
+            if lvl.ctx not in spec.contexts:
+                raise d.error(f'"{d.name}" directive is not allowed here')
+            if spec.block and d.block is None:
+                raise d.error(f'directive "{d.name}" has no opening "{{"')
+            if not spec.block and d.block is not None:
+                raise d.error(f'directive "{d.name}" is not terminated by ";"')
+            n = len(d.args)
+            if n < spec.min_args or (spec.max_args is not None and n > spec.max_args):
+                raise d.error(f'invalid number of arguments in "{d.name}" directive')
+            spec.handler(self, lvl, d)
+
+    def build(self, tree: tuple[Directive, ...]) -> Config:
+        self.log_formats["combined"] = LogFormat("combined", self.registry.compile(COMBINED))
+        main = Level(MAIN, None)
+        self.walk(tree, main)
+        for name, d in self._wanted_formats:
+            if name not in self.log_formats:
+                raise d.error(f'unknown log format "{name}"')
+        http = next((c for c in main.children if c.ctx == HTTP), None)
+        events = next((c for c in main.children if c.ctx == EVENTS), None)
+        servers = ()
+        if http is not None:
+            http_settings = merge(Settings(), http)
+            http_origins = merge_origins({}, http)
+            builder = Builder(self)
+            servers = tuple(builder.server(http_settings, http_origins, s)
+                            for s in http.children if s.ctx == SERVER)
+        for name in self.upstream_names:
+            if name not in self.upstreams:  # declared but its block failed: cannot happen
+                raise ConfigError(f'upstream "{name}" is not defined')
+        return Config(
+            path=self.path,
+            worker_processes=main.local.get("worker_processes", 1),
+            worker_connections=(events.local.get("worker_connections", 512)
+                                if events is not None else 512),
+            error_log=main.local.get("error_log", ("stderr", "error")),
+            pid=main.local.get("pid"),
+            servers=servers,
+            upstreams=dict(self.upstreams),
+            maps=tuple(self.maps.values()),
+            log_formats=dict(self.log_formats),
+            claims=frozenset(self.registry.claims),
+            warnings=tuple(self.messages),
+        )
+
+
+def load_config(path: str) -> Config:
+    """Parse, validate and build the configuration at ``path``."""
+    loader = Loader(path)
+    try:
+        return loader.build(parse_file(path))
+    except RecursionError:
+        raise ConfigError("configuration is nested too deeply", path) from None

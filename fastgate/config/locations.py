@@ -1,0 +1,104 @@
+"""Location matching, as ``ngx_http_core_find_location`` does it.
+
+1. an exact ``=`` match ends the search;
+2. otherwise the longest matching prefix is remembered (its nested locations are
+   searched the same way, and a nested exact or regex match wins);
+3. a ``^~`` longest prefix skips the regexes;
+4. regexes (``~`` case-sensitive, ``~*`` case-insensitive) are tried in the order of the
+   file; the first match wins and its captures become ``$1``, ``$2``...;
+5. otherwise the longest prefix is used. Named locations (``@name``) are only reached by
+   ``error_page`` and ``try_files``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from fastgate.config.errors import ConfigError
+from fastgate.config.model import Location
+
+# PCRE's (?<name>...) is Python's (?P<name>...); lookbehinds (?<= (?<! are left alone.
+_PCRE_NAMED = re.compile(r"\(\?<(?![=!])")
+
+
+def compile_regex(pattern: str, caseless: bool) -> re.Pattern[str]:
+    """A location or map regex; ``ConfigError`` (no position) if it does not compile."""
+    try:
+        return re.compile(_PCRE_NAMED.sub("(?P<", pattern), re.IGNORECASE if caseless else 0)
+    except re.error as e:
+        raise ConfigError(f'pcre2_compile() failed: {e} in "{pattern}"') from None
+
+
+@dataclass(frozen=True)
+class LocationTree:
+    exact: dict[str, Location] = field(default_factory=dict)
+    prefixes: tuple[Location, ...] = ()  # longest pattern first
+    regexes: tuple[Location, ...] = ()  # file order
+    named: dict[str, Location] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, locations: list[Location]) -> "LocationTree":
+        exact: dict[str, Location] = {}
+        prefixes: dict[str, Location] = {}
+        regexes: list[Location] = []
+        named: dict[str, Location] = {}
+        for loc in locations:
+            if loc.modifier == "=":
+                table = exact
+            elif loc.modifier == "@":
+                table = named
+            elif loc.modifier in ("", "^~"):
+                table = prefixes
+            else:
+                regexes.append(loc)
+                continue
+            if loc.pattern in table:
+                raise ConfigError(f'duplicate location "{loc.pattern}"', loc.where.file,
+                                  loc.where.line)
+            table[loc.pattern] = loc
+        ordered = tuple(sorted(prefixes.values(), key=lambda l: len(l.pattern), reverse=True))
+        return cls(exact, ordered, tuple(regexes), named)
+
+    def find(self, uri: str) -> tuple[Location | None, tuple[str, ...]]:
+        """The location for ``uri`` and the regex captures (``$0`` first) if a regex won."""
+        loc, caps, _ = self._find(uri)
+        return loc, caps
+
+    def _find(self, uri: str) -> tuple[Location | None, tuple[str, ...], bool]:
+        hit = self.exact.get(uri)
+        if hit is not None:
+            return hit, (), True
+        best = None
+        for loc in self.prefixes:
+            if uri.startswith(loc.pattern):
+                best = loc
+                break
+        noregex = best is not None and best.modifier == "^~"
+        if best is not None and best.children is not None:
+            inner, caps, done = best.children._find(uri)
+            if inner is not None:
+                if done:
+                    return inner, caps, True
+                best = inner
+                noregex = noregex or inner.modifier == "^~"
+        if not noregex:
+            for loc in self.regexes:
+                assert loc.regex is not None
+                m = loc.regex.search(uri)
+                if m is not None:
+                    if loc.children is not None:
+                        inner, caps, done = loc.children._find(uri)
+                        if inner is not None and done:
+                            return inner, caps, True
+                    return loc, (m.group(0),) + tuple(g or "" for g in m.groups()), True
+        return best, (), noregex
+
+    def all(self) -> list[Location]:
+        """Every location, nested ones included (for load-time checks)."""
+        out: list[Location] = []
+        for loc in (*self.exact.values(), *self.prefixes, *self.regexes, *self.named.values()):
+            out.append(loc)
+            if loc.children is not None:
+                out.extend(loc.children.all())
+        return out

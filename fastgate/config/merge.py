@@ -1,0 +1,131 @@
+"""Inheritance, in one place (nginx's ``merge_loc_conf``), and the objects built from the
+merged settings: locations with their verifiers, servers.
+
+Every ``Settings`` field set at a level replaces the outer value; lists are set as a
+whole per level, so ``proxy_set_header``, ``add_header`` and ``error_page`` are
+inherited only when the inner level has none — nginx's rule, with no special case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from fastgate.config.directives import LOCATION, Level
+from fastgate.config.locations import LocationTree
+from fastgate.config.model import Location, Server, Settings, Where
+from fastgate.config.parser import Directive
+from fastgate.jwt import Verifier
+
+if TYPE_CHECKING:
+    from fastgate.config.load import Loader
+
+
+def merge(parent: Settings, level: Level) -> Settings:
+    return dataclasses.replace(parent, **level.fields) if level.fields else parent
+
+
+def merge_origins(parent: dict[str, Directive], level: Level) -> dict[str, Directive]:
+    return {**parent, **level.origins} if level.origins else parent
+
+
+def _where(d: Directive | None) -> Where:
+    return Where(d.file, d.line) if d is not None else Where("", 0)
+
+
+class Builder:
+    """Turns levels into frozen servers and locations. Verifiers are shared between
+    locations whose key set, algorithm, leeway and cache size are the same, so one
+    token verified under ``/api/`` is a cache hit under ``/api/v2/``."""
+
+    def __init__(self, loader: "Loader") -> None:
+        self.ld = loader
+        self._verifiers: dict[tuple[Any, ...], Verifier] = {}
+
+    def server(self, http: Settings, http_origins: dict[str, Directive], lvl: Level) -> Server:
+        settings = merge(http, lvl)
+        origins = merge_origins(http_origins, lvl)
+        locations = [self.location(settings, origins, c) for c in lvl.children
+                     if c.ctx == LOCATION]
+        tree = LocationTree.build(locations)
+        fallback = self._make_location("", "", settings, origins, lvl, None)
+        ret = lvl.local.get("return")
+        server = Server(
+            listens=lvl.local.get("listen") or (self.ld.default_listen(),),
+            server_names=lvl.local.get("server_name", ("",)),
+            settings=settings,
+            locations=tree,
+            where=_where(lvl.directive),
+            ret=ret,
+            fallback=fallback,
+        )
+        self._check_targets(server)
+        return server
+
+    def location(self, parent: Settings, parent_origins: dict[str, Directive],
+                 lvl: Level) -> Location:
+        settings = merge(parent, lvl)
+        origins = merge_origins(parent_origins, lvl)
+        modifier, pattern = lvl.local["location"]
+        children = [self.location(settings, origins, c) for c in lvl.children]
+        tree = LocationTree.build(children) if children else None
+        return self._make_location(modifier, pattern, settings, origins, lvl, tree)
+
+    def _make_location(self, modifier: str, pattern: str, settings: Settings,
+                       origins: dict[str, Directive], lvl: Level,
+                       children: LocationTree | None) -> Location:
+        where = _where(lvl.directive)
+        verifier = self._verifier(settings, origins, where) if settings.auth_jwt != "off" else None
+        ret = lvl.local.get("return") if lvl.ctx == LOCATION else None
+        if ret is not None and verifier is not None and lvl.ctx == LOCATION:
+            d = lvl.origins["return"]
+            self.ld.warn(f'"return" in location "{pattern}" runs before auth_jwt: '
+                         "its response is not protected", d)
+        return Location(
+            modifier=modifier,
+            pattern=pattern,
+            settings=settings,
+            where=where,
+            regex=lvl.local.get("regex"),
+            proxy_pass=lvl.local.get("proxy_pass") if lvl.ctx == LOCATION else None,
+            ret=ret,
+            try_files=lvl.local.get("try_files") if lvl.ctx == LOCATION else None,
+            status_page=lvl.local.get("status_page", False),
+            verifier=verifier,
+            children=children,
+        )
+
+    def _verifier(self, s: Settings, origins: dict[str, Directive], where: Where) -> Verifier:
+        keys = s.auth_jwt_key + s.auth_jwt_key_file
+        anchor = origins.get("auth_jwt")
+        at = (anchor.file, anchor.line) if anchor is not None else (where.file, where.line)
+        if not keys:
+            raise self.ld.error("JWT: key not set", *at)
+        if s.auth_jwt_alg != "any" and not any(s.auth_jwt_alg in k.algorithms for k in keys):
+            d = origins.get("auth_jwt_alg")
+            kinds = ", ".join(sorted({k.kty for k in keys}))
+            raise self.ld.error(
+                f'JWT: the configured key ({kinds}) cannot verify "{s.auth_jwt_alg}"',
+                *((d.file, d.line) if d is not None else at),
+            )
+        ident = (tuple(id(k) for k in keys), s.auth_jwt_alg, s.auth_jwt_leeway,
+                 s.auth_jwt_cache)
+        v = self._verifiers.get(ident)
+        if v is None:
+            v = Verifier(keys, s.auth_jwt_alg, s.auth_jwt_leeway, s.auth_jwt_cache)
+            self._verifiers[ident] = v
+        return v
+
+    def _check_targets(self, server: Server) -> None:
+        """Named locations used by error_page and try_files must exist (at load, not at
+        the first error)."""
+        named = server.locations.named
+        for loc in [server.fallback, *server.locations.all()]:
+            assert loc is not None
+            targets = [(p.target, loc) for _, p in loc.settings.error_page]
+            if loc.try_files is not None and loc.try_files.fallback_target:
+                targets.append((loc.try_files.fallback_target, loc))
+            for target, at in targets:
+                if target.startswith("@") and target[1:] not in named and target not in named:
+                    raise self.ld.error(f'could not find named location "{target}"',
+                                        at.where.file, at.where.line)

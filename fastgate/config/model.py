@@ -1,0 +1,210 @@
+"""The configuration as immutable objects: what the proxy reads on every request.
+
+Built once by ``fastgate.config.load``; nothing here is parsed or loaded per request.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastgate.variables import Map, Template
+
+if TYPE_CHECKING:
+    from fastgate.config.locations import LocationTree
+    from fastgate._core import Key, Verifier
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A directive's place, for messages that come after loading (runtime warnings)."""
+
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+    ssl: bool = False
+    reuseport: bool = False
+    backlog: int = 511
+    default_server: bool = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamServer:
+    host: str
+    port: int
+    weight: int = 1
+    max_fails: int = 1
+    fail_timeout: float = 10.0
+    backup: bool = False
+    down: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    servers: tuple[UpstreamServer, ...]
+    # idle connections kept per worker; fastgate speaks HTTP/1.1 upstream and pools by
+    # default (nginx needs "keepalive N" plus proxy_http_version 1.1 for the same)
+    keepalive: int = 32
+    keepalive_timeout: float = 60.0
+    keepalive_requests: int = 1000
+    implicit: bool = False  # made for a "proxy_pass http://host:port" without a block
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyPass:
+    """``proxy_pass URL``: the upstream group and the URI part, if the URL has one."""
+
+    scheme: str
+    upstream: str  # name of an upstream group (implicit groups are named "host:port")
+    host_header: str  # what Host defaults to: the URL's host[:port] as written
+    uri: str | None  # None: pass the request URI unchanged; else replaces the prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    code: int
+    text: Template | None  # body for 2xx/4xx/5xx codes, Location for 301/302/303/307/308
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    target: str  # "@name" or a URI (may hold variables: rendered per request)
+    target_template: Template
+    code: int | None  # "=code" replaces the status; "=" alone takes the target's status
+    keep_target_status: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TryFiles:
+    """``try_files``: fastgate serves no files, so every file candidate misses and the last
+    argument decides: ``=CODE`` or a named location or a URI (internal redirect)."""
+
+    fallback_code: int | None
+    fallback_target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Require:
+    values: tuple[Template, ...]
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    path: str  # "off" never appears: an "off" level has an empty tuple
+    format: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogFormat:
+    name: str
+    template: Template
+    escape: str = "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything inherited http → server → location (nginx's merge rules; one place:
+    ``fastgate.config.merge``). Defaults are nginx's unless the comment says otherwise."""
+
+    auth_jwt: str = "off"  # "off", "on", or "var" (token from auth_jwt_source)
+    auth_jwt_source: Template | None = None
+    auth_jwt_key: tuple["Key", ...] = ()
+    auth_jwt_key_file: tuple["Key", ...] = ()
+    auth_jwt_alg: str = "any"
+    auth_jwt_require: Require | None = None
+    auth_jwt_leeway: float = 0.0
+    auth_jwt_options: bool = False
+    auth_jwt_cache: int = 10000
+    proxy_set_header: tuple[tuple[str, Template], ...] = ()
+    proxy_http_version: str = "1.1"  # nginx: 1.0; fastgate pools upstream connections
+    proxy_connect_timeout: float = 60.0
+    proxy_read_timeout: float = 60.0
+    proxy_send_timeout: float = 60.0
+    proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
+    proxy_next_upstream_tries: int = 0
+    add_header: tuple[tuple[str, Template, bool], ...] = ()
+    error_page: tuple[tuple[int, ErrorPage], ...] = ()
+    client_max_body_size: int = 1024 * 1024
+    client_header_timeout: float = 60.0
+    client_body_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    keepalive_requests: int = 1000
+    large_client_header_buffers: tuple[int, int] = (4, 8192)
+    access_log: tuple[AccessLog, ...] | None = None  # None: not set anywhere
+    ssl_certificate: str | None = None
+    ssl_certificate_key: str | None = None
+    ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+
+    def error_page_for(self, status: int) -> ErrorPage | None:
+        for code, page in self.error_page:
+            if code == status:
+                return page
+        return None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A ``location`` block, with its settings merged and its verifier built."""
+
+    modifier: str  # "=", "^~", "", "~", "~*", "@"
+    pattern: str
+    settings: Settings
+    where: Where
+    regex: re.Pattern[str] | None = None
+    proxy_pass: ProxyPass | None = None
+    ret: Return | None = None
+    try_files: TryFiles | None = None
+    status_page: bool = False
+    verifier: "Verifier | None" = None
+    children: "LocationTree | None" = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.modifier} {self.pattern}".strip()
+
+
+@dataclass(frozen=True)
+class Server:
+    listens: tuple[Listen, ...]
+    server_names: tuple[str, ...]
+    settings: Settings
+    locations: "LocationTree"
+    where: Where
+    ret: Return | None = None  # a server-level return: server rewrite phase
+    # the server's own settings as a location, for requests no location matches
+    fallback: Location | None = None
+
+    @property
+    def name(self) -> str:
+        return self.server_names[0] if self.server_names else ""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    worker_processes: int = 1
+    worker_connections: int = 512
+    error_log: tuple[str, str] = ("stderr", "error")
+    pid: str | None = None
+    servers: tuple[Server, ...] = ()
+    upstreams: dict[str, Upstream] = field(default_factory=dict)
+    maps: tuple[Map, ...] = ()
+    log_formats: dict[str, LogFormat] = field(default_factory=dict)
+    claims: frozenset[str] = frozenset()  # $jwt_claim_* names the config references
+    warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start

@@ -1,0 +1,1 @@
+"""fastgate.proxy"""

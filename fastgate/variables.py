@@ -1,0 +1,348 @@
+"""Variables: the registry of names, compiled value templates, and lazy ``map`` blocks.
+
+A value such as ``"Bearer $jwt_claim_sub-$host"`` is compiled once, at load, into a
+``Template``: literal text and getter functions. Rendering calls only the getters it
+holds, so a variable is computed only when something uses it. ``map`` results are
+memoised per request in ``r.memo``.
+
+Getters take the request state object of the proxy (``fastgate.proxy.request.Request``)
+and read its attributes; this module does not import it, so there is no cycle and the
+config can be tested without a server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fastgate.config.errors import ConfigError
+
+Getter = Callable[[Any], str]
+
+# $name or ${name}; names are [A-Za-z0-9_] as in nginx
+_VAR = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+
+
+def _header(name: str) -> Getter:
+    wanted = name.replace("_", "-")
+
+    def get(r: Any) -> str:
+        values = [v for n, v in r.headers if n == wanted]
+        if not values:
+            return ""
+        # nginx joins repeated headers with ", " (and "; " for Cookie)
+        return ("; " if wanted == "cookie" else ", ").join(values)
+
+    return get
+
+
+def _arg(name: str) -> Getter:
+    def get(r: Any) -> str:
+        return query_arg(r.args, name)
+
+    return get
+
+
+def query_arg(args: str, name: str) -> str:
+    """The first ``name=value`` of a query string, undecoded, as ``$arg_NAME`` reads it."""
+    if not args:
+        return ""
+    for part in args.split("&"):
+        key, eq, value = part.partition("=")
+        if key.lower() == name:
+            return value
+    return ""
+
+
+def _cookie(name: str) -> Getter:
+    def get(r: Any) -> str:
+        return cookie_value(r.headers, name)
+
+    return get
+
+
+def cookie_value(headers: list[tuple[str, str]], name: str) -> str:
+    for n, v in headers:
+        if n != "cookie":
+            continue
+        for part in v.split(";"):
+            key, eq, value = part.strip().partition("=")
+            if eq and key.lower() == name:
+                return value
+    return ""
+
+
+def _claim(name: str) -> Getter:
+    def get(r: Any) -> str:
+        tok = r.token
+        return tok.claim_text(name) if tok is not None else ""
+
+    return get
+
+
+def _jwt_header(name: str) -> Getter:
+    def get(r: Any) -> str:
+        tok = r.token
+        return tok.header_text(name) if tok is not None else ""
+
+    return get
+
+
+def _forwarded_for(r: Any) -> str:
+    prior = _header("x_forwarded_for")(r)
+    return f"{prior}, {r.remote_addr}" if prior else r.remote_addr
+
+
+def _time_local(r: Any) -> str:
+    return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(r.start))
+
+
+def _time_iso8601(r: Any) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(r.start))
+
+
+def _request_time(r: Any) -> str:
+    return f"{time.time() - r.start:.3f}"
+
+
+def _token_json(attr: str) -> Getter:
+    def get(r: Any) -> str:
+        tok = r.token
+        return getattr(tok, attr).decode("utf-8") if tok is not None else ""
+
+    return get
+
+
+_HOSTNAME = socket.gethostname()
+
+# The fixed variables: name → getter.
+BUILTIN: dict[str, Getter] = {
+    "host": lambda r: r.host,
+    "scheme": lambda r: r.scheme,
+    "https": lambda r: "on" if r.scheme == "https" else "",
+    "request_uri": lambda r: r.target,
+    "uri": lambda r: r.uri,
+    "document_uri": lambda r: r.uri,
+    "args": lambda r: r.args,
+    "query_string": lambda r: r.args,
+    "is_args": lambda r: "?" if r.args else "",
+    "request": lambda r: f"{r.method} {r.target} HTTP/{r.version}",
+    "request_method": lambda r: r.method,
+    "server_protocol": lambda r: f"HTTP/{r.version}",
+    "remote_addr": lambda r: r.remote_addr,
+    "binary_remote_addr": lambda r: r.remote_addr,
+    "remote_port": lambda r: str(r.remote_port),
+    "server_addr": lambda r: r.server_addr,
+    "server_port": lambda r: str(r.server_port),
+    "server_name": lambda r: r.server_name,
+    "hostname": lambda r: _HOSTNAME,
+    "pid": lambda r: str(os.getpid()),
+    "status": lambda r: str(r.status),
+    "request_time": _request_time,
+    "request_length": lambda r: str(r.request_length),
+    "body_bytes_sent": lambda r: str(r.body_bytes_sent),
+    "bytes_sent": lambda r: str(r.bytes_sent),
+    "content_type": _header("content_type"),
+    "content_length": _header("content_length"),
+    "upstream_addr": lambda r: r.upstream_addr,
+    "upstream_status": lambda r: r.upstream_status,
+    "upstream_response_time": lambda r: r.upstream_response_time,
+    "proxy_host": lambda r: r.proxy_host,
+    "proxy_port": lambda r: r.proxy_port,
+    "proxy_add_x_forwarded_for": _forwarded_for,
+    "request_id": lambda r: r.request_id,
+    "connection": lambda r: str(r.connection_id),
+    "connection_requests": lambda r: str(r.connection_requests),
+    "time_local": _time_local,
+    "time_iso8601": _time_iso8601,
+    "msec": lambda r: f"{time.time():.3f}",
+    "jwt_headers": _token_json("header_json"),
+    "jwt_payload": _token_json("payload_json"),
+}
+
+# Prefixed families: prefix → getter factory taking the rest of the name.
+PREFIXES: dict[str, Callable[[str], Getter]] = {
+    "http_": _header,
+    "arg_": _arg,
+    "cookie_": _cookie,
+    "jwt_claim_": _claim,
+    "jwt_header_": _jwt_header,
+}
+
+# Prefixes whose rest is case-sensitive (JSON member names); the rest is lowercased as
+# nginx does for headers, arguments and cookies.
+_CASE_SENSITIVE = ("jwt_claim_", "jwt_header_")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A value with variables, compiled. ``parts`` alternate literal strings and getters."""
+
+    source: str
+    parts: tuple[str | Getter, ...]
+    variables: frozenset[str] = frozenset()
+
+    @property
+    def is_literal(self) -> bool:
+        return all(isinstance(p, str) for p in self.parts)
+
+    def render(self, r: Any) -> str:
+        parts = self.parts
+        if len(parts) == 1:
+            p = parts[0]
+            return p if isinstance(p, str) else p(r)
+        return "".join([p if isinstance(p, str) else p(r) for p in parts])
+
+
+@dataclass
+class Registry:
+    """The variables a configuration may use: built-ins, prefixes, and its own maps."""
+
+    defined: dict[str, Getter] = field(default_factory=dict)
+    # every jwt claim / header name the config references, so the hot path knows them
+    claims: set[str] = field(default_factory=set)
+    jwt_headers: set[str] = field(default_factory=set)
+    uses_jwt: bool = False
+
+    def define(self, name: str, getter: Getter) -> None:
+        self.defined[name.lower()] = getter
+
+    def is_known(self, name: str) -> bool:
+        try:
+            self.getter(name)
+        except KeyError:
+            return False
+        return True
+
+    def getter(self, name: str) -> Getter:
+        """The getter for ``name`` (without ``$``); ``KeyError`` if there is none."""
+        if name.isdigit():
+            index = int(name)
+            return lambda r: _capture(r, index)
+        low = name.lower()
+        if low in self.defined:
+            return self.defined[low]
+        if low in BUILTIN:
+            if low in ("jwt_headers", "jwt_payload"):
+                self.uses_jwt = True
+            return BUILTIN[low]
+        for prefix, factory in PREFIXES.items():
+            if low.startswith(prefix) and len(low) > len(prefix):
+                rest = name[len(prefix):] if prefix in _CASE_SENSITIVE else low[len(prefix):]
+                if prefix == "jwt_claim_":
+                    self.claims.add(rest)
+                    self.uses_jwt = True
+                elif prefix == "jwt_header_":
+                    self.jwt_headers.add(rest)
+                    self.uses_jwt = True
+                return factory(rest)
+        raise KeyError(name)
+
+    def compile(self, text: str, where: Any = None) -> Template:
+        """Compile ``text``; an unknown variable is a ``ConfigError`` at ``where``."""
+        parts: list[str | Getter] = []
+        names: set[str] = set()
+        pos = 0
+        for m in _VAR.finditer(text):
+            if m.start() > pos:
+                parts.append(text[pos:m.start()])
+            name = m.group(1) or m.group(2)
+            try:
+                parts.append(self.getter(name))
+            except KeyError:
+                raise _error(f'unknown "{name}" variable', where) from None
+            names.add(name)
+            pos = m.end()
+        rest = text[pos:]
+        if "$" in rest:
+            i = rest.index("$")
+            if rest[i + 1:i + 2] == "{":
+                raise _error("the closing bracket in variable is missing", where)
+            raise _error(f'invalid variable name in "{text}"', where)
+        if rest:
+            parts.append(rest)
+        if not parts:
+            parts.append("")
+        return Template(text, tuple(parts), frozenset(names))
+
+
+def _capture(r: Any, index: int) -> str:
+    caps = r.captures
+    if caps and index < len(caps):
+        return caps[index] or ""
+    return ""
+
+
+def _error(message: str, where: Any) -> ConfigError:
+    if where is None:
+        return ConfigError(message)
+    return ConfigError(message, where.file, where.line)
+
+
+# --- map ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MapRegex:
+    pattern: re.Pattern[str]
+    value: Template
+
+
+@dataclass(frozen=True)
+class Map:
+    """``map $source $name { ... }``: exact keys (case-insensitive, as nginx), hostname
+    wildcards, regexes in order (``~`` / ``~*``, captures usable as ``$1``...), default."""
+
+    name: str
+    source: Template
+    exact: dict[str, Template]
+    regexes: tuple[MapRegex, ...]
+    default: Template
+    hostnames: bool = False
+    # ".example.com" suffixes, longest first ("*.example.com"; ".example.com" also
+    # puts "example.com" among the exact keys); "www.example." prefixes, longest first
+    wild_head: tuple[tuple[str, Template], ...] = ()
+    wild_tail: tuple[tuple[str, Template], ...] = ()
+
+    def getter(self) -> Getter:
+        key = self.name
+
+        def get(r: Any) -> str:
+            memo = r.memo
+            if key in memo:
+                return memo[key]
+            memo[key] = ""  # a map that refers to itself reads empty, never loops
+            value = self.evaluate(r)
+            memo[key] = value
+            return value
+
+        return get
+
+    def evaluate(self, r: Any) -> str:
+        src = self.source.render(r)
+        low = src.lower()
+        hit = self.exact.get(low)
+        if hit is not None:
+            return hit.render(r)
+        if self.hostnames:
+            host = low.rstrip(".")
+            for suffix, value in self.wild_head:
+                if host.endswith(suffix):
+                    return value.render(r)
+            for prefix, value in self.wild_tail:
+                if host.startswith(prefix):
+                    return value.render(r)
+        for rx in self.regexes:
+            m = rx.pattern.search(src)
+            if m is not None:
+                saved = r.captures
+                r.captures = (m.group(0),) + m.groups()
+                try:
+                    return rx.value.render(r)
+                finally:
+                    r.captures = saved
+        return self.default.render(r)

@@ -1,0 +1,295 @@
+"""Every directive of the table in every context: accepted where allowed, refused with
+nginx's message where not. Then inheritance, one rule at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fastgate.config import ConfigError, load_config
+from fastgate.config.directives import (
+    EVENTS,
+    HTTP,
+    LOCATION,
+    MAIN,
+    SERVER,
+    TABLE,
+    UPSTREAM,
+    UPSTREAM_TABLE,
+)
+
+# A valid use of each directive, as it would be written inside any allowed context.
+SAMPLES = {
+    "worker_processes": "worker_processes 2;",
+    "error_log": "error_log stderr warn;",
+    "pid": "pid run/fastgate.pid;",
+    "load_module": "load_module modules/ngx_http_auth_jwt_module.so;",
+    "user": "user nobody;",
+    "events": "events { worker_connections 64; }",
+    "http": "http { }",
+    "worker_connections": "worker_connections 64;",
+    "server": "server { listen 127.0.0.1:8999; }",
+    "upstream": "upstream pool { server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s; keepalive 8; }",
+    "map": 'map $http_x $mx { default 0; "a" 1; ~^b(.*) $1; }',
+    "log_format": "log_format short '$remote_addr $status';",
+    "listen": "listen 127.0.0.1:8998 reuseport backlog=128;",
+    "server_name": "server_name example.com *.example.org;",
+    "location": "location /x/ { }",
+    "return": 'return 200 "ok";',
+    "try_files": "try_files $uri =404;",
+    "proxy_pass": "proxy_pass http://127.0.0.1:9002/;",
+    "fastgate_status": "fastgate_status;",
+    "auth_jwt": "auth_jwt off;",
+    "auth_jwt_key": 'auth_jwt_key "0123456789abcdef0123456789abcdef" hex;',
+    "auth_jwt_key_file": "auth_jwt_key_file KEYFILE;",
+    "auth_jwt_alg": "auth_jwt_alg HS256;",
+    "auth_jwt_require": "auth_jwt_require $arg_ok error=403;",
+    "auth_jwt_leeway": "auth_jwt_leeway 30s;",
+    "auth_jwt_options": "auth_jwt_options on;",
+    "auth_jwt_cache": "auth_jwt_cache 500;",
+    "proxy_set_header": "proxy_set_header X-User $jwt_claim_sub;",
+    "proxy_http_version": "proxy_http_version 1.1;",
+    "proxy_connect_timeout": "proxy_connect_timeout 5s;",
+    "proxy_read_timeout": "proxy_read_timeout 1m;",
+    "proxy_send_timeout": "proxy_send_timeout 500ms;",
+    "proxy_next_upstream": "proxy_next_upstream error timeout http_502;",
+    "proxy_next_upstream_tries": "proxy_next_upstream_tries 3;",
+    "proxy_buffering": "proxy_buffering off;",
+    "proxy_request_buffering": "proxy_request_buffering off;",
+    "proxy_buffers": "proxy_buffers 8 16k;",
+    "proxy_buffer_size": "proxy_buffer_size 16k;",
+    "add_header": "add_header X-Frame-Options DENY always;",
+    "error_page": "error_page 404 =200 /empty;",
+    "client_max_body_size": "client_max_body_size 10m;",
+    "client_header_timeout": "client_header_timeout 10s;",
+    "client_body_timeout": "client_body_timeout 10s;",
+    "keepalive_timeout": "keepalive_timeout 30s;",
+    "keepalive_requests": "keepalive_requests 500;",
+    "large_client_header_buffers": "large_client_header_buffers 4 16k;",
+    "access_log": "access_log off;",
+    "ssl_certificate": "ssl_certificate cert.pem;",
+    "ssl_certificate_key": "ssl_certificate_key key.pem;",
+    "ssl_protocols": "ssl_protocols TLSv1.2 TLSv1.3;",
+    "sendfile": "sendfile on;",
+    "tcp_nopush": "tcp_nopush on;",
+    "tcp_nodelay": "tcp_nodelay on;",
+    "types": "types { text/html html; }",
+    "default_type": "default_type application/octet-stream;",
+    "charset": "charset utf-8;",
+    "server_tokens": "server_tokens off;",
+    "root": "root /var/www;",
+    "index": "index index.html;",
+}
+UPSTREAM_SAMPLES = {
+    "server": "server 127.0.0.1:9003 backup;",
+    "keepalive": "keepalive 16;",
+    "keepalive_requests": "keepalive_requests 100;",
+    "keepalive_timeout": "keepalive_timeout 30s;",
+}
+
+CONTEXTS = [MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM]
+
+
+def _config(ctx: str, body: str) -> str:
+    """A config with ``body`` inside context ``ctx`` and nothing else of note."""
+    if ctx == MAIN:
+        return body + "\n"
+    if ctx == EVENTS:
+        return "events {\n" + body + "\n}\n"
+    if ctx == HTTP:
+        return "http {\n" + body + "\n}\n"
+    if ctx == SERVER:
+        return "http { server { listen 127.0.0.1:8997;\n" + body + "\n} }\n"
+    if ctx == LOCATION:
+        return "http { server { listen 127.0.0.1:8997; location / {\n" + body + "\n} } }\n"
+    return "http { upstream u { server 127.0.0.1:1;\n" + body + "\n} }\n"
+
+
+def _cases() -> list[tuple[str, str, bool]]:
+    out = []
+    for name, spec in TABLE.items():
+        for ctx in CONTEXTS:
+            if ctx == UPSTREAM and name in UPSTREAM_TABLE:
+                continue  # the upstream block's own directive of that name: below
+            out.append((name, ctx, ctx in spec.contexts))
+    for name in UPSTREAM_TABLE:
+        out.append((f"upstream:{name}", UPSTREAM, True))
+    return out
+
+
+def test_every_directive_has_a_sample() -> None:
+    assert set(TABLE) == set(SAMPLES)
+    assert set(UPSTREAM_TABLE) == set(UPSTREAM_SAMPLES)
+
+
+@pytest.mark.parametrize("name,ctx,allowed", _cases(), ids=[f"{n}-{c}" for n, c, _ in _cases()])
+def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool) -> None:
+    (tmp_path / "jwks.json").write_text('{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}')
+    if name.startswith("upstream:"):
+        sample = UPSTREAM_SAMPLES[name.split(":", 1)[1]]
+    else:
+        sample = SAMPLES[name]
+    sample = sample.replace("KEYFILE", str(tmp_path / "jwks.json"))
+    path = tmp_path / "t.conf"
+    text = _config(ctx, sample)
+    if name == "error_page" and ctx in (SERVER, LOCATION):
+        text = text.replace("location / {", "location = /empty { return 204; } location / {")
+    path.write_text(text)
+    if allowed:
+        load_config(str(path))
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    line = 2 if ctx != MAIN else 1
+    expected = f'"{name}" directive is not allowed here'
+    if name == "server" and ctx == UPSTREAM:  # the upstream's own "server" takes no block
+        expected = 'directive "server" is not terminated by ";"'
+    assert str(info.value) == f"{expected} in {path}:{line}"
+
+
+# --- inheritance -------------------------------------------------------------------------------
+
+
+def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.conf"
+    path.write_text(text)
+    return load_config(str(path))
+
+
+def _loc(cfg, uri: str, server: int = 0):  # type: ignore[no-untyped-def]
+    loc, _ = cfg.servers[server].locations.find(uri)
+    return loc
+
+
+INHERIT = """
+http {
+  auth_jwt_key "http-level-secret-0123456789abcdef";
+  auth_jwt_alg HS256;
+  proxy_read_timeout 11s;
+  proxy_set_header X-A a;
+  proxy_set_header X-B b;
+  add_header X-H h;
+  client_max_body_size 2m;
+  error_page 404 /nf;
+  server {
+    listen 127.0.0.1:8001;
+    proxy_read_timeout 22s;
+    location / { }
+    location /own/ {
+      proxy_set_header X-C c;
+      add_header X-L l always;
+      client_max_body_size 0;
+      auth_jwt on;
+      auth_jwt_alg any;
+      error_page 500 /err;
+      location /own/deep/ { proxy_read_timeout 33s; }
+    }
+    location /nf { return 404; }
+    location /err { return 500; }
+  }
+  server {
+    listen 127.0.0.1:8002;
+    auth_jwt on;
+    auth_jwt_key "server-level-secret-0123456789abcdef";
+    location / { auth_jwt off; }
+    location /on/ { }
+  }
+}
+"""
+
+
+def test_scalars_inherit_and_override(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, INHERIT)
+    assert _loc(cfg, "/").settings.proxy_read_timeout == 22
+    assert _loc(cfg, "/own/x").settings.proxy_read_timeout == 22
+    assert _loc(cfg, "/own/deep/x").settings.proxy_read_timeout == 33
+    assert _loc(cfg, "/").settings.client_max_body_size == 2 * 1024 * 1024
+    assert _loc(cfg, "/own/x").settings.client_max_body_size == 0
+    assert _loc(cfg, "/own/x").settings.auth_jwt_alg == "any"
+    assert _loc(cfg, "/").settings.auth_jwt_alg == "HS256"
+
+
+def test_lists_inherited_only_when_level_sets_none(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, INHERIT)
+    names = lambda loc: [n for n, _ in loc.settings.proxy_set_header]  # noqa: E731
+    assert names(_loc(cfg, "/")) == ["X-A", "X-B"]
+    assert names(_loc(cfg, "/own/x")) == ["X-C"]
+    assert names(_loc(cfg, "/own/deep/x")) == ["X-C"]  # nested inherits from its parent
+    assert [n for n, _, _ in _loc(cfg, "/").settings.add_header] == ["X-H"]
+    assert [(n, a) for n, _, a in _loc(cfg, "/own/x").settings.add_header] == [("X-L", True)]
+    assert [c for c, _ in _loc(cfg, "/").settings.error_page] == [404]
+    assert [c for c, _ in _loc(cfg, "/own/x").settings.error_page] == [500]
+
+
+def test_auth_inheritance_and_verifiers(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, INHERIT)
+    assert _loc(cfg, "/").verifier is None
+    own = _loc(cfg, "/own/x")
+    assert own.verifier is not None and own.verifier.algorithm == "any"
+    assert _loc(cfg, "/own/deep/x").verifier is own.verifier  # same keys/alg: one cache
+    assert _loc(cfg, "/", 1).verifier is None
+    on = _loc(cfg, "/on/", 1)
+    assert on.verifier is not None
+    assert on.verifier.keys[0].secret == b"server-level-secret-0123456789abcdef"
+    assert cfg.servers[1].fallback.verifier is on.verifier
+
+
+def test_return_with_auth_warns(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, """http { server { listen 127.0.0.1:1;
+      auth_jwt_key "k-k-k-k-k-k-k-k-k-k-k-k-k-k-k-k"; auth_jwt on;
+      location /x { return 200; } } }""")
+    assert any('"return" in location "/x" runs before auth_jwt' in w for w in cfg.warnings)
+
+
+def test_ignored_directives_warn(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "user nginx;\nhttp {\nsendfile on;\ngzip on;\ngzip_types text/plain;\n"
+                          "proxy_buffering off;\n}\n")
+    assert len(cfg.warnings) == 4
+    assert cfg.warnings[0].startswith('[warn] "user" directive is ignored')
+    assert cfg.warnings[2].startswith('[warn] "gzip" directive is ignored')
+
+
+def test_main_settings(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "worker_processes auto;\npid /tmp/fg.pid;\nerror_log stderr info;\n"
+                          "events { worker_connections 99; }\n")
+    assert cfg.worker_processes >= 1
+    assert cfg.pid == "/tmp/fg.pid"
+    assert cfg.error_log == ("stderr", "info")
+    assert cfg.worker_connections == 99
+
+
+def test_upstreams_and_proxy_pass(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, """http {
+      upstream users { server 127.0.0.1:8001 weight=3; server localhost:8002 backup; keepalive 4; }
+      server { listen 127.0.0.1:1;
+        location /users/ { proxy_pass http://users/; }
+        location /direct { proxy_pass http://127.0.0.1:9000; }
+        location /later { proxy_pass http://defined_after; }
+      }
+      upstream defined_after { server 127.0.0.1:7000; }
+    }""")
+    users = _loc(cfg, "/users/1").proxy_pass
+    assert (users.upstream, users.uri, users.host_header) == ("users", "/", "users")
+    assert cfg.upstreams["users"].servers[0].weight == 3
+    assert cfg.upstreams["users"].servers[1].backup
+    assert cfg.upstreams["users"].keepalive == 4
+    direct = _loc(cfg, "/direct").proxy_pass
+    assert (direct.upstream, direct.uri) == ("127.0.0.1:9000", None)
+    assert cfg.upstreams["127.0.0.1:9000"].implicit
+    assert _loc(cfg, "/later").proxy_pass.upstream == "defined_after"
+
+
+def test_include_glob(tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "b.conf").write_text("server { listen 127.0.0.1:2; server_name b; }")
+    (tmp_path / "conf.d" / "a.conf").write_text("server { listen 127.0.0.1:1; server_name a; }")
+    cfg = _load(tmp_path, "http { include conf.d/*.conf; include nothing/*.conf; }")
+    assert [s.name for s in cfg.servers] == ["a", "b"]
+
+
+def test_claims_referenced_are_collected(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, """http {
+      map $jwt_claim_role $admin { default 0; }
+      server { listen 127.0.0.1:1; location / { proxy_set_header X $jwt_claim_sub; } } }""")
+    assert cfg.claims == {"role", "sub"}

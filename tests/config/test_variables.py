@@ -1,0 +1,225 @@
+"""Lexer, variable templates and maps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+
+from fastgate.config import ConfigError, load_config
+from fastgate.config.lexer import tokenize
+from fastgate.jwt import HMACKey, Verifier
+from fastgate.variables import Registry, cookie_value, query_arg
+
+SECRET = b"variables-test-secret-0123456789abcdef"
+
+
+def request(**kw: Any) -> SimpleNamespace:
+    base = dict(
+        method="GET", target="/p/a%20b?x=1&Y=2", uri="/p/a b", args="x=1&Y=2", version="1.1",
+        headers=[("host", "example.com:8080"), ("cookie", "a=1; session_token=tok; b=2"),
+                 ("x-token", "xt"), ("x-forwarded-for", "10.0.0.1")],
+        host="example.com", scheme="http", remote_addr="127.0.0.1", remote_port=5555,
+        server_addr="127.0.0.1", server_port=8080, server_name="example.com", status=200,
+        start=time.time(), request_length=100, body_bytes_sent=5, bytes_sent=105,
+        upstream_addr="", upstream_status="", upstream_response_time="", proxy_host="",
+        proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
+        token=None, captures=(), memo={},
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def token(payload: dict, headers: dict | None = None) -> Any:
+    tok = pyjwt.encode(payload, SECRET, algorithm="HS256", headers=headers).encode()
+    return Verifier([HMACKey(SECRET)]).verify(tok, time.time())
+
+
+# --- lexer -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text,values",
+    [
+        ('a "\\"admin\\"" b;', ["a", '"admin"', "b", ";"]),
+        ("a 'x y' \"z\";", ["a", "x y", "z", ";"]),
+        (r"location ~ \.php$ {", ["location", "~", r"\.php$", "{"]),
+        ('x "a\\tb\\nc\\\\d";', ["x", "a\tb\nc\\d", ";"]),
+        ("x ${host}abc;", ["x", "${host}abc", ";"]),
+        ("x a#b; # comment\ny;", ["x", "a#b", ";", "y", ";"]),
+        ("x a\\ b;", ["x", "a\\ b", ";"]),  # nginx keeps the backslash: not one of its escapes
+        ("x{y;}", ["x", "{", "y", ";", "}"]),
+    ],
+)
+def test_lexer(text: str, values: list[str]) -> None:
+    assert [t.value for t in tokenize(text, "t")] == values
+
+
+def test_lexer_lines() -> None:
+    toks = list(tokenize('a;\n\n"multi\nline" b;\n c;', "t"))
+    assert [(t.value, t.line) for t in toks] == [
+        ("a", 1), (";", 1), ("multi\nline", 3), ("b", 4), (";", 4), ("c", 5), (";", 5)]
+
+
+def test_text_after_quote_is_an_error() -> None:
+    with pytest.raises(ConfigError, match='unexpected "b"'):
+        list(tokenize('a "x"b;', "t"))
+
+
+# --- templates ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("plain", "plain"),
+        ("$host", "example.com"),
+        ("${host}:$server_port", "example.com:8080"),
+        ("$scheme://$host$request_uri", "http://example.com/p/a%20b?x=1&Y=2"),
+        ("$uri|$args|$is_args", "/p/a b|x=1&Y=2|?"),
+        ("$arg_x-$arg_y-$arg_missing.", "1-2-."),
+        ("$http_x_token/$HTTP_X_TOKEN/$http_host", "xt/xt/example.com:8080"),
+        ("$cookie_session_token", "tok"),
+        ("$remote_addr:$remote_port", "127.0.0.1:5555"),
+        ("$request_method $server_protocol", "GET HTTP/1.1"),
+        ("$request", "GET /p/a%20b?x=1&Y=2 HTTP/1.1"),
+        ("$proxy_add_x_forwarded_for", "10.0.0.1, 127.0.0.1"),
+        ("$status $body_bytes_sent", "200 5"),
+        ("$jwt_claim_sub", ""),
+        ("$$", "$$"),
+    ],
+)
+def test_render(source: str, expected: str) -> None:
+    reg = Registry()
+    if source == "$$":
+        with pytest.raises(ConfigError):
+            reg.compile(source)
+        return
+    assert reg.compile(source).render(request()) == expected
+
+
+def test_jwt_variables_are_json() -> None:
+    reg = Registry()
+    t = reg.compile("$jwt_claim_sub|$jwt_claim_n|$jwt_claim_roles|$jwt_claim_none|$jwt_header_alg")
+    r = request(token=token({"sub": "user123", "n": 42, "roles": ["a", "b"]}))
+    assert t.render(r) == '"user123"|42|["a","b"]||"HS256"'
+    assert reg.claims == {"sub", "n", "roles", "none"}
+    assert reg.jwt_headers == {"alg"}
+    whole = reg.compile("$jwt_payload").render(r)
+    assert whole == '{"sub":"user123","n":42,"roles":["a","b"]}'
+
+
+def test_claim_names_are_case_sensitive() -> None:
+    r = request(token=token({"userId": "u1", "userid": "u2"}))
+    assert Registry().compile("$jwt_claim_userId $jwt_claim_userid").render(r) == '"u1" "u2"'
+
+
+def test_unknown_variable() -> None:
+    with pytest.raises(ConfigError, match='unknown "nope" variable'):
+        Registry().compile("a $nope b")
+
+
+def test_literal_template() -> None:
+    t = Registry().compile("just text")
+    assert t.is_literal and t.render(request()) == "just text"
+
+
+def test_query_and_cookie_helpers() -> None:
+    assert query_arg("a=1&b=&c", "b") == ""
+    assert query_arg("a=1&A=2", "a") == "1"
+    assert query_arg("", "a") == ""
+    assert cookie_value([("cookie", "x=1"), ("cookie", "y=2")], "y") == "2"
+    assert cookie_value([("cookie", "novalue; y=2")], "novalue") == ""
+
+
+# --- maps ----------------------------------------------------------------------------------------
+
+MAPS = r"""
+http {
+  map $jwt_claim_role $is_admin  { "\"admin\"" 1; "\"superuser\"" 1; default 0; }
+  map $jwt_claim_role $is_editor { "\"admin\"" 1; "\"editor\"" 1; default 0; }
+  map $uri $section {
+    default          other;
+    /exact           exact;
+    ~^/api/v(\d+)/   api-$1;
+    ~*^/IMG/         images;
+  }
+  map $http_host $site {
+    hostnames;
+    default        none;
+    example.com    main;
+    *.example.org  org-sub;
+    .example.net   net-any;
+    www.example.*  www-any;
+  }
+  map $section $chained { api-2 two; default not-two; }
+  map $arg_x $no_default { a A; }
+  server { listen 127.0.0.1:1;
+    location / { proxy_set_header X "$is_admin$is_editor$section$site$chained$no_default"; } }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def maps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("maps") / "t.conf"
+    path.write_text(MAPS)
+    cfg = load_config(str(path))
+    return {m.name: m for m in cfg.maps}
+
+
+def _eval(maps: dict, name: str, **kw: Any) -> str:
+    r = request(**kw)
+    return maps[name].getter()(r)
+
+
+@pytest.mark.parametrize(
+    "role,admin,editor",
+    [("admin", "1", "1"), ("superuser", "1", "0"), ("editor", "0", "1"), ("viewer", "0", "0"),
+     (None, "0", "0"), ("ADMIN", "1", "1")],  # nginx map strings are case-insensitive
+)
+def test_rbac_maps(maps: dict, role: str | None, admin: str, editor: str) -> None:
+    tok = token({"role": role} if role is not None else {"sub": "x"})
+    assert _eval(maps, "is_admin", token=tok) == admin
+    assert _eval(maps, "is_editor", token=tok) == editor
+
+
+@pytest.mark.parametrize(
+    "uri,expected",
+    [("/exact", "exact"), ("/EXACT", "exact"), ("/api/v2/x", "api-2"), ("/api/v10/", "api-10"),
+     ("/img/a.png", "images"), ("/IMG/a.png", "images"), ("/api/vx/", "other"), ("/", "other")],
+)
+def test_map_exact_regex_captures(maps: dict, uri: str, expected: str) -> None:
+    assert _eval(maps, "section", uri=uri) == expected
+
+
+@pytest.mark.parametrize(
+    "host,expected",
+    [("example.com", "main"), ("a.example.org", "org-sub"), ("example.org", "none"),
+     ("x.y.example.net", "net-any"), ("example.net", "net-any"), ("www.example.io", "www-any"),
+     ("other.com", "none")],
+)
+def test_map_hostnames(maps: dict, host: str, expected: str) -> None:
+    assert _eval(maps, "site", headers=[("host", host)]) == expected
+
+
+def test_map_of_map_and_memo(maps: dict) -> None:
+    r = request(uri="/api/v2/")
+    assert maps["chained"].getter()(r) == "two"
+    assert r.memo == {"section": "api-2", "chained": "two"}
+
+
+def test_map_without_default_is_empty(maps: dict) -> None:
+    assert _eval(maps, "no_default", args="x=a") == "A"
+    assert _eval(maps, "no_default", args="x=b") == ""
+
+
+def test_map_is_lazy(tmp_path: Path) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http { map $http_x $m { default 1; } server { listen 127.0.0.1:1; } }")
+    cfg = load_config(str(path))
+    r = request()
+    assert r.memo == {}  # nothing evaluated until asked
+    assert cfg.maps[0].getter()(r) == "1"
