@@ -131,7 +131,7 @@ class Loader:
     def build(self, tree: tuple[Directive, ...]) -> Config:
         self.log_formats["combined"] = LogFormat("combined", self.registry.compile(COMBINED))
         main = Level(MAIN, None)
-        self.walk(tree, main)
+        self.walk(_implicit_http(tree), main)
         for name, d in self._wanted_formats:
             if name not in self.log_formats:
                 raise d.error(f'unknown log format "{name}"')
@@ -161,6 +161,21 @@ class Loader:
             claims=frozenset(self.registry.claims),
             warnings=tuple(self.messages),
         )
+
+
+def _implicit_http(tree: tuple[Directive, ...]) -> tuple[Directive, ...]:
+    """A file of bare ``server``/``upstream``/``map`` blocks (a conf.d snippet, as the
+    seed configurations are written) is read as if inside ``http { }``. A file with its
+    own ``http`` block is taken as it is."""
+    if any(d.name == "http" for d in tree):
+        return tree
+    main_names = {name for name, spec in TABLE.items() if MAIN in spec.contexts}
+    inner = tuple(d for d in tree if d.name not in main_names)
+    if not inner or not any(d.name in ("server", "upstream", "map") for d in inner):
+        return tree
+    outer = tuple(d for d in tree if d.name in main_names)
+    first = inner[0]
+    return outer + (Directive("http", (), first.file, first.line, inner),)
 
 
 def load_config(path: str) -> Config:
