@@ -1,0 +1,127 @@
+"""Our protocol-engine interface: what the proxy needs from an HTTP/1.1 implementation,
+and nothing of any particular one.
+
+Two roles:
+
+* ``ServerEngine`` parses requests arriving from a client and frames the responses we
+  send back. It calls its ``ServerHandler`` as it parses (``on_request``, ``on_body``,
+  ``on_end``, ``on_error``) — callbacks, as httptools does, so no event objects are
+  allocated per chunk. After ``on_end`` it delivers nothing more until
+  ``start_next()``, which keeps pipelined requests in order.
+* ``ClientEngine`` frames requests we send to an upstream and parses its responses,
+  calling a ``ClientHandler``.
+
+Heads cross the interface as the small frozen classes below; header names and values
+are bytes, names as received (``lower()`` them to compare). Errors are
+``ProtocolError`` carrying the HTTP status to answer with, as h11's do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class ProtocolError(Exception):
+    """The peer broke HTTP/1.1. ``status`` is what a server answers (400, 413, 431...)."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    version: bytes  # b"1.0" or b"1.1"
+    headers: Headers
+    # what the framing says the body is: -1 chunked, else Content-Length (0: none)
+    content_length: int
+    keep_alive: bool
+    expect_continue: bool
+    upgrade: bytes | None  # the Upgrade header's value when the client asks to switch
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    status: int
+    reason: bytes
+    version: bytes
+    headers: Headers
+    content_length: int  # -1 chunked or close-delimited; >= 0 Content-Length
+    keep_alive: bool
+
+
+class ServerHandler(Protocol):
+    def on_request(self, head: RequestHead) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_end(self) -> None: ...
+    def on_error(self, error: ProtocolError) -> None: ...
+    def on_eof(self) -> None:
+        """The client closed its side between requests."""
+
+
+class ServerEngine(Protocol):
+    """Parses one client connection's requests; frames our responses to it."""
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the client. ``b""`` means the client closed its side."""
+
+    def start_next(self) -> None:
+        """The current response is complete: parse the next pipelined request."""
+
+    def send_continue(self) -> bytes:
+        """``100 Continue``, if the client is waiting for it (else ``b""``)."""
+
+    def send_head(self, status: int, reason: bytes, headers: Headers,
+                  content_length: int | None, head_only: bool = False) -> bytes:
+        """Frame a response head. ``content_length`` None: the engine picks chunked (1.1)
+        or close-delimited (1.0). ``head_only``: a HEAD request or 204/304 — no body."""
+
+    def send_body(self, data: bytes) -> bytes: ...
+    def send_end(self) -> bytes: ...
+
+    def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
+        """Send a 101; returns (head bytes, bytes already received after the request)."""
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another request after this response."""
+
+    @property
+    def body_complete(self) -> bool:
+        """Whether the current request's body has been read to its end."""
+
+
+class ClientHandler(Protocol):
+    def on_response(self, head: ResponseHead) -> None: ...
+    def on_informational(self, head: ResponseHead) -> None: ...
+    def on_body(self, data: bytes) -> None: ...
+    def on_end(self) -> None: ...
+    def on_error(self, error: ProtocolError) -> None: ...
+
+
+class ClientEngine(Protocol):
+    """Frames requests to one upstream connection; parses its responses."""
+
+    def send_head(self, method: bytes, target: bytes, headers: Headers,
+                  content_length: int | None) -> bytes: ...
+    def send_body(self, data: bytes) -> bytes: ...
+    def send_end(self) -> bytes: ...
+    def feed(self, data: bytes) -> None: ...
+
+    @property
+    def reusable(self) -> bool:
+        """Both messages ended cleanly and the upstream allows keep-alive."""
+
+    def start_next(self) -> None: ...
+
+    def leftover(self) -> bool:
+        """Bytes received beyond the framed response (never reuse such a connection)."""
+
+    def trailing_data(self) -> bytes:
+        """Bytes received after a 101 response: the tunnel's first bytes."""

@@ -1,0 +1,133 @@
+"""Flow control between two transports: bodies pass through a bounded buffer, and
+whoever fills it past the high-water mark stops reading until it drains. Memory per
+stream is bounded whatever the body size (never a whole body in memory)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Callable
+
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+
+class StreamClosed(Exception):
+    """The other side went away; carries why."""
+
+
+class BodyBuffer:
+    """Chunks from a protocol callback to a coroutine, with back-pressure.
+
+    ``pause``/``resume`` stop and restart reading on the producing transport.
+    """
+
+    __slots__ = ("_chunks", "_size", "_done", "_error", "_waiter", "_pause", "_resume",
+                 "_paused")
+
+    def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._pause = pause
+        self._resume = resume
+        self._paused = False
+
+    def push(self, data: bytes) -> None:
+        if not data:
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > HIGH_WATER and not self._paused:
+            self._paused = True
+            self._pause()
+        self._wake()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._done:
+            self._error = error
+        self._wake()
+
+    @property
+    def done(self) -> bool:
+        return self._done and not self._chunks
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def read(self, timeout: float | None) -> bytes | None:
+        """The next chunk, or None at the end. ``asyncio.TimeoutError`` when nothing
+        arrives within ``timeout`` seconds; the failure given to ``fail`` otherwise."""
+        while not self._chunks:
+            if self._done:
+                return None
+            if self._error is not None:
+                raise self._error
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            try:
+                if timeout is None:
+                    await self._waiter
+                else:
+                    await asyncio.wait_for(self._waiter, timeout)
+            finally:
+                self._waiter = None
+        data = self._chunks.popleft()
+        self._size -= len(data)
+        if self._paused and self._size < LOW_WATER:
+            self._paused = False
+            self._resume()
+        return data
+
+
+class WriteGate:
+    """``pause_writing``/``resume_writing`` of a protocol as an awaitable."""
+
+    __slots__ = ("_paused", "_waiter", "_closed")
+
+    def __init__(self) -> None:
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed: BaseException | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def close(self, error: BaseException) -> None:
+        self._closed = error
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def wait(self, timeout: float | None = None) -> None:
+        while self._paused:
+            if self._closed is not None:
+                raise self._closed
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                if timeout is None:
+                    await self._waiter
+                else:
+                    await asyncio.wait_for(self._waiter, timeout)
+            finally:
+                self._waiter = None
+        if self._closed is not None:
+            raise self._closed

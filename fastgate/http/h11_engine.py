@@ -1,0 +1,237 @@
+"""The reference engine: h11, strict and pure Python. No h11 type leaves this module."""
+
+from __future__ import annotations
+
+import h11
+
+from fastgate.http.engine import (
+    ClientHandler,
+    Headers,
+    ProtocolError,
+    RequestHead,
+    ResponseHead,
+    ServerHandler,
+)
+
+_NO_BODY_STATUS = (204, 304)
+
+
+def _framing(headers: Headers) -> int:
+    """-1 for chunked, else the Content-Length (0 when neither is present)."""
+    length = 0
+    for name, value in headers:
+        n = name.lower()
+        if n == b"transfer-encoding":
+            return -1
+        if n == b"content-length":
+            length = int(value)
+    return length
+
+
+def _keep_alive(version: bytes, headers: Headers) -> bool:
+    """RFC 9112 section 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    if b"close" in tokens:
+        return False
+    return version == b"1.1" or b"keep-alive" in tokens
+
+
+def _get(headers: Headers, wanted: bytes) -> bytes | None:
+    for name, value in headers:
+        if name.lower() == wanted:
+            return value
+    return None
+
+
+class H11Server:
+    """Server side of one client connection."""
+
+    def __init__(self, handler: ServerHandler, max_header_bytes: int = 32768) -> None:
+        self._h = handler
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+        self._failed = False
+
+    def feed(self, data: bytes) -> None:
+        if self._failed:
+            return
+        try:
+            self._conn.receive_data(data)
+        except RuntimeError:  # data after the peer closed: nothing more to parse
+            return
+        self._drain()
+
+    def _drain(self) -> None:
+        conn = self._conn
+        h = self._h
+        while True:
+            try:
+                ev = conn.next_event()
+            except h11.RemoteProtocolError as e:
+                self._failed = True
+                h.on_error(ProtocolError(str(e), e.error_status_hint))
+                return
+            t = type(ev)
+            if t is h11.Data:
+                h.on_body(bytes(ev.data))  # type: ignore[union-attr]
+            elif t is h11.Request:
+                h.on_request(self._head(ev))  # type: ignore[arg-type]
+            elif t is h11.EndOfMessage:
+                h.on_end()
+            elif t is h11.ConnectionClosed:
+                h.on_eof()  # type: ignore[attr-defined]
+                return
+            else:  # NEED_DATA, or PAUSED until start_next()
+                return
+
+    def _head(self, ev: h11.Request) -> RequestHead:
+        headers = list(ev.headers.raw_items())
+        conn = self._conn
+        upgrade = _get(headers, b"upgrade")
+        return RequestHead(
+            method=bytes(ev.method),
+            target=bytes(ev.target),
+            version=bytes(ev.http_version),
+            headers=headers,
+            content_length=_framing(headers),
+            keep_alive=_keep_alive(bytes(ev.http_version), headers),
+            expect_continue=conn.they_are_waiting_for_100_continue,
+            upgrade=upgrade,
+        )
+
+    def start_next(self) -> None:
+        conn = self._conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            self._drain()
+
+    def send_continue(self) -> bytes:
+        if not self._conn.they_are_waiting_for_100_continue:
+            return b""
+        return self._conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+
+    def send_head(self, status: int, reason: bytes, headers: Headers,
+                  content_length: int | None, head_only: bool = False) -> bytes:
+        if content_length is not None and status not in _NO_BODY_STATUS:
+            headers = [*headers, (b"content-length", str(content_length).encode())]
+        try:
+            return self._conn.send(h11.Response(status_code=status, reason=reason,
+                                                headers=headers)) or b""
+        except h11.LocalProtocolError as e:
+            raise ProtocolError(f"cannot send response head: {e}", 502) from None
+
+    def send_body(self, data: bytes) -> bytes:
+        return self._conn.send(h11.Data(data=data)) or b""
+
+    def send_end(self) -> bytes:
+        return self._conn.send(h11.EndOfMessage()) or b""
+
+    def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
+        out = self._conn.send(h11.InformationalResponse(status_code=status, reason=reason,
+                                                        headers=headers)) or b""
+        data, _closed = self._conn.trailing_data
+        return out, bytes(data)
+
+    @property
+    def keep_alive(self) -> bool:
+        conn = self._conn
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    @property
+    def body_complete(self) -> bool:
+        return self._conn.their_state is not h11.SEND_BODY
+
+    @property
+    def response_started(self) -> bool:
+        return self._conn.our_state is not h11.SEND_RESPONSE
+
+    @property
+    def failed(self) -> bool:
+        return self._failed
+
+
+class H11Client:
+    """Client side of one upstream connection."""
+
+    def __init__(self, handler: ClientHandler) -> None:
+        self._h = handler
+        self._conn = h11.Connection(h11.CLIENT)
+
+    def bind(self, handler: ClientHandler) -> None:
+        """Pooled connections serve one request after another: change who is told."""
+        self._h = handler
+
+    def send_head(self, method: bytes, target: bytes, headers: Headers,
+                  content_length: int | None) -> bytes:
+        if content_length is None:
+            headers = [*headers, (b"transfer-encoding", b"chunked")]
+        elif content_length > 0 or method in (b"POST", b"PUT", b"PATCH"):
+            headers = [*headers, (b"content-length", str(content_length).encode())]
+        return self._conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+
+    def send_body(self, data: bytes) -> bytes:
+        return self._conn.send(h11.Data(data=data)) or b""
+
+    def send_end(self) -> bytes:
+        return self._conn.send(h11.EndOfMessage()) or b""
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self._conn.receive_data(data)
+        except RuntimeError:
+            return
+        conn = self._conn
+        h = self._h
+        while True:
+            try:
+                ev = conn.next_event()
+            except h11.RemoteProtocolError as e:
+                h.on_error(ProtocolError(str(e), 502))
+                return
+            t = type(ev)
+            if t is h11.Data:
+                h.on_body(bytes(ev.data))  # type: ignore[union-attr]
+            elif t is h11.Response:
+                h.on_response(self._head(ev))  # type: ignore[arg-type]
+            elif t is h11.InformationalResponse:
+                h.on_informational(self._head(ev))  # type: ignore[arg-type]
+                if conn.their_state is h11.SWITCHED_PROTOCOL:
+                    return
+            elif t is h11.EndOfMessage:
+                h.on_end()
+                return
+            elif t is h11.ConnectionClosed:
+                h.on_error(ProtocolError("upstream closed the connection", 502))
+                return
+            else:
+                return
+
+    def _head(self, ev: h11.Response | h11.InformationalResponse) -> ResponseHead:
+        headers = list(ev.headers.raw_items())
+        return ResponseHead(
+            status=ev.status_code,
+            reason=bytes(ev.reason),
+            version=bytes(ev.http_version),
+            headers=headers,
+            content_length=_framing(headers) if _get(headers, b"content-length") else -1,
+            keep_alive=_keep_alive(bytes(ev.http_version), headers),
+        )
+
+    @property
+    def reusable(self) -> bool:
+        conn = self._conn
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    def start_next(self) -> None:
+        self._conn.start_next_cycle()
+
+    def leftover(self) -> bool:
+        """Bytes after the end of the response: the upstream sent more than it framed,
+        so the connection must not be reused."""
+        return len(self._conn._receive_buffer) > 0  # h11 exposes no public accessor
+
+    def trailing_data(self) -> bytes:
+        data, _ = self._conn.trailing_data
+        return bytes(data)

@@ -1,0 +1,91 @@
+"""Request targets (RFC 9112 section 3.2) into the normalised ``$uri`` that locations
+match, as nginx's ``ngx_http_parse_complex_uri`` does: percent-decoding, merged
+slashes, ``.`` and ``..`` resolved; a target that escapes the root or decodes to a NUL
+byte is a 400."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from fastgate.http.engine import ProtocolError
+
+_HEX = "0123456789abcdefABCDEF"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    path: str  # normalised, decoded: $uri
+    args: str  # the query string, undecoded, without "?": $args
+    host: str | None  # the authority of an absolute-form target, which overrides Host
+
+
+def parse_target(raw: bytes, method: bytes) -> Target:
+    if raw == b"*":
+        if method != b"OPTIONS":
+            raise ProtocolError("asterisk-form is only for OPTIONS", 400)
+        return Target("*", "", None)
+    host = None
+    text = raw.decode("latin-1")
+    if not text.startswith("/"):
+        low = text[:8].lower()
+        if low.startswith("http://") or low.startswith("https://"):
+            rest = text.split("://", 1)[1]
+            authority, slash, tail = rest.partition("/")
+            if "@" in authority or not authority:
+                raise ProtocolError("invalid absolute-form target", 400)
+            host = authority.split(":", 1)[0].lower()
+            text = "/" + tail
+        else:
+            raise ProtocolError("invalid request target", 400)
+    path, _, args = text.partition("?")
+    path = path.split("#", 1)[0]
+    return Target(normalize(path), args, host)
+
+
+def normalize(path: str) -> str:
+    if "%" in path:
+        path = _percent_decode(path)
+    if "\x00" in path:
+        raise ProtocolError("NUL in request path", 400)
+    if "//" not in path and "/." not in path:
+        return path
+    out: list[str] = []
+    for seg in path.split("/")[1:]:
+        if seg == "" or seg == ".":
+            continue
+        if seg == "..":
+            if not out:
+                raise ProtocolError("request path escapes the root", 400)
+            out.pop()
+            continue
+        out.append(seg)
+    trailing = path.endswith("/") or path.endswith("/.") or path.endswith("/..")
+    return "/" + "/".join(out) + ("/" if trailing and out else "")
+
+
+def _percent_decode(path: str) -> str:
+    buf = bytearray()
+    i = 0
+    raw = path.encode("latin-1")
+    n = len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x25:  # %
+            h = raw[i + 1:i + 3].decode("latin-1")
+            if len(h) != 2 or h[0] not in _HEX or h[1] not in _HEX:
+                raise ProtocolError("invalid percent-encoding in request path", 400)
+            buf.append(int(h, 16))
+            i += 3
+        else:
+            buf.append(c)
+            i += 1
+    return bytes(buf).decode("utf-8", "surrogateescape")
+
+
+# nginx's NGX_ESCAPE_URI keeps these unescaped in a path it sends upstream
+_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def encode_path(path: str) -> str:
+    return quote(path.encode("utf-8", "surrogateescape"), safe=_SAFE)

@@ -1,0 +1,268 @@
+"""Running the gateway in the foreground: bind, serve, and obey signals.
+
+SIGTERM/SIGINT stop at once; SIGQUIT lets in-flight requests finish; SIGHUP loads the
+config again (a bad one is logged and the old one keeps serving; sockets whose address
+did not change are kept, so no connection is refused during a reload); SIGUSR1 reopens
+the log files.
+
+One process serves every listener. ``worker_processes`` above 1 is not implemented yet:
+it is reported at start and the gateway runs one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import sys
+from typing import Any
+
+from fastgate.config import ConfigError, load_config
+from fastgate.config.model import Config, Listen
+from fastgate.ops.worker import Worker
+
+DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
+
+
+class StartError(Exception):
+    """The gateway cannot start (bind failed, certificate unreadable...): one line."""
+
+
+def bind(listen: Listen) -> socket.socket:
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if listen.reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((listen.host, listen.port))
+        sock.listen(listen.backlog)
+    except OSError as e:
+        sock.close()
+        raise StartError(f"bind() to {listen.host}:{listen.port} failed "
+                         f"({e.errno}: {e.strerror})") from None
+    sock.setblocking(False)
+    return sock
+
+
+def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
+    server = next(s for s in config.servers if listen in s.listens)
+    s = server.settings
+    if not s.ssl_certificate or not s.ssl_certificate_key:
+        raise StartError(f'no "ssl_certificate" is defined for the "listen ... ssl" '
+                         f"directive in {server.where.file}:{server.where.line}")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    versions = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+                "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+    enabled = [versions[p] for p in s.ssl_protocols if p in versions]
+    if not enabled:
+        raise StartError("ssl_protocols enables no protocol this OpenSSL supports")
+    ctx.minimum_version = min(enabled)
+    ctx.maximum_version = max(enabled)
+    try:
+        ctx.load_cert_chain(s.ssl_certificate, s.ssl_certificate_key)
+    except (OSError, ssl.SSLError) as e:
+        raise StartError(f'cannot load certificate "{s.ssl_certificate}": {e}') from None
+    return ctx
+
+
+class Gateway:
+    """The serving process: its sockets, its current worker, and old workers draining."""
+
+    def __init__(self, path: str, config: Config) -> None:
+        self.path = path
+        self.config = config
+        self.worker = Worker(config)
+        self.sockets: dict[tuple[str, int, bool], socket.socket] = {}
+        self.servers: list[asyncio.AbstractServer] = []
+        self.stopped = asyncio.Event()
+        self.old_workers: list[Worker] = []
+
+    async def start(self) -> None:
+        await self._serve(self.worker)
+
+    async def _serve(self, worker: Worker) -> None:
+        loop = asyncio.get_running_loop()
+        servers = []
+        for listen in worker.listens():
+            key = (listen.host, listen.port, listen.reuseport)
+            sock = self.sockets.get(key)
+            if sock is None:
+                sock = self.sockets[key] = bind(listen)
+            ctx = tls_context(worker.config, listen) if listen.ssl else None
+            srv = await loop.create_server(
+                lambda listen=listen: _make_connection(worker, listen),
+                sock=sock, ssl=ctx, backlog=listen.backlog, start_serving=True,
+            )
+            servers.append(srv)
+        self.servers = servers
+
+    async def reload(self) -> None:
+        log = self.worker.log
+        try:
+            config = load_config(self.path)
+        except ConfigError as e:
+            log.write("emerg", f"{e}; the old configuration keeps serving")
+            return
+        new = Worker(config)
+        keep: dict[tuple[str, int, bool], socket.socket] = {}
+        try:
+            for listen in new.listens():
+                key = (listen.host, listen.port, listen.reuseport)
+                if key not in keep:
+                    # the same listening socket, under a descriptor of its own: closing
+                    # the old server object closes only the old descriptor
+                    old_sock = self.sockets.get(key)
+                    keep[key] = _dup(old_sock) if old_sock is not None else bind(listen)
+                if listen.ssl:
+                    tls_context(config, listen)
+        except StartError as e:
+            log.write("emerg", f"{e}; the old configuration keeps serving")
+            for sock in keep.values():
+                sock.close()
+            return
+        for srv in self.servers:
+            srv.close()
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets = keep
+        old = self.worker
+        self.worker = new
+        self.config = config
+        await self._serve(new)
+        log.write("notice", "reconfiguring: new configuration loaded")
+        self.old_workers.append(old)
+        asyncio.get_running_loop().create_task(self._retire(old))
+
+    async def _retire(self, old: Worker) -> None:
+        old.stopping = True
+        await _drain(old, DRAIN_LIMIT)
+        old.close()
+        self.old_workers.remove(old)
+
+    async def stop(self, graceful: bool) -> None:
+        for srv in self.servers:
+            srv.close()
+        workers = [self.worker, *self.old_workers]
+        for w in workers:
+            w.stopping = True
+        if graceful:
+            await asyncio.gather(*(_drain(w, DRAIN_LIMIT) for w in workers))
+        for w in workers:
+            for conn in list(w.connections):
+                conn.abort()
+            w.close()
+        for sock in self.sockets.values():
+            sock.close()
+        self.stopped.set()
+
+
+def _dup(sock: socket.socket) -> socket.socket:
+    """asyncio closes the socket of a closed server; serving the same address again
+    needs a socket object of its own on the same listening descriptor."""
+    new = socket.socket(fileno=os.dup(sock.fileno()))
+    new.setblocking(False)
+    return new
+
+
+def _make_connection(worker: Worker, listen: Listen) -> Any:
+    from fastgate.http.server import ClientConnection
+
+    return ClientConnection(worker, listen)
+
+
+async def _drain(worker: Worker, limit: float) -> None:
+    """Wait for in-flight requests; idle keep-alive connections are closed at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while worker.connections and loop.time() < deadline:
+        for conn in list(worker.connections):
+            if conn.idle:
+                conn.close()
+        await asyncio.sleep(0.05)
+
+
+def write_pid(path: str) -> None:
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def run(path: str, http_engine: str | None = None) -> int:
+    from fastgate.cli import default_pid_path, err
+
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        err(f"[emerg] {e}")
+        return 1
+    for w in config.warnings:
+        err(w)
+    if config.worker_processes > 1:
+        err(f"[warn] worker_processes {config.worker_processes}: multiple worker processes "
+            "are not implemented yet; serving with one process")
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    pid_path = config.pid or default_pid_path(path)
+    try:
+        return loop.run_until_complete(_main(path, config, pid_path))
+    except StartError as e:
+        err(f"[emerg] {e}")
+        return 1
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        except RuntimeError:
+            pass
+        loop.close()
+
+
+async def _main(path: str, config: Config, pid_path: str) -> int:
+    gw = Gateway(path, config)
+    await gw.start()
+    try:
+        write_pid(pid_path)
+    except OSError as e:
+        raise StartError(f'open() "{pid_path}" failed ({e.errno}: {e.strerror})') from None
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(coro: Any) -> None:
+        t = loop.create_task(coro)
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+    stopping = False
+
+    def on_stop(graceful: bool) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        spawn(gw.stop(graceful))
+
+    loop.add_signal_handler(signal.SIGTERM, on_stop, False)
+    loop.add_signal_handler(signal.SIGINT, on_stop, False)
+    loop.add_signal_handler(signal.SIGQUIT, on_stop, True)
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
+    loop.add_signal_handler(signal.SIGUSR1, lambda: (gw.worker.log.reopen(),
+                                                      gw.worker.access.reopen()))
+    gw.worker.log.notice(f"fastgate started, pid {os.getpid()}")
+    try:
+        await gw.stopped.wait()
+    finally:
+        try:
+            if os.path.exists(pid_path):
+                with open(pid_path) as f:
+                    if f.read().strip() == str(os.getpid()):
+                        os.unlink(pid_path)
+        except OSError:
+            pass
+    sys.stderr.flush()
+    return 0

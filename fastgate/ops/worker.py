@@ -1,0 +1,177 @@
+"""What one serving process owns for one configuration: upstream groups and pools, logs,
+counters, the server table per listening address. No module-level state: everything a
+request touches hangs off this object."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from typing import TYPE_CHECKING
+
+from fastgate.config.model import Config, Listen, Server, Settings
+from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.uri import parse_target
+from fastgate.ops.logs import AccessLogs, ErrorLog
+from fastgate.ops.stats import Stats
+from fastgate.proxy.phases import Phases, error_body, reason
+from fastgate.proxy.request import Request
+from fastgate.proxy.upstream import build_groups
+
+if TYPE_CHECKING:
+    from fastgate.http.server import ClientConnection
+
+
+class ServerTable:
+    """Servers sharing one listening address, chosen by Host as nginx does: exact name,
+    longest leading wildcard, longest trailing wildcard, first regex, else default."""
+
+    def __init__(self, servers: list[Server], port: int) -> None:
+        self.default = next((s for s in servers for l in s.listens
+                             if l.port == port and l.default_server), servers[0])
+        self.exact: dict[str, Server] = {}
+        self.heads: list[tuple[str, Server]] = []
+        self.tails: list[tuple[str, Server]] = []
+        self.regexes: list[tuple[re.Pattern[str], Server]] = []
+        for s in servers:
+            for name in s.server_names:
+                if name.startswith("~"):
+                    self.regexes.append((re.compile(name[1:], re.IGNORECASE), s))
+                elif name.startswith("*."):
+                    self.heads.append((name[1:], s))
+                elif name.startswith("."):
+                    self.heads.append((name, s))
+                    self.exact.setdefault(name[1:], s)
+                elif name.endswith(".*"):
+                    self.tails.append((name[:-1], s))
+                else:
+                    self.exact.setdefault(name, s)
+        self.heads.sort(key=lambda x: len(x[0]), reverse=True)
+        self.tails.sort(key=lambda x: len(x[0]), reverse=True)
+
+    def select(self, host: str) -> Server:
+        if not host:
+            return self.default
+        s = self.exact.get(host)
+        if s is not None:
+            return s
+        for suffix, srv in self.heads:
+            if host.endswith(suffix):
+                return srv
+        for prefix, srv in self.tails:
+            if host.startswith(prefix):
+                return srv
+        for rx, srv in self.regexes:
+            if rx.search(host):
+                return srv
+        return self.default
+
+
+class Worker:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.groups = build_groups(config.upstreams)
+        self.log = ErrorLog(*config.error_log)
+        self.access = AccessLogs(config.log_formats)
+        self.stats = Stats()
+        self.phases = Phases(self)
+        self.connections: set["ClientConnection"] = set()
+        self.stopping = False
+        self._date = b""
+        self._date_at = 0
+        by_addr: dict[tuple[str, int], list[Server]] = {}
+        for s in config.servers:
+            for listen in s.listens:
+                by_addr.setdefault(listen.address, []).append(s)
+        self.tables = {addr: ServerTable(servers, addr[1]) for addr, servers in by_addr.items()}
+
+    # --- what the connection asks ------------------------------------------------------------
+
+    def listens(self) -> list[Listen]:
+        seen: dict[tuple[str, int], Listen] = {}
+        for s in self.config.servers:
+            for listen in s.listens:
+                prev = seen.get(listen.address)
+                if prev is None or (listen.ssl and not prev.ssl):
+                    seen[listen.address] = listen
+        return list(seen.values())
+
+    def default_settings(self, listen: Listen) -> Settings:
+        return self.tables[listen.address].default.settings
+
+    def header_limit(self, listen: Listen) -> int:
+        n, size = self.default_settings(listen).large_client_header_buffers
+        return n * size
+
+    def connection_opened(self, conn: "ClientConnection") -> None:
+        self.connections.add(conn)
+        self.stats.connections_active += 1
+        self.stats.connections_total += 1
+
+    def connection_closed(self, conn: "ClientConnection") -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.stats.connections_active -= 1
+
+    def http_date(self) -> bytes:
+        now = int(time.time())
+        if now != self._date_at:
+            self._date_at = now
+            self._date = email.utils.formatdate(now, usegmt=True).encode()
+        return self._date
+
+    # --- requests ---------------------------------------------------------------------------
+
+    async def handle(self, conn: "ClientConnection", head: RequestHead) -> bool:
+        """Serve one request; whether the connection may carry another."""
+        started = time.monotonic()
+        try:
+            target = parse_target(head.target, head.method)
+        except ProtocolError as e:
+            await self.reject(conn, e)
+            return False
+        req = Request(head, target, conn)
+        server = self.tables[conn.listen.address].select(req.host)
+        req.server = server
+        if not req.host:
+            req.host = server.name
+        try:
+            await self.phases.run(conn, req, server)
+        finally:
+            self.stats.request(req.status, time.monotonic() - started)
+            loc = req.location
+            entries = loc.settings.access_log if loc is not None else server.settings.access_log
+            if entries:
+                self.access.write(entries, req)
+        return not conn.closed
+
+    async def reject(self, conn: "ClientConnection", error: ProtocolError) -> None:
+        """Answer a request that could not be parsed, and close."""
+        self.log.info(f"client sent invalid request: {error.reason}", conn)
+        self.stats.request(error.status, 0.0)
+        engine = conn.engine
+        if engine is None or conn.closed:
+            return
+        body = error_body(error.status)
+        headers = [(b"Server", b"fastgate"), (b"Date", self.http_date()),
+                   (b"Content-Type", b"text/html"), (b"Connection", b"close")]
+        try:
+            out = engine.send_head(error.status, reason(error.status), headers, len(body))
+            out += engine.send_body(body) + engine.send_end()
+        except Exception:  # the engine cannot frame a response in this state: just close
+            out = _raw_error(error.status, body, headers)
+        conn.write(out)
+
+    def close(self) -> None:
+        for g in self.groups.values():
+            g.close()
+        self.access.close()
+        self.log.flush()
+
+
+def _raw_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A response written by hand, for when the parser state allows no framed one."""
+    lines = [b"HTTP/1.1 %d %s" % (status, reason(status))]
+    lines += [n + b": " + v for n, v in headers]
+    lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body

@@ -1,0 +1,92 @@
+"""Header rules for proxying: hop-by-hop headers (RFC 9110 section 7.6.1) stay on their
+hop, ``proxy_set_header`` replaces or removes, ``Host`` defaults to the upstream's, and
+no value computed from a variable may carry a control byte to the backend."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from fastgate.http.engine import Headers
+from fastgate.variables import Template
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+    b"transfer-encoding", b"upgrade", b"proxy-authenticate",
+})
+# set by the proxy itself on the upstream request
+_REQUEST_OWNED = frozenset({b"host", b"content-length", b"expect"})
+
+# RFC 9110 section 5.5: field values are visible characters, SP and HTAB (and obs-text);
+# every other control byte, CR and LF above all, is refused.
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def is_safe_value(value: str) -> bool:
+    return _UNSAFE.search(value) is None
+
+
+def connection_tokens(headers: Headers) -> set[bytes]:
+    """Header names listed in Connection: they are hop-by-hop too."""
+    out: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            out.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return out
+
+
+def upstream_request_headers(
+    client_headers: Headers,
+    set_headers: tuple[tuple[str, Template], ...],
+    default_host: str,
+    request: Any,
+    upgrade: bytes | None,
+    on_unsafe: Callable[[str, str], None],
+) -> Headers:
+    """The headers sent upstream. A ``proxy_set_header`` value that renders empty removes
+    the header; one that would carry a control byte is dropped and reported through
+    ``on_unsafe`` (the request still goes, without that header)."""
+    drop = HOP_BY_HOP | _REQUEST_OWNED | connection_tokens(client_headers)
+    overridden = {name.lower().encode("latin-1") for name, _ in set_headers}
+    out: Headers = [(n, v) for n, v in client_headers
+                    if (low := n.lower()) not in drop and low not in overridden]
+    host: bytes | None = default_host.encode("latin-1")
+    for name, template in set_headers:
+        value = template.render(request)
+        lname = name.lower()
+        if lname == "host":
+            host = value.encode("utf-8") if value and is_safe_value(value) else None
+            if value and not is_safe_value(value):
+                on_unsafe(name, value)
+            continue
+        if not value:
+            continue
+        if not is_safe_value(value):
+            on_unsafe(name, value)
+            continue
+        out.append((name.encode("latin-1"), value.encode("utf-8")))
+    if host is not None:
+        out.insert(0, (b"Host", host))
+    if upgrade is not None:
+        out.append((b"Connection", b"upgrade"))
+        out.append((b"Upgrade", upgrade))
+    return out
+
+
+# nginx's proxy_hide_header defaults: the proxy answers with its own Server and Date
+_HIDDEN = frozenset({b"content-length", b"server", b"date", b"x-pad", b"x-accel-expires",
+                     b"x-accel-redirect", b"x-accel-limit-rate", b"x-accel-buffering",
+                     b"x-accel-charset"})
+
+
+def client_response_headers(upstream_headers: Headers, switching: bool,
+                            server: bytes, date: bytes) -> Headers:
+    """Upstream response headers fit to forward: hop-by-hop and framing removed (the
+    client engine frames the body itself), except Connection/Upgrade on a 101; our own
+    Server and Date first."""
+    drop = connection_tokens(upstream_headers) | HOP_BY_HOP | _HIDDEN
+    if switching:
+        drop = drop - {b"connection", b"upgrade"}
+    out: Headers = [(b"Server", server), (b"Date", date)]
+    out.extend((n, v) for n, v in upstream_headers if n.lower() not in drop)
+    return out

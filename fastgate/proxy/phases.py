@@ -1,0 +1,547 @@
+"""One request through nginx's phases: find server → server rewrite (``return``) → find
+location → location rewrite (``return``) → access (``auth_jwt``, ``auth_jwt_require``) →
+content (status page, ``proxy_pass``, ``try_files``) → ``add_header`` → ``error_page``
+→ log. ``return`` runs before access, as in nginx: a location with both is not
+protected (``fastgate -t`` warns)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from fastgate.config.model import Location, Return, Server
+from fastgate.errors import JWTError, TokenMissingError
+from fastgate.http.engine import Headers, ProtocolError, ResponseHead
+from fastgate.http.flow import StreamClosed
+from fastgate.http.uri import encode_path, normalize
+from fastgate.proxy.headers import client_response_headers, is_safe_value, upstream_request_headers
+from fastgate.proxy.request import Request
+from fastgate.proxy.upstream import Peer, UpstreamConnection, UpstreamError
+
+if TYPE_CHECKING:
+    from fastgate.http.server import ClientConnection
+    from fastgate.ops.worker import Worker
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# add_header applies to these unless "always" (nginx)
+ADD_HEADER_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
+MAX_REDIRECTS = 10
+
+
+def reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def error_body(status: int) -> bytes:
+    text = f"{status} {reason(status).decode()}".strip()
+    return (f"<html>\r\n<head><title>{text}</title></head>\r\n<body>\r\n<center><h1>{text}"
+            "</h1></center>\r\n<hr><center>fastgate</center>\r\n</body>\r\n</html>\r\n").encode()
+
+
+class Phases:
+    """Runs requests for one worker. Holds no per-request state: that is ``Request``."""
+
+    def __init__(self, worker: "Worker") -> None:
+        self.w = worker
+
+    # --- entry ----------------------------------------------------------------------------------
+
+    async def run(self, conn: "ClientConnection", req: Request, server: Server) -> None:
+        if server.ret is not None and server.fallback is not None:
+            await self._return(conn, req, server.fallback, server.ret)
+            return
+        loc, caps = server.locations.find(req.uri)
+        req.captures = caps
+        await self.location(conn, req, loc if loc is not None else server.fallback)
+
+    async def location(self, conn: "ClientConnection", req: Request, loc: Location | None,
+                       depth: int = 0) -> None:
+        assert loc is not None
+        if depth > MAX_REDIRECTS:
+            self.w.log.error("rewrite or internal redirection cycle", conn, req)
+            await self.respond_error(conn, req, loc, 500)
+            return
+        req.location = loc
+        s = loc.settings
+        # rewrite phase
+        if loc.ret is not None:
+            await self._return(conn, req, loc, loc.ret, depth)
+            return
+        limit = s.client_max_body_size
+        if limit and req.head.content_length > limit:
+            self.w.log.error(f"client intended to send too large body: "
+                             f"{req.head.content_length} bytes", conn, req)
+            await self.fail(conn, req, loc, 413, depth)
+            return
+        # access phase
+        if loc.verifier is not None:
+            status = self._access(conn, req, loc)
+            if status:
+                await self.fail(conn, req, loc, status, depth)
+                return
+        # content phase
+        if loc.status_page:
+            await self.send(conn, req, loc, 200, self.w.stats.exposition(),
+                            b"text/plain; version=0.0.4")
+            return
+        if loc.proxy_pass is not None:
+            await self._proxy(conn, req, loc)
+            return
+        if loc.try_files is not None:
+            tf = loc.try_files
+            if tf.fallback_code is not None:
+                await self.fail(conn, req, loc, tf.fallback_code, depth)
+            else:
+                assert tf.fallback_target is not None
+                await self._internal(conn, req, loc, tf.fallback_target, depth)
+            return
+        await self.fail(conn, req, loc, 404, depth)
+
+    # --- rewrite: return --------------------------------------------------------------------
+
+    async def _return(self, conn: "ClientConnection", req: Request, loc: Location, ret: Return,
+                      depth: int = 0) -> None:
+        code = ret.code
+        if code == 444:  # nginx: close the connection without a response
+            req.status = 444
+            conn.abort()
+            return
+        text = ret.text.render(req) if ret.text is not None else None
+        if code in REDIRECTS and text is not None:
+            await self.redirect(conn, req, loc, code, text)
+            return
+        if text is None:
+            if code >= 400:
+                await self.fail(conn, req, loc, code, depth)
+            else:
+                await self.send(conn, req, loc, code, b"", None)
+            return
+        await self.send(conn, req, loc, code, text.encode("utf-8"), b"text/plain")
+
+    async def redirect(self, conn: "ClientConnection", req: Request, loc: Location, code: int,
+                       url: str) -> None:
+        if url.startswith("/"):
+            port = conn.server_port
+            default = 443 if conn.scheme == "https" else 80
+            suffix = f":{port}" if port != default else ""
+            url = f"{conn.scheme}://{req.host}{suffix}{url}"
+        if not is_safe_value(url):
+            self.w.log.error("redirect location holds a control character", conn, req)
+            await self.respond_error(conn, req, loc, 500)
+            return
+        await self.send(conn, req, loc, code, error_body(code), b"text/html",
+                        [(b"Location", url.encode("utf-8"))])
+
+    # --- access: auth_jwt --------------------------------------------------------------------
+
+    def _access(self, conn: "ClientConnection", req: Request, loc: Location) -> int:
+        s = loc.settings
+        if req.method == "OPTIONS" and not s.auth_jwt_options:
+            return 0  # CORS preflights pass, as the module does
+        stats = self.w.stats
+        if s.auth_jwt == "on":
+            token = bearer_token(req.header(b"authorization"))
+        else:
+            assert s.auth_jwt_source is not None
+            value = s.auth_jwt_source.render(req)
+            token = value.encode("utf-8") if value else None
+        if not token:
+            err: JWTError = TokenMissingError()
+            self.w.log.info(err.reason, conn, req)
+            stats.jwt(err.reason)
+            return 401
+        verifier = loc.verifier
+        assert verifier is not None
+        hits = verifier.hits
+        try:
+            req.token = verifier.verify(token, time.time())
+        except JWTError as e:
+            req.jwt_failed = True
+            self.w.log.info(f"{e.reason} ({e.detail})" if e.detail else e.reason, conn, req)
+            stats.jwt(e.reason)
+            stats.cache(verifier.hits != hits)
+            return e.status
+        stats.cache(verifier.hits != hits)
+        req_ = s.auth_jwt_require
+        if req_ is not None:
+            for t in req_.values:
+                v = t.render(req)
+                if not v or v == "0":
+                    self.w.log.info(f'JWT: requirement "{t.source}" not met', conn, req)
+                    stats.jwt("JWT: requirement not met")
+                    return req_.status
+        stats.jwt("ok")
+        return 0
+
+    # --- error_page --------------------------------------------------------------------------
+
+    async def fail(self, conn: "ClientConnection", req: Request, loc: Location, status: int,
+                   depth: int = 0) -> None:
+        """Answer ``status``, through ``error_page`` when one matches (once per request,
+        as nginx's ``recursive_error_pages off``)."""
+        page = loc.settings.error_page_for(status) if not req.redirected else None
+        if page is None:
+            await self.respond_error(conn, req, loc, status)
+            return
+        req.redirected = True
+        target = page.target_template.render(req)
+        override = None if page.keep_target_status else (page.code or status)
+        req.override = override
+        if target.startswith("@"):
+            named = req.server.locations.named.get(target) if req.server else None
+            if named is None:
+                await self.respond_error(conn, req, loc, 500)
+                return
+            await self.location(conn, req, named, depth + 1)
+            return
+        if target.startswith(("http://", "https://")):
+            code = page.code if page.code in REDIRECTS else 302
+            req.override = None
+            await self.redirect(conn, req, loc, code, target)
+            return
+        await self._internal(conn, req, loc, target, depth)
+
+    async def _internal(self, conn: "ClientConnection", req: Request, loc: Location,
+                        target: str, depth: int) -> None:
+        """An internal redirect to a URI or named location (error_page, try_files)."""
+        assert req.server is not None
+        if target.startswith("@"):
+            named = req.server.locations.named.get(target)
+            if named is None:
+                await self.respond_error(conn, req, loc, 500)
+                return
+            await self.location(conn, req, named, depth + 1)
+            return
+        path, _, args = target.partition("?")
+        try:
+            req.uri = normalize(path)
+        except ProtocolError:
+            await self.respond_error(conn, req, loc, 500)
+            return
+        if args:
+            req.args = args
+        if req.method not in ("GET", "HEAD"):
+            req.method = "GET"  # nginx turns an internal redirect into a GET
+        new, caps = req.server.locations.find(req.uri)
+        req.captures = caps
+        await self.location(conn, req, new or req.server.fallback, depth + 1)
+
+    async def respond_error(self, conn: "ClientConnection", req: Request, loc: Location | None,
+                            status: int) -> None:
+        extra: Headers = []
+        final = self._final_status(req, status)
+        if final == 401 and req.location is not None and req.location.verifier is not None:
+            value = b'Bearer realm="fastgate"'
+            if req.jwt_failed:
+                value += b', error="invalid_token"'
+            extra.append((b"WWW-Authenticate", value))
+        await self.send(conn, req, loc, status, error_body(final), b"text/html", extra)
+
+    @staticmethod
+    def _final_status(req: Request, status: int) -> int:
+        return req.override if req.override is not None else status
+
+    # --- responses ------------------------------------------------------------------------------
+
+    async def send(self, conn: "ClientConnection", req: Request, loc: Location | None,
+                   status: int, body: bytes, content_type: bytes | None,
+                   extra: Headers | None = None) -> None:
+        status = self._final_status(req, status)
+        req.status = status
+        headers: Headers = [(b"Server", b"fastgate"), (b"Date", self.w.http_date())]
+        if content_type is not None:
+            headers.append((b"Content-Type", content_type))
+        if extra:
+            headers.extend(extra)
+        if loc is not None:
+            headers.extend(self._added(req, loc, status))
+        head_only = req.method == "HEAD" or status in (204, 304)
+        engine = conn.engine
+        assert engine is not None
+        try:
+            out = engine.send_head(status, reason(status), headers, len(body), head_only)
+        except ProtocolError:
+            conn.abort()
+            return
+        if body and not head_only:
+            out += engine.send_body(body)
+        out += engine.send_end()
+        conn.write(out)
+        req.body_bytes_sent = 0 if head_only else len(body)
+        req.bytes_sent = len(out)
+
+    def _added(self, req: Request, loc: Location, status: int) -> Headers:
+        out: Headers = []
+        for name, template, always in loc.settings.add_header:
+            if always or status in ADD_HEADER_STATUSES:
+                value = template.render(req)
+                if value and is_safe_value(value):
+                    out.append((name.encode("latin-1"), value.encode("utf-8")))
+        return out
+
+    # --- content: proxy_pass --------------------------------------------------------------------
+
+    @staticmethod
+    def _upstream_target(req: Request, loc: Location) -> bytes:
+        """nginx's rule: without a URI part, the request URI goes as the client sent it
+        (as changed, after an internal redirect); with one, it replaces the part of the
+        normalised URI that the location's prefix matched."""
+        pp = loc.proxy_pass
+        assert pp is not None
+        args = "?" + req.args if req.args else ""
+        if pp.uri is None:
+            if not req.redirected and req.head.target.startswith(b"/"):
+                return req.head.target
+            return (encode_path(req.uri) + args).encode("latin-1")
+        prefix = loc.pattern if loc.modifier in ("", "^~", "=") else ""
+        rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
+        return (encode_path(pp.uri + rest) + args).encode("latin-1")
+
+    async def _proxy(self, conn: "ClientConnection", req: Request, loc: Location) -> None:
+        w = self.w
+        s = loc.settings
+        pp = loc.proxy_pass
+        assert pp is not None
+        group = w.groups[pp.upstream]
+        head = req.head
+        upgrade = head.upgrade if head.upgrade is not None else None
+        req.proxy_host = pp.host_header
+
+        def unsafe(name: str, value: str) -> None:
+            w.log.warn(f'header "{name}" dropped: its value holds a control character', conn, req)
+            w.stats.unsafe_headers += 1
+
+        headers = upstream_request_headers(head.headers, s.proxy_set_header, pp.host_header,
+                                           req, upgrade, unsafe)
+        target = self._upstream_target(req, loc)
+        has_body = head.content_length != 0
+        length = None if head.content_length < 0 else head.content_length
+        tried: set[Peer] = set()
+        tries = s.proxy_next_upstream_tries or len(group.peers)
+        started = time.monotonic()
+        while True:
+            peer = group.pick(time.monotonic(), tried)
+            if peer is None:
+                w.log.error(f'no live upstreams while connecting to upstream "{pp.upstream}"',
+                            conn, req)
+                w.stats.upstream_error("no_live")
+                await self.fail(conn, req, loc, 502)
+                return
+            tried.add(peer)
+            req.upstream_addr = peer.server.address
+            try:
+                uconn, reused = await peer.connect(s.proxy_connect_timeout)
+            except UpstreamError as e:
+                peer.failed(time.monotonic())
+                w.stats.upstream_error(e.kind)
+                w.log.error(f"{e} ({peer.server.address})", conn, req)
+                kind_ok = "timeout" if e.kind == "timeout" else "error"
+                if kind_ok in s.proxy_next_upstream and len(tried) < tries:
+                    continue
+                req.upstream_status = "502" if e.status == 502 else "504"
+                await self.fail(conn, req, loc, e.status)
+                return
+            retry = await self._exchange(conn, req, loc, peer, uconn, reused, headers, target,
+                                         length, has_body, upgrade, started)
+            if retry:
+                # a pooled connection the upstream had closed: says nothing of the peer,
+                # and the request (which has no body) is sent again on a new connection
+                tried.discard(peer)
+                continue
+            return
+
+    async def _exchange(self, conn: "ClientConnection", req: Request, loc: Location,
+                        peer: Peer, uconn: UpstreamConnection, reused: bool, headers: Headers,
+                        target: bytes, length: int | None, has_body: bool,
+                        upgrade: bytes | None, started: float) -> bool:
+        """One request/response with ``uconn``; True if it should be retried."""
+        w = self.w
+        s = loc.settings
+        head_future = uconn.begin()
+        uconn.write(uconn.engine.send_head(req.method.encode("latin-1"), target, headers,
+                                           length))
+        sender = None
+        if has_body:
+            engine = conn.engine
+            assert engine is not None
+            conn.write(engine.send_continue())
+            sender = asyncio.get_running_loop().create_task(
+                self._send_body(conn, uconn, s.client_body_timeout, s.proxy_send_timeout))
+        elif upgrade is None:
+            uconn.write(uconn.engine.send_end())
+        try:
+            try:
+                rhead = await asyncio.wait_for(head_future, s.proxy_read_timeout)
+            except asyncio.TimeoutError:
+                raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
+                                    "while reading response header from upstream") from None
+        except UpstreamError as e:
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            if e.kind == "reset" and reused and not has_body and uconn.received == 0:
+                return True
+            body_error = _task_error(sender) if sender is not None else None
+            if isinstance(body_error, _BodyError):
+                await self._body_failed(conn, req, loc, body_error)
+                return False
+            peer.failed(time.monotonic())
+            w.stats.upstream_error(e.kind)
+            w.log.error(f"{e} ({peer.server.address})", conn, req)
+            req.upstream_status = str(e.status)
+            await self.fail(conn, req, loc, e.status)
+            return False
+        peer.succeeded()
+        req.upstream_status = str(rhead.status)
+        req.upstream_response_time = f"{time.monotonic() - started:.3f}"
+        if rhead.status == 101:
+            await self._tunnel(conn, req, loc, uconn, rhead)
+            return False
+        ok = await self._relay(conn, req, loc, uconn, rhead)
+        if sender is not None:
+            if not sender.done():
+                sender.cancel()  # the upstream answered without reading all of the body
+                uconn.close()
+            try:
+                await sender
+            except (asyncio.CancelledError, Exception):
+                pass
+        if ok:
+            peer.release(uconn, rhead)
+        else:
+            uconn.abort()
+        return False
+
+    async def _send_body(self, conn: "ClientConnection", uconn: UpstreamConnection,
+                         read_timeout: float, send_timeout: float) -> None:
+        body = conn.body
+        assert body is not None
+        engine = uconn.engine
+        while True:
+            try:
+                chunk = await body.read(read_timeout)
+            except asyncio.TimeoutError:
+                raise _BodyError(408, "client timed out (110: Connection timed out) while "
+                                 "reading client request body") from None
+            except ProtocolError as e:
+                raise _BodyError(e.status, f"client sent invalid body: {e.reason}") from None
+            except Exception as e:  # the client went away
+                raise _BodyError(0, f"client closed the connection while sending the body "
+                                 f"({e})") from None
+            if chunk is None:
+                break
+            uconn.write(engine.send_body(chunk))
+            try:
+                await uconn.gate.wait(send_timeout)
+            except asyncio.TimeoutError:
+                uconn.abort()
+                return
+            except StreamClosed:
+                return
+        uconn.write(engine.send_end())
+
+    async def _body_failed(self, conn: "ClientConnection", req: Request, loc: Location,
+                           err: "_BodyError") -> None:
+        self.w.log.info(str(err), conn, req)
+        if err.status and not conn.closed:
+            await self.respond_error(conn, req, loc, err.status)
+        else:
+            conn.abort()
+
+    async def _relay(self, conn: "ClientConnection", req: Request, loc: Location,
+                     uconn: UpstreamConnection, rhead: ResponseHead) -> bool:
+        """Stream the upstream response to the client. False if it could not be completed
+        (the client then sees a closed connection, never a short keep-alive response)."""
+        s = loc.settings
+        status = self._final_status(req, rhead.status)
+        req.status = status
+        headers = client_response_headers(rhead.headers, False, b"fastgate", self.w.http_date())
+        headers.extend(self._added(req, loc, status))
+        head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        length = rhead.content_length if rhead.content_length >= 0 else None
+        engine = conn.engine
+        assert engine is not None
+        try:
+            out = engine.send_head(status, rhead.reason or reason(status), headers, length,
+                                   head_only)
+        except ProtocolError as e:
+            self.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
+            self.w.stats.upstream_error("invalid")
+            req.upstream_status = "502"
+            await self.respond_error(conn, req, loc, 502)
+            return False
+        conn.write(out)
+        req.bytes_sent = len(out)
+        body = uconn.body
+        sent = 0
+        while body is not None:
+            try:
+                chunk = await body.read(s.proxy_read_timeout)
+            except asyncio.TimeoutError:
+                self.w.log.error("upstream timed out (110: Connection timed out) while "
+                                 "reading upstream", conn, req)
+                self.w.stats.upstream_error("timeout")
+                conn.abort()
+                return False
+            except UpstreamError as e:
+                self.w.log.error(f"{e} while reading upstream", conn, req)
+                self.w.stats.upstream_error(e.kind)
+                conn.abort()
+                return False
+            if chunk is None:
+                break
+            if head_only:
+                continue
+            sent += len(chunk)
+            data = engine.send_body(chunk)
+            conn.write(data)
+            req.bytes_sent += len(data)
+            req.body_bytes_sent = sent
+            if conn.gate.paused:
+                try:
+                    await conn.gate.wait()
+                except Exception:  # the client went away mid-response
+                    return False
+        if conn.closed:
+            return False
+        conn.write(engine.send_end())
+        return True
+
+    async def _tunnel(self, conn: "ClientConnection", req: Request, loc: Location,
+                      uconn: UpstreamConnection, rhead: ResponseHead) -> None:
+        engine = conn.engine
+        assert engine is not None
+        req.status = 101
+        headers = client_response_headers(rhead.headers, True, b"fastgate", self.w.http_date())
+        out, client_rest = engine.switch_protocol(101, rhead.reason, headers)
+        conn.write(out)
+        conn.start_tunnel(uconn, client_rest, uconn.engine.trailing_data())
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _task_error(task: "asyncio.Task[None]") -> BaseException | None:
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
+def bearer_token(value: bytes | None) -> bytes | None:
+    """The token of ``Authorization: Bearer <token>``: the scheme is case-insensitive
+    (RFC 9110 section 11.1) and one or more spaces may follow it."""
+    if value is None or len(value) < 8 or value[:6].lower() != b"bearer":
+        return None
+    rest = value[6:]
+    if not rest[:1] in (b" ", b"\t"):
+        return None
+    token = rest.strip(b" \t")
+    return token or None

@@ -1,0 +1,99 @@
+"""The state of one request as it goes through the phases; variables read it."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastgate.http.engine import RequestHead
+from fastgate.http.uri import Target
+
+if TYPE_CHECKING:
+    from fastgate._core import Token
+    from fastgate.config.model import Location, Server
+
+
+class Request:
+    """Attributes are what ``fastgate.variables`` getters read; headers as str pairs are
+    made only if a variable asks for them."""
+
+    __slots__ = (
+        "head", "method", "target", "version", "uri", "args", "host", "scheme",
+        "remote_addr", "remote_port", "server_addr", "server_port", "server", "location",
+        "status", "start", "request_length", "body_bytes_sent", "bytes_sent",
+        "upstream_addr", "upstream_status", "upstream_response_time", "proxy_host",
+        "proxy_port", "connection_id", "connection_requests", "token", "captures", "memo",
+        "_headers", "_request_id", "jwt_failed", "redirected", "override",
+    )
+
+    def __init__(self, head: RequestHead, target: Target, conn: Any) -> None:
+        self.head = head
+        self.method = head.method.decode("latin-1")
+        self.target = head.target.decode("latin-1")
+        self.version = head.version.decode("latin-1")
+        self.uri = target.path
+        self.args = target.args
+        self.scheme = conn.scheme
+        self.remote_addr = conn.remote_addr
+        self.remote_port = conn.remote_port
+        self.server_addr = conn.server_addr
+        self.server_port = conn.server_port
+        self.host = target.host or _host_of(head)
+        self.server: Server | None = None
+        self.location: Location | None = None
+        self.status = 0
+        self.start = time.time()
+        self.request_length = 0
+        self.body_bytes_sent = 0
+        self.bytes_sent = 0
+        self.upstream_addr = ""
+        self.upstream_status = ""
+        self.upstream_response_time = ""
+        self.proxy_host = ""
+        self.proxy_port = ""
+        self.connection_id = conn.connection_id
+        self.connection_requests = conn.requests
+        self.token: Token | None = None
+        self.captures: tuple[str, ...] = ()
+        self.memo: dict[str, str] = {}
+        self._headers: list[tuple[str, str]] | None = None
+        self._request_id = ""
+        self.jwt_failed = False
+        self.redirected = False
+        # the status an error_page imposes on whatever answers (None: the answer's own)
+        self.override: int | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        h = self._headers
+        if h is None:
+            h = self._headers = [(n.decode("latin-1").lower(), v.decode("latin-1"))
+                                 for n, v in self.head.headers]
+        return h
+
+    @property
+    def server_name(self) -> str:
+        return self.server.name if self.server is not None else ""
+
+    @property
+    def request_id(self) -> str:
+        if not self._request_id:
+            self._request_id = os.urandom(16).hex()
+        return self._request_id
+
+    def header(self, lname: bytes) -> bytes | None:
+        for n, v in self.head.headers:
+            if n.lower() == lname:
+                return v
+        return None
+
+
+def _host_of(head: RequestHead) -> str:
+    for n, v in head.headers:
+        if n.lower() == b"host":
+            host = v.decode("latin-1").strip().lower()
+            if host.startswith("["):
+                return host.split("]", 1)[0] + "]"
+            return host.rsplit(":", 1)[0] if ":" in host else host
+    return ""

@@ -1,0 +1,260 @@
+"""Upstream groups for one worker: smooth weighted round robin (as nginx), passive
+health (``max_fails``/``fail_timeout``), backup servers, and a keep-alive pool of idle
+connections per server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from fastgate.config.model import Upstream, UpstreamServer
+from fastgate.http.engine import ProtocolError, ResponseHead
+from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
+from fastgate.http.h11_engine import H11Client
+
+
+class UpstreamError(Exception):
+    """An upstream failed; ``kind`` is "connect", "timeout", "invalid" or "reset" and
+    ``status`` what the client gets if no response has started."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = 504 if kind == "timeout" else 502
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to one upstream server, carrying one exchange at a time."""
+
+    def __init__(self, peer: "Peer") -> None:
+        self.peer = peer
+        self.engine = H11Client(self)
+        self.transport: asyncio.Transport | None = None
+        self.gate = WriteGate()
+        self.closed = False
+        self.received = 0
+        self.head: asyncio.Future[ResponseHead] | None = None
+        self.body: BodyBuffer | None = None
+        self.tunnel: Any = None  # the client connection once a 101 switched protocols
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.tunnel_write(data)
+            return
+        self.received += len(data)
+        if self.head is None:  # idle in the pool: the upstream has nothing to say now
+            self.close()
+            return
+        self.engine.feed(data)
+
+    def eof_received(self) -> bool:
+        if self.tunnel is not None:
+            self.tunnel.tunnel_eof()
+            return True
+        if self.head is not None:
+            self.engine.feed(b"")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_idle()
+        self.peer.discard(self)
+        error = UpstreamError("reset", "upstream closed the connection")
+        self.gate.close(StreamClosed("upstream closed"))
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(error)
+        if self.body is not None:
+            self.body.fail(error)
+        if self.tunnel is not None:
+            self.tunnel.tunnel_close()
+
+    def pause_writing(self) -> None:
+        self.gate.pause()
+
+    def resume_writing(self) -> None:
+        self.gate.resume()
+
+    # --- the engine's callbacks -------------------------------------------------------------
+
+    def on_response(self, head: ResponseHead) -> None:
+        assert self.transport is not None
+        self.body = BodyBuffer(self.transport.pause_reading, self.transport.resume_reading)
+        if self.head is not None and not self.head.done():
+            self.head.set_result(head)
+
+    def on_informational(self, head: ResponseHead) -> None:
+        if head.status == 101 and self.head is not None and not self.head.done():
+            self.head.set_result(head)
+        # other 1xx (100, 103) are not forwarded, as nginx does
+
+    def on_body(self, data: bytes) -> None:
+        if self.body is not None:
+            self.body.push(data)
+
+    def on_end(self) -> None:
+        if self.body is not None:
+            self.body.finish()
+
+    def on_error(self, error: ProtocolError) -> None:
+        err = UpstreamError("invalid", f"upstream sent an invalid response: {error.reason}")
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(err)
+        elif self.body is not None:
+            self.body.fail(err)
+        self.close()
+
+    # --- used by the proxy --------------------------------------------------------------------
+
+    def begin(self) -> asyncio.Future[ResponseHead]:
+        self._cancel_idle()
+        self.head = asyncio.get_running_loop().create_future()
+        self.body = None
+        return self.head
+
+    def write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def park(self, timeout: float) -> None:
+        """Idle in the pool: closed after ``timeout`` seconds if nobody takes it."""
+        self.head = None
+        self.body = None
+        self.engine.start_next()
+        self._idle_timer = asyncio.get_running_loop().call_later(timeout, self.close)
+
+    def _cancel_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+
+class Peer:
+    """One server of a group, as this worker sees it."""
+
+    def __init__(self, server: UpstreamServer, group: "UpstreamGroup") -> None:
+        self.server = server
+        self.group = group
+        self.current = 0
+        self.fails = 0
+        self.first_fail = 0.0
+        self.down_until = 0.0
+        self.idle: deque[UpstreamConnection] = deque()
+        self.requests = 0
+
+    def available(self, now: float) -> bool:
+        return not self.server.down and now >= self.down_until
+
+    def failed(self, now: float) -> None:
+        s = self.server
+        if s.max_fails == 0:
+            return
+        if now - self.first_fail > s.fail_timeout:
+            self.fails = 0
+            self.first_fail = now
+        self.fails += 1
+        if self.fails >= s.max_fails:
+            self.down_until = now + s.fail_timeout
+            self.fails = 0
+
+    def succeeded(self) -> None:
+        self.fails = 0
+
+    async def connect(self, timeout: float) -> tuple[UpstreamConnection, bool]:
+        """An idle pooled connection (reused=True) or a new one."""
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                return conn, True
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: UpstreamConnection(self), self.server.host,
+                                       self.server.port),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
+                                "while connecting to upstream") from None
+        except OSError as e:
+            raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
+                                "while connecting to upstream") from None
+        return conn, False
+
+    def release(self, conn: UpstreamConnection, head: ResponseHead) -> None:
+        """After an exchange: back to the pool if it can carry another, else closed."""
+        up = self.group.upstream
+        conn.peer.requests += 1
+        if (not conn.closed and head.keep_alive and conn.engine.reusable
+                and not conn.engine.leftover() and len(self.idle) < up.keepalive):
+            conn.park(up.keepalive_timeout)
+            self.idle.append(conn)
+        else:
+            conn.close()
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def close_idle(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
+
+
+class UpstreamGroup:
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.primary = [Peer(s, self) for s in upstream.servers if not s.backup]
+        self.backup = [Peer(s, self) for s in upstream.servers if s.backup]
+
+    def pick(self, now: float, exclude: set[Peer]) -> Peer | None:
+        """Smooth weighted round robin over live primary servers, then backups."""
+        for peers in (self.primary, self.backup):
+            best = None
+            total = 0
+            for p in peers:
+                if p in exclude or not p.available(now):
+                    continue
+                p.current += p.server.weight
+                total += p.server.weight
+                if best is None or p.current > best.current:
+                    best = p
+            if best is not None:
+                best.current -= total
+                return best
+        return None
+
+    @property
+    def peers(self) -> list[Peer]:
+        return self.primary + self.backup
+
+    def close(self) -> None:
+        for p in self.peers:
+            p.close_idle()
+
+
+def build_groups(upstreams: dict[str, Upstream]) -> dict[str, UpstreamGroup]:
+    return {name: UpstreamGroup(u) for name, u in upstreams.items()}
+
+
+def now() -> float:
+    return time.monotonic()
