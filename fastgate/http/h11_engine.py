@@ -49,10 +49,13 @@ def _get(headers: Headers, wanted: bytes) -> bytes | None:
 class H11Server:
     """Server side of one client connection."""
 
-    def __init__(self, handler: ServerHandler, max_header_bytes: int = 32768) -> None:
+    def __init__(self, handler: ServerHandler, max_header_bytes: int = 32768,
+                 max_line: int = 8192) -> None:
         self._h = handler
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
         self._failed = False
+        self._max_header_bytes = max_header_bytes
+        self._max_line = max_line
 
     def feed(self, data: bytes) -> None:
         if self._failed:
@@ -77,6 +80,11 @@ class H11Server:
             if t is h11.Data:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
+                error = self._check_size(ev)  # type: ignore[arg-type]
+                if error is not None:
+                    self._failed = True
+                    h.on_error(error)
+                    return
                 h.on_request(self._head(ev))  # type: ignore[arg-type]
             elif t is h11.EndOfMessage:
                 h.on_end()
@@ -85,6 +93,22 @@ class H11Server:
                 return
             else:  # NEED_DATA, or PAUSED until start_next()
                 return
+
+    def _check_size(self, ev: h11.Request) -> ProtocolError | None:
+        """nginx's large_client_header_buffers: a request line or a header line longer
+        than one buffer, or a head larger than all of them, is refused. h11 only bounds
+        heads that arrive in pieces, so the whole head is measured here."""
+        if len(ev.target) + len(ev.method) + 10 > self._max_line:
+            return ProtocolError("request line too long", 414)
+        total = 0
+        for name, value in ev.headers.raw_items():
+            line = len(name) + len(value) + 4
+            if line > self._max_line:
+                return ProtocolError("request header line too long", 431)
+            total += line
+        if total > self._max_header_bytes:
+            return ProtocolError("request headers too large", 431)
+        return None
 
     def _head(self, ev: h11.Request) -> RequestHead:
         headers = list(ev.headers.raw_items())

@@ -64,8 +64,8 @@ class ClientConnection(asyncio.Protocol):
                 raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        header_limit = self.worker.header_limit(self.listen)
-        self.engine = H11Server(self, max_header_bytes=header_limit)
+        count, size = self.worker.default_settings(self.listen).large_client_header_buffers
+        self.engine = H11Server(self, max_header_bytes=count * size, max_line=size)
         self.worker.connection_opened(self)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 

@@ -36,6 +36,7 @@ class ErrorLog:
         self.path = path
         self.level = _RANK.get(level, _RANK["error"])
         self._f = _open(path)
+        self._flusher: asyncio.TimerHandle | None = None
 
     def enabled(self, level: str) -> bool:
         return _RANK[level] >= self.level
@@ -61,6 +62,12 @@ class ErrorLog:
         self._f.write(line + "\n")
         if _RANK[level] >= _RANK["error"] or self._f in (sys.stderr, sys.stdout):
             self._f.flush()
+        elif self._flusher is None:
+            # a flood of 401s must not cost a write() each: flush soon, in one go
+            try:
+                self._flusher = asyncio.get_running_loop().call_later(0.1, self.flush)
+            except RuntimeError:
+                self._f.flush()
 
     def info(self, message: str, conn: Any = None, req: Any = None) -> None:
         self.write("info", message, conn, req)
@@ -75,7 +82,11 @@ class ErrorLog:
         self.write("error", message, conn, req)
 
     def flush(self) -> None:
-        self._f.flush()
+        self._flusher = None
+        try:
+            self._f.flush()
+        except (OSError, ValueError):
+            pass
 
     def reopen(self) -> None:
         if self._f not in (sys.stderr, sys.stdout):

@@ -99,10 +99,6 @@ class Worker:
     def default_settings(self, listen: Listen) -> Settings:
         return self.tables[listen.address].default.settings
 
-    def header_limit(self, listen: Listen) -> int:
-        n, size = self.default_settings(listen).large_client_header_buffers
-        return n * size
-
     def connection_opened(self, conn: "ClientConnection") -> None:
         self.connections.add(conn)
         self.stats.connections_active += 1

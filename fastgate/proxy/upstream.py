@@ -164,7 +164,8 @@ class Peer:
 
     def failed(self, now: float) -> None:
         s = self.server
-        if s.max_fails == 0:
+        # nginx: the only server of a group is never considered unavailable
+        if s.max_fails == 0 or len(self.group.peers) == 1:
             return
         if now - self.first_fail > s.fail_timeout:
             self.fails = 0

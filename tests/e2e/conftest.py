@@ -1,0 +1,180 @@
+"""Fixtures that start real processes on free loopback ports and stop them afterwards:
+test backends (backend.py) and the fastgate command itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+class Backend:
+    def __init__(self, tmp: Path, name: str) -> None:
+        self.port = free_port()
+        self.name = name
+        self.log = tmp / f"backend-{name}-{self.port}.jsonl"
+        self.log.touch()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "backend.py"), "--port", str(self.port),
+             "--log", str(self.log), "--name", name],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        if line.strip() != "ready":
+            self.stop()
+            raise RuntimeError("backend did not start")
+
+    def requests(self) -> list[dict[str, Any]]:
+        return [json.loads(l) for l in self.log.read_text().splitlines() if l.strip()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Gateway:
+    def __init__(self, tmp: Path, config: str, port: int, extra_args: list[str] | None = None,
+                 wait: bool = True) -> None:
+        self.port = port
+        self.dir = tmp
+        self.conf = tmp / f"fastgate-{port}.conf"
+        self.conf.write_text(config)
+        self.stderr_path = tmp / f"fastgate-{port}.stderr"
+        self._err = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fastgate", "-c", str(self.conf), *(extra_args or [])],
+            stdout=subprocess.DEVNULL, stderr=self._err)
+        if wait:
+            wait_port(port, self.proc)
+
+    @property
+    def stderr(self) -> str:
+        if not self._err.closed:
+            self._err.flush()
+        return self.stderr_path.read_text()
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._err.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def free() -> Callable[[], int]:
+    return free_port
+
+
+@pytest.fixture
+def backends(tmp_path: Path) -> Iterator[Callable[[str], Backend]]:
+    started: list[Backend] = []
+
+    def make(name: str = "backend") -> Backend:
+        b = Backend(tmp_path, name)
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(config: str, port: int, **kw: Any) -> Gateway:
+        g = Gateway(tmp_path, config, port, **kw)
+        started.append(g)
+        return g
+
+    yield make
+    for g in started:
+        code = g.stop()
+        assert "Traceback" not in g.stderr, g.stderr
+        assert code in (0, -signal.SIGTERM, -signal.SIGKILL), (code, g.stderr)
+
+
+# --- a small HTTP client over raw sockets, for what http.client hides --------------------------
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0, read_until_close: bool = True,
+                 want: int | None = None) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if want is not None and out.count(b"HTTP/1.") >= want and _complete(out, want):
+                break
+        return out
+
+
+def _complete(data: bytes, responses: int) -> bool:
+    """Whether ``data`` holds ``responses`` complete Content-Length responses."""
+    pos = 0
+    for _ in range(responses):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return False
+        head = data[pos:end].lower()
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        pos = end + 4 + length
+        if pos > len(data):
+            return False
+    return True
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
