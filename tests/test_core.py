@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import jwt as pyjwt
 import pytest
-from conftest import HMAC_SECRET, b64u, family_of, raw_token
+from helpers import HMAC_SECRET, b64u, family_of, raw_token
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, given, settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from conftest import b64u
+from helpers import b64u
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID

@@ -28,6 +28,9 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # add_header applies to these unless "always" (nginx)
 ADD_HEADER_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 MAX_REDIRECTS = 10
+# RFC 6750 section 3: the challenge of a 401, and its form when a token was presented
+CHALLENGE = b'Bearer realm="fastgate"'
+CHALLENGE_INVALID = b'Bearer realm="fastgate", error="invalid_token"'
 
 
 def reason(status: int) -> bytes:
@@ -154,6 +157,7 @@ class Phases:
             err: JWTError = TokenMissingError()
             self.w.log.info(err.reason, conn, req)
             stats.jwt(err.reason)
+            req.challenge = CHALLENGE
             return 401
         verifier = loc.verifier
         assert verifier is not None
@@ -161,7 +165,7 @@ class Phases:
         try:
             req.token = verifier.verify(token, time.time())
         except JWTError as e:
-            req.jwt_failed = True
+            req.challenge = CHALLENGE_INVALID
             self.w.log.info(f"{e.reason} ({e.detail})" if e.detail else e.reason, conn, req)
             stats.jwt(e.reason)
             stats.cache(verifier.hits != hits)
@@ -174,6 +178,7 @@ class Phases:
                 if not v or v == "0":
                     self.w.log.info(f'JWT: requirement "{t.source}" not met', conn, req)
                     stats.jwt("JWT: requirement not met")
+                    req.challenge = CHALLENGE_INVALID
                     return req_.status
         stats.jwt("ok")
         return 0
@@ -233,14 +238,8 @@ class Phases:
 
     async def respond_error(self, conn: "ClientConnection", req: Request, loc: Location | None,
                             status: int) -> None:
-        extra: Headers = []
         final = self._final_status(req, status)
-        if final == 401 and req.location is not None and req.location.verifier is not None:
-            value = b'Bearer realm="fastgate"'
-            if req.jwt_failed:
-                value += b', error="invalid_token"'
-            extra.append((b"WWW-Authenticate", value))
-        await self.send(conn, req, loc, status, error_body(final), b"text/html", extra)
+        await self.send(conn, req, loc, status, error_body(final), b"text/html")
 
     @staticmethod
     def _final_status(req: Request, status: int) -> int:
@@ -258,6 +257,8 @@ class Phases:
             headers.append((b"Content-Type", content_type))
         if extra:
             headers.extend(extra)
+        if status == 401 and req.challenge is not None:
+            headers.append((b"WWW-Authenticate", req.challenge))
         if loc is not None:
             headers.extend(self._added(req, loc, status))
         head_only = req.method == "HEAD" or status in (204, 304)

@@ -24,7 +24,7 @@ class Request:
         "status", "start", "request_length", "body_bytes_sent", "bytes_sent",
         "upstream_addr", "upstream_status", "upstream_response_time", "proxy_host",
         "proxy_port", "connection_id", "connection_requests", "token", "captures", "memo",
-        "_headers", "_request_id", "jwt_failed", "redirected", "override",
+        "_headers", "_request_id", "challenge", "redirected", "override",
     )
 
     def __init__(self, head: RequestHead, target: Target, conn: Any) -> None:
@@ -59,7 +59,8 @@ class Request:
         self.memo: dict[str, str] = {}
         self._headers: list[tuple[str, str]] | None = None
         self._request_id = ""
-        self.jwt_failed = False
+        # WWW-Authenticate for a 401 the access phase caused (None: it caused none)
+        self.challenge: bytes | None = None
         self.redirected = False
         # the status an error_page imposes on whatever answers (None: the answer's own)
         self.override: int | None = None

@@ -94,7 +94,8 @@ CONTEXTS = [MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM]
 def _config(ctx: str, body: str) -> str:
     """A config with ``body`` inside context ``ctx`` and nothing else of note."""
     if ctx == MAIN:
-        return body + "\n"
+        # with an http block present, nothing is read as implicitly inside http
+        return body + ("\n" if body.startswith("http ") else "\nhttp { }\n")
     if ctx == EVENTS:
         return "events {\n" + body + "\n}\n"
     if ctx == HTTP:
@@ -286,6 +287,13 @@ def test_include_glob(tmp_path: Path) -> None:
     (tmp_path / "conf.d" / "a.conf").write_text("server { listen 127.0.0.1:1; server_name a; }")
     cfg = _load(tmp_path, "http { include conf.d/*.conf; include nothing/*.conf; }")
     assert [s.name for s in cfg.servers] == ["a", "b"]
+
+
+def test_bare_server_file_reads_as_inside_http(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "worker_processes 1;\nupstream u { server 127.0.0.1:9; }\n"
+                          "server { listen 127.0.0.1:1; location / { proxy_pass http://u; } }\n")
+    assert cfg.worker_processes == 1
+    assert len(cfg.servers) == 1 and "u" in cfg.upstreams
 
 
 def test_claims_referenced_are_collected(tmp_path: Path) -> None:

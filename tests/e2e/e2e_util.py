@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 SEEDS = Path(__file__).parent.parent / "seeds"
@@ -14,3 +15,46 @@ def seed(name: str, port: int, replace: dict[str, str]) -> str:
         assert old in text, old
         text = text.replace(old, new)
     return text
+
+
+# --- a small HTTP client over raw sockets, for what http.client hides --------------------------
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0, read_until_close: bool = True,
+                 want: int | None = None) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if want is not None and out.count(b"HTTP/1.") >= want and _complete(out, want):
+                break
+        return out
+
+
+def _complete(data: bytes, responses: int) -> bool:
+    """Whether ``data`` holds ``responses`` complete Content-Length responses."""
+    pos = 0
+    for _ in range(responses):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return False
+        head = data[pos:end].lower()
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        pos = end + 4 + length
+        if pos > len(data):
+            return False
+    return True
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])

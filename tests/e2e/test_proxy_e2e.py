@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
-from conftest import raw_exchange, status_of
+from e2e_util import raw_exchange, status_of
 
 SECRET = "proxy-test-secret-0123456789abcdef"
 
