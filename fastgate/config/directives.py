@@ -144,6 +144,14 @@ def set_worker_processes(ld: "Loader", lvl: Level, d: Directive) -> None:
         parse_number(d, value, minimum=1))
 
 
+def set_http_engine(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    if d.args[0] not in ("auto", "h11", "httptools"):
+        raise d.error(f'invalid value "{d.args[0]}" in "http_engine" directive, '
+                      'it must be "auto", "h11" or "httptools"')
+    lvl.local["http_engine"] = d.args[0]
+
+
 def set_worker_connections(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.once(d)
     lvl.local["worker_connections"] = parse_number(d, d.args[0], minimum=1)
@@ -638,6 +646,7 @@ NO_FILES = "fastgate serves no static files"
 _SPECS = [
     # main
     Spec("worker_processes", frozenset({MAIN}), 1, 1, set_worker_processes),
+    Spec("http_engine", frozenset({MAIN}), 1, 1, set_http_engine),
     Spec("error_log", ANY_HTTP, 1, 2, set_error_log),
     Spec("pid", frozenset({MAIN}), 1, 1, set_pid),
     Spec("load_module", frozenset({MAIN}), 1, 1, load_module),

@@ -150,6 +150,7 @@ class Loader:
         return Config(
             path=self.path,
             worker_processes=main.local.get("worker_processes", 1),
+            http_engine=main.local.get("http_engine", "auto"),
             worker_connections=(events.local.get("worker_connections", 512)
                                 if events is not None else 512),
             error_log=main.local.get("error_log", ("stderr", "error")),

@@ -199,6 +199,7 @@ class Server:
 class Config:
     path: str
     worker_processes: int = 1
+    http_engine: str = "auto"
     worker_connections: int = 512
     error_log: tuple[str, str] = ("stderr", "error")
     pid: str | None = None

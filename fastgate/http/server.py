@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
-from fastgate.http.h11_engine import H11Server
+from fastgate.http.engines import server_engine
 
 if TYPE_CHECKING:
     from fastgate.config.model import Listen
@@ -34,7 +34,7 @@ class ClientConnection(asyncio.Protocol):
         self.connection_id = next(_ids)
         self.requests = 0
         self.transport: asyncio.Transport | None = None
-        self.engine: H11Server | None = None
+        self.engine: Any = None
         self.gate = WriteGate()
         self.closed = False
         self.body: BodyBuffer | None = None
@@ -65,7 +65,7 @@ class ClientConnection(asyncio.Protocol):
             except OSError:
                 pass
         count, size = self.worker.default_settings(self.listen).large_client_header_buffers
-        self.engine = H11Server(self, max_header_bytes=count * size, max_line=size)
+        self.engine = server_engine(self.worker.engine, self, count * size, size)
         self.worker.connection_opened(self)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 

@@ -71,10 +71,11 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
 class Gateway:
     """The serving process: its sockets, its current worker, and old workers draining."""
 
-    def __init__(self, path: str, config: Config) -> None:
+    def __init__(self, path: str, config: Config, engine: str | None) -> None:
         self.path = path
         self.config = config
-        self.worker = Worker(config)
+        self.engine = engine  # the command line's choice, kept across reloads
+        self.worker = Worker(config, engine)
         self.sockets: dict[tuple[str, int, bool], socket.socket] = {}
         self.servers: list[asyncio.AbstractServer] = []
         self.stopped = asyncio.Event()
@@ -106,7 +107,7 @@ class Gateway:
         except ConfigError as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             return
-        new = Worker(config)
+        new = Worker(config, self.engine)
         keep: dict[tuple[str, int, bool], socket.socket] = {}
         try:
             for listen in new.listens():
@@ -211,7 +212,7 @@ def run(path: str, http_engine: str | None = None) -> int:
     asyncio.set_event_loop(loop)
     pid_path = config.pid or default_pid_path(path)
     try:
-        return loop.run_until_complete(_main(path, config, pid_path))
+        return loop.run_until_complete(_main(path, config, pid_path, http_engine))
     except StartError as e:
         err(f"[emerg] {e}")
         return 1
@@ -223,8 +224,8 @@ def run(path: str, http_engine: str | None = None) -> int:
         loop.close()
 
 
-async def _main(path: str, config: Config, pid_path: str) -> int:
-    gw = Gateway(path, config)
+async def _main(path: str, config: Config, pid_path: str, engine: str | None) -> int:
+    gw = Gateway(path, config, engine)
     await gw.start()
     try:
         write_pid(pid_path)
@@ -253,7 +254,7 @@ async def _main(path: str, config: Config, pid_path: str) -> int:
     loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
     loop.add_signal_handler(signal.SIGUSR1, lambda: (gw.worker.log.reopen(),
                                                       gw.worker.access.reopen()))
-    gw.worker.log.notice(f"fastgate started, pid {os.getpid()}")
+    gw.worker.log.notice(f"fastgate started, pid {os.getpid()}, http engine {gw.worker.engine}")
     try:
         await gw.stopped.wait()
     finally:

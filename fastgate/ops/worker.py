@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.engines import resolve
 from fastgate.http.uri import parse_target
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
@@ -68,9 +69,10 @@ class ServerTable:
 
 
 class Worker:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, engine: str | None = None) -> None:
         self.config = config
-        self.groups = build_groups(config.upstreams)
+        self.engine = resolve(engine or config.http_engine)
+        self.groups = build_groups(config.upstreams, self.engine)
         self.log = ErrorLog(*config.error_log)
         self.access = AccessLogs(config.log_formats)
         self.stats = Stats()

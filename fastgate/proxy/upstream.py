@@ -12,7 +12,7 @@ from typing import Any
 from fastgate.config.model import Upstream, UpstreamServer
 from fastgate.http.engine import ProtocolError, ResponseHead
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
-from fastgate.http.h11_engine import H11Client
+from fastgate.http.engines import client_engine
 
 
 class UpstreamError(Exception):
@@ -30,7 +30,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __init__(self, peer: "Peer") -> None:
         self.peer = peer
-        self.engine = H11Client(self)
+        self.engine = client_engine(peer.group.engine, self)
         self.transport: asyncio.Transport | None = None
         self.gate = WriteGate()
         self.closed = False
@@ -222,8 +222,9 @@ class Peer:
 
 
 class UpstreamGroup:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, engine: str) -> None:
         self.upstream = upstream
+        self.engine = engine
         self.primary = [Peer(s, self) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s, self) for s in upstream.servers if s.backup]
 
@@ -253,8 +254,8 @@ class UpstreamGroup:
             p.close_idle()
 
 
-def build_groups(upstreams: dict[str, Upstream]) -> dict[str, UpstreamGroup]:
-    return {name: UpstreamGroup(u) for name, u in upstreams.items()}
+def build_groups(upstreams: dict[str, Upstream], engine: str) -> dict[str, UpstreamGroup]:
+    return {name: UpstreamGroup(u, engine) for name, u in upstreams.items()}
 
 
 def now() -> float:

@@ -22,6 +22,7 @@ from fastgate.config.directives import (
 # A valid use of each directive, as it would be written inside any allowed context.
 SAMPLES = {
     "worker_processes": "worker_processes 2;",
+    "http_engine": "http_engine h11;",
     "error_log": "error_log stderr warn;",
     "pid": "pid run/fastgate.pid;",
     "load_module": "load_module modules/ngx_http_auth_jwt_module.so;",

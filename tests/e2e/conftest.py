@@ -121,11 +121,18 @@ def backends(tmp_path: Path) -> Iterator[Callable[[str], Backend]]:
         b.stop()
 
 
+@pytest.fixture(params=["h11", "httptools"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every end-to-end test runs against both protocol engines."""
+    return request.param
+
+
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
+def gateway(tmp_path: Path, engine: str) -> Iterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
 
     def make(config: str, port: int, **kw: Any) -> Gateway:
+        kw.setdefault("extra_args", ["--http-engine", engine])
         g = Gateway(tmp_path, config, port, **kw)
         started.append(g)
         return g

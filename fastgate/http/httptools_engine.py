@@ -1,0 +1,452 @@
+"""The fast engine: httptools (llhttp, C) parses; responses and requests are framed here.
+
+llhttp parses every pipelined request in one ``feed_data`` call and cannot pause, so
+messages after the current one are queued (head, body chunks, end) and delivered only
+after ``start_next()`` — the same contract as the h11 engine. Both engines run the same
+test suite; a differential test feeds both the same hostile byte streams.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import httptools
+
+from fastgate.http.engine import (
+    ClientHandler,
+    Headers,
+    ProtocolError,
+    RequestHead,
+    ResponseHead,
+    ServerHandler,
+)
+
+_NO_BODY_STATUS = (204, 304)
+
+
+def _valid_token(name: bytes) -> bool:
+    return bool(name) and b" " not in name and b":" not in name and b"\r" not in name \
+        and b"\n" not in name
+
+
+def _valid_value(value: bytes) -> bool:
+    return b"\r" not in value and b"\n" not in value and b"\x00" not in value
+
+
+def _serialize(headers: Headers) -> bytes:
+    out = []
+    for n, v in headers:
+        if not _valid_token(n) or not _valid_value(v):
+            raise ProtocolError(f"invalid header {n!r}", 502)
+        out.append(n + b": " + v + b"\r\n")
+    return b"".join(out)
+
+
+class _Message:
+    """A request parsed ahead of the one being served (pipelining)."""
+
+    __slots__ = ("head", "chunks", "ended", "error")
+
+    def __init__(self, head: RequestHead) -> None:
+        self.head = head
+        self.chunks: list[bytes] = []
+        self.ended = False
+        self.error: ProtocolError | None = None
+
+
+class HttptoolsServer:
+    """Server side of one client connection."""
+
+    def __init__(self, handler: ServerHandler, max_header_bytes: int = 32768,
+                 max_line: int = 8192) -> None:
+        self._h = handler
+        self._p = httptools.HttpRequestParser(self)
+        self._max_header_bytes = max_header_bytes
+        self._max_line = max_line
+        self._headers: Headers = []
+        self._url = b""
+        self._size = 0
+        self._queue: deque[_Message] = deque()
+        self._active = False  # a request has been delivered and not finished
+        self._request_ended = False
+        self._response_done = False
+        self._keep_alive = True
+        self._failed = False
+        self._eof = False
+        self._version = b"1.1"
+        self._method = b""
+        self._chunked_response = False
+        self._head_only = False
+        self._continue_pending = False
+        self._upgrade_rest = b""
+        self._upgraded = False
+
+    # --- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._url = b""
+        self._size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) + 16 > self._max_line:
+            raise ProtocolError("request line too long", 414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        line = len(name) + len(value) + 4
+        if line > self._max_line:
+            raise ProtocolError("request header line too long", 431)
+        self._size += line
+        if self._size > self._max_header_bytes:
+            raise ProtocolError("request headers too large", 431)
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        p = self._p
+        headers = self._headers
+        length = 0
+        chunked = False
+        expect = False
+        upgrade = None
+        host_count = 0
+        for n, v in headers:
+            ln = n.lower()
+            if ln == b"content-length":
+                length = int(v)
+            elif ln == b"transfer-encoding":
+                chunked = True
+            elif ln == b"expect" and v.lower() == b"100-continue":
+                expect = True
+            elif ln == b"upgrade":
+                upgrade = v
+            elif ln == b"host":
+                host_count += 1
+        version = p.get_http_version().encode()
+        if version == b"1.1" and host_count != 1:
+            raise ProtocolError("missing or duplicated Host header", 400)
+        if version not in (b"1.0", b"1.1"):
+            raise ProtocolError("unsupported HTTP version", 505)
+        head = RequestHead(
+            method=p.get_method(),
+            target=self._url,
+            version=version,
+            headers=headers,
+            content_length=-1 if chunked else length,
+            keep_alive=p.should_keep_alive(),
+            expect_continue=expect and version == b"1.1",
+            upgrade=upgrade if p.should_upgrade() else None,
+        )
+        self._queue.append(_Message(head))
+
+    def on_body(self, body: bytes) -> None:
+        self._queue[-1].chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self._queue[-1].ended = True
+
+    # --- the engine interface --------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self._failed or self._upgraded:
+            return
+        if not data:
+            self._eof = True
+            if not self._active and not self._queue:
+                self._h.on_eof()
+            elif self._queue and not self._queue[-1].ended:
+                self._fail(ProtocolError("client closed the connection mid-request", 400))
+            self._deliver()
+            return
+        try:
+            self._p.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            offset = e.args[0] if e.args else len(data)
+            self._upgrade_rest = data[offset:]
+            if self._queue:
+                self._queue[-1].ended = True
+        except httptools.HttpParserCallbackError as e:
+            cause = e.__context__
+            self._fail(cause if isinstance(cause, ProtocolError)
+                       else ProtocolError(f"invalid request: {e}", 400))
+        except httptools.HttpParserError as e:
+            self._fail(ProtocolError(f"invalid request: {e}", 400))
+        self._deliver()
+
+    def _fail(self, error: ProtocolError) -> None:
+        self._failed = True
+        msg = self._queue[-1] if self._queue else None
+        if msg is not None and not msg.ended:
+            msg.error = error
+        else:
+            self._pending_error = error
+
+    _pending_error: ProtocolError | None = None
+
+    def _deliver(self) -> None:
+        """Hand the handler what belongs to the current request; queue the rest."""
+        h = self._h
+        while self._queue:
+            msg = self._queue[0]
+            if not self._active:
+                if not self._response_done and self._request_ended:
+                    return  # the previous response is still being written
+                self._active = True
+                self._request_ended = False
+                self._response_done = False
+                self._version = msg.head.version
+                self._method = msg.head.method
+                # an upgrade request that is not switched ends the connection: llhttp
+                # stops parsing at it
+                self._keep_alive = msg.head.keep_alive and msg.head.upgrade is None
+                self._continue_pending = msg.head.expect_continue
+                h.on_request(msg.head)
+            elif self._request_ended:
+                return
+            chunks, msg.chunks = msg.chunks, []
+            for c in chunks:
+                h.on_body(c)
+            if msg.error is not None:
+                self._queue.popleft()
+                h.on_error(msg.error)
+                return
+            if not msg.ended:
+                return
+            self._queue.popleft()
+            self._request_ended = True
+            h.on_end()
+            return
+        if not self._active and self._pending_error is not None:
+            err, self._pending_error = self._pending_error, None
+            h.on_error(err)
+        elif not self._active and self._eof:
+            h.on_eof()
+
+    def start_next(self) -> None:
+        if not self.keep_alive:
+            return
+        self._active = False
+        self._request_ended = False
+        self._response_done = False
+        self._deliver()
+
+    def send_continue(self) -> bytes:
+        if not self._continue_pending:
+            return b""
+        self._continue_pending = False
+        return b"HTTP/1.1 100 Continue\r\n\r\n"
+
+    def send_head(self, status: int, reason: bytes, headers: Headers,
+                  content_length: int | None, head_only: bool = False) -> bytes:
+        self._continue_pending = False
+        no_body = head_only or status in _NO_BODY_STATUS or status < 200
+        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason), _serialize(headers)]
+        self._chunked_response = False
+        self._head_only = no_body
+        if status not in _NO_BODY_STATUS:
+            if content_length is not None:
+                out.append(b"content-length: %d\r\n" % content_length)
+            elif not no_body:
+                if self._version == b"1.1":
+                    self._chunked_response = True
+                    out.append(b"transfer-encoding: chunked\r\n")
+                else:
+                    self._keep_alive = False  # close-delimited
+        if not self._keep_alive:
+            out.append(b"connection: close\r\n")
+        elif self._version == b"1.0":
+            out.append(b"connection: keep-alive\r\n")
+        out.append(b"\r\n")
+        return b"".join(out)
+
+    def send_body(self, data: bytes) -> bytes:
+        if self._head_only or not data:
+            return b""
+        if self._chunked_response:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        return data
+
+    def send_end(self) -> bytes:
+        self._response_done = True
+        if not self._request_ended:
+            self._keep_alive = False  # the body was not read: the connection ends here
+        if self._chunked_response and not self._head_only:
+            return b"0\r\n\r\n"
+        return b""
+
+    def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
+        self._upgraded = True
+        self._keep_alive = False
+        out = b"HTTP/1.1 %d %s\r\n" % (status, reason) + _serialize(headers) + b"\r\n"
+        rest, self._upgrade_rest = self._upgrade_rest, b""
+        return out, rest
+
+    @property
+    def keep_alive(self) -> bool:
+        return (self._keep_alive and not self._failed and self._request_ended
+                and self._response_done and not self._upgraded)
+
+    @property
+    def body_complete(self) -> bool:
+        return self._request_ended
+
+    @property
+    def failed(self) -> bool:
+        return self._failed
+
+
+class _HeadDone(Exception):
+    """Raised from on_headers_complete to stop llhttp after a HEAD response's head."""
+
+
+class HttptoolsClient:
+    """Client side of one upstream connection."""
+
+    def __init__(self, handler: ClientHandler) -> None:
+        self._h = handler
+        self._p = httptools.HttpResponseParser(self)
+        self._headers: Headers = []
+        self._chunked = False
+        self._head_request = False
+        self._sent_done = False
+        self._recv_done = False
+        self._keep_alive = True
+        self._upgraded = False
+        self._trailing = b""
+        self._leftover = False
+        self._broken = False
+
+    def bind(self, handler: ClientHandler) -> None:
+        self._h = handler
+
+    # --- framing our request ----------------------------------------------------------------
+
+    def send_head(self, method: bytes, target: bytes, headers: Headers,
+                  content_length: int | None) -> bytes:
+        self._head_request = method == b"HEAD"
+        self._sent_done = False
+        self._recv_done = False
+        out = [method, b" ", target, b" HTTP/1.1\r\n", _serialize(headers)]
+        if content_length is None:
+            self._chunked = True
+            out.append(b"transfer-encoding: chunked\r\n")
+        else:
+            self._chunked = False
+            if content_length > 0 or method in (b"POST", b"PUT", b"PATCH"):
+                out.append(b"content-length: %d\r\n" % content_length)
+        out.append(b"\r\n")
+        return b"".join(out)
+
+    def send_body(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        if self._chunked:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        return data
+
+    def send_end(self) -> bytes:
+        self._sent_done = True
+        return b"0\r\n\r\n" if self._chunked else b""
+
+    # --- parsing the response ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        p = self._p
+        status = p.get_status_code()
+        headers = self._headers
+        length = -1
+        for n, v in headers:
+            if n.lower() == b"content-length":
+                length = int(v)
+        head = ResponseHead(status, b"", p.get_http_version().encode(), headers, length,
+                            p.should_keep_alive())
+        if 100 <= status < 200:
+            if status == 101:
+                self._upgraded = True
+            self._h.on_informational(_with_reason(head))
+            return
+        self._keep_alive = head.keep_alive
+        self._h.on_response(_with_reason(head))
+        if self._head_request:
+            raise _HeadDone()
+
+    def on_body(self, body: bytes) -> None:
+        self._h.on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._upgraded:
+            return
+        if self._p.get_status_code() < 200:
+            return  # an interim response (100, 103): the real one follows
+        self._recv_done = True
+        self._keep_alive = self._keep_alive and self._p.should_keep_alive()
+        self._h.on_end()
+
+    def feed(self, data: bytes) -> None:
+        if self._broken:
+            return
+        if self._recv_done and data:
+            self._leftover = True  # more than the response framed
+            return
+        if not data:
+            # EOF: ends a close-delimited body, anything else is an error
+            try:
+                self._p.feed_data(b"")
+            except httptools.HttpParserError:
+                pass
+            if not self._recv_done:
+                self._broken = True
+                self._h.on_error(ProtocolError("upstream closed the connection", 502))
+            return
+        try:
+            self._p.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            offset = e.args[0] if e.args else len(data)
+            self._trailing = data[offset:]
+        except httptools.HttpParserCallbackError as e:
+            if isinstance(e.__context__, _HeadDone):
+                # the HEAD response is complete at its head; a fresh parser for the next
+                self._p = httptools.HttpResponseParser(self)
+                self._recv_done = True
+                self._h.on_end()
+                return
+            self._broken = True
+            self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))
+        except httptools.HttpParserError as e:
+            self._broken = True
+            self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))
+
+    @property
+    def reusable(self) -> bool:
+        return (self._sent_done and self._recv_done and self._keep_alive and not self._broken
+                and not self._upgraded)
+
+    def start_next(self) -> None:
+        self._recv_done = False
+        self._sent_done = False
+
+    def leftover(self) -> bool:
+        return self._leftover
+
+    def trailing_data(self) -> bytes:
+        data, self._trailing = self._trailing, b""
+        return data
+
+
+def _with_reason(head: ResponseHead) -> ResponseHead:
+    """llhttp does not hand over the reason phrase; use the standard one."""
+    from http import HTTPStatus
+
+    try:
+        reason = HTTPStatus(head.status).phrase.encode()
+    except ValueError:
+        reason = b""
+    return ResponseHead(head.status, reason, head.version, head.headers, head.content_length,
+                        head.keep_alive)
