@@ -269,8 +269,6 @@ class HttptoolsServer:
 
     def send_end(self) -> bytes:
         self._response_done = True
-        if not self._request_ended:
-            self._keep_alive = False  # the body was not read: the connection ends here
         if self._chunked_response and not self._head_only:
             return b"0\r\n\r\n"
         return b""

@@ -1,18 +1,23 @@
-"""One client connection: bytes in through the engine, requests handed to the phases one
-at a time (pipelined requests answered in order), timeouts, back-pressure both ways,
-lingering close, and the raw tunnel after an upgrade."""
+"""One client connection, driven by the engine's callbacks: a request is dispatched as
+soon as its head is parsed, pipelined requests are answered in order (the engine holds
+the next one back until ``request_done``), timeouts are timers rather than waiting
+coroutines, writes apply back-pressure, and the connection closes with a lingering
+close or becomes a raw tunnel after an upgrade.
+
+The common request (no body, proxied to a pooled upstream connection) runs entirely in
+callbacks; everything else runs as one task per request (``fastgate.proxy.phases``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import socket
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from fastgate.http.engine import ProtocolError, RequestHead
-from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
 from fastgate.http.engines import server_engine
+from fastgate.http.flow import BodyBuffer, WriteGate
 
 if TYPE_CHECKING:
     from fastgate.config.model import Listen
@@ -38,17 +43,19 @@ class ClientConnection(asyncio.Protocol):
         self.gate = WriteGate()
         self.closed = False
         self.body: BodyBuffer | None = None
-        self._heads: deque[RequestHead | ProtocolError | None] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._got_bytes = False
-        self._lingering = False
-        self._tunnel: Any = None
         self.idle = True  # between requests: a graceful stop may close it at once
+        self.writer_waiter: Any = None  # a callback exchange waiting for resume_writing
         self.remote_addr = ""
         self.remote_port = 0
         self.server_addr = ""
         self.server_port = listen.port
+        self._timer: asyncio.TimerHandle | None = None
+        self._got_bytes = False
+        self._lingering = False
+        self._tunnel: Any = None
+        self._dispatching = False
+        self._eof = False
+        self._settings = worker.default_settings(listen)
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -64,10 +71,10 @@ class ClientConnection(asyncio.Protocol):
                 raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        count, size = self.worker.default_settings(self.listen).large_client_header_buffers
+        count, size = self._settings.large_client_header_buffers
         self.engine = server_engine(self.worker.engine, self, count * size, size)
         self.worker.connection_opened(self)
-        self._task = asyncio.get_running_loop().create_task(self._serve())
+        self._arm(self._settings.client_header_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:
@@ -76,27 +83,30 @@ class ClientConnection(asyncio.Protocol):
         if self._lingering:
             return
         self._got_bytes = True
-        assert self.engine is not None
         self.engine.feed(data)
 
     def eof_received(self) -> bool:
         if self._tunnel is not None:
-            if self._tunnel.transport is not None and self._tunnel.transport.can_write_eof():
-                self._tunnel.transport.write_eof()
+            t = self._tunnel.transport
+            if t is not None and t.can_write_eof():
+                t.write_eof()
             return True
         if self._lingering:
             self.close()
             return False
-        assert self.engine is not None
+        self._eof = True
         self.engine.feed(b"")
         return True  # keep our side open to finish the response in progress
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.gate.close(ClientGone("client closed the connection"))
+        self._disarm()
+        gone = ClientGone("client closed the connection")
+        self.gate.close(gone)
         if self.body is not None:
-            self.body.fail(ClientGone("client closed the connection"))
-        self._push(None)
+            self.body.fail(gone)
+        if self.writer_waiter is not None:
+            self.writer_waiter.client_gone()
         if self._tunnel is not None:
             self._tunnel.close()
         self.worker.connection_closed(self)
@@ -106,13 +116,25 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.gate.resume()
+        if self.writer_waiter is not None:
+            self.writer_waiter.client_writable()
 
     # --- engine callbacks --------------------------------------------------------------------
 
     def on_request(self, head: RequestHead) -> None:
-        assert self.transport is not None
-        self.body = BodyBuffer(self.transport.pause_reading, self.transport.resume_reading)
-        self._push(head)
+        self._disarm()
+        self.idle = False
+        self.requests += 1
+        if head.content_length != 0:
+            assert self.transport is not None
+            self.body = BodyBuffer(self.transport.pause_reading, self.transport.resume_reading)
+        else:
+            self.body = None
+        self._dispatching = True
+        try:
+            self.worker.dispatch(self, head)
+        finally:
+            self._dispatching = False
 
     def on_body(self, data: bytes) -> None:
         if self.body is not None:
@@ -123,87 +145,62 @@ class ClientConnection(asyncio.Protocol):
             self.body.finish()
 
     def on_error(self, error: ProtocolError) -> None:
-        if self.body is not None and not self.body.done:
+        if not self.idle:
             # the body of the request in progress is malformed: whoever reads it fails;
-            # the engine will not parse further, so the connection ends after it
-            self.body.fail(error)
-        self._push(error)
+            # the engine parses no further, so the connection ends after this request
+            if self.body is not None:
+                self.body.fail(error)
+            return
+        self.idle = False
+        self.worker.reject(self, error)
+        self.finish()
 
     def on_eof(self) -> None:
-        self._push(None)
-
-    # --- the request loop ----------------------------------------------------------------------
-
-    def _push(self, item: RequestHead | ProtocolError | None) -> None:
-        self._heads.append(item)
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def _next(self, timeout: float) -> RequestHead | ProtocolError | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self._heads:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise asyncio.TimeoutError
-            self._waiter = loop.create_future()
-            try:
-                await asyncio.wait_for(self._waiter, remaining)
-            finally:
-                self._waiter = None
-        return self._heads.popleft()
-
-    async def _serve(self) -> None:
-        worker = self.worker
-        try:
-            while not self.closed:
-                settings = worker.default_settings(self.listen)
-                # nginx: client_header_timeout for the first request, keepalive_timeout
-                # while idle between requests
-                timeout = (settings.keepalive_timeout if self.requests
-                           else settings.client_header_timeout)
-                try:
-                    item = await self._next(timeout)
-                except asyncio.TimeoutError:
-                    # idle keep-alive, or a head that never completed (slowloris): close
-                    # without an answer, as nginx does
-                    if self._got_bytes:
-                        worker.log.info("client timed out (110: Connection timed out) "
-                                        "while reading client request headers", self)
-                    break
-                if item is None:
-                    break
-                if isinstance(item, ProtocolError):
-                    await self._reject(item)
-                    break
-                self.requests += 1
-                self.idle = False
-                try:
-                    keep = await worker.handle(self, item)
-                finally:
-                    self.idle = True
-                if self.closed or not keep or worker.stopping:
-                    break
-                assert self.engine is not None
-                if not self.engine.keep_alive:
-                    break
-                if self.requests >= settings.keepalive_requests:
-                    break
-                self._got_bytes = False
-                self.engine.start_next()
-        except ClientGone:
-            pass
-        except asyncio.CancelledError:
-            pass
-        finally:
+        if self.idle:
             self.finish()
 
-    async def _reject(self, error: ProtocolError) -> None:
-        """Answer a request we could not parse, then close."""
-        if self.closed:
+    # --- the request cycle ---------------------------------------------------------------------
+
+    def request_done(self) -> None:
+        """The response is written: close, or wait for the next request."""
+        self.idle = True
+        if self._dispatching:
+            # answered inside dispatch, before the engine has even reported the end of
+            # the request: decide from the loop, not from deeper in this stack
+            asyncio.get_running_loop().call_soon(self._after_response)
+        else:
+            self._after_response()
+
+    def _after_response(self) -> None:
+        if not self.idle:
             return
-        await self.worker.reject(self, error)
+        if (self.closed or self.worker.stopping or self._eof
+                or not self.engine.keep_alive
+                or self.requests >= self._settings.keepalive_requests):
+            self.finish()
+            return
+        self._got_bytes = False
+        self._arm(self._settings.keepalive_timeout)
+        self.engine.start_next()
+
+    def _arm(self, timeout: float) -> None:
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if not self.idle:
+            return
+        if self._got_bytes:
+            # a head that never completed (slowloris): closed without an answer, as nginx
+            self.worker.log.info("client timed out (110: Connection timed out) while "
+                                 "reading client request headers", self)
+        self.finish()
 
     # --- used by the phases --------------------------------------------------------------------
 
@@ -217,11 +214,9 @@ class ClientConnection(asyncio.Protocol):
     def finish(self) -> None:
         """Close after the last response; linger if the client may still be sending, so
         that our response is not lost to a TCP reset (nginx's lingering close)."""
-        if self.closed or self.transport is None:
+        self._disarm()
+        if self.closed or self.transport is None or self._tunnel is not None:
             return
-        if self._tunnel is not None:
-            return
-        assert self.engine is not None
         if self.body is not None and not self.body.done and self.transport.can_write_eof():
             self._lingering = True
             try:
@@ -229,17 +224,19 @@ class ClientConnection(asyncio.Protocol):
             except (OSError, RuntimeError):
                 self.close()
                 return
-            asyncio.get_running_loop().call_later(LINGERING_TIME, self.close)
+            self._timer = asyncio.get_running_loop().call_later(LINGERING_TIME, self.close)
             return
         self.close()
 
     def close(self) -> None:
+        self._disarm()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort(self) -> None:
         """Cut the connection: a response that cannot be completed must not look complete."""
         self.closed = True
+        self._disarm()
         if self.transport is not None:
             self.transport.abort()
 

@@ -4,10 +4,11 @@ request touches hangs off this object."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.http.engine import ProtocolError, RequestHead
@@ -15,7 +16,8 @@ from fastgate.http.engines import resolve
 from fastgate.http.uri import parse_target
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
-from fastgate.proxy.phases import Phases, error_body, reason
+from fastgate.proxy.phases import Phases
+from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.request import Request
 from fastgate.proxy.upstream import build_groups
 
@@ -78,6 +80,7 @@ class Worker:
         self.stats = Stats()
         self.phases = Phases(self)
         self.connections: set["ClientConnection"] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self._date = b""
         self._date_at = 0
@@ -120,31 +123,55 @@ class Worker:
 
     # --- requests ---------------------------------------------------------------------------
 
-    async def handle(self, conn: "ClientConnection", head: RequestHead) -> bool:
-        """Serve one request; whether the connection may carry another."""
+    def dispatch(self, conn: "ClientConnection", head: RequestHead) -> None:
+        """A request head has arrived: answer it in callbacks when the phases can, else
+        in a task. Either way ``complete`` runs once the response is written."""
         started = time.monotonic()
         try:
             target = parse_target(head.target, head.method)
         except ProtocolError as e:
-            await self.reject(conn, e)
-            return False
+            self.reject(conn, e)
+            conn.finish()
+            return
         req = Request(head, target, conn)
         server = self.tables[conn.listen.address].select(req.host)
         req.server = server
         if not req.host:
             req.host = server.name
-        try:
-            await self.phases.run(conn, req, server)
-        finally:
-            self.stats.request(req.status, time.monotonic() - started)
-            loc = req.location
-            entries = loc.settings.access_log if loc is not None else server.settings.access_log
-            if entries:
-                self.access.write(entries, req)
-        return not conn.closed
+        coro = self.phases.start(conn, req, server, started)
+        if coro is not None:
+            self.spawn(conn, req, coro, started)
 
-    async def reject(self, conn: "ClientConnection", error: ProtocolError) -> None:
-        """Answer a request that could not be parsed, and close."""
+    def spawn(self, conn: "ClientConnection", req: Request, coro: Any, started: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(conn, req, coro, started))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, conn: "ClientConnection", req: Request, coro: Any,
+                   started: float) -> None:
+        try:
+            await coro
+        except Exception as e:  # a bug must cost one request, never the worker
+            self.log.write("alert", f"unexpected error: {type(e).__name__}: {e}", conn, req)
+            conn.abort()
+        finally:
+            self.complete(conn, req, started)
+
+    def complete(self, conn: "ClientConnection", req: Request, started: float) -> None:
+        """The response is written (or abandoned): count it, log it, free the connection."""
+        self.stats.request(req.status, time.monotonic() - started)
+        loc = req.location
+        server = req.server
+        entries = loc.settings.access_log if loc is not None else (
+            server.settings.access_log if server is not None else None)
+        if entries:
+            self.access.write(entries, req)
+        if conn.closed:
+            return
+        conn.request_done()
+
+    def reject(self, conn: "ClientConnection", error: ProtocolError) -> None:
+        """Answer a request that could not be parsed; the caller closes."""
         self.log.info(f"client sent invalid request: {error.reason}", conn)
         self.stats.request(error.status, 0.0)
         engine = conn.engine
@@ -156,7 +183,7 @@ class Worker:
         try:
             out = engine.send_head(error.status, reason(error.status), headers, len(body))
             out += engine.send_body(body) + engine.send_end()
-        except Exception:  # the engine cannot frame a response in this state: just close
+        except Exception:  # the engine cannot frame a response in this state: by hand
             out = _raw_error(error.status, body, headers)
         conn.write(out)
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Coroutine
 
 from fastgate.config.model import Location, Return, Server
 from fastgate.errors import JWTError, TokenMissingError
@@ -17,7 +16,9 @@ from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path, normalize
 from fastgate.proxy.headers import client_response_headers, is_safe_value, upstream_request_headers
+from fastgate.proxy.fast import FastExchange
 from fastgate.proxy.request import Request
+from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.upstream import Peer, UpstreamConnection, UpstreamError
 
 if TYPE_CHECKING:
@@ -33,19 +34,6 @@ CHALLENGE = b'Bearer realm="fastgate"'
 CHALLENGE_INVALID = b'Bearer realm="fastgate", error="invalid_token"'
 
 
-def reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
-
-
-def error_body(status: int) -> bytes:
-    text = f"{status} {reason(status).decode()}".strip()
-    return (f"<html>\r\n<head><title>{text}</title></head>\r\n<body>\r\n<center><h1>{text}"
-            "</h1></center>\r\n<hr><center>fastgate</center>\r\n</body>\r\n</html>\r\n").encode()
-
-
 class Phases:
     """Runs requests for one worker. Holds no per-request state: that is ``Request``."""
 
@@ -53,6 +41,43 @@ class Phases:
         self.w = worker
 
     # --- entry ----------------------------------------------------------------------------------
+
+    def start(self, conn: "ClientConnection", req: Request, server: Server,
+              started: float) -> Coroutine[Any, Any, None] | None:
+        """Run what can run in callbacks — the common case: no body, a location that
+        checks a token and proxies — and return None once the request is taken care of
+        (``Worker.complete`` is called when its response is written). Anything else is
+        returned as a coroutine for a task."""
+        head = req.head
+        if server.ret is not None or head.content_length != 0 or head.upgrade is not None:
+            return self.run(conn, req, server)
+        loc, caps = server.locations.find(req.uri)
+        if loc is None:
+            loc = server.fallback
+        assert loc is not None
+        if loc.ret is not None or loc.try_files is not None or loc.status_page:
+            req.captures = caps
+            return self.location(conn, req, loc)
+        req.captures = caps
+        req.location = loc
+        if loc.verifier is not None:
+            status = self._access(conn, req, loc)
+            if status:
+                return self._deny(conn, req, loc, status, started)
+        if loc.proxy_pass is None:
+            return self._deny(conn, req, loc, 404, started)
+        peer = self.w.groups[loc.proxy_pass.upstream].pick(time.monotonic(), set())
+        if peer is not None and FastExchange.start(self, conn, req, loc, peer, started):
+            return None
+        return self._proxy(conn, req, loc, peer)
+
+    def _deny(self, conn: "ClientConnection", req: Request, loc: Location, status: int,
+              started: float) -> Coroutine[Any, Any, None] | None:
+        if loc.settings.error_page_for(status) is not None:
+            return self.fail(conn, req, loc, status)
+        self.respond_error(conn, req, loc, status)
+        self.w.complete(conn, req, started)
+        return None
 
     async def run(self, conn: "ClientConnection", req: Request, server: Server) -> None:
         if server.ret is not None and server.fallback is not None:
@@ -67,7 +92,7 @@ class Phases:
         assert loc is not None
         if depth > MAX_REDIRECTS:
             self.w.log.error("rewrite or internal redirection cycle", conn, req)
-            await self.respond_error(conn, req, loc, 500)
+            self.respond_error(conn, req, loc, 500)
             return
         req.location = loc
         s = loc.settings
@@ -89,7 +114,7 @@ class Phases:
                 return
         # content phase
         if loc.status_page:
-            await self.send(conn, req, loc, 200, self.w.stats.exposition(),
+            self.send(conn, req, loc, 200, self.w.stats.exposition(),
                             b"text/plain; version=0.0.4")
             return
         if loc.proxy_pass is not None:
@@ -116,17 +141,17 @@ class Phases:
             return
         text = ret.text.render(req) if ret.text is not None else None
         if code in REDIRECTS and text is not None:
-            await self.redirect(conn, req, loc, code, text)
+            self.redirect(conn, req, loc, code, text)
             return
         if text is None:
             if code >= 400:
                 await self.fail(conn, req, loc, code, depth)
             else:
-                await self.send(conn, req, loc, code, b"", None)
+                self.send(conn, req, loc, code, b"", None)
             return
-        await self.send(conn, req, loc, code, text.encode("utf-8"), b"text/plain")
+        self.send(conn, req, loc, code, text.encode("utf-8"), b"text/plain")
 
-    async def redirect(self, conn: "ClientConnection", req: Request, loc: Location, code: int,
+    def redirect(self, conn: "ClientConnection", req: Request, loc: Location, code: int,
                        url: str) -> None:
         if url.startswith("/"):
             port = conn.server_port
@@ -135,9 +160,9 @@ class Phases:
             url = f"{conn.scheme}://{req.host}{suffix}{url}"
         if not is_safe_value(url):
             self.w.log.error("redirect location holds a control character", conn, req)
-            await self.respond_error(conn, req, loc, 500)
+            self.respond_error(conn, req, loc, 500)
             return
-        await self.send(conn, req, loc, code, error_body(code), b"text/html",
+        self.send(conn, req, loc, code, error_body(code), b"text/html",
                         [(b"Location", url.encode("utf-8"))])
 
     # --- access: auth_jwt --------------------------------------------------------------------
@@ -191,7 +216,7 @@ class Phases:
         as nginx's ``recursive_error_pages off``)."""
         page = loc.settings.error_page_for(status) if not req.redirected else None
         if page is None:
-            await self.respond_error(conn, req, loc, status)
+            self.respond_error(conn, req, loc, status)
             return
         req.redirected = True
         target = page.target_template.render(req)
@@ -200,14 +225,14 @@ class Phases:
         if target.startswith("@"):
             named = req.server.locations.named.get(target) if req.server else None
             if named is None:
-                await self.respond_error(conn, req, loc, 500)
+                self.respond_error(conn, req, loc, 500)
                 return
             await self.location(conn, req, named, depth + 1)
             return
         if target.startswith(("http://", "https://")):
             code = page.code if page.code in REDIRECTS else 302
             req.override = None
-            await self.redirect(conn, req, loc, code, target)
+            self.redirect(conn, req, loc, code, target)
             return
         await self._internal(conn, req, loc, target, depth)
 
@@ -218,7 +243,7 @@ class Phases:
         if target.startswith("@"):
             named = req.server.locations.named.get(target)
             if named is None:
-                await self.respond_error(conn, req, loc, 500)
+                self.respond_error(conn, req, loc, 500)
                 return
             await self.location(conn, req, named, depth + 1)
             return
@@ -226,7 +251,7 @@ class Phases:
         try:
             req.uri = normalize(path)
         except ProtocolError:
-            await self.respond_error(conn, req, loc, 500)
+            self.respond_error(conn, req, loc, 500)
             return
         if args:
             req.args = args
@@ -236,10 +261,10 @@ class Phases:
         req.captures = caps
         await self.location(conn, req, new or req.server.fallback, depth + 1)
 
-    async def respond_error(self, conn: "ClientConnection", req: Request, loc: Location | None,
+    def respond_error(self, conn: "ClientConnection", req: Request, loc: Location | None,
                             status: int) -> None:
         final = self._final_status(req, status)
-        await self.send(conn, req, loc, status, error_body(final), b"text/html")
+        self.send(conn, req, loc, status, error_body(final), b"text/html")
 
     @staticmethod
     def _final_status(req: Request, status: int) -> int:
@@ -247,7 +272,7 @@ class Phases:
 
     # --- responses ------------------------------------------------------------------------------
 
-    async def send(self, conn: "ClientConnection", req: Request, loc: Location | None,
+    def send(self, conn: "ClientConnection", req: Request, loc: Location | None,
                    status: int, body: bytes, content_type: bytes | None,
                    extra: Headers | None = None) -> None:
         status = self._final_status(req, status)
@@ -260,7 +285,7 @@ class Phases:
         if status == 401 and req.challenge is not None:
             headers.append((b"WWW-Authenticate", req.challenge))
         if loc is not None:
-            headers.extend(self._added(req, loc, status))
+            headers.extend(self.added_headers(req, loc, status))
         head_only = req.method == "HEAD" or status in (204, 304)
         engine = conn.engine
         assert engine is not None
@@ -276,7 +301,7 @@ class Phases:
         req.body_bytes_sent = 0 if head_only else len(body)
         req.bytes_sent = len(out)
 
-    def _added(self, req: Request, loc: Location, status: int) -> Headers:
+    def added_headers(self, req: Request, loc: Location, status: int) -> Headers:
         out: Headers = []
         for name, template, always in loc.settings.add_header:
             if always or status in ADD_HEADER_STATUSES:
@@ -303,30 +328,42 @@ class Phases:
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
         return (encode_path(pp.uri + rest) + args).encode("latin-1")
 
-    async def _proxy(self, conn: "ClientConnection", req: Request, loc: Location) -> None:
+    def upstream_request(self, conn: "ClientConnection", req: Request,
+                         loc: Location) -> tuple[Headers, bytes]:
+        """The headers and target sent upstream (both proxy paths use this)."""
         w = self.w
-        s = loc.settings
         pp = loc.proxy_pass
         assert pp is not None
-        group = w.groups[pp.upstream]
-        head = req.head
-        upgrade = head.upgrade if head.upgrade is not None else None
         req.proxy_host = pp.host_header
 
         def unsafe(name: str, value: str) -> None:
             w.log.warn(f'header "{name}" dropped: its value holds a control character', conn, req)
             w.stats.unsafe_headers += 1
 
-        headers = upstream_request_headers(head.headers, s.proxy_set_header, pp.host_header,
-                                           req, upgrade, unsafe)
-        target = self._upstream_target(req, loc)
+        headers = upstream_request_headers(req.head.headers, loc.settings.proxy_set_header,
+                                           pp.host_header, req, req.head.upgrade, unsafe)
+        return headers, self._upstream_target(req, loc)
+
+    async def _proxy(self, conn: "ClientConnection", req: Request, loc: Location,
+                     first: Peer | None = None) -> None:
+        w = self.w
+        s = loc.settings
+        pp = loc.proxy_pass
+        assert pp is not None
+        group = w.groups[pp.upstream]
+        head = req.head
+        upgrade = head.upgrade
+        headers, target = self.upstream_request(conn, req, loc)
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length
         tried: set[Peer] = set()
         tries = s.proxy_next_upstream_tries or len(group.peers)
         started = time.monotonic()
         while True:
-            peer = group.pick(time.monotonic(), tried)
+            if first is not None:
+                peer, first = first, None
+            else:
+                peer = group.pick(time.monotonic(), tried)
             if peer is None:
                 w.log.error(f'no live upstreams while connecting to upstream "{pp.upstream}"',
                             conn, req)
@@ -450,7 +487,7 @@ class Phases:
                            err: "_BodyError") -> None:
         self.w.log.info(str(err), conn, req)
         if err.status and not conn.closed:
-            await self.respond_error(conn, req, loc, err.status)
+            self.respond_error(conn, req, loc, err.status)
         else:
             conn.abort()
 
@@ -462,7 +499,7 @@ class Phases:
         status = self._final_status(req, rhead.status)
         req.status = status
         headers = client_response_headers(rhead.headers, False, b"fastgate", self.w.http_date())
-        headers.extend(self._added(req, loc, status))
+        headers.extend(self.added_headers(req, loc, status))
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         length = rhead.content_length if rhead.content_length >= 0 else None
         engine = conn.engine
@@ -474,7 +511,7 @@ class Phases:
             self.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
             self.w.stats.upstream_error("invalid")
             req.upstream_status = "502"
-            await self.respond_error(conn, req, loc, 502)
+            self.respond_error(conn, req, loc, 502)
             return False
         conn.write(out)
         req.bytes_sent = len(out)

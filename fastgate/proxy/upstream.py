@@ -38,6 +38,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head: asyncio.Future[ResponseHead] | None = None
         self.body: BodyBuffer | None = None
         self.tunnel: Any = None  # the client connection once a 101 switched protocols
+        self.sink: Any = None  # a callback exchange (proxy.fast) that takes the events
         self._idle_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol --------------------------------------------------------------------
@@ -50,7 +51,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.tunnel.tunnel_write(data)
             return
         self.received += len(data)
-        if self.head is None:  # idle in the pool: the upstream has nothing to say now
+        if self.head is None and self.sink is None:  # idle in the pool: nothing is expected
             self.close()
             return
         self.engine.feed(data)
@@ -59,7 +60,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.tunnel_eof()
             return True
-        if self.head is not None:
+        if self.head is not None or self.sink is not None:
             self.engine.feed(b"")
         return False
 
@@ -75,6 +76,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.body.fail(error)
         if self.tunnel is not None:
             self.tunnel.tunnel_close()
+        if self.sink is not None:
+            self.sink.upstream_lost()
 
     def pause_writing(self) -> None:
         self.gate.pause()
@@ -85,25 +88,38 @@ class UpstreamConnection(asyncio.Protocol):
     # --- the engine's callbacks -------------------------------------------------------------
 
     def on_response(self, head: ResponseHead) -> None:
+        if self.sink is not None:
+            self.sink.on_response(head)
+            return
         assert self.transport is not None
         self.body = BodyBuffer(self.transport.pause_reading, self.transport.resume_reading)
         if self.head is not None and not self.head.done():
             self.head.set_result(head)
 
     def on_informational(self, head: ResponseHead) -> None:
+        if self.sink is not None:
+            self.sink.on_informational(head)
+            return
         if head.status == 101 and self.head is not None and not self.head.done():
             self.head.set_result(head)
         # other 1xx (100, 103) are not forwarded, as nginx does
 
     def on_body(self, data: bytes) -> None:
-        if self.body is not None:
+        if self.sink is not None:
+            self.sink.on_body(data)
+        elif self.body is not None:
             self.body.push(data)
 
     def on_end(self) -> None:
-        if self.body is not None:
+        if self.sink is not None:
+            self.sink.on_end()
+        elif self.body is not None:
             self.body.finish()
 
     def on_error(self, error: ProtocolError) -> None:
+        if self.sink is not None:
+            self.sink.on_error(error)
+            return
         err = UpstreamError("invalid", f"upstream sent an invalid response: {error.reason}")
         if self.head is not None and not self.head.done():
             self.head.set_exception(err)
@@ -112,6 +128,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.close()
 
     # --- used by the proxy --------------------------------------------------------------------
+
+    def unpark(self) -> None:
+        self._cancel_idle()
 
     def begin(self) -> asyncio.Future[ResponseHead]:
         self._cancel_idle()
@@ -177,6 +196,16 @@ class Peer:
 
     def succeeded(self) -> None:
         self.fails = 0
+
+    def take_idle(self) -> UpstreamConnection | None:
+        """An idle pooled connection, made ready for an exchange, or None."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                conn.unpark()
+                return conn
+        return None
 
     async def connect(self, timeout: float) -> tuple[UpstreamConnection, bool]:
         """An idle pooled connection (reused=True) or a new one."""

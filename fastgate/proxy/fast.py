@@ -1,0 +1,203 @@
+"""The common exchange in callbacks: a request without a body, proxied over an idle
+pooled upstream connection. No task, no coroutine: the upstream engine's callbacks write
+straight to the client, with back-pressure by pausing the upstream's reads.
+
+Anything unusual — a stale pooled connection, an upstream error or timeout before the
+response head — is handed to the task-based path in ``phases`` (retry, ``error_page``,
+502/504), so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from fastgate.http.engine import ProtocolError, ResponseHead
+from fastgate.proxy.headers import client_response_headers
+from fastgate.proxy.status import reason
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location
+    from fastgate.http.server import ClientConnection
+    from fastgate.proxy.phases import Phases
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.upstream import Peer, UpstreamConnection
+
+
+class FastExchange:
+    __slots__ = ("phases", "conn", "req", "loc", "peer", "uconn", "started", "t0", "rhead",
+                 "head_only", "timer", "last", "timeout", "finished")
+
+    @staticmethod
+    def start(phases: "Phases", conn: "ClientConnection", req: "Request", loc: "Location",
+              peer: "Peer", started: float) -> bool:
+        """Begin on an idle connection of ``peer``; False if it has none."""
+        uconn = peer.take_idle()
+        if uconn is None:
+            return False
+        FastExchange(phases, conn, req, loc, peer, uconn, started)._send()
+        return True
+
+    def __init__(self, phases: "Phases", conn: "ClientConnection", req: "Request",
+                 loc: "Location", peer: "Peer", uconn: "UpstreamConnection",
+                 started: float) -> None:
+        self.phases = phases
+        self.conn = conn
+        self.req = req
+        self.loc = loc
+        self.peer = peer
+        self.uconn = uconn
+        self.started = started
+        self.t0 = time.monotonic()
+        self.rhead: ResponseHead | None = None
+        self.head_only = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.last = self.t0
+        self.timeout = loc.settings.proxy_read_timeout
+        self.finished = False
+
+    def _send(self) -> None:
+        req = self.req
+        uconn = self.uconn
+        headers, target = self.phases.upstream_request(self.conn, req, self.loc)
+        req.upstream_addr = self.peer.server.address
+        uconn.sink = self
+        engine = uconn.engine
+        uconn.write(engine.send_head(req.head.method, target, headers, 0) + engine.send_end())
+        self.timer = asyncio.get_running_loop().call_later(self.timeout, self._check_timeout)
+
+    # --- the upstream connection's callbacks -----------------------------------------------
+
+    def on_response(self, head: ResponseHead) -> None:
+        self.last = time.monotonic()
+        self.rhead = head
+        self.peer.succeeded()
+        req = self.req
+        conn = self.conn
+        phases = self.phases
+        status = head.status
+        req.status = status
+        req.upstream_status = str(status)
+        req.upstream_response_time = f"{self.last - self.t0:.3f}"
+        headers = client_response_headers(head.headers, False, b"fastgate",
+                                          phases.w.http_date())
+        if self.loc.settings.add_header:
+            headers.extend(phases.added_headers(req, self.loc, status))
+        self.head_only = req.method == "HEAD" or status in (204, 304)
+        length = head.content_length if head.content_length >= 0 else None
+        try:
+            out = conn.engine.send_head(status, head.reason or reason(status), headers, length,
+                                        self.head_only)
+        except ProtocolError as e:
+            phases.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
+            phases.w.stats.upstream_error("invalid")
+            self.uconn.abort()
+            self._handoff(phases.fail(conn, req, self.loc, 502))
+            return
+        conn.write(out)
+        req.bytes_sent = len(out)
+
+    def on_informational(self, head: ResponseHead) -> None:
+        pass  # 100 and 103 are not forwarded (and no upgrade comes this way)
+
+    def on_body(self, data: bytes) -> None:
+        self.last = time.monotonic()
+        if self.head_only or self.rhead is None:
+            return
+        conn = self.conn
+        out = conn.engine.send_body(data)
+        conn.write(out)
+        self.req.bytes_sent += len(out)
+        self.req.body_bytes_sent += len(data)
+        if conn.gate.paused and self.uconn.transport is not None:
+            self.uconn.transport.pause_reading()
+            conn.writer_waiter = self
+
+    def on_end(self) -> None:
+        if self.rhead is None:
+            return
+        self.conn.write(self.conn.engine.send_end())
+        uconn = self.uconn
+        uconn.sink = None
+        self.peer.release(uconn, self.rhead)
+        self._finish()
+
+    def on_error(self, error: ProtocolError) -> None:
+        self._failed("invalid", f"upstream sent an invalid response: {error.reason}")
+
+    def upstream_lost(self) -> None:
+        self._failed("reset", "upstream closed the connection")
+
+    # --- the client connection's callbacks ---------------------------------------------------
+
+    def client_writable(self) -> None:
+        self.conn.writer_waiter = None
+        if self.uconn.transport is not None and not self.uconn.closed:
+            self.uconn.transport.resume_reading()
+
+    def client_gone(self) -> None:
+        self.uconn.sink = None
+        self.uconn.abort()
+        self._finish()
+
+    # --- endings -----------------------------------------------------------------------------
+
+    def _check_timeout(self) -> None:
+        self.timer = None
+        if self.finished:
+            return
+        now = time.monotonic()
+        if now - self.last < self.timeout:
+            self.timer = asyncio.get_running_loop().call_later(
+                self.timeout - (now - self.last), self._check_timeout)
+            return
+        self._failed("timeout", "upstream timed out (110: Connection timed out) while "
+                                "reading response header from upstream")
+
+    def _failed(self, kind: str, message: str) -> None:
+        if self.finished:
+            return
+        uconn = self.uconn
+        uconn.sink = None
+        uconn.abort()
+        phases = self.phases
+        w = phases.w
+        conn, req, loc = self.conn, self.req, self.loc
+        if self.rhead is not None:
+            # the response has begun: the client sees a cut connection, never a short
+            # response that looks complete
+            w.log.error(f"{message} while reading upstream", conn, req)
+            w.stats.upstream_error(kind)
+            conn.abort()
+            self._finish()
+            return
+        if kind == "reset" and uconn.received == 0:
+            # a pooled connection the upstream had closed: the request (it has no body)
+            # goes again, on the task path
+            self._handoff(phases._proxy(conn, req, loc))
+            return
+        self.peer.failed(time.monotonic())
+        w.stats.upstream_error(kind)
+        w.log.error(f"{message} ({self.peer.server.address})", conn, req)
+        status = 504 if kind == "timeout" else 502
+        req.upstream_status = str(status)
+        self._handoff(phases.fail(conn, req, loc, status))
+
+    def _handoff(self, coro: object) -> None:
+        self._stop()
+        self.phases.w.spawn(self.conn, self.req, coro, self.started)
+
+    def _stop(self) -> None:
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.conn.writer_waiter is self:
+            self.conn.writer_waiter = None
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self._stop()
+        self.phases.w.complete(self.conn, self.req, self.started)
