@@ -9,7 +9,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CORE_SO := fastgate/_core$(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: all venv build test bench bench-micro demo clean sysdeps
+.PHONY: all venv build test bench bench-micro bench-load load-deps demo clean sysdeps
 
 all: build
 
@@ -43,7 +43,17 @@ bench-micro: build
 	  --benchmark-json=bench/.out/micro.json --benchmark-disable-gc --benchmark-min-time=0.05
 	$(VPY) bench/report.py bench/.out/micro.json
 
-bench: bench-micro
+# wrk and nginx (Debian packages) and aiohttp (the peer) for the load benchmark
+load-deps: build
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || { \
+	  echo "installing wrk and nginx (Debian packages) for the load benchmark"; \
+	  apt-get install -y -q wrk nginx >/dev/null; }
+	@$(VPY) -c "import aiohttp" 2>/dev/null || $(VPY) -m pip install -q aiohttp
+
+bench-load: load-deps
+	$(VPY) bench/load.py --json bench/.out/load.json
+
+bench: bench-micro bench-load
 
 demo: build
 	$(VENV)/bin/fastgate

@@ -9,6 +9,7 @@ test suite; a differential test feeds both the same hostile byte streams.
 from __future__ import annotations
 
 from collections import deque
+from http import HTTPStatus
 from typing import Any
 
 import httptools
@@ -25,22 +26,11 @@ from fastgate.http.engine import (
 _NO_BODY_STATUS = (204, 304)
 
 
-def _valid_token(name: bytes) -> bool:
-    return bool(name) and b" " not in name and b":" not in name and b"\r" not in name \
-        and b"\n" not in name
-
-
-def _valid_value(value: bytes) -> bool:
-    return b"\r" not in value and b"\n" not in value and b"\x00" not in value
-
-
 def _serialize(headers: Headers) -> bytes:
-    out = []
-    for n, v in headers:
-        if not _valid_token(n) or not _valid_value(v):
-            raise ProtocolError(f"invalid header {n!r}", 502)
-        out.append(n + b": " + v + b"\r\n")
-    return b"".join(out)
+    """Header lines as they are: names and values that came off the wire were checked by
+    llhttp, names from the configuration at load, and values rendered from variables by
+    ``proxy.headers.is_safe_value`` before they get here."""
+    return b"".join([n + b": " + v + b"\r\n" for n, v in headers])
 
 
 class _Message:
@@ -363,15 +353,15 @@ class HttptoolsClient:
         for n, v in headers:
             if n.lower() == b"content-length":
                 length = int(v)
-        head = ResponseHead(status, b"", p.get_http_version().encode(), headers, length,
-                            p.should_keep_alive())
+        head = ResponseHead(status, _reason(status), p.get_http_version().encode(), headers,
+                            length, p.should_keep_alive())
         if 100 <= status < 200:
             if status == 101:
                 self._upgraded = True
-            self._h.on_informational(_with_reason(head))
+            self._h.on_informational(head)
             return
         self._keep_alive = head.keep_alive
-        self._h.on_response(_with_reason(head))
+        self._h.on_response(head)
         if self._head_request:
             raise _HeadDone()
 
@@ -438,13 +428,9 @@ class HttptoolsClient:
         return data
 
 
-def _with_reason(head: ResponseHead) -> ResponseHead:
-    """llhttp does not hand over the reason phrase; use the standard one."""
-    from http import HTTPStatus
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
-    try:
-        reason = HTTPStatus(head.status).phrase.encode()
-    except ValueError:
-        reason = b""
-    return ResponseHead(head.status, reason, head.version, head.headers, head.content_length,
-                        head.keep_alive)
+
+def _reason(status: int) -> bytes:
+    """llhttp does not hand over the reason phrase; the standard one stands in."""
+    return _REASONS.get(status, b"")

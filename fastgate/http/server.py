@@ -49,7 +49,9 @@ class ClientConnection(asyncio.Protocol):
         self.remote_port = 0
         self.server_addr = ""
         self.server_port = listen.port
-        self._timer: asyncio.TimerHandle | None = None
+        # timeouts are deadlines the worker's clock checks (no timer per request)
+        self.deadline = 0.0
+        self._loop = asyncio.get_event_loop()
         self._got_bytes = False
         self._lingering = False
         self._tunnel: Any = None
@@ -73,8 +75,8 @@ class ClientConnection(asyncio.Protocol):
                 pass
         count, size = self._settings.large_client_header_buffers
         self.engine = server_engine(self.worker.engine, self, count * size, size)
-        self.worker.connection_opened(self)
         self._arm(self._settings.client_header_timeout)
+        self.worker.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:
@@ -184,16 +186,17 @@ class ClientConnection(asyncio.Protocol):
         self.engine.start_next()
 
     def _arm(self, timeout: float) -> None:
-        self._disarm()
-        self._timer = asyncio.get_running_loop().call_later(timeout, self._timed_out)
+        self.deadline = self._loop.time() + timeout
 
     def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.deadline = 0.0
 
-    def _timed_out(self) -> None:
-        self._timer = None
+    def expire(self) -> None:
+        """The worker's clock found our deadline passed."""
+        self.deadline = 0.0
+        if self._lingering:
+            self.close()
+            return
         if not self.idle:
             return
         if self._got_bytes:
@@ -224,7 +227,7 @@ class ClientConnection(asyncio.Protocol):
             except (OSError, RuntimeError):
                 self.close()
                 return
-            self._timer = asyncio.get_running_loop().call_later(LINGERING_TIME, self.close)
+            self._arm(LINGERING_TIME)
             return
         self.close()
 

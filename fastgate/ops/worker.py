@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from fastgate.http.server import ClientConnection
 
 
+# how often deadlines (header, keep-alive, lingering, upstream read) are checked: a
+# timeout fires up to this much late
+CLOCK_TICK = 0.25
+
+
 class ServerTable:
     """Servers sharing one listening address, chosen by Host as nginx does: exact name,
     longest leading wildcard, longest trailing wildcard, first regex, else default."""
@@ -81,6 +86,8 @@ class Worker:
         self.phases = Phases(self)
         self.connections: set["ClientConnection"] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.exchanges: set[Any] = set()  # callback exchanges in flight (their deadlines)
+        self._clock: asyncio.TimerHandle | None = None
         self.stopping = False
         self._date = b""
         self._date_at = 0
@@ -104,7 +111,30 @@ class Worker:
     def default_settings(self, listen: Listen) -> Settings:
         return self.tables[listen.address].default.settings
 
+    # --- the clock: one periodic check of every deadline, instead of a timer per request
+
+    def start_clock(self) -> None:
+        if self._clock is None:
+            self._clock = asyncio.get_running_loop().call_later(CLOCK_TICK, self._tick)
+
+    def stop_clock(self) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for item in [x for x in (*self.connections, *self.exchanges)
+                     if 0.0 < x.deadline <= now]:
+            item.expire()
+        for group in self.groups.values():
+            for peer in group.peers:
+                peer.expire_idle(now)
+        self._clock = loop.call_later(CLOCK_TICK, self._tick)
+
     def connection_opened(self, conn: "ClientConnection") -> None:
+        self.start_clock()
         self.connections.add(conn)
         self.stats.connections_active += 1
         self.stats.connections_total += 1
@@ -188,6 +218,7 @@ class Worker:
         conn.write(out)
 
     def close(self) -> None:
+        self.stop_clock()
         for g in self.groups.values():
             g.close()
         self.access.close()

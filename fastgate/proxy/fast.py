@@ -9,7 +9,6 @@ response head — is handed to the task-based path in ``phases`` (retry, ``error
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 
 class FastExchange:
     __slots__ = ("phases", "conn", "req", "loc", "peer", "uconn", "started", "t0", "rhead",
-                 "head_only", "timer", "last", "timeout", "finished")
+                 "head_only", "deadline", "timeout", "finished", "out")
 
     @staticmethod
     def start(phases: "Phases", conn: "ClientConnection", req: "Request", loc: "Location",
@@ -52,10 +51,10 @@ class FastExchange:
         self.t0 = time.monotonic()
         self.rhead: ResponseHead | None = None
         self.head_only = False
-        self.timer: asyncio.TimerHandle | None = None
-        self.last = self.t0
         self.timeout = loc.settings.proxy_read_timeout
+        self.deadline = 0.0  # proxy_read_timeout, checked by the worker's clock
         self.finished = False
+        self.out: list[bytes] = []  # response bytes of one upstream read, written at once
 
     def _send(self) -> None:
         req = self.req
@@ -65,12 +64,13 @@ class FastExchange:
         uconn.sink = self
         engine = uconn.engine
         uconn.write(engine.send_head(req.head.method, target, headers, 0) + engine.send_end())
-        self.timer = asyncio.get_running_loop().call_later(self.timeout, self._check_timeout)
+        self.deadline = uconn.loop_time() + self.timeout
+        self.phases.w.exchanges.add(self)
 
     # --- the upstream connection's callbacks -----------------------------------------------
 
     def on_response(self, head: ResponseHead) -> None:
-        self.last = time.monotonic()
+        self.deadline = self.uconn.loop_time() + self.timeout
         self.rhead = head
         self.peer.succeeded()
         req = self.req
@@ -79,7 +79,7 @@ class FastExchange:
         status = head.status
         req.status = status
         req.upstream_status = str(status)
-        req.upstream_response_time = f"{self.last - self.t0:.3f}"
+        req.upstream_response_time = f"{time.monotonic() - self.t0:.3f}"
         headers = client_response_headers(head.headers, False, b"fastgate",
                                           phases.w.http_date())
         if self.loc.settings.add_header:
@@ -95,21 +95,30 @@ class FastExchange:
             self.uconn.abort()
             self._handoff(phases.fail(conn, req, self.loc, 502))
             return
-        conn.write(out)
+        self.out.append(out)
         req.bytes_sent = len(out)
 
     def on_informational(self, head: ResponseHead) -> None:
         pass  # 100 and 103 are not forwarded (and no upgrade comes this way)
 
     def on_body(self, data: bytes) -> None:
-        self.last = time.monotonic()
         if self.head_only or self.rhead is None:
             return
-        conn = self.conn
-        out = conn.engine.send_body(data)
-        conn.write(out)
+        out = self.conn.engine.send_body(data)
+        self.out.append(out)
         self.req.bytes_sent += len(out)
         self.req.body_bytes_sent += len(data)
+
+    def flush(self) -> None:
+        """The end of one upstream read: what it produced goes to the client in one
+        write; if the client cannot take more, the upstream stops being read."""
+        out = self.out
+        if not out:
+            return
+        conn = self.conn
+        conn.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+        self.deadline = self.uconn.loop_time() + self.timeout
         if conn.gate.paused and self.uconn.transport is not None:
             self.uconn.transport.pause_reading()
             conn.writer_waiter = self
@@ -117,7 +126,8 @@ class FastExchange:
     def on_end(self) -> None:
         if self.rhead is None:
             return
-        self.conn.write(self.conn.engine.send_end())
+        self.out.append(self.conn.engine.send_end())
+        self.flush()
         uconn = self.uconn
         uconn.sink = None
         self.peer.release(uconn, self.rhead)
@@ -143,14 +153,10 @@ class FastExchange:
 
     # --- endings -----------------------------------------------------------------------------
 
-    def _check_timeout(self) -> None:
-        self.timer = None
+    def expire(self) -> None:
+        """No upstream byte for proxy_read_timeout (the worker's clock says)."""
+        self.deadline = 0.0
         if self.finished:
-            return
-        now = time.monotonic()
-        if now - self.last < self.timeout:
-            self.timer = asyncio.get_running_loop().call_later(
-                self.timeout - (now - self.last), self._check_timeout)
             return
         self._failed("timeout", "upstream timed out (110: Connection timed out) while "
                                 "reading response header from upstream")
@@ -165,6 +171,7 @@ class FastExchange:
         w = phases.w
         conn, req, loc = self.conn, self.req, self.loc
         if self.rhead is not None:
+            self.flush()
             # the response has begun: the client sees a cut connection, never a short
             # response that looks complete
             w.log.error(f"{message} while reading upstream", conn, req)
@@ -190,9 +197,8 @@ class FastExchange:
 
     def _stop(self) -> None:
         self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = 0.0
+        self.phases.w.exchanges.discard(self)
         if self.conn.writer_waiter is self:
             self.conn.writer_waiter = None
 

@@ -39,7 +39,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.body: BodyBuffer | None = None
         self.tunnel: Any = None  # the client connection once a 101 switched protocols
         self.sink: Any = None  # a callback exchange (proxy.fast) that takes the events
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self._loop = asyncio.get_event_loop()
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -51,7 +52,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.tunnel.tunnel_write(data)
             return
         self.received += len(data)
-        if self.head is None and self.sink is None:  # idle in the pool: nothing is expected
+        sink = self.sink
+        if sink is not None:
+            self.engine.feed(data)
+            if self.sink is sink:
+                sink.flush()
+            return
+        if self.head is None:  # idle in the pool: nothing is expected
             self.close()
             return
         self.engine.feed(data)
@@ -129,6 +136,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- used by the proxy --------------------------------------------------------------------
 
+    def loop_time(self) -> float:
+        return self._loop.time()
+
     def unpark(self) -> None:
         self._cancel_idle()
 
@@ -153,16 +163,15 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     def park(self, timeout: float) -> None:
-        """Idle in the pool: closed after ``timeout`` seconds if nobody takes it."""
+        """Idle in the pool: closed after ``timeout`` seconds if nobody takes it (the
+        worker's clock checks ``deadline``)."""
         self.head = None
         self.body = None
         self.engine.start_next()
-        self._idle_timer = asyncio.get_running_loop().call_later(timeout, self.close)
+        self.deadline = self._loop.time() + timeout
 
     def _cancel_idle(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self.deadline = 0.0
 
 
 class Peer:
@@ -244,6 +253,10 @@ class Peer:
             self.idle.remove(conn)
         except ValueError:
             pass
+
+    def expire_idle(self, now: float) -> None:
+        for conn in [c for c in self.idle if 0.0 < c.deadline <= now]:
+            conn.close()
 
     def close_idle(self) -> None:
         while self.idle:

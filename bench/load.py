@@ -1,0 +1,326 @@
+"""Load benchmark: wrk against nginx, fastgate (each engine, each path) and an
+aiohttp+PyJWT peer, one after another under the same conditions, in one run.
+
+Conditions: one backend (nginx ``return 200``, so it is never the bottleneck); the proxy
+under test pinned to CPU 0 with one worker; wrk and the backend pinned to CPU 1;
+keep-alive to the backend everywhere; access logs off; 50 connections; every row run
+``--runs`` times (default 3) and the median kept. Prints requests/s, p50, p99 and the
+ratio to nginx for every row; ``--json FILE`` writes the figures too.
+
+    python bench/load.py [--duration 5] [--runs 3] [--rows all|quick] [--json out.json]
+
+Needs wrk and nginx (Debian packages ``wrk`` and ``nginx``; ``make bench-load``
+installs them) and aiohttp for the peer row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+CONNECTIONS = 50
+DISTINCT_TOKENS = 20000  # twice the default cache size: every request a cache miss
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"a process under test exited ({proc.args!r})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Result:
+    name: str
+    rps: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    non2xx: list[int] = field(default_factory=list)
+    note: str = ""
+
+    def median(self, values: list[float]) -> float:
+        return statistics.median(values) if values else 0.0
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def run_wrk(url: str, duration: int, headers: list[str], script: str | None) -> tuple[float, float, float, int]:
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, p50, p99, int(m.group(1)) if m else 0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="fastgate-load-"))
+        self.procs: list[subprocess.Popen] = []
+        self.backend_port = free_port()
+        self.results: list[Result] = []
+
+    def start(self, cmd: list[str], port: int, cpu: str = "0") -> subprocess.Popen:
+        p = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=subprocess.DEVNULL,
+                             stderr=open(self.tmp / f"{port}.err", "w"))
+        self.procs.append(p)
+        wait_port(port, p)
+        return p
+
+    def stop(self, p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def nginx(self, name: str, body: str, port: int, cpu: str) -> subprocess.Popen:
+        conf = self.tmp / f"{name}.conf"
+        conf.write_text(f"""worker_processes 1; daemon off; pid {self.tmp}/{name}.pid;
+error_log {self.tmp}/{name}.err.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; {body} }}
+""")
+        return self.start(["nginx", "-c", str(conf), "-p", str(self.tmp)], port, cpu)
+
+    def measure(self, name: str, url: str, headers: list[str] | None = None,
+                script: str | None = None, note: str = "") -> Result:
+        r = Result(name, note=note)
+        run_wrk(url, 1, headers or [], script)  # warm-up: pools filled, caches primed
+        for _ in range(self.args.runs):
+            rps, p50, p99, bad = run_wrk(url, self.args.duration, headers or [], script)
+            r.rps.append(rps)
+            r.p50.append(p50)
+            r.p99.append(p99)
+            r.non2xx.append(bad)
+        self.results.append(r)
+        print(f"  {name:44s} {r.median(r.rps):9.0f} req/s  p50 {r.median(r.p50):6.2f} ms  "
+              f"p99 {r.median(r.p99):6.2f} ms  non-2xx {r.non2xx[-1]}", flush=True)
+        return r
+
+    def token(self, alg: str = "HS256", key: str = SECRET, sub: str = "user123") -> str:
+        args = [PY, "-m", "fastgate", "token", "--alg", alg, "--key", key,
+                "--claim", f"sub={sub}", "--exp", "86400"]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip()
+
+    def token_script(self, alg: str, key_path: str | None) -> str:
+        """A wrk Lua script cycling through DISTINCT_TOKENS tokens (a cache miss each)."""
+        sys.path.insert(0, str(ROOT))
+        from fastgate.token_tool import encode, signer
+
+        sign = signer(alg, key_path or SECRET, "file" if key_path else "utf8")
+        now = int(time.time())
+        tokens = [encode({"alg": alg, "typ": "JWT"}, {"sub": f"u{i}", "exp": now + 86400}, sign)
+                  for i in range(DISTINCT_TOKENS)]
+        path = self.tmp / f"tokens-{alg}.lua"
+        body = ",\n".join(f'"{t}"' for t in tokens)
+        path.write_text(f"""local tokens = {{
+{body}
+}}
+local i = 0
+request = function()
+  i = i % #tokens + 1
+  return wrk.format(nil, nil, {{["Authorization"] = "Bearer " .. tokens[i]}})
+end
+""")
+        return str(path)
+
+    def fastgate_conf(self, port: int, rsa_pem: Path, ec_pem: Path) -> Path:
+        conf = self.tmp / f"fastgate-{port}.conf"
+        conf.write_text(f"""
+error_log {self.tmp}/fastgate-{port}.log error;
+http {{
+  upstream be {{ server 127.0.0.1:{self.backend_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    keepalive_requests 1000000;
+    auth_jwt_key "{SECRET}";
+    location / {{ proxy_pass http://be; }}
+    location /hs/ {{ auth_jwt on; auth_jwt_alg HS256;
+                    proxy_set_header X-User-Id $jwt_claim_sub; proxy_pass http://be; }}
+    location /rs/ {{ auth_jwt on; auth_jwt_key {rsa_pem} file; auth_jwt_alg RS256;
+                    proxy_set_header X-User-Id $jwt_claim_sub; proxy_pass http://be; }}
+    location /es/ {{ auth_jwt on; auth_jwt_key {ec_pem} file; auth_jwt_alg ES256;
+                    proxy_set_header X-User-Id $jwt_claim_sub; proxy_pass http://be; }}
+  }}
+}}
+""")
+        return conf
+
+    def keys(self) -> tuple[Path, Path, Path, Path]:
+        from cryptography.hazmat.primitives import serialization as ser
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+        out = []
+        for name, key in (("rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+                          ("ec", ec.generate_private_key(ec.SECP256R1()))):
+            priv = self.tmp / f"{name}.key"
+            pub = self.tmp / f"{name}.pem"
+            priv.write_bytes(key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8,
+                                               ser.NoEncryption()))
+            pub.write_bytes(key.public_key().public_bytes(
+                ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo))
+            out += [priv, pub]
+        return out[0], out[1], out[2], out[3]
+
+    def run(self) -> None:
+        a = self.args
+        print(f"load benchmark: {CONNECTIONS} connections, {a.duration}s x {a.runs} runs "
+              "(median), proxy on CPU 0, wrk and backend on CPU 1", flush=True)
+        self.nginx("backend", f"""server {{ listen 127.0.0.1:{self.backend_port};
+            keepalive_requests 1000000; location / {{ return 200 "hello from backend\\n"; }} }}""",
+                   self.backend_port, "1")
+        port = free_port()
+        p = self.nginx("proxy", f"""upstream be {{ server 127.0.0.1:{self.backend_port};
+            keepalive 64; }} server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
+            location / {{ proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_pass http://be; }} }}""", port, "0")
+        nginx_row = self.measure("nginx proxy_pass (no auth)", f"http://127.0.0.1:{port}/")
+        self.stop(p)
+
+        rsa_key, rsa_pem, ec_key, ec_pem = self.keys()
+        hs = self.token()
+        rs = self.token("RS256", str(rsa_key))
+        es = self.token("ES256", str(ec_key))
+        engines = ["httptools", "h11"] if a.rows == "all" else ["httptools"]
+        memory: dict[str, tuple[float, float]] = {}
+        for engine in engines:
+            port = free_port()
+            conf = self.fastgate_conf(port, rsa_pem, ec_pem)
+            p = self.start([PY, "-m", "fastgate", "-c", str(conf), "--http-engine", engine], port)
+            url = f"http://127.0.0.1:{port}"
+            self.measure(f"fastgate {engine}: no auth", f"{url}/")
+            first = rss_mib(p.pid)
+            self.measure(f"fastgate {engine}: HS256 valid + claim header", f"{url}/hs/x",
+                         [f"Authorization: Bearer {hs}"])
+            self.measure(f"fastgate {engine}: HS256 invalid signature (401)", f"{url}/hs/x",
+                         [f"Authorization: Bearer {hs[:-2]}AA"], note="401 path")
+            if a.rows == "all" or engine == "httptools":
+                self.measure(f"fastgate {engine}: RS256 valid, cached", f"{url}/rs/x",
+                             [f"Authorization: Bearer {rs}"])
+                self.measure(f"fastgate {engine}: ES256 valid, cached", f"{url}/es/x",
+                             [f"Authorization: Bearer {es}"])
+                if engine == "httptools":
+                    self.measure(f"fastgate {engine}: HS256, {DISTINCT_TOKENS} distinct tokens",
+                                 f"{url}/hs/x", script=self.token_script("HS256", None))
+                    self.measure(f"fastgate {engine}: RS256, {DISTINCT_TOKENS} distinct tokens",
+                                 f"{url}/rs/x", script=self.token_script("RS256", str(rsa_key)))
+                    self.measure(f"fastgate {engine}: ES256, {DISTINCT_TOKENS} distinct tokens",
+                                 f"{url}/es/x", script=self.token_script("ES256", str(ec_key)))
+            memory[engine] = (first, rss_mib(p.pid))
+            self.stop(p)
+
+        if shutil.which("nginx") and _has_aiohttp():
+            port = free_port()
+            p = self.start([PY, str(HERE / "peer_aiohttp.py"), str(port),
+                            f"http://127.0.0.1:{self.backend_port}", SECRET], port)
+            self.measure("aiohttp + PyJWT peer: HS256 valid", f"http://127.0.0.1:{port}/x",
+                         [f"Authorization: Bearer {hs}"])
+            self.stop(p)
+        else:
+            print("  (aiohttp not installed: the peer row is skipped; pip install aiohttp)")
+
+        base = nginx_row.median(nginx_row.rps)
+        print("\n| row | req/s | p50 ms | p99 ms | vs nginx |")
+        print("|---|---:|---:|---:|---:|")
+        for r in self.results:
+            rps = r.median(r.rps)
+            print(f"| {r.name} | {rps:.0f} | {r.median(r.p50):.2f} | {r.median(r.p99):.2f} | "
+                  f"{rps / base:.2f} |")
+        for engine, (first, last) in memory.items():
+            print(f"\nfastgate {engine} RSS: {first:.1f} MiB after the first run, "
+                  f"{last:.1f} MiB after all runs ({last - first:+.1f} MiB)")
+        if a.json:
+            Path(a.json).write_text(json.dumps({
+                "results": [r.__dict__ for r in self.results],
+                "memory": memory, "duration": a.duration, "runs": a.runs}, indent=1))
+
+    def close(self) -> None:
+        for p in self.procs:
+            self.stop(p)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _has_aiohttp() -> bool:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rows", choices=["all", "quick"], default="all")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"bench/load.py: {tool} is missing; `make bench-load` installs wrk and nginx "
+                  "(Debian packages wrk, nginx)", file=sys.stderr)
+            return 1
+    if (os.cpu_count() or 1) < 2:
+        print("bench/load.py: needs 2 CPUs (proxy on one, wrk and backend on the other)",
+              file=sys.stderr)
+        return 1
+    b = Bench(args)
+    try:
+        b.run()
+    finally:
+        b.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
