@@ -56,10 +56,25 @@ class H11Server:
         self._failed = False
         self._max_header_bytes = max_header_bytes
         self._max_line = max_line
+        self._last_byte = b""
+        self._in_head = False  # bytes of the next request's head have arrived
 
     def feed(self, data: bytes) -> None:
         if self._failed:
             return
+        conn = self._conn
+        if data and conn.their_state is h11.IDLE:
+            if not self._in_head and not len(conn._receive_buffer):  # no public accessor
+                # RFC 9112 section 2.2: empty lines before a request-line are ignored
+                data = data.lstrip(b"\r\n")
+                if not data:
+                    return
+            self._in_head = True
+            problem = self._head_problem(data)
+            if problem is not None:
+                self._failed = True
+                self._h.on_error(ProtocolError(problem, 400))
+                return
         try:
             self._conn.receive_data(data)
         except RuntimeError:  # data after the peer closed: nothing more to parse
@@ -80,19 +95,35 @@ class H11Server:
             if t is h11.Data:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
-                error = self._check_size(ev)  # type: ignore[arg-type]
+                self._last_byte = b""
+                error = self._check_size(ev) or self._check_framing(ev)  # type: ignore[arg-type]
                 if error is not None:
                     self._failed = True
                     h.on_error(error)
                     return
                 h.on_request(self._head(ev))  # type: ignore[arg-type]
             elif t is h11.EndOfMessage:
+                self._in_head = len(conn._receive_buffer) > 0
                 h.on_end()
             elif t is h11.ConnectionClosed:
                 h.on_eof()  # type: ignore[attr-defined]
                 return
             else:  # NEED_DATA, or PAUSED until start_next()
                 return
+
+    def _head_problem(self, data: bytes) -> str | None:
+        """What h11 would accept in a head but llhttp (our other engine) refuses: obs-fold
+        (RFC 9112 section 5.2; h11 unfolds it) and a bare LF ending a line (section 2.2
+        allows either). Both are refused, so the engines agree byte for byte."""
+        end = data.find(b"\r\n\r\n")
+        part = data if end < 0 else data[:end + 2]
+        head = self._last_byte + part  # a CRLF or a fold may straddle two reads
+        self._last_byte = data[-1:]
+        if b"\n " in head or b"\n\t" in head:
+            return "obsolete line folding in request header"
+        if part.count(b"\n") != head.count(b"\r\n"):
+            return "bare LF in request head"
+        return None
 
     def _check_size(self, ev: h11.Request) -> ProtocolError | None:
         """nginx's large_client_header_buffers: a request line or a header line longer
@@ -108,6 +139,19 @@ class H11Server:
             total += line
         if total > self._max_header_bytes:
             return ProtocolError("request headers too large", 431)
+        return None
+
+    def _check_framing(self, ev: h11.Request) -> ProtocolError | None:
+        """What h11 lets through but nginx and llhttp refuse: a version other than 1.0 and
+        1.1, a method not in upper case, and Content-Length beside Transfer-Encoding (a
+        smuggling attempt, RFC 9112 section 6.3)."""
+        if ev.http_version not in (b"1.0", b"1.1"):
+            return ProtocolError("unsupported HTTP version", 505)
+        if not ev.method.isupper() or not ev.method.isalpha():
+            return ProtocolError("invalid method", 400)
+        names = {n for n, _ in ev.headers}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            return ProtocolError("both Content-Length and Transfer-Encoding", 400)
         return None
 
     def _head(self, ev: h11.Request) -> RequestHead:

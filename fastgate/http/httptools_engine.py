@@ -106,6 +106,9 @@ class HttptoolsServer:
             if ln == b"content-length":
                 length = int(v)
             elif ln == b"transfer-encoding":
+                if chunked or v.strip().lower() != b"chunked":
+                    # as h11 (and nginx): chunked is the only coding, and only once
+                    raise ProtocolError("only Transfer-Encoding: chunked is supported", 501)
                 chunked = True
             elif ln == b"expect" and v.lower() == b"100-continue":
                 expect = True

@@ -1,0 +1,114 @@
+"""Both protocol engines, fed the same byte streams, must take the same decisions: the
+same requests accepted with the same bodies, and a refusal wherever h11 refuses for
+framing reasons (a request-smuggling vector if one engine read it differently)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.h11_engine import H11Server
+from fastgate.http.httptools_engine import HttptoolsServer
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.engine: Any = None
+
+    def on_request(self, head: RequestHead) -> None:
+        self.events.append(["request", head.method, head.target, b""])
+
+    def on_body(self, data: bytes) -> None:
+        self.events[-1][3] += data
+
+    def on_end(self) -> None:
+        self.events.append(["end"])
+
+    def on_error(self, error: ProtocolError) -> None:
+        self.events.append(["error"])
+
+    def on_eof(self) -> None:
+        self.events.append(["eof"])
+
+
+def run(engine_cls: type, data: bytes, split: int | None = None) -> list[Any]:
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    rec.engine = engine
+    chunks = [data] if split is None else [data[i:i + split] for i in range(0, len(data), split)]
+    answered = 0
+    for chunk in chunks:
+        engine.feed(chunk)
+        # answer each complete request so that pipelined ones are delivered
+        while sum(1 for e in rec.events if e[0] == "end") > answered and not engine.failed:
+            engine.send_head(200, b"OK", [], 0)
+            engine.send_end()
+            answered += 1
+            engine.start_next()
+    engine.feed(b"")
+    # what matters: the requests accepted (with their bodies) and whether it failed
+    accepted = [tuple(e[1:]) for e in rec.events if e[0] == "request"]
+    completed = sum(1 for e in rec.events if e[0] == "end")
+    failed = any(e[0] == "error" for e in rec.events)
+    return [accepted[:completed], failed]
+
+
+R = b"GET / HTTP/1.1\r\nHost: a\r\n"
+STREAMS = {
+    "plain": R + b"\r\n",
+    "pipelined": R + b"\r\n" + b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "post-cl": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+    "post-chunked": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "cl-te": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "cl-conflict": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    "cl-list": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\nabcd",
+    "cl-negative": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+    "cl-plus": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+    "cl-hex": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0x3\r\n\r\nabc",
+    "te-chunked-identity": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    "te-identity": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+    "te-xchunked": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    "te-gzip-chunked": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "te-twice": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te-space-name": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    "te-http10": b"POST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "chunk-size-bad": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    "chunk-size-huge": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nx\r\n0\r\n\r\n",
+    "chunk-ext": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;name=val\r\nhello\r\n0\r\n\r\n",
+    "chunk-no-crlf": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+    "chunk-lf-only": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
+    "obs-fold": b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+    "nul-in-header": b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n",
+    "bare-cr-in-header": b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n",
+    "bare-lf-lines": b"GET / HTTP/1.1\nHost: a\n\n",
+    "space-before-colon": b"GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n",
+    "no-host-11": b"GET / HTTP/1.1\r\n\r\n",
+    "two-hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "no-host-10": b"GET / HTTP/1.0\r\n\r\n",
+    "bad-version": b"GET / HTTP/2.7\r\nHost: a\r\n\r\n",
+    "lowercase-method": b"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "space-in-target": b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+    "absolute-form": b"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "garbage": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    "empty-header-name": b"GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n",
+    "smuggle-get-body": b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 34\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n",
+    "leading-crlf": b"\r\n" + R + b"\r\n",
+    "truncated-body": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+    "truncated-chunked": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+@pytest.mark.parametrize("split", [None, 1, 7])
+def test_same_decision(name: str, split: int | None) -> None:
+    data = STREAMS[name]
+    h11_result = run(H11Server, data, split)
+    fast_result = run(HttptoolsServer, data, split)
+    assert fast_result == h11_result, (name, h11_result, fast_result)
+
+
+def test_table_size() -> None:
+    assert len(STREAMS) >= 40
