@@ -11,7 +11,6 @@ callbacks; everything else runs as one task per request (``fastgate.proxy.phases
 from __future__ import annotations
 
 import asyncio
-import itertools
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from fastgate.ops.worker import Worker
 
 LINGERING_TIME = 5.0
-_ids = itertools.count(1)
 
 
 class ClientGone(Exception):
@@ -36,7 +34,7 @@ class ClientConnection(asyncio.Protocol):
         self.worker = worker
         self.listen = listen
         self.scheme = "https" if listen.ssl else "http"
-        self.connection_id = next(_ids)
+        self.connection_id = worker.next_connection_id()
         self.requests = 0
         self.transport: asyncio.Transport | None = None
         self.engine: Any = None

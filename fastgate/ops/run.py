@@ -5,8 +5,8 @@ config again (a bad one is logged and the old one keeps serving; sockets whose a
 did not change are kept, so no connection is refused during a reload); SIGUSR1 reopens
 the log files.
 
-One process serves every listener. ``worker_processes`` above 1 is not implemented yet:
-it is reported at start and the gateway runs one process.
+With ``worker_processes 1`` one process serves every listener; above 1, a master
+(``fastgate.ops.master``) binds and forks workers that each run ``serve``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from fastgate.config import ConfigError, load_config
 from fastgate.config.model import Config, Listen
+from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import Worker
 
 DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
@@ -71,12 +72,16 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
 class Gateway:
     """The serving process: its sockets, its current worker, and old workers draining."""
 
-    def __init__(self, path: str, config: Config, engine: str | None) -> None:
+    def __init__(self, path: str, config: Config, engine: str | None,
+                 sockets: dict[tuple[str, int, bool], socket.socket] | None = None,
+                 stats: Stats | None = None) -> None:
         self.path = path
         self.config = config
         self.engine = engine  # the command line's choice, kept across reloads
-        self.worker = Worker(config, engine)
-        self.sockets: dict[tuple[str, int, bool], socket.socket] = {}
+        self.stats = stats if stats is not None else SharedCounters(1).slot(0)
+        self.worker = Worker(config, engine, self.stats)
+        # sockets a master bound for us, or ours once bound
+        self.sockets: dict[tuple[str, int, bool], socket.socket] = dict(sockets or {})
         self.servers: list[asyncio.AbstractServer] = []
         self.stopped = asyncio.Event()
         self.old_workers: list[Worker] = []
@@ -107,7 +112,7 @@ class Gateway:
         except ConfigError as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             return
-        new = Worker(config, self.engine)
+        new = Worker(config, self.engine, self.stats)
         keep: dict[tuple[str, int, bool], socket.socket] = {}
         try:
             for listen in new.listens():
@@ -175,12 +180,14 @@ def _make_connection(worker: Worker, listen: Listen) -> Any:
 
 
 async def _drain(worker: Worker, limit: float) -> None:
-    """Wait for in-flight requests; idle keep-alive connections are closed at once."""
+    """Wait for in-flight requests; keep-alive connections between requests are closed
+    at once. A connection accepted but not yet sent its first request is given that
+    request (closing it would reset a client that did nothing wrong)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     while worker.connections and loop.time() < deadline:
         for conn in list(worker.connections):
-            if conn.idle:
+            if conn.idle and conn.requests:
                 conn.close()
         await asyncio.sleep(0.05)
 
@@ -194,6 +201,7 @@ def write_pid(path: str) -> None:
 
 
 def run(path: str, http_engine: str | None = None) -> int:
+    """``fastgate -c FILE``: one serving process, or a master and its workers."""
     from fastgate.cli import default_pid_path, err
 
     try:
@@ -203,16 +211,18 @@ def run(path: str, http_engine: str | None = None) -> int:
         return 1
     for w in config.warnings:
         err(w)
+    pid_path = config.pid or default_pid_path(path)
     if config.worker_processes > 1:
-        err(f"[warn] worker_processes {config.worker_processes}: multiple worker processes "
-            "are not implemented yet; serving with one process")
+        from fastgate.ops.master import Master
+
+        return Master(path, config, http_engine, pid_path).run()
     import uvloop
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    pid_path = config.pid or default_pid_path(path)
     try:
-        return loop.run_until_complete(_main(path, config, pid_path, http_engine))
+        return loop.run_until_complete(serve(path, config, http_engine, None, None,
+                                             reloadable=True, pid_path=pid_path))
     except StartError as e:
         err(f"[emerg] {e}")
         return 1
@@ -224,13 +234,18 @@ def run(path: str, http_engine: str | None = None) -> int:
         loop.close()
 
 
-async def _main(path: str, config: Config, pid_path: str, engine: str | None) -> int:
-    gw = Gateway(path, config, engine)
+async def serve(path: str, config: Config, engine: str | None,
+                sockets: dict[tuple[str, int, bool], socket.socket] | None,
+                stats: Stats | None, reloadable: bool, pid_path: str | None = None) -> int:
+    """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
+    master reloads by starting new workers) and writes no pid file."""
+    gw = Gateway(path, config, engine, sockets, stats)
     await gw.start()
-    try:
-        write_pid(pid_path)
-    except OSError as e:
-        raise StartError(f'open() "{pid_path}" failed ({e.errno}: {e.strerror})') from None
+    if pid_path is not None:
+        try:
+            write_pid(pid_path)
+        except OSError as e:
+            raise StartError(f'open() "{pid_path}" failed ({e.errno}: {e.strerror})') from None
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[Any]] = set()
 
@@ -251,19 +266,24 @@ async def _main(path: str, config: Config, pid_path: str, engine: str | None) ->
     loop.add_signal_handler(signal.SIGTERM, on_stop, False)
     loop.add_signal_handler(signal.SIGINT, on_stop, False)
     loop.add_signal_handler(signal.SIGQUIT, on_stop, True)
-    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
+    if reloadable:
+        loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
     loop.add_signal_handler(signal.SIGUSR1, lambda: (gw.worker.log.reopen(),
                                                       gw.worker.access.reopen()))
     gw.worker.log.notice(f"fastgate started, pid {os.getpid()}, http engine {gw.worker.engine}")
     try:
         await gw.stopped.wait()
     finally:
-        try:
-            if os.path.exists(pid_path):
-                with open(pid_path) as f:
-                    if f.read().strip() == str(os.getpid()):
-                        os.unlink(pid_path)
-        except OSError:
-            pass
+        if pid_path is not None:
+            _remove_pid(pid_path)
     sys.stderr.flush()
     return 0
+
+
+def _remove_pid(path: str) -> None:
+    try:
+        with open(path) as f:
+            if f.read().strip() == str(os.getpid()):
+                os.unlink(path)
+    except OSError:
+        pass

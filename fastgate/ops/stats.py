@@ -1,88 +1,158 @@
-"""Counters for the ``fastgate_status`` page, in Prometheus text exposition format."""
+"""Counters for the ``fastgate_status`` page, in Prometheus text exposition format.
+
+The counters live in a shared memory region that the master creates before it forks:
+one slot of doubles per worker, written only by that worker, so no lock is needed; the
+status page (served by any worker) sums every slot. A replaced worker takes over its
+slot and keeps counting from where the dead one stopped.
+"""
 
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+import mmap
 
 # request latency histogram buckets, seconds
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+JWT_OUTCOMES = (
+    "ok",
+    "JWT: failed to find a jwt",
+    "JWT: failed to parse jwt",
+    "JWT: invalid algorithm",
+    "JWT: invalid signature",
+    "JWT: the jwt has expired",
+    "JWT: the jwt is not yet valid",
+    "JWT: unsupported critical header",
+    "JWT: no key matches the token's kid",
+    "JWT: requirement not met",
+    "other",
+)
+UPSTREAM_KINDS = ("connect", "timeout", "invalid", "reset", "no_live")
+
+# the layout of one slot: name -> index of its first double
+_FIELDS: dict[str, int] = {}
+
+
+def _layout() -> int:
+    i = 0
+    for name, size in (("requests", len(STATUS_CLASSES)), ("jwt", len(JWT_OUTCOMES)),
+                       ("cache_hit", 1), ("cache_miss", 1), ("upstream", len(UPSTREAM_KINDS)),
+                       ("unsafe", 1), ("conn_active", 1), ("conn_total", 1),
+                       ("latency", len(BUCKETS) + 1), ("latency_sum", 1), ("latency_count", 1)):
+        _FIELDS[name] = i
+        i += size
+    return i
+
+
+SLOT_DOUBLES = _layout()
+MAX_SLOTS = 64
+_JWT_INDEX = {reason: i for i, reason in enumerate(JWT_OUTCOMES)}
+
+
+class SharedCounters:
+    """The region: ``slots`` slots of ``SLOT_DOUBLES`` doubles, shared across fork."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, min(slots, MAX_SLOTS))
+        self._mem = mmap.mmap(-1, self.slots * SLOT_DOUBLES * 8)  # anonymous, MAP_SHARED
+        self.view = memoryview(self._mem).cast("d")
+
+    def slot(self, index: int) -> "Stats":
+        return Stats(self, index)
 
 
 class Stats:
-    def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()  # by status class "2xx"...
-        self.jwt_outcomes: Counter[str] = Counter()
-        self.cache_hits = 0
-        self.cache_misses = 0
-        self.upstream_errors: Counter[str] = Counter()
-        self.unsafe_headers = 0
-        self.connections_active = 0
-        self.connections_total = 0
-        self.latency = [0] * (len(BUCKETS) + 1)
-        self.latency_sum = 0.0
-        self.latency_count = 0
+    """One worker's view: it writes its own slot and reads all of them."""
+
+    def __init__(self, region: SharedCounters | None = None, slot: int = 0) -> None:
+        self.region = region if region is not None else SharedCounters(1)
+        base = slot * SLOT_DOUBLES
+        self.v = self.region.view[base:base + SLOT_DOUBLES]
+
+    def reset_gauges(self) -> None:
+        """A new worker process in this slot holds no connection yet."""
+        self.v[_FIELDS["conn_active"]] = 0
 
     def request(self, status: int, seconds: float) -> None:
-        self.requests[f"{status // 100}xx"] += 1
-        self.latency[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.latency_sum += seconds
-        self.latency_count += 1
+        v = self.v
+        cls = status // 100
+        if 1 <= cls <= 5:
+            v[_FIELDS["requests"] + cls - 1] += 1
+        v[_FIELDS["latency"] + bisect.bisect_left(BUCKETS, seconds)] += 1
+        v[_FIELDS["latency_sum"]] += seconds
+        v[_FIELDS["latency_count"]] += 1
 
     def jwt(self, reason: str) -> None:
-        self.jwt_outcomes[reason] += 1
+        self.v[_FIELDS["jwt"] + _JWT_INDEX.get(reason, len(JWT_OUTCOMES) - 1)] += 1
 
     def cache(self, hit: bool) -> None:
-        if hit:
-            self.cache_hits += 1
-        else:
-            self.cache_misses += 1
+        self.v[_FIELDS["cache_hit" if hit else "cache_miss"]] += 1
 
     def upstream_error(self, kind: str) -> None:
-        self.upstream_errors[kind] += 1
+        self.v[_FIELDS["upstream"] + UPSTREAM_KINDS.index(kind)] += 1
+
+    def unsafe_header(self) -> None:
+        self.v[_FIELDS["unsafe"]] += 1
+
+    def connection(self, delta: int) -> None:
+        self.v[_FIELDS["conn_active"]] += delta
+        if delta > 0:
+            self.v[_FIELDS["conn_total"]] += 1
+
+    def totals(self) -> list[float]:
+        """Every slot summed."""
+        view = self.region.view
+        out = [0.0] * SLOT_DOUBLES
+        for s in range(self.region.slots):
+            base = s * SLOT_DOUBLES
+            for i in range(SLOT_DOUBLES):
+                out[i] += view[base + i]
+        return out
 
     def exposition(self) -> bytes:
-        lines = [
-            "# HELP fastgate_requests_total Requests answered, by status class.",
-            "# TYPE fastgate_requests_total counter",
-        ]
-        for cls in ("1xx", "2xx", "3xx", "4xx", "5xx"):
-            lines.append(f'fastgate_requests_total{{status="{cls}"}} {self.requests[cls]}')
+        t = self.totals()
+
+        def n(name: str, offset: int = 0) -> int:
+            return int(t[_FIELDS[name] + offset])
+
+        lines = ["# HELP fastgate_requests_total Requests answered, by status class.",
+                 "# TYPE fastgate_requests_total counter"]
+        for i, cls in enumerate(STATUS_CLASSES):
+            lines.append(f'fastgate_requests_total{{status="{cls}"}} {n("requests", i)}')
         lines += ["# HELP fastgate_jwt_total Token checks, by outcome.",
                   "# TYPE fastgate_jwt_total counter"]
-        for reason, n in sorted(self.jwt_outcomes.items()):
+        for i, reason in enumerate(JWT_OUTCOMES):
             label = reason.replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'fastgate_jwt_total{{outcome="{label}"}} {n}')
+            lines.append(f'fastgate_jwt_total{{outcome="{label}"}} {n("jwt", i)}')
         lines += [
             "# HELP fastgate_jwt_cache_total Verified-token cache lookups.",
             "# TYPE fastgate_jwt_cache_total counter",
-            f'fastgate_jwt_cache_total{{result="hit"}} {self.cache_hits}',
-            f'fastgate_jwt_cache_total{{result="miss"}} {self.cache_misses}',
+            f'fastgate_jwt_cache_total{{result="hit"}} {n("cache_hit")}',
+            f'fastgate_jwt_cache_total{{result="miss"}} {n("cache_miss")}',
             "# HELP fastgate_upstream_errors_total Upstream failures, by kind.",
             "# TYPE fastgate_upstream_errors_total counter",
         ]
-        for kind in ("connect", "timeout", "invalid", "reset", "no_live"):
-            lines.append(f'fastgate_upstream_errors_total{{kind="{kind}"}} '
-                         f"{self.upstream_errors[kind]}")
+        for i, kind in enumerate(UPSTREAM_KINDS):
+            lines.append(f'fastgate_upstream_errors_total{{kind="{kind}"}} {n("upstream", i)}')
         lines += [
             "# HELP fastgate_unsafe_headers_total Header values dropped for control bytes.",
             "# TYPE fastgate_unsafe_headers_total counter",
-            f"fastgate_unsafe_headers_total {self.unsafe_headers}",
+            f"fastgate_unsafe_headers_total {n('unsafe')}",
             "# HELP fastgate_connections Open client connections.",
             "# TYPE fastgate_connections gauge",
-            f"fastgate_connections {self.connections_active}",
+            f"fastgate_connections {n('conn_active')}",
             "# HELP fastgate_connections_total Client connections accepted.",
             "# TYPE fastgate_connections_total counter",
-            f"fastgate_connections_total {self.connections_total}",
+            f"fastgate_connections_total {n('conn_total')}",
             "# HELP fastgate_request_duration_seconds Time from request head to last byte.",
             "# TYPE fastgate_request_duration_seconds histogram",
         ]
         acc = 0
-        for bound, n in zip(BUCKETS, self.latency):
-            acc += n
+        for i, bound in enumerate(BUCKETS):
+            acc += n("latency", i)
             lines.append(f'fastgate_request_duration_seconds_bucket{{le="{bound}"}} {acc}')
-        acc += self.latency[-1]
+        acc += n("latency", len(BUCKETS))
         lines.append(f'fastgate_request_duration_seconds_bucket{{le="+Inf"}} {acc}')
-        lines.append(f"fastgate_request_duration_seconds_sum {self.latency_sum:.6f}")
-        lines.append(f"fastgate_request_duration_seconds_count {self.latency_count}")
+        lines.append(f"fastgate_request_duration_seconds_sum {t[_FIELDS['latency_sum']]:.6f}")
+        lines.append(f"fastgate_request_duration_seconds_count {n('latency_count')}")
         return ("\n".join(lines) + "\n").encode()

@@ -76,18 +76,20 @@ class ServerTable:
 
 
 class Worker:
-    def __init__(self, config: Config, engine: str | None = None) -> None:
+    def __init__(self, config: Config, engine: str | None = None,
+                 stats: Stats | None = None) -> None:
         self.config = config
         self.engine = resolve(engine or config.http_engine)
         self.groups = build_groups(config.upstreams, self.engine)
         self.log = ErrorLog(*config.error_log)
         self.access = AccessLogs(config.log_formats)
-        self.stats = Stats()
+        self.stats = stats if stats is not None else Stats()
         self.phases = Phases(self)
         self.connections: set["ClientConnection"] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.exchanges: set[Any] = set()  # callback exchanges in flight (their deadlines)
         self._clock: asyncio.TimerHandle | None = None
+        self._connection_ids = 0
         self.stopping = False
         self._date = b""
         self._date_at = 0
@@ -133,16 +135,19 @@ class Worker:
                 peer.expire_idle(now)
         self._clock = loop.call_later(CLOCK_TICK, self._tick)
 
+    def next_connection_id(self) -> int:
+        self._connection_ids += 1
+        return self._connection_ids
+
     def connection_opened(self, conn: "ClientConnection") -> None:
         self.start_clock()
         self.connections.add(conn)
-        self.stats.connections_active += 1
-        self.stats.connections_total += 1
+        self.stats.connection(+1)
 
     def connection_closed(self, conn: "ClientConnection") -> None:
         if conn in self.connections:
             self.connections.discard(conn)
-            self.stats.connections_active -= 1
+            self.stats.connection(-1)
 
     def http_date(self) -> bytes:
         now = int(time.time())

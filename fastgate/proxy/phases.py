@@ -338,7 +338,7 @@ class Phases:
 
         def unsafe(name: str, value: str) -> None:
             w.log.warn(f'header "{name}" dropped: its value holds a control character', conn, req)
-            w.stats.unsafe_headers += 1
+            w.stats.unsafe_header()
 
         headers = upstream_request_headers(req.head.headers, loc.settings.proxy_set_header,
                                            pp.host_header, req, req.head.upgrade, unsafe)

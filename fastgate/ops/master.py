@@ -1,0 +1,265 @@
+"""``worker_processes N``: a master that binds the listeners, forks N workers, replaces a
+worker that dies, and never serves a request itself.
+
+Signals, as nginx: SIGHUP re-reads the configuration (a bad one is logged and the
+running workers go on), starts a new generation of workers on the same listening
+sockets and lets the old generation finish in-flight requests; SIGQUIT drains and
+stops; SIGTERM/SIGINT stop at once; SIGUSR1 reopens logs, in every process.
+
+Listening sockets: one shared socket per address, or, with ``reuseport``, one socket
+per worker bound with SO_REUSEPORT, so the kernel spreads connections.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from fastgate.config import ConfigError, load_config
+from fastgate.config.model import Config, Listen
+from fastgate.ops.logs import ErrorLog
+from fastgate.ops.stats import MAX_SLOTS, SharedCounters
+from fastgate.ops.run import _remove_pid
+from fastgate.ops.worker import Worker
+
+SockKey = tuple[str, int, bool]
+HALF = MAX_SLOTS // 2  # generations alternate between the two halves of the slots
+STOP_GRACE = 5.0  # seconds a fast stop waits before SIGKILL
+SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
+           signal.SIGCHLD)
+
+
+def listens_of(config: Config) -> list[Listen]:
+    return Worker(config).listens()
+
+
+class Master:
+    def __init__(self, path: str, config: Config, engine: str | None, pid_path: str) -> None:
+        self.path = path
+        self.config = config
+        self.engine = engine
+        self.pid_path = pid_path
+        self.log = ErrorLog(*config.error_log)
+        self.region = SharedCounters(MAX_SLOTS)
+        self.sockets: dict[SockKey, list[socket.socket]] = {}
+        self.workers: dict[int, tuple[int, int]] = {}  # pid -> (slot, generation)
+        self.generation = 0
+        self.pending: list[int] = []
+        self.stopping: str | None = None
+
+    # --- sockets -------------------------------------------------------------------------------
+
+    def bind_all(self, config: Config) -> dict[SockKey, list[socket.socket]]:
+        from fastgate.ops.run import bind, tls_context
+
+        n = config.worker_processes
+        out: dict[SockKey, list[socket.socket]] = {}
+        try:
+            for listen in listens_of(config):
+                key = (listen.host, listen.port, listen.reuseport)
+                have = self.sockets.get(key)
+                want = n if listen.reuseport else 1
+                if have is not None and len(have) == want:
+                    out[key] = have
+                elif listen.reuseport:
+                    out[key] = [bind(listen) for _ in range(want)]
+                else:
+                    out[key] = have[:1] if have else [bind(listen)]
+                if listen.ssl:
+                    tls_context(config, listen)
+        except Exception:
+            for key, socks in out.items():
+                if self.sockets.get(key) is not socks:
+                    for s in socks:
+                        s.close()
+            raise
+        return out
+
+    def slot_sockets(self, index: int) -> dict[SockKey, socket.socket]:
+        return {key: socks[index % len(socks)] for key, socks in self.sockets.items()}
+
+    # --- workers --------------------------------------------------------------------------------
+
+    def spawn(self, index: int) -> None:
+        slot = (self.generation % 2) * HALF + index
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = worker_main(self.path, self.config, self.engine,
+                                   self.slot_sockets(index), self.region, slot)
+            except BaseException as e:  # never let a worker unwind into the master's code
+                try:
+                    self.log.write("alert", f"worker process failed: {type(e).__name__}: {e}")
+                except Exception:
+                    pass
+            finally:
+                os._exit(code)
+        self.workers[pid] = (index, self.generation)
+
+    def signal_generation(self, generation: int, sig: int) -> None:
+        for pid, (_, gen) in self.workers.items():
+            if gen == generation:
+                _kill(pid, sig)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            entry = self.workers.pop(pid, None)
+            if entry is None:
+                continue
+            index, gen = entry
+            if os.WIFSIGNALED(status):
+                how = f"exited on signal {os.WTERMSIG(status)}"
+            else:
+                how = f"exited with code {os.WEXITSTATUS(status)}"
+            if gen == self.generation and self.stopping is None:
+                self.log.write("alert", f"worker process {pid} {how}; starting a new one")
+                self.spawn(index)
+            else:
+                self.log.write("notice", f"worker process {pid} {how}")
+
+    # --- the master's loop -------------------------------------------------------------------
+
+    def run(self) -> int:
+        from fastgate.ops.run import StartError, write_pid
+
+        try:
+            self.sockets = self.bind_all(self.config)
+        except StartError as e:
+            print(f"fastgate: [emerg] {e}", file=sys.stderr)
+            return 1
+        try:
+            write_pid(self.pid_path)
+        except OSError as e:
+            print(f'fastgate: [emerg] open() "{self.pid_path}" failed ({e.errno}: {e.strerror})',
+                  file=sys.stderr)
+            return 1
+        for sig in SIGNALS:
+            signal.signal(sig, self._on_signal)
+        for i in range(self.config.worker_processes):
+            self.spawn(i)
+        self.log.write("notice", f"fastgate master {os.getpid()} started "
+                                 f"{self.config.worker_processes} worker processes")
+        try:
+            while True:
+                time.sleep(0.1)
+                pending, self.pending = self.pending, []
+                for sig in pending:
+                    self._handle(sig)
+                self.reap()
+                if self.stopping is not None and not self.workers:
+                    break
+                if self.stopping == "fast" and time.monotonic() > self._deadline:
+                    for pid in list(self.workers):
+                        _kill(pid, signal.SIGKILL)
+        finally:
+            for socks in self.sockets.values():
+                for s in socks:
+                    s.close()
+            _remove_pid(self.pid_path)
+            self.log.close()
+        return 0
+
+    def _on_signal(self, sig: int, frame: Any) -> None:
+        self.pending.append(sig)
+
+    def _handle(self, sig: int) -> None:
+        if sig == signal.SIGCHLD:
+            return  # reap() runs on every turn
+        if sig == signal.SIGHUP and self.stopping is None:
+            self.reload()
+        elif sig in (signal.SIGTERM, signal.SIGINT):
+            self.stopping = "fast"
+            self._deadline = time.monotonic() + STOP_GRACE
+            for pid in self.workers:
+                _kill(pid, signal.SIGTERM)
+        elif sig == signal.SIGQUIT and self.stopping is None:
+            self.stopping = "graceful"
+            for pid in self.workers:
+                _kill(pid, signal.SIGQUIT)
+        elif sig == signal.SIGUSR1:
+            self.log.reopen()
+            for pid in self.workers:
+                _kill(pid, signal.SIGUSR1)
+
+    def reload(self) -> None:
+        from fastgate.ops.run import StartError
+
+        try:
+            config = load_config(self.path)
+        except ConfigError as e:
+            self.log.write("emerg", f"{e}; the running configuration keeps serving")
+            return
+        try:
+            sockets = self.bind_all(config)
+        except StartError as e:
+            self.log.write("emerg", f"{e}; the running configuration keeps serving")
+            return
+        old_sockets, old_generation = self.sockets, self.generation
+        self.config = config
+        self.sockets = sockets
+        self.generation += 1
+        for i in range(config.worker_processes):
+            self.spawn(i)
+        self.signal_generation(old_generation, signal.SIGQUIT)
+        kept = {id(s) for socks in sockets.values() for s in socks}
+        for socks in old_sockets.values():
+            for s in socks:
+                if id(s) not in kept:
+                    s.close()  # the old workers hold their own descriptors until they exit
+        self.log.write("notice", "reconfiguring: new worker processes started, "
+                                 "old ones finish their requests")
+
+
+def worker_main(path: str, config: Config, engine: str | None,
+                sockets: dict[SockKey, socket.socket], region: SharedCounters,
+                slot: int) -> int:
+    """A forked worker: serve on the inherited sockets until told to stop."""
+    import asyncio
+
+    import uvloop
+
+    from fastgate.ops.run import serve
+
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads, not the worker
+    _die_with_parent()
+    stats = region.slot(slot)
+    stats.reset_gauges()
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(serve(path, config, engine, sockets, stats,
+                                             reloadable=False))
+    finally:
+        loop.close()
+
+
+def _die_with_parent() -> None:
+    """A worker whose master is gone (killed) stops too: PR_SET_PDEATHSIG."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
