@@ -75,6 +75,7 @@ class ClientConnection(asyncio.Protocol):
         self.engine = server_engine(self.worker.engine, self, count * size, size)
         self._arm(self._settings.client_header_timeout)
         self.worker.connection_opened(self)
+        self.worker.stats.idle(1)
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:
@@ -99,6 +100,7 @@ class ClientConnection(asyncio.Protocol):
         return True  # keep our side open to finish the response in progress
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._set_idle(False)
         self.closed = True
         self._disarm()
         gone = ClientGone("client closed the connection")
@@ -123,7 +125,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_request(self, head: RequestHead) -> None:
         self._disarm()
-        self.idle = False
+        self._set_idle(False)
         self.requests += 1
         if head.content_length != 0:
             assert self.transport is not None
@@ -151,7 +153,7 @@ class ClientConnection(asyncio.Protocol):
             if self.body is not None:
                 self.body.fail(error)
             return
-        self.idle = False
+        self._set_idle(False)
         self.worker.reject(self, error)
         self.finish()
 
@@ -163,13 +165,18 @@ class ClientConnection(asyncio.Protocol):
 
     def request_done(self) -> None:
         """The response is written: close, or wait for the next request."""
-        self.idle = True
+        self._set_idle(True)
         if self._dispatching:
             # answered inside dispatch, before the engine has even reported the end of
             # the request: decide from the loop, not from deeper in this stack
             asyncio.get_running_loop().call_soon(self._after_response)
         else:
             self._after_response()
+
+    def _set_idle(self, idle: bool) -> None:
+        if idle != self.idle:
+            self.idle = idle
+            self.worker.stats.idle(1 if idle else -1)
 
     def _after_response(self) -> None:
         if not self.idle:

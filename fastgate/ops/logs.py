@@ -1,14 +1,17 @@
 """The error log (nginx's line format and levels) and access logs (``log_format``).
 
-Writes go to a buffered file object flushed once a second (and at exit), so a request
-never waits on the disk; the error log is flushed at once for ``error`` and above.
+Lines are gathered in memory and handed over in batches (every 0.1 s for the error log,
+every second for access logs, at once for ``error`` and above) to one writer thread per
+file, so a request never waits on a slow disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import sys
+import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,11 +34,64 @@ def _open(path: str) -> IO[str]:
     return open(path, "a", buffering=64 * 1024, encoding="utf-8", errors="backslashreplace")
 
 
+_REOPEN = object()
+_CLOSE = object()
+
+
+class FileSink:
+    """A file written by a thread of its own: ``write`` never blocks on the disk."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._direct = path in ("stderr", "stdout")
+        self._f = _open(path)
+        if not self._direct:
+            self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
+            self._t = threading.Thread(target=self._run, name=f"log {path}", daemon=True)
+            self._t.start()
+
+    def write(self, text: str) -> None:
+        if self._direct:
+            self._f.write(text)
+            self._f.flush()
+        else:
+            self._q.put(text)
+
+    def reopen(self) -> None:
+        if not self._direct:
+            self._q.put(_REOPEN)
+
+    def close(self) -> None:
+        if self._direct:
+            self._f.flush()
+            return
+        self._q.put(_CLOSE)
+        self._t.join(5)
+
+    def _run(self) -> None:
+        f = self._f
+        while True:
+            item = self._q.get()
+            try:
+                if item is _CLOSE:
+                    f.close()
+                    return
+                if item is _REOPEN:
+                    f.close()
+                    f = self._f = _open(self.path)
+                    continue
+                f.write(item)  # type: ignore[arg-type]
+                f.flush()
+            except (OSError, ValueError):
+                continue  # a full or vanished disk must not kill the writer
+
+
 class ErrorLog:
     def __init__(self, path: str, level: str) -> None:
         self.path = path
         self.level = _RANK.get(level, _RANK["error"])
-        self._f = _open(path)
+        self._sink = FileSink(path)
+        self._lines: list[str] = []
         self._flusher: asyncio.TimerHandle | None = None
 
     def enabled(self, level: str) -> bool:
@@ -59,15 +115,15 @@ class ErrorLog:
             host = req.header(b"host")
             if host is not None:
                 line += f', host: "{host.decode("latin-1")}"'
-        self._f.write(line + "\n")
-        if _RANK[level] >= _RANK["error"] or self._f in (sys.stderr, sys.stdout):
-            self._f.flush()
+        self._lines.append(line + "\n")
+        if _RANK[level] >= _RANK["error"]:
+            self.flush()
         elif self._flusher is None:
-            # a flood of 401s must not cost a write() each: flush soon, in one go
+            # a flood of 401s must not cost a write each: hand them over in one go
             try:
                 self._flusher = asyncio.get_running_loop().call_later(0.1, self.flush)
             except RuntimeError:
-                self._f.flush()
+                self.flush()
 
     def info(self, message: str, conn: Any = None, req: Any = None) -> None:
         self.write("info", message, conn, req)
@@ -82,22 +138,20 @@ class ErrorLog:
         self.write("error", message, conn, req)
 
     def flush(self) -> None:
-        self._flusher = None
-        try:
-            self._f.flush()
-        except (OSError, ValueError):
-            pass
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self._lines:
+            self._sink.write("".join(self._lines))
+            self._lines.clear()
 
     def reopen(self) -> None:
-        if self._f not in (sys.stderr, sys.stdout):
-            self._f.close()
-            self._f = _open(self.path)
+        self.flush()
+        self._sink.reopen()
 
     def close(self) -> None:
-        if self._f not in (sys.stderr, sys.stdout):
-            self._f.close()
-        else:
-            self._f.flush()
+        self.flush()
+        self._sink.close()
 
 
 def _escape_default(value: str) -> str:
@@ -119,25 +173,23 @@ def _escape_json(value: str) -> str:
 
 
 class AccessLogs:
-    """The open access-log files of one configuration, by path."""
+    """The access-log files of one configuration, by path."""
 
     def __init__(self, formats: dict[str, "LogFormat"]) -> None:
         self.formats = formats
-        self._files: dict[str, IO[str]] = {}
+        self._sinks: dict[str, FileSink] = {}
+        self._lines: dict[str, list[str]] = {}
         self._flusher: asyncio.TimerHandle | None = None
 
     def write(self, entries: tuple["AccessLog", ...], req: Any) -> None:
         for entry in entries:
-            fmt = self.formats[entry.format]
-            line = self._render(fmt, req)
-            f = self._files.get(entry.path)
-            if f is None:
-                try:
-                    f = self._files[entry.path] = _open(entry.path)
-                except OSError:
-                    continue
-            f.write(line + "\n")
-        self._schedule_flush()
+            line = self._render(self.formats[entry.format], req)
+            self._lines.setdefault(entry.path, []).append(line + "\n")
+        if self._flusher is None:
+            try:
+                self._flusher = asyncio.get_running_loop().call_later(1.0, self.flush)
+            except RuntimeError:
+                self.flush()
 
     @staticmethod
     def _render(fmt: "LogFormat", req: Any) -> str:
@@ -153,29 +205,30 @@ class AccessLogs:
                 parts.append(v if v else ("-" if fmt.escape == "default" else ""))
         return "".join(parts)
 
-    def _schedule_flush(self) -> None:
-        if self._flusher is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
-            self._flusher = loop.call_later(1.0, self.flush)
-
     def flush(self) -> None:
-        self._flusher = None
-        for f in self._files.values():
-            try:
-                f.flush()
-            except OSError:
-                pass
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        for path, lines in self._lines.items():
+            if not lines:
+                continue
+            sink = self._sinks.get(path)
+            if sink is None:
+                try:
+                    sink = self._sinks[path] = FileSink(path)
+                except OSError:
+                    lines.clear()
+                    continue
+            sink.write("".join(lines))
+            lines.clear()
 
     def reopen(self) -> None:
-        self.close()
+        self.flush()
+        for sink in self._sinks.values():
+            sink.reopen()
 
     def close(self) -> None:
         self.flush()
-        for f in self._files.values():
-            if f not in (sys.stderr, sys.stdout):
-                f.close()
-        self._files.clear()
+        for sink in self._sinks.values():
+            sink.close()
+        self._sinks.clear()

@@ -94,10 +94,9 @@ class Master:
                 code = worker_main(self.path, self.config, self.engine,
                                    self.slot_sockets(index), self.region, slot)
             except BaseException as e:  # never let a worker unwind into the master's code
-                try:
-                    self.log.write("alert", f"worker process failed: {type(e).__name__}: {e}")
-                except Exception:
-                    pass
+                # the master's log writer thread does not exist in this process
+                print(f"fastgate: [alert] worker process {os.getpid()} failed: "
+                      f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
             finally:
                 os._exit(code)
         self.workers[pid] = (index, self.generation)

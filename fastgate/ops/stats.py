@@ -37,7 +37,7 @@ def _layout() -> int:
     i = 0
     for name, size in (("requests", len(STATUS_CLASSES)), ("jwt", len(JWT_OUTCOMES)),
                        ("cache_hit", 1), ("cache_miss", 1), ("upstream", len(UPSTREAM_KINDS)),
-                       ("unsafe", 1), ("conn_active", 1), ("conn_total", 1),
+                       ("unsafe", 1), ("conn_open", 1), ("conn_idle", 1), ("conn_total", 1),
                        ("latency", len(BUCKETS) + 1), ("latency_sum", 1), ("latency_count", 1)):
         _FIELDS[name] = i
         i += size
@@ -71,7 +71,8 @@ class Stats:
 
     def reset_gauges(self) -> None:
         """A new worker process in this slot holds no connection yet."""
-        self.v[_FIELDS["conn_active"]] = 0
+        self.v[_FIELDS["conn_open"]] = 0
+        self.v[_FIELDS["conn_idle"]] = 0
 
     def request(self, status: int, seconds: float) -> None:
         v = self.v
@@ -95,9 +96,12 @@ class Stats:
         self.v[_FIELDS["unsafe"]] += 1
 
     def connection(self, delta: int) -> None:
-        self.v[_FIELDS["conn_active"]] += delta
+        self.v[_FIELDS["conn_open"]] += delta
         if delta > 0:
             self.v[_FIELDS["conn_total"]] += 1
+
+    def idle(self, delta: int) -> None:
+        self.v[_FIELDS["conn_idle"]] += delta
 
     def totals(self) -> list[float]:
         """Every slot summed."""
@@ -138,9 +142,10 @@ class Stats:
             "# HELP fastgate_unsafe_headers_total Header values dropped for control bytes.",
             "# TYPE fastgate_unsafe_headers_total counter",
             f"fastgate_unsafe_headers_total {n('unsafe')}",
-            "# HELP fastgate_connections Open client connections.",
+            "# HELP fastgate_connections Open client connections, by state.",
             "# TYPE fastgate_connections gauge",
-            f"fastgate_connections {n('conn_active')}",
+            f'fastgate_connections{{state="active"}} {n("conn_open") - n("conn_idle")}',
+            f'fastgate_connections{{state="idle"}} {n("conn_idle")}',
             "# HELP fastgate_connections_total Client connections accepted.",
             "# TYPE fastgate_connections_total counter",
             f"fastgate_connections_total {n('conn_total')}",

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 SECRET = "routing-test-secret-0123456789abcdef"
 
@@ -164,13 +166,14 @@ def test_reload_and_bad_reload(tmp_path: Path, gateway, free) -> None:  # type: 
     assert 'unknown directive "bogus"' in gw.stderr
 
 
-def test_signal_without_instance(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", ["stop", "reload", "quit", "reopen"])
+def test_signal_without_instance(tmp_path: Path, sig: str) -> None:
     conf = tmp_path / "x.conf"
     conf.write_text(f"pid {tmp_path}/none.pid;\n")
-    run = subprocess.run([sys.executable, "-m", "fastgate", "-s", "stop", "-c", str(conf)],
+    run = subprocess.run([sys.executable, "-m", "fastgate", "-s", sig, "-c", str(conf)],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 1
-    assert "is fastgate running?" in run.stderr
+    assert run.stderr.count("\n") == 1 and "is fastgate running?" in run.stderr
 
 
 def test_token_tool_roundtrip(tmp_path: Path, keypairs) -> None:  # type: ignore[no-untyped-def]
