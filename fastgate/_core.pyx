@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from fastgate.errors import (
     AlgorithmError,
+    AudienceError,
+    IssuerError,
     CriticalHeaderError,
     ExpiredError,
     KeyLoadError,
@@ -554,8 +556,11 @@ cdef class Verifier:
     cdef dict _plans
     cdef readonly unsigned long long hits
     cdef readonly unsigned long long misses
+    cdef readonly frozenset issuers  # None: iss is not checked
+    cdef readonly frozenset audiences  # None: aud is not checked
 
-    def __init__(self, keys, algorithm="any", leeway=0, cache_size=10000):
+    def __init__(self, keys, algorithm="any", leeway=0, cache_size=10000, issuers=None,
+                 audiences=None):
         keys = tuple(keys)
         for k in keys:
             if not isinstance(k, Key):
@@ -573,6 +578,8 @@ cdef class Verifier:
         self.algorithm = algorithm
         self.leeway = leeway
         self.cache_size = cache_size
+        self.issuers = frozenset(issuers) if issuers else None
+        self.audiences = frozenset(audiences) if audiences else None
         self._cache = OrderedDict()
         self._plans = {}
         self._keys = keys
@@ -687,6 +694,22 @@ cdef class Verifier:
             if nbf_s > sec + self.leeway:
                 raise NotYetValidError()
             not_before = ceil(nbf_s - self.leeway)
+
+        # RFC 7519 sections 4.1.1 and 4.1.3, when the configuration asks for them
+        if self.issuers is not None:
+            iss = payload.get("iss")
+            if type(iss) is not str or iss not in self.issuers:
+                raise IssuerError(f"iss {iss!r}")
+        if self.audiences is not None:
+            aud = payload.get("aud")
+            if type(aud) is str:
+                ok = aud in self.audiences
+            elif type(aud) is list:
+                ok = any(type(a) is str and a in self.audiences for a in aud)
+            else:
+                ok = False
+            if not ok:
+                raise AudienceError(f"aud {aud!r}")
 
         cdef Token result = Token.__new__(Token)
         result.header = plan.header

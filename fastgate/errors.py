@@ -56,5 +56,19 @@ class NotYetValidError(JWTError):
     reason = "JWT: the jwt is not yet valid"
 
 
+class IssuerError(JWTError):
+    reason = "JWT: invalid issuer"
+
+
+class AudienceError(JWTError):
+    reason = "JWT: invalid audience"
+
+
+class KeysUnavailableError(JWTError):
+    """The location's keys come from a JWKS URL that has not been fetched yet."""
+
+    reason = "JWT: keys not available yet"
+
+
 class KeyLoadError(ValueError):
     """A key could not be built from configuration (bad encoding, not a key, wrong type)."""

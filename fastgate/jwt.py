@@ -28,10 +28,13 @@ from fastgate._core import (
 )
 from fastgate.errors import (
     AlgorithmError,
+    AudienceError,
     CriticalHeaderError,
     ExpiredError,
+    IssuerError,
     JWTError,
     KeyLoadError,
+    KeysUnavailableError,
     NotYetValidError,
     SignatureError,
     TokenMissingError,
@@ -40,7 +43,8 @@ from fastgate.errors import (
 )
 
 __all__ = [
-    "ALGORITHMS", "AlgorithmError", "CriticalHeaderError", "ECKey", "EdDSAKey",
+    "ALGORITHMS", "AlgorithmError", "AudienceError", "CriticalHeaderError", "IssuerError",
+    "KeysUnavailableError", "ECKey", "EdDSAKey",
     "ExpiredError", "HMACKey", "JWTError", "Key", "KeyLoadError", "NotYetValidError",
     "RSAKey", "SignatureError", "Token", "TokenMissingError", "TokenParseError",
     "UnknownKeyError", "Verifier", "b64url_decode", "b64url_encode", "key_from_value",

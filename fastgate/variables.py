@@ -12,6 +12,7 @@ config can be tested without a server.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -80,6 +81,27 @@ def _claim(name: str) -> Getter:
     def get(r: Any) -> str:
         tok = r.token
         return tok.claim_text(name) if tok is not None else ""
+
+    return get
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def nested_claim(path: tuple[str, ...]) -> Getter:
+    """``auth_jwt_claim_set $var A B``: the claim at payload[A][B], as JSON text like
+    ``$jwt_claim_*`` (empty when any step is missing or not an object)."""
+
+    def get(r: Any) -> str:
+        tok = r.token
+        if tok is None:
+            return ""
+        value: Any = tok.payload
+        for step in path:
+            if type(value) is not dict or step not in value:
+                return ""
+            value = value[step]
+        return _JSON(value)
 
     return get
 

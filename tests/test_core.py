@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from fastgate.jwt import (
     ALGORITHMS,
     AlgorithmError,
+    AudienceError,
+    IssuerError,
     CriticalHeaderError,
     ExpiredError,
     HMACKey,
@@ -514,3 +516,24 @@ def test_structured_junk_only_raises_jwterror(ctx: Ctx, header: dict, payload: d
     token = raw_token(header, payload, b"\x00" * 32)
     with pytest.raises(JWTError):
         ctx.verifier(HS).verify(token, NOW)
+
+
+# --- issuer and audience (auth_jwt_issuer, auth_jwt_audience) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "claims,ok",
+    [({"iss": "a", "aud": "x"}, True), ({"iss": "b", "aud": ["y", "x"]}, True),
+     ({"iss": "c", "aud": "x"}, False), ({"aud": "x"}, False), ({"iss": "a"}, False),
+     ({"iss": "a", "aud": ["y"]}, False), ({"iss": ["a"], "aud": "x"}, False),
+     ({"iss": "a", "aud": [1, "x"]}, True), ({"iss": "a", "aud": None}, False)],
+)
+def test_issuer_and_audience(ctx: Ctx, claims: dict, ok: bool) -> None:
+    v = Verifier([HMACKey(HMAC_SECRET)], "HS256", issuers=["a", "b"], audiences=["x"])
+    tok = ctx.resign(HS, {"alg": HS}, claims)  # PyJWT would refuse to mint some of these
+    if ok:
+        assert v.verify(tok, NOW).payload == claims
+    else:
+        with pytest.raises((IssuerError, AudienceError)):
+            v.verify(tok, NOW)
+        assert len(v) == 0

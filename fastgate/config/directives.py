@@ -526,6 +526,26 @@ def auth_jwt_require(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.fields["auth_jwt_require"] = Require(tuple(values), status)
 
 
+def key_request_url(ld: "Loader", d: Directive) -> str:
+    url = d.args[0]
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        raise d.error(f'invalid URL "{url}" in "auth_jwt_key_request" directive '
+                      "(http:// or https:// with a host)")
+    return url
+
+
+def strings(ld: "Loader", d: Directive) -> tuple[str, ...]:
+    return d.args
+
+
+def claim_set(ld: "Loader", lvl: Level, d: Directive) -> None:
+    # the variable itself is defined before the walk (Loader.declare_maps), so it can be
+    # used anywhere in http; here only the form is checked
+    if not d.args[0].startswith("$") or len(d.args[0]) < 2:
+        raise d.error(f'invalid variable name "{d.args[0]}"')
+
+
 def auth_jwt_cache(ld: "Loader", d: Directive) -> int:
     return 0 if d.args[0] == "off" else parse_number(d, d.args[0])
 
@@ -676,6 +696,12 @@ _SPECS = [
     Spec("auth_jwt_leeway", HSL, 1, 1, setting("auth_jwt_leeway", time_arg)),
     Spec("auth_jwt_options", HSL, 1, 1, setting("auth_jwt_options", flag_arg)),
     Spec("auth_jwt_cache", HSL, 1, 1, setting("auth_jwt_cache", auth_jwt_cache)),
+    Spec("auth_jwt_key_request", HSL, 1, 1, setting("auth_jwt_key_request", key_request_url)),
+    Spec("auth_jwt_key_request_interval", HSL, 1, 1,
+         setting("auth_jwt_key_request_interval", time_arg)),
+    Spec("auth_jwt_issuer", HSL, 1, None, setting("auth_jwt_issuer", strings)),
+    Spec("auth_jwt_audience", HSL, 1, None, setting("auth_jwt_audience", strings)),
+    Spec("auth_jwt_claim_set", frozenset({HTTP}), 2, None, claim_set),
     # proxy
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
     Spec("proxy_http_version", HSL, 1, 1, setting("proxy_http_version", proxy_http_version)),

@@ -24,7 +24,7 @@ from fastgate.config.errors import ConfigError
 from fastgate.config.merge import Builder, merge, merge_origins
 from fastgate.config.model import Config, Listen, LogFormat, Settings, Upstream, UpstreamServer
 from fastgate.config.parser import Directive, parse_file
-from fastgate.variables import Getter, Map, Registry, Template
+from fastgate.variables import Getter, Map, Registry, Template, nested_claim
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -88,6 +88,12 @@ class Loader:
                 self.registry.define(name, late)
             elif d.name == "upstream" and len(d.args) == 1:
                 self.upstream_names.add(d.args[0])
+            elif d.name == "auth_jwt_claim_set" and len(d.args) >= 2 and \
+                    d.args[0].startswith("$"):
+                name = d.args[0][1:].lower()
+                if name in self._late or self.registry.is_known(name):
+                    raise d.error(f'duplicate "{name}" variable')
+                self.registry.define(name, nested_claim(d.args[1:]))
 
     def define_map(self, m: Map, d: Directive) -> None:
         self.maps[m.name] = m

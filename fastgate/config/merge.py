@@ -99,9 +99,11 @@ class Builder:
         keys = s.auth_jwt_key + s.auth_jwt_key_file
         anchor = origins.get("auth_jwt")
         at = (anchor.file, anchor.line) if anchor is not None else (where.file, where.line)
-        if not keys:
+        remote = s.auth_jwt_key_request
+        if not keys and remote is None:
             raise self.ld.error("JWT: key not set", *at)
-        if s.auth_jwt_alg != "any" and not any(s.auth_jwt_alg in k.algorithms for k in keys):
+        if (remote is None and s.auth_jwt_alg != "any"
+                and not any(s.auth_jwt_alg in k.algorithms for k in keys)):
             d = origins.get("auth_jwt_alg")
             kinds = ", ".join(sorted({k.kty for k in keys}))
             raise self.ld.error(
@@ -109,10 +111,12 @@ class Builder:
                 *((d.file, d.line) if d is not None else at),
             )
         ident = (tuple(id(k) for k in keys), s.auth_jwt_alg, s.auth_jwt_leeway,
-                 s.auth_jwt_cache)
+                 s.auth_jwt_cache, remote, s.auth_jwt_key_request_interval,
+                 s.auth_jwt_issuer, s.auth_jwt_audience)
         v = self._verifiers.get(ident)
         if v is None:
-            v = Verifier(keys, s.auth_jwt_alg, s.auth_jwt_leeway, s.auth_jwt_cache)
+            v = Verifier(keys, s.auth_jwt_alg, s.auth_jwt_leeway, s.auth_jwt_cache,
+                         s.auth_jwt_issuer or None, s.auth_jwt_audience or None)
             self._verifiers[ident] = v
         return v
 

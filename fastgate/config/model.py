@@ -131,6 +131,10 @@ class Settings:
     auth_jwt_leeway: float = 0.0
     auth_jwt_options: bool = False
     auth_jwt_cache: int = 10000
+    auth_jwt_key_request: str | None = None  # a JWKS URL, fetched by each worker
+    auth_jwt_key_request_interval: float | None = None  # None: Cache-Control, else 300 s
+    auth_jwt_issuer: tuple[str, ...] = ()
+    auth_jwt_audience: tuple[str, ...] = ()
     proxy_set_header: tuple[tuple[str, Template], ...] = ()
     proxy_http_version: str = "1.1"  # nginx: 1.0; fastgate pools upstream connections
     proxy_connect_timeout: float = 60.0

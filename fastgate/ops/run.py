@@ -87,6 +87,7 @@ class Gateway:
         self.old_workers: list[Worker] = []
 
     async def start(self) -> None:
+        await self.worker.start()
         await self._serve(self.worker)
 
     async def _serve(self, worker: Worker) -> None:
@@ -135,6 +136,7 @@ class Gateway:
             sock.close()
         self.sockets = keep
         old = self.worker
+        await new.start(old)
         self.worker = new
         self.config = config
         await self._serve(new)

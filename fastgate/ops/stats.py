@@ -25,9 +25,13 @@ JWT_OUTCOMES = (
     "JWT: unsupported critical header",
     "JWT: no key matches the token's kid",
     "JWT: requirement not met",
+    "JWT: invalid issuer",
+    "JWT: invalid audience",
+    "JWT: keys not available yet",
     "other",
 )
 UPSTREAM_KINDS = ("connect", "timeout", "invalid", "reset", "no_live")
+JWKS_RESULTS = ("ok", "failed")
 
 # the layout of one slot: name -> index of its first double
 _FIELDS: dict[str, int] = {}
@@ -38,7 +42,8 @@ def _layout() -> int:
     for name, size in (("requests", len(STATUS_CLASSES)), ("jwt", len(JWT_OUTCOMES)),
                        ("cache_hit", 1), ("cache_miss", 1), ("upstream", len(UPSTREAM_KINDS)),
                        ("unsafe", 1), ("conn_open", 1), ("conn_idle", 1), ("conn_total", 1),
-                       ("latency", len(BUCKETS) + 1), ("latency_sum", 1), ("latency_count", 1)):
+                       ("latency", len(BUCKETS) + 1), ("latency_sum", 1), ("latency_count", 1),
+                       ("jwks", len(JWKS_RESULTS))):
         _FIELDS[name] = i
         i += size
     return i
@@ -100,6 +105,9 @@ class Stats:
         if delta > 0:
             self.v[_FIELDS["conn_total"]] += 1
 
+    def jwks_fetch(self, ok: bool) -> None:
+        self.v[_FIELDS["jwks"] + (0 if ok else 1)] += 1
+
     def idle(self, delta: int) -> None:
         self.v[_FIELDS["conn_idle"]] += delta
 
@@ -139,6 +147,10 @@ class Stats:
         for i, kind in enumerate(UPSTREAM_KINDS):
             lines.append(f'fastgate_upstream_errors_total{{kind="{kind}"}} {n("upstream", i)}')
         lines += [
+            "# HELP fastgate_jwks_fetches_total Remote JWKS fetches, by result.",
+            "# TYPE fastgate_jwks_fetches_total counter",
+            f'fastgate_jwks_fetches_total{{result="ok"}} {n("jwks", 0)}',
+            f'fastgate_jwks_fetches_total{{result="failed"}} {n("jwks", 1)}',
             "# HELP fastgate_unsafe_headers_total Header values dropped for control bytes.",
             "# TYPE fastgate_unsafe_headers_total counter",
             f"fastgate_unsafe_headers_total {n('unsafe')}",

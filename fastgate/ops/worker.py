@@ -14,6 +14,7 @@ from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
 from fastgate.http.uri import parse_target
+from fastgate.ops.jwks import remote_sources
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
 from fastgate.proxy.phases import Phases
@@ -98,6 +99,18 @@ class Worker:
             for listen in s.listens:
                 by_addr.setdefault(listen.address, []).append(s)
         self.tables = {addr: ServerTable(servers, addr[1]) for addr, servers in by_addr.items()}
+        self.remote = remote_sources(self)
+        self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
+
+    async def start(self, previous: "Worker | None" = None) -> None:
+        """Before serving: remote key sets, carried over from the configuration this one
+        replaces where the URL is the same, else fetched (for at most 3 s)."""
+        for url, src in self.remote.items():
+            if previous is not None and url in previous.remote:
+                src.adopt(previous.remote[url])
+        pending = [src.first_fetch(3.0) for src in self.remote.values()]
+        if pending:
+            await asyncio.gather(*pending)
 
     # --- what the connection asks ------------------------------------------------------------
 
@@ -224,6 +237,8 @@ class Worker:
 
     def close(self) -> None:
         self.stop_clock()
+        for src in self.remote.values():
+            src.close()
         for g in self.groups.values():
             g.close()
         self.access.close()

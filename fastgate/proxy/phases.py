@@ -11,7 +11,12 @@ import time
 from typing import TYPE_CHECKING, Any, Coroutine
 
 from fastgate.config.model import Location, Return, Server
-from fastgate.errors import JWTError, TokenMissingError
+from fastgate.errors import (
+    JWTError,
+    KeysUnavailableError,
+    TokenMissingError,
+    UnknownKeyError,
+)
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path, normalize
@@ -189,7 +194,14 @@ class Phases:
         hits = verifier.hits
         try:
             req.token = verifier.verify(token, time.time())
-        except JWTError as e:
+        except JWTError as err:
+            e = err
+            remote = self.w.remote_of.get(verifier) if self.w.remote_of else None
+            if remote is not None:
+                if not remote.fetched and not verifier.keys:
+                    e = KeysUnavailableError(remote.url)
+                if isinstance(e, (UnknownKeyError, KeysUnavailableError)):
+                    remote.early_refresh()
             req.challenge = CHALLENGE_INVALID
             self.w.log.info(f"{e.reason} ({e.detail})" if e.detail else e.reason, conn, req)
             stats.jwt(e.reason)
