@@ -71,6 +71,7 @@ class HttptoolsServer:
         self._continue_pending = False
         self._upgrade_rest = b""
         self._upgraded = False
+        self._body_expected = False
 
     # --- httptools callbacks ---------------------------------------------------------------
 
@@ -194,6 +195,7 @@ class HttptoolsServer:
                 # stops parsing at it
                 self._keep_alive = msg.head.keep_alive and msg.head.upgrade is None
                 self._continue_pending = msg.head.expect_continue
+                self._body_expected = msg.head.content_length != 0
                 h.on_request(msg.head)
             elif self._request_ended:
                 return
@@ -246,6 +248,8 @@ class HttptoolsServer:
                     out.append(b"transfer-encoding: chunked\r\n")
                 else:
                     self._keep_alive = False  # close-delimited
+        if self._body_expected and not self._request_ended:
+            self._keep_alive = False  # answered before the body was read: it ends here
         if not self._keep_alive:
             out.append(b"connection: close\r\n")
         elif self._version == b"1.0":

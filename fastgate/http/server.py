@@ -52,15 +52,19 @@ class ClientConnection(asyncio.Protocol):
         self._loop = asyncio.get_event_loop()
         self._got_bytes = False
         self._lingering = False
+        self._peer_eof = False  # the client has closed its side
         self._tunnel: Any = None
         self._dispatching = False
-        self._eof = False
         self._settings = worker.default_settings(listen)
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if not self.worker.admit():
+            self.closed = True
+            transport.close()
+            return
         peer = transport.get_extra_info("peername") or ("", 0)
         sock = transport.get_extra_info("sockname") or ("", 0)
         self.remote_addr, self.remote_port = str(peer[0]), int(peer[1]) if len(peer) > 1 else 0
@@ -78,6 +82,8 @@ class ClientConnection(asyncio.Protocol):
         self.worker.stats.idle(1)
 
     def data_received(self, data: bytes) -> None:
+        if self.engine is None:
+            return
         if self._tunnel is not None:
             self._tunnel.write(data)
             return
@@ -87,6 +93,8 @@ class ClientConnection(asyncio.Protocol):
         self.engine.feed(data)
 
     def eof_received(self) -> bool:
+        if self.engine is None:
+            return False
         if self._tunnel is not None:
             t = self._tunnel.transport
             if t is not None and t.can_write_eof():
@@ -95,11 +103,13 @@ class ClientConnection(asyncio.Protocol):
         if self._lingering:
             self.close()
             return False
-        self._eof = True
+        self._peer_eof = True
         self.engine.feed(b"")
         return True  # keep our side open to finish the response in progress
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.engine is None:  # refused at once (worker_connections)
+            return
         self._set_idle(False)
         self.closed = True
         self._disarm()
@@ -181,7 +191,9 @@ class ClientConnection(asyncio.Protocol):
     def _after_response(self) -> None:
         if not self.idle:
             return
-        if (self.closed or self.worker.stopping or self._eof
+        # after the client's EOF the engine still hands over the requests it already
+        # holds (pipelined), then reports the end
+        if (self.closed or self.worker.stopping
                 or not self.engine.keep_alive
                 or self.requests >= self._settings.keepalive_requests):
             self.finish()
@@ -225,7 +237,8 @@ class ClientConnection(asyncio.Protocol):
         self._disarm()
         if self.closed or self.transport is None or self._tunnel is not None:
             return
-        if self.body is not None and not self.body.done and self.transport.can_write_eof():
+        if (self.body is not None and not self.body.done and not self._peer_eof
+                and self.transport.can_write_eof()):
             self._lingering = True
             try:
                 self.transport.write_eof()

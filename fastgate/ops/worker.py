@@ -91,6 +91,7 @@ class Worker:
         self.exchanges: set[Any] = set()  # callback exchanges in flight (their deadlines)
         self._clock: asyncio.TimerHandle | None = None
         self._connection_ids = 0
+        self._last_full_alert = 0.0
         self.stopping = False
         self._date = b""
         self._date_at = 0
@@ -151,6 +152,18 @@ class Worker:
     def next_connection_id(self) -> int:
         self._connection_ids += 1
         return self._connection_ids
+
+    def admit(self) -> bool:
+        """nginx's worker_connections: past the limit, a new connection is closed at once
+        (fastgate counts client connections; upstream ones are bounded by the pools)."""
+        if len(self.connections) < self.config.worker_connections:
+            return True
+        now = time.monotonic()
+        if now - self._last_full_alert >= 1.0:
+            self._last_full_alert = now
+            self.log.write("alert", f"{self.config.worker_connections} worker_connections "
+                                    "are not enough")
+        return False
 
     def connection_opened(self, conn: "ClientConnection") -> None:
         self.start_clock()

@@ -425,12 +425,15 @@ class Phases:
         elif upgrade is None:
             uconn.write(uconn.engine.send_end())
         try:
-            try:
-                rhead = await asyncio.wait_for(head_future, s.proxy_read_timeout)
-            except asyncio.TimeoutError:
-                raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
-                                    "while reading response header from upstream") from None
+            rhead = await self._response_head(head_future, sender, s.proxy_read_timeout)
+        except _BodyError as e:
+            # the client's body failed (malformed, too slow, gone) before any answer
+            head_future.cancel()
+            uconn.abort()
+            await self._body_failed(conn, req, loc, e)
+            return False
         except UpstreamError as e:
+            head_future.cancel()
             uconn.abort()
             if sender is not None:
                 sender.cancel()
@@ -466,6 +469,29 @@ class Phases:
         else:
             uconn.abort()
         return False
+
+    @staticmethod
+    async def _response_head(head: "asyncio.Future[ResponseHead]",
+                             sender: "asyncio.Task[None] | None", timeout: float) -> ResponseHead:
+        """The upstream's response head — unless sending the client's body fails first,
+        which raises that failure instead of waiting for an answer that cannot come."""
+        waiting: set[asyncio.Future[Any]] = {head}
+        if sender is not None:
+            waiting.add(sender)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not head.done():
+            left = deadline - loop.time()
+            if left <= 0:
+                raise UpstreamError("timeout", "upstream timed out (110: Connection timed "
+                                    "out) while reading response header from upstream")
+            await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if sender is not None and sender in waiting and sender.done():
+                waiting.discard(sender)
+                error = _task_error(sender)
+                if isinstance(error, _BodyError):
+                    raise error
+        return head.result()
 
     async def _send_body(self, conn: "ClientConnection", uconn: UpstreamConnection,
                          read_timeout: float, send_timeout: float) -> None:
