@@ -9,7 +9,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CORE_SO := fastgate/_core$(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: all venv build test bench bench-micro bench-load load-deps demo clean sysdeps
+.PHONY: all venv build test bench bench-micro bench-load load-deps soak fuzz demo clean sysdeps
 
 all: build
 
@@ -54,6 +54,18 @@ bench-load: load-deps
 	$(VPY) bench/load.py --json bench/.out/load.json
 
 bench: bench-micro bench-load
+
+# 1,000,000 mixed requests through one worker: RSS trend, fd count, no 5xx
+soak: load-deps
+	$(VPY) bench/soak.py
+
+# the property/fuzz tests, much longer than in `make test`; then atheris (libFuzzer) on
+# the JWT core, the config parser and both HTTP engines, a minute each, when it installs
+fuzz: build
+	FASTGATE_FUZZ_EXAMPLES=20000 $(VPY) -m pytest -q -p no:cacheprovider -m fuzz tests
+	@$(VPY) -c "import atheris" 2>/dev/null || $(VPY) -m pip install -q atheris || \
+	  { echo "atheris does not install here: hypothesis runs only"; exit 0; }
+	for t in jwt config http; do $(VPY) fuzz/atheris_fuzz.py $$t -max_total_time=60 || exit 1; done
 
 demo: build
 	$(VENV)/bin/fastgate

@@ -51,3 +51,11 @@ def raw_token(header: Any, payload: Any, signature: bytes = b"") -> bytes:
         return b64u(json.dumps(p, separators=(",", ":")).encode())
 
     return f"{part(header)}.{part(payload)}.{b64u(signature)}".encode()
+
+
+def fuzz_examples(default: int) -> int:
+    """Examples for a property test: the fixed short run of `make test`, or as many as
+    `make fuzz` asks for through FASTGATE_FUZZ_EXAMPLES."""
+    import os
+
+    return int(os.environ.get("FASTGATE_FUZZ_EXAMPLES") or default)

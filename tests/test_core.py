@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import jwt as pyjwt
 import pytest
-from helpers import HMAC_SECRET, b64u, family_of, raw_token
+from helpers import HMAC_SECRET, b64u, family_of, fuzz_examples, raw_token
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, given, settings
@@ -479,7 +479,8 @@ def _mutate(token: bytes, data: st.DataObject) -> bytes:
     return bytes(buf)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(300), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), alg=st.sampled_from(["HS256", "HS512", "RS256", "PS256", "ES256", "EdDSA"]))
 def test_mutated_token_rejected_or_same_as_pyjwt(ctx: Ctx, data: st.DataObject, alg: str) -> None:
     token = ctx.mint(alg, {"sub": "user123", "exp": SEC + 3600, "role": "admin"})
@@ -493,7 +494,8 @@ def test_mutated_token_rejected_or_same_as_pyjwt(ctx: Ctx, data: st.DataObject, 
     assert ours.payload == theirs
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(500), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=st.binary(max_size=300) | st.text(max_size=200).map(lambda s: s.encode()))
 def test_arbitrary_bytes_only_raise_jwterror(ctx: Ctx, junk: bytes) -> None:
     for alg in ("HS256", "ES256"):
@@ -503,7 +505,8 @@ def test_arbitrary_bytes_only_raise_jwterror(ctx: Ctx, junk: bytes) -> None:
             pass
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(300), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     header=st.dictionaries(st.sampled_from(["alg", "kid", "crit", "typ", "x"]),
                            st.none() | st.booleans() | st.integers() | st.text(max_size=8)

@@ -14,6 +14,11 @@ from fastgate.http.engine import (
 )
 
 _NO_BODY_STATUS = (204, 304)
+# the methods llhttp (the fast engine) parses; h11 would take any token
+METHODS = frozenset(m.encode() for m in (
+    "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
+    "SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
+    "SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY").split())
 
 
 def _framing(headers: Headers) -> int:
@@ -56,7 +61,7 @@ class H11Server:
         self._failed = False
         self._max_header_bytes = max_header_bytes
         self._max_line = max_line
-        self._last_byte = b""
+        self._tail = b""
         self._in_head = False  # bytes of the next request's head have arrived
 
     def feed(self, data: bytes) -> None:
@@ -95,7 +100,7 @@ class H11Server:
             if t is h11.Data:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
-                self._last_byte = b""
+                self._tail = b""
                 error = self._check_size(ev) or self._check_framing(ev)  # type: ignore[arg-type]
                 if error is not None:
                     self._failed = True
@@ -105,6 +110,7 @@ class H11Server:
             elif t is h11.EndOfMessage:
                 self._in_head = len(conn._receive_buffer) > 0
                 h.on_end()
+                return  # nothing more until start_next(), as the interface promises
             elif t is h11.ConnectionClosed:
                 h.on_eof()  # type: ignore[attr-defined]
                 return
@@ -114,14 +120,17 @@ class H11Server:
     def _head_problem(self, data: bytes) -> str | None:
         """What h11 would accept in a head but llhttp (our other engine) refuses: obs-fold
         (RFC 9112 section 5.2; h11 unfolds it) and a bare LF ending a line (section 2.2
-        allows either). Both are refused, so the engines agree byte for byte."""
-        end = data.find(b"\r\n\r\n")
-        part = data if end < 0 else data[:end + 2]
-        head = self._last_byte + part  # a CRLF or a fold may straddle two reads
-        self._last_byte = data[-1:]
-        if b"\n " in head or b"\n\t" in head:
+        allows either). Both are refused, so the engines agree byte for byte. The last
+        bytes of the previous read are kept: a CRLF, a fold or the head's end may
+        straddle two reads."""
+        tail = self._tail
+        window = tail + data
+        end = window.find(b"\r\n\r\n")
+        scan = window if end < 0 else window[:end + 2]
+        self._tail = window[-3:]
+        if b"\n " in scan or b"\n\t" in scan:
             return "obsolete line folding in request header"
-        if part.count(b"\n") != head.count(b"\r\n"):
+        if scan[len(tail):].count(b"\n") != scan.count(b"\r\n") - tail.count(b"\r\n"):
             return "bare LF in request head"
         return None
 
@@ -143,12 +152,12 @@ class H11Server:
 
     def _check_framing(self, ev: h11.Request) -> ProtocolError | None:
         """What h11 lets through but nginx and llhttp refuse: a version other than 1.0 and
-        1.1, a method not in upper case, and Content-Length beside Transfer-Encoding (a
+        1.1, a method llhttp does not know, and Content-Length beside Transfer-Encoding (a
         smuggling attempt, RFC 9112 section 6.3)."""
         if ev.http_version not in (b"1.0", b"1.1"):
             return ProtocolError("unsupported HTTP version", 505)
-        if not ev.method.isupper() or not ev.method.isalpha():
-            return ProtocolError("invalid method", 400)
+        if ev.method not in METHODS:
+            return ProtocolError("unknown method", 400)
         names = {n for n, _ in ev.headers}
         if b"content-length" in names and b"transfer-encoding" in names:
             return ProtocolError("both Content-Length and Transfer-Encoding", 400)
@@ -173,6 +182,21 @@ class H11Server:
         conn = self._conn
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
+            # RFC 9112 section 2.2: empty lines before the next request-line are ignored
+            # (llhttp does; h11 would not). h11 has no public way to drop buffered bytes.
+            buf = conn._receive_buffer
+            lead = len(bytes(buf)) - len(bytes(buf).lstrip(b"\r\n"))
+            if lead:
+                buf.maybe_extract_at_most(lead)
+            self._in_head = len(buf) > 0
+            self._tail = b""
+            if self._in_head:
+                # a pipelined head that arrived while the previous request was served
+                problem = self._head_problem(bytes(buf))
+                if problem is not None:
+                    self._failed = True
+                    self._h.on_error(ProtocolError(problem, 400))
+                    return
             self._drain()
 
     def send_continue(self) -> bytes:

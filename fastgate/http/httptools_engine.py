@@ -72,6 +72,8 @@ class HttptoolsServer:
         self._upgrade_rest = b""
         self._upgraded = False
         self._body_expected = False
+        self._current_failed = False
+        self._mid = False  # inside a message that has not ended
 
     # --- httptools callbacks ---------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class HttptoolsServer:
         self._headers = []
         self._url = b""
         self._size = 0
+        self._mid = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -138,6 +141,7 @@ class HttptoolsServer:
         self._queue[-1].chunks.append(body)
 
     def on_message_complete(self) -> None:
+        self._mid = False
         self._queue[-1].ended = True
 
     # --- the engine interface --------------------------------------------------------------
@@ -147,10 +151,11 @@ class HttptoolsServer:
             return
         if not data:
             self._eof = True
-            if not self._active and not self._queue:
-                self._h.on_eof()
-            elif self._queue and not self._queue[-1].ended:
+            if self._mid:
+                # EOF inside a message (its head or its body): a truncated request
                 self._fail(ProtocolError("client closed the connection mid-request", 400))
+            elif not self._active and not self._queue:
+                self._h.on_eof()
             self._deliver()
             return
         try:
@@ -204,6 +209,7 @@ class HttptoolsServer:
                 h.on_body(c)
             if msg.error is not None:
                 self._queue.popleft()
+                self._current_failed = True
                 h.on_error(msg.error)
                 return
             if not msg.ended:
@@ -279,7 +285,9 @@ class HttptoolsServer:
 
     @property
     def keep_alive(self) -> bool:
-        return (self._keep_alive and not self._failed and self._request_ended
+        # a parse error further on (a pipelined request) does not end this exchange: it
+        # is reported, and answered, when its turn comes (as h11 does)
+        return (self._keep_alive and not self._current_failed and self._request_ended
                 and self._response_done and not self._upgraded)
 
     @property
@@ -288,7 +296,8 @@ class HttptoolsServer:
 
     @property
     def failed(self) -> bool:
-        return self._failed
+        """The request being served was malformed (later ones wait for their turn)."""
+        return self._current_failed
 
 
 class _HeadDone(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import fuzz_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -171,7 +172,8 @@ WORDS = ["http", "server", "location", "/", "{", "}", ";", "listen", "80", "auth
          "\\", "$", "${", "include", "*.conf", "error_page", "401", "@x", "events"]
 
 
-@settings(max_examples=400, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(400), deadline=None, derandomize=True)
 @given(st.lists(st.sampled_from(WORDS), max_size=40))
 def test_token_soup_only_raises_config_error(tmp_path_factory: pytest.TempPathFactory,
                                              words: list[str]) -> None:
@@ -184,7 +186,8 @@ def test_token_soup_only_raises_config_error(tmp_path_factory: pytest.TempPathFa
         pass
 
 
-@settings(max_examples=400, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(400), deadline=None, derandomize=True)
 @given(st.binary(max_size=400))
 def test_random_bytes_only_raise_config_error(tmp_path_factory: pytest.TempPathFactory,
                                               data: bytes) -> None:
@@ -197,7 +200,8 @@ def test_random_bytes_only_raise_config_error(tmp_path_factory: pytest.TempPathF
         pass
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
+@settings(max_examples=fuzz_examples(300), deadline=None, derandomize=True)
 @given(st.text(max_size=300))
 def test_parser_text_only_raises_config_error(text: str) -> None:
     try:

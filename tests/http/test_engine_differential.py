@@ -11,6 +11,7 @@ import pytest
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.h11_engine import H11Server
 from fastgate.http.httptools_engine import HttptoolsServer
+from fastgate.http.uri import parse_target
 
 
 class Recorder:
@@ -40,6 +41,7 @@ def run(engine_cls: type, data: bytes, split: int | None = None) -> list[Any]:
     rec.engine = engine
     chunks = [data] if split is None else [data[i:i + split] for i in range(0, len(data), split)]
     answered = 0
+    closed = False  # the gateway closes once the engine says the connection cannot go on
     for chunk in chunks:
         engine.feed(chunk)
         # answer each complete request so that pipelined ones are delivered
@@ -49,13 +51,28 @@ def run(engine_cls: type, data: bytes, split: int | None = None) -> list[Any]:
             engine.send_head(400 if connect else 200, b"", [], 0)
             engine.send_end()
             answered += 1
+            if not engine.keep_alive:
+                closed = True
+                break
             engine.start_next()
-    engine.feed(b"")
-    # what matters: the requests accepted (with their bodies) and whether it failed
+        if closed:
+            break
+    if not closed:
+        engine.feed(b"")
+    # what matters: the requests accepted (with their bodies) and whether it failed; a
+    # target the gateway refuses (as it does after either engine) counts as a refusal
     accepted = [tuple(e[1:]) for e in rec.events if e[0] == "request"]
     completed = sum(1 for e in rec.events if e[0] == "end")
     failed = any(e[0] == "error" for e in rec.events)
-    return [accepted[:completed], failed]
+    kept = []
+    for method, target, body in accepted[:completed]:
+        try:
+            parse_target(target, method)
+        except ProtocolError:
+            failed = True
+            break
+        kept.append((method, target, body))
+    return [kept, failed]
 
 
 R = b"GET / HTTP/1.1\r\nHost: a\r\n"
