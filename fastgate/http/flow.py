@@ -12,6 +12,13 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
 
+async def _wait(fut: "asyncio.Future[None]", timeout: float | None) -> None:
+    if timeout is None:
+        await fut
+    else:
+        await asyncio.wait_for(fut, timeout)
+
+
 class StreamClosed(Exception):
     """The other side went away; carries why."""
 
@@ -74,10 +81,7 @@ class BodyBuffer:
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
             try:
-                if timeout is None:
-                    await self._waiter
-                else:
-                    await asyncio.wait_for(self._waiter, timeout)
+                await _wait(self._waiter, timeout)
             finally:
                 self._waiter = None
         data = self._chunks.popleft()
@@ -123,10 +127,7 @@ class WriteGate:
                 raise self._closed
             self._waiter = asyncio.get_running_loop().create_future()
             try:
-                if timeout is None:
-                    await self._waiter
-                else:
-                    await asyncio.wait_for(self._waiter, timeout)
+                await _wait(self._waiter, timeout)
             finally:
                 self._waiter = None
         if self._closed is not None:

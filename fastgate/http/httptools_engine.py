@@ -33,6 +33,11 @@ def _serialize(headers: Headers) -> bytes:
     return b"".join([n + b": " + v + b"\r\n" for n, v in headers])
 
 
+def _chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 section 7.1)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
 class _Message:
     """A request parsed ahead of the one being served (pipelining)."""
 
@@ -266,9 +271,7 @@ class HttptoolsServer:
     def send_body(self, data: bytes) -> bytes:
         if self._head_only or not data:
             return b""
-        if self._chunked_response:
-            return b"%x\r\n%s\r\n" % (len(data), data)
-        return data
+        return _chunk(data) if self._chunked_response else data
 
     def send_end(self) -> bytes:
         self._response_done = True
@@ -345,9 +348,7 @@ class HttptoolsClient:
     def send_body(self, data: bytes) -> bytes:
         if not data:
             return b""
-        if self._chunked:
-            return b"%x\r\n%s\r\n" % (len(data), data)
-        return data
+        return _chunk(data) if self._chunked else data
 
     def send_end(self) -> bytes:
         self._sent_done = True
