@@ -112,3 +112,38 @@ def test_claim_extraction(benchmark: Any, impl: str) -> None:
         assert benchmark(lambda: json.dumps(result.payload["sub"])) == '"user123"'
     else:
         assert benchmark(result.claim_text, "sub") == '"user123"'
+
+
+@pytest.mark.parametrize("impl", ["limit_req+limit_conn", "no limits"])
+def test_preaccess_limits(benchmark: Any, impl: str, tmp_path: Any) -> None:
+    """The pre-access phase's cost per request (issue #9: at most 2 us on top)."""
+    from types import SimpleNamespace
+
+    from fastgate.config import load_config
+    from fastgate.ops.worker import Worker
+
+    conf = tmp_path / "limits.conf"
+    conf.write_text("""http {
+      limit_req_zone $binary_remote_addr zone=r:10m rate=1000000r/s;
+      limit_conn_zone $binary_remote_addr zone=c:10m;
+      server { listen 127.0.0.1:1;
+        location /limited/ { limit_req zone=r burst=1000000 nodelay; limit_conn c 1000000;
+                             proxy_pass http://127.0.0.1:2; }
+        location /free/ { proxy_pass http://127.0.0.1:2; } } }""")
+    worker = Worker(load_config(str(conf)))
+    loc, _ = worker.config.servers[0].locations.find(
+        "/limited/x" if impl != "no limits" else "/free/x")
+
+    def check() -> None:
+        req = SimpleNamespace(remote_addr="203.0.113.7", token=None, limited=False,
+                              conn_slots=None, limit_conn_status="", limit_req_status="",
+                              memo={}, captures=())
+        s = loc.settings
+        if s.limit_req or s.limit_conn:
+            assert worker.phases._preaccess(None, req, loc) == (0, 0.0)
+            for table, key in req.conn_slots:
+                table.release(key)
+
+    benchmark.group = "pre-access limits (per request)"
+    benchmark.name = impl
+    benchmark(check)

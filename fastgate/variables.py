@@ -182,6 +182,8 @@ BUILTIN: dict[str, Getter] = {
     "time_local": _time_local,
     "time_iso8601": _time_iso8601,
     "msec": lambda r: f"{time.time():.3f}",
+    "limit_req_status": lambda r: r.limit_req_status,
+    "limit_conn_status": lambda r: r.limit_conn_status,
     "jwt_headers": _token_json("header_json"),
     "jwt_payload": _token_json("payload_json"),
 }

@@ -9,6 +9,7 @@ place (``fastgate.config.merge``).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -16,6 +17,9 @@ from fastgate.config.errors import ConfigError
 from fastgate.config.locations import compile_regex
 from fastgate.config.model import (
     AccessLog,
+    LimitConn,
+    LimitReq,
+    LimitZone,
     ErrorPage,
     Listen,
     LogFormat,
@@ -546,6 +550,88 @@ def claim_set(ld: "Loader", lvl: Level, d: Directive) -> None:
         raise d.error(f'invalid variable name "{d.args[0]}"')
 
 
+MIN_ZONE = 32 * 1024
+
+
+def _zone_arg(d: Directive, arg: str) -> tuple[str, int]:
+    spec = arg[5:]
+    name, colon, size_text = spec.partition(":")
+    if not name or not colon:
+        raise d.error(f'invalid zone size "{arg}"')
+    size = parse_size(d, size_text)
+    if size < MIN_ZONE:
+        raise d.error(f'zone "{name}" is too small')
+    return name, size
+
+
+def limit_zone(kind: str) -> Handler:
+    """``limit_req_zone KEY zone=NAME:SIZE rate=R`` and ``limit_conn_zone KEY zone=NAME:SIZE``."""
+
+    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+        key = ld.compile(d.args[0], d)
+        name = size = None
+        rate = 0
+        for arg in d.args[1:]:
+            if arg.startswith("zone="):
+                name, size = _zone_arg(d, arg)
+            elif arg.startswith("rate=") and kind == "req":
+                m = re.fullmatch(r"rate=(\d+)r/([sm])", arg)
+                if m is None or int(m.group(1)) == 0:
+                    raise d.error(f'invalid rate "{arg}"')
+                rate = int(m.group(1)) * 1000 // (1 if m.group(2) == "s" else 60)
+                rate = max(rate, 1)
+            elif arg == "sync" and kind == "req":
+                continue  # nginx Plus cluster sync: the zone is already shared by workers
+            else:
+                raise d.error(f'invalid parameter "{arg}"')
+        if name is None or size is None:
+            raise d.error(f'"{d.name}" must have "zone" parameter')
+        if kind == "req" and not rate:
+            raise d.error(f'"{d.name}" must have "rate" parameter')
+        if name in ld.zones:
+            raise d.error(f'duplicate zone "{name}"')
+        uses_jwt = any(v.lower().startswith("jwt_") for v in key.variables)
+        ld.zones[name] = LimitZone(name, kind, key, size, rate, uses_jwt)
+
+    return handle
+
+
+def limit_req(ld: "Loader", d: Directive) -> LimitReq:
+    zone = None
+    burst = 0
+    delay: int | None = 0
+    for arg in d.args:
+        if arg.startswith("zone="):
+            zone = arg[5:]
+        elif arg.startswith("burst="):
+            burst = parse_number(d, arg[6:])
+        elif arg == "nodelay":
+            delay = None
+        elif arg.startswith("delay="):
+            delay = parse_number(d, arg[6:])
+        else:
+            raise d.error(f'invalid parameter "{arg}"')
+    if not zone:
+        raise d.error(f'"{d.name}" must have "zone" parameter')
+    ld.zone_refs.append(("req", zone, d))
+    return LimitReq(zone, burst * 1000, None if delay is None else delay * 1000)
+
+
+def limit_conn(ld: "Loader", d: Directive) -> LimitConn:
+    ld.zone_refs.append(("conn", d.args[0], d))
+    return LimitConn(d.args[0], parse_number(d, d.args[1], minimum=1))
+
+
+def status_code(ld: "Loader", d: Directive) -> int:
+    return parse_code(d, d.args[0], 400, 599)
+
+
+def log_level(ld: "Loader", d: Directive) -> str:
+    if d.args[0] not in ("info", "notice", "warn", "error"):
+        raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive')
+    return d.args[0]
+
+
 def auth_jwt_cache(ld: "Loader", d: Directive) -> int:
     return 0 if d.args[0] == "off" else parse_number(d, d.args[0])
 
@@ -714,6 +800,17 @@ _SPECS = [
     Spec("proxy_request_buffering", HSL, 1, 1, accepted),
     Spec("proxy_buffers", HSL, 2, 2, accepted),
     Spec("proxy_buffer_size", HSL, 1, 1, accepted),
+    # rate and connection limits (before the access phase, as in nginx)
+    Spec("limit_req_zone", frozenset({HTTP}), 3, 4, limit_zone("req")),
+    Spec("limit_conn_zone", frozenset({HTTP}), 2, 2, limit_zone("conn")),
+    Spec("limit_req", HSL, 1, 3, appending("limit_req", limit_req)),
+    Spec("limit_req_status", HSL, 1, 1, setting("limit_req_status", status_code)),
+    Spec("limit_req_log_level", HSL, 1, 1, setting("limit_req_log_level", log_level)),
+    Spec("limit_req_dry_run", HSL, 1, 1, setting("limit_req_dry_run", flag_arg)),
+    Spec("limit_conn", HSL, 2, 2, appending("limit_conn", limit_conn)),
+    Spec("limit_conn_status", HSL, 1, 1, setting("limit_conn_status", status_code)),
+    Spec("limit_conn_log_level", HSL, 1, 1, setting("limit_conn_log_level", log_level)),
+    Spec("limit_conn_dry_run", HSL, 1, 1, setting("limit_conn_dry_run", flag_arg)),
     # responses and limits
     Spec("add_header", HSL, 2, 3, appending("add_header", add_header)),
     Spec("error_page", HSL, 2, None, error_page),

@@ -22,7 +22,15 @@ from fastgate.config.directives import (
 )
 from fastgate.config.errors import ConfigError
 from fastgate.config.merge import Builder, merge, merge_origins
-from fastgate.config.model import Config, Listen, LogFormat, Settings, Upstream, UpstreamServer
+from fastgate.config.model import (
+    Config,
+    LimitZone,
+    Listen,
+    LogFormat,
+    Settings,
+    Upstream,
+    UpstreamServer,
+)
 from fastgate.config.parser import Directive, parse_file
 from fastgate.variables import Getter, Map, Registry, Template, nested_claim
 
@@ -53,6 +61,8 @@ class Loader:
         self.maps: dict[str, Map] = {}
         self._late: dict[str, _LateMap] = {}
         self.log_formats: dict[str, LogFormat] = {}
+        self.zones: dict[str, LimitZone] = {}
+        self.zone_refs: list[tuple[str, str, Directive]] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
 
     # --- helpers the handlers call ---------------------------------------------------------
@@ -141,6 +151,10 @@ class Loader:
         for name, d in self._wanted_formats:
             if name not in self.log_formats:
                 raise d.error(f'unknown log format "{name}"')
+        for kind, name, d in self.zone_refs:
+            zone = self.zones.get(name)
+            if zone is None or zone.kind != kind:
+                raise d.error(f'zone "{name}" is unknown')
         http = next((c for c in main.children if c.ctx == HTTP), None)
         events = next((c for c in main.children if c.ctx == EVENTS), None)
         servers = ()
@@ -165,6 +179,7 @@ class Loader:
             upstreams=dict(self.upstreams),
             maps=tuple(self.maps.values()),
             log_formats=dict(self.log_formats),
+            zones=dict(self.zones),
             claims=frozenset(self.registry.claims),
             warnings=tuple(self.messages),
         )

@@ -105,6 +105,31 @@ class Require:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitZone:
+    """``limit_req_zone`` / ``limit_conn_zone``: a table shared by the workers."""
+
+    name: str
+    kind: str  # "req" or "conn"
+    key: Template
+    size: int  # bytes
+    rate: int = 0  # milli-requests per second (limit_req)
+    uses_jwt: bool = False  # the key reads $jwt_*: the token is verified first
+
+
+@dataclass(frozen=True, slots=True)
+class LimitReq:
+    zone: str
+    burst: int  # milli-requests
+    delay: int | None  # milli-requests served without delay; None: nodelay
+
+
+@dataclass(frozen=True, slots=True)
+class LimitConn:
+    zone: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class AccessLog:
     path: str  # "off" never appears: an "off" level has an empty tuple
     format: str
@@ -154,6 +179,14 @@ class Settings:
     ssl_certificate: str | None = None
     ssl_certificate_key: str | None = None
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    limit_req: tuple[LimitReq, ...] = ()
+    limit_req_status: int = 503
+    limit_req_log_level: str = "error"
+    limit_req_dry_run: bool = False
+    limit_conn: tuple[LimitConn, ...] = ()
+    limit_conn_status: int = 503
+    limit_conn_log_level: str = "error"
+    limit_conn_dry_run: bool = False
 
     def error_page_for(self, status: int) -> ErrorPage | None:
         for code, page in self.error_page:
@@ -211,5 +244,6 @@ class Config:
     upstreams: dict[str, Upstream] = field(default_factory=dict)
     maps: tuple[Map, ...] = ()
     log_formats: dict[str, LogFormat] = field(default_factory=dict)
+    zones: dict[str, LimitZone] = field(default_factory=dict)
     claims: frozenset[str] = frozenset()  # $jwt_claim_* names the config references
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start

@@ -26,6 +26,7 @@ from fastgate.ops.logs import ErrorLog
 from fastgate.ops.stats import MAX_SLOTS, SharedCounters
 from fastgate.ops.run import _remove_pid
 from fastgate.ops.worker import Worker
+from fastgate.ops.zones import Zones
 
 SockKey = tuple[str, int, bool]
 HALF = MAX_SLOTS // 2  # generations alternate between the two halves of the slots
@@ -50,6 +51,8 @@ class Master:
         self.workers: dict[int, tuple[int, int]] = {}  # pid -> (slot, generation)
         self.generation = 0
         self.pending: list[int] = []
+        self.zone_set = Zones()
+        self.zones = self.zone_set.for_config(config)
         self.stopping: str | None = None
 
     # --- sockets -------------------------------------------------------------------------------
@@ -92,7 +95,7 @@ class Master:
             code = 1
             try:
                 code = worker_main(self.path, self.config, self.engine,
-                                   self.slot_sockets(index), self.region, slot)
+                                   self.slot_sockets(index), self.region, slot, self.zones)
             except BaseException as e:  # never let a worker unwind into the master's code
                 # the master's log writer thread does not exist in this process
                 print(f"fastgate: [alert] worker process {os.getpid()} failed: "
@@ -207,6 +210,7 @@ class Master:
             return
         old_sockets, old_generation = self.sockets, self.generation
         self.config = config
+        self.zones = self.zone_set.for_config(config)
         self.sockets = sockets
         self.generation += 1
         for i in range(config.worker_processes):
@@ -223,7 +227,7 @@ class Master:
 
 def worker_main(path: str, config: Config, engine: str | None,
                 sockets: dict[SockKey, socket.socket], region: SharedCounters,
-                slot: int) -> int:
+                slot: int, zones: dict[str, Any]) -> int:
     """A forked worker: serve on the inherited sockets until told to stop."""
     import asyncio
 
@@ -241,7 +245,7 @@ def worker_main(path: str, config: Config, engine: str | None,
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(serve(path, config, engine, sockets, stats,
-                                             reloadable=False))
+                                             reloadable=False, zones=zones))
     finally:
         loop.close()
 

@@ -23,6 +23,7 @@ from fastgate.config import ConfigError, load_config
 from fastgate.config.model import Config, Listen
 from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import Worker
+from fastgate.ops.zones import Zones
 
 DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
 
@@ -74,12 +75,15 @@ class Gateway:
 
     def __init__(self, path: str, config: Config, engine: str | None,
                  sockets: dict[tuple[str, int, bool], socket.socket] | None = None,
-                 stats: Stats | None = None) -> None:
+                 stats: Stats | None = None, zones: dict[str, Any] | None = None) -> None:
         self.path = path
         self.config = config
         self.engine = engine  # the command line's choice, kept across reloads
         self.stats = stats if stats is not None else SharedCounters(1).slot(0)
-        self.worker = Worker(config, engine, self.stats)
+        # under a master the zones are the master's; alone, ours (kept across reloads)
+        self.zone_set = Zones() if zones is None else None
+        self.worker = Worker(config, engine, self.stats,
+                             zones if zones is not None else self.zone_set.for_config(config))
         # sockets a master bound for us, or ours once bound
         self.sockets: dict[tuple[str, int, bool], socket.socket] = dict(sockets or {})
         self.servers: list[asyncio.AbstractServer] = []
@@ -113,7 +117,8 @@ class Gateway:
         except ConfigError as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             return
-        new = Worker(config, self.engine, self.stats)
+        new = Worker(config, self.engine, self.stats,
+                     self.zone_set.for_config(config) if self.zone_set is not None else None)
         keep: dict[tuple[str, int, bool], socket.socket] = {}
         try:
             for listen in new.listens():
@@ -238,10 +243,11 @@ def run(path: str, http_engine: str | None = None) -> int:
 
 async def serve(path: str, config: Config, engine: str | None,
                 sockets: dict[tuple[str, int, bool], socket.socket] | None,
-                stats: Stats | None, reloadable: bool, pid_path: str | None = None) -> int:
+                stats: Stats | None, reloadable: bool, pid_path: str | None = None,
+                zones: dict[str, Any] | None = None) -> int:
     """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
     master reloads by starting new workers) and writes no pid file."""
-    gw = Gateway(path, config, engine, sockets, stats)
+    gw = Gateway(path, config, engine, sockets, stats, zones)
     await gw.start()
     if pid_path is not None:
         try:

@@ -17,6 +17,7 @@ from fastgate.http.uri import parse_target
 from fastgate.ops.jwks import remote_sources
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
+from fastgate.ops.zones import Zones
 from fastgate.proxy.phases import Phases
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.request import Request
@@ -78,8 +79,10 @@ class ServerTable:
 
 class Worker:
     def __init__(self, config: Config, engine: str | None = None,
-                 stats: Stats | None = None) -> None:
+                 stats: Stats | None = None, zones: dict[str, Any] | None = None) -> None:
         self.config = config
+        # limit zones by name; a worker without a master makes its own
+        self.zones = zones if zones is not None else Zones().for_config(config)
         self.engine = resolve(engine or config.http_engine)
         self.groups = build_groups(config.upstreams, self.engine)
         self.log = ErrorLog(*config.error_log)
@@ -221,6 +224,10 @@ class Worker:
     def complete(self, conn: "ClientConnection", req: Request, started: float) -> None:
         """The response is written (or abandoned): count it, log it, free the connection."""
         self.stats.request(req.status, time.monotonic() - started)
+        if req.conn_slots:
+            for table, key in req.conn_slots:
+                table.release(key)
+            req.conn_slots = None
         loc = req.location
         server = req.server
         entries = loc.settings.access_log if loc is not None else (

@@ -65,6 +65,13 @@ class Phases:
             return self.location(conn, req, loc)
         req.captures = caps
         req.location = loc
+        s = loc.settings
+        if s.limit_req or s.limit_conn:
+            status, delay = self._preaccess(conn, req, loc)
+            if status:
+                return self._deny(conn, req, loc, status, started)
+            if delay:
+                return self._delayed(conn, req, loc, delay)
         if loc.verifier is not None:
             status = self._access(conn, req, loc)
             if status:
@@ -111,6 +118,14 @@ class Phases:
                              f"{req.head.content_length} bytes", conn, req)
             await self.fail(conn, req, loc, 413, depth)
             return
+        # pre-access phase: limit_conn, limit_req (once per request, as in nginx)
+        if (s.limit_req or s.limit_conn) and not req.limited:
+            status, delay = self._preaccess(conn, req, loc)
+            if status:
+                await self.fail(conn, req, loc, status, depth)
+                return
+            if delay:
+                await asyncio.sleep(delay)
         # access phase
         if loc.verifier is not None:
             status = self._access(conn, req, loc)
@@ -170,6 +185,101 @@ class Phases:
         self.send(conn, req, loc, code, error_body(code), b"text/html",
                         [(b"Location", url.encode("utf-8"))])
 
+    # --- pre-access: limit_conn, limit_req ------------------------------------------------
+
+    async def _delayed(self, conn: "ClientConnection", req: Request, loc: Location,
+                       delay: float) -> None:
+        """limit_req with a burst and no nodelay: the request waits its turn."""
+        await asyncio.sleep(delay)
+        await self.location(conn, req, loc)
+
+    def _preaccess(self, conn: "ClientConnection", req: Request,
+                   loc: Location) -> tuple[int, float]:
+        """nginx's limit_conn and limit_req, before any token is checked (so a flood is
+        refused without signature work). Returns (status to refuse with, or 0; seconds
+        to delay). A key that reads $jwt_* verifies the token first; an empty key is not
+        limited."""
+        req.limited = True
+        s = loc.settings
+        w = self.w
+        zones = w.config.zones
+        for lc in s.limit_conn:
+            zone = zones[lc.zone]
+            key = self._zone_key(req, loc, zone)
+            if not key:
+                continue
+            table = w.zones[lc.zone]
+            if table.acquire(key, lc.limit):
+                if req.conn_slots is None:
+                    req.conn_slots = []
+                req.conn_slots.append((table, key))
+                req.limit_conn_status = req.limit_conn_status or "PASSED"
+                continue
+            w.log.write(s.limit_conn_log_level,
+                        f'limiting connections{" dry run" if s.limit_conn_dry_run else ""}'
+                        f' by zone "{lc.zone}"', conn, req)
+            if s.limit_conn_dry_run:
+                req.limit_conn_status = "REJECTED_DRY_RUN"
+                continue
+            req.limit_conn_status = "REJECTED"
+            return s.limit_conn_status, 0.0
+        if not s.limit_req:
+            return 0, 0.0
+        now_ms = int(time.time() * 1000)
+        checks = []
+        for lr in s.limit_req:
+            zone = zones[lr.zone]
+            key = self._zone_key(req, loc, zone)
+            if not key:
+                continue
+            table = w.zones[lr.zone]
+            excess = table.request(key, now_ms, zone.rate, lr.burst, False)
+            if excess < 0:
+                w.log.write(s.limit_req_log_level,
+                            f'limiting requests{", dry run" if s.limit_req_dry_run else ""}'
+                            f' by zone "{lr.zone}"', conn, req)
+                if s.limit_req_dry_run:
+                    req.limit_req_status = "REJECTED_DRY_RUN"
+                    continue
+                req.limit_req_status = "REJECTED"
+                return s.limit_req_status, 0.0
+            checks.append((table, key, zone, lr))
+        delay_ms = 0
+        for table, key, zone, lr in checks:
+            excess = table.request(key, now_ms, zone.rate, lr.burst, True)
+            if excess < 0:  # another worker took the room in between
+                req.limit_req_status = "REJECTED"
+                return s.limit_req_status, 0.0
+            if lr.delay is not None and excess > lr.delay:
+                delay_ms = max(delay_ms, (excess - lr.delay) * 1000 // zone.rate)
+        if delay_ms:
+            req.limit_req_status = "DELAYED" if not s.limit_req_dry_run else "DELAYED_DRY_RUN"
+            if s.limit_req_dry_run:
+                return 0, 0.0
+            return 0, delay_ms / 1000
+        if checks and not req.limit_req_status:
+            req.limit_req_status = "PASSED"
+        return 0, 0.0
+
+    def _zone_key(self, req: Request, loc: Location, zone: Any) -> bytes:
+        if zone.uses_jwt and req.token is None and loc.verifier is not None:
+            token = self._token_of(req, loc)
+            if token:
+                try:
+                    req.token = loc.verifier.verify(token, time.time())
+                except JWTError:
+                    pass  # the access phase refuses it, with the reason logged once
+        return zone.key.render(req).encode("utf-8")
+
+    def _token_of(self, req: Request, loc: Location) -> bytes | None:
+        s = loc.settings
+        if s.auth_jwt == "on":
+            return bearer_token(req.header(b"authorization"))
+        if s.auth_jwt_source is not None:
+            value = s.auth_jwt_source.render(req)
+            return value.encode("utf-8") if value else None
+        return None
+
     # --- access: auth_jwt --------------------------------------------------------------------
 
     def _access(self, conn: "ClientConnection", req: Request, loc: Location) -> int:
@@ -177,12 +287,7 @@ class Phases:
         if req.method == "OPTIONS" and not s.auth_jwt_options:
             return 0  # CORS preflights pass, as the module does
         stats = self.w.stats
-        if s.auth_jwt == "on":
-            token = bearer_token(req.header(b"authorization"))
-        else:
-            assert s.auth_jwt_source is not None
-            value = s.auth_jwt_source.render(req)
-            token = value.encode("utf-8") if value else None
+        token = self._token_of(req, loc)
         if not token:
             err: JWTError = TokenMissingError()
             self.w.log.info(err.reason, conn, req)

@@ -25,6 +25,7 @@ class Request:
         "upstream_addr", "upstream_status", "upstream_response_time", "proxy_host",
         "proxy_port", "connection_id", "connection_requests", "token", "captures", "memo",
         "_headers", "_request_id", "challenge", "redirected", "override",
+        "limited", "limit_req_status", "limit_conn_status", "conn_slots",
     )
 
     def __init__(self, head: RequestHead, target: Target, conn: Any) -> None:
@@ -62,6 +63,10 @@ class Request:
         # WWW-Authenticate for a 401 the access phase caused (None: it caused none)
         self.challenge: bytes | None = None
         self.redirected = False
+        self.limited = False  # limit_req/limit_conn ran (once per request, as nginx)
+        self.limit_req_status = ""
+        self.limit_conn_status = ""
+        self.conn_slots: list[tuple[Any, bytes]] | None = None  # limit_conn counts to release
         # the status an error_page imposes on whatever answers (None: the answer's own)
         self.override: int | None = None
 

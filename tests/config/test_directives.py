@@ -49,6 +49,16 @@ SAMPLES = {
     "auth_jwt_leeway": "auth_jwt_leeway 30s;",
     "auth_jwt_options": "auth_jwt_options on;",
     "auth_jwt_cache": "auth_jwt_cache 500;",
+    "limit_req_zone": "limit_req_zone $binary_remote_addr zone=z2:1m rate=10r/s;",
+    "limit_conn_zone": "limit_conn_zone $jwt_claim_sub zone=c2:1m;",
+    "limit_req": "limit_req zone=z burst=5 nodelay;",
+    "limit_req_status": "limit_req_status 429;",
+    "limit_req_log_level": "limit_req_log_level warn;",
+    "limit_req_dry_run": "limit_req_dry_run on;",
+    "limit_conn": "limit_conn c 10;",
+    "limit_conn_status": "limit_conn_status 429;",
+    "limit_conn_log_level": "limit_conn_log_level info;",
+    "limit_conn_dry_run": "limit_conn_dry_run off;",
     "auth_jwt_key_request": "auth_jwt_key_request https://id.example.com/jwks.json;",
     "auth_jwt_key_request_interval": "auth_jwt_key_request_interval 10m;",
     "auth_jwt_issuer": "auth_jwt_issuer https://id.example.com;",
@@ -104,12 +114,15 @@ def _config(ctx: str, body: str) -> str:
         return body + ("\n" if body.startswith("http ") else "\nhttp { }\n")
     if ctx == EVENTS:
         return "events {\n" + body + "\n}\n"
+    zones = ("limit_req_zone $remote_addr zone=z:1m rate=1r/s; "
+             "limit_conn_zone $remote_addr zone=c:1m; ")
     if ctx == HTTP:
-        return "http {\n" + body + "\n}\n"
+        return "http {\n" + body + "\n" + zones + "}\n"
     if ctx == SERVER:
-        return "http { server { listen 127.0.0.1:8997;\n" + body + "\n} }\n"
+        return "http { " + zones + "server { listen 127.0.0.1:8997;\n" + body + "\n} }\n"
     if ctx == LOCATION:
-        return "http { server { listen 127.0.0.1:8997; location / {\n" + body + "\n} } }\n"
+        return ("http { " + zones + "server { listen 127.0.0.1:8997; location / {\n" + body
+                + "\n} } }\n")
     return "http { upstream u { server 127.0.0.1:1;\n" + body + "\n} }\n"
 
 
