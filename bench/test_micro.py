@@ -114,7 +114,7 @@ def test_claim_extraction(benchmark: Any, impl: str) -> None:
         assert benchmark(result.claim_text, "sub") == '"user123"'
 
 
-@pytest.mark.parametrize("impl", ["limit_req+limit_conn", "no limits"])
+@pytest.mark.parametrize("impl", ["limit_req+limit_conn", "limit_req", "no limits"])
 def test_preaccess_limits(benchmark: Any, impl: str, tmp_path: Any) -> None:
     """The pre-access phase's cost per request (issue #9: at most 2 us on top)."""
     from types import SimpleNamespace
@@ -129,10 +129,11 @@ def test_preaccess_limits(benchmark: Any, impl: str, tmp_path: Any) -> None:
       server { listen 127.0.0.1:1;
         location /limited/ { limit_req zone=r burst=1000000 nodelay; limit_conn c 1000000;
                              proxy_pass http://127.0.0.1:2; }
+        location /req/ { limit_req zone=r burst=1000000 nodelay; proxy_pass http://127.0.0.1:2; }
         location /free/ { proxy_pass http://127.0.0.1:2; } } }""")
     worker = Worker(load_config(str(conf)))
-    loc, _ = worker.config.servers[0].locations.find(
-        "/limited/x" if impl != "no limits" else "/free/x")
+    path = {"limit_req+limit_conn": "/limited/x", "limit_req": "/req/x", "no limits": "/free/x"}
+    loc, _ = worker.config.servers[0].locations.find(path[impl])
 
     def check() -> None:
         req = SimpleNamespace(remote_addr="203.0.113.7", token=None, limited=False,
@@ -141,7 +142,7 @@ def test_preaccess_limits(benchmark: Any, impl: str, tmp_path: Any) -> None:
         s = loc.settings
         if s.limit_req or s.limit_conn:
             assert worker.phases._preaccess(None, req, loc) == (0, 0.0)
-            for table, key in req.conn_slots:
+            for table, key in req.conn_slots or ():
                 table.release(key)
 
     benchmark.group = "pre-access limits (per request)"

@@ -227,13 +227,16 @@ class Phases:
             return 0, 0.0
         now_ms = int(time.time() * 1000)
         checks = []
+        # with one limit_req (the usual case) the check is also the accounting: one
+        # lookup; with several, none is accounted unless all pass (as nginx does)
+        single = len(s.limit_req) == 1
         for lr in s.limit_req:
             zone = zones[lr.zone]
             key = self._zone_key(req, loc, zone)
             if not key:
                 continue
             table = w.zones[lr.zone]
-            excess = table.request(key, now_ms, zone.rate, lr.burst, False)
+            excess = table.request(key, now_ms, zone.rate, lr.burst, single)
             if excess < 0:
                 w.log.write(s.limit_req_log_level,
                             f'limiting requests{", dry run" if s.limit_req_dry_run else ""}'
@@ -243,13 +246,14 @@ class Phases:
                     continue
                 req.limit_req_status = "REJECTED"
                 return s.limit_req_status, 0.0
-            checks.append((table, key, zone, lr))
+            checks.append((table, key, zone, lr, excess))
         delay_ms = 0
-        for table, key, zone, lr in checks:
-            excess = table.request(key, now_ms, zone.rate, lr.burst, True)
-            if excess < 0:  # another worker took the room in between
-                req.limit_req_status = "REJECTED"
-                return s.limit_req_status, 0.0
+        for table, key, zone, lr, excess in checks:
+            if not single:
+                excess = table.request(key, now_ms, zone.rate, lr.burst, True)
+                if excess < 0:  # another worker took the room in between
+                    req.limit_req_status = "REJECTED"
+                    return s.limit_req_status, 0.0
             if lr.delay is not None and excess > lr.delay:
                 delay_ms = max(delay_ms, (excess - lr.delay) * 1000 // zone.rate)
         if delay_ms:
