@@ -599,9 +599,6 @@ cdef class Verifier:
         self._plans = {}
         self._cache.clear()
 
-    def clear_cache(self):
-        self._cache.clear()
-
     def __len__(self):
         return len(self._cache)
 
@@ -856,10 +853,6 @@ cdef class LimitTable:
         self._head = <LimitHeader *>&view[0]
         self._entries = <LimitEntry *>(&view[0] + sizeof(LimitHeader))
         self.capacity = (size - sizeof(LimitHeader)) // sizeof(LimitEntry)
-
-    @staticmethod
-    def bytes_for(Py_ssize_t zone_size):
-        return zone_size
 
     @property
     def used(self):

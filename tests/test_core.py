@@ -4,7 +4,6 @@ independent oracle."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Callable
 
 import jwt as pyjwt

@@ -15,7 +15,6 @@ from fastgate.config.directives import (
     MAIN,
     SERVER,
     TABLE,
-    UPSTREAM_TABLE,
     Level,
     Spec,
     lookup,

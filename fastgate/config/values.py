@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from fastgate.config.errors import ConfigError
 from fastgate.config.parser import Directive
 
 _TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
@@ -87,7 +86,3 @@ def parse_code(d: Directive, text: str, low: int, high: int) -> int:
     if not text.isdigit() or not low <= int(text) <= high:
         raise d.error(f'value "{text}" must be between {low} and {high}')
     return int(text)
-
-
-def config_error(d: Directive, err: Exception) -> ConfigError:
-    return d.error(str(err))

@@ -92,10 +92,6 @@ class ServerEngine(Protocol):
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request after this response."""
 
-    @property
-    def body_complete(self) -> bool:
-        """Whether the current request's body has been read to its end."""
-
 
 class ClientHandler(Protocol):
     def on_response(self, head: ResponseHead) -> None: ...

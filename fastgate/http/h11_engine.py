@@ -232,14 +232,6 @@ class H11Server:
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     @property
-    def body_complete(self) -> bool:
-        return self._conn.their_state is not h11.SEND_BODY
-
-    @property
-    def response_started(self) -> bool:
-        return self._conn.our_state is not h11.SEND_RESPONSE
-
-    @property
     def failed(self) -> bool:
         return self._failed
 

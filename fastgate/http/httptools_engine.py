@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 from http import HTTPStatus
-from typing import Any
 
 import httptools
 
@@ -292,10 +291,6 @@ class HttptoolsServer:
         # is reported, and answered, when its turn comes (as h11 does)
         return (self._keep_alive and not self._current_failed and self._request_ended
                 and self._response_done and not self._upgraded)
-
-    @property
-    def body_complete(self) -> bool:
-        return self._request_ended
 
     @property
     def failed(self) -> bool:

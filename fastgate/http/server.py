@@ -228,9 +228,6 @@ class ClientConnection(asyncio.Protocol):
         if data and not self.closed and self.transport is not None:
             self.transport.write(data)
 
-    async def drain(self) -> None:
-        await self.gate.wait()
-
     def finish(self) -> None:
         """Close after the last response; linger if the client may still be sending, so
         that our response is not lost to a TCP reset (nginx's lingering close)."""

@@ -94,9 +94,6 @@ class ErrorLog:
         self._lines: list[str] = []
         self._flusher: asyncio.TimerHandle | None = None
 
-    def enabled(self, level: str) -> bool:
-        return _RANK[level] >= self.level
-
     def write(self, level: str, message: str, conn: Any = None, req: Any = None) -> None:
         if _RANK[level] < self.level:
             return

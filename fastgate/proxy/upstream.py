@@ -5,7 +5,6 @@ connections per server."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import Any
 
@@ -299,6 +298,3 @@ class UpstreamGroup:
 def build_groups(upstreams: dict[str, Upstream], engine: str) -> dict[str, UpstreamGroup]:
     return {name: UpstreamGroup(u, engine) for name, u in upstreams.items()}
 
-
-def now() -> float:
-    return time.monotonic()

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
 import sys
 from urllib.parse import parse_qs, urlsplit
 

@@ -4,7 +4,6 @@ test backends (backend.py) and the fastgate command itself."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

@@ -41,7 +41,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_basic(tmp_path: Path, backends, gateway, free) -> None:  # type: ignore[no-untyped-def]
     be = backends()
     port = free()
-    gw = gateway(seed("basic.conf", port, {"http://backend": f"http://127.0.0.1:{be.port}"}), port)
+    gateway(seed("basic.conf", port, {"http://backend": f"http://127.0.0.1:{be.port}"}), port)
     status, headers, body = get(port, "/api/items")
     assert status == 401
     assert headers["www-authenticate"] == 'Bearer realm="fastgate"'
