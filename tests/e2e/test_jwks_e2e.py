@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import subprocess
 import sys
 import time
@@ -97,6 +98,7 @@ def remote_config(port: int, provider: Provider, interval: str = "") -> str:
       auth_jwt_key_request http://127.0.0.1:{provider.port}/.well-known/jwks.json;
       {interval}
       location /api/ {{ auth_jwt on; auth_jwt_alg ES256; try_files $uri =200; }}
+      location = /status {{ fastgate_status; }}
     }} }}"""
 
 
@@ -135,6 +137,15 @@ def test_provider_down_at_start(provider: Provider, gateway, free) -> None:  # t
     provider.start()
     assert eventually(lambda: status(port, token("k1")), 200, timeout=10)
     assert "fetching keys from" in gw.stderr and "failed" in gw.stderr
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/status")
+    text = c.getresponse().read().decode()
+    failed = int(re.search(r'fastgate_jwks_fetches_total\{result="failed"\} (\d+)', text).group(1))
+    assert failed >= 1
+    assert 'fastgate_jwks_fetches_total{result="ok"} 1' in text
+    unavailable = re.search(r'fastgate_jwt_total\{outcome="JWT: keys not available yet"\} (\d+)',
+                            text)
+    assert unavailable is not None and int(unavailable.group(1)) >= 1
 
 
 def test_provider_down_later_keeps_keys(provider: Provider, gateway, free) -> None:  # type: ignore[no-untyped-def]
