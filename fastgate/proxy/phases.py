@@ -215,14 +215,10 @@ class Phases:
                 req.conn_slots.append((table, key))
                 req.limit_conn_status = req.limit_conn_status or "PASSED"
                 continue
-            w.log.write(s.limit_conn_log_level,
-                        f'limiting connections{" dry run" if s.limit_conn_dry_run else ""}'
-                        f' by zone "{lc.zone}"', conn, req)
-            if s.limit_conn_dry_run:
-                req.limit_conn_status = "REJECTED_DRY_RUN"
-                continue
-            req.limit_conn_status = "REJECTED"
-            return s.limit_conn_status, 0.0
+            req.limit_conn_status = self._limit_refusal(
+                conn, req, "connections", lc.zone, s.limit_conn_log_level, s.limit_conn_dry_run)
+            if not s.limit_conn_dry_run:
+                return s.limit_conn_status, 0.0
         if not s.limit_req:
             return 0, 0.0
         now_ms = int(time.time() * 1000)
@@ -238,13 +234,10 @@ class Phases:
             table = w.zones[lr.zone]
             excess = table.request(key, now_ms, zone.rate, lr.burst, single)
             if excess < 0:
-                w.log.write(s.limit_req_log_level,
-                            f'limiting requests{", dry run" if s.limit_req_dry_run else ""}'
-                            f' by zone "{lr.zone}"', conn, req)
+                req.limit_req_status = self._limit_refusal(
+                    conn, req, "requests", lr.zone, s.limit_req_log_level, s.limit_req_dry_run)
                 if s.limit_req_dry_run:
-                    req.limit_req_status = "REJECTED_DRY_RUN"
                     continue
-                req.limit_req_status = "REJECTED"
                 return s.limit_req_status, 0.0
             checks.append((table, key, zone, lr, excess))
         delay_ms = 0
@@ -264,6 +257,13 @@ class Phases:
         if checks and not req.limit_req_status:
             req.limit_req_status = "PASSED"
         return 0, 0.0
+
+    def _limit_refusal(self, conn: "ClientConnection", req: Request, what: str, zone: str,
+                       level: str, dry_run: bool) -> str:
+        """Log a limit's refusal as nginx does; the value of $limit_*_status."""
+        self.w.log.write(level, f'limiting {what}{", dry run" if dry_run else ""} by zone '
+                                f'"{zone}"', conn, req)
+        return "REJECTED_DRY_RUN" if dry_run else "REJECTED"
 
     def _zone_key(self, req: Request, loc: Location, zone: Any) -> bytes:
         if zone.uses_jwt and req.token is None and loc.verifier is not None:

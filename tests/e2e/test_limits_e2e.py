@@ -37,6 +37,7 @@ http {{
   limit_req_zone $jwt_claim_sub zone=per_user:1m rate=10r/s;
   limit_req_zone $binary_remote_addr zone=flood:1m rate=5r/s;
   limit_conn_zone $binary_remote_addr zone=conns:1m;
+  limit_req_zone $binary_remote_addr zone=dry:1m rate=1r/m;
   server {{ listen 127.0.0.1:{port} reuseport;
     auth_jwt_key "{SECRET}";
     location /rate/ {{ limit_req zone=per_ip; try_files $uri =200; }}
@@ -45,6 +46,8 @@ http {{
     location /user/ {{ auth_jwt on; limit_req zone=per_user; try_files $uri =200; }}
     location /flood/ {{ auth_jwt on; limit_req zone=flood; try_files $uri =200; }}
     location = /stall {{ limit_conn conns 1; proxy_pass http://127.0.0.1:{backend}; }}
+    location /dry/ {{ limit_req zone=dry; limit_req_dry_run on;
+                     add_header X-Limit $limit_req_status always; try_files $uri =200; }}
     location = /status {{ fastgate_status; }}
   }}
 }}
@@ -119,6 +122,21 @@ def test_flood_refused_before_verification(tmp_path, backends, gateway, free) ->
     checked = int(re.search(r'fastgate_jwt_total\{outcome="JWT: invalid signature"\} (\d+)',
                             text).group(1))
     assert checked == statuses.count(401)  # the refused ones never reached the verifier
+
+
+def test_dry_run_and_status_variable(tmp_path, backends, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    port = free()
+    gateway(config(tmp_path, port, be.port), port)
+    seen = []
+    for _ in range(3):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/dry/x")
+        r = c.getresponse()
+        r.read()
+        seen.append((r.status, r.getheader("X-Limit")))
+        c.close()
+    assert seen == [(200, "PASSED"), (200, "REJECTED_DRY_RUN"), (200, "REJECTED_DRY_RUN")]
 
 
 def test_limit_conn(tmp_path, backends, gateway, free) -> None:  # type: ignore[no-untyped-def]
