@@ -831,6 +831,10 @@ cdef inline uint64_t _fnv1a(const unsigned char *p, Py_ssize_t n) noexcept nogil
     return h if h != 0 else 1
 
 
+cdef inline uint64_t _key_hash(bytes key):
+    return _fnv1a(<const unsigned char *>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+
+
 cdef class LimitTable:
     """A zone: ``capacity`` entries in a buffer shared by every worker (an anonymous
     ``mmap`` the master creates before forking). Entries are found by hashing the key
@@ -857,6 +861,11 @@ cdef class LimitTable:
     @property
     def used(self):
         return self._head.used
+
+    cdef inline void _touch(self, LimitEntry *e) noexcept nogil:
+        """Mark ``e`` as the most recently used entry (the LRU order)."""
+        self._head.clock += 1
+        e.stamp = self._head.clock
 
     cdef LimitEntry *_find(self, uint64_t h, bint create) noexcept nogil:
         cdef Py_ssize_t start = h % self.capacity, i, j
@@ -893,9 +902,7 @@ cdef class LimitTable:
         """nginx's leaky bucket (``ngx_http_limit_req_lookup``): ``rate`` in
         milli-requests per second, ``burst`` in milli-requests. Returns the excess after
         this request (>= 0), or -1 when it is over the burst (not accounted)."""
-        cdef bytes k = key
-        cdef uint64_t h = _fnv1a(<const unsigned char *>PyBytes_AS_STRING(k),
-                                 PyBytes_GET_SIZE(k))
+        cdef uint64_t h = _key_hash(key)
         cdef LimitEntry *e
         cdef int64_t ms, excess
         fg_lock(&self._head.lock)
@@ -903,8 +910,7 @@ cdef class LimitTable:
             e = self._find(h, True)
             if e == NULL:
                 return -1
-            self._head.clock += 1
-            e.stamp = self._head.clock
+            self._touch(e)
             if e.last == 0:
                 excess = 0
                 ms = 0
@@ -928,26 +934,21 @@ cdef class LimitTable:
     def acquire(self, key, int32_t limit):
         """limit_conn: count one more request in progress for ``key``; False (and no
         count) when ``limit`` are already in progress."""
-        cdef bytes k = key
-        cdef uint64_t h = _fnv1a(<const unsigned char *>PyBytes_AS_STRING(k),
-                                 PyBytes_GET_SIZE(k))
+        cdef uint64_t h = _key_hash(key)
         cdef LimitEntry *e
         fg_lock(&self._head.lock)
         try:
             e = self._find(h, True)
             if e == NULL or e.conns >= limit:
                 return False
-            self._head.clock += 1
-            e.stamp = self._head.clock
+            self._touch(e)
             e.conns += 1
             return True
         finally:
             fg_unlock(&self._head.lock)
 
     def release(self, key):
-        cdef bytes k = key
-        cdef uint64_t h = _fnv1a(<const unsigned char *>PyBytes_AS_STRING(k),
-                                 PyBytes_GET_SIZE(k))
+        cdef uint64_t h = _key_hash(key)
         cdef LimitEntry *e
         fg_lock(&self._head.lock)
         try:
