@@ -69,7 +69,6 @@ class HttptoolsServer:
         self._failed = False
         self._eof = False
         self._version = b"1.1"
-        self._method = b""
         self._chunked_response = False
         self._head_only = False
         self._continue_pending = False
@@ -199,7 +198,6 @@ class HttptoolsServer:
                 self._request_ended = False
                 self._response_done = False
                 self._version = msg.head.version
-                self._method = msg.head.method
                 # an upgrade request that is not switched ends the connection: llhttp
                 # stops parsing at it
                 self._keep_alive = msg.head.keep_alive and msg.head.upgrade is None
