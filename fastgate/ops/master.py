@@ -21,11 +21,11 @@ import time
 from typing import Any
 
 from fastgate.config import ConfigError, load_config
-from fastgate.config.model import Config, Listen
+from fastgate.config.model import Config
 from fastgate.ops.logs import ErrorLog
 from fastgate.ops.stats import MAX_SLOTS, SharedCounters
 from fastgate.ops.run import _remove_pid
-from fastgate.ops.worker import Worker
+from fastgate.ops.worker import listens
 from fastgate.ops.zones import Zones
 
 SockKey = tuple[str, int, bool]
@@ -33,10 +33,6 @@ HALF = MAX_SLOTS // 2  # generations alternate between the two halves of the slo
 STOP_GRACE = 5.0  # seconds a fast stop waits before SIGKILL
 SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
            signal.SIGCHLD)
-
-
-def listens_of(config: Config) -> list[Listen]:
-    return Worker(config).listens()
 
 
 class Master:
@@ -63,7 +59,7 @@ class Master:
         n = config.worker_processes
         out: dict[SockKey, list[socket.socket]] = {}
         try:
-            for listen in listens_of(config):
+            for listen in listens(config):
                 key = (listen.host, listen.port, listen.reuseport)
                 have = self.sockets.get(key)
                 want = n if listen.reuseport else 1

@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 CLOCK_TICK = 0.25
 
 
+def listens(config: Config) -> list[Listen]:
+    """One listening address each, as the configuration's servers name them (``ssl``
+    wins where servers share an address)."""
+    seen: dict[tuple[str, int], Listen] = {}
+    for s in config.servers:
+        for listen in s.listens:
+            prev = seen.get(listen.address)
+            if prev is None or (listen.ssl and not prev.ssl):
+                seen[listen.address] = listen
+    return list(seen.values())
+
+
 class ServerTable:
     """Servers sharing one listening address, chosen by Host as nginx does: exact name,
     longest leading wildcard, longest trailing wildcard, first regex, else default."""
@@ -119,13 +131,7 @@ class Worker:
     # --- what the connection asks ------------------------------------------------------------
 
     def listens(self) -> list[Listen]:
-        seen: dict[tuple[str, int], Listen] = {}
-        for s in self.config.servers:
-            for listen in s.listens:
-                prev = seen.get(listen.address)
-                if prev is None or (listen.ssl and not prev.ssl):
-                    seen[listen.address] = listen
-        return list(seen.values())
+        return listens(self.config)
 
     def default_settings(self, listen: Listen) -> Settings:
         return self.tables[listen.address].default.settings

@@ -184,7 +184,6 @@ class Peer:
         self.first_fail = 0.0
         self.down_until = 0.0
         self.idle: deque[UpstreamConnection] = deque()
-        self.requests = 0
 
     def available(self, now: float) -> bool:
         return not self.server.down and now >= self.down_until
@@ -217,10 +216,9 @@ class Peer:
 
     async def connect(self, timeout: float) -> tuple[UpstreamConnection, bool]:
         """An idle pooled connection (reused=True) or a new one."""
-        while self.idle:
-            conn = self.idle.pop()
-            if not conn.closed:
-                return conn, True
+        pooled = self.take_idle()
+        if pooled is not None:
+            return pooled, True
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
@@ -239,7 +237,6 @@ class Peer:
     def release(self, conn: UpstreamConnection, head: ResponseHead) -> None:
         """After an exchange: back to the pool if it can carry another, else closed."""
         up = self.group.upstream
-        conn.peer.requests += 1
         if (not conn.closed and head.keep_alive and conn.engine.reusable
                 and not conn.engine.leftover() and len(self.idle) < up.keepalive):
             conn.park(up.keepalive_timeout)
