@@ -13,7 +13,8 @@ extensions = [
         # reuse precomputed HMAC pad states; see _core.pyx.
         define_macros=[("OPENSSL_SUPPRESS_DEPRECATED", None), ("NDEBUG", None)],
         extra_compile_args=["-O3"],
-    )
+    ),
+    Extension("fastgate._wire", ["fastgate/_wire.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(

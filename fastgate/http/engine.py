@@ -11,15 +11,21 @@ Two roles:
 * ``ClientEngine`` frames requests we send to an upstream and parses its responses,
   calling a ``ClientHandler``.
 
-Heads cross the interface as the small frozen classes below; header names and values
-are bytes, names as received (``lower()`` them to compare). Errors are
+Heads cross the interface as ``RequestHead`` and ``ResponseHead``, small immutable
+classes compiled with the fast lane (``fastgate/_wire.pyx``; a request makes one of
+each, so they must be cheap to build); header names and values are bytes, names as
+received (``lower()`` them to compare). Errors are
 ``ProtocolError`` carrying the HTTP status to answer with, as h11's do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
+
+from fastgate._wire import RequestHead, ResponseHead
+
+__all__ = ["Headers", "ProtocolError", "RequestHead", "ResponseHead", "ServerHandler",
+           "ServerEngine", "ClientHandler", "ClientEngine"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -31,29 +37,6 @@ class ProtocolError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    method: bytes
-    target: bytes
-    version: bytes  # b"1.0" or b"1.1"
-    headers: Headers
-    # what the framing says the body is: -1 chunked, else Content-Length (0: none)
-    content_length: int
-    keep_alive: bool
-    expect_continue: bool
-    upgrade: bytes | None  # the Upgrade header's value when the client asks to switch
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
-    status: int
-    reason: bytes
-    version: bytes
-    headers: Headers
-    content_length: int  # -1 chunked or close-delimited; >= 0 Content-Length
-    keep_alive: bool
 
 
 class ServerHandler(Protocol):

@@ -4,6 +4,11 @@ llhttp parses every pipelined request in one ``feed_data`` call and cannot pause
 messages after the current one are queued (head, body chunks, end) and delivered only
 after ``start_next()`` — the same contract as the h11 engine. Both engines run the same
 test suite; a differential test feeds both the same hostile byte streams.
+
+The fast lane: a read that holds exactly one whole message of the common simple shape
+is parsed by ``fastgate._wire`` in one C pass (no llhttp callbacks into Python); it
+accepts a strict subset of what llhttp accepts, so anything else goes to llhttp as
+before, with llhttp between messages either way.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from http import HTTPStatus
 
 import httptools
 
+from fastgate._wire import parse_request, parse_response
 from fastgate.http.engine import (
     ClientHandler,
     Headers,
@@ -152,6 +158,11 @@ class HttptoolsServer:
     def feed(self, data: bytes) -> None:
         if self._failed or self._upgraded:
             return
+        if not (self._active or self._mid or self._queue or self._eof) and data:
+            head = parse_request(data, self._max_header_bytes, self._max_line)
+            if head is not None:
+                self._serve(head)
+                return
         if not data:
             self._eof = True
             if self._mid:
@@ -225,6 +236,20 @@ class HttptoolsServer:
             h.on_error(err)
         elif not self._active and self._eof:
             h.on_eof()
+
+    def _serve(self, head: RequestHead) -> None:
+        """A whole bodiless request from the fast lane: what ``_deliver`` does for one."""
+        self._active = True
+        self._request_ended = False
+        self._response_done = False
+        self._version = head.version
+        self._keep_alive = head.keep_alive
+        self._continue_pending = False
+        self._body_expected = False
+        h = self._h
+        h.on_request(head)
+        self._request_ended = True
+        h.on_end()
 
     def start_next(self) -> None:
         if not self.keep_alive:
@@ -316,6 +341,7 @@ class HttptoolsClient:
         self._trailing = b""
         self._leftover = False
         self._broken = False
+        self._mid = False  # llhttp is inside a response
 
     def bind(self, handler: ClientHandler) -> None:
         self._h = handler
@@ -351,6 +377,7 @@ class HttptoolsClient:
 
     def on_message_begin(self) -> None:
         self._headers = []
+        self._mid = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
@@ -379,6 +406,7 @@ class HttptoolsClient:
         self._h.on_body(body)
 
     def on_message_complete(self) -> None:
+        self._mid = False
         if self._upgraded:
             return
         if self._p.get_status_code() < 200:
@@ -403,6 +431,11 @@ class HttptoolsClient:
                 self._broken = True
                 self._h.on_error(ProtocolError("upstream closed the connection", 502))
             return
+        if not (self._mid or self._upgraded):
+            fast = parse_response(data, self._head_request)
+            if fast is not None:
+                self._whole(fast[0], data, fast[1])
+                return
         try:
             self._p.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -412,6 +445,7 @@ class HttptoolsClient:
             if isinstance(e.__context__, _HeadDone):
                 # the HEAD response is complete at its head; a fresh parser for the next
                 self._p = httptools.HttpResponseParser(self)
+                self._mid = False
                 self._recv_done = True
                 self._h.on_end()
                 return
@@ -420,6 +454,16 @@ class HttptoolsClient:
         except httptools.HttpParserError as e:
             self._broken = True
             self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))
+
+    def _whole(self, head: ResponseHead, data: bytes, body: int) -> None:
+        """A whole response from the fast lane: the callbacks llhttp would have made."""
+        self._keep_alive = head.keep_alive
+        h = self._h
+        h.on_response(head)
+        if body < len(data):
+            h.on_body(data[body:])
+        self._recv_done = True
+        h.on_end()
 
     @property
     def reusable(self) -> bool:
