@@ -18,7 +18,7 @@ on every stream of the differential suite and on generated ones.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from http import HTTPStatus
 
@@ -352,3 +352,84 @@ def parse_response(bytes data, bint head_request):
     head.content_length = clen
     head.keep_alive = conn != CONN_CLOSE if version is _V11 else conn == CONN_KEEP
     return head, body
+
+
+# --- headers on their way through ------------------------------------------------------------
+
+cdef bint _listed(const unsigned char* p, Py_ssize_t n, tuple names):
+    cdef bytes name
+    for name in names:
+        if _is(p, n, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)):
+            return True
+    return False
+
+
+cdef tuple _connection_tokens(list headers):
+    """Lower-cased names listed in Connection headers (hop-by-hop as well)."""
+    cdef list out = []
+    cdef tuple pair
+    cdef bytes name, value, tok
+    for pair in headers:
+        name = pair[0]
+        if _is(<const unsigned char*>PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name),
+               b"connection", 10):
+            value = pair[1]
+            for tok in value.split(b","):
+                tok = tok.strip().lower()
+                if tok:
+                    out.append(tok)
+    return tuple(out)
+
+
+def forwarded(list headers, tuple drop):
+    """``headers`` without those named in ``drop`` (lower-case names) or listed in a
+    Connection header: what a proxy passes on (RFC 9110 section 7.6.1)."""
+    cdef list out = []
+    cdef tuple pair
+    cdef bytes name
+    cdef tuple listed = ()
+    cdef const unsigned char* p
+    cdef Py_ssize_t n
+    for pair in headers:
+        name = pair[0]
+        if PyBytes_GET_SIZE(name) == 10 and _is(
+                <const unsigned char*>PyBytes_AS_STRING(name), 10, b"connection", 10):
+            listed = _connection_tokens(headers)
+            break
+    for pair in headers:
+        name = pair[0]
+        p = <const unsigned char*>PyBytes_AS_STRING(name)
+        n = PyBytes_GET_SIZE(name)
+        if _listed(p, n, drop) or (listed and _listed(p, n, listed)):
+            continue
+        out.append(pair)
+    return out
+
+
+def serialize(list headers):
+    """Header lines ``name: value\\r\\n`` in one allocation. Names and values are already
+    valid: from llhttp or the fast lane, from the configuration (checked at load), or
+    rendered from variables and checked by ``proxy.headers.is_safe_value``."""
+    cdef Py_ssize_t size = 0, n
+    cdef tuple pair
+    cdef bytes name, value
+    for pair in headers:
+        size += PyBytes_GET_SIZE(<bytes>pair[0]) + PyBytes_GET_SIZE(<bytes>pair[1]) + 4
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef char* w = PyBytes_AS_STRING(out)
+    for pair in headers:
+        name = pair[0]
+        value = pair[1]
+        n = PyBytes_GET_SIZE(name)
+        memcpy(w, PyBytes_AS_STRING(name), n)
+        w += n
+        w[0] = 58
+        w[1] = 32
+        w += 2
+        n = PyBytes_GET_SIZE(value)
+        memcpy(w, PyBytes_AS_STRING(value), n)
+        w += n
+        w[0] = 13
+        w[1] = 10
+        w += 2
+    return out

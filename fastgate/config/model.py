@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from fastgate.variables import Map, Template
@@ -187,6 +188,13 @@ class Settings:
     limit_conn_status: int = 503
     limit_conn_log_level: str = "error"
     limit_conn_dry_run: bool = False
+
+    @cached_property
+    def proxy_drop(self) -> tuple[bytes, ...]:
+        """Client headers not passed upstream (computed once per location)."""
+        from fastgate.proxy.headers import request_drop
+
+        return request_drop(self.proxy_set_header)
 
     def error_page_for(self, status: int) -> ErrorPage | None:
         for code, page in self.error_page:

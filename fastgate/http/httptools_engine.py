@@ -18,7 +18,7 @@ from http import HTTPStatus
 
 import httptools
 
-from fastgate._wire import parse_request, parse_response
+from fastgate._wire import parse_request, parse_response, serialize
 from fastgate.http.engine import (
     ClientHandler,
     Headers,
@@ -29,13 +29,6 @@ from fastgate.http.engine import (
 )
 
 _NO_BODY_STATUS = (204, 304)
-
-
-def _serialize(headers: Headers) -> bytes:
-    """Header lines as they are: names and values that came off the wire were checked by
-    llhttp, names from the configuration at load, and values rendered from variables by
-    ``proxy.headers.is_safe_value`` before they get here."""
-    return b"".join([n + b": " + v + b"\r\n" for n, v in headers])
 
 
 def _chunk(data: bytes) -> bytes:
@@ -269,7 +262,7 @@ class HttptoolsServer:
                   content_length: int | None, head_only: bool = False) -> bytes:
         self._continue_pending = False
         no_body = head_only or status in _NO_BODY_STATUS or status < 200
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason), _serialize(headers)]
+        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason), serialize(headers)]
         self._chunked_response = False
         self._head_only = no_body
         if status not in _NO_BODY_STATUS:
@@ -304,7 +297,7 @@ class HttptoolsServer:
     def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
         self._upgraded = True
         self._keep_alive = False
-        out = b"HTTP/1.1 %d %s\r\n" % (status, reason) + _serialize(headers) + b"\r\n"
+        out = b"HTTP/1.1 %d %s\r\n" % (status, reason) + serialize(headers) + b"\r\n"
         rest, self._upgrade_rest = self._upgrade_rest, b""
         return out, rest
 
@@ -353,7 +346,7 @@ class HttptoolsClient:
         self._head_request = method == b"HEAD"
         self._sent_done = False
         self._recv_done = False
-        out = [method, b" ", target, b" HTTP/1.1\r\n", _serialize(headers)]
+        out = [method, b" ", target, b" HTTP/1.1\r\n", serialize(headers)]
         if content_length is None:
             self._chunked = True
             out.append(b"transfer-encoding: chunked\r\n")

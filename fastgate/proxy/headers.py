@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from fastgate._wire import forwarded
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
 
@@ -35,21 +36,27 @@ def connection_tokens(headers: Headers) -> set[bytes]:
     return out
 
 
+def request_drop(set_headers: tuple[tuple[str, Template], ...]) -> tuple[bytes, ...]:
+    """Lower-case names of client headers never passed upstream: hop-by-hop ones, those
+    the proxy sets itself, and those ``proxy_set_header`` replaces."""
+    overridden = {name.lower().encode("latin-1") for name, _ in set_headers}
+    return tuple(sorted(HOP_BY_HOP | _REQUEST_OWNED | overridden))
+
+
 def upstream_request_headers(
     client_headers: Headers,
     set_headers: tuple[tuple[str, Template], ...],
+    drop: tuple[bytes, ...],
     default_host: str,
     request: Any,
     upgrade: bytes | None,
     on_unsafe: Callable[[str, str], None],
 ) -> Headers:
-    """The headers sent upstream. A ``proxy_set_header`` value that renders empty removes
-    the header; one that would carry a control byte is dropped and reported through
-    ``on_unsafe`` (the request still goes, without that header)."""
-    drop = HOP_BY_HOP | _REQUEST_OWNED | connection_tokens(client_headers)
-    overridden = {name.lower().encode("latin-1") for name, _ in set_headers}
-    out: Headers = [(n, v) for n, v in client_headers
-                    if (low := n.lower()) not in drop and low not in overridden]
+    """The headers sent upstream (``drop`` is ``request_drop(set_headers)``). A
+    ``proxy_set_header`` value that renders empty removes the header; one that would
+    carry a control byte is dropped and reported through ``on_unsafe`` (the request
+    still goes, without that header)."""
+    out: Headers = forwarded(client_headers, drop)
     host: bytes | None = default_host.encode("latin-1")
     for name, template in set_headers:
         value = template.render(request)
@@ -77,6 +84,7 @@ def upstream_request_headers(
 _HIDDEN = frozenset({b"content-length", b"server", b"date", b"x-pad", b"x-accel-expires",
                      b"x-accel-redirect", b"x-accel-limit-rate", b"x-accel-buffering",
                      b"x-accel-charset"})
+_RESPONSE_DROP = tuple(sorted(HOP_BY_HOP | _HIDDEN))
 
 
 def client_response_headers(upstream_headers: Headers, switching: bool,
@@ -84,9 +92,12 @@ def client_response_headers(upstream_headers: Headers, switching: bool,
     """Upstream response headers fit to forward: hop-by-hop and framing removed (the
     client engine frames the body itself), except Connection/Upgrade on a 101; our own
     Server and Date first."""
-    drop = connection_tokens(upstream_headers) | HOP_BY_HOP | _HIDDEN
-    if switching:
-        drop = drop - {b"connection", b"upgrade"}
     out: Headers = [(b"Server", server), (b"Date", date)]
-    out.extend((n, v) for n, v in upstream_headers if n.lower() not in drop)
+    if switching:
+        # a 101 keeps its Connection and Upgrade
+        drop = (connection_tokens(upstream_headers) | HOP_BY_HOP | _HIDDEN) - {
+            b"connection", b"upgrade"}
+        out.extend(p for p in upstream_headers if p[0].lower() not in drop)
+    else:
+        out.extend(forwarded(upstream_headers, _RESPONSE_DROP))
     return out

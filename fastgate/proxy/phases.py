@@ -461,7 +461,8 @@ class Phases:
             w.log.warn(f'header "{name}" dropped: its value holds a control character', conn, req)
             w.stats.unsafe_header()
 
-        headers = upstream_request_headers(req.head.headers, loc.settings.proxy_set_header,
+        s = loc.settings
+        headers = upstream_request_headers(req.head.headers, s.proxy_set_header, s.proxy_drop,
                                            pp.host_header, req, req.head.upgrade, unsafe)
         return headers, self._upstream_target(req, loc)
 
