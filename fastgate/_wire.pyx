@@ -433,3 +433,20 @@ def serialize(list headers):
         w[1] = 10
         w += 2
     return out
+
+
+def host_of(list headers):
+    """``$host`` from the Host header: lower-cased, without the port (IPv6 literals keep
+    their brackets); "" when there is none."""
+    cdef tuple pair
+    cdef bytes name
+    cdef str host
+    for pair in headers:
+        name = pair[0]
+        if PyBytes_GET_SIZE(name) == 4 and _is(
+                <const unsigned char*>PyBytes_AS_STRING(name), 4, b"host", 4):
+            host = (<bytes>pair[1]).decode("latin-1").strip().lower()
+            if host.startswith("["):
+                return host.split("]", 1)[0] + "]"
+            return host.rsplit(":", 1)[0] if ":" in host else host
+    return ""

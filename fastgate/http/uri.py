@@ -5,7 +5,7 @@ byte is a 400."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote
 
 from fastgate.http.engine import ProtocolError
@@ -13,8 +13,7 @@ from fastgate.http.engine import ProtocolError
 _HEX = "0123456789abcdefABCDEF"
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):  # a tuple: a request makes one (a frozen dataclass cost 2 µs)
     path: str  # normalised, decoded: $uri
     args: str  # the query string, undecoded, without "?": $args
     host: str | None  # the authority of an absolute-form target, which overrides Host

@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from fastgate._wire import host_of
 from fastgate.http.engine import RequestHead
 from fastgate.http.uri import Target
 
@@ -30,7 +31,7 @@ class Request:
 
     def __init__(self, head: RequestHead, target: Target, conn: Any) -> None:
         self.head = head
-        self.method = head.method.decode("latin-1")
+        self.method = _METHODS.get(head.method) or head.method.decode("latin-1")
         self.target = head.target.decode("latin-1")
         self.version = head.version.decode("latin-1")
         self.uri = target.path
@@ -40,7 +41,7 @@ class Request:
         self.remote_port = conn.remote_port
         self.server_addr = conn.server_addr
         self.server_port = conn.server_port
-        self.host = target.host or _host_of(head)
+        self.host = target.host or host_of(head.headers)
         self.server: Server | None = None
         self.location: Location | None = None
         self.status = 0
@@ -95,11 +96,4 @@ class Request:
         return None
 
 
-def _host_of(head: RequestHead) -> str:
-    for n, v in head.headers:
-        if n.lower() == b"host":
-            host = v.decode("latin-1").strip().lower()
-            if host.startswith("["):
-                return host.split("]", 1)[0] + "]"
-            return host.rsplit(":", 1)[0] if ":" in host else host
-    return ""
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
