@@ -134,8 +134,10 @@ class ClientConnection(asyncio.Protocol):
     # --- engine callbacks --------------------------------------------------------------------
 
     def on_request(self, head: RequestHead) -> None:
-        self._disarm()
-        self._set_idle(False)
+        self.deadline = 0.0
+        if self.idle:
+            self.idle = False
+            self.worker.stats.idle(-1)
         self.requests += 1
         if head.content_length != 0:
             assert self.transport is not None
@@ -175,7 +177,9 @@ class ClientConnection(asyncio.Protocol):
 
     def request_done(self) -> None:
         """The response is written: close, or wait for the next request."""
-        self._set_idle(True)
+        if not self.idle:
+            self.idle = True
+            self.worker.stats.idle(1)
         if self._dispatching:
             # answered inside dispatch, before the engine has even reported the end of
             # the request: decide from the loop, not from deeper in this stack
@@ -199,7 +203,7 @@ class ClientConnection(asyncio.Protocol):
             self.finish()
             return
         self._got_bytes = False
-        self._arm(self._settings.keepalive_timeout)
+        self.deadline = self._loop.time() + self._settings.keepalive_timeout
         self.engine.start_next()
 
     def _arm(self, timeout: float) -> None:

@@ -12,6 +12,7 @@ With ``worker_processes 1`` one process serves every listener; above 1, a master
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -249,6 +250,10 @@ async def serve(path: str, config: Config, engine: str | None,
     master reloads by starting new workers) and writes no pid file."""
     gw = Gateway(path, config, engine, sockets, stats, zones)
     await gw.start()
+    # what exists now (modules, the configuration, the worker) lives as long as the
+    # process: out of the collector's sight, a full collection under load does not walk
+    # it (tens of thousands of objects; it showed as stalls of several milliseconds)
+    gc.freeze()
     if pid_path is not None:
         try:
             write_pid(pid_path)

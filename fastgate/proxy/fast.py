@@ -60,19 +60,21 @@ class FastExchange:
         req = self.req
         uconn = self.uconn
         headers, target = self.phases.upstream_request(self.conn, req, self.loc)
-        req.upstream_addr = self.peer.server.address
+        req.upstream_addr = self.peer.address
         uconn.sink = self
         engine = uconn.engine
-        uconn.write(engine.send_head(req.head.method, target, headers, 0) + engine.send_end())
+        data = engine.send_head(req.head.method, target, headers, 0) + engine.send_end()
+        if uconn.transport is not None and not uconn.closed:
+            uconn.transport.write(data)
         self.deadline = uconn.loop_time() + self.timeout
         self.phases.w.exchanges.add(self)
 
     # --- the upstream connection's callbacks -----------------------------------------------
 
     def on_response(self, head: ResponseHead) -> None:
-        self.deadline = self.uconn.loop_time() + self.timeout
+        # (the deadline moves when this read is flushed)
         self.rhead = head
-        self.peer.succeeded()
+        self.peer.fails = 0  # Peer.succeeded
         req = self.req
         conn = self.conn
         phases = self.phases
@@ -116,7 +118,8 @@ class FastExchange:
         if not out:
             return
         conn = self.conn
-        conn.write(out[0] if len(out) == 1 else b"".join(out))
+        if not conn.closed and conn.transport is not None:
+            conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
         self.deadline = self.uconn.loop_time() + self.timeout
         if conn.gate.paused and self.uconn.transport is not None:

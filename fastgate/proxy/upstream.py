@@ -178,6 +178,7 @@ class Peer:
 
     def __init__(self, server: UpstreamServer, group: "UpstreamGroup") -> None:
         self.server = server
+        self.address = server.address  # $upstream_addr
         self.group = group
         self.current = 0
         self.fails = 0
