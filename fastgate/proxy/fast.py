@@ -61,7 +61,7 @@ class FastExchange:
         uconn = self.uconn
         headers, target = self.phases.upstream_request(self.conn, req, self.loc)
         req.upstream_addr = self.peer.address
-        uconn.sink = self
+        uconn.attach(self)
         engine = uconn.engine
         data = engine.send_head(req.head.method, target, headers, 0) + engine.send_end()
         if uconn.transport is not None and not uconn.closed:
@@ -132,7 +132,7 @@ class FastExchange:
         self.out.append(self.conn.engine.send_end())
         self.flush()
         uconn = self.uconn
-        uconn.sink = None
+        uconn.detach()
         self.peer.release(uconn, self.rhead)
         self._finish()
 
@@ -150,7 +150,7 @@ class FastExchange:
             self.uconn.transport.resume_reading()
 
     def client_gone(self) -> None:
-        self.uconn.sink = None
+        self.uconn.detach()
         self.uconn.abort()
         self._finish()
 
@@ -168,7 +168,7 @@ class FastExchange:
         if self.finished:
             return
         uconn = self.uconn
-        uconn.sink = None
+        uconn.detach()
         uconn.abort()
         phases = self.phases
         w = phases.w

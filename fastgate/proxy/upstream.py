@@ -135,6 +135,16 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --- used by the proxy --------------------------------------------------------------------
 
+    def attach(self, sink: Any) -> None:
+        """A callback exchange (``proxy.fast``) takes this connection's events straight
+        from the engine, one call each instead of two."""
+        self.sink = sink
+        self.engine.bind(sink)
+
+    def detach(self) -> None:
+        self.sink = None
+        self.engine.bind(self)
+
     def loop_time(self) -> float:
         return self._loop.time()
 
