@@ -1,0 +1,286 @@
+"""The fast lane (``fastgate._wire``): whatever it accepts, h11 and llhttp accept too and
+read the same way — method, target, version, every header as received, framing and
+keep-alive. It may only decline (and llhttp then decides)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httptools
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from helpers import fuzz_examples
+from test_engine_differential import STREAMS
+from test_engine_fuzz import mutated
+
+from fastgate._wire import forwarded, host_of, parse_request, parse_response, serialize
+from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.h11_engine import H11Server
+from fastgate.http.httptools_engine import HttptoolsClient
+
+MAX_HEADERS, MAX_LINE = 32768, 8192
+
+
+class Heads:
+    def __init__(self) -> None:
+        self.heads: list[RequestHead] = []
+        self.ended = 0
+        self.error = False
+
+    def on_request(self, head: RequestHead) -> None:
+        self.heads.append(head)
+
+    def on_body(self, data: bytes) -> None:
+        pass
+
+    def on_end(self) -> None:
+        self.ended += 1
+
+    def on_error(self, error: ProtocolError) -> None:
+        self.error = True
+
+    def on_eof(self) -> None:
+        pass
+
+
+def h11_read(data: bytes) -> Heads:
+    rec = Heads()
+    H11Server(rec, MAX_HEADERS, MAX_LINE).feed(data)
+    return rec
+
+
+def llhttp_read(data: bytes) -> dict[str, Any] | None:
+    """llhttp's own reading of one request (what the slow lane is built on)."""
+    class P:
+        def __init__(self) -> None:
+            self.headers: list[tuple[bytes, bytes]] = []
+            self.url = b""
+            self.done = 0
+
+        def on_url(self, url: bytes) -> None:
+            self.url += url
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.headers.append((name, value))
+
+        def on_headers_complete(self) -> None:
+            self.keep_alive = self.parser.should_keep_alive()  # as the engine asks it
+
+        def on_message_complete(self) -> None:
+            self.done += 1
+
+    p = P()
+    parser = p.parser = httptools.HttpRequestParser(p)
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserError:
+        return None
+    if p.done != 1:
+        return None
+    return {"method": parser.get_method(), "target": p.url, "headers": p.headers,
+            "version": parser.get_http_version().encode(),
+            "keep_alive": p.keep_alive}
+
+
+def check_agrees(data: bytes) -> bool:
+    """If the fast lane accepts ``data``, both parsers read exactly the same request."""
+    head = parse_request(data, MAX_HEADERS, MAX_LINE)
+    if head is None:
+        return False
+    ref = h11_read(data)
+    assert not ref.error and len(ref.heads) == 1 and ref.ended == 1, data
+    assert head == ref.heads[0], data
+    ll = llhttp_read(data)
+    assert ll is not None, data
+    assert (ll["method"], ll["target"], ll["version"], ll["headers"], ll["keep_alive"]) == (
+        head.method, head.target, head.version, head.headers, head.keep_alive), data
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_differential_streams(name: str) -> None:
+    check_agrees(STREAMS[name])
+
+
+def test_it_takes_the_common_request() -> None:
+    data = (b"GET /api/x?y=1 HTTP/1.1\r\nHost: Example.COM:8080\r\nUser-Agent: wrk\r\n"
+            b"Authorization: Bearer a.b.c\r\nAccept: */*\r\n\r\n")
+    assert check_agrees(data)
+    head = parse_request(data, MAX_HEADERS, MAX_LINE)
+    assert head.method == b"GET" and head.target == b"/api/x?y=1" and head.keep_alive
+    assert host_of(head.headers) == "example.com"
+
+
+@pytest.mark.parametrize("data,keep_alive", [
+    (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", True),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", False),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n", True),
+    (b"GET / HTTP/1.0\r\n\r\n", False),
+    (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", True),
+    (b"DELETE /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", True),
+])
+def test_keep_alive_as_both_parsers(data: bytes, keep_alive: bool) -> None:
+    assert check_agrees(data)
+    assert parse_request(data, MAX_HEADERS, MAX_LINE).keep_alive is keep_alive
+
+
+@pytest.mark.parametrize("data", [
+    b"GET / HTTP/1.1\r\nHost: a\r\n",  # incomplete
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",  # pipelined
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",  # a body
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",  # no Host
+    b"GET / HTTP/1.1\r\nHost: a \r\n\r\n",  # trailing whitespace
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",  # obs-fold
+    b"GET / HTTP/1.1\nHost: a\n\n",  # bare LF
+    b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",  # space before the colon
+    b"GET / HTTP/1.1\r\nHost: a\x00\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n",  # obs-text: llhttp decides
+    b"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"BREW / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",  # absolute-form
+    b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /a\"b HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, x\r\n\r\n",
+    b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",  # leading CRLF
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # over the line limit
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 9000 + b"\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: y\r\n" * 70 + b"\r\n",  # many headers
+])
+def test_it_declines_anything_else(data: bytes) -> None:
+    assert parse_request(data, MAX_HEADERS, MAX_LINE) is None
+
+
+@settings(max_examples=fuzz_examples(400), deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=mutated())
+def test_mutated_requests_accepted_only_as_both_read_them(data: bytes) -> None:
+    check_agrees(data)
+
+
+# --- responses -----------------------------------------------------------------------------
+
+class Events:
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    def on_response(self, head: Any) -> None:
+        self.log.append(("head", head))
+
+    def on_informational(self, head: Any) -> None:
+        self.log.append(("info", head))
+
+    def on_body(self, data: bytes) -> None:
+        if self.log and self.log[-1][0] == "body":
+            self.log[-1] = ("body", self.log[-1][1] + data)
+        else:
+            self.log.append(("body", data))
+
+    def on_end(self) -> None:
+        self.log.append(("end",))
+
+    def on_error(self, error: ProtocolError) -> None:
+        self.log.append(("error",))
+
+
+def client_events(data: bytes, method: bytes, whole: bool) -> list[Any]:
+    """The engine's callbacks for ``data``: in one read (the fast lane may take it) or a
+    byte first and then the rest (always llhttp)."""
+    ev = Events()
+    engine = HttptoolsClient(ev)
+    engine.send_head(method, b"/", [(b"Host", b"a")], 0)
+    engine.send_end()
+    if whole:
+        engine.feed(data)
+    else:
+        engine.feed(data[:1])
+        engine.feed(data[1:])
+    return [e if e[0] != "head" else ("head", e[1]._fields()) for e in ev.log]
+
+
+RESPONSES = [
+    (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\nhello", b"GET", True),
+    (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", b"GET", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", b"HEAD", True),
+    (b"HTTP/1.1 204 No Content\r\nX: y\r\n\r\n", b"GET", True),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi", b"GET", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", b"GET", True),
+    (b"HTTP/1.1 200 Whatever\r\nContent-Length: 2\r\n\r\nhi", b"GET", True),
+    # declined: llhttp reads these
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", b"GET", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiGARBAGE", b"GET", False),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", b"GET", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", b"GET", False),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"GET", False),
+    (b"HTTP/1.1 200 OK\r\nX: caf\xc3\xa9\r\nContent-Length: 0\r\n\r\n", b"GET", False),
+    (b"HTTP/1.1 200 OK\r\n\r\nclose-delimited", b"GET", False),
+    (b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", b"GET", False),
+]
+
+
+@pytest.mark.parametrize("data,method,taken", RESPONSES)
+def test_responses_read_as_llhttp_does(data: bytes, method: bytes, taken: bool) -> None:
+    assert (parse_response(data, method == b"HEAD") is not None) is taken
+    if taken:
+        assert client_events(data, method, True) == client_events(data, method, False)
+
+
+# --- headers on their way through --------------------------------------------------------
+
+def test_forwarded_drops_listed_and_connection_named_headers() -> None:
+    headers = [(b"Host", b"a"), (b"Keep-Alive", b"5"), (b"X-A", b"1"),
+               (b"Connection", b"X-B, close"), (b"x-b", b"2"), (b"X-C", b"3")]
+    assert forwarded(headers, (b"connection", b"host", b"keep-alive")) == [
+        (b"X-A", b"1"), (b"X-C", b"3")]
+    assert forwarded([], (b"host",)) == []
+
+
+def test_serialize() -> None:
+    assert serialize([(b"A", b"1"), (b"Bb", b"")]) == b"A: 1\r\nBb: \r\n"
+    assert serialize([]) == b""
+
+
+@pytest.mark.parametrize("value,host", [
+    (b"Example.com", "example.com"), (b"a:80", "a"), (b"[::1]:8080", "[::1]"), (b"", "")])
+def test_host_of(value: bytes, host: str) -> None:
+    assert host_of([(b"X", b"y"), (b"HOST", value)]) == host
+    assert host_of([]) == ""
+
+
+TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+PATH = "-._~!$&'()*+,;=:@/?%0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@st.composite
+def simple_requests(draw: st.DrawFn) -> bytes:
+    """Requests of the shape the fast lane is for, with random names, values, targets."""
+    method = draw(st.sampled_from(["GET", "HEAD", "DELETE", "OPTIONS", "POST"]))
+    target = "/" + draw(st.text(PATH, max_size=40))
+    version = draw(st.sampled_from(["1.1", "1.0"]))
+    lines = [f"{method} {target} HTTP/{version}"]
+    headers = draw(st.lists(st.tuples(st.text(TCHAR, min_size=1, max_size=12),
+                                      st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                                              max_size=30)), max_size=6))
+    headers.insert(draw(st.integers(0, len(headers))), ("Host", "example.com"))
+    for name, value in headers:
+        if name.lower() in ("host", "content-length", "transfer-encoding", "connection",
+                            "upgrade", "expect") and value != "example.com":
+            continue
+        lines.append(f"{name}:{draw(st.sampled_from(['', ' ', '  ', chr(9)]))}{value.strip()}")
+    if draw(st.booleans()):
+        lines.append(f"Connection: {draw(st.sampled_from(['close', 'keep-alive', 'Close']))}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@settings(max_examples=fuzz_examples(400), deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=simple_requests())
+def test_simple_requests_taken_and_read_as_both_read_them(data: bytes) -> None:
+    assert check_agrees(data), data  # the fast lane takes every one of them
