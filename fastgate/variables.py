@@ -332,6 +332,12 @@ class Map:
     wild_head: tuple[tuple[str, Template], ...] = ()
     wild_tail: tuple[tuple[str, Template], ...] = ()
 
+    def templates(self) -> tuple[Template, ...]:
+        """Every template the map may render: its source and all its values."""
+        return (self.source, self.default, *self.exact.values(),
+                *(r.value for r in self.regexes), *(v for _, v in self.wild_head),
+                *(v for _, v in self.wild_tail))
+
     def getter(self) -> Getter:
         key = self.name
 

@@ -7,6 +7,7 @@ when the error has a place) and nothing else for anything a user can write.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Iterable
 
 from fastgate.config.directives import (
@@ -61,6 +62,7 @@ class Loader:
         self._late: dict[str, _LateMap] = {}
         self.log_formats: dict[str, LogFormat] = {}
         self.zones: dict[str, LimitZone] = {}
+        self.claim_vars: set[str] = set()  # auth_jwt_claim_set variables
         self.zone_refs: list[tuple[str, str, Directive]] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
 
@@ -103,12 +105,27 @@ class Loader:
                 if name in self._late or self.registry.is_known(name):
                     raise d.error(f'duplicate "{name}" variable')
                 self.registry.define(name, nested_claim(d.args[1:]))
+                self.claim_vars.add(name)
 
     def define_map(self, m: Map, d: Directive) -> None:
         self.maps[m.name] = m
         self._late[m.name].get = m.getter()
         # replace the late-bound getter with the map's own, now that it exists
         self.registry.define(m.name, m.getter())
+
+    def reads_jwt(self, variables: frozenset[str], seen: set[str]) -> bool:
+        """Whether rendering these variables reads the token: ``$jwt_*``, an
+        ``auth_jwt_claim_set`` variable, or a map (through maps) of one."""
+        for v in variables:
+            low = v.lower()
+            if low.startswith("jwt_") or low in self.claim_vars:
+                return True
+            m = self.maps.get(low)
+            if m is not None and low not in seen:
+                seen.add(low)
+                if any(self.reads_jwt(t.variables, seen) for t in m.templates()):
+                    return True
+        return False
 
     def implicit_upstream(self, host: str, port: int, d: Directive) -> str:
         name = f"{host}:{port}"
@@ -154,6 +171,10 @@ class Loader:
             zone = self.zones.get(name)
             if zone is None or zone.kind != kind:
                 raise d.error(f'zone "{name}" is unknown')
+        for name, zone in self.zones.items():
+            # a key such as $mapped_id, a map of $jwt_claim_sub, reads the token too
+            if not zone.uses_jwt and self.reads_jwt(zone.key.variables, set()):
+                self.zones[name] = replace(zone, uses_jwt=True)
         http = next((c for c in main.children if c.ctx == HTTP), None)
         events = next((c for c in main.children if c.ctx == EVENTS), None)
         servers = ()

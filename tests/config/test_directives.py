@@ -320,3 +320,23 @@ def test_claims_referenced_are_collected(tmp_path: Path) -> None:
       map $jwt_claim_role $admin { default 0; }
       server { listen 127.0.0.1:1; location / { proxy_set_header X $jwt_claim_sub; } } }""")
     assert cfg.claims == {"role", "sub"}
+
+
+def test_zone_key_through_maps_reads_the_token(tmp_path: Path) -> None:
+    """A limit key that is a map (or a map of a map, or an auth_jwt_claim_set variable)
+    of a claim verifies the token before the key is rendered, as $jwt_claim_* does."""
+    cfg = _load(tmp_path, r"""http {
+      limit_req_zone $mapped_id zone=mapped:1m rate=1r/s;
+      limit_req_zone $outer zone=outer:1m rate=1r/s;
+      limit_req_zone $tenant zone=nested:1m rate=1r/s;
+      limit_req_zone $by_host zone=host:1m rate=1r/s;
+      map $jwt_claim_sub $mapped_id { default $jwt_claim_sub; }
+      map $host $outer { example.com $mapped_id; default ""; }
+      map $host $by_host { default $host; }
+      auth_jwt_claim_set $tenant org tenant;
+      server { listen 127.0.0.1:8080; }
+    }""")
+    assert cfg.zones["mapped"].uses_jwt
+    assert cfg.zones["outer"].uses_jwt
+    assert cfg.zones["nested"].uses_jwt
+    assert not cfg.zones["host"].uses_jwt

@@ -175,3 +175,60 @@ http {{ limit_req_zone $binary_remote_addr zone=slow:1m rate=1r/m;
         time.sleep(0.1)
     assert get(port, "/other/") == 204  # the new configuration serves
     assert get(port, "/a") == 503  # and the zone kept its state: still limited
+
+
+def test_module_style_server_with_mapped_id(tmp_path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """The layout of the JWT module's test setup — a main file whose http block includes
+    the test server's file — with the zones keyed by ``$mapped_id``, a map of
+    ``$jwt_claim_sub`` declared after the zones that use it. (The module's own file with
+    these lines was not available to us; this is our configuration in its shape.)"""
+    port = free()
+    server = tmp_path / "test-jwt-nginx.conf"
+    server.write_text(f"""server {{
+    auth_jwt_key      '{SECRET}';
+    auth_jwt          on;
+
+    listen       127.0.0.1:{port} reuseport;
+    server_name  localhost;
+
+    location = /auth-disabled {{
+        auth_jwt off;
+        limit_req zone=per_mapped;
+        try_files _ =201;
+    }}
+
+    location = /secure-auth-header {{
+        limit_req zone=per_mapped;
+        limit_conn conn_mapped 1;
+        try_files _ =201;
+    }}
+}}
+""")
+    gateway(f"""worker_processes 2;
+pid {tmp_path}/fg.pid;
+load_module /usr/lib/nginx/modules/ngx_http_auth_jwt_module.so;
+events {{ }}
+http {{
+    default_type  text/plain;
+    keepalive_timeout  65;
+    limit_req_zone  $mapped_id zone=per_mapped:1m rate=1r/m;
+    limit_conn_zone $mapped_id zone=conn_mapped:1m;
+    map $jwt_claim_sub $mapped_id {{
+        "\\"alice\\""  alice;
+        "\\"bob\\""    bob;
+        default      "";
+    }}
+    include {server};
+}}
+""", port)
+
+    def hit(path: str, sub: str | None = None) -> int:
+        return get(port, path, {"Authorization": f"Bearer {token(sub)}"} if sub else None)
+
+    assert hit("/secure-auth-header", "alice") == 201
+    assert hit("/secure-auth-header", "alice") == 503  # 1r/m, shared by both workers
+    assert hit("/secure-auth-header", "bob") == 201  # a key of its own
+    assert [hit("/secure-auth-header", "carol") for _ in range(3)] == [201] * 3  # "" key
+    assert hit("/secure-auth-header") == 401
+    # where auth_jwt is off the claim is not read: the key is empty, nothing is limited
+    assert [hit("/auth-disabled", "alice") for _ in range(3)] == [201] * 3
