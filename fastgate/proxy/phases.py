@@ -44,6 +44,8 @@ class Phases:
 
     def __init__(self, worker: "Worker") -> None:
         self.w = worker
+        # id(location) → (location, its limit_conn plan, its limit_req plan)
+        self._limits: dict[int, tuple[Location, tuple[Any, ...], tuple[Any, ...]]] = {}
 
     # --- entry ----------------------------------------------------------------------------------
 
@@ -201,44 +203,45 @@ class Phases:
         limited."""
         req.limited = True
         s = loc.settings
-        w = self.w
-        zones = w.config.zones
-        for lc in s.limit_conn:
-            zone = zones[lc.zone]
+        plan = self._limits.get(id(loc))
+        if plan is None or plan[0] is not loc:
+            plan = self._limits[id(loc)] = self._limit_plan(loc)
+        _, conns, reqs = plan
+        for zone, table, limit, name in conns:
             key = self._zone_key(req, loc, zone)
             if not key:
                 continue
-            table = w.zones[lc.zone]
-            if table.acquire(key, lc.limit):
+            if table.acquire(key, limit):
                 if req.conn_slots is None:
                     req.conn_slots = []
                 req.conn_slots.append((table, key))
                 req.limit_conn_status = req.limit_conn_status or "PASSED"
                 continue
             req.limit_conn_status = self._limit_refusal(
-                conn, req, "connections", lc.zone, s.limit_conn_log_level, s.limit_conn_dry_run)
+                conn, req, "connections", name, s.limit_conn_log_level, s.limit_conn_dry_run)
             if not s.limit_conn_dry_run:
                 return s.limit_conn_status, 0.0
-        if not s.limit_req:
+        if not reqs:
             return 0, 0.0
         now_ms = int(time.time() * 1000)
-        checks = []
         # with one limit_req (the usual case) the check is also the accounting: one
         # lookup; with several, none is accounted unless all pass (as nginx does)
-        single = len(s.limit_req) == 1
-        for lr in s.limit_req:
-            zone = zones[lr.zone]
+        single = len(reqs) == 1
+        checks = []
+        for zone, table, lr, name in reqs:
             key = self._zone_key(req, loc, zone)
             if not key:
                 continue
-            table = w.zones[lr.zone]
             excess = table.request(key, now_ms, zone.rate, lr.burst, single)
             if excess < 0:
                 req.limit_req_status = self._limit_refusal(
-                    conn, req, "requests", lr.zone, s.limit_req_log_level, s.limit_req_dry_run)
+                    conn, req, "requests", name, s.limit_req_log_level, s.limit_req_dry_run)
                 if s.limit_req_dry_run:
                     continue
                 return s.limit_req_status, 0.0
+            if single and (lr.delay is None or excess <= lr.delay):
+                req.limit_req_status = req.limit_req_status or "PASSED"
+                return 0, 0.0
             checks.append((table, key, zone, lr, excess))
         delay_ms = 0
         for table, key, zone, lr, excess in checks:
@@ -257,6 +260,16 @@ class Phases:
         if checks and not req.limit_req_status:
             req.limit_req_status = "PASSED"
         return 0, 0.0
+
+    def _limit_plan(self, loc: Location) -> tuple[Location, tuple[Any, ...], tuple[Any, ...]]:
+        """A location's limits with their zones and this worker's tables looked up once."""
+        w = self.w
+        zones = w.config.zones
+        s = loc.settings
+        conns = tuple((zones[lc.zone], w.zones[lc.zone], lc.limit, lc.zone)
+                      for lc in s.limit_conn)
+        reqs = tuple((zones[lr.zone], w.zones[lr.zone], lr, lr.zone) for lr in s.limit_req)
+        return loc, conns, reqs
 
     def _limit_refusal(self, conn: "ClientConnection", req: Request, what: str, zone: str,
                        level: str, dry_run: bool) -> str:
