@@ -450,3 +450,32 @@ def host_of(list headers):
                 return host.split("]", 1)[0] + "]"
             return host.rsplit(":", 1)[0] if ":" in host else host
     return ""
+
+
+def bearer_of(list headers):
+    """The token of the first ``Authorization: Bearer <token>``: the scheme is
+    case-insensitive (RFC 9110 section 11.1), one or more spaces or tabs follow it;
+    None when there is no such header or no token."""
+    cdef tuple pair
+    cdef bytes name, value
+    cdef const unsigned char* p
+    cdef Py_ssize_t n, i, j
+    for pair in headers:
+        name = pair[0]
+        if PyBytes_GET_SIZE(name) == 13 and _is(
+                <const unsigned char*>PyBytes_AS_STRING(name), 13, b"authorization", 13):
+            value = pair[1]
+            p = <const unsigned char*>PyBytes_AS_STRING(value)
+            n = PyBytes_GET_SIZE(value)
+            if n < 8 or not _is(p, 6, b"bearer", 6) or (p[6] != 32 and p[6] != 9):
+                return None
+            i = 7
+            while i < n and (p[i] == 32 or p[i] == 9):
+                i += 1
+            j = n
+            while j > i and (p[j - 1] == 32 or p[j - 1] == 9):
+                j -= 1
+            if j == i:
+                return None
+            return PyBytes_FromStringAndSize(<const char*>p + i, j - i)
+    return None

@@ -172,7 +172,8 @@ BUILTIN: dict[str, Getter] = {
     "content_length": _header("content_length"),
     "upstream_addr": lambda r: r.upstream_addr,
     "upstream_status": lambda r: r.upstream_status,
-    "upstream_response_time": lambda r: r.upstream_response_time,
+    "upstream_response_time": lambda r: (f"{r.upstream_time:.3f}"
+                                         if r.upstream_time >= 0 else ""),
     "proxy_host": lambda r: r.proxy_host,
     "proxy_port": lambda r: r.proxy_port,
     "proxy_add_x_forwarded_for": _forwarded_for,

@@ -56,6 +56,7 @@ class ClientConnection(asyncio.Protocol):
         self._tunnel: Any = None
         self._dispatching = False
         self._settings = worker.default_settings(listen)
+        self.vhosts = worker.tables[listen.address]  # this address's servers by name
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 

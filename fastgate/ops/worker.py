@@ -204,7 +204,7 @@ class Worker:
             conn.finish()
             return
         req = Request(head, target, conn)
-        server = self.tables[conn.listen.address].select(req.host)
+        server = conn.vhosts.select(req.host)
         req.server = server
         if not req.host:
             req.host = server.name

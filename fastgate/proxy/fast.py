@@ -81,7 +81,7 @@ class FastExchange:
         status = head.status
         req.status = status
         req.upstream_status = str(status)
-        req.upstream_response_time = f"{time.monotonic() - self.t0:.3f}"
+        req.upstream_time = time.monotonic() - self.t0
         headers = client_response_headers(head.headers, False, b"fastgate",
                                           phases.w.http_date())
         if self.loc.settings.add_header:

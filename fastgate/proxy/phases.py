@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Coroutine
 
 from fastgate.config.model import Location, Return, Server
+from fastgate._wire import bearer_of
 from fastgate.errors import (
     JWTError,
     KeysUnavailableError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from fastgate.http.server import ClientConnection
     from fastgate.ops.worker import Worker
 
+_NOT_TRIED: frozenset[Peer] = frozenset()
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # add_header applies to these unless "always" (nginx)
 ADD_HEADER_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
@@ -80,7 +82,7 @@ class Phases:
                 return self._deny(conn, req, loc, status, started)
         if loc.proxy_pass is None:
             return self._deny(conn, req, loc, 404, started)
-        peer = self.w.groups[loc.proxy_pass.upstream].pick(time.monotonic(), set())
+        peer = self.w.groups[loc.proxy_pass.upstream].pick(time.monotonic(), _NOT_TRIED)
         if peer is not None and FastExchange.start(self, conn, req, loc, peer, started):
             return None
         return self._proxy(conn, req, loc, peer)
@@ -291,7 +293,7 @@ class Phases:
     def _token_of(self, req: Request, loc: Location) -> bytes | None:
         s = loc.settings
         if s.auth_jwt == "on":
-            return bearer_token(req.header(b"authorization"))
+            return bearer_of(req.head.headers)
         if s.auth_jwt_source is not None:
             value = s.auth_jwt_source.render(req)
             return value.encode("utf-8") if value else None
@@ -574,7 +576,7 @@ class Phases:
             return False
         peer.succeeded()
         req.upstream_status = str(rhead.status)
-        req.upstream_response_time = f"{time.monotonic() - started:.3f}"
+        req.upstream_time = time.monotonic() - started
         if rhead.status == 101:
             await self._tunnel(conn, req, loc, uconn, rhead)
             return False
@@ -732,15 +734,3 @@ def _task_error(task: "asyncio.Task[None]") -> BaseException | None:
     if not task.done() or task.cancelled():
         return None
     return task.exception()
-
-
-def bearer_token(value: bytes | None) -> bytes | None:
-    """The token of ``Authorization: Bearer <token>``: the scheme is case-insensitive
-    (RFC 9110 section 11.1) and one or more spaces may follow it."""
-    if value is None or len(value) < 8 or value[:6].lower() != b"bearer":
-        return None
-    rest = value[6:]
-    if not rest[:1] in (b" ", b"\t"):
-        return None
-    token = rest.strip(b" \t")
-    return token or None

@@ -23,7 +23,7 @@ class Request:
         "head", "method", "target", "version", "uri", "args", "host", "scheme",
         "remote_addr", "remote_port", "server_addr", "server_port", "server", "location",
         "status", "start", "request_length", "body_bytes_sent", "bytes_sent",
-        "upstream_addr", "upstream_status", "upstream_response_time", "proxy_host",
+        "upstream_addr", "upstream_status", "upstream_time", "proxy_host",
         "proxy_port", "connection_id", "connection_requests", "token", "captures", "memo",
         "_headers", "_request_id", "challenge", "redirected", "override",
         "limited", "limit_req_status", "limit_conn_status", "conn_slots",
@@ -51,7 +51,7 @@ class Request:
         self.bytes_sent = 0
         self.upstream_addr = ""
         self.upstream_status = ""
-        self.upstream_response_time = ""
+        self.upstream_time = -1.0  # seconds to the upstream's response head; -1: none
         self.proxy_host = ""
         self.proxy_port = ""
         self.connection_id = conn.connection_id

@@ -277,7 +277,7 @@ class UpstreamGroup:
         self.primary = [Peer(s, self) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s, self) for s in upstream.servers if s.backup]
 
-    def pick(self, now: float, exclude: set[Peer]) -> Peer | None:
+    def pick(self, now: float, exclude: "set[Peer] | frozenset[Peer]") -> Peer | None:
         """Smooth weighted round robin over live primary servers, then backups."""
         for peers in (self.primary, self.backup):
             best = None

@@ -26,7 +26,7 @@ def request(**kw: Any) -> SimpleNamespace:
         host="example.com", scheme="http", remote_addr="127.0.0.1", remote_port=5555,
         server_addr="127.0.0.1", server_port=8080, server_name="example.com", status=200,
         start=time.time(), request_length=100, body_bytes_sent=5, bytes_sent=105,
-        upstream_addr="", upstream_status="", upstream_response_time="", proxy_host="",
+        upstream_addr="", upstream_status="", upstream_time=-1.0, proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
         token=None, captures=(), memo={},
     )
@@ -92,12 +92,19 @@ def test_text_after_quote_is_an_error() -> None:
     ],
 )
 def test_render(source: str, expected: str) -> None:
+    """Each variable as a request renders it."""
     reg = Registry()
     if source == "$$":
         with pytest.raises(ConfigError):
             reg.compile(source)
         return
     assert reg.compile(source).render(request()) == expected
+
+
+def test_upstream_response_time() -> None:
+    t = Registry().compile("[$upstream_response_time]")
+    assert t.render(request()) == "[]"  # no upstream
+    assert t.render(request(upstream_time=0.01234)) == "[0.012]"
 
 
 def test_jwt_variables_are_json() -> None:

@@ -284,3 +284,15 @@ def simple_requests(draw: st.DrawFn) -> bytes:
 @given(data=simple_requests())
 def test_simple_requests_taken_and_read_as_both_read_them(data: bytes) -> None:
     assert check_agrees(data), data  # the fast lane takes every one of them
+
+
+@pytest.mark.parametrize("value,token", [
+    (b"Bearer a.b.c", b"a.b.c"), (b"bearer   a.b.c  ", b"a.b.c"), (b"BEARER\ta.b.c", b"a.b.c"),
+    (b"Bearer ", None), (b"Bearer      ", None), (b"Basic dXNlcjpwdw==", None),
+    (b"Bearera.b.c", None), (b"Bear", None), (b"", None)])
+def test_bearer_of(value: bytes, token: bytes | None) -> None:
+    from fastgate._wire import bearer_of
+
+    assert bearer_of([(b"Host", b"a"), (b"AUTHORIZATION", value),
+                      (b"Authorization", b"Bearer second")]) == token
+    assert bearer_of([(b"Host", b"a")]) is None
