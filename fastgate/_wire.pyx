@@ -409,7 +409,7 @@ def forwarded(list headers, tuple drop):
 def serialize(list headers):
     """Header lines ``name: value\\r\\n`` in one allocation. Names and values are already
     valid: from llhttp or the fast lane, from the configuration (checked at load), or
-    rendered from variables and checked by ``proxy.headers.is_safe_value``."""
+    rendered from variables and checked by ``field_value``."""
     cdef Py_ssize_t size = 0, n
     cdef tuple pair
     cdef bytes name, value
@@ -479,3 +479,41 @@ def bearer_of(list headers):
                 return None
             return PyBytes_FromStringAndSize(<const char*>p + i, j - i)
     return None
+
+
+def split_target(bytes raw):
+    """``(path, args)`` of an origin-form target whose path needs no normalising (no
+    ``%``, ``#``, NUL, ``//`` or ``/.``) — the common case, decided in one scan; None for
+    anything else (``http.uri.parse_target`` then does the whole work)."""
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i = 0
+    cdef unsigned char c
+    if n == 0 or s[0] != 47:
+        return None
+    while i < n:
+        c = s[i]
+        if c == 63:  # '?'
+            break
+        if c == 37 or c == 35 or c == 0:  # '%', '#', NUL
+            return None
+        if c == 47 and i + 1 < n and (s[i + 1] == 47 or s[i + 1] == 46):  # "//", "/."
+            return None
+        i += 1
+    path = raw[:i].decode("latin-1")
+    args = raw[i + 1:].decode("latin-1") if i < n else ""
+    return path, args
+
+
+def field_value(str value):
+    """A header value rendered from variables, as bytes (UTF-8; bytes that arrived
+    undecodable go back as they came), or None when it holds a control byte — CR and LF
+    above all — that would let a value split the header block (RFC 9110 section 5.5)."""
+    cdef bytes raw = value.encode("utf-8", "surrogateescape")
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(PyBytes_GET_SIZE(raw)):
+        c = p[i]
+        if (c < 32 and c != 9) or c == 127:
+            return None
+    return raw

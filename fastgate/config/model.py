@@ -196,6 +196,13 @@ class Settings:
 
         return request_drop(self.proxy_set_header)
 
+    @cached_property
+    def proxy_set(self) -> tuple[tuple[str, bytes, bool, Template], ...]:
+        """``proxy_set_header`` prepared for the hot path (once per location)."""
+        from fastgate.proxy.headers import set_plan
+
+        return set_plan(self.proxy_set_header)
+
     def error_page_for(self, status: int) -> ErrorPage | None:
         for code, page in self.error_page:
             if code == status:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import quote
 
+from fastgate._wire import split_target
 from fastgate.http.engine import ProtocolError
 
 _HEX = "0123456789abcdefABCDEF"
@@ -20,6 +21,14 @@ class Target(NamedTuple):  # a tuple: a request makes one (a frozen dataclass co
 
 
 def parse_target(raw: bytes, method: bytes) -> Target:
+    simple = split_target(raw)
+    if simple is not None:
+        return Target(simple[0], simple[1], None)
+    return parse_target_fully(raw, method)
+
+
+def parse_target_fully(raw: bytes, method: bytes) -> Target:
+    """What ``parse_target`` does when the common case does not apply."""
     if raw == b"*":
         if method != b"OPTIONS":
             raise ProtocolError("asterisk-form is only for OPTIONS", 400)

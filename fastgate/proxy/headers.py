@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from fastgate._wire import forwarded
+from fastgate._wire import field_value, forwarded
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
 
@@ -43,35 +43,42 @@ def request_drop(set_headers: tuple[tuple[str, Template], ...]) -> tuple[bytes, 
     return tuple(sorted(HOP_BY_HOP | _REQUEST_OWNED | overridden))
 
 
+def set_plan(set_headers: tuple[tuple[str, Template], ...]
+             ) -> tuple[tuple[str, bytes, bool, Template], ...]:
+    """``proxy_set_header`` as the hot path wants it: (name, name as bytes, whether it
+    is Host, value)."""
+    return tuple((name, name.encode("latin-1"), name.lower() == "host", template)
+                 for name, template in set_headers)
+
+
 def upstream_request_headers(
     client_headers: Headers,
-    set_headers: tuple[tuple[str, Template], ...],
+    plan: tuple[tuple[str, bytes, bool, Template], ...],
     drop: tuple[bytes, ...],
     default_host: str,
     request: Any,
     upgrade: bytes | None,
     on_unsafe: Callable[[str, str], None],
 ) -> Headers:
-    """The headers sent upstream (``drop`` is ``request_drop(set_headers)``). A
-    ``proxy_set_header`` value that renders empty removes the header; one that would
-    carry a control byte is dropped and reported through ``on_unsafe`` (the request
-    still goes, without that header)."""
+    """The headers sent upstream (``plan`` is ``set_plan(proxy_set_header)`` and ``drop``
+    ``request_drop(proxy_set_header)``). A ``proxy_set_header`` value that renders empty
+    removes the header; one that would carry a control byte is dropped and reported
+    through ``on_unsafe`` (the request still goes, without that header)."""
     out: Headers = forwarded(client_headers, drop)
     host: bytes | None = default_host.encode("latin-1")
-    for name, template in set_headers:
+    for name, bname, is_host, template in plan:
         value = template.render(request)
-        lname = name.lower()
-        if lname == "host":
-            host = value.encode("utf-8") if value and is_safe_value(value) else None
-            if value and not is_safe_value(value):
+        raw = field_value(value) if value else None
+        if raw is None:
+            if value:
                 on_unsafe(name, value)
+            if is_host:
+                host = None
             continue
-        if not value:
-            continue
-        if not is_safe_value(value):
-            on_unsafe(name, value)
-            continue
-        out.append((name.encode("latin-1"), value.encode("utf-8")))
+        if is_host:
+            host = raw
+        else:
+            out.append((bname, raw))
     if host is not None:
         out.insert(0, (b"Host", host))
     if upgrade is not None:

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Coroutine
 
 from fastgate.config.model import Location, Return, Server
-from fastgate._wire import bearer_of
+from fastgate._wire import bearer_of, field_value
 from fastgate.errors import (
     JWTError,
     KeysUnavailableError,
@@ -331,17 +331,18 @@ class Phases:
             stats.jwt(e.reason)
             stats.cache(verifier.hits != hits)
             return e.status
-        stats.cache(verifier.hits != hits)
+        hit = verifier.hits != hits
         req_ = s.auth_jwt_require
         if req_ is not None:
             for t in req_.values:
                 v = t.render(req)
                 if not v or v == "0":
                     self.w.log.info(f'JWT: requirement "{t.source}" not met', conn, req)
+                    stats.cache(hit)
                     stats.jwt("JWT: requirement not met")
                     req.challenge = CHALLENGE_INVALID
                     return req_.status
-        stats.jwt("ok")
+        stats.verified(hit)
         return 0
 
     # --- error_page --------------------------------------------------------------------------
@@ -442,8 +443,9 @@ class Phases:
         for name, template, always in loc.settings.add_header:
             if always or status in ADD_HEADER_STATUSES:
                 value = template.render(req)
-                if value and is_safe_value(value):
-                    out.append((name.encode("latin-1"), value.encode("utf-8")))
+                raw = field_value(value) if value else None
+                if raw is not None:
+                    out.append((name.encode("latin-1"), raw))
         return out
 
     # --- content: proxy_pass --------------------------------------------------------------------
@@ -477,7 +479,7 @@ class Phases:
             w.stats.unsafe_header()
 
         s = loc.settings
-        headers = upstream_request_headers(req.head.headers, s.proxy_set_header, s.proxy_drop,
+        headers = upstream_request_headers(req.head.headers, s.proxy_set, s.proxy_drop,
                                            pp.host_header, req, req.head.upgrade, unsafe)
         return headers, self._upstream_target(req, loc)
 

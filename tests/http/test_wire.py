@@ -296,3 +296,26 @@ def test_bearer_of(value: bytes, token: bytes | None) -> None:
     assert bearer_of([(b"Host", b"a"), (b"AUTHORIZATION", value),
                       (b"Authorization", b"Bearer second")]) == token
     assert bearer_of([(b"Host", b"a")]) is None
+
+
+@settings(max_examples=fuzz_examples(500), deadline=None, derandomize=True)
+@given(raw=st.lists(st.sampled_from([b"/", b"a", b".", b"..", b"?", b"#", b"%", b"%2e", b"%00",
+                                     b"=", b"&", b"\xe9", b"\x00", b"~", b"-"]),
+                    max_size=12).map(b"".join).map(lambda b: b"/" + b))
+def test_split_target_reads_as_the_full_parser(raw: bytes) -> None:
+    from fastgate._wire import split_target
+    from fastgate.http.uri import parse_target_fully
+
+    simple = split_target(raw)
+    if simple is not None:
+        assert (simple[0], simple[1], None) == tuple(parse_target_fully(raw, b"GET")), raw
+
+
+@pytest.mark.parametrize("value,raw", [
+    ("plain value", b"plain value"), ("tab\tok", b"tab\tok"), ("caf\u00e9", b"caf\xc3\xa9"),
+    ("\udcff from a path", b"\xff from a path"),  # undecodable bytes go back as they came
+    ("a\r\nX-Injected: 1", None), ("a\nb", None), ("nul\x00", None), ("del\x7f", None)])
+def test_field_value(value: str, raw: bytes | None) -> None:
+    from fastgate._wire import field_value
+
+    assert field_value(value) == raw
