@@ -83,6 +83,10 @@ class ClientHandler(Protocol):
     def on_end(self) -> None: ...
     def on_error(self, error: ProtocolError) -> None: ...
 
+    def on_whole(self, head: ResponseHead, body: bytes) -> None:
+        """A whole response at once (an engine may call this instead of
+        ``on_response``, ``on_body``, ``on_end``): the same, in one call."""
+
 
 class ClientEngine(Protocol):
     """Frames requests to one upstream connection; parses its responses."""

@@ -250,7 +250,8 @@ class HttptoolsServer:
         self._active = False
         self._request_ended = False
         self._response_done = False
-        self._deliver()
+        if self._queue or self._eof or self._pending_error is not None:
+            self._deliver()
 
     def send_continue(self) -> bytes:
         if not self._continue_pending:
@@ -449,14 +450,10 @@ class HttptoolsClient:
             self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))
 
     def _whole(self, head: ResponseHead, data: bytes, body: int) -> None:
-        """A whole response from the fast lane: the callbacks llhttp would have made."""
+        """A whole response from the fast lane, in one callback."""
         self._keep_alive = head.keep_alive
-        h = self._h
-        h.on_response(head)
-        if body < len(data):
-            h.on_body(data[body:])
         self._recv_done = True
-        h.on_end()
+        self._h.on_whole(head, data[body:] if body < len(data) else b"")
 
     @property
     def reusable(self) -> bool:

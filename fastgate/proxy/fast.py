@@ -136,6 +136,20 @@ class FastExchange:
         self.peer.release(uconn, self.rhead)
         self._finish()
 
+    def on_whole(self, head: ResponseHead, body: bytes) -> None:
+        """A whole response in one upstream read: head, body and end go to the client
+        in one write, and the exchange ends."""
+        self.on_response(head)
+        if self.finished:
+            return
+        if body and not self.head_only:
+            out = self.conn.engine.send_body(body)
+            self.out.append(out)
+            req = self.req
+            req.bytes_sent += len(out)
+            req.body_bytes_sent += len(body)
+        self.on_end()
+
     def on_error(self, error: ProtocolError) -> None:
         self._failed("invalid", f"upstream sent an invalid response: {error.reason}")
 

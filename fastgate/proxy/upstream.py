@@ -122,6 +122,12 @@ class UpstreamConnection(asyncio.Protocol):
         elif self.body is not None:
             self.body.finish()
 
+    def on_whole(self, head: ResponseHead, body: bytes) -> None:
+        self.on_response(head)
+        if body:
+            self.on_body(body)
+        self.on_end()
+
     def on_error(self, error: ProtocolError) -> None:
         if self.sink is not None:
             self.sink.on_error(error)

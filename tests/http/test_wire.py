@@ -189,6 +189,12 @@ class Events:
     def on_error(self, error: ProtocolError) -> None:
         self.log.append(("error",))
 
+    def on_whole(self, head: Any, body: bytes) -> None:
+        self.on_response(head)
+        if body:
+            self.on_body(body)
+        self.on_end()
+
 
 def client_events(data: bytes, method: bytes, whole: bool) -> list[Any]:
     """The engine's callbacks for ``data``: in one read (the fast lane may take it) or a
