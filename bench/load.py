@@ -4,8 +4,12 @@ aiohttp+PyJWT peer, one after another under the same conditions, in one run.
 Conditions: one backend (nginx ``return 200``, so it is never the bottleneck); the proxy
 under test pinned to CPU 0 with one worker; wrk and the backend pinned to CPU 1;
 keep-alive to the backend everywhere; access logs off; 50 connections; every row run
-``--runs`` times (default 3) and the median kept. Prints requests/s, p50, p99 and the
-ratio to nginx for every row; ``--json FILE`` writes the figures too.
+``--runs`` times (default 3) and the median kept. Each run of a row is paired with a run
+of nginx ``proxy_pass`` just before it, and a row's ratios are the median of the pairs'
+ratios: on a shared VM the speed of the machine drifts by tens of percent within
+minutes, and pairing keeps that drift out of the ratios. Prints requests/s, p50, p99, the
+ratio to nginx and the p99 ratio for every row, then the targets of issue #5;
+``--json FILE`` writes the figures too.
 
     python bench/load.py [--duration 5] [--runs 3] [--rows all|quick] [--json out.json]
 
@@ -71,6 +75,8 @@ class Result:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     non2xx: list[int] = field(default_factory=list)
+    ratio: list[float] = field(default_factory=list)  # per run, to the paired nginx run
+    p99_ratio: list[float] = field(default_factory=list)
     note: str = ""
 
     def median(self, values: list[float]) -> float:
@@ -137,15 +143,31 @@ http {{ access_log off; {body} }}
         r = Result(name, note=note)
         run_wrk(url, 1, headers or [], script)  # warm-up: pools filled, caches primed
         for _ in range(self.args.runs):
+            ref = self.reference()
             rps, p50, p99, bad = run_wrk(url, self.args.duration, headers or [], script)
             r.rps.append(rps)
             r.p50.append(p50)
             r.p99.append(p99)
             r.non2xx.append(bad)
+            r.ratio.append(rps / ref[0])
+            r.p99_ratio.append(p99 / ref[1])
         self.results.append(r)
         print(f"  {name:44s} {r.median(r.rps):9.0f} req/s  p50 {r.median(r.p50):6.2f} ms  "
-              f"p99 {r.median(r.p99):6.2f} ms  non-2xx {r.non2xx[-1]}", flush=True)
+              f"p99 {r.median(r.p99):6.2f} ms  x{r.median(r.ratio):.2f} of nginx  "
+              f"non-2xx {r.non2xx[-1]}", flush=True)
         return r
+
+    def reference(self) -> tuple[float, float]:
+        """One run of nginx proxy_pass (req/s, p99), recorded in the nginx row."""
+        rps, p50, p99, bad = run_wrk(self.nginx_url, self.args.duration, [], None)
+        n = self.nginx_row
+        n.rps.append(rps)
+        n.p50.append(p50)
+        n.p99.append(p99)
+        n.non2xx.append(bad)
+        n.ratio.append(1.0)
+        n.p99_ratio.append(1.0)
+        return rps, p99
 
     def token(self, alg: str = "HS256", key: str = SECRET, sub: str = "user123") -> str:
         args = [PY, "-m", "fastgate", "token", "--alg", alg, "--key", key,
@@ -220,12 +242,15 @@ http {{
             keepalive_requests 1000000; location / {{ return 200 "hello from backend\\n"; }} }}""",
                    self.backend_port, "1")
         port = free_port()
-        p = self.nginx("proxy", f"""upstream be {{ server 127.0.0.1:{self.backend_port};
+        # nginx stays up (idle between its runs) to be measured next to every row
+        self.nginx("proxy", f"""upstream be {{ server 127.0.0.1:{self.backend_port};
             keepalive 64; }} server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
             location / {{ proxy_http_version 1.1; proxy_set_header Connection "";
             proxy_pass http://be; }} }}""", port, "0")
-        nginx_row = self.measure("nginx proxy_pass (no auth)", f"http://127.0.0.1:{port}/")
-        self.stop(p)
+        self.nginx_url = f"http://127.0.0.1:{port}/"
+        self.nginx_row = Result("nginx proxy_pass (no auth)")
+        self.results.append(self.nginx_row)
+        run_wrk(self.nginx_url, 1, [], None)
 
         rsa_key, rsa_pem, ec_key, ec_pem = self.keys()
         hs = self.token()
@@ -269,20 +294,54 @@ http {{
         else:
             print("  (aiohttp not installed: the peer row is skipped; pip install aiohttp)")
 
-        base = nginx_row.median(nginx_row.rps)
-        print("\n| row | req/s | p50 ms | p99 ms | vs nginx |")
-        print("|---|---:|---:|---:|---:|")
+        print(f"\nnginx proxy_pass, {len(self.nginx_row.rps)} runs paired with the rows: "
+              f"{min(self.nginx_row.rps):.0f} to {max(self.nginx_row.rps):.0f} req/s")
+        print("\n| row | req/s | p50 ms | p99 ms | vs nginx | p99 vs nginx |")
+        print("|---|---:|---:|---:|---:|---:|")
         for r in self.results:
-            rps = r.median(r.rps)
-            print(f"| {r.name} | {rps:.0f} | {r.median(r.p50):.2f} | {r.median(r.p99):.2f} | "
-                  f"{rps / base:.2f} |")
+            print(f"| {r.name} | {r.median(r.rps):.0f} | {r.median(r.p50):.2f} | "
+                  f"{r.median(r.p99):.2f} | {r.median(r.ratio):.2f} | "
+                  f"{r.median(r.p99_ratio):.2f} |")
         for engine, (first, last) in memory.items():
             print(f"\nfastgate {engine} RSS: {first:.1f} MiB after the first run, "
                   f"{last:.1f} MiB after all runs ({last - first:+.1f} MiB)")
+        self.targets(memory)
         if a.json:
             Path(a.json).write_text(json.dumps({
                 "results": [r.__dict__ for r in self.results],
                 "memory": memory, "duration": a.duration, "runs": a.runs}, indent=1))
+
+    def targets(self, memory: dict[str, tuple[float, float]]) -> None:
+        """Issue #5's targets against this run's figures."""
+        rows = {r.name: r for r in self.results}
+
+        def med(name: str, attr: str = "rps") -> float | None:
+            r = rows.get(name)
+            return r.median(getattr(r, attr)) if r is not None else None
+
+        def line(ok: bool, text: str) -> None:
+            print(f"  [{'met' if ok else 'MISSED'}] {text}")
+
+        print("\nTargets (issue #5):")
+        valid = "fastgate httptools: HS256 valid + claim header"
+        invalid = "fastgate httptools: HS256 invalid signature (401)"
+        peer = med("aiohttp + PyJWT peer: HS256 valid")
+        ratio, p99r = med(valid, "ratio"), med(valid, "p99_ratio")
+        if ratio is not None and p99r is not None:
+            line(ratio >= 0.5, f"fast engine, valid HS256 + claim: {ratio:.2f} of nginx (>= 0.5)")
+            line(p99r <= 2.0, f"its p99: {p99r:.2f}x nginx's (<= 2)")
+        if med(invalid) is not None and med(valid) is not None:
+            line(med(invalid) >= med(valid),
+                 f"401 path {med(invalid):.0f} req/s, valid path {med(valid):.0f} (>=)")
+        if peer:
+            fast = med(valid)
+            h11 = med("fastgate h11: HS256 valid + claim header")
+            if fast is not None:
+                line(fast >= 5 * peer, f"fast engine {fast / peer:.1f}x the aiohttp peer (>= 5)")
+            if h11 is not None:
+                line(h11 >= 1.2 * peer, f"h11 engine {h11 / peer:.2f}x the aiohttp peer (>= 1.2)")
+        for engine, (first, last) in memory.items():
+            line(last - first <= 20, f"{engine} worker RSS grew {last - first:+.1f} MiB (<= 20)")
 
     def close(self) -> None:
         for p in self.procs:
