@@ -15,6 +15,8 @@ extensions = [
         extra_compile_args=["-O3"],
     ),
     Extension("fastgate._wire", ["fastgate/_wire.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.proxy.request", ["fastgate/proxy/request.pyx"],
+              extra_compile_args=["-O3"]),
 ]
 
 setup(
