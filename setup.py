@@ -17,6 +17,7 @@ extensions = [
     Extension("fastgate._wire", ["fastgate/_wire.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.request", ["fastgate/proxy/request.pyx"],
               extra_compile_args=["-O3"]),
+    Extension("fastgate.proxy.fast", ["fastgate/proxy/fast.pyx"], extra_compile_args=["-O3"]),
 ]
 
 setup(

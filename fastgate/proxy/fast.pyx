@@ -1,3 +1,5 @@
+# cython: language_level=3
+# cython: embedsignature=True
 """The common exchange in callbacks: a request without a body, proxied over an idle
 pooled upstream connection. No task, no coroutine: the upstream engine's callbacks write
 straight to the client, with back-pressure by pausing the upstream's reads.
@@ -7,30 +9,34 @@ response head — is handed to the task-based path in ``phases`` (retry, ``error
 502/504), so the rules live in one place.
 """
 
-from __future__ import annotations
-
 import time
-from typing import TYPE_CHECKING
 
-from fastgate.http.engine import ProtocolError, ResponseHead
+from fastgate.http.engine import ProtocolError
 from fastgate.proxy.headers import client_response_headers
 from fastgate.proxy.status import reason
 
-if TYPE_CHECKING:
-    from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
-    from fastgate.proxy.phases import Phases
-    from fastgate.proxy.request import Request
-    from fastgate.proxy.upstream import Peer, UpstreamConnection
 
+cdef class FastExchange:
+    """One exchange; the engines call its methods for every event, so it is a C class
+    (a method call without a Python frame, fields at fixed offsets)."""
 
-class FastExchange:
-    __slots__ = ("phases", "conn", "req", "loc", "peer", "uconn", "started", "t0", "rhead",
-                 "head_only", "deadline", "timeout", "finished", "out")
+    cdef readonly object phases  # Phases
+    cdef readonly object conn  # ClientConnection
+    cdef readonly object req  # Request
+    cdef readonly object loc  # Location
+    cdef readonly object peer  # Peer
+    cdef readonly object uconn  # UpstreamConnection
+    cdef double started
+    cdef double t0
+    cdef object rhead  # ResponseHead once it has come
+    cdef bint head_only
+    cdef public double deadline  # proxy_read_timeout, checked by the worker's clock
+    cdef double timeout
+    cdef public bint finished
+    cdef list out  # response bytes of one upstream read, written at once
 
     @staticmethod
-    def start(phases: "Phases", conn: "ClientConnection", req: "Request", loc: "Location",
-              peer: "Peer", started: float) -> bool:
+    def start(phases, conn, req, loc, peer, double started):
         """Begin on an idle connection of ``peer``; False if it has none."""
         uconn = peer.take_idle()
         if uconn is None:
@@ -38,9 +44,7 @@ class FastExchange:
         FastExchange(phases, conn, req, loc, peer, uconn, started)._send()
         return True
 
-    def __init__(self, phases: "Phases", conn: "ClientConnection", req: "Request",
-                 loc: "Location", peer: "Peer", uconn: "UpstreamConnection",
-                 started: float) -> None:
+    def __init__(self, phases, conn, req, loc, peer, uconn, double started):
         self.phases = phases
         self.conn = conn
         self.req = req
@@ -49,14 +53,14 @@ class FastExchange:
         self.uconn = uconn
         self.started = started
         self.t0 = time.monotonic()
-        self.rhead: ResponseHead | None = None
+        self.rhead = None
         self.head_only = False
         self.timeout = loc.settings.proxy_read_timeout
-        self.deadline = 0.0  # proxy_read_timeout, checked by the worker's clock
+        self.deadline = 0.0
         self.finished = False
-        self.out: list[bytes] = []  # response bytes of one upstream read, written at once
+        self.out = []
 
-    def _send(self) -> None:
+    cdef _send(self):
         req = self.req
         uconn = self.uconn
         headers, target = self.phases.upstream_request(self.conn, req, self.loc)
@@ -71,7 +75,7 @@ class FastExchange:
 
     # --- the upstream connection's callbacks -----------------------------------------------
 
-    def on_response(self, head: ResponseHead) -> None:
+    def on_response(self, head):
         # (the deadline moves when this read is flushed)
         self.rhead = head
         self.peer.fails = 0  # Peer.succeeded
@@ -100,10 +104,10 @@ class FastExchange:
         self.out.append(out)
         req.bytes_sent = len(out)
 
-    def on_informational(self, head: ResponseHead) -> None:
+    def on_informational(self, head):
         pass  # 100 and 103 are not forwarded (and no upgrade comes this way)
 
-    def on_body(self, data: bytes) -> None:
+    def on_body(self, data):
         if self.head_only or self.rhead is None:
             return
         out = self.conn.engine.send_body(data)
@@ -111,7 +115,7 @@ class FastExchange:
         self.req.bytes_sent += len(out)
         self.req.body_bytes_sent += len(data)
 
-    def flush(self) -> None:
+    def flush(self):
         """The end of one upstream read: what it produced goes to the client in one
         write; if the client cannot take more, the upstream stops being read."""
         out = self.out
@@ -126,7 +130,7 @@ class FastExchange:
             self.uconn.transport.pause_reading()
             conn.writer_waiter = self
 
-    def on_end(self) -> None:
+    def on_end(self):
         if self.rhead is None:
             return
         self.out.append(self.conn.engine.send_end())
@@ -136,7 +140,7 @@ class FastExchange:
         self.peer.release(uconn, self.rhead)
         self._finish()
 
-    def on_whole(self, head: ResponseHead, body: bytes) -> None:
+    def on_whole(self, head, body):
         """A whole response in one upstream read: head, body and end go to the client
         in one write, and the exchange ends."""
         self.on_response(head)
@@ -150,27 +154,27 @@ class FastExchange:
             req.body_bytes_sent += len(body)
         self.on_end()
 
-    def on_error(self, error: ProtocolError) -> None:
+    def on_error(self, error):
         self._failed("invalid", f"upstream sent an invalid response: {error.reason}")
 
-    def upstream_lost(self) -> None:
+    def upstream_lost(self):
         self._failed("reset", "upstream closed the connection")
 
     # --- the client connection's callbacks ---------------------------------------------------
 
-    def client_writable(self) -> None:
+    def client_writable(self):
         self.conn.writer_waiter = None
         if self.uconn.transport is not None and not self.uconn.closed:
             self.uconn.transport.resume_reading()
 
-    def client_gone(self) -> None:
+    def client_gone(self):
         self.uconn.detach()
         self.uconn.abort()
         self._finish()
 
     # --- endings -----------------------------------------------------------------------------
 
-    def expire(self) -> None:
+    def expire(self):
         """No upstream byte for proxy_read_timeout (the worker's clock says)."""
         self.deadline = 0.0
         if self.finished:
@@ -178,7 +182,7 @@ class FastExchange:
         self._failed("timeout", "upstream timed out (110: Connection timed out) while "
                                 "reading response header from upstream")
 
-    def _failed(self, kind: str, message: str) -> None:
+    cdef _failed(self, kind, message):
         if self.finished:
             return
         uconn = self.uconn
@@ -208,18 +212,18 @@ class FastExchange:
         req.upstream_status = str(status)
         self._handoff(phases.fail(conn, req, loc, status))
 
-    def _handoff(self, coro: object) -> None:
+    cdef _handoff(self, coro):
         self._stop()
         self.phases.w.spawn(self.conn, self.req, coro, self.started)
 
-    def _stop(self) -> None:
+    cdef _stop(self):
         self.finished = True
         self.deadline = 0.0
         self.phases.w.exchanges.discard(self)
         if self.conn.writer_waiter is self:
             self.conn.writer_waiter = None
 
-    def _finish(self) -> None:
+    cdef _finish(self):
         if self.finished:
             return
         self._stop()
