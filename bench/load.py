@@ -112,6 +112,7 @@ class Bench:
         self.procs: list[subprocess.Popen] = []
         self.backend_port = free_port()
         self.results: list[Result] = []
+        self.caches: tuple[float, float, float] | None = None  # RSS around the cache rows
 
     def start(self, cmd: list[str], port: int, cpu: str = "0") -> subprocess.Popen:
         p = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=subprocess.DEVNULL,
@@ -176,6 +177,9 @@ http {{ access_log off; {body} }}
 
     def token_script(self, alg: str, key_path: str | None) -> str:
         """A wrk Lua script cycling through DISTINCT_TOKENS tokens (a cache miss each)."""
+        path = self.tmp / f"tokens-{alg}.lua"
+        if path.exists():
+            return str(path)  # the same tokens when a row is run again
         sys.path.insert(0, str(ROOT))
         from fastgate.token_tool import encode, signer
 
@@ -183,7 +187,6 @@ http {{ access_log off; {body} }}
         now = int(time.time())
         tokens = [encode({"alg": alg, "typ": "JWT"}, {"sub": f"u{i}", "exp": now + 86400}, sign)
                   for i in range(DISTINCT_TOKENS)]
-        path = self.tmp / f"tokens-{alg}.lua"
         body = ",\n".join(f'"{t}"' for t in tokens)
         path.write_text(f"""local tokens = {{
 {body}
@@ -275,12 +278,19 @@ http {{
                 self.measure(f"fastgate {engine}: ES256 valid, cached", f"{url}/es/x",
                              [f"Authorization: Bearer {es}"])
                 if engine == "httptools":
+                    before = rss_mib(p.pid)
                     self.measure(f"fastgate {engine}: HS256, {DISTINCT_TOKENS} distinct tokens",
                                  f"{url}/hs/x", script=self.token_script("HS256", None))
                     self.measure(f"fastgate {engine}: RS256, {DISTINCT_TOKENS} distinct tokens",
                                  f"{url}/rs/x", script=self.token_script("RS256", str(rsa_key)))
                     self.measure(f"fastgate {engine}: ES256, {DISTINCT_TOKENS} distinct tokens",
                                  f"{url}/es/x", script=self.token_script("ES256", str(ec_key)))
+                    full = rss_mib(p.pid)
+                    # the same traffic again, caches already full: does anything still grow?
+                    self.measure(f"fastgate {engine}: HS256, {DISTINCT_TOKENS} distinct tokens "
+                                 "(again)", f"{url}/hs/x",
+                                 script=self.token_script("HS256", None))
+                    self.caches = (before, full, rss_mib(p.pid))
             memory[engine] = (first, rss_mib(p.pid))
             self.stop(p)
 
@@ -345,6 +355,11 @@ http {{
                 line(h11 >= 1.2 * peer, f"h11 engine {h11 / peer:.2f}x the aiohttp peer (>= 1.2)")
         for engine, (first, last) in memory.items():
             line(last - first <= 20, f"{engine} worker RSS grew {last - first:+.1f} MiB (<= 20)")
+        if self.caches is not None:
+            before, full, again = self.caches
+            print(f"  (of which the three verified-token caches filling up, 10000 entries "
+                  f"each: {full - before:+.1f} MiB; the same traffic once more with the caches "
+                  f"full: {again - full:+.1f} MiB)")
 
     def close(self) -> None:
         for p in self.procs:
