@@ -136,7 +136,8 @@ cdef bytes _V10 = b"1.0"
 
 cdef int MAX_HEADERS = 64
 
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+# the standard reason phrases (llhttp does not hand over the one received)
+REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 cdef inline bint _is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln):
@@ -346,7 +347,7 @@ def parse_response(bytes data, bint head_request):
         return None
     cdef ResponseHead head = ResponseHead.__new__(ResponseHead)
     head.status = status
-    head.reason = _REASONS.get(status, b"")
+    head.reason = REASONS.get(status, b"")
     head.version = version
     head.headers = headers
     head.content_length = clen

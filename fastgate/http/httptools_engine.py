@@ -14,11 +14,9 @@ before, with llhttp between messages either way.
 from __future__ import annotations
 
 from collections import deque
-from http import HTTPStatus
-
 import httptools
 
-from fastgate._wire import parse_request, parse_response, serialize
+from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.http.engine import (
     ClientHandler,
     Headers,
@@ -384,8 +382,9 @@ class HttptoolsClient:
         for n, v in headers:
             if n.lower() == b"content-length":
                 length = int(v)
-        head = ResponseHead(status, _reason(status), p.get_http_version().encode(), headers,
-                            length, p.should_keep_alive())
+        # llhttp does not hand over the reason phrase; the standard one stands in
+        head = ResponseHead(status, REASONS.get(status, b""), p.get_http_version().encode(),
+                            headers, length, p.should_keep_alive())
         if 100 <= status < 200:
             if status == 101:
                 self._upgraded = True
@@ -470,11 +469,3 @@ class HttptoolsClient:
     def trailing_data(self) -> bytes:
         data, self._trailing = self._trailing, b""
         return data
-
-
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-
-
-def _reason(status: int) -> bytes:
-    """llhttp does not hand over the reason phrase; the standard one stands in."""
-    return _REASONS.get(status, b"")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from http import HTTPStatus
+from fastgate._wire import REASONS
 
 
 def reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+    return REASONS.get(status, b"")
 
 
 def error_body(status: int) -> bytes:
