@@ -16,7 +16,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 import json
-from collections import OrderedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -464,26 +463,54 @@ _json_value = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 cdef class Token:
-    """A verified token: decoded header and payload, and their raw JSON.
+    """A verified token: decoded header and its raw JSON, the payload's raw JSON, and
+    when the token is valid.
 
-    A cached token is shared by every request that presents it, so it is read-only;
-    the JSON text of a claim is memoised on it, which makes ``$jwt_claim_*`` free on a
-    cache hit.
+    A cached token is shared by every request that presents it, so it is read-only to
+    them. It is kept small, because the cache holds up to ``auth_jwt_cache`` of them per
+    verifier: the payload is kept as its JSON text and parsed again only when a claim is
+    read for the first time (``payload`` parses it once and keeps it, for the rare
+    configuration that walks it on every request); the JSON text of the first claim read
+    is memoised in two fields and any further ones in a dict made on demand, which makes
+    ``$jwt_claim_*`` free on a cache hit.
     """
 
     cdef readonly dict header
-    cdef readonly dict payload
     cdef readonly bytes header_json
     cdef readonly bytes payload_json
-    cdef dict _claim_text
+    cdef dict _payload        # parsed on demand by ``payload``
+    cdef str _name            # the first claim read, and its JSON text
+    cdef str _text
+    cdef dict _texts          # further claims read: name -> JSON text
+    cdef double not_before    # first instant (seconds) the token is valid
+    cdef double until         # first instant it is no longer valid
+    cdef bint used            # read since the cache's clock hand last passed it
+
+    @property
+    def payload(self):
+        """The payload as a dict (parsed once, on first use)."""
+        if self._payload is None:
+            self._payload = _json_object(self.payload_json)
+        return self._payload
 
     def claim_text(self, str name):
         """The claim as ``$jwt_claim_NAME`` reads it: JSON text, empty when absent."""
-        text = self._claim_text.get(name)
-        if text is None:
-            value = self.payload.get(name, _MISSING)
-            text = "" if value is _MISSING else _json_value(value)
-            self._claim_text[name] = text
+        if name is self._name or (self._name is not None and name == self._name):
+            return self._text
+        if self._texts is not None:
+            text = self._texts.get(name)
+            if text is not None:
+                return text
+        payload = self._payload if self._payload is not None else _json_object(self.payload_json)
+        value = payload.get(name, _MISSING)
+        text = "" if value is _MISSING else _json_value(value)
+        if self._name is None:
+            self._name = name
+            self._text = text
+        else:
+            if self._texts is None:
+                self._texts = {}
+            self._texts[name] = text
         return text
 
     def header_text(self, str name):
@@ -498,6 +525,15 @@ cdef class Token:
 cdef object _MISSING = object()
 
 
+cdef bytes _sha256(bytes data):
+    cdef SHA256_CTX c
+    cdef unsigned char md[32]
+    SHA256_Init(&c)
+    SHA256_Update(&c, PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
+    SHA256_Final(md, &c)
+    return PyBytes_FromStringAndSize(<char *>md, 32)
+
+
 cdef class _HeaderPlan:
     """What a header segment decides, computed once per distinct segment: the parsed
     header, the algorithm, and the keys that may verify it — or the error to raise."""
@@ -508,12 +544,6 @@ cdef class _HeaderPlan:
     cdef tuple keys
     cdef object error_type
     cdef str error_detail
-
-
-cdef class _CacheEntry:
-    cdef Token token
-    cdef double not_before  # first instant (seconds) the token is valid
-    cdef double until       # first instant it is no longer valid
 
 
 cdef double _numeric_date(object value, str name) except? -1.0:
@@ -543,8 +573,17 @@ cdef class Verifier:
 
     ``algorithm`` is ``"any"`` or one name from ``ALGORITHMS``; ``any`` still accepts
     only algorithms the keys themselves can verify, so a public key never verifies an
-    HS* token and ``none`` is never accepted. ``cache_size`` bounds the LRU of verified
-    tokens (0 turns it off); an entry is never served outside the token's validity.
+    HS* token and ``none`` is never accepted. ``cache_size`` bounds the cache of
+    verified tokens (0 turns it off); an entry is never served outside the token's
+    validity.
+
+    The cache is keyed by the token's SHA-256, not by the token: an entry then costs the
+    same whatever the token's size (an RS256 token is three times an HS256 one), and no
+    bearer token outlives its request in memory. Two tokens with one SHA-256 would be a
+    collision in the hash RS256 and HS256 themselves rest on. Eviction is the CLOCK
+    approximation of LRU: a hit only sets the entry's ``used`` bit, and the hand that
+    looks for a victim gives a used entry a second chance — no list to relink per hit,
+    and one pointer of bookkeeping per entry.
     """
 
     cdef tuple _keys
@@ -552,7 +591,9 @@ cdef class Verifier:
     cdef frozenset _allowed
     cdef readonly double leeway
     cdef readonly Py_ssize_t cache_size
-    cdef object _cache
+    cdef dict _cache          # SHA-256 of the token -> Token
+    cdef list _ring           # the clock face: cache keys in the order they were stored
+    cdef Py_ssize_t _hand     # the slot the clock hand points at
     cdef dict _plans
     cdef readonly unsigned long long hits
     cdef readonly unsigned long long misses
@@ -580,7 +621,9 @@ cdef class Verifier:
         self.cache_size = cache_size
         self.issuers = frozenset(issuers) if issuers else None
         self.audiences = frozenset(audiences) if audiences else None
-        self._cache = OrderedDict()
+        self._cache = {}
+        self._ring = []
+        self._hand = 0
         self._plans = {}
         self._keys = keys
 
@@ -597,7 +640,9 @@ cdef class Verifier:
                 raise TypeError(f"not a Key: {k!r}")
         self._keys = keys
         self._plans = {}
-        self._cache.clear()
+        self._cache = {}
+        self._ring = []
+        self._hand = 0
 
     def __len__(self):
         return len(self._cache)
@@ -609,7 +654,8 @@ cdef class Verifier:
         subclass naming the reason.
         """
         cdef bytes tok
-        cdef _CacheEntry entry
+        cdef bytes digest
+        cdef Token entry
         if type(token) is bytes:
             tok = <bytes>token
         elif isinstance(token, str):
@@ -620,16 +666,42 @@ cdef class Verifier:
         else:
             tok = bytes(token)
 
-        if self.cache_size:
-            entry = self._cache.get(tok)
-            if entry is not None:
-                if entry.not_before <= now < entry.until:
-                    self._cache.move_to_end(tok)
-                    self.hits += 1
-                    return entry.token
-                del self._cache[tok]  # outside its validity: verify again, and fail
-            self.misses += 1
-        return self._verify_cold(tok, now)
+        if not self.cache_size:
+            return self._verify_cold(tok, now)
+        digest = _sha256(tok)
+        entry = self._cache.get(digest)
+        if entry is not None:
+            if entry.not_before <= now < entry.until:
+                entry.used = True
+                self.hits += 1
+                return entry
+            del self._cache[digest]  # outside its validity: verify again, and fail
+        self.misses += 1
+        entry = self._verify_cold(tok, now)
+        self._store(digest, entry)
+        return entry
+
+    cdef void _store(self, bytes digest, Token token):
+        cdef list ring = self._ring
+        cdef Py_ssize_t size = self.cache_size
+        cdef Token victim
+        if len(ring) < size:
+            ring.append(digest)
+        else:
+            while True:
+                old = ring[self._hand]
+                victim = self._cache.get(old)
+                if victim is None:
+                    break  # a slot whose entry was dropped for its validity: reuse it
+                if victim.used:
+                    victim.used = False  # a second chance
+                    self._hand = (self._hand + 1) % size
+                    continue
+                del self._cache[old]
+                break
+            ring[self._hand] = digest
+            self._hand = (self._hand + 1) % size
+        self._cache[digest] = token
 
     cdef Token _verify_cold(self, bytes tok, double now):
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(tok)
@@ -710,20 +782,10 @@ cdef class Verifier:
 
         cdef Token result = Token.__new__(Token)
         result.header = plan.header
-        result.payload = payload
         result.header_json = plan.header_json
         result.payload_json = payload_raw
-        result._claim_text = {}
-
-        cdef _CacheEntry entry
-        if self.cache_size:
-            entry = _CacheEntry.__new__(_CacheEntry)
-            entry.token = result
-            entry.not_before = not_before
-            entry.until = until
-            self._cache[tok] = entry
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        result.not_before = not_before
+        result.until = until
         return result
 
     cdef _HeaderPlan _plan(self, bytes segment):

@@ -413,6 +413,56 @@ def test_cache_is_bounded_lru(ctx: Ctx) -> None:
     assert v.hits == hits + 2
 
 
+def test_cache_clock_gives_a_touched_entry_a_second_chance_only_once(ctx: Ctx) -> None:
+    v = ctx.verifier(HS, cache_size=2)
+    a, b, c, d = (ctx.mint(HS, {"i": i}) for i in range(4))
+    v.verify(a, NOW)
+    v.verify(b, NOW)
+    v.verify(a, NOW)  # a used: the hand passes it and takes b
+    v.verify(c, NOW)
+    hits = v.hits
+    v.verify(a, NOW)
+    assert v.hits == hits + 1
+    v.verify(d, NOW)  # a's second chance was spent on c's insertion, used again since
+    v.verify(c, NOW)  # c (never read) went first
+    assert v.hits == hits + 1 and len(v) == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.0, 20.0, -20.0])),
+                    max_size=40),
+       size=st.integers(1, 4))
+def test_cache_stays_bounded_and_right_under_any_sequence(ctx: Ctx, ops: list, size: int) -> None:
+    """Hits, misses, entries dropped for their validity (nbf/exp around the clock) and
+    stored again: the cache never holds more than its size and never answers for another
+    token or outside a token's validity."""
+    toks = [ctx.mint(HS, {"i": i, "nbf": SEC - 10, "exp": SEC + 10}) for i in range(6)]
+    v = ctx.verifier(HS, cache_size=size)
+    for i, shift in ops:
+        try:
+            got = v.verify(toks[i], NOW + shift)
+        except (ExpiredError, NotYetValidError):
+            assert shift != 0.0
+        else:
+            assert shift == 0.0 and got.payload["i"] == i
+        assert len(v) <= size
+
+
+def test_token_keeps_claim_texts_and_parses_the_payload_on_demand(ctx: Ctx) -> None:
+    v = ctx.verifier(HS)
+    tok = ctx.mint(HS, {"sub": "u1", "role": "admin", "n": 7, "exp": SEC + 60})
+    t = v.verify(tok, NOW)
+    assert t.claim_text("role") == '"admin"'
+    assert t.claim_text("sub") == '"u1"' and t.claim_text("n") == "7"
+    assert t.claim_text("missing") == ""
+    again = v.verify(tok, NOW)
+    assert again is t
+    assert again.claim_text("role") is t.claim_text("role")
+    assert again.claim_text("n") is t.claim_text("n")
+    assert t.payload == {"sub": "u1", "role": "admin", "n": 7, "exp": SEC + 60}
+    assert t.payload is t.payload
+
+
 def test_cache_off(ctx: Ctx) -> None:
     v = ctx.verifier(HS, cache_size=0)
     tok = ctx.mint(HS)
