@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml setup.py | sysdeps
 
 venv: $(STAMP)
 
-$(CORE_SO): fastgate/_core.pyx fastgate/_wire.pyx fastgate/proxy/request.pyx fastgate/proxy/fast.pyx setup.py $(STAMP)
+$(CORE_SO): fastgate/_core.pyx fastgate/_wire.pyx fastgate/proxy/request.pyx fastgate/proxy/fast.pyx fastgate/http/httptools_engine.pyx fastgate/ops/counters.pyx setup.py $(STAMP)
 	$(VPY) setup.py -q build_ext --inplace
 
 build: $(CORE_SO)

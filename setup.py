@@ -18,6 +18,9 @@ extensions = [
     Extension("fastgate.proxy.request", ["fastgate/proxy/request.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.fast", ["fastgate/proxy/fast.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.ops.counters", ["fastgate/ops/counters.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.http.httptools_engine", ["fastgate/http/httptools_engine.pyx"],
+              extra_compile_args=["-O3"]),
 ]
 
 setup(

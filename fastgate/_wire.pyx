@@ -19,7 +19,9 @@ on every stream of the differential suite and on generated ones.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from libc.string cimport memcmp, memcpy
+from libc.time cimport time, time_t
 
+import email.utils
 from http import HTTPStatus
 
 
@@ -27,15 +29,7 @@ cdef class RequestHead:
     """A request's head as the engines hand it over; immutable. A C class because a
     request makes one, and a frozen dataclass cost 2 µs to build where this costs 0.1."""
 
-    cdef readonly bytes method
-    cdef readonly bytes target
-    cdef readonly bytes version  # b"1.0" or b"1.1"
-    cdef readonly list headers  # [(name, value)], bytes, names as received
-    # what the framing says the body is: -1 chunked, else Content-Length (0: none)
-    cdef readonly long long content_length
-    cdef readonly bint keep_alive
-    cdef readonly bint expect_continue
-    cdef readonly object upgrade  # the Upgrade value when the client asks to switch
+    # (fields: _wire.pxd, so that the other C modules read them directly)
 
     def __init__(self, bytes method, bytes target, bytes version, list headers,
                  long long content_length, bint keep_alive, bint expect_continue,
@@ -68,12 +62,7 @@ cdef class RequestHead:
 cdef class ResponseHead:
     """A response's head as the engines hand it over; immutable."""
 
-    cdef readonly int status
-    cdef readonly bytes reason
-    cdef readonly bytes version
-    cdef readonly list headers
-    cdef readonly long long content_length  # -1 chunked or close-delimited; else its length
-    cdef readonly bint keep_alive
+    # (fields: _wire.pxd)
 
     def __init__(self, int status, bytes reason, bytes version, list headers,
                  long long content_length, bint keep_alive):
@@ -446,11 +435,58 @@ def host_of(list headers):
         name = pair[0]
         if PyBytes_GET_SIZE(name) == 4 and _is(
                 <const unsigned char*>PyBytes_AS_STRING(name), 4, b"host", 4):
+            fast = _ascii_host(pair[1])
+            if fast is not None:
+                return fast
             host = (<bytes>pair[1]).decode("latin-1").strip().lower()
             if host.startswith("["):
                 return host.split("]", 1)[0] + "]"
             return host.rsplit(":", 1)[0] if ":" in host else host
     return ""
+
+
+cdef inline bint _py_space(unsigned char c):
+    # what str.isspace() says of an ASCII character
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+cdef object _ascii_host(bytes value):
+    """``host_of``'s answer for an ASCII value of at most 255 bytes, in one pass of C;
+    None for anything else (the str methods then decide)."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(value)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i = 0, j, k, end
+    cdef char buf[256]
+    cdef unsigned char c
+    if n > 255:
+        return None
+    for k in range(n):
+        if p[k] >= 128:
+            return None
+    while i < n and _py_space(p[i]):
+        i += 1
+    j = n
+    while j > i and _py_space(p[j - 1]):
+        j -= 1
+    end = j
+    if i < j and p[i] == 91:  # "[": up to the first "]", which is kept (or added)
+        end = i
+        while end < j and p[end] != 93:
+            end += 1
+        for k in range(i, end):
+            c = p[k]
+            buf[k - i] = c + 32 if 65 <= c <= 90 else c
+        buf[end - i] = 93
+        return (<bytes>PyBytes_FromStringAndSize(buf, end - i + 1)).decode("ascii")
+    k = j
+    while k > i:  # the last ":" ends the name
+        k -= 1
+        if p[k] == 58:
+            end = k
+            break
+    for k in range(i, end):
+        c = p[k]
+        buf[k - i] = c + 32 if 65 <= c <= 90 else c
+    return (<bytes>PyBytes_FromStringAndSize(buf, end - i)).decode("ascii")
 
 
 def bearer_of(list headers):
@@ -483,9 +519,10 @@ def bearer_of(list headers):
 
 
 def split_target(bytes raw):
-    """``(path, args)`` of an origin-form target whose path needs no normalising (no
-    ``%``, ``#``, NUL, ``//`` or ``/.``) — the common case, decided in one scan; None for
-    anything else (``http.uri.parse_target`` then does the whole work)."""
+    """``(path, args, None)`` — the fields of ``http.uri.Target`` — of an origin-form
+    target whose path needs no normalising (no ``%``, ``#``, NUL, ``//`` or ``/.``): the
+    common case, decided in one scan; None for anything else (``http.uri.parse_target``
+    then does the whole work)."""
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(raw)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i = 0
     cdef unsigned char c
@@ -502,7 +539,7 @@ def split_target(bytes raw):
         i += 1
     path = raw[:i].decode("latin-1")
     args = raw[i + 1:].decode("latin-1") if i < n else ""
-    return path, args
+    return path, args, None
 
 
 def field_value(str value):
@@ -518,3 +555,23 @@ def field_value(str value):
         if (c < 32 and c != 9) or c == 127:
             return None
     return raw
+
+
+cdef class HttpDate:
+    """The ``Date`` header's value (RFC 9110 section 6.6.1), formatted again only when
+    the second changes: every response carries one, and asking Python for the time costs
+    more than the rest of this check."""
+
+    cdef time_t _at
+    cdef bytes _value
+
+    def __init__(self):
+        self._at = -1
+        self._value = b""
+
+    def now(self):
+        cdef time_t t = time(NULL)
+        if t != self._at:
+            self._at = t
+            self._value = email.utils.formatdate(t, usegmt=True).encode()
+        return self._value

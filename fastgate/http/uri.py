@@ -20,10 +20,13 @@ class Target(NamedTuple):  # a tuple: a request makes one (a frozen dataclass co
     host: str | None  # the authority of an absolute-form target, which overrides Host
 
 
+_as_target = tuple.__new__  # Target(...) goes through a Python-level __new__: 0.2 us more
+
+
 def parse_target(raw: bytes, method: bytes) -> Target:
     simple = split_target(raw)
     if simple is not None:
-        return Target(simple[0], simple[1], None)
+        return _as_target(Target, simple)
     return parse_target_fully(raw, method)
 
 

@@ -8,8 +8,9 @@ slot and keeps counting from where the dead one stopped.
 
 from __future__ import annotations
 
-import bisect
 import mmap
+
+from fastgate.ops.counters import SlotWriter
 
 # request latency histogram buckets, seconds
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -66,60 +67,42 @@ class SharedCounters:
         return Stats(self, index)
 
 
-class Stats:
-    """One worker's view: it writes its own slot and reads all of them."""
+class Stats(SlotWriter):
+    """One worker's view: it writes its own slot and reads all of them. The counters
+    every request moves (``request``, ``verified``, ``cache``, ``idle``) are written by
+    the C base class; the rest are here."""
 
     def __init__(self, region: SharedCounters | None = None, slot: int = 0) -> None:
         self.region = region if region is not None else SharedCounters(1)
         base = slot * SLOT_DOUBLES
         self.v = self.region.view[base:base + SLOT_DOUBLES]
+        at = {name: _FIELDS[name] for name in (
+            "latency", "latency_sum", "latency_count", "cache_hit", "cache_miss", "conn_idle")}
+        at["requests"] = _FIELDS["requests"]
+        at["jwt_ok"] = _FIELDS["jwt"] + _JWT_INDEX["ok"]
+        self.bind(self.v, at, BUCKETS)
 
     def reset_gauges(self) -> None:
         """A new worker process in this slot holds no connection yet."""
         self.v[_FIELDS["conn_open"]] = 0
         self.v[_FIELDS["conn_idle"]] = 0
 
-    # (offsets looked up once: these run for every request)
-    def request(self, status: int, seconds: float, _req: int = _FIELDS["requests"] - 1,
-                _lat: int = _FIELDS["latency"], _sum: int = _FIELDS["latency_sum"],
-                _count: int = _FIELDS["latency_count"]) -> None:
-        v = self.v
-        cls = status // 100
-        if 1 <= cls <= 5:
-            v[_req + cls] += 1
-        v[_lat + bisect.bisect_left(BUCKETS, seconds)] += 1
-        v[_sum] += seconds
-        v[_count] += 1
-
     def jwt(self, reason: str) -> None:
-        self.v[_FIELDS["jwt"] + _JWT_INDEX.get(reason, len(JWT_OUTCOMES) - 1)] += 1
-
-    def verified(self, hit: bool, _ok: int = _FIELDS["jwt"] + _JWT_INDEX["ok"],
-                 _hit: int = _FIELDS["cache_hit"], _miss: int = _FIELDS["cache_miss"]) -> None:
-        """A token passed, from the cache or not (``jwt("ok")`` and ``cache(hit)``)."""
-        v = self.v
-        v[_ok] += 1
-        v[_hit if hit else _miss] += 1
-
-    def cache(self, hit: bool) -> None:
-        self.v[_FIELDS["cache_hit" if hit else "cache_miss"]] += 1
+        self.add(_FIELDS["jwt"] + _JWT_INDEX.get(reason, len(JWT_OUTCOMES) - 1))
 
     def upstream_error(self, kind: str) -> None:
-        self.v[_FIELDS["upstream"] + UPSTREAM_KINDS.index(kind)] += 1
+        self.add(_FIELDS["upstream"] + UPSTREAM_KINDS.index(kind))
 
     def unsafe_header(self) -> None:
-        self.v[_FIELDS["unsafe"]] += 1
+        self.add(_FIELDS["unsafe"])
 
     def connection(self, delta: int) -> None:
-        self.v[_FIELDS["conn_open"]] += delta
+        self.add(_FIELDS["conn_open"], delta)
         if delta > 0:
-            self.v[_FIELDS["conn_total"]] += 1
+            self.add(_FIELDS["conn_total"])
 
     def jwks_fetch(self, ok: bool) -> None:
-        self.v[_FIELDS["jwks"] + (0 if ok else 1)] += 1
-
-    def idle(self, delta: int, _idle: int = _FIELDS["conn_idle"]) -> None:
-        self.v[_idle] += delta
+        self.add(_FIELDS["jwks"] + (0 if ok else 1))
 
     def totals(self) -> list[float]:
         """Every slot summed."""

@@ -5,11 +5,11 @@ request touches hangs off this object."""
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from fastgate._wire import HttpDate
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
@@ -108,8 +108,8 @@ class Worker:
         self._connection_ids = 0
         self._last_full_alert = 0.0
         self.stopping = False
-        self._date = b""
-        self._date_at = 0
+        # the Date of every response: a C method, called without a Python frame
+        self.http_date = HttpDate().now
         by_addr: dict[tuple[str, int], list[Server]] = {}
         for s in config.servers:
             for listen in s.listens:
@@ -183,13 +183,6 @@ class Worker:
         if conn in self.connections:
             self.connections.discard(conn)
             self.stats.connection(-1)
-
-    def http_date(self) -> bytes:
-        now = int(time.time())
-        if now != self._date_at:
-            self._date_at = now
-            self._date = email.utils.formatdate(now, usegmt=True).encode()
-        return self._date
 
     # --- requests ---------------------------------------------------------------------------
 

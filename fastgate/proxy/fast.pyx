@@ -11,6 +11,8 @@ response head — is handed to the task-based path in ``phases`` (retry, ``error
 
 import time
 
+from fastgate._wire cimport ResponseHead
+from fastgate.proxy.request cimport Request
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy.headers import client_response_headers
 from fastgate.proxy.status import reason
@@ -22,13 +24,13 @@ cdef class FastExchange:
 
     cdef readonly object phases  # Phases
     cdef readonly object conn  # ClientConnection
-    cdef readonly object req  # Request
+    cdef readonly Request req
     cdef readonly object loc  # Location
     cdef readonly object peer  # Peer
     cdef readonly object uconn  # UpstreamConnection
     cdef double started
     cdef double t0
-    cdef object rhead  # ResponseHead once it has come
+    cdef ResponseHead rhead  # once it has come
     cdef bint head_only
     cdef public double deadline  # proxy_read_timeout, checked by the worker's clock
     cdef double timeout
@@ -75,7 +77,7 @@ cdef class FastExchange:
 
     # --- the upstream connection's callbacks -----------------------------------------------
 
-    def on_response(self, head):
+    def on_response(self, ResponseHead head):
         # (the deadline moves when this read is flushed)
         self.rhead = head
         self.peer.fails = 0  # Peer.succeeded
@@ -140,7 +142,7 @@ cdef class FastExchange:
         self.peer.release(uconn, self.rhead)
         self._finish()
 
-    def on_whole(self, head, body):
+    def on_whole(self, ResponseHead head, bytes body):
         """A whole response in one upstream read: head, body and end go to the client
         in one write, and the exchange ends."""
         self.on_response(head)

@@ -5,7 +5,7 @@ no value computed from a variable may carry a control byte to the backend."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 from fastgate._wire import field_value, forwarded
 from fastgate.http.engine import Headers
@@ -58,20 +58,22 @@ def upstream_request_headers(
     default_host: str,
     request: Any,
     upgrade: bytes | None,
-    on_unsafe: Callable[[str, str], None],
-) -> Headers:
+) -> tuple[Headers, list[str] | None]:
     """The headers sent upstream (``plan`` is ``set_plan(proxy_set_header)`` and ``drop``
-    ``request_drop(proxy_set_header)``). A ``proxy_set_header`` value that renders empty
-    removes the header; one that would carry a control byte is dropped and reported
-    through ``on_unsafe`` (the request still goes, without that header)."""
+    ``request_drop(proxy_set_header)``), and the names of the ``proxy_set_header`` values
+    dropped because they would carry a control byte (None when there are none; the
+    request still goes, without them). A value that renders empty removes the header."""
     out: Headers = forwarded(client_headers, drop)
     host: bytes | None = default_host.encode("latin-1")
+    unsafe: list[str] | None = None
     for name, bname, is_host, template in plan:
         value = template.render(request)
         raw = field_value(value) if value else None
         if raw is None:
             if value:
-                on_unsafe(name, value)
+                if unsafe is None:
+                    unsafe = []
+                unsafe.append(name)
             if is_host:
                 host = None
             continue
@@ -84,7 +86,7 @@ def upstream_request_headers(
     if upgrade is not None:
         out.append((b"Connection", b"upgrade"))
         out.append((b"Upgrade", upgrade))
-    return out
+    return out, unsafe
 
 
 # nginx's proxy_hide_header defaults: the proxy answers with its own Server and Date

@@ -469,18 +469,18 @@ class Phases:
     def upstream_request(self, conn: "ClientConnection", req: Request,
                          loc: Location) -> tuple[Headers, bytes]:
         """The headers and target sent upstream (both proxy paths use this)."""
-        w = self.w
         pp = loc.proxy_pass
         assert pp is not None
         req.proxy_host = pp.host_header
-
-        def unsafe(name: str, value: str) -> None:
-            w.log.warn(f'header "{name}" dropped: its value holds a control character', conn, req)
-            w.stats.unsafe_header()
-
         s = loc.settings
-        headers = upstream_request_headers(req.head.headers, s.proxy_set, s.proxy_drop,
-                                           pp.host_header, req, req.head.upgrade, unsafe)
+        headers, unsafe = upstream_request_headers(req.head.headers, s.proxy_set, s.proxy_drop,
+                                                   pp.host_header, req, req.head.upgrade)
+        if unsafe is not None:
+            w = self.w
+            for name in unsafe:
+                w.log.warn(f'header "{name}" dropped: its value holds a control character',
+                           conn, req)
+                w.stats.unsafe_header()
         return headers, self._upstream_target(req, loc)
 
     async def _proxy(self, conn: "ClientConnection", req: Request, loc: Location,

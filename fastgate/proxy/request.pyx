@@ -6,9 +6,11 @@ Compiled (as a C class with declared fields) because every request makes one and
 forty fields were most of the cost of making it: here they start as C defaults and
 only those that depend on the request are set."""
 
-import os
-import time
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
+import os
+
+from fastgate._wire cimport RequestHead
 from fastgate._wire import host_of
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
@@ -18,61 +20,25 @@ cdef class Request:
     """Attributes are what ``fastgate.variables`` getters read; headers as str pairs are
     made only if a variable asks for them."""
 
-    cdef public object head  # RequestHead
-    cdef public str method
-    cdef public str target
-    cdef public str version
-    cdef public str uri  # $uri: normalised, decoded
-    cdef public str args
-    cdef public str host
-    cdef public str scheme
-    cdef public str remote_addr
-    cdef public int remote_port
-    cdef public str server_addr
-    cdef public int server_port
-    cdef public object server  # Server | None
-    cdef public object location  # Location | None
-    cdef public int status
-    cdef public double start  # wall clock at arrival
-    cdef public long long request_length
-    cdef public long long body_bytes_sent
-    cdef public long long bytes_sent
-    cdef public str upstream_addr
-    cdef public str upstream_status
-    cdef public double upstream_time  # seconds to the upstream's response head; -1: none
-    cdef public str proxy_host
-    cdef public str proxy_port
-    cdef public long long connection_id
-    cdef public long long connection_requests
-    cdef public object token  # Token | None
-    cdef public tuple captures
-    cdef public dict memo
-    cdef object _headers
-    cdef str _request_id
-    # WWW-Authenticate for a 401 the access phase caused (None: it caused none)
-    cdef public object challenge
-    cdef public bint redirected
-    cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)
-    cdef public str limit_req_status
-    cdef public str limit_conn_status
-    cdef public object conn_slots  # [(table, key)] limit_conn counts to release, or None
-    # the status an error_page imposes on whatever answers (None: the answer's own)
-    cdef public object override
+    # (fields: request.pxd, so that the callback exchange reads them as C members)
 
-    def __init__(self, head, target, conn):
+    def __init__(self, RequestHead head, target, conn):
+        # target: an http.uri.Target (path, args, host), read by position
+        cdef timespec now
+        if not isinstance(target, tuple) or len(<tuple>target) != 3:
+            raise TypeError(f"not a Target: {target!r}")
         self.head = head
         self.method = _METHODS.get(head.method) or head.method.decode("latin-1")
-        self.target = head.target.decode("latin-1")
-        self.version = head.version.decode("latin-1")
-        self.uri = target.path
-        self.args = target.args
+        self.uri = (<tuple>target)[0]
+        self.args = (<tuple>target)[1]
         self.scheme = conn.scheme
         self.remote_addr = conn.remote_addr
         self.remote_port = conn.remote_port
         self.server_addr = conn.server_addr
         self.server_port = conn.server_port
-        self.host = target.host or host_of(head.headers)
-        self.start = time.time()
+        self.host = (<tuple>target)[2] or host_of(head.headers)
+        clock_gettime(CLOCK_REALTIME, &now)  # time.time(), without its Python call
+        self.start = now.tv_sec + now.tv_nsec * 1e-9
         self.upstream_addr = ""
         self.upstream_status = ""
         self.upstream_time = -1.0
@@ -81,12 +47,31 @@ cdef class Request:
         self.connection_id = conn.connection_id
         self.connection_requests = conn.requests
         self.captures = ()
-        self.memo = {}
         self._request_id = ""
         self.limit_req_status = ""
         self.limit_conn_status = ""
         # (None, 0 and False fields are C defaults: server, location, status, token,
         # challenge, redirected, limited, conn_slots, override, the byte counts)
+
+    @property
+    def target(self):
+        """The request target as the client sent it: $request_uri."""
+        t = self._target
+        if t is None:
+            t = self._target = self.head.target.decode("latin-1")
+        return t
+
+    @property
+    def version(self):
+        return self.head.version.decode("latin-1")
+
+    @property
+    def memo(self):
+        """Values of map variables evaluated for this request, by name."""
+        m = self._memo
+        if m is None:
+            m = self._memo = {}
+        return m
 
     @property
     def headers(self):

@@ -1,3 +1,5 @@
+# cython: language_level=3
+# cython: embedsignature=True
 """The fast engine: httptools (llhttp, C) parses; responses and requests are framed here.
 
 llhttp parses every pipelined request in one ``feed_data`` call and cannot pause, so
@@ -9,53 +11,90 @@ The fast lane: a read that holds exactly one whole message of the common simple 
 is parsed by ``fastgate._wire`` in one C pass (no llhttp callbacks into Python); it
 accepts a strict subset of what llhttp accepts, so anything else goes to llhttp as
 before, with llhttp between messages either way.
-"""
 
-from __future__ import annotations
+Compiled: the engine's methods run several times per request, so both sides are C
+classes (fields at fixed offsets, internal steps as C methods); llhttp's callbacks are
+still Python-visible methods, as httptools calls them by name.
+"""
 
 from collections import deque
 import httptools
 
+from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
-from fastgate.http.engine import (
-    ClientHandler,
-    Headers,
-    ProtocolError,
-    RequestHead,
-    ResponseHead,
-    ServerHandler,
-)
-
-_NO_BODY_STATUS = (204, 304)
+from fastgate.http.engine import ProtocolError
 
 
-def _chunk(data: bytes) -> bytes:
+cdef inline bint _no_body_status(int status):
+    return status == 204 or status == 304
+
+
+cdef bytes _chunk(bytes data):
     """One chunk of a chunked body (RFC 9112 section 7.1)."""
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-class _Message:
+# "HTTP/1.1 200 OK\r\n" for every status with a standard reason phrase
+cdef dict _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, phrase)
+                           for status, phrase in REASONS.items()}
+
+
+cdef bytes _status_line(int status, bytes reason):
+    cdef bytes line = _STATUS_LINES.get(status)
+    if line is not None and reason == REASONS[status]:
+        return line
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason)
+
+
+cdef class _Message:
     """A request parsed ahead of the one being served (pipelining)."""
 
-    __slots__ = ("head", "chunks", "ended", "error")
+    cdef RequestHead head
+    cdef list chunks
+    cdef bint ended
+    cdef object error  # ProtocolError | None
 
-    def __init__(self, head: RequestHead) -> None:
+    def __init__(self, head):
         self.head = head
-        self.chunks: list[bytes] = []
+        self.chunks = []
         self.ended = False
-        self.error: ProtocolError | None = None
+        self.error = None
 
 
-class HttptoolsServer:
+cdef class HttptoolsServer:
     """Server side of one client connection."""
 
-    def __init__(self, handler: ServerHandler, max_header_bytes: int = 32768,
-                 max_line: int = 8192) -> None:
+    cdef object _h
+    cdef object _p
+    cdef Py_ssize_t _max_header_bytes
+    cdef Py_ssize_t _max_line
+    cdef list _headers
+    cdef bytes _url
+    cdef Py_ssize_t _size
+    cdef object _queue  # deque of _Message
+    cdef bint _active  # a request has been delivered and not finished
+    cdef bint _request_ended
+    cdef bint _response_done
+    cdef bint _keep_alive
+    cdef bint _failed
+    cdef bint _eof
+    cdef bytes _version
+    cdef bint _chunked_response
+    cdef bint _head_only
+    cdef bint _continue_pending
+    cdef bytes _upgrade_rest
+    cdef bint _upgraded
+    cdef bint _body_expected
+    cdef bint _current_failed
+    cdef bint _mid  # inside a message that has not ended
+    cdef object _pending_error  # ProtocolError | None
+
+    def __init__(self, handler, Py_ssize_t max_header_bytes=32768, Py_ssize_t max_line=8192):
         self._h = handler
         self._p = httptools.HttpRequestParser(self)
         self._max_header_bytes = max_header_bytes
         self._max_line = max_line
-        self._headers: Headers = []
+        self._headers = []
         self._url = b""
         self._size = 0
         self._queue: deque[_Message] = deque()
@@ -73,22 +112,23 @@ class HttptoolsServer:
         self._upgraded = False
         self._body_expected = False
         self._current_failed = False
-        self._mid = False  # inside a message that has not ended
+        self._mid = False
+        self._pending_error = None
 
     # --- httptools callbacks ---------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def on_message_begin(self):
         self._headers = []
         self._url = b""
         self._size = 0
         self._mid = True
 
-    def on_url(self, url: bytes) -> None:
+    def on_url(self, url):
         self._url += url
         if len(self._url) + 16 > self._max_line:
             raise ProtocolError("request line too long", 414)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
+    def on_header(self, name, value):
         line = len(name) + len(value) + 4
         if line > self._max_line:
             raise ProtocolError("request header line too long", 431)
@@ -97,7 +137,7 @@ class HttptoolsServer:
             raise ProtocolError("request headers too large", 431)
         self._headers.append((name, value))
 
-    def on_headers_complete(self) -> None:
+    def on_headers_complete(self):
         p = self._p
         headers = self._headers
         length = 0
@@ -137,16 +177,16 @@ class HttptoolsServer:
         )
         self._queue.append(_Message(head))
 
-    def on_body(self, body: bytes) -> None:
-        self._queue[-1].chunks.append(body)
+    def on_body(self, body):
+        (<_Message>self._queue[-1]).chunks.append(body)
 
-    def on_message_complete(self) -> None:
+    def on_message_complete(self):
         self._mid = False
-        self._queue[-1].ended = True
+        (<_Message>self._queue[-1]).ended = True
 
     # --- the engine interface --------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data):
         if self._failed or self._upgraded:
             return
         if not (self._active or self._mid or self._queue or self._eof) and data:
@@ -169,7 +209,7 @@ class HttptoolsServer:
             offset = e.args[0] if e.args else len(data)
             self._upgrade_rest = data[offset:]
             if self._queue:
-                self._queue[-1].ended = True
+                (<_Message>self._queue[-1]).ended = True
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__
             self._fail(cause if isinstance(cause, ProtocolError)
@@ -178,18 +218,17 @@ class HttptoolsServer:
             self._fail(ProtocolError(f"invalid request: {e}", 400))
         self._deliver()
 
-    def _fail(self, error: ProtocolError) -> None:
+    cdef _fail(self, error):
         self._failed = True
-        msg = self._queue[-1] if self._queue else None
+        cdef _Message msg = self._queue[-1] if self._queue else None
         if msg is not None and not msg.ended:
             msg.error = error
         else:
             self._pending_error = error
 
-    _pending_error: ProtocolError | None = None
-
-    def _deliver(self) -> None:
+    cdef _deliver(self):
         """Hand the handler what belongs to the current request; queue the rest."""
+        cdef _Message msg
         h = self._h
         while self._queue:
             msg = self._queue[0]
@@ -228,7 +267,7 @@ class HttptoolsServer:
         elif not self._active and self._eof:
             h.on_eof()
 
-    def _serve(self, head: RequestHead) -> None:
+    cdef _serve(self, RequestHead head):
         """A whole bodiless request from the fast lane: what ``_deliver`` does for one."""
         self._active = True
         self._request_ended = False
@@ -242,8 +281,8 @@ class HttptoolsServer:
         self._request_ended = True
         h.on_end()
 
-    def start_next(self) -> None:
-        if not self.keep_alive:
+    def start_next(self):
+        if not self._keeps_alive():
             return
         self._active = False
         self._request_ended = False
@@ -251,20 +290,20 @@ class HttptoolsServer:
         if self._queue or self._eof or self._pending_error is not None:
             self._deliver()
 
-    def send_continue(self) -> bytes:
+    def send_continue(self):
         if not self._continue_pending:
             return b""
         self._continue_pending = False
         return b"HTTP/1.1 100 Continue\r\n\r\n"
 
-    def send_head(self, status: int, reason: bytes, headers: Headers,
-                  content_length: int | None, head_only: bool = False) -> bytes:
+    def send_head(self, status, reason, headers,
+                  content_length, head_only=False):
         self._continue_pending = False
-        no_body = head_only or status in _NO_BODY_STATUS or status < 200
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason), serialize(headers)]
+        no_body = head_only or _no_body_status(status) or status < 200
+        out = [_status_line(status, reason), serialize(headers)]
         self._chunked_response = False
         self._head_only = no_body
-        if status not in _NO_BODY_STATUS:
+        if not _no_body_status(status):
             if content_length is not None:
                 out.append(b"content-length: %d\r\n" % content_length)
             elif not no_body:
@@ -282,33 +321,36 @@ class HttptoolsServer:
         out.append(b"\r\n")
         return b"".join(out)
 
-    def send_body(self, data: bytes) -> bytes:
+    def send_body(self, data):
         if self._head_only or not data:
             return b""
         return _chunk(data) if self._chunked_response else data
 
-    def send_end(self) -> bytes:
+    def send_end(self):
         self._response_done = True
         if self._chunked_response and not self._head_only:
             return b"0\r\n\r\n"
         return b""
 
-    def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
+    def switch_protocol(self, status, reason, headers):
         self._upgraded = True
         self._keep_alive = False
-        out = b"HTTP/1.1 %d %s\r\n" % (status, reason) + serialize(headers) + b"\r\n"
+        out = _status_line(status, reason) + serialize(headers) + b"\r\n"
         rest, self._upgrade_rest = self._upgrade_rest, b""
         return out, rest
 
     @property
-    def keep_alive(self) -> bool:
+    def keep_alive(self):
+        return self._keeps_alive()
+
+    cdef inline bint _keeps_alive(self):
         # a parse error further on (a pipelined request) does not end this exchange: it
         # is reported, and answered, when its turn comes (as h11 does)
         return (self._keep_alive and not self._current_failed and self._request_ended
                 and self._response_done and not self._upgraded)
 
     @property
-    def failed(self) -> bool:
+    def failed(self):
         """The request being served was malformed (later ones wait for their turn)."""
         return self._current_failed
 
@@ -317,13 +359,27 @@ class _HeadDone(Exception):
     """Raised from on_headers_complete to stop llhttp after a HEAD response's head."""
 
 
-class HttptoolsClient:
+cdef class HttptoolsClient:
     """Client side of one upstream connection."""
 
-    def __init__(self, handler: ClientHandler) -> None:
+    cdef object _h
+    cdef object _p
+    cdef list _headers
+    cdef bint _chunked
+    cdef bint _head_request
+    cdef bint _sent_done
+    cdef bint _recv_done
+    cdef bint _keep_alive
+    cdef bint _upgraded
+    cdef bytes _trailing
+    cdef bint _leftover
+    cdef bint _broken
+    cdef bint _mid  # llhttp is inside a response
+
+    def __init__(self, handler):
         self._h = handler
         self._p = httptools.HttpResponseParser(self)
-        self._headers: Headers = []
+        self._headers = []
         self._chunked = False
         self._head_request = False
         self._sent_done = False
@@ -333,15 +389,15 @@ class HttptoolsClient:
         self._trailing = b""
         self._leftover = False
         self._broken = False
-        self._mid = False  # llhttp is inside a response
+        self._mid = False
 
-    def bind(self, handler: ClientHandler) -> None:
+    def bind(self, handler):
         self._h = handler
 
     # --- framing our request ----------------------------------------------------------------
 
-    def send_head(self, method: bytes, target: bytes, headers: Headers,
-                  content_length: int | None) -> bytes:
+    def send_head(self, method, target, headers,
+                  content_length):
         self._head_request = method == b"HEAD"
         self._sent_done = False
         self._recv_done = False
@@ -356,25 +412,25 @@ class HttptoolsClient:
         out.append(b"\r\n")
         return b"".join(out)
 
-    def send_body(self, data: bytes) -> bytes:
+    def send_body(self, data):
         if not data:
             return b""
         return _chunk(data) if self._chunked else data
 
-    def send_end(self) -> bytes:
+    def send_end(self):
         self._sent_done = True
         return b"0\r\n\r\n" if self._chunked else b""
 
     # --- parsing the response ------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def on_message_begin(self):
         self._headers = []
         self._mid = True
 
-    def on_header(self, name: bytes, value: bytes) -> None:
+    def on_header(self, name, value):
         self._headers.append((name, value))
 
-    def on_headers_complete(self) -> None:
+    def on_headers_complete(self):
         p = self._p
         status = p.get_status_code()
         headers = self._headers
@@ -395,10 +451,10 @@ class HttptoolsClient:
         if self._head_request:
             raise _HeadDone()
 
-    def on_body(self, body: bytes) -> None:
+    def on_body(self, body):
         self._h.on_body(body)
 
-    def on_message_complete(self) -> None:
+    def on_message_complete(self):
         self._mid = False
         if self._upgraded:
             return
@@ -408,7 +464,7 @@ class HttptoolsClient:
         self._keep_alive = self._keep_alive and self._p.should_keep_alive()
         self._h.on_end()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data):
         if self._broken:
             return
         if self._recv_done and data:
@@ -448,24 +504,24 @@ class HttptoolsClient:
             self._broken = True
             self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))
 
-    def _whole(self, head: ResponseHead, data: bytes, body: int) -> None:
+    cdef _whole(self, ResponseHead head, bytes data, Py_ssize_t body):
         """A whole response from the fast lane, in one callback."""
         self._keep_alive = head.keep_alive
         self._recv_done = True
         self._h.on_whole(head, data[body:] if body < len(data) else b"")
 
     @property
-    def reusable(self) -> bool:
+    def reusable(self):
         return (self._sent_done and self._recv_done and self._keep_alive and not self._broken
                 and not self._upgraded)
 
-    def start_next(self) -> None:
+    def start_next(self):
         self._recv_done = False
         self._sent_done = False
 
-    def leftover(self) -> bool:
+    def leftover(self):
         return self._leftover
 
-    def trailing_data(self) -> bytes:
+    def trailing_data(self):
         data, self._trailing = self._trailing, b""
         return data

@@ -1,0 +1,22 @@
+# The heads the engines hand over, declared here so that the other compiled modules
+# (the engine, the request, the callback exchange) read their fields as C struct members.
+
+cdef class RequestHead:
+    cdef readonly bytes method
+    cdef readonly bytes target
+    cdef readonly bytes version  # b"1.0" or b"1.1"
+    cdef readonly list headers  # [(name, value)], bytes, names as received
+    # what the framing says the body is: -1 chunked, else Content-Length (0: none)
+    cdef readonly long long content_length
+    cdef readonly bint keep_alive
+    cdef readonly bint expect_continue
+    cdef readonly object upgrade  # the Upgrade value when the client asks to switch
+
+
+cdef class ResponseHead:
+    cdef readonly int status
+    cdef readonly bytes reason
+    cdef readonly bytes version
+    cdef readonly list headers
+    cdef readonly long long content_length  # -1 chunked or close-delimited; else its length
+    cdef readonly bint keep_alive

@@ -1,0 +1,84 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: embedsignature=True
+"""The writing side of a worker's counter slot, in C: several counters move on every
+request, and a Python ``view[i] += 1`` on the shared memoryview costs about a thousand
+machine instructions (a float boxed and unboxed each way); here it is one add.
+
+``fastgate.ops.stats.Stats`` derives from this class: the layout of the slot and
+everything read or written rarely stay there, in Python.
+"""
+
+
+cdef class SlotWriter:
+    cdef double[::1] _view  # keeps the shared buffer alive while _v points into it
+    cdef double *_v
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _requests  # first of the 1xx..5xx counters
+    cdef Py_ssize_t _latency  # first latency bucket; one more bucket for +Inf
+    cdef Py_ssize_t _latency_sum
+    cdef Py_ssize_t _latency_count
+    cdef Py_ssize_t _jwt_ok
+    cdef Py_ssize_t _cache_hit
+    cdef Py_ssize_t _cache_miss
+    cdef Py_ssize_t _idle
+    cdef double _bounds[32]
+    cdef int _nbounds
+
+    cdef _bind(self, view, dict at, tuple bounds):
+        if len(bounds) > 32:
+            raise ValueError("at most 32 latency buckets")
+        self._view = view
+        self._v = &self._view[0]
+        self._size = self._view.shape[0]
+        self._requests = at["requests"]
+        self._latency = at["latency"]
+        self._latency_sum = at["latency_sum"]
+        self._latency_count = at["latency_count"]
+        self._jwt_ok = at["jwt_ok"]
+        self._cache_hit = at["cache_hit"]
+        self._cache_miss = at["cache_miss"]
+        self._idle = at["conn_idle"]
+        self._nbounds = len(bounds)
+        for i, b in enumerate(bounds):
+            self._bounds[i] = b
+        # every index must fall inside the slot, checked once here and not per add
+        for name, i in at.items():
+            if not 0 <= i < self._size:
+                raise ValueError(f"counter {name} at {i} is outside the slot")
+        if self._latency + self._nbounds >= self._size:
+            raise ValueError("latency buckets run past the slot")
+
+    def bind(self, view, dict at, tuple bounds):
+        """Write into ``view`` (a writable buffer of doubles); ``at`` gives the index of
+        each counter the hot methods touch, ``bounds`` the latency buckets' upper
+        bounds in seconds (ascending)."""
+        self._bind(view, at, bounds)
+
+    def add(self, Py_ssize_t index, double delta=1.0):
+        if not 0 <= index < self._size:
+            raise IndexError(f"counter index {index} is outside the slot")
+        self._v[index] += delta
+
+    def request(self, int status, double seconds):
+        """A response written: its status class and its latency."""
+        cdef int cls = status // 100
+        cdef int b = 0
+        if 1 <= cls <= 5:
+            self._v[self._requests + cls - 1] += 1
+        # the first bucket whose bound is >= seconds (bisect_left), else +Inf
+        while b < self._nbounds and self._bounds[b] < seconds:
+            b += 1
+        self._v[self._latency + b] += 1
+        self._v[self._latency_sum] += seconds
+        self._v[self._latency_count] += 1
+
+    def verified(self, bint hit):
+        """A token passed, from the cache or not."""
+        self._v[self._jwt_ok] += 1
+        self._v[self._cache_hit if hit else self._cache_miss] += 1
+
+    def cache(self, bint hit):
+        self._v[self._cache_hit if hit else self._cache_miss] += 1
+
+    def idle(self, int delta):
+        self._v[self._idle] += delta

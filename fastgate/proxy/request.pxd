@@ -1,0 +1,46 @@
+# The request's fields, declared here so that the other compiled modules (the callback
+# exchange) read and write them as C struct members.
+
+from fastgate._wire cimport RequestHead
+
+
+cdef class Request:
+    cdef public RequestHead head
+    cdef public str method
+    cdef str _target  # made on first use, as are version and memo
+    cdef public str uri  # $uri: normalised, decoded
+    cdef public str args
+    cdef public str host
+    cdef public str scheme
+    cdef public str remote_addr
+    cdef public int remote_port
+    cdef public str server_addr
+    cdef public int server_port
+    cdef public object server  # Server | None
+    cdef public object location  # Location | None
+    cdef public int status
+    cdef public double start  # wall clock at arrival
+    cdef public long long request_length
+    cdef public long long body_bytes_sent
+    cdef public long long bytes_sent
+    cdef public str upstream_addr
+    cdef public str upstream_status
+    cdef public double upstream_time  # seconds to the upstream's response head; -1: none
+    cdef public str proxy_host
+    cdef public str proxy_port
+    cdef public long long connection_id
+    cdef public long long connection_requests
+    cdef public object token  # Token | None
+    cdef public tuple captures
+    cdef dict _memo
+    cdef object _headers
+    cdef str _request_id
+    # WWW-Authenticate for a 401 the access phase caused (None: it caused none)
+    cdef public object challenge
+    cdef public bint redirected
+    cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)
+    cdef public str limit_req_status
+    cdef public str limit_conn_status
+    cdef public object conn_slots  # [(table, key)] limit_conn counts to release, or None
+    # the status an error_page imposes on whatever answers (None: the answer's own)
+    cdef public object override
