@@ -374,7 +374,16 @@ cdef tuple _connection_tokens(list headers):
 def forwarded(list headers, tuple drop):
     """``headers`` without those named in ``drop`` (lower-case names) or listed in a
     Connection header: what a proxy passes on (RFC 9110 section 7.6.1)."""
-    cdef list out = []
+    return _forward_into([], headers, drop)
+
+
+def response_headers(list headers, tuple drop, bytes server, bytes date):
+    """The head of a proxied response: our ``Server`` and ``Date`` first, then the
+    upstream's ``headers`` as ``forwarded`` passes them."""
+    return _forward_into([(b"Server", server), (b"Date", date)], headers, drop)
+
+
+cdef list _forward_into(list out, list headers, tuple drop):
     cdef tuple pair
     cdef bytes name
     cdef tuple listed = ()

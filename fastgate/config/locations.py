@@ -30,12 +30,21 @@ def compile_regex(pattern: str, caseless: bool) -> re.Pattern[str]:
         raise ConfigError(f'pcre2_compile() failed: {e} in "{pattern}"') from None
 
 
+# distinct URIs whose answer ``LocationTree.find`` keeps; past this it starts over
+FIND_MEMO_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class LocationTree:
     exact: dict[str, Location] = field(default_factory=dict)
     prefixes: tuple[Location, ...] = ()  # longest pattern first
     regexes: tuple[Location, ...] = ()  # file order
     named: dict[str, Location] = field(default_factory=dict)
+    # find's answers by URI: a pure function of the URI and this (immutable) tree, and
+    # the same few URIs come again and again; bounded, so a flood of distinct ones only
+    # makes it start over
+    _memo: dict[str, tuple[Location | None, tuple[str, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, locations: list[Location]) -> "LocationTree":
@@ -62,8 +71,15 @@ class LocationTree:
 
     def find(self, uri: str) -> tuple[Location | None, tuple[str, ...]]:
         """The location for ``uri`` and the regex captures (``$0`` first) if a regex won."""
-        loc, caps, _ = self._find(uri)
-        return loc, caps
+        memo = self._memo
+        hit = memo.get(uri)
+        if hit is None:
+            loc, caps, _ = self._find(uri)
+            hit = (loc, caps)
+            if len(memo) >= FIND_MEMO_SIZE:
+                memo.clear()
+            memo[uri] = hit
+        return hit
 
     def _find(self, uri: str) -> tuple[Location | None, tuple[str, ...], bool]:
         hit = self.exact.get(uri)

@@ -14,7 +14,8 @@ import time
 from fastgate._wire cimport ResponseHead
 from fastgate.proxy.request cimport Request
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy.headers import client_response_headers
+from fastgate._wire import response_headers
+from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.status import reason
 
 
@@ -88,8 +89,8 @@ cdef class FastExchange:
         req.status = status
         req.upstream_status = str(status)
         req.upstream_time = time.monotonic() - self.t0
-        headers = client_response_headers(head.headers, False, b"fastgate",
-                                          phases.w.http_date())
+        headers = response_headers(head.headers, RESPONSE_DROP, b"fastgate",
+                                   phases.w.http_date())
         if self.loc.settings.add_header:
             headers.extend(phases.added_headers(req, self.loc, status))
         self.head_only = req.method == "HEAD" or status in (204, 304)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastgate._wire import field_value, forwarded
+from fastgate._wire import field_value, forwarded, response_headers
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
 
@@ -93,7 +93,7 @@ def upstream_request_headers(
 _HIDDEN = frozenset({b"content-length", b"server", b"date", b"x-pad", b"x-accel-expires",
                      b"x-accel-redirect", b"x-accel-limit-rate", b"x-accel-buffering",
                      b"x-accel-charset"})
-_RESPONSE_DROP = tuple(sorted(HOP_BY_HOP | _HIDDEN))
+RESPONSE_DROP = tuple(sorted(HOP_BY_HOP | _HIDDEN))
 
 
 def client_response_headers(upstream_headers: Headers, switching: bool,
@@ -101,12 +101,11 @@ def client_response_headers(upstream_headers: Headers, switching: bool,
     """Upstream response headers fit to forward: hop-by-hop and framing removed (the
     client engine frames the body itself), except Connection/Upgrade on a 101; our own
     Server and Date first."""
+    if not switching:
+        return response_headers(upstream_headers, RESPONSE_DROP, server, date)
+    # a 101 keeps its Connection and Upgrade
     out: Headers = [(b"Server", server), (b"Date", date)]
-    if switching:
-        # a 101 keeps its Connection and Upgrade
-        drop = (connection_tokens(upstream_headers) | HOP_BY_HOP | _HIDDEN) - {
-            b"connection", b"upgrade"}
-        out.extend(p for p in upstream_headers if p[0].lower() not in drop)
-    else:
-        out.extend(forwarded(upstream_headers, _RESPONSE_DROP))
+    drop = (connection_tokens(upstream_headers) | HOP_BY_HOP | _HIDDEN) - {
+        b"connection", b"upgrade"}
+    out.extend(p for p in upstream_headers if p[0].lower() not in drop)
     return out

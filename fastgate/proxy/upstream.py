@@ -282,9 +282,14 @@ class UpstreamGroup:
         self.engine = engine
         self.primary = [Peer(s, self) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s, self) for s in upstream.servers if s.backup]
+        # a group of one server (the common case): round robin over one always picks it
+        self._only = self.primary[0] if len(self.primary) == 1 and not self.backup else None
 
     def pick(self, now: float, exclude: "set[Peer] | frozenset[Peer]") -> Peer | None:
         """Smooth weighted round robin over live primary servers, then backups."""
+        only = self._only
+        if only is not None:
+            return only if only not in exclude and only.available(now) else None
         for peers in (self.primary, self.backup):
             best = None
             total = 0
