@@ -7,7 +7,9 @@ keep-alive to the backend everywhere; access logs off; 50 connections; every row
 ``--runs`` times (default 3) and the median kept. Each run of a row is paired with a run
 of nginx ``proxy_pass`` just before it, and a row's ratios are the median of the pairs'
 ratios: on a shared VM the speed of the machine drifts by tens of percent within
-minutes, and pairing keeps that drift out of the ratios. Prints requests/s, p50, p99, the
+minutes, and pairing keeps that drift out of the ratios. For the same reason the rows
+compared with the aiohttp peer (a valid HS256 token, each engine) also pair each of
+their runs with a run of the peer, which stays up, idle, for the whole benchmark. Prints requests/s, p50, p99, the
 ratio to nginx and the p99 ratio for every row, then the targets of issue #5;
 ``--json FILE`` writes the figures too.
 
@@ -77,6 +79,7 @@ class Result:
     non2xx: list[int] = field(default_factory=list)
     ratio: list[float] = field(default_factory=list)  # per run, to the paired nginx run
     p99_ratio: list[float] = field(default_factory=list)
+    peer_ratio: list[float] = field(default_factory=list)  # per run, to the paired peer run
     note: str = ""
 
     def median(self, values: list[float]) -> float:
@@ -113,6 +116,9 @@ class Bench:
         self.backend_port = free_port()
         self.results: list[Result] = []
         self.caches: tuple[float, float, float] | None = None  # RSS around the cache rows
+        self.peer_url: str | None = None
+        self.peer_headers: list[str] = []
+        self.peer_row: Result | None = None
 
     def start(self, cmd: list[str], port: int, cpu: str = "0") -> subprocess.Popen:
         p = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=subprocess.DEVNULL,
@@ -140,12 +146,16 @@ http {{ access_log off; {body} }}
         return self.start(["nginx", "-c", str(conf), "-p", str(self.tmp)], port, cpu)
 
     def measure(self, name: str, url: str, headers: list[str] | None = None,
-                script: str | None = None, note: str = "") -> Result:
+                script: str | None = None, note: str = "", vs_peer: bool = False) -> Result:
         r = Result(name, note=note)
         run_wrk(url, 1, headers or [], script)  # warm-up: pools filled, caches primed
+        vs_peer = vs_peer and self.peer_url is not None
         for _ in range(self.args.runs):
             ref = self.reference()
+            peer = self.peer_run(ref) if vs_peer else 0.0
             rps, p50, p99, bad = run_wrk(url, self.args.duration, headers or [], script)
+            if peer:
+                r.peer_ratio.append(rps / peer)
             r.rps.append(rps)
             r.p50.append(p50)
             r.p99.append(p99)
@@ -157,6 +167,19 @@ http {{ access_log off; {body} }}
               f"p99 {r.median(r.p99):6.2f} ms  x{r.median(r.ratio):.2f} of nginx  "
               f"non-2xx {r.non2xx[-1]}", flush=True)
         return r
+
+    def peer_run(self, ref: tuple[float, float]) -> float:
+        """One run of the aiohttp peer (req/s), recorded in the peer's row."""
+        assert self.peer_url is not None and self.peer_row is not None
+        rps, p50, p99, bad = run_wrk(self.peer_url, self.args.duration, self.peer_headers, None)
+        n = self.peer_row
+        n.rps.append(rps)
+        n.p50.append(p50)
+        n.p99.append(p99)
+        n.non2xx.append(bad)
+        n.ratio.append(rps / ref[0])
+        n.p99_ratio.append(p99 / ref[1])
+        return rps
 
     def reference(self) -> tuple[float, float]:
         """One run of nginx proxy_pass (req/s, p99), recorded in the nginx row."""
@@ -257,6 +280,18 @@ http {{
 
         rsa_key, rsa_pem, ec_key, ec_pem = self.keys()
         hs = self.token()
+        if _has_aiohttp():
+            # the peer stays up (idle between its runs) to be measured next to the rows
+            # compared with it
+            port = free_port()
+            self.start([PY, str(HERE / "peer_aiohttp.py"), str(port),
+                        f"http://127.0.0.1:{self.backend_port}", SECRET], port)
+            self.peer_url = f"http://127.0.0.1:{port}/x"
+            self.peer_headers = [f"Authorization: Bearer {hs}"]
+            self.peer_row = Result("aiohttp + PyJWT peer: HS256 valid")
+            run_wrk(self.peer_url, 1, self.peer_headers, None)
+        else:
+            print("  (aiohttp not installed: the peer is skipped; pip install aiohttp)")
         rs = self.token("RS256", str(rsa_key))
         es = self.token("ES256", str(ec_key))
         engines = ["httptools", "h11"] if a.rows == "all" else ["httptools"]
@@ -269,7 +304,7 @@ http {{
             self.measure(f"fastgate {engine}: no auth", f"{url}/")
             first = rss_mib(p.pid)
             self.measure(f"fastgate {engine}: HS256 valid + claim header", f"{url}/hs/x",
-                         [f"Authorization: Bearer {hs}"])
+                         [f"Authorization: Bearer {hs}"], vs_peer=True)
             self.measure(f"fastgate {engine}: HS256 invalid signature (401)", f"{url}/hs/x",
                          [f"Authorization: Bearer {hs[:-2]}AA"], note="401 path")
             if a.rows == "all" or engine == "httptools":
@@ -294,24 +329,18 @@ http {{
             memory[engine] = (first, rss_mib(p.pid))
             self.stop(p)
 
-        if shutil.which("nginx") and _has_aiohttp():
-            port = free_port()
-            p = self.start([PY, str(HERE / "peer_aiohttp.py"), str(port),
-                            f"http://127.0.0.1:{self.backend_port}", SECRET], port)
-            self.measure("aiohttp + PyJWT peer: HS256 valid", f"http://127.0.0.1:{port}/x",
-                         [f"Authorization: Bearer {hs}"])
-            self.stop(p)
-        else:
-            print("  (aiohttp not installed: the peer row is skipped; pip install aiohttp)")
+        if self.peer_row is not None and self.peer_row.rps:
+            self.results.append(self.peer_row)
 
         print(f"\nnginx proxy_pass, {len(self.nginx_row.rps)} runs paired with the rows: "
               f"{min(self.nginx_row.rps):.0f} to {max(self.nginx_row.rps):.0f} req/s")
-        print("\n| row | req/s | p50 ms | p99 ms | vs nginx | p99 vs nginx |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("\n| row | req/s | p50 ms | p99 ms | vs nginx | p99 vs nginx | vs peer |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for r in self.results:
+            vs_peer = f"{r.median(r.peer_ratio):.2f}" if r.peer_ratio else ""
             print(f"| {r.name} | {r.median(r.rps):.0f} | {r.median(r.p50):.2f} | "
                   f"{r.median(r.p99):.2f} | {r.median(r.ratio):.2f} | "
-                  f"{r.median(r.p99_ratio):.2f} |")
+                  f"{r.median(r.p99_ratio):.2f} | {vs_peer} |")
         for engine, (first, last) in memory.items():
             print(f"\nfastgate {engine} RSS: {first:.1f} MiB after the first run, "
                   f"{last:.1f} MiB after all runs ({last - first:+.1f} MiB)")
@@ -335,7 +364,6 @@ http {{
         print("\nTargets (issue #5):")
         valid = "fastgate httptools: HS256 valid + claim header"
         invalid = "fastgate httptools: HS256 invalid signature (401)"
-        peer = med("aiohttp + PyJWT peer: HS256 valid")
         ratio, p99r = med(valid, "ratio"), med(valid, "p99_ratio")
         if ratio is not None and p99r is not None:
             line(ratio >= 0.5, f"fast engine, valid HS256 + claim: {ratio:.2f} of nginx (>= 0.5)")
@@ -343,16 +371,14 @@ http {{
         inv, val = med(invalid, "ratio"), med(valid, "ratio")
         if inv is not None and val is not None:
             line(inv >= val, f"401 path {inv:.2f} of nginx, valid path {val:.2f} (>=)")
-        # against the peer through each one's ratio to its paired nginx runs, so that the
-        # machine's drift between the rows (minutes apart) cancels out
-        peer = med("aiohttp + PyJWT peer: HS256 valid", "ratio")
-        if peer:
-            fast = med(valid, "ratio")
-            h11 = med("fastgate h11: HS256 valid + claim header", "ratio")
-            if fast is not None:
-                line(fast >= 5 * peer, f"fast engine {fast / peer:.1f}x the aiohttp peer (>= 5)")
-            if h11 is not None:
-                line(h11 >= 1.2 * peer, f"h11 engine {h11 / peer:.2f}x the aiohttp peer (>= 1.2)")
+        # against the peer through the runs paired with a peer run, so that the machine's
+        # drift between the rows cancels out
+        fast = med(valid, "peer_ratio")
+        h11 = med("fastgate h11: HS256 valid + claim header", "peer_ratio")
+        if fast:
+            line(fast >= 5, f"fast engine {fast:.1f}x the aiohttp peer (>= 5)")
+        if h11:
+            line(h11 >= 1.2, f"h11 engine {h11:.2f}x the aiohttp peer (>= 1.2)")
         for engine, (first, last) in memory.items():
             line(last - first <= 20, f"{engine} worker RSS grew {last - first:+.1f} MiB (<= 20)")
         if self.caches is not None:

@@ -463,6 +463,18 @@ def test_token_keeps_claim_texts_and_parses_the_payload_on_demand(ctx: Ctx) -> N
     assert t.payload is t.payload
 
 
+def test_verify_now_reads_the_wall_clock(ctx: Ctx) -> None:
+    import time
+
+    v = ctx.verifier(HS)
+    now = int(time.time())
+    assert v.verify_now(ctx.mint(HS, {"sub": "a", "exp": now + 60})).payload["sub"] == "a"
+    with pytest.raises(ExpiredError):
+        v.verify_now(ctx.mint(HS, {"exp": now - 60}))
+    with pytest.raises(NotYetValidError):
+        v.verify_now(ctx.mint(HS, {"nbf": now + 60}))
+
+
 def test_cache_off(ctx: Ctx) -> None:
     v = ctx.verifier(HS, cache_size=0)
     tok = ctx.mint(HS)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import server_engine
 from fastgate.http.flow import BodyBuffer, WriteGate
+from fastgate.proxy.request import ConnectionInfo
 
 if TYPE_CHECKING:
     from fastgate.config.model import Listen
@@ -47,6 +48,7 @@ class ClientConnection(asyncio.Protocol):
         self.remote_port = 0
         self.server_addr = ""
         self.server_port = listen.port
+        self.info: ConnectionInfo | None = None  # once connection_made knows the addresses
         # timeouts are deadlines the worker's clock checks (no timer per request)
         self.deadline = 0.0
         self._loop = asyncio.get_event_loop()
@@ -70,6 +72,8 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname") or ("", 0)
         self.remote_addr, self.remote_port = str(peer[0]), int(peer[1]) if len(peer) > 1 else 0
         self.server_addr, self.server_port = str(sock[0]), int(sock[1]) if len(sock) > 1 else 0
+        self.info = ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
+                                   self.server_addr, self.server_port, self.connection_id)
         raw = transport.get_extra_info("socket")
         if raw is not None:
             try:

@@ -9,7 +9,7 @@ response head — is handed to the task-based path in ``phases`` (retry, ``error
 502/504), so the rules live in one place.
 """
 
-import time
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport ResponseHead
 from fastgate.proxy.request cimport Request
@@ -17,6 +17,14 @@ from fastgate.http.engine import ProtocolError
 from fastgate._wire import response_headers
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.status import reason
+
+
+cdef inline double _monotonic():
+    """time.monotonic(), and the event loop's clock (asyncio's is time.monotonic(),
+    uvloop's libuv's CLOCK_MONOTONIC in milliseconds), without a Python call."""
+    cdef timespec t
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return t.tv_sec + t.tv_nsec * 1e-9
 
 
 cdef class FastExchange:
@@ -55,7 +63,7 @@ cdef class FastExchange:
         self.peer = peer
         self.uconn = uconn
         self.started = started
-        self.t0 = time.monotonic()
+        self.t0 = _monotonic()
         self.rhead = None
         self.head_only = False
         self.timeout = loc.settings.proxy_read_timeout
@@ -73,7 +81,7 @@ cdef class FastExchange:
         data = engine.send_head(req.head.method, target, headers, 0) + engine.send_end()
         if uconn.transport is not None and not uconn.closed:
             uconn.transport.write(data)
-        self.deadline = uconn.loop_time() + self.timeout
+        self.deadline = _monotonic() + self.timeout
         self.phases.w.exchanges.add(self)
 
     # --- the upstream connection's callbacks -----------------------------------------------
@@ -88,7 +96,7 @@ cdef class FastExchange:
         status = head.status
         req.status = status
         req.upstream_status = str(status)
-        req.upstream_time = time.monotonic() - self.t0
+        req.upstream_time = _monotonic() - self.t0
         headers = response_headers(head.headers, RESPONSE_DROP, b"fastgate",
                                    phases.w.http_date())
         if self.loc.settings.add_header:
@@ -128,7 +136,7 @@ cdef class FastExchange:
         if not conn.closed and conn.transport is not None:
             conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
-        self.deadline = self.uconn.loop_time() + self.timeout
+        self.deadline = _monotonic() + self.timeout
         if conn.gate.paused and self.uconn.transport is not None:
             self.uconn.transport.pause_reading()
             conn.writer_waiter = self
@@ -208,7 +216,7 @@ cdef class FastExchange:
             # goes again, on the task path
             self._handoff(phases._proxy(conn, req, loc))
             return
-        self.peer.failed(time.monotonic())
+        self.peer.failed(_monotonic())
         w.stats.upstream_error(kind)
         w.log.error(f"{message} ({self.peer.server.address})", conn, req)
         status = 504 if kind == "timeout" else 502

@@ -306,7 +306,8 @@ class Phases:
         if req.method == "OPTIONS" and not s.auth_jwt_options:
             return 0  # CORS preflights pass, as the module does
         stats = self.w.stats
-        token = self._token_of(req, loc)
+        token = (bearer_of(req.head.headers) if s.auth_jwt == "on"
+                 else self._token_of(req, loc))
         if not token:
             err: JWTError = TokenMissingError()
             self.w.log.info(err.reason, conn, req)
@@ -317,7 +318,7 @@ class Phases:
         assert verifier is not None
         hits = verifier.hits
         try:
-            req.token = verifier.verify(token, time.time())
+            req.token = verifier.verify_now(token)
         except JWTError as err:
             e = err
             remote = self.w.remote_of.get(verifier) if self.w.remote_of else None
@@ -457,10 +458,12 @@ class Phases:
         normalised URI that the location's prefix matched."""
         pp = loc.proxy_pass
         assert pp is not None
+        if pp.uri is None and not req.redirected:
+            target = req.head.target
+            if target[:1] == b"/":
+                return target  # the common case, first
         args = "?" + req.args if req.args else ""
         if pp.uri is None:
-            if not req.redirected and req.head.target.startswith(b"/"):
-                return req.head.target
             return (encode_path(req.uri) + args).encode("latin-1")
         prefix = loc.pattern if loc.modifier in ("", "^~", "=") else ""
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri

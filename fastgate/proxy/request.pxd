@@ -4,6 +4,15 @@
 from fastgate._wire cimport RequestHead
 
 
+cdef class ConnectionInfo:
+    cdef readonly str scheme
+    cdef readonly str remote_addr
+    cdef readonly int remote_port
+    cdef readonly str server_addr
+    cdef readonly int server_port
+    cdef readonly long long connection_id
+
+
 cdef class Request:
     cdef public RequestHead head
     cdef public str method

@@ -16,6 +16,21 @@ from fastgate._wire import host_of
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
+cdef class ConnectionInfo:
+    """What a client connection tells each of its requests, fixed once the connection is
+    made; the request copies it field by field (from a C struct, not by six lookups in a
+    Python object)."""
+
+    def __init__(self, str scheme, str remote_addr, int remote_port, str server_addr,
+                 int server_port, long long connection_id):
+        self.scheme = scheme
+        self.remote_addr = remote_addr
+        self.remote_port = remote_port
+        self.server_addr = server_addr
+        self.server_port = server_port
+        self.connection_id = connection_id
+
+
 cdef class Request:
     """Attributes are what ``fastgate.variables`` getters read; headers as str pairs are
     made only if a variable asks for them."""
@@ -31,11 +46,12 @@ cdef class Request:
         self.method = _METHODS.get(head.method) or head.method.decode("latin-1")
         self.uri = (<tuple>target)[0]
         self.args = (<tuple>target)[1]
-        self.scheme = conn.scheme
-        self.remote_addr = conn.remote_addr
-        self.remote_port = conn.remote_port
-        self.server_addr = conn.server_addr
-        self.server_port = conn.server_port
+        cdef ConnectionInfo info = conn.info
+        self.scheme = info.scheme
+        self.remote_addr = info.remote_addr
+        self.remote_port = info.remote_port
+        self.server_addr = info.server_addr
+        self.server_port = info.server_port
         self.host = (<tuple>target)[2] or host_of(head.headers)
         clock_gettime(CLOCK_REALTIME, &now)  # time.time(), without its Python call
         self.start = now.tv_sec + now.tv_nsec * 1e-9
@@ -44,7 +60,7 @@ cdef class Request:
         self.upstream_time = -1.0
         self.proxy_host = ""
         self.proxy_port = ""
-        self.connection_id = conn.connection_id
+        self.connection_id = info.connection_id
         self.connection_requests = conn.requests
         self.captures = ()
         self._request_id = ""

@@ -151,9 +151,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.sink = None
         self.engine.bind(self)
 
-    def loop_time(self) -> float:
-        return self._loop.time()
-
     def unpark(self) -> None:
         self._cancel_idle()
 
