@@ -21,34 +21,33 @@ METHODS = frozenset(m.encode() for m in (
     "SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY").split())
 
 
-def _framing(headers: Headers) -> int:
-    """-1 for chunked, else the Content-Length (0 when neither is present)."""
+def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | None]:
+    """What the engine reads from a head, in one pass over its headers (h11 has checked
+    them): the framing (-1 chunked, else the Content-Length, 0 when neither is present),
+    whether a Content-Length is present, whether the connection persists (RFC 9112
+    section 9.3: 1.1 unless "close", 1.0 only with "keep-alive") and the Upgrade value."""
     length = 0
+    chunked = has_length = False
+    upgrade = None
+    tokens: set[bytes] | None = None
     for name, value in headers:
         n = name.lower()
-        if n == b"transfer-encoding":
-            return -1
         if n == b"content-length":
             length = int(value)
-    return length
-
-
-def _keep_alive(version: bytes, headers: Headers) -> bool:
-    """RFC 9112 section 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
+            has_length = True
+        elif n == b"transfer-encoding":
+            chunked = True
+        elif n == b"connection":
+            if tokens is None:
+                tokens = set()
             tokens.update(t.strip().lower() for t in value.split(b","))
-    if b"close" in tokens:
-        return False
-    return version == b"1.1" or b"keep-alive" in tokens
-
-
-def _get(headers: Headers, wanted: bytes) -> bytes | None:
-    for name, value in headers:
-        if name.lower() == wanted:
-            return value
-    return None
+        elif n == b"upgrade" and upgrade is None:
+            upgrade = value
+    if tokens is None:
+        keep_alive = version == b"1.1"
+    else:
+        keep_alive = b"close" not in tokens and (version == b"1.1" or b"keep-alive" in tokens)
+    return (-1 if chunked else length), has_length, keep_alive, upgrade
 
 
 class H11Server:
@@ -63,6 +62,7 @@ class H11Server:
         self._max_line = max_line
         self._tail = b""
         self._in_head = False  # bytes of the next request's head have arrived
+        self._eof = False  # the client has closed its side
 
     def feed(self, data: bytes) -> None:
         if self._failed:
@@ -80,6 +80,8 @@ class H11Server:
                 self._failed = True
                 self._h.on_error(ProtocolError(problem, 400))
                 return
+        if not data:
+            self._eof = True
         try:
             self._conn.receive_data(data)
         except RuntimeError:  # data after the peer closed: nothing more to parse
@@ -101,12 +103,16 @@ class H11Server:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
                 self._tail = b""
-                error = self._check_size(ev) or self._check_framing(ev)  # type: ignore[arg-type]
+                # the headers as received, taken once (iterating h11's Headers goes
+                # through the Sequence ABC, item by item)
+                raw = list(ev.headers.raw_items())  # type: ignore[union-attr]
+                error = (self._check_size(ev, raw)  # type: ignore[arg-type]
+                         or self._check_framing(ev, raw))  # type: ignore[arg-type]
                 if error is not None:
                     self._failed = True
                     h.on_error(error)
                     return
-                h.on_request(self._head(ev))  # type: ignore[arg-type]
+                h.on_request(self._head(ev, raw))  # type: ignore[arg-type]
             elif t is h11.EndOfMessage:
                 self._in_head = len(conn._receive_buffer) > 0
                 h.on_end()
@@ -134,14 +140,14 @@ class H11Server:
             return "bare LF in request head"
         return None
 
-    def _check_size(self, ev: h11.Request) -> ProtocolError | None:
+    def _check_size(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
         """nginx's large_client_header_buffers: a request line or a header line longer
         than one buffer, or a head larger than all of them, is refused. h11 only bounds
         heads that arrive in pieces, so the whole head is measured here."""
         if len(ev.target) + len(ev.method) + 10 > self._max_line:
             return ProtocolError("request line too long", 414)
         total = 0
-        for name, value in ev.headers.raw_items():
+        for name, value in raw:
             line = len(name) + len(value) + 4
             if line > self._max_line:
                 return ProtocolError("request header line too long", 431)
@@ -150,7 +156,7 @@ class H11Server:
             return ProtocolError("request headers too large", 431)
         return None
 
-    def _check_framing(self, ev: h11.Request) -> ProtocolError | None:
+    def _check_framing(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
         """What h11 lets through but nginx and llhttp refuse: a version other than 1.0 and
         1.1, a method llhttp does not know, and Content-Length beside Transfer-Encoding (a
         smuggling attempt, RFC 9112 section 6.3)."""
@@ -158,23 +164,22 @@ class H11Server:
             return ProtocolError("unsupported HTTP version", 505)
         if ev.method not in METHODS:
             return ProtocolError("unknown method", 400)
-        names = {n for n, _ in ev.headers}
+        names = {n.lower() for n, _ in raw}
         if b"content-length" in names and b"transfer-encoding" in names:
             return ProtocolError("both Content-Length and Transfer-Encoding", 400)
         return None
 
-    def _head(self, ev: h11.Request) -> RequestHead:
-        headers = list(ev.headers.raw_items())
-        conn = self._conn
-        upgrade = _get(headers, b"upgrade")
+    def _head(self, ev: h11.Request, headers: Headers) -> RequestHead:
+        version = bytes(ev.http_version)
+        framing, _, keep_alive, upgrade = _scan(version, headers)
         return RequestHead(
             method=bytes(ev.method),
             target=bytes(ev.target),
-            version=bytes(ev.http_version),
+            version=version,
             headers=headers,
-            content_length=_framing(headers),
-            keep_alive=_keep_alive(bytes(ev.http_version), headers),
-            expect_continue=conn.they_are_waiting_for_100_continue,
+            content_length=framing,
+            keep_alive=keep_alive,
+            expect_continue=self._conn.they_are_waiting_for_100_continue,
             upgrade=upgrade,
         )
 
@@ -185,9 +190,11 @@ class H11Server:
             # RFC 9112 section 2.2: empty lines before the next request-line are ignored
             # (llhttp does; h11 would not). h11 has no public way to drop buffered bytes.
             buf = conn._receive_buffer
-            lead = len(bytes(buf)) - len(bytes(buf).lstrip(b"\r\n"))
-            if lead:
-                buf.maybe_extract_at_most(lead)
+            if len(buf):
+                held = bytes(buf)
+                lead = len(held) - len(held.lstrip(b"\r\n"))
+                if lead:
+                    buf.maybe_extract_at_most(lead)
             self._in_head = len(buf) > 0
             self._tail = b""
             if self._in_head:
@@ -197,7 +204,10 @@ class H11Server:
                     self._failed = True
                     self._h.on_error(ProtocolError(problem, 400))
                     return
-            self._drain()
+            if self._in_head or self._eof:
+                # (with nothing buffered and the client still there, h11 could only
+                # answer NEED_DATA)
+                self._drain()
 
     def send_continue(self) -> bytes:
         if not self._conn.they_are_waiting_for_100_continue:
@@ -294,13 +304,15 @@ class H11Client:
 
     def _head(self, ev: h11.Response | h11.InformationalResponse) -> ResponseHead:
         headers = list(ev.headers.raw_items())
+        version = bytes(ev.http_version)
+        framing, has_length, keep_alive, _ = _scan(version, headers)
         return ResponseHead(
             status=ev.status_code,
             reason=bytes(ev.reason),
-            version=bytes(ev.http_version),
+            version=version,
             headers=headers,
-            content_length=_framing(headers) if _get(headers, b"content-length") else -1,
-            keep_alive=_keep_alive(bytes(ev.http_version), headers),
+            content_length=framing if has_length else -1,
+            keep_alive=keep_alive,
         )
 
     @property
