@@ -29,7 +29,12 @@ $(STAMP): pyproject.toml setup.py | sysdeps
 
 venv: $(STAMP)
 
-$(CORE_SO): fastgate/_core.pyx fastgate/_wire.pyx fastgate/proxy/request.pyx fastgate/proxy/fast.pyx fastgate/http/httptools_engine.pyx fastgate/ops/counters.pyx setup.py $(STAMP)
+# every compiled module (setup.py builds them all together)
+EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
+           fastgate/proxy/request.pyx fastgate/proxy/request.pxd fastgate/proxy/fast.pyx \
+           fastgate/http/httptools_engine.pyx fastgate/ops/counters.pyx
+
+$(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	$(VPY) setup.py -q build_ext --inplace
 
 build: $(CORE_SO)
