@@ -97,8 +97,8 @@ cdef class HttptoolsServer:
         self._headers = []
         self._url = b""
         self._size = 0
-        self._queue: deque[_Message] = deque()
-        self._active = False  # a request has been delivered and not finished
+        self._queue = deque()
+        self._active = False
         self._request_ended = False
         self._response_done = False
         self._keep_alive = True
