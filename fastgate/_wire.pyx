@@ -555,6 +555,46 @@ def field_value(str value):
     """A header value rendered from variables, as bytes (UTF-8; bytes that arrived
     undecodable go back as they came), or None when it holds a control byte — CR and LF
     above all — that would let a value split the header block (RFC 9110 section 5.5)."""
+    return _field_value(value)
+
+
+def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, request,
+                     upgrade):
+    """The headers a proxied request carries upstream, and the names of the
+    ``proxy_set_header`` values dropped because they would carry a control byte (None
+    when there are none; the request still goes, without them). The rules are
+    ``fastgate.proxy.headers``'s: ``plan`` is its ``set_plan(proxy_set_header)``
+    (name, name as bytes, whether it is Host, template), ``drop`` its ``request_drop``;
+    a value that renders empty removes the header; ``host`` (the upstream's) is the Host
+    unless the plan sets one."""
+    cdef list out = _forward_into([], client_headers, drop)
+    cdef list unsafe = None
+    cdef tuple item
+    cdef str value
+    for item in plan:
+        value = item[3].render(request)
+        raw = _field_value(value) if value else None
+        if raw is None:
+            if value:
+                if unsafe is None:
+                    unsafe = []
+                unsafe.append(item[0])
+            if item[2]:
+                host = None
+            continue
+        if item[2]:
+            host = raw
+        else:
+            out.append((item[1], raw))
+    if host is not None:
+        out.insert(0, (b"Host", host))
+    if upgrade is not None:
+        out.append((b"Connection", b"upgrade"))
+        out.append((b"Upgrade", upgrade))
+    return out, unsafe
+
+
+cdef object _field_value(str value):
     cdef bytes raw = value.encode("utf-8", "surrogateescape")
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
     cdef Py_ssize_t i

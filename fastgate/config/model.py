@@ -74,6 +74,10 @@ class ProxyPass:
     upstream: str  # name of an upstream group (implicit groups are named "host:port")
     host_header: str  # what Host defaults to: the URL's host[:port] as written
     uri: str | None  # None: pass the request URI unchanged; else replaces the prefix
+    host_bytes: bytes = field(init=False, repr=False, compare=False)  # host_header, encoded
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host_bytes", self.host_header.encode("latin-1"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,16 @@
 """Header rules for proxying: hop-by-hop headers (RFC 9110 section 7.6.1) stay on their
 hop, ``proxy_set_header`` replaces or removes, ``Host`` defaults to the upstream's, and
-no value computed from a variable may carry a control byte to the backend."""
+no value computed from a variable may carry a control byte to the backend.
+
+What is decided per location (the names dropped, the plan of set headers) is here; the
+per-request part runs in C: ``fastgate._wire.upstream_headers`` (request headers, with
+``request_drop`` and ``set_plan`` from here) and ``response_headers``."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from fastgate._wire import field_value, forwarded, response_headers
+from fastgate._wire import response_headers
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
 
@@ -49,44 +52,6 @@ def set_plan(set_headers: tuple[tuple[str, Template], ...]
     is Host, value)."""
     return tuple((name, name.encode("latin-1"), name.lower() == "host", template)
                  for name, template in set_headers)
-
-
-def upstream_request_headers(
-    client_headers: Headers,
-    plan: tuple[tuple[str, bytes, bool, Template], ...],
-    drop: tuple[bytes, ...],
-    default_host: str,
-    request: Any,
-    upgrade: bytes | None,
-) -> tuple[Headers, list[str] | None]:
-    """The headers sent upstream (``plan`` is ``set_plan(proxy_set_header)`` and ``drop``
-    ``request_drop(proxy_set_header)``), and the names of the ``proxy_set_header`` values
-    dropped because they would carry a control byte (None when there are none; the
-    request still goes, without them). A value that renders empty removes the header."""
-    out: Headers = forwarded(client_headers, drop)
-    host: bytes | None = default_host.encode("latin-1")
-    unsafe: list[str] | None = None
-    for name, bname, is_host, template in plan:
-        value = template.render(request)
-        raw = field_value(value) if value else None
-        if raw is None:
-            if value:
-                if unsafe is None:
-                    unsafe = []
-                unsafe.append(name)
-            if is_host:
-                host = None
-            continue
-        if is_host:
-            host = raw
-        else:
-            out.append((bname, raw))
-    if host is not None:
-        out.insert(0, (b"Host", host))
-    if upgrade is not None:
-        out.append((b"Connection", b"upgrade"))
-        out.append((b"Upgrade", upgrade))
-    return out, unsafe
 
 
 # nginx's proxy_hide_header defaults: the proxy answers with its own Server and Date

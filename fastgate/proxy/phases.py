@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Coroutine
 
 from fastgate.config.model import Location, Return, Server
-from fastgate._wire import bearer_of, field_value
+from fastgate._wire import bearer_of, field_value, upstream_headers
 from fastgate.errors import (
     JWTError,
     KeysUnavailableError,
@@ -21,7 +21,7 @@ from fastgate.errors import (
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path, normalize
-from fastgate.proxy.headers import client_response_headers, is_safe_value, upstream_request_headers
+from fastgate.proxy.headers import client_response_headers, is_safe_value
 from fastgate.proxy.fast import FastExchange
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
@@ -476,8 +476,8 @@ class Phases:
         assert pp is not None
         req.proxy_host = pp.host_header
         s = loc.settings
-        headers, unsafe = upstream_request_headers(req.head.headers, s.proxy_set, s.proxy_drop,
-                                                   pp.host_header, req, req.head.upgrade)
+        headers, unsafe = upstream_headers(req.head.headers, s.proxy_set, s.proxy_drop,
+                                           pp.host_bytes, req, req.head.upgrade)
         if unsafe is not None:
             w = self.w
             for name in unsafe:

@@ -343,3 +343,36 @@ def test_field_value(value: str, raw: bytes | None) -> None:
     from fastgate._wire import field_value
 
     assert field_value(value) == raw
+
+
+def test_upstream_headers_follow_the_proxy_rules() -> None:
+    from types import SimpleNamespace
+
+    from fastgate._wire import upstream_headers
+    from fastgate.proxy.headers import request_drop, set_plan
+    from fastgate.variables import Template
+
+    def tpl(getter):  # a template of one variable
+        return Template("$v", (getter,))
+
+    set_headers = (("X-User", tpl(lambda r: r.user)), ("X-Gone", tpl(lambda r: "")),
+                   ("X-Bad", tpl(lambda r: "a\r\nInjected: 1")))
+    client = [(b"Host", b"client.example"), (b"Connection", b"close, X-Hop"), (b"X-Hop", b"1"),
+              (b"Accept", b"*/*"), (b"X-User", b"forged"), (b"X-Gone", b"client")]
+    r = SimpleNamespace(user="alice")
+    out, unsafe = upstream_headers(client, set_plan(set_headers), request_drop(set_headers),
+                                   b"backend:8080", r, None)
+    assert out == [(b"Host", b"backend:8080"), (b"Accept", b"*/*"), (b"X-User", b"alice")]
+    assert unsafe == ["X-Bad"]
+
+    host_set = (("Host", tpl(lambda r: r.user + ".internal")),)
+    out, unsafe = upstream_headers([(b"Upgrade", b"websocket")], set_plan(host_set),
+                                   request_drop(host_set), b"backend", r, b"websocket")
+    assert out == [(b"Host", b"alice.internal"), (b"Connection", b"upgrade"),
+                   (b"Upgrade", b"websocket")]
+    assert unsafe is None
+
+    host_removed = (("Host", tpl(lambda r: "")),)
+    out, _ = upstream_headers([(b"A", b"1")], set_plan(host_removed), request_drop(host_removed),
+                              b"backend", r, None)
+    assert out == [(b"A", b"1")]
