@@ -85,6 +85,16 @@ class Result:
     def median(self, values: list[float]) -> float:
         return statistics.median(values) if values else 0.0
 
+    def record(self, run: tuple[float, float, float, int], ref: tuple[float, float]) -> None:
+        """One wrk run (req/s, p50, p99, non-2xx) and its paired nginx run (req/s, p99)."""
+        rps, p50, p99, bad = run
+        self.rps.append(rps)
+        self.p50.append(p50)
+        self.p99.append(p99)
+        self.non2xx.append(bad)
+        self.ratio.append(rps / ref[0])
+        self.p99_ratio.append(p99 / ref[1])
+
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -153,15 +163,10 @@ http {{ access_log off; {body} }}
         for _ in range(self.args.runs):
             ref = self.reference()
             peer = self.peer_run(ref) if vs_peer else 0.0
-            rps, p50, p99, bad = run_wrk(url, self.args.duration, headers or [], script)
+            run = run_wrk(url, self.args.duration, headers or [], script)
             if peer:
-                r.peer_ratio.append(rps / peer)
-            r.rps.append(rps)
-            r.p50.append(p50)
-            r.p99.append(p99)
-            r.non2xx.append(bad)
-            r.ratio.append(rps / ref[0])
-            r.p99_ratio.append(p99 / ref[1])
+                r.peer_ratio.append(run[0] / peer)
+            r.record(run, ref)
         self.results.append(r)
         print(f"  {name:44s} {r.median(r.rps):9.0f} req/s  p50 {r.median(r.p50):6.2f} ms  "
               f"p99 {r.median(r.p99):6.2f} ms  x{r.median(r.ratio):.2f} of nginx  "
@@ -171,27 +176,16 @@ http {{ access_log off; {body} }}
     def peer_run(self, ref: tuple[float, float]) -> float:
         """One run of the aiohttp peer (req/s), recorded in the peer's row."""
         assert self.peer_url is not None and self.peer_row is not None
-        rps, p50, p99, bad = run_wrk(self.peer_url, self.args.duration, self.peer_headers, None)
-        n = self.peer_row
-        n.rps.append(rps)
-        n.p50.append(p50)
-        n.p99.append(p99)
-        n.non2xx.append(bad)
-        n.ratio.append(rps / ref[0])
-        n.p99_ratio.append(p99 / ref[1])
-        return rps
+        run = run_wrk(self.peer_url, self.args.duration, self.peer_headers, None)
+        self.peer_row.record(run, ref)
+        return run[0]
 
     def reference(self) -> tuple[float, float]:
         """One run of nginx proxy_pass (req/s, p99), recorded in the nginx row."""
-        rps, p50, p99, bad = run_wrk(self.nginx_url, self.args.duration, [], None)
-        n = self.nginx_row
-        n.rps.append(rps)
-        n.p50.append(p50)
-        n.p99.append(p99)
-        n.non2xx.append(bad)
-        n.ratio.append(1.0)
-        n.p99_ratio.append(1.0)
-        return rps, p99
+        run = run_wrk(self.nginx_url, self.args.duration, [], None)
+        ref = (run[0], run[2])
+        self.nginx_row.record(run, ref)  # (its ratios to itself: 1.0)
+        return ref
 
     def token(self, alg: str = "HS256", key: str = SECRET, sub: str = "user123") -> str:
         args = [PY, "-m", "fastgate", "token", "--alg", alg, "--key", key,
