@@ -476,26 +476,27 @@ cdef object _ascii_host(bytes value):
     j = n
     while j > i and _py_space(p[j - 1]):
         j -= 1
+    cdef bint bracket = i < j and p[i] == 91
     end = j
-    if i < j and p[i] == 91:  # "[": up to the first "]", which is kept (or added)
+    if bracket:  # "[": up to the first "]", which is kept (or added)
         end = i
         while end < j and p[end] != 93:
             end += 1
-        for k in range(i, end):
-            c = p[k]
-            buf[k - i] = c + 32 if 65 <= c <= 90 else c
-        buf[end - i] = 93
-        return (<bytes>PyBytes_FromStringAndSize(buf, end - i + 1)).decode("ascii")
-    k = j
-    while k > i:  # the last ":" ends the name
-        k -= 1
-        if p[k] == 58:
-            end = k
-            break
+    else:  # the last ":" ends the name
+        k = j
+        while k > i:
+            k -= 1
+            if p[k] == 58:
+                end = k
+                break
     for k in range(i, end):
         c = p[k]
         buf[k - i] = c + 32 if 65 <= c <= 90 else c
-    return (<bytes>PyBytes_FromStringAndSize(buf, end - i)).decode("ascii")
+    n = end - i
+    if bracket:
+        buf[n] = 93
+        n += 1
+    return (<bytes>PyBytes_FromStringAndSize(buf, n)).decode("ascii")
 
 
 def bearer_of(list headers):

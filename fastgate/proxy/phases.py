@@ -306,8 +306,7 @@ class Phases:
         if req.method == "OPTIONS" and not s.auth_jwt_options:
             return 0  # CORS preflights pass, as the module does
         stats = self.w.stats
-        token = (bearer_of(req.head.headers) if s.auth_jwt == "on"
-                 else self._token_of(req, loc))
+        token = self._token_of(req, loc)
         if not token:
             err: JWTError = TokenMissingError()
             self.w.log.info(err.reason, conn, req)
