@@ -435,74 +435,136 @@ def serialize(list headers):
 
 
 def host_of(list headers):
-    """``$host`` from the Host header: lower-cased, without the port (IPv6 literals keep
-    their brackets); "" when there is none."""
+    """``$host`` from the Host header as ``normal_host`` reads it: "" when there is
+    none, None when it is invalid (the request is a 400)."""
     cdef tuple pair
     cdef bytes name
-    cdef str host
     for pair in headers:
         name = pair[0]
         if PyBytes_GET_SIZE(name) == 4 and _is(
                 <const unsigned char*>PyBytes_AS_STRING(name), 4, b"host", 4):
-            fast = _ascii_host(pair[1])
-            if fast is not None:
-                return fast
-            host = (<bytes>pair[1]).decode("latin-1").strip().lower()
-            if host.startswith("["):
-                return host.split("]", 1)[0] + "]"
-            return host.rsplit(":", 1)[0] if ":" in host else host
+            return normal_host(pair[1])
     return ""
 
 
-cdef inline bint _py_space(unsigned char c):
-    # what str.isspace() says of an ASCII character
-    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
-
-
-cdef object _ascii_host(bytes value):
-    """``host_of``'s answer for an ASCII value of at most 255 bytes, in one pass of C;
-    None for anything else (the str methods then decide)."""
+def normal_host(bytes value):
+    """A Host value (or the authority of an absolute-form target) as nginx's
+    ``ngx_http_validate_host`` leaves it: the port cut off, one trailing dot removed,
+    lower-cased; an IPv6 literal keeps its brackets. None when it is invalid: empty
+    (once the port and dot are gone), a NUL, control character, space, ``/`` or ``\\``,
+    an empty label (``..``), a ``[`` anywhere but first, or a ``[`` never closed. The
+    same name then selects the server and is ``$host``: ``api.example.com.`` and
+    ``API.example.com:8080`` are ``api.example.com``."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(value)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i = 0, j, k, end
-    cdef char buf[256]
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i, host_len = n, dot = -2
+    cdef int state = 0  # 0 usual, 1 inside [...], 2 after the name (the port)
     cdef unsigned char c
-    if n > 255:
-        return None
-    for k in range(n):
-        if p[k] >= 128:
+    cdef bint ascii = True
+    for i in range(n):
+        c = p[i]
+        if c == 46:  # '.'
+            if dot == i - 1:
+                return None
+            dot = i
+        elif c == 58:  # ':'
+            if state == 0:
+                host_len = i
+                state = 2
+        elif c == 91:  # '['
+            if i != 0:
+                return None
+            state = 1
+        elif c == 93:  # ']'
+            if state == 1:
+                host_len = i + 1
+                state = 2
+        elif c <= 32 or c == 127 or c == 47 or c == 92:
             return None
-    while i < n and _py_space(p[i]):
-        i += 1
-    j = n
-    while j > i and _py_space(p[j - 1]):
-        j -= 1
-    cdef bint bracket = i < j and p[i] == 91
-    end = j
-    if bracket:  # "[": up to the first "]", which is kept (or added)
-        end = i
-        while end < j and p[end] != 93:
-            end += 1
-    else:  # the last ":" ends the name
-        k = j
-        while k > i:
-            k -= 1
-            if p[k] == 58:
-                end = k
-                break
-    for k in range(i, end):
+        elif c >= 128:
+            ascii = False
+    if state == 1:
+        return None
+    if host_len > 0 and dot == host_len - 1:
+        host_len -= 1
+    if host_len == 0:
+        return None
+    if ascii and host_len <= 255:
+        return _lower_ascii(p, host_len)
+    return (<bytes>PyBytes_FromStringAndSize(<const char*>p, host_len)).decode(
+        "latin-1").lower()
+
+
+cdef str _lower_ascii(const unsigned char* p, Py_ssize_t n):
+    cdef char buf[256]
+    cdef Py_ssize_t k
+    cdef unsigned char c
+    for k in range(n):
         c = p[k]
-        buf[k - i] = c + 32 if 65 <= c <= 90 else c
-    n = end - i
-    if bracket:
-        buf[n] = 93
-        n += 1
+        buf[k] = c + 32 if 65 <= c <= 90 else c
     return (<bytes>PyBytes_FromStringAndSize(buf, n)).decode("ascii")
+
+
+# the headers nginx 1.22 takes once (ngx_http_process_unique_header_line, and Host):
+# a second one is a 400, never a choice between two values
+cdef tuple _UNIQUE = (b"host", b"content-length", b"transfer-encoding", b"authorization",
+                      b"expect", b"if-modified-since", b"if-unmodified-since", b"if-match",
+                      b"if-none-match", b"if-range", b"content-range")
+
+
+cdef inline bint _nginx_name(const unsigned char* p, Py_ssize_t n, bint underscores):
+    """A header name nginx calls valid: letters, digits, '-' (and '_' when allowed)."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 45
+                or (c == 95 and underscores)):
+            return False
+    return True
+
+
+def screen_headers(list headers, bint underscores, bint ignore_invalid):
+    """What nginx does to a request's header lines before anything reads them: None
+    when all pass (the common case, one scan); ``(400, reason)`` when a header it takes
+    once appears twice; ``(0, kept, dropped)`` when ``ignore_invalid_headers`` drops
+    names outside ``[A-Za-z0-9-]`` (``_`` too unless ``underscores_in_headers``) —
+    dropped headers never reach a variable or the backend."""
+    cdef tuple pair
+    cdef bytes name, prev
+    cdef const unsigned char* p
+    cdef Py_ssize_t n, i, j, count = len(headers)
+    cdef unsigned int seen = 0
+    cdef list kept = None, dropped = None
+    for i in range(count):
+        pair = headers[i]
+        name = pair[0]
+        p = <const unsigned char*>PyBytes_AS_STRING(name)
+        n = PyBytes_GET_SIZE(name)
+        if ignore_invalid and not _nginx_name(p, n, underscores):
+            if kept is None:
+                kept = list(headers[:i])
+                dropped = []
+            dropped.append(name)
+            continue
+        if kept is not None:
+            kept.append(pair)
+        for j in range(11):
+            prev = _UNIQUE[j]
+            if _is(p, n, PyBytes_AS_STRING(prev), PyBytes_GET_SIZE(prev)):
+                if seen & (1u << j):
+                    return (400, "client sent duplicate header line: " + prev.decode())
+                seen |= 1u << j
+                break
+    if kept is None:
+        return None
+    return (0, kept, dropped)
 
 
 def bearer_of(list headers):
     """The token of the first ``Authorization: Bearer <token>``: the scheme is
-    case-insensitive (RFC 9110 section 11.1), one or more spaces or tabs follow it;
-    None when there is no such header or no token."""
+    case-insensitive (RFC 9110 section 11.1), one or more spaces follow it (RFC 6750
+    section 2.1: SP only, a tab is refused); None when there is no such header or no
+    token. (A second Authorization header never gets here: the request is a 400.)"""
     cdef tuple pair
     cdef bytes name, value
     cdef const unsigned char* p
@@ -514,11 +576,13 @@ def bearer_of(list headers):
             value = pair[1]
             p = <const unsigned char*>PyBytes_AS_STRING(value)
             n = PyBytes_GET_SIZE(value)
-            if n < 8 or not _is(p, 6, b"bearer", 6) or (p[6] != 32 and p[6] != 9):
+            if n < 8 or not _is(p, 6, b"bearer", 6) or p[6] != 32:
                 return None
             i = 7
-            while i < n and (p[i] == 32 or p[i] == 9):
+            while i < n and p[i] == 32:
                 i += 1
+            if i < n and p[i] == 9:
+                return None
             j = n
             while j > i and (p[j - 1] == 32 or p[j - 1] == 9):
                 j -= 1

@@ -14,6 +14,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+# RSA moduli below this are refused at load (NIST SP 800-131A; RFC 7518 section 3.3
+# requires 2048 bits for RS*/PS*)
+MIN_RSA_BITS = 2048
+
 from fastgate._core import (
     ALGORITHMS,
     ECKey,
@@ -73,8 +77,9 @@ def key_from_value(value: str, encoding: str = "utf8") -> Key:
 
 
 def _base64_any(value: str) -> bytes:
-    """Standard or URL-safe base64, padded or not, and nothing else."""
-    text = value.strip().replace("-", "+").replace("_", "/")
+    """Standard base64 (RFC 4648 section 4), padded or not, and nothing else: a value
+    in another alphabet ("t-e-s-t") is a mistake to report, not a secret to guess at."""
+    text = value.strip()
     text += "=" * (-len(text) % 4)
     try:
         return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
@@ -99,17 +104,39 @@ def keys_from_file(path: str) -> tuple[Key, ...]:
 
 
 def keys_from_bytes(data: bytes) -> tuple[Key, ...]:
+    """Keys from a key file's bytes. Content that looks like a key format (JSON, PEM,
+    DER) must load as one: falling back to an HMAC secret there would turn a public
+    file into a secret anyone can sign with."""
     stripped = data.strip()
-    if stripped.startswith(b"-----BEGIN"):
+    if b"-----BEGIN" in stripped:
         return (_key_from_pem(stripped),)
-    if stripped.startswith(b"{"):
+    if stripped[:1] in (b"{", b"["):
         try:
             doc = json.loads(stripped)
-        except (ValueError, RecursionError):
-            doc = None
-        if isinstance(doc, dict) and ("keys" in doc or "kty" in doc):
-            return keys_from_jwks(doc if "keys" in doc else {"keys": [doc]})
+        except (ValueError, RecursionError) as e:
+            raise KeyLoadError(f"looks like JSON but does not parse ({e})") from None
+        if isinstance(doc, list):
+            raise KeyLoadError('is a JSON array; a key set is an object {"keys": [...]}')
+        if not isinstance(doc, dict) or not ("keys" in doc or "kty" in doc):
+            raise KeyLoadError('is JSON but neither a JWKS ("keys") nor a JWK ("kty")')
+        return keys_from_jwks(doc if "keys" in doc else {"keys": [doc]})
+    if _looks_like_der(data):
+        raise KeyLoadError("holds DER (binary ASN.1); give the key or certificate as PEM")
     return (HMACKey(data),)
+
+
+def _looks_like_der(data: bytes) -> bool:
+    """An ASN.1 SEQUENCE whose length field spans exactly the data: how every DER key
+    and certificate starts, and unlikely for a secret by chance."""
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    first = data[1]
+    if first < 0x80:
+        return 2 + first == len(data)
+    n = first & 0x7F
+    if not 1 <= n <= 4 or len(data) < 2 + n:
+        return False
+    return 2 + n + int.from_bytes(data[2:2 + n], "big") == len(data)
 
 
 def _key_from_pem(pem: bytes) -> Key:
@@ -128,7 +155,7 @@ def _key_from_pem(pem: bytes) -> Key:
 def public_key_to_key(public: Any, kid: str | None = None, alg: str | None = None) -> Key:
     """The core key for a ``cryptography`` public key object."""
     if isinstance(public, rsa.RSAPublicKey):
-        return RSAKey(public, kid, alg)
+        return RSAKey(_strong_rsa(public), kid, alg)
     if isinstance(public, ec.EllipticCurvePublicKey):
         return ECKey(public, kid, alg)
     if isinstance(public, ed25519.Ed25519PublicKey):
@@ -163,6 +190,13 @@ def keys_from_jwks(doc: Any) -> tuple[Key, ...]:
     return tuple(keys)
 
 
+def _strong_rsa(public: rsa.RSAPublicKey) -> rsa.RSAPublicKey:
+    if public.key_size < MIN_RSA_BITS:
+        raise KeyLoadError(f"RSA key of {public.key_size} bits; at least {MIN_RSA_BITS} "
+                           "are required")
+    return public
+
+
 class _Unsupported(KeyLoadError):
     pass
 
@@ -186,7 +220,7 @@ def _key_from_jwk(jwk: dict[str, Any]) -> Key:
             public = rsa.RSAPublicNumbers(e, n).public_key()
         except ValueError as err:
             raise KeyLoadError(f"invalid RSA key: {err}") from None
-        return RSAKey(public, kid, alg)
+        return RSAKey(_strong_rsa(public), kid, alg)
     if kty == "EC":
         crv = jwk.get("crv")
         if crv not in _CURVES:

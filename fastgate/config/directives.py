@@ -40,7 +40,7 @@ from fastgate.config.values import (
     parse_time,
 )
 from fastgate.errors import KeyLoadError
-from fastgate.jwt import ALGORITHMS, key_from_value, keys_from_file
+from fastgate.jwt import ALGORITHMS, HMACKey, key_from_value, keys_from_file
 from fastgate.variables import Map, MapRegex, Template
 
 if TYPE_CHECKING:
@@ -467,16 +467,36 @@ def auth_jwt(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.fields["auth_jwt_source"] = ld.compile(value, d)
 
 
+# the fields that together make a level's key set
+KEY_FIELDS = ("auth_jwt_key", "auth_jwt_key_file", "auth_jwt_key_request")
+
+
+def _own_keys(lvl: Level, name: str, value: Any) -> None:
+    """A level that names keys replaces the outer levels' key set as a whole (nginx's
+    merge: an inner directive wins): a location with its own JWKS must not also accept
+    tokens signed with a server-level secret. Keys named at the same level add up."""
+    for other in KEY_FIELDS:
+        lvl.fields.setdefault(other, None if other == "auth_jwt_key_request" else ())
+    lvl.fields[name] = value
+
+
+def _file_keys(ld: "Loader", d: Directive, path: str) -> tuple[Any, ...]:
+    try:
+        keys = keys_from_file(ld.path_of(path))
+    except KeyLoadError as e:
+        raise d.error(str(e)) from None
+    if len(keys) == 1 and isinstance(keys[0], HMACKey) and len(keys[0].secret) < 32:
+        ld.warn(f'JWT: key file "{path}" is read as an HMAC secret of '
+                f"{len(keys[0].secret)} bytes, shorter than HS256's 32-byte hash output", d)
+    return keys
+
+
 def auth_jwt_key(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.once(d)
     value = d.args[0]
     encoding = d.args[1] if len(d.args) > 1 else "utf8"
     if encoding == "file":
-        try:
-            keys = keys_from_file(ld.path_of(value))
-        except KeyLoadError as e:
-            raise d.error(str(e)) from None
-        lvl.fields["auth_jwt_key"] = keys
+        _own_keys(lvl, "auth_jwt_key", _file_keys(ld, d, value))
         return
     if encoding not in ("utf8", "hex", "base64"):
         raise d.error(f'JWT: invalid key encoding "{encoding}" (utf8, hex, base64 or file)')
@@ -485,18 +505,21 @@ def auth_jwt_key(ld: "Loader", lvl: Level, d: Directive) -> None:
     if encoding == "hex" and len(value) % 2:
         raise d.error("JWT: Invalid hex string")
     try:
-        lvl.fields["auth_jwt_key"] = (key_from_value(value, encoding),)
+        key = key_from_value(value, encoding)
     except KeyLoadError:
         what = "hex" if encoding == "hex" else "base64"
         raise d.error(f"JWT: Failed to turn {what} key into binary") from None
+    _own_keys(lvl, "auth_jwt_key", (key,))
 
 
 def auth_jwt_key_file(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    try:
-        lvl.fields["auth_jwt_key_file"] = keys_from_file(ld.path_of(d.args[0]))
-    except KeyLoadError as e:
-        raise d.error(str(e)) from None
+    _own_keys(lvl, "auth_jwt_key_file", _file_keys(ld, d, d.args[0]))
+
+
+def auth_jwt_key_request(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    _own_keys(lvl, "auth_jwt_key_request", key_request_url(ld, d))
 
 
 def auth_jwt_alg(ld: "Loader", d: Directive) -> str:
@@ -782,7 +805,7 @@ _SPECS = [
     Spec("auth_jwt_leeway", HSL, 1, 1, setting("auth_jwt_leeway", time_arg)),
     Spec("auth_jwt_options", HSL, 1, 1, setting("auth_jwt_options", flag_arg)),
     Spec("auth_jwt_cache", HSL, 1, 1, setting("auth_jwt_cache", auth_jwt_cache)),
-    Spec("auth_jwt_key_request", HSL, 1, 1, setting("auth_jwt_key_request", key_request_url)),
+    Spec("auth_jwt_key_request", HSL, 1, 1, auth_jwt_key_request),
     Spec("auth_jwt_key_request_interval", HSL, 1, 1,
          setting("auth_jwt_key_request_interval", time_arg)),
     Spec("auth_jwt_issuer", HSL, 1, None, setting("auth_jwt_issuer", strings)),
@@ -821,6 +844,8 @@ _SPECS = [
     Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),
     Spec("large_client_header_buffers", HS, 2, 2,
          setting("large_client_header_buffers", large_client_header_buffers)),
+    Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),
+    Spec("ignore_invalid_headers", HS, 1, 1, setting("ignore_invalid_headers", flag_arg)),
     Spec("access_log", HSL, 1, None, access_log),
     # TLS
     Spec("ssl_certificate", HS, 1, 1, setting("ssl_certificate", path_arg)),

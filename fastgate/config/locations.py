@@ -23,9 +23,13 @@ _PCRE_NAMED = re.compile(r"\(\?<(?![=!])")
 
 
 def compile_regex(pattern: str, caseless: bool) -> re.Pattern[str]:
-    """A location or map regex; ``ConfigError`` (no position) if it does not compile."""
+    """A location, map or server_name regex; ``ConfigError`` (no position) if it does
+    not compile. ASCII matching, as PCRE without UTF: ``\\w``, ``\\d`` and case folding
+    never reach beyond ASCII (under Unicode rules ``ſ`` would match ``s`` and the Kelvin
+    sign ``k``, letting ``/adminſ`` or ``/ADMIN`` spellings slip past a ``~*`` rule)."""
+    flags = re.ASCII | (re.IGNORECASE if caseless else 0)
     try:
-        return re.compile(_PCRE_NAMED.sub("(?P<", pattern), re.IGNORECASE if caseless else 0)
+        return re.compile(_PCRE_NAMED.sub("(?P<", pattern), flags)
     except re.error as e:
         raise ConfigError(f'pcre2_compile() failed: {e} in "{pattern}"') from None
 

@@ -180,6 +180,9 @@ class Settings:
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
     large_client_header_buffers: tuple[int, int] = (4, 8192)
+    # header names outside [A-Za-z0-9-] never reach a variable or the backend
+    underscores_in_headers: bool = False
+    ignore_invalid_headers: bool = True
     access_log: tuple[AccessLog, ...] | None = None  # None: not set anywhere
     ssl_certificate: str | None = None
     ssl_certificate_key: str | None = None

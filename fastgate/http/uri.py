@@ -18,6 +18,7 @@ class Target(NamedTuple):  # a tuple: a request makes one (a frozen dataclass co
     path: str  # normalised, decoded: $uri
     args: str  # the query string, undecoded, without "?": $args
     host: str | None  # the authority of an absolute-form target, which overrides Host
+    # (as received: the request normalises it as it does a Host header)
 
 
 _as_target = tuple.__new__  # Target(...) goes through a Python-level __new__: 0.2 us more
@@ -45,7 +46,7 @@ def parse_target_fully(raw: bytes, method: bytes) -> Target:
             authority, slash, tail = rest.partition("/")
             if "@" in authority or not authority:
                 raise ProtocolError("invalid absolute-form target", 400)
-            host = authority.split(":", 1)[0].lower()
+            host = authority  # checked and normalised as a Host value (normal_host)
             text = "/" + tail
         else:
             raise ProtocolError("invalid request target", 400)

@@ -9,7 +9,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from fastgate._wire import HttpDate
+from fastgate._wire import HttpDate, screen_headers
+from fastgate.config.locations import compile_regex
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
@@ -58,7 +59,7 @@ class ServerTable:
         for s in servers:
             for name in s.server_names:
                 if name.startswith("~"):
-                    self.regexes.append((re.compile(name[1:], re.IGNORECASE), s))
+                    self.regexes.append((compile_regex(name[1:], True), s))
                 elif name.startswith("*."):
                     self.heads.append((name[1:], s))
                 elif name.startswith("."):
@@ -190,20 +191,76 @@ class Worker:
         """A request head has arrived: answer it in callbacks when the phases can, else
         in a task. Either way ``complete`` runs once the response is written."""
         started = time.monotonic()
+        method = head.method
+        if method == b"TRACE" or method == b"CONNECT":
+            # nginx refuses both before any phase: TRACE echoes headers back (cookies,
+            # tokens), CONNECT would turn the connection into a tunnel
+            self._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405))
+            return
         try:
-            target = parse_target(head.target, head.method)
+            target = parse_target(head.target, method)
         except ProtocolError as e:
-            self.reject(conn, e)
-            conn.finish()
+            self._refuse(conn, e)
             return
         req = Request(head, target, conn)
+        if req.host is None:
+            where = "in request line" if target[2] is not None else "header"
+            self._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400))
+            return
         server = conn.vhosts.select(req.host)
+        s = server.settings
+        screened = screen_headers(head.headers, s.underscores_in_headers,
+                                  s.ignore_invalid_headers)
+        if screened is not None:
+            if screened[0]:
+                self._refuse(conn, ProtocolError(screened[1], screened[0]))
+                return
+            req.head = self._without(conn, head, screened[1], screened[2])
         req.server = server
         if not req.host:
             req.host = server.name
-        coro = self.phases.start(conn, req, server, started)
+        try:
+            coro = self.phases.start(conn, req, server, started)
+        except Exception as e:  # a bug costs this request, never the event loop
+            self.failed(conn, req, e, started, req.bytes_sent != 0)
+            return
         if coro is not None:
             self.spawn(conn, req, coro, started)
+
+    def _refuse(self, conn: "ClientConnection", error: ProtocolError) -> None:
+        """A request refused before any phase (the HTTP layer's 400 and 405): answered,
+        and the connection closed, as nginx closes after such an error."""
+        self.reject(conn, error)
+        conn.finish()
+
+    def _without(self, conn: "ClientConnection", head: RequestHead, kept: list[Any],
+                 dropped: list[bytes]) -> RequestHead:
+        for name in dropped:
+            self.log.info(f'client sent invalid header line: "{name.decode("latin-1")}"',
+                          conn)
+        return RequestHead(head.method, head.target, head.version, kept,
+                           head.content_length, head.keep_alive, head.expect_continue,
+                           head.upgrade)
+
+    def failed(self, conn: "ClientConnection", req: Request, error: Exception,
+               started: float, responded: bool) -> None:
+        """An unexpected error in a callback (a bug): logged, and it costs this request
+        only — a 500 if nothing of its response has gone out yet (then the connection
+        closes, its state unknown), else the connection is cut."""
+        self.log.write("alert", f"unexpected error: {type(error).__name__}: {error}", conn, req)
+        if not responded and not conn.closed:
+            req.status = 0
+            req.override = None
+            try:
+                self.phases.respond_error(conn, req, None, 500)
+            except Exception:
+                conn.abort()
+            else:
+                conn.finish()
+                conn.closed = True
+        else:
+            conn.abort()
+        self.complete(conn, req, started)
 
     def spawn(self, conn: "ClientConnection", req: Request, coro: Any, started: float) -> None:
         task = asyncio.get_running_loop().create_task(self._run(conn, req, coro, started))
@@ -239,7 +296,9 @@ class Worker:
 
     def reject(self, conn: "ClientConnection", error: ProtocolError) -> None:
         """Answer a request that could not be parsed; the caller closes."""
-        self.log.info(f"client sent invalid request: {error.reason}", conn)
+        reason = error.reason
+        self.log.info(reason if reason.startswith("client ") else
+                      f"client sent invalid request: {reason}", conn)
         self.stats.request(error.status, 0.0)
         engine = conn.engine
         if engine is None or conn.closed:

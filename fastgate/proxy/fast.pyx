@@ -45,6 +45,7 @@ cdef class FastExchange:
     cdef double timeout
     cdef public bint finished
     cdef list out  # response bytes of one upstream read, written at once
+    cdef bint sent  # some of the response has been written to the client
 
     @staticmethod
     def start(phases, conn, req, loc, peer, double started):
@@ -69,6 +70,7 @@ cdef class FastExchange:
         self.timeout = loc.settings.proxy_read_timeout
         self.deadline = 0.0
         self.finished = False
+        self.sent = False
         self.out = []
 
     cdef _send(self):
@@ -133,6 +135,7 @@ cdef class FastExchange:
         if not out:
             return
         conn = self.conn
+        self.sent = True
         if not conn.closed and conn.transport is not None:
             conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
@@ -184,6 +187,20 @@ cdef class FastExchange:
         self._finish()
 
     # --- endings -----------------------------------------------------------------------------
+
+    def crashed(self, error):
+        """An unexpected error in one of this exchange's callbacks (a bug): it costs
+        this request — logged, a 500 if nothing has been written to the client yet, else
+        a cut connection — and never reaches the event loop."""
+        if self.finished:
+            return
+        uconn = self.uconn
+        uconn.detach()
+        uconn.abort()
+        responded = self.sent
+        self.out.clear()
+        self._stop()
+        self.phases.w.failed(self.conn, self.req, error, self.started, responded)
 
     def expire(self):
         """No upstream byte for proxy_read_timeout (the worker's clock says)."""

@@ -11,7 +11,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 import os
 
 from fastgate._wire cimport RequestHead
-from fastgate._wire import host_of
+from fastgate._wire import host_of, normal_host
 
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
@@ -52,7 +52,10 @@ cdef class Request:
         self.remote_port = info.remote_port
         self.server_addr = info.server_addr
         self.server_port = info.server_port
-        self.host = (<tuple>target)[2] or host_of(head.headers)
+        # None when invalid: the connection answers 400 before anything else runs
+        authority = (<tuple>target)[2]
+        self.host = (host_of(head.headers) if authority is None
+                     else normal_host(authority.encode("latin-1")))
         clock_gettime(CLOCK_REALTIME, &now)  # time.time(), without its Python call
         self.start = now.tv_sec + now.tv_nsec * 1e-9
         self.upstream_addr = ""

@@ -53,9 +53,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.received += len(data)
         sink = self.sink
         if sink is not None:
-            self.engine.feed(data)
-            if self.sink is sink:
-                sink.flush()
+            try:
+                self.engine.feed(data)
+                if self.sink is sink:
+                    sink.flush()
+            except Exception as e:  # a bug costs the exchange, never the event loop
+                sink.crashed(e)
             return
         if self.head is None:  # idle in the pool: nothing is expected
             self.close()
@@ -82,8 +85,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.body.fail(error)
         if self.tunnel is not None:
             self.tunnel.tunnel_close()
-        if self.sink is not None:
-            self.sink.upstream_lost()
+        sink = self.sink
+        if sink is not None:
+            try:
+                sink.upstream_lost()
+            except Exception as e:
+                sink.crashed(e)
 
     def pause_writing(self) -> None:
         self.gate.pause()

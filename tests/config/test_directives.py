@@ -83,6 +83,8 @@ SAMPLES = {
     "keepalive_timeout": "keepalive_timeout 30s;",
     "keepalive_requests": "keepalive_requests 500;",
     "large_client_header_buffers": "large_client_header_buffers 4 16k;",
+    "underscores_in_headers": "underscores_in_headers on;",
+    "ignore_invalid_headers": "ignore_invalid_headers off;",
     "access_log": "access_log off;",
     "ssl_certificate": "ssl_certificate cert.pem;",
     "ssl_certificate_key": "ssl_certificate_key key.pem;",
