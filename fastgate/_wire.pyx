@@ -623,15 +623,15 @@ def field_value(str value):
     return _field_value(value)
 
 
-def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, request,
-                     upgrade):
+def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, request):
     """The headers a proxied request carries upstream, and the names of the
     ``proxy_set_header`` values dropped because they would carry a control byte (None
     when there are none; the request still goes, without them). The rules are
     ``fastgate.proxy.headers``'s: ``plan`` is its ``set_plan(proxy_set_header)``
     (name, name as bytes, whether it is Host, template), ``drop`` its ``request_drop``;
     a value that renders empty removes the header; ``host`` (the upstream's) is the Host
-    unless the plan sets one."""
+    unless the plan sets one. Upgrade and Connection are hop-by-hop: they go upstream
+    only as the plan sets them (the usual WebSocket configuration)."""
     cdef list out = _forward_into([], client_headers, drop)
     cdef list unsafe = None
     cdef tuple item
@@ -653,9 +653,6 @@ def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, re
             out.append((item[1], raw))
     if host is not None:
         out.insert(0, (b"Host", host))
-    if upgrade is not None:
-        out.append((b"Connection", b"upgrade"))
-        out.append((b"Upgrade", upgrade))
     return out, unsafe
 
 

@@ -1,12 +1,15 @@
 """Location matching, as ``ngx_http_core_find_location`` does it.
 
 1. an exact ``=`` match ends the search;
-2. otherwise the longest matching prefix is remembered (its nested locations are
+2. a URI that is the name of a prefix location ending in "/" that proxies, without
+   the slash, gets a 301 to that name (nginx's auto_redirect; an exact or prefix
+   location of that very URI wins);
+3. otherwise the longest matching prefix is remembered (its nested locations are
    searched the same way, and a nested exact or regex match wins);
-3. a ``^~`` longest prefix skips the regexes;
-4. regexes (``~`` case-sensitive, ``~*`` case-insensitive) are tried in the order of the
+4. a ``^~`` longest prefix skips the regexes;
+5. regexes (``~`` case-sensitive, ``~*`` case-insensitive) are tried in the order of the
    file; the first match wins and its captures become ``$1``, ``$2``...;
-5. otherwise the longest prefix is used. Named locations (``@name``) are only reached by
+6. otherwise the longest prefix is used. Named locations (``@name``) are only reached by
    ``error_page`` and ``try_files``.
 """
 
@@ -37,6 +40,10 @@ def compile_regex(pattern: str, caseless: bool) -> re.Pattern[str]:
 # distinct URIs whose answer ``LocationTree.find`` keeps; past this it starts over
 FIND_MEMO_SIZE = 4096
 
+# ``find``'s captures when the answer is nginx's auto_redirect (compared by identity):
+# a 301 to the location's name, not the location's content
+AUTO_REDIRECT: tuple[str, ...] = ("<auto_redirect>",)
+
 
 @dataclass(frozen=True)
 class LocationTree:
@@ -44,6 +51,10 @@ class LocationTree:
     prefixes: tuple[Location, ...] = ()  # longest pattern first
     regexes: tuple[Location, ...] = ()  # file order
     named: dict[str, Location] = field(default_factory=dict)
+    # nginx's auto_redirect: a prefix location ending in "/" that proxies answers its
+    # name without the slash with a 301 to the name, before any regex (so "/api" never
+    # falls through to "location /" when "location /api/" is the protected one)
+    redirects: dict[str, Location] = field(default_factory=dict)
     # find's answers by URI: a pure function of the URI and this (immutable) tree, and
     # the same few URIs come again and again; bounded, so a flood of distinct ones only
     # makes it start over
@@ -71,7 +82,13 @@ class LocationTree:
                                   loc.where.line)
             table[loc.pattern] = loc
         ordered = tuple(sorted(prefixes.values(), key=lambda l: len(l.pattern), reverse=True))
-        return cls(exact, ordered, tuple(regexes), named)
+        redirects = {}
+        for loc in (*exact.values(), *ordered):
+            name = loc.pattern
+            if (loc.proxy_pass is not None and len(name) > 1 and name.endswith("/")
+                    and name[:-1] not in exact and name[:-1] not in prefixes):
+                redirects.setdefault(name[:-1], loc)
+        return cls(exact, ordered, tuple(regexes), named, redirects)
 
     def find(self, uri: str) -> tuple[Location | None, tuple[str, ...]]:
         """The location for ``uri`` and the regex captures (``$0`` first) if a regex won."""
@@ -89,6 +106,10 @@ class LocationTree:
         hit = self.exact.get(uri)
         if hit is not None:
             return hit, (), True
+        if self.redirects:
+            hit = self.redirects.get(uri)
+            if hit is not None:
+                return hit, AUTO_REDIRECT, True
         best = None
         for loc in self.prefixes:
             if uri.startswith(loc.pattern):

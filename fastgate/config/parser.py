@@ -87,8 +87,8 @@ class _Parser:
             if not words:
                 raise ConfigError(f'unexpected "{tok.value}"', self.file, tok.line)
             head = words[0]
-            if head.quoted and not head.value:
-                raise ConfigError('unexpected ""', self.file, head.line)
+            # an empty first word is a map key ('' close; in the WebSocket idiom);
+            # anywhere else the directive table calls it an unknown directive
             name = head.value
             args = tuple(w.value for w in words[1:])
             quoted = tuple(w.quoted for w in words[1:])

@@ -25,7 +25,8 @@ def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | No
     """What the engine reads from a head, in one pass over its headers (h11 has checked
     them): the framing (-1 chunked, else the Content-Length, 0 when neither is present),
     whether a Content-Length is present, whether the connection persists (RFC 9112
-    section 9.3: 1.1 unless "close", 1.0 only with "keep-alive") and the Upgrade value."""
+    section 9.3: 1.1 unless "close", 1.0 only with "keep-alive") and the Upgrade value
+    (when Connection lists "upgrade", RFC 9110 section 7.8)."""
     length = 0
     chunked = has_length = False
     upgrade = None
@@ -47,6 +48,8 @@ def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | No
         keep_alive = version == b"1.1"
     else:
         keep_alive = b"close" not in tokens and (version == b"1.1" or b"keep-alive" in tokens)
+    if tokens is None or b"upgrade" not in tokens:
+        upgrade = None  # an Upgrade without Connection: upgrade asks for nothing (as llhttp)
     return (-1 if chunked else length), has_length, keep_alive, upgrade
 
 

@@ -117,8 +117,11 @@ cdef class FastExchange:
         self.out.append(out)
         req.bytes_sent = len(out)
 
-    def on_informational(self, head):
-        pass  # 100 and 103 are not forwarded (and no upgrade comes this way)
+    def on_informational(self, ResponseHead head):
+        # 100 and 103 are not forwarded; no request on this path asked to upgrade, so a
+        # 101 is an invalid response (the bytes after it are not HTTP)
+        if head.status == 101:
+            self._failed("invalid", "upstream sent 101 to a request that did not upgrade")
 
     def on_body(self, data):
         if self.head_only or self.rhead is None:

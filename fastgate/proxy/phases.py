@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Coroutine
 
+from fastgate.config.locations import AUTO_REDIRECT
 from fastgate.config.model import Location, Return, Server
 from fastgate._wire import bearer_of, field_value, upstream_headers
 from fastgate.errors import (
@@ -64,7 +65,8 @@ class Phases:
         if loc is None:
             loc = server.fallback
         assert loc is not None
-        if loc.ret is not None or loc.try_files is not None or loc.status_page:
+        if (loc.ret is not None or loc.try_files is not None or loc.status_page
+                or caps is AUTO_REDIRECT):
             req.captures = caps
             return self.location(conn, req, loc)
         req.captures = caps
@@ -112,6 +114,12 @@ class Phases:
             return
         req.location = loc
         s = loc.settings
+        if req.captures is AUTO_REDIRECT:
+            # nginx's find-config phase: before rewrite and access, as there
+            req.captures = ()
+            args = "?" + req.args if req.args else ""
+            self.redirect(conn, req, loc, 301, loc.pattern + args)
+            return
         # rewrite phase
         if loc.ret is not None:
             await self._return(conn, req, loc, loc.ret, depth)
@@ -476,7 +484,7 @@ class Phases:
         req.proxy_host = pp.host_header
         s = loc.settings
         headers, unsafe = upstream_headers(req.head.headers, s.proxy_set, s.proxy_drop,
-                                           pp.host_bytes, req, req.head.upgrade)
+                                           pp.host_bytes, req)
         if unsafe is not None:
             w = self.w
             for name in unsafe:
@@ -484,6 +492,23 @@ class Phases:
                            conn, req)
                 w.stats.unsafe_header()
         return headers, self._upstream_target(req, loc)
+
+    @staticmethod
+    def forwarded_upgrade(req: Request, headers: Headers) -> bytes | None:
+        """The protocol the upstream request asks to switch to, or None: only when the
+        client asked (Upgrade with Connection: upgrade) and the location passes an
+        Upgrade header on (proxy_set_header Upgrade $http_upgrade). h2c is never
+        tunnelled: its Upgrade header is removed here. A 101 to anything else is an
+        invalid upstream response."""
+        if req.head.upgrade is None:
+            return None
+        for i, (name, value) in enumerate(headers):
+            if len(name) == 7 and name.lower() == b"upgrade":
+                if b"h2c" in value.lower():
+                    del headers[i]
+                    return None
+                return value
+        return None
 
     async def _proxy(self, conn: "ClientConnection", req: Request, loc: Location,
                      first: Peer | None = None) -> None:
@@ -493,8 +518,8 @@ class Phases:
         assert pp is not None
         group = w.groups[pp.upstream]
         head = req.head
-        upgrade = head.upgrade
         headers, target = self.upstream_request(conn, req, loc)
+        upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length
         tried: set[Peer] = set()
@@ -582,6 +607,15 @@ class Phases:
         req.upstream_status = str(rhead.status)
         req.upstream_time = time.monotonic() - started
         if rhead.status == 101:
+            if upgrade is None:
+                # a switch nobody asked for: the backend's bytes are not HTTP any more
+                uconn.abort()
+                w.log.error(f"upstream sent 101 to a request that did not upgrade "
+                            f"({peer.server.address})", conn, req)
+                w.stats.upstream_error("invalid")
+                req.upstream_status = "502"
+                await self.fail(conn, req, loc, 502)
+                return False
             await self._tunnel(conn, req, loc, uconn, rhead)
             return False
         ok = await self._relay(conn, req, loc, uconn, rhead)

@@ -29,6 +29,7 @@ error_log {{ERRLOG}} info;
 http {{
   upstream be {{ server 127.0.0.1:{backend}; keepalive 8; }}
   upstream dead {{ server 127.0.0.1:{dead}; }}
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   server {{
     listen 127.0.0.1:{port};
     auth_jwt_key "{SECRET}";
@@ -43,6 +44,11 @@ http {{
       proxy_pass http://be;
     }}
     location /small/ {{ client_max_body_size 1k; proxy_pass http://be; }}
+    location /ws {{
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_pass http://be;
+    }}
     location /dead/ {{ proxy_pass http://dead; }}
     location /strip/ {{ proxy_pass http://be/base/; }}
     location = /status {{ fastgate_status; }}

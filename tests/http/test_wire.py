@@ -388,18 +388,24 @@ def test_upstream_headers_follow_the_proxy_rules() -> None:
               (b"Accept", b"*/*"), (b"X-User", b"forged"), (b"X-Gone", b"client")]
     r = SimpleNamespace(user="alice")
     out, unsafe = upstream_headers(client, set_plan(set_headers), request_drop(set_headers),
-                                   b"backend:8080", r, None)
+                                   b"backend:8080", r)
     assert out == [(b"Host", b"backend:8080"), (b"Accept", b"*/*"), (b"X-User", b"alice")]
     assert unsafe == ["X-Bad"]
 
+    # Upgrade and Connection are hop-by-hop: the client's never pass on their own...
     host_set = (("Host", tpl(lambda r: r.user + ".internal")),)
-    out, unsafe = upstream_headers([(b"Upgrade", b"websocket")], set_plan(host_set),
-                                   request_drop(host_set), b"backend", r, b"websocket")
-    assert out == [(b"Host", b"alice.internal"), (b"Connection", b"upgrade"),
-                   (b"Upgrade", b"websocket")]
+    client = [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")]
+    out, unsafe = upstream_headers(client, set_plan(host_set), request_drop(host_set),
+                                   b"backend", r)
+    assert out == [(b"Host", b"alice.internal")]
     assert unsafe is None
+    # ...only as the location sets them (the usual WebSocket configuration)
+    ws = (("Upgrade", tpl(lambda r: "websocket")), ("Connection", tpl(lambda r: "upgrade")))
+    out, _ = upstream_headers(client, set_plan(ws), request_drop(ws), b"backend", r)
+    assert out == [(b"Host", b"backend"), (b"Upgrade", b"websocket"),
+                   (b"Connection", b"upgrade")]
 
     host_removed = (("Host", tpl(lambda r: "")),)
     out, _ = upstream_headers([(b"A", b"1")], set_plan(host_removed), request_drop(host_removed),
-                              b"backend", r, None)
+                              b"backend", r)
     assert out == [(b"A", b"1")]
