@@ -457,7 +457,17 @@ cdef object _json_object(bytes raw):
         return None
     except RecursionError:
         return None
-    return value if type(value) is dict else None
+    if type(value) is not dict:
+        return None
+    if b"\\ud" in raw or b"\\uD" in raw:
+        # "\ud800" is valid JSON text but no character: a lone surrogate could not be
+        # written to a header, a log line or a limit key. Refused as a token that does
+        # not parse, as jansson (the module's JSON library) refuses it
+        try:
+            _json_value(value).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):
+            return None
+    return value
 
 
 _json_value = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -26,6 +26,13 @@ class TokenMissingError(JWTError):
     reason = "JWT: failed to find a jwt"
 
 
+class AmbiguousTokenError(JWTError):
+    """The header, cookie or argument the token comes from is there more than once:
+    which one the backend reads is its own choice, so none is verified."""
+
+    reason = "JWT: the token is given more than once"
+
+
 class TokenParseError(JWTError):
     reason = "JWT: failed to parse jwt"
 

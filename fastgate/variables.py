@@ -165,7 +165,7 @@ BUILTIN: dict[str, Getter] = {
     "pid": lambda r: str(os.getpid()),
     "status": lambda r: str(r.status),
     "request_time": _request_time,
-    "request_length": lambda r: str(r.request_length),
+    "request_length": lambda r: str(r.length()),
     "body_bytes_sent": lambda r: str(r.body_bytes_sent),
     "bytes_sent": lambda r: str(r.bytes_sent),
     "content_type": _header("content_type"),

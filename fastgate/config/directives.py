@@ -118,8 +118,12 @@ def ignored(why: str) -> Handler:
     return handle
 
 
-def accepted(ld: "Loader", lvl: Level, d: Directive) -> None:
-    """Loads without effect or warning: fastgate always streams (no buffering knobs)."""
+def streaming(ld: "Loader", lvl: Level, d: Directive) -> None:
+    """Buffering knobs: fastgate always streams bodies both ways, which is what "off"
+    asks for (silent); anything else has no effect and says so."""
+    if d.args != ("off",):
+        ld.warn(f'"{d.name}" directive is ignored: fastgate streams request and response '
+                "bodies without buffering them", d)
 
 
 def time_arg(ld: "Loader", d: Directive) -> float:
@@ -460,11 +464,18 @@ def auth_jwt(ld: "Loader", lvl: Level, d: Directive) -> None:
     if value in ("on", "off"):
         lvl.fields["auth_jwt"] = value
         lvl.fields["auth_jwt_source"] = None
+        lvl.fields["auth_jwt_source_var"] = None
         return
     if not value.startswith("$"):
         raise d.error(f"JWT: Invalid variable name {value}")
     lvl.fields["auth_jwt"] = "var"
     lvl.fields["auth_jwt_source"] = ld.compile(value, d)
+    m = _SOURCE_VAR.fullmatch(value)
+    lvl.fields["auth_jwt_source_var"] = (
+        (m.group(1), m.group(2).lower()) if m is not None else None)
+
+
+_SOURCE_VAR = re.compile(r"\$\{?(http|cookie|arg)_([A-Za-z0-9_]+)\}?")
 
 
 # the fields that together make a level's key set
@@ -717,10 +728,13 @@ def large_client_header_buffers(ld: "Loader", d: Directive) -> tuple[int, int]:
     return (parse_number(d, d.args[0], minimum=1), parse_size(d, d.args[1]))
 
 
-def proxy_http_version(ld: "Loader", d: Directive) -> str:
+def proxy_http_version(ld: "Loader", lvl: Level, d: Directive) -> None:
+    lvl.once(d)
     if d.args[0] not in ("1.0", "1.1"):
         raise d.error(f'invalid value "{d.args[0]}" in "proxy_http_version" directive')
-    return d.args[0]
+    if d.args[0] == "1.0":
+        ld.warn('"proxy_http_version 1.0" is ignored: fastgate speaks HTTP/1.1 to '
+                "upstreams, with keep-alive", d)
 
 
 NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
@@ -813,16 +827,16 @@ _SPECS = [
     Spec("auth_jwt_claim_set", frozenset({HTTP}), 2, None, claim_set),
     # proxy
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
-    Spec("proxy_http_version", HSL, 1, 1, setting("proxy_http_version", proxy_http_version)),
+    Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
     Spec("proxy_connect_timeout", HSL, 1, 1, setting("proxy_connect_timeout", time_arg)),
     Spec("proxy_read_timeout", HSL, 1, 1, setting("proxy_read_timeout", time_arg)),
     Spec("proxy_send_timeout", HSL, 1, 1, setting("proxy_send_timeout", time_arg)),
     Spec("proxy_next_upstream", HSL, 1, None, setting("proxy_next_upstream", proxy_next_upstream)),
     Spec("proxy_next_upstream_tries", HSL, 1, 1, setting("proxy_next_upstream_tries", number_arg)),
-    Spec("proxy_buffering", HSL, 1, 1, accepted),
-    Spec("proxy_request_buffering", HSL, 1, 1, accepted),
-    Spec("proxy_buffers", HSL, 2, 2, accepted),
-    Spec("proxy_buffer_size", HSL, 1, 1, accepted),
+    Spec("proxy_buffering", HSL, 1, 1, streaming),
+    Spec("proxy_request_buffering", HSL, 1, 1, streaming),
+    Spec("proxy_buffers", HSL, 2, 2, streaming),
+    Spec("proxy_buffer_size", HSL, 1, 1, streaming),
     # rate and connection limits (before the access phase, as in nginx)
     Spec("limit_req_zone", frozenset({HTTP}), 3, 4, limit_zone("req")),
     Spec("limit_conn_zone", frozenset({HTTP}), 2, 2, limit_zone("conn")),

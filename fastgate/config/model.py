@@ -75,9 +75,15 @@ class ProxyPass:
     host_header: str  # what Host defaults to: the URL's host[:port] as written
     uri: str | None  # None: pass the request URI unchanged; else replaces the prefix
     host_bytes: bytes = field(init=False, repr=False, compare=False)  # host_header, encoded
+    port: str = field(init=False, compare=False)  # $proxy_port: the URL's, or the scheme's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "host_bytes", self.host_header.encode("latin-1"))
+        tail = self.host_header.rsplit("]", 1)[-1]
+        _, colon, port = tail.rpartition(":")
+        if not (colon and port.isdigit()):
+            port = "443" if self.scheme == "https" else "80"
+        object.__setattr__(self, "port", port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,9 @@ class Settings:
 
     auth_jwt: str = "off"  # "off", "on", or "var" (token from auth_jwt_source)
     auth_jwt_source: Template | None = None
+    # ("http"|"cookie"|"arg", name) when the source is one such variable: a token given
+    # twice there is refused
+    auth_jwt_source_var: tuple[str, str] | None = None
     auth_jwt_key: tuple["Key", ...] = ()
     auth_jwt_key_file: tuple["Key", ...] = ()
     auth_jwt_alg: str = "any"
@@ -166,7 +175,6 @@ class Settings:
     auth_jwt_issuer: tuple[str, ...] = ()
     auth_jwt_audience: tuple[str, ...] = ()
     proxy_set_header: tuple[tuple[str, Template], ...] = ()
-    proxy_http_version: str = "1.1"  # nginx: 1.0; fastgate pools upstream connections
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0

@@ -75,6 +75,11 @@ class ServerEngine(Protocol):
     def keep_alive(self) -> bool:
         """Whether the connection may carry another request after this response."""
 
+    @property
+    def backlogged(self) -> bool:
+        """The engine holds bytes of a request after the current one: the connection
+        stops reading until ``start_next`` (pipelining is bounded by one read)."""
+
 
 class ClientHandler(Protocol):
     def on_response(self, head: ResponseHead) -> None: ...

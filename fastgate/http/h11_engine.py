@@ -64,6 +64,8 @@ class H11Server:
         self._max_header_bytes = max_header_bytes
         self._max_line = max_line
         self._tail = b""
+        # Content-Length and Transfer-Encoding lines seen in the head being read
+        self._lengths = self._codings = 0
         self._in_head = False  # bytes of the next request's head have arrived
         self._eof = False  # the client has closed its side
 
@@ -106,6 +108,7 @@ class H11Server:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
                 self._tail = b""
+                self._lengths = self._codings = 0
                 # the headers as received, taken once (iterating h11's Headers goes
                 # through the Sequence ABC, item by item)
                 raw = list(ev.headers.raw_items())  # type: ignore[union-attr]
@@ -141,6 +144,16 @@ class H11Server:
             return "obsolete line folding in request header"
         if scan[len(tail):].count(b"\n") != scan.count(b"\r\n") - tail.count(b"\r\n"):
             return "bare LF in request head"
+        # h11 folds equal Content-Length lines into one and calls a second
+        # Transfer-Encoding unsupported (501); nginx refuses either twice with a 400 (the
+        # tail is too short to hold a whole name: nothing is counted twice)
+        low = scan.lower()
+        self._lengths += low.count(b"\ncontent-length:")
+        self._codings += low.count(b"\ntransfer-encoding:")
+        if self._lengths > 1:
+            return "client sent duplicate header line: content-length"
+        if self._codings > 1:
+            return "client sent duplicate header line: transfer-encoding"
         return None
 
     def _check_size(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
@@ -200,6 +213,7 @@ class H11Server:
                     buf.maybe_extract_at_most(lead)
             self._in_head = len(buf) > 0
             self._tail = b""
+            self._lengths = self._codings = 0
             if self._in_head:
                 # a pipelined head that arrived while the previous request was served
                 problem = self._head_problem(bytes(buf))
@@ -243,6 +257,14 @@ class H11Server:
     def keep_alive(self) -> bool:
         conn = self._conn
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    @property
+    def backlogged(self) -> bool:
+        """Bytes of a later request wait in h11's buffer (it parses nothing ahead): the
+        connection should stop reading until the current response is done."""
+        conn = self._conn
+        return conn.their_state is not h11.IDLE and conn.their_state is not h11.SEND_BODY \
+            and len(conn._receive_buffer) > 0
 
     @property
     def failed(self) -> bool:

@@ -25,6 +25,11 @@ from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.http.engine import ProtocolError
 
 
+# the most bytes given to llhttp at once: pipelined requests are parsed no further
+# ahead than one slice
+cdef Py_ssize_t SLICE = 16384
+
+
 cdef inline bint _no_body_status(int status):
     return status == 204 or status == 304
 
@@ -88,6 +93,11 @@ cdef class HttptoolsServer:
     cdef bint _current_failed
     cdef bint _mid  # inside a message that has not ended
     cdef object _pending_error  # ProtocolError | None
+    # bytes not given to llhttp yet: they follow a request that has been read whole and
+    # wait for its response (the connection stops reading meanwhile), so a flood of
+    # pipelined requests costs its raw bytes, one read's worth, never parsed objects
+    cdef bytes _held
+    cdef bint _held_eof
 
     def __init__(self, handler, Py_ssize_t max_header_bytes=32768, Py_ssize_t max_line=8192):
         self._h = handler
@@ -114,6 +124,8 @@ cdef class HttptoolsServer:
         self._current_failed = False
         self._mid = False
         self._pending_error = None
+        self._held = None
+        self._held_eof = False
 
     # --- httptools callbacks ---------------------------------------------------------------
 
@@ -150,7 +162,10 @@ cdef class HttptoolsServer:
             if ln == b"content-length":
                 length = int(v)
             elif ln == b"transfer-encoding":
-                if chunked or v.strip().lower() != b"chunked":
+                if chunked:
+                    raise ProtocolError(
+                        "client sent duplicate header line: transfer-encoding", 400)
+                if v.strip().lower() != b"chunked":
                     # as h11 (and nginx): chunked is the only coding, and only once
                     raise ProtocolError("only Transfer-Encoding: chunked is supported", 501)
                 chunked = True
@@ -189,6 +204,15 @@ cdef class HttptoolsServer:
     def feed(self, data):
         if self._failed or self._upgraded:
             return
+        if self._held is not None:
+            if data:
+                self._held += data
+            else:
+                self._held_eof = True
+            return
+        if data and self._active and self._request_ended:
+            self._held = data  # the next request: parsed when this one is answered
+            return
         if not (self._active or self._mid or self._queue or self._eof) and data:
             head = parse_request(data, self._max_header_bytes, self._max_line)
             if head is not None:
@@ -203,20 +227,42 @@ cdef class HttptoolsServer:
                 self._h.on_eof()
             self._deliver()
             return
-        try:
-            self._p.feed_data(data)
-        except httptools.HttpParserUpgrade as e:
-            offset = e.args[0] if e.args else len(data)
-            self._upgrade_rest = data[offset:]
-            if self._queue:
-                (<_Message>self._queue[-1]).ended = True
-        except httptools.HttpParserCallbackError as e:
-            cause = e.__context__
-            self._fail(cause if isinstance(cause, ProtocolError)
-                       else ProtocolError(f"invalid request: {e}", 400))
-        except httptools.HttpParserError as e:
-            self._fail(ProtocolError(f"invalid request: {e}", 400))
-        self._deliver()
+        self._parse(data)
+
+    cdef _parse(self, bytes data):
+        """``data`` through llhttp, a slice at a time: once the request being served has
+        been read whole, or a further one waits in the queue, the rest is held back."""
+        cdef Py_ssize_t n = len(data), pos = 0
+        cdef bytes piece
+        while True:
+            piece = data if n <= SLICE else data[pos:pos + SLICE]
+            pos += len(piece)
+            try:
+                self._p.feed_data(piece)
+            except httptools.HttpParserUpgrade as e:
+                offset = e.args[0] if e.args else len(piece)
+                self._upgrade_rest = piece[offset:] + data[pos:]
+                if self._queue:
+                    (<_Message>self._queue[-1]).ended = True
+                self._deliver()
+                return
+            except httptools.HttpParserCallbackError as e:
+                cause = e.__context__
+                self._fail(cause if isinstance(cause, ProtocolError)
+                           else ProtocolError(f"invalid request: {e}", 400))
+                self._deliver()
+                return
+            except httptools.HttpParserError as e:
+                self._fail(ProtocolError(f"invalid request: {e}", 400))
+                self._deliver()
+                return
+            self._deliver()
+            if pos >= n:
+                return
+            if self._active and (self._request_ended or len(self._queue) > 1):
+                # the request being served is whole, or a later one is queued behind it
+                self._held = data[pos:]
+                return
 
     cdef _fail(self, error):
         self._failed = True
@@ -287,8 +333,21 @@ cdef class HttptoolsServer:
         self._active = False
         self._request_ended = False
         self._response_done = False
-        if self._queue or self._eof or self._pending_error is not None:
+        if self._queue or self._pending_error is not None or (
+                self._eof and self._held is None):
             self._deliver()
+        if self._held is not None and not (self._active or self._failed):
+            held, self._held = self._held, None
+            self._parse(held)
+            if self._held is None and self._held_eof:
+                self._held_eof = False
+                self.feed(b"")
+
+    @property
+    def backlogged(self):
+        """Bytes of a later request are held back: the connection should stop reading
+        until the current response is done (``start_next``)."""
+        return self._held is not None
 
     def send_continue(self):
         if not self._continue_pending:

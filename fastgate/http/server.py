@@ -57,6 +57,8 @@ class ClientConnection(asyncio.Protocol):
         self._peer_eof = False  # the client has closed its side
         self._tunnel: Any = None
         self._dispatching = False
+        self._held_back = False  # reading paused: the engine holds a later request
+        self._next_on_drain = False  # the next request waits for the client to read
         self._settings = worker.default_settings(listen)
         self.vhosts = worker.tables[listen.address]  # this address's servers by name
 
@@ -95,7 +97,13 @@ class ClientConnection(asyncio.Protocol):
         if self._lingering:
             return
         self._got_bytes = True
-        self.engine.feed(data)
+        engine = self.engine
+        engine.feed(data)
+        if engine.backlogged and self.transport is not None:
+            # pipelined requests wait in the engine: read no more until they are served
+            # (again if a body's flow control resumed reading in between)
+            self._held_back = True
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         if self.engine is None:
@@ -135,6 +143,9 @@ class ClientConnection(asyncio.Protocol):
         self.gate.resume()
         if self.writer_waiter is not None:
             self.writer_waiter.client_writable()
+        if self._next_on_drain:
+            self._next_on_drain = False
+            self._after_response()
 
     # --- engine callbacks --------------------------------------------------------------------
 
@@ -209,7 +220,16 @@ class ClientConnection(asyncio.Protocol):
             return
         self._got_bytes = False
         self.deadline = self._loop.time() + self._settings.keepalive_timeout
-        self.engine.start_next()
+        if self.gate.paused:
+            # the client is not reading our responses: serve no further pipelined
+            # request until it does (else their answers pile up in our write buffer)
+            self._next_on_drain = True
+            return
+        engine = self.engine
+        engine.start_next()
+        if self._held_back and not engine.backlogged and not self.closed:
+            self._held_back = False
+            self.transport.resume_reading()
 
     def _arm(self, timeout: float) -> None:
         self.deadline = self._loop.time() + timeout

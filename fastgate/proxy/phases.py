@@ -14,6 +14,7 @@ from fastgate.config.locations import AUTO_REDIRECT
 from fastgate.config.model import Location, Return, Server
 from fastgate._wire import bearer_of, field_value, upstream_headers
 from fastgate.errors import (
+    AmbiguousTokenError,
     JWTError,
     KeysUnavailableError,
     TokenMissingError,
@@ -290,21 +291,26 @@ class Phases:
 
     def _zone_key(self, req: Request, loc: Location, zone: Any) -> bytes:
         if zone.uses_jwt and req.token is None and loc.verifier is not None:
-            token = self._token_of(req, loc)
-            if token:
-                try:
+            try:
+                token = self._token_of(req, loc)
+                if token:
                     req.token = loc.verifier.verify(token, time.time())
-                except JWTError:
-                    pass  # the access phase refuses it, with the reason logged once
-        return zone.key.render(req).encode("utf-8")
+            except JWTError:
+                pass  # the access phase refuses it, with the reason logged once
+        return zone.key.render(req).encode("utf-8", "surrogateescape")
 
     def _token_of(self, req: Request, loc: Location) -> bytes | None:
+        """The token the request presents, or None. AmbiguousTokenError when its header,
+        cookie or argument is there twice (a second Authorization header never gets
+        here: the HTTP layer answers 400)."""
         s = loc.settings
         if s.auth_jwt == "on":
             return bearer_of(req.head.headers)
         if s.auth_jwt_source is not None:
+            if s.auth_jwt_source_var is not None and _given_twice(req, *s.auth_jwt_source_var):
+                raise AmbiguousTokenError()
             value = s.auth_jwt_source.render(req)
-            return value.encode("utf-8") if value else None
+            return value.encode("utf-8", "surrogateescape") if value else None
         return None
 
     # --- access: auth_jwt --------------------------------------------------------------------
@@ -314,7 +320,13 @@ class Phases:
         if req.method == "OPTIONS" and not s.auth_jwt_options:
             return 0  # CORS preflights pass, as the module does
         stats = self.w.stats
-        token = self._token_of(req, loc)
+        try:
+            token = self._token_of(req, loc)
+        except AmbiguousTokenError as e:
+            self.w.log.info(e.reason, conn, req)
+            stats.jwt(e.reason)
+            req.challenge = CHALLENGE_INVALID
+            return e.status
         if not token:
             err: JWTError = TokenMissingError()
             self.w.log.info(err.reason, conn, req)
@@ -482,6 +494,7 @@ class Phases:
         pp = loc.proxy_pass
         assert pp is not None
         req.proxy_host = pp.host_header
+        req.proxy_port = pp.port
         s = loc.settings
         headers, unsafe = upstream_headers(req.head.headers, s.proxy_set, s.proxy_drop,
                                            pp.host_bytes, req)
@@ -575,7 +588,8 @@ class Phases:
             assert engine is not None
             conn.write(engine.send_continue())
             sender = asyncio.get_running_loop().create_task(
-                self._send_body(conn, uconn, s.client_body_timeout, s.proxy_send_timeout))
+                self._send_body(conn, req, uconn, s.client_body_timeout, s.proxy_send_timeout,
+                                s.client_max_body_size))
         elif upgrade is None:
             uconn.write(uconn.engine.send_end())
         try:
@@ -656,8 +670,12 @@ class Phases:
                     raise error
         return head.result()
 
-    async def _send_body(self, conn: "ClientConnection", uconn: UpstreamConnection,
-                         read_timeout: float, send_timeout: float) -> None:
+    async def _send_body(self, conn: "ClientConnection", req: Request,
+                         uconn: UpstreamConnection, read_timeout: float, send_timeout: float,
+                         limit: int) -> None:
+        """The client's body to the upstream as it arrives. ``limit`` is
+        client_max_body_size (0: none), counted over the bytes themselves, so that a
+        chunked body cannot pass what a Content-Length would not."""
         body = conn.body
         assert body is not None
         engine = uconn.engine
@@ -674,6 +692,10 @@ class Phases:
                                  f"({e})") from None
             if chunk is None:
                 break
+            req.request_length += len(chunk)
+            if limit and req.request_length > limit:
+                raise _BodyError(413, f"client intended to send too large chunked body: "
+                                 f"{req.request_length}+ bytes")
             uconn.write(engine.send_body(chunk))
             try:
                 await uconn.gate.wait(send_timeout)
@@ -760,6 +782,28 @@ class Phases:
         out, client_rest = engine.switch_protocol(101, rhead.reason, headers)
         conn.write(out)
         conn.start_tunnel(uconn, client_rest, uconn.engine.trailing_data())
+
+
+def _given_twice(req: Request, kind: str, name: str) -> bool:
+    """Whether the header, cookie or query argument ``name`` occurs more than once."""
+    seen = 0
+    if kind == "http":
+        wanted = name.replace("_", "-")
+        for n, _ in req.headers:
+            if n == wanted:
+                seen += 1
+    elif kind == "cookie":
+        for n, v in req.headers:
+            if n == "cookie":
+                for part in v.split(";"):
+                    key, eq, _ = part.strip().partition("=")
+                    if eq and key.lower() == name:
+                        seen += 1
+    elif req.args:
+        for part in req.args.split("&"):
+            if part.partition("=")[0].lower() == name:
+                seen += 1
+    return seen > 1
 
 
 class _BodyError(Exception):

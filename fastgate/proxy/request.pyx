@@ -111,6 +111,16 @@ cdef class Request:
             self._request_id = os.urandom(16).hex()
         return self._request_id
 
+    def length(self):
+        """$request_length: the request line, the header lines and the body bytes read
+        so far (``request_length`` counts the body), as they are framed on the wire."""
+        cdef RequestHead head = self.head
+        cdef long long n = len(head.method) + len(head.target) + 12  # " ", " HTTP/1.x\r\n"
+        cdef tuple pair
+        for pair in head.headers:
+            n += len(<bytes>pair[0]) + len(<bytes>pair[1]) + 4
+        return n + 2 + self.request_length
+
     def header(self, bytes lname):
         for n, v in self.head.headers:
             if n.lower() == lname:

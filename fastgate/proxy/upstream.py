@@ -34,6 +34,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.gate = WriteGate()
         self.closed = False
         self.received = 0
+        self.exchanges = 0  # requests it has carried (upstream keepalive_requests)
         self.head: asyncio.Future[ResponseHead] | None = None
         self.body: BodyBuffer | None = None
         self.tunnel: Any = None  # the client connection once a 101 switched protocols
@@ -258,8 +259,10 @@ class Peer:
     def release(self, conn: UpstreamConnection, head: ResponseHead) -> None:
         """After an exchange: back to the pool if it can carry another, else closed."""
         up = self.group.upstream
+        conn.exchanges += 1
         if (not conn.closed and head.keep_alive and conn.engine.reusable
-                and not conn.engine.leftover() and len(self.idle) < up.keepalive):
+                and not conn.engine.leftover() and len(self.idle) < up.keepalive
+                and conn.exchanges < up.keepalive_requests):
             conn.park(up.keepalive_timeout)
             self.idle.append(conn)
         else:

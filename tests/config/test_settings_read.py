@@ -1,0 +1,69 @@
+"""Every field the configuration parses is read by something that acts on it, so that a
+directive cannot be accepted and then silently ignored (issue #14: upstream
+``keepalive_requests``, ``$request_length`` and ``$proxy_port`` were). A directive that
+has no effect must say so with a ``[warn]`` instead of setting a field.
+
+"Read" means an attribute access ``.name`` in the package outside ``fastgate/config``
+(the proxy, the worker, the variables) — or, for the few fields consumed while the
+configuration is built, a read at the named place that builds from them."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from fastgate.config import model
+
+PACKAGE = Path(__file__).resolve().parents[2] / "fastgate"
+
+# field -> the file (under fastgate/) that consumes it while building, not per request
+BUILT_FROM = {
+    ("Settings", "auth_jwt_alg"): "config/merge.py",  # the Verifier
+    ("Settings", "auth_jwt_leeway"): "config/merge.py",
+    ("Settings", "auth_jwt_cache"): "config/merge.py",
+    ("Settings", "auth_jwt_issuer"): "config/merge.py",
+    ("Settings", "auth_jwt_audience"): "config/merge.py",
+    ("Settings", "proxy_set_header"): "config/model.py",  # proxy_set, proxy_drop
+    ("Settings", "error_page"): "config/model.py",  # error_page_for
+    ("Location", "regex"): "config/locations.py",  # LocationTree.find
+    ("Location", "children"): "config/locations.py",
+    ("Config", "maps"): "config/load.py",  # their variables are registered at load
+    ("Upstream", "implicit"): "config/load.py",  # a fact about the file, not a setting
+}
+
+
+def _sources(exclude_config: bool) -> str:
+    files = [p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".pyx", ".pxd")]
+    if exclude_config:
+        files = [p for p in files if "config" not in p.relative_to(PACKAGE).parts]
+    return "\n".join(p.read_text() for p in files)
+
+
+def _fields() -> list[tuple[str, str]]:
+    return [(name, f.name) for name, cls in vars(model).items()
+            if isinstance(cls, type) and dataclasses.is_dataclass(cls)
+            and cls.__module__ == model.__name__
+            for f in dataclasses.fields(cls)]
+
+
+OUTSIDE = _sources(exclude_config=True)
+
+
+@pytest.mark.parametrize("owner,name", _fields(), ids=lambda x: str(x))
+def test_every_parsed_field_is_read(owner: str, name: str) -> None:
+    if re.search(rf"\.{name}\b", OUTSIDE):
+        return
+    where = BUILT_FROM.get((owner, name))
+    assert where is not None, (
+        f"{owner}.{name} is parsed but nothing outside config/ reads it: make it work, "
+        "or make its directive warn that it is ignored")
+    text = (PACKAGE / where).read_text()
+    assert re.search(rf"\.{name}\b|{name}=", text), f"{owner}.{name} is not read in {where}"
+
+
+def test_the_allowances_are_all_still_needed() -> None:
+    stale = [k for k in BUILT_FROM if re.search(rf"\.{k[1]}\b", OUTSIDE)]
+    assert not stale, f"read outside config/ now, remove from BUILT_FROM: {stale}"
