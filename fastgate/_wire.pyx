@@ -451,25 +451,34 @@ def normal_host(bytes value):
     """A Host value (or the authority of an absolute-form target) as nginx's
     ``ngx_http_validate_host`` leaves it: the port cut off, one trailing dot removed,
     lower-cased; an IPv6 literal keeps its brackets. None when it is invalid: empty
-    (once the port and dot are gone), a NUL, control character, space, ``/`` or ``\\``,
-    an empty label (``..``), a ``[`` anywhere but first, or a ``[`` never closed. The
+    (once the port and dot are gone), a NUL, control character, space, ``/``, ``\\`` or
+    ``@``, an empty label (``..``), a ``[`` anywhere but first or never closed, or a port
+    that is not digits (nginx lets the last three through; stricter here, as RFC 9110
+    says, so that no backend reads a different name in them). The
     same name then selects the server and is ``$host``: ``api.example.com.`` and
     ``API.example.com:8080`` are ``api.example.com``."""
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(value)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i, host_len = n, dot = -2
-    cdef int state = 0  # 0 usual, 1 inside [...], 2 after the name (the port)
+    cdef int state = 0  # 0 usual, 1 inside [...], 2 just after "]", 3 the port
     cdef unsigned char c
     cdef bint ascii = True
     for i in range(n):
         c = p[i]
-        if c == 46:  # '.'
+        if state == 3:
+            if not 48 <= c <= 57:
+                return None  # a port is digits (nginx ignores what follows the ":")
+        elif state == 2:
+            if c != 58:
+                return None  # "[::1]x": nothing but ":port" after the literal
+            state = 3
+        elif c == 46:  # '.'
             if dot == i - 1:
                 return None
             dot = i
         elif c == 58:  # ':'
             if state == 0:
                 host_len = i
-                state = 2
+                state = 3
         elif c == 91:  # '['
             if i != 0:
                 return None
@@ -478,8 +487,8 @@ def normal_host(bytes value):
             if state == 1:
                 host_len = i + 1
                 state = 2
-        elif c <= 32 or c == 127 or c == 47 or c == 92:
-            return None
+        elif c <= 32 or c == 127 or c == 47 or c == 92 or c == 64:
+            return None  # also "@": userinfo is no part of a Host (RFC 9110 section 7.2)
         elif c >= 128:
             ascii = False
     if state == 1:

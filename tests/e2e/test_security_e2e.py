@@ -48,6 +48,7 @@ def config(port: int, backend: int, keepalive: int, errlog: Path, jwks: Path) ->
 error_log {errlog} info;
 http {{
   upstream be {{ server 127.0.0.1:{backend}; keepalive {keepalive}; keepalive_requests 1000; }}
+  upstream be2 {{ server 127.0.0.1:{backend}; keepalive 16; keepalive_requests 2; }}
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   limit_req_zone $uri zone=by_uri:1m rate=1000r/s;
 
@@ -99,6 +100,7 @@ http {{
     location = /api2 {{ return 200 "exact"; }}
     location /api2/ {{ auth_jwt on; proxy_pass http://be; }}
     location /pipe/ {{ return 200 "p"; }}
+    location /kr/ {{ proxy_pass http://be2; }}
   }}
 }}
 """
@@ -307,7 +309,8 @@ def test_absolute_form_target_selects_by_its_authority(gate: Gate) -> None:
 
 
 @pytest.mark.parametrize("host", ["", ".", f"{API}/..", "a..b", "a\\b", "a b", "[::1",
-                                  f"x[{API}", ":8080"])
+                                  f"x[{API}", ":8080", f"u@{API}", f"[::1]{API}",
+                                  f"{API}:8o"])
 def test_invalid_hosts_are_400(gate: Gate, host: str) -> None:
     m = marker()
     resp = gate.send(request("GET", f"/x?{m}", host=host, auth=token()))
@@ -512,6 +515,37 @@ def test_request_length_and_proxy_port(gate: Gate) -> None:
     (rec,) = gate.got(m)
     assert rec.header(b"x-length") == [str(len(data)).encode()]
     assert rec.header(b"x-proxy-port") == [b"80"]
+
+
+def test_upstream_keepalive_requests_is_enforced(gate: Gate) -> None:
+    m = marker()
+    for i in range(4):
+        assert status(gate.send(request("GET", f"/kr/{i}?{m}", host="open.example.com"))) == 200
+    conns = [r.connection for r in gate.got(m)]
+    assert conns[0] == conns[1] and conns[2] == conns[3] and conns[1] != conns[2], conns
+
+
+def test_a_refused_body_is_never_forwarded(gate: Gate) -> None:
+    """Expect: 100-continue without a token: the 401 comes first, no 100, and neither
+    the head nor the body reaches the backend; nor does a request pipelined after it."""
+    m = marker()
+    body = b"secret-body-" + m.encode()
+    resp = gate.send(request("POST", f"/api/x?{m}", headers=[("Expect", "100-continue")],
+                             body=body) + request("GET", f"/api/y?{m}"))
+    assert statuses(resp)[0] == 401 and 100 not in statuses(resp)
+    assert not gate.backend.seen(m.encode())
+
+
+def test_a_missing_claim_never_lets_the_client_header_through(gate: Gate) -> None:
+    gate.warm()
+    m = marker()
+    no_sub = pyjwt.encode({"name": "x"}, SECRET, algorithm="HS256")
+    resp = gate.send(request("GET", f"/api/x?{m}", auth=no_sub,
+                             headers=[("X-User", "admin"), ("Connection", "X-Host")]))
+    assert status(resp) == 200
+    (rec,) = gate.got(m)
+    assert rec.header(b"x-user") == []  # the claim renders empty: the header is removed
+    assert rec.header(b"x-host") == [API.encode()]  # listing it in Connection drops the client's only
 
 
 def wait_for(path: Path, text: str, timeout: float = 3.0) -> bool:

@@ -260,31 +260,40 @@ def test_serialize() -> None:
     # invalid as ngx_http_validate_host says (and stricter on stray brackets): None
     (b"", None), (b":80", None), (b".", None), (b"a..b", None), (b"a/b", None),
     (b"a\\b", None), (b"a b", None), (b"a\tb", None), (b"a\x00b", None), (b"a\x7fb", None),
-    (b"a[b", None), (b"[::1", None), (b"..", None)])
+    (b"a[b", None), (b"[::1", None), (b"..", None), (b"u@a", None), (b"[::1]a", None),
+    (b"a:8o", None), (b"a:", "a"), (b"[::1]:", "[::1]")])
 def test_host_of(value: bytes, host: str | None) -> None:
     assert host_of([(b"X", b"y"), (b"HOST", value)]) == host
     assert host_of([]) == ""
 
 
 def _nginx_host(value: bytes) -> str | None:
-    """ngx_http_validate_host, written plainly (plus: "[" only first, and closed)."""
+    """ngx_http_validate_host, written plainly, and stricter where RFC 9110 is: "["
+    only first and closed, nothing but ":port" after it, a port of digits, no "@"."""
     host_len, dot, state = len(value), -2, "usual"
     for i, c in enumerate(value):
-        if c == 0x2E:
+        if state == "port":
+            if not 0x30 <= c <= 0x39:
+                return None
+        elif state == "after-literal":
+            if c != 0x3A:
+                return None
+            state = "port"
+        elif c == 0x2E:
             if dot == i - 1:
                 return None
             dot = i
         elif c == 0x3A:
             if state == "usual":
-                host_len, state = i, "rest"
+                host_len, state = i, "port"
         elif c == 0x5B:
             if i:
                 return None
             state = "literal"
         elif c == 0x5D:
             if state == "literal":
-                host_len, state = i + 1, "rest"
-        elif c <= 0x20 or c == 0x7F or c in b"/\\":
+                host_len, state = i + 1, "after-literal"
+        elif c <= 0x20 or c == 0x7F or c in b"/\\@":
             return None
     if state == "literal":
         return None
@@ -296,7 +305,7 @@ def _nginx_host(value: bytes) -> str | None:
 @settings(max_examples=fuzz_examples(1000), deadline=None)
 @given(value=st.lists(st.sampled_from([b"a", b"Z", b"0", b".", b":", b"[", b"]", b" ", b"\t",
                                        b"\x0b", b"\x1c", b"\x85", b"\xa0", b"\xc9", b"-",
-                                       b"/", b"\\"]),
+                                       b"/", b"\\", b"@", b"8"]),
                       max_size=20).map(b"".join)
        | st.binary(max_size=300))
 def test_host_of_reads_as_nginx(value: bytes) -> None:
