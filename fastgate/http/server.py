@@ -98,12 +98,24 @@ class ClientConnection(asyncio.Protocol):
             return
         self._got_bytes = True
         engine = self.engine
-        engine.feed(data)
+        try:
+            engine.feed(data)
+        except Exception as e:  # a bug: it costs this connection, never the event loop
+            self._crashed(e)
+            return
         if engine.backlogged and self.transport is not None:
             # pipelined requests wait in the engine: read no more until they are served
             # (again if a body's flow control resumed reading in between)
             self._held_back = True
             self.transport.pause_reading()
+
+    def _crashed(self, error: Exception) -> None:
+        """An unexpected error under the engine's callbacks that nothing nearer caught:
+        logged, and the connection cut (its state is unknown; a response that began
+        must not look complete)."""
+        self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",
+                              self)
+        self.abort()
 
     def eof_received(self) -> bool:
         if self.engine is None:
