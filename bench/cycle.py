@@ -74,7 +74,7 @@ async def main(args: argparse.Namespace) -> None:
 
     conf = Path(tempfile.mkdtemp(prefix="fastgate-cycle-")) / "cycle.conf"
     conf.write_text(f"""http {{
-  upstream be {{ server 127.0.0.1:9; keepalive 64; }}
+  upstream be {{ server 127.0.0.1:9; keepalive 64; keepalive_requests 1000000000; }}
   server {{ listen 127.0.0.1:8080; keepalive_requests 1000000;
     auth_jwt_key "{SECRET}";
     location /hs/ {{ auth_jwt on; auth_jwt_alg HS256;

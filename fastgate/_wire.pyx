@@ -443,7 +443,7 @@ def host_of(list headers):
         name = pair[0]
         if PyBytes_GET_SIZE(name) == 4 and _is(
                 <const unsigned char*>PyBytes_AS_STRING(name), 4, b"host", 4):
-            return normal_host(pair[1])
+            return _normal_host(pair[1])
     return ""
 
 
@@ -454,9 +454,13 @@ def normal_host(bytes value):
     (once the port and dot are gone), a NUL, control character, space, ``/``, ``\\`` or
     ``@``, an empty label (``..``), a ``[`` anywhere but first or never closed, or a port
     that is not digits (nginx lets the last three through; stricter here, as RFC 9110
-    says, so that no backend reads a different name in them). The
-    same name then selects the server and is ``$host``: ``api.example.com.`` and
+    says, so that no backend reads a different name in them). The same name then
+    selects the server and is ``$host``: ``api.example.com.`` and
     ``API.example.com:8080`` are ``api.example.com``."""
+    return _normal_host(value)
+
+
+cdef object _normal_host(bytes value):
     cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(value)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i, host_len = n, dot = -2
     cdef int state = 0  # 0 usual, 1 inside [...], 2 just after "]", 3 the port

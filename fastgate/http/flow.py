@@ -95,22 +95,20 @@ class BodyBuffer:
 class WriteGate:
     """``pause_writing``/``resume_writing`` of a protocol as an awaitable."""
 
-    __slots__ = ("_paused", "_waiter", "_closed")
+    __slots__ = ("paused", "_waiter", "_closed")
 
     def __init__(self) -> None:
-        self._paused = False
+        # read on every response (a plain slot: a property is a Python call each time);
+        # set only by pause() and resume()
+        self.paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._closed: BaseException | None = None
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
     def pause(self) -> None:
-        self._paused = True
+        self.paused = True
 
     def resume(self) -> None:
-        self._paused = False
+        self.paused = False
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
@@ -122,7 +120,7 @@ class WriteGate:
             w.set_result(None)
 
     async def wait(self, timeout: float | None = None) -> None:
-        while self._paused:
+        while self.paused:
             if self._closed is not None:
                 raise self._closed
             self._waiter = asyncio.get_running_loop().create_future()

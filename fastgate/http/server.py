@@ -303,6 +303,11 @@ class ClientConnection(asyncio.Protocol):
         """After a 101: bytes pass through unchanged both ways until either side closes."""
         self._tunnel = upstream
         upstream.tunnel = self
+        if self._held_back and self.transport is not None:
+            # bytes after the upgrade request (a first frame) held reading back: they
+            # are the tunnel's now, and so is everything after them
+            self._held_back = False
+            self.transport.resume_reading()
         if upstream_rest:
             self.write(upstream_rest)
         if client_rest:

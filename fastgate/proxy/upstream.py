@@ -34,7 +34,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.gate = WriteGate()
         self.closed = False
         self.received = 0
-        self.exchanges = 0  # requests it has carried (upstream keepalive_requests)
+        # requests it may still carry (upstream keepalive_requests)
+        self.exchanges_left = peer.group.upstream.keepalive_requests
         self.head: asyncio.Future[ResponseHead] | None = None
         self.body: BodyBuffer | None = None
         self.tunnel: Any = None  # the client connection once a 101 switched protocols
@@ -259,10 +260,10 @@ class Peer:
     def release(self, conn: UpstreamConnection, head: ResponseHead) -> None:
         """After an exchange: back to the pool if it can carry another, else closed."""
         up = self.group.upstream
-        conn.exchanges += 1
-        if (not conn.closed and head.keep_alive and conn.engine.reusable
-                and not conn.engine.leftover() and len(self.idle) < up.keepalive
-                and conn.exchanges < up.keepalive_requests):
+        conn.exchanges_left -= 1
+        if (conn.exchanges_left and not conn.closed and head.keep_alive
+                and conn.engine.reusable and not conn.engine.leftover()
+                and len(self.idle) < up.keepalive):
             conn.park(up.keepalive_timeout)
             self.idle.append(conn)
         else:

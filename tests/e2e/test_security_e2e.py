@@ -361,6 +361,20 @@ def test_websocket_upgrade_when_configured(gate: Gate) -> None:
     (rec,) = gate.got(m)
     assert rec.header(b"upgrade") == [b"websocket"]
     assert rec.header(b"connection") == [b"upgrade"]
+    # a first frame sent with the upgrade request (reading held back behind it) goes
+    # through, and so does everything after the switch
+    m = marker()
+    with socket.create_connection(("127.0.0.1", gate.port), timeout=5) as s:
+        s.sendall(request("GET", f"/ws?{m}", auth=token(),
+                          headers=[("Upgrade", "websocket"), ("Connection", "Upgrade")])
+                  + b"early")
+        got = b""
+        while b"early" not in got:
+            got += s.recv(1000)
+        assert got.startswith(b"HTTP/1.1 101")
+        s.sendall(b"later")
+        while not got.endswith(b"later"):
+            got += s.recv(1000)
     # without a token: refused before anything reaches the backend
     m = marker()
     resp = gate.send(request("GET", f"/ws?{m}", headers=[("Upgrade", "websocket"),
