@@ -3,11 +3,15 @@ aiohttp+PyJWT peer, one after another under the same conditions, in one run.
 
 Conditions: one backend (nginx ``return 200``, so it is never the bottleneck); the proxy
 under test pinned to CPU 0 with one worker; wrk and the backend pinned to CPU 1;
-keep-alive to the backend everywhere; access logs off; 50 connections; every row run
-``--runs`` times (default 3) and the median kept. Each run of a row is paired with a run
-of nginx ``proxy_pass`` just before it, and a row's ratios are the median of the pairs'
-ratios: on a shared VM the speed of the machine drifts by tens of percent within
-minutes, and pairing keeps that drift out of the ratios. For the same reason the rows
+keep-alive to the backend everywhere, each connection kept for the whole run
+(``keepalive_requests 1000000`` on every server and upstream: the rows measure the
+proxying, and a reconnect every 1000 requests, both proxies' upstream default, costs
+fastgate ~13% and nginx ~2% on this load, see bench/RESULTS.md 2026-12-01); access logs
+off; 50 connections; every row run ``--runs`` times (default 3) and the median kept.
+Each run of a row is paired with a run of nginx ``proxy_pass`` just before it, and a
+row's ratios are the median of the pairs' ratios: on a shared VM the speed of the
+machine drifts by tens of percent within minutes, and pairing keeps that drift out of
+the ratios. For the same reason the rows
 compared with the aiohttp peer (a valid HS256 token, each engine) also pair each of
 their runs with a run of the peer, which stays up, idle, for the whole benchmark. Prints requests/s, p50, p99, the
 ratio to nginx and the p99 ratio for every row, then the targets of issue #5;
@@ -221,7 +225,8 @@ end
         conf.write_text(f"""
 error_log {self.tmp}/fastgate-{port}.log error;
 http {{
-  upstream be {{ server 127.0.0.1:{self.backend_port}; keepalive 64; }}
+  upstream be {{ server 127.0.0.1:{self.backend_port}; keepalive 64;
+               keepalive_requests 1000000; }}
   server {{
     listen 127.0.0.1:{port};
     keepalive_requests 1000000;
@@ -264,7 +269,8 @@ http {{
         port = free_port()
         # nginx stays up (idle between its runs) to be measured next to every row
         self.nginx("proxy", f"""upstream be {{ server 127.0.0.1:{self.backend_port};
-            keepalive 64; }} server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
+            keepalive 64; keepalive_requests 1000000; }}
+            server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
             location / {{ proxy_http_version 1.1; proxy_set_header Connection "";
             proxy_pass http://be; }} }}""", port, "0")
         self.nginx_url = f"http://127.0.0.1:{port}/"
