@@ -502,6 +502,23 @@ def test_trace_and_connect_are_405(gate: Gate, method: str, target: str) -> None
     assert not gate.backend.seen(m.encode())
 
 
+@pytest.mark.parametrize("method", ["PROPFIND", "PURGE", "REPORT"])
+def test_extension_methods_are_checked_and_proxied(gate: Gate, method: str) -> None:
+    m = marker()
+    assert status(gate.send(request(method, f"/api/x?{m}"))) == 401
+    assert not gate.backend.seen(m.encode())
+    assert status(gate.send(request(method, f"/api/x?{m}", auth=token()))) == 200
+    assert gate.backend.seen(f"{method} /api/x?{m} ".encode())
+
+
+def test_a_method_llhttp_cannot_frame_is_400_and_never_forwarded(gate: Gate) -> None:
+    # stricter than nginx on purpose (README, Security model): nothing guesses the framing
+    m = marker()
+    resp = gate.send(request("FOO", f"/api/x?{m}", auth=token()) + request("GET", f"/api/x?{m}"))
+    assert statuses(resp) == [400]
+    assert not gate.backend.seen(m.encode())
+
+
 # --- 13, 14. key sets replace; Bearer takes spaces only ------------------------------------------
 
 def test_a_location_with_its_own_keys_refuses_the_outer_secret(gate: Gate) -> None:
