@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 SEEDS = Path(__file__).parent.parent / "seeds"
@@ -58,3 +59,21 @@ def _complete(data: bytes, responses: int) -> bool:
 
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 3.0) -> bool:
+    """Whether ``text`` shows in the file within ``timeout`` (logs are written in batches)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and text in path.read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def proc_status_kib(pid: int, field: str) -> int:
+    """A memory figure of /proc/PID/status (``VmRSS``, ``VmHWM``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
-from e2e_util import raw_exchange, status_of
+from e2e_util import proc_status_kib, raw_exchange, status_of, wait_for_text
 
 SECRET = "proxy-test-secret-0123456789abcdef"
 
@@ -288,7 +288,7 @@ def test_chunked_upload_100mib_streams(setup) -> None:  # type: ignore[no-untype
     assert rec["body_bytes"] == 100 << 20
     assert rec["body_sha256"] == digest.hexdigest()
     c.close()
-    assert _peak_rss_mib(gw.proc.pid) < 150
+    assert proc_status_kib(gw.proc.pid, "VmHWM") / 1024 < 150
 
 
 def test_download_100mib_streams(setup) -> None:  # type: ignore[no-untyped-def]
@@ -305,23 +305,7 @@ def test_download_100mib_streams(setup) -> None:  # type: ignore[no-untyped-def]
             total += len(chunk)
         assert total == 100 << 20
         c.close()
-    assert _peak_rss_mib(gw.proc.pid) < 150
-
-
-def wait_for_text(path: Path, text: str, timeout: float = 3.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and text in path.read_text():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+    assert proc_status_kib(gw.proc.pid, "VmHWM") / 1024 < 150
 
 
 def test_websocket_upgrade_tunnel(setup) -> None:  # type: ignore[no-untyped-def]

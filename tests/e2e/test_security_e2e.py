@@ -23,6 +23,7 @@ from typing import Iterator
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from e2e_util import proc_status_kib, wait_for_text
 from raw_backend import RawBackend
 
 SECRET = "security-test-secret-0123456789abcdef"
@@ -424,7 +425,7 @@ def test_invalid_header_names_are_dropped(gate: Gate) -> None:
     assert not {b"x_user", b"x.role", b"x-user_"} & names
     assert rec.header(b"x-user") == [b'"alice"']  # only the verified claim
     gate.check_path(m)
-    assert wait_for(gate.errlog, 'client sent invalid header line: "X_User"')
+    assert wait_for_text(gate.errlog, 'client sent invalid header line: "X_User"')
 
 
 # --- 6. pipelining: each request on its own, and bounded ---------------------------------------
@@ -579,23 +580,7 @@ def test_a_missing_claim_never_lets_the_client_header_through(gate: Gate) -> Non
     assert rec.header(b"x-host") == [API.encode()]  # listing it in Connection drops the client's only
 
 
-def wait_for(path: Path, text: str, timeout: float = 3.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and text in path.read_text():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 # --- 6. a flood of pipelined requests is read one request ahead ---------------------------------
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
 
 @pytest.mark.parametrize("engine", ["h11", "httptools"])
 def test_200k_pipelined_requests_without_reads_stay_bounded(tmp_path: Path, engine: str) -> None:
@@ -604,7 +589,7 @@ def test_200k_pipelined_requests_without_reads_stay_bounded(tmp_path: Path, engi
         one = b"GET /pipe/x HTTP/1.1\r\nHost: open.example.com\r\n\r\n"
         for _ in range(50):  # the worker's steady size first
             assert status(g.send(one)) == 200
-        before = _rss_kib(g.proc.pid)
+        before = proc_status_kib(g.proc.pid, "VmRSS")
         flood = one * 200_000
         s = socket.create_connection(("127.0.0.1", g.port))
         s.setblocking(False)
@@ -615,7 +600,7 @@ def test_200k_pipelined_requests_without_reads_stay_bounded(tmp_path: Path, engi
             except BlockingIOError:
                 time.sleep(0.01)
         time.sleep(0.5)
-        grown = (_rss_kib(g.proc.pid) - before) / 1024
+        grown = (proc_status_kib(g.proc.pid, "VmRSS") - before) / 1024
         s.close()
         assert sent > 0
         assert grown < 8, f"worker grew {grown:.1f} MiB with {sent} bytes pipelined"
