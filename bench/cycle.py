@@ -73,7 +73,7 @@ async def main(args: argparse.Namespace) -> None:
     from fastgate.token_tool import encode, signer
 
     conf = Path(tempfile.mkdtemp(prefix="fastgate-cycle-")) / "cycle.conf"
-    conf.write_text(f"""http {{
+    conf.write_text(f"""http {{ access_log off;
   upstream be {{ server 127.0.0.1:9; keepalive 64; keepalive_requests 1000000000; }}
   server {{ listen 127.0.0.1:8080; keepalive_requests 1000000;
     auth_jwt_key "{SECRET}";

@@ -224,7 +224,7 @@ end
         conf = self.tmp / f"fastgate-{port}.conf"
         conf.write_text(f"""
 error_log {self.tmp}/fastgate-{port}.log error;
-http {{
+http {{ access_log off;
   upstream be {{ server 127.0.0.1:{self.backend_port}; keepalive 64;
                keepalive_requests 1000000; }}
   server {{

@@ -72,7 +72,7 @@ def main() -> int:
         port = free_port()
         conf = tmp / "soak.conf"
         conf.write_text(f"""
-http {{
+http {{ access_log off;
   upstream be {{ server 127.0.0.1:{bench.backend_port}; keepalive 64; keepalive_timeout 2s; }}
   map $jwt_claim_role $is_admin {{ "\\"admin\\"" 1; default 0; }}
   server {{

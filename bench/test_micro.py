@@ -123,7 +123,7 @@ def test_preaccess_limits(benchmark: Any, impl: str, tmp_path: Any) -> None:
     from fastgate.ops.worker import Worker
 
     conf = tmp_path / "limits.conf"
-    conf.write_text("""http {
+    conf.write_text("""http { access_log off;
       limit_req_zone $binary_remote_addr zone=r:10m rate=1000000r/s;
       limit_conn_zone $binary_remote_addr zone=c:10m;
       server { listen 127.0.0.1:1;

@@ -14,16 +14,23 @@ from dataclasses import dataclass, field
 from fastgate import __version__
 
 USAGE = """\
-usage: fastgate [-?hvtq] [-s signal] [-c filename] [--http-engine auto|h11|httptools]
+usage: fastgate [-?hvVtTq] [-s signal] [-p prefix] [-c filename] [-g directives]
+                [--http-engine auto|h11|httptools]
        fastgate token [--alg ALG] [--key VALUE [ENCODING]] [--claim k=v]... [--exp SECONDS]
 
-  (no arguments)  demo: a protected gateway on 127.0.0.1:8080 with a built-in backend
+  (no arguments)  ./fastgate.conf when it exists, else the demo: a protected gateway
+                  on 127.0.0.1:8080 with a built-in backend
   -?,-h           this help
-  -v, -V          show version and exit
+  -v              show version and exit
+  -V              show version and the versions of what fastgate runs on, and exit
   -t              test configuration and exit
+  -T              test configuration, dump it (every included file) and exit
   -q              suppress non-error messages during configuration testing
   -s signal       send signal to the running instance: stop, quit, reopen, reload
+  -p prefix       set prefix path: relative paths in the configuration are taken from
+                  it (default: the configuration file's directory)
   -c filename     set configuration file (default: fastgate.conf)
+  -g directives   set global directives out of configuration file
   --http-engine   protocol engine: auto (default), h11, httptools
 """
 
@@ -42,6 +49,10 @@ class Options:
     quiet: bool = False
     signal: str | None = None
     version: bool = False
+    versions: bool = False  # -V
+    dump: bool = False  # -T
+    prefix: str | None = None
+    directives: str = ""
     help: bool = False
     http_engine: str | None = None
     rest: list[str] = field(default_factory=list)
@@ -63,10 +74,18 @@ def parse_args(argv: list[str]) -> Options:
 
         if a in ("-h", "-?", "--help"):
             o.help = True
-        elif a in ("-v", "-V", "--version"):
+        elif a in ("-v", "--version"):
             o.version = True
+        elif a == "-V":
+            o.versions = True
         elif a == "-t":
             o.test = True
+        elif a == "-T":
+            o.test = o.dump = True
+        elif a == "-p":
+            o.prefix = value("-p")
+        elif a == "-g":
+            o.directives = value("-g")
         elif a == "-q":
             o.quiet = True
         elif a == "-c":
@@ -90,7 +109,8 @@ def parse_args(argv: list[str]) -> Options:
     return o
 
 
-_NEEDS = {"-c": "file name", "-s": "signal name", "--http-engine": "an engine name"}
+_NEEDS = {"-c": "file name", "-s": "signal name", "--http-engine": "an engine name",
+          "-p": "prefix path", "-g": "directives"}
 
 
 def err(message: str) -> None:
@@ -104,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             from fastgate.token_tool import main as token_main
 
             return token_main(args[1:])
-        if not args:
+        if not args and not os.path.exists("fastgate.conf"):
             from fastgate.demo import main as demo_main
 
             return demo_main()
@@ -121,22 +141,55 @@ def main(argv: list[str] | None = None) -> int:
     if opts.version:
         print(f"fastgate version: fastgate/{__version__}")
         return 0
+    if opts.versions:
+        print(f"fastgate version: fastgate/{__version__}")
+        print(versions())
+        return 0
     path = opts.config or "fastgate.conf"
     if opts.test:
-        return test_config(path, opts.quiet)
+        return test_config(path, opts.quiet, opts.prefix, opts.directives, opts.dump)
     if opts.signal:
-        return send_signal(path, opts.signal)
+        return send_signal(path, opts.signal, opts.prefix, opts.directives)
     from fastgate.ops.run import run
 
-    return run(path, http_engine=opts.http_engine)
+    return run(path, http_engine=opts.http_engine, prefix=opts.prefix,
+               directives=opts.directives)
 
 
-def test_config(path: str, quiet: bool = False) -> int:
+def versions() -> str:
+    """``-V``: what this fastgate runs on, for a bug report."""
+    import platform
+    import ssl
+    from importlib import metadata
+
+    lines = [f"python {platform.python_version()} ({platform.python_implementation()}), "
+             f"{ssl.OPENSSL_VERSION}"]
+    for dist in ("uvloop", "httptools", "h11", "cryptography"):
+        try:
+            lines.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            lines.append(f"{dist}: not installed")
+    built = []
+    for mod in ("fastgate._core", "fastgate._wire", "fastgate.http.httptools_engine",
+                "fastgate.proxy.fast", "fastgate.proxy.request", "fastgate.ops.counters"):
+        try:
+            __import__(mod)
+            built.append(mod)
+        except ImportError:
+            built.append(f"{mod} (not built)")
+    lines.append("compiled modules: " + ", ".join(built))
+    return "\n".join(lines)
+
+
+def test_config(path: str, quiet: bool = False, prefix: str | None = None,
+                directives: str = "", dump: bool = False) -> int:
     from fastgate.config import ConfigError, load_config
+    from fastgate.ops.logs import LogOpenError, check_logs
 
     try:
-        config = load_config(path)
-    except ConfigError as e:
+        config = load_config(path, prefix, directives)
+        check_logs(config)
+    except (ConfigError, LogOpenError) as e:
         err(f"[emerg] {e}")
         err(f"configuration file {path} test failed")
         return 1
@@ -145,18 +198,31 @@ def test_config(path: str, quiet: bool = False) -> int:
             err(w)
         err(f"the configuration file {path} syntax is ok")
         err(f"configuration file {path} test is successful")
+    if dump:
+        from fastgate.config.parser import config_files
+
+        for name in config_files(path):
+            with open(name, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+            sys.stdout.write(f"# configuration file {name}:\n{text}")
+            if not text.endswith("\n"):
+                sys.stdout.write("\n")
+            sys.stdout.write("\n")
     return 0
 
 
-def send_signal(path: str, name: str) -> int:
+def send_signal(path: str, name: str, prefix: str | None = None, directives: str = "") -> int:
     from fastgate.config import ConfigError, load_config
 
     try:
-        config = load_config(path)
+        config = load_config(path, prefix, directives)
     except ConfigError as e:
         err(f"[emerg] {e}")
         return 1
-    pid_file = config.pid or default_pid_path(path)
+    if config.pid is None:
+        err('[error] "pid off" in the configuration: there is no pid file to read')
+        return 1
+    pid_file = config.pid
     try:
         with open(pid_file) as f:
             text = f.read().strip()
@@ -164,11 +230,18 @@ def send_signal(path: str, name: str) -> int:
         err(f'[error] open() "{pid_file}" failed (2: No such file or directory): '
             "is fastgate running?")
         return 1
-    except OSError as e:
-        err(f'[error] open() "{pid_file}" failed ({e.errno}: {e.strerror})')
+    except (OSError, UnicodeDecodeError) as e:
+        reason = f"{e.errno}: {e.strerror}" if isinstance(e, OSError) else "not text"
+        err(f'[error] open() "{pid_file}" failed ({reason})')
         return 1
-    if not text.isdigit():
-        err(f'[error] invalid PID number "{text}" in "{pid_file}"')
+    # 0 and negative numbers would signal a process group (kill(2)); above the kernel's
+    # pid_max is no process at all
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= _pid_max():
+        err(f'[error] invalid PID number "{text[:40]}" in "{pid_file}"')
+        return 1
+    if not _is_fastgate(int(text)):
+        err(f'[error] process {text} named in "{pid_file}" is not fastgate: '
+            "a stale pid file? nothing was signalled")
         return 1
     try:
         os.kill(int(text), SIGNALS[name])
@@ -181,10 +254,26 @@ def send_signal(path: str, name: str) -> int:
     return 0
 
 
-def default_pid_path(config_path: str) -> str:
-    """Where the pid file goes when the config has no ``pid``: beside the config."""
-    base = os.path.splitext(os.path.basename(config_path))[0]
-    return os.path.join(os.path.dirname(os.path.abspath(config_path)), f"{base}.pid")
+def _pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 4194304  # the kernel's ceiling
+
+
+def _is_fastgate(pid: int) -> bool:
+    """Whether ``pid`` runs fastgate (its command line names it), so that a stale pid
+    file whose number now belongs to another program never gets it signalled. Without
+    /proc there is no way to tell: the signal goes, as nginx sends it."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")
+    except OSError:
+        return False
+    return b"fastgate" in cmdline
 
 
 def entry() -> None:
@@ -192,6 +281,16 @@ def entry() -> None:
         code = main()
     except KeyboardInterrupt:
         code = 130
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("fastgate."):
+            raise
+        # run from a source checkout that was never built (it shadows an installed
+        # fastgate when the current directory is the checkout)
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        err(f"the compiled module {e.name} is missing from {here}: this is a source "
+            "checkout that was not built. Run \"make build\" there, or run fastgate "
+            "from another directory to use the installed package")
+        code = 1
     sys.exit(code)
 
 

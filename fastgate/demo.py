@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -28,6 +29,7 @@ CONFIG = """\
 # fastgate demo: /api/ needs a valid HS256 token, /public/ does not
 events {{ worker_connections 1024; }}
 http {{
+  access_log stderr;
   upstream echo {{ server 127.0.0.1:{backend}; keepalive 16; }}
   server {{
     listen 127.0.0.1:{port};
@@ -114,18 +116,41 @@ def demo_token(secret: str, ttl: int = 3600) -> str:
     return encode({"alg": "HS256", "typ": "JWT"}, payload, lambda m: key.sign("HS256", m))
 
 
+def port_free(port: int) -> str | None:
+    """None when 127.0.0.1:``port`` can be bound, else why not (nginx's words)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            return f"bind() to 127.0.0.1:{port} failed ({e.errno}: {e.strerror})"
+    return None
+
+
 def main(port: int = DEMO_PORT) -> int:
+    why = port_free(port)
+    if why is not None:
+        print(f"fastgate: [emerg] {why}: the demo needs this port; stop what holds it, "
+              "or run fastgate with a configuration (-c FILE)", file=sys.stderr)
+        return 1
+    workdir = tempfile.mkdtemp(prefix="fastgate-demo-")
+    try:
+        return _run(port, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(port: int, workdir: str) -> int:
     from fastgate.ops.run import run
 
     backend = start_echo_backend()
-    workdir = tempfile.mkdtemp(prefix="fastgate-demo-")
     path = os.path.join(workdir, "demo.conf")
     with open(path, "w") as f:
         f.write(CONFIG.format(backend=backend, port=port, secret=DEMO_SECRET))
     token = demo_token(DEMO_SECRET)
     base = f"http://127.0.0.1:{port}"
     print(f"""fastgate demo: gateway on {base}, echo backend on 127.0.0.1:{backend}
-config: {path}
+config: {path} (removed at exit)
 
 a valid token (HS256, sub=demo-user, role=admin, valid 1 hour):
   {token}

@@ -15,6 +15,8 @@ class ConfigError(Exception):
     def __str__(self) -> str:
         if self.file is None:
             return self.message
+        if self.file == "command line":  # -g
+            return f"{self.message} in command line"
         if self.line is None:
             return f"{self.message} in {self.file}"
         return f"{self.message} in {self.file}:{self.line}"

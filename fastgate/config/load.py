@@ -13,6 +13,7 @@ from typing import Iterable
 from fastgate.config.directives import (
     EVENTS,
     HTTP,
+    LOCATION,
     MAIN,
     SERVER,
     TABLE,
@@ -23,15 +24,18 @@ from fastgate.config.directives import (
 from fastgate.config.errors import ConfigError
 from fastgate.config.merge import Builder, merge, merge_origins
 from fastgate.config.model import (
+    AccessLog,
     Config,
     LimitZone,
     Listen,
+    LogFile,
     LogFormat,
     Settings,
     Upstream,
     UpstreamServer,
+    Where,
 )
-from fastgate.config.parser import Directive, parse_file
+from fastgate.config.parser import Directive, parse_file, parse_text
 from fastgate.variables import Getter, Map, Registry, Template, nested_claim
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -50,9 +54,12 @@ class _LateMap:
 
 
 class Loader:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, prefix: str | None = None) -> None:
         self.path = path
-        self.base_dir = os.path.dirname(os.path.abspath(path))
+        # relative paths in the file: from -p PREFIX, else from the file's directory
+        self.base_dir = os.path.abspath(prefix) if prefix else os.path.dirname(
+            os.path.abspath(path))
+        self.log_files: list[LogFile] = []
         self.registry = Registry()
         self.registry.define("remote_user", lambda r: "-")  # no basic auth in fastgate
         self.messages: list[str] = []
@@ -179,7 +186,14 @@ class Loader:
         events = next((c for c in main.children if c.ctx == EVENTS), None)
         servers = ()
         if http is not None:
-            http_settings = merge(Settings(), http)
+            # nginx's implicit "access_log logs/access.log combined", where nothing says
+            # otherwise; opened (and its directory made) only when some server uses it
+            default_log = LogFile(os.path.join(self.base_dir, "logs", "access.log"),
+                                  Where(self.path, 0), default=True)
+            if _default_log_used(http, False):
+                self.log_files.insert(0, default_log)
+            http_settings = merge(Settings(access_log=(AccessLog(default_log, "combined"),)),
+                                  http)
             http_origins = merge_origins({}, http)
             builder = Builder(self)
             servers = tuple(builder.server(http_settings, http_origins, s)
@@ -193,8 +207,13 @@ class Loader:
             http_engine=main.local.get("http_engine", "auto"),
             worker_connections=(events.local.get("worker_connections", 512)
                                 if events is not None else 512),
-            error_log=main.local.get("error_log", ("stderr", "error")),
-            pid=main.local.get("pid"),
+            error_log=main.local.get("error_log", (Config.error_log, ""))[0],
+            error_level=main.local.get("error_log", ("", Config.error_level))[1],
+            prefix=self.base_dir,
+            log_files=tuple(self.log_files),
+            # "pid off": None; unset: beside the file (or in -p PREFIX), named after it
+            pid=main.local.get("pid", os.path.join(self.base_dir, os.path.splitext(
+                os.path.basename(self.path))[0] + ".pid")),
             servers=servers,
             upstreams=dict(self.upstreams),
             maps=tuple(self.maps.values()),
@@ -203,6 +222,14 @@ class Loader:
             claims=frozenset(self.registry.claims),
             warnings=tuple(self.messages),
         )
+
+
+def _default_log_used(lvl: Level, set_above: bool) -> bool:
+    """Whether a server or location below ``lvl`` inherits no ``access_log``."""
+    here = set_above or "access_log" in lvl.fields
+    if not here and lvl.ctx in (SERVER, LOCATION):
+        return True
+    return any(_default_log_used(c, here) for c in lvl.children)
 
 
 def _implicit_http(tree: tuple[Directive, ...]) -> tuple[Directive, ...]:
@@ -220,10 +247,13 @@ def _implicit_http(tree: tuple[Directive, ...]) -> tuple[Directive, ...]:
     return outer + (Directive("http", (), first.file, first.line, inner),)
 
 
-def load_config(path: str) -> Config:
-    """Parse, validate and build the configuration at ``path``."""
-    loader = Loader(path)
+def load_config(path: str, prefix: str | None = None, directives: str = "") -> Config:
+    """Parse, validate and build the configuration at ``path``; relative paths in it
+    are taken from ``prefix`` (``-p``), else from the file's directory; ``directives``
+    (``-g``) are main-level directives read before the file's."""
+    loader = Loader(path, prefix)
     try:
-        return loader.build(parse_file(path))
+        given = parse_text(directives, "command line") if directives else ()
+        return loader.build(given + parse_file(path))
     except RecursionError:
         raise ConfigError("configuration is nested too deeply", path) from None

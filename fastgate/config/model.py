@@ -141,9 +141,33 @@ class LimitConn:
 
 
 @dataclass(frozen=True, slots=True)
+class Syslog:
+    """``syslog:server=ADDR[:PORT][,facility=..][,severity=..][,tag=..][,nohostname]``."""
+
+    server: tuple[str, int] | str  # (host, port) or the path of a unix socket
+    facility: int = 23  # local7
+    severity: int = 6  # info: access_log lines; error_log lines take their own level
+    tag: str = "fastgate"
+    hostname: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """Where log lines go: a file, ``stderr``/``stdout``, or syslog."""
+
+    path: str  # as the user wrote it for syslog, else absolute (or stderr/stdout)
+    where: Where
+    syslog: Syslog | None = None
+    default: bool = False  # nginx's implicit logs/access.log: its directory is made
+
+
+@dataclass(frozen=True, slots=True)
 class AccessLog:
-    path: str  # "off" never appears: an "off" level has an empty tuple
+    file: LogFile  # "off" never appears: an "off" level has an empty tuple
     format: str
+    condition: Template | None = None  # if=: a line only when it renders non-empty, not "0"
+    buffer: int = 0  # buffer=: bytes gathered before a write (0: fastgate's 1 s batches)
+    flush: float = 0.0  # flush=: the longest a buffered line waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +292,9 @@ class Config:
     worker_processes: int = 1
     http_engine: str = "auto"
     worker_connections: int = 512
-    error_log: tuple[str, str] = ("stderr", "error")
-    pid: str | None = None
+    error_log: LogFile = LogFile("stderr", Where("", 0))
+    error_level: str = "error"
+    pid: str | None = None  # None: "pid off"
     servers: tuple[Server, ...] = ()
     upstreams: dict[str, Upstream] = field(default_factory=dict)
     maps: tuple[Map, ...] = ()
@@ -277,3 +302,5 @@ class Config:
     zones: dict[str, LimitZone] = field(default_factory=dict)
     claims: frozenset[str] = frozenset()  # $jwt_claim_* names the config references
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start
+    prefix: str = ""  # -p PREFIX, else the configuration file's directory
+    log_files: tuple[LogFile, ...] = ()  # every log the configuration names, opened at start

@@ -56,6 +56,21 @@ def parse_file(path: str) -> tuple[Directive, ...]:
     return parse_text(read_file(path), path, os.path.dirname(os.path.abspath(path)))
 
 
+def config_files(path: str) -> list[str]:
+    """The file at ``path`` and every file it includes that holds a directive, in the
+    order they are read (``-T``)."""
+    seen = {path: None}
+
+    def walk(items: tuple[Directive, ...]) -> None:
+        for d in items:
+            seen.setdefault(d.file, None)
+            if d.block:
+                walk(d.block)
+
+    walk(parse_file(path))
+    return list(seen)
+
+
 def parse_text(text: str, file: str, base_dir: str | None = None) -> tuple[Directive, ...]:
     parser = _Parser(file, base_dir or os.getcwd(), depth=0)
     return parser.parse(tokenize(text, file))

@@ -1,8 +1,14 @@
 """The error log (nginx's line format and levels) and access logs (``log_format``).
 
-Lines are gathered in memory and handed over in batches (every 0.1 s for the error log,
-every second for access logs, at once for ``error`` and above) to one writer thread per
-file, so a request never waits on a slow disk.
+Every log the configuration names is opened before the gateway starts (``check_logs``:
+one that cannot be is an ``[emerg]`` with its FILE:LINE, as nginx), so no line is lost
+without a word. Lines are gathered in memory and handed over in batches (every 0.1 s for
+the error log, every second for access logs unless ``buffer=``/``flush=`` say otherwise,
+at once for ``error`` and above) to one writer thread per file, so a request never waits
+on a slow disk; to syslog they go as RFC 3164 datagrams, one per line, as nginx sends them.
+
+Lines are bytes: a value that arrived as bytes is written as those bytes (escaped as
+nginx escapes them), never decoded and encoded again.
 """
 
 from __future__ import annotations
@@ -10,61 +16,117 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import re
+import socket
 import sys
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Callable
 
-from fastgate.config.directives import LOG_LEVELS
+from fastgate.config.directives import LOG_LEVELS, SYSLOG_SEVERITIES
+from fastgate.config.model import LogFile, Syslog
 
 if TYPE_CHECKING:
-    from fastgate.config.model import AccessLog, LogFormat
+    from fastgate.config.model import AccessLog, Config, LogFormat
 
 _RANK = {name: i for i, name in enumerate(LOG_LEVELS)}
+_SEVERITY = {name: SYSLOG_SEVERITIES.index(name) for name in LOG_LEVELS}
+_STREAMS = ("stderr", "stdout")
 
 
-def _open(path: str) -> IO[str]:
-    if path == "stderr":
-        return sys.stderr
-    if path == "stdout":
-        return sys.stdout
-    d = os.path.dirname(path)
-    if d:
-        os.makedirs(d, exist_ok=True)
-    return open(path, "a", buffering=64 * 1024, encoding="utf-8", errors="backslashreplace")
+class LogOpenError(Exception):
+    """A log that cannot be opened, in nginx's words (``open() "PATH" failed (...)``)."""
 
 
-_REOPEN = object()
+def _failed(f: LogFile, e: OSError) -> LogOpenError:
+    text = f'open() "{f.path}" failed ({e.errno}: {e.strerror})'
+    if f.default:
+        text += (' (the default access log: set "access_log" to a writable path or '
+                 f'"off" in {f.where.file})')
+    elif f.where.line:
+        text += f" in {f.where.file}:{f.where.line}"
+    return LogOpenError(text)
+
+
+def open_file(f: LogFile) -> IO[bytes]:
+    """The file for appending. nginx makes no directory; fastgate makes one only for its
+    implicit ``logs/access.log``, so that a configuration without ``access_log`` runs
+    wherever it is kept."""
+    try:
+        if f.default:
+            os.makedirs(os.path.dirname(f.path), exist_ok=True)
+        return open(f.path, "ab", buffering=0)
+    except OSError as e:
+        raise _failed(f, e) from None
+
+
+def _syslog_address(f: LogFile, syslog: Syslog) -> tuple[int, Any]:
+    if isinstance(syslog.server, str):
+        return socket.AF_UNIX, syslog.server
+    host, port = syslog.server
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError):
+        raise LogOpenError(f'host not found in "{f.path}" in {f.where.file}:'
+                           f"{f.where.line}") from None
+    return info[0][0], info[0][4]
+
+
+def check_logs(config: "Config") -> None:
+    """Open (creating, as nginx does) every log file the configuration names, and
+    resolve every syslog server: LogOpenError for the first that fails."""
+    for f in config.log_files:
+        if f.syslog is not None:
+            _syslog_address(f, f.syslog)
+        elif f.path not in _STREAMS:
+            open_file(f).close()
+
+
+# --- where lines go -------------------------------------------------------------------------
+
 _CLOSE = object()
+
+
+class StreamSink:
+    """``stderr`` or ``stdout``: written at once."""
+
+    def __init__(self, name: str) -> None:
+        self._stream = sys.stderr if name == "stderr" else sys.stdout
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._stream.flush()
+            self._stream.buffer.write(data)
+            self._stream.buffer.flush()
+        except (OSError, ValueError):
+            pass  # a closed terminal must not stop the gateway
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class FileSink:
     """A file written by a thread of its own: ``write`` never blocks on the disk."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._direct = path in ("stderr", "stdout")
-        self._f = _open(path)
-        if not self._direct:
-            self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
-            self._t = threading.Thread(target=self._run, name=f"log {path}", daemon=True)
-            self._t.start()
+    def __init__(self, f: LogFile) -> None:
+        self.file = f
+        self._f = open_file(f)
+        self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._t = threading.Thread(target=self._run, name=f"log {f.path}", daemon=True)
+        self._t.start()
 
-    def write(self, text: str) -> None:
-        if self._direct:
-            self._f.write(text)
-            self._f.flush()
-        else:
-            self._q.put(text)
+    def write(self, data: bytes) -> None:
+        self._q.put(data)
 
     def reopen(self) -> None:
-        if not self._direct:
-            self._q.put(_REOPEN)
+        """The file at the same path again (after rotation). Opened here, so that a
+        failure (LogOpenError) keeps the old file and can be told to the caller."""
+        self._q.put(("reopen", open_file(self.file)))
 
     def close(self) -> None:
-        if self._direct:
-            self._f.flush()
-            return
         self._q.put(_CLOSE)
         self._t.join(5)
 
@@ -76,22 +138,57 @@ class FileSink:
                 if item is _CLOSE:
                     f.close()
                     return
-                if item is _REOPEN:
+                if isinstance(item, tuple):
                     f.close()
-                    f = self._f = _open(self.path)
+                    f = self._f = item[1]
                     continue
                 f.write(item)  # type: ignore[arg-type]
-                f.flush()
             except (OSError, ValueError):
                 continue  # a full or vanished disk must not kill the writer
 
 
+class SyslogSink:
+    """RFC 3164 datagrams, nginx's header: ``<PRI>Mmm dd hh:mm:ss HOST TAG: ``."""
+
+    MAX = 2048  # nginx's NGX_SYSLOG_MAX_STR, roughly: longer lines are cut
+
+    def __init__(self, f: LogFile) -> None:
+        assert f.syslog is not None
+        self.syslog = f.syslog
+        family, address = _syslog_address(f, f.syslog)
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._address = address
+        self._host = socket.gethostname().encode() + b" " if f.syslog.hostname else b""
+        self._tag = f.syslog.tag.encode()
+
+    def send(self, severity: int, line: bytes) -> None:
+        s = self.syslog
+        head = b"<%d>%s %s%s: " % (s.facility * 8 + severity,
+                                   time.strftime("%b %e %H:%M:%S").encode(), self._host,
+                                   self._tag)
+        try:
+            self._sock.sendto((head + line)[:self.MAX], self._address)
+        except OSError:
+            pass  # nobody listening, or the socket buffer full: as nginx, the line is gone
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _sink(f: LogFile) -> StreamSink | FileSink:
+    return StreamSink(f.path) if f.path in _STREAMS else FileSink(f)
+
+
+# --- the error log ----------------------------------------------------------------------------
+
 class ErrorLog:
-    def __init__(self, path: str, level: str) -> None:
-        self.path = path
+    def __init__(self, f: LogFile, level: str) -> None:
+        self.path = f.path
         self.level = _RANK.get(level, _RANK["error"])
-        self._sink = FileSink(path)
-        self._lines: list[str] = []
+        self._syslog = SyslogSink(f) if f.syslog is not None else None
+        self._sink = _sink(f) if f.syslog is None else None
+        self._lines: list[tuple[int, bytes]] = []
         self._flusher: asyncio.TimerHandle | None = None
 
     def write(self, level: str, message: str, conn: Any = None, req: Any = None) -> None:
@@ -112,7 +209,7 @@ class ErrorLog:
             host = req.header(b"host")
             if host is not None:
                 line += f', host: "{host.decode("latin-1")}"'
-        self._lines.append(line + "\n")
+        self._lines.append((_SEVERITY[level], line.encode("utf-8", "backslashreplace")))
         if _RANK[level] >= _RANK["error"]:
             self.flush()
         elif self._flusher is None:
@@ -138,91 +235,177 @@ class ErrorLog:
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        if self._lines:
-            self._sink.write("".join(self._lines))
-            self._lines.clear()
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        if self._syslog is not None:
+            for severity, line in lines:
+                self._syslog.send(severity, line)
+        elif self._sink is not None:
+            self._sink.write(b"".join(line + b"\n" for _, line in lines))
 
     def reopen(self) -> None:
+        """SIGUSR1: the file again; one that cannot be opened keeps the old one, and
+        says so in it."""
         self.flush()
-        self._sink.reopen()
+        if self._sink is None:
+            return
+        try:
+            self._sink.reopen()
+        except LogOpenError as e:
+            self.write("alert", f"{e}; the old file is kept")
 
     def close(self) -> None:
         self.flush()
-        self._sink.close()
+        if self._sink is not None:
+            self._sink.close()
+        if self._syslog is not None:
+            self._syslog.close()
 
 
-def _escape_default(value: str) -> str:
-    # nginx escape=default: ", \ and bytes < 0x20 or >= 0x7f as \xXX
-    out = []
-    for ch in value:
-        o = ord(ch)
-        if ch in '"\\' or o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02X}")
-        else:
-            out.append(ch)
-    return "".join(out)
+# --- access logs -------------------------------------------------------------------------------
+
+_DEFAULT_UNSAFE = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
+_JSON_UNSAFE = re.compile(rb'[\x00-\x1f"\\]')
+_JSON_SHORT = {0x22: b'\\"', 0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t",
+               0x08: b"\\b", 0x0C: b"\\f"}
 
 
-def _escape_json(value: str) -> str:
-    import json
+def _hex(m: re.Match[bytes]) -> bytes:
+    return b"\\x%02X" % m.group()[0]
 
-    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+def _json(m: re.Match[bytes]) -> bytes:
+    c = m.group()[0]
+    return _JSON_SHORT.get(c) or b"\\u%04x" % c
+
+
+def escape_default(raw: bytes) -> bytes:
+    """nginx's ``escape=default``: ``"``, ``\\``, control bytes and bytes from 0x7F as
+    ``\\xXX`` (so ``é`` is ``\\xC3\\xA9``)."""
+    return _DEFAULT_UNSAFE.sub(_hex, raw)
+
+
+def escape_json(raw: bytes) -> bytes:
+    """nginx's ``escape=json``: JSON string escapes; UTF-8 stays as it is."""
+    return _JSON_UNSAFE.sub(_json, raw)
+
+
+_ESCAPES: dict[str, Callable[[bytes], bytes] | None] = {
+    "default": escape_default, "json": escape_json, "none": None}
+
+
+class _Pending:
+    __slots__ = ("lines", "size", "since", "entry")
+
+    def __init__(self, entry: "AccessLog") -> None:
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.since = 0.0
+        self.entry = entry
 
 
 class AccessLogs:
-    """The access-log files of one configuration, by path."""
+    """The access logs of one configuration, by path."""
 
-    def __init__(self, formats: dict[str, "LogFormat"]) -> None:
+    TICK = 1.0  # an unbuffered log is written at least this often
+
+    def __init__(self, formats: dict[str, "LogFormat"], errors: ErrorLog) -> None:
         self.formats = formats
-        self._sinks: dict[str, FileSink] = {}
-        self._lines: dict[str, list[str]] = {}
+        self.errors = errors
+        self._sinks: dict[str, StreamSink | FileSink | SyslogSink] = {}
+        self._pending: dict[str, _Pending] = {}
         self._flusher: asyncio.TimerHandle | None = None
 
     def write(self, entries: tuple["AccessLog", ...], req: Any) -> None:
         for entry in entries:
-            line = self._render(self.formats[entry.format], req)
-            self._lines.setdefault(entry.path, []).append(line + "\n")
-        if self._flusher is None:
+            cond = entry.condition
+            if cond is not None:
+                v = cond.render(req)
+                if not v or v == "0":
+                    continue
+            line = self.render(self.formats[entry.format], req)
+            f = entry.file
+            if f.syslog is not None:
+                sink = self._sink(f)
+                if sink is not None:
+                    sink.send(f.syslog.severity, line)  # type: ignore[union-attr]
+                continue
+            p = self._pending.get(f.path)
+            if p is None:
+                p = self._pending[f.path] = _Pending(entry)
+            if not p.lines:
+                p.since = time.monotonic()
+            p.lines.append(line + b"\n")
+            p.size += len(line) + 1
+            if entry.buffer and p.size >= entry.buffer:
+                self._write(f.path, p)
+        if self._flusher is None and any(p.lines for p in self._pending.values()):
             try:
-                self._flusher = asyncio.get_running_loop().call_later(1.0, self.flush)
+                self._flusher = asyncio.get_running_loop().call_later(self.TICK, self._tick)
             except RuntimeError:
                 self.flush()
 
     @staticmethod
-    def _render(fmt: "LogFormat", req: Any) -> str:
-        escape = {"default": _escape_default, "json": _escape_json}.get(fmt.escape)
+    def render(fmt: "LogFormat", req: Any) -> bytes:
+        escape = _ESCAPES.get(fmt.escape)
+        empty = b"-" if fmt.escape == "default" else b""
         parts = []
         for p in fmt.template.parts:
             if isinstance(p, str):
-                parts.append(p)
+                parts.append(p.encode("utf-8", "surrogateescape"))
             else:
                 v = p(req)
-                if escape is not None:
-                    v = escape(v)
-                parts.append(v if v else ("-" if fmt.escape == "default" else ""))
-        return "".join(parts)
+                if not v:
+                    parts.append(empty)
+                    continue
+                raw = v.encode("utf-8", "surrogateescape")
+                parts.append(escape(raw) if escape is not None else raw)
+        return b"".join(parts)
+
+    def _tick(self) -> None:
+        self._flusher = None
+        now = time.monotonic()
+        for path, p in self._pending.items():
+            e = p.entry
+            if p.lines and (not e.buffer or (e.flush and now - p.since >= e.flush)):
+                self._write(path, p)
+        if any(p.lines for p in self._pending.values()):
+            self._flusher = asyncio.get_running_loop().call_later(self.TICK, self._tick)
+
+    def _sink(self, f: LogFile) -> StreamSink | FileSink | SyslogSink | None:
+        sink = self._sinks.get(f.path)
+        if sink is None:
+            try:
+                sink = self._sinks[f.path] = SyslogSink(f) if f.syslog else _sink(f)
+            except LogOpenError as e:
+                # opened at start: only a file removed since gets here
+                self.errors.write("alert", f"{e}; access log lines for it are lost")
+                return None
+        return sink
+
+    def _write(self, path: str, p: _Pending) -> None:
+        lines, p.lines, p.size = p.lines, [], 0
+        sink = self._sink(p.entry.file)
+        if sink is not None:
+            sink.write(b"".join(lines))  # type: ignore[union-attr]
 
     def flush(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        for path, lines in self._lines.items():
-            if not lines:
-                continue
-            sink = self._sinks.get(path)
-            if sink is None:
-                try:
-                    sink = self._sinks[path] = FileSink(path)
-                except OSError:
-                    lines.clear()
-                    continue
-            sink.write("".join(lines))
-            lines.clear()
+        for path, p in self._pending.items():
+            if p.lines:
+                self._write(path, p)
 
     def reopen(self) -> None:
         self.flush()
         for sink in self._sinks.values():
-            sink.reopen()
+            if isinstance(sink, FileSink):
+                try:
+                    sink.reopen()
+                except LogOpenError as e:
+                    self.errors.write("alert", f"{e}; the old file is kept")
 
     def close(self) -> None:
         self.flush()

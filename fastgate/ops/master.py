@@ -20,11 +20,11 @@ import sys
 import time
 from typing import Any
 
-from fastgate.config import ConfigError, load_config
+from fastgate.config import ConfigError
 from fastgate.config.model import Config
-from fastgate.ops.logs import ErrorLog
+from fastgate.ops.logs import ErrorLog, LogOpenError
 from fastgate.ops.stats import MAX_SLOTS, SharedCounters
-from fastgate.ops.run import _remove_pid
+from fastgate.ops.run import Source, _remove_pid
 from fastgate.ops.worker import listens
 from fastgate.ops.zones import Zones
 
@@ -36,12 +36,13 @@ SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.
 
 
 class Master:
-    def __init__(self, path: str, config: Config, engine: str | None, pid_path: str) -> None:
-        self.path = path
+    def __init__(self, source: Source, config: Config, engine: str | None,
+                 pid_path: str | None) -> None:
+        self.source = source
         self.config = config
         self.engine = engine
         self.pid_path = pid_path
-        self.log = ErrorLog(*config.error_log)
+        self.log = ErrorLog(config.error_log, config.error_level)
         self.region = SharedCounters(MAX_SLOTS)
         self.sockets: dict[SockKey, list[socket.socket]] = {}
         self.workers: dict[int, tuple[int, int]] = {}  # pid -> (slot, generation)
@@ -90,7 +91,7 @@ class Master:
         if pid == 0:
             code = 1
             try:
-                code = worker_main(self.path, self.config, self.engine,
+                code = worker_main(self.source, self.config, self.engine,
                                    self.slot_sockets(index), self.region, slot, self.zones)
             except BaseException as e:  # never let a worker unwind into the master's code
                 # the master's log writer thread does not exist in this process
@@ -137,12 +138,13 @@ class Master:
         except StartError as e:
             print(f"fastgate: [emerg] {e}", file=sys.stderr)
             return 1
-        try:
-            write_pid(self.pid_path)
-        except OSError as e:
-            print(f'fastgate: [emerg] open() "{self.pid_path}" failed ({e.errno}: {e.strerror})',
-                  file=sys.stderr)
-            return 1
+        if self.pid_path is not None:
+            try:
+                write_pid(self.pid_path)
+            except OSError as e:
+                print(f'fastgate: [emerg] open() "{self.pid_path}" failed '
+                      f"({e.errno}: {e.strerror})", file=sys.stderr)
+                return 1
         for sig in SIGNALS:
             signal.signal(sig, self._on_signal)
         for i in range(self.config.worker_processes):
@@ -165,7 +167,8 @@ class Master:
             for socks in self.sockets.values():
                 for s in socks:
                     s.close()
-            _remove_pid(self.pid_path)
+            if self.pid_path is not None:
+                _remove_pid(self.pid_path)
             self.log.close()
         return 0
 
@@ -195,8 +198,8 @@ class Master:
         from fastgate.ops.run import StartError
 
         try:
-            config = load_config(self.path)
-        except ConfigError as e:
+            config = self.source.load()
+        except (ConfigError, LogOpenError) as e:
             self.log.write("emerg", f"{e}; the running configuration keeps serving")
             return
         try:
@@ -221,7 +224,7 @@ class Master:
                                  "old ones finish their requests")
 
 
-def worker_main(path: str, config: Config, engine: str | None,
+def worker_main(source: Source, config: Config, engine: str | None,
                 sockets: dict[SockKey, socket.socket], region: SharedCounters,
                 slot: int, zones: dict[str, Any]) -> int:
     """A forked worker: serve on the inherited sockets until told to stop."""
@@ -240,7 +243,7 @@ def worker_main(path: str, config: Config, engine: str | None,
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(serve(path, config, engine, sockets, stats,
+        return loop.run_until_complete(serve(source, config, engine, sockets, stats,
                                              reloadable=False, zones=zones))
     finally:
         loop.close()

@@ -20,8 +20,11 @@ import ssl
 import sys
 from typing import Any
 
+from dataclasses import dataclass
+
 from fastgate.config import ConfigError, load_config
 from fastgate.config.model import Config, Listen
+from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import Worker
 from fastgate.ops.zones import Zones
@@ -31,6 +34,23 @@ DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
 
 class StartError(Exception):
     """The gateway cannot start (bind failed, certificate unreadable...): one line."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the configuration comes from, as the command line said (``-c``, ``-p``,
+    ``-g``): read again, the same way, on every reload."""
+
+    path: str
+    prefix: str | None = None
+    directives: str = ""
+
+    def load(self) -> Config:
+        """The configuration, its logs opened once to prove they can be: ConfigError or
+        LogOpenError otherwise."""
+        config = load_config(self.path, self.prefix, self.directives)
+        check_logs(config)
+        return config
 
 
 def bind(listen: Listen) -> socket.socket:
@@ -74,10 +94,10 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
 class Gateway:
     """The serving process: its sockets, its current worker, and old workers draining."""
 
-    def __init__(self, path: str, config: Config, engine: str | None,
+    def __init__(self, source: Source, config: Config, engine: str | None,
                  sockets: dict[tuple[str, int, bool], socket.socket] | None = None,
                  stats: Stats | None = None, zones: dict[str, Any] | None = None) -> None:
-        self.path = path
+        self.source = source
         self.config = config
         self.engine = engine  # the command line's choice, kept across reloads
         self.stats = stats if stats is not None else SharedCounters(1).slot(0)
@@ -114,8 +134,8 @@ class Gateway:
     async def reload(self) -> None:
         log = self.worker.log
         try:
-            config = load_config(self.path)
-        except ConfigError as e:
+            config = self.source.load()
+        except (ConfigError, LogOpenError) as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             return
         new = Worker(config, self.engine, self.stats,
@@ -149,6 +169,16 @@ class Gateway:
         log.write("notice", "reconfiguring: new configuration loaded")
         self.old_workers.append(old)
         asyncio.get_running_loop().create_task(self._retire(old))
+
+    def reopen_logs(self) -> None:
+        """SIGUSR1. A file that cannot be opened again keeps the old one (logged by the
+        logs themselves); nothing here may end the process."""
+        log = self.worker.log
+        try:
+            log.reopen()
+            self.worker.access.reopen()
+        except Exception as e:  # a bug: logged, and the gateway serves on
+            log.write("alert", f"reopening the logs failed: {type(e).__name__}: {e}")
 
     async def _retire(self, old: Worker) -> None:
         old.stopping = True
@@ -208,28 +238,30 @@ def write_pid(path: str) -> None:
         f.write(f"{os.getpid()}\n")
 
 
-def run(path: str, http_engine: str | None = None) -> int:
+def run(path: str, http_engine: str | None = None, prefix: str | None = None,
+        directives: str = "") -> int:
     """``fastgate -c FILE``: one serving process, or a master and its workers."""
-    from fastgate.cli import default_pid_path, err
+    from fastgate.cli import err
 
+    source = Source(path, prefix, directives)
     try:
-        config = load_config(path)
-    except ConfigError as e:
+        config = source.load()
+    except (ConfigError, LogOpenError) as e:
         err(f"[emerg] {e}")
         return 1
     for w in config.warnings:
         err(w)
-    pid_path = config.pid or default_pid_path(path)
+    pid_path = config.pid
     if config.worker_processes > 1:
         from fastgate.ops.master import Master
 
-        return Master(path, config, http_engine, pid_path).run()
+        return Master(source, config, http_engine, pid_path).run()
     import uvloop
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(serve(path, config, http_engine, None, None,
+        return loop.run_until_complete(serve(source, config, http_engine, None, None,
                                              reloadable=True, pid_path=pid_path))
     except StartError as e:
         err(f"[emerg] {e}")
@@ -242,13 +274,13 @@ def run(path: str, http_engine: str | None = None) -> int:
         loop.close()
 
 
-async def serve(path: str, config: Config, engine: str | None,
+async def serve(source: Source, config: Config, engine: str | None,
                 sockets: dict[tuple[str, int, bool], socket.socket] | None,
                 stats: Stats | None, reloadable: bool, pid_path: str | None = None,
                 zones: dict[str, Any] | None = None) -> int:
     """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
     master reloads by starting new workers) and writes no pid file."""
-    gw = Gateway(path, config, engine, sockets, stats, zones)
+    gw = Gateway(source, config, engine, sockets, stats, zones)
     await gw.start()
     # what exists now (modules, the configuration, the worker) lives as long as the
     # process: out of the collector's sight, a full collection under load does not walk
@@ -281,8 +313,7 @@ async def serve(path: str, config: Config, engine: str | None,
     loop.add_signal_handler(signal.SIGQUIT, on_stop, True)
     if reloadable:
         loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
-    loop.add_signal_handler(signal.SIGUSR1, lambda: (gw.worker.log.reopen(),
-                                                      gw.worker.access.reopen()))
+    loop.add_signal_handler(signal.SIGUSR1, gw.reopen_logs)
     gw.worker.log.notice(f"fastgate started, pid {os.getpid()}, http engine {gw.worker.engine}")
     try:
         await gw.stopped.wait()

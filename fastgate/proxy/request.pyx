@@ -97,7 +97,11 @@ cdef class Request:
         """[(lower-cased name, value)] as str, made on first use."""
         h = self._headers
         if h is None:
-            h = self._headers = [(n.decode("latin-1").lower(), v.decode("latin-1"))
+            # values as every other str that stands for bytes here (UTF-8, with the
+            # undecodable bytes escaped): encoded back the same way they are the bytes
+            # that came, whether they go upstream, into a log or into a limit key
+            h = self._headers = [(n.decode("latin-1").lower(),
+                                  v.decode("utf-8", "surrogateescape"))
                                  for n, v in self.head.headers]
         return h
 

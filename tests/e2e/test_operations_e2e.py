@@ -1,0 +1,354 @@
+"""What an operator meets on day one (issue #15): logs that cannot be opened are refused
+with FILE:LINE instead of losing lines, logs to syslog, conditional and buffered access
+logs, bytes logged as nginx escapes them, the default access log, the pid file handled
+safely, and the command line's -p, -g, -T, -V."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+from e2e_util import raw_exchange, status_of, wait_for_text
+from raw_backend import RawBackend
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fastgate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fastgate", *args], capture_output=True,
+                          text=True, timeout=30, cwd=cwd)
+
+
+def server(port: int, body: str = "return 204;", http: str = "") -> str:
+    return (f"http {{ {http}\n server {{ listen 127.0.0.1:{port};\n"
+            f" location / {{ {body} }} }} }}\n")
+
+
+def get(port: int, target: str = "/", headers: bytes = b"") -> int:
+    return status_of(raw_exchange(port, b"GET " + target.encode() + b" HTTP/1.1\r\n"
+                                  b"Host: a\r\n" + headers + b"Connection: close\r\n\r\n"))
+
+
+# --- 1. a log that cannot be opened ------------------------------------------------------------
+
+@pytest.mark.parametrize("directive,line", [
+    ("error_log {bad}/error.log;", 1),
+    ("http {{ access_log {bad}/access.log; server {{ listen 127.0.0.1:1; }} }}", 1),
+])
+@pytest.mark.parametrize("kind", ["missing directory", "file in place of a directory"])
+def test_a_log_that_cannot_be_opened_fails_t_and_start(tmp_path: Path, directive: str,
+                                                       line: int, kind: str) -> None:
+    bad = tmp_path / "nowhere"
+    if kind == "file in place of a directory":
+        bad.write_text("")
+        reason = "(20: Not a directory)"
+    else:
+        reason = "(2: No such file or directory)"
+    conf = tmp_path / "f.conf"
+    conf.write_text(directive.format(bad=bad) + "\n")
+    for args in (["-t"], []):
+        run = fastgate(*args, "-c", str(conf))
+        assert run.returncode == 1
+        assert "Traceback" not in run.stderr
+        path = f"{bad}/{'error' if 'error_log' in directive else 'access'}.log"
+        assert f'[emerg] open() "{path}" failed {reason} in {conf}:{line}' in run.stderr, \
+            run.stderr
+
+
+def test_a_reload_naming_a_log_that_cannot_be_opened_keeps_the_old_configuration(
+        tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    errlog = tmp_path / "error.log"
+    gw = gateway(f"error_log {errlog} notice;\n" + server(port, "return 204;"), port)
+    assert get(port) == 204
+    gw.conf.write_text(f"error_log {errlog} notice;\n"
+                       + server(port, "return 200 new;", f"access_log {tmp_path}/no/a.log;"))
+    gw.signal(signal.SIGHUP)
+    assert wait_for_text(errlog, "the old configuration keeps serving")
+    assert f'open() "{tmp_path}/no/a.log" failed' in errlog.read_text()
+    assert get(port) == 204
+
+
+def test_reopen_that_fails_keeps_the_old_file(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    errlog = tmp_path / "error.log"
+    gw = gateway(f"error_log {errlog} notice;\n"
+                 + server(port, "return 204;", f"access_log {logs}/access.log;"), port)
+    assert get(port, "/before") == 204
+    assert wait_for_text(logs / "access.log", "/before")
+    moved = tmp_path / "logs.old"
+    logs.rename(moved)  # the directory is gone: reopen cannot open the path again
+    gw.signal(signal.SIGUSR1)
+    assert wait_for_text(errlog, "; the old file is kept")
+    assert f'[alert] {gw.proc.pid}#0: open() "{logs}/access.log" failed (2: No such file or ' \
+        "directory) in " in errlog.read_text()
+    assert get(port, "/after") == 204
+    assert wait_for_text(moved / "access.log", "/after")  # nothing lost
+    assert gw.proc.poll() is None
+
+
+# --- 2. syslog, if=, buffer= and flush= -------------------------------------------------------------
+
+@pytest.fixture
+def syslog_server() -> tuple[socket.socket, int]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(5)
+    yield s, s.getsockname()[1]
+    s.close()
+
+
+def _datagrams(s: socket.socket, want: int) -> list[bytes]:
+    out = []
+    while len(out) < want:
+        out.append(s.recv(4096))
+    return out
+
+
+def test_access_and_error_log_to_syslog(tmp_path: Path, gateway, free,  # type: ignore[no-untyped-def]
+                                        syslog_server) -> None:
+    sock, sport = syslog_server
+    port = free()
+    gateway(server(
+        port, "return 204;",
+        f"access_log syslog:server=127.0.0.1:{sport},facility=local0,tag=gw,nohostname;"
+        f"\nlog_format plain '$request_method $uri $status';"
+        f"\naccess_log syslog:server=127.0.0.1:{sport},severity=notice plain;"), port)
+    assert get(port, "/x") == 204
+    got = _datagrams(sock, 2)
+    # local0 (16) * 8 + info (6) = 134; no hostname; the combined format
+    combined = next(d for d in got if d.startswith(b"<134>"))
+    assert re.fullmatch(rb"<134>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d gw: 127\.0\.0\.1 - - "
+                        rb'\[.*\] "GET /x HTTP/1\.1" 204 0 "-" "-"', combined), combined
+    # local7 (23) * 8 + notice (5) = 189; the hostname; the default tag
+    plain = next(d for d in got if d.startswith(b"<189>"))
+    host = socket.gethostname().encode()
+    assert plain.endswith(b" " + host + b" fastgate: GET /x 204"), plain
+
+
+def test_error_log_to_syslog_carries_the_level(tmp_path: Path, gateway, free,  # type: ignore[no-untyped-def]
+                                               syslog_server) -> None:
+    sock, sport = syslog_server
+    port = free()
+    gateway(f"error_log syslog:server=127.0.0.1:{sport},tag=gw_err info;\n"
+            + server(port, "return 204;", "access_log off;"), port)
+    raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    got = [d for d in _datagrams(sock, 2)]
+    # local7 * 8 + notice (5) for the start line, + info (6) for the refused request
+    assert any(d.startswith(b"<189>") and b" gw_err: " in d and b"[notice]" in d for d in got)
+    assert any(d.startswith(b"<190>") and b"[info]" in d for d in got), got
+
+
+def test_syslog_parameters_are_checked(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    for value, message in [("syslog:facility=local0", "no syslog server specified"),
+                           ("syslog:server=127.0.0.1,facility=nope", 'unknown syslog facility "nope"'),
+                           ("syslog:server=127.0.0.1,tag=a-b", 'syslog "tag" only allows'),
+                           ("syslog:server=127.0.0.1,colour=red", 'unknown syslog parameter "colour=red"')]:
+        conf.write_text(f"http {{ access_log {value}; }}\n")
+        run = fastgate("-t", "-c", str(conf))
+        assert run.returncode == 1 and message in run.stderr and f"{conf}:1" in run.stderr, \
+            run.stderr
+
+
+def test_access_log_if_skips_empty_and_zero(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    log = tmp_path / "a.log"
+    gateway(server(port, "return 204;", "map $arg_log $loggable { default 1; no 0; empty ''; }"
+                   f"\naccess_log {log} combined if=$loggable;"), port)
+    for target in ("/one", "/two?log=no", "/three?log=empty", "/four?log=yes"):
+        assert get(port, target) == 204
+    assert wait_for_text(log, "/four")
+    text = log.read_text()
+    assert "/one" in text and "/two" not in text and "/three" not in text
+
+
+def test_a_buffered_access_log_waits_for_its_buffer_and_loses_nothing_at_stop(
+        tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    log = tmp_path / "a.log"
+    timed = tmp_path / "t.log"
+    gw = gateway(server(port, "return 204;", f"access_log {log} combined buffer=64k;\n"
+                        f"access_log {timed} combined buffer=64k flush=1s;"), port)
+    assert get(port, "/held") == 204
+    assert wait_for_text(timed, "/held", timeout=4)  # flush=1s: out within a tick or two
+    assert "/held" not in log.read_text()  # 64k not reached, no flush=: still held
+    gw.signal(signal.SIGQUIT)
+    assert gw.proc.wait(10) == 0
+    assert "/held" in log.read_text()  # written at stop
+
+
+def test_gzip_is_warned_and_flush_needs_no_buffer(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    conf.write_text(f"http {{ access_log {tmp_path}/a.log combined gzip flush=5s; }}\n")
+    run = fastgate("-t", "-c", str(conf))
+    assert run.returncode == 0, run.stderr
+    assert f'[warn] "gzip" of "access_log" is ignored' in run.stderr
+
+
+# --- 3. bytes in logged values --------------------------------------------------------------------
+
+def test_non_ascii_is_escaped_as_nginx_and_forwarded_unchanged(
+        tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    backend = RawBackend()
+    try:
+        port = free()
+        log = tmp_path / "a.log"
+        jlog = tmp_path / "j.log"
+        gateway(f"""http {{
+  log_format j escape=json '{{"ua":"$http_user_agent"}}';
+  server {{ listen 127.0.0.1:{port};
+    access_log {log}; access_log {jlog} j;
+    location / {{ proxy_set_header X-UA $http_user_agent;
+                 proxy_pass http://127.0.0.1:{backend.port}; }} }} }}
+""", port)
+        ua = "café \"q\"".encode()
+        assert get(port, "/u", b"User-Agent: " + ua + b"\r\n") == 200
+        assert wait_for_text(log, "/u") and wait_for_text(jlog, "ua")
+        assert '"caf\\xC3\\xA9 \\x22q\\x22"' in log.read_text()
+        assert jlog.read_bytes().strip() == '{"ua":"café \\"q\\""}'.encode()
+        (rec,) = backend.requests()
+        assert rec.header(b"x-ua") == [ua]  # the bytes that came, not re-encoded
+    finally:
+        backend.stop()
+
+
+# --- 4. the default access log --------------------------------------------------------------------
+
+def test_access_log_is_on_by_default_beside_the_configuration(
+        tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    gw = gateway(server(port), port)
+    assert get(port, "/by-default") == 204
+    assert wait_for_text(tmp_path / "logs" / "access.log", '"GET /by-default HTTP/1.1" 204')
+    assert gw.proc.poll() is None
+
+
+def test_prefix_moves_relative_paths(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    prefix = tmp_path / "prefix"
+    prefix.mkdir()
+    gw = gateway(server(port), port, extra_args=["-p", str(prefix)])
+    assert get(port, "/p") == 204
+    assert wait_for_text(prefix / "logs" / "access.log", "/p")
+    assert not (tmp_path / "logs").exists()
+    gw.stop()
+    assert not any(prefix.glob("*.pid"))  # removed at stop...
+    conf = tmp_path / "off.conf"
+    conf.write_text(server(port, "return 204;", "access_log off;"))
+    assert fastgate("-t", "-c", str(conf), "-p", str(prefix / "elsewhere")).returncode == 0
+    assert not (prefix / "elsewhere").exists()  # access_log off: no default log made
+
+
+# --- 5, 7. the pid file ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", ["0", "-1", "99999999999999999999999", "12ab", "٣"])
+def test_a_bad_pid_file_never_signals(tmp_path: Path, content: str) -> None:
+    conf = tmp_path / "f.conf"
+    pid = tmp_path / "f.pid"
+    conf.write_text(f"pid {pid};\n" + server(1))
+    pid.write_text(content + "\n")
+    run = fastgate("-s", "reload", "-c", str(conf))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "invalid PID number" in run.stderr
+
+
+def test_a_pid_file_naming_another_program_never_signals_it(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    pid = tmp_path / "f.pid"
+    conf.write_text(f"pid {pid};\n" + server(1))
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        pid.write_text(f"{stranger.pid}\n")
+        run = fastgate("-s", "stop", "-c", str(conf))
+        assert run.returncode == 1 and "is not fastgate" in run.stderr
+        time.sleep(0.2)
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_pid_off_writes_no_pid_file(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    gw = gateway("pid off;\n" + server(port, "return 204;", "access_log off;"), port)
+    assert get(port) == 204
+    assert not list(tmp_path.glob("*.pid"))
+    run = fastgate("-s", "reload", "-c", str(gw.conf))
+    assert run.returncode == 1 and '"pid off"' in run.stderr
+
+
+def test_the_default_pid_file_is_beside_the_configuration(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    gw = gateway(server(port, "return 204;", "access_log off;"), port)
+    pid = gw.conf.with_suffix(".pid")
+    assert pid.read_text().strip() == str(gw.proc.pid)
+    assert fastgate("-s", "quit", "-c", str(gw.conf)).returncode == 0
+    assert gw.proc.wait(10) == 0
+    assert not pid.exists()
+
+
+# --- 7. -g, -T, -V ---------------------------------------------------------------------------------
+
+def test_g_adds_main_directives(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    conf.write_text(server(1, "return 204;", "access_log off;"))
+    run = fastgate("-t", "-c", str(conf), "-g", "worker_processes 2; pid off;")
+    assert run.returncode == 0, run.stderr
+    conf.write_text("pid off;\n" + server(1, "return 204;", "access_log off;"))
+    run = fastgate("-t", "-c", str(conf), "-g", "pid off;")
+    assert run.returncode == 1
+    assert '"pid" directive is duplicate' in run.stderr
+    run = fastgate("-t", "-c", str(conf), "-g", "nonsense;")
+    assert 'unknown directive "nonsense" in command line' in run.stderr
+
+
+def test_T_dumps_every_included_file(tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "s.conf").write_text("server { listen 127.0.0.1:1; }\n")
+    conf = tmp_path / "f.conf"
+    conf.write_text("http { access_log off; include conf.d/*.conf; }\n")
+    run = fastgate("-T", "-c", str(conf))
+    assert run.returncode == 0, run.stderr
+    assert f"# configuration file {conf}:\nhttp {{ access_log off;" in run.stdout
+    assert f"# configuration file {tmp_path}/conf.d/s.conf:\nserver {{" in run.stdout
+    assert "test is successful" in run.stderr
+
+
+def test_V_names_what_fastgate_runs_on() -> None:
+    run = fastgate("-V")
+    assert run.returncode == 0
+    for name in ("python 3.", "OpenSSL", "uvloop ", "httptools ", "h11 ", "cryptography ",
+                 "fastgate._core"):
+        assert name in run.stdout, run.stdout
+    assert "not built" not in run.stdout
+
+
+# --- 5. an unbuilt checkout ------------------------------------------------------------------------
+
+def test_an_unbuilt_checkout_says_what_to_do(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "fastgate", tmp_path / "fastgate",
+                    ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
+    conf = tmp_path / "f.conf"
+    conf.write_text(server(1))
+    # site-packages without its .pth files: this venv's editable install of the real
+    # checkout would otherwise fill in the missing modules (a pip-installed fastgate has
+    # no such finder, and the copy in the current directory shadows it)
+    env = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"])
+    run = subprocess.run([sys.executable, "-S", "-m", "fastgate", "-t", "-c", str(conf)],
+                         capture_output=True, text=True, timeout=30, cwd=tmp_path, env=env)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "source checkout that was not built" in run.stderr, run.stderr
+    assert 'Run "make build" there' in run.stderr
