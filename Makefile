@@ -23,7 +23,7 @@ sysdeps:
 $(STAMP): pyproject.toml setup.py | sysdeps
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "setuptools>=65" wheel "cython>=3.0"
+	$(VPY) -m pip install -q "setuptools>=77" "cython>=3.0"
 	$(VPY) -m pip install -q --no-build-isolation -e ".[test]"
 	touch $@
 
@@ -35,6 +35,7 @@ EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/http/httptools_engine.pyx fastgate/ops/counters.pyx
 
 $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
+	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"
 	$(VPY) setup.py -q build_ext --inplace
 
 build: $(CORE_SO)

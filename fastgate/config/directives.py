@@ -8,6 +8,7 @@ place (``fastgate.config.merge``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -148,11 +149,44 @@ def number_arg(ld: "Loader", d: Directive) -> int:
 # --- main and events ----------------------------------------------------------------------
 
 
+MAX_WORKERS = 512
+
+
+def usable_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
+    """What ``auto`` means: the CPUs this process may run on (its affinity), fewer when
+    a cgroup CPU quota allows less (a container given 2 CPUs on a 64-core host)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = None
+    try:  # cgroup v2: "max 100000" or "200000 100000"
+        with open(f"{cgroup}/cpu.max") as f:
+            q, period = f.read().split()[:2]
+        if q != "max":
+            quota = int(q) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            with open(f"{cgroup}/cpu/cpu.cfs_quota_us") as f:
+                q = int(f.read())
+            with open(f"{cgroup}/cpu/cpu.cfs_period_us") as f:
+                period = int(f.read())
+            if q > 0 and period > 0:
+                quota = q / period
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, min(n, MAX_WORKERS))
+
+
 def set_worker_processes(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.once(d)
     value = d.args[0]
-    lvl.local["worker_processes"] = (os.cpu_count() or 1) if value == "auto" else (
-        parse_number(d, value, minimum=1))
+    n = usable_cpus() if value == "auto" else parse_number(d, value, minimum=1)
+    if n > MAX_WORKERS:
+        raise d.error(f'"worker_processes" above {MAX_WORKERS} is not supported')
+    lvl.local["worker_processes"] = n
 
 
 def set_http_engine(ld: "Loader", lvl: Level, d: Directive) -> None:
@@ -222,7 +256,7 @@ def log_file(ld: "Loader", d: Directive, text: str) -> LogFile:
     if text.startswith("syslog:"):
         f = LogFile(text, where, parse_syslog(d, text[7:]))
     else:
-        f = LogFile(ld.path_of(text), where)
+        f = LogFile(ld.path_of(text, prefix=True), where)
     ld.log_files.append(f)
     return f
 
@@ -240,7 +274,7 @@ def set_error_log(ld: "Loader", lvl: Level, d: Directive) -> None:
 
 def set_pid(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    lvl.local["pid"] = None if d.args[0] == "off" else ld.path_of(d.args[0])
+    lvl.local["pid"] = None if d.args[0] == "off" else ld.path_of(d.args[0], prefix=True)
 
 
 def load_module(ld: "Loader", lvl: Level, d: Directive) -> None:

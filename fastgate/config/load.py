@@ -56,9 +56,11 @@ class _LateMap:
 class Loader:
     def __init__(self, path: str, prefix: str | None = None) -> None:
         self.path = path
-        # relative paths in the file: from -p PREFIX, else from the file's directory
-        self.base_dir = os.path.abspath(prefix) if prefix else os.path.dirname(
-            os.path.abspath(path))
+        # relative paths: from the file's directory (keys, certificates, includes: nginx's
+        # conf prefix), and for logs and the pid file from -p PREFIX when given (nginx's
+        # prefix), else from the file's directory too
+        self.base_dir = os.path.dirname(os.path.abspath(path))
+        self.prefix_dir = os.path.abspath(prefix) if prefix else self.base_dir
         self.log_files: list[LogFile] = []
         self.registry = Registry()
         self.registry.define("remote_user", lambda r: "-")  # no basic auth in fastgate
@@ -84,11 +86,14 @@ class Loader:
     def notice(self, message: str, d: Directive) -> None:
         self.messages.append(f"[notice] {message} in {d.file}:{d.line}")
 
-    def path_of(self, value: str) -> str:
-        """A file named in the config, relative to the config file's directory."""
+    def path_of(self, value: str, prefix: bool = False) -> str:
+        """A file named in the config, relative to the config file's directory, or with
+        ``prefix`` (logs, the pid file) to -p PREFIX."""
         if value in ("stderr", "stdout", "off") or value.startswith("syslog:"):
             return value
-        return value if os.path.isabs(value) else os.path.join(self.base_dir, value)
+        if os.path.isabs(value):
+            return value
+        return os.path.join(self.prefix_dir if prefix else self.base_dir, value)
 
     def compile(self, text: str, d: Directive) -> Template:
         return self.registry.compile(text, d)
@@ -188,7 +193,7 @@ class Loader:
         if http is not None:
             # nginx's implicit "access_log logs/access.log combined", where nothing says
             # otherwise; opened (and its directory made) only when some server uses it
-            default_log = LogFile(os.path.join(self.base_dir, "logs", "access.log"),
+            default_log = LogFile(os.path.join(self.prefix_dir, "logs", "access.log"),
                                   Where(self.path, 0), default=True)
             if _default_log_used(http, False):
                 self.log_files.insert(0, default_log)
@@ -209,10 +214,9 @@ class Loader:
                                 if events is not None else 512),
             error_log=main.local.get("error_log", (Config.error_log, ""))[0],
             error_level=main.local.get("error_log", ("", Config.error_level))[1],
-            prefix=self.base_dir,
             log_files=tuple(self.log_files),
             # "pid off": None; unset: beside the file (or in -p PREFIX), named after it
-            pid=main.local.get("pid", os.path.join(self.base_dir, os.path.splitext(
+            pid=main.local.get("pid", os.path.join(self.prefix_dir, os.path.splitext(
                 os.path.basename(self.path))[0] + ".pid")),
             servers=servers,
             upstreams=dict(self.upstreams),

@@ -302,5 +302,4 @@ class Config:
     zones: dict[str, LimitZone] = field(default_factory=dict)
     claims: frozenset[str] = frozenset()  # $jwt_claim_* names the config references
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start
-    prefix: str = ""  # -p PREFIX, else the configuration file's directory
     log_files: tuple[LogFile, ...] = ()  # every log the configuration names, opened at start

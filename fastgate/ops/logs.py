@@ -183,6 +183,8 @@ def _sink(f: LogFile) -> StreamSink | FileSink:
 # --- the error log ----------------------------------------------------------------------------
 
 class ErrorLog:
+    RANKS = _RANK
+
     def __init__(self, f: LogFile, level: str) -> None:
         self.path = f.path
         self.level = _RANK.get(level, _RANK["error"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import socket
 import sys
@@ -24,7 +25,7 @@ from fastgate.config import ConfigError
 from fastgate.config.model import Config
 from fastgate.ops.logs import ErrorLog, LogOpenError
 from fastgate.ops.stats import MAX_SLOTS, SharedCounters
-from fastgate.ops.run import Source, _remove_pid
+from fastgate.ops.run import Source, _remove_pid, announce, set_title
 from fastgate.ops.worker import listens
 from fastgate.ops.zones import Zones
 
@@ -51,6 +52,7 @@ class Master:
         self.zone_set = Zones()
         self.zones = self.zone_set.for_config(config)
         self.stopping: str | None = None
+        self._wake_r = self._wake_w = -1
 
     # --- sockets -------------------------------------------------------------------------------
 
@@ -90,6 +92,9 @@ class Master:
         pid = os.fork()
         if pid == 0:
             code = 1
+            signal.set_wakeup_fd(-1)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             try:
                 code = worker_main(self.source, self.config, self.engine,
                                    self.slot_sockets(index), self.region, slot, self.zones)
@@ -145,15 +150,26 @@ class Master:
                 print(f'fastgate: [emerg] open() "{self.pid_path}" failed '
                       f"({e.errno}: {e.strerror})", file=sys.stderr)
                 return 1
+        # a signal (SIGCHLD above all) wakes the loop at once: a stop is over as soon as
+        # the last worker is
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w)
         for sig in SIGNALS:
             signal.signal(sig, self._on_signal)
+        set_title(f"master process {' '.join(sys.argv[1:]) or self.source.path}")
         for i in range(self.config.worker_processes):
             self.spawn(i)
-        self.log.write("notice", f"fastgate master {os.getpid()} started "
-                                 f"{self.config.worker_processes} worker processes")
+        announce(self.config, self.engine, self.log)
         try:
             while True:
-                time.sleep(0.1)
+                select.select([self._wake_r], [], [], 0.5)
+                try:
+                    while os.read(self._wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
                 pending, self.pending = self.pending, []
                 for sig in pending:
                     self._handle(sig)
@@ -169,6 +185,9 @@ class Master:
                     s.close()
             if self.pid_path is not None:
                 _remove_pid(self.pid_path)
+            signal.set_wakeup_fd(-1)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             self.log.close()
         return 0
 
@@ -237,6 +256,7 @@ def worker_main(source: Source, config: Config, engine: str | None,
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads, not the worker
+    set_title("worker process")
     _die_with_parent()
     stats = region.slot(slot)
     stats.reset_gauges()

@@ -203,6 +203,34 @@ class Gateway:
         self.stopped.set()
 
 
+def set_title(text: str) -> None:
+    """``ps`` shows ``fastgate: master process ...`` / ``fastgate: worker process``, as
+    nginx's processes are told apart (setproctitle, when installed)."""
+    try:
+        from setproctitle import setproctitle
+    except ImportError:
+        return
+    setproctitle(f"fastgate: {text}")
+
+
+def announce(config: Config, engine: str | None, log: Any) -> None:
+    """One line per listening address, as uvicorn prints them: in the error log at
+    ``notice``, and on the terminal unless that line already goes there."""
+    from fastgate.http.engines import resolve
+    from fastgate.ops.worker import listens
+
+    n = config.worker_processes
+    what = f"{n} worker{'s' if n > 1 else ''}, {resolve(engine or config.http_engine)}"
+    shown = log.path == "stderr" and log.level <= log.RANKS["notice"]
+    for listen in listens(config):
+        host = f"[{listen.host}]" if ":" in listen.host else listen.host
+        line = f"listening on {'https' if listen.ssl else 'http'}://{host}:{listen.port} ({what})"
+        log.write("notice", line)
+        if not shown:
+            print(f"fastgate: {line}", file=sys.stderr, flush=True)
+    log.flush()
+
+
 def _dup(sock: socket.socket) -> socket.socket:
     """asyncio closes the socket of a closed server; serving the same address again
     needs a socket object of its own on the same listening descriptor."""
@@ -314,7 +342,11 @@ async def serve(source: Source, config: Config, engine: str | None,
     if reloadable:
         loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
     loop.add_signal_handler(signal.SIGUSR1, gw.reopen_logs)
-    gw.worker.log.notice(f"fastgate started, pid {os.getpid()}, http engine {gw.worker.engine}")
+    if reloadable:  # one process serving alone
+        set_title(f"single process {' '.join(sys.argv[1:])}".rstrip())
+        announce(config, engine, gw.worker.log)
+    else:
+        gw.worker.log.notice(f"worker process {os.getpid()} started")
     try:
         await gw.stopped.wait()
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 
+from fastgate.config.directives import MAX_WORKERS
 from fastgate.ops.counters import SlotWriter
 
 # request latency histogram buckets, seconds
@@ -51,7 +52,8 @@ def _layout() -> int:
 
 
 SLOT_DOUBLES = _layout()
-MAX_SLOTS = 64
+# a slot per worker, for two generations (the one serving and the one a reload starts)
+MAX_SLOTS = 2 * MAX_WORKERS
 _JWT_INDEX = {reason: i for i, reason in enumerate(JWT_OUTCOMES)}
 
 
@@ -107,12 +109,7 @@ class Stats(SlotWriter):
     def totals(self) -> list[float]:
         """Every slot summed."""
         view = self.region.view
-        out = [0.0] * SLOT_DOUBLES
-        for s in range(self.region.slots):
-            base = s * SLOT_DOUBLES
-            for i in range(SLOT_DOUBLES):
-                out[i] += view[base + i]
-        return out
+        return [sum(view[i::SLOT_DOUBLES]) for i in range(SLOT_DOUBLES)]
 
     def exposition(self) -> bytes:
         t = self.totals()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_port
 from e2e_util import raw_exchange, status_of, wait_for_text
 from raw_backend import RawBackend
 
@@ -352,3 +353,131 @@ def test_an_unbuilt_checkout_says_what_to_do(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
     assert "source checkout that was not built" in run.stderr, run.stderr
     assert 'Run "make build" there' in run.stderr
+
+
+# --- 8, 9, 10. running as a service -------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+
+def test_start_says_where_it_listens_and_processes_have_titles(
+        tmp_path: Path, gateway, free, engine: str) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    errlog = tmp_path / "error.log"
+    gw = gateway(f"worker_processes 2;\nerror_log {errlog} notice;\n"
+                 + server(port, "return 204;", "access_log off;"), port)
+    line = f"listening on http://127.0.0.1:{port} (2 workers, {engine})"
+    assert wait_for_text(gw.stderr_path, f"fastgate: {line}")
+    assert wait_for_text(errlog, f"[notice] {gw.proc.pid}#0: {line}")
+    assert _cmdline(gw.proc.pid).startswith("fastgate: master process -c ")
+    workers = _children(gw.proc.pid)
+    assert len(workers) == 2
+    assert all(_cmdline(w) == "fastgate: worker process" for w in workers)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGQUIT, signal.SIGINT])
+def test_an_idle_gateway_stops_at_once(tmp_path: Path, gateway, free, workers: int,  # type: ignore[no-untyped-def]
+                                       sig: int) -> None:
+    port = free()
+    gw = gateway(f"worker_processes {workers};\n"
+                 + server(port, "return 204;", "access_log off;"), port)
+    assert get(port) == 204
+    t0 = time.monotonic()
+    gw.signal(sig)
+    assert gw.proc.wait(10) == 0
+    # a functional bound, not a speed test: the master used to poll every 0.1 s and a
+    # stop took 1-2 s; it now wakes on the signal and on each worker's exit
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_many_workers_start_reload_and_stop(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    # above 32 a reload, above 64 a start crash-looped on the shared counters' slots
+    port = free()
+    errlog = tmp_path / "error.log"
+    gw = gateway(f"worker_processes 70;\nerror_log {errlog} notice;\n"
+                 + server(port, "return 204;", "access_log off;"), port)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_children(gw.proc.pid)) < 70:
+        time.sleep(0.2)
+    assert len(_children(gw.proc.pid)) == 70
+    assert get(port) == 204
+    gw.signal(signal.SIGHUP)
+    assert wait_for_text(errlog, "reconfiguring: new worker processes started", timeout=30)
+    for _ in range(20):
+        assert get(port) == 204
+    assert "exited with code 1" not in errlog.read_text()
+    assert "exited on signal" not in errlog.read_text()
+    gw.signal(signal.SIGQUIT)
+    assert gw.proc.wait(60) == 0
+
+
+def test_worker_processes_above_512_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    conf.write_text("worker_processes 513;\n")
+    run = fastgate("-t", "-c", str(conf))
+    assert run.returncode == 1
+    assert f'"worker_processes" above 512 is not supported in {conf}:1' in run.stderr
+
+
+def test_worker_processes_auto_counts_the_cpus_this_process_may_use(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    conf.write_text("worker_processes auto;\n")
+    probe = ("from fastgate.config import load_config; import sys; "
+             "print(load_config(sys.argv[1]).worker_processes)")
+    run = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", probe, str(conf)],
+                         capture_output=True, text=True, timeout=30)
+    assert run.stdout.strip() == "1", run.stderr
+
+
+def test_worker_processes_auto_honours_a_cgroup_quota(tmp_path: Path) -> None:
+    from fastgate.config.directives import usable_cpus
+
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs: 2 workers
+    assert usable_cpus(str(tmp_path)) == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU: still one
+    assert usable_cpus(str(tmp_path)) == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert usable_cpus(str(tmp_path)) == len(os.sched_getaffinity(0))
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cpus(str(v1)) == 1
+
+
+# --- 10. the demo ---------------------------------------------------------------------------------
+
+def test_the_demo_checks_its_port_first_and_leaves_nothing_behind(tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    start = [sys.executable, "-c", f"from fastgate.demo import main; raise SystemExit(main({port}))"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        run = subprocess.run(start, capture_output=True, text=True, timeout=30, env=env)
+    assert run.returncode == 1
+    assert f"bind() to 127.0.0.1:{port} failed (98: Address already in use)" in run.stderr
+    assert "curl" not in run.stdout  # no banner for a demo that cannot start
+    proc = subprocess.Popen(start, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        banner = ""
+        while "Ctrl-C" not in banner:
+            banner += proc.stdout.readline()  # type: ignore[union-attr]
+        token = re.search(r"^  (ey\S+)$", banner, re.M).group(1)  # type: ignore[union-attr]
+        wait_port(port, proc)  # the banner comes before the gateway binds
+        assert get(port, "/api/x") == 401
+        assert get(port, "/api/x", f"Authorization: Bearer {token}\r\n".encode()) == 200
+        assert list(tmp_path.glob("fastgate-demo-*"))  # its configuration, while it runs
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+    assert proc.returncode == 0
+    assert not list(tmp_path.glob("fastgate-demo-*"))
