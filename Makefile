@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml setup.py | sysdeps
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "setuptools>=77" "cython>=3.0"
-	$(VPY) -m pip install -q --no-build-isolation -e ".[test]"
+	@# the editable install's "folders with the package's name" notice is the point here
+	PYTHONWARNINGS=ignore::UserWarning $(VPY) -m pip install -q --no-build-isolation -e ".[test]"
 	touch $@
 
 venv: $(STAMP)

@@ -152,7 +152,8 @@ BUILTIN: dict[str, Getter] = {
     "args": lambda r: r.args,
     "query_string": lambda r: r.args,
     "is_args": lambda r: "?" if r.args else "",
-    "request": lambda r: f"{r.method} {r.target} HTTP/{r.version}",
+    # empty (logged as "-") for a request the HTTP layer refused before parsing it
+    "request": lambda r: f"{r.method} {r.target} HTTP/{r.version}" if r.method else "",
     "request_method": lambda r: r.method,
     "server_protocol": lambda r: f"HTTP/{r.version}",
     "remote_addr": lambda r: r.remote_addr,

@@ -312,6 +312,22 @@ class Worker:
         except Exception:  # the engine cannot frame a response in this state: by hand
             out = _raw_error(error.status, body, headers)
         conn.write(out)
+        self._log_refused(conn, error.status, len(body), len(out))
+
+    def _log_refused(self, conn: "ClientConnection", status: int, body: int, sent: int) -> None:
+        """A request the HTTP layer refused (400, 408, 413, 414, 431, 505) goes to the
+        access log of the address's default server, as nginx writes it: ``$request`` is
+        "-" (nothing of it was parsed), the status and bytes are what was sent."""
+        server = self.tables[conn.listen.address].default
+        entries = server.settings.access_log
+        if not entries or conn.info is None:
+            return
+        req = Request(_UNPARSED, ("", "", None), conn)
+        req.server = server
+        req.status = status
+        req.body_bytes_sent = body
+        req.bytes_sent = sent
+        self.access.write(entries, req)
 
     def close(self) -> None:
         self.stop_clock()
@@ -321,6 +337,10 @@ class Worker:
             g.close()
         self.access.close()
         self.log.flush()
+
+
+# what a refused request is known by: nothing
+_UNPARSED = RequestHead(b"", b"", b"", [], 0, False, False, None)
 
 
 def _raw_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -481,3 +481,25 @@ def test_the_demo_checks_its_port_first_and_leaves_nothing_behind(tmp_path: Path
         proc.wait(10)
     assert proc.returncode == 0
     assert not list(tmp_path.glob("fastgate-demo-*"))
+
+
+# --- 3. requests the HTTP layer refuses are logged ---------------------------------------------
+
+@pytest.mark.parametrize("data,status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 20000 + b"\r\n\r\n", 431),
+    (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+    (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+])
+def test_refused_requests_are_in_the_access_log(tmp_path: Path, gateway, free,  # type: ignore[no-untyped-def]
+                                                data: bytes, status: int) -> None:
+    port = free()
+    log = tmp_path / "a.log"
+    gateway(server(port, "return 204;", f"access_log {log};"), port)
+    got = raw_exchange(port, data)
+    assert status_of(got) == status
+    assert wait_for_text(log, f" {status} ")
+    (line,) = log.read_text().splitlines()
+    assert re.fullmatch(rf'127\.0\.0\.1 - - \[.*\] "(-|GET / HTTP/1\.1)" {status} \d+ "-" "-"',
+                        line), line
