@@ -8,8 +8,10 @@ place (``fastgate.config.merge``).
 
 from __future__ import annotations
 
+import grp
 import math
 import os
+import pwd
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,6 +22,7 @@ from fastgate.config.model import (
     AccessLog,
     LogFile,
     Syslog,
+    User,
     Where,
     LimitConn,
     LimitReq,
@@ -270,6 +273,29 @@ def set_error_log(ld: "Loader", lvl: Level, d: Directive) -> None:
     else:
         ld.warn('"error_log" below the main level is ignored: fastgate keeps one error '
                 "log per process", d)
+
+
+def set_user(ld: "Loader", lvl: Level, d: Directive) -> None:
+    """nginx's ``user``: the group defaults to the one named as the user, and (where no
+    such group exists, as for Debian's nobody/nogroup) to the user's own group."""
+    lvl.once(d)
+    name = d.args[0]
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise d.error(f'getpwnam("{name}") failed') from None
+    group = d.args[1] if len(d.args) > 1 else name
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        if len(d.args) > 1:
+            raise d.error(f'getgrnam("{group}") failed') from None
+        gid = pw.pw_gid
+    if os.geteuid() != 0:
+        ld.warn('the "user" directive makes sense only if the master process runs with '
+                "super-user privileges, ignored", d)
+        return
+    lvl.local["user"] = User(name, pw.pw_uid, gid)
 
 
 def set_pid(ld: "Loader", lvl: Level, d: Directive) -> None:
@@ -907,7 +933,7 @@ _SPECS = [
     Spec("error_log", ANY_HTTP, 1, 2, set_error_log),
     Spec("pid", frozenset({MAIN}), 1, 1, set_pid),
     Spec("load_module", frozenset({MAIN}), 1, 1, load_module),
-    Spec("user", frozenset({MAIN}), 1, 2, ignored("fastgate runs as the user that starts it")),
+    Spec("user", frozenset({MAIN}), 1, 2, set_user),
     Spec("events", frozenset({MAIN}), 0, 0, block(EVENTS), block=True),
     Spec("http", frozenset({MAIN}), 0, 0, block(HTTP), block=True),
     Spec("worker_connections", frozenset({EVENTS}), 1, 1, set_worker_connections),

@@ -218,6 +218,7 @@ class Loader:
             # "pid off": None; unset: beside the file (or in -p PREFIX), named after it
             pid=main.local.get("pid", os.path.join(self.prefix_dir, os.path.splitext(
                 os.path.basename(self.path))[0] + ".pid")),
+            user=main.local.get("user"),
             servers=servers,
             upstreams=dict(self.upstreams),
             maps=tuple(self.maps.values()),

@@ -286,6 +286,15 @@ class Server:
         return self.server_names[0] if self.server_names else ""
 
 
+@dataclass(frozen=True, slots=True)
+class User:
+    """``user NAME [GROUP]``, resolved at load: whom the workers run as."""
+
+    name: str
+    uid: int
+    gid: int
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -295,6 +304,7 @@ class Config:
     error_log: LogFile = LogFile("stderr", Where("", 0))
     error_level: str = "error"
     pid: str | None = None  # None: "pid off"
+    user: User | None = None  # set only when fastgate starts as root
     servers: tuple[Server, ...] = ()
     upstreams: dict[str, Upstream] = field(default_factory=dict)
     maps: tuple[Map, ...] = ()

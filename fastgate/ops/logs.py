@@ -74,12 +74,23 @@ def _syslog_address(f: LogFile, syslog: Syslog) -> tuple[int, Any]:
 
 def check_logs(config: "Config") -> None:
     """Open (creating, as nginx does) every log file the configuration names, and
-    resolve every syslog server: LogOpenError for the first that fails."""
+    resolve every syslog server: LogOpenError for the first that fails. With ``user``
+    the files become the workers' (as nginx's master hands them over), so that workers
+    can write them and open them again after a rotation."""
+    user = config.user
     for f in config.log_files:
         if f.syslog is not None:
             _syslog_address(f, f.syslog)
         elif f.path not in _STREAMS:
             open_file(f).close()
+            if user is not None:
+                try:
+                    if f.default:
+                        os.chown(os.path.dirname(f.path), user.uid, user.gid)
+                    os.chown(f.path, user.uid, user.gid)
+                except OSError as e:
+                    raise LogOpenError(f'chown() "{f.path}" to user "{user.name}" failed '
+                                       f"({e.errno}: {e.strerror})") from None
 
 
 # --- where lines go -------------------------------------------------------------------------

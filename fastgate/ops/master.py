@@ -22,8 +22,8 @@ import time
 from typing import Any
 
 from fastgate.config import ConfigError
-from fastgate.config.model import Config
-from fastgate.ops.logs import ErrorLog, LogOpenError
+from fastgate.config.model import Config, User
+from fastgate.ops.logs import ErrorLog, LogOpenError, check_logs
 from fastgate.ops.stats import MAX_SLOTS, SharedCounters
 from fastgate.ops.run import Source, _remove_pid, announce, set_title
 from fastgate.ops.worker import listens
@@ -53,6 +53,7 @@ class Master:
         self.zones = self.zone_set.for_config(config)
         self.stopping: str | None = None
         self._wake_r = self._wake_w = -1
+        self.contexts: dict[SockKey, Any] = {}  # TLS, built here for the workers
 
     # --- sockets -------------------------------------------------------------------------------
 
@@ -61,6 +62,7 @@ class Master:
 
         n = config.worker_processes
         out: dict[SockKey, list[socket.socket]] = {}
+        contexts = {}
         try:
             for listen in listens(config):
                 key = (listen.host, listen.port, listen.reuseport)
@@ -73,13 +75,14 @@ class Master:
                 else:
                     out[key] = have[:1] if have else [bind(listen)]
                 if listen.ssl:
-                    tls_context(config, listen)
+                    contexts[key] = tls_context(config, listen)
         except Exception:
             for key, socks in out.items():
                 if self.sockets.get(key) is not socks:
                     for s in socks:
                         s.close()
             raise
+        self.contexts = contexts
         return out
 
     def slot_sockets(self, index: int) -> dict[SockKey, socket.socket]:
@@ -97,7 +100,8 @@ class Master:
             os.close(self._wake_w)
             try:
                 code = worker_main(self.source, self.config, self.engine,
-                                   self.slot_sockets(index), self.region, slot, self.zones)
+                                   self.slot_sockets(index), self.region, slot, self.zones,
+                                   self.contexts)
             except BaseException as e:  # never let a worker unwind into the master's code
                 # the master's log writer thread does not exist in this process
                 print(f"fastgate: [alert] worker process {os.getpid()} failed: "
@@ -210,6 +214,13 @@ class Master:
                 _kill(pid, signal.SIGQUIT)
         elif sig == signal.SIGUSR1:
             self.log.reopen()
+            if self.config.user is not None:
+                # the files again, as root and handed to the user, before the workers
+                # (who may not create them in a root-owned directory) open them
+                try:
+                    check_logs(self.config)
+                except LogOpenError as e:
+                    self.log.write("alert", str(e))
             for pid in self.workers:
                 _kill(pid, signal.SIGUSR1)
 
@@ -245,7 +256,7 @@ class Master:
 
 def worker_main(source: Source, config: Config, engine: str | None,
                 sockets: dict[SockKey, socket.socket], region: SharedCounters,
-                slot: int, zones: dict[str, Any]) -> int:
+                slot: int, zones: dict[str, Any], contexts: dict[SockKey, Any]) -> int:
     """A forked worker: serve on the inherited sockets until told to stop."""
     import asyncio
 
@@ -257,16 +268,27 @@ def worker_main(source: Source, config: Config, engine: str | None,
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads, not the worker
     set_title("worker process")
-    _die_with_parent()
+    if config.user is not None:
+        drop_to(config.user)
+    _die_with_parent()  # after the drop: changing credentials clears it
     stats = region.slot(slot)
     stats.reset_gauges()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(serve(source, config, engine, sockets, stats,
-                                             reloadable=False, zones=zones))
+                                             reloadable=False, zones=zones,
+                                             contexts=contexts))
     finally:
         loop.close()
+
+
+def drop_to(user: User) -> None:
+    """``user``: the worker's groups, group and user, as nginx's worker sets them
+    (initgroups, setgid, setuid); OSError ends the worker, and the master says so."""
+    os.initgroups(user.name, user.gid)
+    os.setgid(user.gid)
+    os.setuid(user.uid)
 
 
 def _die_with_parent() -> None:

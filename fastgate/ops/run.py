@@ -96,7 +96,8 @@ class Gateway:
 
     def __init__(self, source: Source, config: Config, engine: str | None,
                  sockets: dict[tuple[str, int, bool], socket.socket] | None = None,
-                 stats: Stats | None = None, zones: dict[str, Any] | None = None) -> None:
+                 stats: Stats | None = None, zones: dict[str, Any] | None = None,
+                 contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None) -> None:
         self.source = source
         self.config = config
         self.engine = engine  # the command line's choice, kept across reloads
@@ -108,6 +109,9 @@ class Gateway:
         # sockets a master bound for us, or ours once bound
         self.sockets: dict[tuple[str, int, bool], socket.socket] = dict(sockets or {})
         self.servers: list[asyncio.AbstractServer] = []
+        # TLS contexts a master built (it can read the keys; a worker that dropped to
+        # "user" may not)
+        self.contexts = contexts or {}
         self.stopped = asyncio.Event()
         self.old_workers: list[Worker] = []
 
@@ -123,7 +127,8 @@ class Gateway:
             sock = self.sockets.get(key)
             if sock is None:
                 sock = self.sockets[key] = bind(listen)
-            ctx = tls_context(worker.config, listen) if listen.ssl else None
+            ctx = (self.contexts.get(key) or tls_context(worker.config, listen)
+                   if listen.ssl else None)
             srv = await loop.create_server(
                 lambda listen=listen: _make_connection(worker, listen),
                 sock=sock, ssl=ctx, backlog=listen.backlog, start_serving=True,
@@ -280,7 +285,9 @@ def run(path: str, http_engine: str | None = None, prefix: str | None = None,
     for w in config.warnings:
         err(w)
     pid_path = config.pid
-    if config.worker_processes > 1:
+    # with "user" a root master keeps the sockets and files, and workers drop to the user
+    # (a single process could never bind again or reopen what root opened)
+    if config.worker_processes > 1 or config.user is not None:
         from fastgate.ops.master import Master
 
         return Master(source, config, http_engine, pid_path).run()
@@ -305,10 +312,11 @@ def run(path: str, http_engine: str | None = None, prefix: str | None = None,
 async def serve(source: Source, config: Config, engine: str | None,
                 sockets: dict[tuple[str, int, bool], socket.socket] | None,
                 stats: Stats | None, reloadable: bool, pid_path: str | None = None,
-                zones: dict[str, Any] | None = None) -> int:
+                zones: dict[str, Any] | None = None,
+                contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None) -> int:
     """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
     master reloads by starting new workers) and writes no pid file."""
-    gw = Gateway(source, config, engine, sockets, stats, zones)
+    gw = Gateway(source, config, engine, sockets, stats, zones, contexts)
     await gw.start()
     # what exists now (modules, the configuration, the worker) lives as long as the
     # process: out of the collector's sight, a full collection under load does not walk

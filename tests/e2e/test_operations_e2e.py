@@ -503,3 +503,101 @@ def test_refused_requests_are_in_the_access_log(tmp_path: Path, gateway, free,  
     (line,) = log.read_text().splitlines()
     assert re.fullmatch(rf'127\.0\.0\.1 - - \[.*\] "(-|GET / HTTP/1\.1)" {status} \d+ "-" "-"',
                         line), line
+
+
+# --- 6. user --------------------------------------------------------------------------------------
+
+def _privileged_port() -> int:
+    for port in range(1023, 900, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    pytest.skip("no free port below 1024")
+
+
+def _uid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError("no Uid")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user needs a root master")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_user_binds_as_root_then_workers_drop_and_logs_still_reopen(
+        gateway, workers: int) -> None:  # type: ignore[no-untyped-def]
+    import pwd
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    home = Path(tempfile.mkdtemp(prefix="fastgate-user-"))
+    try:
+        home.chmod(0o755)  # the workers reach their logs through it
+        (home / "logs").mkdir()
+        port = _privileged_port()
+        gw = gateway(f"user nobody;\nworker_processes {workers};\n"
+                     f"error_log {home}/error.log notice;\n"
+                     + server(port, 'return 200 "$pid";', f"access_log {home}/logs/a.log;"), port)
+        assert get(port, "/first") == 200
+        assert _uid(gw.proc.pid) == 0
+        deadline = time.time() + 10  # the port answers (the master's) before workers drop
+        while time.time() < deadline:
+            kids = _children(gw.proc.pid)
+            if len(kids) == workers and all(_uid(k) == nobody.pw_uid for k in kids):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"workers {kids} did not become nobody")
+        assert wait_for_text(home / "logs" / "a.log", "/first")
+        (home / "logs" / "a.log").rename(home / "logs" / "a.log.1")
+        gw.signal(signal.SIGUSR1)  # the workers (nobody) open a.log again: it must exist
+        time.sleep(0.5)
+        assert get(port, "/second") == 200
+        assert wait_for_text(home / "logs" / "a.log", "/second")
+        assert (home / "logs" / "a.log").stat().st_uid == nobody.pw_uid
+        assert "[alert]" not in (home / "error.log").read_text()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_user_is_checked_at_load(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    conf.write_text("user no-such-user-here;\n")
+    run = fastgate("-t", "-c", str(conf))
+    assert run.returncode == 1
+    assert f'getpwnam("no-such-user-here") failed in {conf}:1' in run.stderr
+    conf.write_text("user nobody no-such-group-here;\n")
+    run = fastgate("-t", "-c", str(conf))
+    assert f'getgrnam("no-such-group-here") failed in {conf}:1' in run.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user needs a root master")
+def test_user_workers_serve_tls_with_a_key_only_root_reads(gateway, free) -> None:  # type: ignore[no-untyped-def]
+    import http.client
+    import ssl
+    import tempfile
+
+    from test_workers_e2e import _self_signed
+
+    home = Path(tempfile.mkdtemp(prefix="fastgate-user-"))
+    try:
+        home.chmod(0o755)
+        crt, key = _self_signed(home)
+        key.chmod(0o600)  # root's: the master loads it, the workers (nobody) could not
+        port = free()
+        gateway(f"""user nobody;\nworker_processes 2;\nhttp {{ access_log off;
+          server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {crt};
+          ssl_certificate_key {key}; location / {{ return 200 "$scheme"; }} }} }}""", port)
+        for _ in range(4):
+            c = http.client.HTTPSConnection(
+                "localhost", port, context=ssl.create_default_context(cafile=str(crt)),
+                timeout=10)
+            c.request("GET", "/")
+            r = c.getresponse()
+            assert (r.status, r.read()) == (200, b"https")
+            c.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
