@@ -16,7 +16,10 @@ from fastgate import __version__
 USAGE = """\
 usage: fastgate [-?hvVtTq] [-s signal] [-p prefix] [-c filename] [-g directives]
                 [--http-engine auto|h11|httptools]
-       fastgate token [--alg ALG] [--key VALUE [ENCODING]] [--claim k=v]... [--exp SECONDS]
+       fastgate token [--alg ALG] --key VALUE [--key-encoding ENC] [--claim k=v]...
+                      [--claim-json k=JSON]... [--header k=v]... [--exp SECONDS]
+       fastgate token decode TOKEN
+       fastgate token verify TOKEN -c FILE [--location URI] [--host NAME]
 
   (no arguments)  ./fastgate.conf when it exists, else the demo: a protected gateway
                   on 127.0.0.1:8080 with a built-in backend

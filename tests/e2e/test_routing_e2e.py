@@ -184,10 +184,12 @@ def test_token_tool_roundtrip(tmp_path: Path, keypairs) -> None:  # type: ignore
 
     run = subprocess.run([sys.executable, "-m", "fastgate", "token", "--alg", "HS384",
                           "--key", "0123abcd", "--key-encoding", "hex", "--claim", "sub=u1",
-                          "--claim", "n=42", "--exp", "60"], capture_output=True, text=True)
+                          "--claim", "n=42", "--claim-json", "m=42", "--exp", "60"],
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+    assert "[warn] the HS384 key is 4 bytes; at least 48" in run.stderr
     t = Verifier([key_from_value("0123abcd", "hex")]).verify(run.stdout.strip(), time.time())
-    assert t.payload["sub"] == "u1" and t.payload["n"] == 42
+    assert t.payload["sub"] == "u1" and t.payload["n"] == "42" and t.payload["m"] == 42
     pem = tmp_path / "p.pem"
     pem.write_bytes(keypairs["P-384"].private_pem)
     run = subprocess.run([sys.executable, "-m", "fastgate", "token", "--alg", "ES384",
