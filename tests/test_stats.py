@@ -70,7 +70,7 @@ def test_token_and_connection_counters() -> None:
     assert metric(out, 'fastgate_jwt_total{outcome="ok"}') == 2
     assert metric(out, 'fastgate_jwt_cache_total{result="hit"}') == 2
     assert metric(out, 'fastgate_jwt_cache_total{result="miss"}') == 1
-    assert metric(out, 'fastgate_jwt_total{outcome="JWT: invalid signature"}') == 1
+    assert metric(out, 'fastgate_jwt_total{outcome="bad_signature"}') == 1
     assert metric(out, 'fastgate_jwt_total{outcome="other"}') == 1
     assert metric(out, 'fastgate_connections{state="idle"}') == 1
     assert metric(out, 'fastgate_connections{state="active"}') == 0
@@ -97,3 +97,16 @@ def test_add_refuses_an_index_outside_the_slot() -> None:
         s.add(len(s.v))
     with pytest.raises(IndexError):
         s.add(-1)
+
+
+def test_jwks_age_and_labels_are_escaped() -> None:
+    import time as _time
+
+    from fastgate.ops.stats import Stats
+
+    text = Stats().exposition("h11", None, {'https://idp/"x"': _time.time() - 30,
+                                            "https://never": 0.0}).decode()
+    line = next(l for l in text.splitlines() if l.startswith("fastgate_jwks_age_seconds{"))
+    assert line.startswith('fastgate_jwks_age_seconds{url="https://idp/\\"x\\""} ')
+    assert 29 <= float(line.split()[-1]) < 40
+    assert "https://never" not in text  # no keys fetched yet: no age

@@ -101,6 +101,7 @@ class RemoteJwks:
         self.stats = stats
         self.keys: tuple[Key, ...] = ()
         self.fetched = False
+        self.fetched_at = 0.0  # time.time() of the keys in use (fastgate_jwks_age_seconds)
         self.fetches = 0
         self._targets: list[tuple["Verifier", tuple[Key, ...]]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -121,6 +122,7 @@ class RemoteJwks:
         """After a reload: start from the keys the previous configuration had fetched."""
         if other.fetched:
             self._install(other.keys)
+            self.fetched_at = other.fetched_at
 
     async def first_fetch(self, limit: float) -> None:
         if self.fetched:  # adopted: refresh on the usual schedule
@@ -189,6 +191,7 @@ class RemoteJwks:
         self.stats.jwks_fetch(True)
         self._retry = RETRY_FIRST
         self._install(keys)
+        self.fetched_at = time.time()
         if self.override is None:
             age = max_age(headers)
             if age is not None:

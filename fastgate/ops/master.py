@@ -24,7 +24,7 @@ from typing import Any
 from fastgate.config import ConfigError
 from fastgate.config.model import Config, User
 from fastgate.ops.logs import ErrorLog, LogOpenError, check_logs
-from fastgate.ops.stats import MAX_SLOTS, SharedCounters
+from fastgate.ops.stats import MASTER_SLOT, MAX_SLOTS, SharedCounters
 from fastgate.ops.run import Source, _remove_pid, announce, set_title
 from fastgate.ops.worker import listens
 from fastgate.ops.zones import Zones
@@ -44,7 +44,8 @@ class Master:
         self.engine = engine
         self.pid_path = pid_path
         self.log = ErrorLog(config.error_log, config.error_level)
-        self.region = SharedCounters(MAX_SLOTS)
+        self.region = SharedCounters(MAX_SLOTS + 1)
+        self.stats = self.region.slot(MASTER_SLOT)  # the master counts its reloads
         self.sockets: dict[SockKey, list[socket.socket]] = {}
         self.workers: dict[int, tuple[int, int]] = {}  # pid -> (slot, generation)
         self.generation = 0
@@ -231,12 +232,15 @@ class Master:
             config = self.source.load()
         except (ConfigError, LogOpenError) as e:
             self.log.write("emerg", f"{e}; the running configuration keeps serving")
+            self.stats.reloaded(False)
             return
         try:
             sockets = self.bind_all(config)
         except StartError as e:
             self.log.write("emerg", f"{e}; the running configuration keeps serving")
+            self.stats.reloaded(False)
             return
+        self.stats.reloaded(True)
         old_sockets, old_generation = self.sockets, self.generation
         self.config = config
         self.zones = self.zone_set.for_config(config)

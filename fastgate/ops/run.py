@@ -142,6 +142,7 @@ class Gateway:
             config = self.source.load()
         except (ConfigError, LogOpenError) as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
+            self.stats.reloaded(False)
             return
         new = Worker(config, self.engine, self.stats,
                      self.zone_set.for_config(config) if self.zone_set is not None else None)
@@ -158,9 +159,11 @@ class Gateway:
                     tls_context(config, listen)
         except StartError as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
+            self.stats.reloaded(False)
             for sock in keep.values():
                 sock.close()
             return
+        self.stats.reloaded(True)
         for srv in self.servers:
             srv.close()
         for sock in self.sockets.values():

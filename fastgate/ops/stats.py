@@ -9,7 +9,13 @@ slot and keeps counting from where the dead one stopped.
 from __future__ import annotations
 
 import mmap
+import os
+import platform
+import resource
+import time
+from typing import Any
 
+from fastgate import __version__
 from fastgate.config.directives import MAX_WORKERS
 from fastgate.ops.counters import SlotWriter
 
@@ -32,6 +38,10 @@ JWT_OUTCOMES = (
     "JWT: keys not available yet",
     "other",
 )
+# the label of each outcome: short and stable (the sentence stays in the log)
+JWT_LABELS = ("ok", "missing", "malformed", "algorithm", "bad_signature", "expired",
+              "not_yet_valid", "critical_header", "unknown_kid", "requirement_not_met",
+              "issuer", "audience", "keys_unavailable", "other")
 UPSTREAM_KINDS = ("connect", "timeout", "invalid", "reset", "no_live")
 JWKS_RESULTS = ("ok", "failed")
 
@@ -45,15 +55,18 @@ def _layout() -> int:
                        ("cache_hit", 1), ("cache_miss", 1), ("upstream", len(UPSTREAM_KINDS)),
                        ("unsafe", 1), ("conn_open", 1), ("conn_idle", 1), ("conn_total", 1),
                        ("latency", len(BUCKETS) + 1), ("latency_sum", 1), ("latency_count", 1),
-                       ("jwks", len(JWKS_RESULTS))):
+                       ("jwks", len(JWKS_RESULTS)), ("reloads", 1), ("reload_failures", 1),
+                       ("last_reload", 1), ("last_reload_ok", 1)):
         _FIELDS[name] = i
         i += size
     return i
 
 
 SLOT_DOUBLES = _layout()
-# a slot per worker, for two generations (the one serving and the one a reload starts)
+# a slot per worker, for two generations (the one serving and the one a reload starts),
+# and one more for the master (its reloads)
 MAX_SLOTS = 2 * MAX_WORKERS
+MASTER_SLOT = MAX_SLOTS
 _JWT_INDEX = {reason: i for i, reason in enumerate(JWT_OUTCOMES)}
 
 
@@ -61,7 +74,7 @@ class SharedCounters:
     """The region: ``slots`` slots of ``SLOT_DOUBLES`` doubles, shared across fork."""
 
     def __init__(self, slots: int) -> None:
-        self.slots = max(1, min(slots, MAX_SLOTS))
+        self.slots = max(1, min(slots, MAX_SLOTS + 1))
         self._mem = mmap.mmap(-1, self.slots * SLOT_DOUBLES * 8)  # anonymous, MAP_SHARED
         self.view = memoryview(self._mem).cast("d")
 
@@ -76,6 +89,7 @@ class Stats(SlotWriter):
 
     def __init__(self, region: SharedCounters | None = None, slot: int = 0) -> None:
         self.region = region if region is not None else SharedCounters(1)
+        self.index = slot
         base = slot * SLOT_DOUBLES
         self.v = self.region.view[base:base + SLOT_DOUBLES]
         at = {name: _FIELDS[name] for name in (
@@ -103,6 +117,16 @@ class Stats(SlotWriter):
         if delta > 0:
             self.add(_FIELDS["conn_total"])
 
+    def reloaded(self, ok: bool) -> None:
+        """A reload tried (by the master, or by a process serving alone)."""
+        self.add(_FIELDS["reloads" if ok else "reload_failures"])
+        self.v[_FIELDS["last_reload"]] = time.time()
+        self.v[_FIELDS["last_reload_ok"]] = 1.0 if ok else 0.0
+
+    def limit_rejected(self, counts: memoryview) -> None:
+        """A request a limit zone refused: ``counts`` is the zone's, this slot's double."""
+        counts[self.index] += 1
+
     def jwks_fetch(self, ok: bool) -> None:
         self.add(_FIELDS["jwks"] + (0 if ok else 1))
 
@@ -111,7 +135,11 @@ class Stats(SlotWriter):
         view = self.region.view
         return [sum(view[i::SLOT_DOUBLES]) for i in range(SLOT_DOUBLES)]
 
-    def exposition(self) -> bytes:
+    def exposition(self, engine: str = "", zones: Any = None,
+                   jwks: dict[str, float] | None = None) -> bytes:
+        """The page: every slot's counters summed; ``zones`` (ZoneTables) for the
+        refusals by zone, ``jwks`` the time each remote key set was fetched; the
+        ``process_*`` figures are the answering process's."""
         t = self.totals()
 
         def n(name: str, offset: int = 0) -> int:
@@ -123,8 +151,7 @@ class Stats(SlotWriter):
             lines.append(f'fastgate_requests_total{{status="{cls}"}} {n("requests", i)}')
         lines += ["# HELP fastgate_jwt_total Token checks, by outcome.",
                   "# TYPE fastgate_jwt_total counter"]
-        for i, reason in enumerate(JWT_OUTCOMES):
-            label = reason.replace("\\", "\\\\").replace('"', '\\"')
+        for i, label in enumerate(JWT_LABELS):
             lines.append(f'fastgate_jwt_total{{outcome="{label}"}} {n("jwt", i)}')
         lines += [
             "# HELP fastgate_jwt_cache_total Verified-token cache lookups.",
@@ -162,4 +189,82 @@ class Stats(SlotWriter):
         lines.append(f'fastgate_request_duration_seconds_bucket{{le="+Inf"}} {acc}')
         lines.append(f"fastgate_request_duration_seconds_sum {t[_FIELDS['latency_sum']]:.6f}")
         lines.append(f"fastgate_request_duration_seconds_count {n('latency_count')}")
+        lines += [
+            "# HELP fastgate_reloads_total Configuration reloads, by result.",
+            "# TYPE fastgate_reloads_total counter",
+            f'fastgate_reloads_total{{result="ok"}} {n("reloads")}',
+            f'fastgate_reloads_total{{result="failed"}} {n("reload_failures")}',
+            "# HELP fastgate_last_reload_success Whether the last reload succeeded (1 when none was tried).",
+            "# TYPE fastgate_last_reload_success gauge",
+            f"fastgate_last_reload_success {n('last_reload_ok') if n('reloads') + n('reload_failures') else 1}",
+            "# HELP fastgate_last_reload_timestamp_seconds When the last reload was tried (0: never).",
+            "# TYPE fastgate_last_reload_timestamp_seconds gauge",
+            f"fastgate_last_reload_timestamp_seconds {t[_FIELDS['last_reload']]:.3f}",
+        ]
+        if zones is not None and zones.rejected:
+            lines += ["# HELP fastgate_limit_rejected_total Requests refused by a limit zone "
+                      "(dry runs included).",
+                      "# TYPE fastgate_limit_rejected_total counter"]
+            for name, counts in sorted(zones.rejected.items()):
+                lines.append(f'fastgate_limit_rejected_total{{zone="{_label(name)}"}} '
+                             f"{int(sum(counts))}")
+        if jwks:
+            now = time.time()
+            lines += ["# HELP fastgate_jwks_age_seconds Age of the keys in use from each "
+                      "remote key set (absent until the first fetch succeeds).",
+                      "# TYPE fastgate_jwks_age_seconds gauge"]
+            for url, at in sorted(jwks.items()):
+                if at:
+                    lines.append(f'fastgate_jwks_age_seconds{{url="{_label(url)}"}} '
+                                 f"{now - at:.3f}")
+        lines += [
+            "# HELP fastgate_build_info fastgate's version, HTTP engine and Python.",
+            "# TYPE fastgate_build_info gauge",
+            f'fastgate_build_info{{version="{__version__}",engine="{engine}",'
+            f'python="{platform.python_version()}"}} 1',
+        ]
+        lines += process_metrics()
         return ("\n".join(lines) + "\n").encode()
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def process_metrics() -> list[str]:
+    """Prometheus's standard ``process_*`` metrics, from /proc (absent without it)."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        with open("/proc/stat") as f:
+            boot = next(float(l.split()[1]) for l in f if l.startswith("btime "))
+        fds = len(os.listdir("/proc/self/fd"))
+    except (OSError, StopIteration, ValueError):
+        return []
+    tick = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    # fields after the command: state is [0], so stat(5)'s field N is [N - 3]
+    cpu = (int(fields[11]) + int(fields[12])) / tick
+    start = boot + int(fields[19]) / tick
+    vsize, rss = int(fields[20]), int(fields[21]) * page
+    max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return [
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.",
+        "# TYPE process_cpu_seconds_total counter",
+        f"process_cpu_seconds_total {cpu:.2f}",
+        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
+        "# TYPE process_resident_memory_bytes gauge",
+        f"process_resident_memory_bytes {rss}",
+        "# HELP process_virtual_memory_bytes Virtual memory size in bytes.",
+        "# TYPE process_virtual_memory_bytes gauge",
+        f"process_virtual_memory_bytes {vsize}",
+        "# HELP process_open_fds Number of open file descriptors.",
+        "# TYPE process_open_fds gauge",
+        f"process_open_fds {fds}",
+        "# HELP process_max_fds Maximum number of open file descriptors.",
+        "# TYPE process_max_fds gauge",
+        f"process_max_fds {max_fds}",
+        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
+        "# TYPE process_start_time_seconds gauge",
+        f"process_start_time_seconds {start:.2f}",
+    ]

@@ -8,22 +8,34 @@ import mmap
 
 from fastgate._core import LimitTable
 from fastgate.config.model import Config
+from fastgate.ops.stats import MAX_SLOTS
+
+
+class ZoneTables(dict[str, LimitTable]):
+    """A configuration's tables by zone name, and beside each the requests it refused:
+    one double per worker slot (written by that worker alone, summed by the status
+    page), in shared memory as the tables are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected: dict[str, memoryview] = {}
 
 
 class Zones:
     def __init__(self) -> None:
-        self._tables: dict[tuple[str, str, int], tuple[mmap.mmap, LimitTable]] = {}
+        self._tables: dict[tuple[str, str, int], tuple[mmap.mmap, LimitTable, memoryview]] = {}
 
-    def for_config(self, config: Config) -> dict[str, LimitTable]:
+    def for_config(self, config: Config) -> ZoneTables:
         """The tables ``config`` names; existing ones kept, new ones zeroed."""
         wanted = {(z.name, z.kind, z.size) for z in config.zones.values()}
         for key in [k for k in self._tables if k not in wanted]:
             del self._tables[key]  # the memory goes when the last worker using it exits
-        out: dict[str, LimitTable] = {}
+        out = ZoneTables()
         for z in config.zones.values():
             key = (z.name, z.kind, z.size)
             if key not in self._tables:
                 region = mmap.mmap(-1, z.size)  # anonymous and MAP_SHARED: shared on fork
-                self._tables[key] = (region, LimitTable(region))
-            out[z.name] = self._tables[key][1]
+                counts = memoryview(mmap.mmap(-1, (MAX_SLOTS + 1) * 8)).cast("d")
+                self._tables[key] = (region, LimitTable(region), counts)
+            _, out[z.name], out.rejected[z.name] = self._tables[key]
         return out

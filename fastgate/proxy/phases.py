@@ -147,7 +147,10 @@ class Phases:
                 return
         # content phase
         if loc.status_page:
-            self.send(conn, req, loc, 200, self.w.stats.exposition(),
+            w = self.w
+            page = w.stats.exposition(w.engine, w.zones,
+                                      {url: src.fetched_at for url, src in w.remote.items()})
+            self.send(conn, req, loc, 200, page,
                             b"text/plain; version=0.0.4")
             return
         if loc.proxy_pass is not None:
@@ -259,6 +262,7 @@ class Phases:
             if not single:
                 excess = table.request(key, now_ms, zone.rate, lr.burst, True)
                 if excess < 0:  # another worker took the room in between
+                    self.w.stats.limit_rejected(self.w.zones.rejected[zone.name])
                     req.limit_req_status = "REJECTED"
                     return s.limit_req_status, 0.0
             if lr.delay is not None and excess > lr.delay:
@@ -284,7 +288,8 @@ class Phases:
 
     def _limit_refusal(self, conn: "ClientConnection", req: Request, what: str, zone: str,
                        level: str, dry_run: bool) -> str:
-        """Log a limit's refusal as nginx does; the value of $limit_*_status."""
+        """Log a limit's refusal as nginx does, count it; the value of $limit_*_status."""
+        self.w.stats.limit_rejected(self.w.zones.rejected[zone])
         self.w.log.write(level, f'limiting {what}{", dry run" if dry_run else ""} by zone '
                                 f'"{zone}"', conn, req)
         return "REJECTED_DRY_RUN" if dry_run else "REJECTED"

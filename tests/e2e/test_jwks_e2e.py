@@ -143,7 +143,7 @@ def test_provider_down_at_start(provider: Provider, gateway, free) -> None:  # t
     failed = int(re.search(r'fastgate_jwks_fetches_total\{result="failed"\} (\d+)', text).group(1))
     assert failed >= 1
     assert 'fastgate_jwks_fetches_total{result="ok"} 1' in text
-    unavailable = re.search(r'fastgate_jwt_total\{outcome="JWT: keys not available yet"\} (\d+)',
+    unavailable = re.search(r'fastgate_jwt_total\{outcome="keys_unavailable"\} (\d+)',
                             text)
     assert unavailable is not None and int(unavailable.group(1)) >= 1
 

@@ -601,3 +601,69 @@ def test_user_workers_serve_tls_with_a_key_only_root_reads(gateway, free) -> Non
             c.close()
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+# --- 11. fastgate_status ------------------------------------------------------------------------
+
+def _status(port: int) -> str:
+    raw = raw_exchange(port, b"GET /status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    return raw.split(b"\r\n\r\n", 1)[1].decode()
+
+
+def _metric(text: str, name: str) -> float:
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert m is not None, f"{name} not in:\n{text}"
+    return float(m.group(1))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_status_has_process_build_reload_and_limit_metrics(
+        tmp_path: Path, gateway, free, engine: str, workers: int,  # type: ignore[no-untyped-def]
+        request: pytest.FixtureRequest) -> None:
+    backend = RawBackend()
+    request.addfinalizer(backend.stop)
+    port = free()
+    errlog = tmp_path / "error.log"
+    body = f"""worker_processes {workers};\nerror_log {errlog} notice;
+http {{ access_log off; limit_req_zone $remote_addr zone=tight:1m rate=1r/m;
+  server {{ listen 127.0.0.1:{port};
+    location = /status {{ fastgate_status; }}
+    location / {{ limit_req zone=tight; proxy_pass http://127.0.0.1:{backend.port}; }} }} }}
+"""
+    gw = gateway(body, port)
+    statuses = [get(port, f"/{i}") for i in range(6)]
+    assert statuses.count(200) == 1 and statuses.count(503) == 5
+    text = _status(port)
+    assert _metric(text, 'fastgate_limit_rejected_total{zone="tight"}') == 5
+    assert _metric(text, f'fastgate_build_info{{version="0.1.0",engine="{engine}",python="'
+                   f'{".".join(map(str, sys.version_info[:3]))}"}}') == 1
+    assert _metric(text, "process_resident_memory_bytes") > 10e6
+    assert _metric(text, "process_open_fds") >= 3
+    assert abs(_metric(text, "process_start_time_seconds") - time.time()) < 120
+    assert _metric(text, "fastgate_last_reload_success") == 1
+    assert _metric(text, 'fastgate_reloads_total{result="ok"}') == 0
+    # a bad reload, then a good one
+    good = gw.conf.read_text()
+    gw.conf.write_text(good.replace("fastgate_status;", "nonsense;"))
+    gw.signal(signal.SIGHUP)
+    assert wait_for_text(errlog, "keeps serving")
+    text = _status(port)
+    assert _metric(text, 'fastgate_reloads_total{result="failed"}') == 1
+    assert _metric(text, "fastgate_last_reload_success") == 0
+    gw.conf.write_text(good)
+    gw.signal(signal.SIGHUP)
+    assert wait_for_text(errlog, "reconfiguring")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        text = _status(port)
+        if _metric(text, 'fastgate_reloads_total{result="ok"}') == 1:
+            break
+        time.sleep(0.1)
+    assert _metric(text, "fastgate_last_reload_success") == 1
+    assert abs(_metric(text, "fastgate_last_reload_timestamp_seconds") - time.time()) < 60
+    assert _metric(text, 'fastgate_limit_rejected_total{zone="tight"}') == 5  # zone kept
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        check = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                               capture_output=True, timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr

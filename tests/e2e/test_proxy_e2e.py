@@ -336,7 +336,7 @@ def test_status_page(setup) -> None:  # type: ignore[no-untyped-def]
     assert status == 200
     assert 'fastgate_requests_total{status="2xx"} 1' in text
     assert 'fastgate_requests_total{status="4xx"} 1' in text
-    assert 'fastgate_jwt_total{outcome="JWT: failed to find a jwt"} 1' in text
+    assert 'fastgate_jwt_total{outcome="missing"} 1' in text
     assert "fastgate_request_duration_seconds_count 2" in text
 
 
