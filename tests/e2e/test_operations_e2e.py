@@ -667,3 +667,18 @@ http {{ access_log off; limit_req_zone $remote_addr zone=tight:1m rate=1r/m;
         check = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
                                capture_output=True, timeout=30)
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_fastgate_alone_runs_fastgate_conf_when_there_is_one(tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    (tmp_path / "fastgate.conf").write_text(server(port, "return 204;", "access_log off;"))
+    proc = subprocess.Popen([sys.executable, "-m", "fastgate"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, proc)
+        assert get(port) == 204  # this configuration, not the demo's /api/
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "curl" not in out, err
+    assert f"listening on http://127.0.0.1:{port}" in err
