@@ -29,6 +29,15 @@ def fastgate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
                           text=True, timeout=30, cwd=cwd)
 
 
+def refused(tmp_path: Path, text: str) -> tuple[Path, str]:
+    """The configuration ``text`` fails -t: its path and what fastgate said."""
+    conf = tmp_path / "f.conf"
+    conf.write_text(text)
+    run = fastgate("-t", "-c", str(conf))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    return conf, run.stderr
+
+
 def server(port: int, body: str = "return 204;", http: str = "") -> str:
     return (f"http {{ {http}\n server {{ listen 127.0.0.1:{port};\n"
             f" location / {{ {body} }} }} }}\n")
@@ -152,15 +161,12 @@ def test_error_log_to_syslog_carries_the_level(tmp_path: Path, gateway, free,  #
 
 
 def test_syslog_parameters_are_checked(tmp_path: Path) -> None:
-    conf = tmp_path / "f.conf"
     for value, message in [("syslog:facility=local0", "no syslog server specified"),
                            ("syslog:server=127.0.0.1,facility=nope", 'unknown syslog facility "nope"'),
                            ("syslog:server=127.0.0.1,tag=a-b", 'syslog "tag" only allows'),
                            ("syslog:server=127.0.0.1,colour=red", 'unknown syslog parameter "colour=red"')]:
-        conf.write_text(f"http {{ access_log {value}; }}\n")
-        run = fastgate("-t", "-c", str(conf))
-        assert run.returncode == 1 and message in run.stderr and f"{conf}:1" in run.stderr, \
-            run.stderr
+        conf, err = refused(tmp_path, f"http {{ access_log {value}; }}\n")
+        assert message in err and f"{conf}:1" in err, err
 
 
 def test_access_log_if_skips_empty_and_zero(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
@@ -419,11 +425,8 @@ def test_many_workers_start_reload_and_stop(tmp_path: Path, gateway, free) -> No
 
 
 def test_worker_processes_above_512_is_refused(tmp_path: Path) -> None:
-    conf = tmp_path / "f.conf"
-    conf.write_text("worker_processes 513;\n")
-    run = fastgate("-t", "-c", str(conf))
-    assert run.returncode == 1
-    assert f'"worker_processes" above 512 is not supported in {conf}:1' in run.stderr
+    conf, err = refused(tmp_path, "worker_processes 513;\n")
+    assert f'"worker_processes" above 512 is not supported in {conf}:1' in err
 
 
 def test_worker_processes_auto_counts_the_cpus_this_process_may_use(tmp_path: Path) -> None:
@@ -564,14 +567,10 @@ def test_user_binds_as_root_then_workers_drop_and_logs_still_reopen(
 
 
 def test_user_is_checked_at_load(tmp_path: Path) -> None:
-    conf = tmp_path / "f.conf"
-    conf.write_text("user no-such-user-here;\n")
-    run = fastgate("-t", "-c", str(conf))
-    assert run.returncode == 1
-    assert f'getpwnam("no-such-user-here") failed in {conf}:1' in run.stderr
-    conf.write_text("user nobody no-such-group-here;\n")
-    run = fastgate("-t", "-c", str(conf))
-    assert f'getgrnam("no-such-group-here") failed in {conf}:1' in run.stderr
+    conf, err = refused(tmp_path, "user no-such-user-here;\n")
+    assert f'getpwnam("no-such-user-here") failed in {conf}:1' in err
+    conf, err = refused(tmp_path, "user nobody no-such-group-here;\n")
+    assert f'getgrnam("no-such-group-here") failed in {conf}:1' in err
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="user needs a root master")
