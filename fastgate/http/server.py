@@ -261,6 +261,7 @@ class ClientConnection(asyncio.Protocol):
             # a head that never completed (slowloris): closed without an answer, as nginx
             self.worker.log.info("client timed out (110: Connection timed out) while "
                                  "reading client request headers", self)
+            self.worker.log_refused(self, 408, 0, 0)  # in the access log, as nginx
         self.finish()
 
     # --- used by the phases --------------------------------------------------------------------

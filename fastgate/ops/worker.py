@@ -312,9 +312,9 @@ class Worker:
         except Exception:  # the engine cannot frame a response in this state: by hand
             out = _raw_error(error.status, body, headers)
         conn.write(out)
-        self._log_refused(conn, error.status, len(body), len(out))
+        self.log_refused(conn, error.status, len(body), len(out))
 
-    def _log_refused(self, conn: "ClientConnection", status: int, body: int, sent: int) -> None:
+    def log_refused(self, conn: "ClientConnection", status: int, body: int, sent: int) -> None:
         """A request the HTTP layer refused (400, 408, 413, 414, 431, 505) goes to the
         access log of the address's default server, as nginx writes it: ``$request`` is
         "-" (nothing of it was parsed), the status and bytes are what was sent."""

@@ -115,6 +115,14 @@ class Phases:
             return
         req.location = loc
         s = loc.settings
+        # nginx's find-config phase: a declared body over the limit is refused before the
+        # location's return, redirect or anything else (once: a redirect discards it)
+        limit = s.client_max_body_size
+        if limit and depth == 0 and req.head.content_length > limit:
+            self.w.log.error(f"client intended to send too large body: "
+                             f"{req.head.content_length} bytes", conn, req)
+            await self.fail(conn, req, loc, 413, depth)
+            return
         if req.captures is AUTO_REDIRECT:
             # nginx's find-config phase: before rewrite and access, as there
             req.captures = ()
@@ -124,12 +132,6 @@ class Phases:
         # rewrite phase
         if loc.ret is not None:
             await self._return(conn, req, loc, loc.ret, depth)
-            return
-        limit = s.client_max_body_size
-        if limit and req.head.content_length > limit:
-            self.w.log.error(f"client intended to send too large body: "
-                             f"{req.head.content_length} bytes", conn, req)
-            await self.fail(conn, req, loc, 413, depth)
             return
         # pre-access phase: limit_conn, limit_req (once per request, as in nginx)
         if (s.limit_req or s.limit_conn) and not req.limited:

@@ -74,6 +74,16 @@ def test_a_log_that_cannot_be_opened_fails_t_and_start(tmp_path: Path, directive
             run.stderr
 
 
+def test_a_log_without_permission_fails_t(tmp_path: Path) -> None:
+    # the tests may run as root, whom file modes do not stop: a file of /sys that takes no
+    # writes refuses even root with the same EACCES a user meets
+    target = "/sys/kernel/uevent_seqnum"
+    if not os.path.exists(target):
+        pytest.skip(f"no {target} here")
+    conf, err = refused(tmp_path, f"http {{ access_log {target}; }}\n")
+    assert f'[emerg] open() "{target}" failed (13: Permission denied) in {conf}:1' in err
+
+
 def test_a_reload_naming_a_log_that_cannot_be_opened_keeps_the_old_configuration(
         tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
     port = free()
@@ -494,6 +504,7 @@ def test_the_demo_checks_its_port_first_and_leaves_nothing_behind(tmp_path: Path
     (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 20000 + b"\r\n\r\n", 431),
     (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
     (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", 413),
 ])
 def test_refused_requests_are_in_the_access_log(tmp_path: Path, gateway, free,  # type: ignore[no-untyped-def]
                                                 data: bytes, status: int) -> None:
@@ -504,7 +515,8 @@ def test_refused_requests_are_in_the_access_log(tmp_path: Path, gateway, free,  
     assert status_of(got) == status
     assert wait_for_text(log, f" {status} ")
     (line,) = log.read_text().splitlines()
-    assert re.fullmatch(rf'127\.0\.0\.1 - - \[.*\] "(-|GET / HTTP/1\.1)" {status} \d+ "-" "-"',
+    assert re.fullmatch(rf'127\.0\.0\.1 - - \[.*\] "(-|GET / HTTP/1\.1|POST / HTTP/1\.1)" '
+                        rf'{status} \d+ "-" "-"',
                         line), line
 
 
@@ -681,3 +693,14 @@ def test_fastgate_alone_runs_fastgate_conf_when_there_is_one(tmp_path: Path, fre
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "curl" not in out, err
     assert f"listening on http://127.0.0.1:{port}" in err
+
+
+def test_a_head_that_never_completes_is_logged_408(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()
+    log = tmp_path / "a.log"
+    gateway(server(port, "return 204;", f"access_log {log}; client_header_timeout 1s;"), port)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")  # and nothing more
+        assert s.recv(100) == b""  # closed without an answer, as nginx
+    assert wait_for_text(log, " 408 ")
+    assert re.fullmatch(r'127\.0\.0\.1 - - \[.*\] "-" 408 0 "-" "-"\n', log.read_text())
