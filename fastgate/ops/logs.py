@@ -372,7 +372,10 @@ class AccessLogs:
                 if not v:
                     parts.append(empty)
                     continue
-                raw = v.encode("utf-8", "surrogateescape")
+                try:
+                    raw = v.encode("utf-8", "surrogateescape")  # the bytes that came
+                except UnicodeEncodeError:  # a code point no byte stands for: shown
+                    raw = v.encode("utf-8", "backslashreplace")
                 parts.append(escape(raw) if escape is not None else raw)
         return b"".join(parts)
 
