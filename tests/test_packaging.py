@@ -59,3 +59,14 @@ def test_the_container_image_builds_and_answers_its_healthcheck() -> None:
     user = subprocess.run([docker, "run", "--rm", "--entrypoint", "id", tag, "-u"],
                           capture_output=True, text=True, timeout=120)
     assert user.stdout.strip() != "0"  # not root
+
+
+def test_the_build_configuration_raises_no_warning() -> None:
+    # the old license table and an old setuptools printed deprecation warnings through
+    # every `make demo`; as errors, any such warning fails this
+    run = subprocess.run([sys.executable, "-W", "error", "setup.py", "-q", "--version"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    makefile = (ROOT / "Makefile").read_text()
+    assert '"setuptools>=77"' in makefile
+    assert "building fastgate's compiled modules" in makefile  # the minute of compiling, said
