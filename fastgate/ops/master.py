@@ -93,7 +93,12 @@ class Master:
 
     def spawn(self, index: int) -> None:
         slot = (self.generation % 2) * HALF + index
+        # signals wait until the new worker has handlers of its own: a stop sent while it
+        # starts must stop it, not run the master's handler in it or dump its core
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         pid = os.fork()
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if pid == 0:
             code = 1
             signal.set_wakeup_fd(-1)
@@ -268,9 +273,15 @@ def worker_main(source: Source, config: Config, engine: str | None,
 
     from fastgate.ops.run import serve
 
+    # until the loop has its handlers: a stop is remembered, a reopen has nothing to do
+    early: list[int] = []
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda s, _: early.append(s))
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads, not the worker
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked by the master for the fork
     set_title("worker process")
     if config.user is not None:
         drop_to(config.user)
@@ -282,7 +293,7 @@ def worker_main(source: Source, config: Config, engine: str | None,
     try:
         return loop.run_until_complete(serve(source, config, engine, sockets, stats,
                                              reloadable=False, zones=zones,
-                                             contexts=contexts))
+                                             contexts=contexts, early_signals=early))
     finally:
         loop.close()
 

@@ -316,7 +316,8 @@ async def serve(source: Source, config: Config, engine: str | None,
                 sockets: dict[tuple[str, int, bool], socket.socket] | None,
                 stats: Stats | None, reloadable: bool, pid_path: str | None = None,
                 zones: dict[str, Any] | None = None,
-                contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None) -> int:
+                contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None,
+                early_signals: list[int] | None = None) -> int:
     """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
     master reloads by starting new workers) and writes no pid file."""
     gw = Gateway(source, config, engine, sockets, stats, zones, contexts)
@@ -353,6 +354,8 @@ async def serve(source: Source, config: Config, engine: str | None,
     if reloadable:
         loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
     loop.add_signal_handler(signal.SIGUSR1, gw.reopen_logs)
+    for sig in early_signals or ():  # a stop that came while the worker was starting
+        on_stop(sig == signal.SIGQUIT)
     if reloadable:  # one process serving alone
         set_title(f"single process {' '.join(sys.argv[1:])}".rstrip())
         announce(config, engine, gw.worker.log)

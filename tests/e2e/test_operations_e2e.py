@@ -20,6 +20,7 @@ import pytest
 from conftest import wait_port
 from e2e_util import raw_exchange, status_of, wait_for_text
 from raw_backend import RawBackend
+from test_workers_e2e import _self_signed, children
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -373,11 +374,6 @@ def test_an_unbuilt_checkout_says_what_to_do(tmp_path: Path) -> None:
 
 # --- 8, 9, 10. running as a service -------------------------------------------------------------
 
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
-
-
 def _cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
 
@@ -392,7 +388,7 @@ def test_start_says_where_it_listens_and_processes_have_titles(
     assert wait_for_text(gw.stderr_path, f"fastgate: {line}")
     assert wait_for_text(errlog, f"[notice] {gw.proc.pid}#0: {line}")
     assert _cmdline(gw.proc.pid).startswith("fastgate: master process -c ")
-    workers = _children(gw.proc.pid)
+    workers = children(gw.proc.pid)
     assert len(workers) == 2
     assert all(_cmdline(w) == "fastgate: worker process" for w in workers)
 
@@ -420,9 +416,9 @@ def test_many_workers_start_reload_and_stop(tmp_path: Path, gateway, free) -> No
     gw = gateway(f"worker_processes 70;\nerror_log {errlog} notice;\n"
                  + server(port, "return 204;", "access_log off;"), port)
     deadline = time.time() + 60
-    while time.time() < deadline and len(_children(gw.proc.pid)) < 70:
+    while time.time() < deadline and len(children(gw.proc.pid)) < 70:
         time.sleep(0.2)
-    assert len(_children(gw.proc.pid)) == 70
+    assert len(children(gw.proc.pid)) == 70
     assert get(port) == 204
     gw.signal(signal.SIGHUP)
     assert wait_for_text(errlog, "reconfiguring: new worker processes started", timeout=30)
@@ -560,7 +556,7 @@ def test_user_binds_as_root_then_workers_drop_and_logs_still_reopen(
         assert _uid(gw.proc.pid) == 0
         deadline = time.time() + 10  # the port answers (the master's) before workers drop
         while time.time() < deadline:
-            kids = _children(gw.proc.pid)
+            kids = children(gw.proc.pid)
             if len(kids) == workers and all(_uid(k) == nobody.pw_uid for k in kids):
                 break
             time.sleep(0.05)
@@ -591,7 +587,6 @@ def test_user_workers_serve_tls_with_a_key_only_root_reads(gateway, free) -> Non
     import ssl
     import tempfile
 
-    from test_workers_e2e import _self_signed
 
     home = Path(tempfile.mkdtemp(prefix="fastgate-user-"))
     try:
@@ -704,3 +699,25 @@ def test_a_head_that_never_completes_is_logged_408(tmp_path: Path, gateway, free
         assert s.recv(100) == b""  # closed without an answer, as nginx
     assert wait_for_text(log, " 408 ")
     assert re.fullmatch(r'127\.0\.0\.1 - - \[.*\] "-" 408 0 "-" "-"\n', log.read_text())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGQUIT, signal.SIGTERM])
+def test_a_stop_while_workers_start_stops_them(tmp_path: Path, free, sig: int) -> None:  # type: ignore[no-untyped-def]
+    # the signal reaches workers that have no handler yet (they were left to the default
+    # action, a core dump for SIGQUIT, and a stop hung)
+    port = free()
+    conf = tmp_path / "f.conf"
+    conf.write_text("worker_processes 8;\n" + server(port, "return 204;", "access_log off;"))
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "fastgate", "-c", str(conf)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_port(port, proc)  # the master's socket: the workers are still starting
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err = proc.stderr.read()  # type: ignore[union-attr]
+        assert proc.returncode == 0, err
+        assert "exited on signal" not in err and "Traceback" not in err
