@@ -520,6 +520,23 @@ def test_a_method_llhttp_cannot_frame_is_400_and_never_forwarded(gate: Gate) -> 
     assert not gate.backend.seen(m.encode())
 
 
+@pytest.mark.parametrize("where", ["everywhere", "request line", "one header"])
+def test_bare_lf_line_ends_are_400_and_never_forwarded(gate: Gate, where: str) -> None:
+    # nginx accepts a bare LF; RFC 9112 lets a recipient do so. fastgate refuses it on
+    # both engines (README: differences from nginx): a proxy that reads LF as a line end
+    # in front of a backend that does not is a way to smuggle a request
+    m = marker()
+    data = request("GET", f"/api/x?{m}", auth=token())
+    if where == "everywhere":
+        data = data.replace(b"\r\n", b"\n")
+    elif where == "request line":
+        data = data.replace(b"\r\n", b"\n", 1)
+    else:
+        data = data.replace(b"\r\nAuthorization", b"\nAuthorization")
+    assert statuses(gate.send(data)) == [400]
+    assert not gate.backend.seen(m.encode())
+
+
 # --- 13, 14. key sets replace; Bearer takes spaces only ------------------------------------------
 
 def test_a_location_with_its_own_keys_refuses_the_outer_secret(gate: Gate) -> None:
