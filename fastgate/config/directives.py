@@ -996,6 +996,13 @@ _SPECS = [
     Spec("client_body_timeout", HSL, 1, 1, setting("client_body_timeout", time_arg)),
     Spec("keepalive_timeout", HSL, 1, 2, setting("keepalive_timeout", keepalive_timeout)),
     Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),
+    Spec("keepalive_time", HSL, 1, 1, setting("keepalive_time", time_arg)),
+    Spec("client_header_buffer_size", HS, 1, 1, ignored(
+        "a request head is read into one buffer bounded by large_client_header_buffers")),
+    Spec("server_names_hash_bucket_size", frozenset({HTTP}), 1, 1, ignored(
+        "fastgate's server name table needs no sizing")),
+    Spec("server_names_hash_max_size", frozenset({HTTP}), 1, 1, ignored(
+        "fastgate's server name table needs no sizing")),
     Spec("large_client_header_buffers", HS, 2, 2,
          setting("large_client_header_buffers", large_client_header_buffers)),
     Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),

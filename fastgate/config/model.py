@@ -211,6 +211,7 @@ class Settings:
     client_body_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
+    keepalive_time: float = 3600.0  # a keep-alive connection's whole life
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     # header names outside [A-Za-z0-9-] never reach a variable or the backend
     underscores_in_headers: bool = False

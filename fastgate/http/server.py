@@ -53,6 +53,7 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = 0.0
         self._loop = asyncio.get_event_loop()
         self._got_bytes = False
+        self._born = 0.0  # when accepted: keepalive_time counts from here
         self._lingering = False
         self._peer_eof = False  # the client has closed its side
         self._tunnel: Any = None
@@ -84,6 +85,7 @@ class ClientConnection(asyncio.Protocol):
                 pass
         count, size = self._settings.large_client_header_buffers
         self.engine = server_engine(self.worker.engine, self, count * size, size)
+        self._born = self._loop.time()
         self._arm(self._settings.client_header_timeout)
         self.worker.connection_opened(self)
         self.worker.stats.idle(1)
@@ -227,7 +229,8 @@ class ClientConnection(asyncio.Protocol):
         # holds (pipelined), then reports the end
         if (self.closed or self.worker.stopping
                 or not self.engine.keep_alive
-                or self.requests >= self._settings.keepalive_requests):
+                or self.requests >= self._settings.keepalive_requests
+                or self._loop.time() - self._born >= self._settings.keepalive_time):
             self.finish()
             return
         self._got_bytes = False
