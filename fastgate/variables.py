@@ -146,6 +146,7 @@ BUILTIN: dict[str, Getter] = {
     "host": lambda r: r.host,
     "scheme": lambda r: r.scheme,
     "https": lambda r: "on" if r.scheme == "https" else "",
+    "ssl_protocol": lambda r: r.connection.ssl_protocol if r.connection is not None else "",
     "request_uri": lambda r: r.target,
     "uri": lambda r: r.uri,
     "document_uri": lambda r: r.uri,
@@ -173,6 +174,8 @@ BUILTIN: dict[str, Getter] = {
     "content_length": _header("content_length"),
     "upstream_addr": lambda r: r.upstream_addr,
     "upstream_status": lambda r: r.upstream_status,
+    # the upstream's response body as relayed (fastgate keeps no copy to measure apart)
+    "upstream_response_length": lambda r: str(r.body_bytes_sent) if r.upstream_status else "",
     "upstream_response_time": lambda r: (f"{r.upstream_time:.3f}"
                                          if r.upstream_time >= 0 else ""),
     "proxy_host": lambda r: r.proxy_host,

@@ -75,8 +75,10 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname") or ("", 0)
         self.remote_addr, self.remote_port = str(peer[0]), int(peer[1]) if len(peer) > 1 else 0
         self.server_addr, self.server_port = str(sock[0]), int(sock[1]) if len(sock) > 1 else 0
+        tls = transport.get_extra_info("ssl_object")
         self.info = ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
-                                   self.server_addr, self.server_port, self.connection_id)
+                                   self.server_addr, self.server_port, self.connection_id,
+                                   (tls.version() or "") if tls is not None else "")
         raw = transport.get_extra_info("socket")
         if raw is not None:
             try:

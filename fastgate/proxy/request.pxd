@@ -11,6 +11,7 @@ cdef class ConnectionInfo:
     cdef readonly str server_addr
     cdef readonly int server_port
     cdef readonly long long connection_id
+    cdef readonly str ssl_protocol  # "TLSv1.3"; empty without TLS
 
 
 cdef class Request:
@@ -39,6 +40,7 @@ cdef class Request:
     cdef public str proxy_port
     cdef public long long connection_id
     cdef public long long connection_requests
+    cdef public ConnectionInfo connection  # what the connection knows ($ssl_protocol)
     cdef public object token  # Token | None
     cdef public tuple captures
     cdef dict _memo

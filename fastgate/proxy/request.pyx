@@ -22,13 +22,14 @@ cdef class ConnectionInfo:
     Python object)."""
 
     def __init__(self, str scheme, str remote_addr, int remote_port, str server_addr,
-                 int server_port, long long connection_id):
+                 int server_port, long long connection_id, str ssl_protocol=""):
         self.scheme = scheme
         self.remote_addr = remote_addr
         self.remote_port = remote_port
         self.server_addr = server_addr
         self.server_port = server_port
         self.connection_id = connection_id
+        self.ssl_protocol = ssl_protocol
 
 
 cdef class Request:
@@ -65,6 +66,7 @@ cdef class Request:
         self.proxy_port = ""
         self.connection_id = info.connection_id
         self.connection_requests = conn.requests
+        self.connection = info
         self.captures = ()
         self._request_id = ""
         self.limit_req_status = ""

@@ -47,3 +47,51 @@ def test_sizing_directives_are_accepted_with_a_warning(tmp_path: Path) -> None:
     for name in ("server_names_hash_bucket_size", "server_names_hash_max_size",
                  "client_header_buffer_size"):
         assert run.stderr.count(f'[warn] "{name}" directive is ignored') == 1, run.stderr
+
+
+def test_ssl_protocol(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    import http.client
+    import ssl
+
+    from test_workers_e2e import _self_signed
+
+    crt, key = _self_signed(tmp_path)
+    tls, plain = free(), free()
+    gateway(f"""http {{ access_log off;
+      server {{ listen 127.0.0.1:{tls} ssl; listen 127.0.0.1:{plain};
+        ssl_certificate {crt}; ssl_certificate_key {key};
+        location / {{ return 200 "[$ssl_protocol]"; }} }} }}""", tls)
+    ctx = ssl.create_default_context(cafile=str(crt))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    c = http.client.HTTPSConnection("localhost", tls, context=ctx, timeout=10)
+    c.request("GET", "/")
+    assert c.getresponse().read() == b"[TLSv1.2]"
+    c.close()
+    c2 = http.client.HTTPConnection("127.0.0.1", plain, timeout=10)
+    c2.request("GET", "/")
+    assert c2.getresponse().read() == b"[]"
+    c2.close()
+
+
+def test_upstream_response_length_is_logged(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    from e2e_util import raw_exchange, wait_for_text
+    from raw_backend import RawBackend
+
+    backend = RawBackend()
+    try:
+        port = free()
+        log = tmp_path / "a.log"
+        gateway(f"""http {{ log_format u '$uri [$upstream_response_length] $body_bytes_sent';
+          server {{ listen 127.0.0.1:{port}; access_log {log} u;
+            location /up/ {{ proxy_pass http://127.0.0.1:{backend.port}; }}
+            location / {{ return 204; }} }} }}""", port)
+        for target in (b"/up/x", b"/local"):
+            raw_exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n"
+                         b"Connection: close\r\n\r\n")
+        assert wait_for_text(log, "/local")
+        up, local = log.read_text().splitlines()
+        length = int(up.split()[-1])
+        assert length > 0 and up == f"/up/x [{length}] {length}"
+        assert local == "/local [-] 0"
+    finally:
+        backend.stop()
