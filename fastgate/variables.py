@@ -146,7 +146,7 @@ BUILTIN: dict[str, Getter] = {
     "host": lambda r: r.host,
     "scheme": lambda r: r.scheme,
     "https": lambda r: "on" if r.scheme == "https" else "",
-    "ssl_protocol": lambda r: r.connection.ssl_protocol if r.connection is not None else "",
+    "ssl_protocol": lambda r: r.connection.ssl_protocol,
     "request_uri": lambda r: r.target,
     "uri": lambda r: r.uri,
     "document_uri": lambda r: r.uri,
