@@ -67,7 +67,6 @@ class Sink:
 
 async def main(args: argparse.Namespace) -> None:
     from fastgate.config import load_config
-    from fastgate.http.server import ClientConnection
     from fastgate.ops.worker import Worker
     from fastgate.proxy.upstream import UpstreamConnection
     from fastgate.token_tool import encode, signer
@@ -87,7 +86,7 @@ async def main(args: argparse.Namespace) -> None:
                f"Authorization: Bearer {token}\r\n\r\n").encode()
 
     worker = Worker(load_config(str(conf)), args.engine)
-    client = ClientConnection(worker, worker.listens()[0])
+    client = worker.connection(worker.listens()[0])
     client_out = Sink()
     client.connection_made(client_out)  # type: ignore[arg-type]
     peer = worker.groups["be"].primary[0]

@@ -20,3 +20,13 @@ cdef class ResponseHead:
     cdef readonly list headers
     cdef readonly long long content_length  # -1 chunked or close-delimited; else its length
     cdef readonly bint keep_alive
+
+
+cdef class ConnectionInfo:
+    cdef readonly str scheme
+    cdef readonly str remote_addr
+    cdef readonly int remote_port
+    cdef readonly str server_addr
+    cdef readonly int server_port
+    cdef readonly long long connection_id
+    cdef readonly str ssl_protocol  # "TLSv1.3"; empty without TLS

@@ -59,6 +59,22 @@ cdef class RequestHead:
                 "keep_alive=%r, expect_continue=%r, upgrade=%r)" % self._fields())
 
 
+cdef class ConnectionInfo:
+    """What a client connection tells each of its requests, fixed once the connection is
+    made; the request copies it field by field (from a C struct, not by six lookups in a
+    Python object)."""
+
+    def __init__(self, str scheme, str remote_addr, int remote_port, str server_addr,
+                 int server_port, long long connection_id, str ssl_protocol=""):
+        self.scheme = scheme
+        self.remote_addr = remote_addr
+        self.remote_port = remote_port
+        self.server_addr = server_addr
+        self.server_port = server_port
+        self.connection_id = connection_id
+        self.ssl_protocol = ssl_protocol
+
+
 cdef class ResponseHead:
     """A response's head as the engines hand it over; immutable."""
 

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return send_signal(path, opts.signal, opts.prefix, opts.directives)
     from fastgate.ops.run import run
 
-    return run(path, http_engine=opts.http_engine, prefix=opts.prefix,
+    return run(path, err, http_engine=opts.http_engine, prefix=opts.prefix,
                directives=opts.directives)
 
 

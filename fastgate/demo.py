@@ -161,7 +161,7 @@ a valid token (HS256, sub=demo-user, role=admin, valid 1 hour):
   curl -s {base}/status                                       # metrics
 
 Ctrl-C stops it.""", flush=True)
-    code = run(path)
+    code = run(path, lambda message: print(f"fastgate: {message}", file=sys.stderr))
     if code == 0:
         print("fastgate demo: stopped", file=sys.stderr)
     return code

@@ -1,11 +1,16 @@
-"""The JWT error tree, shared by the Cython core and the Python side.
+"""fastgate's errors: the gateway's start failure, and the JWT error tree shared by the
+Cython core and the Python side.
 
-One tree under ``JWTError`` (as PyJWT's ``InvalidTokenError``); each class carries the
+The JWT errors are one tree under ``JWTError`` (as PyJWT's ``InvalidTokenError``); each class carries the
 reason the error log prints, worded as the nginx JWT module words it, and the HTTP
 status the access phase answers with.
 """
 
 from __future__ import annotations
+
+
+class StartError(Exception):
+    """The gateway cannot start (bind failed, certificate unreadable...): one line."""
 
 
 class JWTError(Exception):

@@ -13,11 +13,13 @@ import math
 import os
 import pwd
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from fastgate.config.context import (
+    ANY_HTTP, EVENTS, HS, HSL, HTTP, LOCATION, MAIN, SERVER, SL, UPSTREAM, Context, Handler,
+    Level, Spec)
 from fastgate.config.errors import ConfigError
-from fastgate.config.locations import compile_regex
+from fastgate.config.regex import compile_regex
 from fastgate.config.model import (
     AccessLog,
     LogFile,
@@ -50,68 +52,24 @@ from fastgate.errors import KeyLoadError
 from fastgate.jwt import ALGORITHMS, HMACKey, key_from_value, keys_from_file
 from fastgate.variables import Map, MapRegex, Template
 
-if TYPE_CHECKING:
-    from fastgate.config.load import Loader
-
-MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
-    "main", "events", "http", "server", "location", "upstream")
-HSL = frozenset({HTTP, SERVER, LOCATION})
-HS = frozenset({HTTP, SERVER})
-SL = frozenset({SERVER, LOCATION})
-ANY_HTTP = frozenset({MAIN, HTTP, SERVER, LOCATION})
-
-
-@dataclass
-class Level:
-    """One block being built: its own settings (``fields``), what is not inherited
-    (``local``), the directive that set each name, and its child blocks."""
-
-    ctx: str
-    directive: Directive | None
-    fields: dict[str, Any] = field(default_factory=dict)
-    origins: dict[str, Directive] = field(default_factory=dict)
-    local: dict[str, Any] = field(default_factory=dict)
-    children: list["Level"] = field(default_factory=list)
-    parent: "Level | None" = None
-
-    def once(self, d: Directive) -> None:
-        """nginx's ``is duplicate``: most directives may be set once per level."""
-        if d.name in self.origins:
-            raise d.error(f'"{d.name}" directive is duplicate')
-        self.origins[d.name] = d
-
-
-Handler = Callable[["Loader", Level, Directive], None]
-
-
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    contexts: frozenset[str]
-    min_args: int
-    max_args: int | None  # None: no upper bound
-    handler: Handler
-    block: bool = False
-
-
 # --- generic handlers -------------------------------------------------------------------
 
 
-def setting(name: str, parse: Callable[["Loader", Directive], Any]) -> Handler:
+def setting(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
     """A value set once per level and inherited (``Settings.<name>``)."""
 
-    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.once(d)
         lvl.fields[name] = parse(ld, d)
 
     return handle
 
 
-def appending(name: str, parse: Callable[["Loader", Directive], Any]) -> Handler:
+def appending(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
     """A list built from every occurrence at one level; an inner level that has any
     replaces the outer list entirely (nginx's rule for proxy_set_header, add_header...)."""
 
-    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.origins.setdefault(d.name, d)
         lvl.fields[name] = lvl.fields.get(name, ()) + (parse(ld, d),)
 
@@ -119,13 +77,13 @@ def appending(name: str, parse: Callable[["Loader", Directive], Any]) -> Handler
 
 
 def ignored(why: str) -> Handler:
-    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
         ld.warn(f'"{d.name}" directive is ignored: {why}', d)
 
     return handle
 
 
-def streaming(ld: "Loader", lvl: Level, d: Directive) -> None:
+def streaming(ld: Context, lvl: Level, d: Directive) -> None:
     """Buffering knobs: fastgate always streams bodies both ways, which is what "off"
     asks for (silent); anything else has no effect and says so."""
     if d.args != ("off",):
@@ -133,19 +91,19 @@ def streaming(ld: "Loader", lvl: Level, d: Directive) -> None:
                 "bodies without buffering them", d)
 
 
-def time_arg(ld: "Loader", d: Directive) -> float:
+def time_arg(ld: Context, d: Directive) -> float:
     return parse_time(d, d.args[0])
 
 
-def size_arg(ld: "Loader", d: Directive) -> int:
+def size_arg(ld: Context, d: Directive) -> int:
     return parse_size(d, d.args[0])
 
 
-def flag_arg(ld: "Loader", d: Directive) -> bool:
+def flag_arg(ld: Context, d: Directive) -> bool:
     return parse_flag(d, d.args[0])
 
 
-def number_arg(ld: "Loader", d: Directive) -> int:
+def number_arg(ld: Context, d: Directive) -> int:
     return parse_number(d, d.args[0])
 
 
@@ -183,7 +141,7 @@ def usable_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
     return max(1, min(n, MAX_WORKERS))
 
 
-def set_worker_processes(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_worker_processes(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     value = d.args[0]
     n = usable_cpus() if value == "auto" else parse_number(d, value, minimum=1)
@@ -192,7 +150,7 @@ def set_worker_processes(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.local["worker_processes"] = n
 
 
-def set_http_engine(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_http_engine(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     if d.args[0] not in ("auto", "h11", "httptools"):
         raise d.error(f'invalid value "{d.args[0]}" in "http_engine" directive, '
@@ -200,7 +158,7 @@ def set_http_engine(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.local["http_engine"] = d.args[0]
 
 
-def set_worker_connections(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_worker_connections(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     lvl.local["worker_connections"] = parse_number(d, d.args[0], minimum=1)
 
@@ -252,7 +210,7 @@ def parse_syslog(d: Directive, text: str) -> Syslog:
     return Syslog(server, facility, severity, tag, hostname)
 
 
-def log_file(ld: "Loader", d: Directive, text: str) -> LogFile:
+def log_file(ld: Context, d: Directive, text: str) -> LogFile:
     """The first argument of ``error_log``/``access_log``, recorded so that every log
     is opened (and any that cannot be is refused) before the gateway starts."""
     where = Where(d.file, d.line)
@@ -264,7 +222,7 @@ def log_file(ld: "Loader", d: Directive, text: str) -> LogFile:
     return f
 
 
-def set_error_log(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_error_log(ld: Context, lvl: Level, d: Directive) -> None:
     level = d.args[1] if len(d.args) > 1 else "error"
     if level not in LOG_LEVELS:
         raise d.error(f'invalid log level "{level}"')
@@ -275,7 +233,7 @@ def set_error_log(ld: "Loader", lvl: Level, d: Directive) -> None:
                 "log per process", d)
 
 
-def set_user(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_user(ld: Context, lvl: Level, d: Directive) -> None:
     """nginx's ``user``: the group defaults to the one named as the user, and (where no
     such group exists, as for Debian's nobody/nogroup) to the user's own group."""
     lvl.once(d)
@@ -298,17 +256,17 @@ def set_user(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.local["user"] = User(name, pw.pw_uid, gid)
 
 
-def set_pid(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_pid(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     lvl.local["pid"] = None if d.args[0] == "off" else ld.path_of(d.args[0], prefix=True)
 
 
-def load_module(ld: "Loader", lvl: Level, d: Directive) -> None:
+def load_module(ld: Context, lvl: Level, d: Directive) -> None:
     ld.notice(f'"load_module {d.args[0]}" ignored: fastgate needs no module for JWT', d)
 
 
 def block(ctx: str) -> Handler:
-    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
         if ctx in (EVENTS, HTTP):
             if any(c.ctx == ctx for c in lvl.children):
                 raise d.error(f'"{d.name}" directive is duplicate')
@@ -324,7 +282,7 @@ def block(ctx: str) -> Handler:
 # --- http: upstream, map, log_format -------------------------------------------------------
 
 
-def upstream_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+def upstream_block(ld: Context, lvl: Level, d: Directive) -> None:
     name = d.args[0]
     if name in ld.upstreams:
         raise d.error(f'duplicate upstream "{name}"')
@@ -341,7 +299,7 @@ def upstream_block(ld: "Loader", lvl: Level, d: Directive) -> None:
     )
 
 
-def upstream_server(ld: "Loader", lvl: Level, d: Directive) -> None:
+def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
     host, port = parse_host_port(d, d.args[0], 80)
     if not host:
         raise d.error(f'invalid host in upstream "{d.args[0]}"')
@@ -364,19 +322,19 @@ def upstream_server(ld: "Loader", lvl: Level, d: Directive) -> None:
 
 
 def upstream_number(name: str) -> Handler:
-    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.once(d)
         lvl.local[name] = parse_number(d, d.args[0])
 
     return handle
 
 
-def upstream_time(ld: "Loader", lvl: Level, d: Directive) -> None:
+def upstream_time(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     lvl.local["keepalive_timeout"] = parse_time(d, d.args[0])
 
 
-def map_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+def map_block(ld: Context, lvl: Level, d: Directive) -> None:
     src, name = d.args
     if not name.startswith("$") or len(name) < 2:
         raise d.error(f'invalid variable name "{name}"')
@@ -429,7 +387,7 @@ def map_block(ld: "Loader", lvl: Level, d: Directive) -> None:
     ld.define_map(m, d)
 
 
-def log_format(ld: "Loader", lvl: Level, d: Directive) -> None:
+def log_format(ld: Context, lvl: Level, d: Directive) -> None:
     name = d.args[0]
     args = list(d.args[1:])
     escape = "default"
@@ -447,7 +405,7 @@ def log_format(ld: "Loader", lvl: Level, d: Directive) -> None:
 # --- server --------------------------------------------------------------------------------
 
 
-def server_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+def server_block(ld: Context, lvl: Level, d: Directive) -> None:
     if d.args:
         raise d.error('invalid number of arguments in "server" directive')
     child = Level(SERVER, d, parent=lvl)
@@ -455,7 +413,7 @@ def server_block(ld: "Loader", lvl: Level, d: Directive) -> None:
     ld.walk(d.block or (), child)
 
 
-def listen(ld: "Loader", lvl: Level, d: Directive) -> None:
+def listen(ld: Context, lvl: Level, d: Directive) -> None:
     host, port = parse_host_port(d, d.args[0], 80)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
@@ -473,11 +431,11 @@ def listen(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.local["listen"] = lvl.local.get("listen", ()) + (entry,)
 
 
-def server_name(ld: "Loader", lvl: Level, d: Directive) -> None:
+def server_name(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["server_name"] = lvl.local.get("server_name", ()) + tuple(a.lower() for a in d.args)
 
 
-def location_block(ld: "Loader", lvl: Level, d: Directive) -> None:
+def location_block(ld: Context, lvl: Level, d: Directive) -> None:
     if len(d.args) == 1:
         modifier, pattern = "", d.args[0]
         if pattern.startswith("="):
@@ -518,7 +476,7 @@ def location_block(ld: "Loader", lvl: Level, d: Directive) -> None:
     ld.walk(d.block or (), child)
 
 
-def set_return(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_return(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     first = d.args[0]
     if len(d.args) == 1 and not first.isdigit():
@@ -532,7 +490,7 @@ def set_return(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.local["return"] = Return(int(first), text)
 
 
-def set_try_files(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_try_files(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     last = d.args[-1]
     if last.startswith("="):
@@ -543,7 +501,7 @@ def set_try_files(ld: "Loader", lvl: Level, d: Directive) -> None:
             "argument always applies", d)
 
 
-def set_proxy_pass(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     url = d.args[0]
     if "$" in url:
@@ -570,7 +528,7 @@ def set_proxy_pass(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.local["proxy_pass"] = ProxyPass(scheme, group, hostport, uri)
 
 
-def set_status_page(ld: "Loader", lvl: Level, d: Directive) -> None:
+def set_status_page(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     lvl.local["status_page"] = True
 
@@ -578,7 +536,7 @@ def set_status_page(ld: "Loader", lvl: Level, d: Directive) -> None:
 # --- http/server/location settings ---------------------------------------------------------
 
 
-def auth_jwt(ld: "Loader", lvl: Level, d: Directive) -> None:
+def auth_jwt(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     value = d.args[0]
     if not value:
@@ -613,7 +571,7 @@ def _own_keys(lvl: Level, name: str, value: Any) -> None:
     lvl.fields[name] = value
 
 
-def _file_keys(ld: "Loader", d: Directive, path: str) -> tuple[Any, ...]:
+def _file_keys(ld: Context, d: Directive, path: str) -> tuple[Any, ...]:
     try:
         keys = keys_from_file(ld.path_of(path))
     except KeyLoadError as e:
@@ -624,7 +582,7 @@ def _file_keys(ld: "Loader", d: Directive, path: str) -> tuple[Any, ...]:
     return keys
 
 
-def auth_jwt_key(ld: "Loader", lvl: Level, d: Directive) -> None:
+def auth_jwt_key(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     value = d.args[0]
     encoding = d.args[1] if len(d.args) > 1 else "utf8"
@@ -645,24 +603,24 @@ def auth_jwt_key(ld: "Loader", lvl: Level, d: Directive) -> None:
     _own_keys(lvl, "auth_jwt_key", (key,))
 
 
-def auth_jwt_key_file(ld: "Loader", lvl: Level, d: Directive) -> None:
+def auth_jwt_key_file(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     _own_keys(lvl, "auth_jwt_key_file", _file_keys(ld, d, d.args[0]))
 
 
-def auth_jwt_key_request(ld: "Loader", lvl: Level, d: Directive) -> None:
+def auth_jwt_key_request(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     _own_keys(lvl, "auth_jwt_key_request", key_request_url(ld, d))
 
 
-def auth_jwt_alg(ld: "Loader", d: Directive) -> str:
+def auth_jwt_alg(ld: Context, d: Directive) -> str:
     value = d.args[0]
     if value != "any" and value not in ALGORITHMS:
         raise d.error(f'invalid value "{value}"')
     return value
 
 
-def auth_jwt_require(ld: "Loader", lvl: Level, d: Directive) -> None:
+def auth_jwt_require(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     status = 401
     values = []
@@ -686,7 +644,7 @@ def auth_jwt_require(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.fields["auth_jwt_require"] = Require(tuple(values), status)
 
 
-def key_request_url(ld: "Loader", d: Directive) -> str:
+def key_request_url(ld: Context, d: Directive) -> str:
     url = d.args[0]
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https") or not rest or rest.startswith("/"):
@@ -695,11 +653,11 @@ def key_request_url(ld: "Loader", d: Directive) -> str:
     return url
 
 
-def strings(ld: "Loader", d: Directive) -> tuple[str, ...]:
+def strings(ld: Context, d: Directive) -> tuple[str, ...]:
     return d.args
 
 
-def claim_set(ld: "Loader", lvl: Level, d: Directive) -> None:
+def claim_set(ld: Context, lvl: Level, d: Directive) -> None:
     # the variable itself is defined before the walk (Loader.declare_maps), so it can be
     # used anywhere in http; here only the form is checked
     if not d.args[0].startswith("$") or len(d.args[0]) < 2:
@@ -723,7 +681,7 @@ def _zone_arg(d: Directive, arg: str) -> tuple[str, int]:
 def limit_zone(kind: str) -> Handler:
     """``limit_req_zone KEY zone=NAME:SIZE rate=R`` and ``limit_conn_zone KEY zone=NAME:SIZE``."""
 
-    def handle(ld: "Loader", lvl: Level, d: Directive) -> None:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
         key = ld.compile(d.args[0], d)
         name = size = None
         rate = 0
@@ -752,7 +710,7 @@ def limit_zone(kind: str) -> Handler:
     return handle
 
 
-def limit_req(ld: "Loader", d: Directive) -> LimitReq:
+def limit_req(ld: Context, d: Directive) -> LimitReq:
     zone = None
     burst = 0
     delay: int | None = 0
@@ -773,32 +731,32 @@ def limit_req(ld: "Loader", d: Directive) -> LimitReq:
     return LimitReq(zone, burst * 1000, None if delay is None else delay * 1000)
 
 
-def limit_conn(ld: "Loader", d: Directive) -> LimitConn:
+def limit_conn(ld: Context, d: Directive) -> LimitConn:
     ld.zone_refs.append(("conn", d.args[0], d))
     return LimitConn(d.args[0], parse_number(d, d.args[1], minimum=1))
 
 
-def status_code(ld: "Loader", d: Directive) -> int:
+def status_code(ld: Context, d: Directive) -> int:
     return parse_code(d, d.args[0], 400, 599)
 
 
-def log_level(ld: "Loader", d: Directive) -> str:
+def log_level(ld: Context, d: Directive) -> str:
     if d.args[0] not in ("info", "notice", "warn", "error"):
         raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive')
     return d.args[0]
 
 
-def auth_jwt_cache(ld: "Loader", d: Directive) -> int:
+def auth_jwt_cache(ld: Context, d: Directive) -> int:
     return 0 if d.args[0] == "off" else parse_number(d, d.args[0])
 
 
-def proxy_set_header(ld: "Loader", d: Directive) -> tuple[str, Template]:
+def proxy_set_header(ld: Context, d: Directive) -> tuple[str, Template]:
     name = d.args[0]
     _check_header_name(d, name)
     return (name, ld.compile(d.args[1], d))
 
 
-def add_header(ld: "Loader", d: Directive) -> tuple[str, Template, bool]:
+def add_header(ld: Context, d: Directive) -> tuple[str, Template, bool]:
     name = d.args[0]
     _check_header_name(d, name)
     always = False
@@ -818,7 +776,7 @@ def _check_header_name(d: Directive, name: str) -> None:
         raise d.error(f'invalid header name "{name}"')
 
 
-def error_page(ld: "Loader", lvl: Level, d: Directive) -> None:
+def error_page(ld: Context, lvl: Level, d: Directive) -> None:
     args = list(d.args)
     target = args.pop()
     override: int | None = None
@@ -842,15 +800,15 @@ def error_page(ld: "Loader", lvl: Level, d: Directive) -> None:
     lvl.fields["error_page"] = pages
 
 
-def keepalive_timeout(ld: "Loader", d: Directive) -> float:
+def keepalive_timeout(ld: Context, d: Directive) -> float:
     return parse_time(d, d.args[0])
 
 
-def large_client_header_buffers(ld: "Loader", d: Directive) -> tuple[int, int]:
+def large_client_header_buffers(ld: Context, d: Directive) -> tuple[int, int]:
     return (parse_number(d, d.args[0], minimum=1), parse_size(d, d.args[1]))
 
 
-def proxy_http_version(ld: "Loader", lvl: Level, d: Directive) -> None:
+def proxy_http_version(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     if d.args[0] not in ("1.0", "1.1"):
         raise d.error(f'invalid value "{d.args[0]}" in "proxy_http_version" directive')
@@ -864,7 +822,7 @@ NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "ht
                            "non_idempotent", "off"})
 
 
-def proxy_next_upstream(ld: "Loader", d: Directive) -> tuple[str, ...]:
+def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
     for a in d.args:
         if a not in NEXT_UPSTREAM:
             raise d.error(f'invalid value "{a}"')
@@ -873,7 +831,7 @@ def proxy_next_upstream(ld: "Loader", d: Directive) -> tuple[str, ...]:
     return d.args
 
 
-def access_log(ld: "Loader", lvl: Level, d: Directive) -> None:
+def access_log(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.origins.setdefault(d.name, d)
     if d.args[0] == "off":
         if len(d.args) > 1:
@@ -911,14 +869,14 @@ def access_log(ld: "Loader", lvl: Level, d: Directive) -> None:
 SSL_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 
-def ssl_protocols(ld: "Loader", d: Directive) -> tuple[str, ...]:
+def ssl_protocols(ld: Context, d: Directive) -> tuple[str, ...]:
     for a in d.args:
         if a not in SSL_PROTOCOLS:
             raise d.error(f'invalid value "{a}"')
     return d.args
 
 
-def path_arg(ld: "Loader", d: Directive) -> str:
+def path_arg(ld: Context, d: Directive) -> str:
     return ld.path_of(d.args[0])
 
 

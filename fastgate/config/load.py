@@ -10,17 +10,8 @@ import os
 from dataclasses import replace
 from typing import Iterable
 
-from fastgate.config.directives import (
-    EVENTS,
-    HTTP,
-    LOCATION,
-    MAIN,
-    SERVER,
-    TABLE,
-    Level,
-    Spec,
-    lookup,
-)
+from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, Level, Spec
+from fastgate.config.directives import TABLE, lookup
 from fastgate.config.errors import ConfigError
 from fastgate.config.merge import Builder, merge, merge_origins
 from fastgate.config.model import (

@@ -9,16 +9,12 @@ inherited only when the inner level has none — nginx's rule, with no special c
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastgate.config.directives import LOCATION, Level
-from fastgate.config.locations import LocationTree
-from fastgate.config.model import Location, Server, Settings, Where
+from fastgate.config.context import LOCATION, Context, Level
+from fastgate.config.model import Location, LocationTree, Server, Settings, Where
 from fastgate.config.parser import Directive
 from fastgate.jwt import Verifier
-
-if TYPE_CHECKING:
-    from fastgate.config.load import Loader
 
 
 def merge(parent: Settings, level: Level) -> Settings:
@@ -38,7 +34,7 @@ class Builder:
     locations whose key set, algorithm, leeway and cache size are the same, so one
     token verified under ``/api/`` is a cache hit under ``/api/v2/``."""
 
-    def __init__(self, loader: "Loader") -> None:
+    def __init__(self, loader: Context) -> None:
         self.ld = loader
         self._verifiers: dict[tuple[Any, ...], Verifier] = {}
 

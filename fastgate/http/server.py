@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fastgate._wire import ConnectionInfo
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import server_engine
 from fastgate.http.flow import BodyBuffer, WriteGate
-from fastgate.proxy.request import ConnectionInfo
-
-if TYPE_CHECKING:
-    from fastgate.config.model import Listen
-    from fastgate.ops.worker import Worker
+from fastgate.http.handler import ConnectionObserver, ConnectionPolicy, RequestHandler
 
 LINGERING_TIME = 5.0
 
@@ -31,11 +28,17 @@ class ClientGone(Exception):
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, worker: "Worker", listen: "Listen") -> None:
-        self.worker = worker
-        self.listen = listen
-        self.scheme = "https" if listen.ssl else "http"
-        self.connection_id = worker.next_connection_id()
+    def __init__(self, handler: RequestHandler["ClientConnection"],
+                 observer: ConnectionObserver["ClientConnection"], policy: ConnectionPolicy,
+                 engine: str, tls: bool, port: int) -> None:
+        """``handler`` serves this listening address's requests, ``observer`` is the
+        worker's view of its connections, ``policy`` the address's limits; ``engine``
+        names the HTTP/1.1 engine; ``tls`` and ``port`` describe the listener."""
+        self.handler = handler
+        self.observer = observer
+        self.engine_name = engine
+        self.scheme = "https" if tls else "http"
+        self.connection_id = observer.next_connection_id()
         self.requests = 0
         self.transport: asyncio.Transport | None = None
         self.engine: Any = None
@@ -47,7 +50,7 @@ class ClientConnection(asyncio.Protocol):
         self.remote_addr = ""
         self.remote_port = 0
         self.server_addr = ""
-        self.server_port = listen.port
+        self.server_port = port
         self.info: ConnectionInfo | None = None  # once connection_made knows the addresses
         # timeouts are deadlines the worker's clock checks (no timer per request)
         self.deadline = 0.0
@@ -60,14 +63,13 @@ class ClientConnection(asyncio.Protocol):
         self._dispatching = False
         self._held_back = False  # reading paused: the engine holds a later request
         self._next_on_drain = False  # the next request waits for the client to read
-        self._settings = worker.default_settings(listen)
-        self.vhosts = worker.tables[listen.address]  # this address's servers by name
+        self._settings = policy
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        if not self.worker.admit():
+        if not self.observer.admit():
             self.closed = True
             transport.close()
             return
@@ -86,11 +88,11 @@ class ClientConnection(asyncio.Protocol):
             except OSError:
                 pass
         count, size = self._settings.large_client_header_buffers
-        self.engine = server_engine(self.worker.engine, self, count * size, size)
+        self.engine = server_engine(self.engine_name, self, count * size, size)
         self._born = self._loop.time()
         self._arm(self._settings.client_header_timeout)
-        self.worker.connection_opened(self)
-        self.worker.stats.idle(1)
+        self.observer.opened(self)
+        self.observer.idle(1)
 
     def data_received(self, data: bytes) -> None:
         if self.engine is None:
@@ -117,8 +119,7 @@ class ClientConnection(asyncio.Protocol):
         """An unexpected error under the engine's callbacks that nothing nearer caught:
         logged, and the connection cut (its state is unknown; a response that began
         must not look complete)."""
-        self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",
-                              self)
+        self.handler.on_crash(self, error)
         self.abort()
 
     def eof_received(self) -> bool:
@@ -150,7 +151,7 @@ class ClientConnection(asyncio.Protocol):
             self.writer_waiter.client_gone()
         if self._tunnel is not None:
             self._tunnel.close()
-        self.worker.connection_closed(self)
+        self.observer.closed(self)
 
     def pause_writing(self) -> None:
         self.gate.pause()
@@ -169,7 +170,7 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = 0.0
         if self.idle:
             self.idle = False
-            self.worker.stats.idle(-1)
+            self.observer.idle(-1)
         self.requests += 1
         if head.content_length != 0:
             assert self.transport is not None
@@ -178,7 +179,7 @@ class ClientConnection(asyncio.Protocol):
             self.body = None
         self._dispatching = True
         try:
-            self.worker.dispatch(self, head)
+            self.handler.on_request(self, head)
         finally:
             self._dispatching = False
 
@@ -198,7 +199,7 @@ class ClientConnection(asyncio.Protocol):
                 self.body.fail(error)
             return
         self._set_idle(False)
-        self.worker.reject(self, error)
+        self.handler.on_refused(self, error)
         self.finish()
 
     def on_eof(self) -> None:
@@ -211,7 +212,7 @@ class ClientConnection(asyncio.Protocol):
         """The response is written: close, or wait for the next request."""
         if not self.idle:
             self.idle = True
-            self.worker.stats.idle(1)
+            self.observer.idle(1)
         if self._dispatching:
             # answered inside dispatch, before the engine has even reported the end of
             # the request: decide from the loop, not from deeper in this stack
@@ -222,14 +223,14 @@ class ClientConnection(asyncio.Protocol):
     def _set_idle(self, idle: bool) -> None:
         if idle != self.idle:
             self.idle = idle
-            self.worker.stats.idle(1 if idle else -1)
+            self.observer.idle(1 if idle else -1)
 
     def _after_response(self) -> None:
         if not self.idle:
             return
         # after the client's EOF the engine still hands over the requests it already
         # holds (pipelined), then reports the end
-        if (self.closed or self.worker.stopping
+        if (self.closed or self.observer.stopping
                 or not self.engine.keep_alive
                 or self.requests >= self._settings.keepalive_requests
                 or self._loop.time() - self._born >= self._settings.keepalive_time):
@@ -264,9 +265,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._got_bytes:
             # a head that never completed (slowloris): closed without an answer, as nginx
-            self.worker.log.info("client timed out (110: Connection timed out) while "
-                                 "reading client request headers", self)
-            self.worker.log_refused(self, 408, 0, 0)  # in the access log, as nginx
+            self.handler.on_header_timeout(self)
         self.finish()
 
     # --- used by the phases --------------------------------------------------------------------

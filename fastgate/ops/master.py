@@ -25,7 +25,9 @@ from fastgate.config import ConfigError
 from fastgate.config.model import Config, User
 from fastgate.ops.logs import ErrorLog, LogOpenError, check_logs
 from fastgate.ops.stats import MASTER_SLOT, MAX_SLOTS, SharedCounters
-from fastgate.ops.run import Source, _remove_pid, announce, set_title
+from fastgate.errors import StartError
+from fastgate.ops.gateway import (
+    Source, _remove_pid, announce, bind, serve, set_title, tls_context, write_pid)
 from fastgate.ops.worker import listens
 from fastgate.ops.zones import Zones
 
@@ -59,8 +61,6 @@ class Master:
     # --- sockets -------------------------------------------------------------------------------
 
     def bind_all(self, config: Config) -> dict[SockKey, list[socket.socket]]:
-        from fastgate.ops.run import bind, tls_context
-
         n = config.worker_processes
         out: dict[SockKey, list[socket.socket]] = {}
         contexts = {}
@@ -146,8 +146,6 @@ class Master:
     # --- the master's loop -------------------------------------------------------------------
 
     def run(self) -> int:
-        from fastgate.ops.run import StartError, write_pid
-
         try:
             self.sockets = self.bind_all(self.config)
         except StartError as e:
@@ -231,7 +229,6 @@ class Master:
                 _kill(pid, signal.SIGUSR1)
 
     def reload(self) -> None:
-        from fastgate.ops.run import StartError
 
         try:
             config = self.source.load()
@@ -270,8 +267,6 @@ def worker_main(source: Source, config: Config, engine: str | None,
     import asyncio
 
     import uvloop
-
-    from fastgate.ops.run import serve
 
     # until the loop has its handlers: a stop is remembered, a reopen has nothing to do
     early: list[int] = []

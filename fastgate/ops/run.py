@@ -1,298 +1,40 @@
-"""Running the gateway in the foreground: bind, serve, and obey signals.
+"""Running the gateway in the foreground: one serving process, or a master and its
+workers.
 
 SIGTERM/SIGINT stop at once; SIGQUIT lets in-flight requests finish; SIGHUP loads the
 config again (a bad one is logged and the old one keeps serving; sockets whose address
 did not change are kept, so no connection is refused during a reload); SIGUSR1 reopens
 the log files.
-
-With ``worker_processes 1`` one process serves every listener; above 1, a master
-(``fastgate.ops.master``) binds and forks workers that each run ``serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
-import signal
-import socket
-import ssl
-import sys
-from typing import Any
+from typing import Callable
 
-from dataclasses import dataclass
-
-from fastgate.config import ConfigError, load_config
-from fastgate.config.model import Config, Listen
-from fastgate.ops.logs import LogOpenError, check_logs
-from fastgate.ops.stats import SharedCounters, Stats
-from fastgate.ops.worker import Worker
-from fastgate.ops.zones import Zones
-
-DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
+from fastgate.config import ConfigError
+from fastgate.errors import StartError
+from fastgate.ops.gateway import Source, serve
+from fastgate.ops.logs import LogOpenError
+from fastgate.ops.master import Master
 
 
-class StartError(Exception):
-    """The gateway cannot start (bind failed, certificate unreadable...): one line."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the configuration comes from, as the command line said (``-c``, ``-p``,
-    ``-g``): read again, the same way, on every reload."""
-
-    path: str
-    prefix: str | None = None
-    directives: str = ""
-
-    def load(self) -> Config:
-        """The configuration, its logs opened once to prove they can be: ConfigError or
-        LogOpenError otherwise."""
-        config = load_config(self.path, self.prefix, self.directives)
-        check_logs(config)
-        return config
-
-
-def bind(listen: Listen) -> socket.socket:
-    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if listen.reuseport:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((listen.host, listen.port))
-        sock.listen(listen.backlog)
-    except OSError as e:
-        sock.close()
-        raise StartError(f"bind() to {listen.host}:{listen.port} failed "
-                         f"({e.errno}: {e.strerror})") from None
-    sock.setblocking(False)
-    return sock
-
-
-def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
-    server = next(s for s in config.servers if listen in s.listens)
-    s = server.settings
-    if not s.ssl_certificate or not s.ssl_certificate_key:
-        raise StartError(f'no "ssl_certificate" is defined for the "listen ... ssl" '
-                         f"directive in {server.where.file}:{server.where.line}")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    versions = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-                "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-    enabled = [versions[p] for p in s.ssl_protocols if p in versions]
-    if not enabled:
-        raise StartError("ssl_protocols enables no protocol this OpenSSL supports")
-    ctx.minimum_version = min(enabled)
-    ctx.maximum_version = max(enabled)
-    try:
-        ctx.load_cert_chain(s.ssl_certificate, s.ssl_certificate_key)
-    except (OSError, ssl.SSLError) as e:
-        raise StartError(f'cannot load certificate "{s.ssl_certificate}": {e}') from None
-    return ctx
-
-
-class Gateway:
-    """The serving process: its sockets, its current worker, and old workers draining."""
-
-    def __init__(self, source: Source, config: Config, engine: str | None,
-                 sockets: dict[tuple[str, int, bool], socket.socket] | None = None,
-                 stats: Stats | None = None, zones: dict[str, Any] | None = None,
-                 contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None) -> None:
-        self.source = source
-        self.config = config
-        self.engine = engine  # the command line's choice, kept across reloads
-        self.stats = stats if stats is not None else SharedCounters(1).slot(0)
-        # under a master the zones are the master's; alone, ours (kept across reloads)
-        self.zone_set = Zones() if zones is None else None
-        self.worker = Worker(config, engine, self.stats,
-                             zones if zones is not None else self.zone_set.for_config(config))
-        # sockets a master bound for us, or ours once bound
-        self.sockets: dict[tuple[str, int, bool], socket.socket] = dict(sockets or {})
-        self.servers: list[asyncio.AbstractServer] = []
-        # TLS contexts a master built (it can read the keys; a worker that dropped to
-        # "user" may not)
-        self.contexts = contexts or {}
-        self.stopped = asyncio.Event()
-        self.old_workers: list[Worker] = []
-
-    async def start(self) -> None:
-        await self.worker.start()
-        await self._serve(self.worker)
-
-    async def _serve(self, worker: Worker) -> None:
-        loop = asyncio.get_running_loop()
-        servers = []
-        for listen in worker.listens():
-            key = (listen.host, listen.port, listen.reuseport)
-            sock = self.sockets.get(key)
-            if sock is None:
-                sock = self.sockets[key] = bind(listen)
-            ctx = (self.contexts.get(key) or tls_context(worker.config, listen)
-                   if listen.ssl else None)
-            srv = await loop.create_server(
-                lambda listen=listen: _make_connection(worker, listen),
-                sock=sock, ssl=ctx, backlog=listen.backlog, start_serving=True,
-            )
-            servers.append(srv)
-        self.servers = servers
-
-    async def reload(self) -> None:
-        log = self.worker.log
-        try:
-            config = self.source.load()
-        except (ConfigError, LogOpenError) as e:
-            log.write("emerg", f"{e}; the old configuration keeps serving")
-            self.stats.reloaded(False)
-            return
-        new = Worker(config, self.engine, self.stats,
-                     self.zone_set.for_config(config) if self.zone_set is not None else None)
-        keep: dict[tuple[str, int, bool], socket.socket] = {}
-        try:
-            for listen in new.listens():
-                key = (listen.host, listen.port, listen.reuseport)
-                if key not in keep:
-                    # the same listening socket, under a descriptor of its own: closing
-                    # the old server object closes only the old descriptor
-                    old_sock = self.sockets.get(key)
-                    keep[key] = _dup(old_sock) if old_sock is not None else bind(listen)
-                if listen.ssl:
-                    tls_context(config, listen)
-        except StartError as e:
-            log.write("emerg", f"{e}; the old configuration keeps serving")
-            self.stats.reloaded(False)
-            for sock in keep.values():
-                sock.close()
-            return
-        self.stats.reloaded(True)
-        for srv in self.servers:
-            srv.close()
-        for sock in self.sockets.values():
-            sock.close()
-        self.sockets = keep
-        old = self.worker
-        await new.start(old)
-        self.worker = new
-        self.config = config
-        await self._serve(new)
-        log.write("notice", "reconfiguring: new configuration loaded")
-        self.old_workers.append(old)
-        asyncio.get_running_loop().create_task(self._retire(old))
-
-    def reopen_logs(self) -> None:
-        """SIGUSR1. A file that cannot be opened again keeps the old one (logged by the
-        logs themselves); nothing here may end the process."""
-        log = self.worker.log
-        try:
-            log.reopen()
-            self.worker.access.reopen()
-        except Exception as e:  # a bug: logged, and the gateway serves on
-            log.write("alert", f"reopening the logs failed: {type(e).__name__}: {e}")
-
-    async def _retire(self, old: Worker) -> None:
-        old.stopping = True
-        await _drain(old, DRAIN_LIMIT)
-        old.close()
-        self.old_workers.remove(old)
-
-    async def stop(self, graceful: bool) -> None:
-        for srv in self.servers:
-            srv.close()
-        workers = [self.worker, *self.old_workers]
-        for w in workers:
-            w.stopping = True
-        if graceful:
-            await asyncio.gather(*(_drain(w, DRAIN_LIMIT) for w in workers))
-        for w in workers:
-            for conn in list(w.connections):
-                conn.abort()
-            w.close()
-        for sock in self.sockets.values():
-            sock.close()
-        self.stopped.set()
-
-
-def set_title(text: str) -> None:
-    """``ps`` shows ``fastgate: master process ...`` / ``fastgate: worker process``, as
-    nginx's processes are told apart (setproctitle, when installed)."""
-    try:
-        from setproctitle import setproctitle
-    except ImportError:
-        return
-    setproctitle(f"fastgate: {text}")
-
-
-def announce(config: Config, engine: str | None, log: Any) -> None:
-    """One line per listening address, as uvicorn prints them: in the error log at
-    ``notice``, and on the terminal unless that line already goes there."""
-    from fastgate.http.engines import resolve
-    from fastgate.ops.worker import listens
-
-    n = config.worker_processes
-    what = f"{n} worker{'s' if n > 1 else ''}, {resolve(engine or config.http_engine)}"
-    shown = log.path == "stderr" and log.level <= log.RANKS["notice"]
-    for listen in listens(config):
-        host = f"[{listen.host}]" if ":" in listen.host else listen.host
-        line = f"listening on {'https' if listen.ssl else 'http'}://{host}:{listen.port} ({what})"
-        log.write("notice", line)
-        if not shown:
-            print(f"fastgate: {line}", file=sys.stderr, flush=True)
-    log.flush()
-
-
-def _dup(sock: socket.socket) -> socket.socket:
-    """asyncio closes the socket of a closed server; serving the same address again
-    needs a socket object of its own on the same listening descriptor."""
-    new = socket.socket(fileno=os.dup(sock.fileno()))
-    new.setblocking(False)
-    return new
-
-
-def _make_connection(worker: Worker, listen: Listen) -> Any:
-    from fastgate.http.server import ClientConnection
-
-    return ClientConnection(worker, listen)
-
-
-async def _drain(worker: Worker, limit: float) -> None:
-    """Wait for in-flight requests; keep-alive connections between requests are closed
-    at once. A connection accepted but not yet sent its first request is given that
-    request (closing it would reset a client that did nothing wrong)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while worker.connections and loop.time() < deadline:
-        for conn in list(worker.connections):
-            if conn.idle and conn.requests:
-                conn.close()
-        await asyncio.sleep(0.05)
-
-
-def write_pid(path: str) -> None:
-    d = os.path.dirname(path)
-    if d:
-        os.makedirs(d, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(f"{os.getpid()}\n")
-
-
-def run(path: str, http_engine: str | None = None, prefix: str | None = None,
-        directives: str = "") -> int:
-    """``fastgate -c FILE``: one serving process, or a master and its workers."""
-    from fastgate.cli import err
-
+def run(path: str, report: Callable[[str], None], http_engine: str | None = None,
+        prefix: str | None = None, directives: str = "") -> int:
+    """``fastgate -c FILE``: one serving process, or a master and its workers. What
+    stops it before the error log is open goes to ``report`` (the command line's)."""
     source = Source(path, prefix, directives)
     try:
         config = source.load()
     except (ConfigError, LogOpenError) as e:
-        err(f"[emerg] {e}")
+        report(f"[emerg] {e}")
         return 1
     for w in config.warnings:
-        err(w)
+        report(w)
     pid_path = config.pid
     # with "user" a root master keeps the sockets and files, and workers drop to the user
     # (a single process could never bind again or reopen what root opened)
     if config.worker_processes > 1 or config.user is not None:
-        from fastgate.ops.master import Master
-
         return Master(source, config, http_engine, pid_path).run()
     import uvloop
 
@@ -302,7 +44,7 @@ def run(path: str, http_engine: str | None = None, prefix: str | None = None,
         return loop.run_until_complete(serve(source, config, http_engine, None, None,
                                              reloadable=True, pid_path=pid_path))
     except StartError as e:
-        err(f"[emerg] {e}")
+        report(f"[emerg] {e}")
         return 1
     finally:
         try:
@@ -310,70 +52,3 @@ def run(path: str, http_engine: str | None = None, prefix: str | None = None,
         except RuntimeError:
             pass
         loop.close()
-
-
-async def serve(source: Source, config: Config, engine: str | None,
-                sockets: dict[tuple[str, int, bool], socket.socket] | None,
-                stats: Stats | None, reloadable: bool, pid_path: str | None = None,
-                zones: dict[str, Any] | None = None,
-                contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None,
-                early_signals: list[int] | None = None) -> int:
-    """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
-    master reloads by starting new workers) and writes no pid file."""
-    gw = Gateway(source, config, engine, sockets, stats, zones, contexts)
-    await gw.start()
-    # what exists now (modules, the configuration, the worker) lives as long as the
-    # process: out of the collector's sight, a full collection under load does not walk
-    # it (tens of thousands of objects; it showed as stalls of several milliseconds)
-    gc.freeze()
-    if pid_path is not None:
-        try:
-            write_pid(pid_path)
-        except OSError as e:
-            raise StartError(f'open() "{pid_path}" failed ({e.errno}: {e.strerror})') from None
-    loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(coro: Any) -> None:
-        t = loop.create_task(coro)
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
-
-    stopping = False
-
-    def on_stop(graceful: bool) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        spawn(gw.stop(graceful))
-
-    loop.add_signal_handler(signal.SIGTERM, on_stop, False)
-    loop.add_signal_handler(signal.SIGINT, on_stop, False)
-    loop.add_signal_handler(signal.SIGQUIT, on_stop, True)
-    if reloadable:
-        loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
-    loop.add_signal_handler(signal.SIGUSR1, gw.reopen_logs)
-    for sig in early_signals or ():  # a stop that came while the worker was starting
-        on_stop(sig == signal.SIGQUIT)
-    if reloadable:  # one process serving alone
-        set_title(f"single process {' '.join(sys.argv[1:])}".rstrip())
-        announce(config, engine, gw.worker.log)
-    else:
-        gw.worker.log.notice(f"worker process {os.getpid()} started")
-    try:
-        await gw.stopped.wait()
-    finally:
-        if pid_path is not None:
-            _remove_pid(pid_path)
-    sys.stderr.flush()
-    return 0
-
-
-def _remove_pid(path: str) -> None:
-    try:
-        with open(path) as f:
-            if f.read().strip() == str(os.getpid()):
-                os.unlink(path)
-    except OSError:
-        pass

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastgate._wire import HttpDate, screen_headers
-from fastgate.config.locations import compile_regex
+from fastgate.config.regex import compile_regex
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
+from fastgate.http.server import ClientConnection
 from fastgate.http.uri import parse_target
 from fastgate.ops.jwks import remote_sources
 from fastgate.ops.logs import AccessLogs, ErrorLog
@@ -24,8 +25,6 @@ from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.request import Request
 from fastgate.proxy.upstream import build_groups
 
-if TYPE_CHECKING:
-    from fastgate.http.server import ClientConnection
 
 
 # how often deadlines (header, keep-alive, lingering, upstream read) are checked: a
@@ -102,7 +101,7 @@ class Worker:
         self.access = AccessLogs(config.log_formats, self.log)
         self.stats = stats if stats is not None else Stats()
         self.phases = Phases(self)
-        self.connections: set["ClientConnection"] = set()
+        self.connections: set[ClientConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.exchanges: set[Any] = set()  # callback exchanges in flight (their deadlines)
         self._clock: asyncio.TimerHandle | None = None
@@ -116,6 +115,7 @@ class Worker:
             for listen in s.listens:
                 by_addr.setdefault(listen.address, []).append(s)
         self.tables = {addr: ServerTable(servers, addr[1]) for addr, servers in by_addr.items()}
+        self.handlers = {addr: AddressHandler(self, table) for addr, table in self.tables.items()}
         self.remote = remote_sources(self)
         self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
 
@@ -136,6 +136,12 @@ class Worker:
 
     def default_settings(self, listen: Listen) -> Settings:
         return self.tables[listen.address].default.settings
+
+    def connection(self, listen: Listen) -> ClientConnection:
+        """A client connection on ``listen`` (the protocol factory of its server)."""
+        return ClientConnection(self.handlers[listen.address], self,
+                                self.default_settings(listen), self.engine, listen.ssl,
+                                listen.port)
 
     # --- the clock: one periodic check of every deadline, instead of a timer per request
 
@@ -175,19 +181,25 @@ class Worker:
                                     "are not enough")
         return False
 
-    def connection_opened(self, conn: "ClientConnection") -> None:
+    # --- the ConnectionObserver of every client connection --------------------------------
+
+    def opened(self, conn: ClientConnection) -> None:
         self.start_clock()
         self.connections.add(conn)
         self.stats.connection(+1)
 
-    def connection_closed(self, conn: "ClientConnection") -> None:
+    def closed(self, conn: ClientConnection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self.stats.connection(-1)
 
+    def idle(self, delta: int) -> None:
+        self.stats.idle(delta)
+
     # --- requests ---------------------------------------------------------------------------
 
-    def dispatch(self, conn: "ClientConnection", head: RequestHead) -> None:
+    def dispatch(self, conn: ClientConnection, head: RequestHead,
+                 vhosts: ServerTable) -> None:
         """A request head has arrived: answer it in callbacks when the phases can, else
         in a task. Either way ``complete`` runs once the response is written."""
         started = time.monotonic()
@@ -195,25 +207,27 @@ class Worker:
         if method == b"TRACE" or method == b"CONNECT":
             # nginx refuses both before any phase: TRACE echoes headers back (cookies,
             # tokens), CONNECT would turn the connection into a tunnel
-            self._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405))
+            self._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405),
+                         vhosts)
             return
         try:
             target = parse_target(head.target, method)
         except ProtocolError as e:
-            self._refuse(conn, e)
+            self._refuse(conn, e, vhosts)
             return
         req = Request(head, target, conn)
         if req.host is None:
             where = "in request line" if target[2] is not None else "header"
-            self._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400))
+            self._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400),
+                         vhosts)
             return
-        server = conn.vhosts.select(req.host)
+        server = vhosts.select(req.host)
         s = server.settings
         screened = screen_headers(head.headers, s.underscores_in_headers,
                                   s.ignore_invalid_headers)
         if screened is not None:
             if screened[0]:
-                self._refuse(conn, ProtocolError(screened[1], screened[0]))
+                self._refuse(conn, ProtocolError(screened[1], screened[0]), vhosts)
                 return
             req.head = self._without(conn, head, screened[1], screened[2])
         req.server = server
@@ -227,13 +241,14 @@ class Worker:
         if coro is not None:
             self.spawn(conn, req, coro, started)
 
-    def _refuse(self, conn: "ClientConnection", error: ProtocolError) -> None:
+    def _refuse(self, conn: ClientConnection, error: ProtocolError,
+                vhosts: ServerTable) -> None:
         """A request refused before any phase (the HTTP layer's 400 and 405): answered,
         and the connection closed, as nginx closes after such an error."""
-        self.reject(conn, error)
+        self.reject(conn, error, vhosts)
         conn.finish()
 
-    def _without(self, conn: "ClientConnection", head: RequestHead, kept: list[Any],
+    def _without(self, conn: ClientConnection, head: RequestHead, kept: list[Any],
                  dropped: list[bytes]) -> RequestHead:
         for name in dropped:
             self.log.info(f'client sent invalid header line: "{name.decode("latin-1")}"',
@@ -242,7 +257,7 @@ class Worker:
                            head.content_length, head.keep_alive, head.expect_continue,
                            head.upgrade)
 
-    def failed(self, conn: "ClientConnection", req: Request, error: Exception,
+    def failed(self, conn: ClientConnection, req: Request, error: Exception,
                started: float, responded: bool) -> None:
         """An unexpected error in a callback (a bug): logged, and it costs this request
         only — a 500 if nothing of its response has gone out yet (then the connection
@@ -262,12 +277,12 @@ class Worker:
             conn.abort()
         self.complete(conn, req, started)
 
-    def spawn(self, conn: "ClientConnection", req: Request, coro: Any, started: float) -> None:
+    def spawn(self, conn: ClientConnection, req: Request, coro: Any, started: float) -> None:
         task = asyncio.get_running_loop().create_task(self._run(conn, req, coro, started))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, conn: "ClientConnection", req: Request, coro: Any,
+    async def _run(self, conn: ClientConnection, req: Request, coro: Any,
                    started: float) -> None:
         try:
             await coro
@@ -277,7 +292,7 @@ class Worker:
         finally:
             self.complete(conn, req, started)
 
-    def complete(self, conn: "ClientConnection", req: Request, started: float) -> None:
+    def complete(self, conn: ClientConnection, req: Request, started: float) -> None:
         """The response is written (or abandoned): count it, log it, free the connection."""
         self.stats.request(req.status, time.monotonic() - started)
         if req.conn_slots:
@@ -294,7 +309,8 @@ class Worker:
             return
         conn.request_done()
 
-    def reject(self, conn: "ClientConnection", error: ProtocolError) -> None:
+    def reject(self, conn: ClientConnection, error: ProtocolError,
+               vhosts: ServerTable) -> None:
         """Answer a request that could not be parsed; the caller closes."""
         reason = error.reason
         self.log.info(reason if reason.startswith("client ") else
@@ -312,13 +328,14 @@ class Worker:
         except Exception:  # the engine cannot frame a response in this state: by hand
             out = _raw_error(error.status, body, headers)
         conn.write(out)
-        self.log_refused(conn, error.status, len(body), len(out))
+        self.log_refused(conn, error.status, len(body), len(out), vhosts)
 
-    def log_refused(self, conn: "ClientConnection", status: int, body: int, sent: int) -> None:
+    def log_refused(self, conn: ClientConnection, status: int, body: int, sent: int,
+                    vhosts: ServerTable) -> None:
         """A request the HTTP layer refused (400, 408, 413, 414, 431, 505) goes to the
         access log of the address's default server, as nginx writes it: ``$request`` is
         "-" (nothing of it was parsed), the status and bytes are what was sent."""
-        server = self.tables[conn.listen.address].default
+        server = vhosts.default
         entries = server.settings.access_log
         if not entries or conn.info is None:
             return
@@ -329,6 +346,10 @@ class Worker:
         req.bytes_sent = sent
         self.access.write(entries, req)
 
+    def status_page(self) -> bytes:
+        return self.stats.exposition(self.engine, self.zones,
+                                     {url: src.fetched_at for url, src in self.remote.items()})
+
     def close(self) -> None:
         self.stop_clock()
         for src in self.remote.values():
@@ -337,6 +358,33 @@ class Worker:
             g.close()
         self.access.close()
         self.log.flush()
+
+
+class AddressHandler:
+    """The ``RequestHandler`` of one listening address: the worker, with the servers
+    that address selects from."""
+
+    __slots__ = ("worker", "vhosts")
+
+    def __init__(self, worker: Worker, vhosts: ServerTable) -> None:
+        self.worker = worker
+        self.vhosts = vhosts
+
+    def on_request(self, conn: ClientConnection, head: RequestHead) -> None:
+        self.worker.dispatch(conn, head, self.vhosts)
+
+    def on_refused(self, conn: ClientConnection, error: ProtocolError) -> None:
+        self.worker.reject(conn, error, self.vhosts)
+
+    def on_header_timeout(self, conn: ClientConnection) -> None:
+        w = self.worker
+        w.log.info("client timed out (110: Connection timed out) while reading client "
+                   "request headers", conn)
+        w.log_refused(conn, 408, 0, 0, self.vhosts)  # in the access log, as nginx
+
+    def on_crash(self, conn: ClientConnection, error: Exception) -> None:
+        self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",
+                              conn)
 
 
 # what a refused request is known by: nothing

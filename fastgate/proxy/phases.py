@@ -10,8 +10,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Coroutine
 
-from fastgate.config.locations import AUTO_REDIRECT
-from fastgate.config.model import Location, Return, Server
+from fastgate.config.model import AUTO_REDIRECT, Location, Return, Server, Settings
 from fastgate._wire import bearer_of, field_value, upstream_headers
 from fastgate.errors import (
     AmbiguousTokenError,
@@ -23,7 +22,8 @@ from fastgate.errors import (
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path, normalize
-from fastgate.proxy.headers import client_response_headers, is_safe_value
+from fastgate.proxy.headers import (
+    client_response_headers, is_safe_value, request_drop, set_plan)
 from fastgate.proxy.fast import FastExchange
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
@@ -31,7 +31,7 @@ from fastgate.proxy.upstream import Peer, UpstreamConnection, UpstreamError
 
 if TYPE_CHECKING:
     from fastgate.http.server import ClientConnection
-    from fastgate.ops.worker import Worker
+    from fastgate.proxy.runtime import Runtime
 
 _NOT_TRIED: frozenset[Peer] = frozenset()
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -46,10 +46,13 @@ CHALLENGE_INVALID = b'Bearer realm="fastgate", error="invalid_token"'
 class Phases:
     """Runs requests for one worker. Holds no per-request state: that is ``Request``."""
 
-    def __init__(self, worker: "Worker") -> None:
+    def __init__(self, worker: "Runtime") -> None:
         self.w = worker
         # id(location) → (location, its limit_conn plan, its limit_req plan)
         self._limits: dict[int, tuple[Location, tuple[Any, ...], tuple[Any, ...]]] = {}
+        # id(settings) → (settings, proxy_set_header as the C builder wants it, the names
+        # of client headers not passed on): once per location, not per request
+        self._header_plans: dict[int, tuple[Settings, tuple[Any, ...], tuple[bytes, ...]]] = {}
 
     # --- entry ----------------------------------------------------------------------------------
 
@@ -57,7 +60,7 @@ class Phases:
               started: float) -> Coroutine[Any, Any, None] | None:
         """Run what can run in callbacks — the common case: no body, a location that
         checks a token and proxies — and return None once the request is taken care of
-        (``Worker.complete`` is called when its response is written). Anything else is
+        (``Runtime.complete`` is called when its response is written). Anything else is
         returned as a coroutine for a task."""
         head = req.head
         if server.ret is not None or head.content_length != 0 or head.upgrade is not None:
@@ -149,11 +152,7 @@ class Phases:
                 return
         # content phase
         if loc.status_page:
-            w = self.w
-            page = w.stats.exposition(w.engine, w.zones,
-                                      {url: src.fetched_at for url, src in w.remote.items()})
-            self.send(conn, req, loc, 200, page,
-                            b"text/plain; version=0.0.4")
+            self.send(conn, req, loc, 200, self.w.status_page(), b"text/plain; version=0.0.4")
             return
         if loc.proxy_pass is not None:
             await self._proxy(conn, req, loc)
@@ -503,7 +502,11 @@ class Phases:
         req.proxy_host = pp.host_header
         req.proxy_port = pp.port
         s = loc.settings
-        headers, unsafe = upstream_headers(req.head.headers, s.proxy_set, s.proxy_drop,
+        plan = self._header_plans.get(id(s))
+        if plan is None:
+            plan = self._header_plans[id(s)] = (
+                s, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header))
+        headers, unsafe = upstream_headers(req.head.headers, plan[1], plan[2],
                                            pp.host_bytes, req)
         if unsafe is not None:
             w = self.w

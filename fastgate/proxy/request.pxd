@@ -1,17 +1,7 @@
 # The request's fields, declared here so that the other compiled modules (the callback
 # exchange) read and write them as C struct members.
 
-from fastgate._wire cimport RequestHead
-
-
-cdef class ConnectionInfo:
-    cdef readonly str scheme
-    cdef readonly str remote_addr
-    cdef readonly int remote_port
-    cdef readonly str server_addr
-    cdef readonly int server_port
-    cdef readonly long long connection_id
-    cdef readonly str ssl_protocol  # "TLSv1.3"; empty without TLS
+from fastgate._wire cimport ConnectionInfo, RequestHead
 
 
 cdef class Request:

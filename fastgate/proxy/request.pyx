@@ -16,22 +16,6 @@ from fastgate._wire import host_of, normal_host
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
-cdef class ConnectionInfo:
-    """What a client connection tells each of its requests, fixed once the connection is
-    made; the request copies it field by field (from a C struct, not by six lookups in a
-    Python object)."""
-
-    def __init__(self, str scheme, str remote_addr, int remote_port, str server_addr,
-                 int server_port, long long connection_id, str ssl_protocol=""):
-        self.scheme = scheme
-        self.remote_addr = remote_addr
-        self.remote_port = remote_port
-        self.server_addr = server_addr
-        self.server_port = server_port
-        self.connection_id = connection_id
-        self.ssl_protocol = ssl_protocol
-
-
 cdef class Request:
     """Attributes are what ``fastgate.variables`` getters read; headers as str pairs are
     made only if a variable asks for them."""

@@ -8,16 +8,8 @@ from pathlib import Path
 import pytest
 
 from fastgate.config import ConfigError, load_config
-from fastgate.config.directives import (
-    EVENTS,
-    HTTP,
-    LOCATION,
-    MAIN,
-    SERVER,
-    TABLE,
-    UPSTREAM,
-    UPSTREAM_TABLE,
-)
+from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, UPSTREAM
+from fastgate.config.directives import TABLE, UPSTREAM_TABLE
 
 # A valid use of each directive, as it would be written inside any allowed context.
 SAMPLES = {

@@ -116,7 +116,7 @@ def test_no_match_without_root_location(tmp_path: Path) -> None:
 
 
 def test_find_answers_again_from_its_memo_and_stays_bounded(server) -> None:  # type: ignore[no-untyped-def]
-    from fastgate.config.locations import FIND_MEMO_SIZE
+    from fastgate.config.model import FIND_MEMO_SIZE
 
     tree = server.locations
     for uri, expected, captures in TABLE:  # twice: the second answer comes from the memo

@@ -26,10 +26,11 @@ BUILT_FROM = {
     ("Settings", "auth_jwt_cache"): "config/merge.py",
     ("Settings", "auth_jwt_issuer"): "config/merge.py",
     ("Settings", "auth_jwt_audience"): "config/merge.py",
-    ("Settings", "proxy_set_header"): "config/model.py",  # proxy_set, proxy_drop
     ("Settings", "error_page"): "config/model.py",  # error_page_for
-    ("Location", "regex"): "config/locations.py",  # LocationTree.find
-    ("Location", "children"): "config/locations.py",
+    ("Location", "children"): "config/model.py",  # LocationTree.find
+    # the tree's own tables: read by its find
+    ("LocationTree", "prefixes"): "config/model.py",
+    ("LocationTree", "redirects"): "config/model.py",
     ("Config", "maps"): "config/load.py",  # their variables are registered at load
     ("Upstream", "implicit"): "config/load.py",  # a fact about the file, not a setting
 }

@@ -212,7 +212,7 @@ def test_gzip_is_warned_and_flush_needs_no_buffer(tmp_path: Path) -> None:
     conf.write_text(f"http {{ access_log {tmp_path}/a.log combined gzip flush=5s; }}\n")
     run = fastgate("-t", "-c", str(conf))
     assert run.returncode == 0, run.stderr
-    assert f'[warn] "gzip" of "access_log" is ignored' in run.stderr
+    assert '[warn] "gzip" of "access_log" is ignored' in run.stderr
 
 
 # --- 3. bytes in logged values --------------------------------------------------------------------
@@ -390,6 +390,11 @@ def test_start_says_where_it_listens_and_processes_have_titles(
     assert _cmdline(gw.proc.pid).startswith("fastgate: master process -c ")
     workers = children(gw.proc.pid)
     assert len(workers) == 2
+    # a worker names itself just after the fork, maybe after the master's announcement
+    deadline = time.monotonic() + 5
+    while (not all(_cmdline(w) == "fastgate: worker process" for w in workers)
+           and time.monotonic() < deadline):
+        time.sleep(0.02)
     assert all(_cmdline(w) == "fastgate: worker process" for w in workers)
 
 

@@ -13,7 +13,6 @@ import jwt as pyjwt
 import pytest
 
 from fastgate.config import load_config
-from fastgate.http.server import ClientConnection
 from fastgate.ops.worker import Worker
 from fastgate.proxy.upstream import UpstreamConnection
 
@@ -76,7 +75,7 @@ http {{
 
         self.worker.log.write = record  # type: ignore[method-assign]
         self.client_out = Sink()
-        self.client = ClientConnection(self.worker, self.worker.listens()[0])
+        self.client = self.worker.connection(self.worker.listens()[0])
         self.client.connection_made(self.client_out)  # type: ignore[arg-type]
         peer = self.worker.groups["be"].primary[0]
         self.upstream = UpstreamConnection(peer)

@@ -1,0 +1,95 @@
+"""What a directive handler works with while the configuration loads: the ``Level``
+(one block being built) it writes its settings into, and the ``Context`` — the few
+services of the loader it may use (messages, paths, variables, the http-wide tables).
+
+Handlers (``fastgate.config.directives``) and the merge (``fastgate.config.merge``) see
+the loader only through this, so neither imports the loader that drives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+
+from fastgate.config.errors import ConfigError
+from fastgate.config.model import Listen, LimitZone, LogFile, LogFormat, Upstream
+from fastgate.config.parser import Directive
+from fastgate.variables import Map, Template
+
+MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
+    "main", "events", "http", "server", "location", "upstream")
+HSL = frozenset({HTTP, SERVER, LOCATION})
+HS = frozenset({HTTP, SERVER})
+SL = frozenset({SERVER, LOCATION})
+ANY_HTTP = frozenset({MAIN, HTTP, SERVER, LOCATION})
+
+
+@dataclass
+class Level:
+    """One block being built: its own settings (``fields``), what is not inherited
+    (``local``), the directive that set each name, and its child blocks."""
+
+    ctx: str
+    directive: Directive | None
+    fields: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, Directive] = field(default_factory=dict)
+    local: dict[str, Any] = field(default_factory=dict)
+    children: list["Level"] = field(default_factory=list)
+    parent: "Level | None" = None
+
+    def once(self, d: Directive) -> None:
+        """nginx's ``is duplicate``: most directives may be set once per level."""
+        if d.name in self.origins:
+            raise d.error(f'"{d.name}" directive is duplicate')
+        self.origins[d.name] = d
+
+
+class Context(Protocol):
+    """The loader as a handler sees it (``fastgate.config.load.Loader`` is the one)."""
+
+    upstreams: dict[str, Upstream]
+    upstream_names: set[str]  # every upstream block's name, known before the walk
+    log_formats: dict[str, LogFormat]
+    log_files: list[LogFile]
+    zones: dict[str, LimitZone]
+    zone_refs: list[tuple[str, str, Directive]]  # (kind, zone, where) checked after the walk
+
+    def error(self, message: str, file: str | None = None,
+              line: int | None = None) -> ConfigError: ...
+
+    def warn(self, message: str, d: Directive) -> None: ...
+
+    def notice(self, message: str, d: Directive) -> None: ...
+
+    def path_of(self, value: str, prefix: bool = False) -> str: ...
+
+    def compile(self, text: str, d: Directive) -> Template: ...
+
+    def declare_maps(self, http: Directive) -> None: ...
+
+    def define_map(self, m: Map, d: Directive) -> None: ...
+
+    def implicit_upstream(self, host: str, port: int, d: Directive) -> str: ...
+
+    def require_log_format(self, name: str, d: Directive) -> None: ...
+
+    def default_listen(self) -> Listen: ...
+
+    def walk(self, directives: Iterable[Directive], lvl: Level,
+             table: dict[str, Spec] = ...) -> None: ...
+
+
+Handler = Callable[[Context, Level, Directive], None]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One directive: where it may appear, how many arguments, and its handler (nginx's
+    ``ngx_command_t``)."""
+
+    name: str
+    contexts: frozenset[str]
+    min_args: int
+    max_args: int | None  # None: no upper bound
+    handler: Handler
+    block: bool = False

@@ -1,0 +1,72 @@
+"""The contract between a client connection and what serves its requests: the only
+way the HTTP layer reaches upward. ``ClientConnection`` is built from these and plain
+values; it never sees the worker, the configuration or the proxy.
+
+- ``RequestHandler``: one per listening address; receives each parsed request head, and
+  the requests the HTTP layer refuses itself (so they are answered and logged as nginx
+  does), and the crashes nothing nearer caught.
+- ``ConnectionObserver``: one per worker; admits and counts connections and knows
+  whether the worker is stopping.
+- ``ConnectionPolicy``: the limits a connection keeps (the address's default server's
+  settings satisfy it).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+from fastgate.http.engine import ProtocolError, RequestHead
+
+# the connection type (``fastgate.http.server.ClientConnection``), a parameter so that
+# this contract does not import the module that uses it
+C = TypeVar("C", contravariant=True)
+
+
+class RequestHandler(Protocol[C]):
+    def on_request(self, conn: C, head: RequestHead) -> None:
+        """A request head has arrived; its body (if any) follows on ``conn.body``."""
+
+    def on_refused(self, conn: C, error: ProtocolError) -> None:
+        """Answer a request the HTTP layer could not parse; the connection closes after."""
+
+    def on_header_timeout(self, conn: C) -> None:
+        """A request head never completed (closed without an answer, as nginx): log it."""
+
+    def on_crash(self, conn: C, error: Exception) -> None:
+        """An unexpected error under the engine's callbacks: log it (the connection is
+        cut by the caller)."""
+
+
+class ConnectionObserver(Protocol[C]):
+    @property
+    def stopping(self) -> bool:
+        """A graceful stop is under way: connections close after their response."""
+
+    def admit(self) -> bool:
+        """Whether one more connection may be served (``worker_connections``)."""
+
+    def next_connection_id(self) -> int: ...
+
+    def opened(self, conn: C) -> None: ...
+
+    def closed(self, conn: C) -> None: ...
+
+    def idle(self, delta: int) -> None:
+        """Connections between requests went up or down by ``delta``."""
+
+
+class ConnectionPolicy(Protocol):
+    @property
+    def large_client_header_buffers(self) -> tuple[int, int]: ...
+
+    @property
+    def client_header_timeout(self) -> float: ...
+
+    @property
+    def keepalive_timeout(self) -> float: ...
+
+    @property
+    def keepalive_requests(self) -> int: ...
+
+    @property
+    def keepalive_time(self) -> float: ...

@@ -1,0 +1,44 @@
+"""What the phases need from the process that runs them: the ``Runtime`` protocol.
+
+The proxy layer defines it and the worker (``fastgate.ops.worker.Worker``) implements
+it, so the phases and the callback exchange reach the logs, counters, limit zones and
+upstream groups without importing the layer above them. The log, counters and zones
+are the worker's own objects; their methods are listed where the proxy calls them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Coroutine, Protocol
+
+from fastgate.config.model import Config
+from fastgate.http.server import ClientConnection
+from fastgate.proxy.request import Request
+from fastgate.proxy.upstream import UpstreamGroup
+
+
+class Runtime(Protocol):
+    config: Config
+    # ErrorLog: write(level, message, conn, req), error/warn/info/notice(message, conn, req)
+    log: Any
+    # Stats: request, upstream_error, unsafe_header, limit..., jwt counters
+    stats: Any
+    zones: dict[str, Any]  # limit zones by name (shared tables)
+    groups: dict[str, UpstreamGroup]
+    # verifier → the remote JWKS it takes keys from (for "keys unavailable" answers)
+    remote_of: dict[Any, Any]
+    exchanges: set[Any]  # callback exchanges in flight: the worker's clock checks them
+    http_date: Callable[[], bytes]
+
+    def status_page(self) -> bytes:
+        """The ``fastgate_status`` exposition, now."""
+
+    def complete(self, conn: ClientConnection, req: Request, started: float) -> None:
+        """The response is written (or abandoned): count, log, free the connection."""
+
+    def failed(self, conn: ClientConnection, req: Request, error: Exception,
+               started: float, responded: bool) -> None:
+        """An unexpected error in a callback: it costs this request only."""
+
+    def spawn(self, conn: ClientConnection, req: Request,
+              coro: Coroutine[Any, Any, None], started: float) -> None:
+        """Run the rest of the request as a task; ``complete`` follows it."""
