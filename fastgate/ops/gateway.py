@@ -275,6 +275,12 @@ async def serve(source: Source, config: Config, engine: str | None,
     """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
     master reloads by starting new workers) and writes no pid file."""
     gw = Gateway(source, config, engine, sockets, stats, zones, contexts)
+    loop = asyncio.get_running_loop()
+    # from the moment the port answers a stop signal is a stop, not its default action
+    # (SIGQUIT's is a core dump): while starting it is remembered, and obeyed below
+    early = early_signals if early_signals is not None else []
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        loop.add_signal_handler(sig, early.append, sig)
     await gw.start()
     # what exists now (modules, the configuration, the worker) lives as long as the
     # process: out of the collector's sight, a full collection under load does not walk
@@ -285,7 +291,6 @@ async def serve(source: Source, config: Config, engine: str | None,
             write_pid(pid_path)
         except OSError as e:
             raise StartError(f'open() "{pid_path}" failed ({e.errno}: {e.strerror})') from None
-    loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[Any]] = set()
 
     def spawn(coro: Any) -> None:
@@ -308,7 +313,7 @@ async def serve(source: Source, config: Config, engine: str | None,
     if reloadable:
         loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
     loop.add_signal_handler(signal.SIGUSR1, gw.reopen_logs)
-    for sig in early_signals or ():  # a stop that came while the worker was starting
+    for sig in early:  # a stop that came while the worker was starting
         on_stop(sig == signal.SIGQUIT)
     if reloadable:  # one process serving alone
         set_title(f"single process {' '.join(sys.argv[1:])}".rstrip())

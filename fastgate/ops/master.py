@@ -146,26 +146,33 @@ class Master:
     # --- the master's loop -------------------------------------------------------------------
 
     def run(self) -> int:
-        try:
-            self.sockets = self.bind_all(self.config)
-        except StartError as e:
-            print(f"fastgate: [emerg] {e}", file=sys.stderr)
-            return 1
-        if self.pid_path is not None:
-            try:
-                write_pid(self.pid_path)
-            except OSError as e:
-                print(f'fastgate: [emerg] open() "{self.pid_path}" failed '
-                      f"({e.errno}: {e.strerror})", file=sys.stderr)
-                return 1
         # a signal (SIGCHLD above all) wakes the loop at once: a stop is over as soon as
-        # the last worker is
+        # the last worker is. The handlers come before the sockets: once the port
+        # answers, a stop signal is a stop, never the default action (SIGQUIT's is a
+        # core dump)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w)
         for sig in SIGNALS:
             signal.signal(sig, self._on_signal)
+        try:
+            self.sockets = self.bind_all(self.config)
+            if self.pid_path is not None:
+                write_pid(self.pid_path)
+        except (StartError, OSError) as e:
+            if isinstance(e, StartError):
+                print(f"fastgate: [emerg] {e}", file=sys.stderr)
+            else:
+                print(f'fastgate: [emerg] open() "{self.pid_path}" failed '
+                      f"({e.errno}: {e.strerror})", file=sys.stderr)
+            for socks in self.sockets.values():
+                for sock in socks:
+                    sock.close()
+            signal.set_wakeup_fd(-1)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            return 1
         set_title(f"master process {' '.join(sys.argv[1:]) or self.source.path}")
         for i in range(self.config.worker_processes):
             self.spawn(i)
