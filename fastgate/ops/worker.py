@@ -295,10 +295,7 @@ class Worker:
     def complete(self, conn: ClientConnection, req: Request, started: float) -> None:
         """The response is written (or abandoned): count it, log it, free the connection."""
         self.stats.request(req.status, time.monotonic() - started)
-        if req.conn_slots:
-            for table, key in req.conn_slots:
-                table.release(key)
-            req.conn_slots = None
+        req.release_conn_slots()
         loc = req.location
         server = req.server
         entries = loc.settings.access_log if loc is not None else (

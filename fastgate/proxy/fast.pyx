@@ -151,6 +151,7 @@ cdef class FastExchange:
         if self.rhead is None:
             return
         self.out.append(self.conn.engine.send_end())
+        self.req.release_conn_slots()  # before the client can have it all and ask again
         self.flush()
         uconn = self.uconn
         uconn.detach()

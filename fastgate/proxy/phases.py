@@ -746,6 +746,11 @@ class Phases:
             req.upstream_status = "502"
             self.respond_error(conn, req, loc, 502)
             return False
+        # limit_conn counts the request until the client has all of its response, and no
+        # longer: released before the bytes that complete it, as the client may send its
+        # next request the moment they arrive (before this task runs again)
+        if head_only or length == 0:
+            req.release_conn_slots()
         conn.write(out)
         req.bytes_sent = len(out)
         body = uconn.body
@@ -768,6 +773,8 @@ class Phases:
                 break
             if head_only:
                 continue
+            if body.done:  # the upstream's last bytes: the client's too
+                req.release_conn_slots()
             sent += len(chunk)
             data = engine.send_body(chunk)
             conn.write(data)
@@ -780,6 +787,7 @@ class Phases:
                     return False
         if conn.closed:
             return False
+        req.release_conn_slots()
         conn.write(engine.send_end())
         return True
 

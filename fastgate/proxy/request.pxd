@@ -45,3 +45,5 @@ cdef class Request:
     cdef public object conn_slots  # [(table, key)] limit_conn counts to release, or None
     # the status an error_page imposes on whatever answers (None: the answer's own)
     cdef public object override
+
+    cpdef release_conn_slots(self)

@@ -116,3 +116,13 @@ cdef class Request:
             if n.lower() == lname:
                 return v
         return None
+
+    cpdef release_conn_slots(self):
+        """The request's ``limit_conn`` counts, given back once: before the bytes that
+        complete its response (the client may send its next request the moment they
+        arrive), or when it ends some other way."""
+        slots = self.conn_slots
+        if slots is not None:
+            self.conn_slots = None
+            for table, key in slots:
+                table.release(key)

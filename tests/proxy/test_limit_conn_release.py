@@ -1,0 +1,120 @@
+"""``limit_conn`` counts a request until the client has all of its response — and no
+longer (issue #21, item 6): the count is given back before the bytes that complete the
+response are written, since the client may send its next request the moment they
+arrive, before the task that wrote them runs again. Checked in process at each write to
+the client, on both engines and both exchange paths."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastgate.config import load_config
+from fastgate.ops.worker import Worker
+from fastgate.proxy.upstream import UpstreamConnection
+
+KEY = b"k"
+
+
+class Sink:
+    """A transport that keeps what is written; ``on_write`` sees each write."""
+
+    def __init__(self, on_write: Any = None) -> None:
+        self.out: list[bytes] = []
+        self.on_write = on_write
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+        if self.on_write is not None:
+            self.on_write(data)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
+            name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("engine", ["h11", "httptools"])
+@pytest.mark.parametrize("path,response", [
+    ("callback", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("task", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ("task", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    ("task", b"HTTP/1.1 204 No Content\r\n\r\n"),
+], ids=["callback", "task-length", "task-chunked", "task-204"])
+def test_the_count_is_free_when_the_client_has_the_response(
+        tmp_path: Path, engine: str, path: str, response: bytes) -> None:
+    conf = tmp_path / "t.conf"
+    conf.write_text(f"""error_log {tmp_path}/error.log info;
+http {{
+  upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+  limit_conn_zone $http_x_who zone=c:1m;
+  server {{ listen 127.0.0.1:8080;
+    location / {{ limit_conn c 1; proxy_pass http://be; }} }} }}
+""")
+    # the task path: a request with a body (the callback path takes bodiless ones)
+    request = (b"POST /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\nContent-Length: 2\r\n\r\nhi"
+               if path == "task" else b"GET /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\n\r\n")
+
+    async def main() -> list[tuple[bytes, bool]]:
+        worker = Worker(load_config(str(conf)), engine)
+        table = worker.zones["c"]
+        seen: list[tuple[bytes, bool]] = []  # (bytes written, whether the count was free)
+
+        def on_write(data: bytes) -> None:
+            free = table.acquire(KEY, 1)
+            if free:
+                table.release(KEY)
+            seen.append((data, free))
+
+        try:
+            client = worker.connection(worker.listens()[0])
+            client.connection_made(Sink(on_write))  # type: ignore[arg-type]
+            peer = worker.groups["be"].primary[0]
+            upstream = UpstreamConnection(peer)
+            upstream_out = Sink()
+            upstream.connection_made(upstream_out)  # type: ignore[arg-type]
+            peer.idle.append(upstream)
+            client.data_received(request)
+            for _ in range(20):
+                if upstream_out.out and (path == "callback" or b"hi" in b"".join(upstream_out.out)):
+                    break
+                await asyncio.sleep(0)
+            assert upstream_out.out, "the request went upstream"
+            assert not table.acquire(KEY, 1), "the request holds its count while it waits"
+            upstream.data_received(response)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert table.acquire(KEY, 1), "released once, and only once"
+            table.release(KEY)
+        finally:
+            worker.close()
+        return seen
+
+    seen = asyncio.run(main())
+    written = b"".join(data for data, _ in seen)
+    assert written.startswith(b"HTTP/1.1 2"), written
+    # the write that leaves the client with the whole response found the count free
+    assert seen[-1][1], f"the response's last bytes went out with the count held: {seen}"
