@@ -9,7 +9,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CORE_SO := fastgate/_core$(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: all venv build test bench bench-micro bench-load load-deps soak fuzz demo clean sysdeps
+.PHONY: all venv build test lint bench bench-micro bench-load load-deps soak fuzz demo clean sysdeps
 
 all: build
 
@@ -41,7 +41,12 @@ $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 
 build: $(CORE_SO)
 
-test: build
+# ruff (pyproject's rules) and mypy --strict over the package, its C modules' .pyi included
+lint: $(STAMP)
+	$(VPY) -m ruff check -q fastgate tests bench fuzz
+	$(VPY) -m mypy
+
+test: build lint
 	$(VPY) -m pytest -q -p no:cacheprovider tests
 
 bench-micro: build

@@ -11,10 +11,10 @@ off; 50 connections; every row run ``--runs`` times (default 3) and the median k
 Each run of a row is paired with a run of nginx ``proxy_pass`` just before it, and a
 row's ratios are the median of the pairs' ratios: on a shared VM the speed of the
 machine drifts by tens of percent within minutes, and pairing keeps that drift out of
-the ratios. For the same reason the rows
-compared with the aiohttp peer (a valid HS256 token, each engine) also pair each of
-their runs with a run of the peer, which stays up, idle, for the whole benchmark. Prints requests/s, p50, p99, the
-ratio to nginx and the p99 ratio for every row, then the targets of issue #5;
+the ratios. For the same reason the rows compared with the aiohttp peer (a valid HS256
+token, each engine) also pair each of their runs with a run of the peer, which stays up,
+idle, for the whole benchmark. Prints requests/s, p50, p99, the ratio to nginx and the
+p99 ratio for every row, then the targets of issue #5;
 ``--json FILE`` writes the figures too.
 
     python bench/load.py [--duration 5] [--runs 3] [--rows all|quick] [--json out.json]
@@ -108,7 +108,8 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def run_wrk(url: str, duration: int, headers: list[str], script: str | None) -> tuple[float, float, float, int]:
+def run_wrk(url: str, duration: int, headers: list[str],
+            script: str | None) -> tuple[float, float, float, int]:
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
     for h in headers:
         cmd += ["-H", h]

@@ -78,7 +78,8 @@ http {{ access_log off;
   server {{
     listen 127.0.0.1:{port}; keepalive_requests 1000000;
     auth_jwt_key "{SECRET}";
-    location /hs/ {{ auth_jwt on; proxy_set_header X-User-Id $jwt_claim_sub; proxy_pass http://be; }}
+    location /hs/ {{ auth_jwt on; proxy_set_header X-User-Id $jwt_claim_sub;
+                    proxy_pass http://be; }}
     location /admin/ {{ auth_jwt on; auth_jwt_require $is_admin error=403; proxy_pass http://be; }}
     location /public/ {{ proxy_pass http://be; }}
     location = /health {{ return 200 "OK\\n"; }}

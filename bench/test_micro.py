@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 import hmac
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -34,7 +35,8 @@ _PRIVATE = {
     "P-256": ec.generate_private_key(ec.SECP256R1()),
     "Ed25519": ed25519.Ed25519PrivateKey.generate(),
 }
-ALGS = {"HS256": None, "HS512": None, "RS256": "RSA", "PS256": "RSA", "ES256": "P-256", "EdDSA": "Ed25519"}
+ALGS = {"HS256": None, "HS512": None, "RS256": "RSA", "PS256": "RSA", "ES256": "P-256",
+        "EdDSA": "Ed25519"}
 
 
 def _raw(alg: str, token: bytes) -> Callable[[], Any]:

@@ -54,6 +54,7 @@ class EchoProtocol(asyncio.Protocol):
     size. Small and strict (h11), enough for a demo."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
         self.t = transport
         self.conn = h11.Connection(h11.SERVER)
         self.req: h11.Request | None = None
@@ -99,7 +100,7 @@ def start_echo_backend() -> int:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
-    port = sock.getsockname()[1]
+    port: int = sock.getsockname()[1]
 
     def serve() -> None:
         loop = asyncio.new_event_loop()

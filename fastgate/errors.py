@@ -1,8 +1,9 @@
 """fastgate's errors: the gateway's start failure, and the JWT error tree shared by the
 Cython core and the Python side.
 
-The JWT errors are one tree under ``JWTError`` (as PyJWT's ``InvalidTokenError``); each class carries the
-reason the error log prints, worded as the nginx JWT module words it, and the HTTP
+The JWT errors are one tree under ``JWTError`` (as PyJWT's ``InvalidTokenError``); each
+class carries the reason the error log prints, worded as the nginx JWT module words it,
+and the HTTP
 status the access phase answers with.
 """
 

@@ -12,11 +12,8 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-# RSA moduli below this are refused at load (NIST SP 800-131A; RFC 7518 section 3.3
-# requires 2048 bits for RS*/PS*)
-MIN_RSA_BITS = 2048
 
 from fastgate._core import (
     ALGORITHMS,
@@ -46,6 +43,10 @@ from fastgate.errors import (
     UnknownKeyError,
 )
 
+# RSA moduli below this are refused at load (NIST SP 800-131A; RFC 7518 section 3.3
+# requires 2048 bits for RS*/PS*)
+MIN_RSA_BITS = 2048
+
 __all__ = [
     "ALGORITHMS", "AlgorithmError", "AudienceError", "CriticalHeaderError", "IssuerError",
     "KeysUnavailableError", "ECKey", "EdDSAKey",
@@ -58,7 +59,7 @@ __all__ = [
 ENCODINGS = ("utf8", "hex", "base64", "file")
 
 
-def key_from_value(value: str, encoding: str = "utf8") -> Key:
+def key_from_value(value: str, encoding: str = "utf8") -> HMACKey:
     """An HMAC secret from an ``auth_jwt_key`` value in ``utf8``, ``hex`` or ``base64``."""
     if encoding == "utf8":
         secret = value.encode("utf-8")
@@ -142,6 +143,7 @@ def _looks_like_der(data: bytes) -> bool:
 def _key_from_pem(pem: bytes) -> Key:
     if b"PRIVATE KEY-----" in pem:
         raise KeyLoadError("holds a private key; give the gateway the public key only")
+    public: PublicKeyTypes
     try:
         if b"-----BEGIN CERTIFICATE-----" in pem:
             public = x509.load_pem_x509_certificate(pem).public_key()
@@ -232,18 +234,18 @@ def _key_from_jwk(jwk: dict[str, Any]) -> Key:
             numbers = ec.EllipticCurvePublicNumbers(
                 int.from_bytes(x, "big"), int.from_bytes(y, "big"), _CURVES[crv]
             )
-            public = numbers.public_key()
+            ec_public = numbers.public_key()
         except ValueError as err:
             raise KeyLoadError(f"invalid EC key: {err}") from None
-        return ECKey(public, kid, alg)
+        return ECKey(ec_public, kid, alg)
     if kty == "OKP":
         if jwk.get("crv") != "Ed25519":
             raise _Unsupported(f"OKP curve {jwk.get('crv')!r}")
         try:
-            public = ed25519.Ed25519PublicKey.from_public_bytes(_jwk_bytes(jwk, "x"))
+            ed_public = ed25519.Ed25519PublicKey.from_public_bytes(_jwk_bytes(jwk, "x"))
         except ValueError as err:
             raise KeyLoadError(f"invalid Ed25519 key: {err}") from None
-        return EdDSAKey(public, kid, alg)
+        return EdDSAKey(ed_public, kid, alg)
     if kty == "oct":
         return HMACKey(_jwk_bytes(jwk, "k"), kid, alg)
     raise _Unsupported(f"kty {kty!r}")

@@ -35,7 +35,8 @@ usage: fastgate token [--alg ALG] --key VALUE [--key-encoding utf8|hex|base64|fi
 """
 _MIN_SECRET = {"HS256": 32, "HS384": 48, "HS512": 64}  # the hash's output, as PyJWT warns
 
-_HASH = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASH: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _EC_SIZE = {"ES256": 32, "ES384": 48, "ES512": 66}
 
 
@@ -86,7 +87,7 @@ def signer(alg: str, key_value: str, encoding: str) -> Any:
         private = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as e:
         raise TokenToolError(f'"{key_value}" is not an unencrypted PEM private key ({e})') from None
-    digest = _HASH.get(alg[-3:])
+    digest = _HASH.get(alg[-3:], hashes.SHA256)
     if alg.startswith("RS") and isinstance(private, rsa.RSAPrivateKey):
         return lambda msg: private.sign(msg, padding.PKCS1v15(), digest())
     if alg.startswith("PS") and isinstance(private, rsa.RSAPrivateKey):

@@ -17,8 +17,9 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from fastgate.config.errors import ConfigError
 
@@ -349,7 +350,8 @@ class Map:
         def get(r: Any) -> str:
             memo = r.memo
             if key in memo:
-                return memo[key]
+                value: str = memo[key]
+                return value
             memo[key] = ""  # a map that refers to itself reads empty, never loops
             value = self.evaluate(r)
             memo[key] = value

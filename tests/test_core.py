@@ -4,13 +4,14 @@ independent oracle."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jwt as pyjwt
 import pytest
-from helpers import HMAC_SECRET, b64u, family_of, fuzz_examples, raw_token
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from helpers import HMAC_SECRET, b64u, family_of, fuzz_examples, raw_token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,10 +19,10 @@ from fastgate.jwt import (
     ALGORITHMS,
     AlgorithmError,
     AudienceError,
-    IssuerError,
     CriticalHeaderError,
     ExpiredError,
     HMACKey,
+    IssuerError,
     JWTError,
     NotYetValidError,
     SignatureError,

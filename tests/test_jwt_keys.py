@@ -9,10 +9,10 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from helpers import b64u
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
+from helpers import b64u
 
 from fastgate.jwt import (
     ECKey,
@@ -77,7 +77,7 @@ def test_pem_public_keys(tmp_path: Path, keypairs: dict[str, Any]) -> None:
 def test_certificate(tmp_path: Path, keypairs: dict[str, Any]) -> None:
     kp = keypairs["RSA"]
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "issuer")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(kp.public)

@@ -106,7 +106,8 @@ def test_jwks_age_and_labels_are_escaped() -> None:
 
     text = Stats().exposition("h11", None, {'https://idp/"x"': _time.time() - 30,
                                             "https://never": 0.0}).decode()
-    line = next(l for l in text.splitlines() if l.startswith("fastgate_jwks_age_seconds{"))
+    line = next(line for line in text.splitlines()
+                if line.startswith("fastgate_jwks_age_seconds{"))
     assert line.startswith('fastgate_jwks_age_seconds{url="https://idp/\\"x\\""} ')
     assert 29 <= float(line.split()[-1]) < 40
     assert "https://never" not in text  # no keys fetched yet: no age

@@ -1,6 +1,11 @@
 """Configuration: nginx syntax in, frozen model out. See ``load_config``."""
 
+from typing import TYPE_CHECKING
+
 from fastgate.config.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastgate.config.load import load_config
 
 __all__ = ["ConfigError", "load_config"]
 

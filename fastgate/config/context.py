@@ -8,11 +8,12 @@ the loader only through this, so neither imports the loader that drives them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from fastgate.config.errors import ConfigError
-from fastgate.config.model import Listen, LimitZone, LogFile, LogFormat, Upstream
+from fastgate.config.model import LimitZone, Listen, LogFile, LogFormat, Upstream
 from fastgate.config.parser import Directive
 from fastgate.variables import Map, Template
 
@@ -34,8 +35,8 @@ class Level:
     fields: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, Directive] = field(default_factory=dict)
     local: dict[str, Any] = field(default_factory=dict)
-    children: list["Level"] = field(default_factory=list)
-    parent: "Level | None" = None
+    children: list[Level] = field(default_factory=list)
+    parent: Level | None = None
 
     def once(self, d: Directive) -> None:
         """nginx's ``is duplicate``: most directives may be set once per level."""

@@ -13,33 +13,47 @@ import math
 import os
 import pwd
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastgate.config.context import (
-    ANY_HTTP, EVENTS, HS, HSL, HTTP, LOCATION, MAIN, SERVER, SL, UPSTREAM, Context, Handler,
-    Level, Spec)
+    ANY_HTTP,
+    EVENTS,
+    HS,
+    HSL,
+    HTTP,
+    LOCATION,
+    MAIN,
+    SERVER,
+    SL,
+    UPSTREAM,
+    Context,
+    Handler,
+    Level,
+    Spec,
+)
 from fastgate.config.errors import ConfigError
-from fastgate.config.regex import compile_regex
 from fastgate.config.model import (
     AccessLog,
-    LogFile,
-    Syslog,
-    User,
-    Where,
+    ErrorPage,
     LimitConn,
     LimitReq,
     LimitZone,
-    ErrorPage,
     Listen,
+    LogFile,
     LogFormat,
     ProxyPass,
     Require,
     Return,
+    Syslog,
     TryFiles,
     Upstream,
     UpstreamServer,
+    User,
+    Where,
 )
 from fastgate.config.parser import Directive
+from fastgate.config.regex import compile_regex
 from fastgate.config.values import (
     parse_code,
     parse_flag,
@@ -129,11 +143,11 @@ def usable_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
     except (OSError, ValueError):
         try:  # cgroup v1
             with open(f"{cgroup}/cpu/cpu.cfs_quota_us") as f:
-                q = int(f.read())
+                quota_us = int(f.read())
             with open(f"{cgroup}/cpu/cpu.cfs_period_us") as f:
-                period = int(f.read())
-            if q > 0 and period > 0:
-                quota = q / period
+                period_us = int(f.read())
+            if quota_us > 0 and period_us > 0:
+                quota = quota_us / period_us
         except (OSError, ValueError):
             pass
     if quota is not None:
@@ -767,7 +781,8 @@ def add_header(ld: Context, d: Directive) -> tuple[str, Template, bool]:
     return (name, ld.compile(d.args[1], d), always)
 
 
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def _check_header_name(d: Directive, name: str) -> None:

@@ -10,8 +10,8 @@ inside a word.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from fastgate.config.errors import ConfigError
 

@@ -7,8 +7,8 @@ when the error has a place) and nothing else for anything a user can write.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, Level, Spec
 from fastgate.config.directives import TABLE, lookup
@@ -21,6 +21,7 @@ from fastgate.config.model import (
     Listen,
     LogFile,
     LogFormat,
+    Server,
     Settings,
     Upstream,
     UpstreamServer,
@@ -180,7 +181,7 @@ class Loader:
                 self.zones[name] = replace(zone, uses_jwt=True)
         http = next((c for c in main.children if c.ctx == HTTP), None)
         events = next((c for c in main.children if c.ctx == EVENTS), None)
-        servers = ()
+        servers: tuple[Server, ...] = ()
         if http is not None:
             # nginx's implicit "access_log logs/access.log combined", where nothing says
             # otherwise; opened (and its directory made) only when some server uses it

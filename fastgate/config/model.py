@@ -9,9 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastgate.variables import Map, Template
-
 from fastgate.config.errors import ConfigError
+from fastgate.variables import Map, Template
 
 if TYPE_CHECKING:
     from fastgate._core import Key, Verifier
@@ -187,8 +186,8 @@ class Settings:
     # ("http"|"cookie"|"arg", name) when the source is one such variable: a token given
     # twice there is refused
     auth_jwt_source_var: tuple[str, str] | None = None
-    auth_jwt_key: tuple["Key", ...] = ()
-    auth_jwt_key_file: tuple["Key", ...] = ()
+    auth_jwt_key: tuple[Key, ...] = ()
+    auth_jwt_key_file: tuple[Key, ...] = ()
     auth_jwt_alg: str = "any"
     auth_jwt_require: Require | None = None
     auth_jwt_leeway: float = 0.0
@@ -249,7 +248,7 @@ class Location:
     ret: Return | None = None
     try_files: TryFiles | None = None
     status_page: bool = False
-    verifier: "Verifier | None" = None
+    verifier: Verifier | None = None
     children: LocationTree | None = None
 
     @property
@@ -297,7 +296,7 @@ class LocationTree:
         default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def build(cls, locations: list[Location]) -> "LocationTree":
+    def build(cls, locations: list[Location]) -> LocationTree:
         exact: dict[str, Location] = {}
         prefixes: dict[str, Location] = {}
         regexes: list[Location] = []
@@ -316,8 +315,8 @@ class LocationTree:
                 raise ConfigError(f'duplicate location "{loc.pattern}"', loc.where.file,
                                   loc.where.line)
             table[loc.pattern] = loc
-        ordered = tuple(sorted(prefixes.values(), key=lambda l: len(l.pattern), reverse=True))
-        redirects = {}
+        ordered = tuple(sorted(prefixes.values(), key=lambda loc: len(loc.pattern), reverse=True))
+        redirects: dict[str, Location] = {}
         for loc in (*exact.values(), *ordered):
             name = loc.pattern
             if (loc.proxy_pass is not None and len(name) > 1 and name.endswith("/")

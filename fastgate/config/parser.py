@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from fastgate.config.errors import ConfigError
 from fastgate.config.lexer import Token, tokenize
@@ -24,7 +24,7 @@ class Directive:
     args: tuple[str, ...]
     file: str
     line: int
-    block: tuple["Directive", ...] | None = None
+    block: tuple[Directive, ...] | None = None
     # which arguments were quoted: a quoted "{" or "$x" is literal text
     quoted: tuple[bool, ...] = ()
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
 
-async def _wait(fut: "asyncio.Future[None]", timeout: float | None) -> None:
+async def _wait(fut: asyncio.Future[None], timeout: float | None) -> None:
     if timeout is None:
         await fut
     else:

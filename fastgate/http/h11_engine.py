@@ -124,7 +124,7 @@ class H11Server:
                 h.on_end()
                 return  # nothing more until start_next(), as the interface promises
             elif t is h11.ConnectionClosed:
-                h.on_eof()  # type: ignore[attr-defined]
+                h.on_eof()
                 return
             else:  # NEED_DATA, or PAUSED until start_next()
                 return

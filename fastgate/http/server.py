@@ -28,8 +28,8 @@ class ClientGone(Exception):
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, handler: RequestHandler["ClientConnection"],
-                 observer: ConnectionObserver["ClientConnection"], policy: ConnectionPolicy,
+    def __init__(self, handler: RequestHandler[ClientConnection],
+                 observer: ConnectionObserver[ClientConnection], policy: ConnectionPolicy,
                  engine: str, tls: bool, port: int) -> None:
         """``handler`` serves this listening address's requests, ``observer`` is the
         worker's view of its connections, ``policy`` the address's limits; ``engine``
@@ -245,7 +245,8 @@ class ClientConnection(asyncio.Protocol):
             return
         engine = self.engine
         engine.start_next()
-        if self._held_back and not engine.backlogged and not self.closed:
+        if (self._held_back and not engine.backlogged and not self.closed
+                and self.transport is not None):
             self._held_back = False
             self.transport.resume_reading()
 

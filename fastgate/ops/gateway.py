@@ -19,9 +19,8 @@ import signal
 import socket
 import ssl
 import sys
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 from fastgate.config import ConfigError, load_config
 from fastgate.config.model import Config, Listen
@@ -29,7 +28,7 @@ from fastgate.errors import StartError
 from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import Worker
-from fastgate.ops.zones import Zones
+from fastgate.ops.zones import Zones, ZoneTables
 
 DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
 
@@ -94,16 +93,18 @@ class Gateway:
 
     def __init__(self, source: Source, config: Config, engine: str | None,
                  sockets: dict[tuple[str, int, bool], socket.socket] | None = None,
-                 stats: Stats | None = None, zones: dict[str, Any] | None = None,
+                 stats: Stats | None = None, zones: ZoneTables | None = None,
                  contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None) -> None:
         self.source = source
         self.config = config
         self.engine = engine  # the command line's choice, kept across reloads
         self.stats = stats if stats is not None else SharedCounters(1).slot(0)
         # under a master the zones are the master's; alone, ours (kept across reloads)
-        self.zone_set = Zones() if zones is None else None
-        self.worker = Worker(config, engine, self.stats,
-                             zones if zones is not None else self.zone_set.for_config(config))
+        self.zone_set: Zones | None = None
+        if zones is None:
+            self.zone_set = Zones()
+            zones = self.zone_set.for_config(config)
+        self.worker = Worker(config, engine, self.stats, zones)
         # sockets a master bound for us, or ours once bound
         self.sockets: dict[tuple[str, int, bool], socket.socket] = dict(sockets or {})
         self.servers: list[asyncio.AbstractServer] = []
@@ -119,7 +120,7 @@ class Gateway:
 
     async def _serve(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()
-        servers = []
+        servers: list[asyncio.AbstractServer] = []
         for listen in worker.listens():
             key = (listen.host, listen.port, listen.reuseport)
             sock = self.sockets.get(key)
@@ -269,7 +270,7 @@ def write_pid(path: str) -> None:
 async def serve(source: Source, config: Config, engine: str | None,
                 sockets: dict[tuple[str, int, bool], socket.socket] | None,
                 stats: Stats | None, reloadable: bool, pid_path: str | None = None,
-                zones: dict[str, Any] | None = None,
+                zones: ZoneTables | None = None,
                 contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None,
                 early_signals: list[int] | None = None) -> int:
     """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
@@ -313,8 +314,8 @@ async def serve(source: Source, config: Config, engine: str | None,
     if reloadable:
         loop.add_signal_handler(signal.SIGHUP, lambda: spawn(gw.reload()))
     loop.add_signal_handler(signal.SIGUSR1, gw.reopen_logs)
-    for sig in early:  # a stop that came while the worker was starting
-        on_stop(sig == signal.SIGQUIT)
+    for early_sig in early:  # a stop that came while the worker was starting
+        on_stop(early_sig == signal.SIGQUIT)
     if reloadable:  # one process serving alone
         set_title(f"single process {' '.join(sys.argv[1:])}".rstrip())
         announce(config, engine, gw.worker.log)

@@ -77,7 +77,7 @@ async def http_get(url: str, timeout: float = FETCH_TIMEOUT) -> tuple[int, dict[
 
     try:
         return await asyncio.wait_for(go(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise FetchError(f"timed out after {timeout:g} s") from None
     except h11.RemoteProtocolError as e:
         raise FetchError(f"invalid HTTP response: {e}") from None
@@ -93,8 +93,8 @@ def max_age(headers: dict[str, str]) -> float | None:
 class RemoteJwks:
     """One URL's keys for one worker, and the verifiers that use them."""
 
-    def __init__(self, url: str, interval: float | None, log: "ErrorLog",
-                 stats: "Stats") -> None:
+    def __init__(self, url: str, interval: float | None, log: ErrorLog,
+                 stats: Stats) -> None:
         self.url = url
         self.override = interval
         self.log = log
@@ -103,22 +103,22 @@ class RemoteJwks:
         self.fetched = False
         self.fetched_at = 0.0  # time.time() of the keys in use (fastgate_jwks_age_seconds)
         self.fetches = 0
-        self._targets: list[tuple["Verifier", tuple[Key, ...]]] = []
+        self._targets: list[tuple[Verifier, tuple[Key, ...]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_early = -EARLY_REFRESH_EVERY
         self._retry = RETRY_FIRST
         self._closed = False
 
-    def add(self, verifier: "Verifier", static: tuple[Key, ...]) -> None:
+    def add(self, verifier: Verifier, static: tuple[Key, ...]) -> None:
         self._targets.append((verifier, static))
         if self.fetched:
             verifier.set_keys(static + self.keys)
 
-    def verifiers(self) -> list["Verifier"]:
+    def verifiers(self) -> list[Verifier]:
         return [v for v, _ in self._targets]
 
-    def adopt(self, other: "RemoteJwks") -> None:
+    def adopt(self, other: RemoteJwks) -> None:
         """After a reload: start from the keys the previous configuration had fetched."""
         if other.fetched:
             self._install(other.keys)
@@ -131,7 +131,7 @@ class RemoteJwks:
         self._task = asyncio.get_running_loop().create_task(self._fetch())
         try:
             await asyncio.wait_for(asyncio.shield(self._task), limit)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # serving starts anyway: tokens needing these keys get 401 meanwhile
 
     def early_refresh(self) -> None:

@@ -21,7 +21,8 @@ import socket
 import sys
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
 
 from fastgate.config.directives import LOG_LEVELS, SYSLOG_SEVERITIES
 from fastgate.config.model import LogFile, Syslog
@@ -72,7 +73,7 @@ def _syslog_address(f: LogFile, syslog: Syslog) -> tuple[int, Any]:
     return info[0][0], info[0][4]
 
 
-def check_logs(config: "Config") -> None:
+def check_logs(config: Config) -> None:
     """Open (creating, as nginx does) every log file the configuration names, and
     resolve every syslog server: LogOpenError for the first that fails. With ``user``
     the files become the workers' (as nginx's master hands them over), so that workers
@@ -125,7 +126,8 @@ class FileSink:
     def __init__(self, f: LogFile) -> None:
         self.file = f
         self._f = open_file(f)
-        self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
+        # bytes to write, ("reopen", the new file), or _CLOSE
+        self._q: queue.SimpleQueue[bytes | tuple[str, IO[bytes]] | object] = queue.SimpleQueue()
         self._t = threading.Thread(target=self._run, name=f"log {f.path}", daemon=True)
         self._t.start()
 
@@ -153,7 +155,8 @@ class FileSink:
                     f.close()
                     f = self._f = item[1]
                     continue
-                f.write(item)  # type: ignore[arg-type]
+                if isinstance(item, bytes):
+                    f.write(item)
             except (OSError, ValueError):
                 continue  # a full or vanished disk must not kill the writer
 
@@ -311,7 +314,7 @@ _ESCAPES: dict[str, Callable[[bytes], bytes] | None] = {
 class _Pending:
     __slots__ = ("lines", "size", "since", "entry")
 
-    def __init__(self, entry: "AccessLog") -> None:
+    def __init__(self, entry: AccessLog) -> None:
         self.lines: list[bytes] = []
         self.size = 0
         self.since = 0.0
@@ -323,14 +326,14 @@ class AccessLogs:
 
     TICK = 1.0  # an unbuffered log is written at least this often
 
-    def __init__(self, formats: dict[str, "LogFormat"], errors: ErrorLog) -> None:
+    def __init__(self, formats: dict[str, LogFormat], errors: ErrorLog) -> None:
         self.formats = formats
         self.errors = errors
         self._sinks: dict[str, StreamSink | FileSink | SyslogSink] = {}
         self._pending: dict[str, _Pending] = {}
         self._flusher: asyncio.TimerHandle | None = None
 
-    def write(self, entries: tuple["AccessLog", ...], req: Any) -> None:
+    def write(self, entries: tuple[AccessLog, ...], req: Any) -> None:
         for entry in entries:
             cond = entry.condition
             if cond is not None:
@@ -360,7 +363,7 @@ class AccessLogs:
                 self.flush()
 
     @staticmethod
-    def render(fmt: "LogFormat", req: Any) -> bytes:
+    def render(fmt: LogFormat, req: Any) -> bytes:
         escape = _ESCAPES.get(fmt.escape)
         empty = b"-" if fmt.escape == "default" else b""
         parts = []

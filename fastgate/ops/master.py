@@ -23,13 +23,21 @@ from typing import Any
 
 from fastgate.config import ConfigError
 from fastgate.config.model import Config, User
-from fastgate.ops.logs import ErrorLog, LogOpenError, check_logs
-from fastgate.ops.stats import MASTER_SLOT, MAX_SLOTS, SharedCounters
 from fastgate.errors import StartError
 from fastgate.ops.gateway import (
-    Source, _remove_pid, announce, bind, serve, set_title, tls_context, write_pid)
+    Source,
+    _remove_pid,
+    announce,
+    bind,
+    serve,
+    set_title,
+    tls_context,
+    write_pid,
+)
+from fastgate.ops.logs import ErrorLog, LogOpenError, check_logs
+from fastgate.ops.stats import MASTER_SLOT, MAX_SLOTS, SharedCounters
 from fastgate.ops.worker import listens
-from fastgate.ops.zones import Zones
+from fastgate.ops.zones import Zones, ZoneTables
 
 SockKey = tuple[str, int, bool]
 HALF = MAX_SLOTS // 2  # generations alternate between the two halves of the slots
@@ -186,8 +194,8 @@ class Master:
                 except BlockingIOError:
                     pass
                 pending, self.pending = self.pending, []
-                for sig in pending:
-                    self._handle(sig)
+                for pending_sig in pending:
+                    self._handle(pending_sig)
                 self.reap()
                 if self.stopping is not None and not self.workers:
                     break
@@ -269,7 +277,7 @@ class Master:
 
 def worker_main(source: Source, config: Config, engine: str | None,
                 sockets: dict[SockKey, socket.socket], region: SharedCounters,
-                slot: int, zones: dict[str, Any], contexts: dict[SockKey, Any]) -> int:
+                slot: int, zones: ZoneTables, contexts: dict[SockKey, Any]) -> int:
     """A forked worker: serve on the inherited sockets until told to stop."""
     import asyncio
 

@@ -10,7 +10,7 @@ the log files.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from fastgate.config import ConfigError
 from fastgate.errors import StartError

@@ -78,7 +78,7 @@ class SharedCounters:
         self._mem = mmap.mmap(-1, self.slots * SLOT_DOUBLES * 8)  # anonymous, MAP_SHARED
         self.view = memoryview(self._mem).cast("d")
 
-    def slot(self, index: int) -> "Stats":
+    def slot(self, index: int) -> Stats:
         return Stats(self, index)
 
 
@@ -194,10 +194,13 @@ class Stats(SlotWriter):
             "# TYPE fastgate_reloads_total counter",
             f'fastgate_reloads_total{{result="ok"}} {n("reloads")}',
             f'fastgate_reloads_total{{result="failed"}} {n("reload_failures")}',
-            "# HELP fastgate_last_reload_success Whether the last reload succeeded (1 when none was tried).",
+            "# HELP fastgate_last_reload_success Whether the last reload succeeded "
+            "(1 when none was tried).",
             "# TYPE fastgate_last_reload_success gauge",
-            f"fastgate_last_reload_success {n('last_reload_ok') if n('reloads') + n('reload_failures') else 1}",
-            "# HELP fastgate_last_reload_timestamp_seconds When the last reload was tried (0: never).",
+            "fastgate_last_reload_success "
+            f"{n('last_reload_ok') if n('reloads') + n('reload_failures') else 1}",
+            "# HELP fastgate_last_reload_timestamp_seconds When the last reload was tried "
+            "(0: never).",
             "# TYPE fastgate_last_reload_timestamp_seconds gauge",
             f"fastgate_last_reload_timestamp_seconds {t[_FIELDS['last_reload']]:.3f}",
         ]
@@ -237,7 +240,7 @@ def process_metrics() -> list[str]:
         with open("/proc/self/stat") as f:
             fields = f.read().rpartition(")")[2].split()
         with open("/proc/stat") as f:
-            boot = next(float(l.split()[1]) for l in f if l.startswith("btime "))
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
         fds = len(os.listdir("/proc/self/fd"))
     except (OSError, StopIteration, ValueError):
         return []

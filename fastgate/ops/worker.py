@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from fastgate._wire import HttpDate, screen_headers
-from fastgate.config.regex import compile_regex
 from fastgate.config.model import Config, Listen, Server, Settings
+from fastgate.config.regex import compile_regex
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
 from fastgate.http.server import ClientConnection
@@ -19,13 +19,11 @@ from fastgate.http.uri import parse_target
 from fastgate.ops.jwks import remote_sources
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
-from fastgate.ops.zones import Zones
+from fastgate.ops.zones import Zones, ZoneTables
 from fastgate.proxy.phases import Phases
-from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.request import Request
+from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.upstream import build_groups
-
-
 
 # how often deadlines (header, keep-alive, lingering, upstream read) are checked: a
 # timeout fires up to this much late
@@ -49,8 +47,8 @@ class ServerTable:
     longest leading wildcard, longest trailing wildcard, first regex, else default."""
 
     def __init__(self, servers: list[Server], port: int) -> None:
-        self.default = next((s for s in servers for l in s.listens
-                             if l.port == port and l.default_server), servers[0])
+        self.default = next((s for s in servers for listen in s.listens
+                             if listen.port == port and listen.default_server), servers[0])
         self.exact: dict[str, Server] = {}
         self.heads: list[tuple[str, Server]] = []
         self.tails: list[tuple[str, Server]] = []
@@ -91,7 +89,7 @@ class ServerTable:
 
 class Worker:
     def __init__(self, config: Config, engine: str | None = None,
-                 stats: Stats | None = None, zones: dict[str, Any] | None = None) -> None:
+                 stats: Stats | None = None, zones: ZoneTables | None = None) -> None:
         self.config = config
         # limit zones by name; a worker without a master makes its own
         self.zones = zones if zones is not None else Zones().for_config(config)
@@ -119,7 +117,7 @@ class Worker:
         self.remote = remote_sources(self)
         self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
 
-    async def start(self, previous: "Worker | None" = None) -> None:
+    async def start(self, previous: Worker | None = None) -> None:
         """Before serving: remote key sets, carried over from the configuration this one
         replaces where the URL is the same, else fetched (for at most 3 s)."""
         for url, src in self.remote.items():
@@ -309,9 +307,9 @@ class Worker:
     def reject(self, conn: ClientConnection, error: ProtocolError,
                vhosts: ServerTable) -> None:
         """Answer a request that could not be parsed; the caller closes."""
-        reason = error.reason
-        self.log.info(reason if reason.startswith("client ") else
-                      f"client sent invalid request: {reason}", conn)
+        why = error.reason
+        self.log.info(why if why.startswith("client ") else
+                      f"client sent invalid request: {why}", conn)
         self.stats.request(error.status, 0.0)
         engine = conn.engine
         if engine is None or conn.closed:

@@ -18,12 +18,13 @@ class ZoneTables(dict[str, LimitTable]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rejected: dict[str, memoryview] = {}
+        self.rejected: dict[str, memoryview[float]] = {}
 
 
 class Zones:
     def __init__(self) -> None:
-        self._tables: dict[tuple[str, str, int], tuple[mmap.mmap, LimitTable, memoryview]] = {}
+        self._tables: dict[tuple[str, str, int],
+                           tuple[mmap.mmap, LimitTable, memoryview[float]]] = {}
 
     def for_config(self, config: Config) -> ZoneTables:
         """The tables ``config`` names; existing ones kept, new ones zeroed."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Coroutine
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
-from fastgate.config.model import AUTO_REDIRECT, Location, Return, Server, Settings
 from fastgate._wire import bearer_of, field_value, upstream_headers
+from fastgate.config.model import AUTO_REDIRECT, Location, Return, Server, Settings
 from fastgate.errors import (
     AmbiguousTokenError,
     JWTError,
@@ -22,9 +23,8 @@ from fastgate.errors import (
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path, normalize
-from fastgate.proxy.headers import (
-    client_response_headers, is_safe_value, request_drop, set_plan)
 from fastgate.proxy.fast import FastExchange
+from fastgate.proxy.headers import client_response_headers, is_safe_value, request_drop, set_plan
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.upstream import Peer, UpstreamConnection, UpstreamError
@@ -46,7 +46,7 @@ CHALLENGE_INVALID = b'Bearer realm="fastgate", error="invalid_token"'
 class Phases:
     """Runs requests for one worker. Holds no per-request state: that is ``Request``."""
 
-    def __init__(self, worker: "Runtime") -> None:
+    def __init__(self, worker: Runtime) -> None:
         self.w = worker
         # id(location) → (location, its limit_conn plan, its limit_req plan)
         self._limits: dict[int, tuple[Location, tuple[Any, ...], tuple[Any, ...]]] = {}
@@ -56,7 +56,7 @@ class Phases:
 
     # --- entry ----------------------------------------------------------------------------------
 
-    def start(self, conn: "ClientConnection", req: Request, server: Server,
+    def start(self, conn: ClientConnection, req: Request, server: Server,
               started: float) -> Coroutine[Any, Any, None] | None:
         """Run what can run in callbacks — the common case: no body, a location that
         checks a token and proxies — and return None once the request is taken care of
@@ -93,7 +93,7 @@ class Phases:
             return None
         return self._proxy(conn, req, loc, peer)
 
-    def _deny(self, conn: "ClientConnection", req: Request, loc: Location, status: int,
+    def _deny(self, conn: ClientConnection, req: Request, loc: Location, status: int,
               started: float) -> Coroutine[Any, Any, None] | None:
         if loc.settings.error_page_for(status) is not None:
             return self.fail(conn, req, loc, status)
@@ -101,7 +101,7 @@ class Phases:
         self.w.complete(conn, req, started)
         return None
 
-    async def run(self, conn: "ClientConnection", req: Request, server: Server) -> None:
+    async def run(self, conn: ClientConnection, req: Request, server: Server) -> None:
         if server.ret is not None and server.fallback is not None:
             await self._return(conn, req, server.fallback, server.ret)
             return
@@ -109,7 +109,7 @@ class Phases:
         req.captures = caps
         await self.location(conn, req, loc if loc is not None else server.fallback)
 
-    async def location(self, conn: "ClientConnection", req: Request, loc: Location | None,
+    async def location(self, conn: ClientConnection, req: Request, loc: Location | None,
                        depth: int = 0) -> None:
         assert loc is not None
         if depth > MAX_REDIRECTS:
@@ -169,7 +169,7 @@ class Phases:
 
     # --- rewrite: return --------------------------------------------------------------------
 
-    async def _return(self, conn: "ClientConnection", req: Request, loc: Location, ret: Return,
+    async def _return(self, conn: ClientConnection, req: Request, loc: Location, ret: Return,
                       depth: int = 0) -> None:
         code = ret.code
         if code == 444:  # nginx: close the connection without a response
@@ -188,7 +188,7 @@ class Phases:
             return
         self.send(conn, req, loc, code, text.encode("utf-8"), b"text/plain")
 
-    def redirect(self, conn: "ClientConnection", req: Request, loc: Location, code: int,
+    def redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
                        url: str) -> None:
         if url.startswith("/"):
             port = conn.server_port
@@ -204,13 +204,13 @@ class Phases:
 
     # --- pre-access: limit_conn, limit_req ------------------------------------------------
 
-    async def _delayed(self, conn: "ClientConnection", req: Request, loc: Location,
+    async def _delayed(self, conn: ClientConnection, req: Request, loc: Location,
                        delay: float) -> None:
         """limit_req with a burst and no nodelay: the request waits its turn."""
         await asyncio.sleep(delay)
         await self.location(conn, req, loc)
 
-    def _preaccess(self, conn: "ClientConnection", req: Request,
+    def _preaccess(self, conn: ClientConnection, req: Request,
                    loc: Location) -> tuple[int, float]:
         """nginx's limit_conn and limit_req, before any token is checked (so a flood is
         refused without signature work). Returns (status to refuse with, or 0; seconds
@@ -287,7 +287,7 @@ class Phases:
         reqs = tuple((zones[lr.zone], w.zones[lr.zone], lr, lr.zone) for lr in s.limit_req)
         return loc, conns, reqs
 
-    def _limit_refusal(self, conn: "ClientConnection", req: Request, what: str, zone: str,
+    def _limit_refusal(self, conn: ClientConnection, req: Request, what: str, zone: str,
                        level: str, dry_run: bool) -> str:
         """Log a limit's refusal as nginx does, count it; the value of $limit_*_status."""
         self.w.stats.limit_rejected(self.w.zones.rejected[zone])
@@ -303,7 +303,8 @@ class Phases:
                     req.token = loc.verifier.verify(token, time.time())
             except JWTError:
                 pass  # the access phase refuses it, with the reason logged once
-        return zone.key.render(req).encode("utf-8", "surrogateescape")
+        key: str = zone.key.render(req)
+        return key.encode("utf-8", "surrogateescape")
 
     def _token_of(self, req: Request, loc: Location) -> bytes | None:
         """The token the request presents, or None. AmbiguousTokenError when its header,
@@ -321,7 +322,7 @@ class Phases:
 
     # --- access: auth_jwt --------------------------------------------------------------------
 
-    def _access(self, conn: "ClientConnection", req: Request, loc: Location) -> int:
+    def _access(self, conn: ClientConnection, req: Request, loc: Location) -> int:
         s = loc.settings
         if req.method == "OPTIONS" and not s.auth_jwt_options:
             return 0  # CORS preflights pass, as the module does
@@ -345,18 +346,19 @@ class Phases:
         try:
             req.token = verifier.verify_now(token)
         except JWTError as err:
-            e = err
+            refused = err
             remote = self.w.remote_of.get(verifier) if self.w.remote_of else None
             if remote is not None:
                 if not remote.fetched and not verifier.keys:
-                    e = KeysUnavailableError(remote.url)
-                if isinstance(e, (UnknownKeyError, KeysUnavailableError)):
+                    refused = KeysUnavailableError(remote.url)
+                if isinstance(refused, (UnknownKeyError, KeysUnavailableError)):
                     remote.early_refresh()
             req.challenge = CHALLENGE_INVALID
-            self.w.log.info(f"{e.reason} ({e.detail})" if e.detail else e.reason, conn, req)
-            stats.jwt(e.reason)
+            self.w.log.info(f"{refused.reason} ({refused.detail})" if refused.detail
+                            else refused.reason, conn, req)
+            stats.jwt(refused.reason)
             stats.cache(verifier.hits != hits)
-            return e.status
+            return refused.status
         hit = verifier.hits != hits
         req_ = s.auth_jwt_require
         if req_ is not None:
@@ -373,7 +375,7 @@ class Phases:
 
     # --- error_page --------------------------------------------------------------------------
 
-    async def fail(self, conn: "ClientConnection", req: Request, loc: Location, status: int,
+    async def fail(self, conn: ClientConnection, req: Request, loc: Location, status: int,
                    depth: int = 0) -> None:
         """Answer ``status``, through ``error_page`` when one matches (once per request,
         as nginx's ``recursive_error_pages off``)."""
@@ -399,7 +401,7 @@ class Phases:
             return
         await self._internal(conn, req, loc, target, depth)
 
-    async def _internal(self, conn: "ClientConnection", req: Request, loc: Location,
+    async def _internal(self, conn: ClientConnection, req: Request, loc: Location,
                         target: str, depth: int) -> None:
         """An internal redirect to a URI or named location (error_page, try_files)."""
         assert req.server is not None
@@ -424,7 +426,7 @@ class Phases:
         req.captures = caps
         await self.location(conn, req, new or req.server.fallback, depth + 1)
 
-    def respond_error(self, conn: "ClientConnection", req: Request, loc: Location | None,
+    def respond_error(self, conn: ClientConnection, req: Request, loc: Location | None,
                             status: int) -> None:
         final = self._final_status(req, status)
         self.send(conn, req, loc, status, error_body(final), b"text/html")
@@ -435,7 +437,7 @@ class Phases:
 
     # --- responses ------------------------------------------------------------------------------
 
-    def send(self, conn: "ClientConnection", req: Request, loc: Location | None,
+    def send(self, conn: ClientConnection, req: Request, loc: Location | None,
                    status: int, body: bytes, content_type: bytes | None,
                    extra: Headers | None = None) -> None:
         status = self._final_status(req, status)
@@ -494,7 +496,7 @@ class Phases:
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
         return (encode_path(pp.uri + rest) + args).encode("latin-1")
 
-    def upstream_request(self, conn: "ClientConnection", req: Request,
+    def upstream_request(self, conn: ClientConnection, req: Request,
                          loc: Location) -> tuple[Headers, bytes]:
         """The headers and target sent upstream (both proxy paths use this)."""
         pp = loc.proxy_pass
@@ -533,7 +535,7 @@ class Phases:
                 return value
         return None
 
-    async def _proxy(self, conn: "ClientConnection", req: Request, loc: Location,
+    async def _proxy(self, conn: ClientConnection, req: Request, loc: Location,
                      first: Peer | None = None) -> None:
         w = self.w
         s = loc.settings
@@ -548,6 +550,7 @@ class Phases:
         tried: set[Peer] = set()
         tries = s.proxy_next_upstream_tries or len(group.peers)
         started = time.monotonic()
+        peer: Peer | None
         while True:
             if first is not None:
                 peer, first = first, None
@@ -582,7 +585,7 @@ class Phases:
                 continue
             return
 
-    async def _exchange(self, conn: "ClientConnection", req: Request, loc: Location,
+    async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
                         peer: Peer, uconn: UpstreamConnection, reused: bool, headers: Headers,
                         target: bytes, length: int | None, has_body: bool,
                         upgrade: bytes | None, started: float) -> bool:
@@ -658,8 +661,8 @@ class Phases:
         return False
 
     @staticmethod
-    async def _response_head(head: "asyncio.Future[ResponseHead]",
-                             sender: "asyncio.Task[None] | None", timeout: float) -> ResponseHead:
+    async def _response_head(head: asyncio.Future[ResponseHead],
+                             sender: asyncio.Task[None] | None, timeout: float) -> ResponseHead:
         """The upstream's response head — unless sending the client's body fails first,
         which raises that failure instead of waiting for an answer that cannot come."""
         waiting: set[asyncio.Future[Any]] = {head}
@@ -680,7 +683,7 @@ class Phases:
                     raise error
         return head.result()
 
-    async def _send_body(self, conn: "ClientConnection", req: Request,
+    async def _send_body(self, conn: ClientConnection, req: Request,
                          uconn: UpstreamConnection, read_timeout: float, send_timeout: float,
                          limit: int) -> None:
         """The client's body to the upstream as it arrives. ``limit`` is
@@ -692,7 +695,7 @@ class Phases:
         while True:
             try:
                 chunk = await body.read(read_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise _BodyError(408, "client timed out (110: Connection timed out) while "
                                  "reading client request body") from None
             except ProtocolError as e:
@@ -709,22 +712,22 @@ class Phases:
             uconn.write(engine.send_body(chunk))
             try:
                 await uconn.gate.wait(send_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 uconn.abort()
                 return
             except StreamClosed:
                 return
         uconn.write(engine.send_end())
 
-    async def _body_failed(self, conn: "ClientConnection", req: Request, loc: Location,
-                           err: "_BodyError") -> None:
+    async def _body_failed(self, conn: ClientConnection, req: Request, loc: Location,
+                           err: _BodyError) -> None:
         self.w.log.info(str(err), conn, req)
         if err.status and not conn.closed:
             self.respond_error(conn, req, loc, err.status)
         else:
             conn.abort()
 
-    async def _relay(self, conn: "ClientConnection", req: Request, loc: Location,
+    async def _relay(self, conn: ClientConnection, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead) -> bool:
         """Stream the upstream response to the client. False if it could not be completed
         (the client then sees a closed connection, never a short keep-alive response)."""
@@ -758,7 +761,7 @@ class Phases:
         while body is not None:
             try:
                 chunk = await body.read(s.proxy_read_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.w.log.error("upstream timed out (110: Connection timed out) while "
                                  "reading upstream", conn, req)
                 self.w.stats.upstream_error("timeout")
@@ -791,7 +794,7 @@ class Phases:
         conn.write(engine.send_end())
         return True
 
-    async def _tunnel(self, conn: "ClientConnection", req: Request, loc: Location,
+    async def _tunnel(self, conn: ClientConnection, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:
         engine = conn.engine
         assert engine is not None
@@ -830,7 +833,7 @@ class _BodyError(Exception):
         self.status = status
 
 
-def _task_error(task: "asyncio.Task[None]") -> BaseException | None:
+def _task_error(task: asyncio.Task[None]) -> BaseException | None:
     if not task.done() or task.cancelled():
         return None
     return task.exception()

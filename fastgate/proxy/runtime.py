@@ -8,26 +8,56 @@ are the worker's own objects; their methods are listed where the proxy calls the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Coroutine, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
+from fastgate._core import LimitTable
 from fastgate.config.model import Config
 from fastgate.http.server import ClientConnection
 from fastgate.proxy.request import Request
 from fastgate.proxy.upstream import UpstreamGroup
 
 
+class ZoneTables(Protocol):
+    """The limit zones' shared tables by name, and beside each its refusal counters
+    (one per worker slot)."""
+
+    @property
+    def rejected(self) -> dict[str, memoryview[float]]: ...
+
+    def __getitem__(self, name: str, /) -> LimitTable: ...
+
+
 class Runtime(Protocol):
-    config: Config
+    """Read-only members: the worker owns them; the proxy calls their methods."""
+
+    @property
+    def config(self) -> Config: ...
+
     # ErrorLog: write(level, message, conn, req), error/warn/info/notice(message, conn, req)
-    log: Any
+    @property
+    def log(self) -> Any: ...
+
     # Stats: request, upstream_error, unsafe_header, limit..., jwt counters
-    stats: Any
-    zones: dict[str, Any]  # limit zones by name (shared tables)
-    groups: dict[str, UpstreamGroup]
+    @property
+    def stats(self) -> Any: ...
+
+    @property
+    def zones(self) -> ZoneTables: ...
+
+    @property
+    def groups(self) -> dict[str, UpstreamGroup]: ...
+
     # verifier → the remote JWKS it takes keys from (for "keys unavailable" answers)
-    remote_of: dict[Any, Any]
-    exchanges: set[Any]  # callback exchanges in flight: the worker's clock checks them
-    http_date: Callable[[], bytes]
+    @property
+    def remote_of(self) -> dict[Any, Any]: ...
+
+    # callback exchanges in flight: the worker's clock checks their deadlines
+    @property
+    def exchanges(self) -> set[Any]: ...
+
+    @property
+    def http_date(self) -> Callable[[], bytes]: ...
 
     def status_page(self) -> bytes:
         """The ``fastgate_status`` exposition, now."""

@@ -10,8 +10,8 @@ from typing import Any
 
 from fastgate.config.model import Upstream, UpstreamServer
 from fastgate.http.engine import ProtocolError, ResponseHead
-from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
 from fastgate.http.engines import client_engine
+from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
 
 
 class UpstreamError(Exception):
@@ -27,7 +27,7 @@ class UpstreamError(Exception):
 class UpstreamConnection(asyncio.Protocol):
     """One connection to one upstream server, carrying one exchange at a time."""
 
-    def __init__(self, peer: "Peer") -> None:
+    def __init__(self, peer: Peer) -> None:
         self.peer = peer
         self.engine = client_engine(peer.group.engine, self)
         self.transport: asyncio.Transport | None = None
@@ -198,7 +198,7 @@ class UpstreamConnection(asyncio.Protocol):
 class Peer:
     """One server of a group, as this worker sees it."""
 
-    def __init__(self, server: UpstreamServer, group: "UpstreamGroup") -> None:
+    def __init__(self, server: UpstreamServer, group: UpstreamGroup) -> None:
         self.server = server
         self.address = server.address  # $upstream_addr
         self.group = group
@@ -249,7 +249,7 @@ class Peer:
                                        self.server.port),
                 timeout,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
                                 "while connecting to upstream") from None
         except OSError as e:
@@ -293,7 +293,7 @@ class UpstreamGroup:
         # a group of one server (the common case): round robin over one always picks it
         self._only = self.primary[0] if len(self.primary) == 1 and not self.backup else None
 
-    def pick(self, now: float, exclude: "set[Peer] | frozenset[Peer]") -> Peer | None:
+    def pick(self, now: float, exclude: set[Peer] | frozenset[Peer]) -> Peer | None:
         """Smooth weighted round robin over live primary servers, then backups."""
         only = self._only
         if only is not None:

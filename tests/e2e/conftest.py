@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,8 @@ class Backend:
             raise RuntimeError("backend did not start")
 
     def requests(self) -> list[dict[str, Any]]:
-        return [json.loads(l) for l in self.log.read_text().splitlines() if l.strip()]
+        return [json.loads(line) for line in self.log.read_text().splitlines()
+                if line.strip()]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -29,7 +29,7 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0, read_until_close:
         while True:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break

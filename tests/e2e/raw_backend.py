@@ -69,7 +69,7 @@ class _Conn(asyncio.Protocol):
             return None
         lines = self.buf[:end].split(b"\r\n")
         method, target, _ = lines[0].split(b" ", 2)
-        headers = [tuple(l.split(b":", 1)) for l in lines[1:]]
+        headers = [tuple(line.split(b":", 1)) for line in lines[1:]]
         headers = [(n, v.strip()) for n, v in headers]  # type: ignore[misc]
         rest = self.buf[end + 4:]
         names = {n.lower(): v for n, v in headers}

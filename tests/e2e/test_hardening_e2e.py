@@ -45,7 +45,7 @@ def exchange(port: int, data: bytes) -> tuple[list[int], bool]:
         while True:
             try:
                 chunk = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError):
                 closed = True
                 break
             if not chunk:
@@ -113,7 +113,7 @@ def test_slowloris_is_cut(gateway, free) -> None:  # type: ignore[no-untyped-def
                 if s.recv(100) == b"":
                     closed_after = time.time() - t0
                     break
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except (BrokenPipeError, ConnectionResetError):
                 closed_after = time.time() - t0

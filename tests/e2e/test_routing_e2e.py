@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
 SECRET = "routing-test-secret-0123456789abcdef"
 
 

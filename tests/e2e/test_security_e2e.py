@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import jwt as pyjwt
 import pytest
@@ -134,7 +134,7 @@ class Gate:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(self.stderr_path.read_text())
+                    raise RuntimeError(self.stderr_path.read_text()) from None
                 time.sleep(0.05)
 
     def warm(self) -> None:
@@ -159,7 +159,7 @@ class Gate:
             while True:
                 try:
                     chunk = s.recv(65536)
-                except (socket.timeout, ConnectionResetError):
+                except (TimeoutError, ConnectionResetError):
                     break
                 if not chunk:
                     break
@@ -403,7 +403,8 @@ def test_auto_redirect_keeps_unslashed_prefix_protected(gate: Gate) -> None:
     m = marker()
     resp = gate.send(request("GET", f"/api?{m}", host="open.example.com"))
     assert status(resp) == 301
-    location = [l for l in resp.split(b"\r\n") if l.lower().startswith(b"location:")]
+    location = [line for line in resp.split(b"\r\n")
+                if line.lower().startswith(b"location:")]
     assert location == [f"Location: http://open.example.com:{gate.port}/api/?{m}".encode()]
     assert not gate.backend.seen(m.encode())
     # an exact location of the very URI wins

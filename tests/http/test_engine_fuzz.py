@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import fuzz_examples
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from helpers import fuzz_examples
 from test_engine_differential import run
 
 from fastgate.http.h11_engine import H11Server

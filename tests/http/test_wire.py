@@ -8,9 +8,9 @@ from typing import Any
 
 import httptools
 import pytest
+from helpers import fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers import fuzz_examples
 from test_engine_differential import STREAMS
 from test_engine_fuzz import mutated
 

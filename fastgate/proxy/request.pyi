@@ -1,0 +1,58 @@
+# Types of the compiled request (fastgate/proxy/request.pyx) for type checkers.
+from typing import Any
+
+from fastgate._core import Token
+from fastgate._wire import ConnectionInfo, RequestHead
+
+class Request:
+    head: RequestHead
+    method: str
+    uri: str
+    args: str
+    host: str | None  # None: the Host is invalid (the request is refused with 400)
+    scheme: str
+    remote_addr: str
+    remote_port: int
+    server_addr: str
+    server_port: int
+    server: Any  # config.model.Server | None
+    location: Any  # config.model.Location | None
+    status: int
+    start: float
+    request_length: int
+    body_bytes_sent: int
+    bytes_sent: int
+    upstream_addr: str
+    upstream_status: str
+    upstream_time: float
+    proxy_host: str
+    proxy_port: str
+    connection_id: int
+    connection_requests: int
+    connection: ConnectionInfo
+    token: Token | None
+    captures: tuple[str, ...]
+    challenge: bytes | None
+    redirected: bool
+    limited: bool
+    limit_req_status: str
+    limit_conn_status: str
+    conn_slots: list[tuple[Any, bytes]] | None
+    override: int | None
+    def __init__(self, head: RequestHead, target: tuple[str, str, str | None],
+                 conn: Any) -> None: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def memo(self) -> dict[Any, Any]: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    @property
+    def server_name(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+    def length(self) -> int: ...
+    def header(self, lname: bytes) -> bytes | None: ...
+    def release_conn_slots(self) -> None: ...
