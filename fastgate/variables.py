@@ -128,6 +128,18 @@ def _time_iso8601(r: Any) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(r.start))
 
 
+def _tries(r: Any, field: int, current: str) -> str:
+    """An ``$upstream_*`` value: the servers tried before, then the current one, as nginx
+    writes them ("10.0.0.1:80, 10.0.0.2:80")."""
+    tried = r.upstream_tried
+    if not tried:
+        return current
+    parts = [f"{t[2]:.3f}" if field == 2 else t[field] for t in tried]
+    if current:
+        parts.append(current)
+    return ", ".join(parts)
+
+
 def _request_time(r: Any) -> str:
     return f"{time.time() - r.start:.3f}"
 
@@ -173,12 +185,12 @@ BUILTIN: dict[str, Getter] = {
     "bytes_sent": lambda r: str(r.bytes_sent),
     "content_type": _header("content_type"),
     "content_length": _header("content_length"),
-    "upstream_addr": lambda r: r.upstream_addr,
-    "upstream_status": lambda r: r.upstream_status,
+    "upstream_addr": lambda r: _tries(r, 0, r.upstream_addr),
+    "upstream_status": lambda r: _tries(r, 1, r.upstream_status),
     # the upstream's response body as relayed (fastgate keeps no copy to measure apart)
     "upstream_response_length": lambda r: str(r.body_bytes_sent) if r.upstream_status else "",
-    "upstream_response_time": lambda r: (f"{r.upstream_time:.3f}"
-                                         if r.upstream_time >= 0 else ""),
+    "upstream_response_time": lambda r: _tries(
+        r, 2, f"{r.upstream_time:.3f}" if r.upstream_time >= 0 else ""),
     "proxy_host": lambda r: r.proxy_host,
     "proxy_port": lambda r: r.proxy_port,
     "proxy_add_x_forwarded_for": _forwarded_for,

@@ -25,7 +25,7 @@ from typing import Protocol
 from fastgate._wire import RequestHead, ResponseHead
 
 __all__ = ["Headers", "ProtocolError", "RequestHead", "ResponseHead", "ServerHandler",
-           "ServerEngine", "ClientHandler", "ClientEngine"]
+           "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -113,3 +113,40 @@ class ClientEngine(Protocol):
 
     def trailing_data(self) -> bytes:
         """Bytes received after a 101 response: the tunnel's first bytes."""
+
+
+def upstream_framing_error(headers: Headers) -> str | None:
+    """Why a response head's framing cannot be trusted, in nginx's words, or None.
+
+    As ``ngx_http_proxy_process_header``: ``Transfer-Encoding`` other than ``chunked``
+    (h11 refuses it too, llhttp does not), twice (either header), or beside a
+    ``Content-Length`` (RFC 9112 section 6.3: "ought to be handled as an error"; h11
+    lets chunked win). Such a response is a 502 and none of it reaches the client:
+    whichever framing a client or a cache downstream believed, it could be told a
+    different story than the one checked here."""
+    te: bytes | None = None
+    cl: bytes | None = None
+    for name, value in headers:
+        n = name.lower()
+        if n == b"transfer-encoding":
+            if te is not None:
+                return _duplicate(b"Transfer-Encoding", value, te)
+            te = value
+        elif n == b"content-length":
+            if cl is not None:
+                return _duplicate(b"Content-Length", value, cl)
+            cl = value
+    if te is None:
+        return None
+    if te.strip().lower() != b"chunked":
+        return f'upstream sent unknown "Transfer-Encoding": "{te.decode("latin-1")}"'
+    if cl is not None:
+        return ('upstream sent "Content-Length" and "Transfer-Encoding" headers at the '
+                'same time')
+    return None
+
+
+def _duplicate(name: bytes, value: bytes, previous: bytes) -> str:
+    n = name.decode()
+    return (f'upstream sent duplicate header line: "{n}: {value.decode("latin-1")}", '
+            f'previous value: "{n}: {previous.decode("latin-1")}"')

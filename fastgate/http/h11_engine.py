@@ -11,6 +11,7 @@ from fastgate.http.engine import (
     RequestHead,
     ResponseHead,
     ServerHandler,
+    upstream_framing_error,
 )
 
 _NO_BODY_STATUS = (204, 304)
@@ -277,6 +278,7 @@ class H11Client:
     def __init__(self, handler: ClientHandler) -> None:
         self._h = handler
         self._conn = h11.Connection(h11.CLIENT)
+        self._broken = False  # a response was refused: nothing more is read from it
 
     def bind(self, handler: ClientHandler) -> None:
         """Pooled connections serve one request after another: change who is told."""
@@ -297,6 +299,8 @@ class H11Client:
         return self._conn.send(h11.EndOfMessage()) or b""
 
     def feed(self, data: bytes) -> None:
+        if self._broken:
+            return
         try:
             self._conn.receive_data(data)
         except RuntimeError:
@@ -313,7 +317,13 @@ class H11Client:
             if t is h11.Data:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Response:
-                h.on_response(self._head(ev))  # type: ignore[arg-type]
+                head = self._head(ev)  # type: ignore[arg-type]
+                invalid = upstream_framing_error(head.headers)
+                if invalid is not None:
+                    self._broken = True
+                    h.on_error(ProtocolError(invalid, 502))
+                    return
+                h.on_response(head)
             elif t is h11.InformationalResponse:
                 h.on_informational(self._head(ev))  # type: ignore[arg-type]
                 if conn.their_state is h11.SWITCHED_PROTOCOL:

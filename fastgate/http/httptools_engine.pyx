@@ -22,7 +22,7 @@ import httptools
 
 from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
-from fastgate.http.engine import ProtocolError
+from fastgate.http.engine import ProtocolError, upstream_framing_error
 
 
 # the most bytes given to llhttp at once: pipelined requests are parsed no further
@@ -434,6 +434,9 @@ cdef class HttptoolsClient:
     cdef bint _leftover
     cdef bint _broken
     cdef bint _mid  # llhttp is inside a response
+    # the response being read has a body that ends where the connection does (no
+    # Content-Length, not chunked): httptools cannot tell llhttp of the EOF, so we do
+    cdef bint _to_close
 
     def __init__(self, handler):
         self._h = handler
@@ -449,6 +452,7 @@ cdef class HttptoolsClient:
         self._leftover = False
         self._broken = False
         self._mid = False
+        self._to_close = False
 
     def bind(self, handler):
         self._h = handler
@@ -494,9 +498,17 @@ cdef class HttptoolsClient:
         status = p.get_status_code()
         headers = self._headers
         length = -1
+        chunked = False
         for n, v in headers:
-            if n.lower() == b"content-length":
+            ln = n.lower()
+            if ln == b"content-length":
                 length = int(v)
+            elif ln == b"transfer-encoding":
+                chunked = True
+        if chunked:
+            invalid = upstream_framing_error(headers)
+            if invalid is not None:
+                raise ProtocolError(invalid, 502)
         # llhttp does not hand over the reason phrase; the standard one stands in
         head = ResponseHead(status, REASONS.get(status, b""), p.get_http_version().encode(),
                             headers, length, p.should_keep_alive())
@@ -506,6 +518,10 @@ cdef class HttptoolsClient:
             self._h.on_informational(head)
             return
         self._keep_alive = head.keep_alive
+        self._to_close = (length < 0 and not chunked and status not in (204, 304)
+                          and not self._head_request)
+        if self._to_close:
+            self._keep_alive = False
         self._h.on_response(head)
         if self._head_request:
             raise _HeadDone()
@@ -515,6 +531,7 @@ cdef class HttptoolsClient:
 
     def on_message_complete(self):
         self._mid = False
+        self._to_close = False
         if self._upgraded:
             return
         if self._p.get_status_code() < 200:
@@ -531,10 +548,13 @@ cdef class HttptoolsClient:
             return
         if not data:
             # EOF: ends a close-delimited body, anything else is an error
-            try:
-                self._p.feed_data(b"")
-            except httptools.HttpParserError:
-                pass
+            if self._to_close and not self._recv_done:
+                self._to_close = False
+                self._mid = False
+                self._recv_done = True
+                self._keep_alive = False
+                self._h.on_end()
+                return
             if not self._recv_done:
                 self._broken = True
                 self._h.on_error(ProtocolError("upstream closed the connection", 502))
@@ -550,7 +570,8 @@ cdef class HttptoolsClient:
             offset = e.args[0] if e.args else len(data)
             self._trailing = data[offset:]
         except httptools.HttpParserCallbackError as e:
-            if isinstance(e.__context__, _HeadDone):
+            cause = e.__context__
+            if isinstance(cause, _HeadDone):
                 # the HEAD response is complete at its head; a fresh parser for the next
                 self._p = httptools.HttpResponseParser(self)
                 self._mid = False
@@ -558,7 +579,8 @@ cdef class HttptoolsClient:
                 self._h.on_end()
                 return
             self._broken = True
-            self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))
+            self._h.on_error(cause if isinstance(cause, ProtocolError)
+                             else ProtocolError(f"invalid upstream response: {e}", 502))
         except httptools.HttpParserError as e:
             self._broken = True
             self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))

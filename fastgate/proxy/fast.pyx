@@ -17,6 +17,10 @@ from fastgate.http.engine import ProtocolError
 from fastgate._wire import response_headers
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.status import reason
+from fastgate.proxy.upstream import NEXT_CONDITION, NEXT_STATUSES
+
+cdef dict _CONDITION = NEXT_CONDITION
+cdef frozenset _NEXT_STATUSES = NEXT_STATUSES
 
 
 cdef inline double _monotonic():
@@ -90,12 +94,23 @@ cdef class FastExchange:
 
     def on_response(self, ResponseHead head):
         # (the deadline moves when this read is flushed)
-        self.rhead = head
-        self.peer.fails = 0  # Peer.succeeded
         req = self.req
         conn = self.conn
         phases = self.phases
         status = head.status
+        if status >= 403 and status in _NEXT_STATUSES and phases.next_from_callback(
+                self.loc, req, f"http_{status}"):
+            # a status the configuration sends on to the next server: this answer is
+            # dropped (a 5xx counted against the server)
+            self.uconn.detach()
+            self.uconn.abort()
+            if status >= 500:
+                self.peer.failed(_monotonic())
+            phases.record_try(req, str(status), self.t0)
+            self._handoff(phases._proxy(conn, req, self.loc, failed=self.peer))
+            return
+        self.rhead = head
+        self.peer.fails = 0  # Peer.succeeded
         req.status = status
         req.upstream_status = str(status)
         req.upstream_time = _monotonic() - self.t0
@@ -235,11 +250,16 @@ cdef class FastExchange:
         if kind == "reset" and uconn.received == 0:
             # a pooled connection the upstream had closed: the request (it has no body)
             # goes again, on the task path
-            self._handoff(phases._proxy(conn, req, loc))
+            phases.record_try(req, "502", self.t0)
+            self._handoff(phases._proxy(conn, req, loc, stale=self.peer))
             return
         self.peer.failed(_monotonic())
         w.stats.upstream_error(kind)
         w.log.error(f"{message} ({self.peer.server.address})", conn, req)
+        if phases.next_from_callback(loc, req, _CONDITION[kind]):
+            phases.record_try(req, "504" if kind == "timeout" else "502", self.t0)
+            self._handoff(phases._proxy(conn, req, loc, failed=self.peer))
+            return
         status = 504 if kind == "timeout" else 502
         req.upstream_status = str(status)
         self._handoff(phases.fail(conn, req, loc, status))

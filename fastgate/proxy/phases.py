@@ -27,7 +27,13 @@ from fastgate.proxy.fast import FastExchange
 from fastgate.proxy.headers import client_response_headers, is_safe_value, request_drop, set_plan
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
-from fastgate.proxy.upstream import Peer, UpstreamConnection, UpstreamError
+from fastgate.proxy.upstream import (
+    NEXT_CONDITION,
+    NEXT_STATUSES,
+    Peer,
+    UpstreamConnection,
+    UpstreamError,
+)
 
 if TYPE_CHECKING:
     from fastgate.http.server import ClientConnection
@@ -35,6 +41,10 @@ if TYPE_CHECKING:
 
 _NOT_TRIED: frozenset[Peer] = frozenset()
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# what an exchange ends with: done (answered or failed), or go again — a pooled
+# connection that was stale, or the next server (proxy_next_upstream)
+_DONE, _STALE, _NEXT = object(), object(), object()
+
 # add_header applies to these unless "always" (nginx)
 ADD_HEADER_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 MAX_REDIRECTS = 10
@@ -535,8 +545,53 @@ class Phases:
                 return value
         return None
 
+    def next_upstream(self, loc: Location, req: Request, condition: str,
+                      sent: bool) -> bool:
+        """Whether ``proxy_next_upstream`` sends the request on to the next server after
+        ``condition`` ("error", "timeout", "invalid_header", "http_502"...), as nginx's
+        ``ngx_http_upstream_next``: listed, and once the request has gone out, only an
+        idempotent one (POST, LOCK, PATCH need ``non_idempotent``). A request body
+        streams upstream as it arrives and is not kept, so a request with one is never
+        sent again once it has gone (nginx buffers bodies and can)."""
+        s = loc.settings
+        if condition not in s.proxy_next_upstream:
+            return False
+        if not sent:
+            return True
+        if req.head.content_length != 0:
+            return False
+        return (req.method not in ("POST", "LOCK", "PATCH")
+                or "non_idempotent" in s.proxy_next_upstream)
+
+    def next_from_callback(self, loc: Location, req: Request, condition: str) -> bool:
+        """Whether a request the callback path sent goes on to another server after
+        ``condition``: allowed, and the tries are more than the one it had."""
+        pp = loc.proxy_pass
+        assert pp is not None
+        tries = loc.settings.proxy_next_upstream_tries or len(self.w.groups[pp.upstream].peers)
+        return tries > 1 and self.next_upstream(loc, req, condition, True)
+
+    @staticmethod
+    def record_try(req: Request, status: str, started: float) -> None:
+        """The server just tried, done with: its address, status and time go before the
+        next one's in ``$upstream_addr``, ``$upstream_status`` and
+        ``$upstream_response_time`` (nginx's "a, b" lists)."""
+        entry = (req.upstream_addr, status, time.monotonic() - started)
+        if req.upstream_tried is None:
+            req.upstream_tried = [entry]
+        else:
+            req.upstream_tried.append(entry)
+        req.upstream_addr = ""
+        req.upstream_status = ""
+        req.upstream_time = -1.0
+
     async def _proxy(self, conn: ClientConnection, req: Request, loc: Location,
-                     first: Peer | None = None) -> None:
+                     first: Peer | None = None, stale: Peer | None = None,
+                     failed: Peer | None = None) -> None:
+        """The request to the upstream group, a server after another as
+        ``proxy_next_upstream`` allows. From the callback path: ``stale``, the server
+        whose pooled connection turned out closed (one try more, as nginx gives a cached
+        connection), or ``failed``, the server that failed it (the next one is asked)."""
         w = self.w
         s = loc.settings
         pp = loc.proxy_pass
@@ -547,15 +602,21 @@ class Phases:
         upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length
-        tried: set[Peer] = set()
         tries = s.proxy_next_upstream_tries or len(group.peers)
-        started = time.monotonic()
+        tried: set[Peer] = set()
+        if stale is not None:
+            tries += 1
+            if len(group.peers) > 1:
+                tried.add(stale)
+        if failed is not None:
+            tried.add(failed)
         peer: Peer | None
         while True:
+            started = time.monotonic()  # this try's: $upstream_response_time
             if first is not None:
                 peer, first = first, None
             else:
-                peer = group.pick(time.monotonic(), tried)
+                peer = group.pick(started, tried)
             if peer is None:
                 w.log.error(f'no live upstreams while connecting to upstream "{pp.upstream}"',
                             conn, req)
@@ -570,26 +631,36 @@ class Phases:
                 peer.failed(time.monotonic())
                 w.stats.upstream_error(e.kind)
                 w.log.error(f"{e} ({peer.server.address})", conn, req)
-                kind_ok = "timeout" if e.kind == "timeout" else "error"
-                if kind_ok in s.proxy_next_upstream and len(tried) < tries:
+                if len(tried) < tries and self.next_upstream(loc, req, NEXT_CONDITION[e.kind],
+                                                             False):
+                    self.record_try(req, str(e.status), started)
                     continue
                 req.upstream_status = "502" if e.status == 502 else "504"
                 await self.fail(conn, req, loc, e.status)
                 return
-            retry = await self._exchange(conn, req, loc, peer, uconn, reused, headers, target,
-                                         length, has_body, upgrade, started)
-            if retry:
-                # a pooled connection the upstream had closed: says nothing of the peer,
-                # and the request (which has no body) is sent again on a new connection
-                tried.discard(peer)
+            outcome = await self._exchange(conn, req, loc, peer, uconn, reused, headers,
+                                           target, length, has_body, upgrade, started,
+                                           len(tried) < tries)
+            if outcome is _STALE:
+                # a pooled connection the upstream had closed: says nothing of the peer
+                # (not counted as a failure); the request (it has no body) goes again,
+                # to the next server as nginx sends it, with one try more for it
+                self.record_try(req, "502", started)
+                tries += 1
+                if len(group.peers) == 1:
+                    tried.discard(peer)
+                continue
+            if outcome is _NEXT:
+                self.record_try(req, req.upstream_status, started)
                 continue
             return
 
     async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
                         peer: Peer, uconn: UpstreamConnection, reused: bool, headers: Headers,
                         target: bytes, length: int | None, has_body: bool,
-                        upgrade: bytes | None, started: float) -> bool:
-        """One request/response with ``uconn``; True if it should be retried."""
+                        upgrade: bytes | None, started: float, more: bool) -> object:
+        """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
+        the request should go again (``more``: the tries allow another server)."""
         w = self.w
         s = loc.settings
         head_future = uconn.begin()
@@ -612,24 +683,38 @@ class Phases:
             head_future.cancel()
             uconn.abort()
             await self._body_failed(conn, req, loc, e)
-            return False
+            return _DONE
         except UpstreamError as e:
             head_future.cancel()
             uconn.abort()
             if sender is not None:
                 sender.cancel()
             if e.kind == "reset" and reused and not has_body and uconn.received == 0:
-                return True
+                return _STALE
             body_error = _task_error(sender) if sender is not None else None
             if isinstance(body_error, _BodyError):
                 await self._body_failed(conn, req, loc, body_error)
-                return False
+                return _DONE
             peer.failed(time.monotonic())
             w.stats.upstream_error(e.kind)
             w.log.error(f"{e} ({peer.server.address})", conn, req)
+            if more and self.next_upstream(loc, req, NEXT_CONDITION[e.kind], True):
+                req.upstream_status = str(e.status)
+                return _NEXT
             req.upstream_status = str(e.status)
             await self.fail(conn, req, loc, e.status)
-            return False
+            return _DONE
+        if (more and rhead.status in NEXT_STATUSES
+                and self.next_upstream(loc, req, f"http_{rhead.status}", True)):
+            # the server answered, with a status the configuration sends on: its answer
+            # is dropped (and, 5xx, counted against it), the next server is asked
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            if rhead.status >= 500:
+                peer.failed(time.monotonic())
+            req.upstream_status = str(rhead.status)
+            return _NEXT
         peer.succeeded()
         req.upstream_status = str(rhead.status)
         req.upstream_time = time.monotonic() - started
@@ -642,9 +727,9 @@ class Phases:
                 w.stats.upstream_error("invalid")
                 req.upstream_status = "502"
                 await self.fail(conn, req, loc, 502)
-                return False
+                return _DONE
             await self._tunnel(conn, req, loc, uconn, rhead)
-            return False
+            return _DONE
         ok = await self._relay(conn, req, loc, uconn, rhead)
         if sender is not None:
             if not sender.done():
@@ -658,7 +743,7 @@ class Phases:
             peer.release(uconn, rhead)
         else:
             uconn.abort()
-        return False
+        return _DONE
 
     @staticmethod
     async def _response_head(head: asyncio.Future[ResponseHead],

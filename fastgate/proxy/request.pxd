@@ -26,6 +26,8 @@ cdef class Request:
     cdef public str upstream_addr
     cdef public str upstream_status
     cdef public double upstream_time  # seconds to the upstream's response head; -1: none
+    # [(addr, status, seconds)] of the servers tried before the current one, or None
+    cdef public list upstream_tried
     cdef public str proxy_host
     cdef public str proxy_port
     cdef public long long connection_id

@@ -25,6 +25,7 @@ class Request:
     upstream_addr: str
     upstream_status: str
     upstream_time: float
+    upstream_tried: list[tuple[str, str, float]] | None
     proxy_host: str
     proxy_port: str
     connection_id: int

@@ -13,6 +13,12 @@ from fastgate.http.engine import ProtocolError, ResponseHead
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
 
+# proxy_next_upstream's condition for each kind of UpstreamError, and the statuses it
+# can send on to the next server (http_500 ... http_429)
+NEXT_CONDITION = {"connect": "error", "reset": "error", "timeout": "timeout",
+                  "invalid": "invalid_header"}
+NEXT_STATUSES = frozenset({500, 502, 503, 504, 403, 404, 429})
+
 
 class UpstreamError(Exception):
     """An upstream failed; ``kind`` is "connect", "timeout", "invalid" or "reset" and

@@ -27,7 +27,8 @@ def request(**kw: Any) -> SimpleNamespace:
         server_addr="127.0.0.1", server_port=8080, server_name="example.com", status=200,
         start=time.time(), request_length=100, length=lambda: 100, body_bytes_sent=5,
         bytes_sent=105,
-        upstream_addr="", upstream_status="", upstream_time=-1.0, proxy_host="",
+        upstream_addr="", upstream_status="", upstream_time=-1.0, upstream_tried=None,
+        proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
         token=None, captures=(), memo={},
     )
@@ -106,6 +107,16 @@ def test_upstream_response_time() -> None:
     t = Registry().compile("[$upstream_response_time]")
     assert t.render(request()) == "[]"  # no upstream
     assert t.render(request(upstream_time=0.01234)) == "[0.012]"
+
+
+def test_upstream_variables_list_the_servers_tried() -> None:
+    t = Registry().compile("$upstream_addr|$upstream_status|$upstream_response_time")
+    r = request(upstream_addr="b:2", upstream_status="200", upstream_time=0.002,
+                upstream_tried=[("a:1", "502", 0.0014)])
+    assert t.render(r) == "a:1, b:2|502, 200|0.001, 0.002"
+    # every server failed (none left to try): the list alone
+    r = request(upstream_tried=[("a:1", "502", 0.0), ("b:2", "504", 1.0)])
+    assert t.render(r) == "a:1, b:2|502, 504|0.000, 1.000"
 
 
 def test_jwt_variables_are_json() -> None:

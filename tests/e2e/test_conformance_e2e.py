@@ -95,3 +95,28 @@ def test_upstream_response_length_is_logged(tmp_path: Path, gateway, free) -> No
         assert local == "/local [-] 0"
     finally:
         backend.stop()
+
+
+def test_absolute_form_target_variables_and_forwarding(
+        tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    # nginx: $request_uri is what follows the authority (its unparsed_uri), $uri the
+    # normalised path, $host the authority's name; proxied without a URI part, the
+    # upstream gets that origin-form target
+    from e2e_util import raw_exchange
+    from raw_backend import RawBackend
+
+    backend = RawBackend()
+    try:
+        port = free()
+        gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port};
+          location /v/ {{ return 200 "$request_uri|$uri|$args|$host"; }}
+          location /up/ {{ proxy_pass http://127.0.0.1:{backend.port}; }} }} }}""", port)
+        out = raw_exchange(port, b"GET http://A.Example./v/p%41th/../x?q=1 HTTP/1.1\r\n"
+                                 b"Host: other\r\nConnection: close\r\n\r\n")
+        assert out.endswith(b"/v/p%41th/../x?q=1|/v/x|q=1|a.example"), out
+        out = raw_exchange(port, b"GET http://a.example/up/y?z=2 HTTP/1.1\r\nHost: a.example"
+                                 b"\r\nConnection: close\r\n\r\n")
+        assert status_of(out) == 200, out
+        assert [r.target for r in backend.requests()] == [b"/up/y?z=2"]
+    finally:
+        backend.stop()

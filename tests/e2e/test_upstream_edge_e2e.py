@@ -1,0 +1,258 @@
+"""nginx's behaviour on the upstream edge (issue #21, items 1 and 2), end to end on both
+engines and both exchange paths: the callback path (the request goes over a pooled idle
+upstream connection: a first exchange on the same connection leaves it idle) and the
+task path (the first request, on a fresh upstream connection).
+
+The backend answers with scripted bytes: per upstream connection, the given answers in
+order, then closes if the last one says so."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from e2e_util import raw_exchange, status_of
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+CLOSE = b"<close>"  # after the answers: the backend closes its side
+RESET = b"<reset>"  # instead of an answer: the backend resets the connection
+
+
+class ScriptedBackend:
+    """Answers each request on a connection with the next scripted answer."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.requests = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        buf = b""
+        try:
+            for answer in self.answers:
+                if answer == CLOSE:  # right after the previous answer
+                    return
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                buf = buf[buf.index(b"\r\n\r\n") + 4:]  # bodiless requests only
+                self.requests += 1
+                if answer == RESET:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    return
+                conn.sendall(answer)
+            while conn.recv(65536):  # keep the connection until the gateway drops it
+                pass
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[list[ScriptedBackend]]:
+    started: list[ScriptedBackend] = []
+    yield started
+    for b in started:
+        b.stop()
+
+
+def _gate(gateway, free, *ports: int) -> int:  # type: ignore[no-untyped-def]
+    port = free()
+    servers = " ".join(f"server 127.0.0.1:{p};" for p in ports)
+    gateway(f"""http {{ access_log off;
+      upstream be {{ {servers} keepalive 4; }}
+      server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://be; }} }} }}""", port)
+    return port
+
+
+PATHS = ["callback", "task"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello, close-delimited",
+    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello, close-delimited",
+], ids=["1.1", "1.0"])
+def test_a_close_delimited_body_is_relayed(path: str, answer: bytes, scripted, gateway,
+                                           free) -> None:  # type: ignore[no-untyped-def]
+    out = _exchange(path, answer, scripted, gateway, free)
+    assert status_of(out) == 200, out
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), head  # to an HTTP/1.1 client
+    assert _dechunk(body) == b"hello, close-delimited"
+
+
+def _exchange(path: str, answer: bytes, scripted, gateway, free
+              ) -> bytes:  # type: ignore[no-untyped-def]
+    """The response a client gets when the upstream answers its request with ``answer``
+    and closes; on the callback path the same upstream connection served a request
+    before and was pooled."""
+    answers = ([OK] if path == "callback" else []) + [answer, CLOSE]
+    backend = ScriptedBackend(answers)
+    scripted.append(backend)
+    port = _gate(gateway, free, backend.port)
+    if path == "callback":
+        warm = raw_exchange(port, b"GET /warm HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(warm) == 200
+    out = raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert backend.connections == 1, "the callback path reused the pooled connection"
+    return out
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out += rest[:size]
+        body = rest[size + 2:]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxxxx",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\nok\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n"
+    b"2\r\nok\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2\r\nok\r\n0\r\n\r\n",
+], ids=["unknown", "gzip-chunked", "twice", "te-then-cl", "cl-then-te"])
+def test_invalid_upstream_framing_is_a_502(path: str, answer: bytes, scripted, gateway,
+                                           free) -> None:  # type: ignore[no-untyped-def]
+    out = _exchange(path, answer, scripted, gateway, free)
+    assert status_of(out) == 502, out
+    assert b"ok\r\n0\r\n" not in out and b"xxxx" not in out  # nothing of it passed through
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_reset_before_any_byte_goes_to_the_next_server(
+        path: str, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    answers = ([OK] if path == "callback" else []) + [RESET]
+    first = ScriptedBackend(answers)
+    second = ScriptedBackend([b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond", CLOSE])
+    scripted.extend([first, second])
+    port = free()
+    # the first server alone takes the warm-up (weight), then the reset request is tried
+    # on it first, and goes on to the second
+    gateway(f"""http {{ access_log off;
+      upstream be {{ server 127.0.0.1:{first.port} weight=100; server 127.0.0.1:{second.port};
+                     keepalive 4; }}
+      server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://be; }} }} }}""", port)
+    if path == "callback":
+        warm = raw_exchange(port, b"GET /warm HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(warm) == 200 and warm.endswith(b"ok")
+    out = raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(out) == 200, out
+    assert out.endswith(b"second")
+
+
+def _two_servers(gateway, free, first: ScriptedBackend, second: ScriptedBackend,
+                 next_upstream: str) -> int:  # type: ignore[no-untyped-def]
+    port = free()
+    gateway(f"""http {{ access_log off;
+      upstream be {{ server 127.0.0.1:{first.port} weight=100; server 127.0.0.1:{second.port};
+                     keepalive 4; }}
+      server {{ listen 127.0.0.1:{port};
+        location / {{ proxy_next_upstream {next_upstream}; proxy_pass http://be; }} }} }}""",
+            port)
+    return port
+
+
+SECOND = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
+BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 5\r\n\r\nfirst"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("answer,listed", [
+    (BAD_GATEWAY, "error timeout http_502"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", "error invalid_header"),
+], ids=["http_502", "invalid_header"])
+def test_proxy_next_upstream_conditions(path: str, answer: bytes, listed: str, scripted,
+                                        gateway, free) -> None:  # type: ignore[no-untyped-def]
+    for next_upstream, expect in ((listed, b"second"), ("error timeout", None)):
+        first = ScriptedBackend(([OK] if path == "callback" else []) + [answer, CLOSE])
+        second = ScriptedBackend([SECOND, CLOSE])
+        scripted.extend([first, second])
+        port = _two_servers(gateway, free, first, second, next_upstream)
+        if path == "callback":
+            warm = raw_exchange(port, b"GET /w HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert warm.endswith(b"ok")
+        out = raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        if expect is not None:
+            assert status_of(out) == 200 and out.endswith(expect), out
+        else:  # not listed: the first server's answer (or its failure) is the answer
+            assert status_of(out) == 502 and not out.endswith(b"second"), out
+            assert second.requests == 0
+
+
+@pytest.mark.parametrize("listed,expect", [("error timeout", 502),
+                                           ("error timeout non_idempotent", 200)])
+def test_a_post_is_sent_again_only_with_non_idempotent(
+        listed: str, expect: int, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    first = ScriptedBackend([RESET])
+    second = ScriptedBackend([SECOND, CLOSE])
+    scripted.extend([first, second])
+    port = _two_servers(gateway, free, first, second, listed)
+    out = raw_exchange(port, b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+    assert status_of(out) == expect, out
+    assert second.requests == (1 if expect == 200 else 0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_upstream_variables_list_every_server_tried(
+        path: str, tmp_path, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    from e2e_util import wait_for_text
+
+    first = ScriptedBackend(([OK] if path == "callback" else []) + [BAD_GATEWAY, CLOSE])
+    second = ScriptedBackend([SECOND, CLOSE])
+    scripted.extend([first, second])
+    port = free()
+    log = tmp_path / "up.log"
+    gateway(f"""http {{ log_format up '$uri [$upstream_addr] [$upstream_status] '
+                                     '[$upstream_response_time]';
+      upstream be {{ server 127.0.0.1:{first.port} weight=100; server 127.0.0.1:{second.port};
+                     keepalive 4; }}
+      server {{ listen 127.0.0.1:{port}; access_log {log} up;
+        location / {{ proxy_next_upstream error http_502; proxy_pass http://be; }} }} }}""",
+            port)
+    if path == "callback":
+        raw_exchange(port, b"GET /w HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    out = raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert out.endswith(b"second")
+    assert wait_for_text(log, "/x ")
+    line = next(x for x in log.read_text().splitlines() if x.startswith("/x "))
+    a, b = f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"
+    assert f"[{a}, {b}] [502, 200] [" in line, line
+    times = line.rsplit("[", 1)[1].rstrip("]").split(", ")
+    assert len(times) == 2 and all(float(t) >= 0 for t in times), line
