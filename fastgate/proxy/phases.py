@@ -499,6 +499,8 @@ class Phases:
             target = req.head.target
             if target[:1] == b"/":
                 return target  # the common case, first
+            if target != b"*":  # absolute-form: the part after the authority
+                return req.target.encode("latin-1")
         args = "?" + req.args if req.args else ""
         if pp.uri is None:
             return (encode_path(req.uri) + args).encode("latin-1")

@@ -60,10 +60,20 @@ cdef class Request:
 
     @property
     def target(self):
-        """The request target as the client sent it: $request_uri."""
+        """The request target as the client sent it: $request_uri. Of an absolute-form
+        target, what follows the authority ("/" if nothing), as nginx's unparsed_uri."""
         t = self._target
         if t is None:
-            t = self._target = self.head.target.decode("latin-1")
+            t = self.head.target.decode("latin-1")
+            if t[:1] != "/" and "://" in t:
+                rest = t.split("://", 1)[1]
+                cut = len(rest)
+                for mark in ("/", "?"):
+                    i = rest.find(mark)
+                    if 0 <= i < cut:
+                        cut = i
+                t = rest[cut:] or "/"
+            self._target = t
         return t
 
     @property
