@@ -35,6 +35,7 @@ from fastgate.config.context import (
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
     AccessLog,
+    ErrorLogFile,
     ErrorPage,
     LimitConn,
     LimitReq,
@@ -241,7 +242,9 @@ def set_error_log(ld: Context, lvl: Level, d: Directive) -> None:
     if level not in LOG_LEVELS:
         raise d.error(f'invalid log level "{level}"')
     if lvl.ctx == MAIN:
-        lvl.local["error_log"] = (log_file(ld, d, d.args[0]), level)
+        # several may be given (nginx 1.5.2+): each file gets the lines of its level up
+        lvl.local.setdefault("error_log", []).append(
+            ErrorLogFile(log_file(ld, d, d.args[0]), level))
     else:
         ld.warn('"error_log" below the main level is ignored: fastgate keeps one error '
                 "log per process", d)

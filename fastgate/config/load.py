@@ -204,8 +204,7 @@ class Loader:
             http_engine=main.local.get("http_engine", "auto"),
             worker_connections=(events.local.get("worker_connections", 512)
                                 if events is not None else 512),
-            error_log=main.local.get("error_log", (Config.error_log, ""))[0],
-            error_level=main.local.get("error_log", ("", Config.error_level))[1],
+            error_logs=tuple(main.local.get("error_log") or Config.error_logs),
             log_files=tuple(self.log_files),
             # "pid off": None; unset: beside the file (or in -p PREFIX), named after it
             pid=main.local.get("pid", os.path.join(self.prefix_dir, os.path.splitext(

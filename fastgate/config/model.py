@@ -396,6 +396,14 @@ class Server:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorLogFile:
+    """One ``error_log FILE [LEVEL]``."""
+
+    file: LogFile
+    level: str = "error"
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     """``user NAME [GROUP]``, resolved at load: whom the workers run as."""
 
@@ -410,8 +418,9 @@ class Config:
     worker_processes: int = 1
     http_engine: str = "auto"
     worker_connections: int = 512
-    error_log: LogFile = LogFile("stderr", Where("", 0))
-    error_level: str = "error"
+    # every main-level error_log, each written from its own level up (nginx: several
+    # may be given; the default is stderr at "error")
+    error_logs: tuple[ErrorLogFile, ...] = (ErrorLogFile(LogFile("stderr", Where("", 0))),)
     pid: str | None = None  # None: "pid off"
     user: User | None = None  # set only when fastgate starts as root
     servers: tuple[Server, ...] = ()

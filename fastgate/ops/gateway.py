@@ -228,7 +228,7 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
 
     n = config.worker_processes
     what = f"{n} worker{'s' if n > 1 else ''}, {resolve(engine or config.http_engine)}"
-    shown = log.path == "stderr" and log.level <= log.RANKS["notice"]
+    shown = log.reaches("stderr", "notice")
     for listen in listens(config):
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
         line = f"listening on {'https' if listen.ssl else 'http'}://{host}:{listen.port} ({what})"

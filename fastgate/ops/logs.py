@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from fastgate.config.directives import LOG_LEVELS, SYSLOG_SEVERITIES
-from fastgate.config.model import LogFile, Syslog
+from fastgate.config.model import ErrorLogFile, LogFile, Syslog
 
 if TYPE_CHECKING:
     from fastgate.config.model import AccessLog, Config, LogFormat
@@ -196,19 +196,49 @@ def _sink(f: LogFile) -> StreamSink | FileSink:
 
 # --- the error log ----------------------------------------------------------------------------
 
+class _Target:
+    """One error log file (or syslog server) and the level it starts at."""
+
+    __slots__ = ("path", "rank", "sink", "syslog", "lines")
+
+    def __init__(self, spec: ErrorLogFile) -> None:
+        f = spec.file
+        self.path = f.path
+        self.rank = _RANK.get(spec.level, _RANK["error"])
+        self.syslog = SyslogSink(f) if f.syslog is not None else None
+        self.sink = _sink(f) if f.syslog is None else None
+        self.lines: list[tuple[int, bytes]] = []
+
+    def flush(self) -> None:
+        lines, self.lines = self.lines, []
+        if not lines:
+            return
+        if self.syslog is not None:
+            for severity, line in lines:
+                self.syslog.send(severity, line)
+        elif self.sink is not None:
+            self.sink.write(b"".join(line + b"\n" for _, line in lines))
+
+
 class ErrorLog:
+    """The error log: every ``error_log`` of the configuration, each written with the
+    lines of its level and above (nginx's several error logs)."""
+
     RANKS = _RANK
 
-    def __init__(self, f: LogFile, level: str) -> None:
-        self.path = f.path
-        self.level = _RANK.get(level, _RANK["error"])
-        self._syslog = SyslogSink(f) if f.syslog is not None else None
-        self._sink = _sink(f) if f.syslog is None else None
-        self._lines: list[tuple[int, bytes]] = []
+    def __init__(self, files: tuple[ErrorLogFile, ...]) -> None:
+        self._targets = [_Target(f) for f in files]
+        # the lowest level any of them writes: below it a line is not even formatted
+        self.level = min(t.rank for t in self._targets)
         self._flusher: asyncio.TimerHandle | None = None
 
+    def reaches(self, path: str, level: str) -> bool:
+        """Whether lines of ``level`` go to the log at ``path`` ("stderr")."""
+        return any(t.path == path and t.rank <= _RANK[level] for t in self._targets)
+
     def write(self, level: str, message: str, conn: Any = None, req: Any = None) -> None:
-        if _RANK[level] < self.level:
+        rank = _RANK[level]
+        if rank < self.level:
             return
         stamp = time.strftime("%Y/%m/%d %H:%M:%S")
         line = f"{stamp} [{level}] {os.getpid()}#0: "
@@ -225,8 +255,11 @@ class ErrorLog:
             host = req.header(b"host")
             if host is not None:
                 line += f', host: "{host.decode("latin-1")}"'
-        self._lines.append((_SEVERITY[level], line.encode("utf-8", "backslashreplace")))
-        if _RANK[level] >= _RANK["error"]:
+        entry = (_SEVERITY[level], line.encode("utf-8", "backslashreplace"))
+        for t in self._targets:
+            if rank >= t.rank:
+                t.lines.append(entry)
+        if rank >= _RANK["error"]:
             self.flush()
         elif self._flusher is None:
             # a flood of 401s must not cost a write each: hand them over in one go
@@ -251,32 +284,28 @@ class ErrorLog:
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        if not self._lines:
-            return
-        lines, self._lines = self._lines, []
-        if self._syslog is not None:
-            for severity, line in lines:
-                self._syslog.send(severity, line)
-        elif self._sink is not None:
-            self._sink.write(b"".join(line + b"\n" for _, line in lines))
+        for t in self._targets:
+            t.flush()
 
     def reopen(self) -> None:
-        """SIGUSR1: the file again; one that cannot be opened keeps the old one, and
-        says so in it."""
+        """SIGUSR1: the files again; one that cannot be opened keeps the old one, and
+        says so in the log."""
         self.flush()
-        if self._sink is None:
-            return
-        try:
-            self._sink.reopen()
-        except LogOpenError as e:
-            self.write("alert", f"{e}; the old file is kept")
+        for t in self._targets:
+            if t.sink is None:
+                continue
+            try:
+                t.sink.reopen()
+            except LogOpenError as e:
+                self.write("alert", f"{e}; the old file is kept")
 
     def close(self) -> None:
         self.flush()
-        if self._sink is not None:
-            self._sink.close()
-        if self._syslog is not None:
-            self._syslog.close()
+        for t in self._targets:
+            if t.sink is not None:
+                t.sink.close()
+            if t.syslog is not None:
+                t.syslog.close()
 
 
 # --- access logs -------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ class Master:
         self.config = config
         self.engine = engine
         self.pid_path = pid_path
-        self.log = ErrorLog(config.error_log, config.error_level)
+        self.log = ErrorLog(config.error_logs)
         self.region = SharedCounters(MAX_SLOTS + 1)
         self.stats = self.region.slot(MASTER_SLOT)  # the master counts its reloads
         self.sockets: dict[SockKey, list[socket.socket]] = {}

@@ -95,7 +95,7 @@ class Worker:
         self.zones = zones if zones is not None else Zones().for_config(config)
         self.engine = resolve(engine or config.http_engine)
         self.groups = build_groups(config.upstreams, self.engine)
-        self.log = ErrorLog(config.error_log, config.error_level)
+        self.log = ErrorLog(config.error_logs)
         self.access = AccessLogs(config.log_formats, self.log)
         self.stats = stats if stats is not None else Stats()
         self.phases = Phases(self)

@@ -273,7 +273,7 @@ def test_main_settings(tmp_path: Path) -> None:
                           "events { worker_connections 99; }\n")
     assert cfg.worker_processes >= 1
     assert cfg.pid == "/tmp/fg.pid"
-    assert (cfg.error_log.path, cfg.error_level) == ("stderr", "info")
+    assert [(e.file.path, e.level) for e in cfg.error_logs] == [("stderr", "info")]
     assert cfg.worker_connections == 99
 
 

@@ -120,3 +120,23 @@ def test_absolute_form_target_variables_and_forwarding(
         assert [r.target for r in backend.requests()] == [b"/up/y?z=2"]
     finally:
         backend.stop()
+
+
+def test_several_error_logs_each_at_its_level(
+        tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    from e2e_util import raw_exchange, wait_for_text
+
+    port, dead = free(), free()
+    verbose, errors = tmp_path / "info.log", tmp_path / "error.log"
+    gateway(f"""error_log {verbose} info; error_log {errors} error;
+      http {{ access_log off; server {{ listen 127.0.0.1:{port};
+        location /jwt/ {{ auth_jwt on; auth_jwt_key "0123456789abcdef0123456789abcdef";
+                         proxy_pass http://127.0.0.1:{dead}; }}
+        location /dead/ {{ proxy_pass http://127.0.0.1:{dead}; }} }} }}""", port)
+    raw_exchange(port, b"GET /jwt/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    raw_exchange(port, b"GET /dead/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert wait_for_text(errors, "connect() failed")
+    assert wait_for_text(verbose, "connect() failed")
+    assert wait_for_text(verbose, "[info]")  # the missing token, at info
+    assert "failed to find a jwt" in verbose.read_text()
+    assert "[info]" not in errors.read_text()
