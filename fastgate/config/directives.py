@@ -37,6 +37,7 @@ from fastgate.config.model import (
     AccessLog,
     ErrorLogFile,
     ErrorPage,
+    Expires,
     LimitConn,
     LimitReq,
     LimitZone,
@@ -104,6 +105,23 @@ def streaming(ld: Context, lvl: Level, d: Directive) -> None:
     if d.args != ("off",):
         ld.warn(f'"{d.name}" directive is ignored: fastgate streams request and response '
                 "bodies without buffering them", d)
+
+
+def expires_arg(ld: Context, d: Directive) -> Expires | None:
+    """``expires off|epoch|max|[-]TIME`` (ngx_http_headers_filter_module)."""
+    if len(d.args) > 1 or d.args[0].startswith(("@", "$")) or d.args[0] == "modified":
+        # what these need (the time of day, a variable read from the response, the
+        # file's date) fastgate does not have: refused rather than half done
+        raise d.error(f'"expires {" ".join(d.args)}" is not supported: give "off", '
+                      '"epoch", "max" or a time')
+    value = d.args[0]
+    if value == "off":
+        return None
+    if value in ("epoch", "max"):
+        return Expires(value)
+    if value.startswith("-"):
+        return Expires("after", -parse_time(d, value[1:]))
+    return Expires("after", parse_time(d, value))
 
 
 def time_arg(ld: Context, d: Directive) -> float:
@@ -970,6 +988,8 @@ _SPECS = [
     Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),
     Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),
     Spec("client_body_timeout", HSL, 1, 1, setting("client_body_timeout", time_arg)),
+    Spec("send_timeout", HSL, 1, 1, setting("send_timeout", time_arg)),
+    Spec("expires", HSL, 1, 2, setting("expires", expires_arg)),
     Spec("keepalive_timeout", HSL, 1, 2, setting("keepalive_timeout", keepalive_timeout)),
     Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),
     Spec("keepalive_time", HSL, 1, 1, setting("keepalive_time", time_arg)),

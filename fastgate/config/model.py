@@ -204,10 +204,12 @@ class Settings:
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 0
     add_header: tuple[tuple[str, Template, bool], ...] = ()
+    expires: Expires | None = None  # None: off
     error_page: tuple[tuple[int, ErrorPage], ...] = ()
     client_max_body_size: int = 1024 * 1024
     client_header_timeout: float = 60.0
     client_body_timeout: float = 60.0
+    send_timeout: float = 60.0  # a client that reads nothing of a response for this long
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
     keepalive_time: float = 3600.0  # a keep-alive connection's whole life
@@ -393,6 +395,15 @@ class Server:
     @property
     def name(self) -> str:
         return self.server_names[0] if self.server_names else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Expires:
+    """``expires TIME|epoch|max``: ``kind`` "after" (``seconds`` from the response, maybe
+    negative), "epoch" or "max"."""
+
+    kind: str
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,13 @@ from fastgate._wire cimport ResponseHead
 from fastgate.proxy.request cimport Request
 from fastgate.http.engine import ProtocolError
 from fastgate._wire import response_headers
-from fastgate.proxy.headers import RESPONSE_DROP
+from fastgate.proxy.headers import ADD_HEADER_STATUSES, RESPONSE_DROP, without_expires
 from fastgate.proxy.status import reason
 from fastgate.proxy.upstream import NEXT_CONDITION, NEXT_STATUSES
 
 cdef dict _CONDITION = NEXT_CONDITION
 cdef frozenset _NEXT_STATUSES = NEXT_STATUSES
+cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
 
 
 cdef inline double _monotonic():
@@ -45,8 +46,11 @@ cdef class FastExchange:
     cdef double t0
     cdef ResponseHead rhead  # once it has come
     cdef bint head_only
-    cdef public double deadline  # proxy_read_timeout, checked by the worker's clock
+    # proxy_read_timeout, or send_timeout while the client reads nothing: the worker's
+    # clock checks it
+    cdef public double deadline
     cdef double timeout
+    cdef bint client_stalled  # the client's buffer is full: the upstream is not read
     cdef public bint finished
     cdef list out  # response bytes of one upstream read, written at once
     cdef bint sent  # some of the response has been written to the client
@@ -72,6 +76,7 @@ cdef class FastExchange:
         self.rhead = None
         self.head_only = False
         self.timeout = loc.settings.proxy_read_timeout
+        self.client_stalled = False
         self.deadline = 0.0
         self.finished = False
         self.sent = False
@@ -116,7 +121,10 @@ cdef class FastExchange:
         req.upstream_time = _monotonic() - self.t0
         headers = response_headers(head.headers, RESPONSE_DROP, b"fastgate",
                                    phases.w.http_date())
-        if self.loc.settings.add_header:
+        s = self.loc.settings
+        if s.add_header or s.expires is not None:
+            if s.expires is not None and status in _ADD_HEADER_STATUSES:
+                headers = without_expires(headers)  # expires replaces the upstream's
             headers.extend(phases.added_headers(req, self.loc, status))
         self.head_only = req.method == "HEAD" or status in (204, 304)
         length = head.content_length if head.content_length >= 0 else None
@@ -161,6 +169,8 @@ cdef class FastExchange:
         if conn.gate.paused and self.uconn.transport is not None:
             self.uconn.transport.pause_reading()
             conn.writer_waiter = self
+            self.client_stalled = True
+            self.deadline = _monotonic() + self.loc.settings.send_timeout
 
     def on_end(self):
         if self.rhead is None:
@@ -197,6 +207,8 @@ cdef class FastExchange:
 
     def client_writable(self):
         self.conn.writer_waiter = None
+        self.client_stalled = False
+        self.deadline = _monotonic() + self.timeout
         if self.uconn.transport is not None and not self.uconn.closed:
             self.uconn.transport.resume_reading()
 
@@ -222,9 +234,19 @@ cdef class FastExchange:
         self.phases.w.failed(self.conn, self.req, error, self.started, responded)
 
     def expire(self):
-        """No upstream byte for proxy_read_timeout (the worker's clock says)."""
+        """No upstream byte for proxy_read_timeout, or the client took nothing for
+        send_timeout (the worker's clock says)."""
         self.deadline = 0.0
         if self.finished:
+            return
+        if self.client_stalled:
+            uconn = self.uconn
+            uconn.detach()
+            uconn.abort()
+            self.phases.w.log.info("client timed out (110: Connection timed out) while "
+                                   "sending to client", self.conn, self.req)
+            self.conn.abort()
+            self._finish()
             return
         self._failed("timeout", "upstream timed out (110: Connection timed out) while "
                                 "reading response header from upstream")

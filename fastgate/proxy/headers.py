@@ -9,8 +9,10 @@ per-request part runs in C: ``fastgate._wire.upstream_headers`` (request headers
 from __future__ import annotations
 
 import re
+from email.utils import formatdate
 
 from fastgate._wire import response_headers
+from fastgate.config.model import Expires
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
 
@@ -74,3 +76,27 @@ def client_response_headers(upstream_headers: Headers, switching: bool,
         b"connection", b"upgrade"}
     out.extend(p for p in upstream_headers if p[0].lower() not in drop)
     return out
+
+
+# add_header (unless "always") and expires apply to responses of these statuses (nginx)
+ADD_HEADER_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
+# expires max and epoch, as nginx writes them
+_MAX_DATE = b"Thu, 31 Dec 2037 23:55:55 GMT"
+_EPOCH_DATE = b"Thu, 01 Jan 1970 00:00:01 GMT"
+
+
+def expires_headers(expires: Expires, now: float) -> Headers:
+    """``Expires`` and ``Cache-Control`` as nginx's ``expires`` sets them."""
+    if expires.kind == "max":
+        return [(b"Expires", _MAX_DATE), (b"Cache-Control", b"max-age=315360000")]
+    if expires.kind == "epoch":
+        return [(b"Expires", _EPOCH_DATE), (b"Cache-Control", b"no-cache")]
+    seconds = int(expires.seconds)
+    date = formatdate(now + seconds, usegmt=True).encode()
+    control = b"no-cache" if seconds < 0 else b"max-age=%d" % seconds
+    return [(b"Expires", date), (b"Cache-Control", control)]
+
+
+def without_expires(headers: Headers) -> Headers:
+    """The upstream's headers but its Expires and Cache-Control (``expires`` sets them)."""
+    return [h for h in headers if h[0].lower() not in (b"expires", b"cache-control")]

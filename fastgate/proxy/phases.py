@@ -24,7 +24,15 @@ from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path, normalize
 from fastgate.proxy.fast import FastExchange
-from fastgate.proxy.headers import client_response_headers, is_safe_value, request_drop, set_plan
+from fastgate.proxy.headers import (
+    ADD_HEADER_STATUSES,
+    client_response_headers,
+    expires_headers,
+    is_safe_value,
+    request_drop,
+    set_plan,
+    without_expires,
+)
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.upstream import (
@@ -45,8 +53,6 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # connection that was stale, or the next server (proxy_next_upstream)
 _DONE, _STALE, _NEXT = object(), object(), object()
 
-# add_header applies to these unless "always" (nginx)
-ADD_HEADER_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 MAX_REDIRECTS = 10
 # RFC 6750 section 3: the challenge of a 401, and its form when a token was presented
 CHALLENGE = b'Bearer realm="fastgate"'
@@ -477,7 +483,11 @@ class Phases:
         req.bytes_sent = len(out)
 
     def added_headers(self, req: Request, loc: Location, status: int) -> Headers:
+        """``add_header``'s and ``expires``'s headers for a response of ``status``."""
         out: Headers = []
+        expires = loc.settings.expires
+        if expires is not None and status in ADD_HEADER_STATUSES:
+            out.extend(expires_headers(expires, time.time()))
         for name, template, always in loc.settings.add_header:
             if always or status in ADD_HEADER_STATUSES:
                 value = template.render(req)
@@ -822,6 +832,8 @@ class Phases:
         status = self._final_status(req, rhead.status)
         req.status = status
         headers = client_response_headers(rhead.headers, False, b"fastgate", self.w.http_date())
+        if s.expires is not None and status in ADD_HEADER_STATUSES:
+            headers = without_expires(headers)  # expires replaces the upstream's
         headers.extend(self.added_headers(req, loc, status))
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         length = rhead.content_length if rhead.content_length >= 0 else None
@@ -872,7 +884,12 @@ class Phases:
             req.body_bytes_sent = sent
             if conn.gate.paused:
                 try:
-                    await conn.gate.wait()
+                    await conn.gate.wait(s.send_timeout)
+                except TimeoutError:
+                    self.w.log.info("client timed out (110: Connection timed out) while "
+                                    "sending to client", conn, req)
+                    conn.abort()
+                    return False
                 except Exception:  # the client went away mid-response
                     return False
         if conn.closed:

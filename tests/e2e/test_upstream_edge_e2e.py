@@ -256,3 +256,98 @@ def test_upstream_variables_list_every_server_tried(
     assert f"[{a}, {b}] [502, 200] [" in line, line
     times = line.rsplit("[", 1)[1].rstrip("]").split(", ")
     assert len(times) == 2 and all(float(t) >= 0 for t in times), line
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_send_timeout_cuts_a_client_that_reads_nothing(
+        path: str, tmp_path, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from e2e_util import wait_for_text
+
+    size = 64 * 1024 * 1024  # far more than every buffer on the way holds
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
+    backend = ScriptedBackend(([OK] if path == "callback" else []) + [big, CLOSE])
+    scripted.append(backend)
+    port = free()
+    errors = tmp_path / "err.log"
+    gateway(f"""error_log {errors} info;
+      http {{ access_log off; upstream be {{ server 127.0.0.1:{backend.port}; keepalive 4; }}
+      server {{ listen 127.0.0.1:{port}; send_timeout 1s;
+        location / {{ proxy_pass http://be; }} }} }}""", port)
+    if path == "callback":
+        raw_exchange(port, b"GET /w HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert wait_for_text(errors, "while sending to client", timeout=15)
+        time.sleep(0.2)
+        got = 0
+        try:
+            while chunk := s.recv(1 << 20):
+                got += len(chunk)
+        except OSError:
+            pass
+    assert got < size  # cut, not completed
+
+
+def _headers(out: bytes) -> dict[bytes, list[bytes]]:
+    head = out.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    found: dict[bytes, list[bytes]] = {}
+    for line in head:
+        name, _, value = line.partition(b":")
+        found.setdefault(name.strip().lower(), []).append(value.strip())
+    return found
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_expires(path: str, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    import email.utils
+    import time
+
+    cached = (b"HTTP/1.1 200 OK\r\nCache-Control: private\r\n"
+              b"Expires: Sat, 01 Jan 2000 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nok")
+    backend = ScriptedBackend(([OK] if path == "callback" else []) + [cached, CLOSE])
+    scripted.append(backend)
+    port = free()
+    gateway(f"""http {{ access_log off; upstream be {{ server 127.0.0.1:{backend.port}; }}
+      server {{ listen 127.0.0.1:{port};
+        location /up/ {{ expires 1h; proxy_pass http://be; }}
+        location /max {{ expires max; return 200 "x"; }}
+        location /epoch {{ expires epoch; return 200 "x"; }}
+        location /neg {{ expires -1; return 200 "x"; }}
+        location /gone {{ expires 1h; return 404; }} }} }}""", port)
+
+    def get(target: bytes) -> bytes:
+        return raw_exchange(port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n"
+                                  b"Connection: close\r\n\r\n")
+
+    if path == "callback":
+        assert status_of(get(b"/up/warm")) == 200
+    h = _headers(get(b"/up/x"))
+    assert h[b"cache-control"] == [b"max-age=3600"], h  # the upstream's are replaced
+    expires = email.utils.parsedate_to_datetime(h[b"expires"][0].decode()).timestamp()
+    assert abs(expires - (time.time() + 3600)) < 5
+    h = _headers(get(b"/max"))
+    assert (h[b"expires"], h[b"cache-control"]) == ([b"Thu, 31 Dec 2037 23:55:55 GMT"],
+                                                    [b"max-age=315360000"])
+    h = _headers(get(b"/epoch"))
+    assert (h[b"expires"], h[b"cache-control"]) == ([b"Thu, 01 Jan 1970 00:00:01 GMT"],
+                                                    [b"no-cache"])
+    assert _headers(get(b"/neg"))[b"cache-control"] == [b"no-cache"]
+    h = _headers(get(b"/gone"))
+    assert b"expires" not in h and b"cache-control" not in h  # not for a 404
+
+
+def test_expires_forms_fastgate_cannot_honour_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    for value in ("modified 1h", "@15h30m", "$expires"):
+        conf = tmp_path / "f.conf"
+        conf.write_text(f"http {{ server {{ listen 127.0.0.1:1; expires {value}; }} }}\n")
+        run = subprocess.run([sys.executable, "-m", "fastgate", "-t", "-c", str(conf)],
+                             capture_output=True, text=True, timeout=30)
+        assert run.returncode == 1
+        assert f'"expires {value}" is not supported' in run.stderr, run.stderr
+        assert f"{conf}:1" in run.stderr
