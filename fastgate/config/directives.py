@@ -448,8 +448,21 @@ def server_block(ld: Context, lvl: Level, d: Directive) -> None:
     ld.walk(d.block or (), child)
 
 
+_PORT_RANGE = re.compile(r"(?P<head>.*?)(?P<low>\d+)-(?P<high>\d+)")
+
+
 def listen(ld: Context, lvl: Level, d: Directive) -> None:
-    host, port = parse_host_port(d, d.args[0], 80)
+    address = d.args[0]
+    ports: range | None = None
+    m = _PORT_RANGE.fullmatch(address)
+    if m is not None and (m["head"] == "" or m["head"].endswith(":")):
+        # a port range, "8000-8009" or "127.0.0.1:8000-8009": one listener per port
+        low, high = int(m["low"]), int(m["high"])
+        if not 0 < low <= high < 65536:
+            raise d.error(f'invalid port in "{address}" of the "listen" directive')
+        ports = range(low, high + 1)
+        address = m["head"] + m["low"]
+    host, port = parse_host_port(d, address, 80)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
         if arg in ("ssl", "reuseport", "default_server"):
@@ -462,8 +475,8 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
             ld.warn(f'the "{arg}" parameter of "listen" is ignored', d)
         else:
             raise d.error(f'invalid parameter "{arg}"')
-    entry = Listen(host or "0.0.0.0", port, **params)
-    lvl.local["listen"] = lvl.local.get("listen", ()) + (entry,)
+    entries = tuple(Listen(host or "0.0.0.0", p, **params) for p in (ports or (port,)))
+    lvl.local["listen"] = lvl.local.get("listen", ()) + entries
 
 
 def server_name(ld: Context, lvl: Level, d: Directive) -> None:
@@ -1002,6 +1015,7 @@ _SPECS = [
     Spec("large_client_header_buffers", HS, 2, 2,
          setting("large_client_header_buffers", large_client_header_buffers)),
     Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),
+    Spec("merge_slashes", HS, 1, 1, setting("merge_slashes", flag_arg)),
     Spec("ignore_invalid_headers", HS, 1, 1, setting("ignore_invalid_headers", flag_arg)),
     Spec("access_log", HSL, 1, None, access_log),
     # TLS

@@ -216,6 +216,7 @@ class Settings:
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     # header names outside [A-Za-z0-9-] never reach a variable or the backend
     underscores_in_headers: bool = False
+    merge_slashes: bool = True  # read from the address's default server, as nginx
     ignore_invalid_headers: bool = True
     access_log: tuple[AccessLog, ...] | None = None  # None: not set anywhere
     ssl_certificate: str | None = None

@@ -24,14 +24,14 @@ class Target(NamedTuple):  # a tuple: a request makes one (a frozen dataclass co
 _as_target = tuple.__new__  # Target(...) goes through a Python-level __new__: 0.2 us more
 
 
-def parse_target(raw: bytes, method: bytes) -> Target:
+def parse_target(raw: bytes, method: bytes, merge_slashes: bool = True) -> Target:
     simple = split_target(raw)
     if simple is not None:
         return _as_target(Target, simple)
-    return parse_target_fully(raw, method)
+    return parse_target_fully(raw, method, merge_slashes)
 
 
-def parse_target_fully(raw: bytes, method: bytes) -> Target:
+def parse_target_fully(raw: bytes, method: bytes, merge_slashes: bool = True) -> Target:
     """What ``parse_target`` does when the common case does not apply."""
     if raw == b"*":
         if method != b"OPTIONS":
@@ -52,10 +52,12 @@ def parse_target_fully(raw: bytes, method: bytes) -> Target:
             raise ProtocolError("invalid request target", 400)
     path, _, args = text.partition("?")
     path = path.split("#", 1)[0]
-    return Target(normalize(path), args, host)
+    return Target(normalize(path, merge_slashes), args, host)
 
 
-def normalize(path: str) -> str:
+def normalize(path: str, merge_slashes: bool = True) -> str:
+    """The path decoded, ``.`` and ``..`` segments resolved and, unless
+    ``merge_slashes`` is off, runs of slashes made one (nginx's URI parsing)."""
     if "%" in path:
         path = _percent_decode(path)
     if "\x00" in path:
@@ -63,8 +65,12 @@ def normalize(path: str) -> str:
     if "//" not in path and "/." not in path:
         return path
     out: list[str] = []
-    for seg in path.split("/")[1:]:
-        if seg == "" or seg == ".":
+    segs = path.split("/")[1:]
+    last = len(segs) - 1
+    for i, seg in enumerate(segs):
+        # an empty segment is a doubled slash (kept with merge_slashes off) or, last,
+        # the trailing slash (added back below)
+        if seg == "." or (seg == "" and (merge_slashes or i == last)):
             continue
         if seg == "..":
             if not out:

@@ -49,6 +49,9 @@ class ServerTable:
     def __init__(self, servers: list[Server], port: int) -> None:
         self.default = next((s for s in servers for listen in s.listens
                              if listen.port == port and listen.default_server), servers[0])
+        # the request line is parsed before the Host header picks a server: nginx
+        # takes merge_slashes from the address's default server
+        self.merge_slashes = self.default.settings.merge_slashes
         self.exact: dict[str, Server] = {}
         self.heads: list[tuple[str, Server]] = []
         self.tails: list[tuple[str, Server]] = []
@@ -209,7 +212,7 @@ class Worker:
                          vhosts)
             return
         try:
-            target = parse_target(head.target, method)
+            target = parse_target(head.target, method, vhosts.merge_slashes)
         except ProtocolError as e:
             self._refuse(conn, e, vhosts)
             return

@@ -140,3 +140,46 @@ def test_several_error_logs_each_at_its_level(
     assert wait_for_text(verbose, "[info]")  # the missing token, at info
     assert "failed to find a jwt" in verbose.read_text()
     assert "[info]" not in errors.read_text()
+
+
+def test_merge_slashes(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    from e2e_util import raw_exchange
+
+    merged, kept = free(), free()
+    gateway(f"""http {{ access_log off;
+      server {{ listen 127.0.0.1:{merged}; location / {{ return 200 "$uri"; }} }}
+      server {{ listen 127.0.0.1:{kept}; merge_slashes off;
+        location / {{ return 200 "$uri"; }} }} }}""", merged)
+    for port, expect in ((merged, b"/a/b/c/"), (kept, b"/a//b/c//")):
+        out = raw_exchange(port, b"GET /a//b/./c// HTTP/1.1\r\nHost: a\r\n"
+                                 b"Connection: close\r\n\r\n")
+        assert out.endswith(b"\r\n\r\n" + expect), out
+
+
+def test_listen_with_a_port_range(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    from e2e_util import raw_exchange
+
+    for _ in range(20):  # three free ports in a row
+        base = free()
+        ports = [base, base + 1, base + 2]
+        try:
+            for p in ports[1:]:
+                socket.create_server(("127.0.0.1", p)).close()
+            break
+        except OSError:
+            continue
+    gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{base}-{base + 2};
+      location / {{ return 200 "$server_port"; }} }} }}""", base)
+    for p in ports:
+        out = raw_exchange(p, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert out.endswith(str(p).encode()), out
+
+
+def test_a_port_range_upside_down_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    conf.write_text("http { server { listen 127.0.0.1:9000-8000; } }\n")
+    run = subprocess.run([sys.executable, "-m", "fastgate", "-t", "-c", str(conf)],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 1
+    assert f'invalid port in "127.0.0.1:9000-8000" of the "listen" directive in {conf}:1' \
+        in run.stderr, run.stderr
