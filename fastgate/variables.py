@@ -197,6 +197,7 @@ BUILTIN: dict[str, Getter] = {
     "request_id": lambda r: r.request_id,
     "connection": lambda r: str(r.connection_id),
     "connection_requests": lambda r: str(r.connection_requests),
+    "pipe": lambda r: "p" if r.pipelined else ".",
     "time_local": _time_local,
     "time_iso8601": _time_iso8601,
     "msec": lambda r: f"{time.time():.3f}",

@@ -40,13 +40,20 @@ class ClientConnection(asyncio.Protocol):
         self.scheme = "https" if tls else "http"
         self.connection_id = observer.next_connection_id()
         self.requests = 0
+        # the request being served came in bytes read with an earlier one ($pipe): it
+        # is handed over while the engine starts the next request, not as bytes arrive
+        self.pipelined = False
+        self._starting_next = False
         self.transport: asyncio.Transport | None = None
         self.engine: Any = None
         self.gate = WriteGate()
         self.closed = False
         self.body: BodyBuffer | None = None
         self.idle = True  # between requests: a graceful stop may close it at once
-        self.writer_waiter: Any = None  # a callback exchange waiting for resume_writing
+        # the callback exchange in progress: told when the client can take more of its
+        # response, or is gone (which ends the exchange, as nginx's 499)
+        self.exchange: Any = None
+        self._lost: asyncio.Future[None] | None = None  # made when a task asks
         self.remote_addr = ""
         self.remote_port = 0
         self.server_addr = ""
@@ -147,8 +154,10 @@ class ClientConnection(asyncio.Protocol):
         self.gate.close(gone)
         if self.body is not None:
             self.body.fail(gone)
-        if self.writer_waiter is not None:
-            self.writer_waiter.client_gone()
+        if self.exchange is not None:
+            self.exchange.client_gone()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         if self._tunnel is not None:
             self._tunnel.close()
         self.observer.closed(self)
@@ -158,8 +167,8 @@ class ClientConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.gate.resume()
-        if self.writer_waiter is not None:
-            self.writer_waiter.client_writable()
+        if self.exchange is not None:
+            self.exchange.client_writable()
         if self._next_on_drain:
             self._next_on_drain = False
             self._after_response()
@@ -172,6 +181,7 @@ class ClientConnection(asyncio.Protocol):
             self.idle = False
             self.observer.idle(-1)
         self.requests += 1
+        self.pipelined = self._starting_next
         if head.content_length != 0:
             assert self.transport is not None
             self.body = BodyBuffer(self.transport.pause_reading, self.transport.resume_reading)
@@ -244,7 +254,11 @@ class ClientConnection(asyncio.Protocol):
             self._next_on_drain = True
             return
         engine = self.engine
-        engine.start_next()
+        self._starting_next = True
+        try:
+            engine.start_next()
+        finally:
+            self._starting_next = False
         if (self._held_back and not engine.backlogged and not self.closed
                 and self.transport is not None):
             self._held_back = False
@@ -270,6 +284,15 @@ class ClientConnection(asyncio.Protocol):
         self.finish()
 
     # --- used by the phases --------------------------------------------------------------------
+
+    def lost(self) -> asyncio.Future[None]:
+        """Done when the client connection is lost: a task waiting on the upstream
+        stops waiting for a client that went away."""
+        if self._lost is None:
+            self._lost = self._loop.create_future()
+            if self.closed:
+                self._lost.set_result(None)
+        return self._lost
 
     def write(self, data: bytes) -> None:
         if data and not self.closed and self.transport is not None:

@@ -94,6 +94,7 @@ cdef class FastExchange:
             uconn.transport.write(data)
         self.deadline = _monotonic() + self.timeout
         self.phases.w.exchanges.add(self)
+        self.conn.exchange = self  # told if the client can take more, or goes away
 
     # --- the upstream connection's callbacks -----------------------------------------------
 
@@ -168,7 +169,6 @@ cdef class FastExchange:
         self.deadline = _monotonic() + self.timeout
         if conn.gate.paused and self.uconn.transport is not None:
             self.uconn.transport.pause_reading()
-            conn.writer_waiter = self
             self.client_stalled = True
             self.deadline = _monotonic() + self.loc.settings.send_timeout
 
@@ -206,15 +206,24 @@ cdef class FastExchange:
     # --- the client connection's callbacks ---------------------------------------------------
 
     def client_writable(self):
-        self.conn.writer_waiter = None
+        if not self.client_stalled:
+            return
         self.client_stalled = False
         self.deadline = _monotonic() + self.timeout
         if self.uconn.transport is not None and not self.uconn.closed:
             self.uconn.transport.resume_reading()
 
     def client_gone(self):
+        """The client went away: the exchange ends now (its limit_conn count with it),
+        as nginx ends a request whose client closed (499 when nothing was answered)."""
+        if self.finished:
+            return
         self.uconn.detach()
         self.uconn.abort()
+        if self.rhead is None:
+            self.req.status = 499
+        self.phases.w.log.info("client prematurely closed connection, so upstream "
+                               "connection is closed too", self.conn, self.req)
         self._finish()
 
     # --- endings -----------------------------------------------------------------------------
@@ -294,8 +303,8 @@ cdef class FastExchange:
         self.finished = True
         self.deadline = 0.0
         self.phases.w.exchanges.discard(self)
-        if self.conn.writer_waiter is self:
-            self.conn.writer_waiter = None
+        if self.conn.exchange is self:
+            self.conn.exchange = None
 
     cdef _finish(self):
         if self.finished:

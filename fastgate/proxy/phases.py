@@ -689,12 +689,23 @@ class Phases:
         elif upgrade is None:
             uconn.write(uconn.engine.send_end())
         try:
-            rhead = await self._response_head(head_future, sender, s.proxy_read_timeout)
+            rhead = await self._response_head(head_future, sender, s.proxy_read_timeout,
+                                              conn.lost())
         except _BodyError as e:
             # the client's body failed (malformed, too slow, gone) before any answer
             head_future.cancel()
             uconn.abort()
             await self._body_failed(conn, req, loc, e)
+            return _DONE
+        except _ClientGone:
+            # nginx's 499: the request ends now, its upstream exchange with it
+            head_future.cancel()
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            req.status = 499
+            w.log.info("client prematurely closed connection, so upstream connection is "
+                       "closed too", conn, req)
             return _DONE
         except UpstreamError as e:
             head_future.cancel()
@@ -759,10 +770,12 @@ class Phases:
 
     @staticmethod
     async def _response_head(head: asyncio.Future[ResponseHead],
-                             sender: asyncio.Task[None] | None, timeout: float) -> ResponseHead:
+                             sender: asyncio.Task[None] | None, timeout: float,
+                             lost: asyncio.Future[None]) -> ResponseHead:
         """The upstream's response head — unless sending the client's body fails first,
-        which raises that failure instead of waiting for an answer that cannot come."""
-        waiting: set[asyncio.Future[Any]] = {head}
+        which raises that failure instead of waiting for an answer that cannot come, or
+        the client goes away (``_ClientGone``)."""
+        waiting: set[asyncio.Future[Any]] = {head, lost}
         if sender is not None:
             waiting.add(sender)
         loop = asyncio.get_running_loop()
@@ -773,6 +786,8 @@ class Phases:
                 raise UpstreamError("timeout", "upstream timed out (110: Connection timed "
                                     "out) while reading response header from upstream")
             await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if lost.done() and not head.done():
+                raise _ClientGone()
             if sender is not None and sender in waiting and sender.done():
                 waiting.discard(sender)
                 error = _task_error(sender)
@@ -856,47 +871,62 @@ class Phases:
         conn.write(out)
         req.bytes_sent = len(out)
         body = uconn.body
-        sent = 0
-        while body is not None:
-            try:
-                chunk = await body.read(s.proxy_read_timeout)
-            except TimeoutError:
-                self.w.log.error("upstream timed out (110: Connection timed out) while "
-                                 "reading upstream", conn, req)
-                self.w.stats.upstream_error("timeout")
-                conn.abort()
-                return False
-            except UpstreamError as e:
-                self.w.log.error(f"{e} while reading upstream", conn, req)
-                self.w.stats.upstream_error(e.kind)
-                conn.abort()
-                return False
-            if chunk is None:
-                break
-            if head_only:
-                continue
-            if body.done:  # the upstream's last bytes: the client's too
-                req.release_conn_slots()
-            sent += len(chunk)
-            data = engine.send_body(chunk)
-            conn.write(data)
-            req.bytes_sent += len(data)
-            req.body_bytes_sent = sent
-            if conn.gate.paused:
+        # a client that goes away ends the relay now, not when the upstream next speaks
+        lost = conn.lost()
+
+        def gone(_: object) -> None:
+            if body is not None:
+                body.fail(_ClientGone())
+
+        lost.add_done_callback(gone)
+        try:
+            sent = 0
+            while body is not None:
                 try:
-                    await conn.gate.wait(s.send_timeout)
+                    chunk = await body.read(s.proxy_read_timeout)
                 except TimeoutError:
-                    self.w.log.info("client timed out (110: Connection timed out) while "
-                                    "sending to client", conn, req)
+                    self.w.log.error("upstream timed out (110: Connection timed out) while "
+                                     "reading upstream", conn, req)
+                    self.w.stats.upstream_error("timeout")
                     conn.abort()
                     return False
-                except Exception:  # the client went away mid-response
+                except _ClientGone:
                     return False
-        if conn.closed:
-            return False
-        req.release_conn_slots()
-        conn.write(engine.send_end())
-        return True
+                except UpstreamError as e:
+                    self.w.log.error(f"{e} while reading upstream", conn, req)
+                    self.w.stats.upstream_error(e.kind)
+                    conn.abort()
+                    return False
+                if chunk is None:
+                    break
+                if conn.closed:  # the client went away mid-response
+                    return False
+                if head_only:
+                    continue
+                if body.done:  # the upstream's last bytes: the client's too
+                    req.release_conn_slots()
+                sent += len(chunk)
+                data = engine.send_body(chunk)
+                conn.write(data)
+                req.bytes_sent += len(data)
+                req.body_bytes_sent = sent
+                if conn.gate.paused:
+                    try:
+                        await conn.gate.wait(s.send_timeout)
+                    except TimeoutError:
+                        self.w.log.info("client timed out (110: Connection timed out) while "
+                                        "sending to client", conn, req)
+                        conn.abort()
+                        return False
+                    except Exception:  # the client went away mid-response
+                        return False
+            if conn.closed:
+                return False
+            req.release_conn_slots()
+            conn.write(engine.send_end())
+            return True
+        finally:
+            lost.remove_done_callback(gone)
 
     async def _tunnel(self, conn: ClientConnection, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:
@@ -929,6 +959,10 @@ def _given_twice(req: Request, kind: str, name: str) -> bool:
             if part.partition("=")[0].lower() == name:
                 seen += 1
     return seen > 1
+
+
+class _ClientGone(Exception):
+    """The client connection was lost while its request waited on the upstream."""
 
 
 class _BodyError(Exception):

@@ -32,6 +32,7 @@ cdef class Request:
     cdef public str proxy_port
     cdef public long long connection_id
     cdef public long long connection_requests
+    cdef public bint pipelined  # $pipe: read from bytes that came with an earlier request
     cdef public ConnectionInfo connection  # what the connection knows ($ssl_protocol)
     cdef public object token  # Token | None
     cdef public tuple captures

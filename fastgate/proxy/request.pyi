@@ -30,6 +30,7 @@ class Request:
     proxy_port: str
     connection_id: int
     connection_requests: int
+    pipelined: bool
     connection: ConnectionInfo
     token: Token | None
     captures: tuple[str, ...]

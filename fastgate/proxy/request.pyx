@@ -50,6 +50,7 @@ cdef class Request:
         self.proxy_port = ""
         self.connection_id = info.connection_id
         self.connection_requests = conn.requests
+        self.pipelined = conn.pipelined
         self.connection = info
         self.captures = ()
         self._request_id = ""

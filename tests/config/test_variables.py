@@ -28,6 +28,7 @@ def request(**kw: Any) -> SimpleNamespace:
         start=time.time(), request_length=100, length=lambda: 100, body_bytes_sent=5,
         bytes_sent=105,
         upstream_addr="", upstream_status="", upstream_time=-1.0, upstream_tried=None,
+        pipelined=False,
         proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
         token=None, captures=(), memo={},

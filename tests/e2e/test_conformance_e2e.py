@@ -183,3 +183,18 @@ def test_a_port_range_upside_down_is_refused(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert f'invalid port in "127.0.0.1:9000-8000" of the "listen" directive in {conf}:1' \
         in run.stderr, run.stderr
+
+
+def test_pipe_marks_a_pipelined_request(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    from e2e_util import raw_exchange
+
+    port = free()
+    gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port};
+      location / {{ return 200 "[$pipe]"; }} }} }}""", port)
+    # two requests in one write: the second was read with the first
+    out = raw_exchange(port, b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                             b"GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert out.count(b"[.]") == 1 and out.count(b"[p]") == 1, out
+    assert out.index(b"[.]") < out.index(b"[p]")
+    out = raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert out.endswith(b"[.]")

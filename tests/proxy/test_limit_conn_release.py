@@ -118,3 +118,61 @@ http {{
     assert written.startswith(b"HTTP/1.1 2"), written
     # the write that leaves the client with the whole response found the count free
     assert seen[-1][1], f"the response's last bytes went out with the count held: {seen}"
+
+
+@pytest.mark.parametrize("engine", ["h11", "httptools"])
+@pytest.mark.parametrize("path", ["callback", "task"])
+@pytest.mark.parametrize("when", ["waiting", "mid-response", "upstream-reset"])
+def test_the_count_is_free_when_the_request_ends_otherwise(
+        tmp_path: Path, engine: str, path: str, when: str) -> None:
+    conf = tmp_path / "t.conf"
+    conf.write_text(f"""error_log {tmp_path}/error.log info;
+http {{
+  upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+  limit_conn_zone $http_x_who zone=c:1m;
+  server {{ listen 127.0.0.1:8080;
+    location / {{ limit_conn c 1; proxy_pass http://be; }} }} }}
+""")
+    request = (b"POST /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\nContent-Length: 2\r\n\r\nhi"
+               if path == "task" else b"GET /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\n\r\n")
+
+    async def main() -> tuple[bool, bool]:
+        worker = Worker(load_config(str(conf)), engine)
+        table = worker.zones["c"]
+        try:
+            client = worker.connection(worker.listens()[0])
+            client.connection_made(Sink())  # type: ignore[arg-type]
+            peer = worker.groups["be"].primary[0]
+            upstream = UpstreamConnection(peer)
+            upstream.connection_made(Sink())  # type: ignore[arg-type]
+            peer.idle.append(upstream)
+            client.data_received(request)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            held = not table.acquire(KEY, 1)
+            if not held:
+                table.release(KEY)
+            if when == "mid-response":
+                upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok")
+                for _ in range(5):
+                    await asyncio.sleep(0)
+            if when == "upstream-reset":
+                upstream.connection_lost(ConnectionResetError())
+            else:
+                client.connection_lost(None)  # the client goes away
+            for _ in range(20):
+                await asyncio.sleep(0)
+            free = table.acquire(KEY, 1)
+            if free:
+                table.release(KEY)
+            # and not given back twice: one more request holds the only slot
+            if free:
+                assert table.acquire(KEY, 1) and not table.acquire(KEY, 1)
+                table.release(KEY)
+        finally:
+            worker.close()
+        return held, free
+
+    held, free = asyncio.run(main())
+    assert held, "the request held its count while in progress"
+    assert free, f"the count stayed taken after the request ended ({when})"
