@@ -198,6 +198,9 @@ BUILTIN: dict[str, Getter] = {
     "connection": lambda r: str(r.connection_id),
     "connection_requests": lambda r: str(r.connection_requests),
     "pipe": lambda r: "p" if r.pipelined else ".",
+    # bodies stream and are never buffered: empty, as nginx's without buffering (the
+    # loader warns where a configuration reads it)
+    "request_body": lambda r: "",
     "time_local": _time_local,
     "time_iso8601": _time_iso8601,
     "msec": lambda r: f"{time.time():.3f}",

@@ -88,7 +88,12 @@ class Loader:
         return os.path.join(self.prefix_dir if prefix else self.base_dir, value)
 
     def compile(self, text: str, d: Directive) -> Template:
-        return self.registry.compile(text, d)
+        template = self.registry.compile(text, d)
+        if "request_body" in template.variables:
+            self.warn('"$request_body" is always empty: fastgate streams request bodies '
+                      "to the upstream and keeps no copy (as nginx with "
+                      "proxy_request_buffering off)", d)
+        return template
 
     def declare_maps(self, http: Directive) -> None:
         """Before the http block is walked: its maps' variables and upstream names exist

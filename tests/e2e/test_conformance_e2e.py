@@ -198,3 +198,14 @@ def test_pipe_marks_a_pipelined_request(tmp_path: Path, gateway, free) -> None: 
     assert out.index(b"[.]") < out.index(b"[p]")
     out = raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert out.endswith(b"[.]")
+
+
+def test_request_body_is_empty_and_said_to_be(tmp_path: Path) -> None:
+    conf = tmp_path / "f.conf"
+    conf.write_text("http { log_format b '[$request_body]'; access_log off;\n"
+                    "server { listen 127.0.0.1:1; location / { return 200 $request_body; } } }\n")
+    run = subprocess.run([sys.executable, "-m", "fastgate", "-t", "-c", str(conf)],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    warned = [line for line in run.stderr.splitlines() if '"$request_body" is always empty' in line]
+    assert [w.rsplit(" in ", 1)[1] for w in warned] == [f"{conf}:1", f"{conf}:2"], run.stderr

@@ -131,7 +131,9 @@ http {{
   upstream be {{ server 127.0.0.1:9; keepalive 8; }}
   limit_conn_zone $http_x_who zone=c:1m;
   server {{ listen 127.0.0.1:8080;
-    location / {{ limit_conn c 1; proxy_pass http://be; }} }} }}
+    # an upstream failure is an internal redirect to @fallback: the count goes with it
+    location / {{ limit_conn c 1; error_page 502 504 = @fallback; proxy_pass http://be; }}
+    location @fallback {{ return 200 "fallback"; }} }} }}
 """)
     request = (b"POST /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\nContent-Length: 2\r\n\r\nhi"
                if path == "task" else b"GET /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\n\r\n")
@@ -141,7 +143,8 @@ http {{
         table = worker.zones["c"]
         try:
             client = worker.connection(worker.listens()[0])
-            client.connection_made(Sink())  # type: ignore[arg-type]
+            client_out = Sink()
+            client.connection_made(client_out)  # type: ignore[arg-type]
             peer = worker.groups["be"].primary[0]
             upstream = UpstreamConnection(peer)
             upstream.connection_made(Sink())  # type: ignore[arg-type]
@@ -160,8 +163,10 @@ http {{
                 upstream.connection_lost(ConnectionResetError())
             else:
                 client.connection_lost(None)  # the client goes away
-            for _ in range(20):
-                await asyncio.sleep(0)
+            for _ in range(50):  # (a retry connects for real, to a closed port)
+                await asyncio.sleep(0.01)
+            if when == "upstream-reset":  # answered by the internal redirect
+                assert b"".join(client_out.out).endswith(b"fallback"), client_out.out
             free = table.acquire(KEY, 1)
             if free:
                 table.release(KEY)
