@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_callback_errors import Sink as KeptWrites
 
 from fastgate.config import load_config
 from fastgate.ops.worker import Worker
@@ -19,42 +20,17 @@ from fastgate.proxy.upstream import UpstreamConnection
 KEY = b"k"
 
 
-class Sink:
-    """A transport that keeps what is written; ``on_write`` sees each write."""
+class Sink(KeptWrites):
+    """The transport of test_callback_errors; ``on_write`` sees each write."""
 
     def __init__(self, on_write: Any = None) -> None:
-        self.out: list[bytes] = []
+        super().__init__()
         self.on_write = on_write
 
     def write(self, data: bytes) -> None:
-        self.out.append(data)
+        super().write(data)
         if self.on_write is not None:
             self.on_write(data)
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
-            name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("engine", ["h11", "httptools"])
