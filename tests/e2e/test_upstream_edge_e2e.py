@@ -351,3 +351,27 @@ def test_expires_forms_fastgate_cannot_honour_are_refused(tmp_path) -> None:  # 
         assert run.returncode == 1
         assert f'"expires {value}" is not supported' in run.stderr, run.stderr
         assert f"{conf}:1" in run.stderr
+
+
+@pytest.mark.parametrize("keepalive", ["keepalive 4;", "keepalive 0;"],
+                         ids=["callback", "task"])
+def test_weights_share_the_requests_as_nginx(keepalive: str, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    from raw_backend import RawBackend
+
+    heavy, light = RawBackend(), RawBackend()
+    try:
+        port = free()
+        gateway(f"""http {{ access_log off;
+          upstream be {{ server 127.0.0.1:{heavy.port} weight=3;
+                         server 127.0.0.1:{light.port}; {keepalive} }}
+          server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://be; }} }} }}""",
+                port)
+        for i in range(8):
+            out = raw_exchange(port, f"GET /{i} HTTP/1.1\r\nHost: a\r\n"
+                                     "Connection: close\r\n\r\n".encode())
+            assert status_of(out) == 200, out
+        # smooth weighted round robin: a a b a, twice
+        assert (len(heavy.requests()), len(light.requests())) == (6, 2)
+    finally:
+        heavy.stop()
+        light.stop()
