@@ -17,7 +17,7 @@ from fastgate.http.engine import ProtocolError
 from fastgate._wire import response_headers
 from fastgate.proxy.headers import ADD_HEADER_STATUSES, RESPONSE_DROP, without_expires
 from fastgate.proxy.status import reason
-from fastgate.proxy.upstream import NEXT_CONDITION, NEXT_STATUSES
+from fastgate.proxy.upstream import CLIENT_GONE, NEXT_CONDITION, NEXT_STATUSES
 
 cdef dict _CONDITION = NEXT_CONDITION
 cdef frozenset _NEXT_STATUSES = NEXT_STATUSES
@@ -222,8 +222,7 @@ cdef class FastExchange:
         self.uconn.abort()
         if self.rhead is None:
             self.req.status = 499
-        self.phases.w.log.info("client prematurely closed connection, so upstream "
-                               "connection is closed too", self.conn, self.req)
+        self.phases.w.log.info(CLIENT_GONE, self.conn, self.req)
         self._finish()
 
     # --- endings -----------------------------------------------------------------------------

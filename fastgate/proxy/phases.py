@@ -36,6 +36,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.upstream import (
+    CLIENT_GONE,
     NEXT_CONDITION,
     NEXT_STATUSES,
     Peer,
@@ -616,10 +617,20 @@ class Phases:
         length = None if head.content_length < 0 else head.content_length
         tries = s.proxy_next_upstream_tries or len(group.peers)
         tried: set[Peer] = set()
-        if stale is not None:
+
+        def stale_connection(p: Peer) -> None:
+            # a pooled connection the upstream had closed: says nothing of the peer (not
+            # counted as a failure); the request (it has no body) goes again, to the next
+            # server as nginx sends it (the same one if it is alone), with one try more
+            nonlocal tries
             tries += 1
             if len(group.peers) > 1:
-                tried.add(stale)
+                tried.add(p)
+            else:
+                tried.discard(p)
+
+        if stale is not None:
+            stale_connection(stale)
         if failed is not None:
             tried.add(failed)
         peer: Peer | None
@@ -654,13 +665,8 @@ class Phases:
                                            target, length, has_body, upgrade, started,
                                            len(tried) < tries)
             if outcome is _STALE:
-                # a pooled connection the upstream had closed: says nothing of the peer
-                # (not counted as a failure); the request (it has no body) goes again,
-                # to the next server as nginx sends it, with one try more for it
                 self.record_try(req, "502", started)
-                tries += 1
-                if len(group.peers) == 1:
-                    tried.discard(peer)
+                stale_connection(peer)
                 continue
             if outcome is _NEXT:
                 self.record_try(req, req.upstream_status, started)
@@ -704,8 +710,7 @@ class Phases:
             if sender is not None:
                 sender.cancel()
             req.status = 499
-            w.log.info("client prematurely closed connection, so upstream connection is "
-                       "closed too", conn, req)
+            w.log.info(CLIENT_GONE, conn, req)
             return _DONE
         except UpstreamError as e:
             head_future.cancel()
@@ -721,10 +726,9 @@ class Phases:
             peer.failed(time.monotonic())
             w.stats.upstream_error(e.kind)
             w.log.error(f"{e} ({peer.server.address})", conn, req)
-            if more and self.next_upstream(loc, req, NEXT_CONDITION[e.kind], True):
-                req.upstream_status = str(e.status)
-                return _NEXT
             req.upstream_status = str(e.status)
+            if more and self.next_upstream(loc, req, NEXT_CONDITION[e.kind], True):
+                return _NEXT
             await self.fail(conn, req, loc, e.status)
             return _DONE
         if (more and rhead.status in NEXT_STATUSES

@@ -18,6 +18,8 @@ from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
 NEXT_CONDITION = {"connect": "error", "reset": "error", "timeout": "timeout",
                   "invalid": "invalid_header"}
 NEXT_STATUSES = frozenset({500, 502, 503, 504, 403, 404, 429})
+# nginx's words (at info) when a client goes away while its request waits on an upstream
+CLIENT_GONE = "client prematurely closed connection, so upstream connection is closed too"
 
 
 class UpstreamError(Exception):
