@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -77,3 +79,9 @@ def proc_status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field}")
+
+
+def fastgate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``fastgate ARGS`` from this checkout, to its end (bounded): what it printed."""
+    return subprocess.run([sys.executable, "-m", "fastgate", *args], capture_output=True,
+                          text=True, timeout=30, cwd=cwd)

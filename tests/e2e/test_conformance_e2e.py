@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from e2e_util import status_of
+from e2e_util import fastgate, status_of
 
 
 def _read_response(s: socket.socket) -> bytes:
@@ -41,8 +39,7 @@ def test_sizing_directives_are_accepted_with_a_warning(tmp_path: Path) -> None:
     conf = tmp_path / "f.conf"
     conf.write_text("http { server_names_hash_bucket_size 64; server_names_hash_max_size 512;\n"
                     "client_header_buffer_size 1k; access_log off; }\n")
-    run = subprocess.run([sys.executable, "-m", "fastgate", "-t", "-c", str(conf)],
-                         capture_output=True, text=True, timeout=30)
+    run = fastgate("-t", "-c", str(conf))
     assert run.returncode == 0, run.stderr
     for name in ("server_names_hash_bucket_size", "server_names_hash_max_size",
                  "client_header_buffer_size"):
@@ -178,8 +175,7 @@ def test_listen_with_a_port_range(tmp_path: Path, gateway, free) -> None:  # typ
 def test_a_port_range_upside_down_is_refused(tmp_path: Path) -> None:
     conf = tmp_path / "f.conf"
     conf.write_text("http { server { listen 127.0.0.1:9000-8000; } }\n")
-    run = subprocess.run([sys.executable, "-m", "fastgate", "-t", "-c", str(conf)],
-                         capture_output=True, text=True, timeout=30)
+    run = fastgate("-t", "-c", str(conf))
     assert run.returncode == 1
     assert f'invalid port in "127.0.0.1:9000-8000" of the "listen" directive in {conf}:1' \
         in run.stderr, run.stderr
@@ -204,8 +200,7 @@ def test_request_body_is_empty_and_said_to_be(tmp_path: Path) -> None:
     conf = tmp_path / "f.conf"
     conf.write_text("http { log_format b '[$request_body]'; access_log off;\n"
                     "server { listen 127.0.0.1:1; location / { return 200 $request_body; } } }\n")
-    run = subprocess.run([sys.executable, "-m", "fastgate", "-t", "-c", str(conf)],
-                         capture_output=True, text=True, timeout=30)
+    run = fastgate("-t", "-c", str(conf))
     assert run.returncode == 0, run.stderr
     warned = [line for line in run.stderr.splitlines() if '"$request_body" is always empty' in line]
     assert [w.rsplit(" in ", 1)[1] for w in warned] == [f"{conf}:1", f"{conf}:2"], run.stderr

@@ -18,16 +18,11 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_port
-from e2e_util import raw_exchange, status_of, wait_for_text
+from e2e_util import fastgate, raw_exchange, status_of, wait_for_text
 from raw_backend import RawBackend
 from test_workers_e2e import _self_signed, children
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def fastgate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fastgate", *args], capture_output=True,
-                          text=True, timeout=30, cwd=cwd)
 
 
 def refused(tmp_path: Path, text: str) -> tuple[Path, str]:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from e2e_util import raw_exchange, status_of
+from e2e_util import fastgate, raw_exchange, status_of
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CLOSE = b"<close>"  # after the answers: the backend closes its side
@@ -340,14 +340,10 @@ def test_expires(path: str, scripted, gateway, free) -> None:  # type: ignore[no
 
 
 def test_expires_forms_fastgate_cannot_honour_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
-
     for value in ("modified 1h", "@15h30m", "$expires"):
         conf = tmp_path / "f.conf"
         conf.write_text(f"http {{ server {{ listen 127.0.0.1:1; expires {value}; }} }}\n")
-        run = subprocess.run([sys.executable, "-m", "fastgate", "-t", "-c", str(conf)],
-                             capture_output=True, text=True, timeout=30)
+        run = fastgate("-t", "-c", str(conf))
         assert run.returncode == 1
         assert f'"expires {value}" is not supported' in run.stderr, run.stderr
         assert f"{conf}:1" in run.stderr

@@ -33,6 +33,38 @@ class Sink(KeptWrites):
             self.on_write(data)
 
 
+def _config(tmp_path: Path, locations: str) -> Path:
+    """A configuration with one pooled upstream and a limit_conn zone keyed by X-Who."""
+    conf = tmp_path / "t.conf"
+    conf.write_text(f"""error_log {tmp_path}/error.log info;
+http {{
+  upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+  limit_conn_zone $http_x_who zone=c:1m;
+  server {{ listen 127.0.0.1:8080; {locations} }} }}
+""")
+    return conf
+
+
+def _request(path: str) -> bytes:
+    """The task path: a request with a body (the callback path takes bodiless ones)."""
+    if path == "task":
+        return b"POST /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\nContent-Length: 2\r\n\r\nhi"
+    return b"GET /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\n\r\n"
+
+
+def _connected(worker: Worker, client_transport: Sink
+               ) -> tuple[Any, UpstreamConnection, Sink]:
+    """A client connection on ``client_transport``, and a pooled idle upstream one."""
+    client = worker.connection(worker.listens()[0])
+    client.connection_made(client_transport)  # type: ignore[arg-type]
+    peer = worker.groups["be"].primary[0]
+    upstream = UpstreamConnection(peer)
+    upstream_out = Sink()
+    upstream.connection_made(upstream_out)  # type: ignore[arg-type]
+    peer.idle.append(upstream)
+    return client, upstream, upstream_out
+
+
 @pytest.mark.parametrize("engine", ["h11", "httptools"])
 @pytest.mark.parametrize("path,response", [
     ("callback", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
@@ -42,17 +74,7 @@ class Sink(KeptWrites):
 ], ids=["callback", "task-length", "task-chunked", "task-204"])
 def test_the_count_is_free_when_the_client_has_the_response(
         tmp_path: Path, engine: str, path: str, response: bytes) -> None:
-    conf = tmp_path / "t.conf"
-    conf.write_text(f"""error_log {tmp_path}/error.log info;
-http {{
-  upstream be {{ server 127.0.0.1:9; keepalive 8; }}
-  limit_conn_zone $http_x_who zone=c:1m;
-  server {{ listen 127.0.0.1:8080;
-    location / {{ limit_conn c 1; proxy_pass http://be; }} }} }}
-""")
-    # the task path: a request with a body (the callback path takes bodiless ones)
-    request = (b"POST /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\nContent-Length: 2\r\n\r\nhi"
-               if path == "task" else b"GET /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\n\r\n")
+    conf = _config(tmp_path, "location / { limit_conn c 1; proxy_pass http://be; }")
 
     async def main() -> list[tuple[bytes, bool]]:
         worker = Worker(load_config(str(conf)), engine)
@@ -66,14 +88,8 @@ http {{
             seen.append((data, free))
 
         try:
-            client = worker.connection(worker.listens()[0])
-            client.connection_made(Sink(on_write))  # type: ignore[arg-type]
-            peer = worker.groups["be"].primary[0]
-            upstream = UpstreamConnection(peer)
-            upstream_out = Sink()
-            upstream.connection_made(upstream_out)  # type: ignore[arg-type]
-            peer.idle.append(upstream)
-            client.data_received(request)
+            client, upstream, upstream_out = _connected(worker, Sink(on_write))
+            client.data_received(_request(path))
             for _ in range(20):
                 if upstream_out.out and (path == "callback" or b"hi" in b"".join(upstream_out.out)):
                     break
@@ -101,31 +117,18 @@ http {{
 @pytest.mark.parametrize("when", ["waiting", "mid-response", "upstream-reset"])
 def test_the_count_is_free_when_the_request_ends_otherwise(
         tmp_path: Path, engine: str, path: str, when: str) -> None:
-    conf = tmp_path / "t.conf"
-    conf.write_text(f"""error_log {tmp_path}/error.log info;
-http {{
-  upstream be {{ server 127.0.0.1:9; keepalive 8; }}
-  limit_conn_zone $http_x_who zone=c:1m;
-  server {{ listen 127.0.0.1:8080;
     # an upstream failure is an internal redirect to @fallback: the count goes with it
-    location / {{ limit_conn c 1; error_page 502 504 = @fallback; proxy_pass http://be; }}
-    location @fallback {{ return 200 "fallback"; }} }} }}
-""")
-    request = (b"POST /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\nContent-Length: 2\r\n\r\nhi"
-               if path == "task" else b"GET /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\n\r\n")
+    conf = _config(tmp_path, """
+      location / { limit_conn c 1; error_page 502 504 = @fallback; proxy_pass http://be; }
+      location @fallback { return 200 "fallback"; }""")
 
     async def main() -> tuple[bool, bool]:
         worker = Worker(load_config(str(conf)), engine)
         table = worker.zones["c"]
         try:
-            client = worker.connection(worker.listens()[0])
             client_out = Sink()
-            client.connection_made(client_out)  # type: ignore[arg-type]
-            peer = worker.groups["be"].primary[0]
-            upstream = UpstreamConnection(peer)
-            upstream.connection_made(Sink())  # type: ignore[arg-type]
-            peer.idle.append(upstream)
-            client.data_received(request)
+            client, upstream, _ = _connected(worker, client_out)
+            client.data_received(_request(path))
             for _ in range(20):
                 await asyncio.sleep(0)
             held = not table.acquire(KEY, 1)
