@@ -27,6 +27,7 @@ class ScriptedBackend:
         self.answers = answers
         self.connections = 0
         self.requests = 0
+        self.raw: list[bytes] = []  # every byte received, on every connection
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -54,6 +55,7 @@ class ScriptedBackend:
                     chunk = conn.recv(65536)
                     if not chunk:
                         return
+                    self.raw.append(chunk)
                     buf += chunk
                 buf = buf[buf.index(b"\r\n\r\n") + 4:]  # bodiless requests only
                 self.requests += 1
@@ -371,3 +373,49 @@ def test_weights_share_the_requests_as_nginx(keepalive: str, gateway, free) -> N
     finally:
         heavy.stop()
         light.stop()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_retried_request_is_the_verified_one_and_nothing_else_gets_through(
+        path: str, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    # proxy_next_upstream sends on only what the access phase passed: a request without
+    # a valid token reaches neither server, and the second server gets the same
+    # verified request (and claim header) the first one did
+    import time
+
+    import jwt as pyjwt
+
+    secret = "retry-secret-0123456789abcdef0123456789"
+    first = ScriptedBackend(([OK] if path == "callback" else []) + [BAD_GATEWAY, CLOSE])
+    second = ScriptedBackend([SECOND, CLOSE])
+    scripted.extend([first, second])
+    port = free()
+    gateway(f"""http {{ access_log off;
+      upstream be {{ server 127.0.0.1:{first.port} weight=100; server 127.0.0.1:{second.port};
+                     keepalive 4; }}
+      server {{ listen 127.0.0.1:{port}; auth_jwt_key "{secret}";
+        location / {{ auth_jwt on; proxy_set_header X-Sub $jwt_claim_sub;
+                     proxy_next_upstream error http_502; proxy_pass http://be; }} }} }}""",
+            port)
+
+    def get(token: str | None) -> bytes:
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        return raw_exchange(port, f"GET /x HTTP/1.1\r\nHost: a\r\n{auth}"
+                                  "Connection: close\r\n\r\n".encode())
+
+    exp = int(time.time()) + 60
+    alice = pyjwt.encode({"sub": "alice", "exp": exp}, secret, algorithm="HS256")
+    mallory = pyjwt.encode({"sub": "mallory", "exp": exp}, secret + "x", algorithm="HS256")
+    if path == "callback":
+        assert status_of(get(alice)) == 200
+    assert status_of(get(None)) == 401
+    assert status_of(get(mallory)) == 401
+    out = get(alice)
+    assert status_of(out) == 200 and out.endswith(b"second"), out
+    warm = 1 if path == "callback" else 0
+    assert (first.requests, second.requests) == (warm + 1, 1)
+    for backend in (first, second):
+        raw = b"".join(backend.raw)
+        assert b"mallory" not in raw and mallory.encode() not in raw
+        assert raw.count(b"GET /x") == raw.count(b'X-Sub: "alice"') == backend.requests
+
