@@ -25,9 +25,26 @@ from typing import Protocol
 from fastgate._wire import RequestHead, ResponseHead
 
 __all__ = ["Headers", "ProtocolError", "RequestHead", "ResponseHead", "ServerHandler",
-           "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error"]
+           "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error",
+           "LLHTTP_METHODS", "is_method"]
 
 Headers = list[tuple[bytes, bytes]]
+
+# the methods llhttp (the fast engine's parser) knows in a request; it refuses any other
+# name, so the fast engine hands it a stand-in for those (httptools_engine)
+LLHTTP_METHODS = frozenset(m.encode() for m in (
+    "DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
+    "SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY "
+    "SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY").split())
+
+_METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+
+
+def is_method(name: bytes) -> bool:
+    """A method name as nginx takes one (``ngx_http_parse_request_line``): capital letters,
+    ``_`` and ``-``. Any such name is served (and proxied) as nginx does; ``get`` or
+    ``G3T`` is a 400."""
+    return bool(name) and all(c in _METHOD_CHARS for c in name)
 
 
 class ProtocolError(Exception):

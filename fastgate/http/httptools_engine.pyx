@@ -2,9 +2,12 @@
 # cython: embedsignature=True
 """The fast engine: httptools (llhttp, C) parses; responses and requests are framed here.
 
-llhttp parses every pipelined request in one ``feed_data`` call and cannot pause, so
-messages after the current one are queued (head, body chunks, end) and delivered only
-after ``start_next()`` — the same contract as the h11 engine. Both engines run the same
+llhttp cannot pause and tells no offsets, so it is given a request a step at a time,
+each step ending no later than the request does (a head or a chunked body ends just
+after a CRLF CRLF, a Content-Length body after its length): each request starts a
+step, where a method llhttp does not know (nginx takes any ``[A-Z_-]+``) is swapped for
+a stand-in. Requests after the current one are queued (head, body chunks, end) and
+delivered only after ``start_next()`` — the same contract as the h11 engine. Both engines run the same
 test suite; a differential test feeds both the same hostile byte streams.
 
 The fast lane: a read that holds exactly one whole message of the common simple shape
@@ -22,12 +25,21 @@ import httptools
 
 from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
-from fastgate.http.engine import ProtocolError, upstream_framing_error
+from fastgate.http.engine import LLHTTP_METHODS, ProtocolError, upstream_framing_error
 
 
 # the most bytes given to llhttp at once: pipelined requests are parsed no further
 # ahead than one slice
 cdef Py_ssize_t SLICE = 16384
+
+
+# what llhttp is given in place of a method it does not know (any name nginx takes):
+# llhttp frames a request the same whatever its method, CONNECT alone aside
+cdef bytes _STAND_IN = b"PUT"
+
+
+cdef inline bint _method_char(unsigned char c):
+    return 65 <= c <= 90 or c == 95 or c == 45  # A-Z _ - (ngx_http_parse_request_line)
 
 
 cdef inline bint _no_body_status(int status):
@@ -98,6 +110,14 @@ cdef class HttptoolsServer:
     # pipelined requests costs its raw bytes, one read's worth, never parsed objects
     cdef bytes _held
     cdef bint _held_eof
+    # llhttp is given a request a step at a time, never past the end of one, so that the
+    # next one starts a fresh step: there its method is looked at, and one llhttp does not
+    # know is replaced by a stand-in (the real one is put back in the head)
+    cdef bytes _method  # the real method of the request llhttp parses, if stood in for
+    cdef bytes _start  # the first bytes of a request, its method not ended yet
+    cdef bint _in_body
+    cdef Py_ssize_t _body_left  # Content-Length bytes still to come; -1 chunked
+    cdef bytes _tail  # the last bytes given to llhttp inside a head or a chunked body
 
     def __init__(self, handler, Py_ssize_t max_header_bytes=32768, Py_ssize_t max_line=8192):
         self._h = handler
@@ -126,6 +146,11 @@ cdef class HttptoolsServer:
         self._pending_error = None
         self._held = None
         self._held_eof = False
+        self._method = None
+        self._start = None
+        self._in_body = False
+        self._body_left = 0
+        self._tail = b""
 
     # --- httptools callbacks ---------------------------------------------------------------
 
@@ -134,6 +159,7 @@ cdef class HttptoolsServer:
         self._url = b""
         self._size = 0
         self._mid = True
+        self._in_body = False
 
     def on_url(self, url):
         self._url += url
@@ -180,8 +206,11 @@ cdef class HttptoolsServer:
             raise ProtocolError("missing or duplicated Host header", 400)
         if version not in (b"1.0", b"1.1"):
             raise ProtocolError("unsupported HTTP version", 505)
+        method, self._method = self._method, None
+        self._in_body = True
+        self._body_left = -1 if chunked else length
         head = RequestHead(
-            method=p.get_method(),
+            method=method if method is not None else p.get_method(),
             target=self._url,
             version=version,
             headers=headers,
@@ -193,6 +222,8 @@ cdef class HttptoolsServer:
         self._queue.append(_Message(head))
 
     def on_body(self, body):
+        if self._body_left > 0:
+            self._body_left -= len(body)
         (<_Message>self._queue[-1]).chunks.append(body)
 
     def on_message_complete(self):
@@ -213,14 +244,15 @@ cdef class HttptoolsServer:
         if data and self._active and self._request_ended:
             self._held = data  # the next request: parsed when this one is answered
             return
-        if not (self._active or self._mid or self._queue or self._eof) and data:
+        if not (self._active or self._mid or self._queue or self._eof
+                or self._start is not None) and data:
             head = parse_request(data, self._max_header_bytes, self._max_line)
             if head is not None:
                 self._serve(head)
                 return
         if not data:
             self._eof = True
-            if self._mid:
+            if self._mid or self._start is not None:
                 # EOF inside a message (its head or its body): a truncated request
                 self._fail(ProtocolError("client closed the connection mid-request", 400))
             elif not self._active and not self._queue:
@@ -230,13 +262,32 @@ cdef class HttptoolsServer:
         self._parse(data)
 
     cdef _parse(self, bytes data):
-        """``data`` through llhttp, a slice at a time: once the request being served has
-        been read whole, or a further one waits in the queue, the rest is held back."""
-        cdef Py_ssize_t n = len(data), pos = 0
+        """``data`` through llhttp a step at a time (``_step``): once the request being
+        served has been read whole, or a further one waits in the queue, the rest is held
+        back."""
+        cdef Py_ssize_t n, pos = 0, end, start
         cdef bytes piece
+        cdef bint stand_in
+        if self._start is not None:
+            data = self._start + data
+            self._start = None
+        n = len(data)
         while True:
-            piece = data if n <= SLICE else data[pos:pos + SLICE]
-            pos += len(piece)
+            start = pos
+            stand_in = False
+            if not self._mid:
+                self._method = None
+                start = self._method_start(data, pos)
+                if start < 0:
+                    self._start = data[pos:]  # wait for the rest of the method
+                    return
+                stand_in = self._method is not None
+            end = self._step(data, start)
+            if stand_in:
+                piece = data[pos:start] + _STAND_IN + data[start + len(self._method):end]
+            else:
+                piece = data[pos:end] if pos or end < n else data
+            pos = end
             try:
                 self._p.feed_data(piece)
             except httptools.HttpParserUpgrade as e:
@@ -256,6 +307,12 @@ cdef class HttptoolsServer:
                 self._fail(ProtocolError(f"invalid request: {e}", 400))
                 self._deliver()
                 return
+            if not self._mid:
+                self._tail = b""
+            elif len(piece) >= 3:
+                self._tail = piece[-3:]
+            else:
+                self._tail = (self._tail + piece)[-3:]
             self._deliver()
             if pos >= n:
                 return
@@ -263,6 +320,43 @@ cdef class HttptoolsServer:
                 # the request being served is whole, or a later one is queued behind it
                 self._held = data[pos:]
                 return
+
+    cdef Py_ssize_t _method_start(self, bytes data, Py_ssize_t pos):
+        """Where the request starting at ``pos`` has its method (llhttp skips empty lines
+        before a request), with ``_method`` set when llhttp must be given a stand-in; -1
+        when the data ends inside the method (more is needed to tell)."""
+        cdef const unsigned char* p = data
+        cdef Py_ssize_t n = len(data), i = pos, start
+        while i < n and (p[i] == 13 or p[i] == 10):
+            i += 1
+        start = i
+        while i < n and _method_char(p[i]):
+            i += 1
+        if i == n:
+            if i > start and i - pos < self._max_line:
+                return -1
+            return start
+        if i > start and p[i] == 32:
+            method = data[start:i]
+            if method not in LLHTTP_METHODS:
+                self._method = method
+        return start
+
+    cdef Py_ssize_t _step(self, bytes data, Py_ssize_t pos):
+        """Where the next step through llhttp ends: never past the end of the request
+        being parsed. A request's head, and a chunked body, end just after a CRLF CRLF
+        (llhttp takes no bare LF, see the e2e tests), which may straddle two reads; a
+        Content-Length body after its last byte."""
+        cdef Py_ssize_t n = len(data)
+        cdef Py_ssize_t limit = pos + SLICE if n - pos > SLICE else n
+        cdef Py_ssize_t i
+        if self._mid and self._in_body and self._body_left > 0:
+            return pos + self._body_left if self._body_left < limit - pos else limit
+        if not self._tail:
+            i = data.find(b"\r\n\r\n", pos, limit)
+            return limit if i < 0 else i + 4
+        i = (self._tail + data[pos:limit]).find(b"\r\n\r\n")
+        return limit if i < 0 else pos + i + 4 - len(self._tail)
 
     cdef _fail(self, error):
         self._failed = True

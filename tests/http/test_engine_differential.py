@@ -117,6 +117,23 @@ STREAMS = {
     "leading-crlf": b"\r\n" + R + b"\r\n",
     "truncated-body": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
     "truncated-chunked": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+    # any method nginx takes ([A-Z_-]+) is served, whether llhttp knows it or not
+    "unknown-method": b"FOO /f HTTP/1.1\r\nHost: a\r\n\r\n",
+    "unknown-method-cl": b"BREW /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+    "unknown-method-chunked": b"X_Y-Z /f HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"5\r\nhello\r\n0\r\n\r\n",
+    "unknown-after-get": R + b"\r\n" + b"FOO /2 HTTP/1.1\r\nHost: a\r\n\r\n" + R + b"\r\n",
+    "unknown-after-cl": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+                        b"FOO /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "unknown-after-chunked": b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5\r\nh\r\n\r\n\r\n0\r\nT: v\r\n\r\nFOO /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "unknown-after-crlf": b"\r\n\r\nFOO /f HTTP/1.1\r\nHost: a\r\n\r\n",
+    "rtsp-method": b"DESCRIBE /f HTTP/1.1\r\nHost: a\r\n\r\n",
+    "cl-body-looks-like-request": b"PUT /p HTTP/1.1\r\nHost: a\r\nContent-Length: 28\r\n\r\n"
+                                  b"FOO /x HTTP/1.1\r\nHost: a\r\n\r\n",
+    "digit-in-method": b"G3T /f HTTP/1.1\r\nHost: a\r\n\r\n",
+    "tab-after-method": b"FOO\t/f HTTP/1.1\r\nHost: a\r\n\r\n",
+    "unknown-method-truncated": b"FOOBAR",
 }
 
 
