@@ -33,7 +33,8 @@ venv: $(STAMP)
 # every compiled module (setup.py builds them all together)
 EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/proxy/request.pyx fastgate/proxy/request.pxd fastgate/proxy/fast.pyx \
-           fastgate/http/httptools_engine.pyx fastgate/ops/counters.pyx
+           fastgate/http/httptools_engine.pyx fastgate/ops/counters.pyx \
+           fastgate/ops/limit_table.pyx
 
 $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"

@@ -19,6 +19,8 @@ extensions = [
               extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.fast", ["fastgate/proxy/fast.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.ops.counters", ["fastgate/ops/counters.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.ops.limit_table", ["fastgate/ops/limit_table.pyx"],
+              extra_compile_args=["-O3"]),
     Extension("fastgate.http.httptools_engine", ["fastgate/http/httptools_engine.pyx"],
               extra_compile_args=["-O3"]),
 ]

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from fastgate._core import LimitTable
+from fastgate.ops.limit_table import LimitTable
 
 RATE = 10_000  # 10 r/s in milli-requests
 

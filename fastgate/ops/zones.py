@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import mmap
 
-from fastgate._core import LimitTable
 from fastgate.config.model import Config
+from fastgate.ops.limit_table import LimitTable
 from fastgate.ops.stats import MAX_SLOTS
 
 

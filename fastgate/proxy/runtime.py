@@ -11,11 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from fastgate._core import LimitTable
 from fastgate.config.model import Config
 from fastgate.http.server import ClientConnection
 from fastgate.proxy.request import Request
 from fastgate.proxy.upstream import UpstreamGroup
+
+
+class LimitStore(Protocol):
+    """One limit zone's table, shared by the workers (``fastgate.ops.limit_table``)."""
+
+    def request(self, key: bytes, now_ms: int, rate: int, burst: int, commit: bool) -> int:
+        """limit_req: the excess after this request, in milli-requests; -1 refused."""
+
+    def acquire(self, key: bytes, limit: int) -> bool:
+        """limit_conn: one more request in progress for ``key``, if under ``limit``."""
+
+    def release(self, key: bytes) -> None: ...
 
 
 class ZoneTables(Protocol):
@@ -25,7 +36,7 @@ class ZoneTables(Protocol):
     @property
     def rejected(self) -> dict[str, memoryview[float]]: ...
 
-    def __getitem__(self, name: str, /) -> LimitTable: ...
+    def __getitem__(self, name: str, /) -> LimitStore: ...
 
 
 class Runtime(Protocol):
