@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 
 from fastgate import __version__
+from fastgate.errors import FastgateError
 
 USAGE = """\
 usage: fastgate [-?hvVtTq] [-s signal] [-p prefix] [-c filename] [-g directives]
@@ -41,7 +42,7 @@ SIGNALS = {"stop": signal.SIGTERM, "quit": signal.SIGQUIT, "reopen": signal.SIGU
            "reload": signal.SIGHUP}
 
 
-class UsageError(Exception):
+class UsageError(FastgateError):
     pass
 
 

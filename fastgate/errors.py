@@ -1,20 +1,62 @@
-"""fastgate's errors: the gateway's start failure, and the JWT error tree shared by the
-Cython core and the Python side.
+"""fastgate's errors: one tree under ``FastgateError``, at the bottom of the layers so
+every package raises and catches the same classes.
 
-The JWT errors are one tree under ``JWTError`` (as PyJWT's ``InvalidTokenError``); each
-class carries the reason the error log prints, worded as the nginx JWT module words it,
-and the HTTP
-status the access phase answers with.
+``ConfigError`` carries FILE:LINE, ``ProtocolError`` and ``JWTError`` the HTTP status to
+answer with, ``UpstreamError`` its kind. The JWT errors are a tree of their own under
+``JWTError`` (as PyJWT's ``InvalidTokenError``), shared by the Cython core and the
+Python side; each class carries the reason the error log prints, worded as the nginx JWT
+module words it, and the status the access phase answers with.
 """
 
 from __future__ import annotations
 
 
-class StartError(Exception):
+class FastgateError(Exception):
+    """Every error fastgate raises on purpose."""
+
+
+class ConfigError(FastgateError):
+    """A configuration error, printed as nginx prints it: ``MESSAGE in FILE:LINE``."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+
+    def __str__(self) -> str:
+        if self.file is None:
+            return self.message
+        if self.file == "command line":  # -g
+            return f"{self.message} in command line"
+        if self.line is None:
+            return f"{self.message} in {self.file}"
+        return f"{self.message} in {self.file}:{self.line}"
+
+class ProtocolError(FastgateError):
+    """The peer broke HTTP/1.1. ``status`` is what a server answers (400, 413, 431...)."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class UpstreamError(FastgateError):
+    """An upstream failed; ``kind`` is "connect", "timeout", "invalid" or "reset" and
+    ``status`` what the client gets if no response has started."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = 504 if kind == "timeout" else 502
+
+
+class StartError(FastgateError):
     """The gateway cannot start (bind failed, certificate unreadable...): one line."""
 
 
-class JWTError(Exception):
+class JWTError(FastgateError):
     """A token was refused. ``reason`` is the log line's text, ``status`` the answer."""
 
     reason = "JWT: invalid token"
@@ -83,5 +125,5 @@ class KeysUnavailableError(JWTError):
     reason = "JWT: keys not available yet"
 
 
-class KeyLoadError(ValueError):
+class KeyLoadError(FastgateError, ValueError):
     """A key could not be built from configuration (bad encoding, not a key, wrong type)."""

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from fastgate.errors import KeyLoadError
+from fastgate.errors import FastgateError, KeyLoadError
 from fastgate.jwt import ALGORITHMS, HMACKey, b64url_decode, b64url_encode, key_from_value
 
 USAGE = """\
@@ -40,7 +40,7 @@ _HASH: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
 _EC_SIZE = {"ES256": 32, "ES384": 48, "ES512": 66}
 
 
-class TokenToolError(Exception):
+class TokenToolError(FastgateError):
     pass
 
 

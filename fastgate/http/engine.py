@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from fastgate._wire import RequestHead, ResponseHead
+from fastgate.errors import ProtocolError
 
 __all__ = ["Headers", "ProtocolError", "RequestHead", "ResponseHead", "ServerHandler",
            "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error",
@@ -45,15 +46,6 @@ def is_method(name: bytes) -> bool:
     ``_`` and ``-``. Any such name is served (and proxied) as nginx does; ``get`` or
     ``G3T`` is a 400."""
     return bool(name) and all(c in _METHOD_CHARS for c in name)
-
-
-class ProtocolError(Exception):
-    """The peer broke HTTP/1.1. ``status`` is what a server answers (400, 413, 431...)."""
-
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
 
 
 class ServerHandler(Protocol):

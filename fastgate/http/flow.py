@@ -8,6 +8,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from fastgate.errors import FastgateError
+
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
@@ -19,7 +21,7 @@ async def _wait(fut: asyncio.Future[None], timeout: float | None) -> None:
         await asyncio.wait_for(fut, timeout)
 
 
-class StreamClosed(Exception):
+class StreamClosed(FastgateError):
     """The other side went away; carries why."""
 
 

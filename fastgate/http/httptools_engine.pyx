@@ -25,6 +25,7 @@ import httptools
 
 from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
+from fastgate.errors import FastgateError
 from fastgate.http.engine import LLHTTP_METHODS, ProtocolError, upstream_framing_error
 
 
@@ -508,7 +509,7 @@ cdef class HttptoolsServer:
         return self._current_failed
 
 
-class _HeadDone(Exception):
+class _HeadDone(FastgateError):
     """Raised from on_headers_complete to stop llhttp after a HEAD response's head."""
 
 

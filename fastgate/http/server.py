@@ -15,6 +15,7 @@ import socket
 from typing import Any
 
 from fastgate._wire import ConnectionInfo
+from fastgate.errors import FastgateError
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import server_engine
 from fastgate.http.flow import BodyBuffer, WriteGate
@@ -23,7 +24,7 @@ from fastgate.http.handler import ConnectionObserver, ConnectionPolicy, RequestH
 LINGERING_TIME = 5.0
 
 
-class ClientGone(Exception):
+class ClientGone(FastgateError):
     pass
 
 

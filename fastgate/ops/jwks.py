@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import h11
 
-from fastgate.errors import KeyLoadError
+from fastgate.errors import FastgateError, KeyLoadError
 from fastgate.jwt import Key, keys_from_jwks
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ MAX_BODY = 1 << 20
 RETRY_FIRST = 1.0  # after a failure: 1 s, 2 s, 4 s... up to the interval
 
 
-class FetchError(Exception):
+class FetchError(FastgateError):
     pass
 
 

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from fastgate.config.directives import LOG_LEVELS, SYSLOG_SEVERITIES
 from fastgate.config.model import ErrorLogFile, LogFile, Syslog
+from fastgate.errors import FastgateError
 
 if TYPE_CHECKING:
     from fastgate.config.model import AccessLog, Config, LogFormat
@@ -35,7 +36,7 @@ _SEVERITY = {name: SYSLOG_SEVERITIES.index(name) for name in LOG_LEVELS}
 _STREAMS = ("stderr", "stdout")
 
 
-class LogOpenError(Exception):
+class LogOpenError(FastgateError):
     """A log that cannot be opened, in nginx's words (``open() "PATH" failed (...)``)."""
 
 

@@ -15,10 +15,12 @@ from fastgate._wire import bearer_of, field_value, upstream_headers
 from fastgate.config.model import AUTO_REDIRECT, Location, Return, Server, Settings
 from fastgate.errors import (
     AmbiguousTokenError,
+    FastgateError,
     JWTError,
     KeysUnavailableError,
     TokenMissingError,
     UnknownKeyError,
+    UpstreamError,
 )
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
@@ -41,7 +43,6 @@ from fastgate.proxy.upstream import (
     NEXT_STATUSES,
     Peer,
     UpstreamConnection,
-    UpstreamError,
 )
 
 if TYPE_CHECKING:
@@ -965,11 +966,11 @@ def _given_twice(req: Request, kind: str, name: str) -> bool:
     return seen > 1
 
 
-class _ClientGone(Exception):
+class _ClientGone(FastgateError):
     """The client connection was lost while its request waited on the upstream."""
 
 
-class _BodyError(Exception):
+class _BodyError(FastgateError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

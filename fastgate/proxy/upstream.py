@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any
 
 from fastgate.config.model import Upstream, UpstreamServer
+from fastgate.errors import UpstreamError
 from fastgate.http.engine import ProtocolError, ResponseHead
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
@@ -20,16 +21,6 @@ NEXT_CONDITION = {"connect": "error", "reset": "error", "timeout": "timeout",
 NEXT_STATUSES = frozenset({500, 502, 503, 504, 403, 404, 429})
 # nginx's words (at info) when a client goes away while its request waits on an upstream
 CLIENT_GONE = "client prematurely closed connection, so upstream connection is closed too"
-
-
-class UpstreamError(Exception):
-    """An upstream failed; ``kind`` is "connect", "timeout", "invalid" or "reset" and
-    ``status`` what the client gets if no response has started."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.status = 504 if kind == "timeout" else 502
 
 
 class UpstreamConnection(asyncio.Protocol):
