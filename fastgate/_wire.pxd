@@ -30,3 +30,9 @@ cdef class ConnectionInfo:
     cdef readonly int server_port
     cdef readonly long long connection_id
     cdef readonly str ssl_protocol  # "TLSv1.3"; empty without TLS
+
+
+# header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)
+cdef bint header_is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln)
+cdef list _forward_into(list out, list headers, tuple drop)
+cdef object _field_value(str value)

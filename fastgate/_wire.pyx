@@ -156,6 +156,11 @@ cdef inline bint _is(const unsigned char* p, Py_ssize_t n, const char* lname, Py
     return True
 
 
+cdef bint header_is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln):
+    """``_is`` for the other compiled modules (an inline function does not cross them)."""
+    return _is(p, n, lname, ln)
+
+
 cdef enum:
     CONN_NONE = 0
     CONN_CLOSE = 1
@@ -589,38 +594,6 @@ def screen_headers(list headers, bint underscores, bint ignore_invalid):
     return (0, kept, dropped)
 
 
-def bearer_of(list headers):
-    """The token of the first ``Authorization: Bearer <token>``: the scheme is
-    case-insensitive (RFC 9110 section 11.1), one or more spaces follow it (RFC 6750
-    section 2.1: SP only, a tab is refused); None when there is no such header or no
-    token. (A second Authorization header never gets here: the request is a 400.)"""
-    cdef tuple pair
-    cdef bytes name, value
-    cdef const unsigned char* p
-    cdef Py_ssize_t n, i, j
-    for pair in headers:
-        name = pair[0]
-        if PyBytes_GET_SIZE(name) == 13 and _is(
-                <const unsigned char*>PyBytes_AS_STRING(name), 13, b"authorization", 13):
-            value = pair[1]
-            p = <const unsigned char*>PyBytes_AS_STRING(value)
-            n = PyBytes_GET_SIZE(value)
-            if n < 8 or not _is(p, 6, b"bearer", 6) or p[6] != 32:
-                return None
-            i = 7
-            while i < n and p[i] == 32:
-                i += 1
-            if i < n and p[i] == 9:
-                return None
-            j = n
-            while j > i and (p[j - 1] == 32 or p[j - 1] == 9):
-                j -= 1
-            if j == i:
-                return None
-            return PyBytes_FromStringAndSize(<const char*>p + i, j - i)
-    return None
-
-
 def split_target(bytes raw):
     """``(path, args, None)`` — the fields of ``http.uri.Target`` — of an origin-form
     target whose path needs no normalising (no ``%``, ``#``, NUL, ``//`` or ``/.``): the
@@ -650,39 +623,6 @@ def field_value(str value):
     undecodable go back as they came), or None when it holds a control byte — CR and LF
     above all — that would let a value split the header block (RFC 9110 section 5.5)."""
     return _field_value(value)
-
-
-def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, request):
-    """The headers a proxied request carries upstream, and the names of the
-    ``proxy_set_header`` values dropped because they would carry a control byte (None
-    when there are none; the request still goes, without them). The rules are
-    ``fastgate.proxy.headers``'s: ``plan`` is its ``set_plan(proxy_set_header)``
-    (name, name as bytes, whether it is Host, template), ``drop`` its ``request_drop``;
-    a value that renders empty removes the header; ``host`` (the upstream's) is the Host
-    unless the plan sets one. Upgrade and Connection are hop-by-hop: they go upstream
-    only as the plan sets them (the usual WebSocket configuration)."""
-    cdef list out = _forward_into([], client_headers, drop)
-    cdef list unsafe = None
-    cdef tuple item
-    cdef str value
-    for item in plan:
-        value = item[3].render(request)
-        raw = _field_value(value) if value else None
-        if raw is None:
-            if value:
-                if unsafe is None:
-                    unsafe = []
-                unsafe.append(item[0])
-            if item[2]:
-                host = None
-            continue
-        if item[2]:
-            host = raw
-        else:
-            out.append((item[1], raw))
-    if host is not None:
-        out.insert(0, (b"Host", host))
-    return out, unsafe
 
 
 cdef object _field_value(str value):

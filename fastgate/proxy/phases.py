@@ -11,7 +11,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from fastgate._wire import bearer_of, field_value, upstream_headers
+from fastgate._wire import field_value
 from fastgate.config.model import AUTO_REDIRECT, Location, Return, Server, Settings
 from fastgate.errors import (
     AmbiguousTokenError,
@@ -25,6 +25,7 @@ from fastgate.errors import (
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path, normalize
+from fastgate.proxy._headers import bearer_of, upstream_headers
 from fastgate.proxy.fast import FastExchange
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,

@@ -351,7 +351,7 @@ def test_simple_requests_taken_and_read_as_both_read_them(data: bytes) -> None:
     (b"Bearer ", None), (b"Bearer      ", None), (b"Basic dXNlcjpwdw==", None),
     (b"Bearera.b.c", None), (b"Bear", None), (b"", None)])
 def test_bearer_of(value: bytes, token: bytes | None) -> None:
-    from fastgate._wire import bearer_of
+    from fastgate.proxy._headers import bearer_of
 
     assert bearer_of([(b"Host", b"a"), (b"AUTHORIZATION", value),
                       (b"Authorization", b"Bearer second")]) == token
@@ -384,7 +384,7 @@ def test_field_value(value: str, raw: bytes | None) -> None:
 def test_upstream_headers_follow_the_proxy_rules() -> None:
     from types import SimpleNamespace
 
-    from fastgate._wire import upstream_headers
+    from fastgate.proxy._headers import upstream_headers
     from fastgate.proxy.headers import request_drop, set_plan
     from fastgate.variables import Template
 

@@ -1,0 +1,8 @@
+# Types of the proxy's compiled header helpers (fastgate/proxy/_headers.pyx) for type checkers.
+from typing import Any
+
+Headers = list[tuple[bytes, bytes]]
+
+def bearer_of(headers: Headers) -> bytes | None: ...
+def upstream_headers(client_headers: Headers, plan: tuple[Any, ...], drop: tuple[bytes, ...],
+                     host: bytes, request: Any) -> tuple[Headers, list[str] | None]: ...
