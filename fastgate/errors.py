@@ -34,12 +34,20 @@ class ConfigError(FastgateError):
         return f"{self.message} in {self.file}:{self.line}"
 
 class ProtocolError(FastgateError):
-    """The peer broke HTTP/1.1. ``status`` is what a server answers (400, 413, 431...)."""
+    """The peer broke HTTP/1.1. ``status`` is what a server answers (400, 413, 431...).
+    ``whole``: ``reason`` is already the error log's whole line in nginx's words
+    ("client sent duplicate header line: host"), else it is what follows "client sent
+    invalid request: " — said where the error is raised, never guessed from its text."""
 
-    def __init__(self, reason: str, status: int = 400) -> None:
+    def __init__(self, reason: str, status: int = 400, *, whole: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.whole = whole
+
+    @property
+    def log_line(self) -> str:
+        return self.reason if self.whole else f"client sent invalid request: {self.reason}"
 
 
 class UpstreamError(FastgateError):

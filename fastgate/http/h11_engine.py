@@ -80,7 +80,7 @@ class H11Server:
             problem = self._head_problem(data)
             if problem is not None:
                 self._failed = True
-                self._h.on_error(ProtocolError(problem, 400))
+                self._h.on_error(problem)
                 return
         if not data:
             self._eof = True
@@ -126,7 +126,7 @@ class H11Server:
             else:  # NEED_DATA, or PAUSED until start_next()
                 return
 
-    def _head_problem(self, data: bytes) -> str | None:
+    def _head_problem(self, data: bytes) -> ProtocolError | None:
         """What h11 would accept in a head but llhttp (our other engine) refuses: obs-fold
         (RFC 9112 section 5.2; h11 unfolds it) and a bare LF ending a line (section 2.2
         allows either). Both are refused, so the engines agree byte for byte. The last
@@ -138,9 +138,9 @@ class H11Server:
         scan = window if end < 0 else window[:end + 2]
         self._tail = window[-3:]
         if b"\n " in scan or b"\n\t" in scan:
-            return "obsolete line folding in request header"
+            return ProtocolError("obsolete line folding in request header")
         if scan[len(tail):].count(b"\n") != scan.count(b"\r\n") - tail.count(b"\r\n"):
-            return "bare LF in request head"
+            return ProtocolError("bare LF in request head")
         # h11 folds equal Content-Length lines into one and calls a second
         # Transfer-Encoding unsupported (501); nginx refuses either twice with a 400 (the
         # tail is too short to hold a whole name: nothing is counted twice)
@@ -148,9 +148,10 @@ class H11Server:
         self._lengths += low.count(b"\ncontent-length:")
         self._codings += low.count(b"\ntransfer-encoding:")
         if self._lengths > 1:
-            return "client sent duplicate header line: content-length"
+            return ProtocolError("client sent duplicate header line: content-length", whole=True)
         if self._codings > 1:
-            return "client sent duplicate header line: transfer-encoding"
+            return ProtocolError("client sent duplicate header line: transfer-encoding",
+                                 whole=True)
         return None
 
     def _check_size(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
@@ -216,7 +217,7 @@ class H11Server:
                 problem = self._head_problem(bytes(buf))
                 if problem is not None:
                     self._failed = True
-                    self._h.on_error(ProtocolError(problem, 400))
+                    self._h.on_error(problem)
                     return
             if self._in_head or self._eof:
                 # (with nothing buffered and the client still there, h11 could only

@@ -191,7 +191,8 @@ cdef class HttptoolsServer:
             elif ln == b"transfer-encoding":
                 if chunked:
                     raise ProtocolError(
-                        "client sent duplicate header line: transfer-encoding", 400)
+                        "client sent duplicate header line: transfer-encoding", 400,
+                        whole=True)
                 if v.strip().lower() != b"chunked":
                     # as h11 (and nginx): chunked is the only coding, and only once
                     raise ProtocolError("only Transfer-Encoding: chunked is supported", 501)
@@ -255,7 +256,8 @@ cdef class HttptoolsServer:
             self._eof = True
             if self._mid or self._start is not None:
                 # EOF inside a message (its head or its body): a truncated request
-                self._fail(ProtocolError("client closed the connection mid-request", 400))
+                self._fail(ProtocolError("client closed the connection mid-request", 400,
+                                           whole=True))
             elif not self._active and not self._queue:
                 self._h.on_eof()
             self._deliver()

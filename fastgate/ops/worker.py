@@ -268,9 +268,7 @@ class Worker:
     def reject(self, conn: ClientConnection, error: ProtocolError,
                vhosts: ServerTable) -> None:
         """Answer a request that could not be parsed; the caller closes."""
-        why = error.reason
-        self.log.info(why if why.startswith("client ") else
-                      f"client sent invalid request: {why}", conn)
+        self.log.info(error.log_line, conn)
         self.stats.request(error.status, 0.0)
         engine = conn.engine
         if engine is None or conn.closed:
@@ -338,7 +336,8 @@ class AddressHandler:
         if method == b"TRACE" or method == b"CONNECT":
             # nginx refuses both before any phase: TRACE echoes headers back (cookies,
             # tokens), CONNECT would turn the connection into a tunnel
-            w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405),
+            w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405,
+                                          whole=True),
                       vhosts)
             return
         try:
@@ -349,7 +348,7 @@ class AddressHandler:
         req = Request(head, target, conn)
         if req.host is None:
             where = "in request line" if target[2] is not None else "header"
-            w._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400),
+            w._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400, whole=True),
                       vhosts)
             return
         server = vhosts.select(req.host)
@@ -358,7 +357,7 @@ class AddressHandler:
                                   s.ignore_invalid_headers)
         if screened is not None:
             if screened[0]:
-                w._refuse(conn, ProtocolError(screened[1], screened[0]), vhosts)
+                w._refuse(conn, ProtocolError(screened[1], screened[0], whole=True), vhosts)
                 return
             req.head = w._without(conn, head, screened[1], screened[2])
         req.server = server
