@@ -20,6 +20,8 @@ extensions = [
     Extension("fastgate.proxy.fast", ["fastgate/proxy/fast.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.proxy._headers", ["fastgate/proxy/_headers.pyx"],
               extra_compile_args=["-O3"]),
+    Extension("fastgate.proxy._walk", ["fastgate/proxy/_walk.pyx"],
+              extra_compile_args=["-O3"]),
     Extension("fastgate.ops.counters", ["fastgate/ops/counters.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.ops.limit_table", ["fastgate/ops/limit_table.pyx"],
               extra_compile_args=["-O3"]),

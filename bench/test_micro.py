@@ -143,7 +143,7 @@ def test_preaccess_limits(benchmark: Any, impl: str, tmp_path: Any) -> None:
                               memo={}, captures=())
         s = loc.settings
         if s.limit_req or s.limit_conn:
-            assert worker.phases._preaccess(None, req, loc) == (0, 0.0)
+            assert worker.phases.limits.check(None, req, loc) == (0, 0.0)
             for table, key in req.conn_slots or ():
                 table.release(key)
 

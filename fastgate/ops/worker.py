@@ -23,6 +23,7 @@ from fastgate.ops.zones import Zones, ZoneTables
 from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
+from fastgate.proxy.steps import DONE, TAKEN
 from fastgate.proxy.upstream import build_groups
 
 # how often deadlines (header, keep-alive, lingering, upstream read) are checked: a
@@ -225,7 +226,7 @@ class Worker:
             req.status = 0
             req.override = None
             try:
-                self.phases.respond_error(conn, req, None, 500)
+                self.phases.respond.respond_error(conn, req, None, 500)
             except Exception:
                 conn.abort()
             else:
@@ -363,13 +364,17 @@ class AddressHandler:
         req.server = server
         if not req.host:
             req.host = server.name
+        req.arrived = started
         try:
-            coro = w.phases.start(conn, req, server, started)
+            step = w.phases.enter(conn, req, server)
+            if step is DONE:
+                w.complete(conn, req, started)
+                return
         except Exception as e:  # a bug costs this request, never the event loop
             w.failed(conn, req, e, started, req.bytes_sent != 0)
             return
-        if coro is not None:
-            w.spawn(conn, req, coro, started)
+        if step is not TAKEN:
+            w.spawn(conn, req, step, started)
 
     def on_refused(self, conn: ClientConnection, error: ProtocolError) -> None:
         self.worker.reject(conn, error, self.vhosts)

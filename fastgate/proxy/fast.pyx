@@ -5,23 +5,26 @@ pooled upstream connection. No task, no coroutine: the upstream engine's callbac
 straight to the client, with back-pressure by pausing the upstream's reads.
 
 Anything unusual — a stale pooled connection, an upstream error or timeout before the
-response head — is handed to the task-based path in ``phases`` (retry, ``error_page``,
+response head — is handed to the task path in ``proxy.exchange`` (retry, ``error_page``,
 502/504), so the rules live in one place.
 """
 
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-from fastgate._wire cimport ResponseHead
+from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate.proxy.request cimport Request
 from fastgate.http.engine import ProtocolError
 from fastgate._wire import response_headers
 from fastgate.proxy.headers import ADD_HEADER_STATUSES, RESPONSE_DROP, without_expires
 from fastgate.proxy.status import reason
+from fastgate.proxy.steps import TAKEN, Step
 from fastgate.proxy.upstream import CLIENT_GONE, NEXT_CONDITION, NEXT_STATUSES
 
 cdef dict _CONDITION = NEXT_CONDITION
 cdef frozenset _NEXT_STATUSES = NEXT_STATUSES
 cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
+cdef object _TAKEN = TAKEN
+cdef frozenset _NOT_TRIED = frozenset()
 
 
 cdef inline double _monotonic():
@@ -32,17 +35,44 @@ cdef inline double _monotonic():
     return t.tv_sec + t.tv_nsec * 1e-9
 
 
+cdef class ProxyPass:
+    """``proxy_pass``'s content handler (a phase of ``proxy.phases``): in callbacks, an
+    exchange of this module, when the request has no body, does not upgrade, answers
+    with the upstream's own status (no ``error_page =code`` over it) and a server of
+    the group has an idle connection; anything else on the task path."""
+
+    cdef object upstream  # proxy.exchange.UpstreamExchange
+    cdef dict groups  # the worker's upstream groups by name
+
+    def __init__(self, upstream, dict groups):
+        self.upstream = upstream
+        self.groups = groups
+
+    def __call__(self, conn, Request req, loc):
+        cdef RequestHead head = req.head
+        if (req.in_task or head.content_length != 0 or head.upgrade is not None
+                or req.override is not None):
+            return self.upstream.proxy(conn, req, loc)
+        peer = self.groups[loc.proxy_pass.upstream].pick(_monotonic(), _NOT_TRIED)
+        if peer is not None:
+            uconn = peer.take_idle()
+            if uconn is not None:
+                FastExchange(self.upstream, conn, req, loc, peer, uconn)._send()
+                return _TAKEN
+        return self.upstream.proxy(conn, req, loc, peer)
+
+
 cdef class FastExchange:
     """One exchange; the engines call its methods for every event, so it is a C class
     (a method call without a Python frame, fields at fixed offsets)."""
 
-    cdef readonly object phases  # Phases
+    cdef readonly object upstream  # proxy.exchange.UpstreamExchange
+    cdef object w  # the worker (proxy.runtime.Runtime)
     cdef readonly object conn  # ClientConnection
     cdef readonly Request req
     cdef readonly object loc  # Location
     cdef readonly object peer  # Peer
     cdef readonly object uconn  # UpstreamConnection
-    cdef double started
     cdef double t0
     cdef ResponseHead rhead  # once it has come
     cdef bint head_only
@@ -55,23 +85,14 @@ cdef class FastExchange:
     cdef list out  # response bytes of one upstream read, written at once
     cdef bint sent  # some of the response has been written to the client
 
-    @staticmethod
-    def start(phases, conn, req, loc, peer, double started):
-        """Begin on an idle connection of ``peer``; False if it has none."""
-        uconn = peer.take_idle()
-        if uconn is None:
-            return False
-        FastExchange(phases, conn, req, loc, peer, uconn, started)._send()
-        return True
-
-    def __init__(self, phases, conn, req, loc, peer, uconn, double started):
-        self.phases = phases
+    def __init__(self, upstream, conn, req, loc, peer, uconn):
+        self.upstream = upstream
+        self.w = upstream.w
         self.conn = conn
         self.req = req
         self.loc = loc
         self.peer = peer
         self.uconn = uconn
-        self.started = started
         self.t0 = _monotonic()
         self.rhead = None
         self.head_only = False
@@ -85,7 +106,7 @@ cdef class FastExchange:
     cdef _send(self):
         req = self.req
         uconn = self.uconn
-        headers, target = self.phases.upstream_request(self.conn, req, self.loc)
+        headers, target = self.upstream.upstream_request(self.conn, req, self.loc)
         req.upstream_addr = self.peer.address
         uconn.attach(self)
         engine = uconn.engine
@@ -93,7 +114,7 @@ cdef class FastExchange:
         if uconn.transport is not None and not uconn.closed:
             uconn.transport.write(data)
         self.deadline = _monotonic() + self.timeout
-        self.phases.w.exchanges.add(self)
+        self.w.exchanges.add(self)
         self.conn.exchange = self  # told if the client can take more, or goes away
 
     # --- the upstream connection's callbacks -----------------------------------------------
@@ -102,9 +123,9 @@ cdef class FastExchange:
         # (the deadline moves when this read is flushed)
         req = self.req
         conn = self.conn
-        phases = self.phases
+        upstream = self.upstream
         status = head.status
-        if status >= 403 and status in _NEXT_STATUSES and phases.next_from_callback(
+        if status >= 403 and status in _NEXT_STATUSES and upstream.next_from_callback(
                 self.loc, req, f"http_{status}"):
             # a status the configuration sends on to the next server: this answer is
             # dropped (a 5xx counted against the server)
@@ -112,8 +133,9 @@ cdef class FastExchange:
             self.uconn.abort()
             if status >= 500:
                 self.peer.failed(_monotonic())
-            phases.record_try(req, str(status), self.t0)
-            self._handoff(phases._proxy(conn, req, self.loc, failed=self.peer))
+            upstream.record_try(req, str(status), self.t0)
+            req.in_task = True
+            self._handoff(upstream.proxy(conn, req, self.loc, failed=self.peer))
             return
         self.rhead = head
         self.peer.fails = 0  # Peer.succeeded
@@ -121,22 +143,23 @@ cdef class FastExchange:
         req.upstream_status = str(status)
         req.upstream_time = _monotonic() - self.t0
         headers = response_headers(head.headers, RESPONSE_DROP, b"fastgate",
-                                   phases.w.http_date())
+                                   self.w.http_date())
         s = self.loc.settings
         if s.add_header or s.expires is not None:
             if s.expires is not None and status in _ADD_HEADER_STATUSES:
                 headers = without_expires(headers)  # expires replaces the upstream's
-            headers.extend(phases.added_headers(req, self.loc, status))
+            headers.extend(upstream.respond.added_headers(req, self.loc, status))
         self.head_only = req.method == "HEAD" or status in (204, 304)
         length = head.content_length if head.content_length >= 0 else None
         try:
             out = conn.engine.send_head(status, head.reason or reason(status), headers, length,
                                         self.head_only)
         except ProtocolError as e:
-            phases.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
-            phases.w.stats.upstream_error("invalid")
+            self.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
+            self.w.stats.upstream_error("invalid")
             self.uconn.abort()
-            self._handoff(phases.fail(conn, req, self.loc, 502))
+            req.in_task = True
+            self._handoff(upstream.fail(conn, req, self.loc, 502))
             return
         self.out.append(out)
         req.bytes_sent = len(out)
@@ -222,7 +245,7 @@ cdef class FastExchange:
         self.uconn.abort()
         if self.rhead is None:
             self.req.status = 499
-        self.phases.w.log.info(CLIENT_GONE, self.conn, self.req)
+        self.w.log.info(CLIENT_GONE, self.conn, self.req)
         self._finish()
 
     # --- endings -----------------------------------------------------------------------------
@@ -239,7 +262,7 @@ cdef class FastExchange:
         responded = self.sent
         self.out.clear()
         self._stop()
-        self.phases.w.failed(self.conn, self.req, error, self.started, responded)
+        self.w.failed(self.conn, self.req, error, self.req.arrived, responded)
 
     def expire(self):
         """No upstream byte for proxy_read_timeout, or the client took nothing for
@@ -251,7 +274,7 @@ cdef class FastExchange:
             uconn = self.uconn
             uconn.detach()
             uconn.abort()
-            self.phases.w.log.info("client timed out (110: Connection timed out) while "
+            self.w.log.info("client timed out (110: Connection timed out) while "
                                    "sending to client", self.conn, self.req)
             self.conn.abort()
             self._finish()
@@ -265,9 +288,10 @@ cdef class FastExchange:
         uconn = self.uconn
         uconn.detach()
         uconn.abort()
-        phases = self.phases
-        w = phases.w
+        upstream = self.upstream
+        w = self.w
         conn, req, loc = self.conn, self.req, self.loc
+        req.in_task = True  # whatever follows runs in a task
         if self.rhead is not None:
             self.flush()
             # the response has begun: the client sees a cut connection, never a short
@@ -280,28 +304,33 @@ cdef class FastExchange:
         if kind == "reset" and uconn.received == 0:
             # a pooled connection the upstream had closed: the request (it has no body)
             # goes again, on the task path
-            phases.record_try(req, "502", self.t0)
-            self._handoff(phases._proxy(conn, req, loc, stale=self.peer))
+            upstream.record_try(req, "502", self.t0)
+            self._handoff(upstream.proxy(conn, req, loc, stale=self.peer))
             return
         self.peer.failed(_monotonic())
         w.stats.upstream_error(kind)
         w.log.error(f"{message} ({self.peer.server.address})", conn, req)
-        if phases.next_from_callback(loc, req, _CONDITION[kind]):
-            phases.record_try(req, "504" if kind == "timeout" else "502", self.t0)
-            self._handoff(phases._proxy(conn, req, loc, failed=self.peer))
+        if upstream.next_from_callback(loc, req, _CONDITION[kind]):
+            upstream.record_try(req, "504" if kind == "timeout" else "502", self.t0)
+            self._handoff(upstream.proxy(conn, req, loc, failed=self.peer))
             return
         status = 504 if kind == "timeout" else 502
         req.upstream_status = str(status)
-        self._handoff(phases.fail(conn, req, loc, status))
+        self._handoff(upstream.fail(conn, req, loc, status))
 
-    cdef _handoff(self, coro):
+    cdef _handoff(self, step):
+        """The rest of the request: ``step`` is what the task path (or error_page)
+        answered — a coroutine to run in a task, or the request already answered."""
+        if isinstance(step, Step):
+            self._finish()
+            return
         self._stop()
-        self.phases.w.spawn(self.conn, self.req, coro, self.started)
+        self.w.spawn(self.conn, self.req, step, self.req.arrived)
 
     cdef _stop(self):
         self.finished = True
         self.deadline = 0.0
-        self.phases.w.exchanges.discard(self)
+        self.w.exchanges.discard(self)
         if self.conn.exchange is self:
             self.conn.exchange = None
 
@@ -309,4 +338,4 @@ cdef class FastExchange:
         if self.finished:
             return
         self._stop()
-        self.phases.w.complete(self.conn, self.req, self.started)
+        self.w.complete(self.conn, self.req, self.req.arrived)

@@ -20,6 +20,7 @@ cdef class Request:
     cdef public object location  # Location | None
     cdef public int status
     cdef public double start  # wall clock at arrival
+    cdef public double arrived  # the monotonic clock at arrival: the request's duration
     cdef public long long request_length
     cdef public long long body_bytes_sent
     cdef public long long bytes_sent
@@ -41,7 +42,10 @@ cdef class Request:
     cdef str _request_id
     # WWW-Authenticate for a 401 the access phase caused (None: it caused none)
     cdef public object challenge
-    cdef public bint redirected
+    cdef public bint redirected  # error_page has sent it elsewhere (once, as nginx)
+    cdef public int uri_changes  # internal redirects so far (nginx's r->uri_changes)
+    # the rest of the request runs in a task: the callback exchange is not for it
+    cdef public bint in_task
     cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)
     cdef public str limit_req_status
     cdef public str limit_conn_status

@@ -19,6 +19,7 @@ class Request:
     location: Any  # config.model.Location | None
     status: int
     start: float
+    arrived: float
     request_length: int
     body_bytes_sent: int
     bytes_sent: int
@@ -36,6 +37,8 @@ class Request:
     captures: tuple[str, ...]
     challenge: bytes | None
     redirected: bool
+    uri_changes: int
+    in_task: bool
     limited: bool
     limit_req_status: str
     limit_conn_status: str

@@ -81,5 +81,5 @@ class Runtime(Protocol):
         """An unexpected error in a callback: it costs this request only."""
 
     def spawn(self, conn: ClientConnection, req: Request,
-              coro: Coroutine[Any, Any, None], started: float) -> None:
+              coro: Coroutine[Any, Any, object], started: float) -> None:
         """Run the rest of the request as a task; ``complete`` follows it."""

@@ -1,0 +1,12 @@
+# Types of the compiled phase loop (fastgate/proxy/_walk.pyx) for type checkers.
+from collections.abc import Callable
+from typing import Any
+
+from fastgate.proxy.request import Request
+from fastgate.proxy.steps import Outcome
+
+class Walker:
+    def __init__(self, plan_of: Callable[[Any], tuple[Any, ...]],
+                 find_config: Callable[[Any, Request, Any], Outcome | None],
+                 resume: Callable[..., Any]) -> None: ...
+    def walk(self, conn: Any, req: Request, loc: Any, at: int) -> Outcome: ...

@@ -1,0 +1,64 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: embedsignature=True
+"""The loop that walks a location's phases (``proxy.phases``), compiled: it runs for
+every request, and in C its bookkeeping (the plan lookup, the walk, the step checks)
+costs no Python frame. The phases themselves, and what the loop hands over to (the
+plan builder, nginx's find-config checks, the task that resumes a walk), are Python."""
+
+from cpython.long cimport PyLong_FromVoidPtr
+
+from fastgate.proxy.request cimport Request
+
+from fastgate.config.model import AUTO_REDIRECT
+from fastgate.proxy.steps import DONE, NEXT, TAKEN
+
+cdef object _NEXT = NEXT
+cdef object _DONE = DONE
+cdef object _TAKEN = TAKEN
+cdef object _AUTO_REDIRECT = AUTO_REDIRECT
+
+
+cdef class Walker:
+    cdef dict _plans  # id(location) → (location, its handlers)
+    cdef object _plan_of
+    cdef object _find_config
+    cdef object _resume
+
+    def __init__(self, plan_of, find_config, resume):
+        """``plan_of(loc)``: the handlers the location runs, in phase order.
+        ``find_config(conn, req, loc)``: nginx's find-config checks (the body limit, the
+        auto-redirect), called only when one can apply; None, or the request's outcome.
+        ``resume(conn, req, loc, waiting, at)``: the coroutine that awaits ``waiting``
+        and walks on from ``at``."""
+        self._plans = {}
+        self._plan_of = plan_of
+        self._find_config = find_config
+        self._resume = resume
+
+    cpdef object walk(self, conn, Request req, loc, Py_ssize_t at):
+        """The location's phases from ``at``: DONE or TAKEN when one answered in
+        callbacks, else the coroutine that waits and then walks on. From the start
+        (``at`` 0), the find-config checks first."""
+        key = PyLong_FromVoidPtr(<void*>loc)
+        cdef tuple entry = self._plans.get(key)
+        if entry is None or entry[0] is not loc:
+            entry = (loc, tuple(self._plan_of(loc)))
+            self._plans[key] = entry
+        cdef tuple plan = entry[1]
+        if at == 0:
+            req.location = loc
+            if ((req.head.content_length > 0 and req.uri_changes == 0)
+                    or req.captures is _AUTO_REDIRECT):
+                step = self._find_config(conn, req, loc)
+                if step is not None:
+                    return step
+        cdef Py_ssize_t n = len(plan)
+        while at < n:
+            step = plan[at](conn, req, loc)
+            at += 1
+            if step is _NEXT:
+                continue
+            if step is _DONE or step is _TAKEN:
+                return step
+            return self._resume(conn, req, loc, step, at)
+        raise AssertionError(f"location {loc.name!r}: no phase answered")

@@ -1,0 +1,140 @@
+"""The access phase of the JWT module: ``auth_jwt`` takes the token the location names,
+the location's verifier checks it, ``auth_jwt_require`` reads the variables it lists."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from fastgate.errors import (
+    AmbiguousTokenError,
+    JWTError,
+    KeysUnavailableError,
+    TokenMissingError,
+    UnknownKeyError,
+)
+from fastgate.proxy._headers import bearer_of
+from fastgate.proxy.steps import NEXT
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location
+    from fastgate.http.server import ClientConnection
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.runtime import Runtime
+    from fastgate.proxy.steps import Fail, Outcome, Phase
+
+# RFC 6750 section 3: the challenge of a 401, and its form when a token was presented
+CHALLENGE = b'Bearer realm="fastgate"'
+CHALLENGE_INVALID = b'Bearer realm="fastgate", error="invalid_token"'
+
+
+class AuthJwt:
+    def __init__(self, worker: Runtime, fail: Fail) -> None:
+        self.w = worker
+        self.fail = fail
+
+    def handler(self, loc: Location) -> Phase | None:
+        return self.access if loc.verifier is not None else None
+
+    def access(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        """NEXT when the request may go on; else the refusal (its reason logged and
+        counted, the challenge of a 401 set) through ``error_page``."""
+        s = loc.settings
+        if req.method == "OPTIONS" and not s.auth_jwt_options:
+            return NEXT  # CORS preflights pass, as the module does
+        stats = self.w.stats
+        try:
+            # the usual source first, without a call
+            token = (bearer_of(req.head.headers) if s.auth_jwt == "on"
+                     else self.token_of(req, loc))
+        except AmbiguousTokenError as e:
+            self.w.log.info(e.reason, conn, req)
+            stats.jwt(e.reason)
+            req.challenge = CHALLENGE_INVALID
+            return self.fail(conn, req, loc, e.status)
+        if not token:
+            err: JWTError = TokenMissingError()
+            self.w.log.info(err.reason, conn, req)
+            stats.jwt(err.reason)
+            req.challenge = CHALLENGE
+            return self.fail(conn, req, loc, 401)
+        verifier = loc.verifier
+        assert verifier is not None
+        hits = verifier.hits
+        try:
+            req.token = verifier.verify_now(token)
+        except JWTError as err:
+            refused = err
+            remote = self.w.remote_of.get(verifier) if self.w.remote_of else None
+            if remote is not None:
+                if not remote.fetched and not verifier.keys:
+                    refused = KeysUnavailableError(remote.url)
+                if isinstance(refused, (UnknownKeyError, KeysUnavailableError)):
+                    remote.early_refresh()
+            req.challenge = CHALLENGE_INVALID
+            self.w.log.info(f"{refused.reason} ({refused.detail})" if refused.detail
+                            else refused.reason, conn, req)
+            stats.jwt(refused.reason)
+            stats.cache(verifier.hits != hits)
+            return self.fail(conn, req, loc, refused.status)
+        hit = verifier.hits != hits
+        req_ = s.auth_jwt_require
+        if req_ is not None:
+            for t in req_.values:
+                v = t.render(req)
+                if not v or v == "0":
+                    self.w.log.info(f'JWT: requirement "{t.source}" not met', conn, req)
+                    stats.cache(hit)
+                    stats.jwt("JWT: requirement not met")
+                    req.challenge = CHALLENGE_INVALID
+                    return self.fail(conn, req, loc, req_.status)
+        stats.verified(hit)
+        return NEXT
+
+    def token_of(self, req: Request, loc: Location) -> bytes | None:
+        """The token the request presents, or None. AmbiguousTokenError when its header,
+        cookie or argument is there twice (a second Authorization header never gets
+        here: the HTTP layer answers 400)."""
+        s = loc.settings
+        if s.auth_jwt == "on":
+            return bearer_of(req.head.headers)
+        if s.auth_jwt_source is not None:
+            if s.auth_jwt_source_var is not None and _given_twice(req, *s.auth_jwt_source_var):
+                raise AmbiguousTokenError()
+            value = s.auth_jwt_source.render(req)
+            return value.encode("utf-8", "surrogateescape") if value else None
+        return None
+
+    def verify_early(self, req: Request, loc: Location) -> None:
+        """Verify the token now, for a limit key that reads ``$jwt_*`` before the access
+        phase; a refusal is left to the access phase, which logs it once."""
+        if req.token is not None or loc.verifier is None:
+            return
+        try:
+            token = self.token_of(req, loc)
+            if token:
+                req.token = loc.verifier.verify(token, time.time())
+        except JWTError:
+            pass
+
+
+def _given_twice(req: Request, kind: str, name: str) -> bool:
+    """Whether the header, cookie or query argument ``name`` occurs more than once."""
+    seen = 0
+    if kind == "http":
+        wanted = name.replace("_", "-")
+        for n, _ in req.headers:
+            if n == wanted:
+                seen += 1
+    elif kind == "cookie":
+        for n, v in req.headers:
+            if n == "cookie":
+                for part in v.split(";"):
+                    key, eq, _ = part.strip().partition("=")
+                    if eq and key.lower() == name:
+                        seen += 1
+    elif req.args:
+        for part in req.args.split("&"):
+            if part.partition("=")[0].lower() == name:
+                seen += 1
+    return seen > 1

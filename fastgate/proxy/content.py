@@ -1,0 +1,63 @@
+"""The content phase: the status page, ``proxy_pass`` (in callbacks over a pooled idle
+connection when it can, else in a task), ``try_files``'s fallback, or 404."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastgate.proxy.fast import ProxyPass
+from fastgate.proxy.steps import DONE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastgate.config.model import Location
+    from fastgate.http.server import ClientConnection
+    from fastgate.proxy.exchange import UpstreamExchange
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.respond import Responder
+    from fastgate.proxy.runtime import Runtime
+    from fastgate.proxy.steps import Fail, Outcome, Phase
+
+    # an internal redirect to a URI or a named location: (conn, req, loc, target)
+    Redirect = Callable[[ClientConnection, Request, Location, str], Outcome]
+
+
+class Content:
+    """The content handlers; ``handler(loc)`` names the one a location runs."""
+
+    def __init__(self, worker: Runtime, respond: Responder, upstream: UpstreamExchange,
+                 fail: Fail, internal: Redirect) -> None:
+        self.w = worker
+        self.respond = respond
+        self.upstream = upstream
+        self.fail = fail
+        self.internal = internal
+        # proxy_pass: in callbacks when it can, else on the task path (compiled)
+        self.proxy = ProxyPass(upstream, worker.groups)
+
+    def handler(self, loc: Location) -> Phase:
+        if loc.status_page:
+            return self.status_page
+        if loc.proxy_pass is not None:
+            return self.proxy
+        if loc.try_files is not None:
+            return self.try_files
+        return self.not_found
+
+    def status_page(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        self.respond.send(conn, req, loc, 200, self.w.status_page(),
+                          b"text/plain; version=0.0.4")
+        return DONE
+
+    def try_files(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        # no file is served from disk: the fallback answers
+        tf = loc.try_files
+        assert tf is not None
+        if tf.fallback_code is not None:
+            return self.fail(conn, req, loc, tf.fallback_code)
+        assert tf.fallback_target is not None
+        return self.internal(conn, req, loc, tf.fallback_target)
+
+    def not_found(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        return self.fail(conn, req, loc, 404)

@@ -1,0 +1,515 @@
+"""The content phase's ``proxy_pass`` on the task path: the request to the upstream
+group, a server after another as ``proxy_next_upstream`` allows, with the client's body
+streamed up and the response streamed back, or a tunnel after a ``101``. The callback
+path (``proxy.fast``) hands anything unusual to this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastgate.errors import FastgateError, UpstreamError
+from fastgate.http.engine import Headers, ProtocolError, ResponseHead
+from fastgate.http.flow import StreamClosed
+from fastgate.http.uri import encode_path
+from fastgate.proxy._headers import upstream_headers
+from fastgate.proxy.headers import (
+    ADD_HEADER_STATUSES,
+    client_response_headers,
+    request_drop,
+    set_plan,
+    without_expires,
+)
+from fastgate.proxy.respond import final_status
+from fastgate.proxy.status import reason
+from fastgate.proxy.steps import DONE, Step, finished
+from fastgate.proxy.upstream import (
+    CLIENT_GONE,
+    NEXT_CONDITION,
+    NEXT_STATUSES,
+    Peer,
+    UpstreamConnection,
+)
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location, Settings
+    from fastgate.http.server import ClientConnection
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.respond import Responder
+    from fastgate.proxy.runtime import Runtime
+    from fastgate.proxy.steps import Fail
+
+# what an exchange ends with: done (answered or failed), or go again — a pooled
+# connection that was stale, or the next server (proxy_next_upstream)
+_DONE, _STALE, _NEXT = object(), object(), object()
+
+
+class UpstreamExchange:
+    """Runs ``proxy_pass`` for one worker; holds no per-request state."""
+
+    def __init__(self, worker: Runtime, respond: Responder, fail: Fail) -> None:
+        self.w = worker
+        self.respond = respond
+        self.fail = fail
+        # id(settings) → (settings, proxy_set_header as the C builder wants it, the names
+        # of client headers not passed on): once per location, not per request
+        self._header_plans: dict[int, tuple[Settings, tuple[Any, ...], tuple[bytes, ...]]] = {}
+
+    @staticmethod
+    def _upstream_target(req: Request, loc: Location) -> bytes:
+        """nginx's rule: without a URI part, the request URI goes as the client sent it
+        (as changed, after an internal redirect); with one, it replaces the part of the
+        normalised URI that the location's prefix matched."""
+        pp = loc.proxy_pass
+        assert pp is not None
+        if pp.uri is None and not req.redirected:
+            target = req.head.target
+            if target[:1] == b"/":
+                return target  # the common case, first
+            if target != b"*":  # absolute-form: the part after the authority
+                return req.target.encode("latin-1")
+        args = "?" + req.args if req.args else ""
+        if pp.uri is None:
+            return (encode_path(req.uri) + args).encode("latin-1")
+        prefix = loc.pattern if loc.modifier in ("", "^~", "=") else ""
+        rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
+        return (encode_path(pp.uri + rest) + args).encode("latin-1")
+
+    def upstream_request(self, conn: ClientConnection, req: Request,
+                         loc: Location) -> tuple[Headers, bytes]:
+        """The headers and target sent upstream (both proxy paths use this)."""
+        pp = loc.proxy_pass
+        assert pp is not None
+        req.proxy_host = pp.host_header
+        req.proxy_port = pp.port
+        s = loc.settings
+        plan = self._header_plans.get(id(s))
+        if plan is None:
+            plan = self._header_plans[id(s)] = (
+                s, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header))
+        headers, unsafe = upstream_headers(req.head.headers, plan[1], plan[2],
+                                           pp.host_bytes, req)
+        if unsafe is not None:
+            w = self.w
+            for name in unsafe:
+                w.log.warn(f'header "{name}" dropped: its value holds a control character',
+                           conn, req)
+                w.stats.unsafe_header()
+        return headers, self._upstream_target(req, loc)
+
+    @staticmethod
+    def forwarded_upgrade(req: Request, headers: Headers) -> bytes | None:
+        """The protocol the upstream request asks to switch to, or None: only when the
+        client asked (Upgrade with Connection: upgrade) and the location passes an
+        Upgrade header on (proxy_set_header Upgrade $http_upgrade). h2c is never
+        tunnelled: its Upgrade header is removed here. A 101 to anything else is an
+        invalid upstream response."""
+        if req.head.upgrade is None:
+            return None
+        for i, (name, value) in enumerate(headers):
+            if len(name) == 7 and name.lower() == b"upgrade":
+                if b"h2c" in value.lower():
+                    del headers[i]
+                    return None
+                return value
+        return None
+
+    def next_upstream(self, loc: Location, req: Request, condition: str,
+                      sent: bool) -> bool:
+        """Whether ``proxy_next_upstream`` sends the request on to the next server after
+        ``condition`` ("error", "timeout", "invalid_header", "http_502"...), as nginx's
+        ``ngx_http_upstream_next``: listed, and once the request has gone out, only an
+        idempotent one (POST, LOCK, PATCH need ``non_idempotent``). A request body
+        streams upstream as it arrives and is not kept, so a request with one is never
+        sent again once it has gone (nginx buffers bodies and can)."""
+        s = loc.settings
+        if condition not in s.proxy_next_upstream:
+            return False
+        if not sent:
+            return True
+        if req.head.content_length != 0:
+            return False
+        return (req.method not in ("POST", "LOCK", "PATCH")
+                or "non_idempotent" in s.proxy_next_upstream)
+
+    def next_from_callback(self, loc: Location, req: Request, condition: str) -> bool:
+        """Whether a request the callback path sent goes on to another server after
+        ``condition``: allowed, and the tries are more than the one it had."""
+        pp = loc.proxy_pass
+        assert pp is not None
+        tries = loc.settings.proxy_next_upstream_tries or len(self.w.groups[pp.upstream].peers)
+        return tries > 1 and self.next_upstream(loc, req, condition, True)
+
+    @staticmethod
+    def record_try(req: Request, status: str, started: float) -> None:
+        """The server just tried, done with: its address, status and time go before the
+        next one's in ``$upstream_addr``, ``$upstream_status`` and
+        ``$upstream_response_time`` (nginx's "a, b" lists)."""
+        entry = (req.upstream_addr, status, time.monotonic() - started)
+        if req.upstream_tried is None:
+            req.upstream_tried = [entry]
+        else:
+            req.upstream_tried.append(entry)
+        req.upstream_addr = ""
+        req.upstream_status = ""
+        req.upstream_time = -1.0
+
+    async def proxy(self, conn: ClientConnection, req: Request, loc: Location,
+                    first: Peer | None = None, stale: Peer | None = None,
+                    failed: Peer | None = None) -> Step:
+        """The request to the upstream group, a server after another as
+        ``proxy_next_upstream`` allows. From the callback path: ``stale``, the server
+        whose pooled connection turned out closed (one try more, as nginx gives a cached
+        connection), or ``failed``, the server that failed it (the next one is asked)."""
+        w = self.w
+        s = loc.settings
+        pp = loc.proxy_pass
+        assert pp is not None
+        group = w.groups[pp.upstream]
+        head = req.head
+        headers, target = self.upstream_request(conn, req, loc)
+        upgrade = self.forwarded_upgrade(req, headers)
+        has_body = head.content_length != 0
+        length = None if head.content_length < 0 else head.content_length
+        tries = s.proxy_next_upstream_tries or len(group.peers)
+        tried: set[Peer] = set()
+
+        def stale_connection(p: Peer) -> None:
+            # a pooled connection the upstream had closed: says nothing of the peer (not
+            # counted as a failure); the request (it has no body) goes again, to the next
+            # server as nginx sends it (the same one if it is alone), with one try more
+            nonlocal tries
+            tries += 1
+            if len(group.peers) > 1:
+                tried.add(p)
+            else:
+                tried.discard(p)
+
+        if stale is not None:
+            stale_connection(stale)
+        if failed is not None:
+            tried.add(failed)
+        peer: Peer | None
+        while True:
+            started = time.monotonic()  # this try's: $upstream_response_time
+            if first is not None:
+                peer, first = first, None
+            else:
+                peer = group.pick(started, tried)
+            if peer is None:
+                w.log.error(f'no live upstreams while connecting to upstream "{pp.upstream}"',
+                            conn, req)
+                w.stats.upstream_error("no_live")
+                return await finished(self.fail(conn, req, loc, 502))
+            tried.add(peer)
+            req.upstream_addr = peer.server.address
+            try:
+                uconn, reused = await peer.connect(s.proxy_connect_timeout)
+            except UpstreamError as e:
+                peer.failed(time.monotonic())
+                w.stats.upstream_error(e.kind)
+                w.log.error(f"{e} ({peer.server.address})", conn, req)
+                if len(tried) < tries and self.next_upstream(loc, req, NEXT_CONDITION[e.kind],
+                                                             False):
+                    self.record_try(req, str(e.status), started)
+                    continue
+                req.upstream_status = "502" if e.status == 502 else "504"
+                return await finished(self.fail(conn, req, loc, e.status))
+            outcome = await self._exchange(conn, req, loc, peer, uconn, reused, headers,
+                                           target, length, has_body, upgrade, started,
+                                           len(tried) < tries)
+            if outcome is _STALE:
+                self.record_try(req, "502", started)
+                stale_connection(peer)
+                continue
+            if outcome is _NEXT:
+                self.record_try(req, req.upstream_status, started)
+                continue
+            return DONE
+
+    async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
+                        peer: Peer, uconn: UpstreamConnection, reused: bool, headers: Headers,
+                        target: bytes, length: int | None, has_body: bool,
+                        upgrade: bytes | None, started: float, more: bool) -> object:
+        """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
+        the request should go again (``more``: the tries allow another server)."""
+        w = self.w
+        s = loc.settings
+        head_future = uconn.begin()
+        uconn.write(uconn.engine.send_head(req.method.encode("latin-1"), target, headers,
+                                           length))
+        sender = None
+        if has_body:
+            engine = conn.engine
+            assert engine is not None
+            conn.write(engine.send_continue())
+            sender = asyncio.get_running_loop().create_task(
+                self._send_body(conn, req, uconn, s.client_body_timeout, s.proxy_send_timeout,
+                                s.client_max_body_size))
+        elif upgrade is None:
+            uconn.write(uconn.engine.send_end())
+        try:
+            rhead = await self._response_head(head_future, sender, s.proxy_read_timeout,
+                                              conn.lost())
+        except _BodyError as e:
+            # the client's body failed (malformed, too slow, gone) before any answer
+            head_future.cancel()
+            uconn.abort()
+            await self._body_failed(conn, req, loc, e)
+            return _DONE
+        except _ClientGone:
+            # nginx's 499: the request ends now, its upstream exchange with it
+            head_future.cancel()
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            req.status = 499
+            w.log.info(CLIENT_GONE, conn, req)
+            return _DONE
+        except UpstreamError as e:
+            head_future.cancel()
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            if e.kind == "reset" and reused and not has_body and uconn.received == 0:
+                return _STALE
+            body_error = _task_error(sender) if sender is not None else None
+            if isinstance(body_error, _BodyError):
+                await self._body_failed(conn, req, loc, body_error)
+                return _DONE
+            peer.failed(time.monotonic())
+            w.stats.upstream_error(e.kind)
+            w.log.error(f"{e} ({peer.server.address})", conn, req)
+            req.upstream_status = str(e.status)
+            if more and self.next_upstream(loc, req, NEXT_CONDITION[e.kind], True):
+                return _NEXT
+            await finished(self.fail(conn, req, loc, e.status))
+            return _DONE
+        if (more and rhead.status in NEXT_STATUSES
+                and self.next_upstream(loc, req, f"http_{rhead.status}", True)):
+            # the server answered, with a status the configuration sends on: its answer
+            # is dropped (and, 5xx, counted against it), the next server is asked
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            if rhead.status >= 500:
+                peer.failed(time.monotonic())
+            req.upstream_status = str(rhead.status)
+            return _NEXT
+        peer.succeeded()
+        req.upstream_status = str(rhead.status)
+        req.upstream_time = time.monotonic() - started
+        if rhead.status == 101:
+            if upgrade is None:
+                # a switch nobody asked for: the backend's bytes are not HTTP any more
+                uconn.abort()
+                w.log.error(f"upstream sent 101 to a request that did not upgrade "
+                            f"({peer.server.address})", conn, req)
+                w.stats.upstream_error("invalid")
+                req.upstream_status = "502"
+                await finished(self.fail(conn, req, loc, 502))
+                return _DONE
+            await self._tunnel(conn, req, loc, uconn, rhead)
+            return _DONE
+        ok = await self._relay(conn, req, loc, uconn, rhead)
+        if sender is not None:
+            if not sender.done():
+                sender.cancel()  # the upstream answered without reading all of the body
+                uconn.close()
+            try:
+                await sender
+            except (asyncio.CancelledError, Exception):
+                pass
+        if ok:
+            peer.release(uconn, rhead)
+        else:
+            uconn.abort()
+        return _DONE
+
+    @staticmethod
+    async def _response_head(head: asyncio.Future[ResponseHead],
+                             sender: asyncio.Task[None] | None, timeout: float,
+                             lost: asyncio.Future[None]) -> ResponseHead:
+        """The upstream's response head — unless sending the client's body fails first,
+        which raises that failure instead of waiting for an answer that cannot come, or
+        the client goes away (``_ClientGone``)."""
+        waiting: set[asyncio.Future[Any]] = {head, lost}
+        if sender is not None:
+            waiting.add(sender)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not head.done():
+            left = deadline - loop.time()
+            if left <= 0:
+                raise UpstreamError("timeout", "upstream timed out (110: Connection timed "
+                                    "out) while reading response header from upstream")
+            await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if lost.done() and not head.done():
+                raise _ClientGone()
+            if sender is not None and sender in waiting and sender.done():
+                waiting.discard(sender)
+                error = _task_error(sender)
+                if isinstance(error, _BodyError):
+                    raise error
+        return head.result()
+
+    async def _send_body(self, conn: ClientConnection, req: Request,
+                         uconn: UpstreamConnection, read_timeout: float, send_timeout: float,
+                         limit: int) -> None:
+        """The client's body to the upstream as it arrives. ``limit`` is
+        client_max_body_size (0: none), counted over the bytes themselves, so that a
+        chunked body cannot pass what a Content-Length would not."""
+        body = conn.body
+        assert body is not None
+        engine = uconn.engine
+        while True:
+            try:
+                chunk = await body.read(read_timeout)
+            except TimeoutError:
+                raise _BodyError(408, "client timed out (110: Connection timed out) while "
+                                 "reading client request body") from None
+            except ProtocolError as e:
+                raise _BodyError(e.status, f"client sent invalid body: {e.reason}") from None
+            except Exception as e:  # the client went away
+                raise _BodyError(0, f"client closed the connection while sending the body "
+                                 f"({e})") from None
+            if chunk is None:
+                break
+            req.request_length += len(chunk)
+            if limit and req.request_length > limit:
+                raise _BodyError(413, f"client intended to send too large chunked body: "
+                                 f"{req.request_length}+ bytes")
+            uconn.write(engine.send_body(chunk))
+            try:
+                await uconn.gate.wait(send_timeout)
+            except TimeoutError:
+                uconn.abort()
+                return
+            except StreamClosed:
+                return
+        uconn.write(engine.send_end())
+
+    async def _body_failed(self, conn: ClientConnection, req: Request, loc: Location,
+                           err: _BodyError) -> None:
+        self.w.log.info(str(err), conn, req)
+        if err.status and not conn.closed:
+            self.respond.respond_error(conn, req, loc, err.status)
+        else:
+            conn.abort()
+
+    async def _relay(self, conn: ClientConnection, req: Request, loc: Location,
+                     uconn: UpstreamConnection, rhead: ResponseHead) -> bool:
+        """Stream the upstream response to the client. False if it could not be completed
+        (the client then sees a closed connection, never a short keep-alive response)."""
+        s = loc.settings
+        status = final_status(req, rhead.status)
+        req.status = status
+        headers = client_response_headers(rhead.headers, False, b"fastgate", self.w.http_date())
+        if s.expires is not None and status in ADD_HEADER_STATUSES:
+            headers = without_expires(headers)  # expires replaces the upstream's
+        headers.extend(self.respond.added_headers(req, loc, status))
+        head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        length = rhead.content_length if rhead.content_length >= 0 else None
+        engine = conn.engine
+        assert engine is not None
+        try:
+            out = engine.send_head(status, rhead.reason or reason(status), headers, length,
+                                   head_only)
+        except ProtocolError as e:
+            self.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
+            self.w.stats.upstream_error("invalid")
+            req.upstream_status = "502"
+            self.respond.respond_error(conn, req, loc, 502)
+            return False
+        # limit_conn counts the request until the client has all of its response, and no
+        # longer: released before the bytes that complete it, as the client may send its
+        # next request the moment they arrive (before this task runs again)
+        if head_only or length == 0:
+            req.release_conn_slots()
+        conn.write(out)
+        req.bytes_sent = len(out)
+        body = uconn.body
+        # a client that goes away ends the relay now, not when the upstream next speaks
+        lost = conn.lost()
+
+        def gone(_: object) -> None:
+            if body is not None:
+                body.fail(_ClientGone())
+
+        lost.add_done_callback(gone)
+        try:
+            sent = 0
+            while body is not None:
+                try:
+                    chunk = await body.read(s.proxy_read_timeout)
+                except TimeoutError:
+                    self.w.log.error("upstream timed out (110: Connection timed out) while "
+                                     "reading upstream", conn, req)
+                    self.w.stats.upstream_error("timeout")
+                    conn.abort()
+                    return False
+                except _ClientGone:
+                    return False
+                except UpstreamError as e:
+                    self.w.log.error(f"{e} while reading upstream", conn, req)
+                    self.w.stats.upstream_error(e.kind)
+                    conn.abort()
+                    return False
+                if chunk is None:
+                    break
+                if conn.closed:  # the client went away mid-response
+                    return False
+                if head_only:
+                    continue
+                if body.done:  # the upstream's last bytes: the client's too
+                    req.release_conn_slots()
+                sent += len(chunk)
+                data = engine.send_body(chunk)
+                conn.write(data)
+                req.bytes_sent += len(data)
+                req.body_bytes_sent = sent
+                if conn.gate.paused:
+                    try:
+                        await conn.gate.wait(s.send_timeout)
+                    except TimeoutError:
+                        self.w.log.info("client timed out (110: Connection timed out) while "
+                                        "sending to client", conn, req)
+                        conn.abort()
+                        return False
+                    except Exception:  # the client went away mid-response
+                        return False
+            if conn.closed:
+                return False
+            req.release_conn_slots()
+            conn.write(engine.send_end())
+            return True
+        finally:
+            lost.remove_done_callback(gone)
+
+    async def _tunnel(self, conn: ClientConnection, req: Request, loc: Location,
+                      uconn: UpstreamConnection, rhead: ResponseHead) -> None:
+        engine = conn.engine
+        assert engine is not None
+        req.status = 101
+        headers = client_response_headers(rhead.headers, True, b"fastgate", self.w.http_date())
+        out, client_rest = engine.switch_protocol(101, rhead.reason, headers)
+        conn.write(out)
+        conn.start_tunnel(uconn, client_rest, uconn.engine.trailing_data())
+
+
+class _ClientGone(FastgateError):
+    """The client connection was lost while its request waited on the upstream."""
+
+
+class _BodyError(FastgateError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _task_error(task: asyncio.Task[None]) -> BaseException | None:
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception()

@@ -1,0 +1,136 @@
+"""The pre-access phase: ``limit_conn`` and ``limit_req``, before any token is checked
+(so a flood is refused without signature work)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastgate.proxy.steps import NEXT, Step
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location
+    from fastgate.http.server import ClientConnection
+    from fastgate.proxy.auth_jwt import AuthJwt
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.runtime import Runtime
+    from fastgate.proxy.steps import Fail, Outcome, Phase
+
+
+class Limits:
+    def __init__(self, worker: Runtime, auth: AuthJwt, fail: Fail) -> None:
+        self.w = worker
+        self.auth = auth
+        self.fail = fail
+        # id(location) → (location, its limit_conn plan, its limit_req plan)
+        self._plans: dict[int, tuple[Location, tuple[Any, ...], tuple[Any, ...]]] = {}
+
+    def handler(self, loc: Location) -> Phase | None:
+        s = loc.settings
+        return self.preaccess if s.limit_req or s.limit_conn else None
+
+    def preaccess(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        if req.limited:
+            return NEXT  # once per request, as in nginx (not again after a redirect)
+        status, delay = self.check(conn, req, loc)
+        if status:
+            return self.fail(conn, req, loc, status)
+        if delay:
+            return _delayed(delay)
+        return NEXT
+
+    def check(self, conn: ClientConnection | None, req: Request,
+              loc: Location) -> tuple[int, float]:
+        """Returns (status to refuse with, or 0; seconds to delay). A key that reads
+        $jwt_* verifies the token first; an empty key is not limited."""
+        req.limited = True
+        s = loc.settings
+        plan = self._plans.get(id(loc))
+        if plan is None or plan[0] is not loc:
+            plan = self._plans[id(loc)] = self._plan(loc)
+        _, conns, reqs = plan
+        for zone, table, limit, name in conns:
+            key = self._zone_key(req, loc, zone)
+            if not key:
+                continue
+            if table.acquire(key, limit):
+                if req.conn_slots is None:
+                    req.conn_slots = []
+                req.conn_slots.append((table, key))
+                req.limit_conn_status = req.limit_conn_status or "PASSED"
+                continue
+            req.limit_conn_status = self._refusal(
+                conn, req, "connections", name, s.limit_conn_log_level, s.limit_conn_dry_run)
+            if not s.limit_conn_dry_run:
+                return s.limit_conn_status, 0.0
+        if not reqs:
+            return 0, 0.0
+        now_ms = int(time.time() * 1000)
+        # with one limit_req (the usual case) the check is also the accounting: one
+        # lookup; with several, none is accounted unless all pass (as nginx does)
+        single = len(reqs) == 1
+        checks = []
+        for zone, table, lr, name in reqs:
+            key = self._zone_key(req, loc, zone)
+            if not key:
+                continue
+            excess = table.request(key, now_ms, zone.rate, lr.burst, single)
+            if excess < 0:
+                req.limit_req_status = self._refusal(
+                    conn, req, "requests", name, s.limit_req_log_level, s.limit_req_dry_run)
+                if s.limit_req_dry_run:
+                    continue
+                return s.limit_req_status, 0.0
+            if single and (lr.delay is None or excess <= lr.delay):
+                req.limit_req_status = req.limit_req_status or "PASSED"
+                return 0, 0.0
+            checks.append((table, key, zone, lr, excess))
+        delay_ms = 0
+        for table, key, zone, lr, excess in checks:
+            if not single:
+                excess = table.request(key, now_ms, zone.rate, lr.burst, True)
+                if excess < 0:  # another worker took the room in between
+                    self.w.stats.limit_rejected(self.w.zones.rejected[zone.name])
+                    req.limit_req_status = "REJECTED"
+                    return s.limit_req_status, 0.0
+            if lr.delay is not None and excess > lr.delay:
+                delay_ms = max(delay_ms, (excess - lr.delay) * 1000 // zone.rate)
+        if delay_ms:
+            req.limit_req_status = "DELAYED" if not s.limit_req_dry_run else "DELAYED_DRY_RUN"
+            if s.limit_req_dry_run:
+                return 0, 0.0
+            return 0, delay_ms / 1000
+        if checks and not req.limit_req_status:
+            req.limit_req_status = "PASSED"
+        return 0, 0.0
+
+    def _plan(self, loc: Location) -> tuple[Location, tuple[Any, ...], tuple[Any, ...]]:
+        """A location's limits with their zones and this worker's tables looked up once."""
+        w = self.w
+        zones = w.config.zones
+        s = loc.settings
+        conns = tuple((zones[lc.zone], w.zones[lc.zone], lc.limit, lc.zone)
+                      for lc in s.limit_conn)
+        reqs = tuple((zones[lr.zone], w.zones[lr.zone], lr, lr.zone) for lr in s.limit_req)
+        return loc, conns, reqs
+
+    def _refusal(self, conn: ClientConnection | None, req: Request, what: str, zone: str,
+                 level: str, dry_run: bool) -> str:
+        """Log a limit's refusal as nginx does, count it; the value of $limit_*_status."""
+        self.w.stats.limit_rejected(self.w.zones.rejected[zone])
+        self.w.log.write(level, f'limiting {what}{", dry run" if dry_run else ""} by zone '
+                                f'"{zone}"', conn, req)
+        return "REJECTED_DRY_RUN" if dry_run else "REJECTED"
+
+    def _zone_key(self, req: Request, loc: Location, zone: Any) -> bytes:
+        if zone.uses_jwt:
+            self.auth.verify_early(req, loc)
+        key: str = zone.key.render(req)
+        return key.encode("utf-8", "surrogateescape")
+
+
+async def _delayed(delay: float) -> Step:
+    """limit_req with a burst and no nodelay: the request waits its turn."""
+    await asyncio.sleep(delay)
+    return NEXT

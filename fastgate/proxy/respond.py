@@ -1,0 +1,94 @@
+"""Local responses: error pages, redirects, ``return``'s text, with the headers
+``add_header`` and ``expires`` add (nginx's special response and headers filter)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from fastgate._wire import field_value
+from fastgate.http.engine import Headers, ProtocolError
+from fastgate.proxy.headers import ADD_HEADER_STATUSES, expires_headers, is_safe_value
+from fastgate.proxy.status import error_body, reason
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location
+    from fastgate.http.server import ClientConnection
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.runtime import Runtime
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def final_status(req: Request, status: int) -> int:
+    """The status the client sees: the one an ``error_page =code`` imposes, if any."""
+    return req.override if req.override is not None else status
+
+
+class Responder:
+    """Writes responses the gateway makes itself."""
+
+    def __init__(self, worker: Runtime) -> None:
+        self.w = worker
+
+    def send(self, conn: ClientConnection, req: Request, loc: Location | None,
+             status: int, body: bytes, content_type: bytes | None,
+             extra: Headers | None = None) -> None:
+        status = final_status(req, status)
+        req.status = status
+        headers: Headers = [(b"Server", b"fastgate"), (b"Date", self.w.http_date())]
+        if content_type is not None:
+            headers.append((b"Content-Type", content_type))
+        if extra:
+            headers.extend(extra)
+        if status == 401 and req.challenge is not None:
+            headers.append((b"WWW-Authenticate", req.challenge))
+        if loc is not None:
+            headers.extend(self.added_headers(req, loc, status))
+        head_only = req.method == "HEAD" or status in (204, 304)
+        engine = conn.engine
+        assert engine is not None
+        try:
+            out = engine.send_head(status, reason(status), headers, len(body), head_only)
+        except ProtocolError:
+            conn.abort()
+            return
+        if body and not head_only:
+            out += engine.send_body(body)
+        out += engine.send_end()
+        conn.write(out)
+        req.body_bytes_sent = 0 if head_only else len(body)
+        req.bytes_sent = len(out)
+
+    def respond_error(self, conn: ClientConnection, req: Request, loc: Location | None,
+                      status: int) -> None:
+        self.send(conn, req, loc, status, error_body(final_status(req, status)),
+                  b"text/html")
+
+    def redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
+                 url: str) -> None:
+        if url.startswith("/"):
+            port = conn.server_port
+            default = 443 if conn.scheme == "https" else 80
+            suffix = f":{port}" if port != default else ""
+            url = f"{conn.scheme}://{req.host}{suffix}{url}"
+        if not is_safe_value(url):
+            self.w.log.error("redirect location holds a control character", conn, req)
+            self.respond_error(conn, req, loc, 500)
+            return
+        self.send(conn, req, loc, code, error_body(code), b"text/html",
+                  [(b"Location", url.encode("utf-8"))])
+
+    def added_headers(self, req: Request, loc: Location, status: int) -> Headers:
+        """``add_header``'s and ``expires``'s headers for a response of ``status``."""
+        out: Headers = []
+        expires = loc.settings.expires
+        if expires is not None and status in ADD_HEADER_STATUSES:
+            out.extend(expires_headers(expires, time.time()))
+        for name, template, always in loc.settings.add_header:
+            if always or status in ADD_HEADER_STATUSES:
+                value = template.render(req)
+                raw = field_value(value) if value else None
+                if raw is not None:
+                    out.append((name.encode("latin-1"), raw))
+        return out

@@ -1,0 +1,110 @@
+"""The callback exchange (``proxy.fast``) and the task exchange (``proxy.exchange``) are
+two ways to run one exchange: the same scenario through each must give the client and
+the upstream the same bytes (issue #16, item 4), on both engines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import jwt as pyjwt
+import pytest
+from scenario import ENGINES, Scenario
+
+SECRET = "two-paths-secret-0123456789abcdef0123"
+HTTP = f"""
+upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
+  location /p/ {{ proxy_pass http://be; }}
+  location /hs/ {{ auth_jwt on; proxy_set_header X-Sub $jwt_claim_sub;
+                  add_header X-A $jwt_claim_sub; proxy_pass http://be; }}
+  location /x/ {{ expires max; add_header X-Always yes always; add_header X-Ok yes;
+                 proxy_pass http://be/rewritten/; }}
+}}
+"""
+
+
+def _token() -> str:
+    return pyjwt.encode({"sub": "u1", "exp": int(time.time()) + 600}, SECRET,
+                        algorithm="HS256")
+
+
+def _get(path: str, method: str = "GET", auth: bool = False) -> bytes:
+    extra = f"Authorization: Bearer {_token()}\r\n" if auth else ""
+    return f"{method} {path} HTTP/1.1\r\nHost: a\r\n{extra}\r\n".encode()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
+    "plain 200": (_get("/p/a?q=1"), OK),
+    "verified, claim header": (_get("/hs/a", auth=True), OK),
+    "no token": (_get("/hs/a"), OK),
+    "chunked": (_get("/p/c"), b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+    "hop-by-hop and server headers": (
+        _get("/p/h"), b"HTTP/1.1 200 OK\r\nServer: backend\r\nDate: x\r\nKeep-Alive: 5\r\n"
+                      b"Connection: X-Private\r\nX-Private: 1\r\nX-Public: 2\r\n"
+                      b"Content-Length: 0\r\n\r\n"),
+    "HEAD": (_get("/p/h", "HEAD"), b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"),
+    "204": (_get("/p/n"), b"HTTP/1.1 204 No Content\r\n\r\n"),
+    "304": (_get("/p/n"), b"HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\n\r\n"),
+    "404, add_header always": (_get("/x/a"), b"HTTP/1.1 404 Not Found\r\n"
+                                             b"Content-Length: 1\r\n\r\nn"),
+    "200, expires and add_header": (_get("/x/a"), b"HTTP/1.1 200 OK\r\nExpires: 0\r\n"
+                                                  b"Cache-Control: private\r\n"
+                                                  b"Content-Length: 1\r\n\r\ny"),
+    "invalid response": (_get("/p/bad"), b"HTTP/1.1 2000 What\r\n\r\n"),
+    "unasked 101": (_get("/p/u"), b"HTTP/1.1 101 Switching Protocols\r\n"
+                                  b"Upgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
+    "invalid header value": (_get("/p/v"), b"HTTP/1.1 200 OK\r\nX-Bad: a\x01b\r\n"
+                                           b"Content-Length: 0\r\n\r\n"),
+    "closed before answering": (_get("/p/r"), None),
+    "closed mid-body": (_get("/p/m"), b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+}
+
+
+def _run(tmp: Path, engine: str, path: str, request: bytes,
+         response: bytes | None) -> tuple[bytes, bytes, bool]:
+    async def main() -> tuple[bytes, bytes, bool]:
+        sc = Scenario(tmp, engine, HTTP, path)
+        try:
+            client, upstream = await sc.exchange(request, response)
+            return client, upstream, sc.client_out.aborted
+        finally:
+            sc.close()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_both_exchange_paths_give_the_same_bytes(tmp_path: Path, engine: str,
+                                                  name: str) -> None:
+    request, response = SCENARIOS[name]
+    fast = _run(tmp_path, engine, "callback", request, response)
+    task = _run(tmp_path, engine, "task", request, response)
+    assert fast[0], "the client got nothing"
+    assert fast == task
+
+
+def test_the_paths_are_really_different(tmp_path: Path) -> None:
+    """Each path is the one named (else the comparison above proves nothing): the task
+    exchange runs for "task" only, a callback exchange for "callback" only."""
+    from fastgate.proxy import exchange
+
+    calls: list[str] = []
+    real = exchange.UpstreamExchange.proxy
+
+    async def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("task")
+        return await real(self, *args, **kwargs)
+
+    exchange.UpstreamExchange.proxy = spy  # type: ignore[method-assign]
+    try:
+        _run(tmp_path, "h11", "callback", *SCENARIOS["plain 200"])
+        assert calls == []
+        _run(tmp_path, "h11", "task", *SCENARIOS["plain 200"])
+        assert calls == ["task"]
+    finally:
+        exchange.UpstreamExchange.proxy = real  # type: ignore[method-assign]
