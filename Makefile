@@ -33,7 +33,7 @@ venv: $(STAMP)
 # every compiled module (setup.py builds them all together)
 EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/proxy/request.pyx fastgate/proxy/request.pxd fastgate/proxy/fast.pyx \
-           fastgate/proxy/_headers.pyx fastgate/proxy/_walk.pyx \
+           fastgate/proxy/_headers.pyx fastgate/proxy/_headers.pxd fastgate/proxy/_walk.pyx \
            fastgate/http/httptools_engine.pyx fastgate/ops/counters.pyx \
            fastgate/ops/limit_table.pyx
 

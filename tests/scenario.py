@@ -72,6 +72,14 @@ class Scenario:
         conf = tmp / f"scenario-{engine}.conf"
         conf.write_text(f"error_log {tmp}/error.log info;\nhttp {{\n{http_block}\n}}\n")
         self.worker = Worker(load_config(str(conf)), engine)
+        self.log: list[tuple[str, str]] = []  # (level, message) of the error log
+        write = self.worker.log.write
+
+        def record(level: str, message: str, *args: Any) -> None:
+            self.log.append((level, message))
+            write(level, message, *args)
+
+        self.worker.log.write = record  # type: ignore[method-assign]
         phases = self.worker.phases
         if path == "task":  # before the first request: plans take the handler then
             phases.content.proxy = phases.upstream.proxy  # type: ignore[assignment]
@@ -103,13 +111,15 @@ class Scenario:
             if done() or loop.time() > end:
                 return
 
-    async def exchange(self, request: bytes,
-                       response: bytes | None) -> tuple[bytes, bytes]:
+    async def exchange(self, request: bytes, response: bytes | None,
+                       group: str = "be") -> tuple[bytes, bytes]:
         """``request`` from the client; ``response`` from the upstream once the request
         has reached it, and the upstream closes if that does not end the exchange (or
         at once: None). Returns (what the client
-        got, what the upstream got), the Date header's value blanked."""
-        self.pool()
+        got, what the upstream got), the Date header's value blanked. The request's
+        location proxies to ``group``: an idle connection waits in its first server's
+        pool."""
+        self.pool(group)
         assert self.upstream is not None and self.upstream_out is not None
         up, down = self.upstream_out, self.client_out
         self.client.data_received(request)

@@ -1,14 +1,22 @@
 # cython: language_level=3
 # cython: embedsignature=True
-"""The request headers the proxy reads and writes, in C: the bearer token a location
-checks, and the header block a proxied request carries upstream. Both run on every
+"""The headers the proxy reads and writes, in C: the bearer token a location checks,
+the header block a proxied request carries upstream, and the head of the proxied
+response the client gets (one builder for both exchange paths). They run on every
 proxied request; the HTTP rules they rest on (which names are hop-by-hop, what a field
 value may hold) are ``fastgate._wire``'s, cimported from it.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 
-from fastgate._wire cimport _field_value, _forward_into, header_is
+from fastgate._wire cimport ResponseHead, _field_value, _forward_into, header_is
+from fastgate.proxy.request cimport Request
+
+from fastgate.proxy.headers import ADD_HEADER_STATUSES, RESPONSE_DROP, without_expires
+from fastgate.proxy.status import reason
+
+cdef tuple _RESPONSE_DROP = RESPONSE_DROP
+cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
 
 
 def bearer_of(list headers):
@@ -74,3 +82,24 @@ def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, re
     if host is not None:
         out.insert(0, (b"Host", host))
     return out, unsafe
+
+
+cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
+                          bytes date, bint head_only):
+    """The head of a proxied response as the client gets it, on either exchange path:
+    ``req.status`` (the caller has set it: the upstream's, or error_page's ``=code``),
+    our Server and Date, the upstream's headers as forwarding passes them (hop-by-hop
+    and framing out: the client engine frames the body), ``expires`` in place of the
+    upstream's Expires and Cache-Control, ``add_header``'s. Raises ProtocolError when
+    the engine refuses a header of the upstream's."""
+    cdef int status = req.status
+    headers = _forward_into([(b"Server", b"fastgate"), (b"Date", date)], rhead.headers,
+                            _RESPONSE_DROP)
+    s = loc.settings
+    if s.add_header or s.expires is not None:
+        if s.expires is not None and status in _ADD_HEADER_STATUSES:
+            headers = without_expires(headers)
+        headers.extend(respond.added_headers(req, loc, status))
+    length = rhead.content_length if rhead.content_length >= 0 else None
+    return engine.send_head(status, rhead.reason or reason(status), headers, length,
+                            head_only)

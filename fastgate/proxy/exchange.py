@@ -14,16 +14,14 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path
-from fastgate.proxy._headers import upstream_headers
+from fastgate.proxy._headers import response_head, upstream_headers
+from fastgate.proxy.failure import TIMED_OUT, Recovery, recovery, stale
 from fastgate.proxy.headers import (
-    ADD_HEADER_STATUSES,
     client_response_headers,
     request_drop,
     set_plan,
-    without_expires,
 )
 from fastgate.proxy.respond import final_status
-from fastgate.proxy.status import reason
 from fastgate.proxy.steps import DONE, Step, finished
 from fastgate.proxy.upstream import (
     CLIENT_GONE,
@@ -142,6 +140,31 @@ class UpstreamExchange:
         tries = loc.settings.proxy_next_upstream_tries or len(self.w.groups[pp.upstream].peers)
         return tries > 1 and self.next_upstream(loc, req, condition, True)
 
+    def after_failure(self, conn: ClientConnection, req: Request, peer: Peer, kind: str,
+                      message: str, responded: bool, is_stale: bool,
+                      may_next: bool) -> Recovery:
+        """What the failure table says to do after ``peer`` failed (``kind``: connect,
+        reset, timeout, invalid), with what both paths do for it: log, count, blame the
+        server and set ``$upstream_status``, or cut the client's connection. The caller
+        acts on the answer."""
+        w = self.w
+        action = recovery(responded, is_stale, may_next)
+        if action is Recovery.CUT:
+            self.cut(conn, req, kind, message)
+        elif action is not Recovery.AGAIN:
+            peer.failed(time.monotonic())
+            w.stats.upstream_error(kind)
+            w.log.error(f"{message} ({peer.server.address})", conn, req)
+            req.upstream_status = "504" if kind == "timeout" else "502"
+        return action
+
+    def cut(self, conn: ClientConnection, req: Request, kind: str, message: str) -> None:
+        """The failure table's CUT: part of the response has gone to the client, which
+        sees a cut connection, never a short response that looks whole."""
+        self.w.log.error(f"{message} while reading upstream", conn, req)
+        self.w.stats.upstream_error(kind)
+        conn.abort()
+
     @staticmethod
     def record_try(req: Request, status: str, started: float) -> None:
         """The server just tried, done with: its address, status and time go before the
@@ -208,14 +231,12 @@ class UpstreamExchange:
             try:
                 uconn, reused = await peer.connect(s.proxy_connect_timeout)
             except UpstreamError as e:
-                peer.failed(time.monotonic())
-                w.stats.upstream_error(e.kind)
-                w.log.error(f"{e} ({peer.server.address})", conn, req)
-                if len(tried) < tries and self.next_upstream(loc, req, NEXT_CONDITION[e.kind],
-                                                             False):
-                    self.record_try(req, str(e.status), started)
+                may_next = len(tried) < tries and self.next_upstream(
+                    loc, req, NEXT_CONDITION[e.kind], False)
+                if self.after_failure(conn, req, peer, e.kind, str(e), False, False,
+                                      may_next) is Recovery.NEXT:
+                    self.record_try(req, req.upstream_status, started)
                     continue
-                req.upstream_status = "502" if e.status == 502 else "504"
                 return await finished(self.fail(conn, req, loc, e.status))
             outcome = await self._exchange(conn, req, loc, peer, uconn, reused, headers,
                                            target, length, has_body, upgrade, started,
@@ -273,20 +294,14 @@ class UpstreamExchange:
             uconn.abort()
             if sender is not None:
                 sender.cancel()
-            if e.kind == "reset" and reused and not has_body and uconn.received == 0:
-                return _STALE
-            body_error = _task_error(sender) if sender is not None else None
-            if isinstance(body_error, _BodyError):
-                await self._body_failed(conn, req, loc, body_error)
-                return _DONE
-            peer.failed(time.monotonic())
-            w.stats.upstream_error(e.kind)
-            w.log.error(f"{e} ({peer.server.address})", conn, req)
-            req.upstream_status = str(e.status)
-            if more and self.next_upstream(loc, req, NEXT_CONDITION[e.kind], True):
-                return _NEXT
-            await finished(self.fail(conn, req, loc, e.status))
-            return _DONE
+            is_stale = stale(e.kind, reused, has_body, uconn.received)
+            if not is_stale:
+                body_error = _task_error(sender) if sender is not None else None
+                if isinstance(body_error, _BodyError):
+                    # the client's body failed first: that is the answer
+                    await self._body_failed(conn, req, loc, body_error)
+                    return _DONE
+            return await self._failed(conn, req, loc, peer, e.kind, str(e), is_stale, more)
         if (more and rhead.status in NEXT_STATUSES
                 and self.next_upstream(loc, req, f"http_{rhead.status}", True)):
             # the server answered, with a status the configuration sends on: its answer
@@ -305,15 +320,24 @@ class UpstreamExchange:
             if upgrade is None:
                 # a switch nobody asked for: the backend's bytes are not HTTP any more
                 uconn.abort()
-                w.log.error(f"upstream sent 101 to a request that did not upgrade "
-                            f"({peer.server.address})", conn, req)
-                w.stats.upstream_error("invalid")
-                req.upstream_status = "502"
-                await finished(self.fail(conn, req, loc, 502))
-                return _DONE
+                return await self._failed(conn, req, loc, peer, "invalid", "upstream sent "
+                                          "101 to a request that did not upgrade", False,
+                                          more)
             await self._tunnel(conn, req, loc, uconn, rhead)
             return _DONE
-        ok = await self._relay(conn, req, loc, uconn, rhead)
+        status = final_status(req, rhead.status)
+        req.status = status
+        head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        try:
+            out = response_head(conn.engine, self.respond, req, loc, rhead, w.http_date(),
+                                head_only)
+        except ProtocolError as e:
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            return await self._failed(conn, req, loc, peer, "invalid", f"upstream sent an "
+                                      f"invalid header: {e.reason}", False, more)
+        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only)
         if sender is not None:
             if not sender.done():
                 sender.cancel()  # the upstream answered without reading all of the body
@@ -326,6 +350,20 @@ class UpstreamExchange:
             peer.release(uconn, rhead)
         else:
             uconn.abort()
+        return _DONE
+
+    async def _failed(self, conn: ClientConnection, req: Request, loc: Location, peer: Peer,
+                      kind: str, message: str, is_stale: bool, more: bool) -> object:
+        """The failure table's answer before any of the response went to the client."""
+        may_next = more and not is_stale and self.next_upstream(loc, req, NEXT_CONDITION[kind],
+                                                                True)
+        action = self.after_failure(conn, req, peer, kind, message, False, is_stale,
+                                    may_next)
+        if action is Recovery.AGAIN:
+            return _STALE
+        if action is Recovery.NEXT:
+            return _NEXT
+        await finished(self.fail(conn, req, loc, 504 if kind == "timeout" else 502))
         return _DONE
 
     @staticmethod
@@ -343,8 +381,8 @@ class UpstreamExchange:
         while not head.done():
             left = deadline - loop.time()
             if left <= 0:
-                raise UpstreamError("timeout", "upstream timed out (110: Connection timed "
-                                    "out) while reading response header from upstream")
+                raise UpstreamError("timeout", f"{TIMED_OUT} while reading response header "
+                                    "from upstream")
             await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
             if lost.done() and not head.done():
                 raise _ClientGone()
@@ -400,29 +438,15 @@ class UpstreamExchange:
             conn.abort()
 
     async def _relay(self, conn: ClientConnection, req: Request, loc: Location,
-                     uconn: UpstreamConnection, rhead: ResponseHead) -> bool:
-        """Stream the upstream response to the client. False if it could not be completed
-        (the client then sees a closed connection, never a short keep-alive response)."""
+                     uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
+                     head_only: bool) -> bool:
+        """Stream the upstream response to the client, after its head ``out``. False if
+        it could not be completed (the client then sees a closed connection, never a
+        short keep-alive response)."""
         s = loc.settings
-        status = final_status(req, rhead.status)
-        req.status = status
-        headers = client_response_headers(rhead.headers, False, b"fastgate", self.w.http_date())
-        if s.expires is not None and status in ADD_HEADER_STATUSES:
-            headers = without_expires(headers)  # expires replaces the upstream's
-        headers.extend(self.respond.added_headers(req, loc, status))
-        head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
-        length = rhead.content_length if rhead.content_length >= 0 else None
         engine = conn.engine
         assert engine is not None
-        try:
-            out = engine.send_head(status, rhead.reason or reason(status), headers, length,
-                                   head_only)
-        except ProtocolError as e:
-            self.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
-            self.w.stats.upstream_error("invalid")
-            req.upstream_status = "502"
-            self.respond.respond_error(conn, req, loc, 502)
-            return False
+        length = rhead.content_length
         # limit_conn counts the request until the client has all of its response, and no
         # longer: released before the bytes that complete it, as the client may send its
         # next request the moment they arrive (before this task runs again)
@@ -445,17 +469,12 @@ class UpstreamExchange:
                 try:
                     chunk = await body.read(s.proxy_read_timeout)
                 except TimeoutError:
-                    self.w.log.error("upstream timed out (110: Connection timed out) while "
-                                     "reading upstream", conn, req)
-                    self.w.stats.upstream_error("timeout")
-                    conn.abort()
+                    self.cut(conn, req, "timeout", TIMED_OUT)
                     return False
                 except _ClientGone:
                     return False
                 except UpstreamError as e:
-                    self.w.log.error(f"{e} while reading upstream", conn, req)
-                    self.w.stats.upstream_error(e.kind)
-                    conn.abort()
+                    self.cut(conn, req, e.kind, str(e))
                     return False
                 if chunk is None:
                     break

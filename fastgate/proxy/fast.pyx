@@ -6,23 +6,28 @@ straight to the client, with back-pressure by pausing the upstream's reads.
 
 Anything unusual — a stale pooled connection, an upstream error or timeout before the
 response head — is handed to the task path in ``proxy.exchange`` (retry, ``error_page``,
-502/504), so the rules live in one place.
+502/504). Both paths build the client's response head with ``_headers.response_head``
+and decide what a failure means by one table (``proxy.failure``), so the rules live in
+one place.
 """
 
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead, ResponseHead
+from fastgate.proxy._headers cimport response_head
 from fastgate.proxy.request cimport Request
+
 from fastgate.http.engine import ProtocolError
-from fastgate._wire import response_headers
-from fastgate.proxy.headers import ADD_HEADER_STATUSES, RESPONSE_DROP, without_expires
-from fastgate.proxy.status import reason
+from fastgate.proxy.failure import TIMED_OUT, Recovery
+from fastgate.proxy.failure import stale as _is_stale
 from fastgate.proxy.steps import TAKEN, Step
 from fastgate.proxy.upstream import CLIENT_GONE, NEXT_CONDITION, NEXT_STATUSES
 
 cdef dict _CONDITION = NEXT_CONDITION
 cdef frozenset _NEXT_STATUSES = NEXT_STATUSES
-cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
+cdef object _CUT = Recovery.CUT
+cdef object _AGAIN = Recovery.AGAIN
+cdef object _NEXT_SERVER = Recovery.NEXT
 cdef object _TAKEN = TAKEN
 cdef frozenset _NOT_TRIED = frozenset()
 
@@ -142,24 +147,13 @@ cdef class FastExchange:
         req.status = status
         req.upstream_status = str(status)
         req.upstream_time = _monotonic() - self.t0
-        headers = response_headers(head.headers, RESPONSE_DROP, b"fastgate",
-                                   self.w.http_date())
-        s = self.loc.settings
-        if s.add_header or s.expires is not None:
-            if s.expires is not None and status in _ADD_HEADER_STATUSES:
-                headers = without_expires(headers)  # expires replaces the upstream's
-            headers.extend(upstream.respond.added_headers(req, self.loc, status))
         self.head_only = req.method == "HEAD" or status in (204, 304)
-        length = head.content_length if head.content_length >= 0 else None
         try:
-            out = conn.engine.send_head(status, head.reason or reason(status), headers, length,
-                                        self.head_only)
+            out = response_head(conn.engine, upstream.respond, req, self.loc, head,
+                                self.w.http_date(), self.head_only)
         except ProtocolError as e:
-            self.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
-            self.w.stats.upstream_error("invalid")
-            self.uconn.abort()
-            req.in_task = True
-            self._handoff(upstream.fail(conn, req, self.loc, 502))
+            self.rhead = None  # nothing of this response has gone to the client
+            self._failed("invalid", f"upstream sent an invalid header: {e.reason}")
             return
         self.out.append(out)
         req.bytes_sent = len(out)
@@ -279,44 +273,39 @@ cdef class FastExchange:
             self.conn.abort()
             self._finish()
             return
-        self._failed("timeout", "upstream timed out (110: Connection timed out) while "
-                                "reading response header from upstream")
+        self._failed("timeout", TIMED_OUT if self.rhead is not None else
+                     f"{TIMED_OUT} while reading response header from upstream")
 
     cdef _failed(self, kind, message):
+        """The upstream failed: what the failure table (``proxy.failure``) says, as
+        the task path does it; anything but a cut goes on in a task."""
         if self.finished:
             return
         uconn = self.uconn
         uconn.detach()
         uconn.abort()
         upstream = self.upstream
-        w = self.w
         conn, req, loc = self.conn, self.req, self.loc
         req.in_task = True  # whatever follows runs in a task
-        if self.rhead is not None:
+        responded = self.rhead is not None
+        if responded:
             self.flush()
-            # the response has begun: the client sees a cut connection, never a short
-            # response that looks complete
-            w.log.error(f"{message} while reading upstream", conn, req)
-            w.stats.upstream_error(kind)
-            conn.abort()
+        # every request on this path has no body and a pooled connection
+        is_stale = _is_stale(kind, True, False, uconn.received)
+        may_next = (not responded and not is_stale
+                    and upstream.next_from_callback(loc, req, _CONDITION[kind]))
+        action = upstream.after_failure(conn, req, self.peer, kind, message, responded,
+                                        is_stale, may_next)
+        if action is _CUT:
             self._finish()
-            return
-        if kind == "reset" and uconn.received == 0:
-            # a pooled connection the upstream had closed: the request (it has no body)
-            # goes again, on the task path
+        elif action is _AGAIN:
             upstream.record_try(req, "502", self.t0)
             self._handoff(upstream.proxy(conn, req, loc, stale=self.peer))
-            return
-        self.peer.failed(_monotonic())
-        w.stats.upstream_error(kind)
-        w.log.error(f"{message} ({self.peer.server.address})", conn, req)
-        if upstream.next_from_callback(loc, req, _CONDITION[kind]):
-            upstream.record_try(req, "504" if kind == "timeout" else "502", self.t0)
+        elif action is _NEXT_SERVER:
+            upstream.record_try(req, req.upstream_status, self.t0)
             self._handoff(upstream.proxy(conn, req, loc, failed=self.peer))
-            return
-        status = 504 if kind == "timeout" else 502
-        req.upstream_status = str(status)
-        self._handoff(upstream.fail(conn, req, loc, status))
+        else:
+            self._handoff(upstream.fail(conn, req, loc, 504 if kind == "timeout" else 502))
 
     cdef _handoff(self, step):
         """The rest of the request: ``step`` is what the task path (or error_page)

@@ -1,6 +1,7 @@
 """The callback exchange (``proxy.fast``) and the task exchange (``proxy.exchange``) are
 two ways to run one exchange: the same scenario through each must give the client and
-the upstream the same bytes (issue #16, item 4), on both engines."""
+the upstream the same bytes, and log the same reasons (issue #16, item 4: one response
+head builder, one failure table), on both engines."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from scenario import ENGINES, Scenario
 SECRET = "two-paths-secret-0123456789abcdef0123"
 HTTP = f"""
 upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+upstream two {{ server 127.0.0.1:9; server 127.0.0.1:10; keepalive 8; }}
 server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
+  location /next/ {{ proxy_next_upstream error invalid_header http_502;
+                    proxy_pass http://two; }}
   location /p/ {{ proxy_pass http://be; }}
   location /hs/ {{ auth_jwt on; proxy_set_header X-Sub $jwt_claim_sub;
                   add_header X-A $jwt_claim_sub; proxy_pass http://be; }}
@@ -61,16 +65,24 @@ SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
                                            b"Content-Length: 0\r\n\r\n"),
     "closed before answering": (_get("/p/r"), None),
     "closed mid-body": (_get("/p/m"), b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+    "502 sent on, the next server down": (_get("/next/a"), b"HTTP/1.1 502 Bad Gateway\r\n"
+                                                           b"Content-Length: 0\r\n\r\n"),
+    "invalid header sent on": (_get("/next/v"), b"HTTP/1.1 200 OK\r\nX-Bad: a\x01b\r\n"
+                                                b"Content-Length: 0\r\n\r\n"),
+    "closed before answering, sent on": (_get("/next/r"), None),
 }
 
 
-def _run(tmp: Path, engine: str, path: str, request: bytes,
-         response: bytes | None) -> tuple[bytes, bytes, bool]:
-    async def main() -> tuple[bytes, bytes, bool]:
+Outcome = tuple[bytes, bytes, bool, list[tuple[str, str]]]
+
+
+def _run(tmp: Path, engine: str, path: str, request: bytes, response: bytes | None) -> Outcome:
+    async def main() -> Outcome:
         sc = Scenario(tmp, engine, HTTP, path)
         try:
-            client, upstream = await sc.exchange(request, response)
-            return client, upstream, sc.client_out.aborted
+            group = "two" if request.split(b" ")[1].startswith(b"/next/") else "be"
+            client, upstream = await sc.exchange(request, response, group)
+            return client, upstream, sc.client_out.aborted, sc.log
         finally:
             sc.close()
 
@@ -85,6 +97,10 @@ def test_both_exchange_paths_give_the_same_bytes(tmp_path: Path, engine: str,
     fast = _run(tmp_path, engine, "callback", request, response)
     task = _run(tmp_path, engine, "task", request, response)
     assert fast[0], "the client got nothing"
+    if name == "no token":
+        assert not fast[1] and b" 401 " in fast[0]
+    else:
+        assert fast[1], "the request did not reach the pooled upstream connection"
     assert fast == task
 
 
