@@ -21,6 +21,16 @@ def test_the_licence_file_is_the_one_the_metadata_names() -> None:
     assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
 
 
+def test_every_package_of_the_tree_is_shipped() -> None:
+    """A wheel holds the packages pyproject lists, not what an editable install sees: a
+    new subpackage missing from the list would be missing from every installed gateway."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    tree = {".".join(p.parent.relative_to(ROOT).parts)
+            for p in (ROOT / "fastgate").rglob("__init__.py")}
+    assert listed == tree
+
+
 def test_the_systemd_unit_is_valid(tmp_path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed here: the unit file is not checked")

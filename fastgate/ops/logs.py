@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
-from fastgate.config.directives import LOG_LEVELS, SYSLOG_SEVERITIES
+from fastgate.config.directives.log import LOG_LEVELS, SYSLOG_SEVERITIES
 from fastgate.config.model import ErrorLogFile, LogFile, Syslog
 from fastgate.errors import FastgateError
 

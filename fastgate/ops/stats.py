@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from fastgate import __version__
-from fastgate.config.directives import MAX_WORKERS
+from fastgate.config.directives.core import MAX_WORKERS
 from fastgate.ops.counters import SlotWriter
 
 # request latency histogram buckets, seconds

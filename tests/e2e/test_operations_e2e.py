@@ -446,7 +446,7 @@ def test_worker_processes_auto_counts_the_cpus_this_process_may_use(tmp_path: Pa
 
 
 def test_worker_processes_auto_honours_a_cgroup_quota(tmp_path: Path) -> None:
-    from fastgate.config.directives import usable_cpus
+    from fastgate.config.directives.core import usable_cpus
 
     (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs: 2 workers
     assert usable_cpus(str(tmp_path)) == min(2, len(os.sched_getaffinity(0)))

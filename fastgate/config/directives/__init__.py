@@ -1,0 +1,45 @@
+"""The directive table: one entry per directive — where it may appear, how many
+arguments it takes, and the handler that turns its arguments into typed values on the
+level being built (nginx's ``ngx_command_t``). One module per nginx module holds its
+directives' entries (``SPECS``) and handlers; ``args`` what they share.
+
+Handlers write into a ``Level`` and see the loader only as a ``Context``
+(``fastgate.config.context``); inheritance between levels happens later, in one place
+(``fastgate.config.merge``).
+"""
+
+from __future__ import annotations
+
+from fastgate.config.context import Spec
+from fastgate.config.directives import (
+    auth_jwt,
+    core,
+    headers,
+    ignored,
+    limits,
+    log,
+    maps,
+    proxy,
+    rewrite,
+    upstream,
+)
+from fastgate.config.directives.ignored import GZIP
+from fastgate.config.directives.upstream import UPSTREAM_TABLE
+
+MODULES = (core, log, maps, rewrite, auth_jwt, proxy, limits, headers, upstream, ignored)
+
+TABLE: dict[str, Spec] = {}
+for _module in MODULES:
+    for _spec in _module.SPECS:
+        assert _spec.name not in TABLE, f"{_spec.name} is in two modules' tables"
+        TABLE[_spec.name] = _spec
+
+
+def lookup(name: str, table: dict[str, Spec]) -> Spec | None:
+    spec = table.get(name)
+    if spec is None and table is TABLE and name.startswith("gzip"):
+        return GZIP
+    return spec
+
+
+__all__ = ["TABLE", "UPSTREAM_TABLE", "lookup"]

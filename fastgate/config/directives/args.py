@@ -1,0 +1,98 @@
+"""Handlers and argument parsers every module's directives share: a setting set once per
+level, a list appended to, a directive accepted and ignored with a warning; times,
+sizes, flags, numbers, statuses, log levels, header names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastgate.config.context import (
+    Context,
+    Handler,
+    Level,
+    Spec,
+)
+from fastgate.config.parser import Directive
+from fastgate.config.values import (
+    parse_code,
+    parse_flag,
+    parse_number,
+    parse_size,
+    parse_time,
+)
+
+
+def setting(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
+    """A value set once per level and inherited (``Settings.<name>``)."""
+
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        lvl.once(d)
+        lvl.fields[name] = parse(ld, d)
+
+    return handle
+
+
+def appending(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
+    """A list built from every occurrence at one level; an inner level that has any
+    replaces the outer list entirely (nginx's rule for proxy_set_header, add_header...)."""
+
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        lvl.origins.setdefault(d.name, d)
+        lvl.fields[name] = lvl.fields.get(name, ()) + (parse(ld, d),)
+
+    return handle
+
+
+def ignored(why: str) -> Handler:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        ld.warn(f'"{d.name}" directive is ignored: {why}', d)
+
+    return handle
+
+
+def time_arg(ld: Context, d: Directive) -> float:
+    return parse_time(d, d.args[0])
+
+
+def size_arg(ld: Context, d: Directive) -> int:
+    return parse_size(d, d.args[0])
+
+
+def flag_arg(ld: Context, d: Directive) -> bool:
+    return parse_flag(d, d.args[0])
+
+
+def number_arg(ld: Context, d: Directive) -> int:
+    return parse_number(d, d.args[0])
+
+
+def strings(ld: Context, d: Directive) -> tuple[str, ...]:
+    return d.args
+
+
+def status_code(ld: Context, d: Directive) -> int:
+    return parse_code(d, d.args[0], 400, 599)
+
+
+def log_level(ld: Context, d: Directive) -> str:
+    if d.args[0] not in ("info", "notice", "warn", "error"):
+        raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive')
+    return d.args[0]
+
+
+TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def check_header_name(d: Directive, name: str) -> None:
+    # RFC 9110 section 5.1: a field name is a token
+    if not name or not set(name) <= TOKEN_CHARS:
+        raise d.error(f'invalid header name "{name}"')
+
+
+def path_arg(ld: Context, d: Directive) -> str:
+    return ld.path_of(d.args[0])
+
+
+SPECS: list[Spec] = []

@@ -1,0 +1,326 @@
+"""nginx's core module (``ngx_core_module``, ``ngx_http_core_module``) and the TLS
+settings of the SSL module: processes and events, the http/server/location blocks,
+``listen``, ``server_name``, ``try_files``, ``error_page``, client limits and timeouts,
+the status page."""
+
+from __future__ import annotations
+
+import grp
+import math
+import os
+import pwd
+import re
+from typing import Any
+
+from fastgate.config.context import (
+    EVENTS,
+    HS,
+    HSL,
+    HTTP,
+    LOCATION,
+    MAIN,
+    SERVER,
+    SL,
+    Context,
+    Handler,
+    Level,
+    Spec,
+)
+from fastgate.config.directives.args import (
+    flag_arg,
+    number_arg,
+    path_arg,
+    setting,
+    size_arg,
+    time_arg,
+)
+from fastgate.config.errors import ConfigError
+from fastgate.config.model import (
+    ErrorPage,
+    Listen,
+    TryFiles,
+    User,
+)
+from fastgate.config.parser import Directive
+from fastgate.config.regex import compile_regex
+from fastgate.config.values import (
+    parse_code,
+    parse_host_port,
+    parse_number,
+    parse_size,
+    parse_time,
+)
+
+MAX_WORKERS = 512
+
+
+def usable_cpus(cgroup: str = "/sys/fs/cgroup") -> int:
+    """What ``auto`` means: the CPUs this process may run on (its affinity), fewer when
+    a cgroup CPU quota allows less (a container given 2 CPUs on a 64-core host)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = None
+    try:  # cgroup v2: "max 100000" or "200000 100000"
+        with open(f"{cgroup}/cpu.max") as f:
+            q, period = f.read().split()[:2]
+        if q != "max":
+            quota = int(q) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            with open(f"{cgroup}/cpu/cpu.cfs_quota_us") as f:
+                quota_us = int(f.read())
+            with open(f"{cgroup}/cpu/cpu.cfs_period_us") as f:
+                period_us = int(f.read())
+            if quota_us > 0 and period_us > 0:
+                quota = quota_us / period_us
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, min(n, MAX_WORKERS))
+
+
+def set_worker_processes(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    value = d.args[0]
+    n = usable_cpus() if value == "auto" else parse_number(d, value, minimum=1)
+    if n > MAX_WORKERS:
+        raise d.error(f'"worker_processes" above {MAX_WORKERS} is not supported')
+    lvl.local["worker_processes"] = n
+
+
+def set_http_engine(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    if d.args[0] not in ("auto", "h11", "httptools"):
+        raise d.error(f'invalid value "{d.args[0]}" in "http_engine" directive, '
+                      'it must be "auto", "h11" or "httptools"')
+    lvl.local["http_engine"] = d.args[0]
+
+
+def set_worker_connections(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    lvl.local["worker_connections"] = parse_number(d, d.args[0], minimum=1)
+
+
+def set_user(ld: Context, lvl: Level, d: Directive) -> None:
+    """nginx's ``user``: the group defaults to the one named as the user, and (where no
+    such group exists, as for Debian's nobody/nogroup) to the user's own group."""
+    lvl.once(d)
+    name = d.args[0]
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise d.error(f'getpwnam("{name}") failed') from None
+    group = d.args[1] if len(d.args) > 1 else name
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        if len(d.args) > 1:
+            raise d.error(f'getgrnam("{group}") failed') from None
+        gid = pw.pw_gid
+    if os.geteuid() != 0:
+        ld.warn('the "user" directive makes sense only if the master process runs with '
+                "super-user privileges, ignored", d)
+        return
+    lvl.local["user"] = User(name, pw.pw_uid, gid)
+
+
+def set_pid(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    lvl.local["pid"] = None if d.args[0] == "off" else ld.path_of(d.args[0], prefix=True)
+
+
+def load_module(ld: Context, lvl: Level, d: Directive) -> None:
+    ld.notice(f'"load_module {d.args[0]}" ignored: fastgate needs no module for JWT', d)
+
+
+def block(ctx: str) -> Handler:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        if ctx in (EVENTS, HTTP):
+            if any(c.ctx == ctx for c in lvl.children):
+                raise d.error(f'"{d.name}" directive is duplicate')
+        child = Level(ctx, d, parent=lvl)
+        lvl.children.append(child)
+        if ctx == HTTP:
+            ld.declare_maps(d)
+        ld.walk(d.block or (), child)
+
+    return handle
+
+
+def server_block(ld: Context, lvl: Level, d: Directive) -> None:
+    if d.args:
+        raise d.error('invalid number of arguments in "server" directive')
+    child = Level(SERVER, d, parent=lvl)
+    lvl.children.append(child)
+    ld.walk(d.block or (), child)
+
+
+_PORT_RANGE = re.compile(r"(?P<head>.*?)(?P<low>\d+)-(?P<high>\d+)")
+
+
+def listen(ld: Context, lvl: Level, d: Directive) -> None:
+    address = d.args[0]
+    ports: range | None = None
+    m = _PORT_RANGE.fullmatch(address)
+    if m is not None and (m["head"] == "" or m["head"].endswith(":")):
+        # a port range, "8000-8009" or "127.0.0.1:8000-8009": one listener per port
+        low, high = int(m["low"]), int(m["high"])
+        if not 0 < low <= high < 65536:
+            raise d.error(f'invalid port in "{address}" of the "listen" directive')
+        ports = range(low, high + 1)
+        address = m["head"] + m["low"]
+    host, port = parse_host_port(d, address, 80)
+    params: dict[str, Any] = {}
+    for arg in d.args[1:]:
+        if arg in ("ssl", "reuseport", "default_server"):
+            params[arg] = True
+        elif arg == "default":
+            params["default_server"] = True
+        elif arg.startswith("backlog="):
+            params["backlog"] = parse_number(d, arg[8:], minimum=1)
+        elif arg in ("http2", "deferred", "bind", "so_keepalive=on", "fastopen"):
+            ld.warn(f'the "{arg}" parameter of "listen" is ignored', d)
+        else:
+            raise d.error(f'invalid parameter "{arg}"')
+    entries = tuple(Listen(host or "0.0.0.0", p, **params) for p in (ports or (port,)))
+    lvl.local["listen"] = lvl.local.get("listen", ()) + entries
+
+
+def server_name(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.local["server_name"] = lvl.local.get("server_name", ()) + tuple(a.lower() for a in d.args)
+
+
+def location_block(ld: Context, lvl: Level, d: Directive) -> None:
+    if len(d.args) == 1:
+        modifier, pattern = "", d.args[0]
+        if pattern.startswith("="):
+            modifier, pattern = "=", pattern[1:]
+        elif pattern.startswith("~*"):
+            modifier, pattern = "~*", pattern[2:]
+        elif pattern.startswith("^~"):
+            modifier, pattern = "^~", pattern[2:]
+        elif pattern.startswith("~"):
+            modifier, pattern = "~", pattern[1:]
+        elif pattern.startswith("@"):
+            modifier = "@"
+    else:
+        modifier, pattern = d.args
+        if modifier not in ("=", "~", "~*", "^~"):
+            raise d.error(f'invalid location modifier "{modifier}"')
+    if not pattern:
+        raise d.error('invalid number of arguments in "location" directive')
+    if modifier == "@" and lvl.ctx != SERVER:
+        raise d.error(f'named location "{pattern}" can be on the server level only')
+    parent_loc = lvl.local.get("location") if lvl.ctx == LOCATION else None
+    if parent_loc is not None:
+        pmod, ppat = parent_loc
+        if pmod == "@":
+            raise d.error(f'location "{pattern}" could not be inside the named location "{ppat}"')
+        if pmod == "=":
+            raise d.error(f'location "{pattern}" could not be inside the exact location "{ppat}"')
+        if modifier in ("", "^~", "=") and pmod in ("", "^~") and not pattern.startswith(ppat):
+            raise d.error(f'location "{pattern}" is outside location "{ppat}"')
+    child = Level(LOCATION, d, parent=lvl)
+    child.local["location"] = (modifier, pattern)
+    if modifier in ("~", "~*"):
+        try:
+            child.local["regex"] = compile_regex(pattern, modifier == "~*")
+        except ConfigError as e:
+            raise d.error(e.message) from None
+    lvl.children.append(child)
+    ld.walk(d.block or (), child)
+
+
+def set_try_files(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    last = d.args[-1]
+    if last.startswith("="):
+        lvl.local["try_files"] = TryFiles(parse_code(d, last[1:], 0, 999), None)
+    else:
+        lvl.local["try_files"] = TryFiles(None, last)
+    ld.warn('"try_files" checks no files in fastgate (it serves none): the last '
+            "argument always applies", d)
+
+
+def set_status_page(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    lvl.local["status_page"] = True
+
+
+def error_page(ld: Context, lvl: Level, d: Directive) -> None:
+    args = list(d.args)
+    target = args.pop()
+    override: int | None = None
+    keep = False
+    if args and args[-1].startswith("="):
+        eq = args.pop()
+        if eq == "=":
+            keep = True
+        else:
+            override = parse_code(d, eq[1:], 0, 999) if eq[1:].isdigit() else None
+            if override is None:
+                raise d.error(f'invalid value "{eq}"')
+    if not args:
+        raise d.error('invalid number of arguments in "error_page" directive')
+    page = ErrorPage(target, ld.compile(target, d), override, keep)
+    lvl.origins.setdefault(d.name, d)
+    pages = lvl.fields.get("error_page", ())
+    for a in args:
+        code = parse_code(d, a, 300, 599)
+        pages = pages + ((code, page),)
+    lvl.fields["error_page"] = pages
+
+
+def keepalive_timeout(ld: Context, d: Directive) -> float:
+    return parse_time(d, d.args[0])
+
+
+def large_client_header_buffers(ld: Context, d: Directive) -> tuple[int, int]:
+    return (parse_number(d, d.args[0], minimum=1), parse_size(d, d.args[1]))
+
+
+SSL_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+def ssl_protocols(ld: Context, d: Directive) -> tuple[str, ...]:
+    for a in d.args:
+        if a not in SSL_PROTOCOLS:
+            raise d.error(f'invalid value "{a}"')
+    return d.args
+
+
+SPECS = [
+    Spec("worker_processes", frozenset({MAIN}), 1, 1, set_worker_processes),
+    Spec("http_engine", frozenset({MAIN}), 1, 1, set_http_engine),
+    Spec("pid", frozenset({MAIN}), 1, 1, set_pid),
+    Spec("load_module", frozenset({MAIN}), 1, 1, load_module),
+    Spec("user", frozenset({MAIN}), 1, 2, set_user),
+    Spec("events", frozenset({MAIN}), 0, 0, block(EVENTS), block=True),
+    Spec("http", frozenset({MAIN}), 0, 0, block(HTTP), block=True),
+    Spec("worker_connections", frozenset({EVENTS}), 1, 1, set_worker_connections),
+    Spec("server", frozenset({HTTP}), 0, 0, server_block, block=True),
+    Spec("listen", frozenset({SERVER}), 1, None, listen),
+    Spec("server_name", frozenset({SERVER}), 1, None, server_name),
+    Spec("location", SL, 1, 2, location_block, block=True),
+    Spec("try_files", SL, 2, None, set_try_files),
+    Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_status_page),
+    Spec("error_page", HSL, 2, None, error_page),
+    Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),
+    Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),
+    Spec("client_body_timeout", HSL, 1, 1, setting("client_body_timeout", time_arg)),
+    Spec("send_timeout", HSL, 1, 1, setting("send_timeout", time_arg)),
+    Spec("keepalive_timeout", HSL, 1, 2, setting("keepalive_timeout", keepalive_timeout)),
+    Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),
+    Spec("keepalive_time", HSL, 1, 1, setting("keepalive_time", time_arg)),
+    Spec("large_client_header_buffers", HS, 2, 2,
+         setting("large_client_header_buffers", large_client_header_buffers)),
+    Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),
+    Spec("merge_slashes", HS, 1, 1, setting("merge_slashes", flag_arg)),
+    Spec("ignore_invalid_headers", HS, 1, 1, setting("ignore_invalid_headers", flag_arg)),
+    Spec("ssl_certificate", HS, 1, 1, setting("ssl_certificate", path_arg)),
+    Spec("ssl_certificate_key", HS, 1, 1, setting("ssl_certificate_key", path_arg)),
+    Spec("ssl_protocols", HS, 1, None, setting("ssl_protocols", ssl_protocols)),
+]

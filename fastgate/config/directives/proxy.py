@@ -1,0 +1,107 @@
+"""The proxy module: ``proxy_pass``, ``proxy_set_header``, the proxy timeouts,
+``proxy_next_upstream``; the buffering knobs (fastgate streams bodies)."""
+
+from __future__ import annotations
+
+from fastgate.config.context import (
+    HSL,
+    LOCATION,
+    Context,
+    Level,
+    Spec,
+)
+from fastgate.config.directives.args import (
+    appending,
+    check_header_name,
+    number_arg,
+    setting,
+    time_arg,
+)
+from fastgate.config.model import (
+    ProxyPass,
+)
+from fastgate.config.parser import Directive
+from fastgate.config.values import (
+    parse_host_port,
+)
+from fastgate.variables import Template
+
+
+def streaming(ld: Context, lvl: Level, d: Directive) -> None:
+    """Buffering knobs: fastgate always streams bodies both ways, which is what "off"
+    asks for (silent); anything else has no effect and says so."""
+    if d.args != ("off",):
+        ld.warn(f'"{d.name}" directive is ignored: fastgate streams request and response '
+                "bodies without buffering them", d)
+
+
+def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    url = d.args[0]
+    if "$" in url:
+        raise d.error('variables in "proxy_pass" are not supported')
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise d.error(f'invalid URL prefix in "{url}"')
+    hostport, slash, path = rest.partition("/")
+    uri = "/" + path if slash else None
+    if not hostport:
+        raise d.error(f'no host in "{url}" of the "proxy_pass" directive')
+    modifier = lvl.local.get("location", ("", ""))[0]
+    if uri is not None and (modifier in ("~", "~*", "@") or
+                            lvl.ctx != LOCATION):
+        raise d.error('"proxy_pass" cannot have URI part in location given by regular '
+                      'expression, or inside named location, or inside "if" statement, '
+                      'or inside "limit_except" block')
+    default_port = 443 if scheme == "https" else 80
+    if ":" not in hostport.lstrip("[").split("]")[-1] and hostport in ld.upstream_names:
+        group = hostport
+    else:
+        host, port = parse_host_port(d, hostport, default_port)
+        group = ld.implicit_upstream(host, port, d)
+    lvl.local["proxy_pass"] = ProxyPass(scheme, group, hostport, uri)
+
+
+def proxy_set_header(ld: Context, d: Directive) -> tuple[str, Template]:
+    name = d.args[0]
+    check_header_name(d, name)
+    return (name, ld.compile(d.args[1], d))
+
+
+def proxy_http_version(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    if d.args[0] not in ("1.0", "1.1"):
+        raise d.error(f'invalid value "{d.args[0]}" in "proxy_http_version" directive')
+    if d.args[0] == "1.0":
+        ld.warn('"proxy_http_version 1.0" is ignored: fastgate speaks HTTP/1.1 to '
+                "upstreams, with keep-alive", d)
+
+
+NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
+                           "http_503", "http_504", "http_403", "http_404", "http_429",
+                           "non_idempotent", "off"})
+
+
+def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
+    for a in d.args:
+        if a not in NEXT_UPSTREAM:
+            raise d.error(f'invalid value "{a}"')
+    if "off" in d.args:
+        return ()
+    return d.args
+
+
+SPECS = [
+    Spec("proxy_pass", frozenset({LOCATION}), 1, 1, set_proxy_pass),
+    Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
+    Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
+    Spec("proxy_connect_timeout", HSL, 1, 1, setting("proxy_connect_timeout", time_arg)),
+    Spec("proxy_read_timeout", HSL, 1, 1, setting("proxy_read_timeout", time_arg)),
+    Spec("proxy_send_timeout", HSL, 1, 1, setting("proxy_send_timeout", time_arg)),
+    Spec("proxy_next_upstream", HSL, 1, None, setting("proxy_next_upstream", proxy_next_upstream)),
+    Spec("proxy_next_upstream_tries", HSL, 1, 1, setting("proxy_next_upstream_tries", number_arg)),
+    Spec("proxy_buffering", HSL, 1, 1, streaming),
+    Spec("proxy_request_buffering", HSL, 1, 1, streaming),
+    Spec("proxy_buffers", HSL, 2, 2, streaming),
+    Spec("proxy_buffer_size", HSL, 1, 1, streaming),
+]
