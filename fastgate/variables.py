@@ -107,6 +107,22 @@ def nested_claim(path: tuple[str, ...]) -> Getter:
     return get
 
 
+def user_variable(name: str) -> Getter:
+    """``$name`` as ``set $name`` gave it, this request (empty until then: nginx's
+    uninitialised variable)."""
+    key = ("set", name)
+
+    def get(r: Any) -> str:
+        value: str = r.memo.get(key, "")
+        return value
+
+    return get
+
+
+def set_user_variable(r: Any, name: str, value: str) -> None:
+    r.memo[("set", name)] = value
+
+
 def _jwt_header(name: str) -> Getter:
     def get(r: Any) -> str:
         tok = r.token

@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastgate.config.errors import ConfigError
-from fastgate.config.model import LimitZone, Listen, LogFile, LogFormat, Upstream
+from fastgate.config.model import Condition, LimitZone, Listen, LogFile, LogFormat, Upstream
 from fastgate.config.parser import Directive
 from fastgate.variables import Map, Template
 
 MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
     "main", "events", "http", "server", "location", "upstream")
+# inside ``if``: in a location (nginx's LIF: the if has a configuration of its own) and
+# at server level (SIF: only the rewrite module's directives)
+LIF, SIF = "location if", "server if"
+REWRITE_CONTEXTS = frozenset({SERVER, LOCATION, LIF, SIF})
 HSL = frozenset({HTTP, SERVER, LOCATION})
 HS = frozenset({HTTP, SERVER})
 SL = frozenset({SERVER, LOCATION})
@@ -43,6 +47,16 @@ class Level:
         if d.name in self.origins:
             raise d.error(f'"{d.name}" directive is duplicate')
         self.origins[d.name] = d
+
+
+@dataclass
+class PendingIf:
+    """An ``if`` block as the walk leaves it: its condition, and its level (the body's
+    rewrite directives in ``local["rewrites"]``, its settings in ``fields``); the
+    builder makes it a ``model.If``."""
+
+    condition: Condition
+    level: Level
 
 
 class Context(Protocol):

@@ -88,7 +88,10 @@ def tokenize(text: str, file: str) -> Iterator[Token]:
                 j += 1
             yield Token(_unescape(text[i + 1:j]), start_line, quoted=True)
             i = j + 1
-            if i < n and text[i] not in WHITESPACE and text[i] not in SPECIAL:
+            # nginx lets ")" follow a quote, as a token of its own: the end of an if
+            # condition, if ($request_method = 'OPTIONS') {
+            if (i < n and text[i] not in WHITESPACE and text[i] not in SPECIAL
+                    and text[i] != ")"):
                 raise ConfigError(f'unexpected "{text[i]}"', file, line)
             continue
         j = i

@@ -28,7 +28,7 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive, parse_file, parse_text
-from fastgate.variables import Getter, Map, Registry, Template, nested_claim
+from fastgate.variables import Getter, Map, Registry, Template, nested_claim, user_variable
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -64,6 +64,7 @@ class Loader:
         self.log_formats: dict[str, LogFormat] = {}
         self.zones: dict[str, LimitZone] = {}
         self.claim_vars: set[str] = set()  # auth_jwt_claim_set variables
+        self.user_vars: set[str] = set()  # set $name
         self.zone_refs: list[tuple[str, str, Directive]] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
 
@@ -115,6 +116,22 @@ class Loader:
                     raise d.error(f'duplicate "{name}" variable')
                 self.registry.define(name, nested_claim(d.args[1:]))
                 self.claim_vars.add(name)
+
+        self._declare_sets(http.block or ())
+
+    def _declare_sets(self, items: Iterable[Directive]) -> None:
+        """``set $name``, wherever it is: the variable exists everywhere (as in nginx)."""
+        for d in items:
+            if d.name == "set" and d.args and d.args[0].startswith("$") and len(d.args[0]) > 1:
+                name = d.args[0][1:].lower()
+                if name in self.user_vars or name == "args":
+                    continue
+                if name in self._late or self.registry.is_known(name):
+                    raise d.error(f'the duplicate "{name}" variable')
+                self.user_vars.add(name)
+                self.registry.define(name, user_variable(name))
+            if d.block:
+                self._declare_sets(d.block)
 
     def define_map(self, m: Map, d: Directive) -> None:
         self.maps[m.name] = m

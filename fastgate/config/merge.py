@@ -9,10 +9,20 @@ inherited only when the inner level has none — nginx's rule, with no special c
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from fastgate.config.context import LOCATION, Context, Level
-from fastgate.config.model import Location, LocationTree, Server, Settings, Where
+from fastgate.config.context import LOCATION, Context, Level, PendingIf
+from fastgate.config.model import (
+    If,
+    Location,
+    LocationTree,
+    Return,
+    RewriteOp,
+    Server,
+    Settings,
+    Where,
+)
 from fastgate.config.parser import Directive
 from fastgate.jwt import Verifier
 
@@ -45,14 +55,14 @@ class Builder:
                      if c.ctx == LOCATION]
         tree = LocationTree.build(locations)
         fallback = self._make_location("", "", settings, origins, lvl, None)
-        ret = lvl.local.get("return")
+        self._warn_duplicate_named(locations)
         server = Server(
             listens=lvl.local.get("listen") or (self.ld.default_listen(),),
             server_names=lvl.local.get("server_name", ("",)),
             settings=settings,
             locations=tree,
             where=_where(lvl.directive),
-            ret=ret,
+            rewrites=self._program(lvl, None),
             fallback=fallback,
         )
         self._check_targets(server)
@@ -72,24 +82,67 @@ class Builder:
                        children: LocationTree | None) -> Location:
         where = _where(lvl.directive)
         verifier = self._verifier(settings, origins, where) if settings.auth_jwt != "off" else None
-        ret = lvl.local.get("return") if lvl.ctx == LOCATION else None
-        if ret is not None and verifier is not None and lvl.ctx == LOCATION:
-            d = lvl.origins["return"]
+        in_location = lvl.ctx == LOCATION
+        proxy_pass = lvl.local.get("proxy_pass") if in_location else None
+        status_page = lvl.local.get("status_page", False)
+
+        def nested(if_lvl: Level) -> Location:
+            # an if's configuration: the location's, with the if's own directives over
+            # it; proxy_pass and the status page carry over (the content handler stays,
+            # as nginx's does), try_files does not ("if is evil")
+            s = merge(settings, if_lvl)
+            o = merge_origins(origins, if_lvl)
+            return Location(modifier=modifier, pattern=pattern, settings=s,
+                            where=_where(if_lvl.directive),
+                            proxy_pass=if_lvl.local.get("proxy_pass") or proxy_pass,
+                            status_page=status_page,
+                            verifier=(self._verifier(s, o, where) if s.auth_jwt != "off"
+                                      else None))
+
+        rewrites = self._program(lvl, nested) if in_location else ()
+        first = next((op for op in rewrites if isinstance(op, Return)), None)
+        if first is not None and verifier is not None and modifier != "@":
             self.ld.warn(f'"return" in location "{pattern}" runs before auth_jwt: '
-                         "its response is not protected", d)
+                         "its response is not protected", lvl.origins["return"])
         return Location(
             modifier=modifier,
             pattern=pattern,
             settings=settings,
             where=where,
             regex=lvl.local.get("regex"),
-            proxy_pass=lvl.local.get("proxy_pass") if lvl.ctx == LOCATION else None,
-            ret=ret,
-            try_files=lvl.local.get("try_files") if lvl.ctx == LOCATION else None,
-            status_page=lvl.local.get("status_page", False),
+            proxy_pass=proxy_pass,
+            rewrites=rewrites,
+            try_files=lvl.local.get("try_files") if in_location else None,
+            status_page=status_page,
             verifier=verifier,
             children=children,
         )
+
+    def _program(self, lvl: Level,
+                 nested: Callable[[Level], Location] | None) -> tuple[RewriteOp, ...]:
+        """The level's rewrite directives as the model holds them: an ``if`` with its
+        body and, in a location, its own configuration (``nested``)."""
+        out: list[RewriteOp] = []
+        for op in lvl.local.get("rewrites", ()):
+            if isinstance(op, PendingIf):
+                out.append(If(op.condition, self._program(op.level, None),
+                              nested(op.level) if nested is not None else None))
+            else:
+                out.append(op)
+        return tuple(out)
+
+    def _warn_duplicate_named(self, locations: list[Location]) -> None:
+        """nginx takes two named locations of one name (the first answers): so does
+        fastgate, and says so."""
+        seen: set[str] = set()
+        for loc in locations:
+            if loc.modifier != "@":
+                continue
+            if loc.pattern in seen:
+                self.ld.warn(f'duplicate named location "{loc.pattern}": the first one '
+                             "answers", Directive("location", (), loc.where.file,
+                                                  loc.where.line))
+            seen.add(loc.pattern)
 
     def _verifier(self, s: Settings, origins: dict[str, Directive], where: Where) -> Verifier:
         keys = s.auth_jwt_key + s.auth_jwt_key_file

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from fastgate.config.errors import ConfigError
 from fastgate.variables import Map, Template
@@ -89,6 +89,58 @@ class ProxyPass:
 class Return:
     code: int
     text: Template | None  # body for 2xx/4xx/5xx codes, Location for 301/302/303/307/308
+
+
+@dataclass(frozen=True, slots=True)
+class SetVar:
+    """``set $name value``: a variable of the request's own."""
+
+    name: str  # lower case, without "$"
+    value: Template
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """``rewrite regex replacement [flag]``. ``flag`` is "", "last", "break",
+    "redirect" or "permanent"; ``redirect`` is the status of a redirect (301, 302) or 0.
+    A replacement with "?" sets the arguments (the old ones follow unless it ends in
+    "?"); without, the arguments stay."""
+
+    regex: re.Pattern[str]
+    replacement: Template
+    flag: str
+    redirect: int
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """``break``: the rewrite directives of the current set stop here."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An ``if`` condition: ``op`` "" (a variable: false when empty or "0"), "=", "!=",
+    "~", "~*", "!~", "!~*", or a file test "-f", "-d", "-e", "-x" (with "!": negated)."""
+
+    op: str
+    left: Template
+    right: Template | None = None
+    regex: re.Pattern[str] | None = None
+    source: str = ""  # as written, for messages
+
+
+@dataclass(frozen=True)
+class If:
+    """``if (condition) { ... }``: ``body`` runs when the condition holds; in a location,
+    the request then takes ``location``, the if's own configuration, inherited from the
+    enclosing location as nginx does (what "if is evil" describes)."""
+
+    condition: Condition
+    body: tuple[RewriteOp, ...]
+    location: Location | None = None
+
+
+RewriteOp: TypeAlias = "Return | Rewrite | SetVar | Break | If"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +300,8 @@ class Location:
     where: Where
     regex: re.Pattern[str] | None = None
     proxy_pass: ProxyPass | None = None
-    ret: Return | None = None
+    # the rewrite module's directives, in order (the location rewrite phase)
+    rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None
     status_page: bool = False
     verifier: Verifier | None = None
@@ -315,6 +368,8 @@ class LocationTree:
                 regexes.append(loc)
                 continue
             if loc.pattern in table:
+                if table is named:
+                    continue  # nginx 1.22 takes it; the first answers (the loader warns)
                 raise ConfigError(f'duplicate location "{loc.pattern}"', loc.where.file,
                                   loc.where.line)
             table[loc.pattern] = loc
@@ -389,7 +444,8 @@ class Server:
     settings: Settings
     locations: LocationTree
     where: Where
-    ret: Return | None = None  # a server-level return: server rewrite phase
+    # the rewrite module's directives at server level: the server rewrite phase
+    rewrites: tuple[RewriteOp, ...] = ()
     # the server's own settings as a location, for requests no location matches
     fallback: Location | None = None
 

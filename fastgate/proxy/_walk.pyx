@@ -39,12 +39,7 @@ cdef class Walker:
         """The location's phases from ``at``: DONE or TAKEN when one answered in
         callbacks, else the coroutine that waits and then walks on. From the start
         (``at`` 0), the find-config checks first."""
-        key = PyLong_FromVoidPtr(<void*>loc)
-        cdef tuple entry = self._plans.get(key)
-        if entry is None or entry[0] is not loc:
-            entry = (loc, tuple(self._plan_of(loc)))
-            self._plans[key] = entry
-        cdef tuple plan = entry[1]
+        cdef tuple plan = self._plan(loc)
         if at == 0:
             req.location = loc
             if ((req.head.content_length > 0 and req.uri_changes == 0)
@@ -52,6 +47,23 @@ cdef class Walker:
                 step = self._find_config(conn, req, loc)
                 if step is not None:
                     return step
+        return self._walk(conn, req, loc, plan, at)
+
+    cpdef object walk_nested(self, conn, Request req, loc):
+        """An ``if``'s configuration, taken in the rewrite phase: its phases after
+        rewrite (it has no rewrite phase of its own), without find-config."""
+        req.location = loc
+        return self._walk(conn, req, loc, self._plan(loc), 0)
+
+    cdef tuple _plan(self, loc):
+        key = PyLong_FromVoidPtr(<void*>loc)
+        cdef tuple entry = self._plans.get(key)
+        if entry is None or entry[0] is not loc:
+            entry = (loc, tuple(self._plan_of(loc)))
+            self._plans[key] = entry
+        return <tuple>entry[1]
+
+    cdef object _walk(self, conn, Request req, loc, tuple plan, Py_ssize_t at):
         cdef Py_ssize_t n = len(plan)
         while at < n:
             step = plan[at](conn, req, loc)

@@ -22,6 +22,7 @@ from fastgate.proxy.headers import (
     set_plan,
 )
 from fastgate.proxy.respond import final_status
+from fastgate.proxy.rewrite import STAYED
 from fastgate.proxy.steps import DONE, Step, finished
 from fastgate.proxy.upstream import (
     CLIENT_GONE,
@@ -58,18 +59,19 @@ class UpstreamExchange:
     @staticmethod
     def _upstream_target(req: Request, loc: Location) -> bytes:
         """nginx's rule: without a URI part, the request URI goes as the client sent it
-        (as changed, after an internal redirect); with one, it replaces the part of the
-        normalised URI that the location's prefix matched."""
+        (as changed, after a rewrite or an internal redirect); with one, it replaces the
+        part of the normalised URI that the location's prefix matched."""
         pp = loc.proxy_pass
         assert pp is not None
-        if pp.uri is None and not req.redirected:
+        if pp.uri is None and not (req.redirected or req.uri_changes or req.rewritten):
             target = req.head.target
             if target[:1] == b"/":
                 return target  # the common case, first
             if target != b"*":  # absolute-form: the part after the authority
                 return req.target.encode("latin-1")
         args = "?" + req.args if req.args else ""
-        if pp.uri is None:
+        if pp.uri is None or req.rewritten == STAYED:
+            # a rewrite's "break" here: the whole new URI goes, the URI part ignored
             return (encode_path(req.uri) + args).encode("latin-1")
         prefix = loc.pattern if loc.modifier in ("", "^~", "=") else ""
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri

@@ -1,12 +1,13 @@
-"""One request through nginx's phases: server rewrite (``return``) → find location
+"""One request through nginx's phases: server rewrite → find location
 (``client_max_body_size``, auto-redirect) → the location's phases from ``PHASES`` →
-log. ``error_page`` and the internal redirects it and ``try_files`` make start over at
-find location, as nginx's do (a named location at its rewrite phase).
+log. A URI a rewrite changed, ``error_page`` and ``try_files`` start over at find
+location, as nginx's do (a named location at its rewrite phase); an ``if`` that holds
+goes on with the if's configuration.
 
 Both ways a request runs go through the one loop (``Walker.walk``, compiled in
-``proxy/_walk.pyx``): in callbacks (the common case,
-no task, no coroutine) until a phase must wait, then in a task that resumes the walk at
-the phase after the one that waited.
+``proxy/_walk.pyx``): in callbacks (the common case, no task, no coroutine) until a
+phase must wait, then in a task that resumes the walk at the phase after the one that
+waited.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fastgate.proxy.content import Content
 from fastgate.proxy.exchange import UpstreamExchange
 from fastgate.proxy.limits import Limits
 from fastgate.proxy.respond import REDIRECTS, Responder
-from fastgate.proxy.rewrite import Rewrite
+from fastgate.proxy.rewrite import CHANGED, STAYED, RewriteModule
 from fastgate.proxy.steps import DONE, NEXT, Outcome, Phase, Step, Wait
 
 if TYPE_CHECKING:
@@ -39,15 +40,18 @@ class Phases:
 
     def __init__(self, worker: Runtime) -> None:
         self.w = worker
+        # the loop (compiled): a location's plan, the handlers of PHASES it runs, is
+        # built on its first request
+        walker = Walker(self.plan, self._find_config, self._resume)
+        self.walk = walker.walk
+        self._nested = walker.walk_nested
         self.respond = Responder(worker)
         self.auth = AuthJwt(worker, self.fail)
         self.limits = Limits(worker, self.auth, self.fail)
-        self.rewrite = Rewrite(self.respond, self.fail)
+        self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
+                                     self._nested)
         self.upstream = UpstreamExchange(worker, self.respond, self.fail)
         self.content = Content(worker, self.respond, self.upstream, self.fail, self.internal)
-        # the loop (compiled): a location's plan, the handlers of PHASES it runs, is
-        # built on its first request
-        self.walk = Walker(self.plan, self._find_config, self._resume).walk
 
     # --- entry ----------------------------------------------------------------------------------
 
@@ -60,8 +64,10 @@ class Phases:
             # task, so that the engine has read what came with the head before anything
             # answers (a refusal then keeps the connection, as nginx discards the body)
             return self._in_task(conn, req, server)
-        if server.ret is not None and server.fallback is not None:
-            return self.rewrite.answer(conn, req, server.fallback, server.ret)
+        if server.rewrites:
+            step = self.rewrite.server_phase(conn, req, server)
+            if step is not NEXT:
+                return step
         loc, req.captures = server.locations.find(req.uri)
         if loc is None:
             loc = server.fallback
@@ -129,15 +135,41 @@ class Phases:
             return DONE
         return self.internal(conn, req, loc, target)
 
+    def _count_change(self, conn: ClientConnection, req: Request, loc: Location) -> bool:
+        """One more change of location (nginx's r->uri_changes); False, with a 500
+        answered, past the limit: a cycle."""
+        req.uri_changes += 1
+        if req.rewritten == STAYED:
+            req.rewritten = CHANGED  # proxy_pass's URI part applies in the next location
+        if req.uri_changes > MAX_REDIRECTS:
+            self.w.log.error(f'rewrite or internal redirection cycle while processing '
+                             f'"{req.uri}"', conn, req)
+            self.respond.respond_error(conn, req, loc, 500)
+            return False
+        return True
+
+    def relocate(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        """nginx's post-rewrite phase: a rewrite changed the URI, and the location is
+        found again for it (with its own access rules)."""
+        if not self._count_change(conn, req, loc):
+            return DONE
+        return self._find(conn, req)
+
+    def _find(self, conn: ClientConnection, req: Request) -> Outcome:
+        server = req.server
+        assert server is not None
+        new, req.captures = server.locations.find(req.uri)
+        if new is None:
+            new = server.fallback
+            assert new is not None
+        return self.walk(conn, req, new, 0)
+
     def internal(self, conn: ClientConnection, req: Request, loc: Location,
                  target: str) -> Outcome:
         """An internal redirect to a URI or named location (error_page, try_files)."""
         server = req.server
         assert server is not None
-        req.uri_changes += 1
-        if req.uri_changes > MAX_REDIRECTS:
-            self.w.log.error("rewrite or internal redirection cycle", conn, req)
-            self.respond.respond_error(conn, req, loc, 500)
+        if not self._count_change(conn, req, loc):
             return DONE
         if target.startswith("@"):
             named = server.locations.named.get(target)
@@ -155,11 +187,7 @@ class Phases:
             req.args = args
         if req.method not in ("GET", "HEAD"):
             req.method = "GET"  # nginx turns an internal redirect into a GET
-        new, req.captures = server.locations.find(req.uri)
-        if new is None:
-            new = server.fallback
-            assert new is not None
-        return self.walk(conn, req, new, 0)
+        return self._find(conn, req)
 
 
 # The phases after find-config, in nginx's order; each names the handler a location

@@ -44,6 +44,8 @@ cdef class Request:
     cdef public object challenge
     cdef public bint redirected  # error_page has sent it elsewhere (once, as nginx)
     cdef public int uri_changes  # internal redirects so far (nginx's r->uri_changes)
+    # a rewrite changed the URI: 1, and it stays in the location it is in ("break"): 2
+    cdef public int rewritten
     # the rest of the request runs in a task: the callback exchange is not for it
     cdef public bint in_task
     cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)

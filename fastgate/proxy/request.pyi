@@ -38,6 +38,7 @@ class Request:
     challenge: bytes | None
     redirected: bool
     uri_changes: int
+    rewritten: int
     in_task: bool
     limited: bool
     limit_req_status: str

@@ -1,33 +1,159 @@
-"""The rewrite module's phases (server rewrite, location rewrite): ``return``. It runs
-before access, as in nginx: a location with both ``return`` and ``auth_jwt`` is not
-protected (``fastgate -t`` warns)."""
+"""The rewrite module's phases (server rewrite, location rewrite): ``return``,
+``rewrite``, ``set``, ``break`` and ``if``, run in the order written, as nginx's script
+engine runs them. It runs before access, as in nginx: a location with both ``return``
+and ``auth_jwt`` is not protected (``fastgate -t`` warns), and a ``rewrite ... last``
+sends the request to the location its new URI finds, with that location's access rules.
+
+What nginx does with an ``if`` in a location, fastgate does too ("if is evil"): when
+the condition holds, the request takes the if's configuration — the location's, with
+the if's own ``add_header``, ``proxy_pass``... over it, but no ``try_files`` — and the
+last ``if`` that held wins.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
+from fastgate.config.model import Break, If, Return, Rewrite, SetVar
 from fastgate.proxy.respond import REDIRECTS
-from fastgate.proxy.steps import DONE
+from fastgate.proxy.steps import DONE, NEXT
+from fastgate.variables import set_user_variable
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location, Return
+    from collections.abc import Callable
+
+    from fastgate.config.model import Condition, Location, RewriteOp, Server
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.steps import Fail, Outcome, Phase
 
+    # (conn, req, loc) → the outcome of going on elsewhere
+    Elsewhere = Callable[[ClientConnection, Request, Location], Outcome]
 
-class Rewrite:
-    def __init__(self, respond: Responder, fail: Fail) -> None:
+# Request.rewritten: the URI is the client's (0), a rewrite changed it (1), or a
+# rewrite changed it and the request stays in this location (2: "break"), where
+# proxy_pass sends the whole new URI, its own URI part ignored (as nginx)
+CHANGED, STAYED = 1, 2
+
+
+class _Run:
+    """One run of a program: what it did so far."""
+
+    __slots__ = ("uri_changed", "stop", "nested")
+
+    def __init__(self) -> None:
+        self.uri_changed = False
+        self.stop = False
+        self.nested: Location | None = None
+
+
+class RewriteModule:
+    def __init__(self, respond: Responder, fail: Fail, relocate: Elsewhere,
+                 nested: Elsewhere) -> None:
         self.respond = respond
         self.fail = fail
+        self.relocate = relocate  # the URI changed: find the location again
+        self.nested = nested  # an if's configuration: its phases after rewrite
 
     def handler(self, loc: Location) -> Phase | None:
-        return self.location_return if loc.ret is not None else None
+        return self.location_phase if loc.rewrites else None
 
-    def location_return(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
-        assert loc.ret is not None
-        return self.answer(conn, req, loc, loc.ret)
+    def location_phase(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        run = _Run()
+        step = self._execute(conn, req, loc, loc.rewrites, run)
+        if step is not None:
+            return step
+        if run.uri_changed:  # nginx's post-rewrite phase
+            return self.relocate(conn, req, loc)
+        if run.nested is not None:
+            return self.nested(conn, req, run.nested)
+        return NEXT
+
+    def server_phase(self, conn: ClientConnection, req: Request, server: Server) -> Outcome:
+        """The server rewrite phase; a changed URI is simply the one the location is
+        found for next."""
+        loc = server.fallback
+        assert loc is not None
+        step = self._execute(conn, req, loc, server.rewrites, _Run())
+        return NEXT if step is None else step
+
+    def _execute(self, conn: ClientConnection, req: Request, loc: Location,
+                 ops: tuple[RewriteOp, ...], run: _Run) -> Outcome | None:
+        """Run ``ops``; the outcome when one answered, else None (``run`` says what
+        changed and whether the set stopped)."""
+        for op in ops:
+            kind = type(op)
+            if kind is SetVar:
+                assert isinstance(op, SetVar)
+                value = op.value.render(req)
+                if op.name == "args":
+                    req.args = value
+                else:
+                    set_user_variable(req, op.name, value)
+            elif kind is Rewrite:
+                assert isinstance(op, Rewrite)
+                m = op.regex.search(req.uri)
+                if m is None:
+                    continue
+                req.captures = (m.group(0), *m.groups())
+                result = op.replacement.render(req)
+                if op.redirect:
+                    return self._redirect(conn, req, run.nested or loc, op.redirect, result)
+                self._set_uri(req, result)
+                run.uri_changed = True
+                req.rewritten = CHANGED
+                if op.flag == "last":
+                    run.stop = True
+                    return None
+                if op.flag == "break":
+                    run.uri_changed = False
+                    req.rewritten = STAYED
+                    run.stop = True
+                    return None
+            elif kind is Return:
+                assert isinstance(op, Return)
+                return self.answer(conn, req, run.nested or loc, op)
+            elif kind is Break:
+                if run.uri_changed:  # nginx's break: the request stays here
+                    run.uri_changed = False
+                    req.rewritten = STAYED
+                run.stop = True
+                return None
+            elif kind is If:
+                assert isinstance(op, If)
+                if not holds(req, op.condition):
+                    continue
+                if op.location is not None:
+                    run.nested = op.location
+                step = self._execute(conn, req, loc, op.body, run)
+                if step is not None or run.stop:
+                    return step
+        return None
+
+    @staticmethod
+    def _set_uri(req: Request, result: str) -> None:
+        """The new URI; a "?" in it sets the arguments, the old ones after them unless
+        it ends in "?"."""
+        keep = not result.endswith("?")
+        if not keep:
+            result = result[:-1]
+        path, question, args = result.partition("?")
+        req.uri = path
+        if question:
+            req.args = f"{args}&{req.args}" if keep and req.args else args
+        elif not keep:
+            req.args = ""
+
+    def _redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
+                  url: str) -> Outcome:
+        if url.endswith("?"):
+            url = url[:-1]
+        elif req.args:
+            url += ("&" if "?" in url else "?") + req.args
+        self.respond.redirect(conn, req, loc, code, url)
+        return DONE
 
     def answer(self, conn: ClientConnection, req: Request, loc: Location,
                ret: Return) -> Outcome:
@@ -48,3 +174,36 @@ class Rewrite:
             return DONE
         self.respond.send(conn, req, loc, code, text.encode("utf-8"), b"text/plain")
         return DONE
+
+
+def holds(req: Request, cond: Condition) -> bool:
+    """Whether an ``if`` condition holds; a regex that matches sets ``$1``..."""
+    op = cond.op
+    left = cond.left.render(req)
+    if op == "":
+        return left != "" and left != "0"
+    if op == "=":
+        assert cond.right is not None
+        return left == cond.right.render(req)
+    if op == "!=":
+        assert cond.right is not None
+        return left != cond.right.render(req)
+    if cond.regex is not None:
+        m = cond.regex.search(left)
+        if op.startswith("!"):
+            return m is None
+        if m is None:
+            return False
+        req.captures = (m.group(0), *m.groups())
+        return True
+    # -f -d -e -x, or negated: on the file system, as nginx tests them
+    test = op[-1]
+    if test == "f":
+        found = os.path.isfile(left)
+    elif test == "d":
+        found = os.path.isdir(left)
+    elif test == "e":
+        found = os.path.exists(left)
+    else:
+        found = os.path.isfile(left) and os.access(left, os.X_OK)
+    return not found if op.startswith("!") else found

@@ -85,6 +85,17 @@ http {{
       proxy_pass http://be;
     }}
     location /jwks/ {{ auth_jwt on; auth_jwt_key_file {jwks}; proxy_pass http://be; }}
+    # the rewrite module: a CORS preflight answered before access, and a rewrite into
+    # the protected API (whose access rules then apply)
+    location /cors/ {{
+      auth_jwt on;
+      if ($request_method = 'OPTIONS') {{
+        add_header Access-Control-Allow-Origin "*" always;
+        return 204;
+      }}
+      proxy_pass http://be;
+    }}
+    location /old/ {{ rewrite ^/old/(.*)$ /api/$1 last; }}
     # the only open location of this server: a case-insensitive regex
     location ~* ^/static/ {{ proxy_pass http://be; }}
     location ~* ^/kit/ {{ proxy_pass http://be; }}
@@ -650,3 +661,36 @@ def test_200k_pipelined_requests_without_reads_stay_bounded(tmp_path: Path, engi
         assert status(g.send(one)) == 200  # and it still serves
     finally:
         g.stop()
+
+
+# --- 11. the rewrite module ---------------------------------------------------------------
+
+def test_a_cors_preflight_is_answered_and_nothing_else_passes(gate: Gate) -> None:
+    m = marker()
+    resp = gate.send(request("OPTIONS", f"/cors/x?{m}")
+                     + request("GET", f"/cors/x?{m}")
+                     + request("POST", f"/cors/x?{m}", body=b"payload")
+                     + request("GET", f"/cors/x?{m}", auth="forged." + token()))
+    assert statuses(resp) == [204, 401, 401, 401]
+    assert b"Access-Control-Allow-Origin: *" in resp
+    assert not gate.backend.seen(m.encode())
+    gate.warm()
+    m = marker()
+    resp = gate.send(request("GET", f"/cors/x?{m}", auth=token()))
+    assert status(resp) == 200 and b"Access-Control-Allow-Origin" not in resp
+    gate.check_path(m)
+
+
+def test_a_rewrite_into_the_api_takes_the_api_access_rules(gate: Gate) -> None:
+    m = marker()
+    resp = gate.send(request("GET", f"/old/x?{m}")
+                     + request("GET", f"/old/x?{m}", auth="forged." + token())
+                     + request("GET", f"/old/x?{m}", auth=token(exp=1)))
+    assert statuses(resp) == [401, 401, 401]
+    assert not gate.backend.seen(m.encode())
+    gate.warm()
+    m = marker()
+    assert status(gate.send(request("GET", f"/old/x?{m}", auth=token()))) == 200
+    assert gate.backend.seen(f"GET /api/x?{m} ".encode())
+    gate.check_path(m)
+

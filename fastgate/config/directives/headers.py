@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastgate.config.context import (
     HSL,
+    LIF,
     Context,
     Spec,
 )
@@ -47,6 +48,6 @@ def add_header(ld: Context, d: Directive) -> tuple[str, Template, bool]:
 
 
 SPECS = [
-    Spec("add_header", HSL, 2, 3, appending("add_header", add_header)),
-    Spec("expires", HSL, 1, 2, setting("expires", expires_arg)),
+    Spec("add_header", HSL | {LIF}, 2, 3, appending("add_header", add_header)),
+    Spec("expires", HSL | {LIF}, 1, 2, setting("expires", expires_arg)),
 ]

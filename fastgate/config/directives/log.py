@@ -9,6 +9,7 @@ from fastgate.config.context import (
     ANY_HTTP,
     HSL,
     HTTP,
+    LIF,
     MAIN,
     Context,
     Level,
@@ -158,5 +159,5 @@ def access_log(ld: Context, lvl: Level, d: Directive) -> None:
 SPECS = [
     Spec("error_log", ANY_HTTP, 1, 2, set_error_log),
     Spec("log_format", frozenset({HTTP}), 2, None, log_format),
-    Spec("access_log", HSL, 1, None, access_log),
+    Spec("access_log", HSL | {LIF}, 1, None, access_log),
 ]

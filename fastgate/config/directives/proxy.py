@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastgate.config.context import (
     HSL,
+    LIF,
     LOCATION,
     Context,
     Level,
@@ -92,7 +93,7 @@ def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
 
 
 SPECS = [
-    Spec("proxy_pass", frozenset({LOCATION}), 1, 1, set_proxy_pass),
+    Spec("proxy_pass", frozenset({LOCATION, LIF}), 1, 1, set_proxy_pass),
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
     Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
     Spec("proxy_connect_timeout", HSL, 1, 1, setting("proxy_connect_timeout", time_arg)),

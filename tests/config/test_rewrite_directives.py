@@ -1,0 +1,158 @@
+"""The rewrite module's directives at load: conditions as nginx parses them, the
+programs they build, and the errors (FILE:LINE) for what nginx refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastgate.config import load_config
+from fastgate.config.errors import ConfigError
+from fastgate.config.model import Break, If, Return, Rewrite, SetVar
+from fastgate.config.parser import parse_text
+
+
+def _load(tmp_path: Path, server_body: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.conf"
+    path.write_text("http {\n  server { listen 127.0.0.1:8997;\n" + server_body + "\n} }\n")
+    return load_config(str(path)), str(path)
+
+
+def _error(tmp_path: Path, server_body: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, server_body)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("condition,op", [
+    ("($request_method = 'OPTIONS')", "="),
+    ("( $request_method != POST )", "!="),
+    ("($http_x)", ""),
+    ("($uri ~ ^/a/(.*)$)", "~"),
+    ("($uri ~* ^/A/)", "~*"),
+    ("($uri !~ ^/a)", "!~"),
+    ("($uri !~* ^/a)", "!~*"),
+    ("(-f /etc/hostname)", "-f"),
+    ("(!-d $uri)", "!-d"),
+    ("(-e /x)", "-e"),
+    ("(!-x /x)", "!-x"),
+    ("($arg_x = '')", "="),
+])
+def test_conditions(tmp_path: Path, condition: str, op: str) -> None:
+    cfg, _ = _load(tmp_path, f"location / {{ if {condition} {{ return 204; }} }}")
+    loc, _ = cfg.servers[0].locations.find("/")
+    first = loc.rewrites[0]
+    assert isinstance(first, If) and first.condition.op == op
+    assert isinstance(first.body[0], Return) and first.body[0].code == 204
+    assert first.location is not None and first.location.rewrites == ()
+
+
+@pytest.mark.parametrize("condition,message", [
+    ("$arg_a = b", 'invalid condition "$arg_a"'),
+    ("($arg_a = b", 'invalid condition "b"'),
+    ("($arg_a b)", 'invalid condition "$arg_a b"'),
+    ("($arg_a <> b)", 'unexpected "<>" in condition'),
+    ("(-z /x)", 'invalid condition "-z /x"'),
+    ("(plain)", 'invalid condition "plain"'),
+    ("($arg_a ~ ([)", "pcre2_compile() failed"),
+])
+def test_invalid_conditions(tmp_path: Path, condition: str, message: str) -> None:
+    text = _error(tmp_path, f"location / {{ if {condition} {{ return 204; }} }}")
+    assert message in text and text.endswith(":3")
+
+
+def test_program_order_and_types(tmp_path: Path) -> None:
+    cfg, _ = _load(tmp_path, """location / {
+        set $mine 1; rewrite ^/x$ /y last; rewrite ^/p$ http://h/ permanent; break;
+        return 200 "x"; }""")
+    loc, _ = cfg.servers[0].locations.find("/")
+    kinds = [type(op) for op in loc.rewrites]
+    assert kinds == [SetVar, Rewrite, Rewrite, Break, Return]
+    assert loc.rewrites[1].flag == "last" and loc.rewrites[1].redirect == 0
+    assert loc.rewrites[2].redirect == 301
+
+
+def test_an_absolute_replacement_is_a_302(tmp_path: Path) -> None:
+    cfg, _ = _load(tmp_path, "rewrite ^ https://example.com/;")
+    op = cfg.servers[0].rewrites[0]
+    assert isinstance(op, Rewrite) and op.redirect == 302
+
+
+@pytest.mark.parametrize("body,message", [
+    ("rewrite ^/a /b sideways;", 'invalid parameter "sideways"'),
+    ("rewrite ^/a( /b;", "pcre2_compile() failed"),
+    ("set a 1;", 'invalid variable name "a"'),
+    ("set $host x;", 'the duplicate "host" variable'),
+    ("location / { if ($arg_a) { try_files $uri =404; } }", '"try_files" directive is not allowed'),
+    ("location / { if ($arg_a) { proxy_pass http://127.0.0.1:1/x; } }",
+     '"proxy_pass" cannot have URI part'),
+    ("if ($arg_a) { add_header X y; }", '"add_header" directive is not allowed here'),
+    ("location / { if ($arg_a) { if ($arg_b) { } } }", '"if" directive is not allowed here'),
+])
+def test_refusals(tmp_path: Path, body: str, message: str) -> None:
+    text = _error(tmp_path, body)
+    assert message in text and ":3" in text
+
+
+def test_if_and_set_are_not_http_level(tmp_path: Path) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http {\n  set $mine 1;\n}\n")
+    with pytest.raises(ConfigError, match=r'"set" directive is not allowed here in .*:2'):
+        load_config(str(path))
+
+
+def test_set_variables_exist_everywhere(tmp_path: Path) -> None:
+    # used in a server before the location that sets it: known at load, as in nginx
+    cfg, _ = _load(tmp_path, "add_header X $later; location / { set $later 1; }")
+    assert cfg.servers[0]
+
+
+def test_the_if_configuration_inherits(tmp_path: Path) -> None:
+    cfg, _ = _load(tmp_path, """location / { add_header A a; proxy_read_timeout 7s;
+        proxy_pass http://127.0.0.1:1; if ($arg_x) { add_header B b; } }""")
+    loc, _ = cfg.servers[0].locations.find("/")
+    nested = loc.rewrites[0].location
+    assert nested.proxy_pass == loc.proxy_pass
+    assert nested.settings.proxy_read_timeout == 7.0
+    assert [h[0] for h in nested.settings.add_header] == ["B"]
+
+
+def test_quote_then_parenthesis_and_empty_map_key(tmp_path: Path) -> None:
+    d = parse_text("if ($request_method = 'OPTIONS') { }", "t")[0]
+    assert d.args == ("($request_method", "=", "OPTIONS", ")")
+    path = tmp_path / "t.conf"
+    path.write_text("http { map $http_upgrade $c { default upgrade; '' close; } }")
+    assert load_config(str(path)).maps[0].exact[""].source == "close"
+
+
+def test_two_named_locations_of_one_name(tmp_path: Path) -> None:
+    cfg, path = _load(tmp_path, "location @a { return 200 one; }\nlocation @a { return 200 two; }")
+    named = cfg.servers[0].locations.named["@a"]
+    assert named.rewrites[0].text.source == "one"
+    assert f'[warn] duplicate named location "@a": the first one answers in {path}:4' \
+        in cfg.warnings
+
+
+def test_the_return_warning_spares_named_locations(tmp_path: Path) -> None:
+    cfg, _ = _load(tmp_path, 'auth_jwt_key "k-0123456789abcdef0123456789abcdef"; auth_jwt on;'
+                   "location @n { return 401; } location /r/ { return 200; }")
+    warned = [w for w in cfg.warnings if "runs before auth_jwt" in w]
+    assert len(warned) == 1 and '"/r/"' in warned[0]
+
+
+@given(st.lists(st.sampled_from(["(", ")", "$a", "$b", "=", "!=", "~", "~*", "!~", "-f",
+                                 "!-e", "x", "'y'", "[", "(a"]), min_size=1, max_size=6))
+def test_any_condition_is_loaded_or_refused_cleanly(words: list[str]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.conf"
+        path.write_text("http { server { listen 127.0.0.1:8997; location / { if "
+                        + " ".join(words) + " { return 204; } } } }")
+        try:
+            load_config(str(path))
+        except ConfigError as e:
+            assert e.file == str(path)
