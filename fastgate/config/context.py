@@ -76,6 +76,9 @@ class Context(Protocol):
 
     def notice(self, message: str, d: Directive) -> None: ...
 
+    def warn_once(self, what: str, why: str, d: Directive) -> None:
+        """A warning given once per ``what`` (with the count of the others)."""
+
     def path_of(self, value: str, prefix: bool = False) -> str: ...
 
     def compile(self, text: str, d: Directive) -> Template: ...

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, Level, Spec
 from fastgate.config.directives import TABLE, lookup
+from fastgate.config.directives.foreign import foreign_message
 from fastgate.config.errors import ConfigError
 from fastgate.config.merge import Builder, merge, merge_origins
 from fastgate.config.model import (
@@ -67,6 +69,8 @@ class Loader:
         self.user_vars: set[str] = set()  # set $name
         self.zone_refs: list[tuple[str, str, Directive]] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
+        # warn_once: what → [its place in messages, count, why, first directive]
+        self._once: dict[str, list[Any]] = {}
 
     # --- helpers the handlers call ---------------------------------------------------------
 
@@ -75,6 +79,19 @@ class Loader:
 
     def warn(self, message: str, d: Directive) -> None:
         self.messages.append(f"[warn] {message} in {d.file}:{d.line}")
+
+    def warn_once(self, what: str, why: str, d: Directive) -> None:
+        seen = self._once.get(what)
+        if seen is not None:
+            seen[1] += 1
+            return
+        self._once[what] = [len(self.messages), 1, why, d]
+        self.messages.append("")  # written when the count is known (build)
+
+    def _write_once(self) -> None:
+        for what, (index, count, why, d) in self._once.items():
+            times = f" ({count} times)" if count > 1 else ""
+            self.messages[index] = f"[warn] {what}{times}: {why} in {d.file}:{d.line}"
 
     def notice(self, message: str, d: Directive) -> None:
         self.messages.append(f"[notice] {message} in {d.file}:{d.line}")
@@ -174,7 +191,7 @@ class Loader:
             if spec is None:
                 if table is not TABLE and lookup(d.name, TABLE) is not None:
                     raise d.error(f'"{d.name}" directive is not allowed here')
-                raise d.error(f'unknown directive "{d.name}"')
+                raise d.error(foreign_message(d.name) or f'unknown directive "{d.name}"')
             if lvl.ctx not in spec.contexts:
                 raise d.error(f'"{d.name}" directive is not allowed here')
             if spec.block and d.block is None:
@@ -190,6 +207,7 @@ class Loader:
         self.log_formats["combined"] = LogFormat("combined", self.registry.compile(COMBINED))
         main = Level(MAIN, None)
         self.walk(_implicit_http(tree), main)
+        self._write_once()
         for name, d in self._wanted_formats:
             if name not in self.log_formats:
                 raise d.error(f'unknown log format "{name}"')

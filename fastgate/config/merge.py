@@ -101,7 +101,8 @@ class Builder:
 
         rewrites = self._program(lvl, nested) if in_location else ()
         first = next((op for op in rewrites if isinstance(op, Return)), None)
-        if first is not None and verifier is not None and modifier != "@":
+        internal = in_location and lvl.local.get("internal", False)
+        if first is not None and verifier is not None and modifier != "@" and not internal:
             self.ld.warn(f'"return" in location "{pattern}" runs before auth_jwt: '
                          "its response is not protected", lvl.origins["return"])
         return Location(
@@ -114,6 +115,7 @@ class Builder:
             rewrites=rewrites,
             try_files=lvl.local.get("try_files") if in_location else None,
             status_page=status_page,
+            internal=internal,
             verifier=verifier,
             children=children,
         )
@@ -177,7 +179,7 @@ class Builder:
             assert loc is not None
             targets = [(p.target, loc) for _, p in loc.settings.error_page]
             if loc.try_files is not None and loc.try_files.fallback_target:
-                targets.append((loc.try_files.fallback_target, loc))
+                targets.append((loc.try_files.fallback_target.source, loc))
             for target, at in targets:
                 if target.startswith("@") and target[1:] not in named and target not in named:
                     raise self.ld.error(f'could not find named location "{target}"',

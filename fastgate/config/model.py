@@ -157,7 +157,8 @@ class TryFiles:
     argument decides: ``=CODE`` or a named location or a URI (internal redirect)."""
 
     fallback_code: int | None
-    fallback_target: str | None
+    # "@name" or a URI, with its variables ("/index.php?q=$uri"), rendered per request
+    fallback_target: Template | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +305,7 @@ class Location:
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None
     status_page: bool = False
+    internal: bool = False  # reached only by internal redirects
     verifier: Verifier | None = None
     children: LocationTree | None = None
 

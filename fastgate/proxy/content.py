@@ -57,7 +57,7 @@ class Content:
         if tf.fallback_code is not None:
             return self.fail(conn, req, loc, tf.fallback_code)
         assert tf.fallback_target is not None
-        return self.internal(conn, req, loc, tf.fallback_target)
+        return self.internal(conn, req, loc, tf.fallback_target.render(req))
 
     def not_found(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
         return self.fail(conn, req, loc, 404)

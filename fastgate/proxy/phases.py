@@ -135,6 +135,12 @@ class Phases:
             return DONE
         return self.internal(conn, req, loc, target)
 
+    def internal_only(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        """``internal``: a request that no redirect or rewrite brought here gets 404."""
+        if req.uri_changes or req.redirected or req.rewritten:
+            return NEXT
+        return self.fail(conn, req, loc, 404)
+
     def _count_change(self, conn: ClientConnection, req: Request, loc: Location) -> bool:
         """One more change of location (nginx's r->uri_changes); False, with a 500
         answered, past the limit: a cycle."""
@@ -190,9 +196,10 @@ class Phases:
         return self._find(conn, req)
 
 
-# The phases after find-config, in nginx's order; each names the handler a location
-# needs in that phase, or None (then the location's plan leaves the phase out).
+# The phases from find-config's location checks on, in nginx's order; each names the
+# handler a location needs in that phase, or None (then its plan leaves the phase out).
 PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
+    ("find-config", lambda p, loc: p.internal_only if loc.internal else None),
     ("rewrite", lambda p, loc: p.rewrite.handler(loc)),
     ("preaccess", lambda p, loc: p.limits.handler(loc)),
     ("access", lambda p, loc: p.auth.handler(loc)),

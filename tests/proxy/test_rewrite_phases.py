@@ -55,6 +55,11 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
     proxy_pass http://be;
   }}
   location /loop/ {{ rewrite ^(.*)$ /loop$1; }}
+  location /tf/ {{ try_files $uri /fallback$uri?from=tf; }}
+  location /fallback/ {{ proxy_pass http://be; }}
+  location /inside/ {{ internal; proxy_pass http://be; }}
+  location /to-inside/ {{ rewrite ^/to-inside/(.*)$ /inside/$1 last; }}
+  location /err/ {{ error_page 404 /inside/from-error; return 404; }}
   location /evil/ {{ try_files $uri =404; if ($arg_x) {{ }} return 200 "reached"; }}
 }}
 """
@@ -192,3 +197,19 @@ def test_a_rewrite_cycle_is_a_500(run) -> None:  # type: ignore[no-untyped-def]
 def test_try_files_does_not_apply_in_an_if(run) -> None:  # type: ignore[no-untyped-def]
     client, _ = run(_req("/evil/x?x=1"))
     assert _status(client) == 200 and client.endswith(b"reached")
+
+
+def test_proxy_pass_sends_the_uri_an_internal_redirect_made(run) -> None:  # type: ignore[no-untyped-def]
+    client, upstream = run(_req("/tf/x?z=1"))
+    assert _status(client) == 200
+    assert upstream.startswith(b"GET /fallback/tf/x?from=tf HTTP/1.1\r\n")
+
+
+def test_an_internal_location_is_reached_only_by_redirects(run) -> None:  # type: ignore[no-untyped-def]
+    client, upstream = run(_req("/inside/x"))
+    assert _status(client) == 404 and upstream == b""
+    client, upstream = run(_req("/to-inside/x"))
+    assert _status(client) == 200 and upstream.startswith(b"GET /inside/x HTTP/1.1\r\n")
+    client, upstream = run(_req("/err/x"))
+    assert upstream.startswith(b"GET /inside/from-error HTTP/1.1\r\n")
+

@@ -23,7 +23,7 @@ from fastgate.config.directives import (
     rewrite,
     upstream,
 )
-from fastgate.config.directives.ignored import GZIP
+from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, rewrite, auth_jwt, proxy, limits, headers, upstream, ignored)
@@ -35,10 +35,16 @@ for _module in MODULES:
         TABLE[_spec.name] = _spec
 
 
+for _spec in UPSTREAM_SPECS:
+    UPSTREAM_TABLE[_spec.name] = _spec
+
+
 def lookup(name: str, table: dict[str, Spec]) -> Spec | None:
     spec = table.get(name)
-    if spec is None and table is TABLE and name.startswith("gzip"):
-        return GZIP
+    if spec is None and table is TABLE:
+        for prefix, family in PREFIXED.items():
+            if name.startswith(prefix):
+                return family
     return spec
 
 

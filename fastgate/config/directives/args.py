@@ -45,8 +45,11 @@ def appending(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
 
 
 def ignored(why: str) -> Handler:
+    """Accepted and ignored: one warning per directive name, with how many times it
+    was given and where first."""
+
     def handle(ld: Context, lvl: Level, d: Directive) -> None:
-        ld.warn(f'"{d.name}" directive is ignored: {why}', d)
+        ld.warn_once(f'"{d.name}" directive is ignored', why, d)
 
     return handle
 

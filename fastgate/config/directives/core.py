@@ -162,6 +162,10 @@ def server_block(ld: Context, lvl: Level, d: Directive) -> None:
 _PORT_RANGE = re.compile(r"(?P<head>.*?)(?P<low>\d+)-(?P<high>\d+)")
 
 
+_IGNORED_LISTEN = ("so_keepalive=", "fastopen=", "ipv6only=", "rcvbuf=", "sndbuf=",
+                   "accept_filter=", "setfib=")
+
+
 def listen(ld: Context, lvl: Level, d: Directive) -> None:
     address = d.args[0]
     ports: range | None = None
@@ -182,8 +186,12 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
             params["default_server"] = True
         elif arg.startswith("backlog="):
             params["backlog"] = parse_number(d, arg[8:], minimum=1)
-        elif arg in ("http2", "deferred", "bind", "so_keepalive=on", "fastopen"):
-            ld.warn(f'the "{arg}" parameter of "listen" is ignored', d)
+        elif arg in ("http2", "deferred", "bind") or arg.startswith(_IGNORED_LISTEN):
+            ld.warn_once(f'the "{arg.partition("=")[0]}" parameter of "listen" is ignored',
+                         "fastgate's listening sockets take the system defaults", d)
+        elif arg == "proxy_protocol":
+            # the bytes before the request are not HTTP: ignoring it would misparse
+            raise d.error('the "proxy_protocol" parameter of "listen" is not supported')
         else:
             raise d.error(f'invalid parameter "{arg}"')
     entries = tuple(Listen(host or "0.0.0.0", p, **params) for p in (ports or (port,)))
@@ -241,9 +249,16 @@ def set_try_files(ld: Context, lvl: Level, d: Directive) -> None:
     if last.startswith("="):
         lvl.local["try_files"] = TryFiles(parse_code(d, last[1:], 0, 999), None)
     else:
-        lvl.local["try_files"] = TryFiles(None, last)
+        lvl.local["try_files"] = TryFiles(None, ld.compile(last, d))
     ld.warn('"try_files" checks no files in fastgate (it serves none): the last '
             "argument always applies", d)
+
+
+def set_internal(ld: Context, lvl: Level, d: Directive) -> None:
+    """``internal``: only an internal redirect (error_page, try_files, a rewrite) may
+    reach the location; a client's request for it is a 404."""
+    lvl.once(d)
+    lvl.local["internal"] = True
 
 
 def set_status_page(ld: Context, lvl: Level, d: Directive) -> None:
@@ -306,6 +321,7 @@ SPECS = [
     Spec("listen", frozenset({SERVER}), 1, None, listen),
     Spec("server_name", frozenset({SERVER}), 1, None, server_name),
     Spec("location", SL, 1, 2, location_block, block=True),
+    Spec("internal", frozenset({LOCATION}), 0, 0, set_internal),
     Spec("try_files", SL, 2, None, set_try_files),
     Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_status_page),
     Spec("error_page", HSL | {LIF}, 2, None, error_page),

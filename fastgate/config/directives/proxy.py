@@ -32,8 +32,8 @@ def streaming(ld: Context, lvl: Level, d: Directive) -> None:
     """Buffering knobs: fastgate always streams bodies both ways, which is what "off"
     asks for (silent); anything else has no effect and says so."""
     if d.args != ("off",):
-        ld.warn(f'"{d.name}" directive is ignored: fastgate streams request and response '
-                "bodies without buffering them", d)
+        ld.warn_once(f'"{d.name}" directive is ignored', "fastgate streams request and "
+                     "response bodies without buffering them", d)
 
 
 def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:

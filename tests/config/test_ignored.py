@@ -1,0 +1,76 @@
+"""Directives accepted and ignored: one warning per name, with a count and the first
+place, so that a real configuration's thirty "sendfile on" lines say it once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastgate.config import load_config
+
+
+def _warnings(tmp_path: Path, text: str) -> tuple[list[str], str]:
+    path = tmp_path / "t.conf"
+    path.write_text(text)
+    return list(load_config(str(path)).warnings), str(path)
+
+
+def test_one_warning_per_name_with_count_and_first_place(tmp_path: Path) -> None:
+    warnings, path = _warnings(tmp_path, """http {
+  sendfile on;
+  server { listen 127.0.0.1:8997; sendfile on;
+    location / { sendfile off; gzip on; gzip_types text/plain; } }
+}""")
+    sendfile = [w for w in warnings if '"sendfile"' in w]
+    assert sendfile == [f'[warn] "sendfile" directive is ignored (3 times): fastgate serves '
+                        f'no static files in {path}:2']
+    assert f'[warn] "gzip" directive is ignored: fastgate does not compress responses in ' \
+        f'{path}:4' in warnings
+    assert any('"gzip_types" directive is ignored:' in w for w in warnings)
+
+
+def test_families_and_switches(tmp_path: Path) -> None:
+    warnings, _ = _warnings(tmp_path, """daemon off;
+events { use epoll; }
+http {
+  proxy_cache_path /tmp/c keys_zone=c:1m;
+  upstream u { zone u 64k; server 127.0.0.1:1; }
+  server { listen 127.0.0.1:8997; http2 on;
+    location / { proxy_cache c; proxy_cache_valid 200 1m; autoindex on; gunzip off;
+                 open_file_cache max=10; } }
+}""")
+    text = "\n".join(warnings)
+    for name in ("proxy_cache_path", "proxy_cache", "proxy_cache_valid", "zone", "http2",
+                 "autoindex", "use", "open_file_cache"):
+        assert f'"{name}" directive is ignored' in text, name
+    assert '"daemon"' not in text and '"gunzip"' not in text  # off is what fastgate does
+
+
+def test_listen_parameters(tmp_path: Path) -> None:
+    import pytest
+
+    from fastgate.config.errors import ConfigError
+
+    warnings, path = _warnings(tmp_path, "http { server { listen 127.0.0.1:8997 http2 "
+                               "fastopen=256 so_keepalive=on; } }")
+    assert f'[warn] the "fastopen" parameter of "listen" is ignored: fastgate\'s listening ' \
+        f'sockets take the system defaults in {path}:1' in warnings
+    assert any('"http2" parameter' in w for w in warnings)
+    p = tmp_path / "pp.conf"
+    p.write_text("http { server { listen 127.0.0.1:8997 proxy_protocol; } }")
+    with pytest.raises(ConfigError, match='"proxy_protocol" parameter of "listen" is not '
+                                          'supported'):
+        load_config(str(p))
+
+
+def test_another_modules_directive_is_named_with_the_equivalent(tmp_path: Path) -> None:
+    import pytest
+
+    from fastgate.config.errors import ConfigError
+
+    p = tmp_path / "t.conf"
+    p.write_text("http { server { listen 127.0.0.1:8997;\n auth_jwt_enabled on; } }")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(p))
+    assert str(info.value) == (
+        'unknown directive "auth_jwt_enabled": it is TeslaGov\'s ngx-http-auth-jwt-module\'s;'
+        f' in fastgate write auth_jwt on|off in {p}:2')
