@@ -251,6 +251,12 @@ class Settings:
     auth_jwt_issuer: tuple[str, ...] = ()
     auth_jwt_audience: tuple[str, ...] = ()
     proxy_set_header: tuple[tuple[str, Template], ...] = ()
+    # upstream response headers not passed to the client, and hidden ones passed after
+    # all (lower case)
+    proxy_hide_header: tuple[str, ...] = ()
+    proxy_pass_header: tuple[str, ...] = ()
+    # an upstream status >= 300 with an error_page goes through the error_page
+    proxy_intercept_errors: bool = False
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0

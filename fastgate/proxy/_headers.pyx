@@ -15,8 +15,23 @@ from fastgate.proxy.request cimport Request
 from fastgate.proxy.headers import ADD_HEADER_STATUSES, RESPONSE_DROP, without_expires
 from fastgate.proxy.status import reason
 
-cdef tuple _RESPONSE_DROP = RESPONSE_DROP
 cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
+cdef tuple _RESPONSE_DROP = RESPONSE_DROP
+
+
+cdef list _own_headers(list upstream, tuple drop, bytes date):
+    """Our Server and Date, but where proxy_pass_header passes the upstream's and it
+    sent one (then it is the only one, as nginx's)."""
+    cdef list own = []
+    cdef tuple pair
+    passed_server = b"server" not in drop
+    passed_date = b"date" not in drop
+    sent = {pair[0].lower() for pair in upstream} if passed_server or passed_date else ()
+    if not (passed_server and b"server" in sent):
+        own.append((b"Server", b"fastgate"))
+    if not (passed_date and b"date" in sent):
+        own.append((b"Date", date))
+    return own
 
 
 def bearer_of(list headers):
@@ -85,16 +100,19 @@ def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, re
 
 
 cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
-                          bytes date, bint head_only):
+                          bytes date, tuple drop, bint head_only):
     """The head of a proxied response as the client gets it, on either exchange path:
     ``req.status`` (the caller has set it: the upstream's, or error_page's ``=code``),
-    our Server and Date, the upstream's headers as forwarding passes them (hop-by-hop
-    and framing out: the client engine frames the body), ``expires`` in place of the
-    upstream's Expires and Cache-Control, ``add_header``'s. Raises ProtocolError when
-    the engine refuses a header of the upstream's."""
+    our Server and Date, the upstream's headers but those named in ``drop`` (hop-by-hop
+    and framing, and proxy_hide_header's: the client engine frames the body), ``expires``
+    in place of the upstream's Expires and Cache-Control, ``add_header``'s. Raises
+    ProtocolError when the engine refuses a header of the upstream's."""
     cdef int status = req.status
-    headers = _forward_into([(b"Server", b"fastgate"), (b"Date", date)], rhead.headers,
-                            _RESPONSE_DROP)
+    if drop is _RESPONSE_DROP:  # the usual case: no proxy_hide_header/proxy_pass_header
+        own = [(b"Server", b"fastgate"), (b"Date", date)]
+    else:
+        own = _own_headers(rhead.headers, drop, date)
+    headers = _forward_into(own, rhead.headers, drop)
     s = loc.settings
     if s.add_header or s.expires is not None:
         if s.expires is not None and status in _ADD_HEADER_STATUSES:

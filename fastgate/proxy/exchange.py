@@ -15,10 +15,11 @@ from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_path
 from fastgate.proxy._headers import response_head, upstream_headers
-from fastgate.proxy.failure import TIMED_OUT, Recovery, recovery, stale
+from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
     client_response_headers,
     request_drop,
+    response_drop,
     set_plan,
 )
 from fastgate.proxy.respond import final_status
@@ -53,8 +54,10 @@ class UpstreamExchange:
         self.respond = respond
         self.fail = fail
         # id(settings) → (settings, proxy_set_header as the C builder wants it, the names
-        # of client headers not passed on): once per location, not per request
-        self._header_plans: dict[int, tuple[Settings, tuple[Any, ...], tuple[bytes, ...]]] = {}
+        # of client headers not passed on, the names of upstream response headers not
+        # passed back): once per location, not per request
+        self._header_plans: dict[int, tuple[Settings, tuple[Any, ...], tuple[bytes, ...],
+                                            tuple[bytes, ...]]] = {}
 
     @staticmethod
     def _upstream_target(req: Request, loc: Location) -> bytes:
@@ -78,8 +81,9 @@ class UpstreamExchange:
         return (encode_path(pp.uri + rest) + args).encode("latin-1")
 
     def upstream_request(self, conn: ClientConnection, req: Request,
-                         loc: Location) -> tuple[Headers, bytes]:
-        """The headers and target sent upstream (both proxy paths use this)."""
+                         loc: Location) -> tuple[Headers, bytes, tuple[bytes, ...]]:
+        """The headers and target sent upstream, and the names of the response headers
+        not passed back (both proxy paths use this)."""
         pp = loc.proxy_pass
         assert pp is not None
         req.proxy_host = pp.host_header
@@ -88,7 +92,8 @@ class UpstreamExchange:
         plan = self._header_plans.get(id(s))
         if plan is None:
             plan = self._header_plans[id(s)] = (
-                s, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header))
+                s, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header),
+                response_drop(s.proxy_hide_header, s.proxy_pass_header))
         headers, unsafe = upstream_headers(req.head.headers, plan[1], plan[2],
                                            pp.host_bytes, req)
         if unsafe is not None:
@@ -97,7 +102,7 @@ class UpstreamExchange:
                 w.log.warn(f'header "{name}" dropped: its value holds a control character',
                            conn, req)
                 w.stats.unsafe_header()
-        return headers, self._upstream_target(req, loc)
+        return headers, self._upstream_target(req, loc), plan[3]
 
     @staticmethod
     def forwarded_upgrade(req: Request, headers: Headers) -> bytes | None:
@@ -194,7 +199,7 @@ class UpstreamExchange:
         assert pp is not None
         group = w.groups[pp.upstream]
         head = req.head
-        headers, target = self.upstream_request(conn, req, loc)
+        headers, target, drop = self.upstream_request(conn, req, loc)
         upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length
@@ -241,8 +246,8 @@ class UpstreamExchange:
                     continue
                 return await finished(self.fail(conn, req, loc, e.status))
             outcome = await self._exchange(conn, req, loc, peer, uconn, reused, headers,
-                                           target, length, has_body, upgrade, started,
-                                           len(tried) < tries)
+                                           target, drop, length, has_body, upgrade,
+                                           started, len(tried) < tries)
             if outcome is _STALE:
                 self.record_try(req, "502", started)
                 stale_connection(peer)
@@ -254,8 +259,9 @@ class UpstreamExchange:
 
     async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
                         peer: Peer, uconn: UpstreamConnection, reused: bool, headers: Headers,
-                        target: bytes, length: int | None, has_body: bool,
-                        upgrade: bytes | None, started: float, more: bool) -> object:
+                        target: bytes, drop: tuple[bytes, ...], length: int | None,
+                        has_body: bool, upgrade: bytes | None, started: float,
+                        more: bool) -> object:
         """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
         the request should go again (``more``: the tries allow another server)."""
         w = self.w
@@ -318,6 +324,12 @@ class UpstreamExchange:
         peer.succeeded()
         req.upstream_status = str(rhead.status)
         req.upstream_time = time.monotonic() - started
+        if intercepts(loc, rhead.status):
+            uconn.abort()
+            if sender is not None:
+                sender.cancel()
+            await finished(self.fail(conn, req, loc, rhead.status))
+            return _DONE
         if rhead.status == 101:
             if upgrade is None:
                 # a switch nobody asked for: the backend's bytes are not HTTP any more
@@ -332,7 +344,7 @@ class UpstreamExchange:
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         try:
             out = response_head(conn.engine, self.respond, req, loc, rhead, w.http_date(),
-                                head_only)
+                                drop, head_only)
         except ProtocolError as e:
             uconn.abort()
             if sender is not None:

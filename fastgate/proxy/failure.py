@@ -16,6 +16,10 @@ a body (nginx retries a cached connection the same way)."""
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location
 
 # nginx's words for a read that timed out; the context follows ("while reading response
 # header from upstream", "while reading upstream")
@@ -42,3 +46,11 @@ def recovery(responded: bool, is_stale: bool, may_next: bool) -> Recovery:
     if is_stale:
         return Recovery.AGAIN
     return Recovery.NEXT if may_next else Recovery.ANSWER
+
+
+def intercepts(loc: Location, status: int) -> bool:
+    """``proxy_intercept_errors on``: an upstream status of 300 or more that has an
+    ``error_page`` is answered by the error_page, the upstream's answer dropped (both
+    paths ask this before the response head goes out)."""
+    s = loc.settings
+    return status >= 300 and s.proxy_intercept_errors and s.error_page_for(status) is not None

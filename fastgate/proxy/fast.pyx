@@ -19,6 +19,7 @@ from fastgate.proxy.request cimport Request
 
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy.failure import TIMED_OUT, Recovery
+from fastgate.proxy.failure import intercepts as _intercepts
 from fastgate.proxy.failure import stale as _is_stale
 from fastgate.proxy.steps import TAKEN, Step
 from fastgate.proxy.upstream import CLIENT_GONE, NEXT_CONDITION, NEXT_STATUSES
@@ -88,6 +89,7 @@ cdef class FastExchange:
     cdef bint client_stalled  # the client's buffer is full: the upstream is not read
     cdef public bint finished
     cdef list out  # response bytes of one upstream read, written at once
+    cdef tuple drop  # the upstream response headers not passed to the client
     cdef bint sent  # some of the response has been written to the client
 
     def __init__(self, upstream, conn, req, loc, peer, uconn):
@@ -111,7 +113,7 @@ cdef class FastExchange:
     cdef _send(self):
         req = self.req
         uconn = self.uconn
-        headers, target = self.upstream.upstream_request(self.conn, req, self.loc)
+        headers, target, self.drop = self.upstream.upstream_request(self.conn, req, self.loc)
         req.upstream_addr = self.peer.address
         uconn.attach(self)
         engine = uconn.engine
@@ -142,15 +144,22 @@ cdef class FastExchange:
             req.in_task = True
             self._handoff(upstream.proxy(conn, req, self.loc, failed=self.peer))
             return
-        self.rhead = head
         self.peer.fails = 0  # Peer.succeeded
-        req.status = status
         req.upstream_status = str(status)
         req.upstream_time = _monotonic() - self.t0
+        if status >= 300 and _intercepts(self.loc, status):
+            # proxy_intercept_errors: the error_page answers, this answer is dropped
+            self.uconn.detach()
+            self.uconn.abort()
+            req.in_task = True
+            self._handoff(upstream.fail(conn, req, self.loc, status))
+            return
+        self.rhead = head
+        req.status = status
         self.head_only = req.method == "HEAD" or status in (204, 304)
         try:
             out = response_head(conn.engine, upstream.respond, req, self.loc, head,
-                                self.w.http_date(), self.head_only)
+                                self.w.http_date(), self.drop, self.head_only)
         except ProtocolError as e:
             self.rhead = None  # nothing of this response has gone to the client
             self._failed("invalid", f"upstream sent an invalid header: {e.reason}")

@@ -63,6 +63,17 @@ _HIDDEN = frozenset({b"content-length", b"server", b"date", b"x-pad", b"x-accel-
 RESPONSE_DROP = tuple(sorted(HOP_BY_HOP | _HIDDEN))
 
 
+def response_drop(hide: tuple[str, ...], passed: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The upstream response headers a location does not pass on: hop-by-hop ones,
+    nginx's hidden ones unless ``proxy_pass_header`` names them (never Content-Length:
+    the client engine frames the body), and those ``proxy_hide_header`` names."""
+    if not hide and not passed:
+        return RESPONSE_DROP
+    shown = {p.encode("latin-1") for p in passed} - {b"content-length"}
+    hidden = (_HIDDEN - shown) | {h.encode("latin-1") for h in hide}
+    return tuple(sorted(HOP_BY_HOP | hidden))
+
+
 def client_response_headers(upstream_headers: Headers, switching: bool,
                             server: bytes, date: bytes) -> Headers:
     """Upstream response headers fit to forward: hop-by-hop and framing removed (the

@@ -23,6 +23,11 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
   location /p/ {{ proxy_pass http://be; }}
   location /hs/ {{ auth_jwt on; proxy_set_header X-Sub $jwt_claim_sub;
                   add_header X-A $jwt_claim_sub; proxy_pass http://be; }}
+  location /hide/ {{ proxy_hide_header X-Powered-By; proxy_pass_header Server;
+                    proxy_pass_header Content-Length; proxy_pass http://be; }}
+  location /icpt/ {{ proxy_intercept_errors on; error_page 404 =200 @found;
+                    error_page 500 /p/from-500; proxy_pass http://be; }}
+  location @found {{ return 200 "found"; }}
   location /x/ {{ expires max; add_header X-Always yes always; add_header X-Ok yes;
                  proxy_pass http://be/rewritten/; }}
 }}
@@ -70,6 +75,15 @@ SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
     "invalid header sent on": (_get("/next/v"), b"HTTP/1.1 200 OK\r\nX-Bad: a\x01b\r\n"
                                                 b"Content-Length: 0\r\n\r\n"),
     "closed before answering, sent on": (_get("/next/r"), None),
+    "hide and pass headers": (_get("/hide/a"), b"HTTP/1.1 200 OK\r\nServer: be/1\r\n"
+                                              b"X-Powered-By: php\r\nX-Other: 1\r\n"
+                                              b"Content-Length: 1\r\n\r\nh"),
+    "intercepted 404 to a named location": (_get("/icpt/a"), b"HTTP/1.1 404 Not Found\r\n"
+                                                              b"Content-Length: 3\r\n\r\nnop"),
+    "intercepted 500 to a URI": (_get("/icpt/b"), b"HTTP/1.1 500 Oops\r\n"
+                                                  b"Content-Length: 0\r\n\r\n"),
+    "not intercepted 403": (_get("/icpt/c"), b"HTTP/1.1 403 Forbidden\r\n"
+                                             b"Content-Length: 1\r\n\r\nf"),
 }
 
 
@@ -124,3 +138,16 @@ def test_the_paths_are_really_different(tmp_path: Path) -> None:
         assert calls == ["task"]
     finally:
         exchange.UpstreamExchange.proxy = real  # type: ignore[method-assign]
+
+
+def test_what_the_header_and_intercept_rules_give(tmp_path: Path) -> None:
+    client = _run(tmp_path, "h11", "callback", *SCENARIOS["hide and pass headers"])[0]
+    assert b"Server: be/1\r\n" in client and b"X-Powered-By" not in client
+    assert client.count(b"Server:") == 1 and client.count(b"Date:") == 1
+    assert b"X-Other: 1\r\n" in client and client.count(b"content-length") == 1
+    client = _run(tmp_path, "h11", "callback",
+                  *SCENARIOS["intercepted 404 to a named location"])[0]
+    assert client.startswith(b"HTTP/1.1 200 ") and client.endswith(b"found")
+    client = _run(tmp_path, "h11", "callback", *SCENARIOS["not intercepted 403"])[0]
+    assert client.startswith(b"HTTP/1.1 403 ") and client.endswith(b"\r\n\r\nf")
+

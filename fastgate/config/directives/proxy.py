@@ -14,6 +14,7 @@ from fastgate.config.context import (
 from fastgate.config.directives.args import (
     appending,
     check_header_name,
+    flag_arg,
     number_arg,
     setting,
     time_arg,
@@ -78,6 +79,26 @@ def proxy_http_version(ld: Context, lvl: Level, d: Directive) -> None:
                 "upstreams, with keep-alive", d)
 
 
+def header_name(ld: Context, d: Directive) -> str:
+    check_header_name(d, d.args[0])
+    return d.args[0].lower()
+
+
+# what proxy_ignore_headers may name: fastgate acts on none of these upstream headers
+# (it caches nothing, follows no X-Accel-* instruction), so ignoring them is its way
+IGNORABLE = frozenset({"x-accel-redirect", "x-accel-expires", "x-accel-limit-rate",
+                       "x-accel-buffering", "x-accel-charset", "expires", "cache-control",
+                       "set-cookie", "vary"})
+
+
+def proxy_ignore_headers(ld: Context, lvl: Level, d: Directive) -> None:
+    """Checked, and nothing to keep: what it turns off, fastgate never does."""
+    lvl.once(d)
+    for a in d.args:
+        if a.lower() not in IGNORABLE:
+            raise d.error(f'invalid value "{a}"')
+
+
 NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
                            "http_503", "http_504", "http_403", "http_404", "http_429",
                            "non_idempotent", "off"})
@@ -93,6 +114,10 @@ def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
 
 
 SPECS = [
+    Spec("proxy_hide_header", HSL, 1, 1, appending("proxy_hide_header", header_name)),
+    Spec("proxy_pass_header", HSL, 1, 1, appending("proxy_pass_header", header_name)),
+    Spec("proxy_intercept_errors", HSL, 1, 1, setting("proxy_intercept_errors", flag_arg)),
+    Spec("proxy_ignore_headers", HSL, 1, None, proxy_ignore_headers),
     Spec("proxy_pass", frozenset({LOCATION, LIF}), 1, 1, set_proxy_pass),
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
     Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
