@@ -123,6 +123,26 @@ def set_user_variable(r: Any, name: str, value: str) -> None:
     r.memo[("set", name)] = value
 
 
+def _response_header(field: str) -> Callable[[str], Getter]:
+    """``$upstream_http_NAME`` (``field`` "upstream_headers") and ``$sent_http_NAME``
+    ("sent_headers"): a header of the upstream's response or of ours, as nginx joins
+    repeated ones; empty until that head exists."""
+
+    def factory(name: str) -> Getter:
+        wanted = name.replace("_", "-").encode("latin-1")
+
+        def get(r: Any) -> str:
+            headers = getattr(r, field)
+            if not headers:
+                return ""
+            values = [v.decode("latin-1") for n, v in headers if n.lower() == wanted]
+            return ", ".join(values)
+
+        return get
+
+    return factory
+
+
 def _jwt_header(name: str) -> Getter:
     def get(r: Any) -> str:
         tok = r.token
@@ -203,6 +223,9 @@ BUILTIN: dict[str, Getter] = {
     "content_length": _header("content_length"),
     "upstream_addr": lambda r: _tries(r, 0, r.upstream_addr),
     "upstream_status": lambda r: _tries(r, 1, r.upstream_status),
+    # the time to the response head: fastgate's upstream time is that already
+    "upstream_header_time": lambda r: _tries(
+        r, 2, f"{r.upstream_time:.3f}" if r.upstream_time >= 0 else ""),
     # the upstream's response body as relayed (fastgate keeps no copy to measure apart)
     "upstream_response_length": lambda r: str(r.body_bytes_sent) if r.upstream_status else "",
     "upstream_response_time": lambda r: _tries(
@@ -217,6 +240,9 @@ BUILTIN: dict[str, Getter] = {
     # bodies stream and are never buffered: empty, as nginx's without buffering (the
     # loader warns where a configuration reads it)
     "request_body": lambda r: "",
+    # no static files, so no root: empty (the loader warns where they are read)
+    "document_root": lambda r: "",
+    "realpath_root": lambda r: "",
     "time_local": _time_local,
     "time_iso8601": _time_iso8601,
     "msec": lambda r: f"{time.time():.3f}",
@@ -233,6 +259,8 @@ PREFIXES: dict[str, Callable[[str], Getter]] = {
     "cookie_": _cookie,
     "jwt_claim_": _claim,
     "jwt_header_": _jwt_header,
+    "upstream_http_": _response_header("upstream_headers"),
+    "sent_http_": _response_header("sent_headers"),
 }
 
 # Prefixes whose rest is case-sensitive (JSON member names); the rest is lowercased as

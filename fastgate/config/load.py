@@ -107,6 +107,10 @@ class Loader:
 
     def compile(self, text: str, d: Directive) -> Template:
         template = self.registry.compile(text, d)
+        for name in ("document_root", "realpath_root"):
+            if name in template.variables:
+                self.warn_once(f'"${name}" is always empty', "fastgate serves no files and "
+                               "has no root", d)
         if "request_body" in template.variables:
             self.warn('"$request_body" is always empty: fastgate streams request bodies '
                       "to the upstream and keeps no copy (as nginx with "

@@ -113,11 +113,13 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     else:
         own = _own_headers(rhead.headers, drop, date)
     headers = _forward_into(own, rhead.headers, drop)
+    req.upstream_headers = rhead.headers
     s = loc.settings
     if s.add_header or s.expires is not None:
         if s.expires is not None and status in _ADD_HEADER_STATUSES:
             headers = without_expires(headers)
         headers.extend(respond.added_headers(req, loc, status))
     length = rhead.content_length if rhead.content_length >= 0 else None
+    req.sent_headers = headers
     return engine.send_head(status, rhead.reason or reason(status), headers, length,
                             head_only)

@@ -26,6 +26,8 @@ cdef class Request:
     cdef public long long bytes_sent
     cdef public str upstream_addr
     cdef public str upstream_status
+    cdef public list upstream_headers  # the upstream response's, once its head came
+    cdef public list sent_headers  # the response head's, as sent (framing aside)
     cdef public double upstream_time  # seconds to the upstream's response head; -1: none
     # [(addr, status, seconds)] of the servers tried before the current one, or None
     cdef public list upstream_tried

@@ -25,6 +25,8 @@ class Request:
     bytes_sent: int
     upstream_addr: str
     upstream_status: str
+    upstream_headers: list[tuple[bytes, bytes]] | None
+    sent_headers: list[tuple[bytes, bytes]] | None
     upstream_time: float
     upstream_tried: list[tuple[str, str, float]] | None
     proxy_host: str

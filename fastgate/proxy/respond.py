@@ -46,6 +46,7 @@ class Responder:
         if loc is not None:
             headers.extend(self.added_headers(req, loc, status))
         head_only = req.method == "HEAD" or status in (204, 304)
+        req.sent_headers = headers
         engine = conn.engine
         assert engine is not None
         try:
