@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from scenario import ENGINES, PATHS, Scenario
 
 
