@@ -257,6 +257,8 @@ class Settings:
     proxy_pass_header: tuple[str, ...] = ()
     # an upstream status >= 300 with an error_page goes through the error_page
     proxy_intercept_errors: bool = False
+    # proxy_redirect: ("default", None), ("off", None) or (prefix, replacement), in order
+    proxy_redirect: tuple[tuple[str, Template | None], ...] = (("default", None),)
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0

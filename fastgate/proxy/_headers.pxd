@@ -5,4 +5,4 @@ from fastgate.proxy.request cimport Request
 
 
 cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
-                          bytes date, tuple drop, bint head_only)
+                          bytes date, tuple drop, tuple rules, bint head_only)

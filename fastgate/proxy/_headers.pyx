@@ -12,11 +12,33 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from fastgate._wire cimport ResponseHead, _field_value, _forward_into, header_is
 from fastgate.proxy.request cimport Request
 
-from fastgate.proxy.headers import ADD_HEADER_STATUSES, RESPONSE_DROP, without_expires
+from fastgate.proxy.headers import (
+    ADD_HEADER_STATUSES,
+    RESPONSE_DROP,
+    redirected,
+    without_expires,
+)
 from fastgate.proxy.status import reason
 
 cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
 cdef tuple _RESPONSE_DROP = RESPONSE_DROP
+
+
+cdef bint _names_a_target(list headers):
+    """Whether a Location or Refresh header is among ``headers`` (a C scan: most
+    responses have neither)."""
+    cdef tuple pair
+    cdef bytes name
+    cdef Py_ssize_t n
+    for pair in headers:
+        name = pair[0]
+        n = PyBytes_GET_SIZE(name)
+        if (n == 8 and header_is(<const unsigned char*>PyBytes_AS_STRING(name), 8,
+                                 b"location", 8)) or \
+                (n == 7 and header_is(<const unsigned char*>PyBytes_AS_STRING(name), 7,
+                                      b"refresh", 7)):
+            return True
+    return False
 
 
 cdef list _own_headers(list upstream, tuple drop, bytes date):
@@ -100,12 +122,14 @@ def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, re
 
 
 cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
-                          bytes date, tuple drop, bint head_only):
+                          bytes date, tuple drop, tuple rules, bint head_only):
     """The head of a proxied response as the client gets it, on either exchange path:
     ``req.status`` (the caller has set it: the upstream's, or error_page's ``=code``),
     our Server and Date, the upstream's headers but those named in ``drop`` (hop-by-hop
     and framing, and proxy_hide_header's: the client engine frames the body), ``expires``
-    in place of the upstream's Expires and Cache-Control, ``add_header``'s. Raises
+    in place of the upstream's Expires and Cache-Control, ``add_header``'s; Location and
+    Refresh as ``proxy_redirect``'s ``rules`` rewrite them (a Location that is a path made
+    absolute). Raises
     ProtocolError when the engine refuses a header of the upstream's."""
     cdef int status = req.status
     if drop is _RESPONSE_DROP:  # the usual case: no proxy_hide_header/proxy_pass_header
@@ -113,6 +137,8 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     else:
         own = _own_headers(rhead.headers, drop, date)
     headers = _forward_into(own, rhead.headers, drop)
+    if _names_a_target(headers):
+        headers = redirected(headers, rules, req)
     req.upstream_headers = rhead.headers
     s = loc.settings
     if s.add_header or s.expires is not None:

@@ -17,7 +17,9 @@ from fastgate.http.uri import encode_path
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
+    RedirectRules,
     client_response_headers,
+    redirect_rules,
     request_drop,
     response_drop,
     set_plan,
@@ -34,7 +36,7 @@ from fastgate.proxy.upstream import (
 )
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location, Settings
+    from fastgate.config.model import Location
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
@@ -53,11 +55,11 @@ class UpstreamExchange:
         self.w = worker
         self.respond = respond
         self.fail = fail
-        # id(settings) → (settings, proxy_set_header as the C builder wants it, the names
+        # id(location) → (location, proxy_set_header as the C builder wants it, the names
         # of client headers not passed on, the names of upstream response headers not
-        # passed back): once per location, not per request
-        self._header_plans: dict[int, tuple[Settings, tuple[Any, ...], tuple[bytes, ...],
-                                            tuple[bytes, ...]]] = {}
+        # passed back, proxy_redirect's rules): once per location, not per request
+        self._header_plans: dict[int, tuple[Location, tuple[Any, ...], tuple[bytes, ...],
+                                            tuple[bytes, ...], RedirectRules]] = {}
 
     @staticmethod
     def _upstream_target(req: Request, loc: Location) -> bytes:
@@ -80,20 +82,20 @@ class UpstreamExchange:
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
         return (encode_path(pp.uri + rest) + args).encode("latin-1")
 
-    def upstream_request(self, conn: ClientConnection, req: Request,
-                         loc: Location) -> tuple[Headers, bytes, tuple[bytes, ...]]:
-        """The headers and target sent upstream, and the names of the response headers
-        not passed back (both proxy paths use this)."""
+    def upstream_request(self, conn: ClientConnection, req: Request, loc: Location
+                         ) -> tuple[Headers, bytes, tuple[bytes, ...], RedirectRules]:
+        """The headers and target sent upstream, the names of the response headers not
+        passed back and the redirect rules for the response (both paths use this)."""
         pp = loc.proxy_pass
         assert pp is not None
         req.proxy_host = pp.host_header
         req.proxy_port = pp.port
         s = loc.settings
-        plan = self._header_plans.get(id(s))
-        if plan is None:
-            plan = self._header_plans[id(s)] = (
-                s, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header),
-                response_drop(s.proxy_hide_header, s.proxy_pass_header))
+        plan = self._header_plans.get(id(loc))
+        if plan is None or plan[0] is not loc:
+            plan = self._header_plans[id(loc)] = (
+                loc, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header),
+                response_drop(s.proxy_hide_header, s.proxy_pass_header), redirect_rules(loc))
         headers, unsafe = upstream_headers(req.head.headers, plan[1], plan[2],
                                            pp.host_bytes, req)
         if unsafe is not None:
@@ -102,7 +104,7 @@ class UpstreamExchange:
                 w.log.warn(f'header "{name}" dropped: its value holds a control character',
                            conn, req)
                 w.stats.unsafe_header()
-        return headers, self._upstream_target(req, loc), plan[3]
+        return headers, self._upstream_target(req, loc), plan[3], plan[4]
 
     @staticmethod
     def forwarded_upgrade(req: Request, headers: Headers) -> bytes | None:
@@ -199,7 +201,7 @@ class UpstreamExchange:
         assert pp is not None
         group = w.groups[pp.upstream]
         head = req.head
-        headers, target, drop = self.upstream_request(conn, req, loc)
+        headers, target, drop, rules = self.upstream_request(conn, req, loc)
         upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length
@@ -246,8 +248,8 @@ class UpstreamExchange:
                     continue
                 return await finished(self.fail(conn, req, loc, e.status))
             outcome = await self._exchange(conn, req, loc, peer, uconn, reused, headers,
-                                           target, drop, length, has_body, upgrade,
-                                           started, len(tried) < tries)
+                                           target, drop, rules, length, has_body,
+                                           upgrade, started, len(tried) < tries)
             if outcome is _STALE:
                 self.record_try(req, "502", started)
                 stale_connection(peer)
@@ -259,7 +261,8 @@ class UpstreamExchange:
 
     async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
                         peer: Peer, uconn: UpstreamConnection, reused: bool, headers: Headers,
-                        target: bytes, drop: tuple[bytes, ...], length: int | None,
+                        target: bytes, drop: tuple[bytes, ...], rules: RedirectRules,
+                        length: int | None,
                         has_body: bool, upgrade: bytes | None, started: float,
                         more: bool) -> object:
         """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
@@ -344,7 +347,7 @@ class UpstreamExchange:
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         try:
             out = response_head(conn.engine, self.respond, req, loc, rhead, w.http_date(),
-                                drop, head_only)
+                                drop, rules, head_only)
         except ProtocolError as e:
             uconn.abort()
             if sender is not None:

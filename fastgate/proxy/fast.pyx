@@ -90,6 +90,7 @@ cdef class FastExchange:
     cdef public bint finished
     cdef list out  # response bytes of one upstream read, written at once
     cdef tuple drop  # the upstream response headers not passed to the client
+    cdef tuple rules  # proxy_redirect's
     cdef bint sent  # some of the response has been written to the client
 
     def __init__(self, upstream, conn, req, loc, peer, uconn):
@@ -113,7 +114,8 @@ cdef class FastExchange:
     cdef _send(self):
         req = self.req
         uconn = self.uconn
-        headers, target, self.drop = self.upstream.upstream_request(self.conn, req, self.loc)
+        headers, target, self.drop, self.rules = self.upstream.upstream_request(
+            self.conn, req, self.loc)
         req.upstream_addr = self.peer.address
         uconn.attach(self)
         engine = uconn.engine
@@ -159,7 +161,7 @@ cdef class FastExchange:
         self.head_only = req.method == "HEAD" or status in (204, 304)
         try:
             out = response_head(conn.engine, upstream.respond, req, self.loc, head,
-                                self.w.http_date(), self.drop, self.head_only)
+                                self.w.http_date(), self.drop, self.rules, self.head_only)
         except ProtocolError as e:
             self.rhead = None  # nothing of this response has gone to the client
             self._failed("invalid", f"upstream sent an invalid header: {e.reason}")

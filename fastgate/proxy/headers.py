@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
 
-from fastgate._wire import response_headers
+from fastgate._wire import field_value, response_headers
 from fastgate.config.model import Expires
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
@@ -72,6 +76,67 @@ def response_drop(hide: tuple[str, ...], passed: tuple[str, ...]) -> tuple[bytes
     shown = {p.encode("latin-1") for p in passed} - {b"content-length"}
     hidden = (_HIDDEN - shown) | {h.encode("latin-1") for h in hide}
     return tuple(sorted(HOP_BY_HOP | hidden))
+
+
+RedirectRules = tuple[tuple[str, "Template | str"], ...]
+
+
+def redirect_rules(loc: Location) -> RedirectRules:
+    """``proxy_redirect`` as a location applies it: prefixes and their replacements, in
+    order. ``default`` (nginx's default) replaces the proxy_pass URL with the location's
+    name (``http://be/base/`` → ``/x/``; without a URI part ``http://be/`` → ``/``); it
+    does nothing in a regex or named location. ``off`` anywhere in the list: none."""
+    entries = loc.settings.proxy_redirect
+    if any(p == "off" for p, _ in entries):
+        return ()
+    pp = loc.proxy_pass
+    out: list[tuple[str, Template | str]] = []
+    for pattern, replacement in entries:
+        if pattern != "default":
+            assert replacement is not None
+            out.append((pattern, replacement))
+        elif pp is not None and loc.modifier not in ("~", "~*", "@"):
+            base = f"{pp.scheme}://{pp.host_header}"
+            out.append((base + pp.uri, loc.pattern) if pp.uri is not None else (base + "/", "/"))
+    return tuple(out)
+
+
+def redirected(headers: Headers, rules: RedirectRules, req: Any) -> Headers:
+    """The response headers with Location and Refresh's URL rewritten by ``rules``,
+    and a Location that is a path made absolute with the request's scheme, host and
+    port, as nginx's header filter does (``absolute_redirect on``)."""
+    out: Headers = []
+    for name, value in headers:
+        low = name.lower()
+        if low == b"location":
+            text = _replace(value.decode("utf-8", "surrogateescape"), rules, req)
+            if text.startswith("/"):
+                default = 443 if req.scheme == "https" else 80
+                port = f":{req.server_port}" if req.server_port != default else ""
+                text = f"{req.scheme}://{req.host}{port}{text}"
+            value = _field(text, value)
+        elif low == b"refresh":
+            text = value.decode("utf-8", "surrogateescape")
+            i = text.lower().find("url=")
+            if i >= 0:
+                value = _field(text[:i + 4] + _replace(text[i + 4:], rules, req), value)
+        out.append((name, value))
+    return out
+
+
+def _replace(url: str, rules: RedirectRules, req: Any) -> str:
+    for pattern, replacement in rules:
+        if url.startswith(pattern):
+            new = replacement if isinstance(replacement, str) else replacement.render(req)
+            return new + url[len(pattern):]
+    return url
+
+
+def _field(text: str, original: bytes) -> bytes:
+    """``text`` as a header value, or the original one if a replacement made it
+    invalid (a control character from a variable never reaches the client)."""
+    value = field_value(text)
+    return value if value is not None else original
 
 
 def client_response_headers(upstream_headers: Headers, switching: bool,

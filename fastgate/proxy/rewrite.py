@@ -108,18 +108,13 @@ class RewriteModule:
                     run.stop = True
                     return None
                 if op.flag == "break":
-                    run.uri_changed = False
-                    req.rewritten = STAYED
-                    run.stop = True
+                    _break(req, run)
                     return None
             elif kind is Return:
                 assert isinstance(op, Return)
                 return self.answer(conn, req, run.nested or loc, op)
             elif kind is Break:
-                if run.uri_changed:  # nginx's break: the request stays here
-                    run.uri_changed = False
-                    req.rewritten = STAYED
-                run.stop = True
+                _break(req, run)
                 return None
             elif kind is If:
                 assert isinstance(op, If)
@@ -174,6 +169,15 @@ class RewriteModule:
             return DONE
         self.respond.send(conn, req, loc, code, text.encode("utf-8"), b"text/plain")
         return DONE
+
+
+def _break(req: Request, run: _Run) -> None:
+    """nginx's break (the directive, or rewrite's flag): the set stops, and a URI it
+    changed stays in this location."""
+    if run.uri_changed:
+        run.uri_changed = False
+        req.rewritten = STAYED
+    run.stop = True
 
 
 def holds(req: Request, cond: Condition) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
+from scenario import Sink
 
 from fastgate.config import load_config
 from fastgate.ops.worker import Worker
@@ -19,41 +20,6 @@ from fastgate.proxy.upstream import UpstreamConnection
 
 SECRET = "callback-errors-secret-0123456789abcdef"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.out: list[bytes] = []
-        self.aborted = False
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.out.append(data)
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
-            name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
 
 
 class Rig:

@@ -28,6 +28,10 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
   location /icpt/ {{ proxy_intercept_errors on; error_page 404 =200 @found;
                     error_page 500 /p/from-500; proxy_pass http://be; }}
   location @found {{ return 200 "found"; }}
+  location /rd/ {{ proxy_pass http://be/base/; }}
+  location /rdoff/ {{ proxy_redirect off; proxy_pass http://be; }}
+  location /rdset/ {{ proxy_redirect http://internal:8080/ https://$host/ext/;
+                     proxy_pass http://be; }}
   location /x/ {{ expires max; add_header X-Always yes always; add_header X-Ok yes;
                  proxy_pass http://be/rewritten/; }}
 }}
@@ -82,6 +86,21 @@ SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
                                                               b"Content-Length: 3\r\n\r\nnop"),
     "intercepted 500 to a URI": (_get("/icpt/b"), b"HTTP/1.1 500 Oops\r\n"
                                                   b"Content-Length: 0\r\n\r\n"),
+    "default redirect, URI part": (_get("/rd/a"), b"HTTP/1.1 302 Found\r\n"
+                                                  b"Location: http://be/base/next?x=1\r\n"
+                                                  b"Refresh: 5; url=http://be/base/r\r\n"
+                                                  b"Content-Length: 0\r\n\r\n"),
+    "default redirect, no URI part": (_get("/p/a"), b"HTTP/1.1 301 Moved\r\n"
+                                                    b"Location: http://be/elsewhere\r\n"
+                                                    b"Content-Length: 0\r\n\r\n"),
+    "relative location made absolute": (_get("/p/a"), b"HTTP/1.1 302 Found\r\n"
+                                                      b"Location: /login\r\n"
+                                                      b"Content-Length: 0\r\n\r\n"),
+    "redirect off": (_get("/rdoff/a"), b"HTTP/1.1 302 Found\r\n"
+                                       b"Location: http://be/x\r\nContent-Length: 0\r\n\r\n"),
+    "explicit redirect": (_get("/rdset/a"), b"HTTP/1.1 302 Found\r\n"
+                                            b"Location: http://internal:8080/y\r\n"
+                                            b"Content-Length: 0\r\n\r\n"),
     "not intercepted 403": (_get("/icpt/c"), b"HTTP/1.1 403 Forbidden\r\n"
                                              b"Content-Length: 1\r\n\r\nf"),
 }
@@ -150,4 +169,18 @@ def test_what_the_header_and_intercept_rules_give(tmp_path: Path) -> None:
     assert client.startswith(b"HTTP/1.1 200 ") and client.endswith(b"found")
     client = _run(tmp_path, "h11", "callback", *SCENARIOS["not intercepted 403"])[0]
     assert client.startswith(b"HTTP/1.1 403 ") and client.endswith(b"\r\n\r\nf")
+
+
+def test_what_proxy_redirect_gives(tmp_path: Path) -> None:
+    def location(name: str) -> bytes:
+        client = _run(tmp_path, "httptools", "callback", *SCENARIOS[name])[0]
+        return [line for line in client.split(b"\r\n") if line.startswith(b"Location:")][0]
+
+    assert location("default redirect, URI part") == b"Location: http://a:8080/rd/next?x=1"
+    client = _run(tmp_path, "h11", "task", *SCENARIOS["default redirect, URI part"])[0]
+    assert b"Refresh: 5; url=/rd/r\r\n" in client
+    assert location("default redirect, no URI part") == b"Location: http://a:8080/elsewhere"
+    assert location("relative location made absolute") == b"Location: http://a:8080/login"
+    assert location("redirect off") == b"Location: http://be/x"
+    assert location("explicit redirect") == b"Location: https://a/ext/y"
 

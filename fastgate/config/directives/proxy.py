@@ -99,6 +99,23 @@ def proxy_ignore_headers(ld: Context, lvl: Level, d: Directive) -> None:
             raise d.error(f'invalid value "{a}"')
 
 
+def proxy_redirect(ld: Context, d: Directive) -> tuple[str, Template | None]:
+    """``proxy_redirect default|off|PREFIX REPLACEMENT``: how Location and Refresh
+    headers of upstream responses are rewritten."""
+    if len(d.args) == 1:
+        if d.args[0] not in ("default", "off"):
+            raise d.error(f'invalid parameter "{d.args[0]}"')
+        return (d.args[0], None)
+    pattern, replacement = d.args
+    if pattern.startswith("~"):
+        raise d.error('regular expressions in "proxy_redirect" are not supported: give the '
+                      "prefix to replace")
+    if "$" in pattern:
+        raise d.error('variables in the first parameter of "proxy_redirect" are not '
+                      "supported")
+    return (pattern, ld.compile(replacement, d))
+
+
 NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
                            "http_503", "http_504", "http_403", "http_404", "http_429",
                            "non_idempotent", "off"})
@@ -118,6 +135,7 @@ SPECS = [
     Spec("proxy_pass_header", HSL, 1, 1, appending("proxy_pass_header", header_name)),
     Spec("proxy_intercept_errors", HSL, 1, 1, setting("proxy_intercept_errors", flag_arg)),
     Spec("proxy_ignore_headers", HSL, 1, None, proxy_ignore_headers),
+    Spec("proxy_redirect", HSL, 1, 2, appending("proxy_redirect", proxy_redirect)),
     Spec("proxy_pass", frozenset({LOCATION, LIF}), 1, 1, set_proxy_pass),
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
     Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),

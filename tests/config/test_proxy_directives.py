@@ -1,0 +1,57 @@
+"""The proxy module's directives at load: what proxy_redirect, proxy_hide_header and
+proxy_ignore_headers take and refuse (FILE:LINE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fastgate.config import load_config
+from fastgate.config.errors import ConfigError
+from fastgate.proxy.headers import RESPONSE_DROP, redirect_rules, response_drop
+
+
+def _load(tmp_path: Path, body: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "t.conf"
+    path.write_text("http { upstream be { server 127.0.0.1:1; }\n server { listen "
+                    "127.0.0.1:8997;\n" + body + "\n} }")
+    return load_config(str(path)), str(path)
+
+
+@pytest.mark.parametrize("body,message", [
+    ("proxy_redirect sometimes;", 'invalid parameter "sometimes"'),
+    ("proxy_redirect ~^http://(.*) /$1;", "regular expressions"),
+    ("proxy_redirect http://$host/ /;", "variables in the first parameter"),
+    ("proxy_ignore_headers X-Powered-By;", 'invalid value "X-Powered-By"'),
+    ("proxy_hide_header Bad:Name;", "invalid"),
+])
+def test_refusals(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, body)
+    assert message in str(info.value) and str(info.value).endswith(":3")
+
+
+def test_redirect_rules(tmp_path: Path) -> None:
+    cfg, _ = _load(tmp_path, """
+      location /a/ { proxy_pass http://be/base/; }
+      location /b/ { proxy_pass http://be; }
+      location ~ ^/c { proxy_pass http://be; }
+      location /d/ { proxy_redirect default; proxy_redirect http://x/ /y/; proxy_pass http://be; }
+      location /e/ { proxy_redirect http://x/ /y/; proxy_redirect off; proxy_pass http://be; }""")
+
+    def rules(uri: str):  # type: ignore[no-untyped-def]
+        loc, _ = cfg.servers[0].locations.find(uri)
+        return [(p, r if isinstance(r, str) else r.source) for p, r in redirect_rules(loc)]
+
+    assert rules("/a/") == [("http://be/base/", "/a/")]
+    assert rules("/b/") == [("http://be/", "/")]
+    assert rules("/c") == []  # a regex location: default does nothing
+    assert rules("/d/") == [("http://be/", "/"), ("http://x/", "/y/")]
+    assert rules("/e/") == []
+
+
+def test_response_drop() -> None:
+    assert response_drop((), ()) is RESPONSE_DROP
+    drop = response_drop(("x-powered-by",), ("server", "content-length"))
+    assert b"x-powered-by" in drop and b"server" not in drop and b"content-length" in drop
