@@ -84,7 +84,7 @@ class Builder:
         verifier = self._verifier(settings, origins, where) if settings.auth_jwt != "off" else None
         in_location = lvl.ctx == LOCATION
         proxy_pass = lvl.local.get("proxy_pass") if in_location else None
-        status_page = lvl.local.get("status_page", False)
+        status_page = lvl.local.get("status_page", "")
 
         def nested(if_lvl: Level) -> Location:
             # an if's configuration: the location's, with the if's own directives over

@@ -312,7 +312,7 @@ class Location:
     # the rewrite module's directives, in order (the location rewrite phase)
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None
-    status_page: bool = False
+    status_page: str = ""  # "fastgate" (fastgate_status) or "stub" (stub_status)
     internal: bool = False  # reached only by internal redirects
     verifier: Verifier | None = None
     children: LocationTree | None = None

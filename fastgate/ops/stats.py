@@ -135,6 +135,21 @@ class Stats(SlotWriter):
         view = self.region.view
         return [sum(view[i::SLOT_DOUBLES]) for i in range(SLOT_DOUBLES)]
 
+    def stub_status(self) -> bytes:
+        """nginx's stub_status text, summed over every worker: open connections;
+        accepted, handled (the same: a connection over worker_connections is closed
+        before it counts) and answered requests; Reading (fastgate does not tell a
+        connection reading a head from one writing a response: 0, counted in Writing),
+        Writing and Waiting (idle keep-alive)."""
+        t = self.totals()
+        opened = int(t[_FIELDS["conn_open"]])
+        idle = int(t[_FIELDS["conn_idle"]])
+        accepted = int(t[_FIELDS["conn_total"]])
+        requests = int(sum(t[_FIELDS["requests"]:_FIELDS["requests"] + len(STATUS_CLASSES)]))
+        return (f"Active connections: {opened} \nserver accepts handled requests\n"
+                f" {accepted} {accepted} {requests} \n"
+                f"Reading: 0 Writing: {opened - idle} Waiting: {idle} \n").encode()
+
     def exposition(self, engine: str = "", zones: Any = None,
                    jwks: dict[str, float] | None = None) -> bytes:
         """The page: every slot's counters summed; ``zones`` (ZoneTables) for the

@@ -301,6 +301,9 @@ class Worker:
         req.bytes_sent = sent
         self.access.write(entries, req)
 
+    def stub_status(self) -> bytes:
+        return self.stats.stub_status()
+
     def status_page(self) -> bytes:
         return self.stats.exposition(self.engine, self.zones,
                                      {url: src.fetched_at for url, src in self.remote.items()})

@@ -46,6 +46,11 @@ class Content:
         return self.not_found
 
     def status_page(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        if loc.status_page == "stub":
+            if req.method not in ("GET", "HEAD"):
+                return self.fail(conn, req, loc, 405)
+            self.respond.send(conn, req, loc, 200, self.w.stub_status(), b"text/plain")
+            return DONE
         self.respond.send(conn, req, loc, 200, self.w.status_page(),
                           b"text/plain; version=0.0.4")
         return DONE

@@ -70,6 +70,9 @@ class Runtime(Protocol):
     @property
     def http_date(self) -> Callable[[], bytes]: ...
 
+    def stub_status(self) -> bytes:
+        """nginx's stub_status page, now."""
+
     def status_page(self) -> bytes:
         """The ``fastgate_status`` exposition, now."""
 

@@ -31,6 +31,7 @@ SAMPLES = {
     "location": "location /x/ { }",
     "return": 'return 200 "ok";',
     "internal": "internal;",
+    "stub_status": "stub_status;",
     "proxy_redirect": "proxy_redirect http://backend/ /;",
     "proxy_hide_header": "proxy_hide_header X-Powered-By;",
     "proxy_pass_header": "proxy_pass_header Server;",

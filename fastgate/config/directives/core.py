@@ -263,7 +263,19 @@ def set_internal(ld: Context, lvl: Level, d: Directive) -> None:
 
 def set_status_page(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    lvl.local["status_page"] = True
+    if "status_page" in lvl.local:
+        raise d.error('"fastgate_status" and "stub_status" in one location')
+    lvl.local["status_page"] = "fastgate"
+
+
+def stub_status(ld: Context, lvl: Level, d: Directive) -> None:
+    """nginx's ``stub_status`` (its old form ``stub_status on`` too)."""
+    lvl.once(d)
+    if d.args and d.args != ("on",):
+        raise d.error(f'invalid parameter "{d.args[0]}"')
+    if "status_page" in lvl.local:
+        raise d.error('"fastgate_status" and "stub_status" in one location')
+    lvl.local["status_page"] = "stub"
 
 
 def error_page(ld: Context, lvl: Level, d: Directive) -> None:
@@ -324,6 +336,7 @@ SPECS = [
     Spec("internal", frozenset({LOCATION}), 0, 0, set_internal),
     Spec("try_files", SL, 2, None, set_try_files),
     Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_status_page),
+    Spec("stub_status", SL, 0, 1, stub_status),
     Spec("error_page", HSL | {LIF}, 2, None, error_page),
     Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),
     Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),
