@@ -207,6 +207,8 @@ BUILTIN: dict[str, Getter] = {
     "request_method": lambda r: r.method,
     "server_protocol": lambda r: f"HTTP/{r.version}",
     "remote_addr": lambda r: r.remote_addr,
+    # the connection's peer, whatever set_real_ip_from made $remote_addr
+    "realip_remote_addr": lambda r: r.connection.remote_addr,
     "binary_remote_addr": lambda r: r.remote_addr,
     "remote_port": lambda r: str(r.remote_port),
     "server_addr": lambda r: r.server_addr,

@@ -5,6 +5,7 @@ Built once by ``fastgate.config.load``; nothing here is parsed or loaded per req
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
@@ -257,6 +258,11 @@ class Settings:
     proxy_pass_header: tuple[str, ...] = ()
     # an upstream status >= 300 with an error_page goes through the error_page
     proxy_intercept_errors: bool = False
+    # the realip module: the peers trusted to say who the client is, the header they
+    # say it in, and whether trusted addresses in it are skipped
+    set_real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    real_ip_header: str = "x-real-ip"
+    real_ip_recursive: bool = False
     # proxy_redirect: ("default", None), ("off", None) or (prefix, replacement), in order
     proxy_redirect: tuple[tuple[str, Template | None], ...] = (("default", None),)
     proxy_connect_timeout: float = 60.0

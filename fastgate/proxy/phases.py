@@ -23,6 +23,7 @@ from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.content import Content
 from fastgate.proxy.exchange import UpstreamExchange
 from fastgate.proxy.limits import Limits
+from fastgate.proxy.realip import RealIp
 from fastgate.proxy.respond import REDIRECTS, Responder
 from fastgate.proxy.rewrite import CHANGED, STAYED, RewriteModule
 from fastgate.proxy.steps import DONE, NEXT, Outcome, Phase, Step, Wait
@@ -46,6 +47,7 @@ class Phases:
         self.walk = walker.walk
         self._nested = walker.walk_nested
         self.respond = Responder(worker)
+        self.realip = RealIp()
         self.auth = AuthJwt(worker, self.fail)
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
@@ -199,6 +201,7 @@ class Phases:
 # The phases from find-config's location checks on, in nginx's order; each names the
 # handler a location needs in that phase, or None (then its plan leaves the phase out).
 PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
+    ("post-read", lambda p, loc: p.realip.handler(loc)),
     ("find-config", lambda p, loc: p.internal_only if loc.internal else None),
     ("rewrite", lambda p, loc: p.rewrite.handler(loc)),
     ("preaccess", lambda p, loc: p.limits.handler(loc)),

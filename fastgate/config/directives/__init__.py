@@ -20,13 +20,15 @@ from fastgate.config.directives import (
     log,
     maps,
     proxy,
+    realip,
     rewrite,
     upstream,
 )
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, rewrite, auth_jwt, proxy, limits, headers, upstream, ignored)
+MODULES = (core, log, maps, rewrite, auth_jwt, proxy, limits, headers, realip, upstream,
+           ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -1,0 +1,38 @@
+"""The realip module: behind a load balancer, the client's address is the one the
+balancer names in a header — believed only from the peers ``set_real_ip_from`` lists."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from fastgate.config.context import HSL, Context, Spec
+from fastgate.config.directives.args import appending, flag_arg, setting
+from fastgate.config.parser import Directive
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_network(ld: Context, d: Directive) -> Network:
+    value = d.args[0]
+    if value.startswith("unix:"):
+        raise d.error('"set_real_ip_from unix:" is not supported: fastgate listens on TCP '
+                      "only")
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise d.error(f'invalid parameter "{value}"') from None
+
+
+def real_ip_header(ld: Context, d: Directive) -> str:
+    name = d.args[0]
+    if name == "proxy_protocol":
+        raise d.error('"real_ip_header proxy_protocol" is not supported: fastgate does not '
+                      "read the PROXY protocol")
+    return name.lower()
+
+
+SPECS = [
+    Spec("set_real_ip_from", HSL, 1, 1, appending("set_real_ip_from", trusted_network)),
+    Spec("real_ip_header", HSL, 1, 1, setting("real_ip_header", real_ip_header)),
+    Spec("real_ip_recursive", HSL, 1, 1, setting("real_ip_recursive", flag_arg)),
+]

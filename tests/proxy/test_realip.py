@@ -1,0 +1,78 @@
+"""The realip module: the client's address from a trusted balancer's header, and
+never from anyone else's (issue #17, item 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import Path
+
+import pytest
+from scenario import ENGINES, PATHS, Scenario
+
+from fastgate.config import load_config
+from fastgate.config.errors import ConfigError
+from fastgate.proxy.realip import real_address
+
+TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")]
+
+
+@pytest.mark.parametrize("value,listed,recursive,expected", [
+    ("203.0.113.7", False, False, "203.0.113.7"),
+    ("  2001:db8::1 ", False, False, "2001:db8::1"),
+    ("not-an-address", False, False, None),
+    ("203.0.113.7, 10.0.0.2", True, False, "10.0.0.2"),
+    ("203.0.113.7, 10.0.0.2", True, True, "203.0.113.7"),
+    ("198.51.100.1, 203.0.113.7, 10.0.0.2, 10.0.0.3", True, True, "203.0.113.7"),
+    ("10.0.0.9, 10.0.0.2", True, True, "10.0.0.9"),  # all trusted: the first
+    ("junk, 10.0.0.2", True, True, "10.0.0.2"),
+    ("203.0.113.7, junk", True, False, None),
+])
+def test_real_address(value: str, listed: bool, recursive: bool, expected: str | None) -> None:
+    assert real_address(value, listed, recursive, TRUSTED) == expected
+
+
+def _http(trusted: str) -> str:
+    return f"""
+upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+server {{ listen 127.0.0.1:8080;
+  set_real_ip_from {trusted};
+  real_ip_header X-Forwarded-For;
+  real_ip_recursive on;
+  location / {{ proxy_set_header X-Client $remote_addr;
+               proxy_set_header X-Peer $realip_remote_addr; proxy_pass http://be; }}
+}}"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("trusted,client", [("127.0.0.0/8", b"203.0.113.7"),
+                                            ("10.0.0.0/8", b"127.0.0.1")])
+def test_only_a_trusted_peer_names_the_client(tmp_path: Path, engine: str, path: str,
+                                              trusted: str, client: bytes) -> None:
+    async def main() -> bytes:
+        sc = Scenario(tmp_path, engine, _http(trusted), path)
+        try:
+            _, upstream = await sc.exchange(
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.7, 127.0.0.5\r\n\r\n",
+                b"HTTP/1.1 204 No Content\r\n\r\n")
+            return upstream
+        finally:
+            sc.close()
+
+    upstream = asyncio.run(main())
+    assert b"X-Client: " + client + b"\r\n" in upstream
+    assert b"X-Peer: 127.0.0.1\r\n" in upstream
+
+
+@pytest.mark.parametrize("body,message", [
+    ("set_real_ip_from unix:;", "unix:"),
+    ("set_real_ip_from 10.0.0.300;", 'invalid parameter "10.0.0.300"'),
+    ("real_ip_header proxy_protocol;", "PROXY protocol"),
+])
+def test_refusals(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http { server { listen 127.0.0.1:8080;\n" + body + " } }")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert message in str(info.value) and str(info.value).endswith(":2")
