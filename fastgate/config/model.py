@@ -93,6 +93,14 @@ class Return:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessRule:
+    """``allow`` or ``deny`` an address, a network, or ``all`` (``network`` None)."""
+
+    allow: bool
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+
+
+@dataclass(frozen=True, slots=True)
 class SetVar:
     """``set $name value``: a variable of the request's own."""
 
@@ -263,6 +271,10 @@ class Settings:
     set_real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     real_ip_header: str = "x-real-ip"
     real_ip_recursive: bool = False
+    # the access module: allow/deny rules in order (the first that matches decides;
+    # None is "all"), and whether all access checks must pass or any one
+    access_rules: tuple[AccessRule, ...] = ()
+    satisfy: str = "all"
     # proxy_redirect: ("default", None), ("off", None) or (prefix, replacement), in order
     proxy_redirect: tuple[tuple[str, Template | None], ...] = (("default", None),)
     proxy_connect_timeout: float = 60.0

@@ -19,6 +19,7 @@ from fastgate.config.model import AUTO_REDIRECT, Location, Server
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import normalize
 from fastgate.proxy._walk import Walker
+from fastgate.proxy.access import AccessModule
 from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.content import Content
 from fastgate.proxy.exchange import UpstreamExchange
@@ -49,6 +50,7 @@ class Phases:
         self.respond = Responder(worker)
         self.realip = RealIp()
         self.auth = AuthJwt(worker, self.fail)
+        self.access = AccessModule(worker, self.auth, self.fail)
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
                                      self._nested)
@@ -205,6 +207,6 @@ PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
     ("find-config", lambda p, loc: p.internal_only if loc.internal else None),
     ("rewrite", lambda p, loc: p.rewrite.handler(loc)),
     ("preaccess", lambda p, loc: p.limits.handler(loc)),
-    ("access", lambda p, loc: p.auth.handler(loc)),
+    ("access", lambda p, loc: p.access.handler(loc)),
     ("content", lambda p, loc: p.content.handler(loc)),
 )

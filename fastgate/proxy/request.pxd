@@ -51,6 +51,7 @@ cdef class Request:
     # the rest of the request runs in a task: the callback exchange is not for it
     cdef public bint in_task
     cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)
+    cdef public int access_code  # satisfy any: the refusal so far (401 over 403)
     cdef public str limit_req_status
     cdef public str limit_conn_status
     cdef public object conn_slots  # [(table, key)] limit_conn counts to release, or None

@@ -43,6 +43,7 @@ class Request:
     rewritten: int
     in_task: bool
     limited: bool
+    access_code: int
     limit_req_status: str
     limit_conn_status: str
     conn_slots: list[tuple[Any, bytes]] | None

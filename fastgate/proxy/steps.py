@@ -24,11 +24,15 @@ class Step(enum.Enum):
     NEXT = "next"
     DONE = "done"
     TAKEN = "taken"
+    # an access handler asked quietly (satisfy any) refused: only between the access
+    # module and the handler it asks, never returned to the walk
+    REFUSED = "refused"
 
 
 NEXT = Step.NEXT
 DONE = Step.DONE
 TAKEN = Step.TAKEN
+REFUSED = Step.REFUSED
 
 Wait: TypeAlias = Coroutine[Any, Any, Step]
 # what a phase (and everything that answers for it: error_page, a redirect) returns

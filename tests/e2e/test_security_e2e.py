@@ -96,6 +96,17 @@ http {{
       proxy_pass http://be;
     }}
     location /old/ {{ rewrite ^/old/(.*)$ /api/$1 last; }}
+    # satisfy any: the LAN passes without a token; this test client is not on it, and
+    # an X-Forwarded-For from a peer not trusted to send one does not put it there
+    location /lan/ {{
+      satisfy any;
+      set_real_ip_from 192.0.2.1;
+      real_ip_header X-Forwarded-For;
+      allow 10.0.0.0/8;
+      deny all;
+      auth_jwt on;
+      proxy_pass http://be;
+    }}
     # the only open location of this server: a case-insensitive regex
     location ~* ^/static/ {{ proxy_pass http://be; }}
     location ~* ^/kit/ {{ proxy_pass http://be; }}
@@ -692,5 +703,20 @@ def test_a_rewrite_into_the_api_takes_the_api_access_rules(gate: Gate) -> None:
     m = marker()
     assert status(gate.send(request("GET", f"/old/x?{m}", auth=token()))) == 200
     assert gate.backend.seen(f"GET /api/x?{m} ".encode())
+    gate.check_path(m)
+
+
+def test_satisfy_any_outside_the_allowed_network_needs_a_valid_token(gate: Gate) -> None:
+    m = marker()
+    spoof = [("X-Forwarded-For", "10.0.0.1"), ("X-Real-IP", "10.0.0.1")]
+    resp = gate.send(request("GET", f"/lan/x?{m}")
+                     + request("GET", f"/lan/x?{m}", headers=spoof)
+                     + request("GET", f"/lan/x?{m}", auth="forged." + token(), headers=spoof)
+                     + request("GET", f"/lan/x?{m}", auth=token(exp=1)))
+    assert statuses(resp) == [401, 401, 401, 401]
+    assert not gate.backend.seen(m.encode())
+    gate.warm()
+    m = marker()
+    assert status(gate.send(request("GET", f"/lan/x?{m}", auth=token()))) == 200
     gate.check_path(m)
 

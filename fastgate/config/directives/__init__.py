@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fastgate.config.context import Spec
 from fastgate.config.directives import (
+    access,
     auth_jwt,
     core,
     headers,
@@ -27,8 +28,8 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, rewrite, auth_jwt, proxy, limits, headers, realip, upstream,
-           ignored)
+MODULES = (core, log, maps, rewrite, access, auth_jwt, proxy, limits, headers, realip,
+           upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

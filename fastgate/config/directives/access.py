@@ -1,0 +1,39 @@
+"""The access module: ``allow`` and ``deny`` by client address, and ``satisfy``,
+which says whether every access check must pass (all) or one is enough (any)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from fastgate.config.context import HSL, Context, Spec
+from fastgate.config.directives.args import appending, setting
+from fastgate.config.model import AccessRule
+from fastgate.config.parser import Directive
+
+
+def access_rule(ld: Context, d: Directive) -> AccessRule:
+    value = d.args[0]
+    allow = d.name == "allow"
+    if value == "all":
+        return AccessRule(allow, None)
+    if value.startswith("unix:"):
+        raise d.error(f'"{d.name} unix:" is not supported: fastgate listens on TCP only')
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise d.error(f'invalid parameter "{value}"') from None
+    return AccessRule(allow, network)
+
+
+def satisfy(ld: Context, d: Directive) -> str:
+    if d.args[0] not in ("all", "any"):
+        raise d.error(f'invalid value "{d.args[0]}" in "satisfy" directive, it must be '
+                      '"all" or "any"')
+    return d.args[0]
+
+
+SPECS = [
+    Spec("allow", HSL, 1, 1, appending("access_rules", access_rule)),
+    Spec("deny", HSL, 1, 1, appending("access_rules", access_rule)),
+    Spec("satisfy", HSL, 1, 1, setting("satisfy", satisfy)),
+]

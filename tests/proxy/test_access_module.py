@@ -1,0 +1,107 @@
+"""allow/deny and satisfy beside auth_jwt, in process on both engines and both exchange
+paths (the harness's client is 127.0.0.1): what passes, and what never reaches the
+upstream (issue #17, item 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import jwt as pyjwt
+import pytest
+from scenario import ENGINES, PATHS, Scenario
+
+from fastgate.config import load_config
+from fastgate.config.errors import ConfigError
+
+SECRET = "access-secret-0123456789abcdef0123456"
+HTTP = f"""
+upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
+  proxy_set_header X-Sub $jwt_claim_sub;
+  location /all/ {{ allow 10.0.0.0/8; deny all; auth_jwt on; proxy_pass http://be; }}
+  location /allin/ {{ allow 127.0.0.1; deny all; auth_jwt on; proxy_pass http://be; }}
+  location /any/ {{ satisfy any; allow 127.0.0.0/8; deny all; auth_jwt on;
+                   proxy_pass http://be; }}
+  location /anyout/ {{ satisfy any; allow 10.0.0.0/8; deny all; auth_jwt on;
+                      proxy_pass http://be; }}
+  location /spoof/ {{ satisfy any; set_real_ip_from 192.0.2.1;
+                     real_ip_header X-Forwarded-For; allow 10.0.0.0/8; deny all;
+                     auth_jwt on; proxy_pass http://be; }}
+  location /denyonly/ {{ deny 127.0.0.1; proxy_pass http://be; }}
+}}"""
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _token() -> str:
+    return pyjwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, SECRET,
+                        algorithm="HS256")
+
+
+@pytest.fixture(params=[(e, p) for e in ENGINES for p in PATHS],
+                ids=[f"{e}-{p}" for e in ENGINES for p in PATHS])
+def run(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine, path = request.param
+
+    def go(target: str, auth: str | None = None, extra: str = "") -> tuple[int, bytes]:
+        head = f"GET {target} HTTP/1.1\r\nHost: a\r\n{extra}"
+        if auth is not None:
+            head += f"Authorization: Bearer {auth}\r\n"
+
+        async def main() -> tuple[bytes, bytes]:
+            sc = Scenario(tmp_path, engine, HTTP, path)
+            try:
+                return await sc.exchange((head + "\r\n").encode(), OK)
+            finally:
+                sc.close()
+
+        client, upstream = asyncio.run(main())
+        return int(client.split(b" ", 2)[1]), upstream
+
+    return go
+
+
+def test_satisfy_all_a_denied_address_is_403_even_with_a_token(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("/all/x", _token()) == (403, b"")
+    assert run("/all/x") == (403, b"")
+
+
+def test_satisfy_all_an_allowed_address_still_needs_its_token(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("/allin/x") == (401, b"")
+    assert run("/allin/x", "forged." + _token()) == (401, b"")
+    status, upstream = run("/allin/x", _token())
+    assert status == 200 and b'X-Sub: "alice"\r\n' in upstream
+
+
+def test_satisfy_any_an_allowed_address_passes_without_a_token(run) -> None:  # type: ignore[no-untyped-def]
+    status, upstream = run("/any/x")
+    assert status == 200 and b"X-Sub" not in upstream  # no token checked: no claims
+
+
+def test_satisfy_any_a_denied_address_needs_a_valid_token(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("/anyout/x") == (401, b"")
+    assert run("/anyout/x", "forged." + _token()) == (401, b"")
+    status, upstream = run("/anyout/x", _token())
+    assert status == 200 and b'X-Sub: "alice"\r\n' in upstream
+
+
+def test_a_forwarded_address_from_an_untrusted_peer_grants_nothing(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("/spoof/x", extra="X-Forwarded-For: 10.0.0.1\r\n") == (401, b"")
+
+
+def test_deny_without_auth(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("/denyonly/x") == (403, b"")
+
+
+@pytest.mark.parametrize("body,message", [
+    ("allow 10.0.0.300;", 'invalid parameter "10.0.0.300"'),
+    ("deny unix:;", "unix:"),
+    ("satisfy some;", 'invalid value "some"'),
+])
+def test_refusals(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http { server { listen 127.0.0.1:8080;\n" + body + " } }")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert message in str(info.value) and str(info.value).endswith(":2")
