@@ -59,3 +59,17 @@ def fuzz_examples(default: int) -> int:
     import os
 
     return int(os.environ.get("FASTGATE_FUZZ_EXAMPLES") or default)
+
+
+def server_config_error(tmp_path: Any, body: str) -> str:
+    """The ConfigError text for ``body`` on line 2 of a server block (it must fail)."""
+    from fastgate.config import load_config
+    from fastgate.config.errors import ConfigError
+
+    path = tmp_path / "t.conf"
+    path.write_text("http { server { listen 127.0.0.1:8080;\n" + body + " } }")
+    try:
+        load_config(str(path))
+    except ConfigError as e:
+        return str(e)
+    raise AssertionError(f"{body!r} loaded")

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
+from helpers import server_config_error
 from scenario import ENGINES, PATHS, Scenario
-
-from fastgate.config import load_config
-from fastgate.config.errors import ConfigError
 
 SECRET = "access-secret-0123456789abcdef0123456"
 HTTP = f"""
@@ -100,8 +98,5 @@ def test_deny_without_auth(run) -> None:  # type: ignore[no-untyped-def]
     ("satisfy some;", 'invalid value "some"'),
 ])
 def test_refusals(tmp_path: Path, body: str, message: str) -> None:
-    path = tmp_path / "t.conf"
-    path.write_text("http { server { listen 127.0.0.1:8080;\n" + body + " } }")
-    with pytest.raises(ConfigError) as info:
-        load_config(str(path))
-    assert message in str(info.value) and str(info.value).endswith(":2")
+    text = server_config_error(tmp_path, body)
+    assert message in text and text.endswith(":2")

@@ -8,10 +8,9 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from helpers import server_config_error
 from scenario import ENGINES, PATHS, Scenario
 
-from fastgate.config import load_config
-from fastgate.config.errors import ConfigError
 from fastgate.proxy.realip import real_address
 
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")]
@@ -71,8 +70,5 @@ def test_only_a_trusted_peer_names_the_client(tmp_path: Path, engine: str, path:
     ("real_ip_header proxy_protocol;", "PROXY protocol"),
 ])
 def test_refusals(tmp_path: Path, body: str, message: str) -> None:
-    path = tmp_path / "t.conf"
-    path.write_text("http { server { listen 127.0.0.1:8080;\n" + body + " } }")
-    with pytest.raises(ConfigError) as info:
-        load_config(str(path))
-    assert message in str(info.value) and str(info.value).endswith(":2")
+    text = server_config_error(tmp_path, body)
+    assert message in text and text.endswith(":2")
