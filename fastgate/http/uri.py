@@ -107,3 +107,15 @@ _SAFE = "/:@!$&'()*+,;=-._~"
 
 def encode_path(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe=_SAFE)
+
+
+# what stands in a query string as it is: visible ASCII but "#" (and "%", so escapes
+# that are there stay as they are); a space, a control byte (CR and LF above all) or a
+# byte past ASCII is escaped
+_ARGS_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+
+
+def encode_args(args: str) -> str:
+    """Arguments made by the gateway (a rewrite, try_files, error_page, set $args) from
+    decoded values such as ``$uri``, fit for a request line: they can never end it."""
+    return quote(args.encode("utf-8", "surrogateescape"), safe=_ARGS_SAFE)

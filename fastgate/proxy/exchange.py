@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
-from fastgate.http.uri import encode_path
+from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
@@ -74,7 +74,8 @@ class UpstreamExchange:
                 return target  # the common case, first
             if target != b"*":  # absolute-form: the part after the authority
                 return req.target.encode("latin-1")
-        args = "?" + req.args if req.args else ""
+        # the arguments may hold what the gateway put there (a rewrite, try_files): escaped
+        args = "?" + encode_args(req.args) if req.args else ""
         if pp.uri is None or req.rewritten == STAYED:
             # a rewrite's "break" here: the whole new URI goes, the URI part ignored
             return (encode_path(req.uri) + args).encode("latin-1")

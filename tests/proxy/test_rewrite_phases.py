@@ -56,6 +56,8 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
   }}
   location /loop/ {{ rewrite ^(.*)$ /loop$1; }}
   location /tf/ {{ try_files $uri /fallback$uri?from=tf; }}
+  location /tfq/ {{ try_files $uri /fallback/q?u=$uri; }}
+  location /s/ {{ rewrite ^/s/(.*)$ /fallback/search?q=$1 last; }}
   location /fallback/ {{ proxy_pass http://be; }}
   location /inside/ {{ internal; proxy_pass http://be; }}
   location /to-inside/ {{ rewrite ^/to-inside/(.*)$ /inside/$1 last; }}
@@ -212,4 +214,18 @@ def test_an_internal_location_is_reached_only_by_redirects(run) -> None:  # type
     assert _status(client) == 200 and upstream.startswith(b"GET /inside/x HTTP/1.1\r\n")
     client, upstream = run(_req("/err/x"))
     assert upstream.startswith(b"GET /inside/from-error HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize("target", ["/tfq/a%0d%0aX-Injected:%20yes",
+                                    "/tfq/a%20HTTP/1.1%0d%0a%0d%0aGET%20/admin",
+                                    "/s/a%20HTTP/1.1%20X-Injected%23"])
+def test_a_decoded_uri_in_the_arguments_cannot_split_the_upstream_request(run, target: str) -> None:  # type: ignore[no-untyped-def]
+    # $uri is decoded (CR, LF, spaces); put into the arguments by try_files or a
+    # rewrite, it is escaped again on the way upstream, never sent raw
+    client, upstream = run(_req(target))
+    assert _status(client) == 200
+    line, _, rest = upstream.partition(b"\r\n")
+    assert line.startswith(b"GET /fallback/") and line.endswith(b" HTTP/1.1")
+    assert line.count(b" ") == 2
+    assert b"X-Injected" not in rest and b"/admin" not in rest
 
