@@ -398,12 +398,6 @@ def forwarded(list headers, tuple drop):
     return _forward_into([], headers, drop)
 
 
-def response_headers(list headers, tuple drop, bytes server, bytes date):
-    """The head of a proxied response: our ``Server`` and ``Date`` first, then the
-    upstream's ``headers`` as ``forwarded`` passes them."""
-    return _forward_into([(b"Server", server), (b"Date", date)], headers, drop)
-
-
 cdef list _forward_into(list out, list headers, tuple drop):
     cdef tuple pair
     cdef bytes name

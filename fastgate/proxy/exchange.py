@@ -18,11 +18,11 @@ from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
     RedirectRules,
-    client_response_headers,
     redirect_rules,
     request_drop,
     response_drop,
     set_plan,
+    switching_headers,
 )
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.rewrite import STAYED
@@ -530,7 +530,7 @@ class UpstreamExchange:
         engine = conn.engine
         assert engine is not None
         req.status = 101
-        headers = client_response_headers(rhead.headers, True, b"fastgate", self.w.http_date())
+        headers = switching_headers(rhead.headers, b"fastgate", self.w.http_date())
         out, client_rest = engine.switch_protocol(101, rhead.reason, headers)
         conn.write(out)
         conn.start_tunnel(uconn, client_rest, uconn.engine.trailing_data())

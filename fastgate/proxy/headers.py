@@ -2,9 +2,10 @@
 hop, ``proxy_set_header`` replaces or removes, ``Host`` defaults to the upstream's, and
 no value computed from a variable may carry a control byte to the backend.
 
-What is decided per location (the names dropped, the plan of set headers) is here; the
-per-request part runs in C: ``fastgate._wire.upstream_headers`` (request headers, with
-``request_drop`` and ``set_plan`` from here) and ``response_headers``."""
+What is decided per location (the names dropped, the plan of set headers, the redirect
+rules) is here; the per-request part runs in C: ``fastgate.proxy._headers``
+(``upstream_headers`` with ``request_drop`` and ``set_plan`` from here, and
+``response_head`` with ``response_drop``), except a 101's head (``switching_headers``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from fastgate._wire import field_value, response_headers
+from fastgate._wire import field_value
 from fastgate.config.model import Expires
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
@@ -111,9 +112,7 @@ def redirected(headers: Headers, rules: RedirectRules, req: Any) -> Headers:
         if low == b"location":
             text = _replace(value.decode("utf-8", "surrogateescape"), rules, req)
             if text.startswith("/"):
-                default = 443 if req.scheme == "https" else 80
-                port = f":{req.server_port}" if req.server_port != default else ""
-                text = f"{req.scheme}://{req.host}{port}{text}"
+                text = absolute(req.scheme, req.host, req.server_port, text)
             value = _field(text, value)
         elif low == b"refresh":
             text = value.decode("utf-8", "surrogateescape")
@@ -122,6 +121,14 @@ def redirected(headers: Headers, rules: RedirectRules, req: Any) -> Headers:
                 value = _field(text[:i + 4] + _replace(text[i + 4:], rules, req), value)
         out.append((name, value))
     return out
+
+
+def absolute(scheme: str, host: str, port: int, path: str) -> str:
+    """A redirect to ``path`` as an absolute URL, as nginx's ``absolute_redirect on``
+    writes it: the port only when it is not the scheme's own."""
+    default = 443 if scheme == "https" else 80
+    suffix = f":{port}" if port != default else ""
+    return f"{scheme}://{host}{suffix}{path}"
 
 
 def _replace(url: str, rules: RedirectRules, req: Any) -> str:
@@ -139,14 +146,10 @@ def _field(text: str, original: bytes) -> bytes:
     return value if value is not None else original
 
 
-def client_response_headers(upstream_headers: Headers, switching: bool,
-                            server: bytes, date: bytes) -> Headers:
-    """Upstream response headers fit to forward: hop-by-hop and framing removed (the
-    client engine frames the body itself), except Connection/Upgrade on a 101; our own
-    Server and Date first."""
-    if not switching:
-        return response_headers(upstream_headers, RESPONSE_DROP, server, date)
-    # a 101 keeps its Connection and Upgrade
+def switching_headers(upstream_headers: Headers, server: bytes, date: bytes) -> Headers:
+    """A 101's upstream headers fit to forward: hop-by-hop ones removed but Connection
+    and Upgrade, which the switch needs; our own Server and Date first. (Every other
+    response head is ``_headers.response_head``'s.)"""
     out: Headers = [(b"Server", server), (b"Date", date)]
     drop = (connection_tokens(upstream_headers) | HOP_BY_HOP | _HIDDEN) - {
         b"connection", b"upgrade"}

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
-from fastgate.proxy.headers import ADD_HEADER_STATUSES, expires_headers, is_safe_value
+from fastgate.proxy.headers import (
+    ADD_HEADER_STATUSES,
+    absolute,
+    expires_headers,
+    is_safe_value,
+)
 from fastgate.proxy.status import error_body, reason
 
 if TYPE_CHECKING:
@@ -69,10 +74,7 @@ class Responder:
     def redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
                  url: str) -> None:
         if url.startswith("/"):
-            port = conn.server_port
-            default = 443 if conn.scheme == "https" else 80
-            suffix = f":{port}" if port != default else ""
-            url = f"{conn.scheme}://{req.host}{suffix}{url}"
+            url = absolute(conn.scheme, req.host or "", conn.server_port, url)
         if not is_safe_value(url):
             self.w.log.error("redirect location holds a control character", conn, req)
             self.respond_error(conn, req, loc, 500)
