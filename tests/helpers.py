@@ -73,3 +73,48 @@ def server_config_error(tmp_path: Any, body: str) -> str:
     except ConfigError as e:
         return str(e)
     raise AssertionError(f"{body!r} loaded")
+
+
+def self_signed(tmp: Any, name: str = "localhost", kind: str = "ec",
+                passphrase: bytes | None = None, stem: str = "") -> tuple[Any, Any]:
+    """A self-signed certificate for ``name`` (``kind`` "ec" P-256 or "rsa" 2048) and
+    its key, written as ``{stem}cert.pem`` and ``{stem}key.pem`` in ``tmp``; the key
+    encrypted with ``passphrase`` when one is given."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    key: Any = (ec.generate_private_key(ec.SECP256R1()) if kind == "ec"
+                else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+            .sign(key, hashes.SHA256()))
+    crt, pem = tmp / f"{stem}cert.pem", tmp / f"{stem}key.pem"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    encryption: Any = (serialization.BestAvailableEncryption(passphrase) if passphrase
+                       else serialization.NoEncryption())
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8, encryption))
+    return crt, pem
+
+
+# RFC 7919's ffdhe2048 group, as "openssl genpkey -genparam -algorithm DH -pkeyopt
+# dh_param:ffdhe2048" writes it (generating DH parameters takes minutes)
+FFDHE2048_PEM = """\
+-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""

@@ -15,6 +15,7 @@ from typing import Any
 from fastgate.config.context import LOCATION, Context, Level, PendingIf
 from fastgate.config.model import (
     If,
+    Listen,
     Location,
     LocationTree,
     Return,
@@ -24,6 +25,7 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive
+from fastgate.config.tls import TlsError, server_context
 from fastgate.jwt import Verifier
 
 
@@ -56,8 +58,14 @@ class Builder:
         tree = LocationTree.build(locations)
         fallback = self._make_location("", "", settings, origins, lvl, None)
         self._warn_duplicate_named(locations)
+        listens: tuple[Listen, ...] = lvl.local.get("listen") or (self.ld.default_listen(),)
+        if settings.ssl_on:
+            listens = tuple(dataclasses.replace(x, ssl=True) for x in listens)
+        if any(x.ssl for x in listens) or settings.ssl_certificate:
+            # nginx loads a server's certificates whether or not it listens with ssl
+            self._check_tls(settings, origins, lvl)
         server = Server(
-            listens=lvl.local.get("listen") or (self.ld.default_listen(),),
+            listens=listens,
             server_names=lvl.local.get("server_name", ("",)),
             settings=settings,
             locations=tree,
@@ -67,6 +75,16 @@ class Builder:
         )
         self._check_targets(server)
         return server
+
+    def _check_tls(self, settings: Settings, origins: dict[str, Directive],
+                   lvl: Level) -> None:
+        try:
+            server_context(settings)
+        except TlsError as e:
+            # the directive to blame, else the ssl listen (nginx's "... for the "listen
+            # ... ssl" directive in FILE:LINE"), else the server
+            d = origins.get(e.directive) or lvl.local.get("ssl_listen") or lvl.directive
+            raise (d.error(e.message) if d is not None else self.ld.error(e.message)) from None
 
     def location(self, parent: Settings, parent_origins: dict[str, Directive],
                  lvl: Level) -> Location:

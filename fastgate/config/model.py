@@ -298,9 +298,18 @@ class Settings:
     merge_slashes: bool = True  # read from the address's default server, as nginx
     ignore_invalid_headers: bool = True
     access_log: tuple[AccessLog, ...] | None = None  # None: not set anywhere
-    ssl_certificate: str | None = None
-    ssl_certificate_key: str | None = None
+    # TLS (fastgate.config.tls): certificates and keys pair up in order (an RSA and an
+    # ECDSA certificate may serve side by side, as in nginx)
+    ssl_certificate: tuple[str, ...] = ()
+    ssl_certificate_key: tuple[str, ...] = ()
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    ssl_ciphers: str | None = None  # None: Python's default list (stricter than nginx's)
+    ssl_prefer_server_ciphers: bool | None = None  # None: Python's (the server's order)
+    ssl_session_tickets: bool = True
+    ssl_ecdh_curve: str = "auto"
+    ssl_dhparam: str | None = None
+    ssl_password_file: tuple[str, ...] | None = None  # the passphrases, tried in order
+    ssl_on: bool = False  # the deprecated "ssl on": every listen of the server is ssl
     limit_req: tuple[LimitReq, ...] = ()
     limit_req_status: int = 503
     limit_req_log_level: str = "error"

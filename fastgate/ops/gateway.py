@@ -24,10 +24,11 @@ from typing import Any
 
 from fastgate.config import ConfigError, load_config
 from fastgate.config.model import Config, Listen
+from fastgate.config.tls import TlsError, server_context
 from fastgate.errors import StartError
 from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
-from fastgate.ops.worker import Worker
+from fastgate.ops.worker import ServerTable, Worker
 from fastgate.ops.zones import Zones, ZoneTables
 
 DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
@@ -68,24 +69,31 @@ def bind(listen: Listen) -> socket.socket:
 
 
 def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
-    server = next(s for s in config.servers if listen in s.listens)
-    s = server.settings
-    if not s.ssl_certificate or not s.ssl_certificate_key:
-        raise StartError(f'no "ssl_certificate" is defined for the "listen ... ssl" '
-                         f"directive in {server.where.file}:{server.where.line}")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    versions = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-                "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-    enabled = [versions[p] for p in s.ssl_protocols if p in versions]
-    if not enabled:
-        raise StartError("ssl_protocols enables no protocol this OpenSSL supports")
-    ctx.minimum_version = min(enabled)
-    ctx.maximum_version = max(enabled)
-    try:
-        ctx.load_cert_chain(s.ssl_certificate, s.ssl_certificate_key)
-    except (OSError, ssl.SSLError) as e:
-        raise StartError(f'cannot load certificate "{s.ssl_certificate}": {e}') from None
-    return ctx
+    """The context an ssl address handshakes with: its default server's certificate,
+    and by SNI the certificate of the server the name selects (chosen as the Host
+    header chooses, as nginx does)."""
+    servers = [s for s in config.servers
+               if any(x.address == listen.address for x in s.listens)]
+    table = ServerTable(servers, listen.port)
+    contexts: dict[int, ssl.SSLContext] = {}
+    for s in servers:
+        if s.settings.ssl_certificate or any(x.ssl for x in s.listens):
+            try:
+                contexts[id(s)] = server_context(s.settings)
+            except TlsError as e:  # a file changed since the configuration loaded
+                raise StartError(f"{e.message} (server in {s.where.file}:{s.where.line})"
+                                 ) from None
+    default = contexts.get(id(table.default)) or next(iter(contexts.values()))
+    if len(contexts) > 1:
+        def by_name(sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+            if name:
+                chosen = contexts.get(id(table.select(name.lower())))
+                if chosen is not None:
+                    sslobj.context = chosen
+
+        for ctx in contexts.values():
+            ctx.sni_callback = by_name
+    return default
 
 
 class Gateway:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import FFDHE2048_PEM, self_signed
 
 from fastgate.config import ConfigError, load_config
 from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, UPSTREAM
@@ -131,9 +132,26 @@ SAMPLES = {
     "underscores_in_headers": "underscores_in_headers on;",
     "ignore_invalid_headers": "ignore_invalid_headers off;",
     "access_log": "access_log off;",
-    "ssl_certificate": "ssl_certificate cert.pem;",
-    "ssl_certificate_key": "ssl_certificate_key key.pem;",
+    "ssl": "ssl off;",
+    "ssl_certificate": "ssl_certificate cert.pem; ssl_certificate_key key.pem;",
+    "ssl_certificate_key": "ssl_certificate_key key.pem; ssl_certificate cert.pem;",
     "ssl_protocols": "ssl_protocols TLSv1.2 TLSv1.3;",
+    "ssl_password_file": "ssl_password_file passwords;",
+    "ssl_ciphers": "ssl_ciphers ECDHE+AESGCM;",
+    "ssl_prefer_server_ciphers": "ssl_prefer_server_ciphers on;",
+    "ssl_session_tickets": "ssl_session_tickets off;",
+    "ssl_ecdh_curve": "ssl_ecdh_curve secp384r1;",
+    "ssl_dhparam": "ssl_dhparam dhparam.pem;",
+    "ssl_session_cache": "ssl_session_cache shared:SSL:10m;",
+    "ssl_session_timeout": "ssl_session_timeout 1d;",
+    "ssl_session_ticket_key": "ssl_session_ticket_key ticket.key;",
+    "ssl_trusted_certificate": "ssl_trusted_certificate cert.pem;",
+    "ssl_stapling": "ssl_stapling on;",
+    "ssl_stapling_verify": "ssl_stapling_verify on;",
+    "ssl_stapling_file": "ssl_stapling_file ocsp.der;",
+    "ssl_stapling_responder": "ssl_stapling_responder http://ocsp.example.com/;",
+    "ssl_buffer_size": "ssl_buffer_size 4k;",
+    "ssl_early_data": "ssl_early_data on;",
     "sendfile": "sendfile on;",
     "tcp_nopush": "tcp_nopush on;",
     "tcp_nodelay": "tcp_nodelay on;",
@@ -194,6 +212,12 @@ def test_every_directive_has_a_sample() -> None:
 @pytest.mark.parametrize("name,ctx,allowed", _cases(), ids=[f"{n}-{c}" for n, c, _ in _cases()])
 def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool) -> None:
     (tmp_path / "jwks.json").write_text('{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}')
+    if name.startswith("ssl"):
+        self_signed(tmp_path)
+        (tmp_path / "passwords").write_text("secret\n")
+        (tmp_path / "dhparam.pem").write_text(FFDHE2048_PEM)
+        (tmp_path / "ticket.key").write_bytes(bytes(80))
+        (tmp_path / "ocsp.der").write_bytes(b"\x30\x00")
     if name.startswith("upstream:"):
         sample = UPSTREAM_SAMPLES[name.split(":", 1)[1]]
     else:

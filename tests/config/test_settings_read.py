@@ -31,6 +31,16 @@ BUILT_FROM = {
     # the tree's own tables: read by its find
     ("LocationTree", "prefixes"): "config/model.py",
     ("LocationTree", "redirects"): "config/model.py",
+    # the TLS context, built at load (to check) and by the gateway (ops/) at start
+    ("Settings", "ssl_certificate_key"): "config/tls.py",
+    ("Settings", "ssl_protocols"): "config/tls.py",
+    ("Settings", "ssl_ciphers"): "config/tls.py",
+    ("Settings", "ssl_prefer_server_ciphers"): "config/tls.py",
+    ("Settings", "ssl_session_tickets"): "config/tls.py",
+    ("Settings", "ssl_ecdh_curve"): "config/tls.py",
+    ("Settings", "ssl_dhparam"): "config/tls.py",
+    ("Settings", "ssl_password_file"): "config/tls.py",
+    ("Settings", "ssl_on"): "config/merge.py",  # the server's listens
     ("Config", "maps"): "config/load.py",  # their variables are registered at load
     ("Upstream", "implicit"): "config/load.py",  # a fact about the file, not a setting
 }

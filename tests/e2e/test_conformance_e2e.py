@@ -50,9 +50,9 @@ def test_ssl_protocol(tmp_path: Path, gateway, free) -> None:  # type: ignore[no
     import http.client
     import ssl
 
-    from test_workers_e2e import _self_signed
+    from helpers import self_signed
 
-    crt, key = _self_signed(tmp_path)
+    crt, key = self_signed(tmp_path)
     tls, plain = free(), free()
     gateway(f"""http {{ access_log off;
       server {{ listen 127.0.0.1:{tls} ssl; listen 127.0.0.1:{plain};

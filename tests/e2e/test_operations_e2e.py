@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import wait_port
 from e2e_util import fastgate, raw_exchange, status_of, wait_for_text
+from helpers import self_signed
 from raw_backend import RawBackend
-from test_workers_e2e import _self_signed, children
+from test_workers_e2e import children
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -591,7 +592,7 @@ def test_user_workers_serve_tls_with_a_key_only_root_reads(gateway, free) -> Non
     home = Path(tempfile.mkdtemp(prefix="fastgate-user-"))
     try:
         home.chmod(0o755)
-        crt, key = _self_signed(home)
+        crt, key = self_signed(home)
         key.chmod(0o600)  # root's: the master loads it, the workers (nobody) could not
         port = free()
         gateway(f"""user nobody;\nworker_processes 2;\nhttp {{ access_log off;

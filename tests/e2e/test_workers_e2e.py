@@ -3,7 +3,6 @@ graceful stop, log reopening, TLS, and the status page summed across workers."""
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import os
 import signal
@@ -14,10 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from helpers import self_signed
 
 
 def get(port: int, path: str = "/", timeout: float = 10) -> tuple[int, bytes]:
@@ -145,26 +141,8 @@ def test_log_reopen_after_move(tmp_path: Path, gateway, free) -> None:  # type: 
     assert '"GET /after HTTP/1.1" 204' in log.read_text()  # the combined format
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .sign(key, hashes.SHA256()))
-    crt, pem = tmp / "cert.pem", tmp / "key.pem"
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-    return crt, pem
-
-
 def test_tls(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
-    crt, key = _self_signed(tmp_path)
+    crt, key = self_signed(tmp_path)
     port = free()
     gateway(f"""http {{ server {{ listen 127.0.0.1:{port} ssl;
       ssl_certificate {crt}; ssl_certificate_key {key};
@@ -185,7 +163,8 @@ def test_tls_without_certificate_fails_to_start(tmp_path: Path, free) -> None:  
     run = subprocess.run([sys.executable, "-m", "fastgate", "-c", str(conf)],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 1
-    assert 'no "ssl_certificate" is defined' in run.stderr
+    assert (f'no "ssl_certificate" is defined for the "listen ... ssl" directive in {conf}:2'
+            in run.stderr)
     assert "Traceback" not in run.stderr
 
 

@@ -23,13 +23,14 @@ from fastgate.config.directives import (
     proxy,
     realip,
     rewrite,
+    tls,
     upstream,
 )
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, rewrite, access, auth_jwt, proxy, limits, headers, realip,
-           upstream, ignored)
+           tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -1,7 +1,6 @@
-"""nginx's core module (``ngx_core_module``, ``ngx_http_core_module``) and the TLS
-settings of the SSL module: processes and events, the http/server/location blocks,
-``listen``, ``server_name``, ``try_files``, ``error_page``, client limits and timeouts,
-the status page."""
+"""nginx's core module (``ngx_core_module``, ``ngx_http_core_module``): processes and
+events, the http/server/location blocks, ``listen``, ``server_name``, ``try_files``,
+``error_page``, client limits and timeouts, the status page."""
 
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ from fastgate.config.context import (
 from fastgate.config.directives.args import (
     flag_arg,
     number_arg,
-    path_arg,
     setting,
     size_arg,
     time_arg,
@@ -182,6 +180,8 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
     for arg in d.args[1:]:
         if arg in ("ssl", "reuseport", "default_server"):
             params[arg] = True
+            if arg == "ssl":  # where -t blames a missing certificate
+                lvl.local.setdefault("ssl_listen", d)
         elif arg == "default":
             params["default_server"] = True
         elif arg.startswith("backlog="):
@@ -310,16 +310,6 @@ def large_client_header_buffers(ld: Context, d: Directive) -> tuple[int, int]:
     return (parse_number(d, d.args[0], minimum=1), parse_size(d, d.args[1]))
 
 
-SSL_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-
-
-def ssl_protocols(ld: Context, d: Directive) -> tuple[str, ...]:
-    for a in d.args:
-        if a not in SSL_PROTOCOLS:
-            raise d.error(f'invalid value "{a}"')
-    return d.args
-
-
 SPECS = [
     Spec("worker_processes", frozenset({MAIN}), 1, 1, set_worker_processes),
     Spec("http_engine", frozenset({MAIN}), 1, 1, set_http_engine),
@@ -350,7 +340,4 @@ SPECS = [
     Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),
     Spec("merge_slashes", HS, 1, 1, setting("merge_slashes", flag_arg)),
     Spec("ignore_invalid_headers", HS, 1, 1, setting("ignore_invalid_headers", flag_arg)),
-    Spec("ssl_certificate", HS, 1, 1, setting("ssl_certificate", path_arg)),
-    Spec("ssl_certificate_key", HS, 1, 1, setting("ssl_certificate_key", path_arg)),
-    Spec("ssl_protocols", HS, 1, None, setting("ssl_protocols", ssl_protocols)),
 ]

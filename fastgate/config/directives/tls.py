@@ -1,0 +1,126 @@
+"""nginx's SSL module (``ngx_http_ssl_module``): certificates and keys, protocols,
+ciphers, curves, DH parameters, passphrases, tickets. Each maps onto Python's ``ssl``
+(``fastgate.config.tls`` builds the context); what Python's ``ssl`` cannot express is
+accepted with one ``[warn]`` that says what is not done.
+
+Files are opened here, so that a missing or unreadable one fails ``-t`` with the
+directive's FILE:LINE, as ``nginx -t`` does."""
+
+from __future__ import annotations
+
+import re
+
+from fastgate.config.context import HS, Context, Level, Spec
+from fastgate.config.directives.args import appending, flag_arg, ignored, setting
+from fastgate.config.directives.ignored import off_is_ours
+from fastgate.config.parser import Directive
+from fastgate.config.values import parse_size, parse_time
+
+SSL_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+NO_STAPLING = "fastgate does not staple OCSP responses: clients ask the CA themselves"
+
+
+def readable_file(ld: Context, d: Directive) -> str:
+    value = d.args[0]
+    if "$" in value:
+        raise d.error(f'variables in "{d.name}" are not supported')
+    path = ld.path_of(value)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise d.error(f'cannot open "{path}" ({e.errno}: {e.strerror})') from None
+    return path
+
+
+def ssl_protocols(ld: Context, d: Directive) -> tuple[str, ...]:
+    for a in d.args:
+        if a not in SSL_PROTOCOLS:
+            raise d.error(f'invalid value "{a}"')
+    return d.args
+
+
+def ssl_password_file(ld: Context, d: Directive) -> tuple[str, ...]:
+    path = readable_file(ld, d)
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        passwords = tuple(line.rstrip("\r\n") for line in f if line.rstrip("\r\n"))
+    if not passwords:
+        raise d.error(f'cannot use empty password file "{path}"')
+    return passwords
+
+
+def ssl_ecdh_curve(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    curve = d.args[0]
+    if ":" in curve:
+        ld.warn_once('a list of curves in "ssl_ecdh_curve" is not applied',
+                     "Python's ssl sets one curve; OpenSSL's default list is offered", d)
+    lvl.fields["ssl_ecdh_curve"] = curve
+
+
+_CACHE = re.compile(r"builtin(:\d+)?|shared:[^:]+:\S+")
+
+
+def ssl_session_cache(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    for a in d.args:
+        if a not in ("off", "none") and not _CACHE.fullmatch(a):
+            raise d.error(f'invalid session cache "{a}"')
+        if a.startswith("shared:"):
+            parse_size(d, a.split(":", 2)[2])
+    if d.args != ("builtin",):
+        ld.warn_once('"ssl_session_cache" is not applied',
+                     "each worker resumes sessions from OpenSSL's built-in cache at its "
+                     "default size; Python's ssl cannot size, share or turn it off", d)
+
+
+def ssl_session_timeout(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    parse_time(d, d.args[0])
+    ld.warn_once('"ssl_session_timeout" is not applied',
+                 "sessions live as long as OpenSSL's default (2h); Python's ssl cannot "
+                 "set it", d)
+
+
+def ssl_trusted_certificate(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    readable_file(ld, d)
+    ld.warn_once('"ssl_trusted_certificate" is not used', NO_STAPLING, d)
+
+
+def ssl_on(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    on = flag_arg(ld, d)
+    ld.warn('the "ssl" directive is deprecated, use the "listen ... ssl" directive '
+            "instead", d)
+    lvl.fields["ssl_on"] = on
+
+
+SPECS = [
+    Spec("ssl", HS, 1, 1, ssl_on),
+    Spec("ssl_certificate", HS, 1, 1, appending("ssl_certificate", readable_file)),
+    Spec("ssl_certificate_key", HS, 1, 1, appending("ssl_certificate_key", readable_file)),
+    Spec("ssl_password_file", HS, 1, 1, setting("ssl_password_file", ssl_password_file)),
+    Spec("ssl_protocols", HS, 1, None, setting("ssl_protocols", ssl_protocols)),
+    Spec("ssl_ciphers", HS, 1, 1, setting("ssl_ciphers", lambda ld, d: d.args[0])),
+    Spec("ssl_prefer_server_ciphers", HS, 1, 1,
+         setting("ssl_prefer_server_ciphers", flag_arg)),
+    Spec("ssl_session_tickets", HS, 1, 1, setting("ssl_session_tickets", flag_arg)),
+    Spec("ssl_ecdh_curve", HS, 1, 1, ssl_ecdh_curve),
+    Spec("ssl_dhparam", HS, 1, 1, setting("ssl_dhparam", readable_file)),
+    Spec("ssl_session_cache", HS, 1, 2, ssl_session_cache),
+    Spec("ssl_session_timeout", HS, 1, 1, ssl_session_timeout),
+    Spec("ssl_session_ticket_key", HS, 1, 1, ignored(
+        "each worker keeps OpenSSL's own ticket key; Python's ssl cannot set one")),
+    Spec("ssl_trusted_certificate", HS, 1, 1, ssl_trusted_certificate),
+    Spec("ssl_stapling", HS, 1, 1, off_is_ours(NO_STAPLING)),
+    Spec("ssl_stapling_verify", HS, 1, 1, off_is_ours(NO_STAPLING)),
+    Spec("ssl_stapling_file", HS, 1, 1, ignored(NO_STAPLING)),
+    Spec("ssl_stapling_responder", HS, 1, 1, ignored(NO_STAPLING)),
+    Spec("ssl_buffer_size", HS, 1, 1, ignored(
+        "OpenSSL sizes TLS records (up to 16k); Python's ssl cannot set it")),
+    Spec("ssl_early_data", HS, 1, 1, off_is_ours(
+        "0-RTT data is not accepted: clients send it again after the handshake")),
+]
+
+__all__ = ["SPECS"]

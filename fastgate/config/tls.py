@@ -1,0 +1,118 @@
+"""A server's TLS settings made an ``ssl.SSLContext``.
+
+Built once at load, so that ``-t`` fails (with the directive's FILE:LINE) on a
+certificate, key, passphrase, DH parameter file, curve or cipher string OpenSSL refuses,
+as ``nginx -t`` does; built again by the gateway when it starts serving (the context is a
+runtime object, not part of the frozen configuration). Everything here goes through
+Python's ``ssl``; what it cannot express is warned about where the directive is read
+(``fastgate.config.directives.tls``).
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from cryptography import x509
+
+from fastgate.config.model import Settings
+from fastgate.errors import FastgateError
+
+VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+            "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class TlsError(FastgateError):
+    """A TLS setting OpenSSL refused; ``directive`` is the one to blame (its FILE:LINE
+    goes with the message)."""
+
+    def __init__(self, directive: str, message: str) -> None:
+        super().__init__(message)
+        self.directive = directive
+        self.message = message
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, ssl.SSLError):
+        return f"({e.reason or e})" if e.library else str(e)
+    if isinstance(e, OSError) and e.strerror:
+        return f"({e.errno}: {e.strerror})"
+    return str(e)
+
+
+def server_context(s: Settings) -> ssl.SSLContext:
+    """The context a server's ``listen ... ssl`` sockets handshake with."""
+    if not s.ssl_certificate:
+        raise TlsError("listen", 'no "ssl_certificate" is defined for the "listen ... ssl" '
+                                 "directive")
+    if len(s.ssl_certificate_key) < len(s.ssl_certificate):
+        missing = s.ssl_certificate[len(s.ssl_certificate_key)]
+        raise TlsError("ssl_certificate", f'no "ssl_certificate_key" is defined for '
+                                          f'certificate "{missing}"')
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    enabled = [VERSIONS[p] for p in s.ssl_protocols if p in VERSIONS]
+    if not enabled:
+        raise TlsError("ssl_protocols", "ssl_protocols enables no protocol this OpenSSL "
+                                        "supports (TLSv1 to TLSv1.3)")
+    ctx.minimum_version = min(enabled)
+    ctx.maximum_version = max(enabled)
+    if s.ssl_ciphers is not None:
+        try:
+            ctx.set_ciphers(s.ssl_ciphers)
+        except ssl.SSLError:
+            raise TlsError("ssl_ciphers", f'SSL_CTX_set_cipher_list("{s.ssl_ciphers}") '
+                                          "failed: no cipher matches") from None
+    if s.ssl_prefer_server_ciphers is True:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    elif s.ssl_prefer_server_ciphers is False:
+        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    if not s.ssl_session_tickets:
+        ctx.options |= ssl.OP_NO_TICKET
+        ctx.num_tickets = 0
+    if s.ssl_ecdh_curve not in ("auto", "") and ":" not in s.ssl_ecdh_curve:
+        try:
+            ctx.set_ecdh_curve(s.ssl_ecdh_curve)
+        except (ValueError, ssl.SSLError):
+            raise TlsError("ssl_ecdh_curve",
+                           f'unknown curve name "{s.ssl_ecdh_curve}"') from None
+    if s.ssl_dhparam is not None:
+        try:
+            ctx.load_dh_params(s.ssl_dhparam)
+        except (OSError, ssl.SSLError) as e:
+            raise TlsError("ssl_dhparam", f'cannot load DH parameters "{s.ssl_dhparam}": '
+                                          f"{_reason(e)}") from None
+    for cert, key in zip(s.ssl_certificate, s.ssl_certificate_key, strict=False):
+        _load_pair(ctx, cert, key, s.ssl_password_file)
+    return ctx
+
+
+def _load_pair(ctx: ssl.SSLContext, cert: str, key: str,
+               passwords: tuple[str, ...] | None) -> None:
+    # nginx tries each passphrase of ssl_password_file in turn; without one, a key that
+    # needs a passphrase fails here instead of prompting on the terminal
+    try:
+        with open(cert, "rb") as f:
+            x509.load_pem_x509_certificate(f.read())
+    except OSError as e:
+        raise TlsError("ssl_certificate", f'cannot load certificate "{cert}": '
+                                          f"{_reason(e)}") from None
+    except ValueError:
+        raise TlsError("ssl_certificate", f'cannot load certificate "{cert}": '
+                                          "not a PEM certificate") from None
+    tries: tuple[str, ...] = passwords or ("",)
+    last: Exception | None = None
+    for password in tries:
+        try:
+            ctx.load_cert_chain(cert, key, password=password)
+            return
+        except OSError as e:
+            if not isinstance(e, ssl.SSLError):
+                raise TlsError("ssl_certificate_key", f'cannot load certificate key "{key}": '
+                                                      f"{_reason(e)}") from None
+            last = e
+    assert last is not None
+    which = "ssl_password_file" if passwords else "ssl_certificate_key"
+    raise TlsError(which, f'cannot load certificate key "{key}" for certificate "{cert}": '
+                          f"{_reason(last)}")
+
+
+__all__ = ["TlsError", "server_context"]

@@ -1,0 +1,221 @@
+"""The SSL module's directives: what each maps onto in the built ``ssl.SSLContext``,
+``-t`` failing with the directive's FILE:LINE on anything OpenSSL refuses, and one
+``[warn]`` for what Python's ssl cannot do."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+from helpers import FFDHE2048_PEM, self_signed
+
+from fastgate.config import ConfigError, load_config
+from fastgate.config.model import Config
+from fastgate.config.tls import server_context
+
+
+def _load(tmp: Path, server: str, http: str = "") -> Config:
+    path = tmp / "t.conf"
+    path.write_text("http {\n" + http + "\nserver { listen 127.0.0.1:8443 ssl;\n"
+                    + server + "\n} }\n")
+    return load_config(str(path))
+
+
+def _error(tmp: Path, server: str, http: str = "") -> str:
+    with pytest.raises(ConfigError) as e:
+        _load(tmp, server, http)
+    return str(e.value)
+
+
+def _pair(tmp: Path) -> str:
+    crt, key = self_signed(tmp)
+    return f"ssl_certificate {crt}; ssl_certificate_key {key};"
+
+
+def test_listen_ssl_without_certificate_names_the_listen(tmp_path: Path) -> None:
+    assert _error(tmp_path, "") == ('no "ssl_certificate" is defined for the "listen ... ssl" '
+                                    f"directive in {tmp_path}/t.conf:3")
+
+
+def test_ssl_on_is_deprecated_and_makes_every_listen_ssl(tmp_path: Path) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http { server { listen 127.0.0.1:8080;\n" + _pair(tmp_path)
+                    + "\nssl on;\n} }\n")
+    config = load_config(str(path))
+    assert [x.ssl for x in config.servers[0].listens] == [True]
+    assert config.warnings == (f'[warn] the "ssl" directive is deprecated, use the "listen '
+                               f'... ssl" directive instead in {path}:3',)
+
+
+def test_missing_certificate_fails_at_its_line(tmp_path: Path) -> None:
+    _, key = self_signed(tmp_path)
+    msg = _error(tmp_path, f"ssl_certificate_key {key};\nssl_certificate missing.pem;")
+    assert msg == (f'cannot open "{tmp_path}/missing.pem" (2: No such file or directory) '
+                   f"in {tmp_path}/t.conf:5")
+
+
+def test_certificate_in_http_fails_even_without_an_ssl_listen(tmp_path: Path) -> None:
+    # nginx loads a server's certificates whether it listens with ssl or not
+    path = tmp_path / "t.conf"
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    _, key = self_signed(tmp_path)
+    path.write_text(f"http {{ ssl_certificate junk.pem; ssl_certificate_key {key};\n"
+                    "server { listen 127.0.0.1:8080; } }\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(e.value) == (f'cannot load certificate "{tmp_path}/junk.pem": not a PEM '
+                            f"certificate in {path}:1")
+
+
+def test_certificate_without_key(tmp_path: Path) -> None:
+    crt, _ = self_signed(tmp_path)
+    assert _error(tmp_path, f"ssl_certificate {crt};") == (
+        f'no "ssl_certificate_key" is defined for certificate "{crt}" in {tmp_path}/t.conf:4')
+
+
+def test_key_of_another_certificate(tmp_path: Path) -> None:
+    crt, _ = self_signed(tmp_path)
+    _, other = self_signed(tmp_path, stem="other-")
+    msg = _error(tmp_path, f"ssl_certificate {crt};\nssl_certificate_key {other};")
+    assert msg.startswith(f'cannot load certificate key "{other}" for certificate "{crt}": ')
+    assert msg.endswith(f"in {tmp_path}/t.conf:5")
+
+
+def test_encrypted_key_needs_the_password_file(tmp_path: Path) -> None:
+    crt, key = self_signed(tmp_path, passphrase=b"s3cret")
+    pair = f"ssl_certificate {crt};\nssl_certificate_key {key};"
+    assert _error(tmp_path, pair).endswith(f"in {tmp_path}/t.conf:5")
+    (tmp_path / "wrong").write_text("nope\nstill-nope\n")
+    msg = _error(tmp_path, pair + "\nssl_password_file wrong;")
+    assert msg.startswith(f'cannot load certificate key "{key}"')
+    assert msg.endswith(f"in {tmp_path}/t.conf:6")
+    # each passphrase is tried in turn, as nginx does
+    (tmp_path / "passwords").write_text("nope\ns3cret\n")
+    config = _load(tmp_path, pair + "\nssl_password_file passwords;")
+    assert config.servers[0].settings.ssl_password_file == ("nope", "s3cret")
+    server_context(config.servers[0].settings)
+
+
+def test_empty_password_file(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("\n")
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_password_file empty;").startswith(
+        f'cannot use empty password file "{tmp_path}/empty"')
+
+
+def test_ciphers_and_preference_reach_the_context(tmp_path: Path) -> None:
+    config = _load(tmp_path, _pair(tmp_path) + "\nssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384;"
+                   "\nssl_prefer_server_ciphers on; ssl_session_tickets off;")
+    ctx = server_context(config.servers[0].settings)
+    tls12 = {c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"}
+    assert tls12 == {"ECDHE-ECDSA-AES256-GCM-SHA384"}
+    assert ctx.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    assert ctx.options & ssl.OP_NO_TICKET
+    assert ctx.num_tickets == 0
+
+
+def test_defaults_keep_pythons_ciphers_and_tickets(tmp_path: Path) -> None:
+    ctx = server_context(_load(tmp_path, _pair(tmp_path)).servers[0].settings)
+    assert ctx.get_ciphers() == ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).get_ciphers()
+    assert not ctx.options & ssl.OP_NO_TICKET
+    # Python's server contexts prefer the server's order; "off" (nginx's default) is
+    # honoured only where it is written
+    assert ctx.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    off = _load(tmp_path, _pair(tmp_path) + "\nssl_prefer_server_ciphers off;")
+    assert not server_context(off.servers[0].settings).options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    assert (ctx.minimum_version, ctx.maximum_version) == (ssl.TLSVersion.TLSv1_2,
+                                                          ssl.TLSVersion.TLSv1_3)
+
+
+def test_bad_cipher_string(tmp_path: Path) -> None:
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_ciphers NO-SUCH-CIPHER;") == (
+        'SSL_CTX_set_cipher_list("NO-SUCH-CIPHER") failed: no cipher matches '
+        f"in {tmp_path}/t.conf:5")
+
+
+def test_curves(tmp_path: Path) -> None:
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_ecdh_curve nocurve;") == (
+        f'unknown curve name "nocurve" in {tmp_path}/t.conf:5')
+    _load(tmp_path, _pair(tmp_path) + "\nssl_ecdh_curve secp384r1;")
+    config = _load(tmp_path, _pair(tmp_path) + "\nssl_ecdh_curve X25519:prime256v1;")
+    assert config.warnings == (
+        '[warn] a list of curves in "ssl_ecdh_curve" is not applied: Python\'s ssl sets one '
+        f"curve; OpenSSL's default list is offered in {tmp_path}/t.conf:5",)
+
+
+def test_dhparam(tmp_path: Path) -> None:
+    (tmp_path / "dh.pem").write_text(FFDHE2048_PEM)
+    _load(tmp_path, _pair(tmp_path) + "\nssl_dhparam dh.pem;")
+    (tmp_path / "bad.pem").write_text("junk\n")
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_dhparam bad.pem;").startswith(
+        f'cannot load DH parameters "{tmp_path}/bad.pem": ')
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_dhparam none.pem;").startswith(
+        f'cannot open "{tmp_path}/none.pem" (2: No such file or directory) in ')
+
+
+def test_protocols(tmp_path: Path) -> None:
+    ctx = server_context(_load(tmp_path, _pair(tmp_path) + "\nssl_protocols TLSv1.3;")
+                         .servers[0].settings)
+    assert ctx.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_protocols SSLv3;") == (
+        "ssl_protocols enables no protocol this OpenSSL supports (TLSv1 to TLSv1.3) "
+        f"in {tmp_path}/t.conf:5")
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_protocols TLSv9;").startswith(
+        'invalid value "TLSv9" in ')
+
+
+def test_two_certificates_pair_in_order(tmp_path: Path) -> None:
+    rsa_crt, rsa_key = self_signed(tmp_path, kind="rsa", stem="rsa-")
+    ec_crt, ec_key = self_signed(tmp_path, stem="ec-")
+    config = _load(tmp_path, f"ssl_certificate {rsa_crt}; ssl_certificate_key {rsa_key};\n"
+                             f"ssl_certificate {ec_crt}; ssl_certificate_key {ec_key};")
+    s = config.servers[0].settings
+    assert s.ssl_certificate == (str(rsa_crt), str(ec_crt))
+    assert s.ssl_certificate_key == (str(rsa_key), str(ec_key))
+
+
+def test_certificates_set_in_server_replace_the_http_ones(tmp_path: Path) -> None:
+    crt, key = self_signed(tmp_path)
+    inner_crt, inner_key = self_signed(tmp_path, stem="inner-")
+    config = _load(tmp_path, f"ssl_certificate {inner_crt}; ssl_certificate_key {inner_key};",
+                   http=f"ssl_certificate {crt}; ssl_certificate_key {key};")
+    assert config.servers[0].settings.ssl_certificate == (str(inner_crt),)
+
+
+def test_variables_in_certificate_paths_are_refused(tmp_path: Path) -> None:
+    assert _error(tmp_path, "ssl_certificate $ssl_server_name.pem;").startswith(
+        'variables in "ssl_certificate" are not supported in ')
+
+
+@pytest.mark.parametrize("directive,warned", [
+    ("ssl_session_cache shared:SSL:10m;", '"ssl_session_cache" is not applied'),
+    ("ssl_session_cache builtin:1000 shared:SSL:1m;", '"ssl_session_cache" is not applied'),
+    ("ssl_session_cache off;", '"ssl_session_cache" is not applied'),
+    ("ssl_session_cache builtin;", None),
+    ("ssl_session_timeout 1d;", '"ssl_session_timeout" is not applied'),
+    ("ssl_stapling on;", '"ssl_stapling" directive is ignored'),
+    ("ssl_stapling off;", None),
+    ("ssl_stapling_verify on;", '"ssl_stapling_verify" directive is ignored'),
+    ("ssl_buffer_size 4k;", '"ssl_buffer_size" directive is ignored'),
+    ("ssl_early_data on;", '"ssl_early_data" directive is ignored'),
+    ("ssl_early_data off;", None),
+    ("ssl_trusted_certificate cert.pem;", '"ssl_trusted_certificate" is not used'),
+])
+def test_what_pythons_ssl_cannot_do_is_warned_once(tmp_path: Path, directive: str,
+                                                   warned: str | None) -> None:
+    config = _load(tmp_path, _pair(tmp_path) + "\n" + directive,
+                   http=directive.replace(" 4k;", " 8k;") if warned else "")
+    if warned is None:
+        assert config.warnings == ()
+    else:
+        # given twice (http and server): one line, with the count
+        assert len(config.warnings) == 1
+        assert config.warnings[0].startswith(f"[warn] {warned} (2 times): ")
+        assert config.warnings[0].endswith(f"in {tmp_path}/t.conf:2")
+
+
+def test_bad_session_cache(tmp_path: Path) -> None:
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_session_cache private;").startswith(
+        'invalid session cache "private" in ')
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_session_cache shared:SSL:lots;").startswith(
+        '"ssl_session_cache" directive invalid value in ')

@@ -1,0 +1,131 @@
+"""TLS as a client sees it: the certificate chosen by SNI, RSA and ECDSA certificates side
+by side, an encrypted key opened with ssl_password_file, protocols and ciphers enforced
+in the handshake, and ``-t`` refusing what cannot load."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from e2e_util import fastgate
+from helpers import self_signed
+
+
+def _der(crt: Path) -> bytes:
+    return x509.load_pem_x509_certificate(crt.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+
+
+def _handshake(port: int, name: str | None = None, *, ciphers: str | None = None,
+               maximum: ssl.TLSVersion | None = None,
+               host: str = "") -> tuple[bytes, bytes]:
+    """The certificate the gateway sent, and its answer to GET / (Host: ``host``)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=name) as tls:
+        cert = tls.getpeercert(binary_form=True) or b""
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {host or name or 'x'}\r\n"
+                    "Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    return cert, answer
+
+
+def test_sni_chooses_the_server_certificate(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    a = self_signed(tmp_path, "a.test", stem="a-")
+    b = self_signed(tmp_path, "b.test", stem="b-")
+    wild = self_signed(tmp_path, "any.c.test", stem="c-")
+    port = free()
+    gateway(f"""http {{ access_log off;
+      server {{ listen 127.0.0.1:{port} ssl; server_name a.test;
+        ssl_certificate {a[0]}; ssl_certificate_key {a[1]};
+        location / {{ return 200 "a"; }} }}
+      server {{ listen 127.0.0.1:{port} ssl; server_name b.test;
+        ssl_certificate {b[0]}; ssl_certificate_key {b[1]};
+        location / {{ return 200 "b"; }} }}
+      server {{ listen 127.0.0.1:{port} ssl; server_name *.c.test;
+        ssl_certificate {wild[0]}; ssl_certificate_key {wild[1]};
+        location / {{ return 200 "c"; }} }} }}""", port)
+    cert, answer = _handshake(port, "b.test")
+    assert cert == _der(b[0]) and answer.endswith(b"\r\n\r\nb")
+    cert, answer = _handshake(port, "x.c.test")
+    assert cert == _der(wild[0]) and answer.endswith(b"\r\n\r\nc")
+    # no SNI, or a name no server has: the address's default server (the first)
+    assert _handshake(port)[0] == _der(a[0])
+    assert _handshake(port, "unknown.test")[0] == _der(a[0])
+    # SNI picks the certificate, Host still picks the server (as nginx)
+    cert, answer = _handshake(port, "b.test", host="a.test")
+    assert cert == _der(b[0]) and answer.endswith(b"\r\n\r\na")
+
+
+def test_rsa_and_ecdsa_certificates_side_by_side(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    rsa_crt, rsa_key = self_signed(tmp_path, kind="rsa", stem="rsa-")
+    ec_crt, ec_key = self_signed(tmp_path, stem="ec-")
+    port = free()
+    gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port} ssl;
+      ssl_certificate {rsa_crt}; ssl_certificate_key {rsa_key};
+      ssl_certificate {ec_crt}; ssl_certificate_key {ec_key};
+      location / {{ return 200 "ok"; }} }} }}""", port)
+    tls12 = ssl.TLSVersion.TLSv1_2
+    assert _handshake(port, ciphers="ECDHE-RSA-AES128-GCM-SHA256",
+                      maximum=tls12)[0] == _der(rsa_crt)
+    assert _handshake(port, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256",
+                      maximum=tls12)[0] == _der(ec_crt)
+
+
+def test_encrypted_key_with_password_file(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    crt, key = self_signed(tmp_path, passphrase=b"open sesame")
+    (tmp_path / "pass").write_text("wrong\nopen sesame\n")
+    port = free()
+    gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port} ssl;
+      ssl_certificate {crt}; ssl_certificate_key {key}; ssl_password_file pass;
+      location / {{ return 200 "$ssl_protocol"; }} }} }}""", port)
+    cert, answer = _handshake(port)
+    assert cert == _der(crt) and answer.endswith(b"\r\n\r\nTLSv1.3")
+
+
+def test_protocols_and_ciphers_are_enforced(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    crt, key = self_signed(tmp_path)
+    v13, v12 = free(), free()
+    gateway(f"""http {{ access_log off;
+      ssl_certificate {crt}; ssl_certificate_key {key};
+      server {{ listen 127.0.0.1:{v13} ssl; ssl_protocols TLSv1.3;
+        location / {{ return 200 "$ssl_protocol"; }} }}
+      server {{ listen 127.0.0.1:{v12} ssl; ssl_protocols TLSv1.2;
+        ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384; ssl_prefer_server_ciphers on;
+        location / {{ return 200 "$ssl_protocol"; }} }} }}""", v13)
+    with pytest.raises(ssl.SSLError):
+        _handshake(v13, maximum=ssl.TLSVersion.TLSv1_2)
+    assert _handshake(v13)[1].endswith(b"TLSv1.3")
+    with pytest.raises(ssl.SSLError):
+        _handshake(v12, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert _handshake(v12, ciphers="ECDHE-ECDSA-AES256-GCM-SHA384")[1].endswith(b"TLSv1.2")
+
+
+def test_check_fails_on_what_cannot_load(tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    crt, _ = self_signed(tmp_path)
+    _, other = self_signed(tmp_path, stem="other-")
+    conf = tmp_path / "t.conf"
+    conf.write_text(f"http {{ server {{ listen 127.0.0.1:{free()} ssl;\n"
+                    f"ssl_certificate {crt};\nssl_certificate_key {other}; }} }}\n")
+    run = fastgate("-t", "-c", str(conf))
+    assert run.returncode == 1
+    assert f'cannot load certificate key "{other}" for certificate "{crt}"' in run.stderr
+    assert f"in {conf}:3" in run.stderr and "Traceback" not in run.stderr
+    conf.write_text("http { server { listen 127.0.0.1:8443 ssl;\n"
+                    "ssl_certificate gone.pem; ssl_certificate_key gone.key; } }\n")
+    run = fastgate("-t", "-c", str(conf))
+    assert run.returncode == 1
+    assert (f'cannot open "{tmp_path}/gone.pem" (2: No such file or directory) in {conf}:2'
+            in run.stderr)
