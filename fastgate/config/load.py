@@ -27,6 +27,7 @@ from fastgate.config.model import (
     Settings,
     Upstream,
     UpstreamServer,
+    UpstreamTls,
     Where,
 )
 from fastgate.config.parser import Directive, parse_file, parse_text
@@ -226,6 +227,7 @@ class Loader:
         http = next((c for c in main.children if c.ctx == HTTP), None)
         events = next((c for c in main.children if c.ctx == EVENTS), None)
         servers: tuple[Server, ...] = ()
+        tls_pools: dict[str, tuple[str, UpstreamTls]] = {}
         if http is not None:
             # nginx's implicit "access_log logs/access.log combined", where nothing says
             # otherwise; opened (and its directory made) only when some server uses it
@@ -239,6 +241,7 @@ class Loader:
             builder = Builder(self)
             servers = tuple(builder.server(http_settings, http_origins, s)
                             for s in http.children if s.ctx == SERVER)
+            tls_pools = builder.tls_pools
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')
@@ -256,6 +259,7 @@ class Loader:
             user=main.local.get("user"),
             servers=servers,
             upstreams=dict(self.upstreams),
+            tls_pools=tls_pools,
             maps=tuple(self.maps.values()),
             log_formats=dict(self.log_formats),
             zones=dict(self.zones),

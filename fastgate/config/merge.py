@@ -18,14 +18,16 @@ from fastgate.config.model import (
     Listen,
     Location,
     LocationTree,
+    ProxyPass,
     Return,
     RewriteOp,
     Server,
     Settings,
+    UpstreamTls,
     Where,
 )
 from fastgate.config.parser import Directive
-from fastgate.config.tls import TlsError, server_context
+from fastgate.config.tls import TlsError, server_context, upstream_context
 from fastgate.jwt import Verifier
 
 
@@ -35,6 +37,13 @@ def merge(parent: Settings, level: Level) -> Settings:
 
 def merge_origins(parent: dict[str, Directive], level: Level) -> dict[str, Directive]:
     return {**parent, **level.origins} if level.origins else parent
+
+
+def _host_of(hostport: str) -> str:
+    """``example.com:8443`` -> ``example.com``; ``[::1]:443`` -> ``::1``."""
+    if hostport.startswith("["):
+        return hostport[1:].partition("]")[0]
+    return hostport.partition(":")[0]
 
 
 def _where(d: Directive | None) -> Where:
@@ -49,6 +58,8 @@ class Builder:
     def __init__(self, loader: Context) -> None:
         self.ld = loader
         self._verifiers: dict[tuple[Any, ...], Verifier] = {}
+        # https:// proxy_pass pools: pool name -> (upstream, TLS settings)
+        self.tls_pools: dict[str, tuple[str, UpstreamTls]] = {}
 
     def server(self, http: Settings, http_origins: dict[str, Directive], lvl: Level) -> Server:
         settings = merge(http, lvl)
@@ -102,6 +113,8 @@ class Builder:
         verifier = self._verifier(settings, origins, where) if settings.auth_jwt != "off" else None
         in_location = lvl.ctx == LOCATION
         proxy_pass = lvl.local.get("proxy_pass") if in_location else None
+        if proxy_pass is not None:
+            proxy_pass = self._tls(proxy_pass, settings, origins)
         status_page = lvl.local.get("status_page", "")
 
         def nested(if_lvl: Level) -> Location:
@@ -110,9 +123,11 @@ class Builder:
             # as nginx's does), try_files does not ("if is evil")
             s = merge(settings, if_lvl)
             o = merge_origins(origins, if_lvl)
+            own = if_lvl.local.get("proxy_pass")
             return Location(modifier=modifier, pattern=pattern, settings=s,
                             where=_where(if_lvl.directive),
-                            proxy_pass=if_lvl.local.get("proxy_pass") or proxy_pass,
+                            proxy_pass=(self._tls(own, s, o) if own is not None
+                                        else proxy_pass),
                             status_page=status_page,
                             verifier=(self._verifier(s, o, where) if s.auth_jwt != "off"
                                       else None))
@@ -137,6 +152,35 @@ class Builder:
             verifier=verifier,
             children=children,
         )
+
+    def _tls(self, pp: ProxyPass, s: Settings, origins: dict[str, Directive]) -> ProxyPass:
+        """An ``https://`` proxy_pass with its location's proxy_ssl_* settings, and the
+        pool its connections are kept in (one per distinct setting), its context checked
+        now so that ``-t`` fails on what OpenSSL refuses."""
+        if pp.scheme != "https":
+            return pp
+        if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None:
+            raise origins["proxy_ssl_verify"].error(
+                'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify"')
+        t = UpstreamTls(
+            name=s.proxy_ssl_name or _host_of(pp.host_header),
+            server_name=s.proxy_ssl_server_name, verify=s.proxy_ssl_verify,
+            trusted_certificate=s.proxy_ssl_trusted_certificate, crl=s.proxy_ssl_crl,
+            protocols=s.proxy_ssl_protocols, ciphers=s.proxy_ssl_ciphers,
+            certificate=s.proxy_ssl_certificate,
+            certificate_key=s.proxy_ssl_certificate_key,
+            password_file=s.proxy_ssl_password_file)
+        pool = next((name for name, have in self.tls_pools.items()
+                     if have == (pp.upstream, t)), None)
+        if pool is None:
+            try:
+                upstream_context(t)
+            except TlsError as e:
+                d = origins.get(e.directive) or origins["proxy_pass"]
+                raise d.error(e.message) from None
+            pool = f"{pp.upstream} tls:{len(self.tls_pools) + 1}"
+            self.tls_pools[pool] = (pp.upstream, t)
+        return dataclasses.replace(pp, pool=pool)
 
     def _program(self, lvl: Level,
                  nested: Callable[[Level], Location] | None) -> tuple[RewriteOp, ...]:

@@ -67,6 +67,24 @@ class Upstream:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """How an ``https://`` proxy_pass speaks TLS to its servers (the ``proxy_ssl_*``
+    settings of its location): ``name`` is checked against the certificate when
+    ``verify`` and sent as SNI when ``server_name``."""
+
+    name: str
+    server_name: bool = False
+    verify: bool = False
+    trusted_certificate: str | None = None
+    crl: str | None = None
+    protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    ciphers: str | None = None
+    certificate: str | None = None  # a client certificate, with its key
+    certificate_key: str | None = None
+    password_file: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyPass:
     """``proxy_pass URL``: the upstream group and the URI part, if the URL has one."""
 
@@ -74,10 +92,15 @@ class ProxyPass:
     upstream: str  # name of an upstream group (implicit groups are named "host:port")
     host_header: str  # what Host defaults to: the URL's host[:port] as written
     uri: str | None  # None: pass the request URI unchanged; else replaces the prefix
+    # the worker's connection pool (UpstreamGroup) for it: the upstream's name, or for
+    # https one pool per distinct TLS setting ("NAME tls:N")
+    pool: str = ""
     host_bytes: bytes = field(init=False, repr=False, compare=False)  # host_header, encoded
     port: str = field(init=False, compare=False)  # $proxy_port: the URL's, or the scheme's
 
     def __post_init__(self) -> None:
+        if not self.pool:
+            object.__setattr__(self, "pool", self.upstream)
         object.__setattr__(self, "host_bytes", self.host_header.encode("latin-1"))
         tail = self.host_header.rsplit("]", 1)[-1]
         _, colon, port = tail.rpartition(":")
@@ -280,6 +303,16 @@ class Settings:
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
+    proxy_ssl_server_name: bool = False
+    proxy_ssl_name: str | None = None  # None: the proxy_pass URL's host
+    proxy_ssl_verify: bool = False  # nginx's default: upstream certificates unchecked
+    proxy_ssl_trusted_certificate: str | None = None
+    proxy_ssl_crl: str | None = None
+    proxy_ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    proxy_ssl_ciphers: str | None = None
+    proxy_ssl_certificate: str | None = None
+    proxy_ssl_certificate_key: str | None = None
+    proxy_ssl_password_file: tuple[str, ...] | None = None
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 0
     add_header: tuple[tuple[str, Template, bool], ...] = ()
@@ -533,6 +566,8 @@ class Config:
     maps: tuple[Map, ...] = ()
     log_formats: dict[str, LogFormat] = field(default_factory=dict)
     zones: dict[str, LimitZone] = field(default_factory=dict)
+    # pools of https:// proxy_pass: pool name -> (upstream, its TLS settings)
+    tls_pools: dict[str, tuple[str, UpstreamTls]] = field(default_factory=dict)
     claims: frozenset[str] = frozenset()  # $jwt_claim_* names the config references
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start
     log_files: tuple[LogFile, ...] = ()  # every log the configuration names, opened at start

@@ -14,7 +14,7 @@ import ssl
 
 from cryptography import x509
 
-from fastgate.config.model import Settings
+from fastgate.config.model import Settings, UpstreamTls
 from fastgate.errors import FastgateError
 
 VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -85,6 +85,53 @@ def server_context(s: Settings) -> ssl.SSLContext:
     return ctx
 
 
+def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
+    """The context an ``https://`` proxy_pass connects with. As nginx, certificates are
+    not checked unless ``proxy_ssl_verify on``; then against the trusted certificates
+    only (not the system's), and for ``name``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    enabled = [VERSIONS[p] for p in t.protocols if p in VERSIONS]
+    if not enabled:
+        raise TlsError("proxy_ssl_protocols", "proxy_ssl_protocols enables no protocol "
+                                              "this OpenSSL supports (TLSv1 to TLSv1.3)")
+    ctx.minimum_version = min(enabled)
+    ctx.maximum_version = max(enabled)
+    if t.ciphers is not None:
+        try:
+            ctx.set_ciphers(t.ciphers)
+        except ssl.SSLError:
+            raise TlsError("proxy_ssl_ciphers", f'SSL_CTX_set_cipher_list("{t.ciphers}") '
+                                                "failed: no cipher matches") from None
+    if t.verify:
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        try:
+            ctx.load_verify_locations(t.trusted_certificate)
+        except (OSError, ssl.SSLError) as e:
+            raise TlsError("proxy_ssl_trusted_certificate",
+                           f'cannot load trusted certificates "{t.trusted_certificate}": '
+                           f"{_reason(e)}") from None
+        if t.crl is not None:
+            try:
+                ctx.load_verify_locations(t.crl)
+            except (OSError, ssl.SSLError) as e:
+                raise TlsError("proxy_ssl_crl", f'cannot load CRL "{t.crl}": '
+                                                f"{_reason(e)}") from None
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if t.certificate is not None:
+        if t.certificate_key is None:
+            raise TlsError("proxy_ssl_certificate", 'no "proxy_ssl_certificate_key" is '
+                                                    f'defined for certificate "{t.certificate}"')
+        try:
+            _load_pair(ctx, t.certificate, t.certificate_key, t.password_file)
+        except TlsError as e:
+            raise TlsError("proxy_" + e.directive, e.message) from None
+    return ctx
+
+
 def _load_pair(ctx: ssl.SSLContext, cert: str, key: str,
                passwords: tuple[str, ...] | None) -> None:
     # nginx tries each passphrase of ssl_password_file in turn; without one, a key that
@@ -115,4 +162,4 @@ def _load_pair(ctx: ssl.SSLContext, cert: str, key: str,
                           f"{_reason(last)}")
 
 
-__all__ = ["TlsError", "server_context"]
+__all__ = ["TlsError", "server_context", "upstream_context"]

@@ -98,7 +98,7 @@ class Worker:
         # limit zones by name; a worker without a master makes its own
         self.zones = zones if zones is not None else Zones().for_config(config)
         self.engine = resolve(engine or config.http_engine)
-        self.groups = build_groups(config.upstreams, self.engine)
+        self.groups = build_groups(config.upstreams, self.engine, config.tls_pools)
         self.log = ErrorLog(config.error_logs)
         self.access = AccessLogs(config.log_formats, self.log)
         self.stats = stats if stats is not None else Stats()

@@ -147,7 +147,7 @@ class UpstreamExchange:
         ``condition``: allowed, and the tries are more than the one it had."""
         pp = loc.proxy_pass
         assert pp is not None
-        tries = loc.settings.proxy_next_upstream_tries or len(self.w.groups[pp.upstream].peers)
+        tries = loc.settings.proxy_next_upstream_tries or len(self.w.groups[pp.pool].peers)
         return tries > 1 and self.next_upstream(loc, req, condition, True)
 
     def after_failure(self, conn: ClientConnection, req: Request, peer: Peer, kind: str,
@@ -200,7 +200,7 @@ class UpstreamExchange:
         s = loc.settings
         pp = loc.proxy_pass
         assert pp is not None
-        group = w.groups[pp.upstream]
+        group = w.groups[pp.pool]
         head = req.head
         headers, target, drop, rules = self.upstream_request(conn, req, loc)
         upgrade = self.forwarded_upgrade(req, headers)

@@ -59,7 +59,7 @@ cdef class ProxyPass:
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
                 or req.override is not None):
             return self.upstream.proxy(conn, req, loc)
-        peer = self.groups[loc.proxy_pass.upstream].pick(_monotonic(), _NOT_TRIED)
+        peer = self.groups[loc.proxy_pass.pool].pick(_monotonic(), _NOT_TRIED)
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:

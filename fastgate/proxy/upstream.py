@@ -5,10 +5,12 @@ connections per server."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from typing import Any
 
-from fastgate.config.model import Upstream, UpstreamServer
+from fastgate.config.model import Upstream, UpstreamServer, UpstreamTls
+from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
 from fastgate.http.engine import ProtocolError, ResponseHead
 from fastgate.http.engines import client_engine
@@ -242,16 +244,33 @@ class Peer:
         if pooled is not None:
             return pooled, True
         loop = asyncio.get_running_loop()
+        tls = self.group.tls
         try:
+            # with TLS the handshake is part of connecting, and of its timeout (as nginx)
             _, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: UpstreamConnection(self), self.server.host,
-                                       self.server.port),
+                                       self.server.port, ssl=tls,
+                                       server_hostname=(self.group.tls_name if tls is not None
+                                                        else None)),
                 timeout,
             )
         except TimeoutError:
             raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
                                 "while connecting to upstream") from None
+        except ssl.SSLCertVerificationError as e:
+            raise UpstreamError("connect", f"upstream SSL certificate verify error: "
+                                f"({e.verify_code}:{e.verify_message}) while SSL "
+                                "handshaking to upstream") from None
+        except ssl.SSLError as e:
+            raise UpstreamError("connect", f"SSL_do_handshake() failed ({e.reason or e}) "
+                                "while SSL handshaking to upstream") from None
         except OSError as e:
+            if e.errno is None and tls is not None:
+                # the peer reset the connection before the handshake ended (it refused
+                # the protocol or the cipher, or does not speak TLS)
+                raise UpstreamError("connect", "SSL_do_handshake() failed (peer closed "
+                                    "connection in SSL handshake) while SSL handshaking "
+                                    "to upstream") from None
             raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
                                 "while connecting to upstream") from None
         return conn, False
@@ -284,9 +303,18 @@ class Peer:
 
 
 class UpstreamGroup:
-    def __init__(self, upstream: Upstream, engine: str) -> None:
+    """One pool of an upstream block: its servers as this worker sees them. An
+    ``https://`` proxy_pass has a pool of its own per distinct TLS setting, so a
+    plain and a TLS connection are never mixed."""
+
+    def __init__(self, upstream: Upstream, engine: str, tls: UpstreamTls | None = None) -> None:
         self.upstream = upstream
         self.engine = engine
+        self.tls = upstream_context(tls) if tls is not None else None
+        # what the handshake sends as SNI and checks the certificate against ("": no
+        # SNI; Python's ssl checks the name it sends, so verify sends it too)
+        self.tls_name = (tls.name if tls is not None and (tls.server_name or tls.verify)
+                         else "")
         self.primary = [Peer(s, self) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s, self) for s in upstream.servers if s.backup]
         # a group of one server (the common case): round robin over one always picks it
@@ -321,6 +349,13 @@ class UpstreamGroup:
             p.close_idle()
 
 
-def build_groups(upstreams: dict[str, Upstream], engine: str) -> dict[str, UpstreamGroup]:
-    return {name: UpstreamGroup(u, engine) for name, u in upstreams.items()}
+def build_groups(upstreams: dict[str, Upstream], engine: str,
+                 tls_pools: dict[str, tuple[str, UpstreamTls]] | None = None,
+                 ) -> dict[str, UpstreamGroup]:
+    """Every pool by name (``ProxyPass.pool``): each upstream block's, and one per
+    https:// setting."""
+    groups = {name: UpstreamGroup(u, engine) for name, u in upstreams.items()}
+    for pool, (name, tls) in (tls_pools or {}).items():
+        groups[pool] = UpstreamGroup(upstreams[name], engine, tls)
+    return groups
 

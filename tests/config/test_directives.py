@@ -152,6 +152,18 @@ SAMPLES = {
     "ssl_stapling_responder": "ssl_stapling_responder http://ocsp.example.com/;",
     "ssl_buffer_size": "ssl_buffer_size 4k;",
     "ssl_early_data": "ssl_early_data on;",
+    "proxy_ssl_server_name": "proxy_ssl_server_name on;",
+    "proxy_ssl_name": "proxy_ssl_name backend.internal;",
+    "proxy_ssl_verify": "proxy_ssl_verify on; proxy_ssl_trusted_certificate cert.pem;",
+    "proxy_ssl_trusted_certificate": "proxy_ssl_trusted_certificate cert.pem;",
+    "proxy_ssl_crl": "proxy_ssl_crl cert.pem;",
+    "proxy_ssl_protocols": "proxy_ssl_protocols TLSv1.3;",
+    "proxy_ssl_ciphers": "proxy_ssl_ciphers HIGH;",
+    "proxy_ssl_certificate": "proxy_ssl_certificate cert.pem; proxy_ssl_certificate_key key.pem;",
+    "proxy_ssl_certificate_key": "proxy_ssl_certificate_key key.pem;",
+    "proxy_ssl_password_file": "proxy_ssl_password_file passwords;",
+    "proxy_ssl_verify_depth": "proxy_ssl_verify_depth 2;",
+    "proxy_ssl_session_reuse": "proxy_ssl_session_reuse on;",
     "sendfile": "sendfile on;",
     "tcp_nopush": "tcp_nopush on;",
     "tcp_nodelay": "tcp_nodelay on;",
@@ -212,7 +224,7 @@ def test_every_directive_has_a_sample() -> None:
 @pytest.mark.parametrize("name,ctx,allowed", _cases(), ids=[f"{n}-{c}" for n, c, _ in _cases()])
 def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool) -> None:
     (tmp_path / "jwks.json").write_text('{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}')
-    if name.startswith("ssl"):
+    if name.startswith(("ssl", "proxy_ssl")):
         self_signed(tmp_path)
         (tmp_path / "passwords").write_text("secret\n")
         (tmp_path / "dhparam.pem").write_text(FFDHE2048_PEM)

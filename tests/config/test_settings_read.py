@@ -41,6 +41,24 @@ BUILT_FROM = {
     ("Settings", "ssl_dhparam"): "config/tls.py",
     ("Settings", "ssl_password_file"): "config/tls.py",
     ("Settings", "ssl_on"): "config/merge.py",  # the server's listens
+    # an https:// proxy_pass's TLS settings, and the context built from them
+    ("Settings", "proxy_ssl_server_name"): "config/merge.py",
+    ("Settings", "proxy_ssl_name"): "config/merge.py",
+    ("Settings", "proxy_ssl_verify"): "config/merge.py",
+    ("Settings", "proxy_ssl_trusted_certificate"): "config/merge.py",
+    ("Settings", "proxy_ssl_crl"): "config/merge.py",
+    ("Settings", "proxy_ssl_protocols"): "config/merge.py",
+    ("Settings", "proxy_ssl_ciphers"): "config/merge.py",
+    ("Settings", "proxy_ssl_certificate"): "config/merge.py",
+    ("Settings", "proxy_ssl_certificate_key"): "config/merge.py",
+    ("Settings", "proxy_ssl_password_file"): "config/merge.py",
+    ("UpstreamTls", "trusted_certificate"): "config/tls.py",
+    ("UpstreamTls", "crl"): "config/tls.py",
+    ("UpstreamTls", "protocols"): "config/tls.py",
+    ("UpstreamTls", "ciphers"): "config/tls.py",
+    ("UpstreamTls", "certificate"): "config/tls.py",
+    ("UpstreamTls", "certificate_key"): "config/tls.py",
+    ("UpstreamTls", "password_file"): "config/tls.py",
     ("Config", "maps"): "config/load.py",  # their variables are registered at load
     ("Upstream", "implicit"): "config/load.py",  # a fact about the file, not a setting
 }

@@ -219,3 +219,71 @@ def test_bad_session_cache(tmp_path: Path) -> None:
         'invalid session cache "private" in ')
     assert _error(tmp_path, _pair(tmp_path) + "\nssl_session_cache shared:SSL:lots;").startswith(
         '"ssl_session_cache" directive invalid value in ')
+
+
+# --- proxy_ssl_*: an https:// proxy_pass ---------------------------------------------
+
+
+def _proxy(tmp: Path, location: str, http: str = "") -> Config:
+    path = tmp / "t.conf"
+    path.write_text("http {\n" + http + "\nupstream be { server 127.0.0.1:9443; }\n"
+                    "server { listen 127.0.0.1:8080;\n" + location + "\n} }\n")
+    return load_config(str(path))
+
+
+def _proxy_error(tmp: Path, location: str) -> str:
+    with pytest.raises(ConfigError) as e:
+        _proxy(tmp, location)
+    return str(e.value)
+
+
+def test_verify_needs_trusted_certificates(tmp_path: Path) -> None:
+    assert _proxy_error(tmp_path, "location / { proxy_pass https://be;\n"
+                                  "proxy_ssl_verify on; }") == (
+        'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify" '
+        f"in {tmp_path}/t.conf:6")
+
+
+def test_upstream_tls_settings_are_checked_where_an_https_proxy_pass_uses_them(
+        tmp_path: Path) -> None:
+    assert _proxy_error(tmp_path, "location / { proxy_pass https://be;\n"
+                                  "proxy_ssl_ciphers NOPE; }") == (
+        f'SSL_CTX_set_cipher_list("NOPE") failed: no cipher matches in {tmp_path}/t.conf:6')
+    crt, _ = self_signed(tmp_path)
+    assert _proxy_error(tmp_path, f"location / {{ proxy_pass https://be;\n"
+                                  f"proxy_ssl_certificate {crt}; }}") == (
+        f'no "proxy_ssl_certificate_key" is defined for certificate "{crt}" '
+        f"in {tmp_path}/t.conf:6")
+    (tmp_path / "junk.pem").write_text("junk\n")
+    msg = _proxy_error(tmp_path, "location / { proxy_pass https://be; proxy_ssl_verify on;\n"
+                                 "proxy_ssl_trusted_certificate junk.pem; }")
+    assert msg.startswith(f'cannot load trusted certificates "{tmp_path}/junk.pem": ')
+    assert msg.endswith(f"in {tmp_path}/t.conf:6")
+    # over plain http the same settings are not used, so not loaded (as nginx)
+    _proxy(tmp_path, "location / { proxy_pass http://be; proxy_ssl_ciphers NOPE; }")
+
+
+def test_one_pool_per_upstream_and_tls_setting(tmp_path: Path) -> None:
+    config = _proxy(tmp_path, """
+      location /a/ { proxy_pass https://be; }
+      location /b/ { proxy_pass https://be; }
+      location /c/ { proxy_pass https://be; proxy_ssl_server_name on; }
+      location /d/ { proxy_pass http://be; }
+      location /e/ { proxy_pass https://127.0.0.1:9444; proxy_ssl_name api.internal; }""")
+    pools = {loc.pattern: loc.proxy_pass.pool for loc in config.servers[0].locations.all()}
+    assert pools["/a/"] == pools["/b/"] == "be tls:1"
+    assert pools["/c/"] == "be tls:2"
+    assert pools["/d/"] == "be"
+    assert pools["/e/"] == "127.0.0.1:9444 tls:3"
+    assert config.tls_pools["be tls:1"][1].name == "be"  # $proxy_host, nginx's default
+    assert not config.tls_pools["be tls:1"][1].server_name
+    assert config.tls_pools["be tls:2"][1].server_name
+    assert config.tls_pools["127.0.0.1:9444 tls:3"][1].name == "api.internal"
+
+
+def test_proxy_ssl_name_takes_no_other_variable(tmp_path: Path) -> None:
+    assert _proxy_error(tmp_path, "location / { proxy_pass https://be;\n"
+                                  "proxy_ssl_name $host; }").startswith(
+        'variables in "proxy_ssl_name" are not supported')
+    config = _proxy(tmp_path, "location / { proxy_pass https://be; proxy_ssl_name $proxy_host; }")
+    assert config.tls_pools["be tls:1"][1].name == "be"

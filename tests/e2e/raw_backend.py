@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 
@@ -114,9 +115,11 @@ class _Conn(asyncio.Protocol):
 
 
 class RawBackend:
-    """Start with ``RawBackend()``, read ``port``; ``stop()`` when done."""
+    """Start with ``RawBackend()``, read ``port``; ``stop()`` when done. With ``tls`` (a
+    server context) it speaks HTTPS."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
         self._state = _State()
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -128,7 +131,7 @@ class RawBackend:
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(self._loop.create_server(
-            lambda: _Conn(self._state), "127.0.0.1", 0))
+            lambda: _Conn(self._state), "127.0.0.1", 0, ssl=self._tls))
         self.port = server.sockets[0].getsockname()[1]
         ready.set()
         self._loop.run_forever()

@@ -4,8 +4,10 @@ in the handshake, and ``-t`` refusing what cannot load."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from e2e_util import fastgate
 from helpers import self_signed
+from raw_backend import RawBackend
 
 
 def _der(crt: Path) -> bytes:
@@ -129,3 +132,120 @@ def test_check_fails_on_what_cannot_load(tmp_path: Path, free) -> None:  # type:
     assert run.returncode == 1
     assert (f'cannot open "{tmp_path}/gone.pem" (2: No such file or directory) in {conf}:2'
             in run.stderr)
+
+
+# --- https:// upstreams -------------------------------------------------------------
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def _backend_context(tmp: Path, name: str = "localhost", stem: str = "be-",
+                     client_ca: Path | None = None) -> tuple[ssl.SSLContext, Path, list[str]]:
+    """A TLS backend's context, its certificate, and the SNI names it was sent ("" for
+    none)."""
+    crt, key = self_signed(tmp, name, stem=stem)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    names: list[str] = []
+    ctx.sni_callback = lambda obj, name, c: names.append(name or "")  # type: ignore[misc,func-returns-value]
+    if client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    return ctx, crt, names
+
+
+@pytest.fixture
+def tls_backends() -> Iterator[Callable[[ssl.SSLContext | None], RawBackend]]:
+    started: list[RawBackend] = []
+
+    def make(ctx: ssl.SSLContext | None) -> RawBackend:
+        be = RawBackend(tls=ctx)
+        started.append(be)
+        return be
+
+    yield make
+    for be in started:
+        be.stop()
+
+
+def test_https_upstream_speaks_tls_and_pools(tmp_path: Path, gateway, free, tls_backends) -> None:  # type: ignore[no-untyped-def]
+    ctx, _, names = _backend_context(tmp_path)
+    be = tls_backends(ctx)
+    plain = tls_backends(None)
+    port = free()
+    g = gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port};
+      location /tls/ {{ proxy_pass https://127.0.0.1:{be.port}; }}
+      location /sni/ {{ proxy_pass https://127.0.0.1:{be.port};
+        proxy_ssl_server_name on; proxy_ssl_name api.internal; }}
+      location /plain/ {{ proxy_pass https://127.0.0.1:{plain.port};
+        proxy_connect_timeout 1s; }} }} }}""", port)
+    for _ in range(3):
+        assert _get(port, "/tls/x")[0] == 200
+    assert [r.target for r in be.requests()] == [b"/tls/x"] * 3
+    # one handshake: the connection is pooled, and the later requests take the
+    # callback path over it
+    assert len({r.connection for r in be.requests()}) == 1
+    assert names == [""]  # proxy_ssl_server_name off (nginx's default): no SNI
+    assert _get(port, "/sni/y")[0] == 200
+    assert names == ["", "api.internal"]
+    # a backend that does not speak TLS gets a ClientHello, never the request in clear;
+    # the handshake counts in proxy_connect_timeout (as nginx)
+    status, _ = _get(port, "/plain/z")
+    assert status == 504
+    assert plain.seen(b"\x16\x03")  # a TLS handshake record
+    assert not plain.seen(b"/plain/z") and not plain.seen(b"GET")
+    assert "upstream timed out" in g.stderr
+
+
+def test_verified_upstream(tmp_path: Path, gateway, free, tls_backends) -> None:  # type: ignore[no-untyped-def]
+    ctx, crt, names = _backend_context(tmp_path, "backend.internal")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    be = tls_backends(ctx)
+    other_ca = self_signed(tmp_path, "backend.internal", stem="other-")[0]
+    port = free()
+    g = gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port};
+      proxy_ssl_verify on;
+      location /good/ {{ proxy_pass https://127.0.0.1:{be.port};
+        proxy_ssl_name backend.internal; proxy_ssl_trusted_certificate {crt}; }}
+      location /wrong-name/ {{ proxy_pass https://127.0.0.1:{be.port};
+        proxy_ssl_name other.internal; proxy_ssl_trusted_certificate {crt}; }}
+      location /untrusted/ {{ proxy_pass https://127.0.0.1:{be.port};
+        proxy_ssl_name backend.internal; proxy_ssl_trusted_certificate {other_ca}; }}
+      location /tls12/ {{ proxy_pass https://127.0.0.1:{be.port}; proxy_ssl_verify off;
+        proxy_ssl_protocols TLSv1.2; }}
+      }} }}""", port)
+    assert _get(port, "/good/a")[0] == 200
+    assert _get(port, "/wrong-name/b")[0] == 502
+    assert _get(port, "/untrusted/c")[0] == 502
+    assert _get(port, "/tls12/d")[0] == 502
+    assert "SSL_do_handshake() failed (peer closed connection in SSL handshake) while SSL " \
+           "handshaking to upstream" in g.stderr
+    # what failed verification never got the request
+    assert [r.target for r in be.requests()] == [b"/good/a"]
+    assert g.stderr.count("upstream SSL certificate verify error: (") == 2
+    assert "backend.internal" in names
+
+
+def test_client_certificate_to_upstream(tmp_path: Path, gateway, free, tls_backends) -> None:  # type: ignore[no-untyped-def]
+    client_crt, client_key = self_signed(tmp_path, "gateway", stem="client-",
+                                         passphrase=b"pw")
+    (tmp_path / "pw").write_text("pw\n")
+    ctx, _, _ = _backend_context(tmp_path, client_ca=client_crt)
+    be = tls_backends(ctx)
+    port = free()
+    gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port};
+      location /with/ {{ proxy_pass https://127.0.0.1:{be.port};
+        proxy_ssl_certificate {client_crt}; proxy_ssl_certificate_key {client_key};
+        proxy_ssl_password_file pw; }}
+      location /without/ {{ proxy_pass https://127.0.0.1:{be.port}; }} }} }}""", port)
+    assert _get(port, "/with/a")[0] == 200
+    assert _get(port, "/without/b")[0] == 502
+    assert [r.target for r in be.requests()] == [b"/with/a"]

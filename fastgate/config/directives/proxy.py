@@ -15,10 +15,13 @@ from fastgate.config.directives.args import (
     appending,
     check_header_name,
     flag_arg,
+    ignored,
     number_arg,
     setting,
     time_arg,
 )
+from fastgate.config.directives.ignored import off_is_ours
+from fastgate.config.directives.tls import readable_file, ssl_password_file, ssl_protocols
 from fastgate.config.model import (
     ProxyPass,
 )
@@ -130,7 +133,34 @@ def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
     return d.args
 
 
+def proxy_ssl_name(ld: Context, d: Directive) -> str | None:
+    if d.args[0] == "$proxy_host":  # nginx's default
+        return None
+    if "$" in d.args[0]:
+        raise d.error('variables in "proxy_ssl_name" are not supported (other than '
+                      "$proxy_host): give the name the upstream's certificate has")
+    return d.args[0]
+
+
 SPECS = [
+    Spec("proxy_ssl_server_name", HSL, 1, 1, setting("proxy_ssl_server_name", flag_arg)),
+    Spec("proxy_ssl_name", HSL, 1, 1, setting("proxy_ssl_name", proxy_ssl_name)),
+    Spec("proxy_ssl_verify", HSL, 1, 1, setting("proxy_ssl_verify", flag_arg)),
+    Spec("proxy_ssl_trusted_certificate", HSL, 1, 1,
+         setting("proxy_ssl_trusted_certificate", readable_file)),
+    Spec("proxy_ssl_crl", HSL, 1, 1, setting("proxy_ssl_crl", readable_file)),
+    Spec("proxy_ssl_protocols", HSL, 1, None, setting("proxy_ssl_protocols", ssl_protocols)),
+    Spec("proxy_ssl_ciphers", HSL, 1, 1, setting("proxy_ssl_ciphers", lambda ld, d: d.args[0])),
+    Spec("proxy_ssl_certificate", HSL, 1, 1, setting("proxy_ssl_certificate", readable_file)),
+    Spec("proxy_ssl_certificate_key", HSL, 1, 1,
+         setting("proxy_ssl_certificate_key", readable_file)),
+    Spec("proxy_ssl_password_file", HSL, 1, 1,
+         setting("proxy_ssl_password_file", ssl_password_file)),
+    Spec("proxy_ssl_verify_depth", HSL, 1, 1, ignored(
+        "chains are verified to OpenSSL's depth limit; Python's ssl cannot set one")),
+    Spec("proxy_ssl_session_reuse", HSL, 1, 1, off_is_ours(
+        "a new connection to an https upstream makes a full handshake (idle connections "
+        "are kept and reused; TLS sessions are not)")),
     Spec("proxy_hide_header", HSL, 1, 1, appending("proxy_hide_header", header_name)),
     Spec("proxy_pass_header", HSL, 1, 1, appending("proxy_pass_header", header_name)),
     Spec("proxy_intercept_errors", HSL, 1, 1, setting("proxy_intercept_errors", flag_arg)),
