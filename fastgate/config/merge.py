@@ -114,7 +114,7 @@ class Builder:
         in_location = lvl.ctx == LOCATION
         proxy_pass = lvl.local.get("proxy_pass") if in_location else None
         if proxy_pass is not None:
-            proxy_pass = self._tls(proxy_pass, settings, origins)
+            proxy_pass = self._upstream(proxy_pass, settings, origins)
         status_page = lvl.local.get("status_page", "")
 
         def nested(if_lvl: Level) -> Location:
@@ -126,7 +126,7 @@ class Builder:
             own = if_lvl.local.get("proxy_pass")
             return Location(modifier=modifier, pattern=pattern, settings=s,
                             where=_where(if_lvl.directive),
-                            proxy_pass=(self._tls(own, s, o) if own is not None
+                            proxy_pass=(self._upstream(own, s, o) if own is not None
                                         else proxy_pass),
                             status_page=status_page,
                             verifier=(self._verifier(s, o, where) if s.auth_jwt != "off"
@@ -153,10 +153,16 @@ class Builder:
             children=children,
         )
 
-    def _tls(self, pp: ProxyPass, s: Settings, origins: dict[str, Directive]) -> ProxyPass:
-        """An ``https://`` proxy_pass with its location's proxy_ssl_* settings, and the
-        pool its connections are kept in (one per distinct setting), its context checked
-        now so that ``-t`` fails on what OpenSSL refuses."""
+    def _upstream(self, pp: ProxyPass, s: Settings, origins: dict[str, Directive]
+                  ) -> ProxyPass:
+        """The proxy_pass of a location, with what its settings make of it: whether the
+        request goes as the client sent it, and for ``https://`` the pool its
+        connections are kept in (one per distinct proxy_ssl_* setting, its context
+        checked now so that ``-t`` fails on what OpenSSL refuses)."""
+        as_is = (s.proxy_method is None and s.proxy_set_body is None
+                 and s.proxy_pass_request_body)
+        if as_is != pp.as_is:
+            pp = dataclasses.replace(pp, as_is=as_is)
         if pp.scheme != "https":
             return pp
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None:

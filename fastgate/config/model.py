@@ -95,6 +95,9 @@ class ProxyPass:
     # the worker's connection pool (UpstreamGroup) for it: the upstream's name, or for
     # https one pool per distinct TLS setting ("NAME tls:N")
     pool: str = ""
+    # method and body go as the client sent them (no proxy_method, proxy_set_body or
+    # proxy_pass_request_body off): what the callback path can carry
+    as_is: bool = True
     host_bytes: bytes = field(init=False, repr=False, compare=False)  # host_header, encoded
     port: str = field(init=False, compare=False)  # $proxy_port: the URL's, or the scheme's
 
@@ -303,6 +306,10 @@ class Settings:
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
+    proxy_method: Template | None = None
+    proxy_set_body: Template | None = None
+    proxy_pass_request_headers: bool = True
+    proxy_pass_request_body: bool = True
     proxy_ssl_server_name: bool = False
     proxy_ssl_name: str | None = None  # None: the proxy_pass URL's host
     proxy_ssl_verify: bool = False  # nginx's default: upstream certificates unchecked

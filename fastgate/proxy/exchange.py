@@ -7,6 +7,7 @@ path (``proxy.fast``) hands anything unusual to this one.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +37,14 @@ from fastgate.proxy.upstream import (
 )
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location
+    from fastgate.config.model import Location, Settings
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Fail
+
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # what an exchange ends with: done (answered or failed), or go again — a pooled
 # connection that was stale, or the next server (proxy_next_upstream)
@@ -97,8 +100,9 @@ class UpstreamExchange:
             plan = self._header_plans[id(loc)] = (
                 loc, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header),
                 response_drop(s.proxy_hide_header, s.proxy_pass_header), redirect_rules(loc))
-        headers, unsafe = upstream_headers(req.head.headers, plan[1], plan[2],
-                                           pp.host_bytes, req)
+        headers, unsafe = upstream_headers(
+            req.head.headers if s.proxy_pass_request_headers else [], plan[1], plan[2],
+            pp.host_bytes, req)
         if unsafe is not None:
             w = self.w
             for name in unsafe:
@@ -206,6 +210,31 @@ class UpstreamExchange:
         upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length
+        method = req.method.encode("latin-1")
+        body: bytes | None = None  # proxy_set_body's, sent instead of the client's
+        if not pp.as_is:
+            if s.proxy_method is not None:
+                text = s.proxy_method.render(req)
+                if not _METHOD.fullmatch(text):
+                    # a method from a variable goes into the request line: anything but
+                    # a token would split or bend it
+                    self.w.log.error(f'invalid method "{text}" from "proxy_method"', conn, req)
+                    return await finished(self.fail(conn, req, loc, 500))
+                method = text.encode("latin-1")
+            if s.proxy_set_body is not None:
+                body = s.proxy_set_body.render(req).encode("utf-8", "surrogateescape")
+            if has_body and (body is not None or not s.proxy_pass_request_body):
+                # the client's body is read to its end and dropped (so the connection
+                # can carry the next request), before anything goes upstream, as nginx
+                # reads it first
+                try:
+                    await self._read_body(conn, req, s, None)
+                except _BodyError as e:
+                    await self._body_failed(conn, req, loc, e)
+                    return DONE
+                has_body = False
+            if not has_body:
+                length = len(body) if body is not None else 0
         tries = s.proxy_next_upstream_tries or len(group.peers)
         tried: set[Peer] = set()
 
@@ -248,9 +277,9 @@ class UpstreamExchange:
                     self.record_try(req, req.upstream_status, started)
                     continue
                 return await finished(self.fail(conn, req, loc, e.status))
-            outcome = await self._exchange(conn, req, loc, peer, uconn, reused, headers,
-                                           target, drop, rules, length, has_body,
-                                           upgrade, started, len(tried) < tries)
+            outcome = await self._exchange(conn, req, loc, peer, uconn, reused, method,
+                                           headers, target, drop, rules, length, has_body,
+                                           body, upgrade, started, len(tried) < tries)
             if outcome is _STALE:
                 self.record_try(req, "502", started)
                 stale_connection(peer)
@@ -261,27 +290,26 @@ class UpstreamExchange:
             return DONE
 
     async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
-                        peer: Peer, uconn: UpstreamConnection, reused: bool, headers: Headers,
-                        target: bytes, drop: tuple[bytes, ...], rules: RedirectRules,
-                        length: int | None,
-                        has_body: bool, upgrade: bytes | None, started: float,
+                        peer: Peer, uconn: UpstreamConnection, reused: bool, method: bytes,
+                        headers: Headers, target: bytes, drop: tuple[bytes, ...],
+                        rules: RedirectRules, length: int | None, has_body: bool,
+                        body: bytes | None, upgrade: bytes | None, started: float,
                         more: bool) -> object:
         """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
         the request should go again (``more``: the tries allow another server)."""
         w = self.w
         s = loc.settings
         head_future = uconn.begin()
-        uconn.write(uconn.engine.send_head(req.method.encode("latin-1"), target, headers,
-                                           length))
+        uconn.write(uconn.engine.send_head(method, target, headers, length))
         sender = None
         if has_body:
             engine = conn.engine
             assert engine is not None
             conn.write(engine.send_continue())
-            sender = asyncio.get_running_loop().create_task(
-                self._send_body(conn, req, uconn, s.client_body_timeout, s.proxy_send_timeout,
-                                s.client_max_body_size))
+            sender = asyncio.get_running_loop().create_task(self._read_body(conn, req, s, uconn))
         elif upgrade is None:
+            if body:
+                uconn.write(uconn.engine.send_body(body))
             uconn.write(uconn.engine.send_end())
         try:
             rhead = await self._response_head(head_future, sender, s.proxy_read_timeout,
@@ -411,15 +439,19 @@ class UpstreamExchange:
                     raise error
         return head.result()
 
-    async def _send_body(self, conn: ClientConnection, req: Request,
-                         uconn: UpstreamConnection, read_timeout: float, send_timeout: float,
-                         limit: int) -> None:
-        """The client's body to the upstream as it arrives. ``limit`` is
-        client_max_body_size (0: none), counted over the bytes themselves, so that a
-        chunked body cannot pass what a Content-Length would not."""
+    async def _read_body(self, conn: ClientConnection, req: Request, s: Settings,
+                         uconn: UpstreamConnection | None) -> None:
+        """The client's body to the upstream ``uconn`` as it arrives, or read and
+        dropped (None). client_max_body_size (0: none) is counted over the bytes
+        themselves, so that a chunked body cannot pass what a Content-Length would not."""
         body = conn.body
         assert body is not None
-        engine = uconn.engine
+        read_timeout = s.client_body_timeout
+        limit = s.client_max_body_size
+        if uconn is None:
+            engine = conn.engine
+            assert engine is not None
+            conn.write(engine.send_continue())
         while True:
             try:
                 chunk = await body.read(read_timeout)
@@ -437,15 +469,18 @@ class UpstreamExchange:
             if limit and req.request_length > limit:
                 raise _BodyError(413, f"client intended to send too large chunked body: "
                                  f"{req.request_length}+ bytes")
-            uconn.write(engine.send_body(chunk))
+            if uconn is None:
+                continue
+            uconn.write(uconn.engine.send_body(chunk))
             try:
-                await uconn.gate.wait(send_timeout)
+                await uconn.gate.wait(s.proxy_send_timeout)
             except TimeoutError:
                 uconn.abort()
                 return
             except StreamClosed:
                 return
-        uconn.write(engine.send_end())
+        if uconn is not None:
+            uconn.write(uconn.engine.send_end())
 
     async def _body_failed(self, conn: ClientConnection, req: Request, loc: Location,
                            err: _BodyError) -> None:

@@ -56,10 +56,11 @@ cdef class ProxyPass:
 
     def __call__(self, conn, Request req, loc):
         cdef RequestHead head = req.head
+        pp = loc.proxy_pass
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
-                or req.override is not None):
+                or req.override is not None or not pp.as_is):
             return self.upstream.proxy(conn, req, loc)
-        peer = self.groups[loc.proxy_pass.pool].pick(_monotonic(), _NOT_TRIED)
+        peer = self.groups[pp.pool].pick(_monotonic(), _NOT_TRIED)
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:

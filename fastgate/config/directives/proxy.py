@@ -12,6 +12,7 @@ from fastgate.config.context import (
     Spec,
 )
 from fastgate.config.directives.args import (
+    TOKEN_CHARS,
     appending,
     check_header_name,
     flag_arg,
@@ -133,6 +134,13 @@ def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
     return d.args
 
 
+def proxy_method(ld: Context, d: Directive) -> Template:
+    method = d.args[0]
+    if "$" not in method and not (method and set(method) <= TOKEN_CHARS):
+        raise d.error(f'invalid method "{method}"')  # a method is a token (RFC 9110)
+    return ld.compile(method, d)
+
+
 def proxy_ssl_name(ld: Context, d: Directive) -> str | None:
     if d.args[0] == "$proxy_host":  # nginx's default
         return None
@@ -143,6 +151,12 @@ def proxy_ssl_name(ld: Context, d: Directive) -> str | None:
 
 
 SPECS = [
+    Spec("proxy_method", HSL, 1, 1, setting("proxy_method", proxy_method)),
+    Spec("proxy_set_body", HSL, 1, 1, setting("proxy_set_body",
+                                              lambda ld, d: ld.compile(d.args[0], d))),
+    Spec("proxy_pass_request_headers", HSL, 1, 1,
+         setting("proxy_pass_request_headers", flag_arg)),
+    Spec("proxy_pass_request_body", HSL, 1, 1, setting("proxy_pass_request_body", flag_arg)),
     Spec("proxy_ssl_server_name", HSL, 1, 1, setting("proxy_ssl_server_name", flag_arg)),
     Spec("proxy_ssl_name", HSL, 1, 1, setting("proxy_ssl_name", proxy_ssl_name)),
     Spec("proxy_ssl_verify", HSL, 1, 1, setting("proxy_ssl_verify", flag_arg)),
