@@ -144,7 +144,8 @@ class Loader:
     def _declare_sets(self, items: Iterable[Directive]) -> None:
         """``set $name``, wherever it is: the variable exists everywhere (as in nginx)."""
         for d in items:
-            if d.name == "set" and d.args and d.args[0].startswith("$") and len(d.args[0]) > 1:
+            if (d.name in ("set", "auth_request_set") and d.args and d.args[0].startswith("$")
+                    and len(d.args[0]) > 1):
                 name = d.args[0][1:].lower()
                 if name in self.user_vars or name == "args":
                     continue

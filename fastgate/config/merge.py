@@ -239,6 +239,24 @@ class Builder:
             self._verifiers[ident] = v
         return v
 
+    def _check_auth_request(self, server: Server, loc: Location) -> None:
+        """An auth_request's location must exist and be one fastgate can ask: one that
+        proxies, or one that answers with ``return`` first."""
+        uri = loc.settings.auth_request
+        if uri is None:
+            return
+        target = server.location_for(uri)
+        if target is None:
+            raise self.ld.error(f'could not find named location "{uri}"', loc.where.file,
+                                loc.where.line)
+        if target.proxy_pass is None and not (target.rewrites
+                                              and isinstance(target.rewrites[0], Return)):
+            raise self.ld.error(
+                f'auth_request "{uri}" reaches a location ({target.where.file}:'
+                f"{target.where.line}) that neither proxies nor returns: fastgate asks "
+                "an authoriser through proxy_pass or answers with return", loc.where.file,
+                loc.where.line)
+
     def _check_targets(self, server: Server) -> None:
         """Named locations used by error_page and try_files must exist (at load, not at
         the first error)."""
@@ -252,3 +270,4 @@ class Builder:
                 if target.startswith("@") and target[1:] not in named and target not in named:
                     raise self.ld.error(f'could not find named location "{target}"',
                                         at.where.file, at.where.line)
+            self._check_auth_request(server, loc)

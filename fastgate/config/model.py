@@ -306,6 +306,8 @@ class Settings:
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
+    auth_request: str | None = None  # the authoriser's URI or @name; None: off
+    auth_request_set: tuple[tuple[str, Template], ...] = ()
     proxy_method: Template | None = None
     proxy_set_body: Template | None = None
     proxy_pass_request_headers: bool = True
@@ -529,6 +531,13 @@ class Server:
     @property
     def name(self) -> str:
         return self.server_names[0] if self.server_names else ""
+
+    def location_for(self, uri: str) -> Location | None:
+        """The location a subrequest's URI (or ``@name``) reaches."""
+        if uri.startswith("@"):
+            return self.locations.named.get(uri)
+        loc, _ = self.locations.find(uri.partition("?")[0])
+        return loc if loc is not None else self.fallback
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """The access phase's composition: nginx's access module (``allow``/``deny`` by client
-address) beside ``auth_jwt``, under ``satisfy``. The access module runs first, as its
-handler does in nginx. ``satisfy all`` (the default): a denied address gets 403 before
-any token is looked at, an allowed one still needs its token. ``satisfy any``: an
-allowed address passes without a token (the token is then not checked, so
-``$jwt_claim_*`` are empty); a denied one passes with a valid token; neither is 401
-when the token was refused (nginx prefers 401 to 403), else 403.
+address), ``auth_jwt`` and ``auth_request``, under ``satisfy``, in that order. ``satisfy
+all`` (the default): the first refusal answers — a denied address gets 403 before any
+token is looked at, an allowed one still needs its token and the authoriser's yes.
+``satisfy any``: the first check that passes lets the request go on (those after it do
+not run: an allowed address passes without a token, which is then not checked, so
+``$jwt_claim_*`` are empty); when all refuse, 401 if one said 401 (nginx prefers it),
+else 403. An authoriser's answer other than 2xx, 401 or 403 is a 500 either way.
 """
 
 from __future__ import annotations
@@ -13,50 +14,79 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from fastgate.proxy.auth_jwt import AuthJwt
-from fastgate.proxy.steps import NEXT, REFUSED
+from fastgate.proxy.steps import NEXT, REFUSED, Step, finished
 
 if TYPE_CHECKING:
     from fastgate.config.model import AccessRule, Location
     from fastgate.http.server import ClientConnection
+    from fastgate.proxy.auth_request import AuthRequest
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Fail, Outcome, Phase
 
 
 class AccessModule:
-    def __init__(self, worker: Runtime, auth: AuthJwt, fail: Fail) -> None:
+    """The access phase where it has more than the token check: allow/deny, then
+    auth_jwt, then auth_request, under ``satisfy``. The token goes before the
+    authoriser, the cheap local check first: a forged token never costs a subrequest
+    (with ``satisfy all`` both must pass either way; nginx runs a dynamically loaded
+    JWT module's handler first too)."""
+
+    def __init__(self, worker: Runtime, auth: AuthJwt, fail: Fail,
+                 auth_request: AuthRequest) -> None:
         self.w = worker
         self.auth = auth
         self.fail = fail
+        self.auth_request = auth_request
         # the same token check, asked quietly: a refusal is noted, not answered
         self.quiet = AuthJwt(worker, _note)
 
     def handler(self, loc: Location) -> Phase | None:
-        """The location's access phase: the token check alone where there are no
-        allow/deny rules (the usual case, unchanged), else this module's."""
-        if not loc.settings.access_rules:
+        """The location's access phase: the token check alone where there is nothing
+        else (the usual case, unchanged), else this module's."""
+        s = loc.settings
+        if not s.access_rules and s.auth_request is None:
             return self.auth.handler(loc)
         return self.phase
 
     def phase(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
         s = loc.settings
-        allowed = allows(req.remote_addr, s.access_rules)
-        if s.satisfy == "all":
-            if not allowed:
+        every = s.satisfy == "all"
+        req.access_code = 0
+        if s.access_rules:
+            if allows(req.remote_addr, s.access_rules):
+                if not every:
+                    return NEXT
+            else:
                 self.w.log.error("access forbidden by rule", conn, req)
-                return self.fail(conn, req, loc, 403)
-            return self.auth.access(conn, req, loc) if loc.verifier is not None else NEXT
-        if allowed:
+                if every:
+                    return self.fail(conn, req, loc, 403)
+                req.access_code = 403
+        if loc.verifier is not None:
+            if every:
+                step = self.auth.access(conn, req, loc)
+                if step is not NEXT:
+                    return step
+            elif self.quiet.access(conn, req, loc) is NEXT:
+                return NEXT
+        if s.auth_request is not None:
+            return self._ask(conn, req, loc, every)
+        if every:
             return NEXT
-        self.w.log.error("access forbidden by rule", conn, req)
-        if loc.verifier is None:
-            return self.fail(conn, req, loc, 403)
-        req.access_code = 403
-        step = self.quiet.access(conn, req, loc)
-        if step is NEXT:
+        return self.fail(conn, req, loc, req.access_code or 403)
+
+    async def _ask(self, conn: ClientConnection, req: Request, loc: Location,
+                   every: bool) -> Step:
+        status = await self.auth_request.ask(conn, req, loc)
+        if 200 <= status < 300:
             return NEXT
-        assert step is REFUSED
-        return self.fail(conn, req, loc, req.access_code)
+        if status in (401, 403):
+            if every:
+                return await finished(self.fail(conn, req, loc, status))
+            _note(conn, req, loc, status)
+            return await finished(self.fail(conn, req, loc, req.access_code))
+        self.w.log.error(f"auth request unexpected status: {status}", conn, req)
+        return await finished(self.fail(conn, req, loc, 500))
 
 
 def allows(addr: str, rules: tuple[AccessRule, ...]) -> bool:

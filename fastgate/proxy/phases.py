@@ -21,6 +21,7 @@ from fastgate.http.uri import normalize
 from fastgate.proxy._walk import Walker
 from fastgate.proxy.access import AccessModule
 from fastgate.proxy.auth_jwt import AuthJwt
+from fastgate.proxy.auth_request import AuthRequest
 from fastgate.proxy.content import Content
 from fastgate.proxy.exchange import UpstreamExchange
 from fastgate.proxy.limits import Limits
@@ -50,11 +51,12 @@ class Phases:
         self.respond = Responder(worker)
         self.realip = RealIp()
         self.auth = AuthJwt(worker, self.fail)
-        self.access = AccessModule(worker, self.auth, self.fail)
+        self.upstream = UpstreamExchange(worker, self.respond, self.fail)
+        self.access = AccessModule(worker, self.auth, self.fail,
+                                   AuthRequest(worker, self.upstream))
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
                                      self._nested)
-        self.upstream = UpstreamExchange(worker, self.respond, self.fail)
         self.content = Content(worker, self.respond, self.upstream, self.fail, self.internal)
 
     # --- entry ----------------------------------------------------------------------------------

@@ -152,6 +152,8 @@ SAMPLES = {
     "ssl_stapling_responder": "ssl_stapling_responder http://ocsp.example.com/;",
     "ssl_buffer_size": "ssl_buffer_size 4k;",
     "ssl_early_data": "ssl_early_data on;",
+    "auth_request": "auth_request off;",
+    "auth_request_set": "auth_request_set $auth_user $upstream_http_x_user;",
     "proxy_method": "proxy_method POST;",
     "proxy_set_body": 'proxy_set_body "sub=$jwt_claim_sub";',
     "proxy_pass_request_headers": "proxy_pass_request_headers off;",

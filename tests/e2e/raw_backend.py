@@ -16,6 +16,7 @@ import asyncio
 import json
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -37,6 +38,7 @@ class _State:
     raw: list[bytes] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     connections: int = 0
+    answer: Callable[[Received], bytes] | None = None
 
 
 class _Conn(asyncio.Protocol):
@@ -100,6 +102,9 @@ class _Conn(asyncio.Protocol):
         return req
 
     def _answer(self, req: Received) -> None:
+        if self.state.answer is not None:
+            self.t.write(self.state.answer(req))  # type: ignore[attr-defined]
+            return
         path = req.target.split(b"?", 1)[0]
         if path == b"/switch" or (path.startswith(b"/ws") and req.header(b"upgrade")):
             self.t.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"  # type: ignore[attr-defined]
@@ -116,11 +121,13 @@ class _Conn(asyncio.Protocol):
 
 class RawBackend:
     """Start with ``RawBackend()``, read ``port``; ``stop()`` when done. With ``tls`` (a
-    server context) it speaks HTTPS."""
+    server context) it speaks HTTPS; with ``answer``, that function's bytes answer each
+    request."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None,
+                 answer: Callable[[Received], bytes] | None = None) -> None:
         self._tls = tls
-        self._state = _State()
+        self._state = _State(answer=answer)
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)

@@ -14,6 +14,7 @@ from fastgate.config.context import Spec
 from fastgate.config.directives import (
     access,
     auth_jwt,
+    auth_request,
     core,
     headers,
     ignored,
@@ -29,7 +30,7 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, rewrite, access, auth_jwt, proxy, limits, headers, realip,
+MODULES = (core, log, maps, rewrite, access, auth_jwt, auth_request, proxy, limits, headers, realip,
            tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}

@@ -1,0 +1,65 @@
+"""auth_request and auth_request_set: arguments, inheritance, and the location it asks
+checked at load (it must exist, and proxy or return)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import server_config_error
+
+from fastgate.config import ConfigError, load_config
+
+
+def _load(tmp: Path, server: str):  # type: ignore[no-untyped-def]
+    path = tmp / "t.conf"
+    path.write_text("http { server { listen 127.0.0.1:8080;\n" + server + "\n} }\n")
+    return load_config(str(path))
+
+
+def test_settings_and_inheritance(tmp_path: Path) -> None:
+    config = _load(tmp_path, """auth_request /auth;
+      auth_request_set $user $upstream_http_x_user;
+      location = /auth { internal; proxy_pass http://127.0.0.1:9; }
+      location /a/ { proxy_pass http://127.0.0.1:9; }
+      location /b/ { auth_request off; proxy_pass http://127.0.0.1:9; }""")
+    locs = {loc.pattern: loc.settings for loc in config.servers[0].locations.all()}
+    assert locs["/a/"].auth_request == "/auth"
+    assert locs["/b/"].auth_request is None
+    [(name, value)] = locs["/a/"].auth_request_set
+    assert name == "user" and value.source == "$upstream_http_x_user"
+
+
+def test_the_variable_exists_everywhere(tmp_path: Path) -> None:
+    # as with set: usable before (and outside) the location that sets it
+    _load(tmp_path, """location /x/ { proxy_set_header X-U $user; proxy_pass http://127.0.0.1:9; }
+      location /a/ { auth_request @auth; auth_request_set $user $upstream_http_x_user;
+                     proxy_pass http://127.0.0.1:9; }
+      location @auth { proxy_pass http://127.0.0.1:9; }""")
+
+
+@pytest.mark.parametrize("body,message", [
+    ("auth_request $uri;", 'variables in "auth_request" are not supported'),
+    ("auth_request auth;", 'invalid URI "auth" in "auth_request"'),
+    ("auth_request_set user $upstream_http_x;", 'invalid variable name "user"'),
+    ("auth_request_set $args $upstream_http_x;", '"auth_request_set" cannot set "$args"'),
+    ("auth_request /a /b;", 'invalid number of arguments in "auth_request"'),
+])
+def test_refusals(tmp_path: Path, body: str, message: str) -> None:
+    text = server_config_error(tmp_path, body)
+    assert message in text and text.endswith(":2")
+
+
+def test_the_location_asked_must_exist_and_proxy_or_return(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, "location / { auth_request @nowhere; proxy_pass http://127.0.0.1:9; }")
+    assert str(e.value) == f'could not find named location "@nowhere" in {tmp_path}/t.conf:2'
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, "location / { auth_request /auth; proxy_pass http://127.0.0.1:9; }\n"
+                        "location = /auth { internal; }")
+    assert str(e.value) == (
+        f'auth_request "/auth" reaches a location ({tmp_path}/t.conf:3) that neither '
+        "proxies nor returns: fastgate asks an authoriser through proxy_pass or answers "
+        f"with return in {tmp_path}/t.conf:2")
+    _load(tmp_path, "location / { auth_request /auth; proxy_pass http://127.0.0.1:9; }\n"
+                    "location = /auth { return 204; }")
