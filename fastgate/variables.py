@@ -12,6 +12,7 @@ config can be tested without a server.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -105,6 +106,30 @@ def nested_claim(path: tuple[str, ...]) -> Getter:
         return _JSON(value)
 
     return get
+
+
+def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str, bytes] | None:
+    """(user, password) of an ``Authorization: Basic`` header, or None: none, another
+    scheme, or not base64 of ``user:password``."""
+    for name, value in headers:
+        if len(name) == 13 and name.lower() == b"authorization":
+            scheme, _, rest = value.strip().partition(b" ")
+            if scheme.lower() != b"basic":
+                return None
+            try:
+                decoded = base64.b64decode(rest.strip(), validate=True)
+            except ValueError:
+                return None
+            user, sep, password = decoded.partition(b":")
+            if not sep:
+                return None
+            return user.decode("utf-8", "surrogateescape"), password
+    return None
+
+
+def _remote_user(r: Any) -> str:
+    creds = basic_credentials(r.head.headers) if r.head is not None else None
+    return creds[0] if creds is not None else ""
 
 
 def user_variable(name: str) -> Getter:
@@ -207,6 +232,8 @@ BUILTIN: dict[str, Getter] = {
     "request_method": lambda r: r.method,
     "server_protocol": lambda r: f"HTTP/{r.version}",
     "remote_addr": lambda r: r.remote_addr,
+    # the user name of a Basic Authorization header, checked or not (as nginx's)
+    "remote_user": _remote_user,
     # the connection's peer, whatever set_real_ip_from made $remote_addr
     "realip_remote_addr": lambda r: r.connection.remote_addr,
     "binary_remote_addr": lambda r: r.remote_addr,

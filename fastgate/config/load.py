@@ -58,7 +58,6 @@ class Loader:
         self.prefix_dir = os.path.abspath(prefix) if prefix else self.base_dir
         self.log_files: list[LogFile] = []
         self.registry = Registry()
-        self.registry.define("remote_user", lambda r: "-")  # no basic auth in fastgate
         self.messages: list[str] = []
         self.upstreams: dict[str, Upstream] = {}
         self.upstream_names: set[str] = set()
@@ -213,7 +212,6 @@ class Loader:
         self.log_formats["combined"] = LogFormat("combined", self.registry.compile(COMBINED))
         main = Level(MAIN, None)
         self.walk(_implicit_http(tree), main)
-        self._write_once()
         for name, d in self._wanted_formats:
             if name not in self.log_formats:
                 raise d.error(f'unknown log format "{name}"')
@@ -246,6 +244,7 @@ class Loader:
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')
+        self._write_once()  # after the servers are built: they warn too
         return Config(
             path=self.path,
             worker_processes=main.local.get("worker_processes", 1),

@@ -242,7 +242,13 @@ class Builder:
     def _check_auth_request(self, server: Server, loc: Location) -> None:
         """An auth_request's location must exist and be one fastgate can ask: one that
         proxies, or one that answers with ``return`` first."""
-        uri = loc.settings.auth_request
+        s = loc.settings
+        if s.auth_basic is not None and s.auth_basic_user_file is None:
+            self.ld.warn_once('"auth_basic" without "auth_basic_user_file" checks nothing',
+                              "nginx lets every request through such a location; give the "
+                              "password file", Directive("location", (), loc.where.file,
+                                                         loc.where.line))
+        uri = s.auth_request
         if uri is None:
             return
         target = server.location_for(uri)

@@ -306,6 +306,8 @@ class Settings:
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
+    auth_basic: Template | None = None  # the realm; None: off
+    auth_basic_user_file: str | None = None
     auth_request: str | None = None  # the authoriser's URI or @name; None: off
     auth_request_set: tuple[tuple[str, Template], ...] = ()
     proxy_method: Template | None = None

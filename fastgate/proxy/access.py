@@ -1,7 +1,8 @@
 """The access phase's composition: nginx's access module (``allow``/``deny`` by client
-address), ``auth_jwt`` and ``auth_request``, under ``satisfy``, in that order. ``satisfy
-all`` (the default): the first refusal answers — a denied address gets 403 before any
-token is looked at, an allowed one still needs its token and the authoriser's yes.
+address), ``auth_jwt``, ``auth_basic`` and ``auth_request``, under ``satisfy``, in that
+order. ``satisfy all`` (the default): the first refusal answers — a denied address gets
+403 before any token is looked at, an allowed one still needs its token, its password
+and the authoriser's yes.
 ``satisfy any``: the first check that passes lets the request go on (those after it do
 not run: an allowed address passes without a token, which is then not checked, so
 ``$jwt_claim_*`` are empty); when all refuse, 401 if one said 401 (nginx prefers it),
@@ -13,8 +14,10 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from fastgate.proxy.auth_basic import PASSED, REFUSED, AuthBasic
 from fastgate.proxy.auth_jwt import AuthJwt
-from fastgate.proxy.steps import NEXT, REFUSED, Step, finished
+from fastgate.proxy.steps import NEXT, Step, finished
+from fastgate.proxy.steps import REFUSED as NOTED
 
 if TYPE_CHECKING:
     from fastgate.config.model import AccessRule, Location
@@ -27,16 +30,17 @@ if TYPE_CHECKING:
 
 class AccessModule:
     """The access phase where it has more than the token check: allow/deny, then
-    auth_jwt, then auth_request, under ``satisfy``. The token goes before the
-    authoriser, the cheap local check first: a forged token never costs a subrequest
-    (with ``satisfy all`` both must pass either way; nginx runs a dynamically loaded
-    JWT module's handler first too)."""
+    auth_jwt, auth_basic and auth_request, under ``satisfy``. The cheap local checks go
+    first: a forged token never costs a password hash or a subrequest (with ``satisfy
+    all`` every check must pass either way; nginx runs a dynamically loaded JWT module's
+    handler first too)."""
 
-    def __init__(self, worker: Runtime, auth: AuthJwt, fail: Fail,
+    def __init__(self, worker: Runtime, auth: AuthJwt, fail: Fail, basic: AuthBasic,
                  auth_request: AuthRequest) -> None:
         self.w = worker
         self.auth = auth
         self.fail = fail
+        self.basic = basic
         self.auth_request = auth_request
         # the same token check, asked quietly: a refusal is noted, not answered
         self.quiet = AuthJwt(worker, _note)
@@ -45,7 +49,7 @@ class AccessModule:
         """The location's access phase: the token check alone where there is nothing
         else (the usual case, unchanged), else this module's."""
         s = loc.settings
-        if not s.access_rules and s.auth_request is None:
+        if not s.access_rules and s.auth_request is None and not _basic(loc):
             return self.auth.handler(loc)
         return self.phase
 
@@ -69,24 +73,47 @@ class AccessModule:
                     return step
             elif self.quiet.access(conn, req, loc) is NEXT:
                 return NEXT
-        if s.auth_request is not None:
-            return self._ask(conn, req, loc, every)
+        if s.auth_request is not None or _basic(loc):
+            return self._remote(conn, req, loc, every)
         if every:
             return NEXT
         return self.fail(conn, req, loc, req.access_code or 403)
 
-    async def _ask(self, conn: ClientConnection, req: Request, loc: Location,
-                   every: bool) -> Step:
-        status = await self.auth_request.ask(conn, req, loc)
-        if 200 <= status < 300:
-            return NEXT
-        if status in (401, 403):
+    async def _remote(self, conn: ClientConnection, req: Request, loc: Location,
+                      every: bool) -> Step:
+        """The checks that may wait: the password (a slow hash), the authoriser."""
+        s = loc.settings
+        if _basic(loc):
+            status = await self.basic.check(conn, req, loc)
+            if status == PASSED:
+                if not every:
+                    return NEXT
+            elif status != REFUSED:
+                return await finished(self.fail(conn, req, loc, status))
+            elif every:
+                return await finished(self.fail(conn, req, loc, REFUSED))
+            else:
+                _note(conn, req, loc, REFUSED)
+        if s.auth_request is not None:
+            status = await self.auth_request.ask(conn, req, loc)
+            if 200 <= status < 300:
+                return NEXT
+            if status not in (401, 403):
+                self.w.log.error(f"auth request unexpected status: {status}", conn, req)
+                return await finished(self.fail(conn, req, loc, 500))
             if every:
                 return await finished(self.fail(conn, req, loc, status))
             _note(conn, req, loc, status)
-            return await finished(self.fail(conn, req, loc, req.access_code))
-        self.w.log.error(f"auth request unexpected status: {status}", conn, req)
-        return await finished(self.fail(conn, req, loc, 500))
+        if every:
+            return NEXT
+        return await finished(self.fail(conn, req, loc, req.access_code or 403))
+
+
+def _basic(loc: Location) -> bool:
+    """auth_basic applies: a realm and a file (without a file nginx checks nothing, and
+    the loader has warned)."""
+    s = loc.settings
+    return s.auth_basic is not None and s.auth_basic_user_file is not None
 
 
 def allows(addr: str, rules: tuple[AccessRule, ...]) -> bool:
@@ -106,4 +133,4 @@ def _note(conn: ClientConnection, req: Request, loc: Location, status: int) -> O
     """satisfy any: the token check's refusal, kept (401 is preferred over 403)."""
     if req.access_code != 401:
         req.access_code = status
-    return REFUSED
+    return NOTED

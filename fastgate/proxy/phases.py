@@ -20,6 +20,7 @@ from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import normalize
 from fastgate.proxy._walk import Walker
 from fastgate.proxy.access import AccessModule
+from fastgate.proxy.auth_basic import AuthBasic
 from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.auth_request import AuthRequest
 from fastgate.proxy.content import Content
@@ -52,7 +53,7 @@ class Phases:
         self.realip = RealIp()
         self.auth = AuthJwt(worker, self.fail)
         self.upstream = UpstreamExchange(worker, self.respond, self.fail)
-        self.access = AccessModule(worker, self.auth, self.fail,
+        self.access = AccessModule(worker, self.auth, self.fail, AuthBasic(worker),
                                    AuthRequest(worker, self.upstream))
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,

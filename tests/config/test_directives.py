@@ -152,6 +152,8 @@ SAMPLES = {
     "ssl_stapling_responder": "ssl_stapling_responder http://ocsp.example.com/;",
     "ssl_buffer_size": "ssl_buffer_size 4k;",
     "ssl_early_data": "ssl_early_data on;",
+    "auth_basic": 'auth_basic "Restricted";',
+    "auth_basic_user_file": "auth_basic_user_file htpasswd;",
     "auth_request": "auth_request off;",
     "auth_request_set": "auth_request_set $auth_user $upstream_http_x_user;",
     "proxy_method": "proxy_method POST;",
@@ -236,6 +238,7 @@ def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool
         (tmp_path / "dhparam.pem").write_text(FFDHE2048_PEM)
         (tmp_path / "ticket.key").write_bytes(bytes(80))
         (tmp_path / "ocsp.der").write_bytes(b"\x30\x00")
+    (tmp_path / "htpasswd").write_text("alice:{PLAIN}secret\n")
     if name.startswith("upstream:"):
         sample = UPSTREAM_SAMPLES[name.split(":", 1)[1]]
     else:

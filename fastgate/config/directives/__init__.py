@@ -13,6 +13,7 @@ from __future__ import annotations
 from fastgate.config.context import Spec
 from fastgate.config.directives import (
     access,
+    auth_basic,
     auth_jwt,
     auth_request,
     core,
@@ -30,8 +31,8 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, rewrite, access, auth_jwt, auth_request, proxy, limits, headers, realip,
-           tls, upstream, ignored)
+MODULES = (core, log, maps, rewrite, access, auth_basic, auth_jwt, auth_request, proxy,
+           limits, headers, realip, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -1,0 +1,39 @@
+"""The auth_basic module: ``auth_basic REALM|off`` and ``auth_basic_user_file FILE``
+(an htpasswd file, ``fastgate.config.htpasswd``). The file is read at load so that ``-t``
+fails on one that cannot be read, and says which lines can match no password."""
+
+from __future__ import annotations
+
+from fastgate.config.context import HSL, Context, Level, Spec
+from fastgate.config.directives.args import setting
+from fastgate.config.htpasswd import parse, read
+from fastgate.config.parser import Directive
+from fastgate.variables import Template
+
+
+def auth_basic(ld: Context, d: Directive) -> Template | None:
+    if d.args[0] == "off":
+        return None
+    return ld.compile(d.args[0], d)
+
+
+def auth_basic_user_file(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    if "$" in d.args[0]:
+        raise d.error('variables in "auth_basic_user_file" are not supported')
+    path = ld.path_of(d.args[0])
+    try:
+        text = read(path)
+    except OSError as e:
+        raise d.error(f'open() "{path}" failed ({e.errno}: {e.strerror})') from None
+    _, unknown = parse(text)
+    for number, user in unknown:
+        ld.warn(f'line {number} of "{path}" (user "{user}") has no password hash fastgate '
+                "knows: that user cannot log in", d)
+    lvl.fields["auth_basic_user_file"] = path
+
+
+SPECS = [
+    Spec("auth_basic", HSL, 1, 1, setting("auth_basic", auth_basic)),
+    Spec("auth_basic_user_file", HSL, 1, 1, auth_basic_user_file),
+]
