@@ -22,6 +22,8 @@ MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
 # inside ``if``: in a location (nginx's LIF: the if has a configuration of its own) and
 # at server level (SIF: only the rewrite module's directives)
 LIF, SIF = "location if", "server if"
+# inside ``limit_except`` (nginx's LMT): a configuration of its own for the other methods
+LMT = "limit_except"
 REWRITE_CONTEXTS = frozenset({SERVER, LOCATION, LIF, SIF})
 HSL = frozenset({HTTP, SERVER, LOCATION})
 HS = frozenset({HTTP, SERVER})

@@ -117,28 +117,33 @@ class Builder:
             proxy_pass = self._upstream(proxy_pass, settings, origins)
         status_page = lvl.local.get("status_page", "")
 
-        def nested(if_lvl: Level) -> Location:
-            # an if's configuration: the location's, with the if's own directives over
-            # it; proxy_pass and the status page carry over (the content handler stays,
-            # as nginx's does), try_files does not ("if is evil")
-            s = merge(settings, if_lvl)
-            o = merge_origins(origins, if_lvl)
-            own = if_lvl.local.get("proxy_pass")
-            return Location(modifier=modifier, pattern=pattern, settings=s,
-                            where=_where(if_lvl.directive),
-                            proxy_pass=(self._upstream(own, s, o) if own is not None
-                                        else proxy_pass),
-                            status_page=status_page,
-                            verifier=(self._verifier(s, o, where) if s.auth_jwt != "off"
-                                      else None))
+        def nesting(base: Settings, base_origins: dict[str, Directive],
+                    base_pp: ProxyPass | None) -> Callable[[Level], Location]:
+            def nested(if_lvl: Level) -> Location:
+                # an if's configuration: the location's (or its limit_except's), with
+                # the if's own directives over it; proxy_pass and the status page carry
+                # over (the content handler stays, as nginx's does), try_files does not
+                # ("if is evil")
+                s = merge(base, if_lvl)
+                o = merge_origins(base_origins, if_lvl)
+                own = if_lvl.local.get("proxy_pass")
+                return Location(modifier=modifier, pattern=pattern, settings=s,
+                                where=_where(if_lvl.directive),
+                                proxy_pass=(self._upstream(own, s, o) if own is not None
+                                            else base_pp),
+                                status_page=status_page,
+                                verifier=(self._verifier(s, o, where) if s.auth_jwt != "off"
+                                          else None))
+            return nested
 
-        rewrites = self._program(lvl, nested) if in_location else ()
+        rewrites = (self._program(lvl, nesting(settings, origins, proxy_pass)) if in_location
+                    else ())
         first = next((op for op in rewrites if isinstance(op, Return)), None)
         internal = in_location and lvl.local.get("internal", False)
         if first is not None and verifier is not None and modifier != "@" and not internal:
             self.ld.warn(f'"return" in location "{pattern}" runs before auth_jwt: '
                          "its response is not protected", lvl.origins["return"])
-        return Location(
+        location = Location(
             modifier=modifier,
             pattern=pattern,
             settings=settings,
@@ -152,6 +157,22 @@ class Builder:
             verifier=verifier,
             children=children,
         )
+        limit_except = lvl.local.get("limit_except") if in_location else None
+        if limit_except is None:
+            return location
+        # the configuration of the methods limit_except does not name: the location's
+        # with the block's directives over it, down to its ifs (an if that holds must
+        # not take the block's access rules away)
+        methods, lmt = limit_except
+        s = merge(settings, lmt)
+        o = merge_origins(origins, lmt)
+        own = lmt.local.get("proxy_pass")
+        pp = self._upstream(own, s, o) if own is not None else proxy_pass
+        other = dataclasses.replace(
+            location, settings=s, where=_where(lmt.directive), proxy_pass=pp,
+            rewrites=self._program(lvl, nesting(s, o, pp)),
+            verifier=self._verifier(s, o, where) if s.auth_jwt != "off" else None)
+        return dataclasses.replace(location, limit_except=(methods, other))
 
     def _upstream(self, pp: ProxyPass, s: Settings, origins: dict[str, Directive]
                   ) -> ProxyPass:

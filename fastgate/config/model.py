@@ -387,6 +387,9 @@ class Location:
     internal: bool = False  # reached only by internal redirects
     verifier: Verifier | None = None
     children: LocationTree | None = None
+    # limit_except: the methods it names (GET brings HEAD) and the configuration every
+    # other method gets (the location's, with the block's directives over it)
+    limit_except: tuple[frozenset[str], Location] | None = None
 
     @property
     def name(self) -> str:

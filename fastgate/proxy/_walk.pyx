@@ -38,15 +38,20 @@ cdef class Walker:
     cpdef object walk(self, conn, Request req, loc, Py_ssize_t at):
         """The location's phases from ``at``: DONE or TAKEN when one answered in
         callbacks, else the coroutine that waits and then walks on. From the start
-        (``at`` 0), the find-config checks first."""
-        cdef tuple plan = self._plan(loc)
+        (``at`` 0), the find-config checks first — and a method limit_except does not
+        name takes the block's configuration (nginx switches it in find-config too)."""
+        cdef tuple plan
         if at == 0:
+            limit = loc.limit_except
+            if limit is not None and req.method not in <frozenset>(<tuple>limit)[0]:
+                loc = (<tuple>limit)[1]
             req.location = loc
             if ((req.head.content_length > 0 and req.uri_changes == 0)
                     or req.captures is _AUTO_REDIRECT):
                 step = self._find_config(conn, req, loc)
                 if step is not None:
                     return step
+        plan = self._plan(loc)
         return self._walk(conn, req, loc, plan, at)
 
     cpdef object walk_nested(self, conn, Request req, loc):

@@ -32,6 +32,7 @@ SAMPLES = {
     "location": "location /x/ { }",
     "return": 'return 200 "ok";',
     "internal": "internal;",
+    "limit_except": "limit_except GET { deny all; }",
     "allow": "allow 10.0.0.0/8;",
     "deny": "deny all;",
     "satisfy": "satisfy any;",

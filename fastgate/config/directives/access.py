@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from fastgate.config.context import HSL, Context, Spec
+from fastgate.config.context import HSL, LMT, Context, Spec
 from fastgate.config.directives.args import appending, setting
 from fastgate.config.model import AccessRule
 from fastgate.config.parser import Directive
@@ -33,7 +33,7 @@ def satisfy(ld: Context, d: Directive) -> str:
 
 
 SPECS = [
-    Spec("allow", HSL, 1, 1, appending("access_rules", access_rule)),
-    Spec("deny", HSL, 1, 1, appending("access_rules", access_rule)),
+    Spec("allow", HSL | {LMT}, 1, 1, appending("access_rules", access_rule)),
+    Spec("deny", HSL | {LMT}, 1, 1, appending("access_rules", access_rule)),
     Spec("satisfy", HSL, 1, 1, setting("satisfy", satisfy)),
 ]

@@ -4,7 +4,7 @@ fails on one that cannot be read, and says which lines can match no password."""
 
 from __future__ import annotations
 
-from fastgate.config.context import HSL, Context, Level, Spec
+from fastgate.config.context import HSL, LMT, Context, Level, Spec
 from fastgate.config.directives.args import setting
 from fastgate.config.htpasswd import parse, read
 from fastgate.config.parser import Directive
@@ -34,6 +34,6 @@ def auth_basic_user_file(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 SPECS = [
-    Spec("auth_basic", HSL, 1, 1, setting("auth_basic", auth_basic)),
-    Spec("auth_basic_user_file", HSL, 1, 1, auth_basic_user_file),
+    Spec("auth_basic", HSL | {LMT}, 1, 1, setting("auth_basic", auth_basic)),
+    Spec("auth_basic_user_file", HSL | {LMT}, 1, 1, auth_basic_user_file),
 ]

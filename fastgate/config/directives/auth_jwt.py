@@ -8,6 +8,7 @@ from typing import Any
 from fastgate.config.context import (
     HSL,
     HTTP,
+    LMT,
     Context,
     Level,
     Spec,
@@ -153,7 +154,8 @@ def auth_jwt_cache(ld: Context, d: Directive) -> int:
 
 
 SPECS = [
-    Spec("auth_jwt", HSL, 1, 1, auth_jwt),
+    # also in limit_except: a token only for the methods it does not name ("writes")
+    Spec("auth_jwt", HSL | {LMT}, 1, 1, auth_jwt),
     Spec("auth_jwt_key", HSL, 1, 2, auth_jwt_key),
     Spec("auth_jwt_key_file", HSL, 1, 1, auth_jwt_key_file),
     Spec("auth_jwt_alg", HSL, 1, 1, setting("auth_jwt_alg", auth_jwt_alg)),

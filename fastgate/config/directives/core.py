@@ -17,6 +17,7 @@ from fastgate.config.context import (
     HSL,
     HTTP,
     LIF,
+    LMT,
     LOCATION,
     MAIN,
     SERVER,
@@ -198,6 +199,29 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["listen"] = lvl.local.get("listen", ()) + entries
 
 
+# nginx's methods for limit_except (ngx_http_core_limit_except)
+LIMIT_EXCEPT_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY",
+                                  "MOVE", "OPTIONS", "PROPFIND", "PROPPATCH", "LOCK",
+                                  "UNLOCK", "PATCH"})
+
+
+def limit_except_block(ld: Context, lvl: Level, d: Directive) -> None:
+    """``limit_except METHOD... { ... }``: the block's access directives (and its
+    proxy_pass) apply to every method it does not name; GET names HEAD too."""
+    if "limit_except" in lvl.local:
+        raise d.error('"limit_except" directive is duplicate')
+    methods = set()
+    for a in d.args:
+        if a.upper() not in LIMIT_EXCEPT_METHODS:
+            raise d.error(f'invalid method "{a}"')
+        methods.add(a.upper())
+    if "GET" in methods:
+        methods.add("HEAD")
+    child = Level(LMT, d, parent=lvl)
+    ld.walk(d.block or (), child)
+    lvl.local["limit_except"] = (frozenset(methods), child)
+
+
 def server_name(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["server_name"] = lvl.local.get("server_name", ()) + tuple(a.lower() for a in d.args)
 
@@ -324,6 +348,7 @@ SPECS = [
     Spec("server_name", frozenset({SERVER}), 1, None, server_name),
     Spec("location", SL, 1, 2, location_block, block=True),
     Spec("internal", frozenset({LOCATION}), 0, 0, set_internal),
+    Spec("limit_except", frozenset({LOCATION}), 1, None, limit_except_block, block=True),
     Spec("try_files", SL, 2, None, set_try_files),
     Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_status_page),
     Spec("stub_status", SL, 0, 1, stub_status),

@@ -10,6 +10,7 @@ from fastgate.config.context import (
     HSL,
     HTTP,
     LIF,
+    LMT,
     MAIN,
     Context,
     Level,
@@ -159,5 +160,5 @@ def access_log(ld: Context, lvl: Level, d: Directive) -> None:
 SPECS = [
     Spec("error_log", ANY_HTTP, 1, 2, set_error_log),
     Spec("log_format", frozenset({HTTP}), 2, None, log_format),
-    Spec("access_log", HSL | {LIF}, 1, None, access_log),
+    Spec("access_log", HSL | {LIF, LMT}, 1, None, access_log),
 ]

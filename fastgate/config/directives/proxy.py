@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastgate.config.context import (
     HSL,
     LIF,
+    LMT,
     LOCATION,
     Context,
     Level,
@@ -180,7 +181,7 @@ SPECS = [
     Spec("proxy_intercept_errors", HSL, 1, 1, setting("proxy_intercept_errors", flag_arg)),
     Spec("proxy_ignore_headers", HSL, 1, None, proxy_ignore_headers),
     Spec("proxy_redirect", HSL, 1, 2, appending("proxy_redirect", proxy_redirect)),
-    Spec("proxy_pass", frozenset({LOCATION, LIF}), 1, 1, set_proxy_pass),
+    Spec("proxy_pass", frozenset({LOCATION, LIF, LMT}), 1, 1, set_proxy_pass),
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
     Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
     Spec("proxy_connect_timeout", HSL, 1, 1, setting("proxy_connect_timeout", time_arg)),
