@@ -91,6 +91,9 @@ class Context(Protocol):
 
     def implicit_upstream(self, host: str, port: int, d: Directive) -> str: ...
 
+    def check_host(self, host: str, port: int, text: str, d: Directive) -> None:
+        """A ConfigError (FILE:LINE) when an upstream's host name does not resolve."""
+
     def require_log_format(self, name: str, d: Directive) -> None: ...
 
     def default_listen(self) -> Listen: ...

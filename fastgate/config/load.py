@@ -6,7 +6,9 @@ when the error has a place) and nothing else for anything a user can write.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -67,6 +69,7 @@ class Loader:
         self.zones: dict[str, LimitZone] = {}
         self.claim_vars: set[str] = set()  # auth_jwt_claim_set variables
         self.user_vars: set[str] = set()  # set $name
+        self._resolved: set[str] = set()  # upstream host names found at load
         self.zone_refs: list[tuple[str, str, Directive]] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
         # warn_once: what → [its place in messages, count, why, first directive]
@@ -175,8 +178,25 @@ class Loader:
                     return True
         return False
 
+    def check_host(self, host: str, port: int, text: str, d: Directive) -> None:
+        """An upstream server's name must resolve now (the system's resolver, as
+        ``nginx -t`` asks it); connections resolve it again when they are made."""
+        try:
+            ipaddress.ip_address(host)
+            return
+        except ValueError:
+            pass
+        if host in self._resolved:
+            return
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise d.error(f'host not found in upstream "{text}"') from None
+        self._resolved.add(host)
+
     def implicit_upstream(self, host: str, port: int, d: Directive) -> str:
         name = f"{host}:{port}"
+        self.check_host(host, port, name, d)
         if name not in self.upstreams:
             self.upstreams[name] = Upstream(name, (UpstreamServer(host, port),), implicit=True)
         return name

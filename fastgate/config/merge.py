@@ -27,7 +27,7 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive
-from fastgate.config.tls import TlsError, server_context, upstream_context
+from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
 from fastgate.jwt import Verifier
 
 
@@ -181,22 +181,27 @@ class Builder:
         connections are kept in (one per distinct proxy_ssl_* setting, its context
         checked now so that ``-t`` fails on what OpenSSL refuses)."""
         as_is = (s.proxy_method is None and s.proxy_set_body is None
-                 and s.proxy_pass_request_body)
+                 and s.proxy_pass_request_body and pp.template is None)
         if as_is != pp.as_is:
             pp = dataclasses.replace(pp, as_is=as_is)
+        if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (
+                pp.scheme == "https" or pp.template is not None):
+            raise origins["proxy_ssl_verify"].error(
+                'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify"')
+        if pp.template is not None:
+            if pp.template.source.startswith(("https://", "$")):
+                try:  # what OpenSSL would refuse, known now
+                    upstream_context(upstream_tls(s, "check"))
+                except TlsError as e:
+                    raise (origins.get(e.directive) or origins["proxy_pass"]).error(
+                        e.message) from None
+            return pp
         if pp.scheme != "https":
             return pp
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None:
             raise origins["proxy_ssl_verify"].error(
                 'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify"')
-        t = UpstreamTls(
-            name=s.proxy_ssl_name or _host_of(pp.host_header),
-            server_name=s.proxy_ssl_server_name, verify=s.proxy_ssl_verify,
-            trusted_certificate=s.proxy_ssl_trusted_certificate, crl=s.proxy_ssl_crl,
-            protocols=s.proxy_ssl_protocols, ciphers=s.proxy_ssl_ciphers,
-            certificate=s.proxy_ssl_certificate,
-            certificate_key=s.proxy_ssl_certificate_key,
-            password_file=s.proxy_ssl_password_file)
+        t = upstream_tls(s, _host_of(pp.host_header))
         pool = next((name for name, have in self.tls_pools.items()
                      if have == (pp.upstream, t)), None)
         if pool is None:

@@ -85,6 +85,16 @@ class UpstreamTls:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolver:
+    """``resolver ADDRESS... [valid=TIME] [ipv6=on|off]``: the DNS servers a proxy_pass
+    with variables asks, and how long an answer is kept (None: its TTL)."""
+
+    addresses: tuple[tuple[str, int], ...]
+    valid: float | None = None
+    ipv6: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyPass:
     """``proxy_pass URL``: the upstream group and the URI part, if the URL has one."""
 
@@ -96,8 +106,11 @@ class ProxyPass:
     # https one pool per distinct TLS setting ("NAME tls:N")
     pool: str = ""
     # method and body go as the client sent them (no proxy_method, proxy_set_body or
-    # proxy_pass_request_body off): what the callback path can carry
+    # proxy_pass_request_body off), to a known group: what the callback path can carry
     as_is: bool = True
+    # a URL with variables, made per request (then the fields above are empty): its
+    # host is an upstream block's name, an address, or a name the resolver resolves
+    template: Template | None = None
     host_bytes: bytes = field(init=False, repr=False, compare=False)  # host_header, encoded
     port: str = field(init=False, compare=False)  # $proxy_port: the URL's, or the scheme's
 
@@ -310,6 +323,8 @@ class Settings:
     auth_basic_user_file: str | None = None
     auth_request: str | None = None  # the authoriser's URI or @name; None: off
     auth_request_set: tuple[tuple[str, Template], ...] = ()
+    resolver: Resolver | None = None
+    resolver_timeout: float = 30.0
     proxy_method: Template | None = None
     proxy_set_body: Template | None = None
     proxy_pass_request_headers: bool = True

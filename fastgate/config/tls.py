@@ -85,6 +85,16 @@ def server_context(s: Settings) -> ssl.SSLContext:
     return ctx
 
 
+def upstream_tls(s: Settings, host: str) -> UpstreamTls:
+    """A location's proxy_ssl_* settings for an https:// upstream named ``host``."""
+    return UpstreamTls(
+        name=s.proxy_ssl_name or host, server_name=s.proxy_ssl_server_name,
+        verify=s.proxy_ssl_verify, trusted_certificate=s.proxy_ssl_trusted_certificate,
+        crl=s.proxy_ssl_crl, protocols=s.proxy_ssl_protocols, ciphers=s.proxy_ssl_ciphers,
+        certificate=s.proxy_ssl_certificate, certificate_key=s.proxy_ssl_certificate_key,
+        password_file=s.proxy_ssl_password_file)
+
+
 def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
     """The context an ``https://`` proxy_pass connects with. As nginx, certificates are
     not checked unless ``proxy_ssl_verify on``; then against the trusted certificates
@@ -162,4 +172,4 @@ def _load_pair(ctx: ssl.SSLContext, cert: str, key: str,
                           f"{_reason(last)}")
 
 
-__all__ = ["TlsError", "server_context", "upstream_context"]
+__all__ = ["TlsError", "server_context", "upstream_context", "upstream_tls"]

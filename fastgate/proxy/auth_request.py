@@ -74,8 +74,13 @@ class AuthRequest:
         s = target.settings
         pp = target.proxy_pass
         assert pp is not None
+        if pp.template is not None:
+            resolved = await self.upstream.dynamic.resolve(conn, sub, target)
+            if isinstance(resolved, int):
+                return resolved
+            pp = resolved
         group = w.groups[pp.pool]
-        headers, path, _, _ = self.upstream.upstream_request(conn, sub, target)
+        headers, path, _, _ = self.upstream.upstream_request(conn, sub, target, pp)
         tries = s.proxy_next_upstream_tries or len(group.peers)
         tried: set[Peer] = set()
         while True:

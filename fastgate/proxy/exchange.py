@@ -16,6 +16,7 @@ from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy._headers import response_head, upstream_headers
+from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
     RedirectRules,
@@ -37,7 +38,7 @@ from fastgate.proxy.upstream import (
 )
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location, Settings
+    from fastgate.config.model import Location, ProxyPass, Settings
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
@@ -58,6 +59,7 @@ class UpstreamExchange:
         self.w = worker
         self.respond = respond
         self.fail = fail
+        self.dynamic = DynamicTargets(worker)  # proxy_pass with variables
         # id(location) → (location, proxy_set_header as the C builder wants it, the names
         # of client headers not passed on, the names of upstream response headers not
         # passed back, proxy_redirect's rules): once per location, not per request
@@ -65,12 +67,13 @@ class UpstreamExchange:
                                             tuple[bytes, ...], RedirectRules]] = {}
 
     @staticmethod
-    def _upstream_target(req: Request, loc: Location) -> bytes:
+    def _upstream_target(req: Request, loc: Location, pp: ProxyPass) -> bytes:
         """nginx's rule: without a URI part, the request URI goes as the client sent it
         (as changed, after a rewrite or an internal redirect); with one, it replaces the
-        part of the normalised URI that the location's prefix matched."""
-        pp = loc.proxy_pass
-        assert pp is not None
+        part of the normalised URI that the location's prefix matched — or, when the
+        URL has variables, it is the whole target (made safe for the request line)."""
+        if pp.template is not None and pp.uri is not None:
+            return safe_target(pp.uri)
         if pp.uri is None and not (req.redirected or req.uri_changes or req.rewritten):
             target = req.head.target
             if target[:1] == b"/":
@@ -86,11 +89,14 @@ class UpstreamExchange:
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
         return (encode_path(pp.uri + rest) + args).encode("latin-1")
 
-    def upstream_request(self, conn: ClientConnection, req: Request, loc: Location
+    def upstream_request(self, conn: ClientConnection, req: Request, loc: Location,
+                         pp: ProxyPass | None = None
                          ) -> tuple[Headers, bytes, tuple[bytes, ...], RedirectRules]:
         """The headers and target sent upstream, the names of the response headers not
-        passed back and the redirect rules for the response (both paths use this)."""
-        pp = loc.proxy_pass
+        passed back and the redirect rules for the response (both paths use this).
+        ``pp``: the proxy_pass made for this request from one with variables."""
+        if pp is None:
+            pp = loc.proxy_pass
         assert pp is not None
         req.proxy_host = pp.host_header
         req.proxy_port = pp.port
@@ -109,7 +115,7 @@ class UpstreamExchange:
                 w.log.warn(f'header "{name}" dropped: its value holds a control character',
                            conn, req)
                 w.stats.unsafe_header()
-        return headers, self._upstream_target(req, loc), plan[3], plan[4]
+        return headers, self._upstream_target(req, loc, pp), plan[3], plan[4]
 
     @staticmethod
     def forwarded_upgrade(req: Request, headers: Headers) -> bytes | None:
@@ -204,9 +210,14 @@ class UpstreamExchange:
         s = loc.settings
         pp = loc.proxy_pass
         assert pp is not None
+        if pp.template is not None:
+            resolved = await self.dynamic.resolve(conn, req, loc)
+            if isinstance(resolved, int):
+                return await finished(self.fail(conn, req, loc, resolved))
+            pp = resolved
         group = w.groups[pp.pool]
         head = req.head
-        headers, target, drop, rules = self.upstream_request(conn, req, loc)
+        headers, target, drop, rules = self.upstream_request(conn, req, loc, pp)
         upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length

@@ -96,7 +96,8 @@ def redirect_rules(loc: Location) -> RedirectRules:
         if pattern != "default":
             assert replacement is not None
             out.append((pattern, replacement))
-        elif pp is not None and loc.modifier not in ("~", "~*", "@"):
+        elif (pp is not None and pp.template is None
+              and loc.modifier not in ("~", "~*", "@")):
             base = f"{pp.scheme}://{pp.host_header}"
             out.append((base + pp.uri, loc.pattern) if pp.uri is not None else (base + "/", "/"))
     return tuple(out)

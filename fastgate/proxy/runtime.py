@@ -56,8 +56,12 @@ class Runtime(Protocol):
     @property
     def zones(self) -> ZoneTables: ...
 
+    # upstream pools by name; a proxy_pass with variables adds pools as it resolves
     @property
     def groups(self) -> dict[str, UpstreamGroup]: ...
+
+    @property
+    def engine(self) -> str: ...
 
     # verifier → the remote JWKS it takes keys from (for "keys unavailable" answers)
     @property

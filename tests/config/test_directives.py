@@ -32,6 +32,8 @@ SAMPLES = {
     "location": "location /x/ { }",
     "return": 'return 200 "ok";',
     "internal": "internal;",
+    "resolver": "resolver 127.0.0.1 [::1]:5353 valid=30s ipv6=off;",
+    "resolver_timeout": "resolver_timeout 5s;",
     "limit_except": "limit_except GET { deny all; }",
     "allow": "allow 10.0.0.0/8;",
     "deny": "deny all;",

@@ -24,6 +24,7 @@ from fastgate.config.directives import (
     maps,
     proxy,
     realip,
+    resolver,
     rewrite,
     tls,
     upstream,
@@ -32,7 +33,7 @@ from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, rewrite, access, auth_basic, auth_jwt, auth_request, proxy,
-           limits, headers, realip, tls, upstream, ignored)
+           limits, headers, realip, resolver, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -46,7 +46,11 @@ def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     url = d.args[0]
     if "$" in url:
-        raise d.error('variables in "proxy_pass" are not supported')
+        # made per request (nginx: the URI part, if any, is then the whole URI sent)
+        if not url.startswith(("$", "http://", "https://")):
+            raise d.error(f'invalid URL prefix in "{url}"')
+        lvl.local["proxy_pass"] = ProxyPass("", "", "", None, template=ld.compile(url, d))
+        return
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https"):
         raise d.error(f'invalid URL prefix in "{url}"')

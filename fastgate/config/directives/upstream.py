@@ -45,6 +45,7 @@ def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
     host, port = parse_host_port(d, d.args[0], 80)
     if not host:
         raise d.error(f'invalid host in upstream "{d.args[0]}"')
+    ld.check_host(host, port, d.args[0], d)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
         key, eq, value = arg.partition("=")

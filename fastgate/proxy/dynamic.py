@@ -1,0 +1,136 @@
+"""A ``proxy_pass`` with variables (``proxy_pass $backend``, ``proxy_pass
+http://$host$uri``), made concrete per request as nginx does: the URL is evaluated, its
+host is an upstream block's name (matched first), an address, or a name the location's
+``resolver`` resolves; without a resolver a name is a 502 (``no resolver defined to
+resolve``), as is one that does not resolve. The servers found get a connection pool of
+their own in the worker's groups, kept while the answer holds (bounded: the oldest go
+first).
+
+With variables, a URI part is sent as it is (nginx replaces no location prefix then), made
+safe for the request line: what is not a visible ASCII character is percent-encoded, so a
+value from ``$uri`` (decoded: it may hold a space or a CR LF) cannot split the request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from fastgate.config.model import ProxyPass, Resolver, Upstream, UpstreamServer, UpstreamTls
+from fastgate.config.tls import upstream_tls
+from fastgate.proxy.dns import Names, ResolveError
+from fastgate.proxy.upstream import UpstreamGroup
+
+if TYPE_CHECKING:
+    from fastgate.config.model import Location
+    from fastgate.http.server import ClientConnection
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.runtime import Runtime
+
+DYNAMIC_POOLS = 1024  # pools made for resolved servers, per worker; past it the oldest go
+_UNSAFE = re.compile(r"[^\x21-\x7e]")
+
+
+def safe_target(text: str) -> bytes:
+    """A request target as given, with every byte that is not visible ASCII
+    percent-encoded (a space, a control byte, UTF-8)."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode(
+        "utf-8", "surrogateescape")), text).encode("ascii")
+
+
+class DynamicTargets:
+    def __init__(self, worker: Runtime) -> None:
+        self.w = worker
+        self._names: dict[Resolver, Names] = {}
+        self._pools: OrderedDict[str, None] = OrderedDict()  # dynamic pool names, oldest first
+
+    async def resolve(self, conn: ClientConnection, req: Request,
+                      loc: Location) -> ProxyPass | int:
+        """The concrete proxy_pass for this request, or the status to answer (logged)."""
+        pp = loc.proxy_pass
+        assert pp is not None and pp.template is not None
+        s = loc.settings
+        log = self.w.log
+        url = pp.template.render(req)
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("http", "https"):
+            log.error(f'invalid URL prefix in "{url}"', conn, req)
+            return 500
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        hostport, uri = rest[:cut], rest[cut:] or None
+        if uri is not None and uri.startswith("?"):
+            uri = "/" + uri
+        host, port = _split(hostport, 443 if scheme == "https" else 80)
+        if host is None or port is None:
+            log.error(f'invalid host in upstream "{url}"', conn, req)
+            return 500
+        upstream = self.w.config.upstreams.get(hostport)
+        addresses: tuple[str, ...] | None
+        if upstream is not None:
+            addresses = None  # an upstream block by its name (or a static "host:port")
+        else:
+            try:
+                addresses = (str(ipaddress.ip_address(host)),)
+            except ValueError:
+                if s.resolver is None:
+                    log.error(f"no resolver defined to resolve {host}", conn, req)
+                    return 502
+                try:
+                    addresses = await self._names_of(s.resolver).resolve(host,
+                                                                         s.resolver_timeout)
+                except ResolveError as e:
+                    log.error(str(e), conn, req)
+                    return 502
+        tls = upstream_tls(s, host) if scheme == "https" else None
+        if addresses is None:
+            assert upstream is not None
+            pool = hostport if tls is None else f"{hostport} tls:{hash(tls)}"
+        else:
+            pool = f"{','.join(addresses)}:{port}" + (f" tls:{hash(tls)}" if tls else "")
+            upstream = Upstream(f"{host}:{port}", tuple(UpstreamServer(a, port)
+                                                        for a in addresses), implicit=True)
+        self._group(pool, upstream, tls)
+        return ProxyPass(scheme, upstream.name, hostport, uri, pool=pool, as_is=False,
+                         template=pp.template)
+
+    def _names_of(self, config: Resolver) -> Names:
+        names = self._names.get(config)
+        if names is None:
+            names = self._names[config] = Names(config)
+        return names
+
+    def _group(self, pool: str, upstream: Upstream, tls: UpstreamTls | None) -> None:
+        groups = self.w.groups
+        if pool in groups:
+            if pool in self._pools:
+                self._pools.move_to_end(pool)
+            return
+        groups[pool] = UpstreamGroup(upstream, self.w.engine, tls)
+        self._pools[pool] = None
+        while len(self._pools) > DYNAMIC_POOLS:
+            old, _ = self._pools.popitem(last=False)
+            gone = groups.pop(old, None)
+            if gone is not None:
+                gone.close()
+
+
+def _split(hostport: str, default: int) -> tuple[str | None, int | None]:
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ("" if not rest else "x")
+    else:
+        host, colon, port_text = hostport.partition(":")
+        if not colon:
+            port_text = ""
+    if not host:
+        return None, None
+    if not port_text:
+        return host, default
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return host, None
+    return host, int(port_text)
+
+
+__all__ = ["DynamicTargets", "safe_target"]
