@@ -1,0 +1,430 @@
+"""Configurations written the way people write them for nginx (``tests/configs/wild/``):
+each passes ``fastgate -t`` and then serves, on both engines, in front of backends that
+keep what they receive. Only addresses, ports and file paths are changed to fit the test
+machine (and ``user``, since the tests run as root)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jwt as pyjwt
+import pytest
+from dns_server import DnsServer
+from e2e_util import fastgate
+from helpers import self_signed
+from passlib import hash as hashes
+from raw_backend import RawBackend, Received
+
+WILD = Path(__file__).resolve().parents[1] / "configs" / "wild"
+
+
+def _fit(name: str, tmp: Path, extra: dict[str, str]) -> str:
+    """The configuration as the test machine can run it."""
+    text = (WILD / name).read_text()
+    text = re.sub(r"(?m)^\s*user\s+[\w-]+;\s*$", "", text)
+    for a, b in {"/var/log/nginx/": f"{tmp}/", "/run/nginx.pid": f"{tmp}/nginx.pid",
+                 "/etc/nginx/": f"{tmp}/", "/etc/ssl/certs/": f"{tmp}/",
+                 "/etc/ssl/private/": f"{tmp}/", **extra}.items():
+        text = text.replace(a, b)
+    return text
+
+
+def _check(conf: Path) -> None:
+    run = fastgate("-t", "-c", str(conf))
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+
+
+class Client:
+    def __init__(self, port: int, tls: bool = False) -> None:
+        self.port = port
+        self.tls = tls
+
+    def __call__(self, method: str, path: str, headers: dict[str, str] | None = None,
+                 body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        if self.tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            c: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=10, context=ctx)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+
+@pytest.fixture
+def backends() -> Iterator[Callable[..., RawBackend]]:
+    started: list[RawBackend] = []
+
+    def make(**kw: object) -> RawBackend:
+        be = RawBackend(**kw)  # type: ignore[arg-type]
+        started.append(be)
+        return be
+
+    yield make
+    for be in started:
+        be.stop()
+
+
+@pytest.fixture
+def serve(tmp_path: Path, gateway, free):  # type: ignore[no-untyped-def]
+    """serve(name, {old: new}) -> (Client, the gateway): checked with -t, then started."""
+
+    def run(name: str, extra: dict[str, str], tls: bool = False):  # type: ignore[no-untyped-def]
+        port = free()
+        text = _fit(name, tmp_path, {**extra, "listen 8080": f"listen 127.0.0.1:{port}"})
+        conf = tmp_path / name
+        conf.write_text(text)
+        _check(conf)
+        g = gateway(text, port)
+        return Client(port), g
+
+    return run
+
+
+def bearer(secret: str, **claims: object) -> dict[str, str]:
+    token = pyjwt.encode({"sub": "alice", **claims}, secret, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_cors_gateway(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, _ = serve("cors-gateway.conf", {"127.0.0.1:3000": f"127.0.0.1:{be.port}"})
+    origin = {"Origin": "https://app.example.com", "Host": "api.example.com"}
+    status, headers, _ = ask("OPTIONS", "/api/orders", origin)
+    assert status == 204
+    assert headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "PUT" in headers["access-control-allow-methods"]
+    assert ask("GET", "/api/orders", origin)[0] == 401
+    status, headers, _ = ask("GET", "/api/orders",
+                             {**origin, **bearer("cors-gateway-secret-0123456789abcdef")})
+    assert status == 200 and headers["access-control-allow-origin"] == "https://app.example.com"
+    status, headers, _ = ask("GET", "/api/orders", {
+        "Origin": "https://evil.example", **bearer("cors-gateway-secret-0123456789abcdef")})
+    assert status == 200 and "access-control-allow-origin" not in headers
+    assert [r.target for r in be.requests()] == [b"/api/orders"] * 2
+    assert be.requests()[0].header(b"x-user") == [b'"alice"']
+
+
+def test_websocket_app(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, g = serve("websocket-app.conf", {"127.0.0.1:4000": f"127.0.0.1:{be.port}"})
+    token = pyjwt.encode({"sub": "bob"}, "websocket-app-secret-0123456789abcdef",
+                         algorithm="HS256")
+    with socket.create_connection(("127.0.0.1", ask.port), timeout=10) as s:
+        s.sendall(b"GET /ws/room HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nCookie: session=" + token.encode() + b"\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        s.sendall(b"ping-frame")
+        echoed = b""
+        while len(echoed) < 10:
+            echoed += s.recv(4096)
+        assert echoed == b"ping-frame"
+    [up] = [r for r in be.requests() if r.target == b"/ws/room"]
+    assert up.header(b"connection") == [b"upgrade"] and up.header(b"upgrade") == [b"websocket"]
+    # without the cookie: no upgrade reaches the backend
+    with socket.create_connection(("127.0.0.1", ask.port), timeout=10) as s:
+        s.sendall(b"GET /ws/other HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 401 ")
+    assert not be.seen(b"/ws/other")
+
+
+def test_docker_dns(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    dns = DnsServer()
+    try:
+        dns.set("orders.internal", ["127.0.0.1"], ttl=5)
+        dns.set("catalog.internal", ["127.0.0.1"], ttl=5)
+        ask, _ = serve("docker-dns.conf", {"127.0.0.11": f"127.0.0.1:{dns.port}",
+                                           ":8000": f":{be.port}"})
+        assert ask("GET", "/orders/7")[0] == 401
+        assert ask("GET", "/orders/7", bearer("docker-dns-secret-0123456789abcdef"))[0] == 200
+        assert ask("GET", "/catalog/shoes?size=42")[0] == 200
+        assert ask("GET", "/catalog/hats")[0] == 200
+        assert dns.asked("catalog.internal") == 1 and dns.asked("orders.internal") == 1
+        assert [r.target for r in be.requests()] == [b"/orders/7", b"/catalog/shoes?size=42",
+                                                     b"/catalog/hats"]
+    finally:
+        dns.stop()
+
+
+def _oauth2_proxy(req: Received) -> bytes:
+    path = req.target.split(b"?")[0]
+    if path == b"/oauth2/auth":
+        if req.header(b"cookie") == [b"_oauth2_proxy=valid"]:
+            return (b"HTTP/1.1 202 Accepted\r\nX-Auth-Request-User: alice\r\n"
+                    b"X-Auth-Request-Email: alice@example.com\r\n"
+                    b"Set-Cookie: _oauth2_proxy=refreshed; Path=/\r\nContent-Length: 0\r\n\r\n")
+        return b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    if path == b"/oauth2/sign_in":
+        return (b"HTTP/1.1 302 Found\r\nLocation: https://idp.example.com/authorize\r\n"
+                b"Content-Length: 0\r\n\r\n")
+    return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_oauth2_proxy(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    proxy = backends(answer=_oauth2_proxy)
+    app = backends()
+    ask, _ = serve("oauth2-proxy.conf", {"127.0.0.1:4180": f"127.0.0.1:{proxy.port}",
+                                         "127.0.0.1:8501": f"127.0.0.1:{app.port}"})
+    status, headers, _ = ask("GET", "/reports?q=1")
+    assert status == 302 and headers["location"] == "https://idp.example.com/authorize"
+    assert app.requests() == []
+    status, headers, _ = ask("GET", "/reports?q=1", {"Cookie": "_oauth2_proxy=valid"})
+    assert status == 200
+    assert headers["set-cookie"] == "_oauth2_proxy=refreshed; Path=/"
+    [got] = app.requests()
+    assert got.target == b"/reports?q=1"
+    assert got.header(b"x-user") == [b"alice"]
+    assert got.header(b"x-email") == [b"alice@example.com"]
+    assert ask("GET", "/oauth2/auth")[0] == 404  # internal: not for clients
+
+
+def test_tls_edge(serve, backends, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    self_signed(tmp_path, "secure.example.com", stem="secure.example.com.")
+    (tmp_path / "secure.example.com.pem").write_bytes(
+        (tmp_path / "secure.example.com.cert.pem").read_bytes())
+    (tmp_path / "secure.example.com.key").write_bytes(
+        (tmp_path / "secure.example.com.key.pem").read_bytes())
+    tls_port = free()
+    ask, g = serve("tls-edge.conf", {"listen 8443": f"listen 127.0.0.1:{tls_port}",
+                                     "127.0.0.1:5000": f"127.0.0.1:{be.port}"})
+    status, headers, _ = ask("GET", "/api/x?y=1", {"Host": "secure.example.com"})
+    assert status == 301 and headers["location"] == "https://secure.example.com/api/x?y=1"
+    secure = Client(tls_port, tls=True)
+    status, headers, _ = secure("GET", "/api/x")
+    assert status == 401 and headers["strict-transport-security"] == "max-age=63072000"
+    status, _, _ = secure("GET", "/api/x", bearer("tls-edge-secret-0123456789abcdef-0123"))
+    assert status == 200
+    assert be.requests()[0].header(b"x-forwarded-proto") == [b"https"]
+    # what Python's ssl cannot do was said once each
+    for warned in ('"ssl_session_cache" is not applied', '"ssl_session_timeout" is not '
+                   'applied', '"ssl_stapling" directive is ignored'):
+        assert g.stderr.count(warned) == 1
+
+
+def test_basic_auth_admin(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    (tmp_path / ".htpasswd").write_text(
+        f"admin:{hashes.bcrypt.using(rounds=4, ident='2y').hash('s3cret')}\n"
+        f"editor:{hashes.apr_md5_crypt.hash('words')}\n")
+    ask, _ = serve("basic-auth-admin.conf", {"127.0.0.1:8000": f"127.0.0.1:{be.port}"})
+
+    def basic(user: str, password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(
+            f"{user}:{password}".encode()).decode()}
+
+    assert ask("GET", "/")[0] == 200
+    status, headers, _ = ask("GET", "/admin/")
+    assert status == 401 and headers["www-authenticate"] == 'Basic realm="Administrator\'s area"'
+    assert ask("GET", "/admin/", basic("admin", "wrong"))[0] == 401
+    assert ask("GET", "/admin/users", basic("admin", "s3cret"))[0] == 200
+    assert ask("GET", "/admin/posts", basic("editor", "words"))[0] == 200
+    assert [r.header(b"x-remote-user") for r in be.requests() if r.target != b"/"] == [
+        [b"admin"], [b"editor"]]
+    status, _, body = ask("GET", "/basic_status")
+    assert status == 200 and body.startswith(b"Active connections: ")
+
+
+def test_realip_behind_lb(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, _ = serve("realip-behind-lb.conf", {"127.0.0.1:9000": f"127.0.0.1:{be.port}"})
+    via_lb = {"X-Forwarded-For": "203.0.113.9, 10.1.2.3"}
+    for _ in range(3):
+        assert ask("GET", "/a", via_lb)[0] == 200
+    # the same client through the balancer: limited by its own address
+    assert ask("GET", "/a", via_lb)[0] == 429
+    # another client is not
+    assert ask("GET", "/a", {"X-Forwarded-For": "198.51.100.4"})[0] == 200
+    got = be.requests()[0]
+    assert got.header(b"x-real-ip") == [b"203.0.113.9"]
+    log = (tmp_path / "access.log")
+    deadline = time.time() + 5
+    while time.time() < deadline and "198.51.100.4" not in log.read_text():
+        time.sleep(0.1)
+    assert log.read_text().splitlines()[0].startswith("203.0.113.9 - - [")
+    assert log.read_text().splitlines()[0].endswith(" 127.0.0.1")
+
+
+def test_api_gateway_rbac(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    users, billing = backends(), backends()
+    secret = "api-gateway-secret-0123456789abcdef-01"
+    ask, _ = serve("api-gateway-rbac.conf", {"127.0.0.1:7001": f"127.0.0.1:{users.port}",
+                                             "127.0.0.1:7002": f"127.0.0.1:{billing.port}"})
+    assert ask("GET", "/health")[2] == b"ok\n"
+    assert ask("GET", "/users/42")[0] == 401
+    assert ask("GET", "/users/42", bearer(secret))[0] == 200
+    assert ask("POST", "/billing/pay", bearer(secret, scope="read"), b"{}")[0] == 403
+    assert ask("POST", "/billing/pay", bearer(secret, scope="read write"), b"{}")[0] == 200
+    assert ask("GET", "/admin/stats", bearer(secret, role="user"))[0] == 403
+    assert ask("GET", "/admin/stats", bearer(secret, role="admin"))[0] == 200
+    assert [r.target for r in users.requests()] == [b"/42", b"/admin/stats"]
+    assert users.requests()[0].header(b"x-user-id") == [b'"alice"']
+    assert [r.target for r in billing.requests()] == [b"/pay"]
+
+
+def test_rate_limited_api(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, _ = serve("rate-limited-api.conf", {"127.0.0.1:6000": f"127.0.0.1:{be.port}"})
+    key = {"X-Api-Key": "k1"}
+    assert ask("GET", "/v1/a", key)[0] == 200
+    assert ask("GET", "/v1/a", key)[0] == 200  # the burst of one
+    status, _, body = ask("GET", "/v1/a", key)
+    assert status == 429 and json.loads(body) == {"error": "rate limited"}
+    assert ask("GET", "/v1/a", {"X-Api-Key": "k2"})[0] == 200
+    assert len(be.requests()) == 3
+
+
+def test_stock_nginx(serve, backends, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, g = serve("stock-nginx.conf", {"127.0.0.1:3001": f"127.0.0.1:{be.port}",
+                                        "listen [::1]:8080": f"listen 127.0.0.1:{free()}"})
+    assert ask("GET", "/index.html")[0] == 404  # try_files: fastgate serves no files
+    assert ask("GET", "/api/x")[0] == 401
+    assert ask("GET", "/api/x", bearer("stock-nginx-secret-0123456789abcdef-012"))[0] == 200
+    # one warning per ignored directive, however often it appears
+    assert g.stderr.count('"gzip" directive is ignored') <= 1
+
+
+def test_rewrite_legacy(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, _ = serve("rewrite-legacy.conf", {"127.0.0.1:3002": f"127.0.0.1:{be.port}"})
+    status, headers, _ = ask("GET", "/blog/2019/hello", {"Host": "legacy.example.com"})
+    assert status == 301
+    assert headers["location"].endswith("/articles/hello?year=2019")
+    assert ask("GET", "/api/v1/users")[0] == 401  # rewritten into the protected location
+    assert ask("GET", "/api/v1/users",
+               bearer("rewrite-legacy-secret-0123456789abcdef"))[0] == 200
+    status, headers, _ = ask("GET", "/docs/")
+    assert status == 302 and headers["location"].endswith("/docs/index")
+    assert ask("GET", "/docs/index")[0] == 200
+    assert [r.target for r in be.requests()] == [b"/api/v2/users", b"/docs/index"]
+
+
+def _failing(req: Received) -> bytes:
+    return b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\ntrace"
+
+
+def test_error_pages(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    be = backends(answer=_failing)
+    flag = tmp_path / "maintenance.flag"
+    ask, _ = serve("error-pages.conf", {"127.0.0.1:3003": f"127.0.0.1:{be.port}",
+                                        "/var/www/maintenance.flag": str(flag)})
+    # the backend's 500 answered by the error page, with the error's status (nginx's
+    # error_page without "=": the page's own 503 does not replace it)
+    status, _, body = ask("GET", "/page")
+    assert status == 500 and body == b"Sorry, we are down for a moment.\n"
+    assert ask("GET", "/50x.html")[0] == 404  # internal
+    flag.write_text("")
+    status, _, body = ask("GET", "/page")
+    assert status == 503 and body == b"Sorry, we are down for a moment.\n"
+    assert len(be.requests()) == 1  # in maintenance, nothing went to the backend
+
+
+def test_read_only_public(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, _ = serve("read-only-public.conf", {"127.0.0.1:3004": f"127.0.0.1:{be.port}"})
+    secret = "read-only-secret-0123456789abcdef-0123"
+    assert ask("GET", "/items/1")[0] == 200
+    assert ask("HEAD", "/items/1")[0] == 200
+    assert ask("PUT", "/items/1", body=b"x")[0] == 401
+    assert ask("PUT", "/items/1", bearer(secret), b"x")[0] == 200
+    assert ask("POST", "/admin/items/", body=b"x")[0] == 200
+    assert ask("DELETE", "/admin/items/1")[0] == 403  # not from the office network
+    assert [(r.method, r.target) for r in be.requests()] == [
+        (b"GET", b"/items/1"), (b"HEAD", b"/items/1"), (b"PUT", b"/items/1"),
+        (b"POST", b"/admin/items/")]
+
+
+def _unavailable(req: Received) -> bytes:
+    return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_upstream_failover(serve, backends, free) -> None:  # type: ignore[no-untyped-def]
+    failing, healthy, backup = backends(answer=_unavailable), backends(), backends()
+    ask, _ = serve("upstream-failover.conf", {"127.0.0.1:3005": f"127.0.0.1:{failing.port}",
+                                              "127.0.0.1:3006": f"127.0.0.1:{healthy.port}",
+                                              "127.0.0.1:3007": f"127.0.0.1:{backup.port}"})
+    for i in range(4):
+        assert ask("GET", f"/r{i}")[0] == 200
+    assert len(healthy.requests()) == 4 and backup.requests() == []
+    assert 1 <= len(failing.requests()) <= 2  # taken out after max_fails
+
+
+def _policy(req: Received) -> bytes:
+    if req.header(b"x-original-method") == [b"GET"]:
+        return b"HTTP/1.1 200 OK\r\nX-Policy: read\r\nContent-Length: 0\r\n\r\n"
+    return b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_jwt_and_authz(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(pyjwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "idp-1"}]}))
+    opa, app = backends(answer=_policy), backends()
+    ask, _ = serve("jwt-and-authz.conf", {"127.0.0.1:8181": f"127.0.0.1:{opa.port}",
+                                          "127.0.0.1:3008": f"127.0.0.1:{app.port}"})
+    token = pyjwt.encode({"sub": "carol"}, key, algorithm="ES256", headers={"kid": "idp-1"})
+    auth = {"Authorization": f"Bearer {token}"}
+    assert ask("GET", "/api/doc", {"Authorization": "Bearer forged.token.here"})[0] == 401
+    assert opa.requests() == []  # a refused token costs no policy question
+    assert ask("GET", "/api/doc", auth)[0] == 200
+    assert ask("DELETE", "/api/doc", auth)[0] == 403
+    [got] = app.requests()
+    assert got.header(b"x-policy") == [b"read"] and got.header(b"x-subject") == [b'"carol"']
+    assert [q.target for q in opa.requests()] == [b"/v1/allow"] * 2
+
+
+def test_status_monitoring(serve, backends) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    ask, _ = serve("status-monitoring.conf", {"127.0.0.1:3009": f"127.0.0.1:{be.port}"})
+    assert ask("GET", "/app/x")[0] == 200
+    status, _, body = ask("GET", "/nginx_status")
+    assert status == 200 and b"server accepts handled requests" in body
+    status, _, body = ask("GET", "/metrics")
+    assert status == 200 and b"fastgate_requests_total" in body
+
+
+def test_https_upstream(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    crt, key = self_signed(tmp_path, "api.internal.example.com", stem="be-")
+    (tmp_path / "internal-ca.pem").write_bytes(crt.read_bytes())
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    names: list[str] = []
+    ctx.sni_callback = lambda obj, name, c: names.append(name or "")  # type: ignore[misc,func-returns-value]
+    be = backends(tls=ctx)
+    ask, g = serve("https-upstream.conf", {"127.0.0.1:9443": f"127.0.0.1:{be.port}"})
+    assert ask("GET", "/x")[0] == 401
+    assert ask("GET", "/x", bearer("https-upstream-secret-0123456789abcdef"))[0] == 200
+    assert names == ["api.internal.example.com"]
+    assert [r.target for r in be.requests()] == [b"/x"]
+    assert g.stderr.count('"proxy_ssl_verify_depth" directive is ignored') == 1
+
+
+def test_every_wild_configuration_is_exercised() -> None:
+    names = {p.name for p in WILD.glob("*.conf")}
+    assert len(names) >= 15
+    tested = {n for n in names
+              if f"test_{n.removesuffix('.conf').replace('-', '_')}" in globals()}
+    assert tested == names
