@@ -259,6 +259,11 @@ BUILTIN: dict[str, Getter] = {
     "upstream_response_length": lambda r: str(r.body_bytes_sent) if r.upstream_status else "",
     "upstream_response_time": lambda r: _tries(
         r, 2, f"{r.upstream_time:.3f}" if r.upstream_time >= 0 else ""),
+    # of the server that answered (the servers tried before it are not listed)
+    "upstream_connect_time": lambda r: (f"{r.upstream_connect_time:.3f}"
+                                        if r.upstream_connect_time >= 0 else ""),
+    "upstream_bytes_received": lambda r: (str(r.upstream_bytes_received)
+                                          if r.upstream_addr else ""),
     "proxy_host": lambda r: r.proxy_host,
     "proxy_port": lambda r: r.proxy_port,
     "proxy_add_x_forwarded_for": _forwarded_for,

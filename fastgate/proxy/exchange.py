@@ -280,6 +280,7 @@ class UpstreamExchange:
             req.upstream_addr = peer.server.address
             try:
                 uconn, reused = await peer.connect(s.proxy_connect_timeout)
+                req.upstream_connect_time = 0.0 if reused else time.monotonic() - started
             except UpstreamError as e:
                 may_next = len(tried) < tries and self.next_upstream(
                     loc, req, NEXT_CONDITION[e.kind], False)
@@ -301,11 +302,22 @@ class UpstreamExchange:
             return DONE
 
     async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
-                        peer: Peer, uconn: UpstreamConnection, reused: bool, method: bytes,
-                        headers: Headers, target: bytes, drop: tuple[bytes, ...],
-                        rules: RedirectRules, length: int | None, has_body: bool,
-                        body: bytes | None, upgrade: bytes | None, started: float,
-                        more: bool) -> object:
+                        peer: Peer, uconn: UpstreamConnection, *rest: Any) -> object:
+        """``_exchange_with``, and what it received ($upstream_bytes_received), counted
+        before the connection can carry another request (nothing awaits between its
+        release to the pool and this)."""
+        mark = uconn.received
+        try:
+            return await self._exchange_with(conn, req, loc, peer, uconn, *rest)
+        finally:
+            req.upstream_bytes_received = uconn.received - mark
+
+    async def _exchange_with(self, conn: ClientConnection, req: Request, loc: Location,
+                             peer: Peer, uconn: UpstreamConnection, reused: bool,
+                             method: bytes, headers: Headers, target: bytes,
+                             drop: tuple[bytes, ...], rules: RedirectRules,
+                             length: int | None, has_body: bool, body: bytes | None,
+                             upgrade: bytes | None, started: float, more: bool) -> object:
         """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
         the request should go again (``more``: the tries allow another server)."""
         w = self.w

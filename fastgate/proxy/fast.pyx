@@ -93,6 +93,7 @@ cdef class FastExchange:
     cdef tuple drop  # the upstream response headers not passed to the client
     cdef tuple rules  # proxy_redirect's
     cdef bint sent  # some of the response has been written to the client
+    cdef object mark  # the upstream connection's byte count when this exchange began
 
     def __init__(self, upstream, conn, req, loc, peer, uconn):
         self.upstream = upstream
@@ -102,6 +103,8 @@ cdef class FastExchange:
         self.loc = loc
         self.peer = peer
         self.uconn = uconn
+        self.mark = uconn.received
+        req.upstream_connect_time = 0.0  # a pooled connection: nothing to connect
         self.t0 = _monotonic()
         self.rhead = None
         self.head_only = False
@@ -329,6 +332,7 @@ cdef class FastExchange:
         self.w.spawn(self.conn, self.req, step, self.req.arrived)
 
     cdef _stop(self):
+        self.req.upstream_bytes_received = self.uconn.received - self.mark
         self.finished = True
         self.deadline = 0.0
         self.w.exchanges.discard(self)

@@ -29,6 +29,8 @@ cdef class Request:
     cdef public list upstream_headers  # the upstream response's, once its head came
     cdef public list sent_headers  # the response head's, as sent (framing aside)
     cdef public double upstream_time  # seconds to the upstream's response head; -1: none
+    cdef public double upstream_connect_time  # seconds to connect (0: pooled); -1: none
+    cdef public long long upstream_bytes_received  # of the current server's exchange
     # [(addr, status, seconds)] of the servers tried before the current one, or None
     cdef public list upstream_tried
     cdef public str proxy_host

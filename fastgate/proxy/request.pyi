@@ -28,6 +28,8 @@ class Request:
     upstream_headers: list[tuple[bytes, bytes]] | None
     sent_headers: list[tuple[bytes, bytes]] | None
     upstream_time: float
+    upstream_connect_time: float
+    upstream_bytes_received: int
     upstream_tried: list[tuple[str, str, float]] | None
     proxy_host: str
     proxy_port: str
