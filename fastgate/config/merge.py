@@ -266,28 +266,28 @@ class Builder:
         return v
 
     def _check_auth_request(self, server: Server, loc: Location) -> None:
-        """An auth_request's location must exist and be one fastgate can ask: one that
-        proxies, or one that answers with ``return`` first."""
+        """The location an auth_request or a mirror reaches must exist and be one a
+        subrequest can go to: one that proxies, or one that answers with ``return``."""
         s = loc.settings
         if s.auth_basic is not None and s.auth_basic_user_file is None:
             self.ld.warn_once('"auth_basic" without "auth_basic_user_file" checks nothing',
                               "nginx lets every request through such a location; give the "
                               "password file", Directive("location", (), loc.where.file,
                                                          loc.where.line))
-        uri = s.auth_request
-        if uri is None:
-            return
-        target = server.location_for(uri)
-        if target is None:
-            raise self.ld.error(f'could not find named location "{uri}"', loc.where.file,
-                                loc.where.line)
-        if target.proxy_pass is None and not (target.rewrites
-                                              and isinstance(target.rewrites[0], Return)):
-            raise self.ld.error(
-                f'auth_request "{uri}" reaches a location ({target.where.file}:'
-                f"{target.where.line}) that neither proxies nor returns: fastgate asks "
-                "an authoriser through proxy_pass or answers with return", loc.where.file,
-                loc.where.line)
+        asked = ([("auth_request", s.auth_request)] if s.auth_request is not None else []) + [
+            ("mirror", uri) for uri in s.mirror]
+        for name, uri in asked:
+            target = server.location_for(uri)
+            if target is None:
+                raise self.ld.error(f'could not find named location "{uri}"',
+                                    loc.where.file, loc.where.line)
+            if target.proxy_pass is None and not (target.rewrites
+                                                  and isinstance(target.rewrites[0], Return)):
+                raise self.ld.error(
+                    f'{name} "{uri}" reaches a location ({target.where.file}:'
+                    f"{target.where.line}) that neither proxies nor returns: fastgate "
+                    "sends a subrequest through proxy_pass or answers it with return",
+                    loc.where.file, loc.where.line)
 
     def _check_targets(self, server: Server) -> None:
         """Named locations used by error_page and try_files must exist (at load, not at

@@ -322,6 +322,8 @@ class Settings:
     auth_basic: Template | None = None  # the realm; None: off
     auth_basic_user_file: str | None = None
     auth_request: str | None = None  # the authoriser's URI or @name; None: off
+    mirror: tuple[str, ...] = ()  # URIs (or @names) each request is copied to
+    mirror_request_body: bool = True
     auth_request_set: tuple[tuple[str, Template], ...] = ()
     resolver: Resolver | None = None
     resolver_timeout: float = 30.0

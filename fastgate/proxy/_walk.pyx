@@ -19,7 +19,7 @@ cdef object _AUTO_REDIRECT = AUTO_REDIRECT
 
 
 cdef class Walker:
-    cdef dict _plans  # id(location) → (location, its handlers)
+    cdef dict _plans  # id(location) → (location, its handlers, its limit_except)
     cdef object _plan_of
     cdef object _find_config
     cdef object _resume
@@ -40,33 +40,34 @@ cdef class Walker:
         callbacks, else the coroutine that waits and then walks on. From the start
         (``at`` 0), the find-config checks first — and a method limit_except does not
         name takes the block's configuration (nginx switches it in find-config too)."""
-        cdef tuple plan
+        cdef tuple entry = self._entry(loc)
         if at == 0:
-            limit = loc.limit_except
+            limit = entry[2]
             if limit is not None and req.method not in <frozenset>(<tuple>limit)[0]:
                 loc = (<tuple>limit)[1]
+                entry = self._entry(loc)
             req.location = loc
             if ((req.head.content_length > 0 and req.uri_changes == 0)
                     or req.captures is _AUTO_REDIRECT):
                 step = self._find_config(conn, req, loc)
                 if step is not None:
                     return step
-        plan = self._plan(loc)
-        return self._walk(conn, req, loc, plan, at)
+        return self._walk(conn, req, loc, <tuple>entry[1], at)
 
     cpdef object walk_nested(self, conn, Request req, loc):
         """An ``if``'s configuration, taken in the rewrite phase: its phases after
         rewrite (it has no rewrite phase of its own), without find-config."""
         req.location = loc
-        return self._walk(conn, req, loc, self._plan(loc), 0)
+        return self._walk(conn, req, loc, <tuple>self._entry(loc)[1], 0)
 
-    cdef tuple _plan(self, loc):
+    cdef tuple _entry(self, loc):
+        """(location, its handlers, its limit_except), made on its first request."""
         key = PyLong_FromVoidPtr(<void*>loc)
         cdef tuple entry = self._plans.get(key)
         if entry is None or entry[0] is not loc:
-            entry = (loc, tuple(self._plan_of(loc)))
+            entry = (loc, tuple(self._plan_of(loc)), loc.limit_except)
             self._plans[key] = entry
-        return <tuple>entry[1]
+        return entry
 
     cdef object _walk(self, conn, Request req, loc, tuple plan, Py_ssize_t at):
         cdef Py_ssize_t n = len(plan)

@@ -222,7 +222,10 @@ class UpstreamExchange:
         has_body = head.content_length != 0
         length = None if head.content_length < 0 else head.content_length
         method = req.method.encode("latin-1")
-        body: bytes | None = None  # proxy_set_body's, sent instead of the client's
+        body: bytes | None = None  # sent instead of streaming the client's
+        if req.body_buffer is not None and has_body:
+            # read whole already (for a mirror): this copy goes
+            body, has_body, length = req.body_buffer, False, len(req.body_buffer)
         if not pp.as_is:
             if s.proxy_method is not None:
                 text = s.proxy_method.render(req)

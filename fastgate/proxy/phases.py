@@ -26,10 +26,12 @@ from fastgate.proxy.auth_request import AuthRequest
 from fastgate.proxy.content import Content
 from fastgate.proxy.exchange import UpstreamExchange
 from fastgate.proxy.limits import Limits
+from fastgate.proxy.mirror import Mirror
 from fastgate.proxy.realip import RealIp
 from fastgate.proxy.respond import REDIRECTS, Responder
 from fastgate.proxy.rewrite import CHANGED, STAYED, RewriteModule
 from fastgate.proxy.steps import DONE, NEXT, Outcome, Phase, Step, Wait
+from fastgate.proxy.subrequest import Subrequests
 
 if TYPE_CHECKING:
     from fastgate.http.server import ClientConnection
@@ -53,8 +55,10 @@ class Phases:
         self.realip = RealIp()
         self.auth = AuthJwt(worker, self.fail)
         self.upstream = UpstreamExchange(worker, self.respond, self.fail)
+        self.subrequests = Subrequests(worker, self.upstream)
+        self.mirror = Mirror(worker, self.subrequests, self.fail)
         self.access = AccessModule(worker, self.auth, self.fail, AuthBasic(worker),
-                                   AuthRequest(worker, self.upstream))
+                                   AuthRequest(self.subrequests))
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
                                      self._nested)
@@ -211,5 +215,6 @@ PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
     ("rewrite", lambda p, loc: p.rewrite.handler(loc)),
     ("preaccess", lambda p, loc: p.limits.handler(loc)),
     ("access", lambda p, loc: p.access.handler(loc)),
+    ("precontent", lambda p, loc: p.mirror.handler(loc)),
     ("content", lambda p, loc: p.content.handler(loc)),
 )

@@ -30,6 +30,7 @@ class Request:
     upstream_time: float
     upstream_connect_time: float
     upstream_bytes_received: int
+    body_buffer: bytes | None
     upstream_tried: list[tuple[str, str, float]] | None
     proxy_host: str
     proxy_port: str

@@ -59,7 +59,7 @@ def test_the_location_asked_must_exist_and_proxy_or_return(tmp_path: Path) -> No
                         "location = /auth { internal; }")
     assert str(e.value) == (
         f'auth_request "/auth" reaches a location ({tmp_path}/t.conf:3) that neither '
-        "proxies nor returns: fastgate asks an authoriser through proxy_pass or answers "
+        "proxies nor returns: fastgate sends a subrequest through proxy_pass or answers it "
         f"with return in {tmp_path}/t.conf:2")
     _load(tmp_path, "location / { auth_request /auth; proxy_pass http://127.0.0.1:9; }\n"
                     "location = /auth { return 204; }")

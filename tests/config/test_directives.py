@@ -32,6 +32,8 @@ SAMPLES = {
     "location": "location /x/ { }",
     "return": 'return 200 "ok";',
     "internal": "internal;",
+    "mirror": "mirror off;",
+    "mirror_request_body": "mirror_request_body off;",
     "resolver": "resolver 127.0.0.1 [::1]:5353 valid=30s ipv6=off;",
     "resolver_timeout": "resolver_timeout 5s;",
     "limit_except": "limit_except GET { deny all; }",

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from scenario import ENGINES, PATHS, Scenario
 
-
 RESPONSE = (b"HTTP/1.1 200 OK\r\nX-Backend: b1\r\nX-Backend: b2\r\nContent-Length: 4\r\n"
             b"\r\nbody")
 

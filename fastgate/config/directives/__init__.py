@@ -22,6 +22,7 @@ from fastgate.config.directives import (
     limits,
     log,
     maps,
+    mirror,
     proxy,
     realip,
     resolver,
@@ -32,7 +33,7 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, rewrite, access, auth_basic, auth_jwt, auth_request, proxy,
+MODULES = (core, log, maps, mirror, rewrite, access, auth_basic, auth_jwt, auth_request, proxy,
            limits, headers, realip, resolver, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
