@@ -9,7 +9,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CORE_SO := fastgate/_core$(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: all venv build test lint bench bench-micro bench-load load-deps soak fuzz demo clean sysdeps
+.PHONY: test-deps all venv build test lint bench bench-micro bench-load load-deps soak fuzz demo clean sysdeps
 
 all: build
 
@@ -48,7 +48,13 @@ lint: $(STAMP)
 	$(VPY) -m ruff check -q fastgate tests bench fuzz
 	$(VPY) -m mypy
 
-test: build lint
+# nginx (Debian's 1.22): the parity tests run the same configuration under both
+test-deps:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  echo "installing nginx (Debian package) for the side-by-side tests"; \
+	  apt-get install -y -q nginx-light >/dev/null; }
+
+test: build lint test-deps
 	$(VPY) -m pytest -q -p no:cacheprovider tests
 
 bench-micro: build

@@ -285,7 +285,8 @@ class H11Client:
                   content_length: int | None) -> bytes:
         if content_length is None:
             headers = [*headers, (b"transfer-encoding", b"chunked")]
-        elif content_length > 0 or method in (b"POST", b"PUT", b"PATCH"):
+        elif content_length > 0 or (content_length == 0
+                                    and method in (b"POST", b"PUT", b"PATCH")):
             headers = [*headers, (b"content-length", str(content_length).encode())]
         return self._conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
 

@@ -567,7 +567,9 @@ cdef class HttptoolsClient:
             out.append(b"transfer-encoding: chunked\r\n")
         else:
             self._chunked = False
-            if content_length > 0 or method in (b"POST", b"PUT", b"PATCH"):
+            # -1: no body and no framing header (a body the configuration dropped)
+            if content_length > 0 or (content_length == 0
+                                      and method in (b"POST", b"PUT", b"PATCH")):
                 out.append(b"content-length: %d\r\n" % content_length)
         out.append(b"\r\n")
         return b"".join(out)

@@ -248,7 +248,8 @@ class UpstreamExchange:
                     return DONE
                 has_body = False
             if not has_body:
-                length = len(body) if body is not None else 0
+                # a dropped body goes without a Content-Length, as nginx sends it (-1)
+                length = len(body) if body is not None else -1
         tries = s.proxy_next_upstream_tries or len(group.peers)
         tried: set[Peer] = set()
 

@@ -158,6 +158,7 @@ class RewriteModule:
             req.status = 444
             conn.abort()
             return DONE
+        req.status = code  # $status in the text is the code, as nginx sets it first
         text = ret.text.render(req) if ret.text is not None else None
         if code in REDIRECTS and text is not None:
             self.respond.redirect(conn, req, loc, code, text)
