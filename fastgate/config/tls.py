@@ -39,6 +39,26 @@ def _reason(e: Exception) -> str:
     return str(e)
 
 
+def _context(side: ssl._SSLMethod, prefix: str, protocols: tuple[str, ...],
+             ciphers: str | None) -> ssl.SSLContext:
+    """A context with its protocol range and cipher list (``prefix``: whose directives,
+    "ssl_" or "proxy_ssl_", a refusal names)."""
+    ctx = ssl.SSLContext(side)
+    enabled = [VERSIONS[p] for p in protocols if p in VERSIONS]
+    if not enabled:
+        raise TlsError(f"{prefix}protocols", f"{prefix}protocols enables no protocol this "
+                                             "OpenSSL supports (TLSv1 to TLSv1.3)")
+    ctx.minimum_version = min(enabled)
+    ctx.maximum_version = max(enabled)
+    if ciphers is not None:
+        try:
+            ctx.set_ciphers(ciphers)
+        except ssl.SSLError:
+            raise TlsError(f"{prefix}ciphers", f'SSL_CTX_set_cipher_list("{ciphers}") '
+                                               "failed: no cipher matches") from None
+    return ctx
+
+
 def server_context(s: Settings) -> ssl.SSLContext:
     """The context a server's ``listen ... ssl`` sockets handshake with."""
     if not s.ssl_certificate:
@@ -48,19 +68,7 @@ def server_context(s: Settings) -> ssl.SSLContext:
         missing = s.ssl_certificate[len(s.ssl_certificate_key)]
         raise TlsError("ssl_certificate", f'no "ssl_certificate_key" is defined for '
                                           f'certificate "{missing}"')
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    enabled = [VERSIONS[p] for p in s.ssl_protocols if p in VERSIONS]
-    if not enabled:
-        raise TlsError("ssl_protocols", "ssl_protocols enables no protocol this OpenSSL "
-                                        "supports (TLSv1 to TLSv1.3)")
-    ctx.minimum_version = min(enabled)
-    ctx.maximum_version = max(enabled)
-    if s.ssl_ciphers is not None:
-        try:
-            ctx.set_ciphers(s.ssl_ciphers)
-        except ssl.SSLError:
-            raise TlsError("ssl_ciphers", f'SSL_CTX_set_cipher_list("{s.ssl_ciphers}") '
-                                          "failed: no cipher matches") from None
+    ctx = _context(ssl.PROTOCOL_TLS_SERVER, "ssl_", s.ssl_protocols, s.ssl_ciphers)
     if s.ssl_prefer_server_ciphers is True:
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     elif s.ssl_prefer_server_ciphers is False:
@@ -99,19 +107,7 @@ def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
     """The context an ``https://`` proxy_pass connects with. As nginx, certificates are
     not checked unless ``proxy_ssl_verify on``; then against the trusted certificates
     only (not the system's), and for ``name``."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    enabled = [VERSIONS[p] for p in t.protocols if p in VERSIONS]
-    if not enabled:
-        raise TlsError("proxy_ssl_protocols", "proxy_ssl_protocols enables no protocol "
-                                              "this OpenSSL supports (TLSv1 to TLSv1.3)")
-    ctx.minimum_version = min(enabled)
-    ctx.maximum_version = max(enabled)
-    if t.ciphers is not None:
-        try:
-            ctx.set_ciphers(t.ciphers)
-        except ssl.SSLError:
-            raise TlsError("proxy_ssl_ciphers", f'SSL_CTX_set_cipher_list("{t.ciphers}") '
-                                                "failed: no cipher matches") from None
+    ctx = _context(ssl.PROTOCOL_TLS_CLIENT, "proxy_ssl_", t.protocols, t.ciphers)
     if t.verify:
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
