@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fastgate version: fastgate/{__version__}")
         print(versions())
         return 0
-    path = opts.config or "fastgate.conf"
+    # absolute, as nginx names it: the main file in messages as the included ones are
+    path = os.path.abspath(opts.config or "fastgate.conf")
     if opts.test:
         return test_config(path, opts.quiet, opts.prefix, opts.directives, opts.dump)
     if opts.signal:
