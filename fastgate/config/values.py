@@ -6,6 +6,15 @@ import re
 
 from fastgate.config.parser import Directive
 
+# RFC 9110 section 5.6.2: the characters of a token (a method, a field name)
+TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
+                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def is_token(text: str) -> bool:
+    return bool(text) and set(text) <= TOKEN_CHARS
+
+
 _TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
                "M": 2592000, "y": 31536000}
 _TIME_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|M|y)?")

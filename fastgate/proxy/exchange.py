@@ -7,10 +7,10 @@ path (``proxy.fast``) hands anything unusual to this one.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from fastgate.config.values import is_token
 from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Fail
-
-_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # what an exchange ends with: done (answered or failed), or go again — a pooled
 # connection that was stale, or the next server (proxy_next_upstream)
@@ -229,7 +227,7 @@ class UpstreamExchange:
         if not pp.as_is:
             if s.proxy_method is not None:
                 text = s.proxy_method.render(req)
-                if not _METHOD.fullmatch(text):
+                if not is_token(text):
                     # a method from a variable goes into the request line: anything but
                     # a token would split or bend it
                     self.w.log.error(f'invalid method "{text}" from "proxy_method"', conn, req)

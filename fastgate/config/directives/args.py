@@ -15,6 +15,7 @@ from fastgate.config.context import (
 )
 from fastgate.config.parser import Directive
 from fastgate.config.values import (
+    is_token,
     parse_code,
     parse_flag,
     parse_number,
@@ -84,13 +85,9 @@ def log_level(ld: Context, d: Directive) -> str:
     return d.args[0]
 
 
-TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
-                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
 def check_header_name(d: Directive, name: str) -> None:
     # RFC 9110 section 5.1: a field name is a token
-    if not name or not set(name) <= TOKEN_CHARS:
+    if not is_token(name):
         raise d.error(f'invalid header name "{name}"')
 
 

@@ -13,7 +13,6 @@ from fastgate.config.context import (
     Spec,
 )
 from fastgate.config.directives.args import (
-    TOKEN_CHARS,
     appending,
     check_header_name,
     flag_arg,
@@ -29,6 +28,7 @@ from fastgate.config.model import (
 )
 from fastgate.config.parser import Directive
 from fastgate.config.values import (
+    is_token,
     parse_host_port,
 )
 from fastgate.variables import Template
@@ -141,7 +141,7 @@ def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
 
 def proxy_method(ld: Context, d: Directive) -> Template:
     method = d.args[0]
-    if "$" not in method and not (method and set(method) <= TOKEN_CHARS):
+    if "$" not in method and not is_token(method):
         raise d.error(f'invalid method "{method}"')  # a method is a token (RFC 9110)
     return ld.compile(method, d)
 
