@@ -464,11 +464,25 @@ class UpstreamExchange:
                     raise error
         return head.result()
 
+    async def read_whole_body(self, conn: ClientConnection, req: Request,
+                              loc: Location) -> bytes | None:
+        """The client's body read to its end and kept (for a mirror); None when reading
+        it failed, which has been answered."""
+        parts: list[bytes] = []
+        try:
+            await self._read_body(conn, req, loc.settings, None, parts)
+        except _BodyError as e:
+            await self._body_failed(conn, req, loc, e)
+            return None
+        return b"".join(parts)
+
     async def _read_body(self, conn: ClientConnection, req: Request, s: Settings,
-                         uconn: UpstreamConnection | None) -> None:
-        """The client's body to the upstream ``uconn`` as it arrives, or read and
-        dropped (None). client_max_body_size (0: none) is counted over the bytes
-        themselves, so that a chunked body cannot pass what a Content-Length would not."""
+                         uconn: UpstreamConnection | None,
+                         keep: list[bytes] | None = None) -> None:
+        """The client's body to the upstream ``uconn`` as it arrives, or read and kept
+        in ``keep`` or dropped (no ``uconn``). client_max_body_size (0: none) is counted
+        over the bytes themselves, so that a chunked body cannot pass what a
+        Content-Length would not."""
         body = conn.body
         assert body is not None
         read_timeout = s.client_body_timeout
@@ -495,6 +509,8 @@ class UpstreamExchange:
                 raise _BodyError(413, f"client intended to send too large chunked body: "
                                  f"{req.request_length}+ bytes")
             if uconn is None:
+                if keep is not None:
+                    keep.append(chunk)
                 continue
             uconn.write(uconn.engine.send_body(chunk))
             try:

@@ -5,8 +5,9 @@ answers are read and dropped, their failures only logged, and the client's respo
 never waits on them.
 
 A body to be copied is read whole before the request goes on (nginx reads it first as
-well), under ``client_max_body_size`` and ``client_body_timeout``; the main request then
-sends that copy upstream instead of streaming the connection's.
+well), by the proxy's own body reader (``client_max_body_size``, ``client_body_timeout``,
+its failures answered as the proxy answers them); the main request then sends that copy
+upstream instead of streaming the connection's.
 """
 
 from __future__ import annotations
@@ -14,23 +15,21 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from fastgate.errors import ProtocolError
-from fastgate.proxy.steps import NEXT, Step, finished
+from fastgate.proxy.steps import DONE, NEXT, Step
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
-    from fastgate.proxy.steps import Fail, Outcome, Phase
+    from fastgate.proxy.steps import Outcome, Phase
     from fastgate.proxy.subrequest import Subrequests
 
 
 class Mirror:
-    def __init__(self, worker: Runtime, subrequests: Subrequests, fail: Fail) -> None:
+    def __init__(self, worker: Runtime, subrequests: Subrequests) -> None:
         self.w = worker
         self.subrequests = subrequests
-        self.fail = fail
         self._running: set[asyncio.Task[Any]] = set()  # kept until done (not collected)
 
     def handler(self, loc: Location) -> Phase | None:
@@ -43,37 +42,11 @@ class Mirror:
         return NEXT
 
     async def _with_body(self, conn: ClientConnection, req: Request, loc: Location) -> Step:
-        s = loc.settings
-        body = conn.body
-        engine = conn.engine
-        assert body is not None and engine is not None
-        conn.write(engine.send_continue())
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            try:
-                chunk = await body.read(s.client_body_timeout)
-            except TimeoutError:
-                self.w.log.info("client timed out (110: Connection timed out) while reading "
-                                "client request body", conn, req)
-                return await finished(self.fail(conn, req, loc, 408))
-            except ProtocolError as e:
-                self.w.log.info(f"client sent invalid body: {e.reason}", conn, req)
-                return await finished(self.fail(conn, req, loc, e.status))
-            except Exception:  # the client went away
-                conn.abort()
-                return await finished(Step.DONE)
-            if chunk is None:
-                break
-            size += len(chunk)
-            req.request_length += len(chunk)
-            if s.client_max_body_size and size > s.client_max_body_size:
-                self.w.log.error(f"client intended to send too large chunked body: "
-                                 f"{size}+ bytes", conn, req)
-                return await finished(self.fail(conn, req, loc, 413))
-            parts.append(chunk)
-        req.body_buffer = b"".join(parts)
-        self._copy(conn, req, loc, req.body_buffer)
+        body = await self.subrequests.upstream.read_whole_body(conn, req, loc)
+        if body is None:  # it failed, and was answered
+            return DONE
+        req.body_buffer = body
+        self._copy(conn, req, loc, body)
         return NEXT
 
     def _copy(self, conn: ClientConnection, req: Request, loc: Location, body: bytes) -> None:

@@ -56,7 +56,7 @@ class Phases:
         self.auth = AuthJwt(worker, self.fail)
         self.upstream = UpstreamExchange(worker, self.respond, self.fail)
         self.subrequests = Subrequests(worker, self.upstream)
-        self.mirror = Mirror(worker, self.subrequests, self.fail)
+        self.mirror = Mirror(worker, self.subrequests)
         self.access = AccessModule(worker, self.auth, self.fail, AuthBasic(worker),
                                    AuthRequest(self.subrequests))
         self.limits = Limits(worker, self.auth, self.fail)
