@@ -16,6 +16,7 @@ from typing import Any
 from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, Level, Spec
 from fastgate.config.directives import TABLE, lookup
 from fastgate.config.directives.foreign import foreign_message
+from fastgate.config.directives.refused import refused_message
 from fastgate.config.errors import ConfigError
 from fastgate.config.merge import Builder, merge, merge_origins
 from fastgate.config.model import (
@@ -216,7 +217,8 @@ class Loader:
             if spec is None:
                 if table is not TABLE and lookup(d.name, TABLE) is not None:
                     raise d.error(f'"{d.name}" directive is not allowed here')
-                raise d.error(foreign_message(d.name) or f'unknown directive "{d.name}"')
+                raise d.error(foreign_message(d.name) or refused_message(d.name)
+                              or f'unknown directive "{d.name}"')
             if lvl.ctx not in spec.contexts:
                 raise d.error(f'"{d.name}" directive is not allowed here')
             if spec.block and d.block is None:
@@ -277,6 +279,8 @@ class Loader:
             pid=main.local.get("pid", os.path.join(self.prefix_dir, os.path.splitext(
                 os.path.basename(self.path))[0] + ".pid")),
             user=main.local.get("user"),
+            worker_shutdown_timeout=main.local.get("worker_shutdown_timeout",
+                                                   Config.worker_shutdown_timeout),
             servers=servers,
             upstreams=dict(self.upstreams),
             tls_pools=tls_pools,

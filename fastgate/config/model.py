@@ -63,6 +63,7 @@ class Upstream:
     keepalive: int = 32
     keepalive_timeout: float = 60.0
     keepalive_requests: int = 1000
+    keepalive_time: float = 3600.0  # a connection older than this carries no more requests
     implicit: bool = False  # made for a "proxy_pass http://host:port" without a block
 
 
@@ -316,6 +317,11 @@ class Settings:
     satisfy: str = "all"
     # proxy_redirect: ("default", None), ("off", None) or (prefix, replacement), in order
     proxy_redirect: tuple[tuple[str, Template | None], ...] = (("default", None),)
+    # a Location that is a path, made absolute (with Host, or the server's name, and the
+    # port when it is not the scheme's own) as nginx's header filter does
+    absolute_redirect: bool = True
+    port_in_redirect: bool = True
+    server_name_in_redirect: bool = False
     proxy_connect_timeout: float = 60.0
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
@@ -594,6 +600,9 @@ class Config:
     worker_processes: int = 1
     http_engine: str = "auto"
     worker_connections: int = 512
+    # how long a graceful stop or a reload waits for in-flight requests before it closes
+    # them (nginx waits without end unless set; a gateway should not hang a deploy)
+    worker_shutdown_timeout: float = 30.0
     # every main-level error_log, each written from its own level up (nginx: several
     # may be given; the default is stderr at "error")
     error_logs: tuple[ErrorLogFile, ...] = (ErrorLogFile(LogFile("stderr", Where("", 0))),)

@@ -31,8 +31,6 @@ from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import ServerTable, Worker
 from fastgate.ops.zones import Zones, ZoneTables
 
-DRAIN_LIMIT = 30.0  # seconds a graceful stop waits for in-flight requests
-
 
 @dataclass(frozen=True)
 class Source:
@@ -197,7 +195,7 @@ class Gateway:
 
     async def _retire(self, old: Worker) -> None:
         old.stopping = True
-        await _drain(old, DRAIN_LIMIT)
+        await _drain(old, old.config.worker_shutdown_timeout)
         old.close()
         self.old_workers.remove(old)
 
@@ -208,7 +206,8 @@ class Gateway:
         for w in workers:
             w.stopping = True
         if graceful:
-            await asyncio.gather(*(_drain(w, DRAIN_LIMIT) for w in workers))
+            await asyncio.gather(*(_drain(w, w.config.worker_shutdown_timeout)
+                                   for w in workers))
         for w in workers:
             for conn in list(w.connections):
                 conn.abort()

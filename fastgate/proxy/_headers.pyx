@@ -137,10 +137,10 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     else:
         own = _own_headers(rhead.headers, drop, date)
     headers = _forward_into(own, rhead.headers, drop)
-    if _names_a_target(headers):
-        headers = redirected(headers, rules, req)
-    req.upstream_headers = rhead.headers
     s = loc.settings
+    if _names_a_target(headers):
+        headers = redirected(headers, rules, req, s)
+    req.upstream_headers = rhead.headers
     if s.add_header or s.expires is not None:
         if s.expires is not None and status in _ADD_HEADER_STATUSES:
             headers = without_expires(headers)

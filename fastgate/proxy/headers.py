@@ -14,7 +14,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from fastgate._wire import field_value
-from fastgate.config.model import Expires
+from fastgate.config.model import Expires, Settings
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
 
@@ -103,17 +103,16 @@ def redirect_rules(loc: Location) -> RedirectRules:
     return tuple(out)
 
 
-def redirected(headers: Headers, rules: RedirectRules, req: Any) -> Headers:
+def redirected(headers: Headers, rules: RedirectRules, req: Any, s: Settings) -> Headers:
     """The response headers with Location and Refresh's URL rewritten by ``rules``,
-    and a Location that is a path made absolute with the request's scheme, host and
-    port, as nginx's header filter does (``absolute_redirect on``)."""
+    and a Location that is a path made absolute as nginx's header filter does."""
     out: Headers = []
     for name, value in headers:
         low = name.lower()
         if low == b"location":
             text = _replace(value.decode("utf-8", "surrogateescape"), rules, req)
             if text.startswith("/"):
-                text = absolute(req.scheme, req.host, req.server_port, text)
+                text = absolute(s, req, text)
             value = _field(text, value)
         elif low == b"refresh":
             text = value.decode("utf-8", "surrogateescape")
@@ -124,12 +123,26 @@ def redirected(headers: Headers, rules: RedirectRules, req: Any) -> Headers:
     return out
 
 
-def absolute(scheme: str, host: str, port: int, path: str) -> str:
-    """A redirect to ``path`` as an absolute URL, as nginx's ``absolute_redirect on``
-    writes it: the port only when it is not the scheme's own."""
-    default = 443 if scheme == "https" else 80
-    suffix = f":{port}" if port != default else ""
-    return f"{scheme}://{host}{suffix}{path}"
+def absolute(s: Settings, req: Any, path: str) -> str:
+    """A redirect to ``path`` as nginx's header filter writes it: with ``absolute_redirect
+    on`` an absolute URL of the request's scheme, its Host (``server_name_in_redirect
+    on``: the server's name; no Host: the address it came to) and, with
+    ``port_in_redirect on``, the port when it is not the scheme's own."""
+    if not s.absolute_redirect:
+        return path
+    scheme = req.scheme
+    if s.server_name_in_redirect:
+        host = req.server_name
+    else:
+        host = req.host
+        if req.header(b"host") is None and host == req.server_name:
+            # $host fell back to the server's name: nginx writes the local address
+            addr = req.server_addr
+            host = f"[{addr}]" if ":" in addr else addr
+    port = req.server_port
+    if s.port_in_redirect and port != (443 if scheme == "https" else 80):
+        return f"{scheme}://{host}:{port}{path}"
+    return f"{scheme}://{host}{path}"
 
 
 def _replace(url: str, rules: RedirectRules, req: Any) -> str:

@@ -74,7 +74,7 @@ class Responder:
     def redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
                  url: str) -> None:
         if url.startswith("/"):
-            url = absolute(conn.scheme, req.host or "", conn.server_port, url)
+            url = absolute(loc.settings, req, url)
         if not is_safe_value(url):
             self.w.log.error("redirect location holds a control character", conn, req)
             self.respond_error(conn, req, loc, 500)

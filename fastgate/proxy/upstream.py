@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from typing import Any
 
@@ -37,6 +38,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.received = 0
         # requests it may still carry (upstream keepalive_requests)
         self.exchanges_left = peer.group.upstream.keepalive_requests
+        # after this (upstream keepalive_time) it goes back to no pool
+        self.retire_at = time.monotonic() + peer.group.upstream.keepalive_time
         self.head: asyncio.Future[ResponseHead] | None = None
         self.body: BodyBuffer | None = None
         self.tunnel: Any = None  # the client connection once a 101 switched protocols
@@ -281,7 +284,7 @@ class Peer:
         conn.exchanges_left -= 1
         if (conn.exchanges_left and not conn.closed and head.keep_alive
                 and conn.engine.reusable and not conn.engine.leftover()
-                and len(self.idle) < up.keepalive):
+                and len(self.idle) < up.keepalive and time.monotonic() < conn.retire_at):
             conn.park(up.keepalive_timeout)
             self.idle.append(conn)
         else:

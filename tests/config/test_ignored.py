@@ -74,3 +74,36 @@ def test_another_modules_directive_is_named_with_the_equivalent(tmp_path: Path) 
     assert str(info.value) == (
         'unknown directive "auth_jwt_enabled": it is TeslaGov\'s ngx-http-auth-jwt-module\'s;'
         f' in fastgate write auth_jwt on|off in {p}:2')
+
+
+def test_every_ignored_directive_warns_once_with_its_reason(tmp_path: Path) -> None:
+    """Each of nginx's tuning directives that fastgate ignores says so, once, with why;
+    a switch whose off is what fastgate does is silent when off."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_directives import SAMPLES
+
+    from fastgate.config.directives import ignored
+
+    silent_off = {"client_body_in_file_only", "log_subrequest", "proxy_ignore_client_abort",
+                  "proxy_socket_keepalive", "recursive_error_pages", "daemon", "gunzip"}
+    for spec in ignored.SPECS:
+        sample = SAMPLES[spec.name]
+        ctx = next(c for c in ("main", "events", "http", "server", "location", "upstream")
+                   if c in spec.contexts)
+        body = {"main": f"{sample}\nhttp {{ server {{ listen 127.0.0.1:8997; }} }}",
+                "events": f"events {{ {sample} }}\nhttp {{ server {{ listen 127.0.0.1:8997; }} }}",
+                "http": f"http {{ {sample} server {{ listen 127.0.0.1:8997; }} }}",
+                "server": f"http {{ server {{ listen 127.0.0.1:8997; {sample} }} }}",
+                "location": f"http {{ server {{ listen 127.0.0.1:8997; location / "
+                            f"{{ {sample} }} }} }}",
+                "upstream": f"http {{ upstream u {{ server 127.0.0.1:1; {sample} }} "
+                            f"server {{ listen 127.0.0.1:8997; }} }}"}[ctx]
+        warnings, _ = _warnings(tmp_path, body)
+        said = [w for w in warnings if f'"{spec.name}" directive is ignored' in w]
+        if spec.name in silent_off and sample.endswith(" off;"):
+            assert said == [], spec.name
+        else:
+            assert len(said) == 1, (spec.name, warnings)
+            assert said[0].split(" is ignored", 1)[1].startswith(": "), said[0]  # the reason

@@ -410,6 +410,35 @@ def test_an_idle_gateway_stops_at_once(tmp_path: Path, gateway, free, workers: i
     assert time.monotonic() - t0 < 1.0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_worker_shutdown_timeout_bounds_a_graceful_stop(tmp_path: Path, gateway, free,  # type: ignore[no-untyped-def]
+                                                         workers: int) -> None:
+    """A request its backend never answers holds a graceful stop only as long as
+    worker_shutdown_timeout says (30 s unset), then its connection is closed."""
+    backend = RawBackend(answer=lambda req: b"")  # takes the request, never answers
+    try:
+        port = free()
+        gw = gateway(f"worker_processes {workers};\nworker_shutdown_timeout 1s;\n"
+                     + server(port, f"proxy_pass http://127.0.0.1:{backend.port};",
+                              "access_log off;"), port)
+        client = socket.create_connection(("127.0.0.1", port), timeout=10)
+        client.sendall(b"GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while not backend.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert backend.requests, "the request did not reach the backend"
+        t0 = time.monotonic()
+        gw.signal(signal.SIGQUIT)
+        time.sleep(0.5)
+        assert gw.proc.poll() is None  # still draining: the request is in flight
+        assert gw.proc.wait(10) == 0
+        assert 0.9 < time.monotonic() - t0 < 5.0
+        assert client.recv(1024) == b""  # closed, no answer made up
+        client.close()
+    finally:
+        backend.stop()
+
+
 def test_many_workers_start_reload_and_stop(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
     # above 32 a reload, above 64 a start crash-looped on the shared counters' slots
     port = free()

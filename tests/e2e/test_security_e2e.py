@@ -50,6 +50,7 @@ error_log {errlog} info;
 http {{
   upstream be {{ server 127.0.0.1:{backend}; keepalive {keepalive}; keepalive_requests 1000; }}
   upstream be2 {{ server 127.0.0.1:{backend}; keepalive 16; keepalive_requests 2; }}
+  upstream be3 {{ server 127.0.0.1:{backend}; keepalive 16; keepalive_time 1s; }}
   map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
   limit_req_zone $uri zone=by_uri:1m rate=1000r/s;
 
@@ -124,6 +125,7 @@ http {{
     location /api2/ {{ auth_jwt on; proxy_pass http://be; }}
     location /pipe/ {{ return 200 "p"; }}
     location /kr/ {{ proxy_pass http://be2; }}
+    location /kt/ {{ proxy_pass http://be3; }}
   }}
 }}
 """
@@ -620,6 +622,19 @@ def test_upstream_keepalive_requests_is_enforced(gate: Gate) -> None:
         assert status(gate.send(request("GET", f"/kr/{i}?{m}", host="open.example.com"))) == 200
     conns = [r.connection for r in gate.got(m)]
     assert conns[0] == conns[1] and conns[2] == conns[3] and conns[1] != conns[2], conns
+
+
+def test_upstream_keepalive_time_is_enforced(gate: Gate) -> None:
+    """nginx's upstream keepalive_time: a connection older than it carries the request
+    it has, then closes."""
+    m = marker()
+    for i in range(2):
+        assert status(gate.send(request("GET", f"/kt/{i}?{m}", host="open.example.com"))) == 200
+    time.sleep(1.2)
+    for i in range(2, 4):
+        assert status(gate.send(request("GET", f"/kt/{i}?{m}", host="open.example.com"))) == 200
+    conns = [r.connection for r in gate.got(m)]
+    assert conns[0] == conns[1] == conns[2] and conns[2] != conns[3], conns
 
 
 def test_a_refused_body_is_never_forwarded(gate: Gate) -> None:

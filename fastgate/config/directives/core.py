@@ -326,6 +326,10 @@ def error_page(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.fields["error_page"] = pages
 
 
+def set_worker_shutdown_timeout(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.local["worker_shutdown_timeout"] = parse_time(d, d.args[0])
+
+
 def keepalive_timeout(ld: Context, d: Directive) -> float:
     return parse_time(d, d.args[0])
 
@@ -340,6 +344,7 @@ SPECS = [
     Spec("pid", frozenset({MAIN}), 1, 1, set_pid),
     Spec("load_module", frozenset({MAIN}), 1, 1, load_module),
     Spec("user", frozenset({MAIN}), 1, 2, set_user),
+    Spec("worker_shutdown_timeout", frozenset({MAIN}), 1, 1, set_worker_shutdown_timeout),
     Spec("events", frozenset({MAIN}), 0, 0, block(EVENTS), block=True),
     Spec("http", frozenset({MAIN}), 0, 0, block(HTTP), block=True),
     Spec("worker_connections", frozenset({EVENTS}), 1, 1, set_worker_connections),
@@ -364,5 +369,8 @@ SPECS = [
          setting("large_client_header_buffers", large_client_header_buffers)),
     Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),
     Spec("merge_slashes", HS, 1, 1, setting("merge_slashes", flag_arg)),
+    Spec("absolute_redirect", HSL, 1, 1, setting("absolute_redirect", flag_arg)),
+    Spec("port_in_redirect", HSL, 1, 1, setting("port_in_redirect", flag_arg)),
+    Spec("server_name_in_redirect", HSL, 1, 1, setting("server_name_in_redirect", flag_arg)),
     Spec("ignore_invalid_headers", HS, 1, 1, setting("ignore_invalid_headers", flag_arg)),
 ]

@@ -12,6 +12,7 @@ from fastgate.config.context import (
     HTTP,
     LIF,
     MAIN,
+    SL,
     UPSTREAM,
     Context,
     Handler,
@@ -25,6 +26,17 @@ NO_FILES = "fastgate serves no static files"
 NO_TEMP = "fastgate writes no temporary files: bodies stream"
 NO_BUFFERS = "fastgate streams request and response bodies without buffering them"
 NO_CACHE = "fastgate caches no responses: every request goes to the upstream"
+NO_SIZING = "fastgate's tables need no sizing"
+NO_POOLS = "fastgate's memory is Python's, not nginx's pools"
+WRITES_AT_ONCE = "fastgate writes what it has at once"
+NO_RANGES = "fastgate answers no ranges itself: a Range header goes to the upstream"
+NO_RATE = "responses go as fast as the client takes them (no bandwidth limit)"
+HTTP2 = "fastgate speaks HTTP/1.1 to clients (h2 is not negotiated)"
+SERVICE = "set it in the service manager ({}) or the shell"
+LOOP = "the event loop is uvloop's (libuv)"
+HTTP_ONLY = frozenset({HTTP})
+MAIN_ONLY = frozenset({MAIN})
+EVENTS_ONLY = frozenset({EVENTS})
 
 
 def off_is_ours(why: str) -> Handler:
@@ -44,12 +56,12 @@ SPECS = [
         "fastgate's server name table needs no sizing")),
     Spec("server_names_hash_max_size", frozenset({HTTP}), 1, 1, ignored(
         "fastgate's server name table needs no sizing")),
-    Spec("sendfile", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("sendfile", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nopush", HSL, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nodelay", HSL, 1, 1, ignored("fastgate always sets TCP_NODELAY")),
     Spec("types", HSL, 0, 0, ignored(NO_FILES), block=True),
     Spec("default_type", HSL, 1, 1, ignored(NO_FILES)),
-    Spec("charset", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("charset", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("server_tokens", HSL, 1, 1, ignored("fastgate sends no Server version")),
     Spec("root", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("alias", frozenset({"location"}), 1, 1, ignored(NO_FILES)),
@@ -59,8 +71,7 @@ SPECS = [
     Spec("log_not_found", HSL, 1, 1, ignored(NO_FILES)),
     Spec("proxy_cache_path", frozenset({HTTP}), 2, None, ignored(NO_CACHE)),
     Spec("proxy_no_cache", HSL, 1, None, ignored(NO_CACHE)),
-    Spec("http2", HS, 1, 1, ignored(
-        "fastgate speaks HTTP/1.1 to clients (h2 is not negotiated)")),
+    Spec("http2", HS, 1, 1, ignored(HTTP2)),
     Spec("chunked_transfer_encoding", HSL, 1, 1, ignored(
         "fastgate frames responses itself: chunked to HTTP/1.1 clients when the length "
         "is unknown")),
@@ -90,6 +101,83 @@ SPECS = [
     Spec("use", frozenset({EVENTS}), 1, 1, ignored("the event loop is uvloop's (libuv)")),
     Spec("accept_mutex", frozenset({EVENTS}), 1, 1, ignored(
         "workers accept on sockets of their own (reuseport) or the shared one")),
+    # the rest of nginx's core, event and HTTP modules whose absence changes no answer
+    Spec("timer_resolution", MAIN_ONLY, 1, 1, ignored(
+        "fastgate reads the clock for every time it logs")),
+    Spec("lock_file", MAIN_ONLY, 1, 1, ignored("fastgate takes no accept lock")),
+    Spec("debug_points", MAIN_ONLY, 1, 1, ignored(
+        "fastgate has no debug points: an internal error is logged with its cause")),
+    Spec("worker_priority", MAIN_ONLY, 1, 1, ignored(SERVICE.format("Nice="))),
+    Spec("worker_cpu_affinity", MAIN_ONLY, 1, None, ignored(
+        SERVICE.format("CPUAffinity=, or taskset"))),
+    Spec("worker_rlimit_core", MAIN_ONLY, 1, 1, ignored(SERVICE.format("LimitCORE="))),
+    Spec("working_directory", MAIN_ONLY, 1, 1, ignored(
+        "fastgate stays in the directory it was started in")),
+    Spec("pcre_jit", MAIN_ONLY, 1, 1, ignored(
+        "regular expressions are Python's, compiled once at load")),
+    Spec("thread_pool", MAIN_ONLY, 2, 3, ignored(
+        "fastgate reads no files while serving (log writes have a thread per file)")),
+    Spec("epoll_events", EVENTS_ONLY, 1, 1, ignored(LOOP)),
+    Spec("worker_aio_requests", EVENTS_ONLY, 1, 1, ignored(LOOP)),
+    Spec("accept_mutex_delay", EVENTS_ONLY, 1, 1, ignored("fastgate takes no accept lock")),
+    Spec("debug_connection", EVENTS_ONLY, 1, 1, ignored(
+        "fastgate writes no per-connection debug log")),
+    Spec("variables_hash_max_size", HTTP_ONLY, 1, 1, ignored(NO_SIZING)),
+    Spec("variables_hash_bucket_size", HTTP_ONLY, 1, 1, ignored(NO_SIZING)),
+    Spec("map_hash_max_size", HTTP_ONLY, 1, 1, ignored(NO_SIZING)),
+    Spec("map_hash_bucket_size", HTTP_ONLY, 1, 1, ignored(NO_SIZING)),
+    Spec("proxy_headers_hash_max_size", HSL, 1, 1, ignored(NO_SIZING)),
+    Spec("proxy_headers_hash_bucket_size", HSL, 1, 1, ignored(NO_SIZING)),
+    Spec("referer_hash_max_size", SL, 1, 1, ignored(NO_SIZING)),
+    Spec("referer_hash_bucket_size", SL, 1, 1, ignored(NO_SIZING)),
+    Spec("connection_pool_size", HS, 1, 1, ignored(NO_POOLS)),
+    Spec("request_pool_size", HS, 1, 1, ignored(NO_POOLS)),
+    Spec("client_body_in_file_only", HSL, 1, 1, off_is_ours(NO_TEMP)),
+    Spec("client_body_in_single_buffer", HSL, 1, 1, ignored(NO_BUFFERS)),
+    Spec("sendfile_max_chunk", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("aio", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("aio_write", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("read_ahead", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("directio", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("directio_alignment", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("if_modified_since", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("etag", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("disable_symlinks", HSL, 1, 2, ignored(NO_FILES)),
+    Spec("send_lowat", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
+    Spec("postpone_output", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
+    Spec("output_buffers", HSL, 2, 2, ignored(WRITES_AT_ONCE)),
+    Spec("proxy_send_lowat", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
+    Spec("keepalive_disable", HSL, 1, 2, ignored(
+        "keep-alive is kept with every client (old MSIE included)")),
+    Spec("lingering_close", HSL, 1, 1, ignored(
+        "a connection fastgate closes is closed at once, unread input dropped")),
+    Spec("lingering_time", HSL, 1, 1, ignored(
+        "a connection fastgate closes is closed at once, unread input dropped")),
+    Spec("lingering_timeout", HSL, 1, 1, ignored(
+        "a connection fastgate closes is closed at once, unread input dropped")),
+    Spec("msie_padding", HSL, 1, 1, ignored("fastgate sends no answers made for MSIE")),
+    Spec("msie_refresh", HSL, 1, 1, ignored("fastgate sends no answers made for MSIE")),
+    Spec("log_subrequest", HSL, 1, 1, off_is_ours(
+        "subrequests (auth_request, mirror) are not written to the access log")),
+    Spec("open_log_file_cache", HSL, 1, 4, ignored(
+        "log files are opened once and kept (reopened on SIGUSR1)")),
+    Spec("max_ranges", HSL, 1, 1, ignored(NO_RANGES)),
+    Spec("proxy_force_ranges", HSL, 1, 1, ignored(NO_RANGES)),
+    Spec("postpone_gzipping", HSL, 1, 1, ignored("fastgate does not compress responses")),
+    Spec("gunzip_buffers", HSL, 2, 2, ignored("fastgate does not decompress responses")),
+    Spec("charset_types", HSL, 1, None, ignored("fastgate adds no charset to Content-Type")),
+    Spec("limit_rate", HSL | {LIF}, 1, 1, ignored(NO_RATE)),
+    Spec("limit_rate_after", HSL | {LIF}, 1, 1, ignored(NO_RATE)),
+    Spec("proxy_limit_rate", HSL, 1, 1, ignored(
+        "upstream responses are read as fast as they come")),
+    Spec("proxy_ignore_client_abort", HSL, 1, 1, off_is_ours(
+        "when the client goes away, its upstream exchange is dropped")),
+    Spec("proxy_socket_keepalive", HSL, 1, 1, off_is_ours(
+        "upstream sockets keep the system's TCP keep-alive default (off)")),
+    Spec("proxy_next_upstream_timeout", HSL, 1, 1, ignored(
+        "proxy_next_upstream_tries bounds the tries, no time does")),
+    Spec("recursive_error_pages", HSL, 1, 1, off_is_ours(
+        "an error_page's own error is answered as it is, never sent to error_page again")),
 ]
 
 # Families of directives, by the start of their names: any gzip* (gzip_types,
@@ -100,6 +188,7 @@ PREFIXED = {
     "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "autoindex": Spec("autoindex*", HSL, 0, None, ignored(NO_FILES)),
     "open_file_cache": Spec("open_file_cache*", HSL, 0, None, ignored(NO_FILES)),
+    "http2_": Spec("http2_*", HSL, 0, None, ignored(HTTP2)),
 }
 
 # inside an upstream block

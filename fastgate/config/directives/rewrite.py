@@ -5,6 +5,7 @@ in order in the server or location rewrite phase (``fastgate.proxy.rewrite``).""
 from __future__ import annotations
 
 from fastgate.config.context import (
+    HTTP,
     LIF,
     LOCATION,
     REWRITE_CONTEXTS,
@@ -123,8 +124,8 @@ SPECS = [
     Spec("set", REWRITE_CONTEXTS, 2, 2, set_var),
     Spec("break", REWRITE_CONTEXTS, 0, 0, break_),
     Spec("if", frozenset({SERVER, LOCATION}), 1, None, if_block, block=True),
-    Spec("rewrite_log", REWRITE_CONTEXTS, 1, 1, ignored(
+    Spec("rewrite_log", REWRITE_CONTEXTS | {HTTP}, 1, 1, ignored(
         "fastgate does not log what rewrite directives do")),
-    Spec("uninitialized_variable_warn", REWRITE_CONTEXTS, 1, 1, ignored(
+    Spec("uninitialized_variable_warn", REWRITE_CONTEXTS | {HTTP}, 1, 1, ignored(
         'a variable no "set" has given a value is empty, without a warning')),
 ]

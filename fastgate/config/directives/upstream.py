@@ -38,6 +38,7 @@ def upstream_block(ld: Context, lvl: Level, d: Directive) -> None:
         keepalive=up.local.get("keepalive", 32),
         keepalive_timeout=up.local.get("keepalive_timeout", 60.0),
         keepalive_requests=up.local.get("keepalive_requests", 1000),
+        keepalive_time=up.local.get("keepalive_time", 3600.0),
     )
 
 
@@ -72,9 +73,12 @@ def upstream_number(name: str) -> Handler:
     return handle
 
 
-def upstream_time(ld: Context, lvl: Level, d: Directive) -> None:
-    lvl.once(d)
-    lvl.local["keepalive_timeout"] = parse_time(d, d.args[0])
+def upstream_time(name: str) -> Handler:
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        lvl.once(d)
+        lvl.local[name] = parse_time(d, d.args[0])
+
+    return handle
 
 
 SPECS = [
@@ -85,5 +89,6 @@ UPSTREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("server", frozenset({UPSTREAM}), 1, None, upstream_server),
     Spec("keepalive", frozenset({UPSTREAM}), 1, 1, upstream_number("keepalive")),
     Spec("keepalive_requests", frozenset({UPSTREAM}), 1, 1, upstream_number("keepalive_requests")),
-    Spec("keepalive_timeout", frozenset({UPSTREAM}), 1, 1, upstream_time),
+    Spec("keepalive_timeout", frozenset({UPSTREAM}), 1, 1, upstream_time("keepalive_timeout")),
+    Spec("keepalive_time", frozenset({UPSTREAM}), 1, 1, upstream_time("keepalive_time")),
 ]}

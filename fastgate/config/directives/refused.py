@@ -1,0 +1,118 @@
+"""Directives of nginx's own modules that fastgate refuses, each with the reason, so a
+configuration that uses one fails at load with what is missing and why — not a bare
+"unknown directive", and never a silent warning where ignoring it would change what a
+client gets or weaken a security setting.
+
+The rest of nginx's directives are either taken (the directive table) or accepted and
+ignored with a ``[warn]`` (``ignored``); tests/config/test_nginx_directives.py checks
+that every directive of nginx 1.22's core, event and HTTP modules is one of the three.
+"""
+
+from __future__ import annotations
+
+OTHER_PROTOCOL = ("fastgate proxies HTTP and HTTPS only (proxy_pass); it does not speak "
+                  "to {} backends")
+BODY_FILTER = "fastgate does not rewrite response bodies"
+FILES = "fastgate serves and stores no files"
+CLIENT_CERTS = "fastgate does not ask for or check client certificates"
+ABSENT = "not in fastgate"
+BALANCING = ("not in fastgate yet: upstream servers are chosen by weighted round robin, "
+             "which would lose the affinity this method gives")
+
+# by the start of the name: (nginx's module, why)
+PREFIXES: tuple[tuple[str, str, str], ...] = (
+    ("fastcgi_", "ngx_http_fastcgi_module", OTHER_PROTOCOL.format("FastCGI")),
+    ("uwsgi_", "ngx_http_uwsgi_module", OTHER_PROTOCOL.format("uwsgi")),
+    ("scgi_", "ngx_http_scgi_module", OTHER_PROTOCOL.format("SCGI")),
+    ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
+    ("memcached_", "ngx_http_memcached_module", OTHER_PROTOCOL.format("memcached")),
+    ("ssi", "ngx_http_ssi_filter_module", BODY_FILTER),
+    ("sub_filter", "ngx_http_sub_filter_module", BODY_FILTER),
+    ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
+    ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
+    ("mp4", "ngx_http_mp4_module", FILES),
+    ("dav_", "ngx_http_dav_module", FILES),
+    ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
+     "Python"),
+    ("geoip_", "ngx_http_geoip_module", "fastgate reads no GeoIP database"),
+    ("userid", "ngx_http_userid_filter_module", ABSENT),
+    ("secure_link", "ngx_http_secure_link_module", ABSENT),
+)
+
+# by name: (nginx's module, why)
+NAMES: dict[str, tuple[str, str]] = {
+    "stream": ("ngx_stream_module", "fastgate is an HTTP gateway: it proxies no TCP or UDP "
+               "streams"),
+    "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
+    "xml_entities": ("ngx_http_xslt_filter_module", BODY_FILTER),
+    "add_before_body": ("ngx_http_addition_filter_module", BODY_FILTER),
+    "add_after_body": ("ngx_http_addition_filter_module", BODY_FILTER),
+    "addition_types": ("ngx_http_addition_filter_module", BODY_FILTER),
+    "source_charset": ("ngx_http_charset_filter_module", BODY_FILTER),
+    "override_charset": ("ngx_http_charset_filter_module", BODY_FILTER),
+    "charset_map": ("ngx_http_charset_filter_module", BODY_FILTER),
+    "flv": ("ngx_http_flv_module", FILES),
+    "slice": ("ngx_http_slice_filter_module", ABSENT + " (responses are relayed whole)"),
+    "empty_gif": ("ngx_http_empty_gif_module", FILES),
+    "random_index": ("ngx_http_random_index_module", FILES),
+    "create_full_put_path": ("ngx_http_dav_module", FILES),
+    "min_delete_depth": ("ngx_http_dav_module", FILES),
+    "proxy_store": ("ngx_http_proxy_module", FILES),
+    "proxy_store_access": ("ngx_http_proxy_module", FILES),
+    "modern_browser": ("ngx_http_browser_module", ABSENT),
+    "ancient_browser": ("ngx_http_browser_module", ABSENT),
+    "modern_browser_value": ("ngx_http_browser_module", ABSENT),
+    "ancient_browser_value": ("ngx_http_browser_module", ABSENT),
+    "degradation": ("ngx_http_degradation_module", ABSENT),
+    "degrade": ("ngx_http_degradation_module", ABSENT),
+    "post_action": ("ngx_http_core_module", ABSENT + " (undocumented in nginx)"),
+    "ssl_verify_client": ("ngx_http_ssl_module", CLIENT_CERTS),
+    "ssl_verify_depth": ("ngx_http_ssl_module", CLIENT_CERTS),
+    "ssl_client_certificate": ("ngx_http_ssl_module", CLIENT_CERTS),
+    "ssl_crl": ("ngx_http_ssl_module", CLIENT_CERTS),
+    "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
+    "ssl_ocsp_responder": ("ngx_http_ssl_module", CLIENT_CERTS),
+    "ssl_ocsp_cache": ("ngx_http_ssl_module", CLIENT_CERTS),
+    # settings that make TLS stricter: ignoring them would weaken it behind a warning
+    "ssl_reject_handshake": ("ngx_http_ssl_module", ABSENT + ": a handshake is never "
+                             "refused by name, so a certificate would be shown"),
+    "ssl_conf_command": ("ngx_http_ssl_module", "Python's ssl takes no OpenSSL "
+                         "configuration commands; use ssl_protocols and ssl_ciphers"),
+    "proxy_ssl_conf_command": ("ngx_http_proxy_module", "Python's ssl takes no OpenSSL "
+                               "configuration commands; use proxy_ssl_protocols and "
+                               "proxy_ssl_ciphers"),
+    "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
+    # a brute-force brake: refused rather than ignored, so a config that counts on it
+    # does not lose it behind a warning
+    "auth_delay": ("ngx_http_core_module", ABSENT + " yet"),
+    "add_trailer": ("ngx_http_headers_filter_module", ABSENT + ": responses carry no "
+                    "trailers"),
+    "proxy_cookie_domain": ("ngx_http_proxy_module", ABSENT + " yet"),
+    "proxy_cookie_path": ("ngx_http_proxy_module", ABSENT + " yet"),
+    "proxy_cookie_flags": ("ngx_http_proxy_module", ABSENT + " yet"),
+    "proxy_bind": ("ngx_http_proxy_module", ABSENT + " yet: connections to upstreams "
+                   "leave from the address the system picks"),
+    "valid_referers": ("ngx_http_referer_module", ABSENT + " yet ($invalid_referer)"),
+    "geo": ("ngx_http_geo_module", ABSENT + " yet: write a map over $remote_addr, or "
+            "allow/deny"),
+    "split_clients": ("ngx_http_split_clients_module", ABSENT + " yet"),
+    "hash": ("ngx_http_upstream_hash_module", BALANCING),
+    "ip_hash": ("ngx_http_upstream_ip_hash_module", BALANCING),
+    "least_conn": ("ngx_http_upstream_least_conn_module", BALANCING),
+    "random": ("ngx_http_upstream_random_module", BALANCING),
+}
+
+
+def refused_message(name: str) -> str | None:
+    """Why fastgate refuses one of nginx's directives, or None when it is not one."""
+    found = NAMES.get(name)
+    if found is None:
+        found = next(((module, why) for prefix, module, why in PREFIXES
+                      if name.startswith(prefix)), None)
+    if found is None:
+        return None
+    module, why = found
+    return f'unknown directive "{name}" (nginx\'s {module}): {why}'
+
+
+__all__ = ["refused_message"]
