@@ -48,10 +48,22 @@ class UpstreamServer:
     fail_timeout: float = 10.0
     backup: bool = False
     down: bool = False
+    written: str = ""  # the address as the server directive gives it ("hash consistent")
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """How an upstream block picks a server, when not by round robin (nginx's
+    ``least_conn``, ``ip_hash``, ``hash KEY [consistent]``, ``random [two]``)."""
+
+    method: str  # "least_conn", "ip_hash", "hash", "random"
+    key: Template | None = None  # hash's
+    consistent: bool = False  # hash's
+    two: bool = False  # random's: the less busy of two
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ class Upstream:
     keepalive_timeout: float = 60.0
     keepalive_requests: int = 1000
     keepalive_time: float = 3600.0  # a connection older than this carries no more requests
+    balance: Balance | None = None  # None: smooth weighted round robin
     implicit: bool = False  # made for a "proxy_pass http://host:port" without a block
 
 

@@ -272,7 +272,7 @@ class UpstreamExchange:
             if first is not None:
                 peer, first = first, None
             else:
-                peer = group.pick(started, tried)
+                peer = group.pick(started, tried, req)
             if peer is None:
                 w.log.error(f'no live upstreams while connecting to upstream "{pp.upstream}"',
                             conn, req)

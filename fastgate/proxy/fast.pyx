@@ -60,7 +60,7 @@ cdef class ProxyPass:
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
                 or req.override is not None or not pp.as_is):
             return self.upstream.proxy(conn, req, loc)
-        peer = self.groups[pp.pool].pick(_monotonic(), _NOT_TRIED)
+        peer = self.groups[pp.pool].pick(_monotonic(), _NOT_TRIED, req)
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:

@@ -73,7 +73,7 @@ class Subrequests:
         tries = s.proxy_next_upstream_tries or len(group.peers)
         tried: set[Peer] = set()
         while True:
-            peer = group.pick(time.monotonic(), tried)
+            peer = group.pick(time.monotonic(), tried, sub)
             if peer is None:
                 w.log.error(f'no live upstreams while connecting to upstream "{pp.upstream}"'
                             f" ({what})", conn, req)

@@ -16,6 +16,7 @@ from fastgate.errors import UpstreamError
 from fastgate.http.engine import ProtocolError, ResponseHead
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
+from fastgate.proxy import balance
 
 # proxy_next_upstream's condition for each kind of UpstreamError, and the statuses it
 # can send on to the next server (http_500 ... http_429)
@@ -45,6 +46,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel: Any = None  # the client connection once a 101 switched protocols
         self.sink: Any = None  # a callback exchange (proxy.fast) that takes the events
         self.deadline = 0.0
+        self.busy = False  # carrying an exchange: counted in its peer's ``busy``
         self._loop = asyncio.get_event_loop()
 
     # --- asyncio.Protocol --------------------------------------------------------------------
@@ -81,6 +83,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.free()
         self._cancel_idle()
         self.peer.discard(self)
         error = UpstreamError("reset", "upstream closed the connection")
@@ -178,18 +181,33 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def close(self) -> None:
+        self.free()
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
 
     def abort(self) -> None:
+        self.free()
         if self.transport is not None:
             self.closed = True
             self.transport.abort()
 
+    def taken(self) -> None:
+        """Given an exchange: one more in progress on its server (least_conn, random
+        two)."""
+        if not self.busy:
+            self.busy = True
+            self.peer.busy += 1
+
+    def free(self) -> None:
+        if self.busy:
+            self.busy = False
+            self.peer.busy -= 1
+
     def park(self, timeout: float) -> None:
         """Idle in the pool: closed after ``timeout`` seconds if nobody takes it (the
         worker's clock checks ``deadline``)."""
+        self.free()
         self.head = None
         self.body = None
         self.engine.start_next()
@@ -210,6 +228,7 @@ class Peer:
         self.fails = 0
         self.first_fail = 0.0
         self.down_until = 0.0
+        self.busy = 0  # exchanges in progress (nginx's peer->conns)
         self.idle: deque[UpstreamConnection] = deque()
 
     def available(self, now: float) -> bool:
@@ -238,6 +257,7 @@ class Peer:
             conn = idle.pop()
             if not conn.closed:
                 conn.unpark()
+                conn.taken()
                 return conn
         return None
 
@@ -276,6 +296,7 @@ class Peer:
                                     "to upstream") from None
             raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
                                 "while connecting to upstream") from None
+        conn.taken()
         return conn, False
 
     def release(self, conn: UpstreamConnection, head: ResponseHead) -> None:
@@ -320,28 +341,25 @@ class UpstreamGroup:
                          else "")
         self.primary = [Peer(s, self) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s, self) for s in upstream.servers if s.backup]
-        # a group of one server (the common case): round robin over one always picks it
+        # a group of one server (the common case): every method picks it
         self._only = self.primary[0] if len(self.primary) == 1 and not self.backup else None
+        b = upstream.balance
+        self._least_conn = b is not None and b.method == "least_conn"
+        # hash, ip_hash, random: a pick of their own (they have no backup servers)
+        self._method = (balance.method(b, self.primary)
+                        if b is not None and not self._least_conn else None)
 
-    def pick(self, now: float, exclude: set[Peer] | frozenset[Peer]) -> Peer | None:
-        """Smooth weighted round robin over live primary servers, then backups."""
+    def pick(self, now: float, exclude: set[Peer] | frozenset[Peer],
+             req: Any = None) -> Peer | None:
+        """A live server not in ``exclude``, by the block's balancing method (smooth
+        weighted round robin unless it names one): a primary one, else a backup."""
         only = self._only
         if only is not None:
             return only if only not in exclude and only.available(now) else None
-        for peers in (self.primary, self.backup):
-            best = None
-            total = 0
-            for p in peers:
-                if p in exclude or not p.available(now):
-                    continue
-                p.current += p.server.weight
-                total += p.server.weight
-                if best is None or p.current > best.current:
-                    best = p
-            if best is not None:
-                best.current -= total
-                return best
-        return None
+        if self._method is not None:
+            return self._method(now, exclude, req)
+        pick = balance.least_conn if self._least_conn else balance.round_robin
+        return pick(self.primary, now, exclude) or pick(self.backup, now, exclude)
 
     @property
     def peers(self) -> list[Peer]:

@@ -255,6 +255,10 @@ UPSTREAM_SAMPLES = {
     "keepalive_requests": "keepalive_requests 100;",
     "keepalive_timeout": "keepalive_timeout 30s;",
     "keepalive_time": "keepalive_time 30m;",
+    "least_conn": "least_conn;",
+    "ip_hash": "ip_hash;",
+    "hash": "hash $remote_addr consistent;",
+    "random": "random two least_conn;",
     "zone": "zone backend 64k;",
 }
 

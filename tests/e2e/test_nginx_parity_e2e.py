@@ -271,3 +271,89 @@ def test_same_answers_as_nginx(sides: tuple[Side, Side, list[bytes]]) -> None:
     mine_up = [_received(r) for r in fastgate.backend.requests()]
     nginx_up = [_received(r) for r in nginx.backend.requests()]
     assert mine_up == nginx_up
+
+
+BALANCING = """
+upstream iph { ip_hash; server 127.0.0.1:A; server 127.0.0.1:B weight=2; server 127.0.0.1:C; }
+upstream hsh { hash $arg_k; server 127.0.0.1:A weight=3; server 127.0.0.1:B; server 127.0.0.1:C; }
+upstream chs { hash $arg_k consistent; server 127.0.0.1:A; server 127.0.0.1:B weight=2;
+               server 127.0.0.1:C; }
+upstream lc { least_conn; server 127.0.0.1:A weight=3; server 127.0.0.1:B; server 127.0.0.1:C; }
+upstream dn { hash $arg_k; server 127.0.0.1:A; server 127.0.0.1:B down; server 127.0.0.1:C; }
+server { listen 127.0.0.1:A; location / { return 200 "a"; } }
+server { listen 127.0.0.1:B; location / { return 200 "b"; } }
+server { listen 127.0.0.1:C; location / { return 200 "c"; } }
+server { listen 127.0.0.1:PORT;
+  set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;
+  location /ip/ { proxy_pass http://iph; }
+  location /hash/ { proxy_pass http://hsh; }
+  location /chash/ { proxy_pass http://chs; }
+  location /lc/ { proxy_pass http://lc; }
+  location /down/ { proxy_pass http://dn; }
+}
+"""
+
+
+def _balanced(kind: str, tmp: Path, ports: dict[str, int], engine: str) -> list[bytes]:
+    """Which server answered each request, for one gateway."""
+    home = tmp / kind
+    home.mkdir()
+    block = BALANCING
+    for name, port in ports.items():
+        block = block.replace(f"127.0.0.1:{name}", f"127.0.0.1:{port}")
+    log = home / "error.log"
+    if kind == "nginx":
+        conf = home / "nginx.conf"
+        conf.write_text(f"daemon off; master_process off; worker_processes 1; user root;\n"
+                        f"pid {home}/nginx.pid; error_log {log} info;\n"
+                        "events { worker_connections 256; }\n"
+                        f"http {{ access_log off; proxy_temp_path {home}/proxy;\n{block}\n}}\n")
+        cmd = [NGINX, "-p", str(home), "-c", str(conf)]
+    else:
+        import sys
+        conf = home / "fastgate.conf"
+        conf.write_text(f"pid {home}/fg.pid; error_log {log} info;\n"
+                        f"http {{ access_log off;\n{block}\n}}\n")
+        cmd = [sys.executable, "-m", "fastgate", "-c", str(conf), "--http-engine", engine]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    answers = []
+    try:
+        for port in ports.values():
+            _wait(port, proc, log)
+        front = ports["PORT"]
+        requests = ([_request("GET", "/ip/", f"X-Real-IP: {a}") for a in
+                     [f"10.{i // 7}.{i % 7}.9" for i in range(40)]
+                     + ["10.1.7.1", "10.1.7.200", "2001:db8::1", "2001:db8::2", "::1"]]
+                    + [_request("GET", f"/hash/?k=key{i}") for i in range(40)]
+                    + [_request("GET", f"/chash/?k=user-{i}") for i in range(40)]
+                    + [_request("GET", "/chash/"), _request("GET", "/hash/")]
+                    + [_request("GET", "/lc/") for _ in range(10)]
+                    + [_request("GET", f"/down/?k=key{i}") for i in range(20)])
+        for raw in requests:
+            with socket.create_connection(("127.0.0.1", front), timeout=10) as s:
+                s.sendall(raw)
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            answers.append(raw.split(b"\r\n")[0] + b" -> " + data.rpartition(b"\r\n\r\n")[2])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return answers
+
+
+def test_balancing_methods_pick_the_servers_nginx_picks(tmp_path: Path, engine: str) -> None:
+    """ip_hash, hash, hash consistent (same addresses: the ring is made of them), and
+    least_conn's order with no request in progress: server for server, as nginx."""
+    ports = {name: _free() for name in ("A", "B", "C", "PORT")}
+    want = _balanced("nginx", tmp_path, ports, engine)
+    got = _balanced("fastgate", tmp_path, ports, engine)
+    spread: dict[bytes, set[bytes]] = {}
+    for line in want:  # each method does spread its requests over the servers
+        spread.setdefault(line.split(b" ")[1].split(b"?")[0], set()).add(line[-1:])
+    assert all(len(servers) >= 2 for servers in spread.values()), spread
+    for mine, theirs in zip(got, want, strict=True):
+        assert mine == theirs

@@ -16,8 +16,6 @@ BODY_FILTER = "fastgate does not rewrite response bodies"
 FILES = "fastgate serves and stores no files"
 CLIENT_CERTS = "fastgate does not ask for or check client certificates"
 ABSENT = "not in fastgate"
-BALANCING = ("not in fastgate yet: upstream servers are chosen by weighted round robin, "
-             "which would lose the affinity this method gives")
 
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
@@ -96,10 +94,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "geo": ("ngx_http_geo_module", ABSENT + " yet: write a map over $remote_addr, or "
             "allow/deny"),
     "split_clients": ("ngx_http_split_clients_module", ABSENT + " yet"),
-    "hash": ("ngx_http_upstream_hash_module", BALANCING),
-    "ip_hash": ("ngx_http_upstream_ip_hash_module", BALANCING),
-    "least_conn": ("ngx_http_upstream_least_conn_module", BALANCING),
-    "random": ("ngx_http_upstream_random_module", BALANCING),
 }
 
 

@@ -13,6 +13,7 @@ from fastgate.config.context import (
     Spec,
 )
 from fastgate.config.model import (
+    Balance,
     Upstream,
     UpstreamServer,
 )
@@ -33,12 +34,18 @@ def upstream_block(ld: Context, lvl: Level, d: Directive) -> None:
     servers = up.local.get("servers", ())
     if not servers:
         raise d.error(f'no servers are inside upstream "{name}"')
+    balance = up.local.get("balance")
+    if balance is not None and balance.method != "least_conn":
+        for s in servers:
+            if s.backup:  # nginx: these methods have no backup servers
+                raise d.error('balancing method does not support parameter "backup"')
     ld.upstreams[name] = Upstream(
         name, servers,
         keepalive=up.local.get("keepalive", 32),
         keepalive_timeout=up.local.get("keepalive_timeout", 60.0),
         keepalive_requests=up.local.get("keepalive_requests", 1000),
         keepalive_time=up.local.get("keepalive_time", 3600.0),
+        balance=balance,
     )
 
 
@@ -62,7 +69,37 @@ def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
             params["down"] = True
         else:
             raise d.error(f'invalid parameter "{arg}"')
-    lvl.local["servers"] = lvl.local.get("servers", ()) + (UpstreamServer(host, port, **params),)
+    lvl.local["servers"] = lvl.local.get("servers", ()) + (
+        UpstreamServer(host, port, written=d.args[0], **params),)
+
+
+def _balance(ld: Context, lvl: Level, d: Directive, balance: Balance) -> None:
+    if "balance" in lvl.local:
+        ld.warn("load balancing method redefined", d)
+    lvl.local["balance"] = balance
+
+
+def least_conn(ld: Context, lvl: Level, d: Directive) -> None:
+    _balance(ld, lvl, d, Balance("least_conn"))
+
+
+def ip_hash(ld: Context, lvl: Level, d: Directive) -> None:
+    _balance(ld, lvl, d, Balance("ip_hash"))
+
+
+def hash_key(ld: Context, lvl: Level, d: Directive) -> None:
+    if len(d.args) == 2 and d.args[1] != "consistent":
+        raise d.error(f'invalid parameter "{d.args[1]}"')
+    _balance(ld, lvl, d, Balance("hash", key=ld.compile(d.args[0], d),
+                                 consistent=len(d.args) == 2))
+
+
+def random(ld: Context, lvl: Level, d: Directive) -> None:
+    if d.args and d.args[0] != "two":
+        raise d.error(f'invalid parameter "{d.args[0]}"')
+    if len(d.args) == 2 and d.args[1] != "least_conn":
+        raise d.error(f'invalid parameter "{d.args[1]}"')
+    _balance(ld, lvl, d, Balance("random", two=bool(d.args)))
 
 
 def upstream_number(name: str) -> Handler:
@@ -91,4 +128,8 @@ UPSTREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("keepalive_requests", frozenset({UPSTREAM}), 1, 1, upstream_number("keepalive_requests")),
     Spec("keepalive_timeout", frozenset({UPSTREAM}), 1, 1, upstream_time("keepalive_timeout")),
     Spec("keepalive_time", frozenset({UPSTREAM}), 1, 1, upstream_time("keepalive_time")),
+    Spec("least_conn", frozenset({UPSTREAM}), 0, 0, least_conn),
+    Spec("ip_hash", frozenset({UPSTREAM}), 0, 0, ip_hash),
+    Spec("hash", frozenset({UPSTREAM}), 1, 2, hash_key),
+    Spec("random", frozenset({UPSTREAM}), 0, 2, random),
 ]}
