@@ -15,15 +15,25 @@ import ipaddress
 import random as _random
 import zlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-from fastgate.config.model import Balance
+from fastgate.config.model import Balance, UpstreamServer
 
-if TYPE_CHECKING:
-    from fastgate.proxy.upstream import Peer
 
-Excluded = set["Peer"] | frozenset["Peer"]
-Pick = Callable[[float, Excluded, Any], "Peer | None"]
+class Candidate(Protocol):
+    """What a method reads and writes of a server (the worker's ``Peer``); a protocol,
+    so that this module does not import the pool that calls it."""
+
+    server: UpstreamServer
+    current: int
+    busy: int
+
+    def available(self, now: float) -> bool: ...
+
+
+Peer = TypeVar("Peer", bound=Candidate)
+Excluded = set[Any] | frozenset[Any]
+Pick = Callable[[float, Excluded, Any], Peer | None]  # generic: Pick[the pool's Peer]
 DRAWS = 20  # nginx: tries before falling back to round robin
 
 
@@ -170,7 +180,7 @@ def _draw(peers: Sequence[Peer], total: int, now: float, exclude: Excluded,
     return None
 
 
-def method(balance: Balance, peers: Sequence[Peer]) -> Pick:
+def method(balance: Balance, peers: Sequence[Peer]) -> Pick[Peer]:
     """The pick of one upstream block's pool, from its config."""
     total = sum(p.server.weight for p in peers)
     name = balance.method
