@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastgate.config.errors import ConfigError
+from fastgate.config.lookups import Lookup
 from fastgate.config.model import Condition, LimitZone, Listen, LogFile, LogFormat, Upstream
 from fastgate.config.parser import Directive
-from fastgate.variables import Map, Template
+from fastgate.variables import Template
 
 MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
     "main", "events", "http", "server", "location", "upstream")
@@ -87,7 +88,7 @@ class Context(Protocol):
 
     def declare_maps(self, http: Directive) -> None: ...
 
-    def define_map(self, m: Map, d: Directive) -> None: ...
+    def define_map(self, m: Lookup, d: Directive) -> None: ...
 
     def implicit_upstream(self, host: str, port: int, d: Directive) -> str: ...
 

@@ -18,6 +18,7 @@ from fastgate.config.directives import TABLE, lookup
 from fastgate.config.directives.foreign import foreign_message
 from fastgate.config.directives.refused import refused_message
 from fastgate.config.errors import ConfigError
+from fastgate.config.lookups import Lookup
 from fastgate.config.merge import Builder, merge, merge_origins
 from fastgate.config.model import (
     AccessLog,
@@ -34,7 +35,7 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive, parse_file, parse_text
-from fastgate.variables import Getter, Map, Registry, Template, nested_claim, user_variable
+from fastgate.variables import Getter, Registry, Template, nested_claim, user_variable
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -64,7 +65,7 @@ class Loader:
         self.messages: list[str] = []
         self.upstreams: dict[str, Upstream] = {}
         self.upstream_names: set[str] = set()
-        self.maps: dict[str, Map] = {}
+        self.maps: dict[str, Lookup] = {}
         self._late: dict[str, _LateMap] = {}
         self.log_formats: dict[str, LogFormat] = {}
         self.zones: dict[str, LimitZone] = {}
@@ -125,10 +126,11 @@ class Loader:
         """Before the http block is walked: its maps' variables and upstream names exist
         wherever they are used, whatever the order in the file (as in nginx)."""
         for d in http.block or ():
-            if d.name == "map" and len(d.args) == 2 and d.args[1].startswith("$"):
-                name = d.args[1][1:].lower()
+            if (d.name in ("map", "split_clients") and len(d.args) == 2
+                    or d.name == "geo" and len(d.args) in (1, 2)) and d.args[-1].startswith("$"):
+                name = d.args[-1][1:].lower()
                 if name in self._late:
-                    raise d.error(f'duplicate "map" variable "{name}"')
+                    raise d.error(f'duplicate "{d.name}" variable "{name}"')
                 late = _LateMap()
                 self._late[name] = late
                 self.registry.define(name, late)
@@ -159,7 +161,7 @@ class Loader:
             if d.block:
                 self._declare_sets(d.block)
 
-    def define_map(self, m: Map, d: Directive) -> None:
+    def define_map(self, m: Lookup, d: Directive) -> None:
         self.maps[m.name] = m
         self._late[m.name].get = m.getter()
         # replace the late-bound getter with the map's own, now that it exists

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from fastgate.config.errors import ConfigError
-from fastgate.variables import Map, Template
+from fastgate.config.lookups import Lookup
+from fastgate.variables import Template
 
 if TYPE_CHECKING:
     from fastgate._core import Key, Verifier
@@ -623,7 +624,7 @@ class Config:
     user: User | None = None  # set only when fastgate starts as root
     servers: tuple[Server, ...] = ()
     upstreams: dict[str, Upstream] = field(default_factory=dict)
-    maps: tuple[Map, ...] = ()
+    maps: tuple[Lookup, ...] = ()  # map, geo, split_clients
     log_formats: dict[str, LogFormat] = field(default_factory=dict)
     zones: dict[str, LimitZone] = field(default_factory=dict)
     # pools of https:// proxy_pass: pool name -> (upstream, its TLS settings)

@@ -220,6 +220,33 @@ SCENARIOS = {
                [_request("GET", "/a", "X-Forwarded-For: 203.0.113.5, 127.0.0.1"),
                 _request("GET", "/b", "X-Forwarded-For: 198.51.100.7"),
                 _request("GET", "/c")]),
+    "geo and split_clients": ("""
+        geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
+                    2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }
+        geo $zr { default world; 10.0.0.0/8 ten; 127.0.0.0/8 loop; proxy 127.0.0.0/8;
+                  proxy 10.0.0.0/8; proxy_recursive; }
+        geo $arg_ip $byarg { default none; 10.0.0.0/8 ten; 10.1.2.3/16 fuzzy; ::/0 any6;
+                             delete 10.0.0.0/8; }
+        geo $arg_ip $ranged { ranges; default none; 10.0.0.0-10.0.0.255 low;
+                              10.0.0.128-10.0.0.200 mid; 10.0.2.0-10.0.2.0 one;
+                              192.168.0.0-192.168.255.255 lan; delete 192.168.1.0-192.168.1.255; }
+        split_clients "${arg_u}salt" $variant { 0.5% .one; 20% .two; 33.33% .three; * ""; }
+        split_clients "$arg_u" $half { 50% a; 50% b; }
+        server { listen 127.0.0.1:PORT;
+          location / { return 200 "[$zone][$zr][$byarg][$ranged][$variant][$half]"; } }""",
+                              [_request("GET", f"/?ip={ip}&u=user{i}", *hdrs)
+                               for i, (ip, hdrs) in enumerate([
+                                   ("10.0.0.1", ()), ("10.1.2.3", ("X-Forwarded-For: 10.1.9.9",)),
+                                   ("10.0.0.200", ("X-Forwarded-For: 192.0.2.7",)),
+                                   ("10.0.1.0", ("X-Forwarded-For: 2001:db8::5",)),
+                                   ("10.0.2.0", ("X-Forwarded-For: 8.8.8.8, 10.2.2.2",)),
+                                   ("192.168.1.7", ("X-Forwarded-For: bogus",)),
+                                   ("192.168.2.7", ("X-Forwarded-For: 1.2.3.4, 10.0.0.1, 127.0.0.1",)),
+                                   ("10.0.0.150", ("X-Forwarded-For: 8.8.8.8",
+                                                   "X-Forwarded-For: 10.0.0.1")),
+                                   ("10.0.0.201", ("X-Forwarded-For: 192.0.2.7:8080",)),
+                                   ("not-an-ip", ()), ("2001:db8::1", ()), ("", ()),
+                                   *[(f"10.0.{i}.1", ()) for i in range(30)]])]),
 }
 
 

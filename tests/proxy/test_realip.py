@@ -4,31 +4,11 @@ never from anyone else's (issue #17, item 6)."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from pathlib import Path
 
 import pytest
 from helpers import server_config_error
 from scenario import ENGINES, PATHS, Scenario
-
-from fastgate.proxy.realip import real_address
-
-TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")]
-
-
-@pytest.mark.parametrize("value,listed,recursive,expected", [
-    ("203.0.113.7", False, False, "203.0.113.7"),
-    ("  2001:db8::1 ", False, False, "2001:db8::1"),
-    ("not-an-address", False, False, None),
-    ("203.0.113.7, 10.0.0.2", True, False, "10.0.0.2"),
-    ("203.0.113.7, 10.0.0.2", True, True, "203.0.113.7"),
-    ("198.51.100.1, 203.0.113.7, 10.0.0.2, 10.0.0.3", True, True, "203.0.113.7"),
-    ("10.0.0.9, 10.0.0.2", True, True, "10.0.0.9"),  # all trusted: the first
-    ("junk, 10.0.0.2", True, True, "10.0.0.2"),
-    ("203.0.113.7, junk", True, False, None),
-])
-def test_real_address(value: str, listed: bool, recursive: bool, expected: str | None) -> None:
-    assert real_address(value, listed, recursive, TRUSTED) == expected
 
 
 def _http(trusted: str) -> str:

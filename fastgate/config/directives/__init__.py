@@ -17,6 +17,7 @@ from fastgate.config.directives import (
     auth_jwt,
     auth_request,
     core,
+    geo,
     headers,
     ignored,
     limits,
@@ -33,7 +34,7 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, mirror, rewrite, access, auth_basic, auth_jwt, auth_request, proxy,
+MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request, proxy,
            limits, headers, realip, resolver, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}

@@ -91,9 +91,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "proxy_bind": ("ngx_http_proxy_module", ABSENT + " yet: connections to upstreams "
                    "leave from the address the system picks"),
     "valid_referers": ("ngx_http_referer_module", ABSENT + " yet ($invalid_referer)"),
-    "geo": ("ngx_http_geo_module", ABSENT + " yet: write a map over $remote_addr, or "
-            "allow/deny"),
-    "split_clients": ("ngx_http_split_clients_module", ABSENT + " yet"),
 }
 
 

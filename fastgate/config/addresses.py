@@ -1,0 +1,86 @@
+"""Client addresses as nginx reads them from text: ``ngx_parse_addr`` for a value
+(``geo $address``) and ``ngx_http_get_forwarded_addr`` for the address a trusted
+proxy forwarded (``geo``'s ``proxy``, the realip module). One reading for both, so the
+address a geo block sees is the one realip would set."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse(text: str) -> Address | None:
+    """An IPv4 address as ``ngx_inet_addr`` reads it (decimal octets, leading zeros
+    allowed, 255.255.255.255 is not one) or an IPv6 one without a zone."""
+    if ":" not in text:
+        octets = text.split(".")
+        if len(octets) != 4 or any(o and not (o.isascii() and o.isdigit()) for o in octets):
+            return None
+        value = 0
+        for o in octets:
+            n = int(o) if o else 0
+            if n > 255:
+                return None
+            value = value << 8 | n
+        return None if value == 0xFFFFFFFF else ipaddress.IPv4Address(value)
+    if "%" in text:
+        return None
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+
+
+def parse_with_port(text: str) -> Address | None:
+    """``ngx_parse_addr_port``: an address, or one followed by ``:PORT``
+    (``[IPv6]:PORT``)."""
+    found = parse(text)
+    if found is not None:
+        return found
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or end == len(text) - 1 or text[end + 1] != ":":
+            return None
+        host, port = text[1:end], text[end + 2:]
+    else:
+        host, sep, port = text.partition(":")
+        if not sep:
+            return None
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        return None
+    return parse(host)
+
+
+def _trusted(addr: Address, proxies: Sequence[Network]) -> bool:
+    # an IPv4-mapped address is matched as the IPv4 address it carries (ngx_cidr_match)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in proxies)
+
+
+def forwarded(addr: Address, values: Sequence[str], proxies: Sequence[Network],
+              recursive: bool) -> Address:
+    """The client's address behind trusted ``proxies``: from a trusted ``addr``, the
+    last address of the last header line (``recursive``: walking back through the
+    lines while the address found is trusted too). Where the walk meets something
+    that is not an address, the last address found stands."""
+    for value in reversed(values):
+        text = value
+        while True:
+            if not _trusted(addr, proxies):
+                return addr
+            text = text.rstrip(" ,")
+            cut = max(text.rfind(" "), text.rfind(","))
+            item, text = text[cut + 1:], text[:max(cut, 0)]
+            found = parse_with_port(item)
+            if found is None:
+                return addr
+            addr = found
+            if not recursive or not text:
+                break
+        if not recursive:
+            break
+    return addr
