@@ -52,12 +52,13 @@ class ProtocolError(FastgateError):
 
 class UpstreamError(FastgateError):
     """An upstream failed; ``kind`` is "connect", "timeout", "invalid" or "reset" and
-    ``status`` what the client gets if no response has started."""
+    ``status`` what the client gets if no response has started. "local": our end of a
+    new connection could not be set up (proxy_bind), which is a 500 as in nginx."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-        self.status = 504 if kind == "timeout" else 502
+        self.status = 504 if kind == "timeout" else 500 if kind == "local" else 502
 
 
 class StartError(FastgateError):

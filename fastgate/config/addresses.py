@@ -35,11 +35,17 @@ def parse(text: str) -> Address | None:
 
 
 def parse_with_port(text: str) -> Address | None:
-    """``ngx_parse_addr_port``: an address, or one followed by ``:PORT``
+    """``ngx_parse_addr_port``'s address: an address, or one followed by ``:PORT``
     (``[IPv6]:PORT``)."""
+    found = address_port(text)
+    return found[0] if found is not None else None
+
+
+def address_port(text: str) -> tuple[Address, int] | None:
+    """``ngx_parse_addr_port``: an address and its port (0 when none is given)."""
     found = parse(text)
     if found is not None:
-        return found
+        return found, 0
     if text.startswith("["):
         end = text.find("]")
         if end < 0 or end == len(text) - 1 or text[end + 1] != ":":
@@ -51,7 +57,8 @@ def parse_with_port(text: str) -> Address | None:
             return None
     if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         return None
-    return parse(host)
+    found = parse(host)
+    return (found, int(port)) if found is not None else None
 
 
 def _trusted(addr: Address, proxies: Sequence[Network]) -> bool:

@@ -293,6 +293,17 @@ class LogFormat:
 
 
 @dataclass(frozen=True)
+class ProxyBind:
+    """``proxy_bind ADDRESS [transparent]``: the local address connections to upstreams
+    leave from (rendered per request when it has variables; empty: the system's
+    choice), and whether it may be an address that is not this host's (IP_TRANSPARENT,
+    for ``$remote_addr``; needs CAP_NET_ADMIN)."""
+
+    value: Template
+    transparent: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything inherited http → server → location (nginx's merge rules; one place:
     ``fastgate.config.merge``). Defaults are nginx's unless the comment says otherwise."""
@@ -329,6 +340,7 @@ class Settings:
     # None is "all"), and whether all access checks must pass or any one
     access_rules: tuple[AccessRule, ...] = ()
     satisfy: str = "all"
+    auth_delay: float = 0.0  # seconds a 401 of the access phase waits (brute-force brake)
     # proxy_redirect: ("default", None), ("off", None) or (prefix, replacement), in order
     proxy_redirect: tuple[tuple[str, Template | None], ...] = (("default", None),)
     # a Location that is a path, made absolute (with Host, or the server's name, and the
@@ -337,6 +349,7 @@ class Settings:
     port_in_redirect: bool = True
     server_name_in_redirect: bool = False
     proxy_connect_timeout: float = 60.0
+    proxy_bind: ProxyBind | None = None
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
     auth_basic: Template | None = None  # the realm; None: off

@@ -31,10 +31,12 @@ from fastgate.proxy.rewrite import STAYED
 from fastgate.proxy.steps import DONE, Step, finished
 from fastgate.proxy.upstream import (
     CLIENT_GONE,
+    LOCAL,
     NEXT_CONDITION,
     NEXT_STATUSES,
     Peer,
     UpstreamConnection,
+    local_address,
 )
 
 if TYPE_CHECKING:
@@ -266,6 +268,7 @@ class UpstreamExchange:
             stale_connection(stale)
         if failed is not None:
             tried.add(failed)
+        local = local_address(s.proxy_bind, req, w.log, conn)
         peer: Peer | None
         while True:
             started = time.monotonic()  # this try's: $upstream_response_time
@@ -281,9 +284,12 @@ class UpstreamExchange:
             tried.add(peer)
             req.upstream_addr = peer.server.address
             try:
-                uconn, reused = await peer.connect(s.proxy_connect_timeout)
+                uconn, reused = await peer.connect(s.proxy_connect_timeout, local)
                 req.upstream_connect_time = 0.0 if reused else time.monotonic() - started
             except UpstreamError as e:
+                if e.kind == LOCAL:  # our side failed: the server is not blamed (nginx)
+                    w.log.error(str(e), conn, req)
+                    return await finished(self.fail(conn, req, loc, e.status))
                 may_next = len(tried) < tries and self.next_upstream(
                     loc, req, NEXT_CONDITION[e.kind], False)
                 if self.after_failure(conn, req, peer, e.kind, str(e), False, False,

@@ -12,6 +12,7 @@ waited.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ from fastgate.proxy.mirror import Mirror
 from fastgate.proxy.realip import RealIp
 from fastgate.proxy.respond import REDIRECTS, Responder
 from fastgate.proxy.rewrite import CHANGED, STAYED, RewriteModule
-from fastgate.proxy.steps import DONE, NEXT, Outcome, Phase, Step, Wait
+from fastgate.proxy.steps import DONE, NEXT, Outcome, Phase, Step, Wait, finished
 from fastgate.proxy.subrequest import Subrequests
 
 if TYPE_CHECKING:
@@ -53,11 +54,11 @@ class Phases:
         self._nested = walker.walk_nested
         self.respond = Responder(worker)
         self.realip = RealIp()
-        self.auth = AuthJwt(worker, self.fail)
+        self.auth = AuthJwt(worker, self.refuse)
         self.upstream = UpstreamExchange(worker, self.respond, self.fail)
         self.subrequests = Subrequests(worker, self.upstream)
         self.mirror = Mirror(worker, self.subrequests)
-        self.access = AccessModule(worker, self.auth, self.fail, AuthBasic(worker),
+        self.access = AccessModule(worker, self.auth, self.refuse, AuthBasic(worker),
                                    AuthRequest(self.subrequests))
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
@@ -145,6 +146,22 @@ class Phases:
             self.respond.redirect(conn, req, loc, code, target)
             return DONE
         return self.internal(conn, req, loc, target)
+
+    def refuse(self, conn: ClientConnection, req: Request, loc: Location,
+               status: int) -> Outcome:
+        """The access phase's refusal: a 401 waits ``auth_delay`` first, whichever check
+        refused, so that a guess that failed and one that nearly passed take the same
+        time (nginx's ngx_http_core_auth_delay)."""
+        delay = loc.settings.auth_delay
+        if status != 401 or not delay:
+            return self.fail(conn, req, loc, status)
+        return self._delayed(conn, req, loc, delay)
+
+    async def _delayed(self, conn: ClientConnection, req: Request, loc: Location,
+                       delay: float) -> Step:
+        self.w.log.info("delaying unauthorized request", conn, req)
+        await asyncio.sleep(delay)
+        return await finished(self.fail(conn, req, loc, 401))
 
     def internal_only(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
         """``internal``: a request that no redirect or rewrite brought here gets 404."""

@@ -14,7 +14,13 @@ from fastgate.config.model import Return
 from fastgate.errors import UpstreamError
 from fastgate.proxy.failure import Recovery, stale
 from fastgate.proxy.request import Request
-from fastgate.proxy.upstream import NEXT_CONDITION, Peer, UpstreamConnection
+from fastgate.proxy.upstream import (
+    LOCAL,
+    NEXT_CONDITION,
+    Peer,
+    UpstreamConnection,
+    local_address,
+)
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
@@ -72,6 +78,7 @@ class Subrequests:
         headers, path, _, _ = self.upstream.upstream_request(conn, sub, target, pp)
         tries = s.proxy_next_upstream_tries or len(group.peers)
         tried: set[Peer] = set()
+        local = local_address(s.proxy_bind, sub, w.log, conn)
         while True:
             peer = group.pick(time.monotonic(), tried, sub)
             if peer is None:
@@ -84,10 +91,13 @@ class Subrequests:
             uconn: UpstreamConnection | None = None
             reused = False
             try:
-                uconn, reused = await peer.connect(s.proxy_connect_timeout)
+                uconn, reused = await peer.connect(s.proxy_connect_timeout, local)
                 head = await self._exchange(uconn, method, path, headers, body,
                                             s.proxy_read_timeout)
             except UpstreamError as e:
+                if e.kind == LOCAL:  # our side failed: the server is not blamed (nginx)
+                    w.log.error(f"{e} ({what})", conn, req)
+                    return e.status
                 if uconn is not None:
                     uconn.abort()
                 received = uconn.received if uconn is not None else 0

@@ -5,18 +5,27 @@ connections per server."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections import deque
 from typing import Any
 
-from fastgate.config.model import Upstream, UpstreamServer, UpstreamTls
+from fastgate.config import addresses
+from fastgate.config.model import ProxyBind, Upstream, UpstreamServer, UpstreamTls
 from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
 from fastgate.http.engine import ProtocolError, ResponseHead
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
 from fastgate.proxy import balance
+
+# proxy_bind's (address, port, transparent), and the UpstreamError kind of a bind that
+# failed (a 500, the server not blamed)
+Local = tuple[str, int, bool]
+LOCAL = "local"
+_IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)  # Linux's values
+_IPV6_TRANSPARENT = getattr(socket, "IPV6_TRANSPARENT", 75)
 
 # proxy_next_upstream's condition for each kind of UpstreamError, and the statuses it
 # can send on to the next server (http_500 ... http_429)
@@ -261,22 +270,26 @@ class Peer:
                 return conn
         return None
 
-    async def connect(self, timeout: float) -> tuple[UpstreamConnection, bool]:
-        """An idle pooled connection (reused=True) or a new one."""
+    async def connect(self, timeout: float, local: Local | None = None,
+                      ) -> tuple[UpstreamConnection, bool]:
+        """An idle pooled connection (reused=True) or a new one, from ``local`` when
+        given (proxy_bind; a pooled connection is reused whatever address it left from,
+        as nginx's keepalive cache does)."""
         pooled = self.take_idle()
         if pooled is not None:
             return pooled, True
         loop = asyncio.get_running_loop()
         tls = self.group.tls
+        hostname = self.group.tls_name if tls is not None else None
         try:
             # with TLS the handshake is part of connecting, and of its timeout (as nginx)
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: UpstreamConnection(self), self.server.host,
-                                       self.server.port, ssl=tls,
-                                       server_hostname=(self.group.tls_name if tls is not None
-                                                        else None)),
-                timeout,
-            )
+            if local is None:
+                made = loop.create_connection(lambda: UpstreamConnection(self),
+                                              self.server.host, self.server.port, ssl=tls,
+                                              server_hostname=hostname)
+            else:
+                made = self._connect_from(loop, local, tls, hostname)
+            _, conn = await asyncio.wait_for(made, timeout)
         except TimeoutError:
             raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
                                 "while connecting to upstream") from None
@@ -298,6 +311,31 @@ class Peer:
                                 "while connecting to upstream") from None
         conn.taken()
         return conn, False
+
+    async def _connect_from(self, loop: asyncio.AbstractEventLoop, local: Local,
+                            tls: ssl.SSLContext | None, hostname: str | None,
+                            ) -> tuple[asyncio.Transport, UpstreamConnection]:
+        host, port, transparent = local
+        family = socket.AF_INET6 if ":" in self.server.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            try:
+                if transparent and family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_TRANSPARENT, 1)
+                elif transparent:
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_TRANSPARENT, 1)
+                sock.bind((host, port))
+            except OSError as e:
+                raise UpstreamError(LOCAL, f"bind({host}:{port}) failed ({e.errno}: "
+                                    f"{e.strerror}) while connecting to upstream") from None
+            await loop.sock_connect(sock, (self.server.host, self.server.port))
+            return await loop.create_connection(lambda: UpstreamConnection(self), sock=sock,
+                                                ssl=tls, server_hostname=hostname)
+        except BaseException:
+            sock.close()
+            raise
+
 
     def release(self, conn: UpstreamConnection, head: ResponseHead) -> None:
         """After an exchange: back to the pool if it can carry another, else closed."""
@@ -380,3 +418,18 @@ def build_groups(upstreams: dict[str, Upstream], engine: str,
         groups[pool] = UpstreamGroup(upstreams[name], engine, tls)
     return groups
 
+
+def local_address(bind: ProxyBind | None, req: Any, log: Any, conn: Any) -> Local | None:
+    """proxy_bind's address for this request: None when unset, empty, or (logged) not an
+    address, as nginx's ngx_http_upstream_set_local."""
+    if bind is None:
+        return None
+    text = bind.value.render(req)
+    if not text:
+        return None
+    found = addresses.address_port(text)
+    if found is None:
+        log.error(f'invalid local address "{text}"', conn, req)
+        return None
+    addr, port = found
+    return str(addr), port, bind.transparent

@@ -26,6 +26,8 @@ SAMPLES = {
     "server": "server { listen 127.0.0.1:8999; }",
     "upstream": "upstream pool { server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s; keepalive 8; }",
     "map": 'map $http_x $mx { default 0; "a" 1; ~^b(.*) $1; }',
+    "auth_delay": "auth_delay 1s;",
+    "proxy_bind": "proxy_bind $remote_addr transparent;",
     "geo": "geo $arg_ip $gx { default 0; 10.0.0.0/8 1; proxy 127.0.0.1; }",
     "split_clients": 'split_clients "${remote_addr}x" $sx { 10% a; * b; }',
     "log_format": "log_format short '$remote_addr $status';",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import server_config_error
 
 from fastgate.config import load_config
 from fastgate.config.errors import ConfigError
@@ -55,3 +56,13 @@ def test_response_drop() -> None:
     assert response_drop((), ()) is RESPONSE_DROP
     drop = response_drop(("x-powered-by",), ("server", "content-length"))
     assert b"x-powered-by" in drop and b"server" not in drop and b"content-length" in drop
+
+
+@pytest.mark.parametrize("body,message", [
+    ("proxy_bind 10.0.0.300;", 'invalid address "10.0.0.300"'),
+    ("proxy_bind 10.0.0.1:http;", 'invalid address "10.0.0.1:http"'),
+    ("proxy_bind 10.0.0.1 sometimes;", 'invalid parameter "sometimes"'),
+])
+def test_proxy_bind_refusals(tmp_path: Path, body: str, message: str) -> None:
+    text = server_config_error(tmp_path, body)
+    assert message in text and text.endswith(":2")

@@ -38,6 +38,7 @@ class _State:
     raw: list[bytes] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     connections: int = 0
+    peers: list[str] = field(default_factory=list)  # each connection's source address
     answer: Callable[[Received], bytes] | None = None
 
 
@@ -52,6 +53,8 @@ class _Conn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.t = transport
+        with self.state.lock:
+            self.state.peers.append(transport.get_extra_info("peername")[0])
 
     def data_received(self, data: bytes) -> None:
         with self.state.lock:
@@ -148,6 +151,11 @@ class RawBackend:
     def requests(self) -> list[Received]:
         with self._state.lock:
             return list(self._state.requests)
+
+    def peers(self) -> list[str]:
+        """The source address of each connection, in order."""
+        with self._state.lock:
+            return list(self._state.peers)
 
     def raw(self) -> bytes:
         with self._state.lock:

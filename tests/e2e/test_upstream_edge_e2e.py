@@ -13,7 +13,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from e2e_util import fastgate, raw_exchange, status_of
+from e2e_util import fastgate, raw_exchange, status_of, wait_for_text
+from raw_backend import RawBackend
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CLOSE = b"<close>"  # after the answers: the backend closes its side
@@ -419,3 +420,43 @@ def test_a_retried_request_is_the_verified_one_and_nothing_else_gets_through(
         assert b"mallory" not in raw and mallory.encode() not in raw
         assert raw.count(b"GET /x") == raw.count(b'X-Sub: "alice"') == backend.requests
 
+
+
+@pytest.mark.parametrize("keepalive", [16, 0], ids=["pooled", "new-each-time"])
+def test_proxy_bind_sets_the_source_address(gateway, free, keepalive: int) -> None:  # type: ignore[no-untyped-def]
+    """proxy_bind: connections leave from the address given (per request with
+    variables); a value that is not an address is logged and not bound; a bind that
+    fails is a 500 and never reaches the backend (nginx: bind() failed)."""
+    be = RawBackend()
+    try:
+        port = free()
+        g = gateway(f"""error_log stderr info; http {{ access_log off;
+          upstream pool {{ server 127.0.0.1:{be.port}; keepalive {keepalive}; }}
+          server {{ listen 127.0.0.1:{port};
+            location /fixed/ {{ proxy_bind 127.0.0.2; proxy_pass http://pool; }}
+            location /var/ {{ proxy_bind $arg_src; proxy_pass http://pool; }}
+            location /off/ {{ proxy_bind off; proxy_pass http://pool; }}
+            location /remote/ {{ proxy_bind 192.0.2.1; proxy_pass http://pool; }} }} }}""",
+                    port)
+        assert _status(port, "/fixed/a") == 200
+        assert be.peers()[-1] == "127.0.0.2"
+        assert _status(port, "/var/a?src=127.0.0.3") == 200
+        if keepalive == 0:  # a pooled connection is reused whatever it left from (nginx)
+            assert be.peers()[-1] == "127.0.0.3"
+        before = len(be.requests())
+        assert _status(port, "/var/a?src=nonsense") == 200
+        assert len(be.requests()) == before + 1
+        if keepalive == 0:  # the address is read when a connection is made
+            assert wait_for_text(g.stderr_path, 'invalid local address "nonsense"')
+            assert be.peers()[-1] == "127.0.0.1"
+            assert _status(port, "/off/a") == 200 and be.peers()[-1] == "127.0.0.1"
+            assert _status(port, "/remote/a") == 500
+            assert not any(r.target == b"/remote/a" for r in be.requests())
+            assert wait_for_text(g.stderr_path, "bind(192.0.2.1:0) failed (99: ")
+    finally:
+        be.stop()
+
+
+def _status(port: int, path: str) -> int:
+    return status_of(raw_exchange(port, f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                                        "Connection: close\r\n\r\n".encode()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from fastgate.config.context import HSL, LMT, Context, Spec
-from fastgate.config.directives.args import appending, setting
+from fastgate.config.directives.args import appending, setting, time_arg
 from fastgate.config.model import AccessRule
 from fastgate.config.parser import Directive
 
@@ -36,4 +36,6 @@ SPECS = [
     Spec("allow", HSL | {LMT}, 1, 1, appending("access_rules", access_rule)),
     Spec("deny", HSL | {LMT}, 1, 1, appending("access_rules", access_rule)),
     Spec("satisfy", HSL, 1, 1, setting("satisfy", satisfy)),
+    # nginx keeps it in the core module; it brakes the access phase's 401s
+    Spec("auth_delay", HSL, 1, 1, setting("auth_delay", time_arg)),
 ]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from fastgate.config import addresses
 from fastgate.config.context import (
     HSL,
     LIF,
@@ -24,6 +25,7 @@ from fastgate.config.directives.args import (
 from fastgate.config.directives.ignored import off_is_ours
 from fastgate.config.directives.tls import readable_file, ssl_password_file, ssl_protocols
 from fastgate.config.model import (
+    ProxyBind,
     ProxyPass,
 )
 from fastgate.config.parser import Directive
@@ -155,6 +157,20 @@ def proxy_ssl_name(ld: Context, d: Directive) -> str | None:
     return d.args[0]
 
 
+
+def proxy_bind(ld: Context, d: Directive) -> ProxyBind | None:
+    """``off``, or an address (``ADDR[:PORT]``) checked at load unless it has variables
+    (then each request's value is checked, and one that is not an address is logged and
+    not bound, as nginx)."""
+    if d.args == ("off",):
+        return None
+    if len(d.args) == 2 and d.args[1] != "transparent":
+        raise d.error(f'invalid parameter "{d.args[1]}"')
+    value = ld.compile(d.args[0], d)
+    if value.is_literal and addresses.parse_with_port(d.args[0]) is None:
+        raise d.error(f'invalid address "{d.args[0]}"')
+    return ProxyBind(value, len(d.args) == 2)
+
 SPECS = [
     Spec("proxy_method", HSL, 1, 1, setting("proxy_method", proxy_method)),
     Spec("proxy_set_body", HSL, 1, 1, setting("proxy_set_body",
@@ -189,6 +205,7 @@ SPECS = [
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
     Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
     Spec("proxy_connect_timeout", HSL, 1, 1, setting("proxy_connect_timeout", time_arg)),
+    Spec("proxy_bind", HSL, 1, 2, setting("proxy_bind", proxy_bind)),
     Spec("proxy_read_timeout", HSL, 1, 1, setting("proxy_read_timeout", time_arg)),
     Spec("proxy_send_timeout", HSL, 1, 1, setting("proxy_send_timeout", time_arg)),
     Spec("proxy_next_upstream", HSL, 1, None, setting("proxy_next_upstream", proxy_next_upstream)),

@@ -80,16 +80,11 @@ NAMES: dict[str, tuple[str, str]] = {
                                "configuration commands; use proxy_ssl_protocols and "
                                "proxy_ssl_ciphers"),
     "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
-    # a brute-force brake: refused rather than ignored, so a config that counts on it
-    # does not lose it behind a warning
-    "auth_delay": ("ngx_http_core_module", ABSENT + " yet"),
     "add_trailer": ("ngx_http_headers_filter_module", ABSENT + ": responses carry no "
                     "trailers"),
     "proxy_cookie_domain": ("ngx_http_proxy_module", ABSENT + " yet"),
     "proxy_cookie_path": ("ngx_http_proxy_module", ABSENT + " yet"),
     "proxy_cookie_flags": ("ngx_http_proxy_module", ABSENT + " yet"),
-    "proxy_bind": ("ngx_http_proxy_module", ABSENT + " yet: connections to upstreams "
-                   "leave from the address the system picks"),
     "valid_referers": ("ngx_http_referer_module", ABSENT + " yet ($invalid_referer)"),
 }
 
