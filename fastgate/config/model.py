@@ -293,6 +293,29 @@ class LogFormat:
 
 
 @dataclass(frozen=True)
+class CookieRewrite:
+    """One ``proxy_cookie_domain``/``proxy_cookie_path`` rule: a Set-Cookie attribute
+    value that ``regex`` finds something in is replaced whole; otherwise a domain equal
+    to ``pattern`` (case-insensitive, a leading dot kept aside) or a path that starts
+    with it has that part replaced."""
+
+    pattern: Template | None
+    regex: re.Pattern[str] | None
+    replacement: Template
+
+
+@dataclass(frozen=True)
+class CookieFlags:
+    """One ``proxy_cookie_flags`` rule: the cookie it names (case-insensitive; or a
+    caseless regex) and the flags to set (secure, httponly, samesite=strict|lax|none)
+    or clear (nosecure, nohttponly, nosamesite), each a value that may have variables."""
+
+    name: Template | None
+    regex: re.Pattern[str] | None
+    flags: tuple[Template, ...]
+
+
+@dataclass(frozen=True)
 class ProxyBind:
     """``proxy_bind ADDRESS [transparent]``: the local address connections to upstreams
     leave from (rendered per request when it has variables; empty: the system's
@@ -350,6 +373,10 @@ class Settings:
     server_name_in_redirect: bool = False
     proxy_connect_timeout: float = 60.0
     proxy_bind: ProxyBind | None = None
+    # Set-Cookie rewriting: rules in order, the first that applies to a value wins
+    proxy_cookie_domain: tuple[CookieRewrite, ...] = ()
+    proxy_cookie_path: tuple[CookieRewrite, ...] = ()
+    proxy_cookie_flags: tuple[CookieFlags, ...] = ()
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
     auth_basic: Template | None = None  # the realm; None: off

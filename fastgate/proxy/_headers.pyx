@@ -18,6 +18,7 @@ from fastgate.proxy.headers import (
     redirected,
     without_expires,
 )
+from fastgate.proxy.cookies import rewrite_set_cookies
 from fastgate.proxy.status import reason
 
 cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
@@ -129,7 +130,7 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     and framing, and proxy_hide_header's: the client engine frames the body), ``expires``
     in place of the upstream's Expires and Cache-Control, ``add_header``'s; Location and
     Refresh as ``proxy_redirect``'s ``rules`` rewrite them (a Location that is a path made
-    absolute). Raises
+    absolute), Set-Cookie as ``proxy_cookie_*`` do. Raises
     ProtocolError when the engine refuses a header of the upstream's."""
     cdef int status = req.status
     if drop is _RESPONSE_DROP:  # the usual case: no proxy_hide_header/proxy_pass_header
@@ -140,6 +141,8 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     s = loc.settings
     if _names_a_target(headers):
         headers = redirected(headers, rules, req, s)
+    if s.proxy_cookie_path or s.proxy_cookie_domain or s.proxy_cookie_flags:
+        headers = rewrite_set_cookies(headers, s, req)
     req.upstream_headers = rhead.headers
     if s.add_header or s.expires is not None:
         if s.expires is not None and status in _ADD_HEADER_STATUSES:

@@ -66,3 +66,23 @@ def test_response_drop() -> None:
 def test_proxy_bind_refusals(tmp_path: Path, body: str, message: str) -> None:
     text = server_config_error(tmp_path, body)
     assert message in text and text.endswith(":2")
+
+
+@pytest.mark.parametrize("body,message", [
+    ("proxy_cookie_path /a;", 'invalid parameter "/a"'),
+    ("proxy_cookie_domain off; proxy_cookie_domain a b;", '"proxy_cookie_domain" directive is duplicate'),
+    ("proxy_cookie_flags a secure; proxy_cookie_flags off;", '"proxy_cookie_flags" directive is duplicate'),
+    ("proxy_cookie_path ~(unclosed /x;", "pcre2_compile() failed"),
+    ("proxy_cookie_flags a b c d e;", 'invalid number of arguments in "proxy_cookie_flags"'),
+])
+def test_proxy_cookie_refusals(tmp_path: Path, body: str, message: str) -> None:
+    text = server_config_error(tmp_path, body)
+    assert message in text and text.endswith(":2")
+
+
+def test_proxy_cookie_flags_warns_of_an_unknown_literal_flag(tmp_path: Path) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http { server { listen 127.0.0.1:8997;\n"
+                    "proxy_cookie_flags one secure sometimes; } }\n")
+    assert any('invalid proxy_cookie_flags flag "sometimes"' in w
+               for w in load_config(str(path)).warnings)

@@ -27,7 +27,17 @@ pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx is installed by make test (test-deps)")
 
 # headers whose values are compared when either side sends them
-COMPARED = ("location", "www-authenticate", "x-v", "x-seen", "x-user", "x-flag")
+COMPARED = ("location", "www-authenticate", "x-v", "x-seen", "x-user", "x-flag",
+            "set-cookie")
+# what the backend's /cookie answer sets: one Set-Cookie per line
+COOKIES = [
+    "sid=abc; Domain=backend.internal; Path=/app/inner; HttpOnly",
+    "pref=dark;Domain=.Backend.Internal;path=/app;secure;SameSite=lax",
+    "tracking=1; Path=/other; SameSite=None",
+    "legacy; Path=/app",
+    "CSRF=x; Domain=api.backend.internal; Path=/",
+    " spaced = v ; Path = /app/deep ;Secure ",
+]
 UPSTREAM_COMPARED = (b"x-set", b"x-user", b"x-real-ip", b"x-original-uri",
                      b"x-original-method", b"x-client", b"cookie", b"content-length")
 
@@ -42,6 +52,9 @@ def _answer(req: Received) -> bytes:
             return (b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="idp"\r\n'
                     b"Content-Length: 0\r\n\r\n")
         return b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+    if path.startswith(b"/cookie") or b"/cookie" in path:
+        lines = b"".join(b"Set-Cookie: " + c.encode() + b"\r\n" for c in COOKIES)
+        return b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n"
     if path.startswith(b"/fail"):
         return b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\noops"
     if path.startswith(b"/redirect"):
@@ -112,7 +125,10 @@ class Side:
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            headers.setdefault(name.strip().lower(), value.strip())
+            name = name.strip().lower()
+            if name == "set-cookie" and name in headers:  # every one, in order
+                headers[name] += "\n" + value.strip()
+            headers.setdefault(name, value.strip())
         return status, headers, body
 
     def stop(self) -> None:
@@ -220,6 +236,22 @@ SCENARIOS = {
                [_request("GET", "/a", "X-Forwarded-For: 203.0.113.5, 127.0.0.1"),
                 _request("GET", "/b", "X-Forwarded-For: 198.51.100.7"),
                 _request("GET", "/c")]),
+    "cookies": ("""server { listen 127.0.0.1:PORT;
+        location /a/ { proxy_pass http://BACKEND/cookie;
+          proxy_cookie_domain backend.internal example.com;
+          proxy_cookie_domain ~^api\\.(.*)$ api.$1.example;
+          proxy_cookie_path /app/ /;
+          proxy_cookie_path ~*^/APP$ /root$arg_p;
+          proxy_cookie_flags sid nohttponly secure samesite=strict;
+          proxy_cookie_flags ~^pre samesite=none nosecure;
+          proxy_cookie_flags tracking nosamesite httponly;
+          proxy_cookie_flags spaced $arg_flag; }
+        location /b/ { proxy_pass http://BACKEND/cookie; proxy_cookie_flags ~ secure; }
+        location /c/ { proxy_cookie_path /app /x; proxy_cookie_domain off;
+          location /c/in/ { proxy_cookie_path off; proxy_pass http://BACKEND/cookie; }
+          location /c/out/ { proxy_pass http://BACKEND/cookie; } } }""",
+                [_request("GET", "/a/?p=1&flag=httponly"), _request("GET", "/a/?flag=bogus"),
+                 _request("GET", "/b/"), _request("GET", "/c/in/"), _request("GET", "/c/out/")]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

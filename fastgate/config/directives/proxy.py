@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any
+
 from fastgate.config import addresses
 from fastgate.config.context import (
     HSL,
@@ -10,6 +14,7 @@ from fastgate.config.context import (
     LMT,
     LOCATION,
     Context,
+    Handler,
     Level,
     Spec,
 )
@@ -24,11 +29,15 @@ from fastgate.config.directives.args import (
 )
 from fastgate.config.directives.ignored import off_is_ours
 from fastgate.config.directives.tls import readable_file, ssl_password_file, ssl_protocols
+from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
+    CookieFlags,
+    CookieRewrite,
     ProxyBind,
     ProxyPass,
 )
 from fastgate.config.parser import Directive
+from fastgate.config.regex import compile_regex
 from fastgate.config.values import (
     is_token,
     parse_host_port,
@@ -171,6 +180,67 @@ def proxy_bind(ld: Context, d: Directive) -> ProxyBind | None:
         raise d.error(f'invalid address "{d.args[0]}"')
     return ProxyBind(value, len(d.args) == 2)
 
+
+def _regex(d: Directive, pattern: str, caseless: bool) -> re.Pattern[str]:
+    try:
+        return compile_regex(pattern, caseless)
+    except ConfigError as e:
+        raise d.error(e.message) from None
+
+
+def cookie_rules(field: str, parse: Callable[[Context, Directive], Any]) -> Handler:
+    """``proxy_cookie_*``: rules appended at a level (an inner level with any replaces
+    the outer ones), or ``off`` for none, as nginx's (``off`` beside rules at one level
+    is nginx's "is duplicate")."""
+    add = appending(field, parse)
+
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        given = lvl.fields.get(field)
+        if d.args == ("off",) or given == ():
+            if given is not None:
+                raise d.error(f'"{d.name}" directive is duplicate')
+            lvl.origins.setdefault(d.name, d)
+            lvl.fields[field] = ()
+            return
+        if len(d.args) == 1:
+            raise d.error(f'invalid parameter "{d.args[0]}"')
+        add(ld, lvl, d)
+
+    return handle
+
+
+def cookie_domain(ld: Context, d: Directive) -> CookieRewrite:
+    pattern, replacement = d.args
+    if pattern.startswith("~"):
+        return CookieRewrite(None, _regex(d, pattern[1:], True), ld.compile(replacement, d))
+    return CookieRewrite(ld.compile(pattern.removeprefix("."), d), None,
+                         ld.compile(replacement.removeprefix("."), d))
+
+
+def cookie_path(ld: Context, d: Directive) -> CookieRewrite:
+    pattern, replacement = d.args
+    if pattern.startswith("~*"):
+        return CookieRewrite(None, _regex(d, pattern[2:], True), ld.compile(replacement, d))
+    if pattern.startswith("~"):
+        return CookieRewrite(None, _regex(d, pattern[1:], False), ld.compile(replacement, d))
+    return CookieRewrite(ld.compile(pattern, d), None, ld.compile(replacement, d))
+
+
+COOKIE_FLAGS = frozenset({"secure", "nosecure", "httponly", "nohttponly", "samesite=strict",
+                          "samesite=lax", "samesite=none", "nosamesite"})
+
+
+def cookie_flags(ld: Context, d: Directive) -> CookieFlags:
+    name, flags = d.args[0], d.args[1:]
+    for f in flags:
+        if "$" not in f and f.lower() not in COOKIE_FLAGS:
+            # nginx skips it when a response comes (a debug line); said once here
+            ld.warn(f'invalid proxy_cookie_flags flag "{f}" is skipped', d)
+    if name.startswith("~"):
+        return CookieFlags(None, _regex(d, name[1:], True),
+                           tuple(ld.compile(f, d) for f in flags))
+    return CookieFlags(ld.compile(name, d), None, tuple(ld.compile(f, d) for f in flags))
+
 SPECS = [
     Spec("proxy_method", HSL, 1, 1, setting("proxy_method", proxy_method)),
     Spec("proxy_set_body", HSL, 1, 1, setting("proxy_set_body",
@@ -206,6 +276,9 @@ SPECS = [
     Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
     Spec("proxy_connect_timeout", HSL, 1, 1, setting("proxy_connect_timeout", time_arg)),
     Spec("proxy_bind", HSL, 1, 2, setting("proxy_bind", proxy_bind)),
+    Spec("proxy_cookie_domain", HSL, 1, 2, cookie_rules("proxy_cookie_domain", cookie_domain)),
+    Spec("proxy_cookie_path", HSL, 1, 2, cookie_rules("proxy_cookie_path", cookie_path)),
+    Spec("proxy_cookie_flags", HSL, 1, 4, cookie_rules("proxy_cookie_flags", cookie_flags)),
     Spec("proxy_read_timeout", HSL, 1, 1, setting("proxy_read_timeout", time_arg)),
     Spec("proxy_send_timeout", HSL, 1, 1, setting("proxy_send_timeout", time_arg)),
     Spec("proxy_next_upstream", HSL, 1, None, setting("proxy_next_upstream", proxy_next_upstream)),

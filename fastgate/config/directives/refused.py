@@ -82,9 +82,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
     "add_trailer": ("ngx_http_headers_filter_module", ABSENT + ": responses carry no "
                     "trailers"),
-    "proxy_cookie_domain": ("ngx_http_proxy_module", ABSENT + " yet"),
-    "proxy_cookie_path": ("ngx_http_proxy_module", ABSENT + " yet"),
-    "proxy_cookie_flags": ("ngx_http_proxy_module", ABSENT + " yet"),
     "valid_referers": ("ngx_http_referer_module", ABSENT + " yet ($invalid_referer)"),
 }
 
