@@ -292,6 +292,11 @@ class LogFormat:
     escape: str = "default"
 
 
+# proxy_redirect's first parameter: a literal prefix (or "default"/"off"), a prefix
+# with variables, or a regex
+RedirectPattern: TypeAlias = "str | Template | re.Pattern[str]"
+
+
 @dataclass(frozen=True)
 class CookieRewrite:
     """One ``proxy_cookie_domain``/``proxy_cookie_path`` rule: a Set-Cookie attribute
@@ -364,8 +369,8 @@ class Settings:
     access_rules: tuple[AccessRule, ...] = ()
     satisfy: str = "all"
     auth_delay: float = 0.0  # seconds a 401 of the access phase waits (brute-force brake)
-    # proxy_redirect: ("default", None), ("off", None) or (prefix, replacement), in order
-    proxy_redirect: tuple[tuple[str, Template | None], ...] = (("default", None),)
+    # proxy_redirect: ("default", None), ("off", None) or (pattern, replacement), in order
+    proxy_redirect: tuple[tuple[RedirectPattern, Template | None], ...] = (("default", None),)
     # a Location that is a path, made absolute (with Host, or the server's name, and the
     # port when it is not the scheme's own) as nginx's header filter does
     absolute_redirect: bool = True

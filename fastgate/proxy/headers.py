@@ -79,19 +79,21 @@ def response_drop(hide: tuple[str, ...], passed: tuple[str, ...]) -> tuple[bytes
     return tuple(sorted(HOP_BY_HOP | hidden))
 
 
-RedirectRules = tuple[tuple[str, "Template | str"], ...]
+# (a literal prefix, a prefix with variables or a regex; the replacement)
+RedirectRules = tuple[tuple["str | Template | re.Pattern[str]", "Template | str"], ...]
 
 
 def redirect_rules(loc: Location) -> RedirectRules:
-    """``proxy_redirect`` as a location applies it: prefixes and their replacements, in
-    order. ``default`` (nginx's default) replaces the proxy_pass URL with the location's
-    name (``http://be/base/`` → ``/x/``; without a URI part ``http://be/`` → ``/``); it
-    does nothing in a regex or named location. ``off`` anywhere in the list: none."""
+    """``proxy_redirect`` as a location applies it: prefixes (or regexes) and their
+    replacements, in order. ``default`` (nginx's default) replaces the proxy_pass URL
+    with the location's name (``http://be/base/`` → ``/x/``; without a URI part
+    ``http://be/`` → ``/``); it does nothing in a regex or named location. ``off``
+    anywhere in the list: none."""
     entries = loc.settings.proxy_redirect
     if any(p == "off" for p, _ in entries):
         return ()
     pp = loc.proxy_pass
-    out: list[tuple[str, Template | str]] = []
+    out: list[tuple[str | Template | re.Pattern[str], Template | str]] = []
     for pattern, replacement in entries:
         if pattern != "default":
             assert replacement is not None
@@ -146,10 +148,19 @@ def absolute(s: Settings, req: Any, path: str) -> str:
 
 
 def _replace(url: str, rules: RedirectRules, req: Any) -> str:
+    """The first rule that applies: a prefix is replaced, a regex that finds something
+    replaces the whole URL (its captures are ``$1``... from then on, as nginx's)."""
     for pattern, replacement in rules:
-        if url.startswith(pattern):
+        if isinstance(pattern, re.Pattern):
+            m = pattern.search(url)
+            if m is None:
+                continue
+            req.captures = (m.group(0), *m.groups())
+            return replacement if isinstance(replacement, str) else replacement.render(req)
+        prefix = pattern if isinstance(pattern, str) else pattern.render(req)
+        if url.startswith(prefix):
             new = replacement if isinstance(replacement, str) else replacement.render(req)
-            return new + url[len(pattern):]
+            return new + url[len(prefix):]
     return url
 
 

@@ -3,6 +3,7 @@ proxy_ignore_headers take and refuse (FILE:LINE)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,11 @@ def _load(tmp_path: Path, body: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("body,message", [
     ("proxy_redirect sometimes;", 'invalid parameter "sometimes"'),
-    ("proxy_redirect ~^http://(.*) /$1;", "regular expressions"),
-    ("proxy_redirect http://$host/ /;", "variables in the first parameter"),
+    ("proxy_redirect ~^http://(.*( /$1;", "pcre2_compile() failed"),
+    ("proxy_redirect default;", '"proxy_redirect default" should be placed after the '
+                                '"proxy_pass" directive'),
+    ("location /v/ { proxy_pass http://$host; proxy_redirect default; }",
+     '"proxy_redirect default" cannot be used with "proxy_pass" directive with variables'),
     ("proxy_ignore_headers X-Powered-By;", 'invalid value "X-Powered-By"'),
     ("proxy_hide_header Bad:Name;", "invalid"),
 ])
@@ -38,8 +42,10 @@ def test_redirect_rules(tmp_path: Path) -> None:
       location /a/ { proxy_pass http://be/base/; }
       location /b/ { proxy_pass http://be; }
       location ~ ^/c { proxy_pass http://be; }
-      location /d/ { proxy_redirect default; proxy_redirect http://x/ /y/; proxy_pass http://be; }
-      location /e/ { proxy_redirect http://x/ /y/; proxy_redirect off; proxy_pass http://be; }""")
+      location /d/ { proxy_pass http://be; proxy_redirect default; proxy_redirect http://x/ /y/; }
+      location /e/ { proxy_redirect http://x/ /y/; proxy_redirect off; proxy_pass http://be; }
+      location /f/ { proxy_pass http://be; proxy_redirect ~*^http://(\\w+)/ /$1/;
+                     proxy_redirect http://$host/ /h/; }""")
 
     def rules(uri: str):  # type: ignore[no-untyped-def]
         loc, _ = cfg.servers[0].locations.find(uri)
@@ -50,6 +56,10 @@ def test_redirect_rules(tmp_path: Path) -> None:
     assert rules("/c") == []  # a regex location: default does nothing
     assert rules("/d/") == [("http://be/", "/"), ("http://x/", "/y/")]
     assert rules("/e/") == []
+    (regex, to), (prefix, to2) = redirect_rules(cfg.servers[0].locations.find("/f/")[0])
+    assert isinstance(regex, re.Pattern) and regex.flags & re.IGNORECASE
+    assert regex.pattern == r"^http://(\w+)/" and not isinstance(to, str) and to.source == "/$1/"
+    assert not isinstance(prefix, (str, re.Pattern)) and prefix.source == "http://$host/"
 
 
 def test_response_drop() -> None:

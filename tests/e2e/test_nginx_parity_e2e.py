@@ -252,6 +252,18 @@ SCENARIOS = {
           location /c/out/ { proxy_pass http://BACKEND/cookie; } } }""",
                 [_request("GET", "/a/?p=1&flag=httponly"), _request("GET", "/a/?flag=bogus"),
                  _request("GET", "/b/"), _request("GET", "/c/in/"), _request("GET", "/c/out/")]),
+    "proxy_redirect patterns": ("""server { listen 127.0.0.1:PORT;
+        location /r1/ { proxy_pass http://BACKEND/redirect/;
+          proxy_redirect ~^http://[^/]+/redirect/(.*)$ /moved/$1?via=r1; }
+        location /r2/ { proxy_pass http://BACKEND/redirect/;
+          proxy_redirect ~*^HTTP://[^/]+(/.*)$ $1; }
+        location /r3/ { proxy_pass http://BACKEND/redirect/;
+          proxy_redirect http://$proxy_host/ /via-var/; }
+        location /r4/ { proxy_pass http://BACKEND/redirect/; proxy_redirect default;
+          proxy_redirect http://nowhere/ /x/; }
+        location /r5/ { proxy_pass http://BACKEND/redirect/;
+          proxy_redirect ~^nomatch /x; proxy_redirect ~/landed$ /found; } }""",
+                                [_request("GET", f"/r{i}/a") for i in range(1, 6)]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

@@ -35,6 +35,7 @@ from fastgate.config.model import (
     CookieRewrite,
     ProxyBind,
     ProxyPass,
+    RedirectPattern,
 )
 from fastgate.config.parser import Directive
 from fastgate.config.regex import compile_regex
@@ -119,21 +120,35 @@ def proxy_ignore_headers(ld: Context, lvl: Level, d: Directive) -> None:
             raise d.error(f'invalid value "{a}"')
 
 
-def proxy_redirect(ld: Context, d: Directive) -> tuple[str, Template | None]:
-    """``proxy_redirect default|off|PREFIX REPLACEMENT``: how Location and Refresh
-    headers of upstream responses are rewritten."""
+def proxy_redirect(ld: Context, lvl: Level, d: Directive) -> None:
+    """``proxy_redirect default|off|PATTERN REPLACEMENT``: how Location and Refresh
+    headers of upstream responses are rewritten. PATTERN is a prefix (variables allowed)
+    or ``~REGEX``/``~*REGEX`` (the value it finds something in is replaced whole, ``$1``...
+    usable). ``default`` goes after this location's proxy_pass, which has no variables
+    (nginx's errors)."""
     if len(d.args) == 1:
         if d.args[0] not in ("default", "off"):
             raise d.error(f'invalid parameter "{d.args[0]}"')
-        return (d.args[0], None)
-    pattern, replacement = d.args
-    if pattern.startswith("~"):
-        raise d.error('regular expressions in "proxy_redirect" are not supported: give the '
-                      "prefix to replace")
-    if "$" in pattern:
-        raise d.error('variables in the first parameter of "proxy_redirect" are not '
-                      "supported")
-    return (pattern, ld.compile(replacement, d))
+        if d.args[0] == "default":
+            pp = lvl.local.get("proxy_pass")
+            if pp is None:
+                raise d.error('"proxy_redirect default" should be placed after the '
+                              '"proxy_pass" directive')
+            if pp.template is not None:
+                raise d.error('"proxy_redirect default" cannot be used with "proxy_pass" '
+                              "directive with variables")
+        entry: tuple[RedirectPattern, Template | None] = (d.args[0], None)
+    else:
+        pattern, replacement = d.args
+        if pattern.startswith("~*"):
+            entry = (_regex(d, pattern[2:], True), ld.compile(replacement, d))
+        elif pattern.startswith("~"):
+            entry = (_regex(d, pattern[1:], False), ld.compile(replacement, d))
+        else:
+            prefix = ld.compile(pattern, d)
+            entry = (prefix.source if prefix.is_literal else prefix, ld.compile(replacement, d))
+    lvl.origins.setdefault(d.name, d)
+    lvl.fields["proxy_redirect"] = lvl.fields.get("proxy_redirect", ()) + (entry,)
 
 
 NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
@@ -270,7 +285,7 @@ SPECS = [
     Spec("proxy_pass_header", HSL, 1, 1, appending("proxy_pass_header", header_name)),
     Spec("proxy_intercept_errors", HSL, 1, 1, setting("proxy_intercept_errors", flag_arg)),
     Spec("proxy_ignore_headers", HSL, 1, None, proxy_ignore_headers),
-    Spec("proxy_redirect", HSL, 1, 2, appending("proxy_redirect", proxy_redirect)),
+    Spec("proxy_redirect", HSL, 1, 2, proxy_redirect),
     Spec("proxy_pass", frozenset({LOCATION, LIF, LMT}), 1, 1, set_proxy_pass),
     Spec("proxy_set_header", HSL, 2, 2, appending("proxy_set_header", proxy_set_header)),
     Spec("proxy_http_version", HSL, 1, 1, proxy_http_version),
