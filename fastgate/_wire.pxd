@@ -30,6 +30,7 @@ cdef class ConnectionInfo:
     cdef readonly int server_port
     cdef readonly long long connection_id
     cdef readonly str ssl_protocol  # "TLSv1.3"; empty without TLS
+    cdef readonly object proxy_protocol  # http.proxy_protocol.ProxyHeader, or None
 
 
 # header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)

@@ -1,6 +1,8 @@
 # Types of the HTTP layer's compiled module (fastgate/_wire.pyx) for type checkers.
 from typing import Any
 
+from fastgate.http.proxy_protocol import ProxyHeader
+
 Headers = list[tuple[bytes, bytes]]
 
 REASONS: dict[int, bytes]
@@ -41,8 +43,11 @@ class ConnectionInfo:
     def connection_id(self) -> int: ...
     @property
     def ssl_protocol(self) -> str: ...
+    @property
+    def proxy_protocol(self) -> ProxyHeader | None: ...
     def __init__(self, scheme: str, remote_addr: str, remote_port: int, server_addr: str,
-                 server_port: int, connection_id: int, ssl_protocol: str = "") -> None: ...
+                 server_port: int, connection_id: int, ssl_protocol: str = "",
+                 proxy_protocol: ProxyHeader | None = None) -> None: ...
 
 class ResponseHead:
     @property

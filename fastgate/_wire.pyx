@@ -65,7 +65,8 @@ cdef class ConnectionInfo:
     Python object)."""
 
     def __init__(self, str scheme, str remote_addr, int remote_port, str server_addr,
-                 int server_port, long long connection_id, str ssl_protocol=""):
+                 int server_port, long long connection_id, str ssl_protocol="",
+                 proxy_protocol=None):
         self.scheme = scheme
         self.remote_addr = remote_addr
         self.remote_port = remote_port
@@ -73,6 +74,7 @@ cdef class ConnectionInfo:
         self.server_port = server_port
         self.connection_id = connection_id
         self.ssl_protocol = ssl_protocol
+        self.proxy_protocol = proxy_protocol
 
 
 cdef class ResponseHead:

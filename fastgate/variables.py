@@ -176,6 +176,26 @@ def _jwt_header(name: str) -> Getter:
     return get
 
 
+@dataclass(frozen=True)
+class _NoProxyHeader:
+    addr: str = ""
+    port: int = 0
+    server_addr: str = ""
+    server_port: int = 0
+
+
+_NO_PROXY_HEADER = _NoProxyHeader()
+
+
+def _proxy_protocol(r: Any) -> Any:
+    """The connection's PROXY protocol header, or one naming nothing (empty values)."""
+    return r.connection.proxy_protocol or _NO_PROXY_HEADER
+
+
+def _port(port: int) -> str:
+    return str(port) if port else ""
+
+
 def _forwarded_for(r: Any) -> str:
     prior = _header("x_forwarded_for")(r)
     return f"{prior}, {r.remote_addr}" if prior else r.remote_addr
@@ -237,7 +257,12 @@ BUILTIN: dict[str, Getter] = {
     # the connection's peer, whatever set_real_ip_from made $remote_addr
     "realip_remote_addr": lambda r: r.connection.remote_addr,
     "binary_remote_addr": lambda r: r.remote_addr,
-    "remote_port": lambda r: str(r.remote_port),
+    # empty when realip took an address without a port, as nginx's
+    "remote_port": lambda r: str(r.remote_port) if r.remote_port else "",
+    "proxy_protocol_addr": lambda r: _proxy_protocol(r).addr,
+    "proxy_protocol_port": lambda r: _port(_proxy_protocol(r).port),
+    "proxy_protocol_server_addr": lambda r: _proxy_protocol(r).server_addr,
+    "proxy_protocol_server_port": lambda r: _port(_proxy_protocol(r).server_port),
     "server_addr": lambda r: r.server_addr,
     "server_port": lambda r: str(r.server_port),
     "server_name": lambda r: r.server_name,

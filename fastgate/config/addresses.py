@@ -69,25 +69,27 @@ def _trusted(addr: Address, proxies: Sequence[Network]) -> bool:
 
 
 def forwarded(addr: Address, values: Sequence[str], proxies: Sequence[Network],
-              recursive: bool) -> Address:
-    """The client's address behind trusted ``proxies``: from a trusted ``addr``, the
-    last address of the last header line (``recursive``: walking back through the
-    lines while the address found is trusted too). Where the walk meets something
-    that is not an address, the last address found stands."""
+              recursive: bool) -> tuple[Address, int | None]:
+    """The client's address behind trusted ``proxies``, and its port when the header
+    gave one (0: none given; None: the address is ``addr`` itself, untouched): from a
+    trusted ``addr``, the last address of the last header line (``recursive``: walking
+    back through the lines while the address found is trusted too). Where the walk
+    meets something that is not an address, the last address found stands."""
+    port: int | None = None
     for value in reversed(values):
         text = value
         while True:
             if not _trusted(addr, proxies):
-                return addr
+                return addr, port
             text = text.rstrip(" ,")
             cut = max(text.rfind(" "), text.rfind(","))
             item, text = text[cut + 1:], text[:max(cut, 0)]
-            found = parse_with_port(item)
+            found = address_port(item)
             if found is None:
-                return addr
-            addr = found
+                return addr, port
+            addr, port = found
             if not recursive or not text:
                 break
         if not recursive:
             break
-    return addr
+    return addr, port

@@ -83,7 +83,8 @@ class Geo:
         if self.proxies and addr is not None:
             lines = [v.decode("latin-1") for n, v in r.head.headers if n.lower() == _XFF]
             if lines:
-                addr = addresses.forwarded(addr, lines, self.proxies, self.proxy_recursive)
+                addr = addresses.forwarded(addr, lines, self.proxies,
+                                           self.proxy_recursive)[0]
         return self.value(addr if addr is not None else NONE)
 
     def value(self, addr: Address) -> str:

@@ -34,6 +34,7 @@ class Listen:
     reuseport: bool = False
     backlog: int = 511
     default_server: bool = False
+    proxy_protocol: bool = False  # a PROXY protocol header comes before the HTTP bytes
 
     @property
     def address(self) -> tuple[str, int]:

@@ -32,6 +32,10 @@ class RequestHandler(Protocol[C]):
     def on_header_timeout(self, conn: C) -> None:
         """A request head never completed (closed without an answer, as nginx): log it."""
 
+    def on_broken_header(self, conn: C, message: str) -> None:
+        """A ``proxy_protocol`` address's connection did not start with a PROXY protocol
+        header: log it (the connection is closed, as nginx)."""
+
     def on_crash(self, conn: C, error: Exception) -> None:
         """An unexpected error under the engine's callbacks: log it (the connection is
         cut by the caller)."""

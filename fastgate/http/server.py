@@ -20,6 +20,7 @@ from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import server_engine
 from fastgate.http.flow import BodyBuffer, WriteGate
 from fastgate.http.handler import ConnectionObserver, ConnectionPolicy, RequestHandler
+from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 
 LINGERING_TIME = 5.0
 
@@ -31,10 +32,11 @@ class ClientGone(FastgateError):
 class ClientConnection(asyncio.Protocol):
     def __init__(self, handler: RequestHandler[ClientConnection],
                  observer: ConnectionObserver[ClientConnection], policy: ConnectionPolicy,
-                 engine: str, tls: bool, port: int) -> None:
+                 engine: str, tls: bool, port: int, proxy_protocol: bool = False) -> None:
         """``handler`` serves this listening address's requests, ``observer`` is the
         worker's view of its connections, ``policy`` the address's limits; ``engine``
-        names the HTTP/1.1 engine; ``tls`` and ``port`` describe the listener."""
+        names the HTTP/1.1 engine; ``tls``, ``port`` and ``proxy_protocol`` (a PROXY
+        protocol header comes first) describe the listener."""
         self.handler = handler
         self.observer = observer
         self.engine_name = engine
@@ -72,6 +74,10 @@ class ClientConnection(asyncio.Protocol):
         self._held_back = False  # reading paused: the engine holds a later request
         self._next_on_drain = False  # the next request waits for the client to read
         self._settings = policy
+        # the PROXY protocol header read so far, until it is whole (None: not expected,
+        # or read before a TLS handshake: then it is _given_header)
+        self._proxy_header: bytes | None = b"" if proxy_protocol else None
+        self._given_header: ProxyHeader | None = None
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -88,7 +94,8 @@ class ClientConnection(asyncio.Protocol):
         tls = transport.get_extra_info("ssl_object")
         self.info = ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
                                    self.server_addr, self.server_port, self.connection_id,
-                                   (tls.version() or "") if tls is not None else "")
+                                   (tls.version() or "") if tls is not None else "",
+                                   self._given_header)
         raw = transport.get_extra_info("socket")
         if raw is not None:
             try:
@@ -105,6 +112,10 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.engine is None:
             return
+        if self._proxy_header is not None:
+            data = self._read_proxy_header(data)
+            if not data:
+                return
         if self._tunnel is not None:
             self._tunnel.write(data)
             return
@@ -122,6 +133,41 @@ class ClientConnection(asyncio.Protocol):
             # (again if a body's flow control resumed reading in between)
             self._held_back = True
             self.transport.pause_reading()
+
+    def header_given(self, header: ProxyHeader) -> None:
+        """A TLS listener's PROXY protocol header, read before the handshake (by
+        ``TlsAfterHeader``), before this connection is made."""
+        self._proxy_header = None
+        self._given_header = header
+
+    def header_broken(self, transport: asyncio.BaseTransport, message: str) -> None:
+        """A TLS listener's connection began with something else: logged (with the
+        peer's address), and closed by the caller."""
+        peer = transport.get_extra_info("peername") or ("",)
+        self.remote_addr = str(peer[0])
+        self.handler.on_broken_header(self, message)
+
+    def _read_proxy_header(self, data: bytes) -> bytes:
+        """The bytes after the PROXY protocol header, once it is whole (its addresses
+        kept in ``info.proxy_protocol``); a broken header closes the connection."""
+        assert self._proxy_header is not None and self.info is not None
+        data = self._proxy_header + data
+        try:
+            found = read_header(data)
+        except BrokenHeader as e:
+            self._proxy_header = None
+            self.handler.on_broken_header(self, str(e))
+            self.abort()
+            return b""
+        if found is None:
+            self._proxy_header = data
+            return b""
+        self._proxy_header = None
+        header, used = found
+        i = self.info
+        self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port, i.server_addr,
+                                   i.server_port, i.connection_id, i.ssl_protocol, header)
+        return data[used:]
 
     def _crashed(self, error: Exception) -> None:
         """An unexpected error under the engine's callbacks that nothing nearer caught:

@@ -19,6 +19,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from fastgate.config import ConfigError, load_config
 from fastgate.config.model import Config, Listen
 from fastgate.config.tls import TlsError, server_context
 from fastgate.errors import StartError
+from fastgate.http.proxy_protocol import TlsAfterHeader
 from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import ServerTable, Worker
@@ -94,6 +96,18 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     return default
 
 
+def _connections(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
+                 ) -> Callable[[], asyncio.BaseProtocol]:
+    """The protocol factory of a listening socket. With ``tls_after_header`` (``ssl``
+    and ``proxy_protocol``), the PROXY protocol header comes before the TLS handshake:
+    the socket serves plain bytes, and TLS begins after the header."""
+    if tls_after_header is None:
+        return lambda: worker.connection(listen)
+    ctx = tls_after_header
+    timeout = worker.default_settings(listen).client_header_timeout
+    return lambda: TlsAfterHeader(worker.connection(listen), ctx, timeout)
+
+
 class Gateway:
     """The serving process: its sockets, its current worker, and old workers draining."""
 
@@ -134,9 +148,11 @@ class Gateway:
                 sock = self.sockets[key] = bind(listen)
             ctx = (self.contexts.get(key) or tls_context(worker.config, listen)
                    if listen.ssl else None)
+            after_header = ctx is not None and listen.proxy_protocol
             srv = await loop.create_server(
-                lambda listen=listen: worker.connection(listen),
-                sock=sock, ssl=ctx, backlog=listen.backlog, start_serving=True,
+                _connections(worker, listen, ctx if after_header else None),
+                sock=sock, ssl=None if after_header else ctx, backlog=listen.backlog,
+                start_serving=True,
             )
             servers.append(srv)
         self.servers = servers

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastgate._wire import HttpDate, screen_headers
@@ -33,13 +34,18 @@ CLOCK_TICK = 0.25
 
 def listens(config: Config) -> list[Listen]:
     """One listening address each, as the configuration's servers name them (``ssl``
-    wins where servers share an address)."""
+    and ``proxy_protocol`` on any listen of an address apply to all of it, as nginx)."""
     seen: dict[tuple[str, int], Listen] = {}
     for s in config.servers:
         for listen in s.listens:
             prev = seen.get(listen.address)
-            if prev is None or (listen.ssl and not prev.ssl):
+            if prev is None:
                 seen[listen.address] = listen
+                continue
+            kept = listen if listen.ssl and not prev.ssl else prev
+            if listen.proxy_protocol != prev.proxy_protocol:
+                kept = replace(kept, proxy_protocol=True)
+            seen[listen.address] = kept
     return list(seen.values())
 
 
@@ -145,7 +151,7 @@ class Worker:
         """A client connection on ``listen`` (the protocol factory of its server)."""
         return ClientConnection(self.handlers[listen.address], self,
                                 self.default_settings(listen), self.engine, listen.ssl,
-                                listen.port)
+                                listen.port, listen.proxy_protocol)
 
     # --- the clock: one periodic check of every deadline, instead of a timer per request
 
@@ -387,6 +393,9 @@ class AddressHandler:
         w.log.info("client timed out (110: Connection timed out) while reading client "
                    "request headers", conn)
         w.log_refused(conn, 408, 0, 0, self.vhosts)  # in the access log, as nginx
+
+    def on_broken_header(self, conn: ClientConnection, message: str) -> None:
+        self.worker.log.error(f"{message} while reading PROXY protocol", conn)
 
     def on_crash(self, conn: ClientConnection, error: Exception) -> None:
         self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",

@@ -76,15 +76,16 @@ class Phases:
             # task, so that the engine has read what came with the head before anything
             # answers (a refusal then keeps the connection, as nginx discards the body)
             return self._in_task(conn, req, server)
+        fallback = server.fallback
+        assert fallback is not None
+        if fallback.settings.set_real_ip_from:  # realip's post-read phase
+            self.realip.phase(conn, req, fallback)
         if server.rewrites:
             step = self.rewrite.server_phase(conn, req, server)
             if step is not NEXT:
                 return step
         loc, req.captures = server.locations.find(req.uri)
-        if loc is None:
-            loc = server.fallback
-            assert loc is not None
-        return self.walk(conn, req, loc, 0)
+        return self.walk(conn, req, loc if loc is not None else fallback, 0)
 
     async def _in_task(self, conn: ClientConnection, req: Request, server: Server) -> Step:
         req.in_task = True
@@ -227,9 +228,9 @@ class Phases:
 # The phases from find-config's location checks on, in nginx's order; each names the
 # handler a location needs in that phase, or None (then its plan leaves the phase out).
 PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
-    ("post-read", lambda p, loc: p.realip.handler(loc)),
     ("find-config", lambda p, loc: p.internal_only if loc.internal else None),
     ("rewrite", lambda p, loc: p.rewrite.handler(loc)),
+    ("preaccess", lambda p, loc: p.realip.handler(loc)),  # before limits, as nginx
     ("preaccess", lambda p, loc: p.limits.handler(loc)),
     ("access", lambda p, loc: p.access.handler(loc)),
     ("precontent", lambda p, loc: p.mirror.handler(loc)),

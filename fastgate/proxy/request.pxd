@@ -56,6 +56,7 @@ cdef class Request:
     # the rest of the request runs in a task: the callback exchange is not for it
     cdef public bint in_task
     cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)
+    cdef public bint real_address  # the realip module set the address (once, as nginx)
     cdef public int access_code  # satisfy any: the refusal so far (401 over 403)
     cdef public str limit_req_status
     cdef public str limit_conn_status

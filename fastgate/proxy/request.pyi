@@ -46,6 +46,7 @@ class Request:
     rewritten: int
     in_task: bool
     limited: bool
+    real_address: bool
     access_code: int
     limit_req_status: str
     limit_conn_status: str

@@ -229,13 +229,23 @@ def test_forwarded_is_ngx_http_get_forwarded_addr(values: list[str], recursive: 
                                                   expected: str) -> None:
     trusted = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")]
     peer = ipaddress.IPv4Address("127.0.0.1")
-    assert str(addresses.forwarded(peer, values, trusted, recursive)) == expected
+    assert str(addresses.forwarded(peer, values, trusted, recursive)[0]) == expected
 
 
 def test_forwarded_from_an_untrusted_peer_is_the_peer() -> None:
     peer = ipaddress.IPv4Address("192.0.2.1")
     assert addresses.forwarded(peer, ["10.0.0.1"], [ipaddress.ip_network("127.0.0.1/32")],
-                               True) is peer
+                               True) == (peer, None)
+
+
+@pytest.mark.parametrize("values,expected", [
+    (["203.0.113.7"], 0), (["203.0.113.7:8443"], 8443), (["[2001:db8::7]:443"], 443),
+    (["junk"], None),
+])
+def test_forwarded_port(values: list[str], expected: int | None) -> None:
+    trusted = [ipaddress.ip_network("127.0.0.1/32")]
+    peer = ipaddress.IPv4Address("127.0.0.1")
+    assert addresses.forwarded(peer, values, trusted, False)[1] == expected
 
 
 def test_geo_includes_a_file_of_networks(tmp_path: Path) -> None:

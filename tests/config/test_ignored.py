@@ -57,8 +57,9 @@ def test_listen_parameters(tmp_path: Path) -> None:
     assert any('"http2" parameter' in w for w in warnings)
     p = tmp_path / "pp.conf"
     p.write_text("http { server { listen 127.0.0.1:8997 proxy_protocol; } }")
-    with pytest.raises(ConfigError, match='"proxy_protocol" parameter of "listen" is not '
-                                          'supported'):
+    assert load_config(str(p)).servers[0].listens[0].proxy_protocol
+    p.write_text("http { server { listen 127.0.0.1:8997 proxy_protocol=on; } }")
+    with pytest.raises(ConfigError, match='invalid parameter "proxy_protocol=on"'):
         load_config(str(p))
 
 

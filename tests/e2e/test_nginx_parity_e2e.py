@@ -29,6 +29,9 @@ pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
 # headers whose values are compared when either side sends them
 COMPARED = ("location", "www-authenticate", "x-v", "x-seen", "x-user", "x-flag",
             "set-cookie")
+# a PROXY protocol v2 header: TCP over IPv4 from 192.0.2.1:1000 to 192.0.2.2:443, a TLV
+PROXY_V2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0f" + bytes([192, 0, 2, 1, 192, 0, 2, 2])
+            + (1000).to_bytes(2, "big") + (443).to_bytes(2, "big") + b"\x04\x00\x00")
 # what the backend's /cookie answer sets: one Set-Cookie per line
 COOKIES = [
     "sid=abc; Domain=backend.internal; Path=/app/inner; HttpOnly",
@@ -264,6 +267,22 @@ SCENARIOS = {
         location /r5/ { proxy_pass http://BACKEND/redirect/;
           proxy_redirect ~^nomatch /x; proxy_redirect ~/landed$ /found; } }""",
                                 [_request("GET", f"/r{i}/a") for i in range(1, 6)]),
+    "proxy_protocol": ("""server { listen 127.0.0.1:PORT proxy_protocol;
+        set_real_ip_from 127.0.0.1; real_ip_header proxy_protocol;
+        location /pp/ { return 200 "[$proxy_protocol_addr][$proxy_protocol_port][$proxy_protocol_server_addr][$proxy_protocol_server_port][$remote_addr][$remote_port][$realip_remote_addr]"; }
+        location /untrusted/ { set_real_ip_from 10.0.0.0/8; return 200 "[$remote_addr]"; }
+        location /xff/ { real_ip_header X-Forwarded-For;
+                         proxy_set_header X-Real-IP "$remote_addr:$remote_port";
+                         proxy_pass http://BACKEND; } }""",
+                       [head + _request("GET", path, *extra) for head, path, extra in [
+                           (b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n", "/pp/a", ()),
+                           (PROXY_V2, "/pp/b", ()),
+                           (b"PROXY TCP6 2001:db8::7 2001:db8::1 4000 80\r\n", "/pp/c", ()),
+                           (b"PROXY TCP4 1.2.3 10.0.0.1 1 2\r\n", "/untrusted/d", ()),
+                           (b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n", "/untrusted/e",
+                            ()),
+                           (b"PROXY TCP4 203.0.113.7 10.0.0.1 1 2\r\n", "/xff/f",
+                            ("X-Forwarded-For: 198.51.100.9:5678",))]]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

@@ -191,8 +191,7 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
             ld.warn_once(f'the "{arg.partition("=")[0]}" parameter of "listen" is ignored',
                          "fastgate's listening sockets take the system defaults", d)
         elif arg == "proxy_protocol":
-            # the bytes before the request are not HTTP: ignoring it would misparse
-            raise d.error('the "proxy_protocol" parameter of "listen" is not supported')
+            params["proxy_protocol"] = True
         else:
             raise d.error(f'invalid parameter "{arg}"')
     entries = tuple(Listen(host or "0.0.0.0", p, **params) for p in (ports or (port,)))

@@ -25,10 +25,7 @@ def trusted_network(ld: Context, d: Directive) -> Network:
 
 def real_ip_header(ld: Context, d: Directive) -> str:
     name = d.args[0]
-    if name == "proxy_protocol":
-        raise d.error('"real_ip_header proxy_protocol" is not supported: fastgate does not '
-                      "read the PROXY protocol")
-    return name.lower()
+    return name if name == "proxy_protocol" else name.lower()
 
 
 SPECS = [
