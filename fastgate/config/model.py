@@ -630,11 +630,16 @@ class Server:
 
 @dataclass(frozen=True, slots=True)
 class Expires:
-    """``expires TIME|epoch|max``: ``kind`` "after" (``seconds`` from the response, maybe
-    negative), "epoch" or "max"."""
+    """``expires [modified] TIME|@TIME|epoch|max``: ``kind`` "after" (``seconds`` from
+    the response, maybe negative), "modified" (from the response's Last-Modified, else
+    as "after"), "daily" (the next time of day ``seconds`` after midnight, local time),
+    "epoch" or "max"; "value": ``template``, with variables, parsed for each response
+    (``modified`` given with it or not)."""
 
     kind: str
     seconds: float = 0.0
+    template: Template | None = None
+    modified: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,21 +21,29 @@ _TIME_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|M|y)?")
 _SIZE = re.compile(r"(\d+)([kKmMgG]?)")
 
 
-def parse_time(d: Directive, text: str) -> float:
-    """``ngx_parse_time``: "30", "30s", "500ms", "1m30s" → seconds."""
+def time_value(text: str, seconds_only: bool = False) -> float | None:
+    """``ngx_parse_time``: "30", "30s", "500ms", "1m30s" → seconds; None if invalid.
+    ``seconds_only``: nginx's whole-seconds form (no "ms"), as ``expires`` reads it."""
     pos = 0
     total = 0.0
     if not text:
-        raise d.error(f'"{d.name}" directive invalid value')
+        return None
     while pos < len(text):
         m = _TIME_PART.match(text, pos)
-        if m is None:
-            raise d.error(f'"{d.name}" directive invalid value')
+        if m is None or (seconds_only and m.group(2) == "ms"):
+            return None
         total += int(m.group(1)) * _TIME_UNITS[m.group(2) or "s"]
         pos = m.end()
         if m.group(2) is None and pos < len(text):
-            raise d.error(f'"{d.name}" directive invalid value')
+            return None
     return total
+
+
+def parse_time(d: Directive, text: str) -> float:
+    value = time_value(text)
+    if value is None:
+        raise d.error(f'"{d.name}" directive invalid value')
+    return value
 
 
 def parse_size(d: Directive, text: str) -> int:

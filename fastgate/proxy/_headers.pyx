@@ -13,7 +13,6 @@ from fastgate._wire cimport ResponseHead, _field_value, _forward_into, header_is
 from fastgate.proxy.request cimport Request
 
 from fastgate.proxy.headers import (
-    ADD_HEADER_STATUSES,
     RESPONSE_DROP,
     redirected,
     without_expires,
@@ -21,7 +20,6 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.cookies import rewrite_set_cookies
 from fastgate.proxy.status import reason
 
-cdef frozenset _ADD_HEADER_STATUSES = ADD_HEADER_STATUSES
 cdef tuple _RESPONSE_DROP = RESPONSE_DROP
 
 
@@ -145,9 +143,13 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
         headers = rewrite_set_cookies(headers, s, req)
     req.upstream_headers = rhead.headers
     if s.add_header or s.expires is not None:
-        if s.expires is not None and status in _ADD_HEADER_STATUSES:
-            headers = without_expires(headers)
-        headers.extend(respond.added_headers(req, loc, status))
+        if s.expires is not None:
+            expiry = respond.expires_for(req, loc, status)
+            if expiry:  # replaces the upstream's
+                headers = without_expires(headers)
+                headers.extend(expiry)
+        if s.add_header:
+            headers.extend(respond.headers_added(req, loc, status))
     length = rhead.content_length if rhead.content_length >= 0 else None
     req.sent_headers = headers
     return engine.send_head(status, rhead.reason or reason(status), headers, length,

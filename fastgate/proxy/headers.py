@@ -10,10 +10,12 @@ rules) is here; the per-request part runs in C: ``fastgate.proxy._headers``
 from __future__ import annotations
 
 import re
-from email.utils import formatdate
+import time
+from email.utils import formatdate, parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from fastgate._wire import field_value
+from fastgate.config.expires import ExpiresError, parse_expires
 from fastgate.config.model import Expires, Settings
 from fastgate.http.engine import Headers
 from fastgate.variables import Template
@@ -189,16 +191,62 @@ _MAX_DATE = b"Thu, 31 Dec 2037 23:55:55 GMT"
 _EPOCH_DATE = b"Thu, 01 Jan 1970 00:00:01 GMT"
 
 
-def expires_headers(expires: Expires, now: float) -> Headers:
-    """``Expires`` and ``Cache-Control`` as nginx's ``expires`` sets them."""
-    if expires.kind == "max":
+def expires_headers(expires: Expires, now: float, req: Any) -> Headers:
+    """``Expires`` and ``Cache-Control`` as nginx's ``expires`` sets them; none when a
+    value with variables says ``off`` or is not one (the upstream's stay then)."""
+    if expires.template is not None:
+        try:
+            found = parse_expires(expires.template.render(req), expires.modified)
+        except ExpiresError:
+            return []
+        if found is None:
+            return []
+        expires = found
+    kind = expires.kind
+    if kind == "max":
         return [(b"Expires", _MAX_DATE), (b"Cache-Control", b"max-age=315360000")]
-    if expires.kind == "epoch":
+    if kind == "epoch":
         return [(b"Expires", _EPOCH_DATE), (b"Cache-Control", b"no-cache")]
     seconds = int(expires.seconds)
-    date = formatdate(now + seconds, usegmt=True).encode()
-    control = b"no-cache" if seconds < 0 else b"max-age=%d" % seconds
-    return [(b"Expires", date), (b"Cache-Control", control)]
+    whole = int(now)
+    if seconds == 0 and kind != "daily":
+        return [(b"Expires", formatdate(whole, usegmt=True).encode()),
+                (b"Cache-Control", b"max-age=0")]
+    modified = _last_modified(req) if kind == "modified" else None
+    if kind == "daily":
+        at = _next_time(seconds, whole)
+        max_age = at - whole
+    elif modified is not None:
+        at = modified + seconds
+        max_age = at - whole
+    else:
+        at, max_age = whole + seconds, seconds
+    control = b"no-cache" if seconds < 0 or max_age < 0 else b"max-age=%d" % max_age
+    return [(b"Expires", formatdate(at, usegmt=True).encode()), (b"Cache-Control", control)]
+
+
+def _last_modified(req: Any) -> int | None:
+    """The upstream response's Last-Modified, in seconds (None: none, or not a date)."""
+    for name, value in req.upstream_headers or ():
+        if name.lower() == b"last-modified":
+            try:
+                return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
+            except (TypeError, ValueError, IndexError):
+                return None
+    return None
+
+
+def _next_time(of_day: int, now: int) -> int:
+    """ngx_next_time: the next moment (local time) that is ``of_day`` seconds after
+    midnight, today's if it is still to come, else tomorrow's."""
+    tm = list(time.localtime(now))
+    tm[3], tm[4], tm[5] = of_day // 3600, of_day % 3600 // 60, of_day % 60
+    tm[8] = -1  # the DST flag as mktime finds it
+    at = int(time.mktime(tuple(tm)))  # type: ignore[arg-type]
+    if at - now > 0:
+        return at
+    tm[2] += 1  # mktime normalises the 32nd of a month
+    return int(time.mktime(tuple(tm)))  # type: ignore[arg-type]
 
 
 def without_expires(headers: Headers) -> Headers:

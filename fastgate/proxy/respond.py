@@ -83,11 +83,22 @@ class Responder:
                   [(b"Location", url.encode("utf-8"))])
 
     def added_headers(self, req: Request, loc: Location, status: int) -> Headers:
-        """``add_header``'s and ``expires``'s headers for a response of ``status``."""
-        out: Headers = []
+        """``expires``'s and ``add_header``'s headers for a response of ``status``."""
+        return self.expires_for(req, loc, status) + self.headers_added(req, loc, status)
+
+    @staticmethod
+    def expires_for(req: Request, loc: Location, status: int) -> Headers:
+        """``expires``' Expires and Cache-Control for a response of ``status`` (none:
+        the response keeps its own)."""
         expires = loc.settings.expires
-        if expires is not None and status in ADD_HEADER_STATUSES:
-            out.extend(expires_headers(expires, time.time()))
+        if expires is None or status not in ADD_HEADER_STATUSES:
+            return []
+        return expires_headers(expires, time.time(), req)
+
+    @staticmethod
+    def headers_added(req: Request, loc: Location, status: int) -> Headers:
+        """``add_header``'s headers for a response of ``status``."""
+        out: Headers = []
         for name, template, always in loc.settings.add_header:
             if always or status in ADD_HEADER_STATUSES:
                 value = template.render(req)

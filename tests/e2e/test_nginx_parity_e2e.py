@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
 
 # headers whose values are compared when either side sends them
 COMPARED = ("location", "www-authenticate", "x-v", "x-seen", "x-user", "x-flag",
-            "set-cookie")
+            "set-cookie", "cache-control")
 # a PROXY protocol v2 header: TCP over IPv4 from 192.0.2.1:1000 to 192.0.2.2:443, a TLV
 PROXY_V2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0f" + bytes([192, 0, 2, 1, 192, 0, 2, 2])
             + (1000).to_bytes(2, "big") + (443).to_bytes(2, "big") + b"\x04\x00\x00")
@@ -58,6 +58,10 @@ def _answer(req: Received) -> bytes:
     if path.startswith(b"/cookie") or b"/cookie" in path:
         lines = b"".join(b"Set-Cookie: " + c.encode() + b"\r\n" for c in COOKIES)
         return b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n"
+    if b"/cached" in path:
+        return (b"HTTP/1.1 200 OK\r\nCache-Control: public, max-age=5\r\n"
+                b"Last-Modified: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
+                b"Expires: Mon, 01 Jan 2001 00:00:05 GMT\r\nContent-Length: 0\r\n\r\n")
     if path.startswith(b"/fail"):
         return b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\noops"
     if path.startswith(b"/redirect"):
@@ -283,6 +287,18 @@ SCENARIOS = {
                             ()),
                            (b"PROXY TCP4 203.0.113.7 10.0.0.1 1 2\r\n", "/xff/f",
                             ("X-Forwarded-For: 198.51.100.9:5678",))]]),
+    "expires": ("""server { listen 127.0.0.1:PORT;
+        location /e1/ { expires epoch; proxy_pass http://BACKEND/cached; }
+        location /e2/ { expires $arg_e; proxy_pass http://BACKEND/cached; }
+        location /e3/ { expires modified 1h; proxy_pass http://BACKEND/cached; }
+        location /e4/ { expires modified $arg_e; proxy_pass http://BACKEND/cached; }
+        location /e5/ { expires 0; proxy_pass http://BACKEND/cached; }
+        location /e6/ { expires -1h; return 200 "local"; }
+        location /e7/ { expires max; return 404; } }""",
+                [_request("GET", p) for p in (
+                    "/e1/", "/e2/?e=max", "/e2/?e=off", "/e2/?e=bogus", "/e2/?e=-1h",
+                    "/e2/?e=epoch", "/e3/", "/e4/?e=@1h", "/e4/?e=-5m", "/e4/?e=epoch",
+                    "/e5/", "/e6/", "/e7/")]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

@@ -106,7 +106,7 @@ def test_a_bug_in_the_upstream_callbacks_is_a_500(within) -> None:  # type: igno
     def check(rig: Rig) -> None:
         rig.client.data_received(rig.request)
         assert rig.upstream_out.out
-        rig.worker.phases.respond.added_headers = _boom  # type: ignore[method-assign]
+        rig.worker.phases.respond.headers_added = _boom  # type: ignore[method-assign]
         rig.upstream.data_received(RESPONSE)  # must not raise into the event loop
         assert rig.response().startswith(b"HTTP/1.1 500")
         assert rig.upstream_out.aborted  # the upstream connection is not reused

@@ -9,31 +9,28 @@ from fastgate.config.context import (
     Spec,
 )
 from fastgate.config.directives.args import appending, check_header_name, setting
+from fastgate.config.expires import ExpiresError, parse_expires
 from fastgate.config.model import (
     Expires,
 )
 from fastgate.config.parser import Directive
-from fastgate.config.values import (
-    parse_time,
-)
 from fastgate.variables import Template
 
 
 def expires_arg(ld: Context, d: Directive) -> Expires | None:
-    """``expires off|epoch|max|[-]TIME`` (ngx_http_headers_filter_module)."""
-    if len(d.args) > 1 or d.args[0].startswith(("@", "$")) or d.args[0] == "modified":
-        # what these need (the time of day, a variable read from the response, the
-        # file's date) fastgate does not have: refused rather than half done
-        raise d.error(f'"expires {" ".join(d.args)}" is not supported: give "off", '
-                      '"epoch", "max" or a time')
-    value = d.args[0]
-    if value == "off":
-        return None
-    if value in ("epoch", "max"):
-        return Expires(value)
-    if value.startswith("-"):
-        return Expires("after", -parse_time(d, value[1:]))
-    return Expires("after", parse_time(d, value))
+    """``expires [modified] TIME|@TIME|epoch|max|off`` (ngx_http_headers_filter_module);
+    a value with variables is parsed for each response."""
+    modified = len(d.args) == 2
+    if modified and d.args[0] != "modified":
+        raise d.error(f'"{d.name}" directive invalid value')
+    text = d.args[-1]
+    value = ld.compile(text, d)
+    if not value.is_literal:
+        return Expires("value", template=value, modified=modified)
+    try:
+        return parse_expires(text, modified)
+    except ExpiresError as e:
+        raise d.error(f'"{d.name}" directive {e}') from None
 
 
 def add_header(ld: Context, d: Directive) -> tuple[str, Template, bool]:
