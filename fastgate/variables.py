@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastgate.config.errors import ConfigError
+from fastgate.config.referers import VALID
 
 Getter = Callable[[Any], str]
 
@@ -187,6 +188,20 @@ class _NoProxyHeader:
 _NO_PROXY_HEADER = _NoProxyHeader()
 
 
+def _invalid_referer(r: Any) -> str:
+    """``$invalid_referer``: the request's location's valid_referers decide (none
+    configured: valid)."""
+    loc = r.location
+    referers = loc.settings.valid_referers if loc is not None else None
+    if referers is None:
+        return VALID
+    value = r.header(b"referer")
+    server = r.server
+    found: str = referers.check(value.decode("latin-1") if value is not None else None,
+                                server.server_names if server is not None else ())
+    return found
+
+
 def _proxy_protocol(r: Any) -> Any:
     """The connection's PROXY protocol header, or one naming nothing (empty values)."""
     return r.connection.proxy_protocol or _NO_PROXY_HEADER
@@ -256,6 +271,7 @@ BUILTIN: dict[str, Getter] = {
     "remote_user": _remote_user,
     # the connection's peer, whatever set_real_ip_from made $remote_addr
     "realip_remote_addr": lambda r: r.connection.remote_addr,
+    "invalid_referer": _invalid_referer,
     "binary_remote_addr": lambda r: r.remote_addr,
     # empty when realip took an address without a port, as nginx's
     "remote_port": lambda r: str(r.remote_port) if r.remote_port else "",

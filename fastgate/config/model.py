@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from fastgate.config.errors import ConfigError
 from fastgate.config.lookups import Lookup
+from fastgate.config.referers import Referers
 from fastgate.variables import Template
 
 if TYPE_CHECKING:
@@ -369,6 +370,7 @@ class Settings:
     # None is "all"), and whether all access checks must pass or any one
     access_rules: tuple[AccessRule, ...] = ()
     satisfy: str = "all"
+    valid_referers: Referers | None = None  # $invalid_referer's lists
     auth_delay: float = 0.0  # seconds a 401 of the access phase waits (brute-force brake)
     # proxy_redirect: ("default", None), ("off", None) or (pattern, replacement), in order
     proxy_redirect: tuple[tuple[RedirectPattern, Template | None], ...] = (("default", None),)

@@ -5,12 +5,12 @@ request touches hangs off this object."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import replace
 from typing import Any
 
 from fastgate._wire import HttpDate, screen_headers
+from fastgate.config.hostnames import HostTable
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.config.regex import compile_regex
 from fastgate.http.engine import ProtocolError, RequestHead
@@ -59,38 +59,17 @@ class ServerTable:
         # the request line is parsed before the Host header picks a server: nginx
         # takes merge_slashes from the address's default server
         self.merge_slashes = self.default.settings.merge_slashes
-        self.exact: dict[str, Server] = {}
-        self.heads: list[tuple[str, Server]] = []
-        self.tails: list[tuple[str, Server]] = []
-        self.regexes: list[tuple[re.Pattern[str], Server]] = []
-        for s in servers:
-            for name in s.server_names:
-                if name.startswith("~"):
-                    self.regexes.append((compile_regex(name[1:], True), s))
-                elif name.startswith("*."):
-                    self.heads.append((name[1:], s))
-                elif name.startswith("."):
-                    self.heads.append((name, s))
-                    self.exact.setdefault(name[1:], s)
-                elif name.endswith(".*"):
-                    self.tails.append((name[:-1], s))
-                else:
-                    self.exact.setdefault(name, s)
-        self.heads.sort(key=lambda x: len(x[0]), reverse=True)
-        self.tails.sort(key=lambda x: len(x[0]), reverse=True)
+        self.names: HostTable[Server] = HostTable(
+            (name, s) for s in servers for name in s.server_names if not name.startswith("~"))
+        self.regexes = [(compile_regex(name[1:], True), s) for s in servers
+                        for name in s.server_names if name.startswith("~")]
 
     def select(self, host: str) -> Server:
         if not host:
             return self.default
-        s = self.exact.get(host)
-        if s is not None:
-            return s
-        for suffix, srv in self.heads:
-            if host.endswith(suffix):
-                return srv
-        for prefix, srv in self.tails:
-            if host.startswith(prefix):
-                return srv
+        found = self.names.find(host)
+        if found is not None:
+            return found[0]
         for rx, srv in self.regexes:
             if rx.search(host):
                 return srv

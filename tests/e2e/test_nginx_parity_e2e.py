@@ -299,6 +299,25 @@ SCENARIOS = {
                     "/e1/", "/e2/?e=max", "/e2/?e=off", "/e2/?e=bogus", "/e2/?e=-1h",
                     "/e2/?e=epoch", "/e3/", "/e4/?e=@1h", "/e4/?e=-5m", "/e4/?e=epoch",
                     "/e5/", "/e6/", "/e7/")]),
+    "valid_referers": ("""server { listen 127.0.0.1:PORT;
+        server_name gw.test *.gw.test ~^re\\d+\\.test$;
+        location /a/ { valid_referers none blocked server_names example.com *.example.org
+                         www.example.* .site.test images.test/pics/ ~\\.google\\.;
+                       return 200 "[$invalid_referer]"; }
+        location /b/ { valid_referers example.com; return 200 "[$invalid_referer]"; }
+        location /c/ { return 200 "[$invalid_referer]"; }
+        location /d/ { valid_referers none example.com; valid_referers ~^x\\.;
+                       if ($invalid_referer) { return 403; } return 200 "ok"; } }""",
+                       [_request("GET", path, *([f"Referer: {ref}"] if ref is not None else []))
+                        for path in ("/a/", "/b/", "/c/", "/d/")
+                        for ref in (None, "", "http://example.com/x", "https://EXAMPLE.com:8443/x",
+                                    "http://a.example.org/", "http://example.org/",
+                                    "http://www.example.co.uk/", "http://site.test/",
+                                    "http://x.site.test/", "http://images.test/pics/1.png",
+                                    "http://images.test/other", "http://images.test",
+                                    "http://www.google.com/search", "http://gw.test/",
+                                    "http://x.gw.test/", "http://re12.test/", "ftp://example.com/",
+                                    "http://i.ru", "http://x", "http://x.example.net/")]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

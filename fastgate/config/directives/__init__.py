@@ -26,6 +26,7 @@ from fastgate.config.directives import (
     mirror,
     proxy,
     realip,
+    referer,
     resolver,
     rewrite,
     tls,
@@ -34,8 +35,8 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request, proxy,
-           limits, headers, realip, resolver, tls, upstream, ignored)
+MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
+           proxy, limits, headers, realip, referer, resolver, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

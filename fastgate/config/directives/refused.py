@@ -82,7 +82,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
     "add_trailer": ("ngx_http_headers_filter_module", ABSENT + ": responses carry no "
                     "trailers"),
-    "valid_referers": ("ngx_http_referer_module", ABSENT + " yet ($invalid_referer)"),
 }
 
 
