@@ -19,7 +19,7 @@ from fastgate.config.directives.foreign import foreign_message
 from fastgate.config.directives.refused import refused_message
 from fastgate.config.errors import ConfigError
 from fastgate.config.lookups import Lookup
-from fastgate.config.merge import Builder, merge, merge_origins
+from fastgate.config.merge import Builder, check_client_certificates, merge, merge_origins
 from fastgate.config.model import (
     AccessLog,
     Config,
@@ -264,6 +264,7 @@ class Loader:
             builder = Builder(self)
             servers = tuple(builder.server(http_settings, http_origins, s)
                             for s in http.children if s.ctx == SERVER)
+            check_client_certificates(servers)
             tls_pools = builder.tls_pools
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastgate.config.context import LOCATION, Context, Level, PendingIf
+from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
     If,
     Listen,
@@ -303,3 +304,27 @@ class Builder:
                     raise self.ld.error(f'could not find named location "{target}"',
                                         at.where.file, at.where.line)
             self._check_auth_request(server, loc)
+
+
+def check_client_certificates(servers: tuple[Server, ...]) -> None:
+    """Servers sharing a TLS address ask for and check client certificates alike: the
+    handshake's certificate request comes from the address's first context, and
+    choosing another by SNI does not change it in Python's ssl (nginx sets it again)."""
+    seen: dict[tuple[str, int], tuple[Server, tuple[object, ...]]] = {}
+    tls = {x.address for srv in servers for x in srv.listens if x.ssl}
+    for srv in servers:
+        s = srv.settings
+        mine = (s.ssl_verify_client, s.ssl_client_certificate, s.ssl_trusted_certificate,
+                s.ssl_verify_depth, s.ssl_crl)
+        for listen in srv.listens:
+            if listen.address not in tls:
+                continue
+            first = seen.setdefault(listen.address, (srv, mine))
+            if first[1] != mine:
+                host, port = listen.address
+                raise ConfigError(
+                    f"servers on {host}:{port} differ in client certificate settings "
+                    "(ssl_verify_client, ssl_client_certificate, ssl_trusted_certificate, "
+                    f"ssl_verify_depth, ssl_crl; the first in {first[0].where.file}:"
+                    f"{first[0].where.line}): fastgate cannot change them by SNI",
+                    srv.where.file, srv.where.line)

@@ -437,6 +437,14 @@ class Settings:
     ssl_session_tickets: bool = True
     ssl_ecdh_curve: str = "auto"
     ssl_dhparam: str | None = None
+    # client certificates: "off", "on" (one is required) or "optional"; the CAs that
+    # sign them (ssl_client_certificate, also named to the client; ssl_trusted_certificate
+    # only checks), how many CAs above the certificate may be, revoked ones
+    ssl_verify_client: str = "off"
+    ssl_client_certificate: str | None = None
+    ssl_trusted_certificate: str | None = None
+    ssl_verify_depth: int = 1
+    ssl_crl: str | None = None
     ssl_password_file: tuple[str, ...] | None = None  # the passphrases, tried in order
     ssl_on: bool = False  # the deprecated "ssl on": every listen of the server is ssl
     limit_req: tuple[LimitReq, ...] = ()

@@ -90,7 +90,30 @@ def server_context(s: Settings) -> ssl.SSLContext:
                                           f"{_reason(e)}") from None
     for cert, key in zip(s.ssl_certificate, s.ssl_certificate_key, strict=False):
         _load_pair(ctx, cert, key, s.ssl_password_file)
+    if s.ssl_verify_client != "off":
+        _client_certificates(ctx, s)
     return ctx
+
+
+def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
+    """``ssl_verify_client on|optional``: a certificate is asked for and, when one comes,
+    checked against the CAs (and CRLs) — one that fails fails the handshake (Python's
+    ssl cannot let it through to answer 400, as nginx does). Whether one is required,
+    and ``ssl_verify_depth``, are checked per request (``client_certificate_error``)."""
+    if s.ssl_client_certificate is None:
+        raise TlsError("ssl_verify_client", "no ssl_client_certificate for ssl_verify_client")
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    for directive, path in (("ssl_client_certificate", s.ssl_client_certificate),
+                            ("ssl_trusted_certificate", s.ssl_trusted_certificate),
+                            ("ssl_crl", s.ssl_crl)):
+        if path is None:
+            continue
+        try:
+            ctx.load_verify_locations(path)
+        except (OSError, ssl.SSLError) as e:
+            raise TlsError(directive, f'cannot load "{path}": {_reason(e)}') from None
+    if s.ssl_crl is not None:
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
 
 
 def upstream_tls(s: Settings, host: str) -> UpstreamTls:

@@ -77,6 +77,10 @@ class ServerEngine(Protocol):
     def send_body(self, data: bytes) -> bytes: ...
     def send_end(self) -> bytes: ...
 
+    def no_keep_alive(self) -> None:
+        """The response about to be framed ends the connection (``Connection: close``),
+        as nginx's ``r->keepalive = 0``."""
+
     def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
         """Send a 101; returns (head bytes, bytes already received after the request)."""
 

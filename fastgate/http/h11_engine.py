@@ -65,6 +65,7 @@ class H11Server:
         self._lengths = self._codings = 0
         self._in_head = False  # bytes of the next request's head have arrived
         self._eof = False  # the client has closed its side
+        self._close = False  # the next response says Connection: close
 
     def feed(self, data: bytes) -> None:
         if self._failed:
@@ -233,6 +234,8 @@ class H11Server:
                   content_length: int | None, head_only: bool = False) -> bytes:
         if content_length is not None and status not in _NO_BODY_STATUS:
             headers = [*headers, (b"content-length", str(content_length).encode())]
+        if self._close:
+            headers = [*headers, (b"connection", b"close")]  # h11 then closes after it
         try:
             return self._conn.send(h11.Response(status_code=status, reason=reason,
                                                 headers=headers)) or b""
@@ -244,6 +247,9 @@ class H11Server:
 
     def send_end(self) -> bytes:
         return self._conn.send(h11.EndOfMessage()) or b""
+
+    def no_keep_alive(self) -> None:
+        self._close = True
 
     def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
         out = self._conn.send(h11.InformationalResponse(status_code=status, reason=reason,

@@ -488,6 +488,9 @@ cdef class HttptoolsServer:
             return b"0\r\n\r\n"
         return b""
 
+    def no_keep_alive(self):
+        self._keep_alive = False
+
     def switch_protocol(self, status, reason, headers):
         self._upgraded = True
         self._keep_alive = False

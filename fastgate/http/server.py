@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any
 
 from fastgate._wire import ConnectionInfo
@@ -27,6 +28,18 @@ LINGERING_TIME = 5.0
 
 class ClientGone(FastgateError):
     pass
+
+
+def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int] | None:
+    """The client's certificate (DER) and how many CAs stand above it in the chain the
+    handshake verified (``ssl_verify_depth`` is checked against it), or None."""
+    der = tls.getpeercert(binary_form=True)
+    if der is None:
+        return None
+    chain = getattr(tls, "get_verified_chain", None)  # public from Python 3.13
+    if chain is None:
+        chain = tls._sslobj.get_verified_chain  # type: ignore[attr-defined]
+    return der, len(chain()) - 1
 
 
 class ClientConnection(asyncio.Protocol):
@@ -95,7 +108,8 @@ class ClientConnection(asyncio.Protocol):
         self.info = ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
                                    self.server_addr, self.server_port, self.connection_id,
                                    (tls.version() or "") if tls is not None else "",
-                                   self._given_header)
+                                   self._given_header,
+                                   client_certificate(tls) if tls is not None else None)
         raw = transport.get_extra_info("socket")
         if raw is not None:
             try:
@@ -133,6 +147,11 @@ class ClientConnection(asyncio.Protocol):
             # (again if a body's flow control resumed reading in between)
             self._held_back = True
             self.transport.pause_reading()
+
+    def close_after_response(self) -> None:
+        """The response about to go ends this connection (``Connection: close``)."""
+        if self.engine is not None:
+            self.engine.no_keep_alive()
 
     def header_given(self, header: ProxyHeader) -> None:
         """A TLS listener's PROXY protocol header, read before the handshake (by

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fastgate.config.model import AUTO_REDIRECT, Location, Server
+from fastgate.config.model import AUTO_REDIRECT, Location, Server, Settings
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import normalize
 from fastgate.proxy._walk import Walker
@@ -78,6 +78,10 @@ class Phases:
             return self._in_task(conn, req, server)
         fallback = server.fallback
         assert fallback is not None
+        if fallback.settings.ssl_verify_client != "off":
+            refused = self._client_certificate(conn, req, fallback.settings)
+            if refused:
+                return self.fail(conn, req, fallback, refused)
         if fallback.settings.set_real_ip_from:  # realip's post-read phase
             self.realip.phase(conn, req, fallback)
         if server.rewrites:
@@ -86,6 +90,25 @@ class Phases:
                 return step
         loc, req.captures = server.locations.find(req.uri)
         return self.walk(conn, req, loc if loc is not None else fallback, 0)
+
+    def _client_certificate(self, conn: ClientConnection, req: Request, s: Settings) -> int:
+        """nginx's check before any phase: 496 when ``ssl_verify_client on`` and no
+        certificate came, 495 when its chain is longer than ``ssl_verify_depth`` allows
+        (one that failed its CA check failed the handshake already); else 0."""
+        if req.scheme != "https":
+            return 0
+        cert = req.connection.client_certificate
+        if cert is None:
+            if s.ssl_verify_client != "on":
+                return 0
+            self.w.log.info("client sent no required SSL certificate while reading client "
+                            "request headers", conn, req)
+            return 496
+        if cert[1] > s.ssl_verify_depth:
+            self.w.log.info("client SSL certificate verify error: (22:certificate chain too "
+                            "long) while reading client request headers", conn, req)
+            return 495
+        return 0
 
     async def _in_task(self, conn: ClientConnection, req: Request, server: Server) -> Step:
         req.in_task = True

@@ -14,7 +14,7 @@ from fastgate.proxy.headers import (
     expires_headers,
     is_safe_value,
 )
-from fastgate.proxy.status import error_body, reason
+from fastgate.proxy.status import SPECIAL, error_body, reason
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
@@ -68,8 +68,12 @@ class Responder:
 
     def respond_error(self, conn: ClientConnection, req: Request, loc: Location | None,
                       status: int) -> None:
-        self.send(conn, req, loc, status, error_body(final_status(req, status)),
-                  b"text/html")
+        shown = final_status(req, status)
+        if shown in SPECIAL:  # 400 with nginx's text, and the connection ends (nginx)
+            conn.close_after_response()
+            self.send(conn, req, loc, 400, error_body(shown), b"text/html")
+            return
+        self.send(conn, req, loc, status, error_body(shown), b"text/html")
 
     def redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
                  url: str) -> None:

@@ -9,7 +9,17 @@ def reason(status: int) -> bytes:
     return REASONS.get(status, b"")
 
 
+# nginx's statuses of its own that a client sees as 400 with their text (an error_page
+# may still take them by their own number)
+SPECIAL = {495: "The SSL certificate error", 496: "No required SSL certificate was sent"}
+
+
 def error_body(status: int) -> bytes:
+    special = SPECIAL.get(status)
+    if special is not None:
+        return (f"<html>\r\n<head><title>400 {special}</title></head>\r\n<body>\r\n"
+                f"<center><h1>400 Bad Request</h1></center>\r\n<center>{special}</center>"
+                "\r\n<hr><center>fastgate</center>\r\n</body>\r\n</html>\r\n").encode()
     text = f"{status} {reason(status).decode()}".strip()
     return (f"<html>\r\n<head><title>{text}</title></head>\r\n<body>\r\n<center><h1>{text}"
             "</h1></center>\r\n<hr><center>fastgate</center>\r\n</body>\r\n</html>\r\n").encode()

@@ -41,6 +41,11 @@ BUILT_FROM = {
     ("Settings", "ssl_dhparam"): "config/tls.py",
     ("Settings", "ssl_password_file"): "config/tls.py",
     ("Settings", "ssl_on"): "config/merge.py",  # the server's listens
+    # client certificates: the context asks for and checks them; servers on one
+    # address must agree (merge.py)
+    ("Settings", "ssl_client_certificate"): "config/tls.py",
+    ("Settings", "ssl_trusted_certificate"): "config/tls.py",
+    ("Settings", "ssl_crl"): "config/tls.py",
     # an https:// proxy_pass's TLS settings, and the context built from them
     ("Settings", "proxy_ssl_server_name"): "config/tls.py",
     ("Settings", "proxy_ssl_name"): "config/tls.py",

@@ -199,7 +199,7 @@ def test_variables_in_certificate_paths_are_refused(tmp_path: Path) -> None:
     ("ssl_buffer_size 4k;", '"ssl_buffer_size" directive is ignored'),
     ("ssl_early_data on;", '"ssl_early_data" directive is ignored'),
     ("ssl_early_data off;", None),
-    ("ssl_trusted_certificate cert.pem;", '"ssl_trusted_certificate" is not used'),
+    ("ssl_trusted_certificate cert.pem;", '"ssl_trusted_certificate" checks client certificates only'),
 ])
 def test_what_pythons_ssl_cannot_do_is_warned_once(tmp_path: Path, directive: str,
                                                    warned: str | None) -> None:
@@ -287,3 +287,32 @@ def test_proxy_ssl_name_takes_no_other_variable(tmp_path: Path) -> None:
         'variables in "proxy_ssl_name" are not supported')
     config = _proxy(tmp_path, "location / { proxy_pass https://be; proxy_ssl_name $proxy_host; }")
     assert config.tls_pools["be tls:1"][1].name == "be"
+
+
+def test_client_certificates_at_load(tmp_path: Path) -> None:
+    pair = _pair(tmp_path)
+    crt = tmp_path / "cert.pem"
+    assert "optional_no_ca" in _error(tmp_path, f"{pair} ssl_verify_client optional_no_ca;")
+    assert 'invalid value "maybe"' in _error(tmp_path, f"{pair} ssl_verify_client maybe;")
+    assert "no ssl_client_certificate for ssl_verify_client" in _error(
+        tmp_path, f"{pair} ssl_verify_client on;")
+    assert "cannot open" in _error(tmp_path, f"{pair} ssl_client_certificate /nonexistent;")
+    cfg = _load(tmp_path, f"{pair} ssl_verify_client optional; ssl_client_certificate {crt};"
+                          " ssl_verify_depth 3;")
+    s = cfg.servers[0].settings
+    assert (s.ssl_verify_client, s.ssl_verify_depth) == ("optional", 3)
+    ctx = server_context(s)
+    assert ctx.verify_mode == ssl.CERT_OPTIONAL
+
+
+def test_servers_sharing_a_tls_address_check_client_certificates_alike(tmp_path: Path) -> None:
+    pair = _pair(tmp_path)
+    crt = tmp_path / "cert.pem"
+    path = tmp_path / "two.conf"
+    path.write_text(f"""http {{
+      server {{ listen 127.0.0.1:8443 ssl; server_name a; {pair} }}
+      server {{ listen 127.0.0.1:8443 ssl; server_name b; {pair}
+                ssl_verify_client on; ssl_client_certificate {crt}; }} }}""")
+    with pytest.raises(ConfigError, match="servers on 127.0.0.1:8443 differ in client "
+                                          "certificate settings"):
+        load_config(str(path))

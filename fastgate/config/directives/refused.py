@@ -14,7 +14,8 @@ OTHER_PROTOCOL = ("fastgate proxies HTTP and HTTPS only (proxy_pass); it does no
                   "to {} backends")
 BODY_FILTER = "fastgate does not rewrite response bodies"
 FILES = "fastgate serves and stores no files"
-CLIENT_CERTS = "fastgate does not ask for or check client certificates"
+CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
+                "it asks no OCSP responder")
 ABSENT = "not in fastgate"
 
 # by the start of the name: (nginx's module, why)
@@ -64,10 +65,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),
     "post_action": ("ngx_http_core_module", ABSENT + " (undocumented in nginx)"),
-    "ssl_verify_client": ("ngx_http_ssl_module", CLIENT_CERTS),
-    "ssl_verify_depth": ("ngx_http_ssl_module", CLIENT_CERTS),
-    "ssl_client_certificate": ("ngx_http_ssl_module", CLIENT_CERTS),
-    "ssl_crl": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_responder": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_cache": ("ngx_http_ssl_module", CLIENT_CERTS),

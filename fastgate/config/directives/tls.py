@@ -1,7 +1,7 @@
 """nginx's SSL module (``ngx_http_ssl_module``): certificates and keys, protocols,
-ciphers, curves, DH parameters, passphrases, tickets. Each maps onto Python's ``ssl``
-(``fastgate.config.tls`` builds the context); what Python's ``ssl`` cannot express is
-accepted with one ``[warn]`` that says what is not done.
+ciphers, curves, DH parameters, passphrases, tickets, client certificates. Each maps
+onto Python's ``ssl`` (``fastgate.config.tls`` builds the context); what Python's
+``ssl`` cannot express is accepted with one ``[warn]`` that says what is not done.
 
 Files are opened here, so that a missing or unreadable one fails ``-t`` with the
 directive's FILE:LINE, as ``nginx -t`` does."""
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from fastgate.config.context import HS, Context, Level, Spec
-from fastgate.config.directives.args import appending, flag_arg, ignored, setting
+from fastgate.config.directives.args import appending, flag_arg, ignored, number_arg, setting
 from fastgate.config.directives.ignored import off_is_ours
 from fastgate.config.parser import Directive
 from fastgate.config.values import parse_size, parse_time
@@ -84,8 +84,21 @@ def ssl_session_timeout(ld: Context, lvl: Level, d: Directive) -> None:
 
 def ssl_trusted_certificate(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    readable_file(ld, d)
-    ld.warn_once('"ssl_trusted_certificate" is not used', NO_STAPLING, d)
+    lvl.fields["ssl_trusted_certificate"] = readable_file(ld, d)
+    ld.warn_once('"ssl_trusted_certificate" checks client certificates only', NO_STAPLING, d)
+
+
+def ssl_verify_client(ld: Context, d: Directive) -> str:
+    value = d.args[0]
+    if value == "optional_no_ca":
+        # Python's ssl cannot ask for a certificate and then take one it could not check
+        raise d.error('"ssl_verify_client optional_no_ca" is not supported: Python\'s ssl '
+                      "asks for a client certificate only to check it; use \"optional\" with "
+                      "ssl_client_certificate")
+    if value not in ("on", "off", "optional"):
+        raise d.error(f'invalid value "{value}" in "ssl_verify_client" directive, it must '
+                      'be "on", "off", "optional" or "optional_no_ca"')
+    return value
 
 
 def ssl_on(ld: Context, lvl: Level, d: Directive) -> None:
@@ -113,6 +126,11 @@ SPECS = [
     Spec("ssl_session_ticket_key", HS, 1, 1, ignored(
         "each worker keeps OpenSSL's own ticket key; Python's ssl cannot set one")),
     Spec("ssl_trusted_certificate", HS, 1, 1, ssl_trusted_certificate),
+    Spec("ssl_verify_client", HS, 1, 1, setting("ssl_verify_client", ssl_verify_client)),
+    Spec("ssl_client_certificate", HS, 1, 1, setting("ssl_client_certificate",
+                                                     readable_file)),
+    Spec("ssl_verify_depth", HS, 1, 1, setting("ssl_verify_depth", number_arg)),
+    Spec("ssl_crl", HS, 1, 1, setting("ssl_crl", readable_file)),
     Spec("ssl_stapling", HS, 1, 1, off_is_ours(NO_STAPLING)),
     Spec("ssl_stapling_verify", HS, 1, 1, off_is_ours(NO_STAPLING)),
     Spec("ssl_stapling_file", HS, 1, 1, ignored(NO_STAPLING)),

@@ -1,0 +1,146 @@
+"""ssl_verify_client end to end, both engines, over pooled and new upstream connections:
+a certificate its CA signed passes (and $ssl_client_* describe it), a missing one is
+nginx's 400 "No required SSL certificate was sent", a stranger's fails the handshake, a
+chain deeper than ssl_verify_depth is nginx's 400 "The SSL certificate error" — and in
+every refused case the backend receives nothing."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from helpers import self_signed
+from raw_backend import RawBackend
+
+
+def _issue(name: str, issuer: tuple[Any, x509.Name] | None, ca: bool) -> tuple[Any, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer, issuer_name = issuer if issuer is not None else (key, subject)
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+            .public_key(key.public_key()).serial_number(0x0ABCDE)
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256()))
+    return key, cert
+
+
+def _write(path: Path, key: Any, *certs: x509.Certificate) -> None:
+    path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs))
+    if key is not None:
+        path.with_suffix(".key").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("pki")
+    root_key, root = _issue("Test Root", None, True)
+    inter_key, inter = _issue("Test Intermediate", (root_key, root.subject), True)
+    alice_key, alice = _issue("alice", (root_key, root.subject), False)
+    bob_key, bob = _issue("bob", (inter_key, inter.subject), False)
+    stranger_key, stranger = _issue("mallory", None, False)
+    _write(d / "ca.pem", None, root)
+    _write(d / "alice.pem", alice_key, alice)
+    _write(d / "bob.pem", bob_key, bob, inter)  # bob sends his chain
+    _write(d / "mallory.pem", stranger_key, stranger)
+    return d
+
+
+def _get(port: int, pki: Path, who: str | None, path: str = "/a", close: bool = True) -> bytes:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if who is not None:
+        ctx.load_cert_chain(pki / f"{who}.pem", pki / f"{who}.key")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            extra = "Connection: close\r\n" if close else ""
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            return out
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return b"handshake failed"
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("keepalive", [16, 0], ids=["callback", "task"])
+def test_ssl_verify_client(tmp_path: Path, gateway, free, pki: Path, keepalive: int) -> None:  # type: ignore[no-untyped-def]
+    crt, key = self_signed(tmp_path)
+    be = RawBackend()
+    try:
+        port, optional, deep = free(), free(), free()
+        common = f"ssl_certificate {crt}; ssl_certificate_key {key}; " \
+                 f"ssl_client_certificate {pki}/ca.pem;"
+        loc = ("location / { proxy_set_header X-DN $ssl_client_s_dn; "
+               "proxy_set_header X-Issuer $ssl_client_i_dn; "
+               "proxy_set_header X-Verify $ssl_client_verify; "
+               "proxy_set_header X-Serial $ssl_client_serial; proxy_pass http://pool; }")
+        gateway(f"""http {{ access_log off;
+          upstream pool {{ server 127.0.0.1:{be.port}; keepalive {keepalive}; }}
+          server {{ listen 127.0.0.1:{port} ssl; {common} ssl_verify_client on; {loc}
+            location /custom/ {{ error_page 496 = @nocert; proxy_pass http://pool; }}
+            location @nocert {{ return 403 "certificate needed"; }} }}
+          server {{ listen 127.0.0.1:{optional} ssl; {common} ssl_verify_client optional; {loc} }}
+          server {{ listen 127.0.0.1:{deep} ssl; {common} ssl_verify_client on;
+            ssl_verify_depth 2; {loc} }} }}""", port)
+        ok = _get(port, pki, "alice")
+        assert ok.startswith(b"HTTP/1.1 200"), ok
+        seen = be.requests()[-1]
+        assert seen.header(b"x-dn") == [b"CN=alice,O=Test"]
+        assert seen.header(b"x-issuer") == [b"CN=Test Root,O=Test"]
+        assert seen.header(b"x-verify") == [b"SUCCESS"]
+        assert seen.header(b"x-serial") == [b"0ABCDE"]
+        count = len(be.requests())
+
+        missing = _get(port, pki, None, "/none", close=False)  # the gateway closes it
+        assert missing.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert b"No required SSL certificate was sent" in missing
+        assert b"connection: close" in missing.lower()
+        # an error_page takes it by its own number, as nginx's 496 (the server's level:
+        # the check runs before any location is chosen, so /custom/'s does not apply)
+        assert _get(port, pki, None, "/custom/x").startswith(b"HTTP/1.1 400")
+        # TLS 1.3: the client's side of the handshake ends before the server checks it,
+        # then the server's alert ends the connection; no HTTP answer either way
+        assert _get(port, pki, "mallory", "/stranger") in (b"", b"handshake failed")
+        too_deep = _get(port, pki, "bob", "/deep")
+        assert too_deep.startswith(b"HTTP/1.1 400") and b"The SSL certificate error" in too_deep
+        assert len(be.requests()) == count  # none of them reached the backend
+        assert not any(m in be.raw() for m in (b"/none", b"/custom", b"/stranger", b"/deep"))
+
+        assert _get(deep, pki, "bob").startswith(b"HTTP/1.1 200")
+        assert be.requests()[-1].header(b"x-dn") == [b"CN=bob,O=Test"]
+        assert _get(optional, pki, None).startswith(b"HTTP/1.1 200")
+        assert be.requests()[-1].header(b"x-verify") == [b"NONE"]
+        assert be.requests()[-1].header(b"x-dn") in ([b""], [])
+    finally:
+        be.stop()
+
+
+def test_a_server_level_error_page_takes_496(tmp_path: Path, gateway, free, pki: Path) -> None:  # type: ignore[no-untyped-def]
+    crt, key = self_signed(tmp_path)
+    port = free()
+    gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port} ssl;
+      ssl_certificate {crt}; ssl_certificate_key {key}; ssl_client_certificate {pki}/ca.pem;
+      ssl_verify_client on; error_page 496 = @nocert;
+      location @nocert {{ return 403 "certificate needed"; }}
+      location / {{ return 200 "in"; }} }} }}""", port)
+    answer = _get(port, pki, None)
+    assert answer.startswith(b"HTTP/1.1 403") and answer.endswith(b"certificate needed")
+    assert _get(port, pki, "alice").endswith(b"in")
