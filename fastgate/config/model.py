@@ -412,6 +412,8 @@ class Settings:
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 0
     add_header: tuple[tuple[str, Template, bool], ...] = ()
+    # add_trailer: (name, value, always), sent after a chunked response's body
+    add_trailer: tuple[tuple[str, Template, bool], ...] = ()
     expires: Expires | None = None  # None: off
     error_page: tuple[tuple[int, ErrorPage], ...] = ()
     client_max_body_size: int = 1024 * 1024

@@ -75,7 +75,9 @@ class ServerEngine(Protocol):
         or close-delimited (1.0). ``head_only``: a HEAD request or 204/304 — no body."""
 
     def send_body(self, data: bytes) -> bytes: ...
-    def send_end(self) -> bytes: ...
+
+    def send_end(self, trailers: Headers | None = None) -> bytes:
+        """The response's end; ``trailers`` after a chunked body (else dropped)."""
 
     def no_keep_alive(self) -> None:
         """The response about to be framed ends the connection (``Connection: close``),

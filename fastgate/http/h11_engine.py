@@ -66,6 +66,7 @@ class H11Server:
         self._in_head = False  # bytes of the next request's head have arrived
         self._eof = False  # the client has closed its side
         self._close = False  # the next response says Connection: close
+        self._chunked = False  # the response being sent is chunked (trailers can follow)
 
     def feed(self, data: bytes) -> None:
         if self._failed:
@@ -236,6 +237,10 @@ class H11Server:
             headers = [*headers, (b"content-length", str(content_length).encode())]
         if self._close:
             headers = [*headers, (b"connection", b"close")]  # h11 then closes after it
+        # h11 frames a body of unknown length chunked for an HTTP/1.1 client
+        self._chunked = (content_length is None and not head_only
+                         and status not in _NO_BODY_STATUS and status >= 200
+                         and self._conn.their_http_version == b"1.1")
         try:
             return self._conn.send(h11.Response(status_code=status, reason=reason,
                                                 headers=headers)) or b""
@@ -245,7 +250,9 @@ class H11Server:
     def send_body(self, data: bytes) -> bytes:
         return self._conn.send(h11.Data(data=data)) or b""
 
-    def send_end(self) -> bytes:
+    def send_end(self, trailers: Headers | None = None) -> bytes:
+        if trailers and self._chunked:
+            return self._conn.send(h11.EndOfMessage(headers=trailers)) or b""
         return self._conn.send(h11.EndOfMessage()) or b""
 
     def no_keep_alive(self) -> None:

@@ -482,9 +482,11 @@ cdef class HttptoolsServer:
             return b""
         return _chunk(data) if self._chunked_response else data
 
-    def send_end(self):
+    def send_end(self, trailers=None):
         self._response_done = True
         if self._chunked_response and not self._head_only:
+            if trailers:
+                return b"0\r\n" + serialize(trailers) + b"\r\n"
             return b"0\r\n\r\n"
         return b""
 

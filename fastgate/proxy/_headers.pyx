@@ -151,6 +151,8 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
         if s.add_header:
             headers.extend(respond.headers_added(req, loc, status))
     length = rhead.content_length if rhead.content_length >= 0 else None
+    if s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
+        length = None  # chunked, for the trailers to follow
     req.sent_headers = headers
     return engine.send_head(status, rhead.reason or reason(status), headers, length,
                             head_only)

@@ -602,7 +602,8 @@ class UpstreamExchange:
             if conn.closed:
                 return False
             req.release_conn_slots()
-            conn.write(engine.send_end())
+            conn.write(engine.send_end(self.respond.trailers(req, loc)
+                                       if req.expect_trailers else None))
             return True
         finally:
             lost.remove_done_callback(gone)

@@ -207,7 +207,9 @@ cdef class FastExchange:
     def on_end(self):
         if self.rhead is None:
             return
-        self.out.append(self.conn.engine.send_end())
+        req = self.req
+        self.out.append(self.conn.engine.send_end(
+            self.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None))
         self.req.release_conn_slots()  # before the client can have it all and ask again
         self.flush()
         uconn = self.uconn

@@ -47,6 +47,7 @@ class Request:
     in_task: bool
     limited: bool
     real_address: bool
+    expect_trailers: bool
     access_code: int
     limit_req_status: str
     limit_conn_status: str

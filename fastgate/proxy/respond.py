@@ -54,14 +54,18 @@ class Responder:
         req.sent_headers = headers
         engine = conn.engine
         assert engine is not None
+        chunked = (loc is not None and bool(loc.settings.add_trailer)
+                   and self.expects_trailers(req, loc, status, head_only))
         try:
-            out = engine.send_head(status, reason(status), headers, len(body), head_only)
+            out = engine.send_head(status, reason(status), headers,
+                                   None if chunked else len(body), head_only)
         except ProtocolError:
             conn.abort()
             return
         if body and not head_only:
             out += engine.send_body(body)
-        out += engine.send_end()
+        out += engine.send_end(self.trailers(req, loc) if chunked and loc is not None
+                               else None)
         conn.write(out)
         req.body_bytes_sent = 0 if head_only else len(body)
         req.bytes_sent = len(out)
@@ -98,6 +102,35 @@ class Responder:
         if expires is None or status not in ADD_HEADER_STATUSES:
             return []
         return expires_headers(expires, time.time(), req)
+
+    @staticmethod
+    def expects_trailers(req: Request, loc: Location, status: int, head_only: bool) -> bool:
+        """``add_trailer`` applies to this response: one of its trailers is for this
+        status, there is a body, and the client speaks HTTP/1.1 — then the body goes
+        chunked whatever its length, for the trailers to follow (nginx's
+        r->expect_trailers). Kept on ``req`` for the response's end."""
+        req.expect_trailers = (
+            not head_only and 200 <= status and status not in (204, 304)
+            and req.head.version == b"1.1"
+            and any(always or status in ADD_HEADER_STATUSES
+                    for _, _, always in loc.settings.add_trailer))
+        return req.expect_trailers
+
+    @staticmethod
+    def trailers(req: Request, loc: Location) -> Headers | None:
+        """``add_trailer``'s fields, rendered as the body ends (``$request_time`` and
+        the like are final then); those that render empty are left out."""
+        if not req.expect_trailers:
+            return None
+        status = req.status
+        out: Headers = []
+        for name, template, always in loc.settings.add_trailer:
+            if always or status in ADD_HEADER_STATUSES:
+                value = template.render(req)
+                raw = field_value(value) if value else None
+                if raw is not None:
+                    out.append((name.encode("latin-1"), raw))
+        return out
 
     @staticmethod
     def headers_added(req: Request, loc: Location, status: int) -> Headers:

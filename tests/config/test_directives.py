@@ -27,6 +27,7 @@ SAMPLES = {
     "upstream": "upstream pool { server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s; keepalive 8; }",
     "map": 'map $http_x $mx { default 0; "a" 1; ~^b(.*) $1; }',
     "auth_delay": "auth_delay 1s;",
+    "add_trailer": 'add_trailer X-Time "$request_time" always;',
     "valid_referers": "valid_referers none blocked server_names *.example.com ~\\.example\\.;",
     "proxy_cookie_domain": "proxy_cookie_domain ~^(.*)\\.internal$ $1.example;",
     "proxy_cookie_path": "proxy_cookie_path /app/ /;",

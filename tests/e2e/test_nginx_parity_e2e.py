@@ -482,3 +482,60 @@ def test_balancing_methods_pick_the_servers_nginx_picks(tmp_path: Path, engine: 
     assert all(len(servers) >= 2 for servers in spread.values()), spread
     for mine, theirs in zip(got, want, strict=True):
         assert mine == theirs
+
+
+def _raw(side: Side, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", side.port), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+def _framing(data: bytes) -> tuple[int, bool, bytes, list[bytes]]:
+    """Status, chunked or not, the body (de-chunked) and the trailer lines."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    chunked = any(x.lower() == b"transfer-encoding: chunked" for x in lines)
+    if not chunked:
+        return int(lines[0].split()[1]), False, rest, []
+    body = b""
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        body, rest = body + rest[:size], rest[size + 2:]
+    trailers = [t for t in rest.split(b"\r\n") if t]
+    return int(lines[0].split()[1]), True, body, sorted(t.lower() for t in trailers)
+
+
+def test_add_trailer_as_nginx(tmp_path: Path, engine: str) -> None:
+    """Trailers after a chunked body, for a proxied response (with a Content-Length of
+    its own, then chunked) and a local one; not for HTTP/1.0, HEAD or a status they are
+    not for (unless always); empty values left out."""
+    block = """server { listen 127.0.0.1:PORT;
+        add_trailer X-Server "edge";
+        location /p/ { add_trailer X-Up "$upstream_status"; add_trailer X-Empty "$arg_none";
+                       proxy_pass http://BACKEND; }
+        location /l/ { add_trailer X-Local "$uri" always; return 200 "local body"; }
+        location /e/ { add_trailer X-Never "x"; add_trailer X-Always "y" always; return 404; }
+        location /n/ { add_trailer X-Never "x"; return 404; } }"""
+    requests = [_request("GET", "/p/a"), _request("GET", "/l/b"), _request("HEAD", "/l/c"),
+                _request("GET", "/e/d"), _request("GET", "/n/e"),
+                b"GET /l/f HTTP/1.0\r\nHost: parity.test\r\n\r\n"]
+    nginx = Side("nginx", tmp_path, block, engine)
+    try:
+        fastgate = Side("fastgate", tmp_path, block, engine)
+        try:
+            for raw in requests:
+                want, got = _framing(_raw(nginx, raw)), _framing(_raw(fastgate, raw))
+                what = raw.split(b"\r\n")[0].decode()
+                if want[0] == 404:  # the error pages' text differs: framing and trailers
+                    want, got = (want[0], want[1], b"", want[3]), (got[0], got[1], b"", got[3])
+                assert got == want, f"{what}: {got}, nginx {want}"
+        finally:
+            fastgate.stop()
+    finally:
+        nginx.stop()

@@ -1,4 +1,4 @@
-"""The headers module: ``add_header`` and ``expires``."""
+"""The headers module: ``add_header``, ``add_trailer`` and ``expires``."""
 
 from __future__ import annotations
 
@@ -46,5 +46,6 @@ def add_header(ld: Context, d: Directive) -> tuple[str, Template, bool]:
 
 SPECS = [
     Spec("add_header", HSL | {LIF}, 2, 3, appending("add_header", add_header)),
+    Spec("add_trailer", HSL | {LIF}, 2, 3, appending("add_trailer", add_header)),
     Spec("expires", HSL | {LIF}, 1, 2, setting("expires", expires_arg)),
 ]

@@ -77,8 +77,6 @@ NAMES: dict[str, tuple[str, str]] = {
                                "configuration commands; use proxy_ssl_protocols and "
                                "proxy_ssl_ciphers"),
     "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
-    "add_trailer": ("ngx_http_headers_filter_module", ABSENT + ": responses carry no "
-                    "trailers"),
 }
 
 
