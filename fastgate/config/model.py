@@ -323,6 +323,19 @@ class CookieFlags:
 
 
 @dataclass(frozen=True)
+class UserFile:
+    """``auth_basic_user_file`` with variables: the path for each request; a relative
+    one is taken from the configuration's directory, as nginx's conf prefix."""
+
+    path: Template
+    base: str
+
+    def resolve(self, r: object) -> str:
+        path = self.path.render(r)
+        return path if path.startswith("/") else f"{self.base}/{path}"
+
+
+@dataclass(frozen=True)
 class ProxyBind:
     """``proxy_bind ADDRESS [transparent]``: the local address connections to upstreams
     leave from (rendered per request when it has variables; empty: the system's
@@ -388,7 +401,7 @@ class Settings:
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
     auth_basic: Template | None = None  # the realm; None: off
-    auth_basic_user_file: str | None = None
+    auth_basic_user_file: str | UserFile | None = None  # UserFile: a path with variables
     auth_request: str | None = None  # the authoriser's URI or @name; None: off
     mirror: tuple[str, ...] = ()  # URIs (or @names) each request is copied to
     mirror_request_body: bool = True

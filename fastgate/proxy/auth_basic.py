@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 PASSED, REFUSED, FAILED = 0, 401, 500
 _REMEMBERED = 4096  # matches kept; past it the memory starts over
+_FILES = 256  # password files kept open (paths with variables); past it, forgotten
 
 
 class AuthBasic:
@@ -47,7 +48,8 @@ class AuthBasic:
         if creds is None:
             return self._refuse(req, realm)
         user, password = creds
-        path = s.auth_basic_user_file
+        given = s.auth_basic_user_file
+        path = given if isinstance(given, str) else given.resolve(req)
         try:
             entry = self._file(path).lookup(user)
         except OSError as e:
@@ -74,6 +76,8 @@ class AuthBasic:
     def _file(self, path: str) -> PasswordFile:
         f = self._files.get(path)
         if f is None:
+            if len(self._files) >= _FILES:  # paths from variables: kept within bounds
+                self._files.clear()
             f = self._files[path] = PasswordFile(path)
         return f
 

@@ -156,8 +156,6 @@ def test_a_file_gone_at_run_time_is_a_500(tmp_path: Path, engine: str, path: str
 def test_config(tmp_path: Path) -> None:
     assert server_config_error(tmp_path, "auth_basic x; auth_basic_user_file none;").startswith(
         f'open() "{tmp_path}/none" failed (2: No such file or directory) in ')
-    assert 'variables in "auth_basic_user_file"' in server_config_error(
-        tmp_path, "auth_basic_user_file $x;")
     users = tmp_path / "users"
     users.write_text("alice:{PLAIN}x\nbob:nothing-known\n")
     conf = tmp_path / "t.conf"
@@ -172,3 +170,37 @@ def test_config(tmp_path: Path) -> None:
     warnings = load_config(str(conf)).warnings
     assert len(warnings) == 1 and '"auth_basic" without "auth_basic_user_file" checks ' \
         "nothing" in warnings[0]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_user_file_named_by_variables(tmp_path: Path, engine: str, path: str) -> None:
+    """auth_basic_user_file $VAR: the file for each request (relative to the
+    configuration's directory); one that cannot be read is a 500, as nginx."""
+    (tmp_path / "users-a").write_text("ann:{PLAIN}pw-a\n")
+    (tmp_path / "users-b").write_text("bob:{PLAIN}pw-b\n")
+    http = """
+upstream be { server 127.0.0.1:9; keepalive 8; }
+server { listen 127.0.0.1:8080;
+  location / { auth_basic "per team"; auth_basic_user_file users-$http_x_team;
+               proxy_pass http://be; } }"""
+
+    def run(team: str, user: str, password: str) -> tuple[bytes, bytes]:
+        async def main() -> tuple[bytes, bytes]:
+            sc = Scenario(tmp_path, engine, http, path)
+            try:
+                return await sc.exchange(b"GET /x HTTP/1.1\r\nHost: a\r\nX-Team: "
+                                         + team.encode() + b"\r\n" + basic(user, password)
+                                         + b"\r\n", OK)
+            finally:
+                sc.close()
+
+        return asyncio.run(main())
+
+    client, upstream = run("a", "ann", "pw-a")
+    assert client.startswith(b"HTTP/1.1 200") and upstream.startswith(b"GET /x ")
+    client, upstream = run("b", "ann", "pw-a")  # ann is not in b's file
+    assert client.startswith(b"HTTP/1.1 401") and upstream == b""
+    assert run("b", "bob", "pw-b")[0].startswith(b"HTTP/1.1 200")
+    client, upstream = run("c", "ann", "pw-a")  # no such file
+    assert client.startswith(b"HTTP/1.1 500") and upstream == b""

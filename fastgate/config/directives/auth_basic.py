@@ -4,9 +4,12 @@ fails on one that cannot be read, and says which lines can match no password."""
 
 from __future__ import annotations
 
+import os
+
 from fastgate.config.context import HSL, LMT, Context, Level, Spec
 from fastgate.config.directives.args import setting
 from fastgate.config.htpasswd import parse, read
+from fastgate.config.model import UserFile
 from fastgate.config.parser import Directive
 from fastgate.variables import Template
 
@@ -19,8 +22,12 @@ def auth_basic(ld: Context, d: Directive) -> Template | None:
 
 def auth_basic_user_file(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    if "$" in d.args[0]:
-        raise d.error('variables in "auth_basic_user_file" are not supported')
+    template = ld.compile(d.args[0], d)
+    if not template.is_literal:
+        # read for each request, as nginx: a file that cannot be read is then a 500
+        lvl.fields["auth_basic_user_file"] = UserFile(template,
+                                                      os.path.dirname(ld.path_of("x")))
+        return
     path = ld.path_of(d.args[0])
     try:
         text = read(path)
