@@ -29,6 +29,7 @@ from fastgate.config.model import (
 )
 from fastgate.config.parser import Directive
 from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
+from fastgate.config.values import host_of
 from fastgate.jwt import Verifier
 
 
@@ -38,13 +39,6 @@ def merge(parent: Settings, level: Level) -> Settings:
 
 def merge_origins(parent: dict[str, Directive], level: Level) -> dict[str, Directive]:
     return {**parent, **level.origins} if level.origins else parent
-
-
-def _host_of(hostport: str) -> str:
-    """``example.com:8443`` -> ``example.com``; ``[::1]:443`` -> ``::1``."""
-    if hostport.startswith("["):
-        return hostport[1:].partition("]")[0]
-    return hostport.partition(":")[0]
 
 
 def _where(d: Directive | None) -> Where:
@@ -199,10 +193,12 @@ class Builder:
             return pp
         if pp.scheme != "https":
             return pp
+        if not isinstance(s.proxy_ssl_name, str) and s.proxy_ssl_name is not None:
+            pp = dataclasses.replace(pp, tls_name=s.proxy_ssl_name)
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None:
             raise origins["proxy_ssl_verify"].error(
                 'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify"')
-        t = upstream_tls(s, _host_of(pp.host_header))
+        t = upstream_tls(s, host_of(pp.host_header))
         pool = next((name for name, have in self.tls_pools.items()
                      if have == (pp.upstream, t)), None)
         if pool is None:

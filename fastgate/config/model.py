@@ -128,6 +128,9 @@ class ProxyPass:
     # a URL with variables, made per request (then the fields above are empty): its
     # host is an upstream block's name, an address, or a name the resolver resolves
     template: Template | None = None
+    # an https:// URL whose proxy_ssl_name has variables: its pool is chosen per request,
+    # one per name (never a connection made for one name reused for another)
+    tls_name: Template | None = None
     host_bytes: bytes = field(init=False, repr=False, compare=False)  # host_header, encoded
     port: str = field(init=False, compare=False)  # $proxy_port: the URL's, or the scheme's
 
@@ -413,7 +416,8 @@ class Settings:
     proxy_pass_request_headers: bool = True
     proxy_pass_request_body: bool = True
     proxy_ssl_server_name: bool = False
-    proxy_ssl_name: str | None = None  # None: the proxy_pass URL's host
+    # None: the proxy_pass URL's host; a Template: rendered for each request
+    proxy_ssl_name: str | Template | None = None
     proxy_ssl_verify: bool = False  # nginx's default: upstream certificates unchecked
     proxy_ssl_trusted_certificate: str | None = None
     proxy_ssl_crl: str | None = None

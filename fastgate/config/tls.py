@@ -116,10 +116,12 @@ def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
 
 
-def upstream_tls(s: Settings, host: str) -> UpstreamTls:
-    """A location's proxy_ssl_* settings for an https:// upstream named ``host``."""
+def upstream_tls(s: Settings, host: str, name: str | None = None) -> UpstreamTls:
+    """A location's proxy_ssl_* settings for an https:// upstream named ``host``;
+    ``name``: a proxy_ssl_name with variables, as this request renders it."""
+    given = s.proxy_ssl_name if isinstance(s.proxy_ssl_name, str) else None
     return UpstreamTls(
-        name=s.proxy_ssl_name or host, server_name=s.proxy_ssl_server_name,
+        name=name or given or host, server_name=s.proxy_ssl_server_name,
         verify=s.proxy_ssl_verify, trusted_certificate=s.proxy_ssl_trusted_certificate,
         crl=s.proxy_ssl_crl, protocols=s.proxy_ssl_protocols, ciphers=s.proxy_ssl_ciphers,
         certificate=s.proxy_ssl_certificate, certificate_key=s.proxy_ssl_certificate_key,

@@ -103,3 +103,10 @@ def parse_code(d: Directive, text: str, low: int, high: int) -> int:
     if not text.isdigit() or not low <= int(text) <= high:
         raise d.error(f'value "{text}" must be between {low} and {high}')
     return int(text)
+
+
+def host_of(hostport: str) -> str:
+    """``example.com:8443`` -> ``example.com``; ``[::1]:443`` -> ``::1``."""
+    if hostport.startswith("["):
+        return hostport[1:].partition("]")[0]
+    return hostport.partition(":")[0]

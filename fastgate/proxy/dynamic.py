@@ -16,18 +16,21 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fastgate.config.model import ProxyPass, Resolver, Upstream, UpstreamServer, UpstreamTls
 from fastgate.config.tls import upstream_tls
+from fastgate.config.values import host_of
 from fastgate.proxy.dns import Names, ResolveError
 from fastgate.proxy.upstream import UpstreamGroup
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location
+    from fastgate.config.model import Location, Settings
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
+    from fastgate.variables import Template
 
 DYNAMIC_POOLS = 1024  # pools made for resolved servers, per worker; past it the oldest go
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
@@ -83,7 +86,7 @@ class DynamicTargets:
                 except ResolveError as e:
                     log.error(str(e), conn, req)
                     return 502
-        tls = upstream_tls(s, host) if scheme == "https" else None
+        tls = upstream_tls(s, host, _ssl_name(s, req)) if scheme == "https" else None
         if addresses is None:
             assert upstream is not None
             pool = hostport if tls is None else f"{hostport} tls:{hash(tls)}"
@@ -94,6 +97,16 @@ class DynamicTargets:
         self._group(pool, upstream, tls)
         return ProxyPass(scheme, upstream.name, hostport, uri, pool=pool, as_is=False,
                          template=pp.template)
+
+    def named(self, req: Request, loc: Location, pp: ProxyPass, name: Template) -> ProxyPass:
+        """A static ``https://`` proxy_pass whose proxy_ssl_name has variables: the
+        pool of this request's name (made on first use, one per name, as many kept as
+        for proxy_pass with variables)."""
+        host = host_of(pp.host_header)
+        tls = upstream_tls(loc.settings, host, name.render(req))
+        pool = f"{pp.upstream} tls:{hash(tls)}"
+        self._group(pool, self.w.config.upstreams[pp.upstream], tls)
+        return replace(pp, pool=pool, tls_name=None)
 
     def _names_of(self, config: Resolver) -> Names:
         names = self._names.get(config)
@@ -134,3 +147,9 @@ def _split(hostport: str, default: int) -> tuple[str | None, int | None]:
 
 
 __all__ = ["DynamicTargets", "safe_target"]
+
+
+def _ssl_name(s: Settings, req: Request) -> str | None:
+    """A proxy_ssl_name with variables, as this request renders it (empty: the host)."""
+    name = s.proxy_ssl_name
+    return name.render(req) or None if name is not None and not isinstance(name, str) else None

@@ -215,6 +215,8 @@ class UpstreamExchange:
             if isinstance(resolved, int):
                 return await finished(self.fail(conn, req, loc, resolved))
             pp = resolved
+        elif pp.tls_name is not None:
+            pp = self.dynamic.named(req, loc, pp, pp.tls_name)
         group = w.groups[pp.pool]
         head = req.head
         headers, target, drop, rules = self.upstream_request(conn, req, loc, pp)

@@ -58,7 +58,7 @@ cdef class ProxyPass:
         cdef RequestHead head = req.head
         pp = loc.proxy_pass
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
-                or req.override is not None or not pp.as_is):
+                or req.override is not None or not pp.as_is or pp.tls_name is not None):
             return self.upstream.proxy(conn, req, loc)
         peer = self.groups[pp.pool].pick(_monotonic(), _NOT_TRIED, req)
         if peer is not None:

@@ -137,10 +137,10 @@ def test_check_fails_on_what_cannot_load(tmp_path: Path, free) -> None:  # type:
 # --- https:// upstreams -------------------------------------------------------------
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
+def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        c.request("GET", path)
+        c.request("GET", path, headers=headers or {})
         r = c.getresponse()
         return r.status, r.read()
     finally:
@@ -249,3 +249,34 @@ def test_client_certificate_to_upstream(tmp_path: Path, gateway, free, tls_backe
     assert _get(port, "/with/a")[0] == 200
     assert _get(port, "/without/b")[0] == 502
     assert [r.target for r in be.requests()] == [b"/with/a"]
+
+
+def test_proxy_ssl_name_with_variables(tmp_path: Path, gateway, free, tls_backends) -> None:  # type: ignore[no-untyped-def]
+    """proxy_ssl_name $host: the name of each request as SNI (and checked with
+    proxy_ssl_verify), one pool per name: a connection made for one name never carries
+    a request for another."""
+    ctx, crt, names = _backend_context(tmp_path, "a.test")
+    be = tls_backends(ctx)
+    port = free()
+    gateway(f"""http {{ access_log off;
+      upstream tls {{ server 127.0.0.1:{be.port}; keepalive 8; }}
+      server {{ listen 127.0.0.1:{port};
+      location / {{ proxy_pass https://tls; proxy_ssl_server_name on;
+                    proxy_ssl_name $host; proxy_set_header Host $host; }}
+      location /verified/ {{ proxy_pass https://tls; proxy_ssl_verify on;
+                    proxy_ssl_trusted_certificate {crt}; proxy_ssl_name $http_x_name; }}
+      location /dynamic/ {{ set $be 127.0.0.1:{be.port}; proxy_pass https://$be;
+                    proxy_ssl_server_name on; proxy_ssl_name $host; }} }} }}""", port)
+    for host in ("a.test", "b.test", "a.test"):
+        assert _get(port, "/x", {"Host": host})[0] == 200
+    # a new connection's SNI is its request's name; a pooled one is only reused for it
+    assert names[:2] == ["a.test", "b.test"] and set(names) == {"a.test", "b.test"}
+    by_conn: dict[int, set[bytes]] = {}
+    for r in be.requests():
+        by_conn.setdefault(r.connection, set()).update(r.header(b"host"))
+    assert all(len(hosts) == 1 for hosts in by_conn.values())  # one name per connection
+    assert _get(port, "/verified/a", {"X-Name": "a.test"})[0] == 200
+    assert _get(port, "/verified/b", {"X-Name": "b.test"})[0] == 502  # not the cert's name
+    assert not any(r.target == b"/verified/b" for r in be.requests())
+    assert _get(port, "/dynamic/c", {"Host": "c.test"})[0] == 200
+    assert names[-1] == "c.test"

@@ -172,13 +172,13 @@ def proxy_method(ld: Context, d: Directive) -> Template:
     return ld.compile(method, d)
 
 
-def proxy_ssl_name(ld: Context, d: Directive) -> str | None:
+def proxy_ssl_name(ld: Context, d: Directive) -> str | Template | None:
+    """The name sent as SNI and checked against the upstream's certificate; with
+    variables (``$host``), rendered for each request."""
     if d.args[0] == "$proxy_host":  # nginx's default
         return None
-    if "$" in d.args[0]:
-        raise d.error('variables in "proxy_ssl_name" are not supported (other than '
-                      "$proxy_host): give the name the upstream's certificate has")
-    return d.args[0]
+    name = ld.compile(d.args[0], d)
+    return d.args[0] if name.is_literal else name
 
 
 
