@@ -44,11 +44,11 @@ BUILT_FROM = {
     # client certificates: the context asks for and checks them; servers on one
     # address must agree (merge.py)
     ("Settings", "ssl_client_certificate"): "config/tls.py",
+    ("UserFile", "base"): "config/model.py",  # UserFile.resolve, per request
     ("Settings", "ssl_trusted_certificate"): "config/tls.py",
     ("Settings", "ssl_crl"): "config/tls.py",
     # an https:// proxy_pass's TLS settings, and the context built from them
     ("Settings", "proxy_ssl_server_name"): "config/tls.py",
-    ("Settings", "proxy_ssl_name"): "config/tls.py",
     ("Settings", "proxy_ssl_verify"): "config/merge.py",
     ("Settings", "proxy_ssl_trusted_certificate"): "config/merge.py",
     ("Settings", "proxy_ssl_crl"): "config/tls.py",
