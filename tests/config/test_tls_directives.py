@@ -281,12 +281,13 @@ def test_one_pool_per_upstream_and_tls_setting(tmp_path: Path) -> None:
     assert config.tls_pools["127.0.0.1:9444 tls:3"][1].name == "api.internal"
 
 
-def test_proxy_ssl_name_takes_no_other_variable(tmp_path: Path) -> None:
-    assert _proxy_error(tmp_path, "location / { proxy_pass https://be;\n"
-                                  "proxy_ssl_name $host; }").startswith(
-        'variables in "proxy_ssl_name" are not supported')
+def test_proxy_ssl_name_with_variables_picks_the_pool_per_request(tmp_path: Path) -> None:
+    config = _proxy(tmp_path, "location / { proxy_pass https://be; proxy_ssl_name $host; }")
+    pp = config.servers[0].locations.find("/")[0].proxy_pass
+    assert pp.tls_name is not None and pp.tls_name.source == "$host"
     config = _proxy(tmp_path, "location / { proxy_pass https://be; proxy_ssl_name $proxy_host; }")
     assert config.tls_pools["be tls:1"][1].name == "be"
+    assert config.servers[0].locations.find("/")[0].proxy_pass.tls_name is None
 
 
 def test_client_certificates_at_load(tmp_path: Path) -> None:
