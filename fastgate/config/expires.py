@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastgate.config.model import Expires
 from fastgate.config.values import time_value
+from fastgate.errors import FastgateError
 
 DAY = 24 * 60 * 60
 
 
-class ExpiresError(ValueError):
+class ExpiresError(FastgateError):
     """nginx's reason (its message for the directive)."""
 
 
