@@ -387,6 +387,11 @@ class Settings:
     access_rules: tuple[AccessRule, ...] = ()
     satisfy: str = "all"
     valid_referers: Referers | None = None  # $invalid_referer's lists
+    # $secure_link: "HASH[,EXPIRES]" and the string whose MD5 the hash must be; or the
+    # older form's secret (the hash in the URI)
+    secure_link: Template | None = None
+    secure_link_md5: Template | None = None
+    secure_link_secret: str | None = None
     auth_delay: float = 0.0  # seconds a 401 of the access phase waits (brute-force brake)
     # proxy_redirect: ("default", None), ("off", None) or (pattern, replacement), in order
     proxy_redirect: tuple[tuple[RedirectPattern, Template | None], ...] = (("default", None),)
@@ -495,7 +500,9 @@ class Location:
     # the rewrite module's directives, in order (the location rewrite phase)
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None
-    status_page: str = ""  # "fastgate" (fastgate_status) or "stub" (stub_status)
+    # a page fastgate makes itself: "fastgate" (fastgate_status), "stub" (stub_status),
+    # "empty_gif"
+    status_page: str = ""
     internal: bool = False  # reached only by internal redirects
     verifier: Verifier | None = None
     children: LocationTree | None = None

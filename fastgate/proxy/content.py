@@ -1,5 +1,6 @@
-"""The content phase: the status page, ``proxy_pass`` (in callbacks over a pooled idle
-connection when it can, else in a task), ``try_files``'s fallback, or 404."""
+"""The content phase: the status pages and empty_gif, ``proxy_pass`` (in callbacks over
+a pooled idle connection when it can, else in a task), ``try_files``'s fallback, or
+404."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from typing import TYPE_CHECKING
 
 from fastgate.proxy.fast import ProxyPass
 from fastgate.proxy.steps import DONE
+
+# ngx_http_empty_gif_module's image: a 1x1 transparent GIF, 43 bytes
+EMPTY_GIF = bytes.fromhex(
+    "474946383961" "0100" "0100" "800100"  # GIF89a, 1x1, a 2-colour table
+    "000000" "ffffff"  # black, white
+    "21f90401" "0000" "0100"  # transparency: colour #1
+    "2c" "00000000" "01000100" "00"  # the image: 1x1 at 0,0
+    "02" "02" "4c01" "00"  # its LZW data
+    "3b")
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,6 +56,13 @@ class Content:
         return self.not_found
 
     def status_page(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+        if loc.status_page == "empty_gif":
+            if req.method not in ("GET", "HEAD"):
+                return self.fail(conn, req, loc, 405)
+            # nginx's module: its 1x1 transparent GIF, "last modified" at its date
+            self.respond.send(conn, req, loc, 200, EMPTY_GIF, b"image/gif",
+                              [(b"Last-Modified", b"Mon, 28 Sep 1970 06:00:00 GMT")])
+            return DONE
         if loc.status_page == "stub":
             if req.method not in ("GET", "HEAD"):
                 return self.fail(conn, req, loc, 405)

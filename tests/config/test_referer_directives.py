@@ -56,3 +56,25 @@ def test_host_table_precedence() -> None:
     assert t.find("www.example.org") == ("tail",)
     assert t.find("site.test") == ("dot",) and t.find("x.site.test") == ("dot",)
     assert t.find("example.com") is None
+
+
+@pytest.mark.parametrize("body,message", [
+    ("secure_link $arg_h; secure_link_secret x;", '"secure_link_secret" cannot be mixed'),
+    ("secure_link_secret x; secure_link_md5 $uri;", '"secure_link_secret" cannot be mixed'),
+    ("location / { empty_gif; stub_status; }", '"stub_status" and another page'),
+])
+def test_secure_link_and_pages_refusals(tmp_path: Path, body: str, message: str) -> None:
+    text = server_config_error(tmp_path, body)
+    assert message in text and text.endswith(":2")
+
+
+def test_secure_link_secret_and_the_new_form_do_not_inherit_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http { server { listen 127.0.0.1:8997; secure_link_secret s;\n"
+                    "location /a/ { secure_link $arg_h; secure_link_md5 $uri; }\n"
+                    "location /b/ { } } }")
+    server = load_config(str(path)).servers[0]
+    a = server.locations.find("/a/")[0].settings
+    b = server.locations.find("/b/")[0].settings
+    assert a.secure_link_secret is None and a.secure_link is not None
+    assert b.secure_link_secret == "s" and b.secure_link is None

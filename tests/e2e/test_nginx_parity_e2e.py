@@ -10,6 +10,7 @@ access, auth_basic, auth_request, limit_except, realip, and the proxy's reshapin
 from __future__ import annotations
 
 import base64
+import hashlib
 import shutil
 import signal
 import socket
@@ -32,6 +33,25 @@ COMPARED = ("location", "www-authenticate", "x-v", "x-seen", "x-user", "x-flag",
 # a PROXY protocol v2 header: TCP over IPv4 from 192.0.2.1:1000 to 192.0.2.2:443, a TLV
 PROXY_V2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0f" + bytes([192, 0, 2, 1, 192, 0, 2, 2])
             + (1000).to_bytes(2, "big") + (443).to_bytes(2, "big") + b"\x04\x00\x00")
+def _link(text: str, padded: bool = False) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.md5(text.encode()).digest()).decode()
+    return digest if padded else digest.rstrip("=")
+
+
+_SECURE_LINKS = [
+    ("GET", f"/s/a?md5={_link('2147483647/s/a secret')}&expires=2147483647"),
+    ("GET", f"/s/a?md5={_link('1000/s/a secret')}&expires=1000"),  # expired
+    ("GET", f"/s/a?md5={_link('2147483647/s/a secret', True)}&expires=2147483647"),
+    ("GET", f"/s/b?md5={_link('2147483647/s/a secret')}&expires=2147483647"),  # not b's
+    ("GET", f"/s/a?md5={_link('/s/a secret')}"),  # no expiry: "HASH," is not valid
+    ("GET", "/s/a?md5=not-a-hash&expires=2147483647"), ("GET", "/s/a?expires=x"),
+    ("GET", f"/n/c?md5={_link('/n/c secret')}"), ("GET", f"/n/c?md5={_link('/n/d secret')}"),
+    ("GET", f"/p/{hashlib.md5(b'file.txt?x=1hush').hexdigest()}/file.txt?x=1"),
+    ("GET", f"/p/{hashlib.md5(b'file.txthush').hexdigest().upper()}/file.txt"),
+    ("GET", f"/p/{hashlib.md5(b'other').hexdigest()}/file.txt"), ("GET", "/p/short/x"),
+    ("GET", "/gif"), ("HEAD", "/gif"), ("POST", "/gif"),
+]
+
 # what the backend's /cookie answer sets: one Set-Cookie per line
 COOKIES = [
     "sid=abc; Domain=backend.internal; Path=/app/inner; HttpOnly",
@@ -318,6 +338,15 @@ SCENARIOS = {
                                     "http://www.google.com/search", "http://gw.test/",
                                     "http://x.gw.test/", "http://re12.test/", "ftp://example.com/",
                                     "http://i.ru", "http://x", "http://x.example.net/")]),
+    "secure_link and empty_gif": ("""server { listen 127.0.0.1:PORT;
+        location /s/ { secure_link $arg_md5,$arg_expires;
+                       secure_link_md5 "$secure_link_expires$uri secret";
+                       return 200 "[$secure_link][$secure_link_expires]"; }
+        location /n/ { secure_link $arg_md5; secure_link_md5 "$uri secret";
+                       return 200 "[$secure_link]"; }
+        location /p/ { secure_link_secret hush; return 200 "[$secure_link]"; }
+        location = /gif { empty_gif; } }""",
+                                  [_request(m, t) for m, t in _SECURE_LINKS]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

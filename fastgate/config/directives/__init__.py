@@ -29,6 +29,7 @@ from fastgate.config.directives import (
     referer,
     resolver,
     rewrite,
+    secure_link,
     tls,
     upstream,
 )
@@ -36,7 +37,8 @@ from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
-           proxy, limits, headers, realip, referer, resolver, tls, upstream, ignored)
+           proxy, limits, headers, realip, referer, resolver, secure_link, tls, upstream,
+           ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -284,21 +284,18 @@ def set_internal(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["internal"] = True
 
 
+_PAGES = {"fastgate_status": "fastgate", "stub_status": "stub", "empty_gif": "empty_gif"}
+
+
 def set_status_page(ld: Context, lvl: Level, d: Directive) -> None:
+    """A page fastgate makes itself answers the location: ``fastgate_status``,
+    ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``."""
     lvl.once(d)
-    if "status_page" in lvl.local:
-        raise d.error('"fastgate_status" and "stub_status" in one location')
-    lvl.local["status_page"] = "fastgate"
-
-
-def stub_status(ld: Context, lvl: Level, d: Directive) -> None:
-    """nginx's ``stub_status`` (its old form ``stub_status on`` too)."""
-    lvl.once(d)
-    if d.args and d.args != ("on",):
+    if d.name == "stub_status" and d.args and d.args != ("on",):
         raise d.error(f'invalid parameter "{d.args[0]}"')
     if "status_page" in lvl.local:
-        raise d.error('"fastgate_status" and "stub_status" in one location')
-    lvl.local["status_page"] = "stub"
+        raise d.error(f'"{d.name}" and another page of fastgate\'s own in one location')
+    lvl.local["status_page"] = _PAGES[d.name]
 
 
 def error_page(ld: Context, lvl: Level, d: Directive) -> None:
@@ -355,7 +352,8 @@ SPECS = [
     Spec("limit_except", frozenset({LOCATION}), 1, None, limit_except_block, block=True),
     Spec("try_files", SL, 2, None, set_try_files),
     Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_status_page),
-    Spec("stub_status", SL, 0, 1, stub_status),
+    Spec("empty_gif", frozenset({LOCATION}), 0, 0, set_status_page),
+    Spec("stub_status", SL, 0, 1, set_status_page),
     Spec("error_page", HSL | {LIF}, 2, None, error_page),
     Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),
     Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),

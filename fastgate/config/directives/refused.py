@@ -35,7 +35,6 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
      "Python"),
     ("geoip_", "ngx_http_geoip_module", "fastgate reads no GeoIP database"),
     ("userid", "ngx_http_userid_filter_module", ABSENT),
-    ("secure_link", "ngx_http_secure_link_module", ABSENT),
 )
 
 # by name: (nginx's module, why)
@@ -52,7 +51,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "charset_map": ("ngx_http_charset_filter_module", BODY_FILTER),
     "flv": ("ngx_http_flv_module", FILES),
     "slice": ("ngx_http_slice_filter_module", ABSENT + " (responses are relayed whole)"),
-    "empty_gif": ("ngx_http_empty_gif_module", FILES),
     "random_index": ("ngx_http_random_index_module", FILES),
     "create_full_put_path": ("ngx_http_dav_module", FILES),
     "min_delete_depth": ("ngx_http_dav_module", FILES),
