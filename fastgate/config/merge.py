@@ -84,6 +84,8 @@ class Builder:
 
     def _check_tls(self, settings: Settings, origins: dict[str, Directive],
                    lvl: Level) -> None:
+        if settings.ssl_reject_handshake and not settings.ssl_certificate:
+            return  # it shows no certificate: every handshake it is chosen for fails
         try:
             server_context(settings)
         except TlsError as e:

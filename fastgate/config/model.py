@@ -465,6 +465,7 @@ class Settings:
     # sign them (ssl_client_certificate, also named to the client; ssl_trusted_certificate
     # only checks), how many CAs above the certificate may be, revoked ones
     ssl_verify_client: str = "off"
+    ssl_reject_handshake: bool = False  # a handshake that selects this server fails
     ssl_client_certificate: str | None = None
     ssl_trusted_certificate: str | None = None
     ssl_verify_depth: int = 1

@@ -76,22 +76,33 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
                if any(x.address == listen.address for x in s.listens)]
     table = ServerTable(servers, listen.port)
     contexts: dict[int, ssl.SSLContext] = {}
+    rejecting = {id(s) for s in servers if s.settings.ssl_reject_handshake}
     for s in servers:
+        if s.settings.ssl_reject_handshake and not s.settings.ssl_certificate:
+            continue
         if s.settings.ssl_certificate or any(x.ssl for x in s.listens):
             try:
                 contexts[id(s)] = server_context(s.settings)
             except TlsError as e:  # a file changed since the configuration loaded
                 raise StartError(f"{e.message} (server in {s.where.file}:{s.where.line})"
                                  ) from None
-    default = contexts.get(id(table.default)) or next(iter(contexts.values()))
-    if len(contexts) > 1:
-        def by_name(sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
-            if name:
-                chosen = contexts.get(id(table.select(name.lower())))
-                if chosen is not None:
-                    sslobj.context = chosen
+    # every server here refuses handshakes: a context without a certificate, never used
+    # past the name (the callback refuses first)
+    default = (contexts.get(id(table.default)) or next(iter(contexts.values()), None)
+               or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    if len(contexts) > 1 or rejecting:
+        def by_name(sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> int | None:
+            # the server the name selects (no name: the default one), as nginx's
+            # servername callback: ssl_reject_handshake there fails the handshake
+            chosen = table.select(name.lower()) if name else table.default
+            if id(chosen) in rejecting:
+                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            ctx = contexts.get(id(chosen))
+            if ctx is not None and name:
+                sslobj.context = ctx
+            return None
 
-        for ctx in contexts.values():
+        for ctx in {id(c): c for c in (*contexts.values(), default)}.values():
             ctx.sni_callback = by_name
     return default
 

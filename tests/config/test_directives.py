@@ -227,6 +227,7 @@ SAMPLES = {
     "ssl_session_ticket_key": "ssl_session_ticket_key ticket.key;",
     "ssl_trusted_certificate": "ssl_trusted_certificate cert.pem;",
     "ssl_verify_client": "ssl_verify_client off;",
+    "ssl_reject_handshake": "ssl_reject_handshake off;",
     "ssl_client_certificate": "ssl_client_certificate cert.pem;",
     "ssl_verify_depth": "ssl_verify_depth 2;",
     "ssl_crl": "ssl_crl cert.pem;",

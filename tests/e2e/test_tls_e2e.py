@@ -280,3 +280,36 @@ def test_proxy_ssl_name_with_variables(tmp_path: Path, gateway, free, tls_backen
     assert not any(r.target == b"/verified/b" for r in be.requests())
     assert _get(port, "/dynamic/c", {"Host": "c.test"})[0] == 200
     assert names[-1] == "c.test"
+
+
+def test_ssl_reject_handshake_in_the_default_server(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """The catch-all default server refuses handshakes (nginx's ssl_reject_handshake,
+    without a certificate of its own): a client that names no server, or one not
+    served here, sees no certificate at all; the named server answers."""
+    crt, key = self_signed(tmp_path, "a.test")
+    port = free()
+    gateway(f"""http {{ access_log off;
+      server {{ listen 127.0.0.1:{port} ssl default_server; ssl_reject_handshake on; }}
+      server {{ listen 127.0.0.1:{port} ssl; server_name a.test;
+                ssl_certificate {crt}; ssl_certificate_key {key};
+                location / {{ return 200 "a"; }} }} }}""", port)
+
+    def handshake(name: str | None) -> bytes | str:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            with ctx.wrap_socket(raw, server_hostname=name) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                return s.recv(65536)
+        except ssl.SSLError as e:
+            return str(e.reason)
+        finally:
+            raw.close()
+
+    assert handshake("a.test").startswith(b"HTTP/1.1 200")  # type: ignore[union-attr]
+    # refused at the name (the alert may not reach the client before the close)
+    refused = ("TLSV1_UNRECOGNIZED_NAME", "UNEXPECTED_EOF_WHILE_READING")
+    assert handshake("b.test") in refused
+    assert handshake(None) in refused

@@ -67,8 +67,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "ssl_ocsp_responder": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_cache": ("ngx_http_ssl_module", CLIENT_CERTS),
     # settings that make TLS stricter: ignoring them would weaken it behind a warning
-    "ssl_reject_handshake": ("ngx_http_ssl_module", ABSENT + ": a handshake is never "
-                             "refused by name, so a certificate would be shown"),
     "ssl_conf_command": ("ngx_http_ssl_module", "Python's ssl takes no OpenSSL "
                          "configuration commands; use ssl_protocols and ssl_ciphers"),
     "proxy_ssl_conf_command": ("ngx_http_proxy_module", "Python's ssl takes no OpenSSL "

@@ -127,6 +127,7 @@ SPECS = [
         "each worker keeps OpenSSL's own ticket key; Python's ssl cannot set one")),
     Spec("ssl_trusted_certificate", HS, 1, 1, ssl_trusted_certificate),
     Spec("ssl_verify_client", HS, 1, 1, setting("ssl_verify_client", ssl_verify_client)),
+    Spec("ssl_reject_handshake", HS, 1, 1, setting("ssl_reject_handshake", flag_arg)),
     Spec("ssl_client_certificate", HS, 1, 1, setting("ssl_client_certificate",
                                                      readable_file)),
     Spec("ssl_verify_depth", HS, 1, 1, setting("ssl_verify_depth", number_arg)),
