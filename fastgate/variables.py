@@ -84,28 +84,47 @@ def cookie_value(headers: list[tuple[str, str]], name: str) -> str:
 def _claim(name: str) -> Getter:
     def get(r: Any) -> str:
         tok = r.token
-        return tok.claim_text(name) if tok is not None else ""
+        if tok is None:
+            return ""
+        if r.jwt_plus:
+            return plus_text(tok.payload.get(name))
+        text: str = tok.claim_text(name)
+        return text
 
     return get
+
+
+def plus_text(value: Any) -> str:
+    """A claim or header value as NGINX Plus's variables give it: a string as it is
+    (no JSON quotes), an array as its elements joined by commas, a number or a boolean
+    as its JSON text, an object as JSON; nothing for a missing one or null."""
+    if value is None:
+        return ""
+    if type(value) is str:
+        return value
+    if type(value) is list:
+        return ",".join(plus_text(v) for v in value)
+    return _JSON(value)
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def nested_claim(path: tuple[str, ...]) -> Getter:
-    """``auth_jwt_claim_set $var A B``: the claim at payload[A][B], as JSON text like
-    ``$jwt_claim_*`` (empty when any step is missing or not an object)."""
+def nested_claim(path: tuple[str, ...], header: bool = False) -> Getter:
+    """``auth_jwt_claim_set $var A B``: the claim at payload[A][B] (``header``:
+    ``auth_jwt_header_set``, in the JOSE header), encoded as ``$jwt_claim_*`` is (empty
+    when any step is missing or not an object)."""
 
     def get(r: Any) -> str:
         tok = r.token
         if tok is None:
             return ""
-        value: Any = tok.payload
+        value: Any = tok.header if header else tok.payload
         for step in path:
             if type(value) is not dict or step not in value:
                 return ""
             value = value[step]
-        return _JSON(value)
+        return plus_text(value) if r.jwt_plus else _JSON(value)
 
     return get
 
@@ -173,7 +192,12 @@ def _response_header(field: str) -> Callable[[str], Getter]:
 def _jwt_header(name: str) -> Getter:
     def get(r: Any) -> str:
         tok = r.token
-        return tok.header_text(name) if tok is not None else ""
+        if tok is None:
+            return ""
+        if r.jwt_plus:
+            return plus_text(tok.header.get(name))
+        text: str = tok.header_text(name)
+        return text
 
     return get
 

@@ -136,12 +136,13 @@ class Loader:
                 self.registry.define(name, late)
             elif d.name == "upstream" and len(d.args) == 1:
                 self.upstream_names.add(d.args[0])
-            elif d.name == "auth_jwt_claim_set" and len(d.args) >= 2 and \
-                    d.args[0].startswith("$"):
+            elif d.name in ("auth_jwt_claim_set", "auth_jwt_header_set") and \
+                    len(d.args) >= 2 and d.args[0].startswith("$"):
                 name = d.args[0][1:].lower()
                 if name in self._late or self.registry.is_known(name):
                     raise d.error(f'duplicate "{name}" variable')
-                self.registry.define(name, nested_claim(d.args[1:]))
+                self.registry.define(name, nested_claim(d.args[1:],
+                                                        d.name == "auth_jwt_header_set"))
                 self.claim_vars.add(name)
 
         self._declare_sets(http.block or ())

@@ -355,6 +355,9 @@ class Settings:
     ``fastgate.config.merge``). Defaults are nginx's unless the comment says otherwise."""
 
     auth_jwt: str = "off"  # "off", "on", or "var" (token from auth_jwt_source)
+    # NGINX Plus's form (auth_jwt "realm" [token=$var]): the realm of the challenge, and
+    # $jwt_claim_*/$jwt_header_* in Plus's encoding; None: the seed module's form
+    auth_jwt_realm: Template | None = None
     auth_jwt_source: Template | None = None
     # ("http"|"cookie"|"arg", name) when the source is one such variable: a token given
     # twice there is refused

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from fastgate._wire import field_value
 from fastgate.errors import (
     AmbiguousTokenError,
     JWTError,
@@ -17,7 +18,7 @@ from fastgate.proxy._headers import bearer_of
 from fastgate.proxy.steps import NEXT
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location
+    from fastgate.config.model import Location, Settings
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
@@ -50,13 +51,13 @@ class AuthJwt:
         except AmbiguousTokenError as e:
             self.w.log.info(e.reason, conn, req)
             stats.jwt(e.reason)
-            req.challenge = CHALLENGE_INVALID
+            req.challenge = _challenge(req, s, True)
             return self.fail(conn, req, loc, e.status)
         if not token:
             err: JWTError = TokenMissingError()
             self.w.log.info(err.reason, conn, req)
             stats.jwt(err.reason)
-            req.challenge = CHALLENGE
+            req.challenge = _challenge(req, s, False)
             return self.fail(conn, req, loc, 401)
         verifier = loc.verifier
         assert verifier is not None
@@ -71,13 +72,15 @@ class AuthJwt:
                     refused = KeysUnavailableError(remote.url)
                 if isinstance(refused, (UnknownKeyError, KeysUnavailableError)):
                     remote.early_refresh()
-            req.challenge = CHALLENGE_INVALID
+            req.challenge = _challenge(req, s, True)
             self.w.log.info(f"{refused.reason} ({refused.detail})" if refused.detail
                             else refused.reason, conn, req)
             stats.jwt(refused.reason)
             stats.cache(verifier.hits != hits)
             return self.fail(conn, req, loc, refused.status)
         hit = verifier.hits != hits
+        if s.auth_jwt_realm is not None:
+            req.jwt_plus = True  # $jwt_* in NGINX Plus's encoding from now on
         req_ = s.auth_jwt_require
         if req_ is not None:
             for t in req_.values:
@@ -86,7 +89,7 @@ class AuthJwt:
                     self.w.log.info(f'JWT: requirement "{t.source}" not met', conn, req)
                     stats.cache(hit)
                     stats.jwt("JWT: requirement not met")
-                    req.challenge = CHALLENGE_INVALID
+                    req.challenge = _challenge(req, s, True)
                     return self.fail(conn, req, loc, req_.status)
         stats.verified(hit)
         return NEXT
@@ -114,8 +117,22 @@ class AuthJwt:
             token = self.token_of(req, loc)
             if token:
                 req.token = loc.verifier.verify(token, time.time())
+                req.jwt_plus = loc.settings.auth_jwt_realm is not None
         except JWTError:
             pass
+
+
+def _challenge(req: Request, s: Settings, invalid: bool) -> bytes:
+    """The 401's challenge: fastgate's realm, or the realm NGINX Plus's form names."""
+    if s.auth_jwt_realm is None:
+        return CHALLENGE_INVALID if invalid else CHALLENGE
+    realm = s.auth_jwt_realm.render(req).replace("\\", "\\\\").replace('"', '\\"')
+    challenge = f'Bearer realm="{realm}"'
+    if invalid:
+        challenge += ', error="invalid_token"'
+    # a realm from a variable never carries a control byte into the header
+    raw = field_value(challenge)
+    return raw if raw is not None else (CHALLENGE_INVALID if invalid else CHALLENGE)
 
 
 def _given_twice(req: Request, kind: str, name: str) -> bool:

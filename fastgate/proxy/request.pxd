@@ -58,6 +58,8 @@ cdef class Request:
     cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)
     cdef public bint real_address  # the realip module set the address (once, as nginx)
     cdef public bint expect_trailers  # add_trailer's trailers end the chunked response
+    # the token was verified where auth_jwt has NGINX Plus's form: $jwt_* in its encoding
+    cdef public bint jwt_plus
     cdef public int access_code  # satisfy any: the refusal so far (401 over 403)
     cdef public str limit_req_status
     cdef public str limit_conn_status

@@ -48,6 +48,7 @@ class Request:
     limited: bool
     real_address: bool
     expect_trailers: bool
+    jwt_plus: bool
     access_code: int
     limit_req_status: str
     limit_conn_status: str

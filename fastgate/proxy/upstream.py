@@ -176,9 +176,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.sink = None
         self.engine.bind(self)
 
-    def unpark(self) -> None:
-        self._cancel_idle()
-
     def begin(self) -> asyncio.Future[ResponseHead]:
         self._cancel_idle()
         self.head = asyncio.get_running_loop().create_future()
@@ -216,7 +213,9 @@ class UpstreamConnection(asyncio.Protocol):
     def park(self, timeout: float) -> None:
         """Idle in the pool: closed after ``timeout`` seconds if nobody takes it (the
         worker's clock checks ``deadline``)."""
-        self.free()
+        if self.busy:  # free(), inline: once per request on the callback path
+            self.busy = False
+            self.peer.busy -= 1
         self.head = None
         self.body = None
         self.engine.start_next()
@@ -265,8 +264,10 @@ class Peer:
         while idle:
             conn = idle.pop()
             if not conn.closed:
-                conn.unpark()
-                conn.taken()
+                conn.deadline = 0.0  # no longer idle: the clock leaves it alone
+                if not conn.busy:  # conn.taken(), inline: once per request
+                    conn.busy = True
+                    self.busy += 1
                 return conn
         return None
 

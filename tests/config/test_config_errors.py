@@ -41,7 +41,9 @@ CASES = [
     ("key-hex-bad", "http {\nauth_jwt_key zz hex;\n}", "JWT: Failed to turn hex key into binary", 2),
     ("key-base64-bad", "http {\nauth_jwt_key @@@@ base64;\n}", "JWT: Failed to turn base64 key into binary", 2),
     ("key-encoding-bad", "http {\nauth_jwt_key abc rot13;\n}", 'JWT: invalid key encoding "rot13" (utf8, hex, base64 or file)', 2),
-    ("auth-jwt-bad-var", "http {\nauth_jwt maybe;\n}", "JWT: Invalid variable name maybe", 2),
+    ("auth-jwt-bad-token", "http {\nauth_jwt maybe token=nothing;\n}",
+     'invalid token variable "nothing": "token=" names one variable, as $cookie_NAME or '
+     "$arg_NAME", 2),
     ("alg-bad", "http {\nauth_jwt_alg HS999;\n}", 'invalid value "HS999"', 2),
     ("alg-none", "http {\nauth_jwt_alg none;\n}", 'invalid value "none"', 2),
     ("require-code", f"http {{ {KEY}\nauth_jwt_require $arg_a error=402;\n}}", "invalid error code 402", 2),

@@ -31,7 +31,7 @@ def request(**kw: Any) -> SimpleNamespace:
         pipelined=False,
         proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
-        token=None, captures=(), memo={},
+        token=None, jwt_plus=False, captures=(), memo={},
     )
     base.update(kw)
     return SimpleNamespace(**base)
@@ -129,6 +129,18 @@ def test_jwt_variables_are_json() -> None:
     assert reg.jwt_headers == {"alg"}
     whole = reg.compile("$jwt_payload").render(r)
     assert whole == '{"sub":"user123","n":42,"roles":["a","b"]}'
+
+
+def test_jwt_variables_in_nginx_plus_encoding() -> None:
+    reg = Registry()
+    t = reg.compile("$jwt_claim_sub|$jwt_claim_n|$jwt_claim_roles|$jwt_claim_ok|"
+                    "$jwt_claim_obj|$jwt_claim_nil|$jwt_claim_none|$jwt_header_alg")
+    claims = {"sub": "user123", "n": 4.5, "roles": ["a", "b", 3], "ok": True,
+              "obj": {"k": "v"}, "nil": None}
+    plus = request(token=token(claims), jwt_plus=True)
+    assert t.render(plus) == 'user123|4.5|a,b,3|true|{"k":"v"}|||HS256'
+    seed = request(token=token(claims))
+    assert t.render(seed) == '"user123"|4.5|["a","b",3]|true|{"k":"v"}|null||"HS256"'
 
 
 def test_claim_names_are_case_sensitive() -> None:

@@ -26,17 +26,26 @@ from fastgate.jwt import ALGORITHMS, HMACKey, key_from_value, keys_from_file
 
 
 def auth_jwt(ld: Context, lvl: Level, d: Directive) -> None:
+    """Both dialects. The seed module's: ``on``, ``off``, or one variable that holds the
+    token. NGINX Plus's: ``auth_jwt REALM [token=$variable]`` — anything else (a realm,
+    which may hold variables, or a second argument ``token=``); the token is then
+    ``Authorization: Bearer``'s unless ``token=`` names a variable."""
     lvl.once(d)
     value = d.args[0]
-    if not value:
-        raise d.error("JWT: Invalid value")
+    plus = len(d.args) == 2 or not (value in ("on", "off") or _ONE_VARIABLE.fullmatch(value))
+    if plus:
+        _plus_form(ld, lvl, d)
+        return
+    lvl.fields["auth_jwt_realm"] = None
     if value in ("on", "off"):
         lvl.fields["auth_jwt"] = value
         lvl.fields["auth_jwt_source"] = None
         lvl.fields["auth_jwt_source_var"] = None
         return
-    if not value.startswith("$"):
-        raise d.error(f"JWT: Invalid variable name {value}")
+    _token_variable(ld, lvl, d, value)
+
+
+def _token_variable(ld: Context, lvl: Level, d: Directive, value: str) -> None:
     lvl.fields["auth_jwt"] = "var"
     lvl.fields["auth_jwt_source"] = ld.compile(value, d)
     m = _SOURCE_VAR.fullmatch(value)
@@ -44,7 +53,27 @@ def auth_jwt(ld: Context, lvl: Level, d: Directive) -> None:
         (m.group(1), m.group(2).lower()) if m is not None else None)
 
 
+def _plus_form(ld: Context, lvl: Level, d: Directive) -> None:
+    realm = d.args[0]
+    if len(d.args) == 2:
+        token = d.args[1]
+        if not token.startswith("token="):
+            raise d.error(f'invalid parameter "{token}"')
+        if realm == "off":
+            raise d.error('"auth_jwt off" takes no "token=" parameter')
+        if not _ONE_VARIABLE.fullmatch(token[6:]):
+            raise d.error(f'invalid token variable "{token[6:]}": "token=" names one '
+                          "variable, as $cookie_NAME or $arg_NAME")
+        _token_variable(ld, lvl, d, token[6:])
+    else:
+        lvl.fields["auth_jwt"] = "on"
+        lvl.fields["auth_jwt_source"] = None
+        lvl.fields["auth_jwt_source_var"] = None
+    lvl.fields["auth_jwt_realm"] = ld.compile(realm, d)
+
+
 _SOURCE_VAR = re.compile(r"\$\{?(http|cookie|arg)_([A-Za-z0-9_]+)\}?")
+_ONE_VARIABLE = re.compile(r"\$\{?[A-Za-z0-9_]+\}?")
 
 
 # the fields that together make a level's key set
@@ -149,13 +178,32 @@ def claim_set(ld: Context, lvl: Level, d: Directive) -> None:
         raise d.error(f'invalid variable name "{d.args[0]}"')
 
 
+def auth_jwt_type(ld: Context, lvl: Level, d: Directive) -> None:
+    """NGINX Plus's ``auth_jwt_type signed|encrypted|nested``: signed tokens (JWS) are
+    what fastgate checks; encrypted ones (JWE) it cannot read."""
+    lvl.once(d)
+    if d.args[0] in ("encrypted", "nested"):
+        raise d.error(f'"auth_jwt_type {d.args[0]}" is not supported: fastgate checks signed '
+                      "tokens (JWS) only; encrypted ones (JWE) it cannot decrypt")
+    if d.args[0] != "signed":
+        raise d.error(f'invalid value "{d.args[0]}"')
+
+
+def key_cache(ld: Context, d: Directive) -> float | None:
+    """NGINX Plus's ``auth_jwt_key_cache TIME``: how long fetched keys are kept, which
+    is how often fastgate fetches them again (0: as the response's Cache-Control says,
+    as without it)."""
+    seconds = time_arg(ld, d)
+    return seconds if seconds > 0 else None
+
+
 def auth_jwt_cache(ld: Context, d: Directive) -> int:
     return 0 if d.args[0] == "off" else parse_number(d, d.args[0])
 
 
 SPECS = [
     # also in limit_except: a token only for the methods it does not name ("writes")
-    Spec("auth_jwt", HSL | {LMT}, 1, 1, auth_jwt),
+    Spec("auth_jwt", HSL | {LMT}, 1, 2, auth_jwt),
     Spec("auth_jwt_key", HSL, 1, 2, auth_jwt_key),
     Spec("auth_jwt_key_file", HSL, 1, 1, auth_jwt_key_file),
     Spec("auth_jwt_alg", HSL, 1, 1, setting("auth_jwt_alg", auth_jwt_alg)),
@@ -169,4 +217,9 @@ SPECS = [
     Spec("auth_jwt_issuer", HSL, 1, None, setting("auth_jwt_issuer", strings)),
     Spec("auth_jwt_audience", HSL, 1, None, setting("auth_jwt_audience", strings)),
     Spec("auth_jwt_claim_set", frozenset({HTTP}), 2, None, claim_set),
+    # NGINX Plus's
+    Spec("auth_jwt_header_set", frozenset({HTTP}), 2, None, claim_set),
+    Spec("auth_jwt_type", HSL, 1, 1, auth_jwt_type),
+    Spec("auth_jwt_key_cache", HSL, 1, 1, setting("auth_jwt_key_request_interval",
+                                                  key_cache)),
 ]
