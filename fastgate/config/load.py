@@ -7,6 +7,7 @@ when the error has a place) and nothing else for anything a user can write.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 from collections.abc import Iterable
@@ -66,6 +67,7 @@ class Loader:
         self.upstreams: dict[str, Upstream] = {}
         self.upstream_names: set[str] = set()
         self.maps: dict[str, Lookup] = {}
+        self._map_directives: dict[str, Directive] = {}
         self._late: dict[str, _LateMap] = {}
         self.log_formats: dict[str, LogFormat] = {}
         self.zones: dict[str, LimitZone] = {}
@@ -164,9 +166,35 @@ class Loader:
 
     def define_map(self, m: Lookup, d: Directive) -> None:
         self.maps[m.name] = m
+        self._map_directives[m.name] = d
         self._late[m.name].get = m.getter()
         # replace the late-bound getter with the map's own, now that it exists
         self.registry.define(m.name, m.getter())
+
+    def _check_claim_maps(self, dialects: set[str]) -> None:
+        """A map over ``$jwt_claim_*``/``$jwt_header_*`` whose keys are written for the
+        other form's encoding never matches a string claim: the seed form gives JSON text
+        (``"\\"admin\\""``), NGINX Plus's the string itself (``admin``)."""
+        for m in self.maps.values():
+            source = getattr(m, "source", None)
+            exact = getattr(m, "exact", None)
+            if source is None or exact is None or not any(
+                    v.startswith(("jwt_claim_", "jwt_header_")) or v in self.claim_vars
+                    for v in source.variables):
+                continue
+            d = self._map_directives.get(m.name)
+            if d is None:
+                continue
+            for key in exact:
+                quoted = len(key) >= 2 and key[0] == key[-1] == '"'
+                if quoted and "plus" in dialects:
+                    self.warn(f'map "${m.name}" compares {source.source} with the JSON text '
+                              f'{key}: where auth_jwt has NGINX Plus\'s form the claim is '
+                              f"{key[1:-1]}, without quotes", d)
+                elif not quoted and "seed" in dialects and not _json_scalar(key):
+                    self.warn(f'map "${m.name}" compares {source.source} with {key}: where '
+                              "auth_jwt has the seed module's form a string claim is JSON text, "
+                              f'"\\"{key}\\""', d)
 
     def reads_jwt(self, variables: frozenset[str], seen: set[str]) -> bool:
         """Whether rendering these variables reads the token: ``$jwt_*``, an
@@ -266,6 +294,7 @@ class Loader:
             servers = tuple(builder.server(http_settings, http_origins, s)
                             for s in http.children if s.ctx == SERVER)
             check_client_certificates(servers)
+            self._check_claim_maps(builder.dialects)
             tls_pools = builder.tls_pools
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
@@ -329,3 +358,12 @@ def load_config(path: str, prefix: str | None = None, directives: str = "") -> C
         return loader.build(given + parse_file(path))
     except RecursionError:
         raise ConfigError("configuration is nested too deeply", path) from None
+
+
+def _json_scalar(text: str) -> bool:
+    """A number, true, false or null: the same text in both encodings."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return not isinstance(value, (str, list, dict))

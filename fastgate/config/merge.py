@@ -52,6 +52,9 @@ class Builder:
 
     def __init__(self, loader: Context) -> None:
         self.ld = loader
+        # which forms of auth_jwt the locations use: "seed", "plus" (for -t's advice on
+        # maps over claims, whose encoding differs)
+        self.dialects: set[str] = set()
         self._verifiers: dict[tuple[Any, ...], Verifier] = {}
         # https:// proxy_pass pools: pool name -> (upstream, TLS settings)
         self.tls_pools: dict[str, tuple[str, UpstreamTls]] = {}
@@ -108,6 +111,8 @@ class Builder:
                        children: LocationTree | None) -> Location:
         where = _where(lvl.directive)
         verifier = self._verifier(settings, origins, where) if settings.auth_jwt != "off" else None
+        if verifier is not None:
+            self.dialects.add("seed" if settings.auth_jwt_realm is None else "plus")
         in_location = lvl.ctx == LOCATION
         proxy_pass = lvl.local.get("proxy_pass") if in_location else None
         if proxy_pass is not None:

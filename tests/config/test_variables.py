@@ -255,3 +255,23 @@ def test_map_is_lazy(tmp_path: Path) -> None:
     r = request()
     assert r.memo == {}  # nothing evaluated until asked
     assert cfg.maps[0].getter()(r) == "1"
+
+
+def test_maps_over_claims_are_checked_against_the_dialects_in_use(tmp_path: Path) -> None:
+    from fastgate.config import load_config
+
+    path = tmp_path / "t.conf"
+
+    def warnings(locations: str) -> list[str]:
+        path.write_text('http { map $jwt_claim_role $is_admin { default 0; "\\"admin\\"" 1; }\n'
+                        "map $jwt_claim_team $team_ok { default 0; platform 1; 42 1; }\n"
+                        'server { listen 127.0.0.1:8999; auth_jwt_key '
+                        '"0123456789abcdef0123456789abcdef";\n' + locations + "} }")
+        return [w for w in load_config(str(path)).warnings if "compares" in w]
+
+    seed = warnings("location / { auth_jwt on; auth_jwt_require $is_admin $team_ok; }")
+    assert len(seed) == 1 and '"$team_ok" compares $jwt_claim_team with platform' in seed[0]
+    plus = warnings('location / { auth_jwt "api"; auth_jwt_require $is_admin $team_ok; }')
+    assert len(plus) == 1 and "JSON text \"admin\"" in plus[0]
+    assert plus[0].endswith("t.conf:1")
+    assert len(warnings("location /a/ { auth_jwt on; } location /b/ { auth_jwt x; }")) == 2
