@@ -81,7 +81,28 @@ def cookie_value(headers: list[tuple[str, str]], name: str) -> str:
     return ""
 
 
+def memoised(name: str, evaluate: Callable[[Any], str]) -> Getter:
+    """A lookup's getter (map, geo, split_clients): computed once per request, in its
+    memo; one that refers to itself reads empty, never loops."""
+
+    def get(r: Any) -> str:
+        memo = r.memo
+        if name in memo:
+            value: str = memo[name]
+            return value
+        memo[name] = ""
+        value = evaluate(r)
+        memo[name] = value
+        return value
+
+    return get
+
+
 def _claim(name: str) -> Getter:
+    """``$jwt_claim_NAME``: JSON text, or NGINX Plus's encoding where the token was
+    checked in Plus's form; empty without a token. (It and ``_jwt_header`` stay two
+    functions: each runs per request, a generic one would cost a lookup more.)"""
+
     def get(r: Any) -> str:
         tok = r.token
         if tok is None:
@@ -507,19 +528,7 @@ class Map:
                 *(v for _, v in self.wild_tail))
 
     def getter(self) -> Getter:
-        key = self.name
-
-        def get(r: Any) -> str:
-            memo = r.memo
-            if key in memo:
-                value: str = memo[key]
-                return value
-            memo[key] = ""  # a map that refers to itself reads empty, never loops
-            value = self.evaluate(r)
-            memo[key] = value
-            return value
-
-        return get
+        return memoised(self.name, self.evaluate)
 
     def evaluate(self, r: Any) -> str:
         src = self.source.render(r)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastgate.config import addresses
 from fastgate.config.addresses import Address, Network
-from fastgate.variables import Getter, Template
+from fastgate.variables import Getter, Template, memoised
 
 
 class Lookup(Protocol):
@@ -29,20 +28,6 @@ class Lookup(Protocol):
 
 NONE = ipaddress.IPv4Address("255.255.255.255")  # nginx's INADDR_NONE: not an address
 _XFF = b"x-forwarded-for"
-
-
-def _memoised(name: str, evaluate: Callable[[Any], str]) -> Getter:
-    def get(r: Any) -> str:
-        memo = r.memo
-        if name in memo:
-            value: str = memo[name]
-            return value
-        memo[name] = ""  # a lookup that refers to itself reads empty, never loops
-        value = evaluate(r)
-        memo[name] = value
-        return value
-
-    return get
 
 
 @dataclass(frozen=True)
@@ -75,7 +60,7 @@ class Geo:
         return (self.source,) if self.source is not None else ()
 
     def getter(self) -> Getter:
-        return _memoised(self.name, self.evaluate)
+        return memoised(self.name, self.evaluate)
 
     def evaluate(self, r: Any) -> str:
         text = self.source.render(r) if self.source is not None else r.remote_addr
@@ -119,7 +104,7 @@ class SplitClients:
         return (self.source,)
 
     def getter(self) -> Getter:
-        return _memoised(self.name, self.evaluate)
+        return memoised(self.name, self.evaluate)
 
     def evaluate(self, r: Any) -> str:
         h = murmur_hash2(self.source.render(r).encode("utf-8", "surrogateescape"))

@@ -81,6 +81,8 @@ class Builder:
             where=_where(lvl.directive),
             rewrites=self._program(lvl, None),
             fallback=fallback,
+            checks_first=(settings.ssl_verify_client != "off"
+                          or bool(settings.set_real_ip_from)),
         )
         self._check_targets(server)
         return server

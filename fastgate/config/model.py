@@ -483,6 +483,12 @@ class Settings:
     limit_conn_status: int = 503
     limit_conn_log_level: str = "error"
     limit_conn_dry_run: bool = False
+    # derived: a proxied response's Set-Cookie are rewritten (one test per response)
+    edits_set_cookie: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edits_set_cookie", bool(
+            self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags))
 
     def error_page_for(self, status: int) -> ErrorPage | None:
         for code, page in self.error_page:
@@ -655,6 +661,9 @@ class Server:
     rewrites: tuple[RewriteOp, ...] = ()
     # the server's own settings as a location, for requests no location matches
     fallback: Location | None = None
+    # checks before the server's rewrites (a client certificate, realip at server
+    # level): one test per request where there are none
+    checks_first: bool = False
 
     @property
     def name(self) -> str:

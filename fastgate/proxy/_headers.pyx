@@ -139,7 +139,7 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     s = loc.settings
     if _names_a_target(headers):
         headers = redirected(headers, rules, req, s)
-    if s.proxy_cookie_path or s.proxy_cookie_domain or s.proxy_cookie_flags:
+    if s.edits_set_cookie:
         headers = rewrite_set_cookies(headers, s, req)
     req.upstream_headers = rhead.headers
     if s.add_header or s.expires is not None:

@@ -76,20 +76,24 @@ class Phases:
             # task, so that the engine has read what came with the head before anything
             # answers (a refusal then keeps the connection, as nginx discards the body)
             return self._in_task(conn, req, server)
-        fallback = server.fallback
-        assert fallback is not None
-        if fallback.settings.ssl_verify_client != "off":
-            refused = self._client_certificate(conn, req, fallback.settings)
-            if refused:
-                return self.fail(conn, req, fallback, refused)
-        if fallback.settings.set_real_ip_from:  # realip's post-read phase
-            self.realip.phase(conn, req, fallback)
+        if server.checks_first:
+            fallback = server.fallback
+            assert fallback is not None
+            if fallback.settings.ssl_verify_client != "off":
+                refused = self._client_certificate(conn, req, fallback.settings)
+                if refused:
+                    return self.fail(conn, req, fallback, refused)
+            if fallback.settings.set_real_ip_from:  # realip's post-read phase
+                self.realip.phase(conn, req, fallback)
         if server.rewrites:
             step = self.rewrite.server_phase(conn, req, server)
             if step is not NEXT:
                 return step
         loc, req.captures = server.locations.find(req.uri)
-        return self.walk(conn, req, loc if loc is not None else fallback, 0)
+        if loc is None:
+            loc = server.fallback
+            assert loc is not None
+        return self.walk(conn, req, loc, 0)
 
     def _client_certificate(self, conn: ClientConnection, req: Request, s: Settings) -> int:
         """nginx's check before any phase: 496 when ``ssl_verify_client on`` and no

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
+    from fastgate.variables import Template
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -122,24 +123,24 @@ class Responder:
         the like are final then); those that render empty are left out."""
         if not req.expect_trailers:
             return None
-        status = req.status
-        out: Headers = []
-        for name, template, always in loc.settings.add_trailer:
-            if always or status in ADD_HEADER_STATUSES:
-                value = template.render(req)
-                raw = field_value(value) if value else None
-                if raw is not None:
-                    out.append((name.encode("latin-1"), raw))
-        return out
+        return _rendered(req, loc.settings.add_trailer, req.status)
 
     @staticmethod
     def headers_added(req: Request, loc: Location, status: int) -> Headers:
         """``add_header``'s headers for a response of ``status``."""
-        out: Headers = []
-        for name, template, always in loc.settings.add_header:
-            if always or status in ADD_HEADER_STATUSES:
-                value = template.render(req)
-                raw = field_value(value) if value else None
-                if raw is not None:
-                    out.append((name.encode("latin-1"), raw))
-        return out
+        return _rendered(req, loc.settings.add_header, status)
+
+
+def _rendered(req: Request, fields: tuple[tuple[str, Template, bool], ...],
+              status: int) -> Headers:
+    """``add_header``/``add_trailer`` fields for a response of ``status`` (theirs, or
+    any with ``always``); one that renders empty, or would carry a control byte, is
+    left out."""
+    out: Headers = []
+    for name, template, always in fields:
+        if always or status in ADD_HEADER_STATUSES:
+            value = template.render(req)
+            raw = field_value(value) if value else None
+            if raw is not None:
+                out.append((name.encode("latin-1"), raw))
+    return out
