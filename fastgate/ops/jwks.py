@@ -11,6 +11,7 @@ import json
 import re
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -35,6 +36,10 @@ RETRY_FIRST = 1.0  # after a failure: 1 s, 2 s, 4 s... up to the interval
 
 class FetchError(FastgateError):
     pass
+
+
+# a key set's fetch: (status, headers with lower-case names, body)
+Fetch = Callable[[], Awaitable[tuple[int, dict[str, str], bytes]]]
 
 
 async def http_get(url: str, timeout: float = FETCH_TIMEOUT) -> tuple[int, dict[str, str], bytes]:
@@ -94,8 +99,11 @@ class RemoteJwks:
     """One URL's keys for one worker, and the verifiers that use them."""
 
     def __init__(self, url: str, interval: float | None, log: ErrorLog,
-                 stats: Stats) -> None:
+                 stats: Stats, get: Fetch | None = None) -> None:
         self.url = url
+        # how the keys are fetched: an absolute URL by its own GET; a local URI (NGINX
+        # Plus's form) by a subrequest through its location
+        self.get: Fetch = get if get is not None else (lambda: http_get(url))
         self.override = interval
         self.log = log
         self.stats = stats
@@ -174,7 +182,7 @@ class RemoteJwks:
         self.fetches += 1
         interval = self.override if self.override is not None else DEFAULT_INTERVAL
         try:
-            status, headers, body = await http_get(self.url)
+            status, headers, body = await self.get()
             if status != 200:
                 raise FetchError(f"status {status}")
             try:
@@ -213,9 +221,22 @@ def remote_sources(worker: Any) -> dict[str, RemoteJwks]:
             if url is None or id(loc.verifier) in seen:
                 continue
             seen.add(id(loc.verifier))
-            src = sources.get(url)
+            local = url.startswith("/")
+            # a local URI belongs to its server: the same URI in two servers is two sources
+            key = f"{id(server)} {url}" if local else url
+            src = sources.get(key)
             if src is None:
-                src = sources[url] = RemoteJwks(url, s.auth_jwt_key_request_interval,
-                                                worker.log, worker.stats)
+                get = _local(worker, server, url) if local else None
+                src = sources[key] = RemoteJwks(url, s.auth_jwt_key_request_interval,
+                                                worker.log, worker.stats, get)
             src.add(loc.verifier, s.auth_jwt_key + s.auth_jwt_key_file)
     return sources
+
+
+def _local(worker: Any, server: Any, uri: str) -> Fetch:
+    def get() -> Awaitable[tuple[int, dict[str, str], bytes]]:
+        fetched: Awaitable[tuple[int, dict[str, str], bytes]] = (
+            worker.phases.subrequests.fetch(server, uri))
+        return fetched
+
+    return get

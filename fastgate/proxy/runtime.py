@@ -63,6 +63,9 @@ class Runtime(Protocol):
     @property
     def engine(self) -> str: ...
 
+    # the number of a connection (its log's "*N"), for a request the worker makes itself
+    def next_connection_id(self) -> int: ...
+
     # verifier → the remote JWKS it takes keys from (for "keys unavailable" answers)
     @property
     def remote_of(self) -> dict[Any, Any]: ...

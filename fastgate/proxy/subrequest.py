@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from fastgate._wire import ConnectionInfo, RequestHead
 from fastgate.config.model import Return
 from fastgate.errors import UpstreamError
 from fastgate.proxy.failure import Recovery, stale
@@ -23,11 +24,29 @@ from fastgate.proxy.upstream import (
 )
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location
+    from fastgate.config.model import Location, Server
     from fastgate.http.engine import ResponseHead
     from fastgate.http.server import ClientConnection
     from fastgate.proxy.exchange import UpstreamExchange
     from fastgate.proxy.runtime import Runtime
+
+
+KEPT_MAX = 1 << 20  # a body a worker-made request keeps (a key set)
+
+
+class WorkerMade:
+    """The connection of a request the worker makes itself (a key fetch): what a
+    request and the log read of one, and no client to answer."""
+
+    remote_addr = ""
+    remote_port = 0
+    requests = 0
+    pipelined = False
+    closed = False
+
+    def __init__(self, connection_id: int) -> None:
+        self.connection_id = connection_id
+        self.info = ConnectionInfo("http", "", 0, "", 0, connection_id)
 
 
 class Subrequests:
@@ -52,6 +71,31 @@ class Subrequests:
         sub.method = req.method  # $request_method is the main request's, as nginx
         return sub, target
 
+    async def fetch(self, server: Server, uri: str) -> tuple[int, dict[str, str], bytes]:
+        """A GET for ``uri`` that the worker makes itself (NGINX Plus's
+        ``auth_jwt_key_request`` to a local URI): through the location it reaches, as a
+        subrequest goes; its status, headers (lower-case names) and body (at most 1 MiB:
+        more is a 502)."""
+        conn = WorkerMade(self.w.next_connection_id())
+        host = (server.name or "localhost").encode("latin-1", "replace")
+        head = RequestHead(b"GET", uri.encode("latin-1", "replace"), b"1.1",
+                           [(b"Host", host), (b"Accept", b"application/json")], 0, True,
+                           False, None)
+        path, _, args = uri.partition("?")
+        main = Request(head, (path, args, None), conn)
+        main.server = server
+        sub, target = self.make(conn, main, uri)  # type: ignore[arg-type]
+        first = target.rewrites[0] if target.rewrites else None
+        if target.proxy_pass is None and isinstance(first, Return):
+            text = first.text.render(sub) if first.text is not None else ""
+            return first.code, {}, text.encode("utf-8", "surrogateescape")
+        kept = bytearray()
+        status = await self._proxy(conn, main, sub, target, b"GET", b"",  # type: ignore[arg-type]
+                                   f'while fetching keys from "{uri}"', kept)
+        headers = {n.decode("latin-1").lower(): v.decode("latin-1")
+                   for n, v in sub.upstream_headers or ()}
+        return status, headers, bytes(kept)
+
     async def run(self, conn: ClientConnection, req: Request, sub: Request, target: Location,
                   method: bytes, body: bytes, what: str) -> int:
         """The subrequest's status: the location's ``return`` code, or its upstream's
@@ -62,7 +106,8 @@ class Subrequests:
         return await self._proxy(conn, req, sub, target, method, body, what)
 
     async def _proxy(self, conn: ClientConnection, req: Request, sub: Request,
-                     target: Location, method: bytes, body: bytes, what: str) -> int:
+                     target: Location, method: bytes, body: bytes, what: str,
+                     kept: bytearray | None = None) -> int:
         """The subrequest to ``target``'s upstream: its response status, or 502/504
         when none came (logged as the main proxy logs them)."""
         w = self.w
@@ -93,7 +138,7 @@ class Subrequests:
             try:
                 uconn, reused = await peer.connect(s.proxy_connect_timeout, local)
                 head = await self._exchange(uconn, method, path, headers, body,
-                                            s.proxy_read_timeout)
+                                            s.proxy_read_timeout, kept)
             except UpstreamError as e:
                 if e.kind == LOCAL:  # our side failed: the server is not blamed (nginx)
                     w.log.error(f"{e} ({what})", conn, req)
@@ -127,10 +172,10 @@ class Subrequests:
     @staticmethod
     async def _exchange(uconn: UpstreamConnection, method: bytes, path: bytes,
                         headers: list[tuple[bytes, bytes]], body: bytes,
-                        timeout: float) -> ResponseHead:
+                        timeout: float, kept: bytearray | None = None) -> ResponseHead:
         """``method`` ``path`` (with ``body``) on ``uconn``; the response head, its body
-        read and dropped (the connection back in its pool when it can carry another
-        request)."""
+        read and dropped — or into ``kept``, up to 1 MiB — (the connection back in its
+        pool when it can carry another request)."""
         head_future = uconn.begin()
         engine = uconn.engine
         uconn.write(engine.send_head(method, path, headers, len(body))
@@ -141,8 +186,16 @@ class Subrequests:
                 uconn.abort()
                 return head
             answer = uconn.body
-            while answer is not None and await answer.read(timeout) is not None:
-                pass
+            while answer is not None:
+                chunk = await answer.read(timeout)
+                if chunk is None:
+                    break
+                if kept is not None:
+                    kept += chunk
+                    if len(kept) > KEPT_MAX:
+                        uconn.abort()
+                        raise UpstreamError("invalid", "upstream sent more than 1 MiB of "
+                                            "keys")
         except TimeoutError:
             raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
                                 "while reading upstream") from None

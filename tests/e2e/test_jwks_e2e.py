@@ -220,3 +220,38 @@ def test_issuer_audience_leeway_nested_claims(backends, gateway, free) -> None: 
     sent = {k.lower(): v for k, v in be.requests()[-1]["headers"]}
     assert sent["x-roles"] == '["user","admin"]' and sent["x-tenant"] == '"acme"'
     assert len(be.requests()) == 7  # the seven 200s above, nothing refused
+
+
+def plus_local_config(port: int, provider: Provider, cache: str = "") -> str:
+    """NGINX Plus's documented pattern: the keys come from a local URI, an internal
+    location that proxies to the identity provider."""
+    return f"""http {{ server {{ listen 127.0.0.1:{port};
+      location /api/ {{ auth_jwt "api"; auth_jwt_key_request /_jwks_uri; {cache}
+                       auth_jwt_alg ES256; try_files $uri =200; }}
+      location = /_jwks_uri {{ internal;
+        proxy_pass http://127.0.0.1:{provider.port}/idp/keys;
+        proxy_set_header X-Asked-By fastgate; }}
+    }} }}"""
+
+
+def test_key_request_through_an_internal_location(provider: Provider, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    provider.publish({"k1": KEYS["k1"]})
+    provider.start()
+    port = free()
+    gateway(plus_local_config(port, provider, "auth_jwt_key_cache 1s;"), port)
+    assert status(port, token("k1")) == 200
+    assert provider.log.read_text().splitlines()[0] == "/idp/keys"  # the location's URI
+    # rotation, on auth_jwt_key_cache's interval
+    provider.publish({"k2": KEYS["k2"]})
+    assert eventually(lambda: status(port, token("k2")), 200)
+    assert eventually(lambda: status(port, token("k1")), 401)
+    # the internal location itself is not reachable from outside
+    assert status(port, token("k2"), "/_jwks_uri") == 404
+
+
+def test_key_request_to_a_local_uri_that_fails(provider: Provider, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    port = free()  # the provider never starts: its location answers 502
+    g = gateway(plus_local_config(port, provider), port)
+    assert status(port, token("k1")) == 401
+    assert eventually(lambda: 'JWT: fetching keys from "/_jwks_uri" failed: status 502' in
+                      g.stderr, True)

@@ -67,7 +67,20 @@ def _start(name: str, tmp: Path, gateway, free, be: RawBackend, **ports: int) ->
 
 
 def test_the_reference_page_examples(tmp_path: Path, gateway, free, backend: RawBackend) -> None:  # type: ignore[no-untyped-def]
-    port = _start("reference-page.conf", tmp_path, gateway, free, backend)
+    _jwks(tmp_path / "idp.json")
+    jwks = (tmp_path / "idp.json").read_bytes()
+    idp = RawBackend(answer=lambda req: b"HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: %d\r\n\r\n%s" % (len(jwks), jwks))
+    try:
+        port = _start("reference-page.conf", tmp_path, gateway, free, backend,
+                      IDP_PORT=idp.port)
+        _reference_page(port, backend)
+        assert [r.target for r in idp.requests()][:1] == [b"/keys"]
+    finally:
+        idp.stop()
+
+
+def _reference_page(port: int, backend: RawBackend) -> None:
     status, headers = _get(port, "/")
     assert status == 401 and headers["www-authenticate"] == 'Bearer realm="closed site"'
     status, headers = _get(port, "/", {"Authorization": "Bearer " + _token() + "x"})
@@ -89,6 +102,9 @@ def test_the_reference_page_examples(tmp_path: Path, gateway, free, backend: Raw
     assert _get(port, "/forbidden/f", {"Authorization": f"Bearer {good}"})[0] == 200
     targets = [r.target for r in backend.requests()]
     assert b"/issuer/d" not in targets and b"/forbidden/e" not in targets
+    # the keys the internal location fetched from the identity provider
+    assert _get(port, "/private/g", {"Authorization": f"Bearer {good}"})[0] == 200
+    assert _get(port, "/private/h", {"Authorization": f"Bearer {bad_iss}x"})[0] == 401
 
 
 def test_the_admin_guide_examples_beside_the_seed_form(tmp_path: Path, gateway, free,  # type: ignore[no-untyped-def]

@@ -163,11 +163,18 @@ def auth_jwt_require(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def key_request_url(ld: Context, d: Directive) -> str:
+    """An absolute http(s) URL fetched by the worker, or (NGINX Plus's form) a local URI
+    whose location — usually ``internal``, proxying to the identity provider — is asked
+    by subrequest, so that its proxy_* settings apply."""
     url = d.args[0]
+    if url.startswith("/"):
+        if "$" in url:
+            raise d.error('variables in a local "auth_jwt_key_request" URI are not supported')
+        return url
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https") or not rest or rest.startswith("/"):
         raise d.error(f'invalid URL "{url}" in "auth_jwt_key_request" directive '
-                      "(http:// or https:// with a host)")
+                      "(http:// or https:// with a host, or a local URI)")
     return url
 
 

@@ -1,5 +1,6 @@
-"""valid_referers at load: what nginx refuses, and what a level keeps (nginx's answers
-for the same referers are compared in tests/e2e/test_nginx_parity_e2e.py)."""
+"""valid_referers, secure_link and empty_gif at load: what nginx refuses, and what a
+level keeps (nginx's answers for the same requests are compared in
+tests/e2e/test_nginx_parity_e2e.py)."""
 
 from __future__ import annotations
 
