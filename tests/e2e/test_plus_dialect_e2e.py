@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
+from e2e_util import fastgate
 from raw_backend import RawBackend
 
 PLUS = Path(__file__).resolve().parents[1] / "configs" / "plus"
@@ -62,7 +63,9 @@ def _start(name: str, tmp: Path, gateway, free, be: RawBackend, **ports: int) ->
     _jwks(tmp / "conf" / "api_secret.jwk")
     conf = tmp / name
     conf.write_text(text)
-    gateway(conf.read_text(), port)  # the fixture writes it again beside its own logs
+    check = fastgate("-t", "-c", str(conf))  # as written, it passes -t
+    assert check.returncode == 0 and "Traceback" not in check.stderr, check.stderr
+    gateway(text, port)  # the fixture writes it again beside its own logs
     return port
 
 
