@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastgate import client_certificate, secure_link
+from fastgate import browsers, client_certificate, secure_link
 from fastgate.config.errors import ConfigError
 from fastgate.config.referers import VALID
 
@@ -304,6 +304,7 @@ BUILTIN: dict[str, Getter] = {
     "ssl_protocol": lambda r: r.connection.ssl_protocol,
     **client_certificate.VARIABLES,
     **secure_link.VARIABLES,
+    **browsers.VARIABLES,
     "request_uri": lambda r: r.target,
     "uri": lambda r: r.uri,
     "document_uri": lambda r: r.uri,

@@ -392,6 +392,14 @@ class Settings:
     valid_referers: Referers | None = None  # $invalid_referer's lists
     # $secure_link: "HASH[,EXPIRES]" and the string whose MD5 the hash must be; or the
     # older form's secret (the hash in the URI)
+    # the browser module: modern_browser's (browser, version) and "unlisted", which a
+    # level inherits together; ancient_browser's strings and "netscape4", likewise
+    modern_browsers: tuple[tuple[int, int], ...] = ()
+    modern_unlisted: bool = False
+    ancient_browsers: tuple[str, ...] = ()
+    ancient_netscape4: bool = False
+    modern_browser_value: str = "1"
+    ancient_browser_value: str = "1"
     secure_link: Template | None = None
     secure_link_md5: Template | None = None
     secure_link_secret: str | None = None

@@ -1,4 +1,4 @@
-"""valid_referers, secure_link and empty_gif at load: what nginx refuses, and what a
+"""valid_referers, secure_link, empty_gif and the browser module at load: what nginx refuses, and what a
 level keeps (nginx's answers for the same requests are compared in
 tests/e2e/test_nginx_parity_e2e.py)."""
 
@@ -63,6 +63,9 @@ def test_host_table_precedence() -> None:
     ("secure_link $arg_h; secure_link_secret x;", '"secure_link_secret" cannot be mixed'),
     ("secure_link_secret x; secure_link_md5 $uri;", '"secure_link_secret" cannot be mixed'),
     ("location / { empty_gif; stub_status; }", '"stub_status" and another page'),
+    ("modern_browser netscape 4.0;", 'unknown browser name "netscape"'),
+    ("modern_browser gecko 1.x;", 'invalid browser version "1.x"'),
+    ("modern_browser listed;", 'invalid parameter "listed"'),
 ])
 def test_secure_link_and_pages_refusals(tmp_path: Path, body: str, message: str) -> None:
     text = server_config_error(tmp_path, body)

@@ -52,6 +52,24 @@ _SECURE_LINKS = [
     ("GET", "/gif"), ("HEAD", "/gif"), ("POST", "/gif"),
 ]
 
+_USER_AGENTS = [
+    None, "curl/8.0",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+    "Mozilla/5.0 (Windows; U; Windows NT 5.1; ru-RU; rv:0.9.8) Gecko/20050511 Firefox/1.0.4",
+    "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)",
+    "Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.1; Trident/6.0)",
+    "Opera/9.80 (X11; Linux x86_64) Presto/2.12.388 Version/12.16",
+    "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.0; en) Opera 8.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.1 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/4.72 [en] (X11; U; Linux 2.2.14 i686)",
+    "Mozilla/5.0 (compatible; Konqueror/3.5; Linux) KHTML/3.5.1 (like Gecko)",
+    "Mozilla/5.0 (compatible; Konqueror/3.4.9; Linux)",
+    "Links (2.1pre15; Linux 2.4.26 i686; 158x61)", "MSIE 5", "x MSIE 5.5;",
+]
+
 # what the backend's /cookie answer sets: one Set-Cookie per line
 COOKIES = [
     "sid=abc; Domain=backend.internal; Path=/app/inner; HttpOnly",
@@ -347,6 +365,17 @@ SCENARIOS = {
         location /p/ { secure_link_secret hush; return 200 "[$secure_link]"; }
         location = /gif { empty_gif; } }""",
                                   [_request(m, t) for m, t in _SECURE_LINKS]),
+    "browsers": ("""server { listen 127.0.0.1:PORT;
+        location /a/ { modern_browser gecko 1.0; modern_browser msie 7.0;
+                       modern_browser safari 500; modern_browser opera 9.0;
+                       modern_browser unlisted; ancient_browser Links Lynx netscape4;
+                       return 200 "[$modern_browser][$ancient_browser][$msie]"; }
+        location /b/ { modern_browser_value modern; ancient_browser_value old;
+                       modern_browser konqueror 3.5;
+                       return 200 "[$modern_browser][$ancient_browser]"; }
+        location /c/ { ancient_browser MSIE; return 200 "[$modern_browser][$ancient_browser]"; } }""",
+                 [_request("GET", path, *([f"User-Agent: {ua}"] if ua else []))
+                  for path in ("/a/", "/b/", "/c/") for ua in _USER_AGENTS]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

@@ -1,0 +1,94 @@
+"""``$modern_browser``, ``$ancient_browser`` and ``$msie``, as nginx's browser module
+and request parser decide them from User-Agent (ngx_http_browser_module.c)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# per browser of config/directives/browser.BROWSERS: (characters of the User-Agent to
+# skip before looking, the name looked for, characters from it to the version)
+_MASKS = ((0, "Opera", 6), (25, "MSIE ", 5), (13, "rv:", 3), (13, "Safari/", 7),
+          (25, "Konqueror/", 10))
+_OPERA_NEVER = 4001000000  # Opera unlisted: a version it cannot have (it says MSIE too)
+
+
+def _user_agent(r: Any) -> str | None:
+    value = r.header(b"user-agent")
+    return value.decode("latin-1") if value is not None else None
+
+
+def _modern(r: Any, s: Any) -> bool:
+    ua = _user_agent(r)
+    if ua is None:
+        return bool(s.modern_unlisted)
+    if s.modern_browsers:
+        listed = list(s.modern_browsers)
+        if not any(slot == 0 for slot, _ in listed):
+            listed.append((0, _OPERA_NEVER))
+        for slot, wanted in sorted(listed, key=lambda b: b[0]):
+            skip, name, add = _MASKS[slot]
+            if skip >= len(ua):
+                continue
+            at = ua.find(name, skip)
+            if at < 0:
+                continue
+            at += add
+            if at >= len(ua):
+                continue
+            return _version_at(ua, at, wanted)
+        if not s.modern_unlisted:
+            return False
+    if s.ancient_netscape4 and len(ua) > len("Mozilla/4.72 ") and ua.startswith(
+            "Mozilla/") and "0" < ua[8] < "5":
+        return False
+    if any(text in ua for text in s.ancient_browsers):
+        return False
+    return bool(s.modern_unlisted)
+
+
+def _version_at(ua: str, at: int, wanted: int) -> bool:
+    version, part, scale = 0, 0, 1000000
+    for c in ua[at:]:
+        if "0" <= c <= "9":
+            part = part * 10 + ord(c) - 48
+            continue
+        if c == ".":
+            version += part * scale
+            if version > wanted:
+                return True
+            part, scale = 0, scale // 100
+            continue
+        break
+    return version + part * scale >= wanted
+
+
+def _settings(r: Any) -> Any:
+    loc = r.location
+    return loc.settings if loc is not None else None
+
+
+def modern_browser(r: Any) -> str:
+    s = _settings(r)
+    return s.modern_browser_value if s is not None and _modern(r, s) else ""
+
+
+def ancient_browser(r: Any) -> str:
+    s = _settings(r)
+    return s.ancient_browser_value if s is not None and not _modern(r, s) else ""
+
+
+def msie(r: Any) -> str:
+    """nginx's request parser: "MSIE " with at least three characters after it, and
+    no "Opera" anywhere."""
+    ua = _user_agent(r)
+    if ua is None:
+        return ""
+    at = ua.find("MSIE ")
+    return "1" if at >= 0 and at + 7 < len(ua) and "Opera" not in ua else ""
+
+
+VARIABLES: dict[str, Any] = {
+    "modern_browser": modern_browser,
+    "ancient_browser": ancient_browser,
+    "msie": msie,
+}
