@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastgate import browsers, client_certificate, secure_link
+from fastgate import browsers, client_certificate, secure_link, userid
 from fastgate.config.errors import ConfigError
 from fastgate.config.referers import VALID
 
@@ -305,6 +305,7 @@ BUILTIN: dict[str, Getter] = {
     **client_certificate.VARIABLES,
     **secure_link.VARIABLES,
     **browsers.VARIABLES,
+    **userid.VARIABLES,
     "request_uri": lambda r: r.target,
     "uri": lambda r: r.uri,
     "document_uri": lambda r: r.uri,

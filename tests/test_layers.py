@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, int]] = [
     ("fastgate.client_certificate", 1),  # $ssl_client_*, beside the variables
     ("fastgate.secure_link", 1),  # $secure_link, beside the variables
     ("fastgate.browsers", 1),  # $modern_browser, beside the variables
+    ("fastgate.userid", 1),  # $uid_got, $uid_set, beside the variables
     ("fastgate.http", 2),
     ("fastgate.proxy", 3),
     ("fastgate.ops", 4),

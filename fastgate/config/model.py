@@ -491,12 +491,26 @@ class Settings:
     limit_conn_status: int = 503
     limit_conn_log_level: str = "error"
     limit_conn_dry_run: bool = False
-    # derived: a proxied response's Set-Cookie are rewritten (one test per response)
+    # the userid module: "off", "log" (read only), "v1" or "on" (cookies set)
+    userid: str = "off"
+    userid_name: str = "uid"
+    userid_domain: str = ""  # "; domain=NAME", as written into the cookie
+    userid_path: str = "; path=/"
+    userid_expires: int = 0  # seconds; 2145916555: nginx's "max" date
+    userid_flags: tuple[str, ...] = ()
+    userid_p3p: str = ""
+    userid_service: int | None = None
+    userid_mark: str = ""
+    # derived: a response gains or changes cookies here (proxy_cookie_*, userid): one
+    # test per proxied response, one per local one
     edits_set_cookie: bool = field(init=False, repr=False, compare=False)
+    sets_userid: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sets_userid", self.userid in ("on", "v1"))
         object.__setattr__(self, "edits_set_cookie", bool(
-            self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags))
+            self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
+            or self.sets_userid))
 
     def error_page_for(self, status: int) -> ErrorPage | None:
         for code, page in self.error_page:

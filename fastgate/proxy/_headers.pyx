@@ -17,7 +17,7 @@ from fastgate.proxy.headers import (
     redirected,
     without_expires,
 )
-from fastgate.proxy.cookies import rewrite_set_cookies
+from fastgate.proxy.cookies import response_cookies
 from fastgate.proxy.status import reason
 
 cdef tuple _RESPONSE_DROP = RESPONSE_DROP
@@ -140,7 +140,7 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     if _names_a_target(headers):
         headers = redirected(headers, rules, req, s)
     if s.edits_set_cookie:
-        headers = rewrite_set_cookies(headers, s, req)
+        headers = response_cookies(headers, s, req, respond.client_error(req))
     req.upstream_headers = rhead.headers
     if s.add_header or s.expires is not None:
         if s.expires is not None:

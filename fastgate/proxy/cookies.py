@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.config.model import CookieFlags, CookieRewrite, Settings
 from fastgate.http.engine import Headers
@@ -15,6 +16,16 @@ from fastgate.http.engine import Headers
 Attribute = list[Any]  # [name or None (removed), value or None (a flag)]
 
 _SAMESITE = {"samesite=strict": "Strict", "samesite=lax": "Lax", "samesite=none": "None"}
+
+
+def response_cookies(headers: Headers, s: Settings, req: Any, log: Any) -> Headers:
+    """A proxied response's Set-Cookie rewritten by ``proxy_cookie_*``, then the
+    userid module's own cookie added (as nginx's header filter adds it after)."""
+    if s.proxy_cookie_path or s.proxy_cookie_domain or s.proxy_cookie_flags:
+        headers = rewrite_set_cookies(headers, s, req)
+    if s.sets_userid:
+        headers = [*headers, *userid.set_cookie(req, s, log)]
+    return headers
 
 
 def rewrite_set_cookies(headers: Headers, s: Settings, req: Any) -> Headers:

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
 from fastgate.proxy.headers import (
@@ -51,6 +53,8 @@ class Responder:
             headers.append((b"WWW-Authenticate", req.challenge))
         if loc is not None:
             headers.extend(self.added_headers(req, loc, status))
+            if loc.settings.sets_userid:
+                headers.extend(userid.set_cookie(req, loc.settings, self.client_error(req)))
         head_only = req.method == "HEAD" or status in (204, 304)
         req.sent_headers = headers
         engine = conn.engine
@@ -70,6 +74,10 @@ class Responder:
         conn.write(out)
         req.body_bytes_sent = 0 if head_only else len(body)
         req.bytes_sent = len(out)
+
+    def client_error(self, req: Request) -> Callable[[str], None]:
+        """An error the client caused, logged against its request (a bad cookie)."""
+        return lambda message: self.w.log.error(message, req.connection, req)
 
     def respond_error(self, conn: ClientConnection, req: Request, loc: Location | None,
                       status: int) -> None:

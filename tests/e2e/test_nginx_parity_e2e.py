@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
 
 # headers whose values are compared when either side sends them
 COMPARED = ("location", "www-authenticate", "x-v", "x-seen", "x-user", "x-flag",
-            "set-cookie", "cache-control")
+            "set-cookie", "cache-control", "p3p")
 # a PROXY protocol v2 header: TCP over IPv4 from 192.0.2.1:1000 to 192.0.2.2:443, a TLV
 PROXY_V2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0f" + bytes([192, 0, 2, 1, 192, 0, 2, 2])
             + (1000).to_bytes(2, "big") + (443).to_bytes(2, "big") + b"\x04\x00\x00")
@@ -69,6 +69,9 @@ _USER_AGENTS = [
     "Mozilla/5.0 (compatible; Konqueror/3.4.9; Linux)",
     "Links (2.1pre15; Linux 2.4.26 i686; 158x61)", "MSIE 5", "x MSIE 5.5;",
 ]
+
+_UID = base64.b64encode(b"0123456789abcdef").decode()  # a client's uid cookie
+_ZERO_LAST = base64.b64encode(b"0123456789ab\0\0\0\0").decode()  # its last word 0
 
 # what the backend's /cookie answer sets: one Set-Cookie per line
 COOKIES = [
@@ -376,6 +379,20 @@ SCENARIOS = {
         location /c/ { ancient_browser MSIE; return 200 "[$modern_browser][$ancient_browser]"; } }""",
                  [_request("GET", path, *([f"User-Agent: {ua}"] if ua else []))
                   for path in ("/a/", "/b/", "/c/") for ua in _USER_AGENTS]),
+    "userid": ("""server { listen 127.0.0.1:PORT;
+        location /u/ { userid on; userid_mark X; userid_expires max;
+                       userid_domain example.com; userid_path /u/;
+                       userid_flags httponly samesite=lax; userid_p3p 'CP="NOI DSP"';
+                       return 200 "[$uid_got][$uid_set][$uid_reset]"; }
+        location /v/ { userid v1; userid_name visitor;
+                       return 200 "[$uid_got][$uid_set]"; }
+        location /l/ { userid log; return 200 "[$uid_got][$uid_set]"; } }""",
+               [_request("GET", path, f"Cookie: {cookie}") for path, cookie in [
+                   ("/u/a", f"uid={_UID}"), ("/u/b", f"a=1; uid={_UID[:22]}X=; b=2"),
+                   ("/v/c", f"visitor={_UID}"), ("/v/d", f"uid={_UID}; visitor={_UID[:22]}"),
+                   ("/l/e", f"uid={_UID}"), ("/l/f", "uid=short"),
+                   ("/l/g", "uid=*notbase64notbase64notbase64"),
+                   ("/l/h", f"uid={_ZERO_LAST}")]]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }

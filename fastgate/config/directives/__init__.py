@@ -33,13 +33,14 @@ from fastgate.config.directives import (
     secure_link,
     tls,
     upstream,
+    userid,
 )
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
-           proxy, limits, headers, realip, referer, resolver, secure_link, browser, tls,
-           upstream, ignored)
+           proxy, limits, headers, realip, referer, resolver, secure_link, browser, userid,
+           tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

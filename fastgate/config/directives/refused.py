@@ -34,7 +34,6 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
      "Python"),
     ("geoip_", "ngx_http_geoip_module", "fastgate reads no GeoIP database"),
-    ("userid", "ngx_http_userid_filter_module", ABSENT),
 )
 
 # by name: (nginx's module, why)
