@@ -87,6 +87,7 @@ class ClientConnection(asyncio.Protocol):
         self._held_back = False  # reading paused: the engine holds a later request
         self._next_on_drain = False  # the next request waits for the client to read
         self._settings = policy
+        self._last = False  # the request being answered is the connection's last
         # the PROXY protocol header read so far, until it is whole (None: not expected,
         # or read before a TLS handshake: then it is _given_header)
         self._proxy_header: bytes | None = b"" if proxy_protocol else None
@@ -247,6 +248,13 @@ class ClientConnection(asyncio.Protocol):
             self.idle = False
             self.observer.idle(-1)
         self.requests += 1
+        policy = self._settings
+        if (self.requests >= policy.keepalive_requests or policy.keepalive_timeout <= 0
+                or self._loop.time() - self._born >= policy.keepalive_time):
+            # this response is the connection's last: it says so (nginx's
+            # r->keepalive = 0), and the connection closes after it
+            self._last = True
+            self.engine.no_keep_alive()
         self.pipelined = self._starting_next
         if head.content_length != 0:
             assert self.transport is not None
@@ -306,10 +314,7 @@ class ClientConnection(asyncio.Protocol):
             return
         # after the client's EOF the engine still hands over the requests it already
         # holds (pipelined), then reports the end
-        if (self.closed or self.observer.stopping
-                or not self.engine.keep_alive
-                or self.requests >= self._settings.keepalive_requests
-                or self._loop.time() - self._born >= self._settings.keepalive_time):
+        if self.closed or self._last or self.observer.stopping or not self.engine.keep_alive:
             self.finish()
             return
         self._got_bytes = False
