@@ -282,6 +282,8 @@ class Builder:
                                                          loc.where.line))
         asked = ([("auth_request", s.auth_request)] if s.auth_request is not None else []) + [
             ("mirror", uri) for uri in s.mirror]
+        if s.post_action is not None:
+            asked.append(("post_action", s.post_action))
         if s.auth_jwt_key_request is not None and s.auth_jwt_key_request.startswith("/"):
             asked.append(("auth_jwt_key_request", s.auth_jwt_key_request))
         for name, uri in asked:

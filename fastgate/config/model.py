@@ -390,6 +390,7 @@ class Settings:
     access_rules: tuple[AccessRule, ...] = ()
     satisfy: str = "all"
     valid_referers: Referers | None = None  # $invalid_referer's lists
+    post_action: str | None = None  # a location asked once the response is done
     # $secure_link: "HASH[,EXPIRES]" and the string whose MD5 the hash must be; or the
     # older form's secret (the hash in the URI)
     # the browser module: modern_browser's (browser, version) and "unlisted", which a

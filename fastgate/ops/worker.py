@@ -247,6 +247,8 @@ class Worker:
             server.settings.access_log if server is not None else None)
         if entries:
             self.access.write(entries, req)
+        if loc is not None and loc.settings.post_action is not None and server is not None:
+            self.phases.mirror.post_action(conn, req, loc.settings.post_action)
         if conn.closed:
             return
         conn.request_done()

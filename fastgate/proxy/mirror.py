@@ -52,13 +52,26 @@ class Mirror:
     def _copy(self, conn: ClientConnection, req: Request, loc: Location, body: bytes) -> None:
         method = req.method.encode("latin-1")
         for uri in loc.settings.mirror:
-            sub, target = self.subrequests.make(conn, req, uri)
-            task = asyncio.ensure_future(
-                self.subrequests.run(conn, req, sub, target, method, body, "mirror"))
-            self._running.add(task)
-            task.add_done_callback(self._done)
+            self._send(conn, req, uri, method, body, "mirror")
+
+    def post_action(self, conn: ClientConnection, req: Request, uri: str) -> None:
+        """``post_action``: once the response is done, the request (its method and
+        headers, not its body, which is spent) to ``uri``'s location; its answer
+        dropped."""
+        self._send(conn, req, uri, req.method.encode("latin-1"), b"", "post action",
+                   req.status)
+
+    def _send(self, conn: ClientConnection, req: Request, uri: str, method: bytes,
+              body: bytes, what: str, status: int = 0) -> None:
+        sub, target = self.subrequests.make(conn, req, uri)
+        # post_action is the request itself once more, in nginx: $status is its answer's
+        sub.status = status
+        task = asyncio.ensure_future(
+            self.subrequests.run(conn, req, sub, target, method, body, what))
+        self._running.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.w.log.write("error", f"mirror subrequest failed: {task.exception()!r}")
+            self.w.log.write("error", f"subrequest failed: {task.exception()!r}")

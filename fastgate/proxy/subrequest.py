@@ -56,13 +56,18 @@ class Subrequests:
 
     @staticmethod
     def make(conn: ClientConnection, req: Request, uri: str) -> tuple[Request, Location]:
-        """The subrequest for ``uri`` (or ``@name``) and the location it reaches (which
-        the loader has checked exists and proxies or returns)."""
+        """The subrequest for ``uri`` (or ``@name``, with the request's own URI) and the
+        location it reaches (which the loader has checked exists and proxies or
+        returns)."""
         server = req.server
         assert server is not None
         target = server.location_for(uri)
         assert target is not None
-        path, _, args = uri.partition("?")
+        if uri.startswith("@"):
+            # a named location keeps the request's URI, as nginx's named redirect does
+            path, args = req.uri, req.args
+        else:
+            path, _, args = uri.partition("?")
         sub = Request(req.head, (path, args, None), conn)
         sub.server = server
         sub.location = target

@@ -27,6 +27,7 @@ SAMPLES = {
     "upstream": "upstream pool { server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s; keepalive 8; }",
     "map": 'map $http_x $mx { default 0; "a" 1; ~^b(.*) $1; }',
     "auth_delay": "auth_delay 1s;",
+    "post_action": "post_action off;",
     "secure_link": "secure_link $arg_md5,$arg_expires;",
     "secure_link_md5": 'secure_link_md5 "$secure_link_expires$uri secret";',
     "secure_link_secret": "secure_link_secret hush;",

@@ -85,3 +85,38 @@ def test_mirror_config(tmp_path: Path) -> None:
     assert 'variables in "mirror"' in server_config_error(tmp_path, "mirror /m$uri;")
     text = server_config_error(tmp_path, "mirror /m; location = /m { internal; }")
     assert 'mirror "/m" reaches a location' in text
+
+
+@pytest.mark.parametrize("keepalive", ["keepalive 8;", ""], ids=["pooled", "new"])
+def test_post_action_asks_its_location_once_the_response_is_done(  # type: ignore[no-untyped-def]
+        tmp_path: Path, gateway, free, pair, keepalive: str) -> None:
+    """nginx's post_action: after the response, the request once more to that location
+    (here an analytics endpoint), its method and headers kept, its answer dropped; a
+    slow or failing one costs the client nothing."""
+    main, shadow = pair
+    port, dead = free(), free()
+    gateway(f"""http {{ access_log off;
+      upstream main {{ server 127.0.0.1:{main.port}; {keepalive} }}
+      server {{ listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://main; post_action @track; }}
+        location @track {{ proxy_pass http://127.0.0.1:{shadow.port};
+                          proxy_set_header X-Status $status; }}
+        location /gone/ {{ proxy_pass http://main; post_action /dead; }}
+        location = /dead {{ internal; proxy_pass http://127.0.0.1:{dead}; }}
+        location /none/ {{ post_action off; proxy_pass http://main; }} }} }}""", port)
+    status, took = _ask(port, "DELETE", "/items/7")
+    assert status == 200 and took < 0.6  # the slow tracker is not waited for
+    tracked = _wait(shadow, 1)
+    assert [(r.method, r.target) for r in tracked] == [(b"DELETE", b"/items/7")]
+    assert tracked[0].header(b"x-status") == [b"200"]
+    assert _ask(port, "GET", "/gone/a")[0] == 200  # a dead tracker: still answered
+    assert _ask(port, "GET", "/none/b")[0] == 200
+    time.sleep(0.3)
+    assert len(shadow.requests()) == 1
+    assert [r.target for r in main.requests()] == [b"/items/7", b"/gone/a", b"/none/b"]
+
+
+def test_post_action_needs_a_location_that_proxies(tmp_path: Path) -> None:
+    assert "reaches a location" in server_config_error(
+        tmp_path, "location /a/ { post_action /nowhere; return 200; }")
+    assert "invalid URI" in server_config_error(tmp_path, "post_action track;")

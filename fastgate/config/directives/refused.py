@@ -57,7 +57,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "proxy_store_access": ("ngx_http_proxy_module", FILES),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),
-    "post_action": ("ngx_http_core_module", ABSENT + " (undocumented in nginx)"),
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_responder": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_cache": ("ngx_http_ssl_module", CLIENT_CERTS),
