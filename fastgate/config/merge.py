@@ -323,6 +323,8 @@ def check_client_certificates(servers: tuple[Server, ...]) -> None:
     tls = {x.address for srv in servers for x in srv.listens if x.ssl}
     for srv in servers:
         s = srv.settings
+        if s.ssl_reject_handshake:
+            continue  # it never completes a handshake: what it would ask does not matter
         mine = (s.ssl_verify_client, s.ssl_client_certificate, s.ssl_trusted_certificate,
                 s.ssl_verify_depth, s.ssl_crl)
         for listen in srv.listens:

@@ -317,3 +317,15 @@ def test_servers_sharing_a_tls_address_check_client_certificates_alike(tmp_path:
     with pytest.raises(ConfigError, match="servers on 127.0.0.1:8443 differ in client "
                                           "certificate settings"):
         load_config(str(path))
+
+
+def test_a_rejecting_default_server_beside_one_that_checks_client_certificates(
+        tmp_path: Path) -> None:
+    pair = _pair(tmp_path)
+    crt = tmp_path / "cert.pem"
+    path = tmp_path / "reject.conf"
+    path.write_text(f"""http {{
+      server {{ listen 127.0.0.1:8443 ssl default_server; ssl_reject_handshake on; }}
+      server {{ listen 127.0.0.1:8443 ssl; server_name b; {pair}
+                ssl_verify_client on; ssl_client_certificate {crt}; }} }}""")
+    assert load_config(str(path)).servers[1].settings.ssl_verify_client == "on"
