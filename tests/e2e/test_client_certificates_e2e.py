@@ -144,3 +144,40 @@ def test_a_server_level_error_page_takes_496(tmp_path: Path, gateway, free, pki:
     answer = _get(port, pki, None)
     assert answer.startswith(b"HTTP/1.1 403") and answer.endswith(b"certificate needed")
     assert _get(port, pki, "alice").endswith(b"in")
+
+
+def test_behind_a_rejecting_default_server(tmp_path: Path, gateway, free, pki: Path) -> None:  # type: ignore[no-untyped-def]
+    """The catch-all default server refuses handshakes; the named one checks client
+    certificates: its name and a certificate get in, nothing else does."""
+    crt, key = self_signed(tmp_path, "b.test")
+    port = free()
+    gateway(f"""http {{ access_log off;
+      server {{ listen 127.0.0.1:{port} ssl default_server; ssl_reject_handshake on; }}
+      server {{ listen 127.0.0.1:{port} ssl; server_name b.test;
+        ssl_certificate {crt}; ssl_certificate_key {key};
+        ssl_client_certificate {pki}/ca.pem; ssl_verify_client on;
+        location / {{ return 200 "in"; }} }} }}""", port)
+
+    def ask(name: str | None, who: str | None) -> bytes:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if who is not None:
+            ctx.load_cert_chain(pki / f"{who}.pem", pki / f"{who}.key")
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            with ctx.wrap_socket(raw, server_hostname=name) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n")
+                out = b""
+                while chunk := s.recv(65536):
+                    out += chunk
+                return out
+        except (ssl.SSLError, ConnectionResetError):
+            return b"refused"
+        finally:
+            raw.close()
+
+    assert ask("b.test", "alice").endswith(b"in")
+    assert ask("b.test", None).startswith(b"HTTP/1.1 400")
+    assert ask("other.test", "alice") in (b"refused", b"")
+    assert ask(None, "alice") in (b"refused", b"")
