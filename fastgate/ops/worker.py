@@ -63,10 +63,16 @@ class ServerTable:
             (name, s) for s in servers for name in s.server_names if not name.startswith("~"))
         self.regexes = [(compile_regex(name[1:], True), s) for s in servers
                         for name in s.server_names if name.startswith("~")]
+        self.only = servers[0] if len(servers) == 1 else None
 
     def select(self, host: str) -> Server:
+        if self.only is not None:  # one server on the address: every name is its
+            return self.only
         if not host:
             return self.default
+        exact = self.names.exact.get(host)  # the common case, without a call
+        if exact is not None:
+            return exact
         found = self.names.find(host)
         if found is not None:
             return found[0]

@@ -51,13 +51,15 @@ class AuthJwt:
         except AmbiguousTokenError as e:
             self.w.log.info(e.reason, conn, req)
             stats.jwt(e.reason)
-            req.challenge = _challenge(req, s, True)
+            req.challenge = (CHALLENGE_INVALID if s.auth_jwt_realm is None
+                             else _challenge(req, s, True))
             return self.fail(conn, req, loc, e.status)
         if not token:
             err: JWTError = TokenMissingError()
             self.w.log.info(err.reason, conn, req)
             stats.jwt(err.reason)
-            req.challenge = _challenge(req, s, False)
+            req.challenge = (CHALLENGE if s.auth_jwt_realm is None
+                             else _challenge(req, s, False))
             return self.fail(conn, req, loc, 401)
         verifier = loc.verifier
         assert verifier is not None
@@ -72,7 +74,8 @@ class AuthJwt:
                     refused = KeysUnavailableError(remote.url)
                 if isinstance(refused, (UnknownKeyError, KeysUnavailableError)):
                     remote.early_refresh()
-            req.challenge = _challenge(req, s, True)
+            req.challenge = (CHALLENGE_INVALID if s.auth_jwt_realm is None
+                             else _challenge(req, s, True))
             self.w.log.info(f"{refused.reason} ({refused.detail})" if refused.detail
                             else refused.reason, conn, req)
             stats.jwt(refused.reason)
@@ -89,7 +92,8 @@ class AuthJwt:
                     self.w.log.info(f'JWT: requirement "{t.source}" not met', conn, req)
                     stats.cache(hit)
                     stats.jwt("JWT: requirement not met")
-                    req.challenge = _challenge(req, s, True)
+                    req.challenge = (CHALLENGE_INVALID if s.auth_jwt_realm is None
+                             else _challenge(req, s, True))
                     return self.fail(conn, req, loc, req_.status)
         stats.verified(hit)
         return NEXT

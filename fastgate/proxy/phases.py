@@ -54,11 +54,14 @@ class Phases:
         self._nested = walker.walk_nested
         self.respond = Responder(worker)
         self.realip = RealIp()
-        self.auth = AuthJwt(worker, self.refuse)
+        # the access phase's refusals: through auth_delay only where a location has one
+        # (else a frame less on every 401)
+        refuse = self.refuse if _uses_auth_delay(worker) else self.fail
+        self.auth = AuthJwt(worker, refuse)
         self.upstream = UpstreamExchange(worker, self.respond, self.fail)
         self.subrequests = Subrequests(worker, self.upstream)
         self.mirror = Mirror(worker, self.subrequests)
-        self.access = AccessModule(worker, self.auth, self.refuse, AuthBasic(worker),
+        self.access = AccessModule(worker, self.auth, refuse, AuthBasic(worker),
                                    AuthRequest(self.subrequests))
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
@@ -250,6 +253,12 @@ class Phases:
         if req.method not in ("GET", "HEAD"):
             req.method = "GET"  # nginx turns an internal redirect into a GET
         return self._find(conn, req)
+
+
+def _uses_auth_delay(worker: Runtime) -> bool:
+    return any(loc is not None and loc.settings.auth_delay
+               for server in worker.config.servers
+               for loc in (server.fallback, *server.locations.all()))
 
 
 # The phases from find-config's location checks on, in nginx's order; each names the

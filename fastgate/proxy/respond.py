@@ -52,9 +52,11 @@ class Responder:
         if status == 401 and req.challenge is not None:
             headers.append((b"WWW-Authenticate", req.challenge))
         if loc is not None:
-            headers.extend(self.added_headers(req, loc, status))
-            if loc.settings.sets_userid:
-                headers.extend(userid.set_cookie(req, loc.settings, self.client_error(req)))
+            s = loc.settings
+            if s.add_header or s.expires is not None:  # (no call where there are none)
+                headers.extend(self.added_headers(req, loc, status))
+            if s.sets_userid:
+                headers.extend(userid.set_cookie(req, s, self.client_error(req)))
         head_only = req.method == "HEAD" or status in (204, 304)
         req.sent_headers = headers
         engine = conn.engine
