@@ -62,19 +62,12 @@ def _version_at(ua: str, at: int, wanted: int) -> bool:
     return version + part * scale >= wanted
 
 
-def _settings(r: Any) -> Any:
-    loc = r.location
-    return loc.settings if loc is not None else None
+def modern_browser(r: Any, s: Any) -> str:
+    return s.modern_browser_value if _modern(r, s) else ""
 
 
-def modern_browser(r: Any) -> str:
-    s = _settings(r)
-    return s.modern_browser_value if s is not None and _modern(r, s) else ""
-
-
-def ancient_browser(r: Any) -> str:
-    s = _settings(r)
-    return s.ancient_browser_value if s is not None and not _modern(r, s) else ""
+def ancient_browser(r: Any, s: Any) -> str:
+    return "" if _modern(r, s) else s.ancient_browser_value
 
 
 def msie(r: Any) -> str:
@@ -86,9 +79,3 @@ def msie(r: Any) -> str:
     at = ua.find("MSIE ")
     return "1" if at >= 0 and at + 7 < len(ua) and "Opera" not in ua else ""
 
-
-VARIABLES: dict[str, Any] = {
-    "modern_browser": modern_browser,
-    "ancient_browser": ancient_browser,
-    "msie": msie,
-}

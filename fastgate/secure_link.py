@@ -17,11 +17,6 @@ _EXPIRES = ("secure_link", "expires")  # the request's memo key
 _URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-def _settings(r: Any) -> Any:
-    loc = r.location
-    return loc.settings if loc is not None else None
-
-
 def _split(r: Any, s: Any) -> tuple[str, str | None]:
     """secure_link's value: the hash and, after a comma, the expiry as given."""
     text = s.secure_link.render(r)
@@ -41,10 +36,8 @@ def _md5_of_base64url(text: str) -> bytes | None:
         return None
 
 
-def secure_link(r: Any) -> str:
-    s = _settings(r)
-    if s is None:
-        return ""
+def secure_link(r: Any, s: Any) -> str:
+    """``$secure_link`` under the request's location's settings ``s``."""
     if s.secure_link_secret is not None:
         return _older_form(r, s.secure_link_secret)
     if s.secure_link is None or s.secure_link_md5 is None:
@@ -97,8 +90,3 @@ def _older_form(r: Any, secret: str) -> str:
                          usedforsecurity=False).digest()
     return link if hmac.compare_digest(given, wanted) else ""
 
-
-VARIABLES: dict[str, Any] = {
-    "secure_link": secure_link,
-    "secure_link_expires": secure_link_expires,
-}

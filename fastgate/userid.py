@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-import ipaddress
 import os
 import struct
 import time
 from typing import Any
+
+from fastgate.config import addresses
 
 _MAX_EXPIRES = 2145916555
 _MAX_DATE = "Thu, 31-Dec-37 23:55:55 GMT"
@@ -47,11 +48,6 @@ _SEQUENCE = _Sequence()
 _KEY = ("userid", "ctx")
 _LE = struct.Struct("<4I")
 _BE = struct.Struct(">4I")
-
-
-def _settings(r: Any) -> Any:
-    loc = r.location
-    return loc.settings if loc is not None else None
 
 
 def _cookie(r: Any, name: str) -> str | None:
@@ -111,27 +107,21 @@ def _make(r: Any, s: Any, ctx: dict[str, Any]) -> None:
     now = int(time.time()) & 0xFFFFFFFF
     if s.userid == "v1":
         service = s.userid_service if s.userid_service is not None else 0
-        words = (service & 0xFFFFFFFF, now, _SEQUENCE.start, _SEQUENCE.next_v1())
-        ctx["set"] = words
-        ctx["bytes"] = _LE.pack(*words)
+        ctx["set"] = (service & 0xFFFFFFFF, now, _SEQUENCE.start, _SEQUENCE.next_v1())
         return
     if s.userid_service is not None:
         first = struct.pack(">I", s.userid_service & 0xFFFFFFFF)
     else:
         first = _address_bytes(r.server_addr)
     raw = first + struct.pack(">III", now, _SEQUENCE.start, _SEQUENCE.next_v2())
-    ctx["bytes"] = raw
     ctx["set"] = _LE.unpack(raw)  # as nginx's words in memory, read little-endian
 
 
 def _address_bytes(addr: str) -> bytes:
     """The address the request came to, as nginx takes it for ``userid on``: IPv4's four
     bytes, IPv6's last four."""
-    try:
-        packed = ipaddress.ip_address(addr).packed
-    except ValueError:
-        return b"\0\0\0\0"
-    return packed[-4:]
+    found = addresses.parse(addr)
+    return found.packed[-4:] if found is not None else b"\0\0\0\0"
 
 
 def set_cookie(r: Any, s: Any, log: Any = None) -> list[tuple[bytes, bytes]]:
@@ -145,8 +135,7 @@ def set_cookie(r: Any, s: Any, log: Any = None) -> list[tuple[bytes, bytes]]:
     got = ctx["got"]
     mark = s.userid_mark
     if got is None or got[3] == 0 or ctx["reset"]:
-        raw = ctx.get("bytes") or _LE.pack(*words)
-        encoded = base64.b64encode(raw).decode()
+        encoded = base64.b64encode(_LE.pack(*words)).decode()  # the words' bytes
         if mark:
             encoded = encoded[:-2] + mark + encoded[-1:]
         value = encoded
@@ -175,17 +164,15 @@ def _words(name: str, words: tuple[int, ...]) -> str:
     return name + "=" + "".join(f"{w:08X}" for w in words)
 
 
-def uid_got(r: Any) -> str:
-    s = _settings(r)
-    if s is None or s.userid == "off":
+def uid_got(r: Any, s: Any) -> str:
+    if s.userid == "off":
         return ""
     got = _context(r, s)["got"]
     return _words(s.userid_name, got) if got is not None and got[3] != 0 else ""
 
 
-def uid_set(r: Any) -> str:
-    s = _settings(r)
-    if s is None or s.userid not in ("on", "v1"):
+def uid_set(r: Any, s: Any) -> str:
+    if not s.sets_userid:
         return ""
     ctx = _context(r, s)
     _make(r, s, ctx)
@@ -197,5 +184,3 @@ def uid_reset(r: Any) -> str:
     value: str = r.memo.get(("set", "uid_reset"), "")
     return value
 
-
-VARIABLES: dict[str, Any] = {"uid_got": uid_got, "uid_set": uid_set, "uid_reset": uid_reset}

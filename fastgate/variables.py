@@ -234,11 +234,21 @@ class _NoProxyHeader:
 _NO_PROXY_HEADER = _NoProxyHeader()
 
 
-def _invalid_referer(r: Any) -> str:
-    """``$invalid_referer``: the request's location's valid_referers decide (none
-    configured: valid)."""
-    loc = r.location
-    referers = loc.settings.valid_referers if loc is not None else None
+def _per_location(get: Callable[[Any, Any], str]) -> Getter:
+    """A variable the request's location's settings decide (before a location is
+    chosen: empty)."""
+
+    def getter(r: Any) -> str:
+        loc = r.location
+        return get(r, loc.settings) if loc is not None else ""
+
+    return getter
+
+
+def _invalid_referer(r: Any, s: Any) -> str:
+    """``$invalid_referer``: the location's valid_referers decide (none configured:
+    valid)."""
+    referers = s.valid_referers
     if referers is None:
         return VALID
     value = r.header(b"referer")
@@ -303,9 +313,14 @@ BUILTIN: dict[str, Getter] = {
     "https": lambda r: "on" if r.scheme == "https" else "",
     "ssl_protocol": lambda r: r.connection.ssl_protocol,
     **client_certificate.VARIABLES,
-    **secure_link.VARIABLES,
-    **browsers.VARIABLES,
-    **userid.VARIABLES,
+    "secure_link": _per_location(secure_link.secure_link),
+    "secure_link_expires": secure_link.secure_link_expires,
+    "modern_browser": _per_location(browsers.modern_browser),
+    "ancient_browser": _per_location(browsers.ancient_browser),
+    "msie": browsers.msie,
+    "uid_got": _per_location(userid.uid_got),
+    "uid_set": _per_location(userid.uid_set),
+    "uid_reset": userid.uid_reset,
     "request_uri": lambda r: r.target,
     "uri": lambda r: r.uri,
     "document_uri": lambda r: r.uri,
@@ -321,7 +336,7 @@ BUILTIN: dict[str, Getter] = {
     "remote_user": _remote_user,
     # the connection's peer, whatever set_real_ip_from made $remote_addr
     "realip_remote_addr": lambda r: r.connection.remote_addr,
-    "invalid_referer": _invalid_referer,
+    "invalid_referer": _per_location(_invalid_referer),
     "binary_remote_addr": lambda r: r.remote_addr,
     # empty when realip took an address without a port, as nginx's
     "remote_port": lambda r: str(r.remote_port) if r.remote_port else "",

@@ -34,13 +34,6 @@ def parse(text: str) -> Address | None:
         return None
 
 
-def parse_with_port(text: str) -> Address | None:
-    """``ngx_parse_addr_port``'s address: an address, or one followed by ``:PORT``
-    (``[IPv6]:PORT``)."""
-    found = address_port(text)
-    return found[0] if found is not None else None
-
-
 def address_port(text: str) -> tuple[Address, int] | None:
     """``ngx_parse_addr_port``: an address and its port (0 when none is given)."""
     found = parse(text)

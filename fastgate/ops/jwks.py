@@ -234,9 +234,4 @@ def remote_sources(worker: Any) -> dict[str, RemoteJwks]:
 
 
 def _local(worker: Any, server: Any, uri: str) -> Fetch:
-    def get() -> Awaitable[tuple[int, dict[str, str], bytes]]:
-        fetched: Awaitable[tuple[int, dict[str, str], bytes]] = (
-            worker.phases.subrequests.fetch(server, uri))
-        return fetched
-
-    return get
+    return lambda: worker.phases.subrequests.fetch(server, uri)

@@ -191,7 +191,7 @@ def proxy_bind(ld: Context, d: Directive) -> ProxyBind | None:
     if len(d.args) == 2 and d.args[1] != "transparent":
         raise d.error(f'invalid parameter "{d.args[1]}"')
     value = ld.compile(d.args[0], d)
-    if value.is_literal and addresses.parse_with_port(d.args[0]) is None:
+    if value.is_literal and addresses.address_port(d.args[0]) is None:
         raise d.error(f'invalid address "{d.args[0]}"')
     return ProxyBind(value, len(d.args) == 2)
 
