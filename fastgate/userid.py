@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from fastgate.config import addresses
+from fastgate.cookie_header import cookie_of
 
 _MAX_EXPIRES = 2145916555
 _MAX_DATE = "Thu, 31-Dec-37 23:55:55 GMT"
@@ -50,19 +51,6 @@ _LE = struct.Struct("<4I")
 _BE = struct.Struct(">4I")
 
 
-def _cookie(r: Any, name: str) -> str | None:
-    """The first value of cookie ``name`` in the request's Cookie headers."""
-    for n, v in r.head.headers:
-        if n.lower() != b"cookie":
-            continue
-        for part in v.decode("latin-1").split(";"):
-            key, eq, value = part.strip().partition("=")
-            if eq and key == name:
-                found: str = value
-                return found
-    return None
-
-
 def _context(r: Any, s: Any, log: Any = None) -> dict[str, Any]:
     """The request's uid state: the cookie, the words it holds (got), those to set."""
     ctx: dict[str, Any] | None = r.memo.get(_KEY)
@@ -70,7 +58,7 @@ def _context(r: Any, s: Any, log: Any = None) -> dict[str, Any]:
         return ctx
     ctx = {"cookie": "", "got": None, "set": None, "reset": False}
     r.memo[_KEY] = ctx
-    value = _cookie(r, s.userid_name)
+    value = cookie_of(r.headers, s.userid_name.lower())
     if value is None:
         return ctx
     ctx["cookie"] = value

@@ -25,6 +25,7 @@ from typing import Any
 from fastgate import browsers, client_certificate, secure_link, userid
 from fastgate.config.errors import ConfigError
 from fastgate.config.referers import VALID
+from fastgate.cookie_header import cookie_of
 
 Getter = Callable[[Any], str]
 
@@ -71,14 +72,7 @@ def _cookie(name: str) -> Getter:
 
 
 def cookie_value(headers: list[tuple[str, str]], name: str) -> str:
-    for n, v in headers:
-        if n != "cookie":
-            continue
-        for part in v.split(";"):
-            key, eq, value = part.strip().partition("=")
-            if eq and key.lower() == name:
-                return value
-    return ""
+    return cookie_of(headers, name) or ""
 
 
 def memoised(name: str, evaluate: Callable[[Any], str]) -> Getter:

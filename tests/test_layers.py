@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, int]] = [
     ("fastgate.secure_link", 1),  # $secure_link, beside the variables
     ("fastgate.browsers", 1),  # $modern_browser, beside the variables
     ("fastgate.userid", 1),  # $uid_got, $uid_set, beside the variables
+    ("fastgate.cookie_header", 1),  # the Cookie header, for $cookie_* and userid
     ("fastgate.http", 2),
     ("fastgate.proxy", 3),
     ("fastgate.ops", 4),

@@ -392,7 +392,7 @@ SCENARIOS = {
                    ("/v/c", f"visitor={_UID}"), ("/v/d", f"uid={_UID}; visitor={_UID[:22]}"),
                    ("/l/e", f"uid={_UID}"), ("/l/f", "uid=short"),
                    ("/l/g", "uid=*notbase64notbase64notbase64"),
-                   ("/l/h", f"uid={_ZERO_LAST}")]]),
+                   ("/l/h", f"uid={_ZERO_LAST}"), ("/l/i", f"UID={_UID}")]]),
     "geo and split_clients": ("""
         geo $zone { default world; 10.0.0.0/8 ten; 10.1.0.0/16 ten-one; 192.0.2.7 host;
                     2001:db8::/32 six; 127.0.0.0/8 loop; proxy 127.0.0.1; }
