@@ -25,6 +25,8 @@ extensions = [
     Extension("fastgate.ops.counters", ["fastgate/ops/counters.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.ops.limit_table", ["fastgate/ops/limit_table.pyx"],
               extra_compile_args=["-O3"]),
+    Extension("fastgate.http.exchange", ["fastgate/http/exchange.pyx"],
+              extra_compile_args=["-O3"]),
     Extension("fastgate.http.httptools_engine", ["fastgate/http/httptools_engine.pyx"],
               extra_compile_args=["-O3"]),
 ]

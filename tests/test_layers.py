@@ -177,3 +177,41 @@ def test_the_http_layer_knows_nothing_above_it() -> None:
             bad = [t for t in GRAPH[module]
                    if t.startswith(("fastgate.config", "fastgate.proxy", "fastgate.ops"))]
             assert not bad, f"{module} imports {bad}"
+
+
+# what only the HTTP layer may touch: a connection's engine, its transport, its write gate
+_PRIVATE_TO_HTTP = ("engine", "transport", "gate")
+_ATTRIBUTE = re.compile(r"\.(engine|transport|gate)\b(?!\s*import)")
+
+
+def _touches(path: Path) -> list[str]:
+    """``X.engine``, ``X.transport``, ``X.gate`` anywhere in ``path`` (comments and
+    docstrings aside; in a .pyx, by its text outside comments)."""
+    text = path.read_text()
+    if path.suffix == ".py":
+        return [f"{path.name}:{node.lineno}: .{node.attr}" for node in ast.walk(ast.parse(text))
+                if isinstance(node, ast.Attribute) and node.attr in _PRIVATE_TO_HTTP]
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        code = line.split("#", 1)[0]
+        if code.lstrip().startswith(("from ", "cimport ", "import ")):
+            continue
+        found += [f"{path.name}:{number}: .{m.group(1)}" for m in _ATTRIBUTE.finditer(code)]
+    return found
+
+
+def test_the_scanner_sees_an_engine_touched() -> None:
+    assert any(".engine" in t for t in _touches(PACKAGE / "http" / "server.py"))
+    assert any(".transport" in t for t in _touches(PACKAGE / "http" / "exchange.pyx"))
+
+
+def test_only_the_http_layer_touches_engines_transports_and_gates() -> None:
+    # issue #16 item 2: the layers above answer through http.exchange.Exchange (the
+    # client side) and http.client.HttpClientConnection (the upstream side)
+    touched = []
+    for module, paths in MODULES.items():
+        if module.startswith(("fastgate.http", "fastgate._wire")):
+            continue
+        for path in paths:
+            touched += _touches(path)
+    assert not touched, "outside http/: " + ", ".join(touched)

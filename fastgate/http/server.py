@@ -19,6 +19,7 @@ from fastgate._wire import ConnectionInfo
 from fastgate.errors import FastgateError
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import server_engine
+from fastgate.http.exchange import Exchange
 from fastgate.http.flow import BodyBuffer, WriteGate
 from fastgate.http.handler import ConnectionObserver, ConnectionPolicy, RequestHandler
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
@@ -66,9 +67,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.body: BodyBuffer | None = None
         self.idle = True  # between requests: a graceful stop may close it at once
-        # the callback exchange in progress: told when the client can take more of its
-        # response, or is gone (which ends the exchange, as nginx's 499)
-        self.exchange: Any = None
+        # how the layers above answer: made with the engine (``fastgate.http.exchange``)
+        self.exchange: Exchange | None = None
         self._lost: asyncio.Future[None] | None = None  # made when a task asks
         self.remote_addr = ""
         self.remote_port = 0
@@ -119,6 +119,7 @@ class ClientConnection(asyncio.Protocol):
                 pass
         count, size = self._settings.large_client_header_buffers
         self.engine = server_engine(self.engine_name, self, count * size, size)
+        self.exchange = Exchange(self, self.engine, transport, self.gate)
         self._born = self._loop.time()
         self._arm(self._settings.client_header_timeout)
         self.observer.opened(self)
@@ -222,7 +223,7 @@ class ClientConnection(asyncio.Protocol):
         if self.body is not None:
             self.body.fail(gone)
         if self.exchange is not None:
-            self.exchange.client_gone()
+            self.exchange.on_gone()
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
         if self._tunnel is not None:
@@ -235,7 +236,7 @@ class ClientConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.gate.resume()
         if self.exchange is not None:
-            self.exchange.client_writable()
+            self.exchange.on_writable()
         if self._next_on_drain:
             self._next_on_drain = False
             self._after_response()

@@ -128,7 +128,7 @@ class Gateway:
                  contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None) -> None:
         self.source = source
         self.config = config
-        self.engine = engine  # the command line's choice, kept across reloads
+        self.engine_name = engine  # the command line's choice, kept across reloads
         self.stats = stats if stats is not None else SharedCounters(1).slot(0)
         # under a master the zones are the master's; alone, ours (kept across reloads)
         self.zone_set: Zones | None = None
@@ -176,7 +176,7 @@ class Gateway:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             self.stats.reloaded(False)
             return
-        new = Worker(config, self.engine, self.stats,
+        new = Worker(config, self.engine_name, self.stats,
                      self.zone_set.for_config(config) if self.zone_set is not None else None)
         keep: dict[tuple[str, int, bool], socket.socket] = {}
         try:

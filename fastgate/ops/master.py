@@ -51,7 +51,7 @@ class Master:
                  pid_path: str | None) -> None:
         self.source = source
         self.config = config
-        self.engine = engine
+        self.engine_name = engine
         self.pid_path = pid_path
         self.log = ErrorLog(config.error_logs)
         self.region = SharedCounters(MAX_SLOTS + 1)
@@ -113,7 +113,7 @@ class Master:
             os.close(self._wake_r)
             os.close(self._wake_w)
             try:
-                code = worker_main(self.source, self.config, self.engine,
+                code = worker_main(self.source, self.config, self.engine_name,
                                    self.slot_sockets(index), self.region, slot, self.zones,
                                    self.contexts)
             except BaseException as e:  # never let a worker unwind into the master's code
@@ -184,7 +184,7 @@ class Master:
         set_title(f"master process {' '.join(sys.argv[1:]) or self.source.path}")
         for i in range(self.config.worker_processes):
             self.spawn(i)
-        announce(self.config, self.engine, self.log)
+        announce(self.config, self.engine_name, self.log)
         try:
             while True:
                 select.select([self._wake_r], [], [], 0.5)

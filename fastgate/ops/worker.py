@@ -88,8 +88,8 @@ class Worker:
         self.config = config
         # limit zones by name; a worker without a master makes its own
         self.zones = zones if zones is not None else Zones().for_config(config)
-        self.engine = resolve(engine or config.http_engine)
-        self.groups = build_groups(config.upstreams, self.engine, config.tls_pools)
+        self.engine_name = resolve(engine or config.http_engine)
+        self.groups = build_groups(config.upstreams, self.engine_name, config.tls_pools)
         self.log = ErrorLog(config.error_logs)
         self.access = AccessLogs(config.log_formats, self.log)
         self.stats = stats if stats is not None else Stats()
@@ -135,7 +135,7 @@ class Worker:
     def connection(self, listen: Listen) -> ClientConnection:
         """A client connection on ``listen`` (the protocol factory of its server)."""
         return ClientConnection(self.handlers[listen.address], self,
-                                self.default_settings(listen), self.engine, listen.ssl,
+                                self.default_settings(listen), self.engine_name, listen.ssl,
                                 listen.port, listen.proxy_protocol)
 
     # --- the clock: one periodic check of every deadline, instead of a timer per request
@@ -264,18 +264,18 @@ class Worker:
         """Answer a request that could not be parsed; the caller closes."""
         self.log.info(error.log_line, conn)
         self.stats.request(error.status, 0.0)
-        engine = conn.engine
-        if engine is None or conn.closed:
+        exchange = conn.exchange
+        if exchange is None or conn.closed:
             return
         body = error_body(error.status)
         headers = [(b"Server", b"fastgate"), (b"Date", self.http_date()),
                    (b"Content-Type", b"text/html"), (b"Connection", b"close")]
         try:
-            out = engine.send_head(error.status, reason(error.status), headers, len(body))
-            out += engine.send_body(body) + engine.send_end()
+            out = exchange.respond(error.status, reason(error.status), headers, len(body))
+            out += exchange.body(body) + exchange.end()
         except Exception:  # the engine cannot frame a response in this state: by hand
             out = _raw_error(error.status, body, headers)
-        conn.write(out)
+        exchange.write(out)
         self.log_refused(conn, error.status, len(body), len(out), vhosts)
 
     def log_refused(self, conn: ClientConnection, status: int, body: int, sent: int,
@@ -298,7 +298,7 @@ class Worker:
         return self.stats.stub_status()
 
     def status_page(self) -> bytes:
-        return self.stats.exposition(self.engine, self.zones,
+        return self.stats.exposition(self.engine_name, self.zones,
                                      {url: src.fetched_at for url, src in self.remote.items()})
 
     def close(self) -> None:

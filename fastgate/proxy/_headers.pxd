@@ -1,8 +1,9 @@
 # What other compiled modules cimport from fastgate/proxy/_headers.pyx.
 
 from fastgate._wire cimport ResponseHead
+from fastgate.http.exchange cimport Exchange
 from fastgate.proxy.request cimport Request
 
 
-cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
+cpdef bytes response_head(Exchange exchange, respond, Request req, loc, ResponseHead rhead,
                           bytes date, tuple drop, tuple rules, bint head_only)

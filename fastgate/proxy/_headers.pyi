@@ -2,6 +2,7 @@
 from typing import Any
 
 from fastgate._wire import ResponseHead
+from fastgate.http.exchange import Exchange
 from fastgate.proxy.request import Request
 
 Headers = list[tuple[bytes, bytes]]
@@ -9,6 +10,6 @@ Headers = list[tuple[bytes, bytes]]
 def bearer_of(headers: Headers) -> bytes | None: ...
 def upstream_headers(client_headers: Headers, plan: tuple[Any, ...], drop: tuple[bytes, ...],
                      host: bytes, request: Any) -> tuple[Headers, list[str] | None]: ...
-def response_head(engine: Any, respond: Any, req: Request, loc: Any, rhead: ResponseHead,
+def response_head(exchange: Exchange, respond: Any, req: Request, loc: Any, rhead: ResponseHead,
                   date: bytes, drop: tuple[bytes, ...], rules: tuple[Any, ...],
                   head_only: bool) -> bytes: ...

@@ -10,6 +10,7 @@ value may hold) are ``fastgate._wire``'s, cimported from it.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 
 from fastgate._wire cimport ResponseHead, _field_value, _forward_into, header_is
+from fastgate.http.exchange cimport Exchange
 from fastgate.proxy.request cimport Request
 
 from fastgate.proxy.headers import (
@@ -120,16 +121,18 @@ def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, re
     return out, unsafe
 
 
-cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
+cpdef bytes response_head(Exchange exchange, respond, Request req, loc, ResponseHead rhead,
                           bytes date, tuple drop, tuple rules, bint head_only):
     """The head of a proxied response as the client gets it, on either exchange path:
     ``req.status`` (the caller has set it: the upstream's, or error_page's ``=code``),
     our Server and Date, the upstream's headers but those named in ``drop`` (hop-by-hop
-    and framing, and proxy_hide_header's: the client engine frames the body), ``expires``
+    and framing, and proxy_hide_header's: the client's exchange frames the body), ``expires``
     in place of the upstream's Expires and Cache-Control, ``add_header``'s; Location and
     Refresh as ``proxy_redirect``'s ``rules`` rewrite them (a Location that is a path made
     absolute), Set-Cookie as ``proxy_cookie_*`` do. Raises
     ProtocolError when the engine refuses a header of the upstream's."""
+    if exchange is None:  # (a C method call on None would not raise)
+        raise TypeError("response_head needs the client's exchange")
     cdef int status = req.status
     if drop is _RESPONSE_DROP:  # the usual case: no proxy_hide_header/proxy_pass_header
         own = [(b"Server", b"fastgate"), (b"Date", date)]
@@ -154,5 +157,4 @@ cpdef bytes response_head(engine, respond, Request req, loc, ResponseHead rhead,
     if s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
         length = None  # chunked, for the trailers to follow
     req.sent_headers = headers
-    return engine.send_head(status, rhead.reason or reason(status), headers, length,
-                            head_only)
+    return exchange.respond(status, rhead.reason or reason(status), headers, length, head_only)

@@ -120,7 +120,7 @@ class DynamicTargets:
             if pool in self._pools:
                 self._pools.move_to_end(pool)
             return
-        groups[pool] = UpstreamGroup(upstream, self.w.engine, tls)
+        groups[pool] = UpstreamGroup(upstream, self.w.engine_name, tls)
         self._pools[pool] = None
         while len(self._pools) > DYNAMIC_POOLS:
             old, _ = self._pools.popitem(last=False)

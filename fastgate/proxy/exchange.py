@@ -333,17 +333,17 @@ class UpstreamExchange:
         w = self.w
         s = loc.settings
         head_future = uconn.begin()
-        uconn.write(uconn.engine.send_head(method, target, headers, length))
         sender = None
         if has_body:
-            engine = conn.engine
-            assert engine is not None
-            conn.write(engine.send_continue())
+            uconn.send_head(method, target, headers, length)
+            exchange = conn.exchange
+            assert exchange is not None
+            exchange.write(exchange.expect_continue())
             sender = asyncio.get_running_loop().create_task(self._read_body(conn, req, s, uconn))
         elif upgrade is None:
-            if body:
-                uconn.write(uconn.engine.send_body(body))
-            uconn.write(uconn.engine.send_end())
+            uconn.send_request(method, target, headers, length, body or b"")
+        else:
+            uconn.send_head(method, target, headers, length)
         try:
             rhead = await self._response_head(head_future, sender, s.proxy_read_timeout,
                                               conn.lost())
@@ -407,8 +407,10 @@ class UpstreamExchange:
         status = final_status(req, rhead.status)
         req.status = status
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        exchange = conn.exchange
+        assert exchange is not None
         try:
-            out = response_head(conn.engine, self.respond, req, loc, rhead, w.http_date(),
+            out = response_head(exchange, self.respond, req, loc, rhead, w.http_date(),
                                 drop, rules, head_only)
         except ProtocolError as e:
             uconn.abort()
@@ -496,9 +498,9 @@ class UpstreamExchange:
         read_timeout = s.client_body_timeout
         limit = s.client_max_body_size
         if uconn is None:
-            engine = conn.engine
-            assert engine is not None
-            conn.write(engine.send_continue())
+            exchange = conn.exchange
+            assert exchange is not None
+            exchange.write(exchange.expect_continue())
         while True:
             try:
                 chunk = await body.read(read_timeout)
@@ -520,16 +522,16 @@ class UpstreamExchange:
                 if keep is not None:
                     keep.append(chunk)
                 continue
-            uconn.write(uconn.engine.send_body(chunk))
+            uconn.send_body(chunk)
             try:
-                await uconn.gate.wait(s.proxy_send_timeout)
+                await uconn.wait_writable(s.proxy_send_timeout)
             except TimeoutError:
                 uconn.abort()
                 return
             except StreamClosed:
                 return
         if uconn is not None:
-            uconn.write(uconn.engine.send_end())
+            uconn.send_end()
 
     async def _body_failed(self, conn: ClientConnection, req: Request, loc: Location,
                            err: _BodyError) -> None:
@@ -546,15 +548,15 @@ class UpstreamExchange:
         it could not be completed (the client then sees a closed connection, never a
         short keep-alive response)."""
         s = loc.settings
-        engine = conn.engine
-        assert engine is not None
+        exchange = conn.exchange
+        assert exchange is not None
         length = rhead.content_length
         # limit_conn counts the request until the client has all of its response, and no
         # longer: released before the bytes that complete it, as the client may send its
         # next request the moment they arrive (before this task runs again)
         if head_only or length == 0:
             req.release_conn_slots()
-        conn.write(out)
+        exchange.write(out)
         req.bytes_sent = len(out)
         body = uconn.body
         # a client that goes away ends the relay now, not when the upstream next speaks
@@ -580,45 +582,45 @@ class UpstreamExchange:
                     return False
                 if chunk is None:
                     break
-                if conn.closed:  # the client went away mid-response
+                if exchange.closed:  # the client went away mid-response
                     return False
                 if head_only:
                     continue
                 if body.done:  # the upstream's last bytes: the client's too
                     req.release_conn_slots()
                 sent += len(chunk)
-                data = engine.send_body(chunk)
-                conn.write(data)
+                data = exchange.body(chunk)
+                exchange.write(data)
                 req.bytes_sent += len(data)
                 req.body_bytes_sent = sent
-                if conn.gate.paused:
+                if exchange.paused():
                     try:
-                        await conn.gate.wait(s.send_timeout)
+                        await exchange.wait_writable(s.send_timeout)
                     except TimeoutError:
                         self.w.log.info("client timed out (110: Connection timed out) while "
                                         "sending to client", conn, req)
-                        conn.abort()
+                        exchange.abort()
                         return False
                     except Exception:  # the client went away mid-response
                         return False
-            if conn.closed:
+            if exchange.closed:
                 return False
             req.release_conn_slots()
-            conn.write(engine.send_end(self.respond.trailers(req, loc)
-                                       if req.expect_trailers else None))
+            exchange.write(exchange.end(self.respond.trailers(req, loc)
+                                        if req.expect_trailers else None))
             return True
         finally:
             lost.remove_done_callback(gone)
 
     async def _tunnel(self, conn: ClientConnection, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:
-        engine = conn.engine
-        assert engine is not None
+        exchange = conn.exchange
+        assert exchange is not None
         req.status = 101
         headers = switching_headers(rhead.headers, b"fastgate", self.w.http_date())
-        out, client_rest = engine.switch_protocol(101, rhead.reason, headers)
-        conn.write(out)
-        conn.start_tunnel(uconn, client_rest, uconn.engine.trailing_data())
+        out, client_rest = exchange.switch(101, rhead.reason, headers)
+        exchange.write(out)
+        exchange.tunnel(uconn, client_rest, uconn.trailing_data())
 
 
 class _ClientGone(FastgateError):

@@ -14,6 +14,7 @@ one place.
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead, ResponseHead
+from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head
 from fastgate.proxy.request cimport Request
 
@@ -76,6 +77,7 @@ cdef class FastExchange:
     cdef readonly object upstream  # proxy.exchange.UpstreamExchange
     cdef object w  # the worker (proxy.runtime.Runtime)
     cdef readonly object conn  # ClientConnection
+    cdef Exchange client  # how the response goes to it (fastgate.http.exchange)
     cdef readonly Request req
     cdef readonly object loc  # Location
     cdef readonly object peer  # Peer
@@ -99,6 +101,7 @@ cdef class FastExchange:
         self.upstream = upstream
         self.w = upstream.w
         self.conn = conn
+        self.client = conn.exchange
         self.req = req
         self.loc = loc
         self.peer = peer
@@ -122,13 +125,10 @@ cdef class FastExchange:
             self.conn, req, self.loc)
         req.upstream_addr = self.peer.address
         uconn.attach(self)
-        engine = uconn.engine
-        data = engine.send_head(req.head.method, target, headers, 0) + engine.send_end()
-        if uconn.transport is not None and not uconn.closed:
-            uconn.transport.write(data)
+        uconn.send_request(req.head.method, target, headers, 0)
         self.deadline = _monotonic() + self.timeout
         self.w.exchanges.add(self)
-        self.conn.exchange = self  # told if the client can take more, or goes away
+        self.client.listener = self  # told if the client can take more, or goes away
 
     # --- the upstream connection's callbacks -----------------------------------------------
 
@@ -164,7 +164,7 @@ cdef class FastExchange:
         req.status = status
         self.head_only = req.method == "HEAD" or status in (204, 304)
         try:
-            out = response_head(conn.engine, upstream.respond, req, self.loc, head,
+            out = response_head(self.client, upstream.respond, req, self.loc, head,
                                 self.w.http_date(), self.drop, self.rules, self.head_only)
         except ProtocolError as e:
             self.rhead = None  # nothing of this response has gone to the client
@@ -182,7 +182,7 @@ cdef class FastExchange:
     def on_body(self, data):
         if self.head_only or self.rhead is None:
             return
-        out = self.conn.engine.send_body(data)
+        out = self.client.body(data)
         self.out.append(out)
         self.req.bytes_sent += len(out)
         self.req.body_bytes_sent += len(data)
@@ -193,14 +193,13 @@ cdef class FastExchange:
         out = self.out
         if not out:
             return
-        conn = self.conn
+        client = self.client
         self.sent = True
-        if not conn.closed and conn.transport is not None:
-            conn.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        client.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
         self.deadline = _monotonic() + self.timeout
-        if conn.gate.paused and self.uconn.transport is not None:
-            self.uconn.transport.pause_reading()
+        if client.paused():
+            self.uconn.pause_reading()
             self.client_stalled = True
             self.deadline = _monotonic() + self.loc.settings.send_timeout
 
@@ -208,7 +207,7 @@ cdef class FastExchange:
         if self.rhead is None:
             return
         req = self.req
-        self.out.append(self.conn.engine.send_end(
+        self.out.append(self.client.end(
             self.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None))
         self.req.release_conn_slots()  # before the client can have it all and ask again
         self.flush()
@@ -224,7 +223,7 @@ cdef class FastExchange:
         if self.finished:
             return
         if body and not self.head_only:
-            out = self.conn.engine.send_body(body)
+            out = self.client.body(body)
             self.out.append(out)
             req = self.req
             req.bytes_sent += len(out)
@@ -244,8 +243,7 @@ cdef class FastExchange:
             return
         self.client_stalled = False
         self.deadline = _monotonic() + self.timeout
-        if self.uconn.transport is not None and not self.uconn.closed:
-            self.uconn.transport.resume_reading()
+        self.uconn.resume_reading()
 
     def client_gone(self):
         """The client went away: the exchange ends now (its limit_conn count with it),
@@ -287,7 +285,7 @@ cdef class FastExchange:
             uconn.abort()
             self.w.log.info("client timed out (110: Connection timed out) while "
                                    "sending to client", self.conn, self.req)
-            self.conn.abort()
+            self.client.abort()
             self._finish()
             return
         self._failed("timeout", TIMED_OUT if self.rhead is not None else
@@ -338,8 +336,8 @@ cdef class FastExchange:
         self.finished = True
         self.deadline = 0.0
         self.w.exchanges.discard(self)
-        if self.conn.exchange is self:
-            self.conn.exchange = None
+        if self.client.listener is self:
+            self.client.listener = None
 
     cdef _finish(self):
         if self.finished:

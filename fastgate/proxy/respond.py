@@ -59,21 +59,20 @@ class Responder:
                 headers.extend(userid.set_cookie(req, s, self.client_error(req)))
         head_only = req.method == "HEAD" or status in (204, 304)
         req.sent_headers = headers
-        engine = conn.engine
-        assert engine is not None
+        exchange = conn.exchange
+        assert exchange is not None
         chunked = (loc is not None and bool(loc.settings.add_trailer)
                    and self.expects_trailers(req, loc, status, head_only))
         try:
-            out = engine.send_head(status, reason(status), headers,
+            out = exchange.respond(status, reason(status), headers,
                                    None if chunked else len(body), head_only)
         except ProtocolError:
-            conn.abort()
+            exchange.abort()
             return
         if body and not head_only:
-            out += engine.send_body(body)
-        out += engine.send_end(self.trailers(req, loc) if chunked and loc is not None
-                               else None)
-        conn.write(out)
+            out += exchange.body(body)
+        out += exchange.end(self.trailers(req, loc) if chunked and loc is not None else None)
+        exchange.write(out)
         req.body_bytes_sent = 0 if head_only else len(body)
         req.bytes_sent = len(out)
 

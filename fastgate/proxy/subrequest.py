@@ -182,9 +182,7 @@ class Subrequests:
         read and dropped — or into ``kept``, up to 1 MiB — (the connection back in its
         pool when it can carry another request)."""
         head_future = uconn.begin()
-        engine = uconn.engine
-        uconn.write(engine.send_head(method, path, headers, len(body))
-                    + (engine.send_body(body) if body else b"") + engine.send_end())
+        uconn.send_request(method, path, headers, len(body), body)
         try:
             head = await asyncio.wait_for(head_future, timeout)
             if head.status == 101:  # switched away from HTTP: nothing to read or reuse

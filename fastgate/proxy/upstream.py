@@ -15,9 +15,8 @@ from fastgate.config import addresses
 from fastgate.config.model import ProxyBind, Upstream, UpstreamServer, UpstreamTls
 from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
-from fastgate.http.engine import ProtocolError, ResponseHead
-from fastgate.http.engines import client_engine
-from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
+from fastgate.http.client import HttpClientConnection
+from fastgate.http.engine import ResponseHead
 from fastgate.proxy import balance
 
 # proxy_bind's (address, port, transparent), and the UpstreamError kind of a bind that
@@ -36,167 +35,38 @@ NEXT_STATUSES = frozenset({500, 502, 503, 504, 403, 404, 429})
 CLIENT_GONE = "client prematurely closed connection, so upstream connection is closed too"
 
 
-class UpstreamConnection(asyncio.Protocol):
-    """One connection to one upstream server, carrying one exchange at a time."""
+class UpstreamConnection(HttpClientConnection):
+    """One connection to one upstream server, as its pool sees it: the server it goes
+    to, how many more requests it may carry and until when, and whether it is busy."""
 
     def __init__(self, peer: Peer) -> None:
+        super().__init__(peer.group.engine_name)
         self.peer = peer
-        self.engine = client_engine(peer.group.engine, self)
-        self.transport: asyncio.Transport | None = None
-        self.gate = WriteGate()
-        self.closed = False
-        self.received = 0
         # requests it may still carry (upstream keepalive_requests)
         self.exchanges_left = peer.group.upstream.keepalive_requests
         # after this (upstream keepalive_time) it goes back to no pool
         self.retire_at = time.monotonic() + peer.group.upstream.keepalive_time
-        self.head: asyncio.Future[ResponseHead] | None = None
-        self.body: BodyBuffer | None = None
-        self.tunnel: Any = None  # the client connection once a 101 switched protocols
-        self.sink: Any = None  # a callback exchange (proxy.fast) that takes the events
-        self.deadline = 0.0
+        self.deadline = 0.0  # idle in the pool until then (the worker's clock checks)
         self.busy = False  # carrying an exchange: counted in its peer's ``busy``
         self._loop = asyncio.get_event_loop()
 
-    # --- asyncio.Protocol --------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
-            self.tunnel.tunnel_write(data)
-            return
-        self.received += len(data)
-        sink = self.sink
-        if sink is not None:
-            try:
-                self.engine.feed(data)
-                if self.sink is sink:
-                    sink.flush()
-            except Exception as e:  # a bug costs the exchange, never the event loop
-                sink.crashed(e)
-            return
-        if self.head is None:  # idle in the pool: nothing is expected
-            self.close()
-            return
-        self.engine.feed(data)
-
-    def eof_received(self) -> bool:
-        if self.tunnel is not None:
-            self.tunnel.tunnel_eof()
-            return True
-        if self.head is not None or self.sink is not None:
-            self.engine.feed(b"")
-        return False
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
         self.free()
-        self._cancel_idle()
+        self.deadline = 0.0
         self.peer.discard(self)
-        error = UpstreamError("reset", "upstream closed the connection")
-        self.gate.close(StreamClosed("upstream closed"))
-        if self.head is not None and not self.head.done():
-            self.head.set_exception(error)
-        if self.body is not None:
-            self.body.fail(error)
-        if self.tunnel is not None:
-            self.tunnel.tunnel_close()
-        sink = self.sink
-        if sink is not None:
-            try:
-                sink.upstream_lost()
-            except Exception as e:
-                sink.crashed(e)
-
-    def pause_writing(self) -> None:
-        self.gate.pause()
-
-    def resume_writing(self) -> None:
-        self.gate.resume()
-
-    # --- the engine's callbacks -------------------------------------------------------------
-
-    def on_response(self, head: ResponseHead) -> None:
-        if self.sink is not None:
-            self.sink.on_response(head)
-            return
-        assert self.transport is not None
-        self.body = BodyBuffer(self.transport.pause_reading, self.transport.resume_reading)
-        if self.head is not None and not self.head.done():
-            self.head.set_result(head)
-
-    def on_informational(self, head: ResponseHead) -> None:
-        if self.sink is not None:
-            self.sink.on_informational(head)
-            return
-        if head.status == 101 and self.head is not None and not self.head.done():
-            self.head.set_result(head)
-        # other 1xx (100, 103) are not forwarded, as nginx does
-
-    def on_body(self, data: bytes) -> None:
-        if self.sink is not None:
-            self.sink.on_body(data)
-        elif self.body is not None:
-            self.body.push(data)
-
-    def on_end(self) -> None:
-        if self.sink is not None:
-            self.sink.on_end()
-        elif self.body is not None:
-            self.body.finish()
-
-    def on_whole(self, head: ResponseHead, body: bytes) -> None:
-        self.on_response(head)
-        if body:
-            self.on_body(body)
-        self.on_end()
-
-    def on_error(self, error: ProtocolError) -> None:
-        if self.sink is not None:
-            self.sink.on_error(error)
-            return
-        err = UpstreamError("invalid", f"upstream sent an invalid response: {error.reason}")
-        if self.head is not None and not self.head.done():
-            self.head.set_exception(err)
-        elif self.body is not None:
-            self.body.fail(err)
-        self.close()
-
-    # --- used by the proxy --------------------------------------------------------------------
-
-    def attach(self, sink: Any) -> None:
-        """A callback exchange (``proxy.fast``) takes this connection's events straight
-        from the engine, one call each instead of two."""
-        self.sink = sink
-        self.engine.bind(sink)
-
-    def detach(self) -> None:
-        self.sink = None
-        self.engine.bind(self)
+        super().connection_lost(exc)
 
     def begin(self) -> asyncio.Future[ResponseHead]:
-        self._cancel_idle()
-        self.head = asyncio.get_running_loop().create_future()
-        self.body = None
-        return self.head
-
-    def write(self, data: bytes) -> None:
-        if data and self.transport is not None and not self.closed:
-            self.transport.write(data)
+        self.deadline = 0.0
+        return super().begin()
 
     def close(self) -> None:
         self.free()
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
+        super().close()
 
     def abort(self) -> None:
         self.free()
-        if self.transport is not None:
-            self.closed = True
-            self.transport.abort()
+        super().abort()
 
     def taken(self) -> None:
         """Given an exchange: one more in progress on its server (least_conn, random
@@ -211,18 +81,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.peer.busy -= 1
 
     def park(self, timeout: float) -> None:
-        """Idle in the pool: closed after ``timeout`` seconds if nobody takes it (the
-        worker's clock checks ``deadline``)."""
+        """Idle in the pool (made ready for the next exchange): closed after ``timeout``
+        seconds if nobody takes it (the worker's clock checks ``deadline``)."""
         if self.busy:  # free(), inline: once per request on the callback path
             self.busy = False
             self.peer.busy -= 1
-        self.head = None
-        self.body = None
-        self.engine.start_next()
         self.deadline = self._loop.time() + timeout
-
-    def _cancel_idle(self) -> None:
-        self.deadline = 0.0
 
 
 class Peer:
@@ -343,8 +207,8 @@ class Peer:
         up = self.group.upstream
         conn.exchanges_left -= 1
         if (conn.exchanges_left and not conn.closed and head.keep_alive
-                and conn.engine.reusable and not conn.engine.leftover()
-                and len(self.idle) < up.keepalive and time.monotonic() < conn.retire_at):
+                and len(self.idle) < up.keepalive and time.monotonic() < conn.retire_at
+                and conn.ready_for_next()):
             conn.park(up.keepalive_timeout)
             self.idle.append(conn)
         else:
@@ -370,9 +234,10 @@ class UpstreamGroup:
     ``https://`` proxy_pass has a pool of its own per distinct TLS setting, so a
     plain and a TLS connection are never mixed."""
 
-    def __init__(self, upstream: Upstream, engine: str, tls: UpstreamTls | None = None) -> None:
+    def __init__(self, upstream: Upstream, engine_name: str,
+                 tls: UpstreamTls | None = None) -> None:
         self.upstream = upstream
-        self.engine = engine
+        self.engine_name = engine_name
         self.tls = upstream_context(tls) if tls is not None else None
         # what the handshake sends as SNI and checks the certificate against ("": no
         # SNI; Python's ssl checks the name it sends, so verify sends it too)

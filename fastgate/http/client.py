@@ -1,0 +1,221 @@
+"""One HTTP/1.1 connection to an upstream server, as the client side: the engine frames
+the requests and parses the responses, the write gate applies back-pressure, and the
+layers above send and receive through its methods, never through the engine or the
+transport. A 101 turns it into one side of a raw tunnel.
+
+A response reaches either the task path (``begin()``'s future for the head, then
+``body``, a ``BodyBuffer``) or a callback exchange that ``attach``-ed itself (the
+engine then calls it directly, one call per event instead of two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from fastgate.errors import UpstreamError
+from fastgate.http.engine import Headers, ProtocolError, ResponseHead
+from fastgate.http.engines import client_engine
+from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
+
+
+class HttpClientConnection(asyncio.Protocol):
+    """Carries one exchange at a time; ``engine_name`` names the HTTP/1.1 engine."""
+
+    def __init__(self, engine_name: str) -> None:
+        self.engine = client_engine(engine_name, self)
+        self.transport: asyncio.Transport | None = None
+        self.gate = WriteGate()
+        self.closed = False
+        self.received = 0
+        self.head: asyncio.Future[ResponseHead] | None = None
+        self.body: BodyBuffer | None = None
+        self.tunnel: Any = None  # the client connection once a 101 switched protocols
+        self.sink: Any = None  # a callback exchange that takes the events
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.tunnel_write(data)
+            return
+        self.received += len(data)
+        sink = self.sink
+        if sink is not None:
+            try:
+                self.engine.feed(data)
+                if self.sink is sink:
+                    sink.flush()
+            except Exception as e:  # a bug costs the exchange, never the event loop
+                sink.crashed(e)
+            return
+        if self.head is None:  # idle in the pool: nothing is expected
+            self.close()
+            return
+        self.engine.feed(data)
+
+    def eof_received(self) -> bool:
+        if self.tunnel is not None:
+            self.tunnel.tunnel_eof()
+            return True
+        if self.head is not None or self.sink is not None:
+            self.engine.feed(b"")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        error = UpstreamError("reset", "upstream closed the connection")
+        self.gate.close(StreamClosed("upstream closed"))
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(error)
+        if self.body is not None:
+            self.body.fail(error)
+        if self.tunnel is not None:
+            self.tunnel.tunnel_close()
+        sink = self.sink
+        if sink is not None:
+            try:
+                sink.upstream_lost()
+            except Exception as e:
+                sink.crashed(e)
+
+    def pause_writing(self) -> None:
+        self.gate.pause()
+
+    def resume_writing(self) -> None:
+        self.gate.resume()
+
+    # --- the engine's callbacks -------------------------------------------------------------
+
+    def on_response(self, head: ResponseHead) -> None:
+        if self.sink is not None:
+            self.sink.on_response(head)
+            return
+        assert self.transport is not None
+        self.body = BodyBuffer(self.transport.pause_reading, self.transport.resume_reading)
+        if self.head is not None and not self.head.done():
+            self.head.set_result(head)
+
+    def on_informational(self, head: ResponseHead) -> None:
+        if self.sink is not None:
+            self.sink.on_informational(head)
+            return
+        if head.status == 101 and self.head is not None and not self.head.done():
+            self.head.set_result(head)
+        # other 1xx (100, 103) are not forwarded, as nginx does
+
+    def on_body(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink.on_body(data)
+        elif self.body is not None:
+            self.body.push(data)
+
+    def on_end(self) -> None:
+        if self.sink is not None:
+            self.sink.on_end()
+        elif self.body is not None:
+            self.body.finish()
+
+    def on_whole(self, head: ResponseHead, body: bytes) -> None:
+        self.on_response(head)
+        if body:
+            self.on_body(body)
+        self.on_end()
+
+    def on_error(self, error: ProtocolError) -> None:
+        if self.sink is not None:
+            self.sink.on_error(error)
+            return
+        err = UpstreamError("invalid", f"upstream sent an invalid response: {error.reason}")
+        if self.head is not None and not self.head.done():
+            self.head.set_exception(err)
+        elif self.body is not None:
+            self.body.fail(err)
+        self.close()
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def attach(self, sink: Any) -> None:
+        """A callback exchange takes this connection's events straight from the engine."""
+        self.sink = sink
+        self.engine.bind(sink)
+
+    def detach(self) -> None:
+        self.sink = None
+        self.engine.bind(self)
+
+    def begin(self) -> asyncio.Future[ResponseHead]:
+        """The task path's exchange starts: the response head will be this future's."""
+        self.head = asyncio.get_running_loop().create_future()
+        self.body = None
+        return self.head
+
+    def ready_for_next(self) -> bool:
+        """After an exchange: if its response ended cleanly and nothing followed it,
+        the connection is made ready to carry another request (True)."""
+        engine = self.engine
+        if not engine.reusable or engine.leftover():
+            return False
+        self.head = None
+        self.body = None
+        engine.start_next()
+        return True
+
+    def trailing_data(self) -> bytes:
+        """What the server sent after a 101's head: the tunnel's first bytes."""
+        return bytes(self.engine.trailing_data())
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def send_request(self, method: bytes, target: bytes, headers: Headers,
+                     length: int | None, body: bytes = b"") -> None:
+        """A whole request, in one write (``length``: its Content-Length, -1 for none)."""
+        engine = self.engine
+        out = engine.send_head(method, target, headers, length)
+        if body:
+            out += engine.send_body(body)
+        if self.transport is not None and not self.closed:  # (write(), inline: hot)
+            self.transport.write(out + engine.send_end())
+
+    def send_head(self, method: bytes, target: bytes, headers: Headers,
+                  length: int | None) -> None:
+        """A request head; its body follows with ``send_body``/``send_end`` (``length``
+        None: chunked), or a tunnel after a 101."""
+        self.write(self.engine.send_head(method, target, headers, length))
+
+    def send_body(self, data: bytes) -> None:
+        self.write(self.engine.send_body(data))
+
+    def send_end(self) -> None:
+        self.write(self.engine.send_end())
+
+    def wait_writable(self, timeout: float) -> Awaitable[None]:
+        """Awaitable: done when the server takes more; TimeoutError after ``timeout``,
+        StreamClosed when the connection is lost."""
+        return self.gate.wait(timeout)
+
+    def write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()

@@ -1,0 +1,13 @@
+cdef class Exchange:
+    cdef object conn
+    cdef object engine
+    cdef object transport
+    cdef object gate
+    cdef public object listener
+
+    cpdef bytes respond(self, int status, bytes reason, list headers, object length,
+                        bint head_only=*)
+    cpdef bytes body(self, data)
+    cpdef bytes end(self, trailers=*)
+    cpdef write(self, data)
+    cpdef bint paused(self)
