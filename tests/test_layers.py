@@ -215,3 +215,10 @@ def test_only_the_http_layer_touches_engines_transports_and_gates() -> None:
         for path in paths:
             touched += _touches(path)
     assert not touched, "outside http/: " + ", ".join(touched)
+
+
+def test_the_proxy_knows_a_client_connection_only_by_its_contract() -> None:
+    # typed against http.handler.ClientSide (mypy holds them to it), never the class
+    users = sorted(m for m in MODULES if m.startswith("fastgate.proxy")
+                   and "fastgate.http.server" in GRAPH[m])
+    assert not users, f"{users} import fastgate.http.server"

@@ -9,13 +9,21 @@ values; it never sees the worker, the configuration or the proxy.
   whether the worker is stopping.
 - ``ConnectionPolicy``: the limits a connection keeps (the address's default server's
   settings satisfy it).
+- ``ClientSide``: what the handler may use of the connection a request came on — facts
+  about it, the request body, the ``Exchange`` it answers through, and the request
+  cycle's ends. ``ClientConnection`` satisfies it; the layers above are typed against
+  it, so ``mypy`` refuses anything else (an engine, a transport, a write gate).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol, TypeVar
 
+from fastgate._wire import ConnectionInfo
 from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.exchange import Exchange
+from fastgate.http.flow import BodyBuffer
 
 # the connection type (``fastgate.http.server.ClientConnection``), a parameter so that
 # this contract does not import the module that uses it
@@ -74,3 +82,49 @@ class ConnectionPolicy(Protocol):
 
     @property
     def keepalive_time(self) -> float: ...
+
+
+class ClientSide(Protocol):
+    # facts about the connection (its addresses as accepted; ``info`` once known)
+    @property
+    def info(self) -> ConnectionInfo | None: ...
+
+    @property
+    def remote_addr(self) -> str: ...
+
+    @property
+    def connection_id(self) -> int: ...
+
+    @property
+    def requests(self) -> int:
+        """Requests made on it so far ($connection_requests)."""
+
+    @property
+    def pipelined(self) -> bool:
+        """The request came in bytes read with an earlier one ($pipe)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    # the request in progress: its body, and how it is answered
+    @property
+    def body(self) -> BodyBuffer | None: ...
+
+    @property
+    def exchange(self) -> Exchange | None: ...
+
+    def lost(self) -> asyncio.Future[None]:
+        """Done when the connection is lost (a task stops waiting for a gone client)."""
+
+    def abort(self) -> None: ...
+
+    def close_after_response(self) -> None: ...
+
+    def request_done(self) -> None:
+        """The response is written: the connection closes or waits for the next one."""
+
+    def finish(self) -> None:
+        """Close after the last response (lingering while the client may still send)."""
+
+    def retire(self) -> None:
+        """Close after what has been written, and serve nothing more."""

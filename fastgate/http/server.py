@@ -388,6 +388,12 @@ class ClientConnection(asyncio.Protocol):
             return
         self.close()
 
+    def retire(self) -> None:
+        """Close after what has been written, and serve nothing more: the connection's
+        state is unknown (a bug cost its request)."""
+        self.finish()
+        self.closed = True
+
     def close(self) -> None:
         self._disarm()
         if self.transport is not None and not self.transport.is_closing():

@@ -15,6 +15,7 @@ from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.config.regex import compile_regex
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
+from fastgate.http.handler import ClientSide
 from fastgate.http.server import ClientConnection
 from fastgate.http.uri import parse_target
 from fastgate.ops.jwks import remote_sources
@@ -191,14 +192,14 @@ class Worker:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _refuse(self, conn: ClientConnection, error: ProtocolError,
+    def _refuse(self, conn: ClientSide, error: ProtocolError,
                 vhosts: ServerTable) -> None:
         """A request refused before any phase (the HTTP layer's 400 and 405): answered,
         and the connection closed, as nginx closes after such an error."""
         self.reject(conn, error, vhosts)
         conn.finish()
 
-    def _without(self, conn: ClientConnection, head: RequestHead, kept: list[Any],
+    def _without(self, conn: ClientSide, head: RequestHead, kept: list[Any],
                  dropped: list[bytes]) -> RequestHead:
         for name in dropped:
             self.log.info(f'client sent invalid header line: "{name.decode("latin-1")}"',
@@ -207,7 +208,7 @@ class Worker:
                            head.content_length, head.keep_alive, head.expect_continue,
                            head.upgrade)
 
-    def failed(self, conn: ClientConnection, req: Request, error: Exception,
+    def failed(self, conn: ClientSide, req: Request, error: Exception,
                started: float, responded: bool) -> None:
         """An unexpected error in a callback (a bug): logged, and it costs this request
         only — a 500 if nothing of its response has gone out yet (then the connection
@@ -221,18 +222,17 @@ class Worker:
             except Exception:
                 conn.abort()
             else:
-                conn.finish()
-                conn.closed = True
+                conn.retire()
         else:
             conn.abort()
         self.complete(conn, req, started)
 
-    def spawn(self, conn: ClientConnection, req: Request, coro: Any, started: float) -> None:
+    def spawn(self, conn: ClientSide, req: Request, coro: Any, started: float) -> None:
         task = asyncio.get_running_loop().create_task(self._run(conn, req, coro, started))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, conn: ClientConnection, req: Request, coro: Any,
+    async def _run(self, conn: ClientSide, req: Request, coro: Any,
                    started: float) -> None:
         try:
             await coro
@@ -242,7 +242,7 @@ class Worker:
         finally:
             self.complete(conn, req, started)
 
-    def complete(self, conn: ClientConnection, req: Request, started: float) -> None:
+    def complete(self, conn: ClientSide, req: Request, started: float) -> None:
         """The response is written (or abandoned): count it, log it, free the connection."""
         self.stats.request(req.status, time.monotonic() - started)
         if req.conn_slots is not None:
@@ -259,7 +259,7 @@ class Worker:
             return
         conn.request_done()
 
-    def reject(self, conn: ClientConnection, error: ProtocolError,
+    def reject(self, conn: ClientSide, error: ProtocolError,
                vhosts: ServerTable) -> None:
         """Answer a request that could not be parsed; the caller closes."""
         self.log.info(error.log_line, conn)
@@ -278,7 +278,7 @@ class Worker:
         exchange.write(out)
         self.log_refused(conn, error.status, len(body), len(out), vhosts)
 
-    def log_refused(self, conn: ClientConnection, status: int, body: int, sent: int,
+    def log_refused(self, conn: ClientSide, status: int, body: int, sent: int,
                     vhosts: ServerTable) -> None:
         """A request the HTTP layer refused (400, 408, 413, 414, 431, 505) goes to the
         access log of the address's default server, as nginx writes it: ``$request`` is
@@ -321,7 +321,7 @@ class AddressHandler:
         self.worker = worker
         self.vhosts = vhosts
 
-    def on_request(self, conn: ClientConnection, head: RequestHead) -> None:
+    def on_request(self, conn: ClientSide, head: RequestHead) -> None:
         """A request head has arrived: answer it in callbacks when the phases can, else
         in a task. Either way ``Worker.complete`` runs once the response is written.
         (The worker's dispatch itself, not a call to it: one Python frame less on every
@@ -372,19 +372,19 @@ class AddressHandler:
         if step is not TAKEN:
             w.spawn(conn, req, step, started)
 
-    def on_refused(self, conn: ClientConnection, error: ProtocolError) -> None:
+    def on_refused(self, conn: ClientSide, error: ProtocolError) -> None:
         self.worker.reject(conn, error, self.vhosts)
 
-    def on_header_timeout(self, conn: ClientConnection) -> None:
+    def on_header_timeout(self, conn: ClientSide) -> None:
         w = self.worker
         w.log.info("client timed out (110: Connection timed out) while reading client "
                    "request headers", conn)
         w.log_refused(conn, 408, 0, 0, self.vhosts)  # in the access log, as nginx
 
-    def on_broken_header(self, conn: ClientConnection, message: str) -> None:
+    def on_broken_header(self, conn: ClientSide, message: str) -> None:
         self.worker.log.error(f"{message} while reading PROXY protocol", conn)
 
-    def on_crash(self, conn: ClientConnection, error: Exception) -> None:
+    def on_crash(self, conn: ClientSide, error: Exception) -> None:
         self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",
                               conn)
 

@@ -21,7 +21,7 @@ from fastgate.proxy.steps import REFUSED as NOTED
 
 if TYPE_CHECKING:
     from fastgate.config.model import AccessRule, Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.auth_request import AuthRequest
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
@@ -53,7 +53,7 @@ class AccessModule:
             return self.auth.handler(loc)
         return self.phase
 
-    def phase(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def phase(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         s = loc.settings
         every = s.satisfy == "all"
         req.access_code = 0
@@ -79,7 +79,7 @@ class AccessModule:
             return NEXT
         return self.fail(conn, req, loc, req.access_code or 403)
 
-    async def _remote(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _remote(self, conn: ClientSide, req: Request, loc: Location,
                       every: bool) -> Step:
         """The checks that may wait: the password (a slow hash), the authoriser."""
         s = loc.settings
@@ -129,7 +129,7 @@ def allows(addr: str, rules: tuple[AccessRule, ...]) -> bool:
     return True
 
 
-def _note(conn: ClientConnection, req: Request, loc: Location, status: int) -> Outcome:
+def _note(conn: ClientSide, req: Request, loc: Location, status: int) -> Outcome:
     """satisfy any: the token check's refusal, kept (401 is preferred over 403)."""
     if req.access_code != 401:
         req.access_code = status

@@ -22,7 +22,7 @@ from fastgate.variables import basic_credentials
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
 
@@ -37,7 +37,7 @@ class AuthBasic:
         self._files: dict[str, PasswordFile] = {}
         self._matched: set[tuple[str, str, str, bytes]] = set()
 
-    async def check(self, conn: ClientConnection, req: Request, loc: Location) -> int:
+    async def check(self, conn: ClientSide, req: Request, loc: Location) -> int:
         """PASSED, REFUSED (the challenge set) or FAILED."""
         s = loc.settings
         assert s.auth_basic is not None and s.auth_basic_user_file is not None

@@ -19,7 +19,7 @@ from fastgate.proxy.steps import NEXT
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Fail, Outcome, Phase
@@ -37,7 +37,7 @@ class AuthJwt:
     def handler(self, loc: Location) -> Phase | None:
         return self.access if loc.verifier is not None else None
 
-    def access(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def access(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         """NEXT when the request may go on; else the refusal (its reason logged and
         counted, the challenge of a 401 set) through ``error_page``."""
         s = loc.settings

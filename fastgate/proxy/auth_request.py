@@ -21,7 +21,7 @@ from fastgate.variables import set_user_variable
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.subrequest import Subrequests
 
@@ -30,7 +30,7 @@ class AuthRequest:
     def __init__(self, subrequests: Subrequests) -> None:
         self.subrequests = subrequests
 
-    async def ask(self, conn: ClientConnection, req: Request, loc: Location) -> int:
+    async def ask(self, conn: ClientSide, req: Request, loc: Location) -> int:
         """The authoriser's status for ``req``, its auth_request_set variables set."""
         uri = loc.settings.auth_request
         assert uri is not None

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.exchange import UpstreamExchange
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.steps import Fail, Outcome, Phase
 
     # an internal redirect to a URI or a named location: (conn, req, loc, target)
-    Redirect = Callable[[ClientConnection, Request, Location, str], Outcome]
+    Redirect = Callable[[ClientSide, Request, Location, str], Outcome]
 
 
 class Content:
@@ -55,7 +55,7 @@ class Content:
             return self.try_files
         return self.not_found
 
-    def status_page(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def status_page(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         if loc.status_page == "empty_gif":
             if req.method not in ("GET", "HEAD"):
                 return self.fail(conn, req, loc, 405)
@@ -72,7 +72,7 @@ class Content:
                           b"text/plain; version=0.0.4")
         return DONE
 
-    def try_files(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def try_files(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         # no file is served from disk: the fallback answers
         tf = loc.try_files
         assert tf is not None
@@ -81,5 +81,5 @@ class Content:
         assert tf.fallback_target is not None
         return self.internal(conn, req, loc, tf.fallback_target.render(req))
 
-    def not_found(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def not_found(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         return self.fail(conn, req, loc, 404)

@@ -27,7 +27,7 @@ from fastgate.proxy.upstream import UpstreamGroup
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
     from fastgate.variables import Template
@@ -49,7 +49,7 @@ class DynamicTargets:
         self._names: dict[Resolver, Names] = {}
         self._pools: OrderedDict[str, None] = OrderedDict()  # dynamic pool names, oldest first
 
-    async def resolve(self, conn: ClientConnection, req: Request,
+    async def resolve(self, conn: ClientSide, req: Request,
                       loc: Location) -> ProxyPass | int:
         """The concrete proxy_pass for this request, or the status to answer (logged)."""
         pp = loc.proxy_pass

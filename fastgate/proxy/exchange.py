@@ -41,7 +41,7 @@ from fastgate.proxy.upstream import (
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, ProxyPass, Settings
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -89,7 +89,7 @@ class UpstreamExchange:
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
         return (encode_path(pp.uri + rest) + args).encode("latin-1")
 
-    def upstream_request(self, conn: ClientConnection, req: Request, loc: Location,
+    def upstream_request(self, conn: ClientSide, req: Request, loc: Location,
                          pp: ProxyPass | None = None
                          ) -> tuple[Headers, bytes, tuple[bytes, ...], RedirectRules]:
         """The headers and target sent upstream, the names of the response headers not
@@ -160,7 +160,7 @@ class UpstreamExchange:
         tries = loc.settings.proxy_next_upstream_tries or len(self.w.groups[pp.pool].peers)
         return tries > 1 and self.next_upstream(loc, req, condition, True)
 
-    def after_failure(self, conn: ClientConnection, req: Request, peer: Peer, kind: str,
+    def after_failure(self, conn: ClientSide, req: Request, peer: Peer, kind: str,
                       message: str, responded: bool, is_stale: bool,
                       may_next: bool) -> Recovery:
         """What the failure table says to do after ``peer`` failed (``kind``: connect,
@@ -178,7 +178,7 @@ class UpstreamExchange:
             req.upstream_status = "504" if kind == "timeout" else "502"
         return action
 
-    def cut(self, conn: ClientConnection, req: Request, kind: str, message: str) -> None:
+    def cut(self, conn: ClientSide, req: Request, kind: str, message: str) -> None:
         """The failure table's CUT: part of the response has gone to the client, which
         sees a cut connection, never a short response that looks whole."""
         self.w.log.error(f"{message} while reading upstream", conn, req)
@@ -199,7 +199,7 @@ class UpstreamExchange:
         req.upstream_status = ""
         req.upstream_time = -1.0
 
-    async def proxy(self, conn: ClientConnection, req: Request, loc: Location,
+    async def proxy(self, conn: ClientSide, req: Request, loc: Location,
                     first: Peer | None = None, stale: Peer | None = None,
                     failed: Peer | None = None) -> Step:
         """The request to the upstream group, a server after another as
@@ -311,7 +311,7 @@ class UpstreamExchange:
                 continue
             return DONE
 
-    async def _exchange(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _exchange(self, conn: ClientSide, req: Request, loc: Location,
                         peer: Peer, uconn: UpstreamConnection, *rest: Any) -> object:
         """``_exchange_with``, and what it received ($upstream_bytes_received), counted
         before the connection can carry another request (nothing awaits between its
@@ -322,7 +322,7 @@ class UpstreamExchange:
         finally:
             req.upstream_bytes_received = uconn.received - mark
 
-    async def _exchange_with(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _exchange_with(self, conn: ClientSide, req: Request, loc: Location,
                              peer: Peer, uconn: UpstreamConnection, reused: bool,
                              method: bytes, headers: Headers, target: bytes,
                              drop: tuple[bytes, ...], rules: RedirectRules,
@@ -433,7 +433,7 @@ class UpstreamExchange:
             uconn.abort()
         return _DONE
 
-    async def _failed(self, conn: ClientConnection, req: Request, loc: Location, peer: Peer,
+    async def _failed(self, conn: ClientSide, req: Request, loc: Location, peer: Peer,
                       kind: str, message: str, is_stale: bool, more: bool) -> object:
         """The failure table's answer before any of the response went to the client."""
         may_next = more and not is_stale and self.next_upstream(loc, req, NEXT_CONDITION[kind],
@@ -474,7 +474,7 @@ class UpstreamExchange:
                     raise error
         return head.result()
 
-    async def read_whole_body(self, conn: ClientConnection, req: Request,
+    async def read_whole_body(self, conn: ClientSide, req: Request,
                               loc: Location) -> bytes | None:
         """The client's body read to its end and kept (for a mirror); None when reading
         it failed, which has been answered."""
@@ -486,7 +486,7 @@ class UpstreamExchange:
             return None
         return b"".join(parts)
 
-    async def _read_body(self, conn: ClientConnection, req: Request, s: Settings,
+    async def _read_body(self, conn: ClientSide, req: Request, s: Settings,
                          uconn: UpstreamConnection | None,
                          keep: list[bytes] | None = None) -> None:
         """The client's body to the upstream ``uconn`` as it arrives, or read and kept
@@ -533,7 +533,7 @@ class UpstreamExchange:
         if uconn is not None:
             uconn.send_end()
 
-    async def _body_failed(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _body_failed(self, conn: ClientSide, req: Request, loc: Location,
                            err: _BodyError) -> None:
         self.w.log.info(str(err), conn, req)
         if err.status and not conn.closed:
@@ -541,7 +541,7 @@ class UpstreamExchange:
         else:
             conn.abort()
 
-    async def _relay(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
                      head_only: bool) -> bool:
         """Stream the upstream response to the client, after its head ``out``. False if
@@ -612,7 +612,7 @@ class UpstreamExchange:
         finally:
             lost.remove_done_callback(gone)
 
-    async def _tunnel(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _tunnel(self, conn: ClientSide, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:
         exchange = conn.exchange
         assert exchange is not None

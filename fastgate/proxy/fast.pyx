@@ -76,7 +76,7 @@ cdef class FastExchange:
 
     cdef readonly object upstream  # proxy.exchange.UpstreamExchange
     cdef object w  # the worker (proxy.runtime.Runtime)
-    cdef readonly object conn  # ClientConnection
+    cdef readonly object conn  # ClientSide
     cdef Exchange client  # how the response goes to it (fastgate.http.exchange)
     cdef readonly Request req
     cdef readonly object loc  # Location

@@ -11,7 +11,7 @@ from fastgate.proxy.steps import NEXT, Step
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.auth_jwt import AuthJwt
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
@@ -30,7 +30,7 @@ class Limits:
         s = loc.settings
         return self.preaccess if s.limit_req or s.limit_conn else None
 
-    def preaccess(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def preaccess(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         if req.limited:
             return NEXT  # once per request, as in nginx (not again after a redirect)
         status, delay = self.check(conn, req, loc)
@@ -40,7 +40,7 @@ class Limits:
             return _delayed(delay)
         return NEXT
 
-    def check(self, conn: ClientConnection | None, req: Request,
+    def check(self, conn: ClientSide | None, req: Request,
               loc: Location) -> tuple[int, float]:
         """Returns (status to refuse with, or 0; seconds to delay). A key that reads
         $jwt_* verifies the token first; an empty key is not limited."""
@@ -115,7 +115,7 @@ class Limits:
         reqs = tuple((zones[lr.zone], w.zones[lr.zone], lr, lr.zone) for lr in s.limit_req)
         return loc, conns, reqs
 
-    def _refusal(self, conn: ClientConnection | None, req: Request, what: str, zone: str,
+    def _refusal(self, conn: ClientSide | None, req: Request, what: str, zone: str,
                  level: str, dry_run: bool) -> str:
         """Log a limit's refusal as nginx does, count it; the value of $limit_*_status."""
         self.w.stats.limit_rejected(self.w.zones.rejected[zone])

@@ -19,7 +19,7 @@ from fastgate.proxy.steps import DONE, NEXT, Step
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Outcome, Phase
@@ -35,13 +35,13 @@ class Mirror:
     def handler(self, loc: Location) -> Phase | None:
         return self.phase if loc.settings.mirror else None
 
-    def phase(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def phase(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         if req.head.content_length != 0 and loc.settings.mirror_request_body:
             return self._with_body(conn, req, loc)
         self._copy(conn, req, loc, b"")
         return NEXT
 
-    async def _with_body(self, conn: ClientConnection, req: Request, loc: Location) -> Step:
+    async def _with_body(self, conn: ClientSide, req: Request, loc: Location) -> Step:
         body = await self.subrequests.upstream.read_whole_body(conn, req, loc)
         if body is None:  # it failed, and was answered
             return DONE
@@ -49,19 +49,19 @@ class Mirror:
         self._copy(conn, req, loc, body)
         return NEXT
 
-    def _copy(self, conn: ClientConnection, req: Request, loc: Location, body: bytes) -> None:
+    def _copy(self, conn: ClientSide, req: Request, loc: Location, body: bytes) -> None:
         method = req.method.encode("latin-1")
         for uri in loc.settings.mirror:
             self._send(conn, req, uri, method, body, "mirror")
 
-    def post_action(self, conn: ClientConnection, req: Request, uri: str) -> None:
+    def post_action(self, conn: ClientSide, req: Request, uri: str) -> None:
         """``post_action``: once the response is done, the request (its method and
         headers, not its body, which is spent) to ``uri``'s location; its answer
         dropped."""
         self._send(conn, req, uri, req.method.encode("latin-1"), b"", "post action",
                    req.status)
 
-    def _send(self, conn: ClientConnection, req: Request, uri: str, method: bytes,
+    def _send(self, conn: ClientSide, req: Request, uri: str, method: bytes,
               body: bytes, what: str, status: int = 0) -> None:
         sub, target = self.subrequests.make(conn, req, uri)
         # post_action is the request itself once more, in nginx: $status is its answer's

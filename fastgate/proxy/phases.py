@@ -35,7 +35,7 @@ from fastgate.proxy.steps import DONE, NEXT, Outcome, Phase, Step, Wait, finishe
 from fastgate.proxy.subrequest import Subrequests
 
 if TYPE_CHECKING:
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
 
@@ -70,7 +70,7 @@ class Phases:
 
     # --- entry ----------------------------------------------------------------------------------
 
-    def enter(self, conn: ClientConnection, req: Request, server: Server) -> Outcome:
+    def enter(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
         """The request's phases, from server rewrite on, as far as callbacks take them:
         DONE (answered; the caller completes the request), TAKEN (a callback exchange
         completes it), or the coroutine that finishes it, for a task."""
@@ -98,7 +98,7 @@ class Phases:
             assert loc is not None
         return self.walk(conn, req, loc, 0)
 
-    def _client_certificate(self, conn: ClientConnection, req: Request, s: Settings) -> int:
+    def _client_certificate(self, conn: ClientSide, req: Request, s: Settings) -> int:
         """nginx's check before any phase: 496 when ``ssl_verify_client on`` and no
         certificate came, 495 when its chain is longer than ``ssl_verify_depth`` allows
         (one that failed its CA check failed the handshake already); else 0."""
@@ -117,12 +117,12 @@ class Phases:
             return 495
         return 0
 
-    async def _in_task(self, conn: ClientConnection, req: Request, server: Server) -> Step:
+    async def _in_task(self, conn: ClientSide, req: Request, server: Server) -> Step:
         req.in_task = True
         step = self.enter(conn, req, server)
         return step if isinstance(step, Step) else await step
 
-    def _find_config(self, conn: ClientConnection, req: Request,
+    def _find_config(self, conn: ClientSide, req: Request,
                      loc: Location) -> Outcome | None:
         """nginx's find-config phase, when the walk finds it can apply: a declared body
         over the limit is refused before the location's return, redirect or anything
@@ -142,7 +142,7 @@ class Phases:
             return DONE
         return None
 
-    async def _resume(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _resume(self, conn: ClientSide, req: Request, loc: Location,
                       waiting: Wait, at: int) -> Step:
         req.in_task = True
         step = await waiting
@@ -160,7 +160,7 @@ class Phases:
 
     # --- error_page and internal redirects -------------------------------------------------
 
-    def fail(self, conn: ClientConnection, req: Request, loc: Location,
+    def fail(self, conn: ClientSide, req: Request, loc: Location,
              status: int) -> Outcome:
         """Answer ``status``, through ``error_page`` when one matches (once per request,
         as nginx's ``recursive_error_pages off``)."""
@@ -178,7 +178,7 @@ class Phases:
             return DONE
         return self.internal(conn, req, loc, target)
 
-    def refuse(self, conn: ClientConnection, req: Request, loc: Location,
+    def refuse(self, conn: ClientSide, req: Request, loc: Location,
                status: int) -> Outcome:
         """The access phase's refusal: a 401 waits ``auth_delay`` first, whichever check
         refused, so that a guess that failed and one that nearly passed take the same
@@ -188,19 +188,19 @@ class Phases:
             return self.fail(conn, req, loc, status)
         return self._delayed(conn, req, loc, delay)
 
-    async def _delayed(self, conn: ClientConnection, req: Request, loc: Location,
+    async def _delayed(self, conn: ClientSide, req: Request, loc: Location,
                        delay: float) -> Step:
         self.w.log.info("delaying unauthorized request", conn, req)
         await asyncio.sleep(delay)
         return await finished(self.fail(conn, req, loc, 401))
 
-    def internal_only(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def internal_only(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         """``internal``: a request that no redirect or rewrite brought here gets 404."""
         if req.uri_changes or req.redirected or req.rewritten:
             return NEXT
         return self.fail(conn, req, loc, 404)
 
-    def _count_change(self, conn: ClientConnection, req: Request, loc: Location) -> bool:
+    def _count_change(self, conn: ClientSide, req: Request, loc: Location) -> bool:
         """One more change of location (nginx's r->uri_changes); False, with a 500
         answered, past the limit: a cycle."""
         req.uri_changes += 1
@@ -213,14 +213,14 @@ class Phases:
             return False
         return True
 
-    def relocate(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def relocate(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         """nginx's post-rewrite phase: a rewrite changed the URI, and the location is
         found again for it (with its own access rules)."""
         if not self._count_change(conn, req, loc):
             return DONE
         return self._find(conn, req)
 
-    def _find(self, conn: ClientConnection, req: Request) -> Outcome:
+    def _find(self, conn: ClientSide, req: Request) -> Outcome:
         server = req.server
         assert server is not None
         new, req.captures = server.locations.find(req.uri)
@@ -229,7 +229,7 @@ class Phases:
             assert new is not None
         return self.walk(conn, req, new, 0)
 
-    def internal(self, conn: ClientConnection, req: Request, loc: Location,
+    def internal(self, conn: ClientSide, req: Request, loc: Location,
                  target: str) -> Outcome:
         """An internal redirect to a URI or named location (error_page, try_files)."""
         server = req.server

@@ -17,7 +17,7 @@ from fastgate.proxy.steps import NEXT
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.steps import Outcome, Phase
 
@@ -26,7 +26,7 @@ class RealIp:
     def handler(self, loc: Location) -> Phase | None:
         return self.phase if loc.settings.set_real_ip_from else None
 
-    def phase(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def phase(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         # from the connection's own peer: never from an address a header gave
         if req.real_address:
             return NEXT

@@ -20,7 +20,7 @@ from fastgate.proxy.status import SPECIAL, error_body, reason
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
     from fastgate.variables import Template
@@ -39,7 +39,7 @@ class Responder:
     def __init__(self, worker: Runtime) -> None:
         self.w = worker
 
-    def send(self, conn: ClientConnection, req: Request, loc: Location | None,
+    def send(self, conn: ClientSide, req: Request, loc: Location | None,
              status: int, body: bytes, content_type: bytes | None,
              extra: Headers | None = None) -> None:
         status = final_status(req, status)
@@ -80,7 +80,7 @@ class Responder:
         """An error the client caused, logged against its request (a bad cookie)."""
         return lambda message: self.w.log.error(message, req.connection, req)
 
-    def respond_error(self, conn: ClientConnection, req: Request, loc: Location | None,
+    def respond_error(self, conn: ClientSide, req: Request, loc: Location | None,
                       status: int) -> None:
         shown = final_status(req, status)
         if shown in SPECIAL:  # 400 with nginx's text, and the connection ends (nginx)
@@ -89,7 +89,7 @@ class Responder:
             return
         self.send(conn, req, loc, status, error_body(shown), b"text/html")
 
-    def redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
+    def redirect(self, conn: ClientSide, req: Request, loc: Location, code: int,
                  url: str) -> None:
         if url.startswith("/"):
             url = absolute(loc.settings, req, url)

@@ -24,13 +24,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fastgate.config.model import Condition, Location, RewriteOp, Server
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.steps import Fail, Outcome, Phase
 
     # (conn, req, loc) → the outcome of going on elsewhere
-    Elsewhere = Callable[[ClientConnection, Request, Location], Outcome]
+    Elsewhere = Callable[[ClientSide, Request, Location], Outcome]
 
 # Request.rewritten: the URI is the client's (0), a rewrite changed it (1), or a
 # rewrite changed it and the request stays in this location (2: "break"), where
@@ -60,7 +60,7 @@ class RewriteModule:
     def handler(self, loc: Location) -> Phase | None:
         return self.location_phase if loc.rewrites else None
 
-    def location_phase(self, conn: ClientConnection, req: Request, loc: Location) -> Outcome:
+    def location_phase(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         run = _Run()
         step = self._execute(conn, req, loc, loc.rewrites, run)
         if step is not None:
@@ -71,7 +71,7 @@ class RewriteModule:
             return self.nested(conn, req, run.nested)
         return NEXT
 
-    def server_phase(self, conn: ClientConnection, req: Request, server: Server) -> Outcome:
+    def server_phase(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
         """The server rewrite phase; a changed URI is simply the one the location is
         found for next."""
         loc = server.fallback
@@ -79,7 +79,7 @@ class RewriteModule:
         step = self._execute(conn, req, loc, server.rewrites, _Run())
         return NEXT if step is None else step
 
-    def _execute(self, conn: ClientConnection, req: Request, loc: Location,
+    def _execute(self, conn: ClientSide, req: Request, loc: Location,
                  ops: tuple[RewriteOp, ...], run: _Run) -> Outcome | None:
         """Run ``ops``; the outcome when one answered, else None (``run`` says what
         changed and whether the set stopped)."""
@@ -141,7 +141,7 @@ class RewriteModule:
         elif not keep:
             req.args = ""
 
-    def _redirect(self, conn: ClientConnection, req: Request, loc: Location, code: int,
+    def _redirect(self, conn: ClientSide, req: Request, loc: Location, code: int,
                   url: str) -> Outcome:
         if url.endswith("?"):
             url = url[:-1]
@@ -150,7 +150,7 @@ class RewriteModule:
         self.respond.redirect(conn, req, loc, code, url)
         return DONE
 
-    def answer(self, conn: ClientConnection, req: Request, loc: Location,
+    def answer(self, conn: ClientSide, req: Request, loc: Location,
                ret: Return) -> Outcome:
         """``return code [text|URL]``: the request ends here."""
         code = ret.code

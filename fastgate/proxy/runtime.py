@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from fastgate.config.model import Config
-from fastgate.http.server import ClientConnection
+from fastgate.http.handler import ClientSide
 from fastgate.proxy.request import Request
 from fastgate.proxy.upstream import UpstreamGroup
 
@@ -83,13 +83,13 @@ class Runtime(Protocol):
     def status_page(self) -> bytes:
         """The ``fastgate_status`` exposition, now."""
 
-    def complete(self, conn: ClientConnection, req: Request, started: float) -> None:
+    def complete(self, conn: ClientSide, req: Request, started: float) -> None:
         """The response is written (or abandoned): count, log, free the connection."""
 
-    def failed(self, conn: ClientConnection, req: Request, error: Exception,
+    def failed(self, conn: ClientSide, req: Request, error: Exception,
                started: float, responded: bool) -> None:
         """An unexpected error in a callback: it costs this request only."""
 
-    def spawn(self, conn: ClientConnection, req: Request,
+    def spawn(self, conn: ClientSide, req: Request,
               coro: Coroutine[Any, Any, object], started: float) -> None:
         """Run the rest of the request as a task; ``complete`` follows it."""

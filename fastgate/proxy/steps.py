@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
 
 
@@ -37,9 +37,9 @@ REFUSED = Step.REFUSED
 Wait: TypeAlias = Coroutine[Any, Any, Step]
 # what a phase (and everything that answers for it: error_page, a redirect) returns
 Outcome: TypeAlias = "Step | Wait"
-Phase: TypeAlias = "Callable[[ClientConnection, Request, Location], Outcome]"
+Phase: TypeAlias = "Callable[[ClientSide, Request, Location], Outcome]"
 # error_page's entry: (conn, req, loc, status) → the outcome of answering status
-Fail: TypeAlias = "Callable[[ClientConnection, Request, Location, int], Outcome]"
+Fail: TypeAlias = "Callable[[ClientSide, Request, Location, int], Outcome]"
 
 
 async def finished(step: Outcome) -> Step:

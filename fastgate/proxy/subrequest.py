@@ -26,7 +26,7 @@ from fastgate.proxy.upstream import (
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Server
     from fastgate.http.engine import ResponseHead
-    from fastgate.http.server import ClientConnection
+    from fastgate.http.handler import ClientSide
     from fastgate.proxy.exchange import UpstreamExchange
     from fastgate.proxy.runtime import Runtime
 
@@ -55,7 +55,7 @@ class Subrequests:
         self.upstream = upstream
 
     @staticmethod
-    def make(conn: ClientConnection, req: Request, uri: str) -> tuple[Request, Location]:
+    def make(conn: ClientSide, req: Request, uri: str) -> tuple[Request, Location]:
         """The subrequest for ``uri`` (or ``@name``, with the request's own URI) and the
         location it reaches (which the loader has checked exists and proxies or
         returns)."""
@@ -101,7 +101,7 @@ class Subrequests:
                    for n, v in sub.upstream_headers or ()}
         return status, headers, bytes(kept)
 
-    async def run(self, conn: ClientConnection, req: Request, sub: Request, target: Location,
+    async def run(self, conn: ClientSide, req: Request, sub: Request, target: Location,
                   method: bytes, body: bytes, what: str) -> int:
         """The subrequest's status: the location's ``return`` code, or its upstream's
         answer — 502/504 when none came (logged, tagged with ``what``)."""
@@ -110,7 +110,7 @@ class Subrequests:
             return first.code
         return await self._proxy(conn, req, sub, target, method, body, what)
 
-    async def _proxy(self, conn: ClientConnection, req: Request, sub: Request,
+    async def _proxy(self, conn: ClientSide, req: Request, sub: Request,
                      target: Location, method: bytes, body: bytes, what: str,
                      kept: bytearray | None = None) -> int:
         """The subrequest to ``target``'s upstream: its response status, or 502/504
