@@ -155,6 +155,7 @@ def verify(argv: list[str]) -> int:
     gateway gives this token in that location, with its reason."""
     from fastgate.config import ConfigError, load_config
     from fastgate.errors import JWTError
+    from fastgate.proxy.auth_jwt import build_verifiers
 
     token, conf, uri, host = None, None, "/", None
     i = 0
@@ -187,14 +188,15 @@ def verify(argv: list[str]) -> int:
     server = servers[0]
     loc = server.locations.find(uri)[0] or server.fallback
     where = f'location "{loc.pattern}"' if loc is not None and loc.pattern else "the server"
-    if loc is None or loc.verifier is None:
+    if loc is None or loc.jwt is None:
         print(f"no check: {where} for {uri} does not verify tokens (auth_jwt off)")
         return 0
-    if not loc.verifier.keys and loc.settings.auth_jwt_key_request:
+    if not loc.jwt.keys and loc.settings.auth_jwt_key_request:
         raise TokenToolError(f"{where} takes its keys from {loc.settings.auth_jwt_key_request}, "
                              "fetched by the running gateway: not checked here")
+    verifier = build_verifiers([loc.jwt])[loc.jwt]
     try:
-        t = loc.verifier.verify_now(token.strip().encode())
+        t = verifier.verify_now(token.strip().encode())
     except JWTError as e:
         print(f"{e.status} {e.reason}" + (f" ({e.detail})" if e.detail else "")
               + f" — {where} of {conf}")

@@ -24,6 +24,7 @@ from fastgate.config.merge import Builder, check_client_certificates, merge, mer
 from fastgate.config.model import (
     AccessLog,
     Config,
+    JwtCheck,
     LimitZone,
     Listen,
     LogFile,
@@ -281,6 +282,7 @@ class Loader:
         events = next((c for c in main.children if c.ctx == EVENTS), None)
         servers: tuple[Server, ...] = ()
         tls_pools: dict[str, tuple[str, UpstreamTls]] = {}
+        jwt_checks: tuple[JwtCheck, ...] = ()
         if http is not None:
             # nginx's implicit "access_log logs/access.log combined", where nothing says
             # otherwise; opened (and its directory made) only when some server uses it
@@ -297,6 +299,7 @@ class Loader:
             check_client_certificates(servers)
             self._check_claim_maps(builder.dialects)
             tls_pools = builder.tls_pools
+            jwt_checks = tuple(builder.jwt_checks.values())
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')
@@ -318,6 +321,7 @@ class Loader:
             servers=servers,
             upstreams=dict(self.upstreams),
             tls_pools=tls_pools,
+            jwt_checks=jwt_checks,
             maps=tuple(self.maps.values()),
             log_formats=dict(self.log_formats),
             zones=dict(self.zones),

@@ -1,5 +1,5 @@
 """Inheritance, in one place (nginx's ``merge_loc_conf``), and the objects built from the
-merged settings: locations with their verifiers, servers.
+merged settings: locations with their JWT checks, servers.
 
 Every ``Settings`` field set at a level replaces the outer value; lists are set as a
 whole per level, so ``proxy_set_header``, ``add_header`` and ``error_page`` are
@@ -16,6 +16,7 @@ from fastgate.config.context import LOCATION, Context, Level, PendingIf
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
     If,
+    JwtCheck,
     Listen,
     Location,
     LocationTree,
@@ -30,7 +31,6 @@ from fastgate.config.model import (
 from fastgate.config.parser import Directive
 from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
 from fastgate.config.values import host_of
-from fastgate.jwt import Verifier
 
 
 def merge(parent: Settings, level: Level) -> Settings:
@@ -46,16 +46,16 @@ def _where(d: Directive | None) -> Where:
 
 
 class Builder:
-    """Turns levels into frozen servers and locations. Verifiers are shared between
-    locations whose key set, algorithm, leeway and cache size are the same, so one
-    token verified under ``/api/`` is a cache hit under ``/api/v2/``."""
+    """Turns levels into frozen servers and locations. A ``JwtCheck`` is shared
+    between locations whose key set, algorithm, leeway and cache size are the same, so
+    one token verified under ``/api/`` is a cache hit under ``/api/v2/``."""
 
     def __init__(self, loader: Context) -> None:
         self.ld = loader
         # which forms of auth_jwt the locations use: "seed", "plus" (for -t's advice on
         # maps over claims, whose encoding differs)
         self.dialects: set[str] = set()
-        self._verifiers: dict[tuple[Any, ...], Verifier] = {}
+        self.jwt_checks: dict[tuple[Any, ...], JwtCheck] = {}
         # https:// proxy_pass pools: pool name -> (upstream, TLS settings)
         self.tls_pools: dict[str, tuple[str, UpstreamTls]] = {}
 
@@ -112,8 +112,8 @@ class Builder:
                        origins: dict[str, Directive], lvl: Level,
                        children: LocationTree | None) -> Location:
         where = _where(lvl.directive)
-        verifier = self._verifier(settings, origins, where) if settings.auth_jwt != "off" else None
-        if verifier is not None:
+        jwt = self._jwt_check(settings, origins, where) if settings.auth_jwt != "off" else None
+        if jwt is not None:
             self.dialects.add("seed" if settings.auth_jwt_realm is None else "plus")
         in_location = lvl.ctx == LOCATION
         proxy_pass = lvl.local.get("proxy_pass") if in_location else None
@@ -136,15 +136,15 @@ class Builder:
                                 proxy_pass=(self._upstream(own, s, o) if own is not None
                                             else base_pp),
                                 status_page=status_page,
-                                verifier=(self._verifier(s, o, where) if s.auth_jwt != "off"
-                                          else None))
+                                jwt=(self._jwt_check(s, o, where) if s.auth_jwt != "off"
+                                     else None))
             return nested
 
         rewrites = (self._program(lvl, nesting(settings, origins, proxy_pass)) if in_location
                     else ())
         first = next((op for op in rewrites if isinstance(op, Return)), None)
         internal = in_location and lvl.local.get("internal", False)
-        if first is not None and verifier is not None and modifier != "@" and not internal:
+        if first is not None and jwt is not None and modifier != "@" and not internal:
             self.ld.warn(f'"return" in location "{pattern}" runs before auth_jwt: '
                          "its response is not protected", lvl.origins["return"])
         location = Location(
@@ -158,7 +158,7 @@ class Builder:
             try_files=lvl.local.get("try_files") if in_location else None,
             status_page=status_page,
             internal=internal,
-            verifier=verifier,
+            jwt=jwt,
             children=children,
         )
         limit_except = lvl.local.get("limit_except") if in_location else None
@@ -175,7 +175,7 @@ class Builder:
         other = dataclasses.replace(
             location, settings=s, where=_where(lmt.directive), proxy_pass=pp,
             rewrites=self._program(lvl, nesting(s, o, pp)),
-            verifier=self._verifier(s, o, where) if s.auth_jwt != "off" else None)
+            jwt=self._jwt_check(s, o, where) if s.auth_jwt != "off" else None)
         return dataclasses.replace(location, limit_except=(methods, other))
 
     def _upstream(self, pp: ProxyPass, s: Settings, origins: dict[str, Directive]
@@ -246,7 +246,8 @@ class Builder:
                                                   loc.where.line))
             seen.add(loc.pattern)
 
-    def _verifier(self, s: Settings, origins: dict[str, Directive], where: Where) -> Verifier:
+    def _jwt_check(self, s: Settings, origins: dict[str, Directive], where: Where
+                   ) -> JwtCheck:
         keys = s.auth_jwt_key + s.auth_jwt_key_file
         anchor = origins.get("auth_jwt")
         at = (anchor.file, anchor.line) if anchor is not None else (where.file, where.line)
@@ -264,12 +265,13 @@ class Builder:
         ident = (tuple(id(k) for k in keys), s.auth_jwt_alg, s.auth_jwt_leeway,
                  s.auth_jwt_cache, remote, s.auth_jwt_key_request_interval,
                  s.auth_jwt_issuer, s.auth_jwt_audience)
-        v = self._verifiers.get(ident)
-        if v is None:
-            v = Verifier(keys, s.auth_jwt_alg, s.auth_jwt_leeway, s.auth_jwt_cache,
-                         s.auth_jwt_issuer or None, s.auth_jwt_audience or None)
-            self._verifiers[ident] = v
-        return v
+        check = self.jwt_checks.get(ident)
+        if check is None:
+            check = self.jwt_checks[ident] = JwtCheck(
+                keys, s.auth_jwt_alg, s.auth_jwt_leeway, s.auth_jwt_cache,
+                s.auth_jwt_issuer, s.auth_jwt_audience, remote,
+                s.auth_jwt_key_request_interval)
+        return check
 
     def _check_auth_request(self, server: Server, loc: Location) -> None:
         """The location an auth_request or a mirror reaches must exist and be one a

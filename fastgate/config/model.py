@@ -16,7 +16,7 @@ from fastgate.config.referers import Referers
 from fastgate.variables import Template
 
 if TYPE_CHECKING:
-    from fastgate._core import Key, Verifier
+    from fastgate._core import Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,9 +520,28 @@ class Settings:
         return None
 
 
+@dataclass(frozen=True, eq=False)
+class JwtCheck:
+    """What a location's ``auth_jwt`` checks a token against. Locations whose keys,
+    algorithm, leeway, cache size, issuers and audiences are the same share one (the
+    worker builds one ``Verifier``, and so one cache, per ``JwtCheck``: a token verified
+    under ``/api/`` is a cache hit under ``/api/v2/``). Compared by identity: the loader
+    shares them; a dict lookup by one costs no field hashing."""
+
+    keys: tuple[Key, ...]  # the static keys (auth_jwt_key, auth_jwt_key_file)
+    algorithm: str
+    leeway: float
+    cache_size: int
+    issuers: tuple[str, ...]
+    audiences: tuple[str, ...]
+    # auth_jwt_key_request's URL and interval: the keys it fetches join the static ones
+    key_request: str | None = None
+    key_request_interval: float | None = None
+
+
 @dataclass(frozen=True)
 class Location:
-    """A ``location`` block, with its settings merged and its verifier built."""
+    """A ``location`` block, with its settings merged."""
 
     modifier: str  # "=", "^~", "", "~", "~*", "@"
     pattern: str
@@ -537,7 +556,7 @@ class Location:
     # "empty_gif"
     status_page: str = ""
     internal: bool = False  # reached only by internal redirects
-    verifier: Verifier | None = None
+    jwt: JwtCheck | None = None  # auth_jwt's check (None: auth_jwt off)
     children: LocationTree | None = None
     # limit_except: the methods it names (GET brings HEAD) and the configuration every
     # other method gets (the location's, with the block's directives over it)
@@ -548,15 +567,12 @@ class Location:
         return f"{self.modifier} {self.pattern}".strip()
 
 
-# distinct URIs whose answer ``LocationTree.find`` keeps; past this it starts over
-FIND_MEMO_SIZE = 4096
-
 # ``find``'s captures when the answer is nginx's auto_redirect (compared by identity):
 # a 301 to the location's name, not the location's content
 AUTO_REDIRECT: tuple[str, ...] = ("<auto_redirect>",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity: a memo's key
 class LocationTree:
     """Location matching, as ``ngx_http_core_find_location`` does it.
 
@@ -581,11 +597,6 @@ class LocationTree:
     # name without the slash with a 301 to the name, before any regex (so "/api" never
     # falls through to "location /" when "location /api/" is the protected one)
     redirects: dict[str, Location] = field(default_factory=dict)
-    # find's answers by URI: a pure function of the URI and this (immutable) tree, and
-    # the same few URIs come again and again; bounded, so a flood of distinct ones only
-    # makes it start over
-    _memo: dict[str, tuple[Location | None, tuple[str, ...]]] = field(
-        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, locations: list[Location]) -> LocationTree:
@@ -619,16 +630,11 @@ class LocationTree:
         return cls(exact, ordered, tuple(regexes), named, redirects)
 
     def find(self, uri: str) -> tuple[Location | None, tuple[str, ...]]:
-        """The location for ``uri`` and the regex captures (``$0`` first) if a regex won."""
-        memo = self._memo
-        hit = memo.get(uri)
-        if hit is None:
-            loc, caps, _ = self._find(uri)
-            hit = (loc, caps)
-            if len(memo) >= FIND_MEMO_SIZE:
-                memo.clear()
-            memo[uri] = hit
-        return hit
+        """The location for ``uri`` and the regex captures (``$0`` first) if a regex won:
+        a pure function of the two (the request path keeps its answers, in
+        ``proxy.locate``)."""
+        loc, caps, _ = self._find(uri)
+        return loc, caps
 
     def _find(self, uri: str) -> tuple[Location | None, tuple[str, ...], bool]:
         hit = self.exact.get(uri)
@@ -752,6 +758,7 @@ class Config:
     zones: dict[str, LimitZone] = field(default_factory=dict)
     # pools of https:// proxy_pass: pool name -> (upstream, its TLS settings)
     tls_pools: dict[str, tuple[str, UpstreamTls]] = field(default_factory=dict)
+    jwt_checks: tuple[JwtCheck, ...] = ()  # every location's, each once
     claims: frozenset[str] = frozenset()  # $jwt_claim_* names the config references
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start
     log_files: tuple[LogFile, ...] = ()  # every log the configuration names, opened at start

@@ -22,6 +22,7 @@ from fastgate.jwt import Key, keys_from_jwks
 
 if TYPE_CHECKING:
     from fastgate._core import Verifier
+    from fastgate.config.model import JwtCheck
     from fastgate.ops.logs import ErrorLog
     from fastgate.ops.stats import Stats
 
@@ -211,25 +212,23 @@ def remote_sources(worker: Any) -> dict[str, RemoteJwks]:
     """Every ``auth_jwt_key_request`` URL of a worker's configuration, each with the
     verifiers that use it."""
     sources: dict[str, RemoteJwks] = {}
-    seen: set[int] = set()
+    seen: set[JwtCheck] = set()
     for server in worker.config.servers:
         for loc in [server.fallback, *server.locations.all()]:
-            if loc is None or loc.verifier is None:
+            check = loc.jwt if loc is not None else None
+            if check is None or check.key_request is None or check in seen:
                 continue
-            s = loc.settings
-            url = s.auth_jwt_key_request
-            if url is None or id(loc.verifier) in seen:
-                continue
-            seen.add(id(loc.verifier))
+            seen.add(check)
+            url = check.key_request
             local = url.startswith("/")
             # a local URI belongs to its server: the same URI in two servers is two sources
             key = f"{id(server)} {url}" if local else url
             src = sources.get(key)
             if src is None:
                 get = _local(worker, server, url) if local else None
-                src = sources[key] = RemoteJwks(url, s.auth_jwt_key_request_interval,
+                src = sources[key] = RemoteJwks(url, check.key_request_interval,
                                                 worker.log, worker.stats, get)
-            src.add(loc.verifier, s.auth_jwt_key + s.auth_jwt_key_file)
+            src.add(worker.verifiers[check], check.keys)
     return sources
 
 

@@ -22,6 +22,7 @@ from fastgate.ops.jwks import remote_sources
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
 from fastgate.ops.zones import Zones, ZoneTables
+from fastgate.proxy.auth_jwt import build_verifiers
 from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
 from fastgate.proxy.status import error_body, reason
@@ -96,6 +97,7 @@ class Worker:
         self.stats = stats if stats is not None else Stats()
         # ConnectionObserver.idle: the counters' C method itself, twice per request
         self.idle = self.stats.idle
+        self.verifiers = build_verifiers(config.jwt_checks)
         self.phases = Phases(self)
         self.connections: set[ClientConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -66,7 +66,7 @@ class AccessModule:
                 if every:
                     return self.fail(conn, req, loc, 403)
                 req.access_code = 403
-        if loc.verifier is not None:
+        if loc.jwt is not None:
             if every:
                 step = self.auth.access(conn, req, loc)
                 if step is not NEXT:

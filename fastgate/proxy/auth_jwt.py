@@ -1,9 +1,11 @@
 """The access phase of the JWT module: ``auth_jwt`` takes the token the location names,
-the location's verifier checks it, ``auth_jwt_require`` reads the variables it lists."""
+the worker's verifier for the location's ``JwtCheck`` verifies it, ``auth_jwt_require``
+reads the variables it lists."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from fastgate._wire import field_value
@@ -14,11 +16,12 @@ from fastgate.errors import (
     TokenMissingError,
     UnknownKeyError,
 )
+from fastgate.jwt import Verifier
 from fastgate.proxy._headers import bearer_of
 from fastgate.proxy.steps import NEXT
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location, Settings
+    from fastgate.config.model import JwtCheck, Location, Settings
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
@@ -29,13 +32,21 @@ CHALLENGE = b'Bearer realm="fastgate"'
 CHALLENGE_INVALID = b'Bearer realm="fastgate", error="invalid_token"'
 
 
+def build_verifiers(checks: Iterable[JwtCheck]) -> dict[JwtCheck, Verifier]:
+    """A worker's verifiers, one per ``JwtCheck`` of its configuration (each with its
+    own token cache; a remote key set adds its keys when fetched)."""
+    return {c: Verifier(c.keys, c.algorithm, c.leeway, c.cache_size, c.issuers or None,
+                        c.audiences or None) for c in checks}
+
+
 class AuthJwt:
     def __init__(self, worker: Runtime, fail: Fail) -> None:
         self.w = worker
         self.fail = fail
+        self.verifiers = worker.verifiers
 
     def handler(self, loc: Location) -> Phase | None:
-        return self.access if loc.verifier is not None else None
+        return self.access if loc.jwt is not None else None
 
     def access(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         """NEXT when the request may go on; else the refusal (its reason logged and
@@ -61,8 +72,7 @@ class AuthJwt:
             req.challenge = (CHALLENGE if s.auth_jwt_realm is None
                              else _challenge(req, s, False))
             return self.fail(conn, req, loc, 401)
-        verifier = loc.verifier
-        assert verifier is not None
+        verifier = self.verifiers[loc.jwt]  # type: ignore[index]  # (handler: not None)
         hits = verifier.hits
         try:
             req.token = verifier.verify_now(token)
@@ -115,12 +125,12 @@ class AuthJwt:
     def verify_early(self, req: Request, loc: Location) -> None:
         """Verify the token now, for a limit key that reads ``$jwt_*`` before the access
         phase; a refusal is left to the access phase, which logs it once."""
-        if req.token is not None or loc.verifier is None:
+        if req.token is not None or loc.jwt is None:
             return
         try:
             token = self.token_of(req, loc)
             if token:
-                req.token = loc.verifier.verify(token, time.time())
+                req.token = self.verifiers[loc.jwt].verify(token, time.time())
                 req.jwt_plus = loc.settings.auth_jwt_realm is not None
         except JWTError:
             pass

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from fastgate.config.model import Config
+from fastgate.config.model import Config, JwtCheck
 from fastgate.http.handler import ClientSide
+from fastgate.jwt import Verifier
 from fastgate.proxy.request import Request
 from fastgate.proxy.upstream import UpstreamGroup
 
@@ -65,6 +66,10 @@ class Runtime(Protocol):
 
     # the number of a connection (its log's "*N"), for a request the worker makes itself
     def next_connection_id(self) -> int: ...
+
+    # a Verifier per JwtCheck of the configuration (their caches live as long as it)
+    @property
+    def verifiers(self) -> dict[JwtCheck, Verifier]: ...
 
     # verifier → the remote JWKS it takes keys from (for "keys unavailable" answers)
     @property

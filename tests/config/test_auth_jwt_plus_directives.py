@@ -28,4 +28,4 @@ def test_local_key_request_to_an_internal_location_loads(tmp_path: Path) -> None
                     'location /a/ { auth_jwt "x"; auth_jwt_key_request /keys; }\n'
                     "location = /keys { internal; proxy_pass http://127.0.0.1:1/jwks; } } }")
     loc = load_config(str(path)).servers[0].locations.find("/a/")[0]
-    assert loc.settings.auth_jwt_key_request == "/keys" and loc.verifier is not None
+    assert loc.settings.auth_jwt_key_request == "/keys" and loc.jwt is not None

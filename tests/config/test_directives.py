@@ -442,17 +442,20 @@ def test_lists_inherited_only_when_level_sets_none(tmp_path: Path) -> None:
     assert [c for c, _ in _loc(cfg, "/own/x").settings.error_page] == [500]
 
 
-def test_auth_inheritance_and_verifiers(tmp_path: Path) -> None:
+def test_auth_inheritance_and_jwt_checks(tmp_path: Path) -> None:
     cfg = _load(tmp_path, INHERIT)
-    assert _loc(cfg, "/").verifier is None
+    assert _loc(cfg, "/").jwt is None
     own = _loc(cfg, "/own/x")
-    assert own.verifier is not None and own.verifier.algorithm == "any"
-    assert _loc(cfg, "/own/deep/x").verifier is own.verifier  # same keys/alg: one cache
-    assert _loc(cfg, "/", 1).verifier is None
+    assert own.jwt is not None and own.jwt.algorithm == "any"
+    assert _loc(cfg, "/own/deep/x").jwt is own.jwt  # same keys/alg: one check, one cache
+    assert _loc(cfg, "/", 1).jwt is None
     on = _loc(cfg, "/on/", 1)
-    assert on.verifier is not None
-    assert on.verifier.keys[0].secret == b"server-level-secret-0123456789abcdef"
-    assert cfg.servers[1].fallback.verifier is on.verifier
+    assert on.jwt is not None
+    assert on.jwt.keys[0].secret == b"server-level-secret-0123456789abcdef"
+    assert cfg.servers[1].fallback.jwt is on.jwt
+    # every check once, for the worker to build one verifier each
+    assert len(cfg.jwt_checks) == len({id(c) for c in cfg.jwt_checks}) == 2
+    assert {id(own.jwt), id(on.jwt)} == {id(c) for c in cfg.jwt_checks}
 
 
 def test_return_with_auth_warns(tmp_path: Path) -> None:

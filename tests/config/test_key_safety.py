@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from fastgate.config import ConfigError, load_config
 from fastgate.errors import JWTError
+from fastgate.proxy.auth_jwt import build_verifiers
 
 SECRET = "outer-secret-0123456789abcdef0123456789"
 
@@ -90,8 +91,8 @@ def _verifier_of(tmp_path: Path, inner: str, outer: str = f'auth_jwt_key "{SECRE
     }}""")
     config = load_config(str(tmp_path / "t.conf"))
     loc, _ = config.servers[0].locations.find("/in/x")
-    assert loc is not None and loc.verifier is not None
-    return loc.verifier
+    assert loc is not None and loc.jwt is not None
+    return build_verifiers([loc.jwt])[loc.jwt]
 
 
 @pytest.mark.parametrize("inner", ["auth_jwt_key_file jwks.json;", "auth_jwt_key jwks.json file;",

@@ -121,18 +121,3 @@ def test_no_match_without_root_location(tmp_path: Path) -> None:
     path.write_text("http { server { listen 127.0.0.1:1; location /only/ { return 204; } } }")
     server = load_config(str(path)).servers[0]
     assert server.locations.find("/elsewhere") == (None, ())
-
-
-def test_find_answers_again_from_its_memo_and_stays_bounded(server) -> None:  # type: ignore[no-untyped-def]
-    from fastgate.config.model import FIND_MEMO_SIZE
-
-    tree = server.locations
-    for uri, expected, captures in TABLE:  # twice: the second answer comes from the memo
-        for _ in range(2):
-            loc, caps = tree.find(uri)
-            assert loc is not None and _text(loc) == expected and caps == captures
-    for i in range(FIND_MEMO_SIZE + 10):
-        tree.find(f"/users/{i}/x")
-    assert len(tree._memo) <= FIND_MEMO_SIZE
-    loc, caps = tree.find("/users/7/x")
-    assert _text(loc) == "users-re" and caps == ("/users/7/x", "7", "x")

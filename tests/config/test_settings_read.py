@@ -21,7 +21,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "fastgate"
 
 # field -> the file (under fastgate/) that consumes it while building, not per request
 BUILT_FROM = {
-    ("Settings", "auth_jwt_alg"): "config/merge.py",  # the Verifier
+    ("Settings", "auth_jwt_alg"): "config/merge.py",  # the JwtCheck
+    ("Settings", "auth_jwt_key"): "config/merge.py",
+    ("Settings", "auth_jwt_key_file"): "config/merge.py",
+    ("Settings", "auth_jwt_key_request_interval"): "config/merge.py",
     ("Settings", "auth_jwt_leeway"): "config/merge.py",
     ("Settings", "auth_jwt_cache"): "config/merge.py",
     ("Settings", "auth_jwt_issuer"): "config/merge.py",
