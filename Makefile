@@ -54,6 +54,9 @@ test-deps:
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
 	  echo "installing nginx (Debian package) for the side-by-side tests"; \
 	  apt-get install -y -q nginx-light >/dev/null; }
+	@test -x /usr/sbin/fcgiwrap || { \
+	  echo "installing fcgiwrap (Debian package): the FastCGI application of the tests"; \
+	  apt-get install -y -q fcgiwrap >/dev/null; }
 
 test: build lint test-deps
 	$(VPY) -m pytest -q -p no:cacheprovider tests

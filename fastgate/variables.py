@@ -228,6 +228,32 @@ class _NoProxyHeader:
 _NO_PROXY_HEADER = _NoProxyHeader()
 
 
+NGINX_VERSION = "1.22.1"
+
+
+def _document_root(r: Any, s: Any) -> str:
+    """``root``'s path (nginx's default: "html" under the prefix, which the loader
+    sets at the http level)."""
+    root = s.root
+    return root.render(r) if root is not None else ""
+
+
+def _fastcgi_split(r: Any, s: Any) -> tuple[str, str]:
+    """``$fastcgi_script_name`` and ``$fastcgi_path_info``: the URI split by
+    fastcgi_split_path_info's two captures (whole when it does not match), and
+    fastcgi_index added to a script name that ends in "/"."""
+    uri: str = r.uri
+    script, info = uri, ""
+    split = s.fastcgi_split_path_info
+    if split is not None:
+        m = split.search(uri)
+        if m is not None:
+            script, info = m.group(1) or "", m.group(2) or ""
+    if s.fastcgi_index is not None and script.endswith("/"):
+        script += s.fastcgi_index
+    return script, info
+
+
 def _per_location(get: Callable[[Any, Any], str]) -> Getter:
     """A variable the request's location's settings decide (before a location is
     chosen: empty)."""
@@ -375,8 +401,13 @@ BUILTIN: dict[str, Getter] = {
     # loader warns where a configuration reads it)
     "request_body": lambda r: "",
     # no static files, so no root: empty (the loader warns where they are read)
-    "document_root": lambda r: "",
-    "realpath_root": lambda r: "",
+    "document_root": _per_location(lambda r, s: _document_root(r, s)),
+    "realpath_root": _per_location(lambda r, s: os.path.realpath(_document_root(r, s))),
+    "fastcgi_script_name": _per_location(lambda r, s: _fastcgi_split(r, s)[0]),
+    "fastcgi_path_info": _per_location(lambda r, s: _fastcgi_split(r, s)[1]),
+    # the nginx release whose behaviour fastgate follows (SERVER_SOFTWARE in the stock
+    # fastcgi_params says "nginx/$nginx_version")
+    "nginx_version": lambda r: NGINX_VERSION,
     "time_local": _time_local,
     "time_iso8601": _time_iso8601,
     "msec": lambda r: f"{time.time():.3f}",

@@ -29,6 +29,7 @@ from fastgate.config.model import (
     Listen,
     LogFile,
     LogFormat,
+    Root,
     Server,
     Settings,
     Upstream,
@@ -115,10 +116,6 @@ class Loader:
 
     def compile(self, text: str, d: Directive) -> Template:
         template = self.registry.compile(text, d)
-        for name in ("document_root", "realpath_root"):
-            if name in template.variables:
-                self.warn_once(f'"${name}" is always empty', "fastgate serves no files and "
-                               "has no root", d)
         if "request_body" in template.variables:
             self.warn('"$request_body" is always empty: fastgate streams request bodies '
                       "to the upstream and keeps no copy (as nginx with "
@@ -290,7 +287,8 @@ class Loader:
                                   Where(self.path, 0), default=True)
             if _default_log_used(http, False):
                 self.log_files.insert(0, default_log)
-            http_settings = merge(Settings(access_log=(AccessLog(default_log, "combined"),)),
+            http_settings = merge(Settings(access_log=(AccessLog(default_log, "combined"),),
+                                           root=Root(os.path.join(self.prefix_dir, "html"))),
                                   http)
             http_origins = merge_origins({}, http)
             builder = Builder(self)

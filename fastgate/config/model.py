@@ -6,6 +6,7 @@ Built once by ``fastgate.config.load``; nothing here is parsed or loaded per req
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
@@ -143,6 +144,40 @@ class ProxyPass:
         if not (colon and port.isdigit()):
             port = "443" if self.scheme == "https" else "80"
         object.__setattr__(self, "port", port)
+
+
+@dataclass(frozen=True, slots=True)
+class FastcgiPass:
+    """``fastcgi_pass ADDRESS``: an upstream group (a block's name, or the implicit
+    group of ``host:port``), or a unix socket's path."""
+
+    upstream: str = ""  # the group's name ("" for a unix socket)
+    unix: str | None = None  # the socket's path
+
+
+@dataclass(frozen=True, slots=True)
+class FastcgiParam:
+    """``fastcgi_param NAME VALUE [if_not_empty]``."""
+
+    name: bytes
+    value: Template
+    if_not_empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """``root PATH``: what ``$document_root`` is (FastCGI's SCRIPT_FILENAME is built
+    from it; fastgate serves no files from it). A relative path is under the prefix,
+    as nginx's."""
+
+    path: str  # the path, made absolute (when it has no variables)
+    template: Template | None = None  # a path with variables, rendered per request
+    prefix: str = ""
+
+    def render(self, r: object) -> str:
+        if self.template is None:
+            return self.path
+        return os.path.join(self.prefix, self.template.render(r))
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +473,21 @@ class Settings:
     proxy_ssl_verify: bool = False  # nginx's default: upstream certificates unchecked
     proxy_ssl_trusted_certificate: str | None = None
     proxy_ssl_crl: str | None = None
+    root: Root | None = None  # None: nginx's default, "html" under the prefix
+    # the FastCGI module
+    fastcgi_param: tuple[FastcgiParam, ...] = ()
+    fastcgi_index: str | None = None
+    fastcgi_split_path_info: re.Pattern[str] | None = None
+    fastcgi_pass_request_headers: bool = True
+    fastcgi_pass_request_body: bool = True
+    fastcgi_connect_timeout: float = 60.0
+    fastcgi_send_timeout: float = 60.0
+    fastcgi_read_timeout: float = 60.0
+    fastcgi_intercept_errors: bool = False
+    fastcgi_hide_header: tuple[str, ...] = ()
+    fastcgi_pass_header: tuple[str, ...] = ()
+    fastcgi_buffer_size: int = 4096  # the longest response head (one memory page)
+    fastcgi_catch_stderr: tuple[str, ...] = ()
     proxy_ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     proxy_ssl_ciphers: str | None = None
     proxy_ssl_certificate: str | None = None
@@ -549,6 +599,7 @@ class Location:
     where: Where
     regex: re.Pattern[str] | None = None
     proxy_pass: ProxyPass | None = None
+    fastcgi_pass: FastcgiPass | None = None
     # the rewrite module's directives, in order (the location rewrite phase)
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None

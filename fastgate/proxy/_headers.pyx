@@ -129,7 +129,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     and framing, and proxy_hide_header's: the client's exchange frames the body), ``expires``
     in place of the upstream's Expires and Cache-Control, ``add_header``'s; Location and
     Refresh as ``proxy_redirect``'s ``rules`` rewrite them (a Location that is a path made
-    absolute), Set-Cookie as ``proxy_cookie_*`` do. Raises
+    absolute; ``rules`` None, FastCGI's: left as they are, as nginx leaves an upstream's
+    relative Location without a rewrite handler), Set-Cookie as ``proxy_cookie_*`` do. Raises
     ProtocolError when the engine refuses a header of the upstream's."""
     if exchange is None:  # (a C method call on None would not raise)
         raise TypeError("response_head needs the client's exchange")
@@ -140,7 +141,7 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
         own = _own_headers(rhead.headers, drop, date)
     headers = _forward_into(own, rhead.headers, drop)
     s = loc.settings
-    if _names_a_target(headers):
+    if rules is not None and _names_a_target(headers):
         headers = redirected(headers, rules, req, s)
     if s.edits_set_cookie:
         headers = response_cookies(headers, s, req, respond.client_error(req))

@@ -40,6 +40,8 @@ server {{ listen 127.0.0.1:8080; access_log {log} vars;
     line = log.read_text().strip()
     fields = line.split("|")
     assert fields[0] == "b1, b2" and fields[1] == "from b1, b2" and fields[2] == "fastgate"
-    assert float(fields[3]) >= 0 and fields[4] == "-" and fields[5] == "-"  # empty: "-"
+    # $document_root: nginx's default root, "html" under the prefix (the config's dir)
+    assert float(fields[3]) >= 0 and fields[4] == str(tmp_path / "html")
+    assert fields[5] == "-"  # empty: "-"
     # a pooled connection: nothing to connect; every byte of the answer counted
     assert fields[6] == "0.000" and fields[7] == str(len(RESPONSE))

@@ -18,6 +18,7 @@ from fastgate.config.directives import (
     auth_request,
     browser,
     core,
+    fastcgi,
     geo,
     headers,
     ignored,
@@ -39,8 +40,8 @@ from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
-           proxy, limits, headers, realip, referer, resolver, secure_link, browser, userid,
-           tls, upstream, ignored)
+           proxy, fastcgi, limits, headers, realip, referer, resolver, secure_link, browser,
+           userid, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -20,7 +20,6 @@ ABSENT = "not in fastgate"
 
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
-    ("fastcgi_", "ngx_http_fastcgi_module", OTHER_PROTOCOL.format("FastCGI")),
     ("uwsgi_", "ngx_http_uwsgi_module", OTHER_PROTOCOL.format("uwsgi")),
     ("scgi_", "ngx_http_scgi_module", OTHER_PROTOCOL.format("SCGI")),
     ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
@@ -54,6 +53,8 @@ NAMES: dict[str, tuple[str, str]] = {
     "create_full_put_path": ("ngx_http_dav_module", FILES),
     "min_delete_depth": ("ngx_http_dav_module", FILES),
     "proxy_store": ("ngx_http_proxy_module", FILES),
+    "fastcgi_store": ("ngx_http_fastcgi_module", FILES),
+    "fastcgi_store_access": ("ngx_http_fastcgi_module", FILES),
     "proxy_store_access": ("ngx_http_proxy_module", FILES),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),

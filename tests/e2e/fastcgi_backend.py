@@ -1,0 +1,153 @@
+"""A FastCGI application for the tests that keeps every byte it receives (in the test
+process: a thread with its own event loop), on a loopback port or a unix socket.
+
+Its records are read here with ``struct``, not with fastgate's own codec, so that the
+two do not share a mistake. Each request is answered by ``answer(received)``: the bytes
+of its STDOUT (a CGI response) and of its STDERR; the default echoes the parameters as
+JSON. With ``close_early`` it closes the connection after STDOUT, before END_REQUEST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FcgiReceived:
+    params: list[tuple[bytes, bytes]]
+    stdin: bytes
+    keep_conn: bool
+
+    def param(self, name: bytes) -> bytes | None:
+        found = [v for n, v in self.params if n == name]
+        return found[-1] if found else None
+
+
+def _pairs(data: bytes) -> list[tuple[bytes, bytes]]:
+    out = []
+    i = 0
+    while i < len(data):
+        lens = []
+        for _ in range(2):
+            if data[i] >> 7:
+                lens.append(struct.unpack(">I", data[i:i + 4])[0] & 0x7FFFFFFF)
+                i += 4
+            else:
+                lens.append(data[i])
+                i += 1
+        out.append((data[i:i + lens[0]], data[i + lens[0]:i + lens[0] + lens[1]]))
+        i += lens[0] + lens[1]
+    return out
+
+
+def _record(kind: int, content: bytes) -> bytes:
+    return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+
+
+def default_answer(r: FcgiReceived) -> tuple[bytes, bytes]:
+    body = json.dumps({n.decode("latin-1"): v.decode("latin-1") for n, v in r.params}
+                      | {"stdin": r.stdin.decode("latin-1")}).encode()
+    return b"Content-Type: application/json\r\n\r\n" + body, b""
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    raw: list[bytes] = field(default_factory=list)
+    requests: list[FcgiReceived] = field(default_factory=list)
+    answer: Callable[[FcgiReceived], tuple[bytes, bytes]] = default_answer
+    close_early: bool = False
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.buf = b""
+        self.params = b""
+        self.stdin = b""
+        self.keep = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        with self.state.lock:
+            self.state.raw.append(data)
+        self.buf += data
+        while len(self.buf) >= 8:
+            _, kind, _, length, padding = struct.unpack(">BBHHBx", self.buf[:8])
+            if len(self.buf) < 8 + length + padding:
+                return
+            content = self.buf[8:8 + length]
+            self.buf = self.buf[8 + length + padding:]
+            if kind == 1:
+                self.keep = bool(content[2] & 1)
+            elif kind == 4:
+                self.params += content
+            elif kind == 5 and content:
+                self.stdin += content
+            elif kind == 5:
+                self._answer()
+
+    def _answer(self) -> None:
+        r = FcgiReceived(_pairs(self.params), self.stdin, self.keep)
+        with self.state.lock:
+            self.state.requests.append(r)
+        out, err = self.state.answer(r)
+        t = self.t
+        if err:
+            t.write(_record(7, err))  # type: ignore[attr-defined]
+        for i in range(0, len(out), 1000):  # several records, as applications send them
+            t.write(_record(6, out[i:i + 1000]))  # type: ignore[attr-defined]
+        if self.state.close_early:
+            t.close()
+            return
+        t.write(_record(6, b"") + _record(3, struct.pack(">IB3x", 0, 0)))  # type: ignore[attr-defined]
+        t.close()  # no KEEP_CONN asked: the application closes
+
+
+class FastcgiBackend:
+    """``FastcgiBackend()`` on a loopback port (``port``), or on ``unix`` (a path)."""
+
+    def __init__(self, answer: Callable[[FcgiReceived], tuple[bytes, bytes]] | None = None,
+                 unix: str | None = None, close_early: bool = False) -> None:
+        self._state = _State(close_early=close_early)
+        if answer is not None:
+            self._state.answer = answer
+        self._unix = unix
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("FastCGI backend did not start")
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        if self._unix is not None:
+            made = self._loop.create_unix_server(lambda: _Conn(self._state), self._unix)
+        else:
+            made = self._loop.create_server(lambda: _Conn(self._state), "127.0.0.1", 0)
+        server = self._loop.run_until_complete(made)
+        self.port = 0 if self._unix is not None else server.sockets[0].getsockname()[1]
+        ready.set()
+        self._loop.run_forever()
+        server.close()
+        self._loop.run_until_complete(server.wait_closed())
+
+    def requests(self) -> list[FcgiReceived]:
+        with self._state.lock:
+            return list(self._state.requests)
+
+    def raw(self) -> bytes:
+        with self._state.lock:
+            return b"".join(self._state.raw)
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
