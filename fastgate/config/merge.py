@@ -119,10 +119,11 @@ class Builder:
         proxy_pass = lvl.local.get("proxy_pass") if in_location else None
         if proxy_pass is not None:
             proxy_pass = self._upstream(proxy_pass, settings, origins)
-        fastcgi_pass = lvl.local.get("fastcgi_pass") if in_location else None
-        if proxy_pass is not None and fastcgi_pass is not None:
-            raise origins["fastcgi_pass"].error(
-                '"fastcgi_pass" and "proxy_pass" in one location: name one content handler')
+        cgi_pass = lvl.local.get("cgi_pass") if in_location else None
+        if proxy_pass is not None and cgi_pass is not None:
+            raise origins[f"{cgi_pass.kind}_pass"].error(
+                f'"{cgi_pass.kind}_pass" and "proxy_pass" in one location: name one '
+                "content handler")
         status_page = lvl.local.get("status_page", "")
 
         def nesting(base: Settings, base_origins: dict[str, Directive],
@@ -135,16 +136,16 @@ class Builder:
                 s = merge(base, if_lvl)
                 o = merge_origins(base_origins, if_lvl)
                 own = if_lvl.local.get("proxy_pass")
-                own_fcgi = if_lvl.local.get("fastcgi_pass")
+                own_cgi = if_lvl.local.get("cgi_pass")
                 # the if's own content handler replaces the location's
                 return Location(modifier=modifier, pattern=pattern, settings=s,
                                 where=_where(if_lvl.directive),
                                 proxy_pass=(self._upstream(own, s, o) if own is not None
-                                            else None if own_fcgi is not None
+                                            else None if own_cgi is not None
                                             else base_pp),
-                                fastcgi_pass=(own_fcgi if own_fcgi is not None
-                                              else None if own is not None
-                                              else fastcgi_pass),
+                                cgi_pass=(own_cgi if own_cgi is not None
+                                          else None if own is not None
+                                          else cgi_pass),
                                 status_page=status_page,
                                 jwt=(self._jwt_check(s, o, where) if s.auth_jwt != "off"
                                      else None))
@@ -164,7 +165,7 @@ class Builder:
             where=where,
             regex=lvl.local.get("regex"),
             proxy_pass=proxy_pass,
-            fastcgi_pass=fastcgi_pass,
+            cgi_pass=cgi_pass,
             rewrites=rewrites,
             try_files=lvl.local.get("try_files") if in_location else None,
             status_page=status_page,

@@ -147,17 +147,19 @@ class ProxyPass:
 
 
 @dataclass(frozen=True, slots=True)
-class FastcgiPass:
-    """``fastcgi_pass ADDRESS``: an upstream group (a block's name, or the implicit
-    group of ``host:port``), or a unix socket's path."""
+class CgiPass:
+    """``fastcgi_pass``, ``uwsgi_pass`` or ``scgi_pass ADDRESS`` (``kind``): an upstream
+    group (a block's name, or the implicit group of ``host:port``), or a unix socket's
+    path."""
 
+    kind: str  # "fastcgi", "uwsgi", "scgi": also the prefix of its settings' names
     upstream: str = ""  # the group's name ("" for a unix socket)
     unix: str | None = None  # the socket's path
 
 
 @dataclass(frozen=True, slots=True)
-class FastcgiParam:
-    """``fastcgi_param NAME VALUE [if_not_empty]``."""
+class CgiParam:
+    """``fastcgi_param``, ``uwsgi_param``, ``scgi_param NAME VALUE [if_not_empty]``."""
 
     name: bytes
     value: Template
@@ -475,7 +477,7 @@ class Settings:
     proxy_ssl_crl: str | None = None
     root: Root | None = None  # None: nginx's default, "html" under the prefix
     # the FastCGI module
-    fastcgi_param: tuple[FastcgiParam, ...] = ()
+    fastcgi_param: tuple[CgiParam, ...] = ()
     fastcgi_index: str | None = None
     fastcgi_split_path_info: re.Pattern[str] | None = None
     fastcgi_pass_request_headers: bool = True
@@ -488,6 +490,31 @@ class Settings:
     fastcgi_pass_header: tuple[str, ...] = ()
     fastcgi_buffer_size: int = 4096  # the longest response head (one memory page)
     fastcgi_catch_stderr: tuple[str, ...] = ()
+    # the uwsgi module
+    uwsgi_param: tuple[CgiParam, ...] = ()
+    uwsgi_pass_request_headers: bool = True
+    uwsgi_pass_request_body: bool = True
+    uwsgi_connect_timeout: float = 60.0
+    uwsgi_send_timeout: float = 60.0
+    uwsgi_read_timeout: float = 60.0
+    uwsgi_intercept_errors: bool = False
+    uwsgi_hide_header: tuple[str, ...] = ()
+    uwsgi_pass_header: tuple[str, ...] = ()
+    uwsgi_buffer_size: int = 4096
+    uwsgi_modifier1: int = 0
+    uwsgi_modifier2: int = 0
+    uwsgi_string: str = ""
+    # the SCGI module
+    scgi_param: tuple[CgiParam, ...] = ()
+    scgi_pass_request_headers: bool = True
+    scgi_pass_request_body: bool = True
+    scgi_connect_timeout: float = 60.0
+    scgi_send_timeout: float = 60.0
+    scgi_read_timeout: float = 60.0
+    scgi_intercept_errors: bool = False
+    scgi_hide_header: tuple[str, ...] = ()
+    scgi_pass_header: tuple[str, ...] = ()
+    scgi_buffer_size: int = 4096
     proxy_ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     proxy_ssl_ciphers: str | None = None
     proxy_ssl_certificate: str | None = None
@@ -599,7 +626,7 @@ class Location:
     where: Where
     regex: re.Pattern[str] | None = None
     proxy_pass: ProxyPass | None = None
-    fastcgi_pass: FastcgiPass | None = None
+    cgi_pass: CgiPass | None = None  # fastcgi_pass, uwsgi_pass or scgi_pass
     # the rewrite module's directives, in order (the location rewrite phase)
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None

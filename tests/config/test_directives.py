@@ -316,6 +316,27 @@ SAMPLES = {
     "root": "root /var/www;",
     "index": "index index.html;",
 }
+# the uwsgi and SCGI modules' directives are the FastCGI module's, under their prefixes
+_FAMILY = ("pass", "param", "pass_request_headers", "pass_request_body", "connect_timeout",
+           "send_timeout", "read_timeout", "intercept_errors", "hide_header", "pass_header",
+           "ignore_headers", "buffer_size", "buffering", "request_buffering", "buffers",
+           "busy_buffers_size", "max_temp_file_size", "temp_file_write_size",
+           "next_upstream", "next_upstream_tries", "next_upstream_timeout", "force_ranges",
+           "limit_rate", "ignore_client_abort", "socket_keepalive", "bind", "no_cache")
+for _kind in ("uwsgi", "scgi"):
+    for _name in _FAMILY:
+        SAMPLES[f"{_kind}_{_name}"] = (SAMPLES[f"fastcgi_{_name}"]
+                                       .replace("fastcgi_", f"{_kind}_")
+                                       .replace(f"${_kind}_script_name", "$uri"))
+SAMPLES.update({
+    "uwsgi_modifier1": "uwsgi_modifier1 30;",
+    "uwsgi_modifier2": "uwsgi_modifier2 0;",
+    "uwsgi_string": "uwsgi_string extra;",
+    **{f"uwsgi_ssl_{n}": f"uwsgi_ssl_{n} x;" for n in (
+        "session_reuse", "protocols", "ciphers", "name", "server_name", "verify",
+        "verify_depth", "trusted_certificate", "crl", "certificate", "certificate_key",
+        "password_file", "conf_command")},
+})
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
     "keepalive": "keepalive 16;",

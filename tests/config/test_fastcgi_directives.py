@@ -1,6 +1,7 @@
-"""The FastCGI module's directives at load: fastgate_pass's address forms, fastcgi_param
-(and nginx's stock fastcgi_params / fastcgi.conf included as they are), the split and
-index, inheritance, and what is refused (FILE:LINE)."""
+"""The CGI-family modules' directives at load (FastCGI, uwsgi, SCGI): the pass
+directives' address forms, *_param (and nginx's stock fastcgi_params, fastcgi.conf,
+uwsgi_params, scgi_params included as they are), the split and index, inheritance, and
+what is refused (FILE:LINE)."""
 
 from __future__ import annotations
 
@@ -30,17 +31,22 @@ def test_the_address_forms(tmp_path: Path) -> None:
                 "location /d/ { fastcgi_pass unix:php.sock; }")
     tree = cfg.servers[0].locations
     a, b, c, d = (tree.find(p)[0] for p in ("/a/", "/b/", "/c/", "/d/"))
-    assert a.fastcgi_pass.upstream == "php" and a.fastcgi_pass.unix is None
-    assert b.fastcgi_pass.upstream == "127.0.0.1:9001"
+    assert a.cgi_pass.upstream == "php" and a.cgi_pass.unix is None
+    assert b.cgi_pass.upstream == "127.0.0.1:9001"
     assert "127.0.0.1:9001" in cfg.upstreams  # an implicit group, as proxy_pass's
-    assert c.fastcgi_pass.unix == "/run/php/php-fpm.sock"
-    assert d.fastcgi_pass.unix == str(tmp_path / "php.sock")  # beside the file
+    assert c.cgi_pass.unix == "/run/php/php-fpm.sock"
+    assert d.cgi_pass.unix == str(tmp_path / "php.sock")  # beside the file
 
 
 @pytest.mark.parametrize("body,message", [
     ("location / { fastcgi_pass $backend; }", "with variables is not in fastgate"),
     ("location / { fastcgi_pass 127.0.0.1; }", 'no port in upstream "127.0.0.1"'),
     ("location / { fastcgi_pass http://127.0.0.1:9000; }", "invalid host in upstream"),
+    ("location / { fastcgi_pass php; uwsgi_pass php; }", "in one location"),
+    ("location / { uwsgi_pass suwsgi://127.0.0.1:1; }", "without TLS"),
+    ("location / { uwsgi_pass http://127.0.0.1:1; }", "invalid URL prefix"),
+    ("uwsgi_modifier1 256;", "equal or less than 255"),
+    ("scgi_store on;", "serves and stores no files"),
     ("location / { fastcgi_pass unix:; }", "no path"),
     ("location / { fastcgi_pass php; fastcgi_pass php; }", "is duplicate"),
     ("location / { fastcgi_pass php; proxy_pass http://php; }", "one content handler"),
@@ -68,14 +74,17 @@ def test_parameters_inherit_only_where_a_level_has_none(tmp_path: Path) -> None:
     assert [(p.name, p.if_not_empty) for p in inh] == [(b"A", False), (b"B", True)]
 
 
-@pytest.mark.parametrize("stock", ["fastcgi_params", "fastcgi.conf"])
+@pytest.mark.parametrize("stock", ["fastcgi_params", "fastcgi.conf", "uwsgi_params",
+                                   "scgi_params"])
 def test_nginx_stock_parameter_files_load_as_they_are(tmp_path: Path, stock: str) -> None:
+    kind = stock.split("_")[0].split(".")[0]
     shutil.copy(CONFIGS / stock, tmp_path / stock)
     cfg = _load(tmp_path, f"root /srv/www;\nlocation ~ \\.php$ {{ include {stock};\n"
-                "fastcgi_pass php; }")
+                f"{kind}_pass php; }}")
     loc = cfg.servers[0].locations.find("/index.php")[0]
-    names = [p.name for p in loc.settings.fastcgi_param]
-    assert b"REQUEST_METHOD" in names and b"SERVER_SOFTWARE" in names
+    assert loc.cgi_pass.kind == kind
+    names = [p.name for p in getattr(loc.settings, f"{kind}_param")]
+    assert b"REQUEST_METHOD" in names and b"SERVER_NAME" in names
     assert (b"SCRIPT_FILENAME" in names) == (stock == "fastcgi.conf")
     assert NGINX_VERSION == "1.22.1"  # what $nginx_version says in SERVER_SOFTWARE
 

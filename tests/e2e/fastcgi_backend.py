@@ -151,3 +151,105 @@ class FastcgiBackend:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+class _StreamConn(asyncio.Protocol):
+    """uwsgi or SCGI: the request is read whole (its size is in its first bytes), the
+    answer written, the connection closed."""
+
+    def __init__(self, state: _StreamState) -> None:
+        self.state = state
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        with self.state.lock:
+            self.state.raw.append(data)
+        self.buf += data
+        got = self.state.parse(self.buf)
+        if got is None:
+            return
+        with self.state.lock:
+            self.state.requests.append(got)
+        self.t.write(self.state.answer(got))  # type: ignore[attr-defined]
+        self.t.close()
+
+
+def parse_uwsgi(buf: bytes) -> FcgiReceived | None:
+    if len(buf) < 4:
+        return None
+    size = struct.unpack("<H", buf[1:3])[0]
+    if len(buf) < 4 + size:
+        return None
+    data, rest = buf[4:4 + size], buf[4 + size:]
+    pairs = []
+    i = 0
+    while i + 2 <= len(data):  # (uwsgi_string's bytes may follow the pairs)
+        k = struct.unpack("<H", data[i:i + 2])[0]
+        if i + 2 + k + 2 > len(data):
+            break
+        name = data[i + 2:i + 2 + k]
+        v = struct.unpack("<H", data[i + 2 + k:i + 4 + k])[0]
+        if i + 4 + k + v > len(data):
+            break
+        pairs.append((name, data[i + 4 + k:i + 4 + k + v]))
+        i += 4 + k + v
+    got = FcgiReceived(pairs, b"", False)
+    length = int(got.param(b"CONTENT_LENGTH") or b"0")
+    if len(rest) < length:
+        return None
+    got.stdin = rest[:length]
+    return got
+
+
+def parse_scgi(buf: bytes) -> FcgiReceived | None:
+    colon = buf.find(b":")
+    if colon < 0 or len(buf) < colon + 2 + int(buf[:colon]):
+        return None
+    size = int(buf[:colon])
+    fields = buf[colon + 1:colon + 1 + size].split(b"\0")[:-1]
+    got = FcgiReceived(list(zip(fields[::2], fields[1::2], strict=True)), b"", False)
+    rest = buf[colon + 2 + size:]
+    length = int(got.param(b"CONTENT_LENGTH") or b"0")
+    if len(rest) < length:
+        return None
+    got.stdin = rest[:length]
+    return got
+
+
+@dataclass
+class _StreamState:
+    parse: Callable[[bytes], FcgiReceived | None]
+    answer: Callable[[FcgiReceived], bytes]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    raw: list[bytes] = field(default_factory=list)
+    requests: list[FcgiReceived] = field(default_factory=list)
+
+
+class StreamBackend(FastcgiBackend):
+    """A uwsgi (``kind="uwsgi"``) or SCGI application that keeps every byte; each
+    request is answered with ``answer(received)``'s bytes, then the connection closes."""
+
+    def __init__(self, kind: str, answer: Callable[[FcgiReceived], bytes]) -> None:
+        self._stream = _StreamState(parse_uwsgi if kind == "uwsgi" else parse_scgi, answer)
+        super().__init__()
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(self._loop.create_server(
+            lambda: _StreamConn(self._stream), "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        self._loop.run_forever()
+        server.close()
+        self._loop.run_until_complete(server.wait_closed())
+
+    def requests(self) -> list[FcgiReceived]:
+        with self._stream.lock:
+            return list(self._stream.requests)
+
+    def raw(self) -> bytes:
+        with self._stream.lock:
+            return b"".join(self._stream.raw)

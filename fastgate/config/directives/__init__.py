@@ -31,17 +31,19 @@ from fastgate.config.directives import (
     referer,
     resolver,
     rewrite,
+    scgi,
     secure_link,
     tls,
     upstream,
     userid,
+    uwsgi,
 )
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
-           proxy, fastcgi, limits, headers, realip, referer, resolver, secure_link, browser,
-           userid, tls, upstream, ignored)
+           proxy, fastcgi, uwsgi, scgi, limits, headers, realip, referer, resolver,
+           secure_link, browser, userid, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -71,6 +71,8 @@ SPECS = [
     Spec("proxy_cache_path", frozenset({HTTP}), 2, None, ignored(NO_CACHE)),
     Spec("proxy_no_cache", HSL, 1, None, ignored(NO_CACHE)),
     Spec("fastcgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
+    Spec("uwsgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
+    Spec("scgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
     Spec("http2", HS, 1, 1, ignored(HTTP2)),
     Spec("chunked_transfer_encoding", HSL, 1, 1, ignored(
         "fastgate frames responses itself: chunked to HTTP/1.1 clients when the length "
@@ -85,6 +87,7 @@ SPECS = [
     Spec("gunzip", HSL, 1, 1, off_is_ours("fastgate does not decompress responses")),
     Spec("client_body_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("proxy_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
+    Spec("fastcgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("uwsgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("scgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("daemon", frozenset({MAIN}), 1, 1, off_is_ours(
@@ -186,6 +189,8 @@ PREFIXED = {
     "gzip": Spec("gzip*", HSL | {LIF}, 0, None, ignored("fastgate does not compress responses")),
     "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "fastcgi_cache": Spec("fastcgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
+    "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
+    "scgi_cache": Spec("scgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "autoindex": Spec("autoindex*", HSL, 0, None, ignored(NO_FILES)),
     "open_file_cache": Spec("open_file_cache*", HSL, 0, None, ignored(NO_FILES)),
     "http2_": Spec("http2_*", HSL, 0, None, ignored(HTTP2)),

@@ -20,8 +20,6 @@ ABSENT = "not in fastgate"
 
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
-    ("uwsgi_", "ngx_http_uwsgi_module", OTHER_PROTOCOL.format("uwsgi")),
-    ("scgi_", "ngx_http_scgi_module", OTHER_PROTOCOL.format("SCGI")),
     ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
     ("memcached_", "ngx_http_memcached_module", OTHER_PROTOCOL.format("memcached")),
     ("ssi", "ngx_http_ssi_filter_module", BODY_FILTER),
@@ -55,6 +53,10 @@ NAMES: dict[str, tuple[str, str]] = {
     "proxy_store": ("ngx_http_proxy_module", FILES),
     "fastcgi_store": ("ngx_http_fastcgi_module", FILES),
     "fastcgi_store_access": ("ngx_http_fastcgi_module", FILES),
+    "uwsgi_store": ("ngx_http_uwsgi_module", FILES),
+    "uwsgi_store_access": ("ngx_http_uwsgi_module", FILES),
+    "scgi_store": ("ngx_http_scgi_module", FILES),
+    "scgi_store_access": ("ngx_http_scgi_module", FILES),
     "proxy_store_access": ("ngx_http_proxy_module", FILES),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),

@@ -1,24 +1,31 @@
-"""``fastcgi_pass``'s content handler, as nginx's ``ngx_http_fastcgi_module``: the
-request's body is read whole first (nginx's default request buffering), its parameters
-are ``fastcgi_param``'s in order (``if_not_empty`` ones left out when empty) followed by
-each client header as ``HTTP_NAME`` — unless a ``fastcgi_param HTTP_NAME`` set it (an
-empty one drops the header: the ``HTTP_PROXY ""`` defence) — and the application's CGI
-response is relayed: ``Status`` gives the status (else 302 with a ``Location``, else
-200), STDERR is logged, and a connection that ends before END_REQUEST cuts the response.
+"""The content handler of ``fastcgi_pass``, ``uwsgi_pass`` and ``scgi_pass``: nginx's
+three CGI-family modules, which differ on the wire (``http.fastcgi``, ``http.uwsgi``,
+``http.scgi``) and agree on the rest, as here:
 
-One connection per request, closed after it (nginx's ``fastcgi_keep_conn off``); one
-server of a group is tried. Always on the task path: it is not the JWT gateway's
-common exchange."""
+- the request's body is read whole first (nginx's default request buffering);
+- the parameters are the location's ``*_param`` in order (``if_not_empty`` ones left out
+  when empty), then each client header as ``HTTP_NAME`` — unless a ``*_param HTTP_NAME``
+  owns that name (an empty one hides the header: the ``HTTP_PROXY ""`` defence);
+- the application's CGI response is relayed: ``Status`` gives the status (else 302 with
+  a ``Location``, else 200; uwsgi and SCGI may send an HTTP status line instead), through
+  the same ``response_head`` as ``proxy_pass`` but leaving a relative Location as nginx
+  leaves it; FastCGI's STDERR is logged; an application that stops early, or sends less
+  than its Content-Length, cuts the response.
+
+One connection per request, closed after it; one server of a group is tried. Always on
+the task path: it is not the JWT gateway's common exchange."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastgate._wire import ResponseHead
 from fastgate.errors import FastgateError
-from fastgate.http import fastcgi as wire
+from fastgate.http import fastcgi, scgi, uwsgi
+from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.headers import HOP_BY_HOP
@@ -26,7 +33,7 @@ from fastgate.proxy.respond import final_status
 from fastgate.proxy.steps import DONE, finished
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location, Settings
+    from fastgate.config.model import CgiParam, CgiPass, Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.exchange import UpstreamExchange
@@ -36,7 +43,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.steps import Fail, Outcome, Step
     from fastgate.proxy.upstream import Peer
 
-# nginx's ngx_http_fastcgi_hide_headers (Status is read, never passed), and
+# nginx's *_hide_headers of the three modules (Status is read, never passed), and
 # Content-Length: the client engine frames the body
 _HIDDEN = frozenset({b"status", b"content-length", b"x-accel-expires", b"x-accel-redirect",
                      b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
@@ -45,27 +52,61 @@ TIMED_OUT = "upstream timed out (110: Connection timed out)"
 
 def response_drop(hide: tuple[str, ...], passed: tuple[str, ...]) -> tuple[bytes, ...]:
     """The application's response headers a location does not pass on: hop-by-hop
-    ones, nginx's hidden ones unless ``fastcgi_pass_header`` names them, and those
-    ``fastcgi_hide_header`` names."""
+    ones, nginx's hidden ones unless ``*_pass_header`` names them, and those
+    ``*_hide_header`` names."""
     shown = {p.encode("latin-1") for p in passed} - {b"content-length", b"status"}
     hidden = (_HIDDEN - shown) | {h.encode("latin-1") for h in hide}
     return tuple(sorted(HOP_BY_HOP | hidden))
 
 
-def params(req: Request, s: Settings) -> list[tuple[bytes, bytes]]:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A location's settings of its module (``fastcgi_*``, ``uwsgi_*`` or ``scgi_*``),
+    read once."""
+
+    kind: str
+    params: tuple[CgiParam, ...]
+    pass_headers: bool
+    pass_body: bool
+    connect_timeout: float
+    send_timeout: float
+    read_timeout: float
+    intercept_errors: bool
+    drop: tuple[bytes, ...]
+    buffer_size: int
+
+    @classmethod
+    def of(cls, kind: str, s: Settings) -> Plan:
+        """``kind``'s settings (``Settings.<kind>_<name>`` for each of ``SETTINGS``)."""
+        got = {name: getattr(s, f"{kind}_{name}") for name in SETTINGS}
+        return cls(kind, got["param"], got["pass_request_headers"], got["pass_request_body"],
+                   got["connect_timeout"], got["send_timeout"], got["read_timeout"],
+                   got["intercept_errors"],
+                   response_drop(got["hide_header"], got["pass_header"]),
+                   got["buffer_size"])
+
+
+# the settings every CGI-family module has under its prefix, read by Plan.of
+KINDS = ("fastcgi", "uwsgi", "scgi")
+SETTINGS = ("param", "pass_request_headers", "pass_request_body", "connect_timeout",
+            "send_timeout", "read_timeout", "intercept_errors", "hide_header", "pass_header",
+            "buffer_size")
+
+
+def params(req: Request, plan: Plan) -> list[tuple[bytes, bytes]]:
     """What the application gets as its environment, in nginx's order."""
     out: list[tuple[bytes, bytes]] = []
     owned: set[bytes] = set()
-    for p in s.fastcgi_param:
-        value = p.value.render(req).encode("utf-8", "surrogateescape")
+    for p in plan.params:
         if p.name.startswith(b"HTTP_") and len(p.name) > 5:
             owned.add(p.name[5:].lower())
             if not p.value.source:
                 continue  # nginx: an empty HTTP_ parameter only hides the header
+        value = p.value.render(req).encode("utf-8", "surrogateescape")
         if p.if_not_empty and not value:
             continue
         out.append((p.name, value))
-    if s.fastcgi_pass_request_headers:
+    if plan.pass_headers:
         for name, value in req.head.headers:
             key = name.lower().replace(b"-", b"_")
             if key in owned:
@@ -74,12 +115,52 @@ def params(req: Request, s: Settings) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def request_bytes(req: Request, plan: Plan, s: Settings, body: bytes) -> bytes:
+    """The request as the application's protocol frames it (uwsgi.TooBig: it cannot)."""
+    env = params(req, plan)
+    if plan.kind == "fastcgi":
+        return fastcgi.request(env, body, False)
+    if plan.kind == "uwsgi":
+        return uwsgi.request(env, body, s.uwsgi_modifier1, s.uwsgi_modifier2,
+                             s.uwsgi_string.encode("utf-8", "surrogateescape"))
+    return scgi.request(env, body)
+
+
 class _Gone(FastgateError):
-    """The application closed the connection before END_REQUEST."""
+    """The application closed the connection before its response was whole."""
 
 
-class FastcgiModule:
-    """The content handler of locations with ``fastcgi_pass``."""
+class _Output:
+    """The application's output as the response's bytes: FastCGI's STDOUT records (its
+    STDERR logged, END_REQUEST the end), or uwsgi's and SCGI's raw stream (the end is
+    the connection's)."""
+
+    def __init__(self, kind: str) -> None:
+        self.records = fastcgi.Records() if kind == "fastcgi" else None
+        self.ended = False
+
+    def feed(self, data: bytes, stderr: list[str]) -> bytes:
+        if self.records is None:
+            return data
+        out = []
+        for kind, content in self.records.feed(data):
+            if kind == fastcgi.STDOUT:
+                out.append(content)
+            elif kind == fastcgi.STDERR:
+                stderr.append(content.decode("utf-8", "replace").rstrip("\r\n"))
+            elif kind == fastcgi.END_REQUEST:
+                fastcgi.end_status(content)
+                self.ended = True
+        return b"".join(out)
+
+    def closed(self) -> bool:
+        """The connection ended: whether that was the response's end."""
+        return self.records is None
+
+
+class CgiModule:
+    """The content handler of locations with ``fastcgi_pass``, ``uwsgi_pass`` or
+    ``scgi_pass``."""
 
     def __init__(self, worker: Runtime, respond: Responder, upstream: UpstreamExchange,
                  fail: Fail) -> None:
@@ -87,52 +168,66 @@ class FastcgiModule:
         self.respond = respond
         self.upstream = upstream  # reads the client's body as proxy_pass does
         self.fail = fail
-        self._drops: dict[int, tuple[Location, tuple[bytes, ...]]] = {}
+        self._plans: dict[int, tuple[Location, Plan]] = {}
 
     def __call__(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         return self._exchange(conn, req, loc)
 
+    def plan(self, loc: Location) -> Plan:
+        kept = self._plans.get(id(loc))
+        if kept is None or kept[0] is not loc:
+            cp = loc.cgi_pass
+            assert cp is not None
+            kept = self._plans[id(loc)] = (loc, Plan.of(cp.kind, loc.settings))
+        return kept[1]
+
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
-        s = loc.settings
-        fp = loc.fastcgi_pass
-        assert fp is not None
+        cp = loc.cgi_pass
+        assert cp is not None
+        plan = self.plan(loc)
         body = b""
         if req.head.content_length != 0:
             got = await self.upstream.read_whole_body(conn, req, loc)
             if got is None:
                 return DONE  # reading it failed, and that has been answered
-            if s.fastcgi_pass_request_body:
+            if plan.pass_body:
                 body = got
-        peer = None
-        if fp.unix is not None:
-            req.upstream_addr = f"unix:{fp.unix}"
-        else:
-            peer = self.w.groups[fp.upstream].pick(time.monotonic(), frozenset(), req)
-            if peer is None:
-                self.w.log.error("no live upstreams while connecting to upstream", conn, req)
-                req.upstream_addr = fp.upstream
-                return await finished(self.fail(conn, req, loc, 502))
-            req.upstream_addr = peer.address
+        try:
+            data = request_bytes(req, plan, loc.settings, body)
+        except uwsgi.TooBig as e:
+            self.w.log.error(str(e), conn, req)
+            return await finished(self.fail(conn, req, loc, 500))
+        peer = self._peer(cp, req)
+        if peer is None and cp.unix is None:
+            self.w.log.error("no live upstreams while connecting to upstream", conn, req)
+            return await finished(self.fail(conn, req, loc, 502))
         started = time.monotonic()
         server = peer.server if peer is not None else None
         try:
             app = await asyncio.wait_for(
-                wire.FastcgiConnection.open(server.host if server else "",
-                                            server.port if server else 0, fp.unix),
-                s.fastcgi_connect_timeout)
+                AppConnection.open(server.host if server else "", server.port if server else 0,
+                                   cp.unix), plan.connect_timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,
                                       f"{TIMED_OUT} while connecting to upstream")
         except OSError as e:
-            where = f" to {req.upstream_addr}" if fp.unix is not None else ""
+            where = f" to {req.upstream_addr}" if cp.unix is not None else ""
             return await self._failed(conn, req, loc, peer, 502, f"connect(){where} failed "
                                       f"({e.errno}: {e.strerror}) while connecting to "
                                       "upstream")
         req.upstream_connect_time = time.monotonic() - started
         try:
-            return await self._run(conn, req, loc, peer, app, body, started)
+            return await self._run(conn, req, loc, plan, peer, app, data, started)
         finally:
             app.abort()
+
+    def _peer(self, cp: CgiPass, req: Request) -> Peer | None:
+        if cp.unix is not None:
+            req.upstream_addr = f"unix:{cp.unix}"
+            return None
+        peer = self.w.groups[cp.upstream].pick(time.monotonic(), frozenset(), req)
+        req.upstream_addr = peer.address if peer is not None else cp.upstream
+        return peer
 
     async def _failed(self, conn: ClientSide, req: Request, loc: Location, peer: Peer | None,
                       status: int, message: str) -> Step:
@@ -143,11 +238,12 @@ class FastcgiModule:
         req.upstream_status = str(status)
         return await finished(self.fail(conn, req, loc, status))
 
-    async def _run(self, conn: ClientSide, req: Request, loc: Location, peer: Peer | None,
-                   app: wire.FastcgiConnection, body: bytes, started: float) -> Step:
+    async def _run(self, conn: ClientSide, req: Request, loc: Location, plan: Plan,
+                   peer: Peer | None, app: AppConnection, data: bytes,
+                   started: float) -> Step:
         s = loc.settings
         try:
-            await app.send(wire.request(params(req, s), body, False), s.fastcgi_send_timeout)
+            await app.send(data, plan.send_timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,
                                       f"{TIMED_OUT} while sending request to upstream")
@@ -155,13 +251,14 @@ class FastcgiModule:
             return await self._failed(conn, req, loc, peer, 502, f"writev() failed "
                                       f"({e.errno}: {e.strerror}) while sending request to "
                                       "upstream")
-        records = wire.Records()
-        head = wire.CgiHead(s.fastcgi_buffer_size)
+        output = _Output(plan.kind)
+        head = CgiHead(plan.buffer_size, status_line=plan.kind != "fastcgi")
         relay: _Relay | None = None
+        stderr: list[str] = []
         try:
             while True:
                 try:
-                    data = await app.read(s.fastcgi_read_timeout)
+                    data = await app.read(plan.read_timeout)
                 except TimeoutError:
                     message = f"{TIMED_OUT} while reading " + (
                         "upstream" if relay is not None else "response header from upstream")
@@ -175,39 +272,36 @@ class FastcgiModule:
                     self.w.log.error(f"recv() failed ({e.errno}: {e.strerror}) while "
                                      "reading upstream", conn, req)
                 if not data:
-                    raise _Gone()
-                for kind, content in records.feed(data):
-                    if kind == wire.STDERR:
-                        text = content.decode("utf-8", "replace").rstrip("\r\n")
-                        self.w.log.error(f'FastCGI sent in stderr: "{text}"', conn, req)
-                        if relay is None and any(p in text for p in s.fastcgi_catch_stderr):
-                            return await self._failed(conn, req, loc, peer, 502,
-                                                      "upstream sent an error on stderr "
-                                                      "(fastcgi_catch_stderr)")
-                    elif kind == wire.STDOUT:
-                        if relay is not None:
-                            relay.body(content)
-                            continue
-                        parsed = head.feed(content)
-                        if parsed is None:
-                            continue
-                        status, reason, headers, rest = parsed
-                        req.upstream_time = time.monotonic() - started
-                        req.upstream_status = str(status)
-                        if (status >= 300 and s.fastcgi_intercept_errors
-                                and s.error_page_for(status) is not None):
-                            return await finished(self.fail(conn, req, loc, status))
-                        relay = self._start(conn, req, loc, status, reason, headers)
-                        if relay is None:
-                            return DONE
-                        if rest:
-                            relay.body(rest)
-                    elif kind == wire.END_REQUEST:
-                        wire.end_status(content)
-                        if relay is None:
-                            raise _Gone()
+                    if relay is not None and output.closed():
                         relay.end()
                         return DONE
+                    raise _Gone()
+                out = output.feed(data, stderr)
+                for text in stderr:
+                    self.w.log.error(f'FastCGI sent in stderr: "{text}"', conn, req)
+                    if relay is None and any(p in text for p in s.fastcgi_catch_stderr):
+                        return await self._failed(conn, req, loc, peer, 502, "upstream sent "
+                                                  "an error on stderr (fastcgi_catch_stderr)")
+                stderr.clear()
+                if relay is None and out:
+                    parsed = head.feed(out)
+                    if parsed is not None:
+                        status, reason, headers, out = parsed
+                        req.upstream_time = time.monotonic() - started
+                        req.upstream_status = str(status)
+                        if (status >= 300 and plan.intercept_errors
+                                and s.error_page_for(status) is not None):
+                            return await finished(self.fail(conn, req, loc, status))
+                        relay = self._start(conn, req, loc, plan, status, reason, headers)
+                        if relay is None:
+                            return DONE
+                if relay is not None:
+                    relay.body(out)
+                    if output.ended or relay.whole():
+                        relay.end()
+                        return DONE
+                elif output.ended:
+                    raise _Gone()
         except ProtocolError as e:
             if relay is None:
                 return await self._failed(conn, req, loc, peer, 502, e.reason)
@@ -216,22 +310,19 @@ class FastcgiModule:
             return DONE
         except _Gone:
             if relay is None:
-                return await self._failed(conn, req, loc, peer, 502,
-                                          "upstream prematurely closed FastCGI stdout")
+                return await self._failed(
+                    conn, req, loc, peer, 502, "upstream prematurely closed FastCGI stdout"
+                    if plan.kind == "fastcgi" else "upstream prematurely closed connection "
+                    "while reading response header from upstream")
             self.w.log.error("upstream prematurely closed connection while reading "
                              "upstream", conn, req)
             relay.cut()
             return DONE
 
-    def _start(self, conn: ClientSide, req: Request, loc: Location, status: int,
+    def _start(self, conn: ClientSide, req: Request, loc: Location, plan: Plan, status: int,
                reason: bytes, headers: list[tuple[bytes, bytes]]) -> _Relay | None:
-        """The response head to the client; None when it could not be sent (the
-        connection is then cut)."""
-        s = loc.settings
-        kept = self._drops.get(id(loc))
-        if kept is None or kept[0] is not loc:
-            kept = self._drops[id(loc)] = (loc, response_drop(s.fastcgi_hide_header,
-                                                             s.fastcgi_pass_header))
+        """The response head to the client; None when it could not be sent (a 502 has
+        been answered instead)."""
         length = -1
         for name, value in headers:
             if name.lower() == b"content-length":
@@ -251,7 +342,7 @@ class FastcgiModule:
         rhead = ResponseHead(shown, reason, b"HTTP/1.1", headers, length, False)
         try:
             out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
-                                kept[1], None, head_only)
+                                plan.drop, None, head_only)
         except ProtocolError as e:
             self.w.log.error(f"upstream sent an invalid header: {e.reason}", conn, req)
             self._refuse(conn, req, loc)
@@ -291,6 +382,10 @@ class _Relay:
         self.exchange.write(out)
         self.req.bytes_sent += len(out)
         self.req.body_bytes_sent += len(data)
+
+    def whole(self) -> bool:
+        """All the body a Content-Length announced has been relayed (or none is due)."""
+        return self.left == 0 or (self.head_only and self.left >= 0)
 
     def end(self) -> None:
         if self.left > 0 and not self.head_only:

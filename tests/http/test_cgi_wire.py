@@ -1,4 +1,5 @@
-"""FastCGI framing (fastgate.http.fastcgi): records, name-value pairs, the CGI head."""
+"""The CGI family on the wire: FastCGI records and name-value pairs (http.fastcgi),
+uwsgi packets (http.uwsgi), SCGI netstrings (http.scgi), the CGI head (http.cgi)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastgate.http import fastcgi as wire
+from fastgate.http import scgi, uwsgi
+from fastgate.http.cgi import CgiHead
 from fastgate.http.engine import ProtocolError
 
 
@@ -67,14 +70,14 @@ def test_a_record_of_another_version_is_a_502() -> None:
     (b"Status: 301\r\nLocation: /x\r\n\r\nrest", 301, b""),
 ])
 def test_the_cgi_head(raw: bytes, status: int, reason: bytes) -> None:
-    got = wire.CgiHead(4096).feed(raw)
+    got = CgiHead(4096).feed(raw)
     assert got is not None
     assert got[:2] == (status, reason) and got[3] == b"rest"
     assert all(n.lower() != b"status" for n, _ in got[2])
 
 
 def test_the_cgi_head_may_come_in_pieces() -> None:
-    head = wire.CgiHead(4096)
+    head = CgiHead(4096)
     assert head.feed(b"Content-Type: a\r") is None
     assert head.feed(b"\n\r") is None
     got = head.feed(b"\nbody")
@@ -89,12 +92,12 @@ def test_the_cgi_head_may_come_in_pieces() -> None:
 ])
 def test_a_bad_cgi_head_is_a_502(raw: bytes, words: str) -> None:
     with pytest.raises(ProtocolError) as e:
-        wire.CgiHead(4096).feed(raw)
+        CgiHead(4096).feed(raw)
     assert e.value.status == 502 and words in e.value.reason
 
 
 def test_a_head_that_never_ends_is_too_big_once_past_the_limit() -> None:
-    head = wire.CgiHead(100)
+    head = CgiHead(100)
     assert head.feed(b"X: " + b"a" * 50) is None
     with pytest.raises(ProtocolError):
         head.feed(b"a" * 60)
@@ -104,3 +107,50 @@ def test_end_request_status() -> None:
     assert wire.end_status(struct.pack(">IB3x", 7, 0)) == (7, 0)
     with pytest.raises(ProtocolError):
         wire.end_status(b"\0")
+
+
+# --- uwsgi and SCGI ---------------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.binary(max_size=200), st.binary(max_size=200)), max_size=8),
+       st.binary(max_size=100), st.integers(0, 255), st.integers(0, 255))
+def test_uwsgi_packets_round_trip(pairs: list[tuple[bytes, bytes]], body: bytes, m1: int,
+                                  m2: int) -> None:
+    packet = uwsgi.request(pairs, body, m1, m2)
+    assert uwsgi.read_vars(packet) == (m1, m2, pairs, body)
+
+
+def test_uwsgi_string_counts_in_the_size_and_a_too_big_request_is_refused() -> None:
+    packet = uwsgi.request([(b"A", b"1")], b"body", string=b"tail")
+    assert struct.unpack_from("<H", packet, 1)[0] == 2 + 1 + 2 + 1 + 4
+    assert packet.endswith(b"tailbody")
+    with pytest.raises(uwsgi.TooBig):
+        uwsgi.request([(b"A", b"x" * 40000), (b"B", b"y" * 30000)], b"")
+
+
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=50).filter(lambda b: b"\0" not in b),
+                          st.binary(max_size=50).filter(lambda b: b"\0" not in b)),
+                max_size=8), st.binary(max_size=100))
+def test_scgi_netstrings_round_trip(pairs: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers, rest = scgi.read_headers(scgi.request(pairs, body))
+    assert headers == [(b"CONTENT_LENGTH", str(len(body)).encode()), *pairs]
+    assert rest == body
+
+
+@pytest.mark.parametrize("raw,status,reason,headers", [
+    (b"HTTP/1.1 404 Nope\r\nX: 1\r\n\r\n", 404, b"Nope", [(b"X", b"1")]),
+    (b"HTTP/1.0 200 OK\r\nStatus: 500 Ignored\r\n\r\n", 200, b"OK", []),
+    (b"Status: 201 Made\r\n\r\n", 201, b"Made", []),
+])
+def test_a_status_line_may_come_first(raw: bytes, status: int, reason: bytes,
+                                      headers: list[tuple[bytes, bytes]]) -> None:
+    got = CgiHead(4096, status_line=True).feed(raw)
+    assert got == (status, reason, headers, b"")
+
+
+def test_a_bad_status_line_is_a_502_and_fastcgi_takes_none() -> None:
+    with pytest.raises(ProtocolError) as e:
+        CgiHead(4096, status_line=True).feed(b"HTTP/x 200 OK\r\n\r\n")
+    assert "invalid status line" in e.value.reason
+    with pytest.raises(ProtocolError):  # a FastCGI application must send headers
+        CgiHead(4096).feed(b"HTTP/1.1 200 OK\r\n\r\n")
