@@ -196,8 +196,9 @@ class Builder:
         request goes as the client sent it, and for ``https://`` the pool its
         connections are kept in (one per distinct proxy_ssl_* setting, its context
         checked now so that ``-t`` fails on what OpenSSL refuses)."""
+        # (sub_filter's responses are filtered on the task path only)
         as_is = (s.proxy_method is None and s.proxy_set_body is None
-                 and s.proxy_pass_request_body and pp.template is None)
+                 and s.proxy_pass_request_body and pp.template is None and not s.sub_filter)
         if as_is != pp.as_is:
             pp = dataclasses.replace(pp, as_is=as_is)
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (

@@ -490,6 +490,11 @@ class Settings:
     fastcgi_pass_header: tuple[str, ...] = ()
     fastcgi_buffer_size: int = 4096  # the longest response head (one memory page)
     fastcgi_catch_stderr: tuple[str, ...] = ()
+    # the sub filter module: (match, replacement) pairs, in order
+    sub_filter: tuple[tuple[Template, Template], ...] = ()
+    sub_filter_once: bool = True
+    sub_filter_types: tuple[str, ...] = ("text/html",)
+    sub_filter_last_modified: bool = False
     # the uwsgi module
     uwsgi_param: tuple[CgiParam, ...] = ()
     uwsgi_pass_request_headers: bool = True

@@ -27,10 +27,12 @@ from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
+from fastgate.proxy import sub_filter
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.headers import HOP_BY_HOP
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.steps import DONE, finished
+from fastgate.proxy.sub_filter import SubFilter
 
 if TYPE_CHECKING:
     from fastgate.config.model import CgiParam, CgiPass, Location, Settings
@@ -339,7 +341,12 @@ class CgiModule:
         head_only = req.method == "HEAD" or shown in (204, 304) or shown < 200
         exchange = conn.exchange
         assert exchange is not None
-        rhead = ResponseHead(shown, reason, b"HTTP/1.1", headers, length, False)
+        flt = None
+        if loc.settings.sub_filter and not head_only:
+            flt, headers, framed = sub_filter.start(req, loc.settings, headers, length)
+        else:
+            framed = length
+        rhead = ResponseHead(shown, reason, b"HTTP/1.1", headers, framed, False)
         try:
             out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
                                 plan.drop, None, head_only)
@@ -349,7 +356,7 @@ class CgiModule:
             return None
         exchange.write(out)
         req.bytes_sent = len(out)
-        return _Relay(exchange, req, length, head_only, self.respond, loc)
+        return _Relay(exchange, req, length, head_only, self.respond, loc, flt)
 
     def _refuse(self, conn: ClientSide, req: Request, loc: Location) -> None:
         req.status = 0  # the 502 is ours, not the application's answer
@@ -362,7 +369,8 @@ class _Relay:
     and a response shorter than it said is cut, never completed."""
 
     def __init__(self, exchange: Exchange, req: Request, length: int, head_only: bool,
-                 respond: Responder, loc: Location) -> None:
+                 respond: Responder, loc: Location, flt: SubFilter | None) -> None:
+        self.flt = flt  # sub_filter's, when it applies
         self.exchange = exchange
         self.req = req
         self.left = length
@@ -378,6 +386,13 @@ class _Relay:
             self.left -= len(data)
             if not data:
                 return
+        if self.flt is not None:
+            data = self.flt.feed(data)
+            if not data:
+                return
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         out = self.exchange.body(data)
         self.exchange.write(out)
         self.req.bytes_sent += len(out)
@@ -393,6 +408,10 @@ class _Relay:
             return
         req = self.req
         req.release_conn_slots()
+        if self.flt is not None:
+            tail = self.flt.finish()
+            if tail:
+                self._send(tail)
         self.exchange.write(self.exchange.end(
             self.respond.trailers(req, self.loc) if req.expect_trailers else None))
 

@@ -15,6 +15,7 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
+from fastgate.proxy import sub_filter
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
@@ -29,6 +30,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.rewrite import STAYED
 from fastgate.proxy.steps import DONE, Step, finished
+from fastgate.proxy.sub_filter import SubFilter
 from fastgate.proxy.upstream import (
     CLIENT_GONE,
     LOCAL,
@@ -409,8 +411,15 @@ class UpstreamExchange:
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         exchange = conn.exchange
         assert exchange is not None
+        shown, flt = rhead, None
+        if s.sub_filter and not head_only:
+            flt, headers_out, length_out = sub_filter.start(req, s, rhead.headers,
+                                                            rhead.content_length)
+            if flt is not None:
+                shown = ResponseHead(rhead.status, rhead.reason, rhead.version, headers_out,
+                                     length_out, rhead.keep_alive)
         try:
-            out = response_head(exchange, self.respond, req, loc, rhead, w.http_date(),
+            out = response_head(exchange, self.respond, req, loc, shown, w.http_date(),
                                 drop, rules, head_only)
         except ProtocolError as e:
             uconn.abort()
@@ -418,7 +427,7 @@ class UpstreamExchange:
                 sender.cancel()
             return await self._failed(conn, req, loc, peer, "invalid", f"upstream sent an "
                                       f"invalid header: {e.reason}", False, more)
-        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only)
+        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, flt)
         if sender is not None:
             if not sender.done():
                 sender.cancel()  # the upstream answered without reading all of the body
@@ -543,10 +552,10 @@ class UpstreamExchange:
 
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
-                     head_only: bool) -> bool:
-        """Stream the upstream response to the client, after its head ``out``. False if
-        it could not be completed (the client then sees a closed connection, never a
-        short keep-alive response)."""
+                     head_only: bool, flt: SubFilter | None = None) -> bool:
+        """Stream the upstream response to the client, after its head ``out``, through
+        ``flt`` (sub_filter) when there is one. False if it could not be completed (the
+        client then sees a closed connection, never a short keep-alive response)."""
         s = loc.settings
         exchange = conn.exchange
         assert exchange is not None
@@ -586,6 +595,10 @@ class UpstreamExchange:
                     return False
                 if head_only:
                     continue
+                if flt is not None:
+                    chunk = flt.feed(chunk) + (flt.finish() if body.done else b"")
+                    if not chunk:
+                        continue
                 if body.done:  # the upstream's last bytes: the client's too
                     req.release_conn_slots()
                 sent += len(chunk)
@@ -606,6 +619,13 @@ class UpstreamExchange:
             if exchange.closed:
                 return False
             req.release_conn_slots()
+            if flt is not None:  # what it held back for a match that did not come
+                tail = flt.finish()
+                if tail:
+                    data = exchange.body(tail)
+                    exchange.write(data)
+                    req.bytes_sent += len(data)
+                    req.body_bytes_sent = sent + len(tail)
             exchange.write(exchange.end(self.respond.trailers(req, loc)
                                         if req.expect_trailers else None))
             return True

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
+from fastgate.proxy import sub_filter
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,
     absolute,
@@ -63,9 +64,16 @@ class Responder:
         assert exchange is not None
         chunked = (loc is not None and bool(loc.settings.add_trailer)
                    and self.expects_trailers(req, loc, status, head_only))
+        length: int | None = None if chunked else len(body)
+        if loc is not None and loc.settings.sub_filter and body and not head_only:
+            # nginx's body filters see its own responses too (its error pages)
+            flt, _, _ = sub_filter.start(req, loc.settings,
+                                         [(b"Content-Type", content_type or b"")], len(body))
+            if flt is not None:
+                body = flt.feed(body) + flt.finish()
+                length = None  # as nginx: the length is cleared, the body chunked
         try:
-            out = exchange.respond(status, reason(status), headers,
-                                   None if chunked else len(body), head_only)
+            out = exchange.respond(status, reason(status), headers, length, head_only)
         except ProtocolError:
             exchange.abort()
             return

@@ -96,3 +96,11 @@ def test_proxy_cookie_flags_warns_of_an_unknown_literal_flag(tmp_path: Path) -> 
                     "proxy_cookie_flags one secure sometimes; } }\n")
     assert any('invalid proxy_cookie_flags flag "sometimes"' in w
                for w in load_config(str(path)).warnings)
+
+
+def test_a_filtered_location_takes_the_task_path(tmp_path: Path) -> None:
+    cfg, _ = _load(tmp_path, "location /f/ { sub_filter a b; proxy_pass http://be; }\n"
+                   "location /p/ { proxy_pass http://be; }")
+    tree = cfg.servers[0].locations
+    assert not tree.find("/f/")[0].proxy_pass.as_is  # the callback path cannot filter
+    assert tree.find("/p/")[0].proxy_pass.as_is

@@ -108,7 +108,17 @@ def _answer(req: Received) -> bytes:
     if path.startswith(b"/redirect"):
         return (b"HTTP/1.1 302 Found\r\nLocation: http://" + req.header(b"host")[0]
                 + b"/redirect/landed\r\nContent-Length: 0\r\n\r\n")
+    if path.startswith((b"/html", b"/plain")):
+        kind = b"text/html; charset=utf-8" if path.startswith(b"/html") else b"text/plain"
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
+                b"Last-Modified: Mon, 01 Jan 2001 00:00:00 GMT\r\nETag: \"abc\"\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(HTML) + HTML)
     return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+# what /html and /plain answer (sub_filter's scenario)
+HTML = (b"<html><head><title>Old Title</title></head><body>Hello from old.example.com, "
+        b"OLD.EXAMPLE.COM and Old.Example.Com; abcabc</body></html>")
 
 
 def _free() -> int:

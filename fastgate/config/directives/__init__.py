@@ -33,6 +33,7 @@ from fastgate.config.directives import (
     rewrite,
     scgi,
     secure_link,
+    sub_filter,
     tls,
     upstream,
     userid,
@@ -43,7 +44,7 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, limits, headers, realip, referer, resolver,
-           secure_link, browser, userid, tls, upstream, ignored)
+           secure_link, sub_filter, browser, userid, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

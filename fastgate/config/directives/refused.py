@@ -10,9 +10,9 @@ that every directive of nginx 1.22's core, event and HTTP modules is one of the 
 
 from __future__ import annotations
 
-OTHER_PROTOCOL = ("fastgate proxies HTTP and HTTPS only (proxy_pass); it does not speak "
-                  "to {} backends")
-BODY_FILTER = "fastgate does not rewrite response bodies"
+OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi and SCGI only; it does not "
+                  "speak to {} backends")
+BODY_FILTER = "fastgate rewrites no response bodies but with sub_filter"
 FILES = "fastgate serves and stores no files"
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
@@ -23,7 +23,6 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
     ("memcached_", "ngx_http_memcached_module", OTHER_PROTOCOL.format("memcached")),
     ("ssi", "ngx_http_ssi_filter_module", BODY_FILTER),
-    ("sub_filter", "ngx_http_sub_filter_module", BODY_FILTER),
     ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
     ("mp4", "ngx_http_mp4_module", FILES),
