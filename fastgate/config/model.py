@@ -490,6 +490,10 @@ class Settings:
     fastcgi_pass_header: tuple[str, ...] = ()
     fastcgi_buffer_size: int = 4096  # the longest response head (one memory page)
     fastcgi_catch_stderr: tuple[str, ...] = ()
+    # the Content-Type of fastgate's own responses (``return``): by the URI's extension
+    # (``types``; None: nginx's built-in three), else ``default_type``
+    types: dict[str, str] | None = None
+    default_type: str = "text/plain"
     # the sub filter module: (match, replacement) pairs, in order
     sub_filter: tuple[tuple[Template, Template], ...] = ()
     sub_filter_once: bool = True

@@ -20,7 +20,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.status import SPECIAL, error_body, reason
 
 if TYPE_CHECKING:
-    from fastgate.config.model import Location
+    from fastgate.config.model import Location, Settings
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
@@ -32,6 +32,10 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 def final_status(req: Request, status: int) -> int:
     """The status the client sees: the one an ``error_page =code`` imposes, if any."""
     return req.override if req.override is not None else status
+
+
+# nginx's types where the configuration names none (ngx_http_core_default_types)
+DEFAULT_TYPES = {"html": "text/html", "gif": "image/gif", "jpg": "image/jpeg"}
 
 
 class Responder:
@@ -83,6 +87,20 @@ class Responder:
         exchange.write(out)
         req.body_bytes_sent = 0 if head_only else len(body)
         req.bytes_sent = len(out)
+
+    @staticmethod
+    def content_type(req: Request, s: Settings) -> bytes:
+        """The Content-Type of a ``return``'s answer, as nginx's
+        ngx_http_set_content_type: the request URI's extension looked up in ``types``
+        (nginx's built-in html, gif and jpg without one), else ``default_type``."""
+        last = req.uri.rpartition("/")[2]
+        dot = last.rfind(".")
+        if dot >= 0:
+            ext = last[dot + 1:].lower()
+            found = (s.types if s.types is not None else DEFAULT_TYPES).get(ext)
+            if found is not None:
+                return found.encode("latin-1")
+        return s.default_type.encode("latin-1")
 
     def client_error(self, req: Request) -> Callable[[str], None]:
         """An error the client caused, logged against its request (a bad cookie)."""

@@ -163,12 +163,12 @@ class RewriteModule:
         if code in REDIRECTS and text is not None:
             self.respond.redirect(conn, req, loc, code, text)
             return DONE
-        if text is None:
-            if code >= 400:
-                return self.fail(conn, req, loc, code)
-            self.respond.send(conn, req, loc, code, b"", None)
-            return DONE
-        self.respond.send(conn, req, loc, code, text.encode("utf-8"), b"text/plain")
+        if text is None and code >= 400:
+            return self.fail(conn, req, loc, code)
+        # with a text or without one, nginx's type for the URI (none on a 204 or 304)
+        kind = (None if code in (204, 304)
+                else self.respond.content_type(req, loc.settings))
+        self.respond.send(conn, req, loc, code, (text or "").encode("utf-8"), kind)
         return DONE
 
 

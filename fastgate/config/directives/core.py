@@ -334,6 +334,24 @@ def large_client_header_buffers(ld: Context, d: Directive) -> tuple[int, int]:
     return (parse_number(d, d.args[0], minimum=1), parse_size(d, d.args[1]))
 
 
+def types_block(ld: Context, lvl: Level, d: Directive) -> None:
+    """``types { TYPE EXTENSION...; ... }``: the Content-Type of fastgate's own
+    responses by the request URI's extension (nginx's mime.types loads as it is). A
+    level's block replaces the outer one's."""
+    lvl.once(d)
+    table: dict[str, str] = {}
+    for entry in d.block or ():
+        if entry.block is not None or not entry.args:
+            raise entry.error(f'invalid number of arguments in "{entry.name}" directive')
+        for ext in entry.args:
+            low = ext.lower()
+            if low in table:
+                ld.warn(f'duplicate extension "{ext}", content type: "{entry.name}", '
+                        f'previous content type: "{table[low]}"', entry)
+            table[low] = entry.name
+    lvl.fields["types"] = table
+
+
 SPECS = [
     Spec("worker_processes", frozenset({MAIN}), 1, 1, set_worker_processes),
     Spec("http_engine", frozenset({MAIN}), 1, 1, set_http_engine),
@@ -370,4 +388,6 @@ SPECS = [
     Spec("port_in_redirect", HSL, 1, 1, setting("port_in_redirect", flag_arg)),
     Spec("server_name_in_redirect", HSL, 1, 1, setting("server_name_in_redirect", flag_arg)),
     Spec("ignore_invalid_headers", HS, 1, 1, setting("ignore_invalid_headers", flag_arg)),
+    Spec("types", HSL, 0, 0, types_block, block=True),
+    Spec("default_type", HSL, 1, 1, setting("default_type", lambda ld, d: d.args[0])),
 ]

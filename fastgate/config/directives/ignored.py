@@ -59,8 +59,6 @@ SPECS = [
     Spec("sendfile", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nopush", HSL, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nodelay", HSL, 1, 1, ignored("fastgate always sets TCP_NODELAY")),
-    Spec("types", HSL, 0, 0, ignored(NO_FILES), block=True),
-    Spec("default_type", HSL, 1, 1, ignored(NO_FILES)),
     Spec("charset", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("server_tokens", HSL, 1, 1, ignored("fastgate sends no Server version")),
     Spec("alias", frozenset({"location"}), 1, 1, ignored(NO_FILES)),
