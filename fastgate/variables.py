@@ -408,6 +408,8 @@ BUILTIN: dict[str, Getter] = {
     # the nginx release whose behaviour fastgate follows (SERVER_SOFTWARE in the stock
     # fastcgi_params says "nginx/$nginx_version")
     "nginx_version": lambda r: NGINX_VERSION,
+    # memcached_pass's key: nginx's module declares it, a set gives it its value
+    "memcached_key": user_variable("memcached_key"),
     "time_local": _time_local,
     "time_iso8601": _time_iso8601,
     "msec": lambda r: f"{time.time():.3f}",

@@ -119,10 +119,10 @@ class Builder:
         proxy_pass = lvl.local.get("proxy_pass") if in_location else None
         if proxy_pass is not None:
             proxy_pass = self._upstream(proxy_pass, settings, origins)
-        cgi_pass = lvl.local.get("cgi_pass") if in_location else None
-        if proxy_pass is not None and cgi_pass is not None:
-            raise origins[f"{cgi_pass.kind}_pass"].error(
-                f'"{cgi_pass.kind}_pass" and "proxy_pass" in one location: name one '
+        app_pass = lvl.local.get("app_pass") if in_location else None
+        if proxy_pass is not None and app_pass is not None:
+            raise origins[f"{app_pass.kind}_pass"].error(
+                f'"{app_pass.kind}_pass" and "proxy_pass" in one location: name one '
                 "content handler")
         status_page = lvl.local.get("status_page", "")
 
@@ -136,16 +136,16 @@ class Builder:
                 s = merge(base, if_lvl)
                 o = merge_origins(base_origins, if_lvl)
                 own = if_lvl.local.get("proxy_pass")
-                own_cgi = if_lvl.local.get("cgi_pass")
+                own_cgi = if_lvl.local.get("app_pass")
                 # the if's own content handler replaces the location's
                 return Location(modifier=modifier, pattern=pattern, settings=s,
                                 where=_where(if_lvl.directive),
                                 proxy_pass=(self._upstream(own, s, o) if own is not None
                                             else None if own_cgi is not None
                                             else base_pp),
-                                cgi_pass=(own_cgi if own_cgi is not None
+                                app_pass=(own_cgi if own_cgi is not None
                                           else None if own is not None
-                                          else cgi_pass),
+                                          else app_pass),
                                 status_page=status_page,
                                 jwt=(self._jwt_check(s, o, where) if s.auth_jwt != "off"
                                      else None))
@@ -165,7 +165,7 @@ class Builder:
             where=where,
             regex=lvl.local.get("regex"),
             proxy_pass=proxy_pass,
-            cgi_pass=cgi_pass,
+            app_pass=app_pass,
             rewrites=rewrites,
             try_files=lvl.local.get("try_files") if in_location else None,
             status_page=status_page,

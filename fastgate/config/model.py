@@ -147,12 +147,12 @@ class ProxyPass:
 
 
 @dataclass(frozen=True, slots=True)
-class CgiPass:
-    """``fastcgi_pass``, ``uwsgi_pass`` or ``scgi_pass ADDRESS`` (``kind``): an upstream
-    group (a block's name, or the implicit group of ``host:port``), or a unix socket's
-    path."""
+class AppPass:
+    """``fastcgi_pass``, ``uwsgi_pass``, ``scgi_pass`` or ``memcached_pass ADDRESS``
+    (``kind``): an upstream group (a block's name, or the implicit group of
+    ``host:port``), or a unix socket's path."""
 
-    kind: str  # "fastcgi", "uwsgi", "scgi": also the prefix of its settings' names
+    kind: str  # "fastcgi", "uwsgi", "scgi", "memcached": its settings' names' prefix
     upstream: str = ""  # the group's name ("" for a unix socket)
     unix: str | None = None  # the socket's path
 
@@ -494,6 +494,12 @@ class Settings:
     # (``types``; None: nginx's built-in three), else ``default_type``
     types: dict[str, str] | None = None
     default_type: str = "text/plain"
+    # the memcached module
+    memcached_connect_timeout: float = 60.0
+    memcached_send_timeout: float = 60.0
+    memcached_read_timeout: float = 60.0
+    memcached_buffer_size: int = 4096
+    memcached_gzip_flag: int = 0
     # the sub filter module: (match, replacement) pairs, in order
     sub_filter: tuple[tuple[Template, Template], ...] = ()
     sub_filter_once: bool = True
@@ -635,7 +641,7 @@ class Location:
     where: Where
     regex: re.Pattern[str] | None = None
     proxy_pass: ProxyPass | None = None
-    cgi_pass: CgiPass | None = None  # fastcgi_pass, uwsgi_pass or scgi_pass
+    app_pass: AppPass | None = None  # fastcgi_pass, uwsgi_pass, scgi_pass, memcached_pass
     # the rewrite module's directives, in order (the location rewrite phase)
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None

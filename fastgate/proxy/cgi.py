@@ -35,7 +35,7 @@ from fastgate.proxy.steps import DONE, finished
 from fastgate.proxy.sub_filter import SubFilter
 
 if TYPE_CHECKING:
-    from fastgate.config.model import CgiParam, CgiPass, Location, Settings
+    from fastgate.config.model import AppPass, CgiParam, Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.exchange import UpstreamExchange
@@ -178,13 +178,13 @@ class CgiModule:
     def plan(self, loc: Location) -> Plan:
         kept = self._plans.get(id(loc))
         if kept is None or kept[0] is not loc:
-            cp = loc.cgi_pass
+            cp = loc.app_pass
             assert cp is not None
             kept = self._plans[id(loc)] = (loc, Plan.of(cp.kind, loc.settings))
         return kept[1]
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
-        cp = loc.cgi_pass
+        cp = loc.app_pass
         assert cp is not None
         plan = self.plan(loc)
         body = b""
@@ -223,7 +223,7 @@ class CgiModule:
         finally:
             app.abort()
 
-    def _peer(self, cp: CgiPass, req: Request) -> Peer | None:
+    def _peer(self, cp: AppPass, req: Request) -> Peer | None:
         if cp.unix is not None:
             req.upstream_addr = f"unix:{cp.unix}"
             return None

@@ -1,6 +1,6 @@
 """The content phase: the status pages and empty_gif, ``proxy_pass`` (in callbacks over
-a pooled idle connection when it can, else in a task), ``fastcgi_pass``, ``uwsgi_pass``
-and ``scgi_pass`` (in a task), ``try_files``'s fallback, or 404."""
+a pooled idle connection when it can, else in a task), ``fastcgi_pass``, ``uwsgi_pass``,
+``scgi_pass`` and ``memcached_pass`` (in a task), ``try_files``'s fallback, or 404."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastgate.proxy.cgi import CgiModule
 from fastgate.proxy.fast import ProxyPass
+from fastgate.proxy.memcached import MemcachedModule
 from fastgate.proxy.steps import DONE
 
 # ngx_http_empty_gif_module's image: a 1x1 transparent GIF, 43 bytes
@@ -46,16 +47,17 @@ class Content:
         self.internal = internal
         # proxy_pass: in callbacks when it can, else on the task path (compiled)
         self.proxy = ProxyPass(upstream, worker.groups)
-        # fastcgi_pass, uwsgi_pass, scgi_pass
+        # fastcgi_pass, uwsgi_pass, scgi_pass; memcached_pass
         self.cgi = CgiModule(worker, respond, upstream, fail)
+        self.memcached = MemcachedModule(worker, respond, upstream, fail)
 
     def handler(self, loc: Location) -> Phase:
         if loc.status_page:
             return self.status_page
         if loc.proxy_pass is not None:
             return self.proxy
-        if loc.cgi_pass is not None:
-            return self.cgi
+        if loc.app_pass is not None:
+            return self.memcached if loc.app_pass.kind == "memcached" else self.cgi
         if loc.try_files is not None:
             return self.try_files
         return self.not_found

@@ -31,11 +31,11 @@ def test_the_address_forms(tmp_path: Path) -> None:
                 "location /d/ { fastcgi_pass unix:php.sock; }")
     tree = cfg.servers[0].locations
     a, b, c, d = (tree.find(p)[0] for p in ("/a/", "/b/", "/c/", "/d/"))
-    assert a.cgi_pass.upstream == "php" and a.cgi_pass.unix is None
-    assert b.cgi_pass.upstream == "127.0.0.1:9001"
+    assert a.app_pass.upstream == "php" and a.app_pass.unix is None
+    assert b.app_pass.upstream == "127.0.0.1:9001"
     assert "127.0.0.1:9001" in cfg.upstreams  # an implicit group, as proxy_pass's
-    assert c.cgi_pass.unix == "/run/php/php-fpm.sock"
-    assert d.cgi_pass.unix == str(tmp_path / "php.sock")  # beside the file
+    assert c.app_pass.unix == "/run/php/php-fpm.sock"
+    assert d.app_pass.unix == str(tmp_path / "php.sock")  # beside the file
 
 
 @pytest.mark.parametrize("body,message", [
@@ -82,7 +82,7 @@ def test_nginx_stock_parameter_files_load_as_they_are(tmp_path: Path, stock: str
     cfg = _load(tmp_path, f"root /srv/www;\nlocation ~ \\.php$ {{ include {stock};\n"
                 f"{kind}_pass php; }}")
     loc = cfg.servers[0].locations.find("/index.php")[0]
-    assert loc.cgi_pass.kind == kind
+    assert loc.app_pass.kind == kind
     names = [p.name for p in getattr(loc.settings, f"{kind}_param")]
     assert b"REQUEST_METHOD" in names and b"SERVER_NAME" in names
     assert (b"SCRIPT_FILENAME" in names) == (stock == "fastcgi.conf")

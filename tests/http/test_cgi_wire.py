@@ -1,5 +1,6 @@
 """The CGI family on the wire: FastCGI records and name-value pairs (http.fastcgi),
-uwsgi packets (http.uwsgi), SCGI netstrings (http.scgi), the CGI head (http.cgi)."""
+uwsgi packets (http.uwsgi), SCGI netstrings (http.scgi), the CGI head (http.cgi), and
+memcached's get (http.memcached)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastgate.http import fastcgi as wire
-from fastgate.http import scgi, uwsgi
+from fastgate.http import memcached, scgi, uwsgi
 from fastgate.http.cgi import CgiHead
 from fastgate.http.engine import ProtocolError
 
@@ -154,3 +155,38 @@ def test_a_bad_status_line_is_a_502_and_fastcgi_takes_none() -> None:
     assert "invalid status line" in e.value.reason
     with pytest.raises(ProtocolError):  # a FastCGI application must send headers
         CgiHead(4096).feed(b"HTTP/1.1 200 OK\r\n\r\n")
+
+
+# --- memcached ----------------------------------------------------------------------------
+
+
+def test_memcached_keys_are_escaped_as_nginx_escapes_them() -> None:
+    assert memcached.request(b"/a b%c\x01\x7f") == b"get /a%20b%25c%01\x7f\r\n"
+
+
+@given(st.binary(max_size=200), st.integers(0, 2**16), st.integers(1, 40))
+def test_memcached_answers_however_they_are_cut(value: bytes, flags: int, step: int) -> None:
+    wire_bytes = b"VALUE k %d %d\r\n%s\r\nEND\r\n" % (flags, len(value), value)
+    answer = memcached.Answer(b"k", 4096)
+    got = None
+    for i in range(0, len(wire_bytes), step):
+        assert got is None
+        got = answer.feed(wire_bytes[i:i + step])
+    assert got == (flags, value)
+
+
+@pytest.mark.parametrize("raw,words", [
+    (b"SERVER_ERROR out of memory\r\n", "invalid response"),
+    (b"VALUE other 0 1\r\nx\r\nEND\r\n", "invalid key"),
+    (b"VALUE k zero 1\r\nx\r\nEND\r\n", "invalid length"),
+    (b"VALUE k 0 1\r\nxy\r\nEND\r\n", "invalid trailer"),
+    (b"END\n", "invalid response"),
+])
+def test_a_bad_memcached_answer_is_a_502(raw: bytes, words: str) -> None:
+    with pytest.raises(ProtocolError) as e:
+        memcached.Answer(b"k", 4096).feed(raw)
+    assert e.value.status == 502 and words in e.value.reason
+
+
+def test_a_memcached_miss() -> None:
+    assert memcached.Answer(b"k", 4096).feed(b"END\r\n") == (0, None)

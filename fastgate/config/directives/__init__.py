@@ -25,6 +25,7 @@ from fastgate.config.directives import (
     limits,
     log,
     maps,
+    memcached,
     mirror,
     proxy,
     realip,
@@ -43,7 +44,7 @@ from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
-           proxy, fastcgi, uwsgi, scgi, limits, headers, realip, referer, resolver,
+           proxy, fastcgi, uwsgi, scgi, memcached, limits, headers, realip, referer, resolver,
            secure_link, sub_filter, browser, userid, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}

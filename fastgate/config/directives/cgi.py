@@ -18,7 +18,7 @@ from fastgate.config.directives.args import (
 )
 from fastgate.config.directives.ignored import NO_BUFFERS, NO_RANGES, NO_TEMP, off_is_ours
 from fastgate.config.directives.proxy import proxy_ignore_headers, streaming
-from fastgate.config.model import CgiParam, CgiPass
+from fastgate.config.model import AppPass, CgiParam
 from fastgate.config.parser import Directive
 from fastgate.config.values import parse_host_port
 
@@ -32,7 +32,7 @@ def pass_handler(kind: str, schemes: tuple[str, ...] = ()) -> Handler:
 
     def handle(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.once(d)
-        other = lvl.local.get("cgi_pass")
+        other = lvl.local.get("app_pass")
         if other is not None:
             raise d.error(f'"{d.name}" and "{other.kind}_pass" in one location: name one '
                           "content handler")
@@ -50,16 +50,16 @@ def pass_handler(kind: str, schemes: tuple[str, ...] = ()) -> Handler:
             path = target[len("unix:"):]
             if not path:
                 raise d.error(f'no path in "{d.args[0]}" of the "{d.name}" directive')
-            lvl.local["cgi_pass"] = CgiPass(kind, unix=ld.path_of(path))
+            lvl.local["app_pass"] = AppPass(kind, unix=ld.path_of(path))
             return
         bare = ":" not in target.lstrip("[").split("]")[-1]
         if bare and target in ld.upstream_names:
-            lvl.local["cgi_pass"] = CgiPass(kind, upstream=target)
+            lvl.local["app_pass"] = AppPass(kind, upstream=target)
             return
         if bare:
             raise d.error(f'no port in upstream "{target}"')
         host, port = parse_host_port(d, target, 0)
-        lvl.local["cgi_pass"] = CgiPass(kind, upstream=ld.implicit_upstream(host, port, d))
+        lvl.local["app_pass"] = AppPass(kind, upstream=ld.implicit_upstream(host, port, d))
 
     return handle
 

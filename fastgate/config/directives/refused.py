@@ -10,8 +10,8 @@ that every directive of nginx 1.22's core, event and HTTP modules is one of the 
 
 from __future__ import annotations
 
-OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi and SCGI only; it does not "
-                  "speak to {} backends")
+OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi, SCGI and memcached only; "
+                  "it does not speak to {} backends")
 BODY_FILTER = "fastgate rewrites no response bodies but with sub_filter"
 FILES = "fastgate serves and stores no files"
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
@@ -21,7 +21,6 @@ ABSENT = "not in fastgate"
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
-    ("memcached_", "ngx_http_memcached_module", OTHER_PROTOCOL.format("memcached")),
     ("ssi", "ngx_http_ssi_filter_module", BODY_FILTER),
     ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
