@@ -494,6 +494,12 @@ class Settings:
     # (``types``; None: nginx's built-in three), else ``default_type``
     types: dict[str, str] | None = None
     default_type: str = "text/plain"
+    # the charset module: the charset added to a response's Content-Type (None: off),
+    # for these types, when it names none
+    charset: Template | None = None
+    charset_types: tuple[str, ...] = ("text/html", "text/xml", "text/plain",
+                                      "text/vnd.wap.wml", "application/javascript",
+                                      "application/rss+xml")
     # the memcached module
     memcached_connect_timeout: float = 60.0
     memcached_send_timeout: float = 60.0

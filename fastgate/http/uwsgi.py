@@ -9,10 +9,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
+from fastgate.errors import FastgateError
+
 MAX_VARS = 65535
 
 
-class TooBig(ValueError):
+class TooBig(FastgateError):
     """The variables do not fit the 16-bit size of the packet (nginx: "uwsgi request is
     too big", a 500)."""
 

@@ -18,6 +18,7 @@ from fastgate.proxy.headers import (
     redirected,
     without_expires,
 )
+from fastgate.proxy.charset import apply as _charset
 from fastgate.proxy.cookies import response_cookies
 from fastgate.proxy.status import reason
 
@@ -130,7 +131,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     in place of the upstream's Expires and Cache-Control, ``add_header``'s; Location and
     Refresh as ``proxy_redirect``'s ``rules`` rewrite them (a Location that is a path made
     absolute; ``rules`` None, FastCGI's: left as they are, as nginx leaves an upstream's
-    relative Location without a rewrite handler), Set-Cookie as ``proxy_cookie_*`` do. Raises
+    relative Location without a rewrite handler), Set-Cookie as ``proxy_cookie_*`` do,
+    Content-Type with ``charset``'s (``proxy.charset``). Raises
     ProtocolError when the engine refuses a header of the upstream's."""
     if exchange is None:  # (a C method call on None would not raise)
         raise TypeError("response_head needs the client's exchange")
@@ -154,6 +156,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
                 headers.extend(expiry)
         if s.add_header:
             headers.extend(respond.headers_added(req, loc, status))
+    if s.charset is not None:
+        headers = _charset(headers, status, s, req)
     length = rhead.content_length if rhead.content_length >= 0 else None
     if s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
         length = None  # chunked, for the trailers to follow

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
-from fastgate.proxy import sub_filter
+from fastgate.proxy import charset, sub_filter
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,
     absolute,
@@ -62,6 +62,8 @@ class Responder:
                 headers.extend(self.added_headers(req, loc, status))
             if s.sets_userid:
                 headers.extend(userid.set_cookie(req, s, self.client_error(req)))
+            if s.charset is not None:
+                headers = charset.apply(headers, status, s, req)
         head_only = req.method == "HEAD" or status in (204, 304)
         req.sent_headers = headers
         exchange = conn.exchange

@@ -17,6 +17,7 @@ from fastgate.config.directives import (
     auth_jwt,
     auth_request,
     browser,
+    charset,
     core,
     fastcgi,
     geo,
@@ -45,7 +46,7 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, limits, headers, realip, referer, resolver,
-           secure_link, sub_filter, browser, userid, tls, upstream, ignored)
+           secure_link, sub_filter, charset, browser, userid, tls, upstream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

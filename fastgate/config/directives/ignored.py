@@ -59,7 +59,6 @@ SPECS = [
     Spec("sendfile", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nopush", HSL, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nodelay", HSL, 1, 1, ignored("fastgate always sets TCP_NODELAY")),
-    Spec("charset", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("server_tokens", HSL, 1, 1, ignored("fastgate sends no Server version")),
     Spec("alias", frozenset({"location"}), 1, 1, ignored(NO_FILES)),
     Spec("index", HSL, 1, None, ignored(NO_FILES)),
@@ -165,7 +164,6 @@ SPECS = [
     Spec("proxy_force_ranges", HSL, 1, 1, ignored(NO_RANGES)),
     Spec("postpone_gzipping", HSL, 1, 1, ignored("fastgate does not compress responses")),
     Spec("gunzip_buffers", HSL, 2, 2, ignored("fastgate does not decompress responses")),
-    Spec("charset_types", HSL, 1, None, ignored("fastgate adds no charset to Content-Type")),
     Spec("limit_rate", HSL | {LIF}, 1, 1, ignored(NO_RATE)),
     Spec("limit_rate_after", HSL | {LIF}, 1, 1, ignored(NO_RATE)),
     Spec("proxy_limit_rate", HSL, 1, 1, ignored(
