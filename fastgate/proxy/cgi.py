@@ -184,8 +184,6 @@ class CgiModule:
         return kept[1]
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
-        cp = loc.app_pass
-        assert cp is not None
         plan = self.plan(loc)
         body = b""
         if req.head.content_length != 0:
@@ -199,8 +197,23 @@ class CgiModule:
         except uwsgi.TooBig as e:
             self.w.log.error(str(e), conn, req)
             return await finished(self.fail(conn, req, loc, 500))
-        peer = self._peer(cp, req)
-        if peer is None and cp.unix is None:
+        connected = await self.connect(conn, req, loc, plan.connect_timeout)
+        if not isinstance(connected, tuple):
+            return connected
+        app, peer, started = connected
+        try:
+            return await self._run(conn, req, loc, plan, peer, app, data, started)
+        finally:
+            app.abort()
+
+    async def connect(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
+                      ) -> tuple[AppConnection, Peer | None, float] | Step:
+        """A connection to the location's application (a server of its group, or its
+        unix socket), the server, and when connecting began; or the failure's answer."""
+        ap = loc.app_pass
+        assert ap is not None
+        peer = self._peer(ap, req)
+        if peer is None and ap.unix is None:
             self.w.log.error("no live upstreams while connecting to upstream", conn, req)
             return await finished(self.fail(conn, req, loc, 502))
         started = time.monotonic()
@@ -208,20 +221,17 @@ class CgiModule:
         try:
             app = await asyncio.wait_for(
                 AppConnection.open(server.host if server else "", server.port if server else 0,
-                                   cp.unix), plan.connect_timeout)
+                                   ap.unix), timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,
                                       f"{TIMED_OUT} while connecting to upstream")
         except OSError as e:
-            where = f" to {req.upstream_addr}" if cp.unix is not None else ""
+            where = f" to {req.upstream_addr}" if ap.unix is not None else ""
             return await self._failed(conn, req, loc, peer, 502, f"connect(){where} failed "
                                       f"({e.errno}: {e.strerror}) while connecting to "
                                       "upstream")
         req.upstream_connect_time = time.monotonic() - started
-        try:
-            return await self._run(conn, req, loc, plan, peer, app, data, started)
-        finally:
-            app.abort()
+        return app, peer, started
 
     def _peer(self, cp: AppPass, req: Request) -> Peer | None:
         if cp.unix is not None:

@@ -7,7 +7,6 @@ application" pattern), an empty key a 500, a bad answer a 502."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -33,8 +32,6 @@ class MemcachedModule(CgiModule):
     to an application: its server, its connection, its failures)."""
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
-        ap = loc.app_pass
-        assert ap is not None
         s = loc.settings
         if req.head.content_length != 0:  # read and dropped: memcached gets no body
             if await self.upstream.read_whole_body(conn, req, loc) is None:
@@ -43,24 +40,10 @@ class MemcachedModule(CgiModule):
         if not key:
             self.w.log.error('the "$memcached_key" variable is not set', conn, req)
             return await finished(self.fail(conn, req, loc, 500))
-        peer = self._peer(ap, req)
-        if peer is None and ap.unix is None:
-            self.w.log.error("no live upstreams while connecting to upstream", conn, req)
-            return await finished(self.fail(conn, req, loc, 502))
-        started = time.monotonic()
-        server = peer.server if peer is not None else None
-        try:
-            app = await asyncio.wait_for(
-                AppConnection.open(server.host if server else "", server.port if server else 0,
-                                   ap.unix), s.memcached_connect_timeout)
-        except TimeoutError:
-            return await self._failed(conn, req, loc, peer, 504,
-                                      f"{TIMED_OUT} while connecting to upstream")
-        except OSError as e:
-            return await self._failed(conn, req, loc, peer, 502, f"connect() failed "
-                                      f"({e.errno}: {e.strerror}) while connecting to "
-                                      "upstream")
-        req.upstream_connect_time = time.monotonic() - started
+        connected = await self.connect(conn, req, loc, s.memcached_connect_timeout)
+        if not isinstance(connected, tuple):
+            return connected
+        app, peer, started = connected
         try:
             return await self._ask(conn, req, loc, peer, app, key, started)
         finally:

@@ -127,12 +127,15 @@ class FastcgiBackend:
         if not ready.wait(10):
             raise RuntimeError("FastCGI backend did not start")
 
+    def _protocol(self) -> asyncio.Protocol:
+        return _Conn(self._state)
+
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
         if self._unix is not None:
-            made = self._loop.create_unix_server(lambda: _Conn(self._state), self._unix)
+            made = self._loop.create_unix_server(self._protocol, self._unix)
         else:
-            made = self._loop.create_server(lambda: _Conn(self._state), "127.0.0.1", 0)
+            made = self._loop.create_server(self._protocol, "127.0.0.1", 0)
         server = self._loop.run_until_complete(made)
         self.port = 0 if self._unix is not None else server.sockets[0].getsockname()[1]
         ready.set()
@@ -236,15 +239,8 @@ class StreamBackend(FastcgiBackend):
         self._stream = _StreamState(parse_uwsgi if kind == "uwsgi" else parse_scgi, answer)
         super().__init__()
 
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(self._loop.create_server(
-            lambda: _StreamConn(self._stream), "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
-        self._loop.run_forever()
-        server.close()
-        self._loop.run_until_complete(server.wait_closed())
+    def _protocol(self) -> asyncio.Protocol:
+        return _StreamConn(self._stream)
 
     def requests(self) -> list[FcgiReceived]:
         with self._stream.lock:

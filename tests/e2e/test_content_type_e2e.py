@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_nginx_parity_e2e import NGINX, Side, _request
+from test_nginx_parity_e2e import NGINX, _request, both
 
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx is installed by make test (test-deps)")
@@ -35,15 +35,8 @@ PATHS = ["/plain/a", "/plain/a.html", "/plain/a.JPG", "/plain/a.css", "/plain/di
 def test_content_types_as_nginx(tmp_path: Path, engine: str) -> None:
     if not MIME.exists():
         pytest.skip("nginx's mime.types comes with the nginx package (test-deps)")
-    sides = []
-    try:
-        for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp_path, BLOCK.replace("MIME", str(MIME)), engine))
-        nginx, fastgate = sides
+    with both(tmp_path, BLOCK.replace("MIME", str(MIME)), engine) as (nginx, fastgate):
         for path in PATHS:
             want, got = nginx.send(_request("GET", path)), fastgate.send(_request("GET", path))
             assert got[0] == want[0], path
             assert got[1].get("content-type") == want[1].get("content-type"), path
-    finally:
-        for side in sides:
-            side.stop()

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,19 @@ class Side:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.backend.stop()
+
+
+@contextmanager
+def both(tmp: Path, block: str, engine: str) -> Iterator[tuple[Side, Side]]:
+    """nginx and fastgate, each with ``block`` in its http block, stopped after."""
+    sides: list[Side] = []
+    try:
+        for kind in ("nginx", "fastgate"):
+            sides.append(Side(kind, tmp, block, engine))
+        yield sides[0], sides[1]
+    finally:
+        for side in sides:
+            side.stop()
 
 
 def _request(method: str, path: str, *headers: str, body: bytes = b"") -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_nginx_parity_e2e import NGINX, Side, _request
+from test_nginx_parity_e2e import NGINX, _request, both
 
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx is installed by make test (test-deps)")
@@ -52,11 +52,7 @@ def _dechunk(headers: dict[str, str], body: bytes) -> bytes:
 
 
 def test_sub_filter_as_nginx(tmp_path: Path, engine: str) -> None:
-    sides = []
-    try:
-        for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp_path, BLOCK, engine))
-        nginx, fastgate = sides
+    with both(tmp_path, BLOCK, engine) as (nginx, fastgate):
         for path in PATHS:
             raw = _request("GET", path)
             want, got = nginx.send(raw), fastgate.send(raw)
@@ -67,6 +63,3 @@ def test_sub_filter_as_nginx(tmp_path: Path, engine: str) -> None:
             assert g == w, (path, w, g)
             for name in ("content-length", "last-modified", "etag", "content-type"):
                 assert got[1].get(name) == want[1].get(name), (path, name, want[1], got[1])
-    finally:
-        for side in sides:
-            side.stop()
