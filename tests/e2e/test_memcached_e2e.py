@@ -15,6 +15,7 @@ from test_nginx_parity_e2e import NGINX, Side, _request
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx is installed by make test (test-deps)")
 
+SECRET = "memcached-test-secret-0123456789abcdef"
 STORE = {b"/page": (0, b"<p>cached page</p>"), b"/zipped": (2, b"\x1f\x8bnot-really"),
          b"/a%20b%25c": (0, b"escaped key")}
 
@@ -95,4 +96,33 @@ def test_memcached_as_nginx(tmp_path: Path, engine: str) -> None:
     finally:
         for side in sides:
             side.stop()
+        mc.stop()
+
+
+def test_a_refused_request_asks_memcached_nothing(gateway, free) -> None:  # type: ignore[no-untyped-def]
+    import http.client
+
+    import jwt as pyjwt
+
+    mc = Memcached()
+    try:
+        port = free()
+        gateway(f"""http {{ access_log off; server {{ listen 127.0.0.1:{port};
+            location / {{ auth_jwt on; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
+                         set $memcached_key "/page"; memcached_pass 127.0.0.1:{mc.port}; }}
+            }} }}""", port)
+        forged = pyjwt.encode({"sub": "eve"}, "wrong-key-" * 4, algorithm="HS256")
+        for auth in (None, "Bearer a.b.c", f"Bearer {forged}"):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/x", headers={"Authorization": auth} if auth else {})
+            assert c.getresponse().status == 401
+            c.close()
+        assert mc.raw == []  # not one byte
+        good = pyjwt.encode({"sub": "ann"}, SECRET, algorithm="HS256")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/x", headers={"Authorization": f"Bearer {good}"})
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"<p>cached page</p>")
+        c.close()
+    finally:
         mc.stop()
