@@ -280,9 +280,15 @@ class CgiModule:
                     relay.cut()
                     return DONE
                 except OSError as e:
-                    data = b""
-                    self.w.log.error(f"recv() failed ({e.errno}: {e.strerror}) while "
-                                     "reading upstream", conn, req)
+                    # a reset is never the end of a response, even where the end is
+                    # the connection's
+                    message = (f"recv() failed ({e.errno}: {e.strerror}) while reading "
+                               "upstream")
+                    if relay is None:
+                        return await self._failed(conn, req, loc, peer, 502, message)
+                    self.w.log.error(message, conn, req)
+                    relay.cut()
+                    return DONE
                 if not data:
                     if relay is not None and output.closed():
                         relay.end()

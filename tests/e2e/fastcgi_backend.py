@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import struct
 import threading
 from collections.abc import Callable
@@ -156,6 +157,10 @@ class FastcgiBackend:
         self._thread.join(5)
 
 
+# an answer ending so is cut by a TCP reset after what precedes it
+RESET = b"<RESET>"
+
+
 class _StreamConn(asyncio.Protocol):
     """uwsgi or SCGI: the request is read whole (its size is in its first bytes), the
     answer written, the connection closed."""
@@ -176,7 +181,14 @@ class _StreamConn(asyncio.Protocol):
             return
         with self.state.lock:
             self.state.requests.append(got)
-        self.t.write(self.state.answer(got))  # type: ignore[attr-defined]
+        out = self.state.answer(got)
+        if out.endswith(RESET):  # the connection is reset after the bytes before it
+            self.t.write(out[:-len(RESET)])  # type: ignore[attr-defined]
+            sock = self.t.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.t.abort()
+            return
+        self.t.write(out)  # type: ignore[attr-defined]
         self.t.close()
 
 

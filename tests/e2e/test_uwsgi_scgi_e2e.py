@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
-from fastcgi_backend import FcgiReceived, StreamBackend
+from fastcgi_backend import RESET, FcgiReceived, StreamBackend
 
 SECRET = "uwsgi-scgi-test-secret-0123456789abcdef"
 KINDS = ("uwsgi", "scgi")
@@ -32,6 +32,8 @@ def _answer(r: FcgiReceived) -> bytes:
         return b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nnot fifty"
     if uri.endswith("/nohead"):
         return b"HTTP/1.1 200 OK\r\nX-Unfinished: yes"
+    if uri.endswith("/reset"):  # no length: only the connection's end would end it
+        return b"HTTP/1.1 200 OK\r\n\r\npart of it" + RESET
     if uri.endswith("/badline"):
         return b"HTTP/1.x 200 OK\r\n\r\n"
     params = {n.decode("latin-1"): v.decode("latin-1") for n, v in r.params}
@@ -109,6 +111,8 @@ def test_failures(served) -> None:  # type: ignore[no-untyped-def]
     status, _, _ = ask("GET", "/nohead")
     assert status == 502
     assert "upstream prematurely closed connection while reading response header" in g.stderr
+    with pytest.raises(http.client.IncompleteRead):  # a reset is not an end
+        ask("GET", "/reset")
     status, _, _ = ask("GET", "/badline")
     assert status == 502 and "upstream sent invalid status line" in g.stderr
     assert "Traceback" not in g.stderr
