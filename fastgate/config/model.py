@@ -386,7 +386,7 @@ class ProxyBind:
     transparent: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything inherited http → server → location (nginx's merge rules; one place:
     ``fastgate.config.merge``). Defaults are nginx's unless the comment says otherwise."""
