@@ -72,6 +72,9 @@ load-deps: build
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { \
 	  echo "installing wrk and nginx (Debian packages) for the load benchmark"; \
 	  apt-get install -y -q wrk nginx >/dev/null; }
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { \
+	  echo "installing haproxy (Debian package): the benchmark's JWT-checking C peer"; \
+	  apt-get install -y -q haproxy >/dev/null; }
 	@$(VPY) -c "import aiohttp" 2>/dev/null || $(VPY) -m pip install -q aiohttp
 
 bench-load: load-deps

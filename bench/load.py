@@ -20,7 +20,10 @@ p99 ratio for every row, then the targets of issue #5;
     python bench/load.py [--duration 5] [--runs 3] [--rows all|quick] [--json out.json]
 
 Needs wrk and nginx (Debian packages ``wrk`` and ``nginx``; ``make bench-load``
-installs them) and aiohttp for the peer row.
+installs them) and aiohttp for the peer row. With HAProxy (Debian ``haproxy``, installed
+by ``make load-deps``) it also runs HAProxy 2.6 checking the same HS256 tokens natively
+(``jwt_verify``, exp, sub forwarded), each run paired with the fast engine's valid and 401
+rows, and prints issue #19's plain-HTTP targets against it.
 """
 
 from __future__ import annotations
@@ -84,6 +87,9 @@ class Result:
     ratio: list[float] = field(default_factory=list)  # per run, to the paired nginx run
     p99_ratio: list[float] = field(default_factory=list)
     peer_ratio: list[float] = field(default_factory=list)  # per run, to the paired peer run
+    # per run, to the paired HAProxy run (req/s, and p99 as a ratio)
+    haproxy_ratio: list[float] = field(default_factory=list)
+    haproxy_p99_ratio: list[float] = field(default_factory=list)
     note: str = ""
 
     def median(self, values: list[float]) -> float:
@@ -133,6 +139,10 @@ class Bench:
         self.caches: tuple[float, float, float] | None = None  # RSS around the cache rows
         self.peer_url: str | None = None
         self.peer_headers: list[str] = []
+        # HAProxy verifying the same tokens natively (None: not installed); its rows are
+        # paired with the fastgate rows of the same kind
+        self.haproxy_url: str | None = None
+        self.haproxy_rows: dict[str, Result] = {}
         self.peer_row: Result | None = None
 
     def start(self, cmd: list[str], port: int, cpu: str = "0") -> subprocess.Popen:
@@ -161,16 +171,23 @@ http {{ access_log off; {body} }}
         return self.start(["nginx", "-c", str(conf), "-p", str(self.tmp)], port, cpu)
 
     def measure(self, name: str, url: str, headers: list[str] | None = None,
-                script: str | None = None, note: str = "", vs_peer: bool = False) -> Result:
+                script: str | None = None, note: str = "", vs_peer: bool = False,
+                vs_haproxy: str = "") -> Result:
+        """A row; ``vs_haproxy`` names the HAProxy row ("valid", "401") each run is also
+        paired with, with the same headers."""
         r = Result(name, note=note)
         run_wrk(url, 1, headers or [], script)  # warm-up: pools filled, caches primed
         vs_peer = vs_peer and self.peer_url is not None
         for _ in range(self.args.runs):
             ref = self.reference()
             peer = self.peer_run(ref) if vs_peer else 0.0
+            theirs = self.haproxy_run(vs_haproxy, headers or [], ref) if vs_haproxy else None
             run = run_wrk(url, self.args.duration, headers or [], script)
             if peer:
                 r.peer_ratio.append(run[0] / peer)
+            if theirs is not None:
+                r.haproxy_ratio.append(run[0] / theirs[0])
+                r.haproxy_p99_ratio.append(run[2] / theirs[1])
             r.record(run, ref)
         self.results.append(r)
         print(f"  {name:44s} {r.median(r.rps):9.0f} req/s  p50 {r.median(r.p50):6.2f} ms  "
@@ -184,6 +201,50 @@ http {{ access_log off; {body} }}
         run = run_wrk(self.peer_url, self.args.duration, self.peer_headers, None)
         self.peer_row.record(run, ref)
         return run[0]
+
+    def haproxy_run(self, kind: str, headers: list[str],
+                    ref: tuple[float, float]) -> tuple[float, float] | None:
+        """One run of HAProxy's JWT path (req/s, p99), recorded in its ``kind`` row."""
+        if self.haproxy_url is None:
+            return None
+        run = run_wrk(self.haproxy_url, self.args.duration, headers, None)
+        self.haproxy_rows[kind].record(run, ref)
+        return run[0], run[2]
+
+    def haproxy(self, port: int) -> None:
+        """HAProxy 2.6 checking the tokens itself, as a fair equivalent of the /hs/
+        location: alg HS256, the signature, exp against now, sub forwarded as a header;
+        one thread, kept connections to the backend."""
+        conf = self.tmp / "haproxy.cfg"
+        verify = f'var(txn.bearer),jwt_verify(txn.alg,"{SECRET}")'
+        conf.write_text(f"""global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-var(txn.bearer) http_auth_bearer
+    http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
+    http-request deny deny_status 401 unless {{ var(txn.alg) -m str HS256 }}
+    http-request deny deny_status 401 unless {{ {verify} -m int 1 }}
+    http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')
+    http-request set-var(txn.now) date()
+    http-request deny deny_status 401 unless {{ var(txn.exp),sub(txn.now) -m int gt 0 }}
+    http-request set-header X-Sub %[var(txn.bearer),jwt_payload_query('$.sub')]
+    default_backend be
+backend be
+    server s1 127.0.0.1:{self.backend_port}
+""")
+        self.start(["haproxy", "-f", str(conf)], port)
+        self.haproxy_url = f"http://127.0.0.1:{port}/hs/x"
+        self.haproxy_rows = {"valid": Result("HAProxy 2.6 jwt_verify: HS256 valid + claim header"),
+                             "401": Result("HAProxy 2.6 jwt_verify: HS256 invalid signature (401)")}
 
     def reference(self) -> tuple[float, float]:
         """One run of nginx proxy_pass (req/s, p99), recorded in the nginx row."""
@@ -293,6 +354,11 @@ http {{ access_log off;
             run_wrk(self.peer_url, 1, self.peer_headers, None)
         else:
             print("  (aiohttp not installed: the peer is skipped; pip install aiohttp)")
+        if shutil.which("haproxy") is not None:
+            self.haproxy(free_port())
+            run_wrk(self.haproxy_url or "", 1, [f"Authorization: Bearer {hs}"], None)
+        else:
+            print("  (haproxy not installed: its rows are skipped; make load-deps installs it)")
         rs = self.token("RS256", str(rsa_key))
         es = self.token("ES256", str(ec_key))
         engines = ["httptools", "h11"] if a.rows == "all" else ["httptools"]
@@ -304,10 +370,13 @@ http {{ access_log off;
             url = f"http://127.0.0.1:{port}"
             self.measure(f"fastgate {engine}: no auth", f"{url}/")
             first = rss_mib(p.pid)
+            fast = engine == "httptools"
             self.measure(f"fastgate {engine}: HS256 valid + claim header", f"{url}/hs/x",
-                         [f"Authorization: Bearer {hs}"], vs_peer=True)
+                         [f"Authorization: Bearer {hs}"], vs_peer=True,
+                         vs_haproxy="valid" if fast else "")
             self.measure(f"fastgate {engine}: HS256 invalid signature (401)", f"{url}/hs/x",
-                         [f"Authorization: Bearer {hs[:-2]}AA"], note="401 path")
+                         [f"Authorization: Bearer {hs[:-2]}AA"], note="401 path",
+                         vs_haproxy="401" if fast else "")
             if a.rows == "all" or engine == "httptools":
                 self.measure(f"fastgate {engine}: RS256 valid, cached", f"{url}/rs/x",
                              [f"Authorization: Bearer {rs}"])
@@ -332,16 +401,19 @@ http {{ access_log off;
 
         if self.peer_row is not None and self.peer_row.rps:
             self.results.append(self.peer_row)
+        self.results.extend(r for r in self.haproxy_rows.values() if r.rps)
 
         print(f"\nnginx proxy_pass, {len(self.nginx_row.rps)} runs paired with the rows: "
               f"{min(self.nginx_row.rps):.0f} to {max(self.nginx_row.rps):.0f} req/s")
-        print("\n| row | req/s | p50 ms | p99 ms | vs nginx | p99 vs nginx | vs peer |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("\n| row | req/s | p50 ms | p99 ms | vs nginx | p99 vs nginx | vs peer "
+              "| vs HAProxy |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in self.results:
             vs_peer = f"{r.median(r.peer_ratio):.2f}" if r.peer_ratio else ""
+            vs_hap = f"{r.median(r.haproxy_ratio):.2f}" if r.haproxy_ratio else ""
             print(f"| {r.name} | {r.median(r.rps):.0f} | {r.median(r.p50):.2f} | "
                   f"{r.median(r.p99):.2f} | {r.median(r.ratio):.2f} | "
-                  f"{r.median(r.p99_ratio):.2f} | {vs_peer} |")
+                  f"{r.median(r.p99_ratio):.2f} | {vs_peer} | {vs_hap} |")
         for engine, (first, last) in memory.items():
             print(f"\nfastgate {engine} RSS: {first:.1f} MiB after the first run, "
                   f"{last:.1f} MiB after all runs ({last - first:+.1f} MiB)")
@@ -387,6 +459,19 @@ http {{ access_log off;
             print(f"  (of which the three verified-token caches filling up, 10000 entries "
                   f"each: {full - before:+.1f} MiB; the same traffic once more with the caches "
                   f"full: {again - full:+.1f} MiB)")
+        # issue #19's, through the runs paired with an HAProxy run (plain HTTP; the TLS
+        # rows and the perf split are not in this benchmark yet)
+        hap, hap_p99 = med(valid, "haproxy_ratio"), med(valid, "haproxy_p99_ratio")
+        if hap:
+            print("\nTargets (issue #19, plain HTTP):")
+            line(hap >= 0.8, f"valid HS256 + claim: {hap:.2f} of HAProxy's jwt_verify (>= 0.80)")
+            if ratio is not None:
+                line(ratio >= 0.55, f"valid HS256 + claim: {ratio:.2f} of nginx (>= 0.55)")
+            if hap_p99:
+                line(hap_p99 <= 1.5, f"its p99: {hap_p99:.2f}x HAProxy's (<= 1.5)")
+            deny = med(invalid, "haproxy_ratio")
+            if deny:
+                line(deny >= 1.0, f"401 path: {deny:.2f} of HAProxy's deny path (>= 1)")
 
     def close(self) -> None:
         for p in self.procs:
