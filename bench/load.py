@@ -23,7 +23,9 @@ Needs wrk and nginx (Debian packages ``wrk`` and ``nginx``; ``make bench-load``
 installs them) and aiohttp for the peer row. With HAProxy (Debian ``haproxy``, installed
 by ``make load-deps``) it also runs HAProxy 2.6 checking the same HS256 tokens natively
 (``jwt_verify``, exp, sub forwarded), each run paired with the fast engine's valid and 401
-rows, and prints issue #19's plain-HTTP targets against it.
+rows, and prints issue #19's targets against it. nginx, HAProxy and fastgate also
+terminate TLS (one ECDSA P-256 certificate the benchmark makes): the TLS rows are paired
+with nginx over TLS, fastgate's with HAProxy over TLS.
 """
 
 from __future__ import annotations
@@ -142,7 +144,11 @@ class Bench:
         # HAProxy verifying the same tokens natively (None: not installed); its rows are
         # paired with the fastgate rows of the same kind
         self.haproxy_url: str | None = None
+        self.haproxy_tls_url = ""
         self.haproxy_rows: dict[str, Result] = {}
+        # nginx proxy_pass over TLS: the reference of the TLS rows
+        self.nginx_tls_url = ""
+        self.nginx_tls_row: Result | None = None
         self.peer_row: Result | None = None
 
     def start(self, cmd: list[str], port: int, cpu: str = "0") -> subprocess.Popen:
@@ -179,7 +185,7 @@ http {{ access_log off; {body} }}
         run_wrk(url, 1, headers or [], script)  # warm-up: pools filled, caches primed
         vs_peer = vs_peer and self.peer_url is not None
         for _ in range(self.args.runs):
-            ref = self.reference()
+            ref = self.reference(tls=url.startswith("https:"))
             peer = self.peer_run(ref) if vs_peer else 0.0
             theirs = self.haproxy_run(vs_haproxy, headers or [], ref) if vs_haproxy else None
             run = run_wrk(url, self.args.duration, headers or [], script)
@@ -207,11 +213,12 @@ http {{ access_log off; {body} }}
         """One run of HAProxy's JWT path (req/s, p99), recorded in its ``kind`` row."""
         if self.haproxy_url is None:
             return None
-        run = run_wrk(self.haproxy_url, self.args.duration, headers, None)
+        url = self.haproxy_tls_url if kind == "tls" else self.haproxy_url
+        run = run_wrk(url, self.args.duration, headers, None)
         self.haproxy_rows[kind].record(run, ref)
         return run[0], run[2]
 
-    def haproxy(self, port: int) -> None:
+    def haproxy(self, port: int, tls_port: int) -> None:
         """HAProxy 2.6 checking the tokens itself, as a fair equivalent of the /hs/
         location: alg HS256, the signature, exp against now, sub forwarded as a header;
         one thread, kept connections to the backend."""
@@ -229,6 +236,7 @@ defaults
     http-reuse always
 frontend fe
     bind 127.0.0.1:{port}
+    bind 127.0.0.1:{tls_port} ssl crt {self.tls_files()[2]}
     http-request set-var(txn.bearer) http_auth_bearer
     http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
     http-request deny deny_status 401 unless {{ var(txn.alg) -m str HS256 }}
@@ -243,14 +251,21 @@ backend be
 """)
         self.start(["haproxy", "-f", str(conf)], port)
         self.haproxy_url = f"http://127.0.0.1:{port}/hs/x"
-        self.haproxy_rows = {"valid": Result("HAProxy 2.6 jwt_verify: HS256 valid + claim header"),
-                             "401": Result("HAProxy 2.6 jwt_verify: HS256 invalid signature (401)")}
+        self.haproxy_tls_url = f"https://127.0.0.1:{tls_port}/hs/x"
+        self.haproxy_rows = {
+            "valid": Result("HAProxy 2.6 jwt_verify: HS256 valid + claim header"),
+            "401": Result("HAProxy 2.6 jwt_verify: HS256 invalid signature (401)"),
+            "tls": Result("HAProxy 2.6 jwt_verify over TLS: HS256 valid + claim header")}
 
-    def reference(self) -> tuple[float, float]:
-        """One run of nginx proxy_pass (req/s, p99), recorded in the nginx row."""
-        run = run_wrk(self.nginx_url, self.args.duration, [], None)
+    def reference(self, tls: bool = False) -> tuple[float, float]:
+        """One run of nginx proxy_pass (req/s, p99), recorded in the nginx row; over TLS
+        for the TLS rows."""
+        row = self.nginx_tls_row if tls else self.nginx_row
+        assert row is not None
+        run = run_wrk(self.nginx_tls_url if tls else self.nginx_url, self.args.duration, [],
+                      None)
         ref = (run[0], run[2])
-        self.nginx_row.record(run, ref)  # (its ratios to itself: 1.0)
+        row.record(run, ref)  # (its ratios to itself: 1.0)
         return ref
 
     def token(self, alg: str = "HS256", key: str = SECRET, sub: str = "user123") -> str:
@@ -282,8 +297,9 @@ end
 """)
         return str(path)
 
-    def fastgate_conf(self, port: int, rsa_pem: Path, ec_pem: Path) -> Path:
+    def fastgate_conf(self, port: int, rsa_pem: Path, ec_pem: Path, tls_port: int) -> Path:
         conf = self.tmp / f"fastgate-{port}.conf"
+        cert, key, _ = self.tls_files()
         conf.write_text(f"""
 error_log {self.tmp}/fastgate-{port}.log error;
 http {{ access_log off;
@@ -291,6 +307,8 @@ http {{ access_log off;
                keepalive_requests 1000000; }}
   server {{
     listen 127.0.0.1:{port};
+    listen 127.0.0.1:{tls_port} ssl;
+    ssl_certificate {cert}; ssl_certificate_key {key};
     keepalive_requests 1000000;
     auth_jwt_key "{SECRET}";
     location / {{ proxy_pass http://be; }}
@@ -304,6 +322,34 @@ http {{ access_log off;
 }}
 """)
         return conf
+
+    def tls_files(self) -> tuple[Path, Path, Path]:
+        """An ECDSA P-256 certificate for 127.0.0.1, its key, and both in one file
+        (HAProxy's crt): made once per run."""
+        cert, key, both = (self.tmp / n for n in ("tls.crt", "tls.key", "tls.pem"))
+        if both.exists():
+            return cert, key, both
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives import serialization as ser
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        k = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        now = datetime.datetime.now(datetime.UTC)
+        c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+             .public_key(k.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(days=1))
+             .not_valid_after(now + datetime.timedelta(days=30))
+             .sign(k, hashes.SHA256()))
+        cert.write_bytes(c.public_bytes(ser.Encoding.PEM))
+        key.write_bytes(k.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8,
+                                        ser.NoEncryption()))
+        both.write_bytes(cert.read_bytes() + key.read_bytes())
+        return cert, key, both
 
     def keys(self) -> tuple[Path, Path, Path, Path]:
         from cryptography.hazmat.primitives import serialization as ser
@@ -339,6 +385,17 @@ http {{ access_log off;
         self.nginx_row = Result("nginx proxy_pass (no auth)")
         self.results.append(self.nginx_row)
         run_wrk(self.nginx_url, 1, [], None)
+        cert, key, _ = self.tls_files()
+        port = free_port()
+        self.nginx("proxy-tls", f"""upstream be {{ server 127.0.0.1:{self.backend_port};
+            keepalive 64; keepalive_requests 1000000; }}
+            server {{ listen 127.0.0.1:{port} ssl; keepalive_requests 1000000;
+            ssl_certificate {cert}; ssl_certificate_key {key};
+            location / {{ proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_pass http://be; }} }}""", port, "0")
+        self.nginx_tls_url = f"https://127.0.0.1:{port}/"
+        self.nginx_tls_row = Result("nginx proxy_pass over TLS (no auth)")
+        run_wrk(self.nginx_tls_url, 1, [], None)
 
         rsa_key, rsa_pem, ec_key, ec_pem = self.keys()
         hs = self.token()
@@ -355,7 +412,7 @@ http {{ access_log off;
         else:
             print("  (aiohttp not installed: the peer is skipped; pip install aiohttp)")
         if shutil.which("haproxy") is not None:
-            self.haproxy(free_port())
+            self.haproxy(free_port(), free_port())
             run_wrk(self.haproxy_url or "", 1, [f"Authorization: Bearer {hs}"], None)
         else:
             print("  (haproxy not installed: its rows are skipped; make load-deps installs it)")
@@ -365,7 +422,8 @@ http {{ access_log off;
         memory: dict[str, tuple[float, float]] = {}
         for engine in engines:
             port = free_port()
-            conf = self.fastgate_conf(port, rsa_pem, ec_pem)
+            tls_port = free_port()
+            conf = self.fastgate_conf(port, rsa_pem, ec_pem, tls_port)
             p = self.start([PY, "-m", "fastgate", "-c", str(conf), "--http-engine", engine], port)
             url = f"http://127.0.0.1:{port}"
             self.measure(f"fastgate {engine}: no auth", f"{url}/")
@@ -377,6 +435,10 @@ http {{ access_log off;
             self.measure(f"fastgate {engine}: HS256 invalid signature (401)", f"{url}/hs/x",
                          [f"Authorization: Bearer {hs[:-2]}AA"], note="401 path",
                          vs_haproxy="401" if fast else "")
+            if fast:
+                self.measure(f"fastgate {engine} over TLS: HS256 valid + claim header",
+                             f"https://127.0.0.1:{tls_port}/hs/x",
+                             [f"Authorization: Bearer {hs}"], vs_haproxy="tls")
             if a.rows == "all" or engine == "httptools":
                 self.measure(f"fastgate {engine}: RS256 valid, cached", f"{url}/rs/x",
                              [f"Authorization: Bearer {rs}"])
@@ -402,6 +464,8 @@ http {{ access_log off;
         if self.peer_row is not None and self.peer_row.rps:
             self.results.append(self.peer_row)
         self.results.extend(r for r in self.haproxy_rows.values() if r.rps)
+        if self.nginx_tls_row is not None and self.nginx_tls_row.rps:
+            self.results.append(self.nginx_tls_row)
 
         print(f"\nnginx proxy_pass, {len(self.nginx_row.rps)} runs paired with the rows: "
               f"{min(self.nginx_row.rps):.0f} to {max(self.nginx_row.rps):.0f} req/s")
@@ -459,11 +523,11 @@ http {{ access_log off;
             print(f"  (of which the three verified-token caches filling up, 10000 entries "
                   f"each: {full - before:+.1f} MiB; the same traffic once more with the caches "
                   f"full: {again - full:+.1f} MiB)")
-        # issue #19's, through the runs paired with an HAProxy run (plain HTTP; the TLS
-        # rows and the perf split are not in this benchmark yet)
+        # issue #19's, through the runs paired with an HAProxy run (the perf split is not
+        # in this benchmark yet)
         hap, hap_p99 = med(valid, "haproxy_ratio"), med(valid, "haproxy_p99_ratio")
         if hap:
-            print("\nTargets (issue #19, plain HTTP):")
+            print("\nTargets (issue #19):")
             line(hap >= 0.8, f"valid HS256 + claim: {hap:.2f} of HAProxy's jwt_verify (>= 0.80)")
             if ratio is not None:
                 line(ratio >= 0.55, f"valid HS256 + claim: {ratio:.2f} of nginx (>= 0.55)")
@@ -472,6 +536,9 @@ http {{ access_log off;
             deny = med(invalid, "haproxy_ratio")
             if deny:
                 line(deny >= 1.0, f"401 path: {deny:.2f} of HAProxy's deny path (>= 1)")
+            tls = med("fastgate httptools over TLS: HS256 valid + claim header", "haproxy_ratio")
+            if tls:
+                line(tls >= 0.6, f"over TLS (ECDSA P-256): {tls:.2f} of HAProxy's (>= 0.60)")
 
     def close(self) -> None:
         for p in self.procs:
