@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -325,14 +327,31 @@ def fcgiwrap(tmp_path: Path) -> Iterator[Path]:
     for name in ("fastcgi.conf", "fastcgi_params"):
         shutil.copy(configs / name, tmp_path / name)
     sock = tmp_path / "fcgiwrap.sock"
+    # its own process group: fcgiwrap forks its workers (-c 2), and all of them go
     proc = subprocess.Popen([FCGIWRAP, "-c", "2", "-s", f"unix:{sock}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.time() + 10
     while not sock.exists() and time.time() < deadline:
         time.sleep(0.05)
-    yield tmp_path
-    proc.terminate()
-    proc.wait(5)
+    try:
+        yield tmp_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(5)
+        _gone(proc.pid)
+
+
+def _gone(group: int) -> None:
+    """Every process of ``group`` has ended (killed after 5 s): nothing outlives a test."""
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(group, signal.SIGKILL)
 
 
 def test_same_answers_as_nginx_over_one_application(fcgiwrap: Path, engine: str) -> None:
