@@ -27,8 +27,10 @@ class Memcached:
         self.raw: list[bytes] = []
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("memcached stand-in did not start")
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
@@ -51,9 +53,12 @@ class Memcached:
         self.port = server.sockets[0].getsockname()[1]
         ready.set()
         self._loop.run_forever()
+        server.close()  # its port is free again when the test ends
+        self._loop.run_until_complete(server.wait_closed())
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
 
 
 BLOCK = """
