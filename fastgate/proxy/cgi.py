@@ -29,7 +29,8 @@ from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy import sub_filter
 from fastgate.proxy._headers import response_head
-from fastgate.proxy.headers import HOP_BY_HOP
+from fastgate.proxy.failure import TIMED_OUT
+from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.steps import DONE, finished
 from fastgate.proxy.sub_filter import SubFilter
@@ -49,16 +50,6 @@ if TYPE_CHECKING:
 # Content-Length: the client engine frames the body
 _HIDDEN = frozenset({b"status", b"content-length", b"x-accel-expires", b"x-accel-redirect",
                      b"x-accel-limit-rate", b"x-accel-buffering", b"x-accel-charset"})
-TIMED_OUT = "upstream timed out (110: Connection timed out)"
-
-
-def response_drop(hide: tuple[str, ...], passed: tuple[str, ...]) -> tuple[bytes, ...]:
-    """The application's response headers a location does not pass on: hop-by-hop
-    ones, nginx's hidden ones unless ``*_pass_header`` names them, and those
-    ``*_hide_header`` names."""
-    shown = {p.encode("latin-1") for p in passed} - {b"content-length", b"status"}
-    hidden = (_HIDDEN - shown) | {h.encode("latin-1") for h in hide}
-    return tuple(sorted(HOP_BY_HOP | hidden))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +75,7 @@ class Plan:
         return cls(kind, got["param"], got["pass_request_headers"], got["pass_request_body"],
                    got["connect_timeout"], got["send_timeout"], got["read_timeout"],
                    got["intercept_errors"],
-                   response_drop(got["hide_header"], got["pass_header"]),
+                   response_drop(got["hide_header"], got["pass_header"], _HIDDEN),
                    got["buffer_size"])
 
 

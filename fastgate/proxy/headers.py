@@ -70,14 +70,21 @@ _HIDDEN = frozenset({b"content-length", b"server", b"date", b"x-pad", b"x-accel-
 RESPONSE_DROP = tuple(sorted(HOP_BY_HOP | _HIDDEN))
 
 
-def response_drop(hide: tuple[str, ...], passed: tuple[str, ...]) -> tuple[bytes, ...]:
+# what no *_pass_header brings back: the client engine frames the body, and a CGI
+# application's Status is read, never passed
+_NEVER_SHOWN = frozenset({b"content-length", b"status"})
+
+
+def response_drop(hide: tuple[str, ...], passed: tuple[str, ...],
+                  hidden_by_default: frozenset[bytes] = _HIDDEN) -> tuple[bytes, ...]:
     """The upstream response headers a location does not pass on: hop-by-hop ones,
-    nginx's hidden ones unless ``proxy_pass_header`` names them (never Content-Length:
-    the client engine frames the body), and those ``proxy_hide_header`` names."""
-    if not hide and not passed:
+    the module's hidden ones (``hidden_by_default``: proxy_pass's unless given) unless
+    ``*_pass_header`` names them (never Content-Length or Status), and those
+    ``*_hide_header`` names."""
+    if not hide and not passed and hidden_by_default is _HIDDEN:
         return RESPONSE_DROP
-    shown = {p.encode("latin-1") for p in passed} - {b"content-length"}
-    hidden = (_HIDDEN - shown) | {h.encode("latin-1") for h in hide}
+    shown = {p.encode("latin-1") for p in passed} - _NEVER_SHOWN
+    hidden = (hidden_by_default - shown) | {h.encode("latin-1") for h in hide}
     return tuple(sorted(HOP_BY_HOP | hidden))
 
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from fastgate.http import memcached
 from fastgate.http.cgi import AppConnection
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy.cgi import TIMED_OUT, CgiModule
+from fastgate.proxy.cgi import CgiModule
+from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.steps import DONE, finished
 from fastgate.variables import user_variable
 
