@@ -7,6 +7,7 @@ connection to the application, over TCP or a unix socket."""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from fastgate.http.engine import Headers, ProtocolError
 
@@ -112,32 +113,113 @@ def _shown(raw: bytes) -> str:
     return raw[:64].decode("latin-1").encode("unicode_escape").decode("ascii")
 
 
+# past this much unread, reading from the application waits for the reader
+_READ_AHEAD = 65536
+
+
+class _AppProtocol(asyncio.Protocol):
+    """What the application sent, kept in order with how its connection ended: a
+    reset after an answer is seen after the answer (asyncio's StreamReader raises it
+    first, losing bytes nginx's recv() would have returned)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.ended = False
+        self.error: Exception | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.writable: asyncio.Future[None] | None = None
+        self.reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > _READ_AHEAD and not self.reading_paused and self.transport:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.error = exc
+        self._wake()
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_exception(exc or ConnectionResetError("Connection lost"))
+
+    def pause_writing(self) -> None:
+        if self.writable is None or self.writable.done():
+            self.writable = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
 class AppConnection:
     """One connection to an application, over TCP or a unix socket: the request
     written, what it answers read as it comes, the connection dropped after."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, protocol: _AppProtocol) -> None:
+        self._p = protocol
 
     @classmethod
     async def open(cls, host: str, port: int, unix: str | None) -> AppConnection:
         """Connected (OSError when it cannot be)."""
+        loop = asyncio.get_running_loop()
         if unix is not None:
-            reader, writer = await asyncio.open_unix_connection(unix)
+            _, p = await loop.create_unix_connection(lambda: _AppProtocol(loop), unix)
         else:
-            reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
+            _, p = await loop.create_connection(lambda: _AppProtocol(loop), host, port)
+        return cls(p)
 
     async def send(self, data: bytes, timeout: float) -> None:
-        """``data`` written and drained (TimeoutError after ``timeout`` seconds)."""
-        self._writer.write(data)
-        await asyncio.wait_for(self._writer.drain(), timeout)
+        """``data`` handed to the kernel (TimeoutError after ``timeout`` seconds; the
+        OSError when the connection failed first)."""
+        p = self._p
+        if p.transport is None or p.transport.is_closing():
+            raise p.error if isinstance(p.error, OSError) else ConnectionResetError(
+                "Connection lost")
+        p.transport.write(data)
+        if p.writable is not None and not p.writable.done():
+            await asyncio.wait_for(asyncio.shield(p.writable), timeout)
 
     async def read(self, timeout: float) -> bytes:
-        """What arrives next; b"" when the application closed (TimeoutError after
+        """What arrives next; b"" when the application closed, its OSError when the
+        connection failed — after every byte that came before (TimeoutError after
         ``timeout`` seconds of silence)."""
-        return await asyncio.wait_for(self._reader.read(65536), timeout)
+        p = self._p
+        if not p.chunks and not p.ended:
+            p.waiter = p.loop.create_future()
+            try:
+                await asyncio.wait_for(p.waiter, timeout)
+            finally:
+                p.waiter = None
+        if p.chunks:
+            data = p.chunks[0] if len(p.chunks) == 1 else b"".join(p.chunks)
+            p.chunks.clear()
+            p.size = 0
+            if p.reading_paused and p.transport is not None and not p.transport.is_closing():
+                p.reading_paused = False
+                p.transport.resume_reading()
+            return data
+        if isinstance(p.error, OSError):
+            raise p.error
+        return b""
 
     def abort(self) -> None:
-        self._writer.transport.abort()
+        if self._p.transport is not None and not self._p.transport.is_closing():
+            self._p.transport.abort()

@@ -190,3 +190,43 @@ def test_a_bad_memcached_answer_is_a_502(raw: bytes, words: str) -> None:
 
 def test_a_memcached_miss() -> None:
     assert memcached.Answer(b"k", 4096).feed(b"END\r\n") == (0, None)
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_an_answer_sent_before_a_reset_is_read_before_the_reset(loop_kind: str) -> None:
+    """An application that answers and resets before the gateway's write returned:
+    the answer is read (as nginx, whose writev had returned), then the reset."""
+    import asyncio
+    import socket
+
+    import uvloop
+
+    from fastgate.http.cgi import AppConnection
+
+    async def main() -> tuple[bytes, type[BaseException] | None]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readexactly(len(b"the request"))
+            writer.write(b"HTTP/1.1 200 OK\r\n\r\npart")
+            await writer.drain()
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        app = await AppConnection.open("127.0.0.1", port, None)
+        await app.send(b"the request", 1.0)
+        await asyncio.sleep(0.2)  # the answer and the reset are both in before the read
+        got, error = await app.read(1.0), None
+        try:
+            await app.read(1.0)
+        except OSError as e:
+            error = type(e)
+        app.abort()
+        server.close()
+        return got, error
+
+    runner = uvloop.run if loop_kind == "uvloop" else asyncio.run
+    got, error = runner(main())
+    assert got == b"HTTP/1.1 200 OK\r\n\r\npart"
+    assert error is not None and issubclass(error, ConnectionError)
