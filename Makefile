@@ -57,6 +57,9 @@ test-deps:
 	@test -x /usr/sbin/fcgiwrap || { \
 	  echo "installing fcgiwrap (Debian package): the FastCGI application of the tests"; \
 	  apt-get install -y -q fcgiwrap >/dev/null; }
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (Debian package): the cluster store of the fleet tests"; \
+	  apt-get install -y -q redis-server >/dev/null; }
 
 test: build lint test-deps
 	$(VPY) -m pytest -q -p no:cacheprovider tests

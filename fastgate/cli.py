@@ -21,6 +21,7 @@ usage: fastgate [-?hvVtTq] [-s signal] [-p prefix] [-c filename] [-g directives]
                       [--claim-json k=JSON]... [--header k=v]... [--exp SECONDS]
        fastgate token decode TOKEN
        fastgate token verify TOKEN -c FILE [--location URI] [--host NAME]
+       fastgate revoke --jti ID | --sub SUB [--before TIME] [--ttl TIME] -c FILE
 
   (no arguments)  ./fastgate.conf when it exists, else the demo: a protected gateway
                   on 127.0.0.1:8080 with a built-in backend
@@ -128,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             from fastgate.token_tool import main as token_main
 
             return token_main(args[1:])
+        if args and args[0] == "revoke":
+            from fastgate.revoke_tool import main as revoke_main
+
+            return revoke_main(args[1:])
         if not args and not os.path.exists("fastgate.conf"):
             from fastgate.demo import main as demo_main
 

@@ -128,6 +128,13 @@ class AudienceError(JWTError):
     reason = "JWT: invalid audience"
 
 
+class TokenRevokedError(JWTError):
+    """The token is valid but on the cluster's revocation list (by ``jti``, or by
+    ``sub`` for tokens issued before the time the entry gives)."""
+
+    reason = "JWT: token revoked"
+
+
 class KeysUnavailableError(JWTError):
     """The location's keys come from a JWKS URL that has not been fetched yet."""
 

@@ -1,7 +1,7 @@
 """The package's layers point one way (issue #16, ../shared/ARCHITECTURE.md):
 
     errors, _core, jwt  ->  config/ (+ variables)  ->  http/ (+ _wire)  ->  proxy/  ->  ops/
-        ->  cli, demo, token_tool
+        ->  cli, demo, token_tool, revoke_tool
 
 A module imports only from a lower layer or from its own; and no two files import each
 other, directly or round a longer loop. Every import counts: module level, inside a
@@ -38,10 +38,12 @@ LAYERS: list[tuple[str, int]] = [
     ("fastgate.cli", 5),
     ("fastgate.demo", 5),
     ("fastgate.token_tool", 5),
+    ("fastgate.revoke_tool", 5),
     ("fastgate.__main__", 5),
     ("fastgate", 0),  # the package itself: its version
 ]
-NAMES = ["errors, _core, jwt", "config", "http", "proxy", "ops", "cli, demo, token_tool"]
+NAMES = ["errors, _core, jwt", "config", "http", "proxy", "ops",
+         "cli, demo, token_tool, revoke_tool"]
 
 _CYTHON_IMPORT = re.compile(
     r"^\s*(?:from\s+(?P<dots>\.*)(?P<base>[\w.]*)\s+c?import\s+(?P<names>[^#]+)"

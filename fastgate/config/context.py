@@ -71,6 +71,7 @@ class Context(Protocol):
     log_files: list[LogFile]
     zones: dict[str, LimitZone]
     zone_refs: list[tuple[str, str, Directive]]  # (kind, zone, where) checked after the walk
+    cluster_refs: list[Directive]  # what needs fastgate_cluster, checked after the walk
 
     def error(self, message: str, file: str | None = None,
               line: int | None = None) -> ConfigError: ...

@@ -77,6 +77,7 @@ class Loader:
         self.user_vars: set[str] = set()  # set $name
         self._resolved: set[str] = set()  # upstream host names found at load
         self.zone_refs: list[tuple[str, str, Directive]] = []
+        self.cluster_refs: list[Directive] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
         # warn_once: what → [its place in messages, count, why, first directive]
         self._once: dict[str, list[Any]] = {}
@@ -299,6 +300,11 @@ class Loader:
             self._check_claim_maps(builder.dialects)
             tls_pools = builder.tls_pools
             jwt_checks = tuple(builder.jwt_checks.values())
+        cluster = http.local.get("fastgate_cluster") if http is not None else None
+        if cluster is None and self.cluster_refs:
+            d = self.cluster_refs[0]
+            raise d.error(f'"{d.name} {" ".join(d.args)}" needs "fastgate_cluster": what it '
+                          "reads is shared through the cluster store")
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')
@@ -324,6 +330,7 @@ class Loader:
             maps=tuple(self.maps.values()),
             log_formats=dict(self.log_formats),
             zones=dict(self.zones),
+            cluster=cluster,
             claims=frozenset(self.registry.claims),
             warnings=tuple(self.messages),
         )

@@ -285,6 +285,15 @@ class LimitZone:
 
 
 @dataclass(frozen=True, slots=True)
+class Cluster:
+    """``fastgate_cluster``: the store the gateways of a fleet share (Redis)."""
+
+    url: str  # redis://, rediss:// or unix://, as given
+    shown: str  # the URL without its password, for messages
+    timeout: float = 1.0  # connecting and each command; a request never waits on it
+
+
+@dataclass(frozen=True, slots=True)
 class LimitReq:
     zone: str
     burst: int  # milli-requests
@@ -405,6 +414,8 @@ class Settings:
     auth_jwt_require: Require | None = None
     auth_jwt_leeway: float = 0.0
     auth_jwt_options: bool = False
+    # tokens are checked against the cluster's revocation list (after the signature)
+    auth_jwt_revocation: bool = False
     auth_jwt_cache: int = 10000
     auth_jwt_key_request: str | None = None  # a JWKS URL, fetched by each worker
     auth_jwt_key_request_interval: float | None = None  # None: Cache-Control, else 300 s
@@ -855,6 +866,7 @@ class Config:
     maps: tuple[Lookup, ...] = ()  # map, geo, split_clients
     log_formats: dict[str, LogFormat] = field(default_factory=dict)
     zones: dict[str, LimitZone] = field(default_factory=dict)
+    cluster: Cluster | None = None  # fastgate_cluster
     # pools of https:// proxy_pass: pool name -> (upstream, its TLS settings)
     tls_pools: dict[str, tuple[str, UpstreamTls]] = field(default_factory=dict)
     jwt_checks: tuple[JwtCheck, ...] = ()  # every location's, each once

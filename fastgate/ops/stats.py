@@ -36,12 +36,13 @@ JWT_OUTCOMES = (
     "JWT: invalid issuer",
     "JWT: invalid audience",
     "JWT: keys not available yet",
+    "JWT: token revoked",
     "other",
 )
 # the label of each outcome: short and stable (the sentence stays in the log)
 JWT_LABELS = ("ok", "missing", "malformed", "algorithm", "bad_signature", "expired",
               "not_yet_valid", "critical_header", "unknown_kid", "requirement_not_met",
-              "issuer", "audience", "keys_unavailable", "other")
+              "issuer", "audience", "keys_unavailable", "revoked", "other")
 UPSTREAM_KINDS = ("connect", "timeout", "invalid", "reset", "no_live")
 JWKS_RESULTS = ("ok", "failed")
 
@@ -56,7 +57,7 @@ def _layout() -> int:
                        ("unsafe", 1), ("conn_open", 1), ("conn_idle", 1), ("conn_total", 1),
                        ("latency", len(BUCKETS) + 1), ("latency_sum", 1), ("latency_count", 1),
                        ("jwks", len(JWKS_RESULTS)), ("reloads", 1), ("reload_failures", 1),
-                       ("last_reload", 1), ("last_reload_ok", 1)):
+                       ("last_reload", 1), ("last_reload_ok", 1), ("cluster_errors", 1)):
         _FIELDS[name] = i
         i += size
     return i
@@ -106,6 +107,9 @@ class Stats(SlotWriter):
     def jwt(self, reason: str) -> None:
         self.add(_FIELDS["jwt"] + _JWT_INDEX.get(reason, len(JWT_OUTCOMES) - 1))
 
+    def cluster_error(self) -> None:
+        self.add(_FIELDS["cluster_errors"])
+
     def upstream_error(self, kind: str) -> None:
         self.add(_FIELDS["upstream"] + UPSTREAM_KINDS.index(kind))
 
@@ -151,9 +155,11 @@ class Stats(SlotWriter):
                 f"Reading: 0 Writing: {opened - idle} Waiting: {idle} \n").encode()
 
     def exposition(self, engine: str = "", zones: Any = None,
-                   jwks: dict[str, float] | None = None) -> bytes:
+                   jwks: dict[str, float] | None = None,
+                   cluster: dict[str, float] | None = None) -> bytes:
         """The page: every slot's counters summed; ``zones`` (ZoneTables) for the
-        refusals by zone, ``jwks`` the time each remote key set was fetched; the
+        refusals by zone, ``jwks`` the time each remote key set was fetched, ``cluster``
+        the answering process's link to the cluster store (``ClusterLink.figures``); the
         ``process_*`` figures are the answering process's."""
         t = self.totals()
 
@@ -235,6 +241,29 @@ class Stats(SlotWriter):
                 if at:
                     lines.append(f'fastgate_jwks_age_seconds{{url="{_label(url)}"}} '
                                  f"{now - at:.3f}")
+        if cluster is not None:
+            lines += [
+                "# HELP fastgate_cluster_up Whether this process reaches the cluster store.",
+                "# TYPE fastgate_cluster_up gauge",
+                f"fastgate_cluster_up {int(cluster['up'])}",
+                "# HELP fastgate_cluster_sync_lag_seconds Time since this process last heard "
+                "from the cluster store.",
+                "# TYPE fastgate_cluster_sync_lag_seconds gauge",
+                f"fastgate_cluster_sync_lag_seconds {cluster['lag']:.3f}",
+                "# HELP fastgate_cluster_store_errors_total Failed exchanges with the cluster "
+                "store, every worker's.",
+                "# TYPE fastgate_cluster_store_errors_total counter",
+                f"fastgate_cluster_store_errors_total {n('cluster_errors')}",
+                "# HELP fastgate_revocation_entries Entries of the revocation list this "
+                "process holds, by kind.",
+                "# TYPE fastgate_revocation_entries gauge",
+                f'fastgate_revocation_entries{{kind="jti"}} {int(cluster["jti"])}',
+                f'fastgate_revocation_entries{{kind="sub"}} {int(cluster["sub"])}',
+                "# HELP fastgate_revocation_stale Whether the revocation list is the last one "
+                "known (1: the store is out of reach; entries revoked since are not seen).",
+                "# TYPE fastgate_revocation_stale gauge",
+                f"fastgate_revocation_stale {int(not cluster['up'])}",
+            ]
         lines += [
             "# HELP fastgate_build_info fastgate's version, HTTP engine and Python.",
             "# TYPE fastgate_build_info gauge",

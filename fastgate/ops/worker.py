@@ -18,6 +18,7 @@ from fastgate.http.engines import resolve
 from fastgate.http.handler import ClientSide
 from fastgate.http.server import ClientConnection
 from fastgate.http.uri import parse_target
+from fastgate.ops.cluster import ClusterLink
 from fastgate.ops.jwks import remote_sources
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
@@ -25,6 +26,7 @@ from fastgate.ops.zones import Zones, ZoneTables
 from fastgate.proxy.auth_jwt import build_verifiers
 from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
+from fastgate.proxy.revocation import Denylist
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.steps import DONE, TAKEN
 from fastgate.proxy.upstream import build_groups
@@ -98,6 +100,10 @@ class Worker:
         # ConnectionObserver.idle: the counters' C method itself, twice per request
         self.idle = self.stats.idle
         self.verifiers = build_verifiers(config.jwt_checks)
+        # the cluster's revocation list, this worker's copy, kept current by its link
+        self.denylist = Denylist()
+        self.cluster = (ClusterLink(config.cluster, self.denylist, self.log, self.stats)
+                        if config.cluster is not None else None)
         self.phases = Phases(self)
         self.connections: set[ClientConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,11 +125,18 @@ class Worker:
 
     async def start(self, previous: Worker | None = None) -> None:
         """Before serving: remote key sets, carried over from the configuration this one
-        replaces where the URL is the same, else fetched (for at most 3 s)."""
+        replaces where the URL is the same, else fetched (for at most 3 s); the
+        revocation list, from the previous worker's copy and the store (waiting at most
+        the store's timeout)."""
         for url, src in self.remote.items():
             if previous is not None and url in previous.remote:
                 src.adopt(previous.remote[url])
         pending = [src.first_fetch(3.0) for src in self.remote.values()]
+        if self.cluster is not None:
+            if previous is not None:
+                self.denylist.adopt(previous.denylist)
+            self.cluster.start()
+            pending.append(self.cluster.first_load())
         if pending:
             await asyncio.gather(*pending)
 
@@ -301,12 +314,15 @@ class Worker:
 
     def status_page(self) -> bytes:
         return self.stats.exposition(self.engine_name, self.zones,
-                                     {url: src.fetched_at for url, src in self.remote.items()})
+                                     {url: src.fetched_at for url, src in self.remote.items()},
+                                     self.cluster.figures() if self.cluster else None)
 
     def close(self) -> None:
         self.stop_clock()
         for src in self.remote.values():
             src.close()
+        if self.cluster is not None:
+            self.cluster.close()
         for g in self.groups.values():
             g.close()
         self.access.close()

@@ -14,6 +14,7 @@ from fastgate.errors import (
     JWTError,
     KeysUnavailableError,
     TokenMissingError,
+    TokenRevokedError,
     UnknownKeyError,
 )
 from fastgate.jwt import Verifier
@@ -92,6 +93,17 @@ class AuthJwt:
             stats.cache(verifier.hits != hits)
             return self.fail(conn, req, loc, refused.status)
         hit = verifier.hits != hits
+        if s.auth_jwt_revocation:
+            denylist = self.w.denylist
+            # after the signature: a forged token never gets this far
+            if denylist and denylist.revoked(req.token.payload, time.time()):
+                revoked = TokenRevokedError()
+                self.w.log.info(revoked.reason, conn, req)
+                stats.cache(hit)
+                stats.jwt(revoked.reason)
+                req.challenge = (CHALLENGE_INVALID if s.auth_jwt_realm is None
+                                 else _challenge(req, s, True))
+                return self.fail(conn, req, loc, revoked.status)
         if s.auth_jwt_realm is not None:
             req.jwt_plus = True  # $jwt_* in NGINX Plus's encoding from now on
         req_ = s.auth_jwt_require

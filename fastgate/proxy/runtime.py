@@ -15,6 +15,7 @@ from fastgate.config.model import Config, JwtCheck
 from fastgate.http.handler import ClientSide
 from fastgate.jwt import Verifier
 from fastgate.proxy.request import Request
+from fastgate.proxy.revocation import Denylist
 from fastgate.proxy.upstream import UpstreamGroup
 
 
@@ -70,6 +71,10 @@ class Runtime(Protocol):
     # a Verifier per JwtCheck of the configuration (their caches live as long as it)
     @property
     def verifiers(self) -> dict[JwtCheck, Verifier]: ...
+
+    # the cluster's revocation list, this worker's copy (empty without fastgate_cluster)
+    @property
+    def denylist(self) -> Denylist: ...
 
     # verifier → the remote JWKS it takes keys from (for "keys unavailable" answers)
     @property

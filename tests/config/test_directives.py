@@ -228,6 +228,8 @@ SAMPLES = {
     "auth_jwt_require": "auth_jwt_require $arg_ok error=403;",
     "auth_jwt_leeway": "auth_jwt_leeway 30s;",
     "auth_jwt_options": "auth_jwt_options on;",
+    "auth_jwt_revocation": "auth_jwt_revocation off;",  # on needs fastgate_cluster
+    "fastgate_cluster": "fastgate_cluster redis://127.0.0.1:6379 timeout=2s;",
     "auth_jwt_cache": "auth_jwt_cache 500;",
     "limit_req_zone": "limit_req_zone $binary_remote_addr zone=z2:1m rate=10r/s;",
     "limit_conn_zone": "limit_conn_zone $jwt_claim_sub zone=c2:1m;",

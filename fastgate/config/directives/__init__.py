@@ -18,6 +18,7 @@ from fastgate.config.directives import (
     auth_request,
     browser,
     charset,
+    cluster,
     core,
     fastcgi,
     geo,
@@ -46,7 +47,7 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, limits, headers, realip, referer, resolver,
-           secure_link, sub_filter, charset, browser, userid, tls, upstream, ignored)
+           secure_link, sub_filter, charset, browser, userid, tls, upstream, cluster, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -1,0 +1,68 @@
+"""A real redis-server (Debian's package, installed by ``make test-deps``) on a free
+loopback port, without persistence: started, killed and started again on the same port
+by the fleet tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RedisServer:
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.port = port
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.tmp / f"redis-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "no"],
+            stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not answer")
+
+    def command(self, *args: str) -> bytes:
+        """One command in RESP, its raw answer (for the tests' own looks at the store)."""
+        out = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(out)
+            time.sleep(0.05)
+            return s.recv(65536)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
