@@ -78,6 +78,7 @@ class Loader:
         self._resolved: set[str] = set()  # upstream host names found at load
         self.zone_refs: list[tuple[str, str, Directive]] = []
         self.cluster_refs: list[Directive] = []
+        self.sync_refs: list[Directive] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
         # warn_once: what → [its place in messages, count, why, first directive]
         self._once: dict[str, list[Any]] = {}
@@ -305,6 +306,10 @@ class Loader:
             d = self.cluster_refs[0]
             raise d.error(f'"{d.name} {" ".join(d.args)}" needs "fastgate_cluster": what it '
                           "reads is shared through the cluster store")
+        if cluster is None:
+            for d in self.sync_refs:
+                self.warn_once('"sync" without "fastgate_cluster"', "the zone is shared by "
+                               "this instance's workers only", d)
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')

@@ -282,6 +282,7 @@ class LimitZone:
     size: int  # bytes
     rate: int = 0  # milli-requests per second (limit_req)
     uses_jwt: bool = False  # the key reads $jwt_*: the token is verified first
+    sync: bool = False  # shared by the fleet too (with fastgate_cluster)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,9 @@ missed), applies what is published as it comes, and asks the version every
 has not seen makes it load the list again. Requests only ever read the copy: with the
 store out of reach the copy stays as it was (said once in the error log and in
 ``fastgate_status``) and the link retries by itself.
+
+Limit zones with ``sync``: the link runs their exchange (``cluster_limits.LimitSync``)
+every ``SYNC_EVERY`` seconds on ``fastgate:limits``, beside the revocations.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from fastgate.ops.cluster_limits import SYNC_EVERY, LimitSync
 from fastgate.proxy.revocation import JTI, SUB, Denylist, Entry, EntryError
 
 if TYPE_CHECKING:
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 
 PREFIX = "fastgate:"
 CHANNEL = PREFIX + "revocations"
+LIMITS_CHANNEL = PREFIX + "limits"
 HASHES = {JTI: PREFIX + "revoked:jti", SUB: PREFIX + "revoked:sub"}
 VERSION = PREFIX + "revoked:version"
 PROBE_EVERY = 0.5  # seconds between version probes (the copy's worst staleness, and
@@ -67,12 +72,14 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 
 
 class ClusterLink:
-    """One worker's link to the store: its ``Denylist`` loaded and kept current."""
+    """One worker's link to the store: its ``Denylist`` loaded and kept current, and its
+    part in the synced limit zones' exchange (``limits``)."""
 
     def __init__(self, cluster: Cluster, denylist: Denylist, log: ErrorLog,
-                 stats: Stats) -> None:
+                 stats: Stats, limits: LimitSync | None = None) -> None:
         self.cluster = cluster
         self.denylist = denylist
+        self.limits = limits if limits else None
         self.log = log
         self.stats = stats
         self.up = False
@@ -97,6 +104,8 @@ class ClusterLink:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        if self.limits is not None:
+            self.limits.release(time.time())
 
     def figures(self) -> dict[str, float]:
         """For ``fastgate_status``."""
@@ -111,8 +120,10 @@ class ClusterLink:
             store = client(self.cluster)
             pubsub = store.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(CHANNEL, *([LIMITS_CHANNEL] if self.limits else []))
                 await self._load(store)
+                if self.limits is not None:
+                    self.limits.forget()
                 self._reached()
                 wait = RETRY_FIRST
                 await self._follow(store, pubsub)
@@ -128,12 +139,28 @@ class ClusterLink:
             wait = min(wait * 2, RETRY_MAX)
 
     async def _follow(self, store: Any, pubsub: Any) -> None:
+        limits = self.limits
         next_probe = time.monotonic() + PROBE_EVERY
+        next_sync = time.monotonic() if limits is not None else float("inf")
+        limits_channel = LIMITS_CHANNEL.encode()
         while True:
+            wake = min(next_probe, next_sync)
             message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                               timeout=max(0.0, next_probe - time.monotonic()))
+                                               timeout=max(0.0, wake - time.monotonic()))
             if message is not None and message.get("type") == "message":
-                self._apply(message["data"])
+                if limits is not None and message.get("channel") == limits_channel:
+                    if not limits.receive(message["data"], time.time()):
+                        self.stats.cluster_error()
+                else:
+                    self._apply(message["data"])
+            if limits is not None and time.monotonic() >= next_sync:
+                outgoing = limits.outgoing(time.time())
+                if outgoing:
+                    async with store.pipeline(transaction=False) as pipe:
+                        for payload in outgoing:
+                            pipe.publish(LIMITS_CHANNEL, payload)
+                        await pipe.execute()
+                next_sync = time.monotonic() + SYNC_EVERY
             if time.monotonic() >= next_probe:
                 version = await store.get(VERSION)
                 self.heard = time.monotonic()
@@ -184,9 +211,11 @@ class ClusterLink:
         if self._down_since is None:  # once per outage
             self._down_since = time.monotonic()
             d = self.denylist
+            limits = ("; synced limit zones count this instance's requests only"
+                      if self.limits is not None else "")
             self.log.warn(f"cluster store {self.cluster.shown} out of reach ({reason}): "
                           f"revocation keeps its last known list ({len(d.jti)} jti, "
-                          f"{len(d.sub)} sub) until it is back", None)
+                          f"{len(d.sub)} sub) until it is back{limits}", None)
 
 
 async def _closed(pubsub: Any, store: Any) -> None:

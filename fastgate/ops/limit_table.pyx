@@ -4,6 +4,13 @@
 shared memory, one per zone, used by every worker process of an instance. The master
 creates each buffer before forking (``fastgate.ops.zones``); the proxy's phases reach a
 table only through the ``LimitStore`` protocol of ``fastgate.proxy.runtime``.
+
+A zone with ``sync`` is shared by a fleet as well (``fastgate.ops.cluster_limits``): the
+table counts the requests it admits that the fleet has not been told of (``drain``),
+takes in those the other instances admitted (``absorb``), and counts the requests in
+progress elsewhere beside its own (``set_remote``). Keys travel as their hash, which
+every instance computes alike. One worker of an instance does that exchange at a time
+(``lead``, a lease in the table's header).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -29,6 +36,10 @@ cdef struct LimitHeader:
     int32_t pad
     uint64_t clock      # bumped on every use: the LRU order
     uint64_t used       # entries in use
+    int64_t lease_pid   # the worker that exchanges this zone with the fleet
+    int64_t lease_until # milliseconds: until then no other worker takes over
+    int32_t dirty_count # entries listed in the dirty ring since the last drain
+    int32_t overflow    # more changed than the ring holds: the next drain scans all
 
 
 cdef struct LimitEntry:
@@ -37,11 +48,15 @@ cdef struct LimitEntry:
     int64_t last        # milliseconds of the last accounted request
     uint64_t stamp      # header.clock at the last use
     int32_t conns       # requests in progress (limit_conn)
-    int32_t pad
+    int32_t pending     # requests admitted here the fleet has not been told of
+    int32_t remote      # requests in progress at the fleet's other instances
+    int32_t dirty       # listed in the dirty ring (changed since the last drain)
 
 
 cdef enum:
     PROBE = 8  # slots examined for a key: its own and the next seven
+    CHUNK = 4096  # entries a scan examines per hold of the lock
+    DIRTY = 1024  # entries the dirty ring lists between two drains
 
 
 cdef inline uint64_t _fnv1a(const unsigned char *p, Py_ssize_t n) noexcept nogil:
@@ -67,18 +82,21 @@ cdef class LimitTable:
 
     cdef object _buffer
     cdef LimitHeader *_head
+    cdef int32_t *_dirty       # the dirty ring: indexes of changed entries
     cdef LimitEntry *_entries
     cdef readonly Py_ssize_t capacity
 
     def __init__(self, buffer):
         cdef Py_ssize_t size = len(buffer)
-        if size < <Py_ssize_t>(sizeof(LimitHeader) + PROBE * sizeof(LimitEntry)):
+        cdef Py_ssize_t before = sizeof(LimitHeader) + DIRTY * sizeof(int32_t)
+        if size < <Py_ssize_t>(before + PROBE * sizeof(LimitEntry)):
             raise ValueError("zone too small")
         self._buffer = buffer
         cdef unsigned char[::1] view = buffer
         self._head = <LimitHeader *>&view[0]
-        self._entries = <LimitEntry *>(&view[0] + sizeof(LimitHeader))
-        self.capacity = (size - sizeof(LimitHeader)) // sizeof(LimitEntry)
+        self._dirty = <int32_t *>(&view[0] + sizeof(LimitHeader))
+        self._entries = <LimitEntry *>(&view[0] + before)
+        self.capacity = (size - before) // sizeof(LimitEntry)
 
     @property
     def used(self):
@@ -117,8 +135,21 @@ cdef class LimitTable:
         e.excess = 0
         e.last = 0
         e.conns = 0
+        e.pending = 0
+        e.remote = 0
         e.stamp = 0
         return e
+
+    cdef inline void _mark(self, LimitEntry *e) noexcept nogil:
+        """``e`` changed in a way the fleet is to hear of (under the lock)."""
+        if e.dirty:
+            return
+        e.dirty = 1
+        if self._head.dirty_count < DIRTY:
+            self._dirty[self._head.dirty_count] = <int32_t>(e - self._entries)
+            self._head.dirty_count += 1
+        else:
+            self._head.overflow = 1
 
     def request(self, key, int64_t now_ms, int64_t rate, int64_t burst, bint commit):
         """nginx's leaky bucket (``ngx_http_limit_req_lookup``): ``rate`` in
@@ -149,6 +180,9 @@ cdef class LimitTable:
                 e.excess = excess
                 if ms != 0 or e.last == 0:
                     e.last = now_ms
+                if e.pending < 2147483647:
+                    e.pending += 1
+                    self._mark(e)
             return excess
         finally:
             fg_unlock(&self._head.lock)
@@ -161,10 +195,11 @@ cdef class LimitTable:
         fg_lock(&self._head.lock)
         try:
             e = self._find(h, True)
-            if e == NULL or e.conns >= limit:
+            if e == NULL or e.conns + e.remote >= limit:
                 return False
             self._touch(e)
             e.conns += 1
+            self._mark(e)
             return True
         finally:
             fg_unlock(&self._head.lock)
@@ -177,5 +212,123 @@ cdef class LimitTable:
             e = self._find(h, False)
             if e != NULL and e.conns > 0:
                 e.conns -= 1
+                self._mark(e)
+        finally:
+            fg_unlock(&self._head.lock)
+
+    # --- the fleet (a zone with sync) ------------------------------------------------------
+
+    def lead(self, int64_t pid, int64_t now_ms, int64_t ttl_ms):
+        """Whether worker ``pid`` exchanges this zone with the fleet now: it held the
+        lease, or the holder let it lapse (a worker that died). Renews it for ``ttl_ms``."""
+        fg_lock(&self._head.lock)
+        try:
+            if self._head.lease_pid != pid and self._head.lease_until > now_ms:
+                return False
+            self._head.lease_pid = pid
+            self._head.lease_until = now_ms + ttl_ms
+            return True
+        finally:
+            fg_unlock(&self._head.lock)
+
+    def drain(self):
+        """limit_req: [(key hash, requests admitted since the last drain)], the counts
+        reset."""
+        return self._changes(True, False)[1]
+
+    def changes(self, bint whole=False):
+        """limit_conn: (whole, [(key hash, requests in progress)]): when whole (asked,
+        or the ring overflowed) every key that has any, else the keys whose count
+        changed since the last call (0 included)."""
+        return self._changes(False, whole)
+
+    cdef tuple _changes(self, bint pending, bint whole):
+        """The entries the dirty ring lists, under one hold of the lock (the ring is
+        short); after an overflow, every entry, a chunk per hold of the lock, so that a
+        large zone never holds up a request for long."""
+        cdef Py_ssize_t i, n, start, end
+        cdef LimitEntry *e
+        out = []
+        fg_lock(&self._head.lock)
+        try:
+            whole = whole or self._head.overflow
+            n = self._head.dirty_count
+            self._head.overflow = 0
+            self._head.dirty_count = 0
+            if not whole:
+                for i in range(n):
+                    e = &self._entries[self._dirty[i]]
+                    e.dirty = 0
+                    if e.hash == 0:
+                        continue
+                    if pending:
+                        if e.pending > 0:
+                            out.append((e.hash, e.pending))
+                            e.pending = 0
+                    else:
+                        out.append((e.hash, e.conns))
+        finally:
+            fg_unlock(&self._head.lock)
+        if not whole:
+            return False, out
+        for start in range(0, self.capacity, CHUNK):
+            end = min(start + CHUNK, self.capacity)
+            fg_lock(&self._head.lock)
+            try:
+                for i in range(start, end):
+                    e = &self._entries[i]
+                    e.dirty = 0
+                    if e.hash == 0:
+                        continue
+                    if pending:
+                        if e.pending > 0:
+                            out.append((e.hash, e.pending))
+                            e.pending = 0
+                    elif e.conns > 0:
+                        out.append((e.hash, e.conns))
+            finally:
+                fg_unlock(&self._head.lock)
+        return True, out
+
+    def absorb(self, uint64_t h, int64_t now_ms, int64_t rate, int64_t count):
+        """``count`` requests another instance admitted for the key hashed ``h``: into
+        the excess as if admitted here (no burst check: they were admitted already)."""
+        cdef LimitEntry *e
+        cdef int64_t ms, excess
+        if h == 0 or count <= 0:
+            return
+        if count > 1000000:
+            count = 1000000
+        fg_lock(&self._head.lock)
+        try:
+            e = self._find(h, True)
+            if e == NULL:
+                return
+            self._touch(e)
+            # as ``request`` accounts ``count`` requests in a row at ``now_ms``
+            if e.last == 0:
+                excess = 0
+            else:
+                ms = now_ms - e.last
+                if ms < -60000:
+                    ms = 1
+                excess = e.excess - rate * (ms if ms >= 0 else -ms) // 1000 + 1000
+                if excess < 0:
+                    excess = 0
+            e.excess = excess + (count - 1) * 1000
+            e.last = now_ms
+        finally:
+            fg_unlock(&self._head.lock)
+
+    def set_remote(self, uint64_t h, int32_t count):
+        """The requests in progress for the key hashed ``h`` at the other instances."""
+        cdef LimitEntry *e
+        if h == 0:
+            return
+        fg_lock(&self._head.lock)
+        try:
+            e = self._find(h, count > 0)
+            if e != NULL:
+                e.remote = count if count > 0 else 0
         finally:
             fg_unlock(&self._head.lock)

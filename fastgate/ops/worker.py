@@ -19,6 +19,7 @@ from fastgate.http.handler import ClientSide
 from fastgate.http.server import ClientConnection
 from fastgate.http.uri import parse_target
 from fastgate.ops.cluster import ClusterLink
+from fastgate.ops.cluster_limits import LimitSync
 from fastgate.ops.jwks import remote_sources
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
@@ -102,7 +103,8 @@ class Worker:
         self.verifiers = build_verifiers(config.jwt_checks)
         # the cluster's revocation list, this worker's copy, kept current by its link
         self.denylist = Denylist()
-        self.cluster = (ClusterLink(config.cluster, self.denylist, self.log, self.stats)
+        self.cluster = (ClusterLink(config.cluster, self.denylist, self.log, self.stats,
+                                    LimitSync(config.zones, self.zones, self.zones.instance))
                         if config.cluster is not None else None)
         self.phases = Phases(self)
         self.connections: set[ClientConnection] = set()

@@ -5,6 +5,7 @@ same table; a reload keeps a zone whose name, kind and size did not change."""
 from __future__ import annotations
 
 import mmap
+import os
 
 from fastgate.config.model import Config
 from fastgate.ops.limit_table import LimitTable
@@ -19,10 +20,13 @@ class ZoneTables(dict[str, LimitTable]):
     def __init__(self) -> None:
         super().__init__()
         self.rejected: dict[str, memoryview[float]] = {}
+        self.instance = ""  # this instance among a fleet's (Zones.instance)
 
 
 class Zones:
     def __init__(self) -> None:
+        # made before the workers fork, so all of them name their instance alike
+        self.instance = os.urandom(8).hex()
         self._tables: dict[tuple[str, str, int],
                            tuple[mmap.mmap, LimitTable, memoryview[float]]] = {}
 
@@ -32,6 +36,7 @@ class Zones:
         for key in [k for k in self._tables if k not in wanted]:
             del self._tables[key]  # the memory goes when the last worker using it exits
         out = ZoneTables()
+        out.instance = self.instance
         for z in config.zones.values():
             key = (z.name, z.kind, z.size)
             if key not in self._tables:

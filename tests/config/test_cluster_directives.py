@@ -73,3 +73,20 @@ def test_revocation_is_inherited_and_may_be_turned_off(tmp_path: Path) -> None:
     assert by["/a/"] is True and by["/b/"] is False
     assert "invalid value" in _error(tmp_path, "fastgate_cluster redis://a;",
                                      "auth_jwt_revocation yes;")
+
+
+def test_zones_shared_by_the_fleet(tmp_path: Path) -> None:
+    c = _load(tmp_path, "fastgate_cluster redis://a;\n"
+                        "limit_req_zone $binary_remote_addr zone=a:1m rate=1r/s sync;\n"
+                        "limit_conn_zone $binary_remote_addr zone=b:1m sync;\n"
+                        "limit_req_zone $binary_remote_addr zone=c:1m rate=1r/s;")
+    assert (c.zones["a"].sync, c.zones["b"].sync, c.zones["c"].sync) == (True, True, False)
+    assert not any("sync" in w for w in c.warnings)
+
+
+def test_sync_without_a_store_is_said_once(tmp_path: Path) -> None:
+    c = _load(tmp_path, "limit_req_zone $binary_remote_addr zone=a:1m rate=1r/s sync;\n"
+                        "limit_conn_zone $binary_remote_addr zone=b:1m sync;")
+    assert [w for w in c.warnings if "sync" in w] == [
+        '[warn] "sync" without "fastgate_cluster" (2 times): the zone is shared by this '
+        f"instance's workers only in {tmp_path}/t.conf:2"]

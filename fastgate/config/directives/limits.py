@@ -45,6 +45,7 @@ def limit_zone(kind: str) -> Handler:
         key = ld.compile(d.args[0], d)
         name = size = None
         rate = 0
+        sync = False
         for arg in d.args[1:]:
             if arg.startswith("zone="):
                 name, size = zone_arg(d, arg)
@@ -54,8 +55,9 @@ def limit_zone(kind: str) -> Handler:
                     raise d.error(f'invalid rate "{arg}"')
                 rate = int(m.group(1)) * 1000 // (1 if m.group(2) == "s" else 60)
                 rate = max(rate, 1)
-            elif arg == "sync" and kind == "req":
-                continue  # nginx Plus cluster sync: the zone is already shared by workers
+            elif arg == "sync":  # NGINX Plus's: shared by the fleet (fastgate_cluster)
+                sync = True
+                ld.sync_refs.append(d)
             else:
                 raise d.error(f'invalid parameter "{arg}"')
         if name is None or size is None:
@@ -65,7 +67,7 @@ def limit_zone(kind: str) -> Handler:
         if name in ld.zones:
             raise d.error(f'duplicate zone "{name}"')
         uses_jwt = any(v.lower().startswith("jwt_") for v in key.variables)
-        ld.zones[name] = LimitZone(name, kind, key, size, rate, uses_jwt)
+        ld.zones[name] = LimitZone(name, kind, key, size, rate, uses_jwt, sync)
 
     return handle
 
@@ -98,7 +100,7 @@ def limit_conn(ld: Context, d: Directive) -> LimitConn:
 
 SPECS = [
     Spec("limit_req_zone", frozenset({HTTP}), 3, 4, limit_zone("req")),
-    Spec("limit_conn_zone", frozenset({HTTP}), 2, 2, limit_zone("conn")),
+    Spec("limit_conn_zone", frozenset({HTTP}), 2, 3, limit_zone("conn")),
     Spec("limit_req", HSL, 1, 3, appending("limit_req", limit_req)),
     Spec("limit_req_status", HSL, 1, 1, setting("limit_req_status", status_code)),
     Spec("limit_req_log_level", HSL, 1, 1, setting("limit_req_log_level", log_level)),
