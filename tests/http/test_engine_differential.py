@@ -148,3 +148,23 @@ def test_same_decision(name: str, split: int | None) -> None:
 
 def test_table_size() -> None:
     assert len(STREAMS) >= 40
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_an_answer_before_the_body_says_the_connection_ends(engine_cls: type) -> None:
+    """A refusal sent while the request's body is still coming (a 401 to a POST whose
+    body is in a later packet): the connection cannot carry another request, and the
+    response says so, on both engines (h11 once closed without saying it)."""
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    engine.feed(b"POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
+    head = engine.send_head(401, b"Unauthorized", [], 0)
+    engine.send_end()
+    assert b"connection: close" in head.lower()
+    assert not engine.keep_alive
+    rec2 = Recorder()
+    whole = engine_cls(rec2, 32768, 8192)  # the body there first: the connection goes on
+    whole.feed(b"POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nSECRET")
+    head = whole.send_head(401, b"Unauthorized", [], 0)
+    whole.send_end()
+    assert b"connection: close" not in head.lower() and whole.keep_alive
