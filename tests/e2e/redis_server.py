@@ -28,7 +28,8 @@ class RedisServer:
         log = open(self.tmp / f"redis-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "no"],
+             "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "no",
+             "--enable-debug-command", "yes"],
             stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + 10
@@ -48,9 +49,8 @@ class RedisServer:
         """One command in RESP, its raw answer (for the tests' own looks at the store)."""
         out = b"*%d\r\n" % len(args) + b"".join(
             b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
             s.sendall(out)
-            time.sleep(0.05)
             return s.recv(65536)
 
     def kill(self) -> None:
