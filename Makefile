@@ -78,6 +78,9 @@ load-deps: build
 	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { \
 	  echo "installing haproxy (Debian package): the benchmark's JWT-checking C peer"; \
 	  apt-get install -y -q haproxy >/dev/null; }
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server (Debian package): the synced limit zone's rows"; \
+	  apt-get install -y -q redis-server >/dev/null; }
 	@$(VPY) -c "import aiohttp" 2>/dev/null || $(VPY) -m pip install -q aiohttp
 
 bench-load: load-deps

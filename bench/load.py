@@ -150,6 +150,7 @@ class Bench:
         self.nginx_tls_url = ""
         self.nginx_tls_row: Result | None = None
         self.peer_row: Result | None = None
+        self.fleet: tuple[Result, Result] | None = None  # limit_req unshared, shared
 
     def start(self, cmd: list[str], port: int, cpu: str = "0") -> subprocess.Popen:
         p = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=subprocess.DEVNULL,
@@ -323,6 +324,40 @@ http {{ access_log off;
 """)
         return conf
 
+    def fleet_rows(self, hs: str) -> None:
+        """Issue #20: a limit_req zone shared through Redis (sync) against the same zone
+        unshared, on the HS256 row's path: the request path must not pay for the sync
+        (the exchange runs beside it every 50 ms). Redis runs on CPU 1 with wrk."""
+        redis_port, port = free_port(), free_port()
+        self.start(["redis-server", "--port", str(redis_port),
+                    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                   redis_port, cpu="1")
+        conf = self.tmp / "fastgate-fleet.conf"
+        conf.write_text(f"""
+error_log {self.tmp}/fastgate-fleet.log error;
+http {{ access_log off; fastgate_cluster redis://127.0.0.1:{redis_port};
+  limit_req_zone $jwt_claim_sub zone=local:10m rate=1000000r/s;
+  limit_req_zone $jwt_claim_sub zone=fleet:10m rate=1000000r/s sync;
+  upstream be {{ server 127.0.0.1:{self.backend_port}; keepalive 64;
+               keepalive_requests 1000000; }}
+  server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;
+    auth_jwt_key "{SECRET}"; auth_jwt on; auth_jwt_alg HS256;
+    proxy_set_header X-User-Id $jwt_claim_sub;
+    location /local/ {{ limit_req zone=local burst=1000000 nodelay; proxy_pass http://be; }}
+    location /fleet/ {{ limit_req zone=fleet burst=1000000 nodelay; proxy_pass http://be; }}
+  }}
+}}
+""")
+        p = self.start([PY, "-m", "fastgate", "-c", str(conf), "--http-engine", "httptools"],
+                       port)
+        url = f"http://127.0.0.1:{port}"
+        headers = [f"Authorization: Bearer {hs}"]
+        local = self.measure("fastgate httptools: HS256 + limit_req", f"{url}/local/x", headers)
+        fleet = self.measure("fastgate httptools: HS256 + limit_req sync (Redis)",
+                             f"{url}/fleet/x", headers)
+        self.fleet = (local, fleet)
+        self.stop(p)
+
     def tls_files(self) -> tuple[Path, Path, Path]:
         """An ECDSA P-256 certificate for 127.0.0.1, its key, and both in one file
         (HAProxy's crt): made once per run."""
@@ -460,6 +495,10 @@ http {{ access_log off;
                     self.caches = (before, full, rss_mib(p.pid))
             memory[engine] = (first, rss_mib(p.pid))
             self.stop(p)
+        if shutil.which("redis-server") is not None:
+            self.fleet_rows(hs)
+        else:
+            print("  (redis-server not installed: the synced limit rows are skipped)")
 
         if self.peer_row is not None and self.peer_row.rps:
             self.results.append(self.peer_row)
@@ -539,6 +578,13 @@ http {{ access_log off;
             tls = med("fastgate httptools over TLS: HS256 valid + claim header", "haproxy_ratio")
             if tls:
                 line(tls >= 0.6, f"over TLS (ECDSA P-256): {tls:.2f} of HAProxy's (>= 0.60)")
+        if self.fleet is not None:
+            local, fleet = self.fleet
+            print("\nissue #20 (a limit zone shared through Redis):")
+            p99 = fleet.median(fleet.p99_ratio) / local.median(local.p99_ratio)
+            rps = fleet.median(fleet.ratio) / local.median(local.ratio)
+            line(p99 <= 1.10, f"limit_req sync p99: {p99:.2f}x the unshared zone's (<= 1.10; "
+                              f"throughput {rps:.2f}x)")
 
     def close(self) -> None:
         for p in self.procs:
