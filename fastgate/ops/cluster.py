@@ -21,6 +21,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from fastgate.errors import FastgateError
 from fastgate.ops.cluster_limits import SYNC_EVERY, LimitSync
 from fastgate.proxy.revocation import JTI, SUB, Denylist, Entry, EntryError
 
@@ -39,7 +40,7 @@ PROBE_EVERY = 0.5  # seconds between version probes (the copy's worst staleness,
 RETRY_FIRST, RETRY_MAX = 0.2, 2.0  # reconnect backoff, seconds
 
 
-class StoreError(Exception):
+class StoreError(FastgateError):
     """The cluster store could not be reached or answered wrongly; ``reason`` says how."""
 
     def __init__(self, reason: str) -> None:

@@ -15,10 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from fastgate.errors import FastgateError
+
 JTI, SUB = "jti", "sub"
 
 
-class EntryError(ValueError):
+class EntryError(FastgateError, ValueError):
     """An entry from the store that is not one (it is skipped and counted)."""
 
 
