@@ -6,9 +6,11 @@ cluster's revocation list; every gateway of the cluster refuses it within a seco
 
 The store is the one ``fastgate_cluster`` names in FILE. ``--before`` is ``now`` (the
 default), seconds since the epoch, or an ISO 8601 time (``2026-12-03T12:00:00Z``).
-``--ttl`` (nginx's time syntax: ``3600``, ``12h``, ``7d``; default ``1d``) is how long
-the entry is kept: give the longest lifetime your tokens have, since a token that is
-still valid when its entry expires is accepted again.
+The entry is kept until every token it can match has expired, as far as the fleet
+knows: the gateways tell the store the longest lifetime of the tokens they accept
+(``exp`` and leeway from ``iat``; a token without ``exp`` makes it "never"), and the
+entry lasts that long past now (or past ``--before``). ``--ttl`` (nginx's time syntax:
+``3600``, ``12h``, ``7d``) sets it instead; with no lifetime told yet it is one day.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ USAGE = """\
 usage: fastgate revoke --jti ID [--ttl TIME] -c FILE
        fastgate revoke --sub SUB [--before TIME] [--ttl TIME] -c FILE
 """
-DEFAULT_TTL = 86400.0
+DEFAULT_TTL = 86400.0  # when no gateway has told the store how long tokens live
+MARGIN = 60.0  # seconds beyond the longest lifetime (clocks differ)
 
 
 class RevokeUsageError(FastgateError):
@@ -83,7 +86,7 @@ def parse(argv: list[str]) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     from fastgate.config import ConfigError, load_config
-    from fastgate.ops.cluster import StoreError, revoke
+    from fastgate.ops.cluster import StoreError, longest_lifetime, revoke
     from fastgate.proxy.revocation import JTI, SUB, Entry
 
     def err(message: str) -> None:
@@ -95,12 +98,12 @@ def main(argv: list[str]) -> int:
             print(USAGE, end="")
             return 0
         now = time.time()
-        ttl = DEFAULT_TTL
+        ttl: float | None = None  # None: as long as the fleet's tokens live
         if "ttl" in opts:
-            value = time_value(opts["ttl"])
-            if not value:
+            ttl = time_value(opts["ttl"])
+            if not ttl:
                 raise RevokeUsageError(f'invalid --ttl "{opts["ttl"]}" (such as 3600, 12h, 7d)')
-            ttl = value
+        before = _when(opts.get("before", "now"), now) if "sub" in opts else 0.0
     except RevokeUsageError as e:
         err(str(e))
         print(USAGE, file=sys.stderr, end="")
@@ -113,17 +116,25 @@ def main(argv: list[str]) -> int:
     if config.cluster is None:
         err(f'{opts["c"]} has no "fastgate_cluster": there is no store to revoke in')
         return 1
+    cluster = config.cluster
+
+    async def go() -> tuple[Entry, int, str]:
+        kept, why = ttl, "--ttl"
+        if kept is None:
+            longest = await longest_lifetime(cluster)
+            if longest:
+                # every token it can match was issued before now (or --before) and
+                # lives at most this long
+                kept, why = longest + MARGIN, "the longest a token the fleet accepted lives"
+            else:
+                kept, why = DEFAULT_TTL, "no gateway has told how long its tokens live yet"
+        start = now if "jti" in opts else max(now, before)
+        entry = (Entry(JTI, opts["jti"], start + kept) if "jti" in opts
+                 else Entry(SUB, opts["sub"], start + kept, before))
+        return entry, await revoke(cluster, entry), why
+
     try:
-        if "jti" in opts:
-            entry = Entry(JTI, opts["jti"], now + ttl)
-        else:
-            before = _when(opts.get("before", "now"), now)
-            entry = Entry(SUB, opts["sub"], max(now, before) + ttl, before)
-    except RevokeUsageError as e:
-        err(str(e))
-        return 1
-    try:
-        heard = asyncio.run(revoke(config.cluster, entry))
+        entry, heard, why = asyncio.run(go())
     except StoreError as e:
         err(f"{e.reason}: nothing was revoked")
         return 1
@@ -131,6 +142,6 @@ def main(argv: list[str]) -> int:
     what = f'jti "{entry.id}"' if entry.kind == JTI else (
         f'sub "{entry.id}", tokens issued before '
         f"{datetime.datetime.fromtimestamp(entry.before, datetime.UTC):%Y-%m-%d %H:%M:%S} UTC,")
-    print(f"fastgate: revoked {what} until {until:%Y-%m-%d %H:%M:%S} UTC "
-          f"in {config.cluster.shown} ({heard} gateway worker(s) listening)")
+    print(f"fastgate: revoked {what} until {until:%Y-%m-%d %H:%M:%S} UTC ({why}) "
+          f"in {cluster.shown} ({heard} gateway worker(s) listening)")
     return 0

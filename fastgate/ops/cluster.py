@@ -7,7 +7,9 @@ is published on ``fastgate:revocations``. Each worker keeps a copy (``Denylist``
 subscribes, then loads the whole list (subscribing first, nothing written in between is
 missed), applies what is published as it comes, and asks the version every
 ``PROBE_EVERY`` seconds — that probe is also how an outage is noticed, and a version it
-has not seen makes it load the list again. Requests only ever read the copy: with the
+has not seen makes it load the list again. With the probe it tells the store the longest
+lifetime of the tokens it accepted (``LIFETIME``, only ever raised), which is how long
+``fastgate revoke`` keeps an entry by default. Requests only ever read the copy: with the
 store out of reach the copy stays as it was (said once in the error log and in
 ``fastgate_status``) and the link retries by itself.
 
@@ -35,6 +37,11 @@ CHANNEL = PREFIX + "revocations"
 LIMITS_CHANNEL = PREFIX + "limits"
 HASHES = {JTI: PREFIX + "revoked:jti", SUB: PREFIX + "revoked:sub"}
 VERSION = PREFIX + "revoked:version"
+# the longest lifetime of the tokens the fleet accepts (seconds): fastgate revoke's
+# default for how long an entry is kept
+LIFETIME = PREFIX + "revoked:lifetime"
+_RAISE = ("local v = tonumber(redis.call('GET', KEYS[1]) or '0') "
+          "if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 1")
 PROBE_EVERY = 0.5  # seconds between version probes (the copy's worst staleness, and
 # how soon an outage is seen)
 RETRY_FIRST, RETRY_MAX = 0.2, 2.0  # reconnect backoff, seconds
@@ -86,6 +93,7 @@ class ClusterLink:
         self.up = False
         self.heard = 0.0  # time.monotonic() of the store's last answer
         self.version: bytes | None = None
+        self.told_longest = 0.0  # the lifetime this worker last told the store of
         self._down_since: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._loaded = asyncio.Event()
@@ -163,6 +171,10 @@ class ClusterLink:
                         await pipe.execute()
                 next_sync = time.monotonic() + SYNC_EVERY
             if time.monotonic() >= next_probe:
+                longest = self.denylist.longest
+                if longest > self.told_longest:
+                    await store.eval(_RAISE, 1, LIFETIME, repr(longest))
+                    self.told_longest = longest
                 version = await store.get(VERSION)
                 self.heard = time.monotonic()
                 if version != self.version:
@@ -225,6 +237,25 @@ async def _closed(pubsub: Any, store: Any) -> None:
             await asyncio.wait_for(close(), 1.0)
         except Exception:  # noqa: BLE001, S110 — closing what already failed
             pass
+
+
+async def longest_lifetime(cluster: Cluster) -> float | None:
+    """The longest lifetime of a token the fleet has accepted (seconds), None when no
+    gateway has told yet. StoreError when the store cannot be reached."""
+    store = client(cluster)
+    try:
+        raw = await store.get(LIFETIME)
+    except _store_errors() as e:
+        raise StoreError(f"cluster store {cluster.shown}: {_reason(e)}") from None
+    finally:
+        try:
+            await asyncio.wait_for(store.aclose(), 1.0)
+        except Exception:  # noqa: BLE001, S110
+            pass
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 async def revoke(cluster: Cluster, entry: Entry) -> int:

@@ -95,6 +95,8 @@ class AuthJwt:
         hit = verifier.hits != hits
         if s.auth_jwt_revocation:
             denylist = self.w.denylist
+            if not hit:  # once per token: how long the fleet's tokens live
+                denylist.learn(req.token.payload, time.time(), s.auth_jwt_leeway)
             # after the signature: a forged token never gets this far
             if denylist and denylist.revoked(req.token.payload, time.time()):
                 revoked = TokenRevokedError()
@@ -142,8 +144,14 @@ class AuthJwt:
         try:
             token = self.token_of(req, loc)
             if token:
-                req.token = self.verifiers[loc.jwt].verify(token, time.time())
+                verifier = self.verifiers[loc.jwt]
+                hits = verifier.hits
+                req.token = verifier.verify(token, time.time())
                 req.jwt_plus = loc.settings.auth_jwt_realm is not None
+                if verifier.hits == hits and loc.settings.auth_jwt_revocation:
+                    # the first sight of this token (the access phase's is a cache hit)
+                    self.w.denylist.learn(req.token.payload, time.time(),
+                                          loc.settings.auth_jwt_leeway)
         except JWTError:
             pass
 

@@ -18,6 +18,9 @@ from typing import Any, TypeGuard
 from fastgate.errors import FastgateError
 
 JTI, SUB = "jti", "sub"
+# what a token without exp lives, for the fleet's longest lifetime: a revocation that
+# can match one never expires by default (a hundred years is "never" in JSON)
+FOREVER = 100 * 365 * 86400.0
 
 
 class EntryError(FastgateError, ValueError):
@@ -74,11 +77,14 @@ def _text(value: object) -> str | None:
 class Denylist:
     """jti -> until, and sub -> (before, until). Empty, it costs a request one test."""
 
-    __slots__ = ("jti", "sub")
+    __slots__ = ("jti", "sub", "longest")
 
     def __init__(self) -> None:
         self.jti: dict[str, float] = {}
         self.sub: dict[str, tuple[float, float]] = {}
+        # the longest a token this worker accepted stays valid, from its issue (or from
+        # when it was seen, without iat): how long a revocation must last by default
+        self.longest = 0.0
 
     def __bool__(self) -> bool:
         return bool(self.jti) or bool(self.sub)
@@ -95,6 +101,19 @@ class Denylist:
                 iat = payload.get("iat")
                 return not _finite(iat) or iat < entry[0]
         return False
+
+    def learn(self, payload: dict[str, Any], now: float, leeway: float) -> None:
+        """A token accepted: how long tokens of this fleet live, as far as this one
+        tells (its ``exp`` and leeway from its ``iat``, or from now)."""
+        exp = payload.get("exp")
+        if not _finite(exp):
+            self.longest = FOREVER
+            return
+        iat = payload.get("iat")
+        start = iat if _finite(iat) and iat <= now else now
+        life = min(exp + leeway - start, FOREVER)
+        if life > self.longest:
+            self.longest = life
 
     def add(self, entry: Entry) -> None:
         """Entries only widen: a later one for the same id keeps the later ``until`` and

@@ -7,6 +7,7 @@ back by themselves; a reload keeps the list."""
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import signal
 import subprocess
@@ -125,9 +126,15 @@ def test_a_revocation_reaches_every_gateway_within_a_second(fleet) -> None:  # t
     redis, backend, gws, clients = fleet
     stolen, other = token("alice", "t-1"), token("alice", "t-2")
     assert [c.get(stolen) for c in clients] == [200] * GATEWAYS
+    # the gateways tell the store how long their tokens live (600 s here, no iat)
+    wait_until(lambda: not redis.command("GET", "fastgate:revoked:lifetime").startswith(b"$-1"),
+               2)
     done = revoke(gws[0].conf, "--jti", "t-1")
     assert done.returncode == 0, done.stderr
     assert 'revoked jti "t-1"' in done.stdout and f"({GATEWAYS} gateway worker" in done.stdout
+    assert "(the longest a token the fleet accepted lives)" in done.stdout
+    kept = json.loads(redis.command("HGET", "fastgate:revoked:jti", "t-1").split(b"\r\n")[1])
+    assert 590 + 60 < kept["until"] - time.time() < 600 + 60 + 5  # until the token expires
     for c in clients:
         assert wait_until(lambda c=c: c.get(stolen) == 401, 1.0) < 1.0
     seen = _reached(backend, stolen)

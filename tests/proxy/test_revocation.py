@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scenario import ENGINES, PATHS, Scenario
 
-from fastgate.proxy.revocation import JTI, SUB, Denylist, Entry, EntryError
+from fastgate.proxy.revocation import FOREVER, JTI, SUB, Denylist, Entry, EntryError
 
 SECRET = "revocation-secret-0123456789abcdef0123"
 HTTP = f"""
@@ -114,7 +114,41 @@ def test_a_forged_token_is_refused_for_its_signature_not_looked_up(ask) -> None:
     assert "JWT: invalid signature" in log and "JWT: token revoked" not in log
 
 
+def test_an_accepted_token_tells_how_long_tokens_live(tmp_path: Path) -> None:
+    async def main() -> tuple[float, float]:
+        sc = Scenario(tmp_path, "httptools", HTTP, "callback")
+        try:
+            now = int(time.time())
+            head = (f"GET /open/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer "
+                    f"{_token(sub='a', iat=now - 100, exp=now + 500)}\r\n\r\n").encode()
+            await sc.exchange(head, OK)
+            unchecked = sc.worker.denylist.longest  # revocation off there: not learnt
+            head = (f"GET /api/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer "
+                    f"{_token(sub='b', iat=now - 100, exp=now + 500)}\r\n\r\n").encode()
+            await sc.exchange(head, OK)
+            return unchecked, sc.worker.denylist.longest
+        finally:
+            sc.close()
+
+    unchecked, longest = asyncio.run(main())
+    assert unchecked == 0.0 and longest == 600.0
+
+
 # --- the list ------------------------------------------------------------------------------
+
+
+def test_the_longest_lifetime() -> None:
+    d = Denylist()
+    d.learn({"exp": 1300, "iat": 1000}, 1100.0, 0.0)
+    assert d.longest == 300.0
+    d.learn({"exp": 1200, "iat": 1000}, 1100.0, 0.0)  # shorter: kept the longest
+    assert d.longest == 300.0
+    d.learn({"exp": 1600}, 1100.0, 30.0)  # no iat: from now, leeway included
+    assert d.longest == 530.0
+    d.learn({"exp": 1600, "iat": 5000}, 1100.0, 0.0)  # an iat in the future: from now
+    assert d.longest == 530.0
+    d.learn({"sub": "x"}, 1100.0, 0.0)  # no exp: a revocation must never expire
+    assert d.longest == FOREVER and Entry.decode(Entry(JTI, "a", FOREVER).encode())
 
 
 def test_entries_only_widen() -> None:
