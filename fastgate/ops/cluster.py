@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastgate.errors import FastgateError
@@ -239,19 +241,27 @@ async def _closed(pubsub: Any, store: Any) -> None:
             pass
 
 
-async def longest_lifetime(cluster: Cluster) -> float | None:
-    """The longest lifetime of a token the fleet has accepted (seconds), None when no
-    gateway has told yet. StoreError when the store cannot be reached."""
+@asynccontextmanager
+async def _session(cluster: Cluster) -> AsyncIterator[Any]:
+    """A client for one command line's exchange with the store, closed after; what goes
+    wrong with the store is a StoreError that names it."""
     store = client(cluster)
     try:
-        raw = await store.get(LIFETIME)
+        yield store
     except _store_errors() as e:
         raise StoreError(f"cluster store {cluster.shown}: {_reason(e)}") from None
     finally:
         try:
             await asyncio.wait_for(store.aclose(), 1.0)
-        except Exception:  # noqa: BLE001, S110
+        except Exception:  # noqa: BLE001, S110 — closing what may have failed
             pass
+
+
+async def longest_lifetime(cluster: Cluster) -> float | None:
+    """The longest lifetime of a token the fleet has accepted (seconds), None when no
+    gateway has told yet. StoreError when the store cannot be reached."""
+    async with _session(cluster) as store:
+        raw = await store.get(LIFETIME)
     try:
         return float(raw) if raw is not None else None
     except ValueError:
@@ -262,8 +272,7 @@ async def revoke(cluster: Cluster, entry: Entry) -> int:
     """Write ``entry`` to the store, publish it, and drop the entries that have expired;
     the number of gateway workers that heard the message. StoreError when the store
     cannot be reached."""
-    store = client(cluster)
-    try:
+    async with _session(cluster) as store:
         now = time.time()
         key = HASHES[entry.kind]
         old = await store.hget(key, entry.id)
@@ -290,10 +299,3 @@ async def revoke(cluster: Cluster, entry: Entry) -> int:
             pipe.publish(CHANNEL, entry.encode())
             results = await pipe.execute()
         return int(results[-1])
-    except _store_errors() as e:
-        raise StoreError(f"cluster store {cluster.shown}: {_reason(e)}") from None
-    finally:
-        try:
-            await asyncio.wait_for(store.aclose(), 1.0)
-        except Exception:  # noqa: BLE001, S110
-            pass

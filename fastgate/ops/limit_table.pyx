@@ -140,6 +140,19 @@ cdef class LimitTable:
         e.stamp = 0
         return e
 
+    cdef inline int64_t _one_more(self, LimitEntry *e, int64_t now_ms,
+                                  int64_t rate) noexcept nogil:
+        """The excess after one more request at ``now_ms`` (``ngx_http_limit_req_lookup``'s
+        accounting; the first request of a key leaves none)."""
+        cdef int64_t ms, excess
+        if e.last == 0:
+            return 0
+        ms = now_ms - e.last
+        if ms < -60000:
+            ms = 1
+        excess = e.excess - rate * (ms if ms >= 0 else -ms) // 1000 + 1000
+        return excess if excess > 0 else 0
+
     cdef inline void _mark(self, LimitEntry *e) noexcept nogil:
         """``e`` changed in a way the fleet is to hear of (under the lock)."""
         if e.dirty:
@@ -157,28 +170,19 @@ cdef class LimitTable:
         this request (>= 0), or -1 when it is over the burst (not accounted)."""
         cdef uint64_t h = _key_hash(key)
         cdef LimitEntry *e
-        cdef int64_t ms, excess
+        cdef int64_t excess
         fg_lock(&self._head.lock)
         try:
             e = self._find(h, True)
             if e == NULL:
                 return -1
             self._touch(e)
-            if e.last == 0:
-                excess = 0
-                ms = 0
-            else:
-                ms = now_ms - e.last
-                if ms < -60000:
-                    ms = 1
-                excess = e.excess - rate * (ms if ms >= 0 else -ms) // 1000 + 1000
-                if excess < 0:
-                    excess = 0
+            excess = self._one_more(e, now_ms, rate)
             if excess > burst:
                 return -1
             if commit:
                 e.excess = excess
-                if ms != 0 or e.last == 0:
+                if e.last == 0 or now_ms != e.last:
                     e.last = now_ms
                 if e.pending < 2147483647:
                     e.pending += 1
@@ -294,7 +298,6 @@ cdef class LimitTable:
         """``count`` requests another instance admitted for the key hashed ``h``: into
         the excess as if admitted here (no burst check: they were admitted already)."""
         cdef LimitEntry *e
-        cdef int64_t ms, excess
         if h == 0 or count <= 0:
             return
         if count > 1000000:
@@ -306,16 +309,7 @@ cdef class LimitTable:
                 return
             self._touch(e)
             # as ``request`` accounts ``count`` requests in a row at ``now_ms``
-            if e.last == 0:
-                excess = 0
-            else:
-                ms = now_ms - e.last
-                if ms < -60000:
-                    ms = 1
-                excess = e.excess - rate * (ms if ms >= 0 else -ms) // 1000 + 1000
-                if excess < 0:
-                    excess = 0
-            e.excess = excess + (count - 1) * 1000
+            e.excess = self._one_more(e, now_ms, rate) + (count - 1) * 1000
             e.last = now_ms
         finally:
             fg_unlock(&self._head.lock)

@@ -38,6 +38,17 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
+def terminate(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, and SIGKILL after five seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Backend:
     def __init__(self, tmp: Path, name: str) -> None:
         self.port = free_port()
@@ -58,13 +69,7 @@ class Backend:
                 if line.strip()]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 class Gateway:

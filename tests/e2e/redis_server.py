@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from conftest import terminate
+
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -59,10 +61,5 @@ class RedisServer:
             self.proc.wait(5)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
