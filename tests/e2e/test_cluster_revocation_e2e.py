@@ -195,7 +195,7 @@ def test_the_store_going_away_fails_no_request_and_loses_no_revocation(fleet) ->
         t.start()
     try:
         time.sleep(0.3)
-        slow_store(redis, 1.5).join()  # slow first: nothing waits on it either
+        slow_store(redis, 2.0).join()  # slow first: nothing waits on it either
         redis.kill()
         for c in clients:
             wait_until(lambda c=c: metric(c.status_page(), "fastgate_revocation_stale") == 1, 3)
@@ -213,7 +213,7 @@ def test_the_store_going_away_fails_no_request_and_loses_no_revocation(fleet) ->
         for t in threads:
             t.join(10)
     assert failures == [] and answered[0] > 50
-    assert max(latencies) < 1.0, max(latencies)  # no request waited on the store
+    assert max(latencies) < 1.2, max(latencies)  # none waited on the store (2 s asleep)
     for g in gws:
         wait_until(lambda g=g: "reached again" in g.stderr, 3)
         assert g.stderr.count("out of reach") == 1, g.stderr  # once per outage
