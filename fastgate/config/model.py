@@ -292,6 +292,7 @@ class Cluster:
     url: str  # redis://, rediss:// or unix://, as given
     shown: str  # the URL without its password, for messages
     timeout: float = 1.0  # connecting and each command; a request never waits on it
+    ca: str | None = None  # rediss://: the CAs the store's certificate is checked against
 
 
 @dataclass(frozen=True, slots=True)

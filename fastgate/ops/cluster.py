@@ -64,9 +64,10 @@ def client(cluster: Cluster) -> Any:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
+    tls = {"ssl_ca_certs": cluster.ca} if cluster.ca is not None else {}
     return from_url(cluster.url, socket_timeout=cluster.timeout,
                     socket_connect_timeout=cluster.timeout, retry=Retry(NoBackoff(), 0),
-                    decode_responses=False)
+                    decode_responses=False, **tls)
 
 
 def _reason(e: BaseException) -> str:

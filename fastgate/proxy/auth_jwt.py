@@ -96,7 +96,7 @@ class AuthJwt:
         if s.auth_jwt_revocation:
             denylist = self.w.denylist
             if not hit:  # once per token: how long the fleet's tokens live
-                denylist.learn(req.token.payload, time.time(), s.auth_jwt_leeway)
+                denylist.learn(req.token.payload, time.time(), verifier.leeway)
             # after the signature: a forged token never gets this far
             if denylist and denylist.revoked(req.token.payload, time.time()):
                 revoked = TokenRevokedError()
@@ -150,8 +150,7 @@ class AuthJwt:
                 req.jwt_plus = loc.settings.auth_jwt_realm is not None
                 if verifier.hits == hits and loc.settings.auth_jwt_revocation:
                     # the first sight of this token (the access phase's is a cache hit)
-                    self.w.denylist.learn(req.token.payload, time.time(),
-                                          loc.settings.auth_jwt_leeway)
+                    self.w.denylist.learn(req.token.payload, time.time(), verifier.leeway)
         except JWTError:
             pass
 

@@ -90,3 +90,19 @@ def test_sync_without_a_store_is_said_once(tmp_path: Path) -> None:
     assert [w for w in c.warnings if "sync" in w] == [
         '[warn] "sync" without "fastgate_cluster" (2 times): the zone is shared by this '
         f"instance's workers only in {tmp_path}/t.conf:2"]
+
+
+def test_the_cas_of_a_tls_store(tmp_path: Path) -> None:
+    from helpers import self_signed
+
+    cert, _ = self_signed(tmp_path, "store")
+    c = _load(tmp_path, f"fastgate_cluster rediss://store ca={cert.name};")
+    assert c.cluster is not None and c.cluster.ca == str(cert)  # beside the configuration
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    for directive, words in (
+            (f"fastgate_cluster redis://store ca={cert};", '"ca=' + str(cert) + '" goes with '
+                                                             "rediss://"),
+            ("fastgate_cluster rediss://store ca=missing.pem;", "cannot open"),
+            ("fastgate_cluster rediss://store ca=junk.pem;", "cannot load CA certificates")):
+        text = _error(tmp_path, directive)
+        assert words in text and "t.conf:2" in text, text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -16,20 +17,34 @@ REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class RedisServer:
-    def __init__(self, tmp: Path, port: int) -> None:
+    """``tls``: (certificate, key) to serve TLS only (rediss://) with."""
+
+    def __init__(self, tmp: Path, port: int, tls: tuple[Path, Path] | None = None) -> None:
         self.port = port
         self.tmp = tmp
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return (f"rediss://localhost:{self.port}" if self.tls
+                else f"redis://127.0.0.1:{self.port}")
+
+    def _connect(self, timeout: float) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        if self.tls is None:
+            return s
+        ctx = ssl.create_default_context(cafile=str(self.tls[0]))
+        return ctx.wrap_socket(s, server_hostname="localhost")
 
     def start(self) -> None:
         log = open(self.tmp / f"redis-{self.port}.log", "ab")
+        ports = ["--port", str(self.port)] if self.tls is None else [
+            "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]),
+            "--tls-key-file", str(self.tls[1]), "--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [REDIS, *ports, "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "no",
              "--enable-debug-command", "yes"],
             stdout=log, stderr=log)
@@ -39,7 +54,7 @@ class RedisServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                with self._connect(0.5) as s:
                     s.sendall(b"PING\r\n")
                     if s.recv(16).startswith(b"+PONG"):
                         return
@@ -51,7 +66,7 @@ class RedisServer:
         """One command in RESP, its raw answer (for the tests' own looks at the store)."""
         out = b"*%d\r\n" % len(args) + b"".join(
             b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+        with self._connect(10) as s:
             s.sendall(out)
             return s.recv(65536)
 

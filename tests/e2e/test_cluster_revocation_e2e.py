@@ -273,3 +273,35 @@ def test_the_command_says_what_is_wrong(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "fastgate", "revoke", "--jti", "a"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and '"-c FILE" is required' in out.stderr
+
+
+def test_the_store_over_tls(tmp_path: Path, gateway, free, backends) -> None:  # type: ignore[no-untyped-def]
+    """rediss:// with ca=FILE: the store's certificate checked against the file's CAs;
+    a store whose certificate is not from them is out of reach, never used."""
+    from helpers import self_signed
+
+    cert, key = self_signed(tmp_path, "localhost")
+    redis = RedisServer(tmp_path, free(), (cert, key))
+    try:
+        backend = backends("be")
+        port = free()
+        conf = _config(port, redis.url, backend.port).replace(
+            "timeout=300ms;", f"timeout=300ms ca={cert};")
+        g = gateway(conf, port)
+        c = Client(port)
+        wait_until(lambda: metric(c.status_page(), "fastgate_cluster_up") == 1, 5)
+        tok = token("tls", "tls-1")
+        assert c.get(tok) == 200
+        done = revoke(g.conf, "--jti", "tls-1")
+        assert done.returncode == 0, done.stderr
+        assert wait_until(lambda: c.get(tok) == 401, 1.0) < 1.0
+        other, _ = self_signed(tmp_path, "localhost", stem="other-")
+        port2 = free()
+        g2 = gateway(_config(port2, redis.url, backend.port).replace(
+            "timeout=300ms;", f"timeout=300ms ca={other};"), port2)
+        c2 = Client(port2)
+        time.sleep(1.0)
+        assert metric(c2.status_page(), "fastgate_cluster_up") == 0
+        wait_until(lambda: "certificate verify failed" in g2.stderr, 3)
+    finally:
+        redis.stop()

@@ -4,6 +4,7 @@ revocation list kept there."""
 
 from __future__ import annotations
 
+import ssl
 from urllib.parse import SplitResult, urlsplit
 
 from fastgate.config.context import HSL, HTTP, Context, Level, Spec
@@ -44,13 +45,31 @@ def _checked(d: Directive, text: str) -> SplitResult:
     return url
 
 
+def _ca(ld: Context, d: Directive, value: str) -> str:
+    """``ca=FILE``: PEM certificates that load as CAs (else FILE:LINE, as -t says of
+    ssl_trusted_certificate)."""
+    path = ld.path_of(value)
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as e:  # (an OSError too: first)
+        raise d.error(f'cannot load CA certificates "{path}": {e.reason or e}') from None
+    except OSError as e:
+        raise d.error(f'cannot open "{path}" ({e.errno}: {e.strerror})') from None
+    return path
+
+
 def set_cluster(ld: Context, lvl: Level, d: Directive) -> None:
-    """``fastgate_cluster URL [timeout=TIME]``."""
+    """``fastgate_cluster URL [timeout=TIME] [ca=FILE]``."""
     lvl.once(d)
     url = _checked(d, d.args[0])
     timeout = DEFAULT_TIMEOUT
+    ca = None
     for arg in d.args[1:]:
-        if arg.startswith("timeout="):
+        if arg.startswith("ca=") and len(arg) > 3:
+            if url.scheme != "rediss":
+                raise d.error(f'"{arg}" goes with rediss:// (TLS)')
+            ca = _ca(ld, d, arg[3:])
+        elif arg.startswith("timeout="):
             timeout = parse_time(d, arg[8:])
             if timeout <= 0:
                 raise d.error(f'invalid parameter "{arg}"')
@@ -60,7 +79,7 @@ def set_cluster(ld: Context, lvl: Level, d: Directive) -> None:
         else:
             raise d.error(f'invalid parameter "{arg}"')
     shown = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()
-    lvl.local["fastgate_cluster"] = Cluster(d.args[0], shown, timeout)
+    lvl.local["fastgate_cluster"] = Cluster(d.args[0], shown, timeout, ca)
 
 
 def set_revocation(ld: Context, lvl: Level, d: Directive) -> None:
