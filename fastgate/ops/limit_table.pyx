@@ -246,12 +246,26 @@ cdef class LimitTable:
         changed since the last call (0 included)."""
         return self._changes(False, whole)
 
+    cdef int _take(self, LimitEntry *e, bint pending, bint whole, list out) except -1:
+        """One entry's change into ``out`` (under the lock): the requests admitted since
+        the last drain (reset), or the requests in progress (any count for an entry the
+        ring lists; in a whole scan, only keys that have some)."""
+        e.dirty = 0
+        if e.hash == 0:
+            return 0
+        if pending:
+            if e.pending > 0:
+                out.append((e.hash, e.pending))
+                e.pending = 0
+        elif not whole or e.conns > 0:
+            out.append((e.hash, e.conns))
+        return 0
+
     cdef tuple _changes(self, bint pending, bint whole):
         """The entries the dirty ring lists, under one hold of the lock (the ring is
         short); after an overflow, every entry, a chunk per hold of the lock, so that a
         large zone never holds up a request for long."""
         cdef Py_ssize_t i, n, start, end
-        cdef LimitEntry *e
         out = []
         fg_lock(&self._head.lock)
         try:
@@ -261,16 +275,7 @@ cdef class LimitTable:
             self._head.dirty_count = 0
             if not whole:
                 for i in range(n):
-                    e = &self._entries[self._dirty[i]]
-                    e.dirty = 0
-                    if e.hash == 0:
-                        continue
-                    if pending:
-                        if e.pending > 0:
-                            out.append((e.hash, e.pending))
-                            e.pending = 0
-                    else:
-                        out.append((e.hash, e.conns))
+                    self._take(&self._entries[self._dirty[i]], pending, False, out)
         finally:
             fg_unlock(&self._head.lock)
         if not whole:
@@ -280,16 +285,7 @@ cdef class LimitTable:
             fg_lock(&self._head.lock)
             try:
                 for i in range(start, end):
-                    e = &self._entries[i]
-                    e.dirty = 0
-                    if e.hash == 0:
-                        continue
-                    if pending:
-                        if e.pending > 0:
-                            out.append((e.hash, e.pending))
-                            e.pending = 0
-                    elif e.conns > 0:
-                        out.append((e.hash, e.conns))
+                    self._take(&self._entries[i], pending, True, out)
             finally:
                 fg_unlock(&self._head.lock)
         return True, out
