@@ -136,6 +136,7 @@ class ClusterLink:
                 await self._load(store)
                 if self.limits is not None:
                     self.limits.forget()
+                self.told_longest = 0.0  # a store restarted empty has lost it: tell again
                 self._reached()
                 wait = RETRY_FIRST
                 await self._follow(store, pubsub)

@@ -55,6 +55,11 @@ def slow_store(redis: RedisServer, seconds: float) -> threading.Thread:
     return t
 
 
+def told(redis: RedisServer) -> bool:
+    """Whether a gateway has told the store how long the tokens it accepts live."""
+    return not redis.command("GET", "fastgate:revoked:lifetime").startswith(b"$-1")
+
+
 class Client:
     """One keep-alive connection to a gateway."""
 
@@ -126,9 +131,7 @@ def test_a_revocation_reaches_every_gateway_within_a_second(fleet) -> None:  # t
     redis, backend, gws, clients = fleet
     stolen, other = token("alice", "t-1"), token("alice", "t-2")
     assert [c.get(stolen) for c in clients] == [200] * GATEWAYS
-    # the gateways tell the store how long their tokens live (600 s here, no iat)
-    wait_until(lambda: not redis.command("GET", "fastgate:revoked:lifetime").startswith(b"$-1"),
-               2)
+    wait_until(lambda: told(redis), 2)  # how long their tokens live (600 s here, no iat)
     done = revoke(gws[0].conf, "--jti", "t-1")
     assert done.returncode == 0, done.stderr
     assert 'revoked jti "t-1"' in done.stdout and f"({GATEWAYS} gateway worker" in done.stdout
@@ -198,6 +201,8 @@ def test_the_store_going_away_fails_no_request_and_loses_no_revocation(fleet) ->
         slow_store(redis, 2.0).join()  # slow first: nothing waits on it either
         for g in gws:  # an outage of its own (the links time out), over once it answers
             wait_until(lambda g=g: g.stderr.count("reached again") == 1, 5)
+        wait_until(lambda: told(redis), 2)  # how long the tokens live, told after it
+        time.sleep(1.2)  # by every gateway (a probe each 0.5 s)
         redis.kill()
         for c in clients:
             wait_until(lambda c=c: metric(c.status_page(), "fastgate_revocation_stale") == 1, 3)
@@ -221,6 +226,7 @@ def test_the_store_going_away_fails_no_request_and_loses_no_revocation(fleet) ->
         assert g.stderr.count("out of reach") == 2, g.stderr
     for c in clients:  # the store lost it; the gateways did not
         assert c.get(revoked) == 401
+    wait_until(lambda: told(redis), 2)  # and told again to the store that forgot it
     assert revoke(gws[2].conf, "--jti", "d-1").returncode == 0
     for c in clients:
         assert wait_until(lambda c=c: c.get(valid) == 401, 1.0) < 1.0
