@@ -44,6 +44,16 @@ def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int] | None:
 
 
 class ClientConnection(asyncio.Protocol):
+    # slotted: an idle keep-alive connection is mostly this object (no per-instance
+    # dict), and its attributes are read on every request
+    __slots__ = ("_born", "_dispatching", "_given_header", "_got_bytes", "_held_back",
+                 "_last", "_lingering", "_loop", "_lost", "_next_on_drain", "_peer_eof",
+                 "_proxy_header", "_settings", "_starting_next", "_tunnel", "body",
+                 "closed", "connection_id", "deadline", "engine", "engine_name",
+                 "exchange", "gate", "handler", "idle", "info", "observer", "pipelined",
+                 "remote_addr", "remote_port", "requests", "scheme", "server_addr",
+                 "server_port", "transport")
+
     def __init__(self, handler: RequestHandler[ClientConnection],
                  observer: ConnectionObserver[ClientConnection], policy: ConnectionPolicy,
                  engine: str, tls: bool, port: int, proxy_protocol: bool = False) -> None:
