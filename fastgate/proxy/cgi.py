@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -188,17 +189,28 @@ class CgiModule:
         except uwsgi.TooBig as e:
             self.w.log.error(str(e), conn, req)
             return await finished(self.fail(conn, req, loc, 500))
-        connected = await self.connect(conn, req, loc, plan.connect_timeout)
+        return await self.talk(
+            conn, req, loc, plan.connect_timeout,
+            lambda app, peer, started: self._run(conn, req, loc, plan, peer, app, data,
+                                                 started))
+
+    async def talk(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
+                   exchange: Callable[[AppConnection, Peer | None, float], Awaitable[Step]],
+                   ) -> Step:
+        """``exchange`` over a connection to the location's application (with the
+        server, and when connecting began), the connection dropped after; or the
+        answer to a failure to connect."""
+        connected = await self._connect(conn, req, loc, timeout)
         if not isinstance(connected, tuple):
             return connected
         app, peer, started = connected
         try:
-            return await self._run(conn, req, loc, plan, peer, app, data, started)
+            return await exchange(app, peer, started)
         finally:
             app.abort()
 
-    async def connect(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
-                      ) -> tuple[AppConnection, Peer | None, float] | Step:
+    async def _connect(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
+                       ) -> tuple[AppConnection, Peer | None, float] | Step:
         """A connection to the location's application (a server of its group, or its
         unix socket), the server, and when connecting began; or the failure's answer."""
         ap = loc.app_pass

@@ -41,14 +41,9 @@ class MemcachedModule(CgiModule):
         if not key:
             self.w.log.error('the "$memcached_key" variable is not set', conn, req)
             return await finished(self.fail(conn, req, loc, 500))
-        connected = await self.connect(conn, req, loc, s.memcached_connect_timeout)
-        if not isinstance(connected, tuple):
-            return connected
-        app, peer, started = connected
-        try:
-            return await self._ask(conn, req, loc, peer, app, key, started)
-        finally:
-            app.abort()
+        return await self.talk(
+            conn, req, loc, s.memcached_connect_timeout,
+            lambda app, peer, started: self._ask(conn, req, loc, peer, app, key, started))
 
     async def _ask(self, conn: ClientSide, req: Request, loc: Location, peer: Peer | None,
                    app: AppConnection, key: bytes, started: float) -> Step:
