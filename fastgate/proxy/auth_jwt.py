@@ -95,10 +95,11 @@ class AuthJwt:
         hit = verifier.hits != hits
         if s.auth_jwt_revocation:
             denylist = self.w.denylist
+            now = time.time()
             if not hit:  # once per token: how long the fleet's tokens live
-                denylist.learn(req.token.payload, time.time(), verifier.leeway)
+                denylist.learn(req.token.payload, now, verifier.leeway)
             # after the signature: a forged token never gets this far
-            if denylist and denylist.revoked(req.token.payload, time.time()):
+            if denylist and denylist.revoked(req.token.payload, now):
                 revoked = TokenRevokedError()
                 self.w.log.info(revoked.reason, conn, req)
                 stats.cache(hit)
@@ -146,11 +147,12 @@ class AuthJwt:
             if token:
                 verifier = self.verifiers[loc.jwt]
                 hits = verifier.hits
-                req.token = verifier.verify(token, time.time())
+                now = time.time()
+                req.token = verifier.verify(token, now)
                 req.jwt_plus = loc.settings.auth_jwt_realm is not None
                 if verifier.hits == hits and loc.settings.auth_jwt_revocation:
                     # the first sight of this token (the access phase's is a cache hit)
-                    self.w.denylist.learn(req.token.payload, time.time(), verifier.leeway)
+                    self.w.denylist.learn(req.token.payload, now, verifier.leeway)
         except JWTError:
             pass
 
