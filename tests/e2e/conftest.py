@@ -3,6 +3,7 @@ test backends (backend.py) and the fastgate command itself."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
@@ -17,6 +18,19 @@ import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None,
+            headers: dict | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+    """One request on a connection of its own: (status, headers by lower-case name,
+    body)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
 
 
 def free_port() -> int:

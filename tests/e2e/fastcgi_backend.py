@@ -65,21 +65,31 @@ class _State:
     close_early: bool = False
 
 
-class _Conn(asyncio.Protocol):
+class _Recording(asyncio.Protocol):
+    """A connection of a recording application: every byte kept (``state.raw``) and
+    gathered in ``buf`` for the parser of its protocol."""
+
+    state: _State | _StreamState
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def keep(self, data: bytes) -> None:
+        with self.state.lock:
+            self.state.raw.append(data)
+        self.buf += data
+
+
+class _Conn(_Recording):
     def __init__(self, state: _State) -> None:
         self.state = state
         self.buf = b""
         self.params = b""
         self.stdin = b""
-        self.keep = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.t = transport
+        self.keep_conn = False
 
     def data_received(self, data: bytes) -> None:
-        with self.state.lock:
-            self.state.raw.append(data)
-        self.buf += data
+        self.keep(data)
         while len(self.buf) >= 8:
             _, kind, _, length, padding = struct.unpack(">BBHHBx", self.buf[:8])
             if len(self.buf) < 8 + length + padding:
@@ -87,7 +97,7 @@ class _Conn(asyncio.Protocol):
             content = self.buf[8:8 + length]
             self.buf = self.buf[8 + length + padding:]
             if kind == 1:
-                self.keep = bool(content[2] & 1)
+                self.keep_conn = bool(content[2] & 1)
             elif kind == 4:
                 self.params += content
             elif kind == 5 and content:
@@ -96,7 +106,7 @@ class _Conn(asyncio.Protocol):
                 self._answer()
 
     def _answer(self) -> None:
-        r = FcgiReceived(_pairs(self.params), self.stdin, self.keep)
+        r = FcgiReceived(_pairs(self.params), self.stdin, self.keep_conn)
         with self.state.lock:
             self.state.requests.append(r)
         out, err = self.state.answer(r)
@@ -161,7 +171,7 @@ class FastcgiBackend:
 RESET = b"<RESET>"
 
 
-class _StreamConn(asyncio.Protocol):
+class _StreamConn(_Recording):
     """uwsgi or SCGI: the request is read whole (its size is in its first bytes), the
     answer written, the connection closed."""
 
@@ -169,13 +179,8 @@ class _StreamConn(asyncio.Protocol):
         self.state = state
         self.buf = b""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.t = transport
-
     def data_received(self, data: bytes) -> None:
-        with self.state.lock:
-            self.state.raw.append(data)
-        self.buf += data
+        self.keep(data)
         got = self.state.parse(self.buf)
         if got is None:
             return

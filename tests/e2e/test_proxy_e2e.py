@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
+from conftest import request
 from e2e_util import proc_status_kib, raw_exchange, status_of, wait_for_text
 
 SECRET = "proxy-test-secret-0123456789abcdef"
@@ -69,17 +70,6 @@ def setup(tmp_path: Path, backends, gateway, free):  # type: ignore[no-untyped-d
         return be, gw, port
 
     return make
-
-
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict | None = None) -> tuple[int, dict, bytes]:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
 
 
 def test_methods_bodies_and_headers(setup) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
+from conftest import request
 from fastcgi_backend import RESET, FcgiReceived, StreamBackend
 
 SECRET = "uwsgi-scgi-test-secret-0123456789abcdef"
@@ -71,13 +72,7 @@ def served(tmp_path: Path, kind: str, gateway, free) -> Iterator[tuple[object, S
 
     def ask(method: str, path: str, headers: dict[str, str] | None = None,
             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
+        return request(port, method, path, body, headers, timeout=10)
 
     yield ask, app, g
     app.stop()
