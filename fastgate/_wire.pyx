@@ -599,6 +599,7 @@ def split_target(bytes raw):
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(raw)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i = 0
     cdef unsigned char c
+    cdef bint ascii = True
     if n == 0 or s[0] != 47:
         return None
     while i < n:
@@ -609,9 +610,14 @@ def split_target(bytes raw):
             return None
         if c == 47 and i + 1 < n and (s[i + 1] == 47 or s[i + 1] == 46):  # "//", "/."
             return None
+        if c >= 128:
+            ascii = False
         i += 1
-    path = raw[:i].decode("latin-1")
-    args = raw[i + 1:].decode("latin-1") if i < n else ""
+    if ascii:
+        path = raw[:i].decode("latin-1")
+    else:  # as a decoded escape reads: bytes past ASCII as UTF-8, else kept as they are
+        path = raw[:i].decode("utf-8", "surrogateescape")
+    args = raw[i + 1:].decode("utf-8", "surrogateescape") if i < n else ""
     return path, args, None
 
 

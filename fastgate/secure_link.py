@@ -86,7 +86,7 @@ def _older_form(r: Any, secret: str) -> str:
         given = bytes.fromhex(hexed)
     except ValueError:
         return ""
-    wanted = hashlib.md5(link.encode("latin-1", "replace") + secret.encode("utf-8"),
+    wanted = hashlib.md5(link.encode("utf-8", "surrogateescape") + secret.encode("utf-8"),
                          usedforsecurity=False).digest()
     return link if hmac.compare_digest(given, wanted) else ""
 

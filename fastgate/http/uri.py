@@ -38,7 +38,9 @@ def parse_target_fully(raw: bytes, method: bytes, merge_slashes: bool = True) ->
             raise ProtocolError("asterisk-form is only for OPTIONS", 400)
         return Target("*", "", None)
     host = None
-    text = raw.decode("latin-1")
+    # bytes past ASCII as UTF-8 (else kept as they are): the same text as their
+    # percent-encoded form decodes to, so one location matches either
+    text = raw.decode("utf-8", "surrogateescape")
     if not text.startswith("/"):
         low = text[:8].lower()
         if low.startswith("http://") or low.startswith("https://"):
@@ -85,7 +87,7 @@ def normalize(path: str, merge_slashes: bool = True) -> str:
 def _percent_decode(path: str) -> str:
     buf = bytearray()
     i = 0
-    raw = path.encode("latin-1")
+    raw = path.encode("utf-8", "surrogateescape")
     n = len(raw)
     while i < n:
         c = raw[i]

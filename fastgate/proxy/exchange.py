@@ -81,7 +81,7 @@ class UpstreamExchange:
             if target[:1] == b"/":
                 return target  # the common case, first
             if target != b"*":  # absolute-form: the part after the authority
-                return req.target.encode("latin-1")
+                return req.target.encode("utf-8", "surrogateescape")
         # the arguments may hold what the gateway put there (a rewrite, try_files): escaped
         args = "?" + encode_args(req.args) if req.args else ""
         if pp.uri is None or req.rewritten == STAYED:

@@ -66,7 +66,7 @@ cdef class Request:
         target, what follows the authority ("/" if nothing), as nginx's unparsed_uri."""
         t = self._target
         if t is None:
-            t = self.head.target.decode("latin-1")
+            t = self.head.target.decode("utf-8", "surrogateescape")
             if t[:1] != "/" and "://" in t:
                 rest = t.split("://", 1)[1]
                 cut = len(rest)

@@ -371,6 +371,22 @@ def test_split_target_reads_as_the_full_parser(raw: bytes) -> None:
         assert simple == tuple(parse_target_fully(raw, b"GET")), raw
 
 
+
+@settings(max_examples=fuzz_examples(300), deadline=None, derandomize=True)
+@given(path=st.binary(min_size=1, max_size=16).filter(
+    lambda b: not set(b) & set(b"\x00%#?/.")).map(lambda b: b"/" + b))
+def test_a_path_reads_the_same_raw_or_percent_encoded(path: bytes) -> None:
+    """$uri of bytes past ASCII is one text whichever way they came (so one location
+    matches both, and a header or a file path gets the bytes back, not a re-encoding)."""
+    from fastgate.http.uri import parse_target
+
+    encoded = b"".join(b"%%%02X" % c if c >= 0x80 else bytes([c]) for c in path)
+    raw = parse_target(path, b"GET").path
+    assert parse_target(encoded, b"GET").path == raw
+    assert parse_target(b"/x/.." + path, b"GET").path == raw  # the full parser too
+    assert raw.encode("utf-8", "surrogateescape") == path
+    assert parse_target(b"/caf\xc3\xa9", b"GET").path == "/caf\u00e9"
+
 @pytest.mark.parametrize("value,raw", [
     ("plain value", b"plain value"), ("tab\tok", b"tab\tok"), ("caf\u00e9", b"caf\xc3\xa9"),
     ("\udcff from a path", b"\xff from a path"),  # undecodable bytes go back as they came
