@@ -402,6 +402,8 @@ BUILTIN: dict[str, Getter] = {
     "request_body": lambda r: "",
     # no static files, so no root: empty (the loader warns where they are read)
     "document_root": _per_location(lambda r, s: _document_root(r, s)),
+    "request_filename": _per_location(
+        lambda r, s: s.root.file(r, r.uri) if s.root is not None else r.uri),
     "realpath_root": _per_location(lambda r, s: os.path.realpath(_document_root(r, s))),
     "fastcgi_script_name": _per_location(lambda r, s: _fastcgi_split(r, s)[0]),
     "fastcgi_path_info": _per_location(lambda r, s: _fastcgi_split(r, s)[1]),

@@ -166,20 +166,37 @@ class CgiParam:
     if_not_empty: bool = False
 
 
+ALIAS_ALL = -1
+
+
 @dataclass(frozen=True, slots=True)
 class Root:
-    """``root PATH``: what ``$document_root`` is (FastCGI's SCRIPT_FILENAME is built
-    from it; fastgate serves no files from it). A relative path is under the prefix,
+    """``root PATH`` or ``alias PATH``: where a URI's file is (and what ``$document_root``
+    is, FastCGI's SCRIPT_FILENAME is built from it). A relative path is under the prefix,
     as nginx's."""
 
     path: str  # the path, made absolute (when it has no variables)
     template: Template | None = None  # a path with variables, rendered per request
     prefix: str = ""
+    # alias: how many characters of the URI it replaces (the length of its location's
+    # name, inherited by nested locations as nginx's clcf->alias), or ALIAS_ALL in a regex
+    # location (the rendered alias is the whole path); 0: root, the URI is appended
+    alias: int = 0
 
     def render(self, r: object) -> str:
         if self.template is None:
             return self.path
         return os.path.join(self.prefix, self.template.render(r))
+
+    def file(self, r: object, uri: str) -> str:
+        """The file ``uri`` names (nginx's ngx_http_map_uri_to_path): root's path with
+        the URI appended, or alias's with the URI's part past its location's name."""
+        base = self.render(r)
+        if self.alias == 0:
+            return base + uri
+        if self.alias == ALIAS_ALL:
+            return base
+        return base + uri[self.alias:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +275,12 @@ class ErrorPage:
 
 @dataclass(frozen=True, slots=True)
 class TryFiles:
-    """``try_files``: fastgate serves no files, so every file candidate misses and the last
-    argument decides: ``=CODE`` or a named location or a URI (internal redirect)."""
+    """``try_files FILE... LAST``: the first FILE that exists (a directory when it ends
+    in "/", else anything but one) becomes the URI the location serves; when none does,
+    the last argument decides: ``=CODE`` or a named location or a URI (internal
+    redirect)."""
 
+    files: tuple[Template, ...]
     fallback_code: int | None
     # "@name" or a URI, with its variables ("/index.php?q=$uri"), rendered per request
     fallback_target: Template | None
@@ -489,6 +509,16 @@ class Settings:
     proxy_ssl_trusted_certificate: str | None = None
     proxy_ssl_crl: str | None = None
     root: Root | None = None  # None: nginx's default, "html" under the prefix
+    # the static, index and autoindex modules, and the not-modified and range filters
+    index: tuple[Template, ...] = ()  # () : nginx's "index.html"
+    autoindex: bool = False
+    autoindex_exact_size: bool = True
+    autoindex_format: str = "html"  # html, xml, json, jsonp
+    autoindex_localtime: bool = False
+    etag: bool = True
+    if_modified_since: str = "exact"  # off, exact, before
+    max_ranges: int | None = None  # None: unlimited
+    log_not_found: bool = True
     # the FastCGI module
     fastcgi_param: tuple[CgiParam, ...] = ()
     fastcgi_index: str | None = None

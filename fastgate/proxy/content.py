@@ -1,6 +1,7 @@
 """The content phase: the status pages and empty_gif, ``proxy_pass`` (in callbacks over
 a pooled idle connection when it can, else in a task), ``fastcgi_pass``, ``uwsgi_pass``,
-``scgi_pass`` and ``memcached_pass`` (in a task), ``try_files``'s fallback, or 404."""
+``scgi_pass`` and ``memcached_pass`` (in a task), else files (``try_files``, index,
+autoindex, static: ``proxy.static``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from fastgate.proxy.cgi import CgiModule
 from fastgate.proxy.fast import ProxyPass
 from fastgate.proxy.memcached import MemcachedModule
+from fastgate.proxy.static import StaticModule
 from fastgate.proxy.steps import DONE
 
 # ngx_http_empty_gif_module's image: a 1x1 transparent GIF, 43 bytes
@@ -44,12 +46,12 @@ class Content:
         self.respond = respond
         self.upstream = upstream
         self.fail = fail
-        self.internal = internal
         # proxy_pass: in callbacks when it can, else on the task path (compiled)
         self.proxy = ProxyPass(upstream, worker.groups)
         # fastcgi_pass, uwsgi_pass, scgi_pass; memcached_pass
         self.cgi = CgiModule(worker, respond, upstream, fail)
         self.memcached = MemcachedModule(worker, respond, upstream, fail)
+        self.static = StaticModule(worker, respond, fail, internal)
 
     def handler(self, loc: Location) -> Phase:
         if loc.status_page:
@@ -59,8 +61,8 @@ class Content:
         if loc.app_pass is not None:
             return self.memcached if loc.app_pass.kind == "memcached" else self.cgi
         if loc.try_files is not None:
-            return self.try_files
-        return self.not_found
+            return self.static.try_files
+        return self.static.serve
 
     def status_page(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         if loc.status_page == "empty_gif":
@@ -78,15 +80,3 @@ class Content:
         self.respond.send(conn, req, loc, 200, self.w.status_page(),
                           b"text/plain; version=0.0.4")
         return DONE
-
-    def try_files(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
-        # no file is served from disk: the fallback answers
-        tf = loc.try_files
-        assert tf is not None
-        if tf.fallback_code is not None:
-            return self.fail(conn, req, loc, tf.fallback_code)
-        assert tf.fallback_target is not None
-        return self.internal(conn, req, loc, tf.fallback_target.render(req))
-
-    def not_found(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
-        return self.fail(conn, req, loc, 404)

@@ -70,7 +70,8 @@ class Phases:
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
                                      self._nested)
-        self.content = Content(worker, self.respond, self.upstream, self.fail, self.internal)
+        self.content = Content(worker, self.respond, self.upstream, self.fail,
+                               self.redirect_as_is)
 
     # --- entry ----------------------------------------------------------------------------------
 
@@ -238,9 +239,16 @@ class Phases:
             assert new is not None
         return self.walk(conn, req, new, 0)
 
+    def redirect_as_is(self, conn: ClientSide, req: Request, loc: Location,
+                       target: str) -> Outcome:
+        """try_files' and index's internal redirect: the method stays."""
+        return self.internal(conn, req, loc, target, keep_method=True)
+
     def internal(self, conn: ClientSide, req: Request, loc: Location,
-                 target: str) -> Outcome:
-        """An internal redirect to a URI or named location (error_page, try_files)."""
+                 target: str, keep_method: bool = False) -> Outcome:
+        """An internal redirect to a URI or named location: error_page's (a URI makes
+        the request a GET, as nginx's ngx_http_send_error_page), or with
+        ``keep_method`` try_files' and index's (nginx's ngx_http_internal_redirect)."""
         server = req.server
         assert server is not None
         if not self._count_change(conn, req, loc):
@@ -259,8 +267,8 @@ class Phases:
             return DONE
         if args:
             req.args = args
-        if req.method not in ("GET", "HEAD"):
-            req.method = "GET"  # nginx turns an internal redirect into a GET
+        if not keep_method and req.method not in ("GET", "HEAD"):
+            req.method = "GET"
         return self._find(conn, req)
 
 

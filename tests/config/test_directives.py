@@ -122,7 +122,7 @@ SAMPLES = {
     "directio_alignment": "directio_alignment 512;",
     "if_modified_since": "if_modified_since exact;",
     "etag": "etag off;",
-    "disable_symlinks": "disable_symlinks if_not_owner;",
+    "disable_symlinks": "disable_symlinks off;",
     "send_lowat": "send_lowat 0;",
     "postpone_output": "postpone_output 1460;",
     "output_buffers": "output_buffers 2 32k;",
@@ -332,6 +332,10 @@ SAMPLES = {
     "server_tokens": "server_tokens off;",
     "root": "root /var/www;",
     "index": "index index.html;",
+    "autoindex": "autoindex on;",
+    "autoindex_exact_size": "autoindex_exact_size off;",
+    "autoindex_format": "autoindex_format html;",
+    "autoindex_localtime": "autoindex_localtime on;",
 }
 # the uwsgi and SCGI modules' directives are the FastCGI module's, under their prefixes
 _FAMILY = ("pass", "param", "pass_request_headers", "pass_request_body", "connect_timeout",

@@ -21,8 +21,9 @@ def test_one_warning_per_name_with_count_and_first_place(tmp_path: Path) -> None
     location / { sendfile off; gzip on; gzip_types text/plain; } }
 }""")
     sendfile = [w for w in warnings if '"sendfile"' in w]
-    assert sendfile == [f'[warn] "sendfile" directive is ignored (3 times): fastgate serves '
-                        f'no static files in {path}:2']
+    assert sendfile == [f'[warn] "sendfile" directive is ignored (3 times): files are read '
+                        f'in the worker with pread and written through the event loop; none '
+                        f'is cached open in {path}:2']
     assert f'[warn] "gzip" directive is ignored: fastgate does not compress responses in ' \
         f'{path}:4' in warnings
     assert any('"gzip_types" directive is ignored:' in w for w in warnings)
@@ -35,12 +36,12 @@ http {
   proxy_cache_path /tmp/c keys_zone=c:1m;
   upstream u { zone u 64k; server 127.0.0.1:1; }
   server { listen 127.0.0.1:8997; http2 on;
-    location / { proxy_cache c; proxy_cache_valid 200 1m; autoindex on; gunzip off;
+    location / { proxy_cache c; proxy_cache_valid 200 1m; gunzip off;
                  open_file_cache max=10; } }
 }""")
     text = "\n".join(warnings)
     for name in ("proxy_cache_path", "proxy_cache", "proxy_cache_valid", "zone", "http2",
-                 "autoindex", "use", "open_file_cache"):
+                 "use", "open_file_cache"):
         assert f'"{name}" directive is ignored' in text, name
     assert '"daemon"' not in text and '"gunzip"' not in text  # off is what fastgate does
 

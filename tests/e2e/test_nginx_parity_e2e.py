@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import signal
 import socket
@@ -638,3 +639,113 @@ def test_add_trailer_as_nginx(tmp_path: Path, engine: str) -> None:
             fastgate.stop()
     finally:
         nginx.stop()
+
+
+STATIC = """server { listen 127.0.0.1:PORT; root HOME/site;
+  location /docs/ { index none.html index.htm; }
+  location /list/ { alias HOME/site/dir/; autoindex on; }
+  location /small/ { alias HOME/site/dir/; autoindex on; autoindex_exact_size off; }
+  location /json/ { alias HOME/site/dir/; autoindex on; autoindex_format json; }
+  location /xml/ { alias HOME/site/dir/; autoindex on; autoindex_format xml; }
+  location /jsonp/ { alias HOME/site/dir/; autoindex on; autoindex_format jsonp; }
+  location ~ ^/re/(.+)$ { alias HOME/site/dir/$1; }
+  location /spa/ { try_files $uri $uri/ /docs/index.htm; }
+  location /old/ { if_modified_since before; etag off; }
+  location /two/ { max_ranges 1; alias HOME/site/dir/; } }"""
+
+
+def _dechunk(headers: dict[str, str], body: bytes) -> bytes:
+    if headers.get("transfer-encoding") != "chunked":
+        return body
+    out = b""
+    while True:
+        size, _, rest = body.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            return out
+        out += rest[:n]
+        body = rest[n + 2:]
+
+
+def test_files_as_nginx_serves_them(tmp_path: Path, engine: str) -> None:
+    """The static, index and autoindex modules, try_files, the not-modified and range
+    filters: the same status, validators, ranges and bytes as nginx on the same files."""
+    site = tmp_path / "site"
+    (site / "dir" / "sub").mkdir(parents=True)
+    (site / "docs").mkdir()
+    (site / "spa" / "in").mkdir(parents=True)
+    (site / "old").mkdir()
+    (site / "index.html").write_bytes(b"<p>home</p>\n")
+    (site / "docs" / "index.htm").write_bytes(b"docs\n")
+    (site / "dir" / "a.txt").write_bytes(b"0123456789")
+    (site / "dir" / "page.html").write_bytes(b"<b>page</b>")
+    (site / "dir" / "b&<c>:d e.txt").write_bytes(b"odd name")
+    (site / "dir" / ("long" * 15 + ".txt")).write_bytes(b"x" * 123456)
+    (site / "dir" / "caf\u00e9.css").write_bytes(b"body{}")
+    (site / "old" / "f.js").write_bytes(b"var a;")
+    for p in site.rglob("*"):
+        os.utime(p, (1_700_000_000, 1_700_000_000))
+    os.utime(site / "dir" / "sub", (1_600_000_000, 1_600_000_000))
+    lm = "Tue, 14 Nov 2023 22:13:20 GMT"
+    before = "Wed, 15 Nov 2023 00:00:00 GMT"
+    asks = [
+        _request("GET", "/"), _request("GET", "/index.html"), _request("HEAD", "/index.html"),
+        _request("GET", "/docs/"), _request("GET", "/docs"), _request("GET", "/docs?a=1"),
+        _request("GET", "/nothing"), _request("GET", "/nothing/"), _request("POST", "/dir/a.txt"),
+        _request("DELETE", "/dir/a.txt"), _request("DELETE", "/dir/"), _request("POST", "/list/"),
+        _request("GET", "/list/"), _request("GET", "/small/"), _request("GET", "/json/"),
+        _request("GET", "/xml/"), _request("GET", "/jsonp/?callback=cb.x"),
+        _request("GET", "/jsonp/"), _request("GET", "/jsonp/?callback=a-b"),
+        _request("GET", "/dir/"), _request("GET", "/re/a.txt"), _request("GET", "/re/sub"),
+        _request("GET", "/spa/in/deep"), _request("GET", "/spa/in"), _request("GET", "/spa/"),
+        _request("GET", "/dir/caf%C3%A9.css"), _request("GET", "/dir/page.html"),
+        _request("GET", "/dir/a.txt", f"If-Modified-Since: {lm}"),
+        _request("GET", "/dir/a.txt", f"If-Modified-Since: {before}"),
+        _request("GET", "/old/f.js", f"If-Modified-Since: {before}"),
+        _request("GET", "/dir/a.txt", 'If-None-Match: "6553f100-a"'),
+        _request("GET", "/dir/a.txt", 'If-None-Match: W/"6553f100-a", "x"'),
+        _request("GET", "/dir/a.txt", 'If-None-Match: *'),
+        _request("GET", "/dir/a.txt", 'If-Match: "nope"'),
+        _request("GET", "/dir/a.txt", 'If-Match: "6553f100-a"'),
+        _request("GET", "/dir/a.txt", "If-Unmodified-Since: Mon, 13 Nov 2023 00:00:00 GMT"),
+        _request("GET", "/dir/a.txt", "Range: bytes=1-3"),
+        _request("GET", "/dir/a.txt", "Range: bytes=-4"),
+        _request("GET", "/dir/a.txt", "Range: bytes=8-100"),
+        _request("GET", "/dir/a.txt", "Range: bytes=10-"),
+        _request("GET", "/dir/a.txt", "Range: bytes=0-1,4-5"),
+        _request("GET", "/dir/a.txt", "Range: bytes=0-5,2-9"),
+        _request("GET", "/dir/a.txt", "Range: bytes=5-2"),
+        _request("GET", "/dir/a.txt", "Range: items=1-2"),
+        _request("GET", "/dir/a.txt", "Range: bytes=1-2", f"If-Range: {lm}"),
+        _request("GET", "/dir/a.txt", "Range: bytes=1-2", f"If-Range: {before}"),
+        _request("GET", "/dir/a.txt", "Range: bytes=1-2", 'If-Range: "6553f100-a"'),
+        _request("GET", "/two/a.txt", "Range: bytes=0-1,4-5"),
+        _request("GET", "/two/a.txt", "Range: bytes=0-1"),
+        _request("GET", "/dir/" + "long" * 15 + ".txt", "Range: bytes=100000-"),
+    ]
+    compared = ("content-type", "last-modified", "etag", "accept-ranges", "content-range",
+                "location")
+    with both(tmp_path, STATIC, engine) as (nginx, fastgate):
+        for raw in asks:
+            want = nginx.send(raw)
+            got = fastgate.send(raw)
+            what = b" ".join(raw.split(b"\r\n")[:3]).decode()
+            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
+            for name in compared:
+                mine, theirs = got[1].get(name), want[1].get(name)
+                if name == "location" and mine and theirs:
+                    mine = mine.replace(str(fastgate.port), "P")
+                    theirs = theirs.replace(str(nginx.port), "P")
+                if name == "content-type" and want[0] == 206 and mine and theirs:
+                    mine, theirs = mine.split("boundary=")[0], theirs.split("boundary=")[0]
+                assert mine == theirs, f"{what}: {name}: {mine!r}, nginx {theirs!r}"
+            if want[0] in (200, 206, 304):
+                mine_body = _dechunk(got[1], got[2])
+                theirs_body = _dechunk(want[1], want[2])
+                if want[0] == 206 and "boundary=" in want[1].get("content-type", ""):
+                    mine_body = mine_body.replace(
+                        got[1]["content-type"].split("=")[1].encode(), b"B")
+                    theirs_body = theirs_body.replace(
+                        want[1]["content-type"].split("=")[1].encode(), b"B")
+                assert mine_body == theirs_body, f"{what}: body {mine_body[:300]!r}, " \
+                                                 f"nginx {theirs_body[:300]!r}"

@@ -108,10 +108,12 @@ def test_error_page_forms(backends, gateway, free) -> None:  # type: ignore[no-u
     assert [r["target"] for r in be.requests()] == ["/named/x"]
 
 
-def test_try_files(backends, gateway, free) -> None:  # type: ignore[no-untyped-def]
+def test_try_files(backends, gateway, free, tmp_path) -> None:  # type: ignore[no-untyped-def]
     be = backends()
     port = free()
-    gw = gateway(f"""http {{ server {{ listen 127.0.0.1:{port};
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "real.txt").write_bytes(b"a real file")
+    gw = gateway(f"""http {{ server {{ listen 127.0.0.1:{port}; root {tmp_path};
       location /code/ {{ try_files $uri $uri/ =418; }}
       location /named/ {{ try_files $uri @app; }}
       location @app {{ proxy_pass http://127.0.0.1:{be.port}; }}
@@ -119,7 +121,9 @@ def test_try_files(backends, gateway, free) -> None:  # type: ignore[no-untyped-
     assert get(port, "/code/x")[0] == 418
     assert get(port, "/named/y")[0] == 200
     assert [r["target"] for r in be.requests()] == ["/named/y"]
-    assert "try_files" in gw.stderr  # the start-up warning that no file is checked
+    status, _, body = get(port, "/code/real.txt")
+    assert (status, body) == (200, b"a real file")
+    assert "try_files" not in gw.stderr
 
 
 def test_bad_config_exits_1_without_binding(tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]

@@ -296,9 +296,16 @@ def test_rate_limited_api(serve, backends) -> None:  # type: ignore[no-untyped-d
 
 def test_stock_nginx(serve, backends, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
     be = backends()
+    site = tmp_path / "www"
+    site.mkdir()
+    (site / "index.nginx-debian.html").write_bytes(b"<h1>Welcome</h1>")
     ask, g = serve("stock-nginx.conf", {"127.0.0.1:3001": f"127.0.0.1:{be.port}",
-                                        "listen [::1]:8080": f"listen 127.0.0.1:{free()}"})
-    assert ask("GET", "/index.html")[0] == 404  # try_files: fastgate serves no files
+                                        "listen [::1]:8080": f"listen 127.0.0.1:{free()}",
+                                        "/var/www/html": str(site)})
+    status, _, body = ask("GET", "/")  # the third index name
+    assert (status, body) == (200, b"<h1>Welcome</h1>")
+    assert ask("GET", "/index.nginx-debian.html")[0] == 200
+    assert ask("GET", "/index.html")[0] == 404  # try_files' =404
     assert ask("GET", "/api/x")[0] == 401
     assert ask("GET", "/api/x", bearer("stock-nginx-secret-0123456789abcdef-012"))[0] == 200
     # one warning per ignored directive, however often it appears

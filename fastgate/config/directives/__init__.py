@@ -36,6 +36,7 @@ from fastgate.config.directives import (
     rewrite,
     scgi,
     secure_link,
+    static,
     sub_filter,
     tls,
     upstream,
@@ -47,7 +48,8 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, limits, headers, realip, referer, resolver,
-           secure_link, sub_filter, charset, browser, userid, tls, upstream, cluster, ignored)
+           secure_link, static, sub_filter, charset, browser, userid, tls, upstream, cluster,
+           ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -269,12 +269,11 @@ def location_block(ld: Context, lvl: Level, d: Directive) -> None:
 def set_try_files(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     last = d.args[-1]
+    files = tuple(ld.compile(a, d) for a in d.args[:-1])
     if last.startswith("="):
-        lvl.local["try_files"] = TryFiles(parse_code(d, last[1:], 0, 999), None)
+        lvl.local["try_files"] = TryFiles(files, parse_code(d, last[1:], 0, 999), None)
     else:
-        lvl.local["try_files"] = TryFiles(None, ld.compile(last, d))
-    ld.warn('"try_files" checks no files in fastgate (it serves none): the last '
-            "argument always applies", d)
+        lvl.local["try_files"] = TryFiles(files, None, ld.compile(last, d))
 
 
 def set_internal(ld: Context, lvl: Level, d: Directive) -> None:

@@ -1,15 +1,13 @@
 """The FastCGI module (``ngx_http_fastcgi_module``): the family's directives
 (``directives.cgi``) under ``fastcgi_``, and its own: ``fastcgi_index``,
-``fastcgi_split_path_info``, ``fastcgi_catch_stderr``, ``fastcgi_keep_conn``; ``root``
-for ``$document_root``, which FastCGI's SCRIPT_FILENAME is made from."""
+``fastcgi_split_path_info``, ``fastcgi_catch_stderr``, ``fastcgi_keep_conn``."""
 
 from __future__ import annotations
 
-from fastgate.config.context import HSL, LIF, Context, Level, Spec
+from fastgate.config.context import HSL, Context, Level, Spec
 from fastgate.config.directives.args import appending, flag_arg, ignored, setting
 from fastgate.config.directives.cgi import common_specs
 from fastgate.config.errors import ConfigError
-from fastgate.config.model import Root
 from fastgate.config.parser import Directive
 from fastgate.config.regex import compile_regex
 
@@ -34,16 +32,6 @@ def keep_conn(ld: Context, lvl: Level, d: Directive) -> None:
                      "has a connection of its own, closed by the application", d)
 
 
-def set_root(ld: Context, lvl: Level, d: Directive) -> None:
-    lvl.once(d)
-    path = d.args[0]
-    if "$" in path:
-        lvl.fields["root"] = Root("", ld.compile(path, d), ld.path_of("", prefix=True))
-    else:
-        lvl.fields["root"] = Root(ld.path_of(path, prefix=True).rstrip("/") or "/")
-    ld.warn_once('"root" sets $document_root only', "fastgate serves no static files", d)
-
-
 SPECS = [
     *common_specs("fastcgi"),
     Spec("fastcgi_index", HSL, 1, 1, setting("fastcgi_index", lambda ld, d: d.args[0])),
@@ -52,7 +40,6 @@ SPECS = [
          appending("fastcgi_catch_stderr", lambda ld, d: d.args[0])),
     Spec("fastcgi_keep_conn", HSL, 1, 1, keep_conn),
     Spec("fastcgi_send_lowat", HSL, 1, 1, ignored("fastgate writes what it has at once")),
-    Spec("root", HSL | {LIF}, 1, 1, set_root),
 ]
 
 __all__ = ["SPECS"]

@@ -22,14 +22,15 @@ from fastgate.config.context import (
 from fastgate.config.directives.args import ignored
 from fastgate.config.parser import Directive
 
-NO_FILES = "fastgate serves no static files"
+NO_FILES = ("files are read in the worker with pread and written through the event loop; "
+            "none is cached open")
 NO_TEMP = "fastgate writes no temporary files: bodies stream"
 NO_BUFFERS = "fastgate streams request and response bodies without buffering them"
 NO_CACHE = "fastgate caches no responses: every request goes to the upstream"
 NO_SIZING = "fastgate's tables need no sizing"
 NO_POOLS = "fastgate's memory is Python's, not nginx's pools"
 WRITES_AT_ONCE = "fastgate writes what it has at once"
-NO_RANGES = "fastgate answers no ranges itself: a Range header goes to the upstream"
+NO_RANGES = "ranges of a proxied response are the upstream's: a Range header goes to it"
 NO_RATE = "responses go as fast as the client takes them (no bandwidth limit)"
 HTTP2 = "fastgate speaks HTTP/1.1 to clients (h2 is not negotiated)"
 SERVICE = "set it in the service manager ({}) or the shell"
@@ -60,11 +61,8 @@ SPECS = [
     Spec("tcp_nopush", HSL, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nodelay", HSL, 1, 1, ignored("fastgate always sets TCP_NODELAY")),
     Spec("server_tokens", HSL, 1, 1, ignored("fastgate sends no Server version")),
-    Spec("alias", frozenset({"location"}), 1, 1, ignored(NO_FILES)),
-    Spec("index", HSL, 1, None, ignored(NO_FILES)),
-    Spec("types_hash_max_size", HSL, 1, 1, ignored(NO_FILES)),
-    Spec("types_hash_bucket_size", HSL, 1, 1, ignored(NO_FILES)),
-    Spec("log_not_found", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("types_hash_max_size", HSL, 1, 1, ignored(NO_SIZING)),
+    Spec("types_hash_bucket_size", HSL, 1, 1, ignored(NO_SIZING)),
     Spec("proxy_cache_path", frozenset({HTTP}), 2, None, ignored(NO_CACHE)),
     Spec("proxy_no_cache", HSL, 1, None, ignored(NO_CACHE)),
     Spec("fastcgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
@@ -139,9 +137,6 @@ SPECS = [
     Spec("read_ahead", HSL, 1, 1, ignored(NO_FILES)),
     Spec("directio", HSL, 1, 1, ignored(NO_FILES)),
     Spec("directio_alignment", HSL, 1, 1, ignored(NO_FILES)),
-    Spec("if_modified_since", HSL, 1, 1, ignored(NO_FILES)),
-    Spec("etag", HSL, 1, 1, ignored(NO_FILES)),
-    Spec("disable_symlinks", HSL, 1, 2, ignored(NO_FILES)),
     Spec("send_lowat", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
     Spec("postpone_output", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
     Spec("output_buffers", HSL, 2, 2, ignored(WRITES_AT_ONCE)),
@@ -160,7 +155,6 @@ SPECS = [
         "subrequests (auth_request, mirror) are not written to the access log")),
     Spec("open_log_file_cache", HSL, 1, 4, ignored(
         "log files are opened once and kept (reopened on SIGUSR1)")),
-    Spec("max_ranges", HSL, 1, 1, ignored(NO_RANGES)),
     Spec("proxy_force_ranges", HSL, 1, 1, ignored(NO_RANGES)),
     Spec("postpone_gzipping", HSL, 1, 1, ignored("fastgate does not compress responses")),
     Spec("gunzip_buffers", HSL, 2, 2, ignored("fastgate does not decompress responses")),
@@ -180,14 +174,13 @@ SPECS = [
 
 # Families of directives, by the start of their names: any gzip* (gzip_types,
 # gzip_proxied...), proxy_cache* (proxy_cache, proxy_cache_valid, proxy_cache_key...),
-# autoindex*, open_file_cache*
+# open_file_cache*
 PREFIXED = {
     "gzip": Spec("gzip*", HSL | {LIF}, 0, None, ignored("fastgate does not compress responses")),
     "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "fastcgi_cache": Spec("fastcgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "scgi_cache": Spec("scgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
-    "autoindex": Spec("autoindex*", HSL, 0, None, ignored(NO_FILES)),
     "open_file_cache": Spec("open_file_cache*", HSL, 0, None, ignored(NO_FILES)),
     "http2_": Spec("http2_*", HSL, 0, None, ignored(HTTP2)),
 }

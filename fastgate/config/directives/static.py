@@ -1,0 +1,98 @@
+"""Files, as nginx's static, index and autoindex modules serve them, with the
+not-modified and range filters: ``root``, ``alias``, ``index``, ``autoindex*``,
+``etag``, ``if_modified_since``, ``max_ranges``, ``log_not_found``,
+``disable_symlinks off``. (``try_files`` is the core module's, ``types`` and
+``default_type`` too.)"""
+
+from __future__ import annotations
+
+from fastgate.config.context import HSL, LIF, Context, Level, Spec
+from fastgate.config.directives.args import flag_arg, setting
+from fastgate.config.model import ALIAS_ALL, Root
+from fastgate.config.parser import Directive
+from fastgate.config.values import parse_number
+
+
+def _path(ld: Context, lvl: Level, d: Directive, alias: int) -> Root:
+    path = d.args[0]
+    if "$" in path:
+        return Root("", ld.compile(path, d), ld.path_of("", prefix=True), alias)
+    path = ld.path_of(path, prefix=True)
+    # root's trailing slash goes (the URI brings one); alias's is part of the mapping
+    return Root(path if alias else path.rstrip("/") or "/", alias=alias)
+
+
+def _no_other(lvl: Level, d: Directive) -> None:
+    """root and alias are one setting: nginx refuses both in one location."""
+    for other in ("root", "alias"):
+        if other in lvl.origins:
+            raise d.error(f'"{d.name}" directive is duplicate, "{other}" directive was '
+                          "specified earlier")
+    lvl.origins[d.name] = d
+
+
+def set_root(ld: Context, lvl: Level, d: Directive) -> None:
+    _no_other(lvl, d)
+    lvl.fields["root"] = _path(ld, lvl, d, 0)
+
+
+def set_alias(ld: Context, lvl: Level, d: Directive) -> None:
+    _no_other(lvl, d)
+    assert lvl.directive is not None
+    args = lvl.directive.args
+    name = args[-1]
+    if name.startswith("@"):
+        raise d.error('"alias" directive cannot be used inside the named location')
+    # in a regex location the alias is the whole path (its captures say which file)
+    lvl.fields["root"] = _path(ld, lvl, d, ALIAS_ALL if "regex" in lvl.local else len(name))
+
+
+def _format(ld: Context, d: Directive) -> str:
+    if d.args[0] not in ("html", "xml", "json", "jsonp"):
+        raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must be '
+                      '"html", "xml", "json" or "jsonp"')
+    return d.args[0]
+
+
+def _since(ld: Context, d: Directive) -> str:
+    if d.args[0] not in ("off", "exact", "before"):
+        raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must be '
+                      '"off", "exact" or "before"')
+    return d.args[0]
+
+
+def _index(ld: Context, d: Directive) -> tuple:  # type: ignore[type-arg]
+    for i, name in enumerate(d.args):
+        if not name:
+            raise d.error(f'index {i + 1} in "index" directive is invalid')
+        if name.startswith("/") and i != len(d.args) - 1:
+            raise d.error('only the last index in "index" directive should be absolute')
+    return tuple(ld.compile(name, d) for name in d.args)
+
+
+def symlinks(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    if d.args[0] != "off":
+        # following no symlink is a restriction: refused rather than dropped
+        raise d.error(f'"disable_symlinks {d.args[0]}" is not supported by fastgate: '
+                      "it follows symbolic links as nginx does by default (disable_symlinks "
+                      "off); remove the link or the directive")
+
+
+SPECS = [
+    Spec("root", HSL | {LIF}, 1, 1, set_root),
+    Spec("alias", frozenset({"location"}), 1, 1, set_alias),
+    Spec("index", HSL, 1, None, setting("index", _index)),
+    Spec("autoindex", HSL, 1, 1, setting("autoindex", flag_arg)),
+    Spec("autoindex_exact_size", HSL, 1, 1, setting("autoindex_exact_size", flag_arg)),
+    Spec("autoindex_format", HSL, 1, 1, setting("autoindex_format", _format)),
+    Spec("autoindex_localtime", HSL, 1, 1, setting("autoindex_localtime", flag_arg)),
+    Spec("etag", HSL, 1, 1, setting("etag", flag_arg)),
+    Spec("if_modified_since", HSL, 1, 1, setting("if_modified_since", _since)),
+    Spec("max_ranges", HSL, 1, 1,
+         setting("max_ranges", lambda ld, d: parse_number(d, d.args[0]))),
+    Spec("log_not_found", HSL, 1, 1, setting("log_not_found", flag_arg)),
+    Spec("disable_symlinks", HSL, 1, 2, symlinks),
+]
+
+__all__ = ["SPECS"]

@@ -1,0 +1,700 @@
+"""Files, as nginx serves them: the content of a location without a proxy or an
+application, through nginx's index, autoindex and static modules, and ``try_files``'s
+checks (the precontent phase), with the not-modified and range filters.
+
+- A URI ending in "/" is a directory: ``index``'s files are tried in order and the first
+  that exists is an internal redirect to it (locations are found again); none: the
+  listing with ``autoindex on``, else a 403 (a directory that does not exist: 404).
+- Any other URI is a file under ``root`` (the URI appended) or ``alias`` (the URI's part
+  past the location's name, or in a regex location the alias alone): GET and HEAD are
+  answered (another method: 405), a directory is a 301 to the URI with a slash, a file
+  that is missing a 404 (logged unless ``log_not_found off``), unreadable a 403.
+- A file is a 200 with its type (``types`` by the extension, else ``default_type``),
+  ``Last-Modified``, an ``ETag`` (``etag off``: none) and ``Accept-Ranges``; against
+  the request's ``If-Match``/``If-Unmodified-Since`` a 412, ``If-None-Match``/
+  ``If-Modified-Since`` (as ``if_modified_since`` says) a 304; a ``Range`` of bytes
+  (``If-Range`` honoured, at most ``max_ranges``) a 206 — several ranges as
+  multipart/byteranges — or, out of the file, a 416.
+
+A path with a ".." segment is never opened: nginx would open it when an alias misses
+the slash its location's name ends with (``location /i { alias /data/i/; }`` and
+``/i../secret``); fastgate answers 404 and logs why. Symbolic links are followed, as
+nginx's ``disable_symlinks off``. Files are read with ``pread`` as they are sent, never
+whole unless small, and the client's pace is kept (``send_timeout``)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import time
+from email.utils import formatdate, parsedate_to_datetime
+from html import escape
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import quote, unquote
+
+from fastgate._wire import ResponseHead
+from fastgate.http.engine import ProtocolError
+from fastgate.http.uri import encode_args, encode_path
+from fastgate.proxy import sub_filter
+from fastgate.proxy._headers import response_head
+from fastgate.proxy.headers import RESPONSE_DROP
+from fastgate.proxy.respond import final_status
+from fastgate.proxy.status import error_body
+from fastgate.proxy.steps import DONE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastgate.config.model import Location, Settings
+    from fastgate.http.exchange import Exchange
+    from fastgate.http.handler import ClientSide
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.respond import Responder
+    from fastgate.proxy.runtime import Runtime
+    from fastgate.proxy.steps import Fail, Outcome, Step
+    from fastgate.proxy.sub_filter import SubFilter
+
+    # an internal redirect that keeps the method (index, try_files): (conn, req, loc, uri)
+    Redirect = Callable[[ClientSide, Request, Location, str], Outcome]
+
+_WHOLE = 256 * 1024  # a file this small is read and written at once
+_CHUNK = 64 * 1024
+_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block the worker
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+
+
+def file_path(req: Request, s: Settings, uri: str | None = None) -> str:
+    """The file a URI (the request's) names under the location's root or alias."""
+    root = s.root
+    target = req.uri if uri is None else uri
+    return target if root is None else root.file(req, target)
+
+
+def escapes(path: str) -> bool:
+    """The path has a ".." segment (only an alias that misses a slash, or variables in
+    root or alias, can make one: the URI has none)."""
+    return "/../" in path or path.endswith("/..") or path.startswith("../")
+
+
+def _error_text(e: OSError) -> str:
+    return f"({e.errno}: {e.strerror})"
+
+
+class StaticModule:
+    """The content handler of locations that serve files, and ``try_files``'s checks."""
+
+    def __init__(self, worker: Runtime, respond: Responder, fail: Fail,
+                 internal: Redirect) -> None:
+        self.w = worker
+        self.respond = respond
+        self.fail = fail
+        self.internal = internal
+
+    # --- try_files (nginx's precontent phase) ------------------------------------------
+
+    def try_files(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        tf = loc.try_files
+        assert tf is not None
+        s = loc.settings
+        for template in tf.files:
+            name = template.render(req)
+            if not name:
+                continue
+            # "name/" checks for a directory, and the URI becomes the name without the
+            # slash (then a 301 adds it, as nginx's static module does)
+            want_dir = template.source.endswith("/")  # as written, not as rendered
+            if want_dir and name.endswith("/") and len(name) > 1:
+                name = name[:-1]
+            path = self._candidate(req, s, name)
+            if escapes(path):
+                continue
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                continue
+            if stat.S_ISDIR(st.st_mode) != want_dir:
+                continue
+            req.uri = name  # nginx: the location serves the name found, found again never
+            if want_dir:
+                return self.serve(conn, req, loc)
+            if req.method not in ("GET", "HEAD", "POST"):
+                return self.fail(conn, req, loc, 405)
+            return self._open(conn, req, loc, path)
+        if tf.fallback_code is not None:
+            return self.fail(conn, req, loc, tf.fallback_code)
+        assert tf.fallback_target is not None
+        return self.internal(conn, req, loc, tf.fallback_target.render(req))
+
+    @staticmethod
+    def _candidate(req: Request, s: Settings, name: str) -> str:
+        """try_files' file for ``name``: under root, or under alias with the location's
+        name taken off when the name starts with it (as nginx's try_files phase)."""
+        root = s.root
+        if root is None:
+            return name
+        cut = root.alias
+        if 0 < cut and name[:cut] == req.uri[:cut]:
+            name = name[cut:]
+        return root.render(req) + name
+
+    # --- the content phase ----------------------------------------------------------------
+
+    def serve(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        if req.method not in ("GET", "HEAD", "POST"):
+            return self.fail(conn, req, loc, 405)
+        if req.uri.endswith("/"):
+            return self._directory(conn, req, loc)
+        return self._open(conn, req, loc, file_path(req, loc.settings))
+
+    def _open(self, conn: ClientSide, req: Request, loc: Location, path: str) -> Outcome:
+        if escapes(path):
+            self.w.log.error(f'"{path}" has a ".." segment: not opened (an alias that '
+                             "misses its location's slash?)", conn, req)
+            return self.fail(conn, req, loc, 404)
+        try:
+            fd = os.open(path, _READ)
+        except (OSError, ValueError) as e:
+            return self._open_failed(conn, req, loc, path, e)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                return self._slash_redirect(conn, req, loc)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                self.w.log.error(f'"{path}" is not a regular file', conn, req)
+                return self.fail(conn, req, loc, 404)
+            if req.method == "POST":
+                os.close(fd)
+                return self.fail(conn, req, loc, 405)
+            return self._file(conn, req, loc, fd, st)
+        except BaseException:
+            _close(fd)
+            raise
+
+    def _open_failed(self, conn: ClientSide, req: Request, loc: Location, path: str,
+                     e: OSError | ValueError) -> Outcome:
+        if isinstance(e, ValueError):  # (a NUL never reaches here: the URI refuses it)
+            return self.fail(conn, req, loc, 404)
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            if loc.settings.log_not_found:
+                self.w.log.error(f'open() "{path}" failed {_error_text(e)}', conn, req)
+            return self.fail(conn, req, loc, 404)
+        self.w.log.error(f'open() "{path}" failed {_error_text(e)}', conn, req)
+        if e.errno == errno.EACCES:
+            return self.fail(conn, req, loc, 403)
+        return self.fail(conn, req, loc, 500)
+
+    def _slash_redirect(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        location = encode_path(req.uri + "/")
+        if req.args:
+            location += "?" + encode_args(req.args)
+        self.respond.redirect(conn, req, loc, 301, location)
+        return DONE
+
+    def _directory(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        """nginx's index module, then autoindex, then the core's 403."""
+        s = loc.settings
+        directory = file_path(req, s)
+        if escapes(directory):
+            self.w.log.error(f'"{directory}" has a ".." segment: not opened', conn, req)
+            return self.fail(conn, req, loc, 404)
+        # index looks for GET, HEAD and POST; autoindex answers GET and HEAD
+        names = [t.render(req) for t in s.index] if s.index else ["index.html"]
+        for name in names:
+            if name.startswith("/"):  # the last may be a URI, taken as it is
+                return self.internal(conn, req, loc, encode_path(name))
+            try:
+                st = os.stat(directory + name)
+            except (OSError, ValueError) as e:
+                if isinstance(e, OSError) and e.errno == errno.EACCES:
+                    self.w.log.error(f'"{directory}{name}" is forbidden {_error_text(e)}',
+                                     conn, req)
+                    return self.fail(conn, req, loc, 403)
+                if isinstance(e, OSError) and e.errno == errno.ENOTDIR:
+                    break
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            return self.internal(conn, req, loc, encode_path(req.uri + name))
+        try:
+            st = os.stat(directory)
+        except (OSError, ValueError) as e:
+            if loc.settings.log_not_found:
+                text = _error_text(e) if isinstance(e, OSError) else ""
+                self.w.log.error(f'"{directory}" is not found {text}'.rstrip(), conn, req)
+            return self.fail(conn, req, loc, 404)
+        if not stat.S_ISDIR(st.st_mode):
+            return self.fail(conn, req, loc, 404)
+        if s.autoindex and req.method in ("GET", "HEAD"):
+            return self._listing(conn, req, loc, directory)
+        self.w.log.error(f'directory index of "{directory}" is forbidden', conn, req)
+        return self.fail(conn, req, loc, 403)
+
+    # --- a file ---------------------------------------------------------------------------
+
+    def _file(self, conn: ClientSide, req: Request, loc: Location, fd: int,
+              st: os.stat_result) -> Outcome:
+        s = loc.settings
+        size = st.st_size
+        mtime = int(st.st_mtime)
+        etag = b'"%x-%x"' % (mtime, size) if s.etag else None
+        last_modified = formatdate(mtime, usegmt=True).encode()
+        headers: list[tuple[bytes, bytes]] = [
+            (b"Content-Type", self.respond.content_type(req, s)),
+            (b"Last-Modified", last_modified)]
+        if etag is not None:
+            headers.append((b"ETag", etag))
+        status = 200
+        if final_status(req, 200) == 200:  # (an error_page's file keeps its status)
+            verdict = _conditional(req, s, mtime, etag)
+            if verdict == 412:
+                os.close(fd)
+                return self.fail(conn, req, loc, 412)
+            if verdict == 304:  # as nginx's: without a Content-Type
+                os.close(fd)
+                self._head(conn, req, loc, 304, headers[1:], 0, True)
+                return DONE
+        head_only = req.method == "HEAD"
+        flt = None
+        length = size
+        if s.sub_filter and not head_only:
+            flt, headers, length = sub_filter.start(req, s, headers, size)
+        ranges: list[tuple[int, int]] | None = None
+        if flt is None and final_status(req, 200) == 200:
+            ranges = _ranges(req, s, size, mtime, etag)
+            if ranges is None:
+                headers.append((b"Accept-Ranges", b"bytes"))
+            elif not ranges:
+                os.close(fd)
+                headers = [(b"Content-Range", b"bytes */%d" % size)]
+                self.respond.send(conn, req, loc, 416, error_body(416), b"text/html",
+                                  headers)
+                return DONE
+        if ranges:
+            return self._ranges(conn, req, loc, fd, size, headers, ranges, head_only)
+        out = self._head(conn, req, loc, status, headers, length, head_only)
+        if out is None or head_only:
+            os.close(fd)
+            return DONE
+        return self._body(conn, req, loc, fd, [(0, size)], flt, None)
+
+    def _ranges(self, conn: ClientSide, req: Request, loc: Location, fd: int, size: int,
+                headers: list[tuple[bytes, bytes]], ranges: list[tuple[int, int]],
+                head_only: bool) -> Outcome:
+        if len(ranges) == 1:
+            start, end = ranges[0]
+            headers.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end - 1, size)))
+            if self._head(conn, req, loc, 206, headers, end - start, head_only) is None \
+                    or head_only:
+                os.close(fd)
+                return DONE
+            return self._body(conn, req, loc, fd, ranges, None, None)
+        # several: multipart/byteranges, each part with the file's type and its range
+        boundary = b"%020d" % self.w.next_connection_id()
+        kind = b""
+        parts = []
+        rest = []
+        for name, value in headers:
+            if name == b"Content-Type":
+                kind = value
+            else:
+                rest.append((name, value))
+        for start, end in ranges:
+            parts.append(b"\r\n--" + boundary + b"\r\nContent-Type: " + kind
+                         + b"\r\nContent-Range: bytes %d-%d/%d\r\n\r\n" % (start, end - 1, size))
+        tail = b"\r\n--" + boundary + b"--\r\n"
+        length = sum(len(p) for p in parts) + sum(e - s for s, e in ranges) + len(tail)
+        rest.insert(0, (b"Content-Type", b"multipart/byteranges; boundary=" + boundary))
+        if self._head(conn, req, loc, 206, rest, length, head_only) is None or head_only:
+            os.close(fd)
+            return DONE
+        return self._body(conn, req, loc, fd, ranges, None, (parts, tail))
+
+    def _head(self, conn: ClientSide, req: Request, loc: Location, status: int,
+              headers: list[tuple[bytes, bytes]], length: int,
+              head_only: bool) -> bytes | None:
+        """The response head, written; None when it could not be (the connection is
+        cut)."""
+        exchange = conn.exchange
+        assert exchange is not None
+        req.status = status = final_status(req, status)
+        head_only = head_only or status in (204, 304)
+        rhead = ResponseHead(status, b"", b"HTTP/1.1", headers, length, False)
+        try:
+            out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
+                                RESPONSE_DROP, None, head_only)
+        except ProtocolError:
+            exchange.abort()
+            return None
+        if head_only:
+            out += exchange.end(None)
+        exchange.write(out)
+        req.bytes_sent = len(out)
+        return out
+
+    def _body(self, conn: ClientSide, req: Request, loc: Location, fd: int,
+              ranges: list[tuple[int, int]], flt: SubFilter | None,
+              multipart: tuple[list[bytes], bytes] | None) -> Outcome:
+        total = sum(end - start for start, end in ranges)
+        if total <= _WHOLE:
+            try:
+                pieces = _read_ranges(fd, ranges, multipart)
+            except OSError as e:
+                return self._read_failed(conn, req, e)
+            finally:
+                _close(fd)
+            if pieces is None:
+                return self._shrunk(conn, req)
+            data = b"".join(pieces)
+            if flt is not None:
+                data = flt.feed(data) + flt.finish()
+            self._send_last(conn, req, loc, data)
+            return DONE
+        return self._stream(conn, req, loc, fd, ranges, flt, multipart)
+
+    async def _stream(self, conn: ClientSide, req: Request, loc: Location, fd: int,
+                      ranges: list[tuple[int, int]], flt: SubFilter | None,
+                      multipart: tuple[list[bytes], bytes] | None) -> Step:
+        exchange = conn.exchange
+        assert exchange is not None
+        s = loc.settings
+        try:
+            for i, (start, end) in enumerate(ranges):
+                if multipart is not None:
+                    self._send(exchange, req, multipart[0][i])
+                at = start
+                while at < end:
+                    want = min(_CHUNK, end - at)
+                    try:
+                        data = os.pread(fd, want, at)
+                    except OSError as e:
+                        return self._read_failed(conn, req, e)
+                    if len(data) < want and not data:
+                        return self._shrunk(conn, req)
+                    at += len(data)
+                    if flt is not None:
+                        data = flt.feed(data)
+                    if exchange.closed:
+                        return DONE
+                    if data:
+                        self._send(exchange, req, data)
+                    if exchange.paused():
+                        try:
+                            await exchange.wait_writable(s.send_timeout)
+                        except TimeoutError:
+                            self.w.log.info("client timed out (110: Connection timed out) "
+                                            "while sending response to client", conn, req)
+                            exchange.abort()
+                            return DONE
+                        except Exception:  # the client went away mid-response
+                            return DONE
+            tail = multipart[1] if multipart is not None else b""
+            if flt is not None:
+                tail = flt.finish()
+            self._send_last(conn, req, loc, tail)
+            return DONE
+        finally:
+            _close(fd)
+
+    def _send(self, exchange: Exchange, req: Request, data: bytes) -> None:
+        out = exchange.body(data)
+        exchange.write(out)
+        req.bytes_sent += len(out)
+        req.body_bytes_sent += len(data)
+
+    def _send_last(self, conn: ClientSide, req: Request, loc: Location, data: bytes) -> None:
+        exchange = conn.exchange
+        assert exchange is not None
+        out = exchange.body(data) if data else b""
+        out += exchange.end(self.respond.trailers(req, loc) if req.expect_trailers else None)
+        exchange.write(out)
+        req.bytes_sent += len(out)
+        req.body_bytes_sent += len(data)
+
+    def _read_failed(self, conn: ClientSide, req: Request, e: OSError) -> Step:
+        self.w.log.error(f"pread() failed {_error_text(e)}", conn, req)
+        if conn.exchange is not None:
+            conn.exchange.abort()  # the head is out: the response must not look whole
+        return DONE
+
+    def _shrunk(self, conn: ClientSide, req: Request) -> Step:
+        self.w.log.error("file was truncated while it was sent", conn, req)
+        if conn.exchange is not None:
+            conn.exchange.abort()
+        return DONE
+
+    # --- autoindex ------------------------------------------------------------------------
+
+    def _listing(self, conn: ClientSide, req: Request, loc: Location,
+                 directory: str) -> Outcome:
+        s = loc.settings
+        callback = None
+        if s.autoindex_format == "jsonp":
+            callback = _arg(req.args, "callback")
+            if callback and not all(c.isalnum() or c in "_." for c in callback):
+                self.w.log.info("client sent invalid callback", conn, req)
+                return self.fail(conn, req, loc, 400)
+        try:
+            entries = []
+            with os.scandir(directory) as it:
+                for entry in it:
+                    if entry.name.startswith("."):
+                        continue
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    kind = ("directory" if stat.S_ISDIR(st.st_mode) else
+                            "file" if stat.S_ISREG(st.st_mode) else "other")
+                    entries.append(Entry(kind != "directory", entry.name, kind,
+                                         int(st.st_mtime), st.st_size))
+        except OSError as e:
+            self.w.log.error(f'opendir() "{directory}" failed {_error_text(e)}', conn, req)
+            return self.fail(conn, req, loc, 403 if e.errno == errno.EACCES else 500)
+        entries.sort(key=lambda e: (e.is_file, os.fsencode(e.name)))
+        fmt = s.autoindex_format
+        if fmt == "html":
+            utf8 = s.charset is not None and s.charset.render(req).lower() == "utf-8"
+            body = autoindex_html(req.uri, entries, s.autoindex_exact_size,
+                                  s.autoindex_localtime, utf8)
+            ctype = b"text/html"
+        elif fmt == "xml":
+            body, ctype = autoindex_xml(entries), b"text/xml; charset=utf-8"
+        elif callback:
+            body = (b"/* callback */\r\n" + callback.encode() + b"("
+                    + autoindex_json(entries) + b");")
+            ctype = b"application/javascript"
+        else:
+            body, ctype = autoindex_json(entries), b"application/json"
+        self.respond.send(conn, req, loc, 200, body, ctype)
+        return DONE
+
+
+class Entry(NamedTuple):
+    """A directory entry as autoindex lists it."""
+
+    is_file: bool  # (directories sort first)
+    name: str
+    kind: str  # directory, file, other
+    mtime: int
+    size: int
+
+
+def _arg(args: str, name: str) -> str:
+    for pair in args.split("&"):
+        key, _, value = pair.partition("=")
+        if key == name:
+            return unquote(value)
+    return ""
+
+
+def _html(text: str) -> str:
+    """nginx's ngx_escape_html: <, >, & and the double quote."""
+    return escape(text, quote=False).replace('"', "&quot;")
+
+
+def autoindex_json(entries: list[Entry]) -> bytes:
+    items = []
+    for e in entries:
+        name = json.dumps(e.name, ensure_ascii=False)[1:-1]
+        item = (f'{{ "name":"{name}", "type":"{e.kind}", "mtime":"'
+                f'{formatdate(e.mtime, usegmt=True)}"')
+        if e.kind == "file":
+            item += f', "size":{e.size}'
+        items.append(item + " }")
+    return ("[\r\n" + ",\r\n".join(items) + ("\r\n" if items else "") + "]").encode(
+        "utf-8", "surrogateescape")
+
+
+def autoindex_xml(entries: list[Entry]) -> bytes:
+    out = ['<?xml version="1.0"?>\r\n<list>\r\n']
+    for e in entries:
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.mtime))
+        size = f' size="{e.size}"' if e.kind == "file" else ""
+        out.append(f'<{e.kind} mtime="{at}"{size}>{_html(e.name)}</{e.kind}>\r\n')
+    out.append("</list>\r\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def _back(text: str, utf8: bool) -> str:
+    return text if utf8 else text.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def autoindex_html(uri: str, entries: list[Entry], exact: bool, localtime: bool,
+                   utf8: bool = False) -> bytes:
+    """nginx's listing, directories first and then by name."""
+    title = _html(uri)
+    out = [f"<html>\r\n<head><title>Index of {title}</title></head>\r\n<body>\r\n"
+           f"<h1>Index of {title}</h1><hr><pre><a href=\"../\">../</a>\r\n"]
+    for is_file, name, _, mtime, size in entries:
+        is_dir = not is_file
+        # ngx_escape_uri's URI component: all but letters, digits and -._~
+        href = quote(name.encode("utf-8", "surrogateescape"), safe="") + (
+            "" if is_file else "/")
+        # names are measured in characters when the response's charset is UTF-8, else
+        # in bytes (a character may then be cut, as nginx cuts it)
+        shown = name if utf8 else name.encode("utf-8", "surrogateescape").decode(
+            "latin-1")
+        if len(shown) > 50:
+            text = _html(_back(shown[:47], utf8)) + "..&gt;"
+            pad = 0
+        else:
+            text = _html(_back(shown, utf8))
+            n = len(shown)
+            if is_dir and n < 50:
+                text += "/"
+                n += 1
+            pad = 50 - n
+        t = time.localtime(mtime) if localtime else time.gmtime(mtime)
+        date = f"{t.tm_mday:02d}-{_MONTHS[t.tm_mon - 1]}-{t.tm_year} {t.tm_hour:02d}:" \
+               f"{t.tm_min:02d} "
+        if exact:
+            sized = "                  -" if is_dir else f"{size:19d}"
+        else:
+            sized = "      -" if is_dir else _human(size)
+        out.append(f'<a href="{href}">{text}</a>{" " * pad} {date}{sized}\r\n')
+    out.append("</pre><hr></body>\r\n</html>\r\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def _human(length: int) -> str:
+    if length > 1024 ** 3 - 1:
+        size, scale = length // 1024 ** 3, "G"
+        size += length % 1024 ** 3 > 1024 ** 3 // 2 - 1
+    elif length > 1024 ** 2 - 1:
+        size, scale = length // 1024 ** 2, "M"
+        size += length % 1024 ** 2 > 1024 ** 2 // 2 - 1
+    elif length > 9999:
+        size, scale = length // 1024, "K"
+        size += length % 1024 > 511
+    else:
+        return f" {length:6d}"
+    return f"{size:6d}{scale}"
+
+
+# --- the not-modified and range filters ---------------------------------------------------
+
+def _http_time(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _etag_matches(header: bytes, etag: bytes | None, weak: bool) -> bool:
+    """``If-Match``/``If-None-Match`` name the ETag (``*`` any); ``weak``: W/ ignored."""
+    if header.strip() == b"*":
+        return True
+    if etag is None:
+        return False
+    mine = etag[2:] if weak and etag.startswith(b"W/") else etag
+    for item in header.split(b","):
+        item = item.strip()
+        if weak and item.startswith(b"W/"):
+            item = item[2:]
+        if item == mine:
+            return True
+    return False
+
+
+def _conditional(req: Request, s: Settings, mtime: int, etag: bytes | None) -> int:
+    """nginx's not-modified filter: 412, 304, or 200 (go on)."""
+    unmodified = _http_time(req.header(b"if-unmodified-since"))
+    if unmodified is not None and mtime > unmodified:
+        return 412
+    if_match = req.header(b"if-match")
+    if if_match is not None and not _etag_matches(if_match, etag, False):
+        return 412
+    since = req.header(b"if-modified-since")
+    none_match = req.header(b"if-none-match")
+    if since is None and none_match is None:
+        return 200
+    if since is not None:
+        if s.if_modified_since == "off":
+            return 200
+        at = _http_time(since)
+        if at is None or not (at == mtime or (s.if_modified_since == "before"
+                                              and at >= mtime)):
+            return 200
+    if none_match is not None and not _etag_matches(none_match, etag, True):
+        return 200
+    return 304
+
+
+def _ranges(req: Request, s: Settings, size: int, mtime: int,
+            etag: bytes | None) -> list[tuple[int, int]] | None:
+    """nginx's range filter: the ranges to send (start, end exclusive); [] when none of
+    them is in the file (416); None to send it whole (no Range, one that is not bytes
+    or is malformed, more than max_ranges, If-Range not met)."""
+    value = req.header(b"range")
+    if value is None or not value.startswith(b"bytes="):
+        return None
+    if_range = req.header(b"if-range")
+    if if_range is not None:
+        if if_range.startswith(b'"') or if_range.startswith(b"W/"):
+            if etag is None or if_range != etag:
+                return None
+        elif _http_time(if_range) != mtime:
+            return None
+    limit = s.max_ranges
+    if limit == 0:
+        return None
+    out: list[tuple[int, int]] = []
+    total = 0
+    for spec in value[6:].split(b","):
+        spec = spec.strip(b" ")
+        first, dash, last = spec.partition(b"-")
+        first, last = first.strip(b" "), last.strip(b" ")
+        if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
+            return None
+        if not first:
+            if not last:
+                return None
+            start, end = max(size - int(last), 0), size
+        else:
+            start = int(first)
+            end = size if not last else int(last) + 1
+            if last and end <= start:
+                return []  # its end before its start: 416, as nginx
+            if end > size:
+                end = size
+        if limit is not None and len(out) >= limit:
+            return None
+        if start < size and start < end:
+            out.append((start, end))
+            total += end - start
+    if len(out) > 1 and total > size:
+        return None  # overlapping ranges asking for more than the file: whole, as nginx
+    return out
+
+
+def _read_ranges(fd: int, ranges: list[tuple[int, int]],
+                 multipart: tuple[list[bytes], bytes] | None) -> list[bytes] | None:
+    pieces = []
+    for i, (start, end) in enumerate(ranges):
+        if multipart is not None:
+            pieces.append(multipart[0][i])
+        data = os.pread(fd, end - start, start)
+        if len(data) < end - start:
+            return None
+        pieces.append(data)
+    if multipart is not None:
+        pieces.append(multipart[1])
+    return pieces
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+__all__ = ["Entry", "StaticModule", "autoindex_html", "autoindex_json", "autoindex_xml",
+           "escapes", "file_path"]
