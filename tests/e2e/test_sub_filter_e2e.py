@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_nginx_parity_e2e import NGINX, _request, both
+from test_nginx_parity_e2e import NGINX, _dechunk, _request, both
 
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx is installed by make test (test-deps)")
@@ -36,19 +36,6 @@ server { listen 127.0.0.1:PORT;
 
 PATHS = ["/once/", "/all/", "/many/", "/types/", "/types2/", "/keep/",
          "/var/?find=EXAMPLE&put=sample", "/var/?find=&put=x", "/local/", "/missing/"]
-
-
-def _dechunk(headers: dict[str, str], body: bytes) -> bytes:
-    if headers.get("transfer-encoding") != "chunked":
-        return body
-    out = b""
-    while True:
-        size, _, rest = body.partition(b"\r\n")
-        n = int(size, 16)
-        if n == 0:
-            return out
-        out += rest[:n]
-        body = rest[n + 2:]
 
 
 def test_sub_filter_as_nginx(tmp_path: Path, engine: str) -> None:
