@@ -25,6 +25,7 @@ whole unless small, and the client's pace is kept (``send_timeout``)."""
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import stat
@@ -92,6 +93,7 @@ class StaticModule:
         self.respond = respond
         self.fail = fail
         self.internal = internal
+        self._boundaries = itertools.count(1)  # multipart boundaries, as nginx's counter
 
     # --- try_files (nginx's precontent phase) ------------------------------------------
 
@@ -294,7 +296,7 @@ class StaticModule:
                 return DONE
             return self._body(conn, req, loc, fd, ranges, None, None)
         # several: multipart/byteranges, each part with the file's type and its range
-        boundary = b"%020d" % self.w.next_connection_id()
+        boundary = b"%020d" % next(self._boundaries)
         kind = b""
         parts = []
         rest = []
