@@ -606,16 +606,9 @@ class UpstreamExchange:
                 exchange.write(data)
                 req.bytes_sent += len(data)
                 req.body_bytes_sent = sent
-                if exchange.paused():
-                    try:
-                        await exchange.wait_writable(s.send_timeout)
-                    except TimeoutError:
-                        self.w.log.info("client timed out (110: Connection timed out) while "
-                                        "sending to client", conn, req)
-                        exchange.abort()
-                        return False
-                    except Exception:  # the client went away mid-response
-                        return False
+                if exchange.paused() and not await self.respond.client_took_it(
+                        conn, req, exchange, s.send_timeout):
+                    return False
             if exchange.closed:
                 return False
             req.release_conn_slots()

@@ -21,6 +21,7 @@ from fastgate.proxy.status import SPECIAL, error_body, reason
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
+    from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
@@ -103,6 +104,23 @@ class Responder:
             if found is not None:
                 return found.encode("latin-1")
         return s.default_type.encode("latin-1")
+
+    async def client_took_it(self, conn: ClientSide, req: Request, exchange: Exchange,
+                             timeout: float) -> bool:
+        """Wait, the exchange being paused, until the client takes more of a response's
+        body; False when the response must stop: the client went away, or took nothing
+        for ``timeout`` (``send_timeout``: logged as nginx, and the connection cut).
+        (Callers look at ``exchange.paused()`` first: no coroutine per piece.)"""
+        try:
+            await exchange.wait_writable(timeout)
+        except TimeoutError:
+            self.w.log.info("client timed out (110: Connection timed out) while sending "
+                            "to client", conn, req)
+            exchange.abort()
+            return False
+        except Exception:  # the client went away mid-response
+            return False
+        return True
 
     def client_error(self, req: Request) -> Callable[[str], None]:
         """An error the client caused, logged against its request (a bad cookie)."""

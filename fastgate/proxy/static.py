@@ -384,16 +384,9 @@ class StaticModule:
                         return DONE
                     if data:
                         self._send(exchange, req, data)
-                    if exchange.paused():
-                        try:
-                            await exchange.wait_writable(s.send_timeout)
-                        except TimeoutError:
-                            self.w.log.info("client timed out (110: Connection timed out) "
-                                            "while sending response to client", conn, req)
-                            exchange.abort()
-                            return DONE
-                        except Exception:  # the client went away mid-response
-                            return DONE
+                    if exchange.paused() and not await self.respond.client_took_it(
+                            conn, req, exchange, s.send_timeout):
+                        return DONE
             tail = multipart[1] if multipart is not None else b""
             if flt is not None:
                 tail = flt.finish()

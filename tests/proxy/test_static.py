@@ -246,3 +246,21 @@ def test_root_and_alias_in_one_location_is_an_error(tmp_path: Path) -> None:
                     "location / { disable_symlinks on; } } }")
     with pytest.raises(ConfigError, match="follows symbolic links"):
         load_config(str(conf))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_client_that_takes_nothing_is_cut_after_send_timeout(
+        tmp_path: Path, site: Path, engine: str) -> None:
+    async def main() -> tuple[bool, list[tuple[str, str]], bytes]:
+        sc = Scenario(tmp_path, engine, http(site, "send_timeout 200ms;"))
+        try:
+            sc.client.pause_writing()  # the client's socket buffer is full
+            sc.client.data_received(get("/big.bin"))
+            await sc.settle(lambda: not sc.busy(), 3.0)
+            return sc.client_out.aborted, sc.log, sc.client_out.bytes()
+        finally:
+            sc.close()
+
+    aborted, log, sent = asyncio.run(main())
+    assert aborted and any("client timed out" in m for _, m in log)
+    assert sent.startswith(b"HTTP/1.1 200 ") and len(sent) < 1024 * 1024  # cut, not whole
