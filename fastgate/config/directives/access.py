@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from fastgate.config.context import HSL, LMT, Context, Spec
-from fastgate.config.directives.args import appending, setting, time_arg
+from fastgate.config.directives.args import appending, one_of, setting, time_arg
 from fastgate.config.model import AccessRule
 from fastgate.config.parser import Directive
 
@@ -25,17 +25,10 @@ def access_rule(ld: Context, d: Directive) -> AccessRule:
     return AccessRule(allow, network)
 
 
-def satisfy(ld: Context, d: Directive) -> str:
-    if d.args[0] not in ("all", "any"):
-        raise d.error(f'invalid value "{d.args[0]}" in "satisfy" directive, it must be '
-                      '"all" or "any"')
-    return d.args[0]
-
-
 SPECS = [
     Spec("allow", HSL | {LMT}, 1, 1, appending("access_rules", access_rule)),
     Spec("deny", HSL | {LMT}, 1, 1, appending("access_rules", access_rule)),
-    Spec("satisfy", HSL, 1, 1, setting("satisfy", satisfy)),
+    Spec("satisfy", HSL, 1, 1, setting("satisfy", one_of("all", "any"))),
     # nginx keeps it in the core module; it brakes the access phase's 401s
     Spec("auth_delay", HSL, 1, 1, setting("auth_delay", time_arg)),
 ]

@@ -71,6 +71,19 @@ def number_arg(ld: Context, d: Directive) -> int:
     return parse_number(d, d.args[0])
 
 
+def one_of(*values: str) -> Callable[[Context, Directive], str]:
+    """An argument that must be one of ``values`` (nginx's enum message names them in
+    the order given)."""
+    named = ", ".join(f'"{v}"' for v in values[:-1]) + f' or "{values[-1]}"'
+
+    def parse(ld: Context, d: Directive) -> str:
+        if d.args[0] not in values:
+            raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must be '
+                          f"{named}")
+        return d.args[0]
+    return parse
+
+
 def strings(ld: Context, d: Directive) -> tuple[str, ...]:
     return d.args
 

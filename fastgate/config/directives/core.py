@@ -30,6 +30,7 @@ from fastgate.config.context import (
 from fastgate.config.directives.args import (
     flag_arg,
     number_arg,
+    one_of,
     setting,
     size_arg,
     time_arg,
@@ -93,10 +94,7 @@ def set_worker_processes(ld: Context, lvl: Level, d: Directive) -> None:
 
 def set_http_engine(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    if d.args[0] not in ("auto", "h11", "httptools"):
-        raise d.error(f'invalid value "{d.args[0]}" in "http_engine" directive, '
-                      'it must be "auto", "h11" or "httptools"')
-    lvl.local["http_engine"] = d.args[0]
+    lvl.local["http_engine"] = one_of("auto", "h11", "httptools")(ld, d)
 
 
 def set_worker_connections(ld: Context, lvl: Level, d: Directive) -> None:

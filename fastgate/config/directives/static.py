@@ -7,10 +7,10 @@ not-modified and range filters: ``root``, ``alias``, ``index``, ``autoindex*``,
 from __future__ import annotations
 
 from fastgate.config.context import HSL, LIF, Context, Level, Spec
-from fastgate.config.directives.args import flag_arg, setting
+from fastgate.config.directives.args import flag_arg, number_arg, one_of, setting
 from fastgate.config.model import ALIAS_ALL, Root
 from fastgate.config.parser import Directive
-from fastgate.config.values import parse_number
+from fastgate.variables import Template
 
 
 def _path(ld: Context, lvl: Level, d: Directive, alias: int) -> Root:
@@ -47,21 +47,7 @@ def set_alias(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.fields["root"] = _path(ld, lvl, d, ALIAS_ALL if "regex" in lvl.local else len(name))
 
 
-def _format(ld: Context, d: Directive) -> str:
-    if d.args[0] not in ("html", "xml", "json", "jsonp"):
-        raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must be '
-                      '"html", "xml", "json" or "jsonp"')
-    return d.args[0]
-
-
-def _since(ld: Context, d: Directive) -> str:
-    if d.args[0] not in ("off", "exact", "before"):
-        raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must be '
-                      '"off", "exact" or "before"')
-    return d.args[0]
-
-
-def _index(ld: Context, d: Directive) -> tuple:  # type: ignore[type-arg]
+def _index(ld: Context, d: Directive) -> tuple[Template, ...]:
     for i, name in enumerate(d.args):
         if not name:
             raise d.error(f'index {i + 1} in "index" directive is invalid')
@@ -85,12 +71,14 @@ SPECS = [
     Spec("index", HSL, 1, None, setting("index", _index)),
     Spec("autoindex", HSL, 1, 1, setting("autoindex", flag_arg)),
     Spec("autoindex_exact_size", HSL, 1, 1, setting("autoindex_exact_size", flag_arg)),
-    Spec("autoindex_format", HSL, 1, 1, setting("autoindex_format", _format)),
+    Spec("autoindex_format", HSL, 1, 1,
+         setting("autoindex_format", one_of("html", "xml", "json", "jsonp"))),
     Spec("autoindex_localtime", HSL, 1, 1, setting("autoindex_localtime", flag_arg)),
     Spec("etag", HSL, 1, 1, setting("etag", flag_arg)),
-    Spec("if_modified_since", HSL, 1, 1, setting("if_modified_since", _since)),
+    Spec("if_modified_since", HSL, 1, 1,
+         setting("if_modified_since", one_of("off", "exact", "before"))),
     Spec("max_ranges", HSL, 1, 1,
-         setting("max_ranges", lambda ld, d: parse_number(d, d.args[0]))),
+         setting("max_ranges", number_arg)),
     Spec("log_not_found", HSL, 1, 1, setting("log_not_found", flag_arg)),
     Spec("disable_symlinks", HSL, 1, 2, symlinks),
 ]

@@ -5,19 +5,12 @@
 from __future__ import annotations
 
 from fastgate.config.context import HSL, Context, Spec
-from fastgate.config.directives.args import setting
+from fastgate.config.directives.args import one_of, setting
 from fastgate.config.parser import Directive
 from fastgate.config.values import parse_number, time_value
 
 MAX_EXPIRES = 2145916555  # nginx's "max": the cookie's fixed date in 2037
 FLAGS = ("secure", "httponly", "samesite=strict", "samesite=lax", "samesite=none")
-
-
-def _state(ld: Context, d: Directive) -> str:
-    if d.args[0] not in ("on", "v1", "log", "off"):
-        raise d.error(f'invalid value "{d.args[0]}" in "userid" directive, it must be '
-                      '"off", "log", "v1" or "on"')
-    return d.args[0]
 
 
 def _expires(ld: Context, d: Directive) -> int:
@@ -51,7 +44,7 @@ def _mark(ld: Context, d: Directive) -> str:
 
 
 SPECS = [
-    Spec("userid", HSL, 1, 1, setting("userid", _state)),
+    Spec("userid", HSL, 1, 1, setting("userid", one_of("off", "log", "v1", "on"))),
     Spec("userid_name", HSL, 1, 1, setting("userid_name", lambda ld, d: d.args[0])),
     Spec("userid_domain", HSL, 1, 1, setting("userid_domain", lambda ld, d: (
         "" if d.args[0] == "none" else f"; domain={d.args[0]}"))),
