@@ -250,8 +250,9 @@ class StaticModule:
             (b"Last-Modified", last_modified)]
         if etag is not None:
             headers.append((b"ETag", etag))
-        status = 200
-        if final_status(req, 200) == 200:  # (an error_page's file keeps its status)
+        # an error_page's file keeps the error's status: no 304, 412 or ranges for it
+        own = final_status(req, 200) == 200
+        if own:
             verdict = _conditional(req, s, mtime, etag)
             if verdict == 412:
                 os.close(fd)
@@ -266,7 +267,7 @@ class StaticModule:
         if s.sub_filter and not head_only:
             flt, headers, length = sub_filter.start(req, s, headers, size)
         ranges: list[tuple[int, int]] | None = None
-        if flt is None and final_status(req, 200) == 200:
+        if flt is None and own:
             ranges = _ranges(req, s, size, mtime, etag)
             if ranges is None:
                 headers.append((b"Accept-Ranges", b"bytes"))
@@ -278,8 +279,7 @@ class StaticModule:
                 return DONE
         if ranges:
             return self._ranges(conn, req, loc, fd, size, headers, ranges, head_only)
-        out = self._head(conn, req, loc, status, headers, length, head_only)
-        if out is None or head_only:
+        if not self._head(conn, req, loc, 200, headers, length, head_only) or head_only:
             os.close(fd)
             return DONE
         return self._body(conn, req, loc, fd, [(0, size)], flt, None)
@@ -290,7 +290,7 @@ class StaticModule:
         if len(ranges) == 1:
             start, end = ranges[0]
             headers.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end - 1, size)))
-            if self._head(conn, req, loc, 206, headers, end - start, head_only) is None \
+            if not self._head(conn, req, loc, 206, headers, end - start, head_only) \
                     or head_only:
                 os.close(fd)
                 return DONE
@@ -311,15 +311,15 @@ class StaticModule:
         tail = b"\r\n--" + boundary + b"--\r\n"
         length = sum(len(p) for p in parts) + sum(e - s for s, e in ranges) + len(tail)
         rest.insert(0, (b"Content-Type", b"multipart/byteranges; boundary=" + boundary))
-        if self._head(conn, req, loc, 206, rest, length, head_only) is None or head_only:
+        if not self._head(conn, req, loc, 206, rest, length, head_only) or head_only:
             os.close(fd)
             return DONE
         return self._body(conn, req, loc, fd, ranges, None, (parts, tail))
 
     def _head(self, conn: ClientSide, req: Request, loc: Location, status: int,
               headers: list[tuple[bytes, bytes]], length: int,
-              head_only: bool) -> bytes | None:
-        """The response head, written; None when it could not be (the connection is
+              head_only: bool) -> bool:
+        """The response head, written; False when it could not be (the connection is
         cut)."""
         exchange = conn.exchange
         assert exchange is not None
@@ -331,12 +331,12 @@ class StaticModule:
                                 RESPONSE_DROP, None, head_only)
         except ProtocolError:
             exchange.abort()
-            return None
+            return False
         if head_only:
             out += exchange.end(None)
         exchange.write(out)
         req.bytes_sent = len(out)
-        return out
+        return True
 
     def _body(self, conn: ClientSide, req: Request, loc: Location, fd: int,
               ranges: list[tuple[int, int]], flt: SubFilter | None,
@@ -375,7 +375,7 @@ class StaticModule:
                         data = os.pread(fd, want, at)
                     except OSError as e:
                         return self._read_failed(conn, req, e)
-                    if len(data) < want and not data:
+                    if not data:
                         return self._shrunk(conn, req)
                     at += len(data)
                     if flt is not None:
