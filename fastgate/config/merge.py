@@ -124,14 +124,14 @@ class Builder:
             raise origins[f"{app_pass.kind}_pass"].error(
                 f'"{app_pass.kind}_pass" and "proxy_pass" in one location: name one '
                 "content handler")
-        status_page = lvl.local.get("status_page", "")
+        own_content = lvl.local.get("own_content", "")
 
         def nesting(base: Settings, base_origins: dict[str, Directive],
                     base_pp: ProxyPass | None) -> Callable[[Level], Location]:
             def nested(if_lvl: Level) -> Location:
                 # an if's configuration: the location's (or its limit_except's), with
-                # the if's own directives over it; proxy_pass and the status page carry
-                # over (the content handler stays, as nginx's does), try_files does not
+                # the if's own directives over it; proxy_pass and the location's own
+                # content handler carry over (as nginx's does), try_files does not
                 # ("if is evil")
                 s = merge(base, if_lvl)
                 o = merge_origins(base_origins, if_lvl)
@@ -146,7 +146,7 @@ class Builder:
                                 app_pass=(own_cgi if own_cgi is not None
                                           else None if own is not None
                                           else app_pass),
-                                status_page=status_page,
+                                own_content=own_content,
                                 jwt=(self._jwt_check(s, o, where) if s.auth_jwt != "off"
                                      else None))
             return nested
@@ -168,7 +168,7 @@ class Builder:
             app_pass=app_pass,
             rewrites=rewrites,
             try_files=lvl.local.get("try_files") if in_location else None,
-            status_page=status_page,
+            own_content=own_content,
             internal=internal,
             jwt=jwt,
             children=children,

@@ -519,6 +519,12 @@ class Settings:
     if_modified_since: str = "exact"  # off, exact, before
     max_ranges: int | None = None  # None: unlimited
     log_not_found: bool = True
+    random_index: bool = False
+    # the WebDAV module: the methods it answers (none: it declines), its files' modes
+    dav_methods: frozenset[str] = frozenset()
+    dav_access: int = 0o600
+    create_full_put_path: bool = False
+    min_delete_depth: int = 0
     # the FastCGI module
     fastcgi_param: tuple[CgiParam, ...] = ()
     fastcgi_index: str | None = None
@@ -694,9 +700,9 @@ class Location:
     # the rewrite module's directives, in order (the location rewrite phase)
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None
-    # a page fastgate makes itself: "fastgate" (fastgate_status), "stub" (stub_status),
-    # "empty_gif"
-    status_page: str = ""
+    # a content handler of the location's own (nginx's clcf->handler for modules that are
+    # not proxies): "fastgate" (fastgate_status), "stub" (stub_status), "empty_gif", "flv"
+    own_content: str = ""
     internal: bool = False  # reached only by internal redirects
     jwt: JwtCheck | None = None  # auth_jwt's check (None: auth_jwt off)
     children: LocationTree | None = None

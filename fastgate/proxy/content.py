@@ -1,13 +1,15 @@
 """The content phase: the status pages and empty_gif, ``proxy_pass`` (in callbacks over
 a pooled idle connection when it can, else in a task), ``fastcgi_pass``, ``uwsgi_pass``,
-``scgi_pass`` and ``memcached_pass`` (in a task), else files (``try_files``, index,
-autoindex, static: ``proxy.static``)."""
+``scgi_pass`` and ``memcached_pass`` (in a task), ``flv``, else files (``try_files``,
+random_index, index, autoindex, WebDAV's methods: ``proxy.dav``, static:
+``proxy.static``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from fastgate.proxy.cgi import CgiModule
+from fastgate.proxy.dav import DavModule
 from fastgate.proxy.fast import ProxyPass
 from fastgate.proxy.memcached import MemcachedModule
 from fastgate.proxy.static import StaticModule
@@ -51,10 +53,13 @@ class Content:
         # fastcgi_pass, uwsgi_pass, scgi_pass; memcached_pass
         self.cgi = CgiModule(worker, respond, upstream, fail)
         self.memcached = MemcachedModule(worker, respond, upstream, fail)
-        self.static = StaticModule(worker, respond, fail, internal)
+        self.dav = DavModule(worker, respond, upstream, fail)
+        self.static = StaticModule(worker, respond, fail, internal, self.dav.handle)
 
     def handler(self, loc: Location) -> Phase:
-        if loc.status_page:
+        if loc.own_content == "flv":
+            return self.static.flv
+        if loc.own_content:
             return self.status_page
         if loc.proxy_pass is not None:
             return self.proxy
@@ -65,14 +70,14 @@ class Content:
         return self.static.serve
 
     def status_page(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
-        if loc.status_page == "empty_gif":
+        if loc.own_content == "empty_gif":
             if req.method not in ("GET", "HEAD"):
                 return self.fail(conn, req, loc, 405)
             # nginx's module: its 1x1 transparent GIF, "last modified" at its date
             self.respond.send(conn, req, loc, 200, EMPTY_GIF, b"image/gif",
                               [(b"Last-Modified", b"Mon, 28 Sep 1970 06:00:00 GMT")])
             return DONE
-        if loc.status_page == "stub":
+        if loc.own_content == "stub":
             if req.method not in ("GET", "HEAD"):
                 return self.fail(conn, req, loc, 405)
             self.respond.send(conn, req, loc, 200, self.w.stub_status(), b"text/plain")

@@ -42,6 +42,8 @@ from fastgate.proxy.upstream import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastgate.config.model import Location, ProxyPass, Settings
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
@@ -488,18 +490,26 @@ class UpstreamExchange:
         """The client's body read to its end and kept (for a mirror); None when reading
         it failed, which has been answered."""
         parts: list[bytes] = []
-        try:
-            await self._read_body(conn, req, loc.settings, None, parts)
-        except _BodyError as e:
-            await self._body_failed(conn, req, loc, e)
+        if not await self.read_body_to(conn, req, loc, parts.append):
             return None
         return b"".join(parts)
 
+    async def read_body_to(self, conn: ClientSide, req: Request, loc: Location,
+                           sink: Callable[[bytes], None]) -> bool:
+        """The client's body read to its end, each piece given to ``sink`` as it comes
+        (a PUT's file); False when reading it failed, which has been answered."""
+        try:
+            await self._read_body(conn, req, loc.settings, None, sink)
+        except _BodyError as e:
+            await self._body_failed(conn, req, loc, e)
+            return False
+        return True
+
     async def _read_body(self, conn: ClientSide, req: Request, s: Settings,
                          uconn: UpstreamConnection | None,
-                         keep: list[bytes] | None = None) -> None:
+                         sink: Callable[[bytes], None] | None = None) -> None:
         """The client's body to the upstream ``uconn`` as it arrives, or read and kept
-        in ``keep`` or dropped (no ``uconn``). client_max_body_size (0: none) is counted
+        given to ``sink`` or dropped (no ``uconn``). client_max_body_size (0: none) is counted
         over the bytes themselves, so that a chunked body cannot pass what a
         Content-Length would not."""
         body = conn.body
@@ -528,8 +538,8 @@ class UpstreamExchange:
                 raise _BodyError(413, f"client intended to send too large chunked body: "
                                  f"{req.request_length}+ bytes")
             if uconn is None:
-                if keep is not None:
-                    keep.append(chunk)
+                if sink is not None:
+                    sink(chunk)
                 continue
             uconn.send_body(chunk)
             try:

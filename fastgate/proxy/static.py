@@ -28,6 +28,7 @@ import errno
 import itertools
 import json
 import os
+import random
 import stat
 import time
 from email.utils import formatdate, parsedate_to_datetime
@@ -54,15 +55,21 @@ if TYPE_CHECKING:
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
-    from fastgate.proxy.steps import Fail, Outcome, Step
+    from fastgate.proxy.steps import Fail, Outcome, Phase, Step
     from fastgate.proxy.sub_filter import SubFilter
 
     # an internal redirect that keeps the method (index, try_files): (conn, req, loc, uri)
     Redirect = Callable[[ClientSide, Request, Location, str], Outcome]
 
+# a part of a response body: bytes as they are, or a range of the file (start, end)
+Piece = bytes | tuple[int, int]
+
 _WHOLE = 256 * 1024  # a file this small is read and written at once
 _CHUNK = 64 * 1024
 _READ = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block the worker
+# ngx_http_flv_module's header before a file sent from an offset: FLV, version 1, audio
+# and video, a 9-byte header, and the first "previous tag size" (0)
+FLV_HEADER = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
            "Dec")
 
@@ -88,8 +95,9 @@ class StaticModule:
     """The content handler of locations that serve files, and ``try_files``'s checks."""
 
     def __init__(self, worker: Runtime, respond: Responder, fail: Fail,
-                 internal: Redirect) -> None:
+                 internal: Redirect, dav: Phase) -> None:
         self.w = worker
+        self.dav = dav  # the WebDAV methods (proxy.dav), before the static module
         self.respond = respond
         self.fail = fail
         self.internal = internal
@@ -120,10 +128,8 @@ class StaticModule:
             if stat.S_ISDIR(st.st_mode) != want_dir:
                 continue
             req.uri = name  # nginx: the location serves the name found, found again never
-            if want_dir:
+            if want_dir or req.method not in ("GET", "HEAD", "POST"):
                 return self.serve(conn, req, loc)
-            if req.method not in ("GET", "HEAD", "POST"):
-                return self.fail(conn, req, loc, 405)
             return self._open(conn, req, loc, path)
         if tf.fallback_code is not None:
             return self.fail(conn, req, loc, tf.fallback_code)
@@ -145,13 +151,16 @@ class StaticModule:
     # --- the content phase ----------------------------------------------------------------
 
     def serve(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        if req.method in loc.settings.dav_methods:
+            return self.dav(conn, req, loc)
         if req.method not in ("GET", "HEAD", "POST"):
             return self.fail(conn, req, loc, 405)
         if req.uri.endswith("/"):
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings))
 
-    def _open(self, conn: ClientSide, req: Request, loc: Location, path: str) -> Outcome:
+    def _open(self, conn: ClientSide, req: Request, loc: Location, path: str,
+              flv: bool = False) -> Outcome:
         if escapes(path):
             self.w.log.error(f'"{path}" has a ".." segment: not opened (an alias that '
                              "misses its location's slash?)", conn, req)
@@ -172,6 +181,10 @@ class StaticModule:
             if req.method == "POST":
                 os.close(fd)
                 return self.fail(conn, req, loc, 405)
+            if flv:
+                start = _offset(_raw_arg(req.args, "start"), st.st_size)
+                if start:
+                    return self._file(conn, req, loc, fd, st, start, FLV_HEADER)
             return self._file(conn, req, loc, fd, st)
         except BaseException:
             _close(fd)
@@ -204,7 +217,12 @@ class StaticModule:
         if escapes(directory):
             self.w.log.error(f'"{directory}" has a ".." segment: not opened', conn, req)
             return self.fail(conn, req, loc, 404)
-        # index looks for GET, HEAD and POST; autoindex answers GET and HEAD
+        # random_index and index look for GET, HEAD and POST; autoindex answers GET and
+        # HEAD
+        if s.random_index:
+            picked = self._random_index(conn, req, loc, directory)
+            if picked is not None:
+                return picked
         names = [t.render(req) for t in s.index] if s.index else ["index.html"]
         for name in names:
             if name.startswith("/"):  # the last may be a URI, taken as it is
@@ -236,12 +254,53 @@ class StaticModule:
         self.w.log.error(f'directory index of "{directory}" is forbidden', conn, req)
         return self.fail(conn, req, loc, 403)
 
+    def _random_index(self, conn: ClientSide, req: Request, loc: Location,
+                      directory: str) -> Outcome | None:
+        """nginx's random_index: an internal redirect to one of the directory's files
+        (not those whose names start with a dot), picked at random; None when it has
+        none (index goes on)."""
+        names = []
+        try:
+            with os.scandir(directory) as it:
+                for entry in it:
+                    if entry.name.startswith("."):
+                        continue
+                    try:
+                        if entry.is_file():  # (a link: its target)
+                            names.append(entry.name)
+                    except OSError:
+                        continue
+        except (OSError, ValueError) as e:
+            code = getattr(e, "errno", errno.ENOENT)
+            text = _error_text(e) if isinstance(e, OSError) else ""
+            self.w.log.error(f'opendir() "{directory.rstrip("/")}" failed {text}'.rstrip(),
+                             conn, req)
+            return self.fail(conn, req, loc, 404 if code in (
+                errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG) else
+                403 if code == errno.EACCES else 500)
+        if not names:
+            return None
+        return self.internal(conn, req, loc, encode_path(req.uri + random.choice(names)))
+
     # --- a file ---------------------------------------------------------------------------
 
+    def flv(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        """nginx's flv module, the location's content handler: its files, and with
+        ``start=N`` (a byte offset within the file) the FLV header and the file from
+        there. A directory's URI is left to the index modules, as nginx's handler
+        declines it."""
+        if req.method not in ("GET", "HEAD"):
+            return self.fail(conn, req, loc, 405)
+        if req.uri.endswith("/"):
+            return self._directory(conn, req, loc)
+        return self._open(conn, req, loc, file_path(req, loc.settings), flv=True)
+
     def _file(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-              st: os.stat_result) -> Outcome:
+              st: os.stat_result, skip: int = 0, prefix: bytes = b"") -> Outcome:
+        """The file as the response's body, or (flv) ``prefix`` and the file past its
+        first ``skip`` bytes: ETag, ranges and lengths count that body."""
         s = loc.settings
-        size = st.st_size
+        size = len(prefix) + st.st_size - skip
         mtime = int(st.st_mtime)
         etag = b'"%x-%x"' % (mtime, size) if s.etag else None
         last_modified = formatdate(mtime, usegmt=True).encode()
@@ -278,15 +337,16 @@ class StaticModule:
                                   headers)
                 return DONE
         if ranges:
-            return self._ranges(conn, req, loc, fd, size, headers, ranges, head_only)
+            return self._ranges(conn, req, loc, fd, size, headers, ranges, head_only,
+                                skip, prefix)
         if not self._head(conn, req, loc, 200, headers, length, head_only) or head_only:
             os.close(fd)
             return DONE
-        return self._body(conn, req, loc, fd, [(0, size)], flt, None)
+        return self._body(conn, req, loc, fd, _pieces(prefix, skip, 0, size), flt)
 
     def _ranges(self, conn: ClientSide, req: Request, loc: Location, fd: int, size: int,
                 headers: list[tuple[bytes, bytes]], ranges: list[tuple[int, int]],
-                head_only: bool) -> Outcome:
+                head_only: bool, skip: int, prefix: bytes) -> Outcome:
         if len(ranges) == 1:
             start, end = ranges[0]
             headers.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end - 1, size)))
@@ -294,27 +354,29 @@ class StaticModule:
                     or head_only:
                 os.close(fd)
                 return DONE
-            return self._body(conn, req, loc, fd, ranges, None, None)
+            return self._body(conn, req, loc, fd, _pieces(prefix, skip, start, end), None)
         # several: multipart/byteranges, each part with the file's type and its range
         boundary = b"%020d" % next(self._boundaries)
         kind = b""
-        parts = []
         rest = []
         for name, value in headers:
             if name == b"Content-Type":
                 kind = value
             else:
                 rest.append((name, value))
+        pieces: list[Piece] = []
         for start, end in ranges:
-            parts.append(b"\r\n--" + boundary + b"\r\nContent-Type: " + kind
-                         + b"\r\nContent-Range: bytes %d-%d/%d\r\n\r\n" % (start, end - 1, size))
-        tail = b"\r\n--" + boundary + b"--\r\n"
-        length = sum(len(p) for p in parts) + sum(e - s for s, e in ranges) + len(tail)
+            pieces.append(b"\r\n--" + boundary + b"\r\nContent-Type: " + kind
+                          + b"\r\nContent-Range: bytes %d-%d/%d\r\n\r\n"
+                          % (start, end - 1, size))
+            pieces += _pieces(prefix, skip, start, end)
+        pieces.append(b"\r\n--" + boundary + b"--\r\n")
         rest.insert(0, (b"Content-Type", b"multipart/byteranges; boundary=" + boundary))
-        if not self._head(conn, req, loc, 206, rest, length, head_only) or head_only:
+        if not self._head(conn, req, loc, 206, rest, _length(pieces), head_only) \
+                or head_only:
             os.close(fd)
             return DONE
-        return self._body(conn, req, loc, fd, ranges, None, (parts, tail))
+        return self._body(conn, req, loc, fd, pieces, None)
 
     def _head(self, conn: ClientSide, req: Request, loc: Location, status: int,
               headers: list[tuple[bytes, bytes]], length: int,
@@ -339,45 +401,44 @@ class StaticModule:
         return True
 
     def _body(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-              ranges: list[tuple[int, int]], flt: SubFilter | None,
-              multipart: tuple[list[bytes], bytes] | None) -> Outcome:
-        total = sum(end - start for start, end in ranges)
-        if total <= _WHOLE:
+              pieces: list[Piece], flt: SubFilter | None) -> Outcome:
+        if _length(pieces) <= _WHOLE:
             try:
-                pieces = _read_ranges(fd, ranges, multipart)
+                data = _read_pieces(fd, pieces)
             except OSError as e:
                 return self._read_failed(conn, req, e)
             finally:
                 _close(fd)
-            if pieces is None:
+            if data is None:
                 return self._shrunk(conn, req)
-            data = b"".join(pieces)
             if flt is not None:
                 data = flt.feed(data) + flt.finish()
             self._send_last(conn, req, loc, data)
             return DONE
-        return self._stream(conn, req, loc, fd, ranges, flt, multipart)
+        return self._stream(conn, req, loc, fd, pieces, flt)
 
     async def _stream(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-                      ranges: list[tuple[int, int]], flt: SubFilter | None,
-                      multipart: tuple[list[bytes], bytes] | None) -> Step:
+                      pieces: list[Piece], flt: SubFilter | None) -> Step:
         exchange = conn.exchange
         assert exchange is not None
         s = loc.settings
         try:
-            for i, (start, end) in enumerate(ranges):
-                if multipart is not None:
-                    self._send(exchange, req, multipart[0][i])
-                at = start
-                while at < end:
-                    want = min(_CHUNK, end - at)
-                    try:
-                        data = os.pread(fd, want, at)
-                    except OSError as e:
-                        return self._read_failed(conn, req, e)
-                    if not data:
-                        return self._shrunk(conn, req)
-                    at += len(data)
+            for piece in pieces:
+                if isinstance(piece, bytes):
+                    at, end = 0, 0
+                    data = piece
+                else:
+                    at, end = piece
+                    data = b""
+                while True:
+                    if at < end:
+                        try:
+                            data = os.pread(fd, min(_CHUNK, end - at), at)
+                        except OSError as e:
+                            return self._read_failed(conn, req, e)
+                        if not data:
+                            return self._shrunk(conn, req)
+                        at += len(data)
                     if flt is not None:
                         data = flt.feed(data)
                     if exchange.closed:
@@ -387,10 +448,9 @@ class StaticModule:
                     if exchange.paused() and not await self.respond.client_took_it(
                             conn, req, exchange, s.send_timeout):
                         return DONE
-            tail = multipart[1] if multipart is not None else b""
-            if flt is not None:
-                tail = flt.finish()
-            self._send_last(conn, req, loc, tail)
+                    if at >= end:
+                        break
+            self._send_last(conn, req, loc, flt.finish() if flt is not None else b"")
             return DONE
         finally:
             _close(fd)
@@ -573,7 +633,7 @@ def _human(length: int) -> str:
 
 # --- the not-modified and range filters ---------------------------------------------------
 
-def _http_time(value: bytes | None) -> int | None:
+def http_time(value: bytes | None) -> int | None:
     if value is None:
         return None
     try:
@@ -600,7 +660,7 @@ def _etag_matches(header: bytes, etag: bytes | None, weak: bool) -> bool:
 
 def _conditional(req: Request, s: Settings, mtime: int, etag: bytes | None) -> int:
     """nginx's not-modified filter: 412, 304, or 200 (go on)."""
-    unmodified = _http_time(req.header(b"if-unmodified-since"))
+    unmodified = http_time(req.header(b"if-unmodified-since"))
     if unmodified is not None and mtime > unmodified:
         return 412
     if_match = req.header(b"if-match")
@@ -613,7 +673,7 @@ def _conditional(req: Request, s: Settings, mtime: int, etag: bytes | None) -> i
     if since is not None:
         if s.if_modified_since == "off":
             return 200
-        at = _http_time(since)
+        at = http_time(since)
         if at is None or not (at == mtime or (s.if_modified_since == "before"
                                               and at >= mtime)):
             return 200
@@ -635,7 +695,7 @@ def _ranges(req: Request, s: Settings, size: int, mtime: int,
         if if_range.startswith(b'"') or if_range.startswith(b"W/"):
             if etag is None or if_range != etag:
                 return None
-        elif _http_time(if_range) != mtime:
+        elif http_time(if_range) != mtime:
             return None
     limit = s.max_ranges
     if limit == 0:
@@ -669,19 +729,52 @@ def _ranges(req: Request, s: Settings, size: int, mtime: int,
     return out
 
 
-def _read_ranges(fd: int, ranges: list[tuple[int, int]],
-                 multipart: tuple[list[bytes], bytes] | None) -> list[bytes] | None:
-    pieces = []
-    for i, (start, end) in enumerate(ranges):
-        if multipart is not None:
-            pieces.append(multipart[0][i])
+def _pieces(prefix: bytes, skip: int, first: int, end: int) -> list[Piece]:
+    """Bytes [first, end) of a body that is ``prefix`` and then the file past its first
+    ``skip`` bytes."""
+    out: list[Piece] = []
+    n = len(prefix)
+    if first < n:
+        out.append(prefix[first:min(end, n)])
+    if end > n:
+        out.append((max(first, n) - n + skip, end - n + skip))
+    return out
+
+
+def _length(pieces: list[Piece]) -> int:
+    return sum(len(p) if isinstance(p, bytes) else p[1] - p[0] for p in pieces)
+
+
+def _read_pieces(fd: int, pieces: list[Piece]) -> bytes | None:
+    """The pieces' bytes, the file's read; None when the file is shorter than they say."""
+    out = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            out.append(piece)
+            continue
+        start, end = piece
         data = os.pread(fd, end - start, start)
         if len(data) < end - start:
             return None
-        pieces.append(data)
-    if multipart is not None:
-        pieces.append(multipart[1])
-    return pieces
+        out.append(data)
+    return b"".join(out)
+
+
+def _raw_arg(args: str, name: str) -> str | None:
+    """An argument's value as it came (nginx's ngx_http_arg: the name in any case)."""
+    for pair in args.split("&"):
+        key, eq, value = pair.partition("=")
+        if eq and key.lower() == name:
+            return value
+    return None
+
+
+def _offset(value: str | None, size: int) -> int:
+    """flv's ``start``: digits within the file, else 0 (nginx's ngx_atoof and its test)."""
+    if not value or not value.isascii() or not value.isdigit():
+        return 0
+    start = int(value)
+    return start if start < size and start < 2 ** 63 else 0
 
 
 def _close(fd: int) -> None:
@@ -692,4 +785,4 @@ def _close(fd: int) -> None:
 
 
 __all__ = ["Entry", "StaticModule", "autoindex_html", "autoindex_json", "autoindex_xml",
-           "escapes", "file_path"]
+           "escapes", "file_path", "http_time"]

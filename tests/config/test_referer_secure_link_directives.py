@@ -62,7 +62,7 @@ def test_host_table_precedence() -> None:
 @pytest.mark.parametrize("body,message", [
     ("secure_link $arg_h; secure_link_secret x;", '"secure_link_secret" cannot be mixed'),
     ("secure_link_secret x; secure_link_md5 $uri;", '"secure_link_secret" cannot be mixed'),
-    ("location / { empty_gif; stub_status; }", '"stub_status" and another page'),
+    ("location / { empty_gif; stub_status; }", '"stub_status" and another content handler'),
     ("modern_browser netscape 4.0;", 'unknown browser name "netscape"'),
     ("modern_browser gecko 1.x;", 'invalid browser version "1.x"'),
     ("modern_browser listed;", 'invalid parameter "listed"'),

@@ -49,7 +49,7 @@ def test_one_status_page_per_location(tmp_path: Path) -> None:
     path = tmp_path / "t.conf"
     path.write_text("http { server { listen 127.0.0.1:8080;\n"
                     "location / { stub_status; fastgate_status; } } }")
-    with pytest.raises(ConfigError, match='"fastgate_status" and another page of fastgate'):
+    with pytest.raises(ConfigError, match='"fastgate_status" and another content handler of fastgate'):
         load_config(str(path))
     path.write_text("http { server { listen 127.0.0.1:8080;\nlocation / { stub_status off; } } }")
     with pytest.raises(ConfigError, match='invalid parameter "off"'):

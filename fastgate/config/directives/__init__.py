@@ -20,6 +20,7 @@ from fastgate.config.directives import (
     charset,
     cluster,
     core,
+    dav,
     fastcgi,
     geo,
     headers,
@@ -48,7 +49,7 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, limits, headers, realip, referer, resolver,
-           secure_link, static, sub_filter, charset, browser, userid, tls, upstream, cluster,
+           secure_link, static, dav, sub_filter, charset, browser, userid, tls, upstream, cluster,
            ignored)
 
 TABLE: dict[str, Spec] = {}

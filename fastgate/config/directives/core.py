@@ -281,18 +281,19 @@ def set_internal(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["internal"] = True
 
 
-_PAGES = {"fastgate_status": "fastgate", "stub_status": "stub", "empty_gif": "empty_gif"}
+_OWN = {"fastgate_status": "fastgate", "stub_status": "stub", "empty_gif": "empty_gif",
+        "flv": "flv"}
 
 
-def set_status_page(ld: Context, lvl: Level, d: Directive) -> None:
-    """A page fastgate makes itself answers the location: ``fastgate_status``,
-    ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``."""
+def set_own_content(ld: Context, lvl: Level, d: Directive) -> None:
+    """A content handler of the location's own answers it: ``fastgate_status``,
+    ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``, ``flv``."""
     lvl.once(d)
     if d.name == "stub_status" and d.args and d.args != ("on",):
         raise d.error(f'invalid parameter "{d.args[0]}"')
-    if "status_page" in lvl.local:
-        raise d.error(f'"{d.name}" and another page of fastgate\'s own in one location')
-    lvl.local["status_page"] = _PAGES[d.name]
+    if "own_content" in lvl.local:
+        raise d.error(f'"{d.name}" and another content handler of fastgate\'s own in one location')
+    lvl.local["own_content"] = _OWN[d.name]
 
 
 def error_page(ld: Context, lvl: Level, d: Directive) -> None:
@@ -366,9 +367,10 @@ SPECS = [
     Spec("internal", frozenset({LOCATION}), 0, 0, set_internal),
     Spec("limit_except", frozenset({LOCATION}), 1, None, limit_except_block, block=True),
     Spec("try_files", SL, 2, None, set_try_files),
-    Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_status_page),
-    Spec("empty_gif", frozenset({LOCATION}), 0, 0, set_status_page),
-    Spec("stub_status", SL, 0, 1, set_status_page),
+    Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_own_content),
+    Spec("empty_gif", frozenset({LOCATION}), 0, 0, set_own_content),
+    Spec("flv", frozenset({LOCATION}), 0, 0, set_own_content),
+    Spec("stub_status", SL, 0, 1, set_own_content),
     Spec("error_page", HSL | {LIF}, 2, None, error_page),
     Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),
     Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),

@@ -80,7 +80,8 @@ SPECS = [
     Spec("proxy_temp_file_write_size", HSL, 1, 1, ignored(NO_TEMP)),
     Spec("subrequest_output_buffer_size", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("gunzip", HSL, 1, 1, off_is_ours("fastgate does not decompress responses")),
-    Spec("client_body_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
+    Spec("client_body_temp_path", HSL, 1, 4, ignored(
+        "request bodies stream; a WebDAV PUT's waits in a hidden file beside its place")),
     Spec("proxy_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("fastcgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("uwsgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),

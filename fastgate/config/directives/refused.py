@@ -13,7 +13,7 @@ from __future__ import annotations
 OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi, SCGI and memcached only; "
                   "it does not speak to {} backends")
 BODY_FILTER = "fastgate rewrites no response bodies but with sub_filter"
-FILES = "fastgate serves and stores no files"
+STORE = "fastgate stores no upstream responses as files"
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
 ABSENT = "not in fastgate"
@@ -24,8 +24,8 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("ssi", "ngx_http_ssi_filter_module", BODY_FILTER),
     ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
-    ("mp4", "ngx_http_mp4_module", FILES),
-    ("dav_", "ngx_http_dav_module", FILES),
+    ("mp4", "ngx_http_mp4_module", "fastgate serves MP4 files whole or by byte ranges: it "
+     "cuts none by time"),
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
      "Python"),
     ("geoip_", "ngx_http_geoip_module", "fastgate reads no GeoIP database"),
@@ -43,19 +43,15 @@ NAMES: dict[str, tuple[str, str]] = {
     "source_charset": ("ngx_http_charset_filter_module", BODY_FILTER),
     "override_charset": ("ngx_http_charset_filter_module", BODY_FILTER),
     "charset_map": ("ngx_http_charset_filter_module", BODY_FILTER),
-    "flv": ("ngx_http_flv_module", FILES),
     "slice": ("ngx_http_slice_filter_module", ABSENT + " (responses are relayed whole)"),
-    "random_index": ("ngx_http_random_index_module", FILES),
-    "create_full_put_path": ("ngx_http_dav_module", FILES),
-    "min_delete_depth": ("ngx_http_dav_module", FILES),
-    "proxy_store": ("ngx_http_proxy_module", FILES),
-    "fastcgi_store": ("ngx_http_fastcgi_module", FILES),
-    "fastcgi_store_access": ("ngx_http_fastcgi_module", FILES),
-    "uwsgi_store": ("ngx_http_uwsgi_module", FILES),
-    "uwsgi_store_access": ("ngx_http_uwsgi_module", FILES),
-    "scgi_store": ("ngx_http_scgi_module", FILES),
-    "scgi_store_access": ("ngx_http_scgi_module", FILES),
-    "proxy_store_access": ("ngx_http_proxy_module", FILES),
+    "proxy_store": ("ngx_http_proxy_module", STORE),
+    "fastcgi_store": ("ngx_http_fastcgi_module", STORE),
+    "fastcgi_store_access": ("ngx_http_fastcgi_module", STORE),
+    "uwsgi_store": ("ngx_http_uwsgi_module", STORE),
+    "uwsgi_store_access": ("ngx_http_uwsgi_module", STORE),
+    "scgi_store": ("ngx_http_scgi_module", STORE),
+    "scgi_store_access": ("ngx_http_scgi_module", STORE),
+    "proxy_store_access": ("ngx_http_proxy_module", STORE),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),

@@ -1,6 +1,6 @@
 """Files, as nginx's static, index and autoindex modules serve them, with the
 not-modified and range filters: ``root``, ``alias``, ``index``, ``autoindex*``,
-``etag``, ``if_modified_since``, ``max_ranges``, ``log_not_found``,
+``etag``, ``if_modified_since``, ``max_ranges``, ``log_not_found``, ``random_index``,
 ``disable_symlinks off``. (``try_files`` is the core module's, ``types`` and
 ``default_type`` too.)"""
 
@@ -80,6 +80,7 @@ SPECS = [
     Spec("max_ranges", HSL, 1, 1,
          setting("max_ranges", number_arg)),
     Spec("log_not_found", HSL, 1, 1, setting("log_not_found", flag_arg)),
+    Spec("random_index", frozenset({"location"}), 1, 1, setting("random_index", flag_arg)),
     Spec("disable_symlinks", HSL, 1, 2, symlinks),
 ]
 
