@@ -232,7 +232,8 @@ class H11Server:
     def send_continue(self) -> bytes:
         if not self._conn.they_are_waiting_for_100_continue:
             return b""
-        return self._conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+        return self._conn.send(h11.InformationalResponse(status_code=100, headers=[],
+                                                         reason=b"Continue")) or b""
 
     def send_head(self, status: int, reason: bytes, headers: Headers,
                   content_length: int | None, head_only: bool = False) -> bytes:
