@@ -435,3 +435,35 @@ def test_every_wild_configuration_is_exercised() -> None:
     tested = {n for n in names
               if f"test_{n.removesuffix('.conf').replace('-', '_')}" in globals()}
     assert tested == names
+
+
+def test_webdav_uploads(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = tmp_path / "files"
+    (files / "artifacts").mkdir(parents=True)
+    (files / "banners").mkdir()
+    (files / "banners" / "one.html").write_bytes(b"<b>banner</b>")
+    (files / "talk.flv").write_bytes(b"FLV\x01\x05" + b"v" * 100)
+    (tmp_path / "mime.types").write_text("types { video/x-flv flv; text/plain txt; }\n")
+    ask, _ = serve("webdav-uploads.conf", {"/srv/files": str(files),
+                                           "/var/lib/nginx/body": str(tmp_path / "body")})
+    secret = "webdav-ci-secret-0123456789abcdef-01"
+    ci = bearer(secret, role="ci")
+    path = "/artifacts/app/1.0/app.txt"
+    assert ask("PUT", path, body=b"build")[0] == 401
+    assert ask("PUT", path, bearer(secret), b"build")[0] == 401  # no role claim
+    assert not (files / "artifacts" / "app").exists()
+    status, headers, _ = ask("PUT", path, ci, b"build 1")
+    assert status == 201 and headers["location"].endswith(path)
+    assert ask("GET", path) == (200, ask("GET", path)[1], b"build 1")
+    assert ask("GET", path)[1]["content-type"] == "text/plain"
+    assert ask("PUT", path, ci, b"build 2")[0] == 204
+    assert ask("COPY", path, {**ci, "Destination": "/artifacts/app/latest.txt"})[0] == 204
+    assert ask("GET", "/artifacts/app/latest.txt")[2] == b"build 2"
+    assert ask("DELETE", "/artifacts/app/latest.txt")[0] == 401
+    assert ask("DELETE", "/artifacts/app/latest.txt", ci)[0] == 204
+    assert ask("DELETE", "/artifacts/", ci)[0] == 409  # min_delete_depth 2
+    assert ask("GET", "/banners/")[2] == b"<b>banner</b>"
+    status, headers, body = ask("GET", "/talk.flv?start=10")
+    assert (status, headers["content-type"]) == (200, "video/x-flv")
+    assert body == b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00" + b"v" * 95
+    assert b"app/" in ask("GET", "/artifacts/")[2]  # the listing
