@@ -73,6 +73,7 @@ class Context(Protocol):
     zone_refs: list[tuple[str, str, Directive]]  # (kind, zone, where) checked after the walk
     cluster_refs: list[Directive]  # what needs fastgate_cluster, checked after the walk
     sync_refs: list[Directive]  # zones with "sync": shared by the fleet when there is one
+    charset_names: dict[str, str]  # a charset's name in lower case: as first written
 
     def error(self, message: str, file: str | None = None,
               line: int | None = None) -> ConfigError: ...

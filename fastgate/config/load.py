@@ -78,6 +78,9 @@ class Loader:
         self._resolved: set[str] = set()  # upstream host names found at load
         self.zone_refs: list[tuple[str, str, Directive]] = []
         self.cluster_refs: list[Directive] = []
+        # the charsets named so far, each as it was first written (nginx's charset list:
+        # the name a response gets is that spelling)
+        self.charset_names: dict[str, str] = {}
         self.sync_refs: list[Directive] = []
         self._wanted_formats: list[tuple[str, Directive]] = []
         # warn_once: what → [its place in messages, count, why, first directive]

@@ -112,6 +112,7 @@ class Builder:
                        origins: dict[str, Directive], lvl: Level,
                        children: LocationTree | None) -> Location:
         where = _where(lvl.directive)
+        _check_recoding(settings, origins)
         jwt = self._jwt_check(settings, origins, where) if settings.auth_jwt != "off" else None
         if jwt is not None:
             self.dialects.add("seed" if settings.auth_jwt_realm is None else "plus")
@@ -142,7 +143,7 @@ class Builder:
                                 where=_where(if_lvl.directive),
                                 proxy_pass=(self._upstream(own, s, o) if own is not None
                                             else None if own_cgi is not None
-                                            else base_pp),
+                                            else _filtered(base_pp, s)),
                                 app_pass=(own_cgi if own_cgi is not None
                                           else None if own is not None
                                           else app_pass),
@@ -196,9 +197,10 @@ class Builder:
         request goes as the client sent it, and for ``https://`` the pool its
         connections are kept in (one per distinct proxy_ssl_* setting, its context
         checked now so that ``-t`` fails on what OpenSSL refuses)."""
-        # (sub_filter's responses are filtered on the task path only)
+        # (sub_filter's and the charset module's bodies are filtered on the task path)
         as_is = (s.proxy_method is None and s.proxy_set_body is None
-                 and s.proxy_pass_request_body and pp.template is None and not s.sub_filter)
+                 and s.proxy_pass_request_body and pp.template is None and not s.sub_filter
+                 and not s.recodes)
         if as_is != pp.as_is:
             pp = dataclasses.replace(pp, as_is=as_is)
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (
@@ -354,3 +356,23 @@ def check_client_certificates(servers: tuple[Server, ...]) -> None:
                     f"ssl_verify_depth, ssl_crl; the first in {first[0].where.file}:"
                     f"{first[0].where.line}): fastgate cannot change them by SNI",
                     srv.where.file, srv.where.line)
+
+
+def _check_recoding(s: Settings, origins: dict[str, Directive]) -> None:
+    """nginx's check at load: a source_charset and a charset, both without variables
+    and not the same, need a charset_map between them."""
+    src, dst = s.source_charset, s.charset
+    if src is None or dst is None or not src.is_literal or not dst.is_literal:
+        return
+    if src.source.lower() != dst.source.lower() and (
+            src.source.lower(), dst.source.lower()) not in s.charset_maps:
+        raise origins["source_charset"].error(
+            f'no "charset_map" between the charsets "{src.source}" and "{dst.source}"')
+
+
+def _filtered(pp: ProxyPass | None, s: Settings) -> ProxyPass | None:
+    """A location's proxy_pass in an if that recodes bodies where the location does not:
+    off the callback path, which relays bodies as they are."""
+    if pp is not None and pp.as_is and s.recodes:
+        return dataclasses.replace(pp, as_is=False)
+    return pp

@@ -170,6 +170,18 @@ ALIAS_ALL = -1
 
 
 @dataclass(frozen=True, slots=True)
+class CharsetMap:
+    """One direction of a ``charset_map``: bytes to bytes (``table``: 256 of them),
+    bytes to UTF-8 (``table``: a str.translate table from a byte, read as Latin-1, to
+    its character), or UTF-8 to bytes (``table``: a code point to its byte). As
+    nginx's, a byte the map does not name is itself below 0x80 and "?" above; a
+    character it does not name becomes an HTML character reference."""
+
+    kind: str  # "bytes", "to_utf8", "from_utf8"
+    table: bytes | dict[int, str] | dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
 class Root:
     """``root PATH`` or ``alias PATH``: where a URI's file is (and what ``$document_root``
     is, FastCGI's SCRIPT_FILENAME is built from it). A relative path is under the prefix,
@@ -544,11 +556,16 @@ class Settings:
     types: dict[str, str] | None = None
     default_type: str = "text/plain"
     # the charset module: the charset added to a response's Content-Type (None: off),
-    # for these types, when it names none
+    # for these types, when it names none; the charset of responses that name none
+    # (None: off), and whether a response's own is recoded too; the http block's
+    # charset_map tables, by (from, to) in lower case, each pair both ways
     charset: Template | None = None
     charset_types: tuple[str, ...] = ("text/html", "text/xml", "text/plain",
                                       "text/vnd.wap.wml", "application/javascript",
                                       "application/rss+xml")
+    source_charset: Template | None = None
+    override_charset: bool = False
+    charset_maps: dict[tuple[str, str], CharsetMap] = field(default_factory=dict)
     # the memcached module
     memcached_connect_timeout: float = 60.0
     memcached_send_timeout: float = 60.0
@@ -653,9 +670,13 @@ class Settings:
     # test per proxied response, one per local one
     edits_set_cookie: bool = field(init=False, repr=False, compare=False)
     sets_userid: bool = field(init=False, repr=False, compare=False)
+    # the charset module may recode a response's body here
+    recodes: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sets_userid", self.userid in ("on", "v1"))
+        object.__setattr__(self, "recodes", self.charset is not None and (
+            self.source_charset is not None or self.override_charset))
         object.__setattr__(self, "edits_set_cookie", bool(
             self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
             or self.sets_userid))

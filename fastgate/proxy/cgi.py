@@ -28,13 +28,13 @@ from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy import sub_filter
+from fastgate.proxy import body_filter
 from fastgate.proxy._headers import response_head
+from fastgate.proxy.body_filter import BodyFilter
 from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.steps import DONE, finished
-from fastgate.proxy.sub_filter import SubFilter
 
 if TYPE_CHECKING:
     from fastgate.config.model import AppPass, CgiParam, Location, Settings
@@ -361,10 +361,11 @@ class CgiModule:
         exchange = conn.exchange
         assert exchange is not None
         flt = None
-        if loc.settings.sub_filter and not head_only:
-            flt, headers, framed = sub_filter.start(req, loc.settings, headers, length)
-        else:
-            framed = length
+        framed = length
+        if loc.settings.sub_filter or loc.settings.recodes:
+            flt, headers, framed = body_filter.start(req, loc.settings, headers, length,
+                                                     shown, head_only,
+                                                     self.respond.client_error(req))
         rhead = ResponseHead(shown, reason, b"HTTP/1.1", headers, framed, False)
         try:
             out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
@@ -388,8 +389,8 @@ class _Relay:
     and a response shorter than it said is cut, never completed."""
 
     def __init__(self, exchange: Exchange, req: Request, length: int, head_only: bool,
-                 respond: Responder, loc: Location, flt: SubFilter | None) -> None:
-        self.flt = flt  # sub_filter's, when it applies
+                 respond: Responder, loc: Location, flt: BodyFilter | None) -> None:
+        self.flt = flt  # sub_filter's and the charset module's, when they apply
         self.exchange = exchange
         self.req = req
         self.left = length

@@ -15,7 +15,7 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import sub_filter
+from fastgate.proxy import body_filter
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
@@ -30,7 +30,6 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.rewrite import STAYED
 from fastgate.proxy.steps import DONE, Step, finished
-from fastgate.proxy.sub_filter import SubFilter
 from fastgate.proxy.upstream import (
     CLIENT_GONE,
     LOCAL,
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
 
     from fastgate.config.model import Location, ProxyPass, Settings
     from fastgate.http.handler import ClientSide
+    from fastgate.proxy.body_filter import BodyFilter
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -414,10 +414,11 @@ class UpstreamExchange:
         exchange = conn.exchange
         assert exchange is not None
         shown, flt = rhead, None
-        if s.sub_filter and not head_only:
-            flt, headers_out, length_out = sub_filter.start(req, s, rhead.headers,
-                                                            rhead.content_length)
-            if flt is not None:
+        if s.sub_filter or s.recodes:
+            flt, headers_out, length_out = body_filter.start(
+                req, s, rhead.headers, rhead.content_length, status, head_only,
+                self.respond.client_error(req))
+            if headers_out is not rhead.headers:
                 shown = ResponseHead(rhead.status, rhead.reason, rhead.version, headers_out,
                                      length_out, rhead.keep_alive)
         try:
@@ -562,10 +563,11 @@ class UpstreamExchange:
 
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
-                     head_only: bool, flt: SubFilter | None = None) -> bool:
+                     head_only: bool, flt: BodyFilter | None = None) -> bool:
         """Stream the upstream response to the client, after its head ``out``, through
-        ``flt`` (sub_filter) when there is one. False if it could not be completed (the
-        client then sees a closed connection, never a short keep-alive response)."""
+        ``flt`` (sub_filter, charset recoding) when there is one. False if it could not
+        be completed (the client then sees a closed connection, never a short keep-alive
+        response)."""
         s = loc.settings
         exchange = conn.exchange
         assert exchange is not None

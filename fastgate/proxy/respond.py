@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
-from fastgate.proxy import charset, sub_filter
+from fastgate.proxy import body_filter, charset
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,
     absolute,
@@ -63,22 +63,24 @@ class Responder:
                 headers.extend(self.added_headers(req, loc, status))
             if s.sets_userid:
                 headers.extend(userid.set_cookie(req, s, self.client_error(req)))
-            if s.charset is not None:
+            if s.charset is not None and not s.recodes:
                 headers = charset.apply(headers, status, s, req)
         head_only = req.method == "HEAD" or status in (204, 304)
-        req.sent_headers = headers
         exchange = conn.exchange
         assert exchange is not None
         chunked = (loc is not None and bool(loc.settings.add_trailer)
                    and self.expects_trailers(req, loc, status, head_only))
         length: int | None = None if chunked else len(body)
-        if loc is not None and loc.settings.sub_filter and body and not head_only:
+        if loc is not None and (loc.settings.sub_filter or loc.settings.recodes):
             # nginx's body filters see its own responses too (its error pages)
-            flt, _, _ = sub_filter.start(req, loc.settings,
-                                         [(b"Content-Type", content_type or b"")], len(body))
+            flt, headers, framed = body_filter.start(req, loc.settings, headers, len(body),
+                                                     status, head_only,
+                                                     self.client_error(req))
             if flt is not None:
                 body = flt.feed(body) + flt.finish()
+            if framed < 0:
                 length = None  # as nginx: the length is cleared, the body chunked
+        req.sent_headers = headers
         try:
             out = exchange.respond(status, reason(status), headers, length, head_only)
         except ProtocolError:

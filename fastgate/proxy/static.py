@@ -39,7 +39,7 @@ from urllib.parse import quote, unquote
 from fastgate._wire import ResponseHead
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import sub_filter
+from fastgate.proxy import body_filter
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.respond import final_status
@@ -52,11 +52,11 @@ if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
+    from fastgate.proxy.body_filter import BodyFilter
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Fail, Outcome, Phase, Step
-    from fastgate.proxy.sub_filter import SubFilter
 
     # an internal redirect that keeps the method (index, try_files): (conn, req, loc, uri)
     Redirect = Callable[[ClientSide, Request, Location, str], Outcome]
@@ -323,10 +323,14 @@ class StaticModule:
         head_only = req.method == "HEAD"
         flt = None
         length = size
-        if s.sub_filter and not head_only:
-            flt, headers, length = sub_filter.start(req, s, headers, size)
+        if s.sub_filter or s.recodes:
+            flt, headers, length = body_filter.start(
+                req, s, headers, size, final_status(req, 200), head_only,
+                self.respond.client_error(req))
         ranges: list[tuple[int, int]] | None = None
-        if flt is None and own:
+        # a filter that keeps the length keeps ranges (nginx's range filter takes them
+        # from the file before the charset filter recodes them)
+        if length == size and own:
             ranges = _ranges(req, s, size, mtime, etag)
             if ranges is None:
                 headers.append((b"Accept-Ranges", b"bytes"))
@@ -338,7 +342,7 @@ class StaticModule:
                 return DONE
         if ranges:
             return self._ranges(conn, req, loc, fd, size, headers, ranges, head_only,
-                                skip, prefix)
+                                skip, prefix, flt)
         if not self._head(conn, req, loc, 200, headers, length, head_only) or head_only:
             os.close(fd)
             return DONE
@@ -346,7 +350,8 @@ class StaticModule:
 
     def _ranges(self, conn: ClientSide, req: Request, loc: Location, fd: int, size: int,
                 headers: list[tuple[bytes, bytes]], ranges: list[tuple[int, int]],
-                head_only: bool, skip: int, prefix: bytes) -> Outcome:
+                head_only: bool, skip: int, prefix: bytes,
+                flt: BodyFilter | None) -> Outcome:
         if len(ranges) == 1:
             start, end = ranges[0]
             headers.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end - 1, size)))
@@ -354,7 +359,7 @@ class StaticModule:
                     or head_only:
                 os.close(fd)
                 return DONE
-            return self._body(conn, req, loc, fd, _pieces(prefix, skip, start, end), None)
+            return self._body(conn, req, loc, fd, _pieces(prefix, skip, start, end), flt)
         # several: multipart/byteranges, each part with the file's type and its range
         boundary = b"%020d" % next(self._boundaries)
         kind = b""
@@ -376,7 +381,7 @@ class StaticModule:
                 or head_only:
             os.close(fd)
             return DONE
-        return self._body(conn, req, loc, fd, pieces, None)
+        return self._body(conn, req, loc, fd, pieces, flt)
 
     def _head(self, conn: ClientSide, req: Request, loc: Location, status: int,
               headers: list[tuple[bytes, bytes]], length: int,
@@ -401,7 +406,7 @@ class StaticModule:
         return True
 
     def _body(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-              pieces: list[Piece], flt: SubFilter | None) -> Outcome:
+              pieces: list[Piece], flt: BodyFilter | None) -> Outcome:
         if _length(pieces) <= _WHOLE:
             try:
                 data = _read_pieces(fd, pieces)
@@ -418,7 +423,7 @@ class StaticModule:
         return self._stream(conn, req, loc, fd, pieces, flt)
 
     async def _stream(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-                      pieces: list[Piece], flt: SubFilter | None) -> Step:
+                      pieces: list[Piece], flt: BodyFilter | None) -> Step:
         exchange = conn.exchange
         assert exchange is not None
         s = loc.settings

@@ -113,6 +113,11 @@ def _answer(req: Received) -> bytes:
     if path.startswith(b"/redirect"):
         return (b"HTTP/1.1 302 Found\r\nLocation: http://" + req.header(b"host")[0]
                 + b"/redirect/landed\r\nContent-Length: 0\r\n\r\n")
+    if path.startswith(b"/cs/"):  # /cs/CHARSET/...: KOI8 bytes, "none": no charset named
+        name = path.split(b"/")[2]
+        kind = b"text/html" + (b"" if name == b"none" else b"; charset=" + name)
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(KOI) + KOI)
     if path.startswith((b"/html", b"/plain")):
         kind = b"text/html; charset=utf-8" if path.startswith(b"/html") else b"text/plain"
         return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
@@ -120,6 +125,9 @@ def _answer(req: Received) -> bytes:
                 b"Content-Length: %d\r\n\r\n" % len(HTML) + HTML)
     return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+
+# KOI8-R: "Privet, mir" in Cyrillic, then every byte above 0x7f
+KOI = b"\xf0\xd2\xc9\xd7\xc5\xd4, \xcd\xc9\xd2! " + bytes(range(0x80, 0x100))
 
 # what /html and /plain answer (sub_filter's scenario)
 HTML = (b"<html><head><title>Old Title</title></head><body>Hello from old.example.com, "
@@ -912,3 +920,70 @@ def test_webdav_random_index_and_flv_as_nginx(tmp_path: Path, engine: str) -> No
     assert mine == theirs
     assert mine["dav/dated.txt"][2] == 1_641_092_645
     assert mine["dav/a.txt"] == (0o664, b"hello again", None)
+
+
+CHARSETS = """include /etc/nginx/koi-win; include /etc/nginx/koi-utf; include /etc/nginx/win-utf;
+server { listen 127.0.0.1:PORT; root HOME/cs;
+  location /k2u/ { charset utf-8; source_charset koi8-r; }
+  location /k2w/ { charset windows-1251; source_charset koi8-r; }
+  location /u2w/ { charset windows-1251; source_charset utf-8; }
+  location /w2k/ { charset koi8-r; source_charset windows-1251; }
+  location /same/ { charset KOI8-R; source_charset koi8-r; }
+  location /sub/ { charset utf-8; source_charset koi8-r; sub_filter "abc" "\xd0\xd2"; }
+  location /own/ { charset utf-8; source_charset koi8-r; return 200 "text\xc1"; }
+  location /typed/ { charset utf-8; source_charset koi8-r; default_type image/png;
+                     return 200 "\xc1\xc2"; }
+  location /cs/ { charset utf-8; override_charset on; proxy_pass http://BACKEND; }
+  location /cs/none/ { charset utf-8; source_charset koi8-r; proxy_pass http://BACKEND; }
+  location /cs/keep/ { charset utf-8; proxy_pass http://BACKEND; } }"""
+
+
+def test_charset_recoding_as_nginx(tmp_path: Path, engine: str) -> None:
+    """source_charset, override_charset and the maps nginx ships: the same bytes, types
+    and lengths as nginx on files, fastgate's own answers and proxied responses."""
+    if not Path("/etc/nginx/koi-utf").exists():
+        pytest.skip("nginx's charset maps are not installed")
+    site = tmp_path / "cs"
+    for d in ("k2u", "k2w", "u2w", "w2k", "same", "sub"):
+        (site / d).mkdir(parents=True)
+    every = bytes(range(256))
+    (site / "k2u" / "a.html").write_bytes(KOI)
+    (site / "k2u" / "b.txt").write_bytes(every)
+    (site / "k2w" / "a.html").write_bytes(every)
+    (site / "w2k" / "a.html").write_bytes(every)
+    (site / "same" / "a.html").write_bytes(KOI)
+    (site / "sub" / "a.html").write_bytes(b"abc " + KOI)
+    text = ("\u041f\u0440\u0438\u0432\u0435\u0442 \u20ac \u4e2d \U0001f600 "
+            "\u00a0\u00bb").encode()
+    broken = b"\xff \xc0\xaf \xe2\x82x \xed\xa0\x80 \xf4\x90\x80\x80 \xe2\x82"
+    (site / "u2w" / "a.html").write_bytes(text + broken)
+    # large enough to stream: characters cut between the file's 64 KiB reads
+    (site / "u2w" / "big.html").write_bytes(b"x" + text * 40000)
+    asks = [_request("GET", "/k2u/a.html"), _request("GET", "/k2u/b.txt"),
+            _request("HEAD", "/k2u/a.html"), _request("GET", "/k2u/a.html", "Range: bytes=0-3"),
+            _request("GET", "/k2w/a.html"), _request("GET", "/k2w/a.html", "Range: bytes=190-200"),
+            _request("GET", "/w2k/a.html"), _request("GET", "/u2w/a.html"),
+            _request("GET", "/u2w/big.html"), _request("GET", "/same/a.html"),
+            _request("GET", "/sub/a.html"), _request("GET", "/own/x"), _request("GET", "/typed/x"),
+            _request("GET", "/k2u/nothing.html"),
+            _request("GET", "/cs/koi8-r/a"), _request("GET", "/cs/KOI8-R/a"),
+            _request("GET", "/cs/windows-1251/a"), _request("GET", "/cs/utf-8/a"),
+            _request("GET", "/cs/none/a"), _request("GET", "/cs/keep/a"),
+            _request("GET", "/cs/unknown/a")]
+    compared = ("content-type", "content-length", "content-range")
+    with both(tmp_path, CHARSETS, engine) as (nginx, fastgate):
+        for raw in asks:
+            want = nginx.send(raw)
+            got = fastgate.send(raw)
+            what = b" ".join(raw.split(b"\r\n")[:3]).decode()
+            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
+            if want[0] >= 400:
+                continue
+            for name in compared:
+                assert got[1].get(name) == want[1].get(name), \
+                    f"{what}: {name}: {got[1].get(name)!r}, nginx {want[1].get(name)!r}"
+            if raw.startswith(b"HEAD"):
+                assert got[2] == want[2] == b"", what
+                continue
+            mine, theirs = _dechunk(got[1], got[2]), _dechunk(want[1], want[2])
+            assert mine == theirs, f"{what}: body {mine[:300]!r}, nginx {theirs[:300]!r}"

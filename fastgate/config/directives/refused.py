@@ -12,7 +12,8 @@ from __future__ import annotations
 
 OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi, SCGI and memcached only; "
                   "it does not speak to {} backends")
-BODY_FILTER = "fastgate rewrites no response bodies but with sub_filter"
+BODY_FILTER = ("fastgate rewrites no response bodies but with sub_filter and the charset "
+               "module")
 STORE = "fastgate stores no upstream responses as files"
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
@@ -40,9 +41,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "add_before_body": ("ngx_http_addition_filter_module", BODY_FILTER),
     "add_after_body": ("ngx_http_addition_filter_module", BODY_FILTER),
     "addition_types": ("ngx_http_addition_filter_module", BODY_FILTER),
-    "source_charset": ("ngx_http_charset_filter_module", BODY_FILTER),
-    "override_charset": ("ngx_http_charset_filter_module", BODY_FILTER),
-    "charset_map": ("ngx_http_charset_filter_module", BODY_FILTER),
     "slice": ("ngx_http_slice_filter_module", ABSENT + " (responses are relayed whole)"),
     "proxy_store": ("ngx_http_proxy_module", STORE),
     "fastcgi_store": ("ngx_http_fastcgi_module", STORE),
