@@ -31,13 +31,19 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
-import tempfile
 from typing import TYPE_CHECKING
 
+from fastgate.errors import FastgateError
 from fastgate.http.uri import encode_path
 from fastgate.proxy.headers import absolute
+from fastgate.proxy.placing import (
+    PlaceError,
+    Spool,
+    copy_file,
+    dir_access,
+    rename_into,
+)
 from fastgate.proxy.static import escapes, file_path, http_time
 from fastgate.proxy.steps import DONE, finished
 
@@ -54,7 +60,7 @@ _INFINITY = -1
 _INVALID = -2
 
 
-class DavError(Exception):
+class DavError(FastgateError):
     """A DAV request that fails with ``status``; ``message`` is the error log's line."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -78,9 +84,6 @@ def _failed(e: OSError, not_found: int, call: str, path: str) -> DavError:
     return DavError(status, f'{call}() "{path}" failed ({code}: {e.strerror})')
 
 
-def dir_access(access: int) -> int:
-    """nginx's ngx_dir_access: who may read may also enter."""
-    return access | (access & 0o444) >> 2
 
 
 class DavModule:
@@ -149,58 +152,37 @@ class DavModule:
                         path: str) -> Step:
         s = loc.settings
         try:
-            fd, temp = tempfile.mkstemp(prefix=".", suffix=".put", dir=_nearest_dir(path))
+            spool = Spool(path)
         except OSError as e:
             return await finished(self._error(conn, req, loc,
                                               _failed(e, 500, "open", path)))
-        placed = False
         try:
-            def write(data: bytes) -> None:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-
             try:
                 if req.head.content_length != 0 and not await self.upstream.read_body_to(
-                        conn, req, loc, write):
+                        conn, req, loc, spool.write):
                     return DONE  # (answered)
             except OSError as e:
                 conn.close_after_response()  # the rest of the body is not read
                 return await finished(self._error(conn, req, loc,
-                                                  _failed(e, 500, "write", temp)))
+                                                  _failed(e, 500, "write", spool.temp)))
             try:
-                status = self._place(req, s, fd, temp, path)
-            except DavError as e:
-                return await finished(self._error(conn, req, loc, e))
-            placed = True
+                status = 204 if not stat.S_ISDIR(os.stat(path).st_mode) else 409
+            except OSError:
+                status = 201
+            if status == 409:
+                return await finished(self._error(conn, req, loc, DavError(
+                    409, f'"{path}" could not be created (21: Is a directory)')))
+            try:
+                spool.place(s.dav_access, http_time(req.header(b"date")),
+                            s.create_full_put_path)
+            except PlaceError as e:
+                return await finished(self._error(conn, req, loc, DavError(500, str(e))))
             if status == 201:
                 return await finished(self._created(conn, req, loc))
             self.respond.send(conn, req, loc, 204, b"", None)
             return DONE
         finally:
-            os.close(fd)
-            if not placed:
-                _unlink(temp)
-
-    @staticmethod
-    def _place(req: Request, s: Settings, fd: int, temp: str, path: str) -> int:
-        """The whole body, ``temp``, renamed to ``path``: 201 (new) or 204."""
-        try:
-            status = 204 if not stat.S_ISDIR(os.stat(path).st_mode) else 409
-        except OSError:
-            status = 201
-        if status == 409:
-            raise DavError(409, f'"{path}" could not be created (21: Is a directory)')
-        try:
-            os.fchmod(fd, s.dav_access)
-        except OSError as e:
-            raise DavError(500, f'chmod() "{temp}" failed ({e.errno}: {e.strerror})') \
-                from None
-        at = http_time(req.header(b"date"))
-        if at is not None:
-            os.utime(fd, (at, at))
-        _rename(temp, path, s.create_full_put_path, dir_access(s.dav_access))
-        return status
+            spool.discard()
 
     # --- DELETE, MKCOL --------------------------------------------------------------------
 
@@ -331,9 +313,9 @@ class DavModule:
                 self._remove(req, dst, dst_dir)
             return self._copy_tree(req, src.rstrip("/"), dst, src_st, move)
         if move:
-            _rename(src, dst, True, dir_access(s.dav_access))
+            _placed_rename(src, dst, True, dir_access(s.dav_access))
         else:
-            _copy_file(src, dst, _stat(src))  # (a link: its file's bytes and mode)
+            _placed_copy(src, dst, _stat(src))  # (a link: its file's bytes and mode)
         return 204
 
     @staticmethod
@@ -417,89 +399,13 @@ class DavModule:
                     self._copy_below(req, entry.path, to)
                     os.utime(to, (st.st_atime, st.st_mtime))
                 elif stat.S_ISREG(st.st_mode):
-                    _copy_file(entry.path, to, st)
+                    _placed_copy(entry.path, to, st)
             except (OSError, DavError) as e:
                 self.w.log.error(f'copy "{entry.path}" to "{to}" failed ({e})', None, req)
 
 
-def _nearest_dir(path: str) -> str:
-    """The directory a file at ``path`` would be in, or the nearest one above it that
-    exists (where a PUT's body waits, so that the rename stays on one file system)."""
-    parent = os.path.dirname(path) or "."
-    while not os.path.isdir(parent):
-        up = os.path.dirname(parent)
-        if up == parent:
-            break
-        parent = up
-    return parent
 
 
-def _rename(src: str, dst: str, create_path: bool, path_access: int) -> None:
-    """nginx's ngx_ext_rename_file: the directories above ``dst`` made when they are
-    missing and ``create_path`` says so; across file systems a copy, then removed."""
-    try:
-        os.rename(src, dst)
-        return
-    except OSError as e:
-        err = e
-    if err.errno == errno.ENOENT and create_path:
-        _make_path(dst, path_access)
-        try:
-            os.rename(src, dst)
-            return
-        except OSError as e:
-            err = e
-    if err.errno == errno.EXDEV:
-        st = os.stat(src)
-        _copy_file(src, dst, st)
-        _unlink(src)
-        return
-    raise DavError(500, f'rename() "{src}" to "{dst}" failed ({err.errno}: '
-                   f"{err.strerror})")
-
-
-def _make_path(path: str, access: int) -> None:
-    """The directories above ``path`` that are missing, each with ``access`` (nginx's
-    ngx_create_full_path; os.makedirs would give the upper ones the default mode)."""
-    parent = os.path.dirname(path)
-    missing = []
-    while parent and not os.path.isdir(parent):
-        missing.append(parent)
-        parent = os.path.dirname(parent)
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, access)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            raise DavError(500, f'mkdir() "{directory}" failed ({e.errno}: '
-                           f"{e.strerror})") from None
-
-
-def _copy_file(src: str, dst: str, st: os.stat_result) -> None:
-    """``src`` to ``dst`` with its mode (less the umask, as the file is created with
-    it) and time, as nginx's ngx_copy_file; written under a temporary name and renamed,
-    so that a reader never sees half of it."""
-    temp = None
-    try:
-        with open(src, "rb") as f:
-            head, base = os.path.split(dst)
-            name = os.path.join(head, f".{base}.{secrets.token_hex(5)}")
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                         stat.S_IMODE(st.st_mode))
-            temp = name  # (ours to remove from here on)
-            with os.fdopen(fd, "wb") as out:
-                while data := f.read(65536):
-                    out.write(data)
-        os.utime(temp, (st.st_atime, st.st_mtime))
-        os.rename(temp, dst)
-        temp = None
-    except OSError as e:
-        raise DavError(500, f'copy "{src}" to "{dst}" failed ({e.errno}: {e.strerror})') \
-            from None
-    finally:
-        if temp is not None:
-            _unlink(temp)
 
 
 def _stat(path: str) -> os.stat_result:
@@ -508,12 +414,6 @@ def _stat(path: str) -> os.stat_result:
     except OSError as e:
         raise _failed(e, 404, "stat", path) from None
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _depth(req: Request, default: int) -> int:
@@ -553,4 +453,20 @@ def _merge_slashes(path: str) -> str:
     return path
 
 
-__all__ = ["DavError", "DavModule", "dir_access"]
+
+
+def _placed_rename(src: str, dst: str, create_path: bool, path_access: int) -> None:
+    try:
+        rename_into(src, dst, create_path, path_access)
+    except PlaceError as e:
+        raise DavError(500, str(e)) from None
+
+
+def _placed_copy(src: str, dst: str, st: os.stat_result) -> None:
+    try:
+        copy_file(src, dst, st)
+    except PlaceError as e:
+        raise DavError(500, str(e)) from None
+
+
+__all__ = ["DavError", "DavModule"]

@@ -125,7 +125,7 @@ def test_a_put_body_too_large_or_cut_short_leaves_nothing(
         try:
             sc.client.data_received(request("PUT", "/up/half.txt", "Content-Length: 50")
                                     + b"only part")
-            await sc.settle(lambda: any(p.name.endswith(".put")
+            await sc.settle(lambda: any(p.name.endswith(".part")
                                         for p in (site / "up").iterdir()), 2.0)
             assert [p.name for p in (site / "up").iterdir()][0].startswith(".")
             sc.client.connection_lost(None)
