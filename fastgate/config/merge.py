@@ -197,10 +197,11 @@ class Builder:
         request goes as the client sent it, and for ``https://`` the pool its
         connections are kept in (one per distinct proxy_ssl_* setting, its context
         checked now so that ``-t`` fails on what OpenSSL refuses)."""
-        # (sub_filter's and the charset module's bodies are filtered on the task path)
+        # (sub_filter's and the charset module's bodies are filtered, and proxy_store's
+        # kept, on the task path)
         as_is = (s.proxy_method is None and s.proxy_set_body is None
                  and s.proxy_pass_request_body and pp.template is None and not s.sub_filter
-                 and not s.recodes)
+                 and not s.recodes and s.proxy_store is False)
         if as_is != pp.as_is:
             pp = dataclasses.replace(pp, as_is=as_is)
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (

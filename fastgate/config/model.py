@@ -520,6 +520,16 @@ class Settings:
     proxy_ssl_verify: bool = False  # nginx's default: upstream certificates unchecked
     proxy_ssl_trusted_certificate: str | None = None
     proxy_ssl_crl: str | None = None
+    # proxy_store and its kin: off (False), under root or alias (True), or a path; and
+    # the stored files' modes
+    proxy_store: Template | bool = False
+    proxy_store_access: int = 0o600
+    fastcgi_store: Template | bool = False
+    fastcgi_store_access: int = 0o600
+    uwsgi_store: Template | bool = False
+    uwsgi_store_access: int = 0o600
+    scgi_store: Template | bool = False
+    scgi_store_access: int = 0o600
     root: Root | None = None  # None: nginx's default, "html" under the prefix
     # the static, index and autoindex modules, and the not-modified and range filters
     index: tuple[Template, ...] = ()  # () : nginx's "index.html"

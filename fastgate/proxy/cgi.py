@@ -28,7 +28,7 @@ from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy import body_filter
+from fastgate.proxy import body_filter, store
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.body_filter import BodyFilter
 from fastgate.proxy.failure import TIMED_OUT
@@ -45,7 +45,9 @@ if TYPE_CHECKING:
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Fail, Outcome, Step
+    from fastgate.proxy.store import Store
     from fastgate.proxy.upstream import Peer
+    from fastgate.variables import Template
 
 # nginx's *_hide_headers of the three modules (Status is read, never passed), and
 # Content-Length: the client engine frames the body
@@ -68,6 +70,8 @@ class Plan:
     intercept_errors: bool
     drop: tuple[bytes, ...]
     buffer_size: int
+    store: Template | bool  # *_store: off, under root, or a path
+    store_access: int
 
     @classmethod
     def of(cls, kind: str, s: Settings) -> Plan:
@@ -77,14 +81,14 @@ class Plan:
                    got["connect_timeout"], got["send_timeout"], got["read_timeout"],
                    got["intercept_errors"],
                    response_drop(got["hide_header"], got["pass_header"], _HIDDEN),
-                   got["buffer_size"])
+                   got["buffer_size"], got["store"], got["store_access"])
 
 
 # the settings every CGI-family module has under its prefix, read by Plan.of
 KINDS = ("fastcgi", "uwsgi", "scgi")
 SETTINGS = ("param", "pass_request_headers", "pass_request_body", "connect_timeout",
             "send_timeout", "read_timeout", "intercept_errors", "hide_header", "pass_header",
-            "buffer_size")
+            "buffer_size", "store", "store_access")
 
 
 def params(req: Request, plan: Plan) -> list[tuple[bytes, bytes]]:
@@ -339,6 +343,9 @@ class CgiModule:
                              "upstream", conn, req)
             relay.cut()
             return DONE
+        finally:
+            if relay is not None:
+                relay.forget()  # (a store not ended is not kept)
 
     def _start(self, conn: ClientSide, req: Request, loc: Location, plan: Plan, status: int,
                reason: bytes, headers: list[tuple[bytes, bytes]]) -> _Relay | None:
@@ -376,7 +383,11 @@ class CgiModule:
             return None
         exchange.write(out)
         req.bytes_sent = len(out)
-        return _Relay(exchange, req, length, head_only, self.respond, loc, flt)
+        kept = None
+        if plan.store is not False:
+            kept = store.begin(req, loc.settings, plan.store, plan.store_access, status,
+                               headers, length, head_only, self.respond.client_error(req))
+        return _Relay(exchange, req, length, head_only, self.respond, loc, flt, kept)
 
     def _refuse(self, conn: ClientSide, req: Request, loc: Location) -> None:
         req.status = 0  # the 502 is ours, not the application's answer
@@ -389,8 +400,10 @@ class _Relay:
     and a response shorter than it said is cut, never completed."""
 
     def __init__(self, exchange: Exchange, req: Request, length: int, head_only: bool,
-                 respond: Responder, loc: Location, flt: BodyFilter | None) -> None:
+                 respond: Responder, loc: Location, flt: BodyFilter | None,
+                 kept: Store | None) -> None:
         self.flt = flt  # sub_filter's and the charset module's, when they apply
+        self.kept = kept  # *_store's file, when the body is kept
         self.exchange = exchange
         self.req = req
         self.left = length
@@ -406,6 +419,10 @@ class _Relay:
             self.left -= len(data)
             if not data:
                 return
+        if self.kept is not None:
+            self.kept.write(data)
+            if self.left == 0:  # in place before the client can see the end
+                self.kept.end()
         if self.flt is not None:
             data = self.flt.feed(data)
             if not data:
@@ -428,6 +445,8 @@ class _Relay:
             return
         req = self.req
         req.release_conn_slots()
+        if self.kept is not None and not self.exchange.closed:  # (whole, and taken)
+            self.kept.end()
         if self.flt is not None:
             tail = self.flt.finish()
             if tail:
@@ -437,3 +456,8 @@ class _Relay:
 
     def cut(self) -> None:
         self.exchange.abort()
+
+    def forget(self) -> None:
+        """What was kept and not stored is dropped (the body was cut or not taken)."""
+        if self.kept is not None:
+            self.kept.drop()

@@ -15,7 +15,7 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import body_filter
+from fastgate.proxy import body_filter, store
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
     from fastgate.proxy.steps import Fail
+    from fastgate.proxy.store import Store
 
 # what an exchange ends with: done (answered or failed), or go again — a pooled
 # connection that was stale, or the next server (proxy_next_upstream)
@@ -430,7 +431,12 @@ class UpstreamExchange:
                 sender.cancel()
             return await self._failed(conn, req, loc, peer, "invalid", f"upstream sent an "
                                       f"invalid header: {e.reason}", False, more)
-        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, flt)
+        kept = None
+        if s.proxy_store is not False:
+            kept = store.begin(req, s, s.proxy_store, s.proxy_store_access, rhead.status,
+                               rhead.headers, rhead.content_length, head_only,
+                               self.respond.client_error(req))
+        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, flt, kept)
         if sender is not None:
             if not sender.done():
                 sender.cancel()  # the upstream answered without reading all of the body
@@ -563,11 +569,13 @@ class UpstreamExchange:
 
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
-                     head_only: bool, flt: BodyFilter | None = None) -> bool:
+                     head_only: bool, flt: BodyFilter | None = None,
+                     kept: Store | None = None) -> bool:
         """Stream the upstream response to the client, after its head ``out``, through
-        ``flt`` (sub_filter, charset recoding) when there is one. False if it could not
-        be completed (the client then sees a closed connection, never a short keep-alive
-        response)."""
+        ``flt`` (sub_filter, charset recoding) when there is one, and as it came into
+        ``kept`` (proxy_store) when there is one. False if it could not be completed
+        (the client then sees a closed connection, never a short keep-alive response,
+        and nothing is stored)."""
         s = loc.settings
         exchange = conn.exchange
         assert exchange is not None
@@ -607,12 +615,16 @@ class UpstreamExchange:
                     return False
                 if head_only:
                     continue
+                if kept is not None:
+                    kept.write(chunk)
                 if flt is not None:
                     chunk = flt.feed(chunk) + (flt.finish() if body.done else b"")
                     if not chunk:
                         continue
                 if body.done:  # the upstream's last bytes: the client's too
                     req.release_conn_slots()
+                    if kept is not None:  # in place before the client can see the end
+                        kept.end()
                 sent += len(chunk)
                 data = exchange.body(chunk)
                 exchange.write(data)
@@ -624,6 +636,8 @@ class UpstreamExchange:
             if exchange.closed:
                 return False
             req.release_conn_slots()
+            if kept is not None:
+                kept.end()
             if flt is not None:  # what it held back for a match that did not come
                 tail = flt.finish()
                 if tail:
@@ -636,6 +650,8 @@ class UpstreamExchange:
             return True
         finally:
             lost.remove_done_callback(gone)
+            if kept is not None:
+                kept.drop()  # (nothing once it has ended)
 
     async def _tunnel(self, conn: ClientSide, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:

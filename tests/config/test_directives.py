@@ -137,6 +137,8 @@ SAMPLES = {
     "open_log_file_cache": "open_log_file_cache max=1000 inactive=20s valid=1m min_uses=2;",
     "max_ranges": "max_ranges 1;",
     "random_index": "random_index on;",
+    "proxy_store": "proxy_store on;",
+    "proxy_store_access": "proxy_store_access user:rw group:r;",
     "source_charset": "source_charset koi8-r;",
     "override_charset": "override_charset on;",
     "charset_map": "charset_map koi8-r windows-1251 { C0 FE; }",
@@ -194,6 +196,8 @@ SAMPLES = {
     "fastcgi_pass_header": "fastcgi_pass_header X-Accel-Buffering;",
     "fastcgi_ignore_headers": "fastcgi_ignore_headers X-Accel-Expires;",
     "fastcgi_buffer_size": "fastcgi_buffer_size 32k;",
+    "fastcgi_store": "fastcgi_store /tmp/kept$uri;",
+    "fastcgi_store_access": "fastcgi_store_access all:r;",
     "fastcgi_catch_stderr": "fastcgi_catch_stderr \"PHP Fatal error\";",
     "fastcgi_keep_conn": "fastcgi_keep_conn on;",
     "fastcgi_buffering": "fastcgi_buffering off;",
@@ -352,7 +356,8 @@ _FAMILY = ("pass", "param", "pass_request_headers", "pass_request_body", "connec
            "ignore_headers", "buffer_size", "buffering", "request_buffering", "buffers",
            "busy_buffers_size", "max_temp_file_size", "temp_file_write_size",
            "next_upstream", "next_upstream_tries", "next_upstream_timeout", "force_ranges",
-           "limit_rate", "ignore_client_abort", "socket_keepalive", "bind", "no_cache")
+           "limit_rate", "ignore_client_abort", "socket_keepalive", "bind", "no_cache", "store",
+           "store_access")
 for _kind in ("uwsgi", "scgi"):
     for _name in _FAMILY:
         SAMPLES[f"{_kind}_{_name}"] = (SAMPLES[f"fastcgi_{_name}"]

@@ -46,7 +46,7 @@ def test_the_address_forms(tmp_path: Path) -> None:
     ("location / { uwsgi_pass suwsgi://127.0.0.1:1; }", "without TLS"),
     ("location / { uwsgi_pass http://127.0.0.1:1; }", "invalid URL prefix"),
     ("uwsgi_modifier1 256;", "equal or less than 255"),
-    ("scgi_store on;", "stores no upstream responses as files"),
+    ("scgi_store_access other:rw;", 'invalid value "other:rw"'),
     ("location / { fastcgi_pass unix:; }", "no path"),
     ("location / { fastcgi_pass php; fastcgi_pass php; }", "is duplicate"),
     ("location / { fastcgi_pass php; proxy_pass http://php; }", "one content handler"),
@@ -54,7 +54,7 @@ def test_the_address_forms(tmp_path: Path) -> None:
     ("fastcgi_param A b maybe;", 'invalid parameter "maybe"'),
     ("fastcgi_split_path_info ^(.+)$;", "must have 2 captures"),
     ("location / { fastcgi_split_path_info (unclosed; }", "pcre2_compile() failed"),
-    ("fastcgi_store on;", "stores no upstream responses as files"),
+    ("fastcgi_store on; fastcgi_store off;", "is duplicate"),
     ("fastcgi_hide_header Bad:Name;", "invalid"),
 ])
 def test_refusals(tmp_path: Path, body: str, message: str) -> None:

@@ -53,7 +53,8 @@ def _answer(r: FcgiReceived) -> tuple[bytes, bytes]:
     return b"Content-Type: application/json\r\n\r\n" + body, b""
 
 
-def _config(port: int, app: int, sock: str, dead: int, silent: int) -> str:
+def _config(port: int, app: int, sock: str, dead: int, silent: int, kept: str = "/nowhere"
+            ) -> str:
     return f"""error_log stderr info;
 http {{ access_log off;
   upstream php {{ server 127.0.0.1:{app}; }}
@@ -85,6 +86,8 @@ http {{ access_log off;
     location /hide/ {{ fastcgi_hide_header X-Powered-By;
       fastcgi_param DOCUMENT_URI $document_uri; fastcgi_pass php; }}
     location /dead/ {{ fastcgi_pass 127.0.0.1:{dead}; }}
+    location /kept/ {{ fastcgi_param DOCUMENT_URI $document_uri; fastcgi_pass php;
+      fastcgi_store {kept}$uri; fastcgi_store_access all:r; }}
     location /slow/ {{ fastcgi_read_timeout 500ms; fastcgi_pass 127.0.0.1:{silent}; }}
   }} }}"""
 
@@ -119,8 +122,8 @@ def gate(tmp_path: Path, gateway, free, apps) -> Iterator[tuple[Ask, object]]:  
     app, _ = apps
     silent = _Silent()
     port = free()
-    g = gateway(_config(port, app.port, str(tmp_path / "php.sock"), free(), silent.port),
-                port)
+    g = gateway(_config(port, app.port, str(tmp_path / "php.sock"), free(), silent.port,
+                        str(tmp_path / "kept")), port)
 
     def ask(method: str, path: str, headers: dict[str, str] | None = None,
             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -215,6 +218,22 @@ def test_failures_are_answered_as_nginx_does(gate, apps) -> None:  # type: ignor
     status, _, body = ask("GET", "/app/missing")  # not intercepted: the app's own 404
     assert (status, body) == (404, b"app's 404")
     assert "Traceback" not in g.stderr
+
+
+def test_fastcgi_store_keeps_whole_200_bodies(gate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ask, _ = gate
+    status, _, body = ask("GET", "/kept/a/b/page")
+    assert status == 200
+    kept = tmp_path / "kept" / "kept"
+    assert (kept / "a" / "b" / "page").read_bytes() == body
+    assert (kept / "a" / "b" / "page").stat().st_mode & 0o777 == 0o604
+    assert ask("GET", "/kept/big")[2] == (kept / "big").read_bytes() == b"x" * 300000
+    assert ask("GET", "/kept/x/missing")[0] == 404  # not a 200: not kept
+    with pytest.raises(http.client.IncompleteRead):
+        ask("GET", "/kept/x/short")  # cut short: not kept
+    assert ask("HEAD", "/kept/x/head")[0] == 200  # no body: not kept
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*")) == [
+        "a", "a/b", "a/b/page", "big"]
 
 
 def test_a_response_shorter_than_its_length_is_cut(gate) -> None:  # type: ignore[no-untyped-def]

@@ -113,6 +113,15 @@ def _answer(req: Received) -> bytes:
     if path.startswith(b"/redirect"):
         return (b"HTTP/1.1 302 Found\r\nLocation: http://" + req.header(b"host")[0]
                 + b"/redirect/landed\r\nContent-Length: 0\r\n\r\n")
+    if b"/store/" in path:  # proxy_store's upstream: a body named for its path, dated
+        if path.endswith(b"/missing"):
+            return b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnone"
+        body = b"stored " + path
+        if path.endswith(b"/chunked"):
+            return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        return (b"HTTP/1.1 200 OK\r\nLast-Modified: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     if path.startswith(b"/cs/"):  # /cs/CHARSET/...: KOI8 bytes, "none": no charset named
         name = path.split(b"/")[2]
         kind = b"text/html" + (b"" if name == b"none" else b"; charset=" + name)
@@ -987,3 +996,51 @@ def test_charset_recoding_as_nginx(tmp_path: Path, engine: str) -> None:
                 continue
             mine, theirs = _dechunk(got[1], got[2]), _dechunk(want[1], want[2])
             assert mine == theirs, f"{what}: body {mine[:300]!r}, nginx {theirs[:300]!r}"
+
+
+STORE = """server { listen 127.0.0.1:PORT; root HOME/SIDE/mirror;
+  location /store/ { try_files $uri @fetch; }
+  location @fetch { proxy_pass http://BACKEND; proxy_store on;
+                    proxy_store_access group:rw all:r; }
+  location /named/store/ { proxy_pass http://BACKEND; proxy_store HOME/SIDE/kept$uri.copy; }
+  location /off/store/ { proxy_pass http://BACKEND; proxy_store off; } }"""
+
+
+def test_proxy_store_as_nginx(tmp_path: Path, engine: str) -> None:
+    """proxy_store keeps what nginx keeps (a whole 200, with the upstream's date, the
+    mode proxy_store_access names, the directories made) and serves it the next time."""
+    for kind in ("nginx", "fastgate"):
+        (tmp_path / kind / "mirror").mkdir(parents=True)
+    asks = [_request("GET", "/store/a/b/c.txt"), _request("GET", "/store/a/b/c.txt"),
+            _request("GET", "/store/top.txt"), _request("GET", "/store/missing"),
+            _request("GET", "/store/x/chunked"), _request("GET", "/store/x/chunked"),
+            _request("GET", "/named/store/n.txt"), _request("GET", "/off/store/o.txt")]
+    with both(tmp_path, STORE, engine) as (nginx, fastgate):
+        for raw in asks:
+            want, got = nginx.send(raw), fastgate.send(raw)
+            what = raw.split(b"\r\n")[0].decode()
+            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
+            if want[0] == 200:
+                assert _dechunk(got[1], got[2]) == _dechunk(want[1], want[2]), what
+        # the second request for each came from the file, not the upstream
+        assert [r.target for r in fastgate.backend.requests()] == [
+            r.target for r in nginx.backend.requests()]
+
+    def tree(kind: str) -> dict[str, tuple[int, bytes | None, int]]:
+        out = {}
+        for p in sorted((tmp_path / kind).rglob("*")):
+            rel = str(p.relative_to(tmp_path / kind))
+            if rel.split("/")[0] not in ("mirror", "kept"):
+                continue
+            st = p.lstat()
+            out[rel] = (stat.S_IMODE(st.st_mode), p.read_bytes() if p.is_file() else None,
+                        int(st.st_mtime) if p.is_file() else 0)
+        return out
+
+    mine, theirs = tree("fastgate"), tree("nginx")
+    for name in ("mirror/store/x/chunked", "kept/named/store/n.txt.copy"):
+        # no Last-Modified: the time of writing, which differs between the two
+        assert abs(mine[name][2] - theirs[name][2]) < 60, name
+        mine[name] = theirs[name] = mine[name][:2] + (0,)
+    assert mine == theirs
+    assert mine["mirror/store/a/b/c.txt"] == (0o664, b"stored /store/a/b/c.txt", 978307200)

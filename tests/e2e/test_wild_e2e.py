@@ -467,3 +467,27 @@ def test_webdav_uploads(serve, tmp_path: Path) -> None:  # type: ignore[no-untyp
     assert (status, headers["content-type"]) == (200, "video/x-flv")
     assert body == b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00" + b"v" * 95
     assert b"app/" in ask("GET", "/artifacts/")[2]  # the listing
+
+
+def test_mirror_on_demand(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    origin = backends()
+    cache = tmp_path / "mirror"
+    cache.mkdir()
+    ask, g = serve("mirror-on-demand.conf", {"127.0.0.1:3010": f"127.0.0.1:{origin.port}",
+                                             "/var/cache/mirror-tmp": str(tmp_path / "t"),
+                                             "/var/cache/mirror": str(cache)})
+    secret = "mirror-subscribers-secret-0123456789ab"
+    path = "/packages/pool/f/foo_1.0.deb"
+    assert ask("GET", path)[0] == 401
+    assert ask("GET", path, bearer(secret))[0] == 401  # no plan claim
+    assert origin.requests() == []  # nobody without a plan reached the origin
+    status, _, body = ask("GET", path, bearer(secret, plan="pro"))
+    assert status == 200
+    stored = cache / "packages" / "pool" / "f" / "foo_1.0.deb"
+    assert stored.read_bytes() == body
+    assert stored.stat().st_mode & 0o777 == 0o664
+    assert [r.header(b"host") for r in origin.requests()] == [[b"origin.example.net"]]
+    assert ask("GET", path, bearer(secret, plan="pro"))[2] == body  # from the disk now
+    assert len(origin.requests()) == 1
+    assert ask("GET", path)[0] == 401  # the copy on disk is as protected
+    assert '"proxy_temp_path" directive is ignored' in g.stderr

@@ -22,6 +22,7 @@ from fastgate.config.values import (
     parse_size,
     parse_time,
 )
+from fastgate.variables import Template
 
 
 def setting(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
@@ -69,6 +70,31 @@ def flag_arg(ld: Context, d: Directive) -> bool:
 
 def number_arg(ld: Context, d: Directive) -> int:
     return parse_number(d, d.args[0])
+
+
+def access_arg(ld: Context, d: Directive) -> int:
+    """``user:rw|r``, ``group:rw|r``, ``all:rw|r`` as file permission bits (nginx's
+    ngx_conf_set_access_slot: the user has rw unless it is named)."""
+    bits = 0
+    user = 0o600
+    for value in d.args:
+        who, colon, rights = value.partition(":")
+        shift = {"user": 6, "group": 3, "all": 0}.get(who)
+        if not colon or shift is None or rights not in ("rw", "r"):
+            raise d.error(f'invalid value "{value}"')
+        if who == "user":
+            user = 0
+        bits |= (6 if rights == "rw" else 4) << shift
+    return bits | user
+
+
+def store_arg(ld: Context, d: Directive) -> Template | bool:
+    """``proxy_store``'s (and its kin's) argument: off, on (the file under root or
+    alias), or the file's path (variables allowed)."""
+    value = d.args[0]
+    if value in ("on", "off"):
+        return value == "on"
+    return ld.compile(value, d)
 
 
 def one_of(*values: str) -> Callable[[Context, Directive], str]:

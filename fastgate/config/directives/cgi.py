@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from fastgate.config.context import HSL, LIF, LOCATION, Context, Handler, Level, Spec
 from fastgate.config.directives.args import (
+    access_arg,
     appending,
     check_header_name,
     flag_arg,
     ignored,
     setting,
     size_arg,
+    store_arg,
     time_arg,
 )
 from fastgate.config.directives.ignored import NO_BUFFERS, NO_RANGES, NO_TEMP, off_is_ours
@@ -98,6 +100,8 @@ def common_specs(kind: str, pass_: Handler | None = None) -> list[Spec]:
         Spec(p + "pass_header", HSL, 1, 1, appending(p + "pass_header", header_name)),
         Spec(p + "ignore_headers", HSL, 1, None, proxy_ignore_headers),
         Spec(p + "buffer_size", HSL, 1, 1, setting(p + "buffer_size", size_arg)),
+        Spec(p + "store", HSL, 1, 1, setting(p + "store", store_arg)),
+        Spec(p + "store_access", HSL, 1, 3, setting(p + "store_access", access_arg)),
         Spec(p + "buffering", HSL, 1, 1, streaming),
         Spec(p + "request_buffering", HSL, 1, 1, ignored(
             "a request's body is read whole before it is sent, as nginx's default")),

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from fastgate.config.context import HSL, Context, Level, Spec
-from fastgate.config.directives.args import flag_arg, number_arg, setting
+from fastgate.config.directives.args import access_arg, flag_arg, number_arg, setting
 from fastgate.config.parser import Directive
 
 METHODS = ("PUT", "DELETE", "MKCOL", "COPY", "MOVE")
@@ -29,22 +29,6 @@ def dav_methods(ld: Context, lvl: Level, d: Directive) -> None:
         else:
             raise d.error(f'invalid value "{value}"')
     lvl.fields["dav_methods"] = frozenset(methods)
-
-
-def access_arg(ld: Context, d: Directive) -> int:
-    """``user:rw|r``, ``group:rw|r``, ``all:rw|r`` as file permission bits (nginx's
-    ngx_conf_set_access_slot: the user has rw unless it is named)."""
-    bits = 0
-    user = 0o600
-    for value in d.args:
-        who, colon, rights = value.partition(":")
-        shift = {"user": 6, "group": 3, "all": 0}.get(who)
-        if not colon or shift is None or rights not in ("rw", "r"):
-            raise d.error(f'invalid value "{value}"')
-        if who == "user":
-            user = 0
-        bits |= (6 if rights == "rw" else 4) << shift
-    return bits | user
 
 
 SPECS = [

@@ -24,7 +24,8 @@ from fastgate.config.parser import Directive
 
 NO_FILES = ("files are read in the worker with pread and written through the event loop; "
             "none is cached open")
-NO_TEMP = "fastgate writes no temporary files: bodies stream"
+NO_TEMP = ("bodies stream; what WebDAV and *_store keep waits in a hidden file beside "
+           "its place")
 NO_BUFFERS = "fastgate streams request and response bodies without buffering them"
 NO_CACHE = "fastgate caches no responses: every request goes to the upstream"
 NO_SIZING = "fastgate's tables need no sizing"

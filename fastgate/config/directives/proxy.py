@@ -19,12 +19,14 @@ from fastgate.config.context import (
     Spec,
 )
 from fastgate.config.directives.args import (
+    access_arg,
     appending,
     check_header_name,
     flag_arg,
     ignored,
     number_arg,
     setting,
+    store_arg,
     time_arg,
 )
 from fastgate.config.directives.ignored import off_is_ours
@@ -257,6 +259,8 @@ def cookie_flags(ld: Context, d: Directive) -> CookieFlags:
     return CookieFlags(ld.compile(name, d), None, tuple(ld.compile(f, d) for f in flags))
 
 SPECS = [
+    Spec("proxy_store", HSL, 1, 1, setting("proxy_store", store_arg)),
+    Spec("proxy_store_access", HSL, 1, 3, setting("proxy_store_access", access_arg)),
     Spec("proxy_method", HSL, 1, 1, setting("proxy_method", proxy_method)),
     Spec("proxy_set_body", HSL, 1, 1, setting("proxy_set_body",
                                               lambda ld, d: ld.compile(d.args[0], d))),

@@ -14,7 +14,6 @@ OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi, SCGI and memcac
                   "it does not speak to {} backends")
 BODY_FILTER = ("fastgate rewrites no response bodies but with sub_filter and the charset "
                "module")
-STORE = "fastgate stores no upstream responses as files"
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
 ABSENT = "not in fastgate"
@@ -42,14 +41,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "add_after_body": ("ngx_http_addition_filter_module", BODY_FILTER),
     "addition_types": ("ngx_http_addition_filter_module", BODY_FILTER),
     "slice": ("ngx_http_slice_filter_module", ABSENT + " (responses are relayed whole)"),
-    "proxy_store": ("ngx_http_proxy_module", STORE),
-    "fastcgi_store": ("ngx_http_fastcgi_module", STORE),
-    "fastcgi_store_access": ("ngx_http_fastcgi_module", STORE),
-    "uwsgi_store": ("ngx_http_uwsgi_module", STORE),
-    "uwsgi_store_access": ("ngx_http_uwsgi_module", STORE),
-    "scgi_store": ("ngx_http_scgi_module", STORE),
-    "scgi_store_access": ("ngx_http_scgi_module", STORE),
-    "proxy_store_access": ("ngx_http_proxy_module", STORE),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
