@@ -522,6 +522,11 @@ class Settings:
     proxy_ssl_crl: str | None = None
     # proxy_store and its kin: off (False), under root or alias (True), or a path; and
     # the stored files' modes
+    # *_ignore_headers: the upstream headers not acted on, in lower case
+    proxy_ignore_headers: frozenset[str] = frozenset()
+    fastcgi_ignore_headers: frozenset[str] = frozenset()
+    uwsgi_ignore_headers: frozenset[str] = frozenset()
+    scgi_ignore_headers: frozenset[str] = frozenset()
     proxy_store: Template | bool = False
     proxy_store_access: int = 0o600
     fastcgi_store: Template | bool = False

@@ -103,6 +103,35 @@ def _percent_decode(path: str) -> str:
     return bytes(buf).decode("utf-8", "surrogateescape")
 
 
+def unsafe_uri(path: str) -> str | None:
+    """nginx's ngx_http_parse_unsafe_uri for a path a header names (X-Accel-Redirect,
+    WebDAV's Destination): decoded (a bad escape stays as it is, as ngx_unescape_uri
+    leaves it), or None when it is empty or has a NUL or a ".." segment before or after
+    decoding."""
+    if not path or _unsafe(path):
+        return None
+    if "%" not in path:
+        return path
+    raw = path.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        two = raw[i + 1:i + 3].decode("latin-1")
+        if raw[i] == 0x25 and len(two) == 2 and two[0] in _HEX and two[1] in _HEX:
+            out.append(int(two, 16))
+            i += 3
+            continue
+        out.append(raw[i])
+        i += 1
+    decoded = out.decode("utf-8", "surrogateescape")
+    return None if _unsafe(decoded) else decoded
+
+
+def _unsafe(path: str) -> bool:
+    return ("\0" in path or path == ".." or path.startswith("../") or "/../" in path
+            or path.endswith("/.."))
+
+
 # nginx's NGX_ESCAPE_URI keeps these unescaped in a path it sends upstream
 _SAFE = "/:@!$&'()*+,;=-._~"
 

@@ -18,6 +18,7 @@ from fastgate.proxy.headers import (
     redirected,
     without_expires,
 )
+from fastgate.proxy.accel import carry as _carry
 from fastgate.proxy.charset import apply as _charset
 from fastgate.proxy.cookies import response_cookies
 from fastgate.proxy.status import reason
@@ -132,7 +133,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     Refresh as ``proxy_redirect``'s ``rules`` rewrite them (a Location that is a path made
     absolute; ``rules`` None, FastCGI's: left as they are, as nginx leaves an upstream's
     relative Location without a rewrite handler), Set-Cookie as ``proxy_cookie_*`` do,
-    Content-Type with ``charset``'s (``proxy.charset``). Raises
+    what an X-Accel-Redirect carried (``proxy.accel``), Content-Type with ``charset``'s
+    (``proxy.charset``). Raises
     ProtocolError when the engine refuses a header of the upstream's."""
     if exchange is None:  # (a C method call on None would not raise)
         raise TypeError("response_head needs the client's exchange")
@@ -147,6 +149,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
         headers = redirected(headers, rules, req, s)
     if s.edits_set_cookie:
         headers = response_cookies(headers, s, req, respond.client_error(req))
+    if req.carried is not None:  # an X-Accel-Redirect's (a file's type: static.py's)
+        headers = _carry(headers, req.carried, True)
     req.upstream_headers = rhead.headers
     if s.add_header or s.expires is not None:
         if s.expires is not None:

@@ -28,7 +28,7 @@ from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy import body_filter, store
+from fastgate.proxy import accel, body_filter, store
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.body_filter import BodyFilter
 from fastgate.proxy.failure import TIMED_OUT
@@ -72,6 +72,7 @@ class Plan:
     buffer_size: int
     store: Template | bool  # *_store: off, under root, or a path
     store_access: int
+    ignore_headers: frozenset[str]
 
     @classmethod
     def of(cls, kind: str, s: Settings) -> Plan:
@@ -81,14 +82,15 @@ class Plan:
                    got["connect_timeout"], got["send_timeout"], got["read_timeout"],
                    got["intercept_errors"],
                    response_drop(got["hide_header"], got["pass_header"], _HIDDEN),
-                   got["buffer_size"], got["store"], got["store_access"])
+                   got["buffer_size"], got["store"], got["store_access"],
+                   got["ignore_headers"])
 
 
 # the settings every CGI-family module has under its prefix, read by Plan.of
 KINDS = ("fastcgi", "uwsgi", "scgi")
 SETTINGS = ("param", "pass_request_headers", "pass_request_body", "connect_timeout",
             "send_timeout", "read_timeout", "intercept_errors", "hide_header", "pass_header",
-            "buffer_size", "store", "store_access")
+            "buffer_size", "store", "store_access", "ignore_headers")
 
 
 def params(req: Request, plan: Plan) -> list[tuple[bytes, bytes]]:
@@ -317,6 +319,12 @@ class CgiModule:
                         if (status >= 300 and plan.intercept_errors
                                 and s.error_page_for(status) is not None):
                             return await finished(self.fail(conn, req, loc, status))
+                        to = accel.target(headers, plan.ignore_headers)
+                        if to is not None:
+                            app.abort()  # (the rest of its answer is not read)
+                            return await finished(accel.follow(
+                                conn, req, loc, headers, to, self.upstream.internal, self.fail,
+                                self.respond.client_error(req)))
                         relay = self._start(conn, req, loc, plan, status, reason, headers)
                         if relay is None:
                             return DONE

@@ -35,7 +35,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from fastgate.errors import FastgateError
-from fastgate.http.uri import encode_path
+from fastgate.http.uri import encode_path, unsafe_uri
 from fastgate.proxy.headers import absolute
 from fastgate.proxy.placing import (
     PlaceError,
@@ -338,13 +338,9 @@ class DavModule:
             if at < 0:
                 raise invalid
             raw = rest[at:]
-        path = raw.partition("?")[0]
-        if not path or "\0" in path or _dot_dot(path):
+        path = unsafe_uri(raw.partition("?")[0])
+        if path is None:
             raise invalid
-        if "%" in path:
-            path = _unescape(path)
-            if "\0" in path or _dot_dot(path):
-                raise invalid
         return path
 
     @staticmethod
@@ -423,28 +419,7 @@ def _depth(req: Request, default: int) -> int:
     return {b"0": 0, b"1": 1, b"infinity": _INFINITY}.get(value, _INVALID)
 
 
-def _dot_dot(path: str) -> bool:
-    return path == ".." or path.startswith("../") or "/../" in path or path.endswith("/..")
 
-
-def _unescape(path: str) -> str:
-    """%XX decoded as nginx's ngx_unescape_uri (a bad escape stays as it is)."""
-    raw = path.encode("utf-8", "surrogateescape")
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        c = raw[i]
-        if c == 0x25 and _hex(raw[i + 1:i + 3]):
-            out.append(int(raw[i + 1:i + 3], 16))
-            i += 3
-            continue
-        out.append(c)
-        i += 1
-    return out.decode("utf-8", "surrogateescape")
-
-
-def _hex(two: bytes) -> bool:
-    return len(two) == 2 and all(c in b"0123456789abcdefABCDEF" for c in two)
 
 
 def _merge_slashes(path: str) -> str:

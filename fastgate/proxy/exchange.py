@@ -15,7 +15,7 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import body_filter, store
+from fastgate.proxy import accel, body_filter, store
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
@@ -45,11 +45,12 @@ if TYPE_CHECKING:
 
     from fastgate.config.model import Location, ProxyPass, Settings
     from fastgate.http.handler import ClientSide
+    from fastgate.proxy.accel import Redirect
     from fastgate.proxy.body_filter import BodyFilter
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
-    from fastgate.proxy.steps import Fail
+    from fastgate.proxy.steps import Fail, Outcome
     from fastgate.proxy.store import Store
 
 # what an exchange ends with: done (answered or failed), or go again — a pooled
@@ -60,10 +61,12 @@ _DONE, _STALE, _NEXT = object(), object(), object()
 class UpstreamExchange:
     """Runs ``proxy_pass`` for one worker; holds no per-request state."""
 
-    def __init__(self, worker: Runtime, respond: Responder, fail: Fail) -> None:
+    def __init__(self, worker: Runtime, respond: Responder, fail: Fail,
+                 internal: Redirect) -> None:
         self.w = worker
         self.respond = respond
         self.fail = fail
+        self.internal = internal  # X-Accel-Redirect's (the method as the caller left it)
         self.dynamic = DynamicTargets(worker)  # proxy_pass with variables
         # id(location) → (location, proxy_set_header as the C builder wants it, the names
         # of client headers not passed on, the names of upstream response headers not
@@ -233,6 +236,16 @@ class UpstreamExchange:
         if req.body_buffer is not None and has_body:
             # read whole already (for a mirror): this copy goes
             body, has_body, length = req.body_buffer, False, len(req.body_buffer)
+        elif has_body and req.request_length > 0:
+            # the body went to an upstream before an internal redirect (error_page,
+            # X-Accel-Redirect) and is not kept: the rest is read and dropped, and the
+            # request goes without one (nginx sends again the body it buffered)
+            try:
+                await self._read_body(conn, req, s, None)
+            except _BodyError as e:
+                await self._body_failed(conn, req, loc, e)
+                return DONE
+            has_body, length = False, -1
         if not pp.as_is:
             if s.proxy_method is not None:
                 text = s.proxy_method.render(req)
@@ -400,6 +413,13 @@ class UpstreamExchange:
                 sender.cancel()
             await finished(self.fail(conn, req, loc, rhead.status))
             return _DONE
+        accel_to = accel.target(rhead.headers, s.proxy_ignore_headers)
+        if accel_to is not None:
+            uconn.abort()  # (its body is not read)
+            if sender is not None:
+                sender.cancel()
+            await finished(self.accel(conn, req, loc, rhead.headers, accel_to))
+            return _DONE
         if rhead.status == 101:
             if upgrade is None:
                 # a switch nobody asked for: the backend's bytes are not HTTP any more
@@ -450,6 +470,12 @@ class UpstreamExchange:
         else:
             uconn.abort()
         return _DONE
+
+    def accel(self, conn: ClientSide, req: Request, loc: Location, headers: Headers,
+              to: bytes) -> Outcome:
+        """The upstream's X-Accel-Redirect followed (on either exchange path)."""
+        return accel.follow(conn, req, loc, headers, to, self.internal, self.fail,
+                            self.respond.client_error(req))
 
     async def _failed(self, conn: ClientSide, req: Request, loc: Location, peer: Peer,
                       kind: str, message: str, is_stale: bool, more: bool) -> object:

@@ -21,6 +21,7 @@ from fastgate.proxy.request cimport Request
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy.failure import TIMED_OUT, Recovery
 from fastgate.proxy.failure import intercepts as _intercepts
+from fastgate.proxy.accel import target as _accel_target
 from fastgate.proxy.failure import stale as _is_stale
 from fastgate.proxy.steps import TAKEN, Step
 from fastgate.proxy.upstream import CLIENT_GONE, NEXT_CONDITION, NEXT_STATUSES
@@ -32,6 +33,18 @@ cdef object _AGAIN = Recovery.AGAIN
 cdef object _NEXT_SERVER = Recovery.NEXT
 cdef object _TAKEN = TAKEN
 cdef frozenset _NOT_TRIED = frozenset()
+
+
+cdef inline bint _names_accel(list headers):
+    """An X-Accel-Redirect among the upstream's headers (lengths first: no lowering of
+    the usual ones)."""
+    cdef tuple pair
+    cdef bytes name
+    for pair in headers:
+        name = <bytes>pair[0]
+        if len(name) == 16 and name.lower() == b"x-accel-redirect":
+            return True
+    return False
 
 
 cdef inline double _monotonic():
@@ -160,6 +173,15 @@ cdef class FastExchange:
             req.in_task = True
             self._handoff(upstream.fail(conn, req, self.loc, status))
             return
+        if _names_accel(head.headers):
+            to = _accel_target(head.headers, self.loc.settings.proxy_ignore_headers)
+            if to is not None:
+                # X-Accel-Redirect: another location answers, this answer is dropped
+                self.uconn.detach()
+                self.uconn.abort()
+                req.in_task = True
+                self._handoff(upstream.accel(conn, req, self.loc, head.headers, to))
+                return
         self.rhead = head
         req.status = status
         self.head_only = req.method == "HEAD" or status in (204, 304)

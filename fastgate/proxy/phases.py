@@ -62,7 +62,8 @@ class Phases:
         # (else a frame less on every 401)
         refuse = self.refuse if _uses_auth_delay(worker) else self.fail
         self.auth = AuthJwt(worker, refuse)
-        self.upstream = UpstreamExchange(worker, self.respond, self.fail)
+        self.upstream = UpstreamExchange(worker, self.respond, self.fail,
+                                         self.redirect_as_is)
         self.subrequests = Subrequests(worker, self.upstream)
         self.mirror = Mirror(worker, self.subrequests)
         self.access = AccessModule(worker, self.auth, refuse, AuthBasic(worker),

@@ -66,5 +66,8 @@ cdef class Request:
     cdef public object conn_slots  # [(table, key)] limit_conn counts to release, or None
     # the status an error_page imposes on whatever answers (None: the answer's own)
     cdef public object override
+    # the headers an upstream's X-Accel-Redirect carries to the response that answers
+    # (None: none)
+    cdef public list carried
 
     cpdef release_conn_slots(self)

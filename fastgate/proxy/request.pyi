@@ -54,6 +54,7 @@ class Request:
     limit_conn_status: str
     conn_slots: list[tuple[Any, bytes]] | None
     override: int | None
+    carried: list[tuple[bytes, bytes]] | None
     def __init__(self, head: RequestHead, target: tuple[str, str, str | None],
                  conn: Any) -> None: ...
     @property

@@ -11,6 +11,7 @@ from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
 from fastgate.proxy import body_filter, charset
+from fastgate.proxy.accel import carry
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,
     absolute,
@@ -55,6 +56,8 @@ class Responder:
             headers.append((b"Content-Type", content_type))
         if extra:
             headers.extend(extra)
+        if req.carried is not None:  # an X-Accel-Redirect's: a page's type stays its own
+            headers = carry(headers, req.carried, False, status >= 300)
         if status == 401 and req.challenge is not None:
             headers.append((b"WWW-Authenticate", req.challenge))
         if loc is not None:

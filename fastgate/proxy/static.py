@@ -304,8 +304,11 @@ class StaticModule:
         mtime = int(st.st_mtime)
         etag = b'"%x-%x"' % (mtime, size) if s.etag else None
         last_modified = formatdate(mtime, usegmt=True).encode()
+        # an X-Accel-Redirect's Content-Type names the file's (nginx keeps the one set)
+        kind = next((v for n, v in req.carried if n.lower() == b"content-type"),
+                    None) if req.carried is not None else None
         headers: list[tuple[bytes, bytes]] = [
-            (b"Content-Type", self.respond.content_type(req, s)),
+            (b"Content-Type", kind or self.respond.content_type(req, s)),
             (b"Last-Modified", last_modified)]
         if etag is not None:
             headers.append((b"ETag", etag))

@@ -113,6 +113,17 @@ def _answer(req: Received) -> bytes:
     if path.startswith(b"/redirect"):
         return (b"HTTP/1.1 302 Found\r\nLocation: http://" + req.header(b"host")[0]
                 + b"/redirect/landed\r\nContent-Length: 0\r\n\r\n")
+    if path.startswith((b"/xa/", b"/xi/")):  # X-Accel-Redirect: /xa/<where to>
+        where = {b"file": b"/files/a.txt", b"args": b"/files/a.txt?x=1&y=%41",
+                 b"named": b"@named", b"unsafe": b"/files/../a.txt",
+                 b"missing": b"/files/none.txt", b"encoded": b"/files/b%20c.txt",
+                 b"dir": b"/files/"}[path.split(b"/")[2]]
+        status = b"302 Found" if b"?302" in req.target else b"200 OK"
+        return (b"HTTP/1.1 " + status + b"\r\nX-Accel-Redirect: " + where + b"\r\n"
+                b"Content-Type: application/pdf\r\nContent-Disposition: attachment\r\n"
+                b"Set-Cookie: s=1; Path=/\r\nCache-Control: private\r\nX-Other: no\r\n"
+                b"Expires: Thu, 01 Jan 2037 00:00:00 GMT\r\nAccept-Ranges: none\r\n"
+                b"Content-Length: 7\r\n\r\ndropped")
     if b"/store/" in path:  # proxy_store's upstream: a body named for its path, dated
         if path.endswith(b"/missing"):
             return b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnone"
@@ -1044,3 +1055,48 @@ def test_proxy_store_as_nginx(tmp_path: Path, engine: str) -> None:
         mine[name] = theirs[name] = mine[name][:2] + (0,)
     assert mine == theirs
     assert mine["mirror/store/a/b/c.txt"] == (0o664, b"stored /store/a/b/c.txt", 978307200)
+
+
+ACCEL = """server { listen 127.0.0.1:PORT; root HOME/xa;
+  location /xa/ { proxy_pass http://BACKEND; proxy_cookie_path / /app/; }
+  location /xi/ { proxy_pass http://BACKEND; proxy_ignore_headers X-Accel-Redirect; }
+  location /files/ { internal; }
+  location @named { return 200 "named $request_method $uri"; } }"""
+
+
+def test_x_accel_redirect_as_nginx(tmp_path: Path, engine: str) -> None:
+    """An upstream's X-Accel-Redirect: the same statuses, carried headers and bodies as
+    nginx, to files in an internal location, a named location, arguments, an unsafe or
+    missing target, a POST, a HEAD, and where it is ignored."""
+    files = tmp_path / "xa" / "files"
+    files.mkdir(parents=True)
+    (files / "a.txt").write_bytes(b"the protected file")
+    (files / "b c.txt").write_bytes(b"spaced")
+    (files / "index.html").write_bytes(b"index")
+    for p in files.iterdir():
+        os.utime(p, (1_700_000_000, 1_700_000_000))
+    asks = [_request("GET", "/xa/file"), _request("GET", "/xa/args"),
+            _request("GET", "/xa/named"), _request("GET", "/xa/unsafe"),
+            _request("GET", "/xa/missing"), _request("GET", "/xa/encoded"),
+            _request("GET", "/xa/dir"), _request("GET", "/xa/file?302"),
+            _request("POST", "/xa/file", body=b"form=1"), _request("POST", "/xa/named", body=b"x"),
+            _request("HEAD", "/xa/file"), _request("GET", "/xa/file", "Range: bytes=0-2"),
+            _request("GET", "/xi/file"), _request("GET", "/files/a.txt")]
+    compared = ("content-type", "content-disposition", "set-cookie", "cache-control",
+                "expires", "accept-ranges", "content-length", "x-other", "location",
+                "content-range", "last-modified")
+    with both(tmp_path, ACCEL, engine) as (nginx, fastgate):
+        for raw in asks:
+            want, got = nginx.send(raw), fastgate.send(raw)
+            what = raw.split(b"\r\n")[0].decode()
+            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
+            for name in compared:
+                if want[0] >= 400 and name == "content-length":
+                    continue  # (the error pages' text differs)
+                mine, theirs = got[1].get(name), want[1].get(name)
+                if name == "location" and mine and theirs:
+                    mine = mine.replace(str(fastgate.port), "P")
+                    theirs = theirs.replace(str(nginx.port), "P")
+                assert mine == theirs, f"{what}: {name}: {mine!r}, nginx {theirs!r}"
+            if want[0] < 300:
+                assert _dechunk(got[1], got[2]) == _dechunk(want[1], want[2]), what

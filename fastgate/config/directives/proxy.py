@@ -115,11 +115,13 @@ IGNORABLE = frozenset({"x-accel-redirect", "x-accel-expires", "x-accel-limit-rat
 
 
 def proxy_ignore_headers(ld: Context, lvl: Level, d: Directive) -> None:
-    """Checked, and nothing to keep: what it turns off, fastgate never does."""
+    """The upstream headers not acted on (of those fastgate acts on: X-Accel-Redirect);
+    the others it never acts on."""
     lvl.once(d)
     for a in d.args:
         if a.lower() not in IGNORABLE:
             raise d.error(f'invalid value "{a}"')
+    lvl.fields[d.name] = frozenset(a.lower() for a in d.args)
 
 
 def proxy_redirect(ld: Context, lvl: Level, d: Directive) -> None:
