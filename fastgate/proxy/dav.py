@@ -227,14 +227,17 @@ class DavModule:
         except OSError as e:
             raise _failed(e, 404, call, path) from None
 
-    def _remove_tree(self, req: Request, path: str) -> None:
+    def _entries(self, req: Request, path: str) -> list[os.DirEntry[str]]:
+        """A directory's entries; none (logged) when it cannot be read."""
         try:
-            entries = list(os.scandir(path))
+            return list(os.scandir(path))
         except OSError as e:
             self.w.log.error(f'opendir() "{path}" failed ({e.errno}: {e.strerror})', None,
                              req)
-            return
-        for entry in entries:
+            return []
+
+    def _remove_tree(self, req: Request, path: str) -> None:
+        for entry in self._entries(req, path):
             try:
                 if entry.is_dir(follow_symlinks=False):
                     self._remove_tree(req, entry.path)
@@ -380,13 +383,7 @@ class DavModule:
         """What is inside ``src``, into ``dst``: directories and regular files, their
         modes and times; what cannot be copied is logged and left (as nginx's tree
         walk); links and special files are not copied."""
-        try:
-            entries = list(os.scandir(src))
-        except OSError as e:
-            self.w.log.error(f'opendir() "{src}" failed ({e.errno}: {e.strerror})', None,
-                             req)
-            return
-        for entry in entries:
+        for entry in self._entries(req, src):
             to = os.path.join(dst, entry.name)
             try:
                 st = entry.stat(follow_symlinks=False)

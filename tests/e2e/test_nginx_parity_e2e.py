@@ -698,6 +698,37 @@ def _dechunk(headers: dict[str, str], body: bytes) -> bytes:
         body = rest[n + 2:]
 
 
+def _same(nginx: Side, fastgate: Side, raw: bytes, compared: tuple[str, ...]) -> None:
+    """One request to both: the same status, the same ``compared`` headers (the port
+    in a Location and a multipart boundary aside; a page's length aside, its text
+    names the server) and, below 300, the same body (a HEAD's: none)."""
+    want, got = nginx.send(raw), fastgate.send(raw)
+    what = b" ".join(raw.split(b"\r\n")[:4]).decode()
+    assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
+    for name in compared:
+        if want[0] >= 300 and name == "content-length":
+            continue
+        mine, theirs = got[1].get(name), want[1].get(name)
+        if name == "location" and mine and theirs:
+            mine = mine.replace(str(fastgate.port), "P")
+            theirs = theirs.replace(str(nginx.port), "P")
+        if name == "content-type" and mine and theirs and "boundary=" in theirs:
+            mine, theirs = mine.split("boundary=")[0], theirs.split("boundary=")[0]
+        assert mine == theirs, f"{what}: {name}: {mine!r}, nginx {theirs!r}"
+    if want[0] >= 300 and want[0] != 304:
+        return
+    if raw.startswith(b"HEAD"):
+        assert got[2] == want[2] == b"", what
+        return
+    mine_body, theirs_body = _dechunk(got[1], got[2]), _dechunk(want[1], want[2])
+    if "boundary=" in want[1].get("content-type", ""):
+        mine_body = mine_body.replace(got[1]["content-type"].split("=")[1].encode(), b"B")
+        theirs_body = theirs_body.replace(want[1]["content-type"].split("=")[1].encode(),
+                                          b"B")
+    assert mine_body == theirs_body, f"{what}: body {mine_body[:300]!r}, " \
+                                     f"nginx {theirs_body[:300]!r}"
+
+
 def test_files_as_nginx_serves_them(tmp_path: Path, engine: str) -> None:
     """The static, index and autoindex modules, try_files, the not-modified and range
     filters: the same status, validators, ranges and bytes as nginx on the same files."""
@@ -758,28 +789,7 @@ def test_files_as_nginx_serves_them(tmp_path: Path, engine: str) -> None:
                 "location")
     with both(tmp_path, STATIC, engine) as (nginx, fastgate):
         for raw in asks:
-            want = nginx.send(raw)
-            got = fastgate.send(raw)
-            what = b" ".join(raw.split(b"\r\n")[:3]).decode()
-            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
-            for name in compared:
-                mine, theirs = got[1].get(name), want[1].get(name)
-                if name == "location" and mine and theirs:
-                    mine = mine.replace(str(fastgate.port), "P")
-                    theirs = theirs.replace(str(nginx.port), "P")
-                if name == "content-type" and want[0] == 206 and mine and theirs:
-                    mine, theirs = mine.split("boundary=")[0], theirs.split("boundary=")[0]
-                assert mine == theirs, f"{what}: {name}: {mine!r}, nginx {theirs!r}"
-            if want[0] in (200, 206, 304):
-                mine_body = _dechunk(got[1], got[2])
-                theirs_body = _dechunk(want[1], want[2])
-                if want[0] == 206 and "boundary=" in want[1].get("content-type", ""):
-                    mine_body = mine_body.replace(
-                        got[1]["content-type"].split("=")[1].encode(), b"B")
-                    theirs_body = theirs_body.replace(
-                        want[1]["content-type"].split("=")[1].encode(), b"B")
-                assert mine_body == theirs_body, f"{what}: body {mine_body[:300]!r}, " \
-                                                 f"nginx {theirs_body[:300]!r}"
+            _same(nginx, fastgate, raw, compared)
 
 
 DAV = """server { listen 127.0.0.1:PORT; root HOME/SIDE/site;
@@ -875,33 +885,7 @@ def test_webdav_random_index_and_flv_as_nginx(tmp_path: Path, engine: str) -> No
                 "content-range")
     with both(tmp_path, DAV, engine) as (nginx, fastgate):
         for raw in asks:
-            want = nginx.send(raw)
-            got = fastgate.send(raw)
-            what = b" ".join(raw.split(b"\r\n")[:4]).decode()
-            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
-            if want[0] >= 400:
-                continue  # (the error pages' text and length differ)
-            for name in compared:
-                mine, theirs = got[1].get(name), want[1].get(name)
-                if name == "location" and mine and theirs:
-                    mine = mine.replace(str(fastgate.port), "P")
-                    theirs = theirs.replace(str(nginx.port), "P")
-                if want[0] == 301 and name != "location":
-                    continue  # (the redirect's page names the server)
-                if name == "content-type" and mine and "boundary=" in mine and theirs:
-                    mine, theirs = mine.split("boundary=")[0], theirs.split("boundary=")[0]
-                assert mine == theirs, f"{what}: {name}: {mine!r}, nginx {theirs!r}"
-            if want[0] == 301:
-                continue
-            mine_body = _dechunk(got[1], got[2])
-            theirs_body = _dechunk(want[1], want[2])
-            if "boundary=" in want[1].get("content-type", ""):
-                mine_body = mine_body.replace(
-                    got[1]["content-type"].split("=")[1].encode(), b"B")
-                theirs_body = theirs_body.replace(
-                    want[1]["content-type"].split("=")[1].encode(), b"B")
-            assert mine_body == theirs_body, f"{what}: body {mine_body[:200]!r}, " \
-                                             f"nginx {theirs_body[:200]!r}"
+            _same(nginx, fastgate, raw, compared)
         # a deliberate difference: nginx 1.22 answers an empty PUT 500 ("PUT request body
         # must be in a file"); fastgate makes the empty file
         assert fastgate.send(_request("PUT", "/dav/empty.txt"))[0] == 201
@@ -993,20 +977,7 @@ def test_charset_recoding_as_nginx(tmp_path: Path, engine: str) -> None:
     compared = ("content-type", "content-length", "content-range")
     with both(tmp_path, CHARSETS, engine) as (nginx, fastgate):
         for raw in asks:
-            want = nginx.send(raw)
-            got = fastgate.send(raw)
-            what = b" ".join(raw.split(b"\r\n")[:3]).decode()
-            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
-            if want[0] >= 400:
-                continue
-            for name in compared:
-                assert got[1].get(name) == want[1].get(name), \
-                    f"{what}: {name}: {got[1].get(name)!r}, nginx {want[1].get(name)!r}"
-            if raw.startswith(b"HEAD"):
-                assert got[2] == want[2] == b"", what
-                continue
-            mine, theirs = _dechunk(got[1], got[2]), _dechunk(want[1], want[2])
-            assert mine == theirs, f"{what}: body {mine[:300]!r}, nginx {theirs[:300]!r}"
+            _same(nginx, fastgate, raw, compared)
 
 
 STORE = """server { listen 127.0.0.1:PORT; root HOME/SIDE/mirror;
@@ -1087,16 +1058,4 @@ def test_x_accel_redirect_as_nginx(tmp_path: Path, engine: str) -> None:
                 "content-range", "last-modified")
     with both(tmp_path, ACCEL, engine) as (nginx, fastgate):
         for raw in asks:
-            want, got = nginx.send(raw), fastgate.send(raw)
-            what = raw.split(b"\r\n")[0].decode()
-            assert got[0] == want[0], f"{what}: status {got[0]}, nginx {want[0]}"
-            for name in compared:
-                if want[0] >= 400 and name == "content-length":
-                    continue  # (the error pages' text differs)
-                mine, theirs = got[1].get(name), want[1].get(name)
-                if name == "location" and mine and theirs:
-                    mine = mine.replace(str(fastgate.port), "P")
-                    theirs = theirs.replace(str(nginx.port), "P")
-                assert mine == theirs, f"{what}: {name}: {mine!r}, nginx {theirs!r}"
-            if want[0] < 300:
-                assert _dechunk(got[1], got[2]) == _dechunk(want[1], want[2]), what
+            _same(nginx, fastgate, raw, compared)
