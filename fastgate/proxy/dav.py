@@ -216,7 +216,11 @@ class DavModule:
 
     def _remove(self, req: Request, path: str, directory: bool) -> None:
         """A file, or a directory and all below it (what cannot be removed inside is
-        logged and left, and then the directory's own removal says so)."""
+        logged and left, and then the directory's own removal says so). A symbolic link
+        is removed, never followed — also where the URI's slash made it look like the
+        directory it names (nginx would empty that directory, wherever it is)."""
+        if directory and os.path.islink(path):
+            directory = False
         if directory:
             self._remove_tree(req, path)
             call = "rmdir"

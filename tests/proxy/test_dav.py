@@ -218,3 +218,17 @@ def test_dav_settings_are_inherited(tmp_path: Path) -> None:
     assert top.settings.dav_access == 0o460
     assert off.settings.dav_methods == frozenset() and off.settings.random_index
     assert not top.settings.random_index
+
+
+def test_delete_removes_a_link_and_never_what_it_points_to(
+        tmp_path: Path, site: Path, engine: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_bytes(b"keep me")
+    (site / "up" / "link").symlink_to(outside)
+    (site / "up" / "flink").symlink_to(outside / "precious.txt")
+    as_dir, as_file = ask(tmp_path, engine, http(site), request("DELETE", "/up/link/"),
+                          request("DELETE", "/up/flink"))
+    assert status(as_dir) == 204 and status(as_file) == 204
+    assert not (site / "up" / "link").exists() and not (site / "up" / "flink").exists()
+    assert (outside / "precious.txt").read_bytes() == b"keep me"
