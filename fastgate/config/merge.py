@@ -201,7 +201,8 @@ class Builder:
         # kept, on the task path)
         as_is = (s.proxy_method is None and s.proxy_set_body is None
                  and s.proxy_pass_request_body and pp.template is None and not s.sub_filter
-                 and not s.recodes and s.proxy_store is False)
+                 and not s.recodes and s.proxy_store is False
+                 and not (s.add_before_body or s.add_after_body))
         if as_is != pp.as_is:
             pp = dataclasses.replace(pp, as_is=as_is)
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (

@@ -592,6 +592,11 @@ class Settings:
     sub_filter_once: bool = True
     sub_filter_types: tuple[str, ...] = ("text/html",)
     sub_filter_last_modified: bool = False
+    # the addition filter: the URIs whose answers go before and after a response's body
+    # ("": none), for these types (text/html always)
+    add_before_body: str = ""
+    add_after_body: str = ""
+    addition_types: tuple[str, ...] = ("text/html",)
     # the uwsgi module
     uwsgi_param: tuple[CgiParam, ...] = ()
     uwsgi_pass_request_headers: bool = True

@@ -28,8 +28,9 @@ from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy import accel, body_filter, store
+from fastgate.proxy import accel, addition, body_filter, store
 from fastgate.proxy._headers import response_head
+from fastgate.proxy.addition import AdditionFailed
 from fastgate.proxy.body_filter import BodyFilter
 from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.headers import response_drop
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from fastgate.config.model import AppPass, CgiParam, Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
+    from fastgate.proxy.addition import Addition
     from fastgate.proxy.exchange import UpstreamExchange
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
@@ -300,7 +302,7 @@ class CgiModule:
                     return DONE
                 if not data:
                     if relay is not None and output.closed():
-                        relay.end()
+                        await relay.end()
                         return DONE
                     raise _Gone()
                 out = output.feed(data, stderr)
@@ -329,9 +331,9 @@ class CgiModule:
                         if relay is None:
                             return DONE
                 if relay is not None:
-                    relay.body(out)
+                    await relay.body(out)
                     if output.ended or relay.whole():
-                        relay.end()
+                        await relay.end()
                         return DONE
                 elif output.ended:
                     raise _Gone()
@@ -340,6 +342,11 @@ class CgiModule:
                 return await self._failed(conn, req, loc, peer, 502, e.reason)
             self.w.log.error(e.reason, conn, req)
             relay.cut()
+            return DONE
+        except AdditionFailed as e:  # (raised only once the relay has begun)
+            self.w.log.error(str(e), conn, req)
+            if relay is not None:
+                relay.cut()
             return DONE
         except _Gone:
             if relay is None:
@@ -381,6 +388,11 @@ class CgiModule:
             flt, headers, framed = body_filter.start(req, loc.settings, headers, length,
                                                      shown, head_only,
                                                      self.respond.client_error(req))
+        adding = None
+        if loc.settings.add_before_body or loc.settings.add_after_body:
+            adding, headers, framed = addition.start(req, loc.settings, headers, framed,
+                                                     shown, head_only, conn,
+                                                     self.upstream.fetch)
         rhead = ResponseHead(shown, reason, b"HTTP/1.1", headers, framed, False)
         try:
             out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
@@ -395,7 +407,8 @@ class CgiModule:
         if plan.store is not False:
             kept = store.begin(req, loc.settings, plan.store, plan.store_access, status,
                                headers, length, head_only, self.respond.client_error(req))
-        return _Relay(exchange, req, length, head_only, self.respond, loc, flt, kept)
+        return _Relay(exchange, req, length, head_only, self.respond, loc, flt, kept,
+                      adding)
 
     def _refuse(self, conn: ClientSide, req: Request, loc: Location) -> None:
         req.status = 0  # the 502 is ours, not the application's answer
@@ -409,9 +422,10 @@ class _Relay:
 
     def __init__(self, exchange: Exchange, req: Request, length: int, head_only: bool,
                  respond: Responder, loc: Location, flt: BodyFilter | None,
-                 kept: Store | None) -> None:
+                 kept: Store | None, adding: Addition | None) -> None:
         self.flt = flt  # sub_filter's and the charset module's, when they apply
         self.kept = kept  # *_store's file, when the body is kept
+        self.adding = adding  # add_before_body's and add_after_body's, when they apply
         self.exchange = exchange
         self.req = req
         self.left = length
@@ -419,7 +433,7 @@ class _Relay:
         self.respond = respond
         self.loc = loc
 
-    def body(self, data: bytes) -> None:
+    async def body(self, data: bytes) -> None:
         if self.head_only or not data:
             return
         if self.left >= 0:
@@ -427,6 +441,8 @@ class _Relay:
             self.left -= len(data)
             if not data:
                 return
+        if self.adding is not None:
+            self._send(await self.adding.before())
         if self.kept is not None:
             self.kept.write(data)
             if self.left == 0:  # in place before the client can see the end
@@ -438,6 +454,8 @@ class _Relay:
         self._send(data)
 
     def _send(self, data: bytes) -> None:
+        if not data:
+            return
         out = self.exchange.body(data)
         self.exchange.write(out)
         self.req.bytes_sent += len(out)
@@ -447,7 +465,7 @@ class _Relay:
         """All the body a Content-Length announced has been relayed (or none is due)."""
         return self.left == 0 or (self.head_only and self.left >= 0)
 
-    def end(self) -> None:
+    async def end(self) -> None:
         if self.left > 0 and not self.head_only:
             self.cut()
             return
@@ -455,10 +473,14 @@ class _Relay:
         req.release_conn_slots()
         if self.kept is not None and not self.exchange.closed:  # (whole, and taken)
             self.kept.end()
+        if self.adding is not None:
+            self._send(await self.adding.before())  # (a body without bytes has it too)
         if self.flt is not None:
-            tail = self.flt.finish()
-            if tail:
-                self._send(tail)
+            self._send(self.flt.finish())
+        if self.adding is not None:
+            self._send(await self.adding.after())
+            if self.exchange.closed:
+                return
         self.exchange.write(self.exchange.end(
             self.respond.trailers(req, self.loc) if req.expect_trailers else None))
 

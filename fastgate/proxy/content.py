@@ -54,7 +54,8 @@ class Content:
         self.cgi = CgiModule(worker, respond, upstream, fail)
         self.memcached = MemcachedModule(worker, respond, upstream, fail)
         self.dav = DavModule(worker, respond, upstream, fail)
-        self.static = StaticModule(worker, respond, fail, internal, self.dav.handle)
+        self.static = StaticModule(worker, respond, fail, internal, self.dav.handle,
+                                   upstream.fetch)
 
     def handler(self, loc: Location) -> Phase:
         if loc.own_content == "flv":

@@ -15,8 +15,9 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import accel, body_filter, store
+from fastgate.proxy import accel, addition, body_filter, store
 from fastgate.proxy._headers import response_head, upstream_headers
+from fastgate.proxy.addition import AdditionFailed
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
@@ -44,8 +45,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fastgate.config.model import Location, ProxyPass, Settings
+    from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.accel import Redirect
+    from fastgate.proxy.addition import Addition, Fetch
     from fastgate.proxy.body_filter import BodyFilter
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
@@ -62,11 +65,12 @@ class UpstreamExchange:
     """Runs ``proxy_pass`` for one worker; holds no per-request state."""
 
     def __init__(self, worker: Runtime, respond: Responder, fail: Fail,
-                 internal: Redirect) -> None:
+                 internal: Redirect, fetch: Fetch) -> None:
         self.w = worker
         self.respond = respond
         self.fail = fail
         self.internal = internal  # X-Accel-Redirect's (the method as the caller left it)
+        self.fetch = fetch  # a subrequest's answer (add_before_body, add_after_body)
         self.dynamic = DynamicTargets(worker)  # proxy_pass with variables
         # id(location) → (location, proxy_set_header as the C builder wants it, the names
         # of client headers not passed on, the names of upstream response headers not
@@ -434,14 +438,18 @@ class UpstreamExchange:
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         exchange = conn.exchange
         assert exchange is not None
-        shown, flt = rhead, None
+        shown, flt, adding = rhead, None, None
+        headers_out, length_out = rhead.headers, rhead.content_length
         if s.sub_filter or s.recodes:
             flt, headers_out, length_out = body_filter.start(
-                req, s, rhead.headers, rhead.content_length, status, head_only,
+                req, s, headers_out, length_out, status, head_only,
                 self.respond.client_error(req))
-            if headers_out is not rhead.headers:
-                shown = ResponseHead(rhead.status, rhead.reason, rhead.version, headers_out,
-                                     length_out, rhead.keep_alive)
+        if s.add_before_body or s.add_after_body:
+            adding, headers_out, length_out = addition.start(
+                req, s, headers_out, length_out, status, head_only, conn, self.fetch)
+        if headers_out is not rhead.headers:
+            shown = ResponseHead(rhead.status, rhead.reason, rhead.version, headers_out,
+                                 length_out, rhead.keep_alive)
         try:
             out = response_head(exchange, self.respond, req, loc, shown, w.http_date(),
                                 drop, rules, head_only)
@@ -456,7 +464,8 @@ class UpstreamExchange:
             kept = store.begin(req, s, s.proxy_store, s.proxy_store_access, rhead.status,
                                rhead.headers, rhead.content_length, head_only,
                                self.respond.client_error(req))
-        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, flt, kept)
+        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, flt, kept,
+                               adding)
         if sender is not None:
             if not sender.done():
                 sender.cancel()  # the upstream answered without reading all of the body
@@ -596,10 +605,12 @@ class UpstreamExchange:
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
                      head_only: bool, flt: BodyFilter | None = None,
-                     kept: Store | None = None) -> bool:
+                     kept: Store | None = None, adding: Addition | None = None) -> bool:
         """Stream the upstream response to the client, after its head ``out``, through
         ``flt`` (sub_filter, charset recoding) when there is one, and as it came into
-        ``kept`` (proxy_store) when there is one. False if it could not be completed
+        ``kept`` (proxy_store) when there is one, between ``adding``'s bodies
+        (add_before_body, add_after_body) when there are. False if it could not be
+        completed
         (the client then sees a closed connection, never a short keep-alive response,
         and nothing is stored)."""
         s = loc.settings
@@ -624,6 +635,13 @@ class UpstreamExchange:
         lost.add_done_callback(gone)
         try:
             sent = 0
+            try:
+                if adding is not None:
+                    sent = self._added(exchange, req, await adding.before(), sent)
+            except AdditionFailed as e:
+                self.w.log.error(str(e), conn, req)
+                exchange.abort()  # (its head is out: the response must not look whole)
+                return False
             while body is not None:
                 try:
                     chunk = await body.read(s.proxy_read_timeout)
@@ -670,7 +688,17 @@ class UpstreamExchange:
                     data = exchange.body(tail)
                     exchange.write(data)
                     req.bytes_sent += len(data)
-                    req.body_bytes_sent = sent + len(tail)
+                    sent += len(tail)
+                    req.body_bytes_sent = sent
+            if adding is not None:
+                try:
+                    self._added(exchange, req, await adding.after(), sent)
+                except AdditionFailed as e:
+                    self.w.log.error(str(e), conn, req)
+                    exchange.abort()
+                    return False
+                if exchange.closed:
+                    return False
             exchange.write(exchange.end(self.respond.trailers(req, loc)
                                         if req.expect_trailers else None))
             return True
@@ -678,6 +706,18 @@ class UpstreamExchange:
             lost.remove_done_callback(gone)
             if kept is not None:
                 kept.drop()  # (nothing once it has ended)
+
+    @staticmethod
+    def _added(exchange: Exchange, req: Request, data: bytes, sent: int) -> int:
+        """An addition's body to the client (past the main body's filters, as nginx's
+        subrequest output goes); the body bytes sent so far."""
+        if data:
+            out = exchange.body(data)
+            exchange.write(out)
+            req.bytes_sent += len(out)
+            sent += len(data)
+            req.body_bytes_sent = sent
+        return sent
 
     async def _tunnel(self, conn: ClientSide, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:

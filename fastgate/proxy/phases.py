@@ -24,6 +24,7 @@ from fastgate.proxy.access import AccessModule
 from fastgate.proxy.auth_basic import AuthBasic
 from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.auth_request import AuthRequest
+from fastgate.proxy.capture import Capture, subrequest
 from fastgate.proxy.content import Content
 from fastgate.proxy.exchange import UpstreamExchange
 from fastgate.proxy.limits import Limits
@@ -63,7 +64,8 @@ class Phases:
         refuse = self.refuse if _uses_auth_delay(worker) else self.fail
         self.auth = AuthJwt(worker, refuse)
         self.upstream = UpstreamExchange(worker, self.respond, self.fail,
-                                         self.redirect_as_is)
+                                         self.redirect_as_is, self.capture)
+        self._sub_plans: dict[int, tuple[Location, tuple[Phase, ...]]] = {}
         self.subrequests = Subrequests(worker, self.upstream)
         self.mirror = Mirror(worker, self.subrequests)
         self.access = AccessModule(worker, self.auth, refuse, AuthBasic(worker),
@@ -163,6 +165,39 @@ class Phases:
         if isinstance(rest, Step):
             return rest
         return await rest
+
+    async def capture(self, conn: ClientSide, req: Request, uri: str) -> Capture:
+        """A subrequest for ``uri``, its answer kept (``proxy.capture``): the location
+        it reaches runs its rewrite and content phases (nginx skips the access phases
+        for subrequests), answering on a Capture."""
+        kept = Capture(conn)
+        sub = subrequest(req, kept, uri)
+        server = req.server
+        assert server is not None
+        loc, sub.captures = self.locate(server.locations, sub.uri)
+        if loc is None:
+            loc = server.fallback
+            assert loc is not None
+        sub.location = loc
+        if sub.captures is AUTO_REDIRECT:
+            self._find_config(kept, sub, loc)  # (its 301, kept)
+            return kept
+        for phase in self._sub_plan(loc):
+            step = phase(kept, sub, loc)
+            if not isinstance(step, Step):
+                step = await step
+            if step is not NEXT:
+                break
+        return kept
+
+    def _sub_plan(self, loc: Location) -> tuple[Phase, ...]:
+        kept = self._sub_plans.get(id(loc))
+        if kept is None or kept[0] is not loc:
+            handlers = (make(self, loc) for name, make in PHASES
+                        if name in ("rewrite", "content"))
+            kept = self._sub_plans[id(loc)] = (loc, tuple(h for h in handlers
+                                                          if h is not None))
+        return kept[1]
 
     def plan(self, loc: Location) -> tuple[Phase, ...]:
         """The handlers ``loc`` runs, in the order of ``PHASES``."""

@@ -39,8 +39,10 @@ from urllib.parse import quote, unquote
 from fastgate._wire import ResponseHead
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import body_filter
+from fastgate.proxy import addition, body_filter
 from fastgate.proxy._headers import response_head
+from fastgate.proxy.addition import AdditionFailed
+from fastgate.proxy.capture import Capture
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.status import error_body
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
+    from fastgate.proxy.addition import Addition, Fetch
     from fastgate.proxy.body_filter import BodyFilter
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
@@ -95,9 +98,10 @@ class StaticModule:
     """The content handler of locations that serve files, and ``try_files``'s checks."""
 
     def __init__(self, worker: Runtime, respond: Responder, fail: Fail,
-                 internal: Redirect, dav: Phase) -> None:
+                 internal: Redirect, dav: Phase, fetch: Fetch) -> None:
         self.w = worker
         self.dav = dav  # the WebDAV methods (proxy.dav), before the static module
+        self.fetch = fetch  # a subrequest's answer (add_before_body, add_after_body)
         self.respond = respond
         self.fail = fail
         self.internal = internal
@@ -312,8 +316,9 @@ class StaticModule:
             (b"Last-Modified", last_modified)]
         if etag is not None:
             headers.append((b"ETag", etag))
-        # an error_page's file keeps the error's status: no 304, 412 or ranges for it
-        own = final_status(req, 200) == 200
+        # an error_page's file keeps the error's status, and a subrequest's answer is
+        # whole (nginx's filters leave subrequests alone): no 304, 412 or ranges for them
+        own = final_status(req, 200) == 200 and not isinstance(conn, Capture)
         if own:
             verdict = _conditional(req, s, mtime, etag)
             if verdict == 412:
@@ -330,6 +335,11 @@ class StaticModule:
             flt, headers, length = body_filter.start(
                 req, s, headers, size, final_status(req, 200), head_only,
                 self.respond.client_error(req))
+        adding = None
+        if s.add_before_body or s.add_after_body:
+            adding, headers, length = addition.start(req, s, headers, length,
+                                                     final_status(req, 200), head_only,
+                                                     conn, self.fetch)
         ranges: list[tuple[int, int]] | None = None
         # a filter that keeps the length keeps ranges (nginx's range filter takes them
         # from the file before the charset filter recodes them)
@@ -349,7 +359,7 @@ class StaticModule:
         if not self._head(conn, req, loc, 200, headers, length, head_only) or head_only:
             os.close(fd)
             return DONE
-        return self._body(conn, req, loc, fd, _pieces(prefix, skip, 0, size), flt)
+        return self._body(conn, req, loc, fd, _pieces(prefix, skip, 0, size), flt, adding)
 
     def _ranges(self, conn: ClientSide, req: Request, loc: Location, fd: int, size: int,
                 headers: list[tuple[bytes, bytes]], ranges: list[tuple[int, int]],
@@ -409,8 +419,9 @@ class StaticModule:
         return True
 
     def _body(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-              pieces: list[Piece], flt: BodyFilter | None) -> Outcome:
-        if _length(pieces) <= _WHOLE:
+              pieces: list[Piece], flt: BodyFilter | None,
+              adding: Addition | None = None) -> Outcome:
+        if _length(pieces) <= _WHOLE and adding is None:
             try:
                 data = _read_pieces(fd, pieces)
             except OSError as e:
@@ -423,45 +434,70 @@ class StaticModule:
                 data = flt.feed(data) + flt.finish()
             self._send_last(conn, req, loc, data)
             return DONE
-        return self._stream(conn, req, loc, fd, pieces, flt)
+        return self._stream(conn, req, loc, fd, pieces, flt, adding)
 
     async def _stream(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-                      pieces: list[Piece], flt: BodyFilter | None) -> Step:
+                      pieces: list[Piece], flt: BodyFilter | None,
+                      adding: Addition | None) -> Step:
         exchange = conn.exchange
         assert exchange is not None
-        s = loc.settings
         try:
-            for piece in pieces:
-                if isinstance(piece, bytes):
-                    at, end = 0, 0
-                    data = piece
-                else:
-                    at, end = piece
-                    data = b""
-                while True:
-                    if at < end:
-                        try:
-                            data = os.pread(fd, min(_CHUNK, end - at), at)
-                        except OSError as e:
-                            return self._read_failed(conn, req, e)
-                        if not data:
-                            return self._shrunk(conn, req)
-                        at += len(data)
-                    if flt is not None:
-                        data = flt.feed(data)
-                    if exchange.closed:
-                        return DONE
-                    if data:
-                        self._send(exchange, req, data)
-                    if exchange.paused() and not await self.respond.client_took_it(
-                            conn, req, exchange, s.send_timeout):
-                        return DONE
-                    if at >= end:
-                        break
-            self._send_last(conn, req, loc, flt.finish() if flt is not None else b"")
+            if adding is not None:
+                before = await adding.before()
+                if exchange.closed:
+                    return DONE
+                if before:
+                    self._send(exchange, req, before)
+            return await self._pieces(conn, req, loc, fd, pieces, flt, adding)
+        except AdditionFailed as e:
+            self.w.log.error(str(e), conn, req)
+            exchange.abort()  # (its head is out: the response must not look whole)
             return DONE
         finally:
             _close(fd)
+
+    async def _pieces(self, conn: ClientSide, req: Request, loc: Location, fd: int,
+                      pieces: list[Piece], flt: BodyFilter | None,
+                      adding: Addition | None) -> Step:
+        exchange = conn.exchange
+        assert exchange is not None
+        s = loc.settings
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                at, end = 0, 0
+                data = piece
+            else:
+                at, end = piece
+                data = b""
+            while True:
+                if at < end:
+                    try:
+                        data = os.pread(fd, min(_CHUNK, end - at), at)
+                    except OSError as e:
+                        return self._read_failed(conn, req, e)
+                    if not data:
+                        return self._shrunk(conn, req)
+                    at += len(data)
+                if flt is not None:
+                    data = flt.feed(data)
+                if exchange.closed:
+                    return DONE
+                if data:
+                    self._send(exchange, req, data)
+                if exchange.paused() and not await self.respond.client_took_it(
+                        conn, req, exchange, s.send_timeout):
+                    return DONE
+                if at >= end:
+                    break
+        tail = flt.finish() if flt is not None else b""
+        if adding is not None:
+            if tail:
+                self._send(exchange, req, tail)
+            tail = await adding.after()
+            if exchange.closed:
+                return DONE
+        self._send_last(conn, req, loc, tail)
+        return DONE
 
     def _send(self, exchange: Exchange, req: Request, data: bytes) -> None:
         out = exchange.body(data)

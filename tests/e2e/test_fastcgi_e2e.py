@@ -86,6 +86,9 @@ http {{ access_log off;
     location /hide/ {{ fastcgi_hide_header X-Powered-By;
       fastcgi_param DOCUMENT_URI $document_uri; fastcgi_pass php; }}
     location /dead/ {{ fastcgi_pass 127.0.0.1:{dead}; }}
+    location /added/ {{ fastcgi_param DOCUMENT_URI $document_uri; fastcgi_pass php;
+      add_before_body /part; add_after_body /part; addition_types *; }}
+    location = /part {{ return 200 "|"; }}
     location /kept/ {{ fastcgi_param DOCUMENT_URI $document_uri; fastcgi_pass php;
       fastcgi_store {kept}$uri; fastcgi_store_access all:r; }}
     location /slow/ {{ fastcgi_read_timeout 500ms; fastcgi_pass 127.0.0.1:{silent}; }}
@@ -234,6 +237,16 @@ def test_fastcgi_store_keeps_whole_200_bodies(gate, tmp_path: Path) -> None:  # 
     assert ask("HEAD", "/kept/x/head")[0] == 200  # no body: not kept
     assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*")) == [
         "a", "a/b", "a/b/page", "big"]
+
+
+def test_additions_around_an_applications_answer(gate) -> None:  # type: ignore[no-untyped-def]
+    ask, _ = gate
+    status, headers, body = ask("GET", "/added/x")
+    assert status == 200 and "content-length" not in headers
+    assert body.startswith(b"|{") and body.endswith(b"}|")
+    assert json.loads(body[1:-1])["params"]["DOCUMENT_URI"] == "/added/x"
+    assert ask("GET", "/added/big")[2] == b"|" + b"x" * 300000 + b"|"
+    assert ask("HEAD", "/added/x")[2] == b""
 
 
 def test_a_response_shorter_than_its_length_is_cut(gate) -> None:  # type: ignore[no-untyped-def]

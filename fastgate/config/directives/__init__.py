@@ -13,6 +13,7 @@ from __future__ import annotations
 from fastgate.config.context import Spec
 from fastgate.config.directives import (
     access,
+    addition,
     auth_basic,
     auth_jwt,
     auth_request,
@@ -49,8 +50,8 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, limits, headers, realip, referer, resolver,
-           secure_link, static, dav, sub_filter, charset, browser, userid, tls, upstream, cluster,
-           ignored)
+           secure_link, static, dav, sub_filter, addition, charset, browser, userid, tls,
+           upstream, cluster, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi, SCGI and memcached only; "
                   "it does not speak to {} backends")
-BODY_FILTER = ("fastgate rewrites no response bodies but with sub_filter and the charset "
-               "module")
+BODY_FILTER = ("fastgate changes no response bodies but with sub_filter, the charset "
+               "module and add_before_body/add_after_body")
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
 ABSENT = "not in fastgate"
@@ -37,9 +37,6 @@ NAMES: dict[str, tuple[str, str]] = {
                "streams"),
     "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
     "xml_entities": ("ngx_http_xslt_filter_module", BODY_FILTER),
-    "add_before_body": ("ngx_http_addition_filter_module", BODY_FILTER),
-    "add_after_body": ("ngx_http_addition_filter_module", BODY_FILTER),
-    "addition_types": ("ngx_http_addition_filter_module", BODY_FILTER),
     "slice": ("ngx_http_slice_filter_module", ABSENT + " (responses are relayed whole)"),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),

@@ -1,0 +1,97 @@
+"""nginx's addition filter: ``add_before_body URI`` and ``add_after_body URI`` put the
+body of a subrequest for URI (``proxy.capture``) before and after the body of a 200
+response whose type is text/html or one of ``addition_types`` (``*``: any) — a file, a
+proxied or FastCGI-family answer. Such a response loses its Content-Length (the
+client's engine frames it) and Accept-Ranges, and its ETag is made weak, as nginx's
+header filter does; a response to HEAD gets those headers and no additions.
+
+The subrequests' bodies are what their locations answer, whatever their status (an
+error page included, as nginx inserts it), through their own body filters and not the
+main response's; each is asked for when it is due — the one before at the first byte
+of the body, the one after at its end — as nginx issues them. A subrequest that fails
+midway (or whose answer passes 8 MiB: it is kept in memory, where nginx streams it)
+ends the response unfinished — the client sees a cut connection, never a page with a
+part missing. Not done: fastgate's own answers (``return``'s text, its pages) get no
+additions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastgate.errors import FastgateError
+from fastgate.proxy.capture import KEPT_MAX, Capture
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from fastgate.config.model import Settings
+    from fastgate.http.engine import Headers
+    from fastgate.http.handler import ClientSide
+    from fastgate.proxy.request import Request
+
+    # the body of a subrequest for a URI (proxy.phases.Phases.capture)
+    Fetch = Callable[[ClientSide, Request, str], Awaitable[Capture]]
+
+
+class AdditionFailed(FastgateError):
+    """A subrequest's answer could not be had whole: the response it belongs in cannot
+    be completed (nginx ends it too)."""
+
+
+class Addition:
+    """One response's additions: ``before`` at the first byte of its body, ``after``
+    at its end; each gives the bytes to send then."""
+
+    def __init__(self, fetch: Fetch, conn: ClientSide, req: Request, s: Settings) -> None:
+        self._fetch = fetch
+        self._conn = conn
+        self._req = req
+        self._before = s.add_before_body
+        self._after = s.add_after_body
+        self._began = False
+
+    async def before(self) -> bytes:
+        if self._began:
+            return b""
+        self._began = True
+        return await self._body(self._before)
+
+    async def after(self) -> bytes:
+        return await self._body(self._after)
+
+    async def _body(self, uri: str) -> bytes:
+        if not uri:
+            return b""
+        kept = await self._fetch(self._conn, self._req, uri)
+        if kept.cut:
+            raise AdditionFailed(f'the answer to "{uri}" could not be had whole (at most '
+                                 f"{KEPT_MAX} bytes)")
+        return bytes(kept.out)
+
+
+def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
+          head_only: bool, conn: ClientSide, fetch: Fetch
+          ) -> tuple[Addition | None, Headers, int]:
+    """The additions for a response with ``headers`` and ``length`` (-1: unknown), and
+    the headers and length the client gets; none, and the same ones, where they do not
+    apply (a subrequest's own answer never gets any)."""
+    if (status != 200 or not (s.add_before_body or s.add_after_body)
+            or isinstance(conn, Capture)):
+        return None, headers, length
+    kind = next((v.split(b";", 1)[0].strip().lower().decode("latin-1")
+                 for n, v in headers if n.lower() == b"content-type"), None)
+    if kind != "text/html" and "*" not in s.addition_types and (
+            kind is None or kind not in s.addition_types):
+        return None, headers, length
+    out: Headers = []
+    for name, value in headers:
+        low = name.lower()
+        if low in (b"content-length", b"accept-ranges"):
+            continue
+        if low == b"etag" and not value.startswith(b"W/"):
+            value = b"W/" + value
+        out.append((name, value))
+    return (None if head_only else Addition(fetch, conn, req, s)), out, -1
+
+
+__all__ = ["Addition", "AdditionFailed", "start"]

@@ -1,0 +1,155 @@
+"""A subrequest whose response is kept, not sent (nginx's ngx_http_subrequest with its
+output in memory): the connection it answers on is a ``Capture``, whose exchange
+records the status and headers and keeps the body the location's content handler
+writes — a file, a proxied or FastCGI-family answer, a page of fastgate's own, each
+through that location's own body filters. Used by ``add_before_body`` and
+``add_after_body`` (``proxy.addition``).
+
+The subrequest is a GET of the main request's headers, without a body and without
+arguments unless the URI has some; it is internal (``internal`` locations take it) and,
+as nginx's subrequests, skips the access and preaccess phases of the location it
+reaches — unless a rewrite sends it elsewhere, where the location's own checks run. It
+never takes the callback path; it stops when the client goes away."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from fastgate._wire import RequestHead
+from fastgate.http.exchange import Exchange
+from fastgate.proxy.request import Request
+
+if TYPE_CHECKING:
+    from fastgate._wire import ConnectionInfo
+    from fastgate.http.engine import Headers
+    from fastgate.http.flow import BodyBuffer
+    from fastgate.http.handler import ClientSide
+
+
+class _Engine:
+    """The framing a Capture's exchange asks for: heads recorded, bodies as they are."""
+
+    def __init__(self, capture: Capture) -> None:
+        self._capture = capture
+
+    def send_head(self, status: int, reason: bytes, headers: Headers, length: Any,
+                  head_only: bool) -> bytes:
+        self._capture.status = status
+        self._capture.headers = list(headers)
+        return b""
+
+    def send_body(self, data: bytes) -> bytes:
+        return bytes(data)
+
+    def send_end(self, trailers: Any = None) -> bytes:
+        return b""
+
+    def send_continue(self) -> bytes:
+        return b""
+
+
+# the most of a subrequest's body kept: past it the subrequest is cut (its answer is in
+# memory, where nginx would stream it: a bound, not a buffer)
+KEPT_MAX = 8 << 20
+
+
+class _Transport:
+    def __init__(self, capture: Capture) -> None:
+        self._capture = capture
+
+    def write(self, data: bytes) -> None:
+        capture = self._capture
+        if len(capture.out) + len(data) > KEPT_MAX:
+            capture.cut = True
+            return
+        capture.out += data
+
+
+class _Gate:
+    """A Capture always takes what is written."""
+
+    paused = False
+
+    async def wait(self, timeout: float) -> None:
+        return None
+
+
+class Capture:
+    """The connection a subrequest answers on (a ``ClientSide``): what it knows comes
+    from the main request's connection; what is written is kept."""
+
+    def __init__(self, main: ClientSide) -> None:
+        self.main = main
+        self.status = 0
+        self.headers: Headers = []
+        self.out = bytearray()  # the body written
+        self.cut = False  # the response could not be completed
+        self.exchange = Exchange(self, _Engine(self), _Transport(self), _Gate())
+
+    # what the connection knows: the main connection's
+    @property
+    def info(self) -> ConnectionInfo | None:
+        return self.main.info
+
+    @property
+    def remote_addr(self) -> str:
+        return self.main.remote_addr
+
+    @property
+    def connection_id(self) -> int:
+        return self.main.connection_id
+
+    @property
+    def requests(self) -> int:
+        return self.main.requests
+
+    @property
+    def pipelined(self) -> bool:
+        return self.main.pipelined
+
+    @property
+    def closed(self) -> bool:
+        return self.cut or self.main.closed
+
+    # the subrequest: no body; its answer kept
+    @property
+    def body(self) -> BodyBuffer | None:
+        return None
+
+    def lost(self) -> asyncio.Future[None]:
+        return self.main.lost()
+
+    def abort(self) -> None:
+        self.cut = True
+
+    def close_after_response(self) -> None:
+        pass
+
+    def request_done(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def retire(self) -> None:
+        pass
+
+
+def subrequest(main: Request, capture: Capture, uri: str) -> Request:
+    """The subrequest for ``uri`` (arguments after a "?"), answering on ``capture``."""
+    path, _, args = uri.partition("?")
+    head = main.head
+    sub_head = RequestHead(b"GET", uri.encode("utf-8", "surrogateescape"), head.version,
+                           head.headers, 0, head.keep_alive, False, None)
+    sub = Request(sub_head, (path, args, None), capture)
+    sub.server = main.server
+    sub.remote_addr, sub.remote_port = main.remote_addr, main.remote_port  # (realip's)
+    sub.method = "GET"
+    sub.in_task = True  # never the callback path: it writes to no client
+    sub.uri_changes = 1  # an internal request: internal locations take it
+    sub.token = main.token
+    return sub
+
+
+__all__ = ["KEPT_MAX", "Capture", "subrequest"]

@@ -1,0 +1,105 @@
+"""add_before_body and add_after_body in process, on both engines: a subrequest's
+answer around a file and a proxied answer (the latter never in callbacks), what it
+skips (the access phase, as nginx), and a subrequest that cannot be had whole — the
+client gets a cut connection, never a page with a part missing. (Bodies compared with
+nginx: the parity test.)"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from scenario import ENGINES, Scenario
+
+from fastgate.proxy.capture import KEPT_MAX
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def block(root: Path) -> str:
+    return f"""upstream be {{ server 127.0.0.1:9; }}
+server {{ listen 127.0.0.1:8080; root {root};
+  location /page/ {{ add_before_body /parts/head.html; add_after_body /parts/foot.html; }}
+  location /parts/ {{ allow 10.0.0.1; deny all; }}
+  location /huge/ {{ alias {root}/page/; add_after_body /parts/huge.html; }}
+  location /api/ {{ add_before_body /parts/head.html; proxy_pass http://be; }} }}"""
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "root"
+    (r / "page").mkdir(parents=True)
+    (r / "parts").mkdir()
+    (r / "page" / "a.html").write_bytes(b"<main>")
+    (r / "parts" / "head.html").write_bytes(b"<head>")
+    (r / "parts" / "foot.html").write_bytes(b"<foot>")
+    (r / "parts" / "huge.html").write_bytes(b"h" * (KEPT_MAX + 1))
+    return r
+
+
+def _body(response: bytes) -> bytes:
+    head, _, rest = response.partition(b"\r\n\r\n")
+    assert b"chunked" in head.lower()
+    out = b""
+    while rest:
+        size, _, rest = rest.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            return out
+        out, rest = out + rest[:n], rest[n + 2:]
+    raise AssertionError("the chunked body did not end")
+
+
+def test_a_file_between_its_parts_which_skip_the_access_phase(
+        tmp_path: Path, root: Path, engine: str) -> None:
+    async def main() -> tuple[bytes, bytes]:
+        sc = Scenario(tmp_path, engine, block(root))
+        try:
+            sc.client.data_received(b"GET /page/a.html HTTP/1.1\r\nHost: a\r\n\r\n")
+            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
+            page = sc.client_out.bytes()
+            sc.client_out.out.clear()
+            sc.client.data_received(b"GET /parts/head.html HTTP/1.1\r\nHost: a\r\n\r\n")
+            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
+            return page, sc.client_out.bytes()
+        finally:
+            sc.close()
+    page, part = asyncio.run(main())
+    # the parts' location refuses this client, but a subrequest skips the access phase
+    assert _body(page) == b"<head><main><foot>"
+    assert part.startswith(b"HTTP/1.1 403 ")
+
+
+def test_a_proxied_answer_gets_its_part(tmp_path: Path, root: Path, engine: str) -> None:
+    async def main() -> tuple[bytes, bytes]:
+        sc = Scenario(tmp_path, engine, block(root))
+        try:
+            return await sc.exchange(
+                b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 4\r\n\r\n"
+                b"<up>")
+        finally:
+            sc.close()
+    client, upstream = asyncio.run(main())
+    assert upstream.startswith(b"GET /api/x HTTP/1.1\r\n")  # once, the main request
+    assert _body(client) == b"<head><up>"
+
+
+def test_a_part_that_cannot_be_had_whole_cuts_the_response(
+        tmp_path: Path, root: Path, engine: str) -> None:
+    async def main() -> tuple[bytes, bool]:
+        sc = Scenario(tmp_path, engine, block(root))
+        try:
+            sc.client.data_received(b"GET /huge/a.html HTTP/1.1\r\nHost: a\r\n\r\n")
+            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 5.0)
+            return sc.client_out.bytes(), sc.client_out.aborted
+        finally:
+            sc.close()
+    out, aborted = asyncio.run(main())
+    assert aborted
+    assert out.startswith(b"HTTP/1.1 200 ") and not out.endswith(b"0\r\n\r\n")
+    assert b"hhhh" not in out
