@@ -637,7 +637,7 @@ class UpstreamExchange:
             sent = 0
             try:
                 if adding is not None:
-                    sent = self._added(exchange, req, await adding.before(), sent)
+                    sent = self._sent(exchange, req, await adding.before(), sent)
             except AdditionFailed as e:
                 self.w.log.error(str(e), conn, req)
                 exchange.abort()  # (its head is out: the response must not look whole)
@@ -683,16 +683,10 @@ class UpstreamExchange:
             if kept is not None:
                 kept.end()
             if flt is not None:  # what it held back for a match that did not come
-                tail = flt.finish()
-                if tail:
-                    data = exchange.body(tail)
-                    exchange.write(data)
-                    req.bytes_sent += len(data)
-                    sent += len(tail)
-                    req.body_bytes_sent = sent
+                sent = self._sent(exchange, req, flt.finish(), sent)
             if adding is not None:
                 try:
-                    self._added(exchange, req, await adding.after(), sent)
+                    self._sent(exchange, req, await adding.after(), sent)
                 except AdditionFailed as e:
                     self.w.log.error(str(e), conn, req)
                     exchange.abort()
@@ -708,9 +702,10 @@ class UpstreamExchange:
                 kept.drop()  # (nothing once it has ended)
 
     @staticmethod
-    def _added(exchange: Exchange, req: Request, data: bytes, sent: int) -> int:
-        """An addition's body to the client (past the main body's filters, as nginx's
-        subrequest output goes); the body bytes sent so far."""
+    def _sent(exchange: Exchange, req: Request, data: bytes, sent: int) -> int:
+        """Body bytes past the filters to the client (a filter's tail, an addition's
+        body: nginx's subrequest output skips the main body's filters); the body bytes
+        sent so far."""
         if data:
             out = exchange.body(data)
             exchange.write(out)

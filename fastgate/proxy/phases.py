@@ -172,12 +172,7 @@ class Phases:
         for subrequests), answering on a Capture."""
         kept = Capture(conn)
         sub = subrequest(req, kept, uri)
-        server = req.server
-        assert server is not None
-        loc, sub.captures = self.locate(server.locations, sub.uri)
-        if loc is None:
-            loc = server.fallback
-            assert loc is not None
+        loc = self._locate(sub)
         sub.location = loc
         if sub.captures is AUTO_REDIRECT:
             self._find_config(kept, sub, loc)  # (its 301, kept)
@@ -267,13 +262,18 @@ class Phases:
         return self._find(conn, req)
 
     def _find(self, conn: ClientSide, req: Request) -> Outcome:
+        return self.walk(conn, req, self._locate(req), 0)
+
+    def _locate(self, req: Request) -> Location:
+        """The location of the request's URI (its captures set), else the server's
+        fallback."""
         server = req.server
         assert server is not None
-        new, req.captures = self.locate(server.locations, req.uri)
-        if new is None:
-            new = server.fallback
-            assert new is not None
-        return self.walk(conn, req, new, 0)
+        found, req.captures = self.locate(server.locations, req.uri)
+        if found is None:
+            found = server.fallback
+            assert found is not None
+        return found
 
     def redirect_as_is(self, conn: ClientSide, req: Request, loc: Location,
                        target: str) -> Outcome:

@@ -10,14 +10,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from scenario import ENGINES, Scenario
+from scenario import Scenario
 
 from fastgate.proxy.capture import KEPT_MAX
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def block(root: Path) -> str:

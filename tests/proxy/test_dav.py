@@ -10,18 +10,13 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
-from scenario import ENGINES, Scenario
+from scenario import Scenario
 
 from fastgate.config import load_config
 from fastgate.config.errors import ConfigError
 from fastgate.proxy.static import FLV_HEADER
 
 KEY = "0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def http(root: Path, extra: str = "") -> str:

@@ -8,13 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-from scenario import ENGINES, Scenario
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from scenario import Scenario
 
 
 def block(root: Path) -> str:
