@@ -72,7 +72,7 @@ class Phases:
                                    AuthRequest(self.subrequests))
         self.limits = Limits(worker, self.auth, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
-                                     self._nested)
+                                     self._nested, self.capture)
         self.content = Content(worker, self.respond, self.upstream, self.fail,
                                self.redirect_as_is)
 

@@ -48,7 +48,9 @@ class Responder:
 
     def send(self, conn: ClientSide, req: Request, loc: Location | None,
              status: int, body: bytes, content_type: bytes | None,
-             extra: Headers | None = None) -> None:
+             extra: Headers | None = None, unframed: bool = False) -> None:
+        """A response of fastgate's own; ``unframed``: without a Content-Length (the
+        engine frames it, chunked), as nginx sends a body a filter has changed."""
         status = final_status(req, status)
         req.status = status
         headers: Headers = [(b"Server", b"fastgate"), (b"Date", self.w.http_date())]
@@ -73,7 +75,7 @@ class Responder:
         assert exchange is not None
         chunked = (loc is not None and bool(loc.settings.add_trailer)
                    and self.expects_trailers(req, loc, status, head_only))
-        length: int | None = None if chunked else len(body)
+        length: int | None = None if chunked or unframed else len(body)
         if loc is not None and (loc.settings.sub_filter or loc.settings.recodes):
             # nginx's body filters see its own responses too (its error pages)
             flt, headers, framed = body_filter.start(req, loc.settings, headers, len(body),

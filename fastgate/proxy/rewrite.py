@@ -16,7 +16,9 @@ import os
 from typing import TYPE_CHECKING
 
 from fastgate.config.model import Break, If, Return, Rewrite, SetVar
-from fastgate.proxy.respond import REDIRECTS
+from fastgate.proxy import addition
+from fastgate.proxy.addition import AdditionFailed
+from fastgate.proxy.respond import REDIRECTS, final_status
 from fastgate.proxy.steps import DONE, NEXT
 from fastgate.variables import set_user_variable
 
@@ -25,9 +27,10 @@ if TYPE_CHECKING:
 
     from fastgate.config.model import Condition, Location, RewriteOp, Server
     from fastgate.http.handler import ClientSide
+    from fastgate.proxy.addition import Addition, Fetch
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
-    from fastgate.proxy.steps import Fail, Outcome, Phase
+    from fastgate.proxy.steps import Fail, Outcome, Phase, Step
 
     # (conn, req, loc) → the outcome of going on elsewhere
     Elsewhere = Callable[[ClientSide, Request, Location], Outcome]
@@ -51,9 +54,10 @@ class _Run:
 
 class RewriteModule:
     def __init__(self, respond: Responder, fail: Fail, relocate: Elsewhere,
-                 nested: Elsewhere) -> None:
+                 nested: Elsewhere, fetch: Fetch) -> None:
         self.respond = respond
         self.fail = fail
+        self.fetch = fetch  # a subrequest's answer (add_before_body, add_after_body)
         self.relocate = relocate  # the URI changed: find the location again
         self.nested = nested  # an if's configuration: its phases after rewrite
 
@@ -168,7 +172,31 @@ class RewriteModule:
         # with a text or without one, nginx's type for the URI (none on a 204 or 304)
         kind = (None if code in (204, 304)
                 else self.respond.content_type(req, loc.settings))
-        self.respond.send(conn, req, loc, code, (text or "").encode("utf-8"), kind)
+        body = (text or "").encode("utf-8")
+        s = loc.settings
+        if kind is not None and (s.add_before_body or s.add_after_body):
+            adding, _, length = addition.start(req, s, [(b"Content-Type", kind)], len(body),
+                                               final_status(req, code),
+                                               req.method == "HEAD", conn, self.fetch)
+            if adding is not None:
+                return self._added(conn, req, loc, code, body, kind, adding)
+            if length < 0:  # (a HEAD: the headers as if they came)
+                self.respond.send(conn, req, loc, code, body, kind, unframed=True)
+                return DONE
+        self.respond.send(conn, req, loc, code, body, kind)
+        return DONE
+
+    async def _added(self, conn: ClientSide, req: Request, loc: Location, code: int,
+                     body: bytes, kind: bytes, adding: Addition) -> Step:
+        """``return``'s text between the additions' bodies (both had before anything is
+        sent: the same bytes as nginx's, framed the same)."""
+        try:
+            before, after = await adding.before(), await adding.after()
+        except AdditionFailed as e:
+            self.respond.client_error(req)(str(e))
+            conn.abort()
+            return DONE
+        self.respond.send(conn, req, loc, code, before + body + after, kind, unframed=True)
         return DONE
 
 

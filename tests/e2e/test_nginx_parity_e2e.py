@@ -1074,12 +1074,16 @@ ADDITION = """server { listen 127.0.0.1:PORT; root HOME/add;
   location /typed/ { alias HOME/add/page/; add_after_body /parts/foot.html;
                      addition_types text/plain; }
   location /sub/ { alias HOME/add/page/; add_before_body /parts/head.html;
-                   sub_filter "body" "BODY"; } }"""
+                   sub_filter "body" "BODY"; }
+  location /ret/ { add_before_body /parts/head.html; add_after_body /parts/foot.html;
+                   default_type text/html; return 200 "returned $uri"; }
+  location /retp/ { add_before_body /parts/head.html; return 200 "plain"; } }"""
 
 
 def test_add_before_and_after_body_as_nginx(tmp_path: Path, engine: str) -> None:
     """add_before_body and add_after_body: the same bodies and headers as nginx around
-    files and proxied answers, with a missing part, other types, HEAD and sub_filter."""
+    files, proxied answers and return's text, with a missing part, other types, HEAD
+    and sub_filter."""
     page, parts = tmp_path / "add" / "page", tmp_path / "add" / "parts"
     page.mkdir(parents=True)
     parts.mkdir()
@@ -1097,7 +1101,8 @@ def test_add_before_and_after_body_as_nginx(tmp_path: Path, engine: str) -> None
             _request("GET", "/page/none.html"), _request("GET", "/ph/x"),
             _request("GET", "/missing/a.html"), _request("GET", "/typed/b.txt"),
             _request("GET", "/typed/a.html"), _request("GET", "/sub/a.html"),
-            _request("GET", "/parts/head.html")]
+            _request("GET", "/parts/head.html"), _request("GET", "/ret/x"),
+            _request("HEAD", "/ret/x"), _request("GET", "/retp/x")]
     compared = ("content-type", "content-length", "etag", "accept-ranges", "last-modified",
                 "content-range")
     with both(tmp_path, ADDITION, engine) as (nginx, fastgate):
