@@ -491,3 +491,40 @@ def test_mirror_on_demand(serve, backends, tmp_path: Path) -> None:  # type: ign
     assert len(origin.requests()) == 1
     assert ask("GET", path)[0] == 401  # the copy on disk is as protected
     assert '"proxy_temp_path" directive is ignored' in g.stderr
+
+
+def _cp1251_page(req: Received) -> bytes:
+    body = "Привет, сотрудник".encode("cp1251")
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+            % len(body) + body)
+
+
+def test_legacy_portal(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    be = backends(answer=_cp1251_page)
+    site = tmp_path / "portal"
+    (site / "inc").mkdir(parents=True)
+    (site / "index.html").write_bytes("<p>Главная</p>".encode("cp1251"))
+    (site / "inc" / "header.html").write_bytes("<h1>Портал</h1>".encode("cp1251"))
+    (site / "inc" / "footer.html").write_bytes(b"<hr>")
+    (tmp_path / "mime.types").write_text("types { text/html html; }\n")
+    # nginx's win-utf, in its format (windows-1251 byte: its character in UTF-8 hex)
+    lines = []
+    for byte in range(0x80, 0x100):
+        char = bytes([byte]).decode("cp1251", errors="ignore")
+        if char:
+            lines.append(f"    {byte:02X} {char.encode().hex().upper()} ;")
+    (tmp_path / "win-utf").write_text("charset_map windows-1251 utf-8 {\n"
+                                      + "\n".join(lines) + "\n}\n")
+    ask, _ = serve("legacy-portal.conf", {"/srv/portal": str(site),
+                                          "127.0.0.1:3011": f"127.0.0.1:{be.port}"})
+    status, headers, body = ask("GET", "/")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert body.decode("utf-8") == "<h1>Портал</h1><p>Главная</p><hr>"
+    assert ask("GET", "/inc/header.html")[0] == 404  # internal
+    assert ask("GET", "/staff/list")[0] == 401
+    assert be.requests() == []  # nothing without a token reached the backend
+    status, headers, body = ask("GET", "/staff/list",
+                                bearer("legacy-portal-secret-0123456789abcdef"))
+    assert status == 200
+    assert body.decode("utf-8") == "<h1>Портал</h1>Привет, сотрудник"
+    assert [r.header(b"x-staff") for r in be.requests()] == [[b'"alice"']]  # (JSON, as the module's)
