@@ -6,10 +6,11 @@ through that location's own body filters. Used by ``add_before_body`` and
 ``add_after_body`` (``proxy.addition``).
 
 The subrequest is a GET of the main request's headers, without a body and without
-arguments unless the URI has some; it is internal (``internal`` locations take it) and,
-as nginx's subrequests, skips the access and preaccess phases of the location it
-reaches — unless a rewrite sends it elsewhere, where the location's own checks run. It
-never takes the callback path; it stops when the client goes away."""
+arguments unless the URI has some; it is internal (``internal`` locations take it). It
+skips the preaccess phase (limits count the main request) but, unlike nginx's, runs
+the access phase of the location it reaches: a location that checks a token refuses a
+subrequest without one, as it refuses any request. It never takes the callback path;
+it stops when the client goes away."""
 
 from __future__ import annotations
 

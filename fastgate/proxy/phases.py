@@ -168,8 +168,10 @@ class Phases:
 
     async def capture(self, conn: ClientSide, req: Request, uri: str) -> Capture:
         """A subrequest for ``uri``, its answer kept (``proxy.capture``): the location
-        it reaches runs its rewrite and content phases (nginx skips the access phases
-        for subrequests), answering on a Capture."""
+        it reaches runs its rewrite, access and content phases, answering on a Capture.
+        nginx skips the access phase for subrequests; fastgate does not, so that a
+        location that checks a token checks it whoever asks (no request without a valid
+        token reaches its backend)."""
         kept = Capture(conn)
         sub = subrequest(req, kept, uri)
         loc = self._locate(sub)
@@ -189,7 +191,7 @@ class Phases:
         kept = self._sub_plans.get(id(loc))
         if kept is None or kept[0] is not loc:
             handlers = (make(self, loc) for name, make in PHASES
-                        if name in ("rewrite", "content"))
+                        if name in ("rewrite", "access", "content"))
             kept = self._sub_plans[id(loc)] = (loc, tuple(h for h in handlers
                                                           if h is not None))
         return kept[1]

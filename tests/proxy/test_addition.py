@@ -1,6 +1,6 @@
 """add_before_body and add_after_body in process, on both engines: a subrequest's
-answer around a file and a proxied answer (the latter never in callbacks), what it
-skips (the access phase, as nginx), and a subrequest that cannot be had whole — the
+answer around a file and a proxied answer (the latter never in callbacks), the access
+phase it runs (where nginx skips it), and a subrequest that cannot be had whole — the
 client gets a cut connection, never a page with a part missing. (Bodies compared with
 nginx: the parity test.)"""
 
@@ -13,13 +13,17 @@ import pytest
 from scenario import Scenario
 
 from fastgate.proxy.capture import KEPT_MAX
+from fastgate.proxy.status import error_body
 
 
 def block(root: Path) -> str:
     return f"""upstream be {{ server 127.0.0.1:9; }}
 server {{ listen 127.0.0.1:8080; root {root};
   location /page/ {{ add_before_body /parts/head.html; add_after_body /parts/foot.html; }}
-  location /parts/ {{ allow 10.0.0.1; deny all; }}
+  location /parts/ {{ }}
+  location /shut/ {{ alias {root}/page/; add_before_body /denied/head.html;
+                    add_after_body /denied/foot.html; }}
+  location /denied/ {{ alias {root}/parts/; allow 10.0.0.1; deny all; }}
   location /huge/ {{ alias {root}/page/; add_after_body /parts/huge.html; }}
   location /api/ {{ add_before_body /parts/head.html; proxy_pass http://be; }} }}"""
 
@@ -49,23 +53,36 @@ def _body(response: bytes) -> bytes:
     raise AssertionError("the chunked body did not end")
 
 
-def test_a_file_between_its_parts_which_skip_the_access_phase(
-        tmp_path: Path, root: Path, engine: str) -> None:
-    async def main() -> tuple[bytes, bytes]:
+def test_a_file_between_its_parts(tmp_path: Path, root: Path, engine: str) -> None:
+    async def main() -> bytes:
         sc = Scenario(tmp_path, engine, block(root))
         try:
             sc.client.data_received(b"GET /page/a.html HTTP/1.1\r\nHost: a\r\n\r\n")
             await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
+            return sc.client_out.bytes()
+        finally:
+            sc.close()
+    assert _body(asyncio.run(main())) == b"<head><main><foot>"
+
+
+def test_parts_run_their_locations_access_phase(
+        tmp_path: Path, root: Path, engine: str) -> None:
+    async def main() -> tuple[bytes, bytes]:
+        sc = Scenario(tmp_path, engine, block(root))
+        try:
+            sc.client.data_received(b"GET /shut/a.html HTTP/1.1\r\nHost: a\r\n\r\n")
+            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
             page = sc.client_out.bytes()
             sc.client_out.out.clear()
-            sc.client.data_received(b"GET /parts/head.html HTTP/1.1\r\nHost: a\r\n\r\n")
+            sc.client.data_received(b"GET /denied/head.html HTTP/1.1\r\nHost: a\r\n\r\n")
             await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
             return page, sc.client_out.bytes()
         finally:
             sc.close()
     page, part = asyncio.run(main())
-    # the parts' location refuses this client, but a subrequest skips the access phase
-    assert _body(page) == b"<head><main><foot>"
+    # the parts' location refuses this client, for the subrequests too (nginx would let
+    # them through): its 403 page stands where each part would have
+    assert _body(page) == error_body(403) + b"<main>" + error_body(403)
     assert part.startswith(b"HTTP/1.1 403 ")
 
 
