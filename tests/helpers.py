@@ -32,6 +32,20 @@ class KeyPair:
         )
 
 
+def dechunk(body: bytes) -> bytes:
+    """A chunked body's data (chunk extensions ignored); an AssertionError when it does
+    not end with its last chunk."""
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out += rest[:size]
+        body = rest[size + 2:]
+    raise AssertionError("the chunked body did not end")
+
+
 def family_of(alg: str) -> str:
     if alg.startswith(("RS", "PS")):
         return "RSA"

@@ -324,9 +324,8 @@ class CgiModule:
                         to = accel.target(headers, plan.ignore_headers)
                         if to is not None:
                             app.abort()  # (the rest of its answer is not read)
-                            return await finished(accel.follow(
-                                conn, req, loc, headers, to, self.upstream.internal, self.fail,
-                                self.respond.client_error(req)))
+                            return await finished(self.upstream.accel(conn, req, loc,
+                                                                      headers, to))
                         relay = self._start(conn, req, loc, plan, status, reason, headers)
                         if relay is None:
                             return DONE

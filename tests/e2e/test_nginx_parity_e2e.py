@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import dechunk
 from passlib import hash as hashes
 from raw_backend import RawBackend, Received
 
@@ -686,16 +687,7 @@ STATIC = """server { listen 127.0.0.1:PORT; root HOME/site;
 
 
 def _dechunk(headers: dict[str, str], body: bytes) -> bytes:
-    if headers.get("transfer-encoding") != "chunked":
-        return body
-    out = b""
-    while True:
-        size, _, rest = body.partition(b"\r\n")
-        n = int(size, 16)
-        if n == 0:
-            return out
-        out += rest[:n]
-        body = rest[n + 2:]
+    return dechunk(body) if headers.get("transfer-encoding") == "chunked" else body
 
 
 def _same(nginx: Side, fastgate: Side, raw: bytes, compared: tuple[str, ...]) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from e2e_util import fastgate, raw_exchange, status_of, wait_for_text
+from helpers import dechunk
 from raw_backend import RawBackend
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -108,7 +109,7 @@ def test_a_close_delimited_body_is_relayed(path: str, answer: bytes, scripted, g
     assert status_of(out) == 200, out
     head, _, body = out.partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower(), head  # to an HTTP/1.1 client
-    assert _dechunk(body) == b"hello, close-delimited"
+    assert dechunk(body) == b"hello, close-delimited"
 
 
 def _exchange(path: str, answer: bytes, scripted, gateway, free
@@ -126,17 +127,6 @@ def _exchange(path: str, answer: bytes, scripted, gateway, free
     out = raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert backend.connections == 1, "the callback path reused the pooled connection"
     return out
-
-
-def _dechunk(body: bytes) -> bytes:
-    out = b""
-    while True:
-        size_line, _, rest = body.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            return out
-        out += rest[:size]
-        body = rest[size + 2:]
 
 
 @pytest.mark.parametrize("path", PATHS)

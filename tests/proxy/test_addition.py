@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from helpers import dechunk
 from scenario import Scenario
 
 from fastgate.proxy.capture import KEPT_MAX
@@ -43,14 +44,7 @@ def root(tmp_path: Path) -> Path:
 def _body(response: bytes) -> bytes:
     head, _, rest = response.partition(b"\r\n\r\n")
     assert b"chunked" in head.lower()
-    out = b""
-    while rest:
-        size, _, rest = rest.partition(b"\r\n")
-        n = int(size, 16)
-        if n == 0:
-            return out
-        out, rest = out + rest[:n], rest[n + 2:]
-    raise AssertionError("the chunked body did not end")
+    return dechunk(rest)
 
 
 def test_a_file_between_its_parts(tmp_path: Path, root: Path, engine: str) -> None:
