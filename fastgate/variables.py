@@ -18,7 +18,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,6 +296,16 @@ def _time_local(r: Any) -> str:
     return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(r.start))
 
 
+def _date_local(r: Any) -> str:
+    """The SSI module's ``$date_local`` and ``$date_gmt`` outside SSI (where ``config
+    timefmt`` changes them: ``proxy.ssi``), in its default format."""
+    return time.strftime("%A, %d-%b-%Y %H:%M:%S %Z", time.localtime())
+
+
+def _date_gmt(r: Any) -> str:
+    return time.strftime("%A, %d-%b-%Y %H:%M:%S %Z", time.gmtime())
+
+
 def _time_iso8601(r: Any) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(r.start))
 
@@ -328,6 +338,8 @@ _HOSTNAME = socket.gethostname()
 
 # The fixed variables: name → getter.
 BUILTIN: dict[str, Getter] = {
+    "date_local": _date_local,
+    "date_gmt": _date_gmt,
     "host": lambda r: r.host,
     "scheme": lambda r: r.scheme,
     "https": lambda r: "on" if r.scheme == "https" else "",
@@ -479,27 +491,20 @@ class Registry:
 
     def getter(self, name: str) -> Getter:
         """The getter for ``name`` (without ``$``); ``KeyError`` if there is none."""
-        if name.isdigit():
-            index = int(name)
-            return lambda r: _capture(r, index)
+        found = find_variable(name, self.defined)
+        if found is None:
+            raise KeyError(name)
         low = name.lower()
-        if low in self.defined:
-            return self.defined[low]
-        if low in BUILTIN:
+        if low not in self.defined and not name.isdigit():
             if low in ("jwt_headers", "jwt_payload"):
                 self.uses_jwt = True
-            return BUILTIN[low]
-        for prefix, factory in PREFIXES.items():
-            if low.startswith(prefix) and len(low) > len(prefix):
-                rest = name[len(prefix):] if prefix in _CASE_SENSITIVE else low[len(prefix):]
-                if prefix == "jwt_claim_":
-                    self.claims.add(rest)
-                    self.uses_jwt = True
-                elif prefix == "jwt_header_":
-                    self.jwt_headers.add(rest)
-                    self.uses_jwt = True
-                return factory(rest)
-        raise KeyError(name)
+            elif low.startswith("jwt_claim_") and len(low) > 10:
+                self.claims.add(name[10:])
+                self.uses_jwt = True
+            elif low.startswith("jwt_header_") and len(low) > 11:
+                self.jwt_headers.add(name[11:])
+                self.uses_jwt = True
+        return found
 
     def compile(self, text: str, where: Any = None) -> Template:
         """Compile ``text``; an unknown variable is a ``ConfigError`` at ``where``."""
@@ -527,6 +532,24 @@ class Registry:
         if not parts:
             parts.append("")
         return Template(text, tuple(parts), frozenset(names))
+
+
+def find_variable(name: str, defined: Mapping[str, Getter]) -> Getter | None:
+    """The getter for ``name`` (without ``$``): a regex capture, the configuration's own
+    (``defined``: maps, set...), a built-in or a prefixed one (``$http_...``); None when
+    there is none. For names known only at run time (SSI's echo) it is all there is."""
+    if name.isdigit():
+        index = int(name)
+        return lambda r: _capture(r, index)
+    low = name.lower()
+    found = defined.get(low) or BUILTIN.get(low)
+    if found is not None:
+        return found
+    for prefix, factory in PREFIXES.items():
+        if low.startswith(prefix) and len(low) > len(prefix):
+            return factory(name[len(prefix):] if prefix in _CASE_SENSITIVE
+                           else low[len(prefix):])
+    return None
 
 
 def _capture(r: Any, index: int) -> str:

@@ -340,6 +340,7 @@ class Loader:
             zones=dict(self.zones),
             cluster=cluster,
             claims=frozenset(self.registry.claims),
+            variables=dict(self.registry.defined),
             warnings=tuple(self.messages),
         )
 

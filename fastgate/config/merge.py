@@ -197,12 +197,10 @@ class Builder:
         request goes as the client sent it, and for ``https://`` the pool its
         connections are kept in (one per distinct proxy_ssl_* setting, its context
         checked now so that ``-t`` fails on what OpenSSL refuses)."""
-        # (sub_filter's and the charset module's bodies are filtered, and proxy_store's
-        # kept, on the task path)
+        # (bodies are filtered, and proxy_store's kept, on the task path)
         as_is = (s.proxy_method is None and s.proxy_set_body is None
-                 and s.proxy_pass_request_body and pp.template is None and not s.sub_filter
-                 and not s.recodes and s.proxy_store is False
-                 and not (s.add_before_body or s.add_after_body))
+                 and s.proxy_pass_request_body and pp.template is None
+                 and not s.filters_bodies and s.proxy_store is False)
         if as_is != pp.as_is:
             pp = dataclasses.replace(pp, as_is=as_is)
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (
@@ -373,8 +371,8 @@ def _check_recoding(s: Settings, origins: dict[str, Directive]) -> None:
 
 
 def _filtered(pp: ProxyPass | None, s: Settings) -> ProxyPass | None:
-    """A location's proxy_pass in an if that recodes bodies where the location does not:
-    off the callback path, which relays bodies as they are."""
-    if pp is not None and pp.as_is and s.recodes:
+    """A location's proxy_pass in an if that filters bodies (recodes them, SSI) where
+    the location does not: off the callback path, which relays bodies as they are."""
+    if pp is not None and pp.as_is and s.filters_bodies:
         return dataclasses.replace(pp, as_is=False)
     return pp

@@ -17,7 +17,10 @@ from fastgate.config.referers import Referers
 from fastgate.variables import Template
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from fastgate._core import Key
+    from fastgate.variables import Getter
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,6 +600,14 @@ class Settings:
     add_before_body: str = ""
     add_after_body: str = ""
     addition_types: tuple[str, ...] = ("text/html",)
+    # the SSI filter (ssi_types: text/html always); a subrequest's answer kept for a
+    # variable (SSI's include set=) is at most subrequest_output_buffer_size
+    ssi: bool = False
+    ssi_silent_errors: bool = False
+    ssi_last_modified: bool = False
+    ssi_types: tuple[str, ...] = ("text/html",)
+    ssi_value_length: int = 255
+    subrequest_output_buffer_size: int = 4096
     # the uwsgi module
     uwsgi_param: tuple[CgiParam, ...] = ()
     uwsgi_pass_request_headers: bool = True
@@ -692,11 +703,17 @@ class Settings:
     sets_userid: bool = field(init=False, repr=False, compare=False)
     # the charset module may recode a response's body here
     recodes: bool = field(init=False, repr=False, compare=False)
+    # a response's body may change here (sub_filter, recoding, SSI, additions:
+    # proxy.output): one test per response where none does
+    filters_bodies: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sets_userid", self.userid in ("on", "v1"))
         object.__setattr__(self, "recodes", self.charset is not None and (
             self.source_charset is not None or self.override_charset))
+        object.__setattr__(self, "filters_bodies", bool(
+            self.sub_filter or self.recodes or self.ssi or self.add_before_body
+            or self.add_after_body))
         object.__setattr__(self, "edits_set_cookie", bool(
             self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
             or self.sets_userid))
@@ -950,5 +967,8 @@ class Config:
     tls_pools: dict[str, tuple[str, UpstreamTls]] = field(default_factory=dict)
     jwt_checks: tuple[JwtCheck, ...] = ()  # every location's, each once
     claims: frozenset[str] = frozenset()  # $jwt_claim_* names the config references
+    # the variables the configuration defines (map, set...) by name, for names met only
+    # at run time (SSI's echo): with the built-ins, variables.find_variable
+    variables: Mapping[str, Getter] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start
     log_files: tuple[LogFile, ...] = ()  # every log the configuration names, opened at start

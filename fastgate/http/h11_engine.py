@@ -248,10 +248,15 @@ class H11Server:
                          and status not in _NO_BODY_STATUS and status >= 200
                          and self._conn.their_http_version == b"1.1")
         try:
-            return self._conn.send(h11.Response(status_code=status, reason=reason,
-                                                headers=headers)) or b""
+            out = self._conn.send(h11.Response(status_code=status, reason=reason,
+                                               headers=headers)) or b""
         except h11.LocalProtocolError as e:
             raise ProtocolError(f"cannot send response head: {e}", 502) from None
+        if head_only and content_length is None:
+            # h11 frames a HEAD's head as GET's would be; nginx (and the httptools
+            # engine) name no framing for a body that is not sent
+            out = out.replace(b"\r\nTransfer-Encoding: chunked\r\n", b"\r\n", 1)
+        return out
 
     def send_body(self, data: bytes) -> bytes:
         return self._conn.send(h11.Data(data=data)) or b""

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.errors import FastgateError
-from fastgate.proxy.capture import KEPT_MAX, Capture
+from fastgate.proxy.capture import KEPT_MAX, Capture, SubrequestFailed, SubrequestRefused
+from fastgate.proxy.headers import kind_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -31,11 +31,6 @@ if TYPE_CHECKING:
 
     # the body of a subrequest for a URI (proxy.phases.Phases.capture)
     Fetch = Callable[[ClientSide, Request, str], Awaitable[Capture]]
-
-
-class AdditionFailed(FastgateError):
-    """A subrequest's answer could not be had whole: the response it belongs in cannot
-    be completed (nginx ends it too)."""
 
 
 class Addition:
@@ -62,9 +57,12 @@ class Addition:
     async def _body(self, uri: str) -> bytes:
         if not uri:
             return b""
-        kept = await self._fetch(self._conn, self._req, uri)
+        try:
+            kept = await self._fetch(self._conn, self._req, uri)
+        except SubrequestRefused as e:
+            raise SubrequestFailed(str(e)) from None
         if kept.cut:
-            raise AdditionFailed(f'the answer to "{uri}" could not be had whole (at most '
+            raise SubrequestFailed(f'the answer to "{uri}" could not be had whole (at most '
                                  f"{KEPT_MAX} bytes)")
         return bytes(kept.out)
 
@@ -78,8 +76,7 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     if (status != 200 or not (s.add_before_body or s.add_after_body)
             or isinstance(conn, Capture)):
         return None, headers, length
-    kind = next((v.split(b";", 1)[0].strip().lower().decode("latin-1")
-                 for n, v in headers if n.lower() == b"content-type"), None)
+    kind = kind_of(headers)
     if kind != "text/html" and "*" not in s.addition_types and (
             kind is None or kind not in s.addition_types):
         return None, headers, length
@@ -94,4 +91,4 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     return (None if head_only else Addition(fetch, conn, req, s)), out, -1
 
 
-__all__ = ["Addition", "AdditionFailed", "start"]
+__all__ = ["Addition", "start"]

@@ -3,14 +3,15 @@ output in memory): the connection it answers on is a ``Capture``, whose exchange
 records the status and headers and keeps the body the location's content handler
 writes — a file, a proxied or FastCGI-family answer, a page of fastgate's own, each
 through that location's own body filters. Used by ``add_before_body`` and
-``add_after_body`` (``proxy.addition``).
+``add_after_body`` (``proxy.addition``) and SSI's ``include`` (``proxy.ssi``).
 
 The subrequest is a GET of the main request's headers, without a body and without
 arguments unless the URI has some; it is internal (``internal`` locations take it). It
 skips the preaccess phase (limits count the main request) but, unlike nginx's, runs
 the access phase of the location it reaches: a location that checks a token refuses a
 subrequest without one, as it refuses any request. It never takes the callback path;
-it stops when the client goes away."""
+it stops when the client goes away. Subrequests nest at most 51 deep (nginx's
+NGX_HTTP_MAX_SUBREQUESTS + 1): deeper, one is refused."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastgate._wire import RequestHead
+from fastgate.errors import FastgateError
 from fastgate.http.exchange import Exchange
 from fastgate.proxy.request import Request
 
@@ -26,6 +28,25 @@ if TYPE_CHECKING:
     from fastgate.http.engine import Headers
     from fastgate.http.flow import BodyBuffer
     from fastgate.http.handler import ClientSide
+
+
+class SubrequestFailed(FastgateError):
+    """A subrequest's answer could not be had whole: the response it belongs in cannot
+    be completed (nginx ends it too)."""
+
+
+class SubrequestRefused(FastgateError):
+    """A subrequest nested deeper than nginx allows, not made."""
+
+
+# how deep subrequests nest: nginx gives a request NGX_HTTP_MAX_SUBREQUESTS (50) + 1
+MAX_DEPTH = 51
+# a subrequest's memo: the main request, and how deep it is
+_MAIN = ("main",)
+_DEPTH = ("depth",)
+# nginx's subrequest_output_buffer_size default (a page): the most of an answer kept
+# for a variable (SSI's include set=)
+OUTPUT_MAX = 4096
 
 
 class _Engine:
@@ -86,6 +107,12 @@ class Capture:
         self.headers: Headers = []
         self.out = bytearray()  # the body written
         self.cut = False  # the response could not be completed
+        # the answer is a page of fastgate's own for an error or a redirect (nginx's
+        # special response: SSI's stub replaces it)
+        self.page = False
+        # subrequest_output_buffer_size where it answered
+        self.output_max = OUTPUT_MAX
+        self.request: Request | None = None  # the subrequest, once made
         self.exchange = Exchange(self, _Engine(self), _Transport(self), _Gate())
 
     # what the connection knows: the main connection's
@@ -137,8 +164,18 @@ class Capture:
         pass
 
 
+def main_request(req: Request) -> Request:
+    """The request a subrequest was made for (nginx's r->main); a request's own."""
+    main: Request = req.memo.get(_MAIN, req)
+    return main
+
+
 def subrequest(main: Request, capture: Capture, uri: str) -> Request:
-    """The subrequest for ``uri`` (arguments after a "?"), answering on ``capture``."""
+    """The subrequest for ``uri`` (arguments after a "?"), answering on ``capture``;
+    ``SubrequestRefused`` when ``main`` is one nested as deep as nginx allows."""
+    depth = main.memo.get(_DEPTH, 0) + 1
+    if depth > MAX_DEPTH:
+        raise SubrequestRefused(f'subrequests cycle while processing "{uri}"')
     path, _, args = uri.partition("?")
     head = main.head
     sub_head = RequestHead(b"GET", uri.encode("utf-8", "surrogateescape"), head.version,
@@ -150,7 +187,11 @@ def subrequest(main: Request, capture: Capture, uri: str) -> Request:
     sub.in_task = True  # never the callback path: it writes to no client
     sub.uri_changes = 1  # an internal request: internal locations take it
     sub.token = main.token
+    memo = sub.memo
+    memo[_MAIN] = main_request(main)
+    memo[_DEPTH] = depth
     return sub
 
 
-__all__ = ["KEPT_MAX", "Capture", "subrequest"]
+__all__ = ["KEPT_MAX", "MAX_DEPTH", "OUTPUT_MAX", "Capture", "SubrequestFailed",
+           "SubrequestRefused", "main_request", "subrequest"]

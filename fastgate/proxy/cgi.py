@@ -28,10 +28,9 @@ from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy import accel, addition, body_filter, store
+from fastgate.proxy import accel, output, store
 from fastgate.proxy._headers import response_head
-from fastgate.proxy.addition import AdditionFailed
-from fastgate.proxy.body_filter import BodyFilter
+from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
@@ -41,8 +40,8 @@ if TYPE_CHECKING:
     from fastgate.config.model import AppPass, CgiParam, Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
-    from fastgate.proxy.addition import Addition
     from fastgate.proxy.exchange import UpstreamExchange
+    from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -342,7 +341,7 @@ class CgiModule:
             self.w.log.error(e.reason, conn, req)
             relay.cut()
             return DONE
-        except AdditionFailed as e:  # (raised only once the relay has begun)
+        except SubrequestFailed as e:  # (raised only once the relay has begun)
             self.w.log.error(str(e), conn, req)
             if relay is not None:
                 relay.cut()
@@ -381,17 +380,12 @@ class CgiModule:
         head_only = req.method == "HEAD" or shown in (204, 304) or shown < 200
         exchange = conn.exchange
         assert exchange is not None
-        flt = None
+        filters = None
         framed = length
-        if loc.settings.sub_filter or loc.settings.recodes:
-            flt, headers, framed = body_filter.start(req, loc.settings, headers, length,
-                                                     shown, head_only,
-                                                     self.respond.client_error(req))
-        adding = None
-        if loc.settings.add_before_body or loc.settings.add_after_body:
-            adding, headers, framed = addition.start(req, loc.settings, headers, framed,
-                                                     shown, head_only, conn,
-                                                     self.upstream.fetch)
+        if loc.settings.filters_bodies:
+            filters, headers, framed = output.start(
+                req, loc.settings, headers, length, shown, head_only, conn,
+                self.upstream.fetch, self.w.config.variables, self.respond.client_error(req))
         rhead = ResponseHead(shown, reason, b"HTTP/1.1", headers, framed, False)
         try:
             out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
@@ -406,8 +400,7 @@ class CgiModule:
         if plan.store is not False:
             kept = store.begin(req, loc.settings, plan.store, plan.store_access, status,
                                headers, length, head_only, self.respond.client_error(req))
-        return _Relay(exchange, req, length, head_only, self.respond, loc, flt, kept,
-                      adding)
+        return _Relay(exchange, req, length, head_only, self.respond, loc, filters, kept)
 
     def _refuse(self, conn: ClientSide, req: Request, loc: Location) -> None:
         req.status = 0  # the 502 is ours, not the application's answer
@@ -420,11 +413,10 @@ class _Relay:
     and a response shorter than it said is cut, never completed."""
 
     def __init__(self, exchange: Exchange, req: Request, length: int, head_only: bool,
-                 respond: Responder, loc: Location, flt: BodyFilter | None,
-                 kept: Store | None, adding: Addition | None) -> None:
-        self.flt = flt  # sub_filter's and the charset module's, when they apply
+                 respond: Responder, loc: Location, filters: Output | None,
+                 kept: Store | None) -> None:
+        self.filters = filters  # sub_filter, recoding, SSI, additions, when they apply
         self.kept = kept  # *_store's file, when the body is kept
-        self.adding = adding  # add_before_body's and add_after_body's, when they apply
         self.exchange = exchange
         self.req = req
         self.left = length
@@ -440,16 +432,14 @@ class _Relay:
             self.left -= len(data)
             if not data:
                 return
-        if self.adding is not None:
-            self._send(await self.adding.before())
+        if self.filters is not None:
+            self._send(await self.filters.begin())
         if self.kept is not None:
             self.kept.write(data)
             if self.left == 0:  # in place before the client can see the end
                 self.kept.end()
-        if self.flt is not None:
-            data = self.flt.feed(data)
-            if not data:
-                return
+        if self.filters is not None:
+            data = await self.filters.feed(data)
         self._send(data)
 
     def _send(self, data: bytes) -> None:
@@ -472,12 +462,9 @@ class _Relay:
         req.release_conn_slots()
         if self.kept is not None and not self.exchange.closed:  # (whole, and taken)
             self.kept.end()
-        if self.adding is not None:
-            self._send(await self.adding.before())  # (a body without bytes has it too)
-        if self.flt is not None:
-            self._send(self.flt.finish())
-        if self.adding is not None:
-            self._send(await self.adding.after())
+        if self.filters is not None:
+            self._send(await self.filters.begin())  # (a body without bytes has it too)
+            self._send(await self.filters.end())
             if self.exchange.closed:
                 return
         self.exchange.write(self.exchange.end(

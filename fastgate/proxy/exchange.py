@@ -15,9 +15,9 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import accel, addition, body_filter, store
+from fastgate.proxy import accel, output, store
 from fastgate.proxy._headers import response_head, upstream_headers
-from fastgate.proxy.addition import AdditionFailed
+from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.accel import Redirect
-    from fastgate.proxy.addition import Addition, Fetch
-    from fastgate.proxy.body_filter import BodyFilter
+    from fastgate.proxy.addition import Fetch
+    from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -70,7 +70,7 @@ class UpstreamExchange:
         self.respond = respond
         self.fail = fail
         self.internal = internal  # X-Accel-Redirect's (the method as the caller left it)
-        self.fetch = fetch  # a subrequest's answer (add_before_body, add_after_body)
+        self.fetch = fetch  # a subrequest's answer (add_*_body, SSI's include)
         self.dynamic = DynamicTargets(worker)  # proxy_pass with variables
         # id(location) → (location, proxy_set_header as the C builder wants it, the names
         # of client headers not passed on, the names of upstream response headers not
@@ -438,15 +438,12 @@ class UpstreamExchange:
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
         exchange = conn.exchange
         assert exchange is not None
-        shown, flt, adding = rhead, None, None
+        shown, filters = rhead, None
         headers_out, length_out = rhead.headers, rhead.content_length
-        if s.sub_filter or s.recodes:
-            flt, headers_out, length_out = body_filter.start(
-                req, s, headers_out, length_out, status, head_only,
-                self.respond.client_error(req))
-        if s.add_before_body or s.add_after_body:
-            adding, headers_out, length_out = addition.start(
-                req, s, headers_out, length_out, status, head_only, conn, self.fetch)
+        if s.filters_bodies:
+            filters, headers_out, length_out = output.start(
+                req, s, headers_out, length_out, status, head_only, conn, self.fetch,
+                w.config.variables, self.respond.client_error(req))
         if headers_out is not rhead.headers:
             shown = ResponseHead(rhead.status, rhead.reason, rhead.version, headers_out,
                                  length_out, rhead.keep_alive)
@@ -464,8 +461,7 @@ class UpstreamExchange:
             kept = store.begin(req, s, s.proxy_store, s.proxy_store_access, rhead.status,
                                rhead.headers, rhead.content_length, head_only,
                                self.respond.client_error(req))
-        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, flt, kept,
-                               adding)
+        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, filters, kept)
         if sender is not None:
             if not sender.done():
                 sender.cancel()  # the upstream answered without reading all of the body
@@ -604,15 +600,13 @@ class UpstreamExchange:
 
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
-                     head_only: bool, flt: BodyFilter | None = None,
-                     kept: Store | None = None, adding: Addition | None = None) -> bool:
+                     head_only: bool, filters: Output | None = None,
+                     kept: Store | None = None) -> bool:
         """Stream the upstream response to the client, after its head ``out``, through
-        ``flt`` (sub_filter, charset recoding) when there is one, and as it came into
-        ``kept`` (proxy_store) when there is one, between ``adding``'s bodies
-        (add_before_body, add_after_body) when there are. False if it could not be
-        completed
-        (the client then sees a closed connection, never a short keep-alive response,
-        and nothing is stored)."""
+        ``filters`` (sub_filter, recoding, SSI, additions: ``proxy.output``) when there
+        are, and as it came into ``kept`` (proxy_store) when there is one. False if it
+        could not be completed (the client then sees a closed connection, never a short
+        keep-alive response, and nothing is stored)."""
         s = loc.settings
         exchange = conn.exchange
         assert exchange is not None
@@ -635,13 +629,8 @@ class UpstreamExchange:
         lost.add_done_callback(gone)
         try:
             sent = 0
-            try:
-                if adding is not None:
-                    sent = self._sent(exchange, req, await adding.before(), sent)
-            except AdditionFailed as e:
-                self.w.log.error(str(e), conn, req)
-                exchange.abort()  # (its head is out: the response must not look whole)
-                return False
+            if filters is not None:
+                sent = self._sent(exchange, req, await filters.begin(), sent)
             while body is not None:
                 try:
                     chunk = await body.read(s.proxy_read_timeout)
@@ -661,14 +650,16 @@ class UpstreamExchange:
                     continue
                 if kept is not None:
                     kept.write(chunk)
-                if flt is not None:
-                    chunk = flt.feed(chunk) + (flt.finish() if body.done else b"")
-                    if not chunk:
-                        continue
+                if filters is not None:
+                    chunk = await filters.feed(chunk)
+                    if exchange.closed:
+                        return False
                 if body.done:  # the upstream's last bytes: the client's too
                     req.release_conn_slots()
                     if kept is not None:  # in place before the client can see the end
                         kept.end()
+                if not chunk:
+                    continue
                 sent += len(chunk)
                 data = exchange.body(chunk)
                 exchange.write(data)
@@ -682,20 +673,17 @@ class UpstreamExchange:
             req.release_conn_slots()
             if kept is not None:
                 kept.end()
-            if flt is not None:  # what it held back for a match that did not come
-                sent = self._sent(exchange, req, flt.finish(), sent)
-            if adding is not None:
-                try:
-                    self._sent(exchange, req, await adding.after(), sent)
-                except AdditionFailed as e:
-                    self.w.log.error(str(e), conn, req)
-                    exchange.abort()
-                    return False
+            if filters is not None:  # what they held back, and add_after_body's
+                self._sent(exchange, req, await filters.end(), sent)
                 if exchange.closed:
                     return False
             exchange.write(exchange.end(self.respond.trailers(req, loc)
                                         if req.expect_trailers else None))
             return True
+        except SubrequestFailed as e:
+            self.w.log.error(str(e), conn, req)
+            exchange.abort()  # (its head is out: the response must not look whole)
+            return False
         finally:
             lost.remove_done_callback(gone)
             if kept is not None:

@@ -39,6 +39,14 @@ def is_safe_value(value: str) -> bool:
     return _UNSAFE.search(value) is None
 
 
+def kind_of(headers: Headers) -> str | None:
+    """A response's media type, lowercased and without parameters (None: no type)."""
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+    return None
+
+
 def connection_tokens(headers: Headers) -> set[bytes]:
     """Header names listed in Connection: they are hop-by-hop too."""
     out: set[bytes] = set()

@@ -171,11 +171,13 @@ class Phases:
         it reaches runs its rewrite, access and content phases, answering on a Capture.
         nginx skips the access phase for subrequests; fastgate does not, so that a
         location that checks a token checks it whoever asks (no request without a valid
-        token reaches its backend)."""
+        token reaches its backend). ``SubrequestRefused`` when it would nest too deep."""
         kept = Capture(conn)
         sub = subrequest(req, kept, uri)
         loc = self._locate(sub)
         sub.location = loc
+        kept.output_max = loc.settings.subrequest_output_buffer_size
+        kept.request = sub
         if sub.captures is AUTO_REDIRECT:
             self._find_config(kept, sub, loc)  # (its 301, kept)
             return kept

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING
 from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
-from fastgate.proxy import body_filter, charset
+from fastgate.proxy import charset
 from fastgate.proxy.accel import carry
+from fastgate.proxy.capture import Capture
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,
     absolute,
     expires_headers,
     is_safe_value,
 )
+from fastgate.proxy.output import own_page
 from fastgate.proxy.status import SPECIAL, error_body, reason
 
 if TYPE_CHECKING:
@@ -48,9 +50,12 @@ class Responder:
 
     def send(self, conn: ClientSide, req: Request, loc: Location | None,
              status: int, body: bytes, content_type: bytes | None,
-             extra: Headers | None = None, unframed: bool = False) -> None:
+             extra: Headers | None = None, unframed: bool = False,
+             filtered: bool = False) -> None:
         """A response of fastgate's own; ``unframed``: without a Content-Length (the
-        engine frames it, chunked), as nginx sends a body a filter has changed."""
+        engine frames it, chunked), as nginx sends a body a filter has changed;
+        ``filtered``: the body has been through the location's filters
+        (``proxy.output``), and ``content_type`` is as they left it."""
         status = final_status(req, status)
         req.status = status
         headers: Headers = [(b"Server", b"fastgate"), (b"Date", self.w.http_date())]
@@ -76,14 +81,12 @@ class Responder:
         chunked = (loc is not None and bool(loc.settings.add_trailer)
                    and self.expects_trailers(req, loc, status, head_only))
         length: int | None = None if chunked or unframed else len(body)
-        if loc is not None and (loc.settings.sub_filter or loc.settings.recodes):
-            # nginx's body filters see its own responses too (its error pages)
-            flt, headers, framed = body_filter.start(req, loc.settings, headers, len(body),
-                                                     status, head_only,
-                                                     self.client_error(req))
-            if flt is not None:
-                body = flt.feed(body) + flt.finish()
-            if framed < 0:
+        if loc is not None and loc.settings.filters_bodies and not filtered:
+            # nginx's body filters and SSI see its own responses too (its error pages)
+            headers, body, framed = own_page(req, loc.settings, headers, body, status,
+                                             head_only, self.w.config.variables,
+                                             self.client_error(req))
+            if not framed:
                 length = None  # as nginx: the length is cleared, the body chunked
         req.sent_headers = headers
         try:
@@ -135,6 +138,8 @@ class Responder:
 
     def respond_error(self, conn: ClientSide, req: Request, loc: Location | None,
                       status: int) -> None:
+        if isinstance(conn, Capture):  # (nginx's special response: SSI's stub may replace it)
+            conn.page = True
         shown = final_status(req, status)
         if shown in SPECIAL:  # 400 with nginx's text, and the connection ends (nginx)
             conn.close_after_response()
@@ -150,6 +155,8 @@ class Responder:
             self.w.log.error("redirect location holds a control character", conn, req)
             self.respond_error(conn, req, loc, 500)
             return
+        if isinstance(conn, Capture):
+            conn.page = True
         self.send(conn, req, loc, code, error_body(code), b"text/html",
                   [(b"Location", url.encode("utf-8"))])
 

@@ -16,8 +16,8 @@ import os
 from typing import TYPE_CHECKING
 
 from fastgate.config.model import Break, If, Return, Rewrite, SetVar
-from fastgate.proxy import addition
-from fastgate.proxy.addition import AdditionFailed
+from fastgate.proxy import output
+from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.respond import REDIRECTS, final_status
 from fastgate.proxy.steps import DONE, NEXT
 from fastgate.variables import set_user_variable
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from fastgate.config.model import Condition, Location, RewriteOp, Server
     from fastgate.http.handler import ClientSide
-    from fastgate.proxy.addition import Addition, Fetch
+    from fastgate.proxy.addition import Fetch
+    from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.steps import Fail, Outcome, Phase, Step
@@ -57,7 +58,7 @@ class RewriteModule:
                  nested: Elsewhere, fetch: Fetch) -> None:
         self.respond = respond
         self.fail = fail
-        self.fetch = fetch  # a subrequest's answer (add_before_body, add_after_body)
+        self.fetch = fetch  # a subrequest's answer (add_*_body, SSI's include)
         self.relocate = relocate  # the URI changed: find the location again
         self.nested = nested  # an if's configuration: its phases after rewrite
 
@@ -174,29 +175,32 @@ class RewriteModule:
                 else self.respond.content_type(req, loc.settings))
         body = (text or "").encode("utf-8")
         s = loc.settings
-        if kind is not None and (s.add_before_body or s.add_after_body):
-            adding, _, length = addition.start(req, s, [(b"Content-Type", kind)], len(body),
-                                               final_status(req, code),
-                                               req.method == "HEAD", conn, self.fetch)
-            if adding is not None:
-                return self._added(conn, req, loc, code, body, kind, adding)
-            if length < 0:  # (a HEAD: the headers as if they came)
+        if kind is not None and (s.add_before_body or s.add_after_body or s.ssi):
+            head_only = req.method == "HEAD"
+            out, headers, length = output.start(
+                req, s, [(b"Content-Type", kind)], len(body), final_status(req, code),
+                head_only, conn, self.fetch, self.respond.w.config.variables,
+                self.respond.client_error(req))
+            if out is not None:
+                kind = next(v for n, v in headers if n.lower() == b"content-type")
+                return self._filtered(conn, req, loc, code, body, kind, out)
+            if length < 0:  # (a HEAD: the headers as if it came)
                 self.respond.send(conn, req, loc, code, body, kind, unframed=True)
                 return DONE
         self.respond.send(conn, req, loc, code, body, kind)
         return DONE
 
-    async def _added(self, conn: ClientSide, req: Request, loc: Location, code: int,
-                     body: bytes, kind: bytes, adding: Addition) -> Step:
-        """``return``'s text between the additions' bodies (both had before anything is
-        sent: the same bytes as nginx's, framed the same)."""
+    async def _filtered(self, conn: ClientSide, req: Request, loc: Location, code: int,
+                        body: bytes, kind: bytes, out: Output) -> Step:
+        """``return``'s text through SSI and between the additions' bodies (all had
+        before anything is sent: the same bytes as nginx's, framed the same)."""
         try:
-            before, after = await adding.before(), await adding.after()
-        except AdditionFailed as e:
+            text = await out.begin() + await out.feed(body) + await out.end()
+        except SubrequestFailed as e:
             self.respond.client_error(req)(str(e))
             conn.abort()
             return DONE
-        self.respond.send(conn, req, loc, code, before + body + after, kind, unframed=True)
+        self.respond.send(conn, req, loc, code, text, kind, unframed=True, filtered=True)
         return DONE
 
 

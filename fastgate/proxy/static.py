@@ -39,10 +39,9 @@ from urllib.parse import quote, unquote
 from fastgate._wire import ResponseHead
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import addition, body_filter
+from fastgate.proxy import output
 from fastgate.proxy._headers import response_head
-from fastgate.proxy.addition import AdditionFailed
-from fastgate.proxy.capture import Capture
+from fastgate.proxy.capture import Capture, SubrequestFailed
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.status import error_body
@@ -54,8 +53,8 @@ if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
-    from fastgate.proxy.addition import Addition, Fetch
-    from fastgate.proxy.body_filter import BodyFilter
+    from fastgate.proxy.addition import Fetch
+    from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -101,7 +100,7 @@ class StaticModule:
                  internal: Redirect, dav: Phase, fetch: Fetch) -> None:
         self.w = worker
         self.dav = dav  # the WebDAV methods (proxy.dav), before the static module
-        self.fetch = fetch  # a subrequest's answer (add_before_body, add_after_body)
+        self.fetch = fetch  # a subrequest's answer (add_*_body, SSI's include)
         self.respond = respond
         self.fail = fail
         self.internal = internal
@@ -329,17 +328,12 @@ class StaticModule:
                 self._head(conn, req, loc, 304, headers[1:], 0, True)
                 return DONE
         head_only = req.method == "HEAD"
-        flt = None
+        out = None
         length = size
-        if s.sub_filter or s.recodes:
-            flt, headers, length = body_filter.start(
-                req, s, headers, size, final_status(req, 200), head_only,
-                self.respond.client_error(req))
-        adding = None
-        if s.add_before_body or s.add_after_body:
-            adding, headers, length = addition.start(req, s, headers, length,
-                                                     final_status(req, 200), head_only,
-                                                     conn, self.fetch)
+        if s.filters_bodies:
+            out, headers, length = output.start(
+                req, s, headers, size, final_status(req, 200), head_only, conn, self.fetch,
+                self.w.config.variables, self.respond.client_error(req))
         ranges: list[tuple[int, int]] | None = None
         # a filter that keeps the length keeps ranges (nginx's range filter takes them
         # from the file before the charset filter recodes them)
@@ -355,16 +349,16 @@ class StaticModule:
                 return DONE
         if ranges:
             return self._ranges(conn, req, loc, fd, size, headers, ranges, head_only,
-                                skip, prefix, flt)
+                                skip, prefix, out)
         if not self._head(conn, req, loc, 200, headers, length, head_only) or head_only:
             os.close(fd)
             return DONE
-        return self._body(conn, req, loc, fd, _pieces(prefix, skip, 0, size), flt, adding)
+        return self._body(conn, req, loc, fd, _pieces(prefix, skip, 0, size), out)
 
     def _ranges(self, conn: ClientSide, req: Request, loc: Location, fd: int, size: int,
                 headers: list[tuple[bytes, bytes]], ranges: list[tuple[int, int]],
                 head_only: bool, skip: int, prefix: bytes,
-                flt: BodyFilter | None) -> Outcome:
+                out: Output | None) -> Outcome:
         if len(ranges) == 1:
             start, end = ranges[0]
             headers.append((b"Content-Range", b"bytes %d-%d/%d" % (start, end - 1, size)))
@@ -372,7 +366,7 @@ class StaticModule:
                     or head_only:
                 os.close(fd)
                 return DONE
-            return self._body(conn, req, loc, fd, _pieces(prefix, skip, start, end), flt)
+            return self._body(conn, req, loc, fd, _pieces(prefix, skip, start, end), out)
         # several: multipart/byteranges, each part with the file's type and its range
         boundary = b"%020d" % next(self._boundaries)
         kind = b""
@@ -394,7 +388,7 @@ class StaticModule:
                 or head_only:
             os.close(fd)
             return DONE
-        return self._body(conn, req, loc, fd, pieces, flt)
+        return self._body(conn, req, loc, fd, pieces, out)
 
     def _head(self, conn: ClientSide, req: Request, loc: Location, status: int,
               headers: list[tuple[bytes, bytes]], length: int,
@@ -419,9 +413,8 @@ class StaticModule:
         return True
 
     def _body(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-              pieces: list[Piece], flt: BodyFilter | None,
-              adding: Addition | None = None) -> Outcome:
-        if _length(pieces) <= _WHOLE and adding is None:
+              pieces: list[Piece], out: Output | None) -> Outcome:
+        if _length(pieces) <= _WHOLE and (out is None or out.immediate):
             try:
                 data = _read_pieces(fd, pieces)
             except OSError as e:
@@ -430,26 +423,25 @@ class StaticModule:
                 _close(fd)
             if data is None:
                 return self._shrunk(conn, req)
-            if flt is not None:
-                data = flt.feed(data) + flt.finish()
+            if out is not None:
+                data = out.now(data)
             self._send_last(conn, req, loc, data)
             return DONE
-        return self._stream(conn, req, loc, fd, pieces, flt, adding)
+        return self._stream(conn, req, loc, fd, pieces, out)
 
     async def _stream(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-                      pieces: list[Piece], flt: BodyFilter | None,
-                      adding: Addition | None) -> Step:
+                      pieces: list[Piece], out: Output | None) -> Step:
         exchange = conn.exchange
         assert exchange is not None
         try:
-            if adding is not None:
-                before = await adding.before()
+            if out is not None:
+                before = await out.begin()
                 if exchange.closed:
                     return DONE
                 if before:
                     self._send(exchange, req, before)
-            return await self._pieces(conn, req, loc, fd, pieces, flt, adding)
-        except AdditionFailed as e:
+            return await self._pieces(conn, req, loc, fd, pieces, out)
+        except SubrequestFailed as e:
             self.w.log.error(str(e), conn, req)
             exchange.abort()  # (its head is out: the response must not look whole)
             return DONE
@@ -457,8 +449,7 @@ class StaticModule:
             _close(fd)
 
     async def _pieces(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-                      pieces: list[Piece], flt: BodyFilter | None,
-                      adding: Addition | None) -> Step:
+                      pieces: list[Piece], out: Output | None) -> Step:
         exchange = conn.exchange
         assert exchange is not None
         s = loc.settings
@@ -478,8 +469,8 @@ class StaticModule:
                     if not data:
                         return self._shrunk(conn, req)
                     at += len(data)
-                if flt is not None:
-                    data = flt.feed(data)
+                if out is not None:
+                    data = await out.feed(data)
                 if exchange.closed:
                     return DONE
                 if data:
@@ -489,11 +480,9 @@ class StaticModule:
                     return DONE
                 if at >= end:
                     break
-        tail = flt.finish() if flt is not None else b""
-        if adding is not None:
-            if tail:
-                self._send(exchange, req, tail)
-            tail = await adding.after()
+        tail = b""
+        if out is not None:
+            tail = await out.end()
             if exchange.closed:
                 return DONE
         self._send_last(conn, req, loc, tail)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fastgate.proxy.headers import kind_of
+
 if TYPE_CHECKING:
     from fastgate.config.model import Settings
     from fastgate.http.engine import Headers
@@ -66,13 +68,6 @@ class SubFilter:
         return b"".join(out)
 
 
-def _type(headers: Headers) -> str | None:
-    for name, value in headers:
-        if name.lower() == b"content-type":
-            return value.split(b";", 1)[0].strip().lower().decode("latin-1")
-    return None
-
-
 def start(req: Request, s: Settings, headers: Headers, length: int
           ) -> tuple[SubFilter | None, Headers, int]:
     """The filter for a response with ``headers`` and ``length`` (-1: unknown) where
@@ -80,7 +75,7 @@ def start(req: Request, s: Settings, headers: Headers, length: int
     and the same ones when it does not apply."""
     if not s.sub_filter or length == 0:
         return None, headers, length
-    kind = _type(headers)
+    kind = kind_of(headers)
     if kind != "text/html" and "*" not in s.sub_filter_types and (
             kind is None or kind not in s.sub_filter_types):
         return None, headers, length  # (text/html always is one, as nginx's)

@@ -139,6 +139,11 @@ def _answer(req: Received) -> bytes:
         kind = b"text/html" + (b"" if name == b"none" else b"; charset=" + name)
         return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(KOI) + KOI)
+    if path.startswith(b"/ssi/"):  # a page with SSI commands, from the backend
+        page = (b'<p><!--#echo var="uri"--> <!--#include virtual="/parts/head.html"-->'
+                b'<!--#set var="v" value="from $uri"--><!--#echo var="v"--></p>')
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nETag: \"up\"\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(page) + page)
     if path.startswith((b"/html", b"/plain")):
         kind = b"text/html; charset=utf-8" if path.startswith(b"/html") else b"text/plain"
         return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
@@ -1098,5 +1103,121 @@ def test_add_before_and_after_body_as_nginx(tmp_path: Path, engine: str) -> None
     compared = ("content-type", "content-length", "etag", "accept-ranges", "last-modified",
                 "content-range")
     with both(tmp_path, ADDITION, engine) as (nginx, fastgate):
+        for raw in asks:
+            _same(nginx, fastgate, raw, compared)
+
+
+SSI = """server { listen 127.0.0.1:PORT; root HOME/ssi; ssi on;
+  location /parts/ { }
+  location /private/ { internal; }
+  location /silent/ { alias HOME/ssi/; ssi_silent_errors on; }
+  location /lm/ { alias HOME/ssi/; ssi_last_modified on; }
+  location /typed/ { alias HOME/ssi/; ssi_types text/plain; }
+  location /off/ { alias HOME/ssi/; ssi off; }
+  location /short/ { alias HOME/ssi/; ssi_value_length 8; }
+  location /up/ { proxy_pass http://BACKEND/ssi/; }
+  location /ret/ { default_type text/html; return 200 "<!--#echo var='uri'--> $uri"; }
+  location /sf/ { alias HOME/ssi/; sub_filter "SF" "<!--#echo var='uri'-->"; }
+  location = /args.html { }
+  location /nest/ { }
+}"""
+
+SSI_PAGES = {
+    "echo.html": (b'A<!--#echo var="nosuch"-->B<!--#echo var="http_x_none" default="dflt"-->'
+                  b'C<!--#echo var="URI"-->D<!--#echo var="args"-->E<!--#echo var="arg_q"-->'
+                  b'F<!--#echo var="arg_t" encoding="url"-->G<!--#echo var="arg_t"-->'
+                  b'H<!--#echo var="arg_t" encoding="entity"-->I<!--#echo var="arg_t" '
+                  b'encoding="none"-->J<!--#echo var=\'nosuch\' default=""-->K'
+                  b'<!--#echo var="nosuch" encoding="bogus"-->L<!--# echo var="uri" -->M'
+                  b'<<!--#echo var="host"-->N<!-- plain comment --><!-x<!--'),
+    "inc.html": (b'X<!--#include virtual="/missing.html" -->Y<!--#include '
+                 b'virtual="/missing.html" stub="s"-->Z<!--#block name="s" -->STUB<!--#echo '
+                 b'var="uri"--><!--#endblock-->W<!--#include virtual="/missing.html" '
+                 b'stub="s"-->V<!--#include virtual="parts/rel.html"-->U<!--#include '
+                 b'file="/args.html?a=1&b=%41"-->T<!--#include virtual="/parts/empty.html" '
+                 b'stub="s"-->S<!--#include virtual="/private/p.html"-->R<!--#include '
+                 b'virtual="/up/x"-->Q<!--#include virtual="/nest/a.html"-->P'
+                 b'<!--#include virtual="/../etc/passwd"-->O<!--#include virtual="/x" '
+                 b'file="/y"-->N<!--#include-->M<!--#include virtual="/x" wait="maybe"-->L'
+                 b'<!--#include virtual="/parts/rel.html" set="r" stub="s"-->K'),
+    "set.html": (b'<!--#set var="v" value="a\\"b\\\\c\\$d\\x $uri ${args}!"--><!--#echo '
+                 b'var="v"-->|<!--#set var="Upper" value="1"--><!--#echo var="upper"-->|'
+                 b'<!--#include virtual="/parts/setter.html"--><!--#echo var="inner"-->|'
+                 b'<!--#include virtual="/parts/setter2.html" wait="yes"--><!--#echo '
+                 b'var="inner2"-->|<!--#include virtual="/parts/rel.html" set="got"-->'
+                 b'<!--#echo var="got"-->|<!--#include virtual="/missing.html" set="none"-->'
+                 b'<!--#echo var="none" default="D"-->|<!--#set var="w" value="$nosuch"-->'
+                 b'<!--#echo var="w" default="E"-->|<!--#set var="bad" value="$"-->|'
+                 b'<!--#set var="bad" value="${uri"-->|<!--#set var="x"-->|'),
+    "if.html": (b'<!--#if expr="$arg_a"-->A<!--#elif expr="$arg_b = yes"-->B<!--#else-->C'
+                b'<!--#endif-->|<!--#if expr="$uri = /^\\/(\\w+)\\.(?<ext>html)$/"-->'
+                b'm:<!--#echo var="1"-->:<!--#echo var="ext"--><!--#else-->n<!--#endif-->|'
+                b'<!--#if expr="$arg_b != /y/"-->not-y<!--#endif-->|<!--#if expr="$arg_a = '
+                b'\\/x"-->slash<!--#endif-->|<!--#else-->|<!--#if expr="1"--><!--#if '
+                b'expr="1"-->in<!--#endif-->|<!--#if expr=""-->no<!--#bogus-->'
+                b'<!--#if expr="1"-->x<!--#endif-->yes<!--#endif-->|<!--#if expr="$a ~ b"-->'
+                b'<!--#endif-->|<!--#if expr="$uri = /(/"--><!--#endif-->|<!--#if '
+                b'expr="$arg_a"-->1<!--#elif expr="1"-->2<!--#else-->3<!--#elif expr="1"-->'
+                b'4<!--#endif-->|'),
+    "errors.html": (b'1<!--#nosuch-->2<!--#echo-->3<!--#echo var="a" var="b"-->4<!--#echo '
+                    b'bad="x"-->5<!--#echoechoechoechoechoechoechoechoecho var="x"-->6'
+                    b'<!--#echo var=uri-->7<!--#echo var="uri" x-->8<!--#echo var="uri"x-->9'
+                    b'<!--#echo var="uri" - -->10<!--#config errmsg="[E]"--><!--#nosuch-->11'
+                    b'<!--#echo var="uri"--->12<!--#echo v- -->13<!--#echo var="0123456789"'
+                    b'-->14<!--#-->15<!--#echo var="uri" --x>-->16<!--#echo var="uri"'),
+    "blk.html": (b'<!--#block name="b"-->one <!--#echo var="uri" encoding="none"--> two'
+                 b'<!--#endblock--><!--#include virtual="/missing.html" stub="b"-->|'
+                 b'<!--#if expr=""--><!--#block name="c"-->C<!--#endblock--><!--#endif-->'
+                 b'<!--#include virtual="/missing.html" stub="c"-->|'),
+    "big.html": b"".join(b'<p>%d <!--#echo var="uri"--> <!--#include virtual="/parts/rel.html"'
+                         b'--></p>\n' % i for i in range(3000)),
+    "cut.html": b'T<!--#echo var="uri"',
+    "cut2.html": b"T<!-",
+    "plain.txt": b'text <!--#echo var="uri"-->',
+    "sf.html": b"SF and SF",
+    "empty.html": b"",
+}
+SSI_PARTS = {
+    "parts/head.html": b"<header>head</header>",
+    "parts/rel.html": b'rel[<!--#echo var="uri"-->]',
+    "parts/empty.html": b"",
+    "parts/setter.html": b'<!--#set var="inner" value="in $uri"-->s',
+    "parts/setter2.html": b'<!--#set var="inner2" value="in2 $uri"-->s2',
+    "args.html": b'args[<!--#echo var="args"-->|<!--#echo var="arg_b"-->]',
+    "private/p.html": b"private",
+    "nest/a.html": b'a(<!--#include virtual="b.html"-->)',
+    "nest/b.html": b'b(<!--#echo var="uri"--><!--#include virtual="/nest/loop.html"-->)',
+    "nest/loop.html": b'L<!--#include virtual="/nest/loop.html"-->',
+}
+
+
+def test_ssi_as_nginx(tmp_path: Path, engine: str) -> None:
+    """SSI: echo, set, include (virtual, file, stub, set, wait, nested, relative,
+    refused), if/elif/else/endif with regexes, block, config, and every parse error:
+    the same bytes and headers as nginx on files, proxied answers and return's text."""
+    site = tmp_path / "ssi"
+    for name, body in {**SSI_PAGES, **SSI_PARTS}.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(body)
+    for p in site.rglob("*"):
+        os.utime(p, (1_700_000_000, 1_700_000_000))
+    asks = [_request("GET", "/echo.html?q=1&t=%3Ca%20b%3E%26%22'"),
+            _request("GET", "/echo.html?"), _request("GET", "/inc.html"),
+            _request("GET", "/set.html?z=1"), _request("GET", "/if.html?a=1"),
+            _request("GET", "/if.html?b=yes"), _request("GET", "/if.html?a=/x"),
+            _request("GET", "/errors.html"), _request("GET", "/silent/errors.html"),
+            _request("GET", "/short/echo.html?t=123456789"), _request("GET", "/blk.html"),
+            _request("GET", "/big.html"), _request("GET", "/cut.html"),
+            _request("GET", "/cut2.html"), _request("GET", "/plain.txt"),
+            _request("GET", "/typed/plain.txt"), _request("GET", "/off/echo.html"),
+            _request("GET", "/lm/echo.html"), _request("HEAD", "/echo.html"),
+            _request("GET", "/echo.html", "Range: bytes=0-3"),
+            _request("GET", "/echo.html", "If-Modified-Since: Tue, 14 Nov 2023 22:13:20 GMT"),
+            _request("GET", "/empty.html"), _request("GET", "/up/page"),
+            _request("GET", "/ret/x"), _request("GET", "/sf/sf.html"),
+            _request("GET", "/missing.html"), _request("GET", "/nest/a.html")]
+    compared = ("content-type", "content-length", "etag", "accept-ranges", "last-modified",
+                "content-range", "transfer-encoding")
+    with both(tmp_path, SSI, engine) as (nginx, fastgate):
         for raw in asks:
             _same(nginx, fastgate, raw, compared)

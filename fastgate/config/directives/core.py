@@ -373,6 +373,8 @@ SPECS = [
     Spec("stub_status", SL, 0, 1, set_own_content),
     Spec("error_page", HSL | {LIF}, 2, None, error_page),
     Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),
+    Spec("subrequest_output_buffer_size", HSL, 1, 1,
+         setting("subrequest_output_buffer_size", size_arg)),
     Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),
     Spec("client_body_timeout", HSL, 1, 1, setting("client_body_timeout", time_arg)),
     Spec("send_timeout", HSL, 1, 1, setting("send_timeout", time_arg)),

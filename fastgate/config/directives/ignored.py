@@ -79,7 +79,8 @@ SPECS = [
     Spec("proxy_busy_buffers_size", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("proxy_max_temp_file_size", HSL, 1, 1, ignored(NO_TEMP)),
     Spec("proxy_temp_file_write_size", HSL, 1, 1, ignored(NO_TEMP)),
-    Spec("subrequest_output_buffer_size", HSL, 1, 1, ignored(NO_BUFFERS)),
+    Spec("ssi_min_file_chunk", HSL, 1, 1, ignored(NO_FILES)),
+    Spec("ssi_ignore_recycled_buffers", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("gunzip", HSL, 1, 1, off_is_ours("fastgate does not decompress responses")),
     Spec("client_body_temp_path", HSL, 1, 4, ignored(
         "request bodies stream; a WebDAV PUT's waits in a hidden file beside its place")),

@@ -13,7 +13,7 @@ from __future__ import annotations
 OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi, SCGI and memcached only; "
                   "it does not speak to {} backends")
 BODY_FILTER = ("fastgate changes no response bodies but with sub_filter, the charset "
-               "module and add_before_body/add_after_body")
+               "module, SSI and add_before_body/add_after_body")
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
 ABSENT = "not in fastgate"
@@ -21,7 +21,6 @@ ABSENT = "not in fastgate"
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
-    ("ssi", "ngx_http_ssi_filter_module", BODY_FILTER),
     ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
     ("mp4", "ngx_http_mp4_module", "fastgate serves MP4 files whole or by byte ranges: it "

@@ -1,0 +1,106 @@
+"""What a response's body goes through on its way to the client, in nginx's order: the
+body filters (sub_filter's replacements, the charset module's recoding:
+``proxy.body_filter``), then SSI (``proxy.ssi``), with the additions
+(``add_before_body``, ``add_after_body``: ``proxy.addition``) around it. Each site that
+sends a body — a file, a proxied or FastCGI-family answer, ``return``'s text — starts
+them here once, with the response's headers and length, and sends what ``begin``,
+``feed`` and ``end`` give; ``SubrequestFailed`` from any of them means the response
+cannot be completed (its head is out: the connection is cut)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastgate.proxy import addition, body_filter, ssi
+from fastgate.proxy.headers import kind_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from fastgate.config.model import Settings
+    from fastgate.http.engine import Headers
+    from fastgate.http.handler import ClientSide
+    from fastgate.proxy.addition import Addition, Fetch
+    from fastgate.proxy.body_filter import BodyFilter
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.ssi import Ssi
+    from fastgate.variables import Getter
+
+
+class Output:
+    """One response's filters: ``begin`` before the first byte of its body, ``feed``
+    each piece, ``end`` at its end; each gives the bytes to send then."""
+
+    def __init__(self, flt: BodyFilter | None, ssi: Ssi | None,
+                 adding: Addition | None) -> None:
+        self._flt = flt
+        self._ssi = ssi
+        self._adding = adding
+        # only the body filters: a body had whole may go through them at once (``now``)
+        self.immediate = ssi is None and adding is None
+
+    def now(self, data: bytes) -> bytes:
+        """A whole body through the body filters (only when ``immediate``)."""
+        flt = self._flt
+        return data if flt is None else flt.feed(data) + flt.finish()
+
+    async def begin(self) -> bytes:
+        return b"" if self._adding is None else await self._adding.before()
+
+    async def feed(self, data: bytes) -> bytes:
+        if self._flt is not None:
+            data = self._flt.feed(data)
+        if self._ssi is not None and data:
+            data = await self._ssi.feed(data)
+        return data
+
+    async def end(self) -> bytes:
+        tail = b"" if self._flt is None else self._flt.finish()
+        if self._ssi is not None:
+            tail = (await self._ssi.feed(tail) if tail else b"") + await self._ssi.finish()
+        if self._adding is not None:
+            tail += await self._adding.after()
+        return tail
+
+
+def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
+          head_only: bool, conn: ClientSide, fetch: Fetch,
+          variables: Mapping[str, Getter], log: Callable[[str], None]
+          ) -> tuple[Output | None, Headers, int]:
+    """The filters for a response with ``headers`` and ``length`` (-1: unknown), and the
+    headers and length the client gets; none for a response without a body (its headers
+    still change as they would) or where none applies."""
+    flt = run = adding = None
+    if s.sub_filter or s.recodes:
+        flt, headers, length = body_filter.start(req, s, headers, length, status,
+                                                 head_only, log)
+    if s.ssi:
+        applies, headers, length = ssi.start(req, s, headers, length)
+        if applies and not head_only:
+            run = ssi.Ssi(req, s, conn, fetch, variables, kind_of(headers), log)
+    if s.add_before_body or s.add_after_body:
+        adding, headers, length = addition.start(req, s, headers, length, status,
+                                                 head_only, conn, fetch)
+    if flt is None and run is None and adding is None:
+        return None, headers, length
+    return Output(flt, run, adding), headers, length
+
+
+def own_page(req: Request, s: Settings, headers: Headers, body: bytes, status: int,
+             head_only: bool, variables: Mapping[str, Getter],
+             log: Callable[[str], None]) -> tuple[Headers, bytes, bool]:
+    """A page of fastgate's own (an error page, a redirect's) through the body filters
+    and SSI, as nginx's filters see its own pages: the headers, the body, and whether
+    its length is still known. (No additions: they are not done for these pages.)"""
+    flt, headers, framed = body_filter.start(req, s, headers, len(body), status,
+                                             head_only, log)
+    if flt is not None:
+        body = flt.feed(body) + flt.finish()
+    if s.ssi:
+        applies, headers, framed = ssi.start(req, s, headers, framed)
+        if applies and not head_only:
+            body = ssi.Ssi(req, s, None, None, variables, kind_of(headers), log).now(body)
+    return headers, body, framed >= 0
+
+
+__all__ = ["Output", "own_page", "start"]
