@@ -13,7 +13,7 @@ import pytest
 from fastgate.config import ConfigError, load_config
 from fastgate.config.lexer import tokenize
 from fastgate.jwt import HMACKey, Verifier
-from fastgate.variables import Registry, cookie_value, query_arg
+from fastgate.variables import Registry, cookie_value, find_variable, query_arg
 
 SECRET = b"variables-test-secret-0123456789abcdef"
 
@@ -151,6 +151,24 @@ def test_claim_names_are_case_sensitive() -> None:
 def test_unknown_variable() -> None:
     with pytest.raises(ConfigError, match='unknown "nope" variable'):
         Registry().compile("a $nope b")
+
+
+def test_variables_found_by_a_name_known_only_at_run_time() -> None:
+    """SSI's echo names variables in a page: the configuration's own first, then the
+    built-ins and prefixed ones; an unknown name is None (nginx's not found)."""
+    r = request(uri="/p", token=token({"sub": "u"}))
+    defined = {"mine": lambda _: "own", "uri": lambda _: "shadowed"}
+    assert find_variable("MINE", defined)(r) == "own"  # type: ignore[misc]
+    assert find_variable("uri", defined)(r) == "shadowed"  # type: ignore[misc]
+    assert find_variable("request_uri", {}) is not None
+    assert find_variable("jwt_claim_sub", {})(r) == '"u"'  # type: ignore[misc]
+    assert find_variable("nope", {}) is None and find_variable("http_", {}) is None
+    assert find_variable("date_gmt", {})(r).endswith(" GMT")  # type: ignore[misc]
+    # the registry's getter records the claims a configuration names; a run-time lookup
+    # records nothing
+    reg = Registry()
+    reg.compile("$jwt_claim_role")
+    assert reg.claims == {"role"} and reg.uses_jwt
 
 
 def test_literal_template() -> None:

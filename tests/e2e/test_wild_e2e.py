@@ -528,3 +528,43 @@ def test_legacy_portal(serve, backends, tmp_path: Path) -> None:  # type: ignore
     assert status == 200
     assert body.decode("utf-8") == "<h1>Портал</h1>Привет, сотрудник"
     assert [r.header(b"x-staff") for r in be.requests()] == [[b'"alice"']]  # (JSON, as the module's)
+
+
+def _widget(req: Received) -> bytes:
+    body = b"<widget>3 new messages</widget>"
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_ssi_intranet(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    be = backends(answer=_widget)
+    site = tmp_path / "intranet"
+    (site / "includes").mkdir(parents=True)
+    (site / "members").mkdir()
+    (tmp_path / "mime.types").write_text("types { text/html html shtml; }\n")
+    (site / "includes" / "header.html").write_bytes(
+        b'<h1>Intranet</h1><!--#if expr="$jwt_claim_sub"-->hello <!--#echo '
+        b'var="jwt_claim_sub"--><!--#else-->hello guest<!--#endif-->')
+    (site / "includes" / "footer.html").write_bytes(b"<hr>")
+    (site / "index.shtml").write_bytes(
+        b'<!--#include virtual="/includes/header.html"--><p>news</p>'
+        b'<!--#include virtual="/includes/footer.html"-->')
+    (site / "members" / "index.shtml").write_bytes(
+        b'<!--#include virtual="/includes/header.html"-->'
+        b'<!--#include virtual="/widgets/inbox" -->'
+        b'<!--#include virtual="/includes/footer.html"-->')
+    ask, _ = serve("ssi-intranet.conf", {"/srv/intranet": str(site),
+                                         "127.0.0.1:3012": f"127.0.0.1:{be.port}"})
+    status, headers, body = ask("GET", "/")
+    assert status == 200 and "content-length" not in headers
+    assert body == b"<h1>Intranet</h1>hello guest<p>news</p><hr>"
+    assert ask("GET", "/includes/header.html")[0] == 404  # internal
+    assert ask("GET", "/widgets/inbox")[0] == 404
+    assert ask("GET", "/members/")[0] == 401
+    assert be.requests() == []  # nothing without a token reached the widget backend
+    secret = "ssi-intranet-secret-0123456789abcdef"
+    status, _, body = ask("GET", "/members/", bearer(secret))
+    assert status == 200
+    assert body == (b'<h1>Intranet</h1>hello &quot;alice&quot;'
+                    b"<widget>3 new messages</widget><hr>")
+    assert [(r.target, r.header(b"x-user")) for r in be.requests()] == [
+        (b"/widgets/inbox", [b'"alice"'])]

@@ -168,3 +168,15 @@ def test_an_answer_before_the_body_says_the_connection_ends(engine_cls: type) ->
     head = whole.send_head(401, b"Unauthorized", [], 0)
     whole.send_end()
     assert b"connection: close" not in head.lower() and whole.keep_alive
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_a_head_response_of_unknown_length_names_no_framing(engine_cls: type) -> None:
+    """A HEAD answered with a length nobody knows (a filtered body): no
+    Transfer-Encoding, as nginx (h11 frames a HEAD's head as GET's would be)."""
+    engine = engine_cls(Recorder(), 32768, 8192)
+    engine.feed(b"HEAD /page HTTP/1.1\r\nHost: a\r\n\r\n")
+    head = engine.send_head(200, b"OK", [(b"Content-Type", b"text/html")], None, True)
+    engine.send_end()
+    assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
+    assert engine.keep_alive
