@@ -296,6 +296,55 @@ def _time_local(r: Any) -> str:
     return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(r.start))
 
 
+# a request's memo: set in a subrequest's (nginx's r != r->main)
+SUBREQUEST_KEY = ("main",)
+# a request's memo: the slice module's state (``SliceState``)
+SLICE_KEY = ("slice",)
+
+
+class SliceState:
+    """The slice module's state for one response (nginx's slice context): where the
+    next slice starts, the slices' size, and the ETag they must all have."""
+
+    __slots__ = ("start", "size", "etag")
+
+    def __init__(self, start: int, size: int) -> None:
+        self.start = start
+        self.size = size
+        self.etag: bytes | None = None
+
+    @property
+    def range(self) -> str:
+        return f"bytes={self.start}-{self.start + self.size - 1}"
+
+
+def _slice_range(r: Any) -> str:
+    """``$slice_range``: the Range of the slice to ask for. Asked for by a request whose
+    location has ``slice SIZE`` before its answer came, it starts the slicing (in the
+    slice of the client's Range start: ``proxy.slices``); empty elsewhere."""
+    state: SliceState | None = r.memo.get(SLICE_KEY)
+    if state is None:
+        loc = r.location
+        size = loc.settings.slice if loc is not None else 0
+        if not size or r.status or SUBREQUEST_KEY in r.memo:
+            return ""
+        state = r.memo[SLICE_KEY] = SliceState(size * (_slice_start(r) // size), size)
+    return state.range
+
+
+def _slice_start(r: Any) -> int:
+    """nginx's ngx_http_slice_get_start: where the client's one Range starts (0 with
+    If-Range, several ranges, a suffix range or none)."""
+    if r.header(b"if-range") is not None:
+        return 0
+    value = r.header(b"range")
+    if value is None or len(value) < 7 or value[:6].lower() != b"bytes=" or b"," in value:
+        return 0
+    rest = value[6:].lstrip(b" ")
+    digits = len(rest) - len(rest.lstrip(b"0123456789"))
+    return int(rest[:digits]) if digits and digits < 19 else 0
+
+
 def _date_local(r: Any) -> str:
     """The SSI module's ``$date_local`` and ``$date_gmt`` outside SSI (where ``config
     timefmt`` changes them: ``proxy.ssi``), in its default format."""
@@ -338,6 +387,7 @@ _HOSTNAME = socket.gethostname()
 
 # The fixed variables: name → getter.
 BUILTIN: dict[str, Getter] = {
+    "slice_range": _slice_range,
     "date_local": _date_local,
     "date_gmt": _date_gmt,
     "host": lambda r: r.host,

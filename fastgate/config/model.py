@@ -608,6 +608,8 @@ class Settings:
     ssi_types: tuple[str, ...] = ("text/html",)
     ssi_value_length: int = 255
     subrequest_output_buffer_size: int = 4096
+    # the slice module: the size of the slices $slice_range asks for (0: no slicing)
+    slice: int = 0
     # the uwsgi module
     uwsgi_param: tuple[CgiParam, ...] = ()
     uwsgi_pass_request_headers: bool = True

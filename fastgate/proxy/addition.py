@@ -18,20 +18,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.proxy.capture import KEPT_MAX, Capture, SubrequestFailed, SubrequestRefused
+from fastgate.proxy.capture import KEPT_MAX, Capture, Fetch, SubrequestFailed, SubrequestRefused
 from fastgate.proxy.headers import kind_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from fastgate.config.model import Settings
     from fastgate.http.engine import Headers
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
-
-    # the body of a subrequest for a URI (proxy.phases.Phases.capture)
-    Fetch = Callable[[ClientSide, Request, str], Awaitable[Capture]]
-
 
 class Addition:
     """One response's additions: ``before`` at the first byte of its body, ``after``

@@ -16,14 +16,17 @@ NGX_HTTP_MAX_SUBREQUESTS + 1): deeper, one is refused."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastgate._wire import RequestHead
 from fastgate.errors import FastgateError
 from fastgate.http.exchange import Exchange
 from fastgate.proxy.request import Request
+from fastgate.variables import SUBREQUEST_KEY
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from fastgate._wire import ConnectionInfo
     from fastgate.http.engine import Headers
     from fastgate.http.flow import BodyBuffer
@@ -42,7 +45,7 @@ class SubrequestRefused(FastgateError):
 # how deep subrequests nest: nginx gives a request NGX_HTTP_MAX_SUBREQUESTS (50) + 1
 MAX_DEPTH = 51
 # a subrequest's memo: the main request, and how deep it is
-_MAIN = ("main",)
+_MAIN = SUBREQUEST_KEY
 _DEPTH = ("depth",)
 # nginx's subrequest_output_buffer_size default (a page): the most of an answer kept
 # for a variable (SSI's include set=)
@@ -170,8 +173,18 @@ def main_request(req: Request) -> Request:
     return main
 
 
-def subrequest(main: Request, capture: Capture, uri: str) -> Request:
-    """The subrequest for ``uri`` (arguments after a "?"), answering on ``capture``;
+class Fetch(Protocol):
+    """A subrequest's answer (``proxy.phases.Phases.capture``): for ``uri`` made from
+    ``req`` on its connection ``conn``, with ``memo`` in the subrequest's memo."""
+
+    def __call__(self, conn: ClientSide, req: Request, uri: str,
+                 memo: dict[object, object] | None = None) -> Awaitable[Capture]: ...
+
+
+def subrequest(main: Request, capture: Capture, uri: str,
+               memo: dict[object, object] | None = None) -> Request:
+    """The subrequest for ``uri`` (arguments after a "?"), answering on ``capture``,
+    with ``memo`` (what it is made for: a slice's state) in its memo;
     ``SubrequestRefused`` when ``main`` is one nested as deep as nginx allows."""
     depth = main.memo.get(_DEPTH, 0) + 1
     if depth > MAX_DEPTH:
@@ -187,11 +200,13 @@ def subrequest(main: Request, capture: Capture, uri: str) -> Request:
     sub.in_task = True  # never the callback path: it writes to no client
     sub.uri_changes = 1  # an internal request: internal locations take it
     sub.token = main.token
-    memo = sub.memo
-    memo[_MAIN] = main_request(main)
-    memo[_DEPTH] = depth
+    kept = sub.memo
+    if memo:
+        kept.update(memo)
+    kept[_MAIN] = main_request(main)
+    kept[_DEPTH] = depth
     return sub
 
 
-__all__ = ["KEPT_MAX", "MAX_DEPTH", "OUTPUT_MAX", "Capture", "SubrequestFailed",
+__all__ = ["KEPT_MAX", "MAX_DEPTH", "OUTPUT_MAX", "Capture", "Fetch", "SubrequestFailed",
            "SubrequestRefused", "main_request", "subrequest"]

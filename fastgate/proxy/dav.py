@@ -44,7 +44,8 @@ from fastgate.proxy.placing import (
     dir_access,
     rename_into,
 )
-from fastgate.proxy.static import escapes, file_path, http_time
+from fastgate.proxy.ranges import http_time
+from fastgate.proxy.static import escapes, file_path
 from fastgate.proxy.steps import DONE, finished
 
 if TYPE_CHECKING:

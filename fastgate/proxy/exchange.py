@@ -15,7 +15,7 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import accel, output, store
+from fastgate.proxy import accel, output, slices, store
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
@@ -30,6 +30,7 @@ from fastgate.proxy.headers import (
 )
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.rewrite import STAYED
+from fastgate.proxy.status import error_body
 from fastgate.proxy.steps import DONE, Step, finished
 from fastgate.proxy.upstream import (
     CLIENT_GONE,
@@ -40,19 +41,22 @@ from fastgate.proxy.upstream import (
     UpstreamConnection,
     local_address,
 )
+from fastgate.variables import SLICE_KEY, SUBREQUEST_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fastgate.config.model import Location, ProxyPass, Settings
     from fastgate.http.exchange import Exchange
+    from fastgate.http.flow import BodyBuffer
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.accel import Redirect
-    from fastgate.proxy.addition import Fetch
+    from fastgate.proxy.capture import Fetch
     from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
+    from fastgate.proxy.slices import Sliced
     from fastgate.proxy.steps import Fail, Outcome
     from fastgate.proxy.store import Store
 
@@ -433,6 +437,31 @@ class UpstreamExchange:
                                           more)
             await self._tunnel(conn, req, loc, uconn, rhead)
             return _DONE
+        sliced = None
+        if s.slice and SLICE_KEY in req.memo and SUBREQUEST_KEY not in req.memo:
+            # (a slice's subrequest answers as the upstream did: its main request checks)
+            try:
+                begun = slices.begin(req, rhead, s.max_ranges)
+            except slices.SliceError as e:
+                uconn.abort()
+                if sender is not None:
+                    sender.cancel()
+                w.log.error(str(e), conn, req)
+                conn.abort()  # (nginx closes the connection without an answer)
+                return _DONE
+            if begun is not None:
+                rhead, want, offset = begun
+                if rhead.status == 416:
+                    uconn.abort()
+                    if sender is not None:
+                        sender.cancel()
+                    self.respond.send(conn, req, loc, 416, error_body(416), b"text/html",
+                                      list(rhead.headers))
+                    return _DONE
+                if req.method != "HEAD":
+                    uri = req.uri + ("?" + req.args if req.args else "")
+                    sliced = slices.Sliced(req.memo[SLICE_KEY], uconn.body, offset, want,
+                                           self.fetch, conn, req, uri)
         status = final_status(req, rhead.status)
         req.status = status
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
@@ -461,7 +490,8 @@ class UpstreamExchange:
             kept = store.begin(req, s, s.proxy_store, s.proxy_store_access, rhead.status,
                                rhead.headers, rhead.content_length, head_only,
                                self.respond.client_error(req))
-        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, filters, kept)
+        ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, filters, kept,
+                               sliced)
         if sender is not None:
             if not sender.done():
                 sender.cancel()  # the upstream answered without reading all of the body
@@ -601,12 +631,13 @@ class UpstreamExchange:
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
                      head_only: bool, filters: Output | None = None,
-                     kept: Store | None = None) -> bool:
+                     kept: Store | None = None, sliced: Sliced | None = None) -> bool:
         """Stream the upstream response to the client, after its head ``out``, through
         ``filters`` (sub_filter, recoding, SSI, additions: ``proxy.output``) when there
-        are, and as it came into ``kept`` (proxy_store) when there is one. False if it
-        could not be completed (the client then sees a closed connection, never a short
-        keep-alive response, and nothing is stored)."""
+        are, and as it came into ``kept`` (proxy_store) when there is one; ``sliced``:
+        the body is the slices' (``proxy.slices``). False if it could not be completed
+        (the client then sees a closed connection, never a short keep-alive response,
+        and nothing is stored)."""
         s = loc.settings
         exchange = conn.exchange
         assert exchange is not None
@@ -618,7 +649,7 @@ class UpstreamExchange:
             req.release_conn_slots()
         exchange.write(out)
         req.bytes_sent = len(out)
-        body = uconn.body
+        body: BodyBuffer | Sliced | None = uconn.body if sliced is None else sliced
         # a client that goes away ends the relay now, not when the upstream next speaks
         lost = conn.lost()
 
@@ -641,6 +672,9 @@ class UpstreamExchange:
                     return False
                 except UpstreamError as e:
                     self.cut(conn, req, e.kind, str(e))
+                    return False
+                except slices.SliceError as e:
+                    self.cut(conn, req, "invalid", str(e))
                     return False
                 if chunk is None:
                     break

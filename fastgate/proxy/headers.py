@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 import time
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from fastgate._wire import field_value
 from fastgate.config.expires import ExpiresError, parse_expires
 from fastgate.config.model import Expires, Settings
 from fastgate.http.engine import Headers
+from fastgate.proxy.ranges import http_time
 from fastgate.variables import Template
 
 if TYPE_CHECKING:
@@ -244,10 +245,7 @@ def _last_modified(req: Any) -> int | None:
     """The upstream response's Last-Modified, in seconds (None: none, or not a date)."""
     for name, value in req.upstream_headers or ():
         if name.lower() == b"last-modified":
-            try:
-                return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
-            except (TypeError, ValueError, IndexError):
-                return None
+            return http_time(value)
     return None
 
 

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from fastgate.config.model import Settings
     from fastgate.http.engine import Headers
     from fastgate.http.handler import ClientSide
-    from fastgate.proxy.addition import Addition, Fetch
+    from fastgate.proxy.addition import Addition
     from fastgate.proxy.body_filter import BodyFilter
+    from fastgate.proxy.capture import Fetch
     from fastgate.proxy.request import Request
     from fastgate.proxy.ssi import Ssi
     from fastgate.variables import Getter

@@ -166,14 +166,15 @@ class Phases:
             return rest
         return await rest
 
-    async def capture(self, conn: ClientSide, req: Request, uri: str) -> Capture:
+    async def capture(self, conn: ClientSide, req: Request, uri: str,
+                      memo: dict[object, object] | None = None) -> Capture:
         """A subrequest for ``uri``, its answer kept (``proxy.capture``): the location
         it reaches runs its rewrite, access and content phases, answering on a Capture.
         nginx skips the access phase for subrequests; fastgate does not, so that a
         location that checks a token checks it whoever asks (no request without a valid
         token reaches its backend). ``SubrequestRefused`` when it would nest too deep."""
         kept = Capture(conn)
-        sub = subrequest(req, kept, uri)
+        sub = subrequest(req, kept, uri, memo)
         loc = self._locate(sub)
         sub.location = loc
         kept.output_max = loc.settings.subrequest_output_buffer_size

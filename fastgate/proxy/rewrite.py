@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from fastgate.config.model import Condition, Location, RewriteOp, Server
     from fastgate.http.handler import ClientSide
-    from fastgate.proxy.addition import Fetch
+    from fastgate.proxy.capture import Fetch
     from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder

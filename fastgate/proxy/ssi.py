@@ -31,7 +31,7 @@ from fastgate.errors import FastgateError
 from fastgate.http.uri import unsafe_uri
 from fastgate.proxy.capture import (
     KEPT_MAX,
-    Capture,
+    Fetch,
     SubrequestFailed,
     SubrequestRefused,
     main_request,
@@ -40,7 +40,7 @@ from fastgate.proxy.headers import kind_of
 from fastgate.variables import find_variable
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Callable, Mapping
 
     from fastgate.config.model import Settings
     from fastgate.http.engine import Headers
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from fastgate.proxy.request import Request
     from fastgate.variables import Getter
 
-    Fetch = Callable[[ClientSide, Request, str], Awaitable[Capture]]
 
 COMMAND_LEN = 32  # nginx's NGX_HTTP_SSI_COMMAND_LEN, PARAM_LEN, MAX_PARAMS
 PARAM_LEN = 32

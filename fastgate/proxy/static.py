@@ -31,7 +31,7 @@ import os
 import random
 import stat
 import time
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from html import escape
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, unquote
@@ -43,6 +43,7 @@ from fastgate.proxy import output
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import Capture, SubrequestFailed
 from fastgate.proxy.headers import RESPONSE_DROP
+from fastgate.proxy.ranges import http_time, ranges
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.status import error_body
 from fastgate.proxy.steps import DONE
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
-    from fastgate.proxy.addition import Fetch
+    from fastgate.proxy.capture import Fetch
     from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
@@ -334,21 +335,21 @@ class StaticModule:
             out, headers, length = output.start(
                 req, s, headers, size, final_status(req, 200), head_only, conn, self.fetch,
                 self.w.config.variables, self.respond.client_error(req))
-        ranges: list[tuple[int, int]] | None = None
+        wanted: list[tuple[int, int]] | None = None
         # a filter that keeps the length keeps ranges (nginx's range filter takes them
         # from the file before the charset filter recodes them)
         if length == size and own:
-            ranges = _ranges(req, s, size, mtime, etag)
-            if ranges is None:
+            wanted = ranges(req, size, mtime, etag, s.max_ranges)
+            if wanted is None:
                 headers.append((b"Accept-Ranges", b"bytes"))
-            elif not ranges:
+            elif not wanted:
                 os.close(fd)
                 headers = [(b"Content-Range", b"bytes */%d" % size)]
                 self.respond.send(conn, req, loc, 416, error_body(416), b"text/html",
                                   headers)
                 return DONE
-        if ranges:
-            return self._ranges(conn, req, loc, fd, size, headers, ranges, head_only,
+        if wanted:
+            return self._ranges(conn, req, loc, fd, size, headers, wanted, head_only,
                                 skip, prefix, out)
         if not self._head(conn, req, loc, 200, headers, length, head_only) or head_only:
             os.close(fd)
@@ -666,15 +667,6 @@ def _human(length: int) -> str:
 
 # --- the not-modified and range filters ---------------------------------------------------
 
-def http_time(value: bytes | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
 def _etag_matches(header: bytes, etag: bytes | None, weak: bool) -> bool:
     """``If-Match``/``If-None-Match`` name the ETag (``*`` any); ``weak``: W/ ignored."""
     if header.strip() == b"*":
@@ -713,53 +705,6 @@ def _conditional(req: Request, s: Settings, mtime: int, etag: bytes | None) -> i
     if none_match is not None and not _etag_matches(none_match, etag, True):
         return 200
     return 304
-
-
-def _ranges(req: Request, s: Settings, size: int, mtime: int,
-            etag: bytes | None) -> list[tuple[int, int]] | None:
-    """nginx's range filter: the ranges to send (start, end exclusive); [] when none of
-    them is in the file (416); None to send it whole (no Range, one that is not bytes
-    or is malformed, more than max_ranges, If-Range not met)."""
-    value = req.header(b"range")
-    if value is None or not value.startswith(b"bytes="):
-        return None
-    if_range = req.header(b"if-range")
-    if if_range is not None:
-        if if_range.startswith(b'"') or if_range.startswith(b"W/"):
-            if etag is None or if_range != etag:
-                return None
-        elif http_time(if_range) != mtime:
-            return None
-    limit = s.max_ranges
-    if limit == 0:
-        return None
-    out: list[tuple[int, int]] = []
-    total = 0
-    for spec in value[6:].split(b","):
-        spec = spec.strip(b" ")
-        first, dash, last = spec.partition(b"-")
-        first, last = first.strip(b" "), last.strip(b" ")
-        if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
-            return None
-        if not first:
-            if not last:
-                return None
-            start, end = max(size - int(last), 0), size
-        else:
-            start = int(first)
-            end = size if not last else int(last) + 1
-            if last and end <= start:
-                return []  # its end before its start: 416, as nginx
-            if end > size:
-                end = size
-        if limit is not None and len(out) >= limit:
-            return None
-        if start < size and start < end:
-            out.append((start, end))
-            total += end - start
-    if len(out) > 1 and total > size:
-        return None  # overlapping ranges asking for more than the file: whole, as nginx
-    return out
 
 
 def _pieces(prefix: bytes, skip: int, first: int, end: int) -> list[Piece]:
@@ -818,4 +763,4 @@ def _close(fd: int) -> None:
 
 
 __all__ = ["Entry", "StaticModule", "autoindex_html", "autoindex_json", "autoindex_xml",
-           "escapes", "file_path", "http_time"]
+           "escapes", "file_path"]

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastgate.proxy.placing import PlaceError, Spool
-from fastgate.proxy.static import escapes, file_path, http_time
+from fastgate.proxy.ranges import http_time
+from fastgate.proxy.static import escapes, file_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable

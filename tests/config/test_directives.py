@@ -139,6 +139,7 @@ SAMPLES = {
     "random_index": "random_index on;",
     "add_before_body": "add_before_body /header.html;",
     "ssi": "ssi on;",
+    "slice": "slice 1m;",
     "ssi_silent_errors": "ssi_silent_errors on;",
     "ssi_last_modified": "ssi_last_modified on;",
     "ssi_types": "ssi_types text/plain;",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -144,6 +145,23 @@ def _answer(req: Received) -> bytes:
                 b'<!--#set var="v" value="from $uri"--><!--#echo var="v"--></p>')
         return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nETag: \"up\"\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(page) + page)
+    if path.startswith((b"/range/", b"/full/")):  # slice's upstream: Range honoured or not
+        asked = (req.header(b"range") or [b""])[0]
+        m = re.fullmatch(rb"bytes=(\d+)-(\d+)", asked) if path.startswith(b"/range/") \
+            else None
+        common = (b'ETag: "r1"\r\nLast-Modified: Mon, 01 Jan 2001 00:00:00 GMT\r\n'
+                  b"Content-Type: text/plain\r\nAccept-Ranges: bytes\r\n")
+        if m is None:
+            return (b"HTTP/1.1 200 OK\r\n" + common + b"Content-Length: %d\r\n\r\n"
+                    % len(RANGED) + RANGED)
+        first, last = int(m.group(1)), min(int(m.group(2)), len(RANGED) - 1)
+        if first >= len(RANGED):
+            return (b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%d\r\n"
+                    b"Content-Length: 0\r\n\r\n" % len(RANGED))
+        part = RANGED[first:last + 1]
+        return (b"HTTP/1.1 206 Partial Content\r\n" + common
+                + b"Content-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n"
+                % (first, last, len(RANGED), len(part)) + part)
     if path.startswith((b"/html", b"/plain")):
         kind = b"text/html; charset=utf-8" if path.startswith(b"/html") else b"text/plain"
         return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
@@ -154,6 +172,9 @@ def _answer(req: Received) -> bytes:
 
 # KOI8-R: "Privet, mir" in Cyrillic, then every byte above 0x7f
 KOI = b"\xf0\xd2\xc9\xd7\xc5\xd4, \xcd\xc9\xd2! " + bytes(range(0x80, 0x100))
+
+# what /range/ and /full/ answer (slice's scenario): 1,050 bytes
+RANGED = bytes(range(256)) * 4 + b"x" * 26
 
 # what /html and /plain answer (sub_filter's scenario)
 HTML = (b"<html><head><title>Old Title</title></head><body>Hello from old.example.com, "
@@ -1221,3 +1242,42 @@ def test_ssi_as_nginx(tmp_path: Path, engine: str) -> None:
     with both(tmp_path, SSI, engine) as (nginx, fastgate):
         for raw in asks:
             _same(nginx, fastgate, raw, compared)
+
+
+SLICE = """server { listen 127.0.0.1:PORT;
+  location /sl/ { slice 100; proxy_set_header Range $slice_range;
+                  proxy_pass http://BACKEND/range/; }
+  location /whole/ { slice 100; proxy_set_header Range $slice_range;
+                     proxy_pass http://BACKEND/full/; }
+  location /norange/ { slice 100; proxy_pass http://BACKEND/range/; }
+  location /one/ { slice 2000; proxy_set_header Range $slice_range;
+                   proxy_pass http://BACKEND/range/; }
+  location /none/ { slice 100; max_ranges 0; proxy_set_header Range $slice_range;
+                    proxy_pass http://BACKEND/range/; } }"""
+
+
+def test_slice_as_nginx(tmp_path: Path, engine: str) -> None:
+    """slice with proxy_set_header Range $slice_range: the same slices asked of the
+    upstream, and the same response — whole or the range asked for — as nginx."""
+    asks = [_request("GET", "/sl/a"), _request("GET", "/sl/a", "Range: bytes=0-9"),
+            _request("GET", "/sl/a", "Range: bytes=150-349"),
+            _request("GET", "/sl/a", "Range: bytes=-10"),
+            _request("GET", "/sl/a", "Range: bytes=1000-"),
+            _request("GET", "/sl/a", "Range: bytes=2000-"),
+            _request("GET", "/sl/a", "Range: bytes=0-1,5-6"),
+            _request("GET", "/sl/a", "Range: bytes=150-160", 'If-Range: "other"'),
+            _request("GET", "/sl/a", "Range: bytes=150-160", 'If-Range: "r1"'),
+            _request("HEAD", "/sl/a"), _request("GET", "/whole/a"),
+            _request("GET", "/whole/a", "Range: bytes=5-9"), _request("GET", "/norange/a"),
+            _request("GET", "/one/a"), _request("GET", "/none/a", "Range: bytes=0-9")]
+    compared = ("content-type", "content-length", "content-range", "accept-ranges", "etag",
+                "last-modified")
+    with both(tmp_path, SLICE, engine) as (nginx, fastgate):
+        for raw in asks:
+            seen = len(nginx.backend.requests()), len(fastgate.backend.requests())
+            _same(nginx, fastgate, raw, compared)
+            theirs = [(r.target, r.header(b"range"))
+                      for r in nginx.backend.requests()[seen[0]:]]
+            mine = [(r.target, r.header(b"range"))
+                    for r in fastgate.backend.requests()[seen[1]:]]
+            assert mine == theirs, raw

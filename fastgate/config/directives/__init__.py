@@ -38,6 +38,7 @@ from fastgate.config.directives import (
     rewrite,
     scgi,
     secure_link,
+    slice,
     ssi,
     static,
     sub_filter,
@@ -51,8 +52,8 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, limits, headers, realip, referer, resolver,
-           secure_link, static, dav, sub_filter, addition, ssi, charset, browser, userid, tls,
-           upstream, cluster, ignored)
+           secure_link, static, dav, sub_filter, addition, ssi, slice, charset, browser,
+           userid, tls, upstream, cluster, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

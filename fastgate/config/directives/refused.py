@@ -36,7 +36,6 @@ NAMES: dict[str, tuple[str, str]] = {
                "streams"),
     "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
     "xml_entities": ("ngx_http_xslt_filter_module", BODY_FILTER),
-    "slice": ("ngx_http_slice_filter_module", ABSENT + " (responses are relayed whole)"),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
