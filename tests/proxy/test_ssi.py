@@ -213,3 +213,48 @@ def test_a_part_that_cannot_be_had_whole_cuts_the_response(
     assert aborted
     assert out.startswith(b"HTTP/1.1 200 ") and not out.endswith(b"0\r\n\r\n")
     assert b"hhhh" not in out
+
+
+_WORDS = st.sampled_from([
+    "<!--#", "-->", "echo", "set", "if", "elif", "else", "endif", "block", "endblock",
+    "include", "config", "var=", "value=", "expr=", "name=", "stub=", "virtual=", "set=",
+    "wait=", "encoding=", "errmsg=", "timefmt=", '"', "'", "\\", "$a", "${b}", "$1", "$",
+    "${", "/(a)(?<n>b)/", "/(/", " = ", " != ", "/p", "yes", "url", " ", "x", "<", "!",
+    "-", "%s", "%Y"])
+
+
+class _Fake:
+    def __init__(self) -> None:
+        self.memo: dict[object, object] = {}
+        self.uri = "/dir/page.html"
+        self.captures = ()
+
+
+@given(st.lists(_WORDS, max_size=60), st.lists(st.integers(0, 400), max_size=5))
+def test_no_page_makes_it_fail(words: list[str], cuts: list[int]) -> None:
+    """Whatever a page holds, SSI gives bytes (an error message where a command fails)
+    and raises nothing; includes are asked for by URI, never past the page's own
+    errors."""
+    from fastgate.proxy.capture import Capture
+
+    asked: list[str] = []
+
+    async def fetch(conn: object, req: object, uri: str, memo: object = None) -> Capture:
+        asked.append(uri)
+        kept = Capture.__new__(Capture)
+        kept.out, kept.cut, kept.page, kept.status = bytearray(b"[part]"), False, False, 200
+        kept.output_max, kept.request, kept.headers = 4096, None, []
+        return kept
+
+    body = "".join(words).encode()
+    run = ssi.Ssi(_Fake(), _settings(), object(), fetch,  # type: ignore[arg-type]
+                  {"a": lambda r: "A", "b": lambda r: ""}, "text/html", lambda m: None)
+
+    async def main() -> bytes:
+        out = b""
+        for piece in _cut(body, cuts):
+            out += await run.feed(piece)
+        return out + await run.finish()
+    out = asyncio.run(main())
+    assert isinstance(out, bytes)
+    assert all(not uri.startswith("..") and "/../" not in uri for uri in asked)
