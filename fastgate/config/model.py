@@ -610,6 +610,10 @@ class Settings:
     subrequest_output_buffer_size: int = 4096
     # the slice module: the size of the slices $slice_range asks for (0: no slicing)
     slice: int = 0
+    # the mp4 module: the most of a file read for its atoms at once, and of a moov
+    mp4_buffer_size: int = 512 * 1024
+    mp4_max_buffer_size: int = 10 * 1024 * 1024
+    mp4_start_key_frame: bool = False
     # the uwsgi module
     uwsgi_param: tuple[CgiParam, ...] = ()
     uwsgi_pass_request_headers: bool = True
@@ -761,7 +765,8 @@ class Location:
     rewrites: tuple[RewriteOp, ...] = ()
     try_files: TryFiles | None = None
     # a content handler of the location's own (nginx's clcf->handler for modules that are
-    # not proxies): "fastgate" (fastgate_status), "stub" (stub_status), "empty_gif", "flv"
+    # not proxies): "fastgate" (fastgate_status), "stub" (stub_status), "empty_gif", "flv",
+    # "mp4"
     own_content: str = ""
     internal: bool = False  # reached only by internal redirects
     jwt: JwtCheck | None = None  # auth_jwt's check (None: auth_jwt off)

@@ -60,6 +60,8 @@ class Content:
     def handler(self, loc: Location) -> Phase:
         if loc.own_content == "flv":
             return self.static.flv
+        if loc.own_content == "mp4":
+            return self.static.mp4
         if loc.own_content:
             return self.status_page
         if loc.proxy_pass is not None:

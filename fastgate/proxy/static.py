@@ -39,6 +39,7 @@ from urllib.parse import quote, unquote
 from fastgate._wire import ResponseHead
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
+from fastgate.proxy import mp4 as mp4_cut
 from fastgate.proxy import output
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import Capture, SubrequestFailed
@@ -164,7 +165,7 @@ class StaticModule:
         return self._open(conn, req, loc, file_path(req, loc.settings))
 
     def _open(self, conn: ClientSide, req: Request, loc: Location, path: str,
-              flv: bool = False) -> Outcome:
+              flv: bool = False, mp4: bool = False) -> Outcome:
         if escapes(path):
             self.w.log.error(f'"{path}" has a ".." segment: not opened (an alias that '
                              "misses its location's slash?)", conn, req)
@@ -188,7 +189,10 @@ class StaticModule:
             if flv:
                 start = _offset(_raw_arg(req.args, "start"), st.st_size)
                 if start:
-                    return self._file(conn, req, loc, fd, st, start, FLV_HEADER)
+                    return self._file(conn, req, loc, fd, st,
+                                      [FLV_HEADER, (start, st.st_size)])
+            if mp4:
+                return self._mp4(conn, req, loc, fd, st, path)
             return self._file(conn, req, loc, fd, st)
         except BaseException:
             _close(fd)
@@ -299,12 +303,54 @@ class StaticModule:
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings), flv=True)
 
-    def _file(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-              st: os.stat_result, skip: int = 0, prefix: bytes = b"") -> Outcome:
-        """The file as the response's body, or (flv) ``prefix`` and the file past its
-        first ``skip`` bytes: ETag, ranges and lengths count that body."""
+    def mp4(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        """nginx's mp4 module, the location's content handler: its files, and with
+        ``start=SECONDS`` and/or ``end=SECONDS`` the file cut to that time
+        (``proxy.mp4``). A directory's URI is left to the index modules, as nginx's
+        handler declines it."""
+        if req.method not in ("GET", "HEAD"):
+            return self.fail(conn, req, loc, 405)
+        if req.uri.endswith("/"):
+            return self._directory(conn, req, loc)
+        return self._open(conn, req, loc, file_path(req, loc.settings), mp4=True)
+
+    def _mp4(self, conn: ClientSide, req: Request, loc: Location, fd: int,
+             st: os.stat_result, path: str) -> Outcome:
+        start = -1
+        length = 0
+        if req.args:  # (a value that is not a number: -1, nginx's NGX_ERROR)
+            value = _raw_arg(req.args, "start")
+            if value is not None:
+                start = _or_minus_one(mp4_cut.atofp(value))
+            value = _raw_arg(req.args, "end")
+            if value is not None:
+                end = _or_minus_one(mp4_cut.atofp(value))
+                if end > 0:
+                    start = max(start, 0)
+                    if end > start:
+                        length = end - start
+        if start < 0:
+            return self._file(conn, req, loc, fd, st)
         s = loc.settings
-        size = len(prefix) + st.st_size - skip
+        try:
+            body = mp4_cut.cut(fd, path, st.st_size, start, length, s.mp4_buffer_size,
+                               s.mp4_max_buffer_size, s.mp4_start_key_frame)
+        except mp4_cut.Mp4Error as e:
+            os.close(fd)
+            self.w.log.error(str(e), conn, req)
+            return self.fail(conn, req, loc, 500)
+        return self._file(conn, req, loc, fd, st, body, single_range=True)
+
+    def _file(self, conn: ClientSide, req: Request, loc: Location, fd: int,
+              st: os.stat_result, body: list[Piece] | None = None,
+              single_range: bool = False) -> Outcome:
+        """The file as the response's body, or ``body``, bytes and parts of the file
+        (flv's header and the file from an offset, an mp4 cut): ETag, ranges and lengths
+        count that body; ``single_range``: one range at most (nginx's for a cut)."""
+        s = loc.settings
+        if body is None:
+            body = [(0, st.st_size)]
+        size = _length(body)
         mtime = int(st.st_mtime)
         etag = b'"%x-%x"' % (mtime, size) if s.etag else None
         last_modified = formatdate(mtime, usegmt=True).encode()
@@ -339,7 +385,8 @@ class StaticModule:
         # a filter that keeps the length keeps ranges (nginx's range filter takes them
         # from the file before the charset filter recodes them)
         if length == size and own:
-            wanted = ranges(req, size, mtime, etag, s.max_ranges)
+            wanted = ranges(req, size, mtime, etag,
+                            1 if single_range and s.max_ranges != 0 else s.max_ranges)
             if wanted is None:
                 headers.append((b"Accept-Ranges", b"bytes"))
             elif not wanted:
@@ -350,15 +397,15 @@ class StaticModule:
                 return DONE
         if wanted:
             return self._ranges(conn, req, loc, fd, size, headers, wanted, head_only,
-                                skip, prefix, out)
+                                body, out)
         if not self._head(conn, req, loc, 200, headers, length, head_only) or head_only:
             os.close(fd)
             return DONE
-        return self._body(conn, req, loc, fd, _pieces(prefix, skip, 0, size), out)
+        return self._body(conn, req, loc, fd, body, out)
 
     def _ranges(self, conn: ClientSide, req: Request, loc: Location, fd: int, size: int,
                 headers: list[tuple[bytes, bytes]], ranges: list[tuple[int, int]],
-                head_only: bool, skip: int, prefix: bytes,
+                head_only: bool, body: list[Piece],
                 out: Output | None) -> Outcome:
         if len(ranges) == 1:
             start, end = ranges[0]
@@ -367,7 +414,7 @@ class StaticModule:
                     or head_only:
                 os.close(fd)
                 return DONE
-            return self._body(conn, req, loc, fd, _pieces(prefix, skip, start, end), out)
+            return self._body(conn, req, loc, fd, _cut(body, start, end), out)
         # several: multipart/byteranges, each part with the file's type and its range
         boundary = b"%020d" % next(self._boundaries)
         kind = b""
@@ -382,7 +429,7 @@ class StaticModule:
             pieces.append(b"\r\n--" + boundary + b"\r\nContent-Type: " + kind
                           + b"\r\nContent-Range: bytes %d-%d/%d\r\n\r\n"
                           % (start, end - 1, size))
-            pieces += _pieces(prefix, skip, start, end)
+            pieces += _cut(body, start, end)
         pieces.append(b"\r\n--" + boundary + b"--\r\n")
         rest.insert(0, (b"Content-Type", b"multipart/byteranges; boundary=" + boundary))
         if not self._head(conn, req, loc, 206, rest, _length(pieces), head_only) \
@@ -707,15 +754,17 @@ def _conditional(req: Request, s: Settings, mtime: int, etag: bytes | None) -> i
     return 304
 
 
-def _pieces(prefix: bytes, skip: int, first: int, end: int) -> list[Piece]:
-    """Bytes [first, end) of a body that is ``prefix`` and then the file past its first
-    ``skip`` bytes."""
+def _cut(body: list[Piece], first: int, end: int) -> list[Piece]:
+    """Bytes [first, end) of a body of bytes and parts of the file."""
     out: list[Piece] = []
-    n = len(prefix)
-    if first < n:
-        out.append(prefix[first:min(end, n)])
-    if end > n:
-        out.append((max(first, n) - n + skip, end - n + skip))
+    at = 0
+    for piece in body:
+        n = len(piece) if isinstance(piece, bytes) else piece[1] - piece[0]
+        lo, hi = max(first, at), min(end, at + n)
+        if lo < hi:
+            out.append(piece[lo - at:hi - at] if isinstance(piece, bytes)
+                       else (piece[0] + lo - at, piece[0] + hi - at))
+        at += n
     return out
 
 
@@ -745,6 +794,10 @@ def _raw_arg(args: str, name: str) -> str | None:
         if eq and key.lower() == name:
             return value
     return None
+
+
+def _or_minus_one(value: int | None) -> int:
+    return -1 if value is None else value
 
 
 def _offset(value: str | None, size: int) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from helpers import dechunk
+from mp4_sample import sample_mp4
 from passlib import hash as hashes
 from raw_backend import RawBackend, Received
 
@@ -1281,3 +1282,43 @@ def test_slice_as_nginx(tmp_path: Path, engine: str) -> None:
             mine = [(r.target, r.header(b"range"))
                     for r in fastgate.backend.requests()[seen[1]:]]
             assert mine == theirs, raw
+
+
+MP4 = """server { listen 127.0.0.1:PORT; root HOME/mp4;
+  types { video/mp4 mp4; }
+  location /v/ { alias HOME/mp4/; mp4; }
+  location /k/ { alias HOME/mp4/; mp4; mp4_start_key_frame on; }
+  location /small/ { alias HOME/mp4/; mp4; mp4_buffer_size 1k; mp4_max_buffer_size 2k; }
+  location /plain/ { alias HOME/mp4/; } }"""
+
+
+def test_mp4_as_nginx(tmp_path: Path, engine: str) -> None:
+    """The mp4 module: files cut by start and end, with key frames or not, moov before
+    or after mdat, stco or co64, uniform sample sizes, version 1 atoms, ranges of a
+    cut, and the cuts nginx refuses: the same bytes as nginx."""
+    site = tmp_path / "mp4"
+    site.mkdir()
+    files = {"a.mp4": sample_mp4(), "b.mp4": sample_mp4(moov_first=False),
+             "c.mp4": sample_mp4(co64=True), "d.mp4": sample_mp4(uniform_audio=True),
+             "e.mp4": sample_mp4(version=1, moov_first=False)}
+    for name, data in files.items():
+        (site / name).write_bytes(data)
+        os.utime(site / name, (1_700_000_000, 1_700_000_000))
+    args = ["", "?start=2.5", "?start=2.5&end=6", "?end=3", "?start=0", "?start=0&end=0.5",
+            "?start=9.95", "?start=20", "?start=abc", "?start=1.23456&end=7.1",
+            "?start=4&end=3", "?END=2&Start=1", "?start=3.333"]
+    asks = [_request("GET", f"/v/{name}{a}") for name in files for a in args]
+    asks += [_request("GET", f"/k/{name}{a}") for name in ("a.mp4", "c.mp4", "e.mp4")
+             for a in ("?start=2.5", "?start=3.333&end=8", "?start=5.1")]
+    asks += [_request("GET", "/v/a.mp4?start=2.5", "Range: bytes=100-299"),
+             _request("GET", "/v/a.mp4?start=2.5", "Range: bytes=0-1,5-6"),
+             _request("GET", "/v/a.mp4", "Range: bytes=0-1,5-6"),
+             _request("HEAD", "/v/a.mp4?start=2.5"), _request("POST", "/v/a.mp4?start=1"),
+             _request("GET", "/v/none.mp4?start=1"), _request("GET", "/v/"),
+             _request("GET", "/small/a.mp4?start=2"), _request("GET", "/small/b.mp4?start=2"),
+             _request("GET", "/plain/a.mp4?start=2")]
+    compared = ("content-type", "content-length", "etag", "last-modified", "accept-ranges",
+                "content-range")
+    with both(tmp_path, MP4, engine) as (nginx, fastgate):
+        for raw in asks:
+            _same(nginx, fastgate, raw, compared)

@@ -20,6 +20,7 @@ import pytest
 from dns_server import DnsServer
 from e2e_util import fastgate
 from helpers import self_signed
+from mp4_sample import sample_mp4
 from passlib import hash as hashes
 from raw_backend import RawBackend, Received
 
@@ -568,3 +569,25 @@ def test_ssi_intranet(serve, backends, tmp_path: Path) -> None:  # type: ignore[
                     b"<widget>3 new messages</widget><hr>")
     assert [(r.target, r.header(b"x-user")) for r in be.requests()] == [
         (b"/widgets/inbox", [b'"alice"'])]
+
+
+def test_video_portal(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    site = tmp_path / "videos"
+    (site / "videos").mkdir(parents=True)
+    (site / "thumbs").mkdir()
+    whole = sample_mp4()
+    (site / "videos" / "intro.mp4").write_bytes(whole)
+    (site / "thumbs" / "intro.jpg").write_bytes(b"\xff\xd8jpeg")
+    (tmp_path / "mime.types").write_text("types { video/mp4 mp4; image/jpeg jpg; }\n")
+    ask, _ = serve("video-portal.conf", {"/srv/videos": str(site)})
+    assert ask("GET", "/thumbs/intro.jpg")[0] == 200
+    assert ask("GET", "/videos/intro.mp4?start=3")[0] == 401
+    token = bearer("video-portal-secret-0123456789abcdef")
+    status, headers, body = ask("GET", "/videos/intro.mp4", token)
+    assert (status, body) == (200, whole)
+    status, headers, body = ask("GET", "/videos/intro.mp4?start=3", token)
+    assert status == 200 and headers["content-type"] == "video/mp4"
+    assert body[4:8] == b"ftyp" and len(body) < len(whole) // 2 + len(whole) // 3
+    status, headers, part = ask("GET", "/videos/intro.mp4?start=3",
+                                {**token, "Range": "bytes=0-99"})
+    assert (status, part) == (206, body[:100])

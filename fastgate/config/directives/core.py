@@ -282,12 +282,13 @@ def set_internal(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 _OWN = {"fastgate_status": "fastgate", "stub_status": "stub", "empty_gif": "empty_gif",
-        "flv": "flv"}
+        "flv": "flv", "mp4": "mp4"}
 
 
 def set_own_content(ld: Context, lvl: Level, d: Directive) -> None:
     """A content handler of the location's own answers it: ``fastgate_status``,
-    ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``, ``flv``."""
+    ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``, ``flv``,
+    ``mp4``."""
     lvl.once(d)
     if d.name == "stub_status" and d.args and d.args != ("on",):
         raise d.error(f'invalid parameter "{d.args[0]}"')
@@ -370,6 +371,10 @@ SPECS = [
     Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_own_content),
     Spec("empty_gif", frozenset({LOCATION}), 0, 0, set_own_content),
     Spec("flv", frozenset({LOCATION}), 0, 0, set_own_content),
+    Spec("mp4", frozenset({LOCATION}), 0, 0, set_own_content),
+    Spec("mp4_buffer_size", HSL, 1, 1, setting("mp4_buffer_size", size_arg)),
+    Spec("mp4_max_buffer_size", HSL, 1, 1, setting("mp4_max_buffer_size", size_arg)),
+    Spec("mp4_start_key_frame", HSL, 1, 1, setting("mp4_start_key_frame", flag_arg)),
     Spec("stub_status", SL, 0, 1, set_own_content),
     Spec("error_page", HSL | {LIF}, 2, None, error_page),
     Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", size_arg)),

@@ -23,8 +23,6 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
     ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
-    ("mp4", "ngx_http_mp4_module", "fastgate serves MP4 files whole or by byte ranges: it "
-     "cuts none by time"),
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
      "Python"),
     ("geoip_", "ngx_http_geoip_module", "fastgate reads no GeoIP database"),
