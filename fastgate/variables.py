@@ -298,6 +298,29 @@ def _time_local(r: Any) -> str:
 
 # a request's memo: set in a subrequest's (nginx's r != r->main)
 SUBREQUEST_KEY = ("main",)
+# a request's memo: the rate an upstream's answer gave (X-Accel-Limit-Rate; 0 relayed
+# unbuffered), and what ``set $limit_rate`` wrote (proxy.rate)
+RATE_KEY = ("limit_rate",)
+SET_RATE_KEY = ("set", "limit_rate")
+
+
+def _limit_rate(r: Any) -> str:
+    """``$limit_rate``: the rate set for the response (by ``set $limit_rate`` or the
+    upstream's X-Accel-Limit-Rate), else the location's once the response has begun (as
+    nginx's write filter sets it), else 0."""
+    given = r.memo.get(RATE_KEY)
+    if given is not None:
+        return str(given)
+    text = r.memo.get(SET_RATE_KEY)
+    if text is not None:
+        return str(text)
+    loc = r.location
+    if r.status and loc is not None and loc.settings.limit_rate is not None:
+        configured: str = loc.settings.limit_rate.render(r)
+        return configured
+    return "0"
+
+
 # a request's memo: the slice module's state (``SliceState``)
 SLICE_KEY = ("slice",)
 
@@ -388,6 +411,7 @@ _HOSTNAME = socket.gethostname()
 # The fixed variables: name → getter.
 BUILTIN: dict[str, Getter] = {
     "slice_range": _slice_range,
+    "limit_rate": _limit_rate,
     "date_local": _date_local,
     "date_gmt": _date_gmt,
     "host": lambda r: r.host,

@@ -158,9 +158,10 @@ class Loader:
             if (d.name in ("set", "auth_request_set") and d.args and d.args[0].startswith("$")
                     and len(d.args[0]) > 1):
                 name = d.args[0][1:].lower()
-                # $args, $uid_reset and $memcached_key are nginx's variables a set may
-                # change
-                if name in self.user_vars or name in ("args", "uid_reset", "memcached_key"):
+                # $args, $uid_reset, $memcached_key and $limit_rate are nginx's variables
+                # a set may change
+                if name in self.user_vars or name in ("args", "uid_reset", "memcached_key",
+                                                      "limit_rate"):
                     continue
                 if name in self._late or self.registry.is_known(name):
                     raise d.error(f'the duplicate "{name}" variable')

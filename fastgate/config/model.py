@@ -610,6 +610,15 @@ class Settings:
     subrequest_output_buffer_size: int = 4096
     # the slice module: the size of the slices $slice_range asks for (0: no slicing)
     slice: int = 0
+    # limit_rate and limit_rate_after (sizes that may hold variables: proxy.rate), and
+    # whether a proxied or FastCGI-family answer is relayed "buffered" (it then has the
+    # rate, as nginx's buffered relay has; fastgate buffers neither)
+    limit_rate: Template | None = None
+    limit_rate_after: Template | None = None
+    proxy_buffering: bool = True
+    fastcgi_buffering: bool = True
+    uwsgi_buffering: bool = True
+    scgi_buffering: bool = True
     # the mp4 module: the most of a file read for its atoms at once, and of a moov
     mp4_buffer_size: int = 512 * 1024
     mp4_max_buffer_size: int = 10 * 1024 * 1024

@@ -28,13 +28,14 @@ from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy import accel, output, store
+from fastgate.proxy import accel, output, rate, store
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.steps import DONE, finished
+from fastgate.variables import RATE_KEY
 
 if TYPE_CHECKING:
     from fastgate.config.model import AppPass, CgiParam, Location, Settings
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.exchange import UpstreamExchange
     from fastgate.proxy.output import Output
+    from fastgate.proxy.rate import Pace
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -74,6 +76,7 @@ class Plan:
     store: Template | bool  # *_store: off, under root, or a path
     store_access: int
     ignore_headers: frozenset[str]
+    buffering: bool  # (unbuffered: no limit_rate, as nginx's)
 
     @classmethod
     def of(cls, kind: str, s: Settings) -> Plan:
@@ -84,14 +87,14 @@ class Plan:
                    got["intercept_errors"],
                    response_drop(got["hide_header"], got["pass_header"], _HIDDEN),
                    got["buffer_size"], got["store"], got["store_access"],
-                   got["ignore_headers"])
+                   got["ignore_headers"], got["buffering"])
 
 
 # the settings every CGI-family module has under its prefix, read by Plan.of
 KINDS = ("fastcgi", "uwsgi", "scgi")
 SETTINGS = ("param", "pass_request_headers", "pass_request_body", "connect_timeout",
             "send_timeout", "read_timeout", "intercept_errors", "hide_header", "pass_header",
-            "buffer_size", "store", "store_access", "ignore_headers")
+            "buffer_size", "store", "store_access", "ignore_headers", "buffering")
 
 
 def params(req: Request, plan: Plan) -> list[tuple[bytes, bytes]]:
@@ -400,7 +403,14 @@ class CgiModule:
         if plan.store is not False:
             kept = store.begin(req, loc.settings, plan.store, plan.store_access, status,
                                headers, length, head_only, self.respond.client_error(req))
-        return _Relay(exchange, req, length, head_only, self.respond, loc, filters, kept)
+        paced = None
+        if not head_only:
+            rate.upstream_rate(req, headers, plan.ignore_headers)
+            if not plan.buffering:
+                req.memo[RATE_KEY] = 0  # (nginx's unbuffered relay has no rate)
+            paced = rate.pace(req, loc.settings, self.respond.client_error(req))
+        return _Relay(exchange, req, length, head_only, self.respond, loc, filters, kept,
+                      paced)
 
     def _refuse(self, conn: ClientSide, req: Request, loc: Location) -> None:
         req.status = 0  # the 502 is ours, not the application's answer
@@ -414,9 +424,10 @@ class _Relay:
 
     def __init__(self, exchange: Exchange, req: Request, length: int, head_only: bool,
                  respond: Responder, loc: Location, filters: Output | None,
-                 kept: Store | None) -> None:
+                 kept: Store | None, paced: Pace | None) -> None:
         self.filters = filters  # sub_filter, recoding, SSI, additions, when they apply
         self.kept = kept  # *_store's file, when the body is kept
+        self.paced = paced  # limit_rate's, when there is one
         self.exchange = exchange
         self.req = req
         self.left = length
@@ -440,6 +451,14 @@ class _Relay:
                 self.kept.end()
         if self.filters is not None:
             data = await self.filters.feed(data)
+        paced = self.paced
+        while paced is not None and data:  # (limit_rate: as much as it allows now)
+            part = data[:await paced.take(len(data))]
+            if self.exchange.closed:
+                return
+            paced.sent(len(part))
+            self._send(part)
+            data = data[len(part):]
         self._send(data)
 
     def _send(self, data: bytes) -> None:

@@ -15,7 +15,7 @@ from fastgate.errors import FastgateError, UpstreamError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import accel, output, slices, store
+from fastgate.proxy import accel, output, rate, slices, store
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
@@ -41,7 +41,7 @@ from fastgate.proxy.upstream import (
     UpstreamConnection,
     local_address,
 )
-from fastgate.variables import SLICE_KEY, SUBREQUEST_KEY
+from fastgate.variables import RATE_KEY, SLICE_KEY, SUBREQUEST_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.accel import Redirect
     from fastgate.proxy.capture import Fetch
     from fastgate.proxy.output import Output
+    from fastgate.proxy.rate import Pace
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -490,8 +491,12 @@ class UpstreamExchange:
             kept = store.begin(req, s, s.proxy_store, s.proxy_store_access, rhead.status,
                                rhead.headers, rhead.content_length, head_only,
                                self.respond.client_error(req))
+        paced = None
+        if not head_only:
+            paced = self._pace(req, s, rhead.headers, s.proxy_buffering,
+                               s.proxy_ignore_headers)
         ok = await self._relay(conn, req, loc, uconn, rhead, out, head_only, filters, kept,
-                               sliced)
+                               sliced, paced)
         if sender is not None:
             if not sender.done():
                 sender.cancel()  # the upstream answered without reading all of the body
@@ -631,7 +636,8 @@ class UpstreamExchange:
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,
                      head_only: bool, filters: Output | None = None,
-                     kept: Store | None = None, sliced: Sliced | None = None) -> bool:
+                     kept: Store | None = None, sliced: Sliced | None = None,
+                     paced: Pace | None = None) -> bool:
         """Stream the upstream response to the client, after its head ``out``, through
         ``filters`` (sub_filter, recoding, SSI, additions: ``proxy.output``) when there
         are, and as it came into ``kept`` (proxy_store) when there is one; ``sliced``:
@@ -692,16 +698,22 @@ class UpstreamExchange:
                     req.release_conn_slots()
                     if kept is not None:  # in place before the client can see the end
                         kept.end()
-                if not chunk:
-                    continue
-                sent += len(chunk)
-                data = exchange.body(chunk)
-                exchange.write(data)
-                req.bytes_sent += len(data)
-                req.body_bytes_sent = sent
-                if exchange.paused() and not await self.respond.client_took_it(
-                        conn, req, exchange, s.send_timeout):
-                    return False
+                while chunk:
+                    part = chunk
+                    if paced is not None:  # (limit_rate: as much as it allows now)
+                        part = chunk[:await paced.take(len(chunk))]
+                        if exchange.closed:
+                            return False
+                        paced.sent(len(part))
+                    chunk = chunk[len(part):]
+                    sent += len(part)
+                    data = exchange.body(part)
+                    exchange.write(data)
+                    req.bytes_sent += len(data)
+                    req.body_bytes_sent = sent
+                    if exchange.paused() and not await self.respond.client_took_it(
+                            conn, req, exchange, s.send_timeout):
+                        return False
             if exchange.closed:
                 return False
             req.release_conn_slots()
@@ -722,6 +734,14 @@ class UpstreamExchange:
             lost.remove_done_callback(gone)
             if kept is not None:
                 kept.drop()  # (nothing once it has ended)
+
+    def _pace(self, req: Request, s: Settings, headers: Headers, buffered: bool,
+              ignored: frozenset[str]) -> Pace | None:
+        """The pace of an upstream's answer relayed to the client (``proxy.rate``)."""
+        rate.upstream_rate(req, headers, ignored)
+        if not buffered:
+            req.memo[RATE_KEY] = 0  # (nginx's unbuffered relay has no rate)
+        return rate.pace(req, s, self.respond.client_error(req))
 
     @staticmethod
     def _sent(exchange: Exchange, req: Request, data: bytes, sent: int) -> int:

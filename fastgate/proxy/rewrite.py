@@ -97,6 +97,8 @@ class RewriteModule:
                     req.args = value
                 else:
                     set_user_variable(req, op.name, value)
+                    if op.name == "limit_rate":
+                        req.in_task = True  # (the response is paced: proxy.rate)
             elif kind is Rewrite:
                 assert isinstance(op, Rewrite)
                 m = op.regex.search(req.uri)

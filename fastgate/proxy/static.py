@@ -40,7 +40,7 @@ from fastgate._wire import ResponseHead
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy import mp4 as mp4_cut
-from fastgate.proxy import output
+from fastgate.proxy import output, rate
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import Capture, SubrequestFailed
 from fastgate.proxy.headers import RESPONSE_DROP
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.capture import Fetch
     from fastgate.proxy.output import Output
+    from fastgate.proxy.rate import Pace
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
@@ -462,7 +463,11 @@ class StaticModule:
 
     def _body(self, conn: ClientSide, req: Request, loc: Location, fd: int,
               pieces: list[Piece], out: Output | None) -> Outcome:
-        if _length(pieces) <= _WHOLE and (out is None or out.immediate):
+        s = loc.settings
+        paced = None
+        if s.limit_rate is not None or req.in_task:  # (set $limit_rate sets in_task)
+            paced = rate.pace(req, s, self.respond.client_error(req))
+        if _length(pieces) <= _WHOLE and (out is None or out.immediate) and paced is None:
             try:
                 data = _read_pieces(fd, pieces)
             except OSError as e:
@@ -475,10 +480,10 @@ class StaticModule:
                 data = out.now(data)
             self._send_last(conn, req, loc, data)
             return DONE
-        return self._stream(conn, req, loc, fd, pieces, out)
+        return self._stream(conn, req, loc, fd, pieces, out, paced)
 
     async def _stream(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-                      pieces: list[Piece], out: Output | None) -> Step:
+                      pieces: list[Piece], out: Output | None, paced: Pace | None) -> Step:
         exchange = conn.exchange
         assert exchange is not None
         try:
@@ -488,7 +493,7 @@ class StaticModule:
                     return DONE
                 if before:
                     self._send(exchange, req, before)
-            return await self._pieces(conn, req, loc, fd, pieces, out)
+            return await self._pieces(conn, req, loc, fd, pieces, out, paced)
         except SubrequestFailed as e:
             self.w.log.error(str(e), conn, req)
             exchange.abort()  # (its head is out: the response must not look whole)
@@ -497,26 +502,34 @@ class StaticModule:
             _close(fd)
 
     async def _pieces(self, conn: ClientSide, req: Request, loc: Location, fd: int,
-                      pieces: list[Piece], out: Output | None) -> Step:
+                      pieces: list[Piece], out: Output | None, paced: Pace | None) -> Step:
         exchange = conn.exchange
         assert exchange is not None
         s = loc.settings
         for piece in pieces:
+            held: bytes | None
             if isinstance(piece, bytes):
-                at, end = 0, 0
-                data = piece
+                held, at, end = piece, 0, len(piece)
             else:
-                at, end = piece
-                data = b""
-            while True:
-                if at < end:
+                held, (at, end) = None, piece
+            while at < end:
+                want = min(_CHUNK, end - at)
+                if paced is not None:
+                    want = await paced.take(want)
+                    if exchange.closed:
+                        return DONE
+                if held is not None:
+                    data = held[at:at + want]
+                else:
                     try:
-                        data = os.pread(fd, min(_CHUNK, end - at), at)
+                        data = os.pread(fd, want, at)
                     except OSError as e:
                         return self._read_failed(conn, req, e)
                     if not data:
                         return self._shrunk(conn, req)
-                    at += len(data)
+                at += len(data)
+                if paced is not None:
+                    paced.sent(len(data))
                 if out is not None:
                     data = await out.feed(data)
                 if exchange.closed:
@@ -526,8 +539,6 @@ class StaticModule:
                 if exchange.paused() and not await self.respond.client_took_it(
                         conn, req, exchange, s.send_timeout):
                     return DONE
-                if at >= end:
-                    break
         tail = b""
         if out is not None:
             tail = await out.end()

@@ -51,6 +51,7 @@ from fastgate.config.values import (
     parse_size,
     parse_time,
 )
+from fastgate.variables import Template
 
 MAX_WORKERS = 512
 
@@ -285,6 +286,15 @@ _OWN = {"fastgate_status": "fastgate", "stub_status": "stub", "empty_gif": "empt
         "flv": "flv", "mp4": "mp4"}
 
 
+def size_template(ld: Context, d: Directive) -> Template:
+    """A size that may hold variables (nginx's complex value size): one without them is
+    checked now."""
+    template = ld.compile(d.args[0], d)
+    if template.is_literal:
+        parse_size(d, d.args[0])
+    return template
+
+
 def set_own_content(ld: Context, lvl: Level, d: Directive) -> None:
     """A content handler of the location's own answers it: ``fastgate_status``,
     ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``, ``flv``,
@@ -371,6 +381,8 @@ SPECS = [
     Spec("fastgate_status", frozenset({LOCATION}), 0, 0, set_own_content),
     Spec("empty_gif", frozenset({LOCATION}), 0, 0, set_own_content),
     Spec("flv", frozenset({LOCATION}), 0, 0, set_own_content),
+    Spec("limit_rate", HSL | {LIF}, 1, 1, setting("limit_rate", size_template)),
+    Spec("limit_rate_after", HSL | {LIF}, 1, 1, setting("limit_rate_after", size_template)),
     Spec("mp4", frozenset({LOCATION}), 0, 0, set_own_content),
     Spec("mp4_buffer_size", HSL, 1, 1, setting("mp4_buffer_size", size_arg)),
     Spec("mp4_max_buffer_size", HSL, 1, 1, setting("mp4_max_buffer_size", size_arg)),

@@ -161,8 +161,6 @@ SPECS = [
     Spec("proxy_force_ranges", HSL, 1, 1, ignored(NO_RANGES)),
     Spec("postpone_gzipping", HSL, 1, 1, ignored("fastgate does not compress responses")),
     Spec("gunzip_buffers", HSL, 2, 2, ignored("fastgate does not decompress responses")),
-    Spec("limit_rate", HSL | {LIF}, 1, 1, ignored(NO_RATE)),
-    Spec("limit_rate_after", HSL | {LIF}, 1, 1, ignored(NO_RATE)),
     Spec("proxy_limit_rate", HSL, 1, 1, ignored(
         "upstream responses are read as fast as they come")),
     Spec("proxy_ignore_client_abort", HSL, 1, 1, off_is_ours(

@@ -43,6 +43,7 @@ from fastgate.config.parser import Directive
 from fastgate.config.regex import compile_regex
 from fastgate.config.values import (
     is_token,
+    parse_flag,
     parse_host_port,
 )
 from fastgate.variables import Template
@@ -50,7 +51,12 @@ from fastgate.variables import Template
 
 def streaming(ld: Context, lvl: Level, d: Directive) -> None:
     """Buffering knobs: fastgate always streams bodies both ways, which is what "off"
-    asks for (silent); anything else has no effect and says so."""
+    asks for (silent); "on" buffers nothing either, and says so — but as nginx's, a
+    response relayed unbuffered (off) gets no ``limit_rate`` (``proxy.rate``)."""
+    if d.name in ("proxy_buffering", "fastcgi_buffering", "uwsgi_buffering",
+                  "scgi_buffering"):
+        lvl.once(d)
+        lvl.fields[d.name] = parse_flag(d, d.args[0])
     if d.args != ("off",):
         ld.warn_once(f'"{d.name}" directive is ignored', "fastgate streams request and "
                      "response bodies without buffering them", d)
