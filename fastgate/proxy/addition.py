@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastgate.proxy.capture import KEPT_MAX, Capture, Fetch, SubrequestFailed, SubrequestRefused
-from fastgate.proxy.headers import kind_of
+from fastgate.proxy.headers import changed_body_head, kind_of
 
 if TYPE_CHECKING:
     from fastgate.config.model import Settings
@@ -74,14 +74,7 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     if kind != "text/html" and "*" not in s.addition_types and (
             kind is None or kind not in s.addition_types):
         return None, headers, length
-    out: Headers = []
-    for name, value in headers:
-        low = name.lower()
-        if low in (b"content-length", b"accept-ranges"):
-            continue
-        if low == b"etag" and not value.startswith(b"W/"):
-            value = b"W/" + value
-        out.append((name, value))
+    out = changed_body_head(headers, (b"content-length", b"accept-ranges"), True)
     return (None if head_only else Addition(fetch, conn, req, s)), out, -1
 
 

@@ -48,6 +48,24 @@ def kind_of(headers: Headers) -> str | None:
     return None
 
 
+def changed_body_head(headers: Headers, drop: tuple[bytes, ...], validators: bool
+                      ) -> Headers:
+    """The headers of a response whose body a filter changes, as nginx's filters leave
+    them: ``drop`` (lowercased names: Content-Length, Accept-Ranges...) go; Last-Modified
+    and ETag go too unless ``validators``, and then the ETag is made weak."""
+    out: Headers = []
+    for name, value in headers:
+        low = name.lower()
+        if low in drop:
+            continue
+        if low in (b"last-modified", b"etag") and not validators:
+            continue
+        if low == b"etag" and not value.startswith(b"W/"):
+            value = b"W/" + value
+        out.append((name, value))
+    return out
+
+
 def connection_tokens(headers: Headers) -> set[bytes]:
     """Header names listed in Connection: they are hop-by-hop too."""
     out: set[bytes] = set()

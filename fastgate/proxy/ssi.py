@@ -36,7 +36,7 @@ from fastgate.proxy.capture import (
     SubrequestRefused,
     main_request,
 )
-from fastgate.proxy.headers import kind_of
+from fastgate.proxy.headers import changed_body_head, kind_of
 from fastgate.variables import find_variable
 
 if TYPE_CHECKING:
@@ -690,14 +690,5 @@ def start(req: Request, s: Settings, headers: Headers, length: int
         return False, headers, length
     if main_request(req) is not req:
         return True, headers, -1
-    out: Headers = []
-    for name, value in headers:
-        low = name.lower()
-        if low in (b"content-length", b"accept-ranges"):
-            continue
-        if low in (b"last-modified", b"etag") and not s.ssi_last_modified:
-            continue
-        if low == b"etag" and not value.startswith(b"W/"):
-            value = b"W/" + value
-        out.append((name, value))
-    return True, out, -1
+    return True, changed_body_head(headers, (b"content-length", b"accept-ranges"),
+                                   s.ssi_last_modified), -1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.proxy.headers import kind_of
+from fastgate.proxy.headers import changed_body_head, kind_of
 
 if TYPE_CHECKING:
     from fastgate.config.model import Settings
@@ -86,14 +86,5 @@ def start(req: Request, s: Settings, headers: Headers, length: int
             pairs.append((m, replacement.render(req).encode("utf-8", "surrogateescape")))
     if not pairs:
         return None, headers, length
-    out: Headers = []
-    for name, value in headers:
-        low = name.lower()
-        if low == b"content-length":
-            continue
-        if low in (b"last-modified", b"etag") and not s.sub_filter_last_modified:
-            continue
-        if low == b"etag" and not value.startswith(b"W/"):
-            value = b"W/" + value
-        out.append((name, value))
+    out = changed_body_head(headers, (b"content-length",), s.sub_filter_last_modified)
     return SubFilter(pairs, s.sub_filter_once), out, -1

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import jwt as pyjwt
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 
@@ -18,6 +21,26 @@ def seed(name: str, port: int, replace: dict[str, str]) -> str:
         assert old in text, old
         text = text.replace(old, new)
     return text
+
+
+def bearer(key: str, exp: int = 60) -> dict[str, str]:
+    """An Authorization header with an HS256 token for "alice" signed with ``key``,
+    valid for ``exp`` seconds (negative: expired that long ago)."""
+    token = pyjwt.encode({"sub": "alice", "exp": int(time.time()) + exp}, key,
+                         algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None,
+        timeout: float = 10) -> tuple[int, bytes]:
+    """A GET of ``path``: the status and the body."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
 
 
 # --- a small HTTP client over raw sockets, for what http.client hides --------------------------

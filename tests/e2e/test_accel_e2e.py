@@ -9,12 +9,11 @@ location a redirect reaches gets the request without the body the first upstream
 from __future__ import annotations
 
 import http.client
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import jwt as pyjwt
 import pytest
+from e2e_util import bearer
 from raw_backend import RawBackend, Received
 
 SECRET = "accel-secret-0123456789abcdef-0123456"
@@ -69,9 +68,7 @@ http {{ access_log off;
 
 
 def _bearer(key: str = SECRET) -> dict[str, str]:
-    token = pyjwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, key,
-                         algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(key)
 
 
 def test_a_protected_target_refuses_without_a_valid_token(ask) -> None:  # type: ignore[no-untyped-def]

@@ -6,13 +6,11 @@ the client's copy."""
 
 from __future__ import annotations
 
-import http.client
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import jwt as pyjwt
 import pytest
+from e2e_util import bearer, get
 from raw_backend import RawBackend, Received
 
 SECRET = "addition-secret-0123456789abcdef-012345"
@@ -38,13 +36,7 @@ http {{ access_log off; types {{ text/html html; }}
   }} }}""", port)
 
     def run(headers: dict[str, str]) -> tuple[int, bytes]:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            c.request("GET", "/pub/a.html", headers=headers)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
+        return get(port, "/pub/a.html", headers)
 
     run.backend = backend  # type: ignore[attr-defined]
     yield run
@@ -52,9 +44,7 @@ http {{ access_log off; types {{ text/html html; }}
 
 
 def _bearer(key: str = SECRET) -> dict[str, str]:
-    token = pyjwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, key,
-                         algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(key)
 
 
 def test_a_protected_part_is_not_fetched_without_a_valid_token(ask) -> None:  # type: ignore[no-untyped-def]

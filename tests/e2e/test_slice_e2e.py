@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import http.client
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import jwt as pyjwt
 import pytest
+from e2e_util import bearer, get
 from raw_backend import RawBackend, Received
 
 SECRET = "slice-secret-0123456789abcdef-0123456789"
@@ -51,13 +50,7 @@ http {{ access_log off;
   }} }}""", port)
 
     def run(path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            c.request("GET", path, headers=headers or {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
+        return get(port, path, headers)
 
     run.backend = backend  # type: ignore[attr-defined]
     yield run
@@ -65,9 +58,7 @@ http {{ access_log off;
 
 
 def _bearer(key: str = SECRET, exp: int = 60) -> dict[str, str]:
-    token = pyjwt.encode({"sub": "alice", "exp": int(time.time()) + exp}, key,
-                         algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(key, exp)
 
 
 def test_a_protected_sliced_location_asks_nothing_without_a_valid_token(ask) -> None:  # type: ignore[no-untyped-def]

@@ -7,13 +7,11 @@ than its client could get; a protected page with SSI is not fetched without a to
 
 from __future__ import annotations
 
-import http.client
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import jwt as pyjwt
 import pytest
+from e2e_util import bearer, get
 from raw_backend import RawBackend, Received
 
 SECRET = "ssi-secret-0123456789abcdef-0123456789"
@@ -49,13 +47,7 @@ http {{ access_log off; types {{ text/html html; }}
   }} }}""", port)
 
     def run(path: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            c.request("GET", path, headers=headers)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
+        return get(port, path, headers)
 
     run.backend = backend  # type: ignore[attr-defined]
     yield run
@@ -63,9 +55,7 @@ http {{ access_log off; types {{ text/html html; }}
 
 
 def _bearer(key: str = SECRET, exp: int = 60) -> dict[str, str]:
-    token = pyjwt.encode({"sub": "alice", "exp": int(time.time()) + exp}, key,
-                         algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(key, exp)
 
 
 WITHOUT = ({}, _bearer("another key, not the gateway's 0123456789"), _bearer(exp=-120),

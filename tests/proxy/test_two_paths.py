@@ -39,7 +39,9 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
 
 
 def _token() -> str:
-    return pyjwt.encode({"sub": "u1", "exp": int(time.time()) + 600}, SECRET,
+    # (made when the module is collected: valid for a day, however long the suite runs
+    # before these tests do)
+    return pyjwt.encode({"sub": "u1", "exp": int(time.time()) + 86400}, SECRET,
                         algorithm="HS256")
 
 
