@@ -15,6 +15,7 @@ from typing import Any
 from fastgate.config.context import LOCATION, Context, Level, PendingIf
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
+    AppPass,
     If,
     JwtCheck,
     Listen,
@@ -121,6 +122,8 @@ class Builder:
         if proxy_pass is not None:
             proxy_pass = self._upstream(proxy_pass, settings, origins)
         app_pass = lvl.local.get("app_pass") if in_location else None
+        if app_pass is not None and app_pass.secure:
+            app_pass = self._app_tls(app_pass, settings, origins)
         if proxy_pass is not None and app_pass is not None:
             raise origins[f"{app_pass.kind}_pass"].error(
                 f'"{app_pass.kind}_pass" and "proxy_pass" in one location: name one '
@@ -144,7 +147,9 @@ class Builder:
                                 proxy_pass=(self._upstream(own, s, o) if own is not None
                                             else None if own_cgi is not None
                                             else _filtered(base_pp, s)),
-                                app_pass=(own_cgi if own_cgi is not None
+                                app_pass=(self._app_tls(own_cgi, s, o)
+                                          if own_cgi is not None and own_cgi.secure
+                                          else own_cgi if own_cgi is not None
                                           else None if own is not None
                                           else app_pass),
                                 own_content=own_content,
@@ -236,6 +241,29 @@ class Builder:
             pool = f"{pp.upstream} tls:{len(self.tls_pools) + 1}"
             self.tls_pools[pool] = (pp.upstream, t)
         return dataclasses.replace(pp, pool=pool)
+
+    def _app_tls(self, ap: AppPass, s: Settings, origins: dict[str, Directive]) -> AppPass:
+        """A suwsgi:// uwsgi_pass: its group's servers in a pool of their own whose
+        connections speak TLS with the location's uwsgi_ssl_* settings (one pool per
+        distinct setting, as https:// proxy_pass's; what OpenSSL refuses known now)."""
+        if s.uwsgi_ssl_verify and s.uwsgi_ssl_trusted_certificate is None:
+            raise origins["uwsgi_ssl_verify"].error(
+                'no "uwsgi_ssl_trusted_certificate" for "uwsgi_ssl_verify"')
+        if s.uwsgi_ssl_name is not None and not isinstance(s.uwsgi_ssl_name, str):
+            raise origins["uwsgi_ssl_name"].error(
+                '"uwsgi_ssl_name" with variables is not in fastgate: name the host')
+        t = upstream_tls(s, ap.tls_host, module="uwsgi")
+        pool = next((name for name, have in self.tls_pools.items()
+                     if have == (ap.upstream, t)), None)
+        if pool is None:
+            try:
+                upstream_context(t)
+            except TlsError as e:
+                d = origins.get(e.directive) or origins["uwsgi_pass"]
+                raise d.error(e.message) from None
+            pool = f"{ap.upstream} tls:{len(self.tls_pools) + 1}"
+            self.tls_pools[pool] = (ap.upstream, t)
+        return dataclasses.replace(ap, upstream=pool)
 
     def _program(self, lvl: Level,
                  nested: Callable[[Level], Location] | None) -> tuple[RewriteOp, ...]:

@@ -103,6 +103,7 @@ class UpstreamTls:
     certificate: str | None = None  # a client certificate, with its key
     certificate_key: str | None = None
     password_file: tuple[str, ...] | None = None
+    module: str = "proxy"  # whose MODULE_ssl_* settings these are (for messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +157,10 @@ class AppPass:
     ``host:port``), or a unix socket's path."""
 
     kind: str  # "fastcgi", "uwsgi", "scgi", "memcached": its settings' names' prefix
-    upstream: str = ""  # the group's name ("" for a unix socket)
+    upstream: str = ""  # the group's name ("" for a unix socket); with TLS, its pool's
     unix: str | None = None  # the socket's path
+    secure: bool = False  # suwsgi://: over TLS (uwsgi_ssl_*)
+    tls_host: str = ""  # the host the address names (its TLS name by default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,6 +656,17 @@ class Settings:
     proxy_ssl_certificate: str | None = None
     proxy_ssl_certificate_key: str | None = None
     proxy_ssl_password_file: tuple[str, ...] | None = None
+    # suwsgi://'s (uwsgi_ssl_*), as proxy_ssl_*'s
+    uwsgi_ssl_server_name: bool = False
+    uwsgi_ssl_name: str | Template | None = None
+    uwsgi_ssl_verify: bool = False
+    uwsgi_ssl_trusted_certificate: str | None = None
+    uwsgi_ssl_crl: str | None = None
+    uwsgi_ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    uwsgi_ssl_ciphers: str | None = None
+    uwsgi_ssl_certificate: str | None = None
+    uwsgi_ssl_certificate_key: str | None = None
+    uwsgi_ssl_password_file: tuple[str, ...] | None = None
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 0
     add_header: tuple[tuple[str, Template, bool], ...] = ()

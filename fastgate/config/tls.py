@@ -11,6 +11,7 @@ Python's ``ssl``; what it cannot express is warned about where the directive is 
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 from cryptography import x509
 
@@ -116,50 +117,57 @@ def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
 
 
-def upstream_tls(s: Settings, host: str, name: str | None = None) -> UpstreamTls:
-    """A location's proxy_ssl_* settings for an https:// upstream named ``host``;
-    ``name``: a proxy_ssl_name with variables, as this request renders it."""
-    given = s.proxy_ssl_name if isinstance(s.proxy_ssl_name, str) else None
-    return UpstreamTls(
-        name=name or given or host, server_name=s.proxy_ssl_server_name,
-        verify=s.proxy_ssl_verify, trusted_certificate=s.proxy_ssl_trusted_certificate,
-        crl=s.proxy_ssl_crl, protocols=s.proxy_ssl_protocols, ciphers=s.proxy_ssl_ciphers,
-        certificate=s.proxy_ssl_certificate, certificate_key=s.proxy_ssl_certificate_key,
-        password_file=s.proxy_ssl_password_file)
+# the settings of a module's upstream TLS (``MODULE_ssl_FIELD``), UpstreamTls's fields
+UPSTREAM_TLS_FIELDS = ("name", "server_name", "verify", "trusted_certificate", "crl",
+                       "protocols", "ciphers", "certificate", "certificate_key",
+                       "password_file")
+
+
+def upstream_tls(s: Settings, host: str, name: str | None = None,
+                 module: str = "proxy") -> UpstreamTls:
+    """A location's ``MODULE_ssl_*`` settings (proxy's for https://, uwsgi's for
+    suwsgi://) for an upstream named ``host``; ``name``: a MODULE_ssl_name with
+    variables, as this request renders it."""
+    got: dict[str, Any] = {f: getattr(s, f"{module}_ssl_{f}") for f in UPSTREAM_TLS_FIELDS}
+    given = got.pop("name")
+    return UpstreamTls(name=name or (given if isinstance(given, str) else None) or host,
+                       module=module, **got)
 
 
 def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
-    """The context an ``https://`` proxy_pass connects with. As nginx, certificates are
-    not checked unless ``proxy_ssl_verify on``; then against the trusted certificates
-    only (not the system's), and for ``name``."""
-    ctx = _context(ssl.PROTOCOL_TLS_CLIENT, "proxy_ssl_", t.protocols, t.ciphers)
+    """The context an ``https://`` proxy_pass (a ``suwsgi://`` uwsgi_pass) connects
+    with. As nginx, certificates are not checked unless ``proxy_ssl_verify on``
+    (``uwsgi_ssl_verify``); then against the trusted certificates only (not the
+    system's), and for ``name``."""
+    p = f"{t.module}_ssl_"
+    ctx = _context(ssl.PROTOCOL_TLS_CLIENT, p, t.protocols, t.ciphers)
     if t.verify:
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
         try:
             ctx.load_verify_locations(t.trusted_certificate)
         except (OSError, ssl.SSLError) as e:
-            raise TlsError("proxy_ssl_trusted_certificate",
+            raise TlsError(p + "trusted_certificate",
                            f'cannot load trusted certificates "{t.trusted_certificate}": '
                            f"{_reason(e)}") from None
         if t.crl is not None:
             try:
                 ctx.load_verify_locations(t.crl)
             except (OSError, ssl.SSLError) as e:
-                raise TlsError("proxy_ssl_crl", f'cannot load CRL "{t.crl}": '
-                                                f"{_reason(e)}") from None
+                raise TlsError(p + "crl", f'cannot load CRL "{t.crl}": '
+                                          f"{_reason(e)}") from None
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     if t.certificate is not None:
         if t.certificate_key is None:
-            raise TlsError("proxy_ssl_certificate", 'no "proxy_ssl_certificate_key" is '
-                                                    f'defined for certificate "{t.certificate}"')
+            raise TlsError(p + "certificate", f'no "{p}certificate_key" is defined for '
+                                              f'certificate "{t.certificate}"')
         try:
             _load_pair(ctx, t.certificate, t.certificate_key, t.password_file)
         except TlsError as e:
-            raise TlsError("proxy_" + e.directive, e.message) from None
+            raise TlsError(f"{t.module}_" + e.directive, e.message) from None
     return ctx
 
 
@@ -193,4 +201,5 @@ def _load_pair(ctx: ssl.SSLContext, cert: str, key: str,
                           f"{_reason(last)}")
 
 
-__all__ = ["TlsError", "server_context", "upstream_context", "upstream_tls"]
+__all__ = ["UPSTREAM_TLS_FIELDS", "TlsError", "server_context", "upstream_context",
+           "upstream_tls"]

@@ -7,6 +7,7 @@ connection to the application, over TCP or a unix socket."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import cast
 
 from fastgate.http.engine import Headers, ProtocolError
@@ -177,13 +178,17 @@ class AppConnection:
         self._p = protocol
 
     @classmethod
-    async def open(cls, host: str, port: int, unix: str | None) -> AppConnection:
-        """Connected (OSError when it cannot be)."""
+    async def open(cls, host: str, port: int, unix: str | None,
+                   tls: ssl.SSLContext | None = None, name: str = "") -> AppConnection:
+        """Connected — with ``tls``, its handshake made (SNI and the name checked:
+        ``name``, "" none) — or the OSError (ssl.SSLError among them) why not."""
         loop = asyncio.get_running_loop()
         if unix is not None:
             _, p = await loop.create_unix_connection(lambda: _AppProtocol(loop), unix)
         else:
-            _, p = await loop.create_connection(lambda: _AppProtocol(loop), host, port)
+            _, p = await loop.create_connection(lambda: _AppProtocol(loop), host, port,
+                                                ssl=tls, server_hostname=(name or None)
+                                                if tls is not None else None)
         return cls(p)
 
     async def send(self, data: bytes, timeout: float) -> None:

@@ -18,6 +18,7 @@ the task path: it is not the JWT gateway's common exchange."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -231,14 +232,29 @@ class CgiModule:
             return await finished(self.fail(conn, req, loc, 502))
         started = time.monotonic()
         server = peer.server if peer is not None else None
+        group = self.w.groups[ap.upstream] if ap.unix is None else None
+        tls = group.tls if group is not None else None
         try:
+            # (with TLS, suwsgi://, the handshake is part of connecting and its timeout)
             app = await asyncio.wait_for(
                 AppConnection.open(server.host if server else "", server.port if server else 0,
-                                   ap.unix), timeout)
+                                   ap.unix, tls, group.tls_name if group is not None else ""),
+                timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,
                                       f"{TIMED_OUT} while connecting to upstream")
+        except ssl.SSLCertVerificationError as e:
+            return await self._failed(conn, req, loc, peer, 502, f"upstream SSL certificate "
+                                      f"verify error: ({e.verify_code}:{e.verify_message}) "
+                                      "while SSL handshaking to upstream")
+        except ssl.SSLError as e:
+            return await self._failed(conn, req, loc, peer, 502, f"SSL_do_handshake() failed "
+                                      f"({e.reason or e}) while SSL handshaking to upstream")
         except OSError as e:
+            if e.errno is None and tls is not None:
+                return await self._failed(conn, req, loc, peer, 502, "SSL_do_handshake() "
+                                          "failed (peer closed connection in SSL handshake) "
+                                          "while SSL handshaking to upstream")
             where = f" to {req.upstream_addr}" if ap.unix is not None else ""
             return await self._failed(conn, req, loc, peer, 502, f"connect(){where} failed "
                                       f"({e.errno}: {e.strerror}) while connecting to "

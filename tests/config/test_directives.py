@@ -382,10 +382,9 @@ SAMPLES.update({
     "uwsgi_modifier1": "uwsgi_modifier1 30;",
     "uwsgi_modifier2": "uwsgi_modifier2 0;",
     "uwsgi_string": "uwsgi_string extra;",
-    **{f"uwsgi_ssl_{n}": f"uwsgi_ssl_{n} x;" for n in (
-        "session_reuse", "protocols", "ciphers", "name", "server_name", "verify",
-        "verify_depth", "trusted_certificate", "crl", "certificate", "certificate_key",
-        "password_file", "conf_command")},
+    # suwsgi://'s, as proxy_pass's https:// (uwsgi_ssl_conf_command is refused)
+    **{name.replace("proxy_", "uwsgi_"): SAMPLES[name].replace("proxy_", "uwsgi_")
+       for name in list(SAMPLES) if name.startswith("proxy_ssl_")},
 })
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
@@ -442,7 +441,7 @@ def test_every_directive_has_a_sample() -> None:
 @pytest.mark.parametrize("name,ctx,allowed", _cases(), ids=[f"{n}-{c}" for n, c, _ in _cases()])
 def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool) -> None:
     (tmp_path / "jwks.json").write_text('{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}')
-    if name.startswith(("ssl", "proxy_ssl")):
+    if name.startswith(("ssl", "proxy_ssl", "uwsgi_ssl")):
         self_signed(tmp_path)
         (tmp_path / "passwords").write_text("secret\n")
         (tmp_path / "dhparam.pem").write_text(FFDHE2048_PEM)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fastgate.config import model
+from fastgate.config import model, tls
 from fastgate.proxy import cgi
 
 PACKAGE = Path(__file__).resolve().parents[2] / "fastgate"
@@ -68,6 +68,9 @@ BUILT_FROM = {
     ("UpstreamTls", "certificate"): "config/tls.py",
     ("UpstreamTls", "certificate_key"): "config/tls.py",
     ("UpstreamTls", "password_file"): "config/tls.py",
+    ("UpstreamTls", "module"): "config/tls.py",
+    ("AppPass", "secure"): "config/merge.py",  # (made a pool of TLS connections there)
+    ("AppPass", "tls_host"): "config/merge.py",
     ("Config", "maps"): "config/load.py",  # their variables are registered at load
     ("Upstream", "implicit"): "config/load.py",  # a fact about the file, not a setting
 }
@@ -90,8 +93,12 @@ def _fields() -> list[tuple[str, str]]:
 OUTSIDE = _sources(exclude_config=True)
 
 
-# the CGI-family modules' settings, read under their prefixes by proxy.cgi.Plan.of
-FAMILY = {("Settings", f"{kind}_{name}") for kind in cgi.KINDS for name in cgi.SETTINGS}
+# the CGI-family modules' settings, read under their prefixes by proxy.cgi.Plan.of, and
+# the upstream TLS settings of proxy (https://) and uwsgi (suwsgi://), by
+# config.tls.upstream_tls
+FAMILY = ({("Settings", f"{kind}_{name}") for kind in cgi.KINDS for name in cgi.SETTINGS}
+          | {("Settings", f"{module}_ssl_{name}") for module in ("proxy", "uwsgi")
+             for name in tls.UPSTREAM_TLS_FIELDS})
 
 
 def test_the_family_settings_exist() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable
@@ -126,11 +127,13 @@ class FastcgiBackend:
     """``FastcgiBackend()`` on a loopback port (``port``), or on ``unix`` (a path)."""
 
     def __init__(self, answer: Callable[[FcgiReceived], tuple[bytes, bytes]] | None = None,
-                 unix: str | None = None, close_early: bool = False) -> None:
+                 unix: str | None = None, close_early: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._state = _State(close_early=close_early)
         if answer is not None:
             self._state.answer = answer
         self._unix = unix
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -146,7 +149,7 @@ class FastcgiBackend:
         if self._unix is not None:
             made = self._loop.create_unix_server(self._protocol, self._unix)
         else:
-            made = self._loop.create_server(self._protocol, "127.0.0.1", 0)
+            made = self._loop.create_server(self._protocol, "127.0.0.1", 0, ssl=self._tls)
         server = self._loop.run_until_complete(made)
         self.port = 0 if self._unix is not None else server.sockets[0].getsockname()[1]
         ready.set()
@@ -252,9 +255,10 @@ class StreamBackend(FastcgiBackend):
     """A uwsgi (``kind="uwsgi"``) or SCGI application that keeps every byte; each
     request is answered with ``answer(received)``'s bytes, then the connection closes."""
 
-    def __init__(self, kind: str, answer: Callable[[FcgiReceived], bytes]) -> None:
+    def __init__(self, kind: str, answer: Callable[[FcgiReceived], bytes],
+                 tls: ssl.SSLContext | None = None) -> None:
         self._stream = _StreamState(parse_uwsgi if kind == "uwsgi" else parse_scgi, answer)
-        super().__init__()
+        super().__init__(tls=tls)
 
     def _protocol(self) -> asyncio.Protocol:
         return _StreamConn(self._stream)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import jwt as pyjwt
 import pytest
 from conftest import request
 from fastcgi_backend import RESET, FcgiReceived, StreamBackend
+from helpers import self_signed
 
 SECRET = "uwsgi-scgi-test-secret-0123456789abcdef"
 KINDS = ("uwsgi", "scgi")
@@ -193,3 +195,40 @@ def test_nginx_sends_the_same_bytes(tmp_path: Path, kind: str, engine: str) -> N
             side.stop()
         for app in apps:
             app.stop()
+
+
+def test_uwsgi_over_tls(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """suwsgi://: uwsgi over TLS, the certificate unchecked by default (as nginx) or
+    checked with uwsgi_ssl_verify against its trusted certificates and name — a wrong
+    one refused before a byte of the request leaves; plain uwsgi:// to it fails; a
+    request auth_jwt refuses reaches it not at all."""
+    cert, key = self_signed(tmp_path, "app.internal")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(cert), str(key))
+    app = StreamBackend("uwsgi", _answer, tls=tls)
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    port = free()
+    to = f"suwsgi://127.0.0.1:{app.port}"
+    checked = f"uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate {cert};"
+    gateway(f"""error_log stderr info;
+http {{ access_log off;
+  server {{ listen 127.0.0.1:{port}; include {configs}/uwsgi_params;
+    location /tls/ {{ uwsgi_pass {to}; }}
+    location /checked/ {{ uwsgi_pass {to}; {checked} uwsgi_ssl_name app.internal; }}
+    location /wrong/ {{ uwsgi_pass {to}; {checked} uwsgi_ssl_name other.internal; }}
+    location /plain/ {{ uwsgi_pass uwsgi://127.0.0.1:{app.port}; }}
+    location /api/ {{ auth_jwt on; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
+                     uwsgi_pass {to}; }}
+  }} }}""", port)
+    try:
+        for path in ("/tls/a", "/checked/b"):
+            status, _, body = request(port, "GET", path, None, None, timeout=10)
+            assert status == 200 and json.loads(body)["params"]["REQUEST_URI"] == path
+        seen = len(app.requests())
+        assert request(port, "GET", "/wrong/c", None, None, timeout=10)[0] == 502
+        assert request(port, "GET", "/plain/d", None, None, timeout=10)[0] == 502
+        assert request(port, "GET", "/api/e", None, {"Authorization": "Bearer a.b.c"},
+                       timeout=10)[0] == 401
+        assert len(app.requests()) == seen  # none of the three reached it
+    finally:
+        app.stop()

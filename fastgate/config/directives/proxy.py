@@ -191,6 +191,30 @@ def proxy_ssl_name(ld: Context, d: Directive) -> str | Template | None:
     return d.args[0] if name.is_literal else name
 
 
+def tls_specs(module: str) -> list[Spec]:
+    """``MODULE_ssl_*``: how a module speaks TLS to its upstreams (proxy's https://,
+    uwsgi's suwsgi://), read by config.tls.upstream_tls."""
+    p = f"{module}_ssl_"
+    return [
+        Spec(p + "server_name", HSL, 1, 1, setting(p + "server_name", flag_arg)),
+        Spec(p + "name", HSL, 1, 1, setting(p + "name", proxy_ssl_name)),
+        Spec(p + "verify", HSL, 1, 1, setting(p + "verify", flag_arg)),
+        Spec(p + "trusted_certificate", HSL, 1, 1,
+             setting(p + "trusted_certificate", readable_file)),
+        Spec(p + "crl", HSL, 1, 1, setting(p + "crl", readable_file)),
+        Spec(p + "protocols", HSL, 1, None, setting(p + "protocols", ssl_protocols)),
+        Spec(p + "ciphers", HSL, 1, 1, setting(p + "ciphers", lambda ld, d: d.args[0])),
+        Spec(p + "certificate", HSL, 1, 1, setting(p + "certificate", readable_file)),
+        Spec(p + "certificate_key", HSL, 1, 1, setting(p + "certificate_key", readable_file)),
+        Spec(p + "password_file", HSL, 1, 1, setting(p + "password_file", ssl_password_file)),
+        Spec(p + "verify_depth", HSL, 1, 1, ignored(
+            "chains are verified to OpenSSL's depth limit; Python's ssl cannot set one")),
+        Spec(p + "session_reuse", HSL, 1, 1, off_is_ours(
+            "a new TLS connection to an upstream makes a full handshake (TLS sessions are "
+            "not kept)")),
+    ]
+
+
 
 def proxy_bind(ld: Context, d: Directive) -> ProxyBind | None:
     """``off``, or an address (``ADDR[:PORT]``) checked at load unless it has variables
@@ -275,24 +299,7 @@ SPECS = [
     Spec("proxy_pass_request_headers", HSL, 1, 1,
          setting("proxy_pass_request_headers", flag_arg)),
     Spec("proxy_pass_request_body", HSL, 1, 1, setting("proxy_pass_request_body", flag_arg)),
-    Spec("proxy_ssl_server_name", HSL, 1, 1, setting("proxy_ssl_server_name", flag_arg)),
-    Spec("proxy_ssl_name", HSL, 1, 1, setting("proxy_ssl_name", proxy_ssl_name)),
-    Spec("proxy_ssl_verify", HSL, 1, 1, setting("proxy_ssl_verify", flag_arg)),
-    Spec("proxy_ssl_trusted_certificate", HSL, 1, 1,
-         setting("proxy_ssl_trusted_certificate", readable_file)),
-    Spec("proxy_ssl_crl", HSL, 1, 1, setting("proxy_ssl_crl", readable_file)),
-    Spec("proxy_ssl_protocols", HSL, 1, None, setting("proxy_ssl_protocols", ssl_protocols)),
-    Spec("proxy_ssl_ciphers", HSL, 1, 1, setting("proxy_ssl_ciphers", lambda ld, d: d.args[0])),
-    Spec("proxy_ssl_certificate", HSL, 1, 1, setting("proxy_ssl_certificate", readable_file)),
-    Spec("proxy_ssl_certificate_key", HSL, 1, 1,
-         setting("proxy_ssl_certificate_key", readable_file)),
-    Spec("proxy_ssl_password_file", HSL, 1, 1,
-         setting("proxy_ssl_password_file", ssl_password_file)),
-    Spec("proxy_ssl_verify_depth", HSL, 1, 1, ignored(
-        "chains are verified to OpenSSL's depth limit; Python's ssl cannot set one")),
-    Spec("proxy_ssl_session_reuse", HSL, 1, 1, off_is_ours(
-        "a new connection to an https upstream makes a full handshake (idle connections "
-        "are kept and reused; TLS sessions are not)")),
+    *tls_specs("proxy"),
     Spec("proxy_hide_header", HSL, 1, 1, appending("proxy_hide_header", header_name)),
     Spec("proxy_pass_header", HSL, 1, 1, appending("proxy_pass_header", header_name)),
     Spec("proxy_intercept_errors", HSL, 1, 1, setting("proxy_intercept_errors", flag_arg)),

@@ -45,6 +45,9 @@ NAMES: dict[str, tuple[str, str]] = {
     "proxy_ssl_conf_command": ("ngx_http_proxy_module", "Python's ssl takes no OpenSSL "
                                "configuration commands; use proxy_ssl_protocols and "
                                "proxy_ssl_ciphers"),
+    "uwsgi_ssl_conf_command": ("ngx_http_uwsgi_module", "Python's ssl takes no OpenSSL "
+                               "configuration commands; use uwsgi_ssl_protocols and "
+                               "uwsgi_ssl_ciphers"),
     "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
 }
 
