@@ -8,7 +8,8 @@ takes no more than that allows, and waits until it allows some.
 Which rate applies, as nginx decides it: ``X-Accel-Limit-Rate`` (unless ignored), else
 ``set $limit_rate``, else the location's ``limit_rate``. A proxied answer relayed
 unbuffered (``proxy_buffering off``, or the upstream's ``X-Accel-Buffering: no``) has
-none, as nginx's unbuffered relay has none."""
+none, as nginx's unbuffered relay has none; a subrequest's kept answer has none either
+(the response it goes into is paced)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from fastgate.variables import RATE_KEY
+from fastgate.variables import RATE_KEY, SUBREQUEST_KEY
 from fastgate.variables import SET_RATE_KEY as SET_KEY
 
 if TYPE_CHECKING:
@@ -97,8 +98,12 @@ class Pace:
 
 
 def pace(req: Request, s: Settings, log: Callable[[str], None]) -> Pace | None:
-    """The pace of this request's response, or None when it has no rate."""
-    if s.limit_rate is None and RATE_KEY not in req.memo and SET_KEY not in req.memo:
+    """The pace of this request's response, or None when it has no rate — nor has a
+    subrequest's answer (an include, a slice): it is kept, and the response it goes
+    into is paced as it is sent."""
+    memo = req.memo
+    if SUBREQUEST_KEY in memo or (s.limit_rate is None and RATE_KEY not in memo
+                                  and SET_KEY not in memo):
         return None
     rate = rate_of(req, s, log)
     if rate <= 0:

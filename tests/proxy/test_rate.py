@@ -14,7 +14,7 @@ import pytest
 
 from fastgate.config import ConfigError, load_config
 from fastgate.proxy import rate
-from fastgate.variables import BUILTIN, RATE_KEY, SET_RATE_KEY, Registry
+from fastgate.variables import BUILTIN, RATE_KEY, SET_RATE_KEY, SUBREQUEST_KEY, Registry
 
 
 @pytest.mark.parametrize("text,want", [
@@ -46,6 +46,10 @@ def test_which_rate_applies() -> None:
     assert logged == ['invalid $limit_rate "fast"']
     assert rate.pace(_req(given=0), s, logged.append) is None  # type: ignore[arg-type]
     assert rate.pace(_req(), _settings(), logged.append) is None  # type: ignore[arg-type]
+    assert rate.pace(_req(), s, logged.append) is not None  # type: ignore[arg-type]
+    sub = _req()
+    sub.memo[SUBREQUEST_KEY] = object()  # an include's or a slice's answer, kept
+    assert rate.pace(sub, s, logged.append) is None  # type: ignore[arg-type]
 
 
 def test_an_upstreams_headers() -> None:
