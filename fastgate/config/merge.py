@@ -230,17 +230,25 @@ class Builder:
             raise origins["proxy_ssl_verify"].error(
                 'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify"')
         t = upstream_tls(s, host_of(pp.host_header))
+        return dataclasses.replace(pp, pool=self._tls_pool(pp.upstream, t, origins,
+                                                           "proxy_pass"))
+
+    def _tls_pool(self, upstream: str, t: UpstreamTls, origins: dict[str, Directive],
+                  passing: str) -> str:
+        """The pool of ``upstream``'s servers whose connections speak TLS as ``t`` says
+        (one per distinct setting); what OpenSSL would refuse fails here, at the
+        directive that set it (else at ``passing``)."""
         pool = next((name for name, have in self.tls_pools.items()
-                     if have == (pp.upstream, t)), None)
+                     if have == (upstream, t)), None)
         if pool is None:
             try:
                 upstream_context(t)
             except TlsError as e:
-                d = origins.get(e.directive) or origins["proxy_pass"]
+                d = origins.get(e.directive) or origins[passing]
                 raise d.error(e.message) from None
-            pool = f"{pp.upstream} tls:{len(self.tls_pools) + 1}"
-            self.tls_pools[pool] = (pp.upstream, t)
-        return dataclasses.replace(pp, pool=pool)
+            pool = f"{upstream} tls:{len(self.tls_pools) + 1}"
+            self.tls_pools[pool] = (upstream, t)
+        return pool
 
     def _app_tls(self, ap: AppPass, s: Settings, origins: dict[str, Directive]) -> AppPass:
         """A suwsgi:// uwsgi_pass: its group's servers in a pool of their own whose
@@ -253,17 +261,8 @@ class Builder:
             raise origins["uwsgi_ssl_name"].error(
                 '"uwsgi_ssl_name" with variables is not in fastgate: name the host')
         t = upstream_tls(s, ap.tls_host, module="uwsgi")
-        pool = next((name for name, have in self.tls_pools.items()
-                     if have == (ap.upstream, t)), None)
-        if pool is None:
-            try:
-                upstream_context(t)
-            except TlsError as e:
-                d = origins.get(e.directive) or origins["uwsgi_pass"]
-                raise d.error(e.message) from None
-            pool = f"{ap.upstream} tls:{len(self.tls_pools) + 1}"
-            self.tls_pools[pool] = (ap.upstream, t)
-        return dataclasses.replace(ap, upstream=pool)
+        return dataclasses.replace(ap, upstream=self._tls_pool(ap.upstream, t, origins,
+                                                               "uwsgi_pass"))
 
     def _program(self, lvl: Level,
                  nested: Callable[[Level], Location] | None) -> tuple[RewriteOp, ...]:
