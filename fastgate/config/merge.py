@@ -400,8 +400,9 @@ def _check_recoding(s: Settings, origins: dict[str, Directive]) -> None:
 
 
 def _filtered(pp: ProxyPass | None, s: Settings) -> ProxyPass | None:
-    """A location's proxy_pass in an if that filters bodies (recodes them, SSI) where
-    the location does not: off the callback path, which relays bodies as they are."""
-    if pp is not None and pp.as_is and s.filters_bodies:
+    """A location's proxy_pass in an if that filters bodies (recodes them, SSI) or
+    paces them (limit_rate) where the location does not: off the callback path, which
+    relays bodies as they come."""
+    if pp is not None and pp.as_is and (s.filters_bodies or s.limit_rate is not None):
         return dataclasses.replace(pp, as_is=False)
     return pp

@@ -90,12 +90,19 @@ def test_what_a_configuration_may_write(tmp_path: Path) -> None:
     conf.write_text("""http { server { listen 127.0.0.1:8080;
       location /a/ { limit_rate $arg_rate; limit_rate_after 1m; proxy_pass http://127.0.0.1:9; }
       location /b/ { set $limit_rate 1k; proxy_pass http://127.0.0.1:9; }
-      location /c/ { proxy_buffering off; proxy_pass http://127.0.0.1:9; } } }""")
+      location /c/ { proxy_buffering off; proxy_pass http://127.0.0.1:9; }
+      location /d/ { proxy_pass http://127.0.0.1:9; if ($arg_slow) { limit_rate 1k; } }
+      } }""")
     server = load_config(str(conf)).servers[0]
     a = server.locations.find("/a/")[0]
     c = server.locations.find("/c/")[0]
+    d = server.locations.find("/d/")[0]
     assert a is not None and not a.proxy_pass.as_is  # type: ignore[union-attr]
     assert c is not None and c.proxy_pass.as_is and not c.settings.proxy_buffering  # type: ignore[union-attr]
+    assert d is not None and d.proxy_pass.as_is  # type: ignore[union-attr]
+    # (the if's configuration, which paces, is off the callback path)
+    nested = next(op.location for op in d.rewrites if getattr(op, "location", None))
+    assert not nested.proxy_pass.as_is  # type: ignore[union-attr]
     conf.write_text("http { server { listen 127.0.0.1:8080; limit_rate fast; } }")
     with pytest.raises(ConfigError, match='"limit_rate" directive invalid value'):
         load_config(str(conf))
