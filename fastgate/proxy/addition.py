@@ -1,10 +1,10 @@
 """nginx's addition filter: ``add_before_body URI`` and ``add_after_body URI`` put the
 body of a subrequest for URI (``proxy.capture``) before and after the body of a 200
 response whose type is text/html or one of ``addition_types`` (``*``: any) — a file, a
-proxied or FastCGI-family answer, ``return``'s text (``proxy.rewrite``). Such a
-response loses its Content-Length (the client's engine frames it) and Accept-Ranges,
-and its ETag is made weak, as nginx's header filter does; a response to HEAD gets
-those headers and no additions.
+proxied or FastCGI-family answer, a page of fastgate's own (``return``'s text, a
+status page, empty_gif: ``Responder.page``). Such a response loses its Content-Length
+(the client's engine frames it) and Accept-Ranges, and its ETag is made weak, as
+nginx's header filter does; a response to HEAD gets those headers and no additions.
 
 The subrequests' bodies are what their locations answer, whatever their status (an
 error page included, as nginx inserts it), through their own body filters and not the
@@ -12,7 +12,7 @@ main response's; each is asked for when it is due — the one before at the firs
 of the body, the one after at its end — as nginx issues them. A subrequest that fails
 midway (or whose answer passes 8 MiB: it is kept in memory, where nginx streams it)
 ends the response unfinished — the client sees a cut connection, never a page with a
-part missing. Not done: fastgate's status pages and empty_gif get no additions."""
+part missing."""
 
 from __future__ import annotations
 

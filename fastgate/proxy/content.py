@@ -13,7 +13,6 @@ from fastgate.proxy.dav import DavModule
 from fastgate.proxy.fast import ProxyPass
 from fastgate.proxy.memcached import MemcachedModule
 from fastgate.proxy.static import StaticModule
-from fastgate.proxy.steps import DONE
 
 # ngx_http_empty_gif_module's image: a 1x1 transparent GIF, 43 bytes
 EMPTY_GIF = bytes.fromhex(
@@ -77,14 +76,13 @@ class Content:
             if req.method not in ("GET", "HEAD"):
                 return self.fail(conn, req, loc, 405)
             # nginx's module: its 1x1 transparent GIF, "last modified" at its date
-            self.respond.send(conn, req, loc, 200, EMPTY_GIF, b"image/gif",
-                              [(b"Last-Modified", b"Mon, 28 Sep 1970 06:00:00 GMT")])
-            return DONE
+            return self.respond.page(conn, req, loc, 200, EMPTY_GIF, b"image/gif",
+                                     [(b"Last-Modified", b"Mon, 28 Sep 1970 06:00:00 GMT")],
+                                     self.upstream.fetch)
         if loc.own_content == "stub":
             if req.method not in ("GET", "HEAD"):
                 return self.fail(conn, req, loc, 405)
-            self.respond.send(conn, req, loc, 200, self.w.stub_status(), b"text/plain")
-            return DONE
-        self.respond.send(conn, req, loc, 200, self.w.status_page(),
-                          b"text/plain; version=0.0.4")
-        return DONE
+            return self.respond.page(conn, req, loc, 200, self.w.stub_status(), b"text/plain",
+                                     [], self.upstream.fetch)
+        return self.respond.page(conn, req, loc, 200, self.w.status_page(),
+                                 b"text/plain; version=0.0.4", [], self.upstream.fetch)

@@ -12,7 +12,7 @@ from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
 from fastgate.proxy import charset
 from fastgate.proxy.accel import carry
-from fastgate.proxy.capture import Capture
+from fastgate.proxy.capture import Capture, SubrequestFailed
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,
     absolute,
@@ -20,14 +20,19 @@ from fastgate.proxy.headers import (
     is_safe_value,
 )
 from fastgate.proxy.output import own_page
+from fastgate.proxy.output import start as output_start
 from fastgate.proxy.status import SPECIAL, error_body, reason
+from fastgate.proxy.steps import DONE
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
+    from fastgate.proxy.capture import Fetch
+    from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
+    from fastgate.proxy.steps import Outcome, Step
     from fastgate.variables import Template
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -100,6 +105,39 @@ class Responder:
         exchange.write(out)
         req.body_bytes_sent = 0 if head_only else len(body)
         req.bytes_sent = len(out)
+
+    def page(self, conn: ClientSide, req: Request, loc: Location, status: int,
+             body: bytes, kind: bytes, extra: Headers, fetch: Fetch) -> Outcome:
+        """A page of fastgate's own with a body (``return``'s text, a status page,
+        empty_gif): through SSI and between the additions' bodies where they apply —
+        all had before anything is sent, the same bytes as nginx's, framed the same —
+        else as ``send`` sends it."""
+        s = loc.settings
+        if s.add_before_body or s.add_after_body or s.ssi:
+            out, headers, length = output_start(
+                req, s, [(b"Content-Type", kind), *extra], len(body),
+                final_status(req, status), req.method == "HEAD", conn, fetch,
+                self.w.config.variables, self.client_error(req))
+            if out is not None:
+                return self._filtered(conn, req, loc, status, body, headers, out)
+            if length < 0:  # (a HEAD: the headers as if it came)
+                self.send(conn, req, loc, status, body, kind, extra, unframed=True)
+                return DONE
+        self.send(conn, req, loc, status, body, kind, extra)
+        return DONE
+
+    async def _filtered(self, conn: ClientSide, req: Request, loc: Location, status: int,
+                        body: bytes, headers: Headers, out: Output) -> Step:
+        try:
+            text = await out.begin() + await out.feed(body) + await out.end()
+        except SubrequestFailed as e:
+            self.client_error(req)(str(e))
+            conn.abort()
+            return DONE
+        kind = next(v for n, v in headers if n.lower() == b"content-type")
+        rest = [(n, v) for n, v in headers if n.lower() != b"content-type"]
+        self.send(conn, req, loc, status, text, kind, rest, unframed=True, filtered=True)
+        return DONE
 
     @staticmethod
     def content_type(req: Request, s: Settings) -> bytes:

@@ -16,9 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from fastgate.config.model import Break, If, Return, Rewrite, SetVar
-from fastgate.proxy import output
-from fastgate.proxy.capture import SubrequestFailed
-from fastgate.proxy.respond import REDIRECTS, final_status
+from fastgate.proxy.respond import REDIRECTS
 from fastgate.proxy.steps import DONE, NEXT
 from fastgate.variables import set_user_variable
 
@@ -28,10 +26,9 @@ if TYPE_CHECKING:
     from fastgate.config.model import Condition, Location, RewriteOp, Server
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.capture import Fetch
-    from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
-    from fastgate.proxy.steps import Fail, Outcome, Phase, Step
+    from fastgate.proxy.steps import Fail, Outcome, Phase
 
     # (conn, req, loc) → the outcome of going on elsewhere
     Elsewhere = Callable[[ClientSide, Request, Location], Outcome]
@@ -176,34 +173,10 @@ class RewriteModule:
         kind = (None if code in (204, 304)
                 else self.respond.content_type(req, loc.settings))
         body = (text or "").encode("utf-8")
-        s = loc.settings
-        if kind is not None and (s.add_before_body or s.add_after_body or s.ssi):
-            head_only = req.method == "HEAD"
-            out, headers, length = output.start(
-                req, s, [(b"Content-Type", kind)], len(body), final_status(req, code),
-                head_only, conn, self.fetch, self.respond.w.config.variables,
-                self.respond.client_error(req))
-            if out is not None:
-                kind = next(v for n, v in headers if n.lower() == b"content-type")
-                return self._filtered(conn, req, loc, code, body, kind, out)
-            if length < 0:  # (a HEAD: the headers as if it came)
-                self.respond.send(conn, req, loc, code, body, kind, unframed=True)
-                return DONE
-        self.respond.send(conn, req, loc, code, body, kind)
-        return DONE
-
-    async def _filtered(self, conn: ClientSide, req: Request, loc: Location, code: int,
-                        body: bytes, kind: bytes, out: Output) -> Step:
-        """``return``'s text through SSI and between the additions' bodies (all had
-        before anything is sent: the same bytes as nginx's, framed the same)."""
-        try:
-            text = await out.begin() + await out.feed(body) + await out.end()
-        except SubrequestFailed as e:
-            self.respond.client_error(req)(str(e))
-            conn.abort()
+        if kind is None:
+            self.respond.send(conn, req, loc, code, body, kind)
             return DONE
-        self.respond.send(conn, req, loc, code, text, kind, unframed=True, filtered=True)
-        return DONE
+        return self.respond.page(conn, req, loc, code, body, kind, [], self.fetch)
 
 
 def _break(req: Request, run: _Run) -> None:

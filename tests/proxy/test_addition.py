@@ -109,3 +109,32 @@ def test_a_part_that_cannot_be_had_whole_cuts_the_response(
     assert aborted
     assert out.startswith(b"HTTP/1.1 200 ") and not out.endswith(b"0\r\n\r\n")
     assert b"hhhh" not in out
+
+
+def test_pages_of_fastgates_own_get_them_too(tmp_path: Path, root: Path, engine: str) -> None:
+    """As nginx's: stub_status and empty_gif answers get their additions where
+    addition_types names their types (text/html only by default)."""
+    conf = f"""server {{ listen 127.0.0.1:8080; root {root};
+  location /parts/ {{ }}
+  location = /status {{ stub_status; add_before_body /parts/head.html;
+                       addition_types text/plain; }}
+  location = /gif {{ empty_gif; add_after_body /parts/foot.html; addition_types image/gif; }}
+  location = /plain-status {{ stub_status; add_before_body /parts/head.html; }} }}"""
+
+    async def main() -> list[bytes]:
+        sc = Scenario(tmp_path, engine, conf)
+        try:
+            out = []
+            for path in ("/status", "/gif", "/plain-status"):
+                sc.client_out.out.clear()
+                sc.client.data_received(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+                await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
+                out.append(sc.client_out.bytes())
+            return out
+        finally:
+            sc.close()
+    status, gif, plain = asyncio.run(main())
+    body = _body(status)
+    assert body.startswith(b"<head>Active connections: ")
+    assert _body(gif).startswith(b"GIF89a") and _body(gif).endswith(b"<foot>")
+    assert b"<head>" not in plain and b"Active connections: " in plain  # (not text/html)
