@@ -111,6 +111,14 @@ class Scenario:
             if done() or loop.time() > end:
                 return
 
+    async def get(self, path: str, limit: float = 2.0) -> bytes:
+        """A GET of ``path`` that the gateway answers itself (no upstream in the
+        scenario's hands): what the client got for it."""
+        self.client_out.out.clear()
+        self.client.data_received(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        await self.settle(lambda: not self.busy() and bool(self.client_out.out), limit)
+        return self.client_out.bytes()
+
     async def exchange(self, request: bytes, response: bytes | None,
                        group: str = "be") -> tuple[bytes, bytes]:
         """``request`` from the client; ``response`` from the upstream once the request

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastgate.proxy.capture import KEPT_MAX, Capture, Fetch, SubrequestFailed, SubrequestRefused
-from fastgate.proxy.headers import changed_body_head, kind_of
+from fastgate.proxy.headers import changed_body_head, html_or_of, kind_of
 
 if TYPE_CHECKING:
     from fastgate.config.model import Settings
@@ -70,9 +70,7 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     if (status != 200 or not (s.add_before_body or s.add_after_body)
             or isinstance(conn, Capture)):
         return None, headers, length
-    kind = kind_of(headers)
-    if kind != "text/html" and "*" not in s.addition_types and (
-            kind is None or kind not in s.addition_types):
+    if not html_or_of(kind_of(headers), s.addition_types):
         return None, headers, length
     out = changed_body_head(headers, (b"content-length", b"accept-ranges"), True)
     return (None if head_only else Addition(fetch, conn, req, s)), out, -1

@@ -48,6 +48,13 @@ def kind_of(headers: Headers) -> str | None:
     return None
 
 
+def html_or_of(kind: str | None, types: tuple[str, ...]) -> bool:
+    """Whether a filter whose ``*_types`` are ``types`` takes a response of media type
+    ``kind``: text/html always, any with ``*`` (nginx's ngx_http_test_content_type with
+    ngx_http_html_default_types: sub_filter, addition, SSI)."""
+    return kind == "text/html" or "*" in types or (kind is not None and kind in types)
+
+
 def changed_body_head(headers: Headers, drop: tuple[bytes, ...], validators: bool
                       ) -> Headers:
     """The headers of a response whose body a filter changes, as nginx's filters leave

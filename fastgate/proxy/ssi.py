@@ -36,7 +36,7 @@ from fastgate.proxy.capture import (
     SubrequestRefused,
     main_request,
 )
-from fastgate.proxy.headers import changed_body_head, kind_of
+from fastgate.proxy.headers import changed_body_head, html_or_of, kind_of
 from fastgate.variables import find_variable
 
 if TYPE_CHECKING:
@@ -507,7 +507,7 @@ class Ssi:
                 # the stub is the subrequest's answer, of this page's type (nginx sends
                 # its head then): SSI applies to it where it answered
                 s = sub.location.settings
-                if s.ssi and _typed(s, self._kind):
+                if s.ssi and html_or_of(self._kind, s.ssi_types):
                     stub = Ssi(sub, s, self._conn, self._fetch, self._variables,
                                self._kind, self._log)
                     inc.out = await stub.feed(inc.out) + await stub.finish()
@@ -676,17 +676,11 @@ class Ssi:
 _SHARED = ("ssi",)  # the main request's memo: its Shared
 
 
-def _typed(s: Settings, kind: str | None) -> bool:
-    """Whether SSI takes a response of this media type (text/html always)."""
-    return kind == "text/html" or "*" in s.ssi_types or (
-        kind is not None and kind in s.ssi_types)
-
-
 def start(req: Request, s: Settings, headers: Headers, length: int
           ) -> tuple[bool, Headers, int]:
     """Whether SSI applies to a response with ``headers`` and ``length`` (-1: unknown),
     and the headers and length the client gets (a subrequest's are its own affair)."""
-    if length == 0 or not _typed(s, kind_of(headers)):
+    if length == 0 or not html_or_of(kind_of(headers), s.ssi_types):
         return False, headers, length
     if main_request(req) is not req:
         return True, headers, -1

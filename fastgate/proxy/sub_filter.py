@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.proxy.headers import changed_body_head, kind_of
+from fastgate.proxy.headers import changed_body_head, html_or_of, kind_of
 
 if TYPE_CHECKING:
     from fastgate.config.model import Settings
@@ -75,10 +75,8 @@ def start(req: Request, s: Settings, headers: Headers, length: int
     and the same ones when it does not apply."""
     if not s.sub_filter or length == 0:
         return None, headers, length
-    kind = kind_of(headers)
-    if kind != "text/html" and "*" not in s.sub_filter_types and (
-            kind is None or kind not in s.sub_filter_types):
-        return None, headers, length  # (text/html always is one, as nginx's)
+    if not html_or_of(kind_of(headers), s.sub_filter_types):
+        return None, headers, length
     pairs = []
     for match, replacement in s.sub_filter:
         m = match.render(req).encode("utf-8", "surrogateescape").lower()

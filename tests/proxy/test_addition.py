@@ -51,9 +51,7 @@ def test_a_file_between_its_parts(tmp_path: Path, root: Path, engine: str) -> No
     async def main() -> bytes:
         sc = Scenario(tmp_path, engine, block(root))
         try:
-            sc.client.data_received(b"GET /page/a.html HTTP/1.1\r\nHost: a\r\n\r\n")
-            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
-            return sc.client_out.bytes()
+            return await sc.get("/page/a.html")
         finally:
             sc.close()
     assert _body(asyncio.run(main())) == b"<head><main><foot>"
@@ -64,13 +62,7 @@ def test_parts_run_their_locations_access_phase(
     async def main() -> tuple[bytes, bytes]:
         sc = Scenario(tmp_path, engine, block(root))
         try:
-            sc.client.data_received(b"GET /shut/a.html HTTP/1.1\r\nHost: a\r\n\r\n")
-            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
-            page = sc.client_out.bytes()
-            sc.client_out.out.clear()
-            sc.client.data_received(b"GET /denied/head.html HTTP/1.1\r\nHost: a\r\n\r\n")
-            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
-            return page, sc.client_out.bytes()
+            return await sc.get("/shut/a.html"), await sc.get("/denied/head.html")
         finally:
             sc.close()
     page, part = asyncio.run(main())
@@ -100,9 +92,7 @@ def test_a_part_that_cannot_be_had_whole_cuts_the_response(
     async def main() -> tuple[bytes, bool]:
         sc = Scenario(tmp_path, engine, block(root))
         try:
-            sc.client.data_received(b"GET /huge/a.html HTTP/1.1\r\nHost: a\r\n\r\n")
-            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 5.0)
-            return sc.client_out.bytes(), sc.client_out.aborted
+            return await sc.get("/huge/a.html", 5.0), sc.client_out.aborted
         finally:
             sc.close()
     out, aborted = asyncio.run(main())
@@ -124,13 +114,7 @@ def test_pages_of_fastgates_own_get_them_too(tmp_path: Path, root: Path, engine:
     async def main() -> list[bytes]:
         sc = Scenario(tmp_path, engine, conf)
         try:
-            out = []
-            for path in ("/status", "/gif", "/plain-status"):
-                sc.client_out.out.clear()
-                sc.client.data_received(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
-                await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
-                out.append(sc.client_out.bytes())
-            return out
+            return [await sc.get(path) for path in ("/status", "/gif", "/plain-status")]
         finally:
             sc.close()
     status, gif, plain = asyncio.run(main())

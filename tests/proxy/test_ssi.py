@@ -190,9 +190,7 @@ def test_an_include_runs_its_locations_access_phase(tmp_path: Path, root: Path,
     async def main() -> bytes:
         sc = Scenario(tmp_path, engine, block(root))
         try:
-            sc.client.data_received(b"GET /page/denied.html HTTP/1.1\r\nHost: a\r\n\r\n")
-            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 2.0)
-            return sc.client_out.bytes()
+            return await sc.get("/page/denied.html")
         finally:
             sc.close()
     # the part's location refuses this client for the include too (nginx would not ask)
@@ -204,9 +202,7 @@ def test_a_part_that_cannot_be_had_whole_cuts_the_response(
     async def main() -> tuple[bytes, bool]:
         sc = Scenario(tmp_path, engine, block(root))
         try:
-            sc.client.data_received(b"GET /page/huge.html HTTP/1.1\r\nHost: a\r\n\r\n")
-            await sc.settle(lambda: not sc.busy() and bool(sc.client_out.out), 5.0)
-            return sc.client_out.bytes(), sc.client_out.aborted
+            return await sc.get("/page/huge.html", 5.0), sc.client_out.aborted
         finally:
             sc.close()
     out, aborted = asyncio.run(main())
