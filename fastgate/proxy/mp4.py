@@ -25,7 +25,6 @@ from fastgate.errors import FastgateError
  STSZ, STSZ_DATA, STCO, STCO_DATA, CO64, CO64_DATA) = range(29)
 _SLOTS = 29
 
-_MOOV_EXCESS = 4 * 1024  # (nginx's NGX_HTTP_MP4_MOOV_BUFFER_EXCESS)
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
 
@@ -237,7 +236,6 @@ class _File:
                                                                self.offset))
         if len(self.moov) != 8 + data_size:
             raise self.error("NAME mp4 file truncated")
-        self.moov_at = self.offset - 8
         self.read_atoms({b"mvhd": self.mvhd_atom, b"trak": self.trak_atom,
                          b"cmov": self.cmov_atom}, data_size)
         if not no_mdat:
