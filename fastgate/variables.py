@@ -184,16 +184,16 @@ def set_user_variable(r: Any, name: str, value: str) -> None:
     r.memo[("set", name)] = value
 
 
-def _response_header(field: str) -> Callable[[str], Getter]:
-    """``$upstream_http_NAME`` (``field`` "upstream_headers") and ``$sent_http_NAME``
-    ("sent_headers"): a header of the upstream's response or of ours, as nginx joins
-    repeated ones; empty until that head exists."""
+def _response_header(headers_of: Callable[[Any], Any]) -> Callable[[str], Getter]:
+    """``$upstream_http_NAME``, ``$sent_http_NAME``, ``$upstream_trailer_NAME``: a field
+    of the upstream's response head, of ours, or of the upstream's trailers
+    (``headers_of``), as nginx joins repeated ones; empty until they exist."""
 
     def factory(name: str) -> Getter:
         wanted = name.replace("_", "-").encode("latin-1")
 
         def get(r: Any) -> str:
-            headers = getattr(r, field)
+            headers = headers_of(r)
             if not headers:
                 return ""
             values = [v.decode("latin-1") for n, v in headers if n.lower() == wanted]
@@ -323,6 +323,8 @@ def _limit_rate(r: Any) -> str:
 
 # a request's memo: the slice module's state (``SliceState``)
 SLICE_KEY = ("slice",)
+# a request's memo: the trailers of a gRPC application's answer, as received
+TRAILERS_KEY = ("upstream trailers",)
 
 
 class SliceState:
@@ -462,6 +464,9 @@ BUILTIN: dict[str, Getter] = {
     "bytes_sent": lambda r: str(r.bytes_sent),
     "content_type": _header("content_type"),
     "content_length": _header("content_length"),
+    # grpc_set_header's default TE: "trailers" when the client's (first) TE names them
+    "grpc_internal_trailers": lambda r: next(
+        ("trailers" if "trailers" in v.lower() else "" for n, v in r.headers if n == "te"), ""),
     "upstream_addr": lambda r: _tries(r, 0, r.upstream_addr),
     "upstream_status": lambda r: _tries(r, 1, r.upstream_status),
     # the time to the response head: fastgate's upstream time is that already
@@ -514,8 +519,9 @@ PREFIXES: dict[str, Callable[[str], Getter]] = {
     "cookie_": _cookie,
     "jwt_claim_": _claim,
     "jwt_header_": _jwt_header,
-    "upstream_http_": _response_header("upstream_headers"),
-    "sent_http_": _response_header("sent_headers"),
+    "upstream_http_": _response_header(lambda r: r.upstream_headers),
+    "sent_http_": _response_header(lambda r: r.sent_headers),
+    "upstream_trailer_": _response_header(lambda r: r.memo.get(TRAILERS_KEY)),
 }
 
 # Prefixes whose rest is case-sensitive (JSON member names); the rest is lowercased as

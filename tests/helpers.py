@@ -46,6 +46,19 @@ def dechunk(body: bytes) -> bytes:
     raise AssertionError("the chunked body did not end")
 
 
+def trailers(body: bytes) -> list[bytes]:
+    """The trailer fields after a chunked body's last chunk (an AssertionError when it
+    does not end with one)."""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            section, _, _ = rest.partition(b"\r\n\r\n")
+            return [line for line in section.split(b"\r\n") if line]
+        body = rest[size + 2:]
+    raise AssertionError("the chunked body did not end")
+
+
 def family_of(alg: str) -> str:
     if alg.startswith(("RS", "PS")):
         return "RSA"

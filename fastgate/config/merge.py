@@ -251,18 +251,21 @@ class Builder:
         return pool
 
     def _app_tls(self, ap: AppPass, s: Settings, origins: dict[str, Directive]) -> AppPass:
-        """A suwsgi:// uwsgi_pass: its group's servers in a pool of their own whose
-        connections speak TLS with the location's uwsgi_ssl_* settings (one pool per
-        distinct setting, as https:// proxy_pass's; what OpenSSL refuses known now)."""
-        if s.uwsgi_ssl_verify and s.uwsgi_ssl_trusted_certificate is None:
-            raise origins["uwsgi_ssl_verify"].error(
-                'no "uwsgi_ssl_trusted_certificate" for "uwsgi_ssl_verify"')
-        if s.uwsgi_ssl_name is not None and not isinstance(s.uwsgi_ssl_name, str):
-            raise origins["uwsgi_ssl_name"].error(
-                '"uwsgi_ssl_name" with variables is not in fastgate: name the host')
-        t = upstream_tls(s, ap.tls_host, module="uwsgi")
+        """A suwsgi:// uwsgi_pass or a grpcs:// grpc_pass: its group's servers in a pool
+        of their own whose connections speak TLS with the location's uwsgi_ssl_*
+        (grpc_ssl_*) settings (one pool per distinct setting, as https:// proxy_pass's;
+        what OpenSSL refuses known now)."""
+        p = f"{ap.kind}_ssl_"
+        if getattr(s, p + "verify") and getattr(s, p + "trusted_certificate") is None:
+            raise origins[p + "verify"].error(
+                f'no "{p}trusted_certificate" for "{p}verify"')
+        name = getattr(s, p + "name")
+        if name is not None and not isinstance(name, str):
+            raise origins[p + "name"].error(
+                f'"{p}name" with variables is not in fastgate: name the host')
+        t = upstream_tls(s, ap.tls_host, module=ap.kind)
         return dataclasses.replace(ap, upstream=self._tls_pool(ap.upstream, t, origins,
-                                                               "uwsgi_pass"))
+                                                               f"{ap.kind}_pass"))
 
     def _program(self, lvl: Level,
                  nested: Callable[[Level], Location] | None) -> tuple[RewriteOp, ...]:

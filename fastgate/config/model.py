@@ -152,15 +152,17 @@ class ProxyPass:
 
 @dataclass(frozen=True, slots=True)
 class AppPass:
-    """``fastcgi_pass``, ``uwsgi_pass``, ``scgi_pass`` or ``memcached_pass ADDRESS``
+    """``fastcgi_pass``, ``uwsgi_pass``, ``scgi_pass``, ``memcached_pass`` or
+    ``grpc_pass ADDRESS``
     (``kind``): an upstream group (a block's name, or the implicit group of
     ``host:port``), or a unix socket's path."""
 
-    kind: str  # "fastcgi", "uwsgi", "scgi", "memcached": its settings' names' prefix
+    kind: str  # "fastcgi", "uwsgi", "scgi", "memcached", "grpc": its settings' prefix
     upstream: str = ""  # the group's name ("" for a unix socket); with TLS, its pool's
     unix: str | None = None  # the socket's path
-    secure: bool = False  # suwsgi://: over TLS (uwsgi_ssl_*)
+    secure: bool = False  # suwsgi://, grpcs://: over TLS (uwsgi_ssl_*, grpc_ssl_*)
     tls_host: str = ""  # the host the address names (its TLS name by default)
+    authority: str = ""  # as written ("localhost" for a socket): grpc_pass's :authority
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,6 +669,27 @@ class Settings:
     uwsgi_ssl_certificate: str | None = None
     uwsgi_ssl_certificate_key: str | None = None
     uwsgi_ssl_password_file: tuple[str, ...] | None = None
+    # the gRPC module (grpc_pass): its request headers, as proxy_set_header's, and
+    # grpcs://'s TLS (grpc_ssl_*)
+    grpc_set_header: tuple[tuple[str, Template], ...] = ()
+    grpc_hide_header: tuple[str, ...] = ()
+    grpc_pass_header: tuple[str, ...] = ()
+    grpc_ignore_headers: frozenset[str] = frozenset()
+    grpc_connect_timeout: float = 60.0
+    grpc_send_timeout: float = 60.0
+    grpc_read_timeout: float = 60.0
+    grpc_intercept_errors: bool = False
+    grpc_buffer_size: int = 4096
+    grpc_ssl_server_name: bool = False
+    grpc_ssl_name: str | Template | None = None
+    grpc_ssl_verify: bool = False
+    grpc_ssl_trusted_certificate: str | None = None
+    grpc_ssl_crl: str | None = None
+    grpc_ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    grpc_ssl_ciphers: str | None = None
+    grpc_ssl_certificate: str | None = None
+    grpc_ssl_certificate_key: str | None = None
+    grpc_ssl_password_file: tuple[str, ...] | None = None
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 0
     add_header: tuple[tuple[str, Template, bool], ...] = ()

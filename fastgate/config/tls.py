@@ -126,7 +126,7 @@ UPSTREAM_TLS_FIELDS = ("name", "server_name", "verify", "trusted_certificate", "
 def upstream_tls(s: Settings, host: str, name: str | None = None,
                  module: str = "proxy") -> UpstreamTls:
     """A location's ``MODULE_ssl_*`` settings (proxy's for https://, uwsgi's for
-    suwsgi://) for an upstream named ``host``; ``name``: a MODULE_ssl_name with
+    suwsgi://, grpc's for grpcs://) for an upstream named ``host``; ``name``: a MODULE_ssl_name with
     variables, as this request renders it."""
     got: dict[str, Any] = {f: getattr(s, f"{module}_ssl_{f}") for f in UPSTREAM_TLS_FIELDS}
     given = got.pop("name")
@@ -135,12 +135,15 @@ def upstream_tls(s: Settings, host: str, name: str | None = None,
 
 
 def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
-    """The context an ``https://`` proxy_pass (a ``suwsgi://`` uwsgi_pass) connects
-    with. As nginx, certificates are not checked unless ``proxy_ssl_verify on``
-    (``uwsgi_ssl_verify``); then against the trusted certificates only (not the
+    """The context an ``https://`` proxy_pass (a ``suwsgi://`` uwsgi_pass, a
+    ``grpcs://`` grpc_pass: it offers ALPN "h2", as nginx's) connects with. As nginx,
+    certificates are not checked unless ``proxy_ssl_verify on`` (``uwsgi_ssl_verify``,
+    ``grpc_ssl_verify``); then against the trusted certificates only (not the
     system's), and for ``name``."""
     p = f"{t.module}_ssl_"
     ctx = _context(ssl.PROTOCOL_TLS_CLIENT, p, t.protocols, t.ciphers)
+    if t.module == "grpc":
+        ctx.set_alpn_protocols(["h2"])
     if t.verify:
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED

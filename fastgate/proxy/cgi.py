@@ -40,6 +40,7 @@ from fastgate.variables import RATE_KEY
 
 if TYPE_CHECKING:
     from fastgate.config.model import AppPass, CgiParam, Location, Settings
+    from fastgate.http.engine import Headers
     from fastgate.http.exchange import Exchange
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.exchange import UpstreamExchange
@@ -489,7 +490,9 @@ class _Relay:
         """All the body a Content-Length announced has been relayed (or none is due)."""
         return self.left == 0 or (self.head_only and self.left >= 0)
 
-    async def end(self) -> None:
+    async def end(self, trailers: Headers | None = None) -> None:
+        """The body's end; ``trailers`` (an HTTP/2 application's) go before add_trailer's,
+        when the body is chunked."""
         if self.left > 0 and not self.head_only:
             self.cut()
             return
@@ -502,8 +505,9 @@ class _Relay:
             self._send(await self.filters.end())
             if self.exchange.closed:
                 return
-        self.exchange.write(self.exchange.end(
-            self.respond.trailers(req, self.loc) if req.expect_trailers else None))
+        added = self.respond.trailers(req, self.loc) if req.expect_trailers else None
+        self.exchange.write(self.exchange.end([*trailers, *(added or ())] if trailers
+                                              else added))
 
     def cut(self) -> None:
         self.exchange.abort()

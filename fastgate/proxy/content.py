@@ -1,7 +1,7 @@
 """The content phase: the status pages and empty_gif, ``proxy_pass`` (in callbacks over
 a pooled idle connection when it can, else in a task), ``fastcgi_pass``, ``uwsgi_pass``,
-``scgi_pass`` and ``memcached_pass`` (in a task), ``flv``, else files (``try_files``,
-random_index, index, autoindex, WebDAV's methods: ``proxy.dav``, static:
+``scgi_pass``, ``memcached_pass`` and ``grpc_pass`` (in a task), ``flv``, else files
+(``try_files``, random_index, index, autoindex, WebDAV's methods: ``proxy.dav``, static:
 ``proxy.static``)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from fastgate.proxy.cgi import CgiModule
 from fastgate.proxy.dav import DavModule
 from fastgate.proxy.fast import ProxyPass
+from fastgate.proxy.grpc import GrpcModule
 from fastgate.proxy.memcached import MemcachedModule
 from fastgate.proxy.static import StaticModule
 
@@ -52,6 +53,7 @@ class Content:
         # fastcgi_pass, uwsgi_pass, scgi_pass; memcached_pass
         self.cgi = CgiModule(worker, respond, upstream, fail)
         self.memcached = MemcachedModule(worker, respond, upstream, fail)
+        self.grpc = GrpcModule(worker, respond, upstream, fail)
         self.dav = DavModule(worker, respond, upstream, fail)
         self.static = StaticModule(worker, respond, fail, internal, self.dav.handle,
                                    upstream.fetch)
@@ -66,7 +68,9 @@ class Content:
         if loc.proxy_pass is not None:
             return self.proxy
         if loc.app_pass is not None:
-            return self.memcached if loc.app_pass.kind == "memcached" else self.cgi
+            kind = loc.app_pass.kind
+            return (self.memcached if kind == "memcached" else self.grpc if kind == "grpc"
+                    else self.cgi)
         if loc.try_files is not None:
             return self.static.try_files
         return self.static.serve

@@ -66,6 +66,21 @@ if TYPE_CHECKING:
 _DONE, _STALE, _NEXT = object(), object(), object()
 
 
+def request_target(req: Request) -> bytes:
+    """The target an upstream request without a URI part of its own carries (proxy_pass
+    without one, grpc_pass): the request URI as the client sent it, or as changed (a
+    rewrite, an internal redirect), escaped, with its arguments."""
+    if not (req.redirected or req.uri_changes or req.rewritten):
+        target = req.head.target
+        if target[:1] == b"/":
+            return target  # the common case, first
+        if target != b"*":  # absolute-form: the part after the authority
+            return req.target.encode("utf-8", "surrogateescape")
+    # the arguments may hold what the gateway put there (a rewrite, try_files): escaped
+    args = "?" + encode_args(req.args) if req.args else ""
+    return (encode_path(req.uri) + args).encode("latin-1")
+
+
 class UpstreamExchange:
     """Runs ``proxy_pass`` for one worker; holds no per-request state."""
 
@@ -85,21 +100,17 @@ class UpstreamExchange:
 
     @staticmethod
     def _upstream_target(req: Request, loc: Location, pp: ProxyPass) -> bytes:
-        """nginx's rule: without a URI part, the request URI goes as the client sent it
-        (as changed, after a rewrite or an internal redirect); with one, it replaces the
-        part of the normalised URI that the location's prefix matched — or, when the
-        URL has variables, it is the whole target (made safe for the request line)."""
+        """nginx's rule: without a URI part, the request's target (``request_target``);
+        with one, it replaces the part of the normalised URI that the location's prefix
+        matched — or, when the URL has variables, it is the whole target (made safe for
+        the request line)."""
         if pp.template is not None and pp.uri is not None:
             return safe_target(pp.uri)
-        if pp.uri is None and not (req.redirected or req.uri_changes or req.rewritten):
-            target = req.head.target
-            if target[:1] == b"/":
-                return target  # the common case, first
-            if target != b"*":  # absolute-form: the part after the authority
-                return req.target.encode("utf-8", "surrogateescape")
+        if pp.uri is None:
+            return request_target(req)
         # the arguments may hold what the gateway put there (a rewrite, try_files): escaped
         args = "?" + encode_args(req.args) if req.args else ""
-        if pp.uri is None or req.rewritten == STAYED:
+        if req.rewritten == STAYED:
             # a rewrite's "break" here: the whole new URI goes, the URI part ignored
             return (encode_path(req.uri) + args).encode("latin-1")
         prefix = loc.pattern if loc.modifier in ("", "^~", "=") else ""

@@ -386,6 +386,18 @@ SAMPLES.update({
     **{name.replace("proxy_", "uwsgi_"): SAMPLES[name].replace("proxy_", "uwsgi_")
        for name in list(SAMPLES) if name.startswith("proxy_ssl_")},
 })
+# the gRPC module: the family's where it has them, proxy_set_header's and proxy_ssl_*'s
+# under its prefix (grpc_ssl_conf_command is refused)
+SAMPLES.update({
+    **{f"grpc_{name}": SAMPLES[f"fastcgi_{name}"].replace("fastcgi_", "grpc_")
+       for name in ("pass", "connect_timeout", "send_timeout", "read_timeout",
+                    "intercept_errors", "hide_header", "pass_header", "ignore_headers",
+                    "buffer_size", "next_upstream", "next_upstream_tries",
+                    "next_upstream_timeout", "socket_keepalive", "bind")},
+    "grpc_set_header": "grpc_set_header X-User $jwt_claim_sub;",
+    **{name.replace("proxy_", "grpc_"): SAMPLES[name].replace("proxy_", "grpc_")
+       for name in list(SAMPLES) if name.startswith("proxy_ssl_")},
+})
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
     "keepalive": "keepalive 16;",
@@ -441,7 +453,7 @@ def test_every_directive_has_a_sample() -> None:
 @pytest.mark.parametrize("name,ctx,allowed", _cases(), ids=[f"{n}-{c}" for n, c, _ in _cases()])
 def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool) -> None:
     (tmp_path / "jwks.json").write_text('{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}')
-    if name.startswith(("ssl", "proxy_ssl", "uwsgi_ssl")):
+    if name.startswith(("ssl", "proxy_ssl", "uwsgi_ssl", "grpc_ssl")):
         self_signed(tmp_path)
         (tmp_path / "passwords").write_text("secret\n")
         (tmp_path / "dhparam.pem").write_text(FFDHE2048_PEM)

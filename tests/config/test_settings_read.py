@@ -69,7 +69,6 @@ BUILT_FROM = {
     ("UpstreamTls", "certificate_key"): "config/tls.py",
     ("UpstreamTls", "password_file"): "config/tls.py",
     ("UpstreamTls", "module"): "config/tls.py",
-    ("AppPass", "secure"): "config/merge.py",  # (made a pool of TLS connections there)
     ("AppPass", "tls_host"): "config/merge.py",
     ("Config", "maps"): "config/load.py",  # their variables are registered at load
     ("Upstream", "implicit"): "config/load.py",  # a fact about the file, not a setting
@@ -94,10 +93,10 @@ OUTSIDE = _sources(exclude_config=True)
 
 
 # the CGI-family modules' settings, read under their prefixes by proxy.cgi.Plan.of, and
-# the upstream TLS settings of proxy (https://) and uwsgi (suwsgi://), by
+# the upstream TLS settings of proxy (https://), uwsgi (suwsgi://) and grpc (grpcs://), by
 # config.tls.upstream_tls
 FAMILY = ({("Settings", f"{kind}_{name}") for kind in cgi.KINDS for name in cgi.SETTINGS}
-          | {("Settings", f"{module}_ssl_{name}") for module in ("proxy", "uwsgi")
+          | {("Settings", f"{module}_ssl_{name}") for module in ("proxy", "uwsgi", "grpc")
              for name in tls.UPSTREAM_TLS_FIELDS})
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import jwt as pyjwt
 import pytest
 from dns_server import DnsServer
-from e2e_util import fastgate
+from e2e_util import fastgate, wait_for_text
 from helpers import self_signed
 from mp4_sample import sample_mp4
 from passlib import hash as hashes
@@ -591,3 +591,38 @@ def test_video_portal(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped
     status, headers, part = ask("GET", "/videos/intro.mp4?start=3",
                                 {**token, "Range": "bytes=0-99"})
     assert (status, part) == (206, body[:100])
+
+
+def test_grpc_gateway(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from grpc_backend import GrpcBackend
+
+    route, hello = GrpcBackend(), GrpcBackend()
+    try:
+        ask, _ = serve("grpc-gateway.conf", {"127.0.0.1:10001": f"127.0.0.1:{route.port}",
+                                             "127.0.0.1:10002": f"127.0.0.1:{hello.port}"})
+        secret = "grpc-gateway-secret-0123456789abcdef"
+        call = {"Content-Type": "application/grpc", "TE": "trailers"}
+        message = b"\x00\x00\x00\x00\x03abc"  # one gRPC message: uncompressed, 3 bytes
+        assert ask("POST", "/helloworld.Greeter/SayHello", call, message)[0] == 401
+        assert route.raw() == hello.raw() == b""
+        status, headers, body = ask("POST", "/helloworld.Greeter/SayHello",
+                                    {**call, **bearer(secret)}, message)
+        assert status == 200 and headers["content-type"] == "application/grpc"
+        [got] = hello.requests()
+        assert (got.path, got.body, got.get(b"x-caller"), got.get(b"te")) == (
+            "/helloworld.Greeter/SayHello", message, b'"alice"', b"trailers")
+        assert ask("GET", "/other", bearer(secret))[0] == 404
+        route.stop()  # the service is down: a gRPC-shaped error, not an HTML page
+        status, headers, body = ask("POST", "/routeguide.RouteGuide/GetFeature",
+                                    {**call, **bearer(secret)}, message)
+        assert (status, headers["grpc-status"], headers["grpc-message"], body) == (
+            204, "14", "unavailable", b"")
+        assert "content-type" not in headers  # (nginx's header filter drops it on a 204)
+        log = tmp_path / "grpc_log.json"
+        assert wait_for_text(log, '"http-status":204')
+        lines = log.read_text().splitlines()
+        assert '"http-status":200,"grpc-status":0,' in lines[1]  # the trailer's
+        assert '"http-status":204,"grpc-status":14,' in lines[3]  # the header's
+    finally:
+        route.stop()
+        hello.stop()

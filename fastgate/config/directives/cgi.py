@@ -48,25 +48,26 @@ def pass_handler(kind: str, schemes: tuple[str, ...] = ()) -> Handler:
                 raise d.error(f'invalid host in upstream "{target}"' if not schemes
                               else f'invalid URL prefix in "{target}"')
             target = rest
-        secure = scheme == "suwsgi"  # (uwsgi over TLS)
+        secure = scheme in ("suwsgi", "grpcs")  # (uwsgi, gRPC over TLS)
         if target.startswith("unix:"):
             path = target[len("unix:"):]
             if not path:
                 raise d.error(f'no path in "{d.args[0]}" of the "{d.name}" directive')
             if secure:
                 raise d.error(f'"{d.name}" over TLS to a unix socket is not in fastgate')
-            lvl.local["app_pass"] = AppPass(kind, unix=ld.path_of(path))
+            lvl.local["app_pass"] = AppPass(kind, unix=ld.path_of(path),
+                                            authority="localhost")
             return
         bare = ":" not in target.lstrip("[").split("]")[-1]
         if bare and target in ld.upstream_names:
             lvl.local["app_pass"] = AppPass(kind, upstream=target, tls_host=target,
-                                            secure=secure)
+                                            secure=secure, authority=target)
             return
         if bare:
             raise d.error(f'no port in upstream "{target}"')
         host, port = parse_host_port(d, target, 0)
         lvl.local["app_pass"] = AppPass(kind, upstream=ld.implicit_upstream(host, port, d),
-                                        tls_host=host, secure=secure)
+                                        tls_host=host, secure=secure, authority=target)
 
     return handle
 

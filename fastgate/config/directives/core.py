@@ -186,7 +186,11 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
             params["default_server"] = True
         elif arg.startswith("backlog="):
             params["backlog"] = parse_number(d, arg[8:], minimum=1)
-        elif arg in ("http2", "deferred", "bind") or arg.startswith(_IGNORED_LISTEN):
+        elif arg == "http2":
+            ld.warn_once('the "http2" parameter of "listen" is ignored', "fastgate speaks "
+                         "HTTP/1.1 to clients (h2 is not negotiated, nor taken without TLS)",
+                         d)
+        elif arg in ("deferred", "bind") or arg.startswith(_IGNORED_LISTEN):
             ld.warn_once(f'the "{arg.partition("=")[0]}" parameter of "listen" is ignored',
                          "fastgate's listening sockets take the system defaults", d)
         elif arg == "proxy_protocol":

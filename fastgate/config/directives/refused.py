@@ -10,8 +10,6 @@ that every directive of nginx 1.22's core, event and HTTP modules is one of the 
 
 from __future__ import annotations
 
-OTHER_PROTOCOL = ("fastgate proxies HTTP, HTTPS, FastCGI, uwsgi, SCGI and memcached only; "
-                  "it does not speak to {} backends")
 BODY_FILTER = ("fastgate changes no response bodies but with sub_filter, the charset "
                "module, SSI and add_before_body/add_after_body")
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
@@ -20,7 +18,6 @@ ABSENT = "not in fastgate"
 
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
-    ("grpc_", "ngx_http_grpc_module", OTHER_PROTOCOL.format("gRPC (HTTP/2)")),
     ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
@@ -48,6 +45,9 @@ NAMES: dict[str, tuple[str, str]] = {
     "uwsgi_ssl_conf_command": ("ngx_http_uwsgi_module", "Python's ssl takes no OpenSSL "
                                "configuration commands; use uwsgi_ssl_protocols and "
                                "uwsgi_ssl_ciphers"),
+    "grpc_ssl_conf_command": ("ngx_http_grpc_module", "Python's ssl takes no OpenSSL "
+                              "configuration commands; use grpc_ssl_protocols and "
+                              "grpc_ssl_ciphers"),
     "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
 }
 

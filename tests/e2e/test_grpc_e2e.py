@@ -1,0 +1,340 @@
+"""grpc_pass end to end on both engines, against an HTTP/2 application that keeps every
+request it receives (tests/e2e/grpc_backend.py): the fields and body it gets, the answer
+relayed with gRPC's trailers after a chunked body, what is hidden, the failures as
+nginx's (502 before the head, a cut after), grpcs:// with ALPN and certificate checks —
+a request refused by auth_jwt reaching the application not at all — and, with nginx
+1.22 as the oracle, the same fields, answers and trailers for the same requests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import request
+from e2e_util import bearer, raw_exchange
+from grpc_backend import GrpcBackend, GrpcReceived, echo
+from helpers import dechunk, self_signed, trailers
+
+SECRET = "grpc-test-secret-0123456789abcdef-xyz"
+GRPC = [(b"content-type", b"application/grpc")]
+BIG = bytes(range(256)) * 1200  # 300 KiB: past every first flow-control window
+
+
+def _answer(r: GrpcReceived) -> list[tuple[Any, ...]]:
+    path = r.path.split("?")[0]
+    last = path.rsplit("/", 1)[-1]
+    if last == "trailers-only":
+        return [("head", 200, GRPC + [(b"grpc-status", b"12"),
+                                      (b"grpc-message", b"unimplemented")], True)]
+    if path.startswith(("/status/", "/intercept/")):
+        return [("head", int(last), [(b"content-type", b"text/plain")]),
+                ("data", b"status page\n"), ("end",)]
+    if last == "length":
+        return [("head", 200, [(b"content-length", b"5")]), ("data", b"five!"),
+                ("trailers", [(b"grpc-status", b"0")])]
+    if last == "hidden":
+        return [("head", 200, [(b"date", b"Mon, 01 Jan 2001 00:00:00 GMT"),
+                               (b"server", b"app/1"), (b"x-accel-buffering", b"no"),
+                               (b"x-secret", b"s3"), (b"x-kept", b"k")]),
+                ("data", b"ok"), ("trailers", [(b"grpc-status", b"0"),
+                                               (b"x-secret", b"t")])]
+    if last == "big":
+        return [("head", 200, GRPC), ("data", BIG), ("trailers", [(b"grpc-status", b"0")])]
+    if last == "accel":
+        return [("head", 200, [(b"x-accel-redirect", b"/internal/there")]), ("end",)]
+    failures = {
+        "reset": [("reset", 2)],
+        "reset-after": [("head", 200, GRPC), ("data", b"part"), ("reset", 2)],
+        "goaway": [("goaway", 11, 0)],
+        "close": [("close",)],
+        "close-after": [("head", 200, GRPC), ("data", b"part"), ("close",)],
+        "slow": [("wait",)],
+        "info": [("head", 103, [(b"link", b"</a>")]), ("head", 200, GRPC), ("end",)],
+        "badstatus": [("head", "2x0", GRPC), ("end",)],
+    }
+    return failures.get(last) or echo(r)
+
+
+def _config(port: int, app: int, dead: int, extra: str = "") -> str:
+    return f"""error_log stderr info;
+http {{ access_log off;
+  upstream app {{ server 127.0.0.1:{app}; }}
+  server {{ listen 127.0.0.1:{port};
+    location / {{ grpc_pass grpc://127.0.0.1:{app}; grpc_read_timeout 1s;
+      grpc_set_header X-Set "v-$request_method"; grpc_set_header X-Empty "$arg_none";
+      grpc_hide_header x-secret; }}
+    location /api/ {{ auth_jwt on; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
+      grpc_set_header X-User $jwt_claim_sub; grpc_pass app; }}
+    location /intercept/ {{ grpc_intercept_errors on; error_page 404 =200 /fallback;
+      grpc_pass 127.0.0.1:{app}; }}
+    location /host/ {{ grpc_set_header Host "named.example"; grpc_pass app; }}
+    location /dead/ {{ grpc_pass 127.0.0.1:{dead}; }}
+    location = /fallback {{ return 200 "fallback\\n"; }}
+    location /internal/ {{ internal; return 200 "accel $uri\\n"; }}
+    {extra}
+  }} }}"""
+
+
+@pytest.fixture
+def served(gateway, free) -> Iterator[tuple[Any, GrpcBackend, Any]]:  # type: ignore[no-untyped-def]
+    app = GrpcBackend(_answer)
+    port = free()
+    g = gateway(_config(port, app.port, free()), port)
+
+    def ask(method: str, path: str, headers: dict[str, str] | None = None,
+            body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        return request(port, method, path, body, headers, timeout=10)
+
+    ask.port = port  # type: ignore[attr-defined]
+    yield ask, app, g
+    app.stop()
+
+
+def _fields(r: GrpcReceived) -> dict[bytes, bytes]:
+    return dict(r.fields)
+
+
+def test_the_request_as_nginx_builds_it(served) -> None:  # type: ignore[no-untyped-def]
+    ask, app, _ = served
+    status, headers, body = ask("POST", "/pkg.Svc/Call?x=1",
+                                {"X-Custom": "v", "TE": "trailers", "Keep-Alive": "5",
+                                 "Expect": "", "Upgrade": "h2c"}, b"the body")
+    assert (status, headers["x-app"]) == (200, "grpc")
+    r = app.requests()[-1]
+    f = _fields(r)
+    assert [n for n, _ in r.fields[:4]] == [b":method", b":scheme", b":path", b":authority"]
+    assert (f[b":method"], f[b":scheme"], f[b":path"]) == (b"POST", b"http",
+                                                            b"/pkg.Svc/Call?x=1")
+    assert f[b":authority"] == f"127.0.0.1:{app.port}".encode()
+    assert (f[b"x-set"], f[b"content-length"], f[b"te"]) == (b"v-POST", b"8", b"trailers")
+    assert f[b"x-custom"] == b"v" and r.body == b"the body"
+    for gone in (b"x-empty", b"keep-alive", b"expect", b"upgrade", b"connection", b"host"):
+        assert gone not in f, gone
+    assert all(n == n.lower() for n, _ in r.fields)
+    assert json.loads(body)["body"] == "the body"
+    # no TE: trailers from the client, none to the application
+    ask("GET", "/plain")
+    assert b"te" not in _fields(app.requests()[-1])
+    # grpc_set_header Host: a host field, no :authority
+    ask("GET", "/host/x")
+    f = _fields(app.requests()[-1])
+    assert b":authority" not in f and f[b"host"] == b"named.example"
+
+
+def test_trailers_after_a_chunked_body(served) -> None:  # type: ignore[no-untyped-def]
+    ask, _, _ = served
+    out = raw_exchange(ask.port, b"POST /pkg.Svc/Call HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 2\r\nConnection: close\r\n\r\nhi")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+    assert json.loads(dechunk(body))["body"] == "hi"
+    assert trailers(body) == [b"grpc-status: 0", b"grpc-message: ok"]
+    # HTTP/1.0: the body to the connection's end, no trailers
+    out = raw_exchange(ask.port, b"GET /pkg.Svc/Call HTTP/1.0\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"chunked" not in head and json.loads(body)["fields"]
+    # a length from the application: no chunks, so no trailers (as nginx)
+    out = raw_exchange(ask.port, b"GET /length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"content-length: 5" in head.lower() and body == b"five!"
+    # trailers-only: the status in the head, an empty body
+    status, headers, body = ask("GET", "/pkg.Svc/trailers-only")
+    assert (status, headers["grpc-status"], headers["content-length"], body) == (
+        200, "12", "0", b"")
+
+
+def test_hidden_headers_and_trailers(served) -> None:  # type: ignore[no-untyped-def]
+    ask, _, _ = served
+    out = raw_exchange(ask.port, b"GET /hidden HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"x-kept: k" in head.lower() and b"x-secret" not in head.lower()
+    assert b"app/1" not in head and b"2001" not in head and b"x-accel" not in head.lower()
+    assert dechunk(body) == b"ok" and trailers(body) == [b"grpc-status: 0"]
+
+
+def test_large_bodies_both_ways(served) -> None:  # type: ignore[no-untyped-def]
+    ask, app, _ = served
+    status, _, body = ask("GET", "/big")
+    assert status == 200 and body == BIG
+    status, _, body = ask("POST", "/up", {"Content-Type": "application/grpc"}, BIG)
+    assert status == 200 and app.requests()[-1].body == BIG
+    assert json.loads(body)["body"] == BIG.decode("latin-1")
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/reset", "upstream rejected request with error 2"),
+    ("/goaway", "upstream sent goaway with error 11"),
+    # (a close with the gateway's SETTINGS ack unread may reach it as a reset)
+    ("/close", ("upstream prematurely closed connection while reading response header",
+                "recv() failed (104: Connection reset by peer) while reading response header")),
+    ("/info", 'upstream sent unexpected :status "103"'),
+    ("/badstatus", 'upstream sent invalid :status "2x0"'),
+    ("/dead/x", "connect() failed (111: Connection refused) while connecting to upstream"),
+])
+def test_failures_before_the_head(served, path: str, message: str | tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    ask, _, g = served
+    status, _, _ = ask("GET", path)
+    assert status == 502
+    messages = (message,) if isinstance(message, str) else message
+    assert any(m in g.stderr for m in messages) and "Traceback" not in g.stderr
+
+
+def test_failures_after_the_head_cut_the_response(served) -> None:  # type: ignore[no-untyped-def]
+    ask, _, g = served
+    for path in ("/reset-after", "/close-after"):
+        with pytest.raises(http.client.IncompleteRead):
+            ask("GET", path)
+    status, _, _ = ask("GET", "/slow")
+    assert status == 504
+    assert "upstream timed out (110: Connection timed out) while reading response header" \
+        in g.stderr and "Traceback" not in g.stderr
+
+
+def test_intercepted_errors_and_accel_redirect(served) -> None:  # type: ignore[no-untyped-def]
+    ask, _, _ = served
+    assert ask("GET", "/intercept/404")[::2] == (200, b"fallback\n")
+    assert ask("GET", "/status/404")[::2] == (404, b"status page\n")
+    assert ask("GET", "/accel")[::2] == (200, b"accel /internal/there\n")
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer not.a.token", "expired"])
+def test_a_refused_request_reaches_no_application(served, auth) -> None:  # type: ignore[no-untyped-def]
+    ask, app, _ = served
+    headers = {"X-User": "admin"}
+    if auth == "expired":
+        headers |= bearer(SECRET, -120)
+    elif auth:
+        headers["Authorization"] = auth
+    status, _, _ = ask("POST", "/api/pkg.Svc/Call", headers, b"SECRET-BODY")
+    assert status == 401 and app.raw() == b""
+
+
+def test_the_verified_claim_replaces_the_clients(served) -> None:  # type: ignore[no-untyped-def]
+    ask, app, _ = served
+    status, _, _ = ask("GET", "/api/pkg.Svc/Me", {**bearer(SECRET), "X-User": "admin"})
+    assert status == 200
+    f = _fields(app.requests()[-1])
+    assert f[b"x-user"] == b'"alice"' and b"admin" not in app.raw()  # (the module's JSON)
+
+
+def _tls_backend(tmp_path: Path) -> tuple[GrpcBackend, Path]:
+    cert, key = self_signed(tmp_path, "localhost")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["h2"])
+    return GrpcBackend(_answer, tls=ctx), cert
+
+
+def test_grpcs_with_alpn_and_certificate_checks(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    app, cert = _tls_backend(tmp_path)
+    other, _ = self_signed(tmp_path, "localhost", stem="other-")
+    port = free()
+    try:
+        gateway(f"""error_log stderr info;
+http {{ access_log off;
+  server {{ listen 127.0.0.1:{port};
+    location /ok/ {{ grpc_pass grpcs://127.0.0.1:{app.port}; grpc_ssl_verify on;
+      grpc_ssl_name localhost; grpc_ssl_trusted_certificate {cert}; }}
+    location /wrong/ {{ grpc_pass grpcs://127.0.0.1:{app.port}; grpc_ssl_verify on;
+      grpc_ssl_name localhost; grpc_ssl_trusted_certificate {other}; }}
+  }} }}""", port)
+        status, _, body = request(port, "GET", "/ok/pkg.Svc/Call", timeout=10)
+        assert status == 200
+        assert [":scheme", "https"] in json.loads(body)["fields"]
+        seen = len(app.raw())
+        status, _, _ = request(port, "POST", "/wrong/pkg.Svc/Call", b"SECRET-BODY", timeout=10)
+        assert status == 502 and b"SECRET-BODY" not in app.raw()[seen:]
+        assert len(app.requests()) == 1
+    finally:
+        app.stop()
+
+
+# --- nginx as the oracle ----------------------------------------------------------------------
+
+PARITY = """
+server { listen 127.0.0.1:PORT;
+  location / { grpc_pass grpc://APP; grpc_set_header X-Set "$request_method:$uri";
+    grpc_hide_header x-secret; grpc_read_timeout 2s; }
+  location /h/ { grpc_set_header Host "h.example"; grpc_set_header TE ""; grpc_pass APP; }
+  location /r/ { rewrite ^/r/(.*)$ /pkg.Svc/$1 break; grpc_pass APP; }
+}"""
+
+PARITY_REQUESTS = [
+    ("POST", "/pkg.Svc/Call?x=1&y=%20z", ("Content-Type: application/grpc", "TE: trailers",
+                                          "X-Multi: 1", "X-Multi: 2", "Keep-Alive: 3"),
+     b"\x00\x00\x00\x00\x02hi"),
+    ("GET", "/plain", ("X-Trace: t1", "Upgrade: h2c", "Expect: x"), b""),
+    ("GET", "/h/x", ("TE: trailers",), b""),
+    ("GET", "/r/Sp%61ced%20name?q=1", (), b""),
+    ("HEAD", "/head", (), b""),
+    ("GET", "/hidden", (), b""),
+    ("GET", "/x/trailers-only", (), b""),
+    ("GET", "/status/404", (), b""),
+    ("GET", "/length", (), b""),
+    ("GET", "/big", (), b""),
+    ("GET", "/reset", (), b""),
+    ("GET", "/goaway", (), b""),
+    ("GET", "/info", (), b""),
+]
+
+
+def _norm_fields(r: GrpcReceived, port: int) -> list[tuple[bytes, bytes]]:
+    return [(n, v.replace(str(port).encode(), b"P")) for n, v in r.fields]
+
+
+def test_nginx_sends_and_relays_the_same(tmp_path: Path, engine: str) -> None:
+    from test_nginx_parity_e2e import NGINX, Side, _request
+
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    apps = [GrpcBackend(_answer) for _ in range(2)]
+    sides = []
+    try:
+        for kind, app in zip(("nginx", "fastgate"), apps, strict=True):
+            sides.append(Side(kind, tmp_path, PARITY.replace("APP", f"127.0.0.1:{app.port}"),
+                              engine))
+        nginx, fastgate = sides
+        for method, path, headers, body in PARITY_REQUESTS:
+            raw = _request(method, path, *headers, body=body)
+            want, got = nginx.send(raw), fastgate.send(raw)
+            what = f"{method} {path}"
+            assert got[0] == want[0], f"{what}: {got[0]}, nginx {want[0]}"
+            # (the gateways' own pages name them: their lengths differ)
+            skipped = ("date", "server", "connection") + (
+                ("content-length",) if want[0] >= 500 else ())
+            for name in set(want[1]) | set(got[1]):
+                if name not in skipped:
+                    assert got[1].get(name) == want[1].get(name), f"{what}: {name}"
+            # (an echo names its application's port)
+            mine_port, their_port = str(apps[1].port).encode(), str(apps[0].port).encode()
+            if want[1].get("transfer-encoding") == "chunked":
+                assert (dechunk(got[2]).replace(mine_port, b"P")
+                        == dechunk(want[2]).replace(their_port, b"P")), what
+                assert trailers(got[2]) == trailers(want[2]), what
+            elif want[0] < 300:
+                assert got[2].replace(mine_port, b"P") == want[2].replace(their_port, b"P"), \
+                    what
+        mine, theirs = apps[1].requests(), apps[0].requests()
+        assert len(mine) == len(theirs)
+        for ours, their in zip(mine, theirs, strict=True):
+            assert _norm_fields(ours, apps[1].port) == _norm_fields(their, apps[0].port)
+            assert ours.body == their.body
+    finally:
+        for side in sides:
+            side.stop()
+        for app in apps:
+            app.stop()
+
+
+@pytest.mark.parametrize("line", [b":path: /admin.Svc/Drop", b":authority: evil",
+                                  b"X-A: 1\r\n :method: DELETE", b"X-B: a\x00b"])
+def test_no_client_field_becomes_a_pseudo_field(served, line: bytes) -> None:  # type: ignore[no-untyped-def]
+    ask, app, _ = served
+    out = raw_exchange(ask.port, b"GET /pkg.Svc/Call HTTP/1.1\r\nHost: x\r\n" + line
+                       + b"\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ") and app.raw() == b""
