@@ -60,6 +60,10 @@ test-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (Debian package): the cluster store of the fleet tests"; \
 	  apt-get install -y -q redis-server >/dev/null; }
+	@test -f /usr/share/GeoIP/GeoIP.dat -a -f /usr/lib/nginx/modules/ngx_http_geoip_module.so || { \
+	  echo "installing geoip-database, libgeoip1, libnginx-mod-http-geoip (Debian packages):" \
+	    "the GeoIP module's databases and library, and nginx's module to compare with"; \
+	  apt-get install -y -q geoip-database libgeoip1 libnginx-mod-http-geoip >/dev/null; }
 
 test: build lint test-deps
 	$(VPY) -m pytest -q -p no:cacheprovider tests

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastgate import browsers, client_certificate, secure_link, userid
+from fastgate import browsers, client_certificate, geoip, secure_link, userid
 from fastgate.config.errors import ConfigError
 from fastgate.config.referers import VALID
 from fastgate.cookie_header import cookie_of
@@ -510,6 +510,7 @@ BUILTIN: dict[str, Getter] = {
     "limit_conn_status": lambda r: r.limit_conn_status,
     "jwt_headers": _token_json("header_json"),
     "jwt_payload": _token_json("payload_json"),
+    **geoip.VARIABLES,
 }
 
 # Prefixed families: prefix → getter factory taking the rest of the name.

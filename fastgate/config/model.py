@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from fastgate._core import Key
+    from fastgate.geoip import Database
     from fastgate.variables import Getter
 
 
@@ -475,6 +476,13 @@ class Settings:
     set_real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     real_ip_header: str = "x-real-ip"
     real_ip_recursive: bool = False
+    # the GeoIP module's databases (opened at load), and the proxies whose
+    # X-Forwarded-For names the address looked up
+    geoip_country: Database | None = None
+    geoip_org: Database | None = None
+    geoip_city: Database | None = None
+    geoip_proxy: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    geoip_proxy_recursive: bool = False
     # the access module: allow/deny rules in order (the first that matches decides;
     # None is "all"), and whether all access checks must pass or any one
     access_rules: tuple[AccessRule, ...] = ()

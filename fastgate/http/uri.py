@@ -150,3 +150,62 @@ def encode_args(args: str) -> str:
     """Arguments made by the gateway (a rewrite, try_files, error_page, set $args) from
     decoded values such as ``$uri``, fit for a request line: they can never end it."""
     return quote(args.encode("utf-8", "surrogateescape"), safe=_ARGS_SAFE)
+
+
+# nginx's NGX_ESCAPE_ARGS: what a capture is escaped for in a rewrite's redirect when the
+# request's URI was escaped itself (space " # % & + ; < > ? \\ ^ ` { | }, controls, and
+# every byte past ASCII)
+_ESCAPED_ARGS = frozenset(b' "#%&+;<>?\\^`{|}') | frozenset(range(0x20)) \
+    | frozenset(range(0x7F, 0x100))
+
+
+def escape_capture(text: str) -> str:
+    """A rewrite capture as nginx writes it into a redirect of an escaped URI."""
+    raw = text.encode("utf-8", "surrogateescape")
+    return "".join(f"%{b:02X}" if b in _ESCAPED_ARGS else chr(b) for b in raw)
+
+
+def unescape_redirect(text: str) -> str:
+    """nginx's NGX_UNESCAPE_REDIRECT over a rewrite's redirect: an escape of a visible
+    character past "%" is undone, any other stays as it is; from a "?" on (written or
+    escaped), the rest is left alone; a "%" with a bad first digit is dropped, one with
+    a bad second digit is dropped with both (ngx_unescape_uri's ways)."""
+    raw = text.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x3F:  # "?"
+            out += raw[i:]
+            break
+        if c != 0x25:
+            out.append(c)
+            i += 1
+            continue
+        first = raw[i + 1:i + 2]
+        if not first:
+            break
+        if first not in _HEX_BYTES:
+            out += first  # (the "%" goes, the byte after it stays, whatever it is)
+            i += 2
+            continue
+        second = raw[i + 2:i + 3]
+        if not second:
+            break
+        if second not in _HEX_BYTES:
+            i += 3  # (nginx writes neither)
+            continue
+        ch = int(raw[i + 1:i + 3], 16)
+        if ch == 0x3F:  # an escaped "?" ends it too
+            out.append(ch)
+            out += raw[i + 3:]
+            break
+        if 0x25 < ch < 0x7F:
+            out.append(ch)
+        else:
+            out += raw[i:i + 3]
+        i += 3
+    return out.decode("utf-8", "surrogateescape")
+
+
+_HEX_BYTES = frozenset(bytes([c]) for c in b"0123456789abcdefABCDEF")

@@ -196,7 +196,7 @@ class Responder:
         if isinstance(conn, Capture):
             conn.page = True
         self.send(conn, req, loc, code, error_body(code), b"text/html",
-                  [(b"Location", url.encode("utf-8"))])
+                  [(b"Location", url.encode("utf-8", "surrogateescape"))])
 
     def added_headers(self, req: Request, loc: Location, status: int) -> Headers:
         """``expires``'s and ``add_header``'s headers for a response of ``status``."""

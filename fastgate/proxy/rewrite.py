@@ -16,6 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from fastgate.config.model import Break, If, Return, Rewrite, SetVar
+from fastgate.http.uri import escape_capture, unescape_redirect
 from fastgate.proxy.respond import REDIRECTS
 from fastgate.proxy.steps import DONE, NEXT
 from fastgate.variables import set_user_variable
@@ -102,9 +103,10 @@ class RewriteModule:
                 if m is None:
                     continue
                 req.captures = (m.group(0), *m.groups())
-                result = op.replacement.render(req)
                 if op.redirect:
-                    return self._redirect(conn, req, run.nested or loc, op.redirect, result)
+                    return self._redirect(conn, req, run.nested or loc, op.redirect,
+                                          _redirect_url(req, op))
+                result = op.replacement.render(req)
                 self._set_uri(req, result)
                 run.uri_changed = True
                 req.rewritten = CHANGED
@@ -172,11 +174,29 @@ class RewriteModule:
         # with a text or without one, nginx's type for the URI (none on a 204 or 304)
         kind = (None if code in (204, 304)
                 else self.respond.content_type(req, loc.settings))
-        body = (text or "").encode("utf-8")
+        # (a variable's undecodable bytes, as $uri's of /%FC, go back as they came)
+        body = (text or "").encode("utf-8", "surrogateescape")
         if kind is None:
             self.respond.send(conn, req, loc, code, body, kind)
             return DONE
         return self.respond.page(conn, req, loc, code, body, kind, [], self.fetch)
+
+
+def _redirect_url(req: Request, op: Rewrite) -> str:
+    """A redirecting rewrite's URL as nginx makes it: when the request's URI was escaped
+    (or had a "+"), the captures go escaped (their text is the decoded URI's); then the
+    whole is unescaped as a redirect is (ngx_http_script_regex_end_code)."""
+    path = req.head.target.split(b"?", 1)[0]
+    if b"%" in path or b"+" in path:
+        captures = req.captures
+        req.captures = tuple(c if c is None else escape_capture(c) for c in captures)
+        try:
+            url = op.replacement.render(req)
+        finally:
+            req.captures = captures
+    else:
+        url = op.replacement.render(req)
+    return unescape_redirect(url)
 
 
 def _break(req: Request, run: _Run) -> None:

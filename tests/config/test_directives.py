@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from geoip_sample import city_db, country_db, org_db
 from helpers import FFDHE2048_PEM, self_signed
 
 from fastgate.config import ConfigError, load_config
@@ -398,6 +399,15 @@ SAMPLES.update({
     **{name.replace("proxy_", "grpc_"): SAMPLES[name].replace("proxy_", "grpc_")
        for name in list(SAMPLES) if name.startswith("proxy_ssl_")},
 })
+# the GeoIP module: databases written by the test (tests/geoip_sample.py), named with
+# their whole path (GeoIP files are not looked for under the prefix)
+SAMPLES.update({
+    "geoip_country": "geoip_country GEOIPDIR/country.dat;",
+    "geoip_org": "geoip_org GEOIPDIR/org.dat utf8;",
+    "geoip_city": "geoip_city GEOIPDIR/city.dat;",
+    "geoip_proxy": "geoip_proxy 10.0.0.0/8;",
+    "geoip_proxy_recursive": "geoip_proxy_recursive on;",
+})
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
     "keepalive": "keepalive 16;",
@@ -465,6 +475,11 @@ def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool
     else:
         sample = SAMPLES[name]
     sample = sample.replace("KEYFILE", str(tmp_path / "jwks.json"))
+    if name.startswith("geoip_"):
+        country_db(tmp_path / "country.dat")
+        city_db(tmp_path / "city.dat")
+        org_db(tmp_path / "org.dat")
+        sample = sample.replace("GEOIPDIR", str(tmp_path))
     path = tmp_path / "t.conf"
     text = _config(ctx, sample)
     if name == "error_page" and ctx in (SERVER, LOCATION):

@@ -202,9 +202,11 @@ def _wait(port: int, proc: subprocess.Popen[bytes], what: Path) -> None:
 
 
 class Side:
-    """One gateway (nginx or fastgate) with its own backend."""
+    """One gateway (nginx or fastgate) with its own backend; ``nginx_main``: lines for
+    nginx's main context (load_module)."""
 
-    def __init__(self, kind: str, tmp: Path, http_block: str, engine: str) -> None:
+    def __init__(self, kind: str, tmp: Path, http_block: str, engine: str,
+                 nginx_main: str = "") -> None:
         self.kind = kind
         self.backend = RawBackend(answer=_answer)
         self.port = _free()
@@ -217,7 +219,7 @@ class Side:
         if kind == "nginx":
             conf = home / "nginx.conf"
             conf.write_text(
-                f"daemon off; master_process off; worker_processes 1; user root;\n"
+                f"{nginx_main}daemon off; master_process off; worker_processes 1; user root;\n"
                 f"pid {home}/nginx.pid; error_log {log} info;\n"
                 "events { worker_connections 64; }\n"
                 f"http {{ access_log off; client_body_temp_path {home}/body;\n"
@@ -304,7 +306,12 @@ SCENARIOS = {
                 [_request("GET", "/old/a?b=1"), _request("GET", "/r/zz?k=v"),
                  _request("GET", "/l/x?y=2"), _request("GET", "/q/?x=1"),
                  _request("GET", "/q/?y=2"), _request("GET", "/i/a", "X-Flag: 1"),
-                 _request("GET", "/loc"), _request("GET", "/re/abc/42")]),
+                 _request("GET", "/loc"), _request("GET", "/re/abc/42"),
+                 # undecodable bytes of the URI in a return's text and Location
+                 _request("GET", "/new/%FC%80"), _request("GET", "/old/%FCx"),
+                 # a redirect's captures escaped when the URI was (nginx's rules)
+                 _request("GET", "/old/a%20b%3Fc%25d%2Fe"), _request("GET", "/old/a+b%21"),
+                 _request("GET", "/old/plain-%7E?q=%20")]),
     "errors": ("""server { listen 127.0.0.1:PORT;
         error_page 502 503 = /down;
         location = /down { internal; return 200 "down:$status"; }

@@ -626,3 +626,22 @@ def test_grpc_gateway(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped
     finally:
         route.stop()
         hello.stop()
+
+
+def test_geo_blocking(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    if not Path("/usr/share/GeoIP/GeoIP.dat").exists():
+        pytest.skip("geoip-database is installed by make test (test-deps)")
+    be = backends()
+    ask, _ = serve("geo-blocking.conf", {"127.0.0.1:3100": f"127.0.0.1:{be.port}",
+                                         "10.0.0.0/8": "127.0.0.1"})
+    secret = "geo-blocking-secret-0123456789abcdef"
+    assert ask("GET", "/api/x", bearer(secret))[0] == 451  # loopback: no country
+    assert ask("GET", "/api/x", {**bearer(secret), "X-Forwarded-For": "1.2.3.4"})[0] == 451
+    us = {"X-Forwarded-For": "203.0.113.9, 8.8.8.8"}  # (the last address is the client's)
+    assert ask("GET", "/api/x", us)[0] == 401
+    assert be.requests() == []
+    assert ask("GET", "/api/x", {**us, **bearer(secret), "X-Country": "CH"})[0] == 200
+    [got] = be.requests()
+    assert got.header(b"x-country") == [b"US"] and got.header(b"x-user") == [b'"alice"']
+    log = tmp_path / "geo.log"
+    assert wait_for_text(log, "[US]")

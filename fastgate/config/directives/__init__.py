@@ -24,6 +24,7 @@ from fastgate.config.directives import (
     dav,
     fastcgi,
     geo,
+    geoip,
     grpc,
     headers,
     ignored,
@@ -51,7 +52,7 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, geo, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
+MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip, referer, resolver,
            secure_link, static, dav, sub_filter, addition, ssi, slice, charset, browser,
            userid, tls, upstream, cluster, ignored)

@@ -132,7 +132,8 @@ def set_pid(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def load_module(ld: Context, lvl: Level, d: Directive) -> None:
-    ld.notice(f'"load_module {d.args[0]}" ignored: fastgate needs no module for JWT', d)
+    ld.notice(f'"load_module {d.args[0]}" ignored: fastgate\'s modules (JWT, GeoIP...) are '
+              "built in", d)
 
 
 def block(ctx: str) -> Handler:

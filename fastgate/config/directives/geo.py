@@ -22,7 +22,7 @@ def _variable(d: Directive, text: str) -> str:
     return text[1:].lower()
 
 
-def _network(ld: Context, e: Directive, text: str) -> Network:
+def cidr(ld: Context, e: Directive, text: str) -> Network:
     """A CIDR or a single address, as ``ngx_ptocidr`` reads it; host bits set are
     warned about and cleared, as nginx does."""
     if text == "255.255.255.255":
@@ -134,7 +134,7 @@ def geo_block(ld: Context, lvl: Level, d: Directive) -> None:
             raise e.error("invalid number of the geo parameters")
         key, value = e.name, e.args[0]
         if key == "proxy":
-            proxies.append(_network(ld, e, value))
+            proxies.append(cidr(ld, e, value))
         elif key == "default" and ranges is not None:
             if default is not None:
                 ld.warn(f'duplicate default geo range value: "{value}", old value: '
@@ -154,10 +154,10 @@ def geo_block(ld: Context, lvl: Level, d: Directive) -> None:
             else:
                 ranges.add(ld, e, first, last, value)
         elif key == "delete":
-            if nets.pop(_network(ld, e, value), None) is None:
+            if nets.pop(cidr(ld, e, value), None) is None:
                 ld.warn(f'no network "{value}" to delete', e)
         else:
-            _insert(ld, e, nets, _network(ld, e, key), key, value)
+            _insert(ld, e, nets, cidr(ld, e, key), key, value)
     ld.define_map(Geo(
         name, source, _by_length(nets, 4), _by_length(nets, 6),
         ranges.table() if ranges is not None else None,

@@ -22,7 +22,6 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
      "Python"),
-    ("geoip_", "ngx_http_geoip_module", "fastgate reads no GeoIP database"),
 )
 
 # by name: (nginx's module, why)
