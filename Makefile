@@ -64,6 +64,10 @@ test-deps:
 	  echo "installing geoip-database, libgeoip1, libnginx-mod-http-geoip (Debian packages):" \
 	    "the GeoIP module's databases and library, and nginx's module to compare with"; \
 	  apt-get install -y -q geoip-database libgeoip1 libnginx-mod-http-geoip >/dev/null; }
+	@test -f /usr/lib/nginx/modules/ngx_http_xslt_filter_module.so || { \
+	  echo "installing libnginx-mod-http-xslt-filter (Debian package): nginx's XSLT filter," \
+	    "to compare fastgate's with"; \
+	  apt-get install -y -q libnginx-mod-http-xslt-filter >/dev/null; }
 
 test: build lint test-deps
 	$(VPY) -m pytest -q -p no:cacheprovider tests

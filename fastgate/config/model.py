@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from fastgate._core import Key
     from fastgate.geoip import Database
+    from fastgate.stylesheets import Stylesheet
     from fastgate.variables import Getter
 
 
@@ -607,6 +608,14 @@ class Settings:
     sub_filter: tuple[tuple[Template, Template], ...] = ()
     sub_filter_once: bool = True
     sub_filter_types: tuple[str, ...] = ("text/html",)
+    # the XSLT filter: the location's stylesheets (each with its parameters), the
+    # parameters of every stylesheet (name, value, a string rather than XPath), the
+    # types it takes, and xml_entities' declarations
+    xslt_stylesheet: tuple[tuple[Stylesheet, tuple[Template, ...]], ...] = ()
+    xslt_param: tuple[tuple[str, Template, bool], ...] = ()
+    xslt_types: tuple[str, ...] = ("text/xml",)
+    xslt_last_modified: bool = False
+    xml_entities: bytes | None = None
     sub_filter_last_modified: bool = False
     # the addition filter: the URIs whose answers go before and after a response's body
     # ("": none), for these types (text/html always)
@@ -764,7 +773,7 @@ class Settings:
     # the charset module may recode a response's body here
     recodes: bool = field(init=False, repr=False, compare=False)
     # a response's body may change here (sub_filter, recoding, SSI, additions:
-    # proxy.output): one test per response where none does
+    # proxy.output; XSLT: proxy.xslt): one test per response where none does
     filters_bodies: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -773,7 +782,7 @@ class Settings:
             self.source_charset is not None or self.override_charset))
         object.__setattr__(self, "filters_bodies", bool(
             self.sub_filter or self.recodes or self.ssi or self.add_before_body
-            or self.add_after_body))
+            or self.add_after_body or self.xslt_stylesheet))
         object.__setattr__(self, "edits_set_cookie", bool(
             self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
             or self.sets_userid))

@@ -168,14 +168,20 @@ def escape_capture(text: str) -> str:
 def unescape_redirect(text: str) -> str:
     """nginx's NGX_UNESCAPE_REDIRECT over a rewrite's redirect: an escape of a visible
     character past "%" is undone, any other stays as it is; from a "?" on (written or
-    escaped), the rest is left alone; a "%" with a bad first digit is dropped, one with
-    a bad second digit is dropped with both (ngx_unescape_uri's ways)."""
+    escaped), the rest is left alone."""
+    return unescape(text, redirect=True)
+
+
+def unescape(text: str, redirect: bool = False) -> str:
+    """ngx_unescape_uri: every escape undone (``redirect``: as unescape_redirect says);
+    a "%" before a byte that is no hex digit is dropped, one with a bad second digit is
+    dropped with both (ngx_unescape_uri's ways)."""
     raw = text.encode("utf-8", "surrogateescape")
     out = bytearray()
     i, n = 0, len(raw)
     while i < n:
         c = raw[i]
-        if c == 0x3F:  # "?"
+        if c == 0x3F and redirect:  # "?"
             out += raw[i:]
             break
         if c != 0x25:
@@ -196,11 +202,13 @@ def unescape_redirect(text: str) -> str:
             i += 3  # (nginx writes neither)
             continue
         ch = int(raw[i + 1:i + 3], 16)
-        if ch == 0x3F:  # an escaped "?" ends it too
+        if not redirect:
+            out.append(ch)
+        elif ch == 0x3F:  # an escaped "?" ends it too
             out.append(ch)
             out += raw[i + 3:]
             break
-        if 0x25 < ch < 0x7F:
+        elif 0x25 < ch < 0x7F:
             out.append(ch)
         else:
             out += raw[i:i + 3]

@@ -1,7 +1,8 @@
 """A subrequest whose response is kept, not sent (nginx's ngx_http_subrequest with its
-output in memory): the connection it answers on is a ``Capture``, whose exchange
-records the status and headers and keeps the body the location's content handler
-writes — a file, a proxied or FastCGI-family answer, a page of fastgate's own, each
+output in memory): the connection it answers on is a ``Capture`` (a ``Kept``
+connection, as the XSLT filter's ``Held``), whose exchange records the status and
+headers and keeps the body the location's content handler writes — a file, a proxied
+or FastCGI-family answer, a page of fastgate's own, each
 through that location's own body filters. Used by ``add_before_body`` and
 ``add_after_body`` (``proxy.addition``) and SSI's ``include`` (``proxy.ssi``).
 
@@ -53,15 +54,16 @@ OUTPUT_MAX = 4096
 
 
 class _Engine:
-    """The framing a Capture's exchange asks for: heads recorded, bodies as they are."""
+    """The framing a kept answer's exchange asks for: heads recorded, bodies as they
+    are."""
 
-    def __init__(self, capture: Capture) -> None:
-        self._capture = capture
+    def __init__(self, kept: Kept) -> None:
+        self._kept = kept
 
     def send_head(self, status: int, reason: bytes, headers: Headers, length: Any,
                   head_only: bool) -> bytes:
-        self._capture.status = status
-        self._capture.headers = list(headers)
+        self._kept.status = status
+        self._kept.headers = list(headers)
         return b""
 
     def send_body(self, data: bytes) -> bytes:
@@ -74,25 +76,25 @@ class _Engine:
         return b""
 
 
-# the most of a subrequest's body kept: past it the subrequest is cut (its answer is in
-# memory, where nginx would stream it: a bound, not a buffer)
+# the most of a kept body: past it the answer is cut (it is in memory, where nginx would
+# stream it: a bound, not a buffer)
 KEPT_MAX = 8 << 20
 
 
 class _Transport:
-    def __init__(self, capture: Capture) -> None:
-        self._capture = capture
+    def __init__(self, kept: Kept) -> None:
+        self._kept = kept
 
     def write(self, data: bytes) -> None:
-        capture = self._capture
-        if len(capture.out) + len(data) > KEPT_MAX:
-            capture.cut = True
+        kept = self._kept
+        if len(kept.out) + len(data) > KEPT_MAX:
+            kept.cut = True
             return
-        capture.out += data
+        kept.out += data
 
 
 class _Gate:
-    """A Capture always takes what is written."""
+    """A kept answer always takes what is written."""
 
     paused = False
 
@@ -100,9 +102,9 @@ class _Gate:
         return None
 
 
-class Capture:
-    """The connection a subrequest answers on (a ``ClientSide``): what it knows comes
-    from the main request's connection; what is written is kept."""
+class Kept:
+    """A connection (a ``ClientSide``) whose answer is kept, not sent: what it knows
+    comes from the connection it stands for; what is written is recorded."""
 
     def __init__(self, main: ClientSide) -> None:
         self.main = main
@@ -110,12 +112,6 @@ class Capture:
         self.headers: Headers = []
         self.out = bytearray()  # the body written
         self.cut = False  # the response could not be completed
-        # the answer is a page of fastgate's own for an error or a redirect (nginx's
-        # special response: SSI's stub replaces it)
-        self.page = False
-        # subrequest_output_buffer_size where it answered
-        self.output_max = OUTPUT_MAX
-        self.request: Request | None = None  # the subrequest, once made
         self.exchange = Exchange(self, _Engine(self), _Transport(self), _Gate())
 
     # what the connection knows: the main connection's
@@ -143,7 +139,6 @@ class Capture:
     def closed(self) -> bool:
         return self.cut or self.main.closed
 
-    # the subrequest: no body; its answer kept
     @property
     def body(self) -> BodyBuffer | None:
         return None
@@ -165,6 +160,19 @@ class Capture:
 
     def retire(self) -> None:
         pass
+
+
+class Capture(Kept):
+    """The connection a subrequest answers on: no body of its own; its answer kept."""
+
+    def __init__(self, main: ClientSide) -> None:
+        super().__init__(main)
+        # the answer is a page of fastgate's own for an error or a redirect (nginx's
+        # special response: SSI's stub replaces it)
+        self.page = False
+        # subrequest_output_buffer_size where it answered
+        self.output_max = OUTPUT_MAX
+        self.request: Request | None = None  # the subrequest, once made
 
 
 def main_request(req: Request) -> Request:
@@ -208,5 +216,5 @@ def subrequest(main: Request, capture: Capture, uri: str,
     return sub
 
 
-__all__ = ["KEPT_MAX", "MAX_DEPTH", "OUTPUT_MAX", "Capture", "Fetch", "SubrequestFailed",
-           "SubrequestRefused", "main_request", "subrequest"]
+__all__ = ["KEPT_MAX", "MAX_DEPTH", "OUTPUT_MAX", "Capture", "Fetch", "Kept",
+           "SubrequestFailed", "SubrequestRefused", "main_request", "subrequest"]

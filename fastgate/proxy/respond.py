@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
-from fastgate.proxy import charset
+from fastgate.proxy import charset, xslt
 from fastgate.proxy.accel import carry
 from fastgate.proxy.capture import Capture, SubrequestFailed
 from fastgate.proxy.headers import (
@@ -23,6 +23,7 @@ from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
 from fastgate.proxy.status import SPECIAL, error_body, reason
 from fastgate.proxy.steps import DONE
+from fastgate.proxy.xslt import Held
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
@@ -113,6 +114,18 @@ class Responder:
         all had before anything is sent, the same bytes as nginx's, framed the same —
         else as ``send`` sends it."""
         s = loc.settings
+        if s.xslt_stylesheet and not isinstance(conn, Held):
+            # (a return's text in the rewrite phase: no content handler held it)
+            shown = [(b"Content-Type", kind), *extra]
+            if xslt.applies(s, final_status(req, status), shown):
+                try:
+                    shown, body = xslt.transform(req, s, shown, body, self.client_error(req))
+                except xslt.Failed:
+                    req.status = 0
+                    self.respond_error(conn, req, loc, 500)
+                    return DONE
+                kind = next(v for n, v in shown if n == b"Content-Type")
+                extra = [(n, v) for n, v in shown if n != b"Content-Type"]
         if s.add_before_body or s.add_after_body or s.ssi:
             out, headers, length = output_start(
                 req, s, [(b"Content-Type", kind), *extra], len(body),

@@ -408,6 +408,15 @@ SAMPLES.update({
     "geoip_proxy": "geoip_proxy 10.0.0.0/8;",
     "geoip_proxy_recursive": "geoip_proxy_recursive on;",
 })
+# the XSLT filter: a stylesheet and a DTD written by the test
+SAMPLES.update({
+    "xslt_stylesheet": "xslt_stylesheet XSLTDIR/s.xsl a=1:b='x';",
+    "xslt_param": "xslt_param n $arg_n;",
+    "xslt_string_param": "xslt_string_param s $uri;",
+    "xslt_types": "xslt_types text/xml application/xml;",
+    "xslt_last_modified": "xslt_last_modified on;",
+    "xml_entities": "xml_entities XSLTDIR/e.dtd;",
+})
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
     "keepalive": "keepalive 16;",
@@ -475,6 +484,12 @@ def test_directive_in_context(tmp_path: Path, name: str, ctx: str, allowed: bool
     else:
         sample = SAMPLES[name]
     sample = sample.replace("KEYFILE", str(tmp_path / "jwks.json"))
+    if name.startswith(("xslt_", "xml_")):
+        (tmp_path / "s.xsl").write_text(
+            '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+            '<xsl:template match="/"><x/></xsl:template></xsl:stylesheet>')
+        (tmp_path / "e.dtd").write_text('<!ENTITY nbsp "&#160;">\n')
+        sample = sample.replace("XSLTDIR", str(tmp_path))
     if name.startswith("geoip_"):
         country_db(tmp_path / "country.dat")
         city_db(tmp_path / "city.dat")

@@ -163,6 +163,12 @@ def _answer(req: Received) -> bytes:
         return (b"HTTP/1.1 206 Partial Content\r\n" + common
                 + b"Content-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n"
                 % (first, last, len(RANGED), len(part)) + part)
+    if path.startswith(b"/xml"):  # an XML document, dated (the XSLT filter's)
+        doc = (b'<?xml version="1.0"?>\n<items><item id="1">up</item>'
+               b'<item id="2">stream &amp; more</item></items>\n')
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nETag: \"x1\"\r\n"
+                b"Last-Modified: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(doc) + doc)
     if path.startswith((b"/html", b"/plain")):
         kind = b"text/html; charset=utf-8" if path.startswith(b"/html") else b"text/plain"
         return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"

@@ -645,3 +645,39 @@ def test_geo_blocking(serve, backends, tmp_path: Path) -> None:  # type: ignore[
     assert got.header(b"x-country") == [b"US"] and got.header(b"x-user") == [b'"alice"']
     log = tmp_path / "geo.log"
     assert wait_for_text(log, "[US]")
+
+
+LISTING_XSL = """<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+<xsl:output method="html"/><xsl:param name="path"/>
+<xsl:template match="/"><html><body><h1>Index of <xsl:value-of select="$path"/></h1>
+<xsl:for-each select="list/file"><a href="{.}"><xsl:value-of select="."/></a>
+(<xsl:value-of select="@size"/>)</xsl:for-each></body></html></xsl:template>
+</xsl:stylesheet>"""
+CATALOGUE_XSL = """<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+<xsl:output method="html" encoding="utf-8"/><xsl:param name="user"/>
+<xsl:template match="/"><html><body><p>for <xsl:value-of select="$user"/></p>
+<xsl:for-each select="//product"><li><xsl:value-of select="@name"/></li></xsl:for-each>
+</body></html></xsl:template></xsl:stylesheet>"""
+
+
+def test_xml_pages(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "xslt").mkdir()
+    (tmp_path / "xslt" / "listing.xsl").write_text(LISTING_XSL)
+    (tmp_path / "xslt" / "catalogue.xsl").write_text(CATALOGUE_XSL)
+    (tmp_path / "www" / "releases").mkdir(parents=True)
+    (tmp_path / "www" / "releases" / "app-1.2.tar.gz").write_bytes(b"x" * 1234)
+    xml = (b'<?xml version="1.0"?><catalogue><product name="Lamp"/>'
+           b'<product name="Desk"/></catalogue>')
+    be = backends(answer=lambda r: b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(xml) + xml)
+    ask, _ = serve("xml-pages.conf", {"127.0.0.1:3200": f"127.0.0.1:{be.port}",
+                                      "/srv/www": str(tmp_path / "www")})
+    status, headers, body = ask("GET", "/releases/")
+    assert status == 200 and headers["content-type"] == "text/html"
+    assert b"<h1>Index of /releases/</h1>" in body
+    assert b'<a href="app-1.2.tar.gz">app-1.2.tar.gz</a>\n(1234)' in body
+    assert ask("GET", "/catalogue/all")[0] == 401 and be.requests() == []
+    status, headers, body = ask("GET", "/catalogue/all",
+                                bearer("xml-pages-secret-0123456789abcdef"))
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert b'<p>for "alice"</p>' in body and b"<li>Lamp</li>" in body

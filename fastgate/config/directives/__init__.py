@@ -48,6 +48,7 @@ from fastgate.config.directives import (
     upstream,
     userid,
     uwsgi,
+    xslt,
 )
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
@@ -55,7 +56,7 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip, referer, resolver,
            secure_link, static, dav, sub_filter, addition, ssi, slice, charset, browser,
-           userid, tls, upstream, cluster, ignored)
+           userid, xslt, tls, upstream, cluster, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

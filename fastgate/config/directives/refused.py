@@ -11,14 +11,13 @@ that every directive of nginx 1.22's core, event and HTTP modules is one of the 
 from __future__ import annotations
 
 BODY_FILTER = ("fastgate changes no response bodies but with sub_filter, the charset "
-               "module, SSI and add_before_body/add_after_body")
+               "module, SSI, add_before_body/add_after_body and XSLT")
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
 ABSENT = "not in fastgate"
 
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
-    ("xslt_", "ngx_http_xslt_filter_module", BODY_FILTER),
     ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
      "Python"),
@@ -29,7 +28,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "stream": ("ngx_stream_module", "fastgate is an HTTP gateway: it proxies no TCP or UDP "
                "streams"),
     "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
-    "xml_entities": ("ngx_http_xslt_filter_module", BODY_FILTER),
     "degradation": ("ngx_http_degradation_module", ABSENT),
     "degrade": ("ngx_http_degradation_module", ABSENT),
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
