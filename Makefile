@@ -68,6 +68,10 @@ test-deps:
 	  echo "installing libnginx-mod-http-xslt-filter (Debian package): nginx's XSLT filter," \
 	    "to compare fastgate's with"; \
 	  apt-get install -y -q libnginx-mod-http-xslt-filter >/dev/null; }
+	@test -f /usr/lib/nginx/modules/ngx_http_image_filter_module.so || { \
+	  echo "installing libnginx-mod-http-image-filter (Debian package, with libgd3):" \
+	    "nginx's image filter to compare fastgate's with, on the same libgd"; \
+	  apt-get install -y -q libnginx-mod-http-image-filter >/dev/null; }
 
 test: build lint test-deps
 	$(VPY) -m pytest -q -p no:cacheprovider tests

@@ -168,6 +168,18 @@ class AppPass:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageFilter:
+    """``image_filter``: what it does (off, test, size, rotate, resize, crop), the most
+    width and height (a number, ``2**64 - 1`` for "-", or a value with variables) and
+    the angle to turn by (0: none)."""
+
+    mode: str
+    width: int | Template = 0
+    height: int | Template = 0
+    angle: int | Template = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CgiParam:
     """``fastcgi_param``, ``uwsgi_param``, ``scgi_param NAME VALUE [if_not_empty]``."""
 
@@ -616,6 +628,15 @@ class Settings:
     xslt_types: tuple[str, ...] = ("text/xml",)
     xslt_last_modified: bool = False
     xml_entities: bytes | None = None
+    # the image filter (proxy.image_filter): qualities and sharpening as numbers or
+    # values with variables
+    image_filter: ImageFilter | None = None
+    image_filter_jpeg_quality: int | Template = 75
+    image_filter_webp_quality: int | Template = 80
+    image_filter_sharpen: int | Template = 0
+    image_filter_transparency: bool = True
+    image_filter_interlace: bool = False
+    image_filter_buffer: int = 1024 * 1024
     sub_filter_last_modified: bool = False
     # the addition filter: the URIs whose answers go before and after a response's body
     # ("": none), for these types (text/html always)
@@ -773,7 +794,8 @@ class Settings:
     # the charset module may recode a response's body here
     recodes: bool = field(init=False, repr=False, compare=False)
     # a response's body may change here (sub_filter, recoding, SSI, additions:
-    # proxy.output; XSLT: proxy.xslt): one test per response where none does
+    # proxy.output; the image filter and XSLT: proxy.held): one test per response
+    # where none does
     filters_bodies: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -782,7 +804,8 @@ class Settings:
             self.source_charset is not None or self.override_charset))
         object.__setattr__(self, "filters_bodies", bool(
             self.sub_filter or self.recodes or self.ssi or self.add_before_body
-            or self.add_after_body or self.xslt_stylesheet))
+            or self.add_after_body or self.xslt_stylesheet
+            or (self.image_filter is not None and self.image_filter.mode != "off")))
         object.__setattr__(self, "edits_set_cookie", bool(
             self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
             or self.sets_userid))

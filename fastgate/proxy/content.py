@@ -12,9 +12,9 @@ from fastgate.proxy.cgi import CgiModule
 from fastgate.proxy.dav import DavModule
 from fastgate.proxy.fast import ProxyPass
 from fastgate.proxy.grpc import GrpcModule
+from fastgate.proxy.held import HeldFilters
 from fastgate.proxy.memcached import MemcachedModule
 from fastgate.proxy.static import StaticModule
-from fastgate.proxy.xslt import XsltFilter
 
 # ngx_http_empty_gif_module's image: a 1x1 transparent GIF, 43 bytes
 EMPTY_GIF = bytes.fromhex(
@@ -58,13 +58,16 @@ class Content:
         self.dav = DavModule(worker, respond, upstream, fail)
         self.static = StaticModule(worker, respond, fail, internal, self.dav.handle,
                                    upstream.fetch)
-        self.xslt = XsltFilter(fail, respond.client_error)
+        self.held = HeldFilters(fail, respond.client_error)
 
     def handler(self, loc: Location) -> Phase:
         inner = self._handler(loc)
-        # (a response of a location with stylesheets is held whole and transformed; one
-        # reached by an internal redirect from such a location is held there)
-        return self.xslt.wrap(inner) if loc.settings.xslt_stylesheet else inner
+        # (a response of a location with the image filter or stylesheets is held whole
+        # and transformed; one reached by an internal redirect from such a location is
+        # held there)
+        s = loc.settings
+        held = s.xslt_stylesheet or (s.image_filter is not None and s.image_filter.mode != "off")
+        return self.held.wrap(inner) if held else inner
 
     def _handler(self, loc: Location) -> Phase:
         if loc.own_content == "flv":

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from fastgate.proxy import addition, body_filter, ssi
 from fastgate.proxy.headers import kind_of
+from fastgate.proxy.image_filter import applies as image_applies
 from fastgate.proxy.xslt import applies as xslt_applies
 
 if TYPE_CHECKING:
@@ -73,8 +74,8 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     headers and length the client gets; none for a response without a body (its headers
     still change as they would) or where none applies."""
     flt = run = adding = None
-    if s.xslt_stylesheet and xslt_applies(s, status, headers):
-        length = -1  # (held whole and transformed, proxy.xslt: no ranges, as nginx's)
+    if (s.xslt_stylesheet and xslt_applies(s, status, headers)) or image_applies(s, status):
+        length = -1  # (held whole and transformed, proxy.held: no ranges, as nginx's)
     if s.sub_filter or s.recodes:
         flt, headers, length = body_filter.start(req, s, headers, length, status,
                                                  head_only, log)

@@ -19,11 +19,11 @@ from fastgate.proxy.headers import (
     expires_headers,
     is_safe_value,
 )
+from fastgate.proxy.held import Failed, Held
 from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
 from fastgate.proxy.status import SPECIAL, error_body, reason
 from fastgate.proxy.steps import DONE
-from fastgate.proxy.xslt import Held
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
@@ -120,7 +120,7 @@ class Responder:
             if xslt.applies(s, final_status(req, status), shown):
                 try:
                     shown, body = xslt.transform(req, s, shown, body, self.client_error(req))
-                except xslt.Failed:
+                except Failed:
                     req.status = 0
                     self.respond_error(conn, req, loc, 500)
                     return DONE

@@ -417,6 +417,16 @@ SAMPLES.update({
     "xslt_last_modified": "xslt_last_modified on;",
     "xml_entities": "xml_entities XSLTDIR/e.dtd;",
 })
+# the image filter
+SAMPLES.update({
+    "image_filter": "image_filter resize 100 $arg_h;",
+    "image_filter_jpeg_quality": "image_filter_jpeg_quality 80;",
+    "image_filter_webp_quality": "image_filter_webp_quality $arg_q;",
+    "image_filter_sharpen": "image_filter_sharpen 0;",
+    "image_filter_transparency": "image_filter_transparency off;",
+    "image_filter_interlace": "image_filter_interlace on;",
+    "image_filter_buffer": "image_filter_buffer 2m;",
+})
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
     "keepalive": "keepalive 16;",

@@ -681,3 +681,25 @@ def test_xml_pages(serve, backends, tmp_path: Path) -> None:  # type: ignore[no-
                                 bearer("xml-pages-secret-0123456789abcdef"))
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
     assert b'<p>for "alice"</p>' in body and b"<li>Lamp</li>" in body
+
+
+def test_thumbnails(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from image_sample import gradient
+
+    from fastgate.proxy.image_filter import kind_of, size_of
+
+    (tmp_path / "mime.types").write_text(
+        "types { image/jpeg jpg; image/png png; text/plain txt; }\n")
+    images = tmp_path / "catalogue" / "images"
+    images.mkdir(parents=True)
+    (images / "shoe.jpg").write_bytes(gradient("jpeg", 200, 100))
+    (images / "notes.txt").write_text("not an image\n")
+    ask, _ = serve("thumbnails.conf", {"/srv/catalogue": str(tmp_path / "catalogue")})
+    status, headers, body = ask("GET", "/thumbs/50x50/shoe.jpg")
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+    assert size_of(body, kind_of(body)) == (50, 25, False)
+    status, headers, body = ask("GET", "/thumbs/50x50/notes.txt")
+    assert (status, headers["content-type"], len(body)) == (200, "image/gif", 43)
+    assert ask("GET", "/images/shoe.jpg")[0] == 401
+    status, _, body = ask("GET", "/images/shoe.jpg", bearer("thumbnails-secret-0123456789abcdef"))
+    assert status == 200 and size_of(body, kind_of(body)) == (200, 100, False)

@@ -28,6 +28,7 @@ from fastgate.config.directives import (
     grpc,
     headers,
     ignored,
+    image_filter,
     limits,
     log,
     maps,
@@ -56,7 +57,7 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
            proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip, referer, resolver,
            secure_link, static, dav, sub_filter, addition, ssi, slice, charset, browser,
-           userid, xslt, tls, upstream, cluster, ignored)
+           userid, xslt, image_filter, tls, upstream, cluster, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

@@ -10,15 +10,12 @@ that every directive of nginx 1.22's core, event and HTTP modules is one of the 
 
 from __future__ import annotations
 
-BODY_FILTER = ("fastgate changes no response bodies but with sub_filter, the charset "
-               "module, SSI, add_before_body/add_after_body and XSLT")
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
 ABSENT = "not in fastgate"
 
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
-    ("image_filter", "ngx_http_image_filter_module", BODY_FILTER),
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
      "Python"),
 )

@@ -1,0 +1,124 @@
+"""Responses held whole for the filters that need all of one before they can say its
+head: the image filter (``proxy.image_filter``) and XSLT (``proxy.xslt``), in nginx's
+order. nginx's filters hold the head back and read the body; here the location's
+content handler answers on a ``Held`` connection (a ``proxy.capture.Kept`` that passes
+the client's body through), so files, proxied and FastCGI-family answers and
+fastgate's own pages are all held the same way, after the access phase has run. The
+filters see what nginx's see: the response of the location that answered (after
+internal redirects), its status, headers and body; what they make is then sent. A
+filter's failure is answered with its status (415, 500) through ``error_page``.
+
+A HEAD is answered with the head of the transformed GET, as nginx's (it reads the body
+to know the length). A response past ``capture.KEPT_MAX`` (8 MiB) is not held: the
+image filter's "too big response" (415), else a 500."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastgate.http.engine import ProtocolError
+from fastgate.proxy.capture import KEPT_MAX, Kept
+from fastgate.proxy.status import reason
+from fastgate.proxy.steps import DONE, finished
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastgate.config.model import Location
+    from fastgate.http.flow import BodyBuffer
+    from fastgate.http.handler import ClientSide
+    from fastgate.proxy.request import Request
+    from fastgate.proxy.steps import Fail, Outcome, Phase, Step
+
+
+class Held(Kept):
+    """The connection a main request answers on while its response is held whole: the
+    client's body comes through, and its end; what is written is kept. (Not a
+    subrequest's ``Capture``: conditionals, ranges, additions apply as to the client's.)"""
+
+    @property
+    def body(self) -> BodyBuffer | None:
+        return self.main.body
+
+    def close_after_response(self) -> None:
+        self.main.close_after_response()
+
+
+class Failed(Exception):
+    """A filter could not make the response (logged): ``status`` answers instead."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class HeldFilters:
+    """Holds the responses of locations with the image filter or stylesheets."""
+
+    def __init__(self, fail: Fail, client_error: Callable[[Request], Callable[[str], None]]
+                 ) -> None:
+        self.fail = fail
+        self.client_error = client_error
+
+    def wrap(self, inner: Phase) -> Phase:
+        """``inner`` (a location's content handler) with its response held."""
+
+        def run(conn: ClientSide, req: Request, loc: Location) -> Outcome:
+            if isinstance(conn, Held):  # (an internal redirect while held: held once)
+                return inner(conn, req, loc)
+            return self._held(conn, req, loc, inner)
+
+        return run
+
+    async def _held(self, conn: ClientSide, req: Request, loc: Location,
+                    inner: Phase) -> Step:
+        from fastgate.proxy import image_filter, xslt  # (they import Held and Failed)
+
+        held = Held(conn)
+        method = req.method
+        req.method = "GET" if method == "HEAD" else method  # (the body tells the length)
+        try:
+            await finished(inner(held, req, loc))
+        finally:
+            req.method = method
+        if conn.closed:
+            return DONE
+        log = self.client_error(req)
+        final = req.location if req.location is not None else loc
+        s = final.settings
+        status, headers, body = held.status, held.headers, bytes(held.out)
+        try:
+            if held.cut:
+                if image_filter.applies(s, status):
+                    log("image filter: too big response")
+                    raise Failed(415)
+                log(f"a response of more than {KEPT_MAX} bytes cannot be held for XSLT")
+                raise Failed(500)
+            if image_filter.applies(s, status):
+                status, headers, body = await image_filter.transform(req, s, status,
+                                                                     headers, body, log)
+            if xslt.applies(s, status, headers):
+                headers, body = xslt.transform(req, s, headers, body, log)
+        except Failed as e:
+            req.status = 0
+            return await finished(self.fail(conn, req, final, e.status))
+        head_only = method == "HEAD" or status in (204, 304) or status < 200
+        exchange = conn.exchange
+        assert exchange is not None
+        try:
+            out = exchange.respond(status, reason(status), headers, len(body), head_only)
+        except ProtocolError:
+            exchange.abort()
+            return DONE
+        if not head_only:
+            out += exchange.body(body)
+        out += exchange.end()
+        req.sent_headers = headers
+        req.status = status
+        exchange.write(out)
+        req.bytes_sent = len(out)
+        req.body_bytes_sent = 0 if head_only else len(body)
+        return DONE
+
+
+__all__ = ["Failed", "Held", "HeldFilters"]
