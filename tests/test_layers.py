@@ -32,6 +32,9 @@ LAYERS: list[tuple[str, int]] = [
     ("fastgate.browsers", 1),  # $modern_browser, beside the variables
     ("fastgate.userid", 1),  # $uid_got, $uid_set, beside the variables
     ("fastgate.cookie_header", 1),  # the Cookie header, for $cookie_* and userid
+    ("fastgate.geoip", 1),  # the GeoIP module's databases and $geoip_*, beside the variables
+    ("fastgate.stylesheets", 1),  # XSLT stylesheets, compiled with the configuration
+    ("fastgate.gd", 1),  # libgd for the image filter, checked with the configuration
     ("fastgate.http", 2),
     ("fastgate.proxy", 3),
     ("fastgate.ops", 4),

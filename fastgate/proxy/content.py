@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fastgate.proxy import image_filter, xslt
 from fastgate.proxy.cgi import CgiModule
 from fastgate.proxy.dav import DavModule
 from fastgate.proxy.fast import ProxyPass
@@ -58,7 +59,7 @@ class Content:
         self.dav = DavModule(worker, respond, upstream, fail)
         self.static = StaticModule(worker, respond, fail, internal, self.dav.handle,
                                    upstream.fetch)
-        self.held = HeldFilters(fail, respond.client_error)
+        self.held = HeldFilters(fail, respond.client_error, (image_filter, xslt))
 
     def handler(self, loc: Location) -> Phase:
         inner = self._handler(loc)

@@ -14,8 +14,9 @@ image filter's "too big response" (415), else a 500."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from fastgate.errors import FastgateError
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy.capture import KEPT_MAX, Kept
 from fastgate.proxy.status import reason
@@ -24,7 +25,8 @@ from fastgate.proxy.steps import DONE, finished
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fastgate.config.model import Location
+    from fastgate.config.model import Location, Settings
+    from fastgate.http.engine import Headers
     from fastgate.http.flow import BodyBuffer
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
@@ -44,7 +46,7 @@ class Held(Kept):
         self.main.close_after_response()
 
 
-class Failed(Exception):
+class Failed(FastgateError):
     """A filter could not make the response (logged): ``status`` answers instead."""
 
     def __init__(self, status: int) -> None:
@@ -52,13 +54,27 @@ class Failed(Exception):
         self.status = status
 
 
+class HoldingFilter(Protocol):
+    """A filter that needs the whole response (``proxy.image_filter``, ``proxy.xslt``)."""
+
+    def applies(self, s: Settings, status: int, headers: Headers) -> bool: ...
+
+    def too_big(self, log: Callable[[str], None]) -> None:
+        """A response too large to hold: raise the filter's Failed, if it has one."""
+
+    async def transform(self, req: Request, s: Settings, status: int, headers: Headers,
+                        body: bytes, log: Callable[[str], None]
+                        ) -> tuple[int, Headers, bytes]: ...
+
+
 class HeldFilters:
     """Holds the responses of locations with the image filter or stylesheets."""
 
-    def __init__(self, fail: Fail, client_error: Callable[[Request], Callable[[str], None]]
-                 ) -> None:
+    def __init__(self, fail: Fail, client_error: Callable[[Request], Callable[[str], None]],
+                 filters: tuple[HoldingFilter, ...]) -> None:
         self.fail = fail
         self.client_error = client_error
+        self.filters = filters  # in nginx's order: the image filter, then XSLT
 
     def wrap(self, inner: Phase) -> Phase:
         """``inner`` (a location's content handler) with its response held."""
@@ -72,8 +88,6 @@ class HeldFilters:
 
     async def _held(self, conn: ClientSide, req: Request, loc: Location,
                     inner: Phase) -> Step:
-        from fastgate.proxy import image_filter, xslt  # (they import Held and Failed)
-
         held = Held(conn)
         method = req.method
         req.method = "GET" if method == "HEAD" else method  # (the body tells the length)
@@ -89,16 +103,15 @@ class HeldFilters:
         status, headers, body = held.status, held.headers, bytes(held.out)
         try:
             if held.cut:
-                if image_filter.applies(s, status):
-                    log("image filter: too big response")
-                    raise Failed(415)
-                log(f"a response of more than {KEPT_MAX} bytes cannot be held for XSLT")
+                for f in self.filters:
+                    if f.applies(s, status, headers):
+                        f.too_big(log)
+                log(f"a response of more than {KEPT_MAX} bytes cannot be held")
                 raise Failed(500)
-            if image_filter.applies(s, status):
-                status, headers, body = await image_filter.transform(req, s, status,
-                                                                     headers, body, log)
-            if xslt.applies(s, status, headers):
-                headers, body = xslt.transform(req, s, headers, body, log)
+            for f in self.filters:
+                if f.applies(s, status, headers):
+                    status, headers, body = await f.transform(req, s, status, headers, body,
+                                                              log)
         except Failed as e:
             req.status = 0
             return await finished(self.fail(conn, req, final, e.status))

@@ -35,9 +35,15 @@ _TYPES = {gd.JPEG: b"image/jpeg", gd.GIF: b"image/gif", gd.PNG: b"image/png",
 _UNBOUNDED = (1 << 64) - 1  # nginx's (ngx_uint_t) -1: a "-" size
 
 
-def applies(s: Settings, status: int) -> bool:
+def applies(s: Settings, status: int, headers: Headers) -> bool:
+    """Whether the filter looks at this response: every one but a 304."""
     f = s.image_filter
     return f is not None and f.mode != "off" and status != 304
+
+
+def too_big(log: Callable[[str], None]) -> None:
+    log("image filter: too big response")
+    raise Failed(415)
 
 
 def kind_of(data: bytes) -> int:
@@ -188,4 +194,4 @@ async def transform(req: Request, s: Settings, status: int, headers: Headers, bo
     return status, _typed(headers, kind, True), made
 
 
-__all__ = ["applies", "kind_of", "size_of", "transform", "value"]
+__all__ = ["applies", "kind_of", "size_of", "too_big", "transform", "value"]

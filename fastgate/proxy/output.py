@@ -74,7 +74,8 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     headers and length the client gets; none for a response without a body (its headers
     still change as they would) or where none applies."""
     flt = run = adding = None
-    if (s.xslt_stylesheet and xslt_applies(s, status, headers)) or image_applies(s, status):
+    if image_applies(s, status, headers) or (s.xslt_stylesheet
+                                             and xslt_applies(s, status, headers)):
         length = -1  # (held whole and transformed, proxy.held: no ranges, as nginx's)
     if s.sub_filter or s.recodes:
         flt, headers, length = body_filter.start(req, s, headers, length, status,

@@ -119,7 +119,8 @@ class Responder:
             shown = [(b"Content-Type", kind), *extra]
             if xslt.applies(s, final_status(req, status), shown):
                 try:
-                    shown, body = xslt.transform(req, s, shown, body, self.client_error(req))
+                    shown, body = xslt.apply_sheets(req, s, shown, body,
+                                                    self.client_error(req))
                 except Failed:
                     req.status = 0
                     self.respond_error(conn, req, loc, 500)

@@ -54,8 +54,19 @@ def _sheet_params(text: str, log: Callable[[str], None]) -> dict[str, str]:
     return out
 
 
-def transform(req: Request, s: Settings, headers: Headers, body: bytes,
-              log: Callable[[str], None]) -> tuple[Headers, bytes]:
+def too_big(log: Callable[[str], None]) -> None:
+    """(no word of its own for a response too large to hold: the holder's 500)"""
+
+
+async def transform(req: Request, s: Settings, status: int, headers: Headers, body: bytes,
+                    log: Callable[[str], None]) -> tuple[int, Headers, bytes]:
+    """A held response through the stylesheets (``proxy.held``)."""
+    shown, out = apply_sheets(req, s, headers, body, log)
+    return status, shown, out
+
+
+def apply_sheets(req: Request, s: Settings, headers: Headers, body: bytes,
+                 log: Callable[[str], None]) -> tuple[Headers, bytes]:
     """The response's headers and body through the location's stylesheets (Failed:
     logged, a 500)."""
     try:
@@ -102,4 +113,4 @@ def transform(req: Request, s: Settings, headers: Headers, body: bytes,
     return shown, out
 
 
-__all__ = ["applies", "transform"]
+__all__ = ["applies", "apply_sheets", "too_big", "transform"]

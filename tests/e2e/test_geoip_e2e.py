@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import request
 
 GEOIP = Path("/usr/share/GeoIP")
 MODULE = Path("/usr/lib/nginx/modules/ngx_http_geoip_module.so")
@@ -73,8 +74,6 @@ def test_nginx_finds_the_same_places(tmp_path: Path, engine: str, block: str) ->
 
 
 def test_an_untrusted_forwarded_address_is_not_believed(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
-    from conftest import request
-
     _skip_without_oracle()
     port = free()
     gateway(f"""error_log stderr info;
