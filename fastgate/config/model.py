@@ -105,6 +105,7 @@ class UpstreamTls:
     certificate: str | None = None  # a client certificate, with its key
     certificate_key: str | None = None
     password_file: tuple[str, ...] | None = None
+    conf_command: tuple[tuple[str, str], ...] = ()  # MODULE_ssl_conf_command's
     module: str = "proxy"  # whose MODULE_ssl_* settings these are (for messages)
 
 
@@ -696,6 +697,7 @@ class Settings:
     proxy_ssl_certificate: str | None = None
     proxy_ssl_certificate_key: str | None = None
     proxy_ssl_password_file: tuple[str, ...] | None = None
+    proxy_ssl_conf_command: tuple[tuple[str, str], ...] = ()
     # suwsgi://'s (uwsgi_ssl_*), as proxy_ssl_*'s
     uwsgi_ssl_server_name: bool = False
     uwsgi_ssl_name: str | Template | None = None
@@ -707,6 +709,7 @@ class Settings:
     uwsgi_ssl_certificate: str | None = None
     uwsgi_ssl_certificate_key: str | None = None
     uwsgi_ssl_password_file: tuple[str, ...] | None = None
+    uwsgi_ssl_conf_command: tuple[tuple[str, str], ...] = ()
     # the gRPC module (grpc_pass): its request headers, as proxy_set_header's, and
     # grpcs://'s TLS (grpc_ssl_*)
     grpc_set_header: tuple[tuple[str, Template], ...] = ()
@@ -728,6 +731,7 @@ class Settings:
     grpc_ssl_certificate: str | None = None
     grpc_ssl_certificate_key: str | None = None
     grpc_ssl_password_file: tuple[str, ...] | None = None
+    grpc_ssl_conf_command: tuple[tuple[str, str], ...] = ()
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 0
     add_header: tuple[tuple[str, Template, bool], ...] = ()
@@ -757,6 +761,10 @@ class Settings:
     ssl_prefer_server_ciphers: bool | None = None  # None: Python's (the server's order)
     ssl_session_tickets: bool = True
     ssl_ecdh_curve: str = "auto"
+    # (mode: off, none, server; the number of sessions, None: OpenSSL's), nginx's default
+    ssl_session_cache: tuple[str, int | None] = ("none", None)
+    ssl_session_timeout: int = 300
+    ssl_conf_command: tuple[tuple[str, str], ...] = ()
     ssl_dhparam: str | None = None
     # client certificates: "off", "on" (one is required) or "optional"; the CAs that
     # sign them (ssl_client_certificate, also named to the client; ssl_trusted_certificate

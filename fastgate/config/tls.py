@@ -15,6 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
+from fastgate import openssl
 from fastgate.config.model import Settings, UpstreamTls
 from fastgate.errors import FastgateError
 
@@ -77,12 +78,14 @@ def server_context(s: Settings) -> ssl.SSLContext:
     if not s.ssl_session_tickets:
         ctx.options |= ssl.OP_NO_TICKET
         ctx.num_tickets = 0
-    if s.ssl_ecdh_curve not in ("auto", "") and ":" not in s.ssl_ecdh_curve:
-        try:
-            ctx.set_ecdh_curve(s.ssl_ecdh_curve)
-        except (ValueError, ssl.SSLError):
-            raise TlsError("ssl_ecdh_curve",
-                           f'unknown curve name "{s.ssl_ecdh_curve}"') from None
+    if s.ssl_ecdh_curve not in ("auto", ""):
+        _openssl("ssl_ecdh_curve", openssl.curves, ctx, s.ssl_ecdh_curve)
+    mode, size = s.ssl_session_cache
+    _openssl("ssl_session_cache", openssl.session_cache, ctx,
+             {"off": openssl.CACHE_OFF, "none": openssl.CACHE_NONE}.get(
+                 mode, openssl.CACHE_SERVER),
+             1 if mode == "none" else size,
+             None if mode in ("off", "none") else s.ssl_session_timeout)
     if s.ssl_dhparam is not None:
         try:
             ctx.load_dh_params(s.ssl_dhparam)
@@ -93,7 +96,16 @@ def server_context(s: Settings) -> ssl.SSLContext:
         _load_pair(ctx, cert, key, s.ssl_password_file)
     if s.ssl_verify_client != "off":
         _client_certificates(ctx, s)
+    _openssl("ssl_conf_command", openssl.conf_commands, ctx, s.ssl_conf_command)
     return ctx
+
+
+def _openssl(directive: str, call: Any, *args: Any) -> None:
+    """A setting made through ``fastgate.openssl``; its refusal blames ``directive``."""
+    try:
+        call(*args)
+    except openssl.OpensslError as e:
+        raise TlsError(directive, str(e)) from None
 
 
 def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
@@ -120,7 +132,7 @@ def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
 # the settings of a module's upstream TLS (``MODULE_ssl_FIELD``), UpstreamTls's fields
 UPSTREAM_TLS_FIELDS = ("name", "server_name", "verify", "trusted_certificate", "crl",
                        "protocols", "ciphers", "certificate", "certificate_key",
-                       "password_file")
+                       "password_file", "conf_command")
 
 
 def upstream_tls(s: Settings, host: str, name: str | None = None,
@@ -171,6 +183,7 @@ def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
             _load_pair(ctx, t.certificate, t.certificate_key, t.password_file)
         except TlsError as e:
             raise TlsError(f"{t.module}_" + e.directive, e.message) from None
+    _openssl(p + "conf_command", openssl.conf_commands, ctx, t.conf_command)
     return ctx
 
 

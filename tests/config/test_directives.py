@@ -319,6 +319,9 @@ SAMPLES = {
     "ssl_dhparam": "ssl_dhparam dhparam.pem;",
     "ssl_session_cache": "ssl_session_cache shared:SSL:10m;",
     "ssl_session_timeout": "ssl_session_timeout 1d;",
+    "ssl_conf_command": "ssl_conf_command Options -SessionTicket;",
+    "ssl_engine": "ssl_engine dynamic;",
+    "proxy_ssl_conf_command": "proxy_ssl_conf_command MinProtocol TLSv1.2;",
     "ssl_session_ticket_key": "ssl_session_ticket_key ticket.key;",
     "ssl_trusted_certificate": "ssl_trusted_certificate cert.pem;",
     "ssl_verify_client": "ssl_verify_client off;",
@@ -383,12 +386,12 @@ SAMPLES.update({
     "uwsgi_modifier1": "uwsgi_modifier1 30;",
     "uwsgi_modifier2": "uwsgi_modifier2 0;",
     "uwsgi_string": "uwsgi_string extra;",
-    # suwsgi://'s, as proxy_pass's https:// (uwsgi_ssl_conf_command is refused)
+    # suwsgi://'s, as proxy_pass's https://
     **{name.replace("proxy_", "uwsgi_"): SAMPLES[name].replace("proxy_", "uwsgi_")
        for name in list(SAMPLES) if name.startswith("proxy_ssl_")},
 })
 # the gRPC module: the family's where it has them, proxy_set_header's and proxy_ssl_*'s
-# under its prefix (grpc_ssl_conf_command is refused)
+# under its prefix
 SAMPLES.update({
     **{f"grpc_{name}": SAMPLES[f"fastcgi_{name}"].replace("fastcgi_", "grpc_")
        for name in ("pass", "connect_timeout", "send_timeout", "read_timeout",

@@ -94,7 +94,8 @@ def test_timeouts_hiding_and_warnings(tmp_path: Path) -> None:
     ("grpc_pass svc;", "directive is not allowed here"),
     ("grpc_set_header Bad:Name v;", "invalid"),
     ("grpc_ignore_headers X-Nothing;", 'invalid value "X-Nothing"'),
-    ("grpc_ssl_conf_command Options -SessionTicket;", "takes no OpenSSL configuration"),
+    ("location / { grpc_pass grpcs://127.0.0.1:1; grpc_ssl_conf_command Bogus x; }",
+     'SSL_CONF_cmd("Bogus", "x") failed'),
 ])
 def test_refusals(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:

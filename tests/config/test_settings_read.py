@@ -41,6 +41,9 @@ BUILT_FROM = {
     ("Settings", "ssl_ciphers"): "config/tls.py",
     ("Settings", "ssl_prefer_server_ciphers"): "config/tls.py",
     ("Settings", "ssl_session_tickets"): "config/tls.py",
+    ("Settings", "ssl_session_cache"): "config/tls.py",
+    ("Settings", "ssl_session_timeout"): "config/tls.py",
+    ("Settings", "ssl_conf_command"): "config/tls.py",
     ("Settings", "ssl_ecdh_curve"): "config/tls.py",
     ("Settings", "ssl_dhparam"): "config/tls.py",
     ("Settings", "ssl_password_file"): "config/tls.py",
@@ -68,6 +71,7 @@ BUILT_FROM = {
     ("UpstreamTls", "certificate"): "config/tls.py",
     ("UpstreamTls", "certificate_key"): "config/tls.py",
     ("UpstreamTls", "password_file"): "config/tls.py",
+    ("UpstreamTls", "conf_command"): "config/tls.py",
     ("UpstreamTls", "module"): "config/tls.py",
     ("AppPass", "tls_host"): "config/merge.py",
     ("Config", "maps"): "config/load.py",  # their variables are registered at load

@@ -135,12 +135,29 @@ def test_bad_cipher_string(tmp_path: Path) -> None:
 
 def test_curves(tmp_path: Path) -> None:
     assert _error(tmp_path, _pair(tmp_path) + "\nssl_ecdh_curve nocurve;") == (
-        f'unknown curve name "nocurve" in {tmp_path}/t.conf:5')
+        f'SSL_CTX_set1_curves_list("nocurve") failed in {tmp_path}/t.conf:5')
     _load(tmp_path, _pair(tmp_path) + "\nssl_ecdh_curve secp384r1;")
     config = _load(tmp_path, _pair(tmp_path) + "\nssl_ecdh_curve X25519:prime256v1;")
-    assert config.warnings == (
-        '[warn] a list of curves in "ssl_ecdh_curve" is not applied: Python\'s ssl sets one '
-        f"curve; OpenSSL's default list is offered in {tmp_path}/t.conf:5",)
+    assert config.warnings == ()  # a list is applied (fastgate.openssl), as nginx's
+
+
+def test_engine(tmp_path: Path) -> None:
+    path = tmp_path / "e.conf"
+    path.write_text("ssl_engine dynamic;\nhttp { }")
+    load_config(str(path))  # (OpenSSL's engine loader, always there)
+    path.write_text("ssl_engine no-such-engine;\nhttp { }")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(info.value) == f'ENGINE_by_id("no-such-engine") failed in {path}:1'
+
+
+def test_conf_commands_go_to_openssl(tmp_path: Path) -> None:
+    config = _load(tmp_path, _pair(tmp_path) + "\nssl_conf_command Options -SessionTicket;"
+                   "\nssl_conf_command MaxProtocol TLSv1.2;")
+    ctx = server_context(config.servers[0].settings)
+    assert ctx.options & ssl.OP_NO_TICKET and ctx.maximum_version == ssl.TLSVersion.TLSv1_2
+    assert _error(tmp_path, _pair(tmp_path) + "\nssl_conf_command Nonsense x;") == (
+        f'SSL_CONF_cmd("Nonsense", "x") failed in {tmp_path}/t.conf:5')
 
 
 def test_dhparam(tmp_path: Path) -> None:
@@ -188,11 +205,12 @@ def test_variables_in_certificate_paths_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("directive,warned", [
-    ("ssl_session_cache shared:SSL:10m;", '"ssl_session_cache" is not applied'),
-    ("ssl_session_cache builtin:1000 shared:SSL:1m;", '"ssl_session_cache" is not applied'),
-    ("ssl_session_cache off;", '"ssl_session_cache" is not applied'),
+    ("ssl_session_cache shared:SSL:10m;", 'a "shared:" session cache is kept by each worker'),
+    ("ssl_session_cache builtin:1000 shared:SSL:1m;",
+     'a "shared:" session cache is kept by each worker'),
+    ("ssl_session_cache off;", None),
     ("ssl_session_cache builtin;", None),
-    ("ssl_session_timeout 1d;", '"ssl_session_timeout" is not applied'),
+    ("ssl_session_timeout 1d;", None),
     ("ssl_stapling on;", '"ssl_stapling" directive is ignored'),
     ("ssl_stapling off;", None),
     ("ssl_stapling_verify on;", '"ssl_stapling_verify" directive is ignored'),
@@ -212,6 +230,34 @@ def test_what_pythons_ssl_cannot_do_is_warned_once(tmp_path: Path, directive: st
         assert len(config.warnings) == 1
         assert config.warnings[0].startswith(f"[warn] {warned} (2 times): ")
         assert config.warnings[0].endswith(f"in {tmp_path}/t.conf:2")
+
+
+@pytest.mark.parametrize(("directives", "kept"), [
+    ("", 0),  # nginx's default "none": no session is kept
+    ("ssl_session_cache builtin:1000;", 1), ("ssl_session_cache shared:SSL:1m;", 1),
+    ("ssl_session_cache off;", 0), ("ssl_session_cache none;", 0),
+])
+def test_session_cache_modes(tmp_path: Path, directives: str, kept: int) -> None:
+    """A handshake's session kept in the server's cache, or not, as nginx's cache mode
+    says (SSL_CTX_set_session_cache_mode)."""
+    config = _load(tmp_path, _pair(tmp_path) + "\nssl_session_tickets off;" + directives)
+    server = server_context(config.servers[0].settings)
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    client.maximum_version = ssl.TLSVersion.TLSv1_2  # (a session kept at once)
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    c = client.wrap_bio(c_in, c_out, server_hostname="localhost")
+    srv = server.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):  # the handshake, passed back and forth in memory
+        for side in (c, srv):
+            try:
+                side.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    assert c.version() == "TLSv1.2"
+    assert server.session_stats()["number"] == kept
 
 
 def test_bad_session_cache(tmp_path: Path) -> None:

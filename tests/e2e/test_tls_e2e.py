@@ -313,3 +313,27 @@ def test_ssl_reject_handshake_in_the_default_server(tmp_path: Path, gateway, fre
     refused = ("TLSV1_UNRECOGNIZED_NAME", "UNEXPECTED_EOF_WHILE_READING")
     assert handshake("b.test") in refused
     assert handshake(None) in refused
+
+
+def test_conf_commands_reach_openssl_both_ways(tmp_path: Path, gateway, free, tls_backends) -> None:  # type: ignore[no-untyped-def]
+    crt, key = self_signed(tmp_path)
+    ctx, _, _ = _backend_context(tmp_path)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3  # (a backend that speaks TLS 1.3 only)
+    be = tls_backends(ctx)
+    port, tls_port = free(), free()
+    gateway(f"""http {{ access_log off;
+      server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {crt};
+        ssl_certificate_key {key}; ssl_conf_command MaxProtocol TLSv1.2;
+        ssl_ecdh_curve X25519:prime256v1; ssl_session_cache builtin:100;
+        ssl_session_timeout 10m;
+        location / {{ return 200 "$ssl_protocol"; }} }}
+      server {{ listen 127.0.0.1:{port};
+        location /ok/ {{ proxy_pass https://127.0.0.1:{be.port}; }}
+        location /capped/ {{ proxy_pass https://127.0.0.1:{be.port};
+          proxy_ssl_conf_command MaxProtocol TLSv1.2; }} }} }}""", port)
+    # the server's context: at most TLS 1.2, as the command says
+    assert _handshake(tls_port)[1].endswith(b"TLSv1.2")
+    # the upstream's: capped at TLS 1.2, it cannot reach a TLS 1.3 backend
+    assert _get(port, "/ok/x")[0] == 200
+    assert _get(port, "/capped/x")[0] == 502
+    assert [r.target for r in be.requests()] == [b"/ok/x"]

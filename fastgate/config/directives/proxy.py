@@ -30,7 +30,12 @@ from fastgate.config.directives.args import (
     time_arg,
 )
 from fastgate.config.directives.ignored import off_is_ours
-from fastgate.config.directives.tls import readable_file, ssl_password_file, ssl_protocols
+from fastgate.config.directives.tls import (
+    conf_command,
+    readable_file,
+    ssl_password_file,
+    ssl_protocols,
+)
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
     CookieFlags,
@@ -209,6 +214,7 @@ def tls_specs(module: str) -> list[Spec]:
         Spec(p + "password_file", HSL, 1, 1, setting(p + "password_file", ssl_password_file)),
         Spec(p + "verify_depth", HSL, 1, 1, ignored(
             "chains are verified to OpenSSL's depth limit; Python's ssl cannot set one")),
+        Spec(p + "conf_command", HSL, 2, 2, appending(p + "conf_command", conf_command)),
         Spec(p + "session_reuse", HSL, 1, 1, off_is_ours(
             "a new TLS connection to an upstream makes a full handshake (TLS sessions are "
             "not kept)")),

@@ -30,19 +30,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_responder": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_cache": ("ngx_http_ssl_module", CLIENT_CERTS),
-    # settings that make TLS stricter: ignoring them would weaken it behind a warning
-    "ssl_conf_command": ("ngx_http_ssl_module", "Python's ssl takes no OpenSSL "
-                         "configuration commands; use ssl_protocols and ssl_ciphers"),
-    "proxy_ssl_conf_command": ("ngx_http_proxy_module", "Python's ssl takes no OpenSSL "
-                               "configuration commands; use proxy_ssl_protocols and "
-                               "proxy_ssl_ciphers"),
-    "uwsgi_ssl_conf_command": ("ngx_http_uwsgi_module", "Python's ssl takes no OpenSSL "
-                               "configuration commands; use uwsgi_ssl_protocols and "
-                               "uwsgi_ssl_ciphers"),
-    "grpc_ssl_conf_command": ("ngx_http_grpc_module", "Python's ssl takes no OpenSSL "
-                              "configuration commands; use grpc_ssl_protocols and "
-                              "grpc_ssl_ciphers"),
-    "ssl_engine": ("ngx_openssl_module", "Python's ssl loads no OpenSSL engine"),
 }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from fastgate.config.context import HS, Context, Level, Spec
+from fastgate import openssl
+from fastgate.config.context import HS, MAIN, Context, Level, Spec
 from fastgate.config.directives.args import appending, flag_arg, ignored, number_arg, setting
 from fastgate.config.directives.ignored import off_is_ours
 from fastgate.config.parser import Directive
@@ -49,37 +50,60 @@ def ssl_password_file(ld: Context, d: Directive) -> tuple[str, ...]:
     return passwords
 
 
+def ssl_engine(ld: Context, lvl: Level, d: Directive) -> None:
+    lvl.once(d)
+    try:
+        openssl.use_engine(d.args[0])
+    except openssl.OpensslError as e:
+        raise d.error(str(e)) from None
+
+
+def conf_command(ld: Context, d: Directive) -> tuple[str, str]:
+    """``ssl_conf_command`` (and a module's ``MODULE_ssl_conf_command``) ``NAME VALUE``:
+    given to OpenSSL as it is (SSL_CONF_cmd), checked when the context is made at load."""
+    return d.args[0], d.args[1]
+
+
 def ssl_ecdh_curve(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    curve = d.args[0]
-    if ":" in curve:
-        ld.warn_once('a list of curves in "ssl_ecdh_curve" is not applied',
-                     "Python's ssl sets one curve; OpenSSL's default list is offered", d)
-    lvl.fields["ssl_ecdh_curve"] = curve
+    lvl.fields["ssl_ecdh_curve"] = d.args[0]
 
 
 _CACHE = re.compile(r"builtin(:\d+)?|shared:[^:]+:\S+")
+# nginx: one megabyte of a shared cache holds about 4000 sessions
+_SESSIONS_PER_MB = 4000
 
 
 def ssl_session_cache(ld: Context, lvl: Level, d: Directive) -> None:
+    """``off``, ``none``, or ``builtin[:SIZE]`` and/or ``shared:NAME:SIZE``: stored as
+    (mode, size), ``fastgate.openssl``'s cache mode and the number of sessions (None:
+    OpenSSL's). A shared cache is kept by each worker, sized as nginx sizes its zone."""
     lvl.once(d)
+    mode, size = "server", None
+    builtin: int | None = None
+    shared: int | None = None
     for a in d.args:
-        if a not in ("off", "none") and not _CACHE.fullmatch(a):
+        if a in ("off", "none"):
+            mode = a
+            continue
+        if not _CACHE.fullmatch(a):
             raise d.error(f'invalid session cache "{a}"')
         if a.startswith("shared:"):
-            parse_size(d, a.split(":", 2)[2])
-    if d.args != ("builtin",):
-        ld.warn_once('"ssl_session_cache" is not applied',
-                     "each worker resumes sessions from OpenSSL's built-in cache at its "
-                     "default size; Python's ssl cannot size, share or turn it off", d)
+            shared = parse_size(d, a.split(":", 2)[2]) * _SESSIONS_PER_MB // (1024 * 1024)
+        elif ":" in a:
+            builtin = int(a.split(":", 1)[1])
+    if mode == "server":
+        size = builtin if builtin is not None else shared
+    if shared is not None:
+        ld.warn_once('a "shared:" session cache is kept by each worker',
+                     "fastgate's workers share no TLS session cache; each keeps as many "
+                     "sessions as the zone would hold", d)
+    lvl.fields["ssl_session_cache"] = (mode, size)
 
 
 def ssl_session_timeout(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    parse_time(d, d.args[0])
-    ld.warn_once('"ssl_session_timeout" is not applied',
-                 "sessions live as long as OpenSSL's default (2h); Python's ssl cannot "
-                 "set it", d)
+    lvl.fields["ssl_session_timeout"] = int(parse_time(d, d.args[0]))
 
 
 def ssl_trusted_certificate(ld: Context, lvl: Level, d: Directive) -> None:
@@ -119,6 +143,8 @@ SPECS = [
     Spec("ssl_prefer_server_ciphers", HS, 1, 1,
          setting("ssl_prefer_server_ciphers", flag_arg)),
     Spec("ssl_session_tickets", HS, 1, 1, setting("ssl_session_tickets", flag_arg)),
+    Spec("ssl_conf_command", HS, 2, 2, appending("ssl_conf_command", conf_command)),
+    Spec("ssl_engine", frozenset({MAIN}), 1, 1, ssl_engine),
     Spec("ssl_ecdh_curve", HS, 1, 1, ssl_ecdh_curve),
     Spec("ssl_dhparam", HS, 1, 1, setting("ssl_dhparam", readable_file)),
     Spec("ssl_session_cache", HS, 1, 2, ssl_session_cache),

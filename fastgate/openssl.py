@@ -1,0 +1,130 @@
+"""What nginx asks of OpenSSL that Python's ``ssl`` does not expose, asked of the same
+OpenSSL: ``ssl_engine`` (ENGINE_set_default), ``ssl_conf_command`` and
+``proxy_``/``uwsgi_``/``grpc_ssl_conf_command`` (``SSL_CONF_cmd``, as nginx's
+ngx_ssl_conf_commands), a list of curves for ``ssl_ecdh_curve``
+(``SSL_CTX_set1_curves_list``), ``ssl_session_cache``'s mode and size and
+``ssl_session_timeout`` (``SSL_CTX_set_session_cache_mode``, ``SSL_CTX_sess_set_cache_size``,
+``SSL_CTX_set_timeout``).
+
+The context's ``SSL_CTX`` is the pointer CPython's ``_ssl`` keeps right after the
+object's header; the functions are looked up through ``_ssl``'s own library, so they
+are the OpenSSL Python links. Before any call the pointer is checked against what
+Python reports of the same context (its options): a layout that does not match refuses
+the directive at load rather than guess."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import ssl
+from typing import Any
+
+from fastgate.errors import FastgateError
+
+# SSL_CONF_CTX_set_flags: nginx's (ngx_ssl_conf_commands): FILE, CLIENT, SERVER,
+# SHOW_ERRORS, CERTIFICATE
+_CONF_FLAGS = 0x2 | 0x4 | 0x8 | 0x10 | 0x20
+_CTRL_SET_SESS_CACHE_SIZE = 42
+_CTRL_SET_SESS_CACHE_MODE = 44
+_CTRL_SET_GROUPS_LIST = 92
+# SSL_SESS_CACHE_*: SERVER; nginx's "none": SERVER | NO_AUTO_CLEAR | NO_INTERNAL_STORE
+CACHE_OFF, CACHE_SERVER, CACHE_NONE = 0x0, 0x2, 0x2 | 0x80 | 0x200
+
+
+class OpensslError(FastgateError):
+    """OpenSSL refused a setting (nginx's words), or cannot be reached here."""
+
+
+@functools.cache
+def _lib() -> Any:
+    import _ssl
+
+    lib = ctypes.CDLL(_ssl.__file__)
+    v, c, i, L = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_long
+    for name, args, result in (
+            ("SSL_CTX_get_options", [v], ctypes.c_uint64),
+            ("SSL_CONF_CTX_new", [], v), ("SSL_CONF_CTX_free", [v], None),
+            ("SSL_CONF_CTX_set_flags", [v, ctypes.c_uint], ctypes.c_uint),
+            ("SSL_CONF_CTX_set_ssl_ctx", [v, v], None), ("SSL_CONF_cmd", [v, c, c], i),
+            ("SSL_CONF_CTX_finish", [v], i), ("SSL_CTX_ctrl", [v, i, L, v], L),
+            ("SSL_CTX_set_timeout", [v, L], L), ("ERR_clear_error", [], None),
+            ("ENGINE_by_id", [c], v), ("ENGINE_set_default", [v, ctypes.c_uint], i),
+            ("ENGINE_free", [v], i)):
+        f = getattr(lib, name)
+        f.argtypes, f.restype = args, result
+    return lib
+
+
+def _pointer(ctx: ssl.SSLContext) -> int:
+    lib = _lib()
+    ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+    if not ptr or lib.SSL_CTX_get_options(ptr) != ctx.options:
+        raise OpensslError("this Python's ssl module keeps its OpenSSL context where "
+                           "fastgate cannot reach it")
+    return ptr
+
+
+def conf_commands(ctx: ssl.SSLContext, commands: tuple[tuple[str, str], ...]) -> None:
+    """``*_ssl_conf_command NAME VALUE``, each in turn, as nginx applies them (after
+    every other setting)."""
+    if not commands:
+        return
+    lib = _lib()
+    ptr = _pointer(ctx)
+    cctx = lib.SSL_CONF_CTX_new()
+    if not cctx:
+        raise OpensslError("SSL_CONF_CTX_new() failed")
+    try:
+        lib.SSL_CONF_CTX_set_flags(cctx, _CONF_FLAGS)
+        lib.SSL_CONF_CTX_set_ssl_ctx(cctx, ptr)
+        for name, value in commands:
+            if lib.SSL_CONF_cmd(cctx, name.encode(), value.encode()) <= 0:
+                lib.ERR_clear_error()
+                raise OpensslError(f'SSL_CONF_cmd("{name}", "{value}") failed')
+        if lib.SSL_CONF_CTX_finish(cctx) != 1:
+            lib.ERR_clear_error()
+            raise OpensslError("SSL_CONF_finish() failed")
+    finally:
+        lib.SSL_CONF_CTX_free(cctx)
+
+
+def curves(ctx: ssl.SSLContext, names: str) -> None:
+    """``ssl_ecdh_curve A:B...``: the groups offered."""
+    lib = _lib()
+    if lib.SSL_CTX_ctrl(_pointer(ctx), _CTRL_SET_GROUPS_LIST, 0,
+                        ctypes.cast(ctypes.c_char_p(names.encode()), ctypes.c_void_p)) != 1:
+        lib.ERR_clear_error()
+        raise OpensslError(f'SSL_CTX_set1_curves_list("{names}") failed')
+
+
+def session_cache(ctx: ssl.SSLContext, mode: int, size: int | None,
+                  timeout: int | None) -> None:
+    """nginx's ngx_ssl_session_cache: the cache mode (``CACHE_*``), its size (None:
+    OpenSSL's) and the sessions' lifetime (None: OpenSSL's)."""
+    lib = _lib()
+    ptr = _pointer(ctx)
+    lib.SSL_CTX_ctrl(ptr, _CTRL_SET_SESS_CACHE_MODE, mode, None)
+    if size is not None:
+        lib.SSL_CTX_ctrl(ptr, _CTRL_SET_SESS_CACHE_SIZE, size, None)
+    if timeout is not None:
+        lib.SSL_CTX_set_timeout(ptr, timeout)
+
+
+def use_engine(name: str) -> None:
+    """``ssl_engine NAME``: the engine made OpenSSL's default for everything, as nginx's
+    ngx_openssl_engine (for the whole process, the gateway's upstream TLS included)."""
+    lib = _lib()
+    e = lib.ENGINE_by_id(name.encode())
+    if not e:
+        lib.ERR_clear_error()
+        raise OpensslError(f'ENGINE_by_id("{name}") failed')
+    try:
+        if lib.ENGINE_set_default(e, 0xFFFF) == 0:  # ENGINE_METHOD_ALL
+            lib.ERR_clear_error()
+            raise OpensslError(f'ENGINE_set_default("{name}", ENGINE_METHOD_ALL) failed')
+    finally:
+        lib.ENGINE_free(e)
+
+
+__all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "OpensslError", "conf_commands",
+           "curves", "session_cache", "use_engine"]
