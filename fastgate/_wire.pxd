@@ -31,7 +31,7 @@ cdef class ConnectionInfo:
     cdef readonly long long connection_id
     cdef readonly str ssl_protocol  # "TLSv1.3"; empty without TLS
     cdef readonly object proxy_protocol  # http.proxy_protocol.ProxyHeader, or None
-    cdef readonly object client_certificate  # (DER, CAs above it), or None
+    cdef readonly object client_certificate  # (DER, verify error, its words), or None
 
 
 # header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)

@@ -38,14 +38,20 @@ def _serial(n: int) -> str:
     return text if len(text) % 2 == 0 else "0" + text
 
 
+def _verify(given: tuple[bytes, int, str] | None) -> str:
+    if given is None:
+        return "NONE"
+    return "SUCCESS" if given[1] == 0 else f"FAILED:{given[2]}"
+
+
 def _with(r: Any, get: Any) -> str:
     cert = _certificate(r)
     return get(cert) if cert is not None else ""
 
 
 VARIABLES: dict[str, Any] = {
-    # a certificate that failed its check failed the handshake: no request sees one
-    "ssl_client_verify": lambda r: "SUCCESS" if r.connection.client_certificate else "NONE",
+    # nginx's: SUCCESS, FAILED:REASON (a request sees one only with optional_no_ca), NONE
+    "ssl_client_verify": lambda r: _verify(r.connection.client_certificate),
     "ssl_client_s_dn": lambda r: _with(r, lambda c: c.subject.rfc4514_string()),
     "ssl_client_i_dn": lambda r: _with(r, lambda c: c.issuer.rfc4514_string()),
     "ssl_client_serial": lambda r: _with(r, lambda c: _serial(c.serial_number)),

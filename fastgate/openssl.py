@@ -41,6 +41,7 @@ def _lib() -> Any:
 
     lib = ctypes.CDLL(_ssl.__file__)
     v, c, i, L = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_long
+    ssl_p = ctypes.c_void_p
     for name, args, result in (
             ("SSL_CTX_get_options", [v], ctypes.c_uint64),
             ("SSL_CONF_CTX_new", [], v), ("SSL_CONF_CTX_free", [v], None),
@@ -49,7 +50,10 @@ def _lib() -> Any:
             ("SSL_CONF_CTX_finish", [v], i), ("SSL_CTX_ctrl", [v, i, L, v], L),
             ("SSL_CTX_set_timeout", [v, L], L), ("ERR_clear_error", [], None),
             ("ENGINE_by_id", [c], v), ("ENGINE_set_default", [v, ctypes.c_uint], i),
-            ("ENGINE_free", [v], i)):
+            ("ENGINE_free", [v], i), ("SSL_CTX_set_verify", [v, i, v], None),
+            ("SSL_CTX_set_verify_depth", [v, i], None), ("SSL_get_SSL_CTX", [ssl_p], v),
+            ("SSL_get_verify_result", [ssl_p], L),
+            ("X509_verify_cert_error_string", [L], c)):
         f = getattr(lib, name)
         f.argtypes, f.restype = args, result
     return lib
@@ -126,5 +130,38 @@ def use_engine(name: str) -> None:
         lib.ENGINE_free(e)
 
 
+# nginx's ngx_ssl_verify_callback: every certificate is let through the handshake; the
+# verification's result is read for each request (``verify_result``) and answered there
+_ACCEPT = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)(lambda ok, store: 1)
+
+
+def verify_then_answer(ctx: ssl.SSLContext, depth: int) -> None:
+    """``ssl_verify_client``: a certificate is asked for and verified (to ``depth`` CAs
+    above it, SSL_CTX_set_verify_depth), and the handshake completes whatever the
+    verification says — as nginx's, which answers a failed one with 400 "The SSL
+    certificate error" (495), or takes it (``optional_no_ca``)."""
+    lib = _lib()
+    ptr = _pointer(ctx)
+    lib.SSL_CTX_set_verify(ptr, 0x01, ctypes.cast(_ACCEPT, ctypes.c_void_p))  # PEER
+    lib.SSL_CTX_set_verify_depth(ptr, depth)
+
+
+def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
+    """The client certificate's verification on a connection: X509_V_OK (0) and "",
+    or the error's number and OpenSSL's words for it."""
+    lib = _lib()
+    inner = getattr(tls, "_sslobj", tls)
+    conn = ctypes.c_void_p.from_address(id(inner) + object.__basicsize__
+                                        + ctypes.sizeof(ctypes.c_void_p)).value
+    if not conn or lib.SSL_get_SSL_CTX(conn) != _pointer(tls.context):
+        raise OpensslError("this Python's ssl module keeps its OpenSSL connection where "
+                           "fastgate cannot reach it")
+    code = int(lib.SSL_get_verify_result(conn))
+    if code == 0:
+        return 0, ""
+    words = lib.X509_verify_cert_error_string(code) or b""
+    return code, words.decode("latin-1")
+
+
 __all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "OpensslError", "conf_commands",
-           "curves", "session_cache", "use_engine"]
+           "curves", "session_cache", "use_engine", "verify_result", "verify_then_answer"]

@@ -109,11 +109,12 @@ def _openssl(directive: str, call: Any, *args: Any) -> None:
 
 
 def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
-    """``ssl_verify_client on|optional``: a certificate is asked for and, when one comes,
-    checked against the CAs (and CRLs) — one that fails fails the handshake (Python's
-    ssl cannot let it through to answer 400, as nginx does). Whether one is required,
-    and ``ssl_verify_depth``, are checked per request (``client_certificate_error``)."""
-    if s.ssl_client_certificate is None:
+    """``ssl_verify_client on|optional|optional_no_ca``: a certificate is asked for and,
+    when one comes, verified against the CAs (and CRLs) to ``ssl_verify_depth``; the
+    handshake completes whatever the verification says, as nginx's, and each request
+    is answered for it (``proxy.phases``: 400 "The SSL certificate error", 495)."""
+    if (s.ssl_verify_client != "optional_no_ca" and s.ssl_client_certificate is None
+            and s.ssl_trusted_certificate is None):
         raise TlsError("ssl_verify_client", "no ssl_client_certificate for ssl_verify_client")
     ctx.verify_mode = ssl.CERT_OPTIONAL
     for directive, path in (("ssl_client_certificate", s.ssl_client_certificate),
@@ -127,6 +128,7 @@ def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
             raise TlsError(directive, f'cannot load "{path}": {_reason(e)}') from None
     if s.ssl_crl is not None:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+    _openssl("ssl_verify_client", openssl.verify_then_answer, ctx, s.ssl_verify_depth)
 
 
 # the settings of a module's upstream TLS (``MODULE_ssl_FIELD``), UpstreamTls's fields

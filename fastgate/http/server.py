@@ -15,6 +15,7 @@ import socket
 import ssl
 from typing import Any
 
+from fastgate import openssl
 from fastgate._wire import ConnectionInfo
 from fastgate.errors import FastgateError
 from fastgate.http.engine import ProtocolError, RequestHead
@@ -31,16 +32,14 @@ class ClientGone(FastgateError):
     pass
 
 
-def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int] | None:
-    """The client's certificate (DER) and how many CAs stand above it in the chain the
-    handshake verified (``ssl_verify_depth`` is checked against it), or None."""
+def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int, str] | None:
+    """The client's certificate (DER) and its verification (X509_V_OK, 0, and "", or
+    OpenSSL's error and its words: the handshake let it through, as nginx's, and the
+    request is answered for it), or None."""
     der = tls.getpeercert(binary_form=True)
     if der is None:
         return None
-    chain = getattr(tls, "get_verified_chain", None)  # public from Python 3.13
-    if chain is None:
-        chain = tls._sslobj.get_verified_chain  # type: ignore[attr-defined]
-    return der, len(chain()) - 1
+    return (der, *openssl.verify_result(tls))
 
 
 class ClientConnection(asyncio.Protocol):

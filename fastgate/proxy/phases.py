@@ -44,6 +44,13 @@ if TYPE_CHECKING:
 # nginx's r->uri_changes: internal redirects past this are a cycle (500)
 MAX_REDIRECTS = 10
 
+# what ssl_verify_client optional_no_ca lets through (nginx's ngx_ssl_verify_error_optional:
+# X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, _SELF_SIGNED_CERT_IN_CHAIN,
+# _UNABLE_TO_GET_ISSUER_CERT, _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+# _UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+NO_CA_ERRORS = frozenset({18, 19, 2, 20, 21})
+
+
 class Phases:
     """Runs requests for one worker. Holds no per-request state: that is ``Request``."""
 
@@ -113,8 +120,9 @@ class Phases:
 
     def _client_certificate(self, conn: ClientSide, req: Request, s: Settings) -> int:
         """nginx's check before any phase: 496 when ``ssl_verify_client on`` and no
-        certificate came, 495 when its chain is longer than ``ssl_verify_depth`` allows
-        (one that failed its CA check failed the handshake already); else 0."""
+        certificate came, 495 when the one that came failed its verification (its CA,
+        its dates, a chain deeper than ``ssl_verify_depth``) — but for the errors
+        ``optional_no_ca`` lets through; else 0."""
         if req.scheme != "https":
             return 0
         cert = req.connection.client_certificate
@@ -124,9 +132,10 @@ class Phases:
             self.w.log.info("client sent no required SSL certificate while reading client "
                             "request headers", conn, req)
             return 496
-        if cert[1] > s.ssl_verify_depth:
-            self.w.log.info("client SSL certificate verify error: (22:certificate chain too "
-                            "long) while reading client request headers", conn, req)
+        _, code, words = cert
+        if code and not (s.ssl_verify_client == "optional_no_ca" and code in NO_CA_ERRORS):
+            self.w.log.info(f"client SSL certificate verify error: ({code}:{words}) while "
+                            "reading client request headers", conn, req)
             return 495
         return 0
 

@@ -44,6 +44,7 @@ BUILT_FROM = {
     ("Settings", "ssl_session_cache"): "config/tls.py",
     ("Settings", "ssl_session_timeout"): "config/tls.py",
     ("Settings", "ssl_conf_command"): "config/tls.py",
+    ("Settings", "ssl_verify_depth"): "config/tls.py",  # (OpenSSL verifies to it)
     ("Settings", "ssl_ecdh_curve"): "config/tls.py",
     ("Settings", "ssl_dhparam"): "config/tls.py",
     ("Settings", "ssl_password_file"): "config/tls.py",

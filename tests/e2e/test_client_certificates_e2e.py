@@ -1,8 +1,10 @@
 """ssl_verify_client end to end, both engines, over pooled and new upstream connections:
 a certificate its CA signed passes (and $ssl_client_* describe it), a missing one is
-nginx's 400 "No required SSL certificate was sent", a stranger's fails the handshake, a
-chain deeper than ssl_verify_depth is nginx's 400 "The SSL certificate error" — and in
-every refused case the backend receives nothing."""
+nginx's 400 "No required SSL certificate was sent", a stranger's or a chain deeper than
+ssl_verify_depth is nginx's 400 "The SSL certificate error" (the handshake completes, as
+nginx's) — and in every refused case the backend receives nothing; optional_no_ca takes
+a stranger's, with $ssl_client_verify saying why it failed. Then the same clients to
+nginx 1.22 and to fastgate: the same answers."""
 
 from __future__ import annotations
 
@@ -51,10 +53,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     inter_key, inter = _issue("Test Intermediate", (root_key, root.subject), True)
     alice_key, alice = _issue("alice", (root_key, root.subject), False)
     bob_key, bob = _issue("bob", (inter_key, inter.subject), False)
+    inter2_key, inter2 = _issue("Test Intermediate 2", (inter_key, inter.subject), True)
+    carol_key, carol = _issue("carol", (inter2_key, inter2.subject), False)
     stranger_key, stranger = _issue("mallory", None, False)
     _write(d / "ca.pem", None, root)
     _write(d / "alice.pem", alice_key, alice)
     _write(d / "bob.pem", bob_key, bob, inter)  # bob sends his chain
+    _write(d / "carol.pem", carol_key, carol, inter2, inter)  # two CAs below the root
     _write(d / "mallory.pem", stranger_key, stranger)
     return d
 
@@ -86,7 +91,7 @@ def test_ssl_verify_client(tmp_path: Path, gateway, free, pki: Path, keepalive: 
     crt, key = self_signed(tmp_path)
     be = RawBackend()
     try:
-        port, optional, deep = free(), free(), free()
+        port, optional, deep, no_ca = free(), free(), free(), free()
         common = f"ssl_certificate {crt}; ssl_certificate_key {key}; " \
                  f"ssl_client_certificate {pki}/ca.pem;"
         loc = ("location / { proxy_set_header X-DN $ssl_client_s_dn; "
@@ -100,7 +105,9 @@ def test_ssl_verify_client(tmp_path: Path, gateway, free, pki: Path, keepalive: 
             location @nocert {{ return 403 "certificate needed"; }} }}
           server {{ listen 127.0.0.1:{optional} ssl; {common} ssl_verify_client optional; {loc} }}
           server {{ listen 127.0.0.1:{deep} ssl; {common} ssl_verify_client on;
-            ssl_verify_depth 2; {loc} }} }}""", port)
+            ssl_verify_depth 2; {loc} }}
+          server {{ listen 127.0.0.1:{no_ca} ssl; ssl_certificate {crt};
+            ssl_certificate_key {key}; ssl_verify_client optional_no_ca; {loc} }} }}""", port)
         ok = _get(port, pki, "alice")
         assert ok.startswith(b"HTTP/1.1 200"), ok
         seen = be.requests()[-1]
@@ -117,19 +124,31 @@ def test_ssl_verify_client(tmp_path: Path, gateway, free, pki: Path, keepalive: 
         # an error_page takes it by its own number, as nginx's 496 (the server's level:
         # the check runs before any location is chosen, so /custom/'s does not apply)
         assert _get(port, pki, None, "/custom/x").startswith(b"HTTP/1.1 400")
-        # TLS 1.3: the client's side of the handshake ends before the server checks it,
-        # then the server's alert ends the connection; no HTTP answer either way
-        assert _get(port, pki, "mallory", "/stranger") in (b"", b"handshake failed")
-        too_deep = _get(port, pki, "bob", "/deep")
+        # a stranger's certificate: the handshake completes, the request is refused
+        stranger = _get(port, pki, "mallory", "/stranger")
+        assert stranger.startswith(b"HTTP/1.1 400") and b"The SSL certificate error" in stranger
+        # ssl_verify_depth 1 (OpenSSL's, as nginx's): one CA between a certificate and
+        # the root; bob has one, carol two
+        assert _get(port, pki, "bob").startswith(b"HTTP/1.1 200")
+        count = len(be.requests())
+        too_deep = _get(port, pki, "carol", "/deep")
         assert too_deep.startswith(b"HTTP/1.1 400") and b"The SSL certificate error" in too_deep
         assert len(be.requests()) == count  # none of them reached the backend
         assert not any(m in be.raw() for m in (b"/none", b"/custom", b"/stranger", b"/deep"))
 
-        assert _get(deep, pki, "bob").startswith(b"HTTP/1.1 200")
-        assert be.requests()[-1].header(b"x-dn") == [b"CN=bob,O=Test"]
+        assert _get(deep, pki, "carol").startswith(b"HTTP/1.1 200")
+        assert be.requests()[-1].header(b"x-dn") == [b"CN=carol,O=Test"]
         assert _get(optional, pki, None).startswith(b"HTTP/1.1 200")
         assert be.requests()[-1].header(b"x-verify") == [b"NONE"]
         assert be.requests()[-1].header(b"x-dn") in ([b""], [])
+        assert _get(optional, pki, "mallory").startswith(b"HTTP/1.1 400")  # (optional)
+        # optional_no_ca: no CA to check against, the certificate is taken and described
+        assert _get(no_ca, pki, "mallory").startswith(b"HTTP/1.1 200")
+        assert be.requests()[-1].header(b"x-verify") == [b"FAILED:self-signed certificate"]
+        assert be.requests()[-1].header(b"x-dn") == [b"CN=mallory,O=Test"]
+        assert _get(no_ca, pki, "alice").startswith(b"HTTP/1.1 200")
+        assert be.requests()[-1].header(b"x-verify") == [  # (OpenSSL's words, code 21)
+            b"FAILED:unable to verify the first certificate"]
     finally:
         be.stop()
 
@@ -166,3 +185,38 @@ def test_behind_a_rejecting_default_server(tmp_path: Path, gateway, free, pki: P
     assert ask("b.test", None).startswith(b"HTTP/1.1 400")
     assert ask("other.test", "alice") in (b"handshake failed", b"")
     assert ask(None, "alice") in (b"handshake failed", b"")
+
+
+def test_nginx_answers_the_same_clients(tmp_path: Path, pki: Path, engine: str) -> None:
+    from test_nginx_parity_e2e import NGINX, Side
+
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    crt, key = self_signed(tmp_path)
+    modes = ["on", "optional", "optional_no_ca", "on; ssl_verify_depth 2",
+             "optional_no_ca; ssl_verify_depth 2"]
+    from conftest import free_port
+
+    ports: dict[str, list[int]] = {}
+    sides = []
+    try:
+        for kind in ("nginx", "fastgate"):
+            ports[kind] = [free_port() for _ in modes]
+            block = "server { listen 127.0.0.1:PORT; }\n" + "\n".join(
+                f"server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {crt};"
+                f" ssl_certificate_key {key}; ssl_client_certificate {pki}/ca.pem;"
+                f" ssl_verify_client {mode};"
+                ' location / { return 200 "$ssl_client_verify|$ssl_client_s_dn"; } }'
+                for port, mode in zip(ports[kind], modes, strict=True))
+            sides.append(Side(kind, tmp_path, block, engine))
+        for i in range(len(modes)):
+            for who in (None, "alice", "bob", "carol", "mallory"):
+                theirs = _get(ports["nginx"][i], pki, who)
+                mine = _get(ports["fastgate"][i], pki, who)
+                what = f"{modes[i]} {who}"
+                assert mine.split(b"\r\n")[0] == theirs.split(b"\r\n")[0], what
+                if theirs.startswith(b"HTTP/1.1 200"):
+                    assert mine.split(b"\r\n\r\n")[-1] == theirs.split(b"\r\n\r\n")[-1], what
+    finally:
+        for side in sides:
+            side.stop()

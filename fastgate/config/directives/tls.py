@@ -114,12 +114,7 @@ def ssl_trusted_certificate(ld: Context, lvl: Level, d: Directive) -> None:
 
 def ssl_verify_client(ld: Context, d: Directive) -> str:
     value = d.args[0]
-    if value == "optional_no_ca":
-        # Python's ssl cannot ask for a certificate and then take one it could not check
-        raise d.error('"ssl_verify_client optional_no_ca" is not supported: Python\'s ssl '
-                      "asks for a client certificate only to check it; use \"optional\" with "
-                      "ssl_client_certificate")
-    if value not in ("on", "off", "optional"):
+    if value not in ("on", "off", "optional", "optional_no_ca"):
         raise d.error(f'invalid value "{value}" in "ssl_verify_client" directive, it must '
                       'be "on", "off", "optional" or "optional_no_ca"')
     return value
