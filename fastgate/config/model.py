@@ -638,6 +638,9 @@ class Settings:
     image_filter_transparency: bool = True
     image_filter_interlace: bool = False
     image_filter_buffer: int = 1024 * 1024
+    # the degradation module: the heap size past which "degrade" answers (0: never)
+    degradation_sbrk: int = 0
+    degrade: int = 0
     sub_filter_last_modified: bool = False
     # the addition filter: the URIs whose answers go before and after a response's body
     # ("": none), for these types (text/html always)

@@ -26,6 +26,7 @@ from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.auth_request import AuthRequest
 from fastgate.proxy.capture import Capture, subrequest
 from fastgate.proxy.content import Content
+from fastgate.proxy.degradation import Degradation
 from fastgate.proxy.exchange import UpstreamExchange
 from fastgate.proxy.limits import Limits
 from fastgate.proxy.locate import Locator
@@ -78,6 +79,7 @@ class Phases:
         self.access = AccessModule(worker, self.auth, refuse, AuthBasic(worker),
                                    AuthRequest(self.subrequests))
         self.limits = Limits(worker, self.auth, self.fail)
+        self.degradation = Degradation(worker, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,
                                      self._nested, self.capture)
         self.content = Content(worker, self.respond, self.upstream, self.fail,
@@ -333,6 +335,8 @@ def _uses_auth_delay(worker: Runtime) -> bool:
 PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
     ("find-config", lambda p, loc: p.internal_only if loc.internal else None),
     ("rewrite", lambda p, loc: p.rewrite.handler(loc)),
+    # (nginx runs a phase's handlers last module first: degradation, realip, the limits)
+    ("preaccess", lambda p, loc: p.degradation.handler(loc)),
     ("preaccess", lambda p, loc: p.realip.handler(loc)),  # before limits, as nginx
     ("preaccess", lambda p, loc: p.limits.handler(loc)),
     ("access", lambda p, loc: p.access.handler(loc)),

@@ -420,8 +420,10 @@ SAMPLES.update({
     "xslt_last_modified": "xslt_last_modified on;",
     "xml_entities": "xml_entities XSLTDIR/e.dtd;",
 })
-# the image filter
+# the image filter, and the degradation module
 SAMPLES.update({
+    "degradation": "degradation sbrk=500m;",
+    "degrade": "degrade 204;",
     "image_filter": "image_filter resize 100 $arg_h;",
     "image_filter_jpeg_quality": "image_filter_jpeg_quality 80;",
     "image_filter_webp_quality": "image_filter_webp_quality $arg_q;",

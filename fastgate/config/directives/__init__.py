@@ -22,6 +22,7 @@ from fastgate.config.directives import (
     cluster,
     core,
     dav,
+    degradation,
     fastcgi,
     geo,
     geoip,
@@ -54,10 +55,11 @@ from fastgate.config.directives import (
 from fastgate.config.directives.ignored import PREFIXED, UPSTREAM_SPECS
 from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
-MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, auth_jwt, auth_request,
-           proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip, referer, resolver,
-           secure_link, static, dav, sub_filter, addition, ssi, slice, charset, browser,
-           userid, xslt, image_filter, tls, upstream, cluster, ignored)
+MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, auth_jwt,
+           auth_request, proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip,
+           referer, resolver, secure_link, static, dav, degradation, sub_filter, addition, ssi,
+           slice, charset, browser, userid, xslt, image_filter, tls, upstream, cluster,
+           ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

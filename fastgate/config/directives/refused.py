@@ -12,7 +12,6 @@ from __future__ import annotations
 
 CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
                 "it asks no OCSP responder")
-ABSENT = "not in fastgate"
 
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
@@ -25,8 +24,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "stream": ("ngx_stream_module", "fastgate is an HTTP gateway: it proxies no TCP or UDP "
                "streams"),
     "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
-    "degradation": ("ngx_http_degradation_module", ABSENT),
-    "degrade": ("ngx_http_degradation_module", ABSENT),
     "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_responder": ("ngx_http_ssl_module", CLIENT_CERTS),
     "ssl_ocsp_cache": ("ngx_http_ssl_module", CLIENT_CERTS),
