@@ -187,15 +187,19 @@ class CgiModule:
             kept = self._plans[id(loc)] = (loc, Plan.of(cp.kind, loc.settings))
         return kept[1]
 
+    async def whole_body(self, conn: ClientSide, req: Request, loc: Location) -> bytes | None:
+        """The client's body read to its end (b"" without one); None when reading it
+        failed, which has been answered."""
+        if req.head.content_length == 0:
+            return b""
+        return await self.upstream.read_whole_body(conn, req, loc)
+
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
         plan = self.plan(loc)
-        body = b""
-        if req.head.content_length != 0:
-            got = await self.upstream.read_whole_body(conn, req, loc)
-            if got is None:
-                return DONE  # reading it failed, and that has been answered
-            if plan.pass_body:
-                body = got
+        got = await self.whole_body(conn, req, loc)
+        if got is None:
+            return DONE  # reading it failed, and that has been answered
+        body = got if plan.pass_body else b""
         try:
             data = request_bytes(req, plan, loc.settings, body)
         except uwsgi.TooBig as e:

@@ -200,12 +200,9 @@ class GrpcModule(CgiModule):
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
         plan = self.grpc_plan(loc)
-        body = b""
-        if req.head.content_length != 0:
-            got = await self.upstream.read_whole_body(conn, req, loc)
-            if got is None:
-                return DONE  # reading it failed, and that has been answered
-            body = got
+        body = await self.whole_body(conn, req, loc)
+        if body is None:
+            return DONE  # reading it failed, and that has been answered
         fields, unsafe = request_fields(req, plan)
         for name in unsafe:
             self.w.log.warn(f'header "{name.decode("latin-1")}" dropped: its value holds a '

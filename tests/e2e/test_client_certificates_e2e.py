@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -195,8 +196,6 @@ def test_nginx_answers_the_same_clients(tmp_path: Path, pki: Path, engine: str) 
     crt, key = self_signed(tmp_path)
     modes = ["on", "optional", "optional_no_ca", "on; ssl_verify_depth 2",
              "optional_no_ca; ssl_verify_depth 2"]
-    from conftest import free_port
-
     ports: dict[str, list[int]] = {}
     sides = []
     try:

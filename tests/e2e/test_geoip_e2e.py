@@ -51,15 +51,10 @@ def _skip_without_oracle() -> None:
 
 @pytest.mark.parametrize("block", [BLOCK, BLOCK_V6], ids=["v4", "v6"])
 def test_nginx_finds_the_same_places(tmp_path: Path, engine: str, block: str) -> None:
-    from test_nginx_parity_e2e import Side, _request
+    from test_nginx_parity_e2e import _request, both
 
     _skip_without_oracle()
-    sides = []
-    try:
-        for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp_path, block, engine,
-                              nginx_main=f"load_module {MODULE};\n"))
-        nginx, fastgate = sides
+    with both(tmp_path, block, engine, f"load_module {MODULE};\n") as (nginx, fastgate):
         seen = set()
         for addr in ADDRESSES:
             for path in ("/", "/map") if block is BLOCK else ("/",):
@@ -68,9 +63,6 @@ def test_nginx_finds_the_same_places(tmp_path: Path, engine: str, block: str) ->
                 assert (got[0], got[2]) == (want[0], want[2]), (addr, path)
                 seen.add(got[2])
         assert len(seen) > 4, seen  # (places were found, not only empty answers)
-    finally:
-        for side in sides:
-            side.stop()
 
 
 def test_an_untrusted_forwarded_address_is_not_believed(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
@@ -93,7 +85,7 @@ CITY_SHOWN = ("$geoip_city_continent_code|$geoip_city_country_code|$geoip_city_c
 @pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
 def test_city_and_organisation_databases(tmp_path: Path, engine: str, v6: bool) -> None:
     from geoip_sample import US, city_db, org_db
-    from test_nginx_parity_e2e import Side, _request
+    from test_nginx_parity_e2e import _request, both
 
     _skip_without_oracle()
     city = city_db(tmp_path / "city.dat", **({"country": US, "region": b"CA"} if v6 else {}),
@@ -103,12 +95,7 @@ def test_city_and_organisation_databases(tmp_path: Path, engine: str, v6: bool) 
     block = f"""
 geoip_city {city}{charset}; geoip_org {org}{charset}; geoip_proxy 127.0.0.1;
 server {{ listen 127.0.0.1:PORT; location / {{ return 200 "{CITY_SHOWN}\\n"; }} }}"""
-    sides = []
-    try:
-        for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp_path, block, engine,
-                              nginx_main=f"load_module {MODULE};\n"))
-        nginx, fastgate = sides
+    with both(tmp_path, block, engine, f"load_module {MODULE};\n") as (nginx, fastgate):
         bodies = []
         for addr in ("200.1.2.3", "10.0.0.1", "8001::1", "::1", "::ffff:200.1.2.3"):
             raw = _request("GET", "/", f"X-Forwarded-For: {addr}")
@@ -120,6 +107,3 @@ server {{ listen 127.0.0.1:PORT; location / {{ return 200 "{CITY_SHOWN}\\n"; }} 
                          b"807|650|Caf\xe9 Networks AG\n" if v6 else
                          "EU|CH|CHE|Switzerland|25|Zurich|Z\u00fcrich|8001|47.3667|8.5500|0|0|"
                          "Caf\u00e9 Networks AG\n".encode())
-    finally:
-        for side in sides:
-            side.stop()

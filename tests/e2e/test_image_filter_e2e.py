@@ -44,7 +44,7 @@ def _files(home: Path) -> None:
 
 
 def test_nginx_makes_the_same_images(tmp_path: Path, engine: str) -> None:
-    from test_nginx_parity_e2e import NGINX, Side, _request
+    from test_nginx_parity_e2e import NGINX, _request, both
 
     for needed in (Path(NGINX), MODULE):
         if not needed.exists():
@@ -53,12 +53,7 @@ def test_nginx_makes_the_same_images(tmp_path: Path, engine: str) -> None:
     block = ("types { image/jpeg jpg; image/png png; image/gif gif; image/webp webp; "
              "text/plain txt; }\nserver { listen 127.0.0.1:PORT; root HOME/www;\n"
              + "\n".join(f"  location /{p}/ {{ {d} }}" for p, d in PLACES.items()) + "\n}")
-    sides = []
-    try:
-        for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp_path, block, engine,
-                              nginx_main=f"load_module {MODULE};\n"))
-        nginx, fastgate = sides
+    with both(tmp_path, block, engine, f"load_module {MODULE};\n") as (nginx, fastgate):
         seen = 0
         for place in PLACES:
             for name in [*FILES, "missing.png"]:
@@ -81,9 +76,6 @@ def test_nginx_makes_the_same_images(tmp_path: Path, engine: str) -> None:
                             assert got[2] == want[2], what
                             seen += want[0] == 200 and method == "GET"
         assert seen > 40
-    finally:
-        for side in sides:
-            side.stop()
 
 
 def test_a_protected_location_reaches_its_backend_only_with_a_token(gateway, free) -> None:  # type: ignore[no-untyped-def]

@@ -268,12 +268,13 @@ class Side:
 
 
 @contextmanager
-def both(tmp: Path, block: str, engine: str) -> Iterator[tuple[Side, Side]]:
-    """nginx and fastgate, each with ``block`` in its http block, stopped after."""
+def both(tmp: Path, block: str, engine: str, nginx_main: str = "") -> Iterator[tuple[Side, Side]]:
+    """nginx and fastgate, each with ``block`` in its http block (``nginx_main``: lines
+    for nginx's main context, a load_module), stopped after."""
     sides: list[Side] = []
     try:
         for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp, block, engine))
+            sides.append(Side(kind, tmp, block, engine, nginx_main))
         yield sides[0], sides[1]
     finally:
         for side in sides:

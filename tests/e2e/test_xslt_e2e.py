@@ -88,18 +88,13 @@ def _files(home: Path) -> None:
 
 
 def test_nginx_makes_the_same_responses(tmp_path: Path, engine: str) -> None:
-    from test_nginx_parity_e2e import NGINX, Side, _request
+    from test_nginx_parity_e2e import NGINX, _request, both
 
     for needed in (Path(NGINX), MODULE):
         if not needed.exists():
             pytest.skip(f"{needed} is installed by make test (test-deps)")
     _files(tmp_path)
-    sides = []
-    try:
-        for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp_path, BLOCK, engine,
-                              nginx_main=f"load_module {MODULE};\n"))
-        nginx, fastgate = sides
+    with both(tmp_path, BLOCK, engine, f"load_module {MODULE};\n") as (nginx, fastgate):
         for method, path, headers in REQUESTS:
             raw = _request(method, path, *headers)
             want, got = nginx.send(raw), fastgate.send(raw)
@@ -112,9 +107,6 @@ def test_nginx_makes_the_same_responses(tmp_path: Path, engine: str) -> None:
                 assert got[1].get(name) == want[1].get(name), f"{what}: {name}"
             if want[0] < 400:
                 assert got[2] == want[2], what
-    finally:
-        for side in sides:
-            side.stop()
 
 
 @pytest.fixture
