@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import ssl
+import sys
 from typing import Any
 
 from fastgate.errors import FastgateError
@@ -59,7 +60,16 @@ def _lib() -> Any:
     return lib
 
 
+# the CPython releases whose _ssl objects are known to hold the OpenSSL pointer right
+# after the object's header (PySSLContext.ctx) and after the socket's weak reference
+# (PySSLSocket.ssl): elsewhere, nothing is read
+_KNOWN = ((3, 11), (3, 12), (3, 13))
+
+
 def _pointer(ctx: ssl.SSLContext) -> int:
+    if sys.version_info[:2] not in _KNOWN:
+        raise OpensslError(f"fastgate does not know where Python {sys.version_info[0]}."
+                           f"{sys.version_info[1]}'s ssl module keeps its OpenSSL context")
     lib = _lib()
     ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
     if not ptr or lib.SSL_CTX_get_options(ptr) != ctx.options:

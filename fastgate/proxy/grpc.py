@@ -229,6 +229,8 @@ class GrpcModule(CgiModule):
             await _send(app, h2, p.send_timeout)
             while True:
                 data = await _read(app, p.read_timeout, relay is not None)
+                if conn.closed:  # the client went away: so does its stream (a gRPC
+                    return DONE  # server stream may never end of itself)
                 req.upstream_bytes_received += len(data)
                 try:
                     events = h2.receive_data(data)

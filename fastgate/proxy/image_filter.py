@@ -12,7 +12,9 @@ nginx's — is looked at:
   or 270, or an image libgd cannot read is a 415.
 
 A response larger than ``image_filter_buffer`` is a 415 ("too big response"); ranges
-are not served; a Refresh header goes."""
+are not served; a Refresh header goes. One difference, for safety: an image whose
+header declares more than ``MAX_PIXELS`` is not made anew (415), where nginx lets libgd
+allocate whatever a few kilobytes ask (a decompression bomb)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 _TYPES = {gd.JPEG: b"image/jpeg", gd.GIF: b"image/gif", gd.PNG: b"image/png",
           gd.WEBP: b"image/webp"}
 _UNBOUNDED = (1 << 64) - 1  # nginx's (ngx_uint_t) -1: a "-" size
+# the most pixels an image may declare to be made anew (64M: 256 MB as truecolor); nginx
+# has no bound, and lets libgd allocate what a small file's header asks
+MAX_PIXELS = 1 << 26
 
 
 def applies(s: Settings, status: int, headers: Headers) -> bool:
@@ -167,6 +172,10 @@ async def transform(req: Request, s: Settings, status: int, headers: Headers, bo
     size = size_of(body, kind)
     if f.mode == "size":
         return _json(headers, size, kind)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        # (a few kilobytes may declare gigabytes of pixels: libgd would allocate them)
+        log(f"image filter: too large image: {size[0]}x{size[1]}")
+        raise Failed(415)
     angle = value(req, f.angle)
     if f.mode == "rotate" and angle not in (90, 180, 270):
         raise Failed(415)

@@ -55,6 +55,7 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     raw: list[bytes] = field(default_factory=list)
     requests: list[GrpcReceived] = field(default_factory=list)
+    closed: int = 0  # connections that ended
 
 
 class _Conn(asyncio.Protocol):
@@ -70,6 +71,19 @@ class _Conn(asyncio.Protocol):
         self.t: Any = transport
         self.h2.initiate_connection()
         self.t.write(self.h2.data_to_send())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        with self.state.lock:
+            self.state.closed += 1
+
+    def _drip(self, sid: int) -> None:
+        """("drip",): a message every tenth of a second, never the end (a server
+        stream), until the connection goes."""
+        if self.t.is_closing():
+            return
+        self.h2.send_data(sid, b"\x00\x00\x00\x00\x04tick")
+        self.t.write(self.h2.data_to_send())
+        asyncio.get_running_loop().call_later(0.1, self._drip, sid)
 
     def data_received(self, data: bytes) -> None:
         with self.state.lock:
@@ -133,6 +147,10 @@ class _Conn(asyncio.Protocol):
                 return False
             elif kind == "wait":
                 break
+            elif kind == "drip":
+                self.t.write(h2.data_to_send())
+                asyncio.get_running_loop().call_later(0.1, self._drip, sid)
+                break
             steps.pop(0)
         del self.steps[sid]
         return True
@@ -169,6 +187,10 @@ class GrpcBackend:
     def raw(self) -> bytes:
         with self._state.lock:
             return b"".join(self._state.raw)
+
+    def closed(self) -> int:
+        with self._state.lock:
+            return self._state.closed
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

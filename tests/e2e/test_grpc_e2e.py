@@ -56,6 +56,7 @@ def _answer(r: GrpcReceived) -> list[tuple[Any, ...]]:
         "slow": [("wait",)],
         "info": [("head", 103, [(b"link", b"</a>")]), ("head", 200, GRPC), ("end",)],
         "badstatus": [("head", "2x0", GRPC), ("end",)],
+        "drip": [("head", 200, GRPC), ("drip",)],
     }
     return failures.get(last) or echo(r)
 
@@ -338,3 +339,20 @@ def test_no_client_field_becomes_a_pseudo_field(served, line: bytes) -> None:  #
     out = raw_exchange(ask.port, b"GET /pkg.Svc/Call HTTP/1.1\r\nHost: x\r\n" + line
                        + b"\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400 ") and app.raw() == b""
+
+
+def test_a_client_that_goes_ends_its_server_stream(served) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    import time
+
+    ask, app, _ = served
+    with socket.create_connection(("127.0.0.1", ask.port), timeout=5) as s:
+        s.sendall(b"GET /pkg.Svc/drip HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while got.count(b"tick") < 3:
+            got += s.recv(4096)
+    # the stream never ends of itself: the gateway ends it when its client goes
+    deadline = time.monotonic() + 3
+    while app.closed() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.closed() == 1
