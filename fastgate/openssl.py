@@ -160,10 +160,11 @@ def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
     """The client certificate's verification on a connection: X509_V_OK (0) and "",
     or the error's number and OpenSSL's words for it."""
     lib = _lib()
+    ctx = _pointer(tls.context)  # (first: the release is one whose layout is known)
     inner = getattr(tls, "_sslobj", tls)
     conn = ctypes.c_void_p.from_address(id(inner) + object.__basicsize__
                                         + ctypes.sizeof(ctypes.c_void_p)).value
-    if not conn or lib.SSL_get_SSL_CTX(conn) != _pointer(tls.context):
+    if not conn or lib.SSL_get_SSL_CTX(conn) != ctx:
         raise OpensslError("this Python's ssl module keeps its OpenSSL connection where "
                            "fastgate cannot reach it")
     code = int(lib.SSL_get_verify_result(conn))
