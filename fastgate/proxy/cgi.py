@@ -35,7 +35,7 @@ from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
-from fastgate.proxy.steps import DONE, finished
+from fastgate.proxy.steps import DONE, Step, finished
 from fastgate.variables import RATE_KEY
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.runtime import Runtime
-    from fastgate.proxy.steps import Fail, Outcome, Step
+    from fastgate.proxy.steps import Fail, Outcome
     from fastgate.proxy.store import Store
     from fastgate.proxy.upstream import Peer
     from fastgate.variables import Template
@@ -339,19 +339,11 @@ class CgiModule:
                     parsed = head.feed(out)
                     if parsed is not None:
                         status, reason, headers, out = parsed
-                        req.upstream_time = time.monotonic() - started
-                        req.upstream_status = str(status)
-                        if (status >= 300 and plan.intercept_errors
-                                and s.error_page_for(status) is not None):
-                            return await finished(self.fail(conn, req, loc, status))
-                        to = accel.target(headers, plan.ignore_headers)
-                        if to is not None:
-                            app.abort()  # (the rest of its answer is not read)
-                            return await finished(self.upstream.accel(conn, req, loc,
-                                                                      headers, to))
-                        relay = self._start(conn, req, loc, plan, status, reason, headers)
-                        if relay is None:
-                            return DONE
+                        begun = await self.head_arrived(conn, req, loc, plan, app, started,
+                                                        status, reason, headers)
+                        if isinstance(begun, Step):
+                            return begun
+                        relay = begun
                 if relay is not None:
                     await relay.body(out)
                     if output.ended or relay.whole():
@@ -383,6 +375,24 @@ class CgiModule:
         finally:
             if relay is not None:
                 relay.forget()  # (a store not ended is not kept)
+
+    async def head_arrived(self, conn: ClientSide, req: Request, loc: Location, plan: Plan,
+                           app: AppConnection, started: float, status: int, reason: bytes,
+                           headers: Headers) -> _Relay | Step:
+        """The application's response head: sent to ``error_page`` (``*_intercept_errors``),
+        followed (X-Accel-Redirect), or begun towards the client — the relay of its
+        body, or how the request ended."""
+        req.upstream_time = time.monotonic() - started
+        req.upstream_status = str(status)
+        if (status >= 300 and plan.intercept_errors
+                and loc.settings.error_page_for(status) is not None):
+            return await finished(self.fail(conn, req, loc, status))
+        to = accel.target(headers, plan.ignore_headers)
+        if to is not None:
+            app.abort()  # (the rest of its answer is not read)
+            return await finished(self.upstream.accel(conn, req, loc, headers, to))
+        relay = self._start(conn, req, loc, plan, status, reason, headers)
+        return DONE if relay is None else relay  # (None: a 502 has been answered)
 
     def _start(self, conn: ClientSide, req: Request, loc: Location, plan: Plan, status: int,
                reason: bytes, headers: list[tuple[bytes, bytes]]) -> _Relay | None:

@@ -28,7 +28,6 @@ upstream block); always on the task path."""
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +48,11 @@ from h2.settings import SettingCodes, Settings
 
 from fastgate._wire import field_value
 from fastgate.errors import FastgateError
-from fastgate.proxy import accel
 from fastgate.proxy.cgi import CgiModule, Plan
 from fastgate.proxy.exchange import request_target
 from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.headers import response_drop
-from fastgate.proxy.steps import DONE, finished
+from fastgate.proxy.steps import DONE, Step
 from fastgate.variables import TRAILERS_KEY, Registry, Template
 
 if TYPE_CHECKING:
@@ -64,7 +62,6 @@ if TYPE_CHECKING:
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.cgi import _Relay
     from fastgate.proxy.request import Request
-    from fastgate.proxy.steps import Step
     from fastgate.proxy.upstream import Peer
 
 # nginx's grpc_set_header defaults: set unless the location sets the name (an empty
@@ -250,19 +247,11 @@ class GrpcModule(CgiModule):
                         if _too_big(headers, p.buffer_size):
                             raise _Failed("upstream sent too big header while reading "
                                           "response header from upstream")
-                        req.upstream_time = time.monotonic() - started
-                        req.upstream_status = str(status)
-                        if (status >= 300 and p.intercept_errors
-                                and loc.settings.error_page_for(status) is not None):
-                            return await finished(self.fail(conn, req, loc, status))
-                        to = accel.target(headers, p.ignore_headers)
-                        if to is not None:
-                            app.abort()  # (the rest of its answer is not read)
-                            return await finished(self.upstream.accel(conn, req, loc,
-                                                                      headers, to))
-                        relay = self._start(conn, req, loc, p, status, b"", headers)
-                        if relay is None:
-                            return DONE  # (a 502 has been answered)
+                        begun = await self.head_arrived(conn, req, loc, p, app, started,
+                                                        status, b"", headers)
+                        if isinstance(begun, Step):
+                            return begun
+                        relay = begun
                     elif isinstance(ev, DataReceived):
                         if relay is not None:
                             await relay.body(ev.data)

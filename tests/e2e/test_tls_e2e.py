@@ -4,7 +4,6 @@ in the handshake, and ``-t`` refusing what cannot load."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 import ssl
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from e2e_util import fastgate
+from e2e_util import fastgate, get
 from helpers import self_signed
 from raw_backend import RawBackend
 
@@ -137,16 +136,6 @@ def test_check_fails_on_what_cannot_load(tmp_path: Path, free) -> None:  # type:
 # --- https:// upstreams -------------------------------------------------------------
 
 
-def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", path, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
 def _backend_context(tmp: Path, name: str = "localhost", stem: str = "be-",
                      client_ca: Path | None = None) -> tuple[ssl.SSLContext, Path, list[str]]:
     """A TLS backend's context, its certificate, and the SNI names it was sent ("" for
@@ -188,17 +177,17 @@ def test_https_upstream_speaks_tls_and_pools(tmp_path: Path, gateway, free, tls_
       location /plain/ {{ proxy_pass https://127.0.0.1:{plain.port};
         proxy_connect_timeout 1s; }} }} }}""", port)
     for _ in range(3):
-        assert _get(port, "/tls/x")[0] == 200
+        assert get(port, "/tls/x")[0] == 200
     assert [r.target for r in be.requests()] == [b"/tls/x"] * 3
     # one handshake: the connection is pooled, and the later requests take the
     # callback path over it
     assert len({r.connection for r in be.requests()}) == 1
     assert names == [""]  # proxy_ssl_server_name off (nginx's default): no SNI
-    assert _get(port, "/sni/y")[0] == 200
+    assert get(port, "/sni/y")[0] == 200
     assert names == ["", "api.internal"]
     # a backend that does not speak TLS gets a ClientHello, never the request in clear;
     # the handshake counts in proxy_connect_timeout (as nginx)
-    status, _ = _get(port, "/plain/z")
+    status, _ = get(port, "/plain/z")
     assert status == 504
     assert plain.seen(b"\x16\x03")  # a TLS handshake record
     assert not plain.seen(b"/plain/z") and not plain.seen(b"GET")
@@ -222,10 +211,10 @@ def test_verified_upstream(tmp_path: Path, gateway, free, tls_backends) -> None:
       location /tls12/ {{ proxy_pass https://127.0.0.1:{be.port}; proxy_ssl_verify off;
         proxy_ssl_protocols TLSv1.2; }}
       }} }}""", port)
-    assert _get(port, "/good/a")[0] == 200
-    assert _get(port, "/wrong-name/b")[0] == 502
-    assert _get(port, "/untrusted/c")[0] == 502
-    assert _get(port, "/tls12/d")[0] == 502
+    assert get(port, "/good/a")[0] == 200
+    assert get(port, "/wrong-name/b")[0] == 502
+    assert get(port, "/untrusted/c")[0] == 502
+    assert get(port, "/tls12/d")[0] == 502
     assert "SSL_do_handshake() failed (peer closed connection in SSL handshake) while SSL " \
            "handshaking to upstream" in g.stderr
     # what failed verification never got the request
@@ -246,8 +235,8 @@ def test_client_certificate_to_upstream(tmp_path: Path, gateway, free, tls_backe
         proxy_ssl_certificate {client_crt}; proxy_ssl_certificate_key {client_key};
         proxy_ssl_password_file pw; }}
       location /without/ {{ proxy_pass https://127.0.0.1:{be.port}; }} }} }}""", port)
-    assert _get(port, "/with/a")[0] == 200
-    assert _get(port, "/without/b")[0] == 502
+    assert get(port, "/with/a")[0] == 200
+    assert get(port, "/without/b")[0] == 502
     assert [r.target for r in be.requests()] == [b"/with/a"]
 
 
@@ -268,17 +257,17 @@ def test_proxy_ssl_name_with_variables(tmp_path: Path, gateway, free, tls_backen
       location /dynamic/ {{ set $be 127.0.0.1:{be.port}; proxy_pass https://$be;
                     proxy_ssl_server_name on; proxy_ssl_name $host; }} }} }}""", port)
     for host in ("a.test", "b.test", "a.test"):
-        assert _get(port, "/x", {"Host": host})[0] == 200
+        assert get(port, "/x", {"Host": host})[0] == 200
     # a new connection's SNI is its request's name; a pooled one is only reused for it
     assert names[:2] == ["a.test", "b.test"] and set(names) == {"a.test", "b.test"}
     by_conn: dict[int, set[bytes]] = {}
     for r in be.requests():
         by_conn.setdefault(r.connection, set()).update(r.header(b"host"))
     assert all(len(hosts) == 1 for hosts in by_conn.values())  # one name per connection
-    assert _get(port, "/verified/a", {"X-Name": "a.test"})[0] == 200
-    assert _get(port, "/verified/b", {"X-Name": "b.test"})[0] == 502  # not the cert's name
+    assert get(port, "/verified/a", {"X-Name": "a.test"})[0] == 200
+    assert get(port, "/verified/b", {"X-Name": "b.test"})[0] == 502  # not the cert's name
     assert not any(r.target == b"/verified/b" for r in be.requests())
-    assert _get(port, "/dynamic/c", {"Host": "c.test"})[0] == 200
+    assert get(port, "/dynamic/c", {"Host": "c.test"})[0] == 200
     assert names[-1] == "c.test"
 
 
@@ -334,6 +323,6 @@ def test_conf_commands_reach_openssl_both_ways(tmp_path: Path, gateway, free, tl
     # the server's context: at most TLS 1.2, as the command says
     assert _handshake(tls_port)[1].endswith(b"TLSv1.2")
     # the upstream's: capped at TLS 1.2, it cannot reach a TLS 1.3 backend
-    assert _get(port, "/ok/x")[0] == 200
-    assert _get(port, "/capped/x")[0] == 502
+    assert get(port, "/ok/x")[0] == 200
+    assert get(port, "/capped/x")[0] == 502
     assert [r.target for r in be.requests()] == [b"/ok/x"]
