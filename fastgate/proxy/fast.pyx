@@ -234,6 +234,12 @@ cdef class FastExchange:
         self.req.release_conn_slots()  # before the client can have it all and ask again
         self.flush()
         uconn = self.uconn
+        if self.client_stalled:
+            # the last write filled the client's buffer, and flush stopped reading the
+            # upstream: nothing more of this response is to come, and a connection
+            # parked unread would never hear its next exchange's answer
+            self.client_stalled = False
+            uconn.resume_reading()
         uconn.detach()
         self.peer.release(uconn, self.rhead)
         self._finish()
