@@ -32,6 +32,7 @@ cdef class ConnectionInfo:
     cdef readonly str ssl_protocol  # "TLSv1.3"; empty without TLS
     cdef readonly object proxy_protocol  # http.proxy_protocol.ProxyHeader, or None
     cdef readonly object client_certificate  # (DER, verify error, its words), or None
+    cdef readonly str http2  # "h2" (TLS) or "h2c" (cleartext) for an HTTP/2 stream; else ""
 
 
 # header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)

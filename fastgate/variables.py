@@ -163,6 +163,12 @@ def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str, bytes] |
     return None
 
 
+def _protocol(r: Any) -> str:
+    """$server_protocol: an HTTP/2 stream says HTTP/2.0 (it reaches the phases as an
+    HTTP/1.1 request, see ``fastgate.http.http2``)."""
+    return "HTTP/2.0" if r.connection.http2 else f"HTTP/{r.version}"
+
+
 def _remote_user(r: Any) -> str:
     creds = basic_credentials(r.head.headers) if r.head is not None else None
     return creds[0] if creds is not None else ""
@@ -436,9 +442,10 @@ BUILTIN: dict[str, Getter] = {
     "query_string": lambda r: r.args,
     "is_args": lambda r: "?" if r.args else "",
     # empty (logged as "-") for a request the HTTP layer refused before parsing it
-    "request": lambda r: f"{r.method} {r.target} HTTP/{r.version}" if r.method else "",
+    "request": lambda r: f"{r.method} {r.target} {_protocol(r)}" if r.method else "",
     "request_method": lambda r: r.method,
-    "server_protocol": lambda r: f"HTTP/{r.version}",
+    "server_protocol": _protocol,
+    "http2": lambda r: r.connection.http2,
     "remote_addr": lambda r: r.remote_addr,
     # the user name of a Basic Authorization header, checked or not (as nginx's)
     "remote_user": _remote_user,

@@ -71,6 +71,8 @@ class Builder:
         listens: tuple[Listen, ...] = lvl.local.get("listen") or (self.ld.default_listen(),)
         if settings.ssl_on:
             listens = tuple(dataclasses.replace(x, ssl=True) for x in listens)
+        if settings.http2:
+            listens = tuple(dataclasses.replace(x, http2=True) for x in listens)
         if any(x.ssl for x in listens) or settings.ssl_certificate:
             # nginx loads a server's certificates whether or not it listens with ssl
             self._check_tls(settings, origins, lvl)

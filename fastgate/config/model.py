@@ -42,6 +42,7 @@ class Listen:
     backlog: int = 511
     default_server: bool = False
     proxy_protocol: bool = False  # a PROXY protocol header comes before the HTTP bytes
+    http2: bool = False  # HTTP/2 as well: by ALPN over TLS, by its preface in clear
 
     @property
     def address(self) -> tuple[str, int]:
@@ -780,6 +781,9 @@ class Settings:
     ssl_crl: str | None = None
     ssl_password_file: tuple[str, ...] | None = None  # the passphrases, tried in order
     ssl_on: bool = False  # the deprecated "ssl on": every listen of the server is ssl
+    http2: bool = False  # "http2 on" (nginx 1.25.1+): every listen of the server is http2
+    http2_max_concurrent_streams: int = 128
+    http2_body_preread_size: int = 64 * 1024  # a stream's window before its body is read
     limit_req: tuple[LimitReq, ...] = ()
     limit_req_status: int = 503
     limit_req_log_level: str = "error"

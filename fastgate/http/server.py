@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from fastgate import openssl
@@ -45,9 +46,10 @@ def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int, str] | None:
 class ClientConnection(asyncio.Protocol):
     # slotted: an idle keep-alive connection is mostly this object (no per-instance
     # dict), and its attributes are read on every request
-    __slots__ = ("_born", "_dispatching", "_given_header", "_got_bytes", "_held_back",
-                 "_last", "_lingering", "_loop", "_lost", "_next_on_drain", "_peer_eof",
-                 "_proxy_header", "_settings", "_starting_next", "_tunnel", "body",
+    __slots__ = ("_born", "_dispatching", "_given_header", "_got_bytes", "_h2", "_held_back",
+                 "_http2", "_last", "_lingering", "_loop", "_lost", "_next_on_drain",
+                 "_peer_eof", "_protocol", "_proxy_header", "_settings", "_starting_next",
+                 "_tunnel", "body",
                  "closed", "connection_id", "deadline", "engine", "engine_name",
                  "exchange", "gate", "handler", "idle", "info", "observer", "pipelined",
                  "remote_addr", "remote_port", "requests", "scheme", "server_addr",
@@ -55,11 +57,16 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, handler: RequestHandler[ClientConnection],
                  observer: ConnectionObserver[ClientConnection], policy: ConnectionPolicy,
-                 engine: str, tls: bool, port: int, proxy_protocol: bool = False) -> None:
+                 engine: str, tls: bool, port: int, proxy_protocol: bool = False,
+                 http2: Callable[[ClientConnection], Any] | None = None,
+                 protocol: str = "") -> None:
         """``handler`` serves this listening address's requests, ``observer`` is the
         worker's view of its connections, ``policy`` the address's limits; ``engine``
         names the HTTP/1.1 engine; ``tls``, ``port`` and ``proxy_protocol`` (a PROXY
-        protocol header comes first) describe the listener."""
+        protocol header comes first) describe the listener. ``http2`` makes the
+        connection that takes over when the client speaks HTTP/2 (``listen ... http2``);
+        ``protocol`` is "h2"/"h2c" for the connection of one HTTP/2 stream
+        (``fastgate.http.http2``)."""
         self.handler = handler
         self.observer = observer
         self.engine_name = engine
@@ -101,6 +108,9 @@ class ClientConnection(asyncio.Protocol):
         # or read before a TLS handshake: then it is _given_header)
         self._proxy_header: bytes | None = b"" if proxy_protocol else None
         self._given_header: ProxyHeader | None = None
+        self._http2 = http2
+        self._h2: Any = None  # the HTTP/2 connection that took this one over
+        self._protocol = protocol
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -119,7 +129,8 @@ class ClientConnection(asyncio.Protocol):
                                    self.server_addr, self.server_port, self.connection_id,
                                    (tls.version() or "") if tls is not None else "",
                                    self._given_header,
-                                   client_certificate(tls) if tls is not None else None)
+                                   client_certificate(tls) if tls is not None else None,
+                                   self._protocol)
         raw = transport.get_extra_info("socket")
         if raw is not None:
             try:
@@ -133,6 +144,35 @@ class ClientConnection(asyncio.Protocol):
         self._arm(self._settings.client_header_timeout)
         self.observer.opened(self)
         self.observer.idle(1)
+        if (self._http2 is not None and tls is not None
+                and tls.selected_alpn_protocol() == "h2"):
+            self.speak_http2(b"")
+
+    def speak_http2(self, data: bytes) -> None:
+        """The client speaks HTTP/2 (chosen by ALPN, or begun with its preface): the
+        connection's bytes go to an ``Http2Connection`` from here on; this one stays
+        the connection the worker counts, times and stops, and it delegates."""
+        assert self._http2 is not None and self.transport is not None
+        self._disarm()
+        h2 = self._h2 = self._http2(self)
+        self.transport.set_protocol(h2)
+        h2.connection_made(self.transport)
+        if data:
+            h2.data_received(data)
+
+    @property
+    def speaks_http2(self) -> bool:
+        return self._h2 is not None
+
+    def stream_connection(self, observer: ConnectionObserver[ClientConnection],
+                          protocol: str) -> ClientConnection:
+        """The connection one HTTP/2 stream of this one is served on: the same
+        address's handler, limits and engine; ``observer`` is the HTTP/2 connection."""
+        conn = ClientConnection(self.handler, observer, self._settings, self.engine_name,
+                                self.scheme == "https", self.server_port, protocol=protocol)
+        if self.info is not None and self.info.proxy_protocol is not None:
+            conn.header_given(self.info.proxy_protocol)
+        return conn
 
     def data_received(self, data: bytes) -> None:
         if self.engine is None:
@@ -196,7 +236,8 @@ class ClientConnection(asyncio.Protocol):
         header, used = found
         i = self.info
         self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port, i.server_addr,
-                                   i.server_port, i.connection_id, i.ssl_protocol, header)
+                                   i.server_port, i.connection_id, i.ssl_protocol, header,
+                                   i.client_certificate, i.http2)
         return data[used:]
 
     def _crashed(self, error: Exception) -> None:
@@ -224,7 +265,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.engine is None:  # refused at once (worker_connections)
             return
-        self._set_idle(False)
+        self.set_idle(False)
         self.closed = True
         self._disarm()
         gone = ClientGone("client closed the connection")
@@ -292,7 +333,7 @@ class ClientConnection(asyncio.Protocol):
             if self.body is not None:
                 self.body.fail(error)
             return
-        self._set_idle(False)
+        self.set_idle(False)
         self.handler.on_refused(self, error)
         self.finish()
 
@@ -314,7 +355,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._after_response()
 
-    def _set_idle(self, idle: bool) -> None:
+    def set_idle(self, idle: bool) -> None:
         if idle != self.idle:
             self.idle = idle
             self.observer.idle(1 if idle else -1)
@@ -354,6 +395,9 @@ class ClientConnection(asyncio.Protocol):
     def expire(self) -> None:
         """The worker's clock found our deadline passed."""
         self.deadline = 0.0
+        if self._h2 is not None:
+            self._h2.expire()
+            return
         if self._lingering:
             self.close()
             return
@@ -405,6 +449,9 @@ class ClientConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self._disarm()
+        if self._h2 is not None and not self.closed:
+            self._h2.close()  # GOAWAY first; closed once its streams are answered
+            return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 

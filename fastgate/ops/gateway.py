@@ -90,6 +90,11 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     # past the name (the callback refuses first)
     default = (contexts.get(id(table.default)) or next(iter(contexts.values()), None)
                or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    if listen.http2:
+        # every context the name may switch to: OpenSSL asks the current one's ALPN
+        # callback after the servername callback has run
+        for ctx in {id(c): c for c in (*contexts.values(), default)}.values():
+            ctx.set_alpn_protocols(["h2", "http/1.1"])
     if len(contexts) > 1 or rejecting:
         def by_name(sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> int | None:
             # the server the name selects (no name: the default one), as nginx's
@@ -283,12 +288,14 @@ def _dup(sock: socket.socket) -> socket.socket:
 async def _drain(worker: Worker, limit: float) -> None:
     """Wait for in-flight requests; keep-alive connections between requests are closed
     at once. A connection accepted but not yet sent its first request is given that
-    request (closing it would reset a client that did nothing wrong)."""
+    request (closing it would reset a client that did nothing wrong). An HTTP/2
+    connection is told at once (GOAWAY): its streams in progress finish, and no new
+    one is taken."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     while worker.connections and loop.time() < deadline:
         for conn in list(worker.connections):
-            if conn.idle and conn.requests:
+            if (conn.idle and conn.requests) or conn.speaks_http2:
                 conn.close()
         await asyncio.sleep(0.05)
 

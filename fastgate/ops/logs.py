@@ -249,8 +249,10 @@ class ErrorLog:
         if conn is not None:
             line += f", client: {conn.remote_addr}"
         if req is not None:
+            info = getattr(req, "connection", None)
+            protocol = "2.0" if info is not None and info.http2 else req.version
             line += f', server: {req.server_name}, request: "{req.method} {req.target} ' \
-                    f'HTTP/{req.version}"'
+                    f'HTTP/{protocol}"'
             if req.upstream_addr:
                 line += f', upstream: "{req.upstream_addr}"'
             host = req.header(b"host")

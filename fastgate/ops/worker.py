@@ -16,6 +16,8 @@ from fastgate.config.regex import compile_regex
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
 from fastgate.http.handler import ClientSide
+from fastgate.http.http2 import Http2Connection, Http2Limits, Preface
+from fastgate.http.proxy_protocol import read_header
 from fastgate.http.server import ClientConnection
 from fastgate.http.uri import parse_target
 from fastgate.ops.cluster import ClusterLink
@@ -38,8 +40,9 @@ CLOCK_TICK = 0.25
 
 
 def listens(config: Config) -> list[Listen]:
-    """One listening address each, as the configuration's servers name them (``ssl``
-    and ``proxy_protocol`` on any listen of an address apply to all of it, as nginx)."""
+    """One listening address each, as the configuration's servers name them (``ssl``,
+    ``proxy_protocol`` and ``http2`` on any listen of an address apply to all of it, as
+    nginx)."""
     seen: dict[tuple[str, int], Listen] = {}
     for s in config.servers:
         for listen in s.listens:
@@ -50,8 +53,19 @@ def listens(config: Config) -> list[Listen]:
             kept = listen if listen.ssl and not prev.ssl else prev
             if listen.proxy_protocol != prev.proxy_protocol:
                 kept = replace(kept, proxy_protocol=True)
+            if listen.http2 != prev.http2:
+                kept = replace(kept, http2=True)
             seen[listen.address] = kept
     return list(seen.values())
+
+
+def http2_limits(settings: Settings) -> Http2Limits:
+    """An http2 address's limits: its default server's, as nginx takes them."""
+    count, size = settings.large_client_header_buffers
+    return Http2Limits(max_concurrent_streams=settings.http2_max_concurrent_streams,
+                       preread_size=settings.http2_body_preread_size,
+                       max_header_list=count * size, idle_timeout=settings.keepalive_timeout,
+                       max_requests=settings.keepalive_requests)
 
 
 class ServerTable:
@@ -150,11 +164,22 @@ class Worker:
     def default_settings(self, listen: Listen) -> Settings:
         return self.tables[listen.address].default.settings
 
-    def connection(self, listen: Listen) -> ClientConnection:
-        """A client connection on ``listen`` (the protocol factory of its server)."""
-        return ClientConnection(self.handlers[listen.address], self,
-                                self.default_settings(listen), self.engine_name, listen.ssl,
-                                listen.port, listen.proxy_protocol)
+    def connection(self, listen: Listen) -> asyncio.Protocol:
+        """A client connection on ``listen`` (the protocol factory of its server). On a
+        cleartext http2 address its first bytes choose HTTP/2 or HTTP/1.1 (``Preface``);
+        over TLS, ALPN chooses when the handshake ends."""
+        settings = self.default_settings(listen)
+        http2 = None
+        if listen.http2:
+            limits = http2_limits(settings)
+            http2 = lambda outer: Http2Connection(outer, limits)  # noqa: E731
+        conn = ClientConnection(self.handlers[listen.address], self, settings,
+                                self.engine_name, listen.ssl, listen.port,
+                                listen.proxy_protocol, http2)
+        if listen.http2 and not listen.ssl:
+            return Preface(conn, settings.client_header_timeout, listen.proxy_protocol,
+                           read_header)
+        return conn
 
     # --- the clock: one periodic check of every deadline, instead of a timer per request
 

@@ -432,6 +432,22 @@ SAMPLES.update({
     "image_filter_interlace": "image_filter_interlace on;",
     "image_filter_buffer": "image_filter_buffer 2m;",
 })
+SAMPLES.update({
+    "http2_max_concurrent_streams": "http2_max_concurrent_streams 64;",
+    "http2_body_preread_size": "http2_body_preread_size 128k;",
+    "http2_idle_timeout": "http2_idle_timeout 3m;",
+    "http2_max_requests": "http2_max_requests 500;",
+    "http2_recv_timeout": "http2_recv_timeout 30s;",
+    "http2_max_field_size": "http2_max_field_size 4k;",
+    "http2_max_header_size": "http2_max_header_size 16k;",
+    "http2_push": "http2_push /style.css;",
+    "http2_push_preload": "http2_push_preload on;",
+    "http2_max_concurrent_pushes": "http2_max_concurrent_pushes 10;",
+    "http2_chunk_size": "http2_chunk_size 16k;",
+    "http2_recv_buffer_size": "http2_recv_buffer_size 256k;",
+    "http2_pool_size": "http2_pool_size 4k;",
+    "http2_streams_index_size": "http2_streams_index_size 32;",
+})
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
     "keepalive": "keepalive 16;",

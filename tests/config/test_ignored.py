@@ -35,13 +35,13 @@ events { use epoll; }
 http {
   proxy_cache_path /tmp/c keys_zone=c:1m;
   upstream u { zone u 64k; server 127.0.0.1:1; }
-  server { listen 127.0.0.1:8997; http2 on;
+  server { listen 127.0.0.1:8997; http2_push_preload on; http2_idle_timeout 1m;
     location / { proxy_cache c; proxy_cache_valid 200 1m; gunzip off;
                  open_file_cache max=10; } }
 }""")
     text = "\n".join(warnings)
-    for name in ("proxy_cache_path", "proxy_cache", "proxy_cache_valid", "zone", "http2",
-                 "use", "open_file_cache"):
+    for name in ("proxy_cache_path", "proxy_cache", "proxy_cache_valid", "zone",
+                 "http2_push_preload", "http2_idle_timeout", "use", "open_file_cache"):
         assert f'"{name}" directive is ignored' in text, name
     assert '"daemon"' not in text and '"gunzip"' not in text  # off is what fastgate does
 
@@ -55,7 +55,9 @@ def test_listen_parameters(tmp_path: Path) -> None:
                                "fastopen=256 so_keepalive=on; } }")
     assert f'[warn] the "fastopen" parameter of "listen" is ignored: fastgate\'s listening ' \
         f'sockets take the system defaults in {path}:1' in warnings
-    assert any('"http2" parameter' in w for w in warnings)
+    assert not any("http2" in w for w in warnings)  # HTTP/2 is spoken
+    listen = load_config(str(path)).servers[0].listens[0]
+    assert listen.http2 and not listen.ssl
     p = tmp_path / "pp.conf"
     p.write_text("http { server { listen 127.0.0.1:8997 proxy_protocol; } }")
     assert load_config(str(p)).servers[0].listens[0].proxy_protocol
@@ -109,3 +111,21 @@ def test_every_ignored_directive_warns_once_with_its_reason(tmp_path: Path) -> N
         else:
             assert len(said) == 1, (spec.name, warnings)
             assert said[0].split(" is ignored", 1)[1].startswith(": "), said[0]  # the reason
+
+
+def test_http2_on_and_its_settings(tmp_path: Path) -> None:
+    """``http2 on`` (nginx 1.25.1+) makes every listen of its server http2, as ``ssl on``
+    makes them ssl; the stream settings are the server's."""
+    warnings, path = _warnings(tmp_path, """http {
+  http2_max_concurrent_streams 16;
+  server { listen 127.0.0.1:8997; listen 127.0.0.1:8998; http2 on;
+    http2_body_preread_size 1m; }
+  server { listen 127.0.0.1:8999; }
+}""")
+    config = load_config(path)
+    first, second = config.servers
+    assert [x.http2 for x in first.listens] == [True, True]
+    assert not second.listens[0].http2
+    assert first.settings.http2_max_concurrent_streams == 16
+    assert first.settings.http2_body_preread_size == 1 << 20
+    assert second.settings.http2_body_preread_size == 64 * 1024

@@ -10,6 +10,7 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
+from fastgate._wire import ConnectionInfo
 from fastgate.config import ConfigError, load_config
 from fastgate.config.lexer import tokenize
 from fastgate.jwt import HMACKey, Verifier
@@ -32,6 +33,7 @@ def request(**kw: Any) -> SimpleNamespace:
         proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
         token=None, jwt_plus=False, captures=(), memo={},
+        connection=ConnectionInfo("http", "127.0.0.1", 5555, "127.0.0.1", 8080, 1),
     )
     base.update(kw)
     return SimpleNamespace(**base)
@@ -293,3 +295,22 @@ def test_maps_over_claims_are_checked_against_the_dialects_in_use(tmp_path: Path
     assert len(plus) == 1 and "JSON text \"admin\"" in plus[0]
     assert plus[0].endswith("t.conf:1")
     assert len(warnings("location /a/ { auth_jwt on; } location /b/ { auth_jwt x; }")) == 2
+
+
+def test_an_http2_stream_says_so() -> None:
+    """$server_protocol, $request and $http2 of a stream that came over HTTP/2 (it
+    reaches the phases as an HTTP/1.1 request: fastgate.http.http2)."""
+    for label in ("h2", "h2c"):
+        r = request(connection=ConnectionInfo("https", "127.0.0.1", 5555, "127.0.0.1", 8080,
+                                              1, http2=label))
+        assert _get("server_protocol")(r) == "HTTP/2.0"
+        assert _get("request")(r) == "GET /p/a%20b?x=1&Y=2 HTTP/2.0"
+        assert _get("http2")(r) == label
+    assert _get("http2")(request()) == ""
+    assert _get("server_protocol")(request()) == "HTTP/1.1"
+
+
+def _get(name: str) -> Any:
+    found = find_variable(name, {})
+    assert found is not None
+    return found

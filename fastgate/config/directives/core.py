@@ -188,9 +188,7 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
         elif arg.startswith("backlog="):
             params["backlog"] = parse_number(d, arg[8:], minimum=1)
         elif arg == "http2":
-            ld.warn_once('the "http2" parameter of "listen" is ignored', "fastgate speaks "
-                         "HTTP/1.1 to clients (h2 is not negotiated, nor taken without TLS)",
-                         d)
+            params["http2"] = True
         elif arg in ("deferred", "bind") or arg.startswith(_IGNORED_LISTEN):
             ld.warn_once(f'the "{arg.partition("=")[0]}" parameter of "listen" is ignored',
                          "fastgate's listening sockets take the system defaults", d)
@@ -403,6 +401,10 @@ SPECS = [
     Spec("keepalive_timeout", HSL, 1, 2, setting("keepalive_timeout", keepalive_timeout)),
     Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),
     Spec("keepalive_time", HSL, 1, 1, setting("keepalive_time", time_arg)),
+    Spec("http2", HS, 1, 1, setting("http2", flag_arg)),
+    Spec("http2_max_concurrent_streams", HS, 1, 1,
+         setting("http2_max_concurrent_streams", number_arg)),
+    Spec("http2_body_preread_size", HS, 1, 1, setting("http2_body_preread_size", size_arg)),
     Spec("large_client_header_buffers", HS, 2, 2,
          setting("large_client_header_buffers", large_client_header_buffers)),
     Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),

@@ -33,7 +33,7 @@ NO_POOLS = "fastgate's memory is Python's, not nginx's pools"
 WRITES_AT_ONCE = "fastgate writes what it has at once"
 NO_RANGES = "ranges of a proxied response are the upstream's: a Range header goes to it"
 NO_RATE = "responses go as fast as the client takes them (no bandwidth limit)"
-HTTP2 = "fastgate speaks HTTP/1.1 to clients (h2 is not negotiated)"
+NO_PUSH = "fastgate pushes nothing (nginx 1.25.1 dropped server push too)"
 SERVICE = "set it in the service manager ({}) or the shell"
 LOOP = "the event loop is uvloop's (libuv)"
 HTTP_ONLY = frozenset({HTTP})
@@ -69,7 +69,25 @@ SPECS = [
     Spec("fastcgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
     Spec("uwsgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
     Spec("scgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
-    Spec("http2", HS, 1, 1, ignored(HTTP2)),
+    # HTTP/2 (fastgate.http.http2): nginx 1.19.7 made these obsolete, and warns so too
+    Spec("http2_idle_timeout", HS, 1, 1, ignored('obsolete: "keepalive_timeout" applies')),
+    Spec("http2_max_requests", HS, 1, 1, ignored('obsolete: "keepalive_requests" applies')),
+    Spec("http2_recv_timeout", HS, 1, 1, ignored(
+        'obsolete: "client_header_timeout" bounds the preface; "keepalive_timeout" an idle '
+        "connection")),
+    Spec("http2_max_field_size", HS, 1, 1, ignored(
+        'obsolete: "large_client_header_buffers" bounds the header list')),
+    Spec("http2_max_header_size", HS, 1, 1, ignored(
+        'obsolete: "large_client_header_buffers" bounds the header list')),
+    Spec("http2_push", HSL, 1, 1, ignored(NO_PUSH)),
+    Spec("http2_push_preload", HSL, 1, 1, ignored(NO_PUSH)),
+    Spec("http2_max_concurrent_pushes", HS, 1, 1, ignored(NO_PUSH)),
+    Spec("http2_chunk_size", HSL, 1, 1, ignored(
+        "DATA frames are as large as the client's window and frame size allow")),
+    Spec("http2_pool_size", HS, 1, 1, ignored(NO_POOLS)),
+    Spec("http2_streams_index_size", HS, 1, 1, ignored(NO_SIZING)),
+    Spec("http2_recv_buffer_size", frozenset({HTTP}), 1, 1, ignored(
+        "the event loop reads into buffers of its own")),
     Spec("chunked_transfer_encoding", HSL, 1, 1, ignored(
         "fastgate frames responses itself: chunked to HTTP/1.1 clients when the length "
         "is unknown")),
@@ -183,7 +201,6 @@ PREFIXED = {
     "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "scgi_cache": Spec("scgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "open_file_cache": Spec("open_file_cache*", HSL, 0, None, ignored(NO_FILES)),
-    "http2_": Spec("http2_*", HSL, 0, None, ignored(HTTP2)),
 }
 
 # inside an upstream block

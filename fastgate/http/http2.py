@@ -1,0 +1,664 @@
+"""HTTP/2 to clients (``listen ... http2``): by ALPN over TLS, by the connection preface
+in clear (prior knowledge; an HTTP/1.1 client on the same address is served as before).
+
+Each stream is served as one HTTP/1.1 request on a connection of its own, as nginx
+serves each stream on a fake connection of its own (ngx_http_v2_create_stream): the
+stream's fields become an HTTP/1.1 head, its DATA a body of exact framing, and what the
+request path writes back is parsed (h11, client side) into HEADERS, DATA and trailers.
+A stream therefore passes the same parser, the same phases and the same token check as
+an HTTP/1.1 request — on either engine, on the callback and the task paths — and
+nothing the HTTP/1.1 parser would refuse reaches the phases. The price is a second
+framing of each exchange; HTTP/2 is not the path the benchmarks measure.
+
+Framing, HPACK, flow control and the protocol's checks on what a client sends are
+python-hyper's h2 (already the gRPC client's): an uppercase or malformed field, a
+connection-specific field, a pseudo-field out of place, DATA beyond ``content-length``,
+a CONTINUATION flood or a header list past the limit end the connection with GOAWAY.
+Streams are bounded per connection (``http2_max_concurrent_streams``) and over its life
+(``keepalive_requests``, as nginx 1.19.7+), which bounds a rapid-reset client too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+import h11
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
+
+from fastgate.http.server import LINGERING_TIME, ClientConnection
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+# fields HTTP/2 does not carry (RFC 9113 8.2.2): dropped from the answers
+_CONNECTION_FIELDS = frozenset({b"connection", b"keep-alive", b"proxy-connection",
+                                b"transfer-encoding", b"upgrade"})
+# a stream's answer waiting for the client's window past this: its writer is paused
+_HIGH = 64 * 1024
+_LOW = 16 * 1024
+_MAX_WINDOW = 2**31 - 1
+# an answer's head as the request path writes it may be long (many Set-Cookie)
+_MAX_HEAD = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Http2Limits:
+    """An address's HTTP/2 settings (its default server's, as nginx)."""
+    max_concurrent_streams: int = 128  # http2_max_concurrent_streams
+    preread_size: int = 64 * 1024  # http2_body_preread_size: a stream's first window
+    max_header_list: int = 32 * 1024  # large_client_header_buffers: count x size
+    idle_timeout: float = 75.0  # keepalive_timeout: no stream open
+    max_requests: int = 1000  # keepalive_requests: streams over the connection's life
+
+
+class Preface(asyncio.Protocol):
+    """A cleartext http2 address's connection until its first bytes say which protocol
+    it speaks: the HTTP/2 preface, or anything else (HTTP/1.1). A PROXY protocol header
+    the address expects comes first. Waiting is bounded by ``client_header_timeout``;
+    nothing is answered to a connection that never says."""
+
+    def __init__(self, conn: ClientConnection, timeout: float, proxy_protocol: bool,
+                 read_header: Callable[[bytes], Any]) -> None:
+        self.conn = conn
+        self.timeout = timeout
+        self.transport: asyncio.Transport | None = None
+        self._read = b""
+        self._header = proxy_protocol  # still to be read
+        self._read_header = read_header
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expired)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self._read += data
+        if self._header:
+            try:
+                found = self._read_header(self._read)
+            except Exception as e:  # BrokenHeader: logged by the connection, closed
+                self._stop()
+                self.conn.header_broken(self.transport, str(e))
+                self.transport.abort()
+                return
+            if found is None:
+                return
+            header, used = found
+            self._header = False
+            self._read = self._read[used:]
+            self.conn.header_given(header)
+        got = self._read
+        if got[:len(PREFACE)] == PREFACE[:len(got)] and len(got) < len(PREFACE):
+            return  # the preface so far: wait for the rest
+        self._stop()
+        self._read = b""
+        self.transport.set_protocol(self.conn)
+        self.conn.connection_made(self.transport)
+        if self.conn.closed:
+            return
+        if got.startswith(PREFACE):
+            self.conn.speak_http2(got)
+        else:
+            self.conn.data_received(got)
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop()
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class Stream(asyncio.Transport):
+    """One stream: the transport of its HTTP/1.1 connection. What that connection writes
+    is its answer, parsed back into HTTP/2 frames; the client's DATA is fed to it."""
+
+    def __init__(self, owner: Http2Connection, sid: int, method: bytes,
+                 length: int) -> None:
+        super().__init__()
+        self.owner = owner
+        self.sid = sid
+        self.conn: ClientConnection | None = None
+        # the body still to come: its length, or -1 (chunked)
+        self.length = length
+        self.parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        # the parser learns the method (a HEAD's answer has no body); the rest of this
+        # request head is never sent anywhere
+        self.parser.send(h11.Request(method=method, target="/", headers=[("host", "-")]))
+        self.pending: deque[bytes] = deque()
+        self.pending_size = 0
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.answered = False  # HEADERS sent
+        self.ended = False  # the answer is whole: END_STREAM follows its last DATA
+        self.finished = False  # END_STREAM sent, or the stream reset
+        self.client_ended = False  # the client's END_STREAM came
+        self.closed = False  # the HTTP/1.1 side is closed
+        self.reading = True
+        self.unacked = 0  # DATA held while the request path reads no more
+        self.writing_paused = False
+        self.resuming = False  # a resume_writing is scheduled
+
+    # --- asyncio.Transport, as the HTTP/1.1 connection uses it -------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":  # the client's socket options are the connection's
+            return default
+        t = self.owner.transport
+        return t.get_extra_info(name, default) if t is not None else default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.closed or self.finished or not data:
+            return
+        try:
+            self.parser.receive_data(bytes(data))
+            self._events()
+        except h11.RemoteProtocolError:
+            # not an answer h11 can read (a field HTTP/1.1 refuses, from an upstream):
+            # the stream is reset rather than passed on half-understood
+            self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
+
+    def _events(self) -> None:
+        parser = self.parser
+        owner = self.owner
+        while True:
+            ev = parser.next_event()
+            if ev is h11.NEED_DATA or ev is h11.PAUSED:
+                return
+            if isinstance(ev, h11.Data):
+                if ev.data:
+                    self.pending.append(bytes(ev.data))
+                    self.pending_size += len(ev.data)
+                    owner.flush(self)
+            elif isinstance(ev, h11.Response | h11.InformationalResponse):
+                fields = [(b":status", str(ev.status_code).encode())]
+                fields += [(n, v) for n, v in ev.headers if n not in _CONNECTION_FIELDS]
+                if isinstance(ev, h11.Response):
+                    self.answered = True
+                owner.send_head(self, fields)
+            elif isinstance(ev, h11.EndOfMessage):
+                self.trailers = [(n, v) for n, v in ev.headers
+                                 if n not in _CONNECTION_FIELDS] or None
+                self.ended = True
+                owner.flush(self)
+                # the stream's connection has served its one request
+                asyncio.get_running_loop().call_soon(self.close_http1)
+                return
+            elif isinstance(ev, h11.ConnectionClosed):
+                return
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        """The HTTP/1.1 connection closes: an answer it did not finish is cut (a
+        close-delimited one is whole)."""
+        if self.closed:
+            return
+        if not self.ended and not self.finished and self.answered:
+            try:
+                self.parser.receive_data(b"")
+                self._events()
+            except h11.RemoteProtocolError:
+                pass
+        if not self.ended:
+            self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
+        self.close_http1()
+
+    def abort(self) -> None:
+        if not self.ended:
+            self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
+        self.close_http1()
+
+    def close_http1(self) -> None:
+        """The stream's HTTP/1.1 connection is over (its answer is whole, or cut)."""
+        if self.closed:
+            return
+        self.closed = True
+        conn = self.conn
+        if conn is not None:
+            asyncio.get_running_loop().call_soon(conn.connection_lost, None)
+        self.owner.settle(self)
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        raise NotImplementedError
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        if not self.reading:
+            self.reading = True
+            self.owner.acknowledge(self)
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def get_write_buffer_size(self) -> int:
+        return self.pending_size
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.conn is not None
+        return self.conn
+
+    # --- the client's side ---------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or self.closed:
+            return
+        if self.length < 0:
+            conn.data_received(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            data = data[:self.length]  # h2 has checked content-length; never past it
+            self.length -= len(data)
+            if data:
+                conn.data_received(data)
+
+    def end(self) -> None:
+        """The client's END_STREAM: the body's end, and the connection's (no second
+        request can follow on it)."""
+        self.client_ended = True
+        conn = self.conn
+        if conn is None or self.closed:
+            return
+        if self.length < 0:
+            conn.data_received(b"0\r\n\r\n")
+        conn.eof_received()
+
+
+class Http2Connection(asyncio.Protocol):
+    """A client connection that speaks HTTP/2, taken over from the ``ClientConnection``
+    that accepted it (``outer``): that one stays the connection the worker counts, times
+    and stops; this one frames, and serves each stream on a ``Stream``. It is the
+    ``ConnectionObserver`` of its streams' connections."""
+
+    def __init__(self, outer: ClientConnection, limits: Http2Limits) -> None:
+        self.outer = outer
+        self.limits = limits
+        self.label = "h2" if outer.scheme == "https" else "h2c"
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding=None))
+        self.streams: dict[int, Stream] = {}
+        self.transport: asyncio.Transport | None = None
+        self.paused = False  # the client reads slower than we write
+        self.going_away = False  # GOAWAY sent: no new stream
+        self.dead = False  # closing: nothing more is read
+        self.lingering = False  # our side is shut: waiting for the client's close
+        self.served = 0
+        self._loop = asyncio.get_running_loop()
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        limits = self.limits
+        c = h2.settings.SettingCodes
+        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
+            c.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+            c.INITIAL_WINDOW_SIZE: limits.preread_size,
+            c.MAX_HEADER_LIST_SIZE: limits.max_header_list,
+        })
+        self.h2.initiate_connection()
+        # the connection's window as nginx's (the largest): each stream's own window
+        # bounds what a client may send ahead of the request path reading it
+        self.h2.increment_flow_control_window(_MAX_WINDOW - 65535)
+        self._send()
+        self._idle()
+
+    def data_received(self, data: bytes) -> None:
+        if self.dead:
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as e:
+            self._fail(e.error_code if hasattr(e, "error_code") else ErrorCodes.PROTOCOL_ERROR)
+            return
+        try:
+            for ev in events:
+                self._event(ev)
+        except Exception as e:  # a bug: it costs this connection, never the event loop
+            self.outer.handler.on_crash(self.outer, e)
+            self.dead = True
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        self._send()
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dead = True
+        for s in list(self.streams.values()):
+            s.finished = True
+            s.close_http1()
+        self.outer.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        for s in list(self.streams.values()):
+            self.flush(s)
+        self._send()
+
+    # --- the outer connection's asks -----------------------------------------------------
+
+    def expire(self) -> None:
+        """No stream for ``keepalive_timeout``: GOAWAY, and closed; or the lingering
+        after that is over."""
+        if self.lingering:
+            if self.transport is not None:
+                self.transport.close()
+        elif not self.streams:
+            self._close(ErrorCodes.NO_ERROR)
+
+    def close(self) -> None:
+        """A graceful stop: no new stream; closed once those in progress are answered."""
+        self._go_away()
+        if not self.streams:
+            self._close(ErrorCodes.NO_ERROR)
+
+    # --- the ConnectionObserver of the streams' connections --------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self.outer.observer.stopping
+
+    def admit(self) -> bool:
+        return True
+
+    def next_connection_id(self) -> int:
+        return self.outer.connection_id
+
+    def opened(self, conn: ClientConnection) -> None:
+        pass
+
+    def closed(self, conn: ClientConnection) -> None:
+        pass
+
+    def idle(self, delta: int) -> None:
+        pass
+
+    # --- frames in ---------------------------------------------------------------------------
+
+    def _event(self, ev: h2.events.Event) -> None:
+        if isinstance(ev, h2.events.DataReceived):
+            s = self.streams.get(ev.stream_id)
+            if s is None or s.closed:
+                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                return
+            s.unacked += ev.flow_controlled_length
+            if ev.data:
+                s.feed(ev.data)
+            if s.reading:
+                self.acknowledge(s)
+        elif isinstance(ev, h2.events.RequestReceived):
+            self._request(ev.stream_id, ev.headers or [], ev.stream_ended is not None)
+        elif isinstance(ev, h2.events.StreamEnded):
+            s = self.streams.get(ev.stream_id)
+            if s is not None:
+                s.end()
+        elif isinstance(ev, h2.events.StreamReset):
+            s = self.streams.get(ev.stream_id)
+            if s is not None:  # the client gave up: its request is abandoned
+                s.finished = True
+                s.close_http1()
+        elif isinstance(ev, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            for s in list(self.streams.values()):
+                self.flush(s)
+        elif isinstance(ev, h2.events.ConnectionTerminated):
+            # the client's GOAWAY: h2 sends nothing more after it, so the answers in
+            # progress are abandoned, as the client said it will not read them
+            self._close(None)
+        # trailers from a client (a request body's) are dropped, as nginx; pings and
+        # settings h2 answers itself
+
+    def _request(self, sid: int, fields: list[tuple[bytes, bytes]], whole: bool) -> None:
+        if self.going_away:
+            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            return
+        self.served += 1
+        self.outer.requests += 1
+        if self.served >= self.limits.max_requests:
+            self._go_away()  # this stream is the connection's last (keepalive_requests)
+        head, method, length = _http1_head(fields, whole)
+        if head is None:
+            # a pseudo-field HTTP/1.1 could not carry (RFC 9113 8.1.1: malformed)
+            self.h2.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
+            return
+        stream = Stream(self, sid, method, length)
+        self.streams[sid] = stream
+        if len(self.streams) == 1:
+            self.outer.set_idle(False)
+            self.outer.deadline = 0.0
+        conn = stream.conn = self.outer.stream_connection(self, self.label)
+        conn.connection_made(stream)
+        if not conn.closed:
+            conn.data_received(head)
+
+    def acknowledge(self, s: Stream) -> None:
+        """The stream's DATA read so far is let through: its window opens again."""
+        if s.unacked and not self.dead:
+            n, s.unacked = s.unacked, 0
+            self.h2.acknowledge_received_data(n, s.sid)
+            self._send()
+
+    # --- frames out ----------------------------------------------------------------------------
+
+    def send_head(self, s: Stream, fields: list[tuple[bytes, bytes]]) -> None:
+        if s.finished or self.dead:
+            return
+        try:
+            self.h2.send_headers(s.sid, fields)
+        except h2.exceptions.StreamClosedError:
+            s.finished = True  # the client reset the stream meanwhile
+        except h2.exceptions.ProtocolError:
+            self.reset(s, ErrorCodes.INTERNAL_ERROR)  # a field HTTP/2 cannot carry
+            return
+        self._send()
+
+    def flush(self, s: Stream) -> None:
+        """As much of the stream's answer as the client's windows let through."""
+        if not (s.finished or self.dead or self.paused):
+            self._write_out(s)
+        conn = s.conn
+        if conn is not None and not s.closed:
+            if s.pending_size > _HIGH and not s.writing_paused:
+                s.writing_paused = True
+                conn.pause_writing()
+            elif s.pending_size <= _LOW and s.writing_paused and not s.resuming:
+                # as a socket's transport does it: from the loop, never from inside a
+                # write (flush runs inside the stream's own writes too)
+                s.resuming = True
+                self._loop.call_soon(self._resume, s)
+        if s.finished and s.closed:
+            self.settle(s)
+
+    def _resume(self, s: Stream) -> None:
+        s.resuming = False
+        if s.writing_paused and s.pending_size <= _LOW and s.conn is not None \
+                and not s.closed:
+            s.writing_paused = False
+            s.conn.resume_writing()
+
+    def _write_out(self, s: Stream) -> None:
+        h = self.h2
+        try:
+            while s.pending:
+                room = min(h.local_flow_control_window(s.sid), h.max_outbound_frame_size)
+                if room <= 0:
+                    break
+                chunk = s.pending[0]
+                if len(chunk) > room:
+                    s.pending[0] = chunk[room:]
+                    chunk = chunk[:room]
+                else:
+                    s.pending.popleft()
+                s.pending_size -= len(chunk)
+                h.send_data(s.sid, chunk)
+            if s.ended and not s.pending:
+                if s.trailers:
+                    h.send_headers(s.sid, s.trailers, end_stream=True)
+                else:
+                    h.end_stream(s.sid)
+                s.finished = True
+                if not s.client_ended:
+                    # answered before the client finished sending: it need send no more
+                    h.reset_stream(s.sid, ErrorCodes.NO_ERROR)
+        except h2.exceptions.StreamClosedError:
+            s.finished = True  # the client reset the stream meanwhile
+        self._send()
+
+    def reset(self, s: Stream, code: ErrorCodes) -> None:
+        if not s.finished and not self.dead:
+            s.finished = True
+            try:
+                self.h2.reset_stream(s.sid, code)
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                pass
+            self._send()
+        s.close_http1()
+
+    def settle(self, s: Stream) -> None:
+        """A stream whose request is served and whose answer is sent (or cut) is gone."""
+        if not (s.closed and (s.finished or self.dead)):
+            return
+        if self.streams.pop(s.sid, None) is None:
+            return
+        if s.unacked:
+            self.acknowledge(s)
+        if not self.streams:
+            if self.going_away:
+                self._close(ErrorCodes.NO_ERROR)
+            else:
+                self.outer.set_idle(True)
+                self._idle()
+
+    def _idle(self) -> None:
+        self.outer.deadline = self._loop.time() + self.limits.idle_timeout
+
+    def _go_away(self) -> None:
+        """GOAWAY naming the last stream taken; the connection stays for those open.
+        (h2's own GOAWAY would refuse their answers.)"""
+        if self.going_away or self.dead or self.transport is None:
+            return
+        self.going_away = True
+        self._send()
+        frame = GoAwayFrame(0, last_stream_id=self.h2.highest_inbound_stream_id,
+                            error_code=ErrorCodes.NO_ERROR)
+        self.transport.write(frame.serialize())
+
+    def _close(self, code: ErrorCodes | None) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        if code is not None:
+            try:
+                self.h2.close_connection(code)
+            except h2.exceptions.ProtocolError:
+                pass
+            self._send()
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if t.can_write_eof():
+            # nginx's lingering close: what the client still sends (a WINDOW_UPDATE, a
+            # SETTINGS ack) must not reset the connection before it has read our last
+            # frames; read and dropped for at most LINGERING_TIME
+            self.lingering = True
+            t.write_eof()
+            self.outer.deadline = self._loop.time() + LINGERING_TIME
+        else:
+            t.close()
+
+    def _fail(self, code: int) -> None:
+        """A connection error (RFC 9113 5.4.1): GOAWAY with its code; the streams in
+        progress are abandoned."""
+        try:
+            known = ErrorCodes(code)
+        except ValueError:
+            known = ErrorCodes.PROTOCOL_ERROR
+        self._close(known)
+
+    def _send(self) -> None:
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+def _http1_head(fields: list[tuple[bytes, bytes]], whole: bool,
+                ) -> tuple[bytes | None, bytes, int]:
+    """The HTTP/1.1 head a stream's fields stand for, the method, and the body's length
+    (-1: chunked, as a client may send DATA without ``content-length``; none when the
+    stream ended with its HEADERS, ``whole``). None when a
+    pseudo-field cannot be written into a request line: the method must be a token and
+    the path free of spaces and controls (h2 has refused CR, LF and NUL anywhere)."""
+    method = path = authority = b""
+    length = 0
+    has_length = False
+    lines = []
+    for name, value in fields:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            continue  # :scheme is the connection's
+        if name == b"content-length":
+            if not value.isdigit():
+                return None, method, 0
+            has_length = True
+            length = int(value)
+        elif name == b"host":
+            authority = b""  # the client's own Host (h2 has checked it matches)
+        lines.append(b"%b: %b\r\n" % (name, value))
+    if not _is_token(method) or not path or any(c <= 0x20 or c == 0x7f for c in path):
+        return None, method, 0
+    if method == b"CONNECT":
+        return None, method, 0
+    head = [b"%b %b HTTP/1.1\r\n" % (method, path)]
+    if authority:
+        head.append(b"host: %b\r\n" % authority)
+    head += lines
+    if not has_length and not whole:
+        length = -1
+        head.append(b"transfer-encoding: chunked\r\n")
+    head.append(b"\r\n")
+    return b"".join(head), method, length
+
+
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                   b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _is_token(value: bytes) -> bool:
+    return bool(value) and all(c in _TCHAR for c in value)
