@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,70 +61,47 @@ class Http2Limits:
 
 class Preface(asyncio.Protocol):
     """A cleartext http2 address's connection until its first bytes say which protocol
-    it speaks: the HTTP/2 preface, or anything else (HTTP/1.1). A PROXY protocol header
-    the address expects comes first. Waiting is bounded by ``client_header_timeout``;
-    nothing is answered to a connection that never says."""
+    it speaks: the HTTP/2 preface, or anything else (HTTP/1.1). The ``ClientConnection``
+    is made at once — counted against worker_connections, timed by client_header_timeout,
+    closed by a graceful stop as any idle connection — and reads the PROXY protocol
+    header the address expects; only the bytes after it are looked at here."""
 
-    def __init__(self, conn: ClientConnection, timeout: float, proxy_protocol: bool,
-                 read_header: Callable[[bytes], Any]) -> None:
+    def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
-        self.timeout = timeout
-        self.transport: asyncio.Transport | None = None
         self._read = b""
-        self._header = proxy_protocol  # still to be read
-        self._read_header = read_header
-        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expired)
+        self.conn.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self._read += data
-        if self._header:
-            try:
-                found = self._read_header(self._read)
-            except Exception as e:  # BrokenHeader: logged by the connection, closed
-                self._stop()
-                self.conn.header_broken(self.transport, str(e))
-                self.transport.abort()
-                return
-            if found is None:
-                return
-            header, used = found
-            self._header = False
-            self._read = self._read[used:]
-            self.conn.header_given(header)
-        got = self._read
-        if got[:len(PREFACE)] == PREFACE[:len(got)] and len(got) < len(PREFACE):
-            return  # the preface so far: wait for the rest
-        self._stop()
-        self._read = b""
-        self.transport.set_protocol(self.conn)
-        self.conn.connection_made(self.transport)
-        if self.conn.closed:
+        conn = self.conn
+        if conn.closed or conn.transport is None:
             return
+        data = conn.after_proxy_header(data)
+        if not data:
+            return
+        got = self._read + data
+        if got[:len(PREFACE)] == PREFACE[:len(got)] and len(got) < len(PREFACE):
+            self._read = got  # the preface so far: wait for the rest
+            return
+        self._read = b""
+        conn.transport.set_protocol(conn)
         if got.startswith(PREFACE):
-            self.conn.speak_http2(got)
+            conn.speak_http2(got)
         else:
-            self.conn.data_received(got)
+            conn.data_received(got)
 
-    def eof_received(self) -> bool:
-        return False  # the client is done: close
+    def eof_received(self) -> bool | None:
+        return self.conn.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop()
+        self.conn.connection_lost(exc)
 
-    def _expired(self) -> None:
-        self._timer = None
-        if self.transport is not None:
-            self.transport.abort()
+    def pause_writing(self) -> None:
+        self.conn.pause_writing()
 
-    def _stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def resume_writing(self) -> None:
+        self.conn.resume_writing()
 
 
 class Stream(asyncio.Transport):

@@ -178,7 +178,7 @@ class ClientConnection(asyncio.Protocol):
         if self.engine is None:
             return
         if self._proxy_header is not None:
-            data = self._read_proxy_header(data)
+            data = self.after_proxy_header(data)
             if not data:
                 return
         if self._tunnel is not None:
@@ -217,10 +217,13 @@ class ClientConnection(asyncio.Protocol):
         self.remote_addr = str(peer[0])
         self.handler.on_broken_header(self, message)
 
-    def _read_proxy_header(self, data: bytes) -> bytes:
-        """The bytes after the PROXY protocol header, once it is whole (its addresses
-        kept in ``info.proxy_protocol``); a broken header closes the connection."""
-        assert self._proxy_header is not None and self.info is not None
+    def after_proxy_header(self, data: bytes) -> bytes:
+        """The bytes after the PROXY protocol header the address expects, once it is
+        whole (its addresses kept in ``info.proxy_protocol``); ``data`` as it is when no
+        header is (still) expected. A broken header closes the connection."""
+        if self._proxy_header is None:
+            return data
+        assert self.info is not None
         data = self._proxy_header + data
         try:
             found = read_header(data)

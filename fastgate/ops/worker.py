@@ -17,7 +17,6 @@ from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
 from fastgate.http.handler import ClientSide
 from fastgate.http.http2 import Http2Connection, Http2Limits, Preface
-from fastgate.http.proxy_protocol import read_header
 from fastgate.http.server import ClientConnection
 from fastgate.http.uri import parse_target
 from fastgate.ops.cluster import ClusterLink
@@ -177,8 +176,7 @@ class Worker:
                                 self.engine_name, listen.ssl, listen.port,
                                 listen.proxy_protocol, http2)
         if listen.http2 and not listen.ssl:
-            return Preface(conn, settings.client_header_timeout, listen.proxy_protocol,
-                           read_header)
+            return Preface(conn)
         return conn
 
     # --- the clock: one periodic check of every deadline, instead of a timer per request

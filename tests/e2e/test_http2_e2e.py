@@ -339,3 +339,43 @@ def test_idle_timeout_and_graceful_stop(tmp_path: Path, engine: str) -> None:
             c.close()
     finally:
         g.stop()
+
+
+def _gone(s: socket.socket) -> bool:
+    """The gateway closed ``s`` (an end of stream, or a reset: bytes left unread)."""
+    try:
+        return s.recv(100) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def test_a_connection_that_has_not_said_its_protocol_is_counted_and_timed(
+        tmp_path: Path, engine: str) -> None:
+    """A cleartext http2 address waits for the first bytes to choose HTTP/2 or
+    HTTP/1.1; meanwhile the connection counts against worker_connections and
+    client_header_timeout closes it, as any connection with no request yet."""
+    port = free_port()
+    gw = Gateway(tmp_path, f"""error_log stderr info; events {{ worker_connections 2; }}
+      http {{ access_log off; client_header_timeout 1s;
+        server {{ listen 127.0.0.1:{port} http2; return 200 "ok\\n"; }} }}""", port,
+                 extra_args=["--http-engine", engine])
+    try:
+        time.sleep(0.2)  # the start-up probe's connection has gone
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        for s in held:
+            s.sendall(b"PRI * HTTP/2.0\r\n")  # half a preface
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        extra.settimeout(0.5)  # at once, well before client_header_timeout
+        extra.sendall(b"PRI * HTTP/2.0\r\n")
+        assert _gone(extra)
+        started = time.time()
+        assert all(_gone(s) for s in held)  # by client_header_timeout
+        assert 0.3 < time.time() - started < 4.5
+        for s in [*held, extra]:
+            s.close()
+        with H2Client(port) as c:
+            assert c.get("/").body == b"ok\n"
+    finally:
+        code = gw.stop()
+    assert "2 worker_connections are not enough" in gw.stderr
+    assert "Traceback" not in gw.stderr and code in (0, -signal.SIGTERM)
