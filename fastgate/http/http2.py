@@ -424,7 +424,7 @@ class Http2Connection(asyncio.Protocol):
         self.outer.requests += 1
         if self.served >= self.limits.max_requests:
             self._go_away()  # this stream is the connection's last (keepalive_requests)
-        head, method, length = _http1_head(fields, whole)
+        head, method, length = http1_head(fields, whole)
         if head is None:
             # a pseudo-field HTTP/1.1 could not carry (RFC 9113 8.1.1: malformed)
             self.h2.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
@@ -589,7 +589,7 @@ class Http2Connection(asyncio.Protocol):
             self.transport.write(data)
 
 
-def _http1_head(fields: list[tuple[bytes, bytes]], whole: bool,
+def http1_head(fields: list[tuple[bytes, bytes]], whole: bool,
                 ) -> tuple[bytes | None, bytes, int]:
     """The HTTP/1.1 head a stream's fields stand for, the method, and the body's length
     (-1: chunked, as a client may send DATA without ``content-length``; none when the
@@ -600,6 +600,7 @@ def _http1_head(fields: list[tuple[bytes, bytes]], whole: bool,
     length = 0
     has_length = False
     lines = []
+    cookies = []
     for name, value in fields:
         if name[:1] == b":":
             if name == b":method":
@@ -616,6 +617,11 @@ def _http1_head(fields: list[tuple[bytes, bytes]], whole: bool,
             length = int(value)
         elif name == b"host":
             authority = b""  # the client's own Host (h2 has checked it matches)
+        elif name == b"cookie":
+            # HTTP/2 may split the cookie into crumbs (RFC 9113 8.2.3); HTTP/1.1 has one
+            # field, joined last as nginx's ngx_http_v2_construct_cookie_header does
+            cookies.append(value)
+            continue
         lines.append(b"%b: %b\r\n" % (name, value))
     if not _is_token(method) or not path or any(c <= 0x20 or c == 0x7f for c in path):
         return None, method, 0
@@ -625,6 +631,8 @@ def _http1_head(fields: list[tuple[bytes, bytes]], whole: bool,
     if authority:
         head.append(b"host: %b\r\n" % authority)
     head += lines
+    if cookies:
+        head.append(b"cookie: %b\r\n" % b"; ".join(cookies))
     if not has_length and not whole:
         length = -1
         head.append(b"transfer-encoding: chunked\r\n")

@@ -18,6 +18,7 @@ import pytest
 from conftest import request
 from e2e_util import bearer, raw_exchange
 from grpc_backend import GrpcBackend, GrpcReceived, echo
+from h2_client import H2Client
 from helpers import dechunk, self_signed, trailers
 
 SECRET = "grpc-test-secret-0123456789abcdef-xyz"
@@ -65,7 +66,7 @@ def _config(port: int, app: int, dead: int, extra: str = "") -> str:
     return f"""error_log stderr info;
 http {{ access_log off;
   upstream app {{ server 127.0.0.1:{app}; }}
-  server {{ listen 127.0.0.1:{port};
+  server {{ listen 127.0.0.1:{port} http2;
     location / {{ grpc_pass grpc://127.0.0.1:{app}; grpc_read_timeout 1s;
       grpc_set_header X-Set "v-$request_method"; grpc_set_header X-Empty "$arg_none";
       grpc_hide_header x-secret; }}
@@ -221,6 +222,53 @@ def test_the_verified_claim_replaces_the_clients(served) -> None:  # type: ignor
     assert status == 200
     f = _fields(app.requests()[-1])
     assert f[b"x-user"] == b'"alice"' and b"admin" not in app.raw()  # (the module's JSON)
+
+
+# --- a gRPC client over HTTP/2 (listen ... http2): the usual way gRPC reaches grpc_pass ---
+
+GRPC_CALL = {"content-type": "application/grpc", "te": "trailers"}
+MESSAGE = b"\x00\x00\x00\x00\x05hello"  # one length-prefixed gRPC message
+
+
+def test_a_grpc_client_over_http2(served) -> None:  # type: ignore[no-untyped-def]
+    ask, app, _ = served
+    with H2Client(ask.port) as c:
+        sids = [c.request(f"/pkg.Svc/Call{i}", "POST", GRPC_CALL, MESSAGE) for i in range(3)]
+        answers = c.wait(*sids)
+        trailers_only = c.get("/pkg.Svc/trailers-only", method="POST", headers=GRPC_CALL)
+        big = c.get("/pkg.Svc/big", method="POST", headers=GRPC_CALL)
+    for i, a in enumerate(answers):
+        assert (a.status, a.ended, a.header(b"content-type")) == (200, True, b"application/grpc")
+        # the application's trailers reach the client as HTTP/2 trailers
+        assert a.trailers == [(b"grpc-status", b"0"), (b"grpc-message", b"ok")]
+        seen = dict((n.encode(), v.encode()) for n, v in json.loads(a.body)["fields"])
+        assert seen[b":path"] == f"/pkg.Svc/Call{i}".encode() and seen[b"te"] == b"trailers"
+        assert json.loads(a.body)["body"] == MESSAGE.decode("latin-1")
+    got = {r.path: r for r in app.requests()}
+    assert all(got[f"/pkg.Svc/Call{i}"].body == MESSAGE for i in range(3))
+    assert (trailers_only.status, trailers_only.header(b"grpc-status"),
+            trailers_only.body) == (200, b"12", b"")
+    assert big.body == BIG and big.trailers == [(b"grpc-status", b"0")]
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer not.a.token", "expired"])
+def test_a_refused_grpc_call_over_http2_reaches_no_application(served, auth) -> None:  # type: ignore[no-untyped-def]
+    ask, app, _ = served
+    headers = {**GRPC_CALL, "x-user": "admin"}
+    if auth == "expired":
+        headers |= {k.lower(): v for k, v in bearer(SECRET, -120).items()}
+    elif auth:
+        headers["authorization"] = auth
+    with H2Client(ask.port) as c:
+        a = c.get("/api/pkg.Svc/Call", method="POST", headers=headers, body=b"SECRET-BODY")
+        ok = c.get("/api/pkg.Svc/Me", method="POST", body=MESSAGE, headers={
+            **GRPC_CALL, "x-user": "admin",
+            **{k.lower(): v for k, v in bearer(SECRET).items()}})
+    assert a.status == 401 and a.ended
+    assert b"SECRET-BODY" not in app.raw() and b"admin" not in app.raw()
+    assert ok.status == 200 and ok.trailers[0] == (b"grpc-status", b"0")
+    (r,) = app.requests()
+    assert r.path == "/api/pkg.Svc/Me" and _fields(r)[b"x-user"] == b'"alice"'
 
 
 def _tls_backend(tmp_path: Path) -> tuple[GrpcBackend, Path]:
