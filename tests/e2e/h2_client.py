@@ -32,8 +32,12 @@ class Answer:
 
 class H2Client:
     def __init__(self, port: int, tls: bool = False, timeout: float = 10.0,
-                 validate: bool = True, settings: dict[int, int] | None = None) -> None:
+                 validate: bool = True, settings: dict[int, int] | None = None,
+                 before: bytes = b"") -> None:
+        """``before``: bytes sent first, before the TLS handshake (a PROXY header)."""
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if before:
+            sock.sendall(before)
         if tls:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False

@@ -22,6 +22,8 @@ from h2_client import H2Client
 from helpers import self_signed
 from raw_backend import RawBackend, Received
 
+from fastgate.http.http2 import PREFACE
+
 SECRET = "http2-test-secret-0123456789abcdef-xyz"
 BIG = bytes(range(256)) * 4096  # 1 MiB: past every window
 
@@ -378,4 +380,32 @@ def test_a_connection_that_has_not_said_its_protocol_is_counted_and_timed(
     finally:
         code = gw.stop()
     assert "2 worker_connections are not enough" in gw.stderr
+    assert "Traceback" not in gw.stderr and code in (0, -signal.SIGTERM)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "h2"])
+def test_proxy_protocol_before_http2(tmp_path: Path, engine: str, tls: bool) -> None:
+    """A load balancer's PROXY header, then the preface (or the TLS handshake and ALPN):
+    every stream of the connection knows the client's address from it."""
+    port = free_port()
+    cert, key = self_signed(tmp_path, "localhost")
+    gw = Gateway(tmp_path, f"""error_log stderr info;
+      http {{ access_log off;
+        server {{ listen 127.0.0.1:{port} {'ssl ' if tls else ''}proxy_protocol http2;
+          ssl_certificate {cert}; ssl_certificate_key {key};
+          set_real_ip_from 127.0.0.1; real_ip_header proxy_protocol;
+          return 200 "$proxy_protocol_addr:$proxy_protocol_port $remote_addr $http2\\n"; }} }}""",
+                 port, extra_args=["--http-engine", engine])
+    try:
+        header = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n"
+        with H2Client(port, tls=tls, before=header) as c:
+            answers = c.wait(*[c.request(f"/{i}") for i in range(3)])
+        want = f"203.0.113.7:51234 203.0.113.7 {'h2' if tls else 'h2c'}\n".encode()
+        assert [(a.status, a.body) for a in answers] == [(200, want)] * 3
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"PROXY TCP4 broken\r\n" + PREFACE)
+            assert _gone(s)
+    finally:
+        code = gw.stop()
+    assert "broken header" in gw.stderr
     assert "Traceback" not in gw.stderr and code in (0, -signal.SIGTERM)
