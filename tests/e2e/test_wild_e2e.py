@@ -19,6 +19,7 @@ import jwt as pyjwt
 import pytest
 from dns_server import DnsServer
 from e2e_util import fastgate, wait_for_text
+from h2_client import H2Client
 from helpers import self_signed
 from mp4_sample import sample_mp4
 from passlib import hash as hashes
@@ -217,6 +218,16 @@ def test_tls_edge(serve, backends, tmp_path: Path, free) -> None:  # type: ignor
     status, _, _ = secure("GET", "/api/x", bearer("tls-edge-secret-0123456789abcdef-0123"))
     assert status == 200
     assert be.requests()[0].header(b"x-forwarded-proto") == [b"https"]
+    # listen ... ssl http2: a browser's HTTP/2 by ALPN, the same checks
+    with H2Client(tls_port, tls=True) as h2c:
+        refused = h2c.get("/api/x", authority="secure.example.com")
+        token = bearer("tls-edge-secret-0123456789abcdef-0123")["Authorization"]
+        allowed = h2c.get("/api/y", authority="secure.example.com",
+                          headers={"authorization": token})
+    assert refused.status == 401
+    assert refused.header(b"strict-transport-security") == b"max-age=63072000"
+    assert allowed.status == 200
+    assert [r.target for r in be.requests()] == [b"/api/x", b"/api/y"]
     # what fastgate cannot do was said once each
     for warned in ('a "shared:" session cache is kept by each worker',
                    '"ssl_stapling" directive is ignored'):
@@ -613,6 +624,18 @@ def test_grpc_gateway(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped
         assert (got.path, got.body, got.get(b"x-caller"), got.get(b"te")) == (
             "/helloworld.Greeter/SayHello", message, b'"alice"', b"trailers")
         assert ask("GET", "/other", bearer(secret))[0] == 404
+        # the way gRPC clients come: HTTP/2 on the same address, trailers as trailers
+        with H2Client(ask.port) as h2c:
+            fields = {k.lower(): v for k, v in {**call, **bearer(secret)}.items()}
+            a = h2c.get("/helloworld.Greeter/SayAgain", method="POST", headers=fields,
+                        body=message)
+            refused = h2c.get("/helloworld.Greeter/SayAgain", method="POST",
+                              headers={k.lower(): v for k, v in call.items()}, body=message)
+        assert (a.status, a.header(b"content-type")) == (200, b"application/grpc")
+        assert a.trailers[0] == (b"grpc-status", b"0")
+        assert refused.status == 401
+        assert [r.path for r in hello.requests()] == ["/helloworld.Greeter/SayHello",
+                                                      "/helloworld.Greeter/SayAgain"]
         route.stop()  # the service is down: a gRPC-shaped error, not an HTML page
         status, headers, body = ask("POST", "/routeguide.RouteGuide/GetFeature",
                                     {**call, **bearer(secret)}, message)
@@ -623,7 +646,8 @@ def test_grpc_gateway(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped
         assert wait_for_text(log, '"http-status":204')
         lines = log.read_text().splitlines()
         assert '"http-status":200,"grpc-status":0,' in lines[1]  # the trailer's
-        assert '"http-status":204,"grpc-status":14,' in lines[3]  # the header's
+        assert '"http-status":200,"grpc-status":0,' in lines[3]  # over HTTP/2 too
+        assert '"http-status":204,"grpc-status":14,' in lines[5]  # the header's
     finally:
         route.stop()
         hello.stop()
