@@ -18,6 +18,7 @@ import ctypes
 import functools
 import ssl
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from fastgate.errors import FastgateError
@@ -30,6 +31,23 @@ _CTRL_SET_SESS_CACHE_MODE = 44
 _CTRL_SET_GROUPS_LIST = 92
 # SSL_SESS_CACHE_*: SERVER; nginx's "none": SERVER | NO_AUTO_CLEAR | NO_INTERNAL_STORE
 CACHE_OFF, CACHE_SERVER, CACHE_NONE = 0x0, 0x2, 0x2 | 0x80 | 0x200
+
+
+@dataclass(frozen=True, eq=False)
+class OcspPolicy:
+    """``ssl_ocsp``: how a verified client certificate's status is asked (by
+    ``fastgate.http.ocsp``): every certificate of its chain but the root, or the
+    ``leaf`` only; of ``responder`` (empty: each certificate's own, from its Authority
+    Information Access); answers kept (``cache``) or asked each connection."""
+    leaf_only: bool
+    responder: str
+    cache: bool
+
+
+class ServerContext(ssl.SSLContext):
+    """A server's context, with what the connection checks after the handshake (as
+    nginx keeps its OCSP settings in the SSL_CTX's ex_data)."""
+    ocsp: OcspPolicy | None = None
 
 
 class OpensslError(FastgateError):
@@ -54,7 +72,10 @@ def _lib() -> Any:
             ("ENGINE_free", [v], i), ("SSL_CTX_set_verify", [v, i, v], None),
             ("SSL_CTX_set_verify_depth", [v, i], None), ("SSL_get_SSL_CTX", [ssl_p], v),
             ("SSL_get_verify_result", [ssl_p], L),
-            ("X509_verify_cert_error_string", [L], c)):
+            ("X509_verify_cert_error_string", [L], c),
+            ("SSL_get0_verified_chain", [ssl_p], v), ("OPENSSL_sk_num", [v], i),
+            ("OPENSSL_sk_value", [v, i], v),
+            ("i2d_X509", [v, ctypes.POINTER(ctypes.c_char_p)], i)):
         f = getattr(lib, name)
         f.argtypes, f.restype = args, result
     return lib
@@ -156,9 +177,8 @@ def verify_then_answer(ctx: ssl.SSLContext, depth: int) -> None:
     lib.SSL_CTX_set_verify_depth(ptr, depth)
 
 
-def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
-    """The client certificate's verification on a connection: X509_V_OK (0) and "",
-    or the error's number and OpenSSL's words for it."""
+def _connection(tls: ssl.SSLObject) -> int:
+    """The connection's ``SSL*``, checked against its context's ``SSL_CTX*``."""
     lib = _lib()
     ctx = _pointer(tls.context)  # (first: the release is one whose layout is known)
     inner = getattr(tls, "_sslobj", tls)
@@ -167,6 +187,36 @@ def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
     if not conn or lib.SSL_get_SSL_CTX(conn) != ctx:
         raise OpensslError("this Python's ssl module keeps its OpenSSL connection where "
                            "fastgate cannot reach it")
+    return int(conn)
+
+
+def verified_chain(tls: ssl.SSLObject) -> list[bytes]:
+    """The chain the handshake verified the client's certificate with (DER, the
+    certificate first, its root last: SSL_get0_verified_chain, as nginx's OCSP check
+    reads it); empty when none was verified. Python 3.13 has it as
+    ``get_verified_chain``; 3.11 does not."""
+    lib = _lib()
+    chain = lib.SSL_get0_verified_chain(_connection(tls))
+    if not chain:
+        return []
+    out = []
+    for i in range(lib.OPENSSL_sk_num(chain)):
+        cert = lib.OPENSSL_sk_value(chain, i)
+        size = lib.i2d_X509(cert, None)
+        if size <= 0:
+            return []
+        buf = ctypes.create_string_buffer(size)
+        end = ctypes.c_char_p(ctypes.addressof(buf))
+        lib.i2d_X509(cert, ctypes.byref(end))
+        out.append(buf.raw)
+    return out
+
+
+def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
+    """The client certificate's verification on a connection: X509_V_OK (0) and "",
+    or the error's number and OpenSSL's words for it."""
+    lib = _lib()
+    conn = _connection(tls)
     code = int(lib.SSL_get_verify_result(conn))
     if code == 0:
         return 0, ""
@@ -174,5 +224,7 @@ def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
     return code, words.decode("latin-1")
 
 
-__all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "OpensslError", "conf_commands",
-           "curves", "session_cache", "use_engine", "verify_result", "verify_then_answer"]
+__all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "OcspPolicy", "OpensslError",
+           "ServerContext", "conf_commands",
+           "curves", "session_cache", "use_engine", "verified_chain", "verify_result",
+           "verify_then_answer"]

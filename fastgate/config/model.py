@@ -779,6 +779,12 @@ class Settings:
     ssl_trusted_certificate: str | None = None
     ssl_verify_depth: int = 1
     ssl_crl: str | None = None
+    # a verified client certificate's status asked of an OCSP responder: "off", "on"
+    # (each certificate of the chain but the root) or "leaf"; the responder (""; the
+    # certificate's own), whether answers are kept until their nextUpdate
+    ssl_ocsp: str = "off"
+    ssl_ocsp_responder: str = ""
+    ssl_ocsp_cache: bool = False
     ssl_password_file: tuple[str, ...] | None = None  # the passphrases, tried in order
     ssl_on: bool = False  # the deprecated "ssl on": every listen of the server is ssl
     http2: bool = False  # "http2 on" (nginx 1.25.1+): every listen of the server is http2

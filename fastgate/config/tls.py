@@ -42,10 +42,11 @@ def _reason(e: Exception) -> str:
 
 
 def _context(side: ssl._SSLMethod, prefix: str, protocols: tuple[str, ...],
-             ciphers: str | None) -> ssl.SSLContext:
+             ciphers: str | None, kind: type[ssl.SSLContext] = ssl.SSLContext
+             ) -> ssl.SSLContext:
     """A context with its protocol range and cipher list (``prefix``: whose directives,
     "ssl_" or "proxy_ssl_", a refusal names)."""
-    ctx = ssl.SSLContext(side)
+    ctx = kind(side)
     enabled = [VERSIONS[p] for p in protocols if p in VERSIONS]
     if not enabled:
         raise TlsError(f"{prefix}protocols", f"{prefix}protocols enables no protocol this "
@@ -70,7 +71,8 @@ def server_context(s: Settings) -> ssl.SSLContext:
         missing = s.ssl_certificate[len(s.ssl_certificate_key)]
         raise TlsError("ssl_certificate", f'no "ssl_certificate_key" is defined for '
                                           f'certificate "{missing}"')
-    ctx = _context(ssl.PROTOCOL_TLS_SERVER, "ssl_", s.ssl_protocols, s.ssl_ciphers)
+    ctx = _context(ssl.PROTOCOL_TLS_SERVER, "ssl_", s.ssl_protocols, s.ssl_ciphers,
+                   openssl.ServerContext)
     if s.ssl_prefer_server_ciphers is True:
         ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     elif s.ssl_prefer_server_ciphers is False:
@@ -129,6 +131,16 @@ def _client_certificates(ctx: ssl.SSLContext, s: Settings) -> None:
     if s.ssl_crl is not None:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
     _openssl("ssl_verify_client", openssl.verify_then_answer, ctx, s.ssl_verify_depth)
+    if s.ssl_ocsp != "off":
+        assert isinstance(ctx, openssl.ServerContext)
+        ctx.ocsp = _ocsp_policy(s)
+
+
+def _ocsp_policy(s: Settings) -> openssl.OcspPolicy:
+    if s.ssl_verify_client == "optional_no_ca":
+        raise TlsError("ssl_ocsp", '"ssl_ocsp" is incompatible with "ssl_verify_client '
+                                   'optional_no_ca"')
+    return openssl.OcspPolicy(s.ssl_ocsp == "leaf", s.ssl_ocsp_responder, s.ssl_ocsp_cache)
 
 
 # the settings of a module's upstream TLS (``MODULE_ssl_FIELD``), UpstreamTls's fields

@@ -5,8 +5,8 @@ values; it never sees the worker, the configuration or the proxy.
 - ``RequestHandler``: one per listening address; receives each parsed request head, and
   the requests the HTTP layer refuses itself (so they are answered and logged as nginx
   does), and the crashes nothing nearer caught.
-- ``ConnectionObserver``: one per worker; admits and counts connections and knows
-  whether the worker is stopping.
+- ``ConnectionObserver``: one per worker; admits and counts connections, knows
+  whether the worker is stopping, and asks client certificates' OCSP status.
 - ``ConnectionPolicy``: the limits a connection keeps (the address's default server's
   settings satisfy it).
 - ``ClientSide``: what the handler may use of the connection a request came on — facts
@@ -18,12 +18,14 @@ values; it never sees the worker, the configuration or the proxy.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, TypeVar
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
 
 from fastgate._wire import ConnectionInfo
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.exchange import Exchange
 from fastgate.http.flow import BodyBuffer
+from fastgate.openssl import OcspPolicy
 
 # the connection type (``fastgate.http.server.ClientConnection``), a parameter so that
 # this contract does not import the module that uses it
@@ -65,6 +67,12 @@ class ConnectionObserver(Protocol[C]):
 
     def idle(self, delta: int) -> None:
         """Connections between requests went up or down by ``delta``."""
+
+    def certificate_status(self, conn: C, policy: OcspPolicy, chain: list[bytes]
+                           ) -> Coroutine[Any, Any, str]:
+        """``ssl_ocsp``: the status of the verified client certificate (``chain``: the
+        chain it was verified with, DER, itself first) — "" when
+        good, else nginx's words for what is wrong (a failure to ask is logged)."""
 
 
 class ConnectionPolicy(Protocol):

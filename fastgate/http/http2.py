@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from fastgate.http.server import LINGERING_TIME, ClientConnection
+from fastgate.openssl import OcspPolicy
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -381,6 +383,11 @@ class Http2Connection(asyncio.Protocol):
 
     def idle(self, delta: int) -> None:
         pass
+
+    def certificate_status(self, conn: ClientConnection, policy: OcspPolicy,
+                           chain: list[bytes]) -> Coroutine[Any, Any, str]:
+        # (a stream's certificate is its connection's, checked there: never asked)
+        return self.outer.observer.certificate_status(self.outer, policy, chain)
 
     # --- frames in ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from fastgate.http.exchange import Exchange
 from fastgate.http.flow import BodyBuffer, WriteGate
 from fastgate.http.handler import ConnectionObserver, ConnectionPolicy, RequestHandler
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
+from fastgate.openssl import OcspPolicy
 
 LINGERING_TIME = 5.0
 
@@ -46,10 +47,10 @@ def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int, str] | None:
 class ClientConnection(asyncio.Protocol):
     # slotted: an idle keep-alive connection is mostly this object (no per-instance
     # dict), and its attributes are read on every request
-    __slots__ = ("_born", "_dispatching", "_given_header", "_got_bytes", "_h2", "_held_back",
-                 "_http2", "_last", "_lingering", "_loop", "_lost", "_next_on_drain",
-                 "_peer_eof", "_protocol", "_proxy_header", "_settings", "_starting_next",
-                 "_tunnel", "body",
+    __slots__ = ("_born", "_certificate", "_dispatching", "_given_header", "_got_bytes",
+                 "_h2", "_held_back", "_http2", "_last", "_lingering", "_loop", "_lost",
+                 "_next_on_drain", "_ocsp", "_peer_eof", "_protocol", "_proxy_header",
+                 "_settings", "_starting_next", "_tunnel", "body",
                  "closed", "connection_id", "deadline", "engine", "engine_name",
                  "exchange", "gate", "handler", "idle", "info", "observer", "pipelined",
                  "remote_addr", "remote_port", "requests", "scheme", "server_addr",
@@ -59,14 +60,16 @@ class ClientConnection(asyncio.Protocol):
                  observer: ConnectionObserver[ClientConnection], policy: ConnectionPolicy,
                  engine: str, tls: bool, port: int, proxy_protocol: bool = False,
                  http2: Callable[[ClientConnection], Any] | None = None,
-                 protocol: str = "") -> None:
+                 protocol: str = "",
+                 certificate: tuple[bytes, int, str] | None = None) -> None:
         """``handler`` serves this listening address's requests, ``observer`` is the
         worker's view of its connections, ``policy`` the address's limits; ``engine``
         names the HTTP/1.1 engine; ``tls``, ``port`` and ``proxy_protocol`` (a PROXY
         protocol header comes first) describe the listener. ``http2`` makes the
         connection that takes over when the client speaks HTTP/2 (``listen ... http2``);
         ``protocol`` is "h2"/"h2c" for the connection of one HTTP/2 stream
-        (``fastgate.http.http2``)."""
+        (``fastgate.http.http2``), and ``certificate`` then its connection's client
+        certificate, as checked there."""
         self.handler = handler
         self.observer = observer
         self.engine_name = engine
@@ -111,6 +114,8 @@ class ClientConnection(asyncio.Protocol):
         self._http2 = http2
         self._h2: Any = None  # the HTTP/2 connection that took this one over
         self._protocol = protocol
+        self._certificate = certificate
+        self._ocsp: asyncio.Task[str] | None = None  # the certificate's status, asked
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -125,12 +130,13 @@ class ClientConnection(asyncio.Protocol):
         self.remote_addr, self.remote_port = str(peer[0]), int(peer[1]) if len(peer) > 1 else 0
         self.server_addr, self.server_port = str(sock[0]), int(sock[1]) if len(sock) > 1 else 0
         tls = transport.get_extra_info("ssl_object")
+        certificate = self._certificate
+        if tls is not None and not self._protocol:
+            certificate = client_certificate(tls)
         self.info = ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
                                    self.server_addr, self.server_port, self.connection_id,
                                    (tls.version() or "") if tls is not None else "",
-                                   self._given_header,
-                                   client_certificate(tls) if tls is not None else None,
-                                   self._protocol)
+                                   self._given_header, certificate, self._protocol)
         raw = transport.get_extra_info("socket")
         if raw is not None:
             try:
@@ -144,9 +150,48 @@ class ClientConnection(asyncio.Protocol):
         self._arm(self._settings.client_header_timeout)
         self.observer.opened(self)
         self.observer.idle(1)
+        policy = getattr(tls.context, "ocsp", None) if tls is not None else None
+        if policy is not None and certificate is not None and certificate[1] == 0:
+            self._ask_status(policy, certificate)
+            return
+        self._begin(tls)
+
+    def _begin(self, tls: ssl.SSLObject | None) -> None:
+        """The connection's bytes are read from here: as HTTP/2 when ALPN chose it."""
         if (self._http2 is not None and tls is not None
                 and tls.selected_alpn_protocol() == "h2"):
             self.speak_http2(b"")
+
+    def _ask_status(self, policy: OcspPolicy, certificate: tuple[bytes, int, str]) -> None:
+        """``ssl_ocsp``: nothing is read until the certificate's status is known (the
+        wait is bounded by client_header_timeout, as the head it holds back); a status
+        other than good makes the certificate a failed one (``FAILED:`` and 495)."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+        tls = self.transport.get_extra_info("ssl_object")
+        self._ocsp = self._loop.create_task(self.observer.certificate_status(
+            self, policy, openssl.verified_chain(tls)))
+
+        def done(task: asyncio.Task[str]) -> None:
+            self._ocsp = None
+            if self.closed or task.cancelled():
+                return
+            try:
+                words = task.result()
+            except Exception as e:  # a bug: it costs this connection only
+                self._crashed(e)
+                return
+            if words and self.info is not None:
+                i = self.info
+                self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port,
+                                           i.server_addr, i.server_port, i.connection_id,
+                                           i.ssl_protocol, i.proxy_protocol,
+                                           (certificate[0], -1, words), i.http2)
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._begin(self.transport.get_extra_info("ssl_object"))
+
+        self._ocsp.add_done_callback(done)
 
     def speak_http2(self, data: bytes) -> None:
         """The client speaks HTTP/2 (chosen by ALPN, or begun with its preface): the
@@ -169,7 +214,9 @@ class ClientConnection(asyncio.Protocol):
         """The connection one HTTP/2 stream of this one is served on: the same
         address's handler, limits and engine; ``observer`` is the HTTP/2 connection."""
         conn = ClientConnection(self.handler, observer, self._settings, self.engine_name,
-                                self.scheme == "https", self.server_port, protocol=protocol)
+                                self.scheme == "https", self.server_port, protocol=protocol,
+                                certificate=self.info.client_certificate
+                                if self.info is not None else None)
         if self.info is not None and self.info.proxy_protocol is not None:
             conn.header_given(self.info.proxy_protocol)
         return conn
@@ -281,6 +328,8 @@ class ClientConnection(asyncio.Protocol):
             self._lost.set_result(None)
         if self._tunnel is not None:
             self._tunnel.close()
+        if self._ocsp is not None:
+            self._ocsp.cancel()
         self.observer.closed(self)
 
     def pause_writing(self) -> None:

@@ -9,15 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import ssl
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import h11
-
-from fastgate.errors import FastgateError, KeyLoadError
+from fastgate.errors import KeyLoadError
+from fastgate.http.fetch import Fetch, FetchError, http_get
 from fastgate.jwt import Key, keys_from_jwks
 
 if TYPE_CHECKING:
@@ -30,65 +26,7 @@ DEFAULT_INTERVAL = 300.0
 MIN_INTERVAL = 30.0  # bounds on what Cache-Control may ask for
 MAX_INTERVAL = 86400.0
 EARLY_REFRESH_EVERY = 30.0
-FETCH_TIMEOUT = 10.0
-MAX_BODY = 1 << 20
 RETRY_FIRST = 1.0  # after a failure: 1 s, 2 s, 4 s... up to the interval
-
-
-class FetchError(FastgateError):
-    pass
-
-
-# a key set's fetch: (status, headers with lower-case names, body)
-Fetch = Callable[[], Awaitable[tuple[int, dict[str, str], bytes]]]
-
-
-async def http_get(url: str, timeout: float = FETCH_TIMEOUT) -> tuple[int, dict[str, str], bytes]:
-    """A small GET (http or https), bounded in time and size."""
-    parts = urlsplit(url)
-    https = parts.scheme == "https"
-    host = parts.hostname or ""
-    port = parts.port or (443 if https else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    ctx = ssl.create_default_context() if https else None
-
-    async def go() -> tuple[int, dict[str, str], bytes]:
-        reader, writer = await asyncio.open_connection(host, port, ssl=ctx,
-                                                       server_hostname=host if https else None)
-        try:
-            conn = h11.Connection(h11.CLIENT)
-            authority = parts.netloc.rsplit("@", 1)[-1]
-            writer.write(conn.send(h11.Request(method="GET", target=target, headers=[
-                ("host", authority), ("accept", "application/json"),
-                ("user-agent", "fastgate"), ("connection", "close")])))
-            writer.write(conn.send(h11.EndOfMessage()))
-            await writer.drain()
-            status, headers, body = 0, {}, bytearray()
-            while True:
-                ev = conn.next_event()
-                if ev is h11.NEED_DATA:
-                    conn.receive_data(await reader.read(65536))
-                    continue
-                if isinstance(ev, h11.Response):
-                    status = ev.status_code
-                    headers = {k.decode().lower(): v.decode("latin-1") for k, v in ev.headers}
-                elif isinstance(ev, h11.Data):
-                    body += ev.data
-                    if len(body) > MAX_BODY:
-                        raise FetchError("response larger than 1 MiB")
-                elif isinstance(ev, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    return status, headers, bytes(body)
-        finally:
-            writer.close()
-
-    try:
-        return await asyncio.wait_for(go(), timeout)
-    except TimeoutError:
-        raise FetchError(f"timed out after {timeout:g} s") from None
-    except h11.RemoteProtocolError as e:
-        raise FetchError(f"invalid HTTP response: {e}") from None
-    except (OSError, ssl.SSLError) as e:
-        raise FetchError(str(e) or type(e).__name__) from None
 
 
 def max_age(headers: dict[str, str]) -> float | None:

@@ -17,8 +17,11 @@ from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import resolve
 from fastgate.http.handler import ClientSide
 from fastgate.http.http2 import Http2Connection, Http2Limits, Preface
+from fastgate.http.ocsp import FAILED as OCSP_FAILED
+from fastgate.http.ocsp import OcspChecker, OcspError
 from fastgate.http.server import ClientConnection
 from fastgate.http.uri import parse_target
+from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
 from fastgate.ops.cluster_limits import LimitSync
 from fastgate.ops.jwks import remote_sources
@@ -121,6 +124,8 @@ class Worker:
                         if config.cluster is not None else None)
         self.phases = Phases(self)
         self.connections: set[ClientConnection] = set()
+        # ssl_ocsp: each policy's checker, with the answers it keeps (ssl_ocsp_cache)
+        self.ocsp: dict[OcspPolicy, OcspChecker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.exchanges: set[Any] = set()  # callback exchanges in flight (their deadlines)
         self._clock: asyncio.TimerHandle | None = None
@@ -228,6 +233,17 @@ class Worker:
         if conn in self.connections:
             self.connections.discard(conn)
             self.stats.connection(-1)
+
+    async def certificate_status(self, conn: ClientConnection, policy: OcspPolicy,
+                                 chain: list[bytes]) -> str:
+        checker = self.ocsp.get(policy)
+        if checker is None:
+            checker = self.ocsp[policy] = OcspChecker(policy)
+        try:
+            return await checker.status(chain)
+        except OcspError as e:
+            self.log.error(f"{e} while requesting certificate status", conn)
+            return OCSP_FAILED
 
 
     # --- requests ---------------------------------------------------------------------------

@@ -136,8 +136,10 @@ class Phases:
             return 496
         _, code, words = cert
         if code and not (s.ssl_verify_client == "optional_no_ca" and code in NO_CA_ERRORS):
-            self.w.log.info(f"client SSL certificate verify error: ({code}:{words}) while "
-                            "reading client request headers", conn, req)
+            # (-1: its OCSP status, ssl_ocsp, which has words and no number)
+            why = words if code == -1 else f"({code}:{words})"
+            self.w.log.info(f"client SSL certificate verify error: {why} while reading "
+                            "client request headers", conn, req)
             return 495
         return 0
 

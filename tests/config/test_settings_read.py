@@ -55,6 +55,10 @@ BUILT_FROM = {
     ("UserFile", "base"): "config/model.py",  # UserFile.resolve, per request
     ("Settings", "ssl_trusted_certificate"): "config/tls.py",
     ("Settings", "ssl_crl"): "config/tls.py",
+    # the context's OCSP policy, which each connection's check reads (http/ocsp.py)
+    ("Settings", "ssl_ocsp"): "config/tls.py",
+    ("Settings", "ssl_ocsp_responder"): "config/tls.py",
+    ("Settings", "ssl_ocsp_cache"): "config/tls.py",
     # an https:// proxy_pass's TLS settings, and the context built from them
     ("Settings", "proxy_ssl_server_name"): "config/tls.py",
     ("Settings", "proxy_ssl_verify"): "config/merge.py",

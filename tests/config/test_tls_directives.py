@@ -378,3 +378,42 @@ def test_a_rejecting_default_server_beside_one_that_checks_client_certificates(
       server {{ listen 127.0.0.1:8443 ssl; server_name b; {pair}
                 ssl_verify_client on; ssl_client_certificate {crt}; }} }}""")
     assert load_config(str(path)).servers[1].settings.ssl_verify_client == "on"
+
+
+def test_ocsp_at_load(tmp_path: Path) -> None:
+    pair = _pair(tmp_path)
+    crt = tmp_path / "cert.pem"
+    verify = f"{pair} ssl_verify_client on; ssl_client_certificate {crt};"
+    cfg = _load(tmp_path, f"{verify} ssl_ocsp leaf; ssl_ocsp_responder http://127.0.0.1:9/o;"
+                          " ssl_ocsp_cache shared:OCSP:1m;")
+    policy = server_context(cfg.servers[0].settings).ocsp  # type: ignore[attr-defined]
+    assert (policy.leaf_only, policy.responder, policy.cache) == (
+        True, "http://127.0.0.1:9/o", True)
+    assert cfg.warnings == (f'[warn] an "ssl_ocsp_cache" is kept by each worker: '
+                            "fastgate's workers share no OCSP cache; each keeps the answers "
+                            f"it got in {tmp_path}/t.conf:4",)
+    policy = server_context(_load(tmp_path, f"{verify} ssl_ocsp on;").servers[0].settings
+                            ).ocsp  # type: ignore[attr-defined]
+    assert (policy.leaf_only, policy.responder, policy.cache) == (False, "", False)
+    # off, or no certificate asked for: no check
+    assert server_context(_load(tmp_path, f"{verify} ssl_ocsp off;").servers[0].settings
+                          ).ocsp is None  # type: ignore[attr-defined]
+    assert server_context(_load(tmp_path, f"{pair} ssl_ocsp on;").servers[0].settings
+                          ).ocsp is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("directive", "message"), [
+    ("ssl_ocsp maybe;", 'invalid value "maybe" in "ssl_ocsp" directive, it must be "on", '
+                        '"off" or "leaf"'),
+    ("ssl_ocsp_responder https://ocsp.example/;",
+     'invalid URL prefix in OCSP responder "https://ocsp.example/" in "ssl_ocsp_responder"'),
+    ("ssl_ocsp_responder http://;", 'invalid URL prefix in OCSP responder "http://"'),
+    ("ssl_ocsp_responder http://no-such-host.invalid/;",
+     'host not found in OCSP responder "no-such-host.invalid/" in "ssl_ocsp_responder"'),
+    ("ssl_ocsp_responder http://127.0.0.1:99999/;", 'invalid port in OCSP responder'),
+    ("ssl_ocsp_cache builtin;", 'invalid value "builtin"'),
+    ("ssl_ocsp_cache shared:one:lots;", '"ssl_ocsp_cache" directive invalid value'),
+])
+def test_ocsp_refusals(tmp_path: Path, directive: str, message: str) -> None:
+    msg = _error(tmp_path, f"{_pair(tmp_path)}\n{directive}")
+    assert message in msg and msg.endswith(f"{tmp_path}/t.conf:5")

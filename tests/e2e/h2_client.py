@@ -33,16 +33,18 @@ class Answer:
 class H2Client:
     def __init__(self, port: int, tls: bool = False, timeout: float = 10.0,
                  validate: bool = True, settings: dict[int, int] | None = None,
-                 before: bytes = b"") -> None:
-        """``before``: bytes sent first, before the TLS handshake (a PROXY header)."""
+                 before: bytes = b"", context: ssl.SSLContext | None = None) -> None:
+        """``before``: bytes sent first, before the TLS handshake (a PROXY header);
+        ``context``: the client's own TLS context (it offers h2 by ALPN)."""
         sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if before:
             sock.sendall(before)
         if tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            ctx.set_alpn_protocols(["h2"])
+            ctx = context or ssl.create_default_context()
+            if context is None:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                ctx.set_alpn_protocols(["h2"])
             sock = ctx.wrap_socket(sock, server_hostname="localhost")
             assert sock.selected_alpn_protocol() == "h2", sock.selected_alpn_protocol()
         self.sock = sock

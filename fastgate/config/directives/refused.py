@@ -10,9 +10,6 @@ that every directive of nginx 1.22's core, event and HTTP modules is one of the 
 
 from __future__ import annotations
 
-CLIENT_CERTS = ("fastgate checks client certificates against their CAs and CRLs only: "
-                "it asks no OCSP responder")
-
 # by the start of the name: (nginx's module, why)
 PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("perl", "ngx_http_perl_module", "embedded scripting is not in fastgate: extend it in "
@@ -24,9 +21,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "stream": ("ngx_stream_module", "fastgate is an HTTP gateway: it proxies no TCP or UDP "
                "streams"),
     "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
-    "ssl_ocsp": ("ngx_http_ssl_module", CLIENT_CERTS),
-    "ssl_ocsp_responder": ("ngx_http_ssl_module", CLIENT_CERTS),
-    "ssl_ocsp_cache": ("ngx_http_ssl_module", CLIENT_CERTS),
 }
 
 

@@ -1,5 +1,6 @@
 """nginx's SSL module (``ngx_http_ssl_module``): certificates and keys, protocols,
-ciphers, curves, DH parameters, passphrases, tickets, client certificates. Each maps
+ciphers, curves, DH parameters, passphrases, tickets, client certificates and their
+OCSP status. Each maps
 onto Python's ``ssl`` (``fastgate.config.tls`` builds the context); what Python's
 ``ssl`` cannot express is accepted with one ``[warn]`` that says what is not done.
 
@@ -9,6 +10,8 @@ directive's FILE:LINE, as ``nginx -t`` does."""
 from __future__ import annotations
 
 import re
+import socket
+from urllib.parse import urlsplit
 
 from fastgate import openssl
 from fastgate.config.context import HS, MAIN, Context, Level, Spec
@@ -120,6 +123,53 @@ def ssl_verify_client(ld: Context, d: Directive) -> str:
     return value
 
 
+def ssl_ocsp(ld: Context, d: Directive) -> str:
+    value = d.args[0]
+    if value not in ("on", "off", "leaf"):
+        raise d.error(f'invalid value "{value}" in "ssl_ocsp" directive, it must be "on", '
+                      '"off" or "leaf"')
+    return value
+
+
+def ssl_ocsp_responder(ld: Context, d: Directive) -> str:
+    """nginx's checks at load: an http:// URL (OCSP is asked in clear, its answers are
+    signed), with a host that resolves."""
+    url = d.args[0]
+    if url[:7].lower() != "http://" or len(url) <= 7:
+        raise d.error(f'invalid URL prefix in OCSP responder "{url}" in "ssl_ocsp_responder"')
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port or 80
+    except ValueError:
+        raise d.error(f'invalid port in OCSP responder "{url[7:]}" in '
+                      '"ssl_ocsp_responder"') from None
+    if not host:
+        raise d.error(f'no host in OCSP responder "{url[7:]}" in "ssl_ocsp_responder"')
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise d.error(f'host not found in OCSP responder "{url[7:]}" in '
+                      '"ssl_ocsp_responder"') from None
+    return url
+
+
+def ssl_ocsp_cache(ld: Context, lvl: Level, d: Directive) -> None:
+    """``off`` or ``[shared:]NAME:SIZE`` (nginx's form): answers are kept until their
+    nextUpdate (an hour without one), by each worker."""
+    lvl.once(d)
+    value = d.args[0]
+    if value == "off":
+        lvl.fields["ssl_ocsp_cache"] = False
+        return
+    m = re.fullmatch(r"(?:shared:)?([^:]+):(\S+)", value)
+    if m is None:
+        raise d.error(f'invalid value "{value}"')
+    parse_size(d, m.group(2))
+    ld.warn_once('an "ssl_ocsp_cache" is kept by each worker',
+                 "fastgate's workers share no OCSP cache; each keeps the answers it got", d)
+    lvl.fields["ssl_ocsp_cache"] = True
+
+
 def ssl_on(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     on = flag_arg(ld, d)
@@ -153,6 +203,9 @@ SPECS = [
                                                      readable_file)),
     Spec("ssl_verify_depth", HS, 1, 1, setting("ssl_verify_depth", number_arg)),
     Spec("ssl_crl", HS, 1, 1, setting("ssl_crl", readable_file)),
+    Spec("ssl_ocsp", HS, 1, 1, setting("ssl_ocsp", ssl_ocsp)),
+    Spec("ssl_ocsp_responder", HS, 1, 1, setting("ssl_ocsp_responder", ssl_ocsp_responder)),
+    Spec("ssl_ocsp_cache", HS, 1, 1, ssl_ocsp_cache),
     Spec("ssl_stapling", HS, 1, 1, off_is_ours(NO_STAPLING)),
     Spec("ssl_stapling_verify", HS, 1, 1, off_is_ours(NO_STAPLING)),
     Spec("ssl_stapling_file", HS, 1, 1, ignored(NO_STAPLING)),
