@@ -42,7 +42,11 @@ $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"
 	$(VPY) setup.py -q build_ext --inplace
 
+# the package's bytecode written once here: the environment may set
+# PYTHONDONTWRITEBYTECODE, and then every start would compile every module again
+# (0.45 s to a listening socket instead of 0.28)
 build: $(CORE_SO)
+	@$(VPY) -m compileall -q fastgate >/dev/null
 
 # ruff (pyproject's rules) and mypy --strict over the package, its C modules' .pyi included
 lint: $(STAMP)

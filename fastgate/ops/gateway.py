@@ -157,11 +157,16 @@ class Gateway:
     async def _serve(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()
         servers: list[asyncio.AbstractServer] = []
-        for listen in worker.listens():
+        listens = worker.listens()
+        # every address bound before any serves, as nginx opens all its listening
+        # sockets first: once one answers, all do
+        for listen in listens:
             key = (listen.host, listen.port, listen.reuseport)
-            sock = self.sockets.get(key)
-            if sock is None:
-                sock = self.sockets[key] = bind(listen)
+            if key not in self.sockets:
+                self.sockets[key] = bind(listen)
+        for listen in listens:
+            key = (listen.host, listen.port, listen.reuseport)
+            sock = self.sockets[key]
             ctx = (self.contexts.get(key) or tls_context(worker.config, listen)
                    if listen.ssl else None)
             after_header = ctx is not None and listen.proxy_protocol

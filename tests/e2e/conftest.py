@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -31,6 +32,9 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:
         c.close()
+
+
+LISTEN_PORT = re.compile(r"\blisten\s+127\.0\.0\.1:(\d+)")
 
 
 def free_port() -> int:
@@ -99,7 +103,10 @@ class Gateway:
             [sys.executable, "-m", "fastgate", "-c", str(self.conf), *(extra_args or [])],
             stdout=subprocess.DEVNULL, stderr=self._err)
         if wait:
-            wait_port(port, self.proc)
+            # every loopback address the configuration names, not only the first: a
+            # test may speak to any of them at once
+            for p in dict.fromkeys([port, *map(int, LISTEN_PORT.findall(config))]):
+                wait_port(p, self.proc)
 
     @property
     def stderr(self) -> str:
