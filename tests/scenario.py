@@ -29,6 +29,8 @@ class Sink:
         self.out: list[bytes] = []
         self.aborted = False
         self.closed = False
+        self.paused = False  # reading paused (back-pressure)
+        self.eof_written = False  # shut for writing (a lingering close)
 
     def write(self, data: bytes) -> None:
         self.out.append(data)
@@ -41,10 +43,10 @@ class Sink:
             name, default)
 
     def pause_reading(self) -> None:
-        pass
+        self.paused = True
 
     def resume_reading(self) -> None:
-        pass
+        self.paused = False
 
     def is_closing(self) -> bool:
         return self.closed or self.aborted
@@ -59,7 +61,7 @@ class Sink:
         return True
 
     def write_eof(self) -> None:
-        pass
+        self.eof_written = True
 
 
 class Scenario:

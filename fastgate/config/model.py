@@ -750,6 +750,12 @@ class Settings:
     keepalive_timeout: float = 75.0
     keepalive_requests: int = 1000
     keepalive_time: float = 3600.0  # a keep-alive connection's whole life
+    # reading what a client still sends, either a request body nothing read (discarded:
+    # the connection then carries on) or past a close: at most lingering_time in all,
+    # lingering_timeout between reads; lingering_close on, off or always
+    lingering_close: str = "on"
+    lingering_time: float = 30.0
+    lingering_timeout: float = 5.0
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     # header names outside [A-Za-z0-9-] never reach a variable or the backend
     underscores_in_headers: bool = False

@@ -91,6 +91,13 @@ class ServerEngine(Protocol):
         """Whether the connection may carry another request after this response."""
 
     @property
+    def discarding(self) -> bool:
+        """The response is complete and kept the connection, but the request's body has
+        not been read to its end: the rest of it is to be read and dropped (nginx's
+        discarded body), then the connection carries the next request (``on_end``
+        says when)."""
+
+    @property
     def backlogged(self) -> bool:
         """The engine holds bytes of a request after the current one: the connection
         stops reading until ``start_next`` (pipelining is bounded by one read)."""

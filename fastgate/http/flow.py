@@ -32,7 +32,7 @@ class BodyBuffer:
     """
 
     __slots__ = ("_chunks", "_size", "_done", "_error", "_waiter", "_pause", "_resume",
-                 "_paused")
+                 "_paused", "_dropping")
 
     def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         self._chunks: deque[bytes] = deque()
@@ -43,9 +43,10 @@ class BodyBuffer:
         self._pause = pause
         self._resume = resume
         self._paused = False
+        self._dropping = False
 
     def push(self, data: bytes) -> None:
-        if not data:
+        if not data or self._dropping:
             return
         self._chunks.append(data)
         self._size += len(data)
@@ -62,6 +63,17 @@ class BodyBuffer:
         if not self._done:
             self._error = error
         self._wake()
+
+    def discard(self) -> None:
+        """Nobody will read the rest: what is buffered and what still comes is dropped,
+        and the transport reads on (a reader left behind would fail)."""
+        self._dropping = True
+        self._chunks.clear()
+        self._size = 0
+        self.fail(StreamClosed("the request body was discarded"))
+        if self._paused:
+            self._paused = False
+            self._resume()
 
     @property
     def done(self) -> bool:

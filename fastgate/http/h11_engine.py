@@ -67,7 +67,6 @@ class H11Server:
         self._eof = False  # the client has closed its side
         self._close = False  # the next response says Connection: close
         self._chunked = False  # the response being sent is chunked (trailers can follow)
-        self._body_coming = False  # the request has a body not yet read to its end
 
     def feed(self, data: bytes) -> None:
         if self._failed:
@@ -120,7 +119,6 @@ class H11Server:
                     return
                 h.on_request(self._head(ev, raw))  # type: ignore[arg-type]
             elif t is h11.EndOfMessage:
-                self._body_coming = False
                 self._in_head = len(conn._receive_buffer) > 0
                 h.on_end()
                 return  # nothing more until start_next(), as the interface promises
@@ -190,7 +188,6 @@ class H11Server:
     def _head(self, ev: h11.Request, headers: Headers) -> RequestHead:
         version = bytes(ev.http_version)
         framing, _, keep_alive, upgrade = _scan(version, headers)
-        self._body_coming = framing != 0
         return RequestHead(
             method=bytes(ev.method),
             target=bytes(ev.target),
@@ -239,9 +236,7 @@ class H11Server:
                   content_length: int | None, head_only: bool = False) -> bytes:
         if content_length is not None and status not in _NO_BODY_STATUS:
             headers = [*headers, (b"content-length", str(content_length).encode())]
-        if self._close or self._body_coming:
-            # (answered before the request's body was read, the connection ends after
-            # this response, as the httptools engine says too: the client is told)
+        if self._close:
             headers = [*headers, (b"connection", b"close")]  # h11 then closes after it
         # h11 frames a body of unknown length chunked for an HTTP/1.1 client
         self._chunked = (content_length is None and not head_only
@@ -279,6 +274,12 @@ class H11Server:
     def keep_alive(self) -> bool:
         conn = self._conn
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    @property
+    def discarding(self) -> bool:
+        conn = self._conn
+        return (not self._close and not self._failed and conn.our_state is h11.DONE
+                and conn.their_state is h11.SEND_BODY)
 
     @property
     def backlogged(self) -> bool:

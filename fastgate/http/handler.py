@@ -91,6 +91,15 @@ class ConnectionPolicy(Protocol):
     @property
     def keepalive_time(self) -> float: ...
 
+    @property
+    def lingering_close(self) -> str: ...
+
+    @property
+    def lingering_time(self) -> float: ...
+
+    @property
+    def lingering_timeout(self) -> float: ...
+
 
 class ClientSide(Protocol):
     # facts about the connection (its addresses as accepted; ``info`` once known)

@@ -35,10 +35,13 @@ import h11
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from fastgate.http.server import LINGERING_TIME, ClientConnection
+from fastgate.http.server import ClientConnection
 from fastgate.openssl import OcspPolicy
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# how long what the client sends after our GOAWAY is read and dropped (nginx's
+# lingering_timeout default)
+LINGERING_TIME = 5.0
 
 # fields HTTP/2 does not carry (RFC 9113 8.2.2): dropped from the answers
 _CONNECTION_FIELDS = frozenset({b"connection", b"keep-alive", b"proxy-connection",

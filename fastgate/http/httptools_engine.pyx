@@ -468,8 +468,6 @@ cdef class HttptoolsServer:
                     out.append(b"transfer-encoding: chunked\r\n")
                 else:
                     self._keep_alive = False  # close-delimited
-        if self._body_expected and not self._request_ended:
-            self._keep_alive = False  # answered before the body was read: it ends here
         if not self._keep_alive:
             out.append(b"connection: close\r\n")
         elif self._version == b"1.0":
@@ -503,6 +501,11 @@ cdef class HttptoolsServer:
     @property
     def keep_alive(self):
         return self._keeps_alive()
+
+    @property
+    def discarding(self):
+        return (self._keep_alive and not self._current_failed and self._active
+                and not self._request_ended and self._response_done and not self._upgraded)
 
     cdef inline bint _keeps_alive(self):
         # a parse error further on (a pipelined request) does not end this exchange: it

@@ -27,8 +27,6 @@ from fastgate.http.handler import ConnectionObserver, ConnectionPolicy, RequestH
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.openssl import OcspPolicy
 
-LINGERING_TIME = 5.0
-
 
 class ClientGone(FastgateError):
     pass
@@ -48,7 +46,8 @@ class ClientConnection(asyncio.Protocol):
     # slotted: an idle keep-alive connection is mostly this object (no per-instance
     # dict), and its attributes are read on every request
     __slots__ = ("_born", "_certificate", "_dispatching", "_given_header", "_got_bytes",
-                 "_h2", "_held_back", "_http2", "_last", "_lingering", "_loop", "_lost",
+                 "_discarding", "_h2", "_held_back", "_http2", "_last", "_linger_until",
+                 "_lingering", "_loop", "_lost",
                  "_next_on_drain", "_ocsp", "_peer_eof", "_protocol", "_proxy_header",
                  "_settings", "_starting_next", "_tunnel", "body",
                  "closed", "connection_id", "deadline", "engine", "engine_name",
@@ -100,6 +99,10 @@ class ClientConnection(asyncio.Protocol):
         self._got_bytes = False
         self._born = 0.0  # when accepted: keepalive_time counts from here
         self._lingering = False
+        # the rest of an answered request's body is being read and dropped (nginx's
+        # discarded body); the connection then carries on
+        self._discarding = False
+        self._linger_until = 0.0  # lingering or discarding ends by then (lingering_time)
         self._peer_eof = False  # the client has closed its side
         self._tunnel: Any = None
         self._dispatching = False
@@ -232,7 +235,10 @@ class ClientConnection(asyncio.Protocol):
             self._tunnel.write(data)
             return
         if self._lingering:
+            self._linger_on()
             return
+        if self._discarding:
+            self._linger_on()
         self._got_bytes = True
         engine = self.engine
         try:
@@ -377,8 +383,17 @@ class ClientConnection(asyncio.Protocol):
     def on_end(self) -> None:
         if self.body is not None:
             self.body.finish()
+        if self._discarding:  # the discarded body has ended: the next request, if any
+            self._discarding = False
+            self._loop.call_soon(self._after_response)
 
     def on_error(self, error: ProtocolError) -> None:
+        if self._discarding:
+            # the rest of an answered request's body is malformed: nothing after it can
+            # be trusted to start a request, and nothing is owed (nginx closes)
+            self._discarding = False
+            self.close()
+            return
         if not self.idle:
             # the body of the request in progress is malformed: whoever reads it fails;
             # the engine parses no further, so the connection ends after this request
@@ -418,6 +433,10 @@ class ClientConnection(asyncio.Protocol):
         # after the client's EOF the engine still hands over the requests it already
         # holds (pipelined), then reports the end
         if self.closed or self._last or self.observer.stopping or not self.engine.keep_alive:
+            if (not (self.closed or self._last or self.observer.stopping)
+                    and not self._protocol and self.engine.discarding):
+                self._discard()
+                return
             self.finish()
             return
         self._got_bytes = False
@@ -438,6 +457,28 @@ class ClientConnection(asyncio.Protocol):
             self._held_back = False
             self.transport.resume_reading()
 
+    def _discard(self) -> None:
+        """The response went before the request's body was read (a refusal, a
+        ``return``): the rest of the body is read and dropped, as it comes, for at most
+        ``lingering_time`` (``lingering_timeout`` between reads), then the connection
+        carries the next request, as nginx's discarded body; one that does not end in
+        time closes it. The engine frames the body, so none of it is ever taken for a
+        request. (An HTTP/2 stream's connection ends with its stream instead.)"""
+        self._discarding = True
+        if self.body is not None:
+            self.body.discard()
+        self._linger_until = self._loop.time() + self._settings.lingering_time
+        self._linger_on()
+
+    def _linger_on(self) -> None:
+        """Bytes came while lingering or discarding: wait ``lingering_timeout`` more,
+        within ``lingering_time``."""
+        now = self._loop.time()
+        if now >= self._linger_until:
+            self.close()
+            return
+        self.deadline = min(now + self._settings.lingering_timeout, self._linger_until)
+
     def _arm(self, timeout: float) -> None:
         self.deadline = self._loop.time() + timeout
 
@@ -450,7 +491,7 @@ class ClientConnection(asyncio.Protocol):
         if self._h2 is not None:
             self._h2.expire()
             return
-        if self._lingering:
+        if self._lingering or self._discarding:
             self.close()
             return
         if not self.idle:
@@ -477,19 +518,22 @@ class ClientConnection(asyncio.Protocol):
 
     def finish(self) -> None:
         """Close after the last response; linger if the client may still be sending, so
-        that our response is not lost to a TCP reset (nginx's lingering close)."""
+        that our response is not lost to a TCP reset (nginx's lingering close:
+        ``lingering_close on``, or always, or never)."""
         self._disarm()
         if self.closed or self.transport is None or self._tunnel is not None:
             return
-        if (self.body is not None and not self.body.done and not self._peer_eof
-                and self.transport.can_write_eof()):
+        mode = self._settings.lingering_close
+        if (mode != "off" and not self._peer_eof and self.transport.can_write_eof()
+                and (mode == "always" or (self.body is not None and not self.body.done))):
             self._lingering = True
             try:
                 self.transport.write_eof()
             except (OSError, RuntimeError):
                 self.close()
                 return
-            self._arm(LINGERING_TIME)
+            self._linger_until = self._loop.time() + self._settings.lingering_time
+            self._linger_on()
             return
         self.close()
 

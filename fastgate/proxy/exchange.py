@@ -449,6 +449,31 @@ class UpstreamExchange:
                                           more)
             await self._tunnel(conn, req, loc, uconn, rhead)
             return _DONE
+        return await self._answer(conn, req, loc, peer, uconn, rhead, drop, rules, sender,
+                                  more)
+
+    async def relay_taken(self, conn: ClientSide, req: Request, loc: Location, peer: Peer,
+                          uconn: UpstreamConnection, rhead: ResponseHead,
+                          drop: tuple[bytes, ...], rules: RedirectRules,
+                          mark: int) -> Step:
+        """A response whose head the callback path read, handed over with its upstream
+        connection (``mark``: what that had received before the request): an
+        ``X-Accel-Limit-Rate`` paces it, which is this path's relay."""
+        try:
+            await self._answer(conn, req, loc, peer, uconn, rhead, drop, rules, None, False)
+        finally:
+            req.upstream_bytes_received = uconn.received - mark
+        return DONE
+
+    async def _answer(self, conn: ClientSide, req: Request, loc: Location, peer: Peer,
+                      uconn: UpstreamConnection, rhead: ResponseHead,
+                      drop: tuple[bytes, ...], rules: RedirectRules,
+                      sender: asyncio.Task[None] | None, more: bool) -> object:
+        """The upstream's response (its head ``rhead`` read and checked) to the client,
+        through whatever the location does to it; ``sender``: the task still sending
+        the client's body, if any."""
+        w = self.w
+        s = loc.settings
         sliced = None
         if s.slice and SLICE_KEY in req.memo and SUBREQUEST_KEY not in req.memo:
             # (a slice's subrequest answers as the upstream did: its main request checks)
@@ -639,6 +664,10 @@ class UpstreamExchange:
     async def _body_failed(self, conn: ClientSide, req: Request, loc: Location,
                            err: _BodyError) -> None:
         self.w.log.info(str(err), conn, req)
+        # a body that failed (too slow, malformed, too large) is not read past: the
+        # connection ends after the answer (nginx closes after these, and a timed-out
+        # body's request it ends without one)
+        conn.close_after_response()
         if err.status and not conn.closed:
             self.respond.respond_error(conn, req, loc, err.status)
         else:

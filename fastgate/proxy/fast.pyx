@@ -35,16 +35,26 @@ cdef object _TAKEN = TAKEN
 cdef frozenset _NOT_TRIED = frozenset()
 
 
-cdef inline bint _names_accel(list headers):
-    """An X-Accel-Redirect among the upstream's headers (lengths first: no lowering of
-    the usual ones)."""
+cdef enum:
+    _REDIRECT = 1  # X-Accel-Redirect
+    _RATE = 2  # X-Accel-Limit-Rate
+
+
+cdef inline int _x_accel(list headers):
+    """Which of X-Accel-Redirect and X-Accel-Limit-Rate are among the upstream's headers
+    (lengths first: no lowering of the usual ones)."""
     cdef tuple pair
     cdef bytes name
+    cdef int found = 0
+    cdef Py_ssize_t n
     for pair in headers:
         name = <bytes>pair[0]
-        if len(name) == 16 and name.lower() == b"x-accel-redirect":
-            return True
-    return False
+        n = len(name)
+        if n == 16 and name.lower() == b"x-accel-redirect":
+            found |= _REDIRECT
+        elif n == 18 and name.lower() == b"x-accel-limit-rate":
+            found |= _RATE
+    return found
 
 
 cdef inline double _monotonic():
@@ -109,6 +119,7 @@ cdef class FastExchange:
     cdef tuple rules  # proxy_redirect's
     cdef bint sent  # some of the response has been written to the client
     cdef object mark  # the upstream connection's byte count when this exchange began
+    cdef bint handed_over  # the upstream connection went to the task path mid-response
 
     def __init__(self, upstream, conn, req, loc, peer, uconn):
         self.upstream = upstream
@@ -129,6 +140,7 @@ cdef class FastExchange:
         self.deadline = 0.0
         self.finished = False
         self.sent = False
+        self.handed_over = False
         self.out = []
 
     cdef _send(self):
@@ -173,14 +185,19 @@ cdef class FastExchange:
             req.in_task = True
             self._handoff(upstream.fail(conn, req, self.loc, status))
             return
-        if _names_accel(head.headers):
-            to = _accel_target(head.headers, self.loc.settings.proxy_ignore_headers)
+        cdef int named = _x_accel(head.headers)
+        if named:
+            ignored = self.loc.settings.proxy_ignore_headers
+            to = _accel_target(head.headers, ignored) if named & _REDIRECT else None
             if to is not None:
                 # X-Accel-Redirect: another location answers, this answer is dropped
                 self.uconn.detach()
                 self.uconn.abort()
                 req.in_task = True
                 self._handoff(upstream.accel(conn, req, self.loc, head.headers, to))
+                return
+            if named & _RATE and "x-accel-limit-rate" not in ignored:
+                self._relay_in_task(head)
                 return
         self.rhead = head
         req.status = status
@@ -203,6 +220,8 @@ cdef class FastExchange:
 
     def on_body(self, data):
         if self.head_only or self.rhead is None:
+            if self.handed_over:  # (an engine may still hold this exchange for its read)
+                self.uconn.on_body(data)
             return
         out = self.client.body(data)
         self.out.append(out)
@@ -227,6 +246,8 @@ cdef class FastExchange:
 
     def on_end(self):
         if self.rhead is None:
+            if self.handed_over:
+                self.uconn.on_end()
             return
         req = self.req
         self.out.append(self.client.end(
@@ -249,6 +270,9 @@ cdef class FastExchange:
         in one write, and the exchange ends."""
         self.on_response(head)
         if self.finished:
+            if self.handed_over:
+                self.on_body(body)
+                self.on_end()
             return
         if body and not self.head_only:
             out = self.client.body(body)
@@ -259,6 +283,9 @@ cdef class FastExchange:
         self.on_end()
 
     def on_error(self, error):
+        if self.handed_over:
+            self.uconn.on_error(error)
+            return
         self._failed("invalid", f"upstream sent an invalid response: {error.reason}")
 
     def upstream_lost(self):
@@ -358,6 +385,19 @@ cdef class FastExchange:
             return
         self._stop()
         self.w.spawn(self.conn, self.req, step, self.req.arrived)
+
+    cdef _relay_in_task(self, ResponseHead head):
+        """``X-Accel-Limit-Rate``: the answer is paced, which is the task path's relay;
+        the upstream connection goes over to it with the response begun (its events to
+        the connection's own body buffer from here on)."""
+        uconn = self.uconn
+        uconn.detach()
+        uconn.on_response(head)
+        self.handed_over = True
+        req = self.req
+        req.in_task = True
+        self._handoff(self.upstream.relay_taken(self.conn, req, self.loc, self.peer, uconn,
+                                                head, self.drop, self.rules, self.mark))
 
     cdef _stop(self):
         self.req.upstream_bytes_received = self.uconn.received - self.mark

@@ -34,6 +34,7 @@ from fastgate.proxy.mirror import Mirror
 from fastgate.proxy.realip import RealIp
 from fastgate.proxy.respond import REDIRECTS, Responder
 from fastgate.proxy.rewrite import CHANGED, STAYED, RewriteModule
+from fastgate.proxy.status import ENDS_CONNECTION
 from fastgate.proxy.steps import DONE, NEXT, Outcome, Phase, Step, Wait, finished
 from fastgate.proxy.subrequest import Subrequests
 
@@ -227,6 +228,8 @@ class Phases:
         if page is None:
             self.respond.respond_error(conn, req, loc, status)
             return DONE
+        if status in ENDS_CONNECTION:  # (as when no error_page applies)
+            conn.close_after_response()
         req.redirected = True
         target = page.target_template.render(req)
         req.override = None if page.keep_target_status else (page.code or status)

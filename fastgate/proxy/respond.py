@@ -22,7 +22,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.held import Failed, Held
 from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
-from fastgate.proxy.status import SPECIAL, error_body, reason
+from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body, reason
 from fastgate.proxy.steps import DONE
 
 if TYPE_CHECKING:
@@ -192,9 +192,10 @@ class Responder:
                       status: int) -> None:
         if isinstance(conn, Capture):  # (nginx's special response: SSI's stub may replace it)
             conn.page = True
-        shown = final_status(req, status)
-        if shown in SPECIAL:  # 400 with nginx's text, and the connection ends (nginx)
+        if status in ENDS_CONNECTION:
             conn.close_after_response()
+        shown = final_status(req, status)
+        if shown in SPECIAL:  # 400 with nginx's text
             self.send(conn, req, loc, 400, error_body(shown), b"text/html")
             return
         self.send(conn, req, loc, status, error_body(shown), b"text/html")

@@ -13,6 +13,10 @@ def reason(status: int) -> bytes:
 # may still take them by their own number)
 SPECIAL = {495: "The SSL certificate error", 496: "No required SSL certificate was sent"}
 
+# the errors whose response ends the connection (nginx's special response handler sets
+# r->keepalive = 0 for them; an error_page for them does not change that)
+ENDS_CONNECTION = frozenset({400, 413, 414, 495, 496, 497, 500, 501})
+
 
 def error_body(status: int) -> bytes:
     special = SPECIAL.get(status)

@@ -651,6 +651,19 @@ def test_ignored_directives_warn(tmp_path: Path) -> None:
     assert cfg.warnings[1].startswith('[warn] "gzip" directive is ignored')
 
 
+def test_lingering_settings(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, """http { lingering_time 10s; server { listen 127.0.0.1:1;
+      lingering_close always; lingering_timeout 2s; location /x { lingering_close off; } } }""")
+    server = cfg.servers[0].fallback.settings
+    assert (server.lingering_close, server.lingering_time, server.lingering_timeout) == (
+        "always", 10.0, 2.0)
+    assert _loc(cfg, "/x").settings.lingering_close == "off"
+    assert not cfg.warnings  # they work: no "ignored" warning
+    with pytest.raises(ConfigError, match='invalid value "sometimes" in "lingering_close" '
+                                          'directive, it must be "off", "on" or "always"'):
+        _load(tmp_path, "http { lingering_close sometimes; }")
+
+
 def test_main_settings(tmp_path: Path) -> None:
     cfg = _load(tmp_path, "worker_processes auto;\npid /tmp/fg.pid;\nerror_log stderr info;\n"
                           "events { worker_connections 99; }\n")

@@ -36,6 +36,7 @@ http {{ access_log off;
     location /files/ {{ limit_rate 10k; }}
     location /after/ {{ alias {tmp_path}/files/; limit_rate 1k; limit_rate_after 1m; }}
     location /accel {{ limit_rate 100m; proxy_pass {up}; }}
+    location /accel-as-is {{ proxy_pass {up}; }}
     location /set {{ set $limit_rate 10k; proxy_pass {up}; }}
     location /unbuffered {{ limit_rate 1k; proxy_buffering off; proxy_pass {up}; }}
   }} }}""", port)
@@ -60,6 +61,15 @@ def test_a_paced_response_takes_the_time_its_rate_asks(fetch, path: str) -> None
     assert body == BODY
     # 10 KiB at once, 10 KiB more each second: the rest of ~29 KiB needs 1 s at least
     assert took >= 0.95
+
+
+def test_a_rate_the_upstream_names_on_the_callback_path(fetch) -> None:  # type: ignore[no-untyped-def]
+    """A location that proxies as it is answers over a pooled idle connection in
+    callbacks (the second request; the first connects, in a task): its upstream's
+    X-Accel-Limit-Rate hands the response to the paced relay there too."""
+    for _ in range(2):
+        body, took = fetch("/accel-as-is")
+        assert body == BODY and took >= 0.95
 
 
 @pytest.mark.parametrize("path", ["/after/big.bin", "/unbuffered"])

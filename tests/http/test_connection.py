@@ -1,7 +1,8 @@
 """The client connection (``http.server.ClientConnection``) in process, on both
 engines and both exchange paths, through the scenario harness: pipelined requests
 answered in order, keep-alive and its limits, a head that never completes, a bad
-request, a client that goes away while its upstream answer is awaited."""
+request, a client that goes away while its upstream answer is awaited, the body of a
+request answered before it was read (discarded, as nginx's)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ HTTP = """
 upstream be { server 127.0.0.1:9; keepalive 8; }
 server { listen 127.0.0.1:8080; keepalive_requests 3; client_header_timeout 5s;
   location /local/ { return 200 "local:$uri"; }
+  location /api/ { auth_jwt on; auth_jwt_key "0123456789abcdef0123456789abcdef";
+                   proxy_pass http://be; }
+  location /fails/ { return 500; }
   location / { proxy_pass http://be; }
 }"""
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -123,3 +127,136 @@ def test_a_client_gone_while_the_upstream_answers_ends_the_exchange(scenario) ->
     busy, upstream_ended = _run(main())
     # nginx's 499: nothing keeps waiting, and the upstream connection is not reused
     assert not busy and upstream_ended
+
+
+SMUGGLED = b"GET /local/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _post_head(framing: bytes) -> bytes:
+    return b"POST /api/x HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_refused_requests_body_is_discarded_and_the_connection_goes_on(
+        scenario, chunked: bool) -> None:  # type: ignore[no-untyped-def]
+    """A 401 answered while the body is still coming keeps the connection (nginx's
+    discarded body): the rest of the body, a whole request inside it, is read and
+    dropped, never served; the request after it is; the upstream gets nothing."""
+    big = b"x" * 300_000  # more than the body buffer holds before it pauses reading
+    if chunked:
+        framing = b"Transfer-Encoding: chunked"
+        first = b"%x\r\n" % (len(big) + len(SMUGGLED)) + big
+        rest = SMUGGLED + b"\r\n0\r\n\r\n"
+    else:
+        framing = b"Content-Length: %d" % (len(big) + len(SMUGGLED))
+        first, rest = big, SMUGGLED
+
+    async def main() -> tuple[bytes, bool, bytes, bool]:
+        sc = scenario()
+        try:
+            sc.pool()
+            assert sc.upstream_out is not None
+            # the body's first part with the head: buffered past its mark (reading
+            # paused) before the refusal, dropped and reading resumed after it
+            sc.client.data_received(_post_head(framing) + first)
+            await sc.settle(lambda: b"401" in sc.client_out.bytes())
+            await sc.settle(lambda: False, 0.02)
+            paused = sc.client_out.paused
+            sc.client.data_received(rest + b"GET /local/next HTTP/1.1\r\nHost: x\r\n\r\n")
+            await sc.settle(lambda: b"local:" in sc.client_out.bytes())
+            return (sc.client_out.bytes(), paused, sc.upstream_out.bytes(),
+                    sc.client_out.closed or sc.client_out.aborted)
+        finally:
+            sc.close()
+
+    out, paused, upstream, closed = _run(main())
+    assert out.startswith(b"HTTP/1.1 401") and b"connection: close" not in out.lower()
+    assert out.count(b"HTTP/1.1 ") == 2 and out.endswith(b"local:/local/next")
+    assert b"smuggled" not in out and not paused and not closed
+    assert upstream == b""
+
+
+def test_a_discarded_body_that_stops_coming_closes_the_connection(scenario) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> tuple[bytes, bool]:
+        sc = scenario()
+        try:
+            sc.client.data_received(_post_head(b"Content-Length: 100"))
+            await sc.settle(lambda: b"401" in sc.client_out.bytes())
+            sc.client.data_received(b"only some")
+            await sc.settle(lambda: False, 0.02)
+            assert not sc.client_out.closed
+            sc.client.deadline = 1.0  # lingering_timeout passed: the clock says so
+            sc.client.expire()
+            return sc.client_out.bytes(), sc.client_out.closed or sc.client_out.aborted
+        finally:
+            sc.close()
+
+    out, closed = _run(main())
+    assert closed and out.count(b"HTTP/1.1 ") == 1
+
+
+def test_a_malformed_discarded_body_closes_without_an_answer(scenario) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> tuple[bytes, bool]:
+        sc = scenario()
+        try:
+            sc.client.data_received(_post_head(b"Transfer-Encoding: chunked"))
+            await sc.settle(lambda: b"401" in sc.client_out.bytes())
+            sc.client.data_received(b"zz\r\nnot a chunk\r\n" + SMUGGLED)
+            await sc.settle(lambda: sc.client_out.closed or sc.client_out.aborted)
+            return sc.client_out.bytes(), sc.client_out.closed or sc.client_out.aborted
+        finally:
+            sc.close()
+
+    out, closed = _run(main())
+    assert closed and out.count(b"HTTP/1.1 ") == 1 and out.startswith(b"HTTP/1.1 401")
+
+
+def test_errors_nginx_ends_the_connection_after_say_so(scenario) -> None:  # type: ignore[no-untyped-def]
+    """500 (and 400, 413, 414, 495-497, 501) close as nginx's; a 404 keeps it."""
+    async def main() -> tuple[bytes, bytes]:
+        sc = scenario()
+        try:
+            missing = await sc.get("/api/x")  # a 401: the connection goes on
+            failed = await sc.get("/fails/x")
+            return missing, failed
+        finally:
+            sc.close()
+
+    kept, ended = _run(main())
+    assert kept.startswith(b"HTTP/1.1 401") and b"connection: close" not in kept.lower()
+    assert ended.startswith(b"HTTP/1.1 500") and b"connection: close" in ended.lower()
+
+
+@pytest.mark.parametrize("mode", ["on", "off", "always"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lingering_close(tmp_path: Path, engine: str, mode: str) -> None:
+    """A connection closed while its request's body is still coming (the client said
+    Connection: close) lingers — shut for writing, read until lingering_timeout passes
+    — unless ``lingering_close off``; ``always`` lingers after a whole request too."""
+    block = HTTP.replace("keepalive_requests 3;", f"keepalive_requests 3; lingering_close {mode};")
+
+    async def main() -> tuple[bool, bool, bool, bool]:
+        unread = Scenario(tmp_path, engine, block)
+        whole = Scenario(tmp_path, engine, block)
+        try:
+            unread.client.data_received(b"POST /local/a HTTP/1.1\r\nHost: x\r\n"
+                                        b"Connection: close\r\nContent-Length: 9\r\n\r\n")
+            whole.client.data_received(b"GET /local/a HTTP/1.1\r\nHost: x\r\n"
+                                       b"Connection: close\r\n\r\n")
+            await unread.settle(lambda: b"local:" in unread.client_out.bytes())
+            await whole.settle(lambda: b"local:" in whole.client_out.bytes())
+            await unread.settle(lambda: False, 0.02)
+            lingered = unread.client_out.eof_written and not unread.client_out.closed
+            whole_lingered = whole.client_out.eof_written and not whole.client_out.closed
+            unread.client.data_received(b"more")  # read and dropped while lingering
+            unread.client.deadline = 1.0  # lingering_timeout passed
+            unread.client.expire()
+            return (lingered, whole_lingered, unread.client_out.closed,
+                    unread.client_out.bytes().count(b"HTTP/1.1") == 1)
+        finally:
+            unread.close()
+            whole.close()
+
+    lingered, whole_lingered, closed, one = _run(main())
+    assert lingered == (mode != "off") and whole_lingered == (mode == "always")
+    assert closed and one

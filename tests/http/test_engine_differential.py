@@ -150,24 +150,59 @@ def test_table_size() -> None:
     assert len(STREAMS) >= 40
 
 
+SMUGGLED = b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param((b"Content-Length: %d" % len(SMUGGLED), [SMUGGLED[:10], SMUGGLED[10:]]),
+                 id="length"),
+    pytest.param((b"Transfer-Encoding: chunked",
+                  [b"%x\r\n" % len(SMUGGLED) + SMUGGLED[:7], SMUGGLED[7:] + b"\r\n0\r\n\r\n"]),
+                 id="chunked"),
+])
 @pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
-def test_an_answer_before_the_body_says_the_connection_ends(engine_cls: type) -> None:
+def test_an_answer_before_the_body_keeps_the_connection_and_drops_the_body(
+        engine_cls: type, body: tuple[bytes, list[bytes]]) -> None:
     """A refusal sent while the request's body is still coming (a 401 to a POST whose
-    body is in a later packet): the connection cannot carry another request, and the
-    response says so, on both engines (h11 once closed without saying it)."""
+    body is in later packets): as nginx, the response keeps the connection, the rest of
+    the body is read (framed by the engine, so none of it — here a whole request — is
+    ever taken for a request) and the next request is served after it."""
+    framing, pieces = body
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    engine.feed(b"POST /api HTTP/1.1\r\nHost: a\r\n" + framing + b"\r\n\r\n")
+    head = engine.send_head(401, b"Unauthorized", [], 0)
+    engine.send_end()
+    assert b"connection: close" not in head.lower()
+    assert not engine.keep_alive and engine.discarding
+    engine.feed(pieces[0])
+    assert engine.discarding
+    engine.feed(pieces[1] + b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert rec.events == [["request", b"POST", b"/api", SMUGGLED], ["end"]]
+    assert engine.keep_alive and not engine.discarding
+    engine.start_next()
+    assert rec.events[2:] == [["request", b"GET", b"/next", b""], ["end"]]
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_an_answer_that_ends_the_connection_discards_nothing(engine_cls: type) -> None:
+    """``no_keep_alive`` (a 413, Connection: close from the client...) before the body:
+    the response says the connection ends, and nothing is discarded to go on."""
     rec = Recorder()
     engine = engine_cls(rec, 32768, 8192)
     engine.feed(b"POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\n")
-    head = engine.send_head(401, b"Unauthorized", [], 0)
+    engine.no_keep_alive()
+    head = engine.send_head(413, b"Request Entity Too Large", [], 0)
     engine.send_end()
     assert b"connection: close" in head.lower()
-    assert not engine.keep_alive
+    assert not engine.keep_alive and not engine.discarding
     rec2 = Recorder()
     whole = engine_cls(rec2, 32768, 8192)  # the body there first: the connection goes on
     whole.feed(b"POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nSECRET")
     head = whole.send_head(401, b"Unauthorized", [], 0)
     whole.send_end()
     assert b"connection: close" not in head.lower() and whole.keep_alive
+    assert not whole.discarding
 
 
 @pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])

@@ -164,12 +164,6 @@ SPECS = [
     Spec("proxy_send_lowat", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
     Spec("keepalive_disable", HSL, 1, 2, ignored(
         "keep-alive is kept with every client (old MSIE included)")),
-    Spec("lingering_close", HSL, 1, 1, ignored(
-        "a connection fastgate closes is closed at once, unread input dropped")),
-    Spec("lingering_time", HSL, 1, 1, ignored(
-        "a connection fastgate closes is closed at once, unread input dropped")),
-    Spec("lingering_timeout", HSL, 1, 1, ignored(
-        "a connection fastgate closes is closed at once, unread input dropped")),
     Spec("msie_padding", HSL, 1, 1, ignored("fastgate sends no answers made for MSIE")),
     Spec("msie_refresh", HSL, 1, 1, ignored("fastgate sends no answers made for MSIE")),
     Spec("log_subrequest", HSL, 1, 1, off_is_ours(
