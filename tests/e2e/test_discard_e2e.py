@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port, terminate, wait_port
 from e2e_util import bearer
 from raw_backend import RawBackend
 
@@ -34,34 +34,10 @@ BLOCK = """server { listen 127.0.0.1:PORT; lingering_timeout 1s;
 }"""
 
 
-def _free() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    end = time.monotonic() + 15
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{cmd[0]} did not listen on {port}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    wait_port(port, proc)
+    return proc
 
 
 def _converse(port: int, pieces: list[bytes], quiet: float = 0.3) -> tuple[list[str], bool]:
@@ -123,7 +99,7 @@ CASES = {
 @pytest.mark.skipif(not Path(NGINX).exists(),
                     reason="nginx is installed by make test (test-deps)")
 def test_same_conversation_as_nginx(tmp_path: Path, engine: str) -> None:
-    nginx_port, fastgate_port = _free(), _free()
+    nginx_port, fastgate_port = free_port(), free_port()
     home = tmp_path / "nginx"
     home.mkdir()
     (home / "nginx.conf").write_text(
@@ -146,9 +122,9 @@ def test_same_conversation_as_nginx(tmp_path: Path, engine: str) -> None:
                 got = results[name] = _converse(fastgate_port, pieces)
                 assert got == want, f"{name}: fastgate {got}, nginx {want}"
         finally:
-            _stop(fastgate)
+            terminate(fastgate)
     finally:
-        _stop(nginx)
+        terminate(nginx)
     # what the conversations were (nginx's, so fastgate's too)
     served = ["http/1.1 200 ok", "next:/next/after"]
     assert results["refused, body later"] == (["http/1.1 401 unauthorized", *served], False)
