@@ -237,8 +237,8 @@ class ClientConnection(asyncio.Protocol):
         if self._lingering:
             self._linger_on()
             return
-        if self._discarding:
-            self._linger_on()
+        if self._discarding and not self._linger_on():
+            return  # (past lingering_time: closed, and nothing more is parsed)
         self._got_bytes = True
         engine = self.engine
         try:
@@ -470,14 +470,16 @@ class ClientConnection(asyncio.Protocol):
         self._linger_until = self._loop.time() + self._settings.lingering_time
         self._linger_on()
 
-    def _linger_on(self) -> None:
+    def _linger_on(self) -> bool:
         """Bytes came while lingering or discarding: wait ``lingering_timeout`` more,
-        within ``lingering_time``."""
+        within ``lingering_time`` (False: that has passed, and the connection is
+        closed)."""
         now = self._loop.time()
         if now >= self._linger_until:
             self.close()
-            return
+            return False
         self.deadline = min(now + self._settings.lingering_timeout, self._linger_until)
+        return True
 
     def _arm(self, timeout: float) -> None:
         self.deadline = self._loop.time() + timeout
@@ -499,7 +501,7 @@ class ClientConnection(asyncio.Protocol):
         if self._got_bytes:
             # a head that never completed (slowloris): closed without an answer, as nginx
             self.handler.on_header_timeout(self)
-        self.finish()
+        self.close()  # (a timed-out connection does not linger, whatever lingering_close)
 
     # --- used by the phases --------------------------------------------------------------------
 

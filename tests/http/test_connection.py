@@ -252,3 +252,26 @@ def test_lingering_close(tmp_path: Path, engine: str, mode: str) -> None:
     lingered, whole_lingered, closed, one = _run(main())
     assert lingered == (mode != "off") and whole_lingered == (mode == "always")
     assert closed and one
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_dripping_discarded_body_is_cut_at_lingering_time(tmp_path: Path, engine: str) -> None:
+    """A client that keeps a discarded body coming a byte at a time (each within
+    lingering_timeout) holds the connection no longer than lingering_time."""
+    block = HTTP.replace("keepalive_requests 3;", "keepalive_requests 3; lingering_time 1s;")
+
+    async def main() -> tuple[float, bool]:
+        sc = Scenario(tmp_path, engine, block)
+        try:
+            sc.client.data_received(_post_head(b"Content-Length: 1000"))
+            await sc.settle(lambda: b"401" in sc.client_out.bytes())
+            began = asyncio.get_running_loop().time()
+            while not sc.client_out.closed and asyncio.get_running_loop().time() - began < 3:
+                sc.client.data_received(b"x")
+                await asyncio.sleep(0.2)
+            return asyncio.get_running_loop().time() - began, sc.client_out.closed
+        finally:
+            sc.close()
+
+    took, closed = _run(main())
+    assert closed and 0.9 <= took < 2
