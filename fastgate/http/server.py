@@ -432,12 +432,14 @@ class ClientConnection(asyncio.Protocol):
             return
         # after the client's EOF the engine still hands over the requests it already
         # holds (pipelined), then reports the end
-        if self.closed or self._last or self.observer.stopping or not self.engine.keep_alive:
-            if (not (self.closed or self._last or self.observer.stopping)
-                    and not self._protocol and self.engine.discarding):
-                self._discard()
-                return
+        if self.closed or self._last or self.observer.stopping:
             self.finish()
+            return
+        if not self.engine.keep_alive:
+            if not self._protocol and self.engine.discarding:
+                self._discard()
+            else:
+                self.finish()
             return
         self._got_bytes = False
         self.deadline = self._loop.time() + self._settings.keepalive_timeout

@@ -157,15 +157,14 @@ class Gateway:
     async def _serve(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()
         servers: list[asyncio.AbstractServer] = []
-        listens = worker.listens()
+        keyed = [((listen.host, listen.port, listen.reuseport), listen)
+                 for listen in worker.listens()]
         # every address bound before any serves, as nginx opens all its listening
         # sockets first: once one answers, all do
-        for listen in listens:
-            key = (listen.host, listen.port, listen.reuseport)
+        for key, listen in keyed:
             if key not in self.sockets:
                 self.sockets[key] = bind(listen)
-        for listen in listens:
-            key = (listen.host, listen.port, listen.reuseport)
+        for key, listen in keyed:
             sock = self.sockets[key]
             ctx = (self.contexts.get(key) or tls_context(worker.config, listen)
                    if listen.ssl else None)
