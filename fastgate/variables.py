@@ -495,9 +495,10 @@ BUILTIN: dict[str, Getter] = {
     "connection": lambda r: str(r.connection_id),
     "connection_requests": lambda r: str(r.connection_requests),
     "pipe": lambda r: "p" if r.pipelined else ".",
-    # bodies stream and are never buffered: empty, as nginx's without buffering (the
-    # loader warns where a configuration reads it)
-    "request_body": lambda r: "",
+    # the body read whole into memory (proxy_request_buffering, a mirror), as the bytes
+    # that came; empty where it was not read, streamed, or went to a file (as nginx's)
+    "request_body": lambda r: (r.body_buffer.decode("utf-8", "surrogateescape")
+                               if isinstance(r.body_buffer, bytes) else ""),
     # no static files, so no root: empty (the loader warns where they are read)
     "document_root": _per_location(lambda r, s: _document_root(r, s)),
     "request_filename": _per_location(

@@ -69,6 +69,7 @@ class Context(Protocol):
     upstream_names: set[str]  # every upstream block's name, known before the walk
     log_formats: dict[str, LogFormat]
     log_files: list[LogFile]
+    temp_dirs: list[tuple[str, Directive]]  # made once the walk knows the user
     zones: dict[str, LimitZone]
     zone_refs: list[tuple[str, str, Directive]]  # (kind, zone, where) checked after the walk
     cluster_refs: list[Directive]  # what needs fastgate_cluster, checked after the walk

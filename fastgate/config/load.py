@@ -35,6 +35,7 @@ from fastgate.config.model import (
     Upstream,
     UpstreamServer,
     UpstreamTls,
+    User,
     Where,
 )
 from fastgate.config.parser import Directive, parse_file, parse_text
@@ -64,6 +65,7 @@ class Loader:
         self.base_dir = os.path.dirname(os.path.abspath(path))
         self.prefix_dir = os.path.abspath(prefix) if prefix else self.base_dir
         self.log_files: list[LogFile] = []
+        self.temp_dirs: list[tuple[str, Directive]] = []
         self.registry = Registry()
         self.messages: list[str] = []
         self.upstreams: dict[str, Upstream] = {}
@@ -120,12 +122,7 @@ class Loader:
         return os.path.join(self.prefix_dir if prefix else self.base_dir, value)
 
     def compile(self, text: str, d: Directive) -> Template:
-        template = self.registry.compile(text, d)
-        if "request_body" in template.variables:
-            self.warn('"$request_body" is always empty: fastgate streams request bodies '
-                      "to the upstream and keeps no copy (as nginx with "
-                      "proxy_request_buffering off)", d)
-        return template
+        return self.registry.compile(text, d)
 
     def declare_maps(self, http: Directive) -> None:
         """Before the http block is walked: its maps' variables and upstream names exist
@@ -317,6 +314,7 @@ class Loader:
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')
+        make_temp_dirs(self.temp_dirs, main.local.get("user"))
         self._write_once()  # after the servers are built: they warn too
         return Config(
             path=self.path,
@@ -344,6 +342,22 @@ class Loader:
             variables=dict(self.registry.defined),
             warnings=tuple(self.messages),
         )
+
+
+def make_temp_dirs(dirs: list[tuple[str, Directive]], user: User | None) -> None:
+    """Each ``client_body_temp_path`` made as nginx makes its paths when it loads a
+    configuration (``-t`` too): with its parents, mode 0700, the workers' user's when
+    ``user`` is set; one that cannot be made or written to is refused at its directive
+    rather than found out by the first large upload."""
+    for path, d in dirs:
+        try:
+            os.makedirs(path, 0o700, exist_ok=True)
+            if user is not None:
+                os.chown(path, user.uid, user.gid)
+        except OSError as e:
+            raise d.error(f'mkdir() "{path}" failed ({e.errno}: {e.strerror})') from None
+        if user is None and not os.access(path, os.W_OK | os.X_OK):
+            raise d.error(f'"{path}" is not writable (13: Permission denied)')
 
 
 def _default_log_used(lvl: Level, set_above: bool) -> bool:

@@ -545,6 +545,12 @@ class Settings:
     proxy_set_body: Template | None = None
     proxy_pass_request_headers: bool = True
     proxy_pass_request_body: bool = True
+    # read the client's body whole before anything goes upstream (nginx's default): in
+    # memory up to client_body_buffer_size ($request_body), in a temporary file beyond,
+    # in client_body_temp_path (None: the system's temporary directory)
+    proxy_request_buffering: bool = True
+    client_body_buffer_size: int = 16 * 1024
+    client_body_temp_path: str | None = None
     proxy_ssl_server_name: bool = False
     # None: the proxy_pass URL's host; a Template: rendered for each request
     proxy_ssl_name: str | Template | None = None

@@ -1,7 +1,8 @@
 """The content phase's ``proxy_pass`` on the task path: the request to the upstream
 group, a server after another as ``proxy_next_upstream`` allows, with the client's body
-streamed up and the response streamed back, or a tunnel after a ``101``. The callback
-path (``proxy.fast``) hands anything unusual to this one.
+read whole first (``proxy_request_buffering on``, nginx's default) or streamed up as it
+comes (``off``), and the response streamed back, or a tunnel after a ``101``. The
+callback path (``proxy.fast``) hands anything unusual to this one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastgate.config.values import is_token
 from fastgate.errors import FastgateError, UpstreamError
+from fastgate.http.buffered_body import BufferedBody
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
@@ -167,15 +169,15 @@ class UpstreamExchange:
         """Whether ``proxy_next_upstream`` sends the request on to the next server after
         ``condition`` ("error", "timeout", "invalid_header", "http_502"...), as nginx's
         ``ngx_http_upstream_next``: listed, and once the request has gone out, only an
-        idempotent one (POST, LOCK, PATCH need ``non_idempotent``). A request body
-        streams upstream as it arrives and is not kept, so a request with one is never
-        sent again once it has gone (nginx buffers bodies and can)."""
+        idempotent one (POST, LOCK, PATCH need ``non_idempotent``). A body that
+        streamed upstream as it arrived (``proxy_request_buffering off``) is not kept,
+        so a request with one is never sent again once it has gone."""
         s = loc.settings
         if condition not in s.proxy_next_upstream:
             return False
         if not sent:
             return True
-        if req.head.content_length != 0:
+        if req.head.content_length != 0 and req.body_buffer is None:
             return False
         return (req.method not in ("POST", "LOCK", "PATCH")
                 or "non_idempotent" in s.proxy_next_upstream)
@@ -234,7 +236,6 @@ class UpstreamExchange:
         ``proxy_next_upstream`` allows. From the callback path: ``stale``, the server
         whose pooled connection turned out closed (one try more, as nginx gives a cached
         connection), or ``failed``, the server that failed it (the next one is asked)."""
-        w = self.w
         s = loc.settings
         pp = loc.proxy_pass
         assert pp is not None
@@ -245,17 +246,42 @@ class UpstreamExchange:
             pp = resolved
         elif pp.tls_name is not None:
             pp = self.dynamic.named(req, loc, pp, pp.tls_name)
+        head = req.head
+        if (head.content_length != 0 and s.proxy_request_buffering
+                and req.body_buffer is None and req.request_length == 0
+                and head.upgrade is None):
+            # the whole body before anything is asked of an upstream (nginx reads it
+            # before it connects): a slow client holds no upstream connection, the
+            # body goes with a length, and it can go again to a second server
+            buffered = await self.buffer_body(conn, req, loc)
+            if buffered is None:
+                return DONE  # (answered)
+            req.body_buffer = buffered
+            if isinstance(buffered, BufferedBody):
+                try:
+                    return await self._proxy(conn, req, loc, pp, first, stale, failed)
+                finally:
+                    buffered.close()
+                    req.body_buffer = None
+        return await self._proxy(conn, req, loc, pp, first, stale, failed)
+
+    async def _proxy(self, conn: ClientSide, req: Request, loc: Location, pp: ProxyPass,
+                     first: Peer | None, stale: Peer | None, failed: Peer | None) -> Step:
+        w = self.w
+        s = loc.settings
         group = w.groups[pp.pool]
         head = req.head
         headers, target, drop, rules = self.upstream_request(conn, req, loc, pp)
         upgrade = self.forwarded_upgrade(req, headers)
-        has_body = head.content_length != 0
+        has_body = head.content_length != 0  # the client's streams up as it comes
         length = None if head.content_length < 0 else head.content_length
         method = req.method.encode("latin-1")
-        body: bytes | None = None  # sent instead of streaming the client's
-        if req.body_buffer is not None and has_body:
-            # read whole already (for a mirror): this copy goes
-            body, has_body, length = req.body_buffer, False, len(req.body_buffer)
+        body: bytes | BufferedBody | None = None  # sent instead of streaming the client's
+        kept = req.body_buffer
+        if kept is not None and has_body:
+            # read whole already (buffered, or for a mirror): this copy goes
+            body, has_body = kept, False
+            length = len(kept) if isinstance(kept, bytes) else kept.size
         elif has_body and req.request_length > 0:
             # the body went to an upstream before an internal redirect (error_page,
             # X-Accel-Redirect) and is not kept: the rest is read and dropped, and the
@@ -275,19 +301,21 @@ class UpstreamExchange:
                     self.w.log.error(f'invalid method "{text}" from "proxy_method"', conn, req)
                     return await finished(self.fail(conn, req, loc, 500))
                 method = text.encode("latin-1")
-            if s.proxy_set_body is not None:
-                body = s.proxy_set_body.render(req).encode("utf-8", "surrogateescape")
-            if has_body and (body is not None or not s.proxy_pass_request_body):
-                # the client's body is read to its end and dropped (so the connection
-                # can carry the next request), before anything goes upstream, as nginx
-                # reads it first
-                try:
-                    await self._read_body(conn, req, s, None)
-                except _BodyError as e:
-                    await self._body_failed(conn, req, loc, e)
-                    return DONE
-                has_body = False
-            if not has_body:
+            if s.proxy_set_body is not None or not s.proxy_pass_request_body:
+                if has_body:
+                    # the client's body is read to its end and dropped (so the
+                    # connection can carry the next request), before anything goes
+                    # upstream, as nginx reads it first
+                    try:
+                        await self._read_body(conn, req, s, None)
+                    except _BodyError as e:
+                        await self._body_failed(conn, req, loc, e)
+                        return DONE
+                    has_body = False
+                body = None
+                if s.proxy_set_body is not None:
+                    body = s.proxy_set_body.render(req).encode("utf-8", "surrogateescape")
+            if not has_body and not isinstance(body, BufferedBody):
                 # a dropped body goes without a Content-Length, as nginx sends it (-1)
                 length = len(body) if body is not None else -1
         tries = s.proxy_next_upstream_tries or len(group.peers)
@@ -364,10 +392,13 @@ class UpstreamExchange:
                              peer: Peer, uconn: UpstreamConnection, reused: bool,
                              method: bytes, headers: Headers, target: bytes,
                              drop: tuple[bytes, ...], rules: RedirectRules,
-                             length: int | None, has_body: bool, body: bytes | None,
-                             upgrade: bytes | None, started: float, more: bool) -> object:
+                             length: int | None, has_body: bool,
+                             body: bytes | BufferedBody | None, upgrade: bytes | None,
+                             started: float, more: bool) -> object:
         """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
-        the request should go again (``more``: the tries allow another server)."""
+        the request should go again (``more``: the tries allow another server).
+        ``has_body``: the client's body streams up as it comes; else ``body``, if any,
+        goes (from its file, a piece at a time as the upstream takes them)."""
         w = self.w
         s = loc.settings
         head_future = uconn.begin()
@@ -378,7 +409,10 @@ class UpstreamExchange:
             assert exchange is not None
             exchange.write(exchange.expect_continue())
             sender = asyncio.get_running_loop().create_task(self._read_body(conn, req, s, uconn))
-        elif upgrade is None:
+        elif isinstance(body, BufferedBody):
+            uconn.send_head(method, target, headers, length)
+            sender = asyncio.get_running_loop().create_task(self._send_buffered(body, uconn, s))
+        elif upgrade is None or body:
             uconn.send_request(method, target, headers, length, body or b"")
         else:
             uconn.send_head(method, target, headers, length)
@@ -594,6 +628,45 @@ class UpstreamExchange:
                     raise error
         return head.result()
 
+    async def buffer_body(self, conn: ClientSide, req: Request,
+                          loc: Location) -> bytes | BufferedBody | None:
+        """The client's body read whole (``proxy_request_buffering on``): the bytes when
+        they fit in ``client_body_buffer_size`` (``$request_body``), else the file they
+        went to, for the caller to close; None when reading it failed, which has been
+        answered."""
+        s = loc.settings
+        buffered = BufferedBody(s.client_body_buffer_size, s.client_body_temp_path)
+        try:
+            await self._read_body(conn, req, s, None, buffered.write)
+        except (_BodyError, OSError) as e:
+            buffered.close()
+            if isinstance(e, OSError):  # (the file: the rest of the body is not read)
+                where = s.client_body_temp_path or "the temporary directory"
+                e = _BodyError(500, f"the request body could not be kept in a file in "
+                               f'"{where}" ({e.errno}: {e.strerror})')
+            await self._body_failed(conn, req, loc, e)
+            return None
+        whole = buffered.in_memory()
+        return buffered if whole is None else whole
+
+    @staticmethod
+    async def _send_buffered(body: BufferedBody, uconn: UpstreamConnection,
+                             s: Settings) -> None:
+        """A body kept in a file to the upstream, as fast as the upstream takes it."""
+        try:
+            for piece in body.pieces():
+                uconn.send_body(piece)
+                await uconn.wait_writable(s.proxy_send_timeout)
+        except TimeoutError:  # (an OSError: before that)
+            uconn.abort()
+            return
+        except StreamClosed:
+            return
+        except OSError as e:
+            raise _BodyError(500, f"the request body's temporary file could not be read "
+                             f"({e.errno}: {e.strerror})") from None
+        uconn.send_end()
+
     async def read_whole_body(self, conn: ClientSide, req: Request,
                               loc: Location) -> bytes | None:
         """The client's body read to its end and kept (for a mirror); None when reading
@@ -663,7 +736,8 @@ class UpstreamExchange:
 
     async def _body_failed(self, conn: ClientSide, req: Request, loc: Location,
                            err: _BodyError) -> None:
-        self.w.log.info(str(err), conn, req)
+        # the client's doing is info, as nginx logs it; our own failure (a file) is not
+        (self.w.log.error if err.status == 500 else self.w.log.info)(str(err), conn, req)
         # a body that failed (too slow, malformed, too large) is not read past: the
         # connection ends after the answer (nginx closes after these, and a timed-out
         # body's request it ends without one)

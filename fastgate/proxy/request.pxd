@@ -31,8 +31,9 @@ cdef class Request:
     cdef public double upstream_time  # seconds to the upstream's response head; -1: none
     cdef public double upstream_connect_time  # seconds to connect (0: pooled); -1: none
     cdef public long long upstream_bytes_received  # of the current server's exchange
-    # the whole body, read before the content phase (mirror_request_body), or None: it
-    # streams from the connection
+    # the whole body, read before it goes upstream (proxy_request_buffering) or before
+    # the content phase (mirror_request_body): bytes, or a BufferedBody in a file; None:
+    # not read whole (it streams from the connection)
     cdef public object body_buffer
     # [(addr, status, seconds)] of the servers tried before the current one, or None
     cdef public list upstream_tried

@@ -3,6 +3,7 @@ from typing import Any
 
 from fastgate._core import Token
 from fastgate._wire import ConnectionInfo, RequestHead
+from fastgate.http.buffered_body import BufferedBody
 
 class Request:
     head: RequestHead
@@ -30,7 +31,7 @@ class Request:
     upstream_time: float
     upstream_connect_time: float
     upstream_bytes_received: int
-    body_buffer: bytes | None
+    body_buffer: bytes | BufferedBody | None
     upstream_tried: list[tuple[str, str, float]] | None
     proxy_host: str
     proxy_port: str

@@ -180,7 +180,7 @@ SAMPLES = {
     "proxy_temp_file_write_size": "proxy_temp_file_write_size 16k;",
     "subrequest_output_buffer_size": "subrequest_output_buffer_size 8k;",
     "gunzip": "gunzip on;",
-    "client_body_temp_path": "client_body_temp_path /tmp/b 1 2;",
+    "client_body_temp_path": "client_body_temp_path body 1 2;",
     "proxy_temp_path": "proxy_temp_path /tmp/p;",
     "fastcgi_temp_path": "fastcgi_temp_path /tmp/f;",
     "memcached_pass": "memcached_pass 127.0.0.1:11211;",
@@ -662,6 +662,25 @@ def test_lingering_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match='invalid value "sometimes" in "lingering_close" '
                                           'directive, it must be "off", "on" or "always"'):
         _load(tmp_path, "http { lingering_close sometimes; }")
+
+
+def test_request_body_settings(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, f"""http {{ client_body_buffer_size 1m; server {{ listen 127.0.0.1:1;
+      client_body_temp_path spool 2;
+      location /x {{ proxy_request_buffering off; client_body_temp_path {tmp_path}/abs; }}
+      location /y {{ proxy_pass http://127.0.0.1:2; }} }} }}""")
+    y = _loc(cfg, "/y").settings
+    assert (y.proxy_request_buffering, y.client_body_buffer_size, y.client_body_temp_path) == (
+        True, 1024 * 1024, str(tmp_path / "spool"))  # from the prefix: the file's directory
+    assert (tmp_path / "spool").is_dir()  # made at load, as nginx makes its paths
+    x = _loc(cfg, "/x").settings
+    assert (x.proxy_request_buffering, x.client_body_temp_path) == (False, f"{tmp_path}/abs")
+    assert not cfg.warnings  # they work: no "ignored" warning
+    default = _load(tmp_path, "http { server { listen 127.0.0.1:1; } }").servers[0].fallback
+    assert (default.settings.proxy_request_buffering, default.settings.client_body_buffer_size,
+            default.settings.client_body_temp_path) == (True, 16384, None)
+    with pytest.raises(ConfigError, match='"client_body_temp_path" directive is duplicate'):
+        _load(tmp_path, "http { client_body_temp_path a; client_body_temp_path b; }")
 
 
 def test_main_settings(tmp_path: Path) -> None:

@@ -126,6 +126,19 @@ def set_user(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["user"] = User(name, pw.pw_uid, gid)
 
 
+def client_body_temp_path(ld: Context, d: Directive) -> str:
+    """nginx's ``client_body_temp_path PATH [LEVEL1 [LEVEL2 [LEVEL3]]]``: PATH from the
+    prefix, made (and handed to ``user``) when the configuration is loaded, as nginx
+    makes it; the levels are checked and need nothing more, since fastgate's files have
+    no names to spread over subdirectories."""
+    for level in d.args[1:]:
+        if level not in ("1", "2"):
+            raise d.error(f'invalid value "{level}" in "{d.name}" directive')
+    path = ld.path_of(d.args[0], prefix=True)
+    ld.temp_dirs.append((path, d))
+    return path
+
+
 def set_pid(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     lvl.local["pid"] = None if d.args[0] == "off" else ld.path_of(d.args[0], prefix=True)
@@ -397,6 +410,9 @@ SPECS = [
          setting("subrequest_output_buffer_size", size_arg)),
     Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),
     Spec("client_body_timeout", HSL, 1, 1, setting("client_body_timeout", time_arg)),
+    Spec("client_body_buffer_size", HSL, 1, 1, setting("client_body_buffer_size", size_arg)),
+    Spec("client_body_temp_path", HSL, 1, 4,
+         setting("client_body_temp_path", client_body_temp_path)),
     Spec("send_timeout", HSL, 1, 1, setting("send_timeout", time_arg)),
     Spec("keepalive_timeout", HSL, 1, 2, setting("keepalive_timeout", keepalive_timeout)),
     Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),

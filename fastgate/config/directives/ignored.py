@@ -24,9 +24,10 @@ from fastgate.config.parser import Directive
 
 NO_FILES = ("files are read in the worker with pread and written through the event loop; "
             "none is cached open")
-NO_TEMP = ("bodies stream; what WebDAV and *_store keep waits in a hidden file beside "
+NO_TEMP = ("responses stream; what WebDAV and *_store keep waits in a hidden file beside "
            "its place")
-NO_BUFFERS = "fastgate streams request and response bodies without buffering them"
+NO_BUFFERS = ("fastgate streams responses without buffering them; a request body is kept "
+              "in one buffer of client_body_buffer_size, then in a file")
 NO_CACHE = "fastgate caches no responses: every request goes to the upstream"
 NO_SIZING = "fastgate's tables need no sizing"
 NO_POOLS = "fastgate's memory is Python's, not nginx's pools"
@@ -93,15 +94,12 @@ SPECS = [
         "is unknown")),
     Spec("reset_timedout_connection", HSL, 1, 1, ignored(
         "a timed-out connection is closed (its unsent data dropped) either way")),
-    Spec("client_body_buffer_size", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("proxy_busy_buffers_size", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("proxy_max_temp_file_size", HSL, 1, 1, ignored(NO_TEMP)),
     Spec("proxy_temp_file_write_size", HSL, 1, 1, ignored(NO_TEMP)),
     Spec("ssi_min_file_chunk", HSL, 1, 1, ignored(NO_FILES)),
     Spec("ssi_ignore_recycled_buffers", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("gunzip", HSL, 1, 1, off_is_ours("fastgate does not decompress responses")),
-    Spec("client_body_temp_path", HSL, 1, 4, ignored(
-        "request bodies stream; a WebDAV PUT's waits in a hidden file beside its place")),
     Spec("proxy_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("fastcgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("uwsgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
@@ -150,7 +148,9 @@ SPECS = [
     Spec("referer_hash_bucket_size", SL, 1, 1, ignored(NO_SIZING)),
     Spec("connection_pool_size", HS, 1, 1, ignored(NO_POOLS)),
     Spec("request_pool_size", HS, 1, 1, ignored(NO_POOLS)),
-    Spec("client_body_in_file_only", HSL, 1, 1, off_is_ours(NO_TEMP)),
+    Spec("client_body_in_file_only", HSL, 1, 1, off_is_ours(
+        "a request body goes to a file only past client_body_buffer_size, a file with "
+        "no name that no variable gives")),
     Spec("client_body_in_single_buffer", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("sendfile_max_chunk", HSL, 1, 1, ignored(NO_FILES)),
     Spec("aio", HSL, 1, 1, ignored(NO_FILES)),

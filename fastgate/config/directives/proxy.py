@@ -55,16 +55,16 @@ from fastgate.variables import Template
 
 
 def streaming(ld: Context, lvl: Level, d: Directive) -> None:
-    """Buffering knobs: fastgate always streams bodies both ways, which is what "off"
-    asks for (silent); "on" buffers nothing either, and says so — but as nginx's, a
-    response relayed unbuffered (off) gets no ``limit_rate`` (``proxy.rate``)."""
+    """Response buffering knobs: fastgate streams responses, which is what "off" asks
+    for (silent); "on" buffers nothing either, and says so — but as nginx's, a response
+    relayed unbuffered (off) gets no ``limit_rate`` (``proxy.rate``)."""
     if d.name in ("proxy_buffering", "fastcgi_buffering", "uwsgi_buffering",
                   "scgi_buffering"):
         lvl.once(d)
         lvl.fields[d.name] = parse_flag(d, d.args[0])
     if d.args != ("off",):
-        ld.warn_once(f'"{d.name}" directive is ignored', "fastgate streams request and "
-                     "response bodies without buffering them", d)
+        ld.warn_once(f'"{d.name}" directive is ignored', "fastgate streams responses "
+                     "without buffering them", d)
 
 
 def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
@@ -324,7 +324,7 @@ SPECS = [
     Spec("proxy_next_upstream", HSL, 1, None, setting("proxy_next_upstream", proxy_next_upstream)),
     Spec("proxy_next_upstream_tries", HSL, 1, 1, setting("proxy_next_upstream_tries", number_arg)),
     Spec("proxy_buffering", HSL, 1, 1, streaming),
-    Spec("proxy_request_buffering", HSL, 1, 1, streaming),
+    Spec("proxy_request_buffering", HSL, 1, 1, setting("proxy_request_buffering", flag_arg)),
     Spec("proxy_buffers", HSL, 2, 2, streaming),
     Spec("proxy_buffer_size", HSL, 1, 1, streaming),
 ]

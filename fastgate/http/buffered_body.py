@@ -1,0 +1,69 @@
+"""A request body kept whole before it goes on (nginx's buffered request body): in
+memory up to a size (``client_body_buffer_size``), and past it in a temporary file
+that has no name (``O_TMPFILE`` where the filesystem has it, unlinked at once where
+not), so that nothing is left behind whatever happens to the worker. A body in memory
+is what ``$request_body`` gives; one in a file is read back in pieces each time it is
+sent (a second server after the first failed reads it again from its start)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+PIECE = 64 * 1024  # read back from the file at once: one upstream write
+
+
+class BufferedBody:
+    __slots__ = ("_parts", "_limit", "_directory", "_file", "size")
+
+    def __init__(self, limit: int, directory: str | None) -> None:
+        self._parts: list[bytes] = []
+        self._limit = limit
+        self._directory = directory  # None: the system's temporary directory
+        self._file: BinaryIO | None = None
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """``data`` after what is kept; OSError when the file cannot be made or
+        written (the body is then lost, and the request answered 500 by the caller)."""
+        self.size += len(data)
+        if self._file is None:
+            self._parts.append(data)
+            if self.size <= self._limit:
+                return
+            self._file = tempfile.TemporaryFile(dir=self._directory)
+            parts, self._parts = self._parts, []
+            for part in parts:
+                self._file.write(part)
+        else:
+            self._file.write(data)
+
+    def in_memory(self) -> bytes | None:
+        """The whole body when it fits in the buffer; None when it went to a file."""
+        if self._file is not None:
+            return None
+        if len(self._parts) != 1:
+            self._parts = [b"".join(self._parts)]
+        return self._parts[0]
+
+    def pieces(self) -> Iterator[bytes]:
+        """The file's bytes from its start, a piece at a time."""
+        f = self._file
+        assert f is not None
+        f.flush()
+        fd = f.fileno()
+        offset = 0
+        while offset < self.size:
+            piece = os.pread(fd, min(PIECE, self.size - offset), offset)
+            if not piece:
+                raise OSError(0, f"the request body's temporary file ended at {offset} "
+                              f"of {self.size} bytes")
+            offset += len(piece)
+            yield piece
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._parts = []

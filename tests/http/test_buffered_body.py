@@ -1,0 +1,77 @@
+"""A request body kept whole: in memory up to its limit, in a nameless file past it, read
+back whole from its start as often as it is sent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastgate.http.buffered_body import PIECE, BufferedBody
+
+
+def _read(body: BufferedBody) -> bytes:
+    whole = body.in_memory()
+    return whole if whole is not None else b"".join(body.pieces())
+
+
+def test_a_body_within_the_limit_stays_in_memory(tmp_path: Path) -> None:
+    body = BufferedBody(10, str(tmp_path))
+    for part in (b"abc", b"", b"defg", b"hij"):
+        body.write(part)
+    assert body.in_memory() == b"abcdefghij" and body.size == 10
+    assert list(tmp_path.iterdir()) == []  # no file was made
+    body.close()
+
+
+def test_past_the_limit_it_goes_to_a_file_with_no_name(tmp_path: Path) -> None:
+    body = BufferedBody(4, str(tmp_path))
+    body.write(b"abc")
+    body.write(b"defg")  # 7 > 4: what was in memory goes first
+    body.write(b"x" * (PIECE + 5))
+    assert body.in_memory() is None and body.size == 7 + PIECE + 5
+    assert list(tmp_path.iterdir()) == []  # made nameless (or unlinked at once)
+    pieces = list(body.pieces())
+    assert [len(p) for p in pieces] == [PIECE, 12]
+    assert b"".join(pieces) == b"abcdefg" + b"x" * (PIECE + 5)
+    assert b"".join(body.pieces()) == b"".join(pieces)  # again, from its start
+    body.close()
+
+
+def test_a_directory_that_is_gone_fails_at_the_first_write_past_the_limit(
+        tmp_path: Path) -> None:
+    body = BufferedBody(2, str(tmp_path / "missing"))
+    body.write(b"ab")
+    with pytest.raises(OSError):
+        body.write(b"c")
+    body.close()
+
+
+def test_a_file_cut_short_is_an_error_not_a_short_body(tmp_path: Path) -> None:
+    body = BufferedBody(0, str(tmp_path))
+    body.write(b"0123456789")
+    f = body._file  # what a full disk, or another hand, could leave
+    assert f is not None
+    f.flush()
+    os.ftruncate(f.fileno(), 4)
+    with pytest.raises(OSError, match="ended at 4 of 10"):
+        list(body.pieces())
+    body.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=12), st.integers(0, 1000))
+def test_what_is_read_back_is_what_was_written(parts: list[bytes], limit: int) -> None:
+    body = BufferedBody(limit, None)
+    try:
+        for part in parts:
+            body.write(part)
+        whole = b"".join(parts)
+        assert body.size == len(whole)
+        assert _read(body) == whole
+        assert (body.in_memory() is None) == (len(whole) > limit)
+    finally:
+        body.close()
