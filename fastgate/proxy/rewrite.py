@@ -165,6 +165,13 @@ class RewriteModule:
             conn.abort()
             return DONE
         req.status = code  # $status in the text is the code, as nginx sets it first
+        if code < 400 or ret.text is not None:
+            # nginx answers these through ngx_http_send_response, which discards the
+            # body its way: a client that waits for "100 Continue" is told to send it
+            # (an error without text is not: nginx's special response marks it tested)
+            exchange = conn.exchange
+            if exchange is not None:
+                exchange.write(exchange.expect_continue())
         text = ret.text.render(req) if ret.text is not None else None
         if code in REDIRECTS and text is not None:
             self.respond.redirect(conn, req, loc, code, text)

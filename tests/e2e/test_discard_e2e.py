@@ -30,6 +30,9 @@ BLOCK = """server { listen 127.0.0.1:PORT; lingering_timeout 1s;
   location /deny/ { return 401; }
   location /fail/ { return 500; }
   location /page/ { return 200 "page"; }
+  location /moved/ { return 301 /next/moved; }
+  location /deny-text/ { return 403 "no"; }
+  location /caught/ { error_page 401 = /page/x; return 401; }
   location /next/ { return 200 "next:$uri"; }
 }"""
 
@@ -83,6 +86,7 @@ def _post(path: str, framing: str) -> bytes:
 
 
 CL = f"Content-Length: {len(SMUGGLED)}"
+EXPECT = "Expect: 100-continue"
 CHUNKED = "Transfer-Encoding: chunked"
 CHUNK = b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n"
 
@@ -93,6 +97,14 @@ CASES = {
     "page, body later": [_post("/page/", CL), SMUGGLED + NEXT],
     "500, body later": [_post("/fail/", CL), SMUGGLED + NEXT],
     "refused, malformed chunk later": [_post("/deny/", CHUNKED), b"zz\r\n" + SMUGGLED + NEXT],
+    # Expect: 100-continue — a "return" with a page (or below 400) says 100 first, as
+    # nginx's ngx_http_send_response does; an error without text does not
+    "page, expecting 100": [_post("/page/", f"{CL}\r\n{EXPECT}"), SMUGGLED + NEXT],
+    "redirect, expecting 100": [_post("/moved/", f"{CL}\r\n{EXPECT}"), SMUGGLED + NEXT],
+    "refused, expecting 100": [_post("/deny/", f"{CL}\r\n{EXPECT}"), SMUGGLED + NEXT],
+    "refused with text, expecting 100": [_post("/deny-text/", f"{CL}\r\n{EXPECT}"),
+                                         SMUGGLED + NEXT],
+    "error page, expecting 100": [_post("/caught/", f"{CL}\r\n{EXPECT}"), SMUGGLED + NEXT],
 }
 
 
@@ -133,6 +145,10 @@ def test_same_conversation_as_nginx(tmp_path: Path, engine: str) -> None:
     assert results["500, body later"] == (
         ["http/1.1 500 internal server error", "connection: close"], True)
     assert results["refused, malformed chunk later"] == (["http/1.1 401 unauthorized"], True)
+    assert results["page, expecting 100"] == (["http/1.1 100 continue", "http/1.1 200 ok",
+                                               *served], False)
+    assert results["refused, expecting 100"] == results["refused, body later"]
+    assert results["error page, expecting 100"] == results["page, expecting 100"]
 
 
 def test_a_discarded_body_never_reaches_the_backend(tmp_path: Path, gateway, free,  # type: ignore[no-untyped-def]
