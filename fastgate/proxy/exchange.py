@@ -288,8 +288,8 @@ class UpstreamExchange:
             # request goes without one (nginx sends again the body it buffered)
             try:
                 await self._read_body(conn, req, s, None)
-            except _BodyError as e:
-                await self._body_failed(conn, req, loc, e)
+            except BodyError as e:
+                await self.body_failed(conn, req, loc, e)
                 return DONE
             has_body, length = False, -1
         if not pp.as_is:
@@ -308,8 +308,8 @@ class UpstreamExchange:
                     # upstream, as nginx reads it first
                     try:
                         await self._read_body(conn, req, s, None)
-                    except _BodyError as e:
-                        await self._body_failed(conn, req, loc, e)
+                    except BodyError as e:
+                        await self.body_failed(conn, req, loc, e)
                         return DONE
                     has_body = False
                 body = None
@@ -419,11 +419,11 @@ class UpstreamExchange:
         try:
             rhead = await self._response_head(head_future, sender, s.proxy_read_timeout,
                                               conn.lost())
-        except _BodyError as e:
+        except BodyError as e:
             # the client's body failed (malformed, too slow, gone) before any answer
             head_future.cancel()
             uconn.abort()
-            await self._body_failed(conn, req, loc, e)
+            await self.body_failed(conn, req, loc, e)
             return _DONE
         except _ClientGone:
             # nginx's 499: the request ends now, its upstream exchange with it
@@ -442,9 +442,9 @@ class UpstreamExchange:
             is_stale = stale(e.kind, reused, has_body, uconn.received)
             if not is_stale:
                 body_error = _task_error(sender) if sender is not None else None
-                if isinstance(body_error, _BodyError):
+                if isinstance(body_error, BodyError):
                     # the client's body failed first: that is the answer
-                    await self._body_failed(conn, req, loc, body_error)
+                    await self.body_failed(conn, req, loc, body_error)
                     return _DONE
             return await self._failed(conn, req, loc, peer, e.kind, str(e), is_stale, more)
         if (more and rhead.status in NEXT_STATUSES
@@ -624,7 +624,7 @@ class UpstreamExchange:
             if sender is not None and sender in waiting and sender.done():
                 waiting.discard(sender)
                 error = _task_error(sender)
-                if isinstance(error, _BodyError):
+                if isinstance(error, BodyError):
                     raise error
         return head.result()
 
@@ -638,13 +638,13 @@ class UpstreamExchange:
         buffered = BufferedBody(s.client_body_buffer_size, s.client_body_temp_path)
         try:
             await self._read_body(conn, req, s, None, buffered.write)
-        except (_BodyError, OSError) as e:
+        except (BodyError, OSError) as e:
             buffered.close()
             if isinstance(e, OSError):  # (the file: the rest of the body is not read)
                 where = s.client_body_temp_path or "the temporary directory"
-                e = _BodyError(500, f"the request body could not be kept in a file in "
+                e = BodyError(500, f"the request body could not be kept in a file in "
                                f'"{where}" ({e.errno}: {e.strerror})')
-            await self._body_failed(conn, req, loc, e)
+            await self.body_failed(conn, req, loc, e)
             return None
         whole = buffered.in_memory()
         return buffered if whole is None else whole
@@ -663,7 +663,7 @@ class UpstreamExchange:
         except StreamClosed:
             return
         except OSError as e:
-            raise _BodyError(500, f"the request body's temporary file could not be read "
+            raise BodyError(500, f"the request body's temporary file could not be read "
                              f"({e.errno}: {e.strerror})") from None
         uconn.send_end()
 
@@ -682,8 +682,8 @@ class UpstreamExchange:
         (a PUT's file); False when reading it failed, which has been answered."""
         try:
             await self._read_body(conn, req, loc.settings, None, sink)
-        except _BodyError as e:
-            await self._body_failed(conn, req, loc, e)
+        except BodyError as e:
+            await self.body_failed(conn, req, loc, e)
             return False
         return True
 
@@ -691,34 +691,15 @@ class UpstreamExchange:
                          uconn: UpstreamConnection | None,
                          sink: Callable[[bytes], None] | None = None) -> None:
         """The client's body to the upstream ``uconn`` as it arrives, or read and kept
-        given to ``sink`` or dropped (no ``uconn``). client_max_body_size (0: none) is counted
-        over the bytes themselves, so that a chunked body cannot pass what a
-        Content-Length would not."""
-        body = conn.body
-        assert body is not None
-        read_timeout = s.client_body_timeout
-        limit = s.client_max_body_size
+        given to ``sink`` or dropped (no ``uconn``)."""
         if uconn is None:
             exchange = conn.exchange
             assert exchange is not None
             exchange.write(exchange.expect_continue())
         while True:
-            try:
-                chunk = await body.read(read_timeout)
-            except TimeoutError:
-                raise _BodyError(408, "client timed out (110: Connection timed out) while "
-                                 "reading client request body") from None
-            except ProtocolError as e:
-                raise _BodyError(e.status, f"client sent invalid body: {e.reason}") from None
-            except Exception as e:  # the client went away
-                raise _BodyError(0, f"client closed the connection while sending the body "
-                                 f"({e})") from None
+            chunk = await self.body_piece(conn, req, s)
             if chunk is None:
                 break
-            req.request_length += len(chunk)
-            if limit and req.request_length > limit:
-                raise _BodyError(413, f"client intended to send too large chunked body: "
-                                 f"{req.request_length}+ bytes")
             if uconn is None:
                 if sink is not None:
                     sink(chunk)
@@ -734,8 +715,35 @@ class UpstreamExchange:
         if uconn is not None:
             uconn.send_end()
 
-    async def _body_failed(self, conn: ClientSide, req: Request, loc: Location,
-                           err: _BodyError) -> None:
+    @staticmethod
+    async def body_piece(conn: ClientSide, req: Request, s: Settings) -> bytes | None:
+        """The client's next piece of body as it comes, or None at its end; BodyError,
+        with the status to answer, when it failed. client_max_body_size (0: none) is
+        counted over the bytes themselves, so that a chunked body cannot pass what a
+        Content-Length would not."""
+        body = conn.body
+        assert body is not None
+        try:
+            chunk = await body.read(s.client_body_timeout)
+        except TimeoutError:
+            raise BodyError(408, "client timed out (110: Connection timed out) while "
+                            "reading client request body") from None
+        except ProtocolError as e:
+            raise BodyError(e.status, f"client sent invalid body: {e.reason}") from None
+        except Exception as e:  # the client went away
+            raise BodyError(0, f"client closed the connection while sending the body "
+                            f"({e})") from None
+        if chunk is not None:
+            req.request_length += len(chunk)
+            limit = s.client_max_body_size
+            if limit and req.request_length > limit:
+                raise BodyError(413, f"client intended to send too large chunked body: "
+                                f"{req.request_length}+ bytes")
+        return chunk
+
+    async def body_failed(self, conn: ClientSide, req: Request, loc: Location,
+                          err: BodyError) -> None:
+        """The answer to a body that failed before any response began."""
         # the client's doing is info, as nginx logs it; our own failure (a file) is not
         (self.w.log.error if err.status == 500 else self.w.log.info)(str(err), conn, req)
         # a body that failed (too slow, malformed, too large) is not read past: the
@@ -885,7 +893,9 @@ class _ClientGone(FastgateError):
     """The client connection was lost while its request waited on the upstream."""
 
 
-class _BodyError(FastgateError):
+class BodyError(FastgateError):
+    """The client's body failed: ``status`` is the answer (0: none, the client went)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

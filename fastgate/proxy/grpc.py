@@ -11,8 +11,10 @@ what the server sends) — built as nginx builds it:
   Connection, Transfer-Encoding, Keep-Alive, Expect and Upgrade empty, so never sent);
   a field that renders empty is left out;
 - every client header but those, its name lowercased;
-- the body, read whole first (nginx streams it), in DATA frames as the server's
-  flow-control windows allow.
+- the body as it comes (a client-streaming or bidirectional call goes message by
+  message, the answer relayed meanwhile), in DATA frames as the server's flow-control
+  windows allow: the client's next piece is read only when the last one has gone, so
+  a server that takes it slowly slows the client.
 
 The answer is relayed as it comes (nginx's module never buffers it): the status, the
 headers but nginx's hidden ones (Date, Server, X-Accel-*) and ``grpc_hide_header``'s,
@@ -27,6 +29,7 @@ upstream block); always on the task path."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,7 +52,7 @@ from h2.settings import SettingCodes, Settings
 from fastgate._wire import field_value
 from fastgate.errors import FastgateError
 from fastgate.proxy.cgi import CgiModule, Plan
-from fastgate.proxy.exchange import request_target
+from fastgate.proxy.exchange import BodyError, request_target
 from fastgate.proxy.failure import TIMED_OUT
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.steps import DONE, Step
@@ -153,27 +156,57 @@ class _Failed(FastgateError):
         self.status = status
 
 
-class _Body:
-    """The request body, sent as the server's flow-control windows allow."""
+class _Upload:
+    """The client's body into the stream as it comes, as the server's flow-control
+    windows allow; the stream's end once the body has ended and all of it has gone."""
 
-    def __init__(self, h2: H2Connection, body: bytes) -> None:
+    __slots__ = ("h2", "left", "ended", "done")
+
+    def __init__(self, h2: H2Connection) -> None:
         self.h2 = h2
-        self.left = memoryview(body)
+        self.left = memoryview(b"")  # taken from the client, waiting for a window
+        self.ended = False  # the client's body has ended
+        self.done = False  # END_STREAM sent, or the server closed the stream
+
+    def wants_more(self) -> bool:
+        """Whether to read the client's next piece: the last one has gone into h2."""
+        return not self.ended and not self.left and not self.done
+
+    def take(self, piece: bytes | None) -> None:
+        if piece is None:
+            self.ended = True
+        else:
+            self.left = memoryview(piece)
+        self.push()
 
     def push(self) -> None:
-        """As much of the body as the windows allow now (the rest is dropped once the
-        server has ended the stream: it answered without it)."""
+        """As much as the windows allow now (what is left is dropped once the server
+        has closed the stream: it answered without it)."""
         h2 = self.h2
-        while self.left:
-            try:
+        try:
+            while self.left and not self.done:
                 room = min(h2.local_flow_control_window(_STREAM), h2.max_outbound_frame_size)
-            except H2Error:  # (the stream is closed on its side)
-                self.left = memoryview(b"")
-                return
-            if room <= 0:
-                return
-            part, self.left = self.left[:room], self.left[room:]
-            h2.send_data(_STREAM, bytes(part), end_stream=not self.left)
+                if room <= 0:
+                    return
+                part, self.left = self.left[:room], self.left[room:]
+                h2.send_data(_STREAM, bytes(part))
+            if self.ended and not self.done:
+                self.done = True
+                h2.end_stream(_STREAM)
+        except H2Error:  # (the stream is closed on its side)
+            self.left = memoryview(b"")
+            self.done = True
+
+
+def _drop(task: asyncio.Task[Any] | None) -> None:
+    """A read nobody waits for any more: cancelled, or its outcome taken (never left
+    for the loop to report)."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
 
 
 def _too_big(headers: Headers, limit: int) -> bool:
@@ -197,9 +230,6 @@ class GrpcModule(CgiModule):
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
         plan = self.grpc_plan(loc)
-        body = await self.whole_body(conn, req, loc)
-        if body is None:
-            return DONE  # reading it failed, and that has been answered
         fields, unsafe = request_fields(req, plan)
         for name in unsafe:
             self.w.log.warn(f'header "{name.decode("latin-1")}" dropped: its value holds a '
@@ -208,24 +238,56 @@ class GrpcModule(CgiModule):
         return await self.talk(
             conn, req, loc, plan.relay.connect_timeout,
             lambda app, peer, started: self._stream(conn, req, loc, plan, peer, app, fields,
-                                                    body, started))
+                                                    started))
 
     async def _stream(self, conn: ClientSide, req: Request, loc: Location, plan: GrpcPlan,
-                      peer: Peer | None, app: AppConnection, fields: Headers, body: bytes,
+                      peer: Peer | None, app: AppConnection, fields: Headers,
                       started: float) -> Step:
         p = plan.relay
+        s = loc.settings
         h2 = H2Connection(_H2)
         h2.local_settings = Settings(client=True, initial_values={SettingCodes.ENABLE_PUSH: 0})
         h2.initiate_connection()
-        h2.send_headers(_STREAM, fields, end_stream=not body)
-        sending = _Body(h2, body)
-        sending.push()
+        upload = _Upload(h2) if req.head.content_length != 0 else None
+        h2.send_headers(_STREAM, fields, end_stream=upload is None)
         relay: _Relay | None = None
         trailers: Headers = []
+        loop = asyncio.get_running_loop()
+        # the next of what the application sends and of the client's body, whichever
+        # comes first: a stream's messages go both ways at once
+        app_read: asyncio.Task[bytes] | None = None
+        body_read: asyncio.Task[bytes | None] | None = None
         try:
             await _send(app, h2, p.send_timeout)
+            if upload is not None:
+                exchange = conn.exchange
+                assert exchange is not None
+                exchange.write(exchange.expect_continue())
             while True:
-                data = await _read(app, p.read_timeout, relay is not None)
+                if app_read is None:
+                    app_read = loop.create_task(_read(app, p.read_timeout, relay is not None))
+                if body_read is None and upload is not None and upload.wants_more():
+                    body_read = loop.create_task(self.upstream.body_piece(conn, req, s))
+                await asyncio.wait((app_read,) if body_read is None else (app_read, body_read),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if body_read is not None and body_read.done():
+                    got_body, body_read = body_read, None
+                    try:
+                        piece = got_body.result()
+                    except BodyError as e:
+                        if relay is None:
+                            await self.upstream.body_failed(conn, req, loc, e)
+                        else:  # (the answer has begun: the client sees it cut)
+                            self.w.log.info(str(e), conn, req)
+                            relay.cut()
+                        return DONE
+                    assert upload is not None
+                    upload.take(piece)
+                    await _send(app, h2, p.send_timeout)
+                if not app_read.done():
+                    continue
+                got_app, app_read = app_read, None
+                data = got_app.result()
                 if conn.closed:  # the client went away: so does its stream (a gRPC
                     return DONE  # server stream may never end of itself)
                 req.upstream_bytes_received += len(data)
@@ -272,8 +334,8 @@ class GrpcModule(CgiModule):
                     elif isinstance(ev, InformationalResponseReceived):
                         got = dict(ev.headers).get(b":status", b"").decode("latin-1")
                         raise _Failed(f'upstream sent unexpected :status "{got}"')
-                    elif isinstance(ev, WindowUpdated):
-                        sending.push()
+                    elif isinstance(ev, WindowUpdated) and upload is not None:
+                        upload.push()
                 await _send(app, h2, p.send_timeout)
         except _Failed as e:
             if relay is None:
@@ -282,6 +344,8 @@ class GrpcModule(CgiModule):
             relay.cut()
             return DONE
         finally:
+            _drop(app_read)
+            _drop(body_read)
             if relay is not None:
                 relay.forget()
 

@@ -6,7 +6,9 @@ and every raw byte. In the test process: a thread with its own event loop.
 Each request is answered by ``answer(received)``, a list of steps: ("head", status,
 fields), ("data", bytes), ("trailers", fields), ("end",), ("reset", code),
 ("goaway", code, last_stream), ("close",), ("wait",) (nothing more: the connection stays
-open). The default echoes the request as JSON with gRPC's trailers."""
+open). The default echoes the request as JSON with gRPC's trailers. A call whose path
+ends in ``/Chat`` is answered as it comes instead (a bidirectional stream): the head at
+once, each DATA frame echoed as it arrives, the trailers when the client ends."""
 
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class _Conn(asyncio.Protocol):
             normalize_inbound_headers=False, validate_outbound_headers=False))
         self.got: dict[int, GrpcReceived] = {}
         self.steps: dict[int, list[tuple[Any, ...]]] = {}
+        self.live: set[int] = set()  # /Chat streams, echoed as they come
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.t: Any = transport
@@ -96,9 +99,19 @@ class _Conn(asyncio.Protocol):
         for ev in events:
             if isinstance(ev, RequestReceived):
                 self.got[ev.stream_id] = GrpcReceived(list(ev.headers))
+                if self.got[ev.stream_id].path.endswith("/Chat"):
+                    self.live.add(ev.stream_id)
+                    self.h2.send_headers(ev.stream_id, [(b":status", b"200"),
+                                                        (b"content-type", b"application/grpc")])
             elif isinstance(ev, DataReceived):
                 self.got[ev.stream_id].body += ev.data
                 self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                if ev.stream_id in self.live and ev.data:
+                    self.h2.send_data(ev.stream_id, ev.data)
+            elif isinstance(ev, StreamEnded) and ev.stream_id in self.live:
+                with self.state.lock:
+                    self.state.requests.append(self.got[ev.stream_id])
+                self.h2.send_headers(ev.stream_id, [(b"grpc-status", b"0")], end_stream=True)
             elif isinstance(ev, StreamEnded):
                 r = self.got[ev.stream_id]
                 with self.state.lock:

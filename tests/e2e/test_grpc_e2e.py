@@ -404,3 +404,93 @@ def test_a_client_that_goes_ends_its_server_stream(served) -> None:  # type: ign
     while app.closed() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert app.closed() == 1
+
+
+# --- streaming calls: the client's body goes as it comes, the answer meanwhile -----------------
+
+
+def _msg(text: bytes) -> bytes:
+    return b"\x00\x00\x00\x00" + bytes([len(text)]) + text  # one length-prefixed message
+
+
+def _until(c: H2Client, sid: int, want: bytes) -> None:
+    import time
+
+    deadline = time.monotonic() + 5
+    while want not in c.answers[sid].body:
+        assert time.monotonic() < deadline and c.answers[sid].reset is None, c.answers[sid]
+        c.read_once()
+
+
+def test_a_bidirectional_call_goes_message_by_message(served) -> None:  # type: ignore[no-untyped-def]
+    """Each message of an open call reaches the application, and its answer the client,
+    before the client's next one (a body read whole first would wait for the client's
+    end, and the call would hang). A call without a valid token, its stream left open,
+    reaches nothing."""
+    ask, app, _ = served
+    token = {k.lower(): v for k, v in bearer(SECRET).items()}
+    with H2Client(ask.port) as c:
+        refused = c.request("/api/pkg.Svc/Chat", "POST", {**GRPC_CALL, "x-user": "admin"},
+                            body=_msg(b"SECRET"), end=False)
+        assert c.wait(refused)[0].status == 401
+        sid = c.request("/api/pkg.Svc/Chat", "POST", {**GRPC_CALL, **token}, end=False)
+        sent = [_msg(b"m%d" % i) for i in range(3)]
+        for m in sent:
+            c.send(sid, m)
+            _until(c, sid, m)  # its echo came back: the stream is still open
+        c.send(sid, b"", end=True)
+        (a,) = c.wait(sid)
+    assert (a.status, a.body, a.trailers) == (200, b"".join(sent), [(b"grpc-status", b"0")])
+    (r,) = app.requests()
+    assert r.body == b"".join(sent) and _fields(r)[b"x-user"] == b'"alice"'
+    assert b"SECRET" not in app.raw() and b"admin" not in app.raw()
+
+
+def test_a_bidirectional_call_over_http1(served) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    ask, app, _ = served
+    auth = bearer(SECRET)["Authorization"]
+    with socket.create_connection(("127.0.0.1", ask.port), timeout=5) as s:
+        s.sendall(f"POST /api/pkg.Svc/Chat HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+                  "Content-Type: application/grpc\r\nTE: trailers\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n".encode())
+        got = b""
+        for i in range(3):
+            m = _msg(b"h%d" % i)
+            s.sendall(b"%x\r\n%s\r\n" % (len(m), m))
+            while m not in got:
+                got += s.recv(4096)
+        s.sendall(b"0\r\n\r\n")
+        while not got.endswith(b"\r\n\r\n") or b"grpc-status" not in got:
+            got += s.recv(4096)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+    assert b"grpc-status: 0" in body
+    (r,) = app.requests()
+    assert r.body == b"".join(_msg(b"h%d" % i) for i in range(3))
+
+
+def test_a_streamed_body_past_the_limit(gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """client_max_body_size counts a streamed body as it comes: past it before the
+    answer began, a 413; after (the application answered at once), the stream is cut."""
+    app = GrpcBackend(_answer)
+    try:
+        port = free()
+        gateway(_config(port, app.port, free(), extra="location /limited/ { "
+                        f"client_max_body_size 16; grpc_pass 127.0.0.1:{app.port}; }}"), port)
+        with H2Client(port) as c:
+            early = c.request("/limited/pkg.Svc/Call", "POST", GRPC_CALL, body=_msg(b"x" * 8),
+                              end=False)
+            c.send(early, _msg(b"y" * 8))
+            (a,) = c.wait(early)
+            live = c.request("/limited/pkg.Svc/Chat", "POST", GRPC_CALL, end=False)
+            c.send(live, _msg(b"ok"))
+            _until(c, live, _msg(b"ok"))
+            c.send(live, _msg(b"z" * 20))
+            (b,) = c.wait(live)
+        assert a.status == 413
+        assert b.status == 200 and (b.reset is not None or not b.trailers)
+        assert app.requests() == []  # neither call ended as a whole request
+    finally:
+        app.stop()
