@@ -56,12 +56,17 @@ def pairs(params: Iterable[tuple[bytes, bytes]]) -> bytes:
     return b"".join(_length(len(k)) + _length(len(v)) + k + v for k, v in params)
 
 
-def request(params: Iterable[tuple[bytes, bytes]], body: bytes, keep_conn: bool) -> bytes:
-    """A whole request: begin, parameters, body, each stream closed by its empty record."""
+def request_head(params: Iterable[tuple[bytes, bytes]], keep_conn: bool) -> bytes:
+    """What comes before the body: begin, the parameters and their empty record (the
+    body then goes as ``stream(STDIN, ...)`` pieces, ended by ``record(STDIN)``)."""
     begin = record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER,
                                               KEEP_CONN if keep_conn else 0))
-    return (begin + stream(PARAMS, pairs(params)) + record(PARAMS)
-            + stream(STDIN, body) + record(STDIN))
+    return begin + stream(PARAMS, pairs(params)) + record(PARAMS)
+
+
+def request(params: Iterable[tuple[bytes, bytes]], body: bytes, keep_conn: bool) -> bytes:
+    """A whole request: begin, parameters, body, each stream closed by its empty record."""
+    return request_head(params, keep_conn) + stream(STDIN, body) + record(STDIN)
 
 
 def read_pairs(data: bytes) -> list[tuple[bytes, bytes]]:

@@ -8,10 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-def request(params: Iterable[tuple[bytes, bytes]], body: bytes) -> bytes:
-    headers = b"CONTENT_LENGTH\0%d\0" % len(body) + b"".join(
+def request_head(params: Iterable[tuple[bytes, bytes]], length: int) -> bytes:
+    """The netstring of headers that comes before a body of ``length`` bytes."""
+    headers = b"CONTENT_LENGTH\0%d\0" % length + b"".join(
         name + b"\0" + value + b"\0" for name, value in params)
-    return b"%d:" % len(headers) + headers + b"," + body
+    return b"%d:" % len(headers) + headers + b","
+
+
+def request(params: Iterable[tuple[bytes, bytes]], body: bytes) -> bytes:
+    return request_head(params, len(body)) + body
 
 
 def read_headers(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:

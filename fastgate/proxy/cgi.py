@@ -2,7 +2,9 @@
 three CGI-family modules, which differ on the wire (``http.fastcgi``, ``http.uwsgi``,
 ``http.scgi``) and agree on the rest, as here:
 
-- the request's body is read whole first (nginx's default request buffering);
+- the request's body is read whole first (nginx's default request buffering): in
+  memory up to ``client_body_buffer_size`` (``$request_body``), past it in a file with
+  no name, framed piece by piece as it is sent;
 - the parameters are the location's ``*_param`` in order (``if_not_empty`` ones left out
   when empty), then each client header as ``HTTP_NAME`` — unless a ``*_param HTTP_NAME``
   owns that name (an empty one hides the header: the ``HTTP_PROXY ""`` defence);
@@ -20,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastgate._wire import ResponseHead
 from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
+from fastgate.http.buffered_body import BufferedBody
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy import accel, output, rate, store
@@ -121,15 +124,30 @@ def params(req: Request, plan: Plan) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def request_bytes(req: Request, plan: Plan, s: Settings, body: bytes) -> bytes:
-    """The request as the application's protocol frames it (uwsgi.TooBig: it cannot)."""
+def request_bytes(req: Request, plan: Plan, s: Settings, body: bytes | BufferedBody) -> bytes:
+    """The request as the application's protocol frames it (uwsgi.TooBig: it cannot);
+    for a body in a file, what comes before it (``body_pieces`` frames the rest)."""
     env = params(req, plan)
+    kept = body if isinstance(body, bytes) else b""
     if plan.kind == "fastcgi":
-        return fastcgi.request(env, body, False)
+        if isinstance(body, BufferedBody):
+            return fastcgi.request_head(env, False)
+        return fastcgi.request(env, kept, False)
     if plan.kind == "uwsgi":
-        return uwsgi.request(env, body, s.uwsgi_modifier1, s.uwsgi_modifier2,
+        return uwsgi.request(env, kept, s.uwsgi_modifier1, s.uwsgi_modifier2,
                              s.uwsgi_string.encode("utf-8", "surrogateescape"))
-    return scgi.request(env, body)
+    if isinstance(body, BufferedBody):
+        return scgi.request_head(env, body.size)
+    return scgi.request(env, kept)
+
+
+def body_pieces(kind: str, body: BufferedBody) -> Iterator[bytes]:
+    """A body kept in a file, read back and framed as the protocol carries it: FastCGI
+    in STDIN records, ended by an empty one; uwsgi and SCGI as it is."""
+    for piece in body.pieces():
+        yield fastcgi.stream(fastcgi.STDIN, piece) if kind == "fastcgi" else piece
+    if kind == "fastcgi":
+        yield fastcgi.record(fastcgi.STDIN)
 
 
 class _Gone(FastgateError):
@@ -187,28 +205,35 @@ class CgiModule:
             kept = self._plans[id(loc)] = (loc, Plan.of(cp.kind, loc.settings))
         return kept[1]
 
-    async def whole_body(self, conn: ClientSide, req: Request, loc: Location) -> bytes | None:
-        """The client's body read to its end (b"" without one); None when reading it
-        failed, which has been answered."""
-        if req.head.content_length == 0:
-            return b""
-        return await self.upstream.read_whole_body(conn, req, loc)
-
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
-        plan = self.plan(loc)
-        got = await self.whole_body(conn, req, loc)
+        kept = req.body_buffer  # read already: a mirror's, or before an internal redirect
+        if req.head.content_length == 0 or kept is not None:
+            return await self._with_body(conn, req, loc, kept or b"")
+        got = await self.upstream.buffer_body(conn, req, loc)
         if got is None:
             return DONE  # reading it failed, and that has been answered
+        req.body_buffer = got  # ($request_body, and for a location an error_page names)
+        try:
+            return await self._with_body(conn, req, loc, got)
+        finally:
+            if isinstance(got, BufferedBody):
+                got.close()
+                req.body_buffer = None
+
+    async def _with_body(self, conn: ClientSide, req: Request, loc: Location,
+                         got: bytes | BufferedBody) -> Step:
+        plan = self.plan(loc)
         body = got if plan.pass_body else b""
         try:
             data = request_bytes(req, plan, loc.settings, body)
         except uwsgi.TooBig as e:
             self.w.log.error(str(e), conn, req)
             return await finished(self.fail(conn, req, loc, 500))
+        rest = body if isinstance(body, BufferedBody) else None
         return await self.talk(
             conn, req, loc, plan.connect_timeout,
             lambda app, peer, started: self._run(conn, req, loc, plan, peer, app, data,
-                                                 started))
+                                                 started, rest))
 
     async def talk(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
                    exchange: Callable[[AppConnection, Peer | None, float], Awaitable[Step]],
@@ -286,10 +311,13 @@ class CgiModule:
 
     async def _run(self, conn: ClientSide, req: Request, loc: Location, plan: Plan,
                    peer: Peer | None, app: AppConnection, data: bytes,
-                   started: float) -> Step:
+                   started: float, rest: BufferedBody | None = None) -> Step:
         s = loc.settings
         try:
             await app.send(data, plan.send_timeout)
+            if rest is not None:  # the body from its file, as the application takes it
+                for piece in body_pieces(plan.kind, rest):
+                    await app.send(piece, plan.send_timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,
                                       f"{TIMED_OUT} while sending request to upstream")
