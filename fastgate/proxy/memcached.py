@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 _KEY = user_variable("memcached_key")
 
 
+def _drop(piece: bytes) -> None:
+    """A piece of a body nobody reads (never kept: an upload's size costs nothing)."""
+
+
 class MemcachedModule(CgiModule):
     """The content handler of locations with ``memcached_pass`` (the CGI family's way
     to an application: its server, its connection, its failures)."""
@@ -35,7 +39,7 @@ class MemcachedModule(CgiModule):
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
         s = loc.settings
         if req.head.content_length != 0:  # read and dropped: memcached gets no body
-            if await self.upstream.read_whole_body(conn, req, loc) is None:
+            if not await self.upstream.read_body_to(conn, req, loc, _drop):
                 return DONE
         key = _KEY(req).encode("utf-8", "surrogateescape")
         if not key:
