@@ -46,6 +46,22 @@ def _header(name: str) -> Getter:
     return get
 
 
+def _content_length(r: Any) -> str:
+    """The request's Content-Length; for a chunked body read whole, its length once
+    read (nginx's: what the stock fastcgi_params and uwsgi_params send as
+    CONTENT_LENGTH, without which an application reads no body)."""
+    given = _CONTENT_LENGTH(r)
+    if given:
+        return given
+    body = r.body_buffer
+    if body is None:
+        return ""
+    return str(len(body) if isinstance(body, bytes) else body.size)
+
+
+_CONTENT_LENGTH = _header("content_length")
+
+
 def _arg(name: str) -> Getter:
     def get(r: Any) -> str:
         return query_arg(r.args, name)
@@ -470,7 +486,7 @@ BUILTIN: dict[str, Getter] = {
     "body_bytes_sent": lambda r: str(r.body_bytes_sent),
     "bytes_sent": lambda r: str(r.bytes_sent),
     "content_type": _header("content_type"),
-    "content_length": _header("content_length"),
+    "content_length": _content_length,
     # grpc_set_header's default TE: "trailers" when the client's (first) TE names them
     "grpc_internal_trailers": lambda r: next(
         ("trailers" if "trailers" in v.lower() else "" for n, v in r.headers if n == "te"), ""),

@@ -65,3 +65,28 @@ def test_bodies_reach_the_application_whole_from_memory_or_file(
         assert proc_status_kib(g.proc.pid, "VmHWM") - before < 8 * 1024, "held in memory"
     finally:
         app.stop()
+
+
+def test_a_chunked_body_has_its_length_once_read(tmp_path: Path, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """nginx's $content_length is the length of a chunked body read whole: the stock
+    fastcgi_params send it as CONTENT_LENGTH, without which PHP reads no body."""
+    from e2e_util import raw_exchange
+
+    app = FastcgiBackend(answer=_fastcgi_answer)
+    try:
+        port = free()
+        gateway(f"""http {{ access_log off; client_body_buffer_size 1k;
+  server {{ listen 127.0.0.1:{port};
+    location / {{ fastcgi_param CONTENT_LENGTH $content_length;
+      fastcgi_pass 127.0.0.1:{app.port}; }} }} }}""", port)
+        for body in (SMALL, LARGE):
+            chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 5000]), body[i:i + 5000])
+                               for i in range(0, len(body), 5000)) + b"0\r\n\r\n"
+            out = raw_exchange(port, b"POST /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                     b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+            assert out.startswith(b"HTTP/1.1 200"), out[:200]
+        got = app.requests()
+        assert [(r.param(b"CONTENT_LENGTH"), r.stdin) for r in got] == [
+            (str(len(SMALL)).encode(), SMALL), (str(len(LARGE)).encode(), LARGE)]
+    finally:
+        app.stop()

@@ -343,6 +343,10 @@ PARITY_REQUESTS = [
     ("GET", "/cgi/app.sh/moved", (), b""),
     ("GET", "/cgi/app.sh/err", (), b""),
     ("GET", "/idx/", (), b""),
+    # a chunked body: read whole, and $content_length (CONTENT_LENGTH) is its length
+    ("RAW", "/cgi/app.sh/chunked", (), b"POST /cgi/app.sh/chunked HTTP/1.1\r\n"
+     b"Host: parity.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
 ]
 
 
@@ -397,7 +401,7 @@ def test_same_answers_as_nginx_over_one_application(fcgiwrap: Path, engine: str)
             sides.append(Side(kind, fcgiwrap, PARITY, engine))
         nginx, fastgate = sides
         for method, path, headers, body in PARITY_REQUESTS:
-            raw = _request(method, path, *headers, body=body)
+            raw = body if method == "RAW" else _request(method, path, *headers, body=body)
             want, got = nginx.send(raw), fastgate.send(raw)
             assert got[0] == want[0], (path, want, got)
             assert got[2] == want[2], (path, want[2].decode(), got[2].decode())
