@@ -3,7 +3,10 @@ memory up to a size (``client_body_buffer_size``), and past it in a temporary fi
 that has no name (``O_TMPFILE`` where the filesystem has it, unlinked at once where
 not), so that nothing is left behind whatever happens to the worker. A body in memory
 is what ``$request_body`` gives; one in a file is read back in pieces each time it is
-sent (a second server after the first failed reads it again from its start)."""
+sent (a second server after the first failed reads it again from its start).
+
+Whoever makes one holds it; ``hold`` adds a holder (a mirror's copy, which may outlive
+its request), ``close`` lets go of one, and the file closes with the last."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ PIECE = 64 * 1024  # read back from the file at once: one upstream write
 
 
 class BufferedBody:
-    __slots__ = ("_parts", "_limit", "_directory", "_file", "size")
+    __slots__ = ("_parts", "_limit", "_directory", "_file", "size", "_holders")
 
     def __init__(self, limit: int, directory: str | None) -> None:
         self._parts: list[bytes] = []
@@ -24,6 +27,7 @@ class BufferedBody:
         self._directory = directory  # None: the system's temporary directory
         self._file: BinaryIO | None = None
         self.size = 0
+        self._holders = 1
 
     def write(self, data: bytes) -> None:
         """``data`` after what is kept; OSError when the file cannot be made or
@@ -63,7 +67,14 @@ class BufferedBody:
             offset += len(piece)
             yield piece
 
+    def hold(self) -> None:
+        self._holders += 1
+
     def close(self) -> None:
+        """One holder done with it; the last closes the file."""
+        self._holders -= 1
+        if self._holders > 0:
+            return
         if self._file is not None:
             self._file.close()
         self._parts = []

@@ -311,6 +311,12 @@ class Worker:
             self.access.write(entries, req)
         if loc is not None and loc.settings.post_action is not None and server is not None:
             self.phases.mirror.post_action(conn, req, loc.settings.post_action)
+        kept = req.body_buffer
+        if kept is not None and not isinstance(kept, bytes):
+            # a body in a file that a mirror read: this request is done with it (its
+            # copies may still hold it)
+            req.body_buffer = None
+            kept.close()
         if conn.closed:
             return
         conn.request_done()

@@ -6,8 +6,10 @@ never waits on them.
 
 A body to be copied is read whole before the request goes on (nginx reads it first as
 well), by the proxy's own body reader (``client_max_body_size``, ``client_body_timeout``,
-its failures answered as the proxy answers them); the main request then sends that copy
-upstream instead of streaming the connection's.
+its failures answered as the proxy answers them) — in memory up to
+``client_body_buffer_size``, past it in a file that the copies read back — and the main
+request then sends that body upstream too. A body in a file stays open while a copy
+still needs it, after its request if need be.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from fastgate.http.buffered_body import BufferedBody
 from fastgate.proxy.steps import DONE, NEXT, Step
 
 if TYPE_CHECKING:
@@ -42,14 +45,15 @@ class Mirror:
         return NEXT
 
     async def _with_body(self, conn: ClientSide, req: Request, loc: Location) -> Step:
-        body = await self.subrequests.upstream.read_whole_body(conn, req, loc)
+        body = await self.subrequests.upstream.buffer_body(conn, req, loc)
         if body is None:  # it failed, and was answered
             return DONE
-        req.body_buffer = body
+        req.body_buffer = body  # (a file: closed when the request completes)
         self._copy(conn, req, loc, body)
         return NEXT
 
-    def _copy(self, conn: ClientSide, req: Request, loc: Location, body: bytes) -> None:
+    def _copy(self, conn: ClientSide, req: Request, loc: Location,
+              body: bytes | BufferedBody) -> None:
         method = req.method.encode("latin-1")
         for uri in loc.settings.mirror:
             self._send(conn, req, uri, method, body, "mirror")
@@ -62,7 +66,7 @@ class Mirror:
                    req.status)
 
     def _send(self, conn: ClientSide, req: Request, uri: str, method: bytes,
-              body: bytes, what: str, status: int = 0) -> None:
+              body: bytes | BufferedBody, what: str, status: int = 0) -> None:
         sub, target = self.subrequests.make(conn, req, uri)
         # post_action is the request itself once more, in nginx: $status is its answer's
         sub.status = status
@@ -70,6 +74,9 @@ class Mirror:
             self.subrequests.run(conn, req, sub, target, method, body, what))
         self._running.add(task)
         task.add_done_callback(self._done)
+        if isinstance(body, BufferedBody):
+            body.hold()  # (the copy may outlive its request)
+            task.add_done_callback(lambda _: body.close())
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from fastgate._wire import ConnectionInfo, RequestHead
 from fastgate.config.model import Return
 from fastgate.errors import UpstreamError
+from fastgate.http.buffered_body import BufferedBody
+from fastgate.http.flow import StreamClosed
 from fastgate.proxy.failure import Recovery, stale
 from fastgate.proxy.request import Request
 from fastgate.proxy.upstream import (
@@ -102,7 +104,7 @@ class Subrequests:
         return status, headers, bytes(kept)
 
     async def run(self, conn: ClientSide, req: Request, sub: Request, target: Location,
-                  method: bytes, body: bytes, what: str) -> int:
+                  method: bytes, body: bytes | BufferedBody, what: str) -> int:
         """The subrequest's status: the location's ``return`` code, or its upstream's
         answer — 502/504 when none came (logged, tagged with ``what``)."""
         first = target.rewrites[0] if target.rewrites else None
@@ -111,7 +113,7 @@ class Subrequests:
         return await self._proxy(conn, req, sub, target, method, body, what)
 
     async def _proxy(self, conn: ClientSide, req: Request, sub: Request,
-                     target: Location, method: bytes, body: bytes, what: str,
+                     target: Location, method: bytes, body: bytes | BufferedBody, what: str,
                      kept: bytearray | None = None) -> int:
         """The subrequest to ``target``'s upstream: its response status, or 502/504
         when none came (logged as the main proxy logs them)."""
@@ -176,14 +178,22 @@ class Subrequests:
 
     @staticmethod
     async def _exchange(uconn: UpstreamConnection, method: bytes, path: bytes,
-                        headers: list[tuple[bytes, bytes]], body: bytes,
+                        headers: list[tuple[bytes, bytes]], body: bytes | BufferedBody,
                         timeout: float, kept: bytearray | None = None) -> ResponseHead:
-        """``method`` ``path`` (with ``body``) on ``uconn``; the response head, its body
-        read and dropped — or into ``kept``, up to 1 MiB — (the connection back in its
-        pool when it can carry another request)."""
+        """``method`` ``path`` (with ``body``: from its file, as the upstream takes it)
+        on ``uconn``; the response head, its body read and dropped — or into ``kept``,
+        up to 1 MiB — (the connection back in its pool when it can carry another
+        request)."""
         head_future = uconn.begin()
-        uconn.send_request(method, path, headers, len(body), body)
         try:
+            if isinstance(body, bytes):
+                uconn.send_request(method, path, headers, len(body), body)
+            else:
+                uconn.send_head(method, path, headers, body.size)
+                for piece in body.pieces():
+                    uconn.send_body(piece)
+                    await uconn.wait_writable(timeout)
+                uconn.send_end()
             head = await asyncio.wait_for(head_future, timeout)
             if head.status == 101:  # switched away from HTTP: nothing to read or reuse
                 uconn.abort()
@@ -202,5 +212,11 @@ class Subrequests:
         except TimeoutError:
             raise UpstreamError("timeout", "upstream timed out (110: Connection timed out) "
                                 "while reading upstream") from None
+        except StreamClosed:  # (sending the body: the upstream went)
+            raise UpstreamError("reset", "upstream closed the connection") from None
+        except OSError as e:  # (the body's file)
+            uconn.abort()
+            raise UpstreamError("invalid", f"the request body's temporary file could not "
+                                f"be read ({e.errno}: {e.strerror})") from None
         uconn.peer.release(uconn, head)
         return head

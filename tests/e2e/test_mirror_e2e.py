@@ -120,3 +120,30 @@ def test_post_action_needs_a_location_that_proxies(tmp_path: Path) -> None:
     assert "reaches a location" in server_config_error(
         tmp_path, "location /a/ { post_action /nowhere; return 200; }")
     assert "invalid URI" in server_config_error(tmp_path, "post_action track;")
+
+
+def test_a_large_body_is_copied_from_its_file(tmp_path: Path, gateway, free, pair) -> None:  # type: ignore[no-untyped-def]
+    """A body past client_body_buffer_size waits in a file, which the main request and
+    the copy (slower: it outlives its request) each read whole — never the whole body
+    in memory, nothing left behind."""
+    from e2e_util import proc_status_kib
+
+    main, shadow = pair
+    port = free()
+    temp = tmp_path / "body"
+    g = gateway(f"""http {{ access_log off; client_body_buffer_size 1k;
+      client_max_body_size 64m; client_body_temp_path {temp};
+      server {{ listen 127.0.0.1:{port};
+        location / {{ mirror /shadow; proxy_pass http://127.0.0.1:{main.port}; }}
+        location = /shadow {{ internal; proxy_pass http://127.0.0.1:{shadow.port}$request_uri; }}
+      }} }}""", port)
+    body = bytes(range(256)) * 4096  # 1 MiB
+    assert _ask(port, "POST", "/small", b"fits")[0] == 200
+    before = proc_status_kib(g.proc.pid, "VmHWM")
+    assert _ask(port, "POST", "/up", body * 12)[0] == 200
+    assert proc_status_kib(g.proc.pid, "VmHWM") - before < 8 * 1024, "held in memory"
+    assert [(r.target, r.body) for r in main.requests()] == [
+        (b"/small", b"fits"), (b"/up", body * 12)]
+    copies = sorted((r.target, r.body) for r in _wait(shadow, 2))
+    assert copies == [(b"/small", b"fits"), (b"/up", body * 12)]
+    assert list(temp.iterdir()) == []

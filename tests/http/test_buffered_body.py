@@ -75,3 +75,14 @@ def test_what_is_read_back_is_what_was_written(parts: list[bytes], limit: int) -
         assert (body.in_memory() is None) == (len(whole) > limit)
     finally:
         body.close()
+
+
+def test_the_file_closes_with_its_last_holder(tmp_path: Path) -> None:
+    body = BufferedBody(1, str(tmp_path))
+    body.write(b"abc")
+    body.hold()  # a mirror's copy
+    body.close()  # its request is done with it
+    assert b"".join(body.pieces()) == b"abc"  # the copy still reads it
+    body.close()
+    with pytest.raises(ValueError):  # (closed: its fd is gone)
+        list(body.pieces())
