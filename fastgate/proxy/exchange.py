@@ -667,15 +667,6 @@ class UpstreamExchange:
                              f"({e.errno}: {e.strerror})") from None
         uconn.send_end()
 
-    async def read_whole_body(self, conn: ClientSide, req: Request,
-                              loc: Location) -> bytes | None:
-        """The client's body read to its end and kept (for a mirror); None when reading
-        it failed, which has been answered."""
-        parts: list[bytes] = []
-        if not await self.read_body_to(conn, req, loc, parts.append):
-            return None
-        return b"".join(parts)
-
     async def read_body_to(self, conn: ClientSide, req: Request, loc: Location,
                            sink: Callable[[bytes], None]) -> bool:
         """The client's body read to its end, each piece given to ``sink`` as it comes
