@@ -59,7 +59,10 @@ from fastgate.proxy.steps import DONE, Step
 from fastgate.variables import TRAILERS_KEY, Registry, Template
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from fastgate.config.model import Location
+    from fastgate.config.model import Settings as SettingsModel
     from fastgate.http.cgi import AppConnection
     from fastgate.http.engine import Headers
     from fastgate.http.handler import ClientSide
@@ -240,6 +243,25 @@ class GrpcModule(CgiModule):
             lambda app, peer, started: self._stream(conn, req, loc, plan, peer, app, fields,
                                                     started))
 
+    def _body_source(self, conn: ClientSide, req: Request, s: SettingsModel
+                     ) -> Callable[[], Coroutine[Any, Any, bytes | None]]:
+        """Where the body's next piece comes from: the client as it sends it, or the
+        body read whole already (a mirror read it, or it went to a location before an
+        internal redirect) from its start."""
+        kept = req.body_buffer
+        if kept is None:
+            return lambda: self.upstream.body_piece(conn, req, s)
+        pieces = iter((kept,) if isinstance(kept, bytes) else kept.pieces())
+
+        async def next_kept() -> bytes | None:
+            try:
+                return next(pieces, None)
+            except OSError as e:
+                raise BodyError(500, f"the request body's temporary file could not be "
+                                f"read ({e.errno}: {e.strerror})") from None
+
+        return next_kept
+
     async def _stream(self, conn: ClientSide, req: Request, loc: Location, plan: GrpcPlan,
                       peer: Peer | None, app: AppConnection, fields: Headers,
                       started: float) -> Step:
@@ -249,6 +271,7 @@ class GrpcModule(CgiModule):
         h2.local_settings = Settings(client=True, initial_values={SettingCodes.ENABLE_PUSH: 0})
         h2.initiate_connection()
         upload = _Upload(h2) if req.head.content_length != 0 else None
+        next_piece = self._body_source(conn, req, s)
         h2.send_headers(_STREAM, fields, end_stream=upload is None)
         relay: _Relay | None = None
         trailers: Headers = []
@@ -267,7 +290,7 @@ class GrpcModule(CgiModule):
                 if app_read is None:
                     app_read = loop.create_task(_read(app, p.read_timeout, relay is not None))
                 if body_read is None and upload is not None and upload.wants_more():
-                    body_read = loop.create_task(self.upstream.body_piece(conn, req, s))
+                    body_read = loop.create_task(next_piece())
                 await asyncio.wait((app_read,) if body_read is None else (app_read, body_read),
                                    return_when=asyncio.FIRST_COMPLETED)
                 if body_read is not None and body_read.done():

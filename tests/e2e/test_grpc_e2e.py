@@ -494,3 +494,32 @@ def test_a_streamed_body_past_the_limit(gateway, free) -> None:  # type: ignore[
         assert app.requests() == []  # neither call ended as a whole request
     finally:
         app.stop()
+
+
+def test_a_body_a_mirror_read_first_still_reaches_the_application(gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """mirror reads the body whole before the content phase: the gRPC stream then
+    sends that body (not what is left of the client's, which is nothing)."""
+    import time
+
+    from raw_backend import RawBackend
+
+    app, shadow = GrpcBackend(_answer), RawBackend()
+    try:
+        port = free()
+        gateway(_config(port, app.port, free(), extra=(
+            f"location /mirrored/ {{ mirror /shadow; grpc_pass 127.0.0.1:{app.port}; }}\n"
+            f"location = /shadow {{ internal; proxy_pass http://127.0.0.1:{shadow.port}; }}")),
+            port)
+        with H2Client(port) as c:
+            a = c.get("/mirrored/pkg.Svc/Call", method="POST", headers=GRPC_CALL,
+                      body=MESSAGE)
+        assert a.status == 200 and json.loads(a.body)["body"] == MESSAGE.decode("latin-1")
+        (r,) = app.requests()
+        assert r.body == MESSAGE
+        deadline = time.monotonic() + 5
+        while not shadow.requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [s.body for s in shadow.requests()] == [MESSAGE]
+    finally:
+        app.stop()
+        shadow.stop()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_util import bearer, fastgate
+from e2e_util import bearer, fastgate, wait_for_text
 from raw_backend import RawBackend, Received
 from test_nginx_parity_e2e import NGINX, both
 
@@ -231,8 +231,9 @@ http {{ access_log off; client_body_buffer_size 1k; client_body_temp_path {temp}
             s.sendall(_post("/small", b"fits"))  # in memory: unaffected
             assert _response(s).startswith(b"HTTP/1.1 200")
         assert [r.target for r in backend.requests()] == [b"/small"]
-        log = (tmp_path / "error.log").read_text()
-        assert "[error]" in log and f'could not be kept in a file in "{temp}" (2: No such file' in log
+        assert wait_for_text(tmp_path / "error.log", f'could not be kept in a file in "{temp}" '
+                             "(2: No such file")  # (the log is written after the answer)
+        assert "[error]" in (tmp_path / "error.log").read_text()
         assert "Traceback" not in g.stderr
     finally:
         backend.stop()
