@@ -52,15 +52,15 @@ class BufferedBody:
             self._parts = [b"".join(self._parts)]
         return self._parts[0]
 
-    def pieces(self) -> Iterator[bytes]:
-        """The file's bytes from its start, a piece at a time."""
+    def pieces(self, size: int = PIECE) -> Iterator[bytes]:
+        """The file's bytes from its start, ``size`` at a time."""
         f = self._file
         assert f is not None
         f.flush()
         fd = f.fileno()
         offset = 0
         while offset < self.size:
-            piece = os.pread(fd, min(PIECE, self.size - offset), offset)
+            piece = os.pread(fd, min(size, self.size - offset), offset)
             if not piece:
                 raise OSError(0, f"the request body's temporary file ended at {offset} "
                               f"of {self.size} bytes")

@@ -190,7 +190,17 @@ class Subrequests:
                 uconn.send_request(method, path, headers, len(body), body)
             else:
                 uconn.send_head(method, path, headers, body.size)
-                for piece in body.pieces():
+                pieces = body.pieces()
+                while True:
+                    try:
+                        piece = next(pieces, None)
+                    except OSError as e:  # our side: the server is not blamed
+                        uconn.abort()
+                        raise UpstreamError(LOCAL, f"the request body's temporary file "
+                                            f"could not be read ({e.errno}: {e.strerror})"
+                                            ) from None
+                    if piece is None:
+                        break
                     uconn.send_body(piece)
                     await uconn.wait_writable(timeout)
                 uconn.send_end()
@@ -214,9 +224,5 @@ class Subrequests:
                                 "while reading upstream") from None
         except StreamClosed:  # (sending the body: the upstream went)
             raise UpstreamError("reset", "upstream closed the connection") from None
-        except OSError as e:  # (the body's file)
-            uconn.abort()
-            raise UpstreamError("invalid", f"the request body's temporary file could not "
-                                f"be read ({e.errno}: {e.strerror})") from None
         uconn.peer.release(uconn, head)
         return head

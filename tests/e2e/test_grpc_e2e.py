@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,10 @@ def test_failures_before_the_head(served, path: str, message: str | tuple[str, .
     status, _, _ = ask("GET", path)
     assert status == 502
     messages = (message,) if isinstance(message, str) else message
-    assert any(m in g.stderr for m in messages) and "Traceback" not in g.stderr
+    deadline = time.monotonic() + 3  # (the log is written in batches, after the answer)
+    while not any(m in g.stderr for m in messages) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(m in g.stderr for m in messages) and "Traceback" not in g.stderr, g.stderr
 
 
 def test_failures_after_the_head_cut_the_response(served) -> None:  # type: ignore[no-untyped-def]
@@ -391,7 +395,6 @@ def test_no_client_field_becomes_a_pseudo_field(served, line: bytes) -> None:  #
 
 def test_a_client_that_goes_ends_its_server_stream(served) -> None:  # type: ignore[no-untyped-def]
     import socket
-    import time
 
     ask, app, _ = served
     with socket.create_connection(("127.0.0.1", ask.port), timeout=5) as s:
@@ -414,8 +417,6 @@ def _msg(text: bytes) -> bytes:
 
 
 def _until(c: H2Client, sid: int, want: bytes) -> None:
-    import time
-
     deadline = time.monotonic() + 5
     while want not in c.answers[sid].body:
         assert time.monotonic() < deadline and c.answers[sid].reset is None, c.answers[sid]
@@ -499,8 +500,6 @@ def test_a_streamed_body_past_the_limit(gateway, free) -> None:  # type: ignore[
 def test_a_body_a_mirror_read_first_still_reaches_the_application(gateway, free) -> None:  # type: ignore[no-untyped-def]
     """mirror reads the body whole before the content phase: the gRPC stream then
     sends that body (not what is left of the client's, which is nothing)."""
-    import time
-
     from raw_backend import RawBackend
 
     app, shadow = GrpcBackend(_answer), RawBackend()
