@@ -630,10 +630,10 @@ class UpstreamExchange:
 
     async def buffer_body(self, conn: ClientSide, req: Request,
                           loc: Location) -> bytes | BufferedBody | None:
-        """The client's body read whole (``proxy_request_buffering on``): the bytes when
-        they fit in ``client_body_buffer_size`` (``$request_body``), else the file they
-        went to, for the caller to close; None when reading it failed, which has been
-        answered."""
+        """The client's body read whole (``proxy_request_buffering on``, the CGI family,
+        a mirror): the bytes when they fit in ``client_body_buffer_size``
+        (``$request_body``), else the file they went to, for the caller to close; None
+        when reading it failed, which has been answered."""
         s = loc.settings
         buffered = BufferedBody(s.client_body_buffer_size, s.client_body_temp_path)
         try:
