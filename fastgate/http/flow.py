@@ -79,6 +79,11 @@ class BodyBuffer:
     def done(self) -> bool:
         return self._done and not self._chunks
 
+    @property
+    def arrived(self) -> bool:
+        """The whole body has come (it may not have been read yet)."""
+        return self._done and self._error is None
+
     def _wake(self) -> None:
         w = self._waiter
         if w is not None and not w.done():

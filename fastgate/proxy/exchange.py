@@ -247,12 +247,15 @@ class UpstreamExchange:
         elif pp.tls_name is not None:
             pp = self.dynamic.named(req, loc, pp, pp.tls_name)
         head = req.head
-        if (head.content_length != 0 and s.proxy_request_buffering
-                and req.body_buffer is None and req.request_length == 0
-                and head.upgrade is None):
+        if (head.content_length != 0 and req.body_buffer is None
+                and req.request_length == 0 and head.upgrade is None
+                and (s.proxy_request_buffering or head.content_length < 0
+                     and conn.body is not None and conn.body.arrived)):
             # the whole body before anything is asked of an upstream (nginx reads it
             # before it connects): a slow client holds no upstream connection, the
-            # body goes with a length, and it can go again to a second server
+            # body goes with a length, and it can go again to a second server. (With
+            # "off", a chunked body that came whole with its head is taken so too, as
+            # nginx then knows its length.)
             buffered = await self.buffer_body(conn, req, loc)
             if buffered is None:
                 return DONE  # (answered)

@@ -55,6 +55,8 @@ def test_bodies_reach_the_backend_as_nginx_sends_them(tmp_path: Path, engine: st
         _post("/kept/large-chunked", LARGE, chunked=True),  # from the file: no $request_body
         _post("/kept/large", LARGE),
         _post("/streamed/length", small),
+        # off, a chunked body that came whole with its head: nginx sends its length
+        _post("/streamed/chunked-whole", small, chunked=True),
     ]
     with both(tmp_path, PARITY, engine) as (nginx, mine):
         for raw in requests:
@@ -64,6 +66,7 @@ def test_bodies_reach_the_backend_as_nginx_sends_them(tmp_path: Path, engine: st
     assert got == want
     assert got[1] == (b"/kept/chunked", small, [b"21"], [], [small])
     assert got[2] == (b"/kept/large-chunked", LARGE, [str(len(LARGE)).encode()], [], [])
+    assert got[5] == (b"/streamed/chunked-whole", small, [b"21"], [], [])
 
 
 def _head(path: str, token: str, length: int) -> bytes:
@@ -148,6 +151,18 @@ def test_nothing_reaches_the_backend_until_the_body_is_whole(
             assert backend.seen(b"/live/slow")
             s.sendall(body[half:])
             assert _response(s).startswith(b"HTTP/1.1 200")
+        # off, chunked and still coming: it goes chunked, as it comes
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            chunked = _chunked(body, 700)
+            s.sendall(f"POST /live/chunked HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n".encode() + chunked[:len(chunked) // 2])
+            deadline = time.monotonic() + 5
+            while not backend.seen(b"/live/chunked") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            s.sendall(chunked[len(chunked) // 2:])
+            assert _response(s).startswith(b"HTTP/1.1 200")
+        (live,) = [r for r in backend.requests() if r.target == b"/live/chunked"]
+        assert (live.body, live.header(b"transfer-encoding")) == (body, [b"chunked"])
         assert "Traceback" not in g.stderr
     finally:
         backend.stop()
