@@ -515,6 +515,9 @@ BUILTIN: dict[str, Getter] = {
     # that came; empty where it was not read, streamed, or went to a file (as nginx's)
     "request_body": lambda r: (r.body_buffer.decode("utf-8", "surrogateescape")
                                if isinstance(r.body_buffer, bytes) else ""),
+    # a body past the buffer waits in a file with no name: none to give (the loader
+    # warns where a configuration reads it)
+    "request_body_file": lambda r: "",
     # no static files, so no root: empty (the loader warns where they are read)
     "document_root": _per_location(lambda r, s: _document_root(r, s)),
     "request_filename": _per_location(

@@ -683,6 +683,15 @@ def test_request_body_settings(tmp_path: Path) -> None:
         _load(tmp_path, "http { client_body_temp_path a; client_body_temp_path b; }")
 
 
+def test_request_body_file_is_empty_and_said_to_be(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, """http { server { listen 127.0.0.1:1;
+      location / { proxy_set_header X-File $request_body_file;
+                   proxy_pass http://127.0.0.1:2; } } }""")
+    assert [w for w in cfg.warnings if "$request_body_file" in w] == [
+        '[warn] "$request_body_file" is always empty: a request body past '
+        f"client_body_buffer_size waits in a file with no name in {tmp_path / 't.conf'}:2"]
+
+
 def test_main_settings(tmp_path: Path) -> None:
     cfg = _load(tmp_path, "worker_processes auto;\npid /tmp/fg.pid;\nerror_log stderr info;\n"
                           "events { worker_connections 99; }\n")
