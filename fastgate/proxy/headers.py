@@ -89,12 +89,18 @@ def request_drop(set_headers: tuple[tuple[str, Template], ...]) -> tuple[bytes, 
     return tuple(sorted(HOP_BY_HOP | _REQUEST_OWNED | overridden))
 
 
+# the request's framing is the proxy's own (the body's length, or chunked): set by
+# proxy_set_header too, a second framing would go beside it, maybe another (the loader
+# warns); nginx's own value replaces its, which fastgate's already is
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
+
+
 def set_plan(set_headers: tuple[tuple[str, Template], ...]
              ) -> tuple[tuple[str, bytes, bool, Template], ...]:
     """``proxy_set_header`` as the hot path wants it: (name, name as bytes, whether it
-    is Host, value)."""
+    is Host, value), the framing headers left out."""
     return tuple((name, name.encode("latin-1"), name.lower() == "host", template)
-                 for name, template in set_headers)
+                 for name, template in set_headers if name.lower() not in _FRAMING)
 
 
 # nginx's proxy_hide_header defaults: the proxy answers with its own Server and Date

@@ -692,6 +692,20 @@ def test_request_body_file_is_empty_and_said_to_be(tmp_path: Path) -> None:
         f"client_body_buffer_size waits in a file with no name in {tmp_path / 't.conf'}:2"]
 
 
+def test_a_framing_header_set_by_the_configuration_is_warned(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, """http { server { listen 127.0.0.1:1; location / {
+      proxy_set_header Content-Length $content_length; proxy_set_header X-A 1;
+      proxy_set_header Transfer-Encoding "";
+      proxy_pass http://127.0.0.1:2; } } }""")
+    assert [w for w in cfg.warnings if "frames the request body" in w] == [
+        '[warn] "proxy_set_header Content-Length" is ignored: fastgate frames the request '
+        f"body it sends itself (its length, or chunked) in {tmp_path / 't.conf'}:2"]
+    from fastgate.proxy.headers import set_plan
+
+    plan = set_plan(_loc(cfg, "/").settings.proxy_set_header)
+    assert [name for name, *_ in plan] == ["X-A"]  # (the empty one asks for nothing)
+
+
 def test_main_settings(tmp_path: Path) -> None:
     cfg = _load(tmp_path, "worker_processes auto;\npid /tmp/fg.pid;\nerror_log stderr info;\n"
                           "events { worker_connections 99; }\n")

@@ -25,6 +25,8 @@ server { listen 127.0.0.1:PORT;
   location /kept/ { proxy_set_header X-Body $request_body; proxy_pass http://BACKEND; }
   location /streamed/ { proxy_request_buffering off; proxy_http_version 1.1;
                         proxy_pass http://BACKEND; }
+  location /framed/ { proxy_set_header Content-Length $content_length;
+                      proxy_pass http://BACKEND; }
 }"""
 
 
@@ -57,6 +59,8 @@ def test_bodies_reach_the_backend_as_nginx_sends_them(tmp_path: Path, engine: st
         _post("/streamed/length", small),
         # off, a chunked body that came whole with its head: nginx sends its length
         _post("/streamed/chunked-whole", small, chunked=True),
+        # a Content-Length set by the configuration: one goes, never two
+        _post("/framed/chunked", small, chunked=True),
     ]
     with both(tmp_path, PARITY, engine) as (nginx, mine):
         for raw in requests:
@@ -67,6 +71,7 @@ def test_bodies_reach_the_backend_as_nginx_sends_them(tmp_path: Path, engine: st
     assert got[1] == (b"/kept/chunked", small, [b"21"], [], [small])
     assert got[2] == (b"/kept/large-chunked", LARGE, [str(len(LARGE)).encode()], [], [])
     assert got[5] == (b"/streamed/chunked-whole", small, [b"21"], [], [])
+    assert got[6] == (b"/framed/chunked", small, [b"21"], [], [])
 
 
 def _head(path: str, token: str, length: int) -> bytes:

@@ -101,6 +101,10 @@ def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
 def proxy_set_header(ld: Context, d: Directive) -> tuple[str, Template]:
     name = d.args[0]
     check_header_name(d, name)
+    if name.lower() in ("content-length", "transfer-encoding") and d.args[1]:
+        # (an empty one, the auth_request idiom, asks for what fastgate does anyway)
+        ld.warn(f'"{d.name} {name}" is ignored: fastgate frames the request body it '
+                "sends itself (its length, or chunked)", d)
     return (name, ld.compile(d.args[1], d))
 
 
