@@ -7,6 +7,8 @@ connection to the application, over TCP or a unix socket."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import ssl
 from typing import cast
 
@@ -118,6 +120,12 @@ def _shown(raw: bytes) -> str:
 _READ_AHEAD = 65536
 
 
+def _broken_pipe() -> OSError:
+    """A write on a connection that is gone, as the kernel reports it (an errno, so
+    a message says "32: Broken pipe", never "None: None")."""
+    return BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 class _AppProtocol(asyncio.Protocol):
     """What the application sent, kept in order with how its connection ended: a
     reset after an answer is seen after the answer (asyncio's StreamReader raises it
@@ -155,7 +163,7 @@ class _AppProtocol(asyncio.Protocol):
         self.error = exc
         self._wake()
         if self.writable is not None and not self.writable.done():
-            self.writable.set_exception(exc or ConnectionResetError("Connection lost"))
+            self.writable.set_exception(exc or _broken_pipe())
 
     def pause_writing(self) -> None:
         if self.writable is None or self.writable.done():
@@ -196,8 +204,13 @@ class AppConnection:
         OSError when the connection failed first)."""
         p = self._p
         if p.transport is None or p.transport.is_closing():
-            raise p.error if isinstance(p.error, OSError) else ConnectionResetError(
-                "Connection lost")
+            if isinstance(p.error, OSError):
+                raise p.error
+            if p.ended and p.error is None:
+                # the application closed its side: the kernel would take this write (as
+                # nginx's writev after a FIN), and what it sent first is read next
+                return
+            raise _broken_pipe()
         p.transport.write(data)
         if p.writable is not None and not p.writable.done():
             await asyncio.wait_for(asyncio.shield(p.writable), timeout)

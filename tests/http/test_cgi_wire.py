@@ -230,3 +230,45 @@ def test_an_answer_sent_before_a_reset_is_read_before_the_reset(loop_kind: str) 
     got, error = runner(main())
     assert got == b"HTTP/1.1 200 OK\r\n\r\npart"
     assert error is not None and issubclass(error, ConnectionError)
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_a_write_after_the_application_closed_is_taken_and_its_answer_read(
+        loop_kind: str) -> None:
+    """An application that answered and closed before the gateway wrote: the write is
+    taken (as the kernel takes nginx's writev after a FIN) and the answer read; a write
+    on a connection the gateway itself ended fails with an errno (a message says
+    "32: Broken pipe", never "None: None")."""
+    import asyncio
+
+    import uvloop
+
+    from fastgate.http.cgi import AppConnection
+
+    async def main() -> tuple[bytes, bytes, int | None]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"early answer")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        app = await AppConnection.open("127.0.0.1", port, None)
+        await asyncio.sleep(0.2)  # the answer and the close are both in
+        await app.send(b"the request", 1.0)
+        got, end = await app.read(1.0), await app.read(1.0)
+        app.abort()
+        ours = await AppConnection.open("127.0.0.1", port, None)
+        ours.abort()  # ended by the gateway (its connection_lost not yet run)
+        errno_seen = None
+        try:
+            await ours.send(b"more", 1.0)
+        except OSError as e:
+            errno_seen = e.errno
+        server.close()
+        return got, end, errno_seen
+
+    runner = uvloop.run if loop_kind == "uvloop" else asyncio.run
+    got, end, errno_seen = runner(main())
+    assert got == b"early answer" and end == b""
+    assert errno_seen == 32
