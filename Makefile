@@ -77,8 +77,9 @@ test-deps:
 	    "nginx's image filter to compare fastgate's with, on the same libgd"; \
 	  apt-get install -y -q libnginx-mod-http-image-filter >/dev/null; }
 
+# one pytest worker per core: each test binds its own free ports and files
 test: build lint test-deps
-	$(VPY) -m pytest -q -p no:cacheprovider tests
+	$(VPY) -m pytest -q -p no:cacheprovider -n auto tests
 
 bench-micro: build
 	@mkdir -p bench/.out
