@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any
+
 import h11
+from h11 import _abnf, _readers, _util
 
 from fastgate.http.engine import (
     ClientHandler,
@@ -16,6 +21,56 @@ from fastgate.http.engine import (
 )
 
 _NO_BODY_STATUS = (204, 304)
+
+# h11's request line with bytes past ASCII (obs-text) taken in the target, as nginx
+# takes them (and the httptools engine); everything else is h11's own grammar
+_H11_LINE = _abnf.request_line
+_REQUEST_LINE = re.compile(_H11_LINE.replace(
+    f"(?P<target>{_abnf.request_target})", r"(?P<target>[\x21-\x7e\x80-\xff]+)"
+).encode("ascii"))
+_HIGH = re.compile(rb"[\x80-\xff]")
+
+
+def _escape_high(target: bytes) -> bytes:
+    return _HIGH.sub(lambda m: b"%%%02X" % m[0][0], target)
+
+
+class _Connection(h11.Connection):
+    """h11's server connection, its request heads read with ``_REQUEST_LINE``: h11 has
+    no public hook for its grammar, so one entry of its table of readers is swapped
+    here (the raw UTF-8 target tests fail if h11 stops consulting it). A target with
+    bytes past ASCII is given to h11 percent-encoded (its Request insists on ASCII);
+    ``raw_target`` keeps it as it came, for the request just read."""
+
+    def __init__(self, role: Any, **kwargs: Any) -> None:
+        self.raw_target: bytes | None = None
+        self._readers = {**_readers.READERS, (h11.CLIENT, h11.IDLE): self._read_request}
+        super().__init__(role, **kwargs)
+
+    def _get_io_object(self, role: Any, event: Any,
+                       io_dict: Any) -> Callable[..., Any] | None:
+        if io_dict is _readers.READERS:
+            io_dict = self._readers
+        return super()._get_io_object(role, event, io_dict)
+
+    def _read_request(self, buf: Any) -> h11.Request | None:
+        """h11's ``maybe_read_from_IDLE_client`` with ``_REQUEST_LINE``."""
+        lines = buf.maybe_extract_lines()
+        if lines is None:
+            if buf.is_next_line_obviously_invalid_request_line():
+                raise h11.LocalProtocolError("illegal request line")
+            return None
+        if not lines:
+            raise h11.LocalProtocolError("no request line received")
+        matches = _util.validate(_REQUEST_LINE, lines[0], "illegal request line: {!r}",
+                                 lines[0])
+        target = bytes(matches["target"])
+        self.raw_target = None
+        if _HIGH.search(target):
+            self.raw_target = target
+            matches["target"] = _escape_high(target)
+        return h11.Request(headers=list(_readers._decode_header_lines(lines[1:])),
+                           _parsed=True, **matches)
 
 
 def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | None]:
@@ -56,7 +111,7 @@ class H11Server:
     def __init__(self, handler: ServerHandler, max_header_bytes: int = 32768,
                  max_line: int = 8192) -> None:
         self._h = handler
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+        self._conn = _Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
         self._failed = False
         self._max_header_bytes = max_header_bytes
         self._max_line = max_line
@@ -111,13 +166,16 @@ class H11Server:
                 # the headers as received, taken once (iterating h11's Headers goes
                 # through the Sequence ABC, item by item)
                 raw = list(ev.headers.raw_items())  # type: ignore[union-attr]
-                error = (self._check_size(ev, raw)  # type: ignore[arg-type]
+                target = conn.raw_target
+                if target is None:
+                    target = bytes(ev.target)  # type: ignore[union-attr]
+                error = (self._check_size(ev, target, raw)  # type: ignore[arg-type]
                          or self._check_framing(ev, raw))  # type: ignore[arg-type]
                 if error is not None:
                     self._failed = True
                     h.on_error(error)
                     return
-                h.on_request(self._head(ev, raw))  # type: ignore[arg-type]
+                h.on_request(self._head(ev, target, raw))  # type: ignore[arg-type]
             elif t is h11.EndOfMessage:
                 self._in_head = len(conn._receive_buffer) > 0
                 h.on_end()
@@ -156,11 +214,12 @@ class H11Server:
                                  whole=True)
         return None
 
-    def _check_size(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
+    def _check_size(self, ev: h11.Request, target: bytes,
+                    raw: Headers) -> ProtocolError | None:
         """nginx's large_client_header_buffers: a request line or a header line longer
         than one buffer, or a head larger than all of them, is refused. h11 only bounds
         heads that arrive in pieces, so the whole head is measured here."""
-        if len(ev.target) + len(ev.method) + 10 > self._max_line:
+        if len(target) + len(ev.method) + 10 > self._max_line:
             return ProtocolError("request line too long", 414)
         total = 0
         for name, value in raw:
@@ -185,12 +244,12 @@ class H11Server:
             return ProtocolError("both Content-Length and Transfer-Encoding", 400)
         return None
 
-    def _head(self, ev: h11.Request, headers: Headers) -> RequestHead:
+    def _head(self, ev: h11.Request, target: bytes, headers: Headers) -> RequestHead:
         version = bytes(ev.http_version)
         framing, _, keep_alive, upgrade = _scan(version, headers)
         return RequestHead(
             method=bytes(ev.method),
-            target=bytes(ev.target),
+            target=target,
             version=version,
             headers=headers,
             content_length=framing,
@@ -313,7 +372,15 @@ class H11Client:
         elif content_length > 0 or (content_length == 0
                                     and method in (b"POST", b"PUT", b"PATCH")):
             headers = [*headers, (b"content-length", str(content_length).encode())]
-        return self._conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+        if not _HIGH.search(target):
+            return self._conn.send(h11.Request(method=method, target=target,
+                                               headers=headers)) or b""
+        # bytes past ASCII go as they came (nginx's): h11 is given them escaped, the
+        # request line then says them as they are
+        escaped = _escape_high(target)
+        out = self._conn.send(h11.Request(method=method, target=escaped, headers=headers))
+        assert out is not None
+        return out.replace(b" " + escaped + b" ", b" " + target + b" ", 1)
 
     def send_body(self, data: bytes) -> bytes:
         return self._conn.send(h11.Data(data=data)) or b""

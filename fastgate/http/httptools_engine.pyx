@@ -6,7 +6,9 @@ llhttp cannot pause and tells no offsets, so it is given a request a step at a t
 each step ending no later than the request does (a head or a chunked body ends just
 after a CRLF CRLF, a Content-Length body after its length): each request starts a
 step, where a method llhttp does not know (nginx takes any ``[A-Z_-]+``) is swapped for
-a stand-in. Requests after the current one are queued (head, body chunks, end) and
+a stand-in, and bytes past ASCII in the request line (nginx takes them in a target,
+llhttp does not) are given to llhttp percent-encoded, the target as it came put back
+in the head. Requests after the current one are queued (head, body chunks, end) and
 delivered only after ``start_next()`` — the same contract as the h11 engine. Both engines run the same
 test suite; a differential test feeds both the same hostile byte streams.
 
@@ -41,6 +43,25 @@ cdef bytes _STAND_IN = b"PUT"
 
 cdef inline bint _method_char(unsigned char c):
     return 65 <= c <= 90 or c == 95 or c == 45  # A-Z _ - (ngx_http_parse_request_line)
+
+
+cdef bytes _HEX = b"0123456789ABCDEF"
+
+
+cdef bytes _escape_high(bytes line):
+    """``line`` with each byte past ASCII percent-encoded: what llhttp is given of a
+    request line that has them (it takes only ASCII in a target)."""
+    cdef const unsigned char* p = line
+    cdef Py_ssize_t i, n = len(line)
+    cdef bytearray out = bytearray()
+    for i in range(n):
+        if p[i] >= 128:
+            out += b"%"
+            out.append(_HEX[p[i] >> 4])
+            out.append(_HEX[p[i] & 15])
+        else:
+            out.append(p[i])
+    return bytes(out)
 
 
 cdef inline bint _no_body_status(int status):
@@ -115,7 +136,9 @@ cdef class HttptoolsServer:
     # next one starts a fresh step: there its method is looked at, and one llhttp does not
     # know is replaced by a stand-in (the real one is put back in the head)
     cdef bytes _method  # the real method of the request llhttp parses, if stood in for
-    cdef bytes _start  # the first bytes of a request, its method not ended yet
+    cdef bytes _target  # its target as it came, if llhttp was given it percent-encoded
+    cdef Py_ssize_t _eol  # where its request line ends in the data being parsed
+    cdef bytes _start  # the first bytes of a request, its request line not ended yet
     cdef bint _in_body
     cdef Py_ssize_t _body_left  # Content-Length bytes still to come; -1 chunked
     cdef bytes _tail  # the last bytes given to llhttp inside a head or a chunked body
@@ -148,6 +171,8 @@ cdef class HttptoolsServer:
         self._held = None
         self._held_eof = False
         self._method = None
+        self._target = None
+        self._eol = 0
         self._start = None
         self._in_body = False
         self._body_left = 0
@@ -164,7 +189,7 @@ cdef class HttptoolsServer:
 
     def on_url(self, url):
         self._url += url
-        if len(self._url) + 16 > self._max_line:
+        if (len(self._url) if self._target is None else len(self._target)) + 16 > self._max_line:
             raise ProtocolError("request line too long", 414)
 
     def on_header(self, name, value):
@@ -213,7 +238,7 @@ cdef class HttptoolsServer:
         self._body_left = -1 if chunked else length
         head = RequestHead(
             method=method if method is not None else p.get_method(),
-            target=self._url,
+            target=self._url if self._target is None else self._target,
             version=version,
             headers=headers,
             content_length=-1 if chunked else length,
@@ -268,26 +293,32 @@ cdef class HttptoolsServer:
         """``data`` through llhttp a step at a time (``_step``): once the request being
         served has been read whole, or a further one waits in the queue, the rest is held
         back."""
-        cdef Py_ssize_t n, pos = 0, end, start
-        cdef bytes piece
-        cdef bint stand_in
+        cdef Py_ssize_t n, pos = 0, end, start, eol
+        cdef bytes piece, line
+        cdef bint stand_in, escaped
         if self._start is not None:
             data = self._start + data
             self._start = None
         n = len(data)
         while True:
             start = pos
-            stand_in = False
+            stand_in = escaped = False
             if not self._mid:
                 self._method = None
-                start = self._method_start(data, pos)
+                self._target = None
+                start = self._line_start(data, pos)
                 if start < 0:
-                    self._start = data[pos:]  # wait for the rest of the method
+                    self._start = data[pos:]  # wait for the rest of the request line
                     return
                 stand_in = self._method is not None
+                escaped = self._target is not None
             end = self._step(data, start)
-            if stand_in:
-                piece = data[pos:start] + _STAND_IN + data[start + len(self._method):end]
+            if stand_in or escaped:
+                eol = self._eol if self._eol < end else end
+                line = data[start + len(self._method):eol] if stand_in else data[start:eol]
+                if escaped:
+                    line = _escape_high(line)
+                piece = data[pos:start] + (_STAND_IN if stand_in else b"") + line + data[eol:end]
             else:
                 piece = data[pos:end] if pos or end < n else data
             pos = end
@@ -324,25 +355,40 @@ cdef class HttptoolsServer:
                 self._held = data[pos:]
                 return
 
-    cdef Py_ssize_t _method_start(self, bytes data, Py_ssize_t pos):
+    cdef Py_ssize_t _line_start(self, bytes data, Py_ssize_t pos):
         """Where the request starting at ``pos`` has its method (llhttp skips empty lines
-        before a request), with ``_method`` set when llhttp must be given a stand-in; -1
-        when the data ends inside the method (more is needed to tell)."""
+        before a request), once its request line is whole (-1 before: more is needed),
+        with ``_method`` set when llhttp must be given a stand-in and ``_target`` (the
+        target as it came) when the line has bytes past ASCII, ``_eol`` where it ends.
+        A line longer than a buffer goes to llhttp as it is (414 there)."""
         cdef const unsigned char* p = data
-        cdef Py_ssize_t n = len(data), i = pos, start
+        cdef Py_ssize_t n = len(data), i = pos, start, eol, t0, t1
         while i < n and (p[i] == 13 or p[i] == 10):
             i += 1
         start = i
-        while i < n and _method_char(p[i]):
-            i += 1
-        if i == n:
-            if i > start and i - pos < self._max_line:
+        eol = data.find(b"\n", start)
+        if eol < 0:
+            if start < n and n - pos < self._max_line:
                 return -1
-            return start
+            return start  # (empty lines only: llhttp skips them)
+        self._eol = eol
+        while i < eol and _method_char(p[i]):
+            i += 1
         if i > start and p[i] == 32:
             method = data[start:i]
             if method not in LLHTTP_METHODS:
                 self._method = method
+        for t0 in range(start, eol):
+            if p[t0] >= 128:
+                break
+        else:
+            return start
+        # the target: after the method's space, up to the next space (or the line's end)
+        t0 = i + 1 if p[i] == 32 else i
+        t1 = data.find(b" ", t0, eol)
+        if t1 < 0:
+            t1 = eol - 1 if eol > t0 and p[eol - 1] == 13 else eol
+        self._target = data[t0:t1]
         return start
 
     cdef Py_ssize_t _step(self, bytes data, Py_ssize_t pos):

@@ -5,6 +5,7 @@ byte is a 400."""
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -140,16 +141,17 @@ def encode_path(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe=_SAFE)
 
 
-# what stands in a query string as it is: visible ASCII but "#" (and "%", so escapes
-# that are there stay as they are); a space, a control byte (CR and LF above all) or a
-# byte past ASCII is escaped
-_ARGS_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+# what cannot stand in a query string on a request line: a space, a control byte (CR
+# and LF above all), DEL and "#"; the rest stays as it is ("%" too, so escapes that are
+# there stay as they are, and bytes past ASCII, which nginx copies from a client's
+# arguments byte for byte)
+_ARGS_UNSAFE = re.compile(r"[\x00-\x20#\x7f]")
 
 
 def encode_args(args: str) -> str:
     """Arguments made by the gateway (a rewrite, try_files, error_page, set $args) from
     decoded values such as ``$uri``, fit for a request line: they can never end it."""
-    return quote(args.encode("utf-8", "surrogateescape"), safe=_ARGS_SAFE)
+    return _ARGS_UNSAFE.sub(lambda m: f"%{ord(m[0]):02X}", args)
 
 
 # nginx's NGX_ESCAPE_ARGS: what a capture is escaped for in a rewrite's redirect when the

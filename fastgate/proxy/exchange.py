@@ -80,7 +80,7 @@ def request_target(req: Request) -> bytes:
             return req.target.encode("utf-8", "surrogateescape")
     # the arguments may hold what the gateway put there (a rewrite, try_files): escaped
     args = "?" + encode_args(req.args) if req.args else ""
-    return (encode_path(req.uri) + args).encode("latin-1")
+    return (encode_path(req.uri) + args).encode("utf-8", "surrogateescape")
 
 
 class UpstreamExchange:
@@ -114,10 +114,10 @@ class UpstreamExchange:
         args = "?" + encode_args(req.args) if req.args else ""
         if req.rewritten == STAYED:
             # a rewrite's "break" here: the whole new URI goes, the URI part ignored
-            return (encode_path(req.uri) + args).encode("latin-1")
+            return (encode_path(req.uri) + args).encode("utf-8", "surrogateescape")
         prefix = loc.pattern if loc.modifier in ("", "^~", "=") else ""
         rest = req.uri[len(prefix):] if req.uri.startswith(prefix) else req.uri
-        return (encode_path(pp.uri + rest) + args).encode("latin-1")
+        return (encode_path(pp.uri + rest) + args).encode("utf-8", "surrogateescape")
 
     def upstream_request(self, conn: ClientSide, req: Request, loc: Location,
                          pp: ProxyPass | None = None

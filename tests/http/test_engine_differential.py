@@ -134,6 +134,16 @@ STREAMS = {
     "digit-in-method": b"G3T /f HTTP/1.1\r\nHost: a\r\n\r\n",
     "tab-after-method": b"FOO\t/f HTTP/1.1\r\nHost: a\r\n\r\n",
     "unknown-method-truncated": b"FOOBAR",
+    # bytes past ASCII in a target (nginx takes them): the same request, its target raw
+    "utf8-target": b"GET /caf\xc3\xa9?q=\xc3\xbc HTTP/1.1\r\nHost: a\r\n\r\n",
+    "utf8-unknown-method": b"FOO /\xff HTTP/1.1\r\nHost: a\r\n\r\n",
+    "utf8-pipelined": R + b"\r\n" + b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n" + R + b"\r\n",
+    "utf8-in-version": b"GET /a HTTP/1.\xc3\r\nHost: a\r\n\r\n",
+    "utf8-in-method": b"G\xc3T /a HTTP/1.1\r\nHost: a\r\n\r\n",
+    "utf8-control-after": b"GET /\xc3\xa9\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+    "utf8-chunked-body": b"POST /\xc3\xa9 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"3\r\n\xc3\xa9!\r\n0\r\n\r\n",
+    "empty-lines-then-close": b"\r\n\r\n",
 }
 
 
@@ -144,6 +154,16 @@ def test_same_decision(name: str, split: int | None) -> None:
     h11_result = run(H11Server, data, split)
     fast_result = run(HttptoolsServer, data, split)
     assert fast_result == h11_result, (name, h11_result, fast_result)
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("split", [None, 1, 5])
+def test_a_raw_target_comes_as_it_came(engine_cls: type, split: int | None) -> None:
+    data = (b"GET /caf\xc3\xa9/%C3%A9?q=\xc3\xbc HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"PURGE /\xff HTTP/1.1\r\nHost: a\r\n\r\n")
+    kept, failed = run(engine_cls, data, split)
+    assert not failed
+    assert kept == [(b"GET", b"/caf\xc3\xa9/%C3%A9?q=\xc3\xbc", b""), (b"PURGE", b"/\xff", b"")]
 
 
 def test_table_size() -> None:
