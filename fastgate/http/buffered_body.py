@@ -15,7 +15,14 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from fastgate.errors import FastgateError
+
 PIECE = 64 * 1024  # read back from the file at once: one upstream write
+
+
+class KeptBodyError(FastgateError):
+    """The body's file could not be read back: the gateway's own failure (a 500, no
+    server blamed), whoever was sending it."""
 
 
 class BufferedBody:
@@ -53,17 +60,22 @@ class BufferedBody:
         return self._parts[0]
 
     def pieces(self, size: int = PIECE) -> Iterator[bytes]:
-        """The file's bytes from its start, ``size`` at a time."""
+        """The file's bytes from its start, ``size`` at a time (KeptBodyError when
+        they cannot be read back)."""
         f = self._file
         assert f is not None
-        f.flush()
-        fd = f.fileno()
         offset = 0
         while offset < self.size:
-            piece = os.pread(fd, min(size, self.size - offset), offset)
+            try:
+                if offset == 0:
+                    f.flush()
+                piece = os.pread(f.fileno(), min(size, self.size - offset), offset)
+            except OSError as e:
+                raise KeptBodyError(f"the request body's temporary file could not be read "
+                                    f"({e.errno}: {e.strerror})") from None
             if not piece:
-                raise OSError(0, f"the request body's temporary file ended at {offset} "
-                              f"of {self.size} bytes")
+                raise KeptBodyError(f"the request body's temporary file ended at {offset} "
+                                    f"of {self.size} bytes")
             offset += len(piece)
             yield piece
 

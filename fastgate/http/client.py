@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from fastgate.errors import UpstreamError
+from fastgate.http.buffered_body import BufferedBody, KeptBodyError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
@@ -200,6 +201,20 @@ class HttpClientConnection(asyncio.Protocol):
 
     def send_end(self) -> None:
         self.write(self.engine.send_end())
+
+    async def send_kept_body(self, body: BufferedBody, timeout: float) -> None:
+        """A body kept in a file, read back as fast as the server takes it, then the
+        request's end: TimeoutError after ``timeout`` seconds without progress,
+        StreamClosed when the connection is lost, KeptBodyError (the connection
+        aborted: the request cannot be whole) when the file cannot be read back."""
+        try:
+            for piece in body.pieces():
+                self.send_body(piece)
+                await self.wait_writable(timeout)
+        except KeptBodyError:
+            self.abort()
+            raise
+        self.send_end()
 
     def wait_writable(self, timeout: float) -> Awaitable[None]:
         """Awaitable: done when the server takes more; TimeoutError after ``timeout``,

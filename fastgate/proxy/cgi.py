@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from fastgate._wire import ResponseHead
 from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
-from fastgate.http.buffered_body import BufferedBody
+from fastgate.http.buffered_body import BufferedBody, KeptBodyError
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy import accel, output, rate, store
@@ -141,23 +141,15 @@ def request_bytes(req: Request, plan: Plan, s: Settings, body: bytes | BufferedB
     return scgi.request(env, kept)
 
 
-class _FileFailed(FastgateError):
-    """The body's file could not be read back: our side's failure, a 500."""
-
-
 def body_pieces(kind: str, body: BufferedBody) -> Iterator[bytes]:
     """A body kept in a file, read back and framed as the protocol carries it: FastCGI
-    in STDIN records, ended by an empty one; uwsgi and SCGI as it is (_FileFailed when
+    in STDIN records, ended by an empty one; uwsgi and SCGI as it is (KeptBodyError when
     the file cannot be read)."""
-    try:
-        if kind == "fastcgi":  # (a piece a record: as a body in memory is cut)
-            for piece in body.pieces(fastcgi.MAX_CONTENT):
-                yield fastcgi.record(fastcgi.STDIN, piece)
-        else:
-            yield from body.pieces()
-    except OSError as e:
-        raise _FileFailed(f"the request body's temporary file could not be read "
-                          f"({e.errno}: {e.strerror})") from None
+    if kind == "fastcgi":  # (a piece a record: as a body in memory is cut)
+        for piece in body.pieces(fastcgi.MAX_CONTENT):
+            yield fastcgi.record(fastcgi.STDIN, piece)
+    else:
+        yield from body.pieces()
     if kind == "fastcgi":
         yield fastcgi.record(fastcgi.STDIN)
 
@@ -330,7 +322,7 @@ class CgiModule:
             if rest is not None:  # the body from its file, as the application takes it
                 for piece in body_pieces(plan.kind, rest):
                     await app.send(piece, plan.send_timeout)
-        except _FileFailed as e:
+        except KeptBodyError as e:
             self.w.log.error(str(e), conn, req)
             return await finished(self.fail(conn, req, loc, 500))
         except TimeoutError:

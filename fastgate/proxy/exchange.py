@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastgate.config.values import is_token
 from fastgate.errors import FastgateError, UpstreamError
-from fastgate.http.buffered_body import BufferedBody
+from fastgate.http.buffered_body import BufferedBody, KeptBodyError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
@@ -655,20 +655,16 @@ class UpstreamExchange:
     @staticmethod
     async def _send_buffered(body: BufferedBody, uconn: UpstreamConnection,
                              s: Settings) -> None:
-        """A body kept in a file to the upstream, as fast as the upstream takes it."""
+        """A body kept in a file to the upstream, as fast as the upstream takes it (a
+        timeout or a lost connection is read as the response's failure)."""
         try:
-            for piece in body.pieces():
-                uconn.send_body(piece)
-                await uconn.wait_writable(s.proxy_send_timeout)
-        except TimeoutError:  # (an OSError: before that)
+            await uconn.send_kept_body(body, s.proxy_send_timeout)
+        except TimeoutError:
             uconn.abort()
-            return
         except StreamClosed:
-            return
-        except OSError as e:
-            raise BodyError(500, f"the request body's temporary file could not be read "
-                             f"({e.errno}: {e.strerror})") from None
-        uconn.send_end()
+            pass
+        except KeptBodyError as e:
+            raise BodyError(500, str(e)) from None
 
     async def read_body_to(self, conn: ClientSide, req: Request, loc: Location,
                            sink: Callable[[bytes], None]) -> bool:

@@ -51,6 +51,7 @@ from h2.settings import SettingCodes, Settings
 
 from fastgate._wire import field_value
 from fastgate.errors import FastgateError
+from fastgate.http.buffered_body import KeptBodyError
 from fastgate.proxy.cgi import CgiModule, Plan
 from fastgate.proxy.exchange import BodyError, request_target
 from fastgate.proxy.failure import TIMED_OUT
@@ -256,9 +257,8 @@ class GrpcModule(CgiModule):
         async def next_kept() -> bytes | None:
             try:
                 return next(pieces, None)
-            except OSError as e:
-                raise BodyError(500, f"the request body's temporary file could not be "
-                                f"read ({e.errno}: {e.strerror})") from None
+            except KeptBodyError as e:
+                raise BodyError(500, str(e)) from None
 
         return next_kept
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fastgate._wire import ConnectionInfo, RequestHead
 from fastgate.config.model import Return
 from fastgate.errors import UpstreamError
-from fastgate.http.buffered_body import BufferedBody
+from fastgate.http.buffered_body import BufferedBody, KeptBodyError
 from fastgate.http.flow import StreamClosed
 from fastgate.proxy.failure import Recovery, stale
 from fastgate.proxy.request import Request
@@ -190,20 +190,10 @@ class Subrequests:
                 uconn.send_request(method, path, headers, len(body), body)
             else:
                 uconn.send_head(method, path, headers, body.size)
-                pieces = body.pieces()
-                while True:
-                    try:
-                        piece = next(pieces, None)
-                    except OSError as e:  # our side: the server is not blamed
-                        uconn.abort()
-                        raise UpstreamError(LOCAL, f"the request body's temporary file "
-                                            f"could not be read ({e.errno}: {e.strerror})"
-                                            ) from None
-                    if piece is None:
-                        break
-                    uconn.send_body(piece)
-                    await uconn.wait_writable(timeout)
-                uconn.send_end()
+                try:
+                    await uconn.send_kept_body(body, timeout)
+                except KeptBodyError as e:  # our side: the server is not blamed
+                    raise UpstreamError(LOCAL, str(e)) from None
             head = await asyncio.wait_for(head_future, timeout)
             if head.status == 101:  # switched away from HTTP: nothing to read or reuse
                 uconn.abort()

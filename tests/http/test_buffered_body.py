@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastgate.http.buffered_body import PIECE, BufferedBody
+from fastgate.http.buffered_body import PIECE, BufferedBody, KeptBodyError
 
 
 def _read(body: BufferedBody) -> bytes:
@@ -57,7 +57,7 @@ def test_a_file_cut_short_is_an_error_not_a_short_body(tmp_path: Path) -> None:
     assert f is not None
     f.flush()
     os.ftruncate(f.fileno(), 4)
-    with pytest.raises(OSError, match="ended at 4 of 10"):
+    with pytest.raises(KeptBodyError, match="ended at 4 of 10"):
         list(body.pieces())
     body.close()
 

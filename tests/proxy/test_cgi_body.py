@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fastgate.http import fastcgi, scgi, uwsgi
-from fastgate.http.buffered_body import BufferedBody
-from fastgate.proxy.cgi import _FileFailed, body_pieces
+from fastgate.http.buffered_body import BufferedBody, KeptBodyError
+from fastgate.proxy.cgi import body_pieces
 
 ENV = [(b"REQUEST_METHOD", b"POST"), (b"SCRIPT_NAME", b"/x.php")]
 DATA = bytes(range(256)) * 600  # 150 KiB: several records and pieces
@@ -42,7 +42,7 @@ def test_a_file_that_cannot_be_read_back_is_our_failure(tmp_path: Path) -> None:
         assert f is not None
         f.flush()
         os.ftruncate(f.fileno(), 3)
-        with pytest.raises(_FileFailed, match="temporary file could not be read"):
+        with pytest.raises(KeptBodyError, match="temporary file ended at 3 of 10 bytes"):
             b"".join(body_pieces("fastcgi", body))
     finally:
         body.close()
