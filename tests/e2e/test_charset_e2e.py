@@ -23,6 +23,7 @@ server { listen 127.0.0.1:PORT; charset utf-8;
   location /moved/ { return 302 /elsewhere; }
   location /gone/ { return 404; }
   location /css/ { charset_types text/css; proxy_pass http://be/plain; }
+  location /css-html/ { charset_types text/css; default_type text/html; return 200 "x"; }
   location /off/ { charset off; proxy_pass http://be/plain; }
   location /latin/ { charset koi8-r; return 200 "x"; }
   location /if/ { if ($arg_x) { charset windows-1251; } return 200 "x"; }
@@ -30,7 +31,7 @@ server { listen 127.0.0.1:PORT; charset utf-8;
 """
 
 PATHS = ["/html/", "/plain/", "/plain/", "/plain/", "/bare/", "/text/", "/moved/", "/gone/",
-         "/css/", "/off/", "/latin/", "/if/", "/if/?x=1"]
+         "/css/", "/css-html/", "/off/", "/latin/", "/if/", "/if/?x=1"]
 
 
 def test_charset_as_nginx(tmp_path: Path, engine: str) -> None:

@@ -4,6 +4,8 @@ itself is ``proxy.sub_filter``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastgate.config.context import HSL, Context, Spec
 from fastgate.config.directives.args import appending, flag_arg, setting
 from fastgate.config.parser import Directive
@@ -18,6 +20,15 @@ def pair(ld: Context, d: Directive) -> tuple[Template, Template]:
 
 def types(ld: Context, d: Directive) -> tuple[str, ...]:
     return tuple(a.lower() for a in d.args)
+
+
+def types_with(always: str) -> Callable[[Context, Directive], tuple[str, ...]]:
+    """A ``*_types`` directive whose module always takes ``always`` too (nginx's
+    ngx_http_types_slot puts the module's first default type first: charset_types'
+    text/html, xslt_types' text/xml)."""
+    def parse(ld: Context, d: Directive) -> tuple[str, ...]:
+        return (always, *(a for a in types(ld, d) if a != always))
+    return parse
 
 
 SPECS = [
