@@ -296,7 +296,8 @@ class Loader:
             if _default_log_used(http, False):
                 self.log_files.insert(0, default_log)
             http_settings = merge(Settings(access_log=(AccessLog(default_log, "combined"),),
-                                           root=Root(os.path.join(self.prefix_dir, "html"))),
+                                           root=Root(os.path.join(self.prefix_dir, "html")),
+                                           charset_names=dict(self.charset_names)),
                                   http)
             http_origins = merge_origins({}, http)
             builder = Builder(self)

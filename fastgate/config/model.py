@@ -618,6 +618,10 @@ class Settings:
     source_charset: Template | None = None
     override_charset: bool = False
     charset_maps: dict[tuple[str, str], CharsetMap] = field(default_factory=dict)
+    # every charset the configuration names (charset, source_charset, charset_map), in
+    # lower case, as first written: nginx's one list, which an upstream's X-Accel-Charset
+    # must name a charset of
+    charset_names: dict[str, str] = field(default_factory=dict)
     # the memcached module
     memcached_connect_timeout: float = 60.0
     memcached_send_timeout: float = 60.0

@@ -426,6 +426,7 @@ class CgiModule:
         if to is not None:
             app.abort()  # (the rest of its answer is not read)
             return await finished(self.upstream.accel(conn, req, loc, headers, to))
+        loc = self.upstream.charset_location(conn, req, loc, headers, plan.ignore_headers)
         relay = self._start(conn, req, loc, plan, status, reason, headers)
         return DONE if relay is None else relay  # (None: a 502 has been answered)
 

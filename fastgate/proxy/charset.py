@@ -12,16 +12,25 @@ UTF-8) or an HTML character reference ``&#N;`` (from UTF-8); a byte that is not 
 "?". A response with a Content-Encoding is not recoded and keeps its charset; two
 charsets without a map between them (known only with variables: the loader refuses
 the rest) are logged and the response goes as it is. Recoding runs after sub_filter,
-as nginx's filters do. (nginx's ``X-Accel-Charset`` from the upstream is not acted
-on: it is hidden from the client as nginx hides it.)"""
+as nginx's filters do.
+
+An upstream's ``X-Accel-Charset`` (unless ``*_ignore_headers`` names it; hidden from the
+client) names the charset its response goes in, as nginx's does: a charset the
+configuration knows is the destination whatever the location's ``charset``,
+``charset_types`` and ``override_charset`` say (the body recoded from its own or the
+source charset when a map joins them); one it does not know is an error, and the
+response goes with no charset work at all."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
+from fastgate.variables import Template
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from fastgate.config.model import CharsetMap, Settings
     from fastgate.http.engine import Headers
@@ -208,6 +217,30 @@ def _named(headers: Headers, i: int, value: bytes, own: tuple[int, bytes] | None
     return out
 
 
+_ACCEL = b"x-accel-charset"
+
+
+def accel_charset(headers: Headers, ignored: Collection[str]) -> str | None:
+    """The charset an upstream's ``X-Accel-Charset`` names (None: none, empty, or
+    ignored)."""
+    if "x-accel-charset" in ignored:
+        return None
+    for name, value in headers:
+        if len(name) == 15 and name.lower() == _ACCEL:
+            text = value.strip()
+            return text.decode("latin-1") if text else None
+    return None
+
+
+def overriding(s: Settings, name: str) -> tuple[Settings, str | None]:
+    """The settings a response is filtered with when its upstream's X-Accel-Charset
+    names ``name`` (nginx's ngx_http_destination_charset), and an error to log."""
+    if name.lower() not in s.charset_names:
+        return replace(s, charset=None), f'unknown charset "{name}" to override'
+    return replace(s, charset=Template(name, (name,)), charset_types=("*",),
+                   override_charset=True), None
+
+
 def apply(headers: Headers, status: int, s: Settings, req: Request) -> Headers:
     """The headers with the charset named where it applies (the same list otherwise)."""
     return decide(headers, status, s, req)[0]
@@ -222,5 +255,5 @@ def start(req: Request, s: Settings, headers: Headers, status: int,
     return (recoder(m) if m is not None else None), headers
 
 
-__all__ = ["BytesRecoder", "FromUtf8", "Recoder", "ToUtf8", "apply", "decide", "recoder",
-           "start"]
+__all__ = ["BytesRecoder", "FromUtf8", "Recoder", "ToUtf8", "accel_charset", "apply",
+           "decide", "overriding", "recoder", "start"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastgate.config.values import is_token
@@ -17,7 +18,7 @@ from fastgate.http.buffered_body import BufferedBody, KeptBodyError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import accel, output, rate, slices, store
+from fastgate.proxy import accel, charset, output, rate, slices, store
 from fastgate.proxy._headers import response_head, upstream_headers
 from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
@@ -536,6 +537,8 @@ class UpstreamExchange:
                     uri = req.uri + ("?" + req.args if req.args else "")
                     sliced = slices.Sliced(req.memo[SLICE_KEY], uconn.body, offset, want,
                                            self.fetch, conn, req, uri)
+        loc = self.charset_location(conn, req, loc, rhead.headers, s.proxy_ignore_headers)
+        s = loc.settings
         status = final_status(req, rhead.status)
         req.status = status
         head_only = req.method == "HEAD" or status in (204, 304) or 100 <= status < 200
@@ -583,6 +586,19 @@ class UpstreamExchange:
         else:
             uconn.abort()
         return _DONE
+
+    def charset_location(self, conn: ClientSide, req: Request, loc: Location,
+                         headers: Headers, ignored: frozenset[str]) -> Location:
+        """``loc`` as an upstream's response is filtered in: its charset settings those
+        the response's ``X-Accel-Charset`` makes (``proxy.charset``) when it has one —
+        a rare header, so the settings are made for the response."""
+        name = charset.accel_charset(headers, ignored)
+        if name is None:
+            return loc
+        s, error = charset.overriding(loc.settings, name)
+        if error is not None:
+            self.w.log.error(error, conn, req)
+        return replace(loc, settings=s)
 
     def accel(self, conn: ClientSide, req: Request, loc: Location, headers: Headers,
               to: bytes) -> Outcome:

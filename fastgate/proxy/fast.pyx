@@ -38,11 +38,12 @@ cdef frozenset _NOT_TRIED = frozenset()
 cdef enum:
     _REDIRECT = 1  # X-Accel-Redirect
     _RATE = 2  # X-Accel-Limit-Rate
+    _CHARSET = 4  # X-Accel-Charset
 
 
 cdef inline int _x_accel(list headers):
-    """Which of X-Accel-Redirect and X-Accel-Limit-Rate are among the upstream's headers
-    (lengths first: no lowering of the usual ones)."""
+    """Which of X-Accel-Redirect, X-Accel-Limit-Rate and X-Accel-Charset are among the
+    upstream's headers (lengths first: no lowering of the usual ones)."""
     cdef tuple pair
     cdef bytes name
     cdef int found = 0
@@ -54,6 +55,8 @@ cdef inline int _x_accel(list headers):
             found |= _REDIRECT
         elif n == 18 and name.lower() == b"x-accel-limit-rate":
             found |= _RATE
+        elif n == 15 and name.lower() == b"x-accel-charset":
+            found |= _CHARSET
     return found
 
 
@@ -196,7 +199,9 @@ cdef class FastExchange:
                 req.in_task = True
                 self._handoff(upstream.accel(conn, req, self.loc, head.headers, to))
                 return
-            if named & _RATE and "x-accel-limit-rate" not in ignored:
+            if ((named & _RATE and "x-accel-limit-rate" not in ignored)
+                    or (named & _CHARSET and "x-accel-charset" not in ignored)):
+                # paced, or filtered in the charset it names: the task path's relay
                 self._relay_in_task(head)
                 return
         self.rhead = head
@@ -387,8 +392,8 @@ cdef class FastExchange:
         self.w.spawn(self.conn, self.req, step, self.req.arrived)
 
     cdef _relay_in_task(self, ResponseHead head):
-        """``X-Accel-Limit-Rate``: the answer is paced, which is the task path's relay;
-        the upstream connection goes over to it with the response begun (its events to
+        """``X-Accel-Limit-Rate`` or ``X-Accel-Charset``: the answer is paced, or filtered
+        in another charset, which is the task path's relay; the upstream connection goes over to it with the response begun (its events to
         the connection's own body buffer from here on)."""
         uconn = self.uconn
         uconn.detach()

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from e2e_util import wait_for_text
 from helpers import dechunk
 from mp4_sample import sample_mp4
 from passlib import hash as hashes
@@ -139,8 +140,11 @@ def _answer(req: Received) -> bytes:
     if path.startswith(b"/cs/"):  # /cs/CHARSET/...: KOI8 bytes, "none": no charset named
         name = path.split(b"/")[2]
         kind = b"text/html" + (b"" if name == b"none" else b"; charset=" + name)
+        # ?xa=NAME: the X-Accel-Charset the answer carries
+        xa = req.target.partition(b"?xa=")[2]
         return (b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(KOI) + KOI)
+                + (b"X-Accel-Charset: " + xa + b"\r\n" if xa else b"")
+                + b"Content-Length: %d\r\n\r\n" % len(KOI) + KOI)
     if path.startswith(b"/ssi/"):  # a page with SSI commands, from the backend
         page = (b'<p><!--#echo var="uri"--> <!--#include virtual="/parts/head.html"-->'
                 b'<!--#set var="v" value="from $uri"--><!--#echo var="v"--></p>')
@@ -221,7 +225,7 @@ class Side:
         block = (http_block.replace("PORT", str(self.port))
                  .replace("BACKEND", f"127.0.0.1:{self.backend.port}")
                  .replace("HOME", str(tmp)).replace("SIDE", kind))
-        log = home / "error.log"
+        log = self.log = home / "error.log"
         if kind == "nginx":
             conf = home / "nginx.conf"
             conf.write_text(
@@ -1014,6 +1018,47 @@ def test_charset_recoding_as_nginx(tmp_path: Path, engine: str) -> None:
     with both(tmp_path, CHARSETS, engine) as (nginx, fastgate):
         for raw in asks:
             _same(nginx, fastgate, raw, compared)
+
+
+ACCEL_CHARSET = """include /etc/nginx/koi-win; include /etc/nginx/koi-utf;
+upstream kept { server BACKEND; keepalive 4; }
+server { listen 127.0.0.1:PORT;
+  location /cx/plain/ { proxy_pass http://BACKEND/cs/; }
+  location /cx/types/ { charset windows-1251; charset_types text/plain;
+                        proxy_pass http://BACKEND/cs/; }
+  location /cx/ignored/ { charset utf-8; source_charset koi8-r;
+                          proxy_ignore_headers X-Accel-Charset; proxy_pass http://BACKEND/cs/; }
+  location /cx/pooled/ { proxy_http_version 1.1; proxy_set_header Connection "";
+                         proxy_pass http://kept/cs/; } }"""
+
+
+def test_x_accel_charset_as_nginx(tmp_path: Path, engine: str) -> None:
+    """An upstream's X-Accel-Charset names the charset its answer goes in, as nginx's:
+    a known one whatever the location's charset settings say (recoded from the answer's
+    own charset through a map), an unknown one an error and no charset work, unless
+    proxy_ignore_headers names it; over a fresh and a pooled upstream connection."""
+    if not Path("/etc/nginx/koi-utf").exists():
+        pytest.skip("nginx's charset maps are not installed")
+    asks = [_request("GET", "/cx/plain/koi8-r/a?xa=utf-8"),
+            _request("GET", "/cx/plain/koi8-r/a?xa=UTF-8"),
+            _request("HEAD", "/cx/plain/koi8-r/a?xa=utf-8"),
+            _request("GET", "/cx/plain/none/a?xa=utf-8"),
+            _request("GET", "/cx/plain/koi8-r/a?xa=martian"),
+            _request("GET", "/cx/plain/koi8-r/a?xa=koi8-r"),
+            _request("GET", "/cx/plain/latin9/a?xa=utf-8"),
+            _request("GET", "/cx/types/none/a?xa=koi8-r"),
+            _request("GET", "/cx/types/koi8-r/a?xa=windows-1251"),
+            _request("GET", "/cx/types/none/a"),
+            _request("GET", "/cx/ignored/none/a?xa=windows-1251"),
+            _request("GET", "/cx/pooled/koi8-r/a?xa=utf-8"),
+            _request("GET", "/cx/pooled/koi8-r/a?xa=utf-8"),
+            _request("GET", "/cx/pooled/koi8-r/a")]
+    with both(tmp_path, ACCEL_CHARSET, engine) as (nginx, fastgate):
+        for raw in asks:
+            _same(nginx, fastgate, raw, ("content-type", "content-length", "x-accel-charset"))
+        for side in (nginx, fastgate):
+            assert wait_for_text(side.log, 'unknown charset "martian" to override'), side.kind
+        assert "Traceback" not in fastgate.log.read_text()
 
 
 STORE = """server { listen 127.0.0.1:PORT; root HOME/SIDE/mirror;
