@@ -29,7 +29,10 @@ EXTRA = {
     "dot-segments": b"GET /a/../../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n",
     "encoded-nul": b"GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n",
 }
-ALL = {**STREAMS, **EXTRA}
+# (raw bytes past ASCII in a target go upstream as they came, as nginx sends them, and
+# this h11 backend refuses them as h11 servers do: what reaches an upstream for those is
+# compared with nginx's in test_raw_targets_e2e, against a backend that takes any bytes)
+ALL = {**{k: v for k, v in STREAMS.items() if not k.startswith("utf8-")}, **EXTRA}
 
 
 def exchange(port: int, data: bytes) -> tuple[list[int], bool]:
