@@ -5,5 +5,7 @@ from fastgate.http.exchange cimport Exchange
 from fastgate.proxy.request cimport Request
 
 
+cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes host,
+                             request)
 cpdef bytes response_head(Exchange exchange, respond, Request req, loc, ResponseHead rhead,
                           bytes date, tuple drop, tuple rules, bint head_only)

@@ -90,7 +90,8 @@ def bearer_of(list headers):
     return None
 
 
-def upstream_headers(list client_headers, tuple plan, tuple drop, bytes host, request):
+cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes host,
+                             request):
     """The headers a proxied request carries upstream, and the names of the
     ``proxy_set_header`` values dropped because they would carry a control byte (None
     when there are none; the request still goes, without them). The rules are

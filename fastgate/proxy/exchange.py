@@ -98,11 +98,10 @@ class UpstreamExchange:
         # id(location) → (location, proxy_set_header as the C builder wants it, the names
         # of client headers not passed on, the names of upstream response headers not
         # passed back, proxy_redirect's rules): once per location, not per request
-        self._header_plans: dict[int, tuple[Location, tuple[Any, ...], tuple[bytes, ...],
-                                            tuple[bytes, ...], RedirectRules]] = {}
+        self._header_plans: dict[int, tuple[Any, ...]] = {}  # (header_plan's)
 
     @staticmethod
-    def _upstream_target(req: Request, loc: Location, pp: ProxyPass) -> bytes:
+    def upstream_target(req: Request, loc: Location, pp: ProxyPass) -> bytes:
         """nginx's rule: without a URI part, the request's target (``request_target``);
         with one, it replaces the part of the normalised URI that the location's prefix
         matched — or, when the URL has variables, it is the whole target (made safe for
@@ -131,22 +130,33 @@ class UpstreamExchange:
         assert pp is not None
         req.proxy_host = pp.host_header
         req.proxy_port = pp.port
-        s = loc.settings
         plan = self._header_plans.get(id(loc))
         if plan is None or plan[0] is not loc:
-            plan = self._header_plans[id(loc)] = (
-                loc, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header),
-                response_drop(s.proxy_hide_header, s.proxy_pass_header), redirect_rules(loc))
+            plan = self._header_plans[id(loc)] = self.header_plan(loc)
         headers, unsafe = upstream_headers(
-            req.head.headers if s.proxy_pass_request_headers else [], plan[1], plan[2],
-            pp.host_bytes, req)
+            req.head.headers if plan[5] else [], plan[1], plan[2], pp.host_bytes, req)
         if unsafe is not None:
-            w = self.w
-            for name in unsafe:
-                w.log.warn(f'header "{name}" dropped: its value holds a control character',
-                           conn, req)
-                w.stats.unsafe_header()
-        return headers, self._upstream_target(req, loc, pp), plan[3], plan[4]
+            self.unsafe_headers(conn, req, unsafe)
+        return headers, self.upstream_target(req, loc, pp), plan[3], plan[4]
+
+    @staticmethod
+    def header_plan(loc: Location) -> tuple[Any, ...]:
+        """What a location's proxy_* settings make of every request's and response's
+        headers, made once: (the location, proxy_set_header's plan, the client headers
+        it replaces, the response headers not passed back, proxy_redirect's rules,
+        whether the client's headers go at all)."""
+        s = loc.settings
+        return (loc, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header),
+                response_drop(s.proxy_hide_header, s.proxy_pass_header), redirect_rules(loc),
+                s.proxy_pass_request_headers)
+
+    def unsafe_headers(self, conn: ClientSide, req: Request, names: list[str]) -> None:
+        """proxy_set_header values left out for a control byte: said and counted."""
+        w = self.w
+        for name in names:
+            w.log.warn(f'header "{name}" dropped: its value holds a control character',
+                       conn, req)
+            w.stats.unsafe_header()
 
     @staticmethod
     def forwarded_upgrade(req: Request, headers: Headers) -> bytes | None:

@@ -11,11 +11,12 @@ and decide what a failure means by one table (``proxy.failure``), so the rules l
 one place.
 """
 
+from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate.http.exchange cimport Exchange
-from fastgate.proxy._headers cimport response_head
+from fastgate.proxy._headers cimport response_head, upstream_headers
 from fastgate.proxy.request cimport Request
 
 from fastgate.http.engine import ProtocolError
@@ -76,10 +77,19 @@ cdef class ProxyPass:
 
     cdef object upstream  # proxy.exchange.UpstreamExchange
     cdef dict groups  # the worker's upstream groups by name
+    cdef dict plans  # id(location) → its header_plan (proxy.exchange), made once
 
     def __init__(self, upstream, dict groups):
         self.upstream = upstream
         self.groups = groups
+        self.plans = {}
+
+    cdef tuple _plan(self, loc):
+        key = PyLong_FromVoidPtr(<void*>loc)
+        cdef tuple plan = self.plans.get(key)
+        if plan is None or plan[0] is not loc:
+            plan = self.plans[key] = self.upstream.header_plan(loc)
+        return plan
 
     def __call__(self, conn, Request req, loc):
         cdef RequestHead head = req.head
@@ -91,7 +101,8 @@ cdef class ProxyPass:
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:
-                FastExchange(self.upstream, conn, req, loc, peer, uconn)._send()
+                FastExchange(self.upstream, conn, req, loc, peer, uconn)._send(
+                    self._plan(loc))
                 return _TAKEN
         return self.upstream.proxy(conn, req, loc, peer)
 
@@ -146,14 +157,37 @@ cdef class FastExchange:
         self.handed_over = False
         self.out = []
 
-    cdef _send(self):
-        req = self.req
+    cdef _send(self, tuple plan):
+        """The request upstream: what ``UpstreamExchange.upstream_request`` makes of it,
+        its common case here without a Python frame (``plan``: the location's
+        ``header_plan``)."""
+        cdef Request req = self.req
+        cdef RequestHead head = req.head
         uconn = self.uconn
-        headers, target, self.drop, self.rules = self.upstream.upstream_request(
-            self.conn, req, self.loc)
+        pp = self.loc.proxy_pass
+        req.proxy_host = pp.host_header
+        req.proxy_port = pp.port
+        headers, unsafe = upstream_headers(head.headers if plan[5] else [], plan[1], plan[2],
+                                           pp.host_bytes, req)
+        if unsafe is not None:
+            self.upstream.unsafe_headers(self.conn, req, unsafe)
+        # the client's target as it came (exchange.request_target's first case), else
+        # what the location and its proxy_pass make of it
+        target = head.target
+        if (pp.uri is not None or req.redirected or req.uri_changes or req.rewritten
+                or not target.startswith(b"/")):
+            target = self.upstream.upstream_target(req, self.loc, pp)
+        self.drop = plan[3]
+        self.rules = plan[4]
         req.upstream_addr = self.peer.address
-        uconn.attach(self)
-        uconn.send_request(req.head.method, target, headers, 0)
+        # the connection's attach() and send_request(), inline (no frame per request)
+        uconn.sink = self
+        engine = uconn.engine
+        engine.bind(self)
+        out = engine.send_head(head.method, target, headers, 0)
+        transport = uconn.transport
+        if transport is not None and not uconn.closed:
+            transport.write(out + engine.send_end())
         self.deadline = _monotonic() + self.timeout
         self.w.exchanges.add(self)
         self.client.listener = self  # told if the client can take more, or goes away
@@ -266,7 +300,8 @@ cdef class FastExchange:
             # parked unread would never hear its next exchange's answer
             self.client_stalled = False
             uconn.resume_reading()
-        uconn.detach()
+        uconn.sink = None  # its detach(), inline
+        uconn.engine.bind(uconn)
         self.peer.release(uconn, self.rhead)
         self._finish()
 
