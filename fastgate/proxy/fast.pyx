@@ -180,14 +180,8 @@ cdef class FastExchange:
         self.drop = plan[3]
         self.rules = plan[4]
         req.upstream_addr = self.peer.address
-        # the connection's attach() and send_request(), inline (no frame per request)
-        uconn.sink = self
-        engine = uconn.engine
-        engine.bind(self)
-        out = engine.send_head(head.method, target, headers, 0)
-        transport = uconn.transport
-        if transport is not None and not uconn.closed:
-            transport.write(out + engine.send_end())
+        uconn.attach(self)
+        uconn.send_request(head.method, target, headers, 0)
         self.deadline = _monotonic() + self.timeout
         self.w.exchanges.add(self)
         self.client.listener = self  # told if the client can take more, or goes away
@@ -300,8 +294,7 @@ cdef class FastExchange:
             # parked unread would never hear its next exchange's answer
             self.client_stalled = False
             uconn.resume_reading()
-        uconn.sink = None  # its detach(), inline
-        uconn.engine.bind(uconn)
+        uconn.detach()
         self.peer.release(uconn, self.rhead)
         self._finish()
 
