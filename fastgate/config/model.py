@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, TypeAlias
 
 from fastgate.config.errors import ConfigError
@@ -74,6 +75,30 @@ class Balance:
     key: Template | None = None  # hash's
     consistent: bool = False  # hash's
     two: bool = False  # random's: the less busy of two
+
+
+@dataclass(frozen=True, slots=True)
+class ConnPolicy:
+    """How a client connection goes on after a request (``http.handler.RequestPolicy``),
+    from the settings of the location that answered it, as nginx reads them."""
+
+    keepalive_timeout: float
+    keepalive_requests: int
+    keepalive_time: float
+    lingering_close: str
+    lingering_time: float
+    lingering_timeout: float
+
+
+# one object per distinct set of values, shared by every Settings with them (a
+# configuration has a handful): a pure memo, bounded, so a connection compares by
+# identity on the request path instead of six values
+@lru_cache(maxsize=1024)
+def conn_policy(keepalive_timeout: float, keepalive_requests: int, keepalive_time: float,
+                lingering_close: str, lingering_time: float,
+                lingering_timeout: float) -> ConnPolicy:
+    return ConnPolicy(keepalive_timeout, keepalive_requests, keepalive_time,
+                      lingering_close, lingering_time, lingering_timeout)
 
 
 @dataclass(frozen=True)
@@ -827,6 +852,9 @@ class Settings:
     # derived: a response gains or changes cookies here (proxy_cookie_*, userid): one
     # test per proxied response, one per local one
     edits_set_cookie: bool = field(init=False, repr=False, compare=False)
+    # derived: keepalive_* and lingering_* as one shared object (conn_policy), so a
+    # client connection sees by identity whether a request's location changes them
+    conn_policy: ConnPolicy = field(init=False, repr=False, compare=False)
     sets_userid: bool = field(init=False, repr=False, compare=False)
     # the charset module may recode a response's body here
     recodes: bool = field(init=False, repr=False, compare=False)
@@ -837,6 +865,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sets_userid", self.userid in ("on", "v1"))
+        object.__setattr__(self, "conn_policy", conn_policy(
+            self.keepalive_timeout, self.keepalive_requests, self.keepalive_time,
+            self.lingering_close, self.lingering_time, self.lingering_timeout))
         object.__setattr__(self, "recodes", self.charset is not None and (
             self.source_charset is not None or self.override_charset))
         object.__setattr__(self, "filters_bodies", bool(

@@ -4,6 +4,7 @@ cdef class Exchange:
     cdef object transport
     cdef object gate
     cdef public object listener
+    cdef public bint last  # the next response head ends the connection (Connection: close)
 
     cpdef bytes respond(self, int status, bytes reason, list headers, object length,
                         bint head_only=*)

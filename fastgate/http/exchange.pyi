@@ -6,6 +6,7 @@ from fastgate.http.engine import Headers
 
 class Exchange:
     listener: Any
+    last: bool
     def __init__(self, conn: Any, engine: Any, transport: Any, gate: Any) -> None: ...
     def respond(self, status: int, reason: bytes, headers: Headers, length: int | None,
                 head_only: bool = False) -> bytes: ...

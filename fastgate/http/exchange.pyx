@@ -23,6 +23,7 @@ cdef class Exchange:
         self.transport = transport
         self.gate = gate
         self.listener = None
+        self.last = False
 
     # --- framing: the engine turns these into the bytes of this connection's protocol ----
 
@@ -30,6 +31,10 @@ cdef class Exchange:
                         bint head_only=False):
         """A response head (``length`` None: the engine frames the body, chunked on
         HTTP/1.1). Raises ProtocolError when the engine refuses a header."""
+        if self.last:
+            # decided once the request's location was known (keepalive_requests...)
+            self.last = False
+            self.engine.no_keep_alive()
         return self.engine.send_head(status, reason, headers, length, head_only)
 
     cpdef bytes body(self, data):

@@ -8,7 +8,8 @@ values; it never sees the worker, the configuration or the proxy.
 - ``ConnectionObserver``: one per worker; admits and counts connections, knows
   whether the worker is stopping, and asks client certificates' OCSP status.
 - ``ConnectionPolicy``: the limits a connection keeps (the address's default server's
-  settings satisfy it).
+  settings satisfy it); ``RequestPolicy``: how it goes on after a request, as the
+  location that answered it says (its ``conn_policy``).
 - ``ClientSide``: what the handler may use of the connection a request came on — facts
   about it, the request body, the ``Exchange`` it answers through, and the request
   cycle's ends. ``ClientConnection`` satisfies it; the layers above are typed against
@@ -75,12 +76,10 @@ class ConnectionObserver(Protocol[C]):
         good, else nginx's words for what is wrong (a failure to ask is logged)."""
 
 
-class ConnectionPolicy(Protocol):
-    @property
-    def large_client_header_buffers(self) -> tuple[int, int]: ...
-
-    @property
-    def client_header_timeout(self) -> float: ...
+class RequestPolicy(Protocol):
+    """What nginx reads from the location that answered a request (ngx_http_core's
+    loc conf of r): whether the connection carries another, how long it then waits,
+    how it closes."""
 
     @property
     def keepalive_timeout(self) -> float: ...
@@ -99,6 +98,21 @@ class ConnectionPolicy(Protocol):
 
     @property
     def lingering_timeout(self) -> float: ...
+
+
+class ConnectionPolicy(RequestPolicy, Protocol):
+    """The default server's settings: its own request policy too (HTTP/2's idle
+    timeout, a request refused before any server is known)."""
+
+    @property
+    def conn_policy(self) -> RequestPolicy:
+        """The address's default server's, until a request's location says otherwise."""
+
+    @property
+    def large_client_header_buffers(self) -> tuple[int, int]: ...
+
+    @property
+    def client_header_timeout(self) -> float: ...
 
 
 class ClientSide(Protocol):
@@ -136,6 +150,15 @@ class ClientSide(Protocol):
     def abort(self) -> None: ...
 
     def close_after_response(self) -> None: ...
+
+    @property
+    def policy(self) -> RequestPolicy | None:
+        """The policy the request in progress follows (identity tells a change)."""
+
+    def located(self, policy: RequestPolicy, again: bool = False) -> None:
+        """The request's server or location is known: its keepalive_* and lingering_*
+        apply (nginx reads them from the request's location); ``again``: a location
+        after an internal redirect, which can end the connection but not undo that."""
 
     def request_done(self) -> None:
         """The response is written: the connection closes or waits for the next one."""

@@ -23,7 +23,12 @@ from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.engines import server_engine
 from fastgate.http.exchange import Exchange
 from fastgate.http.flow import BodyBuffer, WriteGate
-from fastgate.http.handler import ConnectionObserver, ConnectionPolicy, RequestHandler
+from fastgate.http.handler import (
+    ConnectionObserver,
+    ConnectionPolicy,
+    RequestHandler,
+    RequestPolicy,
+)
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.openssl import OcspPolicy
 
@@ -52,6 +57,7 @@ class ClientConnection(asyncio.Protocol):
                  "_settings", "_starting_next", "_tunnel", "body",
                  "closed", "connection_id", "deadline", "engine", "engine_name",
                  "exchange", "gate", "handler", "idle", "info", "observer", "pipelined",
+                 "policy",
                  "remote_addr", "remote_port", "requests", "scheme", "server_addr",
                  "server_port", "transport")
 
@@ -109,6 +115,9 @@ class ClientConnection(asyncio.Protocol):
         self._held_back = False  # reading paused: the engine holds a later request
         self._next_on_drain = False  # the next request waits for the client to read
         self._settings = policy
+        # keepalive_* and lingering_* of the request in progress: the default server's
+        # until its location is known (located), as nginx reads them from that location
+        self.policy: RequestPolicy = policy.conn_policy
         self._last = False  # the request being answered is the connection's last
         # the PROXY protocol header read so far, until it is whole (None: not expected,
         # or read before a TLS handshake: then it is _given_header)
@@ -252,6 +261,28 @@ class ClientConnection(asyncio.Protocol):
             self._held_back = True
             self.transport.pause_reading()
 
+    def _decide_last(self, policy: RequestPolicy) -> None:
+        """Whether this response is the connection's last, by ``policy``: then it says
+        so (nginx's r->keepalive = 0: the exchange adds Connection: close to the head)
+        and the connection closes after it."""
+        self._last = last = (
+            self.requests >= policy.keepalive_requests or policy.keepalive_timeout <= 0
+            or self._loop.time() - self._born >= policy.keepalive_time)
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.last = last
+
+    def located(self, policy: RequestPolicy, again: bool = False) -> None:
+        if again:
+            # a further location of the same request (an internal redirect): as nginx's
+            # r->keepalive, once off it stays off
+            self.policy = policy
+            if not self._last:
+                self._decide_last(policy)
+        elif policy is not self.policy:
+            self.policy = policy
+            self._decide_last(policy)
+
     def close_after_response(self) -> None:
         """The response about to go ends this connection (``Connection: close``)."""
         if self.engine is not None:
@@ -357,13 +388,13 @@ class ClientConnection(asyncio.Protocol):
             self.idle = False
             self.observer.idle(-1)
         self.requests += 1
-        policy = self._settings
-        if (self.requests >= policy.keepalive_requests or policy.keepalive_timeout <= 0
-                or self._loop.time() - self._born >= policy.keepalive_time):
-            # this response is the connection's last: it says so (nginx's
-            # r->keepalive = 0), and the connection closes after it
-            self._last = True
-            self.engine.no_keep_alive()
+        self.policy = policy = self._settings.conn_policy
+        # _decide_last(policy), inline: once per request
+        self._last = last = (
+            self.requests >= policy.keepalive_requests or policy.keepalive_timeout <= 0
+            or self._loop.time() - self._born >= policy.keepalive_time)
+        if last and self.exchange is not None:
+            self.exchange.last = True
         self.pipelined = self._starting_next
         if head.content_length != 0:
             assert self.transport is not None
@@ -442,7 +473,7 @@ class ClientConnection(asyncio.Protocol):
                 self.finish()
             return
         self._got_bytes = False
-        self.deadline = self._loop.time() + self._settings.keepalive_timeout
+        self.deadline = self._loop.time() + self.policy.keepalive_timeout
         if self.gate.paused:
             # the client is not reading our responses: serve no further pipelined
             # request until it does (else their answers pile up in our write buffer)
@@ -469,7 +500,7 @@ class ClientConnection(asyncio.Protocol):
         self._discarding = True
         if self.body is not None:
             self.body.discard()
-        self._linger_until = self._loop.time() + self._settings.lingering_time
+        self._linger_until = self._loop.time() + self.policy.lingering_time
         self._linger_on()
 
     def _linger_on(self) -> bool:
@@ -480,7 +511,7 @@ class ClientConnection(asyncio.Protocol):
         if now >= self._linger_until:
             self.close()
             return False
-        self.deadline = min(now + self._settings.lingering_timeout, self._linger_until)
+        self.deadline = min(now + self.policy.lingering_timeout, self._linger_until)
         return True
 
     def _arm(self, timeout: float) -> None:
@@ -527,7 +558,7 @@ class ClientConnection(asyncio.Protocol):
         self._disarm()
         if self.closed or self.transport is None or self._tunnel is not None:
             return
-        mode = self._settings.lingering_close
+        mode = self.policy.lingering_close
         if (mode != "off" and not self._peer_eof and self.transport.can_write_eof()
                 and (mode == "always" or (self.body is not None and not self.body.done))):
             self._lingering = True
@@ -536,7 +567,7 @@ class ClientConnection(asyncio.Protocol):
             except (OSError, RuntimeError):
                 self.close()
                 return
-            self._linger_until = self._loop.time() + self._settings.lingering_time
+            self._linger_until = self._loop.time() + self.policy.lingering_time
             self._linger_on()
             return
         self.close()

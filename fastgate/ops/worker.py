@@ -415,6 +415,8 @@ class AddressHandler:
             return
         server = vhosts.select(req.host)
         s = server.settings
+        if s.conn_policy is not conn.policy:  # (until a location's says otherwise)
+            conn.located(s.conn_policy)
         screened = screen_headers(head.headers, s.underscores_in_headers,
                                   s.ignore_invalid_headers)
         if screened is not None:

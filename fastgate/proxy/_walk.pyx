@@ -47,6 +47,14 @@ cdef class Walker:
                 loc = (<tuple>limit)[1]
                 entry = self._entry(loc)
             req.location = loc
+            # its keepalive_* and lingering_* (shared objects: an identity test, and a
+            # call only where a location's differ from the server's, or after an
+            # internal redirect)
+            policy = loc.settings.conn_policy
+            if req.uri_changes:
+                conn.located(policy, True)
+            elif policy is not conn.policy:
+                conn.located(policy)
             if ((req.head.content_length > 0 and req.uri_changes == 0)
                     or req.captures is _AUTO_REDIRECT):
                 step = self._find_config(conn, req, loc)

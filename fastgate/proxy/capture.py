@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from fastgate._wire import ConnectionInfo
     from fastgate.http.engine import Headers
     from fastgate.http.flow import BodyBuffer
-    from fastgate.http.handler import ClientSide
+    from fastgate.http.handler import ClientSide, RequestPolicy
 
 
 class SubrequestFailed(FastgateError):
@@ -150,6 +150,13 @@ class Kept:
         self.cut = True
 
     def close_after_response(self) -> None:
+        pass
+
+    @property
+    def policy(self) -> RequestPolicy | None:
+        return None  # (a subrequest changes nothing of its connection: nginx's r->main's)
+
+    def located(self, policy: RequestPolicy, again: bool = False) -> None:
         pass
 
     def request_done(self) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
     from fastgate.http.engine import Headers
     from fastgate.http.flow import BodyBuffer
-    from fastgate.http.handler import ClientSide
+    from fastgate.http.handler import ClientSide, RequestPolicy
     from fastgate.proxy.request import Request
     from fastgate.proxy.steps import Fail, Outcome, Phase, Step
 
@@ -44,6 +44,13 @@ class Held(Kept):
 
     def close_after_response(self) -> None:
         self.main.close_after_response()
+
+    @property
+    def policy(self) -> RequestPolicy | None:
+        return self.main.policy
+
+    def located(self, policy: RequestPolicy, again: bool = False) -> None:
+        self.main.located(policy, again)
 
 
 class Failed(FastgateError):
