@@ -517,7 +517,9 @@ BUILTIN: dict[str, Getter] = {
                                if isinstance(r.body_buffer, bytes) else ""),
     # a body past the buffer waits in a file with no name: none to give (the loader
     # warns where a configuration reads it)
-    "request_body_file": lambda r: "",
+    # the body's file when client_body_in_file_only named it (a body past
+    # client_body_buffer_size otherwise waits in a file with no name: "")
+    "request_body_file": lambda r: getattr(r.body_buffer, "name", ""),
     # no static files, so no root: empty (the loader warns where they are read)
     "document_root": _per_location(lambda r, s: _document_root(r, s)),
     "request_filename": _per_location(

@@ -124,8 +124,9 @@ class Loader:
     def compile(self, text: str, d: Directive) -> Template:
         template = self.registry.compile(text, d)
         if "request_body_file" in template.variables:
-            self.warn('"$request_body_file" is always empty: a request body past '
-                      "client_body_buffer_size waits in a file with no name", d)
+            self.warn('"$request_body_file" is empty unless client_body_in_file_only is on: '
+                      "a request body past client_body_buffer_size waits in a file with no "
+                      "name", d)
         return template
 
     def declare_maps(self, http: Directive) -> None:

@@ -576,6 +576,9 @@ class Settings:
     proxy_request_buffering: bool = True
     client_body_buffer_size: int = 16 * 1024
     client_body_temp_path: str | None = None
+    # client_body_in_file_only: "on" every body read goes to a named file, kept after
+    # the request ($request_body_file names it), "clean" removed after it, "off" not
+    client_body_in_file_only: str = "off"
     proxy_ssl_server_name: bool = False
     # None: the proxy_pass URL's host; a Template: rendered for each request
     proxy_ssl_name: str | Template | None = None

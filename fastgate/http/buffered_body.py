@@ -6,7 +6,12 @@ is what ``$request_body`` gives; one in a file is read back in pieces each time 
 sent (a second server after the first failed reads it again from its start).
 
 Whoever makes one holds it; ``hold`` adds a holder (a mirror's copy, which may outlive
-its request), ``close`` lets go of one, and the file closes with the last."""
+its request), ``close`` lets go of one, and the file closes with the last.
+
+``client_body_in_file_only`` (``keep`` "on" or "clean"): every byte goes to a file with
+a name (``name``, nginx's ``$request_body_file``), made at once so that an empty body
+has one too, as nginx's; "on" leaves it behind, "clean" removes it with the last
+holder."""
 
 from __future__ import annotations
 
@@ -26,15 +31,22 @@ class KeptBodyError(FastgateError):
 
 
 class BufferedBody:
-    __slots__ = ("_parts", "_limit", "_directory", "_file", "size", "_holders")
+    __slots__ = ("_parts", "_limit", "_directory", "_file", "size", "_holders", "name",
+                 "_clean")
 
-    def __init__(self, limit: int, directory: str | None) -> None:
+    def __init__(self, limit: int, directory: str | None, keep: str = "off") -> None:
+        """OSError when ``keep`` asks for a named file that cannot be made."""
         self._parts: list[bytes] = []
         self._limit = limit
         self._directory = directory  # None: the system's temporary directory
         self._file: BinaryIO | None = None
         self.size = 0
         self._holders = 1
+        self.name = ""  # the file's, when it has one
+        self._clean = keep == "clean"
+        if keep != "off":
+            fd, self.name = tempfile.mkstemp(prefix="", dir=directory)
+            self._file = os.fdopen(fd, "w+b")
 
     def write(self, data: bytes) -> None:
         """``data`` after what is kept; OSError when the file cannot be made or
@@ -89,4 +101,9 @@ class BufferedBody:
             return
         if self._file is not None:
             self._file.close()
+            if self._clean:
+                try:
+                    os.unlink(self.name)
+                except OSError:  # (gone already: nothing to clean)
+                    pass
         self._parts = []

@@ -664,11 +664,17 @@ class UpstreamExchange:
         (``$request_body``), else the file they went to, for the caller to close; None
         when reading it failed, which has been answered."""
         s = loc.settings
-        buffered = BufferedBody(s.client_body_buffer_size, s.client_body_temp_path)
+        buffered = None
         try:
+            buffered = BufferedBody(s.client_body_buffer_size, s.client_body_temp_path,
+                                    s.client_body_in_file_only)
+            if buffered.name:
+                self.w.log.notice("a client request body is buffered to a temporary file "
+                                  f"{buffered.name}", conn, req)
             await self._read_body(conn, req, s, None, buffered.write)
         except (BodyError, OSError) as e:
-            buffered.close()
+            if buffered is not None:
+                buffered.close()
             if isinstance(e, OSError):  # (the file: the rest of the body is not read)
                 where = s.client_body_temp_path or "the temporary directory"
                 e = BodyError(500, f"the request body could not be kept in a file in "

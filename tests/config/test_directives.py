@@ -113,7 +113,7 @@ SAMPLES = {
     "referer_hash_bucket_size": "referer_hash_bucket_size 64;",
     "connection_pool_size": "connection_pool_size 512;",
     "request_pool_size": "request_pool_size 4k;",
-    "client_body_in_file_only": "client_body_in_file_only off;",
+    "client_body_in_file_only": "client_body_in_file_only clean;",
     "client_body_in_single_buffer": "client_body_in_single_buffer on;",
     "sendfile_max_chunk": "sendfile_max_chunk 2m;",
     "aio": "aio threads;",
@@ -688,8 +688,9 @@ def test_request_body_file_is_empty_and_said_to_be(tmp_path: Path) -> None:
       location / { proxy_set_header X-File $request_body_file;
                    proxy_pass http://127.0.0.1:2; } } }""")
     assert [w for w in cfg.warnings if "$request_body_file" in w] == [
-        '[warn] "$request_body_file" is always empty: a request body past '
-        f"client_body_buffer_size waits in a file with no name in {tmp_path / 't.conf'}:2"]
+        '[warn] "$request_body_file" is empty unless client_body_in_file_only is on: a '
+        "request body past client_body_buffer_size waits in a file with no name in "
+        f"{tmp_path / 't.conf'}:2"]
 
 
 def test_a_framing_header_set_by_the_configuration_is_warned(tmp_path: Path) -> None:

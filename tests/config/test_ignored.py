@@ -90,7 +90,7 @@ def test_every_ignored_directive_warns_once_with_its_reason(tmp_path: Path) -> N
 
     from fastgate.config.directives import ignored
 
-    silent_off = {"client_body_in_file_only", "log_subrequest", "proxy_ignore_client_abort",
+    silent_off = {"log_subrequest", "proxy_ignore_client_abort",
                   "proxy_socket_keepalive", "recursive_error_pages", "daemon", "gunzip"}
     for spec in ignored.SPECS:
         sample = SAMPLES[spec.name]

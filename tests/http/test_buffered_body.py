@@ -86,3 +86,21 @@ def test_the_file_closes_with_its_last_holder(tmp_path: Path) -> None:
     body.close()
     with pytest.raises(ValueError):  # (closed: its fd is gone)
         list(body.pieces())
+
+
+@pytest.mark.parametrize("keep", ["on", "clean"])
+def test_a_named_file_from_the_start_kept_or_cleaned(tmp_path: Path, keep: str) -> None:
+    """client_body_in_file_only: a file with a name at once (an empty body has one),
+    every byte in it; "on" leaves it, "clean" removes it with the last holder."""
+    body = BufferedBody(1 << 20, str(tmp_path), keep)
+    name = Path(body.name)
+    assert name.parent == tmp_path and name.exists() and body.in_memory() is None
+    body.write(b"small")
+    assert b"".join(body.pieces()) == b"small"
+    body.hold()
+    body.close()
+    assert name.exists()  # (a holder is left)
+    body.close()
+    assert name.exists() == (keep == "on")
+    if keep == "on":
+        assert name.read_bytes() == b"small" and oct(name.stat().st_mode & 0o777) == "0o600"

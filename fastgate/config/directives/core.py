@@ -411,6 +411,8 @@ SPECS = [
     Spec("client_header_timeout", HS, 1, 1, setting("client_header_timeout", time_arg)),
     Spec("client_body_timeout", HSL, 1, 1, setting("client_body_timeout", time_arg)),
     Spec("client_body_buffer_size", HSL, 1, 1, setting("client_body_buffer_size", size_arg)),
+    Spec("client_body_in_file_only", HSL, 1, 1,
+         setting("client_body_in_file_only", one_of("on", "clean", "off"))),
     Spec("client_body_temp_path", HSL, 1, 4,
          setting("client_body_temp_path", client_body_temp_path)),
     Spec("send_timeout", HSL, 1, 1, setting("send_timeout", time_arg)),

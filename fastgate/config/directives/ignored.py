@@ -148,9 +148,6 @@ SPECS = [
     Spec("referer_hash_bucket_size", SL, 1, 1, ignored(NO_SIZING)),
     Spec("connection_pool_size", HS, 1, 1, ignored(NO_POOLS)),
     Spec("request_pool_size", HS, 1, 1, ignored(NO_POOLS)),
-    Spec("client_body_in_file_only", HSL, 1, 1, off_is_ours(
-        "a request body goes to a file only past client_body_buffer_size, a file with "
-        "no name that no variable gives")),
     Spec("client_body_in_single_buffer", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("sendfile_max_chunk", HSL, 1, 1, ignored(NO_FILES)),
     Spec("aio", HSL, 1, 1, ignored(NO_FILES)),
