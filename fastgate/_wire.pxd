@@ -35,6 +35,9 @@ cdef class ConnectionInfo:
     cdef readonly str http2  # "h2" (TLS) or "h2c" (cleartext) for an HTTP/2 stream; else ""
 
 
+# a request line's bytes past ASCII escaped for the engines' parsers
+cpdef bytes escape_past_ascii(bytes line)
+
 # header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)
 cdef bint header_is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln)
 cdef list _forward_into(list out, list headers, tuple drop)

@@ -250,6 +250,26 @@ cdef Py_ssize_t _headers(const unsigned char* s, Py_ssize_t pos, Py_ssize_t end,
                      PyBytes_FromStringAndSize(<const char*>s + v0, v1 - v0)))
 
 
+cdef bytes _HEX = b"0123456789ABCDEF"
+
+
+cpdef bytes escape_past_ascii(bytes line):
+    """``line`` with each byte past ASCII percent-encoded: what the engines' parsers
+    (llhttp, h11) are given of a request line or target that has them, as they take
+    only ASCII in a target (nginx takes the bytes)."""
+    cdef const unsigned char* p = line
+    cdef Py_ssize_t i, n = len(line)
+    cdef bytearray out = bytearray()
+    for i in range(n):
+        if p[i] >= 128:
+            out += b"%"
+            out.append(_HEX[p[i] >> 4])
+            out.append(_HEX[p[i] & 15])
+        else:
+            out.append(p[i])
+    return bytes(out)
+
+
 def parse_request(bytes data, Py_ssize_t max_header_bytes, Py_ssize_t max_line):
     """One whole, simple, bodiless request that is all of ``data``, as a RequestHead;
     None for anything else (llhttp then parses it)."""

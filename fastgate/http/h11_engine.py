@@ -9,6 +9,7 @@ from typing import Any
 import h11
 from h11 import _abnf, _readers, _util
 
+from fastgate._wire import escape_past_ascii
 from fastgate.http.engine import (
     ClientHandler,
     Headers,
@@ -24,15 +25,10 @@ _NO_BODY_STATUS = (204, 304)
 
 # h11's request line with bytes past ASCII (obs-text) taken in the target, as nginx
 # takes them (and the httptools engine); everything else is h11's own grammar
-_H11_LINE = _abnf.request_line
-_REQUEST_LINE = re.compile(_H11_LINE.replace(
+_REQUEST_LINE = re.compile(_abnf.request_line.replace(
     f"(?P<target>{_abnf.request_target})", r"(?P<target>[\x21-\x7e\x80-\xff]+)"
 ).encode("ascii"))
 _HIGH = re.compile(rb"[\x80-\xff]")
-
-
-def _escape_high(target: bytes) -> bytes:
-    return _HIGH.sub(lambda m: b"%%%02X" % m[0][0], target)
 
 
 class _Connection(h11.Connection):
@@ -68,7 +64,7 @@ class _Connection(h11.Connection):
         self.raw_target = None
         if _HIGH.search(target):
             self.raw_target = target
-            matches["target"] = _escape_high(target)
+            matches["target"] = escape_past_ascii(target)
         return h11.Request(headers=list(_readers._decode_header_lines(lines[1:])),
                            _parsed=True, **matches)
 
@@ -377,7 +373,7 @@ class H11Client:
                                                headers=headers)) or b""
         # bytes past ASCII go as they came (nginx's): h11 is given them escaped, the
         # request line then says them as they are
-        escaped = _escape_high(target)
+        escaped = escape_past_ascii(target)
         out = self._conn.send(h11.Request(method=method, target=escaped, headers=headers))
         assert out is not None
         return out.replace(b" " + escaped + b" ", b" " + target + b" ", 1)

@@ -25,7 +25,7 @@ still Python-visible methods, as httptools calls them by name.
 from collections import deque
 import httptools
 
-from fastgate._wire cimport RequestHead, ResponseHead
+from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
 from fastgate.http.engine import LLHTTP_METHODS, ProtocolError, upstream_framing_error
@@ -43,25 +43,6 @@ cdef bytes _STAND_IN = b"PUT"
 
 cdef inline bint _method_char(unsigned char c):
     return 65 <= c <= 90 or c == 95 or c == 45  # A-Z _ - (ngx_http_parse_request_line)
-
-
-cdef bytes _HEX = b"0123456789ABCDEF"
-
-
-cdef bytes _escape_high(bytes line):
-    """``line`` with each byte past ASCII percent-encoded: what llhttp is given of a
-    request line that has them (it takes only ASCII in a target)."""
-    cdef const unsigned char* p = line
-    cdef Py_ssize_t i, n = len(line)
-    cdef bytearray out = bytearray()
-    for i in range(n):
-        if p[i] >= 128:
-            out += b"%"
-            out.append(_HEX[p[i] >> 4])
-            out.append(_HEX[p[i] & 15])
-        else:
-            out.append(p[i])
-    return bytes(out)
 
 
 cdef inline bint _no_body_status(int status):
@@ -317,7 +298,7 @@ cdef class HttptoolsServer:
                 eol = self._eol if self._eol < end else end
                 line = data[start + len(self._method):eol] if stand_in else data[start:eol]
                 if escaped:
-                    line = _escape_high(line)
+                    line = escape_past_ascii(line)
                 piece = data[pos:start] + (_STAND_IN if stand_in else b"") + line + data[eol:end]
             else:
                 piece = data[pos:end] if pos or end < n else data

@@ -95,10 +95,9 @@ class UpstreamExchange:
         self.internal = internal  # X-Accel-Redirect's (the method as the caller left it)
         self.fetch = fetch  # a subrequest's answer (add_*_body, SSI's include)
         self.dynamic = DynamicTargets(worker)  # proxy_pass with variables
-        # id(location) → (location, proxy_set_header as the C builder wants it, the names
-        # of client headers not passed on, the names of upstream response headers not
-        # passed back, proxy_redirect's rules): once per location, not per request
-        self._header_plans: dict[int, tuple[Any, ...]] = {}  # (header_plan's)
+        # id(location) → its header_plan, made once per location, not per request (the
+        # callback path, proxy.fast, reads and fills the same table)
+        self.header_plans: dict[int, tuple[Any, ...]] = {}
 
     @staticmethod
     def upstream_target(req: Request, loc: Location, pp: ProxyPass) -> bytes:
@@ -130,9 +129,9 @@ class UpstreamExchange:
         assert pp is not None
         req.proxy_host = pp.host_header
         req.proxy_port = pp.port
-        plan = self._header_plans.get(id(loc))
+        plan = self.header_plans.get(id(loc))
         if plan is None or plan[0] is not loc:
-            plan = self._header_plans[id(loc)] = self.header_plan(loc)
+            plan = self.header_plans[id(loc)] = self.header_plan(loc)
         headers, unsafe = upstream_headers(
             req.head.headers if plan[5] else [], plan[1], plan[2], pp.host_bytes, req)
         if unsafe is not None:

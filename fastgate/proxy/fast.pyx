@@ -77,12 +77,12 @@ cdef class ProxyPass:
 
     cdef object upstream  # proxy.exchange.UpstreamExchange
     cdef dict groups  # the worker's upstream groups by name
-    cdef dict plans  # id(location) → its header_plan (proxy.exchange), made once
+    cdef dict plans  # the upstream exchange's header_plans (one table for both paths)
 
     def __init__(self, upstream, dict groups):
         self.upstream = upstream
         self.groups = groups
-        self.plans = {}
+        self.plans = upstream.header_plans
 
     cdef tuple _plan(self, loc):
         key = PyLong_FromVoidPtr(<void*>loc)
@@ -421,8 +421,9 @@ cdef class FastExchange:
 
     cdef _relay_in_task(self, ResponseHead head):
         """``X-Accel-Limit-Rate`` or ``X-Accel-Charset``: the answer is paced, or filtered
-        in another charset, which is the task path's relay; the upstream connection goes over to it with the response begun (its events to
-        the connection's own body buffer from here on)."""
+        in another charset, which is the task path's relay; the upstream connection goes
+        over to it with the response begun (its events to the connection's own body
+        buffer from here on)."""
         uconn = self.uconn
         uconn.detach()
         uconn.on_response(head)

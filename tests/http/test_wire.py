@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from test_engine_differential import STREAMS
 from test_engine_fuzz import mutated
 
-from fastgate._wire import forwarded, host_of, parse_request, parse_response, serialize
+from fastgate._wire import (
+    escape_past_ascii,
+    forwarded,
+    host_of,
+    parse_request,
+    parse_response,
+    serialize,
+)
 from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.h11_engine import H11Server
 from fastgate.http.httptools_engine import HttptoolsClient
@@ -434,3 +441,9 @@ def test_upstream_headers_follow_the_proxy_rules() -> None:
     out, _ = upstream_headers([(b"A", b"1")], set_plan(host_removed), request_drop(host_removed),
                               b"backend", r)
     assert out == [(b"A", b"1")]
+
+
+def test_bytes_past_ascii_escaped_for_the_parsers() -> None:
+    assert escape_past_ascii(b"GET /caf\xc3\xa9?q=\xff%41 HTTP/1.1") == (
+        b"GET /caf%C3%A9?q=%FF%41 HTTP/1.1")
+    assert escape_past_ascii(b"/plain") == b"/plain"
