@@ -5,7 +5,6 @@ from fastgate.http.exchange cimport Exchange
 from fastgate.proxy.request cimport Request
 
 
-cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes host,
-                             request)
+cpdef tuple upstream_request_head(Request req, pp, tuple plan)
 cpdef bytes response_head(Exchange exchange, respond, Request req, loc, ResponseHead rhead,
                           bytes date, tuple drop, tuple rules, bint head_only)

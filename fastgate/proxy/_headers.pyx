@@ -9,7 +9,7 @@ value may hold) are ``fastgate._wire``'s, cimported from it.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 
-from fastgate._wire cimport ResponseHead, _field_value, _forward_into, header_is
+from fastgate._wire cimport RequestHead, ResponseHead, _field_value, _forward_into, header_is
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy.request cimport Request
 
@@ -122,6 +122,25 @@ cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes 
     if host is not None:
         out.insert(0, (b"Host", host))
     return out, unsafe
+
+
+cpdef tuple upstream_request_head(Request req, pp, tuple plan):
+    """What a proxied request carries upstream, for both exchange paths: its headers
+    (``plan``: the location's ``UpstreamExchange.header_plan``), the names of the
+    proxy_set_header values dropped for a control byte (None: none), and its target
+    when that is the client's as it came — a proxy_pass without a URI part, nothing
+    rewritten (None otherwise: ``UpstreamExchange.upstream_target`` makes it). Sets
+    ``$proxy_host`` and ``$proxy_port``."""
+    cdef RequestHead head = req.head
+    req.proxy_host = pp.host_header
+    req.proxy_port = pp.port
+    headers, unsafe = upstream_headers(head.headers if plan[5] else [], plan[1], plan[2],
+                                       pp.host_bytes, req)
+    target = head.target
+    if (pp.uri is not None or req.redirected or req.uri_changes or req.rewritten
+            or not target.startswith(b"/")):
+        target = None
+    return headers, unsafe, target
 
 
 cpdef bytes response_head(Exchange exchange, respond, Request req, loc, ResponseHead rhead,

@@ -19,7 +19,7 @@ from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy import accel, charset, output, rate, slices, store
-from fastgate.proxy._headers import response_head, upstream_headers
+from fastgate.proxy._headers import response_head, upstream_request_head
 from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
@@ -127,16 +127,15 @@ class UpstreamExchange:
         if pp is None:
             pp = loc.proxy_pass
         assert pp is not None
-        req.proxy_host = pp.host_header
-        req.proxy_port = pp.port
         plan = self.header_plans.get(id(loc))
         if plan is None or plan[0] is not loc:
             plan = self.header_plans[id(loc)] = self.header_plan(loc)
-        headers, unsafe = upstream_headers(
-            req.head.headers if plan[5] else [], plan[1], plan[2], pp.host_bytes, req)
+        headers, unsafe, target = upstream_request_head(req, pp, plan)
         if unsafe is not None:
             self.unsafe_headers(conn, req, unsafe)
-        return headers, self.upstream_target(req, loc, pp), plan[3], plan[4]
+        if target is None:
+            target = self.upstream_target(req, loc, pp)
+        return headers, target, plan[3], plan[4]
 
     @staticmethod
     def header_plan(loc: Location) -> tuple[Any, ...]:

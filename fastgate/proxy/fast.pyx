@@ -16,7 +16,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate.http.exchange cimport Exchange
-from fastgate.proxy._headers cimport response_head, upstream_headers
+from fastgate.proxy._headers cimport response_head, upstream_request_head
 from fastgate.proxy.request cimport Request
 
 from fastgate.http.engine import ProtocolError
@@ -162,26 +162,18 @@ cdef class FastExchange:
         its common case here without a Python frame (``plan``: the location's
         ``header_plan``)."""
         cdef Request req = self.req
-        cdef RequestHead head = req.head
         uconn = self.uconn
         pp = self.loc.proxy_pass
-        req.proxy_host = pp.host_header
-        req.proxy_port = pp.port
-        headers, unsafe = upstream_headers(head.headers if plan[5] else [], plan[1], plan[2],
-                                           pp.host_bytes, req)
+        headers, unsafe, target = upstream_request_head(req, pp, plan)
         if unsafe is not None:
             self.upstream.unsafe_headers(self.conn, req, unsafe)
-        # the client's target as it came (exchange.request_target's first case), else
-        # what the location and its proxy_pass make of it
-        target = head.target
-        if (pp.uri is not None or req.redirected or req.uri_changes or req.rewritten
-                or not target.startswith(b"/")):
+        if target is None:
             target = self.upstream.upstream_target(req, self.loc, pp)
         self.drop = plan[3]
         self.rules = plan[4]
         req.upstream_addr = self.peer.address
         uconn.attach(self)
-        uconn.send_request(head.method, target, headers, 0)
+        uconn.send_request(req.head.method, target, headers, 0)
         self.deadline = _monotonic() + self.timeout
         self.w.exchanges.add(self)
         self.client.listener = self  # told if the client can take more, or goes away
