@@ -515,11 +515,10 @@ BUILTIN: dict[str, Getter] = {
     # that came; empty where it was not read, streamed, or went to a file (as nginx's)
     "request_body": lambda r: (r.body_buffer.decode("utf-8", "surrogateescape")
                                if isinstance(r.body_buffer, bytes) else ""),
-    # a body past the buffer waits in a file with no name: none to give (the loader
-    # warns where a configuration reads it)
-    # the body's file when client_body_in_file_only named it (a body past
-    # client_body_buffer_size otherwise waits in a file with no name: "")
-    "request_body_file": lambda r: getattr(r.body_buffer, "name", ""),
+    # the body's file: client_body_in_file_only's, or one past client_body_buffer_size
+    # (named when this asks); "" for a body in memory, streamed or not read
+    "request_body_file": lambda r: (r.body_buffer.file_name()
+                                    if hasattr(r.body_buffer, "file_name") else ""),
     # no static files, so no root: empty (the loader warns where they are read)
     "document_root": _per_location(lambda r, s: _document_root(r, s)),
     "request_filename": _per_location(

@@ -122,12 +122,7 @@ class Loader:
         return os.path.join(self.prefix_dir if prefix else self.base_dir, value)
 
     def compile(self, text: str, d: Directive) -> Template:
-        template = self.registry.compile(text, d)
-        if "request_body_file" in template.variables:
-            self.warn('"$request_body_file" is empty unless client_body_in_file_only is on: '
-                      "a request body past client_body_buffer_size waits in a file with no "
-                      "name", d)
-        return template
+        return self.registry.compile(text, d)
 
     def declare_maps(self, http: Directive) -> None:
         """Before the http block is walked: its maps' variables and upstream names exist

@@ -204,12 +204,12 @@ class Builder:
         request goes as the client sent it, and for ``https://`` the pool its
         connections are kept in (one per distinct proxy_ssl_* setting, its context
         checked now so that ``-t`` fails on what OpenSSL refuses)."""
-        # (bodies are filtered, proxy_store's kept, slices fetched, responses paced on
-        # the task path)
+        # (bodies are filtered, proxy_store's kept, slices fetched, responses paced,
+        # every body filed — an empty one too — on the task path)
         as_is = (s.proxy_method is None and s.proxy_set_body is None
                  and s.proxy_pass_request_body and pp.template is None
                  and not s.filters_bodies and s.proxy_store is False and not s.slice
-                 and s.limit_rate is None)
+                 and s.limit_rate is None and s.client_body_in_file_only == "off")
         if as_is != pp.as_is:
             pp = dataclasses.replace(pp, as_is=as_is)
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (

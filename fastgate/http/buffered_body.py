@@ -11,11 +11,15 @@ its request), ``close`` lets go of one, and the file closes with the last.
 ``client_body_in_file_only`` (``keep`` "on" or "clean"): every byte goes to a file with
 a name (``name``, nginx's ``$request_body_file``), made at once so that an empty body
 has one too, as nginx's; "on" leaves it behind, "clean" removes it with the last
-holder."""
+holder. A body that spilled past the buffer gets a name only when one is asked for
+(``file_name``: ``$request_body_file`` read), linked into the directory then and
+removed with the last holder, as nginx removes its temporary files."""
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -56,12 +60,18 @@ class BufferedBody:
             self._parts.append(data)
             if self.size <= self._limit:
                 return
-            self._file = tempfile.TemporaryFile(dir=self._directory)
+            self._file = _nameless(self._directory or tempfile.gettempdir())
             parts, self._parts = self._parts, []
             for part in parts:
                 self._file.write(part)
         else:
             self._file.write(data)
+
+    def complete(self) -> None:
+        """The body has all come: in the file for whoever reads it by its name (OSError
+        when what was held back cannot be written)."""
+        if self._file is not None:
+            self._file.flush()
 
     def in_memory(self) -> bytes | None:
         """The whole body when it fits in the buffer; None when it went to a file."""
@@ -91,6 +101,36 @@ class BufferedBody:
             offset += len(piece)
             yield piece
 
+    def file_name(self) -> str:
+        """The file's name (``$request_body_file``), given it now if it has none: ""
+        while the body is in memory, or when the file cannot be named (a filesystem
+        without ``O_TMPFILE``, whose unlinked files cannot be linked again)."""
+        if self.name or self._file is None:
+            return self.name
+        directory = self._directory or tempfile.gettempdir()
+        source = f"/proc/self/fd/{self._file.fileno()}"
+        try:
+            where = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return ""
+        try:
+            for _ in range(8):  # (a name taken already: another)
+                name = secrets.token_hex(8)
+                try:
+                    # open(2)'s way to give an O_TMPFILE file a name, with no privilege:
+                    # linkat() following the /proc link (a directory fd makes Python
+                    # call linkat, where a plain link() would not follow it)
+                    os.link(source, name, dst_dir_fd=where, follow_symlinks=True)
+                except FileExistsError:
+                    continue
+                except OSError:
+                    return ""
+                self.name, self._clean = os.path.join(directory, name), True
+                return self.name
+            return ""
+        finally:
+            os.close(where)
+
     def hold(self) -> None:
         self._holders += 1
 
@@ -107,3 +147,16 @@ class BufferedBody:
                 except OSError:  # (gone already: nothing to clean)
                     pass
         self._parts = []
+
+
+def _nameless(directory: str) -> BinaryIO:
+    """A file with no name in ``directory``: ``O_TMPFILE`` without ``O_EXCL`` (Python's
+    TemporaryFile sets it), so that ``file_name`` can link it later; on a filesystem
+    without ``O_TMPFILE``, one unlinked at once (never named then)."""
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR):
+            raise
+        return tempfile.TemporaryFile(dir=directory)
+    return os.fdopen(fd, "w+b")

@@ -211,7 +211,7 @@ class CgiModule:
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
         kept = req.body_buffer  # read already: a mirror's, or before an internal redirect
-        if req.head.content_length == 0 or kept is not None:
+        if kept is not None or not self.upstream.reads_body(req, loc.settings):
             return await self._with_body(conn, req, loc, kept or b"")
         got = await self.upstream.buffer_body(conn, req, loc)
         if got is None:

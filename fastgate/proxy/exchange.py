@@ -256,7 +256,7 @@ class UpstreamExchange:
         elif pp.tls_name is not None:
             pp = self.dynamic.named(req, loc, pp, pp.tls_name)
         head = req.head
-        if (head.content_length != 0 and req.body_buffer is None
+        if (self.reads_body(req, s) and req.body_buffer is None
                 and req.request_length == 0 and head.upgrade is None
                 and (s.proxy_request_buffering or head.content_length < 0
                      and conn.body is not None and conn.body.arrived)):
@@ -290,8 +290,9 @@ class UpstreamExchange:
         method = req.method.encode("latin-1")
         body: bytes | BufferedBody | None = None  # sent instead of streaming the client's
         kept = req.body_buffer
-        if kept is not None and has_body:
-            # read whole already (buffered, or for a mirror): this copy goes
+        if kept is not None and (has_body or isinstance(kept, BufferedBody)):
+            # read whole already (buffered, or for a mirror): this copy goes (a file
+            # with no body to stream: Content-Length: 0 under client_body_in_file_only)
             body, has_body = kept, False
             length = len(kept) if isinstance(kept, bytes) else kept.size
         elif has_body and req.request_length > 0:
@@ -655,6 +656,17 @@ class UpstreamExchange:
                     raise error
         return head.result()
 
+    @staticmethod
+    def reads_body(req: Request, s: Settings) -> bool:
+        """Whether the request has a body to read: one that comes — or, with
+        ``client_body_in_file_only``, a ``Content-Length: 0`` (an empty file, as
+        nginx's; a request without a body has none)."""
+        head = req.head
+        if head.content_length != 0:
+            return True
+        return s.client_body_in_file_only != "off" and any(
+            name.lower() == b"content-length" for name, _ in head.headers)
+
     async def buffer_body(self, conn: ClientSide, req: Request,
                           loc: Location) -> bytes | BufferedBody | None:
         """The client's body read whole (``proxy_request_buffering on``, the CGI family,
@@ -669,7 +681,9 @@ class UpstreamExchange:
             if buffered.name:
                 self.w.log.notice("a client request body is buffered to a temporary file "
                                   f"{buffered.name}", conn, req)
-            await self._read_body(conn, req, s, None, buffered.write)
+            if req.head.content_length != 0:  # (else an empty file, and nothing to read)
+                await self._read_body(conn, req, s, None, buffered.write)
+            buffered.complete()
         except (BodyError, OSError) as e:
             if buffered is not None:
                 buffered.close()

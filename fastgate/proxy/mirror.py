@@ -39,7 +39,8 @@ class Mirror:
         return self.phase if loc.settings.mirror else None
 
     def phase(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
-        if req.head.content_length != 0 and loc.settings.mirror_request_body:
+        if (loc.settings.mirror_request_body
+                and self.subrequests.upstream.reads_body(req, loc.settings)):
             return self._with_body(conn, req, loc)
         self._copy(conn, req, loc, b"")
         return NEXT

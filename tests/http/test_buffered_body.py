@@ -104,3 +104,39 @@ def test_a_named_file_from_the_start_kept_or_cleaned(tmp_path: Path, keep: str) 
     assert name.exists() == (keep == "on")
     if keep == "on":
         assert name.read_bytes() == b"small" and oct(name.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_spilled_body_is_named_when_asked_and_removed_with_its_last_holder(
+        tmp_path: Path) -> None:
+    """$request_body_file for a body past the buffer: the nameless file is linked into
+    the directory when the name is asked for (once), and the name goes with the body."""
+    body = BufferedBody(4, str(tmp_path))
+    body.write(b"abc")
+    assert body.file_name() == ""  # in memory: no file to name
+    body.write(b"defgh")
+    body.complete()
+    assert list(tmp_path.iterdir()) == []
+    name = Path(body.file_name())
+    assert name.parent == tmp_path and body.file_name() == str(name)  # named once
+    assert list(tmp_path.iterdir()) == [name] and name.read_bytes() == b"abcdefgh"
+    assert oct(name.stat().st_mode & 0o777) == "0o600"
+    body.write(b"ij")  # (the same file: what comes after is in it too)
+    body.complete()
+    assert b"".join(body.pieces()) == b"abcdefghij" and name.read_bytes() == b"abcdefghij"
+    body.hold()
+    body.close()
+    assert name.exists()
+    body.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spilled_body_that_cannot_be_named_gives_no_name(tmp_path: Path) -> None:
+    body = BufferedBody(1, str(tmp_path))
+    body.write(b"abc")
+    tmp_path.chmod(0o500)  # (the link cannot be made: the name is "", nothing breaks)
+    try:
+        assert body.file_name() == "" or os.geteuid() == 0
+    finally:
+        tmp_path.chmod(0o700)
+        body.close()
+    assert b"" not in [p.read_bytes() for p in tmp_path.iterdir()]
