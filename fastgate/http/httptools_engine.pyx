@@ -81,6 +81,68 @@ cdef class _Message:
         self.error = None
 
 
+cdef class _UpgradeBody:
+    """The body of a request that asks to upgrade. httptools tells llhttp such a request
+    has no body, whatever its head says, and everything after the head is the new
+    protocol's; nginx reads the body its head declares first (and the new protocol
+    begins after it, once the upstream switches). This frames that body: its
+    Content-Length counted, a chunked one through a parser of its own given a head
+    with the same framing."""
+
+    cdef _Message msg
+    cdef long long left  # Content-Length bytes still to come; -1: chunked
+    cdef object _p  # the chunked body's parser
+    cdef bytes _tail  # its last bytes given, for a CRLF CRLF across two reads
+
+    def __init__(self, _Message msg):
+        self.msg = msg
+        msg.ended = False  # (llhttp ended it at its head)
+        self.left = msg.head.content_length
+        self._p = None
+        self._tail = b""
+        if self.left < 0:
+            self._p = httptools.HttpRequestParser(self)
+            self._p.feed_data(b"POST / HTTP/1.1\r\nHost: -\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n")
+
+    def on_body(self, body):
+        self.msg.chunks.append(body)
+
+    def on_message_complete(self):
+        self.msg.ended = True
+
+    cdef bytes feed(self, bytes data):
+        """``data`` into the body: what follows the body (the new protocol's), or None
+        while it has not ended. ProtocolError for a chunked body that is malformed."""
+        cdef Py_ssize_t n = len(data), pos = 0, i, end
+        if self._p is None:
+            if n < self.left:
+                if n:
+                    self.msg.chunks.append(data)
+                self.left -= n
+                return None
+            if self.left:
+                self.msg.chunks.append(data[:self.left])
+            rest = data[self.left:]
+            self.left = 0
+            self.msg.ended = True
+            return rest
+        # chunked: a step at a time, each up to a CRLF CRLF (where such a body ends), so
+        # that its parser is never given a byte past the end
+        while pos < n:
+            i = (self._tail + data[pos:]).find(b"\r\n\r\n")
+            end = n if i < 0 else pos + i + 4 - len(self._tail)
+            try:
+                self._p.feed_data(data[pos:end])
+            except httptools.HttpParserError as e:
+                raise ProtocolError(f"invalid request: {e}", 400) from None
+            self._tail = (self._tail + data[pos:end])[-3:]
+            pos = end
+            if self.msg.ended:
+                return data[pos:]
+        return None
+
+
 cdef class HttptoolsServer:
     """Server side of one client connection."""
 
@@ -104,6 +166,7 @@ cdef class HttptoolsServer:
     cdef bint _continue_pending
     cdef bytes _upgrade_rest
     cdef bint _upgraded
+    cdef _UpgradeBody _upgrade_body  # an upgrade request's body still coming, or None
     cdef bint _body_expected
     cdef bint _current_failed
     cdef bint _mid  # inside a message that has not ended
@@ -145,6 +208,7 @@ cdef class HttptoolsServer:
         self._continue_pending = False
         self._upgrade_rest = b""
         self._upgraded = False
+        self._upgrade_body = None
         self._body_expected = False
         self._current_failed = False
         self._mid = False
@@ -243,6 +307,9 @@ cdef class HttptoolsServer:
     def feed(self, data):
         if self._failed or self._upgraded:
             return
+        if self._upgrade_body is not None:
+            self._more_upgrade_body(data)
+            return
         if self._held is not None:
             if data:
                 self._held += data
@@ -277,6 +344,7 @@ cdef class HttptoolsServer:
         cdef Py_ssize_t n, pos = 0, end, start, eol
         cdef bytes piece, line
         cdef bint stand_in, escaped
+        cdef _Message msg
         if self._start is not None:
             data = self._start + data
             self._start = None
@@ -307,9 +375,19 @@ cdef class HttptoolsServer:
                 self._p.feed_data(piece)
             except httptools.HttpParserUpgrade as e:
                 offset = e.args[0] if e.args else len(piece)
+                msg = self._queue[-1]
+                if msg.head.content_length != 0:
+                    # the body its head declares comes first (see _UpgradeBody)
+                    self._upgrade_body = _UpgradeBody(msg)
+                    self._mid = True
+                    rest = piece[offset:] + data[pos:]
+                    if rest:
+                        self._more_upgrade_body(rest)
+                    else:
+                        self._deliver()
+                    return
                 self._upgrade_rest = piece[offset:] + data[pos:]
-                if self._queue:
-                    (<_Message>self._queue[-1]).ended = True
+                msg.ended = True
                 self._deliver()
                 return
             except httptools.HttpParserCallbackError as e:
@@ -335,6 +413,27 @@ cdef class HttptoolsServer:
                 # the request being served is whole, or a later one is queued behind it
                 self._held = data[pos:]
                 return
+
+    cdef _more_upgrade_body(self, bytes data):
+        """``data`` after the head of an upgrade request with a body: the body's until it
+        ends, the new protocol's after (held until the upstream switches)."""
+        if not data:
+            self._eof = True
+            self._fail(ProtocolError("client closed the connection mid-request", 400,
+                                     whole=True))
+            self._deliver()
+            return
+        try:
+            rest = self._upgrade_body.feed(data)
+        except ProtocolError as e:
+            self._fail(e)
+            self._deliver()
+            return
+        if rest is not None:
+            self._upgrade_body = None
+            self._mid = False
+            self._upgrade_rest = rest
+        self._deliver()
 
     cdef Py_ssize_t _line_start(self, bytes data, Py_ssize_t pos):
         """Where the request starting at ``pos`` has its method (llhttp skips empty lines
@@ -523,6 +622,10 @@ cdef class HttptoolsServer:
         self._keep_alive = False
         out = _status_line(status, reason) + serialize(headers) + b"\r\n"
         rest, self._upgrade_rest = self._upgrade_rest, b""
+        if self._held is not None:
+            # what the client sent while waiting for the switch (a first frame): the
+            # new protocol's as well
+            rest, self._held = rest + self._held, None
         return out, rest
 
     @property

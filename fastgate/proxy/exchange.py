@@ -257,7 +257,7 @@ class UpstreamExchange:
             pp = self.dynamic.named(req, loc, pp, pp.tls_name)
         head = req.head
         if (self.reads_body(req, s) and req.body_buffer is None
-                and req.request_length == 0 and head.upgrade is None
+                and req.request_length == 0
                 and (s.proxy_request_buffering or head.content_length < 0
                      and conn.body is not None and conn.body.arrived)):
             # the whole body before anything is asked of an upstream (nginx reads it
@@ -494,6 +494,9 @@ class UpstreamExchange:
                 return await self._failed(conn, req, loc, peer, "invalid", "upstream sent "
                                           "101 to a request that did not upgrade", False,
                                           more)
+            if sender is not None:
+                # the request's body goes whole before the tunnel's first byte
+                await sender
             await self._tunnel(conn, req, loc, uconn, rhead)
             return _DONE
         return await self._answer(conn, req, loc, peer, uconn, rhead, drop, rules, sender,

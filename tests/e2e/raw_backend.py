@@ -39,7 +39,7 @@ class _State:
     requests: list[Received] = field(default_factory=list)
     connections: int = 0
     peers: list[str] = field(default_factory=list)  # each connection's source address
-    answer: Callable[[Received], bytes] | None = None
+    answer: Callable[[Received], bytes | None] | None = None
 
 
 class _Conn(asyncio.Protocol):
@@ -106,8 +106,10 @@ class _Conn(asyncio.Protocol):
 
     def _answer(self, req: Received) -> None:
         if self.state.answer is not None:
-            self.t.write(self.state.answer(req))  # type: ignore[attr-defined]
-            return
+            out = self.state.answer(req)
+            if out is not None:  # (None: the answer below)
+                self.t.write(out)  # type: ignore[attr-defined]
+                return
         path = req.target.split(b"?", 1)[0]
         if path == b"/switch" or (path.startswith(b"/ws") and req.header(b"upgrade")):
             self.t.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"  # type: ignore[attr-defined]
@@ -128,7 +130,7 @@ class RawBackend:
     request."""
 
     def __init__(self, tls: ssl.SSLContext | None = None,
-                 answer: Callable[[Received], bytes] | None = None) -> None:
+                 answer: Callable[[Received], bytes | None] | None = None) -> None:
         self._tls = tls
         self._state = _State(answer=answer)
         self._loop = asyncio.new_event_loop()

@@ -95,8 +95,12 @@ UPSTREAM_COMPARED = (b"x-set", b"x-user", b"x-real-ip", b"x-original-uri",
                      b"x-original-method", b"x-client", b"cookie", b"content-length")
 
 
-def _answer(req: Received) -> bytes:
+def _answer(req: Received) -> bytes | None:
     path = req.target.split(b"?")[0]
+    if path.startswith(b"/ws"):
+        if path.startswith(b"/ws-slow"):
+            time.sleep(0.3)  # (the client's first frame comes before the switch)
+        return None  # RawBackend's own: 101 to an upgrade, and an echo from then on
     if path.startswith(b"/auth"):
         auth = (req.header(b"authorization") or [b""])[0]
         if auth == b"Bearer yes":

@@ -235,3 +235,42 @@ def test_a_head_response_of_unknown_length_names_no_framing(engine_cls: type) ->
     engine.send_end()
     assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
     assert engine.keep_alive
+
+
+UPGRADE = b"POST /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+
+
+@pytest.mark.parametrize("framing, body", [
+    pytest.param(b"Content-Length: 12", b"hello, world", id="length"),
+    pytest.param(b"Transfer-Encoding: chunked", b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
+                 id="chunked"),
+    pytest.param(b"Transfer-Encoding: chunked", b"6\r\nhe\r\n\r\n\r\n0\r\nX-T: 1\r\n\r\n",
+                 id="chunked-crlfs-in-data-and-trailer"),
+])
+@pytest.mark.parametrize("split", [None, 1, 5])
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_an_upgrade_requests_body_comes_before_the_new_protocol(
+        engine_cls: type, split: int | None, framing: bytes, body: bytes) -> None:
+    """The body an upgrade request's head declares is the request's (nginx reads it
+    before the upstream is asked); what follows it — sent with it, or while the switch
+    was awaited — is the new protocol's, given whole at the switch."""
+    after = b"\x81\x05first-frame\r\n\r\nGET /not-a-request HTTP/1.1\r\n\r\n"
+    data = UPGRADE + framing + b"\r\n\r\n" + body + after
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    pieces = [data] if split is None else [data[i:i + split] for i in range(0, len(data), split)]
+    for piece in pieces:
+        engine.feed(piece)
+    want = b"he\r\n\r\n" if b"X-T" in body else b"hello, world"
+    assert rec.events == [["request", b"POST", b"/ws", want], ["end"]]
+    _, rest = engine.switch_protocol(101, b"Switching Protocols", [])
+    assert rest == after
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_an_upgrade_requests_body_cut_short_is_a_bad_request(engine_cls: type) -> None:
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    engine.feed(UPGRADE + b"Content-Length: 10\r\n\r\nhalf")
+    engine.feed(b"")
+    assert rec.events[0] == ["request", b"POST", b"/ws", b"half"] and rec.events[-1] == ["error"]
