@@ -22,6 +22,7 @@ from fastgate.proxy.accel import carry as _carry
 from fastgate.proxy.charset import apply as _charset
 from fastgate.proxy.cookies import response_cookies
 from fastgate.proxy.status import reason
+from fastgate.proxy.transforms import transformed
 
 cdef tuple _RESPONSE_DROP = RESPONSE_DROP
 
@@ -180,7 +181,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
                 headers.extend(expiry)
         if s.add_header:
             headers.extend(respond.headers_added(req, loc, status))
-    if s.charset is not None:
+    if s.charset is not None and not transformed(s, status, headers):
+        # (a response the image filter or XSLT makes anew: named after, proxy.output)
         headers = _charset(headers, status, s, req)
     length = rhead.content_length if rhead.content_length >= 0 else None
     if s.add_trailer and respond.expects_trailers(req, loc, status, head_only):

@@ -39,15 +39,18 @@ class _Chain:
 
 
 def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
-          head_only: bool, log: Callable[[str], None]
-          ) -> tuple[BodyFilter | None, Headers, int]:
+          head_only: bool, log: Callable[[str], None], sub: bool = True,
+          recode: bool = True) -> tuple[BodyFilter | None, Headers, int]:
     """The filter for a response with ``headers`` and ``length`` (-1: unknown), and the
     headers and length the client gets (a filter that changes the length clears it);
-    no filter for a response without a body (its headers still change as they would)."""
+    no filter for a response without a body (its headers still change as they would).
+    ``sub``, ``recode``: whether sub_filter's and the charset module's parts run here
+    (around the image filter and XSLT, nginx runs the one before them, the other
+    after: proxy.output)."""
     flt: BodyFilter | None = None
-    if s.sub_filter and not head_only:
+    if sub and s.sub_filter and not head_only:
         flt, headers, length = sub_filter.start(req, s, headers, length)
-    if s.recodes:
+    if recode and s.recodes:
         recoder, headers = charset.start(req, s, headers, status, log)
         if recoder is not None:
             if not recoder.keeps_length:

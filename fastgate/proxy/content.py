@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.proxy import image_filter, xslt
+from fastgate.proxy import image_filter, output, xslt
 from fastgate.proxy.cgi import CgiModule
 from fastgate.proxy.dav import DavModule
 from fastgate.proxy.fast import ProxyPass
@@ -29,7 +29,8 @@ EMPTY_GIF = bytes.fromhex(
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fastgate.config.model import Location
+    from fastgate.config.model import Location, Settings
+    from fastgate.http.engine import Headers
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.exchange import UpstreamExchange
     from fastgate.proxy.request import Request
@@ -59,7 +60,15 @@ class Content:
         self.dav = DavModule(worker, respond, upstream, fail)
         self.static = StaticModule(worker, respond, fail, internal, self.dav.handle,
                                    upstream.fetch)
-        self.held = HeldFilters(fail, respond.client_error, (image_filter, xslt))
+        self.held = HeldFilters(fail, respond.client_error, (image_filter, xslt),
+                                self._after_transform)
+
+    async def _after_transform(self, conn: ClientSide, req: Request, s: Settings,
+                               status: int, headers: Headers, body: bytes, head_only: bool
+                               ) -> tuple[Headers, bytes, int]:
+        return await output.after_transform(req, s, headers, body, status, head_only, conn,
+                                            self.upstream.fetch, self.w.config.variables,
+                                            self.respond.client_error(req))
 
     def handler(self, loc: Location) -> Phase:
         inner = self._handler(loc)

@@ -61,6 +61,16 @@ class Failed(FastgateError):
         self.status = status
 
 
+class AfterTransform(Protocol):
+    """The filters a transformed response goes through after (``output.after_transform``
+    with the worker's subrequests and variables): its headers, body and length (-1:
+    unknown)."""
+
+    async def __call__(self, conn: ClientSide, req: Request, s: Settings, status: int,
+                       headers: Headers, body: bytes, head_only: bool
+                       ) -> tuple[Headers, bytes, int]: ...
+
+
 class HoldingFilter(Protocol):
     """A filter that needs the whole response (``proxy.image_filter``, ``proxy.xslt``)."""
 
@@ -78,10 +88,11 @@ class HeldFilters:
     """Holds the responses of locations with the image filter or stylesheets."""
 
     def __init__(self, fail: Fail, client_error: Callable[[Request], Callable[[str], None]],
-                 filters: tuple[HoldingFilter, ...]) -> None:
+                 filters: tuple[HoldingFilter, ...], after: AfterTransform) -> None:
         self.fail = fail
         self.client_error = client_error
         self.filters = filters  # in nginx's order: the image filter, then XSLT
+        self.after = after  # the filters nginx runs after them (proxy.output)
 
     def wrap(self, inner: Phase) -> Phase:
         """``inner`` (a location's content handler) with its response held."""
@@ -115,18 +126,28 @@ class HeldFilters:
                         f.too_big(log)
                 log(f"a response of more than {KEPT_MAX} bytes cannot be held")
                 raise Failed(500)
+            transformed = False
             for f in self.filters:
                 if f.applies(s, status, headers):
                     status, headers, body = await f.transform(req, s, status, headers, body,
                                                               log)
+                    transformed = True
         except Failed as e:
             req.status = 0
             return await finished(self.fail(conn, req, final, e.status))
         head_only = method == "HEAD" or status in (204, 304) or status < 200
+        length: int | None = len(body)
+        if transformed:
+            # (what was not transformed went through them where it was sent)
+            headers, body, known = await self.after(conn, req, s, status, headers, body,
+                                                    head_only)
+            length = len(body) if known >= 0 else None
         exchange = conn.exchange
         assert exchange is not None
+        if conn.closed:
+            return DONE
         try:
-            out = exchange.respond(status, reason(status), headers, len(body), head_only)
+            out = exchange.respond(status, reason(status), headers, length, head_only)
         except ProtocolError:
             exchange.abort()
             return DONE
@@ -141,4 +162,4 @@ class HeldFilters:
         return DONE
 
 
-__all__ = ["Failed", "Held", "HeldFilters"]
+__all__ = ["AfterTransform", "Failed", "Held", "HeldFilters"]

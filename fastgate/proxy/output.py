@@ -1,7 +1,10 @@
 """What a response's body goes through on its way to the client, in nginx's order: the
 body filters (sub_filter's replacements, the charset module's recoding:
 ``proxy.body_filter``), then SSI (``proxy.ssi``), with the additions
-(``add_before_body``, ``add_after_body``: ``proxy.addition``) around it. Each site that
+(``add_before_body``, ``add_after_body``: ``proxy.addition``) around it. A response
+the image filter or XSLT transforms (``proxy.held``) is transformed between the two
+body filters: sub_filter's replacements before, the charset module and SSI after
+(``after_transform``), as nginx's filters are ordered. Each site that
 sends a body — a file, a proxied or FastCGI-family answer, ``return``'s text — starts
 them here once, with the response's headers and length, and sends what ``begin``,
 ``feed`` and ``end`` give; ``SubrequestFailed`` from any of them means the response
@@ -11,10 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.proxy import addition, body_filter, ssi
+from fastgate.proxy import addition, body_filter, charset, ssi
 from fastgate.proxy.headers import kind_of
-from fastgate.proxy.image_filter import applies as image_applies
-from fastgate.proxy.xslt import applies as xslt_applies
+from fastgate.proxy.transforms import transformed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -74,13 +76,15 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     headers and length the client gets; none for a response without a body (its headers
     still change as they would) or where none applies."""
     flt = run = adding = None
-    if image_applies(s, status, headers) or (s.xslt_stylesheet
-                                             and xslt_applies(s, status, headers)):
-        length = -1  # (held whole and transformed, proxy.held: no ranges, as nginx's)
-    if s.sub_filter or s.recodes:
+    held = transformed(s, status, headers)
+    if held:
+        # held whole and transformed (proxy.held: no ranges, as nginx's); the charset
+        # module and SSI see what the transformation made (``after_transform``)
+        length = -1
+    if s.sub_filter or (s.recodes and not held):
         flt, headers, length = body_filter.start(req, s, headers, length, status,
-                                                 head_only, log)
-    if s.ssi:
+                                                 head_only, log, recode=not held)
+    if s.ssi and not held:
         applies, headers, length = ssi.start(req, s, headers, length)
         if applies and not head_only:
             run = ssi.Ssi(req, s, conn, fetch, variables, kind_of(headers), log)
@@ -90,6 +94,31 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     if flt is None and run is None and adding is None:
         return None, headers, length
     return Output(flt, run, adding), headers, length
+
+
+async def after_transform(req: Request, s: Settings, headers: Headers, body: bytes,
+                          status: int, head_only: bool, conn: ClientSide, fetch: Fetch,
+                          variables: Mapping[str, Getter], log: Callable[[str], None]
+                          ) -> tuple[Headers, bytes, int]:
+    """A response the image filter or XSLT made (``proxy.held``) through the filters
+    nginx runs after those — the charset module, then SSI — as a whole: its headers,
+    body and length (-1: unknown, sent chunked as nginx's)."""
+    length = len(body)
+    flt: BodyFilter | None = None
+    run: Ssi | None = None
+    if s.charset is not None and not s.recodes:
+        headers = charset.apply(headers, status, s, req)
+    elif s.recodes:
+        flt, headers, length = body_filter.start(req, s, headers, length, status,
+                                                 head_only, log, sub=False)
+    if s.ssi:
+        applies, headers, length = ssi.start(req, s, headers, length)
+        if applies and not head_only:
+            run = ssi.Ssi(req, s, conn, fetch, variables, kind_of(headers), log)
+    if not head_only and (flt is not None or run is not None):
+        out = Output(flt, run, None)
+        body = await out.feed(body) + await out.end()
+    return headers, body, length
 
 
 def own_page(req: Request, s: Settings, headers: Headers, body: bytes, status: int,
@@ -109,4 +138,4 @@ def own_page(req: Request, s: Settings, headers: Headers, body: bytes, status: i
     return headers, body, framed >= 0
 
 
-__all__ = ["Output", "own_page", "start"]
+__all__ = ["Output", "after_transform", "own_page", "start"]

@@ -10,9 +10,9 @@ phase, is transformed where it is made: ``Responder.page``). A document that is 
 well formed, a parameter that does not evaluate or a stylesheet that fails is a 500, as
 nginx's (through ``error_page``).
 
-Differences: the filter runs after the body filters (sub_filter, charset, SSI), where
-nginx runs it before charset and SSI; an external entity is never loaded
-(``fastgate.stylesheets``)."""
+It runs where nginx's does among the filters: after sub_filter's replacements, before
+the charset module and SSI (``proxy.output``). Difference: an external entity is never
+loaded (``fastgate.stylesheets``)."""
 
 from __future__ import annotations
 

@@ -109,6 +109,53 @@ def test_nginx_makes_the_same_responses(tmp_path: Path, engine: str) -> None:
                 assert got[2] == want[2], what
 
 
+ORDER = """
+types { text/xml xml; }
+charset_map windows-1251 utf-8 { E9 C3A9; }
+server { listen 127.0.0.1:PORT; root HOME/www;
+  location /order/sub/ { alias HOME/www/order/; xslt_stylesheet HOME/feed.xsl;
+    sub_filter_types *; sub_filter_once off; sub_filter 'Two' 'Deux'; sub_filter 'Deux' 'X'; }
+  location /order/broken/ { alias HOME/www/order/; xslt_stylesheet HOME/feed.xsl;
+    sub_filter_types *; sub_filter '</items>' ''; }
+  location /order/ssi/ { alias HOME/www/order/; xslt_stylesheet HOME/feed.xsl;
+    ssi on; ssi_types text/xml application/atom+xml; }
+  location /order/charset/ { alias HOME/www/order/; xslt_stylesheet HOME/plain.xsl;
+    charset windows-1251; source_charset utf-8; charset_types text/xml; }
+  location /order/named/ { alias HOME/www/order/; xslt_stylesheet HOME/feed.xsl;
+    charset windows-1251; source_charset utf-8; charset_types text/xml; }
+}"""
+ORDER_DATA = ('<?xml version="1.0" encoding="utf-8"?>\n<items><item id="1">caf\u00e9 '
+              '<!--# echo var="arg_x" --> Two</item><item id="2">Two</item></items>\n')
+
+
+def test_the_filters_around_it_run_in_nginxs_order(tmp_path: Path, engine: str) -> None:
+    """sub_filter's replacements before the stylesheets (a replacement that breaks the
+    document is a 500; one the result would match is not made), the charset module and
+    SSI after them (a comment the stylesheet drops is never an SSI command; the result's
+    own charset stays; a result without one is named and recoded) — as nginx 1.22 and
+    Debian's module."""
+    from test_nginx_parity_e2e import NGINX, _request, both
+
+    for needed in (Path(NGINX), MODULE):
+        if not needed.exists():
+            pytest.skip(f"{needed} is installed by make test (test-deps)")
+    _files(tmp_path)
+    (tmp_path / "www" / "order").mkdir()
+    (tmp_path / "www" / "order" / "data.xml").write_text(ORDER_DATA, encoding="utf-8")
+    with both(tmp_path, ORDER, engine, f"load_module {MODULE};\n") as (nginx, fastgate):
+        for where in ("sub", "broken", "ssi", "charset", "named"):
+            raw = _request("GET", f"/order/{where}/data.xml?x=HELLO")
+            want, got = nginx.send(raw), fastgate.send(raw)
+            assert got[0] == want[0], (where, got[0], want[0])
+            for name in ("content-type", "content-length", "transfer-encoding"):
+                assert got[1].get(name) == want[1].get(name), (where, name)
+            if want[0] < 400:
+                assert got[2] == want[2], (where, got[2], want[2])
+        # (what the order decides, so that the comparison above cannot pass vacuously)
+        assert nginx.send(_request("GET", "/order/broken/data.xml"))[0] == 500
+        assert b"HELLO" not in nginx.send(_request("GET", "/order/ssi/data.xml?x=HELLO"))[2]
+
+
 @pytest.fixture
 def served(tmp_path: Path, gateway, free):  # type: ignore[no-untyped-def]
     _files(tmp_path)
