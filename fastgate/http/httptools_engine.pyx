@@ -165,6 +165,9 @@ cdef class HttptoolsServer:
     cdef bint _head_only
     cdef bint _continue_pending
     cdef bytes _upgrade_rest
+    # llhttp stopped at a request that asks to upgrade (the rest is the new protocol's
+    # if the response switches, else the next request's: a fresh parser reads it)
+    cdef bint _stopped
     cdef bint _upgraded
     cdef _UpgradeBody _upgrade_body  # an upgrade request's body still coming, or None
     cdef bint _body_expected
@@ -207,6 +210,7 @@ cdef class HttptoolsServer:
         self._head_only = False
         self._continue_pending = False
         self._upgrade_rest = b""
+        self._stopped = False
         self._upgraded = False
         self._upgrade_body = None
         self._body_expected = False
@@ -375,6 +379,7 @@ cdef class HttptoolsServer:
                 self._p.feed_data(piece)
             except httptools.HttpParserUpgrade as e:
                 offset = e.args[0] if e.args else len(piece)
+                self._stopped = True
                 msg = self._queue[-1]
                 if msg.head.content_length != 0:
                     # the body its head declares comes first (see _UpgradeBody)
@@ -508,9 +513,7 @@ cdef class HttptoolsServer:
                 self._request_ended = False
                 self._response_done = False
                 self._version = msg.head.version
-                # an upgrade request that is not switched ends the connection: llhttp
-                # stops parsing at it
-                self._keep_alive = msg.head.keep_alive and msg.head.upgrade is None
+                self._keep_alive = msg.head.keep_alive
                 self._continue_pending = msg.head.expect_continue
                 self._body_expected = msg.head.content_length != 0
                 h.on_request(msg.head)
@@ -556,6 +559,15 @@ cdef class HttptoolsServer:
         self._active = False
         self._request_ended = False
         self._response_done = False
+        if self._stopped:
+            # an upgrade request answered without a switch: what followed it is the
+            # next request, as nginx reads it (llhttp, stopped there, starts anew)
+            self._stopped = False
+            self._p = httptools.HttpRequestParser(self)
+            self._tail = b""
+            rest, self._upgrade_rest = self._upgrade_rest, b""
+            if rest:
+                self._held = rest + self._held if self._held is not None else rest
         if self._queue or self._pending_error is not None or (
                 self._eof and self._held is None):
             self._deliver()

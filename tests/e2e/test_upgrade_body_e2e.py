@@ -88,3 +88,27 @@ def test_a_first_frame_sent_before_the_switch_is_kept_as_nginx(tmp_path: Path,
                     data += s.recv(65536)
             assert data.startswith(b"HTTP/1.1 101 "), side.kind
             assert data.split(b"\r\n\r\n", 1)[1] == b"first frame", side.kind
+
+
+@pytest.mark.parametrize("engine", ["httptools", "h11"])
+def test_an_upgrade_not_switched_leaves_the_connection_to_the_next_request_as_nginx(
+        tmp_path: Path, engine: str) -> None:
+    """An upstream that answers an upgrade request without switching (a 200): the
+    connection goes on, what followed the request (its body first) is the next request,
+    as nginx reads it (the httptools engine closed the connection there)."""
+    raw = (b"POST /ws-no HTTP/1.1\r\nHost: parity.test\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nContent-Length: 3\r\n\r\nabc"
+           b"GET /next HTTP/1.1\r\nHost: parity.test\r\nConnection: close\r\n\r\n")
+    with both(tmp_path, BLOCK.replace("location /ws {", "location /ws-no { "
+                                      "proxy_pass http://BACKEND/plain; }\n"
+                                      "    location /next { proxy_pass http://BACKEND; }\n"
+                                      "    location /ws {"), engine) as (nginx, fastgate):
+        for side in (nginx, fastgate):
+            with socket.create_connection(("127.0.0.1", side.port), timeout=10) as s:
+                s.sendall(raw)
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            assert data.count(b"HTTP/1.1 200 OK\r\n") == 2, (side.kind, data)
+            first, second = side.backend.requests()[-2:]
+            assert (first.target, first.body, second.target) == (b"/plain", b"abc", b"/next")

@@ -144,6 +144,16 @@ STREAMS = {
     "utf8-chunked-body": b"POST /\xc3\xa9 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                          b"3\r\n\xc3\xa9!\r\n0\r\n\r\n",
     "empty-lines-then-close": b"\r\n\r\n",
+    # an upgrade request answered without a switch: what follows is the next request
+    "upgrade-not-switched": b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+                            b"Connection: Upgrade\r\n\r\n" + R + b"\r\n",
+    "upgrade-body-not-switched": b"POST /ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\n"
+                                 b"Connection: Upgrade\r\nContent-Length: 3\r\n\r\nabc" + R + b"\r\n",
+    "upgrade-chunked-not-switched": b"POST /ws HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\n"
+                                    b"Connection: Upgrade\r\nTransfer-Encoding: chunked"
+                                    b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + R + b"\r\n",
+    "upgrade-not-switched-then-garbage": b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: ws\r\n"
+                                         b"Connection: Upgrade\r\n\r\n\x81\x05hello",
 }
 
 

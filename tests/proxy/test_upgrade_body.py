@@ -63,3 +63,23 @@ def test_an_upgrade_requests_body_is_its_body_and_checked_first(
     assert b'X-Sub: "u1"' in head and b"forged" not in upstream_passed
     # the body whole, with its length, and nothing after it
     assert b"content-length: %d" % len(SMUGGLED) in head.lower() and body == SMUGGLED
+
+
+@pytest.mark.parametrize("framing", sorted(FRAMINGS))
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_what_follows_an_upgrade_request_refused_is_checked_as_a_request(
+        tmp_path: Path, engine: str, path: str, framing: str) -> None:
+    """Refused (401), the upgrade request's connection goes on: its body is dropped and
+    what follows is a request of its own, which the token check refuses too."""
+    async def main() -> tuple[bytes, bytes]:
+        sc = Scenario(tmp_path, engine, HTTP, path)
+        try:
+            return await sc.exchange(_request(framing, False)
+                                     + b"GET /ws/b HTTP/1.1\r\nHost: a\r\n\r\n", OK)
+        finally:
+            sc.close()
+
+    client, upstream = asyncio.run(main())
+    assert client.count(b"HTTP/1.1 401 ") == 2 and b"HTTP/1.1 200" not in client
+    assert upstream == b""
