@@ -7,8 +7,9 @@ connection get transports that only keep what is written. Each cycle feeds the r
 bytes to the client side, checks that a request went upstream, feeds the upstream's
 response and checks that a response went to the client — the same callbacks uvloop makes.
 
-    python bench/cycle.py [--engine httptools|h11] [--cycles N]
-        prints microseconds per request (best of 5)
+    python bench/cycle.py [--engine httptools|h11] [--cycles N] [--refused]
+        prints microseconds per request (best of 5); --refused: a bad signature, the
+        401 path
     valgrind --tool=callgrind python bench/cycle.py --cycles N
         run at two N and subtract: instructions per request, steady on a noisy VM (used
         for the figures in bench/RESULTS.md)
@@ -82,6 +83,8 @@ async def main(args: argparse.Namespace) -> None:
     token = encode({"alg": "HS256", "typ": "JWT"},
                    {"sub": "user123", "exp": int(time.time()) + 86400},
                    signer("HS256", SECRET, "utf8"))
+    if args.refused:  # the signature's last character changed: the 401 path
+        token = token[:-1] + ("A" if token[-1] != "A" else "B")
     request = (f"GET /hs/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
                f"Authorization: Bearer {token}\r\n\r\n").encode()
 
@@ -95,6 +98,14 @@ async def main(args: argparse.Namespace) -> None:
     upstream.connection_made(upstream_out)  # type: ignore[arg-type]
     peer.idle.append(upstream)
 
+    def refused() -> None:
+        client.data_received(request)
+        if upstream_out.out:
+            raise SystemExit("bench/cycle.py: a refused request went upstream")
+        if not client_out.out or not client_out.out[0].startswith(b"HTTP/1.1 401"):
+            raise SystemExit(f"bench/cycle.py: unexpected response {client_out.out!r}")
+        client_out.out.clear()
+
     def cycle() -> None:
         client.data_received(request)
         if not upstream_out.out:
@@ -105,14 +116,33 @@ async def main(args: argparse.Namespace) -> None:
             raise SystemExit(f"bench/cycle.py: unexpected response {client_out.out!r}")
         client_out.out.clear()
 
-    cycle()
-    if args.cycles:
-        for _ in range(args.cycles):
-            cycle()
+    if args.refused:
+        # answered inside the request's dispatch, the connection takes the next request
+        # from the loop (ClientConnection.request_done): one loop turn per request
+        async def turns(n: int) -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                refused()
+                await asyncio.sleep(0)
+            return time.perf_counter() - t0
+
+        await turns(1)
+        if args.cycles:
+            await turns(args.cycles)
+        else:
+            n = 20000
+            best = min([await turns(n) for _ in range(5)]) / n * 1e6
+            print(f"{args.engine}: {best:.2f} us per refused (401) request (in process, "
+                  "a loop turn each)")
     else:
-        n = 20000
-        best = min(timeit.repeat(cycle, number=n, repeat=5)) / n * 1e6
-        print(f"{args.engine}: {best:.2f} us per proxied request (in process)")
+        cycle()
+        if args.cycles:
+            for _ in range(args.cycles):
+                cycle()
+        else:
+            n = 20000
+            best = min(timeit.repeat(cycle, number=n, repeat=5)) / n * 1e6
+            print(f"{args.engine}: {best:.2f} us per proxied request (in process)")
     worker.close()
 
 
@@ -121,6 +151,8 @@ if __name__ == "__main__":
     ap.add_argument("--engine", default="httptools", choices=["httptools", "h11"])
     ap.add_argument("--cycles", type=int, default=0,
                     help="run this many cycles and print nothing (for callgrind)")
+    ap.add_argument("--refused", action="store_true",
+                    help="a token with a bad signature: the 401 path (nothing upstream)")
     try:
         import uvloop
         run = uvloop.run

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from fastgate.errors import (
+    JWTError,
     AlgorithmError,
     AudienceError,
     IssuerError,
@@ -664,12 +665,32 @@ cdef class Verifier:
         clock_gettime(CLOCK_REALTIME, &t)
         return self.verify(token, t.tv_sec + t.tv_nsec * 1e-9)
 
+    def check_now(self, token):
+        """``verify_now`` that gives the refusal rather than raising it: a
+        :class:`Token`, or the :class:`fastgate.errors.JWTError` that says why. (The
+        request path's: an error raised through these C functions and caught in Python
+        makes a frame object per level and a traceback, more than the check itself.)"""
+        cdef timespec t
+        clock_gettime(CLOCK_REALTIME, &t)
+        return self._check(token, t.tv_sec + t.tv_nsec * 1e-9)
+
+    def check(self, token, double now):
+        """``verify`` that gives the refusal rather than raising it (``check_now``)."""
+        return self._check(token, now)
+
     cpdef Token verify(self, token, double now):
         """Verify ``token`` (bytes) at time ``now`` (seconds since the epoch).
 
         Returns a :class:`Token`, or raises a :class:`fastgate.errors.JWTError`
         subclass naming the reason.
         """
+        result = self._check(token, now)
+        if type(result) is Token:
+            return <Token>result
+        raise result
+
+    cdef object _check(self, token, double now):
+        """A Token, or the JWTError that refuses ``token`` (not raised)."""
         cdef bytes tok
         cdef bytes digest
         cdef Token entry
@@ -679,12 +700,12 @@ cdef class Verifier:
             try:
                 tok = (<str>token).encode("ascii")
             except UnicodeEncodeError:
-                raise TokenParseError("token is not ASCII")
+                return TokenParseError("token is not ASCII")
         else:
             tok = bytes(token)
 
         if not self.cache_size:
-            return self._verify_cold(tok, now)
+            return self._cold(tok, now)
         digest = _sha256(tok)
         entry = self._cache.get(digest)
         if entry is not None:
@@ -694,9 +715,16 @@ cdef class Verifier:
                 return entry
             del self._cache[digest]  # outside its validity: verify again, and fail
         self.misses += 1
-        entry = self._verify_cold(tok, now)
-        self._store(digest, entry)
-        return entry
+        result = self._cold(tok, now)
+        if type(result) is Token:
+            self._store(digest, <Token>result)
+        return result
+
+    cdef object _cold(self, bytes tok, double now):
+        try:
+            return self._verify_cold(tok, now)
+        except JWTError as e:  # (what its helpers raise: a claim that is no number...)
+            return e.with_traceback(None)  # (holding no frames alive)
 
     cdef void _store(self, bytes digest, Token token):
         cdef list ring = self._ring
@@ -720,7 +748,8 @@ cdef class Verifier:
             self._hand = (self._hand + 1) % size
         self._cache[digest] = token
 
-    cdef Token _verify_cold(self, bytes tok, double now):
+    cdef object _verify_cold(self, bytes tok, double now):
+        """A Token, or the JWTError that refuses the token (returned, not raised)."""
         cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(tok)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(tok)
         cdef const unsigned char *d1
@@ -728,27 +757,27 @@ cdef class Verifier:
         cdef Py_ssize_t i1, i2
         d1 = <const unsigned char *>memchr(p, 46, n)  # '.'
         if d1 == NULL:
-            raise TokenParseError("token does not have three segments")
+            return TokenParseError("token does not have three segments")
         i1 = d1 - p
         d2 = <const unsigned char *>memchr(d1 + 1, 46, n - i1 - 1)
         if d2 == NULL:
-            raise TokenParseError("token does not have three segments")
+            return TokenParseError("token does not have three segments")
         i2 = d2 - p
         if memchr(d2 + 1, 46, n - i2 - 1) != NULL:
-            raise TokenParseError("token has more than three segments")
+            return TokenParseError("token has more than three segments")
         if i1 == 0 or i2 == i1 + 1:
-            raise TokenParseError("empty header or payload segment")
+            return TokenParseError("empty header or payload segment")
 
         cdef _HeaderPlan plan = self._plan(tok[:i1])
         if plan.error_type is not None:
-            raise plan.error_type(plan.error_detail)
+            return plan.error_type(plan.error_detail)
 
         cdef bytes payload_raw = _b64_segment(d1 + 1, i2 - i1 - 1)
         if payload_raw is None:
-            raise TokenParseError("payload is not base64url")
+            return TokenParseError("payload is not base64url")
         cdef bytes sig = _b64_segment(d2 + 1, n - i2 - 1)
         if sig is None:
-            raise TokenParseError("signature is not base64url")
+            return TokenParseError("signature is not base64url")
 
         cdef Key key
         cdef bint ok = False
@@ -757,11 +786,11 @@ cdef class Verifier:
                 ok = True
                 break
         if not ok:
-            raise SignatureError()
+            return SignatureError()
 
         payload = _json_object(payload_raw)
         if payload is None:
-            raise TokenParseError("payload is not a JSON object")
+            return TokenParseError("payload is not a JSON object")
 
         # RFC 7519 sections 4.1.4 and 4.1.5, compared in whole seconds as the module
         # does: exp equal to the current second is still valid.
@@ -772,20 +801,20 @@ cdef class Verifier:
         if exp is not _MISSING:
             exp_s = _numeric_date(exp, "exp")
             if exp_s + self.leeway < sec:
-                raise ExpiredError()
+                return ExpiredError()
             until = floor(exp_s + self.leeway) + 1.0
         nbf = payload.get("nbf", _MISSING)
         if nbf is not _MISSING:
             nbf_s = _numeric_date(nbf, "nbf")
             if nbf_s > sec + self.leeway:
-                raise NotYetValidError()
+                return NotYetValidError()
             not_before = ceil(nbf_s - self.leeway)
 
         # RFC 7519 sections 4.1.1 and 4.1.3, when the configuration asks for them
         if self.issuers is not None:
             iss = payload.get("iss")
             if type(iss) is not str or iss not in self.issuers:
-                raise IssuerError(f"iss {iss!r}")
+                return IssuerError(f"iss {iss!r}")
         if self.audiences is not None:
             aud = payload.get("aud")
             if type(aud) is str:
@@ -795,7 +824,7 @@ cdef class Verifier:
             else:
                 ok = False
             if not ok:
-                raise AudienceError(f"aud {aud!r}")
+                return AudienceError(f"aud {aud!r}")
 
         cdef Token result = Token.__new__(Token)
         result.header = plan.header

@@ -231,6 +231,8 @@ class ErrorLog:
         self._targets = [_Target(f) for f in files]
         # the lowest level any of them writes: below it a line is not even formatted
         self.level = min(t.rank for t in self._targets)
+        # info lines go somewhere: a caller formats one only then (a refused token's)
+        self.verbose = self.level <= _RANK["info"]
         self._flusher: asyncio.TimerHandle | None = None
 
     def reaches(self, path: str, level: str) -> bool:

@@ -17,7 +17,7 @@ from fastgate.errors import (
     TokenRevokedError,
     UnknownKeyError,
 )
-from fastgate.jwt import Verifier
+from fastgate.jwt import Token, Verifier
 from fastgate.proxy._headers import bearer_of
 from fastgate.proxy.steps import NEXT
 
@@ -75,10 +75,11 @@ class AuthJwt:
             return self.fail(conn, req, loc, 401)
         verifier = self.verifiers[loc.jwt]  # type: ignore[index]  # (handler: not None)
         hits = verifier.hits
-        try:
-            req.token = verifier.verify_now(token)
-        except JWTError as err:
-            refused = err
+        checked = verifier.check_now(token)  # (a refusal returned, not raised: cheaper)
+        if type(checked) is Token:
+            req.token = checked
+        else:
+            refused: JWTError = checked  # type: ignore[assignment]
             remote = self.w.remote_of.get(verifier) if self.w.remote_of else None
             if remote is not None:
                 if not remote.fetched and not verifier.keys:
@@ -87,8 +88,10 @@ class AuthJwt:
                     remote.early_refresh()
             req.challenge = (CHALLENGE_INVALID if s.auth_jwt_realm is None
                              else _challenge(req, s, True))
-            self.w.log.info(f"{refused.reason} ({refused.detail})" if refused.detail
-                            else refused.reason, conn, req)
+            log = self.w.log
+            if log.verbose:  # (the line is not even made where nobody reads it)
+                log.info(f"{refused.reason} ({refused.detail})" if refused.detail
+                         else refused.reason, conn, req)
             stats.jwt(refused.reason)
             stats.cache(verifier.hits != hits)
             return self.fail(conn, req, loc, refused.status)

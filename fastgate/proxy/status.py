@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fastgate._wire import REASONS
 
 
@@ -18,6 +20,7 @@ SPECIAL = {495: "The SSL certificate error", 496: "No required SSL certificate w
 ENDS_CONNECTION = frozenset({400, 413, 414, 495, 496, 497, 500, 501})
 
 
+@lru_cache(maxsize=128)  # (made once per status: every refusal sends one)
 def error_body(status: int) -> bytes:
     special = SPECIAL.get(status)
     if special is not None:

@@ -26,6 +26,7 @@ from fastgate.jwt import (
     JWTError,
     NotYetValidError,
     SignatureError,
+    Token,
     TokenParseError,
     UnknownKeyError,
     Verifier,
@@ -255,6 +256,32 @@ def test_rejected(ctx: Ctx, key_alg: str, policy: str, build: Callable, error: t
     with pytest.raises(error):
         verifier.verify(token, NOW)
     assert len(verifier) == 0
+
+
+@pytest.mark.parametrize(
+    "key_alg,policy,build,error", [r[1:] for r in REJECT], ids=[r[0] for r in REJECT]
+)
+def test_check_now_gives_the_refusal_it_does_not_raise(ctx: Ctx, key_alg: str, policy: str,
+                                                       build: Callable, error: type) -> None:
+    """The request path's form: the same refusal as ``verify_now`` raises, returned (no
+    traceback made), never remembered."""
+    token = build(ctx)
+    verifier = ctx.verifier(key_alg, policy)
+    for _ in range(2):
+        refused = verifier.check(token, NOW)
+        assert type(refused) is error and refused.__traceback__ is None
+    assert len(verifier) == 0
+
+
+def test_check_now_gives_a_valid_token_and_remembers_it(ctx: Ctx) -> None:
+    import time
+
+    v = ctx.verifier(HS)
+    token = ctx.mint(HS, {"sub": "a", "exp": int(time.time()) + 60})
+    first = v.check_now(token)
+    assert type(first) is Token and first.payload["sub"] == "a"
+    assert v.check_now(token) is first and v.hits == 1 and len(v) == 1
+    assert type(v.check_now(ctx.mint(HS, {"exp": int(time.time()) - 60}))) is ExpiredError
 
 
 def test_table_is_large_enough() -> None:
@@ -548,10 +575,14 @@ def test_mutated_token_rejected_or_same_as_pyjwt(ctx: Ctx, data: st.DataObject, 
     token = ctx.mint(alg, {"sub": "user123", "exp": SEC + 3600, "role": "admin"})
     mutated = _mutate(token, data)
     public = HMAC_SECRET if alg.startswith("HS") else ctx.kp[family_of(alg)].public
+    verifier = ctx.verifier(alg)
+    checked = verifier.check(mutated, NOW)  # (the same decision: returned, not raised)
     try:
-        ours = ctx.verifier(alg).verify(mutated, NOW)
-    except JWTError:
+        ours = verifier.verify(mutated, NOW)
+    except JWTError as e:
+        assert type(checked) is type(e)
         return
+    assert checked is ours  # (the first decision, remembered)
     theirs = pyjwt.decode(mutated, public, algorithms=[alg], options={"verify_exp": False})
     assert ours.payload == theirs
 
