@@ -495,8 +495,14 @@ class UpstreamExchange:
                                           "101 to a request that did not upgrade", False,
                                           more)
             if sender is not None:
-                # the request's body goes whole before the tunnel's first byte
-                await sender
+                # the request's body goes whole before the tunnel's first byte; one that
+                # fails instead is answered, and the switch never reaches the client
+                try:
+                    await sender
+                except BodyError as e:
+                    uconn.abort()
+                    await self.body_failed(conn, req, loc, e)
+                    return _DONE
             await self._tunnel(conn, req, loc, uconn, rhead)
             return _DONE
         return await self._answer(conn, req, loc, peer, uconn, rhead, drop, rules, sender,

@@ -83,3 +83,48 @@ def test_what_follows_an_upgrade_request_refused_is_checked_as_a_request(
     client, upstream = asyncio.run(main())
     assert client.count(b"HTTP/1.1 401 ") == 2 and b"HTTP/1.1 200" not in client
     assert upstream == b""
+
+
+STREAMED = f"""
+upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+server {{ listen 127.0.0.1:8080;
+  location /ws/ {{ auth_jwt on; auth_jwt_key "{SECRET}";
+                  proxy_request_buffering off; client_body_timeout 1s;
+                  proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade;
+                  proxy_set_header Connection upgrade; proxy_pass http://be; }}
+}}
+"""
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_body_that_fails_after_the_upstream_switched_is_answered_not_tunnelled(
+        tmp_path: Path, engine: str, path: str) -> None:
+    """The body streams (``proxy_request_buffering off``) and the upstream switches
+    before it has all come; then the client stops sending: the tunnel never opens (the
+    body goes whole before its first byte), the client gets nginx's 408 for its body,
+    not a 101, and the worker goes on."""
+    token = pyjwt.encode({"sub": "u1", "exp": int(time.time()) + 600}, SECRET,
+                         algorithm="HS256").encode()
+    request = (b"POST /ws/a HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\nAuthorization: Bearer " + token
+               + b"\r\nContent-Length: 10\r\n\r\nabc")
+
+    async def main() -> tuple[bytes, bytes]:
+        sc = Scenario(tmp_path, engine, STREAMED, path)
+        try:
+            sc.pool("be")
+            assert sc.upstream is not None and sc.upstream_out is not None
+            up = sc.upstream_out
+            sc.client.data_received(request)
+            await sc.settle(lambda: b"abc" in up.bytes())
+            sc.upstream.data_received(b"HTTP/1.1 101 Switching Protocols\r\n"
+                                      b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            await sc.settle(lambda: not sc.busy(), 3.0)
+            return sc.client_out.bytes(), up.bytes()
+        finally:
+            sc.close()
+
+    client, upstream = asyncio.run(main())
+    assert upstream.startswith(b"POST /ws/a HTTP/1.1\r\n") and upstream.endswith(b"abc")
+    assert client.startswith(b"HTTP/1.1 408 ") and b" 101 " not in client
