@@ -52,7 +52,9 @@ class CgiHead:
             if not line:
                 continue
             name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip() or not _is_token(name):
+            # (a NUL anywhere in the line is invalid, as nginx's header parser has it)
+            if (not colon or not name or name != name.strip() or not _is_token(name)
+                    or b"\0" in value):
                 raise ProtocolError(f'upstream sent invalid header: "{_shown(line)}"', 502)
             value = value.strip(b" \t")
             lower = name.lower()

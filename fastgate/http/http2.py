@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +43,17 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # lingering_timeout default)
 LINGERING_TIME = 5.0
 
-# fields HTTP/2 does not carry (RFC 9113 8.2.2): dropped from the answers
+# fields HTTP/2 does not carry (RFC 9113 8.2.2): dropped from the answers, as is a TE
+# that says anything but "trailers" (an upstream's, passed on by the proxy as nginx
+# does: HTTP/2 would make the whole answer malformed)
 _CONNECTION_FIELDS = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                                 b"transfer-encoding", b"upgrade"})
+
+
+def _carried(fields: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An answer's fields (h11's: names in lower case) that HTTP/2 carries."""
+    return [(n, v) for n, v in fields if n not in _CONNECTION_FIELDS
+            and (n != b"te" or v.lower() == b"trailers")]
 # a stream's answer waiting for the client's window past this: its writer is paused
 _HIGH = 64 * 1024
 _LOW = 16 * 1024
@@ -128,6 +136,7 @@ class Stream(asyncio.Transport):
         self.pending: deque[bytes] = deque()
         self.pending_size = 0
         self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.line_next = True  # the next write begins with a status line
         self.answered = False  # HEADERS sent
         self.ended = False  # the answer is whole: END_STREAM follows its last DATA
         self.finished = False  # END_STREAM sent, or the stream reset
@@ -149,13 +158,28 @@ class Stream(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.closed or self.finished or not data:
             return
+        data = bytes(data)
+        if self.line_next:
+            data = self._without_reason(data)
         try:
-            self.parser.receive_data(bytes(data))
+            self.parser.receive_data(data)
             self._events()
         except h11.RemoteProtocolError:
-            # not an answer h11 can read (a field HTTP/1.1 refuses, from an upstream):
-            # the stream is reset rather than passed on half-understood
+            # not an answer h11 can read: cannot happen with what the request path
+            # writes, whichever engine read the upstream's answer (both refuse what h11
+            # would); should it, the stream is reset rather than passed on half-read
             self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
+
+    def _without_reason(self, data: bytes) -> bytes:
+        """A head's status line (written whole, at the start of a write) without its
+        reason phrase, which HTTP/2 does not carry — an upstream's may hold bytes that
+        the read-back refuses (a NUL, which llhttp and nginx take). After a 1xx line
+        another status line follows."""
+        end = data.find(b"\r\n")
+        if end < 12 or not data.startswith(b"HTTP/1.1 "):
+            return data
+        self.line_next = data[9:10] == b"1"
+        return data[:12] + data[end:]
 
     def _events(self) -> None:
         parser = self.parser
@@ -171,13 +195,12 @@ class Stream(asyncio.Transport):
                     owner.flush(self)
             elif isinstance(ev, h11.Response | h11.InformationalResponse):
                 fields = [(b":status", str(ev.status_code).encode())]
-                fields += [(n, v) for n, v in ev.headers if n not in _CONNECTION_FIELDS]
+                fields += _carried(ev.headers)
                 if isinstance(ev, h11.Response):
                     self.answered = True
                 owner.send_head(self, fields)
             elif isinstance(ev, h11.EndOfMessage):
-                self.trailers = [(n, v) for n, v in ev.headers
-                                 if n not in _CONNECTION_FIELDS] or None
+                self.trailers = _carried(ev.headers) or None
                 self.ended = True
                 owner.flush(self)
                 # the stream's connection has served its one request

@@ -65,6 +65,8 @@ http {{
       proxy_pass http://be;
     }}
     location /open/ {{ proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://be; }}
+    location /hop/ {{ add_header TE gzip; add_header Upgrade foo; add_header X-Ok 1;
+                     proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://be; }}
     location /files/ {{ root {tmp}; }}
     location = /cors {{
       if ($request_method = OPTIONS) {{ add_header Access-Control-Allow-Origin "*"; return 204; }}
@@ -196,6 +198,18 @@ def test_cors_preflight(gate: Gate) -> None:
         b = c.get("/cors")
     assert (a.status, a.header(b"access-control-allow-origin"), a.body) == (204, b"*", b"")
     assert (b.status, b.body) == (200, b"get\n")
+
+
+def test_fields_http2_cannot_carry_are_dropped(gate: Gate) -> None:
+    """A TE other than trailers and an Upgrade (here add_header's; an upstream's are
+    hop-by-hop, not passed): the answer goes without them — HTTP/2 would make it
+    malformed — never a reset stream. (nginx 1.22 sends them, which an HTTP/2 client
+    must refuse.)"""
+    with gate.client() as c:
+        gate.warm(c)
+        a = c.get("/hop/a")
+    assert (a.status, a.reset, a.header(b"x-ok")) == (200, None, b"1")
+    assert not any(n in (b"te", b"upgrade") for n, _ in a.headers)
 
 
 def test_a_reset_stream_leaves_the_others(gate: Gate) -> None:

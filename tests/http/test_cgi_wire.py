@@ -89,6 +89,8 @@ def test_the_cgi_head_may_come_in_pieces() -> None:
     (b"Status: abc\r\n\r\n", "invalid status"),
     (b"Bad Header\r\n\r\n", "invalid header"),
     (b" X: y\r\n\r\n", "invalid header"),
+    (b"X: a\x00b\r\n\r\n", "invalid header"),  # (nginx's parser refuses a NUL)
+    (b"Status: 200 O\x00K\r\n\r\n", "invalid header"),
     (b"X-Long: " + b"a" * 5000 + b"\r\n\r\n", "too big header"),
 ])
 def test_a_bad_cgi_head_is_a_502(raw: bytes, words: str) -> None:
