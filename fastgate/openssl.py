@@ -38,10 +38,11 @@ class OcspPolicy:
     """``ssl_ocsp``: how a verified client certificate's status is asked (by
     ``fastgate.http.ocsp``): every certificate of its chain but the root, or the
     ``leaf`` only; of ``responder`` (empty: each certificate's own, from its Authority
-    Information Access); answers kept (``cache``) or asked each connection."""
+    Information Access); answers kept in the shared cache named ``cache``
+    (``ssl_ocsp_cache``), or asked each connection ("")."""
     leaf_only: bool
     responder: str
-    cache: bool
+    cache: str
 
 
 class ServerContext(ssl.SSLContext):

@@ -71,6 +71,7 @@ class Context(Protocol):
     log_files: list[LogFile]
     temp_dirs: list[tuple[str, Directive]]  # made once the walk knows the user
     zones: dict[str, LimitZone]
+    ocsp_caches: dict[str, int]  # ssl_ocsp_cache's shared tables: name -> size
     zone_refs: list[tuple[str, str, Directive]]  # (kind, zone, where) checked after the walk
     cluster_refs: list[Directive]  # what needs fastgate_cluster, checked after the walk
     sync_refs: list[Directive]  # zones with "sync": shared by the fleet when there is one

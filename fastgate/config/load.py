@@ -75,6 +75,7 @@ class Loader:
         self._late: dict[str, _LateMap] = {}
         self.log_formats: dict[str, LogFormat] = {}
         self.zones: dict[str, LimitZone] = {}
+        self.ocsp_caches: dict[str, int] = {}
         self.claim_vars: set[str] = set()  # auth_jwt_claim_set variables
         self.user_vars: set[str] = set()  # set $name
         self._resolved: set[str] = set()  # upstream host names found at load
@@ -338,6 +339,7 @@ class Loader:
             maps=tuple(self.maps.values()),
             log_formats=dict(self.log_formats),
             zones=dict(self.zones),
+            ocsp_caches=dict(self.ocsp_caches),
             cluster=cluster,
             claims=frozenset(self.registry.claims),
             variables=dict(self.registry.defined),

@@ -828,7 +828,7 @@ class Settings:
     # certificate's own), whether answers are kept until their nextUpdate
     ssl_ocsp: str = "off"
     ssl_ocsp_responder: str = ""
-    ssl_ocsp_cache: bool = False
+    ssl_ocsp_cache: str = ""  # the shared cache's name (ssl_ocsp_cache); "": none
     ssl_password_file: tuple[str, ...] | None = None  # the passphrases, tried in order
     ssl_on: bool = False  # the deprecated "ssl on": every listen of the server is ssl
     http2: bool = False  # "http2 on" (nginx 1.25.1+): every listen of the server is http2
@@ -1126,6 +1126,7 @@ class Config:
     maps: tuple[Lookup, ...] = ()  # map, geo, split_clients
     log_formats: dict[str, LogFormat] = field(default_factory=dict)
     zones: dict[str, LimitZone] = field(default_factory=dict)
+    ocsp_caches: dict[str, int] = field(default_factory=dict)  # ssl_ocsp_cache: name -> size
     cluster: Cluster | None = None  # fastgate_cluster
     # pools of https:// proxy_pass: pool name -> (upstream, its TLS settings)
     tls_pools: dict[str, tuple[str, UpstreamTls]] = field(default_factory=dict)

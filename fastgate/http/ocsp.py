@@ -11,14 +11,17 @@ nginx reads it), intermediates the client sent included. The request goes as a G
 clear (as nginx's: OCSP answers are signed); the answer counts only when it is signed by
 the issuer or by a responder the issuer delegated (extended key usage OCSPSigning),
 names the certificate asked about, and is current (five minutes of leeway, as
-OpenSSL's OCSP_check_validity under nginx). With ``ssl_ocsp_cache`` each worker keeps
-answers until their nextUpdate, an hour without one."""
+OpenSSL's OCSP_check_validity under nginx). With ``ssl_ocsp_cache`` the answers are
+kept until their nextUpdate, an hour without one, in the table every worker shares
+(``KeptAnswers``: ``fastgate.ops.ocsp_cache``)."""
 
 from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import time
+from typing import Protocol
 from urllib.parse import quote
 
 from cryptography import x509
@@ -46,13 +49,22 @@ class OcspError(FastgateError):
     """The status could not be had: why (logged; the request is refused)."""
 
 
-class OcspChecker:
-    """One policy's checks for one worker, with its kept answers."""
+class KeptAnswers(Protocol):
+    """Where answers are kept across connections (and workers): a status by the
+    certificate's key, until when it holds."""
 
-    def __init__(self, policy: OcspPolicy) -> None:
+    def get(self, key: bytes, now: float) -> str | None: ...
+
+    def put(self, key: bytes, words: str, until: float, now: float) -> None: ...
+
+
+class OcspChecker:
+    """One policy's checks for one worker; ``kept``: the shared cache its
+    ``ssl_ocsp_cache`` names, if any."""
+
+    def __init__(self, policy: OcspPolicy, kept: KeptAnswers | None) -> None:
         self.policy = policy
-        # (serial, issuer's key hash) -> (status words, "" for good; kept until)
-        self._kept: dict[tuple[int, bytes], tuple[str, float]] = {}
+        self.kept = kept
 
     async def status(self, chain: list[bytes]) -> str:
         """"" when every certificate asked about is good, else nginx's words for the
@@ -71,10 +83,14 @@ class OcspChecker:
 
     async def _one(self, cert: x509.Certificate, issuer: x509.Certificate) -> str:
         request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
-        key = (cert.serial_number, request.issuer_key_hash)
-        kept = self._kept.get(key)
-        if kept is not None and kept[1] > time.time():
-            return kept[0]
+        # the certificate's OCSP identity (nginx's cache key), whole
+        key = hashlib.sha256(request.issuer_name_hash + request.issuer_key_hash
+                             + _serial_bytes(request.serial_number)).digest()
+        kept = self.kept
+        if kept is not None:
+            words = kept.get(key, time.time())
+            if words is not None:
+                return words
         url = self.policy.responder or _responder_of(cert)
         encoded = quote(base64.b64encode(request.public_bytes(Encoding.DER)).decode(), safe="")
         try:
@@ -85,9 +101,13 @@ class OcspChecker:
         if status != 200:
             raise OcspError(f"OCSP responder {url} sent invalid status {status}")
         words, until = _read(body, request, issuer)
-        if self.policy.cache:
-            self._kept[key] = (words, until)
+        if kept is not None:
+            kept.put(key, words, until, time.time())
         return words
+
+
+def _serial_bytes(serial: int) -> bytes:
+    return serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
 
 
 def _responder_of(cert: x509.Certificate) -> str:

@@ -124,7 +124,7 @@ class Worker:
                         if config.cluster is not None else None)
         self.phases = Phases(self)
         self.connections: set[ClientConnection] = set()
-        # ssl_ocsp: each policy's checker, with the answers it keeps (ssl_ocsp_cache)
+        # ssl_ocsp: each policy's checker (its answers kept in the shared ssl_ocsp_cache)
         self.ocsp: dict[OcspPolicy, OcspChecker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.exchanges: set[Any] = set()  # callback exchanges in flight (their deadlines)
@@ -238,7 +238,8 @@ class Worker:
                                  chain: list[bytes]) -> str:
         checker = self.ocsp.get(policy)
         if checker is None:
-            checker = self.ocsp[policy] = OcspChecker(policy)
+            checker = self.ocsp[policy] = OcspChecker(
+                policy, self.zones.answers.get(policy.cache) if policy.cache else None)
         try:
             return await checker.status(chain)
         except OcspError as e:

@@ -1,14 +1,17 @@
-"""The shared tables of ``limit_req_zone`` and ``limit_conn_zone``: anonymous shared
-memory created before the workers fork, so every worker of an instance counts in the
-same table; a reload keeps a zone whose name, kind and size did not change."""
+"""The shared tables of ``limit_req_zone``, ``limit_conn_zone`` and ``ssl_ocsp_cache``:
+anonymous shared memory created before the workers fork, so every worker of an instance
+counts in (and keeps its answers in) the same table; a reload keeps a zone whose name,
+kind and size did not change."""
 
 from __future__ import annotations
 
 import mmap
+import multiprocessing
 import os
 
 from fastgate.config.model import Config
 from fastgate.ops.limit_table import LimitTable
+from fastgate.ops.ocsp_cache import SharedAnswers
 from fastgate.ops.stats import MAX_SLOTS
 
 
@@ -20,6 +23,7 @@ class ZoneTables(dict[str, LimitTable]):
     def __init__(self) -> None:
         super().__init__()
         self.rejected: dict[str, memoryview[float]] = {}
+        self.answers: dict[str, SharedAnswers] = {}  # ssl_ocsp_cache's, by name
         self.instance = ""  # this instance among a fleet's (Zones.instance)
 
 
@@ -29,6 +33,7 @@ class Zones:
         self.instance = os.urandom(8).hex()
         self._tables: dict[tuple[str, str, int],
                            tuple[mmap.mmap, LimitTable, memoryview[float]]] = {}
+        self._answers: dict[tuple[str, int], SharedAnswers] = {}
 
     def for_config(self, config: Config) -> ZoneTables:
         """The tables ``config`` names; existing ones kept, new ones zeroed."""
@@ -44,4 +49,13 @@ class Zones:
                 counts = memoryview(mmap.mmap(-1, (MAX_SLOTS + 1) * 8)).cast("d")
                 self._tables[key] = (region, LimitTable(region), counts)
             _, out[z.name], out.rejected[z.name] = self._tables[key]
+        wanted_caches = set(config.ocsp_caches.items())
+        for cache in [c for c in self._answers if c not in wanted_caches]:
+            del self._answers[cache]
+        for name, size in config.ocsp_caches.items():
+            if (name, size) not in self._answers:
+                # (the lock, a semaphore, is shared on fork as the memory is)
+                self._answers[name, size] = SharedAnswers(mmap.mmap(-1, size),
+                                                          multiprocessing.Lock())
+            out.answers[name] = self._answers[name, size]
         return out

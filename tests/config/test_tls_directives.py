@@ -388,13 +388,11 @@ def test_ocsp_at_load(tmp_path: Path) -> None:
                           " ssl_ocsp_cache shared:OCSP:1m;")
     policy = server_context(cfg.servers[0].settings).ocsp  # type: ignore[attr-defined]
     assert (policy.leaf_only, policy.responder, policy.cache) == (
-        True, "http://127.0.0.1:9/o", True)
-    assert cfg.warnings == (f'[warn] an "ssl_ocsp_cache" is kept by each worker: '
-                            "fastgate's workers share no OCSP cache; each keeps the answers "
-                            f"it got in {tmp_path}/t.conf:4",)
+        True, "http://127.0.0.1:9/o", "OCSP")
+    assert cfg.warnings == () and cfg.ocsp_caches == {"OCSP": 1024 * 1024}
     policy = server_context(_load(tmp_path, f"{verify} ssl_ocsp on;").servers[0].settings
                             ).ocsp  # type: ignore[attr-defined]
-    assert (policy.leaf_only, policy.responder, policy.cache) == (False, "", False)
+    assert (policy.leaf_only, policy.responder, policy.cache) == (False, "", "")
     # off, or no certificate asked for: no check
     assert server_context(_load(tmp_path, f"{verify} ssl_ocsp off;").servers[0].settings
                           ).ocsp is None  # type: ignore[attr-defined]
@@ -411,9 +409,30 @@ def test_ocsp_at_load(tmp_path: Path) -> None:
     ("ssl_ocsp_responder http://no-such-host.invalid/;",
      'host not found in OCSP responder "no-such-host.invalid/" in "ssl_ocsp_responder"'),
     ("ssl_ocsp_responder http://127.0.0.1:99999/;", 'invalid port in OCSP responder'),
-    ("ssl_ocsp_cache builtin;", 'invalid value "builtin"'),
-    ("ssl_ocsp_cache shared:one:lots;", '"ssl_ocsp_cache" directive invalid value'),
+    ("ssl_ocsp_cache builtin;", 'invalid OCSP cache "builtin"'),
+    ("ssl_ocsp_cache one:1m;", 'invalid OCSP cache "one:1m"'),  # (nginx: shared: needed)
+    ("ssl_ocsp_cache shared:one:lots;", 'invalid OCSP cache "shared:one:lots"'),
+    ("ssl_ocsp_cache shared:one:16k;", 'OCSP cache "shared:one:16k" is too small'),
 ])
 def test_ocsp_refusals(tmp_path: Path, directive: str, message: str) -> None:
     msg = _error(tmp_path, f"{_pair(tmp_path)}\n{directive}")
     assert message in msg and msg.endswith(f"{tmp_path}/t.conf:5")
+
+
+def test_ocsp_caches_are_shared_memory_zones(tmp_path: Path) -> None:
+    """Servers naming one cache share it; a name is one zone (nginx's shared memory
+    rules): another size, or a limit zone of the name, is refused."""
+    pair = _pair(tmp_path)
+    def two(size: str) -> str:
+        return (f"{pair} ssl_ocsp_cache shared:c:64k; }} server {{ listen 127.0.0.1:8444 "
+                f"ssl; {pair} ssl_ocsp_cache shared:c:{size};")
+    assert _load(tmp_path, two("64k")).ocsp_caches == {"c": 65536}
+    msg = _error(tmp_path, two("128k"))
+    assert 'the size 131072 of shared memory zone "c" conflicts with already declared size ' \
+           '65536' in msg
+    msg = _error(tmp_path, f"{pair} ssl_ocsp_cache shared:z:64k; }} limit_req_zone $uri "
+                           "zone=z:1m rate=1r/s; server { listen 127.0.0.1:8445;")
+    assert 'the shared memory zone "z" is already declared for a different use' in msg
+    msg = _error(tmp_path, f"{pair} }} limit_req_zone $uri zone=z:1m rate=1r/s; server {{ "
+                           f"listen 127.0.0.1:8445 ssl; {pair} ssl_ocsp_cache shared:z:64k;")
+    assert 'the shared memory zone "z" is already declared for a different use' in msg

@@ -32,7 +32,7 @@ from ocsp_responder import OcspResponder
 from raw_backend import RawBackend
 
 SERIALS = {"alice": 101, "eve": 102, "uma": 103, "bob": 104, "inter": 105, "aia": 106,
-           "dave": 107, "stranger-ca": 108, "delegate": 109, "noaia": 110}
+           "dave": 107, "stranger-ca": 108, "delegate": 109, "noaia": 110, "carol": 111}
 
 
 class Pki:
@@ -43,7 +43,7 @@ class Pki:
         inter_key, inter = self.issue("Test Intermediate", (root_key, root), True,
                                       SERIALS["inter"])
         responder.issuers = {root.subject: (root, root_key), inter.subject: (inter, inter_key)}
-        for name in ("alice", "eve", "uma", "noaia"):
+        for name in ("alice", "eve", "uma", "noaia", "carol"):
             self.write(name, *self.issue(name, (root_key, root), False, SERIALS[name]))
         self.write("bob", *self.issue("bob", (inter_key, inter), False, SERIALS["bob"]), inter)
         self.write("dave", *self.issue("dave", (inter_key, inter), False, SERIALS["dave"]),
@@ -60,7 +60,7 @@ class Pki:
         responder.statuses = {SERIALS["alice"]: "good", SERIALS["eve"]: "revoked",
                               SERIALS["bob"]: "good", SERIALS["inter"]: "good",
                               SERIALS["aia"]: "good", SERIALS["noaia"]: "good",
-                              SERIALS["dave"]: "good"}
+                              SERIALS["dave"]: "good", SERIALS["carol"]: "good"}
 
     @staticmethod
     def issue(name: str, issuer: tuple[Any, x509.Certificate] | None, ca: bool, serial: int,
@@ -249,6 +249,35 @@ def test_kept_answers_and_http2(served, pki: Pki) -> None:  # type: ignore[no-un
         answers = c.wait(*[c.request(f"/api/h2-{i}") for i in range(3)])
     assert [a.status for a in answers] == [400] * 3
     assert len(be.requests()) == count
+
+
+def test_the_cache_is_shared_by_the_workers(tmp_path: Path, pki: Pki, engine: str) -> None:
+    """ssl_ocsp_cache under several workers: a certificate's status is asked once,
+    whichever worker each connection lands on (as nginx's shared zone)."""
+    crt, key = self_signed(tmp_path)
+    port = free_port()
+    pki.responder.mode = "issuer"
+    gw = Gateway(tmp_path, f"worker_processes 3; http {{ access_log off; server {{ "
+                 f"listen 127.0.0.1:{port} ssl; ssl_certificate {crt}; "
+                 f"ssl_certificate_key {key}; ssl_client_certificate {pki.dir}/ca.pem; "
+                 "ssl_verify_client on; ssl_verify_depth 2; ssl_ocsp on; "
+                 f"ssl_ocsp_cache shared:fleet:64k; ssl_ocsp_responder {pki.responder.url}; "
+                 'location / { return 200 "pid=$pid $ssl_client_verify\\n"; } } }',
+                 port, extra_args=["--http-engine", engine])
+    try:
+        before = pki.responder.asked[SERIALS["carol"]]
+        pids = set()
+        for _ in range(60):  # new connections until three workers have answered
+            answer = _get(port, pki, "carol", "/")
+            assert answer.endswith(b" SUCCESS\n"), answer
+            pids.add(answer.split(b"pid=")[1].split(b" ")[0])
+            if len(pids) == 3:
+                break
+        assert len(pids) >= 2, pids
+        assert pki.responder.asked[SERIALS["carol"]] == before + 1
+    finally:
+        gw.stop()
+    assert "Traceback" not in gw.stderr and "unexpected error" not in gw.stderr
 
 
 def test_incompatible_with_optional_no_ca(tmp_path: Path, pki: Pki) -> None:

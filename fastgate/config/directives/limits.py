@@ -66,6 +66,9 @@ def limit_zone(kind: str) -> Handler:
             raise d.error(f'"{d.name}" must have "rate" parameter')
         if name in ld.zones:
             raise d.error(f'duplicate zone "{name}"')
+        if name in ld.ocsp_caches:
+            raise d.error(f'the shared memory zone "{name}" is already declared for a '
+                          "different use")
         uses_jwt = any(v.lower().startswith("jwt_") for v in key.variables)
         ld.zones[name] = LimitZone(name, kind, key, size, rate, uses_jwt, sync)
 

@@ -154,20 +154,29 @@ def ssl_ocsp_responder(ld: Context, d: Directive) -> str:
 
 
 def ssl_ocsp_cache(ld: Context, lvl: Level, d: Directive) -> None:
-    """``off`` or ``[shared:]NAME:SIZE`` (nginx's form): answers are kept until their
-    nextUpdate (an hour without one), by each worker."""
+    """``off`` or ``shared:NAME:SIZE`` (nginx's form and words): answers kept until
+    their nextUpdate (an hour without one) in a table every worker shares
+    (``fastgate.ops.ocsp_cache``); servers naming the same cache share it."""
     lvl.once(d)
     value = d.args[0]
     if value == "off":
-        lvl.fields["ssl_ocsp_cache"] = False
+        lvl.fields["ssl_ocsp_cache"] = ""
         return
-    m = re.fullmatch(r"(?:shared:)?([^:]+):(\S+)", value)
+    m = re.fullmatch(r"shared:([^:]+):(\d+)([kKmM]?)", value)
     if m is None:
-        raise d.error(f'invalid value "{value}"')
-    parse_size(d, m.group(2))
-    ld.warn_once('an "ssl_ocsp_cache" is kept by each worker',
-                 "fastgate's workers share no OCSP cache; each keeps the answers it got", d)
-    lvl.fields["ssl_ocsp_cache"] = True
+        raise d.error(f'invalid OCSP cache "{value}"')
+    name = m.group(1)
+    size = int(m.group(2)) * {"": 1, "k": 1024, "m": 1024**2}[m.group(3).lower()]
+    if size < 8 * 4096:  # (nginx: eight pages)
+        raise d.error(f'OCSP cache "{value}" is too small')
+    if name in ld.zones:
+        raise d.error(f'the shared memory zone "{name}" is already declared for a '
+                      "different use")
+    declared = ld.ocsp_caches.setdefault(name, size)
+    if declared != size:
+        raise d.error(f'the size {size} of shared memory zone "{name}" conflicts with '
+                      f"already declared size {declared}")
+    lvl.fields["ssl_ocsp_cache"] = name
 
 
 def ssl_on(ld: Context, lvl: Level, d: Directive) -> None:
