@@ -18,6 +18,7 @@ from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
 from fastgate.proxy.request cimport Request
+from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
 
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy.failure import TIMED_OUT, Recovery
@@ -97,7 +98,9 @@ cdef class ProxyPass:
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
                 or req.override is not None or not pp.as_is or pp.tls_name is not None):
             return self.upstream.proxy(conn, req, loc)
-        peer = self.groups[pp.pool].pick(_monotonic(), _NOT_TRIED, req)
+        cdef UpstreamGroup group = self.groups[pp.pool]
+        cdef Peer peer = group.pick(_monotonic(), _NOT_TRIED, req)
+        cdef UpstreamConnection uconn
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:
@@ -117,8 +120,8 @@ cdef class FastExchange:
     cdef Exchange client  # how the response goes to it (fastgate.http.exchange)
     cdef readonly Request req
     cdef readonly object loc  # Location
-    cdef readonly object peer  # Peer
-    cdef readonly object uconn  # UpstreamConnection
+    cdef readonly Peer peer
+    cdef readonly UpstreamConnection uconn
     cdef double t0
     cdef ResponseHead rhead  # once it has come
     cdef bint head_only
@@ -135,7 +138,7 @@ cdef class FastExchange:
     cdef object mark  # the upstream connection's byte count when this exchange began
     cdef bint handed_over  # the upstream connection went to the task path mid-response
 
-    def __init__(self, upstream, conn, req, loc, peer, uconn):
+    def __init__(self, upstream, conn, req, loc, Peer peer, UpstreamConnection uconn):
         self.upstream = upstream
         self.w = upstream.w
         self.conn = conn
@@ -162,7 +165,7 @@ cdef class FastExchange:
         its common case here without a Python frame (``plan``: the location's
         ``header_plan``)."""
         cdef Request req = self.req
-        uconn = self.uconn
+        cdef UpstreamConnection uconn = self.uconn
         pp = self.loc.proxy_pass
         headers, unsafe, target = upstream_request_head(req, pp, plan)
         if unsafe is not None:
@@ -279,7 +282,7 @@ cdef class FastExchange:
             self.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None))
         self.req.release_conn_slots()  # before the client can have it all and ask again
         self.flush()
-        uconn = self.uconn
+        cdef UpstreamConnection uconn = self.uconn
         if self.client_stalled:
             # the last write filled the client's buffer, and flush stopped reading the
             # upstream: nothing more of this response is to come, and a connection

@@ -1,27 +1,29 @@
+# cython: language_level=3
+# cython: embedsignature=True
 """Upstream groups for one worker: smooth weighted round robin (as nginx), passive
 health (``max_fails``/``fail_timeout``), backup servers, and a keep-alive pool of idle
-connections per server."""
+connections per server.
 
-from __future__ import annotations
+C classes: the callback exchange (``proxy.fast``) picks a server, takes an idle
+connection and gives it back on every request without a Python frame. Their types for
+mypy are in upstream.pyi."""
 
 import asyncio
 import socket
 import ssl
 import time
 from collections import deque
-from typing import Any
 
 from fastgate.config import addresses
-from fastgate.config.model import ProxyBind, Upstream, UpstreamServer, UpstreamTls
 from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
-from fastgate.http.client import HttpClientConnection
-from fastgate.http.engine import ResponseHead
+from fastgate.http.client cimport HttpClientConnection
+from fastgate._wire cimport ResponseHead
+
 from fastgate.proxy import balance
 
-# proxy_bind's (address, port, transparent), and the UpstreamError kind of a bind that
-# failed (a 500, the server not blamed)
-Local = tuple[str, int, bool]
+# proxy_bind's (address, port, transparent), a tuple; and the UpstreamError kind of a
+# bind that failed (a 500, the server not blamed)
 LOCAL = "local"
 _IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)  # Linux's values
 _IPV6_TRANSPARENT = getattr(socket, "IPV6_TRANSPARENT", 75)
@@ -35,11 +37,11 @@ NEXT_STATUSES = frozenset({500, 502, 503, 504, 403, 404, 429})
 CLIENT_GONE = "client prematurely closed connection, so upstream connection is closed too"
 
 
-class UpstreamConnection(HttpClientConnection):
+cdef class UpstreamConnection(HttpClientConnection):
     """One connection to one upstream server, as its pool sees it: the server it goes
     to, how many more requests it may carry and until when, and whether it is busy."""
 
-    def __init__(self, peer: Peer) -> None:
+    def __init__(self, Peer peer):
         super().__init__(peer.group.engine_name)
         self.peer = peer
         # requests it may still carry (upstream keepalive_requests)
@@ -50,37 +52,37 @@ class UpstreamConnection(HttpClientConnection):
         self.busy = False  # carrying an exchange: counted in its peer's ``busy``
         self._loop = asyncio.get_event_loop()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc):
         self.free()
         self.deadline = 0.0
         self.peer.discard(self)
         super().connection_lost(exc)
 
-    def begin(self) -> asyncio.Future[ResponseHead]:
+    def begin(self):
         self.deadline = 0.0
-        return super().begin()
+        return HttpClientConnection.begin(self)
 
-    def close(self) -> None:
+    cpdef close(self):
         self.free()
-        super().close()
+        HttpClientConnection.close(self)
 
-    def abort(self) -> None:
+    cpdef abort(self):
         self.free()
-        super().abort()
+        HttpClientConnection.abort(self)
 
-    def taken(self) -> None:
+    def taken(self):
         """Given an exchange: one more in progress on its server (least_conn, random
         two)."""
         if not self.busy:
             self.busy = True
             self.peer.busy += 1
 
-    def free(self) -> None:
+    cpdef free(self):
         if self.busy:
             self.busy = False
             self.peer.busy -= 1
 
-    def park(self, timeout: float) -> None:
+    cpdef park(self, double timeout):
         """Idle in the pool (made ready for the next exchange): closed after ``timeout``
         seconds if nobody takes it (the worker's clock checks ``deadline``)."""
         if self.busy:  # free(), inline: once per request on the callback path
@@ -89,10 +91,10 @@ class UpstreamConnection(HttpClientConnection):
         self.deadline = self._loop.time() + timeout
 
 
-class Peer:
+cdef class Peer:
     """One server of a group, as this worker sees it."""
 
-    def __init__(self, server: UpstreamServer, group: UpstreamGroup) -> None:
+    def __init__(self, server, UpstreamGroup group):
         self.server = server
         self.address = server.address  # $upstream_addr
         self.group = group
@@ -101,12 +103,12 @@ class Peer:
         self.first_fail = 0.0
         self.down_until = 0.0
         self.busy = 0  # exchanges in progress (nginx's peer->conns)
-        self.idle: deque[UpstreamConnection] = deque()
+        self.idle = deque()  # of UpstreamConnection
 
-    def available(self, now: float) -> bool:
+    cpdef bint available(self, double now):
         return not self.server.down and now >= self.down_until
 
-    def failed(self, now: float) -> None:
+    cpdef failed(self, double now):
         s = self.server
         # nginx: the only server of a group is never considered unavailable
         if s.max_fails == 0 or len(self.group.peers) == 1:
@@ -119,11 +121,12 @@ class Peer:
             self.down_until = now + s.fail_timeout
             self.fails = 0
 
-    def succeeded(self) -> None:
+    def succeeded(self):
         self.fails = 0
 
-    def take_idle(self) -> UpstreamConnection | None:
+    cpdef UpstreamConnection take_idle(self):
         """An idle pooled connection, made ready for an exchange, or None."""
+        cdef UpstreamConnection conn
         idle = self.idle
         while idle:
             conn = idle.pop()
@@ -135,8 +138,7 @@ class Peer:
                 return conn
         return None
 
-    async def connect(self, timeout: float, local: Local | None = None,
-                      ) -> tuple[UpstreamConnection, bool]:
+    async def connect(self, timeout, local=None):
         """An idle pooled connection (reused=True) or a new one, from ``local`` when
         given (proxy_bind; a pooled connection is reused whatever address it left from,
         as nginx's keepalive cache does)."""
@@ -177,9 +179,7 @@ class Peer:
         conn.taken()
         return conn, False
 
-    async def _connect_from(self, loop: asyncio.AbstractEventLoop, local: Local,
-                            tls: ssl.SSLContext | None, hostname: str | None,
-                            ) -> tuple[asyncio.Transport, UpstreamConnection]:
+    async def _connect_from(self, loop, local, tls, hostname):
         host, port, transparent = local
         family = socket.AF_INET6 if ":" in self.server.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -202,7 +202,7 @@ class Peer:
             raise
 
 
-    def release(self, conn: UpstreamConnection, head: ResponseHead) -> None:
+    cpdef release(self, UpstreamConnection conn, ResponseHead head):
         """After an exchange: back to the pool if it can carry another, else closed."""
         up = self.group.upstream
         conn.exchanges_left -= 1
@@ -214,28 +214,27 @@ class Peer:
         else:
             conn.close()
 
-    def discard(self, conn: UpstreamConnection) -> None:
+    def discard(self, conn):
         try:
             self.idle.remove(conn)
         except ValueError:
             pass
 
-    def expire_idle(self, now: float) -> None:
+    def expire_idle(self, now):
         for conn in [c for c in self.idle if 0.0 < c.deadline <= now]:
             conn.close()
 
-    def close_idle(self) -> None:
+    def close_idle(self):
         while self.idle:
             self.idle.pop().close()
 
 
-class UpstreamGroup:
+cdef class UpstreamGroup:
     """One pool of an upstream block: its servers as this worker sees them. An
     ``https://`` proxy_pass has a pool of its own per distinct TLS setting, so a
     plain and a TLS connection are never mixed."""
 
-    def __init__(self, upstream: Upstream, engine_name: str,
-                 tls: UpstreamTls | None = None) -> None:
+    def __init__(self, upstream, str engine_name, tls=None):
         self.upstream = upstream
         self.engine_name = engine_name
         self.tls = upstream_context(tls) if tls is not None else None
@@ -253,11 +252,10 @@ class UpstreamGroup:
         self._method = (balance.method(b, self.primary)
                         if b is not None and not self._least_conn else None)
 
-    def pick(self, now: float, exclude: set[Peer] | frozenset[Peer],
-             req: Any = None) -> Peer | None:
+    cpdef Peer pick(self, double now, exclude, req=None):
         """A live server not in ``exclude``, by the block's balancing method (smooth
         weighted round robin unless it names one): a primary one, else a backup."""
-        only = self._only
+        cdef Peer only = self._only
         if only is not None:
             return only if only not in exclude and only.available(now) else None
         if self._method is not None:
@@ -266,17 +264,15 @@ class UpstreamGroup:
         return pick(self.primary, now, exclude) or pick(self.backup, now, exclude)
 
     @property
-    def peers(self) -> list[Peer]:
+    def peers(self):
         return self.primary + self.backup
 
-    def close(self) -> None:
+    def close(self):
         for p in self.peers:
             p.close_idle()
 
 
-def build_groups(upstreams: dict[str, Upstream], engine: str,
-                 tls_pools: dict[str, tuple[str, UpstreamTls]] | None = None,
-                 ) -> dict[str, UpstreamGroup]:
+def build_groups(upstreams, engine, tls_pools=None):
     """Every pool by name (``ProxyPass.pool``): each upstream block's, and one per
     https:// setting."""
     groups = {name: UpstreamGroup(u, engine) for name, u in upstreams.items()}
@@ -285,7 +281,7 @@ def build_groups(upstreams: dict[str, Upstream], engine: str,
     return groups
 
 
-def local_address(bind: ProxyBind | None, req: Any, log: Any, conn: Any) -> Local | None:
+def local_address(bind, req, log, conn):
     """proxy_bind's address for this request: None when unset, empty, or (logged) not an
     address, as nginx's ngx_http_upstream_set_local."""
     if bind is None:

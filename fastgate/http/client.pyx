@@ -1,3 +1,5 @@
+# cython: language_level=3
+# cython: embedsignature=True
 """One HTTP/1.1 connection to an upstream server, as the client side: the engine frames
 the requests and parses the responses, the write gate applies back-pressure, and the
 layers above send and receive through its methods, never through the engine or the
@@ -6,41 +8,42 @@ transport. A 101 turns it into one side of a raw tunnel.
 A response reaches either the task path (``begin()``'s future for the head, then
 ``body``, a ``BodyBuffer``) or a callback exchange that ``attach``-ed itself (the
 engine then calls it directly, one call per event instead of two).
+
+A C class (its fields and the pool's per-request calls without a Python frame): the
+callback exchange (``proxy.fast``) and the pool (``proxy.upstream``) call it on every
+request. Its types for mypy are in client.pyi.
 """
 
-from __future__ import annotations
-
 import asyncio
-from collections.abc import Awaitable
-from typing import Any
 
 from fastgate.errors import UpstreamError
-from fastgate.http.buffered_body import BufferedBody, KeptBodyError
-from fastgate.http.engine import Headers, ProtocolError, ResponseHead
+from fastgate.http.buffered_body import KeptBodyError
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
 
 
-class HttpClientConnection(asyncio.Protocol):
-    """Carries one exchange at a time; ``engine_name`` names the HTTP/1.1 engine."""
+cdef class HttpClientConnection:
+    """Carries one exchange at a time; ``engine_name`` names the HTTP/1.1 engine.
+    (An asyncio protocol by its methods: a C class cannot derive from
+    ``asyncio.Protocol``, and nothing asks.)"""
 
-    def __init__(self, engine_name: str) -> None:
+    def __init__(self, str engine_name):
         self.engine = client_engine(engine_name, self)
-        self.transport: asyncio.Transport | None = None
+        self.transport = None
         self.gate = WriteGate()
         self.closed = False
         self.received = 0
-        self.head: asyncio.Future[ResponseHead] | None = None
-        self.body: BodyBuffer | None = None
-        self.tunnel: Any = None  # the client connection once a 101 switched protocols
-        self.sink: Any = None  # a callback exchange that takes the events
+        self.head = None  # asyncio.Future[ResponseHead] of the task path's exchange
+        self.body = None  # BodyBuffer
+        self.tunnel = None  # the client connection once a 101 switched protocols
+        self.sink = None  # a callback exchange that takes the events
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, transport):
+        self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data):
         if self.tunnel is not None:
             self.tunnel.tunnel_write(data)
             return
@@ -59,7 +62,7 @@ class HttpClientConnection(asyncio.Protocol):
             return
         self.engine.feed(data)
 
-    def eof_received(self) -> bool:
+    def eof_received(self):
         if self.tunnel is not None:
             self.tunnel.tunnel_eof()
             return True
@@ -67,7 +70,7 @@ class HttpClientConnection(asyncio.Protocol):
             self.engine.feed(b"")
         return False
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc):
         self.closed = True
         error = UpstreamError("reset", "upstream closed the connection")
         self.gate.close(StreamClosed("upstream closed"))
@@ -84,15 +87,15 @@ class HttpClientConnection(asyncio.Protocol):
             except Exception as e:
                 sink.crashed(e)
 
-    def pause_writing(self) -> None:
+    def pause_writing(self):
         self.gate.pause()
 
-    def resume_writing(self) -> None:
+    def resume_writing(self):
         self.gate.resume()
 
     # --- the engine's callbacks -------------------------------------------------------------
 
-    def on_response(self, head: ResponseHead) -> None:
+    def on_response(self, head):
         if self.sink is not None:
             self.sink.on_response(head)
             return
@@ -101,7 +104,7 @@ class HttpClientConnection(asyncio.Protocol):
         if self.head is not None and not self.head.done():
             self.head.set_result(head)
 
-    def on_informational(self, head: ResponseHead) -> None:
+    def on_informational(self, head):
         if self.sink is not None:
             self.sink.on_informational(head)
             return
@@ -109,25 +112,25 @@ class HttpClientConnection(asyncio.Protocol):
             self.head.set_result(head)
         # other 1xx (100, 103) are not forwarded, as nginx does
 
-    def on_body(self, data: bytes) -> None:
+    def on_body(self, data):
         if self.sink is not None:
             self.sink.on_body(data)
         elif self.body is not None:
             self.body.push(data)
 
-    def on_end(self) -> None:
+    def on_end(self):
         if self.sink is not None:
             self.sink.on_end()
         elif self.body is not None:
             self.body.finish()
 
-    def on_whole(self, head: ResponseHead, body: bytes) -> None:
+    def on_whole(self, head, body):
         self.on_response(head)
         if body:
             self.on_body(body)
         self.on_end()
 
-    def on_error(self, error: ProtocolError) -> None:
+    def on_error(self, error):
         if self.sink is not None:
             self.sink.on_error(error)
             return
@@ -140,22 +143,22 @@ class HttpClientConnection(asyncio.Protocol):
 
     # --- receiving ---------------------------------------------------------------------------
 
-    def attach(self, sink: Any) -> None:
+    cpdef attach(self, sink):
         """A callback exchange takes this connection's events straight from the engine."""
         self.sink = sink
         self.engine.bind(sink)
 
-    def detach(self) -> None:
+    cpdef detach(self):
         self.sink = None
         self.engine.bind(self)
 
-    def begin(self) -> asyncio.Future[ResponseHead]:
+    def begin(self):
         """The task path's exchange starts: the response head will be this future's."""
         self.head = asyncio.get_running_loop().create_future()
         self.body = None
         return self.head
 
-    def ready_for_next(self) -> bool:
+    cpdef bint ready_for_next(self):
         """After an exchange: if its response ended cleanly and nothing followed it,
         the connection is made ready to carry another request (True)."""
         engine = self.engine
@@ -166,22 +169,22 @@ class HttpClientConnection(asyncio.Protocol):
         engine.start_next()
         return True
 
-    def trailing_data(self) -> bytes:
+    def trailing_data(self):
         """What the server sent after a 101's head: the tunnel's first bytes."""
         return bytes(self.engine.trailing_data())
 
-    def pause_reading(self) -> None:
+    cpdef pause_reading(self):
         if self.transport is not None and not self.closed:
             self.transport.pause_reading()
 
-    def resume_reading(self) -> None:
+    cpdef resume_reading(self):
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
     # --- sending -----------------------------------------------------------------------------
 
-    def send_request(self, method: bytes, target: bytes, headers: Headers,
-                     length: int | None, body: bytes = b"") -> None:
+    cpdef send_request(self, bytes method, bytes target, list headers, length,
+                       bytes body=b""):
         """A whole request, in one write (``length``: its Content-Length, -1 for none)."""
         engine = self.engine
         out = engine.send_head(method, target, headers, length)
@@ -190,19 +193,18 @@ class HttpClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:  # (write(), inline: hot)
             self.transport.write(out + engine.send_end())
 
-    def send_head(self, method: bytes, target: bytes, headers: Headers,
-                  length: int | None) -> None:
+    def send_head(self, method, target, headers, length):
         """A request head; its body follows with ``send_body``/``send_end`` (``length``
         None: chunked), or a tunnel after a 101."""
         self.write(self.engine.send_head(method, target, headers, length))
 
-    def send_body(self, data: bytes) -> None:
+    def send_body(self, data):
         self.write(self.engine.send_body(data))
 
-    def send_end(self) -> None:
+    def send_end(self):
         self.write(self.engine.send_end())
 
-    async def send_kept_body(self, body: BufferedBody, timeout: float) -> None:
+    async def send_kept_body(self, body, timeout):
         """A body kept in a file, read back as fast as the server takes it, then the
         request's end: TimeoutError after ``timeout`` seconds without progress,
         StreamClosed when the connection is lost, KeptBodyError (the connection
@@ -216,21 +218,21 @@ class HttpClientConnection(asyncio.Protocol):
             raise
         self.send_end()
 
-    def wait_writable(self, timeout: float) -> Awaitable[None]:
+    def wait_writable(self, timeout):
         """Awaitable: done when the server takes more; TimeoutError after ``timeout``,
         StreamClosed when the connection is lost."""
         return self.gate.wait(timeout)
 
-    def write(self, data: bytes) -> None:
+    cpdef write(self, data):
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
 
-    def close(self) -> None:
+    cpdef close(self):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
 
-    def abort(self) -> None:
+    cpdef abort(self):
         if self.transport is not None:
             self.closed = True
             self.transport.abort()
