@@ -37,7 +37,8 @@ EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/http/httptools_engine.pyx fastgate/http/exchange.pyx \
            fastgate/http/exchange.pxd fastgate/ops/counters.pyx \
            fastgate/ops/limit_table.pyx fastgate/http/client.pyx fastgate/http/client.pxd \
-           fastgate/proxy/upstream.pyx fastgate/proxy/upstream.pxd
+           fastgate/proxy/upstream.pyx fastgate/proxy/upstream.pxd \
+           fastgate/http/server.pyx fastgate/http/server.pxd
 
 $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"

@@ -30,6 +30,7 @@ extensions = [
     Extension("fastgate.http.httptools_engine", ["fastgate/http/httptools_engine.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.http.client", ["fastgate/http/client.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.http.server", ["fastgate/http/server.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.upstream", ["fastgate/proxy/upstream.pyx"],
               extra_compile_args=["-O3"]),
 ]

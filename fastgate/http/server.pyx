@@ -1,3 +1,6 @@
+# cython: language_level=3
+# cython: embedsignature=True
+# cython: annotation_typing=False
 """One client connection, driven by the engine's callbacks: a request is dispatched as
 soon as its head is parsed, pipelined requests are answered in order (the engine holds
 the next one back until ``request_done``), timeouts are timers rather than waiting
@@ -6,6 +9,10 @@ close or becomes a raw tunnel after an upgrade.
 
 The common request (no body, proxied to a pooled upstream connection) runs entirely in
 callbacks; everything else runs as one task per request (``fastgate.proxy.phases``).
+
+A C class (its fields in server.pxd): uvloop and the engine call it for every read and
+every request, and a C method is entered without a Python frame. The annotations are
+the types mypy reads (server.pyi), not Cython's (annotation_typing is off).
 """
 
 from __future__ import annotations
@@ -47,19 +54,8 @@ def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int, str] | None:
     return (der, *openssl.verify_result(tls))
 
 
-class ClientConnection(asyncio.Protocol):
-    # slotted: an idle keep-alive connection is mostly this object (no per-instance
-    # dict), and its attributes are read on every request
-    __slots__ = ("_born", "_certificate", "_dispatching", "_given_header", "_got_bytes",
-                 "_discarding", "_h2", "_held_back", "_http2", "_last", "_linger_until",
-                 "_lingering", "_loop", "_lost",
-                 "_next_on_drain", "_ocsp", "_peer_eof", "_protocol", "_proxy_header",
-                 "_settings", "_starting_next", "_tunnel", "body",
-                 "closed", "connection_id", "deadline", "engine", "engine_name",
-                 "exchange", "gate", "handler", "idle", "info", "observer", "pipelined",
-                 "policy",
-                 "remote_addr", "remote_port", "requests", "scheme", "server_addr",
-                 "server_port", "transport")
+cdef class ClientConnection:
+    # (an asyncio protocol by its methods: a C class cannot derive from asyncio.Protocol)
 
     def __init__(self, handler: RequestHandler[ClientConnection],
                  observer: ConnectionObserver[ClientConnection], policy: ConnectionPolicy,
@@ -85,20 +81,20 @@ class ClientConnection(asyncio.Protocol):
         # is handed over while the engine starts the next request, not as bytes arrive
         self.pipelined = False
         self._starting_next = False
-        self.transport: asyncio.Transport | None = None
-        self.engine: Any = None
+        self.transport = None
+        self.engine = None
         self.gate = WriteGate()
         self.closed = False
-        self.body: BodyBuffer | None = None
+        self.body = None
         self.idle = True  # between requests: a graceful stop may close it at once
         # how the layers above answer: made with the engine (``fastgate.http.exchange``)
-        self.exchange: Exchange | None = None
-        self._lost: asyncio.Future[None] | None = None  # made when a task asks
+        self.exchange = None
+        self._lost = None  # made when a task asks
         self.remote_addr = ""
         self.remote_port = 0
         self.server_addr = ""
         self.server_port = port
-        self.info: ConnectionInfo | None = None  # once connection_made knows the addresses
+        self.info = None  # once connection_made knows the addresses
         # timeouts are deadlines the worker's clock checks (no timer per request)
         self.deadline = 0.0
         self._loop = asyncio.get_event_loop()
@@ -110,24 +106,24 @@ class ClientConnection(asyncio.Protocol):
         self._discarding = False
         self._linger_until = 0.0  # lingering or discarding ends by then (lingering_time)
         self._peer_eof = False  # the client has closed its side
-        self._tunnel: Any = None
+        self._tunnel = None
         self._dispatching = False
         self._held_back = False  # reading paused: the engine holds a later request
         self._next_on_drain = False  # the next request waits for the client to read
         self._settings = policy
         # keepalive_* and lingering_* of the request in progress: the default server's
         # until its location is known (located), as nginx reads them from that location
-        self.policy: RequestPolicy = policy.conn_policy
+        self.policy = policy.conn_policy
         self._last = False  # the request being answered is the connection's last
         # the PROXY protocol header read so far, until it is whole (None: not expected,
         # or read before a TLS handshake: then it is _given_header)
-        self._proxy_header: bytes | None = b"" if proxy_protocol else None
-        self._given_header: ProxyHeader | None = None
+        self._proxy_header = b"" if proxy_protocol else None
+        self._given_header = None
         self._http2 = http2
-        self._h2: Any = None  # the HTTP/2 connection that took this one over
+        self._h2 = None  # the HTTP/2 connection that took this one over
         self._protocol = protocol
         self._certificate = certificate
-        self._ocsp: asyncio.Task[str] | None = None  # the certificate's status, asked
+        self._ocsp = None  # the certificate's status, asked
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 

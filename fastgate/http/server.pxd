@@ -1,0 +1,44 @@
+cdef class ClientConnection:
+    cdef public object handler  # RequestHandler
+    cdef public object observer  # ConnectionObserver (the worker)
+    cdef public str engine_name
+    cdef public str scheme
+    cdef public object connection_id
+    cdef public Py_ssize_t requests
+    cdef public bint pipelined
+    cdef public object transport
+    cdef public object engine
+    cdef public object gate
+    cdef public bint closed
+    cdef public object body  # BodyBuffer of the request in progress
+    cdef public bint idle
+    cdef public object exchange  # http.exchange.Exchange
+    cdef public object remote_addr
+    cdef public object remote_port
+    cdef public object server_addr
+    cdef public object server_port
+    cdef public object info  # _wire.ConnectionInfo
+    cdef public double deadline
+    cdef public object policy  # RequestPolicy of the request in progress
+    cdef object _lost
+    cdef object _loop
+    cdef bint _starting_next
+    cdef bint _got_bytes
+    cdef double _born
+    cdef bint _lingering
+    cdef bint _discarding
+    cdef double _linger_until
+    cdef bint _peer_eof
+    cdef object _tunnel
+    cdef bint _dispatching
+    cdef bint _held_back
+    cdef bint _next_on_drain
+    cdef object _settings
+    cdef bint _last
+    cdef object _proxy_header
+    cdef object _given_header
+    cdef object _http2
+    cdef object _h2
+    cdef str _protocol
+    cdef object _certificate
+    cdef object _ocsp
