@@ -71,9 +71,12 @@ class JWTError(FastgateError):
     reason = "JWT: invalid token"
     status = 401
 
-    def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.reason)
-        self.detail = detail
+    # made with the detail, if any, as its one argument — and no __init__ of its own:
+    # one is made on every refusal, and BaseException's constructor is C (no frame)
+    @property
+    def detail(self) -> str:
+        """What the reason alone does not say ("" when nothing)."""
+        return str(self.args[0]) if self.args else ""
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.detail}" if self.detail else self.reason
