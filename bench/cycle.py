@@ -117,8 +117,9 @@ async def main(args: argparse.Namespace) -> None:
         client_out.out.clear()
 
     if args.refused:
-        # answered inside the request's dispatch, the connection takes the next request
-        # from the loop (ClientConnection.request_done): one loop turn per request
+        # answered inside the request's dispatch, the connection is ready for the next
+        # request once the engine's feed returns (ClientConnection.request_done); a loop
+        # turn each all the same, as under load, where each request is a read of its own
         async def turns(n: int) -> float:
             t0 = time.perf_counter()
             for _ in range(n):

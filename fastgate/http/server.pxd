@@ -31,6 +31,8 @@ cdef class ClientConnection:
     cdef bint _peer_eof
     cdef object _tunnel
     cdef bint _dispatching
+    cdef bint _feeding
+    cdef bint _answered_early
     cdef bint _held_back
     cdef bint _next_on_drain
     cdef object _settings

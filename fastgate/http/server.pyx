@@ -108,6 +108,8 @@ cdef class ClientConnection:
         self._peer_eof = False  # the client has closed its side
         self._tunnel = None
         self._dispatching = False
+        self._feeding = False  # the engine is parsing bytes data_received gave it
+        self._answered_early = False  # a request was answered inside its dispatch
         self._held_back = False  # reading paused: the engine holds a later request
         self._next_on_drain = False  # the next request waits for the client to read
         self._settings = policy
@@ -246,11 +248,20 @@ cdef class ClientConnection:
             return  # (past lingering_time: closed, and nothing more is parsed)
         self._got_bytes = True
         engine = self.engine
+        self._feeding = True
         try:
             engine.feed(data)
+            # requests answered inside their dispatch (a refusal, a return): the next
+            # one is taken here, once the engine is out of its callbacks — in a loop,
+            # not a recursion, however many were pipelined
+            while self._answered_early:
+                self._answered_early = False
+                self._after_response()
         except Exception as e:  # a bug: it costs this connection, never the event loop
             self._crashed(e)
             return
+        finally:
+            self._feeding = False
         if engine.backlogged and self.transport is not None:
             # pipelined requests wait in the engine: read no more until they are served
             # (again if a body's flow control resumed reading in between)
@@ -444,8 +455,12 @@ cdef class ClientConnection:
             self.observer.idle(1)
         if self._dispatching:
             # answered inside dispatch, before the engine has even reported the end of
-            # the request: decide from the loop, not from deeper in this stack
-            asyncio.get_running_loop().call_soon(self._after_response)
+            # the request: decided once the engine's feed returns (data_received), or
+            # from the loop — never from deeper in this stack
+            if self._feeding:
+                self._answered_early = True
+            else:
+                asyncio.get_running_loop().call_soon(self._after_response)
         else:
             self._after_response()
 

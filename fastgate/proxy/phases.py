@@ -224,7 +224,9 @@ class Phases:
              status: int) -> Outcome:
         """Answer ``status``, through ``error_page`` when one matches (once per request,
         as nginx's ``recursive_error_pages off``)."""
-        page = loc.settings.error_page_for(status) if not req.redirected else None
+        s = loc.settings
+        # (most locations have no error_page: no call for them)
+        page = s.error_page_for(status) if s.error_page and not req.redirected else None
         if page is None:
             self.respond.respond_error(conn, req, loc, status)
             return DONE

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fastgate import userid
-from fastgate._wire import field_value
+from fastgate._wire import REASONS, field_value
 from fastgate.http.engine import Headers, ProtocolError
 from fastgate.proxy import charset, xslt
 from fastgate.proxy.accel import carry
@@ -22,7 +22,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.held import Failed, Held
 from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
-from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body, reason
+from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body
 from fastgate.proxy.steps import DONE
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ class Responder:
         engine frames it, chunked), as nginx sends a body a filter has changed;
         ``filtered``: the body has been through the location's filters
         (``proxy.output``), and ``content_type`` is as they left it."""
-        status = final_status(req, status)
+        if req.override is not None:  # final_status, inline: every page of ours
+            status = req.override
         req.status = status
         headers: Headers = [(b"Server", b"fastgate"), (b"Date", self.w.http_date())]
         if content_type is not None:
@@ -96,7 +97,8 @@ class Responder:
                 length = None  # as nginx: the length is cleared, the body chunked
         req.sent_headers = headers
         try:
-            out = exchange.respond(status, reason(status), headers, length, head_only)
+            out = exchange.respond(status, REASONS.get(status, b""), headers, length,
+                                   head_only)
         except ProtocolError:
             exchange.abort()
             return
@@ -194,7 +196,7 @@ class Responder:
             conn.page = True
         if status in ENDS_CONNECTION:
             conn.close_after_response()
-        shown = final_status(req, status)
+        shown = status if req.override is None else req.override
         if shown in SPECIAL:  # 400 with nginx's text
             self.send(conn, req, loc, 400, error_body(shown), b"text/html")
             return

@@ -30,7 +30,6 @@ BUILT_FROM = {
     ("Settings", "auth_jwt_cache"): "config/merge.py",
     ("Settings", "auth_jwt_issuer"): "config/merge.py",
     ("Settings", "auth_jwt_audience"): "config/merge.py",
-    ("Settings", "error_page"): "config/model.py",  # error_page_for
     ("Location", "children"): "config/model.py",  # LocationTree.find
     # the tree's own tables: read by its find
     ("LocationTree", "prefixes"): "config/model.py",
