@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from fastgate._wire import HttpDate, screen_headers
+from fastgate._wire import HttpDate, screen_headers, split_target
 from fastgate.config.hostnames import HostTable
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.config.regex import compile_regex
@@ -20,7 +20,7 @@ from fastgate.http.http2 import Http2Connection, Http2Limits, Preface
 from fastgate.http.ocsp import FAILED as OCSP_FAILED
 from fastgate.http.ocsp import OcspChecker, OcspError
 from fastgate.http.server import ClientConnection
-from fastgate.http.uri import parse_target
+from fastgate.http.uri import parse_target_fully
 from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
 from fastgate.ops.cluster_limits import LimitSync
@@ -403,18 +403,22 @@ class AddressHandler:
                                           whole=True),
                       vhosts)
             return
-        try:
-            target = parse_target(head.target, method, vhosts.merge_slashes)
-        except ProtocolError as e:
-            w._refuse(conn, e, vhosts)
-            return
+        # (http.uri.parse_target, inline: the usual target is split in C without a call)
+        target: tuple[str, str, str | None] | None = split_target(head.target)
+        if target is None:
+            try:
+                target = parse_target_fully(head.target, method, vhosts.merge_slashes)
+            except ProtocolError as e:
+                w._refuse(conn, e, vhosts)
+                return
         req = Request(head, target, conn)
         if req.host is None:
             where = "in request line" if target[2] is not None else "header"
             w._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400, whole=True),
                       vhosts)
             return
-        server = vhosts.select(req.host)
+        only = vhosts.only  # (one server on the address: no call)
+        server = only if only is not None else vhosts.select(req.host)
         s = server.settings
         if s.conn_policy is not conn.policy:  # (until a location's says otherwise)
             conn.located(s.conn_policy)

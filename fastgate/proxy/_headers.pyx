@@ -103,10 +103,15 @@ cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes 
     only as the plan sets them (the usual WebSocket configuration)."""
     cdef list out = _forward_into([], client_headers, drop)
     cdef list unsafe = None
-    cdef tuple item
+    cdef tuple item, parts
     cdef str value
     for item in plan:
-        value = item[3].render(request)
+        # Template.render, inline for the usual one-part value ($jwt_claim_sub)
+        parts = item[3].parts
+        if len(parts) == 1:
+            value = parts[0] if type(parts[0]) is str else parts[0](request)
+        else:
+            value = item[3].render(request)
         raw = _field_value(value) if value else None
         if raw is None:
             if value:
