@@ -456,8 +456,10 @@ cdef class ClientConnection:
         if self._dispatching:
             # answered inside dispatch, before the engine has even reported the end of
             # the request: decided once the engine's feed returns (data_received), or
-            # from the loop — never from deeper in this stack
-            if self._feeding:
+            # from the loop — never from deeper in this stack. (An HTTP/2 stream's
+            # connection is fed from inside its connection's frame handling: from the
+            # loop, so that nothing of that connection changes under it.)
+            if self._feeding and not self._protocol:
                 self._answered_early = True
             else:
                 asyncio.get_running_loop().call_soon(self._after_response)
