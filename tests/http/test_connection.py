@@ -275,3 +275,38 @@ def test_a_dripping_discarded_body_is_cut_at_lingering_time(tmp_path: Path, engi
 
     took, closed = _run(main())
     assert closed and 0.9 <= took < 2
+
+
+PIPELINED = """
+upstream be { server 127.0.0.1:9; keepalive 8; }
+server { listen 127.0.0.1:8080; keepalive_requests 100000;
+  location /api/ { auth_jwt on; auth_jwt_key "0123456789abcdef0123456789abcdef";
+                   proxy_pass http://be; }
+}"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_refusals_pipelined_in_one_read_are_answered_at_once_in_a_loop(
+        tmp_path: Path, engine: str) -> None:
+    """Requests answered inside their dispatch (here 401s), many pipelined in one read:
+    each is answered, in order, before data_received returns — the next request is
+    taken when the engine's feed returns, in a loop (2,000 of them would pass the
+    recursion limit were it a recursion), not one per loop turn — and nothing of them
+    reaches the upstream."""
+    n = 2000
+
+    async def main() -> tuple[bytes, bytes, bool]:
+        sc = Scenario(tmp_path, engine, PIPELINED, "task")
+        try:
+            sc.pool("be")
+            assert sc.upstream_out is not None
+            sc.client.data_received(b"".join(
+                b"GET /api/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n)))
+            answered = sc.client_out.bytes()  # (no loop turn yet)
+            return answered, sc.upstream_out.bytes(), sc.client_out.closed
+        finally:
+            sc.close()
+
+    out, upstream, closed = asyncio.run(main())
+    assert out.count(b"HTTP/1.1 401 Unauthorized") == n and not closed
+    assert upstream == b""
