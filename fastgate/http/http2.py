@@ -44,22 +44,22 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 LINGERING_TIME = 5.0
 
 # fields HTTP/2 does not carry (RFC 9113 8.2.2): dropped from the answers, as is a TE
-# that says anything but "trailers" (an upstream's, passed on by the proxy as nginx
-# does: HTTP/2 would make the whole answer malformed)
+# that says anything but "trailers" (add_header's: HTTP/2 would make the whole answer
+# malformed)
 _CONNECTION_FIELDS = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                                 b"transfer-encoding", b"upgrade"})
-
-
-def _carried(fields: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """An answer's fields (h11's: names in lower case) that HTTP/2 carries."""
-    return [(n, v) for n, v in fields if n not in _CONNECTION_FIELDS
-            and (n != b"te" or v.lower() == b"trailers")]
 # a stream's answer waiting for the client's window past this: its writer is paused
 _HIGH = 64 * 1024
 _LOW = 16 * 1024
 _MAX_WINDOW = 2**31 - 1
 # an answer's head as the request path writes it may be long (many Set-Cookie)
 _MAX_HEAD = 1 << 20
+
+
+def _carried(fields: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An answer's fields (h11's: names in lower case) that HTTP/2 carries."""
+    return [(n, v) for n, v in fields if n not in _CONNECTION_FIELDS
+            and (n != b"te" or v.lower() == b"trailers")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +177,7 @@ class Stream(asyncio.Transport):
         another status line follows."""
         end = data.find(b"\r\n")
         if end < 12 or not data.startswith(b"HTTP/1.1 "):
+            self.line_next = False  # (not a line of ours: the parser reads it whole)
             return data
         self.line_next = data[9:10] == b"1"
         return data[:12] + data[end:]

@@ -10,6 +10,7 @@ cdef class UpstreamConnection(HttpClientConnection):
     cdef public bint busy  # carrying an exchange: counted in its peer's busy
     cdef object _loop
 
+    cpdef taken(self)
     cpdef free(self)
     cpdef park(self, double timeout)
 

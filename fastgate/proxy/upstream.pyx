@@ -70,7 +70,7 @@ cdef class UpstreamConnection(HttpClientConnection):
         self.free()
         HttpClientConnection.abort(self)
 
-    def taken(self):
+    cpdef taken(self):
         """Given an exchange: one more in progress on its server (least_conn, random
         two)."""
         if not self.busy:
@@ -85,9 +85,7 @@ cdef class UpstreamConnection(HttpClientConnection):
     cpdef park(self, double timeout):
         """Idle in the pool (made ready for the next exchange): closed after ``timeout``
         seconds if nobody takes it (the worker's clock checks ``deadline``)."""
-        if self.busy:  # free(), inline: once per request on the callback path
-            self.busy = False
-            self.peer.busy -= 1
+        self.free()
         self.deadline = self._loop.time() + timeout
 
 
@@ -132,9 +130,7 @@ cdef class Peer:
             conn = idle.pop()
             if not conn.closed:
                 conn.deadline = 0.0  # no longer idle: the clock leaves it alone
-                if not conn.busy:  # conn.taken(), inline: once per request
-                    conn.busy = True
-                    self.busy += 1
+                conn.taken()
                 return conn
         return None
 
