@@ -14,13 +14,12 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Gateway, free_port
+from conftest import Gateway, free_port, terminate, wait_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -295,31 +294,61 @@ def test_incompatible_with_optional_no_ca(tmp_path: Path, pki: Pki) -> None:
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+def _distinct_ports(taken: set[int]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    while len(ports) < len(PORTS):
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            ports[PORTS[len(ports)]] = port
+    return ports
+
+
+def _start_nginx(home: Path, pki: Pki, tmp: Path, backend: int,
+                 taken: set[int]) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    """nginx listening on every port of ``PORTS``; a port another test took between
+    picking and binding makes nginx exit, and it is tried again on new ports."""
+    for _ in range(3):
+        ports = _distinct_ports(taken)
+        (home / "nginx.conf").write_text(
+            f"daemon off; master_process off; worker_processes 1; user root; "
+            f"pid {home}/nginx.pid; error_log {home}/error.log info; events {{ }}\n"
+            f"http {{ access_log off; resolver 127.0.0.1; "
+            f"{_servers(pki, tmp, backend, ports)} }}")
+        nginx = subprocess.Popen([NGINX, "-p", str(home), "-c", str(home / "nginx.conf")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for port in ports.values():
+                wait_port(port, nginx)
+            if nginx.poll() is None:  # not another process's listener answering
+                return nginx, ports
+        except RuntimeError:
+            terminate(nginx)
+    log = home / "error.log"
+    raise RuntimeError(f"nginx did not start: {log.read_text() if log.exists() else ''}")
+
+
 @pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is installed by make test")
 def test_nginx_answers_the_same(tmp_path: Path, pki: Pki, engine: str) -> None:
     be = RawBackend()
-    fg_ports = {name: free_port() for name in PORTS}
-    ng_ports = {name: free_port() for name in PORTS}
+    taken: set[int] = set()
     home = tmp_path / "nginx"
     home.mkdir()
-    (home / "nginx.conf").write_text(
-        f"daemon off; master_process off; worker_processes 1; user root; "
-        f"pid {home}/nginx.pid; error_log {home}/error.log info; events {{ }}\n"
-        f"http {{ access_log off; resolver 127.0.0.1; "
-        f"{_servers(pki, tmp_path, be.port, ng_ports)} }}")
-    nginx = subprocess.Popen([NGINX, "-p", str(home), "-c", str(home / "nginx.conf")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gw = Gateway(tmp_path, f"http {{ access_log off; "
-                 f"{_servers(pki, tmp_path, be.port, fg_ports)} }}", fg_ports["on"],
-                 extra_args=["--http-engine", engine])
     try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", ng_ports["on"]), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        nginx, ng_ports = _start_nginx(home, pki, tmp_path, be.port, taken)
+    except BaseException:
+        be.stop()
+        raise
+    fg_ports = _distinct_ports(taken)
+    try:
+        gw = Gateway(tmp_path, f"http {{ access_log off; "
+                     f"{_servers(pki, tmp_path, be.port, fg_ports)} }}", fg_ports["on"],
+                     extra_args=["--http-engine", engine])
+    except BaseException:
+        terminate(nginx)
+        be.stop()
+        raise
+    try:
         for name in PORTS:
             for who in ("alice", "eve", "uma", "bob", "dave", "aia", "noaia", None):
                 if name == "aia" and who != "aia" and who != "noaia":
@@ -328,8 +357,7 @@ def test_nginx_answers_the_same(tmp_path: Path, pki: Pki, engine: str) -> None:
                 have = _get(fg_ports[name], pki, who, "/")
                 assert _status_and_body(have) == _status_and_body(want), (name, who)
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        terminate(nginx)
         gw.stop()
         be.stop()
 
