@@ -732,3 +732,90 @@ class Map:
                 finally:
                     r.captures = saved
         return self.default.render(r)
+
+
+# --- the stream block's variables -----------------------------------------------------------
+# nginx's ngx_stream_variables.c and its modules' (proxy, upstream, ssl_preread): a
+# namespace of their own, read from a stream session (``proxy.stream.Session``)
+
+
+class Found(str):
+    """A value that is there though it may be empty (nginx's variable found with zero
+    length): an access log writes nothing for it, where it writes "-" for a value that
+    is not there."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _preread(field: str) -> Getter:
+    """``$ssl_preread_*``: there (perhaps empty) once a ClientHello was read, or part
+    of one when prereading ended; not there when the bytes were not a ClientHello."""
+
+    def get(r: Any) -> str:
+        p = r.preread
+        return Found(getattr(p, field)) if p is not None else ""
+
+    return get
+
+
+def _stream_time(r: Any) -> str:
+    return f"{time.monotonic() - r.started:.3f}"
+
+
+def _stream_proxy_protocol(r: Any) -> Any:
+    return r.proxy_protocol or _NO_PROXY_HEADER
+
+
+STREAM_BUILTIN: dict[str, Getter] = {
+    "remote_addr": lambda r: r.remote_addr,
+    "binary_remote_addr": lambda r: r.remote_addr,
+    "remote_port": lambda r: str(r.remote_port) if r.remote_port else "",
+    "server_addr": lambda r: r.server_addr,
+    "server_port": lambda r: str(r.server_port),
+    "proxy_protocol_addr": lambda r: _stream_proxy_protocol(r).addr,
+    "proxy_protocol_port": lambda r: _port(_stream_proxy_protocol(r).port),
+    "proxy_protocol_server_addr": lambda r: _stream_proxy_protocol(r).server_addr,
+    "proxy_protocol_server_port": lambda r: _port(_stream_proxy_protocol(r).server_port),
+    "protocol": lambda r: "TCP",
+    "connection": lambda r: str(r.connection_id),
+    "status": lambda r: str(r.status),
+    "bytes_received": lambda r: str(r.bytes_received),
+    "bytes_sent": lambda r: str(r.bytes_sent),
+    "session_time": _stream_time,
+    "upstream_addr": lambda r: r.upstream_addrs(),
+    "upstream_bytes_sent": lambda r: r.upstream_values("sent"),
+    "upstream_bytes_received": lambda r: r.upstream_values("received"),
+    "upstream_connect_time": lambda r: r.upstream_values("connect"),
+    "upstream_first_byte_time": lambda r: r.upstream_values("first_byte"),
+    "upstream_session_time": lambda r: r.upstream_values("session"),
+    "ssl_preread_server_name": _preread("server_name"),
+    "ssl_preread_alpn_protocols": _preread("alpn"),
+    "ssl_preread_protocol": _preread("protocol"),
+    "ssl_protocol": lambda r: r.tls_value("protocol"),
+    "ssl_cipher": lambda r: r.tls_value("cipher"),
+    "ssl_server_name": lambda r: r.tls_value("server_name"),
+    "hostname": lambda r: _HOSTNAME,
+    "pid": lambda r: str(os.getpid()),
+    "nginx_version": lambda r: NGINX_VERSION,
+    "msec": lambda r: f"{time.time():.3f}",
+    "time_local": lambda r: time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime()),
+    "time_iso8601": lambda r: time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()),
+}
+
+
+class StreamRegistry(Registry):
+    """The stream block's variables: its own maps, its built-ins and captures — none of
+    HTTP's (``$uri``, ``$http_*`` are unknown there, as in nginx)."""
+
+    def getter(self, name: str) -> Getter:
+        if name.isdigit():
+            index = int(name)
+            return lambda r: _capture(r, index)
+        low = name.lower()
+        found = self.defined.get(low) or STREAM_BUILTIN.get(low)
+        if found is None:
+            raise KeyError(name)
+        return found

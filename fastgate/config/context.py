@@ -20,6 +20,8 @@ from fastgate.variables import Template
 
 MAIN, EVENTS, HTTP, SERVER, LOCATION, UPSTREAM = (
     "main", "events", "http", "server", "location", "upstream")
+# the stream block (nginx's NGX_STREAM_MAIN_CONF, SRV_CONF, UPS_CONF)
+STREAM, STREAM_SERVER, STREAM_UPSTREAM = "stream", "stream server", "stream upstream"
 # inside ``if``: in a location (nginx's LIF: the if has a configuration of its own) and
 # at server level (SIF: only the rewrite module's directives)
 LIF, SIF = "location if", "server if"
@@ -105,7 +107,9 @@ class Context(Protocol):
     def default_listen(self) -> Listen: ...
 
     def walk(self, directives: Iterable[Directive], lvl: Level,
-             table: dict[str, Spec] = ...) -> None: ...
+             table: dict[str, Spec] = ..., ctx: Context | None = None) -> None:
+        """Each directive through its handler in ``table``, the handler given ``ctx``
+        (a block with a namespace of its own, as ``stream``) or this context."""
 
 
 Handler = Callable[[Context, Level, Directive], None]

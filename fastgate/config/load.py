@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, Level, Spec
+from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, Context, Level, Spec
 from fastgate.config.directives import TABLE, lookup
 from fastgate.config.directives.foreign import foreign_message
 from fastgate.config.directives.refused import refused_message
@@ -32,6 +32,7 @@ from fastgate.config.model import (
     Root,
     Server,
     Settings,
+    Stream,
     Upstream,
     UpstreamServer,
     UpstreamTls,
@@ -246,7 +247,7 @@ class Loader:
     # --- the walk ----------------------------------------------------------------------------
 
     def walk(self, directives: Iterable[Directive], lvl: Level,
-             table: dict[str, Spec] = TABLE) -> None:
+             table: dict[str, Spec] = TABLE, ctx: Context | None = None) -> None:
         for d in directives:
             spec = lookup(d.name, table)
             if spec is None:
@@ -263,7 +264,7 @@ class Loader:
             n = len(d.args)
             if n < spec.min_args or (spec.max_args is not None and n > spec.max_args):
                 raise d.error(f'invalid number of arguments in "{d.name}" directive')
-            spec.handler(self, lvl, d)
+            spec.handler(ctx or self, lvl, d)
 
     def build(self, tree: tuple[Directive, ...]) -> Config:
         self.log_formats["combined"] = LogFormat("combined", self.registry.compile(COMBINED))
@@ -316,6 +317,9 @@ class Loader:
         for name in self.upstream_names:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')
+        stream = main.local.get("stream")
+        if stream is not None:
+            _check_stream_addresses(servers, stream)
         make_temp_dirs(self.temp_dirs, main.local.get("user"))
         self._write_once()  # after the servers are built: they warn too
         return Config(
@@ -344,7 +348,19 @@ class Loader:
             claims=frozenset(self.registry.claims),
             variables=dict(self.registry.defined),
             warnings=tuple(self.messages),
+            stream=stream,
         )
+
+
+def _check_stream_addresses(servers: tuple[Server, ...], stream: Stream) -> None:
+    """An address is HTTP's or the stream block's, not both (nginx would fail to bind
+    it a second time)."""
+    http = {x.address for s in servers for x in s.listens}
+    for s in stream.servers:
+        for x in s.listens:
+            if x.address in http:
+                raise ConfigError(f'"{x.host}:{x.port}" is listened on by an http server '
+                                  "and a stream server", s.where.file, s.where.line)
 
 
 def make_temp_dirs(dirs: list[tuple[str, Directive]], user: User | None) -> None:

@@ -1108,6 +1108,46 @@ class User:
 
 
 @dataclass(frozen=True)
+class StreamServer:
+    """A ``server`` of the ``stream`` block (nginx's ngx_stream_core_module and
+    ngx_stream_proxy_module): TCP connections on ``listens`` are proxied to
+    ``proxy_pass`` or answered with ``return``'s text. ``settings`` carries what the
+    stream server shares with HTTP's: the TLS settings (``ssl_*``) and ``allow``/``deny``."""
+
+    listens: tuple[Listen, ...]
+    settings: Settings
+    where: Where
+    proxy_pass: Template | None = None  # an upstream name or HOST:PORT, rendered per session
+    upstream: str | None = None  # proxy_pass without variables: the group, known at load
+    return_value: Template | None = None
+    connect_timeout: float = 60.0
+    timeout: float = 600.0  # proxy_timeout: the longest pause in both directions
+    next_upstream: bool = True
+    next_upstream_tries: int = 0  # 0: as many as the group has servers
+    next_upstream_timeout: float = 0.0  # 0: no bound
+    send_proxy_protocol: bool = False  # proxy_protocol on: a v1 header goes upstream first
+    half_close: bool = False
+    tcp_nodelay: bool = True
+    preread: bool = False  # ssl_preread: the ClientHello is read before proxying
+    preread_timeout: float = 30.0
+    preread_buffer_size: int = 16384
+    proxy_protocol_timeout: float = 30.0
+    ssl_handshake_timeout: float = 60.0
+    access_log: tuple[AccessLog, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The ``stream`` block: its servers, and the upstream groups and log formats of its
+    own — a namespace apart from HTTP's (its variables are reached by the templates
+    that name them)."""
+
+    servers: tuple[StreamServer, ...]
+    upstreams: dict[str, Upstream] = field(default_factory=dict)
+    log_formats: dict[str, LogFormat] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     worker_processes: int = 1
@@ -1137,3 +1177,4 @@ class Config:
     variables: Mapping[str, Getter] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start
     log_files: tuple[LogFile, ...] = ()  # every log the configuration names, opened at start
+    stream: Stream | None = None  # the stream block: TCP proxying

@@ -112,6 +112,32 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     return default
 
 
+def stream_tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
+    """The context a stream server's ``listen ... ssl`` handshakes with."""
+    assert config.stream is not None
+    for s in config.stream.servers:
+        if any(x.address == listen.address for x in s.listens):
+            try:
+                return server_context(s.settings)
+            except TlsError as e:  # a file changed since the configuration loaded
+                raise StartError(f"{e.message} (server in {s.where.file}:{s.where.line})"
+                                 ) from None
+    raise StartError(f"no stream server listens on {listen.host}:{listen.port}")
+
+
+def any_tls_context(config: Config, listen: Listen, stream: bool) -> ssl.SSLContext:
+    return stream_tls_context(config, listen) if stream else tls_context(config, listen)
+
+
+def _sessions(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
+              timeout: float) -> Callable[[], asyncio.BaseProtocol]:
+    """The protocol factory of a stream server's listening socket."""
+    if tls_after_header is None:
+        return lambda: worker.stream_session(listen)
+    ctx = tls_after_header
+    return lambda: TlsAfterHeader(worker.stream_session(listen), ctx, timeout)
+
+
 def _connections(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
                  ) -> Callable[[], asyncio.BaseProtocol]:
     """The protocol factory of a listening socket. With ``tls_after_header`` (``ssl``
@@ -157,21 +183,31 @@ class Gateway:
     async def _serve(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()
         servers: list[asyncio.AbstractServer] = []
-        keyed = [((listen.host, listen.port, listen.reuseport), listen)
+        keyed = [((listen.host, listen.port, listen.reuseport), listen, False)
                  for listen in worker.listens()]
+        keyed += [((listen.host, listen.port, listen.reuseport), listen, True)
+                  for listen in worker.stream_listens()]
         # every address bound before any serves, as nginx opens all its listening
         # sockets first: once one answers, all do
-        for key, listen in keyed:
+        for key, listen, _ in keyed:
             if key not in self.sockets:
                 self.sockets[key] = bind(listen)
-        for key, listen in keyed:
+        for key, listen, stream in keyed:
             sock = self.sockets[key]
-            ctx = (self.contexts.get(key) or tls_context(worker.config, listen)
+            ctx = (self.contexts.get(key) or any_tls_context(worker.config, listen, stream)
                    if listen.ssl else None)
             after_header = ctx is not None and listen.proxy_protocol
+            handshake: float | None = None
+            if stream:
+                server, _ = worker.streams.by_address[listen.address]  # type: ignore[union-attr]
+                factory = _sessions(worker, listen, ctx if after_header else None,
+                                    server.proxy_protocol_timeout)
+                handshake = server.ssl_handshake_timeout if ctx is not None else None
+            else:
+                factory = _connections(worker, listen, ctx if after_header else None)
             srv = await loop.create_server(
-                _connections(worker, listen, ctx if after_header else None),
-                sock=sock, ssl=None if after_header else ctx, backlog=listen.backlog,
+                factory, sock=sock, ssl=None if after_header else ctx, backlog=listen.backlog,
+                ssl_handshake_timeout=None if after_header else handshake,
                 start_serving=True,
             )
             servers.append(srv)
@@ -189,7 +225,8 @@ class Gateway:
                      self.zone_set.for_config(config) if self.zone_set is not None else None)
         keep: dict[tuple[str, int, bool], socket.socket] = {}
         try:
-            for listen in new.listens():
+            for listen, stream in [*((x, False) for x in new.listens()),
+                                   *((x, True) for x in new.stream_listens())]:
                 key = (listen.host, listen.port, listen.reuseport)
                 if key not in keep:
                     # the same listening socket, under a descriptor of its own: closing
@@ -197,7 +234,7 @@ class Gateway:
                     old_sock = self.sockets.get(key)
                     keep[key] = _dup(old_sock) if old_sock is not None else bind(listen)
                 if listen.ssl:
-                    tls_context(config, listen)
+                    any_tls_context(config, listen, stream)
         except StartError as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             self.stats.reloaded(False)
@@ -226,6 +263,8 @@ class Gateway:
         try:
             log.reopen()
             self.worker.access.reopen()
+            if self.worker.stream_access is not None:
+                self.worker.stream_access.reopen()
         except Exception as e:  # a bug: logged, and the gateway serves on
             log.write("alert", f"reopening the logs failed: {type(e).__name__}: {e}")
 
@@ -247,6 +286,8 @@ class Gateway:
         for w in workers:
             for conn in list(w.connections):
                 conn.abort()
+            for session in list(w.sessions):
+                session.abort()
             w.close()
         for sock in self.sockets.values():
             sock.close()
@@ -267,7 +308,7 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
     """One line per listening address, as uvicorn prints them: in the error log at
     ``notice``, and on the terminal unless that line already goes there."""
     from fastgate.http.engines import resolve
-    from fastgate.ops.worker import listens
+    from fastgate.ops.worker import listens, stream_listens
 
     n = config.worker_processes
     what = f"{n} worker{'s' if n > 1 else ''}, {resolve(engine or config.http_engine)}"
@@ -275,6 +316,13 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
     for listen in listens(config):
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
         line = f"listening on {'https' if listen.ssl else 'http'}://{host}:{listen.port} ({what})"
+        log.write("notice", line)
+        if not shown:
+            print(f"fastgate: {line}", file=sys.stderr, flush=True)
+    for listen in stream_listens(config):
+        host = f"[{listen.host}]" if ":" in listen.host else listen.host
+        line = (f"listening on tcp://{host}:{listen.port} (stream{', ssl' if listen.ssl else ''}"
+                f", {n} worker{'s' if n > 1 else ''})")
         log.write("notice", line)
         if not shown:
             print(f"fastgate: {line}", file=sys.stderr, flush=True)
@@ -297,7 +345,7 @@ async def _drain(worker: Worker, limit: float) -> None:
     one is taken."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
-    while worker.connections and loop.time() < deadline:
+    while (worker.connections or worker.sessions) and loop.time() < deadline:
         for conn in list(worker.connections):
             if (conn.idle and conn.requests) or conn.speaks_http2:
                 conn.close()

@@ -28,15 +28,15 @@ from fastgate.ops.gateway import (
     Source,
     _remove_pid,
     announce,
+    any_tls_context,
     bind,
     serve,
     set_title,
-    tls_context,
     write_pid,
 )
 from fastgate.ops.logs import ErrorLog, LogOpenError, check_logs
 from fastgate.ops.stats import MASTER_SLOT, MAX_SLOTS, SharedCounters
-from fastgate.ops.worker import listens
+from fastgate.ops.worker import listens, stream_listens
 from fastgate.ops.zones import Zones, ZoneTables
 
 SockKey = tuple[str, int, bool]
@@ -73,7 +73,8 @@ class Master:
         out: dict[SockKey, list[socket.socket]] = {}
         contexts = {}
         try:
-            for listen in listens(config):
+            for listen, stream in [*((x, False) for x in listens(config)),
+                                   *((x, True) for x in stream_listens(config))]:
                 key = (listen.host, listen.port, listen.reuseport)
                 have = self.sockets.get(key)
                 want = n if listen.reuseport else 1
@@ -84,7 +85,7 @@ class Master:
                 else:
                     out[key] = have[:1] if have else [bind(listen)]
                 if listen.ssl:
-                    contexts[key] = tls_context(config, listen)
+                    contexts[key] = any_tls_context(config, listen, stream)
         except Exception:
             for key, socks in out.items():
                 if self.sockets.get(key) is not socks:

@@ -20,6 +20,7 @@ from fastgate.http.http2 import Http2Connection, Http2Limits, Preface
 from fastgate.http.ocsp import FAILED as OCSP_FAILED
 from fastgate.http.ocsp import OcspChecker, OcspError
 from fastgate.http.server import ClientConnection
+from fastgate.http.tcp import TcpEnd
 from fastgate.http.uri import parse_target_fully
 from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
@@ -34,11 +35,19 @@ from fastgate.proxy.request import Request
 from fastgate.proxy.revocation import Denylist
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.steps import DONE, TAKEN
+from fastgate.proxy.stream import Session, Streams
 from fastgate.proxy.upstream import build_groups
 
 # how often deadlines (header, keep-alive, lingering, upstream read) are checked: a
 # timeout fires up to this much late
 CLOCK_TICK = 0.25
+
+
+def stream_listens(config: Config) -> list[Listen]:
+    """The stream block's listening addresses (each is one server's)."""
+    if config.stream is None:
+        return []
+    return [x for s in config.stream.servers for x in s.listens]
 
 
 def listens(config: Config) -> list[Listen]:
@@ -142,6 +151,11 @@ class Worker:
         self.handlers = {addr: AddressHandler(self, table) for addr, table in self.tables.items()}
         self.remote = remote_sources(self)
         self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
+        # the stream block: its sessions, and their log (its formats are the block's own)
+        self.streams = Streams(config.stream, self) if config.stream is not None else None
+        self.stream_access = (AccessLogs(config.stream.log_formats, self.log)
+                              if config.stream is not None else None)
+        self.sessions: set[Session] = set()
 
     async def start(self, previous: Worker | None = None) -> None:
         """Before serving: remote key sets, carried over from the configuration this one
@@ -164,6 +178,33 @@ class Worker:
 
     def listens(self) -> list[Listen]:
         return listens(self.config)
+
+    def stream_listens(self) -> list[Listen]:
+        return self.streams.listens() if self.streams is not None else []
+
+    def stream_session(self, listen: Listen) -> TcpEnd:
+        assert self.streams is not None
+        return self.streams.accept(listen)
+
+    # --- the StreamHost of every stream session ------------------------------------------
+
+    def stream_error(self, level: str, message: str) -> None:
+        self.log.write(level, message)
+
+    def stream_logged(self, session: Session) -> None:
+        entries = session.server.access_log
+        if entries and self.stream_access is not None:
+            self.stream_access.write(entries, session)
+
+    def stream_opened(self, session: Session) -> int:
+        self.sessions.add(session)
+        self.stats.connection(+1)
+        return self.next_connection_id()
+
+    def stream_closed(self, session: Session) -> None:
+        if session in self.sessions:
+            self.sessions.discard(session)
+            self.stats.connection(-1)
 
     def default_settings(self, listen: Listen) -> Settings:
         return self.tables[listen.address].default.settings
@@ -367,6 +408,8 @@ class Worker:
 
     def close(self) -> None:
         self.stop_clock()
+        for session in list(self.sessions):  # (past worker_shutdown_timeout: cut)
+            session.abort()
         for src in self.remote.values():
             src.close()
         if self.cluster is not None:
@@ -374,6 +417,8 @@ class Worker:
         for g in self.groups.values():
             g.close()
         self.access.close()
+        if self.stream_access is not None:
+            self.stream_access.close()
         self.log.flush()
 
 

@@ -45,6 +45,7 @@ from fastgate.config.directives import (
     slice,
     ssi,
     static,
+    stream,
     sub_filter,
     tls,
     upstream,
@@ -59,7 +60,7 @@ MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, aut
            auth_request, proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip,
            referer, resolver, secure_link, static, dav, degradation, sub_filter, addition, ssi,
            slice, charset, browser, userid, xslt, image_filter, tls, upstream, cluster,
-           ignored)
+           stream, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

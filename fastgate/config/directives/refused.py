@@ -18,8 +18,6 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
 
 # by name: (nginx's module, why)
 NAMES: dict[str, tuple[str, str]] = {
-    "stream": ("ngx_stream_module", "fastgate is an HTTP gateway: it proxies no TCP or UDP "
-               "streams"),
     "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
 }
 

@@ -1,0 +1,721 @@
+"""The ``stream`` block at run time: TCP connections proxied as nginx's stream modules
+proxy them (ngx_stream_proxy_module and the phases before it).
+
+A ``Session`` drives the client's connection (an ``http.tcp.TcpEnd``, the layer that
+owns transports) and, once connected, the upstream's. Its phases, in nginx's order: the
+PROXY protocol header when the listen asks for one; ``allow``/``deny`` (a refusal
+closes the connection, status 403); the TLS handshake on an ``ssl`` listen (asyncio's,
+before the session sees a byte); ``ssl_preread`` (the ClientHello is read, not taken:
+its server name, ALPN protocols and version become variables); then the content:
+``return``'s text, or a connection to an upstream server — picked by the group's
+balancing method, the next one tried on a failed connect as ``proxy_next_upstream``
+allows — and the bytes relayed both ways until one side closes (both, with
+``proxy_half_close``) or nothing moves for ``proxy_timeout``. The session's status
+(200, 400, 403, 500, 502) and byte counts go to the block's access log, nginx's
+variables for them."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fastgate.config.model import AccessRule, Listen, Stream, StreamServer, Upstream, UpstreamServer
+from fastgate.errors import FastgateError
+from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
+from fastgate.http.tcp import TcpEnd, connect
+from fastgate.proxy import balance
+
+OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY = 200, 400, 403, 500, 502
+
+
+class StreamHost(Protocol):
+    """What a session needs of the worker that runs it."""
+
+    def stream_error(self, level: str, message: str) -> None: ...
+
+    def stream_logged(self, session: Session) -> None: ...
+
+    def stream_opened(self, session: Session) -> int:
+        """The session's number ($connection); it is counted until ``stream_closed``."""
+
+    def stream_closed(self, session: Session) -> None: ...
+
+
+# --- servers and their failures -----------------------------------------------------------------
+
+
+class Peer:
+    """One server of a group, as the balancing methods see it (``balance.Candidate``),
+    with nginx's passive health: ``max_fails`` failed connects within ``fail_timeout``
+    take it out for ``fail_timeout``."""
+
+    __slots__ = ("server", "current", "busy", "fails", "failed_at")
+
+    def __init__(self, server: UpstreamServer) -> None:
+        self.server = server
+        self.current = 0
+        self.busy = 0
+        self.fails = 0
+        self.failed_at = 0.0
+
+    def available(self, now: float) -> bool:
+        s = self.server
+        if s.down:
+            return False
+        if s.max_fails and self.fails >= s.max_fails:
+            return now - self.failed_at >= s.fail_timeout
+        return True
+
+    def failed(self, now: float) -> bool:
+        """A failed connect counted; True when it takes the server out."""
+        if now - self.failed_at >= self.server.fail_timeout:
+            self.fails = 0
+        self.fails += 1
+        self.failed_at = now
+        return self.server.max_fails > 0 and self.fails == self.server.max_fails
+
+    def succeeded(self) -> None:
+        self.fails = 0
+
+
+class Group:
+    """An upstream group of the stream block: its primary servers by its balancing
+    method, its backup servers when none of those is up (nginx's order)."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.name = upstream.name
+        self.primary = [Peer(s) for s in upstream.servers if not s.backup]
+        self.backup = [Peer(s) for s in upstream.servers if s.backup]
+        self.size = len(upstream.servers)
+        self._pick: Callable[[float, Any, Any], Peer | None] = (
+            balance.method(upstream.balance, self.primary) if upstream.balance is not None
+            else (lambda now, exclude, r: balance.round_robin(self.primary, now, exclude)))
+
+    def pick(self, now: float, tried: set[Peer], session: Any) -> Peer | None:
+        if self.size == 1 and self.primary:
+            # one server: never taken out by its failures (nginx's single peer)
+            only = self.primary[0]
+            return None if only.server.down or only in tried else only
+        found = self._pick(now, tried, session)
+        if found is None and self.backup:
+            found = balance.round_robin(self.backup, now, tried)
+        return found
+
+
+# --- the ClientHello, read ahead (ssl_preread) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Preread:
+    server_name: str = ""
+    alpn: str = ""  # comma-separated, as nginx's $ssl_preread_alpn_protocols
+    protocol: str = ""  # the highest version the client offers
+
+
+_VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2",
+             0x0304: "TLSv1.3"}
+
+
+class NotHello(FastgateError):
+    """The first bytes are not a TLS ClientHello (nginx declines: the session goes on
+    with the variables empty)."""
+
+
+def read_hello(data: bytes) -> Preread | None:
+    """The ClientHello at the start of ``data`` (it may span several records); None
+    while more bytes are needed; ``NotHello`` for what is not one."""
+    if len(data) >= 5 and data[0] & 0x80 and data[2] == 1 and data[3] in (0, 3):
+        return Preread(protocol=_VERSIONS.get((data[3] << 8) | data[4], ""))  # SSLv2 hello
+    body = b""
+    pos = 0
+    while True:
+        if len(data) - pos < 5:
+            return None
+        if data[pos] != 0x16 or data[pos + 1] != 3:
+            raise NotHello
+        length = (data[pos + 3] << 8) | data[pos + 4]
+        if len(data) - pos - 5 < length:
+            return None
+        body += data[pos + 5:pos + 5 + length]
+        pos += 5 + length
+        if len(body) >= 4:
+            if body[0] != 1:
+                raise NotHello
+            size = int.from_bytes(body[1:4], "big")
+            if len(body) >= 4 + size:
+                return _hello(body[4:4 + size])
+
+
+def _hello(h: bytes) -> Preread:
+    try:
+        version = (h[0] << 8) | h[1]
+        p = 34
+        p += 1 + h[p]  # session id
+        p += 2 + int.from_bytes(h[p:p + 2], "big")  # cipher suites
+        p += 1 + h[p]  # compression methods
+        name = alpn = ""
+        best = version
+        if p + 2 <= len(h):
+            end = p + 2 + int.from_bytes(h[p:p + 2], "big")
+            p += 2
+            while p + 4 <= end:
+                kind = int.from_bytes(h[p:p + 2], "big")
+                size = int.from_bytes(h[p + 2:p + 4], "big")
+                ext = h[p + 4:p + 4 + size]
+                p += 4 + size
+                if kind == 0 and len(ext) >= 5 and ext[2] == 0:
+                    n = int.from_bytes(ext[3:5], "big")
+                    name = ext[5:5 + n].decode("latin-1")
+                elif kind == 16 and len(ext) >= 2:
+                    names, q = [], 2
+                    while q < len(ext):
+                        n = ext[q]
+                        names.append(ext[q + 1:q + 1 + n].decode("latin-1"))
+                        q += 1 + n
+                    alpn = ",".join(names)
+                elif kind == 43 and ext:
+                    offered = [int.from_bytes(ext[i:i + 2], "big")
+                               for i in range(1, 1 + ext[0], 2)]
+                    known = [v for v in offered if v in _VERSIONS]
+                    if known:
+                        best = max(known)
+    except IndexError:
+        raise NotHello from None
+    return Preread(name, alpn, _VERSIONS.get(best, ""))
+
+
+# --- the session --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream server tried: for $upstream_addr and its companions."""
+
+    addr: str
+    connect: float = -1.0
+    first_byte: float = -1.0
+    session: float = -1.0
+    sent: int = 0
+    received: int = 0
+
+
+class Session:
+    """One client connection of a stream server (see the module's text): the owner of
+    its client end (``http.tcp.TcpEnd``) and, once connected, of an ``UpstreamSide``."""
+
+    def __init__(self, streams: Streams, server: StreamServer, listen: Listen) -> None:
+        self.streams = streams
+        self.server = server
+        self.listen = listen
+        self.host = streams.host
+        self.client: TcpEnd | None = None
+        self.upstream: UpstreamSide | None = None
+        self.status = OK
+        self.bytes_received = 0  # from the client
+        self.bytes_sent = 0  # to the client
+        self.remote_addr = ""
+        self.remote_port = 0
+        self.server_addr = ""
+        self.server_port = listen.port
+        self.connection_id = 0
+        self.started = time.monotonic()
+        self.proxy_protocol: ProxyHeader | None = None
+        self.preread: Preread | None = None
+        self.tls: Any = None
+        self.attempts: list[Attempt] = []
+        self.memo: dict[Any, Any] = {}
+        self.captures: tuple[str, ...] = ()
+        self._held = b""  # read before the upstream is there
+        self._uncounted = 0  # of it, what $bytes_received leaves out (the ClientHello)
+        self._stage = "header" if listen.proxy_protocol and not listen.ssl else "start"
+        self._timer: asyncio.TimerHandle | None = None
+        self._eof = False
+        self._closed = False
+        self._last = 0.0  # the last time a byte moved (proxy_timeout)
+        self._connecting: asyncio.Task[None] | None = None
+        self._peer: Peer | None = None  # the server connected to
+
+    # -- the client end (TcpOwner) -----------------------------------------------------------
+
+    def made(self, end: TcpEnd) -> None:
+        self.client = end
+        self.connection_id = self.host.stream_opened(self)
+        self.remote_addr, self.remote_port = end.address("peername")
+        self.server_addr = end.address("sockname")[0]
+        self.tls = end.info("ssl_object")
+        if self._stage == "header":
+            self._arm(self.server.proxy_protocol_timeout, self._header_timeout)
+            return
+        self._start()
+
+    def header_given(self, header: ProxyHeader) -> None:
+        self.proxy_protocol = header
+
+    def header_broken(self, end: TcpEnd, why: str) -> None:
+        self.client = end
+        self.connection_id = self.host.stream_opened(self)
+        self.remote_addr, self.remote_port = end.address("peername")
+        self.host.stream_error("error", f"broken header: {why} while reading PROXY protocol"
+                                        f", client: {self.remote_addr}, server: {self._srv()}")
+        self._finish(BAD_REQUEST, client_gone=True)  # (the caller aborts the connection)
+
+    def received(self, data: bytes) -> None:
+        self._last = time.monotonic()
+        up = self.upstream
+        if up is not None and self._stage == "proxy":
+            self.bytes_received += len(data)
+            up.write(data)
+            return
+        self._held += data
+        if self._stage == "header":
+            self._read_header()
+        elif self._stage == "preread":
+            self._read_hello()
+
+    def ended(self) -> bool | None:
+        self._eof = True
+        up = self.upstream
+        if self._stage == "proxy" and up is not None:
+            if self.server.half_close:
+                up.end.write_eof()
+                if up.eof:
+                    self._finish(OK)
+                return True
+            self._finish(OK)
+            return None
+        if self._stage == "preread":
+            # nginx: the client went before its hello was all there
+            self.preread = Preread()
+            self._finish(OK)
+        elif self._stage == "header":
+            self._finish(BAD_REQUEST)
+        # connecting: what came goes up once connected, then the session ends
+        return True
+
+    def blocked(self) -> None:
+        if self.upstream is not None:
+            self.upstream.end.pause()
+
+    def unblocked(self) -> None:
+        if self.upstream is not None:
+            self.upstream.end.resume()
+
+    def lost(self) -> None:
+        self._finish(self.status, client_gone=True)
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def _read_header(self) -> None:
+        try:
+            found = read_header(self._held)
+        except BrokenHeader as e:
+            self.host.stream_error("error", f"broken header: {e} while reading PROXY "
+                                            f"protocol, client: {self.remote_addr}, "
+                                            f"server: {self._srv()}")
+            self._finish(BAD_REQUEST)
+            return
+        if found is None:
+            return
+        self._disarm()
+        self.proxy_protocol, used = found
+        self._held = self._held[used:]
+        self._start()
+
+    def _header_timeout(self) -> None:
+        self.host.stream_error("error", f"client timed out (110: Connection timed out) while "
+                                        f"reading PROXY protocol, client: {self.remote_addr}"
+                                        f", server: {self._srv()}")
+        self._finish(OK)
+
+    def _start(self) -> None:
+        if not _allowed(self.server.settings.access_rules, self.remote_addr):
+            self.host.stream_error("error", f"access forbidden by rule while initializing "
+                                            f"session, client: {self.remote_addr}, server: "
+                                            f"{self._srv()}")
+            self._finish(FORBIDDEN)
+            return
+        if self.server.preread:
+            self._stage = "preread"
+            self._arm(self.server.preread_timeout, self._preread_timeout)
+            if self._held:
+                self._read_hello()
+            return
+        self._content()
+
+    def _preread_timeout(self) -> None:
+        self.preread = Preread()  # (nginx's variables: there, and empty)
+        self._finish(OK)
+
+    def _read_hello(self) -> None:
+        try:
+            found = read_hello(self._held)
+        except NotHello:
+            self.preread = None  # (nginx declines: the variables are not there)
+        else:
+            if found is None:
+                if len(self._held) >= self.server.preread_buffer_size:
+                    self.host.stream_error("error", f"preread buffer full, client: "
+                                                    f"{self.remote_addr}, server: {self._srv()}")
+                    self._finish(BAD_REQUEST)
+                return
+            self.preread = found
+        self._disarm()
+        self._content()
+
+    def _content(self) -> None:
+        # what was read ahead (the ClientHello) goes upstream but is not counted in
+        # $bytes_received, as nginx's preread buffer is not; what comes from here on is
+        self._uncounted = len(self._held)
+        self._stage = "content"
+        client = self.client
+        assert client is not None
+        text = self.server.return_value
+        if text is not None:
+            data = text.render(self).encode("utf-8", "surrogateescape")
+            self.bytes_sent += len(data)
+            client.write(data)
+            self._finish(OK)
+            return
+        client.pause()
+        self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            await self._connect_upstream()
+        except Exception as e:  # a bug: logged, and this session ends
+            self.crashed(e)
+
+    def crashed(self, error: Exception) -> None:
+        """An unexpected error (a bug) under the session's callbacks: logged, both
+        connections cut (their state is unknown), status 500."""
+        self.host.stream_error("alert", f"unexpected error: {type(error).__name__}: {error}"
+                                        f", client: {self.remote_addr}, server: {self._srv()}")
+        if not self._closed:
+            self.status = INTERNAL_ERROR
+            self.abort()
+
+    async def _connect_upstream(self) -> None:
+        srv = self.server
+        group = self._group()
+        if group is None:
+            self._finish(BAD_GATEWAY)
+            return
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        tried: set[Peer] = set()
+        tries = srv.next_upstream_tries or group.size
+        while True:
+            peer = group.pick(time.monotonic(), tried, self)
+            if peer is None:
+                self.host.stream_error("error", f"no live upstreams while connecting to "
+                                                f"upstream, client: {self.remote_addr}, "
+                                                f"server: {self._srv()}, upstream: "
+                                                f'"{group.name}"')
+                self._finish(BAD_GATEWAY)
+                return
+            tried.add(peer)
+            address = peer.server.address
+            attempt = Attempt(address)
+            self.attempts.append(attempt)
+            started = loop.time()
+            side = UpstreamSide(self, attempt)
+            why = ""
+            try:
+                await asyncio.wait_for(connect(side, peer.server.host, peer.server.port,
+                                               srv.tcp_nodelay), srv.connect_timeout)
+            except TimeoutError:
+                why = "upstream timed out (110: Connection timed out)"
+            except OSError as e:
+                why = f"connect() failed ({e.errno}: {e.strerror})"
+            if self._closed:
+                side.end.close()
+                return
+            if not why:
+                attempt.connect = loop.time() - started
+                peer.succeeded()
+                peer.busy += 1  # (least_conn's count, until the session ends)
+                self._peer = peer
+                break
+            attempt.session = loop.time() - started
+            where = (f'while connecting to upstream, client: {self.remote_addr}, server: '
+                     f'{self._srv()}, upstream: "{address}"')
+            self.host.stream_error("error", f"{why} {where}")
+            if group.size > 1 and peer.failed(time.monotonic()):
+                self.host.stream_error("warn", f"upstream server temporarily disabled {where}")
+            spent = loop.time() - begun
+            if (not srv.next_upstream or len(tried) >= tries
+                    or (srv.next_upstream_timeout and spent >= srv.next_upstream_timeout)):
+                self._finish(BAD_GATEWAY)
+                return
+        self.upstream = side
+        if srv.send_proxy_protocol:
+            side.write(self._proxy_line())
+        if self._held:
+            self.bytes_received += len(self._held) - self._uncounted
+            side.write(self._held)
+            self._held = b""
+        self._stage = "proxy"
+        self._last = time.monotonic()
+        self._arm(srv.timeout, self._idle)
+        if self._eof and not srv.half_close:
+            self._finish(OK)
+            return
+        if self._eof:
+            side.end.write_eof()
+        elif self.client is not None:
+            self.client.resume()
+
+    def _group(self) -> Group | None:
+        srv = self.server
+        if srv.upstream is not None:
+            return self.streams.groups[srv.upstream]
+        assert srv.proxy_pass is not None
+        name = srv.proxy_pass.render(self)
+        group = self.streams.groups.get(name)
+        if group is not None:
+            return group
+        host, _, port = name.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+            if not 0 < number < 65536:
+                raise ValueError(port)
+        except ValueError:
+            what = (f"no resolver defined to resolve {host}" if host and port.isdigit()
+                    else f'invalid URL prefix in "{name}"' if name else "empty upstream")
+            self.host.stream_error("error", f"{what}, client: {self.remote_addr}, server: "
+                                            f"{self._srv()}")
+            return None
+        return self.streams.direct(host, number)
+
+    def _proxy_line(self) -> bytes:
+        v6 = ":" in self.remote_addr
+        return (f"PROXY {'TCP6' if v6 else 'TCP4'} {self.remote_addr} {self.server_addr} "
+                f"{self.remote_port} {self.server_port}\r\n").encode("ascii")
+
+    def _idle(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        left = self.server.timeout - (time.monotonic() - self._last)
+        if left > 0.001:
+            self._arm(left, self._idle)
+            return
+        self.host.stream_error("info", f"upstream timed out (110: Connection timed out) "
+                                       f"while proxying connection, client: {self.remote_addr}"
+                                       f", server: {self._srv()}")
+        self._finish(OK)
+
+    # -- from the upstream side --------------------------------------------------------------
+
+    def from_upstream(self, data: bytes) -> None:
+        self.bytes_sent += len(data)
+        self._last = time.monotonic()
+        if self.client is not None:
+            self.client.write(data)
+
+    def upstream_ended(self) -> bool | None:
+        if self.server.half_close and self.client is not None and not self._closed:
+            self.client.write_eof()
+            if self._eof:
+                self._finish(OK, by="upstream")
+            return True
+        self._finish(OK, by="upstream")
+        return None
+
+    def upstream_lost(self) -> None:
+        if self._stage == "proxy":
+            self._finish(OK, by="upstream")
+
+    def client_pause(self) -> None:
+        if self.client is not None:
+            self.client.pause()
+
+    def client_resume(self) -> None:
+        if self.client is not None and not self._closed:
+            self.client.resume()
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def _finish(self, status: int, client_gone: bool = False, by: str = "client") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.status = status
+        if self._stage == "proxy":
+            self._disconnected(by)
+        self._disarm()
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        if self.upstream is not None:
+            self.upstream.end.close()
+        if self._peer is not None:
+            self._peer.busy -= 1
+        if self.client is not None and not client_gone:
+            self.client.close()  # (what is written still goes out)
+        for a in self.attempts:
+            if a.session < 0:
+                a.session = time.monotonic() - self.started
+        self.host.stream_logged(self)
+        self.host.stream_closed(self)
+
+    def _disconnected(self, who: str) -> None:
+        up = self.upstream
+        self.host.stream_error(
+            "info", f"{who} disconnected, bytes from/to client:{self.bytes_received}/"
+                    f"{self.bytes_sent}, bytes from/to upstream:"
+                    f"{up.attempt.received if up else 0}/{up.attempt.sent if up else 0}")
+
+    def abort(self) -> None:
+        """The worker stops at once: both connections reset, the session logged now."""
+        if self.upstream is not None:
+            self.upstream.end.abort()
+        if self.client is not None:
+            self.client.abort()
+        self._finish(self.status, client_gone=True)
+
+    def _arm(self, seconds: float, then: Callable[[], None]) -> None:
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(seconds, then)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _srv(self) -> str:
+        return f"{self.listen.host}:{self.listen.port}"
+
+    # -- for the variables -------------------------------------------------------------------
+
+    def upstream_addrs(self) -> str:
+        return ", ".join(a.addr for a in self.attempts)
+
+    def upstream_values(self, which: str) -> str:
+        out = []
+        for a in self.attempts:
+            value = getattr(a, which)
+            if which in ("sent", "received"):
+                out.append(str(value))
+            else:
+                out.append(f"{value:.3f}" if value >= 0 else "-")
+        return ", ".join(out)
+
+    def tls_value(self, what: str) -> str:
+        t = self.tls
+        if t is None:
+            return ""
+        if what == "protocol":
+            return t.version() or ""
+        if what == "cipher":
+            c = t.cipher()
+            return c[0] if c else ""
+        return getattr(t, "server_hostname", None) or ""
+
+
+class UpstreamSide:
+    """The upstream end of a session (its ``TcpOwner``)."""
+
+    def __init__(self, session: Session, attempt: Attempt) -> None:
+        self.session = session
+        self.attempt = attempt
+        self.end = TcpEnd(self)  # replaced by the connected one
+        self.eof = False
+        self._started = time.monotonic()
+
+    def made(self, end: TcpEnd) -> None:
+        self.end = end
+
+    def write(self, data: bytes) -> None:
+        if self.end.open:
+            self.attempt.sent += len(data)
+            self.end.write(data)
+
+    def received(self, data: bytes) -> None:
+        a = self.attempt
+        if a.first_byte < 0:
+            a.first_byte = time.monotonic() - self._started
+        a.received += len(data)
+        self.session.from_upstream(data)
+
+    def ended(self) -> bool | None:
+        self.eof = True
+        return self.session.upstream_ended()
+
+    def blocked(self) -> None:
+        self.session.client_pause()
+
+    def unblocked(self) -> None:
+        self.session.client_resume()
+
+    def lost(self) -> None:
+        if self.attempt.session < 0:
+            self.attempt.session = time.monotonic() - self._started
+        if self.session.upstream is self:
+            self.session.upstream_lost()
+
+    def header_given(self, header: ProxyHeader) -> None:
+        raise AssertionError("an upstream connection reads no PROXY header")
+
+    def header_broken(self, end: TcpEnd, why: str) -> None:
+        raise AssertionError("an upstream connection reads no PROXY header")
+
+    def crashed(self, error: Exception) -> None:
+        self.session.crashed(error)
+
+
+def _allowed(rules: tuple[AccessRule, ...], addr: str) -> bool:
+    """nginx's access module: the first rule that matches decides; none: allowed."""
+    if not rules:
+        return True
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return True
+    for rule in rules:
+        if rule.network is None or (ip.version == rule.network.version
+                                    and ip in rule.network):
+            return rule.allow
+    return True
+
+
+class Streams:
+    """A worker's stream block: its groups (passive health per worker, as nginx's
+    without a zone) and each listening address's server."""
+
+    def __init__(self, stream: Stream, host: StreamHost) -> None:
+        self.stream = stream
+        self.host = host
+        self.groups = {name: Group(u) for name, u in stream.upstreams.items()}
+        self._direct: dict[tuple[str, int], Group] = {}
+        self.by_address: dict[tuple[str, int], tuple[StreamServer, Listen]] = {
+            x.address: (s, x) for s in stream.servers for x in s.listens}
+
+    def listens(self) -> list[Listen]:
+        return [listen for _, listen in self.by_address.values()]
+
+    def accept(self, listen: Listen) -> TcpEnd:
+        """The protocol of a new connection on ``listen``: a session's client end."""
+        server, listen = self.by_address[listen.address]
+        return TcpEnd(Session(self, server, listen), server.tcp_nodelay)
+
+    def direct(self, host: str, port: int) -> Group:
+        """A group of one for an address a proxy_pass with variables named."""
+        key = (host, port)
+        group = self._direct.get(key)
+        if group is None:
+            if len(self._direct) > 1024:
+                self._direct.clear()
+            name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            group = Group(Upstream(name, (UpstreamServer(host, port),)))
+            self._direct[key] = group
+        return group
+
+
+__all__ = ["Group", "Peer", "Preread", "Session", "StreamHost", "Streams", "UpstreamSide",
+           "read_hello"]

@@ -1,0 +1,185 @@
+"""The stream block's directives: each where nginx's stream modules take it and
+refused elsewhere, their values, what the servers inherit from the block, and the
+load-time messages (nginx's where it has one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import self_signed
+
+from fastgate.config import ConfigError, load_config
+from fastgate.config.context import STREAM, STREAM_SERVER
+from fastgate.config.directives.stream import NOT_DONE, STREAM_TABLE, UPSTREAM_TABLE
+from fastgate.config.model import Config
+
+SAMPLES = {
+    "server": None,  # a block of the stream block only: below
+    "upstream": None,
+    "listen": "listen 127.0.0.1:9001;",
+    "proxy_pass": "proxy_pass 127.0.0.1:9;",
+    "return": "return x;",
+    "proxy_connect_timeout": "proxy_connect_timeout 5s;",
+    "proxy_timeout": "proxy_timeout 1m;",
+    "proxy_next_upstream": "proxy_next_upstream off;",
+    "proxy_next_upstream_tries": "proxy_next_upstream_tries 2;",
+    "proxy_next_upstream_timeout": "proxy_next_upstream_timeout 3s;",
+    "proxy_protocol": "proxy_protocol on;",
+    "proxy_half_close": "proxy_half_close on;",
+    "tcp_nodelay": "tcp_nodelay off;",
+    "ssl_preread": "ssl_preread on;",
+    "preread_timeout": "preread_timeout 5s;",
+    "preread_buffer_size": "preread_buffer_size 4k;",
+    "proxy_protocol_timeout": "proxy_protocol_timeout 5s;",
+    "ssl_handshake_timeout": "ssl_handshake_timeout 5s;",
+    "proxy_buffer_size": "proxy_buffer_size 16k;",
+    "proxy_bind": "proxy_bind 127.0.0.1;",
+    "proxy_socket_keepalive": "proxy_socket_keepalive on;",
+    "error_log": "error_log stderr;",
+    "resolver": "resolver 127.0.0.1;",
+    "resolver_timeout": "resolver_timeout 5s;",
+    "variables_hash_max_size": "variables_hash_max_size 1024;",
+    "variables_hash_bucket_size": "variables_hash_bucket_size 64;",
+    "map_hash_max_size": "map_hash_max_size 1024;",
+    "map_hash_bucket_size": "map_hash_bucket_size 64;",
+    "log_format": "log_format f '$remote_addr';",
+    "access_log": "access_log off;",
+    "open_log_file_cache": "open_log_file_cache off;",
+    "map": "map $remote_addr $m { default 1; }",
+    "geo": "geo $g { default 1; }",
+    "split_clients": "split_clients $remote_addr $s { 50% a; * b; }",
+    "allow": "allow 127.0.0.1;",
+    "deny": "deny all;",
+    "ssl_certificate": "ssl_certificate CRT;",
+    "ssl_certificate_key": "ssl_certificate_key KEY;",
+    "ssl_password_file": "ssl_password_file PASSWORDS;",
+    "ssl_protocols": "ssl_protocols TLSv1.2 TLSv1.3;",
+    "ssl_ciphers": "ssl_ciphers HIGH:!aNULL;",
+    "ssl_prefer_server_ciphers": "ssl_prefer_server_ciphers on;",
+    "ssl_session_tickets": "ssl_session_tickets off;",
+    "ssl_conf_command": "ssl_conf_command Options PrioritizeChaCha;",
+    "ssl_ecdh_curve": "ssl_ecdh_curve prime256v1;",
+    "ssl_dhparam": None,  # a file of DH parameters: tests/config/test_tls_directives.py
+    "ssl_session_cache": "ssl_session_cache shared:S:1m;",
+    "ssl_session_timeout": "ssl_session_timeout 5m;",
+}
+
+
+def _load(tmp_path: Path, text: str) -> Config:
+    crt, key = self_signed(tmp_path)
+    (tmp_path / "passwords").write_text("secret\n")
+    text = (text.replace("CRT", str(crt)).replace("KEY", str(key))
+            .replace("PASSWORDS", str(tmp_path / "passwords")))
+    path = tmp_path / "t.conf"
+    path.write_text(text)
+    return load_config(str(path))
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, text)
+    return str(e.value)
+
+
+def test_every_directive_has_a_sample() -> None:
+    assert set(STREAM_TABLE) == set(SAMPLES)
+
+
+CASES = [(name, ctx) for name, sample in SAMPLES.items() if sample is not None
+         for ctx in (STREAM, STREAM_SERVER)]
+
+
+@pytest.mark.parametrize("name,ctx", CASES, ids=[f"{n}-{c}" for n, c in CASES])
+def test_directive_in_context(tmp_path: Path, name: str, ctx: str) -> None:
+    sample = SAMPLES[name]
+    assert sample is not None
+    handler = "" if name in ("proxy_pass", "return") else "return x;"
+    listen = "" if name == "listen" else "listen 127.0.0.1:9001;"
+    if ctx == STREAM:
+        text = f"stream {{\n{sample}\nserver {{ {listen} {handler} }} }}\n"
+    else:
+        text = f"stream {{ server {{ {listen} {handler}\n{sample}\n}} }}\n"
+    if ctx in STREAM_TABLE[name].contexts:
+        _load(tmp_path, text)
+    else:
+        assert _error(tmp_path, text) == \
+            f'"{name}" directive is not allowed here in {tmp_path / "t.conf"}:2'
+
+
+def test_the_upstream_block(tmp_path: Path) -> None:
+    assert set(UPSTREAM_TABLE) == {"server", "hash", "least_conn", "random", "zone"}
+    cfg = _load(tmp_path, "stream { upstream u { hash $remote_addr consistent; "
+                          "server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s; "
+                          "server 127.0.0.1:9002 down; zone z 64k; }\n"
+                          "server { listen 127.0.0.1:9003; proxy_pass u; } }\n")
+    assert cfg.stream is not None
+    up = cfg.stream.upstreams["u"]
+    assert [s.address for s in up.servers] == ["127.0.0.1:9001", "127.0.0.1:9002"]
+    assert up.servers[0].weight == 2 and up.servers[0].max_fails == 3
+    assert up.servers[0].fail_timeout == 5.0 and up.servers[1].down
+    assert up.balance is not None and up.balance.consistent
+    assert cfg.stream.servers[0].upstream == "u"
+    assert cfg.upstreams == {}  # HTTP's groups are another namespace
+    assert any('"zone" directive is ignored' in w for w in cfg.warnings)
+
+
+def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, """stream {
+  proxy_timeout 7s; proxy_connect_timeout 2s; deny 10.0.0.0/8;
+  log_format f '$remote_addr $status'; access_log /dev/null f;
+  server { listen 127.0.0.1:9001; proxy_pass 127.0.0.1:9; }
+  server { listen 127.0.0.1:9002; proxy_timeout 1s; allow all; access_log off; return x; }
+}
+""")
+    assert cfg.stream is not None
+    a, b = cfg.stream.servers
+    assert (a.timeout, a.connect_timeout, b.timeout, b.connect_timeout) == (7.0, 2.0, 1.0, 2.0)
+    assert [r.allow for r in a.settings.access_rules] == [False]
+    assert [r.allow for r in b.settings.access_rules] == [True]
+    assert len(a.access_log) == 1 and b.access_log == ()
+    assert a.upstream == "127.0.0.1:9" and b.return_value is not None
+
+
+@pytest.mark.parametrize("text,message", [
+    ("stream { server { return x; } }", 'no "listen" is defined for server'),
+    ("stream { server { listen 9001; } }", "no handler for server"),
+    ("stream { server { listen 9001; return x; proxy_pass 127.0.0.1:9; } }",
+     '"proxy_pass" directive is duplicate'),
+    ("stream { server { listen 9001; return x; }\n server { listen 9001; return y; } }",
+     'duplicate "0.0.0.0:9001" address and port pair'),
+    ("stream { server { listen 9001 udp; return x; } }",
+     'the "udp" parameter of "listen" is not done: fastgate\'s stream proxy proxies TCP only'),
+    ("stream { server { listen 9001; proxy_pass backend; } }", 'no port in upstream "backend"'),
+    ("stream { server { listen 9001; proxy_pass no-such-host.invalid:80; } }",
+     'host not found in upstream "no-such-host.invalid:80"'),
+    ("stream { server { listen 9001; return $uri; } }", 'unknown "uri" variable'),
+    ("stream { access_log /dev/null; server { listen 9001; return x; } }",
+     "log format is not specified"),
+    ("stream { access_log /dev/null nope; server { listen 9001; return x; } }",
+     'unknown log format "nope"'),
+    ("stream { server { listen 9001 ssl; return x; } }",
+     'no "ssl_certificate" is defined for the "listen ... ssl" directive'),
+    ("stream { server { listen 9001; location / { } } }", 'unknown directive "location"'),
+    ("stream { server { listen 9001; proxy_pass u; } upstream u { server 127.0.0.1:9; }\n"
+     "upstream u { server 127.0.0.1:8; } }", 'duplicate upstream "u"'),
+    ("stream { upstream u { server 127.0.0.1; } }", 'no port in "127.0.0.1" of the "server"'),
+    ("stream { }\nstream { }", '"stream" directive is duplicate'),
+    ("stream { server { listen 127.0.0.1:9001; return x; } }\n"
+     "http { server { listen 127.0.0.1:9001; } }",
+     '"127.0.0.1:9001" is listened on by an http server and a stream server'),
+])
+def test_messages(tmp_path: Path, text: str, message: str) -> None:
+    assert message in _error(tmp_path, text)
+
+
+@pytest.mark.parametrize("name", sorted(NOT_DONE))
+def test_what_is_not_done_is_refused_with_why(tmp_path: Path, name: str) -> None:
+    said = _error(tmp_path, f"stream {{ server {{ listen 9001; return x;\n{name} on; }} }}")
+    assert said == (f'"{name}" directive is not done in fastgate\'s stream block: '
+                    f'{NOT_DONE[name]} in {tmp_path / "t.conf"}:2')
+
+
+def test_a_stream_only_configuration_loads(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "stream { server { listen 127.0.0.1:9001; return x; } }\n")
+    assert cfg.servers == () and cfg.stream is not None

@@ -1,0 +1,430 @@
+"""The stream block end to end, beside nginx 1.22 and its stream module (Debian's
+libnginx-mod-stream, installed by ``make test``): the same configuration under both,
+the same bytes sent, and what the client gets, what each backend receives and the
+access log's lines compared — proxying and its byte counts, return, allow/deny, the
+next server after a failed connect, no live servers, ssl_preread routing by SNI, the
+PROXY protocol both ways, TLS termination, proxy_timeout, half-close, a client that
+sends and leaves before the upstream is there, and the balancing methods."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import Gateway, free_port
+from helpers import self_signed
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+FORMAT = ('$status $bytes_sent $bytes_received "$upstream_addr" "$upstream_bytes_sent" '
+          '"$upstream_bytes_received" "$upstream_connect_time" [$ssl_preread_server_name] '
+          '[$ssl_preread_alpn_protocols] [$ssl_preread_protocol] $protocol '
+          '[$proxy_protocol_addr]')
+
+
+def _free() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TcpBackend:
+    """Echoes each read as ``NAME:bytes``; at the client's end of sending, says
+    ``bye:NAME`` and closes. Keeps every byte each connection sent it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name.encode()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self.lock = threading.Lock()
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with self.lock:
+            index = len(self.received)
+            self.received.append(b"")
+        conn.settimeout(10)
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    conn.sendall(b"bye:" + self.name + b"\n")
+                    break
+                with self.lock:
+                    self.received[index] += data
+                conn.sendall(self.name + b":" + data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def got(self) -> list[bytes]:
+        with self.lock:
+            return [r for r in self.received if r]
+
+    def stop(self) -> None:
+        self.running = False
+        self.sock.close()
+
+
+class Side:
+    """nginx or fastgate running ``stream { BLOCK }``: PORTn in the block become free
+    ports of its own, A/B/C the backends' addresses, HOME the test's directory."""
+
+    def __init__(self, kind: str, tmp: Path, block: str, backends: dict[str, TcpBackend],
+                 nports: int) -> None:
+        self.kind = kind
+        self.ports = [_free() for _ in range(nports)]
+        self.ready = _free()
+        home = tmp / kind
+        home.mkdir(exist_ok=True)
+        self.log = home / "stream.log"
+        self.errors = home / "error.log"
+        for i in reversed(range(nports)):
+            block = block.replace(f"PORT{i}", str(self.ports[i]))
+        for name, be in backends.items():
+            block = block.replace(f"@{name}", f"127.0.0.1:{be.port}")
+        block = block.replace("HOME", str(tmp)).replace("LOG", str(self.log))
+        stream = (f"stream {{ log_format test '{FORMAT}';\n"
+                  f"  server {{ listen 127.0.0.1:{self.ready}; access_log off; return ''; }}\n"
+                  f"{block}\n}}\n")
+        if kind == "nginx":
+            conf = home / "nginx.conf"
+            conf.write_text(f"load_module {MODULE};\ndaemon off; master_process off; "
+                            f"worker_processes 1; user root; pid {home}/nginx.pid;\n"
+                            f"error_log {self.errors} info;\nevents {{ }}\n{stream}")
+            cmd = [NGINX, "-p", str(home), "-c", str(conf)]
+        else:
+            conf = home / "fastgate.conf"
+            conf.write_text(f"pid {home}/fg.pid; error_log {self.errors} info;\n{stream}")
+            cmd = [sys.executable, "-m", "fastgate", "-c", str(conf)]
+        stderr = home / "stderr"
+        with open(stderr, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
+        deadline = time.time() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{kind} did not start: {stderr.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.ready), timeout=0.2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def lines(self) -> list[str]:
+        for _ in range(50):  # (a session's line is written as it ends)
+            if self.log.exists():
+                break
+            time.sleep(0.05)
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def both(tmp: Path, block: str, backends: dict[str, TcpBackend], nports: int
+         ) -> Iterator[tuple[Side, Side]]:
+    for needed in (Path(NGINX), MODULE):
+        if not needed.exists():
+            pytest.skip(f"{needed} is installed by make test (test-deps)")
+    sides: list[Side] = []
+    try:
+        for kind in ("nginx", "fastgate"):
+            sides.append(Side(kind, tmp, block, backends, nports))
+        yield sides[0], sides[1]
+    finally:
+        for side in sides:
+            side.stop()
+
+
+def talk(port: int, data: bytes = b"", shut: bool = False, wait: float = 0.3,
+         sock: socket.socket | None = None) -> bytes:
+    """Connect, send ``data`` (then shut the writing side with ``shut``), and read
+    until the connection closes or nothing comes for ``wait`` seconds."""
+    s = sock or socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        try:
+            if data:
+                s.sendall(data)
+            if shut:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:  # closed already (a refusal): what came is read below
+            pass
+        s.settimeout(wait)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            except ConnectionResetError:
+                # a close with the client's bytes unread, which the system answers with a
+                # reset (nginx's, when it has not read them; fastgate reads them first)
+                out += b"<closed>"
+                break
+            if not chunk:
+                out += b"<closed>"
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def settle(*sides: Side, n: int) -> None:
+    """Until each side has logged ``n`` sessions."""
+    deadline = time.time() + 5
+    while time.time() < deadline and any(len(s.lines()) < n for s in sides):
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def backends() -> Iterator[dict[str, TcpBackend]]:
+    made = {name: TcpBackend(name) for name in ("A", "B", "C")}
+    yield made
+    for be in made.values():
+        be.stop()
+
+
+def _same_lines(nginx: Side, fastgate: Side, n: int) -> None:
+    settle(nginx, fastgate, n=n)
+    theirs, ours = nginx.lines(), fastgate.lines()
+    assert len(ours) == len(theirs) == n, (theirs, ours)
+    dead = re.compile(r"127\.0\.0\.1:\d+")
+    for a, b in zip(theirs, ours, strict=True):
+        # the connect time is a measure, not a value; ports of a dead server differ
+        a, b = (re.sub(r"\d+\.\d{3}", "T", x) for x in (a, b))
+        assert dead.sub("ADDR", a) == dead.sub("ADDR", b)
+
+
+def test_proxying_return_and_access(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    dead = _free()
+    block = f"""
+  upstream two {{ server 127.0.0.1:{dead}; server @A; }}
+  upstream none {{ server 127.0.0.1:{dead}; }}
+  access_log LOG test;
+  server {{ listen 127.0.0.1:PORT0; proxy_pass @A; }}
+  server {{ listen 127.0.0.1:PORT1; return "hi $remote_addr $protocol $server_port-x\\n"; }}
+  server {{ listen 127.0.0.1:PORT2; deny 127.0.0.1; allow all; proxy_pass @A; }}
+  server {{ listen 127.0.0.1:PORT3; proxy_pass two; }}
+  server {{ listen 127.0.0.1:PORT4; proxy_pass none; }}
+  server {{ listen 127.0.0.1:PORT5; proxy_next_upstream off; proxy_pass two; }}
+"""
+    with both(tmp_path, block, backends, 6) as (nginx, fastgate):
+        for step, (port, data, shut) in enumerate([
+                (0, b"one\n", False), (1, b"", False), (2, b"two\n", True), (3, b"three\n", False),
+                (4, b"four\n", False), (5, b"five\n", False)]):
+            want = talk(nginx.ports[port], data, shut)
+            got = talk(fastgate.ports[port], data, shut)
+            assert got == want.replace(str(nginx.ports[port]).encode(),
+                                       str(fastgate.ports[port]).encode()), (port, want, got)
+            settle(nginx, fastgate, n=step + 1)
+        # (the dead server failed once on port 3: out for fail_timeout, so port 5's
+        # session goes to A without a next try)
+        assert sorted(backends["A"].got()) == sorted([b"one\n", b"three\n", b"five\n"] * 2)
+        _same_lines(nginx, fastgate, 6)
+        for said in ("access forbidden by rule while initializing session",
+                     "connect() failed (111: Connection refused) while connecting to upstream",
+                     "upstream server temporarily disabled while connecting to upstream"):
+            assert said in nginx.errors.read_text()
+            assert said in fastgate.errors.read_text()
+
+
+def _client_hello(name: str | None, alpn: list[str] | None) -> bytes:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def test_preread_routes_by_server_name(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    block = """
+  map $ssl_preread_server_name $route { a.example @A; b.example @B; default @C; }
+  access_log LOG test;
+  server { listen 127.0.0.1:PORT0; ssl_preread on; proxy_pass $route; }
+  server { listen 127.0.0.1:PORT1; ssl_preread on; preread_timeout 500ms;
+    return "[$ssl_preread_server_name]"; }
+"""
+    hellos = [_client_hello("a.example", ["h2", "http/1.1"]),
+              _client_hello("b.example", None), _client_hello(None, ["x"]),
+              b"GET / HTTP/1.0\r\n\r\n"]
+    with both(tmp_path, block, backends, 2) as (nginx, fastgate):
+        n = 0
+        for hello in hellos:
+            for cut in (None, 7):  # the hello whole, and in two writes
+                for side in (nginx, fastgate):
+                    with socket.create_connection(("127.0.0.1", side.ports[0]), timeout=5) as s:
+                        if cut:
+                            s.sendall(hello[:cut])
+                            time.sleep(0.05)
+                        s.sendall(hello[cut or 0:])
+                        got = s.recv(2)
+                    assert got in (b"A:", b"B:", b"C:"), got
+                n += 1
+                settle(nginx, fastgate, n=n)
+        # a client that sends part of a hello and waits: preread_timeout ends it
+        for side in (nginx, fastgate):
+            assert talk(side.ports[1], hellos[0][:20], wait=2) == b"<closed>"
+        n += 1
+        _same_lines(nginx, fastgate, n)
+        assert backends["A"].got()[:1] == [hellos[0]]
+
+
+def test_proxy_protocol_both_ways_and_tls(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    crt, key = self_signed(tmp_path)
+    block = f"""
+  access_log LOG test;
+  server {{ listen 127.0.0.1:PORT0; proxy_protocol on; proxy_pass @A; }}
+  server {{ listen 127.0.0.1:PORT1 proxy_protocol; return "$proxy_protocol_addr:$proxy_protocol_port $remote_addr"; }}
+  server {{ listen 127.0.0.1:PORT2 ssl; ssl_certificate {crt}; ssl_certificate_key {key};
+    proxy_pass @B; }}
+"""
+    with both(tmp_path, block, backends, 3) as (nginx, fastgate):
+        for side in (nginx, fastgate):
+            assert talk(side.ports[0], b"x").startswith(b"A:PROXY TCP4 127.0.0.1 127.0.0.1 ")
+            assert talk(side.ports[1], b"PROXY TCP4 10.1.2.3 10.0.0.1 5555 443\r\n") == \
+                b"10.1.2.3:5555 127.0.0.1<closed>"
+            assert talk(side.ports[1], b"NOT A HEADER\r\n") == b"<closed>"
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with socket.create_connection(("127.0.0.1", side.ports[2]), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="x") as t:
+                    t.sendall(b"secret")
+                    assert t.recv(100) == b"B:secret"
+        settle(nginx, fastgate, n=4)
+        for got in (backends["A"].got(), backends["B"].got()):
+            assert len(got) == 2
+        a, b = backends["A"].got()
+        assert a.split(b" ")[:4] == b.split(b" ")[:4]
+        theirs, ours = nginx.lines(), fastgate.lines()
+        assert [line.split()[0] for line in ours] == [line.split()[0] for line in theirs]
+
+
+def test_timeouts_half_close_and_early_leave(tmp_path: Path,
+                                             backends: dict[str, TcpBackend]) -> None:
+    block = """
+  access_log LOG test;
+  server { listen 127.0.0.1:PORT0; proxy_timeout 1s; proxy_pass @A; }
+  server { listen 127.0.0.1:PORT1; proxy_half_close on; proxy_pass @B; }
+  server { listen 127.0.0.1:PORT2; proxy_pass @C; }
+"""
+    with both(tmp_path, block, backends, 3) as (nginx, fastgate):
+        for side in (nginx, fastgate):
+            # idle past proxy_timeout: closed
+            s = socket.create_connection(("127.0.0.1", side.ports[0]), timeout=5)
+            s.sendall(b"ping")
+            assert talk(0, sock=s, wait=3) == b"A:ping<closed>"
+            # half-close: the upstream's answer after the client's end still comes
+            assert talk(side.ports[1], b"q", True, wait=2) == b"B:qbye:B\n<closed>"
+            # without it: the session ends with the client's end of sending
+            out = talk(side.ports[2], b"r", True, wait=2)
+            assert out.endswith(b"<closed>") and b"bye" not in out
+        settle(nginx, fastgate, n=3)
+        assert len(nginx.lines()) == len(fastgate.lines()) == 3
+
+
+def test_balancing_as_nginx(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    block = """
+  upstream rr { server @A weight=2; server @B; server @C backup; }
+  upstream hashed { hash $remote_port; server @A; server @B; server @C; }
+  upstream ring { hash $remote_port consistent; server @A; server @B; server @C; }
+  server { listen 127.0.0.1:PORT0; proxy_pass rr; }
+  server { listen 127.0.0.1:PORT1; proxy_pass hashed; }
+  server { listen 127.0.0.1:PORT2; proxy_pass ring; }
+"""
+    with both(tmp_path, block, backends, 3) as (nginx, fastgate):
+        for index in range(3):
+            seq = {}
+            for side in (nginx, fastgate):
+                names = []
+                for port in range(40000 + index * 100, 40000 + index * 100 + 12):
+                    s = socket.socket()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError:
+                        s.close()
+                        continue
+                    s.settimeout(5)
+                    with s:
+                        s.connect(("127.0.0.1", side.ports[index]))
+                        s.sendall(b".")
+                        names.append(s.recv(100)[:1])  # the answering backend's name
+                seq[side.kind] = names
+            assert seq["nginx"] == seq["fastgate"], index
+
+
+def test_workers_and_a_reload(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    """Under a master (worker_processes 2) the stream block's sockets and TLS contexts
+    are the master's, beside an HTTP server; a reload (SIGHUP) changes what a stream
+    server does without dropping its address."""
+    crt, key = self_signed(tmp_path)
+    http, plain, tls = free_port(), free_port(), free_port()
+
+    def config(text: str) -> str:
+        return (f"worker_processes 2; error_log {tmp_path}/error.log info;\n"
+                f"http {{ access_log off; server {{ listen 127.0.0.1:{http}; return 200 web; }} }}\n"
+                f"stream {{ server {{ listen 127.0.0.1:{plain}; return {text}; }}\n"
+                f"  server {{ listen 127.0.0.1:{tls} ssl; ssl_certificate {crt}; "
+                f"ssl_certificate_key {key}; proxy_pass 127.0.0.1:{backends['A'].port}; }} }}\n")
+
+    gw = Gateway(tmp_path, config("one"), http)
+    try:
+        assert talk(plain) == b"one<closed>"
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for _ in range(4):  # (either worker)
+            with socket.create_connection(("127.0.0.1", tls), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="x") as t:
+                    t.sendall(b"ping")
+                    assert t.recv(100) == b"A:ping"
+        gw.conf.write_text(config("two"))
+        gw.signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while talk(plain) != b"two<closed>":
+            assert time.time() < deadline
+            time.sleep(0.1)
+        assert "Traceback" not in gw.stderr
+    finally:
+        gw.stop()
