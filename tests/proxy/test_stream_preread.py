@@ -4,6 +4,7 @@ several records, and given a byte at a time; what is not a hello."""
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 
 import pytest
@@ -32,6 +33,14 @@ def hello(name: str | None, alpn: list[str] | None,
     return out.read()
 
 
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def records(data: bytes, size: int) -> bytes:
     """The hello's handshake message cut into records of ``size`` bytes."""
     body = data[5:5 + int.from_bytes(data[3:5], "big")]
@@ -46,7 +55,8 @@ def records(data: bytes, size: int) -> bytes:
 def test_a_hello_is_read_whole_or_in_records(name: str | None, alpn: list[str] | None,
                                              size: int) -> None:
     data = hello(name, alpn)
-    want = Preread(name or "", ",".join(alpn or ()), "TLSv1.3")
+    sent = name if name is not None and not _is_address(name) else ""  # (no SNI for an IP)
+    want = Preread(sent, ",".join(alpn or ()), "TLSv1.3")
     assert read_hello(data) == want
     cut = records(data, size)
     assert read_hello(cut) == want
