@@ -728,3 +728,77 @@ def test_thumbnails(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
     assert ask("GET", "/images/shoe.jpg")[0] == 401
     status, _, body = ask("GET", "/images/shoe.jpg", bearer("thumbnails-secret-0123456789abcdef"))
     assert status == 200 and size_of(body, kind_of(body)) == (200, 100, False)
+
+
+def _stream_echo(tag: bytes) -> tuple[socket.socket, list[bytes]]:
+    """A TCP server that answers each connection's first read with ``tag`` + it."""
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    got: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    data = conn.recv(65536)
+                    got.append(data)
+                    conn.sendall(tag + data[:8])
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock, got
+
+
+def test_tcp_edge(serve, backends, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    be = backends()
+    git, git_got = _stream_echo(b"git:")
+    vault, vault_got = _stream_echo(b"vault:")
+    pg, pg_got = _stream_echo(b"pg:")
+    tls_port, pg_port = free(), free()
+    dead = free()
+    try:
+        ask, g = serve("tcp-edge.conf", {
+            "listen 8443": f"listen 127.0.0.1:{tls_port}",
+            "listen 5432": f"listen 127.0.0.1:{pg_port}",
+            "10.0.0.11:443": f"127.0.0.1:{git.getsockname()[1]}",
+            "10.0.0.12:8200": f"127.0.0.1:{vault.getsockname()[1]}",
+            "10.0.0.21:5432": f"127.0.0.1:{dead}",
+            "10.0.0.22:5432": f"127.0.0.1:{pg.getsockname()[1]}",
+            "127.0.0.1:5000": f"127.0.0.1:{be.port}"})
+        ctx = ssl.create_default_context()
+        for name, want in (("vault.example.com", b"vault:"), ("git.example.com", b"git:"),
+                           ("other.example.com", b"git:")):
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            try:
+                ctx.wrap_bio(incoming, outgoing, server_hostname=name).do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            hello = outgoing.read()
+            with socket.create_connection(("127.0.0.1", tls_port), timeout=5) as s:
+                s.sendall(hello)
+                assert s.recv(100) == want + hello[:8]  # passed through as it came
+        # the primary database is down: the backup answers
+        with socket.create_connection(("127.0.0.1", pg_port), timeout=5) as s:
+            s.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")  # an SSLRequest
+            assert s.recv(100) == b"pg:\x00\x00\x00\x08\x04\xd2\x16\x2f"
+        # the HTTP API beside them still checks its tokens
+        assert ask("GET", "/api/x")[0] == 401
+        assert be.requests() == []
+        assert ask("GET", "/api/x", bearer("tcp-edge-secret-0123456789abcdef-0123"))[0] == 200
+        log = tmp_path / "stream.log"
+        for seen in ('"vault.example.com"', '"other.example.com"',
+                     f'"127.0.0.1:{dead}, 127.0.0.1:{pg.getsockname()[1]}"'):
+            assert wait_for_text(log, seen), seen
+        assert "Traceback" not in g.stderr
+    finally:
+        for s in (git, vault, pg):
+            s.close()
