@@ -1126,6 +1126,7 @@ class StreamServer:
     next_upstream_tries: int = 0  # 0: as many as the group has servers
     next_upstream_timeout: float = 0.0  # 0: no bound
     send_proxy_protocol: bool = False  # proxy_protocol on: a v1 header goes upstream first
+    proxy_ssl: bool = False  # TLS to the upstream server, with settings' proxy_ssl_*
     half_close: bool = False
     tcp_nodelay: bool = True
     preread: bool = False  # ssl_preread: the ClientHello is read before proxying

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any, Protocol
 
 from fastgate.http.proxy_protocol import ProxyHeader
@@ -152,10 +153,14 @@ class TcpEnd(asyncio.Protocol):
             self._t.abort()
 
 
-async def connect(owner: TcpOwner, host: str, port: int, nodelay: bool) -> TcpEnd:
-    """A connection to ``host:port`` for ``owner`` (OSError when it cannot be made)."""
+async def connect(owner: TcpOwner, host: str, port: int, nodelay: bool,
+                  tls: ssl.SSLContext | None = None, name: str | None = None) -> TcpEnd:
+    """A connection to ``host:port`` for ``owner``, over TLS with ``tls`` (``name``: the
+    SNI sent and the name checked); OSError (ssl.SSLError for the handshake) when it
+    cannot be made."""
     end = TcpEnd(owner, nodelay)
-    await asyncio.get_running_loop().create_connection(lambda: end, host, port)
+    await asyncio.get_running_loop().create_connection(
+        lambda: end, host, port, ssl=tls, server_hostname=name if tls is not None else None)
     return end
 
 

@@ -17,19 +17,32 @@ variables for them."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fastgate.config.model import AccessRule, Listen, Stream, StreamServer, Upstream, UpstreamServer
+from fastgate.config.model import (
+    AccessRule,
+    Listen,
+    Stream,
+    StreamServer,
+    Upstream,
+    UpstreamServer,
+    UpstreamTls,
+)
+from fastgate.config.tls import TlsError, upstream_context, upstream_tls
 from fastgate.errors import FastgateError
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.http.tcp import TcpEnd, connect
 from fastgate.proxy import balance
+from fastgate.variables import Template
 
 OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY = 200, 400, 403, 500, 502
+_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
 
 
 class StreamHost(Protocol):
@@ -91,6 +104,9 @@ class Group:
         self.primary = [Peer(s) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s) for s in upstream.servers if s.backup]
         self.size = len(upstream.servers)
+        # proxy_ssl's default name: the host a proxy_pass gave, or the group's name
+        host = upstream.name.rpartition(":")[0] if upstream.implicit else upstream.name
+        self.host_name = host[1:-1] if host.startswith("[") else host
         self._pick: Callable[[float, Any, Any], Peer | None] = (
             balance.method(upstream.balance, self.primary) if upstream.balance is not None
             else (lambda now, exclude, r: balance.round_robin(self.primary, now, exclude)))
@@ -424,11 +440,28 @@ class Session:
             started = loop.time()
             side = UpstreamSide(self, attempt)
             why = ""
+            action = "connecting to"
+            name: str | None = None
             try:
+                tls, name = self._tls(group) if srv.proxy_ssl else (None, None)
                 await asyncio.wait_for(connect(side, peer.server.host, peer.server.port,
-                                               srv.tcp_nodelay), srv.connect_timeout)
+                                               srv.tcp_nodelay, tls, name), srv.connect_timeout)
             except TimeoutError:
                 why = "upstream timed out (110: Connection timed out)"
+            except ssl.SSLCertVerificationError as e:
+                # (OpenSSL checks the name as it verifies; nginx checks it after, in
+                # words of its own)
+                why = (f'upstream SSL certificate does not match "{name}"'
+                       if e.verify_code == _HOSTNAME_MISMATCH else
+                       f"upstream SSL certificate verify error: ({e.verify_code}:"
+                       f"{e.verify_message})")
+                action = "SSL handshaking to"
+            except ssl.SSLError as e:
+                why = f"SSL_do_handshake() failed ({e.reason or e})"
+                action = "SSL handshaking to"
+            except TlsError as e:  # a file the context needs changed since the load
+                why = e.message
+                action = "SSL handshaking to"
             except OSError as e:
                 why = f"connect() failed ({e.errno}: {e.strerror})"
             if self._closed:
@@ -441,7 +474,7 @@ class Session:
                 self._peer = peer
                 break
             attempt.session = loop.time() - started
-            where = (f'while connecting to upstream, client: {self.remote_addr}, server: '
+            where = (f'while {action} upstream, client: {self.remote_addr}, server: '
                      f'{self._srv()}, upstream: "{address}"')
             self.host.stream_error("error", f"{why} {where}")
             if group.size > 1 and peer.failed(time.monotonic()):
@@ -492,6 +525,16 @@ class Session:
                                             f"{self._srv()}")
             return None
         return self.streams.direct(host, number)
+
+    def _tls(self, group: Group) -> tuple[ssl.SSLContext, str | None]:
+        """proxy_ssl's context and the name sent and checked (proxy_ssl_name, with
+        variables rendered now, else the proxy_pass host)."""
+        s = self.server.settings
+        given = s.proxy_ssl_name
+        # (str(): a variable's value may be a str subclass, which ssl refuses as a name)
+        t = upstream_tls(s, group.host_name, str(given.render(self))
+                         if isinstance(given, Template) else None)
+        return self.streams.tls_context(t), t.name if t.server_name or t.verify else None
 
     def _proxy_line(self) -> bytes:
         v6 = ":" in self.remote_addr
@@ -693,6 +736,7 @@ class Streams:
         self.host = host
         self.groups = {name: Group(u) for name, u in stream.upstreams.items()}
         self._direct: dict[tuple[str, int], Group] = {}
+        self._contexts: dict[UpstreamTls, ssl.SSLContext] = {}
         self.by_address: dict[tuple[str, int], tuple[StreamServer, Listen]] = {
             x.address: (s, x) for s in stream.servers for x in s.listens}
 
@@ -704,6 +748,15 @@ class Streams:
         server, listen = self.by_address[listen.address]
         return TcpEnd(Session(self, server, listen), server.tcp_nodelay)
 
+    def tls_context(self, t: UpstreamTls) -> ssl.SSLContext:
+        """proxy_ssl's context for these settings (made once: it does not depend on the
+        name, which goes with each connection)."""
+        key = dataclasses.replace(t, name="")
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = upstream_context(t)
+        return ctx
+
     def direct(self, host: str, port: int) -> Group:
         """A group of one for an address a proxy_pass with variables named."""
         key = (host, port)
@@ -712,7 +765,7 @@ class Streams:
             if len(self._direct) > 1024:
                 self._direct.clear()
             name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            group = Group(Upstream(name, (UpstreamServer(host, port),)))
+            group = Group(Upstream(name, (UpstreamServer(host, port),), implicit=True))
             self._direct[key] = group
         return group
 

@@ -63,6 +63,20 @@ SAMPLES = {
     "ssl_dhparam": None,  # a file of DH parameters: tests/config/test_tls_directives.py
     "ssl_session_cache": "ssl_session_cache shared:S:1m;",
     "ssl_session_timeout": "ssl_session_timeout 5m;",
+    "proxy_ssl": "proxy_ssl on;",
+    "proxy_ssl_server_name": "proxy_ssl_server_name on;",
+    "proxy_ssl_name": "proxy_ssl_name $ssl_preread_server_name;",
+    "proxy_ssl_verify": "proxy_ssl_verify off;",
+    "proxy_ssl_trusted_certificate": "proxy_ssl_trusted_certificate CRT;",
+    "proxy_ssl_crl": None,  # a CRL file: tests/config/test_tls_directives.py
+    "proxy_ssl_protocols": "proxy_ssl_protocols TLSv1.2 TLSv1.3;",
+    "proxy_ssl_ciphers": "proxy_ssl_ciphers HIGH:!aNULL;",
+    "proxy_ssl_certificate": "proxy_ssl_certificate CRT;",
+    "proxy_ssl_certificate_key": "proxy_ssl_certificate_key KEY;",
+    "proxy_ssl_password_file": "proxy_ssl_password_file PASSWORDS;",
+    "proxy_ssl_verify_depth": "proxy_ssl_verify_depth 2;",
+    "proxy_ssl_conf_command": "proxy_ssl_conf_command Options PrioritizeChaCha;",
+    "proxy_ssl_session_reuse": "proxy_ssl_session_reuse off;",
 }
 
 
@@ -165,6 +179,10 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
      "upstream u { server 127.0.0.1:8; } }", 'duplicate upstream "u"'),
     ("stream { upstream u { server 127.0.0.1; } }", 'no port in "127.0.0.1" of the "server"'),
     ("stream { }\nstream { }", '"stream" directive is duplicate'),
+    ("stream { server { listen 9001; proxy_pass 127.0.0.1:9; proxy_ssl on; "
+     "proxy_ssl_verify on; } }", "no proxy_ssl_trusted_certificate for proxy_ssl_verify"),
+    ("stream { server { listen 9001; proxy_pass 127.0.0.1:9; proxy_ssl on; "
+     "proxy_ssl_certificate CRT; } }", 'no "proxy_ssl_certificate_key" is defined'),
     ("stream { server { listen 127.0.0.1:9001; return x; } }\n"
      "http { server { listen 127.0.0.1:9001; } }",
      '"127.0.0.1:9001" is listened on by an http server and a stream server'),

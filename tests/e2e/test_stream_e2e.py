@@ -90,6 +90,26 @@ class TcpBackend:
         self.sock.close()
 
 
+class TlsBackend(TcpBackend):
+    """A TcpBackend over TLS, keeping the name each client sent (SNI; "" for none)."""
+
+    def __init__(self, name: str, crt: Path, key: Path) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(crt, key)
+        self.names: list[str] = []
+        self.ctx.sni_callback = lambda obj, sni, ctx: self.names.append(sni or "")  # type: ignore[assignment,func-returns-value]
+        super().__init__(name)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(10)
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()
+            return
+        super()._serve(tls)
+
+
 class Side:
     """nginx or fastgate running ``stream { BLOCK }``: PORTn in the block become free
     ports of its own, A/B/C the backends' addresses, HOME the test's directory."""
@@ -338,6 +358,42 @@ def test_proxy_protocol_both_ways_and_tls(tmp_path: Path, backends: dict[str, Tc
         assert a.split(b" ")[:4] == b.split(b" ")[:4]
         theirs, ours = nginx.lines(), fastgate.lines()
         assert [line.split()[0] for line in ours] == [line.split()[0] for line in theirs]
+
+
+def test_tls_to_the_upstream(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    crt, key = self_signed(tmp_path, "backend.example")
+    tls = TlsBackend("T", crt, key)
+    backends["T"] = tls
+    # (without session reuse: nginx keeps one TLS session per upstream server, whichever
+    # of its servers made it, so a verifying server would resume an unverified session)
+    block = f"""
+  access_log LOG test; proxy_ssl_session_reuse off;
+  server {{ listen 127.0.0.1:PORT0; proxy_pass @T; proxy_ssl on; }}
+  server {{ listen 127.0.0.1:PORT1; proxy_pass @T; proxy_ssl on; proxy_ssl_server_name on;
+    proxy_ssl_name backend.example; }}
+  server {{ listen 127.0.0.1:PORT2; proxy_pass @T; proxy_ssl on; proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate {crt}; proxy_ssl_name backend.example; }}
+  server {{ listen 127.0.0.1:PORT3; proxy_pass @T; proxy_ssl on; proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate {crt}; proxy_ssl_name wrong.example; }}
+  server {{ listen 127.0.0.1:PORT4; proxy_pass @T; proxy_ssl on; proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate {crt}; proxy_ssl_name $ssl_preread_server_name;
+    ssl_preread on; }}
+"""
+    hello = _client_hello("backend.example", None)
+    with both(tmp_path, block, backends, 5) as (nginx, fastgate):
+        for i, data in enumerate((b"a", b"b", b"c", b"d", hello)):
+            want = talk(nginx.ports[i], data)
+            assert talk(fastgate.ports[i], data) == want, i
+            settle(nginx, fastgate, n=i + 1)
+        # no name without proxy_ssl_server_name, as nginx; with verify, the name checked
+        # is sent (Python's ssl sends what it checks), which nginx does not
+        assert tls.names[:4] == ["", "", "backend.example", "backend.example"]
+        theirs, ours = nginx.lines(), fastgate.lines()
+        assert [line.split()[0] for line in ours] == [line.split()[0] for line in theirs] \
+            == ["200", "200", "200", "502", "200"]
+        for side in (nginx, fastgate):
+            assert 'upstream SSL certificate does not match "wrong.example" while SSL ' \
+                   "handshaking to upstream" in side.errors.read_text()
 
 
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,

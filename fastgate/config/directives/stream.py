@@ -7,7 +7,7 @@ it. Its directives are read by the same handlers as their HTTP namesakes where n
 modules mean the same (``upstream`` balancing, ``map``, ``geo``, ``log_format``,
 ``allow``/``deny``, ``ssl_*``) through a ``StreamContext`` that keeps those tables
 apart. What nginx's stream modules can do and fastgate's cannot is refused with the
-reason (``NOT_DONE``): UDP, TLS to upstreams, connection limits."""
+reason (``NOT_DONE``): UDP, connection and rate limits, client certificates."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from fastgate.config.context import (
 )
 from fastgate.config.directives import access, geo, log, maps, tls, upstream
 from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
+from fastgate.config.directives.proxy import tls_specs
 from fastgate.config.errors import ConfigError
 from fastgate.config.lookups import Lookup
 from fastgate.config.model import (
@@ -40,7 +41,7 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive
-from fastgate.config.tls import TlsError, server_context
+from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
 from fastgate.config.values import parse_host_port, parse_number, parse_time
 from fastgate.variables import StreamRegistry, Template
 
@@ -52,13 +53,6 @@ SU = frozenset({STREAM_UPSTREAM})
 # nginx stream directives fastgate does not do, with why (a config that needs one fails
 # at load with this, never runs without it)
 NOT_DONE: dict[str, str] = {
-    **{name: "fastgate's stream proxy does not speak TLS to upstream servers"
-       for name in ("proxy_ssl", "proxy_ssl_certificate", "proxy_ssl_certificate_key",
-                    "proxy_ssl_ciphers", "proxy_ssl_crl", "proxy_ssl_name",
-                    "proxy_ssl_password_file", "proxy_ssl_protocols",
-                    "proxy_ssl_server_name", "proxy_ssl_session_reuse",
-                    "proxy_ssl_trusted_certificate", "proxy_ssl_verify",
-                    "proxy_ssl_verify_depth", "proxy_ssl_conf_command")},
     **{name: "fastgate's stream proxy does not limit connections"
        for name in ("limit_conn", "limit_conn_zone", "limit_conn_log_level")},
     **{name: "fastgate's stream proxy does not check client certificates"
@@ -220,6 +214,18 @@ def _server(sc: StreamContext, top: Level, lvl: Level, names: set[str]) -> Strea
             at = lvl.origins.get(e.directive) or top.origins.get(e.directive) \
                 or lvl.local.get("ssl_listen") or d
             raise at.error(e.message) from None
+    if own.get("proxy_ssl"):
+        def blame(directive: str) -> Directive:
+            return (lvl.origins.get(directive) or top.origins.get(directive)
+                    or lvl.local.get("handler") or d)
+
+        if settings.proxy_ssl_verify and settings.proxy_ssl_trusted_certificate is None:
+            raise blame("proxy_ssl_verify").error(
+                "no proxy_ssl_trusted_certificate for proxy_ssl_verify")  # (nginx's words)
+        try:  # what OpenSSL would refuse, known now
+            upstream_context(upstream_tls(settings, "check"))
+        except TlsError as e:
+            raise blame(e.directive).error(e.message) from None
     return StreamServer(
         listens=listens, settings=settings, where=Where(d.file, d.line),
         proxy_pass=lvl.local.get("proxy_pass"), upstream=lvl.local.get("upstream"),
@@ -388,6 +394,8 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("proxy_next_upstream_timeout", SMS, 1, 1, own("next_upstream_timeout", time_arg)),
     Spec("proxy_protocol", SMS, 1, 1, own("send_proxy_protocol", flag_arg)),
     Spec("proxy_half_close", SMS, 1, 1, own("half_close", flag_arg)),
+    Spec("proxy_ssl", SMS, 1, 1, own("proxy_ssl", flag_arg)),
+    *_in_stream(tls_specs("proxy"), SMS),
     Spec("tcp_nodelay", SMS, 1, 1, own("tcp_nodelay", flag_arg)),
     Spec("ssl_preread", SMS, 1, 1, own("preread", flag_arg)),
     Spec("preread_timeout", SMS, 1, 1, own("preread_timeout", time_arg)),
