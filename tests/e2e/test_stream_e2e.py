@@ -20,9 +20,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Gateway, free_port
 from helpers import self_signed
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -450,12 +450,13 @@ def test_balancing_as_nginx(tmp_path: Path, backends: dict[str, TcpBackend]) -> 
             assert seq["nginx"] == seq["fastgate"], index
 
 
-def test_workers_and_a_reload(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+def test_workers_and_a_reload(tmp_path: Path, backends: dict[str, TcpBackend],
+                              gateway: Any, free: Any) -> None:
     """Under a master (worker_processes 2) the stream block's sockets and TLS contexts
     are the master's, beside an HTTP server; a reload (SIGHUP) changes what a stream
     server does without dropping its address."""
     crt, key = self_signed(tmp_path)
-    http, plain, tls = free_port(), free_port(), free_port()
+    http, plain, tls = free(), free(), free()
 
     def config(text: str) -> str:
         return (f"worker_processes 2; error_log {tmp_path}/error.log info;\n"
@@ -464,23 +465,20 @@ def test_workers_and_a_reload(tmp_path: Path, backends: dict[str, TcpBackend]) -
                 f"  server {{ listen 127.0.0.1:{tls} ssl; ssl_certificate {crt}; "
                 f"ssl_certificate_key {key}; proxy_pass 127.0.0.1:{backends['A'].port}; }} }}\n")
 
-    gw = Gateway(tmp_path, config("one"), http)
-    try:
-        assert talk(plain) == b"one<closed>"
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        for _ in range(4):  # (either worker)
-            with socket.create_connection(("127.0.0.1", tls), timeout=5) as raw:
-                with ctx.wrap_socket(raw, server_hostname="x") as t:
-                    t.sendall(b"ping")
-                    assert t.recv(100) == b"A:ping"
-        gw.conf.write_text(config("two"))
-        gw.signal(signal.SIGHUP)
-        deadline = time.time() + 10
-        while talk(plain) != b"two<closed>":
-            assert time.time() < deadline
-            time.sleep(0.1)
-        assert "Traceback" not in gw.stderr
-    finally:
-        gw.stop()
+    gw = gateway(config("one"), http)  # (stopped by the fixture, failing on a traceback)
+    assert talk(plain) == b"one<closed>"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for _ in range(4):  # (either worker)
+        with socket.create_connection(("127.0.0.1", tls), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="x") as t:
+                t.sendall(b"ping")
+                assert t.recv(100) == b"A:ping"
+    gw.conf.write_text(config("two"))
+    gw.signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while talk(plain) != b"two<closed>":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert "Traceback" not in gw.stderr
