@@ -782,6 +782,7 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "protocol": lambda r: "TCP",
     "connection": lambda r: str(r.connection_id),
     "status": lambda r: str(r.status),
+    "limit_conn_status": lambda r: r.limit_conn_status,
     "bytes_received": lambda r: str(r.bytes_received),
     "bytes_sent": lambda r: str(r.bytes_sent),
     "session_time": _stream_time,

@@ -127,7 +127,7 @@ class Stats(SlotWriter):
         self.v[_FIELDS["last_reload"]] = time.time()
         self.v[_FIELDS["last_reload_ok"]] = 1.0 if ok else 0.0
 
-    def limit_rejected(self, counts: memoryview) -> None:
+    def limit_rejected(self, counts: memoryview[float]) -> None:
         """A request a limit zone refused: ``counts`` is the zone's, this slot's double."""
         counts[self.index] += 1
 

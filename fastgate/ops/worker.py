@@ -26,6 +26,7 @@ from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
 from fastgate.ops.cluster_limits import LimitSync
 from fastgate.ops.jwks import remote_sources
+from fastgate.ops.limit_table import LimitTable
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
 from fastgate.ops.zones import Zones, ZoneTables
@@ -152,7 +153,8 @@ class Worker:
         self.remote = remote_sources(self)
         self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
         # the stream block: its sessions, and their log (its formats are the block's own)
-        self.streams = Streams(config.stream, self) if config.stream is not None else None
+        self.streams = (Streams(config.stream, self, config.zones)
+                        if config.stream is not None else None)
         self.stream_access = (AccessLogs(config.stream.log_formats, self.log)
                               if config.stream is not None else None)
         self.sessions: set[Session] = set()
@@ -187,6 +189,12 @@ class Worker:
         return self.streams.accept(listen)
 
     # --- the StreamHost of every stream session ------------------------------------------
+
+    def stream_zone(self, name: str) -> LimitTable:
+        return self.zones[name]
+
+    def stream_limited(self, zone: str) -> None:
+        self.stats.limit_rejected(self.zones.rejected[zone])
 
     def stream_error(self, level: str, message: str) -> None:
         self.log.write(level, message)

@@ -21,12 +21,13 @@ import dataclasses
 import ipaddress
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastgate.config.model import (
     AccessRule,
+    LimitZone,
     Listen,
     Stream,
     StreamServer,
@@ -41,12 +42,26 @@ from fastgate.http.tcp import TcpEnd, connect
 from fastgate.proxy import balance
 from fastgate.variables import Template
 
-OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY = 200, 400, 403, 500, 502
+OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY, UNAVAILABLE = (
+    200, 400, 403, 500, 502, 503)
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+
+
+class ConnTable(Protocol):
+    """A limit_conn zone's shared table (the worker's)."""
+
+    def acquire(self, key: bytes, limit: int) -> bool: ...
+
+    def release(self, key: bytes) -> None: ...
 
 
 class StreamHost(Protocol):
     """What a session needs of the worker that runs it."""
+
+    def stream_zone(self, name: str) -> ConnTable: ...
+
+    def stream_limited(self, zone: str) -> None:
+        """A connection refused by a zone: counted."""
 
     def stream_error(self, level: str, message: str) -> None: ...
 
@@ -254,6 +269,8 @@ class Session:
         self._last = 0.0  # the last time a byte moved (proxy_timeout)
         self._connecting: asyncio.Task[None] | None = None
         self._peer: Peer | None = None  # the server connected to
+        self._slots: list[tuple[ConnTable, bytes]] = []  # limit_conn's, given back at the end
+        self.limit_conn_status = ""
 
     # -- the client end (TcpOwner) -----------------------------------------------------------
 
@@ -348,6 +365,8 @@ class Session:
         self._finish(OK)
 
     def _start(self) -> None:
+        if self.server.settings.limit_conn and not self._limit():
+            return
         if not _allowed(self.server.settings.access_rules, self.remote_addr):
             self.host.stream_error("error", f"access forbidden by rule while initializing "
                                             f"session, client: {self.remote_addr}, server: "
@@ -361,6 +380,32 @@ class Session:
                 self._read_hello()
             return
         self._content()
+
+    def _limit(self) -> bool:
+        """limit_conn (nginx's pre-access phase, before allow/deny): False when a zone
+        refused the connection (503, closed)."""
+        s = self.server.settings
+        for lc in s.limit_conn:
+            zone = self.streams.zones[lc.zone]
+            key = zone.key.render(self).encode("utf-8", "surrogateescape")
+            if not key:  # (an empty key is not limited)
+                continue
+            table = self.host.stream_zone(lc.zone)
+            if table.acquire(key, lc.limit):
+                self._slots.append((table, key))
+                self.limit_conn_status = self.limit_conn_status or "PASSED"
+                continue
+            dry = s.limit_conn_dry_run
+            self.limit_conn_status = "REJECTED_DRY_RUN" if dry else "REJECTED"
+            self.host.stream_limited(lc.zone)
+            self.host.stream_error(s.limit_conn_log_level,
+                                   f'limiting connections{", dry run," if dry else ""} by '
+                                   f'zone "{lc.zone}", client: {self.remote_addr}, server: '
+                                   f"{self._srv()}")
+            if not dry:
+                self._finish(UNAVAILABLE)
+                return False
+        return True
 
     def _preread_timeout(self) -> None:
         self.preread = Preread()  # (nginx's variables: there, and empty)
@@ -599,6 +644,9 @@ class Session:
             self.upstream.end.close()
         if self._peer is not None:
             self._peer.busy -= 1
+        for table, key in self._slots:
+            table.release(key)
+        self._slots.clear()
         if self.client is not None and not client_gone:
             self.client.close()  # (what is written still goes out)
         for a in self.attempts:
@@ -731,9 +779,11 @@ class Streams:
     """A worker's stream block: its groups (passive health per worker, as nginx's
     without a zone) and each listening address's server."""
 
-    def __init__(self, stream: Stream, host: StreamHost) -> None:
+    def __init__(self, stream: Stream, host: StreamHost,
+                 zones: Mapping[str, LimitZone] | None = None) -> None:
         self.stream = stream
         self.host = host
+        self.zones = zones or {}  # limit_conn_zone's definitions (their keys)
         self.groups = {name: Group(u) for name, u in stream.upstreams.items()}
         self._direct: dict[tuple[str, int], Group] = {}
         self._contexts: dict[UpstreamTls, ssl.SSLContext] = {}

@@ -63,6 +63,10 @@ SAMPLES = {
     "ssl_dhparam": None,  # a file of DH parameters: tests/config/test_tls_directives.py
     "ssl_session_cache": "ssl_session_cache shared:S:1m;",
     "ssl_session_timeout": "ssl_session_timeout 5m;",
+    "limit_conn_zone": "limit_conn_zone $remote_addr zone=other:1m;",
+    "limit_conn": "limit_conn c 1;",
+    "limit_conn_log_level": "limit_conn_log_level warn;",
+    "limit_conn_dry_run": "limit_conn_dry_run on;",
     "proxy_ssl": "proxy_ssl on;",
     "proxy_ssl_server_name": "proxy_ssl_server_name on;",
     "proxy_ssl_name": "proxy_ssl_name $ssl_preread_server_name;",
@@ -110,10 +114,11 @@ def test_directive_in_context(tmp_path: Path, name: str, ctx: str) -> None:
     assert sample is not None
     handler = "" if name in ("proxy_pass", "return") else "return x;"
     listen = "" if name == "listen" else "listen 127.0.0.1:9001;"
+    zone = "limit_conn_zone $remote_addr zone=c:1m;"  # (for limit_conn)
     if ctx == STREAM:
-        text = f"stream {{\n{sample}\nserver {{ {listen} {handler} }} }}\n"
+        text = f"stream {{ {zone}\n{sample}\nserver {{ {listen} {handler} }} }}\n"
     else:
-        text = f"stream {{ server {{ {listen} {handler}\n{sample}\n}} }}\n"
+        text = f"stream {{ {zone} server {{ {listen} {handler}\n{sample}\n}} }}\n"
     if ctx in STREAM_TABLE[name].contexts:
         _load(tmp_path, text)
     else:
@@ -179,6 +184,11 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
      "upstream u { server 127.0.0.1:8; } }", 'duplicate upstream "u"'),
     ("stream { upstream u { server 127.0.0.1; } }", 'no port in "127.0.0.1" of the "server"'),
     ("stream { }\nstream { }", '"stream" directive is duplicate'),
+    ("stream { server { listen 9001; return x; limit_conn nope 1; } }", 'zone "nope" is unknown'),
+    ("stream { limit_conn_zone $remote_addr zone=z:1m sync; }",
+     '"sync" is not done in the stream block'),
+    ("stream { limit_conn_zone $remote_addr zone=z:1m; }\n"
+     "http { limit_conn_zone $remote_addr zone=z:1m; }", 'duplicate zone "z"'),
     ("stream { server { listen 9001; proxy_pass 127.0.0.1:9; proxy_ssl on; "
      "proxy_ssl_verify on; } }", "no proxy_ssl_trusted_certificate for proxy_ssl_verify"),
     ("stream { server { listen 9001; proxy_pass 127.0.0.1:9; proxy_ssl on; "

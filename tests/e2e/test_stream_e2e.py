@@ -396,6 +396,35 @@ def test_tls_to_the_upstream(tmp_path: Path, backends: dict[str, TcpBackend]) ->
                    "handshaking to upstream" in side.errors.read_text()
 
 
+def test_limit_conn(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    block = """
+  limit_conn_zone $binary_remote_addr zone=per_ip:1m;
+  log_format lc '$status $limit_conn_status $bytes_sent';
+  access_log LOG lc;
+  server { listen 127.0.0.1:PORT0; limit_conn per_ip 1; proxy_pass @A; }
+  server { listen 127.0.0.1:PORT1; limit_conn per_ip 1; limit_conn_dry_run on;
+    limit_conn_log_level warn; proxy_pass @A; }
+"""
+    with both(tmp_path, block, backends, 2) as (nginx, fastgate):
+        for side in (nginx, fastgate):
+            held = socket.create_connection(("127.0.0.1", side.ports[0]), timeout=5)
+            held.sendall(b"1")
+            assert held.recv(10) == b"A:1"  # (one connection of this address, in use)
+            assert talk(side.ports[0], b"2") == b"<closed>"  # a second: refused
+            assert talk(side.ports[1], b"3") == b"A:3"  # dry run: let through, logged
+            held.close()
+            settle(side, n=3)
+            assert talk(side.ports[0], b"4") == b"A:4"  # given back when it ended
+        settle(nginx, fastgate, n=4)
+        assert sorted(nginx.lines()) == sorted(fastgate.lines())
+        assert "503 REJECTED 0" in fastgate.lines()
+        for side in (nginx, fastgate):
+            errors = side.errors.read_text()
+            assert '[error]' in errors and 'limiting connections by zone "per_ip"' in errors
+            assert '[warn]' in errors and 'limiting connections, dry run, by zone "per_ip"' \
+                in errors
+
+
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,
                                              backends: dict[str, TcpBackend]) -> None:
     block = """

@@ -7,7 +7,7 @@ it. Its directives are read by the same handlers as their HTTP namesakes where n
 modules mean the same (``upstream`` balancing, ``map``, ``geo``, ``log_format``,
 ``allow``/``deny``, ``ssl_*``) through a ``StreamContext`` that keeps those tables
 apart. What nginx's stream modules can do and fastgate's cannot is refused with the
-reason (``NOT_DONE``): UDP, connection and rate limits, client certificates."""
+reason (``NOT_DONE``): UDP, rate limits, client certificates."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from fastgate.config.context import (
     Level,
     Spec,
 )
-from fastgate.config.directives import access, geo, log, maps, tls, upstream
+from fastgate.config.directives import access, geo, limits, log, maps, tls, upstream
 from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
 from fastgate.config.directives.proxy import tls_specs
 from fastgate.config.errors import ConfigError
@@ -53,8 +53,6 @@ SU = frozenset({STREAM_UPSTREAM})
 # nginx stream directives fastgate does not do, with why (a config that needs one fails
 # at load with this, never runs without it)
 NOT_DONE: dict[str, str] = {
-    **{name: "fastgate's stream proxy does not limit connections"
-       for name in ("limit_conn", "limit_conn_zone", "limit_conn_log_level")},
     **{name: "fastgate's stream proxy does not check client certificates"
        for name in ("ssl_verify_client", "ssl_client_certificate", "ssl_verify_depth",
                     "ssl_trusted_certificate", "ssl_crl")},
@@ -80,7 +78,6 @@ class StreamContext:
         self.log_formats: dict[str, LogFormat] = {}
         self.maps: dict[str, Lookup] = {}
         self._wanted_formats: list[tuple[str, Directive]] = []
-        self.zone_refs: list[tuple[str, str, Directive]] = []
         self.cluster_refs: list[Directive] = []
         self.sync_refs: list[Directive] = []
         # the loader's own objects, shared: files are opened once, zones and caches are
@@ -88,6 +85,7 @@ class StreamContext:
         self.log_files: list[LogFile] = ld.log_files
         self.temp_dirs: list[tuple[str, Directive]] = ld.temp_dirs
         self.zones: dict[str, LimitZone] = ld.zones
+        self.zone_refs: list[tuple[str, str, Directive]] = ld.zone_refs  # (checked at the end)
         self.ocsp_caches: dict[str, int] = ld.ocsp_caches
         self.charset_names: dict[str, str] = ld.charset_names
 
@@ -160,6 +158,9 @@ class StreamContext:
         self.ld.walk(items, lvl, table, ctx or self)
 
     def build(self, top: Level) -> Stream:
+        if self.sync_refs:
+            raise self.sync_refs[0].error('"sync" is not done in the stream block: its zones '
+                                          "are shared by this instance's workers only")
         for name, d in self._wanted_formats:
             if name not in self.log_formats:
                 raise d.error(f'unknown log format "{name}"')
@@ -422,6 +423,9 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     *_in_stream((s for s in maps.SPECS if s.name == "map"), SM),
     *_in_stream((s for s in geo.SPECS if s.name in ("geo", "split_clients")), SM),
     *_in_stream((s for s in access.SPECS if s.name in ("allow", "deny")), SMS),
+    *_in_stream((s for s in limits.SPECS if s.name == "limit_conn_zone"), SM),
+    *_in_stream((s for s in limits.SPECS if s.name in ("limit_conn", "limit_conn_log_level",
+                                                        "limit_conn_dry_run")), SMS),
     *_in_stream((s for s in tls.SPECS if s.name in _TLS), SMS),
 ]}
 
