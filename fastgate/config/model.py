@@ -1128,6 +1128,8 @@ class StreamServer:
     send_proxy_protocol: bool = False  # proxy_protocol on: a v1 header goes upstream first
     proxy_ssl: bool = False  # TLS to the upstream server, with settings' proxy_ssl_*
     half_close: bool = False
+    upload_rate: int = 0  # bytes per second from the client (0: no limit)
+    download_rate: int = 0  # bytes per second from the upstream server
     tcp_nodelay: bool = True
     preread: bool = False  # ssl_preread: the ClientHello is read before proxying
     preread_timeout: float = 30.0

@@ -271,6 +271,10 @@ class Session:
         self._peer: Peer | None = None  # the server connected to
         self._slots: list[tuple[ConnTable, bytes]] = []  # limit_conn's, given back at the end
         self.limit_conn_status = ""
+        self._held_client: set[str] = set()  # why reading from the client waits
+        self._held_upstream: set[str] = set()
+        self._up_rate: Shaper | None = None  # proxy_upload_rate's, once connected
+        self._down_rate: Shaper | None = None
 
     # -- the client end (TcpOwner) -----------------------------------------------------------
 
@@ -301,7 +305,10 @@ class Session:
         up = self.upstream
         if up is not None and self._stage == "proxy":
             self.bytes_received += len(data)
-            up.write(data)
+            if self._up_rate is not None:
+                self._up_rate.push(data)
+            else:
+                up.write(data)
             return
         self._held += data
         if self._stage == "header":
@@ -330,12 +337,10 @@ class Session:
         return True
 
     def blocked(self) -> None:
-        if self.upstream is not None:
-            self.upstream.end.pause()
+        self._reading(False, "blocked", True)
 
     def unblocked(self) -> None:
-        if self.upstream is not None:
-            self.upstream.end.resume()
+        self._reading(False, "blocked", False)
 
     def lost(self) -> None:
         self._finish(self.status, client_gone=True)
@@ -441,7 +446,7 @@ class Session:
             client.write(data)
             self._finish(OK)
             return
-        client.pause()
+        self._reading(True, "connecting", True)
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -530,11 +535,20 @@ class Session:
                 self._finish(BAD_GATEWAY)
                 return
         self.upstream = side
+        if srv.upload_rate:
+            self._up_rate = Shaper(srv.upload_rate, self._to_upstream,
+                                   lambda hold: self._reading(True, "rate", hold))
+        if srv.download_rate:
+            self._down_rate = Shaper(srv.download_rate, self._to_client,
+                                     lambda hold: self._reading(False, "rate", hold))
         if srv.send_proxy_protocol:
             side.write(self._proxy_line())
         if self._held:
             self.bytes_received += len(self._held) - self._uncounted
-            side.write(self._held)
+            if self._up_rate is not None:
+                self._up_rate.push(self._held)
+            else:
+                side.write(self._held)
             self._held = b""
         self._stage = "proxy"
         self._last = time.monotonic()
@@ -544,8 +558,8 @@ class Session:
             return
         if self._eof:
             side.end.write_eof()
-        elif self.client is not None:
-            self.client.resume()
+        else:
+            self._reading(True, "connecting", False)
 
     def _group(self) -> Group | None:
         srv = self.server
@@ -604,8 +618,38 @@ class Session:
     def from_upstream(self, data: bytes) -> None:
         self.bytes_sent += len(data)
         self._last = time.monotonic()
+        if self._down_rate is not None:
+            self._down_rate.push(data)
+        elif self.client is not None:
+            self.client.write(data)
+
+    def _to_client(self, data: bytes) -> None:  # (a rate's pace: bytes moving)
+        self._last = time.monotonic()
         if self.client is not None:
             self.client.write(data)
+
+    def _to_upstream(self, data: bytes) -> None:
+        self._last = time.monotonic()
+        if self.upstream is not None:
+            self.upstream.write(data)
+
+    # -- reading, held back by the other side's backlog or a rate ---------------------------
+
+    def _reading(self, client: bool, why: str, hold: bool) -> None:
+        """Reading from the client (``client``) or the upstream stops while any reason
+        holds it (the other side's write buffer is full; a rate's delay)."""
+        held = self._held_client if client else self._held_upstream
+        if hold:
+            held.add(why)
+        else:
+            held.discard(why)
+        end = self.client if client else (self.upstream.end if self.upstream else None)
+        if end is None or self._closed:
+            return
+        if held:
+            end.pause()
+        else:
+            end.resume()
 
     def upstream_ended(self) -> bool | None:
         if self.server.half_close and self.client is not None and not self._closed:
@@ -621,12 +665,10 @@ class Session:
             self._finish(OK, by="upstream")
 
     def client_pause(self) -> None:
-        if self.client is not None:
-            self.client.pause()
+        self._reading(True, "blocked", True)
 
     def client_resume(self) -> None:
-        if self.client is not None and not self._closed:
-            self.client.resume()
+        self._reading(True, "blocked", False)
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -647,6 +689,9 @@ class Session:
         for table, key in self._slots:
             table.release(key)
         self._slots.clear()
+        for shaper in (self._up_rate, self._down_rate):
+            if shaper is not None:
+                shaper.stop()
         if self.client is not None and not client_gone:
             self.client.close()  # (what is written still goes out)
         for a in self.attempts:
@@ -707,6 +752,53 @@ class Session:
             c = t.cipher()
             return c[0] if c else ""
         return getattr(t, "server_hostname", None) or ""
+
+
+class Shaper:
+    """Bytes one way at ``rate`` per second, as nginx's proxy_upload_rate and
+    proxy_download_rate: a second's worth at once, then what the time since allows;
+    what comes past the allowance waits here, and reading from its side waits with it
+    (``hold``), so a fast sender is slowed, not buffered without end."""
+
+    __slots__ = ("rate", "send", "hold", "started", "sent", "queue", "timer")
+
+    def __init__(self, rate: int, send: Callable[[bytes], None],
+                 hold: Callable[[bool], None]) -> None:
+        self.rate = rate
+        self.send = send
+        self.hold = hold
+        self.started = time.monotonic()
+        self.sent = 0
+        self.queue = bytearray()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def push(self, data: bytes) -> None:
+        self.queue += data
+        if self.timer is None:
+            self._pump()
+
+    def _pump(self) -> None:
+        self.timer = None
+        allowed = int(self.rate * (time.monotonic() - self.started + 1)) - self.sent
+        if allowed > 0 and self.queue:
+            n = min(allowed, len(self.queue))
+            chunk = bytes(self.queue[:n])
+            del self.queue[:n]
+            self.sent += n
+            self.send(chunk)
+        if not self.queue:
+            self.hold(False)
+            return
+        self.hold(True)
+        # again when a tenth of a second's worth (or all that waits) is allowed
+        need = min(len(self.queue), max(self.rate // 10, 1))
+        wait = (self.sent + need) / self.rate - (time.monotonic() - self.started + 1)
+        self.timer = asyncio.get_running_loop().call_later(max(wait, 0.005), self._pump)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class UpstreamSide:

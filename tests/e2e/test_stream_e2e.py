@@ -425,6 +425,30 @@ def test_limit_conn(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
                 in errors
 
 
+def test_rates(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    """proxy_upload_rate and proxy_download_rate hold 64 KiB at 32 KiB/s to more than a
+    second each way, as nginx's (a lower bound only: a slow machine takes longer)."""
+    block = """
+  server { listen 127.0.0.1:PORT0; proxy_upload_rate 32k; proxy_pass @A; }
+  server { listen 127.0.0.1:PORT1; proxy_download_rate 32k; proxy_pass @B; }
+"""
+    data = bytes(range(256)) * 256  # 64 KiB
+    with both(tmp_path, block, backends, 2) as (nginx, fastgate):
+        for side in (nginx, fastgate):
+            for port, name in ((side.ports[0], b"A"), (side.ports[1], b"B")):
+                begun = time.monotonic()
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(data)
+                    got = b""
+                    while len(got.replace(name + b":", b"")) < len(data):  # (no "A:" in data)
+                        chunk = s.recv(65536)
+                        assert chunk, side.kind
+                        got += chunk
+                spent = time.monotonic() - begun
+                assert got.replace(name + b":", b"") == data
+                assert 0.9 < spent < 10, (side.kind, name, spent)
+
+
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,
                                              backends: dict[str, TcpBackend]) -> None:
     block = """

@@ -7,7 +7,7 @@ it. Its directives are read by the same handlers as their HTTP namesakes where n
 modules mean the same (``upstream`` balancing, ``map``, ``geo``, ``log_format``,
 ``allow``/``deny``, ``ssl_*``) through a ``StreamContext`` that keeps those tables
 apart. What nginx's stream modules can do and fastgate's cannot is refused with the
-reason (``NOT_DONE``): UDP, rate limits, client certificates."""
+reason (``NOT_DONE``): UDP, client certificates."""
 
 from __future__ import annotations
 
@@ -56,8 +56,6 @@ NOT_DONE: dict[str, str] = {
     **{name: "fastgate's stream proxy does not check client certificates"
        for name in ("ssl_verify_client", "ssl_client_certificate", "ssl_verify_depth",
                     "ssl_trusted_certificate", "ssl_crl")},
-    **{name: "fastgate's stream proxy does not limit rates"
-       for name in ("proxy_upload_rate", "proxy_download_rate")},
     "proxy_requests": "fastgate's stream proxy proxies TCP only, not UDP",
     "proxy_responses": "fastgate's stream proxy proxies TCP only, not UDP",
     "set_real_ip_from": "fastgate's stream proxy does not take addresses from the PROXY "
@@ -371,6 +369,12 @@ def _positive(ld: Context, d: Directive) -> float:
     return value
 
 
+def _rate(ld: Context, d: Directive) -> int:
+    if "$" in d.args[0]:
+        raise d.error(f'variables in "{d.name}" are not done: give a size')
+    return size_arg(ld, d)
+
+
 def _in_stream(specs: Iterable[Spec], contexts: frozenset[str]) -> list[Spec]:
     return [dataclasses.replace(s, contexts=contexts) for s in specs]
 
@@ -398,6 +402,8 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("proxy_ssl", SMS, 1, 1, own("proxy_ssl", flag_arg)),
     *_in_stream(tls_specs("proxy"), SMS),
     Spec("tcp_nodelay", SMS, 1, 1, own("tcp_nodelay", flag_arg)),
+    Spec("proxy_upload_rate", SMS, 1, 1, own("upload_rate", _rate)),
+    Spec("proxy_download_rate", SMS, 1, 1, own("download_rate", _rate)),
     Spec("ssl_preread", SMS, 1, 1, own("preread", flag_arg)),
     Spec("preread_timeout", SMS, 1, 1, own("preread_timeout", time_arg)),
     Spec("preread_buffer_size", SMS, 1, 1, own("preread_buffer_size", size_arg)),
