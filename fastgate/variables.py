@@ -779,7 +779,7 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "proxy_protocol_port": lambda r: _port(_stream_proxy_protocol(r).port),
     "proxy_protocol_server_addr": lambda r: _stream_proxy_protocol(r).server_addr,
     "proxy_protocol_server_port": lambda r: _port(_stream_proxy_protocol(r).server_port),
-    "protocol": lambda r: "TCP",
+    "protocol": lambda r: "UDP" if r.listen.udp else "TCP",
     "connection": lambda r: str(r.connection_id),
     "status": lambda r: str(r.status),
     "limit_conn_status": lambda r: r.limit_conn_status,

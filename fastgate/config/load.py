@@ -358,7 +358,7 @@ def _check_stream_addresses(servers: tuple[Server, ...], stream: Stream) -> None
     http = {x.address for s in servers for x in s.listens}
     for s in stream.servers:
         for x in s.listens:
-            if x.address in http:
+            if x.address in http and not x.udp:
                 raise ConfigError(f'"{x.host}:{x.port}" is listened on by an http server '
                                   "and a stream server", s.where.file, s.where.line)
 

@@ -44,10 +44,16 @@ class Listen:
     default_server: bool = False
     proxy_protocol: bool = False  # a PROXY protocol header comes before the HTTP bytes
     http2: bool = False  # HTTP/2 as well: by ALPN over TLS, by its preface in clear
+    udp: bool = False  # a stream server's datagrams (listen ... udp)
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
+
+    @property
+    def socket_key(self) -> tuple[str, int, bool, bool]:
+        """The listening socket it needs: one per address, kind and reuseport."""
+        return (self.host, self.port, self.reuseport, self.udp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1128,6 +1134,8 @@ class StreamServer:
     send_proxy_protocol: bool = False  # proxy_protocol on: a v1 header goes upstream first
     proxy_ssl: bool = False  # TLS to the upstream server, with settings' proxy_ssl_*
     half_close: bool = False
+    proxy_requests: int = 0  # UDP: a client's datagrams a session takes (0: all)
+    proxy_responses: int | None = None  # UDP: answers expected per datagram (None: any)
     upload_rate: int = 0  # bytes per second from the client (0: no limit)
     download_rate: int = 0  # bytes per second from the upstream server
     tcp_nodelay: bool = True

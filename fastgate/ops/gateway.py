@@ -51,15 +51,20 @@ class Source:
         return config
 
 
+# a listening socket's key: address, port, reuseport, UDP (Listen.socket_key)
+SockKey = tuple[str, int, bool, bool]
+
+
 def bind(listen: Listen) -> socket.socket:
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM if listen.udp else socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if listen.reuseport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((listen.host, listen.port))
-        sock.listen(listen.backlog)
+        if not listen.udp:
+            sock.listen(listen.backlog)
     except OSError as e:
         sock.close()
         raise StartError(f"bind() to {listen.host}:{listen.port} failed "
@@ -112,6 +117,16 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     return default
 
 
+class _Datagrams:
+    """A ``listen ... udp`` socket being served: closed as a server is."""
+
+    def __init__(self, endpoint: asyncio.BaseTransport) -> None:
+        self.endpoint = endpoint
+
+    def close(self) -> None:
+        self.endpoint.close()
+
+
 def stream_tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     """The context a stream server's ``listen ... ssl`` handshakes with."""
     assert config.stream is not None
@@ -154,9 +169,9 @@ class Gateway:
     """The serving process: its sockets, its current worker, and old workers draining."""
 
     def __init__(self, source: Source, config: Config, engine: str | None,
-                 sockets: dict[tuple[str, int, bool], socket.socket] | None = None,
+                 sockets: dict[SockKey, socket.socket] | None = None,
                  stats: Stats | None = None, zones: ZoneTables | None = None,
-                 contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None) -> None:
+                 contexts: dict[SockKey, ssl.SSLContext] | None = None) -> None:
         self.source = source
         self.config = config
         self.engine_name = engine  # the command line's choice, kept across reloads
@@ -168,8 +183,8 @@ class Gateway:
             zones = self.zone_set.for_config(config)
         self.worker = Worker(config, engine, self.stats, zones)
         # sockets a master bound for us, or ours once bound
-        self.sockets: dict[tuple[str, int, bool], socket.socket] = dict(sockets or {})
-        self.servers: list[asyncio.AbstractServer] = []
+        self.sockets: dict[SockKey, socket.socket] = dict(sockets or {})
+        self.servers: list[asyncio.AbstractServer | _Datagrams] = []
         # TLS contexts a master built (it can read the keys; a worker that dropped to
         # "user" may not)
         self.contexts = contexts or {}
@@ -182,11 +197,9 @@ class Gateway:
 
     async def _serve(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()
-        servers: list[asyncio.AbstractServer] = []
-        keyed = [((listen.host, listen.port, listen.reuseport), listen, False)
-                 for listen in worker.listens()]
-        keyed += [((listen.host, listen.port, listen.reuseport), listen, True)
-                  for listen in worker.stream_listens()]
+        servers: list[asyncio.AbstractServer | _Datagrams] = []
+        keyed = [(listen.socket_key, listen, False) for listen in worker.listens()]
+        keyed += [(listen.socket_key, listen, True) for listen in worker.stream_listens()]
         # every address bound before any serves, as nginx opens all its listening
         # sockets first: once one answers, all do
         for key, listen, _ in keyed:
@@ -194,12 +207,18 @@ class Gateway:
                 self.sockets[key] = bind(listen)
         for key, listen, stream in keyed:
             sock = self.sockets[key]
+            if listen.udp:
+                endpoint, _ = await loop.create_datagram_endpoint(
+                    lambda listen=listen: worker.stream_port(listen), sock=sock)  # type: ignore[misc]
+                servers.append(_Datagrams(endpoint))
+                continue
             ctx = (self.contexts.get(key) or any_tls_context(worker.config, listen, stream)
                    if listen.ssl else None)
             after_header = ctx is not None and listen.proxy_protocol
             handshake: float | None = None
             if stream:
-                server, _ = worker.streams.by_address[listen.address]  # type: ignore[union-attr]
+                assert worker.streams is not None
+                server = worker.streams.server_of(listen)
                 factory = _sessions(worker, listen, ctx if after_header else None,
                                     server.proxy_protocol_timeout)
                 handshake = server.ssl_handshake_timeout if ctx is not None else None
@@ -223,11 +242,11 @@ class Gateway:
             return
         new = Worker(config, self.engine_name, self.stats,
                      self.zone_set.for_config(config) if self.zone_set is not None else None)
-        keep: dict[tuple[str, int, bool], socket.socket] = {}
+        keep: dict[SockKey, socket.socket] = {}
         try:
             for listen, stream in [*((x, False) for x in new.listens()),
                                    *((x, True) for x in new.stream_listens())]:
-                key = (listen.host, listen.port, listen.reuseport)
+                key = listen.socket_key
                 if key not in keep:
                     # the same listening socket, under a descriptor of its own: closing
                     # the old server object closes only the old descriptor
@@ -321,7 +340,8 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
             print(f"fastgate: {line}", file=sys.stderr, flush=True)
     for listen in stream_listens(config):
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
-        line = (f"listening on tcp://{host}:{listen.port} (stream{', ssl' if listen.ssl else ''}"
+        line = (f"listening on {'udp' if listen.udp else 'tcp'}://{host}:{listen.port} "
+                f"(stream{', ssl' if listen.ssl else ''}"
                 f", {n} worker{'s' if n > 1 else ''})")
         log.write("notice", line)
         if not shown:
@@ -361,10 +381,10 @@ def write_pid(path: str) -> None:
 
 
 async def serve(source: Source, config: Config, engine: str | None,
-                sockets: dict[tuple[str, int, bool], socket.socket] | None,
+                sockets: dict[SockKey, socket.socket] | None,
                 stats: Stats | None, reloadable: bool, pid_path: str | None = None,
                 zones: ZoneTables | None = None,
-                contexts: dict[tuple[str, int, bool], ssl.SSLContext] | None = None,
+                contexts: dict[SockKey, ssl.SSLContext] | None = None,
                 early_signals: list[int] | None = None) -> int:
     """Serve until a stop signal. A worker under a master is not ``reloadable`` (the
     master reloads by starting new workers) and writes no pid file."""

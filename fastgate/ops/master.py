@@ -25,6 +25,7 @@ from fastgate.config import ConfigError
 from fastgate.config.model import Config, User
 from fastgate.errors import StartError
 from fastgate.ops.gateway import (
+    SockKey,
     Source,
     _remove_pid,
     announce,
@@ -39,7 +40,6 @@ from fastgate.ops.stats import MASTER_SLOT, MAX_SLOTS, SharedCounters
 from fastgate.ops.worker import listens, stream_listens
 from fastgate.ops.zones import Zones, ZoneTables
 
-SockKey = tuple[str, int, bool]
 HALF = MAX_SLOTS // 2  # generations alternate between the two halves of the slots
 STOP_GRACE = 5.0  # seconds a fast stop waits before SIGKILL
 SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
@@ -75,7 +75,7 @@ class Master:
         try:
             for listen, stream in [*((x, False) for x in listens(config)),
                                    *((x, True) for x in stream_listens(config))]:
-                key = (listen.host, listen.port, listen.reuseport)
+                key = listen.socket_key
                 have = self.sockets.get(key)
                 want = n if listen.reuseport else 1
                 if have is not None and len(have) == want:

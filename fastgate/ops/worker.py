@@ -21,6 +21,7 @@ from fastgate.http.ocsp import FAILED as OCSP_FAILED
 from fastgate.http.ocsp import OcspChecker, OcspError
 from fastgate.http.server import ClientConnection
 from fastgate.http.tcp import TcpEnd
+from fastgate.http.udp import UdpPort
 from fastgate.http.uri import parse_target_fully
 from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
@@ -187,6 +188,10 @@ class Worker:
     def stream_session(self, listen: Listen) -> TcpEnd:
         assert self.streams is not None
         return self.streams.accept(listen)
+
+    def stream_port(self, listen: Listen) -> UdpPort:
+        assert self.streams is not None
+        return self.streams.port(listen)
 
     # --- the StreamHost of every stream session ------------------------------------------
 

@@ -39,6 +39,7 @@ from fastgate.config.tls import TlsError, upstream_context, upstream_tls
 from fastgate.errors import FastgateError
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.http.tcp import TcpEnd, connect
+from fastgate.http.udp import UdpEnd, UdpPort, open_udp
 from fastgate.proxy import balance
 from fastgate.variables import Template
 
@@ -378,7 +379,7 @@ class Session:
                                             f"{self._srv()}")
             self._finish(FORBIDDEN)
             return
-        if self.server.preread:
+        if self.server.preread and not self.listen.udp:  # (nginx's preread: TCP only)
             self._stage = "preread"
             self._arm(self.server.preread_timeout, self._preread_timeout)
             if self._held:
@@ -867,6 +868,222 @@ def _allowed(rules: tuple[AccessRule, ...], addr: str) -> bool:
     return True
 
 
+class UdpSession(Session):
+    """A ``listen ... udp`` session: the datagrams of one client address (until
+    ``proxy_requests`` of them), proxied over a socket connected to one server, its
+    answers sent back from the listening socket. It ends when ``proxy_responses``
+    answers per datagram came (200), or when nothing moved for ``proxy_timeout``: 200
+    if the answers expected came (or none were counted), else 502 (nginx's "upstream
+    timed out")."""
+
+    def __init__(self, streams: Streams, server: StreamServer, listen: Listen,
+                 port: UdpPort, addr: tuple[str, int],
+                 table: dict[tuple[str, int], UdpSession]) -> None:
+        super().__init__(streams, server, listen)
+        self.port = port
+        self.addr = addr
+        self.table = table
+        self.requests = 0
+        self.responses = 0
+        self.side: UdpSide | None = None
+        self._pending: list[bytes] = []
+
+    def begin(self, data: bytes) -> None:
+        self.connection_id = self.host.stream_opened(self)
+        self.remote_addr, self.remote_port = str(self.addr[0]), int(self.addr[1])
+        self.server_addr = self.port.local()[0]
+        self.datagram(data)
+        self._start()
+
+    def datagram(self, data: bytes) -> None:
+        self.requests += 1
+        self.bytes_received += len(data)  # (nginx counts a UDP session's first too)
+        self._last = time.monotonic()
+        if self.side is not None:
+            self.side.write(data)
+        else:
+            self._pending.append(data)
+        limit = self.server.proxy_requests
+        if limit and self.requests >= limit and self.table.get(self.addr) is self:
+            del self.table[self.addr]  # (the client's next datagram: a new session)
+
+    def _content(self) -> None:
+        self._stage = "content"
+        text = self.server.return_value
+        if text is not None:
+            data = text.render(self).encode("utf-8", "surrogateescape")
+            self.bytes_sent += len(data)
+            self.port.send(data, self.addr)
+            self._finish(OK)
+            return
+        self._connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect_upstream(self) -> None:
+        group = self._group()
+        if group is None:
+            self._finish(BAD_GATEWAY)
+            return
+        peer = group.pick(time.monotonic(), set(), self)
+        if peer is None:
+            self.host.stream_error("error", f"no live upstreams while connecting to upstream, "
+                                            f"client: {self.remote_addr}, server: "
+                                            f'{self._srv()}, upstream: "{group.name}"')
+            self._finish(BAD_GATEWAY)
+            return
+        attempt = Attempt(peer.server.address)
+        self.attempts.append(attempt)
+        started = time.monotonic()
+        side = UdpSide(self, attempt)
+        try:
+            side.bound(await open_udp(side, peer.server.host, peer.server.port))
+        except OSError as e:
+            attempt.session = time.monotonic() - started
+            self.host.stream_error("error", f"connect() failed ({e.errno}: {e.strerror}) "
+                                            f"while connecting to upstream, client: "
+                                            f"{self.remote_addr}, server: {self._srv()}, "
+                                            f'upstream: "{attempt.addr}"')
+            self._finish(BAD_GATEWAY)
+            return
+        if self._closed:
+            side.close()
+            return
+        attempt.connect = time.monotonic() - started
+        self.side = side
+        self._stage = "proxy"
+        for data in self._pending:
+            side.write(data)
+        self._pending.clear()
+        self._last = time.monotonic()
+        self._arm(self.server.timeout, self._idle)
+
+    def from_upstream(self, data: bytes) -> None:
+        self.bytes_sent += len(data)
+        self.responses += 1
+        self._last = time.monotonic()
+        self.port.send(data, self.addr)
+        srv = self.server
+        if srv.proxy_requests and self.requests < srv.proxy_requests:
+            return
+        if srv.proxy_responses is not None and \
+                self.responses >= srv.proxy_responses * self.requests:
+            self._said("done")
+            self._finish(OK)
+
+    def upstream_failed(self, error: OSError) -> None:
+        """The server's host refused a datagram (ICMP): the session ends, 502."""
+        self.host.stream_error("error", f"recv() failed ({error.errno}: {error.strerror}) "
+                                        f"while proxying connection, client: "
+                                        f"{self.remote_addr}, server: {self._srv()}, "
+                                        f'upstream: "{self.upstream_addrs()}"')
+        self._finish(BAD_GATEWAY)
+
+    def _idle(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        left = self.server.timeout - (time.monotonic() - self._last)
+        if left > 0.001:
+            self._arm(left, self._idle)
+            return
+        expected = self.server.proxy_responses
+        if expected is None or self.responses >= expected * self.requests:
+            self._said("timed out")
+            self._finish(OK)
+            return
+        self.host.stream_error("error", f"upstream timed out (110: Connection timed out) "
+                                        f"while proxying connection, client: "
+                                        f"{self.remote_addr}, server: {self._srv()}, "
+                                        f'upstream: "{self.upstream_addrs()}"')
+        self._finish(BAD_GATEWAY)
+
+    def _said(self, how: str) -> None:
+        a = self.attempts[-1] if self.attempts else None
+        self.host.stream_error(
+            "info", f"udp {how}, packets from/to client:{self.requests}/{self.responses}, "
+                    f"bytes from/to client:{self.bytes_received}/{self.bytes_sent}, bytes "
+                    f"from/to upstream:{a.received if a else 0}/{a.sent if a else 0}")
+
+    def _disconnected(self, who: str) -> None:
+        """(a UDP session says how it ended as it ends: _said)"""
+
+    def _finish(self, status: int, client_gone: bool = False, by: str = "client") -> None:
+        if self._closed:
+            return
+        if self.side is not None:
+            self.side.close()
+        if self.table.get(self.addr) is self:
+            del self.table[self.addr]
+        super()._finish(status, client_gone=True, by=by)
+
+    def abort(self) -> None:
+        if self.side is not None:
+            self.side.close()
+        super().abort()
+
+
+class UdpSide:
+    """The upstream socket of a UDP session (its ``EndOwner``)."""
+
+    def __init__(self, session: UdpSession, attempt: Attempt) -> None:
+        self.session = session
+        self.attempt = attempt
+        self.end: UdpEnd | None = None
+        self._started = time.monotonic()
+
+    def bound(self, end: UdpEnd) -> None:
+        self.end = end
+
+    def write(self, data: bytes) -> None:
+        if self.end is not None:
+            self.attempt.sent += len(data)
+            self.end.send(data)
+
+    def received(self, data: bytes) -> None:
+        a = self.attempt
+        if a.first_byte < 0:
+            a.first_byte = time.monotonic() - self._started
+        a.received += len(data)
+        try:
+            self.session.from_upstream(data)
+        except Exception as e:  # a bug: logged, and the session ends
+            self.session.crashed(e)
+
+    def failed(self, error: OSError) -> None:
+        try:
+            self.session.upstream_failed(error)
+        except Exception as e:
+            self.session.crashed(e)
+
+    def close(self) -> None:
+        if self.end is not None:
+            self.end.close()
+
+
+class Datagrams:
+    """A ``listen ... udp`` socket's owner: each datagram to its client's session, or a
+    new session for a client that has none."""
+
+    def __init__(self, streams: Streams, server: StreamServer, listen: Listen) -> None:
+        self.streams = streams
+        self.server = server
+        self.listen = listen
+        self.sessions: dict[tuple[str, int], UdpSession] = {}
+
+    def datagram(self, port: UdpPort, data: bytes, addr: tuple[str, int]) -> None:
+        session = self.sessions.get(addr)
+        try:
+            if session is not None:
+                session.datagram(data)
+                return
+            session = UdpSession(self.streams, self.server, self.listen, port, addr,
+                                 self.sessions)
+            self.sessions[addr] = session
+            session.begin(data)
+        except Exception as e:  # a bug: logged, and the session ends
+            if session is not None:
+                session.crashed(e)
+
+
 class Streams:
     """A worker's stream block: its groups (passive health per worker, as nginx's
     without a zone) and each listening address's server."""
@@ -879,16 +1096,24 @@ class Streams:
         self.groups = {name: Group(u) for name, u in stream.upstreams.items()}
         self._direct: dict[tuple[str, int], Group] = {}
         self._contexts: dict[UpstreamTls, ssl.SSLContext] = {}
-        self.by_address: dict[tuple[str, int], tuple[StreamServer, Listen]] = {
-            x.address: (s, x) for s in stream.servers for x in s.listens}
+        self.by_address: dict[tuple[str, int, bool], tuple[StreamServer, Listen]] = {
+            (x.host, x.port, x.udp): (s, x) for s in stream.servers for x in s.listens}
 
     def listens(self) -> list[Listen]:
         return [listen for _, listen in self.by_address.values()]
 
+    def server_of(self, listen: Listen) -> StreamServer:
+        return self.by_address[listen.host, listen.port, listen.udp][0]
+
     def accept(self, listen: Listen) -> TcpEnd:
         """The protocol of a new connection on ``listen``: a session's client end."""
-        server, listen = self.by_address[listen.address]
+        server, listen = self.by_address[listen.host, listen.port, False]
         return TcpEnd(Session(self, server, listen), server.tcp_nodelay)
+
+    def port(self, listen: Listen) -> UdpPort:
+        """The protocol of a ``listen ... udp`` socket."""
+        server, listen = self.by_address[listen.host, listen.port, True]
+        return UdpPort(Datagrams(self, server, listen))
 
     def tls_context(self, t: UpstreamTls) -> ssl.SSLContext:
         """proxy_ssl's context for these settings (made once: it does not depend on the

@@ -67,6 +67,8 @@ SAMPLES = {
     "limit_conn": "limit_conn c 1;",
     "limit_conn_log_level": "limit_conn_log_level warn;",
     "limit_conn_dry_run": "limit_conn_dry_run on;",
+    "proxy_requests": "proxy_requests 1;",
+    "proxy_responses": "proxy_responses 1;",
     "proxy_upload_rate": "proxy_upload_rate 1m;",
     "proxy_download_rate": "proxy_download_rate 512k;",
     "proxy_ssl": "proxy_ssl on;",
@@ -169,8 +171,12 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
      '"proxy_pass" directive is duplicate'),
     ("stream { server { listen 9001; return x; }\n server { listen 9001; return y; } }",
      'duplicate "0.0.0.0:9001" address and port pair'),
-    ("stream { server { listen 9001 udp; return x; } }",
-     'the "udp" parameter of "listen" is not done: fastgate\'s stream proxy proxies TCP only'),
+    ("stream { server { listen 9001 udp ssl; return x; } }",
+     '"ssl" parameter is incompatible with "udp"'),
+    ("stream { server { listen 9001 udp proxy_protocol; return x; } }",
+     '"proxy_protocol" parameter is incompatible with "udp"'),
+    ("stream { server { listen 9001 udp; return x; }\n server { listen 9001 udp; return y; } }",
+     'duplicate "0.0.0.0:9001" address and port pair'),
     ("stream { server { listen 9001; proxy_pass backend; } }", 'no port in upstream "backend"'),
     ("stream { server { listen 9001; proxy_pass no-such-host.invalid:80; } }",
      'host not found in upstream "no-such-host.invalid:80"'),
@@ -209,6 +215,16 @@ def test_what_is_not_done_is_refused_with_why(tmp_path: Path, name: str) -> None
     said = _error(tmp_path, f"stream {{ server {{ listen 9001; return x;\n{name} on; }} }}")
     assert said == (f'"{name}" directive is not done in fastgate\'s stream block: '
                     f'{NOT_DONE[name]} in {tmp_path / "t.conf"}:2')
+
+
+def test_an_address_may_take_tcp_and_udp(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "stream { server { listen 127.0.0.1:9053; listen 127.0.0.1:9053 udp; "
+                          "proxy_pass 127.0.0.1:53; proxy_responses 1; } }\n"
+                          "http { server { listen 127.0.0.1:9080; } }\n")
+    assert cfg.stream is not None
+    (server,) = cfg.stream.servers
+    assert [x.udp for x in server.listens] == [False, True]
+    assert server.proxy_responses == 1 and server.proxy_requests == 0
 
 
 def test_a_stream_only_configuration_loads(tmp_path: Path) -> None:

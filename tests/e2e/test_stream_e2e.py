@@ -449,6 +449,88 @@ def test_rates(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
                 assert 0.9 < spent < 10, (side.kind, name, spent)
 
 
+class UdpBackend:
+    """Answers each datagram with ``NAME:`` and it (``silent``: never), keeping them."""
+
+    def __init__(self, name: str, silent: bool = False) -> None:
+        self.name = name.encode()
+        self.silent = silent
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.got: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except OSError:
+                return
+            self.got.append(data)
+            if not self.silent:
+                self.sock.sendto(self.name + b":" + data, addr)
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def _udp(port: int, *datagrams: bytes, wait: float = 0.5) -> list[bytes]:
+    """Send ``datagrams`` from one socket; what comes back within ``wait``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("127.0.0.1", port))
+        for d in datagrams:
+            s.send(d)
+        s.settimeout(wait)
+        out = []
+        while True:
+            try:
+                out.append(s.recv(65536))
+            except TimeoutError:
+                return out
+            except ConnectionRefusedError:
+                out.append(b"<refused>")
+                return out
+
+
+def test_udp(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    udp, quiet = UdpBackend("U"), UdpBackend("Q", silent=True)
+    block = f"""
+  log_format udp '$status $protocol $bytes_sent $bytes_received "$upstream_addr" '
+                 '"$upstream_bytes_sent" "$upstream_bytes_received"';
+  access_log LOG udp;
+  server {{ listen 127.0.0.1:PORT0 udp; proxy_pass 127.0.0.1:{udp.port};
+    proxy_responses 1; proxy_timeout 1s; }}
+  server {{ listen 127.0.0.1:PORT1 udp; proxy_pass 127.0.0.1:{udp.port}; proxy_timeout 300ms; }}
+  server {{ listen 127.0.0.1:PORT2 udp; return "hi $remote_addr $protocol"; }}
+  server {{ listen 127.0.0.1:PORT3 udp; deny all; proxy_pass 127.0.0.1:{udp.port}; }}
+  server {{ listen 127.0.0.1:PORT4 udp; proxy_pass 127.0.0.1:{quiet.port};
+    proxy_responses 1; proxy_timeout 300ms; }}
+  server {{ listen 127.0.0.1:PORT5 udp; proxy_pass 127.0.0.1:{udp.port}; proxy_requests 2;
+    proxy_responses 1; proxy_timeout 1s; }}
+  server {{ listen 127.0.0.1:PORT5; return tcp; }}
+"""
+    try:
+        with both(tmp_path, block, backends, 6) as (nginx, fastgate):
+            n = 0
+            for port, datagrams, sessions in (
+                    (0, (b"q1",), 1), (0, (b"q2",), 1), (1, (b"a", b"bb"), 1), (2, (b"x",), 1),
+                    (3, (b"x",), 1), (4, (b"x",), 1), (5, (b"1", b"2", b"3"), 2)):
+                want = _udp(nginx.ports[port], *datagrams)
+                got = _udp(fastgate.ports[port], *datagrams)
+                assert sorted(got) == sorted(want), (port, want, got)
+                n += sessions
+                settle(nginx, fastgate, n=n)
+            for side in (nginx, fastgate):  # (TCP beside UDP, on one port)
+                assert talk(side.ports[5]) == b"tcp<closed>"
+            n += 1
+            _same_lines(nginx, fastgate, n)
+            assert "upstream timed out" in fastgate.errors.read_text()
+    finally:
+        udp.stop()
+        quiet.stop()
+
+
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,
                                              backends: dict[str, TcpBackend]) -> None:
     block = """

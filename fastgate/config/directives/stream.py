@@ -7,7 +7,7 @@ it. Its directives are read by the same handlers as their HTTP namesakes where n
 modules mean the same (``upstream`` balancing, ``map``, ``geo``, ``log_format``,
 ``allow``/``deny``, ``ssl_*``) through a ``StreamContext`` that keeps those tables
 apart. What nginx's stream modules can do and fastgate's cannot is refused with the
-reason (``NOT_DONE``): UDP, client certificates."""
+reason (``NOT_DONE``): client certificates, the realip and pass modules."""
 
 from __future__ import annotations
 
@@ -56,8 +56,6 @@ NOT_DONE: dict[str, str] = {
     **{name: "fastgate's stream proxy does not check client certificates"
        for name in ("ssl_verify_client", "ssl_client_certificate", "ssl_verify_depth",
                     "ssl_trusted_certificate", "ssl_crl")},
-    "proxy_requests": "fastgate's stream proxy proxies TCP only, not UDP",
-    "proxy_responses": "fastgate's stream proxy proxies TCP only, not UDP",
     "set_real_ip_from": "fastgate's stream proxy does not take addresses from the PROXY "
                         "protocol for $remote_addr",
     "pass": "fastgate's stream proxy does not hand connections to other listeners",
@@ -167,17 +165,18 @@ class StreamContext:
                 raise ConfigError(f'upstream "{name}" is not defined')
         names = {f.name for f in dataclasses.fields(Settings)}
         servers = []
-        seen: dict[tuple[str, int], Directive] = {}
+        seen: dict[tuple[str, int, bool], Directive] = {}
         for lvl in top.children:
             if lvl.ctx != STREAM_SERVER:
                 continue
             server = _server(self, top, lvl, names)
             for listen in server.listens:
-                d = lvl.local["listen_at"][listen.address]
-                if listen.address in seen:
+                key = (listen.host, listen.port, listen.udp)
+                d = lvl.local["listen_at"][key]
+                if key in seen:
                     raise d.error(f'duplicate "{listen.host}:{listen.port}" address and '
                                   "port pair")
-                seen[listen.address] = d
+                seen[key] = d
             servers.append(server)
         return Stream(tuple(servers), dict(self.upstreams), dict(self.log_formats))
 
@@ -301,17 +300,20 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
         elif arg.startswith("backlog="):
             params["backlog"] = parse_number(d, arg[8:], minimum=1)
         elif arg == "udp":
-            raise d.error('the "udp" parameter of "listen" is not done: fastgate\'s stream '
-                          "proxy proxies TCP only")
+            params["udp"] = True
         elif arg == "bind" or arg.startswith(("ipv6only=", "so_keepalive=", "rcvbuf=",
                                                "sndbuf=", "fastopen=")):
             ld.warn_once(f'the "{arg.partition("=")[0]}" parameter of "listen" is ignored',
                          "fastgate's listening sockets take the system defaults", d)
         else:
             raise d.error(f'invalid parameter "{arg}"')
+    if params.get("udp"):
+        for other in ("ssl", "proxy_protocol"):  # (nginx's words)
+            if params.get(other):
+                raise d.error(f'"{other}" parameter is incompatible with "udp"')
     entry = Listen(host or "0.0.0.0", port, **params)
     lvl.local["listen"] = lvl.local.get("listen", ()) + (entry,)
-    lvl.local.setdefault("listen_at", {})[entry.address] = d
+    lvl.local.setdefault("listen_at", {})[entry.host, entry.port, entry.udp] = d
 
 
 def _handler(lvl: Level, d: Directive) -> None:
@@ -402,6 +404,8 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("proxy_ssl", SMS, 1, 1, own("proxy_ssl", flag_arg)),
     *_in_stream(tls_specs("proxy"), SMS),
     Spec("tcp_nodelay", SMS, 1, 1, own("tcp_nodelay", flag_arg)),
+    Spec("proxy_requests", SMS, 1, 1, own("proxy_requests", number_arg)),
+    Spec("proxy_responses", SMS, 1, 1, own("proxy_responses", number_arg)),
     Spec("proxy_upload_rate", SMS, 1, 1, own("upload_rate", _rate)),
     Spec("proxy_download_rate", SMS, 1, 1, own("download_rate", _rate)),
     Spec("ssl_preread", SMS, 1, 1, own("preread", flag_arg)),
