@@ -195,6 +195,9 @@ class Worker:
 
     # --- the StreamHost of every stream session ------------------------------------------
 
+    def stream_admit(self) -> bool:
+        return self.admit()
+
     def stream_zone(self, name: str) -> LimitTable:
         return self.zones[name]
 
@@ -266,8 +269,9 @@ class Worker:
 
     def admit(self) -> bool:
         """nginx's worker_connections: past the limit, a new connection is closed at once
-        (fastgate counts client connections; upstream ones are bounded by the pools)."""
-        if len(self.connections) < self.config.worker_connections:
+        (fastgate counts client connections and stream sessions; upstream ones are
+        bounded by the pools)."""
+        if len(self.connections) + len(self.sessions) < self.config.worker_connections:
             return True
         now = time.monotonic()
         if now - self._last_full_alert >= 1.0:

@@ -59,6 +59,9 @@ class ConnTable(Protocol):
 class StreamHost(Protocol):
     """What a session needs of the worker that runs it."""
 
+    def stream_admit(self) -> bool:
+        """Whether a new session may begin (worker_connections: the alert is the host's)."""
+
     def stream_zone(self, name: str) -> ConnTable: ...
 
     def stream_limited(self, zone: str) -> None:
@@ -281,6 +284,10 @@ class Session:
 
     def made(self, end: TcpEnd) -> None:
         self.client = end
+        if not self.host.stream_admit():
+            self._closed = True  # (never begun: not logged, not counted)
+            end.abort()
+            return
         self.connection_id = self.host.stream_opened(self)
         self.remote_addr, self.remote_port = end.address("peername")
         self.server_addr = end.address("sockname")[0]
@@ -1075,6 +1082,8 @@ class Datagrams:
             if session is not None:
                 session.datagram(data)
                 return
+            if not self.streams.host.stream_admit():
+                return  # (the datagram is dropped, as nginx's when it is full)
             session = UdpSession(self.streams, self.server, self.listen, port, addr,
                                  self.sessions)
             self.sessions[addr] = session

@@ -79,7 +79,6 @@ BUILT_FROM = {
     ("UpstreamTls", "module"): "config/tls.py",
     ("AppPass", "tls_host"): "config/merge.py",
     ("Config", "maps"): "config/load.py",  # their variables are registered at load
-    ("Upstream", "implicit"): "config/load.py",  # a fact about the file, not a setting
 }
 
 

@@ -17,10 +17,20 @@ from fastgate.proxy.stream import Session, Streams
 
 
 class Host:
-    def __init__(self) -> None:
+    def __init__(self, room: int = 100) -> None:
+        self.room = room  # sessions at once (worker_connections)
         self.errors: list[tuple[str, str]] = []
         self.logged: list[Session] = []
         self.open: set[Session] = set()
+
+    def stream_admit(self) -> bool:
+        return len(self.open) < self.room
+
+    def stream_zone(self, name: str) -> Any:
+        raise AssertionError("no zones here")
+
+    def stream_limited(self, zone: str) -> None:
+        raise AssertionError("no zones here")
 
     def stream_error(self, level: str, message: str) -> None:
         self.errors.append((level, message))
@@ -36,12 +46,12 @@ class Host:
         self.open.discard(session)
 
 
-def _streams(tmp_path: Path, body: str) -> tuple[Streams, Host]:
+def _streams(tmp_path: Path, body: str, room: int = 100) -> tuple[Streams, Host]:
     path = tmp_path / "s.conf"
     path.write_text(f"stream {{ {body} }}\n")
     config = load_config(str(path))
     assert config.stream is not None
-    host = Host()
+    host = Host(room)
     return Streams(config.stream, host), host
 
 
@@ -115,3 +125,26 @@ def test_least_conn_counts_sessions_and_abort_logs_them(tmp_path: Path) -> None:
         backend.close()
 
     asyncio.run(run())
+
+
+def test_past_worker_connections_a_connection_is_closed_unlogged(tmp_path: Path) -> None:
+    streams, host = _streams(tmp_path, f"server {{ listen 127.0.0.1:{_port()}; "
+                                       "ssl_preread on; preread_timeout 5s; return x; }", room=1)
+
+    async def run() -> bytes:
+        server, port = await _serve(streams)
+        first = await asyncio.open_connection("127.0.0.1", port)  # (waits for its hello)
+        await _until(lambda: len(host.open) == 1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            got = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionResetError:
+            got = b"<reset>"
+        writer.close()
+        first[1].close()
+        await _until(lambda: not host.open)
+        server.close()
+        return got
+
+    assert asyncio.run(run()) in (b"", b"<reset>")
+    assert len(host.logged) == 1  # the first only, when it ended
