@@ -213,6 +213,13 @@ def verified_chain(tls: ssl.SSLObject) -> list[bytes]:
     return out
 
 
+# what ssl_verify_client optional_no_ca lets through (nginx's ngx_ssl_verify_error_optional:
+# X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, _SELF_SIGNED_CERT_IN_CHAIN,
+# _UNABLE_TO_GET_ISSUER_CERT, _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+# _UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+NO_CA_ERRORS = frozenset({18, 19, 2, 20, 21})
+
+
 def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
     """The client certificate's verification on a connection: X509_V_OK (0) and "",
     or the error's number and OpenSSL's words for it."""
@@ -225,7 +232,8 @@ def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
     return code, words.decode("latin-1")
 
 
-__all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "OcspPolicy", "OpensslError",
+__all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "NO_CA_ERRORS", "OcspPolicy",
+           "OpensslError",
            "ServerContext", "conf_commands",
            "curves", "session_cache", "use_engine", "verified_chain", "verify_result",
            "verify_then_answer"]

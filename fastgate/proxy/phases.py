@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from fastgate.config.model import AUTO_REDIRECT, Location, Server, Settings
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import normalize
+from fastgate.openssl import NO_CA_ERRORS
 from fastgate.proxy._walk import Walker
 from fastgate.proxy.access import AccessModule
 from fastgate.proxy.auth_basic import AuthBasic
@@ -46,11 +47,6 @@ if TYPE_CHECKING:
 # nginx's r->uri_changes: internal redirects past this are a cycle (500)
 MAX_REDIRECTS = 10
 
-# what ssl_verify_client optional_no_ca lets through (nginx's ngx_ssl_verify_error_optional:
-# X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, _SELF_SIGNED_CERT_IN_CHAIN,
-# _UNABLE_TO_GET_ISSUER_CERT, _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
-# _UNABLE_TO_VERIFY_LEAF_SIGNATURE)
-NO_CA_ERRORS = frozenset({18, 19, 2, 20, 21})
 
 
 class Phases:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fastgate import openssl
 from fastgate.config.model import (
     AccessRule,
     LimitZone,
@@ -40,6 +41,7 @@ from fastgate.errors import FastgateError
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.http.tcp import TcpEnd, connect
 from fastgate.http.udp import UdpEnd, UdpPort, open_udp
+from fastgate.openssl import NO_CA_ERRORS
 from fastgate.proxy import balance
 from fastgate.variables import Template
 
@@ -261,6 +263,7 @@ class Session:
         self.proxy_protocol: ProxyHeader | None = None
         self.preread: Preread | None = None
         self.tls: Any = None
+        self.client_certificate: tuple[bytes, int, str] | None = None  # (DER, code, words)
         self.attempts: list[Attempt] = []
         self.memo: dict[Any, Any] = {}
         self.captures: tuple[str, ...] = ()
@@ -292,6 +295,9 @@ class Session:
         self.remote_addr, self.remote_port = end.address("peername")
         self.server_addr = end.address("sockname")[0]
         self.tls = end.info("ssl_object")
+        if self.tls is not None and self.server.settings.ssl_verify_client != "off" \
+                and not self._certificate_checked():
+            return
         if self._stage == "header":
             self._arm(self.server.proxy_protocol_timeout, self._header_timeout)
             return
@@ -299,6 +305,36 @@ class Session:
 
     def header_given(self, header: ProxyHeader) -> None:
         self.proxy_protocol = header
+
+    def _certificate_checked(self) -> bool:
+        """nginx's stream SSL phase with ``ssl_verify_client``: a certificate whose
+        verification failed (but for what ``optional_no_ca`` lets through), or none
+        when one is required, ends the session (500); False then."""
+        tls = self.tls
+        der = tls.getpeercert(binary_form=True)
+        mode = self.server.settings.ssl_verify_client
+        if der is not None:
+            code, words = openssl.verify_result(tls)
+            self.client_certificate = (der, code, words)
+            if code and not (mode == "optional_no_ca" and code in NO_CA_ERRORS):
+                self._refuse_certificate(f"client SSL certificate verify error: "
+                                         f"({code}:{words})")
+                return False
+        elif mode == "on":
+            self._refuse_certificate("client sent no required SSL certificate")
+            return False
+        return True
+
+    def _refuse_certificate(self, why: str) -> None:
+        self.host.stream_error("info", f"{why} while SSL handshaking, client: "
+                                       f"{self.remote_addr}, server: {self._srv()}")
+        self._finish(INTERNAL_ERROR)
+
+    @property
+    def connection(self) -> Session:
+        """(what ``$ssl_client_*`` read the certificate from: the session is its own
+        connection)"""
+        return self
 
     def header_broken(self, end: TcpEnd, why: str) -> None:
         self.client = end

@@ -67,6 +67,11 @@ SAMPLES = {
     "limit_conn": "limit_conn c 1;",
     "limit_conn_log_level": "limit_conn_log_level warn;",
     "limit_conn_dry_run": "limit_conn_dry_run on;",
+    "ssl_verify_client": "ssl_verify_client optional_no_ca;",
+    "ssl_client_certificate": "ssl_client_certificate CRT;",
+    "ssl_trusted_certificate": "ssl_trusted_certificate CRT;",
+    "ssl_verify_depth": "ssl_verify_depth 2;",
+    "ssl_crl": None,  # a CRL file: tests/config/test_tls_directives.py
     "proxy_requests": "proxy_requests 1;",
     "proxy_responses": "proxy_responses 1;",
     "proxy_upload_rate": "proxy_upload_rate 1m;",
@@ -193,6 +198,8 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
     ("stream { upstream u { server 127.0.0.1; } }", 'no port in "127.0.0.1" of the "server"'),
     ("stream { }\nstream { }", '"stream" directive is duplicate'),
     ("stream { proxy_upload_rate $r; }", 'variables in "proxy_upload_rate" are not done'),
+    ("stream { server { listen 9001 ssl; ssl_certificate CRT; ssl_certificate_key KEY; "
+     "ssl_verify_client on; return x; } }", "no ssl_client_certificate for ssl_verify_client"),
     ("stream { server { listen 9001; return x; limit_conn nope 1; } }", 'zone "nope" is unknown'),
     ("stream { limit_conn_zone $remote_addr zone=z:1m sync; }",
      '"sync" is not done in the stream block'),

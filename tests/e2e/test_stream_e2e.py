@@ -531,6 +531,84 @@ def test_udp(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
         quiet.stop()
 
 
+def _issue(tmp: Path, name: str, issuer: tuple[Any, Any] | None, ca: bool) -> tuple[Any, Any]:
+    """A certificate for ``name`` (signed by ``issuer``'s key, else by its own), written
+    as NAME.pem with NAME.key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer, issuer_name = issuer if issuer is not None else (key, subject)
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+            .public_key(key.public_key()).serial_number(0x1234)
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256()))
+    (tmp / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return key, subject
+
+
+def test_client_certificates(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    crt, key = self_signed(tmp_path)
+    ca = _issue(tmp_path, "ca", None, True)
+    _issue(tmp_path, "alice", ca, False)
+    _issue(tmp_path, "mallory", None, False)
+    tls = f"ssl_certificate {crt}; ssl_certificate_key {key}; ssl_client_certificate HOME/ca.pem;"
+    block = f"""
+  log_format cert '$status "$ssl_client_verify" "$ssl_client_s_dn" "$ssl_client_serial"';
+  access_log LOG cert;
+  server {{ listen 127.0.0.1:PORT0 ssl; {tls} ssl_verify_client on; proxy_pass @A; }}
+  server {{ listen 127.0.0.1:PORT1 ssl; {tls} ssl_verify_client optional_no_ca;
+    return "$ssl_client_verify $ssl_client_s_dn"; }}
+"""
+
+    def speak(port: int, who: str | None) -> bytes:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if who:
+            ctx.load_cert_chain(tmp_path / f"{who}.pem", tmp_path / f"{who}.key")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            try:
+                with ctx.wrap_socket(raw, server_hostname="x") as t:
+                    t.sendall(b"hi")
+                    out = b""
+                    while chunk := t.recv(100):
+                        out += chunk
+                        if out.startswith(b"A:"):
+                            break
+                    return out
+            except (ssl.SSLError, OSError):
+                return b"<cut>"
+
+    with both(tmp_path, block, backends, 2) as (nginx, fastgate):
+        n = 0
+        for port in (0, 1):
+            for who in ("alice", "mallory", None):
+                assert speak(fastgate.ports[port], who) == speak(nginx.ports[port], who), \
+                    (port, who)
+                n += 1
+                settle(nginx, fastgate, n=n)
+        assert nginx.lines() == fastgate.lines()
+        assert fastgate.lines()[:3] == ['200 "SUCCESS" "CN=alice" "1234"',
+                                        '500 "FAILED:self-signed certificate" "CN=mallory" "1234"',
+                                        '500 "NONE" "-" "-"']
+        for said in ("client SSL certificate verify error: (18:self-signed certificate) while "
+                     "SSL handshaking", "client sent no required SSL certificate while SSL "
+                     "handshaking"):
+            assert said in fastgate.errors.read_text() and said in nginx.errors.read_text()
+
+
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,
                                              backends: dict[str, TcpBackend]) -> None:
     block = """

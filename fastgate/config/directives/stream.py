@@ -7,7 +7,7 @@ it. Its directives are read by the same handlers as their HTTP namesakes where n
 modules mean the same (``upstream`` balancing, ``map``, ``geo``, ``log_format``,
 ``allow``/``deny``, ``ssl_*``) through a ``StreamContext`` that keeps those tables
 apart. What nginx's stream modules can do and fastgate's cannot is refused with the
-reason (``NOT_DONE``): client certificates, the realip and pass modules."""
+reason (``NOT_DONE``): the realip and pass modules."""
 
 from __future__ import annotations
 
@@ -53,9 +53,6 @@ SU = frozenset({STREAM_UPSTREAM})
 # nginx stream directives fastgate does not do, with why (a config that needs one fails
 # at load with this, never runs without it)
 NOT_DONE: dict[str, str] = {
-    **{name: "fastgate's stream proxy does not check client certificates"
-       for name in ("ssl_verify_client", "ssl_client_certificate", "ssl_verify_depth",
-                    "ssl_trusted_certificate", "ssl_crl")},
     "set_real_ip_from": "fastgate's stream proxy does not take addresses from the PROXY "
                         "protocol for $remote_addr",
     "pass": "fastgate's stream proxy does not hand connections to other listeners",
@@ -383,7 +380,9 @@ def _in_stream(specs: Iterable[Spec], contexts: frozenset[str]) -> list[Spec]:
 
 _TLS = ("ssl_certificate", "ssl_certificate_key", "ssl_password_file", "ssl_protocols",
         "ssl_ciphers", "ssl_prefer_server_ciphers", "ssl_session_tickets", "ssl_conf_command",
-        "ssl_ecdh_curve", "ssl_dhparam", "ssl_session_cache", "ssl_session_timeout")
+        "ssl_ecdh_curve", "ssl_dhparam", "ssl_session_cache", "ssl_session_timeout",
+        "ssl_verify_client", "ssl_client_certificate", "ssl_trusted_certificate",
+        "ssl_verify_depth", "ssl_crl")
 _IGNORED = "fastgate's stream proxy reads and writes as the connections allow"
 
 SPECS = [Spec("stream", frozenset({"main"}), 0, 0, stream_block, block=True)]
