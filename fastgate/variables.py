@@ -773,6 +773,8 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "remote_addr": lambda r: r.remote_addr,
     "binary_remote_addr": lambda r: r.remote_addr,
     "remote_port": lambda r: str(r.remote_port) if r.remote_port else "",
+    "realip_remote_addr": lambda r: r.realip_remote_addr,
+    "realip_remote_port": lambda r: str(r.realip_remote_port) if r.realip_remote_port else "",
     "server_addr": lambda r: r.server_addr,
     "server_port": lambda r: str(r.server_port),
     "proxy_protocol_addr": lambda r: _stream_proxy_protocol(r).addr,

@@ -264,6 +264,8 @@ class Session:
         self.preread: Preread | None = None
         self.tls: Any = None
         self.client_certificate: tuple[bytes, int, str] | None = None  # (DER, code, words)
+        self.realip_remote_addr = ""  # the peer's, whatever set_real_ip_from made the client
+        self.realip_remote_port = 0
         self.attempts: list[Attempt] = []
         self.memo: dict[Any, Any] = {}
         self.captures: tuple[str, ...] = ()
@@ -414,6 +416,13 @@ class Session:
         self._finish(OK)
 
     def _start(self) -> None:
+        self.realip_remote_addr, self.realip_remote_port = self.remote_addr, self.remote_port
+        header = self.proxy_protocol
+        if header is not None and header.addr and self.server.settings.set_real_ip_from \
+                and _trusted(self.server.settings.set_real_ip_from, self.remote_addr):
+            # nginx's stream realip module (post-accept, before the limits and access):
+            # a trusted peer's PROXY header names the client
+            self.remote_addr, self.remote_port = header.addr, header.port
         if self.server.settings.limit_conn and not self._limit():
             return
         if not _allowed(self.server.settings.access_rules, self.remote_addr):
@@ -894,6 +903,15 @@ class UpstreamSide:
 
     def crashed(self, error: Exception) -> None:
         self.session.crashed(error)
+
+
+def _trusted(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+             addr: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip.version == n.version and ip in n for n in networks)
 
 
 def _allowed(rules: tuple[AccessRule, ...], addr: str) -> bool:

@@ -72,6 +72,7 @@ SAMPLES = {
     "ssl_trusted_certificate": "ssl_trusted_certificate CRT;",
     "ssl_verify_depth": "ssl_verify_depth 2;",
     "ssl_crl": None,  # a CRL file: tests/config/test_tls_directives.py
+    "set_real_ip_from": "set_real_ip_from 10.0.0.0/8;",
     "proxy_requests": "proxy_requests 1;",
     "proxy_responses": "proxy_responses 1;",
     "proxy_upload_rate": "proxy_upload_rate 1m;",

@@ -609,6 +609,26 @@ def test_client_certificates(tmp_path: Path, backends: dict[str, TcpBackend]) ->
             assert said in fastgate.errors.read_text() and said in nginx.errors.read_text()
 
 
+def test_real_ip_from_a_trusted_proxy(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    block = """
+  log_format rip '$status $remote_addr $realip_remote_addr';
+  access_log LOG rip;
+  server { listen 127.0.0.1:PORT0 proxy_protocol; set_real_ip_from 127.0.0.0/8;
+    return "$remote_addr:$remote_port $realip_remote_addr"; }
+  server { listen 127.0.0.1:PORT1 proxy_protocol; set_real_ip_from 127.0.0.0/8;
+    deny 10.9.9.9; return "let in"; }
+  server { listen 127.0.0.1:PORT2 proxy_protocol; set_real_ip_from 192.0.2.0/24;
+    return "$remote_addr"; }
+"""
+    header = b"PROXY TCP4 10.9.9.9 10.0.0.1 4444 443\r\n"
+    with both(tmp_path, block, backends, 3) as (nginx, fastgate):
+        for port in (0, 1, 2):
+            assert talk(fastgate.ports[port], header) == talk(nginx.ports[port], header), port
+        settle(nginx, fastgate, n=3)
+        assert nginx.lines() == fastgate.lines() == [
+            "200 10.9.9.9 127.0.0.1", "403 10.9.9.9 127.0.0.1", "200 127.0.0.1 127.0.0.1"]
+
+
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,
                                              backends: dict[str, TcpBackend]) -> None:
     block = """

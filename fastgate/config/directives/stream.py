@@ -7,7 +7,7 @@ it. Its directives are read by the same handlers as their HTTP namesakes where n
 modules mean the same (``upstream`` balancing, ``map``, ``geo``, ``log_format``,
 ``allow``/``deny``, ``ssl_*``) through a ``StreamContext`` that keeps those tables
 apart. What nginx's stream modules can do and fastgate's cannot is refused with the
-reason (``NOT_DONE``): the realip and pass modules."""
+reason (``NOT_DONE``): the pass module (nginx 1.25's)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from fastgate.config.context import (
     Level,
     Spec,
 )
-from fastgate.config.directives import access, geo, limits, log, maps, tls, upstream
+from fastgate.config.directives import access, geo, limits, log, maps, realip, tls, upstream
 from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
 from fastgate.config.directives.proxy import tls_specs
 from fastgate.config.errors import ConfigError
@@ -53,8 +53,6 @@ SU = frozenset({STREAM_UPSTREAM})
 # nginx stream directives fastgate does not do, with why (a config that needs one fails
 # at load with this, never runs without it)
 NOT_DONE: dict[str, str] = {
-    "set_real_ip_from": "fastgate's stream proxy does not take addresses from the PROXY "
-                        "protocol for $remote_addr",
     "pass": "fastgate's stream proxy does not hand connections to other listeners",
 }
 
@@ -432,6 +430,7 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     *_in_stream((s for s in maps.SPECS if s.name == "map"), SM),
     *_in_stream((s for s in geo.SPECS if s.name in ("geo", "split_clients")), SM),
     *_in_stream((s for s in access.SPECS if s.name in ("allow", "deny")), SMS),
+    *_in_stream((s for s in realip.SPECS if s.name == "set_real_ip_from"), SMS),
     *_in_stream((s for s in limits.SPECS if s.name == "limit_conn_zone"), SM),
     *_in_stream((s for s in limits.SPECS if s.name in ("limit_conn", "limit_conn_log_level",
                                                         "limit_conn_dry_run")), SMS),
