@@ -1126,6 +1126,7 @@ class StreamServer:
     proxy_pass: Template | None = None  # an upstream name or HOST:PORT, rendered per session
     upstream: str | None = None  # proxy_pass without variables: the group, known at load
     return_value: Template | None = None
+    sets: tuple[SetVar, ...] = ()  # set $name value, in order (pre-access)
     connect_timeout: float = 60.0
     timeout: float = 600.0  # proxy_timeout: the longest pause in both directions
     next_upstream: bool = True

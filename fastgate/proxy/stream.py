@@ -43,7 +43,7 @@ from fastgate.http.tcp import TcpEnd, connect
 from fastgate.http.udp import UdpEnd, UdpPort, open_udp
 from fastgate.openssl import NO_CA_ERRORS
 from fastgate.proxy import balance
-from fastgate.variables import Template
+from fastgate.variables import Template, set_user_variable
 
 OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY, UNAVAILABLE = (
     200, 400, 403, 500, 502, 503)
@@ -423,6 +423,8 @@ class Session:
             # nginx's stream realip module (post-accept, before the limits and access):
             # a trusted peer's PROXY header names the client
             self.remote_addr, self.remote_port = header.addr, header.port
+        for v in self.server.sets:  # (nginx's set module runs before limit_conn)
+            set_user_variable(self, v.name, v.value.render(self))
         if self.server.settings.limit_conn and not self._limit():
             return
         if not _allowed(self.server.settings.access_rules, self.remote_addr):

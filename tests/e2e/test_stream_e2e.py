@@ -618,7 +618,7 @@ def test_real_ip_from_a_trusted_proxy(tmp_path: Path, backends: dict[str, TcpBac
   server { listen 127.0.0.1:PORT1 proxy_protocol; set_real_ip_from 127.0.0.0/8;
     deny 10.9.9.9; return "let in"; }
   server { listen 127.0.0.1:PORT2 proxy_protocol; set_real_ip_from 192.0.2.0/24;
-    return "$remote_addr"; }
+    set $who "from $remote_addr"; set $who "$who!"; return $who; }
 """
     header = b"PROXY TCP4 10.9.9.9 10.0.0.1 4444 443\r\n"
     with both(tmp_path, block, backends, 3) as (nginx, fastgate):

@@ -34,6 +34,7 @@ from fastgate.config.model import (
     LogFile,
     LogFormat,
     Settings,
+    SetVar,
     Stream,
     StreamServer,
     Upstream,
@@ -43,7 +44,7 @@ from fastgate.config.model import (
 from fastgate.config.parser import Directive
 from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
 from fastgate.config.values import parse_host_port, parse_number, parse_time
-from fastgate.variables import StreamRegistry, Template
+from fastgate.variables import STREAM_BUILTIN, StreamRegistry, Template, user_variable
 
 SM = frozenset({STREAM})
 SS = frozenset({STREAM_SERVER})
@@ -54,6 +55,9 @@ SU = frozenset({STREAM_UPSTREAM})
 # at load with this, never runs without it)
 NOT_DONE: dict[str, str] = {
     "pass": "fastgate's stream proxy does not hand connections to other listeners",
+    **{name: "the stream block has no GeoIP variables (nginx's stream geoip module): "
+             "a geo block over $remote_addr gives what it needs"
+       for name in ("geoip_country", "geoip_city", "geoip_org")},
 }
 
 
@@ -115,6 +119,17 @@ class StreamContext:
                 self.registry.define(name, _Late(name, self.maps))
             elif d.name == "upstream" and len(d.args) == 1:
                 self.upstream_names.add(d.args[0])
+            elif d.name == "server":
+                for e in d.block or ():
+                    if e.name == "set" and e.args and e.args[0].startswith("$") \
+                            and len(e.args[0]) > 1:
+                        name = e.args[0][1:].lower()
+                        known = self.registry.defined.get(name)
+                        if isinstance(known, _SetGetter):
+                            continue  # (several servers may set it)
+                        if known is not None or name in STREAM_BUILTIN:
+                            raise e.error(f'the duplicate "{name}" variable')
+                        self.registry.define(name, _SetGetter(name))
 
     def define_map(self, m: Lookup, d: Directive) -> None:
         self.maps[m.name] = m
@@ -174,6 +189,16 @@ class StreamContext:
                 seen[key] = d
             servers.append(server)
         return Stream(tuple(servers), dict(self.upstreams), dict(self.log_formats))
+
+
+class _SetGetter:
+    """``$name`` as a stream server's ``set`` gave it (empty until then)."""
+
+    def __init__(self, name: str) -> None:
+        self.get = user_variable(name)
+
+    def __call__(self, r: object) -> str:
+        return self.get(r)
 
 
 class _Late:
@@ -338,6 +363,16 @@ def proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["upstream"] = ld.implicit_upstream(host, number, d)
 
 
+def set_variable(ld: Context, lvl: Level, d: Directive) -> None:
+    """``set $name value`` (nginx's stream set module, in the pre-access phase)."""
+    name = d.args[0]
+    if not name.startswith("$") or len(name) < 2:
+        raise d.error(f'invalid variable name "{name}"')
+    stream = lvl.local.setdefault("stream", {})
+    stream["sets"] = stream.get("sets", ()) + (SetVar(name[1:].lower(),
+                                                      ld.compile(d.args[1], d)),)
+
+
 def return_text(ld: Context, lvl: Level, d: Directive) -> None:
     _handler(lvl, d)
     lvl.local["return"] = ld.compile(d.args[0], d)
@@ -391,6 +426,7 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("listen", SS, 1, None, listen),
     Spec("proxy_pass", SS, 1, 1, proxy_pass),
     Spec("return", SS, 1, 1, return_text),
+    Spec("set", SS, 2, 2, set_variable),
     Spec("proxy_connect_timeout", SMS, 1, 1, own("connect_timeout", _positive)),
     Spec("proxy_timeout", SMS, 1, 1, own("timeout", _positive)),
     Spec("proxy_next_upstream", SMS, 1, 1, own("next_upstream", flag_arg)),
