@@ -76,7 +76,8 @@ def _lib() -> Any:
             ("X509_verify_cert_error_string", [L], c),
             ("SSL_get0_verified_chain", [ssl_p], v), ("OPENSSL_sk_num", [v], i),
             ("OPENSSL_sk_value", [v, i], v),
-            ("i2d_X509", [v, ctypes.POINTER(ctypes.c_char_p)], i)):
+            ("i2d_X509", [v, ctypes.POINTER(ctypes.c_char_p)], i),
+            ("SSL_get_servername", [ssl_p, i], c)):
         f = getattr(lib, name)
         f.argtypes, f.restype = args, result
     return lib
@@ -213,6 +214,13 @@ def verified_chain(tls: ssl.SSLObject) -> list[bytes]:
     return out
 
 
+def server_name(tls: ssl.SSLObject) -> str:
+    """The name a client asked for (SNI) on a server's connection: SSL_get_servername,
+    which Python's ssl gives a server only inside its servername callback."""
+    name = _lib().SSL_get_servername(_connection(tls), 0)  # (TLSEXT_NAMETYPE_host_name)
+    return name.decode("latin-1") if name else ""
+
+
 # what ssl_verify_client optional_no_ca lets through (nginx's ngx_ssl_verify_error_optional:
 # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, _SELF_SIGNED_CERT_IN_CHAIN,
 # _UNABLE_TO_GET_ISSUER_CERT, _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
@@ -235,5 +243,6 @@ def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
 __all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "NO_CA_ERRORS", "OcspPolicy",
            "OpensslError",
            "ServerContext", "conf_commands",
-           "curves", "session_cache", "use_engine", "verified_chain", "verify_result",
+           "curves", "server_name", "session_cache", "use_engine", "verified_chain",
+           "verify_result",
            "verify_then_answer"]

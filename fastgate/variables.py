@@ -800,6 +800,7 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "ssl_protocol": lambda r: r.tls_value("protocol"),
     "ssl_cipher": lambda r: r.tls_value("cipher"),
     "ssl_server_name": lambda r: r.tls_value("server_name"),
+    "ssl_alpn_protocol": lambda r: r.tls_value("alpn"),
     **client_certificate.VARIABLES,
     "hostname": lambda r: _HOSTNAME,
     "pid": lambda r: str(os.getpid()),

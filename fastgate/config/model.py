@@ -1145,6 +1145,7 @@ class StreamServer:
     preread_buffer_size: int = 16384
     proxy_protocol_timeout: float = 30.0
     ssl_handshake_timeout: float = 60.0
+    alpn: tuple[str, ...] = ()  # ssl_alpn: the protocols offered, in order
     access_log: tuple[AccessLog, ...] = ()
 
 

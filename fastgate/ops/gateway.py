@@ -131,9 +131,12 @@ def stream_tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     """The context a stream server's ``listen ... ssl`` handshakes with."""
     assert config.stream is not None
     for s in config.stream.servers:
-        if any(x.address == listen.address for x in s.listens):
+        if any(x.address == listen.address and not x.udp for x in s.listens):
             try:
-                return server_context(s.settings)
+                ctx = server_context(s.settings)
+                if s.alpn:
+                    ctx.set_alpn_protocols(list(s.alpn))
+                return ctx
             except TlsError as e:  # a file changed since the configuration loaded
                 raise StartError(f"{e.message} (server in {s.where.file}:{s.where.line})"
                                  ) from None

@@ -806,7 +806,9 @@ class Session:
         if what == "cipher":
             c = t.cipher()
             return c[0] if c else ""
-        return getattr(t, "server_hostname", None) or ""
+        if what == "alpn":
+            return t.selected_alpn_protocol() or ""
+        return openssl.server_name(t)
 
 
 class Shaper:

@@ -35,6 +35,10 @@ SAMPLES = {
     "proxy_protocol_timeout": "proxy_protocol_timeout 5s;",
     "ssl_handshake_timeout": "ssl_handshake_timeout 5s;",
     "proxy_buffer_size": "proxy_buffer_size 16k;",
+    "proxy_downstream_buffer": "proxy_downstream_buffer 16k;",
+    "proxy_upstream_buffer": "proxy_upstream_buffer 16k;",
+    "ssl_alpn": "ssl_alpn h2 http/1.1;",
+    "ssl_session_ticket_key": None,  # a key file: tests/config/test_tls_directives.py
     "proxy_bind": "proxy_bind 127.0.0.1;",
     "proxy_socket_keepalive": "proxy_socket_keepalive on;",
     "error_log": "error_log stderr;",
@@ -244,3 +248,31 @@ def test_an_address_may_take_tcp_and_udp(tmp_path: Path) -> None:
 def test_a_stream_only_configuration_loads(tmp_path: Path) -> None:
     cfg = _load(tmp_path, "stream { server { listen 127.0.0.1:9001; return x; } }\n")
     assert cfg.servers == () and cfg.stream is not None
+
+
+LIST = Path(__file__).with_name("nginx_1.22_stream_directives.txt")
+NGINX = [line.split() for line in LIST.read_text().splitlines()
+         if line and not line.startswith("#")]
+WHERE = {"stream": STREAM, "server": STREAM_SERVER, "upstream": "stream upstream"}
+
+
+def test_the_list_is_nginx_1_22s_stream_modules() -> None:
+    names = {name for _, name, _ in NGINX}
+    assert len(NGINX) > 80
+    assert {"proxy_pass", "ssl_preread", "limit_conn", "proxy_responses", "hash"} <= names
+
+
+@pytest.mark.parametrize("module,name,contexts", NGINX, ids=[n for _, n, _ in NGINX])
+def test_every_stream_directive_is_taken_where_nginx_takes_it_or_refused_with_why(
+        module: str, name: str, contexts: str) -> None:
+    if name == "stream":  # (the block itself: the main table's)
+        return
+    if name in NOT_DONE:
+        return
+    ours: set[str] = set()
+    for table in (STREAM_TABLE, UPSTREAM_TABLE):
+        if name in table:
+            ours |= table[name].contexts
+    assert ours, f"nginx's {name} ({module}) is neither taken nor refused with why"
+    theirs = {WHERE[c] for c in contexts.split(",")}
+    assert theirs <= ours, f"{name} is not taken in {sorted(theirs - ours)}"

@@ -415,7 +415,7 @@ _TLS = ("ssl_certificate", "ssl_certificate_key", "ssl_password_file", "ssl_prot
         "ssl_ciphers", "ssl_prefer_server_ciphers", "ssl_session_tickets", "ssl_conf_command",
         "ssl_ecdh_curve", "ssl_dhparam", "ssl_session_cache", "ssl_session_timeout",
         "ssl_verify_client", "ssl_client_certificate", "ssl_trusted_certificate",
-        "ssl_verify_depth", "ssl_crl")
+        "ssl_verify_depth", "ssl_crl", "ssl_session_ticket_key")
 _IGNORED = "fastgate's stream proxy reads and writes as the connections allow"
 
 SPECS = [Spec("stream", frozenset({"main"}), 0, 0, stream_block, block=True)]
@@ -447,6 +447,10 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("proxy_protocol_timeout", SMS, 1, 1, own("proxy_protocol_timeout", _positive)),
     Spec("ssl_handshake_timeout", SMS, 1, 1, own("ssl_handshake_timeout", _positive)),
     Spec("proxy_buffer_size", SMS, 1, 1, ignored(_IGNORED)),
+    # (nginx's deprecated names for proxy_buffer_size)
+    Spec("proxy_downstream_buffer", SMS, 1, 1, ignored(_IGNORED)),
+    Spec("proxy_upstream_buffer", SMS, 1, 1, ignored(_IGNORED)),
+    Spec("ssl_alpn", SMS, 1, None, own("alpn", lambda ld, d: tuple(d.args))),
     Spec("proxy_bind", SMS, 1, 2, ignored("connections to upstream servers go from the "
                                           "system's choice of address")),
     Spec("proxy_socket_keepalive", SMS, 1, 1, ignored("upstream sockets take the system "
