@@ -320,6 +320,9 @@ def _time_local(r: Any) -> str:
 
 # a request's memo: set in a subrequest's (nginx's r != r->main)
 SUBREQUEST_KEY = ("main",)
+# a request's memo: a HEAD whose response is held whole for a filter (proxy.held): read
+# as a GET by local content, asked of an upstream as the HEAD it is, as nginx's
+HELD_HEAD_KEY = ("held", "head")
 # a request's memo: the rate an upstream's answer gave (X-Accel-Limit-Rate; 0 relayed
 # unbuffered), and what ``set $limit_rate`` wrote (proxy.rate)
 RATE_KEY = ("limit_rate",)

@@ -44,7 +44,7 @@ from fastgate.proxy.upstream import (
     UpstreamConnection,
     local_address,
 )
-from fastgate.variables import RATE_KEY, SLICE_KEY, SUBREQUEST_KEY
+from fastgate.variables import HELD_HEAD_KEY, RATE_KEY, SLICE_KEY, SUBREQUEST_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -287,7 +287,7 @@ class UpstreamExchange:
         upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0  # the client's streams up as it comes
         length = None if head.content_length < 0 else head.content_length
-        method = req.method.encode("latin-1")
+        method = b"HEAD" if req.memo.get(HELD_HEAD_KEY) else req.method.encode("latin-1")
         body: bytes | BufferedBody | None = None  # sent instead of streaming the client's
         kept = req.body_buffer
         if kept is not None and (has_body or isinstance(kept, BufferedBody)):

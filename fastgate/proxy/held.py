@@ -9,8 +9,9 @@ internal redirects), its status, headers and body; what they make is then sent. 
 filter's failure is answered with its status (415, 500) through ``error_page``.
 
 A HEAD is answered with the head of the transformed GET, as nginx's (it reads the body
-to know the length). A response past ``capture.KEPT_MAX`` (8 MiB) is not held: the
-image filter's "too big response" (415), else a 500."""
+to know the length) — but a proxied upstream is asked with HEAD, as nginx asks it, and
+its empty body fails the filter as nginx's does. A response past ``capture.KEPT_MAX``
+(8 MiB) is not held: the image filter's "too big response" (415), else a 500."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from fastgate.http.engine import ProtocolError
 from fastgate.proxy.capture import KEPT_MAX, Kept
 from fastgate.proxy.status import reason
 from fastgate.proxy.steps import DONE, finished
+from fastgate.variables import HELD_HEAD_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,11 +110,17 @@ class HeldFilters:
                     inner: Phase) -> Step:
         held = Held(conn)
         method = req.method
-        req.method = "GET" if method == "HEAD" else method  # (the body tells the length)
+        if method == "HEAD":
+            # nginx's filter holds the head back, so a file or a return makes its body
+            # (which tells the length); an upstream is still asked with HEAD, its empty
+            # body then failing the filter (500 for XSLT, 415 for an image), as nginx's
+            req.method = "GET"
+            req.memo[HELD_HEAD_KEY] = True
         try:
             await finished(inner(held, req, loc))
         finally:
             req.method = method
+            req.memo.pop(HELD_HEAD_KEY, None)
         if conn.closed:
             return DONE
         log = self.client_error(req)
