@@ -48,6 +48,7 @@ from fastgate.variables import Template, set_user_variable
 OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY, UNAVAILABLE = (
     200, 400, 403, 500, 502, 503)
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_PENDING_MAX = 64  # a UDP session's datagrams kept while its upstream socket is made
 
 
 class ConnTable(Protocol):
@@ -966,8 +967,8 @@ class UdpSession(Session):
         self._last = time.monotonic()
         if self.side is not None:
             self.side.write(data)
-        else:
-            self._pending.append(data)
+        elif len(self._pending) < _PENDING_MAX:  # (more before the socket is there: lost,
+            self._pending.append(data)            # as datagrams may be)
         limit = self.server.proxy_requests
         if limit and self.requests >= limit and self.table.get(self.addr) is self:
             del self.table[self.addr]  # (the client's next datagram: a new session)

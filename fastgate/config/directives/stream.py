@@ -44,7 +44,13 @@ from fastgate.config.model import (
 from fastgate.config.parser import Directive
 from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
 from fastgate.config.values import parse_host_port, parse_number, parse_time
-from fastgate.variables import STREAM_BUILTIN, StreamRegistry, Template, user_variable
+from fastgate.variables import (
+    STREAM_BUILTIN,
+    Getter,
+    StreamRegistry,
+    Template,
+    user_variable,
+)
 
 SM = frozenset({STREAM})
 SS = frozenset({STREAM_SERVER})
@@ -207,9 +213,13 @@ class _Late:
     def __init__(self, name: str, maps: dict[str, Lookup]) -> None:
         self.name = name
         self.maps = maps
+        self.get: Getter | None = None  # the map's own, once it is built and first used
 
     def __call__(self, r: object) -> str:
-        return self.maps[self.name].getter()(r)
+        get = self.get
+        if get is None:
+            get = self.get = self.maps[self.name].getter()
+        return get(r)
 
 
 def _server(sc: StreamContext, top: Level, lvl: Level, names: set[str]) -> StreamServer:
