@@ -1,18 +1,21 @@
-"""The ``stream`` block at run time: TCP connections proxied as nginx's stream modules
-proxy them (ngx_stream_proxy_module and the phases before it).
+"""The ``stream`` block at run time: TCP connections and UDP datagrams proxied as
+nginx's stream modules proxy them (ngx_stream_proxy_module and the phases before it).
 
 A ``Session`` drives the client's connection (an ``http.tcp.TcpEnd``, the layer that
 owns transports) and, once connected, the upstream's. Its phases, in nginx's order: the
-PROXY protocol header when the listen asks for one; ``allow``/``deny`` (a refusal
-closes the connection, status 403); the TLS handshake on an ``ssl`` listen (asyncio's,
-before the session sees a byte); ``ssl_preread`` (the ClientHello is read, not taken:
-its server name, ALPN protocols and version become variables); then the content:
-``return``'s text, or a connection to an upstream server — picked by the group's
-balancing method, the next one tried on a failed connect as ``proxy_next_upstream``
-allows — and the bytes relayed both ways until one side closes (both, with
-``proxy_half_close``) or nothing moves for ``proxy_timeout``. The session's status
-(200, 400, 403, 500, 502) and byte counts go to the block's access log, nginx's
-variables for them."""
+PROXY protocol header when the listen asks for one; the TLS handshake on an ``ssl``
+listen (asyncio's, before the session sees a byte) and ``ssl_verify_client``'s check;
+``set_real_ip_from`` (a trusted peer's header names the client); ``set``;
+``limit_conn`` (503); ``allow``/``deny`` (403); ``ssl_preread`` (the ClientHello read,
+not taken: its server name, ALPN protocols and version become variables); then the
+content: ``return``'s text, or a connection to an upstream server — picked by the
+group's balancing method, over TLS with ``proxy_ssl``, the next one tried on a failed
+connect as ``proxy_next_upstream`` allows — and the bytes relayed both ways, at
+``proxy_upload_rate``/``proxy_download_rate`` (``Shaper``), until one side closes (both,
+with ``proxy_half_close``) or nothing moves for ``proxy_timeout``. A ``UdpSession`` is
+the datagrams of one client address, answered from the listening socket until
+``proxy_responses`` came. The session's status (200, 400, 403, 500, 502, 503) and byte
+counts go to the block's access log, nginx's variables for them."""
 
 from __future__ import annotations
 
