@@ -2,12 +2,13 @@
 nginx's stream modules proxy them (ngx_stream_proxy_module and the phases before it).
 
 A ``Session`` drives the client's connection (an ``http.tcp.TcpEnd``, the layer that
-owns transports) and, once connected, the upstream's. Its phases, in nginx's order: the
-PROXY protocol header when the listen asks for one; the TLS handshake on an ``ssl``
-listen (asyncio's, before the session sees a byte) and ``ssl_verify_client``'s check;
-``set_real_ip_from`` (a trusted peer's header names the client); ``set``;
-``limit_conn`` (503); ``allow``/``deny`` (403); ``ssl_preread`` (the ClientHello read,
-not taken: its server name, ALPN protocols and version become variables); then the
+owns transports) and, once connected, the upstream's. Its phases, in nginx's order but
+for TLS: the PROXY protocol header when the listen asks for one; the TLS handshake on an
+``ssl`` listen (asyncio's, before the session sees a byte: nginx's comes after the
+access checks) and ``ssl_verify_client``'s check; ``set_real_ip_from`` (a trusted
+peer's header names the client); ``set``; ``limit_conn`` (503); ``allow``/``deny``
+(403); ``ssl_preread`` (the ClientHello read, not taken: its server name, ALPN
+protocols and version become variables); then the
 content: ``return``'s text, or a connection to an upstream server — picked by the
 group's balancing method, over TLS with ``proxy_ssl``, the next one tried on a failed
 connect as ``proxy_next_upstream`` allows — and the bytes relayed both ways, at
