@@ -18,7 +18,9 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
 
 # by name: (nginx's module, why)
 NAMES: dict[str, tuple[str, str]] = {
-    "mail": ("ngx_mail_module", "fastgate is an HTTP gateway: it proxies no mail"),
+    "mail": ("ngx_mail_module", "fastgate does not speak the mail protocols (IMAP, POP3, "
+             "SMTP) nor ask an auth_http server: a stream block can pass mail ports through "
+             "to the mail servers as TCP"),
 }
 
 
