@@ -786,3 +786,62 @@ stream {{
     assert guarded.got() == [] and behind_tls.got() == []
     assert talk(ports[4]) == b"ok<closed>"
     assert "Traceback" not in gw.stderr and "unexpected error" not in gw.stderr
+
+
+def test_a_slow_reader_slows_the_server_and_gets_every_byte(tmp_path: Path, gateway: Any,
+                                                            free: Any) -> None:
+    """Flow control both ways: a client that does not read holds the server's sending
+    back (fastgate does not buffer without end), and then gets every byte, in order."""
+    total = 48 * 1024 * 1024
+    sent = [0]
+    done = threading.Event()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve() -> None:
+        while True:  # (the gateway's start is waited for with a connection that says nothing)
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.settimeout(20)
+            try:
+                if conn.recv(1) != b"g":
+                    conn.close()
+                    continue
+            except OSError:
+                conn.close()
+                continue
+            break
+        block = bytes(range(256)) * 256  # 64 KiB
+        with conn:
+            try:
+                while sent[0] < total:
+                    conn.sendall(block)
+                    sent[0] += len(block)
+            except OSError:
+                pass
+        done.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = free()
+    gateway(f"stream {{ server {{ listen 127.0.0.1:{port}; "
+            f"proxy_pass 127.0.0.1:{srv.getsockname()[1]}; }} }}", port)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
+            c.sendall(b"g")
+            time.sleep(1.5)  # (not reading)
+            held_back = sent[0]
+            assert held_back < total // 2, held_back  # the server waits on the client
+            got = 0
+            while got < total:
+                chunk = c.recv(1 << 20)
+                assert chunk
+                for i in range(0, len(chunk), 4099):  # (spot checks of the order)
+                    assert chunk[i] == (got + i) % 256
+                got += len(chunk)
+            assert got == total
+        assert done.wait(10)
+    finally:
+        srv.close()
