@@ -34,6 +34,7 @@ from fastgate.config.model import (
     AccessRule,
     LimitZone,
     Listen,
+    Resolver,
     Stream,
     StreamServer,
     Upstream,
@@ -47,6 +48,7 @@ from fastgate.http.tcp import TcpEnd, connect
 from fastgate.http.udp import UdpEnd, UdpPort, open_udp
 from fastgate.openssl import NO_CA_ERRORS
 from fastgate.proxy import balance
+from fastgate.proxy.dns import Names, ResolveError
 from fastgate.variables import Template, set_user_variable
 
 OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY, UNAVAILABLE = (
@@ -526,7 +528,7 @@ class Session:
 
     async def _connect_upstream(self) -> None:
         srv = self.server
-        group = self._group()
+        group = await self._group()
         if group is None:
             self._finish(BAD_GATEWAY)
             return
@@ -621,7 +623,10 @@ class Session:
         else:
             self._reading(True, "connecting", False)
 
-    def _group(self) -> Group | None:
+    async def _group(self) -> Group | None:
+        """The group ``proxy_pass`` names: a block, or for a value with variables a
+        block by its name, an address, or a name the ``resolver`` resolves (None,
+        logged, when it is none of them)."""
         srv = self.server
         if srv.upstream is not None:
             return self.streams.groups[srv.upstream]
@@ -632,18 +637,25 @@ class Session:
             return group
         host, _, port = name.rpartition(":")
         host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        try:
-            ipaddress.ip_address(host)
-            number = int(port)
-            if not 0 < number < 65536:
-                raise ValueError(port)
-        except ValueError:
-            what = (f"no resolver defined to resolve {host}" if host and port.isdigit()
-                    else f'invalid URL prefix in "{name}"' if name else "empty upstream")
-            self.host.stream_error("error", f"{what}, client: {self.remote_addr}, server: "
-                                            f"{self._srv()}")
+        where = f", client: {self.remote_addr}, server: {self._srv()}"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            what = f'invalid URL prefix in "{name}"' if name else "empty upstream"
+            self.host.stream_error("error", what + where)
             return None
-        return self.streams.direct(host, number)
+        try:
+            addresses: tuple[str, ...] = (str(ipaddress.ip_address(host)),)
+        except ValueError:
+            s = srv.settings
+            if s.resolver is None:
+                self.host.stream_error("error", f"no resolver defined to resolve {host}{where}")
+                return None
+            try:
+                addresses = await self.streams.names(s.resolver).resolve(host,
+                                                                         s.resolver_timeout)
+            except ResolveError as e:
+                self.host.stream_error("error", f"{e}{where}")
+                return None
+        return self.streams.direct(host, int(port), addresses)
 
     def _tls(self, group: Group) -> tuple[ssl.SSLContext, str | None]:
         """proxy_ssl's context and the name sent and checked (proxy_ssl_name, with
@@ -989,7 +1001,7 @@ class UdpSession(Session):
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect_upstream(self) -> None:
-        group = self._group()
+        group = await self._group()
         if group is None:
             self._finish(BAD_GATEWAY)
             return
@@ -1166,8 +1178,9 @@ class Streams:
         self.host = host
         self.zones = zones or {}  # limit_conn_zone's definitions (their keys)
         self.groups = {name: Group(u) for name, u in stream.upstreams.items()}
-        self._direct: dict[tuple[str, int], Group] = {}
+        self._direct: dict[tuple[str, int, tuple[str, ...]], Group] = {}
         self._contexts: dict[UpstreamTls, ssl.SSLContext] = {}
+        self._names: dict[Resolver, Names] = {}
         self.by_address: dict[tuple[str, int, bool], tuple[StreamServer, Listen]] = {
             (x.host, x.port, x.udp): (s, x) for s in stream.servers for x in s.listens}
 
@@ -1196,17 +1209,27 @@ class Streams:
             ctx = self._contexts[key] = upstream_context(t)
         return ctx
 
-    def direct(self, host: str, port: int) -> Group:
-        """A group of one for an address a proxy_pass with variables named."""
-        key = (host, port)
+    def direct(self, host: str, port: int, addresses: tuple[str, ...]) -> Group:
+        """The group a proxy_pass with variables reached: the addresses of ``host``
+        (itself, when it is one), round robin, named as written (its passive health
+        kept while the addresses are the same)."""
+        key = (host, port, addresses)
         group = self._direct.get(key)
         if group is None:
             if len(self._direct) > 1024:
                 self._direct.clear()
             name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            group = Group(Upstream(name, (UpstreamServer(host, port),), implicit=True))
+            group = Group(Upstream(name, tuple(UpstreamServer(a, port) for a in addresses),
+                                   implicit=True))
             self._direct[key] = group
         return group
+
+    def names(self, config: Resolver) -> Names:
+        """The resolver's names (one cache per resolver configuration, per worker)."""
+        found = self._names.get(config)
+        if found is None:
+            found = self._names[config] = Names(config)
+        return found
 
 
 __all__ = ["Group", "Peer", "Preread", "Session", "StreamHost", "Streams", "UpstreamSide",

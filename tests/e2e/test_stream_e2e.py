@@ -648,6 +648,40 @@ def test_real_ip_from_a_trusted_proxy(tmp_path: Path, backends: dict[str, TcpBac
             "200 10.9.9.9 127.0.0.1", "403 10.9.9.9 127.0.0.1", "200 127.0.0.1 127.0.0.1"]
 
 
+def test_names_resolved_by_the_resolver(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    """The Docker-DNS idiom: set $to NAME:PORT; proxy_pass $to; with a resolver — the
+    name asked of it (one question, then its TTL) and a name it does not know refused
+    (502), as nginx."""
+    from dns_server import DnsServer
+
+    dns = DnsServer()
+    dns.set("db.internal", ["127.0.0.1"], ttl=300)
+    block = f"""
+  log_format r '$status "$upstream_addr"';
+  access_log LOG r;
+  resolver 127.0.0.1:{dns.port} valid=300s; resolver_timeout 2s;
+  server {{ listen 127.0.0.1:PORT0; set $to db.internal:{backends["A"].port}; proxy_pass $to; }}
+  server {{ listen 127.0.0.1:PORT1; set $to nowhere.internal:{backends["A"].port};
+    proxy_pass $to; }}
+"""
+    try:
+        with both(tmp_path, block, backends, 2) as (nginx, fastgate):
+            for side in (nginx, fastgate):
+                assert talk(side.ports[0], b"1") == b"A:1"
+                assert talk(side.ports[0], b"2") == b"A:2"
+                assert talk(side.ports[1], b"3") == b"<closed>"
+            settle(nginx, fastgate, n=6)
+            theirs = [re.sub(r"\d+", "N", x) for x in nginx.lines()]
+            assert [re.sub(r"\d+", "N", x) for x in fastgate.lines()] == theirs
+            assert "nowhere.internal could not be resolved (3: Host not found)" in \
+                fastgate.errors.read_text()
+            assert "nowhere.internal could not be resolved (3: Host not found)" in \
+                nginx.errors.read_text()
+            assert dns.asked("db.internal") == 2  # (once each: the answer kept)
+    finally:
+        dns.stop()
+
+
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,
                                              backends: dict[str, TcpBackend]) -> None:
     block = """

@@ -148,3 +148,22 @@ def test_past_worker_connections_a_connection_is_closed_unlogged(tmp_path: Path)
 
     assert asyncio.run(run()) in (b"", b"<reset>")
     assert len(host.logged) == 1  # the first only, when it ended
+
+
+def test_a_name_without_a_resolver_is_a_502(tmp_path: Path) -> None:
+    streams, host = _streams(tmp_path, f"server {{ listen 127.0.0.1:{_port()}; "
+                                       "set $to db.internal:5432; proxy_pass $to; }")
+
+    async def run() -> bytes:
+        server, port = await _serve(streams)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        got = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await _until(lambda: host.logged)
+        server.close()
+        return got
+
+    assert asyncio.run(run()) == b""
+    assert host.logged[0].status == 502
+    assert any("no resolver defined to resolve db.internal, client: 127.0.0.1" in message
+               for _, message in host.errors)

@@ -23,7 +23,17 @@ from fastgate.config.context import (
     Level,
     Spec,
 )
-from fastgate.config.directives import access, geo, limits, log, maps, realip, tls, upstream
+from fastgate.config.directives import (
+    access,
+    geo,
+    limits,
+    log,
+    maps,
+    realip,
+    resolver,
+    tls,
+    upstream,
+)
 from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
 from fastgate.config.directives.proxy import tls_specs
 from fastgate.config.errors import ConfigError
@@ -466,9 +476,7 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("proxy_socket_keepalive", SMS, 1, 1, ignored("upstream sockets take the system "
                                                       "defaults")),
     Spec("error_log", SMS, 1, 2, ignored("the stream block logs to the main error_log")),
-    Spec("resolver", SMS, 1, None, ignored("a proxy_pass with variables names an upstream "
-                                           "block or an address, not a name to resolve")),
-    Spec("resolver_timeout", SMS, 1, 1, ignored("no names are resolved while proxying")),
+    *_in_stream(resolver.SPECS, SMS),
     Spec("variables_hash_max_size", SM, 1, 1, ignored("fastgate's variables need no hash")),
     Spec("variables_hash_bucket_size", SM, 1, 1,
          ignored("fastgate's variables need no hash")),
