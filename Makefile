@@ -78,10 +78,10 @@ test-deps:
 	  echo "installing libnginx-mod-http-image-filter (Debian package, with libgd3):" \
 	    "nginx's image filter to compare fastgate's with, on the same libgd"; \
 	  apt-get install -y -q libnginx-mod-http-image-filter >/dev/null; }
-	@test -f /usr/lib/nginx/modules/ngx_stream_module.so || { \
-	  echo "installing libnginx-mod-stream (Debian package): nginx's stream modules," \
-	    "to compare fastgate's stream block with"; \
-	  apt-get install -y -q libnginx-mod-stream >/dev/null; }
+	@test -f /usr/lib/nginx/modules/ngx_stream_geoip_module.so || { \
+	  echo "installing libnginx-mod-stream and libnginx-mod-stream-geoip (Debian packages):" \
+	    "nginx's stream modules, to compare fastgate's stream block with"; \
+	  apt-get install -y -q libnginx-mod-stream libnginx-mod-stream-geoip >/dev/null; }
 
 # one pytest worker per core: each test binds its own free ports and files
 test: build lint test-deps

@@ -805,6 +805,7 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "ssl_server_name": lambda r: r.tls_value("server_name"),
     "ssl_alpn_protocol": lambda r: r.tls_value("alpn"),
     **client_certificate.VARIABLES,
+    **geoip.VARIABLES,
     "hostname": lambda r: _HOSTNAME,
     "pid": lambda r: str(os.getpid()),
     "nginx_version": lambda r: NGINX_VERSION,

@@ -276,6 +276,7 @@ class Session:
         self.attempts: list[Attempt] = []
         self.memo: dict[Any, Any] = {}
         self.captures: tuple[str, ...] = ()
+        self.location = None  # ($geoip_* read the server's settings where there is none)
         self._held = b""  # read before the upstream is there
         self._uncounted = 0  # of it, what $bytes_received leaves out (the ClientHello)
         self._stage = "header" if listen.proxy_protocol and not listen.ssl else "start"

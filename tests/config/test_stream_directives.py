@@ -78,6 +78,9 @@ SAMPLES = {
     "ssl_verify_depth": "ssl_verify_depth 2;",
     "ssl_crl": None,  # a CRL file: tests/config/test_tls_directives.py
     "set_real_ip_from": "set_real_ip_from 10.0.0.0/8;",
+    "geoip_country": None,  # a database: tests/config/test_geoip_directives.py, and the
+    "geoip_city": None,  # stream block's use of them in tests/e2e/test_stream_e2e.py
+    "geoip_org": None,
     "proxy_requests": "proxy_requests 1;",
     "proxy_responses": "proxy_responses 1;",
     "proxy_upload_rate": "proxy_upload_rate 1m;",

@@ -115,7 +115,7 @@ class Side:
     ports of its own, A/B/C the backends' addresses, HOME the test's directory."""
 
     def __init__(self, kind: str, tmp: Path, block: str, backends: dict[str, TcpBackend],
-                 nports: int) -> None:
+                 nports: int, modules: tuple[Path, ...] = ()) -> None:
         self.kind = kind
         self.ports = [_free() for _ in range(nports)]
         self.ready = _free()
@@ -133,7 +133,8 @@ class Side:
                   f"{block}\n}}\n")
         if kind == "nginx":
             conf = home / "nginx.conf"
-            conf.write_text(f"load_module {MODULE};\ndaemon off; master_process off; "
+            loads = "".join(f"load_module {m};\n" for m in (MODULE, *modules))
+            conf.write_text(f"{loads}daemon off; master_process off; "
                             f"worker_processes 1; user root; pid {home}/nginx.pid;\n"
                             f"error_log {self.errors} info;\nevents {{ }}\n{stream}")
             cmd = [NGINX, "-p", str(home), "-c", str(conf)]
@@ -173,15 +174,15 @@ class Side:
 
 
 @contextmanager
-def both(tmp: Path, block: str, backends: dict[str, TcpBackend], nports: int
-         ) -> Iterator[tuple[Side, Side]]:
+def both(tmp: Path, block: str, backends: dict[str, TcpBackend], nports: int,
+         modules: tuple[Path, ...] = ()) -> Iterator[tuple[Side, Side]]:
     for needed in (Path(NGINX), MODULE):
         if not needed.exists():
             pytest.skip(f"{needed} is installed by make test (test-deps)")
     sides: list[Side] = []
     try:
         for kind in ("nginx", "fastgate"):
-            sides.append(Side(kind, tmp, block, backends, nports))
+            sides.append(Side(kind, tmp, block, backends, nports, modules))
         yield sides[0], sides[1]
     finally:
         for side in sides:
@@ -680,6 +681,31 @@ def test_names_resolved_by_the_resolver(tmp_path: Path, backends: dict[str, TcpB
             assert dns.asked("db.internal") == 2  # (once each: the answer kept)
     finally:
         dns.stop()
+
+
+def test_geoip_variables(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
+    """$geoip_* of the client a trusted proxy names (Debian's databases), as nginx's
+    stream GeoIP module (libnginx-mod-stream-geoip) finds them."""
+    geoip = Path("/usr/share/GeoIP")
+    module = Path("/usr/lib/nginx/modules/ngx_stream_geoip_module.so")
+    for needed in (geoip / "GeoIP.dat", module):
+        if not needed.exists():
+            pytest.skip(f"{needed} is installed by make test (test-deps)")
+    block = f"""
+  geoip_country {geoip}/GeoIP.dat;
+  map $geoip_country_code $zone {{ default other; US us; NL nl; }}
+  server {{ listen 127.0.0.1:PORT0 proxy_protocol; set_real_ip_from 127.0.0.1;
+    return "$remote_addr|$geoip_country_code|$geoip_country_code3|$geoip_country_name|$zone"; }}
+"""
+    with both(tmp_path, block, backends, 1, (module,)) as (nginx, fastgate):
+        seen = set()
+        for addr in ("8.8.8.8", "193.0.6.139", "81.2.69.160", "200.160.2.3", "10.1.2.3",
+                     "127.0.0.1"):
+            header = f"PROXY TCP4 {addr} 10.0.0.1 4444 443\r\n".encode()
+            want = talk(nginx.ports[0], header)
+            assert talk(fastgate.ports[0], header) == want, addr
+            seen.add(want.split(b"|")[1])
+        assert len(seen) > 2  # (the databases told the places apart)
 
 
 def test_timeouts_half_close_and_early_leave(tmp_path: Path,

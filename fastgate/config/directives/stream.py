@@ -26,6 +26,7 @@ from fastgate.config.context import (
 from fastgate.config.directives import (
     access,
     geo,
+    geoip,
     limits,
     log,
     maps,
@@ -71,9 +72,6 @@ SU = frozenset({STREAM_UPSTREAM})
 # at load with this, never runs without it)
 NOT_DONE: dict[str, str] = {
     "pass": "fastgate's stream proxy does not hand connections to other listeners",
-    **{name: "the stream block has no GeoIP variables (nginx's stream geoip module): "
-             "a geo block over $remote_addr gives what it needs"
-       for name in ("geoip_country", "geoip_city", "geoip_org")},
 }
 
 
@@ -477,6 +475,8 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
                                                       "defaults")),
     Spec("error_log", SMS, 1, 2, ignored("the stream block logs to the main error_log")),
     *_in_stream(resolver.SPECS, SMS),
+    *_in_stream((s for s in geoip.SPECS
+                 if s.name in ("geoip_country", "geoip_city", "geoip_org")), SM),
     Spec("variables_hash_max_size", SM, 1, 1, ignored("fastgate's variables need no hash")),
     Spec("variables_hash_bucket_size", SM, 1, 1,
          ignored("fastgate's variables need no hash")),
