@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -37,10 +38,29 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
 LISTEN_PORT = re.compile(r"\blisten\s+127\.0\.0\.1:(\d+)")
 
 
+# Ports handed out by free_port: each pytest worker its own range, below the system's
+# ephemeral ports (32768 and up), taken in turn. A port is picked, closed, and bound
+# again later by the process under test; from the system's pool, another worker could be
+# given the same one in between, and a test would then speak to another test's gateway.
+_RANGE = 1500
+_FIRST = 15000
+_cursor = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker[2:].isdigit() else 8  # (no xdist: a range apart)
+    base = _FIRST + (index % 10) * _RANGE
+    for _ in range(_RANGE):
+        port = base + _cursor[0] % _RANGE
+        _cursor[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # (in use, or not yet free of a closed connection)
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + _RANGE - 1}")
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
