@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from e2e_util import wait_for_text
 from helpers import dechunk
 from mp4_sample import sample_mp4
@@ -197,9 +198,7 @@ HTML = (b"<html><head><title>Old Title</title></head><body>Hello from old.exampl
 
 
 def _free() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()  # (a range of this worker's own: see conftest)
 
 
 def _wait(port: int, proc: subprocess.Popen[bytes], what: Path) -> None:

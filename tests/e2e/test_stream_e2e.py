@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 from helpers import self_signed
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -34,9 +35,7 @@ FORMAT = ('$status $bytes_sent $bytes_received "$upstream_addr" "$upstream_bytes
 
 
 def _free() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()  # (a range of this worker's own: see conftest)
 
 
 class TcpBackend:
