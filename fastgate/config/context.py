@@ -14,7 +14,15 @@ from typing import Any, Protocol
 
 from fastgate.config.errors import ConfigError
 from fastgate.config.lookups import Lookup
-from fastgate.config.model import Condition, LimitZone, Listen, LogFile, LogFormat, Upstream
+from fastgate.config.model import (
+    Condition,
+    LimitZone,
+    Listen,
+    LogFile,
+    LogFormat,
+    Upstream,
+    UpstreamServer,
+)
 from fastgate.config.parser import Directive
 from fastgate.variables import Template
 
@@ -113,6 +121,16 @@ class Context(Protocol):
 
 
 Handler = Callable[[Context, Level, Directive], None]
+
+
+def one_server_group(ld: Context, host: str, port: int, d: Directive) -> str:
+    """The group of one a ``proxy_pass HOST:PORT`` without an upstream block names, made
+    once in ``ld``'s upstreams (HTTP's or the stream block's); its host must resolve."""
+    name = f"{host}:{port}"
+    ld.check_host(host, port, name, d)
+    if name not in ld.upstreams:
+        ld.upstreams[name] = Upstream(name, (UpstreamServer(host, port),), implicit=True)
+    return name
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,17 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from fastgate.config.context import EVENTS, HTTP, LOCATION, MAIN, SERVER, Context, Level, Spec
+from fastgate.config.context import (
+    EVENTS,
+    HTTP,
+    LOCATION,
+    MAIN,
+    SERVER,
+    Context,
+    Level,
+    Spec,
+    one_server_group,
+)
 from fastgate.config.directives import TABLE, lookup
 from fastgate.config.directives.foreign import foreign_message
 from fastgate.config.directives.refused import refused_message
@@ -34,7 +44,6 @@ from fastgate.config.model import (
     Settings,
     Stream,
     Upstream,
-    UpstreamServer,
     UpstreamTls,
     User,
     Where,
@@ -232,11 +241,7 @@ class Loader:
         self._resolved.add(host)
 
     def implicit_upstream(self, host: str, port: int, d: Directive) -> str:
-        name = f"{host}:{port}"
-        self.check_host(host, port, name, d)
-        if name not in self.upstreams:
-            self.upstreams[name] = Upstream(name, (UpstreamServer(host, port),), implicit=True)
-        return name
+        return one_server_group(self, host, port, d)
 
     def require_log_format(self, name: str, d: Directive) -> None:
         self._wanted_formats.append((name, d))

@@ -246,6 +246,12 @@ class Attempt:
     sent: int = 0
     received: int = 0
 
+    def came(self, size: int, started: float) -> None:
+        """``size`` bytes from the server (``started``: when its connection was begun)."""
+        if self.first_byte < 0:
+            self.first_byte = time.monotonic() - started
+        self.received += size
+
 
 class Session:
     """One client connection of a stream server (see the module's text): the owner of
@@ -538,13 +544,8 @@ class Session:
         tried: set[Peer] = set()
         tries = srv.next_upstream_tries or group.size
         while True:
-            peer = group.pick(time.monotonic(), tried, self)
+            peer = self._pick(group, tried)
             if peer is None:
-                self.host.stream_error("error", f"no live upstreams while connecting to "
-                                                f"upstream, client: {self.remote_addr}, "
-                                                f"server: {self._srv()}, upstream: "
-                                                f'"{group.name}"')
-                self._finish(BAD_GATEWAY)
                 return
             tried.add(peer)
             address = peer.server.address
@@ -624,6 +625,16 @@ class Session:
         else:
             self._reading(True, "connecting", False)
 
+    def _pick(self, group: Group, tried: set[Peer]) -> Peer | None:
+        """The group's next server; None when none is up (logged, the session ended 502)."""
+        peer = group.pick(time.monotonic(), tried, self)
+        if peer is None:
+            self.host.stream_error("error", f"no live upstreams while connecting to upstream, "
+                                            f"client: {self.remote_addr}, server: "
+                                            f'{self._srv()}, upstream: "{group.name}"')
+            self._finish(BAD_GATEWAY)
+        return peer
+
     async def _group(self) -> Group | None:
         """The group ``proxy_pass`` names: a block, or for a value with variables a
         block by its name, an address, or a name the ``resolver`` resolves (None,
@@ -674,6 +685,7 @@ class Session:
                 f"{self.remote_port} {self.server_port}\r\n").encode("ascii")
 
     def _idle(self) -> None:
+        """proxy_timeout's check: again when bytes moved since, else the session ends."""
         self._timer = None
         if self._closed:
             return
@@ -681,6 +693,9 @@ class Session:
         if left > 0.001:
             self._arm(left, self._idle)
             return
+        self._timed_out()
+
+    def _timed_out(self) -> None:
         self.host.stream_error("info", f"upstream timed out (110: Connection timed out) "
                                        f"while proxying connection, client: {self.remote_addr}"
                                        f", server: {self._srv()}")
@@ -895,10 +910,7 @@ class UpstreamSide:
             self.end.write(data)
 
     def received(self, data: bytes) -> None:
-        a = self.attempt
-        if a.first_byte < 0:
-            a.first_byte = time.monotonic() - self._started
-        a.received += len(data)
+        self.attempt.came(len(data), self._started)
         self.session.from_upstream(data)
 
     def ended(self) -> bool | None:
@@ -1006,12 +1018,8 @@ class UdpSession(Session):
         if group is None:
             self._finish(BAD_GATEWAY)
             return
-        peer = group.pick(time.monotonic(), set(), self)
+        peer = self._pick(group, set())
         if peer is None:
-            self.host.stream_error("error", f"no live upstreams while connecting to upstream, "
-                                            f"client: {self.remote_addr}, server: "
-                                            f'{self._srv()}, upstream: "{group.name}"')
-            self._finish(BAD_GATEWAY)
             return
         attempt = Attempt(peer.server.address)
         self.attempts.append(attempt)
@@ -1060,14 +1068,7 @@ class UdpSession(Session):
                                         f'upstream: "{self.upstream_addrs()}"')
         self._finish(BAD_GATEWAY)
 
-    def _idle(self) -> None:
-        self._timer = None
-        if self._closed:
-            return
-        left = self.server.timeout - (time.monotonic() - self._last)
-        if left > 0.001:
-            self._arm(left, self._idle)
-            return
+    def _timed_out(self) -> None:
         expected = self.server.proxy_responses
         if expected is None or self.responses >= expected * self.requests:
             self._said("timed out")
@@ -1122,10 +1123,7 @@ class UdpSide:
             self.end.send(data)
 
     def received(self, data: bytes) -> None:
-        a = self.attempt
-        if a.first_byte < 0:
-            a.first_byte = time.monotonic() - self._started
-        a.received += len(data)
+        self.attempt.came(len(data), self._started)
         try:
             self.session.from_upstream(data)
         except Exception as e:  # a bug: logged, and the session ends

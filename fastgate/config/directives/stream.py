@@ -22,6 +22,7 @@ from fastgate.config.context import (
     Context,
     Level,
     Spec,
+    one_server_group,
 )
 from fastgate.config.directives import (
     access,
@@ -49,12 +50,11 @@ from fastgate.config.model import (
     Stream,
     StreamServer,
     Upstream,
-    UpstreamServer,
     Where,
 )
 from fastgate.config.parser import Directive
 from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
-from fastgate.config.values import parse_host_port, parse_number, parse_time
+from fastgate.config.values import parse_host_port, parse_number
 from fastgate.variables import (
     STREAM_BUILTIN,
     Getter,
@@ -150,11 +150,7 @@ class StreamContext:
         self.registry.define(m.name, m.getter())
 
     def implicit_upstream(self, host: str, port: int, d: Directive) -> str:
-        name = f"{host}:{port}"
-        self.check_host(host, port, name, d)
-        if name not in self.upstreams:
-            self.upstreams[name] = Upstream(name, (UpstreamServer(host, port),), implicit=True)
-        return name
+        return one_server_group(self, host, port, d)
 
     def require_log_format(self, name: str, d: Directive) -> None:
         self._wanted_formats.append((name, d))
@@ -306,25 +302,7 @@ def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
     if d.args[0].startswith("unix:"):
         raise d.error("fastgate's stream proxy connects over TCP only: unix sockets are "
                       "not done")
-    host, port = parse_host_port(d, d.args[0], None)
-    if not host:
-        raise d.error(f'invalid host in upstream "{d.args[0]}"')
-    ld.check_host(host, port, d.args[0], d)
-    params: dict[str, Any] = {}
-    for arg in d.args[1:]:
-        key, eq, value = arg.partition("=")
-        if key == "weight" and eq:
-            params["weight"] = parse_number(d, value, minimum=1)
-        elif key == "max_fails" and eq:
-            params["max_fails"] = parse_number(d, value)
-        elif key == "fail_timeout" and eq:
-            params["fail_timeout"] = parse_time(d, value)
-        elif arg in ("backup", "down"):
-            params[arg] = True
-        else:
-            raise d.error(f'invalid parameter "{arg}"')
-    lvl.local["servers"] = lvl.local.get("servers", ()) + (
-        UpstreamServer(host, port, written=d.args[0], **params),)
+    upstream.add_server(ld, lvl, d, None)
 
 
 def listen(ld: Context, lvl: Level, d: Directive) -> None:

@@ -50,7 +50,14 @@ def upstream_block(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
-    host, port = parse_host_port(d, d.args[0], 80)
+    add_server(ld, lvl, d, 80)
+
+
+def add_server(ld: Context, lvl: Level, d: Directive, default_port: int | None) -> None:
+    """``server ADDRESS [weight=] [max_fails=] [fail_timeout=] [backup] [down]`` of an
+    upstream block (HTTP's, whose port is 80 by default; the stream block's, which
+    needs one)."""
+    host, port = parse_host_port(d, d.args[0], default_port)
     if not host:
         raise d.error(f'invalid host in upstream "{d.args[0]}"')
     ld.check_host(host, port, d.args[0], d)
@@ -63,10 +70,8 @@ def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
             params["max_fails"] = parse_number(d, value)
         elif key == "fail_timeout" and eq:
             params["fail_timeout"] = parse_time(d, value)
-        elif arg == "backup":
-            params["backup"] = True
-        elif arg == "down":
-            params["down"] = True
+        elif arg in ("backup", "down"):
+            params[arg] = True
         else:
             raise d.error(f'invalid parameter "{arg}"')
     lvl.local["servers"] = lvl.local.get("servers", ()) + (
