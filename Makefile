@@ -82,6 +82,10 @@ test-deps:
 	  echo "installing libnginx-mod-stream and libnginx-mod-stream-geoip (Debian packages):" \
 	    "nginx's stream modules, to compare fastgate's stream block with"; \
 	  apt-get install -y -q libnginx-mod-stream libnginx-mod-stream-geoip >/dev/null; }
+	@test -f /usr/lib/nginx/modules/ngx_mail_module.so || { \
+	  echo "installing libnginx-mod-mail (Debian package): nginx's mail modules, to" \
+	    "compare fastgate's mail block with"; \
+	  apt-get install -y -q libnginx-mod-mail >/dev/null; }
 
 # one pytest worker per core: each test binds its own free ports and files
 test: build lint test-deps

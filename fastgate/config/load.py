@@ -39,6 +39,7 @@ from fastgate.config.model import (
     Listen,
     LogFile,
     LogFormat,
+    Mail,
     Root,
     Server,
     Settings,
@@ -323,8 +324,8 @@ class Loader:
             if name not in self.upstreams:  # declared but its block failed: cannot happen
                 raise ConfigError(f'upstream "{name}" is not defined')
         stream = main.local.get("stream")
-        if stream is not None:
-            _check_stream_addresses(servers, stream)
+        mail = main.local.get("mail")
+        _check_addresses(servers, stream, mail)
         make_temp_dirs(self.temp_dirs, main.local.get("user"))
         self._write_once()  # after the servers are built: they warn too
         return Config(
@@ -354,18 +355,28 @@ class Loader:
             variables=dict(self.registry.defined),
             warnings=tuple(self.messages),
             stream=stream,
+            mail=mail,
         )
 
 
-def _check_stream_addresses(servers: tuple[Server, ...], stream: Stream) -> None:
-    """An address is HTTP's or the stream block's, not both (nginx would fail to bind
-    it a second time)."""
-    http = {x.address for s in servers for x in s.listens}
-    for s in stream.servers:
+def _check_addresses(servers: tuple[Server, ...], stream: Stream | None,
+                     mail: Mail | None) -> None:
+    """A TCP address is HTTP's, the stream block's or the mail block's, not two of
+    them (nginx would fail to bind it a second time)."""
+    taken = {x.address: "an http server" for s in servers for x in s.listens}
+    blocks: list[tuple[str, Any]] = [("a stream server", s) for s in
+                                     (stream.servers if stream is not None else ())]
+    blocks += [("a mail server", s) for s in (mail.servers if mail is not None else ())]
+    for what, s in blocks:
         for x in s.listens:
-            if x.address in http and not x.udp:
-                raise ConfigError(f'"{x.host}:{x.port}" is listened on by an http server '
-                                  "and a stream server", s.where.file, s.where.line)
+            if x.udp:
+                continue
+            if x.address in taken:
+                raise ConfigError(f'"{x.host}:{x.port}" is listened on by {taken[x.address]} '
+                                  f"and {what}", s.where.file, s.where.line)
+        for x in s.listens:
+            if not x.udp:
+                taken[x.address] = what
 
 
 def make_temp_dirs(dirs: list[tuple[str, Directive]], user: User | None) -> None:

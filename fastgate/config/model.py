@@ -1161,6 +1161,59 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class AuthHttp:
+    """``auth_http URL``: the HTTP server a mail server asks who may log in and where
+    to (nginx's ngx_mail_auth_http_module)."""
+
+    host: str
+    port: int
+    host_header: str
+    uri: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class MailServer:
+    """A ``server`` of the ``mail`` block (nginx's ngx_mail_*_module): an IMAP or POP3
+    client logs in here; ``auth_http`` says whether and to which server, and the session
+    is proxied there after fastgate logs in on the client's behalf."""
+
+    listens: tuple[Listen, ...]
+    protocol: str  # "imap" or "pop3"
+    settings: Settings  # the TLS settings (ssl_*)
+    where: Where
+    auth_http: AuthHttp
+    # the replies the configuration decides (capability lists), made once at load
+    capability: bytes = b""
+    starttls_capability: bytes = b""
+    starttls_only_capability: bytes = b""
+    auth_capability: bytes = b""  # POP3's "AUTH" without an argument
+    auth_methods: frozenset[str] = frozenset({"plain"})  # imap_auth / pop3_auth
+    auth_http_headers: bytes = b""  # auth_http_header lines, each with its CRLF
+    auth_http_timeout: float = 60.0
+    auth_http_pass_client_cert: bool = False
+    server_name: str = ""  # the salt's host (the machine's name unless set)
+    timeout: float = 60.0  # the client's silence before login
+    max_errors: int = 5
+    client_buffer: int = 4096  # the longest command line before login
+    proxy_buffer: int = 4096  # the longest reply line of the mail server during login
+    proxy_timeout: float = 86400.0  # the client's silence once proxied
+    pass_error_message: bool = False
+    send_proxy_protocol: bool = False  # proxy_protocol on: a v1 header to the mail server
+    starttls: str = "off"  # "on", "only" or "off"
+
+
+@dataclass(frozen=True)
+class Mail:
+    """The ``mail`` block: its servers."""
+
+    servers: tuple[MailServer, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     worker_processes: int = 1
@@ -1191,3 +1244,4 @@ class Config:
     warnings: tuple[str, ...] = ()  # "[warn] ... in FILE:LINE", printed at start
     log_files: tuple[LogFile, ...] = ()  # every log the configuration names, opened at start
     stream: Stream | None = None  # the stream block: TCP proxying
+    mail: Mail | None = None  # the mail block: IMAP and POP3 proxying

@@ -143,6 +143,19 @@ class TcpEnd(asyncio.Protocol):
             assert self._t is not None
             self._t.resume_reading()
 
+    async def start_tls(self, ctx: ssl.SSLContext, timeout: float) -> None:
+        """STARTTLS: a server's TLS handshake on this connection, after what was written
+        in clear has gone; from then on its bytes are TLS's (ssl.SSLError, OSError or
+        TimeoutError when the handshake fails)."""
+        t = self._t
+        if t is None or t.is_closing():
+            raise ConnectionError("the connection is closed")
+        new = await asyncio.get_running_loop().start_tls(
+            t, self, ctx, server_side=True, ssl_handshake_timeout=timeout)
+        if new is None:
+            raise ConnectionError("the connection closed during the handshake")
+        self._t = new
+
     def close(self) -> None:
         """Closed once what was written has gone."""
         if self._t is not None:

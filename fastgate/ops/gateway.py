@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastgate.config import ConfigError, load_config
-from fastgate.config.model import Config, Listen
+from fastgate.config.model import Config, Listen, MailServer
 from fastgate.config.tls import TlsError, server_context
 from fastgate.errors import StartError
 from fastgate.http.proxy_protocol import TlsAfterHeader
 from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
-from fastgate.ops.worker import ServerTable, Worker
+from fastgate.ops.worker import ServerTable, Worker, kinded_listens
 from fastgate.ops.zones import Zones, ZoneTables
 
 
@@ -143,8 +143,34 @@ def stream_tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     raise StartError(f"no stream server listens on {listen.host}:{listen.port}")
 
 
-def any_tls_context(config: Config, listen: Listen, stream: bool) -> ssl.SSLContext:
-    return stream_tls_context(config, listen) if stream else tls_context(config, listen)
+def mail_server(config: Config, listen: Listen) -> MailServer:
+    assert config.mail is not None
+    for s in config.mail.servers:
+        if any(x.address == listen.address for x in s.listens):
+            return s
+    raise StartError(f"no mail server listens on {listen.host}:{listen.port}")
+
+
+def mail_tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
+    """The context a mail server's ``listen ... ssl`` or STARTTLS handshakes with."""
+    s = mail_server(config, listen)
+    try:
+        return server_context(s.settings)
+    except TlsError as e:  # a file changed since the configuration loaded
+        raise StartError(f"{e.message} (server in {s.where.file}:{s.where.line})") from None
+
+
+def tls_wanted(config: Config, listen: Listen, kind: str) -> bool:
+    """Whether the address needs a TLS context: ``ssl``, or a mail server's STARTTLS."""
+    return listen.ssl or kind == "mail" and mail_server(config, listen).starttls != "off"
+
+
+def any_tls_context(config: Config, listen: Listen, kind: str) -> ssl.SSLContext:
+    if kind == "stream":
+        return stream_tls_context(config, listen)
+    if kind == "mail":
+        return mail_tls_context(config, listen)
+    return tls_context(config, listen)
 
 
 def _sessions(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
@@ -154,6 +180,13 @@ def _sessions(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext |
         return lambda: worker.stream_session(listen)
     ctx = tls_after_header
     return lambda: TlsAfterHeader(worker.stream_session(listen), ctx, timeout)
+
+
+def _mail_sessions(worker: Worker, listen: Listen, starttls: ssl.SSLContext | None,
+                   ) -> Callable[[], asyncio.BaseProtocol]:
+    """The protocol factory of a mail server's listening socket (``starttls``: the
+    context its clients' STARTTLS handshakes with)."""
+    return lambda: worker.mail_session(listen, starttls)
 
 
 def _connections(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
@@ -201,25 +234,30 @@ class Gateway:
     async def _serve(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()
         servers: list[asyncio.AbstractServer | _Datagrams] = []
-        keyed = [(listen.socket_key, listen, False) for listen in worker.listens()]
-        keyed += [(listen.socket_key, listen, True) for listen in worker.stream_listens()]
+        keyed = [(listen.socket_key, listen, kind)
+                 for listen, kind in kinded_listens(worker.config)]
         # every address bound before any serves, as nginx opens all its listening
         # sockets first: once one answers, all do
         for key, listen, _ in keyed:
             if key not in self.sockets:
                 self.sockets[key] = bind(listen)
-        for key, listen, stream in keyed:
+        for key, listen, kind in keyed:
             sock = self.sockets[key]
             if listen.udp:
                 endpoint, _ = await loop.create_datagram_endpoint(
                     lambda listen=listen: worker.stream_port(listen), sock=sock)  # type: ignore[misc]
                 servers.append(_Datagrams(endpoint))
                 continue
-            ctx = (self.contexts.get(key) or any_tls_context(worker.config, listen, stream)
-                   if listen.ssl else None)
+            ctx = (self.contexts.get(key) or any_tls_context(worker.config, listen, kind)
+                   if tls_wanted(worker.config, listen, kind) else None)
             after_header = ctx is not None and listen.proxy_protocol
             handshake: float | None = None
-            if stream:
+            if kind == "mail":
+                mail = mail_server(worker.config, listen)
+                factory = _mail_sessions(worker, listen, None if listen.ssl else ctx)
+                handshake = mail.timeout if listen.ssl else None
+                ctx = ctx if listen.ssl else None
+            elif kind == "stream":
                 assert worker.streams is not None
                 server = worker.streams.server_of(listen)
                 factory = _sessions(worker, listen, ctx if after_header else None,
@@ -247,16 +285,15 @@ class Gateway:
                      self.zone_set.for_config(config) if self.zone_set is not None else None)
         keep: dict[SockKey, socket.socket] = {}
         try:
-            for listen, stream in [*((x, False) for x in new.listens()),
-                                   *((x, True) for x in new.stream_listens())]:
+            for listen, kind in kinded_listens(config):
                 key = listen.socket_key
                 if key not in keep:
                     # the same listening socket, under a descriptor of its own: closing
                     # the old server object closes only the old descriptor
                     old_sock = self.sockets.get(key)
                     keep[key] = _dup(old_sock) if old_sock is not None else bind(listen)
-                if listen.ssl:
-                    any_tls_context(config, listen, stream)
+                if tls_wanted(config, listen, kind):
+                    any_tls_context(config, listen, kind)
         except StartError as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             self.stats.reloaded(False)
@@ -330,7 +367,7 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
     """One line per listening address, as uvicorn prints them: in the error log at
     ``notice``, and on the terminal unless that line already goes there."""
     from fastgate.http.engines import resolve
-    from fastgate.ops.worker import listens, stream_listens
+    from fastgate.ops.worker import listens, mail_listens, stream_listens
 
     n = config.worker_processes
     what = f"{n} worker{'s' if n > 1 else ''}, {resolve(engine or config.http_engine)}"
@@ -345,6 +382,14 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
         line = (f"listening on {'udp' if listen.udp else 'tcp'}://{host}:{listen.port} "
                 f"(stream{', ssl' if listen.ssl else ''}"
+                f", {n} worker{'s' if n > 1 else ''})")
+        log.write("notice", line)
+        if not shown:
+            print(f"fastgate: {line}", file=sys.stderr, flush=True)
+    for listen in mail_listens(config):
+        host = f"[{listen.host}]" if ":" in listen.host else listen.host
+        line = (f"listening on tcp://{host}:{listen.port} (mail, "
+                f"{mail_server(config, listen).protocol}{', ssl' if listen.ssl else ''}"
                 f", {n} worker{'s' if n > 1 else ''})")
         log.write("notice", line)
         if not shown:

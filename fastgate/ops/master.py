@@ -33,11 +33,12 @@ from fastgate.ops.gateway import (
     bind,
     serve,
     set_title,
+    tls_wanted,
     write_pid,
 )
 from fastgate.ops.logs import ErrorLog, LogOpenError, check_logs
 from fastgate.ops.stats import MASTER_SLOT, MAX_SLOTS, SharedCounters
-from fastgate.ops.worker import listens, stream_listens
+from fastgate.ops.worker import kinded_listens
 from fastgate.ops.zones import Zones, ZoneTables
 
 HALF = MAX_SLOTS // 2  # generations alternate between the two halves of the slots
@@ -73,8 +74,7 @@ class Master:
         out: dict[SockKey, list[socket.socket]] = {}
         contexts = {}
         try:
-            for listen, stream in [*((x, False) for x in listens(config)),
-                                   *((x, True) for x in stream_listens(config))]:
+            for listen, kind in kinded_listens(config):
                 key = listen.socket_key
                 have = self.sockets.get(key)
                 want = n if listen.reuseport else 1
@@ -84,8 +84,8 @@ class Master:
                     out[key] = [bind(listen) for _ in range(want)]
                 else:
                     out[key] = have[:1] if have else [bind(listen)]
-                if listen.ssl:
-                    contexts[key] = any_tls_context(config, listen, stream)
+                if tls_wanted(config, listen, kind):
+                    contexts[key] = any_tls_context(config, listen, kind)
         except Exception:
             for key, socks in out.items():
                 if self.sockets.get(key) is not socks:

@@ -5,6 +5,7 @@ request touches hangs off this object."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import replace
 from typing import Any
@@ -32,6 +33,7 @@ from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
 from fastgate.ops.zones import Zones, ZoneTables
 from fastgate.proxy.auth_jwt import build_verifiers
+from fastgate.proxy.mail import Mails, MailSession
 from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
 from fastgate.proxy.revocation import Denylist
@@ -50,6 +52,20 @@ def stream_listens(config: Config) -> list[Listen]:
     if config.stream is None:
         return []
     return [x for s in config.stream.servers for x in s.listens]
+
+
+def mail_listens(config: Config) -> list[Listen]:
+    """The mail block's listening addresses (each is one server's)."""
+    if config.mail is None:
+        return []
+    return [x for s in config.mail.servers for x in s.listens]
+
+
+def kinded_listens(config: Config) -> list[tuple[Listen, str]]:
+    """Every listening address with whose it is: "http", "stream" or "mail"."""
+    return [*((x, "http") for x in listens(config)),
+            *((x, "stream") for x in stream_listens(config)),
+            *((x, "mail") for x in mail_listens(config))]
 
 
 def listens(config: Config) -> list[Listen]:
@@ -158,7 +174,8 @@ class Worker:
                         if config.stream is not None else None)
         self.stream_access = (AccessLogs(config.stream.log_formats, self.log)
                               if config.stream is not None else None)
-        self.sessions: set[Session] = set()
+        self.mails = Mails(config.mail, self) if config.mail is not None else None
+        self.sessions: set[Session | MailSession] = set()
 
     async def start(self, previous: Worker | None = None) -> None:
         """Before serving: remote key sets, carried over from the configuration this one
@@ -189,6 +206,11 @@ class Worker:
         assert self.streams is not None
         return self.streams.accept(listen)
 
+    def mail_session(self, listen: Listen, starttls: ssl.SSLContext | None) -> TcpEnd:
+        """A mail client on ``listen``; ``starttls``: the context of its STARTTLS."""
+        assert self.mails is not None
+        return self.mails.accept(listen, starttls)
+
     def stream_port(self, listen: Listen) -> UdpPort:
         assert self.streams is not None
         return self.streams.port(listen)
@@ -212,12 +234,12 @@ class Worker:
         if entries and self.stream_access is not None:
             self.stream_access.write(entries, session)
 
-    def stream_opened(self, session: Session) -> int:
+    def stream_opened(self, session: Session | MailSession) -> int:
         self.sessions.add(session)
         self.stats.connection(+1)
         return self.next_connection_id()
 
-    def stream_closed(self, session: Session) -> None:
+    def stream_closed(self, session: Session | MailSession) -> None:
         if session in self.sessions:
             self.sessions.discard(session)
             self.stats.connection(-1)

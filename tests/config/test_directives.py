@@ -452,6 +452,7 @@ SAMPLES.update({
     "http2_streams_index_size": "http2_streams_index_size 32;",
 })
 SAMPLES["stream"] = "stream { }"  # its own directives: tests/config/test_stream_directives.py
+SAMPLES["mail"] = "mail { }"  # its own directives: tests/config/test_mail_directives.py
 UPSTREAM_SAMPLES = {
     "server": "server 127.0.0.1:9003 backup;",
     "keepalive": "keepalive 16;",

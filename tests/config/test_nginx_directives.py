@@ -97,13 +97,11 @@ def _refused() -> list[str]:
     return [n for _, n in NGINX if not _taken(n)]
 
 
-@pytest.mark.parametrize("name", _refused() + ["mail"])
+@pytest.mark.parametrize("name", _refused())
 def test_a_refused_directive_fails_the_load_with_its_reason(tmp_path: Path, name: str) -> None:
     upstream_only = name in ("hash", "ip_hash", "least_conn", "random")
     inner = f"{name} on;"
-    if name == "mail":
-        text = f"{name} {{ }}\nhttp {{ server {{ listen 127.0.0.1:8080; }} }}\n"
-    elif upstream_only:
+    if upstream_only:
         text = ("http { upstream be { " + inner + " server 127.0.0.1:9; }\n"
                 "server { listen 127.0.0.1:8080; location / { proxy_pass http://be; } } }\n")
     else:

@@ -32,6 +32,7 @@ from fastgate.config.directives import (
     image_filter,
     limits,
     log,
+    mail,
     maps,
     memcached,
     mirror,
@@ -60,7 +61,7 @@ MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, aut
            auth_request, proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip,
            referer, resolver, secure_link, static, dav, degradation, sub_filter, addition, ssi,
            slice, charset, browser, userid, xslt, image_filter, tls, upstream, cluster,
-           stream, ignored)
+           stream, mail, ignored)
 
 TABLE: dict[str, Spec] = {}
 for _module in MODULES:

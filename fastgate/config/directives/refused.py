@@ -17,11 +17,7 @@ PREFIXES: tuple[tuple[str, str, str], ...] = (
 )
 
 # by name: (nginx's module, why)
-NAMES: dict[str, tuple[str, str]] = {
-    "mail": ("ngx_mail_module", "fastgate does not speak the mail protocols (IMAP, POP3, "
-             "SMTP) nor ask an auth_http server: a stream block can pass mail ports through "
-             "to the mail servers as TCP"),
-}
+NAMES: dict[str, tuple[str, str]] = {}
 
 
 def refused_message(name: str) -> str | None:
