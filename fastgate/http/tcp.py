@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import struct
 from typing import Any, Protocol
 
 from fastgate.http.proxy_protocol import ProxyHeader
@@ -160,6 +161,18 @@ class TcpEnd(asyncio.Protocol):
         """Closed once what was written has gone."""
         if self._t is not None:
             self._t.close()
+
+    def close_unread(self) -> None:
+        """Closed once what was written has gone, as a socket closed with bytes left
+        unread is: with a reset (SO_LINGER 0), what the peer sent after being refused
+        never read."""
+        sock = self.info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self.close()
 
     def abort(self) -> None:
         if self._t is not None:

@@ -98,6 +98,7 @@ class MailSession:
         self._timer: asyncio.TimerHandle | None = None
         self._last = 0.0  # the client's last read, once proxied
         self._starttls_next = False  # the reply sent is STARTTLS's: the handshake follows
+        self._left_unread = False  # bytes past a too long command: nginx never reads them
 
     @property
     def connection(self) -> MailSession:
@@ -131,7 +132,7 @@ class MailSession:
         self._arm(self.server.timeout, self._client_timed_out)
 
     def _new_salt(self) -> bytes:
-        return (f"<{random.getrandbits(63)}.{int(time.time())}@{self.server.server_name}>\r\n"
+        return (f"<{random.getrandbits(31)}.{int(time.time())}@{self.server.server_name}>\r\n"
                 ).encode("latin-1")
 
     def received(self, data: bytes) -> None:
@@ -190,6 +191,7 @@ class MailSession:
                     return
                 self._log("info", f'client sent too long command "{_text(self.reader.text())}"')
                 self.quit = True
+                self._left_unread = bool(self.reader.waiting)
                 rc = INVALID
             elif rc == INVALID:
                 self.errors += 1
@@ -465,11 +467,15 @@ class MailSession:
         if given is None:
             self._log("info", "client sent invalid base64 encoding in AUTH CRAM-MD5 command")
             return False
+        # (as nginx's: what was read stays the session's even when refused, and
+        # without a space the password is the one before)
         user, space, digest = given.partition(b" ")
-        if not space or len(digest) != 32:
+        self.login = user
+        if space:
+            self.password = digest
+        if len(self.password) != 32:
             self._log("info", "client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 command")
             return False
-        self.login, self.password = user, digest
         self.method = "cram-md5"
         return True
 
@@ -478,8 +484,7 @@ class MailSession:
         if login is None:
             self._log("info", "client sent invalid base64 encoding in AUTH EXTERNAL command")
             return False
-        self.login = login
-        self.password = b""
+        self.login = login  # (the password stays what it was, as nginx's)
         self.method = "external"
         return True
 
@@ -576,8 +581,8 @@ class MailSession:
                                "(110: Connection timed out)")
             self._internal_error()
             return
-        except OSError as e:
-            self._log("error", f"connect() failed ({_errno(e)})")
+        except OSError as e:  # (nginx sees the refusal when it reads the answer)
+            self._log("error", f"recv() failed ({_errno(e)})")
             self._internal_error()
             return
         try:
@@ -671,30 +676,33 @@ class MailSession:
 
     async def _log_in(self, address: str, port: int) -> None:
         self.stage = "login"
+        self.state = "start"
         self.action = "connecting to upstream"
         side = _UpstreamSide(self)
         try:
-            self.upstream = await asyncio.wait_for(connect(side, address, port, True),
-                                                   self.server.timeout)
+            end = await asyncio.wait_for(connect(side, address, port, True),
+                                         self.server.timeout)
         except TimeoutError:
             self._log("error", "upstream timed out (110: Connection timed out)")
             self._internal_error()
             return
-        except OSError as e:
-            self._log("error", f"connect() failed ({_errno(e)})")
+        except OSError as e:  # (nginx sees the refusal when it reads the greeting)
+            self.action = "reading response from upstream"
+            self._log("error", f"recv() failed ({_errno(e)})")
             self._internal_error()
             return
         if self.stage == "closed":
-            self.upstream.close()
-            return
+            end.close()
+
+    def upstream_made(self, end: TcpEnd) -> None:
+        """Connected to the mail server (its greeting may follow at once)."""
+        self.upstream = end
         if self.server.send_proxy_protocol:
             local = self.client.address("sockname") if self.client is not None else ("", 0)
             remote_port = self.client.address("peername")[1] if self.client else 0
             v6 = ":" in self.remote_addr
-            self.upstream.write(
-                f"PROXY {'TCP6' if v6 else 'TCP4'} {self.remote_addr} {local[0]} "
-                f"{remote_port} {local[1]}\r\n".encode("ascii"))
-        self.state = "start"
+            end.write(f"PROXY {'TCP6' if v6 else 'TCP4'} {self.remote_addr} {local[0]} "
+                      f"{remote_port} {local[1]}\r\n".encode("ascii"))
         self.action = "reading response from upstream"
         self._arm(self.server.timeout, self._upstream_timed_out)
 
@@ -717,12 +725,14 @@ class MailSession:
             return
         line = bytes(reply)
         self._reply = bytearray()
-        if not self._reply_good(line):
+        good, shown = self._reply_good(line)
+        if not good:
+            said = _text(line[shown:-2])
             if not self.server.pass_error_message:
-                self._log("error", f'upstream sent invalid response: "{_text(line[:-2])}"')
+                self._log("error", f'upstream sent invalid response: "{said}"')
                 self._upstream_error(b"")
             else:
-                self._log("info", f'upstream sent invalid response: "{_text(line[:-2])}"')
+                self._log("info", f'upstream sent invalid response: "{said}"')
                 self._upstream_error(line)
             return
         self._arm(self.server.timeout, self._upstream_timed_out)
@@ -731,16 +741,20 @@ class MailSession:
         else:
             self._pop3_next(line)
 
-    def _reply_good(self, line: bytes) -> bool:
+    def _reply_good(self, line: bytes) -> tuple[bool, int]:
+        """Whether the mail server's reply is the one expected now, and where the
+        error log's quote of it starts (past the tag it matched, as nginx's)."""
         state = self.state
         if not self.imap:
-            return line.startswith(b"+OK")
+            return line.startswith(b"+OK"), 0
         if state == "start":
-            return line.startswith(b"* OK")
+            return line.startswith(b"* OK"), 0
         if state in ("login", "user"):
-            return line.startswith(b"+")
+            return line.startswith(b"+"), 0
         tag = self.reader.tag
-        return line.startswith(tag) and line[len(tag):len(tag) + 2] == b"OK"
+        if not line.startswith(tag):
+            return False, 0
+        return line[len(tag):len(tag) + 2] == b"OK", len(tag)
 
     def _imap_next(self, line: bytes) -> None:
         assert self.upstream is not None
@@ -849,6 +863,11 @@ class MailSession:
             self.client.write(data)
 
     def _close_after_send(self) -> None:
+        """What was sent goes, then the connection closes; bytes the client sent that
+        nginx would have left unread in its socket (past a command too long for the
+        buffer) make the close a reset, as there."""
+        if self._left_unread and self.client is not None:
+            self.client.close_unread()
         self._close()
 
     def _close(self) -> None:
@@ -953,7 +972,7 @@ class _UpstreamSide:
         self.session = session
 
     def made(self, end: TcpEnd) -> None:
-        pass
+        self.session.upstream_made(end)
 
     def received(self, data: bytes) -> None:
         self.session.from_upstream(data)
