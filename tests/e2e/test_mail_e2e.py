@@ -106,6 +106,8 @@ def imap_backend(refuse: bool = False) -> Recorder:
     state = {"tag": b"", "left": 0}
 
     def respond(seen: bytes, line: bytes) -> bytes | None:
+        if line.startswith(b"PROXY "):
+            return None
         m = re.match(rb"(\S+) LOGIN \{(\d+)\}\r\n$", line)
         if m and state["left"] == 0:
             state["tag"], state["left"] = m.group(1), 2
@@ -510,6 +512,8 @@ def test_failed_logins(tmp_path: Path, auth: AuthServer) -> None:
         tries[user] = tries.get(user, 0) + 1
         if user == b"wait" and tries[user] == 1:
             return ["Auth-Status: Invalid login or password", "Auth-Wait: 1"]
+        if user == b"later" and tries[user] == 1:
+            return ["Auth-Status: WAIT", "Auth-Wait: 1"]
         if user.startswith(b"no"):
             return ["Auth-Status: Invalid login", "Auth-Error-Code: 535 5.7.8"]
         return ok_to(backend)(req)
@@ -518,6 +522,7 @@ def test_failed_logins(tmp_path: Path, auth: AuthServer) -> None:
     block = IMAP + POP3.replace("PORT0", "PORT1")
     runs = [[b"a1 LOGIN no pw\r\na2 SELECT INBOX\r\n"],
             [b"b1 LOGIN wait pw\r\n", b"b2 LOGIN wait pw\r\n", b"b3 NOOP\r\n"]]
+    later = [b"c1 LOGIN later pw\r\n"]
 
     def run(side: Side) -> list[bytes]:
         tries.clear()
@@ -526,12 +531,19 @@ def test_failed_logins(tmp_path: Path, auth: AuthServer) -> None:
         c.sock.sendall(b"w1 LOGIN wait pw\r\n")
         first = c.read(quiet=1.6)  # (Auth-Wait: 1, then the NO)
         c.close()
-        return (_scripts(side.ports[0], runs) + [first]
+        c = Client(side.ports[0])
+        c.read()
+        c.sock.sendall(later[0])
+        asked_again = c.read(quiet=1.6)  # (WAIT: asked again a second later)
+        c.close()
+        return (_scripts(side.ports[0], runs) + [first, asked_again]
                 + _scripts(side.ports[1], [[b"USER nobody\r\n", b"PASS pw\r\n", b"STAT\r\n"]]))
 
     got, asked, received, logged = _each(tmp_path, auth, backend, block, run, nports=2)
     _compare(got, asked, received, logged)
     assert all(b"no" not in r for r in received[1])
+    assert sum(b"Auth-User: later" in r for r in asked[1]) == 2
+    assert b"c1 OK [CAPABILITY IMAP4rev1] Logged in\r\n" in got[1]
 
 
 def test_auth_server_faults(tmp_path: Path, auth: AuthServer) -> None:
@@ -613,14 +625,35 @@ def test_limits_on_commands(tmp_path: Path, auth: AuthServer) -> None:
     backend = imap_backend()
     auth.answer = ok_to(backend)
     block = (IMAP.replace("imap_auth", "max_errors 3; imap_client_buffer 64; imap_auth")
-             + POP3.replace("PORT0", "PORT1"))
+             + POP3.replace("PORT0", "PORT1").replace("auth_http", "timeout 1s; auth_http"))
 
     def run(side: Side) -> list[bytes]:
-        return (_scripts(side.ports[0], [[b"x\r\n", b"y\r\n", b"z\r\n", b"a1 NOOP\r\n"],
-                                         [b"a1 LOGIN " + b"u" * 80 + b" p\r\n"]])
-                + _scripts(side.ports[1], [[b"USER " + b"v" * 200 + b"\r\n"]]))
+        out = (_scripts(side.ports[0], [[b"x\r\n", b"y\r\n", b"z\r\n", b"a1 NOOP\r\n"],
+                                        [b"a1 LOGIN " + b"u" * 80 + b" p\r\n"]])
+               + _scripts(side.ports[1], [[b"USER " + b"v" * 200 + b"\r\n"]]))
+        c = Client(side.ports[1])
+        out += [c.read(), c.say(b"USER u\r\n"), c.read(until_closed=True)]  # (timeout 1s)
+        c.close()
+        return out
 
-    _compare(*_each(tmp_path, auth, backend, block, run, nports=2))
+    got, asked, received, logged = _each(tmp_path, auth, backend, block, run, nports=2)
+    _compare(got, asked, received, logged)
+    assert got[1][-1] == b"<closed>"
+    assert any(m.startswith("client timed out (110: Connection timed out) while in auth "
+                            "state") for m in logged[1])
+
+
+def test_proxy_protocol_to_the_mail_server(tmp_path: Path, auth: AuthServer) -> None:
+    """proxy_protocol on: a PROXY v1 line naming the client, then the login."""
+    backend = imap_backend()
+    auth.answer = ok_to(backend)
+    block = IMAP.replace("imap_auth", "proxy_protocol on; imap_auth")
+    got, asked, received, logged = _each(
+        tmp_path, auth, backend, block, lambda side: script(side.ports[0], [b"a1 LOGIN u p\r\n"]))
+    same(got[0], got[1])
+    for side in received:
+        assert re.fullmatch(rb"PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\n"
+                            rb"a1 LOGIN \{1\}\r\nu \{1\}\r\np\r\n", side[0])
 
 
 TLS = """
@@ -706,3 +739,93 @@ def test_nothing_reaches_a_mail_server_without_a_login(tmp_path: Path,
     _compare(got, asked, received, logged)
     assert received[1] == received[0] == []
     assert len(asked[1]) == 1
+
+
+def test_bad_bytes_never_crash_it(tmp_path: Path, auth: AuthServer) -> None:
+    """Random bytes, half of them after a command's start, to IMAP and POP3 servers
+    (in clear, STARTTLS, ssl), cut at random points: no traceback, the auth server's
+    refusal keeps every mail server untouched, and the gateway still logs a client in."""
+    import random
+
+    self_signed(tmp_path)
+    backend = imap_backend()
+    auth.answer = lambda req: ["Auth-Status: Invalid login", "Auth-Wait: 0"]
+    block = TLS + POP3.replace("PORT0", "PORT4")
+    side = Side("fastgate", tmp_path, block, auth, 5)
+    try:
+        rng = random.Random(2026)
+        prefixes = [b"", b"a1 LOGIN ", b"a1 AUTHENTICATE PLAIN\r\n", b"a1 LOGIN {9}\r\n",
+                    b"a1 STARTTLS\r\n", b"USER x\r\nPASS ", b"AUTH LOGIN\r\n", b"STLS\r\n",
+                    b"a1 LOGIN u p\r\n", b'a1 LOGIN "\\', b"\x16\x03\x01\x00\x50\x01"]
+        for _ in range(80):
+            data = rng.choice(prefixes) + rng.randbytes(rng.randrange(0, 300))
+            with socket.create_connection(("127.0.0.1", rng.choice(side.ports)),
+                                          timeout=5) as s:
+                try:
+                    s.sendall(data)
+                    if rng.random() < 0.5:
+                        s.shutdown(socket.SHUT_WR)
+                    s.settimeout(0.05)
+                    s.recv(100)
+                except OSError:
+                    pass
+        auth.answer = ok_to(backend)
+        assert backend.take() == []
+        got = script(side.ports[0], [b"a1 LOGIN u p\r\n", b"a2 NOOP\r\n"])
+        assert got[1:] == [b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n", b"a2 OK echo a2 NOOP\r\n"]
+    finally:
+        side.stop()
+    stderr = (tmp_path / "fastgate" / "stderr").read_text()
+    log = side.errors.read_text()
+    assert "Traceback" not in stderr + log and "unexpected error" not in log
+
+
+def test_client_certificates(tmp_path: Path, auth: AuthServer) -> None:
+    """ssl_verify_client on: no certificate, an untrusted one (the protocol's BYE/-ERR
+    and nginx's info line), a trusted one — the auth server told its verify result,
+    subject, issuer, serial, fingerprint and, with auth_http_pass_client_cert, the
+    certificate itself, escaped."""
+    self_signed(tmp_path)
+    ca, ca_key = self_signed(tmp_path, name="client", stem="client")
+    other, other_key = self_signed(tmp_path, name="stranger", stem="other")
+    backend = imap_backend()
+    pop = pop3_backend()
+
+    def answer(req: bytes) -> list[str]:
+        return ok_to(backend if b"Auth-Protocol: imap" in req else pop)(req)
+
+    auth.answer = answer
+    block = f"""
+ssl_certificate HOME/cert.pem; ssl_certificate_key HOME/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
+ssl_verify_client on; ssl_client_certificate {ca};
+server {{ listen 127.0.0.1:PORT0 ssl; protocol imap; auth_http AUTH/auth;
+         auth_http_pass_client_cert on; }}
+server {{ listen 127.0.0.1:PORT1 ssl; protocol pop3; auth_http AUTH/auth; }}
+"""
+
+    def tls(cert: Path | None, key: Path | None) -> ssl.SSLContext:
+        ctx = _client_tls()
+        if cert is not None and key is not None:
+            ctx.load_cert_chain(cert, key)
+        return ctx
+
+    def run(side: Side) -> list[bytes]:
+        out = []
+        for port in side.ports:
+            for cert, key in ((None, None), (other, other_key), (ca, ca_key)):
+                lines = [b"a1 LOGIN u p\r\n"] if port == side.ports[0] else [b"USER u\r\n",
+                                                                             b"PASS p\r\n"]
+                out += script(port, lines, tls(cert, key)) + [b"--"]
+        pop.take()
+        return out
+
+    got, asked, received, logged = _each(tmp_path, auth, backend, block, run, nports=2)
+    # (the test's client writes its command after the server's close_notify: nginx's
+    # OpenSSL reports that at its SSL_shutdown, asyncio's says nothing)
+    logged = [[m for m in side if not m.startswith("SSL_shutdown() failed")]
+              for side in logged]
+    _compare(got, asked, received, logged)
+    assert got[1][0] == b"* BYE No required SSL certificate\r\n<closed>"
+    assert got[1][3] == b"* BYE SSL certificate error\r\n<closed>"
+    assert any(b"Auth-SSL-Verify: SUCCESS\r\nAuth-SSL-Subject: CN=client\r\n" in r
+               and b"Auth-SSL-Cert: -----BEGIN%20CERTIFICATE-----%0A" in r for r in asked[1])
