@@ -92,7 +92,6 @@ class MailSession:
         self.quit = False
         self.upstream: TcpEnd | None = None
         self.upstream_name = ""
-        self._answer = b""  # the auth server's, as it comes
         self._reply = bytearray()  # the mail server's reply line during login
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -322,7 +321,11 @@ class MailSession:
 
     def _after_reply(self) -> None:
         if self._starttls_next:
+            # nothing more is read in clear: what the client sent after STARTTLS, read
+            # or not, is never a command (the STARTTLS command injection)
             self._starttls_next = False
+            if self.client is not None:
+                self.client.pause()
             self.reader.discard()
             self.stage = "tls"
             self._task = asyncio.ensure_future(self._handshake())
@@ -571,7 +574,6 @@ class MailSession:
     async def _ask_auth_server(self) -> None:
         a = self.server.auth_http
         self.action = "in http auth state"
-        self._answer = b""
         asker = _Asker()
         try:
             end = await asyncio.wait_for(
@@ -683,7 +685,8 @@ class MailSession:
             end = await asyncio.wait_for(connect(side, address, port, True),
                                          self.server.timeout)
         except TimeoutError:
-            self._log("error", "upstream timed out (110: Connection timed out)")
+            self.action = "reading response from upstream"  # (nginx's read timer)
+            self._log("info", "upstream timed out (110: Connection timed out)")
             self._internal_error()
             return
         except OSError as e:  # (nginx sees the refusal when it reads the greeting)

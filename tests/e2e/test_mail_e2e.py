@@ -224,6 +224,7 @@ class Side:
         while self.errors.read_text().count(" connected to ") < nports \
                 and time.time() < deadline:
             time.sleep(0.02)
+        time.sleep(0.2)  # (and what the probes' closes log: an ssl port's handshake)
         self.errors.write_text("")
 
     def messages(self, level: str = "") -> list[str]:
@@ -719,6 +720,33 @@ def test_starttls_and_ssl(tmp_path: Path, auth: AuthServer) -> None:
     assert pops[1] == pops[0] == [b"USER u\r\nPASS p\r\nSTAT\r\n"]
     assert all(b"Auth-SSL: on\r\nAuth-SSL-Protocol: TLSv1.3\r\n" in r for r in asked[1])
     assert not any(b"injected" in r for r in asked[1] + received[1])
+
+
+def test_nothing_sent_in_clear_after_starttls_is_read(tmp_path: Path, auth: AuthServer) -> None:
+    """Bytes sent in clear after STARTTLS, in the same packet or the next, before the
+    handshake: never a command (the STARTTLS command injection). The handshake they
+    spoil fails; the auth server and the mail server get nothing."""
+    self_signed(tmp_path)
+    backend = imap_backend()
+    auth.answer = ok_to(backend)
+    got = []
+
+    def run(side: Side) -> list[bytes]:
+        out = []
+        for port, start in ((side.ports[0], b"a3 STARTTLS\r\n"), (side.ports[2], b"STLS\r\n")):
+            c = Client(port)
+            out.append(c.read())
+            c.sock.sendall(start)
+            time.sleep(0.05)
+            c.sock.sendall(b"a4 LOGIN injected p\r\nUSER injected\r\nPASS p\r\n")
+            out.append(c.read(until_closed=True))
+            c.close()
+        got.append(out)
+        return out
+
+    _, asked, received, _ = _each(tmp_path, auth, backend, TLS, run, nports=4)
+    assert got[1][1].startswith(b"a3 OK completed\r\n") and got[1][3].startswith(b"+OK\r\n")
+    assert asked == [[], []] and received == [[], []]
 
 
 def test_nothing_reaches_a_mail_server_without_a_login(tmp_path: Path,
