@@ -1182,7 +1182,7 @@ class MailServer:
     is proxied there after fastgate logs in on the client's behalf."""
 
     listens: tuple[Listen, ...]
-    protocol: str  # "imap" or "pop3"
+    protocol: str  # "imap", "pop3" or "smtp"
     settings: Settings  # the TLS settings (ssl_*)
     where: Where
     auth_http: AuthHttp
@@ -1204,6 +1204,14 @@ class MailServer:
     pass_error_message: bool = False
     send_proxy_protocol: bool = False  # proxy_protocol on: a v1 header to the mail server
     starttls: str = "off"  # "on", "only" or "off"
+    # SMTP's own
+    smtp_greeting: bytes = b""  # "220 NAME ESMTP ready"
+    smtp_helo: bytes = b""  # HELO's reply
+    greeting_delay: float = 0.0  # smtp_greeting_delay: a client that speaks first is refused
+    xclient: bool = True  # XCLIENT to the mail server: the client's address, login, name
+    smtp_auth_upstream: bool = False  # proxy_smtp_auth: AUTH PLAIN to the mail server
+    resolver: Resolver | None = None  # the client's name (PTR, then confirmed) for SMTP
+    resolver_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

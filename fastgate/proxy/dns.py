@@ -90,6 +90,27 @@ class Names:
         self._cache[name] = (now + keep, result)
         return result
 
+    async def reverse(self, address: str, timeout: float) -> str:
+        """The name a PTR record gives ``address`` (the mail block's SMTP clients, not
+        cached: each session asks, as nginx's resolver does for addresses); ResolveError
+        when there is none."""
+        self.queries += 1
+        try:
+            answer = await self._resolver.resolve_address(address, lifetime=timeout,
+                                                          raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            raise ResolveError(address, "3: Host not found") from None
+        except dns.exception.Timeout:
+            raise ResolveError(address, "110: Operation timed out") from None
+        except dns.resolver.NoNameservers:
+            raise ResolveError(address, "2: Server failure") from None
+        except dns.exception.DNSException as e:
+            raise ResolveError(address, f"2: Server failure ({e})") from None
+        rrset = answer.rrset
+        if rrset is None or not len(rrset):
+            raise ResolveError(address, "3: Host not found")
+        return str(next(iter(rrset)).to_text()).rstrip(".")
+
     async def _one(self, name: str, kind: str, timeout: float) -> tuple[list[str], float]:
         try:
             answer = await self._resolver.resolve(name, kind, lifetime=timeout, search=False,

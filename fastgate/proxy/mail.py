@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 from fastgate import openssl
 from fastgate.client_certificate import VARIABLES as CERTIFICATE
-from fastgate.config.model import Listen, Mail, MailServer
+from fastgate.config.model import Listen, Mail, MailServer, Resolver
 from fastgate.http.tcp import TcpEnd, connect
+from fastgate.proxy.dns import Names, ResolveError
 from fastgate.proxy.mail_auth import (
     RESPONSE_LIMIT,
     Answer,
@@ -47,6 +48,16 @@ POP3_REPLIES = {
     "cert_error": b"-ERR SSL certificate error\r\n",
     "no_cert": b"-ERR No required SSL certificate\r\n",
 }
+SMTP_REPLIES = {
+    "internal": b"451 4.3.2 Internal server error\r\n",
+    "cert_error": b"421 4.7.1 SSL certificate error\r\n",
+    "no_cert": b"421 4.7.1 No required SSL certificate\r\n",
+}
+SMTP_OK = b"250 2.0.0 OK\r\n"
+SMTP_INVALID_ARGUMENT = b"501 5.5.4 Invalid argument\r\n"
+SMTP_BAD_SEQUENCE = b"503 5.5.1 Bad sequence of commands\r\n"
+SMTP_AUTH_OK = b"235 2.0.0 OK\r\n"  # (what the client gets once the mail server took it)
+UNAVAILABLE, TEMPUNAVAIL = "[UNAVAILABLE]", "[TEMPUNAVAIL]"  # a client's name not known
 USERNAME, PASSWORD = b"VXNlcm5hbWU6", b"UGFzc3dvcmQ6"  # "Username:", "Password:"
 _INVALID = object()  # a command nginx answers with its "invalid command"
 
@@ -67,12 +78,23 @@ class MailSession:
     """One client connection to a mail server, from its greeting to its end."""
 
     def __init__(self, host: MailHost, server: MailServer, listen: Listen,
-                 starttls: ssl.SSLContext | None) -> None:
+                 starttls: ssl.SSLContext | None,
+                 names: Callable[[Resolver], Names] | None = None) -> None:
         self.host = host
         self.server = server
         self.listen = listen
         self.imap = server.protocol == "imap"
-        self.replies = IMAP_REPLIES if self.imap else POP3_REPLIES
+        self.smtp = server.protocol == "smtp"
+        self.replies = (IMAP_REPLIES if self.imap else SMTP_REPLIES if self.smtp
+                        else POP3_REPLIES)
+        self.prompt = b"334 " if self.smtp else b"+ "  # before a mechanism's challenge
+        self.names = names
+        # SMTP's: the client's name (Client-Host, XCLIENT's NAME), what it said
+        self.client_name = ""
+        self.helo = b""
+        self.mail_from = b""
+        self.rcpt_to = b""
+        self.esmtp = False
         self.starttls_context = starttls
         self.client: TcpEnd | None = None
         self.reader = CommandReader(server.protocol, server.client_buffer)
@@ -120,7 +142,10 @@ class MailSession:
         self.tls = end.info("ssl_object")
         if self.tls is not None and not self._certificate_checked():
             return
-        self._greet()
+        if self.smtp:
+            self._smtp_start()
+        else:
+            self._greet()
 
     def _greet(self) -> None:
         greeting = self.replies["greeting"]
@@ -145,6 +170,8 @@ class MailSession:
         self.reader.feed(data)
         if self.stage == "auth":
             self._commands()
+        elif self.stage == "delay":
+            self._spoke_first()
 
     def ended(self) -> bool | None:
         if self.stage == "proxy" and self.upstream is not None:
@@ -201,6 +228,8 @@ class MailSession:
                 self.quit = True
             if self.imap:
                 self._imap(rc)
+            elif self.smtp:
+                self._smtp(rc)
             else:
                 self._pop3(rc)
             if self.quit:
@@ -319,6 +348,158 @@ class MailSession:
         r.settle(keep_argument=True)
         self._after_reply()
 
+    def _smtp(self, rc: str) -> None:
+        r = self.reader
+        out = SMTP_OK
+        result: Any = None
+        if rc != INVALID:
+            command = r.command
+            if self.state == "start":
+                if command in (b"HELO", b"EHLO"):
+                    out = self._smtp_helo(command == b"EHLO")
+                elif command == b"AUTH":
+                    if self._starttls_only():
+                        result = _INVALID
+                    elif not r.args:
+                        out = SMTP_INVALID_ARGUMENT
+                        r.state = 0
+                    else:
+                        result, out = self._authenticate(self.prompt)
+                        if result is True:
+                            result = None
+                elif command == b"QUIT":
+                    self.quit = True
+                    out = b"221 2.0.0 Bye\r\n"
+                elif command == b"MAIL":
+                    out = self._smtp_mail()
+                elif command == b"RCPT":
+                    if not self.mail_from:
+                        out = SMTP_BAD_SEQUENCE
+                    elif not r.args:
+                        out = SMTP_INVALID_ARGUMENT
+                    else:
+                        self.rcpt_to = r.command_line()
+                        self.method = "none"
+                        result = "auth"
+                elif command == b"RSET":
+                    self.mail_from = self.rcpt_to = b""
+                elif command == b"NOOP":
+                    pass
+                elif command == b"STARTTLS" and self._can_starttls():
+                    # (RFC 3207: what the client said before STARTTLS is forgotten)
+                    self.helo = self.mail_from = self.rcpt_to = b""
+                    out = b"220 2.0.0 Start TLS\r\n"
+                    self._starttls_next = True
+                else:
+                    result = _INVALID
+            else:
+                result, out, _ = self._auth_step(out)
+        if result == "auth":
+            self._ask()
+            return
+        if rc == INVALID or result is _INVALID:
+            self.state = "start"
+            r.state = 0
+            out = b"500 5.5.1 Invalid command\r\n"
+        self._send(out)
+        r.settle(keep_argument=True)
+        self._after_reply()
+
+    def _smtp_helo(self, ehlo: bool) -> bytes:
+        r = self.reader
+        if len(r.args) != 1:
+            r.state = 0
+            return SMTP_INVALID_ARGUMENT
+        self.helo = r.args[0]
+        self.mail_from = self.rcpt_to = b""
+        if not ehlo:
+            return self.server.smtp_helo
+        self.esmtp = True
+        if self.tls is None:
+            if self.server.starttls == "on":
+                return self.server.starttls_capability
+            if self.server.starttls == "only":
+                return self.server.starttls_only_capability
+        return self.server.capability
+
+    def _smtp_mail(self) -> bytes:
+        """MAIL FROM: taken only with ``smtp_auth none`` (the whole line kept, for the
+        auth server and the mail server), else "authentication required"."""
+        r = self.reader
+        if "none" not in self.server.auth_methods:
+            said = _text(r.text()).replace("\r", "_").replace("\n", "_")
+            self._log("info", f'client was rejected: "{said}"')
+            return b"530 5.7.1 Authentication required\r\n"
+        if self.mail_from:
+            return SMTP_BAD_SEQUENCE
+        if not r.args:
+            return SMTP_INVALID_ARGUMENT
+        self.mail_from = r.command_line()
+        return SMTP_OK
+
+    # --- SMTP before its greeting -------------------------------------------------------------
+
+    def _smtp_start(self) -> None:
+        """The client's name first (``resolver``): its address's PTR name, confirmed by
+        the name's own addresses; then the greeting."""
+        resolver = self.server.resolver
+        if resolver is None or self.names is None:
+            self.client_name = UNAVAILABLE
+            self._smtp_greeting()
+            return
+        self.stage = "resolve"
+        if self.client is not None:
+            self.client.pause()
+        self._task = asyncio.ensure_future(self._resolve_client(self.names(resolver)))
+
+    async def _resolve_client(self, names: Names) -> None:
+        timeout = self.server.resolver_timeout
+        self.action = "in resolving client address"
+        try:
+            name = await names.reverse(self.remote_addr, timeout)
+        except ResolveError as e:
+            self._log("error", f"{self.remote_addr} could not be resolved ({e.reason})")
+            self.client_name = UNAVAILABLE if e.reason.startswith("3:") else TEMPUNAVAIL
+        else:
+            self.action = "in resolving client hostname"
+            try:
+                addresses = await names.resolve(name, timeout)
+            except ResolveError as e:
+                self._log("error", f'"{name}" could not be resolved ({e.reason})')
+                self.client_name = UNAVAILABLE if e.reason.startswith("3:") else TEMPUNAVAIL
+            else:
+                self.client_name = name if self.remote_addr in addresses else UNAVAILABLE
+        if self.stage == "closed":
+            return
+        self.stage = "auth"
+        self.action = "in auth state"
+        if self.client is not None:
+            self.client.resume()
+        self._smtp_greeting()
+
+    def _smtp_greeting(self) -> None:
+        """With ``smtp_greeting_delay``, a client that speaks before the greeting is
+        refused (a spammer's pipelining); else the greeting at once."""
+        if self.server.greeting_delay:
+            self.stage = "delay"
+            self._arm(self.server.greeting_delay, self._delay_over)
+            return
+        self._send(self.server.smtp_greeting)
+        self._arm(self.server.timeout, self._client_timed_out)
+
+    def _delay_over(self) -> None:
+        self._timer = None
+        self.stage = "auth"
+        self._send(self.server.smtp_greeting)
+        self._arm(self.server.timeout, self._client_timed_out)
+
+    def _spoke_first(self) -> None:
+        self.action = "in delay pipelining state"
+        said = _text(self.reader.text()).replace("\r", "_").replace("\n", "_")
+        self._log("info", f'client was rejected before greeting: "{said}"')
+        self._send(b"503 5.5.0 Improper use of SMTP command pipelining\r\n")
+        self._close_after_send()
+
     def _after_reply(self) -> None:
         if self._starttls_next:
             # nothing more is read in clear: what the client sent after STARTTLS, read
@@ -424,7 +605,7 @@ class MailSession:
             self.state = "login_password"
             if not self._decode_login(arg):
                 return _INVALID, out, False  # (nginx's: this BAD goes untagged)
-            return None, b"+ " + PASSWORD + b"\r\n", False
+            return None, self.prompt + PASSWORD + b"\r\n", False
         if state == "login_password":
             password = _b64(arg)
             if password is None:
@@ -569,7 +750,8 @@ class MailSession:
                     tls["Cert"] = escape(CERTIFICATE["ssl_client_raw_cert"](self).encode()
                                          ).decode("latin-1")
         return Login(self.method, self.login, self.password, self.salt, self.attempt,
-                     self.remote_addr, tls)
+                     self.remote_addr, tls, self.client_name, self.helo, self.mail_from,
+                     self.rcpt_to)
 
     async def _ask_auth_server(self) -> None:
         a = self.server.auth_http
@@ -620,6 +802,8 @@ class MailSession:
             self._log("info", f'client login failed: "{_text(answer.error)}"')
             if self.imap:
                 out = (self.reader.tag or b"") + b"NO " + answer.error + b"\r\n"
+            elif self.smtp:
+                out = (answer.error_code or b"535 5.7.0") + b" " + answer.error + b"\r\n"
             else:
                 out = b"-ERR " + answer.error + b"\r\n"
             if not answer.wait:
@@ -654,7 +838,8 @@ class MailSession:
             self._internal_error()
             return
         # (a digest is not a password: with a salt sent, the auth server must give it)
-        if answer.password is None and self.method not in ("plain", "login") and self.salt:
+        if answer.password is None and self.method not in ("plain", "login") and self.salt \
+                and not self.smtp:
             self._log("error", f"auth http server {a.name} did not send password")
             self._internal_error()
             return
@@ -726,6 +911,12 @@ class MailSession:
                                    f'"{_text(bytes(reply[:self.server.proxy_buffer - 1]))}"')
                 self._upstream_error(b"")
             return
+        if self.smtp and reply[3:4] == b"-":  # (a reply of several lines: to its last)
+            m = len(reply) - 7
+            while m > 0 and reply[m:m + 2] != b"\r\n":
+                m -= 1
+            if m <= 0 or reply[m + 5:m + 6] == b"-":
+                return
         line = bytes(reply)
         self._reply = bytearray()
         good, shown = self._reply_good(line)
@@ -741,6 +932,8 @@ class MailSession:
         self._arm(self.server.timeout, self._upstream_timed_out)
         if self.imap:
             self._imap_next(line)
+        elif self.smtp:
+            self._smtp_next(line)
         else:
             self._pop3_next(line)
 
@@ -748,6 +941,8 @@ class MailSession:
         """Whether the mail server's reply is the one expected now, and where the
         error log's quote of it starts (past the tag it matched, as nginx's)."""
         state = self.state
+        if self.smtp:
+            return _SMTP_EXPECTED[state](line), 0
         if not self.imap:
             return line.startswith(b"+OK"), 0
         if state == "start":
@@ -776,6 +971,56 @@ class MailSession:
             self.state = "passwd"
         else:
             self._proxy(line)
+            return
+        self.action = "reading response from upstream"
+
+    def _smtp_next(self, line: bytes) -> None:
+        """The login to an SMTP server (ngx_mail_proxy_smtp_handler): EHLO or HELO,
+        XCLIENT, the client's own HELO, AUTH PLAIN, or its MAIL FROM and RCPT TO."""
+        assert self.upstream is not None
+        s = self.server
+        none = self.method == "none"
+        after = ("from" if none else "auth" if s.smtp_auth_upstream else "")
+        state = self.state
+        if state == "start":
+            self.action = "sending HELO/EHLO to upstream"
+            verb = b"EHLO " if self.esmtp or s.xclient else b"HELO "
+            self.upstream.write(verb + s.server_name.encode("latin-1") + b"\r\n")
+            self.state = "helo_xclient" if s.xclient else ("helo_" + after if after else "helo")
+        elif state == "helo_xclient":
+            self.action = "sending XCLIENT to upstream"
+            v6 = ":" in self.remote_addr
+            line = b"XCLIENT ADDR=" + (b"IPV6:" if v6 else b"") + self.remote_addr.encode()
+            if self.login and not s.smtp_auth_upstream:
+                line += b" LOGIN=" + self.login
+            line += b" NAME=" + self.client_name.encode("latin-1") + b"\r\n"
+            self.upstream.write(line)
+            self.state = ("xclient_helo" if self.helo else
+                          "xclient_" + after if after else "xclient")
+        elif state == "xclient_helo":
+            self.action = "sending client HELO/EHLO to upstream"
+            verb = b"EHLO " if self.esmtp else b"HELO "
+            self.upstream.write(verb + self.helo + b"\r\n")
+            self.state = "helo_" + after if after else "helo"
+        elif state in ("helo_auth", "xclient_auth"):
+            self.action = "sending AUTH to upstream"
+            if not self.password:
+                self._log("error", "no password available")
+                self._internal_error()
+                return
+            plain = base64.b64encode(b"\0" + self.login + b"\0" + self.password)
+            self.upstream.write(b"AUTH PLAIN " + plain + b"\r\n")
+            self.state = "auth_plain"
+        elif state in ("helo_from", "xclient_from"):
+            self.action = "sending MAIL FROM to upstream"
+            self.upstream.write(self.mail_from + b"\r\n")
+            self.state = "from"
+        elif state == "from":
+            self.action = "sending RCPT TO to upstream"
+            self.upstream.write(self.rcpt_to + b"\r\n")
+            self.state = "to"
+        else:  # (helo, xclient, auth_plain, to: logged in)
+            self._proxy(line if none else SMTP_AUTH_OK)
             return
         self.action = "reading response from upstream"
 
@@ -1005,6 +1250,22 @@ class _UpstreamSide:
         self.session.crashed(error)
 
 
+def _code(*first: bytes) -> Callable[[bytes], bool]:
+    return lambda line: line[:3] in first
+
+
+# what the mail server must answer in each state of fastgate's SMTP login (nginx's
+# ngx_mail_proxy_read_response); after RCPT TO, whatever it says goes to the client
+_SMTP_EXPECTED: dict[str, Callable[[bytes], bool]] = {
+    "start": _code(b"220"),
+    **{s: _code(b"250") for s in ("helo", "helo_xclient", "helo_from", "helo_auth", "from")},
+    **{s: _code(b"220", b"250") for s in ("xclient", "xclient_from", "xclient_helo",
+                                          "xclient_auth")},
+    "auth_plain": _code(b"235"),
+    "to": lambda line: True,
+}
+
+
 def _b64(arg: bytes) -> bytes | None:
     """nginx's ngx_decode_base64: the standard alphabet, padding optional."""
     try:
@@ -1022,12 +1283,20 @@ def _errno(e: OSError) -> str:
 
 
 class Mails:
-    """The mail block's servers, by listening address."""
+    """The mail block's servers, by listening address, and the names of their
+    resolvers (one cache per ``resolver`` configuration)."""
 
     def __init__(self, mail: Mail, host: MailHost) -> None:
         self.mail = mail
         self.host = host
         self.by_address = {x.address: s for s in mail.servers for x in s.listens}
+        self._names: dict[Resolver, Names] = {}
+
+    def names(self, config: Resolver) -> Names:
+        found = self._names.get(config)
+        if found is None:
+            found = self._names[config] = Names(config)
+        return found
 
     def listens(self) -> list[Listen]:
         return [x for s in self.mail.servers for x in s.listens]
@@ -1036,7 +1305,8 @@ class Mails:
         return self.by_address[listen.address]
 
     def accept(self, listen: Listen, starttls: ssl.SSLContext | None) -> TcpEnd:
-        return TcpEnd(MailSession(self.host, self.server_of(listen), listen, starttls))
+        return TcpEnd(MailSession(self.host, self.server_of(listen), listen, starttls,
+                                  self.names))
 
 
 __all__ = ["MailHost", "MailSession", "Mails"]

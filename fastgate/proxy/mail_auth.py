@@ -12,7 +12,7 @@ from fastgate.errors import FastgateError
 
 # Auth-Method by how the client logged in (nginx's table: LOGIN is sent as "plain")
 METHODS = {"plain": "plain", "login": "plain", "apop": "apop", "cram-md5": "cram-md5",
-           "external": "external"}
+           "external": "external", "none": "none"}
 RESPONSE_LIMIT = 1024  # nginx reads the answer into one buffer of this size
 
 
@@ -28,13 +28,17 @@ class BadAnswer(FastgateError):
 class Login:
     """What the client gave, and where it came from: what the auth server is asked."""
 
-    method: str  # plain, login, apop, cram-md5, external
+    method: str  # plain, login, apop, cram-md5, external, none (SMTP without a login)
     user: bytes
     password: bytes
     salt: bytes  # with its CRLF, or empty
     attempt: int
     client: str
     tls: dict[str, str] = field(default_factory=dict)  # Auth-SSL-* values, when over TLS
+    host: str = ""  # SMTP: the client's name, or [UNAVAILABLE] / [TEMPUNAVAIL]
+    helo: bytes = b""  # SMTP: what HELO/EHLO, MAIL FROM and RCPT TO said
+    mail_from: bytes = b""
+    rcpt_to: bytes = b""
 
 
 def escape(text: bytes) -> bytes:
@@ -65,6 +69,12 @@ def request(server: MailServer, login: Login) -> bytes:
         b"Auth-Login-Attempt: %d\r\n" % login.attempt,
         b"Client-IP: " + login.client.encode("latin-1") + b"\r\n",
     ]
+    if login.host:
+        lines.append(b"Client-Host: " + login.host.encode("latin-1") + b"\r\n")
+    if login.method == "none":  # (these cannot hold a CR or LF: not escaped, as nginx)
+        lines += [b"Auth-SMTP-Helo: " + login.helo + b"\r\n",
+                  b"Auth-SMTP-From: " + login.mail_from + b"\r\n",
+                  b"Auth-SMTP-To: " + login.rcpt_to + b"\r\n"]
     if login.tls:
         lines.append(b"Auth-SSL: on\r\n")
         for name in ("Protocol", "Cipher", "Verify", "Subject", "Issuer", "Serial",

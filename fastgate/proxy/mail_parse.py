@@ -12,12 +12,14 @@ OK, AGAIN, INVALID, NEXT = "ok", "again", "invalid", "next"
 
 IMAP_COMMANDS = {b"NOOP", b"LOGIN", b"LOGOUT", b"STARTTLS", b"CAPABILITY", b"AUTHENTICATE"}
 POP3_COMMANDS = {b"USER", b"PASS", b"APOP", b"QUIT", b"CAPA", b"AUTH", b"NOOP", b"STLS"}
+SMTP_COMMANDS = {b"HELO", b"EHLO", b"QUIT", b"AUTH", b"NOOP", b"MAIL", b"RSET", b"RCPT",
+                 b"VRFY", b"EXPN", b"HELP", b"STARTTLS"}
 
 # the states (nginx's enum values, so that "state != 0" means what it means there)
 (_START, _TAG, _INVALID, _SPACES_BEFORE_COMMAND, _COMMAND, _SPACES_BEFORE_ARGUMENT,
  _ARGUMENT, _BACKSLASH, _LITERAL, _NO_SYNC_LITERAL_ARGUMENT, _START_LITERAL_ARGUMENT,
  _LITERAL_ARGUMENT, _END_LITERAL_ARGUMENT, _ALMOST_DONE) = range(14)
-# POP3's states are fewer, numbered as its own enum
+# POP3's and SMTP's states are fewer, numbered as their own enum
 (_P_START, _P_COMMAND, _P_INVALID, _P_SPACES_BEFORE_ARGUMENT, _P_ARGUMENT,
  _P_ALMOST_DONE) = range(6)
 
@@ -32,6 +34,11 @@ class CommandReader:
 
     def __init__(self, protocol: str, size: int) -> None:
         self.imap = protocol == "imap"
+        # POP3's and SMTP's line parsers differ in their commands, how many arguments a
+        # line may have, and whether a space ends USER's and PASS's
+        self._commands = SMTP_COMMANDS if protocol == "smtp" else POP3_COMMANDS
+        self._max_args = 10 if protocol == "smtp" else 2
+        self._spaced = (b"USER", b"PASS") if protocol == "pop3" else ()
         self.size = size
         self.buf = bytearray()
         self.waiting = bytearray()  # read but not yet in the buffer
@@ -42,6 +49,7 @@ class CommandReader:
         self.tag = b""  # the IMAP tag with its space ("a1 "), or empty
         self.quit = False  # a non-synchronizing literal in an invalid command
         self._cmd_start = 0
+        self._arg_end = 0  # where the last argument ended (SMTP's MAIL and RCPT lines)
         self._arg_start = 0
         self._tag_start = 0
         self._quoted = False
@@ -96,10 +104,14 @@ class CommandReader:
     def text(self) -> bytes:
         return bytes(self.buf)
 
+    def command_line(self) -> bytes:
+        """The command and its arguments as sent (nginx's MAIL FROM and RCPT TO)."""
+        return bytes(self.buf[self._cmd_start:self._arg_end])
+
     # --- parsing ---------------------------------------------------------------------------
 
     def parse(self) -> str:
-        return self._imap() if self.imap else self._pop3()
+        return self._imap() if self.imap else self._line()
 
     def _invalid(self, p: int) -> str:
         """Skip the invalid command up to its LF (nginx's ``invalid:`` label)."""
@@ -125,6 +137,7 @@ class CommandReader:
 
     def _push(self, start: int, end: int) -> None:
         self.args.append(bytes(self.buf[start:end]))
+        self._arg_end = end
 
     def _imap(self) -> str:
         buf = self.buf
@@ -269,7 +282,9 @@ class CommandReader:
             if self.command == continued else 0
         return OK
 
-    def _pop3(self) -> str:
+    def _line(self) -> str:
+        """POP3's and SMTP's parser (ngx_mail_pop3_parse_command and
+        ngx_mail_smtp_parse_command: the same machine)."""
         buf = self.buf
         state = self.state
         p = self.pos
@@ -282,7 +297,7 @@ class CommandReader:
             if state == _P_COMMAND:
                 if ch in (SP, CR, LF):
                     name = bytes(buf[self._cmd_start:p]).upper()
-                    if name not in POP3_COMMANDS:
+                    if name not in self._commands:
                         return self._invalid(p)
                     self.command = name
                     if ch == SP:
@@ -302,14 +317,14 @@ class CommandReader:
                     state = _P_ALMOST_DONE
                 elif ch == LF:
                     return self._done(p, b"AUTH")
-                elif len(self.args) <= 2:
+                elif len(self.args) <= self._max_args:
                     state = _P_ARGUMENT
                     self._arg_start = p
                 else:
                     return self._invalid(p)
             elif state == _P_ARGUMENT:
                 # a space is part of a user name or password, not of other arguments
-                if ch == SP and self.command in (b"USER", b"PASS"):
+                if ch == SP and self.command in self._spaced:
                     pass
                 elif ch in (SP, CR, LF):
                     self._push(self._arg_start, p)

@@ -16,6 +16,7 @@ from fastgate.config.directives.mail import (
     NOT_DONE,
     imap_replies,
     pop3_replies,
+    smtp_replies,
 )
 from fastgate.config.errors import ConfigError
 from fastgate.config.load import load_config
@@ -112,6 +113,36 @@ def test_capability_replies_are_nginx_merges() -> None:
     assert p["auth_capability"] == b"+OK methods supported:\r\nPLAIN\r\nLOGIN\r\n.\r\n"
 
 
+def test_smtp_replies_are_nginx_merges() -> None:
+    r = smtp_replies("mx", ("SIZE 100", "8BITMIME"), frozenset({"plain", "login", "none"}))
+    assert r["greeting"] == b"220 mx ESMTP ready\r\n" and r["helo"] == b"250 mx\r\n"
+    assert r["capability"] == b"250-mx\r\n250-SIZE 100\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n"
+    assert r["starttls_capability"] == (b"250-mx\r\n250-SIZE 100\r\n250-8BITMIME\r\n"
+                                        b"250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n")
+    assert r["starttls_only_capability"] == (b"250-mx\r\n250-SIZE 100\r\n250-8BITMIME\r\n"
+                                             b"250 STARTTLS\r\n")
+    bare = smtp_replies("mx", (), frozenset({"none"}))
+    assert bare["capability"] == b"250 mx\r\n"
+    assert bare["starttls_capability"] == b"250-mx\r\n250 STARTTLS\r\n"
+
+
+def test_smtp_servers(tmp_path: Path) -> None:
+    config = _load(tmp_path, """
+        auth_http 127.0.0.1:9000; resolver 127.0.0.1 valid=5s; resolver_timeout 3s;
+        server { listen 127.0.0.1:25; smtp_greeting_delay 1s; xclient off; proxy_smtp_auth on;
+                 smtp_client_buffer 1k; smtp_auth none; server_name mx.test; }
+        server { listen 127.0.0.1:587; resolver off; }
+    """)
+    assert config.mail is not None
+    a, b = config.mail.servers
+    assert (a.protocol, b.protocol) == ("smtp", "smtp")
+    assert a.greeting_delay == 1.0 and not a.xclient and a.smtp_auth_upstream
+    assert a.client_buffer == 1024 and a.auth_methods == frozenset({"none"})
+    assert a.smtp_greeting == b"220 mx.test ESMTP ready\r\n"
+    assert a.resolver is not None and a.resolver.valid == 5.0 and a.resolver_timeout == 3.0
+    assert b.resolver is None and b.xclient and b.auth_methods == frozenset({"plain", "login"})
+
+
 @pytest.mark.parametrize("block,message", [
     ("server { listen 127.0.0.1:1143; auth_http 127.0.0.1:1; }",
      "unknown mail protocol for server in {path}:2"),
@@ -120,10 +151,8 @@ def test_capability_replies_are_nginx_merges() -> None:
     ("auth_http 127.0.0.1:1; server { protocol imap; }",
      'no "listen" is defined for server in {path}:2'),
     ("server { listen 127.0.0.1:1143; protocol http; }", 'unknown protocol "http" in {path}:2'),
-    ("server { listen 127.0.0.1:1143; protocol smtp; }",
-     '"protocol smtp" is not done: fastgate\'s mail block speaks IMAP and POP3; SMTP'),
-    ("auth_http 127.0.0.1:1; server { listen 127.0.0.1:25; }",
-     "an SMTP port is not done: fastgate's mail block speaks IMAP and POP3"),
+    ("smtp_auth plain apop;", 'invalid value "apop" in {path}:2'),
+    ("resolver;", 'invalid number of arguments in "resolver" directive in {path}:2'),
     ("auth_http 127.0.0.1:1; server { listen 127.0.0.1:1143; protocol imap; protocol pop3; }",
      '"protocol" directive is duplicate in {path}:2'),
     ("imap_auth plain apop;", 'invalid value "apop" in {path}:2'),
@@ -168,7 +197,7 @@ def test_tls_and_warnings(tmp_path: Path) -> None:
     self_signed(tmp_path)
     config = _load(tmp_path, f"""
         ssl_certificate {tmp_path}/cert.pem; ssl_certificate_key {tmp_path}/key.pem;
-        auth_http 127.0.0.1:1; resolver 127.0.0.1; error_log /dev/null;
+        auth_http 127.0.0.1:1; error_log /dev/null;
         imap_auth plain plain;
         server {{ listen 127.0.0.1:1143; protocol imap; ssl on; }}
         server {{ listen 127.0.0.1:1110; protocol pop3; starttls only; }}
@@ -179,5 +208,4 @@ def test_tls_and_warnings(tmp_path: Path) -> None:
     text = "\n".join(config.warnings)
     assert 'the "ssl" directive is deprecated, use the "listen ... ssl" directive' in text
     assert 'duplicate value "plain"' in text
-    assert '"resolver" directive is ignored' in text and "SMTP is not done" in text
     assert '"error_log" directive is ignored' in text

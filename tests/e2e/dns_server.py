@@ -1,5 +1,6 @@
 """A DNS server for the tests, on a free UDP port of 127.0.0.1, in a thread of the test
-process: it answers A and AAAA questions from a table the test changes as it goes, says
+process: it answers A and AAAA questions from a table the test changes as it goes (and
+PTR questions from another), says
 NXDOMAIN for names it does not know, stays silent for names marked so, and counts the
 questions it gets (what a cache must spare it)."""
 
@@ -19,6 +20,7 @@ class DnsServer:
     def __init__(self) -> None:
         self.records: dict[str, tuple[list[str], int]] = {}  # name -> (IPv4 addresses, TTL)
         self.silent: set[str] = set()
+        self.ptr: dict[str, str] = {}  # address -> name (its PTR record)
         self.questions: list[tuple[str, str]] = []  # (name, type)
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -60,7 +62,16 @@ class DnsServer:
                 continue
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.RA
-            if record is None:
+            if kind == "PTR":
+                address = ".".join(reversed(name.removesuffix(".in-addr.arpa").split(".")))
+                with self._lock:
+                    target = self.ptr.get(address)
+                if target is None:
+                    reply.set_rcode(dns.rcode.NXDOMAIN)
+                else:
+                    reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "PTR",
+                                                            target + "."))
+            elif record is None:
                 reply.set_rcode(dns.rcode.NXDOMAIN)
             elif kind == "A":
                 addresses, ttl = record

@@ -235,7 +235,7 @@ class Side:
         for line in self.errors.read_text().splitlines():
             m = re.match(r"\S+ \S+ \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$", line)
             if m and (not level or m.group(1) == level):
-                text = re.sub(r"(client 127\.0\.0\.1):\d+ connected", r"\1:N connected",
+                text = re.sub(r"(client 127\.0\.0\.\d+):\d+ connected", r"\1:N connected",
                               m.group(2))
                 for i, port in enumerate(self.ports):
                     text = text.replace(f":{port}", f":PORT{i}")
@@ -316,14 +316,14 @@ def script(port: int, lines: list[bytes], tls: ssl.SSLContext | None = None) -> 
 SALT = re.compile(rb"<\d+\.\d+@mail\.test>")
 
 
-CHALLENGE = re.compile(rb"\+ ([A-Za-z0-9+/=]{24,})\r\n")
+CHALLENGE = re.compile(rb"(\+|334) ([A-Za-z0-9+/=]{24,})\r\n")
 
 
 def _unsalted(answer: bytes) -> bytes:
     """An answer with its salt (in clear, or a CRAM-MD5 challenge's base64) named."""
     def challenge(m: re.Match[bytes]) -> bytes:
-        decoded = base64.b64decode(m.group(1))
-        return b"+ <SALT64>\r\n" if SALT.fullmatch(decoded) else m.group(0)
+        decoded = base64.b64decode(m.group(2))
+        return m.group(1) + b" <SALT64>\r\n" if SALT.fullmatch(decoded) else m.group(0)
     return CHALLENGE.sub(challenge, SALT.sub(b"<SALT>", answer))
 
 
@@ -857,3 +857,169 @@ server {{ listen 127.0.0.1:PORT1 ssl; protocol pop3; auth_http AUTH/auth; }}
     assert got[1][3] == b"* BYE SSL certificate error\r\n<closed>"
     assert any(b"Auth-SSL-Verify: SUCCESS\r\nAuth-SSL-Subject: CN=client\r\n" in r
                and b"Auth-SSL-Cert: -----BEGIN%20CERTIFICATE-----%0A" in r for r in asked[1])
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+
+def smtp_backend() -> Recorder:
+    """An SMTP server that answers EHLO with several lines, XCLIENT with a new
+    greeting, takes AUTH PLAIN, and a message after DATA."""
+    state = {"data": False}
+
+    def respond(seen: bytes, line: bytes) -> bytes | None:
+        if state["data"]:
+            if line == b".\r\n":
+                state["data"] = False
+                return b"250 2.0.0 Ok: queued as 1\r\n"
+            return None
+        word = line.split(b" ", 1)[0].strip().upper()
+        if word == b"EHLO":
+            return b"250-backend\r\n250-XCLIENT ADDR NAME LOGIN\r\n250 8BITMIME\r\n"
+        if word == b"XCLIENT":
+            return b"220 backend ESMTP again\r\n"
+        if word == b"AUTH":
+            return b"235 2.7.0 Authentication successful\r\n"
+        if word == b"DATA":
+            state["data"] = True
+            return b"354 End data with <CR><LF>.<CR><LF>\r\n"
+        if word == b"QUIT":
+            return b"221 2.0.0 Bye\r\n"
+        return {b"HELO": b"250 backend\r\n", b"MAIL": b"250 2.1.0 Ok\r\n",
+                b"RCPT": b"250 2.1.5 Ok\r\n"}.get(word, b"250 2.0.0 Ok\r\n")
+
+    return Recorder(b"220 backend ESMTP\r\n", respond)
+
+
+SMTP = """
+server { listen 127.0.0.1:PORT0; protocol smtp; auth_http AUTH/smtp;
+         smtp_capabilities "SIZE 10485760" PIPELINING 8BITMIME; }
+server { listen 127.0.0.1:PORT1; protocol smtp; auth_http AUTH/smtp; smtp_auth none plain;
+         xclient off; }
+server { listen 127.0.0.1:PORT2; protocol smtp; auth_http AUTH/smtp; xclient off;
+         proxy_smtp_auth on; smtp_auth login cram-md5; smtp_greeting_delay 300ms; }
+"""
+
+
+def test_smtp_logins_and_relay(tmp_path: Path, auth: AuthServer) -> None:
+    """SMTP as nginx's: the greeting, HELO and EHLO's capability lines, the invalid
+    commands and arguments, AUTH (PLAIN, LOGIN, CRAM-MD5) and ``smtp_auth none`` (MAIL
+    FROM and RCPT TO asked of the auth server), then the login to the mail server — EHLO,
+    XCLIENT with the client's address, login and name, its own HELO, AUTH PLAIN with
+    proxy_smtp_auth, MAIL FROM and RCPT TO — and the message relayed; a refused login
+    with the auth server's error code or nginx's; a client that speaks before a delayed
+    greeting."""
+    backend = smtp_backend()
+
+    def answer(req: bytes) -> list[str]:
+        if b"Auth-User: bad" in req:
+            return ["Auth-Status: Invalid credentials"]
+        if b"Auth-User: coded" in req:
+            return ["Auth-Status: Temporary failure", "Auth-Error-Code: 451 4.3.0"]
+        return ok_to(backend, "upstream-pw" if b"Auth-Salt" in req else None)(req)
+
+    auth.answer = answer
+    digest = b"0123456789abcdef0123456789abcdef"
+    runs0 = [[b"EHLO client.example\r\n", b"HELO\r\n", b"VRFY x\r\n", b"NOOP\r\n", b"RSET\r\n",
+              b"AUTH\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<c@d>\r\n", b"bogus\r\n",
+              b"AUTH PLAIN " + _b64(b"\0alice\0pw") + b"\r\n",
+              b"MAIL FROM:<alice@example>\r\n", b"RCPT TO:<bob@example>\r\n", b"DATA\r\n",
+              b"Subject: hi\r\n\r\nhello\r\n.\r\n", b"QUIT\r\n"],
+             [b"HELO there\r\n", b"AUTH LOGIN\r\n", _b64(b"bad") + b"\r\n", _b64(b"pw") + b"\r\n",
+              b"NOOP\r\n"],
+             [b"EHLO x\r\n", b"AUTH PLAIN " + _b64(b"\0coded\0pw") + b"\r\n"]]
+    runs1 = [[b"EHLO sender.example\r\n", b"MAIL FROM:<x@y> SIZE=100\r\n",
+              b"MAIL FROM:<again@y>\r\n", b"RCPT TO:<z@w> NOTIFY=NEVER\r\n", b"DATA\r\n",
+              b"body\r\n.\r\n"],
+             [b"RCPT TO:<first@x>\r\n", b"MAIL FROM:\r\n", b"QUIT\r\n"]]
+    runs2 = [[b"EHLO late\r\n"]]
+
+    def run(side: Side) -> list[bytes]:
+        out = _scripts(side.ports[0], runs0) + _scripts(side.ports[1], runs1)
+        c = Client(side.ports[2])
+        out += [c.read(quiet=0.6), c.say(b"EHLO patient\r\n"),
+                c.say(b"AUTH CRAM-MD5\r\n"), c.say(_b64(b"carol " + digest) + b"\r\n"),
+                c.say(b"QUIT\r\n")]
+        c.close()
+        return out + _scripts(side.ports[2], runs2)
+
+    got, asked, received, logged = _each(tmp_path, auth, backend, SMTP, run, nports=3)
+    _compare(got, asked, received, logged)
+    assert b"235 2.0.0 OK\r\n" in got[1]
+    assert any(b"Auth-Method: none\r\n" in r and b"Auth-SMTP-From: MAIL FROM:<x@y> SIZE=100"
+               in r for r in asked[1])
+    assert any(re.search(rb"XCLIENT ADDR=127\.0\.0\.1 LOGIN=alice NAME=\[UNAVAILABLE\]", r)
+               for r in received[1])
+
+
+SMTP_TLS = """
+ssl_certificate HOME/cert.pem; ssl_certificate_key HOME/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
+server { listen 127.0.0.1:PORT0; protocol smtp; auth_http AUTH/smtp; starttls on; }
+server { listen 127.0.0.1:PORT1; protocol smtp; auth_http AUTH/smtp; starttls only; }
+server { listen 127.0.0.1:PORT2 ssl; protocol smtp; auth_http AUTH/smtp; }
+"""
+
+
+def test_smtp_starttls(tmp_path: Path, auth: AuthServer) -> None:
+    """SMTP's STARTTLS (on, only: AUTH refused in clear, the capability lines without
+    it), what the client said before it forgotten; SMTP over ``listen ... ssl``."""
+    self_signed(tmp_path)
+    backend = smtp_backend()
+    auth.answer = ok_to(backend)
+    plain = b"AUTH PLAIN " + _b64(b"\0u\0p") + b"\r\n"
+
+    def run(side: Side) -> list[bytes]:
+        out = []
+        for port in side.ports[:2]:
+            c = Client(port)
+            out += [c.read(), c.say(b"EHLO before\r\n")]
+            if port == side.ports[1]:
+                out.append(c.say(plain))  # (only: refused in clear)
+            out.append(c.say(b"STARTTLS\r\n"))
+            c.starttls(_client_tls())
+            out += [c.say(b"EHLO after\r\n"), c.say(b"STARTTLS\r\n"), c.say(plain),
+                    c.say(b"NOOP\r\n")]
+            c.close()
+        return out + script(side.ports[2], [b"EHLO s\r\n", plain], _client_tls())
+
+    got, asked, received, logged = _each(tmp_path, auth, backend, SMTP_TLS, run, nports=3)
+    _compare(got, asked, received, logged)
+    assert all(b"EHLO after" in r for r in received[1][:2])
+
+
+def test_smtp_client_names(tmp_path: Path, auth: AuthServer) -> None:
+    """``resolver``: the client's address's PTR name, confirmed by its own addresses,
+    is Client-Host and XCLIENT's NAME; no PTR name, or one that names other addresses,
+    is [UNAVAILABLE] (with nginx's message)."""
+    from dns_server import DnsServer
+
+    dns = DnsServer()
+    dns.ptr["127.0.0.2"] = "good.client.test"
+    dns.set("good.client.test", ["127.0.0.2"])
+    dns.ptr["127.0.0.3"] = "liar.client.test"
+    dns.set("liar.client.test", ["10.9.9.9"])
+    backend = smtp_backend()
+    auth.answer = ok_to(backend)
+    block = (f"resolver 127.0.0.1:{dns.port} ipv6=off; resolver_timeout 2s;\n"
+             + SMTP.split("server {")[0]
+             + "server { listen 127.0.0.1:PORT0; protocol smtp; auth_http AUTH/smtp; }")
+
+    def run(side: Side) -> list[bytes]:
+        out = []
+        for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            sock = socket.create_connection(("127.0.0.1", side.ports[0]), timeout=5,
+                                            source_address=(source, 0))
+            c = Client.__new__(Client)
+            c.sock = sock
+            out += [c.read(quiet=0.5), c.say(b"EHLO me\r\n"),
+                    c.say(b"AUTH PLAIN " + _b64(b"\0u\0p") + b"\r\n")]
+            c.close()
+        return out
+
+    try:
+        got, asked, received, logged = _each(tmp_path, auth, backend, block, run)
+    finally:
+        dns.stop()
+    _compare(got, asked, received, logged)
+    hosts = [re.search(rb"Client-Host: (\S+)", r).group(1) for r in asked[1]]  # type: ignore[union-attr]
+    assert hosts == [b"good.client.test", b"[UNAVAILABLE]", b"[UNAVAILABLE]"]

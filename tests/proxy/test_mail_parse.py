@@ -73,6 +73,24 @@ def test_pop3_lines(line: bytes, expected: list[tuple[str, bytes, list[bytes]]])
     assert _read("pop3", line) == expected
 
 
+@pytest.mark.parametrize("line,expected", [
+    (b"EHLO client.example\r\n", [(OK, b"EHLO", [b"client.example"])]),
+    (b"MAIL FROM:<a@b>  SIZE=10\r\n", [(OK, b"MAIL", [b"FROM:<a@b>", b"SIZE=10"])]),
+    (b"STARTTLS\r\n", [(OK, b"STARTTLS", [])]),
+    (b"DATA\r\n", [(INVALID, b"", [])]),
+    (b"RCPT " + b"a " * 10 + b"b\r\n", [(OK, b"RCPT", [b"a"] * 10 + [b"b"])]),  # (11 at most)
+    (b"RCPT " + b"a " * 11 + b"b\r\n", [(INVALID, b"", [])]),
+])
+def test_smtp_lines(line: bytes, expected: list[tuple[str, bytes, list[bytes]]]) -> None:
+    assert _read("smtp", line) == expected
+
+
+def test_the_command_line_as_sent() -> None:
+    r = CommandReader("smtp", 4096)
+    r.feed(b"MAIL FROM:<a@b>  SIZE=10  \r\n")
+    assert r.parse() == OK and r.command_line() == b"MAIL FROM:<a@b>  SIZE=10"
+
+
 def test_bytes_past_the_buffer_wait_outside_it() -> None:
     r = CommandReader("pop3", 16)
     r.feed(b"USER " + b"x" * 40 + b"\r\n")
@@ -80,9 +98,10 @@ def test_bytes_past_the_buffer_wait_outside_it() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(protocol=st.sampled_from(["imap", "pop3"]),
+@given(protocol=st.sampled_from(["imap", "pop3", "smtp"]),
        data=st.lists(st.sampled_from([b"a1 ", b"LOGIN ", b"AUTHENTICATE ", b"USER ", b"PASS ",
                                       b"AUTH ", b"PLAIN", b'"', b"\\", b"{3}", b"{2+}", b" ",
+                                      b"MAIL ", b"EHLO ",
                                       b"\r", b"\n", b"\r\n", b"x", b"+", b"}", b"\x00",
                                       b"\xff"]), max_size=40).map(b"".join),
        cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6))

@@ -1,12 +1,10 @@
-"""The ``mail`` block: nginx's mail modules (core, auth_http, proxy, imap, pop3, ssl,
-realip) for IMAP and POP3.
+"""The ``mail`` block: nginx's mail modules (core, auth_http, proxy, imap, pop3, smtp,
+ssl) for IMAP, POP3 and SMTP.
 
 A client logs in to fastgate; fastgate asks the ``auth_http`` server whether it may and
 to which mail server, logs in there on its behalf, and from then on passes bytes both
 ways. Every reply fastgate makes before that is nginx's, to the byte: the capability
-lists are made here, once, as nginx's merge makes them. SMTP (nginx's smtp module, with
-its reverse DNS and XCLIENT) is not done: a server whose protocol is SMTP is refused
-with the reason."""
+lists are made here, once, as nginx's merge makes them."""
 
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastgate.config.context import Context, Level, Spec
-from fastgate.config.directives import tls
+from fastgate.config.directives import resolver, tls
 from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import AuthHttp, Listen, Mail, MailServer, Settings, Where
@@ -32,8 +30,6 @@ MMS = frozenset({MAIL, MAIL_SERVER})
 # nginx picks the protocol by the listening port when ``protocol`` is not given
 PORTS = {143: "imap", 993: "imap", 110: "pop3", 995: "pop3", 25: "smtp", 465: "smtp",
          587: "smtp"}
-SMTP_NOT_DONE = ("fastgate's mail block speaks IMAP and POP3; SMTP (its client name "
-                 "lookups, XCLIENT and the smtp_* directives) is not done")
 
 # imap_auth / pop3_auth: the names nginx takes, in the order of its bits, and what each
 # is called in the capability lists
@@ -41,6 +37,8 @@ IMAP_AUTH = {"plain": "AUTH=PLAIN", "login": "AUTH=LOGIN", "cram-md5": "AUTH=CRA
              "external": "AUTH=EXTERNAL"}
 POP3_AUTH = {"plain": "PLAIN", "login": "LOGIN", "apop": "", "cram-md5": "CRAM-MD5",
              "external": "EXTERNAL"}
+SMTP_AUTH = {"plain": "PLAIN", "login": "LOGIN", "cram-md5": "CRAM-MD5",
+             "external": "EXTERNAL", "none": ""}
 IMAP_CAPABILITIES = ("IMAP4", "IMAP4rev1", "UIDPLUS")
 POP3_CAPABILITIES = ("TOP", "USER", "UIDL")
 CRLF = "\r\n"
@@ -72,6 +70,27 @@ def pop3_replies(capabilities: tuple[str, ...], methods: frozenset[str]) -> dict
                                      ).encode("latin-1"),
         "auth_capability": ("+OK methods supported:" + CRLF
                             + "".join(n + CRLF for n in names) + "." + CRLF).encode("latin-1"),
+    }
+
+
+def smtp_replies(server_name: str, capabilities: tuple[str, ...],
+                 methods: frozenset[str]) -> dict[str, bytes]:
+    """The greeting, HELO's and EHLO's replies, as ngx_mail_smtp_merge_srv_conf makes
+    them: one line per capability, "250-" but for the last."""
+    names = [name for m, name in SMTP_AUTH.items() if m in methods and name]
+    lines = [server_name, *capabilities]
+    auth = ["AUTH " + " ".join(names)] if names else []
+
+    def reply(items: list[str]) -> bytes:
+        return "".join(("250 " if i == len(items) - 1 else "250-") + item + CRLF
+                       for i, item in enumerate(items)).encode("latin-1")
+
+    return {
+        "greeting": f"220 {server_name} ESMTP ready{CRLF}".encode("latin-1"),
+        "helo": f"250 {server_name}{CRLF}".encode("latin-1"),
+        "capability": reply(lines + auth),
+        "starttls_capability": reply(lines + auth + ["STARTTLS"]),
+        "starttls_only_capability": reply(lines + ["STARTTLS"]),
     }
 
 
@@ -130,8 +149,6 @@ def protocol(ld: Context, lvl: Level, d: Directive) -> None:
     name = d.args[0]
     if name not in ("imap", "pop3", "smtp"):
         raise d.error(f'unknown protocol "{name}"')
-    if name == "smtp":
-        raise d.error(f'"protocol smtp" is not done: {SMTP_NOT_DONE}')
     lvl.local["protocol"] = name
 
 
@@ -184,6 +201,13 @@ def _methods(names: dict[str, str]) -> Any:
     return parse
 
 
+def _resolver(ld: Context, lvl: Level, d: Directive) -> None:
+    """nginx's mail resolver (SMTP clients' names): ``off`` or the servers."""
+    lvl.once(d)
+    lvl.local.setdefault("mail", {})["resolver"] = (
+        None if tuple(d.args) == ("off",) else resolver.resolver(ld, d))
+
+
 def _starttls(ld: Context, d: Directive) -> str:
     value = d.args[0]
     if value not in ("on", "off", "only"):
@@ -213,9 +237,7 @@ def _server(ld: Context, top: Level, lvl: Level) -> MailServer:
         found = lvl.local.get("port_protocol")
         if found is None:
             raise ConfigError("unknown mail protocol for server", d.file, d.line)
-        name, at = found
-        if name == "smtp":
-            raise at.error(f"an SMTP port is not done: {SMTP_NOT_DONE}")
+        name = found[0]
     auth_http = own_.pop("auth_http", None)
     if auth_http is None:
         raise ConfigError('no "auth_http" is defined for server', d.file, d.line)
@@ -239,25 +261,35 @@ def _server(ld: Context, top: Level, lvl: Level) -> MailServer:
         except TlsError as e:
             at = lvl.origins.get(e.directive) or top.origins.get(e.directive) or where
             raise at.error(e.message) from None
-    methods_key = f"{name}_auth"
-    methods = own_.pop(methods_key, frozenset({"plain"}))
-    own_.pop("imap_auth" if name == "pop3" else "pop3_auth", None)
+    # each protocol's own settings: this server's protocol's are kept
+    default_methods = frozenset({"plain", "login"} if name == "smtp" else {"plain"})
+    methods = own_.pop(f"{name}_auth", default_methods)
     capabilities = own_.pop(f"{name}_capabilities", None)
-    own_.pop("imap_capabilities" if name == "pop3" else "pop3_capabilities", None)
+    buffers = {p: own_.pop(f"{p}_client_buffer", None) for p in ("imap", "smtp")}
+    for other in {"imap", "pop3", "smtp"} - {name}:
+        own_.pop(f"{other}_auth", None)
+        own_.pop(f"{other}_capabilities", None)
+    server_name = own_.pop("server_name", "") or socket.gethostname()
     if name == "imap":
         replies = imap_replies(capabilities or IMAP_CAPABILITIES, methods)
-    else:
+        own_["client_buffer"] = buffers["imap"] or 4096
+    elif name == "pop3":
         if "plain" in methods:
             methods = methods | {"login"}
         replies = pop3_replies(capabilities or POP3_CAPABILITIES, methods)
         own_["client_buffer"] = 128  # (nginx's POP3 reads commands into 128 bytes)
+    else:
+        replies = smtp_replies(server_name, capabilities or (), methods)
+        own_["client_buffer"] = buffers["smtp"] or 4096
     return MailServer(listens=listens, protocol=name, settings=settings,
                       where=Where(d.file, d.line), auth_http=auth_http,
-                      auth_methods=methods, server_name=own_.pop("server_name", "")
-                      or socket.gethostname(), capability=replies["capability"],
+                      auth_methods=methods, server_name=server_name,
+                      capability=replies["capability"],
                       starttls_capability=replies["starttls_capability"],
                       starttls_only_capability=replies["starttls_only_capability"],
-                      auth_capability=replies.get("auth_capability", b""), **own_)
+                      auth_capability=replies.get("auth_capability", b""),
+                      smtp_greeting=replies.get("greeting", b""),
+                      smtp_helo=replies.get("helo", b""), **own_)
 
 
 def _tls_specs(names: Iterable[str]) -> list[Spec]:
@@ -280,10 +312,8 @@ MAIL_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("server_name", MMS, 1, 1, own("server_name", lambda ld, d: d.args[0])),
     Spec("max_errors", MMS, 1, 1, own("max_errors", number_arg)),
     Spec("error_log", MMS, 1, 2, ignored("the mail block logs to the main error_log")),
-    Spec("resolver", MMS, 1, None, ignored(
-        "nginx's mail block resolves only SMTP clients' names, and SMTP is not done")),
-    Spec("resolver_timeout", MMS, 1, 1, ignored(
-        "nginx's mail block resolves only SMTP clients' names, and SMTP is not done")),
+    Spec("resolver", MMS, 1, None, _resolver),
+    Spec("resolver_timeout", MMS, 1, 1, own("resolver_timeout", time_arg)),
     Spec("auth_http", MMS, 1, 1, own("auth_http", _auth_http)),
     Spec("auth_http_timeout", MMS, 1, 1, own("auth_http_timeout", time_arg)),
     Spec("auth_http_header", MMS, 2, 2, _header),
@@ -295,7 +325,14 @@ MAIL_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("proxy_timeout", MMS, 1, 1, own("proxy_timeout", time_arg)),
     Spec("proxy_pass_error_message", MMS, 1, 1, own("pass_error_message", flag_arg)),
     Spec("proxy_protocol", MMS, 1, 1, own("send_proxy_protocol", flag_arg)),
-    Spec("imap_client_buffer", MMS, 1, 1, own("client_buffer", size_arg)),
+    Spec("imap_client_buffer", MMS, 1, 1, own("imap_client_buffer", size_arg)),
+    Spec("smtp_client_buffer", MMS, 1, 1, own("smtp_client_buffer", size_arg)),
+    Spec("smtp_greeting_delay", MMS, 1, 1, own("greeting_delay", time_arg)),
+    Spec("smtp_capabilities", MMS, 1, None,
+         own("smtp_capabilities", lambda ld, d: tuple(d.args))),
+    Spec("smtp_auth", MMS, 1, None, own("smtp_auth", _methods(SMTP_AUTH))),
+    Spec("xclient", MMS, 1, 1, own("xclient", flag_arg)),
+    Spec("proxy_smtp_auth", MMS, 1, 1, own("smtp_auth_upstream", flag_arg)),
     Spec("imap_capabilities", MMS, 1, None,
          own("imap_capabilities", lambda ld, d: tuple(d.args))),
     Spec("imap_auth", MMS, 1, None, own("imap_auth", _methods(IMAP_AUTH))),
@@ -310,11 +347,9 @@ MAIL_TABLE: dict[str, Spec] = {s.name: s for s in [
 # nginx's mail directives fastgate does not do, with why (a configuration that needs one
 # fails at load with this)
 NOT_DONE: dict[str, str] = {
-    name: SMTP_NOT_DONE for name in ("smtp_auth", "smtp_capabilities", "smtp_client_buffer",
-                                     "smtp_greeting_delay", "xclient", "proxy_smtp_auth")
+    "set_real_ip_from": "it reads the PROXY protocol header of a mail listen, which is "
+                        "not done",
 }
-NOT_DONE["set_real_ip_from"] = ("it reads the PROXY protocol header of a mail listen, "
-                                "which is not done")
 
 
 def _refuse(why: str) -> Any:
