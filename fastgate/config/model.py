@@ -1212,6 +1212,8 @@ class MailServer:
     smtp_auth_upstream: bool = False  # proxy_smtp_auth: AUTH PLAIN to the mail server
     resolver: Resolver | None = None  # the client's name (PTR, then confirmed) for SMTP
     resolver_timeout: float = 30.0
+    # set_real_ip_from: peers whose PROXY header (listen ... proxy_protocol) names the client
+    real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -183,10 +183,15 @@ def _sessions(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext |
 
 
 def _mail_sessions(worker: Worker, listen: Listen, starttls: ssl.SSLContext | None,
+                   tls_after_header: ssl.SSLContext | None, timeout: float,
                    ) -> Callable[[], asyncio.BaseProtocol]:
     """The protocol factory of a mail server's listening socket (``starttls``: the
-    context its clients' STARTTLS handshakes with)."""
-    return lambda: worker.mail_session(listen, starttls)
+    context its clients' STARTTLS handshakes with; ``tls_after_header``: ``ssl`` with
+    ``proxy_protocol``, the header read in clear first)."""
+    if tls_after_header is None:
+        return lambda: worker.mail_session(listen, starttls)
+    ctx = tls_after_header
+    return lambda: TlsAfterHeader(worker.mail_session(listen, None), ctx, timeout)
 
 
 def _connections(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
@@ -254,7 +259,10 @@ class Gateway:
             handshake: float | None = None
             if kind == "mail":
                 mail = mail_server(worker.config, listen)
-                factory = _mail_sessions(worker, listen, None if listen.ssl else ctx)
+                # (a context here is STARTTLS's on a listen without ssl)
+                after_header = listen.ssl and listen.proxy_protocol
+                factory = _mail_sessions(worker, listen, None if listen.ssl else ctx,
+                                         ctx if after_header else None, mail.timeout)
                 handshake = mail.timeout if listen.ssl else None
                 ctx = ctx if listen.ssl else None
             elif kind == "stream":

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from fastgate import openssl
 from fastgate.client_certificate import VARIABLES as CERTIFICATE
 from fastgate.config.model import Listen, Mail, MailServer, Resolver
+from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.http.tcp import TcpEnd, connect
 from fastgate.proxy.dns import Names, ResolveError
 from fastgate.proxy.mail_auth import (
@@ -95,6 +96,8 @@ class MailSession:
         self.mail_from = b""
         self.rcpt_to = b""
         self.esmtp = False
+        self.proxy_header: ProxyHeader | None = None  # listen ... proxy_protocol
+        self._held = b""  # what came before the PROXY header was whole
         self.starttls_context = starttls
         self.client: TcpEnd | None = None
         self.reader = CommandReader(server.protocol, server.client_buffer)
@@ -135,11 +138,28 @@ class MailSession:
             end.abort()
             self.stage = "closed"
             return
+        self._opened(end)
+        if self.listen.proxy_protocol and not self.listen.ssl:
+            self.stage = "header"
+            self.action = "reading PROXY protocol"
+            self._arm(self.server.timeout, self._client_timed_out)
+            return
+        if self.proxy_header is not None:  # (read before the handshake: TlsAfterHeader)
+            self._real_ip()
+        self._begin()
+
+    def _opened(self, end: TcpEnd) -> None:
         self.host.stream_opened(self)
         port = end.address("peername")[1]
         self.host.stream_error("info", f"client {self.remote_addr}:{port} connected to "
                                        f"{self.listen.host}:{self.listen.port}")
-        self.tls = end.info("ssl_object")
+
+    def _begin(self) -> None:
+        """The session proper, once the PROXY header (if any) is read: the client
+        certificate's check, then the greeting (SMTP: the client's name first)."""
+        self.action = "in auth state"
+        assert self.client is not None
+        self.tls = self.client.info("ssl_object")
         if self.tls is not None and not self._certificate_checked():
             return
         if self.smtp:
@@ -167,11 +187,45 @@ class MailSession:
             return
         if self.stage == "closed":
             return
+        if self.stage == "header":
+            self._read_header(data)
+            return
         self.reader.feed(data)
         if self.stage == "auth":
             self._commands()
         elif self.stage == "delay":
             self._spoke_first()
+
+    def _read_header(self, data: bytes) -> None:
+        self._held += data
+        try:
+            found = read_header(self._held)
+        except BrokenHeader as e:
+            self._log("error", str(e))
+            if self.client is not None:  # (nginx only peeked: its close is a reset)
+                self.client.close_unread()
+            self._close()
+            return
+        if found is None:
+            return
+        self._disarm()
+        self.proxy_header, used = found
+        rest, self._held = self._held[used:], b""
+        self.stage = "auth"
+        self._real_ip()
+        self._begin()
+        if rest and self.stage != "closed":
+            self.received(rest)
+
+    def _real_ip(self) -> None:
+        """nginx's mail realip module: a trusted peer's PROXY header names the client
+        (its address is then Client-IP, XCLIENT's and the log's)."""
+        h = self.proxy_header
+        if h is not None and h.addr and self.server.real_ip_from and any(
+                ipaddress.ip_address(self.remote_addr) in net
+                for net in self.server.real_ip_from
+                if net.version == ipaddress.ip_address(self.remote_addr).version):
+            self.remote_addr = h.addr
 
     def ended(self) -> bool | None:
         if self.stage == "proxy" and self.upstream is not None:
@@ -195,11 +249,17 @@ class MailSession:
         if self.upstream is not None:
             self.upstream.resume()
 
-    def header_given(self, header: Any) -> None:  # (mail listens take no PROXY header)
-        pass
+    def header_given(self, header: ProxyHeader) -> None:
+        """``listen ... ssl proxy_protocol``: the header, read before the handshake."""
+        self.proxy_header = header
 
     def header_broken(self, end: TcpEnd, why: str) -> None:
-        end.abort()
+        self.client = end
+        self.remote_addr = end.address("peername")[0]
+        self._opened(end)
+        self.action = "reading PROXY protocol"
+        self._log("error", why)
+        self._close()
 
     def crashed(self, error: Exception) -> None:
         self._log("alert", f"unexpected error in the mail session: {error!r}")
@@ -749,9 +809,12 @@ class MailSession:
                 if self.server.auth_http_pass_client_cert:
                     tls["Cert"] = escape(CERTIFICATE["ssl_client_raw_cert"](self).encode()
                                          ).decode("latin-1")
+        h = self.proxy_header
+        proxy = (h.addr, h.port, h.server_addr, h.server_port) if h is not None and h.addr \
+            else None
         return Login(self.method, self.login, self.password, self.salt, self.attempt,
                      self.remote_addr, tls, self.client_name, self.helo, self.mail_from,
-                     self.rcpt_to)
+                     self.rcpt_to, proxy)
 
     async def _ask_auth_server(self) -> None:
         a = self.server.auth_http

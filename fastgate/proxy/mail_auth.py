@@ -39,6 +39,9 @@ class Login:
     helo: bytes = b""  # SMTP: what HELO/EHLO, MAIL FROM and RCPT TO said
     mail_from: bytes = b""
     rcpt_to: bytes = b""
+    # the PROXY header's (listen ... proxy_protocol): source address and port, then the
+    # server's
+    proxy: tuple[str, int, str, int] | None = None
 
 
 def escape(text: bytes) -> bytes:
@@ -71,6 +74,11 @@ def request(server: MailServer, login: Login) -> bytes:
     ]
     if login.host:
         lines.append(b"Client-Host: " + login.host.encode("latin-1") + b"\r\n")
+    if login.proxy is not None:
+        addr, port, server_addr, server_port = login.proxy
+        lines.append(f"Proxy-Protocol-Addr: {addr}\r\nProxy-Protocol-Port: {port}\r\n"
+                     f"Proxy-Protocol-Server-Addr: {server_addr}\r\n"
+                     f"Proxy-Protocol-Server-Port: {server_port}\r\n".encode("latin-1"))
     if login.method == "none":  # (these cannot hold a CR or LF: not escaped, as nginx)
         lines += [b"Auth-SMTP-Helo: " + login.helo + b"\r\n",
                   b"Auth-SMTP-From: " + login.mail_from + b"\r\n",

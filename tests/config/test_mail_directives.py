@@ -13,7 +13,6 @@ from fastgate.config.directives.mail import (
     MAIL,
     MAIL_SERVER,
     MAIL_TABLE,
-    NOT_DONE,
     imap_replies,
     pop3_replies,
     smtp_replies,
@@ -47,23 +46,14 @@ def test_the_list_is_nginx_1_22s_mail_modules() -> None:
 
 
 @pytest.mark.parametrize("module,name,contexts", NGINX, ids=[n for _, n, _ in NGINX])
-def test_every_mail_directive_is_taken_where_nginx_takes_it_or_refused_with_why(
+def test_every_mail_directive_is_taken_where_nginx_takes_it(
         module: str, name: str, contexts: str) -> None:
     if name == "mail":  # (the block itself: the main table's)
         return
     spec = MAIL_TABLE.get(name)
-    assert spec is not None, f"nginx's {name} ({module}) is neither taken nor refused"
-    if name in NOT_DONE:
-        return
+    assert spec is not None, f"nginx's {name} ({module}) is not taken"
     theirs = {WHERE[c] for c in contexts.split(",")}
     assert theirs <= spec.contexts, f"{name} is not taken in {sorted(theirs - spec.contexts)}"
-
-
-@pytest.mark.parametrize("name", sorted(NOT_DONE))
-def test_what_is_not_done_is_refused_with_the_reason(tmp_path: Path, name: str) -> None:
-    message = _error(tmp_path, f"{name} on;")
-    assert message.startswith(f'"{name}" directive is not done in fastgate\'s mail block: ')
-    assert message.endswith(f"{tmp_path / 'm.conf'}:2")
 
 
 def test_servers_load_with_nginx_defaults(tmp_path: Path) -> None:
@@ -167,8 +157,7 @@ def test_smtp_servers(tmp_path: Path) -> None:
      'no "ssl_certificate" is defined for the "listen ... ssl" directive in {path}:2'),
     ("auth_http 127.0.0.1:1; starttls on; server { listen 127.0.0.1:1143; protocol imap; }",
      'no "ssl_certificate" is defined for the "starttls" directive in {path}:2'),
-    ("auth_http 127.0.0.1:1; server { listen 127.0.0.1:1143 proxy_protocol; protocol imap; }",
-     'the "proxy_protocol" parameter of a mail "listen" is not done'),
+    ("set_real_ip_from nowhere;", 'invalid parameter "nowhere" in {path}:2'),
     ("auth_http 127.0.0.1:1; server { listen 127.0.0.1:1143 fast; protocol imap; }",
      'the invalid "fast" parameter in {path}:2'),
 ])

@@ -1023,3 +1023,63 @@ def test_smtp_client_names(tmp_path: Path, auth: AuthServer) -> None:
     _compare(got, asked, received, logged)
     hosts = [re.search(rb"Client-Host: (\S+)", r).group(1) for r in asked[1]]  # type: ignore[union-attr]
     assert hosts == [b"good.client.test", b"[UNAVAILABLE]", b"[UNAVAILABLE]"]
+
+
+PROXIED = """
+ssl_certificate HOME/cert.pem; ssl_certificate_key HOME/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
+server { listen 127.0.0.1:PORT0 proxy_protocol; protocol imap; auth_http AUTH/auth;
+         set_real_ip_from 127.0.0.0/8; }
+server { listen 127.0.0.1:PORT1 proxy_protocol; protocol imap; auth_http AUTH/auth;
+         set_real_ip_from 10.0.0.0/8; }
+server { listen 127.0.0.1:PORT2 ssl proxy_protocol; protocol imap; auth_http AUTH/auth;
+         set_real_ip_from 127.0.0.1; }
+server { listen 127.0.0.1:PORT3 proxy_protocol; protocol smtp; auth_http AUTH/auth;
+         set_real_ip_from 127.0.0.1; }
+"""
+
+
+def test_proxy_protocol_and_real_ip(tmp_path: Path, auth: AuthServer) -> None:
+    """``listen ... proxy_protocol`` (in clear, and before the handshake with ssl):
+    the auth server told the header's addresses; from a ``set_real_ip_from`` peer the
+    header's client is Client-IP, XCLIENT's address and the log's client; a broken
+    header ends the connection with nginx's message."""
+    self_signed(tmp_path)
+    backend = imap_backend()
+    smtp = smtp_backend()
+
+    def answer(req: bytes) -> list[str]:
+        return ok_to(smtp if b"Auth-Protocol: smtp" in req else backend)(req)
+
+    auth.answer = answer
+    header = b"PROXY TCP4 203.0.113.7 198.51.100.1 5555 143\r\n"
+    smtps: list[list[bytes]] = []
+
+    def run(side: Side) -> list[bytes]:
+        out = []
+        for port in side.ports[:2]:
+            c = Client(port)
+            c.sock.sendall(header)
+            out += [c.read(), c.say(b"a1 LOGIN u p\r\n"), c.say(b"a2 NOOP\r\n")]
+            c.close()
+        sock = socket.create_connection(("127.0.0.1", side.ports[2]), timeout=5)
+        sock.sendall(header)
+        c = Client.__new__(Client)
+        c.sock = _client_tls().wrap_socket(sock)
+        out += [c.read(), c.say(b"b1 LOGIN v p\r\n")]
+        c.close()
+        c = Client(side.ports[3])
+        c.sock.sendall(header)
+        out += [c.read(), c.say(b"EHLO x\r\n"), c.say(b"AUTH PLAIN " + _b64(b"\0w\0p") + b"\r\n")]
+        c.close()
+        out += _scripts(side.ports[0], [[b"GARBAGE\r\n"]])
+        smtps.append(smtp.take())
+        return out
+
+    got, asked, received, logged = _each(tmp_path, auth, backend, PROXIED, run, nports=4)
+    _compare(got, asked, received, logged)
+    assert smtps[1] == smtps[0]
+    assert b"XCLIENT ADDR=203.0.113.7 " in smtps[1][0]
+    assert [re.search(rb"Client-IP: (\S+)", r).group(1) for r in asked[1]] == [  # type: ignore[union-attr]
+        b"203.0.113.7", b"127.0.0.1", b"203.0.113.7", b"203.0.113.7"]
+    assert b"Proxy-Protocol-Addr: 203.0.113.7\r\nProxy-Protocol-Port: 5555\r\n" in asked[1][1]
+    assert any(m.startswith('broken header: "GARBAGE') for m in logged[1])

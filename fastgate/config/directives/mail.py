@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastgate.config.context import Context, Level, Spec
-from fastgate.config.directives import resolver, tls
+from fastgate.config.directives import realip, resolver, tls
 from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import AuthHttp, Listen, Mail, MailServer, Settings, Where
@@ -127,8 +127,7 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
             params["ssl"] = True
             lvl.local.setdefault("ssl_listen", d)
         elif arg == "proxy_protocol":
-            raise d.error('the "proxy_protocol" parameter of a mail "listen" is not done: '
-                          "fastgate's mail servers take clients directly")
+            params["proxy_protocol"] = True
         elif arg.startswith("backlog="):
             params["backlog"] = parse_number(d, arg[8:], minimum=1)
         elif arg == "bind" or arg.startswith(("ipv6only=", "so_keepalive=", "rcvbuf=",
@@ -206,6 +205,13 @@ def _resolver(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
     lvl.local.setdefault("mail", {})["resolver"] = (
         None if tuple(d.args) == ("off",) else resolver.resolver(ld, d))
+
+
+def _real_ip_from(ld: Context, lvl: Level, d: Directive) -> None:
+    """``set_real_ip_from``: every one of a level; a server's list replaces the block's
+    (nginx's mail realip merge)."""
+    own_ = lvl.local.setdefault("mail", {})
+    own_["real_ip_from"] = own_.get("real_ip_from", ()) + (realip.trusted_network(ld, d),)
 
 
 def _starttls(ld: Context, d: Directive) -> str:
@@ -341,25 +347,8 @@ MAIL_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("pop3_auth", MMS, 1, None, own("pop3_auth", _methods(POP3_AUTH))),
     Spec("ssl", MMS, 1, 1, _ssl),
     Spec("starttls", MMS, 1, 1, own("starttls", _starttls)),
+    Spec("set_real_ip_from", MMS, 1, 1, _real_ip_from),
     *_tls_specs(_TLS),
 ]}
 
-# nginx's mail directives fastgate does not do, with why (a configuration that needs one
-# fails at load with this)
-NOT_DONE: dict[str, str] = {
-    "set_real_ip_from": "it reads the PROXY protocol header of a mail listen, which is "
-                        "not done",
-}
-
-
-def _refuse(why: str) -> Any:
-    def handle(ld: Context, lvl: Level, d: Directive) -> None:
-        raise d.error(f'"{d.name}" directive is not done in fastgate\'s mail block: {why}')
-
-    return handle
-
-
-MAIL_TABLE.update({name: Spec(name, MMS, 0, None, _refuse(why))
-                   for name, why in NOT_DONE.items()})
-
-__all__ = ["MAIL_TABLE", "NOT_DONE", "SPECS", "imap_replies", "pop3_replies"]
+__all__ = ["MAIL_TABLE", "SPECS", "imap_replies", "pop3_replies", "smtp_replies"]
