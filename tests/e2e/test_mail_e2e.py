@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import free_port
@@ -1083,3 +1085,42 @@ def test_proxy_protocol_and_real_ip(tmp_path: Path, auth: AuthServer) -> None:
         b"203.0.113.7", b"127.0.0.1", b"203.0.113.7", b"203.0.113.7"]
     assert b"Proxy-Protocol-Addr: 203.0.113.7\r\nProxy-Protocol-Port: 5555\r\n" in asked[1][1]
     assert any(m.startswith('broken header: "GARBAGE') for m in logged[1])
+
+
+def test_workers_and_a_reload(tmp_path: Path, auth: AuthServer, gateway: Any,
+                              free: Any) -> None:
+    """Under a master (worker_processes 2) the mail block's sockets and TLS contexts
+    (``ssl`` and STARTTLS) are the master's, beside an HTTP server; a reload changes
+    what a mail server says without dropping its address."""
+    self_signed(tmp_path)
+    backend = imap_backend()
+    auth.answer = ok_to(backend)
+    http, plain, tls = free(), free(), free()
+
+    def config(capability: str) -> str:
+        return (f"worker_processes 2; error_log {tmp_path}/error.log info;\n"
+                f"http {{ access_log off; server {{ listen 127.0.0.1:{http}; return 200 web; }} }}\n"
+                f"mail {{ auth_http 127.0.0.1:{auth.port}/auth; starttls on;\n"
+                f"  ssl_certificate {tmp_path}/cert.pem; ssl_certificate_key {tmp_path}/key.pem;\n"
+                f"  imap_capabilities {capability};\n"
+                f"  server {{ listen 127.0.0.1:{plain}; protocol imap; }}\n"
+                f"  server {{ listen 127.0.0.1:{tls} ssl; protocol imap; }} }}\n")
+
+    gw = gateway(config("ONE"), http)  # (stopped by the fixture, failing on a traceback)
+    for _ in range(4):  # (either worker)
+        c = Client(plain)
+        assert c.read() == b"* OK IMAP4 ready\r\n"
+        assert c.say(b"a STARTTLS\r\n") == b"a OK completed\r\n"
+        c.starttls(_client_tls())
+        assert c.say(b"b CAPABILITY\r\n") == b"* CAPABILITY ONE AUTH=PLAIN\r\nb OK completed\r\n"
+        assert c.say(b"c LOGIN u p\r\n") == b"c OK [CAPABILITY IMAP4rev1] Logged in\r\n"
+        c.close()
+        got = script(tls, [b"d CAPABILITY\r\n"], _client_tls())
+        assert got[1] == b"* CAPABILITY ONE AUTH=PLAIN\r\nd OK completed\r\n"
+    gw.conf.write_text(config("TWO"))
+    gw.signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while script(plain, [b"e CAPABILITY\r\n"])[1] != (b"* CAPABILITY TWO AUTH=PLAIN STARTTLS\r\n"
+                                                     b"e OK completed\r\n"):
+        assert time.time() < deadline
+        time.sleep(0.1)
