@@ -802,3 +802,63 @@ def test_tcp_edge(serve, backends, tmp_path: Path, free) -> None:  # type: ignor
     finally:
         for s in (git, vault, pg):
             s.close()
+
+
+def test_mail_proxy(gateway, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """IMAP, IMAPS, POP3 and submission through an authoriser written in the same
+    configuration (if/add_header/return 204, a map by Auth-Protocol): the right
+    password reaches the mail host, a wrong one waits and is refused, and nothing of
+    it reaches any mail host."""
+    from test_mail_e2e import Client as MailClient
+    from test_mail_e2e import _b64, _client_tls, imap_backend, pop3_backend, smtp_backend
+
+    self_signed(tmp_path, "mail.example.com", stem="mail.example.com.")
+    (tmp_path / "mail.example.com.pem").write_bytes(
+        (tmp_path / "mail.example.com.cert.pem").read_bytes())
+    (tmp_path / "mail.example.com.key").write_bytes(
+        (tmp_path / "mail.example.com.key.pem").read_bytes())
+    imap, pop3, smtp = imap_backend(), pop3_backend(), smtp_backend()
+    auth, p143, p993, p110, p587 = free(), free(), free(), free(), free()
+    text = _fit("mail-proxy.conf", tmp_path, {
+        "127.0.0.1:9000": f"127.0.0.1:{auth}", "Auth-Server 10.0.0.25": "Auth-Server 127.0.0.1",
+        "imap 143;": f"imap {imap.port};", "pop3 110;": f"pop3 {pop3.port};",
+        "smtp 25;": f"smtp {smtp.port};", "listen 143;": f"listen 127.0.0.1:{p143};",
+        "listen 993 ssl;": f"listen 127.0.0.1:{p993} ssl;",
+        "listen 110;": f"listen 127.0.0.1:{p110};", "listen 587;": f"listen 127.0.0.1:{p587};"})
+    conf = tmp_path / "mail-proxy.conf"
+    conf.write_text(text)
+    _check(conf)
+    g = gateway(text, auth)
+    c = MailClient(p143)
+    assert c.read() == b"* OK IMAP4 ready\r\n"
+    assert c.say(b"a CAPABILITY\r\n") == (b"* CAPABILITY IMAP4rev1 IDLE LITERAL+ SASL-IR "
+                                          b"AUTH=PLAIN AUTH=LOGIN STARTTLS\r\na OK completed\r\n")
+    assert c.say(b"b LOGIN alice wrong\r\n", quiet=1.5) == b"b NO Invalid login or password\r\n"
+    assert c.say(b"c LOGIN alice letmein\r\n") == b"c OK [CAPABILITY IMAP4rev1] Logged in\r\n"
+    c.close()
+    c = MailClient(p993, _client_tls())
+    c.read()
+    assert c.say(b"d LOGIN bob letmein\r\n") == b"d OK [CAPABILITY IMAP4rev1] Logged in\r\n"
+    c.close()
+    c = MailClient(p110)
+    c.read()
+    c.say(b"USER carol\r\n")
+    assert c.say(b"PASS letmein\r\n") == b"+OK logged in\r\n"
+    c.close()
+    c = MailClient(p587)
+    assert c.read() == b"220 mail.example.com ESMTP ready\r\n"
+    assert c.say(b"EHLO me\r\n").endswith(b"250 STARTTLS\r\n")
+    assert c.say(b"AUTH PLAIN " + _b64(b"\0dave\0letmein") + b"\r\n") == (
+        b"500 5.5.1 Invalid command\r\n")  # (starttls only)
+    assert c.say(b"STARTTLS\r\n") == b"220 2.0.0 Start TLS\r\n"
+    c.starttls(_client_tls())
+    c.say(b"EHLO me\r\n")
+    assert c.say(b"AUTH PLAIN " + _b64(b"\0dave\0letmein") + b"\r\n") == b"235 2.0.0 OK\r\n"
+    c.close()
+    time.sleep(0.2)
+    got = imap.take() + pop3.take() + smtp.take()
+    assert not any(b"wrong" in x for x in got)
+    assert [x.split(b"\r\n")[0] for x in got] == [b"c LOGIN {5}", b"d LOGIN {3}",
+                                                 b"USER carol", b"EHLO mail.example.com"]
+    assert b"AUTH PLAIN " + _b64(b"\0dave\0letmein") in got[3]
+    assert "Traceback" not in g.stderr
