@@ -839,6 +839,12 @@ class Settings:
     ssl_on: bool = False  # the deprecated "ssl on": every listen of the server is ssl
     http2: bool = False  # "http2 on" (nginx 1.25.1+): every listen of the server is http2
     http2_max_concurrent_streams: int = 128
+    # server push (nginx 1.22's HTTP/2 module): URIs pushed with a location's answers
+    # (an empty tuple: none, "off" included), Link rel=preload headers pushed too, and the
+    # pushes a connection may have going at once
+    http2_push: tuple[Template, ...] = ()
+    http2_push_preload: bool = False
+    http2_max_concurrent_pushes: int = 10
     http2_body_preread_size: int = 64 * 1024  # a stream's window before its body is read
     limit_req: tuple[LimitReq, ...] = ()
     limit_req_status: int = 503

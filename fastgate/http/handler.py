@@ -19,7 +19,7 @@ values; it never sees the worker, the configuration or the proxy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from fastgate._wire import ConnectionInfo
@@ -159,6 +159,12 @@ class ClientSide(Protocol):
         """The request's server or location is known: its keepalive_* and lingering_*
         apply (nginx reads them from the request's location); ``again``: a location
         after an internal redirect, which can end the connection but not undo that."""
+
+    def promise(self, paths: tuple[bytes, ...], preload: bool,
+                warn: Callable[[bytes], None]) -> None:
+        """``http2_push``: the URIs the answer pushes, and whether its ``Link``
+        preload headers do too (``warn`` is told of a URI that is not absolute); only an
+        HTTP/2 stream's connection pushes, the others ignore it."""
 
     def request_done(self) -> None:
         """The response is written: the connection closes or waits for the next one."""

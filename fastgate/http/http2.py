@@ -16,13 +16,21 @@ connection-specific field, a pseudo-field out of place, DATA beyond ``content-le
 a CONTINUATION flood or a header list past the limit end the connection with GOAWAY.
 Streams are bounded per connection (``http2_max_concurrent_streams``) and over its life
 (``keepalive_requests``, as nginx 1.19.7+), which bounds a rapid-reset client too.
+
+Server push is nginx 1.22's: the request path names what a location pushes
+(``ClientConnection.promise``); when that stream's answer head goes, each URI (and,
+with ``http2_push_preload``, each ``Link: <...>; rel=preload``) is promised
+(PUSH_PROMISE with the request's :authority, Accept-Encoding, Accept-Language and
+User-Agent) and served as a GET of its own, through the same phases as any request —
+one without the client's credentials, so a protected location answers it as it answers
+anyone without a token.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +78,7 @@ class Http2Limits:
     max_header_list: int = 32 * 1024  # large_client_header_buffers: count x size
     idle_timeout: float = 75.0  # keepalive_timeout: no stream open
     max_requests: int = 1000  # keepalive_requests: streams over the connection's life
+    max_pushes: int = 10  # http2_max_concurrent_pushes: pushed streams going at once
 
 
 class Preface(asyncio.Protocol):
@@ -122,10 +131,16 @@ class Stream(asyncio.Transport):
     is its answer, parsed back into HTTP/2 frames; the client's DATA is fed to it."""
 
     def __init__(self, owner: Http2Connection, sid: int, method: bytes,
-                 length: int) -> None:
+                 length: int, fields: list[tuple[bytes, bytes]] | None = None) -> None:
         super().__init__()
         self.owner = owner
         self.sid = sid
+        self.method = method
+        # what a push from this stream's answer repeats of its request (nginx's: the
+        # authority, Accept-Encoding, Accept-Language, User-Agent), and the pushes the
+        # request path named: (URIs, http2_push_preload, how to warn of a relative one)
+        self.fields = fields or []
+        self.promised: tuple[tuple[bytes, ...], bool, Callable[[bytes], None]] | None = None
         self.conn: ClientConnection | None = None
         # the body still to come: its length, or -1 (chunked)
         self.length = length
@@ -199,6 +214,8 @@ class Stream(asyncio.Transport):
                 fields += _carried(ev.headers)
                 if isinstance(ev, h11.Response):
                     self.answered = True
+                    if self.promised is not None:  # (the promises go before the head)
+                        owner.push_for(self, fields)
                 owner.send_head(self, fields)
             elif isinstance(ev, h11.EndOfMessage):
                 self.trailers = _carried(ev.headers) or None
@@ -212,6 +229,12 @@ class Stream(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def promise(self, paths: tuple[bytes, ...], preload: bool,
+                warn: Callable[[bytes], None]) -> None:
+        """What this stream's answer pushes (its location's ``http2_push`` URIs, and
+        ``http2_push_preload``); nothing when both are empty."""
+        self.promised = (paths, preload, warn) if paths or preload else None
 
     def close(self) -> None:
         """The HTTP/1.1 connection closes: an answer it did not finish is cut (a
@@ -315,6 +338,7 @@ class Http2Connection(asyncio.Protocol):
         self.dead = False  # closing: nothing more is read
         self.lingering = False  # our side is shut: waiting for the client's close
         self.served = 0
+        self.pushing = 0  # pushed streams going
         self._loop = asyncio.get_running_loop()
 
     # --- asyncio.Protocol --------------------------------------------------------------
@@ -463,7 +487,11 @@ class Http2Connection(asyncio.Protocol):
             # a pseudo-field HTTP/1.1 could not carry (RFC 9113 8.1.1: malformed)
             self.h2.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
             return
-        stream = Stream(self, sid, method, length)
+        self._serve(Stream(self, sid, method, length, fields), head)
+
+    def _serve(self, stream: Stream, head: bytes) -> None:
+        """A stream's request on a connection of its own."""
+        sid = stream.sid
         self.streams[sid] = stream
         if len(self.streams) == 1:
             self.outer.set_idle(False)
@@ -472,6 +500,53 @@ class Http2Connection(asyncio.Protocol):
         conn.connection_made(stream)
         if not conn.closed:
             conn.data_received(head)
+
+    def push_for(self, s: Stream, fields: list[tuple[bytes, bytes]]) -> None:
+        """The pushes of ``s``'s answer, as nginx's ngx_http_v2_push_resources: on a
+        client's stream (not a pushed one), not for HEAD, while the client takes pushes
+        and the connection is not going away; relative URIs are warned of and skipped;
+        past ``http2_max_concurrent_pushes`` (or without an authority) no more."""
+        assert s.promised is not None
+        paths, preload, warn = s.promised
+        s.promised = None
+        if (s.sid % 2 == 0 or s.method == b"HEAD" or self.going_away or self.dead
+                or not self.h2.remote_settings.enable_push):
+            return
+        targets = [p for p in paths if p and p != b"off"]
+        if preload:
+            for name, value in fields:
+                if name == b"link":
+                    targets += preload_links(value)
+        authority = next((v for n, v in s.fields if n == b":authority"), None) \
+            or next((v for n, v in s.fields if n == b"host"), None)
+        scheme = next((v for n, v in s.fields if n == b":scheme"), b"http")
+        given = dict(s.fields)
+        copied = [(n, given[n]) for n in (b"accept-encoding", b"accept-language",
+                                          b"user-agent") if n in given]
+        for path in targets:
+            if path[:1] != b"/":
+                warn(path)
+                continue
+            if self.pushing >= self.limits.max_pushes or authority is None:
+                return
+            if len(path) > _MAX_HEAD:
+                continue
+            promised = [(b":method", b"GET"), (b":path", path), (b":scheme", scheme),
+                        (b":authority", authority), *copied]
+            try:
+                sid = self.h2.get_next_available_stream_id()
+                self.h2.push_stream(s.sid, sid, promised)
+            except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+                return  # (the client's stream limit, or the stream is gone)
+            head, method, length = http1_head(promised, True)
+            if head is None:
+                self.h2.reset_stream(sid, ErrorCodes.INTERNAL_ERROR)
+                continue
+            self.pushing += 1
+            pushed = Stream(self, sid, method, length, promised)
+            pushed.client_ended = True  # (nothing comes from the client on it)
+            self._serve(pushed, head)
+        self._send()
 
     def acknowledge(self, s: Stream) -> None:
         """The stream's DATA read so far is let through: its window opens again."""
@@ -562,6 +637,8 @@ class Http2Connection(asyncio.Protocol):
             return
         if self.streams.pop(s.sid, None) is None:
             return
+        if s.sid % 2 == 0:
+            self.pushing -= 1
         if s.unacked:
             self.acknowledge(s)
         if not self.streams:
@@ -621,6 +698,86 @@ class Http2Connection(asyncio.Protocol):
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+
+def preload_links(value: bytes) -> list[bytes]:
+    """The URIs one ``Link`` header asks to preload, read as nginx's push_preload
+    reads it (ngx_http_v2_push_resources): each ``<URI>`` whose parameters hold
+    ``rel=preload`` (or ``rel="... preload ..."``) and no ``nopush``, not one starting
+    with ``//``; a link it cannot read ends the header's reading."""
+    out: list[bytes] = []
+    end = len(value)
+    start = 0
+    while True:  # (nginx's next_link)
+        while start < end and value[start] == 0x20:
+            start += 1
+        if start == end or value[start] != 0x3C:  # "<"
+            return out
+        start += 1
+        while start < end and value[start] == 0x20:
+            start += 1
+        last = value.find(b">", start)
+        if last < 0 or last == start:
+            return out
+        path = value[start:last]
+        start = last + 1
+        while start < end and value[start] == 0x20:
+            start += 1
+        if start == end:
+            return out
+        if value[start] == 0x2C:  # ","
+            start += 1
+            continue
+        if value[start] != 0x3B:  # ";"
+            return out
+        start += 1
+        last = value.find(b",", start)
+        if last < 0:
+            last = end
+        push = False
+        while True:  # the link's parameters, to the next comma
+            while start < last and value[start] == 0x20:
+                start += 1
+            low = value[start:last].lower()
+            if low.startswith(b"nopush") and (len(low) == 6 or low[6] in b" ;"):
+                push = False
+                break
+            if low.startswith(b"rel=preload"):
+                start += 11
+                if start == last or value[start] in b" ;":
+                    push = True
+            elif low.startswith(b"rel="):
+                start += 4
+                while start < last and value[start] == 0x20:
+                    start += 1
+                opened = start < last and value[start] == 0x22  # '"'
+                start += start < last  # (nginx's *start++: past it either way)
+                if opened:
+                    while True:
+                        while start < last and value[start] == 0x20:
+                            start += 1
+                        if value[start:start + 7].lower() == b"preload" \
+                                and start + 7 <= last:
+                            start += 7
+                            if start < last and value[start] in b' "':
+                                push = True
+                                break
+                        while start < last and value[start] not in b' "':
+                            start += 1
+                        if start == last or value[start] == 0x22:
+                            break
+                        start += 1
+            semi = value.find(b";", start, last)
+            if semi < 0:
+                break
+            start = semi + 1
+        if push:
+            path = path.rstrip(b" ")
+        if push and path and not path.startswith(b"//"):
+            out.append(path)
+        if last >= end:
+            return out
+        start = last + 1
 
 
 def http1_head(fields: list[tuple[bytes, bytes]], whole: bool,

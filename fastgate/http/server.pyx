@@ -280,6 +280,10 @@ cdef class ClientConnection:
             exchange.last = last
 
     def located(self, policy: RequestPolicy, again: bool = False) -> None:
+        if again and self._protocol:
+            # an HTTP/2 stream's pushes are its last location's (nginx's header filter
+            # reads r's loc conf as the answer goes)
+            self.transport.promise((), False, None)
         if again:
             # a further location of the same request (an internal redirect): as nginx's
             # r->keepalive, once off it stays off
@@ -289,6 +293,13 @@ cdef class ClientConnection:
         elif policy is not self.policy:
             self.policy = policy
             self._decide_last(policy)
+
+    def promise(self, paths: tuple[bytes, ...], preload: bool,
+                warn: Callable[[bytes], None]) -> None:
+        """``http2_push`` and ``http2_push_preload``: what the answer pushes, when this
+        connection is an HTTP/2 stream's (its transport, ``http2.Stream``, promises)."""
+        if self._protocol and self.transport is not None:
+            self.transport.promise(paths, preload, warn)
 
     def close_after_response(self) -> None:
         """The response about to go ends this connection (``Connection: close``)."""

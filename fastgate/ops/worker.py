@@ -94,7 +94,8 @@ def http2_limits(settings: Settings) -> Http2Limits:
     return Http2Limits(max_concurrent_streams=settings.http2_max_concurrent_streams,
                        preread_size=settings.http2_body_preread_size,
                        max_header_list=count * size, idle_timeout=settings.keepalive_timeout,
-                       max_requests=settings.keepalive_requests)
+                       max_requests=settings.keepalive_requests,
+                       max_pushes=settings.http2_max_concurrent_pushes)
 
 
 class ServerTable:

@@ -26,7 +26,7 @@ from fastgate.proxy.request import Request
 from fastgate.variables import SUBREQUEST_KEY
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from fastgate._wire import ConnectionInfo
     from fastgate.http.engine import Headers
@@ -158,6 +158,10 @@ class Kept:
 
     def located(self, policy: RequestPolicy, again: bool = False) -> None:
         pass
+
+    def promise(self, paths: tuple[bytes, ...], preload: bool,
+                warn: Callable[[bytes], None]) -> None:
+        pass  # (a subrequest's answer is not sent as one: nginx pushes for r->main only)
 
     def request_done(self) -> None:
         pass

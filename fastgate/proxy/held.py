@@ -15,6 +15,7 @@ its empty body fails the filter as nginx's does. A response past ``capture.KEPT_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from fastgate.errors import FastgateError
@@ -53,6 +54,10 @@ class Held(Kept):
 
     def located(self, policy: RequestPolicy, again: bool = False) -> None:
         self.main.located(policy, again)
+
+    def promise(self, paths: tuple[bytes, ...], preload: bool,
+                warn: Callable[[bytes], None]) -> None:
+        self.main.promise(paths, preload, warn)
 
 
 class Failed(FastgateError):

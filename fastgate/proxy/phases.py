@@ -32,6 +32,7 @@ from fastgate.proxy.exchange import UpstreamExchange
 from fastgate.proxy.limits import Limits
 from fastgate.proxy.locate import Locator
 from fastgate.proxy.mirror import Mirror
+from fastgate.proxy.push import Push
 from fastgate.proxy.realip import RealIp
 from fastgate.proxy.respond import REDIRECTS, Responder
 from fastgate.proxy.rewrite import CHANGED, STAYED, RewriteModule
@@ -64,6 +65,7 @@ class Phases:
         self.locate = locator.find
         self._memos = locator.memos
         self.realip = RealIp()
+        self.push = Push(worker)
         # the access phase's refusals: through auth_delay only where a location has one
         # (else a frame less on every 401)
         refuse = self.refuse if _uses_auth_delay(worker) else self.fail
@@ -337,6 +339,9 @@ def _uses_auth_delay(worker: Runtime) -> bool:
 # handler a location needs in that phase, or None (then its plan leaves the phase out).
 PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
     ("find-config", lambda p, loc: p.internal_only if loc.internal else None),
+    # (nginx pushes in its HTTP/2 header filter, with r's last location's settings: named
+    # here, where each location a request reaches is found, and sent with the head)
+    ("find-config", lambda p, loc: p.push.handler(loc)),
     ("rewrite", lambda p, loc: p.rewrite.handler(loc)),
     # (nginx runs a phase's handlers last module first: degradation, realip, the limits)
     ("preaccess", lambda p, loc: p.degradation.handler(loc)),

@@ -35,13 +35,13 @@ events { use epoll; }
 http {
   proxy_cache_path /tmp/c keys_zone=c:1m;
   upstream u { zone u 64k; server 127.0.0.1:1; }
-  server { listen 127.0.0.1:8997; http2_push_preload on; http2_idle_timeout 1m;
+  server { listen 127.0.0.1:8997; http2_chunk_size 8k; http2_idle_timeout 1m;
     location / { proxy_cache c; proxy_cache_valid 200 1m; gunzip off;
                  open_file_cache max=10; } }
 }""")
     text = "\n".join(warnings)
     for name in ("proxy_cache_path", "proxy_cache", "proxy_cache_valid", "zone",
-                 "http2_push_preload", "http2_idle_timeout", "use", "open_file_cache"):
+                 "http2_chunk_size", "http2_idle_timeout", "use", "open_file_cache"):
         assert f'"{name}" directive is ignored' in text, name
     assert '"daemon"' not in text and '"gunzip"' not in text  # off is what fastgate does
 

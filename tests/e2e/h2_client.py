@@ -1,7 +1,8 @@
 """A small blocking HTTP/2 client for the tests (h2 over a socket): cleartext with prior
 knowledge, or TLS with ALPN h2. It sends requests as given (several at once on one
 connection, any fields, bodies in pieces, resets) and collects, per stream, the status,
-the fields, the body, the trailers, and how the stream ended."""
+the fields, the body, the trailers, and how the stream ended; the streams a server
+pushes likewise, with their promises."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class H2Client:
         if settings:
             self.conn.update_settings(settings)
         self.answers: dict[int, Answer] = {}
+        # each PUSH_PROMISE: (the stream it came on, the pushed stream, its fields)
+        self.promises: list[tuple[int, int, list[tuple[bytes, bytes]]]] = []
         self.goaway: h2.events.ConnectionTerminated | None = None
         self.closed = False
         self._flush()
@@ -113,6 +116,10 @@ class H2Client:
         self._flush()
 
     def _event(self, ev: h2.events.Event) -> None:
+        if isinstance(ev, h2.events.PushedStreamReceived):
+            self.promises.append((ev.parent_stream_id, ev.pushed_stream_id, list(ev.headers)))
+            self.answers[ev.pushed_stream_id] = Answer()
+            return
         sid = getattr(ev, "stream_id", None)
         a = self.answers.get(sid) if sid else None
         if isinstance(ev, h2.events.ResponseReceived) and a is not None:

@@ -68,6 +68,7 @@ http {{
     location /hop/ {{ add_header TE gzip; add_header Upgrade foo; add_header X-Ok 1;
                      proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://be; }}
     location /files/ {{ root {tmp}; }}
+    location = /pushing {{ http2_push /api/pushed; http2_push /open/pushed; return 200 "page\n"; }}
     location = /cors {{
       if ($request_method = OPTIONS) {{ add_header Access-Control-Allow-Origin "*"; return 204; }}
       return 200 "get\\n";
@@ -423,3 +424,37 @@ def test_proxy_protocol_before_http2(tmp_path: Path, engine: str, tls: bool) -> 
         code = gw.stop()
     assert "broken header" in gw.stderr
     assert "Traceback" not in gw.stderr and code in (0, -signal.SIGTERM)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "h2"])
+def test_a_push_carries_no_credentials(gate: Gate, tls: bool) -> None:
+    """A page pushing a protected URI, asked with a valid token: the push is a request
+    of its own without the token (nginx copies only the authority, Accept-Encoding,
+    Accept-Language and User-Agent), so the protected location refuses it (401) and
+    its backend never sees it — on both paths, over h2c and h2; the page itself and an
+    open push are served."""
+    c = gate.client(tls=tls)
+    scheme = b"http"  # (the request's :scheme, as nginx's r->schema: the test client's)
+    try:
+        gate.warm(c)
+        before = len(gate.backend.requests())
+        sid = c.request("/pushing", headers={
+            "authorization": f"Bearer {token()}", "cookie": "session=secret",
+            "x-push-test": "1"})
+        c.wait(sid)
+        pushed = [p for _, p, _ in c.promises]
+        answers = c.wait(*pushed)
+        assert [fields for _, _, fields in c.promises] == [
+            [(b":method", b"GET"), (b":path", b"/api/pushed"), (b":scheme", scheme),
+             (b":authority", b"localhost")],
+            [(b":method", b"GET"), (b":path", b"/open/pushed"), (b":scheme", scheme),
+             (b":authority", b"localhost")]]
+        assert [a.status for a in answers] == [401, 200]
+        assert c.answers[sid].status == 200 and c.answers[sid].body == b"page\n"
+        time.sleep(0.1)
+        got = gate.backend.requests()[before:]
+        assert [r.target for r in got] == [b"/open/pushed"]
+        assert not [h for h in got[0].headers
+                    if h[0].lower() in (b"authorization", b"cookie", b"x-push-test")]
+    finally:
+        c.close()

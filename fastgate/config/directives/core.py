@@ -351,6 +351,27 @@ def set_worker_shutdown_timeout(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["worker_shutdown_timeout"] = parse_time(d, d.args[0])
 
 
+def http2_push(ld: Context, lvl: Level, d: Directive) -> None:
+    """``http2_push URI`` (each one of a level, variables allowed) or ``off``: a
+    level with either replaces the outer list, as nginx's merge (nginx's messages for
+    mixing them)."""
+    value = d.args[0]
+    pushes = lvl.fields.get("http2_push")
+    off = lvl.local.get("http2_push_off", False)
+    if value == "off":
+        if pushes:
+            raise d.error('"off" parameter cannot be used with URI')
+        if off:
+            raise d.error('"http2_push" directive is duplicate')
+        lvl.local["http2_push_off"] = True
+        lvl.fields["http2_push"] = ()
+    else:
+        if off:
+            raise d.error('URI cannot be used with "off" parameter')
+        lvl.fields["http2_push"] = (pushes or ()) + (ld.compile(value, d),)
+    lvl.origins.setdefault(d.name, d)
+
+
 def keepalive_timeout(ld: Context, d: Directive) -> float:
     return parse_time(d, d.args[0])
 
@@ -427,6 +448,10 @@ SPECS = [
     Spec("http2_max_concurrent_streams", HS, 1, 1,
          setting("http2_max_concurrent_streams", number_arg)),
     Spec("http2_body_preread_size", HS, 1, 1, setting("http2_body_preread_size", size_arg)),
+    Spec("http2_push", HSL, 1, 1, http2_push),
+    Spec("http2_push_preload", HSL, 1, 1, setting("http2_push_preload", flag_arg)),
+    Spec("http2_max_concurrent_pushes", HS, 1, 1,
+         setting("http2_max_concurrent_pushes", number_arg)),
     Spec("large_client_header_buffers", HS, 2, 2,
          setting("large_client_header_buffers", large_client_header_buffers)),
     Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),

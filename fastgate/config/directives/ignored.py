@@ -34,7 +34,6 @@ NO_POOLS = "fastgate's memory is Python's, not nginx's pools"
 WRITES_AT_ONCE = "fastgate writes what it has at once"
 NO_RANGES = "ranges of a proxied response are the upstream's: a Range header goes to it"
 NO_RATE = "responses go as fast as the client takes them (no bandwidth limit)"
-NO_PUSH = "fastgate pushes nothing (nginx 1.25.1 dropped server push too)"
 SERVICE = "set it in the service manager ({}) or the shell"
 LOOP = "the event loop is uvloop's (libuv)"
 HTTP_ONLY = frozenset({HTTP})
@@ -80,9 +79,6 @@ SPECS = [
         'obsolete: "large_client_header_buffers" bounds the header list')),
     Spec("http2_max_header_size", HS, 1, 1, ignored(
         'obsolete: "large_client_header_buffers" bounds the header list')),
-    Spec("http2_push", HSL, 1, 1, ignored(NO_PUSH)),
-    Spec("http2_push_preload", HSL, 1, 1, ignored(NO_PUSH)),
-    Spec("http2_max_concurrent_pushes", HS, 1, 1, ignored(NO_PUSH)),
     Spec("http2_chunk_size", HSL, 1, 1, ignored(
         "DATA frames are as large as the client's window and frame size allow")),
     Spec("http2_pool_size", HS, 1, 1, ignored(NO_POOLS)),
