@@ -617,6 +617,10 @@ class Settings:
     if_modified_since: str = "exact"  # off, exact, before
     max_ranges: int | None = None  # None: unlimited
     log_not_found: bool = True
+    # disable_symlinks: "off" (links followed), "on", "if_not_owner"; from=: the part of
+    # a path not checked
+    disable_symlinks: str = "off"
+    disable_symlinks_from: Template | None = None
     random_index: bool = False
     # the WebDAV module: the methods it answers (none: it declines), its files' modes
     dav_methods: frozenset[str] = frozenset()

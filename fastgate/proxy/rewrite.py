@@ -12,11 +12,14 @@ last ``if`` that held wins.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from fastgate.config.model import Break, If, Return, Rewrite, SetVar
 from fastgate.http.uri import escape_capture, unescape_redirect
+from fastgate.proxy import symlinks
 from fastgate.proxy.respond import REDIRECTS
 from fastgate.proxy.steps import DONE, NEXT
 from fastgate.variables import set_user_variable
@@ -24,7 +27,7 @@ from fastgate.variables import set_user_variable
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fastgate.config.model import Condition, Location, RewriteOp, Server
+    from fastgate.config.model import Condition, Location, RewriteOp, Server, Settings
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.capture import Fetch
     from fastgate.proxy.request import Request
@@ -124,7 +127,8 @@ class RewriteModule:
                 return None
             elif kind is If:
                 assert isinstance(op, If)
-                if not holds(req, op.condition):
+                if not holds(req, op.condition, (run.nested or loc).settings,
+                             lambda text: self.respond.w.log.write("crit", text, conn, req)):
                     continue
                 if op.location is not None:
                     run.nested = op.location
@@ -215,8 +219,11 @@ def _break(req: Request, run: _Run) -> None:
     run.stop = True
 
 
-def holds(req: Request, cond: Condition) -> bool:
-    """Whether an ``if`` condition holds; a regex that matches sets ``$1``..."""
+def holds(req: Request, cond: Condition, s: Settings,
+          log: Callable[[str], None]) -> bool:
+    """Whether an ``if`` condition holds; a regex that matches sets ``$1``...; a file
+    test looks as the location's ``disable_symlinks`` lets it (``log``: a failure that
+    is not a missing file, as nginx logs it at crit)."""
     op = cond.op
     left = cond.left.render(req)
     if op == "":
@@ -235,14 +242,22 @@ def holds(req: Request, cond: Condition) -> bool:
             return False
         req.captures = (m.group(0), *m.groups())
         return True
-    # -f -d -e -x, or negated: on the file system, as nginx tests them
+    # -f -d -e -x, or negated: on the file system, as nginx tests them (and as
+    # disable_symlinks lets it look)
     test = op[-1]
+    try:
+        st = symlinks.file_info(left, s, req)
+    except (OSError, ValueError) as e:
+        if isinstance(e, OSError) and e.errno not in (
+                errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            log(f'{symlinks.label(s, True)} "{left}" failed ({e.errno}: {e.strerror})')
+        return op.startswith("!")
     if test == "f":
-        found = os.path.isfile(left)
+        found = stat.S_ISREG(st.st_mode)
     elif test == "d":
-        found = os.path.isdir(left)
+        found = stat.S_ISDIR(st.st_mode)
     elif test == "e":
-        found = os.path.exists(left)
+        found = True
     else:
-        found = os.path.isfile(left) and os.access(left, os.X_OK)
+        found = stat.S_ISREG(st.st_mode) and os.access(left, os.X_OK)
     return not found if op.startswith("!") else found

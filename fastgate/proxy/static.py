@@ -18,9 +18,11 @@ checks (the precontent phase), with the not-modified and range filters.
 
 A path with a ".." segment is never opened: nginx would open it when an alias misses
 the slash its location's name ends with (``location /i { alias /data/i/; }`` and
-``/i../secret``); fastgate answers 404 and logs why. Symbolic links are followed, as
-nginx's ``disable_symlinks off``. Files are read with ``pread`` as they are sent, never
-whole unless small, and the client's pace is kept (``send_timeout``)."""
+``/i../secret``); fastgate answers 404 and logs why. Symbolic links are followed
+(nginx's ``disable_symlinks off``), or not, as ``disable_symlinks`` says
+(``fastgate.proxy.symlinks``): a refused link is a 403, as nginx's. Files are read
+with ``pread`` as they are sent, never whole unless small, and the client's pace is
+kept (``send_timeout``)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from fastgate._wire import ResponseHead
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy import mp4 as mp4_cut
-from fastgate.proxy import output, rate
+from fastgate.proxy import output, rate, symlinks
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import Capture, SubrequestFailed
 from fastgate.proxy.headers import RESPONSE_DROP
@@ -128,8 +130,13 @@ class StaticModule:
             if escapes(path):
                 continue
             try:
-                st = os.stat(path)
-            except (OSError, ValueError):
+                st = symlinks.file_info(path, s, req)
+            except ValueError:
+                continue
+            except OSError as e:
+                if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+                    self.w.log.write("crit", f'{symlinks.label(s, True)} "{path}" failed '
+                                             f"{_error_text(e)}", conn, req)
                 continue
             if stat.S_ISDIR(st.st_mode) != want_dir:
                 continue
@@ -172,7 +179,7 @@ class StaticModule:
                              "misses its location's slash?)", conn, req)
             return self.fail(conn, req, loc, 404)
         try:
-            fd = os.open(path, _READ)
+            fd = symlinks.open_file(path, _READ, loc.settings, req)
         except (OSError, ValueError) as e:
             return self._open_failed(conn, req, loc, path, e)
         try:
@@ -203,12 +210,13 @@ class StaticModule:
                      e: OSError | ValueError) -> Outcome:
         if isinstance(e, ValueError):  # (a NUL never reaches here: the URI refuses it)
             return self.fail(conn, req, loc, 404)
+        call = symlinks.label(loc.settings)
         if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
             if loc.settings.log_not_found:
-                self.w.log.error(f'open() "{path}" failed {_error_text(e)}', conn, req)
+                self.w.log.error(f'{call} "{path}" failed {_error_text(e)}', conn, req)
             return self.fail(conn, req, loc, 404)
-        self.w.log.error(f'open() "{path}" failed {_error_text(e)}', conn, req)
-        if e.errno == errno.EACCES:
+        self.w.log.error(f'{call} "{path}" failed {_error_text(e)}', conn, req)
+        if e.errno == errno.EACCES or e.errno in symlinks.REFUSED:
             return self.fail(conn, req, loc, 403)
         return self.fail(conn, req, loc, 500)
 
@@ -237,8 +245,10 @@ class StaticModule:
             if name.startswith("/"):  # the last may be a URI, taken as it is
                 return self.internal(conn, req, loc, encode_path(name))
             try:
-                st = os.stat(directory + name)
+                st = symlinks.file_info(directory + name, s, req)
             except (OSError, ValueError) as e:
+                if isinstance(e, OSError) and e.errno in symlinks.REFUSED:
+                    return self.fail(conn, req, loc, 403)  # (nginx logs nothing)
                 if isinstance(e, OSError) and e.errno == errno.EACCES:
                     self.w.log.error(f'"{directory}{name}" is forbidden {_error_text(e)}',
                                      conn, req)
@@ -250,8 +260,10 @@ class StaticModule:
                 continue
             return self.internal(conn, req, loc, encode_path(req.uri + name))
         try:
-            st = os.stat(directory)
+            st = symlinks.file_info(directory, s, req)
         except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.errno in symlinks.REFUSED:
+                return self.fail(conn, req, loc, 403)
             if loc.settings.log_not_found:
                 text = _error_text(e) if isinstance(e, OSError) else ""
                 self.w.log.error(f'"{directory}" is not found {text}'.rstrip(), conn, req)

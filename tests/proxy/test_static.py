@@ -242,10 +242,22 @@ def test_root_and_alias_in_one_location_is_an_error(tmp_path: Path) -> None:
                     "location @n { alias /tmp/; } } }")
     with pytest.raises(ConfigError, match="cannot be used inside the named location"):
         load_config(str(conf))
-    conf.write_text("http { server { listen 127.0.0.1:8080;\n"
-                    "location / { disable_symlinks on; } } }")
-    with pytest.raises(ConfigError, match="follows symbolic links"):
-        load_config(str(conf))
+    for given, message in (
+            ("disable_symlinks on from=/srv;", None),
+            ("disable_symlinks if_not_owner;", None),
+            ("disable_symlinks maybe;", 'invalid parameter "maybe"'),
+            ("disable_symlinks from=/srv;", '"disable_symlinks" must have "off", "on" or '
+                                            '"if_not_owner" parameter'),
+            ("disable_symlinks on off;", 'duplicate parameters "on off"'),
+            ("disable_symlinks off from=/srv;", '"from=" cannot be used with "off" parameter'),
+            ("disable_symlinks on; disable_symlinks on;", "is duplicate")):
+        conf.write_text("http { server { listen 127.0.0.1:8080;\n"
+                        f"location / {{ {given} }} }} }}")
+        if message is None:
+            load_config(str(conf))
+            continue
+        with pytest.raises(ConfigError, match=message):
+            load_config(str(conf))
 
 
 @pytest.mark.parametrize("engine", ENGINES)

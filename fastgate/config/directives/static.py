@@ -57,12 +57,26 @@ def _index(ld: Context, d: Directive) -> tuple[Template, ...]:
 
 
 def symlinks(ld: Context, lvl: Level, d: Directive) -> None:
+    """``disable_symlinks off|on|if_not_owner [from=PART]`` (nginx's checks and
+    messages)."""
     lvl.once(d)
-    if d.args[0] != "off":
-        # following no symlink is a restriction: refused rather than dropped
-        raise d.error(f'"disable_symlinks {d.args[0]}" is not supported by fastgate: '
-                      "it follows symbolic links as nginx does by default (disable_symlinks "
-                      "off); remove the link or the directive")
+    mode: str | None = None
+    start: Template | None = None
+    for value in d.args:
+        if value in ("off", "on", "if_not_owner"):
+            mode = value
+        elif value.startswith("from="):
+            start = ld.compile(value[5:], d)
+        else:
+            raise d.error(f'invalid parameter "{value}"')
+    if mode is None:
+        raise d.error('"disable_symlinks" must have "off", "on" or "if_not_owner" parameter')
+    if len(d.args) == 2 and start is None:
+        raise d.error(f'duplicate parameters "{d.args[0]} {d.args[1]}"')
+    if start is not None and mode == "off":
+        raise d.error('"from=" cannot be used with "off" parameter')
+    lvl.fields["disable_symlinks"] = mode
+    lvl.fields["disable_symlinks_from"] = start
 
 
 SPECS = [
