@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 
 import dns.asyncresolver
 import dns.exception
@@ -95,38 +96,34 @@ class Names:
         cached: each session asks, as nginx's resolver does for addresses); ResolveError
         when there is none."""
         self.queries += 1
-        try:
-            answer = await self._resolver.resolve_address(address, lifetime=timeout,
-                                                          raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            raise ResolveError(address, "3: Host not found") from None
-        except dns.exception.Timeout:
-            raise ResolveError(address, "110: Operation timed out") from None
-        except dns.resolver.NoNameservers:
-            raise ResolveError(address, "2: Server failure") from None
-        except dns.exception.DNSException as e:
-            raise ResolveError(address, f"2: Server failure ({e})") from None
+        answer = await _asked(address, self._resolver.resolve_address(
+            address, lifetime=timeout, raise_on_no_answer=False))
         rrset = answer.rrset
         if rrset is None or not len(rrset):
             raise ResolveError(address, "3: Host not found")
         return str(next(iter(rrset)).to_text()).rstrip(".")
 
     async def _one(self, name: str, kind: str, timeout: float) -> tuple[list[str], float]:
-        try:
-            answer = await self._resolver.resolve(name, kind, lifetime=timeout, search=False,
-                                                  raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            raise ResolveError(name, "3: Host not found") from None
-        except dns.exception.Timeout:
-            raise ResolveError(name, "110: Operation timed out") from None
-        except dns.resolver.NoNameservers:
-            raise ResolveError(name, "2: Server failure") from None
-        except dns.exception.DNSException as e:
-            raise ResolveError(name, f"2: Server failure ({e})") from None
+        answer = await _asked(name, self._resolver.resolve(
+            name, kind, lifetime=timeout, search=False, raise_on_no_answer=False))
         rrset = answer.rrset
         if rrset is None:
             return [], 0.0
         return [str(r.address) for r in rrset if hasattr(r, "address")], float(rrset.ttl)
+
+
+async def _asked(name: str, question: Awaitable[dns.resolver.Answer]) -> dns.resolver.Answer:
+    """The answer, or the ResolveError nginx's resolver would give (its codes)."""
+    try:
+        return await question
+    except dns.resolver.NXDOMAIN:
+        raise ResolveError(name, "3: Host not found") from None
+    except dns.exception.Timeout:
+        raise ResolveError(name, "110: Operation timed out") from None
+    except dns.resolver.NoNameservers:
+        raise ResolveError(name, "2: Server failure") from None
+    except dns.exception.DNSException as e:
+        raise ResolveError(name, f"2: Server failure ({e})") from None
 
 
 __all__ = ["Names", "ResolveError"]

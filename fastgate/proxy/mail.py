@@ -397,16 +397,7 @@ class MailSession:
                     result = _INVALID
             else:
                 result, out, _ = self._auth_step(out)
-        if result == "auth":
-            self._ask()
-            return
-        if rc == INVALID or result is _INVALID:
-            self.state = "start"
-            r.state = 0
-            out = b"-ERR invalid command\r\n"
-        self._send(out)
-        r.settle(keep_argument=True)
-        self._after_reply()
+        self._done_with(rc, result, out, b"-ERR invalid command\r\n")
 
     def _smtp(self, rc: str) -> None:
         r = self.reader
@@ -454,15 +445,20 @@ class MailSession:
                     result = _INVALID
             else:
                 result, out, _ = self._auth_step(out)
+        self._done_with(rc, result, out, b"500 5.5.1 Invalid command\r\n")
+
+    def _done_with(self, rc: str, result: Any, out: bytes, invalid: bytes) -> None:
+        """A POP3 or SMTP command handled: the auth server asked, or the reply sent (the
+        protocol's "invalid command" for one refused) and the next line awaited."""
         if result == "auth":
             self._ask()
             return
         if rc == INVALID or result is _INVALID:
             self.state = "start"
-            r.state = 0
-            out = b"500 5.5.1 Invalid command\r\n"
+            self.reader.state = 0
+            out = invalid
         self._send(out)
-        r.settle(keep_argument=True)
+        self.reader.settle(keep_argument=True)
         self._after_reply()
 
     def _smtp_helo(self, ehlo: bool) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import shutil
 import socket
 import subprocess
 import sys
@@ -108,3 +109,27 @@ def fastgate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     """``fastgate ARGS`` from this checkout, to its end (bounded): what it printed."""
     return subprocess.run([sys.executable, "-m", "fastgate", *args], capture_output=True,
                           text=True, timeout=30, cwd=cwd)
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def beside_nginx(kind: str, home: Path, body: str, level: str,
+                 modules: tuple[Path, ...] = ()) -> subprocess.Popen[bytes]:
+    """nginx or fastgate (``kind``) running ``body`` (what follows ``events``), with its
+    pid file and its error log (``home``/error.log, from ``level`` up) in ``home``: the
+    same configuration under both, for the tests that compare them."""
+    errors = home / "error.log"
+    if kind == "nginx":
+        conf = home / "nginx.conf"
+        loads = "".join(f"load_module {m};\n" for m in modules)
+        conf.write_text(f"{loads}daemon off; master_process off; worker_processes 1; "
+                        f"user root;\npid {home}/nginx.pid; error_log {errors} {level};\n"
+                        f"events {{ }}\n{body}")
+        cmd = [NGINX, "-p", str(home), "-c", str(conf)]
+    else:
+        conf = home / "fastgate.conf"
+        conf.write_text(f"pid {home}/fg.pid; error_log {errors} {level};\n{body}")
+        cmd = [sys.executable, "-m", "fastgate", "-c", str(conf)]
+    with open(home / "stderr", "wb") as out:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)

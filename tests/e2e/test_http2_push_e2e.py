@@ -9,19 +9,16 @@ nothing)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import free_port, wait_port
+from e2e_util import NGINX, beside_nginx
 from h2_client import Answer, H2Client
 from raw_backend import RawBackend, Received
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 BLOCK = """
 http {
@@ -70,17 +67,7 @@ class Side:
         block = (BLOCK.replace("PORT", str(self.port)).replace("LIMITED", str(self.limited))
                  .replace("HOME", str(tmp))
                  .replace("BACKEND", f"127.0.0.1:{backend.port}"))
-        if kind == "nginx":
-            conf = home / "nginx.conf"
-            conf.write_text(f"daemon off; master_process off; worker_processes 1; user root;\n"
-                            f"pid {home}/nginx.pid; error_log {self.errors} warn;\n"
-                            f"events {{ }}\n{block}")
-            cmd = [NGINX, "-p", str(home), "-c", str(conf)]
-        else:
-            conf = home / "fastgate.conf"
-            conf.write_text(f"pid {home}/fg.pid; error_log {self.errors} warn;\n{block}")
-            cmd = [sys.executable, "-m", "fastgate", "-c", str(conf)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = beside_nginx(kind, home, block, "warn")
         wait_port(self.port, self.proc)
 
     def warnings(self) -> list[str]:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,9 +26,9 @@ from typing import Any
 
 import pytest
 from conftest import free_port
+from e2e_util import NGINX, beside_nginx
 from helpers import self_signed
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MODULE = Path("/usr/lib/nginx/modules/ngx_mail_module.so")
 
 
@@ -197,19 +195,8 @@ class Side:
             block = block.replace(f"PORT{i}", str(self.ports[i]))
         block = block.replace("AUTH", f"127.0.0.1:{auth.port}").replace("HOME", str(tmp))
         mail = f"mail {{ server_name mail.test;\n{block}\n}}\n"
-        if kind == "nginx":
-            conf = home / "nginx.conf"
-            conf.write_text(f"load_module {MODULE};\ndaemon off; master_process off; "
-                            f"worker_processes 1; user root; pid {home}/nginx.pid;\n"
-                            f"error_log {self.errors} info;\nevents {{ }}\n{mail}")
-            cmd = [NGINX, "-p", str(home), "-c", str(conf)]
-        else:
-            conf = home / "fastgate.conf"
-            conf.write_text(f"pid {home}/fg.pid; error_log {self.errors} info;\n{mail}")
-            cmd = [sys.executable, "-m", "fastgate", "-c", str(conf)]
+        self.proc = beside_nginx(kind, home, mail, "info", (MODULE,))
         stderr = home / "stderr"
-        with open(stderr, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
         deadline = time.time() + 10
         for port in self.ports:
             while True:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,8 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, wait_port
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from e2e_util import NGINX, beside_nginx
 
 BLOCK = """
 http {
@@ -56,17 +53,7 @@ class Side:
         self.errors = home / "error.log"
         block = (BLOCK.replace("PORT", str(self.port)).replace("LINKED", str(self.linked))
                  .replace("HOME", str(tmp)))
-        if kind == "nginx":
-            conf = home / "nginx.conf"
-            conf.write_text(f"daemon off; master_process off; worker_processes 1; user root;\n"
-                            f"pid {home}/nginx.pid; error_log {self.errors} error;\n"
-                            f"events {{ }}\n{block}")
-            cmd = [NGINX, "-p", str(home), "-c", str(conf)]
-        else:
-            conf = home / "fastgate.conf"
-            conf.write_text(f"pid {home}/fg.pid; error_log {self.errors} error;\n{block}")
-            cmd = [sys.executable, "-m", "fastgate", "-c", str(conf)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = beside_nginx(kind, home, block, "error")
         wait_port(self.port, self.proc)
         wait_port(self.linked, self.proc)
 
