@@ -198,6 +198,8 @@ class AppPass:
     secure: bool = False  # suwsgi://, grpcs://: over TLS (uwsgi_ssl_*, grpc_ssl_*)
     tls_host: str = ""  # the host the address names (its TLS name by default)
     authority: str = ""  # as written ("localhost" for a socket): grpc_pass's :authority
+    # with variables (fastcgi_pass $to): the value, made concrete per request
+    template: Template | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,11 @@ class CgiModule:
         unix socket), the server, and when connecting began; or the failure's answer."""
         ap = loc.app_pass
         assert ap is not None
+        if ap.template is not None:  # (with variables: this request's)
+            found = await self.upstream.dynamic.app_target(conn, req, loc)
+            if isinstance(found, int):
+                return await finished(self.fail(conn, req, loc, found))
+            ap = found
         peer = self._peer(ap, req)
         if peer is None and ap.unix is None:
             self.w.log.error("no live upstreams while connecting to upstream", conn, req)

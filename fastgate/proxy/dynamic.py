@@ -19,7 +19,14 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from fastgate.config.model import ProxyPass, Resolver, Upstream, UpstreamServer, UpstreamTls
+from fastgate.config.model import (
+    AppPass,
+    ProxyPass,
+    Resolver,
+    Upstream,
+    UpstreamServer,
+    UpstreamTls,
+)
 from fastgate.config.tls import upstream_tls
 from fastgate.config.values import host_of
 from fastgate.proxy.dns import Names, ResolveError
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
     from fastgate.variables import Template
 
 DYNAMIC_POOLS = 1024  # pools made for resolved servers, per worker; past it the oldest go
+# the URL prefixes a module's pass takes (uwsgi's; suwsgi:// over TLS)
+_APP_SCHEMES = {"uwsgi": ("uwsgi", "suwsgi")}
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 
@@ -97,6 +106,68 @@ class DynamicTargets:
         self._group(pool, upstream, tls)
         return ProxyPass(scheme, upstream.name, hostport, uri, pool=pool, as_is=False,
                          template=pp.template)
+
+    async def app_target(self, conn: ClientSide, req: Request, loc: Location
+                         ) -> AppPass | int:
+        """A ``fastcgi_pass`` (uwsgi_pass, scgi_pass) with variables made concrete for
+        this request, as nginx's ngx_http_fastcgi_eval and upstream init do: an
+        upstream block's name, an address, ``unix:PATH``, or a name the resolver
+        resolves; else the status to answer (logged as nginx logs it)."""
+        ap = loc.app_pass
+        assert ap is not None and ap.template is not None
+        s = loc.settings
+        log = self.w.log
+        value = ap.template.render(req)
+        scheme, sep, rest = value.partition("://")
+        secure = False
+        if sep and scheme.lower() in _APP_SCHEMES.get(ap.kind, ()):
+            secure = scheme.lower() == "suwsgi"
+            value = rest
+        if value.startswith("unix:"):
+            if not value[5:]:
+                log.error(f'no path in the unix domain socket in upstream "{value}"',
+                          conn, req)
+                return 500
+            if secure:
+                log.error(f'"{ap.kind}_pass" over TLS to a unix socket is not in fastgate',
+                          conn, req)
+                return 500
+            return AppPass(ap.kind, unix=value[5:], authority="localhost")
+        host, port = _split(value, 0)
+        if host is None:
+            log.error(f'no host in upstream "{value}"', conn, req)
+            return 500
+        if port is None:
+            log.error(f'invalid port in upstream "{value}"', conn, req)
+            return 500
+        upstream = self.w.config.upstreams.get(value)
+        addresses: tuple[str, ...] | None = None
+        if upstream is None:
+            if port == 0:
+                log.error(f'no port in upstream "{host}"', conn, req)
+                return 500
+            try:
+                addresses = (str(ipaddress.ip_address(host)),)
+            except ValueError:
+                if s.resolver is None:
+                    log.error(f"no resolver defined to resolve {host}", conn, req)
+                    return 502
+                try:
+                    addresses = await self._names_of(s.resolver).resolve(host,
+                                                                         s.resolver_timeout)
+                except ResolveError as e:
+                    log.error(str(e), conn, req)
+                    return 502
+        tls = upstream_tls(s, host, None, module=ap.kind) if secure else None
+        if addresses is None:
+            assert upstream is not None
+            pool = value if tls is None else f"{value} tls:{hash(tls)}"
+        else:
+            pool = f"{','.join(addresses)}:{port}" + (f" tls:{hash(tls)}" if tls else "")
+            upstream = Upstream(f"{host}:{port}", tuple(UpstreamServer(a, port)
+                                                        for a in addresses), implicit=True)
+        self._group(pool, upstream, tls)
+        return AppPass(ap.kind, upstream=pool, secure=secure, tls_host=host, authority=value)
 
     def named(self, req: Request, loc: Location, pp: ProxyPass, name: Template) -> ProxyPass:
         """A static ``https://`` proxy_pass whose proxy_ssl_name has variables: the

@@ -38,8 +38,20 @@ def test_the_address_forms(tmp_path: Path) -> None:
     assert d.app_pass.unix == str(tmp_path / "php.sock")  # beside the file
 
 
+def test_a_pass_with_variables_is_read_per_request(tmp_path: Path) -> None:
+    path = tmp_path / "v.conf"
+    path.write_text("http { server { listen 127.0.0.1:8080;\n"
+                    "location /f/ { fastcgi_pass $arg_to; }\n"
+                    "location /u/ { uwsgi_pass suwsgi://$arg_to; }\n"
+                    "location /s/ { scgi_pass $arg_to; } } }\n")
+    (s,) = load_config(str(path)).servers
+    for loc in s.locations.prefixes:
+        ap = loc.app_pass
+        assert ap is not None and ap.template is not None and not ap.upstream
+
+
 @pytest.mark.parametrize("body,message", [
-    ("location / { fastcgi_pass $backend; }", "with variables is not in fastgate"),
+    ("location / { memcached_pass $backend; }", "with variables is not in fastgate"),
     ("location / { fastcgi_pass 127.0.0.1; }", 'no port in upstream "127.0.0.1"'),
     ("location / { fastcgi_pass http://127.0.0.1:9000; }", "invalid host in upstream"),
     ("location / { fastcgi_pass php; uwsgi_pass php; }", "in one location"),

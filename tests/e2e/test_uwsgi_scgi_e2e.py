@@ -219,13 +219,20 @@ http {{ access_log off;
     location /plain/ {{ uwsgi_pass uwsgi://127.0.0.1:{app.port}; }}
     location /api/ {{ auth_jwt on; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
                      uwsgi_pass {to}; }}
+    location /var/ {{ set $app "{to}"; uwsgi_pass $app; }}
+    location /varchecked/ {{ set $app "{to}"; uwsgi_pass $app; {checked}
+                            uwsgi_ssl_name app.internal; }}
+    location /varwrong/ {{ set $app "{to}"; uwsgi_pass $app; {checked}
+                          uwsgi_ssl_name other.internal; }}
   }} }}""", port)
     try:
-        for path in ("/tls/a", "/checked/b"):
+        # (with variables too: suwsgi:// read per request, its TLS the location's)
+        for path in ("/tls/a", "/checked/b", "/var/f", "/varchecked/g"):
             status, _, body = request(port, "GET", path, None, None, timeout=10)
             assert status == 200 and json.loads(body)["params"]["REQUEST_URI"] == path
         seen = len(app.requests())
         assert request(port, "GET", "/wrong/c", None, None, timeout=10)[0] == 502
+        assert request(port, "GET", "/varwrong/h", None, None, timeout=10)[0] == 502
         assert request(port, "GET", "/plain/d", None, None, timeout=10)[0] == 502
         assert request(port, "GET", "/api/e", None, {"Authorization": "Bearer a.b.c"},
                        timeout=10)[0] == 401

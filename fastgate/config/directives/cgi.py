@@ -40,8 +40,12 @@ def pass_handler(kind: str, schemes: tuple[str, ...] = ()) -> Handler:
                           "content handler")
         target = d.args[0]
         if "$" in target:
-            raise d.error(f'"{d.name}" with variables is not in fastgate: name an address, '
-                          "a unix socket or an upstream block")
+            if kind in ("grpc", "memcached"):
+                raise d.error(f'"{d.name}" with variables is not in fastgate: name an '
+                              "address, a unix socket or an upstream block")
+            # (nginx's ngx_http_fastcgi_eval: the value is read per request)
+            lvl.local["app_pass"] = AppPass(kind, template=ld.compile(target, d))
+            return
         scheme, sep, rest = target.partition("://")
         if sep:
             if scheme not in schemes:
