@@ -27,14 +27,14 @@ from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.http.tcp import TcpEnd, connect
 from fastgate.proxy.dns import Names, ResolveError
 from fastgate.proxy.mail_auth import (
-    RESPONSE_LIMIT,
     Answer,
+    AnswerReader,
     BadAnswer,
     Login,
     escape,
-    read_answer,
     request,
 )
+from fastgate.proxy.mail_login import Credentials, LoginScript, NoPassword
 from fastgate.proxy.mail_parse import AGAIN, INVALID, NEXT, CommandReader
 
 IMAP_REPLIES = {
@@ -57,7 +57,6 @@ SMTP_REPLIES = {
 SMTP_OK = b"250 2.0.0 OK\r\n"
 SMTP_INVALID_ARGUMENT = b"501 5.5.4 Invalid argument\r\n"
 SMTP_BAD_SEQUENCE = b"503 5.5.1 Bad sequence of commands\r\n"
-SMTP_AUTH_OK = b"235 2.0.0 OK\r\n"  # (what the client gets once the mail server took it)
 UNAVAILABLE, TEMPUNAVAIL = "[UNAVAILABLE]", "[TEMPUNAVAIL]"  # a client's name not known
 USERNAME, PASSWORD = b"VXNlcm5hbWU6", b"UGFzc3dvcmQ6"  # "Username:", "Password:"
 _INVALID = object()  # a command nginx answers with its "invalid command"
@@ -118,6 +117,7 @@ class MailSession:
         self.upstream: TcpEnd | None = None
         self.upstream_name = ""
         self._reply = bytearray()  # the mail server's reply line during login
+        self.script: LoginScript | None = None  # the login to the mail server
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last = 0.0  # the client's last read, once proxied
@@ -815,7 +815,7 @@ class MailSession:
     async def _ask_auth_server(self) -> None:
         a = self.server.auth_http
         self.action = "in http auth state"
-        asker = _Asker()
+        asker = AnswerReader()
         try:
             end = await asyncio.wait_for(
                 connect(asker, a.host, a.port, True), self.server.auth_http_timeout)
@@ -922,7 +922,9 @@ class MailSession:
 
     async def _log_in(self, address: str, port: int) -> None:
         self.stage = "login"
-        self.state = "start"
+        self.script = LoginScript(self.server, Credentials(
+            self.reader.tag, self.login, self.password, self.method, self.esmtp, self.helo,
+            self.mail_from, self.rcpt_to, self.remote_addr, self.client_name))
         self.action = "connecting to upstream"
         side = _UpstreamSide(self)
         try:
@@ -962,6 +964,8 @@ class MailSession:
             return
         self._reply += data
         reply = self._reply
+        script = self.script
+        assert script is not None and self.upstream is not None
         if len(reply) < 4:
             return
         if not reply.endswith(b"\r\n"):
@@ -970,15 +974,11 @@ class MailSession:
                                    f'"{_text(bytes(reply[:self.server.proxy_buffer - 1]))}"')
                 self._upstream_error(b"")
             return
-        if self.smtp and reply[3:4] == b"-":  # (a reply of several lines: to its last)
-            m = len(reply) - 7
-            while m > 0 and reply[m:m + 2] != b"\r\n":
-                m -= 1
-            if m <= 0 or reply[m + 5:m + 6] == b"-":
-                return
+        if not script.whole(reply):
+            return
         line = bytes(reply)
         self._reply = bytearray()
-        good, shown = self._reply_good(line)
+        good, shown = script.expected(line)
         if not good:
             said = _text(line[shown:-2])
             if not self.server.pass_error_message:
@@ -989,114 +989,17 @@ class MailSession:
                 self._upstream_error(line)
             return
         self._arm(self.server.timeout, self._upstream_timed_out)
-        if self.imap:
-            self._imap_next(line)
-        elif self.smtp:
-            self._smtp_next(line)
-        else:
-            self._pop3_next(line)
-
-    def _reply_good(self, line: bytes) -> tuple[bool, int]:
-        """Whether the mail server's reply is the one expected now, and where the
-        error log's quote of it starts (past the tag it matched, as nginx's)."""
-        state = self.state
-        if self.smtp:
-            return _SMTP_EXPECTED[state](line), 0
-        if not self.imap:
-            return line.startswith(b"+OK"), 0
-        if state == "start":
-            return line.startswith(b"* OK"), 0
-        if state in ("login", "user"):
-            return line.startswith(b"+"), 0
-        tag = self.reader.tag
-        if not line.startswith(tag):
-            return False, 0
-        return line[len(tag):len(tag) + 2] == b"OK", len(tag)
-
-    def _imap_next(self, line: bytes) -> None:
-        assert self.upstream is not None
-        tag = self.reader.tag
-        if self.state == "start":
-            self.action = "sending LOGIN command to upstream"
-            self.upstream.write(tag + b"LOGIN {%d}\r\n" % len(self.login))
-            self.state = "login"
-        elif self.state == "login":
-            self.action = "sending user name to upstream"
-            self.upstream.write(self.login + b" {%d}\r\n" % len(self.password))
-            self.state = "user"
-        elif self.state == "user":
-            self.action = "sending password to upstream"
-            self.upstream.write(self.password + b"\r\n")
-            self.state = "passwd"
-        else:
-            self._proxy(line)
-            return
-        self.action = "reading response from upstream"
-
-    def _smtp_next(self, line: bytes) -> None:
-        """The login to an SMTP server (ngx_mail_proxy_smtp_handler): EHLO or HELO,
-        XCLIENT, the client's own HELO, AUTH PLAIN, or its MAIL FROM and RCPT TO."""
-        assert self.upstream is not None
-        s = self.server
-        none = self.method == "none"
-        after = ("from" if none else "auth" if s.smtp_auth_upstream else "")
-        state = self.state
-        if state == "start":
-            self.action = "sending HELO/EHLO to upstream"
-            verb = b"EHLO " if self.esmtp or s.xclient else b"HELO "
-            self.upstream.write(verb + s.server_name.encode("latin-1") + b"\r\n")
-            self.state = "helo_xclient" if s.xclient else ("helo_" + after if after else "helo")
-        elif state == "helo_xclient":
-            self.action = "sending XCLIENT to upstream"
-            v6 = ":" in self.remote_addr
-            line = b"XCLIENT ADDR=" + (b"IPV6:" if v6 else b"") + self.remote_addr.encode()
-            if self.login and not s.smtp_auth_upstream:
-                line += b" LOGIN=" + self.login
-            line += b" NAME=" + self.client_name.encode("latin-1") + b"\r\n"
-            self.upstream.write(line)
-            self.state = ("xclient_helo" if self.helo else
-                          "xclient_" + after if after else "xclient")
-        elif state == "xclient_helo":
-            self.action = "sending client HELO/EHLO to upstream"
-            verb = b"EHLO " if self.esmtp else b"HELO "
-            self.upstream.write(verb + self.helo + b"\r\n")
-            self.state = "helo_" + after if after else "helo"
-        elif state in ("helo_auth", "xclient_auth"):
+        try:
+            out = script.next()
+        except NoPassword as e:
             self.action = "sending AUTH to upstream"
-            if not self.password:
-                self._log("error", "no password available")
-                self._internal_error()
-                return
-            plain = base64.b64encode(b"\0" + self.login + b"\0" + self.password)
-            self.upstream.write(b"AUTH PLAIN " + plain + b"\r\n")
-            self.state = "auth_plain"
-        elif state in ("helo_from", "xclient_from"):
-            self.action = "sending MAIL FROM to upstream"
-            self.upstream.write(self.mail_from + b"\r\n")
-            self.state = "from"
-        elif state == "from":
-            self.action = "sending RCPT TO to upstream"
-            self.upstream.write(self.rcpt_to + b"\r\n")
-            self.state = "to"
-        else:  # (helo, xclient, auth_plain, to: logged in)
-            self._proxy(line if none else SMTP_AUTH_OK)
+            self._log("error", str(e))
+            self._internal_error()
             return
-        self.action = "reading response from upstream"
-
-    def _pop3_next(self, line: bytes) -> None:
-        assert self.upstream is not None
-        if self.state == "start":
-            self.action = "sending user name to upstream"
-            self.upstream.write(b"USER " + self.login + b"\r\n")
-            self.state = "user"
-        elif self.state == "user":
-            self.action = "sending password to upstream"
-            self.upstream.write(b"PASS " + self.password + b"\r\n")
-            self.state = "passwd"
-        else:
-            self._proxy(line)
+        if out is None:
+            self._proxy(script.welcome(line))
             return
-        self.action = "reading response from upstream"
+        self.upstream.write(out)
 
     def _proxy(self, line: bytes) -> None:
         """Logged in: the mail server's answer to the client, what the client sent past
@@ -1223,55 +1126,6 @@ class MailSession:
         self.host.stream_error(level, line)
 
 
-class _Asker:
-    """The auth server's connection: its answer, once its headers are whole."""
-
-    def __init__(self) -> None:
-        self.answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self.data = b""
-
-    def made(self, end: TcpEnd) -> None:
-        pass
-
-    def received(self, data: bytes) -> None:
-        if self.answer.done():
-            return
-        self.data += data
-        try:
-            found = read_answer(self.data[:RESPONSE_LIMIT])
-        except BadAnswer as e:
-            self.answer.set_exception(e)
-            return
-        if found is not None:
-            self.answer.set_result(found)
-        elif len(self.data) >= RESPONSE_LIMIT:
-            self.answer.set_exception(ConnectionError())
-
-    def ended(self) -> bool | None:
-        if not self.answer.done():
-            self.answer.set_exception(ConnectionError())
-        return None
-
-    def lost(self) -> None:
-        self.ended()
-
-    def blocked(self) -> None:
-        pass
-
-    def unblocked(self) -> None:
-        pass
-
-    def header_given(self, header: Any) -> None:
-        pass
-
-    def header_broken(self, end: TcpEnd, why: str) -> None:
-        pass
-
-    def crashed(self, error: Exception) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(ConnectionError(repr(error)))
-
-
 class _UpstreamSide:
     """The mail server's connection, as the session sees it."""
 
@@ -1307,22 +1161,6 @@ class _UpstreamSide:
 
     def crashed(self, error: Exception) -> None:
         self.session.crashed(error)
-
-
-def _code(*first: bytes) -> Callable[[bytes], bool]:
-    return lambda line: line[:3] in first
-
-
-# what the mail server must answer in each state of fastgate's SMTP login (nginx's
-# ngx_mail_proxy_read_response); after RCPT TO, whatever it says goes to the client
-_SMTP_EXPECTED: dict[str, Callable[[bytes], bool]] = {
-    "start": _code(b"220"),
-    **{s: _code(b"250") for s in ("helo", "helo_xclient", "helo_from", "helo_auth", "from")},
-    **{s: _code(b"220", b"250") for s in ("xclient", "xclient_from", "xclient_helo",
-                                          "xclient_auth")},
-    "auth_plain": _code(b"235"),
-    "to": lambda line: True,
-}
 
 
 def _b64(arg: bytes) -> bytes | None:

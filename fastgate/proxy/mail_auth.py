@@ -5,10 +5,13 @@ questions and is understood the same way."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastgate.config.model import MailServer
 from fastgate.errors import FastgateError
+from fastgate.http.tcp import TcpEnd
 
 # Auth-Method by how the client logged in (nginx's table: LOGIN is sent as "plain")
 METHODS = {"plain": "plain", "login": "plain", "apop": "apop", "cram-md5": "cram-md5",
@@ -243,5 +246,55 @@ def _take(answer: Answer, name: bytes, value: bytes) -> None:
         answer.error_code = value
 
 
-__all__ = ["METHODS", "RESPONSE_LIMIT", "Answer", "BadAnswer", "Login", "escape",
+class AnswerReader:
+    """The auth server's connection (a ``TcpOwner``): its answer, once its headers are
+    whole; ConnectionError when it ends first or sends more than nginx reads."""
+
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self.data = b""
+
+    def made(self, end: TcpEnd) -> None:
+        pass
+
+    def received(self, data: bytes) -> None:
+        if self.answer.done():
+            return
+        self.data += data
+        try:
+            found = read_answer(self.data[:RESPONSE_LIMIT])
+        except BadAnswer as e:
+            self.answer.set_exception(e)
+            return
+        if found is not None:
+            self.answer.set_result(found)
+        elif len(self.data) >= RESPONSE_LIMIT:
+            self.answer.set_exception(ConnectionError())
+
+    def ended(self) -> bool | None:
+        if not self.answer.done():
+            self.answer.set_exception(ConnectionError())
+        return None
+
+    def lost(self) -> None:
+        self.ended()
+
+    def blocked(self) -> None:
+        pass
+
+    def unblocked(self) -> None:
+        pass
+
+    def header_given(self, header: Any) -> None:
+        pass
+
+    def header_broken(self, end: TcpEnd, why: str) -> None:
+        pass
+
+    def crashed(self, error: Exception) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(ConnectionError(repr(error)))
+
+
+__all__ = ["AnswerReader", "METHODS", "RESPONSE_LIMIT", "Answer", "BadAnswer", "Login", "escape",
            "read_answer", "request"]
