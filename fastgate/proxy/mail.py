@@ -105,7 +105,7 @@ class MailSession:
         self.client_certificate: tuple[bytes, int, str] | None = None
         self.starttls = False  # a STARTTLS handshake made this connection's TLS
         self.state = "start"  # for what the next line is (nginx's mail_state)
-        self.stage = "auth"  # auth, ask, sleep, login, proxy, closed
+        self.stage = "auth"  # header, resolve, delay, auth, tls, ask, sleep, login, proxy, closed
         self.action = "in auth state"  # what the error log says it was doing
         self.login = b""
         self.password = b""
