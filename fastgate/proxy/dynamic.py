@@ -78,32 +78,11 @@ class DynamicTargets:
         if host is None or port is None:
             log.error(f'invalid host in upstream "{url}"', conn, req)
             return 500
-        upstream = self.w.config.upstreams.get(hostport)
-        addresses: tuple[str, ...] | None
-        if upstream is not None:
-            addresses = None  # an upstream block by its name (or a static "host:port")
-        else:
-            try:
-                addresses = (str(ipaddress.ip_address(host)),)
-            except ValueError:
-                if s.resolver is None:
-                    log.error(f"no resolver defined to resolve {host}", conn, req)
-                    return 502
-                try:
-                    addresses = await self._names_of(s.resolver).resolve(host,
-                                                                         s.resolver_timeout)
-                except ResolveError as e:
-                    log.error(str(e), conn, req)
-                    return 502
         tls = upstream_tls(s, host, _ssl_name(s, req)) if scheme == "https" else None
-        if addresses is None:
-            assert upstream is not None
-            pool = hostport if tls is None else f"{hostport} tls:{hash(tls)}"
-        else:
-            pool = f"{','.join(addresses)}:{port}" + (f" tls:{hash(tls)}" if tls else "")
-            upstream = Upstream(f"{host}:{port}", tuple(UpstreamServer(a, port)
-                                                        for a in addresses), implicit=True)
-        self._group(pool, upstream, tls)
+        found = await self._pool(conn, req, s, hostport, host, port, tls)
+        if isinstance(found, int):
+            return found
+        pool, upstream = found
         return ProxyPass(scheme, upstream.name, hostport, uri, pool=pool, as_is=False,
                          template=pp.template)
 
@@ -140,14 +119,30 @@ class DynamicTargets:
         if port is None:
             log.error(f'invalid port in upstream "{value}"', conn, req)
             return 500
-        upstream = self.w.config.upstreams.get(value)
-        addresses: tuple[str, ...] | None = None
-        if upstream is None:
+        tls = upstream_tls(s, host, None, module=ap.kind) if secure else None
+        found = await self._pool(conn, req, s, value, host, port, tls)
+        if isinstance(found, int):
+            return found
+        pool = found[0]
+        return AppPass(ap.kind, upstream=pool, secure=secure, tls_host=host, authority=value)
+
+    async def _pool(self, conn: ClientSide, req: Request, s: Settings, written: str,
+                    host: str, port: int, tls: UpstreamTls | None
+                    ) -> tuple[str, Upstream] | int:
+        """The pool of what ``written`` (HOST:PORT, or an upstream block's name) names —
+        the block (matched first), an address, or the resolver's addresses for a name —
+        made in the worker's groups; or the status to answer, logged as nginx's (no port
+        500, no resolver or a name that does not resolve 502)."""
+        log = self.w.log
+        upstream = self.w.config.upstreams.get(written)
+        if upstream is not None:
+            pool = written if tls is None else f"{written} tls:{hash(tls)}"
+        else:
             if port == 0:
                 log.error(f'no port in upstream "{host}"', conn, req)
                 return 500
             try:
-                addresses = (str(ipaddress.ip_address(host)),)
+                addresses: tuple[str, ...] = (str(ipaddress.ip_address(host)),)
             except ValueError:
                 if s.resolver is None:
                     log.error(f"no resolver defined to resolve {host}", conn, req)
@@ -158,16 +153,11 @@ class DynamicTargets:
                 except ResolveError as e:
                     log.error(str(e), conn, req)
                     return 502
-        tls = upstream_tls(s, host, None, module=ap.kind) if secure else None
-        if addresses is None:
-            assert upstream is not None
-            pool = value if tls is None else f"{value} tls:{hash(tls)}"
-        else:
             pool = f"{','.join(addresses)}:{port}" + (f" tls:{hash(tls)}" if tls else "")
             upstream = Upstream(f"{host}:{port}", tuple(UpstreamServer(a, port)
                                                         for a in addresses), implicit=True)
         self._group(pool, upstream, tls)
-        return AppPass(ap.kind, upstream=pool, secure=secure, tls_host=host, authority=value)
+        return pool, upstream
 
     def named(self, req: Request, loc: Location, pp: ProxyPass, name: Template) -> ProxyPass:
         """A static ``https://`` proxy_pass whose proxy_ssl_name has variables: the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 import shutil
 import socket
 import subprocess
@@ -133,3 +134,26 @@ def beside_nginx(kind: str, home: Path, body: str, level: str,
         cmd = [sys.executable, "-m", "fastgate", "-c", str(conf)]
     with open(home / "stderr", "wb") as out:
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
+
+
+def log_messages(errors: Path) -> list[str]:
+    """An nginx-format error log's lines as "[level] message" (without the time, the
+    process and connection numbers, or the ", client: ..." context), the log emptied."""
+    time.sleep(0.1)
+    out = []
+    for line in errors.read_text().splitlines():
+        m = re.match(r"\S+ \S+ \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client: .*)?$", line)
+        if m:
+            out.append(f"[{m.group(1)}] {m.group(2)}")
+    errors.write_text("")
+    return out
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL past 10 seconds."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

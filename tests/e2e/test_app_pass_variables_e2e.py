@@ -7,7 +7,6 @@ application got, and the error log's messages."""
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, wait_port
 from dns_server import DnsServer
-from e2e_util import NGINX, beside_nginx
+from e2e_util import NGINX, beside_nginx, log_messages, stop_process
 from fastcgi_backend import FastcgiBackend
 
 BLOCK = """
@@ -65,22 +64,10 @@ class Side:
             return e.code, b"(error page)"
 
     def messages(self) -> list[str]:
-        time.sleep(0.1)
-        out = []
-        for line in self.errors.read_text().splitlines():
-            m = re.match(r"\S+ \S+ \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client: .*)?$", line)
-            if m:
-                out.append(f"[{m.group(1)}] {m.group(2)}")
-        self.errors.write_text("")
-        return out
+        return log_messages(self.errors)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

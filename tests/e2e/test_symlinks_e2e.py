@@ -9,16 +9,13 @@ module: the index module, try_files, and the rewrite module's ``-f``."""
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import free_port, wait_port
-from e2e_util import NGINX, beside_nginx
+from e2e_util import NGINX, beside_nginx, log_messages, stop_process
 
 BLOCK = """
 http {
@@ -65,22 +62,10 @@ class Side:
             return e.code, b"(error page)"
 
     def messages(self) -> list[str]:
-        time.sleep(0.1)
-        out = []
-        for line in self.errors.read_text().splitlines():
-            m = re.match(r"\S+ \S+ \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client: .*)?$", line)
-            if m:
-                out.append(f"[{m.group(1)}] {m.group(2)}")
-        self.errors.write_text("")
-        return out
+        return log_messages(self.errors)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture
