@@ -267,10 +267,9 @@ class Stream(asyncio.Transport):
         self.owner.settle(self)
 
     def can_write_eof(self) -> bool:
+        """A stream cannot half-close its HTTP/1.1 side: its answer ends with its
+        framing (so ``write_eof`` is asyncio's own, not offered)."""
         return False
-
-    def write_eof(self) -> None:
-        raise NotImplementedError
 
     def pause_reading(self) -> None:
         self.reading = False

@@ -375,30 +375,23 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
     """One line per listening address, as uvicorn prints them: in the error log at
     ``notice``, and on the terminal unless that line already goes there."""
     from fastgate.http.engines import resolve
-    from fastgate.ops.worker import listens, mail_listens, stream_listens
 
     n = config.worker_processes
-    what = f"{n} worker{'s' if n > 1 else ''}, {resolve(engine or config.http_engine)}"
+    workers = f"{n} worker{'s' if n > 1 else ''}"
+    what = f"{workers}, {resolve(engine or config.http_engine)}"
     shown = log.reaches("stderr", "notice")
-    for listen in listens(config):
+    for listen, kind in kinded_listens(config):
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
-        line = f"listening on {'https' if listen.ssl else 'http'}://{host}:{listen.port} ({what})"
-        log.write("notice", line)
-        if not shown:
-            print(f"fastgate: {line}", file=sys.stderr, flush=True)
-    for listen in stream_listens(config):
-        host = f"[{listen.host}]" if ":" in listen.host else listen.host
-        line = (f"listening on {'udp' if listen.udp else 'tcp'}://{host}:{listen.port} "
-                f"(stream{', ssl' if listen.ssl else ''}"
-                f", {n} worker{'s' if n > 1 else ''})")
-        log.write("notice", line)
-        if not shown:
-            print(f"fastgate: {line}", file=sys.stderr, flush=True)
-    for listen in mail_listens(config):
-        host = f"[{listen.host}]" if ":" in listen.host else listen.host
-        line = (f"listening on tcp://{host}:{listen.port} (mail, "
-                f"{mail_server(config, listen).protocol}{', ssl' if listen.ssl else ''}"
-                f", {n} worker{'s' if n > 1 else ''})")
+        ssl_ = ", ssl" if listen.ssl else ""
+        if kind == "http":
+            scheme = "https" if listen.ssl else "http"
+            line = f"listening on {scheme}://{host}:{listen.port} ({what})"
+        elif kind == "stream":
+            line = (f"listening on {'udp' if listen.udp else 'tcp'}://{host}:{listen.port} "
+                    f"(stream{ssl_}, {workers})")
+        else:
+            line = (f"listening on tcp://{host}:{listen.port} "
+                    f"(mail, {mail_server(config, listen).protocol}{ssl_}, {workers})")
         log.write("notice", line)
         if not shown:
             print(f"fastgate: {line}", file=sys.stderr, flush=True)

@@ -663,9 +663,8 @@ class MailSession:
                 return _INVALID, out, False  # (nginx's: this BAD goes untagged)
             return None, self.prompt + PASSWORD + b"\r\n", False
         if state == "login_password":
-            password = _b64(arg)
+            password = self._decoded(arg, "LOGIN")
             if password is None:
-                self._log("info", "client sent invalid base64 encoding in AUTH LOGIN command")
                 return _INVALID, out, True
             self.password = password
             self.method = "login"
@@ -676,18 +675,27 @@ class MailSession:
             return ("auth" if self._cram_md5(arg) else _INVALID), out, True
         return ("auth" if self._external(arg) else _INVALID), out, True
 
+    def _decoded(self, arg: bytes, mechanism: str) -> bytes | None:
+        """A mechanism's base64 argument decoded (nginx's ngx_decode_base64: the
+        standard alphabet, padding optional); None, logged as nginx logs it, when it is
+        not base64."""
+        try:
+            return base64.b64decode(arg + b"=" * (-len(arg) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            self._log("info", f"client sent invalid base64 encoding in AUTH {mechanism} "
+                              "command")
+            return None
+
     def _decode_login(self, arg: bytes) -> bool:
-        login = _b64(arg)
+        login = self._decoded(arg, "LOGIN")
         if login is None:
-            self._log("info", "client sent invalid base64 encoding in AUTH LOGIN command")
             return False
         self.login = login
         return True
 
     def _plain(self, arg: bytes) -> bool:
-        plain = _b64(arg)
+        plain = self._decoded(arg, "PLAIN")
         if plain is None:
-            self._log("info", "client sent invalid base64 encoding in AUTH PLAIN command")
             return False
         first = plain.find(b"\0")
         if first < 0 or first == len(plain) - 1:
@@ -703,9 +711,8 @@ class MailSession:
         return True
 
     def _cram_md5(self, arg: bytes) -> bool:
-        given = _b64(arg)
+        given = self._decoded(arg, "CRAM-MD5")
         if given is None:
-            self._log("info", "client sent invalid base64 encoding in AUTH CRAM-MD5 command")
             return False
         # (as nginx's: what was read stays the session's even when refused, and
         # without a space the password is the one before)
@@ -720,9 +727,8 @@ class MailSession:
         return True
 
     def _external(self, arg: bytes) -> bool:
-        login = _b64(arg)
+        login = self._decoded(arg, "EXTERNAL")
         if login is None:
-            self._log("info", "client sent invalid base64 encoding in AUTH EXTERNAL command")
             return False
         self.login = login  # (the password stays what it was, as nginx's)
         self.method = "external"
@@ -1161,14 +1167,6 @@ class _UpstreamSide:
 
     def crashed(self, error: Exception) -> None:
         self.session.crashed(error)
-
-
-def _b64(arg: bytes) -> bytes | None:
-    """nginx's ngx_decode_base64: the standard alphabet, padding optional."""
-    try:
-        return base64.b64decode(arg + b"=" * (-len(arg) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _text(raw: bytes) -> str:

@@ -9,14 +9,13 @@ nothing)."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import free_port, wait_port
-from e2e_util import NGINX, beside_nginx
+from e2e_util import NGINX, beside_nginx, stop_process
 from h2_client import Answer, H2Client
 from raw_backend import RawBackend, Received
 
@@ -82,12 +81,7 @@ class Side:
         return out
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import re
 import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import free_port
-from e2e_util import NGINX, beside_nginx
+from e2e_util import NGINX, beside_nginx, stop_process
 from helpers import self_signed
 
 MODULE = Path("/usr/lib/nginx/modules/ngx_mail_module.so")
@@ -233,12 +232,7 @@ class Side:
         return out
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @contextmanager
