@@ -82,6 +82,8 @@ http {{ access_log off;
       fastcgi_param DOCUMENT_URI $document_uri;
       fastcgi_param HTTP_X_USER $jwt_claim_sub;
       fastcgi_pass php; }}
+    location /apivar/ {{ auth_jwt on; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
+      set $to php; fastcgi_pass $to; }}
     location /sock/ {{ fastcgi_pass unix:{sock}; }}
     location /intercept/ {{ fastcgi_intercept_errors on; error_page 404 = /handled;
       fastcgi_param DOCUMENT_URI $document_uri; fastcgi_pass php; }}
@@ -304,13 +306,17 @@ def test_an_application_that_closes_before_the_end(tmp_path: Path, gateway, free
                                                            algorithm="HS256"),
                                   "Bearer " + pyjwt.encode({"sub": "eve", "exp": 1}, SECRET,
                                                            algorithm="HS256")])
-def test_a_refused_request_reaches_no_application(gate, apps, auth) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("where", ["/api/", "/apivar/"])  # (fastcgi_pass php, or $to)
+def test_a_refused_request_reaches_no_application(gate, apps, auth, where) -> None:  # type: ignore[no-untyped-def]
     ask, _ = gate
     app, sock = apps
     headers = {"X-User": "admin", "Authorization": auth} if auth else {"X-User": "admin"}
-    status, _, _ = ask("POST", "/api/orders", headers, b"SECRET-BODY")
+    status, _, _ = ask("POST", where + "orders", headers, b"SECRET-BODY")
     assert status == 401
     assert app.raw() == b"" and sock.raw() == b""  # not one byte
+    if where == "/apivar/":  # (a valid token reaches it through the variable's pass)
+        status, _, body = ask("GET", "/apivar/me", {"Authorization": "Bearer " + _token()})
+        assert status == 200 and json.loads(body)["params"]
 
 
 def test_the_verified_claim_and_never_the_clients_copy(gate, apps) -> None:  # type: ignore[no-untyped-def]
