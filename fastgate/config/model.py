@@ -1149,8 +1149,10 @@ class StreamServer:
     half_close: bool = False
     proxy_requests: int = 0  # UDP: a client's datagrams a session takes (0: all)
     proxy_responses: int | None = None  # UDP: answers expected per datagram (None: any)
-    upload_rate: int = 0  # bytes per second from the client (0: no limit)
-    download_rate: int = 0  # bytes per second from the upstream server
+    # bytes per second from the client and from the upstream server (None: no limit);
+    # sizes that may hold variables, read once connected as nginx reads them
+    upload_rate: Template | None = None
+    download_rate: Template | None = None
     tcp_nodelay: bool = True
     preread: bool = False  # ssl_preread: the ClientHello is read before proxying
     preread_timeout: float = 30.0

@@ -49,6 +49,7 @@ from fastgate.http.udp import UdpEnd, UdpPort, open_udp
 from fastgate.openssl import NO_CA_ERRORS
 from fastgate.proxy import balance
 from fastgate.proxy.dns import Names, ResolveError
+from fastgate.proxy.rate import parse_size
 from fastgate.variables import Template, set_user_variable
 
 OK, BAD_REQUEST, FORBIDDEN, INTERNAL_ERROR, BAD_GATEWAY, UNAVAILABLE = (
@@ -524,6 +525,18 @@ class Session:
         except Exception as e:  # a bug: logged, and this session ends
             self.crashed(e)
 
+    def _rate(self, given: Template | None, where: str) -> int:
+        """A proxy_upload_rate or proxy_download_rate, its variables read now (0: no
+        limit); a value that is no size is none, logged, as nginx's."""
+        if given is None:
+            return 0
+        text = given.render(self)
+        size = parse_size(text)
+        if size is None:
+            self.host.stream_error("error", f'invalid size "{text}" {where}')
+            return 0
+        return size
+
     def crashed(self, error: Exception) -> None:
         """An unexpected error (a bug) under the session's callbacks: logged, both
         connections cut (their state is unknown), status 500."""
@@ -599,11 +612,14 @@ class Session:
                 self._finish(BAD_GATEWAY)
                 return
         self.upstream = side
-        if srv.upload_rate:
-            self._up_rate = Shaper(srv.upload_rate, self._to_upstream,
+        where = (f'while connecting to upstream, client: {self.remote_addr}, server: '
+                 f'{self._srv()}, upstream: "{address}"')
+        up, down = self._rate(srv.upload_rate, where), self._rate(srv.download_rate, where)
+        if up:
+            self._up_rate = Shaper(up, self._to_upstream,
                                    lambda hold: self._reading(True, "rate", hold))
-        if srv.download_rate:
-            self._down_rate = Shaper(srv.download_rate, self._to_client,
+        if down:
+            self._down_rate = Shaper(down, self._to_client,
                                      lambda hold: self._reading(False, "rate", hold))
         if srv.send_proxy_protocol:
             side.write(self._proxy_line())

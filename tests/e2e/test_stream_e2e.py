@@ -446,15 +446,31 @@ def test_limit_conn(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
 
 def test_rates(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
     """proxy_upload_rate and proxy_download_rate hold 64 KiB at 32 KiB/s to more than a
-    second each way, as nginx's (a lower bound only: a slow machine takes longer)."""
+    second each way, as nginx's (a lower bound only: a slow machine takes longer), given
+    as a size or through variables, read once connected; a variable's value that is no
+    size is no limit, logged as nginx logs it."""
     block = """
   server { listen 127.0.0.1:PORT0; proxy_upload_rate 32k; proxy_pass @A; }
   server { listen 127.0.0.1:PORT1; proxy_download_rate 32k; proxy_pass @B; }
+  server { listen 127.0.0.1:PORT2; set $up 32; proxy_upload_rate ${up}k; proxy_pass @A; }
+  server { listen 127.0.0.1:PORT3; set $down 32k; proxy_download_rate $down;
+           proxy_pass @B; }
+  server { listen 127.0.0.1:PORT4; set $bad 12x; proxy_download_rate $bad;
+           proxy_upload_rate $bad; proxy_pass @B; }
 """
     data = bytes(range(256)) * 256  # 64 KiB
-    with both(tmp_path, block, backends, 2) as (nginx, fastgate):
+    with both(tmp_path, block, backends, 5) as (nginx, fastgate):
         for side in (nginx, fastgate):
-            for port, name in ((side.ports[0], b"A"), (side.ports[1], b"B")):
+            with socket.create_connection(("127.0.0.1", side.ports[4]), timeout=10) as s:
+                s.sendall(b"x")
+                assert s.recv(100) == b"B:x"
+            settle(side, n=1)
+            errors = side.errors.read_text()
+            assert errors.count('[error]') == 2, (side.kind, errors)
+            assert errors.count('invalid size "12x" while connecting to upstream, client: '
+                                '127.0.0.1, server: 127.0.0.1:') == 2, (side.kind, errors)
+            for port, name in ((side.ports[0], b"A"), (side.ports[1], b"B"),
+                               (side.ports[2], b"A"), (side.ports[3], b"B")):
                 begun = time.monotonic()
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
                     s.sendall(data)

@@ -397,10 +397,13 @@ def _positive(ld: Context, d: Directive) -> float:
     return value
 
 
-def _rate(ld: Context, d: Directive) -> int:
-    if "$" in d.args[0]:
-        raise d.error(f'variables in "{d.name}" are not done: give a size')
-    return size_arg(ld, d)
+def _rate(ld: Context, d: Directive) -> Template | None:
+    """A rate that may hold variables (nginx's complex value size); one without them is
+    checked now, and 0 is no limit."""
+    template = ld.compile(d.args[0], d)
+    if template.is_literal and not size_arg(ld, d):
+        return None
+    return template
 
 
 def _in_stream(specs: Iterable[Spec], contexts: frozenset[str]) -> list[Spec]:
