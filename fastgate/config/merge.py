@@ -124,7 +124,7 @@ class Builder:
         if proxy_pass is not None:
             proxy_pass = self._upstream(proxy_pass, settings, origins)
         app_pass = lvl.local.get("app_pass") if in_location else None
-        if app_pass is not None and app_pass.secure:
+        if app_pass is not None and _may_be_tls(app_pass):
             app_pass = self._app_tls(app_pass, settings, origins)
         if proxy_pass is not None and app_pass is not None:
             raise origins[f"{app_pass.kind}_pass"].error(
@@ -150,7 +150,7 @@ class Builder:
                                             else None if own_cgi is not None
                                             else _filtered(base_pp, s)),
                                 app_pass=(self._app_tls(own_cgi, s, o)
-                                          if own_cgi is not None and own_cgi.secure
+                                          if own_cgi is not None and _may_be_tls(own_cgi)
                                           else own_cgi if own_cgi is not None
                                           else None if own is not None
                                           else app_pass),
@@ -253,19 +253,29 @@ class Builder:
         return pool
 
     def _app_tls(self, ap: AppPass, s: Settings, origins: dict[str, Directive]) -> AppPass:
-        """A suwsgi:// uwsgi_pass or a grpcs:// grpc_pass: its group's servers in a pool
-        of their own whose connections speak TLS with the location's uwsgi_ssl_*
-        (grpc_ssl_*) settings (one pool per distinct setting, as https:// proxy_pass's;
-        what OpenSSL refuses known now)."""
+        """A suwsgi:// uwsgi_pass or a grpcs:// grpc_pass (or one with variables, which
+        may name one): its group's servers in a pool of their own whose connections
+        speak TLS with the location's uwsgi_ssl_* (grpc_ssl_*) settings (one pool per
+        distinct setting, as https:// proxy_pass's; what OpenSSL refuses known now, as
+        nginx knows it)."""
         p = f"{ap.kind}_ssl_"
         if getattr(s, p + "verify") and getattr(s, p + "trusted_certificate") is None:
             raise origins[p + "verify"].error(
                 f'no "{p}trusted_certificate" for "{p}verify"')
         name = getattr(s, p + "name")
         if name is not None and not isinstance(name, str):
-            raise origins[p + "name"].error(
-                f'"{p}name" with variables is not in fastgate: name the host')
-        t = upstream_tls(s, ap.tls_host, module=ap.kind)
+            ap = dataclasses.replace(ap, tls_name=name)  # (rendered per request)
+        # (with variables, a name stands in for the address's host: the settings are
+        # what is checked)
+        t = upstream_tls(s, ap.tls_host or "localhost", module=ap.kind)
+        if ap.unix is not None or ap.template is not None:
+            # (a context per request's name and address, made by the worker; checked now)
+            try:
+                upstream_context(t)
+            except TlsError as e:
+                raise (origins.get(e.directive) or origins[f"{ap.kind}_pass"]).error(
+                    e.message) from None
+            return ap
         return dataclasses.replace(ap, upstream=self._tls_pool(ap.upstream, t, origins,
                                                                f"{ap.kind}_pass"))
 
@@ -411,3 +421,9 @@ def _filtered(pp: ProxyPass | None, s: Settings) -> ProxyPass | None:
     if pp is not None and pp.as_is and (s.filters_bodies or s.limit_rate is not None):
         return dataclasses.replace(pp, as_is=False)
     return pp
+
+
+def _may_be_tls(ap: AppPass) -> bool:
+    """Whether a pass speaks TLS, or may per request (nginx makes its TLS context for
+    a uwsgi_pass or grpc_pass with variables)."""
+    return ap.secure or ap.template is not None and ap.kind in ("uwsgi", "grpc")

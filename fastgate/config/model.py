@@ -196,10 +196,12 @@ class AppPass:
     upstream: str = ""  # the group's name ("" for a unix socket); with TLS, its pool's
     unix: str | None = None  # the socket's path
     secure: bool = False  # suwsgi://, grpcs://: over TLS (uwsgi_ssl_*, grpc_ssl_*)
-    tls_host: str = ""  # the host the address names (its TLS name by default)
+    # the host the address names, a socket's path (as nginx: its TLS name by default)
+    tls_host: str = ""
     authority: str = ""  # as written ("localhost" for a socket): grpc_pass's :authority
     # with variables (fastcgi_pass $to): the value, made concrete per request
     template: Template | None = None
+    tls_name: Template | None = None  # MODULE_ssl_name with variables, over TLS
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,8 +156,27 @@ def upstream_tls(s: Settings, host: str, name: str | None = None,
     variables, as this request renders it."""
     got: dict[str, Any] = {f: getattr(s, f"{module}_ssl_{f}") for f in UPSTREAM_TLS_FIELDS}
     given = got.pop("name")
-    return UpstreamTls(name=name or (given if isinstance(given, str) else None) or host,
-                       module=module, **got)
+    if name is None:
+        name = (given if isinstance(given, str) else None) or host
+    return UpstreamTls(name=_tls_name(name), module=module, **got)
+
+
+def _tls_name(name: str) -> str:
+    """A TLS name without the port it may carry (``$http_host``'s), as nginx's
+    ngx_http_upstream_ssl_name strips it: from the first colon, past a bracketed
+    IPv6 address. One Python's ssl cannot send (not IDNA: a label past 63 bytes, a
+    socket's path...) is none — no SNI, and with verification no certificate passes —
+    where nginx sends the bytes, which no certificate's name matches either."""
+    name = str(name)  # (a variable's value may be a str subclass, which ssl refuses)
+    start = name.find("]") + 1 if name.startswith("[") else 0
+    colon = name.find(":", start)
+    if colon >= 0:
+        name = name[:colon]
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return ""
+    return "" if "\x00" in name else name
 
 
 def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
@@ -170,7 +189,13 @@ def upstream_context(t: UpstreamTls) -> ssl.SSLContext:
     ctx = _context(ssl.PROTOCOL_TLS_CLIENT, p, t.protocols, t.ciphers)
     if t.module == "grpc":
         ctx.set_alpn_protocols(["h2"])
-    if t.verify:
+    if t.verify and not t.name:
+        # (a name with variables that came out empty: nginx checks the certificate
+        # against "", which no certificate passes; with no trusted certificate, none
+        # passes here either)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    elif t.verify:
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
         try:

@@ -193,12 +193,14 @@ class AppConnection:
         """Connected — with ``tls``, its handshake made (SNI and the name checked:
         ``name``, "" none) — or the OSError (ssl.SSLError among them) why not."""
         loop = asyncio.get_running_loop()
+        # (asyncio takes "" as no name: no SNI, nothing checked; None would send host)
+        hostname = name if tls is not None else None
         if unix is not None:
-            _, p = await loop.create_unix_connection(lambda: _AppProtocol(loop), unix)
+            _, p = await loop.create_unix_connection(lambda: _AppProtocol(loop), unix,
+                                                     ssl=tls, server_hostname=hostname)
         else:
             _, p = await loop.create_connection(lambda: _AppProtocol(loop), host, port,
-                                                ssl=tls, server_hostname=(name or None)
-                                                if tls is not None else None)
+                                                ssl=tls, server_hostname=hostname)
         return cls(p)
 
     async def send(self, data: bytes, timeout: float) -> None:

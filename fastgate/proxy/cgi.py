@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastgate._wire import ResponseHead
+from fastgate.config.tls import TlsError
 from fastgate.errors import FastgateError
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.buffered_body import BufferedBody, KeptBodyError
@@ -241,11 +242,12 @@ class CgiModule:
 
     async def talk(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
                    exchange: Callable[[AppConnection, Peer | None, float], Awaitable[Step]],
-                   ) -> Step:
-        """``exchange`` over a connection to the location's application (with the
-        server, and when connecting began), the connection dropped after; or the
-        answer to a failure to connect."""
-        connected = await self._connect(conn, req, loc, timeout)
+                   target: AppPass | None = None) -> Step:
+        """``exchange`` over a connection to the location's application (``target``:
+        its pass made concrete for this request already), with the server and when
+        connecting began, the connection dropped after; or the answer to a failure to
+        connect."""
+        connected = await self._connect(conn, req, loc, timeout, target)
         if not isinstance(connected, tuple):
             return connected
         app, peer, started = connected
@@ -254,16 +256,30 @@ class CgiModule:
         finally:
             app.abort()
 
-    async def _connect(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
-                       ) -> tuple[AppConnection, Peer | None, float] | Step:
-        """A connection to the location's application (a server of its group, or its
-        unix socket), the server, and when connecting began; or the failure's answer."""
+    async def target(self, conn: ClientSide, req: Request, loc: Location) -> AppPass | Step:
+        """The location's pass as this request goes through it: with variables, what
+        they name (``fastcgi_pass $to``); with a MODULE_ssl_name with variables, the
+        pool of its name; or the failure's answer."""
         ap = loc.app_pass
         assert ap is not None
-        if ap.template is not None:  # (with variables: this request's)
+        if ap.template is not None:
             found = await self.upstream.dynamic.app_target(conn, req, loc)
             if isinstance(found, int):
                 return await finished(self.fail(conn, req, loc, found))
+            return found
+        if ap.tls_name is not None and ap.unix is None:
+            return self.upstream.dynamic.app_named(req, loc, ap)
+        return ap
+
+    async def _connect(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
+                       target: AppPass | None) -> tuple[AppConnection, Peer | None, float] | Step:
+        """A connection to the location's application (a server of its group, or its
+        unix socket), the server, and when connecting began; or the failure's answer."""
+        ap = target
+        if ap is None:
+            found = await self.target(conn, req, loc)
+            if isinstance(found, Step):
+                return found
             ap = found
         peer = self._peer(ap, req)
         if peer is None and ap.unix is None:
@@ -271,13 +287,22 @@ class CgiModule:
             return await finished(self.fail(conn, req, loc, 502))
         started = time.monotonic()
         server = peer.server if peer is not None else None
-        group = self.w.groups[ap.upstream] if ap.unix is None else None
-        tls = group.tls if group is not None else None
+        if ap.unix is None:
+            group = self.w.groups[ap.upstream]
+            tls, name = group.tls, group.tls_name
+        elif ap.secure:
+            try:
+                tls, name = self.upstream.dynamic.unix_tls(req, loc, ap)
+            except TlsError as e:  # (a file the context needs went away since the load)
+                return await self._failed(conn, req, loc, peer, 502, f"{e.message} while "
+                                          "SSL handshaking to upstream")
+        else:
+            tls, name = None, ""
         try:
             # (with TLS, suwsgi://, the handshake is part of connecting and its timeout)
             app = await asyncio.wait_for(
                 AppConnection.open(server.host if server else "", server.port if server else 0,
-                                   ap.unix, tls, group.tls_name if group is not None else ""),
+                                   ap.unix, tls, name),
                 timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,

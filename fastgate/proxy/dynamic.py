@@ -27,12 +27,14 @@ from fastgate.config.model import (
     UpstreamServer,
     UpstreamTls,
 )
-from fastgate.config.tls import upstream_tls
+from fastgate.config.tls import upstream_context, upstream_tls
 from fastgate.config.values import host_of
 from fastgate.proxy.dns import Names, ResolveError
 from fastgate.proxy.upstream import UpstreamGroup
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     from fastgate.config.model import Location, Settings
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.request import Request
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
 
 DYNAMIC_POOLS = 1024  # pools made for resolved servers, per worker; past it the oldest go
 # the URL prefixes a module's pass takes (uwsgi's; suwsgi:// over TLS)
-_APP_SCHEMES = {"uwsgi": ("uwsgi", "suwsgi")}
+_APP_SCHEMES = {"uwsgi": ("uwsgi", "suwsgi"), "grpc": ("grpc", "grpcs")}
+_SECURE_SCHEMES = ("suwsgi", "grpcs")
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 
 
@@ -57,6 +60,8 @@ class DynamicTargets:
         self.w = worker
         self._names: dict[Resolver, Names] = {}
         self._pools: OrderedDict[str, None] = OrderedDict()  # dynamic pool names, oldest first
+        # unix sockets' TLS contexts (suwsgi://, grpcs://), oldest first
+        self._contexts: OrderedDict[UpstreamTls, tuple[SSLContext, str]] = OrderedDict()
 
     async def resolve(self, conn: ClientSide, req: Request,
                       loc: Location) -> ProxyPass | int:
@@ -100,18 +105,15 @@ class DynamicTargets:
         scheme, sep, rest = value.partition("://")
         secure = False
         if sep and scheme.lower() in _APP_SCHEMES.get(ap.kind, ()):
-            secure = scheme.lower() == "suwsgi"
+            secure = scheme.lower() in _SECURE_SCHEMES
             value = rest
         if value.startswith("unix:"):
             if not value[5:]:
                 log.error(f'no path in the unix domain socket in upstream "{value}"',
                           conn, req)
                 return 500
-            if secure:
-                log.error(f'"{ap.kind}_pass" over TLS to a unix socket is not in fastgate',
-                          conn, req)
-                return 500
-            return AppPass(ap.kind, unix=value[5:], authority="localhost")
+            return AppPass(ap.kind, unix=value[5:], secure=secure, tls_host=value[5:],
+                           authority="localhost", tls_name=ap.tls_name)
         host, port = _split(value, 0)
         if host is None:
             log.error(f'no host in upstream "{value}"', conn, req)
@@ -119,7 +121,8 @@ class DynamicTargets:
         if port is None:
             log.error(f'invalid port in upstream "{value}"', conn, req)
             return 500
-        tls = upstream_tls(s, host, None, module=ap.kind) if secure else None
+        tls = (upstream_tls(s, host, ap.tls_name.render(req) if ap.tls_name else None,
+                            module=ap.kind) if secure else None)
         found = await self._pool(conn, req, s, value, host, port, tls)
         if isinstance(found, int):
             return found
@@ -168,6 +171,34 @@ class DynamicTargets:
         pool = f"{pp.upstream} tls:{hash(tls)}"
         self._group(pool, self.w.config.upstreams[pp.upstream], tls)
         return replace(pp, pool=pool, tls_name=None)
+
+    def app_named(self, req: Request, loc: Location, ap: AppPass) -> AppPass:
+        """A static suwsgi:// uwsgi_pass or grpcs:// grpc_pass whose MODULE_ssl_name
+        has variables: the pool of this request's name, as ``named``'s."""
+        assert ap.tls_name is not None
+        upstream = self.w.config.tls_pools[ap.upstream][0]
+        tls = upstream_tls(loc.settings, ap.tls_host, ap.tls_name.render(req),
+                           module=ap.kind)
+        pool = f"{upstream} tls:{hash(tls)}"
+        self._group(pool, self.w.config.upstreams[upstream], tls)
+        return replace(ap, upstream=pool, tls_name=None)
+
+    def unix_tls(self, req: Request, loc: Location, ap: AppPass) -> tuple[SSLContext, str]:
+        """A suwsgi:// or grpcs:// unix socket's TLS: the context of the location's
+        MODULE_ssl_* settings and this request's name, and the name the handshake sends
+        and checks ("" none, as a group's); made on first use, as many kept as pools.
+        TlsError: a file the context needs went away since the load."""
+        name = ap.tls_name.render(req) if ap.tls_name is not None else None
+        t = upstream_tls(loc.settings, ap.tls_host, name, module=ap.kind)
+        made = self._contexts.get(t)
+        if made is not None:
+            self._contexts.move_to_end(t)
+            return made
+        made = self._contexts[t] = (upstream_context(t), t.name if t.server_name or t.verify
+                                    else "")
+        if len(self._contexts) > DYNAMIC_POOLS:
+            self._contexts.popitem(last=False)
+        return made
 
     def _names_of(self, config: Resolver) -> Names:
         names = self._names.get(config)

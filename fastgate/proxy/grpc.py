@@ -62,7 +62,7 @@ from fastgate.variables import TRAILERS_KEY, Registry, Template
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-    from fastgate.config.model import Location
+    from fastgate.config.model import AppPass, Location
     from fastgate.config.model import Settings as SettingsModel
     from fastgate.http.cgi import AppConnection
     from fastgate.http.engine import Headers
@@ -104,15 +104,11 @@ class GrpcPlan:
     fields: tuple[tuple[bytes, Template], ...]  # grpc_set_header's and the defaults'
     owned: frozenset[bytes]  # client headers those name: not passed
     host_set: bool  # grpc_set_header Host: no :authority
-    scheme: bytes
-    authority: bytes
     relay: Plan  # the relay's settings, as the CGI family's
 
 
 def grpc_plan(loc: Location) -> GrpcPlan:
     s = loc.settings
-    ap = loc.app_pass
-    assert ap is not None
     given = tuple((name.lower().encode("latin-1"), t) for name, t in s.grpc_set_header)
     names = {name for name, _ in given}
     merged = given + tuple((n, t) for n, t in _DEFAULT_FIELDS if n not in names)
@@ -121,18 +117,18 @@ def grpc_plan(loc: Location) -> GrpcPlan:
                  response_drop(s.grpc_hide_header, s.grpc_pass_header, _HIDDEN),
                  s.grpc_buffer_size, False, 0, s.grpc_ignore_headers, False)
     return GrpcPlan(tuple((n, t) for n, t in merged if t.source),
-                    frozenset(n for n, _ in merged), b"host" in names,
-                    b"https" if ap.secure else b"http", ap.authority.encode("latin-1"),
-                    relay)
+                    frozenset(n for n, _ in merged), b"host" in names, relay)
 
 
-def request_fields(req: Request, plan: GrpcPlan) -> tuple[Headers, list[bytes]]:
-    """The request's HTTP/2 header fields, and the names of grpc_set_header fields left
-    out because their value would carry a control byte."""
-    out: Headers = [(b":method", req.method.encode("latin-1")), (b":scheme", plan.scheme),
+def request_fields(req: Request, plan: GrpcPlan, ap: AppPass) -> tuple[Headers, list[bytes]]:
+    """The request's HTTP/2 header fields (to ``ap``, grpc_pass made concrete for this
+    request), and the names of grpc_set_header fields left out because their value
+    would carry a control byte."""
+    out: Headers = [(b":method", req.method.encode("latin-1")),
+                    (b":scheme", b"https" if ap.secure else b"http"),
                     (b":path", request_target(req))]
     if not plan.host_set:
-        out.append((b":authority", plan.authority))
+        out.append((b":authority", ap.authority.encode("latin-1", "replace")))
     unsafe: list[bytes] = []
     for name, template in plan.fields:
         value = template.render(req)
@@ -233,8 +229,13 @@ class GrpcModule(CgiModule):
         return kept[1]
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location) -> Step:
+        # (the target first: with variables its :scheme and :authority are this
+        # request's, as nginx's ngx_http_grpc_eval makes them before the request)
+        target = await self.target(conn, req, loc)
+        if isinstance(target, Step):
+            return target
         plan = self.grpc_plan(loc)
-        fields, unsafe = request_fields(req, plan)
+        fields, unsafe = request_fields(req, plan, target)
         for name in unsafe:
             self.w.log.warn(f'header "{name.decode("latin-1")}" dropped: its value holds a '
                             "control character", conn, req)
@@ -242,7 +243,7 @@ class GrpcModule(CgiModule):
         return await self.talk(
             conn, req, loc, plan.relay.connect_timeout,
             lambda app, peer, started: self._stream(conn, req, loc, plan, peer, app, fields,
-                                                    started))
+                                                    started), target)
 
     def _body_source(self, conn: ClientSide, req: Request, s: SettingsModel
                      ) -> Callable[[], Coroutine[Any, Any, bytes | None]]:

@@ -685,15 +685,15 @@ class Session:
                 return None
         return self.streams.direct(host, int(port), addresses)
 
-    def _tls(self, group: Group) -> tuple[ssl.SSLContext, str | None]:
+    def _tls(self, group: Group) -> tuple[ssl.SSLContext, str]:
         """proxy_ssl's context and the name sent and checked (proxy_ssl_name, with
-        variables rendered now, else the proxy_pass host)."""
+        variables rendered now, else the proxy_pass host; "": none)."""
         s = self.server.settings
         given = s.proxy_ssl_name
         # (str(): a variable's value may be a str subclass, which ssl refuses as a name)
         t = upstream_tls(s, group.host_name, str(given.render(self))
                          if isinstance(given, Template) else None)
-        return self.streams.tls_context(t), t.name if t.server_name or t.verify else None
+        return self.streams.tls_context(t), t.name if t.server_name or t.verify else ""
 
     def _proxy_line(self) -> bytes:
         v6 = ":" in self.remote_addr

@@ -39,7 +39,23 @@ def test_the_address_forms_and_their_authority(tmp_path: Path) -> None:
     assert e.app_pass.upstream in cfg.tls_pools  # its own pool, with grpc_ssl_*'s settings
     assert cfg.tls_pools[e.app_pass.upstream][1].module == "grpc"
     assert f.app_pass.authority == "[::1]:50054"
-    assert (grpc_plan(e).scheme, grpc_plan(a).scheme) == (b"https", b"http")
+    assert e.app_pass.secure and not a.app_pass.secure
+
+
+def test_variables_a_socket_over_tls_and_a_name_with_variables(tmp_path: Path) -> None:
+    """What is known only per request stays a template; a socket over TLS keeps its
+    path as its TLS name (nginx's host of a unix: URL), its settings checked now."""
+    cfg = _load(tmp_path, "location /v/ { grpc_pass $arg_to; grpc_ssl_name $host; }\n"
+                "location /u/ { grpc_pass grpcs://unix:/run/app.sock; }\n"
+                "location /n/ { grpc_pass grpcs://svc; grpc_ssl_name $host; }")
+    tree = cfg.servers[0].locations
+    v, u, n = (tree.find(p)[0].app_pass for p in ("/v/", "/u/", "/n/"))
+    assert v.template is not None and v.tls_name is not None and not v.secure
+    assert (u.unix, u.secure, u.tls_host, u.tls_name) == ("/run/app.sock", True,
+                                                         "/run/app.sock", None)
+    assert n.secure and n.tls_name is not None and n.upstream in cfg.tls_pools
+    plain = _load(tmp_path, "location /p/ { grpc_pass svc; grpc_ssl_name $host; }")
+    assert plain.servers[0].locations.find("/p/")[0].app_pass.tls_name is None  # (no TLS)
 
 
 def test_set_header_merges_with_nginx_defaults_and_inherits_whole(tmp_path: Path) -> None:
@@ -56,7 +72,7 @@ def test_set_header_merges_with_nginx_defaults_and_inherits_whole(tmp_path: Path
     assert [n for n, _ in inh.fields] == [b"x-server", b"content-length", b"te"]
     assert inh.owned == {b"x-server", b"content-length", b"te", b"host", b"connection",
                          b"transfer-encoding", b"keep-alive", b"expect", b"upgrade"}
-    assert inh.authority == b"svc"
+    assert tree.find("/inh/")[0].app_pass.authority == "svc"
 
 
 def test_timeouts_hiding_and_warnings(tmp_path: Path) -> None:
@@ -78,14 +94,14 @@ def test_timeouts_hiding_and_warnings(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("body,message", [
-    ("location / { grpc_pass $backend; }", "with variables is not in fastgate"),
     ("location / { grpc_pass 127.0.0.1; }", 'no port in upstream "127.0.0.1"'),
     ("location / { grpc_pass http://127.0.0.1:1; }", "invalid URL prefix"),
-    ("location / { grpc_pass grpcs://unix:/run/app.sock; }", "to a unix socket is not"),
+    ("location / { grpc_pass grpcs://unix:/run/app.sock; grpc_ssl_ciphers NOTHING-AT-ALL; }",
+     "SSL_CTX_set_cipher_list(\"NOTHING-AT-ALL\") failed"),
+    ("location / { grpc_pass $arg_to; grpc_ssl_verify on; }",
+     'no "grpc_ssl_trusted_certificate" for "grpc_ssl_verify"'),
     ("location / { grpc_pass grpcs://127.0.0.1:1; grpc_ssl_verify on; }",
      'no "grpc_ssl_trusted_certificate" for "grpc_ssl_verify"'),
-    ("location / { grpc_pass grpcs://127.0.0.1:1; grpc_ssl_name $host; }",
-     '"grpc_ssl_name" with variables is not in fastgate'),
     ("location / { grpc_pass grpcs://127.0.0.1:1; grpc_ssl_ciphers NOTHING-AT-ALL; }",
      "SSL_CTX_set_cipher_list(\"NOTHING-AT-ALL\") failed"),
     ("location / { grpc_pass svc; proxy_pass http://svc; }", "one content handler"),

@@ -77,7 +77,6 @@ BUILT_FROM = {
     ("UpstreamTls", "password_file"): "config/tls.py",
     ("UpstreamTls", "conf_command"): "config/tls.py",
     ("UpstreamTls", "module"): "config/tls.py",
-    ("AppPass", "tls_host"): "config/merge.py",
     ("Config", "maps"): "config/load.py",  # their variables are registered at load
 }
 

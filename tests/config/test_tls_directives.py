@@ -436,3 +436,19 @@ def test_ocsp_caches_are_shared_memory_zones(tmp_path: Path) -> None:
     msg = _error(tmp_path, f"{pair} }} limit_req_zone $uri zone=z:1m rate=1r/s; server {{ "
                            f"listen 127.0.0.1:8445 ssl; {pair} ssl_ocsp_cache shared:z:64k;")
     assert 'the shared memory zone "z" is already declared for a different use' in msg
+
+
+@pytest.mark.parametrize(("given", "name"), [
+    ("api.example", "api.example"), ("api.example:8443", "api.example"),
+    ("[::1]:443", "[::1]"), ("", ""), ("x" * 64 + ".example", ""), ("a..b", ""),
+    ("a\x00b", ""), ("/run/app.sock", "/run/app.sock"),
+])
+def test_an_upstream_tls_name_as_nginx_sends_it(given: str, name: str) -> None:
+    """MODULE_ssl_name's value loses its port as nginx's ngx_http_upstream_ssl_name
+    strips it; an empty one is no name (not the host); one Python's ssl cannot send is
+    none either, never an error when connecting."""
+    from fastgate.config.model import Settings
+    from fastgate.config.tls import upstream_tls
+
+    assert upstream_tls(Settings(), "host.example", given).name == name
+    assert upstream_tls(Settings(), "host.example:1").name == "host.example"

@@ -147,7 +147,7 @@ class FastcgiBackend:
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
         if self._unix is not None:
-            made = self._loop.create_unix_server(self._protocol, self._unix)
+            made = self._loop.create_unix_server(self._protocol, self._unix, ssl=self._tls)
         else:
             made = self._loop.create_server(self._protocol, "127.0.0.1", 0, ssl=self._tls)
         server = self._loop.run_until_complete(made)
@@ -256,9 +256,9 @@ class StreamBackend(FastcgiBackend):
     request is answered with ``answer(received)``'s bytes, then the connection closes."""
 
     def __init__(self, kind: str, answer: Callable[[FcgiReceived], bytes],
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, unix: str | None = None) -> None:
         self._stream = _StreamState(parse_uwsgi if kind == "uwsgi" else parse_scgi, answer)
-        super().__init__(tls=tls)
+        super().__init__(tls=tls, unix=unix)
 
     def _protocol(self) -> asyncio.Protocol:
         return _StreamConn(self._stream)

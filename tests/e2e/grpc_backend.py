@@ -170,12 +170,18 @@ class _Conn(asyncio.Protocol):
 
 
 class GrpcBackend:
-    """``GrpcBackend(answer)`` on a loopback port (``port``); ``tls``: over TLS."""
+    """``GrpcBackend(answer)`` on a loopback port (``port``), or on the unix socket
+    ``unix``; ``tls``: over TLS, the name each handshake asked for (SNI, None: none)
+    kept in ``names``."""
 
     def __init__(self, answer: Callable[[GrpcReceived], list[tuple[Any, ...]]] = echo,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, unix: str | None = None) -> None:
         self._state = _State(answer)
         self._tls = tls
+        self._unix = unix
+        self.names: list[str | None] = []
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.names.append(name)
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -185,10 +191,14 @@ class GrpcBackend:
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
-        made = self._loop.create_server(lambda: _Conn(self._state), "127.0.0.1", 0,
-                                        ssl=self._tls)
+        if self._unix is not None:
+            made = self._loop.create_unix_server(lambda: _Conn(self._state), self._unix,
+                                                 ssl=self._tls)
+        else:
+            made = self._loop.create_server(lambda: _Conn(self._state), "127.0.0.1", 0,
+                                            ssl=self._tls)
         server = self._loop.run_until_complete(made)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = 0 if self._unix is not None else server.sockets[0].getsockname()[1]
         ready.set()
         self._loop.run_forever()
         server.close()

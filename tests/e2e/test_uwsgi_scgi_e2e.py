@@ -206,11 +206,13 @@ def test_uwsgi_over_tls(tmp_path: Path, gateway, free) -> None:  # type: ignore[
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(str(cert), str(key))
     app = StreamBackend("uwsgi", _answer, tls=tls)
+    sock = StreamBackend("uwsgi", _answer, tls=tls, unix=str(tmp_path / "u.sock"))
     configs = Path(__file__).resolve().parents[1] / "configs"
     port = free()
     to = f"suwsgi://127.0.0.1:{app.port}"
+    to_sock = f"suwsgi://unix:{tmp_path}/u.sock"
     checked = f"uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate {cert};"
-    gateway(f"""error_log stderr info;
+    g = gateway(f"""error_log stderr info;
 http {{ access_log off;
   server {{ listen 127.0.0.1:{port}; include {configs}/uwsgi_params;
     location /tls/ {{ uwsgi_pass {to}; }}
@@ -224,18 +226,39 @@ http {{ access_log off;
                             uwsgi_ssl_name app.internal; }}
     location /varwrong/ {{ set $app "{to}"; uwsgi_pass $app; {checked}
                           uwsgi_ssl_name other.internal; }}
+    location /named/ {{ uwsgi_pass {to}; {checked} uwsgi_ssl_name $arg_n; }}
+    location /sock/ {{ uwsgi_pass {to_sock}; }}
+    location /socknamed/ {{ uwsgi_pass {to_sock}; {checked} uwsgi_ssl_name $arg_n; }}
+    location /varsock/ {{ set $app "{to_sock}"; uwsgi_pass $app; {checked}
+                         uwsgi_ssl_name $arg_n; }}
+    location /apisock/ {{ auth_jwt on; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
+                         set $app "{to_sock}"; uwsgi_pass $app; }}
   }} }}""", port)
     try:
-        # (with variables too: suwsgi:// read per request, its TLS the location's)
-        for path in ("/tls/a", "/checked/b", "/var/f", "/varchecked/g"):
+        # (with variables too: suwsgi:// read per request, its TLS the location's; a
+        # uwsgi_ssl_name with variables, the name this request gives, port left out;
+        # to a unix socket, over TLS as to a port)
+        for path in ("/tls/a", "/checked/b", "/var/f", "/varchecked/g",
+                     "/named/i?n=app.internal", "/named/j?n=app.internal:8443",
+                     "/sock/k", "/socknamed/l?n=app.internal", "/varsock/m?n=app.internal"):
             status, _, body = request(port, "GET", path, None, None, timeout=10)
-            assert status == 200 and json.loads(body)["params"]["REQUEST_URI"] == path
-        seen = len(app.requests())
+            assert status == 200, path
+            assert json.loads(body)["params"]["REQUEST_URI"] == path
+        assert len(sock.requests()) == 3
+        seen, seen_sock = len(app.requests()), len(sock.requests())
         assert request(port, "GET", "/wrong/c", None, None, timeout=10)[0] == 502
         assert request(port, "GET", "/varwrong/h", None, None, timeout=10)[0] == 502
         assert request(port, "GET", "/plain/d", None, None, timeout=10)[0] == 502
         assert request(port, "GET", "/api/e", None, {"Authorization": "Bearer a.b.c"},
                        timeout=10)[0] == 401
-        assert len(app.requests()) == seen  # none of the three reached it
+        for path in ("/named/n?n=other.internal", "/named/o", "/socknamed/p?n=x.internal",
+                     "/varsock/q?n=" + "x" * 70):
+            assert request(port, "GET", path, None, None, timeout=10)[0] == 502, path
+        assert request(port, "GET", "/apisock/r", None, {"Authorization": "Bearer a.b.c"},
+                       timeout=10)[0] == 401
+        assert len(app.requests()) == seen  # none of these reached it
+        assert len(sock.requests()) == seen_sock
+        assert "[alert]" not in g.stderr, g.stderr  # (a name ssl cannot send: no crash)
     finally:
         app.stop()
+        sock.stop()

@@ -40,10 +40,10 @@ def pass_handler(kind: str, schemes: tuple[str, ...] = ()) -> Handler:
                           "content handler")
         target = d.args[0]
         if "$" in target:
-            if kind in ("grpc", "memcached"):
-                raise d.error(f'"{d.name}" with variables is not in fastgate: name an '
-                              "address, a unix socket or an upstream block")
-            # (nginx's ngx_http_fastcgi_eval: the value is read per request)
+            if kind == "memcached":
+                raise d.error(f'"{d.name}" with variables is not in fastgate (nor in '
+                              "nginx): name an address, a unix socket or an upstream block")
+            # (nginx's ngx_http_fastcgi_eval, ngx_http_grpc_eval: read per request)
             lvl.local["app_pass"] = AppPass(kind, template=ld.compile(target, d))
             return
         scheme, sep, rest = target.partition("://")
@@ -57,10 +57,8 @@ def pass_handler(kind: str, schemes: tuple[str, ...] = ()) -> Handler:
             path = target[len("unix:"):]
             if not path:
                 raise d.error(f'no path in "{d.args[0]}" of the "{d.name}" directive')
-            if secure:
-                raise d.error(f'"{d.name}" over TLS to a unix socket is not in fastgate')
-            lvl.local["app_pass"] = AppPass(kind, unix=ld.path_of(path),
-                                            authority="localhost")
+            lvl.local["app_pass"] = AppPass(kind, unix=ld.path_of(path), secure=secure,
+                                            tls_host=path, authority="localhost")
             return
         bare = ":" not in target.lstrip("[").split("]")[-1]
         if bare and target in ld.upstream_names:
