@@ -55,9 +55,10 @@ class UpstreamError(FastgateError):
     ``status`` what the client gets if no response has started. "local": our end of a
     new connection could not be set up (proxy_bind), which is a 500 as in nginx."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, level: str = "error") -> None:
         super().__init__(message)
         self.kind = kind
+        self.level = level  # the error log's (nginx's crit for some socket failures)
         self.status = 504 if kind == "timeout" else 500 if kind == "local" else 502
 
 

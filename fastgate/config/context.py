@@ -133,6 +133,16 @@ def one_server_group(ld: Context, host: str, port: int, d: Directive) -> str:
     return name
 
 
+def unix_group(ld: Context, path: str) -> str:
+    """The group of one a ``proxy_pass http://unix:PATH`` names, made once, as nginx's
+    implicit upstream of a socket ("unix:PATH"; its Host is localhost)."""
+    name = f"unix:{path}"
+    if name not in ld.upstreams:
+        ld.upstreams[name] = Upstream(name, (UpstreamServer("localhost", 0, unix=path),),
+                                      implicit=True)
+    return name
+
+
 @dataclass(frozen=True)
 class Spec:
     """One directive: where it may appear, how many arguments, and its handler (nginx's

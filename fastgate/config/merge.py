@@ -30,8 +30,13 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive
-from fastgate.config.tls import TlsError, server_context, upstream_context, upstream_tls
-from fastgate.config.values import host_of
+from fastgate.config.tls import (
+    TlsError,
+    proxy_tls_host,
+    server_context,
+    upstream_context,
+    upstream_tls,
+)
 
 
 def merge(parent: Settings, level: Level) -> Settings:
@@ -231,7 +236,7 @@ class Builder:
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None:
             raise origins["proxy_ssl_verify"].error(
                 'no "proxy_ssl_trusted_certificate" for "proxy_ssl_verify"')
-        t = upstream_tls(s, host_of(pp.host_header))
+        t = upstream_tls(s, proxy_tls_host(pp))
         return dataclasses.replace(pp, pool=self._tls_pool(pp.upstream, t, origins,
                                                            "proxy_pass"))
 

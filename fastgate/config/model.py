@@ -66,10 +66,11 @@ class UpstreamServer:
     backup: bool = False
     down: bool = False
     written: str = ""  # the address as the server directive gives it ("hash consistent")
+    unix: str | None = None  # a unix socket's path (then host and port say nothing)
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"unix:{self.unix}" if self.unix is not None else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +181,9 @@ class ProxyPass:
         object.__setattr__(self, "host_bytes", self.host_header.encode("latin-1"))
         tail = self.host_header.rsplit("]", 1)[-1]
         _, colon, port = tail.rpartition(":")
-        if not (colon and port.isdigit()):
+        if self.upstream.startswith("unix:"):
+            port = ""  # (a socket has none: nginx's $proxy_port is empty)
+        elif not (colon and port.isdigit()):
             port = "443" if self.scheme == "https" else "80"
         object.__setattr__(self, "port", port)
 

@@ -16,7 +16,8 @@ from typing import Any
 from cryptography import x509
 
 from fastgate import openssl
-from fastgate.config.model import Settings, UpstreamTls
+from fastgate.config.model import ProxyPass, Settings, UpstreamTls
+from fastgate.config.values import host_of
 from fastgate.errors import FastgateError
 
 VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -159,6 +160,14 @@ def upstream_tls(s: Settings, host: str, name: str | None = None,
     if name is None:
         name = (given if isinstance(given, str) else None) or host
     return UpstreamTls(name=_tls_name(name), module=module, **got)
+
+
+def proxy_tls_host(pp: ProxyPass) -> str:
+    """An https:// proxy_pass's TLS name by default: the URL's host, or a socket's path
+    (nginx's host of a unix: URL)."""
+    if pp.upstream.startswith("unix:"):
+        return pp.upstream[5:]
+    return host_of(pp.host_header)
 
 
 def _tls_name(name: str) -> str:

@@ -36,7 +36,7 @@ from fastgate.http.engine import ProtocolError
 from fastgate.proxy import accel, output, rate, store
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import SubrequestFailed
-from fastgate.proxy.failure import TIMED_OUT
+from fastgate.proxy.failure import TIMED_OUT, unix_connect_failed
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.steps import DONE, Step, finished
@@ -298,11 +298,13 @@ class CgiModule:
                                           "SSL handshaking to upstream")
         else:
             tls, name = None, ""
+        # (a socket named by the pass, or a server of its group on one)
+        unix = ap.unix if server is None else server.unix
         try:
             # (with TLS, suwsgi://, the handshake is part of connecting and its timeout)
             app = await asyncio.wait_for(
                 AppConnection.open(server.host if server else "", server.port if server else 0,
-                                   ap.unix, tls, name),
+                                   unix, tls, name),
                 timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,
@@ -319,8 +321,10 @@ class CgiModule:
                 return await self._failed(conn, req, loc, peer, 502, "SSL_do_handshake() "
                                           "failed (peer closed connection in SSL handshake) "
                                           "while SSL handshaking to upstream")
-            where = f" to {req.upstream_addr}" if ap.unix is not None else ""
-            return await self._failed(conn, req, loc, peer, 502, f"connect(){where} failed "
+            if unix is not None:
+                return await self._failed(conn, req, loc, peer, 502,
+                                          *unix_connect_failed(unix, e))
+            return await self._failed(conn, req, loc, peer, 502, f"connect() failed "
                                       f"({e.errno}: {e.strerror}) while connecting to "
                                       "upstream")
         req.upstream_connect_time = time.monotonic() - started
@@ -335,9 +339,9 @@ class CgiModule:
         return peer
 
     async def _failed(self, conn: ClientSide, req: Request, loc: Location, peer: Peer | None,
-                      status: int, message: str) -> Step:
+                      status: int, message: str, level: str = "error") -> Step:
         """A failure before anything of the response went to the client."""
-        self.w.log.error(message, conn, req)
+        self.w.log.write(level, message, conn, req)
         if peer is not None and status == 502:
             peer.failed(time.monotonic())
         req.upstream_status = str(status)

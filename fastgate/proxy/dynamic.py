@@ -27,8 +27,7 @@ from fastgate.config.model import (
     UpstreamServer,
     UpstreamTls,
 )
-from fastgate.config.tls import upstream_context, upstream_tls
-from fastgate.config.values import host_of
+from fastgate.config.tls import proxy_tls_host, upstream_context, upstream_tls
 from fastgate.proxy.dns import Names, ResolveError
 from fastgate.proxy.upstream import UpstreamGroup
 
@@ -75,6 +74,19 @@ class DynamicTargets:
         if not sep or scheme not in ("http", "https"):
             log.error(f'invalid URL prefix in "{url}"', conn, req)
             return 500
+        if rest.startswith("unix:"):  # (nginx's unix:PATH[:URI]; Host: localhost)
+            path, colon, after = rest[5:].partition(":")
+            if not path:
+                log.error(f'no path in the unix domain socket in upstream "{rest}"',
+                          conn, req)
+                return 500
+            tls = (upstream_tls(s, path, _ssl_name(s, req)) if scheme == "https" else None)
+            upstream = Upstream(f"unix:{path}", (UpstreamServer("localhost", 0, unix=path),),
+                                implicit=True)
+            pool = upstream.name + (f" tls:{hash(tls)}" if tls else "")
+            self._group(pool, upstream, tls)
+            return ProxyPass(scheme, upstream.name, "localhost", after if colon else None,
+                             pool=pool, as_is=False, template=pp.template)
         cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
         hostport, uri = rest[:cut], rest[cut:] or None
         if uri is not None and uri.startswith("?"):
@@ -166,8 +178,7 @@ class DynamicTargets:
         """A static ``https://`` proxy_pass whose proxy_ssl_name has variables: the
         pool of this request's name (made on first use, one per name, as many kept as
         for proxy_pass with variables)."""
-        host = host_of(pp.host_header)
-        tls = upstream_tls(loc.settings, host, name.render(req))
+        tls = upstream_tls(loc.settings, proxy_tls_host(pp), name.render(req))
         pool = f"{pp.upstream} tls:{hash(tls)}"
         self._group(pool, self.w.config.upstreams[pp.upstream], tls)
         return replace(pp, pool=pool, tls_name=None)
@@ -242,6 +253,7 @@ __all__ = ["DynamicTargets", "safe_target"]
 
 
 def _ssl_name(s: Settings, req: Request) -> str | None:
-    """A proxy_ssl_name with variables, as this request renders it (empty: the host)."""
+    """A proxy_ssl_name with variables, as this request renders it (empty: no name, as
+    nginx's)."""
     name = s.proxy_ssl_name
-    return name.render(req) or None if name is not None and not isinstance(name, str) else None
+    return name.render(req) if name is not None and not isinstance(name, str) else None

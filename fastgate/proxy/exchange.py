@@ -201,11 +201,12 @@ class UpstreamExchange:
 
     def after_failure(self, conn: ClientSide, req: Request, peer: Peer, kind: str,
                       message: str, responded: bool, is_stale: bool,
-                      may_next: bool) -> Recovery:
+                      may_next: bool, level: str = "error") -> Recovery:
         """What the failure table says to do after ``peer`` failed (``kind``: connect,
-        reset, timeout, invalid), with what both paths do for it: log, count, blame the
-        server and set ``$upstream_status``, or cut the client's connection. The caller
-        acts on the answer."""
+        reset, timeout, invalid), with what both paths do for it: log (at ``level``; the
+        line's context names the server), count, blame the server and set
+        ``$upstream_status``, or cut the client's connection. The caller acts on the
+        answer."""
         w = self.w
         action = recovery(responded, is_stale, may_next)
         if action is Recovery.CUT:
@@ -213,7 +214,7 @@ class UpstreamExchange:
         elif action is not Recovery.AGAIN:
             peer.failed(time.monotonic())
             w.stats.upstream_error(kind)
-            w.log.error(f"{message} ({peer.server.address})", conn, req)
+            w.log.write(level, message, conn, req)
             req.upstream_status = "504" if kind == "timeout" else "502"
         return action
 
@@ -374,7 +375,7 @@ class UpstreamExchange:
                 may_next = len(tried) < tries and self.next_upstream(
                     loc, req, NEXT_CONDITION[e.kind], False)
                 if self.after_failure(conn, req, peer, e.kind, str(e), False, False,
-                                      may_next) is Recovery.NEXT:
+                                      may_next, e.level) is Recovery.NEXT:
                     self.record_try(req, req.upstream_status, started)
                     continue
                 return await finished(self.fail(conn, req, loc, e.status))

@@ -16,6 +16,7 @@ a body (nginx retries a cached connection the same way)."""
 from __future__ import annotations
 
 import enum
+import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +25,19 @@ if TYPE_CHECKING:
 # nginx's words for a read that timed out; the context follows ("while reading response
 # header from upstream", "while reading upstream")
 TIMED_OUT = "upstream timed out (110: Connection timed out)"
+
+# a unix socket's connect() fails at once, and nginx logs these errnos at error, any
+# other (no such file, permission denied) at crit (ngx_event_connect_peer)
+_QUIET_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EAGAIN, errno.ECONNRESET,
+                           errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN,
+                           errno.EHOSTUNREACH})
+
+
+def unix_connect_failed(path: str, e: OSError) -> tuple[str, str]:
+    """nginx's words and level for a connect() to the socket ``path`` that failed."""
+    level = "error" if e.errno in _QUIET_ERRNOS else "crit"
+    return (f"connect() to unix:{path} failed ({e.errno}: {e.strerror}) while connecting "
+            "to upstream", level)
 
 
 class Recovery(enum.Enum):

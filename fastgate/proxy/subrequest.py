@@ -160,7 +160,7 @@ class Subrequests:
                             and (not body or uconn is None))
                 action = self.upstream.after_failure(
                     conn, sub, peer, e.kind, f"{e} ({what})", False,
-                    stale(e.kind, reused, bool(body), received), may_next)
+                    stale(e.kind, reused, bool(body), received), may_next, e.level)
                 if action is Recovery.AGAIN:
                     # a pooled connection the upstream had closed: once more, as nginx
                     # gives a cached connection

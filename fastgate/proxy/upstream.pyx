@@ -21,6 +21,7 @@ from fastgate.http.client cimport HttpClientConnection
 from fastgate._wire cimport ResponseHead
 
 from fastgate.proxy import balance
+from fastgate.proxy.failure import unix_connect_failed
 
 # proxy_bind's (address, port, transparent), a tuple; and the UpstreamError kind of a
 # bind that failed (a 500, the server not blamed)
@@ -146,7 +147,11 @@ cdef class Peer:
         hostname = self.group.tls_name if tls is not None else None
         try:
             # with TLS the handshake is part of connecting, and of its timeout (as nginx)
-            if local is None:
+            if self.server.unix is not None:  # (proxy_bind has nothing to bind there)
+                made = loop.create_unix_connection(lambda: UpstreamConnection(self),
+                                                   self.server.unix, ssl=tls,
+                                                   server_hostname=hostname)
+            elif local is None:
                 made = loop.create_connection(lambda: UpstreamConnection(self),
                                               self.server.host, self.server.port, ssl=tls,
                                               server_hostname=hostname)
@@ -170,6 +175,9 @@ cdef class Peer:
                 raise UpstreamError("connect", "SSL_do_handshake() failed (peer closed "
                                     "connection in SSL handshake) while SSL handshaking "
                                     "to upstream") from None
+            if self.server.unix is not None:
+                raise UpstreamError("connect", *unix_connect_failed(self.server.unix, e)
+                                    ) from None
             raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
                                 "while connecting to upstream") from None
         conn.taken()

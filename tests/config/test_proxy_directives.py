@@ -104,3 +104,34 @@ def test_a_filtered_location_takes_the_task_path(tmp_path: Path) -> None:
     tree = cfg.servers[0].locations
     assert not tree.find("/f/")[0].proxy_pass.as_is  # the callback path cannot filter
     assert tree.find("/p/")[0].proxy_pass.as_is
+
+
+def test_unix_sockets_as_upstream_servers(tmp_path: Path) -> None:
+    """``proxy_pass http://unix:PATH[:URI]`` and ``server unix:PATH``, as nginx reads
+    them: a group of the socket (Host localhost, no $proxy_port), the URI after the
+    path's colon, a relative path beside the file; a socket without a path refused."""
+    cfg, _ = _load(tmp_path, "location /a/ { proxy_pass http://unix:/run/app.sock; }\n"
+                   "location /b/ { proxy_pass http://unix:app.sock:/base/; }\n"
+                   "location /c/ { proxy_pass https://unix:/run/tls.sock; }")
+    a, b, c = (cfg.servers[0].locations.find(p)[0].proxy_pass for p in ("/a/", "/b/", "/c/"))
+    assert (a.upstream, a.host_header, a.port, a.uri) == ("unix:/run/app.sock", "localhost",
+                                                          "", None)
+    assert (b.upstream, b.uri) == (f"unix:{tmp_path}/app.sock", "/base/")
+    (server,) = cfg.upstreams["unix:/run/app.sock"].servers
+    assert (server.unix, server.address) == ("/run/app.sock", "unix:/run/app.sock")
+    assert cfg.tls_pools[c.pool][1].name == "/run/tls.sock"  # (nginx's host of unix:)
+    path = tmp_path / "u.conf"
+    path.write_text("http { upstream app { server unix:/run/a.sock weight=2; "
+                    "server 127.0.0.1:1 backup; }\n server { listen 127.0.0.1:8997;\n"
+                    "location / { proxy_pass http://app; } } }")
+    first, backup = load_config(str(path)).upstreams["app"].servers
+    assert (first.unix, first.weight, first.address) == ("/run/a.sock", 2, "unix:/run/a.sock")
+    assert backup.unix is None and backup.backup
+    for body, message in (("location / { proxy_pass http://unix:; }",
+                           "no path in the unix domain socket"),):
+        with pytest.raises(ConfigError, match=message):
+            _load(tmp_path, body)
+    path.write_text("http { upstream app { server unix:; }\n server { listen 127.0.0.1:1;"
+                    " location / { proxy_pass http://app; } } }")
+    with pytest.raises(ConfigError, match='no path in the unix domain socket in upstream'):
+        load_config(str(path))

@@ -53,8 +53,9 @@ class _Conn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.t = transport
-        with self.state.lock:
-            self.state.peers.append(transport.get_extra_info("peername")[0])
+        peer = transport.get_extra_info("peername")
+        with self.state.lock:  # (a unix socket's peer has no address)
+            self.state.peers.append(peer[0] if isinstance(peer, tuple) else "unix")
 
     def data_received(self, data: bytes) -> None:
         with self.state.lock:
@@ -127,11 +128,13 @@ class _Conn(asyncio.Protocol):
 class RawBackend:
     """Start with ``RawBackend()``, read ``port``; ``stop()`` when done. With ``tls`` (a
     server context) it speaks HTTPS; with ``answer``, that function's bytes answer each
-    request."""
+    request; with ``unix``, it listens on that socket (``port`` 0)."""
 
     def __init__(self, tls: ssl.SSLContext | None = None,
-                 answer: Callable[[Received], bytes | None] | None = None) -> None:
+                 answer: Callable[[Received], bytes | None] | None = None,
+                 unix: str | None = None) -> None:
         self._tls = tls
+        self._unix = unix
         self._state = _State(answer=answer)
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -142,9 +145,14 @@ class RawBackend:
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(self._loop.create_server(
-            lambda: _Conn(self._state), "127.0.0.1", 0, ssl=self._tls))
-        self.port = server.sockets[0].getsockname()[1]
+        if self._unix is not None:
+            made = self._loop.create_unix_server(lambda: _Conn(self._state), self._unix,
+                                                 ssl=self._tls)
+        else:
+            made = self._loop.create_server(lambda: _Conn(self._state), "127.0.0.1", 0,
+                                            ssl=self._tls)
+        server = self._loop.run_until_complete(made)
+        self.port = 0 if self._unix is not None else server.sockets[0].getsockname()[1]
         ready.set()
         self._loop.run_forever()
         server.close()

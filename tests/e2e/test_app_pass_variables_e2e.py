@@ -23,10 +23,13 @@ BLOCK = """
 http {
   access_log off;
   upstream php { server 127.0.0.1:APP; }
+  upstream phpsock { server unix:HOME/php.sock; }
   map $arg_to $fcgi {
     block   php;
     addr    127.0.0.1:APP;
     sock    unix:HOME/php.sock;
+    blocksock phpsock;
+    nosock  unix:HOME/none.sock;
     name    app.test:APP;
     noport  app.test;
     unknown nowhere.test:APP;
@@ -39,6 +42,7 @@ http {
     fastcgi_param QUERY_STRING $query_string;
     location /v/ { resolver 127.0.0.1:DNS ipv6=off; fastcgi_pass $fcgi; }
     location /nores/ { fastcgi_pass $fcgi; }
+    location /static/ { fastcgi_pass phpsock; }
   }
 }
 """
@@ -92,9 +96,10 @@ def sides(tmp_path: Path) -> Iterator[tuple[Side, Side, FastcgiBackend, FastcgiB
 
 
 @pytest.mark.parametrize("path", [
-    "/v/x?to=block", "/v/x?to=addr", "/v/x?to=sock", "/v/x?to=name", "/v/x?to=noport",
+    "/v/x?to=block", "/v/x?to=addr", "/v/x?to=sock", "/v/x?to=blocksock",
+    "/v/x?to=nosock", "/v/x?to=name", "/v/x?to=noport",
     "/v/x?to=unknown", "/v/x?to=badport", "/v/x?to=", "/nores/x?to=name",
-    "/nores/x?to=addr",
+    "/nores/x?to=addr", "/static/x",
 ])
 def test_as_nginx(sides: tuple[Side, Side, FastcgiBackend, FastcgiBackend], path: str) -> None:
     nginx, fastgate, app, sock = sides

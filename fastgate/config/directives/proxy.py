@@ -17,6 +17,7 @@ from fastgate.config.context import (
     Handler,
     Level,
     Spec,
+    unix_group,
 )
 from fastgate.config.directives.args import (
     access_arg,
@@ -79,8 +80,16 @@ def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https"):
         raise d.error(f'invalid URL prefix in "{url}"')
-    hostport, slash, path = rest.partition("/")
-    uri = "/" + path if slash else None
+    socket: str | None = None
+    if rest.startswith("unix:"):  # (nginx's unix:PATH[:URI]: Host is localhost)
+        socket, colon, after = rest[5:].partition(":")
+        if not socket:
+            raise d.error(f'no path in the unix domain socket in "{url}" of the '
+                          '"proxy_pass" directive')
+        hostport, uri = "localhost", after if colon else None
+    else:
+        hostport, slash, path = rest.partition("/")
+        uri = "/" + path if slash else None
     if not hostport:
         raise d.error(f'no host in "{url}" of the "proxy_pass" directive')
     modifier = lvl.local.get("location", ("", ""))[0]
@@ -90,7 +99,9 @@ def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
                       'expression, or inside named location, or inside "if" statement, '
                       'or inside "limit_except" block')
     default_port = 443 if scheme == "https" else 80
-    if ":" not in hostport.lstrip("[").split("]")[-1] and hostport in ld.upstream_names:
+    if socket is not None:
+        group = unix_group(ld, ld.path_of(socket))
+    elif ":" not in hostport.lstrip("[").split("]")[-1] and hostport in ld.upstream_names:
         group = hostport
     else:
         host, port = parse_host_port(d, hostport, default_port)

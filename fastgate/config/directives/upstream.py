@@ -56,11 +56,17 @@ def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
 def add_server(ld: Context, lvl: Level, d: Directive, default_port: int | None) -> None:
     """``server ADDRESS [weight=] [max_fails=] [fail_timeout=] [backup] [down]`` of an
     upstream block (HTTP's, whose port is 80 by default; the stream block's, which
-    needs one)."""
-    host, port = parse_host_port(d, d.args[0], default_port)
-    if not host:
-        raise d.error(f'invalid host in upstream "{d.args[0]}"')
-    ld.check_host(host, port, d.args[0], d)
+    needs one); ``unix:PATH``, a socket (HTTP's)."""
+    unix: str | None = None
+    if d.args[0].startswith("unix:"):
+        if not d.args[0][5:]:
+            raise d.error(f'no path in the unix domain socket in upstream "{d.args[0]}"')
+        host, port, unix = "localhost", 0, ld.path_of(d.args[0][5:])
+    else:
+        host, port = parse_host_port(d, d.args[0], default_port)
+        if not host:
+            raise d.error(f'invalid host in upstream "{d.args[0]}"')
+        ld.check_host(host, port, d.args[0], d)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
         key, eq, value = arg.partition("=")
@@ -75,7 +81,7 @@ def add_server(ld: Context, lvl: Level, d: Directive, default_port: int | None) 
         else:
             raise d.error(f'invalid parameter "{arg}"')
     lvl.local["servers"] = lvl.local.get("servers", ()) + (
-        UpstreamServer(host, port, written=d.args[0], **params),)
+        UpstreamServer(host, port, written=d.args[0], unix=unix, **params),)
 
 
 def _balance(ld: Context, lvl: Level, d: Directive, balance: Balance) -> None:
