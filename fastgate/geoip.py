@@ -192,7 +192,7 @@ def _address(r: Any, s: Any) -> Address:
                  if n.lower() == b"x-forwarded-for"]
         if lines:
             addr = addresses.forwarded(addr, lines, s.geoip_proxy,
-                                       s.geoip_proxy_recursive)[0]
+                                       s.geoip_proxy_recursive)[0] or addr
     return addr
 
 

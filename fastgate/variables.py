@@ -479,7 +479,7 @@ BUILTIN: dict[str, Getter] = {
     "proxy_protocol_server_addr": lambda r: _proxy_protocol(r).server_addr,
     "proxy_protocol_server_port": lambda r: _port(_proxy_protocol(r).server_port),
     "server_addr": lambda r: r.server_addr,
-    "server_port": lambda r: str(r.server_port),
+    "server_port": lambda r: str(r.server_port) if r.server_port else "",  # (a socket: none)
     "server_name": lambda r: r.server_name,
     "hostname": lambda r: _HOSTNAME,
     "pid": lambda r: str(os.getpid()),

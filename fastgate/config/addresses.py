@@ -54,20 +54,27 @@ def address_port(text: str) -> tuple[Address, int] | None:
     return (found, int(port)) if found is not None else None
 
 
-def _trusted(addr: Address, proxies: Sequence[Network]) -> bool:
+# ``set_real_ip_from unix:``, ``allow unix:``: the clients of a unix socket
+UNIX = "unix:"
+
+
+def _trusted(addr: Address | None, proxies: Sequence[Network | str]) -> bool:
+    if addr is None:  # (a unix socket's client)
+        return UNIX in proxies
     # an IPv4-mapped address is matched as the IPv4 address it carries (ngx_cidr_match)
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
-    return any(addr in net for net in proxies)
+    return any(not isinstance(net, str) and addr in net for net in proxies)
 
 
-def forwarded(addr: Address, values: Sequence[str], proxies: Sequence[Network],
-              recursive: bool) -> tuple[Address, int | None]:
+def forwarded(addr: Address | None, values: Sequence[str], proxies: Sequence[Network | str],
+              recursive: bool) -> tuple[Address | None, int | None]:
     """The client's address behind trusted ``proxies``, and its port when the header
     gave one (0: none given; None: the address is ``addr`` itself, untouched): from a
-    trusted ``addr``, the last address of the last header line (``recursive``: walking
-    back through the lines while the address found is trusted too). Where the walk
-    meets something that is not an address, the last address found stands."""
+    trusted ``addr`` (None: a unix socket's client, trusted when ``proxies`` holds
+    ``UNIX``), the last address of the last header line (``recursive``: walking back
+    through the lines while the address found is trusted too). Where the walk meets
+    something that is not an address, the last address found stands."""
     port: int | None = None
     for value in reversed(values):
         text = value

@@ -51,6 +51,16 @@ class Listen:
         return (self.host, self.port)
 
     @property
+    def unix(self) -> str | None:
+        """A unix socket's path (``listen unix:PATH``: host "unix:PATH", port 0)."""
+        return self.host[5:] if self.host.startswith("unix:") else None
+
+    @property
+    def written(self) -> str:
+        """The address as nginx's messages write it."""
+        return self.host if self.unix is not None else f"{self.host}:{self.port}"
+
+    @property
     def socket_key(self) -> tuple[str, int, bool, bool]:
         """The listening socket it needs: one per address, kind and reuseport."""
         return (self.host, self.port, self.reuseport, self.udp)
@@ -281,10 +291,12 @@ class Return:
 
 @dataclass(frozen=True, slots=True)
 class AccessRule:
-    """``allow`` or ``deny`` an address, a network, or ``all`` (``network`` None)."""
+    """``allow`` or ``deny`` an address, a network, ``all`` (``network`` None), or the
+    clients of a unix socket (``unix``)."""
 
     allow: bool
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    unix: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,7 +538,8 @@ class Settings:
     proxy_intercept_errors: bool = False
     # the realip module: the peers trusted to say who the client is, the header they
     # say it in, and whether trusted addresses in it are skipped
-    set_real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # (addresses.UNIX: the clients of a unix socket)
+    set_real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network | str, ...] = ()
     real_ip_header: str = "x-real-ip"
     real_ip_recursive: bool = False
     # the GeoIP module's databases (opened at load), and the proxies whose

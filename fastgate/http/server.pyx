@@ -137,8 +137,14 @@ cdef class ClientConnection:
             return
         peer = transport.get_extra_info("peername") or ("", 0)
         sock = transport.get_extra_info("sockname") or ("", 0)
-        self.remote_addr, self.remote_port = str(peer[0]), int(peer[1]) if len(peer) > 1 else 0
-        self.server_addr, self.server_port = str(sock[0]), int(sock[1]) if len(sock) > 1 else 0
+        if isinstance(sock, str):  # a unix socket: nginx's "unix:" and "unix:PATH", no ports
+            self.remote_addr, self.remote_port = "unix:", 0
+            self.server_addr, self.server_port = "unix:" + sock, 0
+        else:
+            self.remote_addr, self.remote_port = str(peer[0]), (int(peer[1]) if len(peer) > 1
+                                                                else 0)
+            self.server_addr, self.server_port = str(sock[0]), (int(sock[1]) if len(sock) > 1
+                                                                else 0)
         tls = transport.get_extra_info("ssl_object")
         certificate = self._certificate
         if tls is not None and not self._protocol:
@@ -316,7 +322,7 @@ cdef class ClientConnection:
         """A TLS listener's connection began with something else: logged (with the
         peer's address), and closed by the caller."""
         peer = transport.get_extra_info("peername") or ("",)
-        self.remote_addr = str(peer[0])
+        self.remote_addr = str(peer[0]) if isinstance(peer, tuple) else "unix:"
         self.handler.on_broken_header(self, message)
 
     def after_proxy_header(self, data: bytes) -> bytes:

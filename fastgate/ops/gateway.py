@@ -13,6 +13,7 @@ that each run ``serve``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -56,21 +57,38 @@ SockKey = tuple[str, int, bool, bool]
 
 
 def bind(listen: Listen) -> socket.socket:
-    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    path = listen.unix
+    family = (socket.AF_UNIX if path is not None else
+              socket.AF_INET6 if ":" in listen.host else socket.AF_INET)
     sock = socket.socket(family, socket.SOCK_DGRAM if listen.udp else socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if listen.reuseport:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((listen.host, listen.port))
+        if path is not None:
+            # (as nginx's: a file left at the path is an error, "Address already in use";
+            # the socket's file is removed when the gateway stops)
+            sock.bind(path)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if listen.reuseport:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((listen.host, listen.port))
         if not listen.udp:
             sock.listen(listen.backlog)
     except OSError as e:
         sock.close()
-        raise StartError(f"bind() to {listen.host}:{listen.port} failed "
+        raise StartError(f"bind() to {listen.written} failed "
                          f"({e.errno}: {e.strerror})") from None
     sock.setblocking(False)
     return sock
+
+
+def release(key: SockKey, sock: socket.socket) -> None:
+    """A listening socket closed for good by the process that bound it: a unix socket's
+    file goes with it, as nginx removes it (a worker, or a descriptor duplicated for a
+    reload, just closes)."""
+    sock.close()
+    if key[0].startswith("unix:"):
+        with contextlib.suppress(OSError):
+            os.unlink(key[0][5:])
 
 
 def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
@@ -225,6 +243,7 @@ class Gateway:
         self.worker = Worker(config, engine, self.stats, zones)
         # sockets a master bound for us, or ours once bound
         self.sockets: dict[SockKey, socket.socket] = dict(sockets or {})
+        self._owns_sockets = sockets is None  # (alone: a socket's file is ours to remove)
         self.servers: list[asyncio.AbstractServer | _Datagrams] = []
         # TLS contexts a master built (it can read the keys; a worker that dropped to
         # "user" may not)
@@ -305,14 +324,14 @@ class Gateway:
         except StartError as e:
             log.write("emerg", f"{e}; the old configuration keeps serving")
             self.stats.reloaded(False)
-            for sock in keep.values():
-                sock.close()
+            for key, sock in keep.items():
+                self._drop(key, sock, duplicated=key in self.sockets)
             return
         self.stats.reloaded(True)
         for srv in self.servers:
             srv.close()
-        for sock in self.sockets.values():
-            sock.close()
+        for key, sock in self.sockets.items():
+            self._drop(key, sock, duplicated=key in keep)
         self.sockets = keep
         old = self.worker
         await new.start(old)
@@ -356,9 +375,17 @@ class Gateway:
             for session in list(w.sessions):
                 session.abort()
             w.close()
-        for sock in self.sockets.values():
-            sock.close()
+        for key, sock in self.sockets.items():
+            self._drop(key, sock, duplicated=False)
         self.stopped.set()
+
+    def _drop(self, key: SockKey, sock: socket.socket, duplicated: bool) -> None:
+        """A listening descriptor closed; the socket itself released when it was ours
+        and no duplicate of it serves on."""
+        if self._owns_sockets and not duplicated:
+            release(key, sock)
+        else:
+            sock.close()
 
 
 def set_title(text: str) -> None:
@@ -383,7 +410,10 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
     for listen, kind in kinded_listens(config):
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
         ssl_ = ", ssl" if listen.ssl else ""
-        if kind == "http":
+        if listen.unix is not None:
+            scheme = "https" if listen.ssl else "http"
+            line = f"listening on {listen.host} ({scheme}, {what})"
+        elif kind == "http":
             scheme = "https" if listen.ssl else "http"
             line = f"listening on {scheme}://{host}:{listen.port} ({what})"
         elif kind == "stream":

@@ -31,6 +31,7 @@ from fastgate.ops.gateway import (
     announce,
     any_tls_context,
     bind,
+    release,
     serve,
     set_title,
     tls_wanted,
@@ -90,7 +91,7 @@ class Master:
             for key, socks in out.items():
                 if self.sockets.get(key) is not socks:
                     for s in socks:
-                        s.close()
+                        release(key, s)
             raise
         self.contexts = contexts
         return out
@@ -175,9 +176,9 @@ class Master:
             else:
                 print(f'fastgate: [emerg] open() "{self.pid_path}" failed '
                       f"({e.errno}: {e.strerror})", file=sys.stderr)
-            for socks in self.sockets.values():
+            for key, socks in self.sockets.items():
                 for sock in socks:
-                    sock.close()
+                    release(key, sock)
             signal.set_wakeup_fd(-1)
             os.close(self._wake_r)
             os.close(self._wake_w)
@@ -204,9 +205,9 @@ class Master:
                     for pid in list(self.workers):
                         _kill(pid, signal.SIGKILL)
         finally:
-            for socks in self.sockets.values():
+            for key, socks in self.sockets.items():
                 for s in socks:
-                    s.close()
+                    release(key, s)
             if self.pid_path is not None:
                 _remove_pid(self.pid_path)
             signal.set_wakeup_fd(-1)
@@ -268,10 +269,11 @@ class Master:
             self.spawn(i)
         self.signal_generation(old_generation, signal.SIGQUIT)
         kept = {id(s) for socks in sockets.values() for s in socks}
-        for socks in old_sockets.values():
+        for key, socks in old_sockets.items():
             for s in socks:
                 if id(s) not in kept:
-                    s.close()  # the old workers hold their own descriptors until they exit
+                    # (the old workers hold their own descriptors until they exit)
+                    release(key, s)
         self.log.write("notice", "reconfiguring: new worker processes started, "
                                  "old ones finish their requests")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from fastgate.config.addresses import UNIX
 from fastgate.proxy.auth_basic import PASSED, REFUSED, AuthBasic
 from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.steps import NEXT, Step, finished
@@ -124,7 +125,10 @@ def allows(addr: str, rules: tuple[AccessRule, ...]) -> bool:
     except ValueError:
         ip = None
     for rule in rules:
-        if rule.network is None or (ip is not None and ip in rule.network):
+        if rule.unix:
+            if addr == UNIX:  # (a unix socket's client: only unix: and all match it)
+                return rule.allow
+        elif rule.network is None or (ip is not None and ip in rule.network):
             return rule.allow
     return True
 

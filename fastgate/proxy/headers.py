@@ -191,7 +191,7 @@ def absolute(s: Settings, req: Any, path: str) -> str:
             addr = req.server_addr
             host = f"[{addr}]" if ":" in addr else addr
     port = req.server_port
-    if s.port_in_redirect and port != (443 if scheme == "https" else 80):
+    if s.port_in_redirect and port and port != (443 if scheme == "https" else 80):
         return f"{scheme}://{host}:{port}{path}"
     return f"{scheme}://{host}{path}"
 

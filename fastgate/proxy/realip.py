@@ -31,8 +31,9 @@ class RealIp:
         if req.real_address:
             return NEXT
         s = loc.settings
+        from_unix = req.connection.remote_addr == addresses.UNIX
         peer = addresses.parse(req.connection.remote_addr)
-        if peer is None:
+        if peer is None and not from_unix:
             return NEXT
         header = s.real_ip_header
         given = req.connection.proxy_protocol if header == "proxy_protocol" else None
@@ -49,7 +50,7 @@ class RealIp:
                 values = values[:1]  # nginx reads the first line of any other header
         addr, port = addresses.forwarded(peer, values, s.set_real_ip_from,
                                          s.real_ip_recursive)
-        if port is not None:
+        if port is not None and addr is not None:
             req.real_address = True
             req.remote_addr = str(addr)
             # the port the header gave (none: $remote_port is empty, as nginx's); from

@@ -955,13 +955,14 @@ class UpstreamSide:
         self.session.crashed(error)
 
 
-def _trusted(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+def _trusted(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network | str, ...],
              addr: str) -> bool:
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
         return False
-    return any(ip.version == n.version and ip in n for n in networks)
+    return any(not isinstance(n, str) and ip.version == n.version and ip in n
+               for n in networks)
 
 
 def _allowed(rules: tuple[AccessRule, ...], addr: str) -> bool:

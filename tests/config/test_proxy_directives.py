@@ -135,3 +135,24 @@ def test_unix_sockets_as_upstream_servers(tmp_path: Path) -> None:
                     " location / { proxy_pass http://app; } } }")
     with pytest.raises(ConfigError, match='no path in the unix domain socket in upstream'):
         load_config(str(path))
+
+
+def test_listen_on_a_unix_socket(tmp_path: Path) -> None:
+    """``listen unix:PATH``: its address is "unix:PATH" (a relative path beside the
+    file), port 0; no path, or reuseport (the workers share one socket), refused."""
+    path = tmp_path / "l.conf"
+    path.write_text("http { server { listen unix:/run/front.sock ssl http2 default_server;"
+                    " listen unix:rel.sock; ssl_certificate c; ssl_certificate_key k; } }")
+    with pytest.raises(ConfigError, match="cannot open"):  # (the files, not the listens)
+        load_config(str(path))
+    path.write_text("http { server { listen unix:/run/front.sock http2 default_server;"
+                    " listen unix:rel.sock; } }")
+    first, rel = load_config(str(path)).servers[0].listens
+    assert (first.host, first.port, first.unix, first.http2) == (
+        "unix:/run/front.sock", 0, "/run/front.sock", True)
+    assert rel.unix == f"{tmp_path}/rel.sock" and rel.written == f"unix:{tmp_path}/rel.sock"
+    for listen, message in (("unix:", "no path in the unix domain socket"),
+                            ("unix:/run/a.sock reuseport", '"reuseport" on a unix socket')):
+        path.write_text(f"http {{ server {{ listen {listen}; }} }}")
+        with pytest.raises(ConfigError, match=message):
+            load_config(str(path))

@@ -94,9 +94,23 @@ def test_deny_without_auth(run) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("body,message", [
     ("allow 10.0.0.300;", 'invalid parameter "10.0.0.300"'),
-    ("deny unix:;", "unix:"),
+    ("deny unix:/run/x.sock;", 'invalid parameter "unix:/run/x.sock"'),
     ("satisfy some;", 'invalid value "some"'),
 ])
 def test_refusals(tmp_path: Path, body: str, message: str) -> None:
     text = server_config_error(tmp_path, body)
     assert message in text and text.endswith(":2")
+
+
+def test_a_unix_socket_client_matches_unix_and_all_only() -> None:
+    """As nginx's: "unix:" (a listen unix: socket's client) matches allow/deny unix:
+    and all, never an address or network; an address never matches unix:."""
+    import ipaddress
+
+    from fastgate.config.model import AccessRule
+    from fastgate.proxy.access import allows
+
+    unix, v4 = AccessRule(False, None, unix=True), ipaddress.ip_network("0.0.0.0/0")
+    assert not allows("unix:", (unix,)) and allows("127.0.0.1", (unix,))
+    assert allows("unix:", (AccessRule(False, v4), AccessRule(True, None, unix=True)))
+    assert not allows("unix:", (AccessRule(True, v4), AccessRule(False, None)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from fastgate.config.addresses import UNIX
 from fastgate.config.context import HSL, LMT, Context, Spec
 from fastgate.config.directives.args import appending, one_of, setting, time_arg
 from fastgate.config.model import AccessRule
@@ -16,8 +17,8 @@ def access_rule(ld: Context, d: Directive) -> AccessRule:
     allow = d.name == "allow"
     if value == "all":
         return AccessRule(allow, None)
-    if value.startswith("unix:"):
-        raise d.error(f'"{d.name} unix:" is not supported: fastgate listens on TCP only')
+    if value == UNIX:  # (the clients of a "listen unix:" socket)
+        return AccessRule(allow, None, unix=True)
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:

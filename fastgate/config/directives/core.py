@@ -189,9 +189,18 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
             raise d.error(f'invalid port in "{address}" of the "listen" directive')
         ports = range(low, high + 1)
         address = m["head"] + m["low"]
-    host, port = parse_host_port(d, address, 80)
+    if address.startswith("unix:"):  # a unix socket: "unix:PATH" stands for its address
+        if not address[5:]:
+            raise d.error(f'no path in the unix domain socket in "{address}" of the '
+                          '"listen" directive')
+        host, port = "unix:" + ld.path_of(address[5:]), 0
+    else:
+        host, port = parse_host_port(d, address, 80)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
+        if arg == "reuseport" and port == 0:
+            raise d.error('"reuseport" on a unix socket is not done in fastgate: its '
+                          "workers share one socket")
         if arg in ("ssl", "reuseport", "default_server"):
             params[arg] = True
             if arg == "ssl":  # where -t blames a missing certificate

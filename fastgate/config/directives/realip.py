@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from fastgate.config.addresses import UNIX
 from fastgate.config.context import HSL, Context, Spec
 from fastgate.config.directives.args import appending, flag_arg, setting
 from fastgate.config.parser import Directive
@@ -12,11 +13,10 @@ from fastgate.config.parser import Directive
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def trusted_network(ld: Context, d: Directive) -> Network:
+def trusted_network(ld: Context, d: Directive) -> Network | str:
     value = d.args[0]
-    if value.startswith("unix:"):
-        raise d.error('"set_real_ip_from unix:" is not supported: fastgate listens on TCP '
-                      "only")
+    if value == UNIX:  # (the clients of a "listen unix:" socket)
+        return UNIX
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError:
