@@ -1218,8 +1218,9 @@ class Streams:
 
     def tls_context(self, t: UpstreamTls) -> ssl.SSLContext:
         """proxy_ssl's context for these settings (made once: it does not depend on the
-        name, which goes with each connection)."""
-        key = dataclasses.replace(t, name="")
+        name, which goes with each connection — but on whether there is one: with
+        verification and none, no certificate passes, as nginx's)."""
+        key = dataclasses.replace(t, name="named" if t.name else "")
         ctx = self._contexts.get(key)
         if ctx is None:
             ctx = self._contexts[key] = upstream_context(t)

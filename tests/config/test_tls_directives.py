@@ -452,3 +452,21 @@ def test_an_upstream_tls_name_as_nginx_sends_it(given: str, name: str) -> None:
 
     assert upstream_tls(Settings(), "host.example", given).name == name
     assert upstream_tls(Settings(), "host.example:1").name == "host.example"
+
+
+def test_an_empty_name_with_verification_passes_no_certificate(tmp_path: Path) -> None:
+    """A MODULE_ssl_name with variables that renders empty, with verification on: nginx
+    checks the certificate against "", which none passes; here the context trusts no
+    certificate (and asks for no name, so asyncio's "" is no error)."""
+    import dataclasses
+
+    from fastgate.config.model import UpstreamTls
+    from fastgate.config.tls import upstream_context
+
+    crt, _ = self_signed(tmp_path, "backend.example")
+    named = UpstreamTls(name="backend.example", verify=True, trusted_certificate=str(crt))
+    ctx = upstream_context(named)
+    assert ctx.check_hostname and ctx.cert_store_stats()["x509"] == 1
+    empty = upstream_context(dataclasses.replace(named, name=""))
+    assert not empty.check_hostname and empty.verify_mode == ssl.CERT_REQUIRED
+    assert empty.cert_store_stats()["x509"] == 0
