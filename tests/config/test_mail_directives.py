@@ -150,6 +150,8 @@ def test_smtp_servers(tmp_path: Path) -> None:
     ("starttls maybe;", 'invalid value "maybe" in "starttls" directive, it must be "off", '
                         '"on" or "only" in {path}:2'),
     ("auth_http unix:/tmp/auth.sock;", "fastgate asks an auth_http server over TCP only"),
+    ("auth_http 127.0.0.1:1; server { listen unix:/run/m.sock; protocol imap; }",
+     '"listen unix:" is not done in fastgate\'s mail block: it listens on TCP only in {path}:2'),
     ("auth_http 127.0.0.1:1;\nserver { listen 127.0.0.1:1143; protocol imap; }\n"
      "server { listen 127.0.0.1:1143; protocol pop3; }",
      'duplicate "127.0.0.1:1143" address and port pair in {path}:4'),

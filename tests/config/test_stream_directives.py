@@ -207,6 +207,8 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
     ("stream { upstream u { server 127.0.0.1; } }", 'no port in "127.0.0.1" of the "server"'),
     ("stream { }\nstream { }", '"stream" directive is duplicate'),
     ("stream { proxy_upload_rate 12x; }", '"proxy_upload_rate" directive invalid value'),
+    ("stream { server { listen unix:/run/s.sock; return x; } }",
+     '"listen unix:" is not done in fastgate\'s stream block'),
     ("stream { server { listen 9001; set $remote_addr x; return x; } }",
      'the duplicate "remote_addr" variable'),
     ("stream { map $remote_addr $m { default 1; } server { listen 9001; set $m x; return x; } }",

@@ -120,6 +120,9 @@ def server_block(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def listen(ld: Context, lvl: Level, d: Directive) -> None:
+    if d.args[0].startswith("unix:"):
+        raise d.error('"listen unix:" is not done in fastgate\'s mail block: it listens '
+                      "on TCP only")
     host, port = parse_host_port(d, d.args[0], None)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:

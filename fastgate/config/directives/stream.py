@@ -306,6 +306,9 @@ def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def listen(ld: Context, lvl: Level, d: Directive) -> None:
+    if d.args[0].startswith("unix:"):
+        raise d.error('"listen unix:" is not done in fastgate\'s stream block: it listens '
+                      "on TCP and UDP only")
     host, port = parse_host_port(d, d.args[0], None)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
