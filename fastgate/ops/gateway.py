@@ -262,9 +262,16 @@ class Gateway:
                  for listen, kind in kinded_listens(worker.config)]
         # every address bound before any serves, as nginx opens all its listening
         # sockets first: once one answers, all do
-        for key, listen, _ in keyed:
-            if key not in self.sockets:
-                self.sockets[key] = bind(listen)
+        bound: list[SockKey] = []
+        try:
+            for key, listen, _ in keyed:
+                if key not in self.sockets:
+                    self.sockets[key] = bind(listen)
+                    bound.append(key)
+        except StartError:  # (what this start bound goes, a unix socket's file with it)
+            for key in bound:
+                self._drop(key, self.sockets.pop(key), duplicated=False)
+            raise
         for key, listen, kind in keyed:
             sock = self.sockets[key]
             if listen.udp:

@@ -159,6 +159,27 @@ def test_a_file_at_the_path_is_refused_as_nginx(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+def test_a_start_that_fails_leaves_no_socket_file(tmp_path: Path, workers: int) -> None:
+    """The socket is bound, then another address cannot be: the start fails and the
+    socket's file is gone with it (a second start would find it in the way)."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    sock = tmp_path / "front.sock"
+    conf = tmp_path / "f.conf"
+    conf.write_text(f"pid {tmp_path}/p.pid; error_log stderr; worker_processes {workers};\n"
+                    f"http {{ server {{ listen unix:{sock}; return 200; }}\n"
+                    f"  server {{ listen 127.0.0.1:{held.getsockname()[1]}; return 200; }} }}\n")
+    try:
+        done = subprocess.run([sys.executable, "-m", "fastgate", "-c", str(conf)],
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        held.close()
+    assert done.returncode == 1 and "Address already in use" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not sock.exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_refused_request_reaches_no_backend(tmp_path: Path, engine: str,
                                               workers: int) -> None:
     """Over the socket, a request without a valid token reaches no backend, over a
