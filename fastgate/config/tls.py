@@ -173,8 +173,8 @@ def proxy_tls_host(pp: ProxyPass) -> str:
 def _tls_name(name: str) -> str:
     """A TLS name without the port it may carry (``$http_host``'s), as nginx's
     ngx_http_upstream_ssl_name strips it: from the first colon, past a bracketed
-    IPv6 address. One Python's ssl cannot send (not IDNA: a label past 63 bytes, a
-    socket's path...) is none — no SNI, and with verification no certificate passes —
+    IPv6 address. One Python's ssl cannot send (not IDNA: a label past 63 bytes or
+    empty; a NUL) is none — no SNI, and with verification no certificate passes —
     where nginx sends the bytes, which no certificate's name matches either."""
     name = str(name)  # (a variable's value may be a str subclass, which ssl refuses)
     start = name.find("]") + 1 if name.startswith("[") else 0
