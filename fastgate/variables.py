@@ -779,7 +779,7 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "realip_remote_addr": lambda r: r.realip_remote_addr,
     "realip_remote_port": lambda r: str(r.realip_remote_port) if r.realip_remote_port else "",
     "server_addr": lambda r: r.server_addr,
-    "server_port": lambda r: str(r.server_port),
+    "server_port": lambda r: str(r.server_port) if r.server_port else "",  # (a socket: none)
     "proxy_protocol_addr": lambda r: _stream_proxy_protocol(r).addr,
     "proxy_protocol_port": lambda r: _port(_stream_proxy_protocol(r).port),
     "proxy_protocol_server_addr": lambda r: _stream_proxy_protocol(r).server_addr,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Protocol
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -54,11 +55,79 @@ def address_port(text: str) -> tuple[Address, int] | None:
     return (found, int(port)) if found is not None else None
 
 
+def _atoi(text: str) -> int:
+    """``ngx_atoi``: decimal digits only, -1 otherwise."""
+    return int(text) if text.isascii() and text.isdigit() else -1
+
+
+def upstream_address(text: str) -> tuple[str, int, Address | None]:
+    """``ngx_parse_url`` of an upstream address given without a URI and not resolved
+    (the stream block's ``proxy_pass $value``; a ``unix:`` one is the caller's): the
+    host as nginx keeps it (``[::1]`` for IPv6), the port (0: none given) and the
+    address the host is, when it is one; ValueError with nginx's words otherwise."""
+    if text.startswith("["):
+        end = text.find("]")
+        rest = text[end + 1:]
+        if end < 0 or "/" in rest or (rest and rest[0] != ":"):
+            raise ValueError("invalid host")
+        port = _atoi(rest[1:]) if rest else 0
+        if rest and not 1 <= port <= 65535:
+            raise ValueError("invalid port")
+        if end == 1:
+            raise ValueError("no host")
+        try:
+            return text[:end + 1], port, ipaddress.IPv6Address(text[1:end])
+        except ValueError:
+            raise ValueError("invalid IPv6 address") from None
+    if "/" in text or "?" in text:
+        raise ValueError("invalid host")
+    host, colon, after = text.partition(":")
+    port = _atoi(after) if colon else 0
+    if colon and not 1 <= port <= 65535:
+        raise ValueError("invalid port")
+    if not host:
+        raise ValueError("no host")
+    return host, port, parse(host)
+
+
 # ``set_real_ip_from unix:``, ``allow unix:``: the clients of a unix socket
 UNIX = "unix:"
 
 
-def _trusted(addr: Address | None, proxies: Sequence[Network | str]) -> bool:
+class Rule(Protocol):
+    """What ``allows`` reads of an ``allow``/``deny`` (model.AccessRule)."""
+
+    @property
+    def allow(self) -> bool: ...
+
+    @property
+    def network(self) -> Network | None: ...
+
+    @property
+    def unix(self) -> bool: ...
+
+
+def allows(addr: str, rules: Sequence[Rule]) -> bool:
+    """``allow``/``deny`` (nginx's access modules, HTTP's and the stream block's): the
+    first rule that matches the address decides; none matching allows. An address that
+    does not parse matches only ``all``; a unix socket's client (``UNIX``) only ``all``
+    and ``unix:``."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        ip = None
+    for rule in rules:
+        if rule.unix:
+            if addr == UNIX:  # (a unix socket's client: only unix: and all match it)
+                return rule.allow
+        elif rule.network is None or (ip is not None and ip in rule.network):
+            return rule.allow
+    return True
+
+
+def trusted(addr: Address | None, proxies: Sequence[Network | str]) -> bool:
+    """``addr`` is one of ``proxies`` (``set_real_ip_from``) as ``ngx_cidr_match``
+    reads them; None is a unix socket's client."""
     if addr is None:  # (a unix socket's client)
         return UNIX in proxies
     # an IPv4-mapped address is matched as the IPv4 address it carries (ngx_cidr_match)
@@ -79,7 +148,7 @@ def forwarded(addr: Address | None, values: Sequence[str], proxies: Sequence[Net
     for value in reversed(values):
         text = value
         while True:
-            if not _trusted(addr, proxies):
+            if not trusted(addr, proxies):
                 return addr, port
             text = text.rstrip(" ,")
             cut = max(text.rfind(" "), text.rfind(","))

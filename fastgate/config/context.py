@@ -22,6 +22,7 @@ from fastgate.config.model import (
     LogFormat,
     Upstream,
     UpstreamServer,
+    socket_upstream,
 )
 from fastgate.config.parser import Directive
 from fastgate.variables import Template
@@ -134,12 +135,11 @@ def one_server_group(ld: Context, host: str, port: int, d: Directive) -> str:
 
 
 def unix_group(ld: Context, path: str) -> str:
-    """The group of one a ``proxy_pass http://unix:PATH`` names, made once, as nginx's
-    implicit upstream of a socket ("unix:PATH"; its Host is localhost)."""
+    """The group of one a ``proxy_pass http://unix:PATH`` (the stream block's
+    ``proxy_pass unix:PATH``) names, made once in ``ld``'s upstreams."""
     name = f"unix:{path}"
     if name not in ld.upstreams:
-        ld.upstreams[name] = Upstream(name, (UpstreamServer("localhost", 0, unix=path),),
-                                      implicit=True)
+        ld.upstreams[name] = socket_upstream(path)
     return name
 
 

@@ -372,7 +372,7 @@ def _check_addresses(servers: tuple[Server, ...], stream: Stream | None,
             if x.udp:
                 continue
             if x.address in taken:
-                raise ConfigError(f'"{x.host}:{x.port}" is listened on by {taken[x.address]} '
+                raise ConfigError(f'"{x.written}" is listened on by {taken[x.address]} '
                                   f"and {what}", s.where.file, s.where.line)
         for x in s.listens:
             if not x.udp:

@@ -80,7 +80,10 @@ class UpstreamServer:
 
     @property
     def address(self) -> str:
-        return f"unix:{self.unix}" if self.unix is not None else f"{self.host}:{self.port}"
+        """As ``$upstream_addr`` gives it: a socket's as written (nginx's peer name)."""
+        if self.unix is not None:
+            return self.written or f"unix:{self.unix}"
+        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,14 @@ class Upstream:
     keepalive_time: float = 3600.0  # a connection older than this carries no more requests
     balance: Balance | None = None  # None: smooth weighted round robin
     implicit: bool = False  # made for a "proxy_pass http://host:port" without a block
+
+
+def socket_upstream(path: str, written: str = "") -> Upstream:
+    """The group of one nginx makes for a ``unix:PATH`` address without an upstream
+    block: named "unix:PATH", its one server the socket (its Host is localhost;
+    ``written``: its address as the value gave it)."""
+    return Upstream(f"unix:{path}", (UpstreamServer("localhost", 0, written=written,
+                                                    unix=path),), implicit=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ in, bytes out, flow control and the ends, through its ``TcpOwner``."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import struct
@@ -114,8 +115,14 @@ class TcpEnd(asyncio.Protocol):
         return self._t.get_extra_info(name) if self._t is not None else None
 
     def address(self, which: str) -> tuple[str, int]:
-        """``peername`` or ``sockname``, as text and port."""
-        found = self.info(which) or ("", 0)
+        """``peername`` or ``sockname``, as text and port: a unix socket's as nginx
+        writes them, the client ``unix:`` and the listening socket ``unix:PATH``, with no
+        port."""
+        found = self.info(which)
+        if isinstance(found, (str, bytes)):  # (a unix socket; an unnamed client's is "")
+            return ("unix:" + os.fsdecode(found) if which == "sockname" else "unix:"), 0
+        if not found:
+            return "", 0
         return str(found[0]), int(found[1])
 
     @property
@@ -180,13 +187,18 @@ class TcpEnd(asyncio.Protocol):
 
 
 async def connect(owner: TcpOwner, host: str, port: int, nodelay: bool,
-                  tls: ssl.SSLContext | None = None, name: str | None = None) -> TcpEnd:
-    """A connection to ``host:port`` for ``owner``, over TLS with ``tls`` (``name``: the
-    SNI sent and the name checked); OSError (ssl.SSLError for the handshake) when it
-    cannot be made."""
+                  tls: ssl.SSLContext | None = None, name: str | None = None,
+                  unix: str | None = None) -> TcpEnd:
+    """A connection to ``host:port`` (the socket at ``unix``, when given) for ``owner``,
+    over TLS with ``tls`` (``name``: the SNI sent and the name checked); OSError
+    (ssl.SSLError for the handshake) when it cannot be made."""
     end = TcpEnd(owner, nodelay)
-    await asyncio.get_running_loop().create_connection(
-        lambda: end, host, port, ssl=tls, server_hostname=name if tls is not None else None)
+    loop = asyncio.get_running_loop()
+    sni = name if tls is not None else None
+    if unix is not None:
+        await loop.create_unix_connection(lambda: end, unix, ssl=tls, server_hostname=sni)
+    else:
+        await loop.create_connection(lambda: end, host, port, ssl=tls, server_hostname=sni)
     return end
 
 

@@ -417,9 +417,11 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
     for listen, kind in kinded_listens(config):
         host = f"[{listen.host}]" if ":" in listen.host else listen.host
         ssl_ = ", ssl" if listen.ssl else ""
-        if listen.unix is not None:
+        if listen.unix is not None and kind == "http":
             scheme = "https" if listen.ssl else "http"
             line = f"listening on {listen.host} ({scheme}, {what})"
+        elif listen.unix is not None:
+            line = f"listening on {listen.host} ({kind}{ssl_}, {workers})"
         elif kind == "http":
             scheme = "https" if listen.ssl else "http"
             line = f"listening on {scheme}://{host}:{listen.port} ({what})"

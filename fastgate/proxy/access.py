@@ -11,17 +11,16 @@ else 403. An authoriser's answer other than 2xx, 401 or 403 is a 500 either way.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
 
-from fastgate.config.addresses import UNIX
+from fastgate.config.addresses import allows
 from fastgate.proxy.auth_basic import PASSED, REFUSED, AuthBasic
 from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.steps import NEXT, Step, finished
 from fastgate.proxy.steps import REFUSED as NOTED
 
 if TYPE_CHECKING:
-    from fastgate.config.model import AccessRule, Location
+    from fastgate.config.model import Location
     from fastgate.http.handler import ClientSide
     from fastgate.proxy.auth_request import AuthRequest
     from fastgate.proxy.request import Request
@@ -115,22 +114,6 @@ def _basic(loc: Location) -> bool:
     the loader has warned)."""
     s = loc.settings
     return s.auth_basic is not None and s.auth_basic_user_file is not None
-
-
-def allows(addr: str, rules: tuple[AccessRule, ...]) -> bool:
-    """The first rule that matches the address decides; none matching allows, as in
-    nginx. An address that does not parse matches only ``all``."""
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        ip = None
-    for rule in rules:
-        if rule.unix:
-            if addr == UNIX:  # (a unix socket's client: only unix: and all match it)
-                return rule.allow
-        elif rule.network is None or (ip is not None and ip in rule.network):
-            return rule.allow
-    return True
 
 
 def _note(conn: ClientSide, req: Request, loc: Location, status: int) -> Outcome:

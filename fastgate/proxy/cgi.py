@@ -323,7 +323,7 @@ class CgiModule:
                                           "while SSL handshaking to upstream")
             if unix is not None:
                 return await self._failed(conn, req, loc, peer, 502,
-                                          *unix_connect_failed(unix, e))
+                                          *unix_connect_failed(f"unix:{unix}", e))
             return await self._failed(conn, req, loc, peer, 502, f"connect() failed "
                                       f"({e.errno}: {e.strerror}) while connecting to "
                                       "upstream")

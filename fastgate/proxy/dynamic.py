@@ -26,6 +26,7 @@ from fastgate.config.model import (
     Upstream,
     UpstreamServer,
     UpstreamTls,
+    socket_upstream,
 )
 from fastgate.config.tls import proxy_tls_host, upstream_context, upstream_tls
 from fastgate.proxy.dns import Names, ResolveError
@@ -81,8 +82,7 @@ class DynamicTargets:
                           conn, req)
                 return 500
             tls = (upstream_tls(s, path, _ssl_name(s, req)) if scheme == "https" else None)
-            upstream = Upstream(f"unix:{path}", (UpstreamServer("localhost", 0, unix=path),),
-                                implicit=True)
+            upstream = socket_upstream(path)
             pool = upstream.name + (f" tls:{hash(tls)}" if tls else "")
             self._group(pool, upstream, tls)
             return ProxyPass(scheme, upstream.name, "localhost", after if colon else None,

@@ -33,11 +33,12 @@ _QUIET_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EAGAIN, errno.ECONNRESET,
                            errno.EHOSTUNREACH})
 
 
-def unix_connect_failed(path: str, e: OSError) -> tuple[str, str]:
-    """nginx's words and level for a connect() to the socket ``path`` that failed."""
+def unix_connect_failed(address: str, e: OSError,
+                        during: str = " while connecting to upstream") -> tuple[str, str]:
+    """nginx's words and level for a connect() to a socket (``address``: "unix:PATH" as
+    written) that failed."""
     level = "error" if e.errno in _QUIET_ERRNOS else "crit"
-    return (f"connect() to unix:{path} failed ({e.errno}: {e.strerror}) while connecting "
-            "to upstream", level)
+    return f"connect() to {address} failed ({e.errno}: {e.strerror}){during}", level
 
 
 class Recovery(enum.Enum):

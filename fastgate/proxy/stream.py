@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -30,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastgate import openssl
+from fastgate.config import addresses
+from fastgate.config.addresses import UNIX, allows, trusted
 from fastgate.config.model import (
-    AccessRule,
     LimitZone,
     Listen,
     Resolver,
@@ -40,6 +40,7 @@ from fastgate.config.model import (
     Upstream,
     UpstreamServer,
     UpstreamTls,
+    socket_upstream,
 )
 from fastgate.config.tls import TlsError, upstream_context, upstream_tls
 from fastgate.errors import FastgateError
@@ -49,6 +50,7 @@ from fastgate.http.udp import UdpEnd, UdpPort, open_udp
 from fastgate.openssl import NO_CA_ERRORS
 from fastgate.proxy import balance
 from fastgate.proxy.dns import Names, ResolveError
+from fastgate.proxy.failure import unix_connect_failed
 from fastgate.proxy.rate import parse_size
 from fastgate.variables import Template, set_user_variable
 
@@ -133,8 +135,10 @@ class Group:
         self.primary = [Peer(s) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s) for s in upstream.servers if s.backup]
         self.size = len(upstream.servers)
-        # proxy_ssl's default name: the host a proxy_pass gave, or the group's name
-        host = upstream.name.rpartition(":")[0] if upstream.implicit else upstream.name
+        # proxy_ssl's default name: the host a proxy_pass gave (a socket's path), or the
+        # group's name
+        host = (upstream.name if not upstream.implicit else upstream.name[5:]
+                if upstream.name.startswith("unix:") else upstream.name.rpartition(":")[0])
         self.host_name = host[1:-1] if host.startswith("[") else host
         self._pick: Callable[[float, Any, Any], Peer | None] = (
             balance.method(upstream.balance, self.primary) if upstream.balance is not None
@@ -433,8 +437,7 @@ class Session:
     def _start(self) -> None:
         self.realip_remote_addr, self.realip_remote_port = self.remote_addr, self.remote_port
         header = self.proxy_protocol
-        if header is not None and header.addr and self.server.settings.set_real_ip_from \
-                and _trusted(self.server.settings.set_real_ip_from, self.remote_addr):
+        if header is not None and header.addr and self._peer_trusted():
             # nginx's stream realip module (post-accept, before the limits and access):
             # a trusted peer's PROXY header names the client
             self.remote_addr, self.remote_port = header.addr, header.port
@@ -442,7 +445,7 @@ class Session:
             set_user_variable(self, v.name, v.value.render(self))
         if self.server.settings.limit_conn and not self._limit():
             return
-        if not _allowed(self.server.settings.access_rules, self.remote_addr):
+        if not allows(self.remote_addr, self.server.settings.access_rules):
             self.host.stream_error("error", f"access forbidden by rule while initializing "
                                             f"session, client: {self.remote_addr}, server: "
                                             f"{self._srv()}")
@@ -455,6 +458,16 @@ class Session:
                 self._read_hello()
             return
         self._content()
+
+    def _peer_trusted(self) -> bool:
+        """The peer is one of ``set_real_ip_from``'s (a unix socket's client: ``unix:``)."""
+        proxies = self.server.settings.set_real_ip_from
+        if not proxies:
+            return False
+        if self.remote_addr == UNIX:
+            return trusted(None, proxies)
+        addr = addresses.parse(self.remote_addr)
+        return addr is not None and trusted(addr, proxies)
 
     def _limit(self) -> bool:
         """limit_conn (nginx's pre-access phase, before allow/deny): False when a zone
@@ -549,8 +562,8 @@ class Session:
     async def _connect_upstream(self) -> None:
         srv = self.server
         group = await self._group()
-        if group is None:
-            self._finish(BAD_GATEWAY)
+        if isinstance(group, int):
+            self._finish(group)
             return
         loop = asyncio.get_running_loop()
         begun = loop.time()
@@ -567,12 +580,14 @@ class Session:
             started = loop.time()
             side = UpstreamSide(self, attempt)
             why = ""
+            level = "error"
             action = "connecting to"
             name: str | None = None
             try:
                 tls, name = self._tls(group) if srv.proxy_ssl else (None, None)
                 await asyncio.wait_for(connect(side, peer.server.host, peer.server.port,
-                                               srv.tcp_nodelay, tls, name), srv.connect_timeout)
+                                               srv.tcp_nodelay, tls, name, peer.server.unix),
+                                       srv.connect_timeout)
             except TimeoutError:
                 why = "upstream timed out (110: Connection timed out)"
             except ssl.SSLCertVerificationError as e:
@@ -590,7 +605,10 @@ class Session:
                 why = e.message
                 action = "SSL handshaking to"
             except OSError as e:
-                why = f"connect() failed ({e.errno}: {e.strerror})"
+                if peer.server.unix is not None:  # (nginx names the socket, crit or error)
+                    why, level = unix_connect_failed(address, e, during="")
+                else:
+                    why = f"connect() failed ({e.errno}: {e.strerror})"
             if self._closed:
                 side.end.close()
                 return
@@ -603,7 +621,7 @@ class Session:
             attempt.session = loop.time() - started
             where = (f'while {action} upstream, client: {self.remote_addr}, server: '
                      f'{self._srv()}, upstream: "{address}"')
-            self.host.stream_error("error", f"{why} {where}")
+            self.host.stream_error(level, f"{why} {where}")
             if group.size > 1 and peer.failed(time.monotonic()):
                 self.host.stream_error("warn", f"upstream server temporarily disabled {where}")
             spent = loop.time() - begun
@@ -651,39 +669,46 @@ class Session:
             self._finish(BAD_GATEWAY)
         return peer
 
-    async def _group(self) -> Group | None:
+    async def _group(self) -> Group | int:
         """The group ``proxy_pass`` names: a block, or for a value with variables a
-        block by its name, an address, or a name the ``resolver`` resolves (None,
-        logged, when it is none of them)."""
+        block by its name, an address, a socket, or a name the ``resolver`` resolves;
+        else, logged, nginx's status: 500 for a value it cannot read, 502 for a name
+        that does not resolve."""
         srv = self.server
         if srv.upstream is not None:
             return self.streams.groups[srv.upstream]
         assert srv.proxy_pass is not None
-        name = srv.proxy_pass.render(self)
-        group = self.streams.groups.get(name)
+        value = srv.proxy_pass.render(self)
+        group = self.streams.groups.get(value)
         if group is not None:
             return group
-        host, _, port = name.rpartition(":")
-        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         where = f", client: {self.remote_addr}, server: {self._srv()}"
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            what = f'invalid URL prefix in "{name}"' if name else "empty upstream"
-            self.host.stream_error("error", what + where)
-            return None
+        if value[:5].lower() == "unix:":
+            if not value[5:]:
+                self.host.stream_error("error", "no path in the unix domain socket in "
+                                                f'upstream "{value}"{where}')
+                return INTERNAL_ERROR
+            return self.streams.socket(value)
         try:
-            addresses: tuple[str, ...] = (str(ipaddress.ip_address(host)),)
-        except ValueError:
-            s = srv.settings
-            if s.resolver is None:
-                self.host.stream_error("error", f"no resolver defined to resolve {host}{where}")
-                return None
-            try:
-                addresses = await self.streams.names(s.resolver).resolve(host,
-                                                                         s.resolver_timeout)
-            except ResolveError as e:
-                self.host.stream_error("error", f"{e}{where}")
-                return None
-        return self.streams.direct(host, int(port), addresses)
+            host, port, address = addresses.upstream_address(value)
+        except ValueError as e:
+            self.host.stream_error("error", f'{e} in upstream "{value}"{where}')
+            return INTERNAL_ERROR
+        if not port:
+            self.host.stream_error("error", f'no port in upstream "{host}"{where}')
+            return INTERNAL_ERROR
+        if address is not None:
+            return self.streams.direct(str(address), port, (str(address),))
+        s = srv.settings
+        if s.resolver is None:
+            self.host.stream_error("error", f"no resolver defined to resolve {host}{where}")
+            return INTERNAL_ERROR
+        try:
+            found = await self.streams.names(s.resolver).resolve(host, s.resolver_timeout)
+        except ResolveError as e:
+            self.host.stream_error("error", f"{e}{where}")
+            return BAD_GATEWAY
+        return self.streams.direct(host, port, found)
 
     def _tls(self, group: Group) -> tuple[ssl.SSLContext, str]:
         """proxy_ssl's context and the name sent and checked (proxy_ssl_name, with
@@ -696,6 +721,8 @@ class Session:
         return self.streams.tls_context(t), t.name if t.server_name or t.verify else ""
 
     def _proxy_line(self) -> bytes:
+        if self.remote_addr == UNIX:  # (nginx's for a client of no address family it writes)
+            return b"PROXY UNKNOWN\r\n"
         v6 = ":" in self.remote_addr
         return (f"PROXY {'TCP6' if v6 else 'TCP4'} {self.remote_addr} {self.server_addr} "
                 f"{self.remote_port} {self.server_port}\r\n").encode("ascii")
@@ -829,7 +856,7 @@ class Session:
             self._timer = None
 
     def _srv(self) -> str:
-        return f"{self.listen.host}:{self.listen.port}"
+        return self.listen.written
 
     # -- for the variables -------------------------------------------------------------------
 
@@ -955,31 +982,6 @@ class UpstreamSide:
         self.session.crashed(error)
 
 
-def _trusted(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network | str, ...],
-             addr: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return any(not isinstance(n, str) and ip.version == n.version and ip in n
-               for n in networks)
-
-
-def _allowed(rules: tuple[AccessRule, ...], addr: str) -> bool:
-    """nginx's access module: the first rule that matches decides; none: allowed."""
-    if not rules:
-        return True
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return True
-    for rule in rules:
-        if rule.network is None or (ip.version == rule.network.version
-                                    and ip in rule.network):
-            return rule.allow
-    return True
-
-
 class UdpSession(Session):
     """A ``listen ... udp`` session: the datagrams of one client address (until
     ``proxy_requests`` of them), proxied over a socket connected to one server, its
@@ -1032,8 +1034,8 @@ class UdpSession(Session):
 
     async def _connect_upstream(self) -> None:
         group = await self._group()
-        if group is None:
-            self._finish(BAD_GATEWAY)
+        if isinstance(group, int):
+            self._finish(group)
             return
         peer = self._pick(group, set())
         if peer is None:
@@ -1230,15 +1232,21 @@ class Streams:
         """The group a proxy_pass with variables reached: the addresses of ``host``
         (itself, when it is one), round robin, named as written (its passive health
         kept while the addresses are the same)."""
-        key = (host, port, addresses)
+        name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return self._kept((host, port, addresses), lambda: Group(Upstream(
+            name, tuple(UpstreamServer(a, port) for a in addresses), implicit=True)))
+
+    def socket(self, value: str) -> Group:
+        """The group a proxy_pass with variables reached with ``unix:PATH`` (the
+        prefix in any case, as nginx's, and so written in ``$upstream_addr``)."""
+        return self._kept((value, 0, ()), lambda: Group(socket_upstream(value[5:], value)))
+
+    def _kept(self, key: tuple[str, int, tuple[str, ...]], make: Callable[[], Group]) -> Group:
         group = self._direct.get(key)
         if group is None:
-            if len(self._direct) > 1024:
+            if len(self._direct) > 1024:  # (a bound: the values come from requests)
                 self._direct.clear()
-            name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            group = Group(Upstream(name, tuple(UpstreamServer(a, port) for a in addresses),
-                                   implicit=True))
-            self._direct[key] = group
+            group = self._direct[key] = make()
         return group
 
     def names(self, config: Resolver) -> Names:

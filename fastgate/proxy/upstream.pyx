@@ -176,7 +176,7 @@ cdef class Peer:
                                     "connection in SSL handshake) while SSL handshaking "
                                     "to upstream") from None
             if self.server.unix is not None:
-                raise UpstreamError("connect", *unix_connect_failed(self.server.unix, e)
+                raise UpstreamError("connect", *unix_connect_failed(self.server.address, e)
                                     ) from None
             raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
                                 "while connecting to upstream") from None

@@ -52,6 +52,9 @@ BUILT_FROM = {
     # address must agree (merge.py)
     ("Settings", "ssl_client_certificate"): "config/tls.py",
     ("UserFile", "base"): "config/model.py",  # UserFile.resolve, per request
+    # allow/deny, matched per request by addresses.allows (HTTP's and the stream block's)
+    ("AccessRule", "allow"): "config/addresses.py",
+    ("AccessRule", "network"): "config/addresses.py",
     ("Settings", "ssl_trusted_certificate"): "config/tls.py",
     ("Settings", "ssl_crl"): "config/tls.py",
     # the context's OCSP policy, which each connection's check reads (http/ocsp.py)

@@ -207,8 +207,22 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
     ("stream { upstream u { server 127.0.0.1; } }", 'no port in "127.0.0.1" of the "server"'),
     ("stream { }\nstream { }", '"stream" directive is duplicate'),
     ("stream { proxy_upload_rate 12x; }", '"proxy_upload_rate" directive invalid value'),
-    ("stream { server { listen unix:/run/s.sock; return x; } }",
-     '"listen unix:" is not done in fastgate\'s stream block'),
+    ("stream { server { listen unix:/run/s.sock udp; return x; } }",
+     '"udp" on a unix socket is not done in fastgate\'s stream block'),
+    ("stream { server { listen unix:/run/s.sock reuseport; return x; } }",
+     '"reuseport" on a unix socket is not done in fastgate'),
+    ("stream { server { listen unix:; return x; } }",
+     'no path in the unix domain socket in "unix:" of the "listen" directive'),
+    ("stream { server { listen 9001; proxy_pass unix:; } }",
+     'no path in the unix domain socket in upstream "unix:"'),
+    ("stream { upstream u { server unix:; } server { listen 9001; proxy_pass u; } }",
+     'no path in the unix domain socket in upstream "unix:"'),
+    ("stream { server { listen unix:/run/s.sock; return x; }\n"
+     "server { listen unix:/run/s.sock; return y; } }",
+     'duplicate "unix:/run/s.sock" address and port pair'),
+    ("stream { server { listen unix:/run/s.sock; return x; } }\n"
+     "http { server { listen unix:/run/s.sock; } }",
+     '"unix:/run/s.sock" is listened on by an http server and a stream server'),
     ("stream { server { listen 9001; set $remote_addr x; return x; } }",
      'the duplicate "remote_addr" variable'),
     ("stream { map $remote_addr $m { default 1; } server { listen 9001; set $m x; return x; } }",
@@ -248,6 +262,26 @@ def test_an_address_may_take_tcp_and_udp(tmp_path: Path) -> None:
     (server,) = cfg.stream.servers
     assert [x.udp for x in server.listens] == [False, True]
     assert server.proxy_responses == 1 and server.proxy_requests == 0
+
+
+def test_unix_sockets(tmp_path: Path) -> None:
+    """``listen unix:PATH``, ``proxy_pass unix:PATH``, ``server unix:PATH``; a relative
+    path is the prefix's, as every path of the configuration."""
+    cfg = _load(tmp_path, "stream { upstream u { server unix:/run/a.sock weight=2; "
+                          "server 127.0.0.1:9; }\n"
+                          "server { listen unix:/run/s.sock; proxy_pass u; }\n"
+                          "server { listen unix:rel.sock proxy_protocol; "
+                          "proxy_pass unix:/run/b.sock; } }\n")
+    assert cfg.stream is not None
+    one, two = cfg.stream.servers
+    assert [(x.unix, x.port, x.written) for x in one.listens + two.listens] == [
+        ("/run/s.sock", 0, "unix:/run/s.sock"),
+        (f"{tmp_path}/rel.sock", 0, f"unix:{tmp_path}/rel.sock")]
+    a, b = cfg.stream.upstreams["u"].servers
+    assert (a.unix, a.address, a.weight, b.unix) == ("/run/a.sock", "unix:/run/a.sock", 2, None)
+    assert two.upstream == "unix:/run/b.sock"
+    (c,) = cfg.stream.upstreams["unix:/run/b.sock"].servers
+    assert (c.unix, c.address) == ("/run/b.sock", "unix:/run/b.sock")
 
 
 def test_a_stream_only_configuration_loads(tmp_path: Path) -> None:

@@ -42,12 +42,12 @@ class TcpBackend:
     """Echoes each read as ``NAME:bytes``; at the client's end of sending, says
     ``bye:NAME`` and closes. Keeps every byte each connection sent it."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, unix: Path | None = None) -> None:
         self.name = name.encode()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = socket.socket(socket.AF_UNIX if unix is not None else socket.AF_INET)
+        self.sock.bind(str(unix) if unix is not None else ("127.0.0.1", 0))
         self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
+        self.port = 0 if unix is not None else self.sock.getsockname()[1]
         self.received: list[bytes] = []
         self.lock = threading.Lock()
         self.running = True
@@ -92,12 +92,12 @@ class TcpBackend:
 class TlsBackend(TcpBackend):
     """A TcpBackend over TLS, keeping the name each client sent (SNI; "" for none)."""
 
-    def __init__(self, name: str, crt: Path, key: Path) -> None:
+    def __init__(self, name: str, crt: Path, key: Path, unix: Path | None = None) -> None:
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(crt, key)
         self.names: list[str] = []
         self.ctx.sni_callback = lambda obj, sni, ctx: self.names.append(sni or "")  # type: ignore[assignment,func-returns-value]
-        super().__init__(name)
+        super().__init__(name, unix)
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -111,14 +111,15 @@ class TlsBackend(TcpBackend):
 
 class Side:
     """nginx or fastgate running ``stream { BLOCK }``: PORTn in the block become free
-    ports of its own, A/B/C the backends' addresses, HOME the test's directory."""
+    ports of its own, A/B/C the backends' addresses, HOME the test's directory, SIDE a
+    directory of its own (``self.home``)."""
 
     def __init__(self, kind: str, tmp: Path, block: str, backends: dict[str, TcpBackend],
                  nports: int, modules: tuple[Path, ...] = ()) -> None:
         self.kind = kind
         self.ports = [_free() for _ in range(nports)]
         self.ready = _free()
-        home = tmp / kind
+        home = self.home = tmp / kind
         home.mkdir(exist_ok=True)
         self.log = home / "stream.log"
         self.errors = home / "error.log"
@@ -126,7 +127,8 @@ class Side:
             block = block.replace(f"PORT{i}", str(self.ports[i]))
         for name, be in backends.items():
             block = block.replace(f"@{name}", f"127.0.0.1:{be.port}")
-        block = block.replace("HOME", str(tmp)).replace("LOG", str(self.log))
+        block = (block.replace("SIDE", str(home)).replace("HOME", str(tmp))
+                 .replace("LOG", str(self.log)))
         stream = (f"stream {{ log_format test '{FORMAT}';\n"
                   f"  server {{ listen 127.0.0.1:{self.ready}; access_log off; return ''; }}\n"
                   f"{block}\n}}\n")

@@ -150,7 +150,9 @@ def test_past_worker_connections_a_connection_is_closed_unlogged(tmp_path: Path)
     assert len(host.logged) == 1  # the first only, when it ended
 
 
-def test_a_name_without_a_resolver_is_a_502(tmp_path: Path) -> None:
+def test_a_name_without_a_resolver_is_a_500(tmp_path: Path) -> None:
+    """(nginx's: a value it cannot go on with is its internal error; one that does not
+    resolve, a 502)"""
     streams, host = _streams(tmp_path, f"server {{ listen 127.0.0.1:{_port()}; "
                                        "set $to db.internal:5432; proxy_pass $to; }")
 
@@ -164,6 +166,6 @@ def test_a_name_without_a_resolver_is_a_502(tmp_path: Path) -> None:
         return got
 
     assert asyncio.run(run()) == b""
-    assert host.logged[0].status == 502
+    assert host.logged[0].status == 500
     assert any("no resolver defined to resolve db.internal, client: 127.0.0.1" in message
                for _, message in host.errors)

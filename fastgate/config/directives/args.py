@@ -18,6 +18,7 @@ from fastgate.config.values import (
     is_token,
     parse_code,
     parse_flag,
+    parse_host_port,
     parse_number,
     parse_size,
     parse_time,
@@ -135,3 +136,15 @@ def path_arg(ld: Context, d: Directive) -> str:
 
 
 SPECS: list[Spec] = []
+
+
+def listen_address(ld: Context, d: Directive, address: str,
+                   default_port: int | None) -> tuple[str, int]:
+    """``listen``'s address (HTTP's, the stream block's): host and port, or for a unix
+    socket "unix:PATH" (the path the prefix's when relative) and port 0."""
+    if not address.startswith("unix:"):
+        return parse_host_port(d, address, default_port)
+    if not address[5:]:
+        raise d.error(f'no path in the unix domain socket in "{address}" of the '
+                      '"listen" directive')
+    return "unix:" + ld.path_of(address[5:]), 0

@@ -29,6 +29,7 @@ from fastgate.config.context import (
 )
 from fastgate.config.directives.args import (
     flag_arg,
+    listen_address,
     number_arg,
     one_of,
     setting,
@@ -46,7 +47,6 @@ from fastgate.config.parser import Directive
 from fastgate.config.regex import compile_regex
 from fastgate.config.values import (
     parse_code,
-    parse_host_port,
     parse_number,
     parse_size,
     parse_time,
@@ -189,13 +189,7 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
             raise d.error(f'invalid port in "{address}" of the "listen" directive')
         ports = range(low, high + 1)
         address = m["head"] + m["low"]
-    if address.startswith("unix:"):  # a unix socket: "unix:PATH" stands for its address
-        if not address[5:]:
-            raise d.error(f'no path in the unix domain socket in "{address}" of the '
-                          '"listen" directive')
-        host, port = "unix:" + ld.path_of(address[5:]), 0
-    else:
-        host, port = parse_host_port(d, address, 80)
+    host, port = listen_address(ld, d, address, 80)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
         if arg == "reuseport" and port == 0:

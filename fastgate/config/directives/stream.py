@@ -23,6 +23,7 @@ from fastgate.config.context import (
     Level,
     Spec,
     one_server_group,
+    unix_group,
 )
 from fastgate.config.directives import (
     access,
@@ -36,7 +37,14 @@ from fastgate.config.directives import (
     tls,
     upstream,
 )
-from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
+from fastgate.config.directives.args import (
+    flag_arg,
+    ignored,
+    listen_address,
+    number_arg,
+    size_arg,
+    time_arg,
+)
 from fastgate.config.directives.proxy import tls_specs
 from fastgate.config.errors import ConfigError
 from fastgate.config.lookups import Lookup
@@ -194,7 +202,7 @@ class StreamContext:
                 key = (listen.host, listen.port, listen.udp)
                 d = lvl.local["listen_at"][key]
                 if key in seen:
-                    raise d.error(f'duplicate "{listen.host}:{listen.port}" address and '
+                    raise d.error(f'duplicate "{listen.written}" address and '
                                   "port pair")
                 seen[key] = d
             servers.append(server)
@@ -299,17 +307,11 @@ def upstream_block(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
-    if d.args[0].startswith("unix:"):
-        raise d.error("fastgate's stream proxy connects over TCP only: unix sockets are "
-                      "not done")
     upstream.add_server(ld, lvl, d, None)
 
 
 def listen(ld: Context, lvl: Level, d: Directive) -> None:
-    if d.args[0].startswith("unix:"):
-        raise d.error('"listen unix:" is not done in fastgate\'s stream block: it listens '
-                      "on TCP and UDP only")
-    host, port = parse_host_port(d, d.args[0], None)
+    host, port = listen_address(ld, d, d.args[0], None)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
         if arg in ("ssl", "reuseport", "proxy_protocol"):
@@ -330,6 +332,13 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
         for other in ("ssl", "proxy_protocol"):  # (nginx's words)
             if params.get(other):
                 raise d.error(f'"{other}" parameter is incompatible with "udp"')
+    if port == 0:
+        if params.get("udp"):
+            raise d.error('"udp" on a unix socket is not done in fastgate\'s stream block: '
+                          "its datagram sockets are UDP's")
+        if params.get("reuseport"):
+            raise d.error('"reuseport" on a unix socket is not done in fastgate: its '
+                          "workers share one socket")
     entry = Listen(host or "0.0.0.0", port, **params)
     lvl.local["listen"] = lvl.local.get("listen", ()) + (entry,)
     lvl.local.setdefault("listen_at", {})[entry.host, entry.port, entry.udp] = d
@@ -353,8 +362,10 @@ def proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.local["upstream"] = text
         return
     if text.startswith("unix:"):
-        raise d.error("fastgate's stream proxy connects over TCP only: unix sockets are "
-                      "not done")
+        if not text[5:]:
+            raise d.error(f'no path in the unix domain socket in upstream "{text}"')
+        lvl.local["upstream"] = unix_group(ld, ld.path_of(text[5:]))
+        return
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
         raise d.error(f'no port in upstream "{text}"')
