@@ -136,6 +136,14 @@ def trusted(addr: Address | None, proxies: Sequence[Network | str]) -> bool:
     return any(not isinstance(net, str) and addr in net for net in proxies)
 
 
+def trusted_peer(addr: str, proxies: Sequence[Network | str]) -> bool:
+    """``trusted`` for a peer's address as text (``UNIX``: a unix socket's client)."""
+    if addr == UNIX:
+        return trusted(None, proxies)
+    found = parse(addr)
+    return found is not None and trusted(found, proxies)
+
+
 def forwarded(addr: Address | None, values: Sequence[str], proxies: Sequence[Network | str],
               recursive: bool) -> tuple[Address | None, int | None]:
     """The client's address behind trusted ``proxies``, and its port when the header

@@ -1212,10 +1212,12 @@ class AuthHttp:
     port: int
     host_header: str
     uri: str
+    unix: str | None = None  # a unix socket's path (then host and port say nothing)
 
     @property
     def name(self) -> str:
-        return f"{self.host}:{self.port}"
+        """As nginx's messages name it."""
+        return f"unix:{self.unix}" if self.unix is not None else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -1255,8 +1257,9 @@ class MailServer:
     smtp_auth_upstream: bool = False  # proxy_smtp_auth: AUTH PLAIN to the mail server
     resolver: Resolver | None = None  # the client's name (PTR, then confirmed) for SMTP
     resolver_timeout: float = 30.0
-    # set_real_ip_from: peers whose PROXY header (listen ... proxy_protocol) names the client
-    real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # set_real_ip_from: peers whose PROXY header (listen ... proxy_protocol) names the
+    # client (addresses.UNIX: the clients of a unix socket)
+    real_ip_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network | str, ...] = ()
 
 
 @dataclass(frozen=True)

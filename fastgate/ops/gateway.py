@@ -415,22 +415,19 @@ def announce(config: Config, engine: str | None, log: Any) -> None:
     what = f"{workers}, {resolve(engine or config.http_engine)}"
     shown = log.reaches("stderr", "notice")
     for listen, kind in kinded_listens(config):
-        host = f"[{listen.host}]" if ":" in listen.host else listen.host
         ssl_ = ", ssl" if listen.ssl else ""
-        if listen.unix is not None and kind == "http":
+        if kind == "http":
             scheme = "https" if listen.ssl else "http"
-            line = f"listening on {listen.host} ({scheme}, {what})"
-        elif listen.unix is not None:
-            line = f"listening on {listen.host} ({kind}{ssl_}, {workers})"
-        elif kind == "http":
-            scheme = "https" if listen.ssl else "http"
-            line = f"listening on {scheme}://{host}:{listen.port} ({what})"
+            where, what_ = f"{scheme}://", (f"{scheme}, {what}" if listen.unix else what)
         elif kind == "stream":
-            line = (f"listening on {'udp' if listen.udp else 'tcp'}://{host}:{listen.port} "
-                    f"(stream{ssl_}, {workers})")
+            where, what_ = f"{'udp' if listen.udp else 'tcp'}://", f"stream{ssl_}, {workers}"
         else:
-            line = (f"listening on tcp://{host}:{listen.port} "
-                    f"(mail, {mail_server(config, listen).protocol}{ssl_}, {workers})")
+            protocol = mail_server(config, listen).protocol
+            where, what_ = "tcp://", f"mail, {protocol}{ssl_}, {workers}"
+        address = (listen.host if listen.unix is not None else
+                   f"{where}[{listen.host}]:{listen.port}" if ":" in listen.host else
+                   f"{where}{listen.host}:{listen.port}")
+        line = f"listening on {address} ({what_})"
         log.write("notice", line)
         if not shown:
             print(f"fastgate: {line}", file=sys.stderr, flush=True)

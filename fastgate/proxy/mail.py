@@ -22,10 +22,12 @@ from typing import Any, Protocol
 
 from fastgate import openssl
 from fastgate.client_certificate import VARIABLES as CERTIFICATE
+from fastgate.config.addresses import UNIX, trusted_peer
 from fastgate.config.model import Listen, Mail, MailServer, Resolver
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.http.tcp import TcpEnd, connect
 from fastgate.proxy.dns import Names, ResolveError
+from fastgate.proxy.failure import unix_connect_failed
 from fastgate.proxy.mail_auth import (
     Answer,
     AnswerReader,
@@ -151,8 +153,8 @@ class MailSession:
     def _opened(self, end: TcpEnd) -> None:
         self.host.stream_opened(self)
         port = end.address("peername")[1]
-        self.host.stream_error("info", f"client {self.remote_addr}:{port} connected to "
-                                       f"{self.listen.host}:{self.listen.port}")
+        client = self.remote_addr if self.remote_addr == UNIX else f"{self.remote_addr}:{port}"
+        self.host.stream_error("info", f"client {client} connected to {self.listen.written}")
 
     def _begin(self) -> None:
         """The session proper, once the PROXY header (if any) is read: the client
@@ -221,10 +223,8 @@ class MailSession:
         """nginx's mail realip module: a trusted peer's PROXY header names the client
         (its address is then Client-IP, XCLIENT's and the log's)."""
         h = self.proxy_header
-        if h is not None and h.addr and self.server.real_ip_from and any(
-                ipaddress.ip_address(self.remote_addr) in net
-                for net in self.server.real_ip_from
-                if net.version == ipaddress.ip_address(self.remote_addr).version):
+        if h is not None and h.addr and trusted_peer(self.remote_addr,
+                                                     self.server.real_ip_from):
             self.remote_addr = h.addr
 
     def ended(self) -> bool | None:
@@ -499,8 +499,9 @@ class MailSession:
         """The client's name first (``resolver``): its address's PTR name, confirmed by
         the name's own addresses; then the greeting."""
         resolver = self.server.resolver
-        if resolver is None or self.names is None:
-            self.client_name = UNAVAILABLE
+        if resolver is None or self.names is None or self.remote_addr == UNIX:
+            # (a unix socket's client has no address to ask about: nginx's TEMPUNAVAIL)
+            self.client_name = UNAVAILABLE if resolver is None else TEMPUNAVAIL
             self._smtp_greeting()
             return
         self.stage = "resolve"
@@ -824,14 +825,18 @@ class MailSession:
         asker = AnswerReader()
         try:
             end = await asyncio.wait_for(
-                connect(asker, a.host, a.port, True), self.server.auth_http_timeout)
+                connect(asker, a.host, a.port, True, unix=a.unix), self.server.auth_http_timeout)
         except TimeoutError:
             self._log("error", f"auth http server {a.name} timed out "
                                "(110: Connection timed out)")
             self._internal_error()
             return
-        except OSError as e:  # (nginx sees the refusal when it reads the answer)
-            self._log("error", f"recv() failed ({_errno(e)})")
+        except OSError as e:
+            if a.unix is not None:  # (a socket's connect() fails at once, named)
+                why, level = unix_connect_failed(a.name, e, during="")
+                self._log(level, why)
+            else:  # (nginx sees a refusal when it reads the answer)
+                self._log("error", f"recv() failed ({_errno(e)})")
             self._internal_error()
             return
         try:
@@ -952,7 +957,9 @@ class MailSession:
     def upstream_made(self, end: TcpEnd) -> None:
         """Connected to the mail server (its greeting may follow at once)."""
         self.upstream = end
-        if self.server.send_proxy_protocol:
+        if self.server.send_proxy_protocol and self.remote_addr == UNIX:
+            end.write(b"PROXY UNKNOWN\r\n")  # (nginx's for a client of no address family)
+        elif self.server.send_proxy_protocol:
             local = self.client.address("sockname") if self.client is not None else ("", 0)
             remote_port = self.client.address("peername")[1] if self.client else 0
             v6 = ":" in self.remote_addr
@@ -1123,8 +1130,7 @@ class MailSession:
         if self.action:
             line += f" while {self.action}"
         line += f", client: {self.remote_addr}"
-        line += f"{' using starttls' if self.starttls else ''}, server: " \
-                f"{self.listen.host}:{self.listen.port}"
+        line += f"{' using starttls' if self.starttls else ''}, server: {self.listen.written}"
         if self.login:
             line += f', login: "{_text(self.login)}"'
             if self.upstream_name and self.stage in ("login", "proxy"):

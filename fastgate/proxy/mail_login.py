@@ -11,6 +11,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fastgate.config.addresses import UNIX
 from fastgate.config.model import MailServer
 from fastgate.errors import FastgateError
 
@@ -133,7 +134,7 @@ class LoginScript:
             self.state = "helo_xclient" if s.xclient else ("helo_" + after if after else "helo")
             return verb + s.server_name.encode("latin-1") + b"\r\n"
         if state == "helo_xclient":
-            v6 = ":" in w.client_addr
+            v6 = ":" in w.client_addr and w.client_addr != UNIX  # (nginx's: AF_INET6)
             line = b"XCLIENT ADDR=" + (b"IPV6:" if v6 else b"") + w.client_addr.encode()
             if w.login and not s.smtp_auth_upstream:
                 line += b" LOGIN=" + w.login

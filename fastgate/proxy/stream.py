@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from fastgate import openssl
 from fastgate.config import addresses
-from fastgate.config.addresses import UNIX, allows, trusted
+from fastgate.config.addresses import UNIX, allows, trusted_peer
 from fastgate.config.model import (
     LimitZone,
     Listen,
@@ -437,7 +437,8 @@ class Session:
     def _start(self) -> None:
         self.realip_remote_addr, self.realip_remote_port = self.remote_addr, self.remote_port
         header = self.proxy_protocol
-        if header is not None and header.addr and self._peer_trusted():
+        if header is not None and header.addr and trusted_peer(
+                self.remote_addr, self.server.settings.set_real_ip_from):
             # nginx's stream realip module (post-accept, before the limits and access):
             # a trusted peer's PROXY header names the client
             self.remote_addr, self.remote_port = header.addr, header.port
@@ -458,16 +459,6 @@ class Session:
                 self._read_hello()
             return
         self._content()
-
-    def _peer_trusted(self) -> bool:
-        """The peer is one of ``set_real_ip_from``'s (a unix socket's client: ``unix:``)."""
-        proxies = self.server.settings.set_real_ip_from
-        if not proxies:
-            return False
-        if self.remote_addr == UNIX:
-            return trusted(None, proxies)
-        addr = addresses.parse(self.remote_addr)
-        return addr is not None and trusted(addr, proxies)
 
     def _limit(self) -> bool:
         """limit_conn (nginx's pre-access phase, before allow/deny): False when a zone

@@ -85,6 +85,25 @@ def test_servers_load_with_nginx_defaults(tmp_path: Path) -> None:
     assert config.warnings == ()
 
 
+def test_unix_sockets(tmp_path: Path) -> None:
+    """``listen unix:PATH`` and ``auth_http unix:PATH[:URI]`` (Host: localhost, as
+    nginx's for a socket)."""
+    config = _load(tmp_path, """
+        auth_http unix:/run/auth.sock;
+        server { listen unix:/run/imap.sock; protocol imap; }
+        server { listen 127.0.0.1:1143; protocol imap; auth_http http://unix:/run/a.sock:/x/y; }
+    """)
+    assert config.mail is not None
+    one, two = config.mail.servers
+    (listen,) = one.listens
+    assert (listen.unix, listen.port, listen.written) == ("/run/imap.sock", 0,
+                                                          "unix:/run/imap.sock")
+    a, b = one.auth_http, two.auth_http
+    assert (a.unix, a.name, a.host_header, a.uri) == ("/run/auth.sock", "unix:/run/auth.sock",
+                                                      "localhost", "/")
+    assert (b.unix, b.name, b.uri) == ("/run/a.sock", "unix:/run/a.sock", "/x/y")
+
+
 def test_capability_replies_are_nginx_merges() -> None:
     """As ngx_mail_imap_merge_srv_conf and ngx_mail_pop3_merge_srv_conf make them (the
     e2e test compares them with nginx's on the wire)."""
@@ -149,9 +168,12 @@ def test_smtp_servers(tmp_path: Path) -> None:
     ("pop3_auth plain login;", 'invalid value "login" in {path}:2'),
     ("starttls maybe;", 'invalid value "maybe" in "starttls" directive, it must be "off", '
                         '"on" or "only" in {path}:2'),
-    ("auth_http unix:/tmp/auth.sock;", "fastgate asks an auth_http server over TCP only"),
-    ("auth_http 127.0.0.1:1; server { listen unix:/run/m.sock; protocol imap; }",
-     '"listen unix:" is not done in fastgate\'s mail block: it listens on TCP only in {path}:2'),
+    ("auth_http unix:;", 'no path in the unix domain socket in auth_http "unix:" in {path}:2'),
+    ("auth_http 127.0.0.1:1; server { listen unix:; protocol imap; }",
+     'no path in the unix domain socket in "unix:" of the "listen" directive in {path}:2'),
+    ("auth_http 127.0.0.1:1;\nserver { listen unix:/run/m.sock; protocol imap; }\n"
+     "server { listen unix:/run/m.sock; protocol pop3; }",
+     'duplicate "unix:/run/m.sock" address and port pair in {path}:4'),
     ("auth_http 127.0.0.1:1;\nserver { listen 127.0.0.1:1143; protocol imap; }\n"
      "server { listen 127.0.0.1:1143; protocol pop3; }",
      'duplicate "127.0.0.1:1143" address and port pair in {path}:4'),

@@ -40,14 +40,14 @@ class Recorder:
     ``respond(connection's bytes so far, the new line) -> reply | None``; a reply of
     b"CLOSE" closes the connection."""
 
-    def __init__(self, greeting: bytes, respond: Callable[[bytes, bytes], bytes | None]
-                 ) -> None:
+    def __init__(self, greeting: bytes, respond: Callable[[bytes, bytes], bytes | None],
+                 unix: Path | None = None) -> None:
         self.greeting = greeting
         self.respond = respond
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = socket.socket(socket.AF_UNIX if unix is not None else socket.AF_INET)
+        self.sock.bind(str(unix) if unix is not None else ("127.0.0.1", 0))
         self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
+        self.port = 0 if unix is not None else self.sock.getsockname()[1]
         self.received: list[bytes] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -145,7 +145,7 @@ class AuthServer:
     """The auth_http server: keeps each request, answers with ``answer(request)``'s
     headers (a list of "Name: value")."""
 
-    def __init__(self) -> None:
+    def __init__(self, unix: Path | None = None) -> None:
         self.answer: Callable[[bytes], list[str]] = lambda req: []
         self.requests: list[bytes] = []
         self.lock = threading.Lock()
@@ -158,7 +158,7 @@ class AuthServer:
             headers = "".join(h + "\r\n" for h in self.answer(seen))
             return f"HTTP/1.0 200 OK\r\n{headers}\r\n".encode()
 
-        self.rec = Recorder(b"", respond)
+        self.rec = Recorder(b"", respond, unix)
         self.port = self.rec.port
 
     def take(self) -> list[bytes]:
@@ -181,18 +181,20 @@ def ok_to(backend: Recorder, password: str | None = None) -> Callable[[bytes], l
 
 class Side:
     """nginx or fastgate running ``mail { BLOCK }``; PORTn in the block become free
-    ports of its own, AUTH the auth server's address, HOME the test's directory."""
+    ports of its own, AUTH the auth server's address, HOME the test's directory, SIDE a
+    directory of its own (``self.home``)."""
 
     def __init__(self, kind: str, tmp: Path, block: str, auth: AuthServer,
                  nports: int) -> None:
         self.kind = kind
         self.ports = [free_port() for _ in range(nports)]
-        home = tmp / kind
+        home = self.home = tmp / kind
         home.mkdir(exist_ok=True)
         self.errors = home / "error.log"
         for i in reversed(range(nports)):
             block = block.replace(f"PORT{i}", str(self.ports[i]))
-        block = block.replace("AUTH", f"127.0.0.1:{auth.port}").replace("HOME", str(tmp))
+        block = (block.replace("AUTH", f"127.0.0.1:{auth.port}").replace("SIDE", str(home))
+                 .replace("HOME", str(tmp)))
         mail = f"mail {{ server_name mail.test;\n{block}\n}}\n"
         self.proc = beside_nginx(kind, home, mail, "info", (MODULE,))
         stderr = home / "stderr"

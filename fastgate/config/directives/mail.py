@@ -15,7 +15,14 @@ from typing import Any
 
 from fastgate.config.context import Context, Level, Spec
 from fastgate.config.directives import realip, resolver, tls
-from fastgate.config.directives.args import flag_arg, ignored, number_arg, size_arg, time_arg
+from fastgate.config.directives.args import (
+    flag_arg,
+    ignored,
+    listen_address,
+    number_arg,
+    size_arg,
+    time_arg,
+)
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import AuthHttp, Listen, Mail, MailServer, Settings, Where
 from fastgate.config.parser import Directive
@@ -107,7 +114,7 @@ def mail_block(ld: Context, lvl: Level, d: Directive) -> None:
     for server in servers:
         for x in server.listens:
             if x.address in seen:
-                raise ConfigError(f'duplicate "{x.host}:{x.port}" address and port pair',
+                raise ConfigError(f'duplicate "{x.written}" address and port pair',
                                   server.where.file, server.where.line)
             seen[x.address] = server
     lvl.local["mail"] = Mail(servers)
@@ -120,10 +127,7 @@ def server_block(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def listen(ld: Context, lvl: Level, d: Directive) -> None:
-    if d.args[0].startswith("unix:"):
-        raise d.error('"listen unix:" is not done in fastgate\'s mail block: it listens '
-                      "on TCP only")
-    host, port = parse_host_port(d, d.args[0], None)
+    host, port = listen_address(ld, d, d.args[0], None)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
         if arg == "ssl":
@@ -167,9 +171,12 @@ def own(name: str, parse: Any) -> Any:
 def _auth_http(ld: Context, d: Directive) -> AuthHttp:
     url = d.args[0]
     rest = url[7:] if url.startswith("http://") else url
-    if rest.startswith("unix:"):
-        raise d.error("fastgate asks an auth_http server over TCP only: unix sockets are "
-                      "not done")
+    if rest.startswith("unix:"):  # (nginx's unix:PATH[:URI]; Host: localhost)
+        path, colon, uri = rest[5:].partition(":")
+        if not path:
+            raise d.error(f'no path in the unix domain socket in auth_http "{rest}"')
+        return AuthHttp("localhost", 0, "localhost", uri if colon and uri else "/",
+                        unix=ld.path_of(path))
     hostport, slash, path = rest.partition("/")
     host, port = parse_host_port(d, hostport, 80)
     if not host:
