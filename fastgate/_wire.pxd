@@ -33,6 +33,7 @@ cdef class ConnectionInfo:
     cdef readonly object proxy_protocol  # http.proxy_protocol.ProxyHeader, or None
     cdef readonly object client_certificate  # (DER, verify error, its words), or None
     cdef readonly str http2  # "h2" (TLS) or "h2c" (cleartext) for an HTTP/2 stream; else ""
+    cdef readonly object tls  # the connection's ssl.SSLObject ($ssl_cipher...), or None
 
 
 # a request line's bytes past ASCII escaped for the engines' parsers

@@ -1,4 +1,5 @@
 # Types of the HTTP layer's compiled module (fastgate/_wire.pyx) for type checkers.
+import ssl
 from typing import Any
 
 from fastgate.http.proxy_protocol import ProxyHeader
@@ -49,11 +50,13 @@ class ConnectionInfo:
     def client_certificate(self) -> tuple[bytes, int, str] | None: ...
     @property
     def http2(self) -> str: ...
+    @property
+    def tls(self) -> ssl.SSLObject | None: ...
     def __init__(self, scheme: str, remote_addr: str, remote_port: int, server_addr: str,
                  server_port: int, connection_id: int, ssl_protocol: str = "",
                  proxy_protocol: ProxyHeader | None = None,
                  client_certificate: tuple[bytes, int, str] | None = None,
-                 http2: str = "") -> None: ...
+                 http2: str = "", tls: ssl.SSLObject | None = None) -> None: ...
 
 class ResponseHead:
     @property

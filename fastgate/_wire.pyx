@@ -66,7 +66,7 @@ cdef class ConnectionInfo:
 
     def __init__(self, str scheme, str remote_addr, int remote_port, str server_addr,
                  int server_port, long long connection_id, str ssl_protocol="",
-                 proxy_protocol=None, client_certificate=None, str http2=""):
+                 proxy_protocol=None, client_certificate=None, str http2="", tls=None):
         self.scheme = scheme
         self.remote_addr = remote_addr
         self.remote_port = remote_port
@@ -77,6 +77,7 @@ cdef class ConnectionInfo:
         self.proxy_protocol = proxy_protocol
         self.client_certificate = client_certificate
         self.http2 = http2
+        self.tls = tls
 
 
 cdef class ResponseHead:

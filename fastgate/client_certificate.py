@@ -12,6 +12,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from fastgate import openssl
+
 
 @lru_cache(maxsize=256)
 def _parsed(der: bytes) -> x509.Certificate:
@@ -49,6 +51,16 @@ def _with(r: Any, get: Any) -> str:
     return get(cert) if cert is not None else ""
 
 
+def _legacy(r: Any, issuer: bool) -> str:
+    given = r.connection.client_certificate
+    if given is None:
+        return ""
+    try:
+        return openssl.name_oneline(given[0], issuer)
+    except openssl.OpensslError:  # (a Python whose ssl module fastgate cannot reach)
+        return ""
+
+
 VARIABLES: dict[str, Any] = {
     # nginx's: SUCCESS, FAILED:REASON (a request sees one only with optional_no_ca), NONE
     "ssl_client_verify": lambda r: _verify(r.connection.client_certificate),
@@ -66,4 +78,11 @@ VARIABLES: dict[str, Any] = {
     "ssl_client_v_end": lambda r: _with(r, lambda c: _time(c.not_valid_after_utc)),
     "ssl_client_v_remain": lambda r: _with(r, lambda c: str(max(0, (
         c.not_valid_after_utc - datetime.datetime.now(datetime.UTC)).days))),
+}
+
+# HTTP's only (nginx's stream module has neither): the names in their old form,
+# "/C=../CN=..", as OpenSSL's X509_NAME_oneline writes them
+LEGACY: dict[str, Any] = {
+    "ssl_client_s_dn_legacy": lambda r: _legacy(r, issuer=False),
+    "ssl_client_i_dn_legacy": lambda r: _legacy(r, issuer=True),
 }

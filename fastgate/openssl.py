@@ -77,7 +77,14 @@ def _lib() -> Any:
             ("SSL_get0_verified_chain", [ssl_p], v), ("OPENSSL_sk_num", [v], i),
             ("OPENSSL_sk_value", [v, i], v),
             ("i2d_X509", [v, ctypes.POINTER(ctypes.c_char_p)], i),
-            ("SSL_get_servername", [ssl_p, i], c)):
+            ("SSL_get_servername", [ssl_p, i], c),
+            ("SSL_ctrl", [ssl_p, i, L, v], L), ("SSL_CIPHER_find", [ssl_p, v], v),
+            ("SSL_CIPHER_get_name", [v], c), ("OBJ_nid2sn", [i], c),
+            ("SSL_get_session", [ssl_p], v),
+            ("SSL_SESSION_get_id", [v, ctypes.POINTER(ctypes.c_uint)], v),
+            ("d2i_X509", [v, ctypes.POINTER(ctypes.c_char_p), L], v),
+            ("X509_free", [v], None), ("X509_get_subject_name", [v], v),
+            ("X509_get_issuer_name", [v], v), ("X509_NAME_oneline", [v, c, i], v)):
         f = getattr(lib, name)
         f.argtypes, f.restype = args, result
     return lib
@@ -221,6 +228,87 @@ def server_name(tls: ssl.SSLObject) -> str:
     return name.decode("latin-1") if name else ""
 
 
+# SSL_ctrl's commands (OpenSSL 3's ssl.h) and TLSEXT_nid_unknown
+_CTRL_GET_GROUPS, _CTRL_GET_RAW_CIPHERLIST, _CTRL_GET_NEGOTIATED_GROUP = 90, 110, 134
+_NID_UNKNOWN = 0x1000000
+
+
+def client_ciphers(tls: ssl.SSLObject) -> str:
+    """The ciphers the client offered, by OpenSSL's names (one it does not know as
+    "0x" and its bytes in hex), ":" between them: nginx's ``$ssl_ciphers``
+    (SSL_get0_raw_cipherlist)."""
+    lib = _lib()
+    conn = _connection(tls)
+    size = lib.SSL_ctrl(conn, _CTRL_GET_RAW_CIPHERLIST, 0, None)
+    raw = ctypes.c_void_p()
+    total = lib.SSL_ctrl(conn, _CTRL_GET_RAW_CIPHERLIST, 0, ctypes.byref(raw))
+    if size <= 0 or total <= 0 or not raw.value:
+        return ""
+    data = ctypes.string_at(raw.value, total)
+    names = []
+    for at in range(0, total - total % size, size):
+        cipher = lib.SSL_CIPHER_find(conn, raw.value + at)
+        names.append(lib.SSL_CIPHER_get_name(cipher).decode("latin-1") if cipher
+                     else "0x" + data[at:at + size].hex())
+    return ":".join(names)
+
+
+def _group(nid: int) -> str:
+    if nid & _NID_UNKNOWN:
+        return f"0x{nid & 0xFFFF:04x}"
+    name = _lib().OBJ_nid2sn(nid)
+    return name.decode("latin-1") if name else ""
+
+
+def client_groups(tls: ssl.SSLObject) -> str:
+    """The groups (curves) the client supports, ":" between them: nginx's
+    ``$ssl_curves`` (SSL_get1_curves)."""
+    lib = _lib()
+    conn = _connection(tls)
+    n = lib.SSL_ctrl(conn, _CTRL_GET_GROUPS, 0, None)
+    if n <= 0:
+        return ""
+    nids = (ctypes.c_int * n)()
+    n = lib.SSL_ctrl(conn, _CTRL_GET_GROUPS, 0, ctypes.cast(nids, ctypes.c_void_p))
+    return ":".join(_group(nids[i]) for i in range(max(n, 0)))
+
+
+def negotiated_group(tls: ssl.SSLObject) -> str:
+    """The group the key exchange used: nginx's ``$ssl_curve``
+    (SSL_get_negotiated_group); empty when none was."""
+    nid = int(_lib().SSL_ctrl(_connection(tls), _CTRL_GET_NEGOTIATED_GROUP, 0, None))
+    return _group(nid) if nid > 0 else ""
+
+
+def session_id(tls: ssl.SSLObject) -> str:
+    """The session's id in hex: nginx's ``$ssl_session_id`` (SSL_SESSION_get_id)."""
+    lib = _lib()
+    session = lib.SSL_get_session(_connection(tls))
+    if not session:
+        return ""
+    size = ctypes.c_uint()
+    found = lib.SSL_SESSION_get_id(session, ctypes.byref(size))
+    return ctypes.string_at(found, size.value).hex() if found and size.value else ""
+
+
+def name_oneline(der: bytes, issuer: bool) -> str:
+    """A certificate's subject (or issuer) as OpenSSL's X509_NAME_oneline writes it,
+    "/C=../CN=..": nginx's ``$ssl_client_s_dn_legacy`` and ``_i_dn_legacy``."""
+    lib = _lib()
+    start = ctypes.c_char_p(der)
+    cert = lib.d2i_X509(None, ctypes.byref(start), len(der))
+    if not cert:
+        return ""
+    try:
+        name = (lib.X509_get_issuer_name if issuer else lib.X509_get_subject_name)(cert)
+        buf = ctypes.create_string_buffer(16384)
+        if not name or not lib.X509_NAME_oneline(name, buf, len(buf)):
+            return ""
+        return buf.value.decode("latin-1")
+    finally:
+        lib.X509_free(cert)
+
+
 # what ssl_verify_client optional_no_ca lets through (nginx's ngx_ssl_verify_error_optional:
 # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, _SELF_SIGNED_CERT_IN_CHAIN,
 # _UNABLE_TO_GET_ISSUER_CERT, _UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
@@ -241,8 +329,7 @@ def verify_result(tls: ssl.SSLObject) -> tuple[int, str]:
 
 
 __all__ = ["CACHE_NONE", "CACHE_OFF", "CACHE_SERVER", "NO_CA_ERRORS", "OcspPolicy",
-           "OpensslError",
-           "ServerContext", "conf_commands",
-           "curves", "server_name", "session_cache", "use_engine", "verified_chain",
-           "verify_result",
+           "OpensslError", "ServerContext", "client_ciphers", "client_groups",
+           "conf_commands", "curves", "name_oneline", "negotiated_group", "server_name",
+           "session_cache", "session_id", "use_engine", "verified_chain", "verify_result",
            "verify_then_answer"]

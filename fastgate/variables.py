@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastgate import browsers, client_certificate, geoip, secure_link, userid
+from fastgate import browsers, client_certificate, geoip, secure_link, ssl_variables, userid
 from fastgate.config.errors import ConfigError
 from fastgate.config.referers import VALID
 from fastgate.cookie_header import cookie_of
@@ -276,6 +276,13 @@ def _fastcgi_split(r: Any, s: Any) -> tuple[str, str]:
     return script, info
 
 
+def _tls(read: Callable[[Any], str], connection: bool) -> Getter:
+    """A TLS connection's variable: of a request's connection, or a stream session's."""
+    if connection:
+        return lambda r: read(r.connection.tls)
+    return lambda r: read(r.tls)
+
+
 def _per_location(get: Callable[[Any, Any], str]) -> Getter:
     """A variable the request's location's settings decide (before a location is
     chosen: empty)."""
@@ -444,8 +451,11 @@ BUILTIN: dict[str, Getter] = {
     "host": lambda r: r.host,
     "scheme": lambda r: r.scheme,
     "https": lambda r: "on" if r.scheme == "https" else "",
+    **{name: _tls(read, connection=True) for name, read in (
+        *ssl_variables.VARIABLES.items(), *ssl_variables.HTTP_ONLY.items())},
     "ssl_protocol": lambda r: r.connection.ssl_protocol,
     **client_certificate.VARIABLES,
+    **client_certificate.LEGACY,
     "secure_link": _per_location(secure_link.secure_link),
     "secure_link_expires": secure_link.secure_link_expires,
     "modern_browser": _per_location(browsers.modern_browser),
@@ -800,10 +810,7 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "ssl_preread_server_name": _preread("server_name"),
     "ssl_preread_alpn_protocols": _preread("alpn"),
     "ssl_preread_protocol": _preread("protocol"),
-    "ssl_protocol": lambda r: r.tls_value("protocol"),
-    "ssl_cipher": lambda r: r.tls_value("cipher"),
-    "ssl_server_name": lambda r: r.tls_value("server_name"),
-    "ssl_alpn_protocol": lambda r: r.tls_value("alpn"),
+    **{name: _tls(read, connection=False) for name, read in ssl_variables.VARIABLES.items()},
     **client_certificate.VARIABLES,
     **geoip.VARIABLES,
     "hostname": lambda r: _HOSTNAME,

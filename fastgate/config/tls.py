@@ -100,7 +100,14 @@ def server_context(s: Settings) -> ssl.SSLContext:
     if s.ssl_verify_client != "off":
         _client_certificates(ctx, s)
     _openssl("ssl_conf_command", openssl.conf_commands, ctx, s.ssl_conf_command)
+    ctx.sni_callback = _name_accepted
     return ctx
+
+
+def _name_accepted(tls: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+    """A servername callback that accepts the name, as nginx's always does: OpenSSL
+    keeps an accepted name in the session, so a resumed TLS 1.2 session still gives
+    ``$ssl_server_name`` (an address with several servers chooses by name instead)."""
 
 
 def _openssl(directive: str, call: Any, *args: Any) -> None:

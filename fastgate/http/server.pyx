@@ -152,7 +152,7 @@ cdef class ClientConnection:
         self.info = ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
                                    self.server_addr, self.server_port, self.connection_id,
                                    (tls.version() or "") if tls is not None else "",
-                                   self._given_header, certificate, self._protocol)
+                                   self._given_header, certificate, self._protocol, tls)
         raw = transport.get_extra_info("socket")
         if raw is not None:
             try:
@@ -202,7 +202,7 @@ cdef class ClientConnection:
                 self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port,
                                            i.server_addr, i.server_port, i.connection_id,
                                            i.ssl_protocol, i.proxy_protocol,
-                                           (certificate[0], -1, words), i.http2)
+                                           (certificate[0], -1, words), i.http2, i.tls)
             assert self.transport is not None
             self.transport.resume_reading()
             self._begin(self.transport.get_extra_info("ssl_object"))
@@ -348,7 +348,7 @@ cdef class ClientConnection:
         i = self.info
         self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port, i.server_addr,
                                    i.server_port, i.connection_id, i.ssl_protocol, header,
-                                   i.client_certificate, i.http2)
+                                   i.client_certificate, i.http2, i.tls)
         return data[used:]
 
     def _crashed(self, error: Exception) -> None:

@@ -113,12 +113,13 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     # past the name (the callback refuses first)
     default = (contexts.get(id(table.default)) or next(iter(contexts.values()), None)
                or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-    if listen.http2:
-        # every context the name may switch to: OpenSSL asks the current one's ALPN
-        # callback after the servername callback has run
-        for ctx in {id(c): c for c in (*contexts.values(), default)}.values():
-            ctx.set_alpn_protocols(["h2", "http/1.1"])
-    if len(contexts) > 1 or rejecting:
+    # nginx's ALPN protocols (NGX_HTTP_ALPN_PROTOS, h2 first on an http2 address), on
+    # every context the name may switch to: OpenSSL asks the current one's ALPN
+    # callback after the servername callback has run
+    alpn = ["h2"] * listen.http2 + ["http/1.1", "http/1.0", "http/0.9"]
+    for ctx in {id(c): c for c in (*contexts.values(), default)}.values():
+        ctx.set_alpn_protocols(alpn)
+    if len(contexts) > 1 or rejecting:  # (else each context's own callback accepts the name)
         def by_name(sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> int | None:
             # the server the name selects (no name: the default one), as nginx's
             # servername callback: ssl_reject_handshake there fails the handshake

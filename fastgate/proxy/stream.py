@@ -864,19 +864,6 @@ class Session:
                 out.append(f"{value:.3f}" if value >= 0 else "-")
         return ", ".join(out)
 
-    def tls_value(self, what: str) -> str:
-        t = self.tls
-        if t is None:
-            return ""
-        if what == "protocol":
-            return t.version() or ""
-        if what == "cipher":
-            c = t.cipher()
-            return c[0] if c else ""
-        if what == "alpn":
-            return t.selected_alpn_protocol() or ""
-        return openssl.server_name(t)
-
 
 class Shaper:
     """Bytes one way at ``rate`` per second, as nginx's proxy_upload_rate and
