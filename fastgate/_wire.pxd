@@ -34,6 +34,8 @@ cdef class ConnectionInfo:
     cdef readonly object client_certificate  # (DER, verify error, its words), or None
     cdef readonly str http2  # "h2" (TLS) or "h2c" (cleartext) for an HTTP/2 stream; else ""
     cdef readonly object tls  # the connection's ssl.SSLObject ($ssl_cipher...), or None
+    cdef readonly object sock  # its socket ($tcpinfo_*), or None
+    cdef readonly double started  # the monotonic clock when it was accepted ($connection_time)
 
 
 # a request line's bytes past ASCII escaped for the engines' parsers

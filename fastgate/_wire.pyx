@@ -66,7 +66,8 @@ cdef class ConnectionInfo:
 
     def __init__(self, str scheme, str remote_addr, int remote_port, str server_addr,
                  int server_port, long long connection_id, str ssl_protocol="",
-                 proxy_protocol=None, client_certificate=None, str http2="", tls=None):
+                 proxy_protocol=None, client_certificate=None, str http2="", tls=None,
+                 sock=None, double started=0.0):
         self.scheme = scheme
         self.remote_addr = remote_addr
         self.remote_port = remote_port
@@ -78,6 +79,8 @@ cdef class ConnectionInfo:
         self.client_certificate = client_certificate
         self.http2 = http2
         self.tls = tls
+        self.sock = sock
+        self.started = started
 
 
 cdef class ResponseHead:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import socket
+import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -224,6 +225,57 @@ def _response_header(headers_of: Callable[[Any], Any]) -> Callable[[str], Getter
         return get
 
     return factory
+
+
+def _upstream_cookie(name: str) -> Getter:
+    """``$upstream_cookie_NAME``: the value a Set-Cookie of the upstream's response gives
+    the cookie NAME (the first that names it, case-insensitively; up to its ";"), as
+    nginx's ngx_http_parse_set_cookie_lines."""
+    wanted = name.encode("latin-1")
+
+    def get(r: Any) -> str:
+        for n, v in r.upstream_headers or ():
+            if n.lower() != b"set-cookie" or len(v) <= len(wanted) \
+                    or v[:len(wanted)].lower() != wanted:
+                continue
+            rest: bytes = v[len(wanted):].lstrip(b" ")
+            if not rest.startswith(b"="):
+                continue
+            return rest[1:].lstrip(b" ").partition(b";")[0].decode("latin-1")
+        return ""
+
+    return get
+
+
+# struct tcp_info (Linux): tcpi_rtt, tcpi_rttvar, tcpi_snd_cwnd, tcpi_rcv_space, at their
+# offsets in the 104 bytes nginx's getsockopt(TCP_INFO) reads
+_TCP_INFO = struct.Struct("=68xIIxxxxI12xI")
+
+
+def _tcpinfo(index: int) -> Getter:
+    """``$tcpinfo_rtt``, ``_rttvar``, ``_snd_cwnd``, ``_rcv_space``: the client
+    connection's, asked of the kernel when read (empty where it has none: a unix
+    socket)."""
+
+    def get(r: Any) -> str:
+        sock = r.connection.sock
+        if sock is None:
+            return ""
+        try:
+            raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        except OSError:
+            return ""
+        return str(_TCP_INFO.unpack_from(raw)[index]) if len(raw) >= 100 else ""
+
+    return get
+
+
+def _connection_time(r: Any) -> str:
+    """``$connection_time``: seconds since the connection was accepted, to the
+    millisecond."""
+    started = r.connection.started
+    ms = max(int((time.monotonic() - started) * 1000), 0) if started else 0
+    return f"{ms // 1000}.{ms % 1000:03d}"
 
 
 def _jwt_header(name: str) -> Getter:
@@ -480,6 +532,17 @@ BUILTIN: dict[str, Getter] = {
     "remote_user": _remote_user,
     # the connection's peer, whatever set_real_ip_from made $remote_addr
     "realip_remote_addr": lambda r: r.connection.remote_addr,
+    "realip_remote_port": lambda r: str(r.connection.remote_port) if r.connection.remote_port
+    else "",
+    "connection_time": _connection_time,
+    "tcpinfo_rtt": _tcpinfo(0),
+    "tcpinfo_rttvar": _tcpinfo(1),
+    "tcpinfo_snd_cwnd": _tcpinfo(2),
+    "tcpinfo_rcv_space": _tcpinfo(3),
+    # what nginx's gzip filter and proxy cache set: fastgate has neither (their
+    # directives are warned and ignored), so these are what nginx gives without them
+    "gzip_ratio": lambda r: "",
+    "upstream_cache_status": lambda r: "",
     "invalid_referer": _per_location(_invalid_referer),
     "binary_remote_addr": lambda r: r.remote_addr,
     # empty when realip took an address without a port, as nginx's
@@ -564,6 +627,7 @@ PREFIXES: dict[str, Callable[[str], Getter]] = {
     "upstream_http_": _response_header(lambda r: r.upstream_headers),
     "sent_http_": _response_header(lambda r: r.sent_headers),
     "upstream_trailer_": _response_header(lambda r: r.memo.get(TRAILERS_KEY)),
+    "upstream_cookie_": _upstream_cookie,
 }
 
 # Prefixes whose rest is case-sensitive (JSON member names); the rest is lowercased as

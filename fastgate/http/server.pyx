@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -149,11 +150,12 @@ cdef class ClientConnection:
         certificate = self._certificate
         if tls is not None and not self._protocol:
             certificate = client_certificate(tls)
+        raw = transport.get_extra_info("socket")
         self.info = ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
                                    self.server_addr, self.server_port, self.connection_id,
                                    (tls.version() or "") if tls is not None else "",
-                                   self._given_header, certificate, self._protocol, tls)
-        raw = transport.get_extra_info("socket")
+                                   self._given_header, certificate, self._protocol, tls,
+                                   raw, time.monotonic())
         if raw is not None:
             try:
                 raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -202,7 +204,8 @@ cdef class ClientConnection:
                 self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port,
                                            i.server_addr, i.server_port, i.connection_id,
                                            i.ssl_protocol, i.proxy_protocol,
-                                           (certificate[0], -1, words), i.http2, i.tls)
+                                           (certificate[0], -1, words), i.http2, i.tls,
+                                           i.sock, i.started)
             assert self.transport is not None
             self.transport.resume_reading()
             self._begin(self.transport.get_extra_info("ssl_object"))
@@ -348,7 +351,7 @@ cdef class ClientConnection:
         i = self.info
         self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port, i.server_addr,
                                    i.server_port, i.connection_id, i.ssl_protocol, header,
-                                   i.client_certificate, i.http2, i.tls)
+                                   i.client_certificate, i.http2, i.tls, i.sock, i.started)
         return data[used:]
 
     def _crashed(self, error: Exception) -> None:

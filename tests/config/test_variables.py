@@ -314,3 +314,27 @@ def _get(name: str) -> Any:
     found = find_variable(name, {})
     assert found is not None
     return found
+
+
+@pytest.mark.parametrize("lines,name,value", [
+    ([b"sid=abc; Path=/"], "sid", "abc"),
+    ([b"SID=abc"], "sid", "abc"),  # (names match case-insensitively, as nginx's)
+    ([b"sid = x y ;"], "sid", "x y "),  # (spaces before the value go, after it stay)
+    ([b"sidx=1", b"sid=2"], "sid", "2"),  # (a longer name is another cookie)
+    ([b"sid", b"sid=", b"sid=3"], "sid", ""),  # (an empty value is a value)
+    ([b"other=1"], "sid", ""),
+    ([], "sid", ""),
+])
+def test_upstream_cookie_is_nginx_set_cookie_parser(lines: list[bytes], name: str,
+                                                    value: str) -> None:
+    get = Registry().getter(f"upstream_cookie_{name}")
+    r = request(upstream_headers=[(b"Set-Cookie", v) for v in lines])
+    assert get(r) == value
+
+
+def test_connection_measures_without_a_socket() -> None:
+    r = request()
+    reg = Registry()
+    assert reg.getter("tcpinfo_rtt")(r) == ""  # (no socket: nothing to ask the kernel)
+    assert reg.getter("connection_time")(r) == "0.000"
+    assert reg.getter("gzip_ratio")(r) == reg.getter("upstream_cache_status")(r) == ""
