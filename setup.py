@@ -22,6 +22,8 @@ extensions = [
               extra_compile_args=["-O3"]),
     Extension("fastgate.proxy._walk", ["fastgate/proxy/_walk.pyx"],
               extra_compile_args=["-O3"]),
+    Extension("fastgate.proxy.jwt_phase", ["fastgate/proxy/jwt_phase.pyx"],
+              extra_compile_args=["-O3"]),
     Extension("fastgate.ops.counters", ["fastgate/ops/counters.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.ops.limit_table", ["fastgate/ops/limit_table.pyx"],
               extra_compile_args=["-O3"]),

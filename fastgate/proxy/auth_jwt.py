@@ -19,6 +19,7 @@ from fastgate.errors import (
 )
 from fastgate.jwt import Token, Verifier
 from fastgate.proxy._headers import bearer_of
+from fastgate.proxy.jwt_phase import BearerCheck
 from fastgate.proxy.steps import NEXT
 
 if TYPE_CHECKING:
@@ -47,7 +48,18 @@ class AuthJwt:
         self.verifiers = worker.verifiers
 
     def handler(self, loc: Location) -> Phase | None:
-        return self.access if loc.jwt is not None else None
+        """The location's token check: where it is the usual one (a bearer token in
+        Authorization, nothing asked after the signature but what the verifier checks),
+        its compiled form, which takes the Python path for anything but a token that
+        passes; else the Python path itself."""
+        if loc.jwt is None:
+            return None
+        s = loc.settings
+        if (s.auth_jwt == "on" and not s.auth_jwt_revocation and s.auth_jwt_realm is None
+                and s.auth_jwt_require is None):
+            return BearerCheck(self.verifiers[loc.jwt], self.w.stats, s.auth_jwt_options,
+                               self.access, self.refused)
+        return self.access
 
     def access(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         """NEXT when the request may go on; else the refusal (its reason logged and
@@ -76,25 +88,9 @@ class AuthJwt:
         verifier = self.verifiers[loc.jwt]  # type: ignore[index]  # (handler: not None)
         hits = verifier.hits
         checked = verifier.check_now(token)  # (a refusal returned, not raised: cheaper)
-        if type(checked) is Token:
-            req.token = checked
-        else:
-            refused: JWTError = checked  # type: ignore[assignment]
-            remote = self.w.remote_of.get(verifier) if self.w.remote_of else None
-            if remote is not None:
-                if not remote.fetched and not verifier.keys:
-                    refused = KeysUnavailableError(remote.url)
-                if isinstance(refused, (UnknownKeyError, KeysUnavailableError)):
-                    remote.early_refresh()
-            req.challenge = (CHALLENGE_INVALID if s.auth_jwt_realm is None
-                             else _challenge(req, s, True))
-            log = self.w.log
-            if log.verbose:  # (the line is not even made where nobody reads it)
-                log.info(f"{refused.reason} ({refused.detail})" if refused.detail
-                         else refused.reason, conn, req)
-            stats.jwt(refused.reason)
-            stats.cache(verifier.hits != hits)
-            return self.fail(conn, req, loc, refused.status)
+        if type(checked) is not Token:
+            return self.refused(conn, req, loc, verifier, checked, hits)
+        req.token = checked
         hit = verifier.hits != hits
         if s.auth_jwt_revocation:
             denylist = self.w.denylist
@@ -125,6 +121,31 @@ class AuthJwt:
                     return self.fail(conn, req, loc, req_.status)
         stats.verified(hit)
         return NEXT
+
+    def refused(self, conn: ClientSide, req: Request, loc: Location, verifier: Verifier,
+                checked: object, hits: int) -> Outcome:
+        """The verifier refused the token (``checked``, its JWTError; ``hits``: its
+        cache hits before): logged and counted, the challenge set, the refusal answered
+        through ``error_page``. A key set fetched from a URL that does not know the
+        token's key (or has none yet) is asked again early."""
+        s = loc.settings
+        refused: JWTError = checked  # type: ignore[assignment]
+        remote = self.w.remote_of.get(verifier) if self.w.remote_of else None
+        if remote is not None:
+            if not remote.fetched and not verifier.keys:
+                refused = KeysUnavailableError(remote.url)
+            if isinstance(refused, (UnknownKeyError, KeysUnavailableError)):
+                remote.early_refresh()
+        req.challenge = (CHALLENGE_INVALID if s.auth_jwt_realm is None
+                         else _challenge(req, s, True))
+        log = self.w.log
+        if log.verbose:  # (the line is not even made where nobody reads it)
+            log.info(f"{refused.reason} ({refused.detail})" if refused.detail
+                     else refused.reason, conn, req)
+        stats = self.w.stats
+        stats.jwt(refused.reason)
+        stats.cache(verifier.hits != hits)
+        return self.fail(conn, req, loc, refused.status)
 
     def token_of(self, req: Request, loc: Location) -> bytes | None:
         """The token the request presents, or None. AmbiguousTokenError when its header,

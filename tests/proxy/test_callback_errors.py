@@ -93,7 +93,8 @@ def test_the_common_exchange_works(within) -> None:  # type: ignore[no-untyped-d
 
 def test_a_bug_before_the_exchange_is_a_500(within) -> None:  # type: ignore[no-untyped-def]
     def check(rig: Rig) -> None:
-        rig.worker.phases.auth.access = _boom  # type: ignore[method-assign]
+        # (the location's token check, as its plan is made on its first request)
+        rig.worker.phases.auth.handler = lambda loc: _boom  # type: ignore[method-assign]
         rig.client.data_received(rig.request)  # must not raise
         assert rig.response().startswith(b"HTTP/1.1 500")
         assert not rig.upstream_out.out
