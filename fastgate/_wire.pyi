@@ -62,6 +62,8 @@ class ConnectionInfo:
                  client_certificate: tuple[bytes, int, str] | None = None,
                  http2: str = "", tls: ssl.SSLObject | None = None, sock: Any = None,
                  started: float = 0.0) -> None: ...
+    def learned(self, proxy_protocol: ProxyHeader | None,
+                client_certificate: tuple[bytes, int, str] | None) -> ConnectionInfo: ...
 
 class ResponseHead:
     @property

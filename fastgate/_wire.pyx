@@ -82,6 +82,14 @@ cdef class ConnectionInfo:
         self.sock = sock
         self.started = started
 
+    def learned(self, proxy_protocol, client_certificate):
+        """The same connection once its PROXY header was read or its certificate's
+        status checked (OCSP): a copy with those two, the rest kept."""
+        return ConnectionInfo(self.scheme, self.remote_addr, self.remote_port,
+                              self.server_addr, self.server_port, self.connection_id,
+                              self.ssl_protocol, proxy_protocol, client_certificate,
+                              self.http2, self.tls, self.sock, self.started)
+
 
 cdef class ResponseHead:
     """A response's head as the engines hand it over; immutable."""

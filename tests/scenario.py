@@ -64,6 +64,21 @@ class Sink:
         self.eof_written = True
 
 
+def connected(worker: Worker, client_transport: Sink, group: str = "be"
+              ) -> tuple[Any, UpstreamConnection, Sink]:
+    """A client connection of ``worker``'s first address on ``client_transport``, and an
+    idle upstream connection pooled in ``group`` (the callback path takes it), with the
+    transport that keeps what it is sent."""
+    client = worker.connection(worker.listens()[0])
+    client.connection_made(client_transport)  # type: ignore[arg-type]
+    peer = worker.groups[group].primary[0]
+    upstream = UpstreamConnection(peer)
+    upstream_out = Sink()
+    upstream.connection_made(upstream_out)  # type: ignore[arg-type]
+    peer.idle.append(upstream)
+    return client, upstream, upstream_out
+
+
 class Scenario:
     """One worker built from ``http_block`` (the inside of ``http { }``; its upstream
     ``be`` at 127.0.0.1:9 is reached only through the connections the harness pools)."""

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -201,11 +201,7 @@ cdef class ClientConnection:
                 return
             if words and self.info is not None:
                 i = self.info
-                self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port,
-                                           i.server_addr, i.server_port, i.connection_id,
-                                           i.ssl_protocol, i.proxy_protocol,
-                                           (certificate[0], -1, words), i.http2, i.tls,
-                                           i.sock, i.started)
+                self.info = i.learned(i.proxy_protocol, (certificate[0], -1, words))
             assert self.transport is not None
             self.transport.resume_reading()
             self._begin(self.transport.get_extra_info("ssl_object"))
@@ -349,9 +345,7 @@ cdef class ClientConnection:
         self._proxy_header = None
         header, used = found
         i = self.info
-        self.info = ConnectionInfo(i.scheme, i.remote_addr, i.remote_port, i.server_addr,
-                                   i.server_port, i.connection_id, i.ssl_protocol, header,
-                                   i.client_certificate, i.http2, i.tls, i.sock, i.started)
+        self.info = i.learned(header, i.client_certificate)
         return data[used:]
 
     def _crashed(self, error: Exception) -> None:

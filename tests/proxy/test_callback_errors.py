@@ -12,11 +12,10 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from scenario import Sink
+from scenario import Sink, connected
 
 from fastgate.config import load_config
 from fastgate.ops.worker import Worker
-from fastgate.proxy.upstream import UpstreamConnection
 
 SECRET = "callback-errors-secret-0123456789abcdef"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -42,13 +41,7 @@ http {{
 
         self.worker.log.write = record  # type: ignore[method-assign]
         self.client_out = Sink()
-        self.client = self.worker.connection(self.worker.listens()[0])
-        self.client.connection_made(self.client_out)  # type: ignore[arg-type]
-        peer = self.worker.groups["be"].primary[0]
-        self.upstream = UpstreamConnection(peer)
-        self.upstream_out = Sink()
-        self.upstream.connection_made(self.upstream_out)  # type: ignore[arg-type]
-        peer.idle.append(self.upstream)
+        self.client, self.upstream, self.upstream_out = connected(self.worker, self.client_out)
         tok = pyjwt.encode({"sub": "u", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
         self.request = (f"GET /hs/x HTTP/1.1\r\nHost: a\r\n"
                         f"Authorization: Bearer {tok}\r\n\r\n").encode()

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
-from scenario import Sink
+from scenario import Sink, connected
 
 from fastgate.config import load_config
 from fastgate.ops.worker import Worker
-from fastgate.proxy.upstream import UpstreamConnection
 
 SECRET = "jwt-phase-secret-0123456789abcdef-xyz"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -82,13 +81,7 @@ def test_what_passes_and_what_reaches_nothing(tmp_path: Path, engine: str, head:
         worker = _worker(tmp_path, engine)
         try:
             client_out = Sink()
-            client = worker.connection(worker.listens()[0])
-            client.connection_made(client_out)  # type: ignore[arg-type]
-            peer = worker.groups["be"].primary[0]
-            upstream = UpstreamConnection(peer)
-            upstream_out = Sink()
-            upstream.connection_made(upstream_out)  # type: ignore[arg-type]
-            peer.idle.append(upstream)
+            client, upstream, upstream_out = connected(worker, client_out)
             client.data_received(head.replace(b"TOKEN", _token().encode())
                                  + b"X-Sub: forged\r\n\r\n")
             for _ in range(20):

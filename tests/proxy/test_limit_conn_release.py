@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_callback_errors import Sink as KeptWrites
+from scenario import Sink as KeptWrites
+from scenario import connected
 
 from fastgate.config import load_config
 from fastgate.ops.worker import Worker
-from fastgate.proxy.upstream import UpstreamConnection
 
 KEY = b"k"
 
@@ -52,19 +52,6 @@ def _request(path: str) -> bytes:
     return b"GET /x HTTP/1.1\r\nHost: a\r\nX-Who: k\r\n\r\n"
 
 
-def _connected(worker: Worker, client_transport: Sink
-               ) -> tuple[Any, UpstreamConnection, Sink]:
-    """A client connection on ``client_transport``, and a pooled idle upstream one."""
-    client = worker.connection(worker.listens()[0])
-    client.connection_made(client_transport)  # type: ignore[arg-type]
-    peer = worker.groups["be"].primary[0]
-    upstream = UpstreamConnection(peer)
-    upstream_out = Sink()
-    upstream.connection_made(upstream_out)  # type: ignore[arg-type]
-    peer.idle.append(upstream)
-    return client, upstream, upstream_out
-
-
 @pytest.mark.parametrize("engine", ["h11", "httptools"])
 @pytest.mark.parametrize("path,response", [
     ("callback", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
@@ -88,7 +75,7 @@ def test_the_count_is_free_when_the_client_has_the_response(
             seen.append((data, free))
 
         try:
-            client, upstream, upstream_out = _connected(worker, Sink(on_write))
+            client, upstream, upstream_out = connected(worker, Sink(on_write))
             client.data_received(_request(path))
             for _ in range(20):
                 if upstream_out.out and (path == "callback" or b"hi" in b"".join(upstream_out.out)):
@@ -127,7 +114,7 @@ def test_the_count_is_free_when_the_request_ends_otherwise(
         table = worker.zones["c"]
         try:
             client_out = Sink()
-            client, upstream, _ = _connected(worker, client_out)
+            client, upstream, _ = connected(worker, client_out)
             client.data_received(_request(path))
             for _ in range(20):
                 await asyncio.sleep(0)

@@ -148,3 +148,10 @@ def listen_address(ld: Context, d: Directive, address: str,
         raise d.error(f'no path in the unix domain socket in "{address}" of the '
                       '"listen" directive')
     return "unix:" + ld.path_of(address[5:]), 0
+
+
+def refuse_reuseport_on_socket(d: Directive, port: int) -> None:
+    """``listen unix:PATH reuseport`` (HTTP's, the stream block's): refused."""
+    if port == 0:
+        raise d.error('"reuseport" on a unix socket is not done in fastgate: its workers '
+                      "share one socket")

@@ -32,6 +32,7 @@ from fastgate.config.directives.args import (
     listen_address,
     number_arg,
     one_of,
+    refuse_reuseport_on_socket,
     setting,
     size_arg,
     time_arg,
@@ -192,9 +193,8 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
     host, port = listen_address(ld, d, address, 80)
     params: dict[str, Any] = {}
     for arg in d.args[1:]:
-        if arg == "reuseport" and port == 0:
-            raise d.error('"reuseport" on a unix socket is not done in fastgate: its '
-                          "workers share one socket")
+        if arg == "reuseport":
+            refuse_reuseport_on_socket(d, port)
         if arg in ("ssl", "reuseport", "default_server"):
             params[arg] = True
             if arg == "ssl":  # where -t blames a missing certificate

@@ -42,6 +42,7 @@ from fastgate.config.directives.args import (
     ignored,
     listen_address,
     number_arg,
+    refuse_reuseport_on_socket,
     size_arg,
     time_arg,
 )
@@ -332,13 +333,11 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
         for other in ("ssl", "proxy_protocol"):  # (nginx's words)
             if params.get(other):
                 raise d.error(f'"{other}" parameter is incompatible with "udp"')
-    if port == 0:
-        if params.get("udp"):
-            raise d.error('"udp" on a unix socket is not done in fastgate\'s stream block: '
-                          "its datagram sockets are UDP's")
-        if params.get("reuseport"):
-            raise d.error('"reuseport" on a unix socket is not done in fastgate: its '
-                          "workers share one socket")
+    if port == 0 and params.get("udp"):
+        raise d.error('"udp" on a unix socket is not done in fastgate\'s stream block: '
+                      "its datagram sockets are UDP's")
+    if params.get("reuseport"):
+        refuse_reuseport_on_socket(d, port)
     entry = Listen(host or "0.0.0.0", port, **params)
     lvl.local["listen"] = lvl.local.get("listen", ()) + (entry,)
     lvl.local.setdefault("listen_at", {})[entry.host, entry.port, entry.udp] = d
