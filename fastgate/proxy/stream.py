@@ -135,10 +135,11 @@ class Group:
         self.primary = [Peer(s) for s in upstream.servers if not s.backup]
         self.backup = [Peer(s) for s in upstream.servers if s.backup]
         self.size = len(upstream.servers)
-        # proxy_ssl's default name: the host a proxy_pass gave (a socket's path), or the
-        # group's name
-        host = (upstream.name if not upstream.implicit else upstream.name[5:]
-                if upstream.name.startswith("unix:") else upstream.name.rpartition(":")[0])
+        # proxy_ssl's default name: the group's name, or the host a proxy_pass gave (a
+        # socket's path)
+        host = upstream.name
+        if upstream.implicit:
+            host = host[5:] if host.startswith("unix:") else host.rpartition(":")[0]
         self.host_name = host[1:-1] if host.startswith("[") else host
         self._pick: Callable[[float, Any, Any], Peer | None] = (
             balance.method(upstream.balance, self.primary) if upstream.balance is not None
