@@ -19,9 +19,9 @@ import re
 import socket
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from fastgate import browsers, client_certificate, geoip, secure_link, ssl_variables, userid
 from fastgate.config.errors import ConfigError
@@ -409,6 +409,7 @@ def _limit_rate(r: Any) -> str:
 SLICE_KEY = ("slice",)
 # a request's memo: the trailers of a gRPC application's answer, as received
 TRAILERS_KEY = ("upstream trailers",)
+SENT_TRAILERS_KEY = ("sent trailers",)  # the response's, as they went ($sent_trailer_*)
 
 
 class SliceState:
@@ -580,6 +581,10 @@ BUILTIN: dict[str, Getter] = {
                                         if r.upstream_connect_time >= 0 else ""),
     "upstream_bytes_received": lambda r: (str(r.upstream_bytes_received)
                                           if r.upstream_addr else ""),
+    "upstream_bytes_sent": lambda r: str(r.upstream_bytes_sent) if r.upstream_addr else "",
+    # "OK" once the response went whole and the connection stands (the access log's
+    # time), as nginx's r->request_complete; empty before, and for a cut one or a 444
+    "request_completion": lambda r: "OK" if r.completed else "",
     "proxy_host": lambda r: r.proxy_host,
     "proxy_port": lambda r: r.proxy_port,
     "proxy_add_x_forwarded_for": _forwarded_for,
@@ -617,6 +622,42 @@ BUILTIN: dict[str, Getter] = {
     **geoip.VARIABLES,
 }
 
+# What an access log writes for an empty value: nothing for a variable nginx finds with
+# zero length, "-" for one it does not find (a header not sent, no upstream, a cookie
+# not given) — or, for the TLS ones, nothing on a TLS connection and "-" off one.
+Blank: TypeAlias = "bytes | Callable[[Any], bytes]"
+
+# the built-ins nginx finds though empty (its ngx_http_variable_null_value, a port of
+# a unix socket's, "" from the referer check)
+_FOUND_EMPTY = frozenset({
+    "https", "is_args", "http2", "remote_port", "server_port", "realip_remote_port",
+    "request_completion", "invalid_referer", "fastcgi_path_info"})
+# the ssl module's: found whenever the connection is TLS (ngx_http_ssl_variable)
+_FOUND_ON_TLS = frozenset({
+    *ssl_variables.VARIABLES, *ssl_variables.HTTP_ONLY, "ssl_protocol",
+    *client_certificate.VARIABLES, *client_certificate.LEGACY})
+
+
+def _blank_on_tls(r: Any) -> bytes:
+    return b"" if r.connection.tls is not None else b"-"
+
+
+def log_blanks(text: str, found: Set[str]) -> tuple[Blank, ...]:
+    """What an access log writes for each variable of ``text``, in order, when it is
+    empty (see ``Blank``); ``found``: the configuration's own variables nginx always
+    finds (map, geo, split_clients, set), lowercased."""
+    out: list[Blank] = []
+    for m in _VAR.finditer(text):
+        low = (m.group(1) or m.group(2)).lower()
+        if low in _FOUND_EMPTY or low in found:
+            out.append(b"")
+        elif low in _FOUND_ON_TLS:
+            out.append(_blank_on_tls)
+        else:
+            out.append(b"-")
+    return tuple(out)
+
+
 # Prefixed families: prefix → getter factory taking the rest of the name.
 PREFIXES: dict[str, Callable[[str], Getter]] = {
     "http_": _header,
@@ -627,6 +668,7 @@ PREFIXES: dict[str, Callable[[str], Getter]] = {
     "upstream_http_": _response_header(lambda r: r.upstream_headers),
     "sent_http_": _response_header(lambda r: r.sent_headers),
     "upstream_trailer_": _response_header(lambda r: r.memo.get(TRAILERS_KEY)),
+    "sent_trailer_": _response_header(lambda r: r.memo.get(SENT_TRAILERS_KEY)),
     "upstream_cookie_": _upstream_cookie,
 }
 

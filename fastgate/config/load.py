@@ -50,7 +50,7 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive, parse_file, parse_text
-from fastgate.variables import Getter, Registry, Template, nested_claim, user_variable
+from fastgate.variables import Getter, Registry, Template, log_blanks, nested_claim, user_variable
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -135,6 +135,14 @@ class Loader:
 
     def compile(self, text: str, d: Directive) -> Template:
         return self.registry.compile(text, d)
+
+    def log_format(self, name: str, text: str, escape: str = "default",
+                   d: Directive | None = None) -> LogFormat:
+        """An access log format: its template, and what its empty values write (the
+        maps and sets are known by now: declared before the walk)."""
+        found = {n for n in self.registry.defined if n not in self.claim_vars}
+        return LogFormat(name, self.registry.compile(text, d), escape,
+                         log_blanks(text, found) if escape == "default" else ())
 
     def declare_maps(self, http: Directive) -> None:
         """Before the http block is walked: its maps' variables and upstream names exist
@@ -273,7 +281,7 @@ class Loader:
             spec.handler(ctx or self, lvl, d)
 
     def build(self, tree: tuple[Directive, ...]) -> Config:
-        self.log_formats["combined"] = LogFormat("combined", self.registry.compile(COMBINED))
+        self.log_formats["combined"] = self.log_format("combined", COMBINED)
         main = Level(MAIN, None)
         self.walk(_implicit_http(tree), main)
         for name, d in self._wanted_formats:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from fastgate.config.errors import ConfigError
 from fastgate.config.lookups import Lookup
 from fastgate.config.referers import Referers
-from fastgate.variables import Template
+from fastgate.variables import Blank, Template
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -460,6 +460,9 @@ class LogFormat:
     name: str
     template: Template
     escape: str = "default"
+    # escape=default's: what each of the template's variables writes when empty ("-"
+    # where nginx's variable is not found), in order
+    blanks: tuple[Blank, ...] = ()
 
 
 # proxy_redirect's first parameter: a literal prefix (or "default"/"off"), a prefix

@@ -4,6 +4,7 @@ cdef class HttpClientConnection:
     cdef public object gate
     cdef public bint closed
     cdef public Py_ssize_t received  # bytes read from the server, ever
+    cdef public Py_ssize_t sent  # bytes written to it, ever
     cdef public object head
     cdef public object body
     cdef public object tunnel

@@ -13,6 +13,7 @@ class HttpClientConnection(asyncio.Protocol):
     gate: WriteGate
     closed: bool
     received: int
+    sent: int
     head: asyncio.Future[ResponseHead] | None
     body: BodyBuffer | None
     tunnel: Any

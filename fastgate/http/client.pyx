@@ -33,6 +33,7 @@ cdef class HttpClientConnection:
         self.gate = WriteGate()
         self.closed = False
         self.received = 0
+        self.sent = 0
         self.head = None  # asyncio.Future[ResponseHead] of the task path's exchange
         self.body = None  # BodyBuffer
         self.tunnel = None  # the client connection once a 101 switched protocols
@@ -191,7 +192,9 @@ cdef class HttpClientConnection:
         if body:
             out += engine.send_body(body)
         if self.transport is not None and not self.closed:  # (write(), inline: hot)
-            self.transport.write(out + engine.send_end())
+            out += engine.send_end()
+            self.sent += len(out)
+            self.transport.write(out)
 
     def send_head(self, method, target, headers, length):
         """A request head; its body follows with ``send_body``/``send_end`` (``length``
@@ -225,6 +228,7 @@ cdef class HttpClientConnection:
 
     cpdef write(self, data):
         if data and self.transport is not None and not self.closed:
+            self.sent += len(data)
             self.transport.write(data)
 
     cpdef close(self):

@@ -399,15 +399,16 @@ class AccessLogs:
     @staticmethod
     def render(fmt: LogFormat, req: Any) -> bytes:
         escape = _ESCAPES.get(fmt.escape)
-        empty = b"-" if fmt.escape == "default" else b""
+        blanks = iter(fmt.blanks)  # (escape=default's; the others write nothing)
         parts = []
         for p in fmt.template.parts:
             if isinstance(p, str):
                 parts.append(p.encode("utf-8", "surrogateescape"))
             else:
                 v = p(req)
+                blank = next(blanks, b"")
                 if not v:
-                    parts.append(empty)
+                    parts.append(blank if isinstance(blank, bytes) else blank(req))
                     continue
                 try:
                     raw = v.encode("utf-8", "surrogateescape")  # the bytes that came

@@ -382,6 +382,7 @@ class Worker:
 
     def complete(self, conn: ClientSide, req: Request, started: float) -> None:
         """The response is written (or abandoned): count it, log it, free the connection."""
+        req.completed = not conn.closed
         self.stats.request(req.status, time.monotonic() - started)
         if req.conn_slots is not None:
             req.release_conn_slots()

@@ -589,9 +589,7 @@ class _Relay:
             self._send(await self.filters.end())
             if self.exchange.closed:
                 return
-        added = self.respond.trailers(req, self.loc) if req.expect_trailers else None
-        self.exchange.write(self.exchange.end([*trailers, *(added or ())] if trailers
-                                              else added))
+        self.exchange.write(self.exchange.end(self.respond.trailers(req, self.loc, trailers)))
 
     def cut(self) -> None:
         self.exchange.abort()

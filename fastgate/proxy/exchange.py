@@ -393,14 +393,15 @@ class UpstreamExchange:
 
     async def _exchange(self, conn: ClientSide, req: Request, loc: Location,
                         peer: Peer, uconn: UpstreamConnection, *rest: Any) -> object:
-        """``_exchange_with``, and what it received ($upstream_bytes_received), counted
-        before the connection can carry another request (nothing awaits between its
-        release to the pool and this)."""
-        mark = uconn.received
+        """``_exchange_with``, and what it received and sent ($upstream_bytes_received,
+        $upstream_bytes_sent), counted before the connection can carry another request
+        (nothing awaits between its release to the pool and this)."""
+        mark, sent = uconn.received, uconn.sent
         try:
             return await self._exchange_with(conn, req, loc, peer, uconn, *rest)
         finally:
             req.upstream_bytes_received = uconn.received - mark
+            req.upstream_bytes_sent = uconn.sent - sent
 
     async def _exchange_with(self, conn: ClientSide, req: Request, loc: Location,
                              peer: Peer, uconn: UpstreamConnection, reused: bool,

@@ -135,7 +135,8 @@ cdef class FastExchange:
     cdef tuple drop  # the upstream response headers not passed to the client
     cdef tuple rules  # proxy_redirect's
     cdef bint sent  # some of the response has been written to the client
-    cdef object mark  # the upstream connection's byte count when this exchange began
+    cdef object mark  # the upstream connection's byte counts when this exchange began
+    cdef object sent_mark
     cdef bint handed_over  # the upstream connection went to the task path mid-response
 
     def __init__(self, upstream, conn, req, loc, Peer peer, UpstreamConnection uconn):
@@ -148,6 +149,7 @@ cdef class FastExchange:
         self.peer = peer
         self.uconn = uconn
         self.mark = uconn.received
+        self.sent_mark = uconn.sent
         req.upstream_connect_time = 0.0  # a pooled connection: nothing to connect
         self.t0 = _monotonic()
         self.rhead = None
@@ -430,6 +432,7 @@ cdef class FastExchange:
 
     cdef _stop(self):
         self.req.upstream_bytes_received = self.uconn.received - self.mark
+        self.req.upstream_bytes_sent = self.uconn.sent - self.sent_mark
         self.finished = True
         self.deadline = 0.0
         self.w.exchanges.discard(self)

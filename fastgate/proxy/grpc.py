@@ -282,7 +282,7 @@ class GrpcModule(CgiModule):
         app_read: asyncio.Task[bytes] | None = None
         body_read: asyncio.Task[bytes | None] | None = None
         try:
-            await _send(app, h2, p.send_timeout)
+            req.upstream_bytes_sent += await _send(app, h2, p.send_timeout)
             if upload is not None:
                 exchange = conn.exchange
                 assert exchange is not None
@@ -307,7 +307,7 @@ class GrpcModule(CgiModule):
                         return DONE
                     assert upload is not None
                     upload.take(piece)
-                    await _send(app, h2, p.send_timeout)
+                    req.upstream_bytes_sent += await _send(app, h2, p.send_timeout)
                 if not app_read.done():
                     continue
                 got_app, app_read = app_read, None
@@ -360,7 +360,7 @@ class GrpcModule(CgiModule):
                         raise _Failed(f'upstream sent unexpected :status "{got}"')
                     elif isinstance(ev, WindowUpdated) and upload is not None:
                         upload.push()
-                await _send(app, h2, p.send_timeout)
+                req.upstream_bytes_sent += await _send(app, h2, p.send_timeout)
         except _Failed as e:
             if relay is None:
                 return await self._failed(conn, req, loc, peer, e.status, str(e))
@@ -374,11 +374,11 @@ class GrpcModule(CgiModule):
                 relay.forget()
 
 
-async def _send(app: AppConnection, h2: H2Connection, timeout: float) -> None:
-    """What h2 has to send, handed to the kernel."""
+async def _send(app: AppConnection, h2: H2Connection, timeout: float) -> int:
+    """What h2 has to send, handed to the kernel; its length ($upstream_bytes_sent)."""
     out = h2.data_to_send()
     if not out:
-        return
+        return 0
     try:
         await app.send(out, timeout)
     except TimeoutError:
@@ -386,6 +386,7 @@ async def _send(app: AppConnection, h2: H2Connection, timeout: float) -> None:
     except OSError as e:
         raise _Failed(f"writev() failed ({e.errno}: {e.strerror}) while sending request to "
                       "upstream") from None
+    return len(out)
 
 
 async def _read(app: AppConnection, timeout: float, relaying: bool) -> bytes:

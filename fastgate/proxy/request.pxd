@@ -31,6 +31,7 @@ cdef class Request:
     cdef public double upstream_time  # seconds to the upstream's response head; -1: none
     cdef public double upstream_connect_time  # seconds to connect (0: pooled); -1: none
     cdef public long long upstream_bytes_received  # of the current server's exchange
+    cdef public long long upstream_bytes_sent  # to it, the same
     # the whole body, read before it goes upstream (proxy_request_buffering) or before
     # the content phase (mirror_request_body): bytes, or a BufferedBody in a file; None:
     # not read whole (it streams from the connection)
@@ -59,6 +60,8 @@ cdef class Request:
     cdef public bint limited  # limit_req/limit_conn ran (once per request, as nginx)
     cdef public bint real_address  # the realip module set the address (once, as nginx)
     cdef public bint expect_trailers  # add_trailer's trailers end the chunked response
+    # the response went whole and the connection stands ($request_completion's "OK")
+    cdef public bint completed
     # the token was verified where auth_jwt has NGINX Plus's form: $jwt_* in its encoding
     cdef public bint jwt_plus
     cdef public int access_code  # satisfy any: the refusal so far (401 over 403)

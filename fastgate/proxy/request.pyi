@@ -31,6 +31,7 @@ class Request:
     upstream_time: float
     upstream_connect_time: float
     upstream_bytes_received: int
+    upstream_bytes_sent: int
     body_buffer: bytes | BufferedBody | None
     upstream_tried: list[tuple[str, str, float]] | None
     proxy_host: str
@@ -49,6 +50,7 @@ class Request:
     limited: bool
     real_address: bool
     expect_trailers: bool
+    completed: bool
     jwt_plus: bool
     access_code: int
     limit_req_status: str

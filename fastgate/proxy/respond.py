@@ -24,6 +24,7 @@ from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
 from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body
 from fastgate.proxy.steps import DONE
+from fastgate.variables import SENT_TRAILERS_KEY
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location, Settings
@@ -242,12 +243,18 @@ class Responder:
         return req.expect_trailers
 
     @staticmethod
-    def trailers(req: Request, loc: Location) -> Headers | None:
-        """``add_trailer``'s fields, rendered as the body ends (``$request_time`` and
-        the like are final then); those that render empty are left out."""
-        if not req.expect_trailers:
-            return None
-        return _rendered(req, loc.settings.add_trailer, req.status)
+    def trailers(req: Request, loc: Location, upstream: Headers | None = None
+                 ) -> Headers | None:
+        """The response's trailers: ``upstream``'s (an application's), then
+        ``add_trailer``'s rendered as the body ends (``$request_time`` and the like are
+        final then; those that render empty are left out). Kept for
+        ``$sent_trailer_NAME``."""
+        added = _rendered(req, loc.settings.add_trailer, req.status) \
+            if req.expect_trailers else None
+        out = [*upstream, *(added or ())] if upstream else added
+        if out:
+            req.memo[SENT_TRAILERS_KEY] = out
+        return out
 
     @staticmethod
     def headers_added(req: Request, loc: Location, status: int) -> Headers:

@@ -6,13 +6,15 @@ from types import SimpleNamespace
 
 from fastgate.config.model import LogFormat
 from fastgate.ops.logs import AccessLogs, escape_default, escape_json
-from fastgate.variables import Registry
+from fastgate.variables import Registry, log_blanks
 
 
-def _fmt(text: str, escape: str = "default") -> LogFormat:
+def _fmt(text: str, escape: str = "default", found: frozenset[str] = frozenset()
+         ) -> LogFormat:
     reg = Registry()
     reg.define("v", lambda r: r.v)
-    return LogFormat("t", reg.compile(text), escape)
+    return LogFormat("t", reg.compile(text), escape,
+                     log_blanks(text, found) if escape == "default" else ())
 
 
 def test_escapes_as_nginx() -> None:
@@ -33,3 +35,21 @@ def test_empty_and_unencodable_values_never_raise() -> None:
     assert AccessLogs.render(_fmt("[$v]", "json"), SimpleNamespace(v="")) == b"[]"
     line = AccessLogs.render(_fmt("[$v]"), SimpleNamespace(v="\ud800"))
     assert line == b"[\\x5Cud800]"
+
+
+def test_an_empty_value_nginx_finds_writes_nothing_one_it_does_not_a_dash() -> None:
+    """nginx's log module writes "-" for a variable not found and nothing for one found
+    empty: a map's or set's "" (``found``), $https off TLS, a unix client's port."""
+    plain = SimpleNamespace(v="", scheme="http", remote_port=0, args="",
+                            connection=SimpleNamespace(tls=None, remote_port=0))
+    assert AccessLogs.render(_fmt("[$v]", found=frozenset({"v"})), plain) == b"[]"
+    assert AccessLogs.render(_fmt("[$v]"), plain) == b"[-]"
+    line = AccessLogs.render(_fmt("[$https|$remote_port|$is_args|$realip_remote_port]"), plain)
+    assert line == b"[|||]"
+    # the ssl module's: found on a TLS connection only
+    tls = SimpleNamespace(tls=SimpleNamespace(), remote_port=0, client_certificate=None)
+    fmt = _fmt("[$ssl_client_s_dn]")
+    reqs = [SimpleNamespace(connection=c) for c in (
+        SimpleNamespace(tls=None, client_certificate=None), tls)]
+    assert log_blanks("$ssl_client_s_dn $http_x", frozenset())[1] == b"-"
+    assert [AccessLogs.render(fmt, r) for r in reqs] == [b"[-]", b"[]"]

@@ -20,7 +20,6 @@ from fastgate.config.model import (
     AccessLog,
     ErrorLogFile,
     LogFile,
-    LogFormat,
     Syslog,
     Where,
 )
@@ -119,7 +118,7 @@ def log_format(ld: Context, lvl: Level, d: Directive) -> None:
         raise d.error('invalid number of arguments in "log_format" directive')
     if name in ld.log_formats:
         raise d.error(f'duplicate "log_format" name "{name}"')
-    ld.log_formats[name] = LogFormat(name, ld.compile("".join(args), d), escape)
+    ld.log_formats[name] = ld.log_format(name, "".join(args), escape, d)
 
 
 def access_log(ld: Context, lvl: Level, d: Directive) -> None:

@@ -130,6 +130,15 @@ class StreamContext:
     def compile(self, text: str, d: Directive) -> Template:
         return self.registry.compile(text, d)
 
+    def log_format(self, name: str, text: str, escape: str = "default",
+                   d: Directive | None = None) -> LogFormat:
+        """The block's values say themselves that they are found though empty
+        (``variables.Found``): any other empty one writes "-"."""
+        template = self.registry.compile(text, d)
+        getters = sum(not isinstance(p, str) for p in template.parts)
+        return LogFormat(name, template, escape,
+                         (b"-",) * getters if escape == "default" else ())
+
     def declare_maps(self, block: Directive) -> None:
         """Before the walk: the block's map variables and upstream names exist wherever
         they are used, whatever the order in the file (as in nginx)."""

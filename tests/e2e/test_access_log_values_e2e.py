@@ -1,0 +1,115 @@
+"""What an access log line writes, beside nginx 1.22: "-" for a variable nginx does not
+find (a header, cookie or argument not given, no upstream, no user) and nothing for one
+it finds empty (a map's or set's "", ``$https`` and ``$is_args`` off), and the
+variables ``$request_completion``, ``$upstream_bytes_sent`` and ``$sent_trailer_NAME``
+— on both engines. ``$upstream_bytes_sent`` is checked against what each backend
+received, byte for byte."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import free_port, wait_port
+from e2e_util import NGINX, beside_nginx, stop_process
+from raw_backend import RawBackend
+
+FORMAT = ("[$https][$is_args][$http_x_none][$cookie_none][$arg_none][$remote_user][$m][$s]"
+          "[$upstream_status][$request_completion][$sent_trailer_x_t][$status]")
+
+
+class Side:
+    def __init__(self, kind: str, tmp: Path, engine: str) -> None:
+        self.home = tmp / kind
+        self.home.mkdir()
+        self.port = free_port()
+        self.backend = RawBackend()
+        self.log = self.home / "access.log"
+        engine_line = f"http_engine {engine};" if kind == "fastgate" else ""
+        body = f"""{engine_line}
+http {{
+  map $http_x_m $m {{ default ""; a yes; }}
+  log_format v '{FORMAT}';
+  log_format sent '$upstream_bytes_sent';
+  server {{ listen 127.0.0.1:{self.port};
+    access_log {self.log} v;
+    set $s "";
+    location /up {{ proxy_pass http://127.0.0.1:{self.backend.port};
+      access_log {self.home}/sent.log sent; }}
+    location /p {{ proxy_pass http://127.0.0.1:{self.backend.port}; }}
+    location /t {{ add_trailer X-T "tv"; return 200 "x"; }}
+    location /close {{ return 444; }}
+    location / {{ return 200 "ok"; }}
+  }} }}
+"""
+        self.proc = beside_nginx(kind, self.home, body, "error")
+        wait_port(self.port, self.proc)
+
+    def ask(self, path: str, extra: str = "", body: bytes = b"") -> bytes:
+        method = "POST" if body else "GET"
+        length = f"Content-Length: {len(body)}\r\n" if body else ""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(f"{method} {path} HTTP/1.1\r\nHost: h\r\n{extra}{length}"
+                      f"Connection: close\r\n\r\n".encode() + body)
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        return out
+
+    def lines(self, name: str) -> list[str]:
+        """The log's lines, once the server is stopped (fastgate writes in batches)."""
+        stop_process(self.proc)
+        return (self.home / name).read_text().splitlines()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.backend.stop()
+
+
+@pytest.fixture
+def sides(tmp_path: Path, engine: str) -> Iterator[tuple[Side, Side]]:
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    made: list[Side] = []
+    try:
+        for kind in ("nginx", "fastgate"):
+            made.append(Side(kind, tmp_path, engine))
+        yield made[0], made[1]
+    finally:
+        for side in made:
+            side.stop()
+
+
+ASKED = (("/", ""), ("/?a=1", "X-M: a\r\nCookie: other=1\r\n"), ("/t", ""), ("/close", ""),
+         ("/p?q", ""))
+
+
+def test_lines_as_nginx(sides: tuple[Side, Side]) -> None:
+    nginx, fastgate = sides
+    for path, extra in ASKED:
+        for side in sides:
+            side.ask(path, extra)
+    time.sleep(0.2)
+    theirs, ours = nginx.lines("access.log"), fastgate.lines("access.log")
+    assert ours == theirs, (ours, theirs)
+    assert ours == [
+        "[][][-][-][-][-][][][-][OK][-][200]",
+        "[][?][-][-][-][-][yes][][-][OK][-][200]",
+        "[][][-][-][-][-][][][-][OK][tv][200]",
+        "[][][-][-][-][-][][][-][][-][444]",
+        "[][?][-][-][-][-][][][200][OK][-][200]",
+    ]
+
+
+def test_upstream_bytes_sent_is_what_the_backend_received(sides: tuple[Side, Side]) -> None:
+    for side in sides:
+        side.ask("/up/x", "X-Pad: " + "p" * 300 + "\r\n")
+        side.ask("/up/y")
+        side.ask("/up/z", body=b"b" * 5000)  # (a body: the task path's exchange)
+    for side in sides:
+        sent = [int(n) for n in side.lines("sent.log")]
+        assert sum(sent) == len(side.backend.raw()), side.home
+        assert len(sent) == 3 and sent[0] > 300 and sent[1] > 0 and sent[2] > 5000
