@@ -49,6 +49,9 @@ class ServerContext(ssl.SSLContext):
     """A server's context, with what the connection checks after the handshake (as
     nginx keeps its OCSP settings in the SSL_CTX's ex_data)."""
     ocsp: OcspPolicy | None = None
+    # an address's servers whose certificates are loaded at the handshake
+    # (ops.certificates.CertificatesByValue), told where to report by the worker
+    loaders: tuple[Any, ...] = ()
 
 
 class OpensslError(FastgateError):

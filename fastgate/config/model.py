@@ -495,8 +495,9 @@ class CookieFlags:
 
 @dataclass(frozen=True)
 class UserFile:
-    """``auth_basic_user_file`` with variables: the path for each request; a relative
-    one is taken from the configuration's directory, as nginx's conf prefix."""
+    """A file's path with variables (``auth_basic_user_file``'s for each request,
+    ``ssl_certificate``'s for each handshake); a relative one is taken from the
+    configuration's directory, as nginx's conf prefix."""
 
     path: Template
     base: str
@@ -845,9 +846,10 @@ class Settings:
     ignore_invalid_headers: bool = True
     access_log: tuple[AccessLog, ...] | None = None  # None: not set anywhere
     # TLS (fastgate.config.tls): certificates and keys pair up in order (an RSA and an
-    # ECDSA certificate may serve side by side, as in nginx)
-    ssl_certificate: tuple[str, ...] = ()
-    ssl_certificate_key: tuple[str, ...] = ()
+    # ECDSA certificate may serve side by side, as in nginx); a path with variables is
+    # loaded at each handshake (fastgate.ops.certificates)
+    ssl_certificate: tuple[str | UserFile, ...] = ()
+    ssl_certificate_key: tuple[str | UserFile, ...] = ()
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     ssl_ciphers: str | None = None  # None: Python's default list (stricter than nginx's)
     ssl_prefer_server_ciphers: bool | None = None  # None: Python's (the server's order)

@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from fastgate import openssl
-from fastgate.config.model import ProxyPass, Settings, UpstreamTls
+from fastgate.config.model import ProxyPass, Settings, UpstreamTls, UserFile
 from fastgate.config.values import host_of
 from fastgate.errors import FastgateError
 
@@ -95,13 +95,22 @@ def server_context(s: Settings) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as e:
             raise TlsError("ssl_dhparam", f'cannot load DH parameters "{s.ssl_dhparam}": '
                                           f"{_reason(e)}") from None
-    for cert, key in zip(s.ssl_certificate, s.ssl_certificate_key, strict=False):
-        _load_pair(ctx, cert, key, s.ssl_password_file)
+    if not by_value(s):  # (else each handshake's are loaded then: ops.certificates)
+        for cert, key in zip(s.ssl_certificate, s.ssl_certificate_key, strict=False):
+            assert isinstance(cert, str) and isinstance(key, str)
+            _load_pair(ctx, cert, key, s.ssl_password_file)
     if s.ssl_verify_client != "off":
         _client_certificates(ctx, s)
     _openssl("ssl_conf_command", openssl.conf_commands, ctx, s.ssl_conf_command)
     ctx.sni_callback = _name_accepted
     return ctx
+
+
+def by_value(s: Settings) -> bool:
+    """The server's certificates have variables: all its pairs are loaded at each
+    handshake, as nginx's (none at load)."""
+    return any(isinstance(v, UserFile)
+               for v in (*s.ssl_certificate, *s.ssl_certificate_key))
 
 
 def _name_accepted(tls: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
@@ -272,5 +281,5 @@ def _load_pair(ctx: ssl.SSLContext, cert: str, key: str,
                           f"{_reason(last)}")
 
 
-__all__ = ["UPSTREAM_TLS_FIELDS", "TlsError", "server_context", "upstream_context",
+__all__ = ["UPSTREAM_TLS_FIELDS", "TlsError", "by_value", "server_context", "upstream_context",
            "upstream_tls"]

@@ -24,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fastgate import openssl
 from fastgate.config import ConfigError, load_config
 from fastgate.config.model import Config, Listen, MailServer
-from fastgate.config.tls import TlsError, server_context
+from fastgate.config.tls import TlsError, by_value, server_context
 from fastgate.errors import StartError
 from fastgate.http.proxy_protocol import TlsAfterHeader
+from fastgate.ops.certificates import CertificatesByValue
 from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import ServerTable, Worker, kinded_listens
@@ -119,6 +121,10 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
     alpn = ["h2"] * listen.http2 + ["http/1.1", "http/1.0", "http/0.9"]
     for ctx in {id(c): c for c in (*contexts.values(), default)}.values():
         ctx.set_alpn_protocols(alpn)
+    # servers whose certificates have variables: loaded at each handshake, once the
+    # server is chosen (its own context has none)
+    loaders = {id(s): CertificatesByValue(s.settings, alpn) for s in servers
+               if id(s) in contexts and by_value(s.settings)}
     if len(contexts) > 1 or rejecting:  # (else each context's own callback accepts the name)
         def by_name(sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> int | None:
             # the server the name selects (no name: the default one), as nginx's
@@ -126,6 +132,9 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
             chosen = table.select(name.lower()) if name else table.default
             if id(chosen) in rejecting:
                 return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            loader = loaders.get(id(chosen))
+            if loader is not None:
+                return loader.switch(sslobj)
             ctx = contexts.get(id(chosen))
             if ctx is not None and name:
                 sslobj.context = ctx
@@ -133,6 +142,10 @@ def tls_context(config: Config, listen: Listen) -> ssl.SSLContext:
 
         for ctx in {id(c): c for c in (*contexts.values(), default)}.values():
             ctx.sni_callback = by_name
+    elif loaders:
+        default.sni_callback = next(iter(loaders.values())).callback
+    if isinstance(default, openssl.ServerContext):
+        default.loaders = tuple(loaders.values())
     return default
 
 
@@ -282,6 +295,9 @@ class Gateway:
                 continue
             ctx = (self.contexts.get(key) or any_tls_context(worker.config, listen, kind)
                    if tls_wanted(worker.config, listen, kind) else None)
+            if isinstance(ctx, openssl.ServerContext):
+                for loader in ctx.loaders:  # (its handshakes' failures: this worker's log)
+                    loader.report = worker.log.write
             after_header = ctx is not None and listen.proxy_protocol
             handshake: float | None = None
             if kind == "mail":

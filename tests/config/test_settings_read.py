@@ -35,7 +35,6 @@ BUILT_FROM = {
     ("LocationTree", "prefixes"): "config/model.py",
     ("LocationTree", "redirects"): "config/model.py",
     # the TLS context, built at load (to check) and by the gateway (ops/) at start
-    ("Settings", "ssl_certificate_key"): "config/tls.py",
     ("Settings", "ssl_protocols"): "config/tls.py",
     ("Settings", "ssl_ciphers"): "config/tls.py",
     ("Settings", "ssl_prefer_server_ciphers"): "config/tls.py",

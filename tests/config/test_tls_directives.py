@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 from helpers import FFDHE2048_PEM, self_signed
 
 from fastgate.config import ConfigError, load_config
-from fastgate.config.model import Config
-from fastgate.config.tls import server_context
+from fastgate.config.model import Config, UserFile
+from fastgate.config.tls import by_value, server_context
+from fastgate.ops.certificates import rendered
 
 
 def _load(tmp: Path, server: str, http: str = "") -> Config:
@@ -199,9 +201,44 @@ def test_certificates_set_in_server_replace_the_http_ones(tmp_path: Path) -> Non
     assert config.servers[0].settings.ssl_certificate == (str(inner_crt),)
 
 
-def test_variables_in_certificate_paths_are_refused(tmp_path: Path) -> None:
-    assert _error(tmp_path, "ssl_certificate $ssl_server_name.pem;").startswith(
-        'variables in "ssl_certificate" are not supported in ')
+def test_certificate_paths_with_variables_are_loaded_at_the_handshake(
+        tmp_path: Path) -> None:
+    """nginx checks nothing of them at load but the variables (the files are the
+    handshake's: fastgate.ops.certificates); the server's context has no certificate."""
+    config = _load(tmp_path, "ssl_certificate certs/$hostname.pem;\n"
+                             "ssl_certificate_key /keys/${hostname}.key;")
+    s = config.servers[0].settings
+    cert, key = s.ssl_certificate[0], s.ssl_certificate_key[0]
+    assert isinstance(cert, UserFile) and isinstance(key, UserFile)
+    assert by_value(s)
+    assert server_context(s).get_ca_certs() == []
+    host = socket.gethostname()
+    assert rendered(cert, None) == f"{tmp_path}/certs/{host}.pem"
+    assert rendered(key, None) == f"/keys/{host}.key"
+    assert _error(tmp_path, "ssl_certificate $nope.pem; ssl_certificate_key k;") == (
+        f'unknown "nope" variable in {tmp_path}/t.conf:4')
+
+
+def test_one_certificate_with_variables_makes_them_all_the_handshakes(
+        tmp_path: Path) -> None:
+    crt, key = self_signed(tmp_path)
+    s = _load(tmp_path, f"ssl_certificate {crt}; ssl_certificate_key {key};\n"
+                        "ssl_certificate $ssl_server_name.rsa; "
+                        "ssl_certificate_key $ssl_server_name.rsakey;").servers[0].settings
+    assert by_value(s) and s.ssl_certificate[0] == str(crt)
+
+
+@pytest.mark.parametrize("block", ["stream", "mail"])
+def test_certificate_paths_with_variables_are_not_done_in_stream_and_mail(
+        tmp_path: Path, block: str) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text(f"{block} {{ server {{ listen 127.0.0.1:9443 ssl;\n"
+                    "ssl_certificate $ssl_server_name.pem; } }\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(e.value) == (
+        'variables in "ssl_certificate" are not done in the stream and mail blocks: only '
+        f"an HTTP server loads its certificate at the handshake in {path}:2")
 
 
 @pytest.mark.parametrize("directive,warned", [

@@ -309,7 +309,7 @@ def _server(ld: Context, top: Level, lvl: Level) -> MailServer:
 
 
 def _tls_specs(names: Iterable[str]) -> list[Spec]:
-    return [dataclasses.replace(s, contexts=MMS) for s in tls.SPECS if s.name in names]
+    return [tls.beside_http(s, MMS) for s in tls.SPECS if s.name in names]
 
 
 _TLS = ("ssl_certificate", "ssl_certificate_key", "ssl_password_file", "ssl_protocols",

@@ -495,7 +495,7 @@ STREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     *_in_stream((s for s in limits.SPECS if s.name == "limit_conn_zone"), SM),
     *_in_stream((s for s in limits.SPECS if s.name in ("limit_conn", "limit_conn_log_level",
                                                         "limit_conn_dry_run")), SMS),
-    *_in_stream((s for s in tls.SPECS if s.name in _TLS), SMS),
+    *(tls.beside_http(s, SMS) for s in tls.SPECS if s.name in _TLS),
 ]}
 
 UPSTREAM_TABLE: dict[str, Spec] = {s.name: s for s in [

@@ -9,14 +9,17 @@ directive's FILE:LINE, as ``nginx -t`` does."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import socket
 from urllib.parse import urlsplit
 
 from fastgate import openssl
-from fastgate.config.context import HS, MAIN, Context, Level, Spec
+from fastgate.config.context import HS, MAIN, Context, Handler, Level, Spec
 from fastgate.config.directives.args import appending, flag_arg, ignored, number_arg, setting
 from fastgate.config.directives.ignored import off_is_ours
+from fastgate.config.model import UserFile
 from fastgate.config.parser import Directive
 from fastgate.config.values import parse_size, parse_time
 
@@ -35,6 +38,15 @@ def readable_file(ld: Context, d: Directive) -> str:
     except OSError as e:
         raise d.error(f'cannot open "{path}" ({e.errno}: {e.strerror})') from None
     return path
+
+
+def certificate_file(ld: Context, d: Directive) -> str | UserFile:
+    """``ssl_certificate``/``ssl_certificate_key``: a file that must be readable, or a
+    path with variables, loaded at each handshake (nginx 1.15.9+: nothing is checked
+    at load but the variables)."""
+    if "$" not in d.args[0]:
+        return readable_file(ld, d)
+    return UserFile(ld.compile(d.args[0], d), os.path.dirname(ld.path_of("x")))
 
 
 def ssl_protocols(ld: Context, d: Directive) -> tuple[str, ...]:
@@ -187,10 +199,27 @@ def ssl_on(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.fields["ssl_on"] = on
 
 
+def beside_http(spec: Spec, contexts: frozenset[str]) -> Spec:
+    """One of these directives in the stream or mail block (``contexts``): there, a
+    certificate's path with variables is refused (loading at the handshake is done
+    for HTTP's servers only)."""
+    handler: Handler = spec.handler
+    if spec.name in ("ssl_certificate", "ssl_certificate_key"):
+        handler = appending(spec.name, _fixed_file)
+    return dataclasses.replace(spec, contexts=contexts, handler=handler)
+
+
+def _fixed_file(ld: Context, d: Directive) -> str:
+    if "$" in d.args[0]:
+        raise d.error(f'variables in "{d.name}" are not done in the stream and mail '
+                      "blocks: only an HTTP server loads its certificate at the handshake")
+    return readable_file(ld, d)
+
+
 SPECS = [
     Spec("ssl", HS, 1, 1, ssl_on),
-    Spec("ssl_certificate", HS, 1, 1, appending("ssl_certificate", readable_file)),
-    Spec("ssl_certificate_key", HS, 1, 1, appending("ssl_certificate_key", readable_file)),
+    Spec("ssl_certificate", HS, 1, 1, appending("ssl_certificate", certificate_file)),
+    Spec("ssl_certificate_key", HS, 1, 1, appending("ssl_certificate_key", certificate_file)),
     Spec("ssl_password_file", HS, 1, 1, setting("ssl_password_file", ssl_password_file)),
     Spec("ssl_protocols", HS, 1, None, setting("ssl_protocols", ssl_protocols)),
     Spec("ssl_ciphers", HS, 1, 1, setting("ssl_ciphers", lambda ld, d: d.args[0])),
