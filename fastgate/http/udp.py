@@ -29,8 +29,7 @@ class UdpPort(asyncio.DatagramProtocol):
         """(an ICMP error about an answer sent: the client is gone; nothing to do)"""
 
     def local(self) -> tuple[str, int]:
-        found = self._t.get_extra_info("sockname") if self._t is not None else None
-        return (str(found[0]), int(found[1])) if found else ("", 0)
+        return _sockname(self._t)
 
     def send(self, data: bytes, addr: tuple[str, int]) -> None:
         if self._t is not None and not self._t.is_closing():
@@ -39,6 +38,11 @@ class UdpPort(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._t is not None:
             self._t.close()
+
+
+def _sockname(t: asyncio.DatagramTransport | None) -> tuple[str, int]:
+    found = t.get_extra_info("sockname") if t is not None else None
+    return (str(found[0]), int(found[1])) if found else ("", 0)
 
 
 class EndOwner(Protocol):
@@ -64,6 +68,9 @@ class UdpEnd(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, OSError):
             self.owner.failed(exc)
+
+    def local(self) -> tuple[str, int]:
+        return _sockname(self._t)
 
     def send(self, data: bytes) -> None:
         if self._t is not None and not self._t.is_closing():

@@ -227,8 +227,9 @@ class Worker:
     def stream_limited(self, zone: str) -> None:
         self.stats.limit_rejected(self.zones.rejected[zone])
 
-    def stream_error(self, level: str, message: str) -> None:
-        self.log.write(level, message)
+    def stream_error(self, level: str, message: str, connection: int = 0) -> None:
+        """A stream or mail session's line; ``connection``: its number (nginx's ``*N``)."""
+        self.log.write(level, f"*{connection} {message}" if connection else message)
 
     def stream_logged(self, session: Session) -> None:
         entries = session.server.access_log

@@ -69,7 +69,7 @@ class MailHost(Protocol):
 
     def stream_admit(self) -> bool: ...
 
-    def stream_error(self, level: str, message: str) -> None: ...
+    def stream_error(self, level: str, message: str, connection: int = 0) -> None: ...
 
     def stream_opened(self, session: Any) -> int: ...
 
@@ -85,6 +85,7 @@ class MailSession:
         self.host = host
         self.server = server
         self.listen = listen
+        self.number = 0  # the connection's, once opened
         self.imap = server.protocol == "imap"
         self.smtp = server.protocol == "smtp"
         self.replies = (IMAP_REPLIES if self.imap else SMTP_REPLIES if self.smtp
@@ -151,10 +152,11 @@ class MailSession:
         self._begin()
 
     def _opened(self, end: TcpEnd) -> None:
-        self.host.stream_opened(self)
+        self.number = self.host.stream_opened(self)  # (nginx's *N in its log lines)
         port = end.address("peername")[1]
         client = self.remote_addr if self.remote_addr == UNIX else f"{self.remote_addr}:{port}"
-        self.host.stream_error("info", f"client {client} connected to {self.listen.written}")
+        self.host.stream_error("info", f"client {client} connected to {self.listen.written}",
+                               self.number)
 
     def _begin(self) -> None:
         """The session proper, once the PROXY header (if any) is read: the client
@@ -1135,7 +1137,7 @@ class MailSession:
             line += f', login: "{_text(self.login)}"'
             if self.upstream_name and self.stage in ("login", "proxy"):
                 line += f", upstream: {self.upstream_name}"
-        self.host.stream_error(level, line)
+        self.host.stream_error(level, line, self.number)
 
 
 class _UpstreamSide:

@@ -79,7 +79,7 @@ class StreamHost(Protocol):
     def stream_limited(self, zone: str) -> None:
         """A connection refused by a zone: counted."""
 
-    def stream_error(self, level: str, message: str) -> None: ...
+    def stream_error(self, level: str, message: str, connection: int = 0) -> None: ...
 
     def stream_logged(self, session: Session) -> None: ...
 
@@ -316,6 +316,7 @@ class Session:
         self.connection_id = self.host.stream_opened(self)
         self.remote_addr, self.remote_port = end.address("peername")
         self.server_addr = end.address("sockname")[0]
+        self._connected(udp=False)
         self.tls = end.info("ssl_object")
         if self.tls is not None and self.server.settings.ssl_verify_client != "off" \
                 and not self._certificate_checked():
@@ -348,7 +349,7 @@ class Session:
         return True
 
     def _refuse_certificate(self, why: str) -> None:
-        self.host.stream_error("info", f"{why} while SSL handshaking, client: "
+        self._log("info", f"{why} while SSL handshaking, client: "
                                        f"{self.remote_addr}, server: {self._srv()}")
         self._finish(INTERNAL_ERROR)
 
@@ -362,7 +363,7 @@ class Session:
         self.client = end
         self.connection_id = self.host.stream_opened(self)
         self.remote_addr, self.remote_port = end.address("peername")
-        self.host.stream_error("error", f"broken header: {why} while reading PROXY protocol"
+        self._log("error", f"broken header: {why} while reading PROXY protocol"
                                         f", client: {self.remote_addr}, server: {self._srv()}")
         self._finish(BAD_REQUEST, client_gone=True)  # (the caller aborts the connection)
 
@@ -417,7 +418,7 @@ class Session:
         try:
             found = read_header(self._held)
         except BrokenHeader as e:
-            self.host.stream_error("error", f"broken header: {e} while reading PROXY "
+            self._log("error", f"broken header: {e} while reading PROXY "
                                             f"protocol, client: {self.remote_addr}, "
                                             f"server: {self._srv()}")
             self._finish(BAD_REQUEST)
@@ -430,7 +431,7 @@ class Session:
         self._start()
 
     def _header_timeout(self) -> None:
-        self.host.stream_error("error", f"client timed out (110: Connection timed out) while "
+        self._log("error", f"client timed out (110: Connection timed out) while "
                                         f"reading PROXY protocol, client: {self.remote_addr}"
                                         f", server: {self._srv()}")
         self._finish(OK)
@@ -448,7 +449,7 @@ class Session:
         if self.server.settings.limit_conn and not self._limit():
             return
         if not allows(self.remote_addr, self.server.settings.access_rules):
-            self.host.stream_error("error", f"access forbidden by rule while initializing "
+            self._log("error", f"access forbidden by rule while initializing "
                                             f"session, client: {self.remote_addr}, server: "
                                             f"{self._srv()}")
             self._finish(FORBIDDEN)
@@ -478,7 +479,7 @@ class Session:
             dry = s.limit_conn_dry_run
             self.limit_conn_status = "REJECTED_DRY_RUN" if dry else "REJECTED"
             self.host.stream_limited(lc.zone)
-            self.host.stream_error(s.limit_conn_log_level,
+            self._log(s.limit_conn_log_level,
                                    f'limiting connections{", dry run," if dry else ""} by '
                                    f'zone "{lc.zone}", client: {self.remote_addr}, server: '
                                    f"{self._srv()}")
@@ -499,7 +500,7 @@ class Session:
         else:
             if found is None:
                 if len(self._held) >= self.server.preread_buffer_size:
-                    self.host.stream_error("error", f"preread buffer full, client: "
+                    self._log("error", f"preread buffer full, client: "
                                                     f"{self.remote_addr}, server: {self._srv()}")
                     self._finish(BAD_REQUEST)
                 return
@@ -538,14 +539,14 @@ class Session:
         text = given.render(self)
         size = parse_size(text)
         if size is None:
-            self.host.stream_error("error", f'invalid size "{text}" {where}')
+            self._log("error", f'invalid size "{text}" {where}')
             return 0
         return size
 
     def crashed(self, error: Exception) -> None:
         """An unexpected error (a bug) under the session's callbacks: logged, both
         connections cut (their state is unknown), status 500."""
-        self.host.stream_error("alert", f"unexpected error: {type(error).__name__}: {error}"
+        self._log("alert", f"unexpected error: {type(error).__name__}: {error}"
                                         f", client: {self.remote_addr}, server: {self._srv()}")
         if not self._closed:
             self.status = INTERNAL_ERROR
@@ -613,15 +614,16 @@ class Session:
             attempt.session = loop.time() - started
             where = (f'while {action} upstream, client: {self.remote_addr}, server: '
                      f'{self._srv()}, upstream: "{address}"')
-            self.host.stream_error(level, f"{why} {where}")
+            self._log(level, f"{why} {where}")
             if group.size > 1 and peer.failed(time.monotonic()):
-                self.host.stream_error("warn", f"upstream server temporarily disabled {where}")
+                self._log("warn", f"upstream server temporarily disabled {where}")
             spent = loop.time() - begun
             if (not srv.next_upstream or len(tried) >= tries
                     or (srv.next_upstream_timeout and spent >= srv.next_upstream_timeout)):
                 self._finish(BAD_GATEWAY)
                 return
         self.upstream = side
+        self._connected(False, side.end.address("sockname"), address)
         where = (f'while connecting to upstream, client: {self.remote_addr}, server: '
                  f'{self._srv()}, upstream: "{address}"')
         up, down = self._rate(srv.upload_rate, where), self._rate(srv.download_rate, where)
@@ -655,7 +657,7 @@ class Session:
         """The group's next server; None when none is up (logged, the session ended 502)."""
         peer = group.pick(time.monotonic(), tried, self)
         if peer is None:
-            self.host.stream_error("error", f"no live upstreams while connecting to upstream, "
+            self._log("error", f"no live upstreams while connecting to upstream, "
                                             f"client: {self.remote_addr}, server: "
                                             f'{self._srv()}, upstream: "{group.name}"')
             self._finish(BAD_GATEWAY)
@@ -677,28 +679,28 @@ class Session:
         where = f", client: {self.remote_addr}, server: {self._srv()}"
         if value[:5].lower() == "unix:":
             if not value[5:]:
-                self.host.stream_error("error", "no path in the unix domain socket in "
+                self._log("error", "no path in the unix domain socket in "
                                                 f'upstream "{value}"{where}')
                 return INTERNAL_ERROR
             return self.streams.socket(value)
         try:
             host, port, address = addresses.upstream_address(value)
         except ValueError as e:
-            self.host.stream_error("error", f'{e} in upstream "{value}"{where}')
+            self._log("error", f'{e} in upstream "{value}"{where}')
             return INTERNAL_ERROR
         if not port:
-            self.host.stream_error("error", f'no port in upstream "{host}"{where}')
+            self._log("error", f'no port in upstream "{host}"{where}')
             return INTERNAL_ERROR
         if address is not None:
             return self.streams.direct(str(address), port, (str(address),))
         s = srv.settings
         if s.resolver is None:
-            self.host.stream_error("error", f"no resolver defined to resolve {host}{where}")
+            self._log("error", f"no resolver defined to resolve {host}{where}")
             return INTERNAL_ERROR
         try:
             found = await self.streams.names(s.resolver).resolve(host, s.resolver_timeout)
         except ResolveError as e:
-            self.host.stream_error("error", f"{e}{where}")
+            self._log("error", f"{e}{where}")
             return BAD_GATEWAY
         return self.streams.direct(host, port, found)
 
@@ -731,10 +733,12 @@ class Session:
         self._timed_out()
 
     def _timed_out(self) -> None:
-        self.host.stream_error("info", f"upstream timed out (110: Connection timed out) "
-                                       f"while proxying connection, client: {self.remote_addr}"
-                                       f", server: {self._srv()}")
-        self._finish(OK)
+        # (nginx's words: the client's connection timed out, whichever side was quiet)
+        up = self.upstream
+        self._log("info", f"connection timed out (110: Connection timed out) while proxying "
+                          f"connection, client: {self.remote_addr}, server: {self._srv()}"
+                          + (f', upstream: "{up.attempt.addr}"' if up else ""))
+        self._finish(OK, by=None)
 
     # -- from the upstream side --------------------------------------------------------------
 
@@ -795,12 +799,15 @@ class Session:
 
     # -- the end -----------------------------------------------------------------------------
 
-    def _finish(self, status: int, client_gone: bool = False, by: str = "client") -> None:
+    def _finish(self, status: int, client_gone: bool = False,
+                by: str | None = "client") -> None:
+        """The session ends; ``by``: the side whose close ended it (None: neither,
+        said already)."""
         if self._closed:
             return
         self._closed = True
         self.status = status
-        if self._stage == "proxy":
+        if self._stage == "proxy" and by is not None:
             self._disconnected(by)
         self._disarm()
         if self._connecting is not None and not self._connecting.done():
@@ -825,10 +832,11 @@ class Session:
 
     def _disconnected(self, who: str) -> None:
         up = self.upstream
-        self.host.stream_error(
+        self._log(
             "info", f"{who} disconnected, bytes from/to client:{self.bytes_received}/"
                     f"{self.bytes_sent}, bytes from/to upstream:"
-                    f"{up.attempt.received if up else 0}/{up.attempt.sent if up else 0}")
+                    f"{up.attempt.received if up else 0}/{up.attempt.sent if up else 0}",
+            context=False)
 
     def abort(self) -> None:
         """The worker stops at once: both connections reset, the session logged now."""
@@ -849,6 +857,30 @@ class Session:
 
     def _srv(self) -> str:
         return self.listen.written
+
+    def _log(self, level: str, message: str, context: bool = True) -> None:
+        """An error log line of this session: nginx's ``*N``, and once the proxy
+        handler runs (a ``proxy_pass`` server past its access and preread phases) its
+        log handler's tail, the byte counts; ``context`` False: a line nginx writes
+        without any (its handler set aside)."""
+        if context and self._stage in ("content", "proxy") and \
+                self.server.return_value is None:
+            a = self.attempts[-1] if self.attempts else None
+            message += (f", bytes from/to client:{self.bytes_received}/{self.bytes_sent}, "
+                        f"bytes from/to upstream:{a.received if a else 0}/"
+                        f"{a.sent if a else 0}")
+        self.host.stream_error(level, message, self.connection_id)
+
+    def _connected(self, udp: bool, local: tuple[str, int] | None = None,
+                   upstream: str = "") -> None:
+        """nginx's lines at info as a session begins (who connected, to which address)
+        and as its upstream connection is made (``local``: that socket's address)."""
+        addr, port = local if local is not None else (self.remote_addr, self.remote_port)
+        who = (f"[{addr}]:{port}" if ":" in addr and port else
+               f"{addr}:{port}" if port else addr)
+        said = f"proxy {who} connected to {upstream}" if local is not None else \
+            f"client {who} connected to {self._srv()}"
+        self._log("info", ("udp " if udp else "") + said, context=False)
 
     # -- for the variables -------------------------------------------------------------------
 
@@ -985,6 +1017,7 @@ class UdpSession(Session):
         self.connection_id = self.host.stream_opened(self)
         self.remote_addr, self.remote_port = str(self.addr[0]), int(self.addr[1])
         self.server_addr = self.port.local()[0]
+        self._connected(udp=True)
         self.datagram(data)
         self._start()
 
@@ -1027,7 +1060,7 @@ class UdpSession(Session):
             side.bound(await open_udp(side, peer.server.host, peer.server.port))
         except OSError as e:
             attempt.session = time.monotonic() - started
-            self.host.stream_error("error", f"connect() failed ({e.errno}: {e.strerror}) "
+            self._log("error", f"connect() failed ({e.errno}: {e.strerror}) "
                                             f"while connecting to upstream, client: "
                                             f"{self.remote_addr}, server: {self._srv()}, "
                                             f'upstream: "{attempt.addr}"')
@@ -1038,6 +1071,8 @@ class UdpSession(Session):
             return
         attempt.connect = time.monotonic() - started
         self.side = side
+        if side.end is not None:
+            self._connected(True, side.end.local(), attempt.addr)
         self._stage = "proxy"
         for data in self._pending:
             side.write(data)
@@ -1060,7 +1095,7 @@ class UdpSession(Session):
 
     def upstream_failed(self, error: OSError) -> None:
         """The server's host refused a datagram (ICMP): the session ends, 502."""
-        self.host.stream_error("error", f"recv() failed ({error.errno}: {error.strerror}) "
+        self._log("error", f"recv() failed ({error.errno}: {error.strerror}) "
                                         f"while proxying connection, client: "
                                         f"{self.remote_addr}, server: {self._srv()}, "
                                         f'upstream: "{self.upstream_addrs()}"')
@@ -1072,7 +1107,7 @@ class UdpSession(Session):
             self._said("timed out")
             self._finish(OK)
             return
-        self.host.stream_error("error", f"upstream timed out (110: Connection timed out) "
+        self._log("error", f"upstream timed out (110: Connection timed out) "
                                         f"while proxying connection, client: "
                                         f"{self.remote_addr}, server: {self._srv()}, "
                                         f'upstream: "{self.upstream_addrs()}"')
@@ -1080,15 +1115,16 @@ class UdpSession(Session):
 
     def _said(self, how: str) -> None:
         a = self.attempts[-1] if self.attempts else None
-        self.host.stream_error(
+        self._log(
             "info", f"udp {how}, packets from/to client:{self.requests}/{self.responses}, "
                     f"bytes from/to client:{self.bytes_received}/{self.bytes_sent}, bytes "
-                    f"from/to upstream:{a.received if a else 0}/{a.sent if a else 0}")
+                    f"from/to upstream:{a.received if a else 0}/{a.sent if a else 0}",
+            context=False)
 
     def _disconnected(self, who: str) -> None:
         """(a UDP session says how it ended as it ends: _said)"""
 
-    def _finish(self, status: int, client_gone: bool = False, by: str = "client") -> None:
+    def _finish(self, status: int, client_gone: bool = False, by: str | None = "client") -> None:
         if self._closed:
             return
         if self.side is not None:

@@ -32,7 +32,7 @@ class Host:
     def stream_limited(self, zone: str) -> None:
         raise AssertionError("no zones here")
 
-    def stream_error(self, level: str, message: str) -> None:
+    def stream_error(self, level: str, message: str, connection: int = 0) -> None:
         self.errors.append((level, message))
 
     def stream_logged(self, session: Session) -> None:
