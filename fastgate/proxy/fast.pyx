@@ -135,8 +135,8 @@ cdef class FastExchange:
     cdef tuple drop  # the upstream response headers not passed to the client
     cdef tuple rules  # proxy_redirect's
     cdef bint sent  # some of the response has been written to the client
-    cdef object mark  # the upstream connection's byte counts when this exchange began
-    cdef object sent_mark
+    cdef Py_ssize_t mark  # the upstream connection's byte counts when this exchange began
+    cdef Py_ssize_t sent_mark
     cdef bint handed_over  # the upstream connection went to the task path mid-response
 
     def __init__(self, upstream, conn, req, loc, Peer peer, UpstreamConnection uconn):
