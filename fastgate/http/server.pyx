@@ -358,17 +358,21 @@ cdef class ClientConnection:
     def eof_received(self) -> bool:
         if self.engine is None:
             return False
+        # True keeps our side open (to finish the response in progress, or the tunnel's
+        # other direction); a TLS transport closes whatever this says (and warns on
+        # stderr for True), so over TLS it says False
+        keep = bool(self._protocol) or self.info is None or self.info.tls is None
         if self._tunnel is not None:
             t = self._tunnel.transport
             if t is not None and t.can_write_eof():
                 t.write_eof()
-            return True
+            return keep
         if self._lingering:
             self.close()
             return False
         self._peer_eof = True
         self.engine.feed(b"")
-        return True  # keep our side open to finish the response in progress
+        return keep
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.engine is None:  # refused at once (worker_connections)

@@ -164,3 +164,4 @@ def test_a_name_that_is_no_host_name_loads_nothing(sides: tuple[Side, Side, Path
     assert answers[nginx] == b"\x16"  # (its ServerHello: the pair outside is loaded)
     assert answers[fastgate] in (b"\x15", b"")  # an alert, or the connection closed
     assert _shown(fastgate.own, "a.test") == "a.test [a.test]"
+

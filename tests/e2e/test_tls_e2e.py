@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port, wait_port
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from e2e_util import fastgate, get
+from e2e_util import beside_nginx, fastgate, get, stop_process
 from helpers import self_signed
 from raw_backend import RawBackend
 
@@ -326,3 +328,29 @@ def test_conf_commands_reach_openssl_both_ways(tmp_path: Path, gateway, free, tl
     assert get(port, "/ok/x")[0] == 200
     assert get(port, "/capped/x")[0] == 502
     assert [r.target for r in be.requests()] == [b"/ok/x"]
+
+
+def test_a_client_closing_its_tls_side_is_said_nothing_of_on_stderr(tmp_path: Path) -> None:
+    """A client's close_notify after its answer (curl sends one) reached Python's TLS
+    layer as an EOF our protocol asked to keep open: asyncio wrote a warning to stderr
+    for every such connection. Over TLS nothing is kept open, and nothing is said."""
+    crt, key = self_signed(tmp_path, "a.test")
+    port = free_port()
+    proc = beside_nginx("fastgate", tmp_path, f"""http {{ access_log off;
+  server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {crt}; ssl_certificate_key {key};
+    location / {{ return 200 "ok"; }} }} }}""", "error")
+    try:
+        wait_port(port, proc)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                sock = ctx.wrap_socket(raw, server_hostname="a.test")
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                assert sock.recv(1000).startswith(b"HTTP/1.1 200")
+                sock.unwrap()  # (close_notify: the TLS side's EOF)
+        time.sleep(0.2)
+    finally:
+        stop_process(proc)
+    assert "eof_received" not in (tmp_path / "stderr").read_text()
