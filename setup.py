@@ -25,6 +25,7 @@ extensions = [
     Extension("fastgate.proxy.jwt_phase", ["fastgate/proxy/jwt_phase.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.ops.counters", ["fastgate/ops/counters.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.ops.dispatch", ["fastgate/ops/dispatch.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.ops.limit_table", ["fastgate/ops/limit_table.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.http.exchange", ["fastgate/http/exchange.pyx"],

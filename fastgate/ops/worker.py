@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from fastgate._wire import HttpDate, screen_headers, split_target
+from fastgate._wire import HttpDate
 from fastgate.config.hostnames import HostTable
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.config.regex import compile_regex
@@ -23,10 +23,10 @@ from fastgate.http.ocsp import OcspChecker, OcspError
 from fastgate.http.server import ClientConnection
 from fastgate.http.tcp import TcpEnd
 from fastgate.http.udp import UdpPort
-from fastgate.http.uri import parse_target_fully
 from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
 from fastgate.ops.cluster_limits import LimitSync
+from fastgate.ops.dispatch import AddressHandler
 from fastgate.ops.jwks import remote_sources
 from fastgate.ops.limit_table import LimitTable
 from fastgate.ops.logs import AccessLogs, ErrorLog
@@ -38,7 +38,6 @@ from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
 from fastgate.proxy.revocation import Denylist
 from fastgate.proxy.status import error_body, reason
-from fastgate.proxy.steps import DONE, TAKEN
 from fastgate.proxy.stream import Session, Streams
 from fastgate.proxy.upstream import build_groups
 
@@ -462,90 +461,6 @@ class Worker:
         if self.stream_access is not None:
             self.stream_access.close()
         self.log.flush()
-
-
-class AddressHandler:
-    """The ``RequestHandler`` of one listening address: the worker, with the servers
-    that address selects from."""
-
-    __slots__ = ("worker", "vhosts")
-
-    def __init__(self, worker: Worker, vhosts: ServerTable) -> None:
-        self.worker = worker
-        self.vhosts = vhosts
-
-    def on_request(self, conn: ClientSide, head: RequestHead) -> None:
-        """A request head has arrived: answer it in callbacks when the phases can, else
-        in a task. Either way ``Worker.complete`` runs once the response is written.
-        (The worker's dispatch itself, not a call to it: one Python frame less on every
-        request.)"""
-        started = time.monotonic()
-        w = self.worker
-        vhosts = self.vhosts
-        method = head.method
-        if method == b"TRACE" or method == b"CONNECT":
-            # nginx refuses both before any phase: TRACE echoes headers back (cookies,
-            # tokens), CONNECT would turn the connection into a tunnel
-            w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405,
-                                          whole=True),
-                      vhosts)
-            return
-        # (http.uri.parse_target, inline: the usual target is split in C without a call)
-        target: tuple[str, str, str | None] | None = split_target(head.target)
-        if target is None:
-            try:
-                target = parse_target_fully(head.target, method, vhosts.merge_slashes)
-            except ProtocolError as e:
-                w._refuse(conn, e, vhosts)
-                return
-        req = Request(head, target, conn)
-        if req.host is None:
-            where = "in request line" if target[2] is not None else "header"
-            w._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400, whole=True),
-                      vhosts)
-            return
-        only = vhosts.only  # (one server on the address: no call)
-        server = only if only is not None else vhosts.select(req.host)
-        s = server.settings
-        if s.conn_policy is not conn.policy:  # (until a location's says otherwise)
-            conn.located(s.conn_policy)
-        screened = screen_headers(head.headers, s.underscores_in_headers,
-                                  s.ignore_invalid_headers)
-        if screened is not None:
-            if screened[0]:
-                w._refuse(conn, ProtocolError(screened[1], screened[0], whole=True), vhosts)
-                return
-            req.head = w._without(conn, head, screened[1], screened[2])
-        req.server = server
-        if not req.host:
-            req.host = server.name
-        req.arrived = started
-        try:
-            step = w.phases.enter(conn, req, server)
-            if step is DONE:
-                w.complete(conn, req, started)
-                return
-        except Exception as e:  # a bug costs this request, never the event loop
-            w.failed(conn, req, e, started, req.bytes_sent != 0)
-            return
-        if step is not TAKEN:
-            w.spawn(conn, req, step, started)
-
-    def on_refused(self, conn: ClientSide, error: ProtocolError) -> None:
-        self.worker.reject(conn, error, self.vhosts)
-
-    def on_header_timeout(self, conn: ClientSide) -> None:
-        w = self.worker
-        w.log.info("client timed out (110: Connection timed out) while reading client "
-                   "request headers", conn)
-        w.log_refused(conn, 408, 0, 0, self.vhosts)  # in the access log, as nginx
-
-    def on_broken_header(self, conn: ClientSide, message: str) -> None:
-        self.worker.log.error(f"{message} while reading PROXY protocol", conn)
-
-    def on_crash(self, conn: ClientSide, error: Exception) -> None:
-        self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",
-                              conn)
 
 
 # what a refused request is known by: nothing

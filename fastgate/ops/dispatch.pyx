@@ -1,0 +1,108 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: embedsignature=True
+"""The dispatch of one listening address, compiled: the ``RequestHandler`` the HTTP
+layer calls with every request head. It refuses what nginx refuses before any phase,
+makes the request, chooses its server and enters the phases; ``Worker.complete`` runs
+once the response is written, whichever path answered. It runs on every request, and
+in C its attribute reads and the request's fields cost no Python frame."""
+
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from fastgate.proxy.request cimport Request
+
+from fastgate._wire import screen_headers, split_target
+from fastgate.http.engine import ProtocolError
+from fastgate.http.uri import parse_target_fully
+from fastgate.proxy.steps import DONE, TAKEN
+
+cdef object _DONE = DONE
+cdef object _TAKEN = TAKEN
+
+
+cdef double _monotonic():
+    """time.monotonic() (CLOCK_MONOTONIC, as Python's), without its Python call."""
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + now.tv_nsec * 1e-9
+
+
+cdef class AddressHandler:
+    """The worker (``ops.worker.Worker``), with the servers the address selects from
+    (``ServerTable``)."""
+
+    cdef readonly object worker
+    cdef readonly object vhosts
+
+    def __init__(self, worker, vhosts):
+        self.worker = worker
+        self.vhosts = vhosts
+
+    def on_request(self, conn, head):
+        """A request head has arrived: answer it in callbacks when the phases can, else
+        in a task."""
+        cdef double started = _monotonic()
+        w = self.worker
+        vhosts = self.vhosts
+        cdef bytes method = head.method
+        if method == b"TRACE" or method == b"CONNECT":
+            # nginx refuses both before any phase: TRACE echoes headers back (cookies,
+            # tokens), CONNECT would turn the connection into a tunnel
+            w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405,
+                                          whole=True), vhosts)
+            return
+        # (http.uri.parse_target, inline: the usual target is split in C without a call)
+        target = split_target(head.target)
+        if target is None:
+            try:
+                target = parse_target_fully(head.target, method, vhosts.merge_slashes)
+            except ProtocolError as e:
+                w._refuse(conn, e, vhosts)
+                return
+        cdef Request req = Request(head, target, conn)
+        if req.host is None:
+            where = "in request line" if target[2] is not None else "header"
+            w._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400,
+                                          whole=True), vhosts)
+            return
+        only = vhosts.only  # (one server on the address: no call)
+        server = only if only is not None else vhosts.select(req.host)
+        s = server.settings
+        if s.conn_policy is not conn.policy:  # (until a location's says otherwise)
+            conn.located(s.conn_policy)
+        screened = screen_headers(head.headers, s.underscores_in_headers,
+                                  s.ignore_invalid_headers)
+        if screened is not None:
+            if screened[0]:
+                w._refuse(conn, ProtocolError(screened[1], screened[0], whole=True), vhosts)
+                return
+            req.head = w._without(conn, head, screened[1], screened[2])
+        req.server = server
+        if not req.host:
+            req.host = server.name
+        req.arrived = started
+        try:
+            step = w.phases.enter(conn, req, server)
+            if step is _DONE:
+                w.complete(conn, req, started)
+                return
+        except Exception as e:  # a bug costs this request, never the event loop
+            w.failed(conn, req, e, started, req.bytes_sent != 0)
+            return
+        if step is not _TAKEN:
+            w.spawn(conn, req, step, started)
+
+    def on_refused(self, conn, error):
+        self.worker.reject(conn, error, self.vhosts)
+
+    def on_header_timeout(self, conn):
+        w = self.worker
+        w.log.info("client timed out (110: Connection timed out) while reading client "
+                   "request headers", conn)
+        w.log_refused(conn, 408, 0, 0, self.vhosts)  # in the access log, as nginx
+
+    def on_broken_header(self, conn, message):
+        self.worker.log.error(f"{message} while reading PROXY protocol", conn)
+
+    def on_crash(self, conn, error):
+        self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",
+                              conn)
