@@ -350,7 +350,7 @@ class Session:
 
     def _refuse_certificate(self, why: str) -> None:
         self._log("info", f"{why} while SSL handshaking, client: "
-                                       f"{self.remote_addr}, server: {self._srv()}")
+                          f"{self.remote_addr}, server: {self._srv()}")
         self._finish(INTERNAL_ERROR)
 
     @property
@@ -364,7 +364,7 @@ class Session:
         self.connection_id = self.host.stream_opened(self)
         self.remote_addr, self.remote_port = end.address("peername")
         self._log("error", f"broken header: {why} while reading PROXY protocol"
-                                        f", client: {self.remote_addr}, server: {self._srv()}")
+                           f", client: {self.remote_addr}, server: {self._srv()}")
         self._finish(BAD_REQUEST, client_gone=True)  # (the caller aborts the connection)
 
     def received(self, data: bytes) -> None:
@@ -419,8 +419,8 @@ class Session:
             found = read_header(self._held)
         except BrokenHeader as e:
             self._log("error", f"broken header: {e} while reading PROXY "
-                                            f"protocol, client: {self.remote_addr}, "
-                                            f"server: {self._srv()}")
+                               f"protocol, client: {self.remote_addr}, "
+                               f"server: {self._srv()}")
             self._finish(BAD_REQUEST)
             return
         if found is None:
@@ -432,8 +432,8 @@ class Session:
 
     def _header_timeout(self) -> None:
         self._log("error", f"client timed out (110: Connection timed out) while "
-                                        f"reading PROXY protocol, client: {self.remote_addr}"
-                                        f", server: {self._srv()}")
+                           f"reading PROXY protocol, client: {self.remote_addr}"
+                           f", server: {self._srv()}")
         self._finish(OK)
 
     def _start(self) -> None:
@@ -450,8 +450,8 @@ class Session:
             return
         if not allows(self.remote_addr, self.server.settings.access_rules):
             self._log("error", f"access forbidden by rule while initializing "
-                                            f"session, client: {self.remote_addr}, server: "
-                                            f"{self._srv()}")
+                               f"session, client: {self.remote_addr}, server: "
+                               f"{self._srv()}")
             self._finish(FORBIDDEN)
             return
         if self.server.preread and not self.listen.udp:  # (nginx's preread: TCP only)
@@ -480,9 +480,9 @@ class Session:
             self.limit_conn_status = "REJECTED_DRY_RUN" if dry else "REJECTED"
             self.host.stream_limited(lc.zone)
             self._log(s.limit_conn_log_level,
-                                   f'limiting connections{", dry run," if dry else ""} by '
-                                   f'zone "{lc.zone}", client: {self.remote_addr}, server: '
-                                   f"{self._srv()}")
+                      f'limiting connections{", dry run," if dry else ""} by '
+                      f'zone "{lc.zone}", client: {self.remote_addr}, server: '
+                      f"{self._srv()}")
             if not dry:
                 self._finish(UNAVAILABLE)
                 return False
@@ -501,7 +501,7 @@ class Session:
             if found is None:
                 if len(self._held) >= self.server.preread_buffer_size:
                     self._log("error", f"preread buffer full, client: "
-                                                    f"{self.remote_addr}, server: {self._srv()}")
+                                       f"{self.remote_addr}, server: {self._srv()}")
                     self._finish(BAD_REQUEST)
                 return
             self.preread = found
@@ -547,7 +547,7 @@ class Session:
         """An unexpected error (a bug) under the session's callbacks: logged, both
         connections cut (their state is unknown), status 500."""
         self._log("alert", f"unexpected error: {type(error).__name__}: {error}"
-                                        f", client: {self.remote_addr}, server: {self._srv()}")
+                           f", client: {self.remote_addr}, server: {self._srv()}")
         if not self._closed:
             self.status = INTERNAL_ERROR
             self.abort()
@@ -658,8 +658,8 @@ class Session:
         peer = group.pick(time.monotonic(), tried, self)
         if peer is None:
             self._log("error", f"no live upstreams while connecting to upstream, "
-                                            f"client: {self.remote_addr}, server: "
-                                            f'{self._srv()}, upstream: "{group.name}"')
+                               f"client: {self.remote_addr}, server: "
+                               f'{self._srv()}, upstream: "{group.name}"')
             self._finish(BAD_GATEWAY)
         return peer
 
@@ -680,7 +680,7 @@ class Session:
         if value[:5].lower() == "unix:":
             if not value[5:]:
                 self._log("error", "no path in the unix domain socket in "
-                                                f'upstream "{value}"{where}')
+                                   f'upstream "{value}"{where}')
                 return INTERNAL_ERROR
             return self.streams.socket(value)
         try:
@@ -1061,9 +1061,9 @@ class UdpSession(Session):
         except OSError as e:
             attempt.session = time.monotonic() - started
             self._log("error", f"connect() failed ({e.errno}: {e.strerror}) "
-                                            f"while connecting to upstream, client: "
-                                            f"{self.remote_addr}, server: {self._srv()}, "
-                                            f'upstream: "{attempt.addr}"')
+                               f"while connecting to upstream, client: "
+                               f"{self.remote_addr}, server: {self._srv()}, "
+                               f'upstream: "{attempt.addr}"')
             self._finish(BAD_GATEWAY)
             return
         if self._closed:
@@ -1096,9 +1096,9 @@ class UdpSession(Session):
     def upstream_failed(self, error: OSError) -> None:
         """The server's host refused a datagram (ICMP): the session ends, 502."""
         self._log("error", f"recv() failed ({error.errno}: {error.strerror}) "
-                                        f"while proxying connection, client: "
-                                        f"{self.remote_addr}, server: {self._srv()}, "
-                                        f'upstream: "{self.upstream_addrs()}"')
+                           f"while proxying connection, client: "
+                           f"{self.remote_addr}, server: {self._srv()}, "
+                           f'upstream: "{self.upstream_addrs()}"')
         self._finish(BAD_GATEWAY)
 
     def _timed_out(self) -> None:
@@ -1108,9 +1108,9 @@ class UdpSession(Session):
             self._finish(OK)
             return
         self._log("error", f"upstream timed out (110: Connection timed out) "
-                                        f"while proxying connection, client: "
-                                        f"{self.remote_addr}, server: {self._srv()}, "
-                                        f'upstream: "{self.upstream_addrs()}"')
+                           f"while proxying connection, client: "
+                           f"{self.remote_addr}, server: {self._srv()}, "
+                           f'upstream: "{self.upstream_addrs()}"')
         self._finish(BAD_GATEWAY)
 
     def _said(self, how: str) -> None:
