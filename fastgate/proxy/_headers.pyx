@@ -179,13 +179,16 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
         headers = _carry(headers, req.carried, True)
     req.upstream_headers = rhead.headers
     if s.add_header or s.expires is not None:
+        # $sent_http_NAME reads the headers as they stand (Responder.add_headers)
         if s.expires is not None:
+            req.sent_headers = headers
             expiry = respond.expires_for(req, loc, status)
             if expiry:  # replaces the upstream's
                 headers = without_expires(headers)
                 headers.extend(expiry)
         if s.add_header:
-            headers.extend(respond.headers_added(req, loc, status))
+            req.sent_headers = headers
+            respond.headers_added(req, loc, status, headers)
     if s.charset is not None and not transformed(s, status, headers):
         # (a response the image filter or XSLT makes anew: named after, proxy.output)
         headers = _charset(headers, status, s, req)

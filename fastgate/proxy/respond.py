@@ -78,7 +78,7 @@ class Responder:
         if loc is not None:
             s = loc.settings
             if s.add_header or s.expires is not None:  # (no call where there are none)
-                headers.extend(self.added_headers(req, loc, status))
+                self.add_headers(req, loc, status, headers)
             if s.sets_userid:
                 headers.extend(userid.set_cookie(req, s, self.client_error(req)))
             if s.charset is not None and not s.recodes:
@@ -216,9 +216,16 @@ class Responder:
         self.send(conn, req, loc, code, error_body(code), b"text/html",
                   [(b"Location", url.encode("utf-8", "surrogateescape"))])
 
-    def added_headers(self, req: Request, loc: Location, status: int) -> Headers:
-        """``expires``'s and ``add_header``'s headers for a response of ``status``."""
-        return self.expires_for(req, loc, status) + self.headers_added(req, loc, status)
+    def add_headers(self, req: Request, loc: Location, status: int,
+                    headers: Headers) -> None:
+        """``expires``'s and ``add_header``'s headers for a response of ``status``,
+        appended to ``headers``: the response's as they stand, which ``$sent_http_NAME``
+        reads while they render (nginx's headers filter runs with the Content-Type
+        set, and each header it adds is seen by the next: h5bp's ``map
+        $sent_http_content_type`` idiom)."""
+        req.sent_headers = headers
+        headers.extend(self.expires_for(req, loc, status))
+        self.headers_added(req, loc, status, headers)
 
     @staticmethod
     def expires_for(req: Request, loc: Location, status: int) -> Headers:
@@ -249,7 +256,7 @@ class Responder:
         ``add_trailer``'s rendered as the body ends (``$request_time`` and the like are
         final then; those that render empty are left out). Kept for
         ``$sent_trailer_NAME``."""
-        added = _rendered(req, loc.settings.add_trailer, req.status) \
+        added = _rendered(req, loc.settings.add_trailer, req.status, []) \
             if req.expect_trailers else None
         out = [*upstream, *(added or ())] if upstream else added
         if out:
@@ -257,17 +264,17 @@ class Responder:
         return out
 
     @staticmethod
-    def headers_added(req: Request, loc: Location, status: int) -> Headers:
-        """``add_header``'s headers for a response of ``status``."""
-        return _rendered(req, loc.settings.add_header, status)
+    def headers_added(req: Request, loc: Location, status: int, out: Headers) -> None:
+        """``add_header``'s headers for a response of ``status``, appended to ``out``
+        (the response's, which ``$sent_http_NAME`` reads: ``add_headers``)."""
+        _rendered(req, loc.settings.add_header, status, out)
 
 
 def _rendered(req: Request, fields: tuple[tuple[str, Template, bool], ...],
-              status: int) -> Headers:
+              status: int, out: Headers) -> Headers:
     """``add_header``/``add_trailer`` fields for a response of ``status`` (theirs, or
-    any with ``always``); one that renders empty, or would carry a control byte, is
-    left out."""
-    out: Headers = []
+    any with ``always``), appended to ``out`` one by one, each seen by the next; one
+    that renders empty, or would carry a control byte, is left out."""
     for name, template, always in fields:
         if always or status in ADD_HEADER_STATUSES:
             value = template.render(req)

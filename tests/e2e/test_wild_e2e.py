@@ -17,8 +17,9 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
+from conftest import wait_port
 from dns_server import DnsServer
-from e2e_util import fastgate, wait_for_text
+from e2e_util import NGINX, beside_nginx, fastgate, stop_process, wait_for_text
 from h2_client import H2Client
 from helpers import self_signed
 from mp4_sample import sample_mp4
@@ -86,8 +87,9 @@ def backends() -> Iterator[Callable[..., RawBackend]]:
 def serve(tmp_path: Path, gateway, free):  # type: ignore[no-untyped-def]
     """serve(name, {old: new}) -> (Client, the gateway): checked with -t, then started."""
 
-    def run(name: str, extra: dict[str, str], tls: bool = False):  # type: ignore[no-untyped-def]
-        port = free()
+    def run(name: str, extra: dict[str, str], tls: bool = False,  # type: ignore[no-untyped-def]
+            port: int | None = None):
+        port = port or free()
         text = _fit(name, tmp_path, {**extra, "listen 8080": f"listen 127.0.0.1:{port}"})
         conf = tmp_path / name
         conf.write_text(text)
@@ -862,3 +864,95 @@ def test_mail_proxy(gateway, tmp_path: Path, free) -> None:  # type: ignore[no-u
                                                  b"USER carol", b"EHLO mail.example.com"]
     assert b"AUTH PLAIN " + _b64(b"\0dave\0letmein") in got[3]
     assert "Traceback" not in g.stderr
+
+
+def _site(root: Path) -> None:
+    for name, text in {"index.html": "<h1>home</h1>", "404.html": "<h1>not here</h1>",
+                       "css/main.css": "body{}", "img/logo.gif": "GIF89a",
+                       "img/icon.svg": "<svg/>", "data.json": "{}",
+                       "site.webmanifest": "{}", "robots.txt": "User-agent: *",
+                       ".env": "SECRET=1", "backup.sql": "drop", ".well-known/a.txt": "ok",
+                       "fonts/a.woff2": "wOF2", "favicon.ico": "ico"}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def _answer(port: int, tls: bool, host: str, method: str, path: str) -> object:
+    """What a client sees, without what differs by design: the time, the server's
+    name in its own pages (and their length), the port in a redirect, nginx's
+    "Connection: keep-alive" (HTTP/1.1's default)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = (http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx) if tls
+         else http.client.HTTPConnection("127.0.0.1", port, timeout=10))
+    try:
+        c.request(method, path, headers={"Host": host})
+        r = c.getresponse()
+        body = r.read().replace(b"nginx", b"fastgate")
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return "closed"
+    finally:
+        c.close()
+    epoch = "Thu, 01 Jan 1970 00:00:01 GMT"
+    headers = sorted(
+        (k.lower(), v if k.lower() != "expires" or v == epoch else "(a date)")
+        for k, v in r.getheaders()
+        if k.lower() not in ("date", "server", "etag", "last-modified", "location",
+                             "connection")
+        and not (k.lower() == "content-length" and r.status >= 300))
+    location = re.sub(r":\d+/", ":PORT/", r.getheader("Location") or "")
+    return r.status, headers, location, body
+
+
+def test_static_site(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """nginx and fastgate on the same files, the same configuration: every answer the
+    same, but for what each calls itself."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    root = tmp_path / "public"
+    _site(root)
+    self_signed(tmp_path, "example.com", stem="example.com.")
+    (tmp_path / "example.com.pem").write_bytes((tmp_path / "example.com.cert.pem").read_bytes())
+    (tmp_path / "example.com.key").write_bytes((tmp_path / "example.com.key.pem").read_bytes())
+    ports = {kind: (free(), free()) for kind in ("nginx", "fastgate")}
+    places = {"/var/www/example.com/public": str(root)}
+    nginx_port, nginx_tls = ports["nginx"]
+    text = _fit("static-site.conf", tmp_path, {
+        **places, "listen 8080": f"listen 127.0.0.1:{nginx_port}",
+        "listen 8443": f"listen 127.0.0.1:{nginx_tls}"})
+    # (beside_nginx writes its own worker_processes and events)
+    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
+    home = tmp_path / "nginx"
+    home.mkdir()
+    proc = beside_nginx("nginx", home, text, "error")
+    try:
+        for port in ports["nginx"]:
+            wait_port(port, proc)
+        port, tls = ports["fastgate"]
+        serve("static-site.conf", {**places, "listen 8443": f"listen 127.0.0.1:{tls}"},
+              port=port)
+        wait_port(tls, proc)
+        paths = ["/", "/index.html", "/css/main.css", "/css/main.1a2b3c.css",
+                 "/css/other.1a2b3c.css", "/img/logo.gif", "/img/logo.99.gif",
+                 "/img/icon.svg", "/data.json", "/site.webmanifest", "/robots.txt",
+                 "/favicon.ico", "/fonts/a.woff2", "/.env", "/backup.sql", "/x.conf",
+                 "/a~", "/.well-known/a.txt", "/.well-known/none", "/nope", "/css",
+                 "/css/", "/index.html?v=2"]
+        asked = [(secure, "example.com", method, path) for secure in (False, True)
+                 for method in ("GET", "HEAD") for path in paths]
+        # the redirecting server and the one that drops unknown hosts
+        asked += [(False, host, method, path) for host in ("www.example.com", "elsewhere.test")
+                  for method in ("GET", "HEAD") for path in ("/", "/css/main.css", "/.env")]
+        for secure, host, method, path in asked:
+            ours = _answer(ports["fastgate"][secure], secure, host, method, path)
+            theirs = _answer(ports["nginx"][secure], secure, host, method, path)
+            assert ours == theirs, (secure, host, method, path)
+        # what the maps chose, to be sure the comparison compared something
+        status, headers, _, _ = _answer(port, False, "example.com", "GET", "/")
+        assert ("x-frame-options", "DENY") in headers and ("cache-control", "no-cache") in headers
+        _, headers, _, _ = _answer(port, False, "example.com", "GET", "/img/logo.gif")
+        assert ("access-control-allow-origin", "*") in headers
+        assert ("cache-control", "max-age=31536000") in headers
+    finally:
+        stop_process(proc)
