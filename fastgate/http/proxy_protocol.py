@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import ssl
-from asyncio import sslproto
 from dataclasses import dataclass
 from typing import Any
 
 from fastgate.errors import FastgateError
+from fastgate.http.tls_or_plain import TlsOrPlain
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107  # "PROXY TCP6 " + two full IPv6 addresses and ports + CRLF
@@ -121,17 +120,15 @@ def _address(packed: bytes) -> str:
 class TlsAfterHeader(asyncio.Protocol):
     """A ``listen ... ssl proxy_protocol`` connection: the header comes in clear before
     the TLS handshake, so the listening socket cannot be a TLS one. This reads the
-    header, then runs TLS over the same transport for the client connection it carries
-    (asyncio's own TLS protocol, fed the bytes after the header, which a plain
-    ``start_tls`` could not be given). Waiting for the header is bounded by
-    ``timeout`` (client_header_timeout), the handshake too."""
+    header, gives it to ``conn``, then hands the transport to ``then`` (a
+    ``TlsOrPlain`` for ``conn``) with the bytes after it. Waiting for the header is
+    bounded by ``timeout`` (client_header_timeout)."""
 
-    def __init__(self, conn: Any, context: ssl.SSLContext, timeout: float) -> None:
+    def __init__(self, conn: Any, then: TlsOrPlain, timeout: float) -> None:
         self.conn = conn
-        self.context = context
+        self.then = then
         self.timeout = timeout
         self.transport: asyncio.Transport | None = None
-        self.tls: sslproto.SSLProtocol | None = None
         self._read = b""
         self._timer: asyncio.TimerHandle | None = None
 
@@ -140,17 +137,16 @@ class TlsAfterHeader(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expired)
 
     def data_received(self, data: bytes) -> None:
-        if self.tls is not None:
-            self._feed(data)
-            return
-        assert self.transport is not None
+        transport = self.transport
+        if transport is None or self._timer is None:
+            return  # (handed over, or timed out)
         self._read += data
         try:
             found = read_header(self._read)
         except BrokenHeader as e:
             self._stop_timer()
-            self.conn.header_broken(self.transport, str(e))
-            self.transport.abort()
+            self.conn.header_broken(transport, str(e))
+            transport.abort()
             return
         if found is None:
             return
@@ -158,23 +154,10 @@ class TlsAfterHeader(asyncio.Protocol):
         header, used = found
         rest, self._read = self._read[used:], b""
         self.conn.header_given(header)
-        loop = asyncio.get_running_loop()
-        self.tls = sslproto.SSLProtocol(loop, self.conn, self.context, loop.create_future(),
-                                        server_side=True,
-                                        ssl_handshake_timeout=self.timeout)  # type: ignore[arg-type]
-        self.tls.connection_made(self.transport)
+        transport.set_protocol(self.then)
+        self.then.connection_made(transport)
         if rest:
-            self._feed(rest)
-
-    def _feed(self, data: bytes) -> None:
-        assert self.tls is not None
-        view = memoryview(data)
-        while view:
-            buf = self.tls.get_buffer(len(view))
-            n = min(len(buf), len(view))
-            buf[:n] = view[:n]
-            self.tls.buffer_updated(n)
-            view = view[n:]
+            self.then.data_received(rest)
 
     def _expired(self) -> None:
         self._timer = None
@@ -187,20 +170,7 @@ class TlsAfterHeader(asyncio.Protocol):
             self._timer = None
 
     def eof_received(self) -> bool | None:
-        if self.tls is not None:
-            # True while the application still reads (typeshed says None)
-            return self.tls.eof_received()  # type: ignore[func-returns-value]
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
-        if self.tls is not None:
-            self.tls.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        if self.tls is not None:
-            self.tls.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.tls is not None:
-            self.tls.resume_writing()

@@ -220,6 +220,13 @@ cdef class ClientConnection:
         if data:
             h2.data_received(data)
 
+    def plain_on_tls(self, handler: RequestHandler[ClientConnection]) -> None:
+        """The client of this ``listen ... ssl`` address sent plain HTTP
+        (``http.tls_or_plain``): its requests are http ones, served by ``handler``
+        (the address's, answering nginx's 497)."""
+        self.handler = handler
+        self.scheme = "http"
+
     @property
     def speaks_http2(self) -> bool:
         return self._h2 is not None

@@ -32,10 +32,14 @@ cdef class AddressHandler:
 
     cdef readonly object worker
     cdef readonly object vhosts
+    # the address is a ``listen ... ssl`` one and its client sent plain HTTP
+    # (``http.tls_or_plain``): every request is answered with nginx's 497
+    cdef readonly bint plain_on_tls
 
-    def __init__(self, worker, vhosts):
+    def __init__(self, worker, vhosts, plain_on_tls=False):
         self.worker = worker
         self.vhosts = vhosts
+        self.plain_on_tls = plain_on_tls
 
     def on_request(self, conn, head):
         """A request head has arrived: answer it in callbacks when the phases can, else
@@ -81,7 +85,10 @@ cdef class AddressHandler:
             req.host = server.name
         req.arrived = started
         try:
-            step = w.phases.enter(conn, req, server)
+            if self.plain_on_tls:  # (nginx checks it once the head is read, as here)
+                step = w.plain_on_tls(conn, req, server)
+            else:
+                step = w.phases.enter(conn, req, server)
             if step is _DONE:
                 w.complete(conn, req, started)
                 return

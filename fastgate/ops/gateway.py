@@ -30,6 +30,8 @@ from fastgate.config.model import Config, Listen, MailServer
 from fastgate.config.tls import TlsError, by_value, server_context
 from fastgate.errors import StartError
 from fastgate.http.proxy_protocol import TlsAfterHeader
+from fastgate.http.server import ClientConnection
+from fastgate.http.tls_or_plain import TlsOrPlain
 from fastgate.ops.certificates import CertificatesByValue
 from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
@@ -206,12 +208,18 @@ def any_tls_context(config: Config, listen: Listen, kind: str) -> ssl.SSLContext
 
 
 def _sessions(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
-              timeout: float) -> Callable[[], asyncio.BaseProtocol]:
+              timeout: float, handshake: float | None) -> Callable[[], asyncio.BaseProtocol]:
     """The protocol factory of a stream server's listening socket."""
     if tls_after_header is None:
         return lambda: worker.stream_session(listen)
     ctx = tls_after_header
-    return lambda: TlsAfterHeader(worker.stream_session(listen), ctx, timeout)
+
+    def made() -> asyncio.BaseProtocol:
+        session = worker.stream_session(listen)
+        return TlsAfterHeader(session, TlsOrPlain(session, ctx, handshake, timeout, None),
+                              timeout)
+
+    return made
 
 
 def _mail_sessions(worker: Worker, listen: Listen, starttls: ssl.SSLContext | None,
@@ -223,19 +231,39 @@ def _mail_sessions(worker: Worker, listen: Listen, starttls: ssl.SSLContext | No
     if tls_after_header is None:
         return lambda: worker.mail_session(listen, starttls)
     ctx = tls_after_header
-    return lambda: TlsAfterHeader(worker.mail_session(listen, None), ctx, timeout)
+
+    def made() -> asyncio.BaseProtocol:
+        session = worker.mail_session(listen, None)
+        return TlsAfterHeader(session, TlsOrPlain(session, ctx, timeout, timeout, None),
+                              timeout)
+
+    return made
 
 
-def _connections(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
+def _connections(worker: Worker, listen: Listen, tls: ssl.SSLContext | None,
                  ) -> Callable[[], asyncio.BaseProtocol]:
-    """The protocol factory of a listening socket. With ``tls_after_header`` (``ssl``
-    and ``proxy_protocol``), the PROXY protocol header comes before the TLS handshake:
-    the socket serves plain bytes, and TLS begins after the header."""
-    if tls_after_header is None:
+    """The protocol factory of a listening socket. Over TLS the socket serves plain
+    bytes: the first byte says whether the client speaks TLS or sent plain HTTP to the
+    HTTPS port (``TlsOrPlain``: then the address's requests are answered with 497);
+    with ``proxy_protocol`` the PROXY protocol header comes first, in clear."""
+    if tls is None:
         return lambda: worker.connection(listen)
-    ctx = tls_after_header
+    ctx = tls
     timeout = worker.default_settings(listen).client_header_timeout
-    return lambda: TlsAfterHeader(worker.connection(listen), ctx, timeout)
+    plain_handler = worker.plain_handlers[listen.address]
+    after_header = listen.proxy_protocol
+    # (the handshake as before: bounded by client_header_timeout after a header, else
+    # by the loop's default)
+    handshake = timeout if after_header else None
+
+    def made() -> asyncio.BaseProtocol:
+        conn = worker.connection(listen)
+        assert isinstance(conn, ClientConnection)  # (over TLS: no cleartext Preface)
+        sniff = TlsOrPlain(conn, ctx, handshake, timeout,
+                           lambda: conn.plain_on_tls(plain_handler))
+        return TlsAfterHeader(conn, sniff, timeout) if after_header else sniff
+
+    return made
 
 
 class Gateway:
@@ -298,27 +326,30 @@ class Gateway:
             if isinstance(ctx, openssl.ServerContext):
                 for loader in ctx.loaders:  # (its handshakes' failures: this worker's log)
                     loader.report = worker.log.write
-            after_header = ctx is not None and listen.proxy_protocol
+            # the socket serves plain bytes, TLS begun by the protocol: after a PROXY
+            # protocol header, and on HTTP addresses after a look at the first byte
+            plain_socket = ctx is not None and listen.proxy_protocol
             handshake: float | None = None
             if kind == "mail":
                 mail = mail_server(worker.config, listen)
                 # (a context here is STARTTLS's on a listen without ssl)
-                after_header = listen.ssl and listen.proxy_protocol
+                plain_socket = listen.ssl and listen.proxy_protocol
                 factory = _mail_sessions(worker, listen, None if listen.ssl else ctx,
-                                         ctx if after_header else None, mail.timeout)
+                                         ctx if plain_socket else None, mail.timeout)
                 handshake = mail.timeout if listen.ssl else None
                 ctx = ctx if listen.ssl else None
             elif kind == "stream":
                 assert worker.streams is not None
                 server = worker.streams.server_of(listen)
-                factory = _sessions(worker, listen, ctx if after_header else None,
-                                    server.proxy_protocol_timeout)
                 handshake = server.ssl_handshake_timeout if ctx is not None else None
+                factory = _sessions(worker, listen, ctx if plain_socket else None,
+                                    server.proxy_protocol_timeout, handshake)
             else:
-                factory = _connections(worker, listen, ctx if after_header else None)
+                factory = _connections(worker, listen, ctx)
+                plain_socket = ctx is not None
             srv = await loop.create_server(
-                factory, sock=sock, ssl=None if after_header else ctx, backlog=listen.backlog,
-                ssl_handshake_timeout=None if after_header else handshake,
+                factory, sock=sock, ssl=None if plain_socket else ctx, backlog=listen.backlog,
+                ssl_handshake_timeout=None if plain_socket else handshake,
                 start_serving=True,
             )
             servers.append(srv)

@@ -38,6 +38,7 @@ from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
 from fastgate.proxy.revocation import Denylist
 from fastgate.proxy.status import error_body, reason
+from fastgate.proxy.steps import Outcome
 from fastgate.proxy.stream import Session, Streams
 from fastgate.proxy.upstream import build_groups
 
@@ -167,6 +168,9 @@ class Worker:
                 by_addr.setdefault(listen.address, []).append(s)
         self.tables = {addr: ServerTable(servers, addr[1]) for addr, servers in by_addr.items()}
         self.handlers = {addr: AddressHandler(self, table) for addr, table in self.tables.items()}
+        # (a client's plain HTTP on a TLS address: http.tls_or_plain)
+        self.plain_handlers = {addr: AddressHandler(self, table, True)
+                               for addr, table in self.tables.items()}
         self.remote = remote_sources(self)
         self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
         # the stream block: its sessions, and their log (its formats are the block's own)
@@ -336,6 +340,17 @@ class Worker:
         and the connection closed, as nginx closes after such an error."""
         self.reject(conn, error, vhosts)
         conn.finish()
+
+    def plain_on_tls(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
+        """A request in plain HTTP on a ``listen ... ssl`` address: nginx's 497, through
+        the server's own ``error_page 497`` (``https://$host$request_uri`` is the usual
+        one), else its 400 page that says why; the connection then closes. Nothing of
+        the request goes further: no location's phases run for it, unless the error
+        page names one."""
+        self.log.info("client sent plain HTTP request to HTTPS port", conn, req)
+        fallback = server.fallback
+        assert fallback is not None
+        return self.phases.fail(conn, req, fallback, 497)
 
     def _without(self, conn: ClientSide, head: RequestHead, kept: list[Any],
                  dropped: list[bytes]) -> RequestHead:

@@ -13,7 +13,8 @@ def reason(status: int) -> bytes:
 
 # nginx's statuses of its own that a client sees as 400 with their text (an error_page
 # may still take them by their own number)
-SPECIAL = {495: "The SSL certificate error", 496: "No required SSL certificate was sent"}
+SPECIAL = {495: "The SSL certificate error", 496: "No required SSL certificate was sent",
+           497: "The plain HTTP request was sent to HTTPS port"}
 
 # the errors whose response ends the connection (nginx's special response handler sets
 # r->keepalive = 0 for them; an error_page for them does not change that)

@@ -939,20 +939,27 @@ def test_static_site(serve, tmp_path: Path, free) -> None:  # type: ignore[no-un
                  "/favicon.ico", "/fonts/a.woff2", "/.env", "/backup.sql", "/x.conf",
                  "/a~", "/.well-known/a.txt", "/.well-known/none", "/nope", "/css",
                  "/css/", "/index.html?v=2"]
-        asked = [(secure, "example.com", method, path) for secure in (False, True)
+        # (the port: 0 HTTP, 1 HTTPS; then whether the client speaks TLS)
+        asked = [(secure, secure, "example.com", method, path) for secure in (0, 1)
                  for method in ("GET", "HEAD") for path in paths]
         # the redirecting server and the one that drops unknown hosts
-        asked += [(False, host, method, path) for host in ("www.example.com", "elsewhere.test")
+        asked += [(0, 0, host, method, path) for host in ("www.example.com", "elsewhere.test")
                   for method in ("GET", "HEAD") for path in ("/", "/css/main.css", "/.env")]
-        for secure, host, method, path in asked:
-            ours = _answer(ports["fastgate"][secure], secure, host, method, path)
-            theirs = _answer(ports["nginx"][secure], secure, host, method, path)
-            assert ours == theirs, (secure, host, method, path)
+        # plain HTTP to the HTTPS port: error_page 497's redirect
+        asked += [(1, 0, "example.com", method, path) for method in ("GET", "POST", "HEAD")
+                  for path in ("/", "/css/main.css?v=1", "/.env")]
+        for at, secure, host, method, path in asked:
+            ours = _answer(ports["fastgate"][at], bool(secure), host, method, path)
+            theirs = _answer(ports["nginx"][at], bool(secure), host, method, path)
+            assert ours == theirs, (at, secure, host, method, path)
         # what the maps chose, to be sure the comparison compared something
         status, headers, _, _ = _answer(port, False, "example.com", "GET", "/")
         assert ("x-frame-options", "DENY") in headers and ("cache-control", "no-cache") in headers
         _, headers, _, _ = _answer(port, False, "example.com", "GET", "/img/logo.gif")
         assert ("access-control-allow-origin", "*") in headers
         assert ("cache-control", "max-age=31536000") in headers
+        assert _answer(tls, False, "example.com", "GET", "/a?b=1")[:1] == (302,)
+        assert _answer(tls, False, "example.com", "GET", "/a?b=1")[2] \
+            == "https://example.com:PORT/a?b=1"
     finally:
         stop_process(proc)
