@@ -155,21 +155,26 @@ def redirect_rules(loc: Location) -> RedirectRules:
 
 
 def redirected(headers: Headers, rules: RedirectRules, req: Any, s: Settings) -> Headers:
-    """The response headers with Location and Refresh's URL rewritten by ``rules``,
-    and a Location that is a path made absolute as nginx's header filter does."""
+    """The response headers with Location and Refresh's URL rewritten by ``rules``. A
+    Location a rule rewrote into a path is made absolute, as nginx's header filter
+    does; one no rule applied to stays as the upstream sent it, relative too (nginx's
+    ngx_http_upstream_rewrite_location leaves r->headers_out.location unset then)."""
     out: Headers = []
     for name, value in headers:
         low = name.lower()
         if low == b"location":
             text = _replace(value.decode("utf-8", "surrogateescape"), rules, req)
-            if text.startswith("/"):
-                text = absolute(s, req, text)
-            value = _field(text, value)
+            if text is not None:
+                if text.startswith("/"):
+                    text = absolute(s, req, text)
+                value = _field(text, value)
         elif low == b"refresh":
             text = value.decode("utf-8", "surrogateescape")
             i = text.lower().find("url=")
             if i >= 0:
-                value = _field(text[:i + 4] + _replace(text[i + 4:], rules, req), value)
+                url = _replace(text[i + 4:], rules, req)
+                if url is not None:
+                    value = _field(text[:i + 4] + url, value)
         out.append((name, value))
     return out
 
@@ -196,9 +201,10 @@ def absolute(s: Settings, req: Any, path: str) -> str:
     return f"{scheme}://{host}{path}"
 
 
-def _replace(url: str, rules: RedirectRules, req: Any) -> str:
+def _replace(url: str, rules: RedirectRules, req: Any) -> str | None:
     """The first rule that applies: a prefix is replaced, a regex that finds something
-    replaces the whole URL (its captures are ``$1``... from then on, as nginx's)."""
+    replaces the whole URL (its captures are ``$1``... from then on, as nginx's); None
+    when none applies."""
     for pattern, replacement in rules:
         if isinstance(pattern, re.Pattern):
             m = pattern.search(url)
@@ -210,7 +216,7 @@ def _replace(url: str, rules: RedirectRules, req: Any) -> str:
         if url.startswith(prefix):
             new = replacement if isinstance(replacement, str) else replacement.render(req)
             return new + url[len(prefix):]
-    return url
+    return None
 
 
 def _field(text: str, original: bytes) -> bytes:

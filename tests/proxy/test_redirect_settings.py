@@ -1,6 +1,8 @@
 """absolute_redirect, port_in_redirect, server_name_in_redirect: how a Location that is a
 path leaves fastgate — from ``return``, ``rewrite ... redirect``, the slash redirect and
-an upstream's answer — as nginx's header filter writes it (both engines, both paths)."""
+an upstream's answer a ``proxy_redirect`` rule rewrote — as nginx's header filter writes
+it (both engines, both paths). An upstream's path no rule rewrote stays as it came, as
+nginx leaves it (checked beside nginx in tests/e2e/test_proxy_redirect_e2e.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ server { listen 127.0.0.1:8080; server_name gw.example alias.example;
   location /noport/ { port_in_redirect off; return 302 /to; }
   location /name/ { server_name_in_redirect on; rewrite ^ /to redirect; }
   location /up/ { proxy_pass http://be; }
+  location /uprw/ { proxy_redirect /login /signin; proxy_pass http://be; }
   location /uprel/ { absolute_redirect off; proxy_pass http://be; }
-  location /upname/ { server_name_in_redirect on; port_in_redirect off; proxy_pass http://be; }
+  location /upname/ { server_name_in_redirect on; port_in_redirect off;
+    proxy_redirect /login /login; proxy_pass http://be; }
   location /dir/ { absolute_redirect off; proxy_pass http://be; }
 }
 """
@@ -50,7 +54,9 @@ def location(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no
 
 def test_by_default_a_path_is_made_absolute_with_the_host_and_port(location) -> None:  # type: ignore[no-untyped-def]
     assert location("/abs/x") == b"Location: http://h.example:8080/to"
-    assert location("/up/x", response=MOVED) == b"Location: http://h.example:8080/login?a=1"
+    assert location("/uprw/x", response=MOVED) == b"Location: http://h.example:8080/signin?a=1"
+    # no rule rewrote it: the upstream's path as it came
+    assert location("/up/x", response=MOVED) == b"Location: /login?a=1"
 
 
 def test_absolute_redirect_off_leaves_the_path(location) -> None:  # type: ignore[no-untyped-def]
