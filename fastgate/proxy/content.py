@@ -92,8 +92,8 @@ class Content:
             kind = loc.app_pass.kind
             return (self.memcached if kind == "memcached" else self.grpc if kind == "grpc"
                     else self.cgi)
-        if loc.try_files is not None:
-            return self.static.try_files
+        if loc.try_files is not None:  # (its precontent phase found the file)
+            return self.static.serve_tried
         return self.static.serve
 
     def status_page(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:

@@ -348,6 +348,9 @@ PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
     ("preaccess", lambda p, loc: p.realip.handler(loc)),  # before limits, as nginx
     ("preaccess", lambda p, loc: p.limits.handler(loc)),
     ("access", lambda p, loc: p.access.handler(loc)),
+    # (try_files first, then mirror: nginx runs a phase's handlers last module first)
+    ("precontent", lambda p, loc: p.content.static.try_files if loc.try_files is not None
+     else None),
     ("precontent", lambda p, loc: p.mirror.handler(loc)),
     ("content", lambda p, loc: p.content.handler(loc)),
 )

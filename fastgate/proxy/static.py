@@ -49,7 +49,7 @@ from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.ranges import http_time, ranges
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.status import error_body
-from fastgate.proxy.steps import DONE
+from fastgate.proxy.steps import DONE, NEXT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,6 +98,11 @@ def _error_text(e: OSError) -> str:
     return f"({e.errno}: {e.strerror})"
 
 
+
+# the name try_files found and its file (None: a directory), for the content phase
+_TRIED_KEY = "try_files"
+
+
 class StaticModule:
     """The content handler of locations that serve files, and ``try_files``'s checks."""
 
@@ -114,6 +119,12 @@ class StaticModule:
     # --- try_files (nginx's precontent phase) ------------------------------------------
 
     def try_files(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        """nginx's try_files module, in the precontent phase of every location that has
+        it, whatever answers there (files, proxy_pass, fastcgi_pass...): the first name
+        that exists becomes the URI and the location's content handler goes on
+        (``serve_tried`` for files); none: the last parameter, a code
+        (``try_files $uri =404`` keeps a PHP location from running a script that is not
+        there) or an internal redirect."""
         tf = loc.try_files
         assert tf is not None
         s = loc.settings
@@ -141,9 +152,8 @@ class StaticModule:
             if stat.S_ISDIR(st.st_mode) != want_dir:
                 continue
             req.uri = name  # nginx: the location serves the name found, found again never
-            if want_dir or req.method not in ("GET", "HEAD", "POST"):
-                return self.serve(conn, req, loc)
-            return self._open(conn, req, loc, path)
+            req.memo[_TRIED_KEY] = (name, None if want_dir else path)
+            return NEXT
         if tf.fallback_code is not None:
             return self.fail(conn, req, loc, tf.fallback_code)
         assert tf.fallback_target is not None
@@ -162,6 +172,15 @@ class StaticModule:
         return root.render(req) + name
 
     # --- the content phase ----------------------------------------------------------------
+
+    def serve_tried(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
+        """The files of a location with try_files: the file its precontent phase found
+        (under an alias the URI alone would not name it)."""
+        tried = req.memo.pop(_TRIED_KEY, None)
+        if (tried is None or tried[0] != req.uri or tried[1] is None
+                or req.method not in ("GET", "HEAD", "POST")):
+            return self.serve(conn, req, loc)
+        return self._open(conn, req, loc, tried[1])
 
     def serve(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         if req.method in loc.settings.dav_methods:

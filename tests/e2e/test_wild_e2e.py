@@ -20,6 +20,7 @@ import pytest
 from conftest import wait_port
 from dns_server import DnsServer
 from e2e_util import NGINX, beside_nginx, fastgate, stop_process, wait_for_text
+from fastcgi_backend import FastcgiBackend
 from h2_client import H2Client
 from helpers import self_signed
 from mp4_sample import sample_mp4
@@ -963,3 +964,92 @@ def test_static_site(serve, tmp_path: Path, free) -> None:  # type: ignore[no-un
             == "https://example.com:PORT/a?b=1"
     finally:
         stop_process(proc)
+
+
+MIME_TYPES = """types {
+    text/html html; text/css css; application/javascript js; image/svg+xml svg;
+    image/png png; font/woff2 woff2; application/wasm wasm; text/plain txt;
+}
+"""
+# what differs by design between two servers on two ports: the ports, nginx's version
+_VARYING = ("REMOTE_PORT", "SERVER_PORT", "SERVER_SOFTWARE")
+
+
+def _php_answer(port: int, method: str, path: str, headers: dict[str, str],
+                body: bytes | None) -> object:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, body=body, headers={"Host": "cloud.example.com", **headers})
+        r = c.getresponse()
+        raw = r.read()
+    finally:
+        c.close()
+    try:
+        shown: object = {k: v for k, v in json.loads(raw).items() if k not in _VARYING}
+    except ValueError:
+        shown = raw.replace(b"nginx", b"fastgate")
+    fields = sorted((k.lower(), v.replace(f":{port}/", ":PORT/")) for k, v in r.getheaders()
+                    if k.lower() not in ("date", "server", "etag", "last-modified", "expires",
+                                         "connection", "content-length"))
+    return r.status, fields, shown
+
+
+def test_php_cloud(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """A Nextcloud-shaped PHP application beside nginx: what PHP-FPM receives for each
+    request (the CGI parameters, the body), and what the client gets, the same. A
+    script that does not exist is a 404 that never reaches PHP."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    php = FastcgiBackend()
+    root = tmp_path / "cloud"
+    for name in ("index.php", "remote.php", "public.php", "ocs/v2.php", "core/img/logo.svg",
+                 "core/css/app.css", "fonts/a.woff2", "robots.txt", "docs/index.html",
+                 ".well-known/acme-challenge/token", "config/config.php", "data/u/f.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    params = (Path(__file__).resolve().parents[1] / "configs" / "fastcgi_params").read_text()
+    home = tmp_path / "nginx"
+    home.mkdir()
+    for where in (tmp_path, home):
+        (where / "mime.types").write_text(MIME_TYPES)
+        (where / "fastcgi_params").write_text(params)
+    places = {"/var/www/cloud": str(root), "127.0.0.1:9000": f"127.0.0.1:{php.port}"}
+    nginx_port, port = free(), free()
+    text = _fit("php-cloud.conf", tmp_path, {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
+    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
+    proc = beside_nginx("nginx", home, text, "error")
+    try:
+        wait_port(nginx_port, proc)
+        serve("php-cloud.conf", places, port=port)
+        asked = [("GET", path, {}, None) for path in (
+            "/", "/index.php", "/index.php/apps/files/?dir=/", "/apps/files/", "/login",
+            "/remote.php/dav/files/alice/a.txt", "/ocs/v2.php/cloud/capabilities?format=json",
+            "/public.php?service=x", "/status.php", "/cron.php", "/uploads/a.jpg/evil.php",
+            "/core/img/logo.svg", "/core/img/missing.svg", "/core/css/app.css",
+            "/fonts/a.woff2", "/fonts/b.woff2", "/robots.txt", "/docs/", "/docs",
+            "/.well-known/carddav", "/.well-known/caldav", "/.well-known/acme-challenge/token",
+            "/.well-known/acme-challenge/none", "/.well-known/webfinger?resource=acct:a",
+            "/config/config.php", "/data/u/f.txt", "/.htaccess", "/occ", "/remote",
+            "/remote/dav", "/s/AbCdEf?x=1")]
+        asked += [("GET", "/", {"User-Agent": "DavClnt"}, None),
+                  ("GET", "/?a=1", {"User-Agent": "DavClnt"}, None),
+                  ("PUT", "/remote.php/dav/files/alice/new.txt", {}, b"hello"),
+                  ("PROPFIND", "/remote.php/dav/", {"Depth": "1"}, b"<propfind/>"),
+                  ("HEAD", "/core/img/logo.svg", {}, None)]
+        before = len(php.requests())
+        for method, path, headers, body in asked:
+            ours = _php_answer(port, method, path, headers, body)
+            theirs = _php_answer(nginx_port, method, path, headers, body)
+            assert ours == theirs, (method, path)
+        # the front controller got the path as PATH_INFO, from the saved split
+        _, _, shown = _php_answer(port, "GET", "/apps/files/", {}, None)
+        assert isinstance(shown, dict) and shown["SCRIPT_NAME"] == "/index.php"
+        assert shown["PATH_INFO"] == "/apps/files/" and shown["DOCUMENT_URI"] == "/index.php"
+        # /status.php and /cron.php are not there: 404 before PHP, from both
+        status, _, _ = _php_answer(port, "GET", "/status.php", {}, None)
+        assert status == 404
+        scripts = [r.param(b"SCRIPT_FILENAME") for r in php.requests()[before:]]
+        assert not any(s and s.endswith((b"/status.php", b"/cron.php")) for s in scripts)
+    finally:
+        stop_process(proc)
+        php.stop()
