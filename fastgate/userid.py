@@ -82,7 +82,7 @@ def _make(r: Any, s: Any, ctx: dict[str, Any]) -> None:
         return
     got = ctx["got"]
     if got is not None and got[3] != 0:
-        reset = r.memo.get(("set", "uid_reset"), "")
+        reset = r.variables.get("uid_reset", "")
         if reset in ("", "0"):
             cookie = ctx["cookie"]
             if not s.userid_mark or (len(cookie) > 23 and cookie[22] == s.userid_mark
@@ -169,6 +169,6 @@ def uid_set(r: Any, s: Any) -> str:
 
 
 def uid_reset(r: Any) -> str:
-    value: str = r.memo.get(("set", "uid_reset"), "")
+    value: str = r.variables.get("uid_reset", "")
     return value
 

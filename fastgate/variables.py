@@ -192,19 +192,18 @@ def _remote_user(r: Any) -> str:
 
 
 def user_variable(name: str) -> Getter:
-    """``$name`` as ``set $name`` gave it, this request (empty until then: nginx's
-    uninitialised variable)."""
-    key = ("set", name)
+    """``$name`` as ``set $name`` gave it, this request or one it is a subrequest of
+    (empty until then: nginx's uninitialised variable)."""
 
     def get(r: Any) -> str:
-        value: str = r.memo.get(key, "")
+        value: str = r.variables.get(name, "")
         return value
 
     return get
 
 
 def set_user_variable(r: Any, name: str, value: str) -> None:
-    r.memo[("set", name)] = value
+    r.variables[name] = value
 
 
 def _response_header(headers_of: Callable[[Any], Any]) -> Callable[[str], Getter]:

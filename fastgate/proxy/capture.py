@@ -213,6 +213,7 @@ def subrequest(main: Request, capture: Capture, uri: str,
     sub_head = RequestHead(b"GET", uri.encode("utf-8", "surrogateescape"), head.version,
                            head.headers, 0, head.keep_alive, False, None)
     sub = Request(sub_head, (path, args, None), capture)
+    sub.share_variables(main)
     sub.server = main.server
     sub.remote_addr, sub.remote_port = main.remote_addr, main.remote_port  # (realip's)
     sub.method = "GET"

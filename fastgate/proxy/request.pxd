@@ -47,6 +47,7 @@ cdef class Request:
     cdef public object token  # Token | None
     cdef public tuple captures
     cdef dict _memo
+    cdef dict _variables  # ``set``'s, shared with its subrequests (made on first use)
     cdef object _headers
     cdef str _request_id
     # WWW-Authenticate for a 401 the access phase caused (None: it caused none)

@@ -91,6 +91,20 @@ cdef class Request:
         return m
 
     @property
+    def variables(self):
+        """The values ``set`` (and ``auth_request_set``) gave, by name: one dict for a
+        request and its subrequests, as nginx's subrequest shares r->variables (a
+        ``set $backend ...`` at server level is the auth subrequest's too)."""
+        v = self._variables
+        if v is None:
+            v = self._variables = {}
+        return v
+
+    def share_variables(self, Request main):
+        """This subrequest reads and writes ``main``'s variables."""
+        self._variables = main.variables
+
+    @property
     def headers(self):
         """[(lower-cased name, value)] as str, made on first use."""
         h = self._headers

@@ -287,6 +287,7 @@ class Session:
         self.realip_remote_port = 0
         self.attempts: list[Attempt] = []
         self.memo: dict[Any, Any] = {}
+        self.variables: dict[str, str] = {}  # set's
         self.captures: tuple[str, ...] = ()
         self.location = None  # ($geoip_* read the server's settings where there is none)
         self._held = b""  # read before the upstream is there

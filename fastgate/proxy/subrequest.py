@@ -71,6 +71,7 @@ class Subrequests:
         else:
             path, _, args = uri.partition("?")
         sub = Request(req.head, (path, args, None), conn)
+        sub.share_variables(req)
         sub.server = server
         sub.location = target
         sub.in_task = True

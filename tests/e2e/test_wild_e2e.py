@@ -1053,3 +1053,87 @@ def test_php_cloud(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unty
     finally:
         stop_process(proc)
         php.stop()
+
+
+def _authorizer(req: Received) -> bytes:
+    """Authelia's auth-request endpoint, in short: a good session names its user, a
+    bad one is sent to the portal, with where it wanted to go."""
+    cookie = b";".join(req.header(b"cookie"))
+    if b"session=good" in cookie:
+        return (b"HTTP/1.1 200 OK\r\nRemote-User: alice\r\nRemote-Groups: admins,dev\r\n"
+                b"Remote-Email: alice@example.com\r\nContent-Length: 0\r\n\r\n")
+    if b"session=forbidden" in cookie:
+        return b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+    if b"session=broken" in cookie:
+        return b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"
+    wanted = b"".join(req.header(b"x-original-url"))
+    return (b"HTTP/1.1 401 Unauthorized\r\nLocation: https://auth.example.com/?rd=" + wanted
+            + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def _sso_answer(port: int, method: str, path: str, headers: dict[str, str],
+                body: bytes | None) -> object:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, body=body, headers={"Host": "apps.example.com", **headers})
+        r = c.getresponse()
+        raw = r.read().replace(b"nginx/1.22.1", b"fastgate").replace(b"nginx", b"fastgate")
+    finally:
+        c.close()
+    return r.status, sorted((k.lower(), v) for k, v in r.getheaders() if k.lower()
+                            not in ("date", "server", "connection", "content-length")), raw
+
+
+def _seen(requests: list[Received]) -> list[object]:
+    """What a backend received, but for what differs by design (the Host of an
+    upstream on another port; Connection: nginx speaks HTTP/1.0 upstream, with close)."""
+    return [(r.method, r.target, sorted((n.lower(), v) for n, v in r.headers
+                                        if n.lower() not in (b"host", b"connection")), r.body)
+            for r in requests]
+
+
+def test_forward_auth_sso(serve, backends, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """Beside nginx: the authorizer's address from a server-level ``set`` reaches the
+    auth subrequest (nginx's subrequests share the request's variables; fastgate's
+    answered every request 500 with "invalid URL prefix"), the user it names reaches
+    the app and a forged Remote-User does not, 401 is the portal's redirect, 403 and
+    a broken authorizer as nginx's."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    sides = {}
+    home = tmp_path / "nginx"
+    home.mkdir()
+    nginx_port, port = free(), free()
+    made = {kind: (backends(answer=_authorizer), backends()) for kind in ("nginx", "fastgate")}
+    for kind, listen in (("nginx", nginx_port), ("fastgate", port)):
+        authz, app = made[kind]
+        sides[kind] = {"127.0.0.1:9091": f"127.0.0.1:{authz.port}",
+                       "127.0.0.1:8096": f"127.0.0.1:{app.port}",
+                       "listen 8080": f"listen 127.0.0.1:{listen}"}
+    text = _fit("forward-auth-sso.conf", tmp_path, sides["nginx"])
+    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
+    proc = beside_nginx("nginx", home, text, "error")
+    try:
+        wait_port(nginx_port, proc)
+        serve("forward-auth-sso.conf", {k: v for k, v in sides["fastgate"].items()
+                                        if k != "listen 8080"}, port=port)
+        asked = [(method, path, cookie, body)
+                 for cookie in ({}, {"Cookie": "session=good"}, {"Cookie": "session=bad"},
+                                {"Cookie": "session=forbidden"}, {"Cookie": "session=broken"},
+                                {"Cookie": "session=good", "Remote-User": "mallory"})
+                 for method, path, body in (("GET", "/", None), ("GET", "/library?x=1", None),
+                                            ("POST", "/api/items", b"name=x"))]
+        asked += [("GET", "/internal/authz", {"Cookie": "session=good"}, None)]
+        for method, path, headers, body in asked:
+            ours = _sso_answer(port, method, path, headers, body)
+            assert ours == _sso_answer(nginx_port, method, path, headers, body), \
+                (method, path, headers)
+        for i in (0, 1):  # the authorizer, then the app: the same requests, in order
+            assert _seen(made["fastgate"][i].requests()) == _seen(made["nginx"][i].requests())
+        status, headers, _ = _sso_answer(port, "GET", "/library?x=1", {}, None)
+        assert status == 302 and ("location", "https://auth.example.com/?rd="
+                                  "http://apps.example.com/library?x=1") in headers
+        app = made["fastgate"][1].requests()
+        assert app and all(r.header(b"remote-user") == [b"alice"] for r in app)
+    finally:
+        stop_process(proc)
