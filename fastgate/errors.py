@@ -34,7 +34,8 @@ class ConfigError(FastgateError):
         return f"{self.message} in {self.file}:{self.line}"
 
 class ProtocolError(FastgateError):
-    """The peer broke HTTP/1.1. ``status`` is what a server answers (400, 413, 431...).
+    """The peer broke HTTP/1.1. ``status`` is what a server answers (400, 413, 414...;
+    494 for headers too large: a 400 with nginx's "Request Header Or Cookie Too Large").
     ``whole``: ``reason`` is already the error log's whole line in nginx's words
     ("client sent duplicate header line: host"), else it is what follows "client sent
     invalid request: " — said where the error is raised, never guessed from its text."""

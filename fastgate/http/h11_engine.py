@@ -221,10 +221,10 @@ class H11Server:
         for name, value in raw:
             line = len(name) + len(value) + 4
             if line > self._max_line:
-                return ProtocolError("request header line too long", 431)
+                return ProtocolError("request header line too long", 494)
             total += line
         if total > self._max_header_bytes:
-            return ProtocolError("request headers too large", 431)
+            return ProtocolError("request headers too large", 494)
         return None
 
     def _check_framing(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:

@@ -244,10 +244,10 @@ cdef class HttptoolsServer:
     def on_header(self, name, value):
         line = len(name) + len(value) + 4
         if line > self._max_line:
-            raise ProtocolError("request header line too long", 431)
+            raise ProtocolError("request header line too long", 494)
         self._size += line
         if self._size > self._max_header_bytes:
-            raise ProtocolError("request headers too large", 431)
+            raise ProtocolError("request headers too large", 494)
         self._headers.append((name, value))
 
     def on_headers_complete(self):

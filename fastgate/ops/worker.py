@@ -37,7 +37,7 @@ from fastgate.proxy.mail import Mails, MailSession
 from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
 from fastgate.proxy.revocation import Denylist
-from fastgate.proxy.status import error_body, reason
+from fastgate.proxy.status import SPECIAL, error_body, reason
 from fastgate.proxy.steps import Outcome
 from fastgate.proxy.stream import Session, Streams
 from fastgate.proxy.upstream import build_groups
@@ -423,24 +423,28 @@ class Worker:
                vhosts: ServerTable) -> None:
         """Answer a request that could not be parsed; the caller closes."""
         self.log.info(error.log_line, conn)
-        self.stats.request(error.status, 0.0)
+        # nginx's own codes (494: headers too large) go out as 400, with their page
+        status = 400 if error.status in SPECIAL else error.status
+        self.stats.request(status, 0.0)
         exchange = conn.exchange
         if exchange is None or conn.closed:
             return
         body = error_body(error.status)
-        headers = [(b"Server", b"fastgate"), (b"Date", self.http_date()),
-                   (b"Content-Type", b"text/html"), (b"Connection", b"close")]
+        headers = [(b"Server", b"fastgate"), (b"Date", self.http_date())]
+        if body:
+            headers.append((b"Content-Type", b"text/html"))
+        headers.append((b"Connection", b"close"))
         try:
-            out = exchange.respond(error.status, reason(error.status), headers, len(body))
+            out = exchange.respond(status, reason(status), headers, len(body))
             out += exchange.body(body) + exchange.end()
         except Exception:  # the engine cannot frame a response in this state: by hand
-            out = _raw_error(error.status, body, headers)
+            out = _raw_error(status, body, headers)
         exchange.write(out)
-        self.log_refused(conn, error.status, len(body), len(out), vhosts)
+        self.log_refused(conn, status, len(body), len(out), vhosts)
 
     def log_refused(self, conn: ClientSide, status: int, body: int, sent: int,
                     vhosts: ServerTable) -> None:
-        """A request the HTTP layer refused (400, 408, 413, 414, 431, 505) goes to the
+        """A request the HTTP layer refused (400, 408, 413, 414, 505) goes to the
         access log of the address's default server, as nginx writes it: ``$request`` is
         "-" (nothing of it was parsed), the status and bytes are what was sent."""
         server = vhosts.default

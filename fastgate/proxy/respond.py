@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fastgate import userid
-from fastgate._wire import REASONS, field_value
+from fastgate._wire import field_value
 from fastgate.http.engine import Headers, ProtocolError
 from fastgate.proxy import charset, xslt
 from fastgate.proxy.accel import carry
@@ -22,7 +22,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.held import Failed, Held
 from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
-from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body
+from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body, reason
 from fastgate.proxy.steps import DONE
 from fastgate.variables import SENT_TRAILERS_KEY
 
@@ -98,7 +98,7 @@ class Responder:
                 length = None  # as nginx: the length is cleared, the body chunked
         req.sent_headers = headers
         try:
-            out = exchange.respond(status, REASONS.get(status, b""), headers, length,
+            out = exchange.respond(status, reason(status), headers, length,
                                    head_only)
         except ProtocolError:
             exchange.abort()
@@ -198,10 +198,11 @@ class Responder:
         if status in ENDS_CONNECTION:
             conn.close_after_response()
         shown = status if req.override is None else req.override
+        body = error_body(shown)  # (none for a status nginx has no page for: no type)
         if shown in SPECIAL:  # 400 with nginx's text
-            self.send(conn, req, loc, 400, error_body(shown), b"text/html")
+            self.send(conn, req, loc, 400, body, b"text/html")
             return
-        self.send(conn, req, loc, status, error_body(shown), b"text/html")
+        self.send(conn, req, loc, status, body, b"text/html" if body else None)
 
     def redirect(self, conn: ClientSide, req: Request, loc: Location, code: int,
                  url: str) -> None:

@@ -164,8 +164,8 @@ class RewriteModule:
                ret: Return) -> Outcome:
         """``return code [text|URL]``: the request ends here."""
         code = ret.code
-        if code == 444:  # nginx: close the connection without a response
-            req.status = 444
+        if code in _CLOSING:  # nginx: close the connection without a response
+            req.status = code
             conn.abort()
             return DONE
         req.status = code  # $status in the text is the code, as nginx sets it first
@@ -177,8 +177,8 @@ class RewriteModule:
             if exchange is not None:
                 exchange.write(exchange.expect_continue())
         text = ret.text.render(req) if ret.text is not None else None
-        if code in REDIRECTS and text is not None:
-            self.respond.redirect(conn, req, loc, code, text)
+        if code in REDIRECTS:  # (without a URL: nginx's page, with an empty Location)
+            self.respond.redirect(conn, req, loc, code, text or "")
             return DONE
         if text is None and code >= 400:
             return self.fail(conn, req, loc, code)
@@ -191,6 +191,11 @@ class RewriteModule:
             self.respond.send(conn, req, loc, code, body, kind)
             return DONE
         return self.respond.page(conn, req, loc, code, body, kind, [], self.fetch)
+
+
+# codes ngx_http_finalize_request answers by closing the connection: 444 (nginx's own),
+# 408 and 499 (request timed out, client closed)
+_CLOSING = frozenset({444, 408, 499})
 
 
 def _redirect_url(req: Request, op: Rewrite) -> str:

@@ -527,7 +527,8 @@ def test_the_demo_checks_its_port_first_and_leaves_nothing_behind(tmp_path: Path
 @pytest.mark.parametrize("data,status", [
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 20000 + b"\r\n\r\n", 431),
+    # headers too large: nginx's 494, a 400 ("Request Header Or Cookie Too Large")
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 20000 + b"\r\n\r\n", 400),
     (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
     (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", 413),

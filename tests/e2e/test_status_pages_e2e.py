@@ -1,0 +1,89 @@
+"""The status lines and error pages fastgate writes itself, beside nginx 1.22: nginx's
+reason phrases ("302 Moved Temporarily", "503 Service Temporarily Unavailable",
+"HTTP/1.1 418 " for a code it has none for), its page titles ("401 Authorization
+Required", "405 Not Allowed", "504 Gateway Time-out"), no body at all where it has no
+page, 408 and 499 closing the connection as 444 does, and headers too large as its
+400 "Request Header Or Cookie Too Large". Only the server's name in the page differs."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import free_port, wait_port
+from e2e_util import NGINX, beside_nginx, stop_process
+
+CODES = (200, 204, 301, 302, 303, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407,
+         408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 425, 426, 429,
+         431, 451, 494, 495, 496, 497, 499, 500, 501, 502, 503, 504, 505, 506, 507, 508,
+         510, 511, 599, 600, 999)
+
+
+@pytest.fixture
+def ports(tmp_path: Path) -> Iterator[dict[str, int]]:
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    locations = "".join(f"location = /{c} {{ return {c}; }}\n" for c in CODES)
+    procs = []
+    out = {}
+    try:
+        for kind in ("nginx", "fastgate"):
+            home = tmp_path / kind
+            home.mkdir()
+            port = out[kind] = free_port()
+            body = f"""
+http {{ access_log off; large_client_header_buffers 4 8k;
+  server {{ listen 127.0.0.1:{port};
+    location = /text {{ return 404 "gone\\n"; }}
+    {locations}
+  }}
+}}
+"""
+            proc = beside_nginx(kind, home, body, "error")
+            procs.append(proc)
+            wait_port(port, proc)
+        yield out
+    finally:
+        for proc in procs:
+            stop_process(proc)
+
+
+def _raw(port: int, data: bytes) -> tuple[bytes, list[bytes], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    body = body.replace(b"nginx/1.22.1", b"fastgate")
+    # (Date and Server are each side's own; so is a page's length, by the name in it)
+    fields = sorted(line.lower() for line in lines[1:]
+                    if not line.lower().startswith((b"date:", b"server:"))
+                    and not (line.lower().startswith(b"content-length:") and body))
+    return lines[0], fields, body
+
+
+def test_status_lines_and_pages_as_nginx(ports: dict[str, int]) -> None:
+    asked = [f"GET /{c} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode()
+             for c in (*CODES, "text")]
+    asked += [b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n",
+              b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"]
+    for data in asked:
+        ours = _raw(ports["fastgate"], data)
+        assert ours == _raw(ports["nginx"], data), data[:40]
+    # to be sure the comparison compared something
+    line, fields, body = _raw(ports["fastgate"], asked[CODES.index(503)])
+    assert line == b"HTTP/1.1 503 Service Temporarily Unavailable"
+    assert b"<title>503 Service Temporarily Unavailable</title>" in body
+    line, fields, body = _raw(ports["fastgate"], asked[CODES.index(418)])
+    assert line == b"HTTP/1.1 418 " and body == b"" and b"content-length: 0" in fields
+    assert _raw(ports["fastgate"], asked[CODES.index(408)]) == (b"", [], b"")
