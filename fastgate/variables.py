@@ -384,7 +384,7 @@ HELD_HEAD_KEY = ("held", "head")
 # a request's memo: the rate an upstream's answer gave (X-Accel-Limit-Rate; 0 relayed
 # unbuffered), and what ``set $limit_rate`` wrote (proxy.rate)
 RATE_KEY = ("limit_rate",)
-SET_RATE_KEY = ("set", "limit_rate")
+SET_RATE = "limit_rate"  # (in the request's variables, as any set)
 
 
 def _limit_rate(r: Any) -> str:
@@ -394,7 +394,7 @@ def _limit_rate(r: Any) -> str:
     given = r.memo.get(RATE_KEY)
     if given is not None:
         return str(given)
-    text = r.memo.get(SET_RATE_KEY)
+    text = r.variables.get(SET_RATE)
     if text is not None:
         return str(text)
     loc = r.location

@@ -18,8 +18,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from fastgate.variables import RATE_KEY, SUBREQUEST_KEY
-from fastgate.variables import SET_RATE_KEY as SET_KEY
+from fastgate.variables import RATE_KEY, SET_RATE, SUBREQUEST_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -62,7 +61,7 @@ def rate_of(req: Request, s: Settings, log: Callable[[str], None]) -> int:
     if given is not None:
         rate: int = given
         return rate
-    text = req.memo.get(SET_KEY)
+    text = req.variables.get(SET_RATE)
     if text is not None:
         size = parse_size(text)
         if size is not None:
@@ -103,7 +102,7 @@ def pace(req: Request, s: Settings, log: Callable[[str], None]) -> Pace | None:
     into is paced as it is sent."""
     memo = req.memo
     if SUBREQUEST_KEY in memo or (s.limit_rate is None and RATE_KEY not in memo
-                                  and SET_KEY not in memo):
+                                  and SET_RATE not in req.variables):
         return None
     rate = rate_of(req, s, log)
     if rate <= 0:

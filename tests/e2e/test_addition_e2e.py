@@ -52,7 +52,7 @@ def test_a_protected_part_is_not_fetched_without_a_valid_token(ask) -> None:  # 
                     {"Authorization": "Bearer a.b.c", "X-User": "admin"}):
         status, body = ask(headers)
         assert status == 200  # the page is public; the part is the 401 page
-        assert b"<title>401 Unauthorized</title>" in body and body.endswith(b"<page>")
+        assert b"<title>401 Authorization Required</title>" in body and body.endswith(b"<page>")
         assert b"<fragment>" not in body
     assert ask.backend.requests() == []
 

@@ -66,7 +66,7 @@ def test_a_protected_include_is_not_fetched_without_a_valid_token(ask) -> None: 
     for headers in WITHOUT:
         status, body = ask("/pub/a.html", headers)
         assert status == 200  # the page is public; the part is the 401 page
-        assert b"<title>401 Unauthorized</title>" in body and body.endswith(b"<page>")
+        assert b"<title>401 Authorization Required</title>" in body and body.endswith(b"<page>")
         assert b"<fragment>" not in body
     assert ask.backend.requests() == []
 
@@ -75,7 +75,7 @@ def test_an_include_a_backend_asks_for_gets_no_more_than_its_client(ask) -> None
     for headers in WITHOUT:
         status, body = ask("/open/page", headers)
         assert status == 200 and b"<fragment>" not in body
-        assert b"<title>401 Unauthorized</title>" in body
+        assert b"<title>401 Authorization Required</title>" in body
     # the public page was fetched each time; the protected part never
     assert [r.target for r in ask.backend.requests()] == [b"/open/page"] * len(WITHOUT)
 

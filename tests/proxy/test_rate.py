@@ -14,7 +14,7 @@ import pytest
 
 from fastgate.config import ConfigError, load_config
 from fastgate.proxy import rate
-from fastgate.variables import BUILTIN, RATE_KEY, SET_RATE_KEY, SUBREQUEST_KEY, Registry
+from fastgate.variables import BUILTIN, RATE_KEY, SET_RATE, SUBREQUEST_KEY, Registry
 
 
 @pytest.mark.parametrize("text,want", [
@@ -30,10 +30,12 @@ def _settings(limit: str | None = None, after: str | None = None) -> SimpleNames
                            limit_rate_after=None if after is None else reg.compile(after))
 
 
-def _req(**memo: object) -> SimpleNamespace:
-    keys = {"given": RATE_KEY, "set": SET_RATE_KEY}
-    return SimpleNamespace(memo={keys[k]: v for k, v in memo.items()}, start=time.time(),
-                           bytes_sent=0, status=0, location=None)
+def _req(given: object = None, set: object = None) -> SimpleNamespace:  # noqa: A002
+    """A request whose upstream gave a rate (``given``), or whose ``set $limit_rate``
+    did (``set``)."""
+    return SimpleNamespace(memo={} if given is None else {RATE_KEY: given},
+                           variables={} if set is None else {SET_RATE: set},
+                           start=time.time(), bytes_sent=0, status=0, location=None)
 
 
 def test_which_rate_applies() -> None:
