@@ -305,7 +305,8 @@ class Phases:
                  target: str, keep_method: bool = False) -> Outcome:
         """An internal redirect to a URI or named location: error_page's (a URI makes
         the request a GET, as nginx's ngx_http_send_error_page), or with
-        ``keep_method`` try_files' and index's (nginx's ngx_http_internal_redirect)."""
+        ``keep_method`` try_files' and index's (nginx's ngx_http_internal_redirect). To a
+        URI the server's rewrites run again first, as nginx's."""
         server = req.server
         assert server is not None
         if not self._count_change(conn, req, loc):
@@ -326,6 +327,12 @@ class Phases:
             req.args = args
         if not keep_method and req.method not in ("GET", "HEAD"):
             req.method = "GET"
+        # an internal redirect starts over at the server rewrite phase (nginx's
+        # ngx_http_handler for an internal request), a named location does not
+        if server.rewrites:
+            step = self.rewrite.server_phase(conn, req, server)
+            if step is not NEXT:
+                return step
         return self._find(conn, req)
 
 

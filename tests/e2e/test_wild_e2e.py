@@ -1137,3 +1137,67 @@ def test_forward_auth_sso(serve, backends, tmp_path: Path, free) -> None:  # typ
         assert app and all(r.header(b"remote-user") == [b"alice"] for r in app)
     finally:
         stop_process(proc)
+
+
+def _site_answer(port: int, method: str, path: str, headers: dict[str, str]) -> object:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, headers={"Host": "example.com", "User-Agent": "curl/8.0",
+                                         **headers})
+        r = c.getresponse()
+        body = r.read().replace(b"nginx/1.22.1", b"fastgate").replace(b"nginx", b"fastgate")
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return "closed"
+    finally:
+        c.close()
+    body = re.sub(rb"\d{2}-\w{3}-\d{4} \d{2}:\d{2}", b"(a date)", body)  # (the listing's)
+    return r.status, sorted(
+        (k.lower(), re.sub(r":\d+/", ":PORT/", v)) for k, v in r.getheaders()
+        if k.lower() not in ("date", "server", "connection", "etag", "last-modified",
+                             "expires") and not (k.lower() == "content-length"
+                                                 and r.status >= 300)), body
+
+
+def test_clean_urls(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """Beside nginx, every answer the same: among them nginx's own surprise, "/" going
+    to "/index" (its index redirect runs the server's rewrites again, which fastgate
+    did not), and the referer, bot, host and method checks of the server level."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    root = tmp_path / "site"
+    for name, text in {"index.html": "<h1>home</h1>", "about.html": "<h1>about</h1>",
+                       "blog/index.html": "<h1>blog</h1>", "blog/post.html": "post",
+                       "img/a.png": "PNG", "downloads/a.txt": "a", "downloads/sub/b.txt": "b",
+                       ".htpasswd": "u:x"}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    home = tmp_path / "nginx"
+    home.mkdir()
+    for where in (tmp_path, home):
+        (where / "mime.types").write_text(MIME_TYPES)
+    places = {"/var/www/site": str(root)}
+    nginx_port, port = free(), free()
+    text = _fit("clean-urls.conf", tmp_path, {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
+    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
+    proc = beside_nginx("nginx", home, text, "error")
+    try:
+        wait_port(nginx_port, proc)
+        serve("clean-urls.conf", places, port=port)
+        asked = [(method, path, headers) for method in ("GET", "HEAD", "POST", "DELETE")
+                 for path, headers in (
+                     ("/", {}), ("/about", {}), ("/about.html", {}), ("/about/", {}),
+                     ("/blog/", {}), ("/blog", {}), ("/blog/post", {}), ("/nope", {}),
+                     ("/img/a.png", {}), ("/img/a.png", {"Referer": "http://evil.test/"}),
+                     ("/img/a.png", {"Referer": "https://cdn.example.com/x"}),
+                     ("/downloads/", {}), ("/downloads/sub/", {}), ("/.htpasswd", {}),
+                     ("/health", {}), ("/old-blog/post?x=1", {}), ("/", {"Host": "evil.test"}),
+                     ("/", {"User-Agent": "sqlmap/1.7"}), ("/", {"User-Agent": ""}),
+                     ("/about?x=1", {}))]
+        for method, path, headers in asked:
+            ours = _site_answer(port, method, path, headers)
+            assert ours == _site_answer(nginx_port, method, path, headers), (method, path, headers)
+        status, fields, _ = _site_answer(port, "GET", "/", {})
+        assert status == 301 and ("location", "http://example.com:PORT/index") in fields
+        assert _site_answer(port, "GET", "/", {"Host": "evil.test"}) == "closed"
+    finally:
+        stop_process(proc)
