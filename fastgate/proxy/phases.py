@@ -205,8 +205,10 @@ class Phases:
     def _sub_plan(self, loc: Location) -> tuple[Phase, ...]:
         kept = self._sub_plans.get(id(loc))
         if kept is None or kept[0] is not loc:
+            # (mirror is for main requests only, as nginx's: try_files is the
+            # precontent phase a subrequest runs)
             handlers = (make(self, loc) for name, make in PHASES
-                        if name in ("rewrite", "access", "content"))
+                        if name in ("rewrite", "access", "try-files", "content"))
             kept = self._sub_plans[id(loc)] = (loc, tuple(h for h in handlers
                                                           if h is not None))
         return kept[1]
@@ -355,8 +357,9 @@ PHASES: tuple[tuple[str, Callable[[Phases, Location], Phase | None]], ...] = (
     ("preaccess", lambda p, loc: p.realip.handler(loc)),  # before limits, as nginx
     ("preaccess", lambda p, loc: p.limits.handler(loc)),
     ("access", lambda p, loc: p.access.handler(loc)),
-    # (try_files first, then mirror: nginx runs a phase's handlers last module first)
-    ("precontent", lambda p, loc: p.content.static.try_files if loc.try_files is not None
+    # the precontent phase: try_files first, then mirror (nginx runs a phase's handlers
+    # last module first)
+    ("try-files", lambda p, loc: p.content.static.try_files if loc.try_files is not None
      else None),
     ("precontent", lambda p, loc: p.mirror.handler(loc)),
     ("content", lambda p, loc: p.content.handler(loc)),

@@ -99,3 +99,26 @@ def test_try_files_runs_after_the_access_phase(run) -> None:  # type: ignore[no-
     status, _, upstream = run("/api/x", f"Authorization: Bearer {token}\r\nX-Sub: mallory\r\n")
     assert status == 200 and upstream.startswith(b"GET /api/x HTTP/1.1\r\n")
     assert upstream.count(b"X-Sub:") == 1 and b'X-Sub: "alice"\r\n' in upstream
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", PATHS)
+def test_an_include_runs_try_files_too(tmp_path: Path, site: Path, engine: str,
+                                       path: str) -> None:
+    """An SSI include is a subrequest: its location's try_files runs (nginx's
+    precontent phase), its mirror would not."""
+    (site / "app" / "page.html").write_text('[<!--# include virtual="/app/none" -->]')
+    http = f"""
+server {{ listen 127.0.0.1:8080; root {site};
+  location = /app/page.html {{ ssi on; }}
+  location /app/ {{ try_files $uri /app/dir/index.html; }}
+}}"""
+
+    async def main() -> bytes:
+        sc = Scenario(tmp_path, engine, http, path)
+        try:
+            return await sc.get("/app/page.html")
+        finally:
+            sc.close()
+
+    assert b"[<h1>dir</h1>]" in asyncio.run(main())
