@@ -16,6 +16,7 @@ from fastgate.config.context import LOCATION, Context, Level, PendingIf
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
     AppPass,
+    Break,
     If,
     JwtCheck,
     Listen,
@@ -23,9 +24,11 @@ from fastgate.config.model import (
     LocationTree,
     ProxyPass,
     Return,
+    Rewrite,
     RewriteOp,
     Server,
     Settings,
+    SetVar,
     UpstreamTls,
     Where,
 )
@@ -50,6 +53,11 @@ def merge_origins(parent: dict[str, Directive], level: Level) -> dict[str, Direc
 def _where(d: Directive | None) -> Where:
     return Where(d.file, d.line) if d is not None else Where("", 0)
 
+
+
+# the directive each rewrite operation comes from, for messages
+_REWRITE_NAMES: dict[type, str] = {Return: "return", Rewrite: "rewrite", SetVar: "set",
+                                   Break: "break", If: "if"}
 
 class Builder:
     """Turns levels into frozen servers and locations. A ``JwtCheck`` is shared
@@ -357,12 +365,24 @@ class Builder:
             if target is None:
                 raise self.ld.error(f'could not find named location "{uri}"',
                                     loc.where.file, loc.where.line)
-            if target.proxy_pass is None and not (target.rewrites
-                                                  and isinstance(target.rewrites[0], Return)):
+            returns = bool(target.rewrites) and isinstance(target.rewrites[0], Return)
+            if target.proxy_pass is None and not returns:
                 raise self.ld.error(
                     f'{name} "{uri}" reaches a location ({target.where.file}:'
                     f"{target.where.line}) that neither proxies nor returns: fastgate "
                     "sends a subrequest through proxy_pass or answers it with return",
+                    loc.where.file, loc.where.line)
+            # what nginx would run for the subrequest and fastgate does not: refused, so
+            # that no check written there is skipped (an "if ... return 403" would be)
+            skipped = [] if returns else [_REWRITE_NAMES[type(op)] for op in target.rewrites]
+            if target.try_files is not None and not returns:
+                skipped.append("try_files")
+            if skipped:
+                raise self.ld.error(
+                    f'{name} "{uri}" reaches a location ({target.where.file}:'
+                    f'{target.where.line}) with "{skipped[0]}": fastgate does not run the '
+                    f"rewrite module or try_files in {name}'s subrequest (nginx would); "
+                    "move the check to the location that asks, or to the authoriser",
                     loc.where.file, loc.where.line)
 
     def _check_targets(self, server: Server) -> None:

@@ -63,3 +63,27 @@ def test_the_location_asked_must_exist_and_proxy_or_return(tmp_path: Path) -> No
         f"with return in {tmp_path}/t.conf:2")
     _load(tmp_path, "location / { auth_request /auth; proxy_pass http://127.0.0.1:9; }\n"
                     "location = /auth { return 204; }")
+
+
+@pytest.mark.parametrize("inside,what", [
+    ('if ($http_x_block) { return 403; } proxy_pass http://127.0.0.1:9;', "if"),
+    ("set $who me; proxy_set_header X-Who $who; proxy_pass http://127.0.0.1:9;", "set"),
+    ("rewrite ^ /other break; proxy_pass http://127.0.0.1:9;", "rewrite"),
+    ("try_files $uri =404; proxy_pass http://127.0.0.1:9;", "try_files"),
+])
+@pytest.mark.parametrize("asks", ["auth_request /auth;", "mirror /auth;"])
+def test_what_a_subrequest_would_skip_is_refused(tmp_path: Path, inside: str, what: str,
+                                                 asks: str) -> None:
+    """nginx runs the rewrite module and try_files for a subrequest; fastgate's
+    auth_request and mirror subrequests only proxy or return. A check written there
+    (``if ($http_x_block) { return 403; }``) would be skipped, so the configuration is
+    refused, saying where and why, rather than loaded with a weaker check."""
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, f"""location = /auth {{ internal; {inside} }}
+          location / {{ {asks} proxy_pass http://127.0.0.1:9; }}""")
+    name = asks.split()[0]
+    assert f'{name} "/auth" reaches a location ({tmp_path}/t.conf:2) with "{what}"' in str(e.value)
+    assert str(e.value).endswith(f"in {tmp_path}/t.conf:3")
+    # a return first answers the subrequest: what follows it never runs, in nginx either
+    _load(tmp_path, f"""location = /auth {{ internal; return 204; {inside} }}
+      location / {{ {asks} proxy_pass http://127.0.0.1:9; }}""")
