@@ -206,6 +206,21 @@ def set_user_variable(r: Any, name: str, value: str) -> None:
     r.variables[name] = value
 
 
+def set_named_captures(r: Any, m: re.Match[str]) -> None:
+    """A regex's named captures (``(?<name>...)``) become the request's variables when it
+    matches, as nginx's ngx_http_regex_exec sets them: a location's, a map key's, an
+    if's, a rewrite's, a server_name's (one that did not take part: empty)."""
+    named = m.re.groupindex
+    if named:
+        v = r.variables
+        for name, i in named.items():
+            v[name.lower()] = m.group(i) or ""
+
+
+# a named capture in a regex as written in the configuration (PCRE's or Python's form)
+NAMED_CAPTURE = re.compile(r"\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>")
+
+
 def _response_header(headers_of: Callable[[Any], Any]) -> Callable[[str], Getter]:
     """``$upstream_http_NAME``, ``$sent_http_NAME``, ``$upstream_trailer_NAME``: a field
     of the upstream's response head, of ours, or of the upstream's trailers
@@ -843,6 +858,7 @@ class Map:
         for rx in self.regexes:
             m = rx.pattern.search(src)
             if m is not None:
+                set_named_captures(r, m)
                 saved = r.captures
                 r.captures = (m.group(0),) + m.groups()
                 try:

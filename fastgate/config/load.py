@@ -50,7 +50,15 @@ from fastgate.config.model import (
     Where,
 )
 from fastgate.config.parser import Directive, parse_file, parse_text
-from fastgate.variables import Getter, Registry, Template, log_blanks, nested_claim, user_variable
+from fastgate.variables import (
+    NAMED_CAPTURE,
+    Getter,
+    Registry,
+    Template,
+    log_blanks,
+    nested_claim,
+    user_variable,
+)
 
 COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
             '"$http_referer" "$http_user_agent"')
@@ -169,9 +177,16 @@ class Loader:
 
         self._declare_sets(http.block or ())
 
-    def _declare_sets(self, items: Iterable[Directive]) -> None:
-        """``set $name``, wherever it is: the variable exists everywhere (as in nginx)."""
+    def _declare_sets(self, items: Iterable[Directive], in_map: bool = False) -> None:
+        """``set $name``, wherever it is: the variable exists everywhere (as in nginx);
+        so does each named capture of a location's, server_name's, if's, rewrite's or
+        map key's regex (``(?<name>...)``), which sets it when the regex matches."""
         for d in items:
+            texts = (d.name,) if in_map else (
+                d.args if d.name in ("location", "server_name", "if", "rewrite") else ())
+            for text in texts:
+                for name in NAMED_CAPTURE.findall(text):
+                    self._declare_capture(name.lower(), d)
             if (d.name in ("set", "auth_request_set") and d.args and d.args[0].startswith("$")
                     and len(d.args[0]) > 1):
                 name = d.args[0][1:].lower()
@@ -185,7 +200,15 @@ class Loader:
                 self.user_vars.add(name)
                 self.registry.define(name, user_variable(name))
             if d.block:
-                self._declare_sets(d.block)
+                self._declare_sets(d.block, d.name == "map")
+
+    def _declare_capture(self, name: str, d: Directive) -> None:
+        if name in self.user_vars:
+            return  # (a set's, or another regex's: one variable, as nginx's)
+        if name in self._late or self.registry.is_known(name):
+            raise d.error(f'the duplicate "{name}" variable')
+        self.user_vars.add(name)
+        self.registry.define(name, user_variable(name))
 
     def define_map(self, m: Lookup, d: Directive) -> None:
         self.maps[m.name] = m

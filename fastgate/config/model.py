@@ -5,6 +5,7 @@ Built once by ``fastgate.config.load``; nothing here is parsed or loaded per req
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -983,6 +984,13 @@ class Location:
     # limit_except: the methods it names (GET brings HEAD) and the configuration every
     # other method gets (the location's, with the block's directives over it)
     limit_except: tuple[frozenset[str], Location] | None = None
+
+    @functools.cached_property
+    def named_captures(self) -> tuple[tuple[str, int], ...]:
+        """The regex's named captures: (lowercased name, group number)."""
+        if self.regex is None:
+            return ()
+        return tuple((n.lower(), i) for n, i in self.regex.groupindex.items())
 
     @property
     def name(self) -> str:

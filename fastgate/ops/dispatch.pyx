@@ -69,7 +69,12 @@ cdef class AddressHandler:
                                           whole=True), vhosts)
             return
         only = vhosts.only  # (one server on the address: no call)
-        server = only if only is not None else vhosts.select(req.host)
+        if only is not None:
+            server = only
+        elif vhosts.named:  # (a regex name with named captures: they are set)
+            server = vhosts.select_named(req)
+        else:
+            server = vhosts.select(req.host)
         s = server.settings
         if s.conn_policy is not conn.policy:  # (until a location's says otherwise)
             conn.located(s.conn_policy)

@@ -41,6 +41,7 @@ from fastgate.proxy.status import SPECIAL, error_body, reason
 from fastgate.proxy.steps import Outcome
 from fastgate.proxy.stream import Session, Streams
 from fastgate.proxy.upstream import build_groups
+from fastgate.variables import set_named_captures
 
 # how often deadlines (header, keep-alive, lingering, upstream read) are checked: a
 # timeout fires up to this much late
@@ -112,7 +113,11 @@ class ServerTable:
             (name, s) for s in servers for name in s.server_names if not name.startswith("~"))
         self.regexes = [(compile_regex(name[1:], True), s) for s in servers
                         for name in s.server_names if name.startswith("~")]
-        self.only = servers[0] if len(servers) == 1 else None
+        # a regex name with named captures sets them as variables when it picks its
+        # server (``server_name ~^(?<sub>.+)\.example\.com$; root /srv/$sub;``): then
+        # the Host is matched even when one server is all there is (``named``)
+        self.named = any(rx.groupindex for rx, _ in self.regexes)
+        self.only = servers[0] if len(servers) == 1 and not self.named else None
 
     def select(self, host: str) -> Server:
         if self.only is not None:  # one server on the address: every name is its
@@ -130,8 +135,21 @@ class ServerTable:
                 return srv
         return self.default
 
+    def select_named(self, req: Any) -> Server:
+        """``select``, for an address whose regex names have named captures: the one
+        that picks the server sets them on ``req``."""
+        host = req.host
+        if host and self.names.exact.get(host) is None and self.names.find(host) is None:
+            for rx, srv in self.regexes:
+                m = rx.search(host)
+                if m is not None:
+                    set_named_captures(req, m)
+                    return srv
+        return self.select(host)
+
 
 class Worker:
+
     def __init__(self, config: Config, engine: str | None = None,
                  stats: Stats | None = None, zones: ZoneTables | None = None) -> None:
         self.config = config

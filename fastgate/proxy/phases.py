@@ -117,6 +117,8 @@ class Phases:
         if loc is None:
             loc = server.fallback
             assert loc is not None
+        elif req.captures and loc.named_captures:
+            _name_captures(req, loc)
         return self.walk(conn, req, loc, 0)
 
     def _client_certificate(self, conn: ClientSide, req: Request, s: Settings) -> int:
@@ -296,6 +298,8 @@ class Phases:
         if found is None:
             found = server.fallback
             assert found is not None
+        elif req.captures and found.named_captures:
+            _name_captures(req, found)
         return found
 
     def redirect_as_is(self, conn: ClientSide, req: Request, loc: Location,
@@ -336,6 +340,15 @@ class Phases:
             if step is not NEXT:
                 return step
         return self._find(conn, req)
+
+
+def _name_captures(req: Request, loc: Location) -> None:
+    """A regex location's named captures, as variables (nginx's ngx_http_regex_exec):
+    from the captures the (memoised) match gave."""
+    captures = req.captures
+    v = req.variables
+    for name, i in loc.named_captures:
+        v[name] = captures[i] or "" if i < len(captures) else ""
 
 
 def _uses_auth_delay(worker: Runtime) -> bool:

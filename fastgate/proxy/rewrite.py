@@ -22,7 +22,7 @@ from fastgate.http.uri import escape_capture, unescape_redirect
 from fastgate.proxy import symlinks
 from fastgate.proxy.respond import REDIRECTS
 from fastgate.proxy.steps import DONE, NEXT
-from fastgate.variables import set_user_variable
+from fastgate.variables import set_named_captures, set_user_variable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,6 +106,7 @@ class RewriteModule:
                 if m is None:
                     continue
                 req.captures = (m.group(0), *m.groups())
+                set_named_captures(req, m)
                 if op.redirect:
                     return self._redirect(conn, req, run.nested or loc, op.redirect,
                                           _redirect_url(req, op))
@@ -246,6 +247,7 @@ def holds(req: Request, cond: Condition, s: Settings,
         if m is None:
             return False
         req.captures = (m.group(0), *m.groups())
+        set_named_captures(req, m)
         return True
     # -f -d -e -x, or negated: on the file system, as nginx tests them (and as
     # disable_symlinks lets it look)
