@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import jwt as pyjwt
@@ -134,6 +136,34 @@ def beside_nginx(kind: str, home: Path, body: str, level: str,
         cmd = [sys.executable, "-m", "fastgate", "-c", str(conf)]
     with open(home / "stderr", "wb") as out:
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
+
+
+@contextmanager
+def nginx_and_fastgate(tmp: Path, body: Callable[[list[int]], str], ports: int = 1,
+                       level: str = "error") -> Iterator[dict[str, list[int]]]:
+    """The same configuration, ``body(its ports)``, under nginx and under fastgate, each
+    on ``ports`` loopback ports of its own (homes ``tmp``/nginx and ``tmp``/fastgate):
+    {kind: ports}, both stopped at the end. Skips the test where nginx is missing."""
+    import pytest
+    from conftest import free_port, wait_port
+
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    procs = []
+    out: dict[str, list[int]] = {}
+    try:
+        for kind in ("nginx", "fastgate"):
+            home = tmp / kind
+            home.mkdir()
+            mine = out[kind] = [free_port() for _ in range(ports)]
+            proc = beside_nginx(kind, home, body(mine), level)
+            procs.append(proc)
+            for port in mine:
+                wait_port(port, proc)
+        yield out
+    finally:
+        for proc in procs:
+            stop_process(proc)
 
 
 def log_messages(errors: Path) -> list[str]:

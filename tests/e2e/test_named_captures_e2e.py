@@ -11,34 +11,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_port
-from e2e_util import NGINX, beside_nginx, stop_process
+from e2e_util import nginx_and_fastgate
 
 
 @pytest.fixture
-def ports(tmp_path: Path) -> Iterator[dict[str, tuple[int, int]]]:
-    if not Path(NGINX).exists():
-        pytest.skip("nginx is installed by make test (test-deps)")
+def ports(tmp_path: Path) -> Iterator[dict[str, list[int]]]:
     for site in ("blog", "shop"):
         (tmp_path / "srv" / site).mkdir(parents=True)
         (tmp_path / "srv" / site / "index.html").write_text(f"{site} home\n")
-    procs = []
-    out = {}
-    try:
-        for kind in ("nginx", "fastgate"):
-            home = tmp_path / kind
-            home.mkdir()
-            alone, shared = out[kind] = (free_port(), free_port())
-            body = f"""
+
+    def body(ports: list[int]) -> str:
+        return f"""
 http {{ access_log off;
   map $http_x_tag $tag_kind {{ default none; ~^(?<tagname>[a-z]+)-(?<tagnum>\\d+)$ tagged; }}
-  server {{ listen 127.0.0.1:{alone};
+  server {{ listen 127.0.0.1:{ports[0]};
     server_name ~^(?<sub>[a-z]+)\\.example\\.com$;
     root {tmp_path}/srv/$sub;
     location / {{ }}
   }}
-  server {{ listen 127.0.0.1:{shared}; server_name api.example.org; return 200 "api\\n"; }}
-  server {{ listen 127.0.0.1:{shared};
+  server {{ listen 127.0.0.1:{ports[1]}; server_name api.example.org; return 200 "api\\n"; }}
+  server {{ listen 127.0.0.1:{ports[1]};
     server_name ~^(?<tenant>\\w+)\\.(?<zone>eu|us)\\.example\\.org$;
     location ~ ^/users/(?<id>\\d+)(?<rest>/.*)?$ {{
       return 200 "tenant=$tenant zone=$zone id=$id rest=[$rest]\\n"; }}
@@ -52,14 +44,9 @@ http {{ access_log off;
   }}
 }}
 """
-            proc = beside_nginx(kind, home, body, "error")
-            procs.append(proc)
-            wait_port(alone, proc)
-            wait_port(shared, proc)
-        yield out
-    finally:
-        for proc in procs:
-            stop_process(proc)
+
+    with nginx_and_fastgate(tmp_path, body, ports=2) as sides:
+        yield sides
 
 
 def _get(port: int, host: str, path: str, headers: dict[str, str] | None = None) -> object:
@@ -72,7 +59,7 @@ def _get(port: int, host: str, path: str, headers: dict[str, str] | None = None)
         c.close()
 
 
-def test_named_captures_as_nginx(ports: dict[str, tuple[int, int]]) -> None:
+def test_named_captures_as_nginx(ports: dict[str, list[int]]) -> None:
     asked = [(0, "blog.example.com", "/", {}), (0, "shop.example.com", "/", {}),
              (0, "none.example.com", "/", {}), (0, "other.test", "/", {})]
     asked += [(1, host, path, headers) for host in ("acme.eu.example.org", "api.example.org",

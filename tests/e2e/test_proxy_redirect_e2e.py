@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_port
-from e2e_util import NGINX, beside_nginx, stop_process
+from e2e_util import nginx_and_fastgate
 from raw_backend import RawBackend, Received
 
 
@@ -27,20 +26,13 @@ def _moved(req: Received) -> bytes:
 
 @pytest.fixture
 def ports(tmp_path: Path) -> Iterator[dict[str, int]]:
-    if not Path(NGINX).exists():
-        pytest.skip("nginx is installed by make test (test-deps)")
     backend = RawBackend(answer=_moved)
     up = f"http://127.0.0.1:{backend.port}"
-    procs = []
-    out = {}
-    try:
-        for kind in ("nginx", "fastgate"):
-            home = tmp_path / kind
-            home.mkdir()
-            port = out[kind] = free_port()
-            body = f"""
+
+    def body(ports: list[int]) -> str:
+        return f"""
 http {{ access_log off;
-  server {{ listen 127.0.0.1:{port};
+  server {{ listen 127.0.0.1:{ports[0]};
     proxy_set_header X-Port {backend.port};
     location /d/ {{ proxy_pass {up}; }}
     location /o/ {{ proxy_pass {up}; proxy_redirect off; }}
@@ -51,13 +43,11 @@ http {{ access_log off;
   }}
 }}
 """
-            proc = beside_nginx(kind, home, body, "error")
-            procs.append(proc)
-            wait_port(port, proc)
-        yield out
+
+    try:
+        with nginx_and_fastgate(tmp_path, body) as sides:
+            yield {kind: ports[0] for kind, ports in sides.items()}
     finally:
-        for proc in procs:
-            stop_process(proc)
         backend.stop()
 
 

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_port
-from e2e_util import NGINX, beside_nginx, stop_process
+from e2e_util import nginx_and_fastgate
 
 CODES = (200, 204, 301, 302, 303, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407,
          408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 425, 426, 429,
@@ -23,31 +22,20 @@ CODES = (200, 204, 301, 302, 303, 305, 307, 308, 400, 401, 402, 403, 404, 405, 4
 
 @pytest.fixture
 def ports(tmp_path: Path) -> Iterator[dict[str, int]]:
-    if not Path(NGINX).exists():
-        pytest.skip("nginx is installed by make test (test-deps)")
     locations = "".join(f"location = /{c} {{ return {c}; }}\n" for c in CODES)
-    procs = []
-    out = {}
-    try:
-        for kind in ("nginx", "fastgate"):
-            home = tmp_path / kind
-            home.mkdir()
-            port = out[kind] = free_port()
-            body = f"""
+
+    def body(ports: list[int]) -> str:
+        return f"""
 http {{ access_log off; large_client_header_buffers 4 8k;
-  server {{ listen 127.0.0.1:{port};
+  server {{ listen 127.0.0.1:{ports[0]};
     location = /text {{ return 404 "gone\\n"; }}
     {locations}
   }}
 }}
 """
-            proc = beside_nginx(kind, home, body, "error")
-            procs.append(proc)
-            wait_port(port, proc)
-        yield out
-    finally:
-        for proc in procs:
-            stop_process(proc)
+
+    with nginx_and_fastgate(tmp_path, body) as sides:
+        yield {kind: ports[0] for kind, ports in sides.items()}
 
 
 def _raw(port: int, data: bytes) -> tuple[bytes, list[bytes], bytes]:

@@ -11,6 +11,7 @@ import json
 import re
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,17 @@ def _fit(name: str, tmp: Path, extra: dict[str, str]) -> str:
                  "/etc/ssl/private/": f"{tmp}/", **extra}.items():
         text = text.replace(a, b)
     return text
+
+
+def _under_nginx(name: str, tmp: Path, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+    """nginx running the configuration ``name`` fitted with ``extra`` (its home:
+    ``tmp``/nginx, which the caller may have made), for the tests that compare."""
+    text = _fit(name, tmp, extra)
+    # (beside_nginx writes its own worker_processes and events)
+    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
+    home = tmp / "nginx"
+    home.mkdir(exist_ok=True)
+    return beside_nginx("nginx", home, text, "error")
 
 
 def _check(conf: Path) -> None:
@@ -919,14 +931,9 @@ def test_static_site(serve, tmp_path: Path, free) -> None:  # type: ignore[no-un
     ports = {kind: (free(), free()) for kind in ("nginx", "fastgate")}
     places = {"/var/www/example.com/public": str(root)}
     nginx_port, nginx_tls = ports["nginx"]
-    text = _fit("static-site.conf", tmp_path, {
+    proc = _under_nginx("static-site.conf", tmp_path, {
         **places, "listen 8080": f"listen 127.0.0.1:{nginx_port}",
         "listen 8443": f"listen 127.0.0.1:{nginx_tls}"})
-    # (beside_nginx writes its own worker_processes and events)
-    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
-    home = tmp_path / "nginx"
-    home.mkdir()
-    proc = beside_nginx("nginx", home, text, "error")
     try:
         for port in ports["nginx"]:
             wait_port(port, proc)
@@ -1015,9 +1022,8 @@ def test_php_cloud(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unty
         (where / "fastcgi_params").write_text(params)
     places = {"/var/www/cloud": str(root), "127.0.0.1:9000": f"127.0.0.1:{php.port}"}
     nginx_port, port = free(), free()
-    text = _fit("php-cloud.conf", tmp_path, {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
-    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
-    proc = beside_nginx("nginx", home, text, "error")
+    proc = _under_nginx("php-cloud.conf", tmp_path,
+                        {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
     try:
         wait_port(nginx_port, proc)
         serve("php-cloud.conf", places, port=port)
@@ -1101,8 +1107,6 @@ def test_forward_auth_sso(serve, backends, tmp_path: Path, free) -> None:  # typ
     if not Path(NGINX).exists():
         pytest.skip("nginx is installed by make test (test-deps)")
     sides = {}
-    home = tmp_path / "nginx"
-    home.mkdir()
     nginx_port, port = free(), free()
     made = {kind: (backends(answer=_authorizer), backends()) for kind in ("nginx", "fastgate")}
     for kind, listen in (("nginx", nginx_port), ("fastgate", port)):
@@ -1110,9 +1114,7 @@ def test_forward_auth_sso(serve, backends, tmp_path: Path, free) -> None:  # typ
         sides[kind] = {"127.0.0.1:9091": f"127.0.0.1:{authz.port}",
                        "127.0.0.1:8096": f"127.0.0.1:{app.port}",
                        "listen 8080": f"listen 127.0.0.1:{listen}"}
-    text = _fit("forward-auth-sso.conf", tmp_path, sides["nginx"])
-    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
-    proc = beside_nginx("nginx", home, text, "error")
+    proc = _under_nginx("forward-auth-sso.conf", tmp_path, sides["nginx"])
     try:
         wait_port(nginx_port, proc)
         serve("forward-auth-sso.conf", {k: v for k, v in sides["fastgate"].items()
@@ -1177,9 +1179,8 @@ def test_clean_urls(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unt
         (where / "mime.types").write_text(MIME_TYPES)
     places = {"/var/www/site": str(root)}
     nginx_port, port = free(), free()
-    text = _fit("clean-urls.conf", tmp_path, {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
-    text = re.sub(r"(?ms)^worker_processes auto;$|^events \{.*?^\}$", "", text)
-    proc = beside_nginx("nginx", home, text, "error")
+    proc = _under_nginx("clean-urls.conf", tmp_path,
+                        {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
     try:
         wait_port(nginx_port, proc)
         serve("clean-urls.conf", places, port=port)
