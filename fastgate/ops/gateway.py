@@ -33,6 +33,7 @@ from fastgate.http.proxy_protocol import TlsAfterHeader
 from fastgate.http.server import ClientConnection
 from fastgate.http.tls_or_plain import TlsOrPlain
 from fastgate.ops.certificates import CertificatesByValue
+from fastgate.ops.dispatch import AddressHandler
 from fastgate.ops.logs import LogOpenError, check_logs
 from fastgate.ops.stats import SharedCounters, Stats
 from fastgate.ops.worker import ServerTable, Worker, kinded_listens
@@ -250,7 +251,10 @@ def _connections(worker: Worker, listen: Listen, tls: ssl.SSLContext | None,
         return lambda: worker.connection(listen)
     ctx = tls
     timeout = worker.default_settings(listen).client_header_timeout
-    plain_handler = worker.plain_handlers[listen.address]
+    # (a client's plain HTTP on this TLS address: its requests are answered 497; not
+    # a Worker attribute: one more would cost every Worker attribute read its fast
+    # path, past CPython's 30 shared instance keys)
+    plain_handler = AddressHandler(worker, worker.handlers[listen.address].vhosts, True)
     after_header = listen.proxy_protocol
     # (the handshake as before: bounded by client_header_timeout after a header, else
     # by the loop's default)

@@ -186,9 +186,6 @@ class Worker:
                 by_addr.setdefault(listen.address, []).append(s)
         self.tables = {addr: ServerTable(servers, addr[1]) for addr, servers in by_addr.items()}
         self.handlers = {addr: AddressHandler(self, table) for addr, table in self.tables.items()}
-        # (a client's plain HTTP on a TLS address: http.tls_or_plain)
-        self.plain_handlers = {addr: AddressHandler(self, table, True)
-                               for addr, table in self.tables.items()}
         self.remote = remote_sources(self)
         self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
         # the stream block: its sessions, and their log (its formats are the block's own)
