@@ -14,6 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import jwt as pyjwt
+import pytest
+
+# (at import, with the other e2e modules: later the name may be another directory's)
+from conftest import free_port, wait_port
 
 SEEDS = Path(__file__).parent.parent / "seeds"
 
@@ -144,9 +148,6 @@ def nginx_and_fastgate(tmp: Path, body: Callable[[list[int]], str], ports: int =
     """The same configuration, ``body(its ports)``, under nginx and under fastgate, each
     on ``ports`` loopback ports of its own (homes ``tmp``/nginx and ``tmp``/fastgate):
     {kind: ports}, both stopped at the end. Skips the test where nginx is missing."""
-    import pytest
-    from conftest import free_port, wait_port
-
     if not Path(NGINX).exists():
         pytest.skip("nginx is installed by make test (test-deps)")
     procs = []
