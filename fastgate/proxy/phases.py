@@ -348,7 +348,7 @@ def _name_captures(req: Request, loc: Location) -> None:
     captures = req.captures
     v = req.variables
     for name, i in loc.named_captures:
-        v[name] = captures[i] or "" if i < len(captures) else ""
+        v[name] = (captures[i] or "") if i < len(captures) else ""
 
 
 def _uses_auth_delay(worker: Runtime) -> bool:

@@ -98,7 +98,6 @@ def _error_text(e: OSError) -> str:
     return f"({e.errno}: {e.strerror})"
 
 
-
 # the name try_files found and its file (None: a directory), for the content phase
 _TRIED_KEY = "try_files"
 
