@@ -12,11 +12,12 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import jwt as pyjwt
 import pytest
-from conftest import Gateway, free_port, wait_port
-from e2e_util import NGINX, beside_nginx, stop_process, wait_for_text
+from conftest import Gateway, free_port
+from e2e_util import nginx_and_fastgate, wait_for_text
 from helpers import self_signed
 from raw_backend import RawBackend
 
@@ -51,51 +52,41 @@ def _shown(raw: bytes, port: int = 0) -> tuple[bytes, list[bytes], bytes]:
         b"nginx", b"fastgate")
 
 
-class Side:
-    def __init__(self, kind: str, tmp: Path, cert: Path, key: Path) -> None:
-        self.home = tmp / kind
-        self.home.mkdir()
-        self.port = free_port()
-        pair = f"ssl_certificate {cert}; ssl_certificate_key {key};"
-        body = f"""
+class Side(NamedTuple):
+    port: int
+    home: Path
+
+
+@pytest.fixture
+def sides(tmp_path: Path) -> Iterator[tuple[Side, Side]]:
+    cert, key = self_signed(tmp_path, "localhost")
+    pair = f"ssl_certificate {cert}; ssl_certificate_key {key};"
+
+    def body(ports: list[int]) -> str:
+        # (the access log under each one's prefix: its home)
+        return f"""
 http {{
   log_format plain '$status $scheme "$https" $server_name "$request"';
-  access_log {self.home}/access.log plain;
-  server {{ listen 127.0.0.1:{self.port} ssl default_server; server_name _; {pair}
+  access_log access.log plain;
+  server {{ listen 127.0.0.1:{ports[0]} ssl default_server; server_name _; {pair}
     charset utf-8;
     location / {{ return 200 "secure $scheme\\n"; }} }}
-  server {{ listen 127.0.0.1:{self.port} ssl; server_name moved.test; {pair}
+  server {{ listen 127.0.0.1:{ports[0]} ssl; server_name moved.test; {pair}
     error_page 497 =301 https://$host:$server_port$request_uri;
     location / {{ return 200 "moved\\n"; }} }}
-  server {{ listen 127.0.0.1:{self.port} ssl; server_name found.test; {pair}
+  server {{ listen 127.0.0.1:{ports[0]} ssl; server_name found.test; {pair}
     error_page 497 https://$host$request_uri;
     location / {{ return 200 "found\\n"; }} }}
-  server {{ listen 127.0.0.1:{self.port} ssl; server_name named.test; {pair}
+  server {{ listen 127.0.0.1:{ports[0]} ssl; server_name named.test; {pair}
     error_page 497 = @plain;
     location / {{ return 200 "named\\n"; }}
     location @plain {{ return 200 "speak TLS here, not $scheme ($request_method $uri)\\n"; }} }}
 }}
 """
-        self.proc = beside_nginx(kind, self.home, body, "info")
-        wait_port(self.port, self.proc)
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-
-@pytest.fixture
-def sides(tmp_path: Path) -> Iterator[tuple[Side, Side]]:
-    if not Path(NGINX).exists():
-        pytest.skip("nginx is installed by make test (test-deps)")
-    cert, key = self_signed(tmp_path, "localhost")
-    made: list[Side] = []
-    try:
-        for kind in ("nginx", "fastgate"):
-            made.append(Side(kind, tmp_path, cert, key))
-        yield made[0], made[1]
-    finally:
-        for side in made:
-            side.stop()
+    with nginx_and_fastgate(tmp_path, body, level="info") as ports:
+        yield Side(ports["nginx"][0], tmp_path / "nginx"), \
+            Side(ports["fastgate"][0], tmp_path / "fastgate")
 
 
 REQUESTS = [
