@@ -387,12 +387,22 @@ def _forwarded_for(r: Any) -> str:
     return f"{prior}, {r.remote_addr}" if prior else r.remote_addr
 
 
+def _gzip_ratio(r: Any) -> str:
+    """What went into the gzip filter over what came out, once it has (else empty)."""
+    gz = r.memo.get(GZIP_KEY)
+    return "" if gz is None else gz.ratio()
+
+
 def _time_local(r: Any) -> str:
     return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(r.start))
 
 
 # a request's memo: set in a subrequest's (nginx's r != r->main)
 SUBREQUEST_KEY = ("main",)
+# a request's memo: its response's compressor (proxy.gzip), for $gzip_ratio; and that
+# its response's head has gzip's Vary header (once, whether gzip_static or gzip added it)
+GZIP_KEY = ("gzip",)
+GZIP_VARY_KEY = ("gzip", "vary")
 # a request's memo: a HEAD whose response is held whole for a filter (proxy.held): read
 # as a GET by local content, asked of an upstream as the HEAD it is, as nginx's
 HELD_HEAD_KEY = ("held", "head")
@@ -554,9 +564,9 @@ BUILTIN: dict[str, Getter] = {
     "tcpinfo_rttvar": _tcpinfo(1),
     "tcpinfo_snd_cwnd": _tcpinfo(2),
     "tcpinfo_rcv_space": _tcpinfo(3),
-    # what nginx's gzip filter and proxy cache set: fastgate has neither (their
-    # directives are warned and ignored), so these are what nginx gives without them
-    "gzip_ratio": lambda r: "",
+    "gzip_ratio": _gzip_ratio,
+    # what nginx's proxy cache sets: fastgate has none (its directives are warned and
+    # ignored), so this is what nginx gives without one
     "upstream_cache_status": lambda r: "",
     "invalid_referer": _per_location(_invalid_referer),
     "binary_remote_addr": lambda r: r.remote_addr,

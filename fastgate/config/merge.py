@@ -223,8 +223,8 @@ class Builder:
                  and s.proxy_pass_request_body and pp.template is None
                  and not s.filters_bodies and s.proxy_store is False and not s.slice
                  and s.limit_rate is None and s.client_body_in_file_only == "off")
-        if as_is != pp.as_is:
-            pp = dataclasses.replace(pp, as_is=as_is)
+        if as_is != pp.as_is or _gzip(s) != pp.gzip:
+            pp = dataclasses.replace(pp, as_is=as_is, gzip=_gzip(s))
         if s.proxy_ssl_verify and s.proxy_ssl_trusted_certificate is None and (
                 pp.scheme == "https" or pp.template is not None):
             raise origins["proxy_ssl_verify"].error(
@@ -442,10 +442,18 @@ def _check_recoding(s: Settings, origins: dict[str, Directive]) -> None:
 def _filtered(pp: ProxyPass | None, s: Settings) -> ProxyPass | None:
     """A location's proxy_pass in an if that filters bodies (recodes them, SSI) or
     paces them (limit_rate) where the location does not: off the callback path, which
-    relays bodies as they come."""
+    relays bodies as they come; or that compresses them where it does not (or not
+    so): off it for a client that may have them compressed."""
     if pp is not None and pp.as_is and (s.filters_bodies or s.limit_rate is not None):
         return dataclasses.replace(pp, as_is=False)
+    if pp is not None and pp.gzip != _gzip(s):
+        return dataclasses.replace(pp, gzip=_gzip(s))
     return pp
+
+
+def _gzip(s: Settings) -> int:
+    """``ProxyPass.gzip`` for a location's settings."""
+    return (2 if s.gzip_vary else 1) if s.gzip else 0
 
 
 def _may_be_tls(ap: AppPass) -> bool:

@@ -188,6 +188,10 @@ class ProxyPass:
     # method and body go as the client sent them (no proxy_method, proxy_set_body or
     # proxy_pass_request_body off), to a known group: what the callback path can carry
     as_is: bool = True
+    # gzip on: 1, a request whose Accept-Encoding names gzip leaves the callback path
+    # (which relays bodies as they come) for the task path's filters; 2 (gzip_vary on
+    # too), every request does (whether Vary is added depends on the response)
+    gzip: int = 0
     # a URL with variables, made per request (then the fields above are empty): its
     # host is an upstream block's name, an address, or a name the resolver resolves
     template: Template | None = None
@@ -706,6 +710,20 @@ class Settings:
     sub_filter: tuple[tuple[Template, Template], ...] = ()
     sub_filter_once: bool = True
     sub_filter_types: tuple[str, ...] = ("text/html",)
+    # the gzip filter (proxy.gzip) and the core module's gzip_* tests of a request;
+    # gzip_window and gzip_hash as zlib's window bits and memory level
+    gzip: bool = False
+    gzip_types: tuple[str, ...] = ("text/html",)
+    gzip_min_length: int = 20
+    gzip_comp_level: int = 1
+    gzip_window: int = 15
+    gzip_hash: int = 8
+    gzip_vary: bool = False
+    gzip_proxied: frozenset[str] = frozenset({"off"})
+    gzip_http_version: tuple[int, int] = (1, 1)
+    gzip_disable: tuple[re.Pattern[str], ...] = ()
+    gzip_disable_msie6: bool = False
+    gzip_static: str = "off"  # off, on, always
     # the XSLT filter: the location's stylesheets (each with its parameters), the
     # parameters of every stylesheet (name, value, a string rather than XPath), the
     # types it takes, and xml_entities' declarations
@@ -918,6 +936,8 @@ class Settings:
     # proxy.output; the image filter and XSLT: proxy.held): one test per response
     # where none does
     filters_bodies: bool = field(init=False, repr=False, compare=False)
+    # those, or gzip: a response's head and body may change on their way out
+    filters_output: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sets_userid", self.userid in ("on", "v1"))
@@ -930,6 +950,7 @@ class Settings:
             self.sub_filter or self.recodes or self.ssi or self.add_before_body
             or self.add_after_body or self.xslt_stylesheet
             or (self.image_filter is not None and self.image_filter.mode != "off")))
+        object.__setattr__(self, "filters_output", self.filters_bodies or self.gzip)
         object.__setattr__(self, "edits_set_cookie", bool(
             self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
             or self.sets_userid))

@@ -48,8 +48,10 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     (around the image filter and XSLT, nginx runs the one before them, the other
     after: proxy.output)."""
     flt: BodyFilter | None = None
-    if sub and s.sub_filter and not head_only:
+    if sub and s.sub_filter:  # (a HEAD's head changes as the answer's would)
         flt, headers, length = sub_filter.start(req, s, headers, length)
+        if head_only:
+            flt = None
     if recode and s.recodes:
         recoder, headers = charset.start(req, s, headers, status, log)
         if recoder is not None:

@@ -486,7 +486,7 @@ class CgiModule:
         assert exchange is not None
         filters = None
         framed = length
-        if loc.settings.filters_bodies:
+        if loc.settings.filters_output:
             filters, headers, framed = output.start(
                 req, loc.settings, headers, length, shown, head_only, conn,
                 self.upstream.fetch, self.w.config.variables, self.respond.client_error(req))

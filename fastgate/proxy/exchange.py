@@ -566,10 +566,13 @@ class UpstreamExchange:
         assert exchange is not None
         shown, filters = rhead, None
         headers_out, length_out = rhead.headers, rhead.content_length
-        if s.filters_bodies:
+        if s.filters_output:
             filters, headers_out, length_out = output.start(
                 req, s, headers_out, length_out, status, head_only, conn, self.fetch,
                 w.config.variables, self.respond.client_error(req))
+            if filters is not None and rate.relayed_unbuffered(
+                    s.proxy_buffering, rhead.headers, s.proxy_ignore_headers):
+                filters.flush_each()
         if headers_out is not rhead.headers:
             shown = ResponseHead(rhead.status, rhead.reason, rhead.version, headers_out,
                                  length_out, rhead.keep_alive)

@@ -62,6 +62,22 @@ cdef inline int _x_accel(list headers):
     return found
 
 
+cdef inline bint _may_gzip(object mode, list headers):
+    """Whether a request may have its answer compressed (``ProxyPass.gzip``: 2, maybe
+    only a Vary header added, the response decides), or its Accept-Encoding names gzip
+    at all (the task path's filter decides the rest)."""
+    cdef tuple pair
+    cdef bytes name
+    if mode == 2:
+        return True
+    for pair in headers:
+        name = <bytes>pair[0]
+        if len(name) == 15 and name.lower() == b"accept-encoding" \
+                and b"gzip" in (<bytes>pair[1]).lower():
+            return True
+    return False
+
+
 cdef inline double _monotonic():
     """time.monotonic(), and the event loop's clock (asyncio's is time.monotonic(),
     uvloop's libuv's CLOCK_MONOTONIC in milliseconds), without a Python call."""
@@ -73,8 +89,9 @@ cdef inline double _monotonic():
 cdef class ProxyPass:
     """``proxy_pass``'s content handler (a phase of ``proxy.phases``): in callbacks, an
     exchange of this module, when the request has no body, does not upgrade, answers
-    with the upstream's own status (no ``error_page =code`` over it) and a server of
-    the group has an idle connection; anything else on the task path."""
+    with the upstream's own status (no ``error_page =code`` over it), cannot have its
+    answer compressed (gzip) and a server of the group has an idle connection;
+    anything else on the task path."""
 
     cdef object upstream  # proxy.exchange.UpstreamExchange
     cdef dict groups  # the worker's upstream groups by name
@@ -96,7 +113,8 @@ cdef class ProxyPass:
         cdef RequestHead head = req.head
         pp = loc.proxy_pass
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
-                or req.override is not None or not pp.as_is or pp.tls_name is not None):
+                or req.override is not None or not pp.as_is or pp.tls_name is not None
+                or (pp.gzip and _may_gzip(pp.gzip, head.headers))):
             return self.upstream.proxy(conn, req, loc)
         cdef UpstreamGroup group = self.groups[pp.pool]
         cdef Peer peer = group.pick(_monotonic(), _NOT_TRIED, req)

@@ -1,7 +1,8 @@
 """What a response's body goes through on its way to the client, in nginx's order: the
 body filters (sub_filter's replacements, the charset module's recoding:
 ``proxy.body_filter``), then SSI (``proxy.ssi``), with the additions
-(``add_before_body``, ``add_after_body``: ``proxy.addition``) around it. A response
+(``add_before_body``, ``add_after_body``: ``proxy.addition``) around it, and last the
+gzip filter (``proxy.gzip``) compressing all that. A response
 the image filter or XSLT transforms (``proxy.held``) is transformed between the two
 body filters: sub_filter's replacements before, the charset module and SSI after
 (``after_transform``), as nginx's filters are ordered. Each site that
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.proxy import addition, body_filter, charset, ssi
+from fastgate.proxy import addition, body_filter, charset, gzip, ssi
 from fastgate.proxy.headers import kind_of
 from fastgate.proxy.transforms import transformed
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.addition import Addition
     from fastgate.proxy.body_filter import BodyFilter
     from fastgate.proxy.capture import Fetch
+    from fastgate.proxy.gzip import Gzip
     from fastgate.proxy.request import Request
     from fastgate.proxy.ssi import Ssi
     from fastgate.variables import Getter
@@ -37,27 +39,38 @@ class Output:
     each piece, ``end`` at its end; each gives the bytes to send then."""
 
     def __init__(self, flt: BodyFilter | None, ssi: Ssi | None,
-                 adding: Addition | None) -> None:
+                 adding: Addition | None, gz: Gzip | None = None) -> None:
         self._flt = flt
         self._ssi = ssi
         self._adding = adding
+        self._gz = gz
         # only the body filters: a body had whole may go through them at once (``now``)
         self.immediate = ssi is None and adding is None
+
+    def flush_each(self) -> None:
+        """Each piece fed goes out as soon as it is through (an unbuffered relay's):
+        the compressor, which would hold it, is flushed with each."""
+        if self._gz is not None:
+            self._gz.flushing = True
 
     def now(self, data: bytes) -> bytes:
         """A whole body through the body filters (only when ``immediate``)."""
         flt = self._flt
-        return data if flt is None else flt.feed(data) + flt.finish()
+        if flt is not None:
+            data = flt.feed(data) + flt.finish()
+        gz = self._gz
+        return data if gz is None else gz.feed(data) + gz.finish()
 
     async def begin(self) -> bytes:
-        return b"" if self._adding is None else await self._adding.before()
+        data = b"" if self._adding is None else await self._adding.before()
+        return data if self._gz is None else self._gz.feed(data)
 
     async def feed(self, data: bytes) -> bytes:
         if self._flt is not None:
             data = self._flt.feed(data)
         if self._ssi is not None and data:
             data = await self._ssi.feed(data)
-        return data
+        return data if self._gz is None else self._gz.feed(data)
 
     async def end(self) -> bytes:
         tail = b"" if self._flt is None else self._flt.finish()
@@ -65,7 +78,7 @@ class Output:
             tail = (await self._ssi.feed(tail) if tail else b"") + await self._ssi.finish()
         if self._adding is not None:
             tail += await self._adding.after()
-        return tail
+        return tail if self._gz is None else self._gz.feed(tail) + self._gz.finish()
 
 
 def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
@@ -91,9 +104,12 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     if s.add_before_body or s.add_after_body:
         adding, headers, length = addition.start(req, s, headers, length, status,
                                                  head_only, conn, fetch)
-    if flt is None and run is None and adding is None:
+    gz = None
+    if s.gzip:  # (last: it compresses what the others made)
+        gz, headers, length = gzip.start(req, s, headers, length, status, head_only)
+    if flt is None and run is None and adding is None and gz is None:
         return None, headers, length
-    return Output(flt, run, adding), headers, length
+    return Output(flt, run, adding, gz), headers, length
 
 
 async def after_transform(req: Request, s: Settings, headers: Headers, body: bytes,
@@ -115,8 +131,11 @@ async def after_transform(req: Request, s: Settings, headers: Headers, body: byt
         applies, headers, length = ssi.start(req, s, headers, length)
         if applies and not head_only:
             run = ssi.Ssi(req, s, conn, fetch, variables, kind_of(headers), log)
-    if not head_only and (flt is not None or run is not None):
-        out = Output(flt, run, None)
+    gz = None
+    if s.gzip:
+        gz, headers, length = gzip.start(req, s, headers, length, status, head_only)
+    if not head_only and (flt is not None or run is not None or gz is not None):
+        out = Output(flt, run, None, gz)
         body = await out.feed(body) + await out.end()
     return headers, body, length
 
@@ -135,6 +154,10 @@ def own_page(req: Request, s: Settings, headers: Headers, body: bytes, status: i
         applies, headers, framed = ssi.start(req, s, headers, framed)
         if applies and not head_only:
             body = ssi.Ssi(req, s, None, None, variables, kind_of(headers), log).now(body)
+    if s.gzip:
+        gz, headers, framed = gzip.start(req, s, headers, framed, status, head_only)
+        if gz is not None:
+            body = gz.feed(body) + gz.finish()
     return headers, body, framed >= 0
 
 

@@ -55,6 +55,19 @@ def upstream_rate(req: Request, headers: Headers, ignored: Collection[str]) -> N
             return
 
 
+def relayed_unbuffered(buffering: bool, headers: Headers, ignored: Collection[str]) -> bool:
+    """Whether an upstream's answer is relayed unbuffered (each piece flushed as it
+    comes): ``proxy_buffering off`` unless its ``X-Accel-Buffering`` says yes, or
+    that header's no (unless ``*_ignore_headers`` names it)."""
+    if "x-accel-buffering" not in ignored:
+        for name, value in headers:
+            if name.lower() == b"x-accel-buffering":
+                word = value.strip().lower()
+                if word in (b"yes", b"no"):
+                    return word == b"no"
+    return not buffering
+
+
 def rate_of(req: Request, s: Settings, log: Callable[[str], None]) -> int:
     """The rate this request's response is sent at (0: as fast as it is taken)."""
     given = req.memo.get(RATE_KEY)
@@ -113,4 +126,4 @@ def pace(req: Request, s: Settings, log: Callable[[str], None]) -> Pace | None:
     return Pace(rate, after, req.start, req.bytes_sent)
 
 
-__all__ = ["Pace", "pace", "parse_size", "rate_of", "upstream_rate"]
+__all__ = ["Pace", "pace", "parse_size", "rate_of", "relayed_unbuffered", "upstream_rate"]

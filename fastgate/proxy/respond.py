@@ -89,7 +89,7 @@ class Responder:
         chunked = (loc is not None and bool(loc.settings.add_trailer)
                    and self.expects_trailers(req, loc, status, head_only))
         length: int | None = None if chunked or unframed else len(body)
-        if loc is not None and loc.settings.filters_bodies and not filtered:
+        if loc is not None and loc.settings.filters_output and not filtered:
             # nginx's body filters and SSI see its own responses too (its error pages)
             headers, body, framed = own_page(req, loc.settings, headers, body, status,
                                              head_only, self.w.config.variables,

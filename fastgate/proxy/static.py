@@ -41,8 +41,8 @@ from urllib.parse import quote, unquote
 from fastgate._wire import ResponseHead
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
+from fastgate.proxy import gzip, output, rate, symlinks
 from fastgate.proxy import mp4 as mp4_cut
-from fastgate.proxy import output, rate, symlinks
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import Capture, SubrequestFailed
 from fastgate.proxy.headers import RESPONSE_DROP
@@ -74,6 +74,8 @@ Piece = bytes | tuple[int, int]
 _WHOLE = 256 * 1024  # a file this small is read and written at once
 _CHUNK = 64 * 1024
 _READ = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block the worker
+# a request's memo: gzip_static found a .gz under gzip_vary: the answer gets Vary
+_VARY_PENDING = ("gzip_static", "vary")
 # ngx_http_flv_module's header before a file sent from an offset: FLV, version 1, audio
 # and video, a 9-byte header, and the first "previous tag size" (0)
 FLV_HEADER = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"
@@ -196,6 +198,10 @@ class StaticModule:
             self.w.log.error(f'"{path}" has a ".." segment: not opened (an alias that '
                              "misses its location's slash?)", conn, req)
             return self.fail(conn, req, loc, 404)
+        if loc.settings.gzip_static != "off" and not (flv or mp4) and req.method != "POST":
+            done = self._precompressed(conn, req, loc, path)
+            if done is not None:
+                return done
         try:
             fd = symlinks.open_file(path, _READ, loc.settings, req)
         except (OSError, ValueError) as e:
@@ -220,6 +226,43 @@ class StaticModule:
             if mp4:
                 return self._mp4(conn, req, loc, fd, st, path)
             return self._file(conn, req, loc, fd, st)
+        except BaseException:
+            _close(fd)
+            raise
+
+    def _precompressed(self, conn: ClientSide, req: Request, loc: Location,
+                       path: str) -> Outcome | None:
+        """nginx's gzip_static: the file's ``.gz`` beside it, sent as the answer with
+        ``Content-Encoding: gzip`` (the type the URI names, its own length, date and
+        ETag, no ranges) to a client that may have it compressed, or to any under
+        ``always``; None: the file itself answers (with ``Vary`` under ``on`` where
+        the ``.gz`` is there and ``gzip_vary on``)."""
+        s = loc.settings
+        ok = s.gzip_static == "always" or gzip.may_compress(req, s, [])
+        if not ok and not s.gzip_vary:
+            return None
+        packed = path + ".gz"
+        try:
+            fd = symlinks.open_file(packed, _READ, s, req)
+        except ValueError:
+            return None
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+                self.w.log.error(f'{symlinks.label(s)} "{packed}" failed {_error_text(e)}',
+                                 conn, req)
+            return None
+        try:
+            st = os.fstat(fd)
+            if s.gzip_static == "on" and s.gzip_vary:
+                req.memo[_VARY_PENDING] = True  # (the answer says it varies, either way)
+            if not ok or stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                self.w.log.write("crit", f'"{packed}" is not a regular file', conn, req)
+                return self.fail(conn, req, loc, 404)
+            return self._file(conn, req, loc, fd, st, encoded=True)
         except BaseException:
             _close(fd)
             raise
@@ -374,10 +417,11 @@ class StaticModule:
 
     def _file(self, conn: ClientSide, req: Request, loc: Location, fd: int,
               st: os.stat_result, body: list[Piece] | None = None,
-              single_range: bool = False) -> Outcome:
+              single_range: bool = False, encoded: bool = False) -> Outcome:
         """The file as the response's body, or ``body``, bytes and parts of the file
         (flv's header and the file from an offset, an mp4 cut): ETag, ranges and lengths
-        count that body; ``single_range``: one range at most (nginx's for a cut)."""
+        count that body; ``single_range``: one range at most (nginx's for a cut);
+        ``encoded``: gzip_static's ``.gz`` (no ranges, as nginx's)."""
         s = loc.settings
         if body is None:
             body = [(0, st.st_size)]
@@ -393,6 +437,10 @@ class StaticModule:
             (b"Last-Modified", last_modified)]
         if etag is not None:
             headers.append((b"ETag", etag))
+        if encoded:
+            headers.append((b"Content-Encoding", b"gzip"))
+        if _VARY_PENDING in req.memo:
+            headers = gzip.vary(req, headers)
         # an error_page's file keeps the error's status, and a subrequest's answer is
         # whole (nginx's filters leave subrequests alone): no 304, 412 or ranges for them
         own = final_status(req, 200) == 200 and not isinstance(conn, Capture)
@@ -401,21 +449,22 @@ class StaticModule:
             if verdict == 412:
                 os.close(fd)
                 return self.fail(conn, req, loc, 412)
-            if verdict == 304:  # as nginx's: without a Content-Type
+            if verdict == 304:  # as nginx's: without a Content-Type or Content-Encoding
                 os.close(fd)
-                self._head(conn, req, loc, 304, headers[1:], 0, True)
+                self._head(conn, req, loc, 304, [h for h in headers[1:]
+                                                 if h[0] != b"Content-Encoding"], 0, True)
                 return DONE
         head_only = req.method == "HEAD"
         out = None
         length = size
-        if s.filters_bodies:
+        if s.filters_output:
             out, headers, length = output.start(
                 req, s, headers, size, final_status(req, 200), head_only, conn, self.fetch,
                 self.w.config.variables, self.respond.client_error(req))
         wanted: list[tuple[int, int]] | None = None
         # a filter that keeps the length keeps ranges (nginx's range filter takes them
         # from the file before the charset filter recodes them)
-        if length == size and own:
+        if length == size and own and not encoded:
             wanted = ranges(req, size, mtime, etag,
                             1 if single_range and s.max_ranges != 0 else s.max_ranges)
             if wanted is None:

@@ -59,7 +59,7 @@ ROWS = _rows()
 def test_the_table_is_read() -> None:
     assert len(ROWS) > 50
     names = {n for row in ROWS for n in row[0]}
-    assert {"auth_jwt", "proxy_pass", "gzip*", "uwsgi_*", "keepalive"} <= names
+    assert {"auth_jwt", "proxy_pass", "proxy_cache*", "uwsgi_*", "keepalive"} <= names
 
 
 def test_every_directive_fastgate_takes_has_a_row() -> None:

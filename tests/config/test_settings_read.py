@@ -30,6 +30,9 @@ BUILT_FROM = {
     ("Settings", "auth_jwt_cache"): "config/merge.py",
     ("Settings", "auth_jwt_issuer"): "config/merge.py",
     ("Settings", "auth_jwt_audience"): "config/merge.py",
+    # whether a proxied response may take the callback path (ProxyPass.as_is); the
+    # body filters' sites read filters_output, which has gzip too
+    ("Settings", "filters_bodies"): "config/merge.py",
     ("Location", "children"): "config/model.py",  # LocationTree.find
     # the tree's own tables: read by its find
     ("LocationTree", "prefixes"): "config/model.py",

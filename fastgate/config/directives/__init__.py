@@ -27,6 +27,7 @@ from fastgate.config.directives import (
     geo,
     geoip,
     grpc,
+    gzip,
     headers,
     ignored,
     image_filter,
@@ -59,8 +60,8 @@ from fastgate.config.directives.upstream import UPSTREAM_TABLE
 
 MODULES = (core, log, maps, geo, geoip, mirror, rewrite, access, auth_basic, auth_jwt,
            auth_request, proxy, fastcgi, uwsgi, scgi, memcached, grpc, limits, headers, realip,
-           referer, resolver, secure_link, static, dav, degradation, sub_filter, addition, ssi,
-           slice, charset, browser, userid, xslt, image_filter, tls, upstream, cluster,
+           referer, resolver, secure_link, static, dav, degradation, sub_filter, gzip, addition,
+           ssi, slice, charset, browser, userid, xslt, image_filter, tls, upstream, cluster,
            stream, mail, ignored)
 
 TABLE: dict[str, Spec] = {}

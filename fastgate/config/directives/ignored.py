@@ -164,7 +164,8 @@ SPECS = [
     Spec("open_log_file_cache", HSL, 1, 4, ignored(
         "log files are opened once and kept (reopened on SIGUSR1)")),
     Spec("proxy_force_ranges", HSL, 1, 1, ignored(NO_RANGES)),
-    Spec("postpone_gzipping", HSL, 1, 1, ignored("fastgate does not compress responses")),
+    Spec("postpone_gzipping", HSL, 1, 1, ignored(
+        "compression starts with a response's first bytes")),
     Spec("gunzip_buffers", HSL, 2, 2, ignored("fastgate does not decompress responses")),
     Spec("proxy_limit_rate", HSL, 1, 1, ignored(
         "upstream responses are read as fast as they come")),
@@ -178,11 +179,9 @@ SPECS = [
         "an error_page's own error is answered as it is, never sent to error_page again")),
 ]
 
-# Families of directives, by the start of their names: any gzip* (gzip_types,
-# gzip_proxied...), proxy_cache* (proxy_cache, proxy_cache_valid, proxy_cache_key...),
-# open_file_cache*
+# Families of directives, by the start of their names: proxy_cache* (proxy_cache,
+# proxy_cache_valid, proxy_cache_key...), open_file_cache*
 PREFIXED = {
-    "gzip": Spec("gzip*", HSL | {LIF}, 0, None, ignored("fastgate does not compress responses")),
     "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "fastcgi_cache": Spec("fastcgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
     "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),

@@ -1,0 +1,84 @@
+"""gzip on a protected location, both engines and both exchange paths: a request that
+may have the answer compressed leaves the callback path for the task path's filters —
+after the access phase, so without a valid token the upstream gets nothing, and with
+one only the verified claim; one that may not keeps the callback path, its answer as
+the upstream gave it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from pathlib import Path
+
+import jwt as pyjwt
+import pytest
+from scenario import ENGINES, PATHS, Scenario
+
+SECRET = "gzip-exchange-secret-0123456789abcdef"
+HTTP = f"""
+upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+server {{ listen 127.0.0.1:8080;
+  gzip on; gzip_types application/json;
+  location /api/ {{ auth_jwt on; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
+    proxy_set_header X-Sub $jwt_claim_sub; proxy_pass http://be; }}
+}}"""
+BODY = b'{"items": [' + b'"an item", ' * 40 + b'"last"]}'
+ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+          % len(BODY) + BODY)
+
+
+@pytest.fixture(params=[(e, p) for e in ENGINES for p in PATHS],
+                ids=[f"{e}-{p}" for e in ENGINES for p in PATHS])
+def run(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine, path = request.param
+
+    def go(headers: str) -> tuple[bytes, bytes]:
+        raw = f"GET /api/items HTTP/1.1\r\nHost: a\r\n{headers}\r\n".encode()
+
+        async def main() -> tuple[bytes, bytes]:
+            sc = Scenario(tmp_path, engine, HTTP, path)
+            try:
+                return await sc.exchange(raw, ANSWER)
+            finally:
+                sc.close()
+
+        return asyncio.run(main())
+
+    return go
+
+
+def _token() -> str:
+    return pyjwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, SECRET,
+                        algorithm="HS256")
+
+
+def test_no_token_no_upstream_whatever_it_accepts(run) -> None:  # type: ignore[no-untyped-def]
+    for accept in ("", "Accept-Encoding: gzip\r\n"):
+        client, upstream = run(accept + "X-Sub: mallory\r\n")
+        assert client.startswith(b"HTTP/1.1 401 ") and upstream == b""
+
+
+def test_compressed_with_the_verified_claim_only(run) -> None:  # type: ignore[no-untyped-def]
+    client, upstream = run(f"Authorization: Bearer {_token()}\r\nX-Sub: mallory\r\n"
+                           "Accept-Encoding: gzip, deflate\r\n")
+    assert upstream.count(b"X-Sub:") == 1 and b'X-Sub: "alice"\r\n' in upstream
+    head, _, body = client.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"\r\nContent-Encoding: gzip" in head
+    assert b"Content-Length" not in head
+    # the chunked body, unframed
+    data = b""
+    while True:
+        size, _, rest = body.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            break
+        data += rest[:n]
+        body = rest[n + 2:]
+    assert zlib.decompress(data, 47) == BODY
+
+
+def test_without_gzip_the_answer_goes_as_it_came(run) -> None:  # type: ignore[no-untyped-def]
+    client, upstream = run(f"Authorization: Bearer {_token()}\r\n")
+    assert b'X-Sub: "alice"\r\n' in upstream
+    assert client.endswith(b"\r\n\r\n" + BODY) and b"Content-Encoding" not in client
