@@ -791,3 +791,19 @@ def test_zone_key_through_maps_reads_the_token(tmp_path: Path) -> None:
     assert cfg.zones["nested"].uses_jwt
     assert not cfg.zones["host"].uses_jwt
 
+
+def test_types_blocks_of_one_level_add_up(tmp_path: Path) -> None:
+    """nginx's ngx_http_core_types adds to the level's table: Discourse's sample puts
+    its own block beside ``include mime.types`` (fastgate refused it as duplicate). A
+    later extension replaces an earlier one, with nginx's warning; an inner level's
+    blocks replace the outer table."""
+    cfg = _load(tmp_path, """http {
+  types { text/html html; text/plain txt; }
+  types { text/csv csv; application/x-text txt; }
+  server { listen 127.0.0.1:1; location /in { types { image/png png; } } } }""")
+    outer = cfg.servers[0].fallback.settings.types
+    assert outer == {"html": "text/html", "txt": "application/x-text", "csv": "text/csv"}
+    assert _loc(cfg, "/in").settings.types == {"png": "image/png"}
+    assert list(cfg.warnings) == ['[warn] duplicate extension "txt", content type: '
+                            '"application/x-text", previous content type: "text/plain" in '
+                            f'{tmp_path}/t.conf:3']

@@ -386,9 +386,11 @@ def large_client_header_buffers(ld: Context, d: Directive) -> tuple[int, int]:
 def types_block(ld: Context, lvl: Level, d: Directive) -> None:
     """``types { TYPE EXTENSION...; ... }``: the Content-Type of fastgate's own
     responses by the request URI's extension (nginx's mime.types loads as it is). A
-    level's block replaces the outer one's."""
-    lvl.once(d)
-    table: dict[str, str] = {}
+    level's blocks replace the outer one's; several at one level add up, a later
+    extension replacing an earlier one with nginx's warning (Discourse's sample adds its
+    own block beside ``include mime.types``)."""
+    lvl.origins.setdefault(d.name, d)
+    table: dict[str, str] = dict(lvl.fields.get("types") or {})
     for entry in d.block or ():
         if entry.block is not None or not entry.args:
             raise entry.error(f'invalid number of arguments in "{entry.name}" directive')
