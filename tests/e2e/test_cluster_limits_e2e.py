@@ -64,10 +64,10 @@ def _ask(port: int, key: str, path: str = "/x") -> int:
         c.close()
 
 
-@pytest.mark.parametrize("engine", ["httptools"])  # the engine plays no part; 30 s is long
+@pytest.mark.parametrize("engine", ["httptools"])  # the engine plays no part; 20 s is long
 def test_the_fleet_admits_the_configured_rate(fleet, engine: str) -> None:  # type: ignore[no-untyped-def]
     start, _, _ = fleet
-    rate, seconds = 40, 30.0
+    rate, seconds = 40, 20.0
     gws = start(f"limit_req_zone $http_x_key zone=api:1m rate={rate}r/s sync;",
                 "limit_req zone=api;")
     admitted, refused, other = [0], [0], []
