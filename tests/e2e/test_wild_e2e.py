@@ -6,8 +6,10 @@ machine (and ``user``, since the tests run as root)."""
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
+import os
 import re
 import socket
 import ssl
@@ -1202,3 +1204,115 @@ def test_clean_urls(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unt
         assert _site_answer(port, "GET", "/", {"Host": "evil.test"}) == "closed"
     finally:
         stop_process(proc)
+
+
+def _discourse_app(req: Received) -> bytes:
+    """Discourse's application, in short: JSON with the headers nginx's log and hiding
+    name, the uploads' and backups' files handed back to nginx (X-Accel-Redirect)."""
+    target = req.target
+    extra = b""
+    if target.startswith(b"/admin/backups/"):
+        extra = b"X-Accel-Redirect: /downloads/backups/b.tar.gz\r\n"
+    elif target.startswith(b"/uploads/default/original/"):
+        extra = (b"X-Accel-Redirect: /downloads/uploads/default/doc.pdf\r\n"
+                 b"Content-Disposition: attachment; filename=doc.pdf\r\n")
+    body = b'{"path": "' + target + b'"}' + (b" " * 1200 if b"big" in target else b"")
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: s=1; path=/\r\n"
+            b"X-Discourse-Username: bob\r\nX-Runtime: 0.1\r\nX-Discourse-Route: t/show\r\n"
+            + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def _discourse_answer(port: int, method: str, path: str, headers: dict[str, str]) -> object:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, headers={"Host": "forum.example.com", **headers})
+        r = c.getresponse()
+        raw = r.read()
+    finally:
+        c.close()
+    named = b"nginx" in raw or b"fastgate" in raw or method == "HEAD" and r.status >= 400
+    return r.status, sorted(
+        (k.lower(), v) for k, v in r.getheaders()
+        if k.lower() not in ("date", "server", "connection", "expires")
+        and not (named and k.lower() == "content-length")), raw.replace(b"nginx", b"fastgate")
+
+
+def test_discourse(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """Beside nginx, every answer and every request the application got the same:
+    several types blocks at one level (fastgate refused the second), gzip and
+    gzip_static (fastgate compressed nothing), X-Accel-Redirect into an alias made of a
+    variable, files tried before the named location. (HEAD is not asked of the cached
+    locations: nginx's cache turns it into a GET upstream, and fastgate caches
+    nothing.)"""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    public = tmp_path / "public"
+    files = {"robots.txt": b"User-agent: *", "assets/app.js": b"var a=1;" * 300,
+             "assets/small.css": b"a{}", "uploads/default/a.png": b"PNG",
+             "uploads/stylesheet-cache/x.css": b"b{}" * 400, "javascripts/x.js": b"x()",
+             "uploads/default/optimized/1X/b_100.png": b"PNG2", "plugins/p.js": b"p()",
+             "images/emoji/e.png": b"E", "fonts/f.woff2": b"W", "backups/b.tar.gz": b"TAR",
+             "uploads/default/doc.pdf": b"PDF", "data.csv": b"a,b", "m.wasm": b"W" * 2000}
+    for name, data in files.items():
+        (public / name).parent.mkdir(parents=True, exist_ok=True)
+        (public / name).write_bytes(data)
+    (public / "assets/app.js.gz").write_bytes(gzip.compress(b"precompressed", mtime=0))
+    for path in public.rglob("*"):
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    home = tmp_path / "nginx"
+    home.mkdir()
+    (tmp_path / "mime.types").write_text(MIME_TYPES)
+    (tmp_path / "cache").mkdir()
+    apps, sides = {}, {}
+    for kind in ("nginx", "fastgate"):
+        sockets = tmp_path / f"{kind}-sockets"
+        sockets.mkdir()
+        apps[kind] = [RawBackend(answer=_discourse_app, unix=str(sockets / name))
+                      for name in ("nginx.http.sock", "nginx.https.sock")]
+        sides[kind] = {"/var/www/discourse/tmp/sockets/": f"{sockets}/",
+                       "/var/www/discourse/public": str(public),
+                       "/var/nginx/cache": str(tmp_path / "cache"),
+                       "listen 8080": f"listen 127.0.0.1:{free()}"}
+    ports = {kind: int(sides[kind]["listen 8080"].rsplit(":", 1)[1]) for kind in sides}
+    proc = _under_nginx("discourse.conf", tmp_path, sides["nginx"])
+    try:
+        wait_port(ports["nginx"], proc)
+        serve("discourse.conf", {k: v for k, v in sides["fastgate"].items()
+                                 if k != "listen 8080"}, port=ports["fastgate"])
+        cached = ("/letter_avatar/", "/user_avatar/", "/stylesheets/")
+        asked = [(method, path, headers)
+                 for path in ("/", "/t/topic/1?page=2", "/robots.txt", "/favicon.ico",
+                              "/backups/b.tar.gz", "/assets/app.js", "/assets/small.css",
+                              "/assets/missing.js", "/uploads/default/a.png",
+                              "/uploads/default/missing.png", "/uploads/stylesheet-cache/x.css",
+                              "/uploads/default/optimized/1X/b_100.png",
+                              "/uploads/default/original/1X/doc.pdf", "/uploads/short-url/a",
+                              "/secure-uploads/x", "/javascripts/x.js", "/plugins/p.js",
+                              "/images/emoji/e.png", "/fonts/f.woff2", "/srv/status",
+                              "/admin/backups/b.tar.gz", "/letter_avatar/bob/45/1.png",
+                              "/user_avatar/x/big", "/stylesheets/s.css", "/message-bus/a/poll",
+                              "/downloads/backups/b.tar.gz", "/data.csv", "/m.wasm", "/big")
+                 for method in ("GET", "HEAD", "POST") if not (method == "HEAD" and
+                                                            path.startswith(cached))
+                 for headers in ({}, {"Accept-Encoding": "gzip", "X-Forwarded-Proto": "https"})]
+        for method, path, headers in asked:
+            ours = _discourse_answer(ports["fastgate"], method, path, headers)
+            assert ours == _discourse_answer(ports["nginx"], method, path, headers), \
+                (method, path, headers)
+
+        def seen(kind: str) -> list[object]:
+            return sorted(
+                (r.method, r.target, sorted(
+                    (n.lower(), re.sub(rb"t=[\d.]+", b"t=T", v)) for n, v in r.headers
+                    if n.lower() != b"connection"), r.body)
+                for be in apps[kind] for r in be.requests())
+
+        assert seen("fastgate") == seen("nginx")
+        status, fields, body = _discourse_answer(ports["fastgate"], "GET", "/assets/app.js",
+                                                 {"Accept-Encoding": "gzip"})  # type: ignore[misc]
+        assert ("content-encoding", "gzip") in fields and gzip.decompress(body) == b"precompressed"
+    finally:
+        stop_process(proc)
+        for group in apps.values():
+            for be in group:
+                be.stop()
