@@ -48,12 +48,6 @@ cdef class AddressHandler:
         w = self.worker
         vhosts = self.vhosts
         cdef bytes method = head.method
-        if method == b"TRACE" or method == b"CONNECT":
-            # nginx refuses both before any phase: TRACE echoes headers back (cookies,
-            # tokens), CONNECT would turn the connection into a tunnel
-            w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405,
-                                          whole=True), vhosts)
-            return
         # (http.uri.parse_target, inline: the usual target is split in C without a call)
         target = split_target(head.target)
         if target is None:
@@ -81,10 +75,18 @@ cdef class AddressHandler:
         screened = screen_headers(head.headers, s.underscores_in_headers,
                                   s.ignore_invalid_headers)
         if screened is not None:
-            if screened[0]:
-                w._refuse(conn, ProtocolError(screened[1], screened[0], whole=True), vhosts)
+            if screened[0]:  # (nginx has read the Host by then, as a rule: its server's)
+                w._refuse(conn, ProtocolError(screened[1], screened[0], whole=True), vhosts,
+                          server)
                 return
             req.head = w._without(conn, head, screened[1], screened[2])
+        if method == b"TRACE" or method == b"CONNECT":
+            # nginx refuses both before any phase, once the headers are read (the page
+            # is the Host's server's): TRACE echoes headers back (cookies, tokens),
+            # CONNECT would turn the connection into a tunnel
+            w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405,
+                                          whole=True), vhosts, server)
+            return
         req.server = server
         if not req.host:
             req.host = server.name

@@ -32,6 +32,7 @@ from fastgate.ops.limit_table import LimitTable
 from fastgate.ops.logs import AccessLogs, ErrorLog
 from fastgate.ops.stats import Stats
 from fastgate.ops.zones import Zones, ZoneTables
+from fastgate.proxy import charset
 from fastgate.proxy.auth_jwt import build_verifiers
 from fastgate.proxy.mail import Mails, MailSession
 from fastgate.proxy.phases import Phases
@@ -350,10 +351,11 @@ class Worker:
     # --- requests ---------------------------------------------------------------------------
 
     def _refuse(self, conn: ClientSide, error: ProtocolError,
-                vhosts: ServerTable) -> None:
+                vhosts: ServerTable, server: Server | None = None) -> None:
         """A request refused before any phase (the HTTP layer's 400 and 405): answered,
-        and the connection closed, as nginx closes after such an error."""
-        self.reject(conn, error, vhosts)
+        and the connection closed, as nginx closes after such an error. ``server``: the
+        one its Host chose, when it was refused after that."""
+        self.reject(conn, error, vhosts, server)
         conn.finish()
 
     def plain_on_tls(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
@@ -435,8 +437,9 @@ class Worker:
         conn.request_done()
 
     def reject(self, conn: ClientSide, error: ProtocolError,
-               vhosts: ServerTable) -> None:
-        """Answer a request that could not be parsed; the caller closes."""
+               vhosts: ServerTable, server: Server | None = None) -> None:
+        """Answer a request that could not be parsed (or was refused once its Host
+        chose ``server``); the caller closes."""
         self.log.info(error.log_line, conn)
         # nginx's own codes (494: headers too large) go out as 400, with their page
         status = 400 if error.status in SPECIAL else error.status
@@ -448,6 +451,7 @@ class Worker:
         headers = [(b"Server", b"fastgate"), (b"Date", self.http_date())]
         if body:
             headers.append((b"Content-Type", b"text/html"))
+        headers = self._refusal_head(conn, status, headers, server or vhosts.default)
         headers.append((b"Connection", b"close"))
         try:
             out = exchange.respond(status, reason(status), headers, len(body))
@@ -456,6 +460,26 @@ class Worker:
             out = _raw_error(status, body, headers)
         exchange.write(out)
         self.log_refused(conn, status, len(body), len(out), vhosts)
+
+    def _refusal_head(self, conn: ClientSide, status: int, headers: list[tuple[bytes, bytes]],
+                      server: Server) -> list[tuple[bytes, bytes]]:
+        """The head of a refusal's page as nginx's filters make it with ``server``'s
+        configuration — the address's default server's unless the Host chose one
+        first: its ``add_header ... always`` (HSTS, say) and its charset."""
+        loc = server.fallback
+        if loc is None or conn.info is None:
+            return headers
+        s = loc.settings
+        if not s.add_header and (s.charset is None or s.recodes):
+            return headers
+        req = Request(_UNPARSED, ("", "", None), conn)
+        req.server = server
+        req.status = status
+        if s.add_header:
+            self.phases.respond.add_headers(req, loc, status, headers)
+        if s.charset is not None and not s.recodes:
+            headers = charset.apply(headers, status, s, req)
+        return headers
 
     def log_refused(self, conn: ClientSide, status: int, body: int, sent: int,
                     vhosts: ServerTable) -> None:

@@ -75,3 +75,37 @@ def test_status_lines_and_pages_as_nginx(ports: dict[str, int]) -> None:
     line, fields, body = _raw(ports["fastgate"], asked[CODES.index(418)])
     assert line == b"HTTP/1.1 418 " and body == b"" and b"content-length: 0" in fields
     assert _raw(ports["fastgate"], asked[CODES.index(408)]) == (b"", [], b"")
+
+
+def test_refusals_take_the_default_servers_headers(tmp_path: Path) -> None:
+    """A request refused before any phase (a request line, a URI, a Host or a header
+    nginx will not take, TRACE) is answered with the address's default server's
+    configuration, as nginx's: its ``add_header ... always`` (HSTS) and its charset
+    are on the page; the Host's server's when nginx refuses after reading the Host
+    (TRACE, a header given twice)."""
+    def body(ports: list[int]) -> str:
+        return f"""
+http {{ access_log off; charset utf-8; large_client_header_buffers 4 8k;
+  server {{ listen 127.0.0.1:{ports[0]}; server_name first;
+    add_header Strict-Transport-Security "max-age=63072000" always;
+    add_header X-Not-Always no; return 204; }}
+  server {{ listen 127.0.0.1:{ports[0]}; server_name other; charset off;
+    add_header X-Other yes always; return 204; }}
+}}
+"""
+
+    asked = [b"GET /%2e%2e/etc/passwd HTTP/1.1\r\nHost: other\r\n\r\n",
+             b"GET /a b c HTTP/1.1\r\nHost: other\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n",
+             b"TRACE / HTTP/1.1\r\nHost: other\r\n\r\n",
+             # (headers too large before the Host: the default server's page; after
+             # it, nginx's is that Host's server's, which fastgate does not know)
+             b"GET / HTTP/1.1\r\nX-Big: " + b"x" * 9000 + b"\r\nHost: other\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: other\r\nIf-Match: a\r\nIf-Match: b\r\n\r\n"]
+    with nginx_and_fastgate(tmp_path, body) as sides:
+        for data in asked:
+            ours = _raw(sides["fastgate"][0], data)
+            assert ours == _raw(sides["nginx"][0], data), data[:40]
+        _, fields, _ = _raw(sides["fastgate"][0], asked[0])
+        assert b"strict-transport-security: max-age=63072000" in fields
+        assert b"content-type: text/html; charset=utf-8" in fields

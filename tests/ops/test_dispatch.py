@@ -47,7 +47,10 @@ def test_refused_before_any_phase_and_the_valid_one_passes(tmp_path: Path, engin
     bearer = f"Authorization: Bearer {_token()}\r\n"
     asked = [
         (f"TRACE / HTTP/1.1\r\nHost: a\r\n{bearer}X-Sub: forged\r\n\r\n", 405),
-        (f"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n{bearer}\r\n", 405),
+        # (nginx's: a CONNECT's authority-form target is an invalid request line, a
+        # CONNECT with a path is refused once its headers are read)
+        (f"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n{bearer}\r\n", 400),
+        (f"CONNECT /api HTTP/1.1\r\nHost: a\r\n{bearer}\r\n", 405),
         (f"GET / HTTP/1.1\r\nHost: a/../b\r\n{bearer}\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: a\r\nX-Sub: forged\r\n\r\n", 401),
     ]
