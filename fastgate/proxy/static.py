@@ -433,8 +433,9 @@ class StaticModule:
         kind = next((v for n, v in req.carried if n.lower() == b"content-type"),
                     None) if req.carried is not None else None
         headers: list[tuple[bytes, bytes]] = [
-            (b"Content-Type", kind or self.respond.content_type(req, s)),
-            (b"Last-Modified", last_modified)]
+            (b"Content-Type", kind or self.respond.content_type(req, s))]
+        if final_status(req, 200) == 200:  # (nginx's header filter: not on an error's page)
+            headers.append((b"Last-Modified", last_modified))
         if etag is not None:
             headers.append((b"ETag", etag))
         if encoded:

@@ -1316,3 +1316,81 @@ def test_discourse(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unty
         for group in apps.values():
             for be in group:
                 be.stop()
+
+
+def _workhorse(req: Received) -> bytes:
+    """GitLab's Workhorse, in short: JSON, an error where the path asks for one, a
+    Last-Modified on some (nginx keeps it on a 200 only), a 204 with a type."""
+    target = req.target
+    status = next((line for key, line in ((b"/missing", b"404 Not Found"),
+                                          (b"/boom", b"500 Internal Server Error"),
+                                          (b"/unproc", b"422 Unprocessable Entity"),
+                                          (b"/empty", b"204 No Content"))
+                   if key in target), b"200 OK")
+    body = b"" if status.startswith(b"204") else b'{"path": "' + target + b'"}'
+    dated = b"Last-Modified: Thu, 01 Jan 2015 00:00:00 GMT\r\n" if b"dated" in target else b""
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n" + dated
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_gitlab(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """Beside nginx: every answer, every request Workhorse got, and every access-log
+    line the same — tokens filtered out of URIs and referers by the maps' named
+    captures, GitLab's pages for its errors from an internal location (without the
+    file's Last-Modified: nginx sends it on 200, 206 and 304 only, which fastgate did
+    not heed; an upstream's passes, a 204's Content-Type too)."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    public = tmp_path / "public"
+    public.mkdir()
+    for code in (404, 422, 500, 502, 503):
+        (public / f"{code}.html").write_text(f"<h1>gitlab {code}</h1>")
+    (tmp_path / "mime.types").write_text(MIME_TYPES)
+    (tmp_path / "nginx").mkdir()
+    apps, sides = {}, {}
+    for kind in ("nginx", "fastgate"):
+        sockets = tmp_path / f"{kind}-sockets"
+        sockets.mkdir()
+        apps[kind] = RawBackend(answer=_workhorse, unix=str(sockets / "workhorse"))
+        sides[kind] = {"/home/git/gitlab/tmp/sockets/gitlab-workhorse.socket":
+                       str(sockets / "workhorse"), "/home/git/gitlab/public": str(public),
+                       # (after /var/log/nginx/ is the test's directory: one log each)
+                       "gitlab_access.log gitlab_access": f"{kind}.log gitlab_access",
+                       "listen 8080": f"listen 127.0.0.1:{free()}"}
+    ports = {kind: int(sides[kind]["listen 8080"].rsplit(":", 1)[1]) for kind in sides}
+    proc = _under_nginx("gitlab.conf", tmp_path, sides["nginx"])
+    try:
+        wait_port(ports["nginx"], proc)
+        serve("gitlab.conf", {k: v for k, v in sides["fastgate"].items()
+                              if k != "listen 8080"}, port=ports["fastgate"])
+        paths = ("/", "/api/v4/projects?private_token=SECRET&x=1",
+                 "/foo?private_token=a&authenticity_token=b&feed_token=c", "/x?PRIVATE-TOKEN=z",
+                 "/missing", "/boom", "/unproc", "/404.html", "/dated", "/missing/dated",
+                 "/empty/dated", "/g/p.git/info/refs?service=git-upload-pack")
+        asked = [(method, path, headers, body) for path in paths
+                 for method, headers, body in (
+                     ("GET", {}, None), ("HEAD", {}, None),
+                     ("POST", {"Referer": "https://x.example/y?token=1"}, b"a=1"),
+                     ("GET", {"Upgrade": "websocket", "X-Real-IP": "10.9.9.9"}, None))]
+        for method, path, headers, body in asked:
+            ours = _sso_answer(ports["fastgate"], method, path, headers, body)
+            assert ours == _sso_answer(ports["nginx"], method, path, headers, body), \
+                (method, path, headers)
+        assert _seen(apps["fastgate"].requests()) == _seen(apps["nginx"].requests())
+        logs = {}
+        for kind in ("nginx", "fastgate"):
+            log = tmp_path / f"{kind}.log"
+            deadline = time.monotonic() + 5  # (fastgate writes its log in batches)
+            while time.monotonic() < deadline and (
+                    not log.exists() or log.read_text().count("\n") < len(asked)):
+                time.sleep(0.05)
+            # (fastgate's two workers write their lines in batches: in another order)
+            logs[kind] = sorted(re.sub(r"\[\d\d/\w+/\d{4}:[^\]]+\]", "[T]", line)
+                                for line in log.read_text().splitlines())
+        assert len(logs["fastgate"]) == len(asked) and logs["fastgate"] == logs["nginx"]
+        assert any("private_token=[FILTERED]&authenticity_token=[FILTERED]&feed_token="
+                   "[FILTERED]" in line for line in logs["fastgate"])
+    finally:
+        stop_process(proc)
+        for be in apps.values():
+            be.stop()
