@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -188,3 +189,26 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def compared_answer(port: int, method: str, path: str, headers: dict[str, str],
+                    host: str = "example.com", varying: tuple[str, ...] = ()) -> object:
+    """An answer as the comparisons with nginx see it: status, headers (sorted, but
+    Date, Server, Connection, Keep-Alive and ``varying``), body — where the page names
+    its server (compressed or not), the body with nginx's name made fastgate's and no
+    Content-Length (the names' lengths differ)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request(method, path, headers={"Host": host, **headers})
+        r = c.getresponse()
+        raw = r.read()
+    finally:
+        c.close()
+    fields = sorted((k.lower(), v) for k, v in r.getheaders() if k.lower() not in
+                    ("date", "server", "connection", "keep-alive", *varying))
+    packed = r.getheader("Content-Encoding") == "gzip" and raw
+    text = zlib.decompress(raw, 47) if packed else raw
+    if b"nginx" in text or b"fastgate" in text or method == "HEAD" and r.status >= 400:
+        return r.status, [f for f in fields if f[0] != "content-length"], \
+            text.replace(b"nginx", b"fastgate")
+    return r.status, fields, raw

@@ -6,7 +6,6 @@ pooled connection (the callback path keeps the requests that cannot have gzip)."
 from __future__ import annotations
 
 import gzip
-import http.client
 import os
 import socket
 import zlib
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_port
-from e2e_util import NGINX, beside_nginx, stop_process
+from e2e_util import NGINX, beside_nginx, compared_answer, stop_process
 from raw_backend import RawBackend, Received
 
 TYPES = ("types { text/html html; text/plain txt; application/json json; "
@@ -122,22 +121,7 @@ ASKED = [
 
 
 def _ask(port: int, method: str, path: str, headers: dict[str, str]) -> object:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request(method, path, headers={"Host": "example.com", **headers})
-        r = c.getresponse()
-        raw = r.read()
-    finally:
-        c.close()
-    fields = sorted((k.lower(), v) for k, v in r.getheaders()
-                    if k.lower() not in ("date", "server", "connection", "keep-alive"))
-    packed = r.getheader("Content-Encoding") == "gzip" and raw
-    text = zlib.decompress(raw, 47) if packed else raw
-    if b"nginx" in text or b"fastgate" in text or method == "HEAD" and r.status >= 400:
-        # (a page that names its server: its length differs by the name's)
-        return r.status, [f for f in fields if f[0] != "content-length"], \
-            text.replace(b"nginx", b"fastgate")
-    return r.status, fields, raw
+    return compared_answer(port, method, path, headers)
 
 
 def _http10(port: int, path: str) -> bytes:
