@@ -63,6 +63,12 @@ class UpstreamError(FastgateError):
         self.status = 504 if kind == "timeout" else 500 if kind == "local" else 502
 
 
+class OutputFailed(FastgateError):
+    """A response whose head is out cannot be completed (a subrequest's part could not
+    be had, a compressed body does not inflate): nginx ends it unfinished; the message
+    is its error log line."""
+
+
 class StartError(FastgateError):
     """The gateway cannot start (bind failed, certificate unreadable...): one line."""
 

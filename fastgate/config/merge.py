@@ -217,11 +217,12 @@ class Builder:
         request goes as the client sent it, and for ``https://`` the pool its
         connections are kept in (one per distinct proxy_ssl_* setting, its context
         checked now so that ``-t`` fails on what OpenSSL refuses)."""
-        # (bodies are filtered, proxy_store's kept, slices fetched, responses paced,
-        # every body filed — an empty one too — on the task path)
+        # (bodies are filtered or inflated, proxy_store's kept, slices fetched,
+        # responses paced, every body filed — an empty one too — on the task path)
         as_is = (s.proxy_method is None and s.proxy_set_body is None
                  and s.proxy_pass_request_body and pp.template is None
-                 and not s.filters_bodies and s.proxy_store is False and not s.slice
+                 and not s.filters_bodies and not s.gunzip and s.proxy_store is False
+                 and not s.slice
                  and s.limit_rate is None and s.client_body_in_file_only == "off")
         if as_is != pp.as_is or _gzip(s) != pp.gzip:
             pp = dataclasses.replace(pp, as_is=as_is, gzip=_gzip(s))
@@ -444,7 +445,8 @@ def _filtered(pp: ProxyPass | None, s: Settings) -> ProxyPass | None:
     paces them (limit_rate) where the location does not: off the callback path, which
     relays bodies as they come; or that compresses them where it does not (or not
     so): off it for a client that may have them compressed."""
-    if pp is not None and pp.as_is and (s.filters_bodies or s.limit_rate is not None):
+    if pp is not None and pp.as_is and (s.filters_bodies or s.gunzip
+                                        or s.limit_rate is not None):
         return dataclasses.replace(pp, as_is=False)
     if pp is not None and pp.gzip != _gzip(s):
         return dataclasses.replace(pp, gzip=_gzip(s))

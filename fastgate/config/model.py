@@ -724,6 +724,7 @@ class Settings:
     gzip_disable: tuple[re.Pattern[str], ...] = ()
     gzip_disable_msie6: bool = False
     gzip_static: str = "off"  # off, on, always
+    gunzip: bool = False
     # the XSLT filter: the location's stylesheets (each with its parameters), the
     # parameters of every stylesheet (name, value, a string rather than XPath), the
     # types it takes, and xml_entities' declarations
@@ -936,7 +937,7 @@ class Settings:
     # proxy.output; the image filter and XSLT: proxy.held): one test per response
     # where none does
     filters_bodies: bool = field(init=False, repr=False, compare=False)
-    # those, or gzip: a response's head and body may change on their way out
+    # those, or gzip, or gunzip: a response's head and body may change on their way out
     filters_output: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -950,7 +951,8 @@ class Settings:
             self.sub_filter or self.recodes or self.ssi or self.add_before_body
             or self.add_after_body or self.xslt_stylesheet
             or (self.image_filter is not None and self.image_filter.mode != "off")))
-        object.__setattr__(self, "filters_output", self.filters_bodies or self.gzip)
+        object.__setattr__(self, "filters_output",
+                           self.filters_bodies or self.gzip or self.gunzip)
         object.__setattr__(self, "edits_set_cookie", bool(
             self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
             or self.sets_userid))

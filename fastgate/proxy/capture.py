@@ -20,7 +20,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastgate._wire import RequestHead
-from fastgate.errors import FastgateError
+from fastgate.errors import FastgateError, OutputFailed
 from fastgate.http.exchange import Exchange
 from fastgate.proxy.request import Request
 from fastgate.variables import SUBREQUEST_KEY
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from fastgate.http.handler import ClientSide, RequestPolicy
 
 
-class SubrequestFailed(FastgateError):
+class SubrequestFailed(OutputFailed):
     """A subrequest's answer could not be had whole: the response it belongs in cannot
     be completed (nginx ends it too)."""
 

@@ -28,14 +28,13 @@ from typing import TYPE_CHECKING
 
 from fastgate._wire import ResponseHead
 from fastgate.config.tls import TlsError
-from fastgate.errors import FastgateError
+from fastgate.errors import FastgateError, OutputFailed
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.buffered_body import BufferedBody, KeptBodyError
 from fastgate.http.cgi import AppConnection, CgiHead
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy import accel, output, rate, store
 from fastgate.proxy._headers import response_head
-from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.failure import TIMED_OUT, unix_connect_failed
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
@@ -426,7 +425,7 @@ class CgiModule:
             self.w.log.error(e.reason, conn, req)
             relay.cut()
             return DONE
-        except SubrequestFailed as e:  # (raised only once the relay has begun)
+        except OutputFailed as e:  # (raised only once the relay has begun)
             self.w.log.error(str(e), conn, req)
             if relay is not None:
                 relay.cut()

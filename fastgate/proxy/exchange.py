@@ -13,14 +13,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastgate.config.values import is_token
-from fastgate.errors import FastgateError, UpstreamError
+from fastgate.errors import FastgateError, OutputFailed, UpstreamError
 from fastgate.http.buffered_body import BufferedBody, KeptBodyError
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import StreamClosed
 from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy import accel, charset, output, rate, slices, store
 from fastgate.proxy._headers import response_head, upstream_request_head
-from fastgate.proxy.capture import SubrequestFailed
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
 from fastgate.proxy.headers import (
@@ -896,7 +895,7 @@ class UpstreamExchange:
             exchange.write(exchange.end(self.respond.trailers(req, loc)
                                         if req.expect_trailers else None))
             return True
-        except SubrequestFailed as e:
+        except OutputFailed as e:
             self.w.log.error(str(e), conn, req)
             exchange.abort()  # (its head is out: the response must not look whole)
             return False

@@ -15,7 +15,12 @@ its Content-Length and Accept-Ranges (it goes chunked), its ETag becomes weak, a
 parameters (the level, and the window and hash sizes made smaller for a short body
 of known length), so the bytes are nginx's. A relay that flushes each piece (an
 unbuffered upstream answer) flushes the compressor with each one too, as nginx's
-flush buffers do. ``$gzip_ratio`` is the ratio of what went in to what came out."""
+flush buffers do. ``$gzip_ratio`` is the ratio of what went in to what came out.
+
+nginx's gunzip filter is here too: with ``gunzip on``, an answer with
+``Content-Encoding: gzip`` to a client that may not have it compressed (the same test)
+is inflated before the other filters see it (``gzip_static always`` with ``gunzip on``
+keeps only the ``.gz`` files)."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING
 
+from fastgate.errors import OutputFailed
 from fastgate.proxy.headers import html_or_of, kind_of
 from fastgate.proxy.ranges import http_time
 from fastgate.variables import GZIP_KEY, GZIP_VARY_KEY, SUBREQUEST_KEY
@@ -79,6 +85,64 @@ class Gzip:
                 whole += 1
                 hundredths = 0
         return f"{whole}.{hundredths:02d}"
+
+
+class Gunzip:
+    """One response's inflater (nginx's gunzip filter): gzip members one after the
+    other, as nginx's inflateReset takes them; ``OutputFailed`` with nginx's log line
+    when the bytes do not inflate, or end inside a member."""
+
+    __slots__ = ("_z", "_fed")
+
+    def __init__(self) -> None:
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._fed = False  # the member at hand has had bytes
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            self._fed = True
+            try:
+                out.append(self._z.decompress(data))
+            except zlib.error:
+                raise OutputFailed("inflate() failed: 0, -3") from None
+            if not self._z.eof:
+                break
+            data = self._z.unused_data  # (another member: nginx's inflateReset)
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._fed = False
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        if self._fed:
+            raise OutputFailed("inflate() returned -5 on response end")
+        return b""
+
+
+def gunzip_start(req: Request, s: Settings, headers: Headers, length: int,
+                 head_only: bool) -> tuple[Gunzip | None, Headers, int]:
+    """nginx's gunzip header filter where the location has ``gunzip on``: an answer
+    with ``Content-Encoding: gzip`` to a client that may not have it compressed is
+    inflated; it loses Content-Encoding, Content-Length and Accept-Ranges, its ETag
+    becomes weak (the headers and length the client gets)."""
+    encoded = next((v for n, v in headers if n.lower() == b"content-encoding"), None)
+    if encoded is None or encoded.lower() != b"gzip":
+        return None, headers, length
+    if s.gzip_vary:
+        headers = vary(req, headers)
+    if may_compress(req, s, headers):
+        return None, headers, length
+    out: Headers = []
+    for name, value in headers:
+        low = name.lower()
+        if low in _DROPPED or low == b"content-encoding":
+            continue
+        if low == b"etag" and not value.startswith(b"W/"):
+            if not value.startswith(b'"'):
+                continue
+            value = b"W/" + value
+        out.append((name, value))
+    return (None if head_only else Gunzip()), out, -1
 
 
 def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
@@ -276,4 +340,4 @@ def _proxied_ok(req: Request, words: frozenset[str], headers: Headers) -> bool:
     return not ("no_etag" in words and etag)
 
 
-__all__ = ["Gzip", "accepts_gzip", "may_compress", "start", "vary"]
+__all__ = ["Gunzip", "Gzip", "accepts_gzip", "gunzip_start", "may_compress", "start", "vary"]

@@ -2,13 +2,14 @@
 body filters (sub_filter's replacements, the charset module's recoding:
 ``proxy.body_filter``), then SSI (``proxy.ssi``), with the additions
 (``add_before_body``, ``add_after_body``: ``proxy.addition``) around it, and last the
-gzip filter (``proxy.gzip``) compressing all that. A response
+gzip filter (``proxy.gzip``) compressing all that; first of all, the gunzip filter
+inflating an answer for a client that does not take gzip. A response
 the image filter or XSLT transforms (``proxy.held``) is transformed between the two
 body filters: sub_filter's replacements before, the charset module and SSI after
 (``after_transform``), as nginx's filters are ordered. Each site that
 sends a body — a file, a proxied or FastCGI-family answer, ``return``'s text — starts
 them here once, with the response's headers and length, and sends what ``begin``,
-``feed`` and ``end`` give; ``SubrequestFailed`` from any of them means the response
+``feed`` and ``end`` give; ``OutputFailed`` from any of them means the response
 cannot be completed (its head is out: the connection is cut)."""
 
 from __future__ import annotations
@@ -28,10 +29,27 @@ if TYPE_CHECKING:
     from fastgate.proxy.addition import Addition
     from fastgate.proxy.body_filter import BodyFilter
     from fastgate.proxy.capture import Fetch
-    from fastgate.proxy.gzip import Gzip
+    from fastgate.proxy.gzip import Gunzip, Gzip
     from fastgate.proxy.request import Request
     from fastgate.proxy.ssi import Ssi
     from fastgate.variables import Getter
+
+
+class _Inflated:
+    """The gunzip filter before the body filters (none: only it)."""
+
+    def __init__(self, gun: Gunzip, then: BodyFilter | None) -> None:
+        self._gun = gun
+        self._then = then
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._gun.feed(data)
+        return data if self._then is None else self._then.feed(data)
+
+    def finish(self) -> bytes:
+        tail = self._gun.finish()
+        then = self._then
+        return tail if then is None else then.feed(tail) + then.finish()
 
 
 class Output:
@@ -39,8 +57,9 @@ class Output:
     each piece, ``end`` at its end; each gives the bytes to send then."""
 
     def __init__(self, flt: BodyFilter | None, ssi: Ssi | None,
-                 adding: Addition | None, gz: Gzip | None = None) -> None:
-        self._flt = flt
+                 adding: Addition | None, gz: Gzip | None = None,
+                 gun: Gunzip | None = None) -> None:
+        self._flt = flt = _Inflated(gun, flt) if gun is not None else flt
         self._ssi = ssi
         self._adding = adding
         self._gz = gz
@@ -88,7 +107,9 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     """The filters for a response with ``headers`` and ``length`` (-1: unknown), and the
     headers and length the client gets; none for a response without a body (its headers
     still change as they would) or where none applies."""
-    flt = run = adding = None
+    flt = run = adding = gun = None
+    if s.gunzip:  # (first: the others see the answer inflated)
+        gun, headers, length = gzip.gunzip_start(req, s, headers, length, head_only)
     held = transformed(s, status, headers)
     if held:
         # held whole and transformed (proxy.held: no ranges, as nginx's); the charset
@@ -107,9 +128,9 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
     gz = None
     if s.gzip:  # (last: it compresses what the others made)
         gz, headers, length = gzip.start(req, s, headers, length, status, head_only)
-    if flt is None and run is None and adding is None and gz is None:
+    if flt is None and run is None and adding is None and gz is None and gun is None:
         return None, headers, length
-    return Output(flt, run, adding, gz), headers, length
+    return Output(flt, run, adding, gz, gun), headers, length
 
 
 async def after_transform(req: Request, s: Settings, headers: Headers, body: bytes,
@@ -145,8 +166,14 @@ def own_page(req: Request, s: Settings, headers: Headers, body: bytes, status: i
              log: Callable[[str], None]) -> tuple[Headers, bytes, bool]:
     """A page of fastgate's own (an error page, a redirect's) through the body filters
     and SSI, as nginx's filters see its own pages: the headers, the body, and whether
-    its length is still known. (No additions: they are not done for these pages.)"""
-    flt, headers, framed = body_filter.start(req, s, headers, len(body), status,
+    its length is still known. (No additions: they are not done for these pages.)
+    ``OutputFailed``: the body does not inflate (gunzip)."""
+    framed = len(body)
+    if s.gunzip:
+        gun, headers, framed = gzip.gunzip_start(req, s, headers, framed, head_only)
+        if gun is not None:
+            body = gun.feed(body) + gun.finish()
+    flt, headers, framed = body_filter.start(req, s, headers, framed, status,
                                              head_only, log)
     if flt is not None:
         body = flt.feed(body) + flt.finish()

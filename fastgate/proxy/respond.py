@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 from fastgate import userid
 from fastgate._wire import field_value
+from fastgate.errors import OutputFailed
 from fastgate.http.engine import Headers, ProtocolError
 from fastgate.proxy import charset, xslt
 from fastgate.proxy.accel import carry
-from fastgate.proxy.capture import Capture, SubrequestFailed
+from fastgate.proxy.capture import Capture
 from fastgate.proxy.headers import (
     ADD_HEADER_STATUSES,
     absolute,
@@ -91,9 +92,14 @@ class Responder:
         length: int | None = None if chunked or unframed else len(body)
         if loc is not None and loc.settings.filters_output and not filtered:
             # nginx's body filters and SSI see its own responses too (its error pages)
-            headers, body, framed = own_page(req, loc.settings, headers, body, status,
-                                             head_only, self.w.config.variables,
-                                             self.client_error(req))
+            try:
+                headers, body, framed = own_page(req, loc.settings, headers, body, status,
+                                                 head_only, self.w.config.variables,
+                                                 self.client_error(req))
+            except OutputFailed as e:  # (a memcached value that does not inflate)
+                self.client_error(req)(str(e))
+                exchange.abort()
+                return
             if not framed:
                 length = None  # as nginx: the length is cleared, the body chunked
         req.sent_headers = headers
@@ -147,7 +153,7 @@ class Responder:
                         body: bytes, headers: Headers, out: Output) -> Step:
         try:
             text = await out.begin() + await out.feed(body) + await out.end()
-        except SubrequestFailed as e:
+        except OutputFailed as e:
             self.client_error(req)(str(e))
             conn.abort()
             return DONE

@@ -39,12 +39,13 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, unquote
 
 from fastgate._wire import ResponseHead
+from fastgate.errors import OutputFailed
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy import gzip, output, rate, symlinks
 from fastgate.proxy import mp4 as mp4_cut
 from fastgate.proxy._headers import response_head
-from fastgate.proxy.capture import Capture, SubrequestFailed
+from fastgate.proxy.capture import Capture
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.ranges import http_time, ranges
 from fastgate.proxy.respond import final_status
@@ -557,7 +558,12 @@ class StaticModule:
             if data is None:
                 return self._shrunk(conn, req)
             if out is not None:
-                data = out.now(data)
+                try:
+                    data = out.now(data)
+                except OutputFailed as e:  # (a .gz that does not inflate: gunzip)
+                    self.w.log.error(str(e), conn, req)
+                    conn.abort()  # (its head is out: the response must not look whole)
+                    return DONE
             self._send_last(conn, req, loc, data)
             return DONE
         return self._stream(conn, req, loc, fd, pieces, out, paced)
@@ -574,7 +580,7 @@ class StaticModule:
                 if before:
                     self._send(exchange, req, before)
             return await self._pieces(conn, req, loc, fd, pieces, out, paced)
-        except SubrequestFailed as e:
+        except OutputFailed as e:
             self.w.log.error(str(e), conn, req)
             exchange.abort()  # (its head is out: the response must not look whole)
             return DONE

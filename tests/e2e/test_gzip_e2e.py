@@ -1,4 +1,4 @@
-"""gzip and gzip_static beside nginx 1.22, on the same files and the same upstream:
+"""gzip, gzip_static and gunzip beside nginx 1.22, on the same files and the same upstream:
 which answers are compressed for which requests, their heads, and their bytes (zlib
 with nginx's parameters gives nginx's). Both engines; the upstream's answers over a
 pooled connection (the callback path keeps the requests that cannot have gzip)."""
@@ -34,6 +34,9 @@ def _conf(port: int, backend: int, root: Path) -> str:
     location /best/ {{ gzip_comp_level 9; gzip_disable msie6 "^curl/";
                       gzip_http_version 1.0; gzip_window 8k; gzip_hash 16k; }}
     location /off/ {{ gzip off; }}
+    location /stored/ {{ gzip_static always; gunzip on; gzip_vary on; }}
+    location /inflated/ {{ gunzip on; proxy_pass http://be; proxy_http_version 1.1;
+                          proxy_set_header Connection ""; }}
     location /filtered/ {{ sub_filter hello HELLO; sub_filter_once off; }}
     location /api/ {{ proxy_pass http://be; proxy_http_version 1.1;
                      proxy_set_header Connection ""; }}
@@ -79,6 +82,10 @@ def _answer(req: Received) -> bytes:
         head += b"Expires: Fri, 01 Jan 2100 00:00:00 GMT\r\n"
     elif name == b"nocache":
         head += b"Cache-Control: private, no-cache\r\n"
+    elif name == b"gzipped":
+        body = gzip.compress(PAGE, mtime=0) + (gzip.compress(b"<p>more</p>", mtime=0)
+                                               if b"two" in path else b"")
+        head += b'Content-Encoding: gzip\r\nETag: "g1"\r\n'
     elif name == b"image":
         head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n"
     return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
@@ -93,7 +100,8 @@ def _site(root: Path) -> None:
     for name, data in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
-    for name in ("vary/app.js", "always/site.css"):
+    for name in ("vary/app.js", "always/site.css", "stored/only.js"):
+        (root / name).parent.mkdir(exist_ok=True)
         (root / f"{name}.gz").write_bytes(gzip.compress(b"precompressed " + name.encode()))
     for path in root.rglob("*"):
         os.utime(path, (1_700_000_000, 1_700_000_000))
@@ -108,7 +116,8 @@ ASKED = [
                  "/off/page.html", "/filtered/page.html", "/ret", "/forbidden",
                  "/api/page", "/api/chunked", "/api/encoded", "/api/small", "/api/error",
                  "/api/missing", "/api/image", "/stream/page", "/proxied/expired",
-                 "/proxied/fresh", "/proxied/nocache", "/proxied/plain")
+                 "/proxied/fresh", "/proxied/nocache", "/proxied/plain", "/stored/only.js",
+                 "/inflated/gzipped", "/inflated/two/gzipped", "/inflated/page")
     for headers in ({}, GZ, {"Accept-Encoding": "gzip;q=0"}, {**GZ, "Via": "1.1 cdn"})
 ] + [
     ("GET", path, headers)
@@ -166,6 +175,12 @@ def test_as_nginx_compresses(tmp_path: Path, gateway, free) -> None:  # type: ig
         assert zlib.decompress(raw, 47) == PAGE
         status, fields, raw = _ask(ports["fastgate"], "GET", "/vary/app.js", GZ)  # type: ignore[misc]
         assert raw == (root / "vary/app.js.gz").read_bytes()
+        # gunzip: inflated for a client that does not take gzip, members one by one
+        status, fields, raw = _ask(ports["fastgate"], "GET", "/inflated/two/gzipped", {})  # type: ignore[misc]
+        assert raw == PAGE + b"<p>more</p>" and ("etag", 'W/"g1"') in fields
+        assert not any(name == "content-encoding" for name, _ in fields)
+        status, fields, raw = _ask(ports["fastgate"], "GET", "/stored/only.js", {})  # type: ignore[misc]
+        assert raw == b"precompressed stored/only.js"
     finally:
         stop_process(proc)
         for be in backends.values():

@@ -4,6 +4,7 @@ requests, the head they get, and zlib's bytes with nginx's parameters."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import re
 import zlib
 
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from fastgate._wire import RequestHead
 from fastgate.config.model import Settings
-from fastgate.proxy.gzip import Gzip, accepts_gzip, start
+from fastgate.errors import OutputFailed
+from fastgate.proxy.gzip import Gunzip, Gzip, accepts_gzip, gunzip_start, start
 from fastgate.proxy.request import Request
 from fastgate.proxy.subrequest import WorkerMade
 from fastgate.variables import BUILTIN, SUBREQUEST_KEY
@@ -177,3 +179,34 @@ def test_ratio_as_nginx_prints_it(taken: int, given: int, text: str) -> None:
     gz = Gzip(1, 15, 8)
     gz.taken, gz.given = taken, given
     assert gz.ratio() == text
+
+
+def test_gunzip_inflates_for_a_client_that_does_not_take_gzip() -> None:
+    s = dataclasses.replace(Settings(), gunzip=True, gzip_vary=True)
+    headers = [(b"Content-Type", b"text/html"), (b"Content-Encoding", b"gzip"),
+               (b"Content-Length", b"99"), (b"ETag", b'"e"'), (b"Accept-Ranges", b"bytes")]
+    gun, out, length = gunzip_start(_req(), s, headers, 99, False)
+    assert gun is not None and length == -1
+    assert out == [(b"Content-Type", b"text/html"), (b"ETag", b'W/"e"'),
+                   (b"Vary", b"Accept-Encoding")]
+    # members one after the other, cut anywhere
+    packed = gzip.compress(b"first ", mtime=0) + gzip.compress(b"second", mtime=0)
+    assert b"".join(gun.feed(packed[i:i + 7]) for i in range(0, len(packed), 7)) \
+        + gun.finish() == b"first second"
+    # a client that takes gzip gets it as it is (Vary said so)
+    kept, out, length = gunzip_start(_req(GZ), s, headers, 99, False)
+    assert kept is None and (b"Content-Encoding", b"gzip") in out and length == 99
+    # not gzip: left alone
+    assert gunzip_start(_req(), s, [(b"Content-Encoding", b"br")], 5, False)[0] is None
+
+
+@pytest.mark.parametrize("body,message", [
+    (b"not gzip at all", "inflate() failed: 0, -3"),
+    (gzip.compress(b"x" * 500)[:-10], "inflate() returned -5 on response end"),
+    (gzip.compress(b"hello") + b"garbage!", "inflate() failed: 0, -3"),
+])
+def test_gunzip_refuses_what_does_not_inflate(body: bytes, message: str) -> None:
+    gun = Gunzip()
+    with pytest.raises(OutputFailed, match=re.escape(message)):
+        gun.feed(body)
+        gun.finish()

@@ -1,6 +1,7 @@
 """The gzip filter (``ngx_http_gzip_filter_module``: ``gzip``, ``gzip_types``,
 ``gzip_min_length``, ``gzip_comp_level``, ``gzip_window``, ``gzip_hash``), the gzip
-static module's ``gzip_static`` (``proxy.static``) and the core module's directives
+static module's ``gzip_static`` (``proxy.static``), the gunzip filter's ``gunzip`` and
+the core module's directives
 that decide, per request, whether a client gets a compressed answer (``gzip_vary``,
 ``gzip_proxied``, ``gzip_disable``, ``gzip_http_version``). The filter itself is
 ``proxy.gzip``. ``gzip_buffers`` and ``gzip_no_buffer`` size nginx's output buffers and
@@ -94,6 +95,7 @@ SPECS = [
     Spec("gzip_http_version", HSL, 1, 1, setting("gzip_http_version", _http_version)),
     Spec("gzip_disable", HSL, 1, None, _disable),
     Spec("gzip_static", HSL, 1, 1, setting("gzip_static", one_of("off", "on", "always"))),
+    Spec("gunzip", HSL, 1, 1, setting("gunzip", flag_arg)),
     Spec("gzip_buffers", HSL, 2, 2, ignored(
         "compressed output goes out as zlib gives it, without nginx's buffers")),
     Spec("gzip_no_buffer", HSL, 1, 1, ignored(

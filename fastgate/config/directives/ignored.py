@@ -95,7 +95,6 @@ SPECS = [
     Spec("proxy_temp_file_write_size", HSL, 1, 1, ignored(NO_TEMP)),
     Spec("ssi_min_file_chunk", HSL, 1, 1, ignored(NO_FILES)),
     Spec("ssi_ignore_recycled_buffers", HSL, 1, 1, ignored(NO_BUFFERS)),
-    Spec("gunzip", HSL, 1, 1, off_is_ours("fastgate does not decompress responses")),
     Spec("proxy_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("fastcgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
     Spec("uwsgi_temp_path", HSL, 1, 4, ignored(NO_TEMP)),
@@ -166,7 +165,8 @@ SPECS = [
     Spec("proxy_force_ranges", HSL, 1, 1, ignored(NO_RANGES)),
     Spec("postpone_gzipping", HSL, 1, 1, ignored(
         "compression starts with a response's first bytes")),
-    Spec("gunzip_buffers", HSL, 2, 2, ignored("fastgate does not decompress responses")),
+    Spec("gunzip_buffers", HSL, 2, 2, ignored(
+        "inflated output goes out as zlib gives it, without nginx's buffers")),
     Spec("proxy_limit_rate", HSL, 1, 1, ignored(
         "upstream responses are read as fast as they come")),
     Spec("proxy_ignore_client_abort", HSL, 1, 1, off_is_ours(
