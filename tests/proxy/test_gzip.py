@@ -210,3 +210,17 @@ def test_gunzip_refuses_what_does_not_inflate(body: bytes, message: str) -> None
     with pytest.raises(OutputFailed, match=re.escape(message)):
         gun.feed(body)
         gun.finish()
+
+
+@given(st.binary(max_size=60) | st.lists(st.sampled_from(
+    [b"gzip", b"GZIP", b",", b" ", b";", b"q", b"=", b"0", b"1", b".", b"5", b"x-", b"br"]),
+    max_size=12).map(b"".join))
+def test_any_accept_encoding_is_read_without_error(value: bytes) -> None:
+    """Whatever the header holds, a yes or a no: never an exception, never a yes
+    without "gzip" in it, and a quality of 0 is a no."""
+    got = accepts_gzip(value)
+    assert isinstance(got, bool)
+    if b"gzip" not in value.lower():
+        assert got is False
+    if value.lower() in (b"gzip;q=0", b"gzip; q=0.000"):
+        assert got is False
