@@ -4,8 +4,9 @@ Every log the configuration names is opened before the gateway starts (``check_l
 one that cannot be is an ``[emerg]`` with its FILE:LINE, as nginx), so no line is lost
 without a word. Lines are gathered in memory and handed over in batches (every 0.1 s for
 the error log, every second for access logs unless ``buffer=``/``flush=`` say otherwise,
-at once for ``error`` and above) to one writer thread per file, so a request never waits
-on a slow disk; to syslog they go as RFC 3164 datagrams, one per line, as nginx sends them.
+a ``flush=`` under a second kept to; at once for ``error`` and above) to one writer
+thread per file, so a request never waits on a slow disk; to syslog they go as RFC 3164
+datagrams, one per line, as nginx sends them.
 
 Lines are bytes: a value that arrived as bytes is written as those bytes (escaped as
 nginx escapes them), never decoded and encoded again.
@@ -392,9 +393,21 @@ class AccessLogs:
                 self._write(f.path, p)
         if self._flusher is None and any(p.lines for p in self._pending.values()):
             try:
-                self._flusher = asyncio.get_running_loop().call_later(self.TICK, self._tick)
+                self._flusher = asyncio.get_running_loop().call_later(self._delay(),
+                                                                      self._tick)
             except RuntimeError:
                 self.flush()
+
+    def _delay(self) -> float:
+        """How long until the pending lines are looked at again: a buffered log's
+        ``flush=`` when it comes sooner (nginx's timer), else the tick."""
+        delay = self.TICK
+        now = time.monotonic()
+        for p in self._pending.values():
+            e = p.entry
+            if p.lines and e.buffer and e.flush:
+                delay = min(delay, max(e.flush - (now - p.since), 0.001))
+        return delay
 
     @staticmethod
     def render(fmt: LogFormat, req: Any) -> bytes:
@@ -425,7 +438,7 @@ class AccessLogs:
             if p.lines and (not e.buffer or (e.flush and now - p.since >= e.flush)):
                 self._write(path, p)
         if any(p.lines for p in self._pending.values()):
-            self._flusher = asyncio.get_running_loop().call_later(self.TICK, self._tick)
+            self._flusher = asyncio.get_running_loop().call_later(self._delay(), self._tick)
 
     def _sink(self, f: LogFile) -> StreamSink | FileSink | SyslogSink | None:
         sink = self._sinks.get(f.path)

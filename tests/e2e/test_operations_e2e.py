@@ -6,6 +6,7 @@ safely, and the command line's -p, -g, -T, -V."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -550,7 +551,9 @@ def test_refused_requests_are_in_the_access_log(tmp_path: Path, gateway, free,  
 # --- 6. user --------------------------------------------------------------------------------------
 
 def _privileged_port() -> int:
-    for port in range(1023, 900, -1):
+    # (in a random order: the test's four cases may run at once on two workers, and
+    # two that both took 1023 failed the second's bind)
+    for port in random.sample(range(901, 1024), 123):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 
-from fastgate.config.model import LogFormat
+from fastgate.config.model import AccessLog, LogFile, LogFormat, Where
 from fastgate.ops.logs import AccessLogs, escape_default, escape_json
 from fastgate.variables import Registry, log_blanks
 
@@ -53,3 +55,24 @@ def test_an_empty_value_nginx_finds_writes_nothing_one_it_does_not_a_dash() -> N
         SimpleNamespace(tls=None, client_certificate=None), tls)]
     assert log_blanks("$ssl_client_s_dn $http_x", frozenset())[1] == b"-"
     assert [AccessLogs.render(fmt, r) for r in reqs] == [b"[-]", b"[]"]
+
+
+def test_a_flush_under_the_tick_is_kept_to(tmp_path: Path) -> None:
+    """nginx writes a buffered log within its ``flush=``; fastgate looked at pending
+    lines once a second whatever ``flush=`` said."""
+
+    async def main() -> tuple[float, float]:
+        logs = AccessLogs({"t": _fmt("$v")}, None)  # type: ignore[arg-type]
+        where = Where(str(tmp_path / "t.conf"), 1)
+        quick = AccessLog(LogFile(str(tmp_path / "a.log"), where), "t", buffer=65536,
+                          flush=0.05)
+        plain = AccessLog(LogFile(str(tmp_path / "b.log"), where), "t")
+        logs.write((plain,), SimpleNamespace(v="x"))
+        alone = logs._delay()
+        logs.write((quick,), SimpleNamespace(v="y"))
+        both = logs._delay()
+        logs.flush()
+        return alone, both
+
+    alone, both = asyncio.run(main())
+    assert alone == AccessLogs.TICK and 0 < both <= 0.05
