@@ -142,23 +142,33 @@ def plus_text(value: Any) -> str:
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def nested_claim(path: tuple[str, ...], header: bool = False) -> Getter:
+class NestedClaim:
     """``auth_jwt_claim_set $var A B``: the claim at payload[A][B] (``header``:
     ``auth_jwt_header_set``, in the JOSE header), encoded as ``$jwt_claim_*`` is (empty
-    when any step is missing or not an object)."""
+    when any step is missing or not an object). A class, not a closure: one empty is
+    not found (SSI's echo says "(none)"), where the configuration's other variables
+    are found empty (``found_though_empty``)."""
 
-    def get(r: Any) -> str:
+    __slots__ = ("path", "header")
+
+    def __init__(self, path: tuple[str, ...], header: bool) -> None:
+        self.path = path
+        self.header = header
+
+    def __call__(self, r: Any) -> str:
         tok = r.token
         if tok is None:
             return ""
-        value: Any = tok.header if header else tok.payload
-        for step in path:
+        value: Any = tok.header if self.header else tok.payload
+        for step in self.path:
             if type(value) is not dict or step not in value:
                 return ""
             value = value[step]
         return plus_text(value) if r.jwt_plus else _JSON(value)
 
-    return get
+
+def nested_claim(path: tuple[str, ...], header: bool = False) -> Getter:
+    return NestedClaim(path, header)
 
 
 def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str, bytes] | None:
@@ -664,6 +674,19 @@ _FOUND_ON_TLS = frozenset({
 
 def _blank_on_tls(r: Any) -> bytes:
     return b"" if r.connection.tls is not None else b"-"
+
+
+def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
+                       r: Any) -> bool:
+    """Whether nginx finds the variable ``name`` (lowercased; its getter ``get``)
+    though its value is empty — SSI's echo then prints nothing and takes no default —
+    rather than not at all ("(none)"): a built-in nginx finds empty, a TLS one on a TLS
+    connection, the configuration's own (map, geo, split_clients, set) but a claim's."""
+    if name in _FOUND_EMPTY:
+        return True
+    if name in _FOUND_ON_TLS:
+        return r.connection.tls is not None
+    return defined.get(name) is get and not isinstance(get, NestedClaim)
 
 
 def log_blanks(text: str, found: Set[str]) -> tuple[Blank, ...]:

@@ -37,7 +37,7 @@ from fastgate.proxy.capture import (
     main_request,
 )
 from fastgate.proxy.headers import changed_body_head, html_or_of, kind_of
-from fastgate.variables import find_variable
+from fastgate.variables import find_variable, found_though_empty
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -539,7 +539,8 @@ class Ssi:
     def _value(self, name: bytes) -> bytes | None:
         """A variable's value: the page's own first (and $0..$9 of its last regex), then
         the configuration's; None when it is not found (nginx's not_found: an unknown
-        name, an absent header, argument or cookie, an empty value)."""
+        name, an absent header, argument or cookie), b"" when nginx finds it empty (an
+        empty ``set`` or map value, ``$is_args``...)."""
         shared = self._shared
         if len(name) == 1 and 0x30 <= name[0] <= 0x39:
             index = name[0] - 0x30
@@ -554,7 +555,10 @@ class Ssi:
         if get is None:
             return None
         value = get(self._req)
-        return value.encode("utf-8", "surrogateescape") if value else None
+        if value:
+            return value.encode("utf-8", "surrogateescape")
+        return b"" if found_though_empty(text.lower(), get, self._variables,
+                                         self._req) else None
 
     def _date(self, gmt: bool) -> bytes:
         now = time.time()

@@ -14,7 +14,16 @@ from fastgate._wire import ConnectionInfo
 from fastgate.config import ConfigError, load_config
 from fastgate.config.lexer import tokenize
 from fastgate.jwt import HMACKey, Verifier
-from fastgate.variables import Registry, cookie_value, find_variable, query_arg
+from fastgate.variables import (
+    BUILTIN,
+    PREFIXES,
+    Registry,
+    cookie_value,
+    find_variable,
+    found_though_empty,
+    nested_claim,
+    query_arg,
+)
 
 SECRET = b"variables-test-secret-0123456789abcdef"
 
@@ -338,3 +347,25 @@ def test_connection_measures_without_a_socket() -> None:
     assert reg.getter("tcpinfo_rtt")(r) == ""  # (no socket: nothing to ask the kernel)
     assert reg.getter("connection_time")(r) == "0.000"
     assert reg.getter("gzip_ratio")(r) == reg.getter("upstream_cache_status")(r) == ""
+
+
+
+def test_which_empty_values_nginx_finds() -> None:
+    """An empty ``set`` or map value is found (SSI's echo prints nothing), a claim's or
+    an absent header's is not ("(none)"): nginx's not_found, as its access log's "-"."""
+    def mine(r: object) -> str:
+        return ""
+
+    claim = nested_claim(("role",))
+    defined = {"mine": mine, "role": claim}
+    plain = SimpleNamespace(connection=SimpleNamespace(tls=None))
+    secure = SimpleNamespace(connection=SimpleNamespace(tls=object()))
+    header = PREFIXES["http_"]("x_none")
+    assert found_though_empty("mine", mine, defined, plain)
+    assert not found_though_empty("role", claim, defined, plain)
+    assert found_though_empty("is_args", BUILTIN["is_args"], defined, plain)
+    assert not found_though_empty("args", BUILTIN["args"], defined, plain)
+    assert not found_though_empty("http_x_none", header, defined, plain)
+    tls = BUILTIN["ssl_protocol"]
+    assert found_though_empty("ssl_protocol", tls, defined, secure)
+    assert not found_though_empty("ssl_protocol", tls, defined, plain)

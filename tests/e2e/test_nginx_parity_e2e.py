@@ -1192,6 +1192,7 @@ def test_add_before_and_after_body_as_nginx(tmp_path: Path, engine: str) -> None
 
 
 SSI = """server { listen 127.0.0.1:PORT; root HOME/ssi; ssi on;
+  set $empty ""; if ($arg_never) { set $unset_var 1; }
   location /parts/ { }
   location /private/ { internal; }
   location /silent/ { alias HOME/ssi/; ssi_silent_errors on; }
@@ -1260,6 +1261,10 @@ SSI_PAGES = {
     "plain.txt": b'text <!--#echo var="uri"-->',
     "sf.html": b"SF and SF",
     "empty.html": b"",
+    # found though empty (a set variable, set or not; $is_args): nothing, no default
+    "found.html": (b'[<!--#echo var="empty"-->][<!--#echo var="empty" default="d"-->]'
+                   b'[<!--#echo var="unset_var"-->][<!--#echo var="is_args"-->]'
+                   b'[<!--#echo var="http_x_none"-->][<!--#echo var="arg_q"-->]'),
 }
 SSI_PARTS = {
     "parts/head.html": b"<header>head</header>",
@@ -1297,7 +1302,8 @@ def test_ssi_as_nginx(tmp_path: Path, engine: str) -> None:
             _request("GET", "/lm/echo.html"), _request("HEAD", "/echo.html"),
             _request("GET", "/echo.html", "Range: bytes=0-3"),
             _request("GET", "/echo.html", "If-Modified-Since: Tue, 14 Nov 2023 22:13:20 GMT"),
-            _request("GET", "/empty.html"), _request("GET", "/up/page"),
+            _request("GET", "/empty.html"), _request("GET", "/found.html"),
+            _request("GET", "/up/page"),
             _request("GET", "/ret/x"), _request("GET", "/sf/sf.html"),
             _request("GET", "/missing.html"), _request("GET", "/nest/a.html")]
     compared = ("content-type", "content-length", "etag", "accept-ranges", "last-modified",
