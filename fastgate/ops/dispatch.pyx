@@ -54,13 +54,13 @@ cdef class AddressHandler:
             try:
                 target = parse_target_fully(head.target, method, vhosts.merge_slashes)
             except ProtocolError as e:
-                w._refuse(conn, e, vhosts)
+                w._refuse(conn, e, vhosts, None, head, started)
                 return
         cdef Request req = Request(head, target, conn)
         if req.host is None:
             where = "in request line" if target[2] is not None else "header"
             w._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400,
-                                          whole=True), vhosts)
+                                          whole=True), vhosts, None, head, started)
             return
         only = vhosts.only  # (one server on the address: no call)
         if only is not None:
@@ -77,7 +77,7 @@ cdef class AddressHandler:
         if screened is not None:
             if screened[0]:  # (nginx has read the Host by then, as a rule: its server's)
                 w._refuse(conn, ProtocolError(screened[1], screened[0], whole=True), vhosts,
-                          server)
+                          server, head, started)
                 return
             req.head = w._without(conn, head, screened[1], screened[2])
         if method == b"TRACE" or method == b"CONNECT":
@@ -85,7 +85,7 @@ cdef class AddressHandler:
             # is the Host's server's): TRACE echoes headers back (cookies, tokens),
             # CONNECT would turn the connection into a tunnel
             w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405,
-                                          whole=True), vhosts, server)
+                                          whole=True), vhosts, server, head, started)
             return
         req.server = server
         if not req.host:

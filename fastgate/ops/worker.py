@@ -39,7 +39,7 @@ from fastgate.proxy.phases import Phases
 from fastgate.proxy.request import Request
 from fastgate.proxy.revocation import Denylist
 from fastgate.proxy.status import SPECIAL, error_body, reason
-from fastgate.proxy.steps import Outcome
+from fastgate.proxy.steps import DONE, TAKEN, Outcome
 from fastgate.proxy.stream import Session, Streams
 from fastgate.proxy.upstream import build_groups
 from fastgate.variables import set_named_captures
@@ -350,13 +350,41 @@ class Worker:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _refuse(self, conn: ClientSide, error: ProtocolError,
-                vhosts: ServerTable, server: Server | None = None) -> None:
-        """A request refused before any phase (the HTTP layer's 400 and 405): answered,
-        and the connection closed, as nginx closes after such an error. ``server``: the
-        one its Host chose, when it was refused after that."""
-        self.reject(conn, error, vhosts, server)
-        conn.finish()
+    def _refuse(self, conn: ClientSide, error: ProtocolError, vhosts: ServerTable,
+                server: Server | None = None, head: RequestHead | None = None,
+                started: float = 0.0) -> None:
+        """A request refused before any phase (its target, Host or headers, TRACE):
+        answered, and the connection closed, as nginx closes after such an error.
+        ``server``: the one its Host chose, when it was refused after that (else the
+        address's default). Where that server has an ``error_page`` for the status,
+        the page answers, as nginx's: for a GET (HEAD stays) of the target without
+        any of the request's headers — nothing of a request refused goes on, its
+        credentials included — through the page's location and its phases."""
+        chosen = server or vhosts.default
+        loc = chosen.fallback
+        if head is None or loc is None or not loc.settings.error_page \
+                or loc.settings.error_page_for(error.status) is None:
+            self.reject(conn, error, vhosts, server)
+            conn.finish()
+            return
+        self.log.info(error.log_line, conn)
+        page_head = RequestHead(b"HEAD" if head.method == b"HEAD" else b"GET", head.target,
+                                head.version, [], 0, False, False, None)
+        req = Request(page_head, ("/", "", None), conn)
+        req.server = chosen
+        req.host = chosen.name
+        req.arrived = started
+        conn.close_after_response()
+        try:
+            step = self.phases.fail(conn, req, loc, error.status)
+            if step is DONE:
+                self.complete(conn, req, started)
+                return
+        except Exception as e:  # a bug costs this request, never the event loop
+            self.failed(conn, req, e, started, req.bytes_sent != 0)
+            return
+        if step is not TAKEN:
+            self.spawn(conn, req, step, started)
 
     def plain_on_tls(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
         """A request in plain HTTP on a ``listen ... ssl`` address: nginx's 497, through

@@ -230,6 +230,10 @@ class Phases:
         # (most locations have no error_page: no call for them)
         page = s.error_page_for(status) if s.error_page and not req.redirected else None
         if page is None:
+            # an error while an error page answers is answered itself, whatever code
+            # the page imposed (nginx's special response sets r->err_status anew): a
+            # denied or protected page is a 403 or 401, never the page's =200
+            req.override = None
             self.respond.respond_error(conn, req, loc, status)
             return DONE
         if status in ENDS_CONNECTION:  # (as when no error_page applies)

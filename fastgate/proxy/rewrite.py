@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from fastgate.config.model import Break, If, Return, Rewrite, SetVar
 from fastgate.http.uri import escape_capture, unescape_redirect
 from fastgate.proxy import symlinks
-from fastgate.proxy.respond import REDIRECTS
+from fastgate.proxy.respond import REDIRECTS, final_status
 from fastgate.proxy.steps import DONE, NEXT
 from fastgate.variables import set_named_captures, set_user_variable
 
@@ -183,8 +183,9 @@ class RewriteModule:
             return DONE
         if text is None and code >= 400:
             return self.fail(conn, req, loc, code)
-        # with a text or without one, nginx's type for the URI (none on a 204 or 304)
-        kind = (None if code in (204, 304)
+        # with a text or without one, nginx's type for the URI (none on a 204 or 304 —
+        # as the client sees it: an error_page's =code over a 204 gives it a type)
+        kind = (None if final_status(req, code) in (204, 304)
                 else self.respond.content_type(req, loc.settings))
         # (a variable's undecodable bytes, as $uri's of /%FC, go back as they came)
         body = (text or "").encode("utf-8", "surrogateescape")

@@ -109,3 +109,65 @@ http {{ access_log off; charset utf-8; large_client_header_buffers 4 8k;
         _, fields, _ = _raw(sides["fastgate"][0], asked[0])
         assert b"strict-transport-security: max-age=63072000" in fields
         assert b"content-type: text/html; charset=utf-8" in fields
+
+
+def test_refusals_go_to_the_servers_error_page(tmp_path: Path) -> None:
+    """nginx sends a refused request to its server's error_page too: the default
+    server's for a URI or Host it will not take, the Host's server's for TRACE (here
+    ``error_page 405 =200``). The page's location answers, as nginx's — in the second
+    server that is ``location /``'s ``return 204``, which the =200 makes an empty page
+    with the URI's type (fastgate gave it none)."""
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "bad.html").write_text("<p>that request was not understood</p>\n")
+
+    def body(ports: list[int]) -> str:
+        return f"""
+http {{ access_log off; large_client_header_buffers 4 8k;
+  server {{ listen 127.0.0.1:{ports[0]}; server_name first; root {pages};
+    error_page 400 /bad.html; location / {{ return 204; }} location = /bad.html {{ }} }}
+  server {{ listen 127.0.0.1:{ports[0]}; server_name other; root {pages};
+    error_page 405 =200 /allowed.txt; location / {{ return 204; }} }}
+}}
+"""
+
+    asked = [b"GET /%2e%2e/etc/passwd HTTP/1.1\r\nHost: other\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n",
+             b"HEAD / HTTP/1.1\r\nHost: bad/host\r\n\r\n",
+             b"TRACE / HTTP/1.1\r\nHost: other\r\n\r\n",
+             b"TRACE / HTTP/1.1\r\nHost: first\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: other\r\nIf-Match: a\r\nIf-Match: b\r\n\r\n"]
+    with nginx_and_fastgate(tmp_path, body) as sides:
+        for data in asked:
+            ours = _raw(sides["fastgate"][0], data)
+            assert ours == _raw(sides["nginx"][0], data), data[:40]
+        line, _, page = _raw(sides["fastgate"][0], asked[1])
+        assert line == b"HTTP/1.1 400 Bad Request" and b"not understood" in page
+        line, fields, page = _raw(sides["fastgate"][0], asked[3])
+        assert line == b"HTTP/1.1 200 OK" and page == b""
+        assert b"content-type: text/plain" in fields
+
+
+def test_an_error_page_that_errs_answers_its_own_error(tmp_path: Path) -> None:
+    """An error while an error page answers is answered itself, whatever code the
+    page imposed, as nginx's (its special response sets the status anew): fastgate
+    answered a denied page's 403 as the first error's 404, or as =200's 200."""
+    def body(ports: list[int]) -> str:
+        return f"""
+http {{ access_log off;
+  server {{ listen 127.0.0.1:{ports[0]}; root {tmp_path};
+    error_page 404 /denied; error_page 405 =200 /denied2; error_page 410 =200 /gone;
+    location = /denied {{ deny all; }} location = /denied2 {{ deny all; }}
+    location = /gone {{ return 200 "gone, but fine"; }}
+    location = /x {{ return 405; }} location = /y {{ return 410; }} }}
+}}
+"""
+
+    asked = [f"GET /{p} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode()
+             for p in ("missing", "x", "y")]
+    with nginx_and_fastgate(tmp_path, body) as sides:
+        for data in asked:
+            ours = _raw(sides["fastgate"][0], data)
+            assert ours == _raw(sides["nginx"][0], data), data[:40]
+        assert _raw(sides["fastgate"][0], asked[1])[0] == b"HTTP/1.1 403 Forbidden"
+        assert _raw(sides["fastgate"][0], asked[2])[0] == b"HTTP/1.1 200 OK"

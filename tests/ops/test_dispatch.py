@@ -78,3 +78,38 @@ def test_refused_before_any_phase_and_the_valid_one_passes(tmp_path: Path, engin
     # (the seed module's claim form: JSON text)
     assert b"\r\nx-sub: \"alice\"\r\n" in upstream.lower() and b"forged" not in upstream
     assert len(took) == 1 and 0 <= took[0] < 1  # (arrival and end on one clock)
+
+
+ERROR_PAGES = f"""
+upstream be {{ server 127.0.0.1:9; keepalive 8; }}
+server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
+  error_page 400 /oops; error_page 405 /guarded;
+  location = /oops {{ proxy_set_header X-Page oops; proxy_pass http://be; }}
+  location = /guarded {{ auth_jwt on; proxy_pass http://be; }}
+  location / {{ auth_jwt on; proxy_pass http://be; }}
+}}"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_refused_requests_error_page_gets_none_of_it(tmp_path: Path, engine: str,
+                                                       path: str) -> None:
+    """A request refused before any phase goes to its server's error_page, as nginx's
+    — as a GET with none of the request's headers: a page that proxies gets neither
+    its token nor its cookies (a protected page is the token check's 401, its
+    upstream reached by nothing)."""
+    bearer = f"Authorization: Bearer {_token()}\r\nCookie: s=secret\r\n"
+
+    async def main(request: str) -> tuple[bytes, bytes]:
+        sc = Scenario(tmp_path, engine, ERROR_PAGES, path)
+        try:
+            return await sc.exchange(request.encode(), OK)
+        finally:
+            sc.close()
+
+    client, upstream = asyncio.run(main(f"GET / HTTP/1.1\r\nHost: a/../b\r\n{bearer}\r\n"))
+    assert client.startswith(b"HTTP/1.1 400 ") and client.endswith(b"\r\n\r\nok")
+    assert upstream.startswith(b"GET /oops HTTP/1.1\r\n") and b"X-Page: oops" in upstream
+    assert b"secret" not in upstream and b"Bearer" not in upstream
+    client, upstream = asyncio.run(main(f"TRACE / HTTP/1.1\r\nHost: a\r\n{bearer}\r\n"))
+    assert client.startswith(b"HTTP/1.1 401 ") and upstream == b""
