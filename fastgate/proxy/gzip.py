@@ -159,7 +159,9 @@ def start(req: Request, s: Settings, headers: Headers, length: int, status: int,
             return None, headers, length
         if low == b"content-type":
             kind = value
-    if kind is None or not html_or_of(kind_of([(b"Content-Type", kind)]), s.gzip_types):
+    # (with "*" nginx takes an answer without a type too: ngx_http_test_content_type)
+    if "*" not in s.gzip_types and (
+            kind is None or not html_or_of(kind_of([(b"Content-Type", kind)]), s.gzip_types)):
         return None, headers, length
     if s.gzip_vary:
         headers = vary(req, headers)
