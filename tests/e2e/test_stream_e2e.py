@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -475,18 +476,25 @@ def test_rates(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
             assert errors.count('[error]') == 2, (side.kind, errors)
             assert errors.count('invalid size "12x" while connecting to upstream, client: '
                                 '127.0.0.1, server: 127.0.0.1:') == 2, (side.kind, errors)
-            for port, name in ((side.ports[0], b"A"), (side.ports[1], b"B"),
-                               (side.ports[2], b"A"), (side.ports[3], b"B")):
+
+            def transfer(port: int, name: bytes, kind: str = side.kind) -> tuple[bytes, float]:
                 begun = time.monotonic()
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
                     s.sendall(data)
                     got = b""
                     while len(got.replace(name + b":", b"")) < len(data):  # (no "A:" in data)
                         chunk = s.recv(65536)
-                        assert chunk, side.kind
+                        assert chunk, kind
                         got += chunk
-                spent = time.monotonic() - begun
-                assert got.replace(name + b":", b"") == data
+                return got.replace(name + b":", b""), time.monotonic() - begun
+
+            # (the four at once: each connection has its own rate)
+            ways = ((side.ports[0], b"A"), (side.ports[1], b"B"), (side.ports[2], b"A"),
+                    (side.ports[3], b"B"))
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                done = list(pool.map(lambda way: transfer(*way), ways))
+            for (_, name), (got, spent) in zip(ways, done, strict=True):
+                assert got == data
                 assert 0.9 < spent < 10, (side.kind, name, spent)
 
 
