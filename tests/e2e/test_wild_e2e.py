@@ -122,6 +122,31 @@ def serve(tmp_path: Path, gateway, free):  # type: ignore[no-untyped-def]
     return run
 
 
+@pytest.fixture
+def beside(serve, tmp_path: Path, free):  # type: ignore[no-untyped-def]
+    """beside(name, {old: new}, {kind: {old: new}}) -> {kind: port}: the configuration
+    under nginx and under fastgate, each on a port of its own, fitted with the
+    replacements both share and its own; nginx stopped at the end (fastgate by
+    ``serve``)."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run(name: str, shared: dict[str, str],
+            own: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
+        ports = {"nginx": free(), "fastgate": free()}
+        mine = own or {}
+        proc = _under_nginx(name, tmp_path, {
+            **shared, **mine.get("nginx", {}),
+            "listen 8080": f"listen 127.0.0.1:{ports['nginx']}"})
+        started.append(proc)
+        wait_port(ports["nginx"], proc)
+        serve(name, {**shared, **mine.get("fastgate", {})}, port=ports["fastgate"])
+        return ports
+
+    yield run
+    for proc in started:
+        stop_process(proc)
+
+
 def bearer(secret: str, **claims: object) -> dict[str, str]:
     token = pyjwt.encode({"sub": "alice", **claims}, secret, algorithm="HS256")
     return {"Authorization": f"Bearer {token}"}
@@ -1011,7 +1036,7 @@ def _php_answer(port: int, method: str, path: str, headers: dict[str, str],
     return r.status, fields, shown
 
 
-def test_php_cloud(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+def test_php_cloud(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A Nextcloud-shaped PHP application beside nginx: what PHP-FPM receives for each
     request (the CGI parameters, the body), and what the client gets, the same. A
     script that does not exist is a 404 that never reaches PHP."""
@@ -1031,12 +1056,9 @@ def test_php_cloud(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unty
         (where / "mime.types").write_text(MIME_TYPES)
         (where / "fastcgi_params").write_text(params)
     places = {"/var/www/cloud": str(root), "127.0.0.1:9000": f"127.0.0.1:{php.port}"}
-    nginx_port, port = free(), free()
-    proc = _under_nginx("php-cloud.conf", tmp_path,
-                        {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
     try:
-        wait_port(nginx_port, proc)
-        serve("php-cloud.conf", places, port=port)
+        sides = beside("php-cloud.conf", places)
+        nginx_port, port = sides["nginx"], sides["fastgate"]
         asked = [("GET", path, {}, None) for path in (
             "/", "/index.php", "/index.php/apps/files/?dir=/", "/apps/files/", "/login",
             "/remote.php/dav/files/alice/a.txt", "/ocs/v2.php/cloud/capabilities?format=json",
@@ -1067,7 +1089,6 @@ def test_php_cloud(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unty
         scripts = [r.param(b"SCRIPT_FILENAME") for r in php.requests()[before:]]
         assert not any(s and s.endswith((b"/status.php", b"/cron.php")) for s in scripts)
     finally:
-        stop_process(proc)
         php.stop()
 
 
@@ -1108,7 +1129,7 @@ def _seen(requests: list[Received]) -> list[object]:
             for r in requests]
 
 
-def test_forward_auth_sso(serve, backends, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+def test_forward_auth_sso(beside, backends, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Beside nginx: the authorizer's address from a server-level ``set`` reaches the
     auth subrequest (nginx's subrequests share the request's variables; fastgate's
     answered every request 500 with "invalid URL prefix"), the user it names reaches
@@ -1116,39 +1137,30 @@ def test_forward_auth_sso(serve, backends, tmp_path: Path, free) -> None:  # typ
     a broken authorizer as nginx's."""
     if not Path(NGINX).exists():
         pytest.skip("nginx is installed by make test (test-deps)")
-    sides = {}
-    nginx_port, port = free(), free()
     made = {kind: (backends(answer=_authorizer), backends()) for kind in ("nginx", "fastgate")}
-    for kind, listen in (("nginx", nginx_port), ("fastgate", port)):
-        authz, app = made[kind]
-        sides[kind] = {"127.0.0.1:9091": f"127.0.0.1:{authz.port}",
-                       "127.0.0.1:8096": f"127.0.0.1:{app.port}",
-                       "listen 8080": f"listen 127.0.0.1:{listen}"}
-    proc = _under_nginx("forward-auth-sso.conf", tmp_path, sides["nginx"])
-    try:
-        wait_port(nginx_port, proc)
-        serve("forward-auth-sso.conf", {k: v for k, v in sides["fastgate"].items()
-                                        if k != "listen 8080"}, port=port)
-        asked = [(method, path, cookie, body)
-                 for cookie in ({}, {"Cookie": "session=good"}, {"Cookie": "session=bad"},
-                                {"Cookie": "session=forbidden"}, {"Cookie": "session=broken"},
-                                {"Cookie": "session=good", "Remote-User": "mallory"})
-                 for method, path, body in (("GET", "/", None), ("GET", "/library?x=1", None),
-                                            ("POST", "/api/items", b"name=x"))]
-        asked += [("GET", "/internal/authz", {"Cookie": "session=good"}, None)]
-        for method, path, headers, body in asked:
-            ours = _sso_answer(port, method, path, headers, body)
-            assert ours == _sso_answer(nginx_port, method, path, headers, body), \
-                (method, path, headers)
-        for i in (0, 1):  # the authorizer, then the app: the same requests, in order
-            assert _seen(made["fastgate"][i].requests()) == _seen(made["nginx"][i].requests())
-        status, headers, _ = _sso_answer(port, "GET", "/library?x=1", {}, None)
-        assert status == 302 and ("location", "https://auth.example.com/?rd="
-                                  "http://apps.example.com/library?x=1") in headers
-        app = made["fastgate"][1].requests()
-        assert app and all(r.header(b"remote-user") == [b"alice"] for r in app)
-    finally:
-        stop_process(proc)
+    ports = beside("forward-auth-sso.conf", {}, {
+        kind: {"127.0.0.1:9091": f"127.0.0.1:{authz.port}",
+               "127.0.0.1:8096": f"127.0.0.1:{app.port}"}
+        for kind, (authz, app) in made.items()})
+    nginx_port, port = ports["nginx"], ports["fastgate"]
+    asked = [(method, path, cookie, body)
+             for cookie in ({}, {"Cookie": "session=good"}, {"Cookie": "session=bad"},
+                            {"Cookie": "session=forbidden"}, {"Cookie": "session=broken"},
+                            {"Cookie": "session=good", "Remote-User": "mallory"})
+             for method, path, body in (("GET", "/", None), ("GET", "/library?x=1", None),
+                                        ("POST", "/api/items", b"name=x"))]
+    asked += [("GET", "/internal/authz", {"Cookie": "session=good"}, None)]
+    for method, path, headers, body in asked:
+        ours = _sso_answer(port, method, path, headers, body)
+        assert ours == _sso_answer(nginx_port, method, path, headers, body), \
+            (method, path, headers)
+    for i in (0, 1):  # the authorizer, then the app: the same requests, in order
+        assert _seen(made["fastgate"][i].requests()) == _seen(made["nginx"][i].requests())
+    status, headers, _ = _sso_answer(port, "GET", "/library?x=1", {}, None)
+    assert status == 302 and ("location", "https://auth.example.com/?rd="
+                              "http://apps.example.com/library?x=1") in headers
+    app = made["fastgate"][1].requests()
+    assert app and all(r.header(b"remote-user") == [b"alice"] for r in app)
 
 
 def _site_answer(port: int, method: str, path: str, headers: dict[str, str]) -> object:
@@ -1170,7 +1182,7 @@ def _site_answer(port: int, method: str, path: str, headers: dict[str, str]) -> 
                                                  and r.status >= 300)), body
 
 
-def test_clean_urls(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+def test_clean_urls(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Beside nginx, every answer the same: among them nginx's own surprise, "/" going
     to "/index" (its index redirect runs the server's rewrites again, which fastgate
     did not), and the referer, bot, host and method checks of the server level."""
@@ -1188,30 +1200,24 @@ def test_clean_urls(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unt
     for where in (tmp_path, home):
         (where / "mime.types").write_text(MIME_TYPES)
     places = {"/var/www/site": str(root)}
-    nginx_port, port = free(), free()
-    proc = _under_nginx("clean-urls.conf", tmp_path,
-                        {**places, "listen 8080": f"listen 127.0.0.1:{nginx_port}"})
-    try:
-        wait_port(nginx_port, proc)
-        serve("clean-urls.conf", places, port=port)
-        asked = [(method, path, headers) for method in ("GET", "HEAD", "POST", "DELETE")
-                 for path, headers in (
-                     ("/", {}), ("/about", {}), ("/about.html", {}), ("/about/", {}),
-                     ("/blog/", {}), ("/blog", {}), ("/blog/post", {}), ("/nope", {}),
-                     ("/img/a.png", {}), ("/img/a.png", {"Referer": "http://evil.test/"}),
-                     ("/img/a.png", {"Referer": "https://cdn.example.com/x"}),
-                     ("/downloads/", {}), ("/downloads/sub/", {}), ("/.htpasswd", {}),
-                     ("/health", {}), ("/old-blog/post?x=1", {}), ("/", {"Host": "evil.test"}),
-                     ("/", {"User-Agent": "sqlmap/1.7"}), ("/", {"User-Agent": ""}),
-                     ("/about?x=1", {}))]
-        for method, path, headers in asked:
-            ours = _site_answer(port, method, path, headers)
-            assert ours == _site_answer(nginx_port, method, path, headers), (method, path, headers)
-        status, fields, _ = _site_answer(port, "GET", "/", {})
-        assert status == 301 and ("location", "http://example.com:PORT/index") in fields
-        assert _site_answer(port, "GET", "/", {"Host": "evil.test"}) == "closed"
-    finally:
-        stop_process(proc)
+    sides = beside("clean-urls.conf", places)
+    nginx_port, port = sides["nginx"], sides["fastgate"]
+    asked = [(method, path, headers) for method in ("GET", "HEAD", "POST", "DELETE")
+             for path, headers in (
+                 ("/", {}), ("/about", {}), ("/about.html", {}), ("/about/", {}),
+                 ("/blog/", {}), ("/blog", {}), ("/blog/post", {}), ("/nope", {}),
+                 ("/img/a.png", {}), ("/img/a.png", {"Referer": "http://evil.test/"}),
+                 ("/img/a.png", {"Referer": "https://cdn.example.com/x"}),
+                 ("/downloads/", {}), ("/downloads/sub/", {}), ("/.htpasswd", {}),
+                 ("/health", {}), ("/old-blog/post?x=1", {}), ("/", {"Host": "evil.test"}),
+                 ("/", {"User-Agent": "sqlmap/1.7"}), ("/", {"User-Agent": ""}),
+                 ("/about?x=1", {}))]
+    for method, path, headers in asked:
+        ours = _site_answer(port, method, path, headers)
+        assert ours == _site_answer(nginx_port, method, path, headers), (method, path, headers)
+    status, fields, _ = _site_answer(port, "GET", "/", {})
+    assert status == 301 and ("location", "http://example.com:PORT/index") in fields
+    assert _site_answer(port, "GET", "/", {"Host": "evil.test"}) == "closed"
 
 
 def _discourse_app(req: Received) -> bytes:
@@ -1234,7 +1240,7 @@ def _discourse_answer(port: int, method: str, path: str, headers: dict[str, str]
     return compared_answer(port, method, path, headers, "forum.example.com", ("expires",))
 
 
-def test_discourse(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+def test_discourse(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Beside nginx, every answer and every request the application got the same:
     several types blocks at one level (fastgate refused the second), gzip and
     gzip_static (fastgate compressed nothing), X-Accel-Redirect into an alias made of a
@@ -1266,16 +1272,10 @@ def test_discourse(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unty
         sockets.mkdir()
         apps[kind] = [RawBackend(answer=_discourse_app, unix=str(sockets / name))
                       for name in ("nginx.http.sock", "nginx.https.sock")]
-        sides[kind] = {"/var/www/discourse/tmp/sockets/": f"{sockets}/",
-                       "/var/www/discourse/public": str(public),
-                       "/var/nginx/cache": str(tmp_path / "cache"),
-                       "listen 8080": f"listen 127.0.0.1:{free()}"}
-    ports = {kind: int(sides[kind]["listen 8080"].rsplit(":", 1)[1]) for kind in sides}
-    proc = _under_nginx("discourse.conf", tmp_path, sides["nginx"])
+        sides[kind] = {"/var/www/discourse/tmp/sockets/": f"{sockets}/"}
     try:
-        wait_port(ports["nginx"], proc)
-        serve("discourse.conf", {k: v for k, v in sides["fastgate"].items()
-                                 if k != "listen 8080"}, port=ports["fastgate"])
+        ports = beside("discourse.conf", {"/var/www/discourse/public": str(public),
+                                          "/var/nginx/cache": str(tmp_path / "cache")}, sides)
         cached = ("/letter_avatar/", "/user_avatar/", "/stylesheets/")
         asked = [(method, path, headers)
                  for path in ("/", "/t/topic/1?page=2", "/robots.txt", "/favicon.ico",
@@ -1309,7 +1309,6 @@ def test_discourse(serve, tmp_path: Path, free) -> None:  # type: ignore[no-unty
                                                  {"Accept-Encoding": "gzip"})  # type: ignore[misc]
         assert ("content-encoding", "gzip") in fields and gzip.decompress(body) == b"precompressed"
     finally:
-        stop_process(proc)
         for group in apps.values():
             for be in group:
                 be.stop()
@@ -1330,7 +1329,7 @@ def _workhorse(req: Received) -> bytes:
             + b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
 
-def test_gitlab(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+def test_gitlab(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Beside nginx: every answer, every request Workhorse got, and every access-log
     line the same — tokens filtered out of URIs and referers by the maps' named
     captures, GitLab's pages for its errors from an internal location (without the
@@ -1350,16 +1349,11 @@ def test_gitlab(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped
         sockets.mkdir()
         apps[kind] = RawBackend(answer=_workhorse, unix=str(sockets / "workhorse"))
         sides[kind] = {"/home/git/gitlab/tmp/sockets/gitlab-workhorse.socket":
-                       str(sockets / "workhorse"), "/home/git/gitlab/public": str(public),
+                       str(sockets / "workhorse"),
                        # (after /var/log/nginx/ is the test's directory: one log each)
-                       "gitlab_access.log gitlab_access": f"{kind}.log gitlab_access",
-                       "listen 8080": f"listen 127.0.0.1:{free()}"}
-    ports = {kind: int(sides[kind]["listen 8080"].rsplit(":", 1)[1]) for kind in sides}
-    proc = _under_nginx("gitlab.conf", tmp_path, sides["nginx"])
+                       "gitlab_access.log gitlab_access": f"{kind}.log gitlab_access"}
     try:
-        wait_port(ports["nginx"], proc)
-        serve("gitlab.conf", {k: v for k, v in sides["fastgate"].items()
-                              if k != "listen 8080"}, port=ports["fastgate"])
+        ports = beside("gitlab.conf", {"/home/git/gitlab/public": str(public)}, sides)
         paths = ("/", "/api/v4/projects?private_token=SECRET&x=1",
                  "/foo?private_token=a&authenticity_token=b&feed_token=c", "/x?PRIVATE-TOKEN=z",
                  "/missing", "/boom", "/unproc", "/404.html", "/dated", "/missing/dated",
@@ -1388,6 +1382,5 @@ def test_gitlab(serve, tmp_path: Path, free) -> None:  # type: ignore[no-untyped
         assert any("private_token=[FILTERED]&authenticity_token=[FILTERED]&feed_token="
                    "[FILTERED]" in line for line in logs["fastgate"])
     finally:
-        stop_process(proc)
         for be in apps.values():
             be.stop()
