@@ -196,6 +196,16 @@ def _protocol(r: Any) -> str:
     return "HTTP/2.0" if r.connection.http2 else f"HTTP/{r.version}"
 
 
+def _request_line(r: Any) -> str:
+    """$request: the line as it came — an error page's URI made the request a GET, its
+    line keeps the method (nginx's r->request_line); empty (logged as "-") for a request
+    the HTTP layer refused before parsing it."""
+    method = r.head.method if r.head is not None else b""
+    if not method:
+        return ""
+    return f"{method.decode('latin-1')} {r.target} {_protocol(r)}"
+
+
 def _remote_user(r: Any) -> str:
     creds = basic_credentials(r.head.headers) if r.head is not None else None
     return creds[0] if creds is not None else ""
@@ -557,8 +567,7 @@ BUILTIN: dict[str, Getter] = {
     "args": lambda r: r.args,
     "query_string": lambda r: r.args,
     "is_args": lambda r: "?" if r.args else "",
-    # empty (logged as "-") for a request the HTTP layer refused before parsing it
-    "request": lambda r: f"{r.method} {r.target} {_protocol(r)}" if r.method else "",
+    "request": _request_line,
     "request_method": lambda r: r.method,
     "server_protocol": _protocol,
     "http2": lambda r: r.connection.http2,

@@ -196,7 +196,9 @@ cdef class FastExchange:
         self.rules = plan[4]
         req.upstream_addr = self.peer.address
         uconn.attach(self)
-        uconn.send_request(req.head.method, target, headers, 0)
+        # (an error page's URI made the request a GET: the method the phases left)
+        uconn.send_request(req.method.encode("latin-1") if req.uri_changes
+                           else req.head.method, target, headers, 0)
         self.deadline = _monotonic() + self.timeout
         self.w.exchanges.add(self)
         self.client.listener = self  # told if the client can take more, or goes away

@@ -42,6 +42,7 @@ def request(**kw: Any) -> SimpleNamespace:
         proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
         token=None, jwt_plus=False, captures=(), memo={},
+        head=SimpleNamespace(method=b"GET", headers=[]),
         connection=ConnectionInfo("http", "127.0.0.1", 5555, "127.0.0.1", 8080, 1),
     )
     base.update(kw)
@@ -304,6 +305,15 @@ def test_maps_over_claims_are_checked_against_the_dialects_in_use(tmp_path: Path
     assert len(plus) == 1 and "JSON text \"admin\"" in plus[0]
     assert plus[0].endswith("t.conf:1")
     assert len(warnings("location /a/ { auth_jwt on; } location /b/ { auth_jwt x; }")) == 2
+
+
+def test_request_keeps_the_method_the_line_came_with() -> None:
+    """An error page's URI makes a POST a GET ($request_method); $request is the line
+    as it came, as nginx's r->request_line."""
+    r = request(method="GET", head=SimpleNamespace(method=b"POST", headers=[]))
+    assert _get("request")(r) == "POST /p/a%20b?x=1&Y=2 HTTP/1.1"
+    assert _get("request_method")(r) == "GET"
+    assert _get("request")(request(head=SimpleNamespace(method=b"", headers=[]))) == ""
 
 
 def test_an_http2_stream_says_so() -> None:

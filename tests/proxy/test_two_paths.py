@@ -28,6 +28,7 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
   location /icpt/ {{ proxy_intercept_errors on; error_page 404 =200 @found;
                     error_page 500 /p/from-500; proxy_pass http://be; }}
   location @found {{ return 200 "found"; }}
+  location /gone/ {{ error_page 404 = /p/page; return 404; }}
   location /rd/ {{ proxy_pass http://be/base/; }}
   location /rdoff/ {{ proxy_redirect off; proxy_pass http://be; }}
   location /rdset/ {{ proxy_redirect http://internal:8080/ https://$host/ext/;
@@ -103,6 +104,8 @@ SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
     "explicit redirect": (_get("/rdset/a"), b"HTTP/1.1 302 Found\r\n"
                                             b"Location: http://internal:8080/y\r\n"
                                             b"Content-Length: 0\r\n\r\n"),
+    # an error page's URI makes the request a GET (nginx's ngx_http_send_error_page)
+    "POST to an error page": (_get("/gone/a", "POST"), OK),
     "not intercepted 403": (_get("/icpt/c"), b"HTTP/1.1 403 Forbidden\r\n"
                                              b"Content-Length: 1\r\n\r\nf"),
 }
@@ -185,4 +188,10 @@ def test_what_proxy_redirect_gives(tmp_path: Path) -> None:
     assert location("relative location left as it came") == b"Location: /login"
     assert location("redirect off") == b"Location: http://be/x"
     assert location("explicit redirect") == b"Location: https://a/ext/y"
+
+
+@pytest.mark.parametrize("path", ["callback", "task"])
+def test_an_error_page_goes_up_as_a_get(tmp_path: Path, path: str) -> None:
+    upstream = _run(tmp_path, "httptools", path, *SCENARIOS["POST to an error page"])[1]
+    assert upstream.startswith(b"GET /p/page HTTP/1.1\r\n")
 
