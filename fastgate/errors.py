@@ -10,6 +10,8 @@ module words it, and the status the access phase answers with.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class FastgateError(Exception):
     """Every error fastgate raises on purpose."""
@@ -45,6 +47,23 @@ class ProtocolError(FastgateError):
         self.reason = reason
         self.status = status
         self.whole = whole
+        # what of a refused request was read before the error: its line (method,
+        # target, version) and its Host header's value — nginx answers with the Host's
+        # server's configuration once it has read one, and logs the line
+        self.line: tuple[bytes, bytes, bytes] | None = None
+        self.host: bytes | None = None
+
+    def having_read(self, line: tuple[bytes, bytes, bytes] | None,
+                    headers: Iterable[tuple[bytes, bytes]]) -> ProtocolError:
+        """This error, knowing the request's ``line`` and the ``headers`` read before
+        it (their first Host, if any)."""
+        self.line = line
+        if line is not None:
+            for name, value in headers:
+                if len(name) == 4 and name.lower() == b"host":
+                    self.host = bytes(value).strip(b" \t")
+                    break
+        return self
 
     @property
     def log_line(self) -> str:

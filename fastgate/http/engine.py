@@ -20,6 +20,7 @@ received (``lower()`` them to compare). Errors are
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from fastgate._wire import RequestHead, ResponseHead
@@ -138,6 +139,28 @@ class ClientEngine(Protocol):
 
     def trailing_data(self) -> bytes:
         """Bytes received after a 101 response: the tunnel's first bytes."""
+
+
+_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e\x80-\xff]+) HTTP/(\d\.\d)")
+_FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
+
+
+def read_so_far(error: ProtocolError, head: bytes) -> ProtocolError:
+    """``error``, knowing what ``head`` (the refused head's bytes as they came, from
+    its request line on) shows was read before it: its line, if it is one, and the
+    header lines up to the first that is not one — the engines' parsers keep neither
+    once they fail."""
+    lines = head.lstrip(b"\r\n").split(b"\r\n")
+    line = _LINE.fullmatch(lines[0])
+    if line is None:
+        return error
+    headers = []
+    for text in lines[1:]:
+        field = _FIELD.fullmatch(text)
+        if field is None:
+            break
+        headers.append((field[1], field[2]))
+    return error.having_read((line[1], line[2], line[3]), headers)
 
 
 def upstream_framing_error(headers: Headers) -> str | None:

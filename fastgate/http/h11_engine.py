@@ -9,7 +9,7 @@ from typing import Any
 import h11
 from h11 import _abnf, _readers, _util
 
-from fastgate._wire import escape_past_ascii
+from fastgate._wire import escape_past_ascii, serialize
 from fastgate.http.engine import (
     ClientHandler,
     Headers,
@@ -18,6 +18,7 @@ from fastgate.http.engine import (
     ResponseHead,
     ServerHandler,
     is_method,
+    read_so_far,
     upstream_framing_error,
 )
 
@@ -40,6 +41,7 @@ class _Connection(h11.Connection):
 
     def __init__(self, role: Any, **kwargs: Any) -> None:
         self.raw_target: bytes | None = None
+        self.refused_head = b""  # the lines of a head h11 refused
         self._readers = {**_readers.READERS, (h11.CLIENT, h11.IDLE): self._read_request}
         super().__init__(role, **kwargs)
 
@@ -58,15 +60,19 @@ class _Connection(h11.Connection):
             return None
         if not lines:
             raise h11.LocalProtocolError("no request line received")
-        matches = _util.validate(_REQUEST_LINE, lines[0], "illegal request line: {!r}",
-                                 lines[0])
-        target = bytes(matches["target"])
-        self.raw_target = None
-        if _HIGH.search(target):
-            self.raw_target = target
-            matches["target"] = escape_past_ascii(target)
-        return h11.Request(headers=list(_readers._decode_header_lines(lines[1:])),
-                           _parsed=True, **matches)
+        try:
+            matches = _util.validate(_REQUEST_LINE, lines[0], "illegal request line: {!r}",
+                                     lines[0])
+            target = bytes(matches["target"])
+            self.raw_target = None
+            if _HIGH.search(target):
+                self.raw_target = target
+                matches["target"] = escape_past_ascii(target)
+            return h11.Request(headers=list(_readers._decode_header_lines(lines[1:])),
+                               _parsed=True, **matches)
+        except h11.LocalProtocolError:
+            self.refused_head = b"\r\n".join(bytes(line) for line in lines)
+            raise
 
 
 def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | None]:
@@ -118,6 +124,8 @@ class H11Server:
         self._eof = False  # the client has closed its side
         self._close = False  # the next response says Connection: close
         self._chunked = False  # the response being sent is chunked (trailers can follow)
+        # the answer to a head h11 refused is framed here: whether its body goes
+        self._refusal_body: bool | None = None
 
     def feed(self, data: bytes) -> None:
         if self._failed:
@@ -133,7 +141,9 @@ class H11Server:
             problem = self._head_problem(data)
             if problem is not None:
                 self._failed = True
-                self._h.on_error(problem)
+                # (what h11 holds of the head, unparsed until it is whole, then this)
+                head = bytes(conn._receive_buffer) + data
+                self._h.on_error(read_so_far(problem, head))
                 return
         if not data:
             self._eof = True
@@ -151,7 +161,8 @@ class H11Server:
                 ev = conn.next_event()
             except h11.RemoteProtocolError as e:
                 self._failed = True
-                h.on_error(ProtocolError(str(e), e.error_status_hint))
+                h.on_error(read_so_far(ProtocolError(str(e), e.error_status_hint),
+                                       conn.refused_head))
                 return
             t = type(ev)
             if t is h11.Data:
@@ -217,27 +228,32 @@ class H11Server:
         heads that arrive in pieces, so the whole head is measured here."""
         if len(target) + len(ev.method) + 10 > self._max_line:
             return ProtocolError("request line too long", 414)
+        request_line = (bytes(ev.method), target, bytes(ev.http_version))
         total = 0
-        for name, value in raw:
+        for i, (name, value) in enumerate(raw):
             line = len(name) + len(value) + 4
-            if line > self._max_line:
-                return ProtocolError("request header line too long", 494)
             total += line
-        if total > self._max_header_bytes:
-            return ProtocolError("request headers too large", 494)
+            if line > self._max_line or total > self._max_header_bytes:
+                # (what nginx has read by then: the headers before this one)
+                return ProtocolError(
+                    "request header line too long" if line > self._max_line
+                    else "request headers too large", 494).having_read(request_line, raw[:i])
         return None
 
     def _check_framing(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
         """What h11 lets through but nginx and llhttp refuse: a version other than 1.0 and
         1.1, a method name nginx refuses (h11 takes any token), and Content-Length beside
         Transfer-Encoding (a smuggling attempt, RFC 9112 section 6.3)."""
+        line = (bytes(ev.method), bytes(ev.target), bytes(ev.http_version))
         if ev.http_version not in (b"1.0", b"1.1"):
-            return ProtocolError("unsupported HTTP version", 505)
+            # (nginx refuses the version as it reads the line: before any Host)
+            return ProtocolError("unsupported HTTP version", 505).having_read(line, ())
         if not is_method(bytes(ev.method)):
             return ProtocolError("invalid method", 400)
         names = {n.lower() for n, _ in raw}
         if b"content-length" in names and b"transfer-encoding" in names:
-            return ProtocolError("both Content-Length and Transfer-Encoding", 400)
+            return ProtocolError("both Content-Length and Transfer-Encoding", 400).having_read(
+                line, raw)
         return None
 
     def _head(self, ev: h11.Request, target: bytes, headers: Headers) -> RequestHead:
@@ -271,10 +287,11 @@ class H11Server:
             self._lengths = self._codings = 0
             if self._in_head:
                 # a pipelined head that arrived while the previous request was served
-                problem = self._head_problem(bytes(buf))
+                held = bytes(buf)
+                problem = self._head_problem(held)
                 if problem is not None:
                     self._failed = True
-                    self._h.on_error(problem)
+                    self._h.on_error(read_so_far(problem, held))
                     return
             if self._in_head or self._eof:
                 # (with nothing buffered and the client still there, h11 could only
@@ -289,6 +306,8 @@ class H11Server:
 
     def send_head(self, status: int, reason: bytes, headers: Headers,
                   content_length: int | None, head_only: bool = False) -> bytes:
+        if self._failed and self._conn.our_state is not h11.SEND_RESPONSE:
+            return self._refusal_head(status, reason, headers, content_length, head_only)
         if content_length is not None and status not in _NO_BODY_STATUS:
             headers = [*headers, (b"content-length", str(content_length).encode())]
         if self._close:
@@ -308,10 +327,30 @@ class H11Server:
             out = out.replace(b"\r\nTransfer-Encoding: chunked\r\n", b"\r\n", 1)
         return out
 
+    def _refusal_head(self, status: int, reason: bytes, headers: Headers,
+                      content_length: int | None, head_only: bool) -> bytes:
+        """The head of the answer to a head h11 refused before it made a request of it:
+        h11 frames nothing in its error state, so it is framed here, and ends the
+        connection (its body, if any, goes as it is: close-delimited when its length is
+        not known)."""
+        no_body = status in _NO_BODY_STATUS
+        self._refusal_body = not (head_only or no_body)
+        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason), serialize(headers)]
+        if content_length is not None and not no_body:
+            out.append(b"content-length: %d\r\n" % content_length)
+        if not any(n.lower() == b"connection" for n, _ in headers):
+            out.append(b"connection: close\r\n")
+        out.append(b"\r\n")
+        return b"".join(out)
+
     def send_body(self, data: bytes) -> bytes:
+        if self._refusal_body is not None:
+            return data if self._refusal_body else b""
         return self._conn.send(h11.Data(data=data)) or b""
 
     def send_end(self, trailers: Headers | None = None) -> bytes:
+        if self._refusal_body is not None:
+            return b""
         if trailers and self._chunked:
             return self._conn.send(h11.EndOfMessage(headers=trailers)) or b""
         return self._conn.send(h11.EndOfMessage()) or b""

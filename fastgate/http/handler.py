@@ -38,7 +38,8 @@ class RequestHandler(Protocol[C]):
         """A request head has arrived; its body (if any) follows on ``conn.body``."""
 
     def on_refused(self, conn: C, error: ProtocolError) -> None:
-        """Answer a request the HTTP layer could not parse; the connection closes after."""
+        """Answer a request the HTTP layer could not parse, then end the connection
+        (``finish``, or ``close_after_response`` before an answer that completes)."""
 
     def on_header_timeout(self, conn: C) -> None:
         """A request head never completed (closed without an answer, as nginx): log it."""

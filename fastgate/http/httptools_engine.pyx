@@ -28,7 +28,8 @@ import httptools
 from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
-from fastgate.http.engine import LLHTTP_METHODS, ProtocolError, upstream_framing_error
+from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, read_so_far,
+                                  upstream_framing_error)
 
 
 # the most bytes given to llhttp at once: pipelined requests are parsed no further
@@ -244,13 +245,28 @@ cdef class HttptoolsServer:
     def on_header(self, name, value):
         line = len(name) + len(value) + 4
         if line > self._max_line:
-            raise ProtocolError("request header line too long", 494)
+            raise self._read_so_far(ProtocolError("request header line too long", 494))
         self._size += line
         if self._size > self._max_header_bytes:
-            raise ProtocolError("request headers too large", 494)
+            raise self._read_so_far(ProtocolError("request headers too large", 494))
         self._headers.append((name, value))
 
+    cdef _read_so_far(self, error):
+        """``error``, knowing the request's line and the headers read before it (the
+        line has been read: a header has come, or the head is whole)."""
+        p = self._p
+        return error.having_read(
+            (self._method if self._method is not None else p.get_method(),
+             self._url if self._target is None else self._target,
+             p.get_http_version().encode()), self._headers)
+
     def on_headers_complete(self):
+        try:
+            self._head_read()
+        except ProtocolError as e:
+            raise self._read_so_far(e)
+
+    cdef _head_read(self):
         p = self._p
         headers = self._headers
         length = 0
@@ -347,7 +363,7 @@ cdef class HttptoolsServer:
         back."""
         cdef Py_ssize_t n, pos = 0, end, start, eol
         cdef bytes piece, line
-        cdef bint stand_in, escaped
+        cdef bint stand_in, escaped, began
         cdef _Message msg
         if self._start is not None:
             data = self._start + data
@@ -356,7 +372,8 @@ cdef class HttptoolsServer:
         while True:
             start = pos
             stand_in = escaped = False
-            if not self._mid:
+            began = not self._mid
+            if began:
                 self._method = None
                 self._target = None
                 start = self._line_start(data, pos)
@@ -402,7 +419,15 @@ cdef class HttptoolsServer:
                 self._deliver()
                 return
             except httptools.HttpParserError as e:
-                self._fail(ProtocolError(f"invalid request: {e}", 400))
+                error = ProtocolError(f"invalid request: {e}", 400)
+                if began:  # (llhttp keeps nothing of what it read: the head is here)
+                    error = read_so_far(error, data[start:end])
+                    if error.line is not None and error.line[2] not in (b"1.0", b"1.1"):
+                        # llhttp knows no HTTP/2.5; nginx (and h11) a 505, as it reads
+                        # the line (before any Host)
+                        error = ProtocolError("unsupported HTTP version", 505).having_read(
+                            error.line, ())
+                self._fail(error)
                 self._deliver()
                 return
             if not self._mid:

@@ -464,8 +464,11 @@ cdef class ClientConnection:
                 self.body.fail(error)
             return
         self.set_idle(False)
+        self.deadline = 0.0
+        self.body = None
+        # answered, maybe by an error page's location (a proxied one takes a while):
+        # the handler ends the connection once its answer is out
         self.handler.on_refused(self, error)
-        self.finish()
 
     def on_eof(self) -> None:
         if self.idle:

@@ -106,7 +106,7 @@ cdef class AddressHandler:
             w.spawn(conn, req, step, started)
 
     def on_refused(self, conn, error):
-        self.worker.reject(conn, error, self.vhosts)
+        self.worker.refused(conn, error, self.vhosts, _monotonic())
 
     def on_header_timeout(self, conn):
         w = self.worker

@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from fastgate._wire import HttpDate
+from fastgate._wire import HttpDate, normal_host, split_target
 from fastgate.config.hostnames import HostTable
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.config.regex import compile_regex
@@ -23,6 +23,7 @@ from fastgate.http.ocsp import OcspChecker, OcspError
 from fastgate.http.server import ClientConnection
 from fastgate.http.tcp import TcpEnd
 from fastgate.http.udp import UdpPort
+from fastgate.http.uri import parse_target_fully
 from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
 from fastgate.ops.cluster_limits import LimitSync
@@ -350,6 +351,21 @@ class Worker:
 
     # --- requests ---------------------------------------------------------------------------
 
+    def refused(self, conn: ClientSide, error: ProtocolError, vhosts: ServerTable,
+                started: float) -> None:
+        """A request the HTTP layer refused (a line or header it cannot read, headers
+        too large): answered as ``_refuse`` answers, with the configuration of the
+        server its Host chose when the Host came before the error (nginx picks the
+        server as it reads the Host header), else the address's default server's."""
+        head = server = None
+        if error.line is not None:
+            method, target, version = error.line
+            head = RequestHead(method, target, version, [], 0, False, False, None)
+            host = normal_host(error.host) if error.host is not None else None
+            if host:
+                server = vhosts.select(host)
+        self._refuse(conn, error, vhosts, server, head, started)
+
     def _refuse(self, conn: ClientSide, error: ProtocolError, vhosts: ServerTable,
                 server: Server | None = None, head: RequestHead | None = None,
                 started: float = 0.0) -> None:
@@ -359,18 +375,22 @@ class Worker:
         address's default). Where that server has an ``error_page`` for the status,
         the page answers, as nginx's: for a GET (HEAD stays) of the target without
         any of the request's headers — nothing of a request refused goes on, its
-        credentials included — through the page's location and its phases."""
+        credentials included — through the page's location and its phases. ``head``:
+        the request's line, when it was read (its method stays in ``$request``)."""
         chosen = server or vhosts.default
         loc = chosen.fallback
-        if head is None or loc is None or not loc.settings.error_page \
+        if loc is None or not loc.settings.error_page \
                 or loc.settings.error_page_for(error.status) is None:
-            self.reject(conn, error, vhosts, server)
+            self.reject(conn, error, vhosts, server, head)
             conn.finish()
             return
         self.log.info(error.log_line, conn)
-        page_head = RequestHead(b"HEAD" if head.method == b"HEAD" else b"GET", head.target,
-                                head.version, [], 0, False, False, None)
+        if head is None:
+            head = _UNPARSED
+        page_head = RequestHead(head.method, head.target, head.version or b"1.1", [], 0,
+                                False, False, None)
         req = Request(page_head, ("/", "", None), conn)
+        req.method = "HEAD" if head.method == b"HEAD" else "GET"
         req.server = chosen
         req.host = chosen.name
         req.arrived = started
@@ -464,10 +484,11 @@ class Worker:
             return
         conn.request_done()
 
-    def reject(self, conn: ClientSide, error: ProtocolError,
-               vhosts: ServerTable, server: Server | None = None) -> None:
+    def reject(self, conn: ClientSide, error: ProtocolError, vhosts: ServerTable,
+               server: Server | None = None, head: RequestHead | None = None) -> None:
         """Answer a request that could not be parsed (or was refused once its Host
-        chose ``server``); the caller closes."""
+        chose ``server``; ``head``: its line, when that was read); the caller
+        closes."""
         self.log.info(error.log_line, conn)
         # nginx's own codes (494: headers too large) go out as 400, with their page
         status = 400 if error.status in SPECIAL else error.status
@@ -487,7 +508,7 @@ class Worker:
         except Exception:  # the engine cannot frame a response in this state: by hand
             out = _raw_error(status, body, headers)
         exchange.write(out)
-        self.log_refused(conn, status, len(body), len(out), vhosts)
+        self.log_refused(conn, status, len(body), len(out), vhosts, server, head)
 
     def _refusal_head(self, conn: ClientSide, status: int, headers: list[tuple[bytes, bytes]],
                       server: Server) -> list[tuple[bytes, bytes]]:
@@ -510,15 +531,17 @@ class Worker:
         return headers
 
     def log_refused(self, conn: ClientSide, status: int, body: int, sent: int,
-                    vhosts: ServerTable) -> None:
-        """A request the HTTP layer refused (400, 408, 413, 414, 505) goes to the
-        access log of the address's default server, as nginx writes it: ``$request`` is
-        "-" (nothing of it was parsed), the status and bytes are what was sent."""
-        server = vhosts.default
+                    vhosts: ServerTable, server: Server | None = None,
+                    head: RequestHead | None = None) -> None:
+        """A refused request (400, 408, 413, 414, 501, 505...) goes to the access log of
+        the server its Host chose, else the address's default server's, as nginx writes
+        it: ``$request`` is its line when that was read (``head``), else "-"; the
+        status and bytes are what was sent."""
+        server = server or vhosts.default
         entries = server.settings.access_log
         if not entries or conn.info is None:
             return
-        req = Request(_UNPARSED, ("", "", None), conn)
+        req = Request(head or _UNPARSED, _logged_target(head), conn)
         req.server = server
         req.status = status
         req.body_bytes_sent = body
@@ -551,6 +574,21 @@ class Worker:
 
 # what a refused request is known by: nothing
 _UNPARSED = RequestHead(b"", b"", b"", [], 0, False, False, None)
+
+
+def _logged_target(head: RequestHead | None) -> tuple[str, str, str | None]:
+    """A refused request's target as its log line reads it ($uri, $args): nothing
+    when its line was not read or its target is not one."""
+    if head is None:
+        return ("", "", None)
+    split = split_target(head.target)
+    if split is not None:
+        return split
+    try:
+        path, args, host = parse_target_fully(head.target, head.method, False)
+    except ProtocolError:
+        return ("", "", None)
+    return (path, args, host)
 
 
 def _raw_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

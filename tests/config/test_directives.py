@@ -807,3 +807,15 @@ def test_types_blocks_of_one_level_add_up(tmp_path: Path) -> None:
     assert list(cfg.warnings) == ['[warn] duplicate extension "txt", content type: '
                             '"application/x-text", previous content type: "text/plain" in '
                             f'{tmp_path}/t.conf:3']
+
+
+def test_error_pages_for_nginxs_own_codes_answer_400(tmp_path: Path) -> None:
+    """nginx's own codes (494 headers too large, 495/496 certificate errors, 497 plain
+    HTTP to an ssl port) are answered 400 by their page unless it gives a code
+    (ngx_http_core_error_page); the other codes of the same directive keep theirs."""
+    cfg = _load(tmp_path, """http { server { listen 127.0.0.1:1;
+  error_page 404 494 497 /page; error_page 495 =431 /a; error_page 496 = /b; } }""")
+    s = cfg.servers[0].fallback.settings
+    assert [(code, s.error_page_for(code).code) for code in (404, 494, 497, 495)] == \
+        [(404, None), (494, 400), (497, 400), (495, 431)]
+    assert s.error_page_for(496).code is None and s.error_page_for(496).keep_target_status

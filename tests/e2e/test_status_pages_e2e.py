@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_util import nginx_and_fastgate
+from e2e_util import nginx_and_fastgate, wait_for_text
 
 CODES = (200, 204, 301, 302, 303, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407,
          408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 425, 426, 429,
@@ -103,8 +103,9 @@ http {{ access_log off; charset utf-8; large_client_header_buffers 4 8k;
              b"GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n",
              b"TRACE / HTTP/1.1\r\nHost: other\r\n\r\n",
              # (headers too large before the Host: the default server's page; after
-             # it, nginx's is that Host's server's, which fastgate does not know)
+             # it, that Host's server's)
              b"GET / HTTP/1.1\r\nX-Big: " + b"x" * 9000 + b"\r\nHost: other\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: other\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n",
              b"GET / HTTP/1.1\r\nHost: other\r\nIf-Match: a\r\nIf-Match: b\r\n\r\n"]
     with nginx_and_fastgate(tmp_path, body) as sides:
         _same(sides["fastgate"][0], sides["nginx"][0], asked)
@@ -169,3 +170,58 @@ http {{ access_log off;
         _same(sides["fastgate"][0], sides["nginx"][0], asked)
         assert _raw(sides["fastgate"][0], asked[1])[0] == b"HTTP/1.1 403 Forbidden"
         assert _raw(sides["fastgate"][0], asked[2])[0] == b"HTTP/1.1 200 OK"
+
+
+def test_what_the_http_layer_refuses_goes_to_an_error_page_too(tmp_path: Path) -> None:
+    """A request line, header or length the HTTP layer cannot take, or headers too
+    large, go to an error_page as nginx's: the default server's, or the Host's
+    server's once a Host came before the error; ``error_page 494`` takes headers too
+    large (answered as 400, or its ``=code``); $request logs the line when it was
+    read. fastgate answered them all with its own page."""
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "bad.html").write_text("<p>bad</p>\n")
+    (pages / "big.html").write_text("<p>big</p>\n")
+
+    def body(ports: list[int]) -> str:
+        return f"""
+http {{ large_client_header_buffers 2 1k;
+  log_format f '$status "$request" $request_method $uri';
+  access_log {tmp_path}/a{ports[0]} f;
+  server {{ listen 127.0.0.1:{ports[0]}; root {pages};
+    error_page 400 /bad.html; error_page 494 =431 /big.html; error_page 414 /big.html;
+    add_header X-S default always;
+    location / {{ return 200 "ok"; }}
+    location = /bad.html {{ add_header X-Page bad always; }} }}
+  server {{ listen 127.0.0.1:{ports[0]}; server_name named; root {pages};
+    error_page 400 494 /big.html; location / {{ return 200 "named"; }} }}
+}}
+"""
+
+    asked = [b"GARBAGE\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: named\r\nBad\x01Header: y\r\n\r\n",
+             b"GET / HTTP/1.1\r\nBad\x01Header: y\r\nHost: named\r\n\r\n",
+             b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: named\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 2000 + b"\r\n\r\n",
+             b"GET / HTTP/1.1\r\nHost: named\r\nX-Long: " + b"a" * 2000 + b"\r\n\r\n",
+             b"HEAD / HTTP/1.1\r\nHost: named\r\nX-Long: " + b"a" * 2000 + b"\r\n\r\n",
+             b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 2000 + b"\r\nHost: named\r\n\r\n",
+             b"POST / HTTP/1.1\r\nHost: named\r\nContent-Length: zz\r\n\r\n",
+             b"GET / HTTP/2.5\r\nHost: named\r\n\r\n",
+             b"POST / HTTP/1.1\r\nHost: named\r\nTransfer-Encoding: gzip\r\n\r\n"]
+    with nginx_and_fastgate(tmp_path, body) as sides:
+        ours, theirs = sides["fastgate"][0], sides["nginx"][0]
+        _same(ours, theirs, asked)
+        logged = {}
+        for port in (ours, theirs):
+            log = tmp_path / f"a{port}"
+            wait_for_text(log, "HTTP/2.5")  # (fastgate's log is written from a thread)
+            logged[port] = log.read_text().splitlines()
+        # but where nginx logs the bytes of a line it could not parse (GARBAGE, the
+        # URI too long) or parsed in part (HTTP/2.5's method and $uri are "-")
+        assert len(logged[ours]) == len(asked)
+        assert [line for i, line in enumerate(logged[ours]) if i not in (0, 3, 9)] == \
+            [line for i, line in enumerate(logged[theirs]) if i not in (0, 3, 9)]
+        assert _raw(ours, asked[0])[2] == b"<p>bad</p>\n"
+        assert _raw(ours, asked[1])[2] == b"named"
+        assert _raw(ours, asked[4])[0] == b"HTTP/1.1 431 "

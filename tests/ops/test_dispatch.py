@@ -113,3 +113,48 @@ def test_a_refused_requests_error_page_gets_none_of_it(tmp_path: Path, engine: s
     assert b"secret" not in upstream and b"Bearer" not in upstream
     client, upstream = asyncio.run(main(f"TRACE / HTTP/1.1\r\nHost: a\r\n{bearer}\r\n"))
     assert client.startswith(b"HTTP/1.1 401 ") and upstream == b""
+    # refused by the HTTP layer itself (a header it cannot read, a length that is not
+    # one, a line that is not one): the same page, nothing of the request in it
+    for refused in (f"GET / HTTP/1.1\r\nHost: a\r\n{bearer}Bad\x01Header: y\r\n\r\n",
+                    f"POST / HTTP/1.1\r\nHost: a\r\n{bearer}Content-Length: zz\r\n\r\n",
+                    f"GARBAGE {bearer}\r\n\r\n"):
+        client, upstream = asyncio.run(main(refused))
+        assert client.startswith(b"HTTP/1.1 400 ") and client.endswith(b"\r\n\r\nok")
+        assert upstream.startswith(b"GET /oops HTTP/1.1\r\n") and b"X-Page: oops" in upstream
+        assert b"secret" not in upstream and b"Bearer" not in upstream
+
+
+TWO_SERVERS = """
+upstream be { server 127.0.0.1:9; keepalive 8; }
+server { listen 127.0.0.1:8080; large_client_header_buffers 2 1k;
+  error_page 400 494 /oops; location = /oops { proxy_set_header X-Page first;
+                                                proxy_pass http://be; } }
+server { listen 127.0.0.1:8080; server_name named;
+  error_page 400 494 /oops; location = /oops { proxy_set_header X-Page named;
+                                                proxy_pass http://be; } }
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", PATHS)
+def test_the_http_layers_refusal_takes_the_page_of_the_host_read_before_it(
+        tmp_path: Path, engine: str, path: str) -> None:
+    """A head the HTTP layer refuses is answered by the error_page of the server its
+    Host chose when the Host came before the error (nginx picks the server as it reads
+    the Host header), else by the default server's; the same on both engines."""
+    async def main(request: bytes) -> bytes:
+        sc = Scenario(tmp_path, engine, TWO_SERVERS, path)
+        try:
+            client, upstream = await sc.exchange(request, OK)
+            assert client.startswith(b"HTTP/1.1 400 ") and client.endswith(b"ok")
+            return upstream
+        finally:
+            sc.close()
+
+    big = b"X-Big: " + b"x" * 1500 + b"\r\n"
+    bad = b"Bad\x01Header: y\r\n"
+    for refused, page in ((b"Host: named\r\n" + big, b"named"), (big + b"Host: named\r\n", b"first"),
+                          (b"Host: named\r\n" + bad, b"named"), (bad + b"Host: named\r\n", b"first"),
+                          (b"Host: named\r\nContent-Length: zz\r\n", b"named")):
+        upstream = asyncio.run(main(b"GET / HTTP/1.1\r\n" + refused + b"\r\n"))
+        assert b"\r\nX-Page: " + page + b"\r\n" in upstream, refused[:20]

@@ -9,6 +9,7 @@ import math
 import os
 import pwd
 import re
+from dataclasses import replace
 from typing import Any
 
 from fastgate.config.context import (
@@ -326,6 +327,10 @@ def set_own_content(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.local["own_content"] = _OWN[d.name]
 
 
+# nginx's own statuses (headers too large, certificate errors, plain HTTP to an ssl port)
+_ANSWERED_AS_400 = frozenset({494, 495, 496, 497})
+
+
 def error_page(ld: Context, lvl: Level, d: Directive) -> None:
     args = list(d.args)
     target = args.pop()
@@ -346,7 +351,12 @@ def error_page(ld: Context, lvl: Level, d: Directive) -> None:
     pages = lvl.fields.get("error_page", ())
     for a in args:
         code = parse_code(d, a, 300, 599)
-        pages = pages + ((code, page),)
+        if code in _ANSWERED_AS_400 and override is None and not keep:
+            # nginx's own codes are answered as 400 unless the page says otherwise
+            # (ngx_http_core_error_page)
+            pages = pages + ((code, replace(page, code=400)),)
+        else:
+            pages = pages + ((code, page),)
     lvl.fields["error_page"] = pages
 
 
