@@ -44,11 +44,14 @@ _STATUSES = frozenset({200, 403, 404})
 _DROPPED = frozenset({b"content-length", b"accept-ranges"})
 
 
+_GZIP_HEADER = 10  # (RFC 1952: zlib writes no name, comment or extra field)
+
+
 class Gzip:
     """One response's compressor: ``feed`` each piece of its body, ``finish`` at its
     end; each returns the bytes that may go to the client now."""
 
-    __slots__ = ("_z", "flushing", "taken", "given")
+    __slots__ = ("_z", "_held", "flushing", "taken", "given")
 
     def __init__(self, level: int, wbits: int, memlevel: int) -> None:
         # (+16: zlib writes the gzip header and trailer, as nginx asks it to)
@@ -57,19 +60,28 @@ class Gzip:
         self.flushing = False  # each piece flushed (an unbuffered relay's)
         self.taken = 0
         self.given = 0
+        self._held = b""
 
     def feed(self, data: bytes) -> bytes:
         if not data:
             return b""
         self.taken += len(data)
-        out = self._z.compress(data)
+        out = self._held + self._z.compress(data)
         if self.flushing:
             out += self._z.flush(zlib.Z_SYNC_FLUSH)
+        elif not self.given and len(out) <= _GZIP_HEADER:
+            # zlib gives the gzip header at once and holds the deflated bytes: the
+            # header waits for them, one piece as nginx's buffers send (not a chunk
+            # of its own)
+            self._held = out
+            return b""
+        self._held = b""
         self.given += len(out)
         return out
 
     def finish(self) -> bytes:
-        out = self._z.flush(zlib.Z_FINISH)
+        out = self._held + self._z.flush(zlib.Z_FINISH)
+        self._held = b""
         self.given += len(out)
         return out
 
