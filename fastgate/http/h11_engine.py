@@ -403,10 +403,10 @@ class H11Client:
     def send_head(self, method: bytes, target: bytes, headers: Headers,
                   content_length: int | None) -> bytes:
         if content_length is None:
-            headers = [*headers, (b"transfer-encoding", b"chunked")]
+            headers = [*headers, (b"Transfer-Encoding", b"chunked")]
         elif content_length > 0 or (content_length == 0
                                     and method in (b"POST", b"PUT", b"PATCH")):
-            headers = [*headers, (b"content-length", str(content_length).encode())]
+            headers = [*headers, (b"Content-Length", str(content_length).encode())]
         if not _HIGH.search(target):
             return self._conn.send(h11.Request(method=method, target=target,
                                                headers=headers)) or b""

@@ -737,15 +737,16 @@ cdef class HttptoolsClient:
         self._sent_done = False
         self._recv_done = False
         out = [method, b" ", target, b" HTTP/1.1\r\n", serialize(headers)]
+        # (the framing in nginx's words: upstreams see its capitals)
         if content_length is None:
             self._chunked = True
-            out.append(b"transfer-encoding: chunked\r\n")
+            out.append(b"Transfer-Encoding: chunked\r\n")
         else:
             self._chunked = False
             # -1: no body and no framing header (a body the configuration dropped)
             if content_length > 0 or (content_length == 0
                                       and method in (b"POST", b"PUT", b"PATCH")):
-                out.append(b"content-length: %d\r\n" % content_length)
+                out.append(b"Content-Length: %d\r\n" % content_length)
         out.append(b"\r\n")
         return b"".join(out)
 

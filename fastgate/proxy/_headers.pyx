@@ -100,11 +100,14 @@ cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes 
     (name, name as bytes, whether it is Host, template), ``drop`` its ``request_drop``;
     a value that renders empty removes the header; ``host`` (the upstream's) is the Host
     unless the plan sets one. Upgrade and Connection are hop-by-hop: they go upstream
-    only as the plan sets them (the usual WebSocket configuration)."""
-    cdef list out = _forward_into([], client_headers, drop)
+    only as the plan sets them (the usual WebSocket configuration). In nginx's order
+    (ngx_http_proxy_create_request): the plan's, then the Host if the plan has none,
+    then the client's."""
+    cdef list out = []
     cdef list unsafe = None
     cdef tuple item, parts
     cdef str value
+    cdef bint host_set = False
     for item in plan:
         # Template.render, inline for the usual one-part value ($jwt_claim_sub)
         parts = item[3].parts
@@ -113,21 +116,18 @@ cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes 
         else:
             value = item[3].render(request)
         raw = _field_value(value) if value else None
+        if item[2]:
+            host_set = True
         if raw is None:
             if value:
                 if unsafe is None:
                     unsafe = []
                 unsafe.append(item[0])
-            if item[2]:
-                host = None
             continue
-        if item[2]:
-            host = raw
-        else:
-            out.append((item[1], raw))
-    if host is not None:
-        out.insert(0, (b"Host", host))
-    return out, unsafe
+        out.append((item[1], raw))
+    if not host_set and host is not None:
+        out.append((b"Host", host))
+    return _forward_into(out, client_headers, drop), unsafe
 
 
 cpdef tuple upstream_request_head(Request req, pp, tuple plan):
