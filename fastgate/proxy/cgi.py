@@ -567,7 +567,7 @@ class _Relay:
         out = self.exchange.body(data)
         self.exchange.write(out)
         self.req.bytes_sent += len(out)
-        self.req.body_bytes_sent += len(data)
+        self.req.body_bytes_sent += len(out)  # (its chunk framing too, as nginx counts)
 
     def whole(self) -> bool:
         """All the body a Content-Length announced has been relayed (or none is due)."""
@@ -588,7 +588,10 @@ class _Relay:
             self._send(await self.filters.end())
             if self.exchange.closed:
                 return
-        self.exchange.write(self.exchange.end(self.respond.trailers(req, self.loc, trailers)))
+        out = self.exchange.end(self.respond.trailers(req, self.loc, trailers))
+        self.exchange.write(out)
+        req.bytes_sent += len(out)
+        req.body_bytes_sent += len(out)
 
     def cut(self) -> None:
         self.exchange.abort()

@@ -875,10 +875,10 @@ class UpstreamExchange:
                             return False
                         paced.sent(len(part))
                     chunk = chunk[len(part):]
-                    sent += len(part)
                     data = exchange.body(part)
                     exchange.write(data)
                     req.bytes_sent += len(data)
+                    sent += len(data)  # (its framing too, as nginx counts)
                     req.body_bytes_sent = sent
                     if exchange.paused() and not await self.respond.client_took_it(
                             conn, req, exchange, s.send_timeout):
@@ -889,11 +889,10 @@ class UpstreamExchange:
             if kept is not None:
                 kept.end()
             if filters is not None:  # what they held back, and add_after_body's
-                self._sent(exchange, req, await filters.end(), sent)
+                sent = self._sent(exchange, req, await filters.end(), sent)
                 if exchange.closed:
                     return False
-            exchange.write(exchange.end(self.respond.trailers(req, loc)
-                                        if req.expect_trailers else None))
+            self._sent_end(exchange, req, loc, sent)
             return True
         except OutputFailed as e:
             self.w.log.error(str(e), conn, req)
@@ -921,9 +920,17 @@ class UpstreamExchange:
             out = exchange.body(data)
             exchange.write(out)
             req.bytes_sent += len(out)
-            sent += len(data)
+            sent += len(out)
             req.body_bytes_sent = sent
         return sent
+
+    def _sent_end(self, exchange: Exchange, req: Request, loc: Location, sent: int) -> None:
+        """The body's end (a chunked one's last chunk and trailers), counted in both
+        byte counts as nginx counts it: $body_bytes_sent is all that follows the head."""
+        out = exchange.end(self.respond.trailers(req, loc) if req.expect_trailers else None)
+        exchange.write(out)
+        req.bytes_sent += len(out)
+        req.body_bytes_sent = sent + len(out)
 
     async def _tunnel(self, conn: ClientSide, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:

@@ -276,7 +276,7 @@ cdef class FastExchange:
         out = self.client.body(data)
         self.out.append(out)
         self.req.bytes_sent += len(out)
-        self.req.body_bytes_sent += len(data)
+        self.req.body_bytes_sent += len(out)  # (its chunk framing too, as nginx counts)
 
     def flush(self):
         """The end of one upstream read: what it produced goes to the client in one
@@ -300,8 +300,12 @@ cdef class FastExchange:
                 self.uconn.on_end()
             return
         req = self.req
-        self.out.append(self.client.end(
-            self.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None))
+        end = self.client.end(
+            self.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None)
+        if end:
+            self.out.append(end)
+            req.bytes_sent += len(end)
+            req.body_bytes_sent += len(end)
         self.req.release_conn_slots()  # before the client can have it all and ask again
         self.flush()
         cdef UpstreamConnection uconn = self.uconn
@@ -329,7 +333,7 @@ cdef class FastExchange:
             self.out.append(out)
             req = self.req
             req.bytes_sent += len(out)
-            req.body_bytes_sent += len(body)
+            req.body_bytes_sent += len(out)
         self.on_end()
 
     def on_error(self, error):

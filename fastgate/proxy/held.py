@@ -164,6 +164,7 @@ class HeldFilters:
         except ProtocolError:
             exchange.abort()
             return DONE
+        head = len(out)
         if not head_only:
             out += exchange.body(body)
         out += exchange.end()
@@ -171,7 +172,7 @@ class HeldFilters:
         req.status = status
         exchange.write(out)
         req.bytes_sent = len(out)
-        req.body_bytes_sent = 0 if head_only else len(body)
+        req.body_bytes_sent = len(out) - head  # (its framing too, as nginx counts)
         return DONE
 
 

@@ -109,11 +109,12 @@ class Responder:
         except ProtocolError:
             exchange.abort()
             return
+        head = len(out)
         if body and not head_only:
             out += exchange.body(body)
         out += exchange.end(self.trailers(req, loc) if chunked and loc is not None else None)
         exchange.write(out)
-        req.body_bytes_sent = 0 if head_only else len(body)
+        req.body_bytes_sent = len(out) - head  # (a chunked page's framing too, as nginx)
         req.bytes_sent = len(out)
 
     def page(self, conn: ClientSide, req: Request, loc: Location, status: int,

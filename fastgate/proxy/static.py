@@ -637,7 +637,7 @@ class StaticModule:
         out = exchange.body(data)
         exchange.write(out)
         req.bytes_sent += len(out)
-        req.body_bytes_sent += len(data)
+        req.body_bytes_sent += len(out)  # (its chunk framing too, as nginx counts)
 
     def _send_last(self, conn: ClientSide, req: Request, loc: Location, data: bytes) -> None:
         exchange = conn.exchange
@@ -646,7 +646,7 @@ class StaticModule:
         out += exchange.end(self.respond.trailers(req, loc) if req.expect_trailers else None)
         exchange.write(out)
         req.bytes_sent += len(out)
-        req.body_bytes_sent += len(data)
+        req.body_bytes_sent += len(out)
 
     def _read_failed(self, conn: ClientSide, req: Request, e: OSError) -> Step:
         self.w.log.error(f"pread() failed {_error_text(e)}", conn, req)
