@@ -1384,3 +1384,113 @@ def test_gitlab(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     finally:
         for be in apps.values():
             be.stop()
+
+
+def _mastodon(req: Received) -> bytes:
+    """Mastodon, in short: JSON large enough to compress, errors where the path asks,
+    a redirect to itself, the streaming API's chunked event stream."""
+    target = req.target
+    if target.startswith(b"/api/v1/streaming"):
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    if target.startswith(b"/api/404"):
+        return b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nnot here"
+    if target.startswith(b"/api/500"):
+        return b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops"
+    if target.startswith(b"/api/redir"):
+        return b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:3000/x\r\nContent-Length: 0\r\n\r\n"
+    body = json.dumps({"path": target.decode("latin-1"), "pad": "y" * 1500}).encode()
+    return (b"HTTP/1.1 200 OK\r\nServer: Mastodon\r\nContent-Type: application/json; "
+            b"charset=utf-8\r\nSet-Cookie: _session=abc; path=/\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_mastodon(beside, tmp_path: Path, free) -> None:  # type: ignore[no-untyped-def]
+    """Beside nginx: Mastodon's configuration with Soapbox's front end — every answer
+    (byte for byte where compressed: fastgate sent zlib's gzip header as a chunk of its
+    own), every request the application got (in nginx's order: the location's headers,
+    then the client's; fastgate put the client's first, and named the framing in
+    lower case) and every access-log line (a chunked answer's $body_bytes_sent counts
+    its chunk framing, as nginx's)."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    public, soapbox = tmp_path / "public", tmp_path / "soapbox"
+    for d in (public / "assets", public / "system", soapbox / "packs"):
+        d.mkdir(parents=True)
+    (public / "assets" / "app.css").write_text("body { color: #333; }\n" * 20)
+    (public / "system" / "a.png").write_bytes(b"\x89PNG" + b"\0" * 50)
+    (public / "500.html").write_text("<h1>We're sorry, but something went wrong</h1>\n")
+    (public / "sw.js").write_text("self.addEventListener('fetch', () => {});\n")
+    (soapbox / "index.html").write_text("<html><body>soapbox</body></html>\n" * 10)
+    (soapbox / "packs" / "p.js").write_text("console.log('pack');\n" * 30)
+    (tmp_path / "mime.types").write_text(MIME_TYPES)
+    apps, sides = {}, {}
+    for kind in ("nginx", "fastgate"):
+        apps[kind] = RawBackend(answer=_mastodon)
+        sides[kind] = {"127.0.0.1:3000": f"127.0.0.1:{apps[kind].port}",
+                       "127.0.0.1:4000": f"127.0.0.1:{apps[kind].port}",
+                       "listen 8081": f"listen 127.0.0.1:{free()}",
+                       "access.log;": f"{kind}-access.log;"}
+    try:
+        ports = beside("mastodon.conf", {"/home/mastodon/live/public": str(public),
+                                         "/opt/soapbox/static": str(soapbox)}, sides)
+        gz = {"Accept-Encoding": "gzip, deflate, br"}
+        activity = {"Accept": "application/activity+json"}
+        asked = [(method, path, headers) for path in (
+            "/", "/about", "/sw.js", "/assets/app.css", "/assets/missing.css", "/system/a.png",
+            "/system/missing", "/packs/p.js", "/packs/nope.js", "/api/v1/timelines",
+            "/api/404", "/api/500", "/api/redir", "/oauth/authorize?x=1", "/users/alice",
+            "/@alice", "/@alice/embed", "/inbox", "/.well-known/webfinger?resource=acct:a",
+            "/api/v1/streaming/public", "/500.html", "/dev/null")
+            for method, headers in (("GET", {}), ("GET", gz), ("HEAD", gz))]
+        asked += [("GET", "/users/alice", activity), ("GET", "/@alice", {**activity, **gz}),
+                  ("GET", "/users/alice", {"Accept": 'application/ld+json; profile="https://'
+                                                    'www.w3.org/ns/activitystreams"'}),
+                  ("POST", "/api/v1/statuses", {"Content-Length": "0"}),
+                  ("DELETE", "/assets/app.css", {}),
+                  ("GET", "/", {"User-Agent": "Mozilla/4.0 (compatible; MSIE 6.0; Windows "
+                                              "NT 5.1)", **gz})]
+        for method, path, headers in asked:
+            raw = {kind: _raw_answer(ports[kind], method, path, headers) for kind in ports}
+            assert raw["fastgate"] == raw["nginx"], (method, path, headers)
+        assert len(apps["fastgate"].requests()) == len(apps["nginx"].requests()) > 20
+        for ours, theirs in zip(apps["fastgate"].requests(), apps["nginx"].requests()):
+            # (nginx's own differences: HTTP/1.0 upstream, with Connection: close)
+            assert [h for h in ours.headers if h[0] != b"Connection"] == \
+                [h for h in theirs.headers if h[0] != b"Connection"], ours.target
+        logs = {}
+        for kind in ("nginx", "fastgate"):
+            log = tmp_path / f"{kind}-access.log"
+            deadline = time.monotonic() + 5  # (fastgate writes its log in batches)
+            while time.monotonic() < deadline and (
+                    not log.exists() or log.read_text().count("\n") < len(asked)):
+                time.sleep(0.05)
+            logs[kind] = sorted(re.sub(r"\[\d\d/\w+/\d{4}:[^\]]+\]", "[T]", line)
+                                for line in log.read_text().splitlines())
+        # (the one page of the server's own, DELETE's 405, names it: "nginx/1.22.1"
+        # is 4 bytes longer than "fastgate"; every other size is the same, chunk
+        # framing included: fastgate's $body_bytes_sent left it out)
+        theirs = [re.sub(r'" 405 (\d+) ', lambda m: f'" 405 {int(m[1]) - 4} ', line)
+                  for line in logs["nginx"]]
+        assert len(logs["fastgate"]) == len(asked) and logs["fastgate"] == theirs
+    finally:
+        for be in apps.values():
+            be.stop()
+
+
+def _raw_answer(port: int, method: str, path: str, headers: dict[str, str]) -> object:
+    """An answer's bytes, chunks and all, but for what each server names itself by."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    out = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n"
+                  f"{head}\r\n".encode())
+        while chunk := s.recv(65536):
+            out += chunk
+    top, _, body = out.partition(b"\r\n\r\n")
+    lines = top.split(b"\r\n")
+    body = body.replace(b"nginx/1.22.1", b"fastgate").replace(b"nginx", b"fastgate")
+    fields = sorted(line.lower() for line in lines[1:] if not line.lower().startswith(
+        (b"date:", b"server: nginx", b"server: fastgate", b"connection:"))
+        and not (b"fastgate" in body and line.lower().startswith(b"content-length")))
+    return lines[0], fields, body
