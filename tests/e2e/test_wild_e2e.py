@@ -1454,7 +1454,8 @@ def test_mastodon(beside, tmp_path: Path, free) -> None:  # type: ignore[no-unty
             raw = {kind: _raw_answer(ports[kind], method, path, headers) for kind in ports}
             assert raw["fastgate"] == raw["nginx"], (method, path, headers)
         assert len(apps["fastgate"].requests()) == len(apps["nginx"].requests()) > 20
-        for ours, theirs in zip(apps["fastgate"].requests(), apps["nginx"].requests()):
+        for ours, theirs in zip(apps["fastgate"].requests(), apps["nginx"].requests(),
+                                strict=True):
             # (nginx's own differences: HTTP/1.0 upstream, with Connection: close)
             assert [h for h in ours.headers if h[0] != b"Connection"] == \
                 [h for h in theirs.headers if h[0] != b"Connection"], ours.target
