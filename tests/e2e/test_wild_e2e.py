@@ -1495,3 +1495,65 @@ def _raw_answer(port: int, method: str, path: str, headers: dict[str, str]) -> o
         (b"date:", b"server: nginx", b"server: fastgate", b"connection:"))
         and not (b"fastgate" in body and line.lower().startswith(b"content-length")))
     return lines[0], fields, body
+
+
+def _jenkins(req: Received) -> bytes:
+    """Jenkins, in short: its login redirect, else the path and how much body came."""
+    if req.target.startswith(b"/login"):
+        return (b"HTTP/1.1 302 Found\r\nLocation: http://jenkins.example.com/securityRealm/"
+                b"commenceLogin?from=%2F\r\nContent-Length: 0\r\n\r\n")
+    body = b"jenkins:" + req.target + b":" + str(len(req.body)).encode()
+    return (b"HTTP/1.1 200 OK\r\nX-Jenkins: 2.4\r\nContent-Type: text/html;charset=utf-8\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_jenkins(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Beside nginx: static resources through the hashed prefix, userContent from disk
+    or (missing, a directory) from Jenkins through the if's rewrite, bodies streamed,
+    the login redirect; every answer, every request Jenkins got, every log line."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    war, home = tmp_path / "war", tmp_path / "jenkins"
+    war.mkdir()
+    (home / "userContent" / "dir").mkdir(parents=True)
+    (war / "app.css").write_text("body { margin: 0; }\n")
+    (home / "userContent" / "readme.txt").write_text("shared with every job\n")
+    (tmp_path / "mime.types").write_text(MIME_TYPES)
+    apps, sides = {}, {}
+    for kind in ("nginx", "fastgate"):
+        apps[kind] = RawBackend(answer=_jenkins)
+        sides[kind] = {"127.0.0.1:8081": f"127.0.0.1:{apps[kind].port}",
+                       "jenkins.access.log": f"{kind}-access.log"}
+    try:
+        ports = beside("jenkins.conf", {"/var/run/jenkins/war/": f"{war}/",
+                                        "/var/lib/jenkins/": f"{home}/"}, sides)
+        asked: list[tuple[str, str, dict[str, str], bytes | None]] = [
+            (method, path, {}, None) for path in (
+                "/", "/job/x/", "/static/0123abcd/app.css", "/static/0123abcd/css/gone.css",
+                "/static/zzz/app.css", "/userContent/readme.txt", "/userContent/gone.txt",
+                "/userContent/dir", "/userContent/dir/", "/userContent", "/login",
+                "/app.css", "/x%20y?a=b", "/userContentX")
+            for method in ("GET", "HEAD")]
+        asked += [("POST", "/job/x/build", {}, b"delay=0sec"),
+                  ("POST", "/job/x/artifact", {}, b"a" * 300_000),
+                  ("GET", "/", {"X_Agent": "1"}, None),
+                  ("GET", "/", {"Host": "other.example.com:99"}, None)]
+        for method, path, headers, body in asked:
+            answers = {kind: _sso_answer(port, method, path, headers, body)
+                       for kind, port in ports.items()}
+            assert answers["fastgate"] == answers["nginx"], (method, path, headers)
+        assert _seen(apps["fastgate"].requests()) == _seen(apps["nginx"].requests())
+        assert len(apps["nginx"].requests()) > 15
+        logs = {}
+        for kind in ("nginx", "fastgate"):
+            log = tmp_path / f"{kind}-access.log"
+            deadline = time.monotonic() + 5  # (fastgate writes its log in batches)
+            while time.monotonic() < deadline and (
+                    not log.exists() or log.read_text().count("\n") < len(asked)):
+                time.sleep(0.05)
+            logs[kind] = [re.sub(r"\[\d\d/\w+/\d{4}:[^\]]+\]", "[T]", line)
+                          for line in log.read_text().splitlines()]
+        assert len(logs["fastgate"]) == len(asked) and logs["fastgate"] == logs["nginx"]
+    finally:
+        for be in apps.values():
+            be.stop()
