@@ -163,6 +163,62 @@ def read_so_far(error: ProtocolError, head: bytes) -> ProtocolError:
     return error.having_read((line[1], line[2], line[3]), headers)
 
 
+# a header name nginx reads though it is no token to llhttp or h11 — bytes past ASCII,
+# the double quote, "(),/;<=>?@[\]{}" — calling it invalid: ignore_invalid_headers drops
+# it (the default), or passes it on when off. A space, a control byte or DEL in a name
+# still ends the request, as nginx's.
+_NGINX_ONLY_NAME = re.compile(rb"[^\x00-\x20\x7f:]+")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")  # (both parsers' values)
+
+
+def names_only_nginx_reads(head: bytes) -> tuple[bytes, list[tuple[int, bytes]]] | None:
+    """``head`` (a whole request head, CRLF CRLF and all) with each header name only
+    nginx reads stood in for by one of as many ``x`` (the head's size stays what the
+    limits measure), and those names by their header's index; None when it has none
+    (the parser refused it for something else)."""
+    lines = head.split(b"\r\n")
+    found = []
+    for i in range(1, len(lines)):
+        name, colon, value = lines[i].partition(b":")
+        if colon and _NGINX_ONLY_NAME.fullmatch(name) and not _TOKEN.fullmatch(name):
+            found.append((i - 1, name))
+            lines[i] = b"x" * len(name) + colon + value
+    if not found:
+        return None
+    return b"\r\n".join(lines), found
+
+
+def may_name_only_nginx_reads(head: bytes) -> bool:
+    """Whether ``head``, a head as far as it came (its request line first), names a
+    header as only nginx reads, in a whole line or the one still coming."""
+    for line in head.split(b"\r\n")[1:]:
+        name = line.partition(b":")[0]
+        if name and _NGINX_ONLY_NAME.fullmatch(name) and not _TOKEN.fullmatch(name):
+            return True
+    return False
+
+
+def has_name_only_nginx_reads(headers: Headers) -> bool:
+    """Whether a header of ``headers`` is named as only nginx reads (passed on to an
+    upstream under ``ignore_invalid_headers off``, as nginx's)."""
+    return any(not _TOKEN.fullmatch(name) for name, _ in headers)
+
+
+def header_lines_only_nginx_reads(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
+    """Header ``lines`` as nginx reads them, where one has a name only nginx reads
+    (``names_only_nginx_reads``): (name, value) each, the value without the spaces
+    around it; None when a line is no header even to nginx."""
+    out = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not _NGINX_ONLY_NAME.fullmatch(name) \
+                or not _FIELD_VALUE.fullmatch(value):
+            return None
+        out.append((name, value.strip(b" \t")))
+    return out
+
+
 def upstream_framing_error(headers: Headers) -> str | None:
     """Why a response head's framing cannot be trusted, in nginx's words, or None.
 

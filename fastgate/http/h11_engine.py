@@ -17,6 +17,8 @@ from fastgate.http.engine import (
     RequestHead,
     ResponseHead,
     ServerHandler,
+    has_name_only_nginx_reads,
+    header_lines_only_nginx_reads,
     is_method,
     read_so_far,
     upstream_framing_error,
@@ -68,8 +70,14 @@ class _Connection(h11.Connection):
             if _HIGH.search(target):
                 self.raw_target = target
                 matches["target"] = escape_past_ascii(target)
-            return h11.Request(headers=list(_readers._decode_header_lines(lines[1:])),
-                               _parsed=True, **matches)
+            try:
+                headers = list(_readers._decode_header_lines(lines[1:]))
+            except h11.LocalProtocolError:
+                taken = header_lines_only_nginx_reads([bytes(line) for line in lines[1:]])
+                if taken is None:
+                    raise
+                headers = taken  # (a name only nginx reads: the phases screen it)
+            return h11.Request(headers=headers, _parsed=True, **matches)
         except h11.LocalProtocolError:
             self.refused_head = b"\r\n".join(bytes(line) for line in lines)
             raise
@@ -105,6 +113,16 @@ def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | No
     if tokens is None or b"upgrade" not in tokens:
         upgrade = None  # an Upgrade without Connection: upgrade asks for nothing (as llhttp)
     return (-1 if chunked else length), has_length, keep_alive, upgrade
+
+
+def _request(method: bytes, target: bytes, headers: Headers) -> h11.Request:
+    """h11's request to send upstream; one with a header named as only nginx reads
+    (``ignore_invalid_headers off`` passes it on, as nginx's) is given to h11 as read
+    already — h11 would refuse the name; its values were checked where they came from
+    (the client's parser, proxy_set_header's)."""
+    if has_name_only_nginx_reads(headers):
+        return h11.Request(method=method, target=target, headers=headers, _parsed=True)
+    return h11.Request(method=method, target=target, headers=headers)
 
 
 class H11Server:
@@ -408,12 +426,11 @@ class H11Client:
                                     and method in (b"POST", b"PUT", b"PATCH")):
             headers = [*headers, (b"Content-Length", str(content_length).encode())]
         if not _HIGH.search(target):
-            return self._conn.send(h11.Request(method=method, target=target,
-                                               headers=headers)) or b""
+            return self._conn.send(_request(method, target, headers)) or b""
         # bytes past ASCII go as they came (nginx's): h11 is given them escaped, the
         # request line then says them as they are
         escaped = escape_past_ascii(target)
-        out = self._conn.send(h11.Request(method=method, target=escaped, headers=headers))
+        out = self._conn.send(_request(method, escaped, headers))
         assert out is not None
         return out.replace(b" " + escaped + b" ", b" " + target + b" ", 1)
 

@@ -28,7 +28,8 @@ import httptools
 from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
-from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, read_so_far,
+from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, may_name_only_nginx_reads,
+                                  names_only_nginx_reads, read_so_far,
                                   upstream_framing_error)
 
 
@@ -175,6 +176,14 @@ cdef class HttptoolsServer:
     cdef bint _current_failed
     cdef bint _mid  # inside a message that has not ended
     cdef object _pending_error  # ProtocolError | None
+    # the header names of the head being read that llhttp was given stand-ins for:
+    # [(index, name)], or None
+    cdef object _renamed
+    # the bytes of a head that spans reads, as they came, while it is read (b"" once
+    # it is whole); and whether they are being collected until it is, for a name only
+    # nginx reads that llhttp refused before the head was whole
+    cdef bytes _head_so_far
+    cdef bint _collecting
     # bytes not given to llhttp yet: they follow a request that has been read whole and
     # wait for its response (the connection stops reading meanwhile), so a flood of
     # pipelined requests costs its raw bytes, one read's worth, never parsed objects
@@ -218,6 +227,9 @@ cdef class HttptoolsServer:
         self._current_failed = False
         self._mid = False
         self._pending_error = None
+        self._renamed = None
+        self._head_so_far = b""
+        self._collecting = False
         self._held = None
         self._held_eof = False
         self._method = None
@@ -268,6 +280,10 @@ cdef class HttptoolsServer:
 
     cdef _head_read(self):
         p = self._p
+        if self._renamed is not None:  # (names_only_nginx_reads' stand-ins: the names)
+            for i, name in self._renamed:
+                self._headers[i] = (name, self._headers[i][1])
+            self._renamed = None
         headers = self._headers
         length = 0
         chunked = False
@@ -326,6 +342,9 @@ cdef class HttptoolsServer:
 
     def feed(self, data):
         if self._failed or self._upgraded:
+            return
+        if self._collecting:
+            self._collect(data)
             return
         if self._upgrade_body is not None:
             self._more_upgrade_body(data)
@@ -419,6 +438,14 @@ cdef class HttptoolsServer:
                 self._deliver()
                 return
             except httptools.HttpParserError as e:
+                if self._renamed is None and not self._in_body:
+                    # (the head as it came, this read's part of it too)
+                    head = (b"" if began else self._head_so_far) + data[start:end]
+                    if may_name_only_nginx_reads(head):
+                        self._head_so_far = b""
+                        self._collecting = True
+                        self._collect(head + data[end:])
+                        return
                 error = ProtocolError(f"invalid request: {e}", 400)
                 if began:  # (llhttp keeps nothing of what it read: the head is here)
                     error = read_so_far(error, data[start:end])
@@ -436,6 +463,10 @@ cdef class HttptoolsServer:
                 self._tail = piece[-3:]
             else:
                 self._tail = (self._tail + piece)[-3:]
+            if self._mid and not self._in_body:  # a head that spans reads: kept
+                self._head_so_far = (b"" if began else self._head_so_far) + data[start:end]
+            elif self._head_so_far:
+                self._head_so_far = b""
             self._deliver()
             if pos >= n:
                 return
@@ -443,6 +474,42 @@ cdef class HttptoolsServer:
                 # the request being served is whole, or a later one is queued behind it
                 self._held = data[pos:]
                 return
+
+    cdef _collect(self, bytes data):
+        """A head with a header name only nginx reads, which llhttp refused: its bytes
+        until it is whole (within the headers' limit), then llhttp is given it again
+        with stand-ins for those names (``names_only_nginx_reads``); they come back
+        once it is read, for the phases to screen as nginx does (ignore_invalid_headers
+        drops them, or passes them when off)."""
+        if not data:  # (the client's EOF)
+            self._eof = True
+            self._collecting = False
+            self._fail(read_so_far(ProtocolError("client closed the connection mid-request",
+                                                 400, whole=True), self._head_so_far))
+            self._deliver()
+            return
+        head = self._head_so_far + data
+        cdef Py_ssize_t i = head.find(b"\r\n\r\n")
+        if i < 0:
+            self._head_so_far = head
+            if len(head) > self._max_header_bytes:
+                self._collecting = False
+                self._fail(read_so_far(ProtocolError("request headers too large", 494), head))
+                self._deliver()
+            return
+        self._collecting = False
+        self._head_so_far = b""
+        retry = names_only_nginx_reads(head[:i + 4])
+        if retry is None:
+            self._fail(read_so_far(ProtocolError("invalid request: invalid header token"),
+                                   head[:i + 4]))
+            self._deliver()
+            return
+        self._p = httptools.HttpRequestParser(self)  # (llhttp keeps its error)
+        self._mid = False
+        self._tail = b""
+        self._renamed = retry[1]
+        self._parse(retry[0] + head[i + 4:])
 
     cdef _more_upgrade_body(self, bytes data):
         """``data`` after the head of an upgrade request with a body: the body's until it

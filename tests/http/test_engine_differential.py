@@ -144,6 +144,19 @@ STREAMS = {
     "utf8-chunked-body": b"POST /\xc3\xa9 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                          b"3\r\n\xc3\xa9!\r\n0\r\n\r\n",
     "empty-lines-then-close": b"\r\n\r\n",
+    # header names nginx reads (calling them invalid) though they are no tokens: taken,
+    # for the phases to screen (tests/e2e/test_security_e2e.py, test_wild_e2e's Jenkins)
+    "name-only-nginx-reads": b"GET / HTTP/1.1\r\nHost: a\r\nX@W: 1\r\nX-B: 2\r\n\r\n"
+                             + R + b"\r\n",
+    "name-only-nginx-reads-body": b"POST /p HTTP/1.1\r\nHost: a\r\n{x}: 1\r\n"
+                                  b"Content-Length: 5\r\n\r\nhello" + R + b"\r\n",
+    "name-only-nginx-reads-is-no-framing": b"POST /p HTTP/1.1\r\nHost: a\r\n"
+                                           b"Transfer-Encoding@: chunked\r\n"
+                                           b"Content-Length: 3\r\n\r\nabc" + R + b"\r\n",
+    "name-past-ascii": b"GET / HTTP/1.1\r\nHost: a\r\nX\xc3\xa9: 1\r\n\r\n",
+    "name-with-a-control-byte": b"GET / HTTP/1.1\r\nHost: a\r\nX@\x01: 1\r\n\r\n",
+    "name-only-nginx-reads-then-nul": b"GET / HTTP/1.1\r\nHost: a\r\nX@W: 1\r\nY: \x00\r\n\r\n",
+    "name-only-nginx-reads-cut": b"GET / HTTP/1.1\r\nHost: a\r\nX@W",
     # an upgrade request answered without a switch: what follows is the next request
     # (not /ws...: the hardening test's backend switches those whatever they ask)
     "upgrade-not-switched": b"GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
@@ -173,6 +186,41 @@ def test_a_raw_target_comes_as_it_came(engine_cls: type, split: int | None) -> N
     kept, failed = run(engine_cls, data, split)
     assert not failed
     assert kept == [(b"GET", b"/caf\xc3\xa9/%C3%A9?q=\xc3\xbc", b""), (b"PURGE", b"/\xff", b"")]
+
+
+class HeadRecorder(Recorder):
+    def on_request(self, head: RequestHead) -> None:
+        super().on_request(head)
+        self.events[-1].append(head.headers)
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("split", [None, 1, 6])
+def test_names_only_nginx_reads_come_as_they_came(engine_cls: type, split: int | None) -> None:
+    """A header name nginx reads though it is no token comes with the head as it came
+    (its size counted whole), the other headers unchanged around it."""
+    data = (b"GET / HTTP/1.1\r\nHost: a\r\nX@Weird: 1\r\nX-B: 2\r\n\"q\xc3\xa9\": 3\r\n\r\n"
+            b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    rec = HeadRecorder()
+    engine = engine_cls(rec, 32768, 8192)
+    answered = 0
+    for i in range(0, len(data), split or len(data)):
+        engine.feed(data[i:i + (split or len(data))])
+        while sum(1 for e in rec.events if e[0] == "end") > answered:
+            engine.send_head(200, b"", [], 0)
+            engine.send_end()
+            answered += 1
+            engine.start_next()
+    heads = [e[4] for e in rec.events if e[0] == "request"]
+    assert heads[0] == [(b"Host", b"a"), (b"X@Weird", b"1"), (b"X-B", b"2"),
+                        (b'"q\xc3\xa9"', b"3")]
+    assert heads[1:] == [[(b"Host", b"a")]]
+    big = b"GET / HTTP/1.1\r\nHost: a\r\nX@" + b"w" * 9000 + b": 1\r\n\r\n"
+    rec = HeadRecorder()
+    engine = engine_cls(rec, 32768, 8192)
+    for i in range(0, len(big), split or len(big)):
+        engine.feed(big[i:i + (split or len(big))])
+    assert [e[0] for e in rec.events] == ["error"]  # (a line past one buffer: 494)
 
 
 def test_table_size() -> None:
