@@ -32,7 +32,7 @@ BASE = [
 TOKENS = [b"\r\n", b"\n", b"\r", b" ", b"\t", b":", b"0", b"-1", b"chunked", b"identity",
           b"Content-Length: ", b"Transfer-Encoding: ", b"Host: ", b"HTTP/1.1", b"\x00",
           b"\xff", b"ffffffff", b";", b",", b"GET ", b"/", b"%", b"%00", b"=", b"FOO ",
-          b"X_Y "]
+          b"X_Y ", b"@", b"{", b"\"", b"X@Y: "]
 
 
 @st.composite
