@@ -566,8 +566,7 @@ class _Relay:
             return
         out = self.exchange.body(data)
         self.exchange.write(out)
-        self.req.bytes_sent += len(out)
-        self.req.body_bytes_sent += len(out)  # (its chunk framing too, as nginx counts)
+        self.req.sent_body(len(out), len(data))
 
     def whole(self) -> bool:
         """All the body a Content-Length announced has been relayed (or none is due)."""
@@ -590,8 +589,7 @@ class _Relay:
                 return
         out = self.exchange.end(self.respond.trailers(req, self.loc, trailers))
         self.exchange.write(out)
-        req.bytes_sent += len(out)
-        req.body_bytes_sent += len(out)
+        req.sent_body(len(out), 0)
 
     def cut(self) -> None:
         self.exchange.abort()

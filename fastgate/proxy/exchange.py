@@ -834,9 +834,9 @@ class UpstreamExchange:
 
         lost.add_done_callback(gone)
         try:
-            sent = 0
+            req.body_bytes_sent = 0
             if filters is not None:
-                sent = self._sent(exchange, req, await filters.begin(), sent)
+                self._sent(exchange, req, await filters.begin())
             while body is not None:
                 try:
                     chunk = await body.read(s.proxy_read_timeout)
@@ -877,9 +877,7 @@ class UpstreamExchange:
                     chunk = chunk[len(part):]
                     data = exchange.body(part)
                     exchange.write(data)
-                    req.bytes_sent += len(data)
-                    sent += len(data)  # (its framing too, as nginx counts)
-                    req.body_bytes_sent = sent
+                    req.sent_body(len(data), len(part))
                     if exchange.paused() and not await self.respond.client_took_it(
                             conn, req, exchange, s.send_timeout):
                         return False
@@ -889,10 +887,12 @@ class UpstreamExchange:
             if kept is not None:
                 kept.end()
             if filters is not None:  # what they held back, and add_after_body's
-                sent = self._sent(exchange, req, await filters.end(), sent)
+                self._sent(exchange, req, await filters.end())
                 if exchange.closed:
                     return False
-            self._sent_end(exchange, req, loc, sent)
+            out = exchange.end(self.respond.trailers(req, loc) if req.expect_trailers else None)
+            exchange.write(out)
+            req.sent_body(len(out), 0)
             return True
         except OutputFailed as e:
             self.w.log.error(str(e), conn, req)
@@ -912,25 +912,13 @@ class UpstreamExchange:
         return rate.pace(req, s, self.respond.client_error(req))
 
     @staticmethod
-    def _sent(exchange: Exchange, req: Request, data: bytes, sent: int) -> int:
+    def _sent(exchange: Exchange, req: Request, data: bytes) -> None:
         """Body bytes past the filters to the client (a filter's tail, an addition's
-        body: nginx's subrequest output skips the main body's filters); the body bytes
-        sent so far."""
+        body: nginx's subrequest output skips the main body's filters)."""
         if data:
             out = exchange.body(data)
             exchange.write(out)
-            req.bytes_sent += len(out)
-            sent += len(out)
-            req.body_bytes_sent = sent
-        return sent
-
-    def _sent_end(self, exchange: Exchange, req: Request, loc: Location, sent: int) -> None:
-        """The body's end (a chunked one's last chunk and trailers), counted in both
-        byte counts as nginx counts it: $body_bytes_sent is all that follows the head."""
-        out = exchange.end(self.respond.trailers(req, loc) if req.expect_trailers else None)
-        exchange.write(out)
-        req.bytes_sent += len(out)
-        req.body_bytes_sent = sent + len(out)
+            req.sent_body(len(out), len(data))
 
     async def _tunnel(self, conn: ClientSide, req: Request, loc: Location,
                       uconn: UpstreamConnection, rhead: ResponseHead) -> None:

@@ -275,8 +275,7 @@ cdef class FastExchange:
             return
         out = self.client.body(data)
         self.out.append(out)
-        self.req.bytes_sent += len(out)
-        self.req.body_bytes_sent += len(out)  # (its chunk framing too, as nginx counts)
+        self.req.sent_body(len(out), len(data))
 
     def flush(self):
         """The end of one upstream read: what it produced goes to the client in one
@@ -304,8 +303,7 @@ cdef class FastExchange:
             self.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None)
         if end:
             self.out.append(end)
-            req.bytes_sent += len(end)
-            req.body_bytes_sent += len(end)
+            req.sent_body(len(end), 0)
         self.req.release_conn_slots()  # before the client can have it all and ask again
         self.flush()
         cdef UpstreamConnection uconn = self.uconn
@@ -331,9 +329,7 @@ cdef class FastExchange:
         if body and not self.head_only:
             out = self.client.body(body)
             self.out.append(out)
-            req = self.req
-            req.bytes_sent += len(out)
-            req.body_bytes_sent += len(out)
+            self.req.sent_body(len(out), len(body))
         self.on_end()
 
     def on_error(self, error):

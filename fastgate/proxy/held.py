@@ -171,8 +171,8 @@ class HeldFilters:
         req.sent_headers = headers
         req.status = status
         exchange.write(out)
-        req.bytes_sent = len(out)
-        req.body_bytes_sent = len(out) - head  # (its framing too, as nginx counts)
+        req.bytes_sent, req.body_bytes_sent = head, 0
+        req.sent_body(len(out) - head, 0 if head_only else len(body))
         return DONE
 
 

@@ -76,3 +76,4 @@ cdef class Request:
     cdef public list carried
 
     cpdef release_conn_slots(self)
+    cpdef sent_body(self, Py_ssize_t framed, Py_ssize_t payload)

@@ -143,6 +143,16 @@ cdef class Request:
                 return v
         return None
 
+    cpdef sent_body(self, Py_ssize_t framed, Py_ssize_t payload):
+        """Body bytes written: ``framed`` as they went (a chunked body's sizes and last
+        chunk too), of which ``payload`` the body's own. Counted in $bytes_sent as they
+        went, and in $body_bytes_sent as nginx counts what follows the head — framing
+        and all over HTTP/1.1; an HTTP/2 stream's framing here is the stream's own
+        HTTP/1.1, never on the wire (its DATA carries the payload)."""
+        self.bytes_sent += framed
+        cdef ConnectionInfo info = self.connection
+        self.body_bytes_sent += payload if info is not None and info.http2 else framed
+
     cpdef release_conn_slots(self):
         """The request's ``limit_conn`` counts, given back once: before the bytes that
         complete its response (the client may send its next request the moment they

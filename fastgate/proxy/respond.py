@@ -114,8 +114,8 @@ class Responder:
             out += exchange.body(body)
         out += exchange.end(self.trailers(req, loc) if chunked and loc is not None else None)
         exchange.write(out)
-        req.body_bytes_sent = len(out) - head  # (a chunked page's framing too, as nginx)
-        req.bytes_sent = len(out)
+        req.bytes_sent, req.body_bytes_sent = head, 0
+        req.sent_body(len(out) - head, 0 if head_only else len(body))
 
     def page(self, conn: ClientSide, req: Request, loc: Location, status: int,
              body: bytes, kind: bytes, extra: Headers, fetch: Fetch) -> Outcome:

@@ -636,8 +636,7 @@ class StaticModule:
     def _send(self, exchange: Exchange, req: Request, data: bytes) -> None:
         out = exchange.body(data)
         exchange.write(out)
-        req.bytes_sent += len(out)
-        req.body_bytes_sent += len(out)  # (its chunk framing too, as nginx counts)
+        req.sent_body(len(out), len(data))
 
     def _send_last(self, conn: ClientSide, req: Request, loc: Location, data: bytes) -> None:
         exchange = conn.exchange
@@ -645,8 +644,7 @@ class StaticModule:
         out = exchange.body(data) if data else b""
         out += exchange.end(self.respond.trailers(req, loc) if req.expect_trailers else None)
         exchange.write(out)
-        req.bytes_sent += len(out)
-        req.body_bytes_sent += len(out)
+        req.sent_body(len(out), len(data))
 
     def _read_failed(self, conn: ClientSide, req: Request, e: OSError) -> Step:
         self.w.log.error(f"pread() failed {_error_text(e)}", conn, req)

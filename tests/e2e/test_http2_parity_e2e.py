@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from e2e_util import wait_for_text
 from h2_client import Answer, H2Client
 from test_nginx_parity_e2e import NGINX, Side, both
 
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
                                 reason="nginx is installed by make test (test-deps)")
 
 BLOCK = """
+log_format sizes '$request_uri $status $body_bytes_sent';
 server { listen 127.0.0.1:PORT http2; server_name parity.test;
+  access_log HOME/SIDE-sizes.log sizes;
   location = /v { add_header X-V "$http2"; return 200
     "$server_protocol|$request|$scheme|$host|$http_cookie|$cookie_b|$content_length|$request_method\\n"; }
   location = /cors {
@@ -25,7 +28,7 @@ server { listen 127.0.0.1:PORT http2; server_name parity.test;
   }
   location = /moved { return 301 /there; }
   location /p/ { proxy_pass http://BACKEND; proxy_set_header X-Set "$request_method"; }
-  location /files/ { root HOME; }
+  location /files/ { root HOME; gzip on; gzip_min_length 1; gzip_types text/plain; }
 }
 """
 
@@ -38,6 +41,7 @@ STREAMS: list[tuple[str, str, list[tuple[bytes, bytes]], bytes, bool]] = [
     ("GET", "/moved", [], b"", True),
     ("GET", "/files/a.txt", [], b"", True),
     ("GET", "/files/none.txt", [], b"", True),
+    ("GET", "/files/a.txt?gz", [(b"accept-encoding", b"gzip")], b"", True),  # (chunked)
     ("POST", "/p/sized?q=1", [(b"cookie", b"c=3"), (b"cookie", b"d=4")], b"a body", True),
     ("POST", "/p/unsized", [], b"x" * 70000, False),  # past the first window, no length
     ("PUT", "/v", [], b"abc", True),
@@ -76,6 +80,16 @@ def test_the_same_streams_the_same_answers(tmp_path: Path, engine: str) -> None:
         expected, got = _ask(nginx), _ask(fastgate)
         for stream, want, have in zip(STREAMS, expected, got, strict=True):
             assert _view(fastgate, have) == _view(nginx, want), stream[:2]
+        # $body_bytes_sent of a stream is its DATA's payload (the HTTP/1.1 chunks a
+        # stream's answer passes through are never on the wire), a built-in page's
+        # the size of its own
+        sizes = {}
+        for kind in ("nginx", "fastgate"):
+            log = tmp_path / f"{kind}-sizes.log"
+            wait_for_text(log, "/files/a.txt?gz")  # (fastgate writes its log in batches)
+            sizes[kind] = sorted(line for line in log.read_text().splitlines()
+                                 if not line.startswith(("/files/none.txt ", "/moved ")))
+        assert len(sizes["fastgate"]) == len(STREAMS) - 2 and sizes["fastgate"] == sizes["nginx"]
         for path in (b"/p/sized?q=1", b"/p/unsized"):
             (want_r,) = [r for r in nginx.backend.requests() if r.target == path]
             (have_r,) = [r for r in fastgate.backend.requests() if r.target == path]
