@@ -196,4 +196,6 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     if s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
         length = None  # chunked, for the trailers to follow
     req.sent_headers = headers
-    return exchange.respond(status, rhead.reason or reason(status), headers, length, head_only)
+    # (the upstream's own words for its own status; an error page's code has nginx's)
+    said = rhead.reason if rhead.reason and status == rhead.status else reason(status)
+    return exchange.respond(status, said, headers, length, head_only)
