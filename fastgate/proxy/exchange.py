@@ -797,10 +797,15 @@ class UpstreamExchange:
         # connection ends after the answer (nginx closes after these, and a timed-out
         # body's request it ends without one)
         conn.close_after_response()
-        if err.status and not conn.closed:
+        if conn.closed or not err.status:
+            conn.abort()
+        elif err.status == 408:
             self.respond.respond_error(conn, req, loc, err.status)
         else:
-            conn.abort()
+            # through error_page, as nginx finalizes such a request (error_page 413 is
+            # common); the page's request carries none of the body that failed
+            req.discard_body()
+            await finished(self.fail(conn, req, loc, err.status))
 
     async def _relay(self, conn: ClientSide, req: Request, loc: Location,
                      uconn: UpstreamConnection, rhead: ResponseHead, out: bytes,

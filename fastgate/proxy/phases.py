@@ -161,6 +161,7 @@ class Phases:
             if limit and length > limit:
                 self.w.log.error(f"client intended to send too large body: {length} "
                                  f"bytes", conn, req)
+                req.discard_body()
                 return self.fail(conn, req, loc, 413)
         if req.captures is AUTO_REDIRECT:
             req.captures = ()
@@ -238,6 +239,8 @@ class Phases:
             return DONE
         if status in ENDS_CONNECTION:  # (as when no error_page applies)
             conn.close_after_response()
+        if page.keep_target_status is False and page.code != 200:
+            req.expect_tested()  # (ngx_http_send_error_page: the page's status is its own)
         req.redirected = True
         target = page.target_template.render(req)
         req.override = None if page.keep_target_status else (page.code or status)

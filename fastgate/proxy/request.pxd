@@ -77,3 +77,5 @@ cdef class Request:
 
     cpdef release_conn_slots(self)
     cpdef sent_body(self, Py_ssize_t framed, Py_ssize_t payload)
+    cpdef discard_body(self)
+    cpdef expect_tested(self)

@@ -153,6 +153,23 @@ cdef class Request:
         cdef ConnectionInfo info = self.connection
         self.body_bytes_sent += payload if info is not None and info.http2 else framed
 
+    cpdef discard_body(self):
+        """nginx's ngx_http_discard_request_body for a body refused (too large) or
+        failed: the request carries none from here — an error page's proxy sends none,
+        the size limit is not checked again — and no "100 Continue" invites it (the
+        connection reads and drops what still comes)."""
+        cdef RequestHead h = self.head
+        self.head = RequestHead(h.method, h.target, h.version, h.headers, 0, h.keep_alive,
+                                False, h.upgrade)
+
+    cpdef expect_tested(self):
+        """nginx's r->expect_tested: no "100 Continue" goes to this request from here
+        (an error page that sets its own status answers without one)."""
+        cdef RequestHead h = self.head
+        if h.expect_continue:
+            self.head = RequestHead(h.method, h.target, h.version, h.headers,
+                                    h.content_length, h.keep_alive, False, h.upgrade)
+
     cpdef release_conn_slots(self):
         """The request's ``limit_conn`` counts, given back once: before the bytes that
         complete its response (the client may send its next request the moment they

@@ -175,7 +175,7 @@ class RewriteModule:
             # body its way: a client that waits for "100 Continue" is told to send it
             # (an error without text is not: nginx's special response marks it tested)
             exchange = conn.exchange
-            if exchange is not None:
+            if exchange is not None and req.head.expect_continue:
                 exchange.write(exchange.expect_continue())
         text = ret.text.render(req) if ret.text is not None else None
         if code in REDIRECTS:  # (without a URL: nginx's page, with an empty Location)

@@ -225,3 +225,51 @@ http {{ large_client_header_buffers 2 1k;
         assert _raw(ours, asked[0])[2] == b"<p>bad</p>\n"
         assert _raw(ours, asked[1])[2] == b"named"
         assert _raw(ours, asked[4])[0] == b"HTTP/1.1 431 "
+
+
+def test_a_refused_body_goes_to_the_error_page_without_it(tmp_path: Path) -> None:
+    """A body over client_max_body_size — declared, or a chunked one found too large as
+    it comes — is answered through error_page, as nginx's: the page's location runs
+    for a request that carries none of the body (nginx discards it: a proxied page
+    gets none, a named one keeps the method), no "100 Continue" invites it, and a
+    proxied page's status line has nginx's words for 413, not the upstream's "OK"."""
+    from raw_backend import RawBackend
+
+    backend = RawBackend()
+
+    def body(ports: list[int]) -> str:
+        return f"""
+http {{ access_log off;
+  server {{ listen 127.0.0.1:{ports[0]}; client_max_body_size 1k;
+    error_page 413 /page413;
+    location = /page413 {{ return 200 "page\\n"; }}
+    location / {{ return 200 "ok\\n"; }}
+    location /pp/ {{ error_page 413 /up/from413; proxy_pass http://127.0.0.1:{backend.port}; }}
+    location /pn/ {{ error_page 413 = @named; proxy_pass http://127.0.0.1:{backend.port}; }}
+    location @named {{ proxy_pass http://127.0.0.1:{backend.port}; }}
+    location /up/ {{ proxy_pass http://127.0.0.1:{backend.port}; }} }}
+}}
+"""
+
+    chunked = b"Transfer-Encoding: chunked\r\n\r\n7d0\r\n" + b"x" * 2000 + b"\r\n0\r\n\r\n"
+    sized = b"Content-Length: 2000\r\n\r\n" + b"x" * 2000
+    asked = [b"POST " + path + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + rest
+             for path in (b"/", b"/pp/x", b"/pn/x", b"/up/x") for rest in (chunked, sized)]
+    try:
+        with nginx_and_fastgate(tmp_path, body) as sides:
+            ours, theirs = sides["fastgate"][0], sides["nginx"][0]
+            _same(ours, theirs, asked)
+            line, _, page = _raw(ours, asked[3])
+            assert line == b"HTTP/1.1 413 Request Entity Too Large" and b"from413" in page
+            assert _raw(ours, asked[1])[2] == b"page\n"  # (a return reads no chunked body)
+            # a client that waits to be asked sends nothing, and is not asked
+            with socket.create_connection(("127.0.0.1", ours), timeout=5) as s:
+                s.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n"
+                          b"Expect: 100-continue\r\n\r\n")
+                got = s.recv(65536)
+            assert got.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in got
+        seen = [(r.method, r.target, r.body) for r in backend.requests()]
+        assert all(body == b"" for _, _, body in seen) and seen
+        assert {(m, t) for m, t, _ in seen} == {(b"GET", b"/up/from413"), (b"POST", b"/pn/x")}
+    finally:
+        backend.stop()
