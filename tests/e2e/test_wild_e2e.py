@@ -1121,6 +1121,17 @@ def _sso_answer(port: int, method: str, path: str, headers: dict[str, str],
                             not in ("date", "server", "connection", "content-length")), raw
 
 
+def _access_lines(log: Path, count: int) -> list[str]:
+    """An access log's lines once it holds ``count`` (fastgate writes its log in
+    batches: within 5 s), their times blanked."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+            not log.exists() or log.read_text().count("\n") < count):
+        time.sleep(0.05)
+    return [re.sub(r"\[\d\d/\w+/\d{4}:[^\]]+\]", "[T]", line)
+            for line in log.read_text().splitlines()]
+
+
 def _seen(requests: list[Received]) -> list[object]:
     """What a backend received, but for what differs by design (the Host of an
     upstream on another port; Connection: nginx speaks HTTP/1.0 upstream, with close)."""
@@ -1368,16 +1379,9 @@ def test_gitlab(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
             assert ours == _sso_answer(ports["nginx"], method, path, headers, body), \
                 (method, path, headers)
         assert _seen(apps["fastgate"].requests()) == _seen(apps["nginx"].requests())
-        logs = {}
-        for kind in ("nginx", "fastgate"):
-            log = tmp_path / f"{kind}.log"
-            deadline = time.monotonic() + 5  # (fastgate writes its log in batches)
-            while time.monotonic() < deadline and (
-                    not log.exists() or log.read_text().count("\n") < len(asked)):
-                time.sleep(0.05)
-            # (fastgate's two workers write their lines in batches: in another order)
-            logs[kind] = sorted(re.sub(r"\[\d\d/\w+/\d{4}:[^\]]+\]", "[T]", line)
-                                for line in log.read_text().splitlines())
+        # (fastgate's two workers write their lines in batches: in another order)
+        logs = {kind: sorted(_access_lines(tmp_path / f"{kind}.log", len(asked)))
+                for kind in ("nginx", "fastgate")}
         assert len(logs["fastgate"]) == len(asked) and logs["fastgate"] == logs["nginx"]
         assert any("private_token=[FILTERED]&authenticity_token=[FILTERED]&feed_token="
                    "[FILTERED]" in line for line in logs["fastgate"])
@@ -1459,15 +1463,8 @@ def test_mastodon(beside, tmp_path: Path, free) -> None:  # type: ignore[no-unty
             # (nginx's own differences: HTTP/1.0 upstream, with Connection: close)
             assert [h for h in ours.headers if h[0] != b"Connection"] == \
                 [h for h in theirs.headers if h[0] != b"Connection"], ours.target
-        logs = {}
-        for kind in ("nginx", "fastgate"):
-            log = tmp_path / f"{kind}-access.log"
-            deadline = time.monotonic() + 5  # (fastgate writes its log in batches)
-            while time.monotonic() < deadline and (
-                    not log.exists() or log.read_text().count("\n") < len(asked)):
-                time.sleep(0.05)
-            logs[kind] = sorted(re.sub(r"\[\d\d/\w+/\d{4}:[^\]]+\]", "[T]", line)
-                                for line in log.read_text().splitlines())
+        logs = {kind: sorted(_access_lines(tmp_path / f"{kind}-access.log", len(asked)))
+                for kind in ("nginx", "fastgate")}
         # (the one page of the server's own, DELETE's 405, names it: "nginx/1.22.1"
         # is 4 bytes longer than "fastgate"; every other size is the same, chunk
         # framing included: fastgate's $body_bytes_sent left it out)
@@ -1549,15 +1546,8 @@ def test_jenkins(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def
         assert len(apps["nginx"].requests()) > 15
         assert [v for r in apps["fastgate"].requests() for n, v in r.headers
                 if n in (b"X@Agent", b"{Build}")] == [b"1", b"2"]
-        logs = {}
-        for kind in ("nginx", "fastgate"):
-            log = tmp_path / f"{kind}-access.log"
-            deadline = time.monotonic() + 5  # (fastgate writes its log in batches)
-            while time.monotonic() < deadline and (
-                    not log.exists() or log.read_text().count("\n") < len(asked)):
-                time.sleep(0.05)
-            logs[kind] = [re.sub(r"\[\d\d/\w+/\d{4}:[^\]]+\]", "[T]", line)
-                          for line in log.read_text().splitlines()]
+        logs = {kind: _access_lines(tmp_path / f"{kind}-access.log", len(asked))
+                for kind in ("nginx", "fastgate")}
         assert len(logs["fastgate"]) == len(asked) and logs["fastgate"] == logs["nginx"]
     finally:
         for be in apps.values():
