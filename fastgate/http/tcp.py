@@ -37,8 +37,28 @@ class TcpOwner(Protocol):
     def header_broken(self, end: TcpEnd, why: str) -> None:
         """``listen ... ssl proxy_protocol``: what came first was not a header."""
 
+    def accepted(self, end: TcpEnd) -> bool:
+        """``listen ... ssl``: a client accepted, its handshake to come (nginx numbers
+        and logs it now); False: not served (the connection is cut)."""
+
+    def handshake_failed(self, why: str) -> None:
+        """``listen ... ssl``: the accepted client's handshake failed (``why``, nginx's
+        words); the connection is cut."""
+
     def crashed(self, error: Exception) -> None:
         """An unexpected error under a callback (a bug): log it, end the session."""
+
+
+def handshake_failure(error: BaseException) -> str:
+    """A client's failed TLS handshake in nginx's words (what follows is "while SSL
+    handshaking")."""
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return f"SSL_do_handshake() failed (SSL: {error.reason.lower().replace('_', ' ')})"
+    if isinstance(error, (ConnectionError, EOFError, ssl.SSLEOFError)) or not str(error):
+        return "peer closed connection in SSL handshake"
+    if isinstance(error, TimeoutError):
+        return "SSL handshake timed out"
+    return f"SSL_do_handshake() failed ({error})"
 
 
 class TcpEnd(asyncio.Protocol):
@@ -106,6 +126,22 @@ class TcpEnd(asyncio.Protocol):
         self._t = transport  # type: ignore[assignment]
         try:
             self.owner.header_broken(self, why)
+        except Exception as e:
+            self.owner.crashed(e)
+
+    def accepted(self, transport: asyncio.BaseTransport) -> bool:
+        """(``TlsOrPlain``'s: the connection, before its handshake)"""
+        self._t = transport  # type: ignore[assignment]
+        try:
+            return self.owner.accepted(self)
+        except Exception as e:
+            self.owner.crashed(e)
+            return False
+
+    def handshake_failed(self, error: BaseException) -> None:
+        """(``TlsOrPlain``'s: the handshake's error, in nginx's words for the owner)"""
+        try:
+            self.owner.handshake_failed(handshake_failure(error))
         except Exception as e:
             self.owner.crashed(e)
 

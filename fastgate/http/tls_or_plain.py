@@ -45,18 +45,29 @@ class TlsOrPlain(asyncio.Protocol):
     default)."""
 
     def __init__(self, conn: Any, context: ssl.SSLContext, handshake: float | None,
-                 wait: float, plain: Callable[[], None] | None) -> None:
+                 wait: float, plain: Callable[[], None] | None,
+                 accepted: Callable[[asyncio.BaseTransport], bool] | None = None,
+                 failed: Callable[[BaseException], None] | None = None) -> None:
         self.conn = conn
         self.context = context
         self.handshake = handshake
         self.wait = wait
         self.plain = plain
+        # a stream or mail session's: told of the client before its handshake (nginx
+        # numbers and logs it then; False: it is not served), and of a handshake that
+        # failed (before, such a client left no line)
+        self.accepted = accepted
+        self.failed = failed
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.accepted is not None and not self.accepted(transport):
+            self._done = True
+            self.transport.abort()  # type: ignore[union-attr]
+            return
         self._timer = asyncio.get_running_loop().call_later(self.wait, self._expired)
 
     def data_received(self, data: bytes) -> None:
@@ -78,10 +89,14 @@ class TlsOrPlain(asyncio.Protocol):
             loop, self.conn, self.context, waiter, server_side=True, server_hostname=None,
             ssl_handshake_timeout=self.handshake)
 
+        failed = self.failed
+
         def handshaken(done: asyncio.Future[None]) -> None:
             # (as uvloop's server: a failed handshake closes the connection, and its
             # exception is taken so that it is not reported as never retrieved)
-            if not done.cancelled() and done.exception() is not None:
+            if not done.cancelled() and (error := done.exception()) is not None:
+                if failed is not None:
+                    failed(error)
                 transport.abort()
 
         waiter.add_done_callback(handshaken)
@@ -99,6 +114,8 @@ class TlsOrPlain(asyncio.Protocol):
         self._timer = None
         if self.transport is not None and not self._done:
             self._done = True
+            if self.failed is not None:
+                self.failed(TimeoutError())
             self.transport.abort()  # nothing in time: closed without an answer, as nginx
 
     def _stop_timer(self) -> None:
@@ -111,6 +128,8 @@ class TlsOrPlain(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        if not self._done and self.failed is not None:
+            self.failed(ConnectionResetError())  # (closed before its first byte)
         self._done = True
 
 

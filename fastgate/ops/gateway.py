@@ -31,6 +31,7 @@ from fastgate.config.tls import TlsError, by_value, server_context
 from fastgate.errors import StartError
 from fastgate.http.proxy_protocol import TlsAfterHeader
 from fastgate.http.server import ClientConnection
+from fastgate.http.tcp import TcpEnd
 from fastgate.http.tls_or_plain import TlsOrPlain
 from fastgate.ops.certificates import CertificatesByValue
 from fastgate.ops.dispatch import AddressHandler
@@ -208,9 +209,21 @@ def any_tls_context(config: Config, listen: Listen, kind: str) -> ssl.SSLContext
     return tls_context(config, listen)
 
 
+def _told(end: TcpEnd, ctx: ssl.SSLContext, handshake: float) -> TlsOrPlain:
+    """A ``listen ... ssl`` stream or mail client: its session is told of it as it
+    connects and of a handshake that fails (nginx logs both), the handshake bounded by
+    ``handshake`` from the accept."""
+    return TlsOrPlain(end, ctx, handshake, handshake, None, end.accepted, end.handshake_failed)
+
+
 def _sessions(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext | None,
-              timeout: float, handshake: float | None) -> Callable[[], asyncio.BaseProtocol]:
-    """The protocol factory of a stream server's listening socket."""
+              timeout: float, handshake: float | None,
+              tls: ssl.SSLContext | None = None) -> Callable[[], asyncio.BaseProtocol]:
+    """The protocol factory of a stream server's listening socket (``tls``: an ``ssl``
+    one's context, the handshake begun by ``TlsOrPlain``)."""
+    if tls is not None:
+        wait = handshake or 60.0
+        return lambda: _told(worker.stream_session(listen), tls, wait)
     if tls_after_header is None:
         return lambda: worker.stream_session(listen)
     ctx = tls_after_header
@@ -225,10 +238,13 @@ def _sessions(worker: Worker, listen: Listen, tls_after_header: ssl.SSLContext |
 
 def _mail_sessions(worker: Worker, listen: Listen, starttls: ssl.SSLContext | None,
                    tls_after_header: ssl.SSLContext | None, timeout: float,
-                   ) -> Callable[[], asyncio.BaseProtocol]:
+                   tls: ssl.SSLContext | None = None) -> Callable[[], asyncio.BaseProtocol]:
     """The protocol factory of a mail server's listening socket (``starttls``: the
     context its clients' STARTTLS handshakes with; ``tls_after_header``: ``ssl`` with
-    ``proxy_protocol``, the header read in clear first)."""
+    ``proxy_protocol``, the header read in clear first; ``tls``: ``ssl`` without it,
+    the handshake begun by ``TlsOrPlain``)."""
+    if tls is not None:
+        return lambda: _told(worker.mail_session(listen, None), tls, timeout)
     if tls_after_header is None:
         return lambda: worker.mail_session(listen, starttls)
     ctx = tls_after_header
@@ -336,18 +352,22 @@ class Gateway:
             handshake: float | None = None
             if kind == "mail":
                 mail = mail_server(worker.config, listen)
-                # (a context here is STARTTLS's on a listen without ssl)
-                plain_socket = listen.ssl and listen.proxy_protocol
-                factory = _mail_sessions(worker, listen, None if listen.ssl else ctx,
-                                         ctx if plain_socket else None, mail.timeout)
-                handshake = mail.timeout if listen.ssl else None
+                # (a context here is STARTTLS's on a listen without ssl; with ssl the
+                # socket is plain too, the handshake begun by TlsOrPlain)
+                plain_socket = bool(ctx is not None)
+                factory = _mail_sessions(
+                    worker, listen, None if listen.ssl else ctx,
+                    ctx if listen.ssl and listen.proxy_protocol else None, mail.timeout,
+                    ctx if listen.ssl and not listen.proxy_protocol else None)
                 ctx = ctx if listen.ssl else None
             elif kind == "stream":
                 assert worker.streams is not None
                 server = worker.streams.server_of(listen)
                 handshake = server.ssl_handshake_timeout if ctx is not None else None
                 factory = _sessions(worker, listen, ctx if plain_socket else None,
-                                    server.proxy_protocol_timeout, handshake)
+                                    server.proxy_protocol_timeout, handshake,
+                                    ctx if ctx is not None and not plain_socket else None)
+                plain_socket = ctx is not None
             else:
                 factory = _connections(worker, listen, ctx)
                 plain_socket = ctx is not None

@@ -136,12 +136,9 @@ class MailSession:
 
     def made(self, end: TcpEnd) -> None:
         self.client = end
-        self.remote_addr = end.address("peername")[0]
-        if not self.host.stream_admit():
+        if not self.number and not self.accepted(end):  # (else before its handshake)
             end.abort()
-            self.stage = "closed"
             return
-        self._opened(end)
         if self.listen.proxy_protocol and not self.listen.ssl:
             self.stage = "header"
             self.action = "reading PROXY protocol"
@@ -150,6 +147,22 @@ class MailSession:
         if self.proxy_header is not None:  # (read before the handshake: TlsAfterHeader)
             self._real_ip()
         self._begin()
+
+    def accepted(self, end: TcpEnd) -> bool:
+        """The client, numbered and said as it connects (a ``listen ... ssl`` one before
+        its handshake, as nginx); False: not served."""
+        self.client = end
+        self.remote_addr = end.address("peername")[0]
+        if not self.host.stream_admit():
+            self.stage = "closed"
+            return False
+        self._opened(end)
+        return True
+
+    def handshake_failed(self, why: str) -> None:
+        self.action = "SSL handshaking"
+        self._log("info", why)
+        self._close()
 
     def _opened(self, end: TcpEnd) -> None:
         self.number = self.host.stream_opened(self)  # (nginx's *N in its log lines)
@@ -1172,6 +1185,12 @@ class _UpstreamSide:
 
     def header_broken(self, end: TcpEnd, why: str) -> None:
         pass
+
+    def accepted(self, end: TcpEnd) -> bool:
+        raise AssertionError("an upstream connection is not accepted")
+
+    def handshake_failed(self, why: str) -> None:
+        raise AssertionError("an upstream connection's handshake is the connector's")
 
     def crashed(self, error: Exception) -> None:
         self.session.crashed(error)

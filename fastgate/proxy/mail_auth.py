@@ -291,6 +291,12 @@ class AnswerReader:
     def header_broken(self, end: TcpEnd, why: str) -> None:
         pass
 
+    def accepted(self, end: TcpEnd) -> bool:
+        raise AssertionError("an auth server's connection is not accepted")
+
+    def handshake_failed(self, why: str) -> None:
+        raise AssertionError("an auth server's connection is made, not accepted")
+
     def crashed(self, error: Exception) -> None:
         if not self.answer.done():
             self.answer.set_exception(ConnectionError(repr(error)))

@@ -310,14 +310,10 @@ class Session:
 
     def made(self, end: TcpEnd) -> None:
         self.client = end
-        if not self.host.stream_admit():
-            self._closed = True  # (never begun: not logged, not counted)
-            end.abort()
-            return
-        self.connection_id = self.host.stream_opened(self)
-        self.remote_addr, self.remote_port = end.address("peername")
-        self.server_addr = end.address("sockname")[0]
-        self._connected(udp=False)
+        if not self.connection_id:  # (else accepted before its TLS handshake)
+            if not self._admitted(end):
+                end.abort()
+                return
         self.tls = end.info("ssl_object")
         if self.tls is not None and self.server.settings.ssl_verify_client != "off" \
                 and not self._certificate_checked():
@@ -326,6 +322,27 @@ class Session:
             self._arm(self.server.proxy_protocol_timeout, self._header_timeout)
             return
         self._start()
+
+    def accepted(self, end: TcpEnd) -> bool:
+        """A ``listen ... ssl`` client, before its handshake: numbered and said now, as
+        nginx does (a handshake that fails is then this session's)."""
+        self.client = end
+        return self._admitted(end)
+
+    def _admitted(self, end: TcpEnd) -> bool:
+        if not self.host.stream_admit():
+            self._closed = True  # (never begun: not logged, not counted)
+            return False
+        self.connection_id = self.host.stream_opened(self)
+        self.remote_addr, self.remote_port = end.address("peername")
+        self.server_addr = end.address("sockname")[0]
+        self._connected(udp=False)
+        return True
+
+    def handshake_failed(self, why: str) -> None:
+        self._log("info", f"{why} while SSL handshaking, client: {self.remote_addr}, "
+                          f"server: {self._srv()}")
+        self._finish(INTERNAL_ERROR, client_gone=True)  # (nginx's 500, in the log)
 
     def header_given(self, header: ProxyHeader) -> None:
         self.proxy_protocol = header
@@ -989,6 +1006,12 @@ class UpstreamSide:
 
     def header_broken(self, end: TcpEnd, why: str) -> None:
         raise AssertionError("an upstream connection reads no PROXY header")
+
+    def accepted(self, end: TcpEnd) -> bool:
+        raise AssertionError("an upstream connection is not accepted")
+
+    def handshake_failed(self, why: str) -> None:
+        raise AssertionError("an upstream connection's handshake is the connector's")
 
     def crashed(self, error: Exception) -> None:
         self.session.crashed(error)

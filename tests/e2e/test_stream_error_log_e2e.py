@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, wait_port
 from e2e_util import NGINX, beside_nginx, stop_process
+from helpers import self_signed
 
 STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
@@ -24,13 +25,16 @@ class Side:
     def __init__(self, kind: str, tmp: Path, dead: int, live: int) -> None:
         self.home = tmp / kind
         self.home.mkdir()
-        self.ports = [free_port() for _ in range(4)]
+        self.ports = [free_port() for _ in range(5)]
         p = self.ports
+        cert, key = self_signed(self.home)
         body = f"""stream {{
   server {{ listen 127.0.0.1:{p[0]}; proxy_pass 127.0.0.1:{dead}; }}
   server {{ listen 127.0.0.1:{p[1]}; proxy_pass 127.0.0.1:{live}; proxy_timeout 300ms; }}
   server {{ listen 127.0.0.1:{p[2]}; deny all; proxy_pass 127.0.0.1:{live}; }}
   server {{ listen 127.0.0.1:{p[3]}; return "x"; }}
+  server {{ listen 127.0.0.1:{p[4]} ssl; ssl_certificate {cert};
+           ssl_certificate_key {key}; return "x"; }}
 }}"""
         self.errors = self.home / "error.log"
         self.proc = beside_nginx(kind, self.home, body, "info", (STREAM_MODULE,))
@@ -46,6 +50,8 @@ class Side:
             m = re.match(r"\S+ \S+ \[(info|error)\] \d+#\d+: (\*\d+) (.*)$", line)
             if m is not None:
                 words = re.sub(r":\d{4,5}\b", ":PORT", m.group(3))
+                # (OpenSSL's error code and library, which Python's ssl does not give)
+                words = re.sub(r"SSL: error:[0-9A-F]+:SSL routines::", "SSL: ", words)
                 by_number.setdefault(m.group(2), []).append(f"[{m.group(1)}] {words}")
         return sorted(tuple(lines) for lines in by_number.values())
 
@@ -76,6 +82,10 @@ def test_lines_as_nginx(sides: tuple[Side, Side]) -> None:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                 s.sendall(b"hello")
                 time.sleep(0.5 if port == side.ports[1] else 0.1)
+        # an ssl port: a client that closes before any handshake (fastgate said nothing
+        # of either: it logged a TLS client only once its handshake was done)
+        socket.create_connection(("127.0.0.1", side.ports[4]), timeout=5).close()
+        time.sleep(0.1)
     theirs, ours = (side.sessions() for side in sides)
     assert ours == theirs
     for session in [
@@ -91,5 +101,11 @@ def test_lines_as_nginx(sides: tuple[Side, Side]) -> None:
         ("[info] client 127.0.0.1:PORT connected to 127.0.0.1:PORT",
          "[error] access forbidden by rule while initializing session, client: 127.0.0.1, "
          "server: 127.0.0.1:PORT"),
+        ("[info] client 127.0.0.1:PORT connected to 127.0.0.1:PORT",
+         "[info] SSL_do_handshake() failed (SSL: wrong version number) while SSL "
+         "handshaking, client: 127.0.0.1, server: 127.0.0.1:PORT"),
+        ("[info] client 127.0.0.1:PORT connected to 127.0.0.1:PORT",
+         "[info] peer closed connection in SSL handshake while SSL handshaking, "
+         "client: 127.0.0.1, server: 127.0.0.1:PORT"),
     ]:
         assert session in theirs, session
