@@ -52,10 +52,10 @@ class TcpOwner(Protocol):
 def handshake_failure(error: BaseException) -> str:
     """A client's failed TLS handshake in nginx's words (what follows is "while SSL
     handshaking")."""
-    if isinstance(error, ssl.SSLError) and error.reason:
-        return f"SSL_do_handshake() failed (SSL: {error.reason.lower().replace('_', ' ')})"
     if isinstance(error, (ConnectionError, EOFError, ssl.SSLEOFError)) or not str(error):
         return "peer closed connection in SSL handshake"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return f"SSL_do_handshake() failed (SSL: {error.reason.lower().replace('_', ' ')})"
     if isinstance(error, TimeoutError):
         return "SSL handshake timed out"
     return f"SSL_do_handshake() failed ({error})"

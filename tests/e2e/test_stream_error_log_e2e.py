@@ -85,6 +85,9 @@ def test_lines_as_nginx(sides: tuple[Side, Side]) -> None:
         # an ssl port: a client that closes before any handshake (fastgate said nothing
         # of either: it logged a TLS client only once its handshake was done)
         socket.create_connection(("127.0.0.1", side.ports[4]), timeout=5).close()
+        with socket.create_connection(("127.0.0.1", side.ports[4]), timeout=5) as s:
+            s.sendall(b"\x16\x03\x01\x00\x05abc")  # (a handshake begun, then closed)
+            time.sleep(0.1)
         time.sleep(0.1)
     theirs, ours = (side.sessions() for side in sides)
     assert ours == theirs
