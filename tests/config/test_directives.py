@@ -819,3 +819,23 @@ def test_error_pages_for_nginxs_own_codes_answer_400(tmp_path: Path) -> None:
     assert [(code, s.error_page_for(code).code) for code in (404, 494, 497, 495)] == \
         [(404, None), (494, 400), (497, 400), (495, 431)]
     assert s.error_page_for(496).code is None and s.error_page_for(496).keep_target_status
+
+
+def test_types_directives_add_up_and_warn_as_nginx(tmp_path: Path) -> None:
+    """nginx's ngx_http_types_slot: each ``*_types`` line at a level adds to its list
+    (fastgate refused the second as a duplicate), the module's first default type is
+    always in it, and a type given again is warned about; ``*`` ends the list."""
+    cfg = _load(tmp_path, """http {
+  gzip_types text/css; gzip_types application/json TEXT/CSS text/html;
+  charset_types text/plain; xslt_types text/xml application/xml;
+  sub_filter_types * text/x; sub_filter_types text/y;
+  server { listen 127.0.0.1:1; location /in { gzip_types image/svg+xml; } } }""")
+    s = cfg.servers[0].fallback.settings
+    assert s.gzip_types == ("text/css", "application/json")
+    assert s.charset_types == ("text/html", "text/plain")
+    assert s.xslt_types == ("text/xml", "application/xml")
+    assert s.sub_filter_types == ("*",)
+    assert _loc(cfg, "/in").settings.gzip_types == ("image/svg+xml",)  # (replaced)
+    assert list(cfg.warnings) == [f'[warn] duplicate MIME type "{t}" in {tmp_path}/t.conf:{n}'
+                                  for t, n in (("text/css", 2), ("text/html", 2),
+                                               ("text/xml", 3))]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from fastgate.config.context import HSL, Context, Spec
-from fastgate.config.directives.args import setting
+from fastgate.config.directives.args import mime_types, setting
 from fastgate.config.parser import Directive
 
 
@@ -12,14 +12,10 @@ def _uri(ld: Context, d: Directive) -> str:
     return d.args[0]
 
 
-def _types(ld: Context, d: Directive) -> tuple[str, ...]:
-    return tuple(a.lower() for a in d.args)
-
-
 SPECS = [
     Spec("add_before_body", HSL, 1, 1, setting("add_before_body", _uri)),
     Spec("add_after_body", HSL, 1, 1, setting("add_after_body", _uri)),
-    Spec("addition_types", HSL, 1, None, setting("addition_types", _types)),
+    Spec("addition_types", HSL, 1, None, mime_types("addition_types", "text/html")),
 ]
 
 __all__ = ["SPECS"]

@@ -36,6 +36,36 @@ def setting(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
     return handle
 
 
+def mime_types(name: str, always: str, kept: bool = False) -> Handler:
+    """A ``*_types`` directive as nginx's ngx_http_types_slot: each one at a level adds
+    to the level's list (two ``gzip_types`` lines both count; fastgate refused the
+    second as a duplicate), lower-cased; the module's first default type (``always``:
+    text/html, xslt's text/xml) is always taken (``kept``: written in the list, for the
+    modules that read it there; the others add it themselves); a type given again is
+    nginx's warning; ``*`` takes any type, and the level's list is then done."""
+
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        lvl.origins.setdefault(d.name, d)
+        current = lvl.fields.get(name)
+        if current is not None and "*" in current:
+            return
+        out = list(current) if current is not None else ([always] if kept else [])
+        seen = {always, *out}
+        for arg in d.args:
+            kind = arg.lower()
+            if kind == "*":
+                out.append(kind)
+                break
+            if kind in seen:
+                ld.warn(f'duplicate MIME type "{kind}"', d)
+                continue
+            seen.add(kind)
+            out.append(kind)
+        lvl.fields[name] = tuple(out)
+
+    return handle
+
+
 def appending(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
     """A list built from every occurrence at one level; an inner level that has any
     replaces the outer list entirely (nginx's rule for proxy_set_header, add_header...)."""

@@ -7,8 +7,7 @@ ships as ``koi-win``, ``koi-utf``, ``win-utf`` load as they are). What a respons
 from __future__ import annotations
 
 from fastgate.config.context import HSL, HTTP, LIF, Context, Level, Spec
-from fastgate.config.directives.args import flag_arg, setting
-from fastgate.config.directives.sub_filter import types_with
+from fastgate.config.directives.args import flag_arg, mime_types, setting
 from fastgate.config.model import CharsetMap
 from fastgate.config.parser import Directive
 from fastgate.variables import Template
@@ -103,7 +102,7 @@ def charset_map(ld: Context, lvl: Level, d: Directive) -> None:
 
 SPECS = [
     Spec("charset", HSL | {LIF}, 1, 1, set_charset),
-    Spec("charset_types", HSL, 1, None, setting("charset_types", types_with("text/html"))),
+    Spec("charset_types", HSL, 1, None, mime_types("charset_types", "text/html", kept=True)),
     Spec("source_charset", HSL | {LIF}, 1, 1, set_source_charset),
     Spec("override_charset", HSL | {LIF}, 1, 1, setting("override_charset", flag_arg)),
     Spec("charset_map", frozenset({HTTP}), 2, 2, charset_map, block=True),

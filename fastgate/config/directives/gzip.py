@@ -12,8 +12,14 @@ from __future__ import annotations
 import re
 
 from fastgate.config.context import HSL, LIF, Context, Level, Spec
-from fastgate.config.directives.args import flag_arg, ignored, number_arg, one_of, setting
-from fastgate.config.directives.sub_filter import types
+from fastgate.config.directives.args import (
+    flag_arg,
+    ignored,
+    mime_types,
+    number_arg,
+    one_of,
+    setting,
+)
 from fastgate.config.errors import ConfigError
 from fastgate.config.parser import Directive
 from fastgate.config.regex import compile_regex
@@ -84,7 +90,7 @@ def _disable(ld: Context, lvl: Level, d: Directive) -> None:
 
 SPECS = [
     Spec("gzip", HSL | {LIF}, 1, 1, setting("gzip", flag_arg)),
-    Spec("gzip_types", HSL, 1, None, setting("gzip_types", types)),
+    Spec("gzip_types", HSL, 1, None, mime_types("gzip_types", "text/html")),
     Spec("gzip_min_length", HSL, 1, 1, setting(
         "gzip_min_length", lambda ld, d: parse_size(d, d.args[0]))),
     Spec("gzip_comp_level", HSL, 1, 1, setting("gzip_comp_level", _level)),

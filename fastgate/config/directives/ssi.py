@@ -6,8 +6,7 @@
 from __future__ import annotations
 
 from fastgate.config.context import HSL, LIF, Context, Spec
-from fastgate.config.directives.args import flag_arg, setting, size_arg
-from fastgate.config.directives.sub_filter import types
+from fastgate.config.directives.args import flag_arg, mime_types, setting, size_arg
 from fastgate.config.parser import Directive
 
 
@@ -22,7 +21,7 @@ SPECS = [
     Spec("ssi", HSL | {LIF}, 1, 1, setting("ssi", flag_arg)),
     Spec("ssi_silent_errors", HSL, 1, 1, setting("ssi_silent_errors", flag_arg)),
     Spec("ssi_last_modified", HSL, 1, 1, setting("ssi_last_modified", flag_arg)),
-    Spec("ssi_types", HSL, 1, None, setting("ssi_types", types)),
+    Spec("ssi_types", HSL, 1, None, mime_types("ssi_types", "text/html")),
     Spec("ssi_value_length", HSL, 1, 1, setting("ssi_value_length", _value_length)),
 ]
 

@@ -4,10 +4,8 @@ itself is ``proxy.sub_filter``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastgate.config.context import HSL, Context, Spec
-from fastgate.config.directives.args import appending, flag_arg, setting
+from fastgate.config.directives.args import appending, flag_arg, mime_types, setting
 from fastgate.config.parser import Directive
 from fastgate.variables import Template
 
@@ -18,23 +16,10 @@ def pair(ld: Context, d: Directive) -> tuple[Template, Template]:
     return ld.compile(d.args[0], d), ld.compile(d.args[1], d)
 
 
-def types(ld: Context, d: Directive) -> tuple[str, ...]:
-    return tuple(a.lower() for a in d.args)
-
-
-def types_with(always: str) -> Callable[[Context, Directive], tuple[str, ...]]:
-    """A ``*_types`` directive whose module always takes ``always`` too (nginx's
-    ngx_http_types_slot puts the module's first default type first: charset_types'
-    text/html, xslt_types' text/xml)."""
-    def parse(ld: Context, d: Directive) -> tuple[str, ...]:
-        return (always, *(a for a in types(ld, d) if a != always))
-    return parse
-
-
 SPECS = [
     Spec("sub_filter", HSL, 2, 2, appending("sub_filter", pair)),
     Spec("sub_filter_once", HSL, 1, 1, setting("sub_filter_once", flag_arg)),
-    Spec("sub_filter_types", HSL, 1, None, setting("sub_filter_types", types)),
+    Spec("sub_filter_types", HSL, 1, None, mime_types("sub_filter_types", "text/html")),
     Spec("sub_filter_last_modified", HSL, 1, 1,
          setting("sub_filter_last_modified", flag_arg)),
 ]

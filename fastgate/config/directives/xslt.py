@@ -6,8 +6,7 @@
 from __future__ import annotations
 
 from fastgate.config.context import HSL, LOCATION, Context, Spec
-from fastgate.config.directives.args import appending, flag_arg, setting
-from fastgate.config.directives.sub_filter import types_with
+from fastgate.config.directives.args import appending, flag_arg, mime_types, setting
 from fastgate.config.parser import Directive
 from fastgate.stylesheets import Stylesheet, StylesheetError, load_entities, load_stylesheet
 from fastgate.variables import Template
@@ -40,7 +39,7 @@ SPECS = [
          appending("xslt_stylesheet", stylesheet)),
     Spec("xslt_param", HSL, 2, 2, appending("xslt_param", param(False))),
     Spec("xslt_string_param", HSL, 2, 2, appending("xslt_param", param(True))),
-    Spec("xslt_types", HSL, 1, None, setting("xslt_types", types_with("text/xml"))),
+    Spec("xslt_types", HSL, 1, None, mime_types("xslt_types", "text/xml", kept=True)),
     Spec("xslt_last_modified", HSL, 1, 1, setting("xslt_last_modified", flag_arg)),
     Spec("xml_entities", HSL, 1, 1, setting("xml_entities", entities)),
 ]
