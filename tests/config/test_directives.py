@@ -839,3 +839,24 @@ def test_types_directives_add_up_and_warn_as_nginx(tmp_path: Path) -> None:
     assert list(cfg.warnings) == [f'[warn] duplicate MIME type "{t}" in {tmp_path}/t.conf:{n}'
                                   for t, n in (("text/css", 2), ("text/html", 2),
                                                ("text/xml", 3))]
+
+
+def test_bitmask_directives_and_index_add_up_as_nginx(tmp_path: Path) -> None:
+    """Directives nginx reads with its bitmask slot add every line's words at a level
+    (a word again: its "duplicate value" warning), and ``index`` lines add their
+    names; fastgate refused the second line as a duplicate. (nginx 1.22 -t prints the
+    same two warnings for this configuration.)"""
+    cfg = _load(tmp_path, """http { gzip_proxied expired; gzip_proxied no-cache expired;
+  server { listen 127.0.0.1:1; ssl_protocols TLSv1.2; ssl_protocols TLSv1.3;
+    location / { index a.html; index b.html /c.html; proxy_next_upstream error;
+      proxy_next_upstream timeout error; proxy_ignore_headers Expires;
+      proxy_ignore_headers X-Accel-Redirect; proxy_pass http://127.0.0.1:9; } } }""")
+    s = _loc(cfg, "/").settings
+    assert s.gzip_proxied == frozenset({"expired", "no-cache"})
+    assert s.proxy_next_upstream == ("error", "timeout")
+    assert s.proxy_ignore_headers == frozenset({"expires", "x-accel-redirect"})
+    assert [t.render(None) for t in s.index] == ["a.html", "b.html", "/c.html"]
+    assert cfg.servers[0].fallback.settings.ssl_protocols == ("TLSv1.2", "TLSv1.3")
+    assert list(cfg.warnings) == [f'[warn] duplicate value "{w}" in {tmp_path}/t.conf:1'
+                                  for w in ("expired",)] + \
+        [f'[warn] duplicate value "error" in {tmp_path}/t.conf:4']

@@ -5,6 +5,7 @@ sizes, flags, numbers, statuses, log levels, header names."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fastgate.config.context import (
@@ -32,6 +33,26 @@ def setting(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
     def handle(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.once(d)
         lvl.fields[name] = parse(ld, d)
+
+    return handle
+
+
+def bitmask(name: str, parse: Callable[[Context, Directive], Any]) -> Handler:
+    """A directive nginx reads with its bitmask slot (``proxy_next_upstream``,
+    ``ssl_protocols``, ``gzip_proxied``...): each one at a level adds its words to the
+    level's (two lines both count; fastgate refused the second as a duplicate), a word
+    given again is nginx's "duplicate value" warning; ``parse`` checks the level's
+    words, all of them, and makes its value."""
+
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        lvl.origins.setdefault(d.name, d)
+        words: list[str] = lvl.local.setdefault("words of " + d.name, [])
+        for arg in d.args:
+            if arg.lower() in (w.lower() for w in words):
+                ld.warn(f'duplicate value "{arg}"', d)
+            else:
+                words.append(arg)
+        lvl.fields[name] = parse(ld, replace(d, args=tuple(words)))
 
     return handle
 

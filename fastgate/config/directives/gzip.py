@@ -13,6 +13,7 @@ import re
 
 from fastgate.config.context import HSL, LIF, Context, Level, Spec
 from fastgate.config.directives.args import (
+    bitmask,
     flag_arg,
     ignored,
     mime_types,
@@ -97,7 +98,7 @@ SPECS = [
     Spec("gzip_window", HSL, 1, 1, setting("gzip_window", _window)),
     Spec("gzip_hash", HSL, 1, 1, setting("gzip_hash", _hash)),
     Spec("gzip_vary", HSL, 1, 1, setting("gzip_vary", flag_arg)),
-    Spec("gzip_proxied", HSL, 1, None, setting("gzip_proxied", _proxied)),
+    Spec("gzip_proxied", HSL, 1, None, bitmask("gzip_proxied", _proxied)),
     Spec("gzip_http_version", HSL, 1, 1, setting("gzip_http_version", _http_version)),
     Spec("gzip_disable", HSL, 1, None, _disable),
     Spec("gzip_static", HSL, 1, 1, setting("gzip_static", one_of("off", "on", "always"))),

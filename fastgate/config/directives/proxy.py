@@ -22,6 +22,7 @@ from fastgate.config.context import (
 from fastgate.config.directives.args import (
     access_arg,
     appending,
+    bitmask,
     check_header_name,
     flag_arg,
     ignored,
@@ -142,12 +143,15 @@ IGNORABLE = frozenset({"x-accel-redirect", "x-accel-expires", "x-accel-limit-rat
 
 def proxy_ignore_headers(ld: Context, lvl: Level, d: Directive) -> None:
     """The upstream headers not acted on (of those fastgate acts on: X-Accel-Redirect);
-    the others it never acts on."""
-    lvl.once(d)
+    the others it never acts on. (Every line at a level adds, as nginx's bitmask.)"""
+    bitmask(d.name, _ignored_headers)(ld, lvl, d)
+
+
+def _ignored_headers(ld: Context, d: Directive) -> frozenset[str]:
     for a in d.args:
         if a.lower() not in IGNORABLE:
             raise d.error(f'invalid value "{a}"')
-    lvl.fields[d.name] = frozenset(a.lower() for a in d.args)
+    return frozenset(a.lower() for a in d.args)
 
 
 def proxy_redirect(ld: Context, lvl: Level, d: Directive) -> None:
@@ -222,7 +226,7 @@ def tls_specs(module: str) -> list[Spec]:
         Spec(p + "trusted_certificate", HSL, 1, 1,
              setting(p + "trusted_certificate", readable_file)),
         Spec(p + "crl", HSL, 1, 1, setting(p + "crl", readable_file)),
-        Spec(p + "protocols", HSL, 1, None, setting(p + "protocols", ssl_protocols)),
+        Spec(p + "protocols", HSL, 1, None, bitmask(p + "protocols", ssl_protocols)),
         Spec(p + "ciphers", HSL, 1, 1, setting(p + "ciphers", lambda ld, d: d.args[0])),
         Spec(p + "certificate", HSL, 1, 1, setting(p + "certificate", readable_file)),
         Spec(p + "certificate_key", HSL, 1, 1, setting(p + "certificate_key", readable_file)),
@@ -336,7 +340,7 @@ SPECS = [
     Spec("proxy_cookie_flags", HSL, 1, 4, cookie_rules("proxy_cookie_flags", cookie_flags)),
     Spec("proxy_read_timeout", HSL, 1, 1, setting("proxy_read_timeout", time_arg)),
     Spec("proxy_send_timeout", HSL, 1, 1, setting("proxy_send_timeout", time_arg)),
-    Spec("proxy_next_upstream", HSL, 1, None, setting("proxy_next_upstream", proxy_next_upstream)),
+    Spec("proxy_next_upstream", HSL, 1, None, bitmask("proxy_next_upstream", proxy_next_upstream)),
     Spec("proxy_next_upstream_tries", HSL, 1, 1, setting("proxy_next_upstream_tries", number_arg)),
     Spec("proxy_buffering", HSL, 1, 1, streaming),
     Spec("proxy_request_buffering", HSL, 1, 1, setting("proxy_request_buffering", flag_arg)),

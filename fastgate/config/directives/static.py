@@ -56,6 +56,13 @@ def _index(ld: Context, d: Directive) -> tuple[Template, ...]:
     return tuple(ld.compile(name, d) for name in d.args)
 
 
+def _indexes(ld: Context, lvl: Level, d: Directive) -> None:
+    """``index``: every line at a level adds its names to the level's, as nginx's
+    ngx_http_index_set_index (``index index.html; index index.php;`` is both)."""
+    lvl.origins.setdefault(d.name, d)
+    lvl.fields["index"] = lvl.fields.get("index", ()) + _index(ld, d)
+
+
 def symlinks(ld: Context, lvl: Level, d: Directive) -> None:
     """``disable_symlinks off|on|if_not_owner [from=PART]`` (nginx's checks and
     messages)."""
@@ -82,7 +89,7 @@ def symlinks(ld: Context, lvl: Level, d: Directive) -> None:
 SPECS = [
     Spec("root", HSL | {LIF}, 1, 1, set_root),
     Spec("alias", frozenset({"location"}), 1, 1, set_alias),
-    Spec("index", HSL, 1, None, setting("index", _index)),
+    Spec("index", HSL, 1, None, _indexes),
     Spec("autoindex", HSL, 1, 1, setting("autoindex", flag_arg)),
     Spec("autoindex_exact_size", HSL, 1, 1, setting("autoindex_exact_size", flag_arg)),
     Spec("autoindex_format", HSL, 1, 1,

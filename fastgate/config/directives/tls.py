@@ -17,7 +17,14 @@ from urllib.parse import urlsplit
 
 from fastgate import openssl
 from fastgate.config.context import HS, MAIN, Context, Handler, Level, Spec
-from fastgate.config.directives.args import appending, flag_arg, ignored, number_arg, setting
+from fastgate.config.directives.args import (
+    appending,
+    bitmask,
+    flag_arg,
+    ignored,
+    number_arg,
+    setting,
+)
 from fastgate.config.directives.ignored import off_is_ours
 from fastgate.config.model import UserFile
 from fastgate.config.parser import Directive
@@ -221,7 +228,7 @@ SPECS = [
     Spec("ssl_certificate", HS, 1, 1, appending("ssl_certificate", certificate_file)),
     Spec("ssl_certificate_key", HS, 1, 1, appending("ssl_certificate_key", certificate_file)),
     Spec("ssl_password_file", HS, 1, 1, setting("ssl_password_file", ssl_password_file)),
-    Spec("ssl_protocols", HS, 1, None, setting("ssl_protocols", ssl_protocols)),
+    Spec("ssl_protocols", HS, 1, None, bitmask("ssl_protocols", ssl_protocols)),
     Spec("ssl_ciphers", HS, 1, 1, setting("ssl_ciphers", lambda ld, d: d.args[0])),
     Spec("ssl_prefer_server_ciphers", HS, 1, 1,
          setting("ssl_prefer_server_ciphers", flag_arg)),
