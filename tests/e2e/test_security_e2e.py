@@ -44,6 +44,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PAGES = "pages.example.com"
+
+
 def config(port: int, backend: int, keepalive: int, errlog: Path, jwks: Path) -> str:
     return f"""
 error_log {errlog} info;
@@ -126,6 +129,16 @@ http {{
     location /pipe/ {{ return 200 "p"; }}
     location /kr/ {{ proxy_pass http://be2; }}
     location /kt/ {{ proxy_pass http://be3; }}
+  }}
+
+  # a protected server whose error page for what the HTTP layer refuses is proxied
+  server {{
+    listen 127.0.0.1:{port};
+    server_name {PAGES};
+    auth_jwt_key "{SECRET}";
+    error_page 400 494 /oops?from=$request_uri;
+    location = /oops {{ proxy_set_header X-Page oops; proxy_pass http://be; }}
+    location / {{ auth_jwt on; proxy_set_header X-User $jwt_claim_sub; proxy_pass http://be; }}
   }}
 }}
 """
@@ -457,6 +470,29 @@ def test_invalid_header_names_are_dropped(gate: Gate) -> None:
     assert rec.header(b"x-user") == [b'"alice"']  # only the verified claim
     gate.check_path(m)
     assert wait_for_text(gate.errlog, 'client sent invalid header line: "X_User"')
+
+
+def test_a_refused_head_reaches_its_error_page_without_its_credentials(gate: Gate) -> None:
+    """A head the HTTP layer refuses (a header line it cannot read, headers too large)
+    after its Host chose a protected server goes to that server's error_page, as
+    nginx's: the page's request carries none of the refused request's headers — its
+    token, cookies and a forged claim header reach nothing — and the protected location
+    it asked for gets nothing."""
+    gate.warm()
+    for tail in ("Bad\x01Header: y", "X-Big: " + "x" * 40000):
+        m = marker()
+        tok = token(nonce=m)  # (its own: no other test's request carries it)
+        resp = gate.send(request("GET", f"/api/x?{m}", host=PAGES, auth=tok,
+                                 headers=[("Cookie", f"s=secret-{m}"), ("X-User", "admin"),
+                                          ("X-Tail", "1\r\n" + tail)]))
+        assert status(resp) == 400
+        (page,) = gate.got(m)  # (the page's request: its args name the refused URI)
+        assert page.target.startswith(b"/oops?from=/api/x?") and page.method == b"GET"
+        assert page.header(b"x-page") == [b"oops"]
+        for name in (b"authorization", b"cookie", b"x-user", b"x-tail"):
+            assert page.header(name) == [], name
+        assert not gate.backend.seen(tok.encode()) and not gate.backend.seen(
+            f"secret-{m}".encode())
 
 
 # --- 6. pipelining: each request on its own, and bounded ---------------------------------------
