@@ -172,6 +172,10 @@ _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")  # (both parsers' values)
 
 
+def _only_nginx_reads(name: bytes) -> bool:
+    return bool(_NGINX_ONLY_NAME.fullmatch(name)) and not _TOKEN.fullmatch(name)
+
+
 def names_only_nginx_reads(head: bytes) -> tuple[bytes, list[tuple[int, bytes]]] | None:
     """``head`` (a whole request head, CRLF CRLF and all) with each header name only
     nginx reads stood in for by one of as many ``x`` (the head's size stays what the
@@ -181,7 +185,7 @@ def names_only_nginx_reads(head: bytes) -> tuple[bytes, list[tuple[int, bytes]]]
     found = []
     for i in range(1, len(lines)):
         name, colon, value = lines[i].partition(b":")
-        if colon and _NGINX_ONLY_NAME.fullmatch(name) and not _TOKEN.fullmatch(name):
+        if colon and _only_nginx_reads(name):
             found.append((i - 1, name))
             lines[i] = b"x" * len(name) + colon + value
     if not found:
@@ -193,8 +197,7 @@ def may_name_only_nginx_reads(head: bytes) -> bool:
     """Whether ``head``, a head as far as it came (its request line first), names a
     header as only nginx reads, in a whole line or the one still coming."""
     for line in head.split(b"\r\n")[1:]:
-        name = line.partition(b":")[0]
-        if name and _NGINX_ONLY_NAME.fullmatch(name) and not _TOKEN.fullmatch(name):
+        if _only_nginx_reads(line.partition(b":")[0]):
             return True
     return False
 
@@ -202,7 +205,7 @@ def may_name_only_nginx_reads(head: bytes) -> bool:
 def has_name_only_nginx_reads(headers: Headers) -> bool:
     """Whether a header of ``headers`` is named as only nginx reads (passed on to an
     upstream under ``ignore_invalid_headers off``, as nginx's)."""
-    return any(not _TOKEN.fullmatch(name) for name, _ in headers)
+    return any(_only_nginx_reads(name) for name, _ in headers)
 
 
 def header_lines_only_nginx_reads(lines: list[bytes]) -> list[tuple[bytes, bytes]] | None:
