@@ -322,7 +322,8 @@ def parse_request(bytes data, Py_ssize_t max_header_bytes, Py_ssize_t max_line):
     while pos < end and _TARGET[s[pos]]:
         pos += 1
     t1 = pos
-    if t1 - t0 + 16 > max_line or pos + 10 > end or s[pos] != 32:
+    # (the line, CRLF included, is t1 + 11 bytes: a longer one is llhttp's 414)
+    if t1 + 11 > max_line or pos + 10 > end or s[pos] != 32:
         return None
     pos += 1
     if memcmp(s + pos, b"HTTP/1.1\r\n", 10) == 0:

@@ -52,6 +52,9 @@ class ProtocolError(FastgateError):
         # server's configuration once it has read one, and logs the line
         self.line: tuple[bytes, bytes, bytes] | None = None
         self.host: bytes | None = None
+        # a request line that could not be read as one: its bytes as they came (from its
+        # first byte to a CR or LF, or a buffer's worth), which nginx logs as $request
+        self.unread: bytes | None = None
 
     def having_read(self, line: tuple[bytes, bytes, bytes] | None,
                     headers: Iterable[tuple[bytes, bytes]]) -> ProtocolError:

@@ -198,11 +198,11 @@ def _protocol(r: Any) -> str:
 
 def _request_line(r: Any) -> str:
     """$request: the line as it came — an error page's URI made the request a GET, its
-    line keeps the method (nginx's r->request_line); empty (logged as "-") for a request
-    the HTTP layer refused before parsing it."""
+    line keeps the method (nginx's r->request_line); for a line the HTTP layer could not
+    read, its bytes (http.engine.UnreadLine: nginx's too), else empty (logged as "-")."""
     method = r.head.method if r.head is not None else b""
     if not method:
-        return ""
+        return getattr(r.head, "line", "")
     return f"{method.decode('latin-1')} {r.target} {_protocol(r)}"
 
 

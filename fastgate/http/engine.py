@@ -27,7 +27,7 @@ from fastgate._wire import RequestHead, ResponseHead
 from fastgate.errors import ProtocolError
 
 __all__ = ["Headers", "ProtocolError", "RequestHead", "ResponseHead", "ServerHandler",
-           "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error",
+           "UnreadLine", "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error",
            "LLHTTP_METHODS", "is_method"]
 
 Headers = list[tuple[bytes, bytes]]
@@ -141,18 +141,35 @@ class ClientEngine(Protocol):
         """Bytes received after a 101 response: the tunnel's first bytes."""
 
 
-_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e\x80-\xff]+) HTTP/(\d\.\d)")
+# a request line as nginx reads one (its method: capitals, "_" and "-")
+_LINE = re.compile(rb"([A-Z_-]+) ([\x21-\x7e\x80-\xff]+) HTTP/(\d\.\d)")
 _FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+class UnreadLine(RequestHead):
+    """The head of a request whose line could not be read as one: no method, target or
+    headers, and ``line``, the line's bytes as they came (as ``$request`` holds them:
+    nginx's r->request_line, from the line's first byte)."""
+
+    def __init__(self, unread: bytes, version: bytes = b"") -> None:
+        super().__init__(b"", b"", version, [], 0, False, False, None)
+        self.line = unread.decode("utf-8", "surrogateescape")
 
 
 def read_so_far(error: ProtocolError, head: bytes) -> ProtocolError:
     """``error``, knowing what ``head`` (the refused head's bytes as they came, from
     its request line on) shows was read before it: its line, if it is one, and the
     header lines up to the first that is not one — the engines' parsers keep neither
-    once they fail."""
-    lines = head.lstrip(b"\r\n").split(b"\r\n")
+    once they fail. A line that is not one is kept as it came (``unread``), up to its
+    first CR or LF, as nginx logs it."""
+    head = head.lstrip(b"\r\n")
+    lines = head.split(b"\r\n")
     line = _LINE.fullmatch(lines[0])
     if line is None:
+        if error.unread is None:  # (a 414 keeps its buffer's worth)
+            end = _LINE_END.search(head)
+            error.unread = head if end is None else head[:end.start()]
         return error
     headers = []
     for text in lines[1:]:
@@ -161,6 +178,23 @@ def read_so_far(error: ProtocolError, head: bytes) -> ProtocolError:
             break
         headers.append((field[1], field[2]))
     return error.having_read((line[1], line[2], line[3]), headers)
+
+
+def line_too_long(head: bytes, max_line: int) -> ProtocolError:
+    """nginx's 414: a request line (CRLF included) longer than one of
+    large_client_header_buffers. nginx logs as $request the buffer the line did not
+    end in: ``head``'s first ``max_line`` bytes from the line's start."""
+    error = ProtocolError("request line too long", 414)
+    error.unread = head.lstrip(b"\r\n")[:max_line]
+    return error
+
+
+def in_line(error: ProtocolError, line: tuple[bytes, bytes, bytes]) -> ProtocolError:
+    """``error``, refused in the request ``line`` (method, target, version) as nginx
+    reads it — its method, its version past 1.x (505): before any Host, and logged
+    as it came."""
+    error.unread = b"%s %s HTTP/%s" % line
+    return error
 
 
 # a header name nginx reads though it is no token to llhttp or h11 — bytes past ASCII,

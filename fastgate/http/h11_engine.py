@@ -19,12 +19,17 @@ from fastgate.http.engine import (
     ServerHandler,
     has_name_only_nginx_reads,
     header_lines_only_nginx_reads,
+    in_line,
     is_method,
+    line_too_long,
     read_so_far,
     upstream_framing_error,
 )
 
 _NO_BODY_STATUS = (204, 304)
+
+# how a request line begins, as nginx reads it: a method (capitals, "_", "-") and a space
+_METHOD_SO_FAR = re.compile(rb"[A-Z_-]*\Z|[A-Z_-]+ ")
 
 # h11's request line with bytes past ASCII (obs-text) taken in the target, as nginx
 # takes them (and the httptools engine); everything else is h11's own grammar
@@ -58,6 +63,7 @@ class _Connection(h11.Connection):
         lines = buf.maybe_extract_lines()
         if lines is None:
             if buf.is_next_line_obviously_invalid_request_line():
+                self.refused_head = bytes(buf)
                 raise h11.LocalProtocolError("illegal request line")
             return None
         if not lines:
@@ -138,6 +144,7 @@ class H11Server:
         self._tail = b""
         # Content-Length and Transfer-Encoding lines seen in the head being read
         self._lengths = self._codings = 0
+        self._line = 0  # bytes of its request line so far (-1: the line is whole)
         self._in_head = False  # bytes of the next request's head have arrived
         self._eof = False  # the client has closed its side
         self._close = False  # the next response says Connection: close
@@ -187,7 +194,7 @@ class H11Server:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
                 self._tail = b""
-                self._lengths = self._codings = 0
+                self._lengths = self._codings = self._line = 0
                 # the headers as received, taken once (iterating h11's Headers goes
                 # through the Sequence ABC, item by item)
                 raw = list(ev.headers.raw_items())  # type: ignore[union-attr]
@@ -217,6 +224,18 @@ class H11Server:
         allows either). Both are refused, so the engines agree byte for byte. The last
         bytes of the previous read are kept: a CRLF, a fold or the head's end may
         straddle two reads."""
+        if self._line >= 0:
+            # nginx's 414 as the line grows past a buffer, not once the head is whole
+            lf = data.find(b"\n")
+            self._line += len(data) if lf < 0 else lf + 1
+            if self._line > self._max_line:
+                return line_too_long(bytes(self._conn._receive_buffer) + data, self._max_line)
+            if lf >= 0:
+                self._line = -1
+            elif not _METHOD_SO_FAR.match(bytes(self._conn._receive_buffer) + data):
+                # no request line begins so (TLS on a plain port, say): refused now, as
+                # nginx does, not once a line's end or a buffer's worth has come
+                return ProtocolError("invalid method")
         tail = self._tail
         window = tail + data
         end = window.find(b"\r\n\r\n")
@@ -244,9 +263,9 @@ class H11Server:
         """nginx's large_client_header_buffers: a request line or a header line longer
         than one buffer, or a head larger than all of them, is refused. h11 only bounds
         heads that arrive in pieces, so the whole head is measured here."""
-        if len(target) + len(ev.method) + 10 > self._max_line:
-            return ProtocolError("request line too long", 414)
         request_line = (bytes(ev.method), target, bytes(ev.http_version))
+        if len(target) + len(ev.method) + 12 > self._max_line:  # (CRLF included)
+            return line_too_long(b"%s %s HTTP/%s" % request_line, self._max_line)
         total = 0
         for i, (name, value) in enumerate(raw):
             line = len(name) + len(value) + 4
@@ -264,10 +283,9 @@ class H11Server:
         Transfer-Encoding (a smuggling attempt, RFC 9112 section 6.3)."""
         line = (bytes(ev.method), bytes(ev.target), bytes(ev.http_version))
         if ev.http_version not in (b"1.0", b"1.1"):
-            # (nginx refuses the version as it reads the line: before any Host)
-            return ProtocolError("unsupported HTTP version", 505).having_read(line, ())
+            return in_line(ProtocolError("unsupported HTTP version", 505), line)
         if not is_method(bytes(ev.method)):
-            return ProtocolError("invalid method", 400)
+            return in_line(ProtocolError("invalid method", 400), line)
         names = {n.lower() for n, _ in raw}
         if b"content-length" in names and b"transfer-encoding" in names:
             return ProtocolError("both Content-Length and Transfer-Encoding", 400).having_read(
@@ -302,7 +320,7 @@ class H11Server:
                     buf.maybe_extract_at_most(lead)
             self._in_head = len(buf) > 0
             self._tail = b""
-            self._lengths = self._codings = 0
+            self._lengths = self._codings = self._line = 0
             if self._in_head:
                 # a pipelined head that arrived while the previous request was served
                 held = bytes(buf)

@@ -28,9 +28,9 @@ import httptools
 from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
-from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, may_name_only_nginx_reads,
-                                  names_only_nginx_reads, read_so_far,
-                                  upstream_framing_error)
+from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, in_line, line_too_long,
+                                  may_name_only_nginx_reads, names_only_nginx_reads,
+                                  read_so_far, upstream_framing_error)
 
 
 # the most bytes given to llhttp at once: pipelined requests are parsed no further
@@ -250,8 +250,19 @@ cdef class HttptoolsServer:
         self._in_body = False
 
     def on_url(self, url):
+        cdef Py_ssize_t n
         self._url += url
-        if (len(self._url) if self._target is None else len(self._target)) + 16 > self._max_line:
+        n = len(self._url) if self._target is None else len(self._target)
+        # nginx's 414: the line, CRLF included (method, two spaces, "HTTP/1.1", CRLF
+        # besides the target), longer than a buffer. (llhttp's methods have 12 bytes at
+        # most: its own is asked for only near the limit.)
+        if self._method is not None:
+            n += len(self._method)
+        elif n + 12 + 12 > self._max_line:
+            n += len(self._p.get_method())
+        else:
+            return
+        if n + 12 > self._max_line:
             raise ProtocolError("request line too long", 414)
 
     def on_header(self, name, value):
@@ -380,7 +391,7 @@ cdef class HttptoolsServer:
         """``data`` through llhttp a step at a time (``_step``): once the request being
         served has been read whole, or a further one waits in the queue, the rest is held
         back."""
-        cdef Py_ssize_t n, pos = 0, end, start, eol
+        cdef Py_ssize_t n, pos = 0, end, start, eol, line_at = 0
         cdef bytes piece, line
         cdef bint stand_in, escaped, began
         cdef _Message msg
@@ -401,6 +412,7 @@ cdef class HttptoolsServer:
                     return
                 stand_in = self._method is not None
                 escaped = self._target is not None
+                line_at = start
             end = self._step(data, start)
             if stand_in or escaped:
                 eol = self._eol if self._eol < end else end
@@ -433,6 +445,9 @@ cdef class HttptoolsServer:
                 return
             except httptools.HttpParserCallbackError as e:
                 cause = e.__context__
+                if isinstance(cause, ProtocolError) and cause.status == 414:
+                    # (the line's first bytes are all in this read: see _line_start)
+                    cause = line_too_long(data[line_at:], self._max_line)
                 self._fail(cause if isinstance(cause, ProtocolError)
                            else ProtocolError(f"invalid request: {e}", 400))
                 self._deliver()
@@ -452,8 +467,8 @@ cdef class HttptoolsServer:
                     if error.line is not None and error.line[2] not in (b"1.0", b"1.1"):
                         # llhttp knows no HTTP/2.5; nginx (and h11) a 505, as it reads
                         # the line (before any Host)
-                        error = ProtocolError("unsupported HTTP version", 505).having_read(
-                            error.line, ())
+                        error = in_line(ProtocolError("unsupported HTTP version", 505),
+                                        error.line)
                 self._fail(error)
                 self._deliver()
                 return
@@ -545,6 +560,10 @@ cdef class HttptoolsServer:
         start = i
         eol = data.find(b"\n", start)
         if eol < 0:
+            while i < n and _method_char(p[i]):
+                i += 1
+            if i < n and (p[i] != 32 or i == start):
+                return start  # no request line begins so (TLS, say): llhttp refuses it now
             if start < n and n - pos < self._max_line:
                 return -1
             return start  # (empty lines only: llhttp skips them)

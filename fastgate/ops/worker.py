@@ -14,7 +14,7 @@ from fastgate._wire import HttpDate, normal_host, split_target
 from fastgate.config.hostnames import HostTable
 from fastgate.config.model import Config, Listen, Server, Settings
 from fastgate.config.regex import compile_regex
-from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.engine import ProtocolError, RequestHead, UnreadLine
 from fastgate.http.engines import resolve
 from fastgate.http.handler import ClientSide
 from fastgate.http.http2 import Http2Connection, Http2Limits, Preface
@@ -357,13 +357,16 @@ class Worker:
         too large): answered as ``_refuse`` answers, with the configuration of the
         server its Host chose when the Host came before the error (nginx picks the
         server as it reads the Host header), else the address's default server's."""
-        head = server = None
+        head: RequestHead | None = None
+        server = None
         if error.line is not None:
             method, target, version = error.line
             head = RequestHead(method, target, version, [], 0, False, False, None)
             host = normal_host(error.host) if error.host is not None else None
             if host:
                 server = vhosts.select(host)
+        elif error.unread is not None:
+            head = UnreadLine(error.unread)
         self._refuse(conn, error, vhosts, server, head, started)
 
     def _refuse(self, conn: ClientSide, error: ProtocolError, vhosts: ServerTable,
@@ -385,12 +388,11 @@ class Worker:
             conn.finish()
             return
         self.log.info(error.log_line, conn)
-        if head is None:
-            head = _UNPARSED
-        page_head = RequestHead(head.method, head.target, head.version or b"1.1", [], 0,
-                                False, False, None)
+        page_head = RequestHead(head.method, head.target, head.version, [], 0, False,
+                                False, None) if head is not None and head.method \
+            else UnreadLine(error.unread or b"", b"1.1")
         req = Request(page_head, ("/", "", None), conn)
-        req.method = "HEAD" if head.method == b"HEAD" else "GET"
+        req.method = "HEAD" if page_head.method == b"HEAD" else "GET"
         req.server = chosen
         req.host = chosen.name
         req.arrived = started
@@ -579,7 +581,7 @@ _UNPARSED = RequestHead(b"", b"", b"", [], 0, False, False, None)
 def _logged_target(head: RequestHead | None) -> tuple[str, str, str | None]:
     """A refused request's target as its log line reads it ($uri, $args): nothing
     when its line was not read or its target is not one."""
-    if head is None:
+    if head is None or not head.method:
         return ("", "", None)
     split = split_target(head.target)
     if split is not None:
