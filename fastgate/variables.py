@@ -206,6 +206,15 @@ def _request_line(r: Any) -> str:
     return f"{method.decode('latin-1')} {r.target} {_protocol(r)}"
 
 
+def _request_method(r: Any) -> str:
+    """$request_method: a subrequest's is its main request's (nginx's r->main), whose
+    method it is made for; its own is GET."""
+    if not r.uri_changes:  # (a subrequest is made internal: a main one, mostly, not)
+        return str(r.method)
+    main = r.memo.get(SUBREQUEST_KEY)
+    return str(r.method if main is None else main.method)
+
+
 def _remote_user(r: Any) -> str:
     creds = basic_credentials(r.head.headers) if r.head is not None else None
     return creds[0] if creds is not None else ""
@@ -568,7 +577,7 @@ BUILTIN: dict[str, Getter] = {
     "query_string": lambda r: r.args,
     "is_args": lambda r: "?" if r.args else "",
     "request": _request_line,
-    "request_method": lambda r: r.method,
+    "request_method": _request_method,
     "server_protocol": _protocol,
     "http2": lambda r: r.connection.http2,
     "remote_addr": lambda r: r.remote_addr,

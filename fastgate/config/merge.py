@@ -347,8 +347,9 @@ class Builder:
         return check
 
     def _check_auth_request(self, server: Server, loc: Location) -> None:
-        """The location an auth_request or a mirror reaches must exist and be one a
-        subrequest can go to: one that proxies, or one that answers with ``return``."""
+        """The location an auth_request or a mirror reaches must exist; a mirror's (and
+        a named one) must be one a subrequest goes to without its phases: one that
+        proxies, or one that answers with ``return``."""
         s = loc.settings
         if s.auth_basic is not None and s.auth_basic_user_file is None:
             self.ld.warn_once('"auth_basic" without "auth_basic_user_file" checks nothing',
@@ -366,6 +367,8 @@ class Builder:
             if target is None:
                 raise self.ld.error(f'could not find named location "{uri}"',
                                     loc.where.file, loc.where.line)
+            if name == "auth_request" and not uri.startswith("@"):
+                continue  # (any location: its phases run when it is not a direct one)
             returns = bool(target.rewrites) and isinstance(target.rewrites[0], Return)
             if target.proxy_pass is None and not returns:
                 raise self.ld.error(

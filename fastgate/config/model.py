@@ -1019,6 +1019,15 @@ class Location:
     def name(self) -> str:
         return f"{self.modifier} {self.pattern}".strip()
 
+    @functools.cached_property
+    def subrequest_direct(self) -> bool:
+        """A subrequest (auth_request's, mirror's) may come here without running the
+        location's phases: it answers with ``return`` first, or proxies with no
+        rewrite-module directive and no try_files before."""
+        if self.rewrites and isinstance(self.rewrites[0], Return):
+            return True
+        return self.proxy_pass is not None and not self.rewrites and self.try_files is None
+
 
 # ``find``'s captures when the answer is nginx's auto_redirect (compared by identity):
 # a 301 to the location's name, not the location's content

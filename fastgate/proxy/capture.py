@@ -210,8 +210,10 @@ def subrequest(main: Request, capture: Capture, uri: str,
         raise SubrequestRefused(f'subrequests cycle while processing "{uri}"')
     path, _, args = uri.partition("?")
     head = main.head
-    sub_head = RequestHead(b"GET", uri.encode("utf-8", "surrogateescape"), head.version,
-                           head.headers, 0, head.keep_alive, False, None)
+    # (its target is the main request's: $request_uri is, as nginx copies unparsed_uri;
+    # its own URI is ``path``)
+    sub_head = RequestHead(b"GET", head.target, head.version, head.headers, 0,
+                           head.keep_alive, False, None)
     sub = Request(sub_head, (path, args, None), capture)
     sub.share_variables(main)
     sub.server = main.server

@@ -76,7 +76,7 @@ class Phases:
         self.subrequests = Subrequests(worker, self.upstream)
         self.mirror = Mirror(worker, self.subrequests)
         self.access = AccessModule(worker, self.auth, refuse, AuthBasic(worker),
-                                   AuthRequest(self.subrequests))
+                                   AuthRequest(self.subrequests, self.capture))
         self.limits = Limits(worker, self.auth, self.fail)
         self.degradation = Degradation(worker, self.fail)
         self.rewrite = RewriteModule(self.respond, self.fail, self.relocate,

@@ -50,17 +50,20 @@ def test_refusals(tmp_path: Path, body: str, message: str) -> None:
     assert message in text and text.endswith(":2")
 
 
-def test_the_location_asked_must_exist_and_proxy_or_return(tmp_path: Path) -> None:
+def test_the_location_asked_must_exist_and_a_mirrors_proxy_or_return(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         _load(tmp_path, "location / { auth_request @nowhere; proxy_pass http://127.0.0.1:9; }")
     assert str(e.value) == f'could not find named location "@nowhere" in {tmp_path}/t.conf:2'
     with pytest.raises(ConfigError) as e:
-        _load(tmp_path, "location / { auth_request /auth; proxy_pass http://127.0.0.1:9; }\n"
+        _load(tmp_path, "location / { mirror /auth; proxy_pass http://127.0.0.1:9; }\n"
                         "location = /auth { internal; }")
     assert str(e.value) == (
-        f'auth_request "/auth" reaches a location ({tmp_path}/t.conf:3) that neither '
+        f'mirror "/auth" reaches a location ({tmp_path}/t.conf:3) that neither '
         "proxies nor returns: fastgate sends a subrequest through proxy_pass or answers it "
         f"with return in {tmp_path}/t.conf:2")
+    # auth_request's runs the phases of any other location (a static file answers it)
+    _load(tmp_path, "location / { auth_request /auth; proxy_pass http://127.0.0.1:9; }\n"
+                    "location = /auth { internal; }")
     _load(tmp_path, "location / { auth_request /auth; proxy_pass http://127.0.0.1:9; }\n"
                     "location = /auth { return 204; }")
 
@@ -71,13 +74,23 @@ def test_the_location_asked_must_exist_and_proxy_or_return(tmp_path: Path) -> No
     ("rewrite ^ /other break; proxy_pass http://127.0.0.1:9;", "rewrite"),
     ("try_files $uri =404; proxy_pass http://127.0.0.1:9;", "try_files"),
 ])
-@pytest.mark.parametrize("asks", ["auth_request /auth;", "mirror /auth;"])
+@pytest.mark.parametrize("asks", ["mirror /auth;", "auth_request @auth;"])
 def test_what_a_subrequest_would_skip_is_refused(tmp_path: Path, inside: str, what: str,
                                                  asks: str) -> None:
-    """nginx runs the rewrite module and try_files for a subrequest; fastgate's
-    auth_request and mirror subrequests only proxy or return. A check written there
-    (``if ($http_x_block) { return 403; }``) would be skipped, so the configuration is
-    refused, saying where and why, rather than loaded with a weaker check."""
+    """nginx runs the rewrite module and try_files for a subrequest; fastgate's mirror
+    subrequests (and auth_request's to a named location) only proxy or return. A check
+    written there (``if ($http_x_block) { return 403; }``) would be skipped, so the
+    configuration is refused, saying where and why, rather than loaded with a weaker
+    check. (auth_request's to a URI runs them: test_auth_request_e2e.)"""
+    if asks.startswith("auth_request"):
+        with pytest.raises(ConfigError) as e:
+            _load(tmp_path, f"""location @auth {{ {inside} }}
+              location / {{ {asks} proxy_pass http://127.0.0.1:9; }}""")
+        assert f'auth_request "@auth" reaches a location ({tmp_path}/t.conf:2) with "{what}"' \
+            in str(e.value)
+        _load(tmp_path, f"""location = /auth {{ internal; {inside} }}
+          location / {{ auth_request /auth; proxy_pass http://127.0.0.1:9; }}""")
+        return
     with pytest.raises(ConfigError) as e:
         _load(tmp_path, f"""location = /auth {{ internal; {inside} }}
           location / {{ {asks} proxy_pass http://127.0.0.1:9; }}""")

@@ -13,10 +13,12 @@ import pytest
 from fastgate._wire import ConnectionInfo
 from fastgate.config import ConfigError, load_config
 from fastgate.config.lexer import tokenize
+from fastgate.http.engine import UnreadLine
 from fastgate.jwt import HMACKey, Verifier
 from fastgate.variables import (
     BUILTIN,
     PREFIXES,
+    SUBREQUEST_KEY,
     Registry,
     cookie_value,
     find_variable,
@@ -41,7 +43,7 @@ def request(**kw: Any) -> SimpleNamespace:
         pipelined=False,
         proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
-        token=None, jwt_plus=False, captures=(), memo={},
+        token=None, jwt_plus=False, captures=(), memo={}, uri_changes=0,
         head=SimpleNamespace(method=b"GET", headers=[]),
         connection=ConnectionInfo("http", "127.0.0.1", 5555, "127.0.0.1", 8080, 1),
     )
@@ -314,6 +316,22 @@ def test_request_keeps_the_method_the_line_came_with() -> None:
     assert _get("request")(r) == "POST /p/a%20b?x=1&Y=2 HTTP/1.1"
     assert _get("request_method")(r) == "GET"
     assert _get("request")(request(head=SimpleNamespace(method=b"", headers=[]))) == ""
+
+
+def test_a_line_the_http_layer_could_not_read_is_its_bytes() -> None:
+    r = request(head=UnreadLine(b"GARBAGE \x16\xff"))
+    assert _get("request")(r).encode("utf-8", "surrogateescape") == b"GARBAGE \x16\xff"
+
+
+def test_a_subrequests_method_is_its_main_requests() -> None:
+    """nginx's $request_method reads r->main: an auth_request's or SSI's subrequest
+    (a GET on the wire) says its main request's method."""
+    main = request(method="POST")
+    sub = request(method="GET", uri_changes=1, memo={SUBREQUEST_KEY: main})
+    assert _get("request_method")(sub) == "POST"
+    # an internal redirect's request is no subrequest: its own method (a GET, after
+    # error_page)
+    assert _get("request_method")(request(method="GET", uri_changes=1)) == "GET"
 
 
 def test_an_http2_stream_says_so() -> None:

@@ -69,14 +69,40 @@ def _config(port: int, authoriser: int, app: int, dead: int) -> str:
     location /never/ {{ auth_request /deny; proxy_pass http://app; }}
     location /off/ {{ auth_request /auth;
       location /off/public/ {{ auth_request off; proxy_pass http://app; }} }}
+
+    # authoriser locations that run their phases: Authelia's snippet (its upstream
+    # in a variable), a check of its own before it proxies, one that inherits the
+    # auth_request it answers for
+    location = /authelia {{ internal;
+      set $upstream_authelia http://127.0.0.1:{authoriser}/api/verify;
+      proxy_pass_request_body off;
+      proxy_pass $upstream_authelia;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Forwarded-Method $request_method; }}
+    location = /gated-auth {{ internal;
+      if ($http_x_block) {{ return 403; }}
+      proxy_pass http://127.0.0.1:{authoriser}/verify; }}
+    location /sso/ {{ auth_request /authelia;
+      auth_request_set $user $upstream_http_x_auth_user;
+      proxy_set_header X-User $user;
+      proxy_pass http://app; }}
+    location /gated/ {{ auth_request /gated-auth; proxy_pass http://app; }}
+    location = /hop-auth {{ internal; rewrite ^ /guarded/ last; }}
+    location /guarded/ {{ auth_request /deny; proxy_pass http://app; }}
+    location /hop/ {{ auth_request /hop-auth; proxy_pass http://app; }}
+    location /inherit/ {{ auth_request /inherit/auth; proxy_pass http://app;
+      location = /inherit/auth {{ internal; set $v 1;
+        proxy_pass http://127.0.0.1:{authoriser}/verify; }} }}
   }} }}"""
 
 
-def _ask(port: int, method: str, path: str, auth: str = "",
-         body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def _ask(port: int, method: str, path: str, auth: str = "", body: bytes | None = None,
+         more: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         headers = {"Authorization": auth} if auth else {}
+        headers.update(more or {})
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
@@ -90,9 +116,9 @@ def gate(tmp_path: Path, gateway, free, pair) -> Callable[..., tuple[int, dict[s
     port = free()
     gateway(_config(port, authoriser.port, app.port, free()), port)
 
-    def ask(method: str, path: str, auth: str = "",
-            body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-        return _ask(port, method, path, auth, body)
+    def ask(method: str, path: str, auth: str = "", body: bytes | None = None,
+            more: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        return _ask(port, method, path, auth, body, more)
 
     return ask
 
@@ -178,3 +204,59 @@ def test_auth_request_off_below(gate, pair) -> None:  # type: ignore[no-untyped-
     authoriser, app = pair
     assert gate("GET", "/off/public/x")[0] == 200
     assert authoriser.requests() == []
+
+
+def test_an_authoriser_location_with_set_runs_its_phases(gate, pair) -> None:  # type: ignore[no-untyped-def]
+    """Authelia's nginx snippet: ``set $upstream_authelia ...; proxy_pass
+    $upstream_authelia;`` in the auth location (fastgate refused it at load): its
+    rewrite phase runs for the subrequest, as nginx's, which is still a GET without
+    the body, with the main request's method and URI."""
+    authoriser, app = pair
+    status, _, _ = gate("POST", "/sso/orders?id=1", "Bearer yes", b"the-order-body")
+    assert status == 200
+    [asked] = authoriser.requests()
+    assert (asked.method, asked.target) == (b"GET", b"/api/verify")
+    assert asked.header(b"x-forwarded-method") == [b"POST"]
+    assert asked.header(b"x-original-url")[0].endswith(b"/sso/orders?id=1")
+    assert asked.header(b"content-length") == [] and asked.body == b""
+    [got] = app.requests()
+    assert (got.method, got.body) == (b"POST", b"the-order-body")
+    assert got.header(b"x-user") == [b"alice"]
+
+    status, headers, _ = gate("GET", "/sso/x", "Bearer no")
+    assert status == 401 and headers["www-authenticate"] == 'Bearer realm="idp"'
+    assert gate("GET", "/sso/x", "Bearer boom")[0] == 500
+    assert gate("GET", "/sso/x")[0] == 403
+    assert gate("GET", "/authelia", "Bearer yes")[0] == 404  # (internal)
+    # what was refused never reached the application
+    assert [r.target for r in app.requests()] == [b"/sso/orders?id=1"]
+
+
+def test_a_check_in_the_authoriser_location_holds(gate, pair) -> None:  # type: ignore[no-untyped-def]
+    # (why such locations were refused before: an "if ... return 403" skipped)
+    authoriser, app = pair
+    assert gate("GET", "/gated/x", "Bearer yes", more={"X-Block": "1"})[0] == 403
+    assert authoriser.requests() == [] and app.requests() == []
+    assert gate("GET", "/gated/x", "Bearer yes")[0] == 200
+    assert gate("GET", "/gated/x", "Bearer who")[0] == 403
+    assert len(authoriser.requests()) == 2
+    assert [r.target for r in app.requests()] == [b"/gated/x"]
+
+
+def test_the_authoriser_location_is_not_asked_of_itself(gate, pair) -> None:  # type: ignore[no-untyped-def]
+    # /inherit/auth inherits "auth_request /inherit/auth": nginx runs no access phase
+    # for the subrequest, so it is asked once, not until subrequests nest too deep
+    authoriser, app = pair
+    assert gate("GET", "/inherit/x", "Bearer yes")[0] == 200
+    assert len(authoriser.requests()) == 1
+    assert gate("GET", "/inherit/x", "Bearer no")[0] == 401
+    assert [r.target for r in app.requests()] == [b"/inherit/x"]
+
+
+def test_an_authoriser_location_that_goes_elsewhere_is_checked_there(gate, pair) -> None:  # type: ignore[no-untyped-def]
+    # /hop-auth rewrites its subrequest to /guarded/, whose own auth_request says no:
+    # that one is asked (only the auth_request a subrequest is making is not asked
+    # again), so neither the subrequest nor the request reaches the application
+    _, app = pair
+    assert gate("GET", "/hop/x", "Bearer yes")[0] == 403
+    assert app.requests() == []
