@@ -163,13 +163,14 @@ def read_so_far(error: ProtocolError, head: bytes) -> ProtocolError:
     header lines up to the first that is not one — the engines' parsers keep neither
     once they fail. A line that is not one is kept as it came (``unread``), up to its
     first CR or LF, as nginx logs it."""
+    if error.unread is not None:  # (a 414 keeps its buffer's worth, whole line or not)
+        return error
     head = head.lstrip(b"\r\n")
     lines = head.split(b"\r\n")
     line = _LINE.fullmatch(lines[0])
     if line is None:
-        if error.unread is None:  # (a 414 keeps its buffer's worth)
-            end = _LINE_END.search(head)
-            error.unread = head if end is None else head[:end.start()]
+        end = _LINE_END.search(head)
+        error.unread = head if end is None else head[:end.start()]
         return error
     headers = []
     for text in lines[1:]:

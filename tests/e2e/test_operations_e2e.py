@@ -543,11 +543,11 @@ def test_refused_requests_are_in_the_access_log(tmp_path: Path, gateway, free,  
     assert status_of(got) == status
     assert wait_for_text(log, f" {status} ")
     (line,) = log.read_text().splitlines()
-    # (the line as nginx logs it, when it was read)
-    assert re.fullmatch(rf'127\.0\.0\.1 - - \[.*\] "(-|GET / HTTP/1\.1|POST / HTTP/1\.1|'
-                        rf'GET / HTTP/2\.0)" '
+    # (the line as nginx logs it: as read, a line too long for the 8k buffer cut there)
+    assert re.fullmatch(rf'127\.0\.0\.1 - - \[.*\] "(GARBAGE|GET / HTTP/1\.1|POST / HTTP/1\.1|'
+                        rf'GET / HTTP/2\.0|GET /a{{8187}})" '
                         rf'{status} \d+ "-" "-"',
-                        line), line
+                        line), line[:100]
 
 
 # --- 6. user --------------------------------------------------------------------------------------

@@ -66,8 +66,9 @@ def test_a_line_may_fill_a_buffer_and_no_more(engine_cls: type, method: bytes,
             assert [h.method for h in told.heads] == [method] and not told.errors
         else:
             assert not told.heads and [e.status for e in told.errors] == [414]
-            # nginx logs the buffer the line did not end in
+            # nginx logs the buffer the line did not end in, not the line read whole
             assert told.errors[0].unread == data[:MAX_LINE]
+            assert told.errors[0].line is None and told.errors[0].host is None
 
 
 @pytest.mark.parametrize("engine_cls", ENGINES)
