@@ -327,13 +327,18 @@ class SetVar:
 class Rewrite:
     """``rewrite regex replacement [flag]``. ``flag`` is "", "last", "break",
     "redirect" or "permanent"; ``redirect`` is the status of a redirect (301, 302) or 0.
-    A replacement with "?" sets the arguments (the old ones follow unless it ends in
-    "?"); without, the arguments stay."""
+    As nginx compiles a replacement: its first "?" written in it (never one a capture or
+    variable brings) begins the new arguments, ``args``; a redirect's URL keeps its "?"
+    and says so (``question``); a replacement that ends in "?" drops the old arguments
+    (``keep_args`` false), else they follow."""
 
     regex: re.Pattern[str]
-    replacement: Template
+    replacement: Template  # the new URI (a redirect: the whole URL)
     flag: str
     redirect: int
+    args: Template | None = None
+    keep_args: bool = True
+    question: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.request import Request
     from fastgate.proxy.respond import Responder
     from fastgate.proxy.steps import Fail, Outcome, Phase
+    from fastgate.variables import Template
 
     # (conn, req, loc) → the outcome of going on elsewhere
     Elsewhere = Callable[[ClientSide, Request, Location], Outcome]
@@ -108,10 +109,19 @@ class RewriteModule:
                 req.captures = (m.group(0), *m.groups())
                 set_named_captures(req, m)
                 if op.redirect:
-                    return self._redirect(conn, req, run.nested or loc, op.redirect,
+                    return self._redirect(conn, req, run.nested or loc, op,
                                           _redirect_url(req, op))
-                result = op.replacement.render(req)
-                self._set_uri(req, result)
+                uri = op.replacement.render(req)
+                if not uri:
+                    self.respond.w.log.write(
+                        "error", "the rewritten URI has a zero length", conn, req)
+                    return self.fail(conn, req, run.nested or loc, 500)
+                req.uri = uri
+                if op.args is not None:
+                    new = _escaped_captures(req, op.args)
+                    req.args = f"{new}&{req.args}" if op.keep_args and req.args else new
+                elif not op.keep_args:
+                    req.args = ""
                 run.uri_changed = True
                 req.rewritten = CHANGED
                 if op.flag == "last":
@@ -138,27 +148,12 @@ class RewriteModule:
                     return step
         return None
 
-    @staticmethod
-    def _set_uri(req: Request, result: str) -> None:
-        """The new URI; a "?" in it sets the arguments, the old ones after them unless
-        it ends in "?"."""
-        keep = not result.endswith("?")
-        if not keep:
-            result = result[:-1]
-        path, question, args = result.partition("?")
-        req.uri = path
-        if question:
-            req.args = f"{args}&{req.args}" if keep and req.args else args
-        elif not keep:
-            req.args = ""
-
-    def _redirect(self, conn: ClientSide, req: Request, loc: Location, code: int,
+    def _redirect(self, conn: ClientSide, req: Request, loc: Location, op: Rewrite,
                   url: str) -> Outcome:
-        if url.endswith("?"):
-            url = url[:-1]
-        elif req.args:
-            url += ("&" if "?" in url else "?") + req.args
-        self.respond.redirect(conn, req, loc, code, url)
+        if op.keep_args and req.args:
+            # (nginx's choice of "&" is the written "?", not one a variable brought)
+            url += ("&" if op.question else "?") + req.args
+        self.respond.redirect(conn, req, loc, op.redirect, url)
         return DONE
 
     def answer(self, conn: ClientSide, req: Request, loc: Location,
@@ -201,20 +196,26 @@ _CLOSING = frozenset({444, 408, 499})
 
 
 def _redirect_url(req: Request, op: Rewrite) -> str:
-    """A redirecting rewrite's URL as nginx makes it: when the request's URI was escaped
-    (or had a "+"), the captures go escaped (their text is the decoded URI's); then the
-    whole is unescaped as a redirect is (ngx_http_script_regex_end_code)."""
+    """A redirecting rewrite's URL as nginx makes it: its captures escaped as
+    ``_escaped_captures`` says, then the whole unescaped as a redirect is
+    (ngx_http_script_regex_end_code)."""
+    return unescape_redirect(_escaped_captures(req, op.replacement))
+
+
+def _escaped_captures(req: Request, template: Template) -> str:
+    """``template`` rendered as nginx renders a redirect's URL or the arguments of a
+    rewrite: when the request's URI was escaped (or had a "+"), the captures go
+    escaped, their text being the decoded URI's — "/s/a%26b" to "q=$1" is "q=a%26b",
+    not a second argument."""
     path = req.head.target.split(b"?", 1)[0]
-    if b"%" in path or b"+" in path:
-        captures = req.captures
-        req.captures = tuple(c if c is None else escape_capture(c) for c in captures)
-        try:
-            url = op.replacement.render(req)
-        finally:
-            req.captures = captures
-    else:
-        url = op.replacement.render(req)
-    return unescape_redirect(url)
+    if b"%" not in path and b"+" not in path:
+        return template.render(req)
+    captures = req.captures
+    req.captures = tuple(c if c is None else escape_capture(c) for c in captures)
+    try:
+        return template.render(req)
+    finally:
+        req.captures = captures
 
 
 def _break(req: Request, run: _Run) -> None:

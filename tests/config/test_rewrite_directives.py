@@ -81,6 +81,29 @@ def test_an_absolute_replacement_is_a_302(tmp_path: Path) -> None:
     assert isinstance(op, Rewrite) and op.redirect == 302
 
 
+@pytest.mark.parametrize("replacement,uri,args,keep,question", [
+    ("/b", "/b", None, True, False),
+    ("/b?", "/b", None, False, False),
+    ("/b?x=$1", "/b", "x=$1", True, True),
+    ("/b?x=$1?", "/b", "x=$1", False, True),
+    ("/b?x=1?y=2", "/b", "x=1?y=2", True, True),
+    ("/$1$is_args$args", "/$1$is_args$args", None, True, False),
+    ("https://h/$1?a=b", "https://h/$1?a=b", None, True, True),
+    ("https://h$request_uri?", "https://h$request_uri", None, False, False),
+])
+def test_a_replacement_is_split_at_its_first_written_question_mark(
+        tmp_path: Path, replacement: str, uri: str, args: str | None, keep: bool,
+        question: bool) -> None:
+    # (ngx_http_rewrite: a last "?" is cut; then the first "?" of the text begins the
+    # arguments, unless the replacement is a redirect's URL)
+    cfg, _ = _load(tmp_path, f"rewrite ^/(.*) {replacement};")
+    op = cfg.servers[0].rewrites[0]
+    assert isinstance(op, Rewrite)
+    assert op.replacement.source == uri
+    assert (op.args.source if op.args is not None else None) == args
+    assert (op.keep_args, op.question) == (keep, question)
+
+
 @pytest.mark.parametrize("body,message", [
     ("rewrite ^/a /b sideways;", 'invalid parameter "sideways"'),
     ("rewrite ^/a( /b;", "pcre2_compile() failed"),

@@ -316,7 +316,13 @@ SCENARIOS = {
         location /i/ { if ($http_x_flag) { add_header X-Flag on; }
                        proxy_pass http://BACKEND; }
         location = /loc { return 302 /elsewhere; }
-        location ~ ^/re/(\\w+)/(\\d+)$ { return 200 "$2-$1"; } }""",
+        location ~ ^/re/(\\w+)/(\\d+)$ { return 200 "$2-$1"; }
+        location /g/ { rewrite ^/g/(.*) /$1 break; proxy_pass http://BACKEND; }
+        location /s/ { rewrite ^/s/(.*)$ /search?q=$1 break; proxy_pass http://BACKEND; }
+        location /t/ { rewrite ^/t/(.*)$ /new/$1? last; }
+        location /v/ { rewrite ^/v/(.*)$ /new/$1?a=$1? last; }
+        location /u/ { rewrite ^ https://example.com$request_uri permanent; }
+        location /z/ { rewrite ^/z/(.*)$ $1 last; } }""",
                 [_request("GET", "/old/a?b=1"), _request("GET", "/r/zz?k=v"),
                  _request("GET", "/l/x?y=2"), _request("GET", "/q/?x=1"),
                  _request("GET", "/q/?y=2"), _request("GET", "/i/a", "X-Flag: 1"),
@@ -325,7 +331,15 @@ SCENARIOS = {
                  _request("GET", "/new/%FC%80"), _request("GET", "/old/%FCx"),
                  # a redirect's captures escaped when the URI was (nginx's rules)
                  _request("GET", "/old/a%20b%3Fc%25d%2Fe"), _request("GET", "/old/a+b%21"),
-                 _request("GET", "/old/plain-%7E?q=%20")]),
+                 _request("GET", "/old/plain-%7E?q=%20"),
+                 # a "?" a capture brings is the URI's, not the start of arguments; the
+                 # captures after a written "?" are escaped when the URI was
+                 _request("GET", "/g/public/a%2Fb%3Fc"), _request("GET", "/g/x%3F?y=1"),
+                 _request("GET", "/s/a%26b%20c?page=2"), _request("GET", "/s/plain?p=1"),
+                 _request("GET", "/s/a+b"), _request("GET", "/s/x%3Fy%3D1"),
+                 _request("GET", "/t/x?drop=1"), _request("GET", "/v/x%26y?b=2"),
+                 # the "?" of $request_uri is not written: the arguments come twice
+                 _request("GET", "/u/a?b=1"), _request("GET", "/z/")]),
     "errors": ("""server { listen 127.0.0.1:PORT;
         error_page 502 503 = /down;
         location = /down { internal; return 200 "down:$status"; }

@@ -57,7 +57,18 @@ def rewrite(ld: Context, lvl: Level, d: Directive) -> None:
     status = FLAGS.get(flag, 0)
     if not status and replacement.startswith(REDIRECT_PREFIXES):
         status = 302  # an absolute replacement is a redirect, as in nginx
-    _program(lvl).append(Rewrite(regex, ld.compile(replacement, d), flag, status))
+    # (ngx_http_rewrite: a last "?" is cut off before the rest is compiled; a "?"
+    # cannot be part of a variable's name, so the first left is one written as such)
+    keep_args = not replacement.endswith("?")
+    if not keep_args:
+        replacement = replacement[:-1]
+    question = "?" in replacement
+    args = None
+    if question and not status:
+        replacement, _, rest = replacement.partition("?")
+        args = ld.compile(rest, d)
+    _program(lvl).append(Rewrite(regex, ld.compile(replacement, d), flag, status, args,
+                                 keep_args, question))
 
 
 def set_var(ld: Context, lvl: Level, d: Directive) -> None:
