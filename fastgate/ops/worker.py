@@ -503,12 +503,12 @@ class Worker:
         if body:
             headers.append((b"Content-Type", b"text/html"))
         headers = self._refusal_head(conn, status, headers, server or vhosts.default)
-        headers.append((b"Connection", b"close"))
+        conn.close_after_response()  # (the engine says Connection: close, once)
         try:
             out = exchange.respond(status, reason(status), headers, len(body))
             out += exchange.body(body) + exchange.end()
         except Exception:  # the engine cannot frame a response in this state: by hand
-            out = _raw_error(status, body, headers)
+            out = _raw_error(status, body, [*headers, (b"Connection", b"close")])
         exchange.write(out)
         self.log_refused(conn, status, len(body), len(out), vhosts, server, head)
 

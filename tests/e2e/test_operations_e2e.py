@@ -550,6 +550,24 @@ def test_refused_requests_are_in_the_access_log(tmp_path: Path, gateway, free,  
                         line), line[:100]
 
 
+@pytest.mark.parametrize("data", [
+    b"GET /a%00 HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /a%00 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    b"GET /a%00 HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    b"GARBAGE\r\n\r\n",
+])
+def test_a_refusal_says_connection_close_once(gateway, free,  # type: ignore[no-untyped-def]
+                                               data: bytes) -> None:
+    # (the engine framed its own "connection: close" for a client that asked to close,
+    # beside the refusal's: two Connection headers)
+    port = free()
+    gateway(server(port, "return 204;"), port)
+    head = raw_exchange(port, data).split(b"\r\n\r\n")[0].lower()
+    assert status_of(head + b"\r\n\r\n") == 400
+    assert head.count(b"\r\nconnection:") == 1 and b"\r\nconnection: close" in head
+
+
 # --- 6. user --------------------------------------------------------------------------------------
 
 def _privileged_port() -> int:
