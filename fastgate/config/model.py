@@ -864,6 +864,7 @@ class Settings:
     lingering_close: str = "on"
     lingering_time: float = 30.0
     lingering_timeout: float = 5.0
+    client_header_buffer_size: int = 1024
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     # header names outside [A-Za-z0-9-] never reach a variable or the backend
     underscores_in_headers: bool = False

@@ -21,10 +21,13 @@ received (``lower()`` them to compare). Errors are
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fastgate._wire import RequestHead, ResponseHead
 from fastgate.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Headers", "ProtocolError", "RequestHead", "ResponseHead", "ServerHandler",
            "UnreadLine", "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error",
@@ -185,9 +188,70 @@ def line_too_long(head: bytes, max_line: int) -> ProtocolError:
     """nginx's 414: a request line (CRLF included) longer than one of
     large_client_header_buffers. nginx logs as $request the buffer the line did not
     end in: ``head``'s first ``max_line`` bytes from the line's start."""
-    error = ProtocolError("request line too long", 414)
+    error = ProtocolError("client sent too long URI", 414, whole=True)
     error.unread = head.lstrip(b"\r\n")[:max_line]
     return error
+
+
+def field_too_long(text: bytes, shown: int) -> ProtocolError:
+    """nginx's 494 for the header line ``text`` that outgrew its buffers, logged with
+    the ``shown`` bytes of it the last buffer held (at most NGX_MAX_ERROR_STR - 300)."""
+    return ProtocolError(
+        f'client sent too long header line: "{text[:min(shown, 1748)].decode("latin-1")}..."',
+        494, whole=True)
+
+
+def unfinished_too_large(head: bytes) -> ProtocolError:
+    """nginx's 494 for a ``head`` that has outgrown all of its buffers before its end:
+    its last line, unfinished, is the header line too long."""
+    return field_too_long(head[head.rfind(b"\r\n") + 2:], len(head))
+
+
+def head_overflow(lines: Sequence[int], first: int, size: int,
+                  count: int) -> tuple[int, int] | None:
+    """Where a head runs out of nginx's buffers, placed as
+    ngx_http_alloc_large_header_buffer places it: ``lines`` are the bytes of its
+    request line, header lines and final CRLF, ``first`` is client_header_buffer_size
+    and ``count`` x ``size`` large_client_header_buffers. A line that does not fit
+    what is left of a buffer moves, whole, to the next one, and what it leaves behind
+    is lost — so heads that add up to less than the buffers can still outgrow them.
+    None when the head fits, else (the line's index, its bytes in the buffer it
+    outgrew)."""
+    cap, used, busy = first, 0, 0
+    for i, n in enumerate(lines):
+        if used + n <= cap:
+            used += n
+            continue
+        partial = cap - used
+        if partial >= size or busy == count:
+            return i, partial
+        if n > size:  # (moved, it fills the new buffer and goes on still)
+            return i, size
+        busy += 1
+        cap, used = size, n
+    return None
+
+
+def buffers_overflow(line: tuple[bytes, bytes, bytes], fields: Sequence[tuple[bytes, bytes]],
+                     first: int, size: int, count: int) -> ProtocolError | None:
+    """nginx's answer to a whole head (request ``line``, header ``fields``) that does
+    not fit its buffers (``head_overflow``): 414 for the line, 494 for a header
+    line; None when it fits. A head no longer than one buffer always fits."""
+    lines = [len(line[0]) + len(line[1]) + 12,
+             *[len(name) + len(value) + 4 for name, value in fields], 2]
+    if sum(lines) <= max(first, size):
+        return None
+    spot = head_overflow(lines, first, size, count)
+    if spot is None:
+        return None
+    i, shown = spot
+    if i == 0:
+        return line_too_long(b"%s %s HTTP/%s" % line, size)
+    if i > len(fields):  # (the final CRLF: nginx's "too large request")
+        return ProtocolError("client sent too large request", 494,
+                             whole=True).having_read(line, fields)
+    name, value = fields[i - 1]
+    return field_too_long(name + b": " + value + b"\r\n", shown).having_read(line, fields[:i - 1])
 
 
 def in_line(error: ProtocolError, line: tuple[bytes, bytes, bytes]) -> ProtocolError:

@@ -17,12 +17,14 @@ from fastgate.http.engine import (
     RequestHead,
     ResponseHead,
     ServerHandler,
+    buffers_overflow,
     has_name_only_nginx_reads,
     header_lines_only_nginx_reads,
     in_line,
     is_method,
     line_too_long,
     read_so_far,
+    unfinished_too_large,
     upstream_framing_error,
 )
 
@@ -135,12 +137,15 @@ class H11Server:
     """Server side of one client connection."""
 
     def __init__(self, handler: ServerHandler, max_header_bytes: int = 32768,
-                 max_line: int = 8192) -> None:
+                 max_line: int = 8192, first_buffer: int = 1024) -> None:
         self._h = handler
-        self._conn = _Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
+        # (the most a head can have: the first buffer's lines and all the large ones)
+        self._conn = _Connection(h11.SERVER,
+                                 max_incomplete_event_size=first_buffer + max_header_bytes)
         self._failed = False
         self._max_header_bytes = max_header_bytes
         self._max_line = max_line
+        self._first_buffer = first_buffer
         self._tail = b""
         # Content-Length and Transfer-Encoding lines seen in the head being read
         self._lengths = self._codings = 0
@@ -186,6 +191,10 @@ class H11Server:
                 ev = conn.next_event()
             except h11.RemoteProtocolError as e:
                 self._failed = True
+                if e.error_status_hint == 431:  # (an unfinished head past all buffers)
+                    head = bytes(conn._receive_buffer)
+                    h.on_error(read_so_far(unfinished_too_large(head), head))
+                    return
                 h.on_error(read_so_far(ProtocolError(str(e), e.error_status_hint),
                                        conn.refused_head))
                 return
@@ -260,22 +269,15 @@ class H11Server:
 
     def _check_size(self, ev: h11.Request, target: bytes,
                     raw: Headers) -> ProtocolError | None:
-        """nginx's large_client_header_buffers: a request line or a header line longer
-        than one buffer, or a head larger than all of them, is refused. h11 only bounds
-        heads that arrive in pieces, so the whole head is measured here."""
+        """nginx's client_header_buffer_size and large_client_header_buffers: a request
+        line or a header line longer than one buffer, or a head its buffers do not
+        hold, is refused. h11 only bounds heads that arrive in pieces, so the whole
+        head is measured here."""
         request_line = (bytes(ev.method), target, bytes(ev.http_version))
         if len(target) + len(ev.method) + 12 > self._max_line:  # (CRLF included)
             return line_too_long(b"%s %s HTTP/%s" % request_line, self._max_line)
-        total = 0
-        for i, (name, value) in enumerate(raw):
-            line = len(name) + len(value) + 4
-            total += line
-            if line > self._max_line or total > self._max_header_bytes:
-                # (what nginx has read by then: the headers before this one)
-                return ProtocolError(
-                    "request header line too long" if line > self._max_line
-                    else "request headers too large", 494).having_read(request_line, raw[:i])
-        return None
+        return buffers_overflow(request_line, raw, self._first_buffer, self._max_line,
+                                self._max_header_bytes // self._max_line)
 
     def _check_framing(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
         """What h11 lets through but nginx and llhttp refuse: a version other than 1.0 and

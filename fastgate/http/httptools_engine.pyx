@@ -28,9 +28,11 @@ import httptools
 from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
-from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, in_line, line_too_long,
+from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, buffers_overflow,
+                                  field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
-                                  read_so_far, upstream_framing_error)
+                                  read_so_far, unfinished_too_large,
+                                  upstream_framing_error)
 
 
 # the most bytes given to llhttp at once: pipelined requests are parsed no further
@@ -152,6 +154,9 @@ cdef class HttptoolsServer:
     cdef object _p
     cdef Py_ssize_t _max_header_bytes
     cdef Py_ssize_t _max_line
+    cdef Py_ssize_t _first_buffer  # client_header_buffer_size
+    cdef Py_ssize_t _buffers  # large_client_header_buffers' number
+    cdef Py_ssize_t _one_buffer  # a head no longer fits, however it is placed
     cdef list _headers
     cdef bytes _url
     cdef Py_ssize_t _size
@@ -200,11 +205,16 @@ cdef class HttptoolsServer:
     cdef Py_ssize_t _body_left  # Content-Length bytes still to come; -1 chunked
     cdef bytes _tail  # the last bytes given to llhttp inside a head or a chunked body
 
-    def __init__(self, handler, Py_ssize_t max_header_bytes=32768, Py_ssize_t max_line=8192):
+    def __init__(self, handler, Py_ssize_t max_header_bytes=32768, Py_ssize_t max_line=8192,
+                 Py_ssize_t first_buffer=1024):
         self._h = handler
         self._p = httptools.HttpRequestParser(self)
-        self._max_header_bytes = max_header_bytes
+        # (the most a head can have: the first buffer's lines and all the large ones)
+        self._max_header_bytes = first_buffer + max_header_bytes
         self._max_line = max_line
+        self._first_buffer = first_buffer
+        self._buffers = max_header_bytes // max_line
+        self._one_buffer = max(first_buffer, max_line)
         self._headers = []
         self._url = b""
         self._size = 0
@@ -263,25 +273,32 @@ cdef class HttptoolsServer:
         else:
             return
         if n + 12 > self._max_line:
-            raise ProtocolError("request line too long", 414)
+            raise ProtocolError("client sent too long URI", 414, whole=True)
 
     def on_header(self, name, value):
         line = len(name) + len(value) + 4
         if line > self._max_line:
-            raise self._read_so_far(ProtocolError("request header line too long", 494))
+            raise self._read_so_far(field_too_long(name + b": " + value + b"\r\n", self._max_line))
         self._size += line
-        if self._size > self._max_header_bytes:
-            raise self._read_so_far(ProtocolError("request headers too large", 494))
         self._headers.append((name, value))
+        if self._size > self._max_header_bytes:
+            # (past all the buffers: where nginx's placing of the lines ran out)
+            raise (buffers_overflow(self._line_read(), self._headers, self._first_buffer,
+                                    self._max_line, self._buffers)
+                   or self._read_so_far(field_too_long(name + b": " + value + b"\r\n",
+                                                       line)))
+
+    cdef tuple _line_read(self):
+        """The request line (the line has been read: a header has come, or the head is
+        whole)."""
+        p = self._p
+        return (self._method if self._method is not None else p.get_method(),
+                self._url if self._target is None else self._target,
+                p.get_http_version().encode())
 
     cdef _read_so_far(self, error):
-        """``error``, knowing the request's line and the headers read before it (the
-        line has been read: a header has come, or the head is whole)."""
-        p = self._p
-        return error.having_read(
-            (self._method if self._method is not None else p.get_method(),
-             self._url if self._target is None else self._target,
-             p.get_http_version().encode()), self._headers)
+        """``error``, knowing the request's line and the headers read before it."""
+        return error.having_read(self._line_read(), self._headers)
 
     def on_headers_complete(self):
         try:
@@ -296,6 +313,13 @@ cdef class HttptoolsServer:
                 self._headers[i] = (name, self._headers[i][1])
             self._renamed = None
         headers = self._headers
+        if self._size + len(self._url) + 40 > self._one_buffer:
+            # (a head that may be longer than one buffer: does nginx's placing of it fit
+            # them? The method and the line's 14 other bytes are 40 at most.)
+            error = buffers_overflow(self._line_read(), headers, self._first_buffer,
+                                     self._max_line, self._buffers)
+            if error is not None:
+                raise error
         length = 0
         chunked = False
         expect = False
@@ -371,7 +395,7 @@ cdef class HttptoolsServer:
             return
         if not (self._active or self._mid or self._queue or self._eof
                 or self._start is not None) and data:
-            head = parse_request(data, self._max_header_bytes, self._max_line)
+            head = parse_request(data, self._one_buffer, self._max_line)
             if head is not None:
                 self._serve(head)
                 return
@@ -509,7 +533,7 @@ cdef class HttptoolsServer:
             self._head_so_far = head
             if len(head) > self._max_header_bytes:
                 self._collecting = False
-                self._fail(read_so_far(ProtocolError("request headers too large", 494), head))
+                self._fail(read_so_far(unfinished_too_large(head), head))
                 self._deliver()
             return
         self._collecting = False

@@ -162,7 +162,8 @@ cdef class ClientConnection:
             except OSError:
                 pass
         count, size = self._settings.large_client_header_buffers
-        self.engine = server_engine(self.engine_name, self, count * size, size)
+        self.engine = server_engine(self.engine_name, self, count * size, size,
+                                    self._settings.client_header_buffer_size)
         self.exchange = Exchange(self, self.engine, transport, self.gate)
         self._born = self._loop.time()
         self._arm(self._settings.client_header_timeout)

@@ -1414,3 +1414,47 @@ def test_mp4_as_nginx(tmp_path: Path, engine: str) -> None:
     with both(tmp_path, MP4, engine) as (nginx, fastgate):
         for raw in asks:
             _same(nginx, fastgate, raw, compared)
+
+
+BUFFERS = """server { listen 127.0.0.1:PORT; client_header_buffer_size 256;
+  large_client_header_buffers 3 1k; location / { proxy_pass http://BACKEND; } }"""
+
+
+def test_header_buffers_as_nginx_fills_them(tmp_path: Path, engine: str) -> None:
+    """A head is placed in nginx's buffers a line at a time, a line that does not fit
+    what is left moving whole to the next: heads that add up to less than the buffers
+    can still outgrow them (494), and the same statuses come from both; what is
+    refused reaches no backend."""
+    def head(path: str, *fields: str) -> bytes:
+        return _request("GET", path, *fields)
+
+    asks = [
+        head("/" + "a" * 1008), head("/" + "a" * 1009),  # (lines of 1024 and 1025 bytes)
+        *[head("/", "X-A: " + "b" * (n - 7)) for n in (1022, 1023, 1024, 1025)],
+        *[head("/", *[f"X-{i}: " + "c" * 900 for i in range(k)]) for k in (2, 3, 4)],
+        head("/" + "a" * 600, "X-1: " + "c" * 900, "X-2: " + "c" * 900),
+        # (1810 bytes of headers after the line: they fit three buffers only packed)
+        head("/" + "a" * 600, "X-1: " + "c" * 900, "X-2: " + "c" * 900, "X-3: " + "c" * 300),
+        head("/", "Cookie: " + "d" * 2000),
+    ]
+    with both(tmp_path, BUFFERS, engine) as (nginx, fastgate):
+        for raw in asks:
+            want, got = nginx.send(raw), fastgate.send(raw)
+            assert got[0] == want[0], f"{raw[:60]!r}...: {got[0]}, nginx {want[0]}"
+        assert ([r.target for r in fastgate.backend.requests()]
+                == [r.target for r in nginx.backend.requests()])
+
+        def logged(side: Side) -> list[str]:
+            return [line for line in side.log.read_bytes().decode("latin-1").split("\n")
+                    if "too long header line" in line]
+
+        refused = logged(nginx)
+        deadline = time.monotonic() + 5
+        while len(logged(fastgate)) < len(refused) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mine = logged(fastgate)
+    assert len(mine) == len(refused) >= 3
+    for theirs, ours in zip(refused, mine, strict=True):
+        # (the bytes of the line its last buffer held, the CR of its end too)
+        shown = re.compile(r'too long header line: "(.*)\.\.\."')
+        assert shown.search(ours)[1] == shown.search(theirs)[1]  # type: ignore[index]

@@ -389,6 +389,10 @@ def keepalive_timeout(ld: Context, d: Directive) -> float:
     return parse_time(d, d.args[0])
 
 
+def client_header_buffer_size(ld: Context, d: Directive) -> int:
+    return parse_size(d, d.args[0])
+
+
 def large_client_header_buffers(ld: Context, d: Directive) -> tuple[int, int]:
     return (parse_number(d, d.args[0], minimum=1), parse_size(d, d.args[1]))
 
@@ -467,6 +471,8 @@ SPECS = [
     Spec("http2_push_preload", HSL, 1, 1, setting("http2_push_preload", flag_arg)),
     Spec("http2_max_concurrent_pushes", HS, 1, 1,
          setting("http2_max_concurrent_pushes", number_arg)),
+    Spec("client_header_buffer_size", HS, 1, 1,
+         setting("client_header_buffer_size", client_header_buffer_size)),
     Spec("large_client_header_buffers", HS, 2, 2,
          setting("large_client_header_buffers", large_client_header_buffers)),
     Spec("underscores_in_headers", HS, 1, 1, setting("underscores_in_headers", flag_arg)),

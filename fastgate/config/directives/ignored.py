@@ -52,8 +52,6 @@ def off_is_ours(why: str) -> Handler:
 
 
 SPECS = [
-    Spec("client_header_buffer_size", HS, 1, 1, ignored(
-        "a request head is read into one buffer bounded by large_client_header_buffers")),
     Spec("server_names_hash_bucket_size", frozenset({HTTP}), 1, 1, ignored(
         "fastgate's server name table needs no sizing")),
     Spec("server_names_hash_max_size", frozenset({HTTP}), 1, 1, ignored(
