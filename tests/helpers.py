@@ -145,3 +145,26 @@ YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
 ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
 -----END DH PARAMETERS-----
 """
+
+
+class Told:
+    """A server engine's handler that keeps what it was told: heads and errors."""
+
+    def __init__(self) -> None:
+        self.heads: list[Any] = []
+        self.errors: list[Any] = []
+
+    def on_request(self, head: Any) -> None:
+        self.heads.append(head)
+
+    def on_body(self, data: bytes) -> None:
+        pass
+
+    def on_end(self) -> None:
+        pass
+
+    def on_error(self, error: Any) -> None:
+        self.errors.append(error)
+
+    def on_eof(self) -> None:
+        pass

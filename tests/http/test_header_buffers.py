@@ -5,11 +5,11 @@ not fit — nginx 1.22's answers, compared with it in tests/e2e/test_nginx_parit
 from __future__ import annotations
 
 import pytest
+from helpers import Told
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastgate.errors import ProtocolError
-from fastgate.http.engine import RequestHead, buffers_overflow, head_overflow
+from fastgate.http.engine import buffers_overflow, head_overflow
 from fastgate.http.h11_engine import H11Server
 from fastgate.http.httptools_engine import HttptoolsServer
 
@@ -55,27 +55,6 @@ def test_what_always_fits_and_what_never_does(lines: list[int], first: int, size
 def _head(path: bytes, *fields: bytes) -> bytes:
     return b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n" + b"".join(
         f + b"\r\n" for f in fields) + b"\r\n"
-
-
-class Told:
-    def __init__(self) -> None:
-        self.heads: list[RequestHead] = []
-        self.errors: list[ProtocolError] = []
-
-    def on_request(self, head: RequestHead) -> None:
-        self.heads.append(head)
-
-    def on_body(self, data: bytes) -> None:
-        pass
-
-    def on_end(self) -> None:
-        pass
-
-    def on_error(self, error: ProtocolError) -> None:
-        self.errors.append(error)
-
-    def on_eof(self) -> None:
-        pass
 
 
 @pytest.mark.parametrize("engine_cls", ENGINES)

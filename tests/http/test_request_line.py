@@ -6,34 +6,13 @@ are refused as they come, not once a line's end or a buffer's worth has arrived.
 from __future__ import annotations
 
 import pytest
+from helpers import Told
 
-from fastgate.http.engine import ProtocolError, RequestHead
 from fastgate.http.h11_engine import H11Server
 from fastgate.http.httptools_engine import HttptoolsServer
 
 ENGINES = [HttptoolsServer, H11Server]
 MAX_LINE = 1024
-
-
-class Told:
-    def __init__(self) -> None:
-        self.heads: list[RequestHead] = []
-        self.errors: list[ProtocolError] = []
-
-    def on_request(self, head: RequestHead) -> None:
-        self.heads.append(head)
-
-    def on_body(self, data: bytes) -> None:
-        pass
-
-    def on_end(self) -> None:
-        pass
-
-    def on_error(self, error: ProtocolError) -> None:
-        self.errors.append(error)
-
-    def on_eof(self) -> None:
-        pass
 
 
 def feed(engine_cls: type, *pieces: bytes) -> Told:
