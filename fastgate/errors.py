@@ -52,6 +52,8 @@ class ProtocolError(FastgateError):
         # server's configuration once it has read one, and logs the line
         self.line: tuple[bytes, bytes, bytes] | None = None
         self.host: bytes | None = None
+        # the header lines read before the error (the access log's $http_*, as nginx's)
+        self.headers: list[tuple[bytes, bytes]] = []
         # a request line that could not be read as one: its bytes as they came (from its
         # first byte to a CR or LF, or a buffer's worth), which nginx logs as $request
         self.unread: bytes | None = None
@@ -61,8 +63,9 @@ class ProtocolError(FastgateError):
         """This error, knowing the request's ``line`` and the ``headers`` read before
         it (their first Host, if any)."""
         self.line = line
+        self.headers = list(headers) if line is not None else []
         if line is not None:
-            for name, value in headers:
+            for name, value in self.headers:
                 if len(name) == 4 and name.lower() == b"host":
                     self.host = bytes(value).strip(b" \t")
                     break

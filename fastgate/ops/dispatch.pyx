@@ -10,7 +10,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate.proxy.request cimport Request
 
-from fastgate._wire import screen_headers, split_target
+from fastgate._wire import RequestHead, screen_headers, split_target
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import parse_target_fully
 from fastgate.proxy.steps import DONE, TAKEN
@@ -54,7 +54,10 @@ cdef class AddressHandler:
             try:
                 target = parse_target_fully(head.target, method, vhosts.merge_slashes)
             except ProtocolError as e:
-                w._refuse(conn, e, vhosts, None, head, started)
+                # (nginx refuses the target as its line is read: no header has been,
+                # for the log's $http_* and $request_length as for the answer)
+                w._refuse(conn, e, vhosts, None, RequestHead(
+                    method, head.target, head.version, [], 0, False, False, None), started)
                 return
         cdef Request req = Request(head, target, conn)
         if req.host is None:

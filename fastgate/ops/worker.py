@@ -361,7 +361,12 @@ class Worker:
         server = None
         if error.line is not None:
             method, target, version = error.line
-            head = RequestHead(method, target, version, [], 0, False, False, None)
+            # (the headers read only go to the access log — an error page gets none —
+            # and, as nginx's $http_host, the first Host is the one)
+            hosts = [i for i, (name, _) in enumerate(error.headers)
+                     if name.lower() == b"host"]
+            fields = [f for i, f in enumerate(error.headers) if i not in hosts[1:]]
+            head = RequestHead(method, target, version, fields, 0, False, False, None)
             host = normal_host(error.host) if error.host is not None else None
             if host:
                 server = vhosts.select(host)

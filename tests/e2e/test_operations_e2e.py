@@ -568,6 +568,26 @@ def test_a_refusal_says_connection_close_once(gateway, free,  # type: ignore[no-
     assert head.count(b"\r\nconnection:") == 1 and b"\r\nconnection: close" in head
 
 
+@pytest.mark.parametrize("data,logged", [
+    # nginx refuses a target as its line is read: no header has been
+    (b"GET /a%00 HTTP/1.1\r\nHost: t\r\nUser-Agent: ua/1\r\n\r\n", '"-" "-"'),
+    (b"GET /a/../../x HTTP/1.1\r\nHost: t\r\nUser-Agent: ua/1\r\n\r\n", '"-" "-"'),
+    # a second Host is refused once the headers before it were read; the first counts
+    (b"GET / HTTP/1.1\r\nHost: t\r\nUser-Agent: ua/1\r\nHost: u\r\n\r\n",
+     '"ua/1" "t"'),
+])
+def test_a_refused_request_logs_the_headers_nginx_had_read(
+        tmp_path: Path, gateway, free, data: bytes,  # type: ignore[no-untyped-def]
+        logged: str) -> None:
+    port = free()
+    log = tmp_path / "a.log"
+    gateway(server(port, "return 204;", "log_format h '$status \"$http_user_agent\" "
+                   f"\"$http_host\"'; access_log {log} h;"), port)
+    assert status_of(raw_exchange(port, data)) == 400
+    assert wait_for_text(log, "400 ")
+    assert log.read_text().strip() == f"400 {logged}"
+
+
 # --- 6. user --------------------------------------------------------------------------------------
 
 def _privileged_port() -> int:
