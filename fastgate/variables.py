@@ -549,6 +549,19 @@ def _token_json(attr: str) -> Getter:
 _HOSTNAME = socket.gethostname()
 
 # The fixed variables: name → getter.
+# nginx's own variables a configuration may define again (NGX_HTTP_VAR_CHANGEABLE):
+# its set, map or capture replaces them; any other is "the duplicate variable"
+CHANGEABLE = frozenset({
+    "args", "limit_rate", "uid_reset", "memcached_key", "invalid_referer", "msie",
+    "modern_browser", "ancient_browser", "proxy_host", "proxy_port",
+    "ssl_protocol", "ssl_cipher", "ssl_ciphers", "ssl_curve", "ssl_curves", "ssl_sigalg",
+    "ssl_sigalgs", "ssl_session_id", "ssl_session_reused", "ssl_early_data",
+    "ssl_server_name", "ssl_alpn_protocol", "ssl_client_cert", "ssl_client_raw_cert",
+    "ssl_client_escaped_cert", "ssl_client_s_dn", "ssl_client_i_dn",
+    "ssl_client_s_dn_legacy", "ssl_client_i_dn_legacy", "ssl_client_serial",
+    "ssl_client_fingerprint", "ssl_client_verify", "ssl_client_v_start",
+    "ssl_client_v_end", "ssl_client_v_remain"})
+
 BUILTIN: dict[str, Getter] = {
     "slice_range": _slice_range,
     "limit_rate": _limit_rate,
@@ -775,12 +788,14 @@ class Registry:
     def define(self, name: str, getter: Getter) -> None:
         self.defined[name.lower()] = getter
 
-    def is_known(self, name: str) -> bool:
-        try:
-            self.getter(name)
-        except KeyError:
-            return False
-        return True
+    def is_taken(self, name: str) -> bool:
+        """Whether a ``set``, ``map`` or named capture may not define ``name``: it is
+        the configuration's already, or one of nginx's own variables that is not
+        changeable. A name only a prefix gives (``$http_host_with_default``,
+        ``$arg_x``) is free, and the variable defined shadows the prefix's, as in
+        nginx, whose prefixed variables are looked up after the named ones."""
+        low = name.lower()
+        return low in self.defined or (low in BUILTIN and low not in CHANGEABLE)
 
     def getter(self, name: str) -> Getter:
         """The getter for ``name`` (without ``$``); ``KeyError`` if there is none."""

@@ -161,6 +161,8 @@ class Loader:
                 name = d.args[-1][1:].lower()
                 if name in self._late:
                     raise d.error(f'duplicate "{d.name}" variable "{name}"')
+                if self.registry.is_taken(name):
+                    raise d.error(f'the duplicate "{name}" variable')
                 late = _LateMap()
                 self._late[name] = late
                 self.registry.define(name, late)
@@ -169,7 +171,7 @@ class Loader:
             elif d.name in ("auth_jwt_claim_set", "auth_jwt_header_set") and \
                     len(d.args) >= 2 and d.args[0].startswith("$"):
                 name = d.args[0][1:].lower()
-                if name in self._late or self.registry.is_known(name):
+                if name in self._late or self.registry.is_taken(name):
                     raise d.error(f'duplicate "{name}" variable')
                 self.registry.define(name, nested_claim(d.args[1:],
                                                         d.name == "auth_jwt_header_set"))
@@ -195,7 +197,7 @@ class Loader:
                 if name in self.user_vars or name in ("args", "uid_reset", "memcached_key",
                                                       "limit_rate"):
                     continue
-                if name in self._late or self.registry.is_known(name):
+                if name in self._late or self.registry.is_taken(name):
                     raise d.error(f'the duplicate "{name}" variable')
                 self.user_vars.add(name)
                 self.registry.define(name, user_variable(name))
@@ -205,7 +207,7 @@ class Loader:
     def _declare_capture(self, name: str, d: Directive) -> None:
         if name in self.user_vars:
             return  # (a set's, or another regex's: one variable, as nginx's)
-        if name in self._late or self.registry.is_known(name):
+        if name in self._late or self.registry.is_taken(name):
             raise d.error(f'the duplicate "{name}" variable')
         self.user_vars.add(name)
         self.registry.define(name, user_variable(name))

@@ -120,6 +120,30 @@ def test_refusals(tmp_path: Path, body: str, message: str) -> None:
     assert message in text and ":3" in text
 
 
+@pytest.mark.parametrize("body", [
+    "set $http_host_with_default a;", "set $arg_x 1;", "set $cookie_y 2;",
+    "set $sent_http_z 3;", "set $jwt_claim_sub 4;", "set $ssl_protocol a;",
+    "set $invalid_referer b;", "set $args c;", "location ~ (?<http_q>.) { }"])
+def test_a_name_only_a_prefix_gives_or_nginx_lets_change_may_be_set(
+        tmp_path: Path, body: str) -> None:
+    # (nginx looks its named variables up before the prefixed ones, and lets a
+    # configuration define again those it flags NGX_HTTP_VAR_CHANGEABLE)
+    assert _load(tmp_path, body)[0].servers
+
+
+@pytest.mark.parametrize("http_body,name", [
+    ("map $uri $host { default x; }", "host"),
+    ("map $uri $remote_addr { default x; }", "remote_addr"),
+    ("geo $request_uri { default 1; }", "request_uri"),
+])
+def test_a_map_of_nginx_s_own_variable_is_refused(tmp_path: Path, http_body: str,
+                                                  name: str) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http {\n  " + http_body + "\n  server { listen 127.0.0.1:8997; }\n}\n")
+    with pytest.raises(ConfigError, match=f'the duplicate "{name}" variable in .*:2'):
+        load_config(str(path))
+
+
 def test_if_and_set_are_not_http_level(tmp_path: Path) -> None:
     path = tmp_path / "t.conf"
     path.write_text("http {\n  set $mine 1;\n}\n")

@@ -322,7 +322,13 @@ SCENARIOS = {
         location /t/ { rewrite ^/t/(.*)$ /new/$1? last; }
         location /v/ { rewrite ^/v/(.*)$ /new/$1?a=$1? last; }
         location /u/ { rewrite ^ https://example.com$request_uri permanent; }
-        location /z/ { rewrite ^/z/(.*)$ $1 last; } }""",
+        location /z/ { rewrite ^/z/(.*)$ $1 last; }
+        # GitLab Omnibus's default Host; a set's name only a prefix gave (an argument,
+        # a header) is a variable of its own, which the prefix's no longer reads
+        location /h/ { if ($http_host = "") { set $http_host_with_default "gitlab.test"; }
+                       if ($http_host != "") { set $http_host_with_default $http_host; }
+                       set $arg_q "fixed"; set $http_x_user "gateway";
+                       return 200 "$http_host_with_default:$arg_q:$args:$http_x_user"; } }""",
                 [_request("GET", "/old/a?b=1"), _request("GET", "/r/zz?k=v"),
                  _request("GET", "/l/x?y=2"), _request("GET", "/q/?x=1"),
                  _request("GET", "/q/?y=2"), _request("GET", "/i/a", "X-Flag: 1"),
@@ -339,7 +345,9 @@ SCENARIOS = {
                  _request("GET", "/s/a+b"), _request("GET", "/s/x%3Fy%3D1"),
                  _request("GET", "/t/x?drop=1"), _request("GET", "/v/x%26y?b=2"),
                  # the "?" of $request_uri is not written: the arguments come twice
-                 _request("GET", "/u/a?b=1"), _request("GET", "/z/")]),
+                 _request("GET", "/u/a?b=1"), _request("GET", "/z/"),
+                 _request("GET", "/h/?q=client", "X-User: client"),
+                 b"GET /h/?q=client HTTP/1.0\r\nX-User: client\r\n\r\n"]),
     "errors": ("""server { listen 127.0.0.1:PORT;
         error_page 502 503 = /down;
         location = /down { internal; return 200 "down:$status"; }
