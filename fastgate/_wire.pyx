@@ -157,7 +157,7 @@ cdef bytes _V10 = b"1.0"
 
 cdef int MAX_HEADERS = 64
 
-# the standard reason phrases (llhttp does not hand over the one received)
+# the standard reason phrases
 REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -382,6 +382,13 @@ def parse_response(bytes data, bint head_request):
         pos += 1
     if pos + 1 >= end or s[pos] != 13 or s[pos + 1] != 10:
         return None
+    cdef Py_ssize_t said = pos - 13
+    # the upstream's own phrase goes on to the client, as nginx's status_line; the
+    # usual one is the standard phrase, shared rather than copied
+    reason = REASONS.get(status)
+    if (reason is None or PyBytes_GET_SIZE(reason) != said
+            or memcmp(PyBytes_AS_STRING(reason), s + 13, said) != 0):
+        reason = PyBytes_FromStringAndSize(<const char*>s + 13, said)
     pos += 2
     headers = []
     body = _headers(s, pos, end, headers, 65536, &clen, &conn, &hosts, False)
@@ -394,7 +401,7 @@ def parse_response(bytes data, bint head_request):
         return None
     cdef ResponseHead head = ResponseHead.__new__(ResponseHead)
     head.status = status
-    head.reason = REASONS.get(status, b"")
+    head.reason = reason
     head.version = version
     head.headers = headers
     head.content_length = clen

@@ -806,6 +806,7 @@ cdef class HttptoolsClient:
     cdef object _h
     cdef object _p
     cdef list _headers
+    cdef bytes _reason  # the status line's reason phrase, as the upstream wrote it
     cdef bint _chunked
     cdef bint _head_request
     cdef bint _sent_done
@@ -824,6 +825,7 @@ cdef class HttptoolsClient:
         self._h = handler
         self._p = httptools.HttpResponseParser(self)
         self._headers = []
+        self._reason = b""
         self._chunked = False
         self._head_request = False
         self._sent_done = False
@@ -873,7 +875,11 @@ cdef class HttptoolsClient:
 
     def on_message_begin(self):
         self._headers = []
+        self._reason = b""
         self._mid = True
+
+    def on_status(self, reason):
+        self._reason += reason  # (llhttp hands the phrase over in the pieces it read)
 
     def on_header(self, name, value):
         self._headers.append((name, value))
@@ -894,8 +900,7 @@ cdef class HttptoolsClient:
             invalid = upstream_framing_error(headers)
             if invalid is not None:
                 raise ProtocolError(invalid, 502)
-        # llhttp does not hand over the reason phrase; the standard one stands in
-        head = ResponseHead(status, REASONS.get(status, b""), p.get_http_version().encode(),
+        head = ResponseHead(status, self._reason, p.get_http_version().encode(),
                             headers, length, p.should_keep_alive())
         if 100 <= status < 200:
             if status == 101:

@@ -196,6 +196,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     if s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
         length = None  # chunked, for the trailers to follow
     req.sent_headers = headers
-    # (the upstream's own words for its own status; an error page's code has nginx's)
-    said = rhead.reason if rhead.reason and status == rhead.status else reason(status)
+    # the upstream's own words for its own status, none if it wrote none (as nginx's
+    # status_line, but for the space after the code, which it keeps); an error page's
+    # code, a range's 206, has nginx's
+    said = rhead.reason if status == rhead.status else reason(status)
     return exchange.respond(status, said, headers, length, head_only)

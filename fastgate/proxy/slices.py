@@ -22,6 +22,7 @@ from fastgate._wire import ResponseHead
 from fastgate.errors import FastgateError
 from fastgate.proxy.capture import KEPT_MAX, SubrequestRefused
 from fastgate.proxy.ranges import http_time, ranges
+from fastgate.proxy.status import reason
 from fastgate.variables import SLICE_KEY, SliceState
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def begin(req: Request, rhead: ResponseHead, max_ranges: int | None
         head = ResponseHead(200, b"OK", rhead.version, headers, total, rhead.keep_alive)
         return head, (0, total), offset
     if not wanted:
-        head = ResponseHead(416, b"", rhead.version, [
+        head = ResponseHead(416, reason(416), rhead.version, [
             (b"Content-Range", b"bytes */%d" % total)], -1, rhead.keep_alive)
         return head, (0, 0), offset
     start, end = wanted[0]

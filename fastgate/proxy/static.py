@@ -49,7 +49,7 @@ from fastgate.proxy.capture import Capture
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.ranges import http_time, ranges
 from fastgate.proxy.respond import final_status
-from fastgate.proxy.status import error_body
+from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.steps import DONE, NEXT
 
 if TYPE_CHECKING:
@@ -529,7 +529,7 @@ class StaticModule:
         assert exchange is not None
         req.status = status = final_status(req, status)
         head_only = head_only or status in (204, 304)
-        rhead = ResponseHead(status, b"", b"HTTP/1.1", headers, length, False)
+        rhead = ResponseHead(status, reason(status), b"HTTP/1.1", headers, length, False)
         try:
             out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
                                 RESPONSE_DROP, None, head_only)

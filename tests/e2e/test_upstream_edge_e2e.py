@@ -112,6 +112,32 @@ def test_a_close_delimited_body_is_relayed(path: str, answer: bytes, scripted, g
     assert dechunk(body) == b"hello, close-delimited"
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("answer,line", [
+    (b"HTTP/1.1 419 Page Expired\r\nContent-Length: 2\r\n\r\nno",
+     b"HTTP/1.1 419 Page Expired"),
+    (b"HTTP/1.1 404 Nicht gefunden\r\nContent-Length: 2\r\n\r\nno",
+     b"HTTP/1.1 404 Nicht gefunden"),
+    (b"HTTP/1.1 200 Fine\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+     b"HTTP/1.1 200 Fine"),
+    (b"HTTP/1.1 200 Gr\xfc\xdfe\r\nContent-Length: 2\r\n\r\nok", b"HTTP/1.1 200 Gr\xfc\xdfe"),
+    (b"HTTP/1.0 302 Found\r\nLocation: /a\r\nContent-Length: 0\r\n\r\n",
+     b"HTTP/1.1 302 Found"),
+    # none written: none sent on (nginx also drops the space after the code when the
+    # upstream did; RFC 9112's status line has it)
+    (b"HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\nok", b"HTTP/1.1 200 "),
+    (b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok", b"HTTP/1.1 200 "),
+], ids=["unknown-status", "own-words", "chunked", "obs-text", "standard", "empty",
+        "no-space"])
+def test_the_upstream_s_reason_phrase_goes_on(path: str, answer: bytes, line: bytes,
+                                              scripted, gateway,
+                                              free) -> None:  # type: ignore[no-untyped-def]
+    # (nginx sends the upstream's status line from its code on, its status_line; the
+    # whole-response fast lane and llhttp's path both hand the phrase over)
+    out = _exchange(path, answer, scripted, gateway, free)
+    assert out.split(b"\r\n")[0] == line, out
+
+
 def _exchange(path: str, answer: bytes, scripted, gateway, free
               ) -> bytes:  # type: ignore[no-untyped-def]
     """The response a client gets when the upstream answers its request with ``answer``
