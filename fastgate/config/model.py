@@ -1164,7 +1164,10 @@ class Server:
 
     @property
     def name(self) -> str:
-        return self.server_names[0] if self.server_names else ""
+        """``$server_name``: the first name, without the leading dot of a
+        ``.example.com`` (a regex keeps its ``~``), as nginx's merge makes it."""
+        name = self.server_names[0] if self.server_names else ""
+        return name[1:] if name.startswith(".") else name
 
     def location_for(self, uri: str) -> Location | None:
         """The location a subrequest's URI (or ``@name``) reaches."""

@@ -84,6 +84,10 @@ CASES = [
     ("worker-processes-bad", "worker_processes many;\n", 'invalid number "many" in "worker_processes" directive', 1),
     ("error-log-level", "error_log stderr loud;\n", 'invalid log level "loud"', 1),
     ("header-name-bad", 'http {\nadd_header "Bad Name" x;\n}', 'invalid header name "Bad Name"', 2),
+    # (nginx -t's words: ngx_http_core_server_name)
+    ("server-name-star", "http { server {\nserver_name *bad.com;\n} }", 'server name "*bad.com" is invalid', 2),
+    ("server-name-dot", "http { server {\nserver_name a .;\n} }", 'server name "." is invalid', 2),
+    ("server-name-empty-regex", "http { server {\nserver_name ~;\n} }", 'empty regex in server name "~"', 2),
 ]
 
 

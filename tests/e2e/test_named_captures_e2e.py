@@ -7,6 +7,7 @@ configurations with "unknown variable"."""
 from __future__ import annotations
 
 import http.client
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,10 +43,18 @@ http {{ access_log off;
     location /new/ {{ return 200 "new $uri $args slug=$slug\\n"; }}
     location /map/ {{ return 200 "$tag_kind name=$tagname num=$tagnum\\n"; }}
   }}
+  # a regex name keeps its case (\\S is not \\s); $server_name of ".wild.test" is
+  # "wild.test"; $hostname is the machine's name
+  server {{ listen 127.0.0.1:{ports[2]}; server_name ~^(?<user>\\S+)\\.users\\.test$;
+    return 200 "user=$user [$server_name]\\n"; }}
+  server {{ listen 127.0.0.1:{ports[2]}; server_name .wild.test;
+    return 200 "[$server_name] $host\\n"; }}
+  server {{ listen 127.0.0.1:{ports[2]}; server_name $hostname;
+    return 200 "machine [$server_name]\\n"; }}
 }}
 """
 
-    with nginx_and_fastgate(tmp_path, body, ports=2) as sides:
+    with nginx_and_fastgate(tmp_path, body, ports=3) as sides:
         yield sides
 
 
@@ -68,6 +77,9 @@ def test_named_captures_as_nginx(ports: dict[str, list[int]]) -> None:
                                     ("/if/?v=3.14", {}), ("/if/?v=x", {}),
                                     ("/old/hello", {}), ("/map/", {"X-Tag": "red-7"}),
                                     ("/map/", {"X-Tag": "blue"}))]
+    asked += [(2, host, "/", {}) for host in ("bob.users.test", "Bob.USERS.test",
+                                              "a.b.wild.test", "wild.test",
+                                              socket.gethostname())]
     answers = {}
     for which, host, path, headers in asked:
         ours = _get(ports["fastgate"][which], host, path, headers)
@@ -76,5 +88,7 @@ def test_named_captures_as_nginx(ports: dict[str, list[int]]) -> None:
     assert answers[("blog.example.com", "/")] == (200, b"blog home\n")
     assert answers[("acme.eu.example.org", "/users/42/keys")] == (
         200, b"tenant=acme zone=eu id=42 rest=[/keys]\n")
+    assert answers[("bob.users.test", "/")] == (200, b"user=bob [~^(?<user>\\S+)\\.users\\.test$]\n")
+    assert answers[("a.b.wild.test", "/")] == (200, b"[wild.test] a.b.wild.test\n")
     assert answers[("acme.eu.example.org", "/old/hello")] == (
         200, b"new /new/hello from=hello slug=hello\n")

@@ -9,6 +9,7 @@ import math
 import os
 import pwd
 import re
+import socket
 from dataclasses import replace
 from typing import Any
 
@@ -241,7 +242,20 @@ def limit_except_block(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def server_name(ld: Context, lvl: Level, d: Directive) -> None:
-    lvl.local["server_name"] = lvl.local.get("server_name", ()) + tuple(a.lower() for a in d.args)
+    """Names as ngx_http_core_server_name keeps them: lowercase but for a regex (whose
+    ``\\S`` is not ``\\s``), ``$hostname`` the machine's name."""
+    names = []
+    for a in d.args:
+        if a.startswith("*") and (len(a) < 3 or a[1] != ".") or a.startswith(".") and len(a) < 2:
+            raise d.error(f'server name "{a}" is invalid')
+        if "/" in a:
+            ld.warn(f'server name "{a}" has suspicious symbols', d)
+        if a == "~":
+            raise d.error(f'empty regex in server name "{a}"')
+        if a.lower() == "$hostname":
+            a = socket.gethostname()
+        names.append(a if a.startswith("~") else a.lower())
+    lvl.local["server_name"] = lvl.local.get("server_name", ()) + tuple(names)
 
 
 def location_block(ld: Context, lvl: Level, d: Directive) -> None:
