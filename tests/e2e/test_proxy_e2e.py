@@ -203,7 +203,7 @@ def test_pipelining_in_order(setup) -> None:  # type: ignore[no-untyped-def]
     reqs = b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
     out = raw_exchange(port, reqs + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     order = [json.loads(part.split(b"\r\n\r\n", 1)[1][:part.split(b"\r\n\r\n", 1)[1].index(b"}") + 1])["target"]
-             for part in out.split(b"HTTP/1.1 200 OK")[1:]]
+             for part in out.split(b"HTTP/1.1 200 ")[1:]]  # (the backend writes no phrase)
     assert order == ["/p0", "/p1", "/p2", "/p3", "/p4", "/last"]
 
 
