@@ -548,7 +548,6 @@ def _token_json(attr: str) -> Getter:
 
 _HOSTNAME = socket.gethostname()
 
-# The fixed variables: name → getter.
 # nginx's own variables a configuration may define again (NGX_HTTP_VAR_CHANGEABLE):
 # its set, map or capture replaces them; any other is "the duplicate variable"
 CHANGEABLE = frozenset({
@@ -562,6 +561,7 @@ CHANGEABLE = frozenset({
     "ssl_client_fingerprint", "ssl_client_verify", "ssl_client_v_start",
     "ssl_client_v_end", "ssl_client_v_remain"})
 
+# The fixed variables: name → getter.
 BUILTIN: dict[str, Getter] = {
     "slice_range": _slice_range,
     "limit_rate": _limit_rate,

@@ -38,6 +38,7 @@ from fastgate.proxy._headers import response_head
 from fastgate.proxy.failure import TIMED_OUT, unix_connect_failed
 from fastgate.proxy.headers import response_drop
 from fastgate.proxy.respond import final_status
+from fastgate.proxy.status import reason as status_reason
 from fastgate.proxy.steps import DONE, Step, finished
 from fastgate.variables import RATE_KEY
 
@@ -489,7 +490,10 @@ class CgiModule:
             filters, headers, framed = output.start(
                 req, loc.settings, headers, length, shown, head_only, conn,
                 self.upstream.fetch, self.w.config.variables, self.respond.client_error(req))
-        rhead = ResponseHead(shown, reason, b"HTTP/1.1", headers, framed, False)
+        # a Status header of the code alone gets nginx's phrase (its *_module take the
+        # header's text as the status line only past the code)
+        rhead = ResponseHead(shown, reason or status_reason(shown), b"HTTP/1.1", headers,
+                             framed, False)
         try:
             out = response_head(exchange, self.respond, req, loc, rhead, self.w.http_date(),
                                 plan.drop, None, head_only)

@@ -33,6 +33,8 @@ def _answer(r: FcgiReceived) -> tuple[bytes, bytes]:
     path = (r.param(b"DOCUMENT_URI") or b"").decode()
     if path.endswith("/status"):
         return b"Status: 418 I'm a teapot\r\nContent-Type: text/plain\r\n\r\nshort", b""
+    if path.endswith("/code-only"):
+        return b"Status: 404\r\nContent-Type: text/plain\r\n\r\nno phrase", b""
     if path.endswith("/moved"):
         return b"Location: /elsewhere\r\n\r\n", b""
     if path.endswith("/stderr"):
@@ -144,7 +146,7 @@ def gate(tmp_path: Path, gateway, free, apps) -> Iterator[tuple[Ask, object]]:  
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
-            got: dict[str, str] = {}
+            got: dict[str, str] = {":reason": r.reason}  # (the status line's phrase)
             for k, v in r.getheaders():
                 got[k.lower()] = got[k.lower()] + "\n" + v if k.lower() in got else v
             return r.status, got, r.read()
@@ -199,7 +201,11 @@ def test_a_unix_socket(gate, apps) -> None:  # type: ignore[no-untyped-def]
 def test_status_location_and_stderr(gate, apps) -> None:  # type: ignore[no-untyped-def]
     ask, g = gate
     status, headers, body = ask("GET", "/app/status")
-    assert (status, body) == (418, b"short")
+    assert (status, headers[":reason"], body) == (418, "I'm a teapot", b"short")
+    # a Status of the code alone: nginx's phrase (its module takes the header's text
+    # as the status line only past the code)
+    status, headers, body = ask("GET", "/app/code-only")
+    assert (status, headers[":reason"], body) == (404, "Not Found", b"no phrase")
     status, headers, _ = ask("GET", "/app/moved")
     assert status == 302 and headers["location"].endswith("/elsewhere")
     status, _, body = ask("GET", "/app/stderr")
