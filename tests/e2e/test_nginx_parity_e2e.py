@@ -328,7 +328,9 @@ SCENARIOS = {
         location /h/ { if ($http_host = "") { set $http_host_with_default "gitlab.test"; }
                        if ($http_host != "") { set $http_host_with_default $http_host; }
                        set $arg_q "fixed"; set $http_x_user "gateway";
-                       return 200 "$http_host_with_default:$arg_q:$args:$http_x_user"; } }""",
+                       return 200 "$http_host_with_default:$arg_q:$args:$http_x_user"; }
+        location /hp/ { set $http_x_user "gateway"; proxy_set_header X-User $http_x_user;
+                        proxy_pass http://BACKEND; } }""",
                 [_request("GET", "/old/a?b=1"), _request("GET", "/r/zz?k=v"),
                  _request("GET", "/l/x?y=2"), _request("GET", "/q/?x=1"),
                  _request("GET", "/q/?y=2"), _request("GET", "/i/a", "X-Flag: 1"),
@@ -347,7 +349,8 @@ SCENARIOS = {
                  # the "?" of $request_uri is not written: the arguments come twice
                  _request("GET", "/u/a?b=1"), _request("GET", "/z/"),
                  _request("GET", "/h/?q=client", "X-User: client"),
-                 b"GET /h/?q=client HTTP/1.0\r\nX-User: client\r\n\r\n"]),
+                 b"GET /h/?q=client HTTP/1.0\r\nX-User: client\r\n\r\n",
+                 _request("GET", "/hp/", "X-User: client")]),
     "errors": ("""server { listen 127.0.0.1:PORT;
         error_page 502 503 = /down;
         location = /down { internal; return 200 "down:$status"; }
@@ -598,6 +601,12 @@ def test_same_answers_as_nginx(sides: tuple[Side, Side, list[bytes]]) -> None:
     mine_up = [_received(r) for r in fastgate.backend.requests()]
     nginx_up = [_received(r) for r in nginx.backend.requests()]
     assert mine_up == nginx_up
+    shadowed = [r.header(b"x-user") for r in fastgate.backend.requests()
+                if r.target.startswith(b"/hp/")]
+    # ("rewrite": a set's $http_x_user is the configuration's; the client's X-User
+    # reaches the backend in no form)
+    asked = sum(raw.startswith(b"GET /hp/ ") for raw in requests)
+    assert shadowed == [[b"gateway"]] * asked
 
 
 BALANCING = """
