@@ -231,6 +231,21 @@ def user_variable(name: str) -> Getter:
     return get
 
 
+def set_or(name: str, get: Getter) -> Getter:
+    """A map's (geo's, split_clients') variable that a ``set`` or a named capture also
+    writes: nginx's lookup variables are changeable, and what a set stored is what reads
+    give from then on (before it, the lookup's value, memoised as ever)."""
+
+    def read(r: Any) -> str:
+        given = r.variables
+        if name in given:
+            value: str = given[name]
+            return value
+        return get(r)
+
+    return read
+
+
 def set_user_variable(r: Any, name: str, value: str) -> None:
     r.variables[name] = value
 

@@ -57,6 +57,7 @@ from fastgate.variables import (
     Template,
     log_blanks,
     nested_claim,
+    set_or,
     user_variable,
 )
 
@@ -97,6 +98,11 @@ class Loader:
         self.ocsp_caches: dict[str, int] = {}
         self.claim_vars: set[str] = set()  # auth_jwt_claim_set variables
         self.user_vars: set[str] = set()  # set $name
+        self._set_lookups: set[str] = set()  # map variables a set or capture also writes
+        # map variables a named capture further down the file took over (nginx's
+        # ngx_http_regex_compile gives the variable its own handler: the map never answers)
+        self._taken_lookups: set[str] = set()
+        self._lookup_at: dict[str, int] = {}  # map variable → its map's place in http
         self._resolved: set[str] = set()  # upstream host names found at load
         self.zone_refs: list[tuple[str, str, Directive]] = []
         self.cluster_refs: list[Directive] = []
@@ -155,7 +161,7 @@ class Loader:
     def declare_maps(self, http: Directive) -> None:
         """Before the http block is walked: its maps' variables and upstream names exist
         wherever they are used, whatever the order in the file (as in nginx)."""
-        for d in http.block or ():
+        for at, d in enumerate(http.block or ()):
             if (d.name in ("map", "split_clients") and len(d.args) == 2
                     or d.name == "geo" and len(d.args) in (1, 2)) and d.args[-1].startswith("$"):
                 name = d.args[-1][1:].lower()
@@ -165,6 +171,7 @@ class Loader:
                     raise d.error(f'the duplicate "{name}" variable')
                 late = _LateMap()
                 self._late[name] = late
+                self._lookup_at[name] = at
                 self.registry.define(name, late)
             elif d.name == "upstream" and len(d.args) == 1:
                 self.upstream_names.add(d.args[0])
@@ -177,18 +184,21 @@ class Loader:
                                                         d.name == "auth_jwt_header_set"))
                 self.claim_vars.add(name)
 
-        self._declare_sets(http.block or ())
+        for at, d in enumerate(http.block or ()):
+            self._declare_sets((d,), at=at)
 
-    def _declare_sets(self, items: Iterable[Directive], in_map: bool = False) -> None:
+    def _declare_sets(self, items: Iterable[Directive], in_map: bool = False,
+                      at: int = 0) -> None:
         """``set $name``, wherever it is: the variable exists everywhere (as in nginx);
         so does each named capture of a location's, server_name's, if's, rewrite's or
-        map key's regex (``(?<name>...)``), which sets it when the regex matches."""
+        map key's regex (``(?<name>...)``), which sets it when the regex matches. ``at``:
+        the place in the http block of the directive they are in."""
         for d in items:
             texts = (d.name,) if in_map else (
                 d.args if d.name in ("location", "server_name", "if", "rewrite") else ())
             for text in texts:
                 for name in NAMED_CAPTURE.findall(text):
-                    self._declare_capture(name.lower(), d)
+                    self._declare_capture(name.lower(), d, at)
             if (d.name in ("set", "auth_request_set") and d.args and d.args[0].startswith("$")
                     and len(d.args[0]) > 1):
                 name = d.args[0][1:].lower()
@@ -197,17 +207,32 @@ class Loader:
                 if name in self.user_vars or name in ("args", "uid_reset", "memcached_key",
                                                       "limit_rate"):
                     continue
-                if name in self._late or self.registry.is_taken(name):
+                if name in self._late:  # (nginx's map variables are changeable)
+                    self._set_lookups.add(name)
+                    continue
+                if self.registry.is_taken(name):
                     raise d.error(f'the duplicate "{name}" variable')
                 self.user_vars.add(name)
                 self.registry.define(name, user_variable(name))
             if d.block:
-                self._declare_sets(d.block, d.name == "map")
+                self._declare_sets(d.block, d.name == "map", at)
 
-    def _declare_capture(self, name: str, d: Directive) -> None:
+    def _declare_capture(self, name: str, d: Directive, at: int) -> None:
         if name in self.user_vars:
             return  # (a set's, or another regex's: one variable, as nginx's)
-        if name in self._late or self.registry.is_taken(name):
+        if name in self._late:
+            # nginx's capture gives the variable a handler of its own, which the map's
+            # replaces only when the map comes later in the file
+            if at >= self._lookup_at[name]:
+                if name not in self._taken_lookups:
+                    self.warn(f'the named capture "{name}" takes the variable over from '
+                              f'its map: "${name}" is only what a capture or set gives',
+                              d)
+                self._taken_lookups.add(name)
+            else:
+                self._set_lookups.add(name)
+            return
+        if self.registry.is_taken(name):
             raise d.error(f'the duplicate "{name}" variable')
         self.user_vars.add(name)
         self.registry.define(name, user_variable(name))
@@ -215,9 +240,14 @@ class Loader:
     def define_map(self, m: Lookup, d: Directive) -> None:
         self.maps[m.name] = m
         self._map_directives[m.name] = d
-        self._late[m.name].get = m.getter()
+        get = m.getter()
+        if m.name in self._taken_lookups:
+            get = user_variable(m.name)
+        elif m.name in self._set_lookups:
+            get = set_or(m.name, get)
+        self._late[m.name].get = get
         # replace the late-bound getter with the map's own, now that it exists
-        self.registry.define(m.name, m.getter())
+        self.registry.define(m.name, get)
 
     def _check_claim_maps(self, dialects: set[str]) -> None:
         """A map over ``$jwt_claim_*``/``$jwt_header_*`` whose keys are written for the

@@ -203,3 +203,30 @@ def test_any_condition_is_loaded_or_refused_cleanly(words: list[str]) -> None:
             load_config(str(path))
         except ConfigError as e:
             assert e.file == str(path)
+
+
+def test_a_set_may_write_a_map_s_variable(tmp_path: Path) -> None:
+    # nginx's map, geo and split_clients variables are changeable (Nginx Proxy Manager's
+    # server-level `set $forward_scheme http;` over `map $host $forward_scheme`)
+    path = tmp_path / "t.conf"
+    path.write_text("http {\n  map $host $forward_scheme { default http; }\n"
+                    "  geo $zone { default a; }\n"
+                    "  split_clients $remote_addr $half { 50% x; * y; }\n"
+                    "  server { listen 127.0.0.1:8997; set $forward_scheme https;\n"
+                    "    set $zone b; location / { set $half z; } }\n}\n")
+    cfg = load_config(str(path))
+    assert not [w for w in cfg.warnings if "capture" in w]
+
+
+def test_a_named_capture_after_a_map_takes_its_variable_over(tmp_path: Path) -> None:
+    # (ngx_http_regex_compile gives the variable its own handler; a map later in the
+    # file gives it the map's again)
+    path = tmp_path / "t.conf"
+    path.write_text("http {\n  map $uri $early { default e; }\n"
+                    "  server { listen 127.0.0.1:8997;\n"
+                    "    location ~ ^/(?<early>a)(?<late>b)$ { } }\n"
+                    "  map $uri $late { default l; }\n}\n")
+    cfg = load_config(str(path))
+    assert [w for w in cfg.warnings if "capture" in w] == [
+        f'[warn] the named capture "early" takes the variable over from its map: "$early" '
+        f"is only what a capture or set gives in {path}:4"]

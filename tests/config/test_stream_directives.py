@@ -225,8 +225,6 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
      '"unix:/run/s.sock" is listened on by an http server and a stream server'),
     ("stream { server { listen 9001; set $remote_addr x; return x; } }",
      'the duplicate "remote_addr" variable'),
-    ("stream { map $remote_addr $m { default 1; } server { listen 9001; set $m x; return x; } }",
-     'the duplicate "m" variable'),
     ("stream { set $v x; }", '"set" directive is not allowed here'),
     ("stream { server { listen 9001 ssl; ssl_certificate CRT; ssl_certificate_key KEY; "
      "ssl_verify_client on; return x; } }", "no ssl_client_certificate for ssl_verify_client"),

@@ -306,8 +306,17 @@ def _basic(user: str, password: str) -> str:
 
 
 SCENARIOS = {
-    "rewrite": ("""server { listen 127.0.0.1:PORT;
+    "rewrite": ("""map $arg_m $picked { default "map"; "x" "map-x"; }
+      map $arg_m $caught { default "map"; }
+      server { listen 127.0.0.1:PORT;
         rewrite ^/old/(.*)$ /new/$1 permanent;
+        # a map's variable is changeable: a set writes it (Nginx Proxy Manager's
+        # server-level set $forward_scheme over its map); a named capture further down
+        # the file takes it over (the map never answers), one before the map does not
+        location /m/ { set $before $picked; set $picked "set-$arg_m";
+                       return 200 "$before:$picked:$caught:$late"; }
+        location ~ ^/mc/(?<caught>\\w+)$ { return 200 "$picked:$caught"; }
+        location ~ ^/ml/(?<late>\\w+)$ { return 200 "$late"; }
         location /new/ { return 200 "new:$uri:$args"; }
         location /r/ { rewrite ^/r/(.*)$ /p/$1 break; proxy_pass http://BACKEND; }
         location /l/ { rewrite ^/l/(.*)$ /new/$1?from=l last; }
@@ -330,7 +339,8 @@ SCENARIOS = {
                        set $arg_q "fixed"; set $http_x_user "gateway";
                        return 200 "$http_host_with_default:$arg_q:$args:$http_x_user"; }
         location /hp/ { set $http_x_user "gateway"; proxy_set_header X-User $http_x_user;
-                        proxy_pass http://BACKEND; } }""",
+                        proxy_pass http://BACKEND; } }
+      map $arg_m $late { default "late-map"; }""",
                 [_request("GET", "/old/a?b=1"), _request("GET", "/r/zz?k=v"),
                  _request("GET", "/l/x?y=2"), _request("GET", "/q/?x=1"),
                  _request("GET", "/q/?y=2"), _request("GET", "/i/a", "X-Flag: 1"),
@@ -350,7 +360,9 @@ SCENARIOS = {
                  _request("GET", "/u/a?b=1"), _request("GET", "/z/"),
                  _request("GET", "/h/?q=client", "X-User: client"),
                  b"GET /h/?q=client HTTP/1.0\r\nX-User: client\r\n\r\n",
-                 _request("GET", "/hp/", "X-User: client")]),
+                 _request("GET", "/hp/", "X-User: client"),
+                 _request("GET", "/m/?m=x"), _request("GET", "/m/"), _request("GET", "/mc/abc"),
+                 _request("GET", "/ml/abc"), _request("GET", "/ml/")]),
     "errors": ("""server { listen 127.0.0.1:PORT;
         error_page 502 503 = /down;
         location = /down { internal; return 200 "down:$status"; }

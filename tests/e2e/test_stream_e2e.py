@@ -678,6 +678,23 @@ def test_real_ip_from_a_trusted_proxy(tmp_path: Path, backends: dict[str, TcpBac
             "200 10.9.9.9 127.0.0.1", "403 10.9.9.9 127.0.0.1", "200 127.0.0.1 127.0.0.1"]
 
 
+def test_a_set_writes_a_map_s_variable(tmp_path: Path,
+                                       backends: dict[str, TcpBackend]) -> None:
+    """nginx's map variables are changeable: a server's set writes one (fastgate refused
+    the configuration: "the duplicate variable"); where no set ran, the map answers."""
+    block = """
+  map $server_port $picked { default "map"; }
+  server { listen 127.0.0.1:PORT0; set $before $picked; set $picked "set";
+    return "$before:$picked"; }
+  server { listen 127.0.0.1:PORT1; return "$picked"; }
+"""
+    with both(tmp_path, block, backends, 2) as (nginx, fastgate):
+        for port in (0, 1):
+            assert talk(fastgate.ports[port], b"") == talk(nginx.ports[port], b""), port
+        assert talk(fastgate.ports[0], b"") == b"map:set<closed>"
+        assert talk(fastgate.ports[1], b"") == b"map<closed>"
+
+
 def test_names_resolved_by_the_resolver(tmp_path: Path, backends: dict[str, TcpBackend]) -> None:
     """The Docker-DNS idiom: set $to NAME:PORT; proxy_pass $to; with a resolver — the
     name asked of it (one question, then its TTL) and a name it does not know refused

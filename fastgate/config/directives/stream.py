@@ -69,6 +69,7 @@ from fastgate.variables import (
     Getter,
     StreamRegistry,
     Template,
+    set_or,
     user_variable,
 )
 
@@ -95,6 +96,7 @@ class StreamContext:
         self.upstream_names: set[str] = set()
         self.log_formats: dict[str, LogFormat] = {}
         self.maps: dict[str, Lookup] = {}
+        self._set_lookups: set[str] = set()  # map variables a server's set also writes
         self._wanted_formats: list[tuple[str, Directive]] = []
         self.cluster_refs: list[Directive] = []
         self.sync_refs: list[Directive] = []
@@ -141,31 +143,37 @@ class StreamContext:
 
     def declare_maps(self, block: Directive) -> None:
         """Before the walk: the block's map variables and upstream names exist wherever
-        they are used, whatever the order in the file (as in nginx)."""
+        they are used, whatever the order in the file (as in nginx); a server's ``set``
+        may write a map's variable (nginx's are changeable)."""
         for d in block.block or ():
             if (d.name in ("map", "split_clients") and len(d.args) == 2
                     or d.name == "geo" and len(d.args) in (1, 2)) and d.args[-1].startswith("$"):
                 name = d.args[-1][1:].lower()
                 if name in self.registry.defined:
                     raise d.error(f'duplicate "{d.name}" variable "{name}"')
-                self.registry.define(name, _Late(name, self.maps))
+                self.registry.define(name, _Late(name, self.maps, self._set_lookups))
             elif d.name == "upstream" and len(d.args) == 1:
                 self.upstream_names.add(d.args[0])
-            elif d.name == "server":
-                for e in d.block or ():
-                    if e.name == "set" and e.args and e.args[0].startswith("$") \
-                            and len(e.args[0]) > 1:
-                        name = e.args[0][1:].lower()
-                        known = self.registry.defined.get(name)
-                        if isinstance(known, _SetGetter):
-                            continue  # (several servers may set it)
-                        if known is not None or name in STREAM_BUILTIN:
-                            raise e.error(f'the duplicate "{name}" variable')
-                        self.registry.define(name, _SetGetter(name))
+        for d in block.block or ():
+            if d.name != "server":
+                continue
+            for e in d.block or ():
+                if e.name == "set" and e.args and e.args[0].startswith("$") \
+                        and len(e.args[0]) > 1:
+                    name = e.args[0][1:].lower()
+                    known = self.registry.defined.get(name)
+                    if isinstance(known, _SetGetter):
+                        continue  # (several servers may set it)
+                    if isinstance(known, _Late):
+                        self._set_lookups.add(name)
+                        continue
+                    if known is not None or name in STREAM_BUILTIN:
+                        raise e.error(f'the duplicate "{name}" variable')
+                    self.registry.define(name, _SetGetter(name))
 
     def define_map(self, m: Lookup, d: Directive) -> None:
         self.maps[m.name] = m
-        self.registry.define(m.name, m.getter())
+        self.registry.define(m.name, _getter(m, self._set_lookups))
 
     def implicit_upstream(self, host: str, port: int, d: Directive) -> str:
         return one_server_group(self, host, port, d)
@@ -232,16 +240,23 @@ class _SetGetter:
 class _Late:
     """A map's getter before the map is built: maps may use maps defined further down."""
 
-    def __init__(self, name: str, maps: dict[str, Lookup]) -> None:
+    def __init__(self, name: str, maps: dict[str, Lookup], set_lookups: set[str]) -> None:
         self.name = name
         self.maps = maps
+        self.set_lookups = set_lookups
         self.get: Getter | None = None  # the map's own, once it is built and first used
 
     def __call__(self, r: object) -> str:
         get = self.get
         if get is None:
-            get = self.get = self.maps[self.name].getter()
+            get = self.get = _getter(self.maps[self.name], self.set_lookups)
         return get(r)
+
+
+def _getter(m: Lookup, set_lookups: set[str]) -> Getter:
+    """A map's getter; the set's value first where a server's ``set`` writes it."""
+    get = m.getter()
+    return set_or(m.name, get) if m.name in set_lookups else get
 
 
 def _server(sc: StreamContext, top: Level, lvl: Level, names: set[str]) -> StreamServer:
