@@ -548,7 +548,12 @@ class Worker:
         entries = server.settings.access_log
         if not entries or conn.info is None:
             return
-        req = Request(head or _UNPARSED, _logged_target(head), conn)
+        target = _logged_target(head)
+        req = Request(head or _UNPARSED, target, conn)
+        if target is _NO_TARGET:
+            req.target = ""  # (nginx's unparsed_uri is set once the target was read)
+        # nginx's $host without a valid Host: the server's name
+        req.host = req.host or server.name
         req.server = server
         req.status = status
         req.body_bytes_sent = body
@@ -587,15 +592,18 @@ def _logged_target(head: RequestHead | None) -> tuple[str, str, str | None]:
     """A refused request's target as its log line reads it ($uri, $args): nothing
     when its line was not read or its target is not one."""
     if head is None or not head.method:
-        return ("", "", None)
+        return _NO_TARGET
     split = split_target(head.target)
     if split is not None:
         return split
     try:
         path, args, host = parse_target_fully(head.target, head.method, False)
     except ProtocolError:
-        return ("", "", None)
+        return _NO_TARGET
     return (path, args, host)
+
+
+_NO_TARGET: tuple[str, str, str | None] = ("", "", None)
 
 
 def _raw_error(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

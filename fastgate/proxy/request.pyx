@@ -78,6 +78,11 @@ cdef class Request:
             self._target = t
         return t
 
+    @target.setter
+    def target(self, str value):
+        # (a refused request whose target nginx could not read: its $request_uri is empty)
+        self._target = value
+
     @property
     def version(self):
         return self.head.version.decode("latin-1")
