@@ -46,6 +46,15 @@ http {
     assert '"daemon"' not in text and '"gunzip"' not in text  # off is what fastgate does
 
 
+def test_a_cache_turned_off_says_nothing(tmp_path: Path) -> None:
+    # (Nginx Proxy Manager's http-level proxy_cache off: what fastgate does anyway)
+    warnings, path = _warnings(tmp_path, """http { proxy_cache off; open_file_cache off;
+  server { listen 127.0.0.1:8997; location / { fastcgi_cache off; proxy_cache c; } } }""")
+    cache = [w for w in warnings if "cache" in w]
+    assert cache == [f'[warn] "proxy_cache" directive is ignored: fastgate caches no '
+                     f"responses: every request goes to the upstream in {path}:2"]
+
+
 def test_listen_parameters(tmp_path: Path) -> None:
     import pytest
 

@@ -180,11 +180,11 @@ SPECS = [
 # Families of directives, by the start of their names: proxy_cache* (proxy_cache,
 # proxy_cache_valid, proxy_cache_key...), open_file_cache*
 PREFIXED = {
-    "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
-    "fastcgi_cache": Spec("fastcgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
-    "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
-    "scgi_cache": Spec("scgi_cache*", HSL | {LIF}, 0, None, ignored(NO_CACHE)),
-    "open_file_cache": Spec("open_file_cache*", HSL, 0, None, ignored(NO_FILES)),
+    "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
+    "fastcgi_cache": Spec("fastcgi_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
+    "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
+    "scgi_cache": Spec("scgi_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
+    "open_file_cache": Spec("open_file_cache*", HSL, 0, None, off_is_ours(NO_FILES)),
 }
 
 # inside an upstream block
