@@ -1552,3 +1552,100 @@ def test_jenkins(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def
     finally:
         for be in apps.values():
             be.stop()
+
+
+def _npm_app(req: Received) -> bytes:
+    """An application behind Nginx Proxy Manager: assets with the caching headers
+    assets.conf hides, pages that say what they were asked."""
+    body = b"asked " + req.target
+    extra = (b"Cache-Control: private\r\nLast-Modified: Sun, 06 Dec 2026 00:00:00 GMT\r\n"
+             b"Vary: Cookie\r\nSet-Cookie: s=1\r\n" if req.target.startswith(b"/static")
+             else b"Content-Type: text/plain\r\n")
+    return b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(body), body)
+
+
+def _status_line_of(port: int, raw: bytes) -> bytes:
+    """The status line of what ``raw``, sent as it is, gets."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        got = b""
+        while b"\r\n" not in got:
+            more = s.recv(4096)
+            if not more:
+                break
+            got += more
+    return got.split(b"\r\n", 1)[0]
+
+
+def test_npm_proxy_host(beside, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Nginx Proxy Manager's proxy host beside nginx: its server-level `set` of the
+    variable a map defines (fastgate refused the configuration: "the duplicate
+    forward_scheme variable"), the exploit filters' ifs, a forged X-Real-IP from an
+    address not trusted, assets without the headers hidden, expires at a time of day;
+    every answer, every request the application got, every access-log line (the $host of
+    a request refused before any phase is the server's name, its unreadable target's
+    $request_uri empty, as nginx's)."""
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is installed by make test (test-deps)")
+    (tmp_path / "mime.types").write_text(MIME_TYPES)
+    (tmp_path / "cache").mkdir()  # (nginx makes the cache's directory, not its parent)
+    apps, sides = {}, {}
+    for kind in ("nginx", "fastgate"):
+        apps[kind] = RawBackend(answer=_npm_app)
+        sides[kind] = {"set $port           3000;": f"set $port {apps[kind].port};",
+                       "proxy-host-1_access.log proxy": f"{kind}-access.log proxy"}
+    try:
+        ports = beside("npm-proxy-host.conf", {
+            "/var/lib/nginx/cache/": f"{tmp_path}/cache/",
+            "/tmp/nginx/body": f"{tmp_path}/body"}, sides)
+        host = {"Host": "app.example.com"}
+        asked: list[tuple[str, str, dict[str, str], bytes | None]] = [
+            (method, path, host, None) for method in ("GET", "HEAD") for path in (
+                "/", "/hello?x=1", "/a?q=union%20select%20(1)", "/a?q=UNION+ALL+SELECT",
+                "/a?page=http://evil", "/a?f=../../etc", "/a?f=/etc/passwd",
+                "/a?x=%3Cscript%3E", "/a?GLOBALS%5B", "/a?mosConfig_absolute_path%3D",
+                "/a?x=base64_decode(abc)", "/a?buy=viagra", "/a?buy=blue%20pill")]
+        asked += [("GET", "/", {**host, "User-Agent": agent}, None)
+                  for agent in ("libwww-perl/6", "Go!Zilla", "curl/8")]
+        asked += [("GET", "/who", {**host, "X-Real-IP": "10.1.2.3"}, None),
+                  ("POST", "/form", host, b"a=1"), ("GET", "/x", {"Host": "other.test"}, None)]
+        for method, path, headers, body in asked:
+            answers = {kind: _sso_answer(port, method, path, headers, body)
+                       for kind, port in ports.items()}
+            assert answers["fastgate"] == answers["nginx"], (method, path, headers)
+        # assets: asked once each (nginx caches them), max-age counted to a time of day
+        for path in ("/static/app.css", "/static/logo.PNG?v=2"):
+            seen = {}
+            for kind, port in ports.items():
+                status, fields, raw = _sso_answer(port, "GET", path, host, None)  # type: ignore[misc]
+                got = dict(fields)
+                age = int(got.pop("cache-control").removeprefix("max-age="))
+                seen[kind] = (status, sorted(got.items()), raw, age)
+            assert seen["fastgate"][:3] == seen["nginx"][:3], path
+            assert abs(seen["fastgate"][3] - seen["nginx"][3]) <= 2
+            assert not {"last-modified", "vary"} & dict(seen["fastgate"][1]).keys()
+            assert dict(seen["fastgate"][1])["x-served-by"] == "app.example.com"
+        refused = (b"GET /x HTTP/1.1\r\n\r\n", b"GET /%2e%2e/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                   b"GET /a%00 HTTP/1.1\r\nHost: app.example.com\r\n\r\n",
+                   b"GET /x HTTP/1.1\r\nHost: bad/host\r\n\r\n")
+        for raw in refused:
+            assert _status_line_of(ports["fastgate"], raw) == _status_line_of(ports["nginx"], raw) \
+                == b"HTTP/1.1 400 Bad Request"
+        assert _seen(apps["fastgate"].requests()) == _seen(apps["nginx"].requests())
+        who = [r for r in apps["fastgate"].requests() if r.target == b"/who"]
+        assert who[0].header(b"X-Real-IP") == [b"127.0.0.1"]  # (10.1.2.3 is not trusted)
+        # the pages' lengths differ by the name at their foot: compared where a backend
+        # answered
+        count = sum(1 for _ in asked) + len(refused)
+        logs = {kind: [re.sub(r"\] (- - [45]\d\d .*)\[Length \d+\]", r"] \1[Length N]", line)
+                       for line in _access_lines(tmp_path / f"{kind}-access.log", count)]
+                for kind in ("nginx", "fastgate")}
+        assert len(logs["fastgate"]) == count and sorted(logs["fastgate"]) == sorted(logs["nginx"])
+        assert any('"/a?buy=viagra" [Client 127.0.0.1] [Length N] [Gzip -] [Sent-to 127.0.0.1]'
+                   in line for line in logs["fastgate"])
+        assert sum("400 - GET http app.example.com " in line for line in logs["fastgate"]) == 4
+        assert sum('400 - GET http app.example.com "-"' in line
+                   for line in logs["fastgate"]) == 2
+    finally:
+        for be in apps.values():
+            be.stop()
