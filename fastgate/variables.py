@@ -438,7 +438,8 @@ def _gzip_ratio(r: Any) -> str:
 
 
 def _time_local(r: Any) -> str:
-    return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(r.start))
+    """The time it is read (an access log's: the request's end), as nginx's cached time."""
+    return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime())
 
 
 # a request's memo: set in a subrequest's (nginx's r != r->main)
@@ -534,7 +535,9 @@ def _date_gmt(r: Any) -> str:
 
 
 def _time_iso8601(r: Any) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(r.start))
+    """The time it is read, with nginx's offset: "+00:00", not strftime's "+0000"."""
+    text = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime())
+    return text[:-2] + ":" + text[-2:]
 
 
 def _tries(r: Any, field: int, current: str) -> str:
@@ -1019,8 +1022,8 @@ STREAM_BUILTIN: dict[str, Getter] = {
     "pid": lambda r: str(os.getpid()),
     "nginx_version": lambda r: NGINX_VERSION,
     "msec": lambda r: f"{time.time():.3f}",
-    "time_local": lambda r: time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime()),
-    "time_iso8601": lambda r: time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()),
+    "time_local": _time_local,
+    "time_iso8601": _time_iso8601,
 }
 
 

@@ -397,3 +397,29 @@ def test_which_empty_values_nginx_finds() -> None:
     tls = BUILTIN["ssl_protocol"]
     assert found_though_empty("ssl_protocol", tls, defined, secure)
     assert not found_though_empty("ssl_protocol", tls, defined, plain)
+
+
+@pytest.mark.parametrize("zone,iso,local", [
+    ("UTC0", r"\+00:00", r"\+0000"), ("EST5EDT", r"-0[45]:00", r"-0[45]00"),
+    ("<+0530>-5:30", r"\+05:30", r"\+0530")])
+def test_times_are_nginx_s_read_when_asked(monkeypatch: pytest.MonkeyPatch, zone: str,
+                                           iso: str, local: str) -> None:
+    # nginx's $time_iso8601 writes its offset as +HH:MM, and both are the time of
+    # reading (an access log's line: the request's end), not the request's start
+    import re
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        r = request(start=time.time() - 3600)
+        before = time.time()
+        shown = BUILTIN["time_iso8601"](r)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d" + iso, shown), shown
+        stamp = time.mktime(time.strptime(shown[:19], "%Y-%m-%dT%H:%M:%S"))
+        assert abs(stamp - before) < 2
+        local_shown = BUILTIN["time_local"](r)
+        assert re.fullmatch(r"\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d " + local, local_shown), \
+            local_shown
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
