@@ -46,13 +46,17 @@ http {
     assert '"daemon"' not in text and '"gunzip"' not in text  # off is what fastgate does
 
 
-def test_a_cache_turned_off_says_nothing(tmp_path: Path) -> None:
-    # (Nginx Proxy Manager's http-level proxy_cache off: what fastgate does anyway)
+def test_an_off_that_is_what_fastgate_does_says_nothing(tmp_path: Path) -> None:
+    # (Nginx Proxy Manager's http-level proxy_cache off and server_tokens off)
     warnings, path = _warnings(tmp_path, """http { proxy_cache off; open_file_cache off;
-  server { listen 127.0.0.1:8997; location / { fastcgi_cache off; proxy_cache c; } } }""")
-    cache = [w for w in warnings if "cache" in w]
-    assert cache == [f'[warn] "proxy_cache" directive is ignored: fastgate caches no '
-                     f"responses: every request goes to the upstream in {path}:2"]
+  server_tokens off;
+  server { listen 127.0.0.1:8997; server_tokens build;
+    location / { fastcgi_cache off; proxy_cache c; } } }""")
+    assert [w for w in warnings if "cache" in w or "server_tokens" in w] == [
+        f'[warn] "server_tokens" directive is ignored: fastgate sends no Server version in '
+        f"{path}:3",
+        f'[warn] "proxy_cache" directive is ignored: fastgate caches no responses: every '
+        f"request goes to the upstream in {path}:4"]
 
 
 def test_listen_parameters(tmp_path: Path) -> None:
@@ -100,7 +104,7 @@ def test_every_ignored_directive_warns_once_with_its_reason(tmp_path: Path) -> N
     from fastgate.config.directives import ignored
 
     silent_off = {"log_subrequest", "proxy_ignore_client_abort",
-                  "proxy_socket_keepalive", "recursive_error_pages", "daemon"}
+                  "proxy_socket_keepalive", "recursive_error_pages", "daemon", "server_tokens"}
     for spec in ignored.SPECS:
         sample = SAMPLES[spec.name]
         ctx = next(c for c in ("main", "events", "http", "server", "location", "upstream")

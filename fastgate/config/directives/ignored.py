@@ -59,7 +59,7 @@ SPECS = [
     Spec("sendfile", HSL | {LIF}, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nopush", HSL, 1, 1, ignored(NO_FILES)),
     Spec("tcp_nodelay", HSL, 1, 1, ignored("fastgate always sets TCP_NODELAY")),
-    Spec("server_tokens", HSL, 1, 1, ignored("fastgate sends no Server version")),
+    Spec("server_tokens", HSL, 1, 1, off_is_ours("fastgate sends no Server version")),
     Spec("types_hash_max_size", HSL, 1, 1, ignored(NO_SIZING)),
     Spec("types_hash_bucket_size", HSL, 1, 1, ignored(NO_SIZING)),
     Spec("proxy_cache_path", frozenset({HTTP}), 2, None, ignored(NO_CACHE)),
