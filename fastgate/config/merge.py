@@ -198,16 +198,18 @@ class Builder:
         if limit_except is None:
             return location
         # the configuration of the methods limit_except does not name: the location's
-        # with the block's directives over it, down to its ifs (an if that holds must
-        # not take the block's access rules away)
+        # with the block's directives over it, but none of the location's rewrite
+        # directives — nginx's rewrite module does not inherit them into the block's
+        # configuration, so a POST that `limit_except GET { deny all; }` refuses is
+        # refused before any `rewrite ... last` can take it to another location (and
+        # an `if`, `set` or `return` of the location does not run for it either)
         methods, lmt = limit_except
         s = merge(settings, lmt)
         o = merge_origins(origins, lmt)
         own = lmt.local.get("proxy_pass")
         pp = self._upstream(own, s, o) if own is not None else proxy_pass
         other = dataclasses.replace(
-            location, settings=s, where=_where(lmt.directive), proxy_pass=pp,
-            rewrites=self._program(lvl, nesting(s, o, pp)),
+            location, settings=s, where=_where(lmt.directive), proxy_pass=pp, rewrites=(),
             jwt=self._jwt_check(s, o, where) if s.auth_jwt != "off" else None)
         return dataclasses.replace(location, limit_except=(methods, other))
 

@@ -381,13 +381,28 @@ SCENARIOS = {
                            proxy_pass http://BACKEND; }
         location /any/ { satisfy any; deny all; auth_basic "any";
                          auth_basic_user_file HOME/htpasswd; proxy_pass http://BACKEND; }
-        location /ro/ { limit_except GET { deny all; } proxy_pass http://BACKEND; } }""",
+        location /ro/ { limit_except GET { deny all; } proxy_pass http://BACKEND; }
+        # the location's rewrite directives do not run for a method limit_except does
+        # not name (nginx's block does not inherit them): its rewrite cannot take a
+        # refused POST to an open location, its set, if and return do nothing
+        location /rw/ { limit_except GET { deny all; } rewrite ^/rw/(.*)$ /open/$1 last; }
+        location /open/ { proxy_pass http://BACKEND; }
+        location /rl/ { limit_except GET { allow all; } set $v "set"; add_header X-V "[$v]";
+                        proxy_pass http://BACKEND; }
+        location /ri/ { limit_except GET { allow all; } if ($arg_x) { return 403; }
+                        proxy_pass http://BACKEND; }
+        location /rr/ { limit_except GET HEAD { allow all; } return 200 "returned"; } }""",
                [_request("GET", "/deny/a"), _request("GET", "/allow/b"),
                 _request("GET", "/basic/c"), _request("GET", "/basic/c", _basic("ann", "x")),
                 _request("GET", "/basic/c", _basic("ann", "pw")),
                 _request("GET", "/any/d"), _request("GET", "/any/d", _basic("bob", "pw2")),
                 _request("GET", "/ro/e"), _request("HEAD", "/ro/e"),
-                _request("POST", "/ro/e", body=b"data"), _request("DELETE", "/ro/e")]),
+                _request("POST", "/ro/e", body=b"data"), _request("DELETE", "/ro/e"),
+                _request("POST", "/rw/a", body=b"data"), _request("GET", "/rw/a"),
+                _request("DELETE", "/rw/a"), _request("POST", "/rl/", body=b"d"),
+                _request("GET", "/rl/"), _request("POST", "/ri/?x=1", body=b"d"),
+                _request("GET", "/ri/?x=1"), _request("POST", "/rr/x", body=b"d"),
+                _request("PUT", "/rr/x", body=b"d"), _request("GET", "/rr/x")]),
     "auth_request": ("""server { listen 127.0.0.1:PORT;
         location = /auth { internal; proxy_pass http://BACKEND/auth;
                            proxy_pass_request_body off; proxy_set_header Content-Length "";

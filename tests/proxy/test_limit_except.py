@@ -1,6 +1,7 @@
 """limit_except: the block's access directives apply to every method it does not name
-(GET names HEAD too), on both engines and both exchange paths — and an ``if`` that
-holds in the location does not take them away."""
+(GET names HEAD too), on both engines and both exchange paths — and the location's
+rewrite directives do not run for those methods (nginx's block does not inherit them),
+so neither an ``if`` nor a ``rewrite ... last`` takes the block's rules away."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}"; auth_jwt_alg HS256;
   location /if/ {{ limit_except GET {{ deny all; }}
     if ($http_x_flag) {{ add_header X-Flag on; }} proxy_pass http://be; }}
   location /lan/ {{ limit_except GET {{ allow 127.0.0.1; deny all; }} proxy_pass http://be; }}
+  location /jw/ {{ limit_except GET {{ auth_jwt on; }} rewrite ^/jw/(.*)$ /open/$1 last; }}
+  location /dn/ {{ limit_except GET {{ deny all; }} rewrite ^/dn/(.*)$ /open/$1 last; }}
+  location /open/ {{ proxy_pass http://be; }}
 }}"""
 
 
@@ -72,6 +76,28 @@ def test_an_if_that_holds_keeps_the_rules(tmp_path: Path, engine: str, path: str
     assert client.startswith(b"HTTP/1.1 403 ") and upstream == b""
     client, upstream = _run(tmp_path, engine, path, _req("GET", "/if/x", "X-Flag: 1"))
     assert client.startswith(b"HTTP/1.1 200 ") and b"\r\nX-Flag: on\r\n" in client
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("target", ["/jw/x", "/dn/x"])
+def test_a_rewrite_in_the_location_does_not_walk_around_the_block(
+        tmp_path: Path, engine: str, path: str, target: str) -> None:
+    # (before, the location's rewrite ran for a DELETE and took it, without a token, to
+    # an open location's backend)
+    status = b"401" if target == "/jw/x" else b"403"
+    for method in ("DELETE", "POST", "PUT"):
+        client, upstream = _run(tmp_path, engine, path, _req(method, target))
+        assert client.startswith(b"HTTP/1.1 " + status + b" ") and upstream == b"", method
+    client, upstream = _run(tmp_path, engine, path, _req("GET", target))
+    assert client.startswith(b"HTTP/1.1 200 ") and upstream.startswith(b"GET /open/x ")
+    if target == "/jw/x":
+        good = pyjwt.encode({"sub": "alice"}, SECRET, algorithm="HS256")
+        # a valid token passes the block, and the location's rewrite still does not run:
+        # the location has no content of its own, so its files answer: nginx's 405
+        client, upstream = _run(tmp_path, engine, path,
+                                _req("DELETE", target, f"Authorization: Bearer {good}"))
+        assert upstream == b"" and client.startswith(b"HTTP/1.1 405 ")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
