@@ -146,6 +146,9 @@ class H11Server:
         self._max_header_bytes = max_header_bytes
         self._max_line = max_line
         self._first_buffer = first_buffer
+        # the longest line a buffer holds: one longer than a large buffer may still sit
+        # in a larger first buffer (the whole head's placing says, buffers_overflow)
+        self._line_cap = max(first_buffer, max_line)
         self._tail = b""
         # Content-Length and Transfer-Encoding lines seen in the head being read
         self._lengths = self._codings = 0
@@ -237,7 +240,7 @@ class H11Server:
             # nginx's 414 as the line grows past a buffer, not once the head is whole
             lf = data.find(b"\n")
             self._line += len(data) if lf < 0 else lf + 1
-            if self._line > self._max_line:
+            if self._line > self._line_cap:
                 return line_too_long(bytes(self._conn._receive_buffer) + data, self._max_line)
             if lf >= 0:
                 self._line = -1
@@ -274,7 +277,7 @@ class H11Server:
         hold, is refused. h11 only bounds heads that arrive in pieces, so the whole
         head is measured here."""
         request_line = (bytes(ev.method), target, bytes(ev.http_version))
-        if len(target) + len(ev.method) + 12 > self._max_line:  # (CRLF included)
+        if len(target) + len(ev.method) + 12 > self._line_cap:  # (CRLF included)
             return line_too_long(b"%s %s HTTP/%s" % request_line, self._max_line)
         return buffers_overflow(request_line, raw, self._first_buffer, self._max_line,
                                 self._max_header_bytes // self._max_line)

@@ -268,16 +268,18 @@ cdef class HttptoolsServer:
         # most: its own is asked for only near the limit.)
         if self._method is not None:
             n += len(self._method)
-        elif n + 12 + 12 > self._max_line:
+        elif n + 12 + 12 > self._one_buffer:
             n += len(self._p.get_method())
         else:
             return
-        if n + 12 > self._max_line:
+        # (no buffer holds a longer line; one longer than a large buffer may still sit
+        # in the first, larger one: the whole head's placing, at its end, says)
+        if n + 12 > self._one_buffer:
             raise ProtocolError("client sent too long URI", 414, whole=True)
 
     def on_header(self, name, value):
         line = len(name) + len(value) + 4
-        if line > self._max_line:
+        if line > self._one_buffer:
             raise self._read_so_far(field_too_long(name + b": " + value + b"\r\n", self._max_line))
         self._size += line
         self._headers.append((name, value))
@@ -395,7 +397,7 @@ cdef class HttptoolsServer:
             return
         if not (self._active or self._mid or self._queue or self._eof
                 or self._start is not None) and data:
-            head = parse_request(data, self._one_buffer, self._max_line)
+            head = parse_request(data, self._one_buffer, self._one_buffer)
             if head is not None:
                 self._serve(head)
                 return

@@ -1498,7 +1498,43 @@ def test_header_buffers_as_nginx_fills_them(tmp_path: Path, engine: str) -> None
             time.sleep(0.05)
         mine = logged(fastgate)
     assert len(mine) == len(refused) >= 3
+    _same_shown(refused, mine)
+
+
+def _same_shown(refused: list[str], mine: list[str]) -> None:
     for theirs, ours in zip(refused, mine, strict=True):
         # (the bytes of the line its last buffer held, the CR of its end too)
         shown = re.compile(r'too long header line: "(.*)\.\.\."')
         assert shown.search(ours)[1] == shown.search(theirs)[1]  # type: ignore[index]
+
+
+BIG_FIRST = """server { listen 127.0.0.1:PORT; client_header_buffer_size 2k;
+  large_client_header_buffers 3 1k; location / { proxy_pass http://BACKEND; } }"""
+
+
+def test_a_first_buffer_larger_than_the_large_ones_as_nginx(tmp_path: Path,
+                                                             engine: str) -> None:
+    """A line longer than a large buffer is taken where it ends in a larger first buffer
+    (the per-line checks refused it: 414 and 494 where nginx answers), refused where it
+    would have to move to a large one; what is refused reaches no backend."""
+    asks = [
+        _request("GET", "/" + "a" * 1500), _request("GET", "/" + "a" * 2100),
+        _request("GET", "/", "Cookie: " + "d" * 1500),
+        _request("GET", "/", "Cookie: " + "d" * 2100),
+        # (the long line would straddle the first buffer's end: it must move, and is
+        # longer than the buffer it would move to)
+        _request("GET", "/", "X-1: " + "c" * 800, "Cookie: " + "d" * 1500),
+        _request("GET", "/" + "a" * 1500, "Cookie: " + "d" * 1500),
+        # (small lines past the first buffer move to the large ones)
+        _request("GET", "/", *[f"X-{i}: " + "c" * 500 for i in range(6)]),
+        _request("GET", "/" + "a" * 1200, *[f"X-{i}: " + "c" * 500 for i in range(4)]),
+    ]
+    with both(tmp_path, BIG_FIRST, engine) as (nginx, fastgate):
+        statuses = []
+        for raw in asks:
+            want, got = nginx.send(raw), fastgate.send(raw)
+            assert got[0] == want[0], f"{raw[:60]!r}...: {got[0]}, nginx {want[0]}"
+            statuses.append(got[0])
+        assert ([r.target for r in fastgate.backend.requests()]
+                == [r.target for r in nginx.backend.requests()])
+    assert statuses[0] == statuses[2] == 200 and statuses[1] == 414 and statuses[4] == 400
