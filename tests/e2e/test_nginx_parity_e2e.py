@@ -1538,3 +1538,50 @@ def test_a_first_buffer_larger_than_the_large_ones_as_nginx(tmp_path: Path,
         assert ([r.target for r in fastgate.backend.requests()]
                 == [r.target for r in nginx.backend.requests()])
     assert statuses[0] == statuses[2] == 200 and statuses[1] == 414 and statuses[4] == 400
+
+
+FOLDED = """server { listen 127.0.0.1:PORT;
+  location / { add_header Content-Security-Policy "default-src 'self';
+      img-src * data:;
+\tscript-src 'self'" always;
+    proxy_set_header X-Up "one
+   two"; proxy_pass http://BACKEND; } }"""
+
+
+def test_a_header_value_written_over_lines_as_clients_read_nginx_s(tmp_path: Path,
+                                                                   engine: str) -> None:
+    """A header value that goes on over several lines in the configuration: nginx sends
+    its line breaks as they are (an obsolete folding, which clients read as one space
+    each); fastgate sends the value on one line, the same once unfolded. (fastgate sent
+    no header at all: a Content-Security-Policy silently missing.)"""
+    def unfold(text: str) -> str:
+        return re.sub(r"\r?\n[ \t]+", " ", text)
+
+    with both(tmp_path, FOLDED, engine) as (nginx, fastgate):
+        heads = {}
+        for side in (nginx, fastgate):
+            with socket.create_connection(("127.0.0.1", side.port), timeout=10) as s:
+                s.sendall(_request("GET", "/a"))
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+            heads[side.kind] = data.partition(b"\r\n\r\n")[0].decode("latin-1")
+        csp = {kind: unfold(head).split("\r\nContent-Security-Policy: ")[1].split("\r\n")[0]
+               for kind, head in heads.items()}
+        assert csp["fastgate"] == csp["nginx"] == \
+            "default-src 'self'; img-src * data:; script-src 'self'"
+        assert "\n " not in heads["fastgate"] and "\n\t" not in heads["fastgate"]
+        sent = {side.kind: [unfold(v.decode("latin-1")) for r in side.backend.requests()
+                            for v in r.header(b"X-Up")] for side in (nginx, fastgate)}
+        assert sent["fastgate"] == sent["nginx"] == ["one two"]
+
+
+def test_a_header_value_with_a_break_no_space_follows_is_warned(tmp_path: Path) -> None:
+    from fastgate.config import load_config
+
+    conf = tmp_path / "t.conf"
+    conf.write_text('http { server { listen 127.0.0.1:8997;\n'
+                    '  add_header X-Two "a\nb"; } }\n')
+    assert any('the value of "add_header X-Two" has a line break that no space follows: '
+               f"the header is never sent in {conf}:2" in w
+               for w in load_config(str(conf)).warnings)

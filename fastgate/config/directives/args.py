@@ -4,6 +4,7 @@ sizes, flags, numbers, statuses, log levels, header names."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -180,6 +181,27 @@ def check_header_name(d: Directive, name: str) -> None:
     # RFC 9110 section 5.1: a field name is a token
     if not is_token(name):
         raise d.error(f'invalid header name "{name}"')
+
+
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
+def header_value(ld: Context, d: Directive) -> Template:
+    """The value of ``add_header``/``proxy_set_header NAME VALUE`` as written. One that
+    goes on over several lines (a long Content-Security-Policy in quotes) is sent on
+    one: each line break and the spaces after it become a space, which is what a client
+    makes of nginx's header, sent with its breaks as they are (an obsolete line
+    folding). A break that no space follows would end the header and begin another:
+    that header is never sent, and the load says so."""
+    text = d.args[1]
+    if "\n" in text or "\r" in text:
+        unfolded = _FOLD.sub(" ", text)
+        if "\n" in unfolded or "\r" in unfolded:
+            ld.warn(f'the value of "{d.name} {d.args[0]}" has a line break that no space '
+                    "follows: the header is never sent", d)
+        else:
+            text = unfolded
+    return ld.compile(text, d)
 
 
 def path_arg(ld: Context, d: Directive) -> str:

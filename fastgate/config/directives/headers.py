@@ -8,7 +8,12 @@ from fastgate.config.context import (
     Context,
     Spec,
 )
-from fastgate.config.directives.args import appending, check_header_name, setting
+from fastgate.config.directives.args import (
+    appending,
+    check_header_name,
+    header_value,
+    setting,
+)
 from fastgate.config.expires import ExpiresError, parse_expires
 from fastgate.config.model import (
     Expires,
@@ -41,7 +46,7 @@ def add_header(ld: Context, d: Directive) -> tuple[str, Template, bool]:
         if d.args[2] != "always":
             raise d.error(f'invalid parameter "{d.args[2]}"')
         always = True
-    return (name, ld.compile(d.args[1], d), always)
+    return (name, header_value(ld, d), always)
 
 
 SPECS = [

@@ -25,6 +25,7 @@ from fastgate.config.directives.args import (
     bitmask,
     check_header_name,
     flag_arg,
+    header_value,
     ignored,
     number_arg,
     setting,
@@ -117,7 +118,7 @@ def proxy_set_header(ld: Context, d: Directive) -> tuple[str, Template]:
         # (an empty one, the auth_request idiom, asks for what fastgate does anyway)
         ld.warn(f'"{d.name} {name}" is ignored: fastgate frames the request body it '
                 "sends itself (its length, or chunked)", d)
-    return (name, ld.compile(d.args[1], d))
+    return (name, header_value(ld, d))
 
 
 def proxy_http_version(ld: Context, lvl: Level, d: Directive) -> None:
