@@ -116,17 +116,21 @@ class Builder:
             raise (d.error(e.message) if d is not None else self.ld.error(e.message)) from None
 
     def location(self, parent: Settings, parent_origins: dict[str, Directive],
-                 lvl: Level) -> Location:
+                 lvl: Level, in_internal: bool = False) -> Location:
+        """``in_internal``: it is nested in an ``internal`` location, and so is internal
+        itself (nginx merges the flag into nested locations: what is under a private
+        location is private too)."""
         settings = merge(parent, lvl)
         origins = merge_origins(parent_origins, lvl)
         modifier, pattern = lvl.local["location"]
-        children = [self.location(settings, origins, c) for c in lvl.children]
+        internal = in_internal or bool(lvl.local.get("internal", False))
+        children = [self.location(settings, origins, c, internal) for c in lvl.children]
         tree = LocationTree.build(children) if children else None
-        return self._make_location(modifier, pattern, settings, origins, lvl, tree)
+        return self._make_location(modifier, pattern, settings, origins, lvl, tree, internal)
 
     def _make_location(self, modifier: str, pattern: str, settings: Settings,
                        origins: dict[str, Directive], lvl: Level,
-                       children: LocationTree | None) -> Location:
+                       children: LocationTree | None, internal: bool = False) -> Location:
         where = _where(lvl.directive)
         _check_recoding(settings, origins)
         jwt = self._jwt_check(settings, origins, where) if settings.auth_jwt != "off" else None
@@ -175,7 +179,7 @@ class Builder:
         rewrites = (self._program(lvl, nesting(settings, origins, proxy_pass)) if in_location
                     else ())
         first = next((op for op in rewrites if isinstance(op, Return)), None)
-        internal = in_location and lvl.local.get("internal", False)
+        internal = in_location and internal
         if first is not None and jwt is not None and modifier != "@" and not internal:
             self.ld.warn(f'"return" in location "{pattern}" runs before auth_jwt: '
                          "its response is not protected", lvl.origins["return"])

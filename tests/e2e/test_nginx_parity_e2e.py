@@ -370,8 +370,14 @@ SCENARIOS = {
         location /fail-open/ { proxy_pass http://BACKEND/fail/; }
         location /gone/ { return 503; }
         location @named { return 200 "named"; }
-        location /named/ { error_page 404 = @named; return 404; } }""",
-               [_request("GET", "/fail/a"), _request("GET", "/fail-open/b"),
+        location /named/ { error_page 404 = @named; return 404; }
+        # what is nested in an internal location is internal too
+        location /priv/ { internal; return 200 "priv";
+                          location /priv/n/ { return 200 "nested"; } }
+        location /to-priv/ { rewrite ^/to-priv/(.*)$ /priv/$1 last; } }""",
+               [_request("GET", "/priv/n/x"), _request("GET", "/to-priv/n/x"),
+                _request("GET", "/priv/x"),
+                _request("GET", "/fail/a"), _request("GET", "/fail-open/b"),
                 _request("GET", "/gone/c"), _request("GET", "/down"),
                 _request("GET", "/named/d")]),
     "access": ("""server { listen 127.0.0.1:PORT;

@@ -59,7 +59,9 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
   location /tfq/ {{ try_files $uri /fallback/q?u=$uri; }}
   location /s/ {{ rewrite ^/s/(.*)$ /fallback/search?q=$1 last; }}
   location /fallback/ {{ proxy_pass http://be; }}
-  location /inside/ {{ internal; proxy_pass http://be; }}
+  location /inside/ {{ internal; proxy_pass http://be;
+    location /inside/nested/ {{ proxy_pass http://be; }}
+    location ~ ^/inside/rx/ {{ proxy_pass http://be; }} }}
   location /to-inside/ {{ rewrite ^/to-inside/(.*)$ /inside/$1 last; }}
   location /err/ {{ error_page 404 /inside/from-error; return 404; }}
   location /evil/ {{ try_files $uri =404; if ($arg_x) {{ }} return 200 "reached"; }}
@@ -214,6 +216,16 @@ def test_an_internal_location_is_reached_only_by_redirects(run) -> None:  # type
     assert _status(client) == 200 and upstream.startswith(b"GET /inside/x HTTP/1.1\r\n")
     client, upstream = run(_req("/err/x"))
     assert upstream.startswith(b"GET /inside/from-error HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize("target", ["/inside/nested/x", "/inside/rx/y"])
+def test_a_location_nested_in_an_internal_one_is_internal(run, target: str) -> None:  # type: ignore[no-untyped-def]
+    # (nginx merges internal into nested locations; fastgate's answered these from
+    # outside, reaching the private location's backend)
+    client, upstream = run(_req(target))
+    assert _status(client) == 404 and upstream == b""
+    client, upstream = run(_req(target.replace("/inside/", "/to-inside/")))
+    assert _status(client) == 200 and upstream.startswith(b"GET " + target.encode() + b" ")
 
 
 @pytest.mark.parametrize("target", ["/tfq/a%0d%0aX-Injected:%20yes",
