@@ -65,6 +65,12 @@ COMBINED = ('$remote_addr - $remote_user [$time_local] "$request" $status $body_
             '"$http_referer" "$http_user_agent"')
 
 
+# the directives whose regexes nginx compiles with ngx_http_regex_compile: their named
+# captures are variables
+_CAPTURING = frozenset({"location", "server_name", "if", "rewrite", "proxy_redirect",
+                        "proxy_cookie_domain", "proxy_cookie_path", "proxy_cookie_flags"})
+
+
 class _LateMap:
     """A map's getter before the map is built: maps may use maps defined further down."""
 
@@ -195,7 +201,7 @@ class Loader:
         the place in the http block of the directive they are in."""
         for d in items:
             texts = (d.name,) if in_map else (
-                d.args if d.name in ("location", "server_name", "if", "rewrite") else ())
+                d.args if d.name in _CAPTURING else ())
             for text in texts:
                 for name in NAMED_CAPTURE.findall(text):
                     self._declare_capture(name.lower(), d, at)

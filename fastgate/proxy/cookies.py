@@ -12,6 +12,7 @@ from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.config.model import CookieFlags, CookieRewrite, Settings
 from fastgate.http.engine import Headers
+from fastgate.variables import set_named_captures
 
 Attribute = list[Any]  # [name or None (removed), value or None (a flag)]
 
@@ -86,6 +87,7 @@ def _rewritten(value: str, rules: tuple[CookieRewrite, ...], req: Any,
             if m is None:
                 continue
             req.captures = (m.group(0), *m.groups())  # $1... in the replacement, as nginx
+            set_named_captures(req, m)
             return str(rule.replacement.render(req))
         assert rule.pattern is not None
         pattern = rule.pattern.render(req)
@@ -107,6 +109,7 @@ def _flagged(attrs: list[Attribute], rules: tuple[CookieFlags, ...], req: Any) -
             m = rule.regex.search(name)
             if m is not None:
                 req.captures = (m.group(0), *m.groups())
+                set_named_captures(req, m)
                 break
         elif rule.name is not None and rule.name.render(req).lower() == name.lower():
             break

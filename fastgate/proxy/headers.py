@@ -19,7 +19,7 @@ from fastgate.config.expires import ExpiresError, parse_expires
 from fastgate.config.model import Expires, Settings
 from fastgate.http.engine import Headers
 from fastgate.proxy.ranges import http_time
-from fastgate.variables import Template
+from fastgate.variables import Template, set_named_captures
 
 if TYPE_CHECKING:
     from fastgate.config.model import Location
@@ -211,6 +211,7 @@ def _replace(url: str, rules: RedirectRules, req: Any) -> str | None:
             if m is None:
                 continue
             req.captures = (m.group(0), *m.groups())
+            set_named_captures(req, m)
             return replacement if isinstance(replacement, str) else replacement.render(req)
         prefix = pattern if isinstance(pattern, str) else pattern.render(req)
         if url.startswith(prefix):

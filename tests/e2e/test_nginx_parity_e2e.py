@@ -39,7 +39,7 @@ pytestmark = pytest.mark.skipif(not Path(NGINX).exists(),
 
 # headers whose values are compared when either side sends them
 COMPARED = ("location", "www-authenticate", "x-v", "x-seen", "x-user", "x-flag",
-            "set-cookie", "cache-control", "p3p")
+            "set-cookie", "cache-control", "p3p", "x-caps")
 # a PROXY protocol v2 header: TCP over IPv4 from 192.0.2.1:1000 to 192.0.2.2:443, a TLV
 PROXY_V2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0f" + bytes([192, 0, 2, 1, 192, 0, 2, 2])
             + (1000).to_bytes(2, "big") + (443).to_bytes(2, "big") + b"\x04\x00\x00")
@@ -458,11 +458,19 @@ SCENARIOS = {
           proxy_cookie_flags tracking nosamesite httponly;
           proxy_cookie_flags spaced $arg_flag; }
         location /b/ { proxy_pass http://BACKEND/cookie; proxy_cookie_flags ~ secure; }
+        # named captures of these regexes are variables (the docs' own
+        # ~\\.(?P<sl_domain>[-0-9a-z]+\\.[a-z]+)$ $sl_domain did not load: "unknown variable")
+        location /n/ { proxy_pass http://BACKEND/cookie;
+          proxy_cookie_domain ~\\.(?P<sl_domain>[-0-9a-z]+\\.[a-z]+)$ $sl_domain;
+          proxy_cookie_path ~^/(?<top>app)/(?<seg>\\w+)$ /$seg/$top;
+          proxy_cookie_flags ~^(?<cn>s)id$ secure;
+          add_header X-Caps "$sl_domain|$top|$seg|$cn"; }
         location /c/ { proxy_cookie_path /app /x; proxy_cookie_domain off;
           location /c/in/ { proxy_cookie_path off; proxy_pass http://BACKEND/cookie; }
           location /c/out/ { proxy_pass http://BACKEND/cookie; } } }""",
                 [_request("GET", "/a/?p=1&flag=httponly"), _request("GET", "/a/?flag=bogus"),
-                 _request("GET", "/b/"), _request("GET", "/c/in/"), _request("GET", "/c/out/")]),
+                 _request("GET", "/b/"), _request("GET", "/c/in/"), _request("GET", "/c/out/"),
+                 _request("GET", "/n/")]),
     "proxy_redirect patterns": ("""server { listen 127.0.0.1:PORT;
         location /r1/ { proxy_pass http://BACKEND/redirect/;
           proxy_redirect ~^http://[^/]+/redirect/(.*)$ /moved/$1?via=r1; }
@@ -473,8 +481,11 @@ SCENARIOS = {
         location /r4/ { proxy_pass http://BACKEND/redirect/; proxy_redirect default;
           proxy_redirect http://nowhere/ /x/; }
         location /r5/ { proxy_pass http://BACKEND/redirect/;
-          proxy_redirect ~^nomatch /x; proxy_redirect ~/landed$ /found; } }""",
-                                [_request("GET", f"/r{i}/a") for i in range(1, 6)]),
+          proxy_redirect ~^nomatch /x; proxy_redirect ~/landed$ /found; }
+        location /r6/ { proxy_pass http://BACKEND/redirect/;
+          proxy_redirect ~^http://(?<rh>[^:/]+)[^/]*/redirect/(?<rest>.*)$ /on/$rest?from=$rh;
+          add_header X-Caps "$rh|$rest"; } }""",
+                                [_request("GET", f"/r{i}/a") for i in range(1, 7)]),
     "proxy_protocol": ("""server { listen 127.0.0.1:PORT proxy_protocol;
         set_real_ip_from 127.0.0.1; real_ip_header proxy_protocol;
         location /pp/ { return 200 "[$proxy_protocol_addr][$proxy_protocol_port][$proxy_protocol_server_addr][$proxy_protocol_server_port][$remote_addr][$remote_port][$realip_remote_addr]"; }
