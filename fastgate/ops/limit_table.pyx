@@ -167,7 +167,8 @@ cdef class LimitTable:
     def request(self, key, int64_t now_ms, int64_t rate, int64_t burst, bint commit):
         """nginx's leaky bucket (``ngx_http_limit_req_lookup``): ``rate`` in
         milli-requests per second, ``burst`` in milli-requests. Returns the excess after
-        this request (>= 0), or -1 when it is over the burst (not accounted)."""
+        this request (>= 0); over the burst (not accounted), -1 - the excess it would
+        have had (so at most -2: nginx logs it); -1 when the table has no room left."""
         cdef uint64_t h = _key_hash(key)
         cdef LimitEntry *e
         cdef int64_t excess
@@ -179,7 +180,7 @@ cdef class LimitTable:
             self._touch(e)
             excess = self._one_more(e, now_ms, rate)
             if excess > burst:
-                return -1
+                return -1 - excess
             if commit:
                 e.excess = excess
                 if e.last == 0 or now_ms != e.last:

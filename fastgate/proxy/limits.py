@@ -78,7 +78,8 @@ class Limits:
             excess = table.request(key, now_ms, zone.rate, lr.burst, single)
             if excess < 0:
                 req.limit_req_status = self._refusal(
-                    conn, req, "requests", name, s.limit_req_log_level, s.limit_req_dry_run)
+                    conn, req, "requests", name, s.limit_req_log_level, s.limit_req_dry_run,
+                    -1 - excess)
                 if s.limit_req_dry_run:
                     continue
                 return s.limit_req_status, 0.0
@@ -87,6 +88,7 @@ class Limits:
                 return 0, 0.0
             checks.append((table, key, zone, lr, excess))
         delay_ms = 0
+        longest: tuple[int, str] | None = None  # the limit that delays most, its excess
         for table, key, zone, lr, excess in checks:
             if not single:
                 excess = table.request(key, now_ms, zone.rate, lr.burst, True)
@@ -95,8 +97,16 @@ class Limits:
                     req.limit_req_status = "REJECTED"
                     return s.limit_req_status, 0.0
             if lr.delay is not None and excess > lr.delay:
-                delay_ms = max(delay_ms, (excess - lr.delay) * 1000 // zone.rate)
+                wait = (excess - lr.delay) * 1000 // zone.rate
+                if wait > delay_ms:
+                    delay_ms, longest = wait, (excess, zone.name)
         if delay_ms:
+            assert longest is not None
+            # (nginx's delay_log_level: one level below limit_req_log_level, info at least)
+            self.w.log.write(_DELAY_LEVEL[s.limit_req_log_level],
+                             f'delaying request{", dry run" if s.limit_req_dry_run else ""}, '
+                             f'excess: {_thousandths(longest[0])}, by zone "{longest[1]}"',
+                             conn, req)
             req.limit_req_status = "DELAYED" if not s.limit_req_dry_run else "DELAYED_DRY_RUN"
             if s.limit_req_dry_run:
                 return 0, 0.0
@@ -116,11 +126,21 @@ class Limits:
         return loc, conns, reqs
 
     def _refusal(self, conn: ClientSide | None, req: Request, what: str, zone: str,
-                 level: str, dry_run: bool) -> str:
-        """Log a limit's refusal as nginx does, count it; the value of $limit_*_status."""
+                 level: str, dry_run: bool, excess: int | None = None) -> str:
+        """Log a limit's refusal as nginx does, count it; the value of $limit_*_status.
+        ``excess``: limit_req's, in milli-requests (nginx writes it, and fail2ban's
+        nginx-limit-req filter reads it); 0 when its zone had no room for the key
+        (nginx's "could not allocate node", which refuses without that line)."""
         self.w.stats.limit_rejected(self.w.zones.rejected[zone])
-        self.w.log.write(level, f'limiting {what}{", dry run" if dry_run else ""} by zone '
-                                f'"{zone}"', conn, req)
+        dry = ", dry run" if dry_run else ""
+        if excess is None:
+            self.w.log.write(level, f'limiting {what}{dry} by zone "{zone}"', conn, req)
+        elif excess == 0:
+            self.w.log.write("alert", f'could not allocate node in limit_req zone "{zone}"',
+                             conn, req)
+        else:
+            self.w.log.write(level, f'limiting {what}{dry}, excess: {_thousandths(excess)} '
+                                    f'by zone "{zone}"', conn, req)
         return "REJECTED_DRY_RUN" if dry_run else "REJECTED"
 
     def _zone_key(self, req: Request, loc: Location, zone: Any) -> bytes:
@@ -128,6 +148,14 @@ class Limits:
             self.auth.verify_early(req, loc)
         key: str = zone.key.render(req)
         return key.encode("utf-8", "surrogateescape")
+
+
+_DELAY_LEVEL = {"error": "warn", "warn": "notice", "notice": "info", "info": "info"}
+
+
+def _thousandths(milli: int) -> str:
+    """nginx's ``%ui.%03ui`` of a value in thousandths."""
+    return f"{milli // 1000}.{milli % 1000:03d}"
 
 
 async def _delayed(delay: float) -> Step:

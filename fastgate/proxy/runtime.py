@@ -23,7 +23,8 @@ class LimitStore(Protocol):
     """One limit zone's table, shared by the workers (``fastgate.ops.limit_table``)."""
 
     def request(self, key: bytes, now_ms: int, rate: int, burst: int, commit: bool) -> int:
-        """limit_req: the excess after this request, in milli-requests; -1 refused."""
+        """limit_req: the excess after this request, in milli-requests; over the burst,
+        -1 - the excess it would have had; -1 when the table has no room."""
 
     def acquire(self, key: bytes, limit: int) -> bool:
         """limit_conn: one more request in progress for ``key``, if under ``limit``."""

@@ -1602,3 +1602,41 @@ def test_a_header_value_with_a_break_no_space_follows_is_warned(tmp_path: Path) 
     assert any('the value of "add_header X-Two" has a line break that no space follows: '
                f"the header is never sent in {conf}:2" in w
                for w in load_config(str(conf)).warnings)
+
+
+LIMITED = """limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;
+limit_req_zone $binary_remote_addr zone=two:1m rate=2r/s;
+server { listen 127.0.0.1:PORT;
+  location /one/ { limit_req zone=one; proxy_pass http://BACKEND; }
+  location /two/ { limit_req zone=two burst=5; proxy_pass http://BACKEND; } }"""
+# fail2ban's nginx-limit-req filter, once its date is taken off the line
+_FAIL2BAN = re.compile(r'^\s*\[[a-z]+\] \d+#\d+: \*\d+ limiting requests, excess: [\d\.]+ '
+                       r'by zone "(?:one)", client: 127\.0\.0\.1,')
+
+
+def test_limit_req_logs_its_excess_as_nginx(tmp_path: Path, engine: str) -> None:
+    """A refusal's line says the excess (fail2ban's nginx-limit-req filter needs it:
+    fastgate's line did not match it), a delay's too, at the level below."""
+    def said(side: Side, what: str) -> list[str]:
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", line)
+                     for line in side.log.read_text().splitlines() if what in line]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    with both(tmp_path, LIMITED, engine) as (nginx, fastgate):
+        for side in (nginx, fastgate):
+            assert [side.send(_request("GET", "/one/"))[0] for _ in range(2)] == [200, 503]
+            assert [side.send(_request("GET", "/two/"))[0] for _ in range(2)] == [200, 200]
+        shape = re.compile(r"\[(\w+)\] \d+#\d+: \*\d+ (\w+ \w+), excess: \d+\.\d{3},? by zone "
+                           r'"(\w+)", client: 127\.0\.0\.1, server: , request: "GET /\w+/ '
+                           r'HTTP/1\.1", host: "parity\.test"')
+        for what in ("limiting requests", "delaying request"):
+            lines = {side.kind: said(side, what) for side in (nginx, fastgate)}
+            assert len(lines["fastgate"]) == len(lines["nginx"]) == 1, lines
+            ours, theirs = shape.match(lines["fastgate"][0]), shape.match(lines["nginx"][0])
+            assert ours is not None and theirs is not None, lines
+            assert ours.groups() == theirs.groups()
+        assert _FAIL2BAN.match(said(fastgate, "limiting requests")[0])

@@ -36,10 +36,10 @@ def test_requests_admitted_anywhere_fill_every_bucket() -> None:
     ms = int(now * 1000)
     assert ta.request(b"k", ms, 10_000, 0, True) == 0  # a admits the first
     _pass(a, [b], now)
-    assert tb.request(b"k", ms, 10_000, 0, True) == -1  # b has heard: over 10 r/s
+    assert tb.request(b"k", ms, 10_000, 0, True) < 0  # b has heard: over 10 r/s
     assert tb.request(b"k", ms + 100, 10_000, 0, True) == 0  # 100 ms later: room again
     _pass(b, [a], now + 0.1)
-    assert ta.request(b"k", ms + 100, 10_000, 0, True) == -1
+    assert ta.request(b"k", ms + 100, 10_000, 0, True) < 0
     _pass(a, [b], now + 0.1)  # nothing new from a: no message
     assert a.outgoing(now + 0.2) == []
 

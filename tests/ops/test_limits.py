@@ -21,8 +21,9 @@ def test_rate_without_burst() -> None:
     t = table()
     now = 5_000_000
     assert t.request(b"a", now, RATE, 0, True) == 0
-    assert t.request(b"a", now, RATE, 0, True) == -1  # same millisecond: over the rate
-    assert t.request(b"a", now + 50, RATE, 0, True) == -1  # 50 ms < 100 ms
+    # over the rate: -1 - the excess it would have had (nginx logs it, in thousandths)
+    assert t.request(b"a", now, RATE, 0, True) == -1 - 1000  # same millisecond
+    assert t.request(b"a", now + 50, RATE, 0, True) == -1 - 500  # 50 ms < 100 ms
     assert t.request(b"a", now + 100, RATE, 0, True) == 0
     assert t.request(b"b", now + 100, RATE, 0, True) == 0  # keys are independent
 
@@ -31,7 +32,7 @@ def test_burst_and_accounting() -> None:
     t = table()
     now = 5_000_000
     got = [t.request(b"k", now, RATE, 5000, True) for _ in range(7)]
-    assert got == [0, 1000, 2000, 3000, 4000, 5000, -1]  # 1 + burst 5, then refused
+    assert got == [0, 1000, 2000, 3000, 4000, 5000, -1 - 6000]  # 1 + burst 5, then refused
     # a refused request is not accounted; 300 ms later three have leaked out
     assert t.request(b"k", now + 300, RATE, 5000, True) == 3000
 
@@ -40,7 +41,7 @@ def test_check_without_commit() -> None:
     t = table()
     assert t.request(b"k", 1000, RATE, 0, False) == 0
     assert t.request(b"k", 1000, RATE, 0, True) == 0
-    assert t.request(b"k", 1000, RATE, 0, False) == -1
+    assert t.request(b"k", 1000, RATE, 0, False) == -1 - 1000
 
 
 def test_connections() -> None:
@@ -68,7 +69,7 @@ def test_shared_across_fork() -> None:
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
-    assert t.request(b"shared", 1000, RATE, 0, True) == -1  # the child's request counted
+    assert t.request(b"shared", 1000, RATE, 0, True) == -1 - 1000  # the child's counted
 
 
 def test_too_small() -> None:
@@ -107,7 +108,7 @@ def test_absorbed_requests_count_as_admitted_here() -> None:
     here.absorb(h, 1000, RATE, 3)  # three admitted elsewhere at t=1000
     # as if the three had come here: the excess is 2000 (nginx's first request is free)
     assert here.request(b"k", 1000, RATE, 10**9, False) == 3000
-    assert here.request(b"k", 1000, RATE, 2000, True) == -1  # over a burst of 2
+    assert here.request(b"k", 1000, RATE, 2000, True) == -1 - 3000  # over a burst of 2
     assert here.request(b"k", 1300, RATE, 2000, True) == 0  # 300 ms leaked three
     assert here.drain() == [(h, 1)]  # only what it admitted itself is to be told
 
