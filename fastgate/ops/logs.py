@@ -261,6 +261,9 @@ class ErrorLog:
             host = req.header(b"host")
             if host is not None:
                 line += f', host: "{host.decode("latin-1")}"'
+            referrer = req.header(b"referer")
+            if referrer is not None:  # (nginx's last word on a request's line)
+                line += f', referrer: "{referrer.decode("latin-1")}"'
         entry = (_SEVERITY[level], line.encode("utf-8", "backslashreplace"))
         for t in self._targets:
             if rank >= t.rank:

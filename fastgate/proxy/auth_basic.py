@@ -46,6 +46,8 @@ class AuthBasic:
             return PASSED
         creds = basic_credentials(req.head.headers)
         if creds is None:
+            self.w.log.info("no user/password was provided for basic authentication",
+                            conn, req)
             return self._refuse(req, realm)
         user, password = creds
         given = s.auth_basic_user_file

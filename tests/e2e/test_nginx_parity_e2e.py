@@ -1640,3 +1640,40 @@ def test_limit_req_logs_its_excess_as_nginx(tmp_path: Path, engine: str) -> None
             assert ours is not None and theirs is not None, lines
             assert ours.groups() == theirs.groups()
         assert _FAIL2BAN.match(said(fastgate, "limiting requests")[0])
+
+
+BASIC = """server { listen 127.0.0.1:PORT; server_name site.test;
+  location /b/ { auth_basic "x"; auth_basic_user_file HOME/htpasswd;
+                 proxy_pass http://BACKEND; } }"""
+# fail2ban's nginx-http-auth filter, once its date is taken off the line
+_FAIL2BAN_AUTH = re.compile(
+    r'^ \[error\] \d+#\d+: \*\d+ user "(?:[^"]+|.*?)":? (?:password mismatch|was not found '
+    r'in "[^\"]*"), client: 127\.0\.0\.1, server: \S*, request: "\S+ \S+ HTTP/\d+\.\d+", '
+    r'host: "\S+"(?:, referrer: "\S+")?\s*$')
+
+
+def test_auth_basic_logs_as_nginx(tmp_path: Path, engine: str) -> None:
+    """A wrong password, an unknown user (the request's Referer last on the line, as
+    nginx writes it) and no credentials (nginx's info line, which fastgate did not
+    write): the same error-log lines, which fail2ban's nginx-http-auth filter reads."""
+    (tmp_path / "htpasswd").write_text(f"ann:{hashes.apr_md5_crypt.hash('pw')}\n")
+    asks = [_request("GET", "/b/", _basic("ann", "bad")),
+            _request("GET", "/b/", _basic("bob", "pw"), "Referer: http://ref.example/"),
+            _request("GET", "/b/")]
+
+    def lines(side: Side) -> list[str]:
+        deadline = time.monotonic() + 5
+        while True:
+            got = [re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d | \d+#\d+: \*\d+ ", " ", line)
+                   for line in side.log.read_text().splitlines()
+                   if "/b/ HTTP" in line and ("[error]" in line or "[info]" in line)]
+            if len(got) >= len(asks) or time.monotonic() > deadline:
+                return got
+
+    with both(tmp_path, BASIC, engine) as (nginx, fastgate):
+        for raw in asks:
+            assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 401
+        ours, theirs = lines(fastgate), lines(nginx)
+    assert ours == theirs and len(ours) == 3
+    with_dates = [f" [error] 1#0: *1 {line.split(' ', 2)[2]}" for line in ours[:2]]
+    assert all(_FAIL2BAN_AUTH.match(line) for line in with_dates), with_dates
