@@ -21,7 +21,14 @@ from fastgate.http.uri import encode_args, encode_path
 from fastgate.proxy import accel, charset, output, rate, slices, store
 from fastgate.proxy._headers import response_head, upstream_request_head
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
-from fastgate.proxy.failure import TIMED_OUT, Recovery, intercepts, recovery, stale
+from fastgate.proxy.failure import (
+    DISABLED_READING,
+    TIMED_OUT,
+    Recovery,
+    intercepts,
+    recovery,
+    stale,
+)
 from fastgate.proxy.headers import (
     RedirectRules,
     redirect_rules,
@@ -211,9 +218,13 @@ class UpstreamExchange:
         if action is Recovery.CUT:
             self.cut(conn, req, kind, message)
         elif action is not Recovery.AGAIN:
-            peer.failed(time.monotonic())
+            disabled = peer.failed(time.monotonic())
             w.stats.upstream_error(kind)
             w.log.write(level, message, conn, req)
+            if disabled:  # (in the failure's own words: "while connecting to upstream")
+                at = message.find(" while ")
+                w.log.warn("upstream server temporarily disabled"
+                           + (message[at:] if at >= 0 else ""), conn, req)
             req.upstream_status = "504" if kind == "timeout" else "502"
         return action
 
@@ -468,8 +479,8 @@ class UpstreamExchange:
             uconn.abort()
             if sender is not None:
                 sender.cancel()
-            if rhead.status >= 500:
-                peer.failed(time.monotonic())
+            if rhead.status >= 500 and peer.failed(time.monotonic()):
+                self.w.log.warn(DISABLED_READING, conn, req)
             req.upstream_status = str(rhead.status)
             return _NEXT
         peer.succeeded()

@@ -69,3 +69,9 @@ def intercepts(loc: Location, status: int) -> bool:
     paths ask this before the response head goes out)."""
     s = loc.settings
     return status >= 300 and s.proxy_intercept_errors and s.error_page_for(status) is not None
+
+
+# nginx's warning when a failure takes a server out, for an answer whose status the
+# configuration sends on to the next server (proxy_next_upstream http_5xx)
+DISABLED_READING = ("upstream server temporarily disabled while reading response header "
+                    "from upstream")

@@ -21,7 +21,7 @@ from fastgate.proxy.request cimport Request
 from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
 
 from fastgate.http.engine import ProtocolError
-from fastgate.proxy.failure import TIMED_OUT, Recovery
+from fastgate.proxy.failure import DISABLED_READING, TIMED_OUT, Recovery
 from fastgate.proxy.failure import intercepts as _intercepts
 from fastgate.proxy.accel import target as _accel_target
 from fastgate.proxy.failure import stale as _is_stale
@@ -31,6 +31,7 @@ from fastgate.proxy.upstream import CLIENT_GONE, NEXT_CONDITION, NEXT_STATUSES
 cdef dict _CONDITION = NEXT_CONDITION
 cdef frozenset _NEXT_STATUSES = NEXT_STATUSES
 cdef object _CUT = Recovery.CUT
+cdef str _DISABLED_READING = DISABLED_READING
 cdef object _AGAIN = Recovery.AGAIN
 cdef object _NEXT_SERVER = Recovery.NEXT
 cdef object _TAKEN = TAKEN
@@ -217,8 +218,8 @@ cdef class FastExchange:
             # dropped (a 5xx counted against the server)
             self.uconn.detach()
             self.uconn.abort()
-            if status >= 500:
-                self.peer.failed(_monotonic())
+            if status >= 500 and self.peer.failed(_monotonic()):
+                self.w.log.warn(_DISABLED_READING, conn, req)
             upstream.record_try(req, str(status), self.t0)
             req.in_task = True
             self._handoff(upstream.proxy(conn, req, self.loc, failed=self.peer))

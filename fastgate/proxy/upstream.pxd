@@ -27,7 +27,7 @@ cdef class Peer:
     cdef public object idle  # deque of UpstreamConnection
 
     cpdef bint available(self, double now)
-    cpdef failed(self, double now)
+    cpdef bint failed(self, double now)
     cpdef UpstreamConnection take_idle(self)
     cpdef release(self, UpstreamConnection conn, ResponseHead head)
 

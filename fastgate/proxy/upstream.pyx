@@ -107,11 +107,13 @@ cdef class Peer:
     cpdef bint available(self, double now):
         return not self.server.down and now >= self.down_until
 
-    cpdef failed(self, double now):
+    cpdef bint failed(self, double now):
+        """One failure more; True when it takes the server out for ``fail_timeout``
+        (nginx then warns "upstream server temporarily disabled")."""
         s = self.server
         # nginx: the only server of a group is never considered unavailable
         if s.max_fails == 0 or len(self.group.peers) == 1:
-            return
+            return False
         if now - self.first_fail > s.fail_timeout:
             self.fails = 0
             self.first_fail = now
@@ -119,6 +121,8 @@ cdef class Peer:
         if self.fails >= s.max_fails:
             self.down_until = now + s.fail_timeout
             self.fails = 0
+            return True
+        return False
 
     def succeeded(self):
         self.fails = 0

@@ -1677,3 +1677,30 @@ def test_auth_basic_logs_as_nginx(tmp_path: Path, engine: str) -> None:
     assert ours == theirs and len(ours) == 3
     with_dates = [f" [error] 1#0: *1 {line.split(' ', 2)[2]}" for line in ours[:2]]
     assert all(_FAIL2BAN_AUTH.match(line) for line in with_dates), with_dates
+
+
+DEAD_PAIR = """upstream two { server 127.0.0.1:1; server 127.0.0.1:2; }
+server { listen 127.0.0.1:PORT; server_name site.test;
+  location /u/ { proxy_pass http://two; } }"""
+
+
+def test_a_server_taken_out_is_warned_of_as_nginx(tmp_path: Path, engine: str) -> None:
+    """Each failure that takes a server out of its group for fail_timeout says so,
+    after the failure's own line (nginx's "upstream server temporarily disabled",
+    which fastgate did not write); the upstream field aside (nginx writes the URL)."""
+    def lines(side: Side) -> list[str]:
+        deadline = time.monotonic() + 5
+        while True:
+            got = [re.sub(r'^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |\d+#\d+: \*\d+ |upstream: "[^"]*"',
+                          "", line)
+                   for line in side.log.read_text().splitlines() if "/u/x" in line]
+            if len(got) >= 4 or time.monotonic() > deadline:
+                return got
+
+    with both(tmp_path, DEAD_PAIR, engine) as (nginx, fastgate):
+        raw = _request("GET", "/u/x")
+        assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 502
+        ours, theirs = lines(fastgate), lines(nginx)
+    assert ours == theirs and len(ours) == 4
+    assert ours[1].startswith("[warn] upstream server temporarily disabled while connecting "
+                              "to upstream, client: 127.0.0.1")
