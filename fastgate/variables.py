@@ -542,14 +542,41 @@ def _time_iso8601(r: Any) -> str:
 
 def _tries(r: Any, field: int, current: str) -> str:
     """An ``$upstream_*`` value: the servers tried before, then the current one, as nginx
-    writes them ("10.0.0.1:80, 10.0.0.2:80")."""
+    writes them ("10.0.0.1:80, 10.0.0.2:80"; a time a try never reached is "-")."""
     tried = r.upstream_tried
     if not tried:
         return current
-    parts = [f"{t[2]:.3f}" if field == 2 else t[field] for t in tried]
+    parts = [_try_value(t, field) for t in tried]
     if current:
         parts.append(current)
     return ", ".join(parts)
+
+
+def _try_value(entry: tuple[Any, ...], field: int) -> str:
+    """One try's value (``proxy.exchange``'s record_try): a text, a time or a count; its
+    response length is 0, as its answer never went on."""
+    if field >= len(entry):
+        return "0"
+    value = entry[field]
+    if isinstance(value, float):
+        return f"{value:.3f}" if value >= 0 else "-"
+    return str(value)
+
+
+def _seconds(r: Any, value: float) -> str:
+    """A time of the current try: empty without one, "-" where it never got so far."""
+    if value >= 0:
+        return f"{value:.3f}"
+    return "-" if r.upstream_addr else ""
+
+
+def _response_length(r: Any) -> str:
+    """$upstream_response_length: the upstream's body as relayed, 0 where no answer came
+    (a page fastgate made for a failed try is not the upstream's)."""
+    if not r.upstream_status and not r.upstream_tried:
+        return ""
+    current = str(r.body_bytes_sent) if r.upstream_time >= 0 else "0"
+    return _tries(r, 7, current if r.upstream_addr else "")
 
 
 def _request_time(r: Any) -> str:
@@ -653,18 +680,15 @@ BUILTIN: dict[str, Getter] = {
     "upstream_addr": lambda r: _tries(r, 0, r.upstream_addr),
     "upstream_status": lambda r: _tries(r, 1, r.upstream_status),
     # the time to the response head: fastgate's upstream time is that already
-    "upstream_header_time": lambda r: _tries(
-        r, 2, f"{r.upstream_time:.3f}" if r.upstream_time >= 0 else ""),
+    "upstream_header_time": lambda r: _tries(r, 4, _seconds(r, r.upstream_time)),
     # the upstream's response body as relayed (fastgate keeps no copy to measure apart)
-    "upstream_response_length": lambda r: str(r.body_bytes_sent) if r.upstream_status else "",
-    "upstream_response_time": lambda r: _tries(
-        r, 2, f"{r.upstream_time:.3f}" if r.upstream_time >= 0 else ""),
-    # of the server that answered (the servers tried before it are not listed)
-    "upstream_connect_time": lambda r: (f"{r.upstream_connect_time:.3f}"
-                                        if r.upstream_connect_time >= 0 else ""),
-    "upstream_bytes_received": lambda r: (str(r.upstream_bytes_received)
-                                          if r.upstream_addr else ""),
-    "upstream_bytes_sent": lambda r: str(r.upstream_bytes_sent) if r.upstream_addr else "",
+    "upstream_response_length": _response_length,
+    "upstream_response_time": lambda r: _tries(r, 2, _seconds(r, r.upstream_time)),
+    "upstream_connect_time": lambda r: _tries(r, 3, _seconds(r, r.upstream_connect_time)),
+    "upstream_bytes_received": lambda r: _tries(
+        r, 5, str(r.upstream_bytes_received) if r.upstream_addr else ""),
+    "upstream_bytes_sent": lambda r: _tries(
+        r, 6, str(r.upstream_bytes_sent) if r.upstream_addr else ""),
     # "OK" once the response went whole and the connection stands (the access log's
     # time), as nginx's r->request_complete; empty before, and for a cut one or a 444
     "request_completion": lambda r: "OK" if r.completed else "",

@@ -237,10 +237,14 @@ class UpstreamExchange:
 
     @staticmethod
     def record_try(req: Request, status: str, started: float) -> None:
-        """The server just tried, done with: its address, status and time go before the
-        next one's in ``$upstream_addr``, ``$upstream_status`` and
-        ``$upstream_response_time`` (nginx's "a, b" lists)."""
-        entry = (req.upstream_addr, status, time.monotonic() - started)
+        """The server just tried, done with: its address, status, times and bytes go
+        before the next one's in ``$upstream_addr``, ``$upstream_status``,
+        ``$upstream_response_time``, ``$upstream_connect_time``, ``$upstream_header_time``,
+        ``$upstream_bytes_received`` and ``$upstream_bytes_sent`` (nginx's "a, b" lists;
+        -1: a time it never reached)."""
+        entry = (req.upstream_addr, status, time.monotonic() - started,
+                 req.upstream_connect_time, req.upstream_time, req.upstream_bytes_received,
+                 req.upstream_bytes_sent)
         if req.upstream_tried is None:
             req.upstream_tried = [entry]
         else:
@@ -248,6 +252,9 @@ class UpstreamExchange:
         req.upstream_addr = ""
         req.upstream_status = ""
         req.upstream_time = -1.0
+        req.upstream_connect_time = -1.0
+        req.upstream_bytes_received = 0
+        req.upstream_bytes_sent = 0
 
     async def proxy(self, conn: ClientSide, req: Request, loc: Location,
                     first: Peer | None = None, stale: Peer | None = None,

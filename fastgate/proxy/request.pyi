@@ -33,7 +33,7 @@ class Request:
     upstream_bytes_received: int
     upstream_bytes_sent: int
     body_buffer: bytes | BufferedBody | None
-    upstream_tried: list[tuple[str, str, float]] | None
+    upstream_tried: list[tuple[str, str, float, float, float, int, int]] | None
     proxy_host: str
     proxy_port: str
     connection_id: int

@@ -40,6 +40,7 @@ def request(**kw: Any) -> SimpleNamespace:
         start=time.time(), request_length=100, length=lambda: 100, body_bytes_sent=5,
         bytes_sent=105,
         upstream_addr="", upstream_status="", upstream_time=-1.0, upstream_tried=None,
+        upstream_connect_time=-1.0, upstream_bytes_received=0, upstream_bytes_sent=0,
         pipelined=False,
         proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
@@ -127,11 +128,30 @@ def test_upstream_response_time() -> None:
 def test_upstream_variables_list_the_servers_tried() -> None:
     t = Registry().compile("$upstream_addr|$upstream_status|$upstream_response_time")
     r = request(upstream_addr="b:2", upstream_status="200", upstream_time=0.002,
-                upstream_tried=[("a:1", "502", 0.0014)])
+                upstream_tried=[("a:1", "502", 0.0014, -1.0, -1.0, 0, 0)])
     assert t.render(r) == "a:1, b:2|502, 200|0.001, 0.002"
     # every server failed (none left to try): the list alone
-    r = request(upstream_tried=[("a:1", "502", 0.0), ("b:2", "504", 1.0)])
+    r = request(upstream_tried=[("a:1", "502", 0.0, -1.0, -1.0, 0, 0),
+                                ("b:2", "504", 1.0, 0.001, -1.0, 0, 90)])
     assert t.render(r) == "a:1, b:2|502, 504|0.000, 1.000"
+
+
+def test_every_upstream_value_is_listed_per_try_as_nginx_does() -> None:
+    # a try that never connected or never got a head writes "-" for those times, and
+    # no response length (nginx's lists, one item per server tried)
+    t = Registry().compile("$upstream_connect_time|$upstream_header_time|"
+                           "$upstream_bytes_received|$upstream_bytes_sent|"
+                           "$upstream_response_length")
+    r = request(upstream_addr="b:2", upstream_status="200", upstream_time=0.002,
+                upstream_connect_time=0.0005, upstream_bytes_received=82,
+                upstream_bytes_sent=70, body_bytes_sent=2,
+                upstream_tried=[("a:1", "502", 0.0, -1.0, -1.0, 0, 0),
+                                ("c:3", "503", 0.01, 0.001, 0.009, 120, 70)])
+    assert t.render(r) == "-, 0.001, 0.001|-, 0.009, 0.002|0, 120, 82|0, 70, 70|0, 0, 2"
+    # the current try failed too: its times "-", its length 0 (the page is fastgate's)
+    r = request(upstream_addr="b:2", upstream_status="502", body_bytes_sent=150,
+                upstream_bytes_received=0, upstream_bytes_sent=0)
+    assert t.render(r) == "-|-|0|0|0"
 
 
 def test_jwt_variables_are_json() -> None:

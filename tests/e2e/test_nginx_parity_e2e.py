@@ -1704,3 +1704,31 @@ def test_a_server_taken_out_is_warned_of_as_nginx(tmp_path: Path, engine: str) -
     assert ours == theirs and len(ours) == 4
     assert ours[1].startswith("[warn] upstream server temporarily disabled while connecting "
                               "to upstream, client: 127.0.0.1")
+
+
+TRIED = """log_format up '$status [$upstream_addr] [$upstream_status] [$upstream_response_time] '
+                  '[$upstream_connect_time] [$upstream_header_time] '
+                  '[$upstream_bytes_received] [$upstream_response_length]';
+upstream mix { server 127.0.0.1:1; server BACKEND; }
+server { listen 127.0.0.1:PORT; access_log HOME/SIDE-up.log up;
+  location /m/ { proxy_pass http://mix; } }"""
+
+
+def test_upstream_values_are_listed_per_try_as_nginx_does(tmp_path: Path, engine: str) -> None:
+    """A server that refused the connection, then one that answered: every $upstream_*
+    list has an item per try, "-" for the times the first never reached and 0 for its
+    bytes (fastgate listed the connect and header times, bytes and length of the last
+    server only, and called a failed try's length its own error page's)."""
+    with both(tmp_path, TRIED, engine) as (nginx, fastgate):
+        for side in (nginx, fastgate):
+            assert side.send(_request("GET", "/m/a"))[0] == 200
+        logs = {}
+        for side in (nginx, fastgate):
+            log = tmp_path / f"{side.kind}-up.log"
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and (not log.exists() or not log.read_text()):
+                time.sleep(0.05)
+            logs[side.kind] = re.sub(r"\d+\.\d{3}", "T", log.read_text().replace(
+                str(side.backend.port), "B"))
+    assert logs["fastgate"] == logs["nginx"] == (
+        "200 [127.0.0.1:1, 127.0.0.1:B] [502, 200] [T, T] [-, T] [-, T] [0, 40] [0, 2]\n")
