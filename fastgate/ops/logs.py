@@ -37,6 +37,25 @@ _SEVERITY = {name: SYSLOG_SEVERITIES.index(name) for name in LOG_LEVELS}
 _STREAMS = ("stderr", "stdout")
 
 
+def upstream_url(req: Any) -> str:
+    """The error log's ``upstream:`` field as nginx writes it: the scheme, the server
+    (a unix socket's path followed by ":") and the URI the upstream request carries —
+    ``http://127.0.0.1:8080/api/x``, ``fastcgi://unix:/run/php.sock:``."""
+    addr: str = req.upstream_addr
+    loc = req.location
+    scheme = getattr(req, "upstream_scheme", None)
+    if scheme is None and loc is not None:
+        pp = loc.proxy_pass
+        if pp is not None and pp.scheme:
+            scheme = pp.scheme
+        elif loc.app_pass is not None:
+            scheme = loc.app_pass.kind
+    target = getattr(req, "upstream_target", None) if scheme in ("http", "https") else None
+    uri = target.decode("latin-1") if target else ""
+    return (f"{scheme}://" if scheme else "") + addr + (":" if addr.startswith("unix:")
+                                                         else "") + uri
+
+
 class LogOpenError(FastgateError):
     """A log that cannot be opened, in nginx's words (``open() "PATH" failed (...)``)."""
 
@@ -257,7 +276,7 @@ class ErrorLog:
             line += f', server: {req.server_name}, request: "{req.method} {req.target} ' \
                     f'HTTP/{protocol}"'
             if req.upstream_addr:
-                line += f', upstream: "{req.upstream_addr}"'
+                line += f', upstream: "{upstream_url(req)}"'
             host = req.header(b"host")
             if host is not None:
                 line += f', host: "{host.decode("latin-1")}"'

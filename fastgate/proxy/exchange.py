@@ -141,6 +141,8 @@ class UpstreamExchange:
             self.unsafe_headers(conn, req, unsafe)
         if target is None:
             target = self.upstream_target(req, loc, pp)
+        req.upstream_target = target
+        req.upstream_scheme = pp.scheme if pp is not loc.proxy_pass else None
         return headers, target, plan[3], plan[4]
 
     @staticmethod

@@ -193,6 +193,7 @@ cdef class FastExchange:
             self.upstream.unsafe_headers(self.conn, req, unsafe)
         if target is None:
             target = self.upstream.upstream_target(req, self.loc, pp)
+        req.upstream_target = target
         self.drop = plan[3]
         self.rules = plan[4]
         req.upstream_addr = self.peer.address

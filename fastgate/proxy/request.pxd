@@ -36,8 +36,14 @@ cdef class Request:
     # the content phase (mirror_request_body): bytes, or a BufferedBody in a file; None:
     # not read whole (it streams from the connection)
     cdef public object body_buffer
-    # [(addr, status, seconds)] of the servers tried before the current one, or None
+    # [(addr, status, seconds, connect, header, received, sent)] of the servers tried
+    # before the current one, or None
     cdef public list upstream_tried
+    # the target and scheme of the request made for the upstream (the error log's
+    # "upstream:" field, nginx's schema, peer and URI); the scheme where it is not the
+    # location's proxy_pass's (a URL with variables), else None
+    cdef public bytes upstream_target
+    cdef public str upstream_scheme
     cdef public str proxy_host
     cdef public str proxy_port
     cdef public long long connection_id

@@ -34,6 +34,8 @@ class Request:
     upstream_bytes_sent: int
     body_buffer: bytes | BufferedBody | None
     upstream_tried: list[tuple[str, str, float, float, float, int, int]] | None
+    upstream_target: bytes | None
+    upstream_scheme: str | None
     proxy_host: str
     proxy_port: str
     connection_id: int

@@ -1681,29 +1681,37 @@ def test_auth_basic_logs_as_nginx(tmp_path: Path, engine: str) -> None:
 
 DEAD_PAIR = """upstream two { server 127.0.0.1:1; server 127.0.0.1:2; }
 server { listen 127.0.0.1:PORT; server_name site.test;
-  location /u/ { proxy_pass http://two; } }"""
+  location /u/ { proxy_pass http://two; }
+  location /p/ { proxy_pass http://127.0.0.1:1/base/; }
+  location /f/ { fastcgi_pass unix:HOME/missing-SIDE.sock; } }"""
 
 
-def test_a_server_taken_out_is_warned_of_as_nginx(tmp_path: Path, engine: str) -> None:
+def test_upstream_failures_are_logged_as_nginx(tmp_path: Path, engine: str) -> None:
     """Each failure that takes a server out of its group for fail_timeout says so,
     after the failure's own line (nginx's "upstream server temporarily disabled",
-    which fastgate did not write); the upstream field aside (nginx writes the URL)."""
-    def lines(side: Side) -> list[str]:
+    which fastgate did not write), and the lines' upstream field is nginx's: scheme,
+    server and the URI sent (fastgate wrote the address alone), a unix socket's path
+    followed by ":" (php-fpm's familiar "fastcgi://unix:/run/php.sock:")."""
+    def lines(side: Side, count: int) -> list[str]:
         deadline = time.monotonic() + 5
         while True:
-            got = [re.sub(r'^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |\d+#\d+: \*\d+ |upstream: "[^"]*"',
-                          "", line)
-                   for line in side.log.read_text().splitlines() if "/u/x" in line]
-            if len(got) >= 4 or time.monotonic() > deadline:
+            got = [re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |\d+#\d+: \*\d+ ", "", line)
+                   .replace(side.kind, "SIDE")
+                   for line in side.log.read_text().splitlines()
+                   if "/u/x" in line or "/p/y" in line or "/f/z" in line]
+            if len(got) >= count or time.monotonic() > deadline:
                 return got
 
     with both(tmp_path, DEAD_PAIR, engine) as (nginx, fastgate):
-        raw = _request("GET", "/u/x")
-        assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 502
-        ours, theirs = lines(fastgate), lines(nginx)
-    assert ours == theirs and len(ours) == 4
+        for path in ("/u/x", "/p/y", "/f/z"):
+            raw = _request("GET", path)
+            assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 502
+        ours, theirs = lines(fastgate, 6), lines(nginx, 6)
+    assert ours == theirs and len(ours) == 6
     assert ours[1].startswith("[warn] upstream server temporarily disabled while connecting "
                               "to upstream, client: 127.0.0.1")
+    assert 'upstream: "http://127.0.0.1:1/base/y"' in ours[4]
+    assert f'upstream: "fastcgi://unix:{tmp_path}/missing-SIDE.sock:"' in ours[5]
 
 
 TRIED = """log_format up '$status [$upstream_addr] [$upstream_status] [$upstream_response_time] '
