@@ -49,6 +49,11 @@ def _unescape(raw: str) -> str:
 
 def tokenize(text: str, file: str) -> Iterator[Token]:
     """Yield the tokens of ``text``; a ``ConfigError`` names ``file`` and the line."""
+    nul = text.find("\0")
+    if nul >= 0:
+        # (no value of a configuration holds one: a path with it cannot be opened, and
+        # nginx's C strings would end there)
+        raise ConfigError("unexpected NUL byte", file, text.count("\n", 0, nul) + 1)
     i = 0
     n = len(text)
     line = 1
