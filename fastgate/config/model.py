@@ -77,6 +77,7 @@ class UpstreamServer:
     backup: bool = False
     down: bool = False
     written: str = ""  # the address as the server directive gives it ("hash consistent")
+    max_conns: int = 0  # exchanges in progress it may have at once (0: no limit)
     unix: str | None = None  # a unix socket's path (then host and port say nothing)
 
     @property

@@ -108,7 +108,7 @@ class Peer:
 
     def available(self, now: float) -> bool:
         s = self.server
-        if s.down:
+        if s.down or (s.max_conns and self.busy >= s.max_conns):
             return False
         if s.max_fails and self.fails >= s.max_fails:
             return now - self.failed_at >= s.fail_timeout

@@ -24,6 +24,7 @@ cdef class Peer:
     cdef public double first_fail
     cdef public double down_until
     cdef public long busy  # exchanges in progress (nginx's peer->conns)
+    cdef public long max_conns  # the server's max_conns (0: no limit)
     cdef public object idle  # deque of UpstreamConnection
 
     cpdef bint available(self, double now)

@@ -33,6 +33,7 @@ class Peer:
     first_fail: float
     down_until: float
     busy: int
+    max_conns: int
     idle: deque[UpstreamConnection]
     def __init__(self, server: UpstreamServer, group: UpstreamGroup) -> None: ...
     def available(self, now: float) -> bool: ...

@@ -102,10 +102,13 @@ cdef class Peer:
         self.first_fail = 0.0
         self.down_until = 0.0
         self.busy = 0  # exchanges in progress (nginx's peer->conns)
+        self.max_conns = server.max_conns
         self.idle = deque()  # of UpstreamConnection
 
     cpdef bint available(self, double now):
-        return not self.server.down and now >= self.down_until
+        # (max_conns: nginx skips a server with that many in progress, in every method)
+        return (not self.server.down and now >= self.down_until
+                and (self.max_conns == 0 or self.busy < self.max_conns))
 
     cpdef bint failed(self, double now):
         """One failure more; True when it takes the server out for ``fail_timeout``
@@ -146,6 +149,15 @@ cdef class Peer:
         pooled = self.take_idle()
         if pooled is not None:
             return pooled, True
+        # a connection being made counts as in progress (nginx's peer->conns counts from
+        # the pick): max_conns holds while many connect at once
+        self.busy += 1
+        try:
+            return await self._connect_new(timeout, local), False
+        finally:
+            self.busy -= 1
+
+    async def _connect_new(self, timeout, local):
         loop = asyncio.get_running_loop()
         tls = self.group.tls
         hostname = self.group.tls_name if tls is not None else None
@@ -185,7 +197,7 @@ cdef class Peer:
             raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
                                 "while connecting to upstream") from None
         conn.taken()
-        return conn, False
+        return conn
 
     async def _connect_from(self, loop, local, tls, hostname):
         host, port, transparent = local

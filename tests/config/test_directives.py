@@ -25,7 +25,7 @@ SAMPLES = {
     "http": "http { }",
     "worker_connections": "worker_connections 64;",
     "server": "server { listen 127.0.0.1:8999; }",
-    "upstream": "upstream pool { server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s; keepalive 8; }",
+    "upstream": "upstream pool { server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s max_conns=4; keepalive 8; }",
     "map": 'map $http_x $mx { default 0; "a" 1; ~^b(.*) $1; }',
     "auth_delay": "auth_delay 1s;",
     "post_action": "post_action off;",

@@ -147,13 +147,14 @@ def test_directive_in_context(tmp_path: Path, name: str, ctx: str) -> None:
 def test_the_upstream_block(tmp_path: Path) -> None:
     assert set(UPSTREAM_TABLE) == {"server", "hash", "least_conn", "random", "zone"}
     cfg = _load(tmp_path, "stream { upstream u { hash $remote_addr consistent; "
-                          "server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s; "
-                          "server 127.0.0.1:9002 down; zone z 64k; }\n"
+                          "server 127.0.0.1:9001 weight=2 max_fails=3 fail_timeout=5s "
+                          "max_conns=7; server 127.0.0.1:9002 down; zone z 64k; }\n"
                           "server { listen 127.0.0.1:9003; proxy_pass u; } }\n")
     assert cfg.stream is not None
     up = cfg.stream.upstreams["u"]
     assert [s.address for s in up.servers] == ["127.0.0.1:9001", "127.0.0.1:9002"]
     assert up.servers[0].weight == 2 and up.servers[0].max_fails == 3
+    assert up.servers[0].max_conns == 7 and up.servers[1].max_conns == 0
     assert up.servers[0].fail_timeout == 5.0 and up.servers[1].down
     assert up.balance is not None and up.balance.consistent
     assert cfg.stream.servers[0].upstream == "u"

@@ -38,3 +38,29 @@ def test_backup_only_when_no_primary_is_available() -> None:
     a.down_until = 100.0
     assert g.pick(50.0, frozenset()) is b
     assert g.pick(100.0, frozenset()) is a
+
+
+def test_max_conns_takes_a_server_out_while_it_has_that_many() -> None:
+    # nginx's max_conns: skipped by every method, the group of one server too
+    from fastgate.config.model import Balance
+    from fastgate.proxy.stream import Peer as StreamPeer
+
+    g = group(UpstreamServer("a", 1, max_conns=2), UpstreamServer("b", 1))
+    a, b = g.primary
+    a.busy = 2
+    assert {g.pick(0.0, frozenset()) for _ in range(4)} == {b}
+    a.busy = 1
+    assert a in {g.pick(0.0, frozenset()) for _ in range(4)}
+    one = group(UpstreamServer("a", 1, max_conns=1))
+    one.primary[0].busy = 1
+    assert one.pick(0.0, frozenset()) is None
+    least = UpstreamGroup(Upstream("l", (UpstreamServer("a", 1, max_conns=1),
+                                         UpstreamServer("b", 1)),
+                                   balance=Balance("least_conn")), "h11")
+    least.primary[0].busy = 1
+    least.primary[1].busy = 5
+    assert least.pick(0.0, frozenset()) is least.primary[1]
+    peer = StreamPeer(UpstreamServer("a", 1, max_conns=1))
+    assert peer.available(0.0)
+    peer.busy = 1
+    assert not peer.available(0.0)

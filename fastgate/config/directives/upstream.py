@@ -54,7 +54,8 @@ def upstream_server(ld: Context, lvl: Level, d: Directive) -> None:
 
 
 def add_server(ld: Context, lvl: Level, d: Directive, default_port: int | None) -> None:
-    """``server ADDRESS [weight=] [max_fails=] [fail_timeout=] [backup] [down]`` of an
+    """``server ADDRESS [weight=] [max_conns=] [max_fails=] [fail_timeout=] [backup]
+    [down]`` of an
     upstream block (HTTP's, whose port is 80 by default; the stream block's, which
     needs one); ``unix:PATH``, a socket (HTTP's)."""
     unix: str | None = None
@@ -74,6 +75,8 @@ def add_server(ld: Context, lvl: Level, d: Directive, default_port: int | None) 
             params["weight"] = parse_number(d, value, minimum=1)
         elif key == "max_fails" and eq:
             params["max_fails"] = parse_number(d, value)
+        elif key == "max_conns" and eq:
+            params["max_conns"] = parse_number(d, value)
         elif key == "fail_timeout" and eq:
             params["fail_timeout"] = parse_time(d, value)
         elif arg in ("backup", "down"):
