@@ -149,35 +149,30 @@ class Builder:
                 "content handler")
         own_content = lvl.local.get("own_content", "")
 
-        def nesting(base: Settings, base_origins: dict[str, Directive],
-                    base_pp: ProxyPass | None) -> Callable[[Level], Location]:
-            def nested(if_lvl: Level) -> Location:
-                # an if's configuration: the location's (or its limit_except's), with
-                # the if's own directives over it; proxy_pass and the location's own
-                # content handler carry over (as nginx's does), try_files does not
-                # ("if is evil")
-                s = merge(base, if_lvl)
-                o = merge_origins(base_origins, if_lvl)
-                own = if_lvl.local.get("proxy_pass")
-                own_cgi = if_lvl.local.get("app_pass")
-                # the if's own content handler replaces the location's
-                return Location(modifier=modifier, pattern=pattern, settings=s,
-                                where=_where(if_lvl.directive),
-                                proxy_pass=(self._upstream(own, s, o) if own is not None
-                                            else None if own_cgi is not None
-                                            else _filtered(base_pp, s)),
-                                app_pass=(self._app_tls(own_cgi, s, o)
-                                          if own_cgi is not None and _may_be_tls(own_cgi)
-                                          else own_cgi if own_cgi is not None
-                                          else None if own is not None
-                                          else app_pass),
-                                own_content=own_content,
-                                jwt=(self._jwt_check(s, o, where) if s.auth_jwt != "off"
-                                     else None))
-            return nested
+        def nested(if_lvl: Level) -> Location:
+            # an if's configuration: the location's, with the if's own directives over
+            # it; proxy_pass and the location's own content handler carry over (as
+            # nginx's does), try_files does not ("if is evil")
+            s = merge(settings, if_lvl)
+            o = merge_origins(origins, if_lvl)
+            own = if_lvl.local.get("proxy_pass")
+            own_cgi = if_lvl.local.get("app_pass")
+            # the if's own content handler replaces the location's
+            return Location(modifier=modifier, pattern=pattern, settings=s,
+                            where=_where(if_lvl.directive),
+                            proxy_pass=(self._upstream(own, s, o) if own is not None
+                                        else None if own_cgi is not None
+                                        else _filtered(proxy_pass, s)),
+                            app_pass=(self._app_tls(own_cgi, s, o)
+                                      if own_cgi is not None and _may_be_tls(own_cgi)
+                                      else own_cgi if own_cgi is not None
+                                      else None if own is not None
+                                      else app_pass),
+                            own_content=own_content,
+                            jwt=(self._jwt_check(s, o, where) if s.auth_jwt != "off"
+                                 else None))
 
-        rewrites = (self._program(lvl, nesting(settings, origins, proxy_pass)) if in_location
-                    else ())
+        rewrites = self._program(lvl, nested) if in_location else ()
         first = next((op for op in rewrites if isinstance(op, Return)), None)
         internal = in_location and internal
         if first is not None and jwt is not None and modifier != "@" and not internal:

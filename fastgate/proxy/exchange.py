@@ -22,6 +22,7 @@ from fastgate.proxy import accel, charset, output, rate, slices, store
 from fastgate.proxy._headers import response_head, upstream_request_head
 from fastgate.proxy.dynamic import DynamicTargets, safe_target
 from fastgate.proxy.failure import (
+    DISABLED,
     DISABLED_READING,
     TIMED_OUT,
     Recovery,
@@ -225,8 +226,7 @@ class UpstreamExchange:
             w.log.write(level, message, conn, req)
             if disabled:  # (in the failure's own words: "while connecting to upstream")
                 at = message.find(" while ")
-                w.log.warn("upstream server temporarily disabled"
-                           + (message[at:] if at >= 0 else ""), conn, req)
+                w.log.warn(DISABLED + (message[at:] if at >= 0 else ""), conn, req)
             req.upstream_status = "504" if kind == "timeout" else "502"
         return action
 

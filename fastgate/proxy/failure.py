@@ -71,7 +71,8 @@ def intercepts(loc: Location, status: int) -> bool:
     return status >= 300 and s.proxy_intercept_errors and s.error_page_for(status) is not None
 
 
-# nginx's warning when a failure takes a server out, for an answer whose status the
-# configuration sends on to the next server (proxy_next_upstream http_5xx)
-DISABLED_READING = ("upstream server temporarily disabled while reading response header "
-                    "from upstream")
+# nginx's warning when a failure takes a server out (max_fails reached), and its line
+# for an answer whose status the configuration sends on to the next server
+# (proxy_next_upstream http_5xx)
+DISABLED = "upstream server temporarily disabled"
+DISABLED_READING = f"{DISABLED} while reading response header from upstream"

@@ -50,7 +50,7 @@ from fastgate.http.udp import UdpEnd, UdpPort, open_udp
 from fastgate.openssl import NO_CA_ERRORS
 from fastgate.proxy import balance
 from fastgate.proxy.dns import Names, ResolveError
-from fastgate.proxy.failure import unix_connect_failed
+from fastgate.proxy.failure import DISABLED, unix_connect_failed
 from fastgate.proxy.rate import parse_size
 from fastgate.variables import Template, set_user_variable
 
@@ -634,7 +634,7 @@ class Session:
                      f'{self._srv()}, upstream: "{address}"')
             self._log(level, f"{why} {where}")
             if group.size > 1 and peer.failed(time.monotonic()):
-                self._log("warn", f"upstream server temporarily disabled {where}")
+                self._log("warn", f"{DISABLED} {where}")
             spent = loop.time() - begun
             if (not srv.next_upstream or len(tried) >= tries
                     or (srv.next_upstream_timeout and spent >= srv.next_upstream_timeout)):
