@@ -34,6 +34,8 @@ venv: $(STAMP)
 EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/proxy/request.pyx fastgate/proxy/request.pxd fastgate/proxy/fast.pyx \
            fastgate/proxy/_headers.pyx fastgate/proxy/_headers.pxd fastgate/proxy/_walk.pyx \
+           fastgate/proxy/page.pyx fastgate/proxy/page.pxd fastgate/proxy/jwt_phase.pyx \
+           fastgate/ops/dispatch.pyx \
            fastgate/http/httptools_engine.pyx fastgate/http/exchange.pyx \
            fastgate/http/exchange.pxd fastgate/ops/counters.pyx \
            fastgate/ops/limit_table.pyx fastgate/http/client.pyx fastgate/http/client.pxd \

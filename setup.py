@@ -22,6 +22,7 @@ extensions = [
               extra_compile_args=["-O3"]),
     Extension("fastgate.proxy._walk", ["fastgate/proxy/_walk.pyx"],
               extra_compile_args=["-O3"]),
+    Extension("fastgate.proxy.page", ["fastgate/proxy/page.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.jwt_phase", ["fastgate/proxy/jwt_phase.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.ops.counters", ["fastgate/ops/counters.pyx"], extra_compile_args=["-O3"]),

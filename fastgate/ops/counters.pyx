@@ -21,10 +21,12 @@ cdef class SlotWriter:
     cdef Py_ssize_t _cache_hit
     cdef Py_ssize_t _cache_miss
     cdef Py_ssize_t _idle
+    cdef dict _jwt  # a refusal's reason → its counter
+    cdef Py_ssize_t _jwt_other  # the counter of a reason not in _jwt
     cdef double _bounds[32]
     cdef int _nbounds
 
-    cdef _bind(self, view, dict at, tuple bounds):
+    cdef _bind(self, view, dict at, tuple bounds, dict jwt):
         if len(bounds) > 32:
             raise ValueError("at most 32 latency buckets")
         self._view = view
@@ -38,21 +40,23 @@ cdef class SlotWriter:
         self._cache_hit = at["cache_hit"]
         self._cache_miss = at["cache_miss"]
         self._idle = at["conn_idle"]
+        self._jwt_other = at["jwt_other"]
+        self._jwt = dict(jwt)
         self._nbounds = len(bounds)
         for i, b in enumerate(bounds):
             self._bounds[i] = b
         # every index must fall inside the slot, checked once here and not per add
-        for name, i in at.items():
+        for name, i in (*at.items(), *jwt.items()):
             if not 0 <= i < self._size:
                 raise ValueError(f"counter {name} at {i} is outside the slot")
         if self._latency + self._nbounds >= self._size:
             raise ValueError("latency buckets run past the slot")
 
-    def bind(self, view, dict at, tuple bounds):
+    def bind(self, view, dict at, tuple bounds, dict jwt):
         """Write into ``view`` (a writable buffer of doubles); ``at`` gives the index of
         each counter the hot methods touch, ``bounds`` the latency buckets' upper
-        bounds in seconds (ascending)."""
-        self._bind(view, at, bounds)
+        bounds in seconds (ascending), ``jwt`` the counter of each refusal's reason."""
+        self._bind(view, at, bounds, jwt)
 
     def add(self, Py_ssize_t index, double delta=1.0):
         if not 0 <= index < self._size:
@@ -76,6 +80,11 @@ cdef class SlotWriter:
         """A token passed, from the cache or not."""
         self._v[self._jwt_ok] += 1
         self._v[self._cache_hit if hit else self._cache_miss] += 1
+
+    def jwt(self, str reason):
+        """A token refused (or none presented), by the reason the log gives."""
+        i = self._jwt.get(reason)
+        self._v[self._jwt_other if i is None else <Py_ssize_t>i] += 1
 
     def cache(self, bint hit):
         self._v[self._cache_hit if hit else self._cache_miss] += 1

@@ -2,9 +2,10 @@
 # cython: embedsignature=True
 """The dispatch of one listening address, compiled: the ``RequestHandler`` the HTTP
 layer calls with every request head. It refuses what nginx refuses before any phase,
-makes the request, chooses its server and enters the phases; ``Worker.complete`` runs
-once the response is written, whichever path answered. It runs on every request, and
-in C its attribute reads and the request's fields cost no Python frame."""
+makes the request, chooses its server and enters the phases; ``Completion.complete``
+(the worker's ``complete``) runs once the response is written, whichever path answered.
+Both run on every request, and in C their attribute reads and the request's fields
+cost no Python frame."""
 
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -123,3 +124,48 @@ cdef class AddressHandler:
     def on_crash(self, conn, error):
         self.worker.log.write("alert", f"unexpected error: {type(error).__name__}: {error}",
                               conn)
+
+
+cdef class Completion:
+    """``Worker.complete``, compiled: it runs once for every request, whichever path
+    answered it (the dispatch, the callback exchange, a task's end)."""
+
+    cdef object stats  # ops.stats.Stats (its request counter is a C method)
+    cdef object access  # ops.logs.AccessLogs
+    cdef object post_action  # post_action(conn, req, uri): mirror's, called where set
+
+    def __init__(self, stats, access, post_action):
+        self.stats = stats
+        self.access = access
+        self.post_action = post_action
+
+    cpdef complete(self, conn, Request req, double started):
+        """The response is written (or abandoned): count it, log it, free the
+        connection."""
+        req.completed = not conn.closed
+        self.stats.request(req.status, _monotonic() - started)
+        if req.conn_slots is not None:
+            req.release_conn_slots()
+        loc = req.location
+        server = req.server
+        if loc is not None:
+            s = loc.settings
+        elif server is not None:
+            s = server.settings
+        else:
+            s = None
+        if s is not None:
+            entries = s.access_log
+            if entries:
+                self.access.write(entries, req)
+            if loc is not None and server is not None and s.post_action is not None:
+                self.post_action(conn, req, s.post_action)
+        kept = req.body_buffer
+        if kept is not None and not isinstance(kept, bytes):
+            # a body in a file that a mirror read: this request is done with it (its
+            # copies may still hold it)
+            req.body_buffer = None
+            kept.close()
+        if conn.closed:
+            return
+        conn.request_done()

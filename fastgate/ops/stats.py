@@ -85,8 +85,8 @@ class SharedCounters:
 
 class Stats(SlotWriter):
     """One worker's view: it writes its own slot and reads all of them. The counters
-    every request moves (``request``, ``verified``, ``cache``, ``idle``) are written by
-    the C base class; the rest are here."""
+    every request moves (``request``, ``verified``, ``cache``, ``jwt``, ``idle``) are
+    written by the C base class; the rest are here."""
 
     def __init__(self, region: SharedCounters | None = None, slot: int = 0) -> None:
         self.region = region if region is not None else SharedCounters(1)
@@ -97,15 +97,14 @@ class Stats(SlotWriter):
             "latency", "latency_sum", "latency_count", "cache_hit", "cache_miss", "conn_idle")}
         at["requests"] = _FIELDS["requests"]
         at["jwt_ok"] = _FIELDS["jwt"] + _JWT_INDEX["ok"]
-        self.bind(self.v, at, BUCKETS)
+        at["jwt_other"] = _FIELDS["jwt"] + len(JWT_OUTCOMES) - 1
+        self.bind(self.v, at, BUCKETS,
+                  {reason: _FIELDS["jwt"] + i for reason, i in _JWT_INDEX.items()})
 
     def reset_gauges(self) -> None:
         """A new worker process in this slot holds no connection yet."""
         self.v[_FIELDS["conn_open"]] = 0
         self.v[_FIELDS["conn_idle"]] = 0
-
-    def jwt(self, reason: str) -> None:
-        self.add(_FIELDS["jwt"] + _JWT_INDEX.get(reason, len(JWT_OUTCOMES) - 1))
 
     def cluster_error(self) -> None:
         self.add(_FIELDS["cluster_errors"])

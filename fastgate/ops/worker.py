@@ -27,7 +27,7 @@ from fastgate.http.uri import parse_target_fully
 from fastgate.openssl import OcspPolicy
 from fastgate.ops.cluster import ClusterLink
 from fastgate.ops.cluster_limits import LimitSync
-from fastgate.ops.dispatch import AddressHandler
+from fastgate.ops.dispatch import AddressHandler, Completion
 from fastgate.ops.jwks import remote_sources
 from fastgate.ops.limit_table import LimitTable
 from fastgate.ops.logs import AccessLogs, ErrorLog
@@ -171,6 +171,9 @@ class Worker:
                                     LimitSync(config.zones, self.zones, self.zones.instance))
                         if config.cluster is not None else None)
         self.phases = Phases(self)
+        # once a response is written: counted, logged, the connection freed (compiled)
+        self.complete = Completion(self.stats, self.access,
+                                   self.phases.mirror.post_action).complete
         self.connections: set[ClientConnection] = set()
         # ssl_ocsp: each policy's checker (its answers kept in the shared ssl_ocsp_cache)
         self.ocsp: dict[OcspPolicy, OcspChecker] = {}
@@ -186,8 +189,9 @@ class Worker:
         for s in config.servers:
             for listen in s.listens:
                 by_addr.setdefault(listen.address, []).append(s)
-        self.tables = {addr: ServerTable(servers, addr[1]) for addr, servers in by_addr.items()}
-        self.handlers = {addr: AddressHandler(self, table) for addr, table in self.tables.items()}
+        # (each address's ServerTable is its handler's vhosts)
+        self.handlers = {addr: AddressHandler(self, ServerTable(servers, addr[1]))
+                         for addr, servers in by_addr.items()}
         self.remote = remote_sources(self)
         self.remote_of = {v: src for src in self.remote.values() for v in src.verifiers()}
         # the stream block: its sessions, and their log (its formats are the block's own)
@@ -267,7 +271,8 @@ class Worker:
             self.stats.connection(-1)
 
     def default_settings(self, listen: Listen) -> Settings:
-        return self.tables[listen.address].default.settings
+        vhosts: ServerTable = self.handlers[listen.address].vhosts
+        return vhosts.default.settings
 
     def connection(self, listen: Listen) -> asyncio.Protocol:
         """A client connection on ``listen`` (the protocol factory of its server). On a
@@ -466,30 +471,6 @@ class Worker:
             conn.abort()
         finally:
             self.complete(conn, req, started)
-
-    def complete(self, conn: ClientSide, req: Request, started: float) -> None:
-        """The response is written (or abandoned): count it, log it, free the connection."""
-        req.completed = not conn.closed
-        self.stats.request(req.status, time.monotonic() - started)
-        if req.conn_slots is not None:
-            req.release_conn_slots()
-        loc = req.location
-        server = req.server
-        entries = loc.settings.access_log if loc is not None else (
-            server.settings.access_log if server is not None else None)
-        if entries:
-            self.access.write(entries, req)
-        if loc is not None and loc.settings.post_action is not None and server is not None:
-            self.phases.mirror.post_action(conn, req, loc.settings.post_action)
-        kept = req.body_buffer
-        if kept is not None and not isinstance(kept, bytes):
-            # a body in a file that a mirror read: this request is done with it (its
-            # copies may still hold it)
-            req.body_buffer = None
-            kept.close()
-        if conn.closed:
-            return
-        conn.request_done()
 
     def reject(self, conn: ClientSide, error: ProtocolError, vhosts: ServerTable,
                server: Server | None = None, head: RequestHead | None = None) -> None:

@@ -2,12 +2,19 @@
 from collections.abc import Callable
 from typing import Any
 
+from fastgate.config.model import Location, Server
+from fastgate.proxy.locate import Locator
 from fastgate.proxy.request import Request
 from fastgate.proxy.steps import Outcome
 
 class Walker:
-    def __init__(self, plan_of: Callable[[Any], tuple[Any, ...]],
+    def __init__(self, locator: Locator,
+                 before: Callable[[Any, Request, Any], Outcome],
+                 plan_of: Callable[[Any], tuple[Any, ...]],
                  find_config: Callable[[Any, Request, Any], Outcome | None],
                  resume: Callable[..., Any]) -> None: ...
+    def enter(self, conn: Any, req: Request, server: Any) -> Outcome: ...
+    def find(self, conn: Any, req: Request, server: Any) -> Outcome: ...
+    def locate(self, req: Request, server: Server) -> Location: ...
     def walk(self, conn: Any, req: Request, loc: Any, at: int) -> Outcome: ...
     def walk_nested(self, conn: Any, req: Request, loc: Any) -> Outcome: ...

@@ -1,9 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # cython: embedsignature=True
 """The loop that walks a location's phases (``proxy.phases``), compiled: it runs for
-every request, and in C its bookkeeping (the plan lookup, the walk, the step checks)
-costs no Python frame. The phases themselves, and what the loop hands over to (the
-plan builder, nginx's find-config checks, the task that resumes a walk), are Python."""
+every request, and in C its bookkeeping (the entry, the location's lookup, the plan
+lookup, the walk, the step checks) costs no Python frame. The phases themselves, and
+what the loop hands over to (what comes before the location's lookup where a server
+has any, the plan builder, nginx's find-config checks, the task that resumes a walk),
+are Python."""
 
 from cpython.long cimport PyLong_FromVoidPtr
 
@@ -20,20 +22,61 @@ cdef object _AUTO_REDIRECT = AUTO_REDIRECT
 
 cdef class Walker:
     cdef dict _plans  # id(location) → (location, its handlers, its limit_except)
+    cdef dict _memos  # the Locator's answers: tree → URI → (location, captures)
+    cdef object _find
+    cdef object _before
     cdef object _plan_of
     cdef object _find_config
     cdef object _resume
 
-    def __init__(self, plan_of, find_config, resume):
-        """``plan_of(loc)``: the handlers the location runs, in phase order.
+    def __init__(self, locator, before, plan_of, find_config, resume):
+        """``locator``: a ``proxy.locate.Locator``, whose answers are read here first.
+        ``before(conn, req, server)``: what comes before the location's lookup (a
+        request with a body into a task, the client certificate's check, realip, the
+        server's rewrite phase), called only for a request or server that has any.
+        ``plan_of(loc)``: the handlers the location runs, in phase order.
         ``find_config(conn, req, loc)``: nginx's find-config checks (the body limit, the
         auto-redirect), called only when one can apply; None, or the request's outcome.
         ``resume(conn, req, loc, waiting, at)``: the coroutine that awaits ``waiting``
         and walks on from ``at``."""
         self._plans = {}
+        self._memos = locator.memos
+        self._find = locator.find
+        self._before = before
         self._plan_of = plan_of
         self._find_config = find_config
         self._resume = resume
+
+    cpdef object enter(self, conn, Request req, server):
+        """The request's phases, from server rewrite on, as far as callbacks take them:
+        DONE (answered; the caller completes the request), TAKEN (a callback exchange
+        completes it), or the coroutine that finishes it, for a task."""
+        if ((req.head.content_length != 0 and not req.in_task) or server.checks_first
+                or server.rewrites):
+            return self._before(conn, req, server)
+        return self.walk(conn, req, self.locate(req, server), 0)
+
+    cpdef object find(self, conn, Request req, server):
+        """nginx's find-config phase on: the location of the request's URI, walked."""
+        return self.walk(conn, req, self.locate(req, server), 0)
+
+    cpdef object locate(self, Request req, server):
+        """The location of the request's URI in ``server`` (its captures set, named
+        ones as variables), else the server's fallback."""
+        memo = self._memos.get(server.locations)
+        found = memo.get(req.uri) if memo is not None else None
+        if found is None:
+            found = self._find(server.locations, req.uri)
+        loc, captures = <tuple>found
+        req.captures = captures
+        if loc is None:
+            return server.fallback
+        if captures and loc.named_captures:
+            # nginx's ngx_http_regex_exec: the (memoised) match's named captures
+            v = req.variables
+            for name, i in loc.named_captures:
+                v[name] = (captures[i] or "") if i < len(captures) else ""
+        return loc
 
     cpdef object walk(self, conn, Request req, loc, Py_ssize_t at):
         """The location's phases from ``at``: DONE or TAKEN when one answered in

@@ -57,8 +57,11 @@ class AuthJwt:
         s = loc.settings
         if (s.auth_jwt == "on" and not s.auth_jwt_revocation and s.auth_jwt_realm is None
                 and s.auth_jwt_require is None):
-            return BearerCheck(self.verifiers[loc.jwt], self.w.stats, s.auth_jwt_options,
-                               self.access, self.refused)
+            verifier = self.verifiers[loc.jwt]
+            plain = _plain_401(s)
+            return BearerCheck(verifier, self.w, s.auth_jwt_options, self.access, self.refused,
+                               (CHALLENGE, CHALLENGE_INVALID) if plain else None,
+                               not self.w.remote_of or verifier not in self.w.remote_of)
         return self.access
 
     def access(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
@@ -179,6 +182,15 @@ class AuthJwt:
                     self.w.denylist.learn(req.token.payload, now, verifier.leeway)
         except JWTError:
             pass
+
+
+def _plain_401(s: Settings) -> bool:
+    """The location's 401 is nginx's page as it is: no ``error_page`` (for any status:
+    one may send a 401 elsewhere), no header, cookie, charset, trailer or filter of its
+    own, no ``auth_delay`` before it. The compiled check answers such a 401 itself."""
+    return (not s.error_page and not s.add_header and s.expires is None
+            and not s.sets_userid and s.charset is None and not s.add_trailer
+            and not s.filters_output and not s.auth_delay)
 
 
 def _challenge(req: Request, s: Settings, invalid: bool) -> bytes:

@@ -5,6 +5,7 @@ from fastgate.proxy.request import Request
 from fastgate.proxy.steps import Outcome
 
 class BearerCheck:
-    def __init__(self, verifier: Any, stats: Any, options: bool, missing: Any,
-                 refused: Any) -> None: ...
+    def __init__(self, verifier: Any, runtime: Any, options: bool, missing: Any,
+                 refused: Any, challenges: tuple[bytes, bytes] | None = None,
+                 refusals: bool = False) -> None: ...
     def __call__(self, conn: Any, req: Request, loc: Any) -> Outcome: ...

@@ -3,44 +3,88 @@
 """``auth_jwt``'s access phase, compiled, for the usual location: a bearer token in
 Authorization and nothing asked after the signature but what the verifier checks (no
 ``auth_jwt_require``, no revocation list, not NGINX Plus's form). It runs on every such
-request, and in C it costs no Python frame; a request without a token and a token the
-verifier refuses go to ``proxy.auth_jwt``'s Python path, which answers them."""
+request, and in C it costs no Python frame. Where the location's 401 is nginx's plain
+page (no ``error_page``, no header or filter of its own, no ``auth_delay``), a request
+without a token and a token the verifier refuses are answered here too, as
+``proxy.auth_jwt``'s Python path answers them; anything else goes to that path."""
 
+from fastgate.proxy.page cimport write_whole
 from fastgate.proxy.request cimport Request
 
+from fastgate.errors import TokenMissingError
 from fastgate.jwt import Token
+from fastgate.proxy.capture import Kept
 from fastgate.proxy._headers import bearer_of
-from fastgate.proxy.steps import NEXT
+from fastgate.proxy.status import error_body
+from fastgate.proxy.steps import DONE, NEXT
 
 cdef object _NEXT = NEXT
+cdef object _DONE = DONE
 cdef object _TOKEN = Token
+cdef object _KEPT = Kept
+cdef bytes _PAGE = error_body(401)
+cdef str _MISSING = TokenMissingError.reason
 
 
 cdef class BearerCheck:
     cdef object verifier  # (fastgate._core.Verifier)
-    cdef object stats
+    cdef object stats  # (ops.stats.Stats)
     cdef bint options  # auth_jwt_options: an OPTIONS request needs a token too
     cdef object missing  # AuthJwt.access: its refusal of a request without a token
     cdef object refused  # AuthJwt.refused(conn, req, loc, verifier, checked, hits)
+    cdef object log  # the error log: a refusal it writes (info) takes the Python path
+    cdef object http_date
+    # the 401s answered here (None: none is): (the challenge without a token, with one)
+    cdef tuple challenges
+    cdef bint refusals  # a refused token's 401 too (no key set fetched from a URL)
 
-    def __init__(self, verifier, stats, bint options, missing, refused):
+    def __init__(self, verifier, runtime, bint options, missing, refused,
+                 challenges=None, bint refusals=False):
         self.verifier = verifier
-        self.stats = stats
+        self.stats = runtime.stats
+        self.log = runtime.log
+        self.http_date = runtime.http_date
         self.options = options
         self.missing = missing
         self.refused = refused
+        self.challenges = challenges
+        self.refusals = refusals and challenges is not None
 
     def __call__(self, conn, Request req, loc):
         if not self.options and req.method == "OPTIONS":
             return _NEXT  # CORS preflights pass, as the module does
         token = bearer_of(req.head.headers)
         if not token:
+            if self._plain(conn, req):
+                return self._answer(conn, req, _MISSING, <bytes>self.challenges[0])
             return self.missing(conn, req, loc)
         verifier = self.verifier
         hits = verifier.hits
         checked = verifier.check_now(token)
         if type(checked) is not _TOKEN:
+            if self.refusals and checked.status == 401 and self._plain(conn, req):
+                self.stats.cache(verifier.hits != hits)
+                return self._answer(conn, req, checked.reason, <bytes>self.challenges[1])
             return self.refused(conn, req, loc, verifier, checked, hits)
         req.token = checked
         self.stats.verified(verifier.hits != hits)
         return _NEXT
+
+    cdef bint _plain(self, conn, Request req):
+        """The 401 is the plain page, answered here: the location's is, the client's
+        own connection answers (not a subrequest's or a held one's), no ``error_page`` imposed a status
+        or an X-Accel-Redirect carried headers, no info line is written."""
+        return (self.challenges is not None and not isinstance(conn, _KEPT)
+                and req.override is None and req.carried is None and not self.log.verbose)
+
+    cdef object _answer(self, conn, Request req, str reason, bytes challenge):
+        """The refusal as ``AuthJwt`` and ``Responder.send`` make it: counted, the
+        challenge set, nginx's 401 page."""
+        self.stats.jwt(reason)
+        req.challenge = challenge
+        req.status = 401
+        write_whole(conn.exchange, req, 401, b"Unauthorized",
+                    [(b"Server", b"fastgate"), (b"Date", self.http_date()),
+                     (b"Content-Type", b"text/html"), (b"WWW-Authenticate", challenge)],
+                    len(_PAGE), _PAGE, req.method == "HEAD", None)
+        return _DONE

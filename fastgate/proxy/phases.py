@@ -57,13 +57,13 @@ class Phases:
         self.w = worker
         # the loop (compiled): a location's plan, the handlers of PHASES it runs, is
         # built on its first request
-        walker = Walker(self.plan, self._find_config, self._resume)
+        walker = Walker(Locator(), self._before, self.plan, self._find_config, self._resume)
+        self.enter = walker.enter
         self.walk = walker.walk
         self._nested = walker.walk_nested
+        self._find_in = walker.find
+        self._locate_in = walker.locate
         self.respond = Responder(worker)
-        locator = Locator()
-        self.locate = locator.find
-        self._memos = locator.memos
         self.realip = RealIp()
         self.push = Push(worker)
         # the access phase's refusals: through auth_delay only where a location has one
@@ -86,10 +86,10 @@ class Phases:
 
     # --- entry ----------------------------------------------------------------------------------
 
-    def enter(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
-        """The request's phases, from server rewrite on, as far as callbacks take them:
-        DONE (answered; the caller completes the request), TAKEN (a callback exchange
-        completes it), or the coroutine that finishes it, for a task."""
+    def _before(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
+        """What comes before the location's lookup, for a request or server that has
+        any (``Walker.enter`` calls it): a request with a body into a task, the client
+        certificate's check and realip of ``checks_first``, the server rewrite phase."""
         if req.head.content_length != 0 and not req.in_task:
             # a body follows the head, in this read or later ones: the request runs in a
             # task, so that the engine has read what came with the head before anything
@@ -108,18 +108,7 @@ class Phases:
             step = self.rewrite.server_phase(conn, req, server)
             if step is not NEXT:
                 return step
-        # the Locator's memory read inline: a frame less on every request
-        memo = self._memos.get(server.locations)
-        found = memo.get(req.uri) if memo is not None else None
-        if found is None:
-            found = self.locate(server.locations, req.uri)
-        loc, req.captures = found
-        if loc is None:
-            loc = server.fallback
-            assert loc is not None
-        elif req.captures and loc.named_captures:
-            _name_captures(req, loc)
-        return self.walk(conn, req, loc, 0)
+        return self._find_in(conn, req, server)
 
     def _client_certificate(self, conn: ClientSide, req: Request, s: Settings) -> int:
         """nginx's check before any phase: 496 when ``ssl_verify_client on`` and no
@@ -294,20 +283,12 @@ class Phases:
         return self._find(conn, req)
 
     def _find(self, conn: ClientSide, req: Request) -> Outcome:
-        return self.walk(conn, req, self._locate(req), 0)
+        return self._find_in(conn, req, req.server)
 
     def _locate(self, req: Request) -> Location:
         """The location of the request's URI (its captures set), else the server's
         fallback."""
-        server = req.server
-        assert server is not None
-        found, req.captures = self.locate(server.locations, req.uri)
-        if found is None:
-            found = server.fallback
-            assert found is not None
-        elif req.captures and found.named_captures:
-            _name_captures(req, found)
-        return found
+        return self._locate_in(req, req.server)
 
     def redirect_as_is(self, conn: ClientSide, req: Request, loc: Location,
                        target: str) -> Outcome:
@@ -347,15 +328,6 @@ class Phases:
             if step is not NEXT:
                 return step
         return self._find(conn, req)
-
-
-def _name_captures(req: Request, loc: Location) -> None:
-    """A regex location's named captures, as variables (nginx's ngx_http_regex_exec):
-    from the captures the (memoised) match gave."""
-    captures = req.captures
-    v = req.variables
-    for name, i in loc.named_captures:
-        v[name] = (captures[i] or "") if i < len(captures) else ""
 
 
 def _uses_auth_delay(worker: Runtime) -> bool:

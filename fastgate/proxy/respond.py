@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fastgate import userid
 from fastgate._wire import field_value
 from fastgate.errors import OutputFailed
-from fastgate.http.engine import Headers, ProtocolError
+from fastgate.http.engine import Headers
 from fastgate.proxy import charset, xslt
 from fastgate.proxy.accel import carry
 from fastgate.proxy.capture import Capture
@@ -23,6 +23,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.held import Failed, Held
 from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
+from fastgate.proxy.page import write_whole
 from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body, reason
 from fastgate.proxy.steps import DONE
 from fastgate.variables import SENT_TRAILERS_KEY
@@ -102,20 +103,8 @@ class Responder:
                 return
             if not framed:
                 length = None  # as nginx: the length is cleared, the body chunked
-        req.sent_headers = headers
-        try:
-            out = exchange.respond(status, reason(status), headers, length,
-                                   head_only)
-        except ProtocolError:
-            exchange.abort()
-            return
-        head = len(out)
-        if body and not head_only:
-            out += exchange.body(body)
-        out += exchange.end(self.trailers(req, loc) if chunked and loc is not None else None)
-        exchange.write(out)
-        req.bytes_sent, req.body_bytes_sent = head, 0
-        req.sent_body(len(out) - head, 0 if head_only else len(body))
+        write_whole(exchange, req, status, reason(status), headers, length, body, head_only,
+                    self.trailers(req, loc) if chunked and loc is not None else None)
 
     def page(self, conn: ClientSide, req: Request, loc: Location, status: int,
              body: bytes, kind: bytes, extra: Headers, fetch: Fetch) -> Outcome:

@@ -1,0 +1,8 @@
+# Types of the compiled page writer (fastgate/proxy/page.pyx) for type checkers.
+from fastgate.http.engine import Headers
+from fastgate.http.exchange import Exchange
+from fastgate.proxy.request import Request
+
+def write_whole(exchange: Exchange, req: Request, status: int, phrase: bytes,
+                headers: Headers, length: int | None, body: bytes, head_only: bool,
+                trailers: Headers | None) -> bool: ...

@@ -1,0 +1,35 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: embedsignature=True
+"""A response of fastgate's own written whole — head, body, end — and counted on the
+request: the end of ``Responder.send``, compiled, shared with the access phase's
+compiled refusal (``proxy.jwt_phase``), so that both write a page one way."""
+
+from fastgate.http.exchange cimport Exchange
+from fastgate.proxy.request cimport Request
+
+from fastgate.http.engine import ProtocolError
+
+
+cpdef bint write_whole(Exchange exchange, Request req, int status, bytes phrase,
+                       list headers, object length, bytes body, bint head_only,
+                       object trailers) except -1:
+    """``headers`` as the response's head has them (``$sent_http_*``), ``length`` its
+    Content-Length (None: chunked), ``trailers`` the chunked body's. False when the
+    engine cannot frame a response now: the exchange is aborted."""
+    if exchange is None:
+        raise TypeError("a page needs the connection's exchange")
+    req.sent_headers = headers
+    try:
+        out = exchange.respond(status, phrase, headers, length, head_only)
+    except ProtocolError:
+        exchange.abort()
+        return False
+    cdef Py_ssize_t head = len(out)
+    if body and not head_only:
+        out += exchange.body(body)
+    out += exchange.end(trailers)
+    exchange.write(out)
+    req.bytes_sent = head
+    req.body_bytes_sent = 0
+    req.sent_body(len(out) - head, 0 if head_only else len(body))
+    return True
