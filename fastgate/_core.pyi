@@ -1,4 +1,5 @@
 # Types of the compiled JWT core (fastgate/_core.pyx) for type checkers.
+from collections.abc import Callable
 from typing import Any
 
 from fastgate.errors import JWTError
@@ -50,6 +51,10 @@ class Token:
     def payload(self) -> dict[str, Any]: ...
     def claim_text(self, name: str) -> str: ...
     def header_text(self, name: str) -> str: ...
+
+class ClaimGetter:
+    def __init__(self, name: str, plus: Callable[[Any], str]) -> None: ...
+    def __call__(self, r: Any) -> str: ...
 
 class Verifier:
     @property

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from fastgate import browsers, client_certificate, geoip, secure_link, ssl_variables, userid
+from fastgate._core import ClaimGetter
 from fastgate.config.errors import ConfigError
 from fastgate.config.referers import VALID
 from fastgate.cookie_header import cookie_of
@@ -110,20 +111,8 @@ def memoised(name: str, evaluate: Callable[[Any], str]) -> Getter:
 
 
 def _claim(name: str) -> Getter:
-    """``$jwt_claim_NAME``: JSON text, or NGINX Plus's encoding where the token was
-    checked in Plus's form; empty without a token. (It and ``_jwt_header`` stay two
-    functions: each runs per request, a generic one would cost a lookup more.)"""
-
-    def get(r: Any) -> str:
-        tok = r.token
-        if tok is None:
-            return ""
-        if r.jwt_plus:
-            return plus_text(tok.payload.get(name))
-        text: str = tok.claim_text(name)
-        return text
-
-    return get
+    """``$jwt_claim_NAME`` (compiled: it runs on every request that forwards a claim)."""
+    return ClaimGetter(name, plus_text)
 
 
 def plus_text(value: Any) -> str:
