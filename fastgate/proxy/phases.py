@@ -317,8 +317,10 @@ class Phases:
         except ProtocolError:
             self.respond.respond_error(conn, req, loc, 500)
             return DONE
-        if args:
-            req.args = args
+        # the target's arguments replace the request's, none when it has none: nginx's
+        # ngx_http_internal_redirect (try_files' fallback, error_page, X-Accel-Redirect;
+        # the index module passes the request's own on, as its target here carries)
+        req.args = args
         if not keep_method and req.method not in ("GET", "HEAD"):
             req.method = "GET"
         # an internal redirect starts over at the server rewrite phase (nginx's

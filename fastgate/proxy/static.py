@@ -305,7 +305,7 @@ class StaticModule:
         names = [t.render(req) for t in s.index] if s.index else ["index.html"]
         for name in names:
             if name.startswith("/"):  # the last may be a URI, taken as it is
-                return self.internal(conn, req, loc, encode_path(name))
+                return self.internal(conn, req, loc, encode_path(name) + _args_of(req))
             try:
                 st = symlinks.file_info(directory + name, s, req)
             except (OSError, ValueError) as e:
@@ -320,7 +320,7 @@ class StaticModule:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 continue
-            return self.internal(conn, req, loc, encode_path(req.uri + name))
+            return self.internal(conn, req, loc, encode_path(req.uri + name) + _args_of(req))
         try:
             st = symlinks.file_info(directory, s, req)
         except (OSError, ValueError) as e:
@@ -363,7 +363,8 @@ class StaticModule:
                 403 if code == errno.EACCES else 500)
         if not names:
             return None
-        return self.internal(conn, req, loc, encode_path(req.uri + random.choice(names)))
+        return self.internal(conn, req, loc,
+                             encode_path(req.uri + random.choice(names)) + _args_of(req))
 
     # --- a file ---------------------------------------------------------------------------
 
@@ -912,3 +913,9 @@ def _close(fd: int) -> None:
 
 __all__ = ["Entry", "StaticModule", "autoindex_html", "autoindex_json", "autoindex_xml",
            "escapes", "file_path"]
+
+
+def _args_of(req: Request) -> str:
+    """The request's arguments as an index's internal redirect carries them on (nginx's
+    index and random_index modules pass r->args with the new URI)."""
+    return "?" + req.args if req.args else ""

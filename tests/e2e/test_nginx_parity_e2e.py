@@ -93,7 +93,7 @@ COOKIES = [
     " spaced = v ; Path = /app/deep ;Secure ",
 ]
 UPSTREAM_COMPARED = (b"x-set", b"x-user", b"x-real-ip", b"x-original-uri",
-                     b"x-original-method", b"x-client", b"cookie", b"content-length")
+                     b"x-original-method", b"x-client", b"cookie", b"content-length", b"x-args")
 
 
 def _answer(req: Received) -> bytes | None:
@@ -380,6 +380,27 @@ SCENARIOS = {
                 _request("GET", "/fail/a"), _request("GET", "/fail-open/b"),
                 _request("GET", "/gone/c"), _request("GET", "/down"),
                 _request("GET", "/named/d")]),
+    # an internal redirect's target brings its own arguments, none when it has none
+    # (nginx's ngx_http_internal_redirect: WordPress's `try_files $uri /index.php;`
+    # hands index.php no query string), but for the index module's, which passes the
+    # request's on; a rewrite keeps them unless its replacement has its own or ends in ?
+    "args": ("""server { listen 127.0.0.1:PORT; root HOME;
+        location /t/ { try_files $uri /up/t; }
+        location /q/ { try_files $uri /up/q?x=1; }
+        location /e/ { error_page 404 /up/e; }
+        location /ev/ { error_page 404 /up/ev$is_args; }
+        location /n/ { error_page 404 = @up; }
+        location @up { proxy_pass http://BACKEND; }
+        location = / { index /up/i; }
+        location /r/ { rewrite ^ /up/r; }
+        location /r2/ { rewrite ^ /up/r2?; }
+        location /r3/ { rewrite ^ /up/r3?b=2; }
+        location /up/ { proxy_set_header X-Args "[$args][$is_args][$request_uri]";
+                        proxy_pass http://BACKEND; } }""",
+             [_request("GET", f"/{p}/a?a=1") for p in ("t", "q", "e", "ev", "n", "r", "r2",
+                                                       "r3")]
+             + [_request("GET", "/?a=1"), _request("GET", "/t/a"),
+                _request("POST", "/t/a?a=1", body=b"data")]),
     "access": ("""server { listen 127.0.0.1:PORT;
         location /deny/ { deny 127.0.0.1; allow all; proxy_pass http://BACKEND; }
         location /allow/ { allow 127.0.0.0/8; deny all; proxy_pass http://BACKEND; }
