@@ -186,13 +186,17 @@ def _protocol(r: Any) -> str:
 
 
 def _request_line(r: Any) -> str:
-    """$request: the line as it came — an error page's URI made the request a GET, its
-    line keeps the method (nginx's r->request_line); for a line the HTTP layer could not
-    read, its bytes (http.engine.UnreadLine: nginx's too), else empty (logged as "-")."""
-    method = r.head.method if r.head is not None else b""
+    """$request: the line as it came (nginx's r->request_line) — an error page's URI
+    made the request a GET, its line keeps the method; an absolute-form target stays
+    whole, and so does a target refused once read (``/%2e%2e/x``: its $request_uri is
+    empty); for a line the HTTP layer could not read, its bytes (http.engine.UnreadLine:
+    nginx's too), else empty (logged as "-")."""
+    head = r.head
+    method = head.method if head is not None else b""
     if not method:
-        return getattr(r.head, "line", "")
-    return f"{method.decode('latin-1')} {r.target} {_protocol(r)}"
+        return getattr(head, "line", "")
+    target = head.target.decode("utf-8", "surrogateescape")
+    return f"{method.decode('latin-1')} {target} {_protocol(r)}"
 
 
 def _request_method(r: Any) -> str:

@@ -45,7 +45,7 @@ def request(**kw: Any) -> SimpleNamespace:
         proxy_host="",
         proxy_port="", request_id="rid", connection_id=1, connection_requests=1,
         token=None, jwt_plus=False, captures=(), memo={}, uri_changes=0,
-        head=SimpleNamespace(method=b"GET", headers=[]),
+        head=SimpleNamespace(method=b"GET", target=b"/p/a%20b?x=1&Y=2", headers=[]),
         connection=ConnectionInfo("http", "127.0.0.1", 5555, "127.0.0.1", 8080, 1),
     )
     base.update(kw)
@@ -332,10 +332,25 @@ def test_maps_over_claims_are_checked_against_the_dialects_in_use(tmp_path: Path
 def test_request_keeps_the_method_the_line_came_with() -> None:
     """An error page's URI makes a POST a GET ($request_method); $request is the line
     as it came, as nginx's r->request_line."""
-    r = request(method="GET", head=SimpleNamespace(method=b"POST", headers=[]))
+    r = request(method="GET", head=SimpleNamespace(method=b"POST", target=b"/p/a%20b?x=1&Y=2",
+                                                   headers=[]))
     assert _get("request")(r) == "POST /p/a%20b?x=1&Y=2 HTTP/1.1"
     assert _get("request_method")(r) == "GET"
     assert _get("request")(request(head=SimpleNamespace(method=b"", headers=[]))) == ""
+
+
+def test_request_is_the_target_as_it_came() -> None:
+    """$request keeps an absolute-form target whole (its $request_uri is the path on),
+    and a target refused once read (its $request_uri is empty), as nginx's
+    r->request_line."""
+    absolute = request(target="/x?a=1", head=SimpleNamespace(
+        method=b"GET", target=b"http://h.example/x?a=1", headers=[]))
+    assert _get("request")(absolute) == "GET http://h.example/x?a=1 HTTP/1.1"
+    assert _get("request_uri")(absolute) == "/x?a=1"
+    refused = request(target="", head=SimpleNamespace(
+        method=b"GET", target=b"/%2e%2e/x\xff", headers=[]))
+    assert _get("request")(refused).encode("utf-8", "surrogateescape") == \
+        b"GET /%2e%2e/x\xff HTTP/1.1"
 
 
 def test_a_line_the_http_layer_could_not_read_is_its_bytes() -> None:
