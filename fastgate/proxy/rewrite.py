@@ -80,9 +80,13 @@ class RewriteModule:
 
     def server_phase(self, conn: ClientSide, req: Request, server: Server) -> Outcome:
         """The server rewrite phase; a changed URI is simply the one the location is
-        found for next."""
+        found for next. The request reads the server's own settings until a location is
+        found (nginx's r->loc_conf is the server's then): an ``if (-f
+        $document_root/maintenance.html)``, ``$request_filename``, the log of a request
+        answered here."""
         loc = server.fallback
         assert loc is not None
+        req.location = loc
         step = self._execute(conn, req, loc, server.rewrites, _Run())
         return NEXT if step is None else step
 

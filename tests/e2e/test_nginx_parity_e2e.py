@@ -401,6 +401,17 @@ SCENARIOS = {
                                                        "r3")]
              + [_request("GET", "/?a=1"), _request("GET", "/t/a"),
                 _request("POST", "/t/a?a=1", body=b"data")]),
+    # the server rewrite phase reads the server's settings (nginx's r->loc_conf before
+    # a location is found): the legacy front controller's `if (!-e $request_filename)`
+    # and maintenance mode's `if (-f $document_root/...)` test the server's root
+    "server-if": ("""server { listen 127.0.0.1:PORT; root HOME;
+        if (!-e $request_filename) { rewrite ^/(.*)$ /front?q=$1 last; }
+        if (-f $document_root/htpasswd) { set $maint "on"; }
+        location / { return 200 "loc $uri $request_filename [$maint]"; }
+        location = /front { return 200 "front $args $request_filename [$maint]"; }
+        location /app/ { if ($maint) { return 503; } proxy_pass http://BACKEND; } }""",
+                  [_request("GET", "/htpasswd"), _request("GET", "/nope/x"),
+                   _request("GET", "/app/")]),
     "access": ("""server { listen 127.0.0.1:PORT;
         location /deny/ { deny 127.0.0.1; allow all; proxy_pass http://BACKEND; }
         location /allow/ { allow 127.0.0.0/8; deny all; proxy_pass http://BACKEND; }
