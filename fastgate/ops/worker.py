@@ -536,6 +536,7 @@ class Worker:
         # nginx's $host without a valid Host: the server's name
         req.host = req.host or server.name
         req.server = server
+        req.location = server.fallback  # (its settings: $request_filename, $document_root)
         req.status = status
         req.body_bytes_sent = body
         req.bytes_sent = sent

@@ -34,9 +34,13 @@ http {{
   map $http_x_m $m {{ default ""; a yes; }}
   log_format v '{FORMAT}';
   log_format sent '$upstream_bytes_sent';
+  log_format files '$status [$document_root] [$request_filename]';
   server {{ listen 127.0.0.1:{self.port};
     access_log {self.log} v;
+    access_log {self.home}/files.log files;
+    root /srv/www;
     set $s "";
+    if ($arg_gone) {{ return 410; }}
     location /up {{ proxy_pass http://127.0.0.1:{self.backend.port};
       access_log {self.home}/sent.log sent; }}
     location /p {{ proxy_pass http://127.0.0.1:{self.backend.port}; }}
@@ -113,3 +117,18 @@ def test_upstream_bytes_sent_is_what_the_backend_received(sides: tuple[Side, Sid
         sent = [int(n) for n in side.lines("sent.log")]
         assert sum(sent) == len(side.backend.raw()), side.home
         assert len(sent) == 3 and sent[0] > 300 and sent[1] > 0 and sent[2] > 5000
+
+
+def test_before_a_location_the_servers_settings(sides: tuple[Side, Side]) -> None:
+    """A request answered in the server rewrite phase, and one refused as its head was
+    read, are logged with the server's settings (nginx's r->loc_conf before a location
+    is found): its root in $document_root and $request_filename."""
+    for side in sides:
+        side.ask("/a/b?gone=1")
+        with socket.create_connection(("127.0.0.1", side.port), timeout=5) as c:
+            c.sendall(b"GET /c HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n")
+            while c.recv(65536):
+                pass
+    time.sleep(0.2)
+    ours, theirs = sides[1].lines("files.log"), sides[0].lines("files.log")
+    assert ours == theirs == ["410 [/srv/www] [/srv/www/a/b]", "400 [/srv/www] [/srv/www/c]"]
