@@ -738,8 +738,17 @@ _FOUND_ON_TLS = frozenset({
     *client_certificate.VARIABLES, *client_certificate.LEGACY})
 
 
+# found once the request line is read: nginx's r->uri is set then, empty for a target it
+# refused (/%2e%2e/x), NULL for a line never read
+_FOUND_ONCE_READ = frozenset({"uri", "document_uri"})
+
+
 def _blank_on_tls(r: Any) -> bytes:
     return b"" if r.connection.tls is not None else b"-"
+
+
+def _blank_once_read(r: Any) -> bytes:
+    return b"" if r.head is not None and r.head.method else b"-"
 
 
 def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
@@ -752,6 +761,8 @@ def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
         return True
     if name in _FOUND_ON_TLS:
         return r.connection.tls is not None
+    if name in _FOUND_ONCE_READ:
+        return _blank_once_read(r) == b""
     return defined.get(name) is get and not isinstance(get, NestedClaim)
 
 
@@ -766,6 +777,8 @@ def log_blanks(text: str, found: Set[str]) -> tuple[Blank, ...]:
             out.append(b"")
         elif low in _FOUND_ON_TLS:
             out.append(_blank_on_tls)
+        elif low in _FOUND_ONCE_READ:
+            out.append(_blank_once_read)
         else:
             out.append(b"-")
     return tuple(out)

@@ -34,7 +34,7 @@ http {{
   map $http_x_m $m {{ default ""; a yes; }}
   log_format v '{FORMAT}';
   log_format sent '$upstream_bytes_sent';
-  log_format files '$status [$document_root] [$request_filename]';
+  log_format files '$status [$document_root] [$request_filename] [$uri]';
   server {{ listen 127.0.0.1:{self.port};
     access_log {self.log} v;
     access_log {self.home}/files.log files;
@@ -125,10 +125,14 @@ def test_before_a_location_the_servers_settings(sides: tuple[Side, Side]) -> Non
     is found): its root in $document_root and $request_filename."""
     for side in sides:
         side.ask("/a/b?gone=1")
-        with socket.create_connection(("127.0.0.1", side.port), timeout=5) as c:
-            c.sendall(b"GET /c HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n")
-            while c.recv(65536):
-                pass
+        for raw in (b"GET /c HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n",
+                    b"GET /%2e%2e/d HTTP/1.1\r\nHost: h\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", side.port), timeout=5) as c:
+                c.sendall(raw)
+                while c.recv(65536):
+                    pass
     time.sleep(0.2)
     ours, theirs = sides[1].lines("files.log"), sides[0].lines("files.log")
-    assert ours == theirs == ["410 [/srv/www] [/srv/www/a/b]", "400 [/srv/www] [/srv/www/c]"]
+    # (a target refused once read: $uri found, empty — not "-")
+    assert ours == theirs == ["410 [/srv/www] [/srv/www/a/b] [/a/b]",
+                              "400 [/srv/www] [/srv/www/c] [/c]", "400 [/srv/www] [/srv/www] []"]
