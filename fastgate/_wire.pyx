@@ -230,7 +230,7 @@ cdef Py_ssize_t _headers(const unsigned char* s, Py_ssize_t pos, Py_ssize_t end,
             return -1
         v1 = pos
         if v1 > v0 and (s[v1 - 1] == 32 or s[v1 - 1] == 9):
-            return -1  # trailing whitespace: llhttp and h11 differ on it, so llhttp decides
+            return -1  # trailing whitespace: llhttp's path reads it (and drops it, as h11)
         pos += 2
         if (name1 - name0) + (v1 - v0) + 4 > max_line:
             return -1

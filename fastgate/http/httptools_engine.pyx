@@ -282,6 +282,10 @@ cdef class HttptoolsServer:
         if line > self._one_buffer:
             raise self._read_so_far(field_too_long(name + b": " + value + b"\r\n", self._max_line))
         self._size += line
+        if value and (value[-1] == 32 or value[-1] == 9):
+            # llhttp keeps a value's trailing whitespace, h11 drops it as RFC 9110 says
+            # a value has none: so here, for both engines to read one value
+            value = value.rstrip(b" \t")
         self._headers.append((name, value))
         if self._size > self._max_header_bytes:
             # (past all the buffers: where nginx's placing of the lines ran out)
@@ -884,6 +888,8 @@ cdef class HttptoolsClient:
         self._reason += reason  # (llhttp hands the phrase over in the pieces it read)
 
     def on_header(self, name, value):
+        if value and (value[-1] == 32 or value[-1] == 9):
+            value = value.rstrip(b" \t")  # (as the server side's, as h11's)
         self._headers.append((name, value))
 
     def on_headers_complete(self):

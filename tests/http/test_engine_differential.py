@@ -223,6 +223,24 @@ def test_names_only_nginx_reads_come_as_they_came(engine_cls: type, split: int |
     assert [e[0] for e in rec.events] == ["error"]  # (a line past one buffer: 494)
 
 
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("split", [None, 1, 6])
+def test_a_values_whitespace_at_its_ends_is_not_its(engine_cls: type,
+                                                     split: int | None) -> None:
+    """RFC 9110 5.5: a field value has no leading or trailing whitespace; both engines
+    give the same value without it (llhttp kept the trailing one, so a Host with a
+    space after it was a 400 on one engine only, and $http_* read two values)."""
+    data = (b"GET / HTTP/1.1\r\nHost: a.example  \r\nX-A: v \t\r\nX-B:\t w\r\n"
+            b"X-C: in  side \r\nX-E:   \r\n\r\n")
+    rec = HeadRecorder()
+    engine = engine_cls(rec, 32768, 8192)
+    for i in range(0, len(data), split or len(data)):
+        engine.feed(data[i:i + (split or len(data))])
+    (head,) = [e[4] for e in rec.events if e[0] == "request"]
+    assert head == [(b"Host", b"a.example"), (b"X-A", b"v"), (b"X-B", b"w"),
+                    (b"X-C", b"in  side"), (b"X-E", b"")]
+
+
 def test_table_size() -> None:
     assert len(STREAMS) >= 40
 

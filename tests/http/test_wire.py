@@ -245,6 +245,16 @@ def test_responses_read_as_llhttp_does(data: bytes, method: bytes, taken: bool) 
         assert client_events(data, method, True) == client_events(data, method, False)
 
 
+def test_an_upstream_values_whitespace_at_its_ends_is_not_its() -> None:
+    """An upstream's header value without its trailing whitespace (as h11's client
+    reads it): the fast lane leaves such a head to llhttp, which kept it."""
+    data = b"HTTP/1.1 200 OK\r\nX-A: v \t\r\nX-B:  w\r\nContent-Length: 0\r\n\r\n"
+    assert parse_response(data, False) is None
+    for whole in (True, False):
+        (head,) = [e[1] for e in client_events(data, b"GET", whole) if e[0] == "head"]
+        assert head[3][:2] == [(b"X-A", b"v"), (b"X-B", b"w")], head
+
+
 # --- headers on their way through --------------------------------------------------------
 
 def test_forwarded_drops_listed_and_connection_named_headers() -> None:
