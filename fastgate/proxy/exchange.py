@@ -393,9 +393,12 @@ class UpstreamExchange:
                     return await finished(self.fail(conn, req, loc, e.status))
                 may_next = len(tried) < tries and self.next_upstream(
                     loc, req, NEXT_CONDITION[e.kind], False)
-                if self.after_failure(conn, req, peer, e.kind, str(e), False, False,
-                                      may_next, e.level) is Recovery.NEXT:
-                    self.record_try(req, req.upstream_status, started)
+                recovery = self.after_failure(conn, req, peer, e.kind, str(e), False, False,
+                                              may_next, e.level)
+                # the try is over, the last one too: its $upstream_response_time is the
+                # time it took, as nginx's (its connect and header times "-")
+                self.record_try(req, req.upstream_status, started)
+                if recovery is Recovery.NEXT:
                     continue
                 return await finished(self.fail(conn, req, loc, e.status))
             outcome = await self._exchange(conn, req, loc, peer, uconn, reused, method,
