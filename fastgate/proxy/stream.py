@@ -298,7 +298,8 @@ class Session:
         self._closed = False
         self._last = 0.0  # the last time a byte moved (proxy_timeout)
         self._connecting: asyncio.Task[None] | None = None
-        self._peer: Peer | None = None  # the server connected to
+        # the server connected to, or being connected to (its count of sessions is ours)
+        self._peer: Peer | None = None
         self._slots: list[tuple[ConnTable, bytes]] = []  # limit_conn's, given back at the end
         self.limit_conn_status = ""
         self._held_client: set[str] = set()  # why reading from the client waits
@@ -594,6 +595,11 @@ class Session:
             level = "error"
             action = "connecting to"
             name: str | None = None
+            # the session counts against the server from the connect on, as nginx's
+            # peer->conns: max_conns and least_conn see a connect in progress (the
+            # session's end takes the count back, or a failed connect here)
+            peer.busy += 1
+            self._peer = peer
             try:
                 tls, name = self._tls(group) if srv.proxy_ssl else (None, None)
                 await asyncio.wait_for(connect(side, peer.server.host, peer.server.port,
@@ -626,9 +632,9 @@ class Session:
             if not why:
                 attempt.connect = loop.time() - started
                 peer.succeeded()
-                peer.busy += 1  # (least_conn's count, until the session ends)
-                self._peer = peer
                 break
+            self._peer = None
+            peer.busy -= 1
             attempt.session = loop.time() - started
             where = (f'while {action} upstream, client: {self.remote_addr}, server: '
                      f'{self._srv()}, upstream: "{address}"')

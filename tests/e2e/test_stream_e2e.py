@@ -819,6 +819,53 @@ def test_balancing_as_nginx(tmp_path: Path, backends: dict[str, TcpBackend]) -> 
                 assert {p: ours[p] for p in common} == {p: theirs[p] for p in common}, index
 
 
+def _unanswered() -> tuple[socket.socket, list[socket.socket]]:
+    """A listening socket whose accept queue is full: a connect to it hangs (its SYN is
+    dropped) until the connecting side gives up. And the connections that fill it."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(full.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    time.sleep(0.2)
+    return full, fillers
+
+
+def test_max_conns_counts_a_connect_in_progress(tmp_path: Path,
+                                                backends: dict[str, TcpBackend]) -> None:
+    """A server's session counts against its max_conns from the connect on, as nginx's
+    peer->conns does: while the first client's connect to a server that never answers
+    is in progress, the second goes to the backup (fastgate counted a session once
+    connected, and sent the second to the same hanging connect)."""
+    full, fillers = _unanswered()
+    block = f"""
+  upstream held {{ server 127.0.0.1:{full.getsockname()[1]} max_conns=1; server @B backup; }}
+  server {{ listen 127.0.0.1:PORT0; proxy_pass held; proxy_connect_timeout 3s; }}
+"""
+    try:
+        with both(tmp_path, block, backends, 1) as (nginx, fastgate):
+            for side in (nginx, fastgate):
+                first = socket.create_connection(("127.0.0.1", side.ports[0]), timeout=10)
+                first.sendall(b"1")
+                time.sleep(0.3)  # (its connect to the full server is in progress)
+                # (within the connect timeout: not after the full server's try gave up)
+                with socket.create_connection(("127.0.0.1", side.ports[0]),
+                                              timeout=1.5) as second:
+                    second.sendall(b"2")
+                    assert second.recv(100) == b"B:2", side.kind
+                first.close()
+    finally:
+        for s in (full, *fillers):
+            s.close()
+
+
 def test_workers_and_a_reload(tmp_path: Path, backends: dict[str, TcpBackend],
                               gateway: Any, free: Any) -> None:
     """Under a master (worker_processes 2) the stream block's sockets and TLS contexts
