@@ -72,8 +72,9 @@ cdef class BearerCheck:
 
     cdef bint _plain(self, conn, Request req):
         """The 401 is the plain page, answered here: the location's is, the client's
-        own connection answers (not a subrequest's or a held one's), no ``error_page`` imposed a status
-        or an X-Accel-Redirect carried headers, no info line is written."""
+        own connection answers (not a subrequest's or a held one's), no ``error_page``
+        imposed a status or an X-Accel-Redirect carried headers, no info line is
+        written."""
         return (self.challenges is not None and not isinstance(conn, _KEPT)
                 and req.override is None and req.carried is None and not self.log.verbose)
 
