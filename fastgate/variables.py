@@ -676,7 +676,10 @@ BUILTIN: dict[str, Getter] = {
     "upstream_header_time": lambda r: _tries(r, 4, _seconds(r, r.upstream_time)),
     # the upstream's response body as relayed (fastgate keeps no copy to measure apart)
     "upstream_response_length": _response_length,
-    "upstream_response_time": lambda r: _tries(r, 2, _seconds(r, r.upstream_time)),
+    # (to the response's end, or its failed try's; a module that keeps no such time:
+    # to its head)
+    "upstream_response_time": lambda r: _tries(r, 2, _seconds(
+        r, r.upstream_response_time if r.upstream_response_time >= 0 else r.upstream_time)),
     "upstream_connect_time": lambda r: _tries(r, 3, _seconds(r, r.upstream_connect_time)),
     "upstream_bytes_received": lambda r: _tries(
         r, 5, str(r.upstream_bytes_received) if r.upstream_addr else ""),

@@ -254,6 +254,7 @@ class UpstreamExchange:
         req.upstream_addr = ""
         req.upstream_status = ""
         req.upstream_time = -1.0
+        req.upstream_response_time = -1.0
         req.upstream_connect_time = -1.0
         req.upstream_bytes_received = 0
         req.upstream_bytes_sent = 0
@@ -417,13 +418,16 @@ class UpstreamExchange:
                         peer: Peer, uconn: UpstreamConnection, *rest: Any) -> object:
         """``_exchange_with``, and what it received and sent ($upstream_bytes_received,
         $upstream_bytes_sent), counted before the connection can carry another request
-        (nothing awaits between its release to the pool and this)."""
+        (nothing awaits between its release to the pool and this), and when it ended
+        ($upstream_response_time: nginx's is to the response's end, not its head)."""
         mark, sent = uconn.received, uconn.sent
+        started = rest[-2]  # (_exchange_with's ``started``)
         try:
             return await self._exchange_with(conn, req, loc, peer, uconn, *rest)
         finally:
             req.upstream_bytes_received = uconn.received - mark
             req.upstream_bytes_sent = uconn.sent - sent
+            req.upstream_response_time = time.monotonic() - started
 
     async def _exchange_with(self, conn: ClientSide, req: Request, loc: Location,
                              peer: Peer, uconn: UpstreamConnection, reused: bool,

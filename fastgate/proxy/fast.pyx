@@ -455,6 +455,7 @@ cdef class FastExchange:
     cdef _stop(self):
         self.req.upstream_bytes_received = self.uconn.received - self.mark
         self.req.upstream_bytes_sent = self.uconn.sent - self.sent_mark
+        self.req.upstream_response_time = _monotonic() - self.t0  # (to the response's end)
         self.finished = True
         self.deadline = 0.0
         self.w.exchanges.discard(self)

@@ -29,6 +29,8 @@ cdef class Request:
     cdef public list upstream_headers  # the upstream response's, once its head came
     cdef public list sent_headers  # the response head's, as sent (framing aside)
     cdef public double upstream_time  # seconds to the upstream's response head; -1: none
+    # seconds to the end of the upstream's response (or of its failed try); -1: not yet
+    cdef public double upstream_response_time
     cdef public double upstream_connect_time  # seconds to connect (0: pooled); -1: none
     cdef public long long upstream_bytes_received  # of the current server's exchange
     cdef public long long upstream_bytes_sent  # to it, the same

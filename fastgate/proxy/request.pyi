@@ -29,6 +29,7 @@ class Request:
     upstream_headers: list[tuple[bytes, bytes]] | None
     sent_headers: list[tuple[bytes, bytes]] | None
     upstream_time: float
+    upstream_response_time: float
     upstream_connect_time: float
     upstream_bytes_received: int
     upstream_bytes_sent: int

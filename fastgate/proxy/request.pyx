@@ -46,6 +46,7 @@ cdef class Request:
         self.upstream_addr = ""
         self.upstream_status = ""
         self.upstream_time = -1.0
+        self.upstream_response_time = -1.0
         self.upstream_connect_time = -1.0
         self.proxy_host = ""
         self.proxy_port = ""

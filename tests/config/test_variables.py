@@ -40,6 +40,7 @@ def request(**kw: Any) -> SimpleNamespace:
         start=time.time(), request_length=100, length=lambda: 100, body_bytes_sent=5,
         bytes_sent=105,
         upstream_addr="", upstream_status="", upstream_time=-1.0, upstream_tried=None,
+        upstream_response_time=-1.0,
         upstream_connect_time=-1.0, upstream_bytes_received=0, upstream_bytes_sent=0,
         pipelined=False,
         proxy_host="",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,7 @@ from raw_backend import RawBackend
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CLOSE = b"<close>"  # after the answers: the backend closes its side
 RESET = b"<reset>"  # instead of an answer: the backend resets the connection
+PAUSE = b"<pause>"  # inside an answer: what comes before it, 0.4 s, then the rest
 
 
 class ScriptedBackend:
@@ -65,7 +67,11 @@ class ScriptedBackend:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     return
-                conn.sendall(answer)
+                first, paused, rest = answer.partition(PAUSE)
+                conn.sendall(first)
+                if paused:
+                    time.sleep(0.4)
+                    conn.sendall(rest)
             while conn.recv(65536):  # keep the connection until the gateway drops it
                 pass
         except OSError:
@@ -275,6 +281,30 @@ def test_upstream_variables_list_every_server_tried(
     assert f"[{a}, {b}] [502, 200] [" in line, line
     times = line.rsplit("[", 1)[1].rstrip("]").split(", ")
     assert len(times) == 2 and all(float(t) >= 0 for t in times), line
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_upstream_response_time_runs_to_the_responses_end(
+        path: str, tmp_path, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """$upstream_response_time is the time to the end of the upstream's response, as
+    nginx's (fastgate wrote the time to its head, $upstream_header_time's)."""
+    slow = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab" + PAUSE + b"cd"
+    backend = ScriptedBackend(([OK] if path == "callback" else []) + [slow, CLOSE])
+    scripted.append(backend)
+    port = free()
+    log = tmp_path / "times.log"
+    gateway(f"""http {{ log_format times '$uri $upstream_header_time $upstream_response_time';
+      upstream be {{ server 127.0.0.1:{backend.port}; keepalive 4; }}
+      server {{ listen 127.0.0.1:{port}; access_log {log} times;
+        location / {{ proxy_pass http://be; }} }} }}""", port)
+    if path == "callback":
+        raw_exchange(port, b"GET /w HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    out = raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert out.endswith(b"abcd"), out
+    assert wait_for_text(log, "/x ")
+    line = next(x for x in log.read_text().splitlines() if x.startswith("/x "))
+    header, response = (float(t) for t in line.split()[1:])
+    assert header < 0.3 and response >= 0.35, line
 
 
 @pytest.mark.parametrize("path", PATHS)
