@@ -911,11 +911,11 @@ def _close(fd: int) -> None:
         pass
 
 
-__all__ = ["Entry", "StaticModule", "autoindex_html", "autoindex_json", "autoindex_xml",
-           "escapes", "file_path"]
-
-
 def _args_of(req: Request) -> str:
     """The request's arguments as an index's internal redirect carries them on (nginx's
     index and random_index modules pass r->args with the new URI)."""
     return "?" + req.args if req.args else ""
+
+
+__all__ = ["Entry", "StaticModule", "autoindex_html", "autoindex_json", "autoindex_xml",
+           "escapes", "file_path"]
