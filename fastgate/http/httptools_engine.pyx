@@ -70,6 +70,15 @@ cdef bytes _status_line(int status, bytes reason):
     return b"HTTP/1.1 %d %s\r\n" % (status, reason)
 
 
+cdef inline bytes _trimmed(bytes value):
+    """A header value without its trailing whitespace: llhttp keeps it, h11 drops it as
+    RFC 9110 says a value has none; so here too, for both engines to read one value
+    (requests and upstream responses alike)."""
+    if value and (value[-1] == 32 or value[-1] == 9):
+        return value.rstrip(b" \t")
+    return value
+
+
 cdef class _Message:
     """A request parsed ahead of the one being served (pipelining)."""
 
@@ -282,11 +291,7 @@ cdef class HttptoolsServer:
         if line > self._one_buffer:
             raise self._read_so_far(field_too_long(name + b": " + value + b"\r\n", self._max_line))
         self._size += line
-        if value and (value[-1] == 32 or value[-1] == 9):
-            # llhttp keeps a value's trailing whitespace, h11 drops it as RFC 9110 says
-            # a value has none: so here, for both engines to read one value
-            value = value.rstrip(b" \t")
-        self._headers.append((name, value))
+        self._headers.append((name, _trimmed(value)))
         if self._size > self._max_header_bytes:
             # (past all the buffers: where nginx's placing of the lines ran out)
             raise (buffers_overflow(self._line_read(), self._headers, self._first_buffer,
@@ -888,9 +893,7 @@ cdef class HttptoolsClient:
         self._reason += reason  # (llhttp hands the phrase over in the pieces it read)
 
     def on_header(self, name, value):
-        if value and (value[-1] == 32 or value[-1] == 9):
-            value = value.rstrip(b" \t")  # (as the server side's, as h11's)
-        self._headers.append((name, value))
+        self._headers.append((name, _trimmed(value)))
 
     def on_headers_complete(self):
         p = self._p

@@ -405,6 +405,8 @@ class UpstreamExchange:
             outcome = await self._exchange(conn, req, loc, peer, uconn, reused, method,
                                            headers, target, drop, rules, length, has_body,
                                            body, upgrade, started, len(tried) < tries)
+            # ($upstream_response_time: nginx's runs to the response's end, not its head)
+            req.upstream_response_time = time.monotonic() - started
             if outcome is _STALE:
                 self.record_try(req, "502", started)
                 stale_connection(peer)
@@ -418,16 +420,13 @@ class UpstreamExchange:
                         peer: Peer, uconn: UpstreamConnection, *rest: Any) -> object:
         """``_exchange_with``, and what it received and sent ($upstream_bytes_received,
         $upstream_bytes_sent), counted before the connection can carry another request
-        (nothing awaits between its release to the pool and this), and when it ended
-        ($upstream_response_time: nginx's is to the response's end, not its head)."""
+        (nothing awaits between its release to the pool and this)."""
         mark, sent = uconn.received, uconn.sent
-        started = rest[-2]  # (_exchange_with's ``started``)
         try:
             return await self._exchange_with(conn, req, loc, peer, uconn, *rest)
         finally:
             req.upstream_bytes_received = uconn.received - mark
             req.upstream_bytes_sent = uconn.sent - sent
-            req.upstream_response_time = time.monotonic() - started
 
     async def _exchange_with(self, conn: ClientSide, req: Request, loc: Location,
                              peer: Peer, uconn: UpstreamConnection, reused: bool,
