@@ -744,6 +744,9 @@ _FOUND_ON_TLS = frozenset({
 # found once the request line is read: nginx's r->uri is set then, empty for a target it
 # refused (/%2e%2e/x), NULL for a line never read
 _FOUND_ONCE_READ = frozenset({"uri", "document_uri"})
+# found where the request has arguments, or had them set by a rewrite, an internal
+# redirect's "?" or ``set`` (``Request.args_found``)
+_FOUND_WITH_ARGS = frozenset({"args", "query_string"})
 
 
 def _blank_on_tls(r: Any) -> bytes:
@@ -752,6 +755,10 @@ def _blank_on_tls(r: Any) -> bytes:
 
 def _blank_once_read(r: Any) -> bytes:
     return b"" if r.head is not None and r.head.method else b"-"
+
+
+def _blank_args(r: Any) -> bytes:
+    return b"" if r.args_found else b"-"
 
 
 def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
@@ -766,6 +773,8 @@ def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
         return r.connection.tls is not None
     if name in _FOUND_ONCE_READ:
         return _blank_once_read(r) == b""
+    if name in _FOUND_WITH_ARGS:
+        return bool(r.args_found)
     return defined.get(name) is get and not isinstance(get, NestedClaim)
 
 
@@ -782,6 +791,8 @@ def log_blanks(text: str, found: Set[str]) -> tuple[Blank, ...]:
             out.append(_blank_on_tls)
         elif low in _FOUND_ONCE_READ:
             out.append(_blank_once_read)
+        elif low in _FOUND_WITH_ARGS:
+            out.append(_blank_args)
         else:
             out.append(b"-")
     return tuple(out)

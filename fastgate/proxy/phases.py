@@ -311,7 +311,7 @@ class Phases:
                 self.respond.respond_error(conn, req, loc, 500)
                 return DONE
             return self.walk(conn, req, named, 0)
-        path, _, args = target.partition("?")
+        path, mark, args = target.partition("?")
         try:
             req.uri = normalize(path)
         except ProtocolError:
@@ -321,6 +321,7 @@ class Phases:
         # ngx_http_internal_redirect (try_files' fallback, error_page, X-Accel-Redirect;
         # the index module passes the request's own on, as its target here carries)
         req.args = args
+        req.args_found = bool(mark)
         if not keep_method and req.method not in ("GET", "HEAD"):
             req.method = "GET"
         # an internal redirect starts over at the server rewrite phase (nginx's

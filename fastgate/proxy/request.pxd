@@ -10,6 +10,10 @@ cdef class Request:
     cdef str _target  # made on first use, as are version and memo
     cdef public str uri  # $uri: normalised, decoded
     cdef public str args
+    # $args is found though empty (nginx's r->args.data set, its length 0): a rewrite's
+    # or an internal redirect's target had a "?", or ``set $args`` ran; a client's
+    # empty "?" leaves it unfound, as nginx's
+    cdef public bint args_found
     cdef public str host
     cdef public str scheme
     cdef public str remote_addr

@@ -10,6 +10,7 @@ class Request:
     method: str
     uri: str
     args: str
+    args_found: bool
     host: str | None  # None: the Host is invalid (the request is refused with 400)
     scheme: str
     remote_addr: str

@@ -101,6 +101,7 @@ class RewriteModule:
                 value = op.value.render(req)
                 if op.name == "args":
                     req.args = value
+                    req.args_found = True
                 else:
                     set_user_variable(req, op.name, value)
                     if op.name == "limit_rate":
@@ -124,7 +125,10 @@ class RewriteModule:
                 if op.args is not None:
                     new = _escaped_captures(req, op.args)
                     req.args = f"{new}&{req.args}" if op.keep_args and req.args else new
+                    req.args_found = True
                 elif not op.keep_args:
+                    # (nginx keeps r->args.data, its length 0: found where it was)
+                    req.args_found = req.args_found or bool(req.args)
                     req.args = ""
                 run.uri_changed = True
                 req.rewritten = CHANGED

@@ -422,13 +422,16 @@ def test_which_empty_values_nginx_finds() -> None:
 
     claim = nested_claim(("role",))
     defined = {"mine": mine, "role": claim}
-    plain = SimpleNamespace(connection=SimpleNamespace(tls=None))
+    plain = SimpleNamespace(connection=SimpleNamespace(tls=None), args_found=False)
     secure = SimpleNamespace(connection=SimpleNamespace(tls=object()))
+    rewritten = SimpleNamespace(connection=plain.connection, args_found=True)  # (to "/x?")
     header = PREFIXES["http_"]("x_none")
     assert found_though_empty("mine", mine, defined, plain)
     assert not found_though_empty("role", claim, defined, plain)
     assert found_though_empty("is_args", BUILTIN["is_args"], defined, plain)
     assert not found_though_empty("args", BUILTIN["args"], defined, plain)
+    assert found_though_empty("args", BUILTIN["args"], defined, rewritten)
+    assert found_though_empty("query_string", BUILTIN["query_string"], defined, rewritten)
     assert not found_though_empty("http_x_none", header, defined, plain)
     tls = BUILTIN["ssl_protocol"]
     assert found_though_empty("ssl_protocol", tls, defined, secure)

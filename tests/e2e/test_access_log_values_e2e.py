@@ -35,6 +35,7 @@ http {{
   log_format v '{FORMAT}';
   log_format sent '$upstream_bytes_sent';
   log_format files '$status [$document_root] [$request_filename] [$uri]';
+  log_format args '$uri [$args] [$query_string] [$is_args] [$arg_a]';
   server {{ listen 127.0.0.1:{self.port};
     access_log {self.log} v;
     access_log {self.home}/files.log files;
@@ -44,6 +45,12 @@ http {{
     location /up {{ proxy_pass http://127.0.0.1:{self.backend.port};
       access_log {self.home}/sent.log sent; }}
     location /p {{ proxy_pass http://127.0.0.1:{self.backend.port}; }}
+    location /q/ {{ access_log {self.home}/args.log args; return 200 "q"; }}
+    location /tf {{ try_files /none /q/tf?$args; }}
+    location /rw {{ rewrite ^ /q/rw? last; }}
+    location /ra {{ rewrite ^ /q/ra?$arg_none last; }}
+    location /rb {{ rewrite ^ /q/rb?a=2 last; }}
+    location /sa {{ set $args ""; rewrite ^ /q/sa last; }}
     location /t {{ add_trailer X-T "tv"; return 200 "x"; }}
     location /close {{ return 444; }}
     location / {{ return 200 "ok"; }}
@@ -136,3 +143,21 @@ def test_before_a_location_the_servers_settings(sides: tuple[Side, Side]) -> Non
     # (a target refused once read: $uri found, empty — not "-")
     assert ours == theirs == ["410 [/srv/www] [/srv/www/a/b] [/a/b]",
                               "400 [/srv/www] [/srv/www/c] [/c]", "400 [/srv/www] [/srv/www] []"]
+
+
+def test_arguments_found_empty_as_nginx(sides: tuple[Side, Side]) -> None:
+    """$args (and $query_string) is found, though empty, where the target has a "?" —
+    the client's, try_files', a rewrite's — or set: nothing is written for it then;
+    "-" only where the request never had arguments (nginx's r->args.data)."""
+    asked = ("/q/x?", "/q/x", "/q/x?a=1", "/tf", "/tf?a=1", "/rw", "/rw?a=1", "/ra",
+             "/rb?a=1", "/sa")
+    for side in sides:
+        for path in asked:
+            side.ask(path)
+    time.sleep(0.2)
+    ours, theirs = sides[1].lines("args.log"), sides[0].lines("args.log")
+    assert ours == theirs, (ours, theirs)
+    assert ours == ["/q/x [-] [-] [] [-]", "/q/x [-] [-] [] [-]", "/q/x [a=1] [a=1] [?] [1]",
+                    "/q/tf [] [] [] [-]", "/q/tf [a=1] [a=1] [?] [1]",
+                    "/q/rw [-] [-] [] [-]", "/q/rw [] [] [] [-]", "/q/ra [] [] [] [-]",
+                    "/q/rb [a=2&a=1] [a=2&a=1] [?] [2]", "/q/sa [] [] [] [-]"]
