@@ -350,9 +350,9 @@ class H11Server:
         if self._failed and self._conn.our_state is not h11.SEND_RESPONSE:
             return self._refusal_head(status, reason, headers, content_length, head_only)
         if content_length is not None and status not in _NO_BODY_STATUS:
-            headers = [*headers, (b"content-length", str(content_length).encode())]
+            headers = [*headers, (b"Content-Length", str(content_length).encode())]
         if self._close:
-            headers = [*headers, (b"connection", b"close")]  # h11 then closes after it
+            headers = [*headers, (b"Connection", b"close")]  # h11 then closes after it
         # h11 frames a body of unknown length chunked for an HTTP/1.1 client
         self._chunked = (content_length is None and not head_only
                          and status not in _NO_BODY_STATUS and status >= 200
@@ -378,9 +378,9 @@ class H11Server:
         self._refusal_body = not (head_only or no_body)
         out = [b"HTTP/1.1 %d %s\r\n" % (status, reason), serialize(headers)]
         if content_length is not None and not no_body:
-            out.append(b"content-length: %d\r\n" % content_length)
+            out.append(b"Content-Length: %d\r\n" % content_length)
         if not any(n.lower() == b"connection" for n, _ in headers):
-            out.append(b"connection: close\r\n")
+            out.append(b"Connection: close\r\n")
         out.append(b"\r\n")
         return b"".join(out)
 

@@ -745,17 +745,17 @@ cdef class HttptoolsServer:
         self._head_only = no_body
         if not _no_body_status(status):
             if content_length is not None:
-                out.append(b"content-length: %d\r\n" % content_length)
+                out.append(b"Content-Length: %d\r\n" % content_length)
             elif not no_body:
                 if self._version == b"1.1":
                     self._chunked_response = True
-                    out.append(b"transfer-encoding: chunked\r\n")
+                    out.append(b"Transfer-Encoding: chunked\r\n")
                 else:
                     self._keep_alive = False  # close-delimited
         if not self._keep_alive:
-            out.append(b"connection: close\r\n")
+            out.append(b"Connection: close\r\n")
         elif self._version == b"1.0":
-            out.append(b"connection: keep-alive\r\n")
+            out.append(b"Connection: keep-alive\r\n")
         out.append(b"\r\n")
         return b"".join(out)
 

@@ -168,7 +168,7 @@ def test_what_the_header_and_intercept_rules_give(tmp_path: Path) -> None:
     client = _run(tmp_path, "h11", "callback", *SCENARIOS["hide and pass headers"])[0]
     assert b"Server: be/1\r\n" in client and b"X-Powered-By" not in client
     assert client.count(b"Server:") == 1 and client.count(b"Date:") == 1
-    assert b"X-Other: 1\r\n" in client and client.count(b"content-length") == 1
+    assert b"X-Other: 1\r\n" in client and client.lower().count(b"content-length") == 1
     client = _run(tmp_path, "h11", "callback",
                   *SCENARIOS["intercepted 404 to a named location"])[0]
     assert client.startswith(b"HTTP/1.1 200 ") and client.endswith(b"found")
