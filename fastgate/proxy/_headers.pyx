@@ -143,8 +143,7 @@ cpdef tuple upstream_request_head(Request req, pp, tuple plan):
     headers, unsafe = upstream_headers(head.headers if plan[5] else [], plan[1], plan[2],
                                        pp.host_bytes, req)
     target = head.target
-    if (pp.uri is not None or req.redirected or req.uri_changes or req.rewritten
-            or not target.startswith(b"/")):
+    if pp.uri is not None or req.uri_remade or not target.startswith(b"/"):
         target = None
     return headers, unsafe, target
 

@@ -221,6 +221,7 @@ def subrequest(main: Request, capture: Capture, uri: str,
     sub.method = "GET"
     sub.in_task = True  # never the callback path: it writes to no client
     sub.uri_changes = 1  # an internal request: internal locations take it
+    sub.uri_remade = True
     sub.token = main.token
     kept = sub.memo
     if memo:

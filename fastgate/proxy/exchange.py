@@ -79,8 +79,9 @@ _DONE, _STALE, _NEXT = object(), object(), object()
 def request_target(req: Request) -> bytes:
     """The target an upstream request without a URI part of its own carries (proxy_pass
     without one, grpc_pass): the request URI as the client sent it, or as changed (a
-    rewrite, an internal redirect), escaped, with its arguments."""
-    if not (req.redirected or req.uri_changes or req.rewritten):
+    rewrite, an internal redirect to a URI: ``Request.uri_remade``), escaped, with its
+    arguments."""
+    if not req.uri_remade:
         target = req.head.target
         if target[:1] == b"/":
             return target  # the common case, first

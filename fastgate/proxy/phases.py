@@ -322,6 +322,7 @@ class Phases:
         # the index module passes the request's own on, as its target here carries)
         req.args = args
         req.args_found = bool(mark)
+        req.uri_remade = True
         if not keep_method and req.method not in ("GET", "HEAD"):
             req.method = "GET"
         # an internal redirect starts over at the server rewrite phase (nginx's

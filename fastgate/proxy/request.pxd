@@ -66,6 +66,11 @@ cdef class Request:
     cdef public object challenge
     cdef public bint redirected  # error_page has sent it elsewhere (once, as nginx)
     cdef public int uri_changes  # internal redirects so far (nginx's r->uri_changes)
+    # the target as the client wrote it no longer stands for the request (nginx's
+    # valid_unparsed_uri cleared): a rewrite, ``set $args``, an internal redirect to a
+    # URI, a subrequest — not a jump to a named location. proxy_pass without a URI part
+    # then sends the URI and arguments as they are now, escaped
+    cdef public bint uri_remade
     # a rewrite changed the URI: 1, and it stays in the location it is in ("break"): 2
     cdef public int rewritten
     # the rest of the request runs in a task: the callback exchange is not for it

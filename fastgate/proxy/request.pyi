@@ -11,6 +11,7 @@ class Request:
     uri: str
     args: str
     args_found: bool
+    uri_remade: bool
     host: str | None  # None: the Host is invalid (the request is refused with 400)
     scheme: str
     remote_addr: str

@@ -101,7 +101,7 @@ class RewriteModule:
                 value = op.value.render(req)
                 if op.name == "args":
                     req.args = value
-                    req.args_found = True
+                    req.args_found = req.uri_remade = True
                 else:
                     set_user_variable(req, op.name, value)
                     if op.name == "limit_rate":
@@ -122,6 +122,7 @@ class RewriteModule:
                         "error", "the rewritten URI has a zero length", conn, req)
                     return self.fail(conn, req, run.nested or loc, 500)
                 req.uri = uri
+                req.uri_remade = True
                 if op.args is not None:
                     new = _escaped_captures(req, op.args)
                     req.args = f"{new}&{req.args}" if op.keep_args and req.args else new

@@ -159,7 +159,12 @@ class StaticModule:
         if tf.fallback_code is not None:
             return self.fail(conn, req, loc, tf.fallback_code)
         assert tf.fallback_target is not None
-        return self.internal(conn, req, loc, tf.fallback_target.render(req))
+        target = tf.fallback_target.render(req)
+        if target[:1] == "/" and "?" not in target:
+            # nginx's try_files hands its redirect arguments it never set where the
+            # target has no "?": found and empty ($args logs "", not "-"), none sent
+            target += "?"
+        return self.internal(conn, req, loc, target)
 
     @staticmethod
     def _candidate(req: Request, s: Settings, name: str) -> str:

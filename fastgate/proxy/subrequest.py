@@ -76,6 +76,7 @@ class Subrequests:
         sub.location = target
         sub.in_task = True
         sub.uri_changes = 1  # an internal request: internal locations take it
+        sub.uri_remade = True
         sub.method = req.method  # $request_method is the main request's, as nginx
         return sub, target
 

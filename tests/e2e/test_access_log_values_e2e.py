@@ -47,6 +47,8 @@ http {{
     location /p {{ proxy_pass http://127.0.0.1:{self.backend.port}; }}
     location /q/ {{ access_log {self.home}/args.log args; return 200 "q"; }}
     location /tf {{ try_files /none /q/tf?$args; }}
+    location /tn {{ try_files /none /q/tn; }}
+    location /ep {{ error_page 404 /q/ep; return 404; }}
     location /rw {{ rewrite ^ /q/rw? last; }}
     location /ra {{ rewrite ^ /q/ra?$arg_none last; }}
     location /rb {{ rewrite ^ /q/rb?a=2 last; }}
@@ -147,10 +149,12 @@ def test_before_a_location_the_servers_settings(sides: tuple[Side, Side]) -> Non
 
 def test_arguments_found_empty_as_nginx(sides: tuple[Side, Side]) -> None:
     """$args (and $query_string) is found, though empty, where the target has a "?" —
-    the client's, try_files', a rewrite's — or set: nothing is written for it then;
-    "-" only where the request never had arguments (nginx's r->args.data)."""
+    the client's, a rewrite's, an internal redirect's — or set: nothing is written for
+    it then; "-" where the request has none (nginx's r->args.data). try_files' redirect
+    without "?" finds them too (nginx's never sets them: not NULL in practice).
+    """
     asked = ("/q/x?", "/q/x", "/q/x?a=1", "/tf", "/tf?a=1", "/rw", "/rw?a=1", "/ra",
-             "/rb?a=1", "/sa")
+             "/rb?a=1", "/sa", "/tn", "/tn?a=1", "/ep?a=1")
     for side in sides:
         for path in asked:
             side.ask(path)
@@ -160,4 +164,5 @@ def test_arguments_found_empty_as_nginx(sides: tuple[Side, Side]) -> None:
     assert ours == ["/q/x [-] [-] [] [-]", "/q/x [-] [-] [] [-]", "/q/x [a=1] [a=1] [?] [1]",
                     "/q/tf [] [] [] [-]", "/q/tf [a=1] [a=1] [?] [1]",
                     "/q/rw [-] [-] [] [-]", "/q/rw [] [] [] [-]", "/q/ra [] [] [] [-]",
-                    "/q/rb [a=2&a=1] [a=2&a=1] [?] [2]", "/q/sa [] [] [] [-]"]
+                    "/q/rb [a=2&a=1] [a=2&a=1] [?] [2]", "/q/sa [] [] [] [-]",
+                    "/q/tn [] [] [] [-]", "/q/tn [] [] [] [-]", "/q/ep [-] [-] [] [-]"]

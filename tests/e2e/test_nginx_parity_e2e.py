@@ -401,6 +401,23 @@ SCENARIOS = {
                                                        "r3")]
              + [_request("GET", "/?a=1"), _request("GET", "/t/a"),
                 _request("POST", "/t/a?a=1", body=b"data")]),
+    # proxy_pass without a URI part sends the target as the client wrote it while it
+    # stands for the request (nginx's valid_unparsed_uri): through a named location
+    # (try_files', error_page's = @app: Rails' and Django's idiom), not once a rewrite,
+    # `set $args` or an internal redirect to a URI changed it
+    "unparsed": ('''server { listen 127.0.0.1:PORT; root HOME;
+        location / { try_files $uri @app; }
+        location @app { proxy_pass http://BACKEND; }
+        location /ep/ { error_page 404 = @app; return 404; }
+        location /sa/ { set $args "page=$arg_page"; proxy_pass http://BACKEND; }
+        location /sb/ { set $args ""; proxy_pass http://BACKEND; }
+        location /rw/ { rewrite ^ $uri break; proxy_pass http://BACKEND; }
+        location /ir/ { try_files $uri /up$uri; }
+        location /up/ { proxy_pass http://BACKEND; } }''',
+                 [_request("GET", p) for p in (
+                     "/a%2Fb?q=%41", "/a/../b//c?x", "/ep/a%2Fb?q",
+                     "/sa/a%2Fb?access_token=t0k&page=2", "/sb/a%2Fb?q=2", "/rw/a%2Fb?q=2",
+                     "/ir/a%2Fb?q=2")]),
     # the server rewrite phase reads the server's settings (nginx's r->loc_conf before
     # a location is found): the legacy front controller's `if (!-e $request_filename)`
     # and maintenance mode's `if (-f $document_root/...)` test the server's root

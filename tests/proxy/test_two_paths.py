@@ -33,6 +33,9 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
   location /rdoff/ {{ proxy_redirect off; proxy_pass http://be; }}
   location /rdset/ {{ proxy_redirect http://internal:8080/ https://$host/ext/;
                      proxy_pass http://be; }}
+  location /strip/ {{ set $args "page=$arg_page"; proxy_pass http://be; }}
+  location /named/ {{ error_page 404 = @raw; return 404; }}
+  location @raw {{ proxy_pass http://be; }}
   location /x/ {{ expires max; add_header X-Always yes always; add_header X-Ok yes;
                  proxy_pass http://be/rewritten/; }}
 }}
@@ -106,6 +109,10 @@ SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
                                             b"Content-Length: 0\r\n\r\n"),
     # an error page's URI makes the request a GET (nginx's ngx_http_send_error_page)
     "POST to an error page": (_get("/gone/a", "POST"), OK),
+    # `set $args` replaces what goes upstream (a token in the query string stripped)
+    "set $args": (_get("/strip/a%2Fb?access_token=t0k&page=2"), OK),
+    # a named location keeps the client's target as it came (nginx's valid_unparsed_uri)
+    "named location": (_get("/named/a%2Fb/../c?q=%41"), OK),
     "not intercepted 403": (_get("/icpt/c"), b"HTTP/1.1 403 Forbidden\r\n"
                                              b"Content-Length: 1\r\n\r\nf"),
 }
@@ -195,3 +202,17 @@ def test_an_error_page_goes_up_as_a_get(tmp_path: Path, path: str) -> None:
     upstream = _run(tmp_path, "httptools", path, *SCENARIOS["POST to an error page"])[1]
     assert upstream.startswith(b"GET /p/page HTTP/1.1\r\n")
 
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", ["callback", "task"])
+def test_set_args_replaces_the_clients_upstream(tmp_path: Path, engine: str,
+                                                path: str) -> None:
+    """What ``set $args`` removed never reaches the backend (it got the client's whole
+    target before): the URI goes as nginx sends a changed one, the new arguments after
+    it; a named location sends the target as the client wrote it."""
+    upstream = _run(tmp_path, engine, path, *SCENARIOS["set $args"])[1]
+    assert upstream.startswith(b"GET /strip/a/b?page=2 HTTP/1.1\r\n"), upstream
+    assert b"t0k" not in upstream and b"access_token" not in upstream
+    upstream = _run(tmp_path, engine, path, *SCENARIOS["named location"])[1]
+    assert upstream.startswith(b"GET /named/a%2Fb/../c?q=%41 HTTP/1.1\r\n"), upstream
