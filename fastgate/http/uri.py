@@ -25,19 +25,15 @@ class Target(NamedTuple):  # a tuple: a request makes one (a frozen dataclass co
 _as_target = tuple.__new__  # Target(...) goes through a Python-level __new__: 0.2 us more
 
 
-def parse_target(raw: bytes, method: bytes, merge_slashes: bool = True) -> Target:
+def parse_target(raw: bytes, merge_slashes: bool = True) -> Target:
     simple = split_target(raw)
     if simple is not None:
         return _as_target(Target, simple)
-    return parse_target_fully(raw, method, merge_slashes)
+    return parse_target_fully(raw, merge_slashes)
 
 
-def parse_target_fully(raw: bytes, method: bytes, merge_slashes: bool = True) -> Target:
+def parse_target_fully(raw: bytes, merge_slashes: bool = True) -> Target:
     """What ``parse_target`` does when the common case does not apply."""
-    if raw == b"*":
-        if method != b"OPTIONS":
-            raise ProtocolError("asterisk-form is only for OPTIONS", 400)
-        return Target("*", "", None)
     host = None
     # bytes past ASCII as UTF-8 (else kept as they are): the same text as their
     # percent-encoded form decodes to, so one location matches either

@@ -53,7 +53,7 @@ cdef class AddressHandler:
         target = split_target(head.target)
         if target is None:
             try:
-                target = parse_target_fully(head.target, method, vhosts.merge_slashes)
+                target = parse_target_fully(head.target, vhosts.merge_slashes)
             except ProtocolError as e:
                 # (nginx refuses the target as its line is read: no header has been,
                 # for the log's $http_* and $request_length as for the answer)

@@ -579,7 +579,7 @@ def _logged_target(head: RequestHead | None) -> tuple[str, str, str | None]:
     if split is not None:
         return split
     try:
-        path, args, host = parse_target_fully(head.target, head.method, False)
+        path, args, host = parse_target_fully(head.target, False)
     except ProtocolError:
         return _NO_TARGET
     return (path, args, host)

@@ -85,8 +85,7 @@ def request_target(req: Request) -> bytes:
         target = req.head.target
         if target[:1] == b"/":
             return target  # the common case, first
-        if target != b"*":  # absolute-form: the part after the authority
-            return req.target.encode("utf-8", "surrogateescape")
+        return req.target.encode("utf-8", "surrogateescape")  # (absolute-form: its path)
     # the arguments may hold what the gateway put there (a rewrite, try_files): escaped
     args = "?" + encode_args(req.args) if req.args else ""
     return (encode_path(req.uri) + args).encode("utf-8", "surrogateescape")

@@ -67,7 +67,7 @@ def run(engine_cls: type, data: bytes, split: int | None = None) -> list[Any]:
     kept = []
     for method, target, body in accepted[:completed]:
         try:
-            parse_target(target, method)
+            parse_target(target)
         except ProtocolError:
             failed = True
             break

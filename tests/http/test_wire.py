@@ -385,9 +385,19 @@ def test_split_target_reads_as_the_full_parser(raw: bytes) -> None:
 
     simple = split_target(raw)
     if simple is not None:
-        assert simple == tuple(parse_target_fully(raw, b"GET")), raw
+        assert simple == tuple(parse_target_fully(raw)), raw
 
 
+@pytest.mark.parametrize("raw", [b"*", b"*/x", b"a/b", b"http:///x", b"http://u@h/x",
+                                 b"/%2e%2e/x", b"/a%00b"])
+def test_targets_nginx_refuses(raw: bytes) -> None:
+    """A 400, as nginx's request-line parser gives: no asterisk-form (an OPTIONS * is
+    no request for a location, nor for a backend), no relative or empty authority."""
+    from fastgate.http.uri import parse_target
+
+    with pytest.raises(ProtocolError) as refused:
+        parse_target(raw)
+    assert refused.value.status == 400
 
 @settings(max_examples=fuzz_examples(300), deadline=None, derandomize=True)
 @given(path=st.binary(min_size=1, max_size=16).filter(
@@ -398,11 +408,11 @@ def test_a_path_reads_the_same_raw_or_percent_encoded(path: bytes) -> None:
     from fastgate.http.uri import parse_target
 
     encoded = b"".join(b"%%%02X" % c if c >= 0x80 else bytes([c]) for c in path)
-    raw = parse_target(path, b"GET").path
-    assert parse_target(encoded, b"GET").path == raw
-    assert parse_target(b"/x/.." + path, b"GET").path == raw  # the full parser too
+    raw = parse_target(path).path
+    assert parse_target(encoded).path == raw
+    assert parse_target(b"/x/.." + path).path == raw  # the full parser too
     assert raw.encode("utf-8", "surrogateescape") == path
-    assert parse_target(b"/caf\xc3\xa9", b"GET").path == "/caf\u00e9"
+    assert parse_target(b"/caf\xc3\xa9").path == "/caf\u00e9"
 
 @pytest.mark.parametrize("value,raw", [
     ("plain value", b"plain value"), ("tab\tok", b"tab\tok"), ("caf\u00e9", b"caf\xc3\xa9"),
