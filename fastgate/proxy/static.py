@@ -42,7 +42,7 @@ from fastgate._wire import ResponseHead
 from fastgate.errors import OutputFailed
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
-from fastgate.proxy import gzip, output, rate, symlinks
+from fastgate.proxy import charset, gzip, output, rate, symlinks
 from fastgate.proxy import mp4 as mp4_cut
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import Capture
@@ -479,7 +479,9 @@ class StaticModule:
                 headers.append((b"Accept-Ranges", b"bytes"))
             elif not wanted:
                 os.close(fd)
-                headers = [(b"Content-Range", b"bytes */%d" % size)]
+                # (a Vary the gzip filters gave the 200 stays: nginx's r->gzip_vary)
+                headers = [(b"Content-Range", b"bytes */%d" % size),
+                           *(h for h in headers if h[0] == b"Vary")]
                 self.respond.send(conn, req, loc, 416, error_body(416), b"text/html",
                                   headers)
                 return DONE
@@ -512,6 +514,10 @@ class StaticModule:
                 kind = value
             else:
                 rest.append((name, value))
+        if loc.settings.charset is not None:
+            # each part's type is the one the client would get whole: charset's with it
+            # (nginx's charset header filter runs before the range filter)
+            kind = charset.decide([(b"Content-Type", kind)], 206, loc.settings, req)[0][0][1]
         pieces: list[Piece] = []
         for start, end in ranges:
             pieces.append(b"\r\n--" + boundary + b"\r\nContent-Type: " + kind
