@@ -156,3 +156,26 @@ def test_listen_on_a_unix_socket(tmp_path: Path) -> None:
         path.write_text(f"http {{ server {{ listen {listen}; }} }}")
         with pytest.raises(ConfigError, match=message):
             load_config(str(path))
+
+
+@pytest.mark.parametrize("servers,message", [
+    ("server { listen 127.0.0.1:8997; listen 127.0.0.1:8997; }",
+     "a duplicate listen 127.0.0.1:8997 in {path}:1"),
+    ("server { listen 8990-8999; listen 127.0.0.1:8997;\nlisten *:8997; }",
+     "a duplicate listen 0.0.0.0:8997 in {path}:2"),
+    ("server { listen 127.0.0.1:8997 default_server; }\n"
+     "server { listen 127.0.0.1:8997 default; }",
+     "a duplicate default server for 127.0.0.1:8997 in {path}:2"),
+])
+def test_an_address_twice_as_nginx_refuses_it(tmp_path: Path, servers: str,
+                                              message: str) -> None:
+    """nginx's -t fails on one server listening twice on an address, and on two default
+    servers for one; two servers on one address, one default, load."""
+    path = tmp_path / "t.conf"
+    path.write_text(f"http {{ {servers} }}")
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    assert str(refused.value).endswith(message.format(path=path)), str(refused.value)
+    path.write_text("http { server { listen 127.0.0.1:8997 default_server; listen 8997; }\n"
+                    "server { listen 127.0.0.1:8997; listen [::1]:8997 default_server; } }")
+    assert len(load_config(str(path)).servers) == 2

@@ -215,7 +215,23 @@ def listen(ld: Context, lvl: Level, d: Directive) -> None:
         else:
             raise d.error(f'invalid parameter "{arg}"')
     entries = tuple(Listen(host or "0.0.0.0", p, **params) for p in (ports or (port,)))
+    _refuse_duplicates(lvl, entries, d)
     lvl.local["listen"] = lvl.local.get("listen", ()) + entries
+
+
+def _refuse_duplicates(lvl: Level, entries: tuple[Listen, ...], d: Directive) -> None:
+    """nginx's ngx_http_add_addresses: an address twice in one server, or the default
+    server of two."""
+    assert lvl.parent is not None
+    for other in lvl.parent.children:
+        for seen in other.local.get("listen", ()):
+            for e in entries:
+                if e.address != seen.address:
+                    continue
+                if other is lvl:
+                    raise d.error(f"a duplicate listen {e.written}")
+                if e.default_server and seen.default_server:
+                    raise d.error(f"a duplicate default server for {e.written}")
 
 
 # nginx's methods for limit_except (ngx_http_core_limit_except)
