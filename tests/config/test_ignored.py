@@ -142,3 +142,10 @@ def test_http2_on_and_its_settings(tmp_path: Path) -> None:
     assert first.settings.http2_max_concurrent_streams == 16
     assert first.settings.http2_body_preread_size == 1 << 20
     assert second.settings.http2_body_preread_size == 64 * 1024
+
+
+def test_an_absolute_index_before_the_last_is_a_warning(tmp_path: Path) -> None:
+    warnings, path = _warnings(tmp_path, "http { server { listen 127.0.0.1:8997;\n"
+                               "location / { index /main.html index.html; } } }")
+    assert f'[warn] only the last index in "index" directive should be absolute in ' \
+        f"{path}:2" in warnings

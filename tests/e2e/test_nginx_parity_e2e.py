@@ -858,6 +858,7 @@ STATIC = """server { listen 127.0.0.1:PORT; root HOME/site;
   location /spa/ { try_files $uri $uri/ /docs/index.htm; }
   location /old/ { if_modified_since before; etag off; }
   location /two/ { max_ranges 1; alias HOME/site/dir/; }
+  location /abs/ { alias HOME/site/dir/; index /docs/index.htm a.txt; }
   location /cs/ { alias HOME/site/dir/; charset utf-8; charset_types text/plain;
                   gzip on; gzip_vary on; gzip_min_length 1; gzip_types text/plain; } }"""
 
@@ -960,6 +961,8 @@ def test_files_as_nginx_serves_them(tmp_path: Path, engine: str) -> None:
         _request("GET", "/cs/a.txt", "Range: bytes=0-1,4-5"),
         _request("GET", "/cs/a.txt", "Range: bytes=20-"),
         _request("GET", "/cs/a.txt", "Range: bytes=1-2"),
+        # an absolute index before the last: a warning at load, the redirect when reached
+        _request("GET", "/abs/"),
     ]
     compared = ("content-type", "last-modified", "etag", "accept-ranges", "content-range",
                 "location", "vary")

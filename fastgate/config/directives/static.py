@@ -52,7 +52,8 @@ def _index(ld: Context, d: Directive) -> tuple[Template, ...]:
         if not name:
             raise d.error(f'index {i + 1} in "index" directive is invalid')
         if name.startswith("/") and i != len(d.args) - 1:
-            raise d.error('only the last index in "index" directive should be absolute')
+            # (as nginx's, a warning: the names after it are never reached)
+            ld.warn('only the last index in "index" directive should be absolute', d)
     return tuple(ld.compile(name, d) for name in d.args)
 
 
