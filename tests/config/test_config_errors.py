@@ -74,6 +74,7 @@ CASES = [
     ("proxy-pass-uri-regex", "http { server { location ~ /a {\nproxy_pass http://a/x;\n} } }", '"proxy_pass" cannot have URI part in location given by regular expression, or inside named location, or inside "if" statement, or inside "limit_except" block', 2),
     ("location-duplicate", "http { server {\nlocation /a {}\nlocation /a {}\n} }", 'duplicate location "/a"', 3),
     ("location-outside", "http { server { location /a {\nlocation /b {}\n} } }", 'location "/b" is outside location "/a"', 2),
+    ("location-outside-regex", "http { server { location ~ /a {\nlocation /b {}\n} } }", 'location "/b" is outside location "/a"', 2),
     ("location-regex-bad", "http { server {\nlocation ~ ( {}\n} }", "pcre2_compile() failed: missing ), unterminated subpattern at position 0 in \"(\"", 2),
     ("named-not-server-level", "http { server { location /a {\nlocation @x {}\n} } }", 'named location "@x" can be on the server level only', 2),
     ("map-var-name", "http {\nmap $host host {}\n}", 'invalid variable name "host"', 2),

@@ -302,7 +302,8 @@ def location_block(ld: Context, lvl: Level, d: Directive) -> None:
             raise d.error(f'location "{pattern}" could not be inside the named location "{ppat}"')
         if pmod == "=":
             raise d.error(f'location "{pattern}" could not be inside the exact location "{ppat}"')
-        if modifier in ("", "^~", "=") and pmod in ("", "^~") and not pattern.startswith(ppat):
+        # (inside a regex location too: its name is the regex, as nginx compares them)
+        if modifier in ("", "^~", "=") and not pattern.startswith(ppat):
             raise d.error(f'location "{pattern}" is outside location "{ppat}"')
     child = Level(LOCATION, d, parent=lvl)
     child.local["location"] = (modifier, pattern)
