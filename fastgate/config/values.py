@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from fastgate.config.errors import ConfigError
 from fastgate.config.parser import Directive
 
 # RFC 9110 section 5.6.2: the characters of a token (a method, a field name)
@@ -69,33 +70,43 @@ def parse_number(d: Directive, text: str, minimum: int = 0) -> int:
     return int(text)
 
 
-def parse_host_port(d: Directive, text: str, default_port: int | None) -> tuple[str, int]:
-    """"host", "host:port", "[v6]:port", "*:port", "port" → (host, port)."""
+def parse_host_port(d: Directive, text: str, default_port: int | None,
+                    upstream: bool = False) -> tuple[str, int]:
+    """"host", "host:port", "[v6]:port", "*:port", "port" → (host, port). ``upstream``:
+    an upstream's address (HTTP's proxy_pass, an upstream's server), whose errors nginx
+    words 'invalid port in upstream "X"'."""
+
+    def bad(what: str) -> ConfigError:
+        where = f'upstream "{text}"' if upstream else f'"{text}" of the "{d.name}" directive'
+        return d.error(f"{what} in {where}")
+
     host, port_text = text, ""
+    colon = False
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise d.error(f'invalid host in "{text}" of the "{d.name}" directive')
+            raise bad("invalid host")
         host, rest = text[1:end], text[end + 1:]
         if rest and not rest.startswith(":"):
-            raise d.error(f'invalid host in "{text}" of the "{d.name}" directive')
-        port_text = rest[1:]
+            raise bad("invalid host")
+        port_text, colon = rest[1:], bool(rest)
     elif ":" in text:
         host, _, port_text = text.rpartition(":")
+        colon = True
     elif text.isdigit():
         host, port_text = "", text
-    if port_text:
+    if port_text or colon:  # ("host:" names no port: nginx's invalid port)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise d.error(f'invalid port in "{text}" of the "{d.name}" directive')
+            raise bad("invalid port")
         port = int(port_text)
     elif default_port is None:
-        raise d.error(f'no port in "{text}" of the "{d.name}" directive')
+        raise bad("no port")
     else:
         port = default_port
     if host == "*":
         host = ""
     if host and not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
-        raise d.error(f'invalid host in "{text}" of the "{d.name}" directive')
+        raise bad("invalid host")
     return host, port
 
 

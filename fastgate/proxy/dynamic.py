@@ -72,6 +72,7 @@ class DynamicTargets:
         log = self.w.log
         url = pp.template.render(req)
         scheme, sep, rest = url.partition("://")
+        scheme = scheme.lower()  # (nginx's ngx_strncasecmp)
         if not sep or scheme not in ("http", "https"):
             log.error(f'invalid URL prefix in "{url}"', conn, req)
             return 500

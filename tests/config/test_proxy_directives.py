@@ -179,3 +179,27 @@ def test_an_address_twice_as_nginx_refuses_it(tmp_path: Path, servers: str,
     path.write_text("http { server { listen 127.0.0.1:8997 default_server; listen 8997; }\n"
                     "server { listen 127.0.0.1:8997; listen [::1]:8997 default_server; } }")
     assert len(load_config(str(path)).servers) == 2
+
+
+@pytest.mark.parametrize("url,message", [
+    ("http://127.0.0.1:", 'invalid port in upstream "127.0.0.1:"'),
+    ("http://127.0.0.1:99999", 'invalid port in upstream "127.0.0.1:99999"'),
+    ("http://[::1]:/", 'invalid port in upstream "[::1]:"'),
+    ("http://a b", 'invalid host in upstream "a b"'),
+])
+def test_proxy_pass_addresses_nginx_refuses(tmp_path: Path, url: str, message: str) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text(f'http {{ server {{ location / {{ proxy_pass "{url}"; }} }} }}')
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(str(path))
+
+
+def test_the_url_prefix_is_caseless(tmp_path: Path) -> None:
+    """nginx compares "http://" and "https://" caselessly (ngx_strncasecmp)."""
+    path = tmp_path / "t.conf"
+    path.write_text("http { server { location /a/ { proxy_pass HTTP://127.0.0.1:1/x/; }\n"
+                    "location /b/ { proxy_pass Https://127.0.0.1:2; } } }")
+    passes = {loc.pattern: loc.proxy_pass for loc in load_config(str(path)).servers[0]
+              .locations.all()}
+    assert (passes["/a/"].scheme, passes["/a/"].uri) == ("http", "/x/")
+    assert (passes["/b/"].scheme, passes["/b/"].uri) == ("https", None)

@@ -205,7 +205,7 @@ def test_servers_inherit_from_the_block(tmp_path: Path) -> None:
     ("stream { server { listen 9001; location / { } } }", 'unknown directive "location"'),
     ("stream { server { listen 9001; proxy_pass u; } upstream u { server 127.0.0.1:9; }\n"
      "upstream u { server 127.0.0.1:8; } }", 'duplicate upstream "u"'),
-    ("stream { upstream u { server 127.0.0.1; } }", 'no port in "127.0.0.1" of the "server"'),
+    ("stream { upstream u { server 127.0.0.1; } }", 'no port in upstream "127.0.0.1"'),
     ("stream { }\nstream { }", '"stream" directive is duplicate'),
     ("stream { proxy_upload_rate 12x; }", '"proxy_upload_rate" directive invalid value'),
     ("stream { server { listen unix:/run/s.sock udp; return x; } }",

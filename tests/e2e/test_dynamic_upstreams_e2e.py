@@ -63,6 +63,7 @@ def test_names_resolved_by_the_resolver_and_kept(tmp_path: Path, gateway, free, 
         location /short/ {{ resolver 127.0.0.1:{dns.port} valid=1s ipv6=off;
           proxy_pass http://short.test:{app.port}$request_uri; }}
         location /set/ {{ set $backend http://127.0.0.1:{app.port}; proxy_pass $backend; }}
+        location /caps/ {{ set $backend HTTP://127.0.0.1:{app.port}; proxy_pass $backend; }}
         location /block/ {{ set $u pool; proxy_pass http://$u; }}
         location /missing/ {{ proxy_pass http://nowhere.test:{app.port}$request_uri; }}
         location /var/ {{ set $b "ftp://x"; proxy_pass $b; }}
@@ -72,9 +73,10 @@ def test_names_resolved_by_the_resolver_and_kept(tmp_path: Path, gateway, free, 
     assert dns.asked("app.test") == 1  # kept for its TTL: one question for three requests
     assert _get(port, "/set/b")[0] == 200
     assert _get(port, "/block/c")[0] == 200
+    assert _get(port, "/caps/d")[0] == 200  # (the scheme caseless, as nginx's)
     assert [q for q in dns.questions if q[0] not in ("app.test",)] == []  # no lookups
-    assert [r.target for r in app.requests()] == [b"/by-name/a?x=1"] * 3 + [b"/set/b",
-                                                                             b"/block/c"]
+    assert [r.target for r in app.requests()] == [b"/by-name/a?x=1"] * 3 + [
+        b"/set/b", b"/block/c", b"/caps/d"]
     # valid=1s overrides the TTL
     assert _get(port, "/short/d")[0] == 200
     assert _get(port, "/short/d")[0] == 200

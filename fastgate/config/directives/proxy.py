@@ -75,11 +75,12 @@ def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
     url = d.args[0]
     if "$" in url:
         # made per request (nginx: the URI part, if any, is then the whole URI sent)
-        if not url.startswith(("$", "http://", "https://")):
+        if not url.lower().startswith(("$", "http://", "https://")):
             raise d.error(f'invalid URL prefix in "{url}"')
         lvl.local["proxy_pass"] = ProxyPass("", "", "", None, template=ld.compile(url, d))
         return
     scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()  # (nginx's ngx_strncasecmp: "HTTP://" is taken)
     if not sep or scheme not in ("http", "https"):
         raise d.error(f'invalid URL prefix in "{url}"')
     socket: str | None = None
@@ -106,7 +107,7 @@ def set_proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
     elif ":" not in hostport.lstrip("[").split("]")[-1] and hostport in ld.upstream_names:
         group = hostport
     else:
-        host, port = parse_host_port(d, hostport, default_port)
+        host, port = parse_host_port(d, hostport, default_port, upstream=True)
         group = ld.implicit_upstream(host, port, d)
     lvl.local["proxy_pass"] = ProxyPass(scheme, group, hostport, uri)
 

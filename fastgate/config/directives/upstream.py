@@ -64,7 +64,7 @@ def add_server(ld: Context, lvl: Level, d: Directive, default_port: int | None) 
             raise d.error(f'no path in the unix domain socket in upstream "{d.args[0]}"')
         host, port, unix = "localhost", 0, ld.path_of(d.args[0][5:])
     else:
-        host, port = parse_host_port(d, d.args[0], default_port)
+        host, port = parse_host_port(d, d.args[0], default_port, upstream=True)
         if not host:
             raise d.error(f'invalid host in upstream "{d.args[0]}"')
         ld.check_host(host, port, d.args[0], d)
