@@ -291,6 +291,10 @@ cdef class HttptoolsServer:
         if line > self._one_buffer:
             raise self._read_so_far(field_too_long(name + b": " + value + b"\r\n", self._max_line))
         self._size += line
+        if self._in_body:
+            # a chunked body's trailer field: dropped, as nginx's chunked parser skips
+            # them — never one more header of a request whose head the phases checked
+            return
         self._headers.append((name, _trimmed(value)))
         if self._size > self._max_header_bytes:
             # (past all the buffers: where nginx's placing of the lines ran out)
@@ -913,6 +917,9 @@ cdef class HttptoolsClient:
                 raise ProtocolError(invalid, 502)
         head = ResponseHead(status, self._reason, p.get_http_version().encode(),
                             headers, length, p.should_keep_alive())
+        # a chunked body's trailer fields go to a list of their own, dropped (nginx's
+        # proxy skips them): never into the head its variables read
+        self._headers = []
         if 100 <= status < 200:
             if status == 101:
                 self._upgraded = True

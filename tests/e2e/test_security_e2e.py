@@ -523,6 +523,24 @@ def test_chunked_body_over_the_limit_is_413(gate: Gate) -> None:
     assert not gate.backend.seen(m.encode())
 
 
+def test_a_chunked_bodys_trailers_never_reach_the_backend(gate: Gate) -> None:
+    """Trailer fields come after the phases checked the head (the token, the
+    headers set from its claims): the backend gets the body and the verified head,
+    never a trailer — a second Authorization, a forged X-User, anything else."""
+    m = marker()
+    body = (b"5\r\nhello\r\n0\r\nAuthorization: Bearer forged-" + m.encode()
+            + b"\r\nX-User: admin-" + m.encode() + b"\r\nX-Role: root-" + m.encode()
+            + b"\r\n\r\n")
+    resp = gate.send(request("POST", f"/api/t?{m}", auth=token(),
+                             headers=[("Transfer-Encoding", "chunked")]) + body)
+    assert status(resp) == 200
+    (rec,) = gate.got(m)
+    assert rec.body == b"hello" and rec.header(b"x-user") == [b"\"alice\""]
+    assert len(rec.header(b"authorization")) == 1 and rec.header(b"x-role") == []
+    for forged in (b"forged-", b"admin-", b"root-"):
+        assert not gate.backend.seen(forged + m.encode())
+
+
 # --- 8. claims that cannot be encoded; no exception reaches the event loop ----------------------
 
 def test_a_lone_surrogate_claim_is_refused(gate: Gate) -> None:

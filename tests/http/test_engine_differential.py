@@ -361,3 +361,33 @@ def test_after_an_upgrade_not_switched_bytes_that_are_no_request_are_refused(
     h11_result = run(H11Server, data, split)
     assert h11_result == [[(b"GET", b"/up", b"")], True]
     assert run(HttptoolsServer, data, split) == h11_result
+
+
+class _Heads(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads: list[RequestHead] = []
+
+    def on_request(self, head: RequestHead) -> None:
+        self.heads.append(head)
+        super().on_request(head)
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("split", [None, 1, 7])
+def test_a_trailer_is_no_header_of_the_request(engine_cls: type, split: int | None) -> None:
+    """A chunked body's trailer fields are dropped (nginx's chunked parser skips them):
+    read after the phases checked the head, they must never join it — llhttp hands them
+    over as header callbacks."""
+    data = (b"POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+            b"Authorization: Bearer checked\r\n\r\n3\r\nabc\r\n0\r\n"
+            b"Authorization: Bearer forged\r\nX-User: admin\r\n\r\n")
+    rec = _Heads()
+    engine = engine_cls(rec, 32768, 8192)
+    for i in range(0, len(data), split or len(data)):
+        engine.feed(data[i:i + (split or len(data))])
+    assert [e[0] for e in rec.events] == ["request", "end"] and rec.events[0][3] == b"abc"
+    (head,) = rec.heads
+    assert [n.lower() for n, _ in head.headers] == [b"host", b"transfer-encoding",
+                                                    b"authorization"]
+    assert b"forged" not in b"".join(v for _, v in head.headers)

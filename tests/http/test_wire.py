@@ -255,6 +255,18 @@ def test_an_upstream_values_whitespace_at_its_ends_is_not_its() -> None:
         assert head[3][:2] == [(b"X-A", b"v"), (b"X-B", b"w")], head
 
 
+def test_an_upstream_trailer_is_no_header_of_its_response() -> None:
+    """A chunked response's trailer fields are dropped, as nginx's proxy drops them:
+    never in the head that $upstream_http_* (auth_request_set's too) read."""
+    data = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-User: bob\r\n\r\n"
+            b"2\r\nhi\r\n0\r\nX-User: admin\r\nX-Up: t\r\n\r\n")
+    for whole in (True, False):
+        events = client_events(data, b"GET", whole)
+        (head,) = [e[1] for e in events if e[0] == "head"]
+        assert events[-1] == ("end",) and head[3] == [(b"Transfer-Encoding", b"chunked"),
+                                                       (b"X-User", b"bob")], head
+
+
 # --- headers on their way through --------------------------------------------------------
 
 def test_forwarded_drops_listed_and_connection_named_headers() -> None:

@@ -113,6 +113,11 @@ SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
     "set $args": (_get("/strip/a%2Fb?access_token=t0k&page=2"), OK),
     # a named location keeps the client's target as it came (nginx's valid_unparsed_uri)
     "named location": (_get("/named/a%2Fb/../c?q=%41"), OK),
+    # a chunked body's trailers: read after the token was checked, never sent on
+    "trailers after a verified head": (
+        _get("/hs/t", "POST", auth=True)[:-2]
+        + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+          b"Authorization: Bearer forged\r\nX-Admin: 1\r\nX-Sub: root\r\n\r\n", OK),
     "not intercepted 403": (_get("/icpt/c"), b"HTTP/1.1 403 Forbidden\r\n"
                                              b"Content-Length: 1\r\n\r\nf"),
 }
@@ -216,3 +221,16 @@ def test_set_args_replaces_the_clients_upstream(tmp_path: Path, engine: str,
     assert b"t0k" not in upstream and b"access_token" not in upstream
     upstream = _run(tmp_path, engine, path, *SCENARIOS["named location"])[1]
     assert upstream.startswith(b"GET /named/a%2Fb/../c?q=%41 HTTP/1.1\r\n"), upstream
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", ["callback", "task"])
+def test_trailers_never_reach_the_upstream(tmp_path: Path, engine: str, path: str) -> None:
+    """A request's trailer fields come after the phases checked its head: the upstream
+    gets the verified head and the body, none of the trailers (nginx drops them)."""
+    upstream = _run(tmp_path, engine, path, *SCENARIOS["trailers after a verified head"])[1]
+    head, _, body = upstream.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /hs/t HTTP/1.1\r\n") and body.endswith(b"abc"), upstream
+    assert b"forged" not in upstream and b"X-Admin" not in upstream
+    assert b"root" not in upstream and head.count(b"Authorization:") == 1
+    assert b"X-Sub: \"u1\"" in head
