@@ -44,6 +44,11 @@ LLHTTP_METHODS = frozenset(m.encode() for m in (
 
 _METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
 
+# nginx's words for two heads both engines refuse as it does (400): a chunked body an
+# HTTP/1.0 hop before us may not have read as one, and a length that is not digits
+TE_ON_HTTP10 = 'client sent HTTP/1.0 request with "Transfer-Encoding" header'
+INVALID_LENGTH = 'client sent invalid "Content-Length" header'
+
 
 def is_method(name: bytes) -> bool:
     """A method name as nginx takes one (``ngx_http_parse_request_line``): capital letters,

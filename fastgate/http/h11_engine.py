@@ -11,6 +11,8 @@ from h11 import _abnf, _readers, _util
 
 from fastgate._wire import escape_past_ascii, serialize
 from fastgate.http.engine import (
+    INVALID_LENGTH,
+    TE_ON_HTTP10,
     ClientHandler,
     Headers,
     ProtocolError,
@@ -51,6 +53,8 @@ class _Connection(h11.Connection):
     def __init__(self, role: Any, **kwargs: Any) -> None:
         self.raw_target: bytes | None = None
         self.refused_head = b""  # the lines of a head h11 refused
+        # the Content-Length values as they came (h11 folds "5, 5" into "5")
+        self.raw_lengths: list[bytes] = []
         self._readers = {**_readers.READERS, (h11.CLIENT, h11.IDLE): self._read_request}
         super().__init__(role, **kwargs)
 
@@ -85,6 +89,8 @@ class _Connection(h11.Connection):
                 if taken is None:
                     raise
                 headers = taken  # (a name only nginx reads: the phases screen it)
+            self.raw_lengths = [bytes(v) for n, v in headers
+                                if len(n) == 14 and bytes(n).lower() == b"content-length"]
             return h11.Request(headers=headers, _parsed=True, **matches)
         except h11.LocalProtocolError:
             self.refused_head = b"\r\n".join(bytes(line) for line in lines)
@@ -214,7 +220,8 @@ class H11Server:
                 if target is None:
                     target = bytes(ev.target)  # type: ignore[union-attr]
                 error = (self._check_size(ev, target, raw)  # type: ignore[arg-type]
-                         or self._check_framing(ev, raw))  # type: ignore[arg-type]
+                         or self._check_framing(ev, raw,  # type: ignore[arg-type]
+                                                conn.raw_lengths))
                 if error is not None:
                     self._failed = True
                     h.on_error(error)
@@ -282,7 +289,8 @@ class H11Server:
         return buffers_overflow(request_line, raw, self._first_buffer, self._max_line,
                                 self._max_header_bytes // self._max_line)
 
-    def _check_framing(self, ev: h11.Request, raw: Headers) -> ProtocolError | None:
+    def _check_framing(self, ev: h11.Request, raw: Headers,
+                       lengths: list[bytes]) -> ProtocolError | None:
         """What h11 lets through but nginx and llhttp refuse: a version other than 1.0 and
         1.1, a method name nginx refuses (h11 takes any token), and Content-Length beside
         Transfer-Encoding (a smuggling attempt, RFC 9112 section 6.3)."""
@@ -295,6 +303,11 @@ class H11Server:
         if b"content-length" in names and b"transfer-encoding" in names:
             return ProtocolError("both Content-Length and Transfer-Encoding", 400).having_read(
                 line, raw)
+        if b"transfer-encoding" in names and ev.http_version == b"1.0":
+            return ProtocolError(TE_ON_HTTP10, 400, whole=True).having_read(line, raw)
+        if any(not v.strip(b" \t").isdigit() for v in lengths):
+            # h11 folds "5, 5" into one length; nginx and llhttp take digits only
+            return ProtocolError(INVALID_LENGTH, 400, whole=True).having_read(line, raw)
         return None
 
     def _head(self, ev: h11.Request, target: bytes, headers: Headers) -> RequestHead:

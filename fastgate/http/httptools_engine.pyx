@@ -28,7 +28,8 @@ import httptools
 from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
-from fastgate.http.engine import (LLHTTP_METHODS, ProtocolError, buffers_overflow,
+from fastgate.http.engine import (INVALID_LENGTH, LLHTTP_METHODS, TE_ON_HTTP10,
+                                  ProtocolError, buffers_overflow,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
                                   read_so_far, unfinished_too_large,
@@ -43,6 +44,9 @@ cdef Py_ssize_t SLICE = 16384
 # what llhttp is given in place of a method it does not know (any name nginx takes):
 # llhttp frames a request the same whatever its method, CONNECT alone aside
 cdef bytes _STAND_IN = b"PUT"
+# llhttp's words for a Content-Length that is not a number: nginx's INVALID_LENGTH
+cdef frozenset _LENGTH_ERRORS = frozenset({"Invalid character in Content-Length",
+                                           "Content-Length overflow"})
 
 
 cdef inline bint _method_char(unsigned char c):
@@ -360,6 +364,8 @@ cdef class HttptoolsServer:
             elif ln == b"host":
                 host_count += 1
         version = p.get_http_version().encode()
+        if chunked and version == b"1.0":
+            raise ProtocolError(TE_ON_HTTP10, 400, whole=True)
         if version == b"1.1" and host_count != 1:
             raise ProtocolError("missing or duplicated Host header", 400)
         if version not in (b"1.0", b"1.1"):
@@ -500,7 +506,10 @@ cdef class HttptoolsServer:
                         self._collecting = True
                         self._collect(head + data[end:])
                         return
-                error = ProtocolError(f"invalid request: {e}", 400)
+                text = str(e)
+                error = (ProtocolError(INVALID_LENGTH, 400, whole=True)
+                         if text in _LENGTH_ERRORS else
+                         ProtocolError(f"invalid request: {text}", 400))
                 if began:  # (llhttp keeps nothing of what it read: the head is here)
                     error = read_so_far(error, data[start:end])
                     if error.line is not None and error.line[2] not in (b"1.0", b"1.1"):

@@ -84,6 +84,8 @@ STREAMS = {
     "cl-te": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "cl-conflict": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     "cl-list": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\nabcd",
+    "cl-list-equal": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+    "te-on-http10": b"POST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     "cl-negative": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
     "cl-plus": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
     "cl-hex": b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0x3\r\n\r\nabc",
@@ -391,3 +393,20 @@ def test_a_trailer_is_no_header_of_the_request(engine_cls: type, split: int | No
     assert [n.lower() for n, _ in head.headers] == [b"host", b"transfer-encoding",
                                                     b"authorization"]
     assert b"forged" not in b"".join(v for _, v in head.headers)
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("name,message", [
+    ("cl-list-equal", 'client sent invalid "Content-Length" header'),
+    ("te-on-http10", 'client sent HTTP/1.0 request with "Transfer-Encoding" header')])
+def test_heads_nginx_refuses_in_its_words(engine_cls: type, name: str, message: str) -> None:
+    """A length list (h11 folds equal ones into one) and a chunked HTTP/1.0 request
+    (a hop before us that speaks 1.0 never read it as chunked): 400, as nginx."""
+    errors: list[ProtocolError] = []
+
+    class Errors(Recorder):
+        def on_error(self, error: ProtocolError) -> None:
+            errors.append(error)
+
+    engine_cls(Errors(), 32768, 8192).feed(STREAMS[name])
+    assert [(e.status, e.log_line) for e in errors] == [(400, message)]
