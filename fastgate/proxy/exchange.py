@@ -810,15 +810,18 @@ class UpstreamExchange:
             req.request_length += len(chunk)
             limit = s.client_max_body_size
             if limit and req.request_length > limit:
+                # (nginx's "read so far + this chunk", at [error])
                 raise BodyError(413, f"client intended to send too large chunked body: "
-                                f"{req.request_length}+ bytes")
+                                f"{req.request_length - len(chunk)}+{len(chunk)} bytes")
         return chunk
 
     async def body_failed(self, conn: ClientSide, req: Request, loc: Location,
                           err: BodyError) -> None:
         """The answer to a body that failed before any response began."""
-        # the client's doing is info, as nginx logs it; our own failure (a file) is not
-        (self.w.log.error if err.status == 500 else self.w.log.info)(str(err), conn, req)
+        # the client's doing is info, as nginx logs it, but a body past
+        # client_max_body_size (error, as nginx's); our own failure (a file) is not
+        (self.w.log.error if err.status in (413, 500) else self.w.log.info)(str(err), conn,
+                                                                            req)
         # a body that failed (too slow, malformed, too large) is not read past: the
         # connection ends after the answer (nginx closes after these, and a timed-out
         # body's request it ends without one)

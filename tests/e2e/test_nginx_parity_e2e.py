@@ -1740,6 +1740,33 @@ def test_auth_basic_logs_as_nginx(tmp_path: Path, engine: str) -> None:
     assert all(_FAIL2BAN_AUTH.match(line) for line in with_dates), with_dates
 
 
+BODIES = """server { listen 127.0.0.1:PORT; client_max_body_size 10;
+  location /b/ { proxy_pass http://BACKEND; } }"""
+
+
+def test_a_body_past_the_limit_is_logged_as_nginx(tmp_path: Path, engine: str) -> None:
+    """client_max_body_size refuses a body by its Content-Length, and a chunked one as
+    its chunks come: 413, and nginx's [error] line for each."""
+    chunked = b"POST /b/c HTTP/1.1\r\nHost: parity.test\r\nTransfer-Encoding: chunked\r\n" \
+              b"Connection: close\r\n\r\n5\r\nhello\r\nb\r\n01234567890\r\n0\r\n\r\n"
+    asks = [_request("POST", "/b/l", body=b"01234567890"), chunked]
+
+    def lines(side: Side) -> list[str]:
+        deadline = time.monotonic() + 5
+        while True:
+            got = [re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d | \d+#\d+: \*\d+ ", " ", line)
+                   for line in side.log.read_text().splitlines() if "too large" in line]
+            if len(got) >= len(asks) or time.monotonic() > deadline:
+                return got
+
+    with both(tmp_path, BODIES, engine) as (nginx, fastgate):
+        for raw in asks:
+            assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 413
+        ours, theirs = lines(fastgate), lines(nginx)
+    assert ours == theirs and len(ours) == 2, (ours, theirs)
+    assert "[error]" in ours[1] and "chunked body: 5+11 bytes" in ours[1]
+
+
 DEAD_PAIR = """upstream two { server 127.0.0.1:1; server 127.0.0.1:2; }
 server { listen 127.0.0.1:PORT; server_name site.test;
   location /u/ { proxy_pass http://two; }
