@@ -189,6 +189,16 @@ def read_so_far(error: ProtocolError, head: bytes) -> ProtocolError:
     return error.having_read((line[1], line[2], line[3]), headers)
 
 
+def closed_mid_head(head: bytes) -> ProtocolError:
+    """The client closed its side with ``head`` (its bytes from the request line on)
+    not whole: nginx's "client prematurely closed connection", answered with nothing,
+    logged as a 400 with what was read."""
+    error = read_so_far(ProtocolError("client prematurely closed connection", 400,
+                                      whole=True), head)
+    error.gone = True
+    return error
+
+
 def line_too_long(head: bytes, max_line: int) -> ProtocolError:
     """nginx's 414: a request line (CRLF included) longer than one of
     large_client_header_buffers. nginx logs as $request the buffer the line did not

@@ -20,6 +20,7 @@ from fastgate.http.engine import (
     ResponseHead,
     ServerHandler,
     buffers_overflow,
+    closed_mid_head,
     has_name_only_nginx_reads,
     header_lines_only_nginx_reads,
     in_line,
@@ -186,6 +187,10 @@ class H11Server:
                 return
         if not data:
             self._eof = True
+            if conn.their_state is h11.IDLE and len(conn._receive_buffer):
+                self._failed = True  # (a head begun, not whole)
+                self._h.on_error(closed_mid_head(bytes(conn._receive_buffer)))
+                return
         try:
             self._conn.receive_data(data)
         except RuntimeError:  # data after the peer closed: nothing more to parse

@@ -29,7 +29,7 @@ from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
 from fastgate.http.engine import (INVALID_LENGTH, LLHTTP_METHODS, TE_ON_HTTP10,
-                                  ProtocolError, buffers_overflow,
+                                  ProtocolError, buffers_overflow, closed_mid_head,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
                                   read_so_far, unfinished_too_large,
@@ -422,8 +422,12 @@ cdef class HttptoolsServer:
                 return
         if not data:
             self._eof = True
-            if self._mid or self._start is not None:
-                # EOF inside a message (its head or its body): a truncated request
+            if self._start is not None:  # (its request line not ended)
+                self._fail(closed_mid_head(self._start))
+            elif self._mid and not self._in_body:
+                self._fail(closed_mid_head(self._head_so_far))
+            elif self._mid:
+                # EOF inside a message's body: a truncated request
                 self._fail(ProtocolError("client closed the connection mid-request", 400,
                                            whole=True))
             elif not self._active and not self._queue:
@@ -547,8 +551,7 @@ cdef class HttptoolsServer:
         if not data:  # (the client's EOF)
             self._eof = True
             self._collecting = False
-            self._fail(read_so_far(ProtocolError("client closed the connection mid-request",
-                                                 400, whole=True), self._head_so_far))
+            self._fail(closed_mid_head(self._head_so_far))
             self._deliver()
             return
         head = self._head_so_far + data

@@ -392,7 +392,7 @@ class Worker:
         the request's line, when it was read (its method stays in ``$request``)."""
         chosen = server or vhosts.default
         loc = chosen.fallback
-        if loc is None or not loc.settings.error_page \
+        if error.gone or loc is None or not loc.settings.error_page \
                 or loc.settings.error_page_for(error.status) is None:
             self.reject(conn, error, vhosts, server, head)
             conn.finish()
@@ -482,6 +482,9 @@ class Worker:
         status = 400 if error.status in SPECIAL else error.status
         self.stats.request(status, 0.0)
         exchange = conn.exchange
+        if error.gone:  # nothing to answer: logged with what was read, 0 bytes sent
+            self.log_refused(conn, status, 0, 0, vhosts, server, head)
+            return
         if exchange is None or conn.closed:
             return
         body = error_body(error.status)

@@ -36,8 +36,10 @@ http {{
   log_format sent '$upstream_bytes_sent';
   log_format files '$status [$document_root] [$request_filename] [$uri]';
   log_format args '$uri [$args] [$query_string] [$is_args] [$arg_a]';
+  log_format gone '"$request" $status $bytes_sent [$content_length] [$http_x_a]';
   server {{ listen 127.0.0.1:{self.port};
     access_log {self.log} v;
+    access_log {self.home}/gone.log gone;
     access_log {self.home}/files.log files;
     root /srv/www;
     set $s "";
@@ -166,3 +168,22 @@ def test_arguments_found_empty_as_nginx(sides: tuple[Side, Side]) -> None:
                     "/q/rw [-] [-] [] [-]", "/q/rw [] [] [] [-]", "/q/ra [] [] [] [-]",
                     "/q/rb [a=2&a=1] [a=2&a=1] [?] [2]", "/q/sa [] [] [] [-]",
                     "/q/tn [] [] [] [-]", "/q/tn [] [] [] [-]", "/q/ep [-] [-] [] [-]"]
+
+
+def test_a_head_the_client_left_unfinished_as_nginx(sides: tuple[Side, Side]) -> None:
+    """A client that closes its side before its head is whole gets nothing (nginx's
+    "client prematurely closed connection"); the access log says 400, 0 bytes sent,
+    with what was read: the line (a part of one as it came), the headers."""
+    parts = (b"POST /a HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nContent-Length: 11\r\n",
+             b"GET /b HTTP/1.1\r\nHo", b"GET /c HT")
+    for side in sides:
+        for raw in parts:
+            with socket.create_connection(("127.0.0.1", side.port), timeout=5) as c:
+                c.sendall(raw)
+                time.sleep(0.1)
+                c.shutdown(socket.SHUT_WR)
+                assert c.recv(65536) == b"", side.home  # nothing answered
+    time.sleep(0.2)
+    ours, theirs = sides[1].lines("gone.log"), sides[0].lines("gone.log")
+    assert ours == theirs == ['"POST /a HTTP/1.1" 400 0 [11] [1]', '"GET /b HTTP/1.1" 400 0 [-] [-]',
+                              '"GET /c HT" 400 0 [-] [-]'], (ours, theirs)
