@@ -44,6 +44,15 @@ cdef Py_ssize_t SLICE = 16384
 # what llhttp is given in place of a method it does not know (any name nginx takes):
 # llhttp frames a request the same whatever its method, CONNECT alone aside
 cdef bytes _STAND_IN = b"PUT"
+
+
+cdef _response_parser(handler):
+    """llhttp for an upstream's responses: a line may end in a bare LF, as nginx's
+    (and h11's) upstream parsers read it — an application that writes "\n" works
+    behind nginx. (A client's request never: bare LF there is a 400.)"""
+    p = httptools.HttpResponseParser(handler)
+    p.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+    return p
 # llhttp's words for a Content-Length that is not a number: nginx's INVALID_LENGTH
 cdef frozenset _LENGTH_ERRORS = frozenset({"Invalid character in Content-Length",
                                            "Content-Length overflow"})
@@ -850,7 +859,7 @@ cdef class HttptoolsClient:
 
     def __init__(self, handler):
         self._h = handler
-        self._p = httptools.HttpResponseParser(self)
+        self._p = _response_parser(self)
         self._headers = []
         self._reason = b""
         self._chunked = False
@@ -993,7 +1002,7 @@ cdef class HttptoolsClient:
             cause = e.__context__
             if isinstance(cause, _HeadDone):
                 # the HEAD response is complete at its head; a fresh parser for the next
-                self._p = httptools.HttpResponseParser(self)
+                self._p = _response_parser(self)
                 self._mid = False
                 self._recv_done = True
                 self._h.on_end()

@@ -255,6 +255,20 @@ def test_an_upstream_values_whitespace_at_its_ends_is_not_its() -> None:
         assert head[3][:2] == [(b"X-A", b"v"), (b"X-B", b"w")], head
 
 
+@pytest.mark.parametrize("data", [
+    b"HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 2\n\nhi",
+    b"HTTP/1.1 200 OK\nX-A: 1\r\nTransfer-Encoding: chunked\n\r\n2\r\nhi\r\n0\r\n\r\n"])
+def test_an_upstream_may_end_its_lines_with_a_bare_lf(data: bytes) -> None:
+    """As nginx's upstream parser (and h11's client) read it: an application that
+    writes "\\n" after its head's lines works behind fastgate as behind nginx (a
+    client's request may not). (llhttp still wants CRLF around a chunk's size.)"""
+    for whole in (True, False):
+        events = client_events(data, b"GET", whole)
+        (head,) = [e[1] for e in events if e[0] == "head"]
+        assert (b"X-A", b"1") in head[3] and ("body", b"hi") in events, events
+        assert events[-1] == ("end",)
+
+
 def test_an_upstream_trailer_is_no_header_of_its_response() -> None:
     """A chunked response's trailer fields are dropped, as nginx's proxy drops them:
     never in the head that $upstream_http_* (auth_request_set's too) read."""
