@@ -78,6 +78,14 @@ class ProtocolError(FastgateError):
     def log_line(self) -> str:
         return self.reason if self.whole else f"client sent invalid request: {self.reason}"
 
+    @property
+    def upstream_line(self) -> str:
+        """The error log's line for an upstream response refused for this reason:
+        nginx's words where the reason is them ("upstream sent too big header...")."""
+        reason = self.reason
+        return reason if reason.startswith("upstream sent ") else \
+            f"upstream sent an invalid response: {reason}"
+
 
 class UpstreamError(FastgateError):
     """An upstream failed; ``kind`` is "connect", "timeout", "invalid" or "reset" and

@@ -610,6 +610,7 @@ class Settings:
     proxy_cookie_flags: tuple[CookieFlags, ...] = ()
     proxy_read_timeout: float = 60.0
     proxy_send_timeout: float = 60.0
+    proxy_buffer_size: int = 4096  # the longest upstream response head (a memory page)
     auth_basic: Template | None = None  # the realm; None: off
     auth_basic_user_file: str | UserFile | None = None  # UserFile: a path with variables
     auth_request: str | None = None  # the authoriser's URI or @name; None: off

@@ -135,7 +135,7 @@ cdef class HttpClientConnection:
         if self.sink is not None:
             self.sink.on_error(error)
             return
-        err = UpstreamError("invalid", f"upstream sent an invalid response: {error.reason}")
+        err = UpstreamError("invalid", error.upstream_line)
         if self.head is not None and not self.head.done():
             self.head.set_exception(err)
         elif self.body is not None:
@@ -183,6 +183,13 @@ cdef class HttpClientConnection:
             self.transport.resume_reading()
 
     # --- sending -----------------------------------------------------------------------------
+
+    cpdef limit_head(self, Py_ssize_t size):
+        """The longest response head the next request takes (proxy_buffer_size):
+        past it, a 502 (nginx's "upstream sent too big header")."""
+        if size != self._head_limit:  # (the engine's attribute, set only on a change)
+            self._head_limit = size
+            self.engine.head_limit = size
 
     cpdef send_request(self, bytes method, bytes target, list headers, length,
                        bytes body=b""):

@@ -13,6 +13,7 @@ from fastgate._wire import escape_past_ascii, serialize
 from fastgate.http.engine import (
     INVALID_LENGTH,
     TE_ON_HTTP10,
+    TOO_BIG,
     ClientHandler,
     Headers,
     ProtocolError,
@@ -454,6 +455,9 @@ class H11Client:
         self._h = handler
         self._conn = h11.Connection(h11.CLIENT)
         self._broken = False  # a response was refused: nothing more is read from it
+        # the longest response head taken (the location's proxy_buffer_size, set per
+        # request by who sends it; 0: h11's own bound)
+        self.head_limit = 0
 
     def bind(self, handler: ClientHandler) -> None:
         """Pooled connections serve one request after another: change who is told."""
@@ -484,6 +488,9 @@ class H11Client:
     def feed(self, data: bytes) -> None:
         if self._broken:
             return
+        limit = self.head_limit
+        if limit:  # (h11 bounds a head that is not whole yet: no public setter)
+            self._conn._max_incomplete_event_size = limit
         try:
             self._conn.receive_data(data)
         except RuntimeError:
@@ -494,13 +501,19 @@ class H11Client:
             try:
                 ev = conn.next_event()
             except h11.RemoteProtocolError as e:
-                h.on_error(ProtocolError(str(e), 502))
+                too_big = limit and str(e) == "Receive buffer too long"
+                h.on_error(ProtocolError(TOO_BIG if too_big else str(e), 502))
                 return
             t = type(ev)
             if t is h11.Data:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Response:
                 head = self._head(ev)  # type: ignore[arg-type]
+                if limit and 19 + len(head.reason) + sum(
+                        len(n) + len(v) + 4 for n, v in head.headers) > limit:
+                    self._broken = True  # (one whole in a read: h11 did not bound it)
+                    h.on_error(ProtocolError(TOO_BIG, 502))
+                    return
                 invalid = upstream_framing_error(head.headers)
                 if invalid is not None:
                     self._broken = True

@@ -26,10 +26,16 @@ from collections import deque
 import httptools
 
 from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+
+cdef extern from "string.h":  # (glibc's; pyconfig.h defines _GNU_SOURCE)
+    void *memmem(const void *haystack, size_t haystacklen, const void *needle,
+                 size_t needlelen) nogil
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
 from fastgate.http.engine import (INVALID_LENGTH, LLHTTP_METHODS, TE_ON_HTTP10,
-                                  ProtocolError, buffers_overflow, closed_mid_head,
+                                  TOO_BIG, ProtocolError, buffers_overflow, closed_mid_head,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
                                   read_so_far, unfinished_too_large,
@@ -843,6 +849,10 @@ cdef class HttptoolsClient:
     cdef object _p
     cdef list _headers
     cdef bytes _reason  # the status line's reason phrase, as the upstream wrote it
+    # the longest response head taken (the location's proxy_buffer_size, set per
+    # request by who sends it; 0: any), and the size of the one being read
+    cdef public Py_ssize_t head_limit
+    cdef Py_ssize_t _head_size
     cdef bint _chunked
     cdef bint _head_request
     cdef bint _sent_done
@@ -913,12 +923,23 @@ cdef class HttptoolsClient:
         self._headers = []
         self._reason = b""
         self._mid = True
+        self._head_size = 19  # "HTTP/1.1 200 " and the CRLFs ending the line and head
 
     def on_status(self, reason):
         self._reason += reason  # (llhttp hands the phrase over in the pieces it read)
+        self._grown(len(reason))
 
     def on_header(self, name, value):
+        if self._headers is None:
+            return  # a chunked body's trailer field: dropped, as nginx's proxy drops it
+        self._grown(len(name) + len(value) + 4)
         self._headers.append((name, _trimmed(value)))
+
+    cdef _grown(self, Py_ssize_t n):
+        self._head_size += n
+        if self.head_limit and self._head_size > self.head_limit:
+            # nginx's: a head that does not fit proxy_buffer_size
+            raise ProtocolError(TOO_BIG, 502)
 
     def on_headers_complete(self):
         p = self._p
@@ -938,9 +959,9 @@ cdef class HttptoolsClient:
                 raise ProtocolError(invalid, 502)
         head = ResponseHead(status, self._reason, p.get_http_version().encode(),
                             headers, length, p.should_keep_alive())
-        # a chunked body's trailer fields go to a list of their own, dropped (nginx's
-        # proxy skips them): never into the head its variables read
-        self._headers = []
+        # a chunked body's trailer fields are dropped (nginx's proxy skips them):
+        # never into the head its variables read (on_header)
+        self._headers = None
         if 100 <= status < 200:
             if status == 101:
                 self._upgraded = True
@@ -988,7 +1009,7 @@ cdef class HttptoolsClient:
                 self._broken = True
                 self._h.on_error(ProtocolError("upstream closed the connection", 502))
             return
-        if not (self._mid or self._upgraded):
+        if not (self._mid or self._upgraded) and self._head_fits(data):
             fast = parse_response(data, self._head_request)
             if fast is not None:
                 self._whole(fast[0], data, fast[1])
@@ -1013,6 +1034,14 @@ cdef class HttptoolsClient:
         except httptools.HttpParserError as e:
             self._broken = True
             self._h.on_error(ProtocolError(f"invalid upstream response: {e}", 502))
+
+    cdef bint _head_fits(self, bytes data):
+        """Whether a response head in ``data`` is within head_limit, for the fast lane
+        to read (one past it is llhttp's: its callbacks measure it and refuse it)."""
+        cdef Py_ssize_t limit = self.head_limit
+        if not limit or PyBytes_GET_SIZE(data) <= limit:
+            return True
+        return memmem(PyBytes_AS_STRING(data), <size_t>limit, b"\r\n\r\n", 4) != NULL
 
     cdef _whole(self, ResponseHead head, bytes data, Py_ssize_t body):
         """A whole response from the fast lane, in one callback."""

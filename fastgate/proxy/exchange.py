@@ -151,11 +151,11 @@ class UpstreamExchange:
         """What a location's proxy_* settings make of every request's and response's
         headers, made once: (the location, proxy_set_header's plan, the client headers
         it replaces, the response headers not passed back, proxy_redirect's rules,
-        whether the client's headers go at all)."""
+        whether the client's headers go at all, the longest response head taken)."""
         s = loc.settings
         return (loc, set_plan(s.proxy_set_header), request_drop(s.proxy_set_header),
                 response_drop(s.proxy_hide_header, s.proxy_pass_header), redirect_rules(loc),
-                s.proxy_pass_request_headers)
+                s.proxy_pass_request_headers, s.proxy_buffer_size)
 
     def unsafe_headers(self, conn: ClientSide, req: Request, names: list[str]) -> None:
         """proxy_set_header values left out for a control byte: said and counted."""
@@ -441,6 +441,7 @@ class UpstreamExchange:
         goes (from its file, a piece at a time as the upstream takes them)."""
         w = self.w
         s = loc.settings
+        uconn.limit_head(s.proxy_buffer_size)
         head_future = uconn.begin()
         sender = None
         if has_body:

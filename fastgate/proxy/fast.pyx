@@ -198,6 +198,7 @@ cdef class FastExchange:
         self.rules = plan[4]
         req.upstream_addr = self.peer.address
         uconn.attach(self)
+        uconn.limit_head(plan[6])  # (proxy_buffer_size)
         # (an error page's URI made the request a GET: the method the phases left)
         uconn.send_request(req.method.encode("latin-1") if req.uri_changes
                            else req.head.method, target, headers, 0)
@@ -338,7 +339,7 @@ cdef class FastExchange:
         if self.handed_over:
             self.uconn.on_error(error)
             return
-        self._failed("invalid", f"upstream sent an invalid response: {error.reason}")
+        self._failed("invalid", error.upstream_line)
 
     def upstream_lost(self):
         self._failed("reset", "upstream closed the connection")

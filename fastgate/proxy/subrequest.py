@@ -146,6 +146,7 @@ class Subrequests:
             reused = False
             try:
                 uconn, reused = await peer.connect(s.proxy_connect_timeout, local)
+                uconn.limit_head(s.proxy_buffer_size)
                 head = await self._exchange(uconn, method, path, headers, body,
                                             s.proxy_read_timeout, kept)
             except UpstreamError as e:

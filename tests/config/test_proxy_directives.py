@@ -203,3 +203,21 @@ def test_the_url_prefix_is_caseless(tmp_path: Path) -> None:
               .locations.all()}
     assert (passes["/a/"].scheme, passes["/a/"].uri) == ("http", "/x/")
     assert (passes["/b/"].scheme, passes["/b/"].uri) == ("https", None)
+
+
+def test_proxy_buffer_size_bounds_the_response_head(tmp_path: Path) -> None:
+    """A page by default, as nginx's; a level's own value, else the outer one's."""
+    path = tmp_path / "t.conf"
+    path.write_text("http { proxy_buffer_size 16k; server { location /a/ { }\n"
+                    "location /b/ { proxy_buffer_size 1m; } }\n"
+                    "server { listen 127.0.0.1:8998; location / { } } }")
+    config = load_config(str(path))
+    sizes = {loc.pattern: loc.settings.proxy_buffer_size
+             for loc in config.servers[0].locations.all()}
+    assert sizes == {"/a/": 16384, "/b/": 1 << 20}
+    path.write_text("http { server { location / { proxy_buffer_size 8x; } } }")
+    with pytest.raises(ConfigError, match='"proxy_buffer_size" directive invalid value'):
+        load_config(str(path))
+    path.write_text("http { server { location / { } } }")
+    assert load_config(str(path)).servers[0].locations.all()[0].settings \
+        .proxy_buffer_size == 4096

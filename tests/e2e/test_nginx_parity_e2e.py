@@ -117,6 +117,9 @@ def _answer(req: Received) -> bytes | None:
         return (b"HTTP/1.1 200 OK\r\nCache-Control: public, max-age=5\r\n"
                 b"Last-Modified: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
                 b"Expires: Mon, 01 Jan 2001 00:00:05 GMT\r\nContent-Length: 0\r\n\r\n")
+    if b"/bighead" in path:  # a head of 5,000 bytes: past one page, within 8k
+        return (b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 4950 + b"\r\n"
+                b"Content-Length: 2\r\n\r\nok")
     if path.startswith(b"/fail"):
         return b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\noops"
     if path.startswith(b"/redirect"):
@@ -420,6 +423,13 @@ SCENARIOS = {
                      "/ir/a%2Fb?q=2")]
                  # (nginx takes no asterisk-form target: a 400, whatever the method)
                  + [_request("OPTIONS", "*"), _request("GET", "*")]),
+    # proxy_buffer_size bounds an upstream's response head (one page by default):
+    # past it a 502, nginx's "upstream sent too big header"
+    "bighead": ('''server { listen 127.0.0.1:PORT;
+        location /small/ { proxy_pass http://BACKEND; }
+        location /large/ { proxy_buffer_size 8k; proxy_pass http://BACKEND; } }''',
+                [_request("GET", "/small/bighead"), _request("GET", "/large/bighead"),
+                 _request("POST", "/small/bighead", body=b"data")]),
     # the server rewrite phase reads the server's settings (nginx's r->loc_conf before
     # a location is found): the legacy front controller's `if (!-e $request_filename)`
     # and maintenance mode's `if (-f $document_root/...)` test the server's root

@@ -118,6 +118,9 @@ SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
         _get("/hs/t", "POST", auth=True)[:-2]
         + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
           b"Authorization: Bearer forged\r\nX-Admin: 1\r\nX-Sub: root\r\n\r\n", OK),
+    # a head past proxy_buffer_size (a page by default): nginx's 502
+    "head past proxy_buffer_size": (_get("/p/big"), b"HTTP/1.1 200 OK\r\nX-Big: "
+                                    + b"b" * 5000 + b"\r\nContent-Length: 1\r\n\r\nx"),
     "not intercepted 403": (_get("/icpt/c"), b"HTTP/1.1 403 Forbidden\r\n"
                                              b"Content-Length: 1\r\n\r\nf"),
 }
@@ -234,3 +237,14 @@ def test_trailers_never_reach_the_upstream(tmp_path: Path, engine: str, path: st
     assert b"forged" not in upstream and b"X-Admin" not in upstream
     assert b"root" not in upstream and head.count(b"Authorization:") == 1
     assert b"X-Sub: \"u1\"" in head
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", ["callback", "task"])
+def test_a_head_past_proxy_buffer_size_is_a_502(tmp_path: Path, engine: str,
+                                                path: str) -> None:
+    client, _, _, log = _run(tmp_path, engine, path,
+                             *SCENARIOS["head past proxy_buffer_size"])
+    assert client.startswith(b"HTTP/1.1 502 ") and b"bbbb" not in client, client[:200]
+    assert any("upstream sent too big header while reading response header from upstream"
+               in line for _, line in log), log

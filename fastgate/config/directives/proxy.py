@@ -29,6 +29,7 @@ from fastgate.config.directives.args import (
     ignored,
     number_arg,
     setting,
+    size_arg,
     store_arg,
     time_arg,
 )
@@ -347,5 +348,5 @@ SPECS = [
     Spec("proxy_buffering", HSL, 1, 1, streaming),
     Spec("proxy_request_buffering", HSL, 1, 1, setting("proxy_request_buffering", flag_arg)),
     Spec("proxy_buffers", HSL, 2, 2, streaming),
-    Spec("proxy_buffer_size", HSL, 1, 1, streaming),
+    Spec("proxy_buffer_size", HSL, 1, 1, setting("proxy_buffer_size", size_arg)),
 ]
