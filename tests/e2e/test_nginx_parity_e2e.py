@@ -19,7 +19,7 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -1723,6 +1723,17 @@ _FAIL2BAN_AUTH = re.compile(
     r'host: "\S+"(?:, referrer: "\S+")?\s*$')
 
 
+def _error_lines(side: Side, keep: Callable[[str], bool], count: int) -> list[str]:
+    """The error log's lines ``keep`` takes, without their time, pid and connection
+    number (nginx's and fastgate's differ), once ``count`` are there or 5 s went by."""
+    deadline = time.monotonic() + 5
+    while True:
+        got = [re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d | \d+#\d+: \*\d+ ", " ", line)
+               for line in side.log.read_text().splitlines() if keep(line)]
+        if len(got) >= count or time.monotonic() > deadline:
+            return got
+
+
 def test_auth_basic_logs_as_nginx(tmp_path: Path, engine: str) -> None:
     """A wrong password, an unknown user (the request's Referer last on the line, as
     nginx writes it) and no credentials (nginx's info line, which fastgate did not
@@ -1733,13 +1744,8 @@ def test_auth_basic_logs_as_nginx(tmp_path: Path, engine: str) -> None:
             _request("GET", "/b/")]
 
     def lines(side: Side) -> list[str]:
-        deadline = time.monotonic() + 5
-        while True:
-            got = [re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d | \d+#\d+: \*\d+ ", " ", line)
-                   for line in side.log.read_text().splitlines()
-                   if "/b/ HTTP" in line and ("[error]" in line or "[info]" in line)]
-            if len(got) >= len(asks) or time.monotonic() > deadline:
-                return got
+        return _error_lines(side, lambda line: "/b/ HTTP" in line and (
+            "[error]" in line or "[info]" in line), len(asks))
 
     with both(tmp_path, BASIC, engine) as (nginx, fastgate):
         for raw in asks:
@@ -1761,18 +1767,11 @@ def test_a_body_past_the_limit_is_logged_as_nginx(tmp_path: Path, engine: str) -
               b"Connection: close\r\n\r\n5\r\nhello\r\nb\r\n01234567890\r\n0\r\n\r\n"
     asks = [_request("POST", "/b/l", body=b"01234567890"), chunked]
 
-    def lines(side: Side) -> list[str]:
-        deadline = time.monotonic() + 5
-        while True:
-            got = [re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d | \d+#\d+: \*\d+ ", " ", line)
-                   for line in side.log.read_text().splitlines() if "too large" in line]
-            if len(got) >= len(asks) or time.monotonic() > deadline:
-                return got
-
     with both(tmp_path, BODIES, engine) as (nginx, fastgate):
         for raw in asks:
             assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 413
-        ours, theirs = lines(fastgate), lines(nginx)
+        ours, theirs = [_error_lines(side, lambda line: "too large" in line, len(asks))
+                        for side in (fastgate, nginx)]
     assert ours == theirs and len(ours) == 2, (ours, theirs)
     assert "[error]" in ours[1] and "chunked body: 5+11 bytes" in ours[1]
 
