@@ -185,7 +185,7 @@ def _protocol(r: Any) -> str:
     return "HTTP/2.0" if r.connection.http2 else f"HTTP/{r.version}"
 
 
-def _request_line(r: Any) -> str:
+def request_line(r: Any) -> str:
     """$request: the line as it came (nginx's r->request_line) — an error page's URI
     made the request a GET, its line keeps the method; an absolute-form target stays
     whole, and so does a target refused once read (``/%2e%2e/x``: its $request_uri is
@@ -627,7 +627,7 @@ BUILTIN: dict[str, Getter] = {
     "args": lambda r: r.args,
     "query_string": lambda r: r.args,
     "is_args": lambda r: "?" if r.args else "",
-    "request": _request_line,
+    "request": request_line,
     "request_method": _request_method,
     "server_protocol": _protocol,
     "http2": lambda r: r.connection.http2,

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fastgate.config.directives.log import LOG_LEVELS, SYSLOG_SEVERITIES
 from fastgate.config.model import ErrorLogFile, LogFile, Syslog
 from fastgate.errors import FastgateError
+from fastgate.variables import request_line
 
 if TYPE_CHECKING:
     from fastgate.config.model import AccessLog, Config, LogFormat
@@ -271,10 +272,14 @@ class ErrorLog:
         if conn is not None:
             line += f", client: {conn.remote_addr}"
         if req is not None:
-            info = getattr(req, "connection", None)
-            protocol = "2.0" if info is not None and info.http2 else req.version
-            line += f', server: {req.server_name}, request: "{req.method} {req.target} ' \
-                    f'HTTP/{protocol}"'
+            head = getattr(req, "head", None)
+            if head is not None and head.method:  # the line as it came, as $request
+                request = request_line(req)
+            else:
+                info = getattr(req, "connection", None)
+                protocol = "2.0" if info is not None and info.http2 else req.version
+                request = f"{req.method} {req.target} HTTP/{protocol}"
+            line += f', server: {req.server_name}, request: "{request}"'
             if req.upstream_addr:
                 line += f', upstream: "{upstream_url(req)}"'
             host = req.header(b"host")

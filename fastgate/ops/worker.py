@@ -477,13 +477,15 @@ class Worker:
         """Answer a request that could not be parsed (or was refused once its Host
         chose ``server``; ``head``: its line, when that was read); the caller
         closes."""
-        self.log.info(error.log_line, conn)
+        req = self._refused_request(conn, vhosts, server, head)
+        # (nginx's context once the line was read: the server, the line, the Host)
+        self.log.info(error.log_line, conn, req if head is not None and head.method else None)
         # nginx's own codes (494: headers too large) go out as 400, with their page
         status = 400 if error.status in SPECIAL else error.status
         self.stats.request(status, 0.0)
         exchange = conn.exchange
         if error.gone:  # nothing to answer: logged with what was read, 0 bytes sent
-            self.log_refused(conn, status, 0, 0, vhosts, server, head)
+            self._log_refused(req, status, 0, 0)
             return
         if exchange is None or conn.closed:
             return
@@ -499,7 +501,7 @@ class Worker:
         except Exception:  # the engine cannot frame a response in this state: by hand
             out = _raw_error(status, body, [*headers, (b"Connection", b"close")])
         exchange.write(out)
-        self.log_refused(conn, status, len(body), len(out), vhosts, server, head)
+        self._log_refused(req, status, len(body), len(out))
 
     def _refusal_head(self, conn: ClientSide, status: int, headers: list[tuple[bytes, bytes]],
                       server: Server) -> list[tuple[bytes, bytes]]:
@@ -528,10 +530,25 @@ class Worker:
         the server its Host chose, else the address's default server's, as nginx writes
         it: ``$request`` is its line when that was read (``head``), else "-"; the
         status and bytes are what was sent."""
-        server = server or vhosts.default
-        entries = server.settings.access_log
-        if not entries or conn.info is None:
+        self._log_refused(self._refused_request(conn, vhosts, server, head), status, body,
+                          sent)
+
+    def _log_refused(self, req: Request | None, status: int, body: int, sent: int) -> None:
+        if req is None or not req.server.settings.access_log:
             return
+        req.status = status
+        req.body_bytes_sent = body
+        req.bytes_sent = sent
+        self.access.write(req.server.settings.access_log, req)
+
+    @staticmethod
+    def _refused_request(conn: ClientSide, vhosts: ServerTable, server: Server | None,
+                         head: RequestHead | None) -> Request | None:
+        """A refused request as its log lines read it: of the server its Host chose,
+        else the address's default server (None: a connection without its details)."""
+        if conn.info is None:
+            return None
+        server = server or vhosts.default
         target = _logged_target(head)
         req = Request(head or _UNPARSED, target, conn)
         if target is _NO_TARGET:
@@ -540,10 +557,7 @@ class Worker:
         req.host = req.host or server.name
         req.server = server
         req.location = server.fallback  # (its settings: $request_filename, $document_root)
-        req.status = status
-        req.body_bytes_sent = body
-        req.bytes_sent = sent
-        self.access.write(entries, req)
+        return req
 
     def stub_status(self) -> bytes:
         return self.stats.stub_status()

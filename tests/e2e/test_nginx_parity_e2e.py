@@ -1776,6 +1776,27 @@ def test_a_body_past_the_limit_is_logged_as_nginx(tmp_path: Path, engine: str) -
     assert "[error]" in ours[1] and "chunked body: 5+11 bytes" in ours[1]
 
 
+VHOSTS = """server { listen 127.0.0.1:PORT default_server; server_name def; return 200 "d"; }
+server { listen 127.0.0.1:PORT; server_name named; return 200 "n"; }"""
+
+
+def test_a_refused_head_is_logged_with_nginx_s_context(tmp_path: Path, engine: str) -> None:
+    """A request refused as its line is read names the address's default server and
+    the line as it came; one refused after its Host, that Host's server and the Host
+    (the reason's words are fastgate's: compared from "client:" on)."""
+    asks = [b"GET /%2e%2e/x HTTP/1.1\r\nHost: named\r\n\r\n",
+            b"GET http://named/a/../../b HTTP/1.1\r\nHost: named\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nHost: named\r\nHost: named\r\n\r\n"]
+    with both(tmp_path, VHOSTS, engine) as (nginx, fastgate):
+        for raw in asks:
+            assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 400
+        ours, theirs = [[line.split(", client: ", 1)[1] for line in _error_lines(
+            side, lambda line: "[info]" in line and "request: " in line, len(asks))]
+            for side in (fastgate, nginx)]
+    assert ours == theirs and len(ours) == 3, (ours, theirs)
+    assert ours[2].endswith('server: named, request: "GET /x HTTP/1.1", host: "named"')
+
+
 DEAD_PAIR = """upstream two { server 127.0.0.1:1; server 127.0.0.1:2; }
 server { listen 127.0.0.1:PORT; server_name site.test;
   location /u/ { proxy_pass http://two; }
