@@ -201,6 +201,14 @@ def closed_mid_head(head: bytes) -> ProtocolError:
     return error
 
 
+def closed_mid_body() -> ProtocolError:
+    """The client closed its side before its body was whole: nginx's "client
+    prematurely closed connection", answered with nothing, logged as a 400."""
+    error = ProtocolError("client prematurely closed connection", 400, whole=True)
+    error.gone = True
+    return error
+
+
 def line_too_long(head: bytes, max_line: int) -> ProtocolError:
     """nginx's 414: a request line (CRLF included) longer than one of
     large_client_header_buffers. nginx logs as $request the buffer the line did not

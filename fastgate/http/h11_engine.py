@@ -21,6 +21,7 @@ from fastgate.http.engine import (
     ResponseHead,
     ServerHandler,
     buffers_overflow,
+    closed_mid_body,
     closed_mid_head,
     has_name_only_nginx_reads,
     header_lines_only_nginx_reads,
@@ -191,6 +192,10 @@ class H11Server:
             if conn.their_state is h11.IDLE and len(conn._receive_buffer):
                 self._failed = True  # (a head begun, not whole)
                 self._h.on_error(closed_mid_head(bytes(conn._receive_buffer)))
+                return
+            if conn.their_state is h11.SEND_BODY:
+                self._failed = True  # (a body begun, not whole)
+                self._h.on_error(closed_mid_body())
                 return
         try:
             self._conn.receive_data(data)

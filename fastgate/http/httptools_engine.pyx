@@ -35,7 +35,8 @@ cdef extern from "string.h":  # (glibc's; pyconfig.h defines _GNU_SOURCE)
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
 from fastgate.http.engine import (INVALID_LENGTH, LLHTTP_METHODS, TE_ON_HTTP10,
-                                  TOO_BIG, ProtocolError, buffers_overflow, closed_mid_head,
+                                  TOO_BIG, ProtocolError, buffers_overflow,
+                                  closed_mid_body, closed_mid_head,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
                                   read_so_far, unfinished_too_large,
@@ -441,10 +442,8 @@ cdef class HttptoolsServer:
                 self._fail(closed_mid_head(self._start))
             elif self._mid and not self._in_body:
                 self._fail(closed_mid_head(self._head_so_far))
-            elif self._mid:
-                # EOF inside a message's body: a truncated request
-                self._fail(ProtocolError("client closed the connection mid-request", 400,
-                                           whole=True))
+            elif self._mid:  # (inside a message's body: a truncated request)
+                self._fail(closed_mid_body())
             elif not self._active and not self._queue:
                 self._h.on_eof()
             self._deliver()
@@ -597,8 +596,7 @@ cdef class HttptoolsServer:
         ends, the new protocol's after (held until the upstream switches)."""
         if not data:
             self._eof = True
-            self._fail(ProtocolError("client closed the connection mid-request", 400,
-                                     whole=True))
+            self._fail(closed_mid_body())
             self._deliver()
             return
         try:

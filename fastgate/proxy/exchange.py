@@ -803,6 +803,8 @@ class UpstreamExchange:
             raise BodyError(408, "client timed out (110: Connection timed out) while "
                             "reading client request body") from None
         except ProtocolError as e:
+            if e.gone:  # (nothing is answered: nginx logs the 400 it closes with)
+                raise BodyError(e.status, e.reason, gone=True) from None
             raise BodyError(e.status, f"client sent invalid body: {e.reason}") from None
         except Exception as e:  # the client went away
             raise BodyError(0, f"client closed the connection while sending the body "
@@ -827,7 +829,10 @@ class UpstreamExchange:
         # connection ends after the answer (nginx closes after these, and a timed-out
         # body's request it ends without one)
         conn.close_after_response()
-        if conn.closed or not err.status:
+        if err.gone:
+            req.status = err.status
+            conn.abort()
+        elif conn.closed or not err.status:
             conn.abort()
         elif err.status == 408:
             self.respond.respond_error(conn, req, loc, err.status)
@@ -973,9 +978,10 @@ class _ClientGone(FastgateError):
 class BodyError(FastgateError):
     """The client's body failed: ``status`` is the answer (0: none, the client went)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, gone: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.gone = gone  # the client closed its side: ``status`` is logged, not sent
 
 
 def _task_error(task: asyncio.Task[None]) -> BaseException | None:
