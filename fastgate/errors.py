@@ -47,8 +47,9 @@ class ProtocolError(FastgateError):
         self.reason = reason
         self.status = status
         self.whole = whole
-        # the client closed its side before its head was whole: nothing is answered
-        # (nginx closes), the access log says ``status`` (``closed_mid_head``)
+        # the client closed its side before its request (head or body) was whole:
+        # nothing is answered (nginx closes), the access log says ``status``
+        # (http.engine's ``closed_mid_head``, ``closed_mid_body``)
         self.gone = False
         # what of a refused request was read before the error: its line (method,
         # target, version) and its Host header's value — nginx answers with the Host's
