@@ -48,8 +48,11 @@ _METHOD_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
 # HTTP/1.0 hop before us may not have read as one, and a length that is not digits
 TE_ON_HTTP10 = 'client sent HTTP/1.0 request with "Transfer-Encoding" header'
 INVALID_LENGTH = 'client sent invalid "Content-Length" header'
-# an upstream's response head longer than proxy_buffer_size: a 502, in nginx's words
+# an upstream's response head longer than proxy_buffer_size: a 502, in nginx's words;
+# a head is measured as its reason and header lines, each "NAME: VALUE\r\n", and this:
+# "HTTP/1.1 200 " and the CRLFs ending the status line and the head
 TOO_BIG = "upstream sent too big header while reading response header from upstream"
+HEAD_FRAMING = 19
 
 
 def is_method(name: bytes) -> bool:

@@ -11,6 +11,7 @@ from h11 import _abnf, _readers, _util
 
 from fastgate._wire import escape_past_ascii, serialize
 from fastgate.http.engine import (
+    HEAD_FRAMING,
     INVALID_LENGTH,
     TE_ON_HTTP10,
     TOO_BIG,
@@ -514,7 +515,7 @@ class H11Client:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Response:
                 head = self._head(ev)  # type: ignore[arg-type]
-                if limit and 19 + len(head.reason) + sum(
+                if limit and HEAD_FRAMING + len(head.reason) + sum(
                         len(n) + len(v) + 4 for n, v in head.headers) > limit:
                     self._broken = True  # (one whole in a read: h11 did not bound it)
                     h.on_error(ProtocolError(TOO_BIG, 502))

@@ -25,17 +25,13 @@ still Python-visible methods, as httptools calls them by name.
 from collections import deque
 import httptools
 
-from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-
-cdef extern from "string.h":  # (glibc's; pyconfig.h defines _GNU_SOURCE)
-    void *memmem(const void *haystack, size_t haystacklen, const void *needle,
-                 size_t needlelen) nogil
+from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
-from fastgate.http.engine import (INVALID_LENGTH, LLHTTP_METHODS, TE_ON_HTTP10,
-                                  TOO_BIG, ProtocolError, buffers_overflow,
+from fastgate.http.engine import (HEAD_FRAMING, INVALID_LENGTH, LLHTTP_METHODS,
+                                  TE_ON_HTTP10, TOO_BIG, ProtocolError, buffers_overflow,
                                   closed_mid_body, closed_mid_head,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
@@ -52,6 +48,15 @@ cdef Py_ssize_t SLICE = 16384
 # llhttp frames a request the same whatever its method, CONNECT alone aside
 cdef bytes _STAND_IN = b"PUT"
 
+# llhttp's words for a Content-Length that is not a number: nginx's INVALID_LENGTH
+cdef frozenset _LENGTH_ERRORS = frozenset({"Invalid character in Content-Length",
+                                           "Content-Length overflow"})
+
+
+cdef extern from "string.h":  # (glibc's; pyconfig.h defines _GNU_SOURCE)
+    void *memmem(const void *haystack, size_t haystacklen, const void *needle,
+                 size_t needlelen) nogil
+
 
 cdef _response_parser(handler):
     """llhttp for an upstream's responses: a line may end in a bare LF, as nginx's
@@ -60,9 +65,6 @@ cdef _response_parser(handler):
     p = httptools.HttpResponseParser(handler)
     p.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
     return p
-# llhttp's words for a Content-Length that is not a number: nginx's INVALID_LENGTH
-cdef frozenset _LENGTH_ERRORS = frozenset({"Invalid character in Content-Length",
-                                           "Content-Length overflow"})
 
 
 cdef inline bint _method_char(unsigned char c):
@@ -921,7 +923,7 @@ cdef class HttptoolsClient:
         self._headers = []
         self._reason = b""
         self._mid = True
-        self._head_size = 19  # "HTTP/1.1 200 " and the CRLFs ending the line and head
+        self._head_size = HEAD_FRAMING
 
     def on_status(self, reason):
         self._reason += reason  # (llhttp hands the phrase over in the pieces it read)

@@ -477,7 +477,10 @@ class Worker:
         """Answer a request that could not be parsed (or was refused once its Host
         chose ``server``; ``head``: its line, when that was read); the caller
         closes."""
-        req = self._refused_request(conn, vhosts, server, head)
+        # the request as the log lines read it, made only if one is written (a flood of
+        # 400s to a server without an access log, at the default level, makes none)
+        logged = (server or vhosts.default).settings.access_log or self.log.verbose
+        req = self._refused_request(conn, vhosts, server, head) if logged else None
         # (nginx's context once the line was read: the server, the line, the Host)
         self.log.info(error.log_line, conn, req if head is not None and head.method else None)
         # nginx's own codes (494: headers too large) go out as 400, with their page
