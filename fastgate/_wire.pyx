@@ -597,8 +597,8 @@ cdef inline bint _nginx_name(const unsigned char* p, Py_ssize_t n, bint undersco
 
 def screen_headers(list headers, bint underscores, bint ignore_invalid):
     """What nginx does to a request's header lines before anything reads them: None
-    when all pass (the common case, one scan); ``(400, reason)`` when a header it takes
-    once appears twice; ``(0, kept, dropped)`` when ``ignore_invalid_headers`` drops
+    when all pass (the common case, one scan); ``(400, name)`` when a header it takes
+    once appears twice (``name`` in lower case); ``(0, kept, dropped)`` when ``ignore_invalid_headers`` drops
     names outside ``[A-Za-z0-9-]`` (``_`` too unless ``underscores_in_headers``) —
     dropped headers never reach a variable or the backend."""
     cdef tuple pair
@@ -624,7 +624,7 @@ def screen_headers(list headers, bint underscores, bint ignore_invalid):
             prev = _UNIQUE[j]
             if _is(p, n, PyBytes_AS_STRING(prev), PyBytes_GET_SIZE(prev)):
                 if seen & (1u << j):
-                    return (400, "client sent duplicate header line: " + prev.decode())
+                    return (400, prev)
                 seen |= 1u << j
                 break
     if kept is None:

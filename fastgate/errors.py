@@ -40,13 +40,18 @@ class ProtocolError(FastgateError):
     494 for headers too large: a 400 with nginx's "Request Header Or Cookie Too Large").
     ``whole``: ``reason`` is already the error log's whole line in nginx's words
     ("client sent duplicate header line: host"), else it is what follows "client sent
-    invalid request: " — said where the error is raised, never guessed from its text."""
+    invalid request: " — said where the error is raised, never guessed from its text.
+    ``reading``: what of the request nginx was reading when it refused it, "line" or
+    "headers" (its log line then ends " while reading client request line"); None for
+    a refusal once the head is read (its body's, say)."""
 
-    def __init__(self, reason: str, status: int = 400, *, whole: bool = False) -> None:
+    def __init__(self, reason: str, status: int = 400, *, whole: bool = False,
+                 reading: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.whole = whole
+        self.reading = reading
         # the client closed its side before its request (head or body) was whole:
         # nothing is answered (nginx closes), the access log says ``status``
         # (http.engine's ``closed_mid_head``, ``closed_mid_body``)
@@ -77,7 +82,10 @@ class ProtocolError(FastgateError):
 
     @property
     def log_line(self) -> str:
-        return self.reason if self.whole else f"client sent invalid request: {self.reason}"
+        line = self.reason if self.whole else f"client sent invalid request: {self.reason}"
+        if self.reading is None:
+            return line
+        return f"{line} while reading client request {self.reading}"
 
     @property
     def upstream_line(self) -> str:

@@ -158,6 +158,8 @@ class ClientEngine(Protocol):
 _LINE = re.compile(rb"([A-Z_-]+) ([\x21-\x7e\x80-\xff]+) HTTP/(\d\.\d)")
 _FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
 _LINE_END = re.compile(rb"[\r\n]")
+# how a target nginx reads begins: a path, or a scheme and "://"
+_TARGET_START = re.compile(rb"/|[A-Za-z]+://")
 
 
 class UnreadLine(RequestHead):
@@ -194,12 +196,160 @@ def read_so_far(error: ProtocolError, head: bytes) -> ProtocolError:
     return error.having_read((line[1], line[2], line[3]), headers)
 
 
+def refused_head(text: str, status: int, head: bytes) -> ProtocolError:
+    """A request head an engine's parser refused (``text``, ``status``: its parser's
+    reason and answer; ``head``: the head's bytes as far as they came), in nginx's
+    words for the same bytes, with what was read before the error (``read_so_far``).
+    nginx reads the request line, then each header line in turn, then the head's
+    headers together, and says what stopped it first: a method or a line it cannot
+    read, a version past 1.x; a header line it cannot (``client sent invalid header
+    line: "NAME\\x20..."``: the line as far as it read and the byte it stopped at); a
+    header twice, a length or coding it refuses (``request_framing_error``). Where nginx
+    reads a line our parsers refuse (a control byte or a bare CR in a value), the
+    refusal is said the same way, at that byte; anything else keeps the parser's
+    reason."""
+    lines = head.lstrip(b"\r\n").split(b"\r\n")
+    line = _LINE.fullmatch(lines[0]) if len(lines) > 1 else None
+    if line is None or not _TARGET_START.match(line[2]):
+        return _line_refused(lines[0], len(lines) > 1)
+    request = (line[1], line[2], line[3])
+    if line[3] not in (b"1.0", b"1.1"):
+        return in_line(ProtocolError("client sent invalid version", 505, whole=True), request)
+    ending = lines[-1].endswith(b"\r")  # (the last line, unfinished, was ending)
+    if ending:
+        lines[-1] = lines[-1][:-1]
+    fields: Headers = []
+    whole = False
+    for i in range(1, len(lines)):
+        text_line = lines[i]
+        if not text_line:
+            whole = i < len(lines) - 1  # (an empty line ended: the head's end)
+            break
+        at = _unreadable_at(text_line, ending or i < len(lines) - 1)
+        if at is not None:
+            shown = text_line[:at].decode("latin-1")
+            stop = text_line[at] if at < len(text_line) else 0x0d  # (or the line's CR)
+            return ProtocolError(
+                f'client sent invalid header line: "{shown}\\x{stop:02x}..."', 400,
+                whole=True, reading="headers").having_read(request, fields)
+        name, _, value = text_line.partition(b":")
+        fields.append((name, value.strip(b" \t")))
+    error = request_framing_error(line[3], fields, whole)
+    if error is None:
+        error = ProtocolError(text, status, reading="headers")
+    return error.having_read(request, fields)
+
+
+def _line_refused(line: bytes, ended: bool) -> ProtocolError:
+    """nginx's refusal of a request ``line`` it cannot read (``ended``: its CRLF came):
+    its method's (capitals, ``_``, ``-``, then a space), else the line's."""
+    space = line.find(b" ")
+    method = line if space < 0 else line[:space]
+    words = "client sent invalid method" if not is_method(method) or (space < 0 and ended) \
+        else "client sent invalid request"
+    error = ProtocolError(words, 400, whole=True, reading="line")
+    error.unread = line
+    return error
+
+
+def _unreadable_at(line: bytes, ended: bool) -> int | None:
+    """Where nginx's header line parser stops on ``line`` (a header line without its
+    CRLF; ``ended``: the CRLF came), or where our parsers do: a name starting with a
+    space, a control byte or a colon, or holding a space or a control byte; a value
+    holding a control byte other than a tab (nginx stops at NUL only) — None if it
+    reads the line whole. A line without a colon stops at its end (nginx takes it as
+    a header without a value; both our parsers refuse it): its CR."""
+    colon = line.find(b":")
+    if colon == 0:
+        return 0
+    name = line if colon < 0 else line[:colon]
+    bad = _NAME_STOP.search(name)
+    if bad is not None:
+        return bad.start()
+    if colon < 0:
+        return len(line) if ended else None
+    bad = _VALUE_STOP.search(line, colon + 1)
+    return None if bad is None else bad.start()
+
+
+_NAME_STOP = re.compile(rb"[\x00-\x20\x7f]")
+_VALUE_STOP = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
+                          whole: bool = True) -> ProtocolError | None:
+    """nginx's refusal of a request's header lines (its unique-header handlers, then
+    ``ngx_http_process_request_header``), in its order: a second Host, Content-Length
+    or Transfer-Encoding as it is read (the two lines in the message as they came);
+    once the head is ``whole``, an HTTP/1.1 request without a Host; a Content-Length
+    that is not digits; a Transfer-Encoding on HTTP/1.0, beside a Content-Length, or
+    other than ``chunked`` (501) — said of a head cut short too, as nginx would say it
+    once the head ends. None: nginx takes the lines."""
+    host = length = coding = None
+    for field in fields:
+        name = field[0]
+        if len(name) not in (4, 14, 17):
+            continue
+        low = name.lower()
+        if low == b"host":
+            if host is not None:
+                return _twice("client sent duplicate host header", field, host)
+            host = field
+        elif low == b"content-length":
+            if length is not None:
+                return _twice("client sent duplicate header line", field, length)
+            length = field
+        elif low == b"transfer-encoding":
+            if coding is not None:
+                return _twice("client sent duplicate header line", field, coding)
+            coding = field
+    if whole and host is None and version == b"1.1":
+        return _in_headers('client sent HTTP/1.1 request without "Host" header')
+    if length is not None and (not length[1].isdigit()
+                               or int(length[1]) > 0x7fffffffffffffff):  # (ngx_atoof's)
+        return _in_headers(INVALID_LENGTH)
+    if coding is None:
+        return None
+    if version == b"1.0":
+        return _in_headers(TE_ON_HTTP10)
+    if length is not None:
+        return _in_headers('client sent "Content-Length" and "Transfer-Encoding" headers '
+                           'at the same time')
+    if coding[1].lower() != b"chunked":
+        return _in_headers('client sent unknown "Transfer-Encoding": '
+                           f'"{coding[1].decode("latin-1")}"', 501)
+    return None
+
+
+def _in_headers(words: str, status: int = 400) -> ProtocolError:
+    return ProtocolError(words, status, whole=True, reading="headers")
+
+
+def _twice(words: str, field: tuple[bytes, bytes], first: tuple[bytes, bytes]) -> ProtocolError:
+    def shown(f: tuple[bytes, bytes]) -> str:
+        return f"{f[0].decode('latin-1')}: {f[1].decode('latin-1')}"
+    return _in_headers(f'{words}: "{shown(field)}", previous value: "{shown(first)}"')
+
+
+def duplicate_header(headers: Sequence[tuple[bytes, bytes]], low: bytes) -> ProtocolError:
+    """nginx's refusal of a header it takes once (``low``, its name in lower case)
+    that ``headers`` has twice: both lines in its message, as they came."""
+    first = None
+    for field in headers:
+        if field[0].lower() == low:
+            if first is not None:
+                return _twice("client sent duplicate header line", field, first)
+            first = field
+    raise ValueError(f"{low!r} is not in the headers twice")
+
+
 def closed_mid_head(head: bytes) -> ProtocolError:
     """The client closed its side with ``head`` (its bytes from the request line on)
     not whole: nginx's "client prematurely closed connection", answered with nothing,
     logged as a 400 with what was read."""
     error = read_so_far(ProtocolError("client prematurely closed connection", 400,
                                       whole=True), head)
+    error.reading = "headers" if error.line is not None else "line"
     error.gone = True
     return error
 
@@ -216,7 +366,7 @@ def line_too_long(head: bytes, max_line: int) -> ProtocolError:
     """nginx's 414: a request line (CRLF included) longer than one of
     large_client_header_buffers. nginx logs as $request the buffer the line did not
     end in: ``head``'s first ``max_line`` bytes from the line's start."""
-    error = ProtocolError("client sent too long URI", 414, whole=True)
+    error = ProtocolError("client sent too long URI", 414, whole=True, reading="line")
     error.unread = head.lstrip(b"\r\n")[:max_line]
     return error
 
@@ -226,7 +376,7 @@ def field_too_long(text: bytes, shown: int) -> ProtocolError:
     the ``shown`` bytes of it the last buffer held (at most NGX_MAX_ERROR_STR - 300)."""
     return ProtocolError(
         f'client sent too long header line: "{text[:min(shown, 1748)].decode("latin-1")}..."',
-        494, whole=True)
+        494, whole=True, reading="headers")
 
 
 def unfinished_too_large(head: bytes) -> ProtocolError:
@@ -276,8 +426,8 @@ def buffers_overflow(line: tuple[bytes, bytes, bytes], fields: Sequence[tuple[by
     if i == 0:
         return line_too_long(b"%s %s HTTP/%s" % line, size)
     if i > len(fields):  # (the final CRLF: nginx's "too large request")
-        return ProtocolError("client sent too large request", 494,
-                             whole=True).having_read(line, fields)
+        return ProtocolError("client sent too large request", 494, whole=True,
+                             reading="headers").having_read(line, fields)
     name, value = fields[i - 1]
     return field_too_long(name + b": " + value + b"\r\n", shown).having_read(line, fields[:i - 1])
 
@@ -287,6 +437,7 @@ def in_line(error: ProtocolError, line: tuple[bytes, bytes, bytes]) -> ProtocolE
     reads it — its method, its version past 1.x (505): before any Host, and logged
     as it came."""
     error.unread = b"%s %s HTTP/%s" % line
+    error.reading = "line"
     return error
 
 

@@ -13,7 +13,6 @@ from fastgate._wire import escape_past_ascii, serialize
 from fastgate.http.engine import (
     HEAD_FRAMING,
     INVALID_LENGTH,
-    TE_ON_HTTP10,
     TOO_BIG,
     ClientHandler,
     Headers,
@@ -30,6 +29,8 @@ from fastgate.http.engine import (
     is_method,
     line_too_long,
     read_so_far,
+    refused_head,
+    request_framing_error,
     unfinished_too_large,
     upstream_framing_error,
 )
@@ -57,6 +58,8 @@ class _Connection(h11.Connection):
     def __init__(self, role: Any, **kwargs: Any) -> None:
         self.raw_target: bytes | None = None
         self.refused_head = b""  # the lines of a head h11 refused
+        # the lines of the head read last (a head h11 refuses once it is read: its bytes)
+        self.read_lines: list[Any] = []
         # the Content-Length values as they came (h11 folds "5, 5" into "5")
         self.raw_lengths: list[bytes] = []
         self._readers = {**_readers.READERS, (h11.CLIENT, h11.IDLE): self._read_request}
@@ -78,6 +81,7 @@ class _Connection(h11.Connection):
             return None
         if not lines:
             raise h11.LocalProtocolError("no request line received")
+        self.read_lines = lines
         try:
             matches = _util.validate(_REQUEST_LINE, lines[0], "illegal request line: {!r}",
                                      lines[0])
@@ -97,8 +101,20 @@ class _Connection(h11.Connection):
                                 if len(n) == 14 and bytes(n).lower() == b"content-length"]
             return h11.Request(headers=headers, _parsed=True, **matches)
         except h11.LocalProtocolError:
-            self.refused_head = b"\r\n".join(bytes(line) for line in lines)
+            self.refused_head = self.head_read()
             raise
+
+    def head_read(self) -> bytes:
+        """The head read last, whole, as it came."""
+        return b"".join(bytes(line) + b"\r\n" for line in self.read_lines) + b"\r\n"
+
+
+def _in_words(problem: ProtocolError, head: bytes) -> ProtocolError:
+    """A ``_head_problem`` of ``head`` (its bytes so far) as nginx says it: a 414
+    keeps its own words (and its buffer's worth of line)."""
+    if problem.unread is not None:
+        return problem
+    return refused_head(problem.reason, problem.status, head)
 
 
 def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | None]:
@@ -164,6 +180,7 @@ class H11Server:
         self._lengths = self._codings = 0
         self._line = 0  # bytes of its request line so far (-1: the line is whole)
         self._in_head = False  # bytes of the next request's head have arrived
+        self._in_body = False  # the head of the request being read has been
         self._eof = False  # the client has closed its side
         self._close = False  # the next response says Connection: close
         self._chunked = False  # the response being sent is chunked (trailers can follow)
@@ -186,7 +203,7 @@ class H11Server:
                 self._failed = True
                 # (what h11 holds of the head, unparsed until it is whole, then this)
                 head = bytes(conn._receive_buffer) + data
-                self._h.on_error(read_so_far(problem, head))
+                self._h.on_error(_in_words(problem, head))
                 return
         if not data:
             self._eof = True
@@ -216,13 +233,17 @@ class H11Server:
                     head = bytes(conn._receive_buffer)
                     h.on_error(read_so_far(unfinished_too_large(head), head))
                     return
-                h.on_error(read_so_far(ProtocolError(str(e), e.error_status_hint),
-                                       conn.refused_head))
+                if self._in_body:  # (its head was read: a body h11 cannot read)
+                    h.on_error(ProtocolError(str(e), e.error_status_hint))
+                else:  # (refused as its head was read, or once it was: h11's framing)
+                    h.on_error(refused_head(str(e), e.error_status_hint,
+                                            conn.refused_head or conn.head_read()))
                 return
             t = type(ev)
             if t is h11.Data:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
+                self._in_body = True
                 self._tail = b""
                 self._lengths = self._codings = self._line = 0
                 # the headers as received, taken once (iterating h11's Headers goes
@@ -240,6 +261,7 @@ class H11Server:
                     return
                 h.on_request(self._head(ev, target, raw))  # type: ignore[arg-type]
             elif t is h11.EndOfMessage:
+                self._in_body = False
                 self._in_head = len(conn._receive_buffer) > 0
                 h.on_end()
                 return  # nothing more until start_next(), as the interface promises
@@ -282,11 +304,8 @@ class H11Server:
         low = scan.lower()
         self._lengths += low.count(b"\ncontent-length:")
         self._codings += low.count(b"\ntransfer-encoding:")
-        if self._lengths > 1:
-            return ProtocolError("client sent duplicate header line: content-length", whole=True)
-        if self._codings > 1:
-            return ProtocolError("client sent duplicate header line: transfer-encoding",
-                                 whole=True)
+        if self._lengths > 1 or self._codings > 1:  # (refused_head says which)
+            return ProtocolError("duplicate framing header")
         return None
 
     def _check_size(self, ev: h11.Request, target: bytes,
@@ -308,19 +327,16 @@ class H11Server:
         Transfer-Encoding (a smuggling attempt, RFC 9112 section 6.3)."""
         line = (bytes(ev.method), bytes(ev.target), bytes(ev.http_version))
         if ev.http_version not in (b"1.0", b"1.1"):
-            return in_line(ProtocolError("unsupported HTTP version", 505), line)
+            return in_line(ProtocolError("client sent invalid version", 505, whole=True), line)
         if not is_method(bytes(ev.method)):
-            return in_line(ProtocolError("invalid method", 400), line)
-        names = {n.lower() for n, _ in raw}
-        if b"content-length" in names and b"transfer-encoding" in names:
-            return ProtocolError("both Content-Length and Transfer-Encoding", 400).having_read(
-                line, raw)
-        if b"transfer-encoding" in names and ev.http_version == b"1.0":
-            return ProtocolError(TE_ON_HTTP10, 400, whole=True).having_read(line, raw)
-        if any(not v.strip(b" \t").isdigit() for v in lengths):
+            return in_line(ProtocolError("client sent invalid method", 400, whole=True), line)
+        if len(lengths) > 1:  # (h11 folds equal lines into one: the head says how)
+            return refused_head("duplicate Content-Length", 400, self._conn.head_read())
+        error = request_framing_error(line[2], raw)
+        if error is None and any(not v.strip(b" \t").isdigit() for v in lengths):
             # h11 folds "5, 5" into one length; nginx and llhttp take digits only
-            return ProtocolError(INVALID_LENGTH, 400, whole=True).having_read(line, raw)
-        return None
+            error = ProtocolError(INVALID_LENGTH, 400, whole=True, reading="headers")
+        return None if error is None else error.having_read(line, raw)
 
     def _head(self, ev: h11.Request, target: bytes, headers: Headers) -> RequestHead:
         version = bytes(ev.http_version)
@@ -357,7 +373,7 @@ class H11Server:
                 problem = self._head_problem(held)
                 if problem is not None:
                     self._failed = True
-                    self._h.on_error(read_so_far(problem, held))
+                    self._h.on_error(_in_words(problem, held))
                     return
             if self._in_head or self._eof:
                 # (with nothing buffered and the client still there, h11 could only

@@ -30,13 +30,12 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
 from fastgate._wire import REASONS, parse_request, parse_response, serialize
 from fastgate.errors import FastgateError
-from fastgate.http.engine import (HEAD_FRAMING, INVALID_LENGTH, LLHTTP_METHODS,
-                                  TE_ON_HTTP10, TOO_BIG, ProtocolError, buffers_overflow,
-                                  closed_mid_body, closed_mid_head,
+from fastgate.http.engine import (HEAD_FRAMING, LLHTTP_METHODS, TOO_BIG, ProtocolError,
+                                  buffers_overflow, closed_mid_body, closed_mid_head,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
-                                  read_so_far, unfinished_too_large,
-                                  upstream_framing_error)
+                                  read_so_far, refused_head, request_framing_error,
+                                  unfinished_too_large, upstream_framing_error)
 
 
 # the most bytes given to llhttp at once: pipelined requests are parsed no further
@@ -47,11 +46,6 @@ cdef Py_ssize_t SLICE = 16384
 # what llhttp is given in place of a method it does not know (any name nginx takes):
 # llhttp frames a request the same whatever its method, CONNECT alone aside
 cdef bytes _STAND_IN = b"PUT"
-
-# llhttp's words for a Content-Length that is not a number: nginx's INVALID_LENGTH
-cdef frozenset _LENGTH_ERRORS = frozenset({"Invalid character in Content-Length",
-                                           "Content-Length overflow"})
-
 
 cdef extern from "string.h":  # (glibc's; pyconfig.h defines _GNU_SOURCE)
     void *memmem(const void *haystack, size_t haystacklen, const void *needle,
@@ -341,7 +335,8 @@ cdef class HttptoolsServer:
         try:
             self._head_read()
         except ProtocolError as e:
-            raise self._read_so_far(e)
+            # (refused in its line, nginx has read no header of it)
+            raise e if e.reading == "line" else self._read_so_far(e)
 
     cdef _head_read(self):
         p = self._p
@@ -362,18 +357,14 @@ cdef class HttptoolsServer:
         expect = False
         upgrade = None
         host_count = 0
+        odd = False
         for n, v in headers:
             ln = n.lower()
             if ln == b"content-length":
                 length = int(v)
             elif ln == b"transfer-encoding":
-                if chunked:
-                    raise ProtocolError(
-                        "client sent duplicate header line: transfer-encoding", 400,
-                        whole=True)
-                if v.strip().lower() != b"chunked":
-                    # as h11 (and nginx): chunked is the only coding, and only once
-                    raise ProtocolError("only Transfer-Encoding: chunked is supported", 501)
+                # (as h11 and nginx: chunked is the only coding, and only once)
+                odd = odd or chunked or v.lower() != b"chunked"
                 chunked = True
             elif ln == b"expect" and v.lower() == b"100-continue":
                 expect = True
@@ -382,12 +373,12 @@ cdef class HttptoolsServer:
             elif ln == b"host":
                 host_count += 1
         version = p.get_http_version().encode()
-        if chunked and version == b"1.0":
-            raise ProtocolError(TE_ON_HTTP10, 400, whole=True)
-        if version == b"1.1" and host_count != 1:
-            raise ProtocolError("missing or duplicated Host header", 400)
-        if version not in (b"1.0", b"1.1"):
-            raise ProtocolError("unsupported HTTP version", 505)
+        if version not in (b"1.0", b"1.1"):  # (nginx refuses it in the line, first)
+            raise in_line(ProtocolError("client sent invalid version", 505, whole=True),
+                          self._line_read())
+        if odd or (chunked and version == b"1.0") or (version == b"1.1" and host_count != 1):
+            raise request_framing_error(version, headers) or ProtocolError(
+                "invalid request head", 400, reading="headers")
         method, self._method = self._method, None
         self._in_body = True
         self._body_left = -1 if chunked else length
@@ -526,17 +517,11 @@ cdef class HttptoolsServer:
                         self._collecting = True
                         self._collect(head + data[end:])
                         return
-                text = str(e)
-                error = (ProtocolError(INVALID_LENGTH, 400, whole=True)
-                         if text in _LENGTH_ERRORS else
-                         ProtocolError(f"invalid request: {text}", 400))
-                if began:  # (llhttp keeps nothing of what it read: the head is here)
-                    error = read_so_far(error, data[start:end])
-                    if error.line is not None and error.line[2] not in (b"1.0", b"1.1"):
-                        # llhttp knows no HTTP/2.5; nginx (and h11) a 505, as it reads
-                        # the line (before any Host)
-                        error = in_line(ProtocolError("unsupported HTTP version", 505),
-                                        error.line)
+                if self._in_body:
+                    error = ProtocolError(f"invalid request: {e}", 400)
+                else:  # (llhttp keeps nothing of what it read: the head is here)
+                    error = refused_head(str(e), 400, (b"" if began else self._head_so_far)
+                                         + data[start:end])
                 self._fail(error)
                 self._deliver()
                 return
@@ -583,8 +568,7 @@ cdef class HttptoolsServer:
         self._head_so_far = b""
         retry = names_only_nginx_reads(head[:i + 4])
         if retry is None:
-            self._fail(read_so_far(ProtocolError("invalid request: invalid header token"),
-                                   head[:i + 4]))
+            self._fail(refused_head("invalid header token", 400, head[:i + 4]))
             self._deliver()
             return
         self._p = httptools.HttpRequestParser(self)  # (llhttp keeps its error)

@@ -12,7 +12,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from fastgate.proxy.request cimport Request
 
 from fastgate._wire import RequestHead, screen_headers, split_target
-from fastgate.http.engine import ProtocolError
+from fastgate.http.engine import ProtocolError, duplicate_header
 from fastgate.http.uri import parse_target_fully
 from fastgate.proxy.steps import DONE, TAKEN
 
@@ -54,17 +54,24 @@ cdef class AddressHandler:
         if target is None:
             try:
                 target = parse_target_fully(head.target, vhosts.merge_slashes)
-            except ProtocolError as e:
+            except ProtocolError:
                 # (nginx refuses the target as its line is read: no header has been,
                 # for the log's $http_* and $request_length as for the answer)
-                w._refuse(conn, e, vhosts, None, RequestHead(
+                w._refuse(conn, ProtocolError("client sent invalid request", 400, whole=True,
+                                              reading="line"), vhosts, None, RequestHead(
                     method, head.target, head.version, [], 0, False, False, None), started)
                 return
         cdef Request req = Request(head, target, conn)
         if req.host is None:
-            where = "in request line" if target[2] is not None else "header"
-            w._refuse(conn, ProtocolError(f"client sent invalid host {where}", 400,
-                                          whole=True), vhosts, None, head, started)
+            if target[2] is not None:  # (refused in the line: no header read yet)
+                w._refuse(conn, ProtocolError("client sent invalid host in request line",
+                                              400, whole=True, reading="line"), vhosts,
+                          None, RequestHead(method, head.target, head.version, [], 0, False,
+                                            False, None), started)
+            else:
+                w._refuse(conn, ProtocolError("client sent invalid host header", 400,
+                                              whole=True, reading="headers"), vhosts, None,
+                          head, started)
             return
         only = vhosts.only  # (one server on the address: no call)
         if only is not None:
@@ -80,7 +87,7 @@ cdef class AddressHandler:
                                   s.ignore_invalid_headers)
         if screened is not None:
             if screened[0]:  # (nginx has read the Host by then, as a rule: its server's)
-                w._refuse(conn, ProtocolError(screened[1], screened[0], whole=True), vhosts,
+                w._refuse(conn, duplicate_header(head.headers, screened[1]), vhosts,
                           server, head, started)
                 return
             req.head = w._without(conn, head, screened[1], screened[2])
@@ -89,7 +96,8 @@ cdef class AddressHandler:
             # is the Host's server's): TRACE echoes headers back (cookies, tokens),
             # CONNECT would turn the connection into a tunnel
             w._refuse(conn, ProtocolError(f"client sent {method.decode()} method", 405,
-                                          whole=True), vhosts, server, head, started)
+                                          whole=True, reading="headers"),
+                      vhosts, server, head, started)
             return
         req.server = server
         if not req.host:

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 from fastgate.config.directives.log import LOG_LEVELS, SYSLOG_SEVERITIES
 from fastgate.config.model import ErrorLogFile, LogFile, Syslog
 from fastgate.errors import FastgateError
+from fastgate.http.engine import UnreadLine
 from fastgate.variables import request_line
 
 if TYPE_CHECKING:
@@ -273,13 +274,15 @@ class ErrorLog:
             line += f", client: {conn.remote_addr}"
         if req is not None:
             head = getattr(req, "head", None)
-            if head is not None and head.method:  # the line as it came, as $request
-                request = request_line(req)
+            if head is not None and (head.method or isinstance(head, UnreadLine)):
+                request = request_line(req)  # the line as it came, as $request
             else:
                 info = getattr(req, "connection", None)
                 protocol = "2.0" if info is not None and info.http2 else req.version
                 request = f"{req.method} {req.target} HTTP/{protocol}"
-            line += f', server: {req.server_name}, request: "{request}"'
+            line += f", server: {req.server_name}"
+            if request:  # (none of a line not begun)
+                line += f', request: "{request}"'
             if req.upstream_addr:
                 line += f', upstream: "{upstream_url(req)}"'
             host = req.header(b"host")
@@ -288,7 +291,7 @@ class ErrorLog:
             referrer = req.header(b"referer")
             if referrer is not None:  # (nginx's last word on a request's line)
                 line += f', referrer: "{referrer.decode("latin-1")}"'
-        entry = (_SEVERITY[level], line.encode("utf-8", "backslashreplace"))
+        entry = (_SEVERITY[level], _bytes(line))
         for t in self._targets:
             if rank >= t.rank:
                 t.lines.append(entry)
@@ -506,3 +509,13 @@ class AccessLogs:
         for sink in self._sinks.values():
             sink.close()
         self._sinks.clear()
+
+
+def _bytes(line: str) -> bytes:
+    """An error log line's bytes: those a client sent come back as they came (a
+    request line's, decoded with surrogateescape), as nginx writes them; any other
+    character that UTF-8 cannot carry as it is, escaped."""
+    try:
+        return line.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", "backslashreplace")

@@ -481,8 +481,9 @@ class Worker:
         # 400s to a server without an access log, at the default level, makes none)
         logged = (server or vhosts.default).settings.access_log or self.log.verbose
         req = self._refused_request(conn, vhosts, server, head) if logged else None
-        # (nginx's context once the line was read: the server, the line, the Host)
-        self.log.info(error.log_line, conn, req if head is not None and head.method else None)
+        # (nginx's context once the line began: the server, the line as it came, the
+        # Host)
+        self.log.info(error.log_line, conn, req if head is not None else None)
         # nginx's own codes (494: headers too large) go out as 400, with their page
         status = 400 if error.status in SPECIAL else error.status
         self.stats.request(status, 0.0)

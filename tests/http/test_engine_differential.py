@@ -397,8 +397,10 @@ def test_a_trailer_is_no_header_of_the_request(engine_cls: type, split: int | No
 
 @pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
 @pytest.mark.parametrize("name,message", [
-    ("cl-list-equal", 'client sent invalid "Content-Length" header'),
-    ("te-on-http10", 'client sent HTTP/1.0 request with "Transfer-Encoding" header')])
+    ("cl-list-equal", 'client sent invalid "Content-Length" header while reading client '
+                      "request headers"),
+    ("te-on-http10", 'client sent HTTP/1.0 request with "Transfer-Encoding" header while '
+                     "reading client request headers")])
 def test_heads_nginx_refuses_in_its_words(engine_cls: type, name: str, message: str) -> None:
     """A length list (h11 folds equal ones into one) and a chunked HTTP/1.0 request
     (a hop before us that speaks 1.0 never read it as chunked): 400, as nginx."""
@@ -410,3 +412,115 @@ def test_heads_nginx_refuses_in_its_words(engine_cls: type, name: str, message: 
 
     engine_cls(Errors(), 32768, 8192).feed(STREAMS[name])
     assert [(e.status, e.log_line) for e in errors] == [(400, message)]
+
+
+# what nginx 1.22 logs (info) for each head it refuses, read from its error log in
+# tests/e2e/test_refusal_words_e2e.py's run beside nginx: the words, and what it was
+# reading; both engines say the same of the same bytes, however they arrive
+NGINX_WORDS = [
+    (b"GARBAGE\r\n\r\n", 400,
+     "client sent invalid method while reading client request line"),
+    (b"get / HTTP/1.1\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid method while reading client request line"),
+    (b"G@T / HTTP/1.1\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid method while reading client request line"),
+    (b"\x16\x03\x01\x02\x00\x01", 400,
+     "client sent invalid method while reading client request line"),
+    (b"GET /a HTTP/1.x\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid request while reading client request line"),
+    (b"GET /a HTTP/1.1x\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid request while reading client request line"),
+    (b"GET http://a b/ HTTP/1.1\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid request while reading client request line"),
+    (b"GET /a\x01 HTTP/1.1\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid request while reading client request line"),
+    (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505,
+     "client sent invalid version while reading client request line"),
+    (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505,
+     "client sent invalid version while reading client request line"),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400,
+     'client sent invalid header line: "Bad\\x20..." while reading client request headers'),
+    (b"GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400,
+     'client sent invalid header line: "\\x20..." while reading client request headers'),
+    (b"GET / HTTP/1.1\r\nHost: t\r\n:x\r\n\r\n", 400,
+     'client sent invalid header line: "\\x3a..." while reading client request headers'),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX\x01Y: 1\r\n\r\n", 400,
+     'client sent invalid header line: "X\\x01..." while reading client request headers'),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n", 400,
+     'client sent invalid header line: "X: a\\x00..." while reading client request headers'),
+    (b"GET / HTTP/1.1\r\nhost: t\r\nHOST: u \r\n\r\n", 400,
+     'client sent duplicate host header: "HOST: u", previous value: "host: t" while '
+     "reading client request headers"),
+    (b"GET /x HTTP/1.1\r\n\r\n", 400,
+     'client sent HTTP/1.1 request without "Host" header while reading client request '
+     "headers"),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\ncontent-length:  1 \r\n\r\nab", 400,
+     'client sent duplicate header line: "content-length: 1", previous value: '
+     '"Content-Length: 1" while reading client request headers'),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+     'client sent duplicate header line: "Transfer-Encoding: chunked", previous value: '
+     '"Transfer-Encoding: chunked" while reading client request headers'),
+    (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501,
+     'client sent unknown "Transfer-Encoding": "gzip, chunked" while reading client '
+     "request headers"),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"0\r\n\r\n", 400,
+     'client sent "Content-Length" and "Transfer-Encoding" headers at the same time '
+     "while reading client request headers"),
+    (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+     'client sent HTTP/1.0 request with "Transfer-Encoding" header while reading client '
+     "request headers"),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n", 400,
+     'client sent invalid "Content-Length" header while reading client request headers'),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400,
+     'client sent invalid "Content-Length" header while reading client request headers'),
+    # nginx reads these (a bare CR in a value, a line without a colon); both engines
+    # refuse them, saying so in nginx's way
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n", 400,
+     'client sent invalid header line: "X: a\\x0d..." while reading client request headers'),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nNoColon\r\n\r\n", 400,
+     'client sent invalid header line: "NoColon\\x0d..." while reading client request '
+     "headers"),
+]
+
+
+def _refusals(engine_cls: type, data: bytes, split: int | None) -> list[tuple[int, str]]:
+    errors: list[ProtocolError] = []
+
+    class Errors(Recorder):
+        def on_error(self, error: ProtocolError) -> None:
+            errors.append(error)
+
+    engine = engine_cls(Errors(), 32768, 8192)
+    for i in range(0, len(data), split or len(data)):
+        engine.feed(data[i:i + (split or len(data))])
+    return [(e.status, e.log_line) for e in errors]
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("split", [None, 1, 5])
+@pytest.mark.parametrize("data,status,words", NGINX_WORDS)
+def test_a_refused_head_is_logged_in_nginxs_words(engine_cls: type, split: int | None,
+                                                  data: bytes, status: int,
+                                                  words: str) -> None:
+    if split and data.count(b"Transfer-Encoding") > 1:
+        pytest.skip("a second Transfer-Encoding arriving in pieces: the next test")
+    assert _refusals(engine_cls, data, split) == [(status, words)]
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("split", [1, 5])
+def test_a_second_coding_in_pieces_is_said_as_far_as_it_came(engine_cls: type,
+                                                               split: int) -> None:
+    """llhttp refuses a second Transfer-Encoding at its value's first bytes: the value
+    in the message is what had come of it (nginx, reading the line whole, names it
+    all)."""
+    data = (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    ((status, line),) = _refusals(engine_cls, data, split)
+    first, value, rest = line.split('"', 2)
+    assert status == 400 and first == "client sent duplicate header line: "
+    assert "chunked".startswith(value.removeprefix("Transfer-Encoding: ")) and value
+    assert rest == (', previous value: "Transfer-Encoding: chunked" while reading client '
+                    "request headers")
