@@ -13,6 +13,10 @@ from fastgate._wire import split_target
 from fastgate.http.engine import ProtocolError
 
 _HEX = "0123456789abcdefABCDEF"
+# scheme "://" authority, up to the path ("/"), the query ("?") or the target's end
+_ABSOLUTE = re.compile(r"[A-Za-z]+://"
+                       r"((?:\[[0-9A-Za-z:._~!$&'()*+,;=-]*\]|[A-Za-z0-9.-]*)(?::[0-9]*)?)"
+                       r"(?=[/?]|\Z)")
 
 
 class Target(NamedTuple):  # a tuple: a request makes one (a frozen dataclass cost 2 µs)
@@ -39,16 +43,16 @@ def parse_target_fully(raw: bytes, merge_slashes: bool = True) -> Target:
     # percent-encoded form decodes to, so one location matches either
     text = raw.decode("utf-8", "surrogateescape")
     if not text.startswith("/"):
-        low = text[:8].lower()
-        if low.startswith("http://") or low.startswith("https://"):
-            rest = text.split("://", 1)[1]
-            authority, slash, tail = rest.partition("/")
-            if "@" in authority or not authority:
-                raise ProtocolError("invalid absolute-form target", 400)
-            host = authority  # checked and normalised as a Host value (normal_host)
-            text = "/" + tail
-        else:
+        # an absolute-form target, as nginx's request line parser reads one: any
+        # scheme (of letters: llhttp takes no other), a host of letters, digits, "."
+        # and "-" (or an IP literal), an optional port, then the path or the query
+        form = _ABSOLUTE.match(text)
+        if form is None:
             raise ProtocolError("invalid request target", 400)
+        host = form[1]  # checked and normalised as a Host value (normal_host)
+        text = text[form.end():]
+        if not text.startswith("/"):
+            text = "/" + text
     path, _, args = text.partition("?")
     path = path.split("#", 1)[0]
     return Target(normalize(path, merge_slashes), args, host)

@@ -85,7 +85,9 @@ def request_target(req: Request) -> bytes:
         target = req.head.target
         if target[:1] == b"/":
             return target  # the common case, first
-        return req.target.encode("utf-8", "surrogateescape")  # (absolute-form: its path)
+        # (absolute-form: its path, "/" before a query that follows the authority)
+        path = req.target
+        return (path if path[:1] == "/" else "/" + path).encode("utf-8", "surrogateescape")
     # the arguments may hold what the gateway put there (a rewrite, try_files): escaped
     args = "?" + encode_args(req.args) if req.args else ""
     return (encode_path(req.uri) + args).encode("utf-8", "surrogateescape")

@@ -414,11 +414,13 @@ def test_split_target_reads_as_the_full_parser(raw: bytes) -> None:
         assert simple == tuple(parse_target_fully(raw)), raw
 
 
-@pytest.mark.parametrize("raw", [b"*", b"*/x", b"a/b", b"http:///x", b"http://u@h/x",
-                                 b"/%2e%2e/x", b"/a%00b"])
+@pytest.mark.parametrize("raw", [b"*", b"*/x", b"a/b", b"http://u@h/x", b"http://a_b/",
+                                 b"http://a$/", b"http://a:8x/", b"1http://a/", b"/%2e%2e/x",
+                                 b"/a%00b"])
 def test_targets_nginx_refuses(raw: bytes) -> None:
     """A 400, as nginx's request-line parser gives: no asterisk-form (an OPTIONS * is
-    no request for a location, nor for a backend), no relative or empty authority."""
+    no request for a location, nor for a backend), no relative authority, no host
+    but of letters, digits, "." and "-" (or an IP literal), no port but digits."""
     from fastgate.http.uri import parse_target
 
     with pytest.raises(ProtocolError) as refused:
@@ -494,3 +496,19 @@ def test_bytes_past_ascii_escaped_for_the_parsers() -> None:
     assert escape_past_ascii(b"GET /caf\xc3\xa9?q=\xff%41 HTTP/1.1") == (
         b"GET /caf%C3%A9?q=%FF%41 HTTP/1.1")
     assert escape_past_ascii(b"/plain") == b"/plain"
+
+
+@pytest.mark.parametrize("raw,target", [
+    (b"http://a/b?c", ("/b", "c", "a")),
+    (b"HTTPS://A.example:8443", ("/", "", "A.example:8443")),
+    (b"http://a?x=1", ("/", "x=1", "a")),  # (the query straight after the authority)
+    (b"ftp://a/b", ("/b", "", "a")),  # (any scheme of letters, as nginx's and llhttp's)
+    (b"http://a:/b", ("/b", "", "a:")),  # (an empty port)
+    (b"http://[::1]:80/b", ("/b", "", "[::1]:80")),
+    (b"http:///b", ("/b", "", "")),  # (no host: the request's Host check refuses it)
+])
+def test_absolute_form_targets_as_nginx_reads_them(raw: bytes,
+                                                   target: tuple[str, str, str]) -> None:
+    from fastgate.http.uri import parse_target
+
+    assert tuple(parse_target(raw)) == target

@@ -21,6 +21,7 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
   location /next/ {{ proxy_next_upstream error invalid_header http_502;
                     proxy_pass http://two; }}
   location /p/ {{ proxy_pass http://be; }}
+  location = / {{ proxy_pass http://be; }}
   location /hs/ {{ auth_jwt on; proxy_set_header X-Sub $jwt_claim_sub;
                   add_header X-A $jwt_claim_sub; proxy_pass http://be; }}
   location /hide/ {{ proxy_hide_header X-Powered-By; proxy_pass_header Server;
@@ -57,6 +58,8 @@ def _get(path: str, method: str = "GET", auth: bool = False) -> bytes:
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 SCENARIOS: dict[str, tuple[bytes, bytes | None]] = {
     "plain 200": (_get("/p/a?q=1"), OK),
+    "absolute-form": (_get("ftp://a/p/a?q=1"), OK),
+    "absolute-form, a query after the authority": (_get("http://a?q=1"), OK),
     "verified, claim header": (_get("/hs/a", auth=True), OK),
     "no token": (_get("/hs/a"), OK),
     "chunked": (_get("/p/c"), b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -224,6 +227,19 @@ def test_set_args_replaces_the_clients_upstream(tmp_path: Path, engine: str,
     assert b"t0k" not in upstream and b"access_token" not in upstream
     upstream = _run(tmp_path, engine, path, *SCENARIOS["named location"])[1]
     assert upstream.startswith(b"GET /named/a%2Fb/../c?q=%41 HTTP/1.1\r\n"), upstream
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", ["callback", "task"])
+def test_an_absolute_form_target_goes_up_as_its_path(tmp_path: Path, engine: str,
+                                                      path: str) -> None:
+    """What follows the authority goes upstream, as nginx sends it: a "/" before a query
+    that follows the authority at once (the target "?q=1" was sent before)."""
+    upstream = _run(tmp_path, engine, path, *SCENARIOS["absolute-form"])[1]
+    assert upstream.startswith(b"GET /p/a?q=1 HTTP/1.1\r\n"), upstream
+    upstream = _run(tmp_path, engine, path,
+                    *SCENARIOS["absolute-form, a query after the authority"])[1]
+    assert upstream.startswith(b"GET /?q=1 HTTP/1.1\r\n"), upstream
 
 
 @pytest.mark.parametrize("engine", ENGINES)
