@@ -84,6 +84,11 @@ class Context(Protocol):
     zones: dict[str, LimitZone]
     ocsp_caches: dict[str, int]  # ssl_ocsp_cache's shared tables: name -> size
     zone_refs: list[tuple[str, str, Directive]]  # (kind, zone, where) checked after the walk
+    # the response caches' zones (*_cache_path keys_zone=), by module: "proxy_cache"...;
+    # and what names one (proxy_cache ZONE), checked after the walk (fastgate caches
+    # nothing, but a zone no path declares fails -t, as nginx's)
+    cache_zones: set[tuple[str, str]]
+    cache_refs: list[tuple[str, str, Directive]]
     cluster_refs: list[Directive]  # what needs fastgate_cluster, checked after the walk
     sync_refs: list[Directive]  # zones with "sync": shared by the fleet when there is one
     charset_names: dict[str, str]  # a charset's name in lower case: as first written

@@ -111,6 +111,8 @@ class Loader:
         self._lookup_at: dict[str, int] = {}  # map variable → its map's place in http
         self._resolved: set[str] = set()  # upstream host names found at load
         self.zone_refs: list[tuple[str, str, Directive]] = []
+        self.cache_zones: set[tuple[str, str]] = set()
+        self.cache_refs: list[tuple[str, str, Directive]] = []
         self.cluster_refs: list[Directive] = []
         # the charsets named so far, each as it was first written (nginx's charset list:
         # the name a response gets is that spelling)
@@ -352,6 +354,9 @@ class Loader:
             zone = self.zones.get(name)
             if zone is None or zone.kind != kind:
                 raise d.error(f'zone "{name}" is unknown')
+        for family, name, d in self.cache_refs:
+            if (family, name) not in self.cache_zones:
+                raise d.error(f'"{d.name}" zone "{name}" is unknown')
         for name, zone in self.zones.items():
             # a key such as $mapped_id, a map of $jwt_claim_sub, reads the token too
             if not zone.uses_jwt and self.reads_jwt(zone.key.variables, set()):

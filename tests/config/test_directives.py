@@ -796,9 +796,9 @@ def test_types_blocks_of_one_level_add_up(tmp_path: Path) -> None:
     """nginx's ngx_http_core_types adds to the level's table: Discourse's sample puts
     its own block beside ``include mime.types`` (fastgate refused it as duplicate). A
     later extension replaces an earlier one, with nginx's warning; an inner level's
-    blocks replace the outer table."""
+    blocks replace the outer table; a type without extensions adds none."""
     cfg = _load(tmp_path, """http {
-  types { text/html html; text/plain txt; }
+  types { text/html html; text/plain txt; application/octet-stream; }
   types { text/csv csv; application/x-text txt; }
   server { listen 127.0.0.1:1; location /in { types { image/png png; } } } }""")
     outer = cfg.servers[0].fallback.settings.types

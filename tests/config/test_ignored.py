@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fastgate.config import load_config
 
 
@@ -51,12 +53,45 @@ def test_an_off_that_is_what_fastgate_does_says_nothing(tmp_path: Path) -> None:
     warnings, path = _warnings(tmp_path, """http { proxy_cache off; open_file_cache off;
   server_tokens off;
   server { listen 127.0.0.1:8997; server_tokens build;
-    location / { fastcgi_cache off; proxy_cache c; } } }""")
+    location / { fastcgi_cache off; proxy_cache $c; } } map $uri $c { default c; } }""")
     assert [w for w in warnings if "cache" in w or "server_tokens" in w] == [
         f'[warn] "server_tokens" directive is ignored: fastgate sends no Server version in '
         f"{path}:3",
         f'[warn] "proxy_cache" directive is ignored: fastgate caches no responses: every '
         f"request goes to the upstream in {path}:4"]
+
+
+@pytest.mark.parametrize("text,error", [
+    # (a zone no *_cache_path declares, or one of another module's, as nginx's -t; the
+    # text starts on the file's second line)
+    ("server { listen 127.0.0.1:8997; location / { proxy_cache nz; } }",
+     '"proxy_cache" zone "nz" is unknown in {path}:2'),
+    ("fastcgi_cache_path /tmp/c keys_zone=z:1m;\n"
+     "server { listen 127.0.0.1:8997; location / { proxy_cache z; } }",
+     '"proxy_cache" zone "z" is unknown in {path}:3'),
+    ("server { listen 127.0.0.1:8997; location / { uwsgi_cache nz; } }",
+     '"uwsgi_cache" zone "nz" is unknown in {path}:2'),
+    ("proxy_cache_path /tmp/c levels=1:2;",
+     '"proxy_cache_path" must have "keys_zone" parameter in {path}:2'),
+    ("server { listen 127.0.0.1:8997; location / { proxy_cache $nosuch; } }",
+     'unknown "nosuch" variable in {path}:2'),
+])
+def test_a_cache_zone_no_path_declares_fails_as_nginx(tmp_path: Path, text: str,
+                                                      error: str) -> None:
+    from fastgate.config.errors import ConfigError
+
+    path = tmp_path / "t.conf"
+    path.write_text(f"http {{\n{text}\n}}")
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    assert str(refused.value) == error.format(path=path)
+
+
+def test_a_cache_zone_may_be_declared_after_its_use(tmp_path: Path) -> None:
+    warnings, _ = _warnings(tmp_path, """http {
+  server { listen 127.0.0.1:8997; location / { proxy_cache z; } }
+  proxy_cache_path /tmp/c keys_zone=z:1m; }""")
+    assert any('"proxy_cache" directive is ignored' in w for w in warnings)
 
 
 def test_listen_parameters(tmp_path: Path) -> None:
@@ -149,3 +184,26 @@ def test_an_absolute_index_before_the_last_is_a_warning(tmp_path: Path) -> None:
                                "location / { index /main.html index.html; } } }")
     assert f'[warn] only the last index in "index" directive should be absolute in ' \
         f"{path}:2" in warnings
+
+
+@pytest.mark.parametrize("text,error", [
+    ("sendfile yes;", 'invalid value "yes" in "sendfile" directive, it must be "on" or "off"'),
+    ("server { location / { proxy_cache_lock maybe; } }",
+     'invalid value "maybe" in "proxy_cache_lock" directive, it must be "on" or "off"'),
+    ("server { location / { proxy_cache_lock; } }",
+     'invalid number of arguments in "proxy_cache_lock" directive'),
+    ("server_tokens maybe;", 'invalid value "maybe"'),
+])
+def test_an_ignored_switch_takes_only_its_values(tmp_path: Path, text: str,
+                                                 error: str) -> None:
+    """Ignored or not, nginx's on|off directives (and server_tokens' on|off|build) take
+    only those values, in any case, and -t fails on another as nginx's does."""
+    from fastgate.config.errors import ConfigError
+
+    path = tmp_path / "t.conf"
+    path.write_text(f"http {{ {text} }}")
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    assert str(refused.value) == f"{error} in {path}:1"
+    path.write_text("http { sendfile ON; tcp_nodelay Off; server_tokens BUILD; }")
+    assert load_config(str(path)).servers == ()

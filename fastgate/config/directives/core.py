@@ -268,6 +268,11 @@ def server_name(ld: Context, lvl: Level, d: Directive) -> None:
             ld.warn(f'server name "{a}" has suspicious symbols', d)
         if a == "~":
             raise d.error(f'empty regex in server name "{a}"')
+        if a.startswith("~"):
+            try:  # (checked here: the worker compiles it again, for its server table)
+                compile_regex(a[1:], True)
+            except ConfigError as e:
+                raise d.error(e.message) from None
         if a.lower() == "$hostname":
             a = socket.gethostname()
         names.append(a if a.startswith("~") else a.lower())
@@ -437,7 +442,7 @@ def types_block(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.origins.setdefault(d.name, d)
     table: dict[str, str] = dict(lvl.fields.get("types") or {})
     for entry in d.block or ():
-        if entry.block is not None or not entry.args:
+        if entry.block is not None:  # (a type without extensions adds none, as nginx's)
             raise entry.error(f'invalid number of arguments in "{entry.name}" directive')
         for ext in entry.args:
             low = ext.lower()

@@ -5,6 +5,8 @@ fastgate, and answers stay correct without it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastgate.config.context import (
     EVENTS,
     HS,
@@ -45,8 +47,33 @@ def off_is_ours(why: str) -> Handler:
     """A switch whose "off" is what fastgate does anyway: silent; "on" is warned."""
 
     def handle(ld: Context, lvl: Level, d: Directive) -> None:
-        if d.args != ("off",):
+        if len(d.args) != 1 or d.args[0].lower() != "off":
             ignored(why)(ld, lvl, d)
+
+    return handle
+
+
+def response_cache(family: str) -> Handler:
+    """A response cache's family (``family``: "proxy_cache", "fastcgi_cache"...), warned
+    and ignored, its zones kept as nginx keeps them for -t: ``FAMILY_path`` declares one
+    (its ``keys_zone=NAME:SIZE`` is required), ``FAMILY NAME`` must name one declared
+    (anywhere in http: checked after the walk); a name with variables is read per
+    request in nginx: only its variables are checked."""
+    warn = off_is_ours(NO_CACHE)
+
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        if d.name == family + "_path":
+            zone = next((a[len("keys_zone="):] for a in d.args[1:]
+                         if a.startswith("keys_zone=")), None)
+            if zone is None:
+                raise d.error(f'"{d.name}" must have "keys_zone" parameter')
+            ld.cache_zones.add((family, zone.split(":", 1)[0]))
+        elif d.name == family and d.args and d.args[0] != "off":
+            if "$" in d.args[0]:
+                ld.compile(d.args[0], d)  # (its variables must exist, as nginx's)
+            else:
+                ld.cache_refs.append((family, d.args[0], d))
+        warn(ld, lvl, d)
 
     return handle
 
@@ -62,7 +89,7 @@ SPECS = [
     Spec("server_tokens", HSL, 1, 1, off_is_ours("fastgate sends no Server version")),
     Spec("types_hash_max_size", HSL, 1, 1, ignored(NO_SIZING)),
     Spec("types_hash_bucket_size", HSL, 1, 1, ignored(NO_SIZING)),
-    Spec("proxy_cache_path", frozenset({HTTP}), 2, None, ignored(NO_CACHE)),
+    Spec("proxy_cache_path", frozenset({HTTP}), 2, None, response_cache("proxy_cache")),
     Spec("proxy_no_cache", HSL, 1, None, ignored(NO_CACHE)),
     Spec("fastcgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
     Spec("uwsgi_no_cache", HSL, 1, None, ignored(NO_CACHE)),
@@ -180,10 +207,11 @@ SPECS = [
 # Families of directives, by the start of their names: proxy_cache* (proxy_cache,
 # proxy_cache_valid, proxy_cache_key...), open_file_cache*
 PREFIXED = {
-    "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
-    "fastcgi_cache": Spec("fastcgi_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
-    "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
-    "scgi_cache": Spec("scgi_cache*", HSL | {LIF}, 0, None, off_is_ours(NO_CACHE)),
+    "proxy_cache": Spec("proxy_cache*", HSL | {LIF}, 0, None, response_cache("proxy_cache")),
+    "fastcgi_cache": Spec("fastcgi_cache*", HSL | {LIF}, 0, None,
+                          response_cache("fastcgi_cache")),
+    "uwsgi_cache": Spec("uwsgi_cache*", HSL | {LIF}, 0, None, response_cache("uwsgi_cache")),
+    "scgi_cache": Spec("scgi_cache*", HSL | {LIF}, 0, None, response_cache("scgi_cache")),
     "open_file_cache": Spec("open_file_cache*", HSL, 0, None, off_is_ours(NO_FILES)),
 }
 
@@ -192,5 +220,40 @@ UPSTREAM_SPECS = [
     Spec("zone", frozenset({UPSTREAM}), 1, 2, ignored(
         "each worker keeps its upstream state (balancing, failures) of its own")),
 ]
+
+# nginx's on|off directives among those above (ngx_conf_set_flag_slot), and the
+# values of server_tokens: any other value fails -t, as nginx's, though the directive
+# is ignored
+FLAGS = frozenset({
+    "accept_mutex", "aio_write", "chunked_transfer_encoding", "client_body_in_single_buffer",
+    "daemon", "log_subrequest", "master_process", "msie_padding", "msie_refresh",
+    "multi_accept", "pcre_jit", "proxy_force_ranges", "proxy_ignore_client_abort",
+    "proxy_socket_keepalive", "recursive_error_pages", "reset_timedout_connection",
+    "sendfile", "ssi_ignore_recycled_buffers", "tcp_nodelay", "tcp_nopush",
+    "open_file_cache_errors", "open_file_cache_events",
+    *(f"{m}_cache_{n}" for m in ("proxy", "fastcgi", "uwsgi", "scgi")
+      for n in ("background_update", "lock", "revalidate")),
+    "proxy_cache_convert_head"})
+_ENUMS = {"server_tokens": ("on", "off", "build")}
+
+
+def _checked(spec: Spec) -> Spec:
+    handler = spec.handler
+
+    def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        if d.name in FLAGS and len(d.args) != 1:
+            raise d.error(f'invalid number of arguments in "{d.name}" directive')
+        if d.name in FLAGS and d.args[0].lower() not in ("on", "off"):  # (caseless)
+            raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must '
+                          'be "on" or "off"')
+        if d.args and d.args[0].lower() not in _ENUMS.get(d.name, (d.args[0].lower(),)):
+            raise d.error(f'invalid value "{d.args[0]}"')
+        handler(ld, lvl, d)
+
+    return replace(spec, handler=handle)
+
+
+SPECS = [_checked(spec) for spec in SPECS]
+PREFIXED = {prefix: _checked(spec) for prefix, spec in PREFIXED.items()}
 
 __all__ = ["PREFIXED", "SPECS", "UPSTREAM_SPECS"]

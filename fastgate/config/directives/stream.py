@@ -106,6 +106,8 @@ class StreamContext:
         self.temp_dirs: list[tuple[str, Directive]] = ld.temp_dirs
         self.zones: dict[str, LimitZone] = ld.zones
         self.zone_refs: list[tuple[str, str, Directive]] = ld.zone_refs  # (checked at the end)
+        self.cache_zones: set[tuple[str, str]] = ld.cache_zones
+        self.cache_refs: list[tuple[str, str, Directive]] = ld.cache_refs
         self.ocsp_caches: dict[str, int] = ld.ocsp_caches
         self.charset_names: dict[str, str] = ld.charset_names
 
