@@ -248,7 +248,8 @@ def _line_refused(line: bytes, ended: bool) -> ProtocolError:
     words = "client sent invalid method" if not is_method(method) or (space < 0 and ended) \
         else "client sent invalid request"
     error = ProtocolError(words, 400, whole=True, reading="line")
-    error.unread = line
+    end = _LINE_END.search(line)  # (logged up to its first CR or LF, as nginx's)
+    error.unread = line if end is None else line[:end.start()]
     return error
 
 

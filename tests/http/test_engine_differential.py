@@ -524,3 +524,17 @@ def test_a_second_coding_in_pieces_is_said_as_far_as_it_came(engine_cls: type,
     assert "chunked".startswith(value.removeprefix("Transfer-Encoding: ")) and value
     assert rest == (', previous value: "Transfer-Encoding: chunked" while reading client '
                     "request headers")
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_a_refused_line_is_kept_up_to_its_first_cr_or_lf(engine_cls: type) -> None:
+    """$request of a line nginx cannot read: its bytes as they came, up to the first CR
+    or LF (a TLS hello's bytes hold either)."""
+    errors: list[ProtocolError] = []
+
+    class Errors(Recorder):
+        def on_error(self, error: ProtocolError) -> None:
+            errors.append(error)
+
+    engine_cls(Errors(), 32768, 8192).feed(b"\x16\x03\x01\x00\xa5\n\x01\x00\r\n\r\n")
+    assert [e.unread for e in errors] == [b"\x16\x03\x01\x00\xa5"]
