@@ -860,3 +860,11 @@ def test_bitmask_directives_and_index_add_up_as_nginx(tmp_path: Path) -> None:
     assert list(cfg.warnings) == [f'[warn] duplicate value "{w}" in {tmp_path}/t.conf:1'
                                   for w in ("expired",)] + \
         [f'[warn] duplicate value "error" in {tmp_path}/t.conf:4']
+
+
+def test_stub_status_twice_is_stub_status(tmp_path: Path) -> None:
+    """nginx sets stub_status's handler again (its own "on" form too); another content
+    handler of fastgate's own beside it is still refused."""
+    cfg = _load(tmp_path, """http { server { listen 127.0.0.1:1;
+  location /s { stub_status; stub_status on; } } }""")
+    assert _loc(cfg, "/s").own_content == "stub"

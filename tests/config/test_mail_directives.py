@@ -181,7 +181,8 @@ def test_smtp_servers(tmp_path: Path) -> None:
      'no "ssl_certificate" is defined for the "listen ... ssl" directive in {path}:2'),
     ("auth_http 127.0.0.1:1; starttls on; server { listen 127.0.0.1:1143; protocol imap; }",
      'no "ssl_certificate" is defined for the "starttls" directive in {path}:2'),
-    ("set_real_ip_from nowhere;", 'invalid parameter "nowhere" in {path}:2'),
+    ("set_real_ip_from nowhere;", 'host not found in set_real_ip_from "nowhere" in {path}:2'),
+    ("set_real_ip_from a/b;", 'invalid parameter "a/b" in {path}:2'),
     ("auth_http 127.0.0.1:1; server { listen 127.0.0.1:1143 fast; protocol imap; }",
      'the invalid "fast" parameter in {path}:2'),
 ])

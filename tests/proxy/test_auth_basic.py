@@ -10,9 +10,8 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
-from helpers import server_config_error
 from passlib import hash as hashes
-from scenario import ENGINES, PATHS, Scenario
+from scenario import ENGINES, PATHS, Scenario, Sink
 
 from fastgate.config import load_config
 
@@ -153,9 +152,41 @@ def test_a_file_gone_at_run_time_is_a_500(tmp_path: Path, engine: str, path: str
     assert ("error", f'open() "{users}" failed (2: No such file or directory)') in log
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("path", PATHS)
+def test_a_file_missing_at_load_is_a_warning_then_a_500(tmp_path: Path, engine: str,
+                                                        path: str) -> None:
+    """nginx reads the file for the requests it checks: -t passes, and until the file
+    can be read a request it checks is a 500 (never let through); once written, it
+    is read."""
+    users = tmp_path / "htpasswd"  # (where _users writes it)
+    http = _http(users)
+    conf = tmp_path / "w.conf"
+    conf.write_text(f"http {{ {http} }}")
+    assert any(f'open() "{users}" failed (2: No such file or directory): a request it '
+               "checks is answered 500 until it can be read" in w
+               for w in load_config(str(conf)).warnings)
+
+    async def main() -> tuple[bytes, bytes, bytes]:
+        sc = Scenario(tmp_path, engine, http, path)
+        try:
+            missing = await sc.exchange(_get("/admin/x", basic("alice", "wonderland")), OK)
+            _users(tmp_path)
+            # (a 500 ends its connection: the next request comes on a new one)
+            sc.client_out = Sink()
+            sc.client = sc.worker.connection(sc.worker.listens()[0])
+            sc.client.connection_made(sc.client_out)  # type: ignore[arg-type]
+            found = await sc.exchange(_get("/admin/x", basic("alice", "wonderland")), OK)
+            return missing[0], missing[1], found[0]
+        finally:
+            sc.close()
+
+    client, upstream, later = asyncio.run(main())
+    assert client.startswith(b"HTTP/1.1 500 ") and upstream == b""
+    assert later.startswith(b"HTTP/1.1 200 ")
+
+
 def test_config(tmp_path: Path) -> None:
-    assert server_config_error(tmp_path, "auth_basic x; auth_basic_user_file none;").startswith(
-        f'open() "{tmp_path}/none" failed (2: No such file or directory) in ')
     users = tmp_path / "users"
     users.write_text("alice:{PLAIN}x\nbob:nothing-known\n")
     conf = tmp_path / "t.conf"

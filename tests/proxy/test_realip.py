@@ -26,7 +26,10 @@ server {{ listen 127.0.0.1:8080;
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("trusted,client", [("127.0.0.0/8", b"203.0.113.7"),
-                                            ("10.0.0.0/8", b"127.0.0.1")])
+                                            ("10.0.0.0/8", b"127.0.0.1"),
+                                            # (a name: its addresses, as nginx's —
+                                            # 127.0.0.1 alone, so 127.0.0.5 is the client)
+                                            ("localhost", b"127.0.0.5")])
 def test_only_a_trusted_peer_names_the_client(tmp_path: Path, engine: str, path: str,
                                               trusted: str, client: bytes) -> None:
     async def main() -> bytes:
@@ -46,7 +49,11 @@ def test_only_a_trusted_peer_names_the_client(tmp_path: Path, engine: str, path:
 
 @pytest.mark.parametrize("body,message", [
     ("set_real_ip_from unix:/run/x.sock;", 'invalid parameter "unix:/run/x.sock"'),
-    ("set_real_ip_from 10.0.0.300;", 'invalid parameter "10.0.0.300"'),
+    # (no address, so a name, as nginx reads it: one the system does not resolve)
+    ("set_real_ip_from 10.0.0.300;", 'host not found in set_real_ip_from "10.0.0.300"'),
+    ("set_real_ip_from nowhere.invalid;",
+     'host not found in set_real_ip_from "nowhere.invalid"'),
+    ("set_real_ip_from a/b;", 'invalid parameter "a/b"'),
 ])
 def test_refusals(tmp_path: Path, body: str, message: str) -> None:
     text = server_config_error(tmp_path, body)

@@ -1,6 +1,7 @@
 """The auth_basic module: ``auth_basic REALM|off`` and ``auth_basic_user_file FILE``
 (an htpasswd file, ``fastgate.config.htpasswd``). The file is read at load so that ``-t``
-fails on one that cannot be read, and says which lines can match no password."""
+says which lines can match no password, and warns of one that cannot be read (nginx
+reads it only for the requests it checks: a 500 until it can be)."""
 
 from __future__ import annotations
 
@@ -29,15 +30,19 @@ def auth_basic_user_file(ld: Context, lvl: Level, d: Directive) -> None:
                                                       os.path.dirname(ld.path_of("x")))
         return
     path = ld.path_of(d.args[0])
+    lvl.fields["auth_basic_user_file"] = path
     try:
         text = read(path)
     except OSError as e:
-        raise d.error(f'open() "{path}" failed ({e.errno}: {e.strerror})') from None
+        # nginx reads it for each request: -t passes (an "auth_basic off" level may never
+        # read it, a deployment may write it after), and a check answers 500 until then
+        ld.warn(f'open() "{path}" failed ({e.errno}: {e.strerror}): a request it checks '
+                "is answered 500 until it can be read", d)
+        return
     _, unknown = parse(text)
     for number, user in unknown:
         ld.warn(f'line {number} of "{path}" (user "{user}") has no password hash fastgate '
                 "knows: that user cannot log in", d)
-    lvl.fields["auth_basic_user_file"] = path
 
 
 SPECS = [

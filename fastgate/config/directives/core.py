@@ -354,10 +354,13 @@ def size_template(ld: Context, d: Directive) -> Template:
 def set_own_content(ld: Context, lvl: Level, d: Directive) -> None:
     """A content handler of the location's own answers it: ``fastgate_status``,
     ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``, ``flv``,
-    ``mp4``."""
+    ``mp4``. nginx takes stub_status twice (it sets its handler again)."""
+    if d.name == "stub_status":
+        if d.args and d.args != ("on",):
+            raise d.error(f'invalid parameter "{d.args[0]}"')
+        if lvl.local.get("own_content") == "stub":
+            return
     lvl.once(d)
-    if d.name == "stub_status" and d.args and d.args != ("on",):
-        raise d.error(f'invalid parameter "{d.args[0]}"')
     if "own_content" in lvl.local:
         raise d.error(f'"{d.name}" and another content handler of fastgate\'s own in one location')
     lvl.local["own_content"] = _OWN[d.name]

@@ -221,7 +221,7 @@ def _real_ip_from(ld: Context, lvl: Level, d: Directive) -> None:
     """``set_real_ip_from``: every one of a level; a server's list replaces the block's
     (nginx's mail realip merge)."""
     own_ = lvl.local.setdefault("mail", {})
-    own_["real_ip_from"] = own_.get("real_ip_from", ()) + (realip.trusted_network(ld, d),)
+    own_["real_ip_from"] = own_.get("real_ip_from", ()) + realip.trusted_networks(ld, d)
 
 
 def _starttls(ld: Context, d: Directive) -> str:
