@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import h11
-from h11 import _abnf, _readers, _util
+from h11 import _abnf, _headers, _readers, _util
 
 from fastgate._wire import escape_past_ascii, serialize
 from fastgate.http.engine import (
@@ -70,6 +70,20 @@ class _Connection(h11.Connection):
         if io_dict is _readers.READERS:
             io_dict = self._readers
         return super()._get_io_object(role, event, io_dict)
+
+    def _process_event(self, role: Any, event: Any) -> None:
+        """h11's, but an HTTP/1.0 request that asks for keep-alive keeps it, as nginx
+        (and the httptools engine) keep it: h11 ends every 1.0 connection after one
+        exchange (``ab -k`` made a connection per request). Its response then needs a
+        length: h11 closes one that has none, and says so. When a request arrives
+        nothing has moved to MUST_CLOSE yet: the flag alone is put back."""
+        kept = self._cstate.keep_alive
+        super()._process_event(role, event)
+        if (kept and not self._cstate.keep_alive and role is h11.CLIENT
+                and type(event) is h11.Request and event.http_version == b"1.0"):
+            tokens = _headers.get_comma_header(event.headers, b"connection")
+            if b"keep-alive" in tokens and b"close" not in tokens:
+                self._cstate.keep_alive = True
 
     def _read_request(self, buf: Any) -> h11.Request | None:
         """h11's ``maybe_read_from_IDLE_client`` with ``_REQUEST_LINE``."""
@@ -394,6 +408,10 @@ class H11Server:
             headers = [*headers, (b"Content-Length", str(content_length).encode())]
         if self._close:
             headers = [*headers, (b"Connection", b"close")]  # h11 then closes after it
+        elif self._conn.their_http_version == b"1.0" and self._conn._cstate.keep_alive:
+            # (a 1.0 client keeps the connection only when told; without a length h11
+            # makes this "close" and closes)
+            headers = [*headers, (b"Connection", b"keep-alive")]
         # h11 frames a body of unknown length chunked for an HTTP/1.1 client
         self._chunked = (content_length is None and not head_only
                          and status not in _NO_BODY_STATUS and status >= 200

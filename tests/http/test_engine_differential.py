@@ -538,3 +538,34 @@ def test_a_refused_line_is_kept_up_to_its_first_cr_or_lf(engine_cls: type) -> No
 
     engine_cls(Errors(), 32768, 8192).feed(b"\x16\x03\x01\x00\xa5\n\x01\x00\r\n\r\n")
     assert [e.unread for e in errors] == [b"\x16\x03\x01\x00\xa5"]
+
+
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_an_http10_client_that_asks_keeps_its_connection(engine_cls: type) -> None:
+    """HTTP/1.0 with "Connection: keep-alive" (ab -k) keeps the connection, as nginx: an
+    answer with a length says "Connection: keep-alive" and the next request is read
+    (h11 ended every 1.0 connection); one without a length ends it, saying so."""
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    ask = b"GET /%d HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+    engine.feed(ask % 1 + ask % 2)
+    head = engine.send_head(200, b"OK", [], 2)
+    assert b"\r\nConnection: keep-alive\r\n" in head and b"close" not in head.lower()
+    engine.send_body(b"ok")
+    engine.send_end()
+    assert engine.keep_alive
+    engine.start_next()
+    assert [e[2] for e in rec.events if e[0] == "request"] == [b"/1", b"/2"]
+    head = engine.send_head(200, b"OK", [], None)  # (close-delimited)
+    assert b"\r\nConnection: close\r\n" in head and b"keep-alive" not in head
+    engine.send_body(b"ok")
+    engine.send_end()
+    assert not engine.keep_alive
+    # without asking, one exchange
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    engine.feed(b"GET / HTTP/1.0\r\n\r\n")
+    head = engine.send_head(200, b"OK", [], 2)
+    engine.send_body(b"ok")
+    engine.send_end()
+    assert b"keep-alive" not in head and not engine.keep_alive
