@@ -89,8 +89,6 @@ CASES = [
     ("server-name-star", "http { server {\nserver_name *bad.com;\n} }", 'server name "*bad.com" is invalid', 2),
     ("server-name-dot", "http { server {\nserver_name a .;\n} }", 'server name "." is invalid', 2),
     ("server-name-empty-regex", "http { server {\nserver_name ~;\n} }", 'empty regex in server name "~"', 2),
-    ("upstream-keepalive-0", "http { upstream u { server 127.0.0.1:1;\nkeepalive 0; } }",
-     'invalid value "0" in "keepalive" directive', 2),
     # (-t passed, and the worker's server table refused it at the start)
     ("server-name-bad-regex", "http { server {\nserver_name a ~^(?<x>.+$;\n} }",
      'pcre2_compile() failed: missing ), unterminated subpattern at position 1 in "^(?<x>.+$"',

@@ -124,13 +124,6 @@ def upstream_number(name: str) -> Handler:
     return handle
 
 
-def keepalive(ld: Context, lvl: Level, d: Directive) -> None:
-    """The idle connections kept per worker: at least one, as nginx's."""
-    upstream_number("keepalive")(ld, lvl, d)
-    if lvl.local["keepalive"] == 0:
-        raise d.error(f'invalid value "{d.args[0]}" in "keepalive" directive')
-
-
 def upstream_time(name: str) -> Handler:
     def handle(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.once(d)
@@ -145,7 +138,7 @@ SPECS = [
 
 UPSTREAM_TABLE: dict[str, Spec] = {s.name: s for s in [
     Spec("server", frozenset({UPSTREAM}), 1, None, upstream_server),
-    Spec("keepalive", frozenset({UPSTREAM}), 1, 1, keepalive),
+    Spec("keepalive", frozenset({UPSTREAM}), 1, 1, upstream_number("keepalive")),
     Spec("keepalive_requests", frozenset({UPSTREAM}), 1, 1, upstream_number("keepalive_requests")),
     Spec("keepalive_timeout", frozenset({UPSTREAM}), 1, 1, upstream_time("keepalive_timeout")),
     Spec("keepalive_time", frozenset({UPSTREAM}), 1, 1, upstream_time("keepalive_time")),
