@@ -132,8 +132,8 @@ class StaticModule:
         s = loc.settings
         for template in tf.files:
             name = template.render(req)
-            if not name:
-                continue
+            # (an empty name is tried too: under a regex location's alias, whose value is
+            # the whole path, `try_files "" =404` serves the alias, as nginx's)
             # "name/" checks for a directory, and the URI becomes the name without the
             # slash (then a 301 adds it, as nginx's static module does)
             want_dir = template.source.endswith("/")  # as written, not as rendered

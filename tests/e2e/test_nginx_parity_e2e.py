@@ -865,6 +865,9 @@ STATIC = """server { listen 127.0.0.1:PORT; root HOME/site;
   location /xml/ { alias HOME/site/dir/; autoindex on; autoindex_format xml; }
   location /jsonp/ { alias HOME/site/dir/; autoindex on; autoindex_format jsonp; }
   location ~ ^/re/(.+)$ { alias HOME/site/dir/$1; }
+  location ~ ^/tre/(.+)$ { alias HOME/site/dir/$1; try_files "" =404; }
+  location ~ ^/tru/(.+)$ { alias HOME/site/dir/$1; try_files $uri =404; }
+  location /tr0/ { try_files "" /docs/index.htm; }
   location /spa/ { try_files $uri $uri/ /docs/index.htm; }
   location /old/ { if_modified_since before; etag off; }
   location /two/ { max_ranges 1; alias HOME/site/dir/; }
@@ -941,6 +944,11 @@ def test_files_as_nginx_serves_them(tmp_path: Path, engine: str) -> None:
         _request("GET", "/xml/"), _request("GET", "/jsonp/?callback=cb.x"),
         _request("GET", "/jsonp/"), _request("GET", "/jsonp/?callback=a-b"),
         _request("GET", "/dir/"), _request("GET", "/re/a.txt"), _request("GET", "/re/sub"),
+        # try_files under a regex location's alias: "" is the alias (the whole path);
+        # $uri is appended to it, nginx's well-known trap (a 404); under root, "" is the
+        # root, a directory, so the next is tried
+        _request("GET", "/tre/a.txt"), _request("GET", "/tre/sub"),
+        _request("GET", "/tru/a.txt"), _request("GET", "/tr0/x"),
         _request("GET", "/spa/in/deep"), _request("GET", "/spa/in"), _request("GET", "/spa/"),
         _request("GET", "/dir/caf%C3%A9.css"), _request("GET", "/dir/page.html"),
         _request("GET", "/dir/a.txt", f"If-Modified-Since: {lm}"),
