@@ -986,13 +986,11 @@ class Map:
         for rx in self.regexes:
             m = rx.pattern.search(src)
             if m is not None:
+                # (nginx's ngx_http_regex_exec: the match's captures are the request's
+                # from now on, $1... of its location's regex too)
                 set_named_captures(r, m)
-                saved = r.captures
                 r.captures = (m.group(0),) + m.groups()
-                try:
-                    return rx.value.render(r)
-                finally:
-                    r.captures = saved
+                return rx.value.render(r)
         return self.default.render(r)
 
 

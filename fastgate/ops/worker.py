@@ -115,10 +115,11 @@ class ServerTable:
             (name, s) for s in servers for name in s.server_names if not name.startswith("~"))
         self.regexes = [(compile_regex(name[1:], True), s) for s in servers
                         for name in s.server_names if name.startswith("~")]
-        # a regex name with named captures sets them as variables when it picks its
-        # server (``server_name ~^(?<sub>.+)\.example\.com$; root /srv/$sub;``): then
-        # the Host is matched even when one server is all there is (``named``)
-        self.named = any(rx.groupindex for rx, _ in self.regexes)
+        # a regex name with captures sets them when it picks its server, as variables
+        # and as $1... (``server_name ~^(?<sub>.+)\.example\.com$; root /srv/$sub;``,
+        # nginx's ``server_name ~^(www\.)?(.+)$; root /sites/$2;``): then the Host is
+        # matched even when one server is all there is (``named``)
+        self.named = any(rx.groups for rx, _ in self.regexes)
         self.only = servers[0] if len(servers) == 1 and not self.named else None
 
     def select(self, host: str) -> Server:
@@ -138,14 +139,15 @@ class ServerTable:
         return self.default
 
     def select_named(self, req: Any) -> Server:
-        """``select``, for an address whose regex names have named captures: the one
-        that picks the server sets them on ``req``."""
+        """``select``, for an address whose regex names have captures: the one that
+        picks the server sets them on ``req``."""
         host = req.host
         if host and self.names.exact.get(host) is None and self.names.find(host) is None:
             for rx, srv in self.regexes:
                 m = rx.search(host)
                 if m is not None:
                     set_named_captures(req, m)
+                    req.captures = (m.group(0), *m.groups())
                     return srv
         return self.select(host)
 

@@ -61,14 +61,19 @@ cdef class Walker:
         return self.walk(conn, req, self.locate(req, server), 0)
 
     cpdef object locate(self, Request req, server):
-        """The location of the request's URI in ``server`` (its captures set, named
-        ones as variables), else the server's fallback."""
+        """The location of the request's URI in ``server`` (a regex location's captures
+        set, named ones as variables: a prefix location leaves $1... as they were, a
+        server_name's or an earlier location's, as nginx's), else the server's
+        fallback."""
         memo = self._memos.get(server.locations)
         found = memo.get(req.uri) if memo is not None else None
         if found is None:
             found = self._find(server.locations, req.uri)
         loc, captures = <tuple>found
-        req.captures = captures
+        if captures:  # (a regex location's; a prefix one leaves $1... as they were)
+            req.captures = captures
+        elif req.captures is _AUTO_REDIRECT:
+            req.captures = ()
         if loc is None:
             return server.fallback
         if captures and loc.named_captures:

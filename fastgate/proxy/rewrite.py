@@ -110,6 +110,7 @@ class RewriteModule:
                 assert isinstance(op, Rewrite)
                 m = op.regex.search(req.uri)
                 if m is None:
+                    req.captures = ()  # (nginx's regex script code: $1... are gone)
                     continue
                 req.captures = (m.group(0), *m.groups())
                 set_named_captures(req, m)
@@ -238,7 +239,8 @@ def _break(req: Request, run: _Run) -> None:
 
 def holds(req: Request, cond: Condition, s: Settings,
           log: Callable[[str], None]) -> bool:
-    """Whether an ``if`` condition holds; a regex that matches sets ``$1``...; a file
+    """Whether an ``if`` condition holds; a regex sets ``$1``... when it matches and
+    clears them when it does not (``~`` and ``!~`` alike, as nginx's); a file
     test looks as the location's ``disable_symlinks`` lets it (``log``: a failure that
     is not a missing file, as nginx logs it at crit)."""
     op = cond.op
@@ -252,14 +254,15 @@ def holds(req: Request, cond: Condition, s: Settings,
         assert cond.right is not None
         return left != cond.right.render(req)
     if cond.regex is not None:
+        # as nginx's regex script code: a match (of "~" or "!~") gives $1..., one that
+        # does not match takes them away, whichever way the condition then goes
         m = cond.regex.search(left)
-        if op.startswith("!"):
-            return m is None
         if m is None:
-            return False
+            req.captures = ()
+            return op.startswith("!")
         req.captures = (m.group(0), *m.groups())
         set_named_captures(req, m)
-        return True
+        return not op.startswith("!")
     # -f -d -e -x, or negated: on the file system, as nginx tests them (and as
     # disable_symlinks lets it look)
     test = op[-1]

@@ -1785,6 +1785,43 @@ def test_a_body_past_the_limit_is_logged_as_nginx(tmp_path: Path, engine: str) -
     assert "[error]" in ours[1] and "chunked body: 5+11 bytes" in ours[1]
 
 
+CAPTURES = r"""map $http_x $m { ~^(x+)(y*)$ "$1-$2"; default none; }
+server { listen 127.0.0.1:PORT; server_name ~^(www\.)?(.+)\.test$;
+  location / { return 200 "[$1] [$2]\n"; }
+  location ~ ^/g/(x)$ { return 200 "[$1] [$2]\n"; }
+  location ~ ^/n/ { return 200 "[$1] [$2]\n"; }
+  location /rw/ { rewrite ^/nomatch/(.*)$ /x; return 200 "[$1] [$2]\n"; }
+  location ~ ^/a/(.*)$ { rewrite ^/nomatch/(.*)$ /x; return 200 "[$1]\n"; }
+  location ~ ^/b/(.*)$ { if ($http_x ~ nogroup) { } return 200 "[$1]\n"; }
+  location ~ ^/c/(.*)$ { if ($http_x !~ ^(y)$) { return 200 "neg [$1]\n"; }
+                         return 200 "[$1]\n"; }
+  location ~ ^/p/(.*)$ { set $v $m; return 200 "[$1] [$v]\n"; }
+  location ~ ^/e/(.*)$ { error_page 418 /to/; return 418; }
+  location /to/ { return 200 "after [$1]\n"; } }"""
+
+
+def test_regex_captures_live_as_nginx_s(tmp_path: Path, engine: str) -> None:
+    """$1... are the last regex's that ran, as nginx's ngx_http_regex_exec leaves
+    them: a server_name regex's in a prefix location (nginx's `root /sites/$2`), a
+    regex location's after an internal redirect to a prefix one; a rewrite or an
+    ``if`` regex that does not match takes them away (``~`` and ``!~`` alike); one
+    that matches replaces them, as a map's regex does once evaluated."""
+    def ask(path: str, host: str = "www.abc.test", x: str | None = None) -> bytes:
+        extra = f"X: {x}\r\n" if x is not None else ""
+        return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n"
+                f"\r\n").encode()
+
+    asks = [ask("/"), ask("/", "abc.test"), ask("/g/x"), ask("/n/"), ask("/rw/"),
+            ask("/a/q"), ask("/b/q", x="nogroup"), ask("/b/q", x="z"),
+            ask("/c/q", x="y"), ask("/c/q", x="z"), ask("/p/abc", x="xxy"),
+            ask("/p/abc", x="zz"), ask("/e/q")]
+    with both(tmp_path, CAPTURES, engine) as (nginx, fastgate):
+        answers = [(nginx.send(raw), fastgate.send(raw)) for raw in asks]
+    for raw, (want, got) in zip(asks, answers, strict=True):
+        assert (got[0], got[2]) == (want[0], want[2]), raw
+    assert answers[0][1][2] == b"[www.] [abc]\n" and answers[10][1][2] == b"[xx] [xx-y]\n"
+
+
 VHOSTS = """server { listen 127.0.0.1:PORT default_server; server_name def; return 200 "d"; }
 server { listen 127.0.0.1:PORT; server_name named; return 200 "n"; }"""
 
