@@ -126,7 +126,9 @@ class ServerTable:
         if self.only is not None:  # one server on the address: every name is its
             return self.only
         if not host:
-            return self.default
+            # (no Host, HTTP/1.0: nginx looks "" up as a name — a server without
+            # server_name has it, as `server_name ""` gives it — else the default)
+            return self.names.exact.get("", self.default)
         exact = self.names.exact.get(host)  # the common case, without a call
         if exact is not None:
             return exact

@@ -1822,6 +1822,31 @@ def test_regex_captures_live_as_nginx_s(tmp_path: Path, engine: str) -> None:
     assert answers[0][1][2] == b"[www.] [abc]\n" and answers[10][1][2] == b"[xx] [xx-y]\n"
 
 
+NAMELESS = """server { listen 127.0.0.1:PORT; server_name a.test; return 200 "a [$host] [$server_name]"; }
+server { listen 127.0.0.1:PORT; return 200 "none [$host] [$server_name]"; }
+server { listen 127.0.0.1:PORT; server_name b.test ""; return 200 "b [$host] [$server_name]"; }"""
+NAMED = """server { listen 127.0.0.1:PORT; server_name a.test; return 200 "a [$host]"; }
+server { listen 127.0.0.1:PORT; server_name b.test; return 200 "b [$host]"; }"""
+
+
+def test_a_request_without_host_goes_where_nginx_sends_it(tmp_path: Path, engine: str) -> None:
+    """An HTTP/1.0 request without Host is looked up as the name "": a server without
+    server_name has it (as `server_name ""` gives it), and the first such answers,
+    with an empty $host; without one, the default server does."""
+    asks = [b"GET / HTTP/1.0\r\n\r\n", b"GET /x HTTP/1.0\r\nUser-Agent: u\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: zz\r\nConnection: close\r\n\r\n"]
+    got = {}
+    for name, block in (("nameless", NAMELESS), ("named", NAMED)):
+        home = tmp_path / name
+        home.mkdir()
+        with both(home, block, engine) as (nginx, fastgate):
+            for raw in asks:
+                want, mine = nginx.send(raw), fastgate.send(raw)
+                assert (mine[0], mine[2]) == (want[0], want[2]), (name, raw)
+                got[name, raw] = mine[2]
+    assert got["nameless", asks[0]] == b"none [] []" and got["named", asks[0]] == b"a [a.test]"
+
+
 VHOSTS = """server { listen 127.0.0.1:PORT default_server; server_name def; return 200 "d"; }
 server { listen 127.0.0.1:PORT; server_name named; return 200 "n"; }"""
 
