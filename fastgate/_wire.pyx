@@ -513,7 +513,8 @@ def normal_host(bytes value):
     (once the port and dot are gone), a NUL, control character, space, ``/``, ``\\`` or
     ``@``, an empty label (``..``), a ``[`` anywhere but first or never closed, or a port
     that is not digits (nginx lets the last three through; stricter here, as RFC 9110
-    says, so that no backend reads a different name in them). The same name then
+    says, so that no backend reads a different name in them). Only ASCII letters are
+    lowered, as nginx's. The same name then
     selects the server and is ``$host``: ``api.example.com.`` and
     ``API.example.com:8080`` are ``api.example.com``."""
     return _normal_host(value)
@@ -562,8 +563,10 @@ cdef object _normal_host(bytes value):
         return None
     if ascii and host_len <= 255:
         return _lower_ascii(p, host_len)
-    return (<bytes>PyBytes_FromStringAndSize(<const char*>p, host_len)).decode(
-        "latin-1").lower()
+    # (ASCII letters only, as nginx's: bytes past ASCII stay as they came, read as the
+    # rest of a request's text is read, UTF-8 with its undecodable bytes kept)
+    return (<bytes>PyBytes_FromStringAndSize(<const char*>p, host_len)).lower().decode(
+        "utf-8", "surrogateescape")
 
 
 cdef str _lower_ascii(const unsigned char* p, Py_ssize_t n):

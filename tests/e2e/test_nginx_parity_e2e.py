@@ -1832,9 +1832,12 @@ server { listen 127.0.0.1:PORT; server_name b.test; return 200 "b [$host]"; }"""
 def test_a_request_without_host_goes_where_nginx_sends_it(tmp_path: Path, engine: str) -> None:
     """An HTTP/1.0 request without Host is looked up as the name "": a server without
     server_name has it (as `server_name ""` gives it), and the first such answers,
-    with an empty $host; without one, the default server does."""
+    with an empty $host; without one, the default server does. $host lowers the
+    Host's ASCII letters only."""
     asks = [b"GET / HTTP/1.0\r\n\r\n", b"GET /x HTTP/1.0\r\nUser-Agent: u\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: zz\r\nConnection: close\r\n\r\n"]
+            b"GET / HTTP/1.1\r\nHost: zz\r\nConnection: close\r\n\r\n",
+            # ($host lowers ASCII letters only: "B\xc3\x9cCHER" is "b\xc3\x9ccher")
+            b"GET / HTTP/1.1\r\nHost: B\xc3\x9cCHER.Test\r\nConnection: close\r\n\r\n"]
     got = {}
     for name, block in (("nameless", NAMELESS), ("named", NAMED)):
         home = tmp_path / name
@@ -1845,6 +1848,7 @@ def test_a_request_without_host_goes_where_nginx_sends_it(tmp_path: Path, engine
                 assert (mine[0], mine[2]) == (want[0], want[2]), (name, raw)
                 got[name, raw] = mine[2]
     assert got["nameless", asks[0]] == b"none [] []" and got["named", asks[0]] == b"a [a.test]"
+    assert got["named", asks[3]] == b"a [b\xc3\x9ccher.test]"
 
 
 VHOSTS = """server { listen 127.0.0.1:PORT default_server; server_name def; return 200 "d"; }

@@ -299,7 +299,9 @@ def test_serialize() -> None:
 @pytest.mark.parametrize("value,host", [
     (b"Example.com", "example.com"), (b"a:80", "a"), (b"[::1]:8080", "[::1]"),
     (b"api.example.com.", "api.example.com"), (b"API.Example.COM.:8443", "api.example.com"),
-    (b"caf\xc9.example", "caf\xe9.example"),
+    # (ASCII letters lowered only, as nginx's; bytes past ASCII read as UTF-8, kept as
+    # they came: "BÜCHER" is "bÜcher", and a byte no UTF-8 is stays that byte)
+    (b"B\xc3\x9cCHER.example", "b\xdccher.example"), (b"caf\xc9.example", "caf\udcc9.example"),
     # invalid as ngx_http_validate_host says (and stricter on stray brackets): None
     (b"", None), (b":80", None), (b".", None), (b"a..b", None), (b"a/b", None),
     (b"a\\b", None), (b"a b", None), (b"a\tb", None), (b"a\x00b", None), (b"a\x7fb", None),
@@ -342,7 +344,7 @@ def _nginx_host(value: bytes) -> str | None:
         return None
     if host_len and dot == host_len - 1:
         host_len -= 1
-    return value[:host_len].decode("latin-1").lower() if host_len else None
+    return value[:host_len].lower().decode("utf-8", "surrogateescape") if host_len else None
 
 
 @settings(max_examples=fuzz_examples(1000), deadline=None)

@@ -275,7 +275,10 @@ def server_name(ld: Context, lvl: Level, d: Directive) -> None:
                 raise d.error(e.message) from None
         if a.lower() == "$hostname":
             a = socket.gethostname()
-        names.append(a if a.startswith("~") else a.lower())
+        # (ASCII letters lowered only, as nginx's ngx_strlow and a request's Host)
+        names.append(a if a.startswith("~") else
+                     a.encode("utf-8", "surrogateescape").lower().decode(
+                         "utf-8", "surrogateescape"))
     lvl.local["server_name"] = lvl.local.get("server_name", ()) + tuple(names)
 
 
