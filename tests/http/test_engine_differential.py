@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import fuzz_examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.engine import ProtocolError, RequestHead, refused_head
 from fastgate.http.h11_engine import H11Server
 from fastgate.http.httptools_engine import HttptoolsServer
 from fastgate.http.uri import parse_target
@@ -569,3 +572,23 @@ def test_an_http10_client_that_asks_keeps_its_connection(engine_cls: type) -> No
     engine.send_body(b"ok")
     engine.send_end()
     assert b"keep-alive" not in head and not engine.keep_alive
+
+
+_HEAD_PIECES = [b"GET", b"POST", b"get", b" ", b"/", b"/a", b"http://a", b"?", b"HTTP/1.1",
+                b"HTTP/1.0", b"HTTP/2.0", b"\r\n", b"\n", b"\r", b"Host: a", b"Host", b":",
+                b"Content-Length: 1", b"Content-Length: x", b"Transfer-Encoding: chunked",
+                b"Transfer-Encoding: gzip", b"X\x01", b"\x00", b"\x7f", b"\xc3\xa9", b"\t",
+                b"\x16\x03"]
+
+
+@settings(max_examples=fuzz_examples(2000), deadline=None)
+@given(head=st.lists(st.sampled_from(_HEAD_PIECES), max_size=16).map(b"".join)
+       | st.binary(max_size=200))
+def test_any_refused_head_is_said_without_a_crash(head: bytes) -> None:
+    """refused_head reads whatever bytes a client sent: it always gives a refusal that
+    says what nginx was reading, with a status a server answers."""
+    error = refused_head("parser's reason", 400, head)
+    assert error.status in (400, 501, 505)
+    assert error.log_line.endswith((" while reading client request line",
+                                    " while reading client request headers"))
+    assert error.unread is None or not any(c in error.unread for c in b"\r\n")
