@@ -306,8 +306,7 @@ def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
             coding = field
     if whole and host is None and version == b"1.1":
         return _in_headers('client sent HTTP/1.1 request without "Host" header')
-    if length is not None and (not length[1].isdigit()
-                               or int(length[1]) > 0x7fffffffffffffff):  # (ngx_atoof's)
+    if length is not None and not _is_length(length[1]):
         return _in_headers(INVALID_LENGTH)
     if coding is None:
         return None
@@ -320,6 +319,13 @@ def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
         return _in_headers('client sent unknown "Transfer-Encoding": '
                            f'"{coding[1].decode("latin-1")}"', 501)
     return None
+
+
+def _is_length(value: bytes) -> bool:
+    """A Content-Length nginx's ngx_atoof reads: digits, at most 2^63 - 1 (leading
+    zeros aside: a value of thousands of digits is never made a number)."""
+    digits = value.lstrip(b"0")
+    return value.isdigit() and len(digits) <= 19 and int(digits or b"0") <= 0x7fffffffffffffff
 
 
 def _in_headers(words: str, status: int = 400) -> ProtocolError:

@@ -478,6 +478,9 @@ NGINX_WORDS = [
      'client sent invalid "Content-Length" header while reading client request headers'),
     (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400,
      'client sent invalid "Content-Length" header while reading client request headers'),
+    # (thousands of digits: past what Python makes a number of, never tried)
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", 400,
+     'client sent invalid "Content-Length" header while reading client request headers'),
     # nginx reads these (a bare CR in a value, a line without a colon); both engines
     # refuse them, saying so in nginx's way
     (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n", 400,
