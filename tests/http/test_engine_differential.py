@@ -505,13 +505,13 @@ def _refusals(engine_cls: type, data: bytes, split: int | None) -> list[tuple[in
 
 
 @pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
-@pytest.mark.parametrize("split", [None, 1, 5])
-@pytest.mark.parametrize("data,status,words", NGINX_WORDS)
-def test_a_refused_head_is_logged_in_nginxs_words(engine_cls: type, split: int | None,
-                                                  data: bytes, status: int,
-                                                  words: str) -> None:
-    if split and data.count(b"Transfer-Encoding") > 1:
-        pytest.skip("a second Transfer-Encoding arriving in pieces: the next test")
+@pytest.mark.parametrize("data,status,words,split", [
+    (*case, split) for case in NGINX_WORDS for split in (None, 1, 5)
+    # (a second Transfer-Encoding arriving in pieces: the next test)
+    if not (split and case[0].count(b"Transfer-Encoding") > 1)])
+def test_a_refused_head_is_logged_in_nginxs_words(engine_cls: type, data: bytes,
+                                                  status: int, words: str,
+                                                  split: int | None) -> None:
     assert _refusals(engine_cls, data, split) == [(status, words)]
 
 
