@@ -13,6 +13,8 @@ import hmac
 import time
 from typing import Any
 
+from fastgate.decimals import decimal
+
 _EXPIRES = ("secure_link", "expires")  # the request's memo key
 _URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -45,9 +47,9 @@ def secure_link(r: Any, s: Any) -> str:
     hashed, expires = _split(r, s)
     deadline = 0
     if expires is not None:
-        if not expires.isascii() or not expires.isdigit() or int(expires) <= 0:
+        deadline = decimal(expires) or 0  # (ngx_atotm's: past 2^63 - 1 it is none)
+        if deadline <= 0:
             return ""
-        deadline = int(expires)
         # $secure_link_expires from now on (secure_link_md5 may use it), as nginx's ctx
         r.memo[_EXPIRES] = expires
     if len(hashed) > 24:

@@ -43,6 +43,7 @@ import h11
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
+from fastgate.decimals import decimal
 from fastgate.http.server import ClientConnection
 from fastgate.openssl import OcspPolicy
 
@@ -801,10 +802,11 @@ def http1_head(fields: list[tuple[bytes, bytes]], whole: bool,
                 authority = value
             continue  # :scheme is the connection's
         if name == b"content-length":
-            if not value.isdigit():
+            number = decimal(value)
+            if number is None:
                 return None, method, 0
             has_length = True
-            length = int(value)
+            length = number
         elif name == b"host":
             authority = b""  # the client's own Host (h2 has checked it matches)
         elif name == b"cookie":

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from fastgate._wire import ResponseHead
 from fastgate.config.tls import TlsError
+from fastgate.decimals import decimal
 from fastgate.errors import FastgateError, OutputFailed
 from fastgate.http import fastcgi, scgi, uwsgi
 from fastgate.http.buffered_body import BufferedBody, KeptBodyError
@@ -471,14 +472,14 @@ class CgiModule:
         length = -1
         for name, value in headers:
             if name.lower() == b"content-length":
-                text = value.strip()
-                if not text.isdigit():
+                number = decimal(value.strip())
+                if number is None:
                     self.w.log.error(f'upstream sent invalid "Content-Length" header: '
                                      f'"Content-Length: {value.decode("latin-1")}"', conn,
                                      req)
                     self._refuse(conn, req, loc)
                     return None
-                length = int(text)
+                length = number
         shown = final_status(req, status)
         req.status = shown
         head_only = req.method == "HEAD" or shown in (204, 304) or shown < 200

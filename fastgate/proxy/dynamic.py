@@ -29,6 +29,7 @@ from fastgate.config.model import (
     socket_upstream,
 )
 from fastgate.config.tls import proxy_tls_host, upstream_context, upstream_tls
+from fastgate.decimals import decimal
 from fastgate.proxy.dns import Names, ResolveError
 from fastgate.proxy.upstream import UpstreamGroup
 
@@ -245,9 +246,10 @@ def _split(hostport: str, default: int) -> tuple[str | None, int | None]:
         return None, None
     if not port_text:
         return host, default
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    port = decimal(port_text, 65535)
+    if not port:
         return host, None
-    return host, int(port_text)
+    return host, port
 
 
 __all__ = ["DynamicTargets", "safe_target"]

@@ -22,6 +22,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from fastgate import gd
+from fastgate.decimals import decimal
 from fastgate.proxy.held import Failed
 
 if TYPE_CHECKING:
@@ -119,7 +120,8 @@ def value(req: Request, v: int | Template) -> int:
     text = v.render(req)
     if text == "-":
         return _UNBOUNDED
-    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else 0
+    number = decimal(text)  # (ngx_atoi's: past 2^63 - 1, none)
+    return number if number else 0
 
 
 def _json(headers: Headers, size: tuple[int, int, bool] | None, kind: int

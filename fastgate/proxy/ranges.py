@@ -7,6 +7,8 @@ from __future__ import annotations
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
+from fastgate.decimals import decimal
+
 if TYPE_CHECKING:
     from fastgate.proxy.request import Request
 
@@ -47,13 +49,16 @@ def ranges(req: Request, size: int, mtime: int | None, etag: bytes | None,
         first, last = first.strip(b" "), last.strip(b" ")
         if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
             return None
+        low, high = decimal(first) if first else 0, decimal(last) if last else 0
+        if low is None or high is None:
+            return []  # past a 64-bit offset: 416, as nginx's range parser
         if not first:
             if not last:
                 return None
-            start, end = max(size - int(last), 0), size
+            start, end = max(size - high, 0), size
         else:
-            start = int(first)
-            end = size if not last else int(last) + 1
+            start = low
+            end = size if not last else high + 1
             if last and end <= start:
                 return []  # its end before its start: 416, as nginx
             if end > size:

@@ -18,6 +18,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from fastgate.decimals import decimal
 from fastgate.variables import RATE_KEY, SET_RATE, SUBREQUEST_KEY
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ def upstream_rate(req: Request, headers: Headers, ignored: Collection[str]) -> N
     for name, value in headers:
         low = name.lower()
         if low == b"x-accel-limit-rate" and "x-accel-limit-rate" not in ignored:
-            text = value.strip()
-            if text.isdigit():
-                req.memo[RATE_KEY] = int(text)
+            rate = decimal(value.strip())
+            if rate is not None:  # (else ignored, as nginx's ngx_atoi error)
+                req.memo[RATE_KEY] = rate
         elif (low == b"x-accel-buffering" and "x-accel-buffering" not in ignored
               and value.strip().lower() == b"no"):
             req.memo[RATE_KEY] = 0

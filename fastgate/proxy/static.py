@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, unquote
 
 from fastgate._wire import ResponseHead
+from fastgate.decimals import decimal
 from fastgate.errors import OutputFailed
 from fastgate.http.engine import ProtocolError
 from fastgate.http.uri import encode_args, encode_path
@@ -909,10 +910,8 @@ def _or_minus_one(value: int | None) -> int:
 
 def _offset(value: str | None, size: int) -> int:
     """flv's ``start``: digits within the file, else 0 (nginx's ngx_atoof and its test)."""
-    if not value or not value.isascii() or not value.isdigit():
-        return 0
-    start = int(value)
-    return start if start < size and start < 2 ** 63 else 0
+    start = decimal(value) if value else None
+    return start if start is not None and start < size else 0
 
 
 def _close(fd: int) -> None:
