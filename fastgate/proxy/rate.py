@@ -18,7 +18,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from fastgate.decimals import decimal
+from fastgate.decimals import MAX_OFF_T, decimal
 from fastgate.variables import RATE_KEY, SET_RATE, SUBREQUEST_KEY
 
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ def parse_size(text: str) -> int | None:
     m = _SIZE.fullmatch(text)
     if m is None:
         return None
-    return int(m.group(1)) * _SCALE[m.group(2).lower()]
+    scale = _SCALE[m.group(2).lower()]
+    number = decimal(m.group(1), MAX_OFF_T // scale)  # (past it, ngx_parse_size's error)
+    return None if number is None else number * scale
 
 
 def upstream_rate(req: Request, headers: Headers, ignored: Collection[str]) -> None:

@@ -19,6 +19,7 @@ import re
 from typing import TYPE_CHECKING
 
 from fastgate._wire import ResponseHead
+from fastgate.decimals import decimal
 from fastgate.errors import FastgateError
 from fastgate.proxy.capture import KEPT_MAX, SubrequestRefused
 from fastgate.proxy.ranges import http_time, ranges
@@ -58,7 +59,10 @@ def _check(state: SliceState, headers: Headers) -> tuple[int, int, int]:
         raise SliceError("invalid range in slice response")
     if m.group(3) == b"*":
         raise SliceError("no complete length in slice response")
-    start, end, total = int(m.group(1)), int(m.group(2)) + 1, int(m.group(3))
+    start, last, total = decimal(m.group(1)), decimal(m.group(2)), decimal(m.group(3))
+    if start is None or last is None or total is None:
+        raise SliceError("invalid range in slice response")
+    end = last + 1
     if start != state.start or end != min(start + state.size, total):
         raise SliceError(f"unexpected range in slice response: {start}-{end}")
     state.start = end

@@ -108,3 +108,12 @@ def test_what_a_configuration_may_write(tmp_path: Path) -> None:
     conf.write_text("http { server { listen 127.0.0.1:8080; limit_rate fast; } }")
     with pytest.raises(ConfigError, match='"limit_rate" directive invalid value'):
         load_config(str(conf))
+
+
+@pytest.mark.parametrize("text,size", [("10", 10), ("2k", 2048), ("1M", 1 << 20),
+                                       ("9" * 5000, None), ("9223372036854775807k", None),
+                                       ("x", None)])
+def test_a_rate_size_as_ngx_parse_size(text: str, size: int | None) -> None:
+    from fastgate.proxy.rate import parse_size
+
+    assert parse_size(text) == size

@@ -63,6 +63,8 @@ def _first(req: SimpleNamespace, status: int, content_range: bytes | None,
     (b"bytes 100-199/1000", "unexpected range in slice response: 100-200"),
     (b"bytes 0-49/1000", "unexpected range in slice response: 0-50"),
     (b"bytes=0-99/1000", "invalid range in slice response"),
+    # (an upstream's thousands of digits: never handed to int())
+    (b"bytes 0-99/" + b"9" * 5000, "invalid range in slice response"),
 ])
 def test_a_first_slice_that_is_not_the_one_asked_for(content_range: bytes | None,
                                                       error: str) -> None:
