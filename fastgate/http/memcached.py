@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from fastgate.decimals import decimal
 from fastgate.http.engine import ProtocolError
 
 _ESCAPED = frozenset(range(0x20)) | {0x20, 0x25}
@@ -49,10 +50,12 @@ class Answer:
                 raise ProtocolError(f'memcached sent invalid key in response "{_shown(line)}" '
                                     f'for key "{_shown(self.key)}"', 502)
             fields = rest[len(self.key) + 1:].split(b" ")
-            if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
+            flags = decimal(fields[0]) if len(fields) >= 2 else None
+            length = decimal(fields[1]) if len(fields) >= 2 else None
+            if flags is None or length is None:
                 raise ProtocolError(f'memcached sent invalid length in response '
                                     f'"{_shown(line)}" for key "{_shown(self.key)}"', 502)
-            self._head = (int(fields[0]), int(fields[1]), eol + 1)
+            self._head = (flags, length, eol + 1)
         flags, length, start = self._head
         end = start + length
         if len(buf) < end + len(b"\r\nEND\r\n"):

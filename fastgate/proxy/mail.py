@@ -24,6 +24,7 @@ from fastgate import openssl
 from fastgate.client_certificate import VARIABLES as CERTIFICATE
 from fastgate.config.addresses import UNIX, trusted_peer
 from fastgate.config.model import Listen, Mail, MailServer, Resolver
+from fastgate.decimals import decimal
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.http.tcp import TcpEnd, connect
 from fastgate.proxy.dns import Names, ResolveError
@@ -935,7 +936,7 @@ class MailSession:
                                f'"{_text(answer.server)}"')
             self._internal_error()
             return
-        port = int(answer.port) if answer.port.isdigit() else 0
+        port = decimal(answer.port, 65535) or 0
         if not 0 < port < 65536:
             self._log("error", f"auth http server {a.name} sent invalid server port:"
                                f'"{_text(answer.port)}"')

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastgate.config.model import MailServer
+from fastgate.decimals import decimal
 from fastgate.errors import FastgateError
 from fastgate.http.tcp import TcpEnd
 
@@ -240,8 +241,9 @@ def _take(answer: Answer, name: bytes, value: bytes) -> None:
     elif name == b"auth-pass":
         answer.password = value
     elif name == b"auth-wait":
-        if value.isdigit():
-            answer.wait = int(value)
+        wait = decimal(value)
+        if wait is not None:
+            answer.wait = wait
     elif name == b"auth-error-code":
         answer.error_code = value
 

@@ -181,12 +181,14 @@ def test_memcached_answers_however_they_are_cut(value: bytes, flags: int, step: 
     (b"SERVER_ERROR out of memory\r\n", "invalid response"),
     (b"VALUE other 0 1\r\nx\r\nEND\r\n", "invalid key"),
     (b"VALUE k zero 1\r\nx\r\nEND\r\n", "invalid length"),
+    # (thousands of digits: never handed to int())
+    (b"VALUE k 0 " + b"9" * 5000 + b"\r\nx\r\nEND\r\n", "invalid length"),
     (b"VALUE k 0 1\r\nxy\r\nEND\r\n", "invalid trailer"),
     (b"END\n", "invalid response"),
 ])
 def test_a_bad_memcached_answer_is_a_502(raw: bytes, words: str) -> None:
     with pytest.raises(ProtocolError) as e:
-        memcached.Answer(b"k", 4096).feed(raw)
+        memcached.Answer(b"k", 65536).feed(raw)
     assert e.value.status == 502 and words in e.value.reason
 
 

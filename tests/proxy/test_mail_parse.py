@@ -135,6 +135,9 @@ def test_an_answer_is_read_as_nginx_reads_it() -> None:
     # no status line: the first line is read as a header, as nginx's
     assert read_answer(b"Auth-Status: Bad one\r\n\r\n") == Answer(error=b"Bad one")
     assert read_answer(b"Auth-Status: WAIT\nAuth-Wait: x\n\n") == Answer(again=True)
+    # (thousands of digits: not a wait, never handed to int())
+    assert read_answer(b"Auth-Status: WAIT\nAuth-Wait: " + b"9" * 5000 + b"\n\n") == \
+        Answer(again=True)
     assert read_answer(b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n") is None
     assert read_answer(b"HTT") is None
 
