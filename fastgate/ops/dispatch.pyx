@@ -90,7 +90,7 @@ cdef class AddressHandler:
                 w._refuse(conn, duplicate_header(head.headers, screened[1]), vhosts,
                           server, head, started)
                 return
-            req.head = w._without(conn, head, screened[1], screened[2])
+            req.head = w._without(conn, head, screened[1], screened[2], vhosts, server)
         if method == b"TRACE" or method == b"CONNECT":
             # nginx refuses both before any phase, once the headers are read (the page
             # is the Host's server's): TRACE echoes headers back (cookies, tokens),

@@ -434,10 +434,27 @@ class Worker:
         return self.phases.fail(conn, req, fallback, 497)
 
     def _without(self, conn: ClientSide, head: RequestHead, kept: list[Any],
-                 dropped: list[bytes]) -> RequestHead:
-        for name in dropped:
-            self.log.info(f'client sent invalid header line: "{name.decode("latin-1")}"',
-                          conn)
+                 dropped: list[bytes], vhosts: ServerTable, server: Server) -> RequestHead:
+        """``head`` without the header lines ``ignore_invalid_headers`` drops, each
+        logged as nginx logs it while reading the head: the line, then the context of
+        that moment — its server (the Host's once a Host line came before it, else the
+        address's default), the request line, and that Host."""
+        if self.log.verbose:
+            names = set(dropped)
+            before: list[tuple[bytes, bytes]] = []
+            host_read = False
+            for name, value in head.headers:
+                if name in names:
+                    line = (name + b": " + value).decode("utf-8", "surrogateescape")
+                    seen = RequestHead(head.method, head.target, head.version, list(before), 0,
+                                       False, False, None)
+                    self.log.info(f'client sent invalid header line: "{line}" while reading '
+                                  "client request headers", conn, self._refused_request(
+                                      conn, vhosts, server if host_read else None, seen))
+                    continue
+                if not host_read and len(name) == 4 and name.lower() == b"host":
+                    host_read = True
+                before.append((name, value))
         return RequestHead(head.method, head.target, head.version, kept,
                            head.content_length, head.keep_alive, head.expect_continue,
                            head.upgrade)

@@ -1828,6 +1828,20 @@ def test_regex_captures_live_as_nginx_s(tmp_path: Path, engine: str) -> None:
     assert answers[0][1][2] == b"[www.] [abc]\n" and answers[10][1][2] == b"[xx] [xx-y]\n"
 
 
+def test_a_dropped_header_line_is_logged_as_nginx_logs_it(tmp_path: Path, engine: str) -> None:
+    """A header line ignore_invalid_headers drops is logged whole, with what nginx had
+    read by then: its server, the request line, the Host when one came before it."""
+    asks = [b"GET / HTTP/1.1\r\nHost: named\r\nX_User: admin\r\nConnection: close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX@Y: 1\r\nHost: named\r\nX.Z: v\r\nConnection: close\r\n\r\n"]
+    with both(tmp_path, VHOSTS, engine) as (nginx, fastgate):
+        for raw in asks:
+            assert nginx.send(raw)[0] == fastgate.send(raw)[0] == 200
+        ours, theirs = [_error_lines(side, lambda line: "invalid header line" in line, 3)
+                        for side in (fastgate, nginx)]
+    assert ours == theirs and len(ours) == 3, (ours, theirs)
+    assert ours[1].endswith('server: def, request: "GET / HTTP/1.1"')  # (before Host)
+
+
 NAMELESS = """server { listen 127.0.0.1:PORT; server_name a.test; return 200 "a [$host] [$server_name]"; }
 server { listen 127.0.0.1:PORT; return 200 "none [$host] [$server_name]"; }
 server { listen 127.0.0.1:PORT; server_name b.test ""; return 200 "b [$host] [$server_name]"; }"""
