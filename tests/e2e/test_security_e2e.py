@@ -799,3 +799,37 @@ def test_satisfy_any_outside_the_allowed_network_needs_a_valid_token(gate: Gate)
     assert status(gate.send(request("GET", f"/lan/x?{m}", auth=token()))) == 200
     gate.check_path(m)
 
+
+
+# --- absolute-form targets and requests without Host, as nginx reads them -----------------------
+
+def test_an_absolute_form_target_takes_its_hosts_token_check(gate: Gate) -> None:
+    """An absolute-form target chooses its server by its authority whatever its scheme,
+    port, case, or where its path starts (a query straight after the authority), and
+    that server's token check runs; a request without Host goes to the default server's
+    check: without a valid token none of them reaches the backend. With one, the path
+    goes as nginx sends it ("/?..."), beside only the verified claim."""
+    m = marker()
+    for ask in (request("GET", f"http://{API}?{m}", host="open.example.com"),
+                request("GET", f"ftp://{API}/api/x?{m}", host="open.example.com"),
+                request("GET", f"HTTP://{API.upper()}:{gate.port}/api/x?{m}",
+                        host="open.example.com", auth="forged." + token()),
+                request("GET", f"http://open.example.com/api/x?{m}", host=API),
+                request("GET", f"/api/x?{m}", host=None, version="1.0")):
+        assert status(gate.send(ask)) == 401, ask
+    # (an authority nginx's request-line parser refuses: 400, nothing goes on)
+    assert status(gate.send(request("GET", f"http://{API}_x/api/x?{m}", auth=token()))) == 400
+    assert not gate.backend.seen(m.encode())
+    m = marker()
+    claim = gate.send(request("GET", f"ftp://{API}/api/x?{m}", host="open.example.com",
+                              auth=token(), headers=[("X-User", "mallory")]))
+    assert status(claim) == 200
+    (rec,) = gate.got(m)
+    assert rec.header(b"x-user") == [b"\"alice\""] and rec.target == f"/api/x?{m}".encode()
+    gate.warm()
+    m = marker()
+    assert status(gate.send(request("GET", f"http://{API}?{m}", host="open.example.com",
+                                    auth=token()))) == 200
+    (rec,) = gate.got(m)
+    assert rec.target == f"/?{m}".encode()
+    gate.check_path(m)
