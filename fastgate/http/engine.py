@@ -24,6 +24,7 @@ import re
 from typing import TYPE_CHECKING, Protocol
 
 from fastgate._wire import RequestHead, ResponseHead
+from fastgate.decimals import decimal
 from fastgate.errors import ProtocolError
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
             coding = field
     if whole and host is None and version == b"1.1":
         return _in_headers('client sent HTTP/1.1 request without "Host" header')
-    if length is not None and not _is_length(length[1]):
+    if length is not None and decimal(length[1]) is None:  # (ngx_atoof's)
         return _in_headers(INVALID_LENGTH)
     if coding is None:
         return None
@@ -321,21 +322,20 @@ def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
     return None
 
 
-def _is_length(value: bytes) -> bool:
-    """A Content-Length nginx's ngx_atoof reads: digits, at most 2^63 - 1 (leading
-    zeros aside: a value of thousands of digits is never made a number)."""
-    digits = value.lstrip(b"0")
-    return value.isdigit() and len(digits) <= 19 and int(digits or b"0") <= 0x7fffffffffffffff
-
-
 def _in_headers(words: str, status: int = 400) -> ProtocolError:
     return ProtocolError(words, status, whole=True, reading="headers")
 
 
 def _twice(words: str, field: tuple[bytes, bytes], first: tuple[bytes, bytes]) -> ProtocolError:
+    return _in_headers(_two_lines(words, field, first))
+
+
+def _two_lines(words: str, field: tuple[bytes, bytes], first: tuple[bytes, bytes]) -> str:
+    """nginx's words for a header it takes once, given twice (a request's or an
+    upstream's): both lines as they came."""
     def shown(f: tuple[bytes, bytes]) -> str:
         return f"{f[0].decode('latin-1')}: {f[1].decode('latin-1')}"
-    return _in_headers(f'{words}: "{shown(field)}", previous value: "{shown(first)}"')
+    return f'{words}: "{shown(field)}", previous value: "{shown(first)}"'
 
 
 def duplicate_header(headers: Sequence[tuple[bytes, bytes]], low: bytes) -> ProtocolError:
@@ -522,11 +522,13 @@ def upstream_framing_error(headers: Headers) -> str | None:
         n = name.lower()
         if n == b"transfer-encoding":
             if te is not None:
-                return _duplicate(b"Transfer-Encoding", value, te)
+                return _two_lines(_UPSTREAM_TWICE, (b"Transfer-Encoding", value),
+                                  (b"Transfer-Encoding", te))
             te = value
         elif n == b"content-length":
             if cl is not None:
-                return _duplicate(b"Content-Length", value, cl)
+                return _two_lines(_UPSTREAM_TWICE, (b"Content-Length", value),
+                                  (b"Content-Length", cl))
             cl = value
     if te is None:
         return None
@@ -538,7 +540,4 @@ def upstream_framing_error(headers: Headers) -> str | None:
     return None
 
 
-def _duplicate(name: bytes, value: bytes, previous: bytes) -> str:
-    n = name.decode()
-    return (f'upstream sent duplicate header line: "{n}: {value.decode("latin-1")}", '
-            f'previous value: "{n}: {previous.decode("latin-1")}"')
+_UPSTREAM_TWICE = "upstream sent duplicate header line"

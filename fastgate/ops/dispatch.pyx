@@ -20,6 +20,12 @@ cdef object _DONE = DONE
 cdef object _TAKEN = TAKEN
 
 
+cdef object _line_of(head):
+    """``head`` as nginx had read it when it refused the request line: the line, no
+    header (for the log's $http_* and $request_length as for the answer)."""
+    return RequestHead(head.method, head.target, head.version, [], 0, False, False, None)
+
+
 cdef double _monotonic():
     """time.monotonic() (CLOCK_MONOTONIC, as Python's), without its Python call."""
     cdef timespec now
@@ -58,16 +64,15 @@ cdef class AddressHandler:
                 # (nginx refuses the target as its line is read: no header has been,
                 # for the log's $http_* and $request_length as for the answer)
                 w._refuse(conn, ProtocolError("client sent invalid request", 400, whole=True,
-                                              reading="line"), vhosts, None, RequestHead(
-                    method, head.target, head.version, [], 0, False, False, None), started)
+                                              reading="line"), vhosts, None, _line_of(head),
+                          started)
                 return
         cdef Request req = Request(head, target, conn)
         if req.host is None:
             if target[2] is not None:  # (refused in the line: no header read yet)
                 w._refuse(conn, ProtocolError("client sent invalid host in request line",
                                               400, whole=True, reading="line"), vhosts,
-                          None, RequestHead(method, head.target, head.version, [], 0, False,
-                                            False, None), started)
+                          None, _line_of(head), started)
             else:
                 w._refuse(conn, ProtocolError("client sent invalid host header", 400,
                                               whole=True, reading="headers"), vhosts, None,
