@@ -110,6 +110,7 @@ class ConnPolicy:
     lingering_close: str
     lingering_time: float
     lingering_timeout: float
+    keepalive_header: int = 0  # the Keep-Alive: timeout=N a keep-alive response names
 
 
 # one object per distinct set of values, shared by every Settings with them (a
@@ -118,9 +119,9 @@ class ConnPolicy:
 @lru_cache(maxsize=1024)
 def conn_policy(keepalive_timeout: float, keepalive_requests: int, keepalive_time: float,
                 lingering_close: str, lingering_time: float,
-                lingering_timeout: float) -> ConnPolicy:
+                lingering_timeout: float, keepalive_header: int = 0) -> ConnPolicy:
     return ConnPolicy(keepalive_timeout, keepalive_requests, keepalive_time,
-                      lingering_close, lingering_time, lingering_timeout)
+                      lingering_close, lingering_time, lingering_timeout, keepalive_header)
 
 
 @dataclass(frozen=True)
@@ -858,6 +859,7 @@ class Settings:
     client_body_timeout: float = 60.0
     send_timeout: float = 60.0  # a client that reads nothing of a response for this long
     keepalive_timeout: float = 75.0
+    keepalive_header: int = 0  # keepalive_timeout's second value (0: no Keep-Alive header)
     keepalive_requests: int = 1000
     keepalive_time: float = 3600.0  # a keep-alive connection's whole life
     # reading what a client still sends, either a request body nothing read (discarded:
@@ -952,7 +954,8 @@ class Settings:
         object.__setattr__(self, "sets_userid", self.userid in ("on", "v1"))
         object.__setattr__(self, "conn_policy", conn_policy(
             self.keepalive_timeout, self.keepalive_requests, self.keepalive_time,
-            self.lingering_close, self.lingering_time, self.lingering_timeout))
+            self.lingering_close, self.lingering_time, self.lingering_timeout,
+            self.keepalive_header))
         object.__setattr__(self, "recodes", self.charset is not None and (
             self.source_charset is not None or self.override_charset))
         object.__setattr__(self, "filters_bodies", bool(

@@ -98,6 +98,11 @@ class ServerEngine(Protocol):
         """The response about to be framed ends the connection (``Connection: close``),
         as nginx's ``r->keepalive = 0``."""
 
+    def keep_alive_names(self, timeout: int) -> None:
+        """The ``Keep-Alive: timeout=N`` the responses that keep the connection name
+        beside their ``Connection: keep-alive`` from now on (0: none), as the answering
+        location's ``keepalive_timeout`` says."""
+
     def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
         """Send a 101; returns (head bytes, bytes already received after the request)."""
 

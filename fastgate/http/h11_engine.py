@@ -36,6 +36,7 @@ from fastgate.http.engine import (
 )
 
 _NO_BODY_STATUS = (204, 304)
+_KEEP_ALIVE: Headers = [(b"Connection", b"keep-alive")]
 
 # how a request line begins, as nginx reads it: a method (capitals, "_", "-") and a space
 _METHOD_SO_FAR = re.compile(rb"[A-Z_-]*\Z|[A-Z_-]+ ")
@@ -197,6 +198,7 @@ class H11Server:
         self._in_body = False  # the head of the request being read has been
         self._eof = False  # the client has closed its side
         self._close = False  # the next response says Connection: close
+        self._alive: Headers = _KEEP_ALIVE  # what one that keeps the connection says
         self._chunked = False  # the response being sent is chunked (trailers can follow)
         # the answer to a head h11 refused is framed here: whether its body goes
         self._refusal_body: bool | None = None
@@ -408,10 +410,12 @@ class H11Server:
             headers = [*headers, (b"Content-Length", str(content_length).encode())]
         if self._close:
             headers = [*headers, (b"Connection", b"close")]  # h11 then closes after it
-        elif self._conn.their_http_version == b"1.0" and self._conn._cstate.keep_alive:
-            # (a 1.0 client keeps the connection only when told; without a length h11
-            # makes this "close" and closes)
-            headers = [*headers, (b"Connection", b"keep-alive")]
+        elif self._conn._cstate.keep_alive and (
+                content_length is not None or status in _NO_BODY_STATUS
+                or self._conn.their_http_version == b"1.1"):
+            # (nginx names the connection's fate on every response; a 1.0 body of no
+            # known length is close-delimited: h11 says "close" for it)
+            headers = [*headers, *self._alive]
         # h11 frames a body of unknown length chunked for an HTTP/1.1 client
         self._chunked = (content_length is None and not head_only
                          and status not in _NO_BODY_STATUS and status >= 200
@@ -457,6 +461,10 @@ class H11Server:
 
     def no_keep_alive(self) -> None:
         self._close = True
+
+    def keep_alive_names(self, timeout: int) -> None:
+        self._alive = _KEEP_ALIVE if timeout <= 0 else [
+            *_KEEP_ALIVE, (b"Keep-Alive", b"timeout=%d" % timeout)]
 
     def switch_protocol(self, status: int, reason: bytes, headers: Headers) -> tuple[bytes, bytes]:
         out = self._conn.send(h11.InformationalResponse(status_code=status, reason=reason,

@@ -86,6 +86,10 @@ class RequestPolicy(Protocol):
     def keepalive_timeout(self) -> float: ...
 
     @property
+    def keepalive_header(self) -> int:
+        """The ``Keep-Alive: timeout=N`` a keep-alive response names (0: none)."""
+
+    @property
     def keepalive_requests(self) -> int: ...
 
     @property

@@ -46,6 +46,7 @@ cdef Py_ssize_t SLICE = 16384
 # what llhttp is given in place of a method it does not know (any name nginx takes):
 # llhttp frames a request the same whatever its method, CONNECT alone aside
 cdef bytes _STAND_IN = b"PUT"
+cdef bytes _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 
 cdef extern from "string.h":  # (glibc's; pyconfig.h defines _GNU_SOURCE)
     void *memmem(const void *haystack, size_t haystacklen, const void *needle,
@@ -229,10 +230,12 @@ cdef class HttptoolsServer:
     cdef bint _in_body
     cdef Py_ssize_t _body_left  # Content-Length bytes still to come; -1 chunked
     cdef bytes _tail  # the last bytes given to llhttp inside a head or a chunked body
+    cdef bytes _alive  # what a response that keeps the connection says of it
 
     def __init__(self, handler, Py_ssize_t max_header_bytes=32768, Py_ssize_t max_line=8192,
                  Py_ssize_t first_buffer=1024):
         self._h = handler
+        self._alive = _KEEP_ALIVE
         self._p = httptools.HttpRequestParser(self)
         # (the most a head can have: the first buffer's lines and all the large ones)
         self._max_header_bytes = first_buffer + max_header_bytes
@@ -767,10 +770,8 @@ cdef class HttptoolsServer:
                     out.append(b"Transfer-Encoding: chunked\r\n")
                 else:
                     self._keep_alive = False  # close-delimited
-        if not self._keep_alive:
-            out.append(b"Connection: close\r\n")
-        elif self._version == b"1.0":
-            out.append(b"Connection: keep-alive\r\n")
+        # (nginx names the connection's fate on every response, 1.1's too)
+        out.append(self._alive if self._keep_alive else b"Connection: close\r\n")
         out.append(b"\r\n")
         return b"".join(out)
 
@@ -789,6 +790,10 @@ cdef class HttptoolsServer:
 
     def no_keep_alive(self):
         self._keep_alive = False
+
+    def keep_alive_names(self, int timeout):
+        self._alive = (_KEEP_ALIVE if timeout <= 0 else
+                       _KEEP_ALIVE + b"Keep-Alive: timeout=%d\r\n" % timeout)
 
     def switch_protocol(self, status, reason, headers):
         self._upgraded = True

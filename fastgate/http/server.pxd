@@ -44,3 +44,6 @@ cdef class ClientConnection:
     cdef str _protocol
     cdef object _certificate
     cdef object _ocsp
+    cdef int _alive_named  # the Keep-Alive timeout the engine's responses name
+
+    cdef int _name_alive(self, policy) except -1

@@ -165,6 +165,8 @@ cdef class ClientConnection:
         self.engine = server_engine(self.engine_name, self, count * size, size,
                                     self._settings.client_header_buffer_size)
         self.exchange = Exchange(self, self.engine, transport, self.gate)
+        self._alive_named = 0
+        self._name_alive(self.policy)
         self._born = self._loop.time()
         self._arm(self._settings.client_header_timeout)
         self.observer.opened(self)
@@ -301,11 +303,23 @@ cdef class ClientConnection:
             # a further location of the same request (an internal redirect): as nginx's
             # r->keepalive, once off it stays off
             self.policy = policy
+            self._name_alive(policy)
             if not self._last:
                 self._decide_last(policy)
         elif policy is not self.policy:
             self.policy = policy
+            self._name_alive(policy)
             self._decide_last(policy)
+
+    cdef int _name_alive(self, policy) except -1:
+        """The Keep-Alive timeout (keepalive_timeout's second value) of the location
+        answering: told to the engine when it changes (a configuration that sets none
+        never does)."""
+        cdef int timeout = policy.keepalive_header
+        if timeout != self._alive_named and self.engine is not None:
+            self._alive_named = timeout
+            self.engine.keep_alive_names(timeout)
+        return 0
 
     def promise(self, paths: tuple[bytes, ...], preload: bool,
                 warn: Callable[[bytes], None]) -> None:
@@ -421,7 +435,10 @@ cdef class ClientConnection:
             self.idle = False
             self.observer.idle(-1)
         self.requests += 1
-        self.policy = policy = self._settings.conn_policy
+        if self.policy is not self._settings.conn_policy:  # (a location's was)
+            self.policy = self._settings.conn_policy
+            self._name_alive(self.policy)
+        policy = self.policy
         # _decide_last(policy), inline: once per request
         self._last = last = (
             self.requests >= policy.keepalive_requests or policy.keepalive_timeout <= 0

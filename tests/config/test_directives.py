@@ -679,6 +679,27 @@ def test_lingering_settings(tmp_path: Path) -> None:
         _load(tmp_path, "http { lingering_close sometimes; }")
 
 
+def test_keepalive_timeout_s_header_value(tmp_path: Path) -> None:
+    """keepalive_timeout's second value is the Keep-Alive header's timeout, in whole
+    seconds, inherited apart from the first as nginx merges them; its policy carries
+    it to the connection."""
+    cfg = _load(tmp_path, """http { keepalive_timeout 65 1m; server { listen 127.0.0.1:1;
+      location /a { keepalive_timeout 30; } location /b { keepalive_timeout 30 0; }
+      location /c { keepalive_timeout 500ms 90s; } } }""")
+    server = cfg.servers[0].fallback.settings
+    assert (server.keepalive_timeout, server.keepalive_header) == (65.0, 60)
+    got = {p: _loc(cfg, p).settings for p in ("/a", "/b", "/c")}
+    assert [(s.keepalive_timeout, s.keepalive_header, s.conn_policy.keepalive_header)
+            for s in got.values()] == [(30.0, 60, 60), (30.0, 0, 0), (0.5, 90, 90)]
+    assert _load(tmp_path, "http { server { listen 127.0.0.1:1; } }").servers[
+        0].fallback.settings.conn_policy.keepalive_header == 0
+    for bad in ("65 500ms", "65 x", "65 -1"):
+        with pytest.raises(ConfigError, match='"keepalive_timeout" directive invalid value'):
+            _load(tmp_path, f"http {{ keepalive_timeout {bad}; }}")
+    with pytest.raises(ConfigError, match='"keepalive_timeout" directive is duplicate'):
+        _load(tmp_path, "http { keepalive_timeout 1; keepalive_timeout 2 3; }")
+
+
 def test_request_body_settings(tmp_path: Path) -> None:
     cfg = _load(tmp_path, f"""http {{ client_body_buffer_size 1m; server {{ listen 127.0.0.1:1;
       client_body_temp_path spool 2;

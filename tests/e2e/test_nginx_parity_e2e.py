@@ -1975,3 +1975,48 @@ def test_upstream_values_are_listed_per_try_as_nginx_does(tmp_path: Path, engine
     assert logs["fastgate"] == logs["nginx"] == (
         "200 [127.0.0.1:1, 127.0.0.1:B] [502, 200] [T, T] [-, T] [-, T] [0, 40] [0, 2]\n"
         "502 [127.0.0.1:1] [502] [T] [-] [-] [0] [0]\n")
+
+
+KEEPALIVE = """keepalive_timeout 65 60;
+server { listen 127.0.0.1:PORT;
+  location /a { return 200 "a"; }
+  location /b { keepalive_timeout 30; return 200 "b"; }
+  location /c { keepalive_timeout 30 0; return 200 "c"; }
+  location /d { keepalive_timeout 10 5s; proxy_pass http://BACKEND; }
+  location /e { keepalive_timeout 0 20; return 200 "e"; }
+  location / { return 404; } }"""
+
+
+def _fates(data: bytes) -> list[tuple[int, list[bytes]]]:
+    """Each pipelined response's status and its Connection and Keep-Alive lines."""
+    out = []
+    while data:
+        head, _, data = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = next(int(x.split(b":")[1]) for x in lines
+                      if x.lower().startswith(b"content-length:"))
+        data = data[length:]
+        out.append((int(lines[0].split()[1]), [
+            x for x in lines if x.lower().startswith((b"connection:", b"keep-alive:"))]))
+    return out
+
+
+def test_every_answer_names_the_connection_s_fate_as_nginx(tmp_path: Path,
+                                                           engine: str) -> None:
+    """nginx's header filter says "Connection: keep-alive" on every response that keeps
+    the connection, HTTP/1.1's too, with "Keep-Alive: timeout=N" where the answering
+    location's keepalive_timeout has a second value (inherited apart from the first);
+    "Connection: close" on the last. Pipelined, proxied and not."""
+    ask = b"GET %s HTTP/1.1\r\nHost: k\r\n\r\n"
+    pipelined = b"".join(ask % p for p in (b"/a", b"/b", b"/c", b"/d", b"/zz", b"/a", b"/e"))
+    asks = [pipelined,
+            b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /c HTTP/1.0\r\n\r\n",
+            b"GET /b HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n"]
+    with both(tmp_path, KEEPALIVE, engine) as (nginx, fastgate):
+        got = [(_fates(_raw(nginx, raw)), _fates(_raw(fastgate, raw))) for raw in asks]
+    for theirs, mine in got:
+        assert mine == theirs
+    alive, sixty = b"Connection: keep-alive", b"Keep-Alive: timeout=60"
+    assert got[0][1] == [(200, [alive, sixty]), (200, [alive, sixty]), (200, [alive]),
+                         (200, [alive, b"Keep-Alive: timeout=5"]), (404, [alive, sixty]),
+                         (200, [alive, sixty]), (200, [b"Connection: close"])]

@@ -927,8 +927,7 @@ def _site(root: Path) -> None:
 
 def _answer(port: int, tls: bool, host: str, method: str, path: str) -> object:
     """What a client sees, without what differs by design: the time, the server's
-    name in its own pages (and their length), the port in a redirect, nginx's
-    "Connection: keep-alive" (HTTP/1.1's default)."""
+    name in its own pages (and their length), the port in a redirect."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -946,8 +945,7 @@ def _answer(port: int, tls: bool, host: str, method: str, path: str) -> object:
     headers = sorted(
         (k.lower(), v if k.lower() != "expires" or v == epoch else "(a date)")
         for k, v in r.getheaders()
-        if k.lower() not in ("date", "server", "etag", "last-modified", "location",
-                             "connection")
+        if k.lower() not in ("date", "server", "etag", "last-modified", "location")
         and not (k.lower() == "content-length" and r.status >= 300))
     location = re.sub(r":\d+/", ":PORT/", r.getheader("Location") or "")
     return r.status, headers, location, body

@@ -577,6 +577,43 @@ def test_an_http10_client_that_asks_keeps_its_connection(engine_cls: type) -> No
     assert b"keep-alive" not in head and not engine.keep_alive
 
 
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+def test_every_answer_names_the_connection_s_fate(engine_cls: type) -> None:
+    """As nginx's header filter: a response that keeps the connection says "Connection:
+    keep-alive" on HTTP/1.1 too, with "Keep-Alive: timeout=N" once told N (the
+    answering location's keepalive_timeout second value; 0 takes it away again); one
+    that ends it says "Connection: close" and names no timeout."""
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    ask = b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n"
+    engine.feed(ask % 1 + ask % 2 + ask % 3 + b"GET /4 HTTP/1.1\r\nHost: a\r\n"
+                b"Connection: close\r\n\r\n")
+
+    def answer(length: int | None) -> list[bytes]:
+        head = engine.send_head(200, b"OK", [(b"X", b"y")], length)
+        engine.send_body(b"ok")
+        engine.send_end()
+        return [line for line in head.split(b"\r\n")
+                if line.lower().startswith((b"connection:", b"keep-alive:"))]
+
+    assert answer(2) == [b"Connection: keep-alive"]
+    engine.start_next()
+    engine.keep_alive_names(60)
+    assert answer(None) == [b"Connection: keep-alive", b"Keep-Alive: timeout=60"]
+    engine.start_next()
+    engine.keep_alive_names(0)
+    assert answer(2) == [b"Connection: keep-alive"]
+    engine.start_next()
+    engine.keep_alive_names(5)
+    assert answer(2) == [b"Connection: close"]
+    assert not engine.keep_alive
+    # an HTTP/1.0 body of no known length is close-delimited: the connection ends
+    engine = engine_cls(Recorder(), 32768, 8192)
+    engine.keep_alive_names(5)
+    engine.feed(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert answer(None) == [b"Connection: close"]
+
+
 _HEAD_PIECES = [b"GET", b"POST", b"get", b" ", b"/", b"/a", b"http://a", b"?", b"HTTP/1.1",
                 b"HTTP/1.0", b"HTTP/2.0", b"\r\n", b"\n", b"\r", b"Host: a", b"Host", b":",
                 b"Content-Length: 1", b"Content-Length: x", b"Transfer-Encoding: chunked",

@@ -53,6 +53,7 @@ from fastgate.config.values import (
     parse_number,
     parse_size,
     parse_time,
+    time_value,
 )
 from fastgate.variables import Template
 
@@ -427,8 +428,17 @@ def http2_push(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.origins.setdefault(d.name, d)
 
 
-def keepalive_timeout(ld: Context, d: Directive) -> float:
-    return parse_time(d, d.args[0])
+def keepalive_timeout(ld: Context, lvl: Level, d: Directive) -> None:
+    """``keepalive_timeout TIME [HEADER_TIME]``: the second value is the
+    ``Keep-Alive: timeout=N`` a keep-alive response names (whole seconds, as nginx's
+    ``ngx_parse_time(.., 1)``), set apart from the first: each is inherited on its own."""
+    lvl.once(d)
+    lvl.fields["keepalive_timeout"] = parse_time(d, d.args[0])
+    if len(d.args) == 2:
+        header = time_value(d.args[1], seconds_only=True)
+        if header is None:
+            raise d.error(f'"{d.name}" directive invalid value')
+        lvl.fields["keepalive_header"] = int(header)
 
 
 def client_header_buffer_size(ld: Context, d: Directive) -> int:
@@ -498,7 +508,7 @@ SPECS = [
     Spec("client_body_temp_path", HSL, 1, 4,
          setting("client_body_temp_path", client_body_temp_path)),
     Spec("send_timeout", HSL, 1, 1, setting("send_timeout", time_arg)),
-    Spec("keepalive_timeout", HSL, 1, 2, setting("keepalive_timeout", keepalive_timeout)),
+    Spec("keepalive_timeout", HSL, 1, 2, keepalive_timeout),
     Spec("keepalive_requests", HSL, 1, 1, setting("keepalive_requests", number_arg)),
     Spec("keepalive_time", HSL, 1, 1, setting("keepalive_time", time_arg)),
     Spec("lingering_close", HSL, 1, 1,
