@@ -18,7 +18,7 @@ on every stream of the differential suite and on generated ones.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 from libc.time cimport time, time_t
 
 import email.utils
@@ -637,9 +637,10 @@ def screen_headers(list headers, bint underscores, bint ignore_invalid):
 
 def split_target(bytes raw):
     """``(path, args, None)`` — the fields of ``http.uri.Target`` — of an origin-form
-    target whose path needs no normalising (no ``%``, ``#``, NUL, ``//`` or ``/.``): the
-    common case, decided in one scan; None for anything else (``http.uri.parse_target``
-    then does the whole work)."""
+    target whose path needs no normalising (no ``%``, ``#``, NUL, ``//`` or ``/.``) and
+    whose arguments hold no ``#`` (nginx's parser ends them there): the common case,
+    decided in one scan; None for anything else (``http.uri.parse_target`` then does
+    the whole work)."""
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(raw)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i = 0
     cdef unsigned char c
@@ -661,8 +662,11 @@ def split_target(bytes raw):
         path = raw[:i].decode("latin-1")
     else:  # as a decoded escape reads: bytes past ASCII as UTF-8, else kept as they are
         path = raw[:i].decode("utf-8", "surrogateescape")
-    args = raw[i + 1:].decode("utf-8", "surrogateescape") if i < n else ""
-    return path, args, None
+    if i >= n:
+        return path, "", None
+    if memchr(s + i + 1, 35, n - i - 1) != NULL:  # '#'
+        return None
+    return path, raw[i + 1:].decode("utf-8", "surrogateescape"), None
 
 
 def field_value(str value):

@@ -53,8 +53,13 @@ def parse_target_fully(raw: bytes, merge_slashes: bool = True) -> Target:
         text = text[form.end():]
         if not text.startswith("/"):
             text = "/" + text
-    path, _, args = text.partition("?")
-    path = path.split("#", 1)[0]
+    # as nginx's parser: a "#" ends the path and the arguments (a "?" after it starts
+    # none); the target goes upstream whole all the same ($request_uri)
+    path, mark, args = text.partition("?")
+    if "#" in path:
+        path, args = path.split("#", 1)[0], ""
+    elif mark:
+        args = args.split("#", 1)[0]
     return Target(normalize(path, merge_slashes), args, host)
 
 

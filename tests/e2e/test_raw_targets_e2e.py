@@ -84,3 +84,32 @@ def test_raw_targets_as_nginx(tmp_path: Path, engine: str) -> None:
         assert [r.target for r in fastgate.backend.requests()] == [
             r.target for r in nginx.backend.requests()]
         assert len(nginx.backend.requests()) == 4
+
+
+HASHES = """server { listen 127.0.0.1:PORT;
+    location /up/ { proxy_pass http://BACKEND/w/; }
+    location /raw/ { proxy_pass http://BACKEND; }
+    location /p/ { proxy_pass http://BACKEND/w/$arg_a$is_args$args; }
+    location / { return 200 "$uri|$args|$is_args|$arg_a|$request_uri"; } }"""
+
+HASHED = [b"/?a=1#frag", b"/?#", b"/#x?a=1", b"/x#frag?a=1/..", b"/%3fx#f?a=1",
+          b"/?a=1%2e#%61dmin&a=2", b"/;#%~?/..'", b"/%2E?&#!a(x", b"/a%2fb?a=1#?a=2",
+          b"/up/x?a=1#f", b"/up/x#f?a=1", b"/raw/x?a=1#f&a=2", b"/p/x?a=1#&a=2",
+          b"/p/x#?a=2", b"http://raw.test/up/y?a=3#f"]
+
+
+@pytest.mark.parametrize("engine", ["httptools", "h11"])
+def test_a_hash_ends_the_uri_and_its_arguments_as_nginx_s(tmp_path: Path, engine: str) -> None:
+    """A "#" in a target ends $uri and $args (and a "?" after it starts none), as
+    nginx's parser reads it: the same $uri, $args, $arg_a and $is_args, and the same
+    target upstream — the arguments up to the "#" where proxy_pass has a URI part, the
+    target whole (as $request_uri) where it has none."""
+    with both(tmp_path, HASHES, engine) as (nginx, fastgate):
+        for target in HASHED:
+            raw = _get(target)
+            want, got = _answers(_ask(nginx.port, raw)), _answers(_ask(fastgate.port, raw))
+            assert got == want, (target, got, want)
+        theirs = [r.target for r in nginx.backend.requests()]
+        mine = [r.target for r in fastgate.backend.requests()]
+    assert mine == theirs and len(mine) == 6
+    assert b"/w/x?a=1" in mine and b"/raw/x?a=1#f&a=2" in mine

@@ -416,6 +416,24 @@ def test_split_target_reads_as_the_full_parser(raw: bytes) -> None:
         assert simple == tuple(parse_target_fully(raw)), raw
 
 
+@pytest.mark.parametrize("raw,uri,args", [
+    # (nginx 1.22's $uri and $args of each, read from its answers)
+    (b"/?a=1#frag", "/", "a=1"), (b"/?#", "/", ""), (b"/#x?a=1", "/", ""),
+    (b"/x#frag?a=1/..", "/x", ""), (b"/%3fx.php#fragexact?a=1", "/?x.php", ""),
+    (b"/?a=1%2e#%61dmin", "/", "a=1%2e"), (b"/;#%~?/..'", "/;", ""),
+    (b"/%2E?&#!a(x.php", "/", "&"), (b"/a%2fb?x=1#?y=2", "/a/b", "x=1"),
+    (b"http://h/p?q=1#f", "/p", "q=1"), (b"http://h?q#f", "/", "q")])
+def test_a_hash_ends_the_path_and_the_arguments_as_nginx_s(raw: bytes, uri: str,
+                                                            args: str) -> None:
+    """nginx's request-line parser ends $uri at a "#", and $args too: a "?" after a "#"
+    starts no arguments (the target still goes upstream whole, as $request_uri)."""
+    from fastgate._wire import split_target
+    from fastgate.http.uri import parse_target
+
+    assert tuple(parse_target(raw))[:2] == (uri, args)
+    assert split_target(raw) in (None, (uri, args, None))
+
+
 @pytest.mark.parametrize("raw", [b"*", b"*/x", b"a/b", b"http://u@h/x", b"http://a_b/",
                                  b"http://a$/", b"http://a:8x/", b"1http://a/", b"/%2e%2e/x",
                                  b"/a%00b"])
