@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from fastgate._wire import field_value
+from fastgate.cookie_header import cookie_count
 from fastgate.errors import (
     AmbiguousTokenError,
     JWTError,
@@ -215,12 +216,7 @@ def _given_twice(req: Request, kind: str, name: str) -> bool:
             if n == wanted:
                 seen += 1
     elif kind == "cookie":
-        for n, v in req.headers:
-            if n == "cookie":
-                for part in v.split(";"):
-                    key, eq, _ = part.strip().partition("=")
-                    if eq and key.lower() == name:
-                        seen += 1
+        seen = cookie_count(req.headers, name)
     elif req.args:
         for part in req.args.split("&"):
             if part.partition("=")[0].lower() == name:

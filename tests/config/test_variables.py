@@ -13,6 +13,7 @@ import pytest
 from fastgate._wire import ConnectionInfo
 from fastgate.config import ConfigError, load_config
 from fastgate.config.lexer import tokenize
+from fastgate.cookie_header import cookie_count, cookie_of
 from fastgate.http.engine import UnreadLine
 from fastgate.jwt import HMACKey, Verifier
 from fastgate.variables import (
@@ -217,6 +218,22 @@ def test_query_and_cookie_helpers() -> None:
     assert query_arg("", "a") == ""
     assert cookie_value([("cookie", "x=1"), ("cookie", "y=2")], "y") == "2"
     assert cookie_value([("cookie", "novalue; y=2")], "novalue") == ""
+
+
+@pytest.mark.parametrize("value,name,found", [
+    # (nginx's $cookie_NAME of each, read from nginx 1.22's answers but the ","
+    # case, which is 1.23's: 1.22 also took "," for ";")
+    ("a = 1", "a", "1"), ("a=1 ;b", "a", "1 "), ("A=1", "a", "1"), ("xa=1; a=2", "a", "2"),
+    ("b=1; a=2; a=3", "a", "2"), ("b=1,a=2", "a", None), ("a", "a", None), ("a=;", "a", ""),
+    ("a;a=2", "a", None), ("ab=1; a=2", "a", "2"), ("b=2;  a=3", "a", "3"),
+    ("a b=1", "a", None), ("\u00c9=1", "\u00e9", None)])
+def test_a_cookie_is_found_as_nginx_s_parser_finds_it(value: str, name: str,
+                                                       found: str | None) -> None:
+    """Spaces may stand around a cookie's "=" and stay before the ";" that ends its
+    value; the name is compared ASCII case-insensitively; a name followed by neither
+    "=" nor a space takes the byte after it (so "a;a=2" holds no "a" for nginx)."""
+    assert cookie_of([("x", "a=9"), ("cookie", value)], name) == found
+    assert cookie_count([("cookie", value), ("cookie", value)], name) >= (2 if found else 0)
 
 
 # --- maps ----------------------------------------------------------------------------------------
