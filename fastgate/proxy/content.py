@@ -103,11 +103,12 @@ class Content:
             # nginx's module: its 1x1 transparent GIF, "last modified" at its date
             return self.respond.page(conn, req, loc, 200, EMPTY_GIF, b"image/gif",
                                      [(b"Last-Modified", b"Mon, 28 Sep 1970 06:00:00 GMT")],
-                                     self.upstream.fetch)
+                                     self.upstream.fetch, self.fail)
         if loc.own_content == "stub":
             if req.method not in ("GET", "HEAD"):
                 return self.fail(conn, req, loc, 405)
             return self.respond.page(conn, req, loc, 200, self.w.stub_status(), b"text/plain",
-                                     [], self.upstream.fetch)
+                                     [], self.upstream.fetch, self.fail)
         return self.respond.page(conn, req, loc, 200, self.w.status_page(),
-                                 b"text/plain; version=0.0.4", [], self.upstream.fetch)
+                                 b"text/plain; version=0.0.4", [], self.upstream.fetch,
+                                 self.fail)

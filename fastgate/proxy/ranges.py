@@ -1,6 +1,8 @@
-"""nginx's range filter, what it decides from a request's ``Range`` and ``If-Range``:
-which parts of a body of known length to send. Files (``proxy.static``) and sliced
-responses (``proxy.slices``) are served by it."""
+"""nginx's not-modified and range filters, what they decide from a request's
+conditional headers, ``Range`` and ``If-Range``: whether a response goes at all (304,
+412), and which parts of a body of known length to send. Files (``proxy.static``),
+sliced responses (``proxy.slices``) and fastgate's own 200 pages (``return``'s,
+empty_gif's, the status pages: ``proxy.respond``) are served by them."""
 
 from __future__ import annotations
 
@@ -21,6 +23,54 @@ def http_time(value: bytes | None) -> int | None:
         return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def _etag_matches(header: bytes, etag: bytes | None, weak: bool) -> bool:
+    """``If-Match``/``If-None-Match`` name the ETag (``*`` any, an ETag or not);
+    ``weak``: W/ ignored."""
+    if header.strip() == b"*":
+        return True
+    if etag is None:
+        return False
+    mine = etag[2:] if weak and etag.startswith(b"W/") else etag
+    for item in header.split(b","):
+        item = item.strip()
+        if weak and item.startswith(b"W/"):
+            item = item[2:]
+        if item == mine:
+            return True
+    return False
+
+
+def not_modified(req: Request, if_modified_since: str, mtime: int | None,
+                 etag: bytes | None) -> int:
+    """nginx's not-modified filter over a 200 whose Last-Modified is ``mtime`` and
+    ETag ``etag`` (None: it has none): 412, 304, or 200 (go on). As nginx's, a
+    response without a Last-Modified fails any If-Unmodified-Since (an unreadable
+    date too) and passes any If-Modified-Since; one without an ETag fails an
+    If-Match other than ``*``; ``If-None-Match: *`` matches any."""
+    unmodified = req.header(b"if-unmodified-since")
+    if unmodified is not None:
+        at = http_time(unmodified)
+        if mtime is None or at is None or at < mtime:
+            return 412
+    if_match = req.header(b"if-match")
+    if if_match is not None and not _etag_matches(if_match, etag, False):
+        return 412
+    since = req.header(b"if-modified-since")
+    none_match = req.header(b"if-none-match")
+    if since is None and none_match is None:
+        return 200
+    if since is not None:
+        if mtime is None or if_modified_since == "off":
+            return 200
+        at = http_time(since)
+        if at is None or not (at == mtime or (if_modified_since == "before"
+                                              and at >= mtime)):
+            return 200
+    if none_match is not None and not _etag_matches(none_match, etag, True):
+        return 200
+    return 304
 
 
 def ranges(req: Request, size: int, mtime: int | None, etag: bytes | None,

@@ -24,6 +24,7 @@ from fastgate.proxy.held import Failed, Held
 from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
 from fastgate.proxy.page import write_whole
+from fastgate.proxy.ranges import http_time, not_modified
 from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body, reason
 from fastgate.proxy.steps import DONE
 from fastgate.variables import SENT_TRAILERS_KEY
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from fastgate.proxy.output import Output
     from fastgate.proxy.request import Request
     from fastgate.proxy.runtime import Runtime
-    from fastgate.proxy.steps import Outcome, Step
+    from fastgate.proxy.steps import Fail, Outcome, Step
     from fastgate.variables import Template
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -107,12 +108,23 @@ class Responder:
                     self.trailers(req, loc) if chunked and loc is not None else None)
 
     def page(self, conn: ClientSide, req: Request, loc: Location, status: int,
-             body: bytes, kind: bytes, extra: Headers, fetch: Fetch) -> Outcome:
+             body: bytes, kind: bytes, extra: Headers, fetch: Fetch, fail: Fail) -> Outcome:
         """A page of fastgate's own with a body (``return``'s text, a status page,
         empty_gif): through SSI and between the additions' bodies where they apply —
         all had before anything is sent, the same bytes as nginx's, framed the same —
-        else as ``send`` sends it."""
+        else as ``send`` sends it. A 200 to a main request goes through the
+        not-modified filter first, as nginx's: its Last-Modified (empty_gif's) or none,
+        and no ETag, answer the request's conditions (a 304, or a 412 ``fail`` answers
+        through error_page)."""
         s = loc.settings
+        if final_status(req, status) == 200 and not isinstance(conn, Capture):
+            lm = next((v for n, v in extra if n == b"Last-Modified"), None)
+            verdict = not_modified(req, s.if_modified_since, http_time(lm), None)
+            if verdict == 412:
+                return fail(conn, req, loc, 412)
+            if verdict == 304:  # (as nginx's: no Content-Type, no length)
+                self.send(conn, req, loc, 304, b"", None, extra)
+                return DONE
         if s.xslt_stylesheet and not isinstance(conn, Held):
             # (a return's text in the rewrite phase: no content handler held it)
             shown = [(b"Content-Type", kind), *extra]

@@ -197,7 +197,7 @@ class RewriteModule:
         if kind is None:
             self.respond.send(conn, req, loc, code, body, kind)
             return DONE
-        return self.respond.page(conn, req, loc, code, body, kind, [], self.fetch)
+        return self.respond.page(conn, req, loc, code, body, kind, [], self.fetch, self.fail)
 
 
 # codes ngx_http_finalize_request answers by closing the connection: 444 (nginx's own),

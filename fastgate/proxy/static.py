@@ -48,7 +48,7 @@ from fastgate.proxy import mp4 as mp4_cut
 from fastgate.proxy._headers import response_head
 from fastgate.proxy.capture import Capture
 from fastgate.proxy.headers import RESPONSE_DROP
-from fastgate.proxy.ranges import http_time, ranges
+from fastgate.proxy.ranges import not_modified, ranges
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.steps import DONE, NEXT
@@ -454,7 +454,7 @@ class StaticModule:
         # whole (nginx's filters leave subrequests alone): no 304, 412 or ranges for them
         own = final_status(req, 200) == 200 and not isinstance(conn, Capture)
         if own:
-            verdict = _conditional(req, s, mtime, etag)
+            verdict = not_modified(req, s.if_modified_since, mtime, etag)
             if verdict == 412:
                 os.close(fd)
                 return self.fail(conn, req, loc, 412)
@@ -820,47 +820,7 @@ def _human(length: int) -> str:
     return f"{size:6d}{scale}"
 
 
-# --- the not-modified and range filters ---------------------------------------------------
-
-def _etag_matches(header: bytes, etag: bytes | None, weak: bool) -> bool:
-    """``If-Match``/``If-None-Match`` name the ETag (``*`` any); ``weak``: W/ ignored."""
-    if header.strip() == b"*":
-        return True
-    if etag is None:
-        return False
-    mine = etag[2:] if weak and etag.startswith(b"W/") else etag
-    for item in header.split(b","):
-        item = item.strip()
-        if weak and item.startswith(b"W/"):
-            item = item[2:]
-        if item == mine:
-            return True
-    return False
-
-
-def _conditional(req: Request, s: Settings, mtime: int, etag: bytes | None) -> int:
-    """nginx's not-modified filter: 412, 304, or 200 (go on)."""
-    unmodified = http_time(req.header(b"if-unmodified-since"))
-    if unmodified is not None and mtime > unmodified:
-        return 412
-    if_match = req.header(b"if-match")
-    if if_match is not None and not _etag_matches(if_match, etag, False):
-        return 412
-    since = req.header(b"if-modified-since")
-    none_match = req.header(b"if-none-match")
-    if since is None and none_match is None:
-        return 200
-    if since is not None:
-        if s.if_modified_since == "off":
-            return 200
-        at = http_time(since)
-        if at is None or not (at == mtime or (s.if_modified_since == "before"
-                                              and at >= mtime)):
-            return 200
-    if none_match is not None and not _etag_matches(none_match, etag, True):
-        return 200
-    return 304
-
+# --- the range filter ---------------------------------------------------------------------
 
 def _cut(body: list[Piece], first: int, end: int) -> list[Piece]:
     """Bytes [first, end) of a body of bytes and parts of the file."""

@@ -2040,3 +2040,40 @@ def test_cookies_are_found_as_nginx_finds_them(tmp_path: Path, engine: str) -> N
                    + b"Connection: close\r\n\r\n")
             want, mine = nginx.send(raw), fastgate.send(raw)
             assert (mine[0], mine[2]) == (want[0], want[2]), cookie
+
+
+CONDITIONS = """server { listen 127.0.0.1:PORT;
+  location /text { return 200 "text"; }
+  location /bare { return 200; }
+  location /gif { empty_gif; }
+  location /ims-off { if_modified_since off; empty_gif; }
+  location /fail { proxy_intercept_errors on; error_page 502 = @fallback; proxy_pass http://BACKEND; }
+  location @fallback { return 200 "fallback"; }
+  location /err { error_page 412 = @oops; return 200 "guarded"; }
+  location @oops { return 409 "precondition page"; } }"""
+
+
+def test_own_pages_pass_the_not_modified_filter_as_nginx_s(tmp_path: Path, engine: str) -> None:
+    """nginx's not-modified filter sees every 200 of a main request, `return`'s and
+    empty_gif's (an error_page's too): a page without an ETag or a Last-Modified fails
+    an If-Match (but "*") and any If-Unmodified-Since (412, through error_page), meets
+    "If-None-Match: *" (304 without a type or length), passes an If-Modified-Since;
+    empty_gif's Last-Modified answers If-Modified-Since."""
+    gif_date = "Mon, 28 Sep 1970 06:00:00 GMT"
+    conditions = [(), ("If-None-Match: *",), ('If-None-Match: "x"',), ("If-Match: *",),
+                  ('If-Match: "y"',), ("If-Unmodified-Since: " + gif_date,),
+                  ("If-Unmodified-Since: never",), ("If-Modified-Since: " + gif_date,),
+                  ("If-Modified-Since: Tue, 01 Jan 2030 00:00:00 GMT",),
+                  ("If-Modified-Since: " + gif_date, "If-None-Match: *")]
+    shown = ("content-type", "content-length", "last-modified", "etag")
+    with both(tmp_path, CONDITIONS, engine) as (nginx, fastgate):
+        for path in ("/text", "/bare", "/gif", "/ims-off", "/fail", "/err"):
+            for method in ("GET", "HEAD"):
+                for condition in conditions:
+                    raw = _request(method, path, *condition)
+                    want, mine = nginx.send(raw), fastgate.send(raw)
+                    what = (method, path, condition)
+                    assert mine[0] == want[0], what
+                    assert mine[2] == want[2] or want[0] >= 400, what  # (pages name them)
+                    assert ({k: mine[1].get(k) for k in shown if want[0] < 400}
+                            == {k: want[1].get(k) for k in shown if want[0] < 400}), what
