@@ -285,7 +285,29 @@ class H11Server:
                 h.on_eof()
                 return
             else:  # NEED_DATA, or PAUSED until start_next()
+                if self._in_body and self._bare_cr_in_chunk_line():
+                    self._failed = True
+                    h.on_error(ProtocolError("bare CR in a chunk-size line or trailer", 400))
                 return
+
+    def _bare_cr_in_chunk_line(self) -> bool:
+        """A chunk-size line or the trailer section, as far as it came, holds a CR that
+        no LF follows: nginx (and llhttp) refuse it at that byte, where h11 waits for
+        the CRLF that would end the line — and the client held its connection until
+        client_body_timeout. (Chunk data may hold any byte: not looked at.)"""
+        reader = self._conn._reader
+        if (type(reader) is not _readers.ChunkedReader or reader._bytes_in_chunk
+                or reader._bytes_to_discard):
+            return False
+        line = bytes(self._conn._receive_buffer)  # (no public accessor)
+        if not reader._reading_trailer:
+            line = line.partition(b"\n")[0]  # the size line: to its LF
+        at = line.find(b"\r")
+        while 0 <= at < len(line) - 1:
+            if line[at + 1] != 0x0A:
+                return True
+            at = line.find(b"\r", at + 1)
+        return False
 
     def _head_problem(self, data: bytes) -> ProtocolError | None:
         """What h11 would accept in a head but llhttp (our other engine) refuses: obs-fold

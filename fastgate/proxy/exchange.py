@@ -807,7 +807,8 @@ class UpstreamExchange:
         except ProtocolError as e:
             if e.gone:  # (nothing is answered: nginx logs the 400 it closes with)
                 raise BodyError(e.status, e.reason, gone=True) from None
-            raise BodyError(e.status, f"client sent invalid body: {e.reason}") from None
+            # (the one body a parser can find malformed: a chunked one; nginx's words)
+            raise BodyError(e.status, "client sent invalid chunked body") from None
         except Exception as e:  # the client went away
             raise BodyError(0, f"client closed the connection while sending the body "
                             f"({e})") from None
@@ -823,10 +824,11 @@ class UpstreamExchange:
     async def body_failed(self, conn: ClientSide, req: Request, loc: Location,
                           err: BodyError) -> None:
         """The answer to a body that failed before any response began."""
-        # the client's doing is info, as nginx logs it, but a body past
-        # client_max_body_size (error, as nginx's); our own failure (a file) is not
-        (self.w.log.error if err.status in (413, 500) else self.w.log.info)(str(err), conn,
-                                                                            req)
+        # the client's doing is info, as nginx logs it, but a malformed chunked body and
+        # one past client_max_body_size (error, as nginx's); our own failure (a file) is
+        # not
+        (self.w.log.error if err.status in (400, 413, 500) and not err.gone
+         else self.w.log.info)(str(err), conn, req)
         # a body that failed (too slow, malformed, too large) is not read past: the
         # connection ends after the answer (nginx closes after these, and a timed-out
         # body's request it ends without one)

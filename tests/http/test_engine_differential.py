@@ -614,6 +614,23 @@ def test_every_answer_names_the_connection_s_fate(engine_cls: type) -> None:
     assert answer(None) == [b"Connection: close"]
 
 
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("body", [b"5\rzz", b"0\r\n\rzz\r\n", b"1\r\na\r\n0\r\nX: 1\rY",
+                                  b"5\r\n\r\r\r\r\r\r\n0\r\n\r\n"])
+def test_a_bare_cr_in_a_chunk_line_is_refused_at_once(engine_cls: type, body: bytes) -> None:
+    """A CR no LF follows in a chunk-size line or the trailers is refused as it comes,
+    as nginx and llhttp refuse it; h11 waited for a CRLF that never came, holding the
+    connection until client_body_timeout. In chunk data it is a byte like any other."""
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    engine.feed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    kinds = [e[0] for e in rec.events]
+    if body.startswith(b"5\r\n"):  # (the data "\r\r\r\r\r": a whole body)
+        assert kinds == ["request", "end"] and rec.events[0][3] == b"\r" * 5
+    else:
+        assert kinds == ["request", "error"], kinds
+
+
 _HEAD_PIECES = [b"GET", b"POST", b"get", b" ", b"/", b"/a", b"http://a", b"?", b"HTTP/1.1",
                 b"HTTP/1.0", b"HTTP/2.0", b"\r\n", b"\n", b"\r", b"Host: a", b"Host", b":",
                 b"Content-Length: 1", b"Content-Length: x", b"Transfer-Encoding: chunked",
