@@ -117,14 +117,11 @@ class Responder:
         and no ETag, answer the request's conditions (a 304, or a 412 ``fail`` answers
         through error_page)."""
         s = loc.settings
-        if final_status(req, status) == 200 and not isinstance(conn, Capture):
+        if final_status(req, status) == 200:
             lm = next((v for n, v in extra if n == b"Last-Modified"), None)
-            verdict = not_modified(req, s.if_modified_since, http_time(lm), None)
-            if verdict == 412:
-                return fail(conn, req, loc, 412)
-            if verdict == 304:  # (as nginx's: no Content-Type, no length)
-                self.send(conn, req, loc, 304, b"", None, extra)
-                return DONE
+            refused = self.unmodified(conn, req, loc, http_time(lm), extra, fail)
+            if refused is not None:
+                return refused
         if s.xslt_stylesheet and not isinstance(conn, Held):
             # (a return's text in the rewrite phase: no content handler held it)
             shown = [(b"Content-Type", kind), *extra]
@@ -150,6 +147,24 @@ class Responder:
                 return DONE
         self.send(conn, req, loc, status, body, kind, extra)
         return DONE
+
+    def unmodified(self, conn: ClientSide, req: Request, loc: Location, mtime: int | None,
+                   extra: Headers, fail: Fail) -> Outcome | None:
+        """nginx's not-modified filter over a 200 of fastgate's own (no ETag; a
+        Last-Modified of ``mtime``, if any, in ``extra``): None to go on, else the 304
+        (no type, no length) or the 412 it answers. A subrequest's answer is whole. As
+        nginx's, which ends the request in error after a 412, the connection ends after
+        it."""
+        if isinstance(conn, Capture):
+            return None
+        verdict = not_modified(req, loc.settings.if_modified_since, mtime, None)
+        if verdict == 412:
+            conn.close_after_response()
+            return fail(conn, req, loc, 412)
+        if verdict == 304:
+            self.send(conn, req, loc, 304, b"", None, extra)
+            return DONE
+        return None
 
     async def _filtered(self, conn: ClientSide, req: Request, loc: Location, status: int,
                         body: bytes, headers: Headers, out: Output) -> Step:

@@ -455,8 +455,9 @@ class StaticModule:
         own = final_status(req, 200) == 200 and not isinstance(conn, Capture)
         if own:
             verdict = not_modified(req, s.if_modified_since, mtime, etag)
-            if verdict == 412:
+            if verdict == 412:  # (nginx ends the request in error: the connection goes)
                 os.close(fd)
+                conn.close_after_response()
                 return self.fail(conn, req, loc, 412)
             if verdict == 304:  # as nginx's: without a Content-Type or Content-Encoding
                 os.close(fd)
@@ -714,6 +715,10 @@ class StaticModule:
             ctype = b"application/javascript"
         else:
             body, ctype = autoindex_json(entries), b"application/json"
+        if final_status(req, 200) == 200:
+            refused = self.respond.unmodified(conn, req, loc, None, [], self.fail)
+            if refused is not None:
+                return refused
         self.respond.send(conn, req, loc, 200, body, ctype)
         return DONE
 

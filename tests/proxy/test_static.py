@@ -155,14 +155,12 @@ def test_try_files_keeps_the_method(tmp_path: Path, site: Path, engine: str) -> 
 def test_conditional_requests(tmp_path: Path, site: Path, engine: str) -> None:
     date = formatdate(MTIME, usegmt=True)
     etag = f'"{MTIME:x}-a"'
-    ims, inm, weak, other, ius, im, both_stale = ask(
+    ims, inm, weak, other, both_stale = ask(
         tmp_path, engine, http(site),
         get("/a.txt", f"If-Modified-Since: {date}"),
         get("/a.txt", f"If-None-Match: {etag}"),
         get("/a.txt", f"If-None-Match: W/{etag}"),
         get("/a.txt", 'If-None-Match: "other"'),
-        get("/a.txt", f"If-Unmodified-Since: {formatdate(MTIME - 10, usegmt=True)}"),
-        get("/a.txt", 'If-Match: "other"'),
         get("/a.txt", f"If-None-Match: {etag}", "If-Modified-Since: "
             f"{formatdate(MTIME - 10, usegmt=True)}"))
     for r in (ims, inm, weak):
@@ -170,7 +168,12 @@ def test_conditional_requests(tmp_path: Path, site: Path, engine: str) -> None:
         assert status == 304 and body == b"" and "content-type" not in h
         assert h["etag"] == etag and h["last-modified"] == date
     assert split(other)[0] == 200 and split(both_stale)[0] == 200
-    assert split(ius)[0] == 412 and split(im)[0] == 412
+    # a 412 ends the connection, as nginx ends the request in error (that nothing
+    # pipelined behind it is served: the parity test, over sockets)
+    for condition in (f"If-Unmodified-Since: {formatdate(MTIME - 10, usegmt=True)}",
+                      'If-Match: "other"', "If-Unmodified-Since: not a date"):
+        (refused,) = ask(tmp_path, engine, http(site), get("/a.txt", condition))
+        assert split(refused)[0] == 412 and b"Connection: close" in refused
 
 
 @pytest.mark.parametrize("engine", ENGINES)
