@@ -149,7 +149,8 @@ class ClientEngine(Protocol):
 
     @property
     def reusable(self) -> bool:
-        """Both messages ended cleanly and the upstream allows keep-alive."""
+        """Both messages ended cleanly and the upstream allows keep-alive — never after
+        a HEAD, whose answer's framing cannot see a body a broken server sends anyway."""
 
     def start_next(self) -> None: ...
 

@@ -525,6 +525,7 @@ class H11Client:
         self._h = handler
         self._conn = h11.Connection(h11.CLIENT)
         self._broken = False  # a response was refused: nothing more is read from it
+        self._head_request = False  # the request sent is a HEAD
         # the longest response head taken (the location's proxy_buffer_size, set per
         # request by who sends it; 0: h11's own bound)
         self.head_limit = 0
@@ -535,6 +536,7 @@ class H11Client:
 
     def send_head(self, method: bytes, target: bytes, headers: Headers,
                   content_length: int | None) -> bytes:
+        self._head_request = method == b"HEAD"
         if content_length is None:
             headers = [*headers, (b"Transfer-Encoding", b"chunked")]
         elif content_length > 0 or (content_length == 0
@@ -618,8 +620,10 @@ class H11Client:
 
     @property
     def reusable(self) -> bool:
+        # never after a HEAD: the httptools engine's reason
         conn = self._conn
-        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        return (conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                and not self._head_request)
 
     def start_next(self) -> None:
         self._conn.start_next_cycle()

@@ -1040,8 +1040,11 @@ cdef class HttptoolsClient:
 
     @property
     def reusable(self):
+        # never after a HEAD: a server that answers one with a body (HEAD handled as
+        # GET) sends bytes its framing cannot see, which the next request on the
+        # connection — any client's — would read as its response
         return (self._sent_done and self._recv_done and self._keep_alive and not self._broken
-                and not self._upgraded)
+                and not self._upgraded and not self._head_request)
 
     def start_next(self):
         self._recv_done = False

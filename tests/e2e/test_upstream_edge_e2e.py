@@ -27,8 +27,12 @@ PAUSE = b"<pause>"  # inside an answer: what comes before it, 0.4 s, then the re
 class ScriptedBackend:
     """Answers each request on a connection with the next scripted answer."""
 
-    def __init__(self, answers: list[bytes]) -> None:
+    def __init__(self, answers: list[bytes], shared: bool = False) -> None:
         self.answers = answers
+        # shared: the script runs across connections — each request, on whichever
+        # connection, takes the next answer
+        self._shared = iter(answers) if shared else None
+        self._lock = threading.Lock()
         self.connections = 0
         self.requests = 0
         self.raw: list[bytes] = []  # every byte received, on every connection
@@ -51,8 +55,12 @@ class ScriptedBackend:
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(10)
         buf = b""
+        own = iter(self.answers) if self._shared is None else None
         try:
-            for answer in self.answers:
+            while True:
+                answer = next(own, None) if own is not None else b""
+                if answer is None:
+                    break
                 if answer == CLOSE:  # right after the previous answer
                     return
                 while b"\r\n\r\n" not in buf:
@@ -63,6 +71,10 @@ class ScriptedBackend:
                     buf += chunk
                 buf = buf[buf.index(b"\r\n\r\n") + 4:]  # bodiless requests only
                 self.requests += 1
+                if own is None:  # shared: the request taken decides the answer
+                    answer = self._take()
+                    if answer is None or answer == CLOSE:
+                        return
                 if answer == RESET:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -78,6 +90,11 @@ class ScriptedBackend:
             pass
         finally:
             conn.close()
+
+    def _take(self) -> bytes | None:
+        assert self._shared is not None
+        with self._lock:
+            return next(self._shared, None)
 
     def stop(self) -> None:
         self._stop = True
@@ -509,3 +526,27 @@ def test_proxy_bind_sets_the_source_address(gateway, free, keepalive: int) -> No
 def _status(port: int, path: str) -> int:
     return status_of(raw_exchange(port, f"GET {path} HTTP/1.1\r\nHost: x\r\n"
                                         "Connection: close\r\n\r\n".encode()))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_head_s_upstream_connection_is_not_reused(path: str, scripted, gateway,
+                                                   free) -> None:  # type: ignore[no-untyped-def]
+    """A server that answers HEAD with a body (a handler that treats HEAD as GET: a
+    common bug) sends bytes HEAD's framing cannot see. Pooled, its connection would
+    give the next request — any client's — those bytes as its response: here a whole
+    response of the server's making. fastgate pools by default (nginx proxies
+    HTTP/1.0 without a pool), so it closes an upstream connection after a HEAD."""
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+    answers = ([OK] if path == "callback" else []) + [head + PAUSE + smuggled, OK, CLOSE]
+    backend = ScriptedBackend(answers, shared=True)
+    scripted.append(backend)
+    port = _gate(gateway, free, backend.port)
+    if path == "callback":
+        warm = raw_exchange(port, b"GET /warm HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(warm) == 200
+    out = raw_exchange(port, b"HEAD /h HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(out) == 200 and out.endswith(b"\r\n\r\n"), out
+    after = raw_exchange(port, b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert b"SMUGGLED" not in after and after.endswith(b"\r\n\r\nok"), after
+    assert backend.connections == 2
