@@ -395,7 +395,8 @@ def parse_response(bytes data, bint head_request):
     if body < 0:
         return None
     if head_request or status == 204 or status == 304:
-        if body != end:
+        # (a 204/304 that claims a body: llhttp's lane, which keeps it from the pool)
+        if body != end or (clen > 0 and not head_request):
             return None
     elif clen < 0 or body + clen != end:
         return None

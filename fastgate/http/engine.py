@@ -150,7 +150,8 @@ class ClientEngine(Protocol):
     @property
     def reusable(self) -> bool:
         """Both messages ended cleanly and the upstream allows keep-alive — never after
-        a HEAD, whose answer's framing cannot see a body a broken server sends anyway."""
+        a HEAD, or a 204/304 whose head claims a body: their framing cannot see a body
+        a broken server sends anyway, which the next request would read."""
 
     def start_next(self) -> None: ...
 

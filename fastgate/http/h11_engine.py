@@ -518,6 +518,11 @@ class H11Server:
         return self._failed
 
 
+def _claims_body(head: ResponseHead) -> bool:
+    return head.content_length > 0 or any(
+        n.lower() == b"transfer-encoding" for n, _ in head.headers)
+
+
 class H11Client:
     """Client side of one upstream connection."""
 
@@ -525,7 +530,9 @@ class H11Client:
         self._h = handler
         self._conn = h11.Connection(h11.CLIENT)
         self._broken = False  # a response was refused: nothing more is read from it
-        self._head_request = False  # the request sent is a HEAD
+        # the answer's framing cannot see a body the server may send anyway: a HEAD's,
+        # or a 204/304 that says it has one (see reusable)
+        self._unframed = False
         # the longest response head taken (the location's proxy_buffer_size, set per
         # request by who sends it; 0: h11's own bound)
         self.head_limit = 0
@@ -536,7 +543,7 @@ class H11Client:
 
     def send_head(self, method: bytes, target: bytes, headers: Headers,
                   content_length: int | None) -> bytes:
-        self._head_request = method == b"HEAD"
+        self._unframed = method == b"HEAD"
         if content_length is None:
             headers = [*headers, (b"Transfer-Encoding", b"chunked")]
         elif content_length > 0 or (content_length == 0
@@ -591,6 +598,8 @@ class H11Client:
                     self._broken = True
                     h.on_error(ProtocolError(invalid, 502))
                     return
+                if head.status in (204, 304) and _claims_body(head):
+                    self._unframed = True
                 h.on_response(head)
             elif t is h11.InformationalResponse:
                 h.on_informational(self._head(ev))  # type: ignore[arg-type]
@@ -620,10 +629,11 @@ class H11Client:
 
     @property
     def reusable(self) -> bool:
-        # never after a HEAD: the httptools engine's reason
+        # never after a HEAD, or a 204/304 that claims a body: the httptools engine's
+        # reason
         conn = self._conn
         return (conn.our_state is h11.DONE and conn.their_state is h11.DONE
-                and not self._head_request)
+                and not self._unframed)
 
     def start_next(self) -> None:
         self._conn.start_next_cycle()

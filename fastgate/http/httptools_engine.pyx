@@ -844,6 +844,8 @@ cdef class HttptoolsClient:
     cdef Py_ssize_t _head_size
     cdef bint _chunked
     cdef bint _head_request
+    # the answer's framing cannot see a body the server may send anyway (see reusable)
+    cdef bint _unframed
     cdef bint _sent_done
     cdef bint _recv_done
     cdef bint _keep_alive
@@ -863,6 +865,7 @@ cdef class HttptoolsClient:
         self._reason = b""
         self._chunked = False
         self._head_request = False
+        self._unframed = False
         self._sent_done = False
         self._recv_done = False
         self._keep_alive = True
@@ -881,6 +884,7 @@ cdef class HttptoolsClient:
     def send_head(self, method, target, headers,
                   content_length):
         self._head_request = method == b"HEAD"
+        self._unframed = self._head_request
         self._sent_done = False
         self._recv_done = False
         out = [method, b" ", target, b" HTTP/1.1\r\n", serialize(headers)]
@@ -957,6 +961,8 @@ cdef class HttptoolsClient:
             self._h.on_informational(head)
             return
         self._keep_alive = head.keep_alive
+        if (status == 204 or status == 304) and (length > 0 or chunked):
+            self._unframed = True
         self._to_close = (length < 0 and not chunked and status not in (204, 304)
                           and not self._head_request)
         if self._to_close:
@@ -1040,11 +1046,12 @@ cdef class HttptoolsClient:
 
     @property
     def reusable(self):
-        # never after a HEAD: a server that answers one with a body (HEAD handled as
-        # GET) sends bytes its framing cannot see, which the next request on the
-        # connection — any client's — would read as its response
+        # never after a HEAD, or a 204/304 whose head claims a body: a server that
+        # answers one with a body anyway (HEAD handled as GET) sends bytes the framing
+        # cannot see, which the next request on the connection — any client's — would
+        # read as its response
         return (self._sent_done and self._recv_done and self._keep_alive and not self._broken
-                and not self._upgraded and not self._head_request)
+                and not self._upgraded and not self._unframed)
 
     def start_next(self):
         self._recv_done = False

@@ -550,3 +550,25 @@ def test_a_head_s_upstream_connection_is_not_reused(path: str, scripted, gateway
     after = raw_exchange(port, b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert b"SMUGGLED" not in after and after.endswith(b"\r\n\r\nok"), after
     assert backend.connections == 2
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+def test_a_bodiless_status_s_upstream_connection_is_not_reused_if_it_claims_a_body(
+        path: str, status: bytes, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    """A 204 or 304 has no body whatever its head says; a server that sends one anyway
+    after a Content-Length would leave it for the next request, as a HEAD's."""
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+    head = b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n" % (status, len(smuggled))
+    answers = ([OK] if path == "callback" else []) + [head + PAUSE + smuggled, OK, CLOSE]
+    backend = ScriptedBackend(answers, shared=True)
+    scripted.append(backend)
+    port = _gate(gateway, free, backend.port)
+    if path == "callback":
+        warm = raw_exchange(port, b"GET /warm HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(warm) == 200
+    out = raw_exchange(port, b"GET /s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(out) == int(status[:3]), out
+    after = raw_exchange(port, b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert b"SMUGGLED" not in after and after.endswith(b"\r\n\r\nok"), after
+    assert backend.connections == 2
