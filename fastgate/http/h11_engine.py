@@ -47,6 +47,13 @@ _REQUEST_LINE = re.compile(_abnf.request_line.replace(
     f"(?P<target>{_abnf.request_target})", r"(?P<target>[\x21-\x7e\x80-\xff]+)"
 ).encode("ascii"))
 _HIGH = re.compile(rb"[\x80-\xff]")
+# in a response head, what h11 takes but llhttp (our other engine) and nginx refuse:
+# obs-fold (h11 unfolds it), a control byte in a value, a Content-Length that is not
+# digits (h11 takes "5, 5" as 5) or is given twice (h11 folds equal ones into one)
+_FOLD = re.compile(rb"\n[ \t]")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LENGTH_LINE = re.compile(rb"\ncontent-length:[ \t]*([^\r\n]*?)[ \t]*(?=\r?\n)", re.I)
 
 
 class _Connection(h11.Connection):
@@ -533,6 +540,8 @@ class H11Client:
         # the answer's framing cannot see a body the server may send anyway: a HEAD's,
         # or a 204/304 that says it has one (see reusable)
         self._unframed = False
+        # a response head not whole yet, kept to be checked whole (None: its body)
+        self._pending: bytes | None = None
         # the longest response head taken (the location's proxy_buffer_size, set per
         # request by who sends it; 0: h11's own bound)
         self.head_limit = 0
@@ -544,6 +553,7 @@ class H11Client:
     def send_head(self, method: bytes, target: bytes, headers: Headers,
                   content_length: int | None) -> bytes:
         self._unframed = method == b"HEAD"
+        self._pending = b""
         if content_length is None:
             headers = [*headers, (b"Transfer-Encoding", b"chunked")]
         elif content_length > 0 or (content_length == 0
@@ -570,6 +580,12 @@ class H11Client:
         limit = self.head_limit
         if limit:  # (h11 bounds a head that is not whole yet: no public setter)
             self._conn._max_incomplete_event_size = limit
+        if self._pending is not None and data:
+            problem = self._head_problem(data)
+            if problem is not None:
+                self._broken = True
+                self._h.on_error(ProtocolError(problem, 502))
+                return
         try:
             self._conn.receive_data(data)
         except RuntimeError:
@@ -613,6 +629,33 @@ class H11Client:
                 return
             else:
                 return
+
+    def _head_problem(self, data: bytes) -> str | None:
+        """What is wrong with the response heads ``data`` completes (interim ones and
+        the final one), checked whole before h11 reads them; None when nothing is, or
+        when the final head is not whole yet (kept for the next read)."""
+        assert self._pending is not None
+        buf = self._pending + data
+        start = 0
+        while True:
+            end = _HEAD_END.search(buf, start)  # (h11 takes a bare LF too)
+            if end is None:
+                self._pending = buf[start:]
+                return None
+            head = buf[start:end.start()] + b"\n"
+            if _FOLD.search(head) or _CONTROL.search(head):
+                return "upstream sent invalid header"
+            lengths = _LENGTH_LINE.findall(head)
+            if len(lengths) > 1:
+                return 'upstream sent duplicate header line: "Content-Length"'
+            for value in lengths:
+                if not value.isdigit():
+                    return 'upstream sent invalid "Content-Length" header'
+            start = end.end()
+            code = head[9:12]  # ("HTTP/1.1 " before it; h11 refuses any other)
+            if code[:1] != b"1" or code == b"101":  # the final head: a body or a tunnel
+                self._pending = None
+                return None
 
     def _head(self, ev: h11.Response | h11.InformationalResponse) -> ResponseHead:
         headers = list(ev.headers.raw_items())
