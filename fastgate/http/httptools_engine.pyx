@@ -937,6 +937,10 @@ cdef class HttptoolsClient:
     def on_headers_complete(self):
         p = self._p
         status = p.get_status_code()
+        if status < 100:
+            # llhttp takes any three digits; a status below 100 has no class and no
+            # meaning (h11 refuses it too): nothing of it goes on
+            raise ProtocolError("upstream sent invalid status", 502)
         headers = self._headers
         length = -1
         chunked = False

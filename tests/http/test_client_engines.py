@@ -72,6 +72,8 @@ REFUSED = {
     "length twice": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
     "length twice, bare LF": b"HTTP/1.1 200 OK\nContent-Length: 5\nContent-Length: 5\n\nhello",
     "signed length": b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+    "status 099": b"HTTP/1.1 099 X\r\nContent-Length: 2\r\n\r\nhi",
+    "status 000": b"HTTP/1.1 000 X\r\nContent-Length: 2\r\n\r\nhi",
 }
 
 
