@@ -291,8 +291,8 @@ def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
     ``ngx_http_process_request_header``), in its order: a second Host, Content-Length
     or Transfer-Encoding as it is read (the two lines in the message as they came);
     once the head is ``whole``, an HTTP/1.1 request without a Host; a Content-Length
-    that is not digits; a Transfer-Encoding on HTTP/1.0, beside a Content-Length, or
-    other than ``chunked`` (501) — said of a head cut short too, as nginx would say it
+    that is not digits; a Transfer-Encoding on HTTP/1.0, other than ``chunked`` (501),
+    or beside a Content-Length — said of a head cut short too, as nginx would say it
     once the head ends. None: nginx takes the lines."""
     host = length = coding = None
     for field in fields:
@@ -320,12 +320,15 @@ def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
         return None
     if version == b"1.0":
         return _in_headers(TE_ON_HTTP10)
+    # nginx reads the coding before the length beside it (501 either way); of a head
+    # cut short (our parser stopped inside the coding's line) the coding is not known
+    # yet, the length beside it is
+    if coding[1].lower() != b"chunked" and (whole or length is None):
+        return _in_headers('client sent unknown "Transfer-Encoding": '
+                           f'"{coding[1].decode("latin-1")}"', 501)
     if length is not None:
         return _in_headers('client sent "Content-Length" and "Transfer-Encoding" headers '
                            'at the same time')
-    if coding[1].lower() != b"chunked":
-        return _in_headers('client sent unknown "Transfer-Encoding": '
-                           f'"{coding[1].decode("latin-1")}"', 501)
     return None
 
 

@@ -1913,6 +1913,8 @@ def test_a_refused_head_is_logged_as_nginx_logs_it(tmp_path: Path, engine: str) 
             b"GET /x HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: named\r\nAuthorization: a\r\nauthorization: b\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: named\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: named\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: gzip\r\n\r\nhello",
             b"POST / HTTP/1.1\r\nHost: named\r\nContent-Length: 1\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"TRACE / HTTP/1.1\r\nHost: named\r\n\r\n"]
