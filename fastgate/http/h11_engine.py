@@ -47,6 +47,7 @@ _REQUEST_LINE = re.compile(_abnf.request_line.replace(
     f"(?P<target>{_abnf.request_target})", r"(?P<target>[\x21-\x7e\x80-\xff]+)"
 ).encode("ascii"))
 _HIGH = re.compile(rb"[\x80-\xff]")
+_CHUNK_LINES_SEEN = 65536  # how far into the buffer a chunk line or trailers are read
 # in a response head, what h11 takes but llhttp (our other engine) and nginx refuse:
 # obs-fold (h11 unfolds it), a control byte in a value, a Content-Length that is not
 # digits (h11 takes "5, 5" as 5) or is given twice (h11 folds equal ones into one)
@@ -248,6 +249,10 @@ class H11Server:
         conn = self._conn
         h = self._h
         while True:
+            if self._in_body and self._bare_cr_or_lf_in_chunk_line():
+                self._failed = True
+                h.on_error(ProtocolError("bare CR or LF in a chunk-size line or trailer", 400))
+                return
             try:
                 ev = conn.next_event()
             except h11.RemoteProtocolError as e:
@@ -292,29 +297,43 @@ class H11Server:
                 h.on_eof()
                 return
             else:  # NEED_DATA, or PAUSED until start_next()
-                if self._in_body and self._bare_cr_in_chunk_line():
-                    self._failed = True
-                    h.on_error(ProtocolError("bare CR in a chunk-size line or trailer", 400))
                 return
 
-    def _bare_cr_in_chunk_line(self) -> bool:
-        """A chunk-size line or the trailer section, as far as it came, holds a CR that
-        no LF follows: nginx (and llhttp) refuse it at that byte, where h11 waits for
-        the CRLF that would end the line — and the client held its connection until
+    def _bare_cr_or_lf_in_chunk_line(self) -> bool:
+        """The chunk-size line or the trailer section at the reader's position, as far
+        as it came, holds a CR that no LF follows (nginx and llhttp refuse it at that
+        byte) or an LF that no CR precedes (llhttp refuses it; nginx takes it, as it
+        takes bare LFs in a head, which both engines refuse: README). Looked at before
+        h11 reads them: h11 takes a bare LF there, and waits for the CRLF that would end
+        a line after a bare CR — the client held its connection until
         client_body_timeout. (Chunk data may hold any byte: not looked at.)"""
         reader = self._conn._reader
-        if (type(reader) is not _readers.ChunkedReader or reader._bytes_in_chunk
-                or reader._bytes_to_discard):
+        if type(reader) is not _readers.ChunkedReader or reader._bytes_in_chunk:
             return False
-        line = bytes(self._conn._receive_buffer)  # (no public accessor)
-        if not reader._reading_trailer:
-            line = line.partition(b"\n")[0]  # the size line: to its LF
-        at = line.find(b"\r")
-        while 0 <= at < len(line) - 1:
-            if line[at + 1] != 0x0A:
+        # (no public accessor; a size line or a trailer section longer than this is
+        # refused by h11's own bound before it matters). h11 reads on from a chunk's
+        # CRLF to the next size line, and from a last chunk's to the trailers, in one
+        # step: all of it is looked at here.
+        data = self._conn._receive_buffer._data
+        pos = len(reader._bytes_to_discard)
+        end = min(len(data), pos + _CHUNK_LINES_SEEN)
+        trailer = reader._reading_trailer
+        while True:
+            lf = data.find(b"\n", pos, end)
+            if lf < 0:  # a line not ended yet: a CR in it with something after
+                cr = data.find(b"\r", pos, end)
+                return 0 <= cr < end - 1
+            line = bytes(data[pos:lf])
+            pos = lf + 1
+            if not line.endswith(b"\r") or b"\r" in line[:-1]:
                 return True
-            at = line.find(b"\r", at + 1)
-        return False
+            if trailer:
+                if line == b"\r":  # the section's end: what follows is the next request
+                    return False
+            elif line.split(b";")[0].strip(b" \t\r").strip(b"0"):
+                return False  # a chunk's size line: its data follows
+            else:
+                trailer = True  # the last chunk's: the trailers follow
 
     def _head_problem(self, data: bytes) -> ProtocolError | None:
         """What h11 would accept in a head but llhttp (our other engine) refuses: obs-fold

@@ -652,6 +652,25 @@ def test_a_bare_cr_in_a_chunk_line_is_refused_at_once(engine_cls: type, body: by
         assert kinds == ["request", "error"], kinds
 
 
+@pytest.mark.parametrize("engine_cls", [H11Server, HttptoolsServer])
+@pytest.mark.parametrize("body", [b"5\nhello\n0\n\n", b"5\r\nhello\r\n0\n\n",
+                                  b"5\r\nhello\r\n0\r\nX: 1\nY: 2\r\n\r\n",
+                                  b"5\r\nhello\r\n0\r\n\n"])
+@pytest.mark.parametrize("split", [None, 1])
+def test_a_bare_lf_in_a_chunk_line_is_refused_at_once(engine_cls: type, body: bytes,
+                                                      split: int | None) -> None:
+    """A line of the chunked framing ended by a bare LF is refused as it comes, as a
+    head's (README: nginx takes both, llhttp neither); h11 waited for a CRLF, holding
+    the connection until client_body_timeout."""
+    rec = Recorder()
+    engine = engine_cls(rec, 32768, 8192)
+    data = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    step = split or len(data)
+    for at in range(0, len(data), step):
+        engine.feed(data[at:at + step])
+    assert [e[0] for e in rec.events] == ["request", "error"]
+
+
 _HEAD_PIECES = [b"GET", b"POST", b"get", b" ", b"/", b"/a", b"http://a", b"?", b"HTTP/1.1",
                 b"HTTP/1.0", b"HTTP/2.0", b"\r\n", b"\n", b"\r", b"Host: a", b"Host", b":",
                 b"Content-Length: 1", b"Content-Length: x", b"Transfer-Encoding: chunked",
