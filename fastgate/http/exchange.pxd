@@ -5,6 +5,8 @@ cdef class Exchange:
     cdef object gate
     cdef public object listener
     cdef public bint last  # the next response head ends the connection (Connection: close)
+    # something of the request's answer was written (reset by the connection per request)
+    cdef public bint began
 
     cpdef bytes respond(self, int status, bytes reason, list headers, object length,
                         bint head_only=*)

@@ -24,6 +24,7 @@ cdef class Exchange:
         self.gate = gate
         self.listener = None
         self.last = False
+        self.began = False
 
     # --- framing: the engine turns these into the bytes of this connection's protocol ----
 
@@ -58,6 +59,7 @@ cdef class Exchange:
 
     cpdef write(self, data):
         if data and not self.conn.closed and self.transport is not None:
+            self.began = True
             self.transport.write(data)
 
     @property

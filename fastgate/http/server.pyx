@@ -55,6 +55,18 @@ def client_certificate(tls: ssl.SSLObject) -> tuple[bytes, int, str] | None:
     return (der, *openssl.verify_result(tls))
 
 
+_LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {1, 0}: reset at close
+
+
+def _reset_on_close(transport: Any) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        except OSError:  # (gone already, or a socket that has no linger: closed as it is)
+            pass
+
+
 cdef class ClientConnection:
     # (an asyncio protocol by its methods: a C class cannot derive from asyncio.Protocol)
 
@@ -431,6 +443,8 @@ cdef class ClientConnection:
 
     def on_request(self, head: RequestHead) -> None:
         self.deadline = 0.0
+        if self.exchange is not None:
+            self.exchange.began = False
         if self.idle:
             self.idle = False
             self.observer.idle(-1)
@@ -645,11 +659,19 @@ cdef class ClientConnection:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
-    def abort(self) -> None:
-        """Cut the connection: a response that cannot be completed must not look complete."""
+    def abort(self, reset: bool = True) -> None:
+        """Cut the connection: a response that cannot be completed must not look complete.
+        Once some of the answer is out it is reset, not closed: a close ends an HTTP/1.0
+        client's body of no stated length (and a front proxy's, nginx's HTTP/1.0 by
+        default) as if it were whole; a reset says it is not (nginx closes). Not
+        ``reset``, or with nothing of an answer out, it is closed as nginx closes it
+        (``return 444``, a request given no answer)."""
         self.closed = True
         self._disarm()
         if self.transport is not None:
+            if (reset and not self.idle and self.exchange is not None
+                    and self.exchange.began):
+                _reset_on_close(self.transport)
             self.transport.abort()
 
     def start_tunnel(self, upstream: Any, client_rest: bytes, upstream_rest: bytes) -> None:

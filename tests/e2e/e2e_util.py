@@ -40,6 +40,11 @@ def bearer(key: str, exp: int = 60) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# how a client sees a response cut short once some of it went out: the connection is
+# reset (http.client's IncompleteRead: what was read before, then the close)
+CUT = (http.client.IncompleteRead, ConnectionResetError)
+
+
 def get(port: int, path: str, headers: dict[str, str] | None = None,
         timeout: float = 10) -> tuple[int, bytes]:
     """A GET of ``path``: the status and the body."""
@@ -63,7 +68,7 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0, read_until_close:
         while True:
             try:
                 chunk = s.recv(65536)
-            except TimeoutError:
+            except (TimeoutError, ConnectionResetError):  # (a response cut short is reset)
                 break
             if not chunk:
                 break

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_util import bearer, get
+from e2e_util import CUT, bearer, get
 from raw_backend import RawBackend, Received
 
 SECRET = "slice-secret-0123456789abcdef-0123456789"
@@ -81,9 +81,10 @@ def test_the_slices_make_one_response(ask) -> None:  # type: ignore[no-untyped-d
 
 @pytest.mark.parametrize("path", ["/etag", "/second200"])
 def test_a_slice_that_is_not_the_one_asked_for_cuts_the_response(ask, path: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(http.client.IncompleteRead) as e:
+    with pytest.raises(CUT) as e:
         ask(path)
-    assert e.value.partial == WHOLE[:100]  # the first slice, and no more
+    if isinstance(e.value, http.client.IncompleteRead):  # (reset: what came is not known)
+        assert e.value.partial == WHOLE[:100]  # the first slice, and no more
 
 
 def test_a_first_slice_without_a_complete_length_gets_no_answer(ask) -> None:  # type: ignore[no-untyped-def]

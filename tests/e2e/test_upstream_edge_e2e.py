@@ -572,3 +572,38 @@ def test_a_bodiless_status_s_upstream_connection_is_not_reused_if_it_claims_a_bo
     after = raw_exchange(port, b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert b"SMUGGLED" not in after and after.endswith(b"\r\n\r\nok"), after
     assert backend.connections == 2
+
+
+def _read_to_end(port: int, request: bytes) -> tuple[bytes, bool]:
+    """What the client reads, and whether the connection was reset (not closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            return out, True
+    return out, False
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_a_response_cut_short_is_reset_not_closed(path: str, version: str, scripted, gateway,
+                                                  free) -> None:  # type: ignore[no-untyped-def]
+    """The upstream's chunked body breaks after its first chunk went to the client. To
+    an HTTP/1.0 client the body has no stated length and ends with the connection: a
+    close would make "hello" look like the whole body (to a front proxy speaking 1.0
+    too: nginx's default); the connection is reset instead."""
+    broken = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" + PAUSE
+              + b"zz\r\n")
+    backend = ScriptedBackend(([OK] if path == "callback" else []) + [broken, CLOSE])
+    scripted.append(backend)
+    port = _gate(gateway, free, backend.port)
+    if path == "callback":
+        assert status_of(raw_exchange(
+            port, b"GET /warm HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) == 200
+    out, reset = _read_to_end(port, f"GET /x HTTP/{version}\r\nHost: a\r\n\r\n".encode())
+    assert reset, out
+    assert not out.endswith(b"0\r\n\r\n")  # (1.1: never the last chunk)
+    assert backend.connections == 1
