@@ -657,6 +657,23 @@ def test_bare_lf_line_ends_are_400_and_never_forwarded(gate: Gate, where: str) -
     assert not gate.backend.seen(m.encode())
 
 
+@pytest.mark.parametrize("body", [b"5\nhello\n0\n\n", b"5\r\nhello\r\n0\n\n",
+                                  b"5\r\nhello\r\n0\r\n\n",
+                                  b"5\r\nhello\r\n0\r\nX: 1\nY: 2\r\n\r\n"])
+def test_a_chunked_body_with_bare_lf_lines_is_400_and_smuggles_nothing(gate: Gate,
+                                                                        body: bytes) -> None:
+    """h11 took a bare LF as the end of a chunked body's last line: the tokenless
+    request after it would have been read as the next one (and the body as whole).
+    Both engines refuse the body at once; neither request reaches the backend."""
+    gate.warm()
+    m, smuggled = marker(), marker()
+    data = (request("POST", f"/api/ok?{m}", auth=token(),
+                    headers=[("Transfer-Encoding", "chunked")]) + body
+            + request("GET", f"/api/x?{smuggled}"))
+    assert statuses(gate.send(data)) == [400]
+    assert not gate.backend.seen(m.encode()) and not gate.backend.seen(smuggled.encode())
+
+
 # --- 13, 14. key sets replace; Bearer takes spaces only ------------------------------------------
 
 def test_a_location_with_its_own_keys_refuses_the_outer_secret(gate: Gate) -> None:
