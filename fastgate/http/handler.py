@@ -152,9 +152,7 @@ class ClientSide(Protocol):
     def lost(self) -> asyncio.Future[None]:
         """Done when the connection is lost (a task stops waiting for a gone client)."""
 
-    def abort(self, reset: bool = True) -> None:
-        """Cut the connection (``reset``: mid-request, so that what was sent cannot
-        look whole; False: closed as nginx closes it, as for ``return 444``)."""
+    def abort(self) -> None: ...
 
     def close_after_response(self) -> None: ...
 

@@ -252,7 +252,7 @@ class Stream(asyncio.Transport):
             self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
         self.close_http1()
 
-    def abort(self, reset: bool = True) -> None:
+    def abort(self) -> None:
         if not self.ended:
             self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
         self.close_http1()

@@ -659,18 +659,17 @@ cdef class ClientConnection:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
-    def abort(self, reset: bool = True) -> None:
+    def abort(self) -> None:
         """Cut the connection: a response that cannot be completed must not look complete.
         Once some of the answer is out it is reset, not closed: a close ends an HTTP/1.0
         client's body of no stated length (and a front proxy's, nginx's HTTP/1.0 by
-        default) as if it were whole; a reset says it is not (nginx closes). Not
-        ``reset``, or with nothing of an answer out, it is closed as nginx closes it
-        (``return 444``, a request given no answer)."""
+        default) as if it were whole; a reset says it is not (nginx closes). With
+        nothing of an answer out it is closed as nginx closes it (``return 444``, a
+        request given no answer)."""
         self.closed = True
         self._disarm()
         if self.transport is not None:
-            if (reset and not self.idle and self.exchange is not None
-                    and self.exchange.began):
+            if not self.idle and self.exchange is not None and self.exchange.began:
                 _reset_on_close(self.transport)
             self.transport.abort()
 

@@ -61,7 +61,7 @@ class Degradation:
             self.w.log.notice(f"degradation sbrk:{size >> 20}M", conn, req)
         if s.degrade == 444:  # nginx: the connection closes without an answer
             req.status = 444
-            conn.abort(reset=False)
+            conn.abort()
             return DONE
         return self.fail(conn, req, loc, s.degrade)
 

@@ -172,7 +172,7 @@ class RewriteModule:
         code = ret.code
         if code in _CLOSING:  # nginx: close the connection without a response
             req.status = code
-            conn.abort(reset=False)
+            conn.abort()
             return DONE
         req.status = code  # $status in the text is the code, as nginx sets it first
         if code < 400 or ret.text is not None:
