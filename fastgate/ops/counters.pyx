@@ -10,21 +10,7 @@ everything read or written rarely stay there, in Python.
 
 
 cdef class SlotWriter:
-    cdef double[::1] _view  # keeps the shared buffer alive while _v points into it
-    cdef double *_v
-    cdef Py_ssize_t _size
-    cdef Py_ssize_t _requests  # first of the 1xx..5xx counters
-    cdef Py_ssize_t _latency  # first latency bucket; one more bucket for +Inf
-    cdef Py_ssize_t _latency_sum
-    cdef Py_ssize_t _latency_count
-    cdef Py_ssize_t _jwt_ok
-    cdef Py_ssize_t _cache_hit
-    cdef Py_ssize_t _cache_miss
-    cdef Py_ssize_t _idle
-    cdef dict _jwt  # a refusal's reason → its counter
-    cdef Py_ssize_t _jwt_other  # the counter of a reason not in _jwt
-    cdef double _bounds[32]
-    cdef int _nbounds
+    # (its fields: counters.pxd)
 
     cdef _bind(self, view, dict at, tuple bounds, dict jwt):
         if len(bounds) > 32:
@@ -58,12 +44,12 @@ cdef class SlotWriter:
         bounds in seconds (ascending), ``jwt`` the counter of each refusal's reason."""
         self._bind(view, at, bounds, jwt)
 
-    def add(self, Py_ssize_t index, double delta=1.0):
+    cpdef add(self, Py_ssize_t index, double delta=1.0):
         if not 0 <= index < self._size:
             raise IndexError(f"counter index {index} is outside the slot")
         self._v[index] += delta
 
-    def request(self, int status, double seconds):
+    cpdef request(self, int status, double seconds):
         """A response written: its status class and its latency."""
         cdef int cls = status // 100
         cdef int b = 0
@@ -76,18 +62,18 @@ cdef class SlotWriter:
         self._v[self._latency_sum] += seconds
         self._v[self._latency_count] += 1
 
-    def verified(self, bint hit):
+    cpdef verified(self, bint hit):
         """A token passed, from the cache or not."""
         self._v[self._jwt_ok] += 1
         self._v[self._cache_hit if hit else self._cache_miss] += 1
 
-    def jwt(self, str reason):
+    cpdef jwt(self, str reason):
         """A token refused (or none presented), by the reason the log gives."""
         i = self._jwt.get(reason)
         self._v[self._jwt_other if i is None else <Py_ssize_t>i] += 1
 
-    def cache(self, bint hit):
+    cpdef cache(self, bint hit):
         self._v[self._cache_hit if hit else self._cache_miss] += 1
 
-    def idle(self, int delta):
+    cpdef idle(self, int delta):
         self._v[self._idle] += delta

@@ -9,9 +9,12 @@ cost no Python frame."""
 
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
+from fastgate._wire cimport RequestHead
+from fastgate.ops.counters cimport SlotWriter
+from fastgate.proxy._walk cimport Walker
 from fastgate.proxy.request cimport Request
 
-from fastgate._wire import RequestHead, screen_headers, split_target
+from fastgate._wire import screen_headers, split_target
 from fastgate.http.engine import ProtocolError, duplicate_header
 from fastgate.http.uri import parse_target_fully
 from fastgate.proxy.steps import DONE, TAKEN
@@ -33,6 +36,9 @@ cdef double _monotonic():
     return now.tv_sec + now.tv_nsec * 1e-9
 
 
+cdef class Completion
+
+
 cdef class AddressHandler:
     """The worker (``ops.worker.Worker``), with the servers the address selects from
     (``ServerTable``)."""
@@ -42,13 +48,18 @@ cdef class AddressHandler:
     # the address is a ``listen ... ssl`` one and its client sent plain HTTP
     # (``http.tls_or_plain``): every request is answered with nginx's 497
     cdef readonly bint plain_on_tls
+    # the worker's phase loop and its completion, called in C on every request
+    cdef Walker _walker
+    cdef Completion _completion
 
     def __init__(self, worker, vhosts, plain_on_tls=False):
         self.worker = worker
         self.vhosts = vhosts
         self.plain_on_tls = plain_on_tls
+        self._walker = worker.phases.walker
+        self._completion = worker.complete.__self__  # (the worker keeps the bound method)
 
-    def on_request(self, conn, head):
+    def on_request(self, conn, RequestHead head):
         """A request head has arrived: answer it in callbacks when the phases can, else
         in a task."""
         cdef double started = _monotonic()
@@ -112,9 +123,9 @@ cdef class AddressHandler:
             if self.plain_on_tls:  # (nginx checks it once the head is read, as here)
                 step = w.plain_on_tls(conn, req, server)
             else:
-                step = w.phases.enter(conn, req, server)
+                step = self._walker.enter(conn, req, server)
             if step is _DONE:
-                w.complete(conn, req, started)
+                self._completion.complete(conn, req, started)
                 return
         except Exception as e:  # a bug costs this request, never the event loop
             w.failed(conn, req, e, started, req.bytes_sent != 0)
@@ -143,7 +154,7 @@ cdef class Completion:
     """``Worker.complete``, compiled: it runs once for every request, whichever path
     answered it (the dispatch, the callback exchange, a task's end)."""
 
-    cdef object stats  # ops.stats.Stats (its request counter is a C method)
+    cdef SlotWriter stats  # ops.stats.Stats (its counters are C methods)
     cdef object access  # ops.logs.AccessLogs
     cdef object post_action  # post_action(conn, req, uri): mirror's, called where set
 

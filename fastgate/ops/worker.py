@@ -174,6 +174,8 @@ class Worker:
         self.cluster = (ClusterLink(config.cluster, self.denylist, self.log, self.stats,
                                     LimitSync(config.zones, self.zones, self.zones.instance))
                         if config.cluster is not None else None)
+        # callback exchanges in flight (their deadlines); proxy_pass's holds it from here
+        self.exchanges: set[Any] = set()
         self.phases = Phases(self)
         # once a response is written: counted, logged, the connection freed (compiled)
         self.complete = Completion(self.stats, self.access,
@@ -182,7 +184,6 @@ class Worker:
         # ssl_ocsp: each policy's checker (its answers kept in the shared ssl_ocsp_cache)
         self.ocsp: dict[OcspPolicy, OcspChecker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.exchanges: set[Any] = set()  # callback exchanges in flight (their deadlines)
         self._clock: asyncio.TimerHandle | None = None
         self._connection_ids = 0
         self._last_full_alert = 0.0

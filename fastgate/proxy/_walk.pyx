@@ -21,13 +21,7 @@ cdef object _AUTO_REDIRECT = AUTO_REDIRECT
 
 
 cdef class Walker:
-    cdef dict _plans  # id(location) → (location, its handlers, its limit_except)
-    cdef dict _memos  # the Locator's answers: tree → URI → (location, captures)
-    cdef object _find
-    cdef object _before
-    cdef object _plan_of
-    cdef object _find_config
-    cdef object _resume
+    # (its fields: _walk.pxd)
 
     def __init__(self, locator, before, plan_of, find_config, resume):
         """``locator``: a ``proxy.locate.Locator``, whose answers are read here first.

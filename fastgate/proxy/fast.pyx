@@ -95,11 +95,15 @@ cdef class ProxyPass:
     anything else on the task path."""
 
     cdef object upstream  # proxy.exchange.UpstreamExchange
+    cdef object w  # the worker (proxy.runtime.Runtime)
+    cdef set exchanges  # its callback exchanges in flight (their deadlines)
     cdef dict groups  # the worker's upstream groups by name
     cdef dict plans  # the upstream exchange's header_plans (one table for both paths)
 
     def __init__(self, upstream, dict groups):
         self.upstream = upstream
+        self.w = upstream.w
+        self.exchanges = self.w.exchanges
         self.groups = groups
         self.plans = upstream.header_plans
 
@@ -123,8 +127,7 @@ cdef class ProxyPass:
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:
-                FastExchange(self.upstream, conn, req, loc, peer, uconn)._send(
-                    self._plan(loc))
+                _exchange(self, conn, req, loc, peer, uconn)._send(self._plan(loc))
                 return _TAKEN
         return self.upstream.proxy(conn, req, loc, peer)
 
@@ -135,6 +138,7 @@ cdef class FastExchange:
 
     cdef readonly object upstream  # proxy.exchange.UpstreamExchange
     cdef object w  # the worker (proxy.runtime.Runtime)
+    cdef set exchanges  # the worker's callback exchanges in flight
     cdef readonly object conn  # ClientSide
     cdef Exchange client  # how the response goes to it (fastgate.http.exchange)
     cdef readonly Request req
@@ -158,29 +162,6 @@ cdef class FastExchange:
     cdef Py_ssize_t sent_mark
     cdef bint handed_over  # the upstream connection went to the task path mid-response
 
-    def __init__(self, upstream, conn, req, loc, Peer peer, UpstreamConnection uconn):
-        self.upstream = upstream
-        self.w = upstream.w
-        self.conn = conn
-        self.client = conn.exchange
-        self.req = req
-        self.loc = loc
-        self.peer = peer
-        self.uconn = uconn
-        self.mark = uconn.received
-        self.sent_mark = uconn.sent
-        req.upstream_connect_time = 0.0  # a pooled connection: nothing to connect
-        self.t0 = _monotonic()
-        self.rhead = None
-        self.head_only = False
-        self.timeout = loc.settings.proxy_read_timeout
-        self.client_stalled = False
-        self.deadline = 0.0
-        self.finished = False
-        self.sent = False
-        self.handed_over = False
-        self.out = []
-
     cdef _send(self, tuple plan):
         """The request upstream: what ``UpstreamExchange.upstream_request`` makes of it,
         its common case here without a Python frame (``plan``: the location's
@@ -203,7 +184,7 @@ cdef class FastExchange:
         uconn.send_request(req.method.encode("latin-1") if req.uri_changes
                            else req.head.method, target, headers, 0)
         self.deadline = _monotonic() + self.timeout
-        self.w.exchanges.add(self)
+        self.exchanges.add(self)
         self.client.listener = self  # told if the client can take more, or goes away
 
     # --- the upstream connection's callbacks -----------------------------------------------
@@ -459,7 +440,7 @@ cdef class FastExchange:
         self.req.upstream_response_time = _monotonic() - self.t0  # (to the response's end)
         self.finished = True
         self.deadline = 0.0
-        self.w.exchanges.discard(self)
+        self.exchanges.discard(self)
         if self.client.listener is self:
             self.client.listener = None
 
@@ -468,3 +449,26 @@ cdef class FastExchange:
             return
         self._stop()
         self.w.complete(self.conn, self.req, self.req.arrived)
+
+
+cdef FastExchange _exchange(ProxyPass pp, conn, Request req, loc, Peer peer,
+                            UpstreamConnection uconn):
+    """A callback exchange over ``uconn``, made without a Python call (its fields not
+    set here are None, 0 or False)."""
+    cdef FastExchange x = FastExchange.__new__(FastExchange)
+    x.upstream = pp.upstream
+    x.w = pp.w
+    x.exchanges = pp.exchanges
+    x.conn = conn
+    x.client = conn.exchange
+    x.req = req
+    x.loc = loc
+    x.peer = peer
+    x.uconn = uconn
+    x.mark = uconn.received
+    x.sent_mark = uconn.sent
+    req.upstream_connect_time = 0.0  # a pooled connection: nothing to connect
+    x.t0 = _monotonic()
+    x.timeout = loc.settings.proxy_read_timeout
+    x.out = []
+    return x

@@ -57,7 +57,8 @@ class Phases:
         self.w = worker
         # the loop (compiled): a location's plan, the handlers of PHASES it runs, is
         # built on its first request
-        walker = Walker(Locator(), self._before, self.plan, self._find_config, self._resume)
+        self.walker = walker = Walker(Locator(), self._before, self.plan,
+                                      self._find_config, self._resume)
         self.enter = walker.enter
         self.walk = walker.walk
         self._nested = walker.walk_nested
