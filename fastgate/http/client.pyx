@@ -17,6 +17,7 @@ request. Its types for mypy are in client.pyi.
 import asyncio
 
 from fastgate.errors import UpstreamError
+from fastgate.http.httptools_engine cimport HttptoolsClient
 from fastgate.http.buffered_body import KeptBodyError
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
@@ -51,8 +52,12 @@ cdef class HttpClientConnection:
         self.received += len(data)
         sink = self.sink
         if sink is not None:
+            engine = self.engine
             try:
-                self.engine.feed(data)
+                if type(engine) is HttptoolsClient:  # (a C call)
+                    (<HttptoolsClient>engine).feed(data)
+                else:
+                    engine.feed(data)
                 if self.sink is sink:
                     sink.flush()
             except Exception as e:  # a bug costs the exchange, never the event loop
@@ -147,11 +152,19 @@ cdef class HttpClientConnection:
     cpdef attach(self, sink):
         """A callback exchange takes this connection's events straight from the engine."""
         self.sink = sink
-        self.engine.bind(sink)
+        engine = self.engine
+        if type(engine) is HttptoolsClient:
+            (<HttptoolsClient>engine).bind(sink)
+        else:
+            engine.bind(sink)
 
     cpdef detach(self):
         self.sink = None
-        self.engine.bind(self)
+        engine = self.engine
+        if type(engine) is HttptoolsClient:
+            (<HttptoolsClient>engine).bind(self)
+        else:
+            engine.bind(self)
 
     def begin(self):
         """The task path's exchange starts: the response head will be this future's."""
@@ -163,11 +176,18 @@ cdef class HttpClientConnection:
         """After an exchange: if its response ended cleanly and nothing followed it,
         the connection is made ready to carry another request (True)."""
         engine = self.engine
-        if not engine.reusable or engine.leftover():
+        cdef bint fast = type(engine) is HttptoolsClient  # (then C calls)
+        if fast:
+            if not (<HttptoolsClient>engine).reusable or (<HttptoolsClient>engine).leftover():
+                return False
+        elif not engine.reusable or engine.leftover():
             return False
         self.head = None
         self.body = None
-        engine.start_next()
+        if fast:
+            (<HttptoolsClient>engine).start_next()
+        else:
+            engine.start_next()
         return True
 
     def trailing_data(self):
@@ -195,11 +215,18 @@ cdef class HttpClientConnection:
                        bytes body=b""):
         """A whole request, in one write (``length``: its Content-Length, -1 for none)."""
         engine = self.engine
-        out = engine.send_head(method, target, headers, length)
-        if body:
-            out += engine.send_body(body)
+        cdef HttptoolsClient fast = None
+        if type(engine) is HttptoolsClient:  # (C calls)
+            fast = <HttptoolsClient>engine
+            out = fast.send_head(method, target, headers, length)
+            if body:
+                out += fast.send_body(body)
+        else:
+            out = engine.send_head(method, target, headers, length)
+            if body:
+                out += engine.send_body(body)
         if self.transport is not None and not self.closed:  # (write(), inline: hot)
-            out += engine.send_end()
+            out += fast.send_end() if fast is not None else engine.send_end()
             self.sent += len(out)
             self.transport.write(out)
 

@@ -1,3 +1,6 @@
+from fastgate.http.httptools_engine cimport HttptoolsServer
+
+
 cdef class Exchange:
     cdef object conn
     cdef object engine

@@ -36,14 +36,24 @@ cdef class Exchange:
             # decided once the request's location was known (keepalive_requests...)
             self.last = False
             self.engine.no_keep_alive()
-        return self.engine.send_head(status, reason, headers, length, head_only)
+        engine = self.engine
+        if type(engine) is HttptoolsServer:  # (a C call)
+            return (<HttptoolsServer>engine).send_head(status, reason, headers, length,
+                                                       head_only)
+        return engine.send_head(status, reason, headers, length, head_only)
 
     cpdef bytes body(self, data):
-        return self.engine.send_body(data)
+        engine = self.engine
+        if type(engine) is HttptoolsServer:
+            return (<HttptoolsServer>engine).send_body(data)
+        return engine.send_body(data)
 
     cpdef bytes end(self, trailers=None):
         """The end of the response body, with ``trailers`` where it is chunked."""
-        return self.engine.send_end(trailers)
+        engine = self.engine
+        if type(engine) is HttptoolsServer:
+            return (<HttptoolsServer>engine).send_end(trailers)
+        return engine.send_end(trailers)
 
     def expect_continue(self):
         """The "100 Continue" a client that asked for it waits for before it sends

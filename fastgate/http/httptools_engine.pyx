@@ -99,10 +99,7 @@ cdef inline bytes _trimmed(bytes value):
 cdef class _Message:
     """A request parsed ahead of the one being served (pipelining)."""
 
-    cdef RequestHead head
-    cdef list chunks
-    cdef bint ended
-    cdef object error  # ProtocolError | None
+    # (its fields and C methods: httptools_engine.pxd)
 
     def __init__(self, head):
         self.head = head
@@ -119,10 +116,7 @@ cdef class _UpgradeBody:
     Content-Length counted, a chunked one through a parser of its own given a head
     with the same framing."""
 
-    cdef _Message msg
-    cdef long long left  # Content-Length bytes still to come; -1: chunked
-    cdef object _p  # the chunked body's parser
-    cdef bytes _tail  # its last bytes given, for a CRLF CRLF across two reads
+    # (its fields and C methods: httptools_engine.pxd)
 
     def __init__(self, _Message msg):
         self.msg = msg
@@ -176,61 +170,7 @@ cdef class _UpgradeBody:
 cdef class HttptoolsServer:
     """Server side of one client connection."""
 
-    cdef object _h
-    cdef object _p
-    cdef Py_ssize_t _max_header_bytes
-    cdef Py_ssize_t _max_line
-    cdef Py_ssize_t _first_buffer  # client_header_buffer_size
-    cdef Py_ssize_t _buffers  # large_client_header_buffers' number
-    cdef Py_ssize_t _one_buffer  # a head no longer fits, however it is placed
-    cdef list _headers
-    cdef bytes _url
-    cdef Py_ssize_t _size
-    cdef object _queue  # deque of _Message
-    cdef bint _active  # a request has been delivered and not finished
-    cdef bint _request_ended
-    cdef bint _response_done
-    cdef bint _keep_alive
-    cdef bint _failed
-    cdef bint _eof
-    cdef bytes _version
-    cdef bint _chunked_response
-    cdef bint _head_only
-    cdef bint _continue_pending
-    cdef bytes _upgrade_rest
-    # llhttp stopped at a request that asks to upgrade (the rest is the new protocol's
-    # if the response switches, else the next request's: a fresh parser reads it)
-    cdef bint _stopped
-    cdef bint _upgraded
-    cdef _UpgradeBody _upgrade_body  # an upgrade request's body still coming, or None
-    cdef bint _body_expected
-    cdef bint _current_failed
-    cdef bint _mid  # inside a message that has not ended
-    cdef object _pending_error  # ProtocolError | None
-    # the header names of the head being read that llhttp was given stand-ins for:
-    # [(index, name)], or None
-    cdef object _renamed
-    # the bytes of a head that spans reads, as they came, while it is read (b"" once
-    # it is whole); and whether they are being collected until it is, for a name only
-    # nginx reads that llhttp refused before the head was whole
-    cdef bytes _head_so_far
-    cdef bint _collecting
-    # bytes not given to llhttp yet: they follow a request that has been read whole and
-    # wait for its response (the connection stops reading meanwhile), so a flood of
-    # pipelined requests costs its raw bytes, one read's worth, never parsed objects
-    cdef bytes _held
-    cdef bint _held_eof
-    # llhttp is given a request a step at a time, never past the end of one, so that the
-    # next one starts a fresh step: there its method is looked at, and one llhttp does not
-    # know is replaced by a stand-in (the real one is put back in the head)
-    cdef bytes _method  # the real method of the request llhttp parses, if stood in for
-    cdef bytes _target  # its target as it came, if llhttp was given it percent-encoded
-    cdef Py_ssize_t _eol  # where its request line ends in the data being parsed
-    cdef bytes _start  # the first bytes of a request, its request line not ended yet
-    cdef bint _in_body
-    cdef Py_ssize_t _body_left  # Content-Length bytes still to come; -1 chunked
-    cdef bytes _tail  # the last bytes given to llhttp inside a head or a chunked body
-    cdef bytes _alive  # what a response that keeps the connection says of it
+    # (its fields and C methods: httptools_engine.pxd)
 
     def __init__(self, handler, Py_ssize_t max_header_bytes=32768, Py_ssize_t max_line=8192,
                  Py_ssize_t first_buffer=1024):
@@ -408,7 +348,7 @@ cdef class HttptoolsServer:
 
     # --- the engine interface --------------------------------------------------------------
 
-    def feed(self, data):
+    cpdef feed(self, data):
         if self._failed or self._upgraded:
             return
         if self._collecting:
@@ -717,7 +657,7 @@ cdef class HttptoolsServer:
         self._request_ended = True
         h.on_end()
 
-    def start_next(self):
+    cpdef start_next(self):
         if not self._keeps_alive():
             return
         self._active = False
@@ -754,7 +694,7 @@ cdef class HttptoolsServer:
         self._continue_pending = False
         return b"HTTP/1.1 100 Continue\r\n\r\n"
 
-    def send_head(self, status, reason, headers,
+    cpdef send_head(self, status, reason, headers,
                   content_length, head_only=False):
         self._continue_pending = False
         no_body = head_only or _no_body_status(status) or status < 200
@@ -775,12 +715,12 @@ cdef class HttptoolsServer:
         out.append(b"\r\n")
         return b"".join(out)
 
-    def send_body(self, data):
+    cpdef send_body(self, data):
         if self._head_only or not data:
             return b""
         return _chunk(data) if self._chunked_response else data
 
-    def send_end(self, trailers=None):
+    cpdef send_end(self, trailers=None):
         self._response_done = True
         if self._chunked_response and not self._head_only:
             if trailers:
@@ -815,7 +755,7 @@ cdef class HttptoolsServer:
         return (self._keep_alive and not self._current_failed and self._active
                 and not self._request_ended and self._response_done and not self._upgraded)
 
-    cdef inline bint _keeps_alive(self):
+    cdef bint _keeps_alive(self):
         # a parse error further on (a pipelined request) does not end this exchange: it
         # is reported, and answered, when its turn comes (as h11 does)
         return (self._keep_alive and not self._current_failed and self._request_ended
@@ -834,29 +774,7 @@ class _HeadDone(FastgateError):
 cdef class HttptoolsClient:
     """Client side of one upstream connection."""
 
-    cdef object _h
-    cdef object _p
-    cdef list _headers
-    cdef bytes _reason  # the status line's reason phrase, as the upstream wrote it
-    # the longest response head taken (the location's proxy_buffer_size, set per
-    # request by who sends it; 0: any), and the size of the one being read
-    cdef public Py_ssize_t head_limit
-    cdef Py_ssize_t _head_size
-    cdef bint _chunked
-    cdef bint _head_request
-    # the answer's framing cannot see a body the server may send anyway (see reusable)
-    cdef bint _unframed
-    cdef bint _sent_done
-    cdef bint _recv_done
-    cdef bint _keep_alive
-    cdef bint _upgraded
-    cdef bytes _trailing
-    cdef bint _leftover
-    cdef bint _broken
-    cdef bint _mid  # llhttp is inside a response
-    # the response being read has a body that ends where the connection does (no
-    # Content-Length, not chunked): httptools cannot tell llhttp of the EOF, so we do
-    cdef bint _to_close
+    # (its fields and C methods: httptools_engine.pxd)
 
     def __init__(self, handler):
         self._h = handler
@@ -876,12 +794,12 @@ cdef class HttptoolsClient:
         self._mid = False
         self._to_close = False
 
-    def bind(self, handler):
+    cpdef bind(self, handler):
         self._h = handler
 
     # --- framing our request ----------------------------------------------------------------
 
-    def send_head(self, method, target, headers,
+    cpdef send_head(self, method, target, headers,
                   content_length):
         self._head_request = method == b"HEAD"
         self._unframed = self._head_request
@@ -901,12 +819,12 @@ cdef class HttptoolsClient:
         out.append(b"\r\n")
         return b"".join(out)
 
-    def send_body(self, data):
+    cpdef send_body(self, data):
         if not data:
             return b""
         return _chunk(data) if self._chunked else data
 
-    def send_end(self):
+    cpdef send_end(self):
         self._sent_done = True
         return b"0\r\n\r\n" if self._chunked else b""
 
@@ -989,7 +907,7 @@ cdef class HttptoolsClient:
         self._keep_alive = self._keep_alive and self._p.should_keep_alive()
         self._h.on_end()
 
-    def feed(self, data):
+    cpdef feed(self, data):
         if self._broken:
             return
         if self._recv_done and data:
@@ -1057,11 +975,11 @@ cdef class HttptoolsClient:
         return (self._sent_done and self._recv_done and self._keep_alive and not self._broken
                 and not self._upgraded and not self._unframed)
 
-    def start_next(self):
+    cpdef start_next(self):
         self._recv_done = False
         self._sent_done = False
 
-    def leftover(self):
+    cpdef leftover(self):
         return self._leftover
 
     def trailing_data(self):

@@ -37,6 +37,7 @@ from fastgate.http.handler import (
     RequestHandler,
     RequestPolicy,
 )
+from fastgate.http.httptools_engine cimport HttptoolsServer
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.openssl import OcspPolicy
 
@@ -277,7 +278,10 @@ cdef class ClientConnection:
         engine = self.engine
         self._feeding = True
         try:
-            engine.feed(data)
+            if type(engine) is HttptoolsServer:  # (a C call)
+                (<HttptoolsServer>engine).feed(data)
+            else:
+                engine.feed(data)
             # requests answered inside their dispatch (a refusal, a return): the next
             # one is taken here, once the engine is out of its callbacks — in a loop,
             # not a recursion, however many were pipelined
@@ -555,7 +559,10 @@ cdef class ClientConnection:
         engine = self.engine
         self._starting_next = True
         try:
-            engine.start_next()
+            if type(engine) is HttptoolsServer:
+                (<HttptoolsServer>engine).start_next()
+            else:
+                engine.start_next()
         finally:
             self._starting_next = False
         if (self._held_back and not engine.backlogged and not self.closed
