@@ -47,3 +47,4 @@ cdef class ClientConnection:
     cdef int _alive_named  # the Keep-Alive timeout the engine's responses name
 
     cdef int _name_alive(self, policy) except -1
+    cpdef _after_response(self)

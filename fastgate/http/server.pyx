@@ -535,7 +535,7 @@ cdef class ClientConnection:
             self.idle = idle
             self.observer.idle(1 if idle else -1)
 
-    def _after_response(self) -> None:
+    cpdef _after_response(self):
         if not self.idle:
             return
         # after the client's EOF the engine still hands over the requests it already
