@@ -47,4 +47,5 @@ cdef class ClientConnection:
     cdef int _alive_named  # the Keep-Alive timeout the engine's responses name
 
     cdef int _name_alive(self, policy) except -1
+    cpdef request_done(self)
     cpdef _after_response(self)

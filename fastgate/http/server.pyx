@@ -512,7 +512,7 @@ cdef class ClientConnection:
 
     # --- the request cycle ---------------------------------------------------------------------
 
-    def request_done(self) -> None:
+    cpdef request_done(self):
         """The response is written: close, or wait for the next request."""
         if not self.idle:
             self.idle = True

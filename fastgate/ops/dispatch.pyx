@@ -10,6 +10,7 @@ cost no Python frame."""
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead
+from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
 from fastgate.proxy.request cimport Request
@@ -27,6 +28,13 @@ cdef object _line_of(head):
     """``head`` as nginx had read it when it refused the request line: the line, no
     header (for the log's $http_* and $request_length as for the answer)."""
     return RequestHead(head.method, head.target, head.version, [], 0, False, False, None)
+
+
+cdef inline bint _closed(conn):
+    # (a client connection's field, read in C; a subrequest's or a held one's by name)
+    if type(conn) is ClientConnection:
+        return (<ClientConnection>conn).closed
+    return conn.closed
 
 
 cdef double _monotonic():
@@ -97,7 +105,9 @@ cdef class AddressHandler:
         else:
             server = vhosts.select(req.host)
         s = server.settings
-        if s.conn_policy is not conn.policy:  # (until a location's says otherwise)
+        policy = ((<ClientConnection>conn).policy if type(conn) is ClientConnection
+                  else conn.policy)
+        if s.conn_policy is not policy:  # (until a location's says otherwise)
             conn.located(s.conn_policy)
         screened = screen_headers(head.headers, s.underscores_in_headers,
                                   s.ignore_invalid_headers)
@@ -166,7 +176,7 @@ cdef class Completion:
     cpdef complete(self, conn, Request req, double started):
         """The response is written (or abandoned): count it, log it, free the
         connection."""
-        req.completed = not conn.closed
+        req.completed = not _closed(conn)
         self.stats.request(req.status, _monotonic() - started)
         if req.conn_slots is not None:
             req.release_conn_slots()
@@ -190,6 +200,9 @@ cdef class Completion:
             # copies may still hold it)
             req.body_buffer = None
             kept.close()
-        if conn.closed:
+        if _closed(conn):
             return
-        conn.request_done()
+        if type(conn) is ClientConnection:
+            (<ClientConnection>conn).request_done()
+        else:
+            conn.request_done()

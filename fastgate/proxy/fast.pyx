@@ -189,7 +189,7 @@ cdef class FastExchange:
 
     # --- the upstream connection's callbacks -----------------------------------------------
 
-    def on_response(self, ResponseHead head):
+    cpdef on_response(self, ResponseHead head):
         # (the deadline moves when this read is flushed)
         req = self.req
         conn = self.conn
@@ -252,7 +252,7 @@ cdef class FastExchange:
         if head.status == 101:
             self._failed("invalid", "upstream sent 101 to a request that did not upgrade")
 
-    def on_body(self, data):
+    cpdef on_body(self, data):
         if self.head_only or self.rhead is None:
             if self.handed_over:  # (an engine may still hold this exchange for its read)
                 self.uconn.on_body(data)
@@ -261,7 +261,7 @@ cdef class FastExchange:
         self.out.append(out)
         self.req.sent_body(len(out), len(data))
 
-    def flush(self):
+    cpdef flush(self):
         """The end of one upstream read: what it produced goes to the client in one
         write; if the client cannot take more, the upstream stops being read."""
         out = self.out
@@ -277,7 +277,7 @@ cdef class FastExchange:
             self.client_stalled = True
             self.deadline = _monotonic() + self.loc.settings.send_timeout
 
-    def on_end(self):
+    cpdef on_end(self):
         if self.rhead is None:
             if self.handed_over:
                 self.uconn.on_end()
