@@ -937,6 +937,9 @@ class Settings:
     # derived: a response gains or changes cookies here (proxy_cookie_*, userid): one
     # test per proxied response, one per local one
     edits_set_cookie: bool = field(init=False, repr=False, compare=False)
+    # derived: a proxied response's head gains or changes more than the upstream sent
+    # (cookies, add_header, expires, charset, add_trailer): one test per response
+    edits_response: bool = field(init=False, repr=False, compare=False)
     # derived: keepalive_* and lingering_* as one shared object (conn_policy), so a
     # client connection sees by identity whether a request's location changes them
     conn_policy: ConnPolicy = field(init=False, repr=False, compare=False)
@@ -967,6 +970,9 @@ class Settings:
         object.__setattr__(self, "edits_set_cookie", bool(
             self.proxy_cookie_path or self.proxy_cookie_domain or self.proxy_cookie_flags
             or self.sets_userid))
+        object.__setattr__(self, "edits_response", bool(
+            self.edits_set_cookie or self.add_header or self.expires is not None
+            or self.charset is not None or self.add_trailer))
 
     def error_page_for(self, status: int) -> ErrorPage | None:
         for code, page in self.error_page:

@@ -176,6 +176,8 @@ class Worker:
                         if config.cluster is not None else None)
         # callback exchanges in flight (their deadlines); proxy_pass's holds it from here
         self.exchanges: set[Any] = set()
+        # the Date of every response: a C method, called without a Python frame
+        self.http_date = HttpDate().now
         self.phases = Phases(self)
         # once a response is written: counted, logged, the connection freed (compiled)
         self.complete = Completion(self.stats, self.access,
@@ -188,8 +190,6 @@ class Worker:
         self._connection_ids = 0
         self._last_full_alert = 0.0
         self.stopping = False
-        # the Date of every response: a C method, called without a Python frame
-        self.http_date = HttpDate().now
         by_addr: dict[tuple[str, int], list[Server]] = {}
         for s in config.servers:
             for listen in s.listens:

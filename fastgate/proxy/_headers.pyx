@@ -172,12 +172,13 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     s = loc.settings
     if rules is not None and _names_a_target(headers):
         headers = redirected(headers, rules, req, s)
-    if s.edits_set_cookie:
+    cdef bint edits = s.edits_response  # (the usual location: none of what follows)
+    if edits and s.edits_set_cookie:
         headers = response_cookies(headers, s, req, respond.client_error(req))
     if req.carried is not None:  # an X-Accel-Redirect's (a file's type: static.py's)
         headers = _carry(headers, req.carried, True)
     req.upstream_headers = rhead.headers
-    if s.add_header or s.expires is not None:
+    if edits and (s.add_header or s.expires is not None):
         # $sent_http_NAME reads the headers as they stand (Responder.add_headers)
         if s.expires is not None:
             req.sent_headers = headers
@@ -188,11 +189,11 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
         if s.add_header:
             req.sent_headers = headers
             respond.headers_added(req, loc, status, headers)
-    if s.charset is not None and not transformed(s, status, headers):
+    if edits and s.charset is not None and not transformed(s, status, headers):
         # (a response the image filter or XSLT makes anew: named after, proxy.output)
         headers = _charset(headers, status, s, req)
     length = rhead.content_length if rhead.content_length >= 0 else None
-    if s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
+    if edits and s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
         length = None  # chunked, for the trailers to follow
     req.sent_headers = headers
     # the upstream's own words for its own status, none if it wrote none (as nginx's

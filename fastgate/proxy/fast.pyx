@@ -99,13 +99,31 @@ cdef class ProxyPass:
     cdef set exchanges  # its callback exchanges in flight (their deadlines)
     cdef dict groups  # the worker's upstream groups by name
     cdef dict plans  # the upstream exchange's header_plans (one table for both paths)
+    # id(location) → what its proxy_pass and settings say of every request, read once:
+    # (the location, its ProxyPass, whether callbacks may take it, its gzip, its pool's
+    # name, proxy_read_timeout). The pool itself is looked up per request: a dynamic
+    # proxy_pass's pools come and go (proxy.dynamic)
+    cdef dict facts
+    cdef object http_date  # the worker's Date
 
     def __init__(self, upstream, dict groups):
         self.upstream = upstream
         self.w = upstream.w
         self.exchanges = self.w.exchanges
+        self.http_date = self.w.http_date
         self.groups = groups
         self.plans = upstream.header_plans
+        self.facts = {}
+
+    cdef tuple _facts(self, loc):
+        key = PyLong_FromVoidPtr(<void*>loc)
+        cdef tuple f = self.facts.get(key)
+        if f is None or f[0] is not loc:
+            pp = loc.proxy_pass
+            f = self.facts[key] = (loc, pp, pp.as_is and pp.tls_name is None, pp.gzip,
+                                   pp.pool,
+                                   loc.settings.proxy_read_timeout)
+        return f
 
     cdef tuple _plan(self, loc):
         key = PyLong_FromVoidPtr(<void*>loc)
@@ -116,18 +134,20 @@ cdef class ProxyPass:
 
     def __call__(self, conn, Request req, loc):
         cdef RequestHead head = req.head
-        pp = loc.proxy_pass
+        cdef tuple f = self._facts(loc)
+        gzip = f[3]
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
-                or req.override is not None or not pp.as_is or pp.tls_name is not None
-                or (pp.gzip and _may_gzip(pp.gzip, head.headers))):
+                or req.override is not None or not f[2]
+                or (gzip and _may_gzip(gzip, head.headers))):
             return self.upstream.proxy(conn, req, loc)
-        cdef UpstreamGroup group = self.groups[pp.pool]
+        cdef UpstreamGroup group = self.groups[f[4]]
         cdef Peer peer = group.pick(_monotonic(), _NOT_TRIED, req)
         cdef UpstreamConnection uconn
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:
-                _exchange(self, conn, req, loc, peer, uconn)._send(self._plan(loc))
+                _exchange(self, conn, req, loc, peer, uconn, f[5])._send(f[1],
+                                                                         self._plan(loc))
                 return _TAKEN
         return self.upstream.proxy(conn, req, loc, peer)
 
@@ -139,6 +159,7 @@ cdef class FastExchange:
     cdef readonly object upstream  # proxy.exchange.UpstreamExchange
     cdef object w  # the worker (proxy.runtime.Runtime)
     cdef set exchanges  # the worker's callback exchanges in flight
+    cdef object http_date  # the worker's Date
     cdef readonly object conn  # ClientSide
     cdef Exchange client  # how the response goes to it (fastgate.http.exchange)
     cdef readonly Request req
@@ -162,13 +183,12 @@ cdef class FastExchange:
     cdef Py_ssize_t sent_mark
     cdef bint handed_over  # the upstream connection went to the task path mid-response
 
-    cdef _send(self, tuple plan):
+    cdef _send(self, pp, tuple plan):
         """The request upstream: what ``UpstreamExchange.upstream_request`` makes of it,
         its common case here without a Python frame (``plan``: the location's
         ``header_plan``)."""
         cdef Request req = self.req
         cdef UpstreamConnection uconn = self.uconn
-        pp = self.loc.proxy_pass
         headers, unsafe, target = upstream_request_head(req, pp, plan)
         if unsafe is not None:
             self.upstream.unsafe_headers(self.conn, req, unsafe)
@@ -238,7 +258,7 @@ cdef class FastExchange:
         self.head_only = req.method == "HEAD" or status in (204, 304)
         try:
             out = response_head(self.client, upstream.respond, req, self.loc, head,
-                                self.w.http_date(), self.drop, self.rules, self.head_only)
+                                self.http_date(), self.drop, self.rules, self.head_only)
         except ProtocolError as e:
             self.rhead = None  # nothing of this response has gone to the client
             self._failed("invalid", f"upstream sent an invalid header: {e.reason}")
@@ -452,13 +472,14 @@ cdef class FastExchange:
 
 
 cdef FastExchange _exchange(ProxyPass pp, conn, Request req, loc, Peer peer,
-                            UpstreamConnection uconn):
+                            UpstreamConnection uconn, double timeout):
     """A callback exchange over ``uconn``, made without a Python call (its fields not
     set here are None, 0 or False)."""
     cdef FastExchange x = FastExchange.__new__(FastExchange)
     x.upstream = pp.upstream
     x.w = pp.w
     x.exchanges = pp.exchanges
+    x.http_date = pp.http_date
     x.conn = conn
     x.client = conn.exchange
     x.req = req
@@ -469,6 +490,6 @@ cdef FastExchange _exchange(ProxyPass pp, conn, Request req, loc, Peer peer,
     x.sent_mark = uconn.sent
     req.upstream_connect_time = 0.0  # a pooled connection: nothing to connect
     x.t0 = _monotonic()
-    x.timeout = loc.settings.proxy_read_timeout
+    x.timeout = timeout
     x.out = []
     return x
