@@ -1,3 +1,6 @@
+from fastgate.http.exchange cimport Exchange
+
+
 cdef class ClientConnection:
     cdef public object handler  # RequestHandler
     cdef public object observer  # ConnectionObserver (the worker)
@@ -12,7 +15,7 @@ cdef class ClientConnection:
     cdef public bint closed
     cdef public object body  # BodyBuffer of the request in progress
     cdef public bint idle
-    cdef public object exchange  # http.exchange.Exchange
+    cdef public Exchange exchange
     cdef public object remote_addr
     cdef public object remote_port
     cdef public object server_addr
@@ -45,7 +48,11 @@ cdef class ClientConnection:
     cdef object _certificate
     cdef object _ocsp
     cdef int _alive_named  # the Keep-Alive timeout the engine's responses name
+    # the policy's values read on every request, copied when it changes (_take_policy)
+    cdef double _keepalive_timeout
+    cdef long long _keepalive_requests
+    cdef double _keepalive_time
 
-    cdef int _name_alive(self, policy) except -1
+    cdef int _take_policy(self, policy) except -1
     cpdef request_done(self)
     cpdef _after_response(self)

@@ -129,7 +129,7 @@ cdef class ClientConnection:
         self._settings = policy
         # keepalive_* and lingering_* of the request in progress: the default server's
         # until its location is known (located), as nginx reads them from that location
-        self.policy = policy.conn_policy
+        self._take_policy(policy.conn_policy)
         self._last = False  # the request being answered is the connection's last
         # the PROXY protocol header read so far, until it is whole (None: not expected,
         # or read before a TLS handshake: then it is _given_header)
@@ -179,7 +179,7 @@ cdef class ClientConnection:
                                     self._settings.client_header_buffer_size)
         self.exchange = Exchange(self, self.engine, transport, self.gate)
         self._alive_named = 0
-        self._name_alive(self.policy)
+        self._take_policy(self.policy)
         self._born = self._loop.time()
         self._arm(self._settings.client_header_timeout)
         self.observer.opened(self)
@@ -318,19 +318,22 @@ cdef class ClientConnection:
         if again:
             # a further location of the same request (an internal redirect): as nginx's
             # r->keepalive, once off it stays off
-            self.policy = policy
-            self._name_alive(policy)
+            self._take_policy(policy)
             if not self._last:
                 self._decide_last(policy)
         elif policy is not self.policy:
-            self.policy = policy
-            self._name_alive(policy)
+            self._take_policy(policy)
             self._decide_last(policy)
 
-    cdef int _name_alive(self, policy) except -1:
-        """The Keep-Alive timeout (keepalive_timeout's second value) of the location
-        answering: told to the engine when it changes (a configuration that sets none
-        never does)."""
+    cdef int _take_policy(self, policy) except -1:
+        """The policy of the location answering (keepalive_*, lingering_*): its values
+        read on every request kept in C, and its Keep-Alive timeout (keepalive_timeout's
+        second value) told to the engine when that changes (a configuration that sets
+        none never does)."""
+        self.policy = policy
+        self._keepalive_timeout = policy.keepalive_timeout
+        self._keepalive_requests = policy.keepalive_requests
+        self._keepalive_time = policy.keepalive_time
         cdef int timeout = policy.keepalive_header
         if timeout != self._alive_named and self.engine is not None:
             self._alive_named = timeout
@@ -454,13 +457,11 @@ cdef class ClientConnection:
             self.observer.idle(-1)
         self.requests += 1
         if self.policy is not self._settings.conn_policy:  # (a location's was)
-            self.policy = self._settings.conn_policy
-            self._name_alive(self.policy)
-        policy = self.policy
+            self._take_policy(self._settings.conn_policy)
         # _decide_last(policy), inline: once per request
         self._last = last = (
-            self.requests >= policy.keepalive_requests or policy.keepalive_timeout <= 0
-            or self._loop.time() - self._born >= policy.keepalive_time)
+            self.requests >= self._keepalive_requests or self._keepalive_timeout <= 0
+            or self._loop.time() - self._born >= self._keepalive_time)
         if last and self.exchange is not None:
             self.exchange.last = True
         self.pipelined = self._starting_next
@@ -550,7 +551,7 @@ cdef class ClientConnection:
                 self.finish()
             return
         self._got_bytes = False
-        self.deadline = self._loop.time() + self.policy.keepalive_timeout
+        self.deadline = self._loop.time() + self._keepalive_timeout
         if self.gate.paused:
             # the client is not reading our responses: serve no further pipelined
             # request until it does (else their answers pile up in our write buffer)
