@@ -38,6 +38,9 @@ cdef class ConnectionInfo:
     cdef readonly double started  # the monotonic clock when it was accepted ($connection_time)
 
 
+# $host from a request's Host header ("": none, None: invalid)
+cpdef host_of(list headers)
+
 # a request line's bytes past ASCII escaped for the engines' parsers
 cpdef bytes escape_past_ascii(bytes line)
 

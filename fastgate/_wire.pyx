@@ -494,7 +494,7 @@ def serialize(list headers):
     return out
 
 
-def host_of(list headers):
+cpdef host_of(list headers):
     """``$host`` from the Host header as ``normal_host`` reads it: "" when there is
     none, None when it is invalid (the request is a 400)."""
     cdef tuple pair

@@ -92,6 +92,7 @@ cdef class HttptoolsServer:
     cpdef send_body(self, data)
     cpdef send_end(self, trailers=*)
     cdef bint _keeps_alive(self)
+    cdef bint _backlogged(self)
 
 
 cdef class HttptoolsClient:

@@ -686,6 +686,9 @@ cdef class HttptoolsServer:
     def backlogged(self):
         """Bytes of a later request are held back: the connection should stop reading
         until the current response is done (``start_next``)."""
+        return self._backlogged()
+
+    cdef bint _backlogged(self):
         return self._held is not None
 
     def send_continue(self):

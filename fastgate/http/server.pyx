@@ -42,6 +42,19 @@ from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.openssl import OcspPolicy
 
 
+cdef inline bint _backlogged(engine):
+    # (the httptools engine's answer in C; any other engine's by its property)
+    if type(engine) is HttptoolsServer:
+        return (<HttptoolsServer>engine)._backlogged()
+    return engine.backlogged
+
+
+cdef inline bint _keeps_alive(engine):
+    if type(engine) is HttptoolsServer:
+        return (<HttptoolsServer>engine)._keeps_alive()
+    return engine.keep_alive
+
+
 class ClientGone(FastgateError):
     pass
 
@@ -293,7 +306,7 @@ cdef class ClientConnection:
             return
         finally:
             self._feeding = False
-        if engine.backlogged and self.transport is not None:
+        if _backlogged(engine) and self.transport is not None:
             # pipelined requests wait in the engine: read no more until they are served
             # (again if a body's flow control resumed reading in between)
             self._held_back = True
@@ -544,8 +557,9 @@ cdef class ClientConnection:
         if self.closed or self._last or self.observer.stopping:
             self.finish()
             return
-        if not self.engine.keep_alive:
-            if not self._protocol and self.engine.discarding:
+        engine = self.engine
+        if not _keeps_alive(engine):
+            if not self._protocol and engine.discarding:
                 self._discard()
             else:
                 self.finish()
@@ -557,7 +571,6 @@ cdef class ClientConnection:
             # request until it does (else their answers pile up in our write buffer)
             self._next_on_drain = True
             return
-        engine = self.engine
         self._starting_next = True
         try:
             if type(engine) is HttptoolsServer:
@@ -566,7 +579,7 @@ cdef class ClientConnection:
                 engine.start_next()
         finally:
             self._starting_next = False
-        if (self._held_back and not engine.backlogged and not self.closed
+        if (self._held_back and not _backlogged(engine) and not self.closed
                 and self.transport is not None):
             self._held_back = False
             self.transport.resume_reading()

@@ -13,7 +13,7 @@ from fastgate._wire cimport RequestHead
 from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
-from fastgate.proxy.request cimport Request
+from fastgate.proxy.request cimport Request, new_request
 
 from fastgate._wire import screen_headers, split_target
 from fastgate.http.engine import ProtocolError, duplicate_header
@@ -86,7 +86,14 @@ cdef class AddressHandler:
                                               reading="line"), vhosts, None, _line_of(head),
                           started)
                 return
-        cdef Request req = Request(head, target, conn)
+        cdef Request req
+        cdef ClientConnection client
+        if type(conn) is ClientConnection and type(target) is tuple:  # (in C)
+            client = <ClientConnection>conn
+            req = new_request(head, <tuple>target, client.info, client.requests,
+                              client.pipelined)
+        else:
+            req = Request(head, target, conn)
         if req.host is None:
             if target[2] is not None:  # (refused in the line: no header read yet)
                 w._refuse(conn, ProtocolError("client sent invalid host in request line",

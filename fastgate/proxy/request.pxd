@@ -92,7 +92,15 @@ cdef class Request:
     # (None: none)
     cdef public list carried
 
+    cdef int _made(self, RequestHead head, object target, ConnectionInfo info,
+                   long long requests, bint pipelined) except -1
     cpdef release_conn_slots(self)
     cpdef sent_body(self, Py_ssize_t framed, Py_ssize_t payload)
     cpdef discard_body(self)
     cpdef expect_tested(self)
+
+
+# a client's request, made without a Python call (the dispatch's, which reads its
+# connection's fields in C)
+cdef Request new_request(RequestHead head, tuple target, ConnectionInfo info,
+                         long long requests, bint pipelined)

@@ -10,10 +10,10 @@ from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME
 
 import os
 
-from fastgate._wire cimport RequestHead
-from fastgate._wire import host_of, normal_host
+from fastgate._wire cimport RequestHead, host_of
+from fastgate._wire import normal_host
 
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+cdef dict _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 cdef class Request:
@@ -24,14 +24,18 @@ cdef class Request:
 
     def __init__(self, RequestHead head, target, conn):
         # target: an http.uri.Target (path, args, host), read by position
-        cdef timespec now
         if not isinstance(target, tuple) or len(<tuple>target) != 3:
             raise TypeError(f"not a Target: {target!r}")
+        self._made(head, target, conn.info, conn.requests, conn.pipelined)
+
+    cdef int _made(self, RequestHead head, object target, ConnectionInfo info,
+                   long long requests, bint pipelined) except -1:
+        # (target: a tuple of three, or a Target, whose type the caller has checked)
+        cdef timespec now
         self.head = head
         self.method = _METHODS.get(head.method) or head.method.decode("latin-1")
         self.uri = (<tuple>target)[0]
         self.args = (<tuple>target)[1]
-        cdef ConnectionInfo info = conn.info
         self.scheme = info.scheme
         self.remote_addr = info.remote_addr
         self.remote_port = info.remote_port
@@ -51,8 +55,8 @@ cdef class Request:
         self.proxy_host = ""
         self.proxy_port = ""
         self.connection_id = info.connection_id
-        self.connection_requests = conn.requests
-        self.pipelined = conn.pipelined
+        self.connection_requests = requests
+        self.pipelined = pipelined
         self.connection = info
         self.captures = ()
         self._request_id = ""
@@ -60,6 +64,7 @@ cdef class Request:
         self.limit_conn_status = ""
         # (None, 0 and False fields are C defaults: server, location, status, token,
         # challenge, redirected, limited, conn_slots, override, the byte counts)
+        return 0
 
     @property
     def target(self):
@@ -185,3 +190,14 @@ cdef class Request:
             self.conn_slots = None
             for table, key in slots:
                 table.release(key)
+
+
+cdef Request new_request(RequestHead head, tuple target, ConnectionInfo info,
+                         long long requests, bint pipelined):
+    """``Request(head, target, conn)`` with the connection's fields given: no Python
+    call, no argument parsing (``target``: an http.uri.Target)."""
+    if len(target) != 3:
+        raise TypeError(f"not a Target: {target!r}")
+    cdef Request req = Request.__new__(Request)
+    req._made(head, target, info, requests, pipelined)
+    return req
