@@ -40,7 +40,10 @@ EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/http/exchange.pxd fastgate/ops/counters.pyx \
            fastgate/ops/limit_table.pyx fastgate/http/client.pyx fastgate/http/client.pxd \
            fastgate/proxy/upstream.pyx fastgate/proxy/upstream.pxd \
-           fastgate/http/server.pyx fastgate/http/server.pxd
+           fastgate/http/server.pyx fastgate/http/server.pxd \
+           fastgate/http/events.pyx fastgate/http/events.pxd \
+           fastgate/http/httptools_engine.pxd fastgate/proxy/_walk.pxd \
+           fastgate/ops/counters.pxd
 
 $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"

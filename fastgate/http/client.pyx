@@ -17,6 +17,7 @@ request. Its types for mypy are in client.pyi.
 import asyncio
 
 from fastgate.errors import UpstreamError
+from fastgate.http.events cimport ClientEvents
 from fastgate.http.httptools_engine cimport HttptoolsClient
 from fastgate.http.buffered_body import KeptBodyError
 from fastgate.http.engines import client_engine
@@ -59,7 +60,10 @@ cdef class HttpClientConnection:
                 else:
                     engine.feed(data)
                 if self.sink is sink:
-                    sink.flush()
+                    if isinstance(sink, ClientEvents):  # (a C call)
+                        (<ClientEvents>sink).flush()
+                    else:
+                        sink.flush()
             except Exception as e:  # a bug costs the exchange, never the event loop
                 sink.crashed(e)
             return

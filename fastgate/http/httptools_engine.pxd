@@ -2,6 +2,7 @@
 # and the upstream connection (http.server, http.exchange, http.client) call the
 # methods they use on every request in C when this is their engine.
 from fastgate._wire cimport RequestHead, ResponseHead
+from fastgate.http.events cimport ClientEvents, ServerEvents
 
 
 cdef class _Message:

@@ -53,6 +53,21 @@ cdef extern from "string.h":  # (glibc's; pyconfig.h defines _GNU_SOURCE)
                  size_t needlelen) nogil
 
 
+cdef inline _on_request(h, RequestHead head):
+    # (a client connection's, in C; any other handler's by name)
+    if isinstance(h, ServerEvents):
+        (<ServerEvents>h).on_request(head)
+    else:
+        h.on_request(head)
+
+
+cdef inline _on_end(h):
+    if isinstance(h, ServerEvents):
+        (<ServerEvents>h).on_end()
+    else:
+        h.on_end()
+
+
 cdef _response_parser(handler):
     """llhttp for an upstream's responses: a line may end in a bare LF, as nginx's
     (and h11's) upstream parsers read it — an application that writes "\n" works
@@ -620,7 +635,7 @@ cdef class HttptoolsServer:
                 self._keep_alive = msg.head.keep_alive
                 self._continue_pending = msg.head.expect_continue
                 self._body_expected = msg.head.content_length != 0
-                h.on_request(msg.head)
+                _on_request(h, msg.head)
             elif self._request_ended:
                 return
             chunks, msg.chunks = msg.chunks, []
@@ -635,7 +650,7 @@ cdef class HttptoolsServer:
                 return
             self._queue.popleft()
             self._request_ended = True
-            h.on_end()
+            _on_end(h)
             return
         if not self._active and self._pending_error is not None:
             err, self._pending_error = self._pending_error, None
@@ -653,9 +668,9 @@ cdef class HttptoolsServer:
         self._continue_pending = False
         self._body_expected = False
         h = self._h
-        h.on_request(head)
+        _on_request(h, head)
         self._request_ended = True
-        h.on_end()
+        _on_end(h)
 
     cpdef start_next(self):
         if not self._keeps_alive():
@@ -967,7 +982,12 @@ cdef class HttptoolsClient:
         """A whole response from the fast lane, in one callback."""
         self._keep_alive = head.keep_alive
         self._recv_done = True
-        self._h.on_whole(head, data[body:] if body < len(data) else b"")
+        h = self._h
+        rest = data[body:] if body < len(data) else b""
+        if isinstance(h, ClientEvents):  # (a callback exchange's, in C)
+            (<ClientEvents>h).on_whole(head, rest)
+        else:
+            h.on_whole(head, rest)
 
     @property
     def reusable(self):

@@ -1,7 +1,8 @@
+from fastgate.http.events cimport RequestHandlerBase, ServerEvents
 from fastgate.http.exchange cimport Exchange
 
 
-cdef class ClientConnection:
+cdef class ClientConnection(ServerEvents):
     cdef public object handler  # RequestHandler
     cdef public object observer  # ConnectionObserver (the worker)
     cdef public str engine_name

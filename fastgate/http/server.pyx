@@ -27,7 +27,7 @@ from typing import Any
 from fastgate import openssl
 from fastgate._wire import ConnectionInfo
 from fastgate.errors import FastgateError
-from fastgate.http.engine import ProtocolError, RequestHead
+from fastgate.http.engine import ProtocolError
 from fastgate.http.engines import server_engine
 from fastgate.http.exchange import Exchange
 from fastgate.http.flow import BodyBuffer, WriteGate
@@ -37,6 +37,7 @@ from fastgate.http.handler import (
     RequestHandler,
     RequestPolicy,
 )
+from fastgate._wire cimport RequestHead
 from fastgate.http.httptools_engine cimport HttptoolsServer
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.openssl import OcspPolicy
@@ -461,7 +462,7 @@ cdef class ClientConnection:
 
     # --- engine callbacks --------------------------------------------------------------------
 
-    def on_request(self, head: RequestHead) -> None:
+    cpdef on_request(self, RequestHead head):
         self.deadline = 0.0
         if self.exchange is not None:
             self.exchange.began = False
@@ -485,7 +486,11 @@ cdef class ClientConnection:
             self.body = None
         self._dispatching = True
         try:
-            self.handler.on_request(self, head)
+            handler = self.handler
+            if isinstance(handler, RequestHandlerBase):  # (a C call)
+                (<RequestHandlerBase>handler).on_request(self, head)
+            else:
+                handler.on_request(self, head)
         finally:
             self._dispatching = False
 
@@ -493,7 +498,7 @@ cdef class ClientConnection:
         if self.body is not None:
             self.body.push(data)
 
-    def on_end(self) -> None:
+    cpdef on_end(self):
         if self.body is not None:
             self.body.finish()
         if self._discarding:  # the discarded body has ended: the next request, if any

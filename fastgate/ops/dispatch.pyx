@@ -10,6 +10,7 @@ cost no Python frame."""
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead
+from fastgate.http.events cimport RequestHandlerBase
 from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
@@ -47,7 +48,7 @@ cdef double _monotonic():
 cdef class Completion
 
 
-cdef class AddressHandler:
+cdef class AddressHandler(RequestHandlerBase):
     """The worker (``ops.worker.Worker``), with the servers the address selects from
     (``ServerTable``)."""
 
@@ -67,7 +68,7 @@ cdef class AddressHandler:
         self._walker = worker.phases.walker
         self._completion = worker.complete.__self__  # (the worker keeps the bound method)
 
-    def on_request(self, conn, RequestHead head):
+    cpdef on_request(self, conn, RequestHead head):
         """A request head has arrived: answer it in callbacks when the phases can, else
         in a task."""
         cdef double started = _monotonic()

@@ -15,6 +15,7 @@ from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead, ResponseHead
+from fastgate.http.events cimport ClientEvents
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
 from fastgate.proxy.request cimport Request
@@ -152,7 +153,7 @@ cdef class ProxyPass:
         return self.upstream.proxy(conn, req, loc, peer)
 
 
-cdef class FastExchange:
+cdef class FastExchange(ClientEvents):
     """One exchange; the engines call its methods for every event, so it is a C class
     (a method call without a Python frame, fields at fixed offsets)."""
 
@@ -321,7 +322,7 @@ cdef class FastExchange:
         self.peer.release(uconn, self.rhead)
         self._finish()
 
-    def on_whole(self, ResponseHead head, bytes body):
+    cpdef on_whole(self, ResponseHead head, bytes body):
         """A whole response in one upstream read: head, body and end go to the client
         in one write, and the exchange ends."""
         self.on_response(head)
