@@ -40,6 +40,10 @@ cdef class ConnectionInfo:
 
 # $host from a request's Host header ("": none, None: invalid)
 cpdef host_of(list headers)
+# the dispatch's first looks at a request: its header lines as nginx screens them, and
+# its target's fields when it needs no normalising
+cpdef screen_headers(list headers, bint underscores, bint ignore_invalid)
+cpdef split_target(bytes raw)
 
 # a request line's bytes past ASCII escaped for the engines' parsers
 cpdef bytes escape_past_ascii(bytes line)

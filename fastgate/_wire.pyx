@@ -599,7 +599,7 @@ cdef inline bint _nginx_name(const unsigned char* p, Py_ssize_t n, bint undersco
     return True
 
 
-def screen_headers(list headers, bint underscores, bint ignore_invalid):
+cpdef screen_headers(list headers, bint underscores, bint ignore_invalid):
     """What nginx does to a request's header lines before anything reads them: None
     when all pass (the common case, one scan); ``(400, name)`` when a header it takes
     once appears twice (``name`` in lower case); ``(0, kept, dropped)`` when ``ignore_invalid_headers`` drops
@@ -636,7 +636,7 @@ def screen_headers(list headers, bint underscores, bint ignore_invalid):
     return (0, kept, dropped)
 
 
-def split_target(bytes raw):
+cpdef split_target(bytes raw):
     """``(path, args, None)`` — the fields of ``http.uri.Target`` — of an origin-form
     target whose path needs no normalising (no ``%``, ``#``, NUL, ``//`` or ``/.``) and
     whose arguments hold no ``#`` (nginx's parser ends them there): the common case,

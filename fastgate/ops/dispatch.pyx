@@ -7,16 +7,16 @@ makes the request, chooses its server and enters the phases; ``Completion.comple
 Both run on every request, and in C their attribute reads and the request's fields
 cost no Python frame."""
 
+from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-from fastgate._wire cimport RequestHead
+from fastgate._wire cimport RequestHead, screen_headers, split_target
 from fastgate.http.events cimport RequestHandlerBase
 from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
 from fastgate.proxy.request cimport Request, new_request
 
-from fastgate._wire import screen_headers, split_target
 from fastgate.http.engine import ProtocolError, duplicate_header
 from fastgate.http.uri import parse_target_fully
 from fastgate.proxy.steps import DONE, TAKEN
@@ -60,6 +60,10 @@ cdef class AddressHandler(RequestHandlerBase):
     # the worker's phase loop and its completion, called in C on every request
     cdef Walker _walker
     cdef Completion _completion
+    cdef object _only  # the address's one server (vhosts.only), or None
+    # id(server) → what its settings say of every request, read once: (the server, its
+    # conn_policy, underscores_in_headers, ignore_invalid_headers)
+    cdef dict _servers
 
     def __init__(self, worker, vhosts, plain_on_tls=False):
         self.worker = worker
@@ -67,6 +71,17 @@ cdef class AddressHandler(RequestHandlerBase):
         self.plain_on_tls = plain_on_tls
         self._walker = worker.phases.walker
         self._completion = worker.complete.__self__  # (the worker keeps the bound method)
+        self._only = vhosts.only
+        self._servers = {}
+
+    cdef tuple _facts(self, server):
+        key = PyLong_FromVoidPtr(<void*>server)
+        cdef tuple f = self._servers.get(key)
+        if f is None or f[0] is not server:
+            s = server.settings
+            f = self._servers[key] = (server, s.conn_policy, s.underscores_in_headers,
+                                      s.ignore_invalid_headers)
+        return f
 
     cpdef on_request(self, conn, RequestHead head):
         """A request head has arrived: answer it in callbacks when the phases can, else
@@ -105,20 +120,19 @@ cdef class AddressHandler(RequestHandlerBase):
                                               whole=True, reading="headers"), vhosts, None,
                           head, started)
             return
-        only = vhosts.only  # (one server on the address: no call)
+        only = self._only  # (one server on the address: no call)
         if only is not None:
             server = only
         elif vhosts.named:  # (a regex name with named captures: they are set)
             server = vhosts.select_named(req)
         else:
             server = vhosts.select(req.host)
-        s = server.settings
+        cdef tuple facts = self._facts(server)
         policy = ((<ClientConnection>conn).policy if type(conn) is ClientConnection
                   else conn.policy)
-        if s.conn_policy is not policy:  # (until a location's says otherwise)
-            conn.located(s.conn_policy)
-        screened = screen_headers(head.headers, s.underscores_in_headers,
-                                  s.ignore_invalid_headers)
+        if facts[1] is not policy:  # (until a location's says otherwise)
+            conn.located(facts[1])
+        screened = screen_headers(head.headers, facts[2], facts[3])
         if screened is not None:
             if screened[0]:  # (nginx has read the Host by then, as a rule: its server's)
                 w._refuse(conn, duplicate_header(head.headers, screened[1]), vhosts,

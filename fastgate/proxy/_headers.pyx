@@ -59,7 +59,7 @@ cdef list _own_headers(list upstream, tuple drop, bytes date):
     return own
 
 
-def bearer_of(list headers):
+cpdef bearer_of(list headers):
     """The token of the first ``Authorization: Bearer <token>``: the scheme is
     case-insensitive (RFC 9110 section 11.1), one or more spaces follow it (RFC 6750
     section 2.1: SP only, a tab is refused); None when there is no such header or no

@@ -8,13 +8,13 @@ page (no ``error_page``, no header or filter of its own, no ``auth_delay``), a r
 without a token and a token the verifier refuses are answered here too, as
 ``proxy.auth_jwt``'s Python path answers them; anything else goes to that path."""
 
+from fastgate.proxy._headers cimport bearer_of
 from fastgate.proxy.page cimport write_whole
 from fastgate.proxy.request cimport Request
 
 from fastgate.errors import TokenMissingError
 from fastgate.jwt import Token
 from fastgate.proxy.capture import Kept
-from fastgate.proxy._headers import bearer_of
 from fastgate.proxy.status import error_body
 from fastgate.proxy.steps import DONE, NEXT
 

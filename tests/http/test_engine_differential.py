@@ -689,3 +689,17 @@ def test_any_refused_head_is_said_without_a_crash(head: bytes) -> None:
     assert error.log_line.endswith((" while reading client request line",
                                     " while reading client request headers"))
     assert error.unread is None or not any(c in error.unread for c in b"\r\n")
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+@settings(max_examples=300, deadline=None)
+def test_a_response_length_is_written_as_both_engines_write_it(length: int) -> None:
+    """The fast engine writes Content-Length's digits itself (no bytes formatting):
+    any length a response can have comes out as h11 writes it."""
+    heads = []
+    for engine_cls in (H11Server, HttptoolsServer):
+        engine = engine_cls(Recorder(), 32768, 8192)
+        engine.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        heads.append(engine.send_head(200, b"OK", [], length))
+    assert b"Content-Length: %d\r\n" % length in heads[1]
+    assert (b"content-length: %d\r\n" % length) in heads[0].lower()
