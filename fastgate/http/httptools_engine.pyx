@@ -59,9 +59,9 @@ cdef bytes _length_line(content_length):
     cdef char line[48]
     cdef long long n
     cdef int k = 0, j
-    if type(content_length) is not int or content_length < 0:
-        return b"Content-Length: %d\r\n" % content_length
-    n = content_length  # (an int past 2**63 - 1 raises: no response is that long)
+    if type(content_length) is not int or not 0 <= content_length <= 9223372036854775807:
+        return b"Content-Length: %d\r\n" % content_length  # (as any value was written)
+    n = content_length
     memcpy(line, b"Content-Length: ", 16)
     while True:
         line[16 + k] = <char>(48 + n % 10)
