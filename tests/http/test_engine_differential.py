@@ -696,11 +696,15 @@ def test_any_refused_head_is_said_without_a_crash(head: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 def test_a_response_length_is_written_as_both_engines_write_it(length: int) -> None:
     """The fast engine writes Content-Length's digits itself (no bytes formatting):
-    any length comes out as h11 writes it, past a C integer's range too."""
+    any length comes out as h11 writes it; past a C integer's range (h11 refuses such
+    a length) as it was written before, never an error."""
     heads = []
     for engine_cls in (H11Server, HttptoolsServer):
         engine = engine_cls(Recorder(), 32768, 8192)
         engine.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        if engine_cls is H11Server and length > 2**63 - 1:
+            continue
         heads.append(engine.send_head(200, b"OK", [], length))
-    assert b"Content-Length: %d\r\n" % length in heads[1]
-    assert (b"content-length: %d\r\n" % length) in heads[0].lower()
+    assert b"\r\nContent-Length: %d\r\n" % length in heads[-1]
+    if len(heads) == 2:
+        assert (b"\r\ncontent-length: %d\r\n" % length) in heads[0].lower()
