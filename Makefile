@@ -43,7 +43,7 @@ EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/http/server.pyx fastgate/http/server.pxd \
            fastgate/http/events.pyx fastgate/http/events.pxd \
            fastgate/http/httptools_engine.pxd fastgate/proxy/_walk.pxd \
-           fastgate/ops/counters.pxd
+           fastgate/ops/counters.pxd fastgate/proxy/memo.pxd
 
 $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"

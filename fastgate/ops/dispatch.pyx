@@ -7,7 +7,6 @@ makes the request, chooses its server and enters the phases; ``Completion.comple
 Both run on every request, and in C their attribute reads and the request's fields
 cost no Python frame."""
 
-from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead, screen_headers, split_target
@@ -15,6 +14,7 @@ from fastgate.http.events cimport RequestHandlerBase
 from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
+from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy.request cimport Request, new_request
 
 from fastgate.http.engine import ProtocolError, duplicate_header
@@ -75,12 +75,12 @@ cdef class AddressHandler(RequestHandlerBase):
         self._servers = {}
 
     cdef tuple _facts(self, server):
-        key = PyLong_FromVoidPtr(<void*>server)
-        cdef tuple f = self._servers.get(key)
-        if f is None or f[0] is not server:
+        cdef tuple f = memo_get(self._servers, server)
+        if f is None:
             s = server.settings
-            f = self._servers[key] = (server, s.conn_policy, s.underscores_in_headers,
-                                      s.ignore_invalid_headers)
+            f = memo_put(self._servers, server, (server, s.conn_policy,
+                                                 s.underscores_in_headers,
+                                                 s.ignore_invalid_headers))
         return f
 
     cpdef on_request(self, conn, RequestHead head):

@@ -7,8 +7,7 @@ what the loop hands over to (what comes before the location's lookup where a ser
 has any, the plan builder, nginx's find-config checks, the task that resumes a walk),
 are Python."""
 
-from cpython.long cimport PyLong_FromVoidPtr
-
+from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy.request cimport Request
 
 from fastgate.config.model import AUTO_REDIRECT
@@ -112,11 +111,10 @@ cdef class Walker:
 
     cdef tuple _entry(self, loc):
         """(location, its handlers, its limit_except), made on its first request."""
-        key = PyLong_FromVoidPtr(<void*>loc)
-        cdef tuple entry = self._plans.get(key)
-        if entry is None or entry[0] is not loc:
-            entry = (loc, tuple(self._plan_of(loc)), loc.limit_except)
-            self._plans[key] = entry
+        cdef tuple entry = memo_get(self._plans, loc)
+        if entry is None:
+            entry = memo_put(self._plans, loc,
+                             (loc, tuple(self._plan_of(loc)), loc.limit_except))
         return entry
 
     cdef object _walk(self, conn, Request req, loc, tuple plan, Py_ssize_t at):

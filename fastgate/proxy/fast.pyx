@@ -11,13 +11,13 @@ and decide what a failure means by one table (``proxy.failure``), so the rules l
 one place.
 """
 
-from cpython.long cimport PyLong_FromVoidPtr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate.http.events cimport ClientEvents
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
+from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy.request cimport Request
 from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
 
@@ -117,20 +117,18 @@ cdef class ProxyPass:
         self.facts = {}
 
     cdef tuple _facts(self, loc):
-        key = PyLong_FromVoidPtr(<void*>loc)
-        cdef tuple f = self.facts.get(key)
-        if f is None or f[0] is not loc:
+        cdef tuple f = memo_get(self.facts, loc)
+        if f is None:
             pp = loc.proxy_pass
-            f = self.facts[key] = (loc, pp, pp.as_is and pp.tls_name is None, pp.gzip,
-                                   pp.pool,
-                                   loc.settings.proxy_read_timeout)
+            f = memo_put(self.facts, loc, (loc, pp, pp.as_is and pp.tls_name is None,
+                                           pp.gzip, pp.pool,
+                                           loc.settings.proxy_read_timeout))
         return f
 
     cdef tuple _plan(self, loc):
-        key = PyLong_FromVoidPtr(<void*>loc)
-        cdef tuple plan = self.plans.get(key)
-        if plan is None or plan[0] is not loc:
-            plan = self.plans[key] = self.upstream.header_plan(loc)
+        cdef tuple plan = memo_get(self.plans, loc)
+        if plan is None:
+            plan = memo_put(self.plans, loc, self.upstream.header_plan(loc))
         return plan
 
     def __call__(self, conn, Request req, loc):
