@@ -155,10 +155,9 @@ cdef class FastExchange(ClientEvents):
     """One exchange; the engines call its methods for every event, so it is a C class
     (a method call without a Python frame, fields at fixed offsets)."""
 
-    cdef readonly object upstream  # proxy.exchange.UpstreamExchange
-    cdef object w  # the worker (proxy.runtime.Runtime)
-    cdef set exchanges  # the worker's callback exchanges in flight
-    cdef object http_date  # the worker's Date
+    # proxy_pass's handler that made it: the upstream exchange (its task path), the
+    # worker, the set of exchanges in flight, the Date
+    cdef ProxyPass pp
     cdef readonly object conn  # ClientSide
     cdef Exchange client  # how the response goes to it (fastgate.http.exchange)
     cdef readonly Request req
@@ -182,6 +181,11 @@ cdef class FastExchange(ClientEvents):
     cdef Py_ssize_t sent_mark
     cdef bint handed_over  # the upstream connection went to the task path mid-response
 
+    @property
+    def upstream(self):
+        """proxy.exchange.UpstreamExchange: the task path this exchange hands over to."""
+        return self.pp.upstream
+
     cdef _send(self, pp, tuple plan):
         """The request upstream: what ``UpstreamExchange.upstream_request`` makes of it,
         its common case here without a Python frame (``plan``: the location's
@@ -190,9 +194,9 @@ cdef class FastExchange(ClientEvents):
         cdef UpstreamConnection uconn = self.uconn
         headers, unsafe, target = upstream_request_head(req, pp, plan)
         if unsafe is not None:
-            self.upstream.unsafe_headers(self.conn, req, unsafe)
+            self.pp.upstream.unsafe_headers(self.conn, req, unsafe)
         if target is None:
-            target = self.upstream.upstream_target(req, self.loc, pp)
+            target = self.pp.upstream.upstream_target(req, self.loc, pp)
         req.upstream_target = target
         self.drop = plan[3]
         self.rules = plan[4]
@@ -203,7 +207,7 @@ cdef class FastExchange(ClientEvents):
         uconn.send_request(req.method.encode("latin-1") if req.uri_changes
                            else req.head.method, target, headers, 0)
         self.deadline = _monotonic() + self.timeout
-        self.exchanges.add(self)
+        self.pp.exchanges.add(self)
         self.client.listener = self  # told if the client can take more, or goes away
 
     # --- the upstream connection's callbacks -----------------------------------------------
@@ -212,7 +216,7 @@ cdef class FastExchange(ClientEvents):
         # (the deadline moves when this read is flushed)
         req = self.req
         conn = self.conn
-        upstream = self.upstream
+        upstream = self.pp.upstream
         status = head.status
         if status >= 403 and status in _NEXT_STATUSES and upstream.next_from_callback(
                 self.loc, req, f"http_{status}"):
@@ -221,7 +225,7 @@ cdef class FastExchange(ClientEvents):
             self.uconn.detach()
             self.uconn.abort()
             if status >= 500 and self.peer.failed(_monotonic()):
-                self.w.log.warn(_DISABLED_READING, conn, req)
+                self.pp.w.log.warn(_DISABLED_READING, conn, req)
             upstream.record_try(req, str(status), self.t0)
             req.in_task = True
             self._handoff(upstream.proxy(conn, req, self.loc, failed=self.peer))
@@ -257,7 +261,7 @@ cdef class FastExchange(ClientEvents):
         self.head_only = req.method == "HEAD" or status in (204, 304)
         try:
             out = response_head(self.client, upstream.respond, req, self.loc, head,
-                                self.http_date(), self.drop, self.rules, self.head_only)
+                                self.pp.http_date(), self.drop, self.rules, self.head_only)
         except ProtocolError as e:
             self.rhead = None  # nothing of this response has gone to the client
             self._failed("invalid", f"upstream sent an invalid header: {e.reason}")
@@ -303,7 +307,7 @@ cdef class FastExchange(ClientEvents):
             return
         req = self.req
         end = self.client.end(
-            self.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None)
+            self.pp.upstream.respond.trailers(req, self.loc) if req.expect_trailers else None)
         if end:
             self.out.append(end)
             req.sent_body(len(end), 0)
@@ -362,7 +366,7 @@ cdef class FastExchange(ClientEvents):
         self.uconn.abort()
         if self.rhead is None:
             self.req.status = 499
-        self.w.log.info(CLIENT_GONE, self.conn, self.req)
+        self.pp.w.log.info(CLIENT_GONE, self.conn, self.req)
         self._finish()
 
     # --- endings -----------------------------------------------------------------------------
@@ -379,7 +383,7 @@ cdef class FastExchange(ClientEvents):
         responded = self.sent
         self.out.clear()
         self._stop()
-        self.w.failed(self.conn, self.req, error, self.req.arrived, responded)
+        self.pp.w.failed(self.conn, self.req, error, self.req.arrived, responded)
 
     def expire(self):
         """No upstream byte for proxy_read_timeout, or the client took nothing for
@@ -391,7 +395,7 @@ cdef class FastExchange(ClientEvents):
             uconn = self.uconn
             uconn.detach()
             uconn.abort()
-            self.w.log.info("client timed out (110: Connection timed out) while "
+            self.pp.w.log.info("client timed out (110: Connection timed out) while "
                                    "sending to client", self.conn, self.req)
             self.client.abort()
             self._finish()
@@ -407,7 +411,7 @@ cdef class FastExchange(ClientEvents):
         uconn = self.uconn
         uconn.detach()
         uconn.abort()
-        upstream = self.upstream
+        upstream = self.pp.upstream
         conn, req, loc = self.conn, self.req, self.loc
         req.in_task = True  # whatever follows runs in a task
         responded = self.rhead is not None
@@ -437,7 +441,7 @@ cdef class FastExchange(ClientEvents):
             self._finish()
             return
         self._stop()
-        self.w.spawn(self.conn, self.req, step, self.req.arrived)
+        self.pp.w.spawn(self.conn, self.req, step, self.req.arrived)
 
     cdef _relay_in_task(self, ResponseHead head):
         """``X-Accel-Limit-Rate`` or ``X-Accel-Charset``: the answer is paced, or filtered
@@ -450,8 +454,9 @@ cdef class FastExchange(ClientEvents):
         self.handed_over = True
         req = self.req
         req.in_task = True
-        self._handoff(self.upstream.relay_taken(self.conn, req, self.loc, self.peer, uconn,
-                                                head, self.drop, self.rules, self.mark))
+        self._handoff(self.pp.upstream.relay_taken(self.conn, req, self.loc, self.peer,
+                                                   uconn, head, self.drop, self.rules,
+                                                   self.mark))
 
     cdef _stop(self):
         self.req.upstream_bytes_received = self.uconn.received - self.mark
@@ -459,7 +464,7 @@ cdef class FastExchange(ClientEvents):
         self.req.upstream_response_time = _monotonic() - self.t0  # (to the response's end)
         self.finished = True
         self.deadline = 0.0
-        self.exchanges.discard(self)
+        self.pp.exchanges.discard(self)
         if self.client.listener is self:
             self.client.listener = None
 
@@ -467,7 +472,7 @@ cdef class FastExchange(ClientEvents):
         if self.finished:
             return
         self._stop()
-        self.w.complete(self.conn, self.req, self.req.arrived)
+        self.pp.w.complete(self.conn, self.req, self.req.arrived)
 
 
 cdef FastExchange _exchange(ProxyPass pp, conn, Request req, loc, Peer peer,
@@ -475,10 +480,7 @@ cdef FastExchange _exchange(ProxyPass pp, conn, Request req, loc, Peer peer,
     """A callback exchange over ``uconn``, made without a Python call (its fields not
     set here are None, 0 or False)."""
     cdef FastExchange x = FastExchange.__new__(FastExchange)
-    x.upstream = pp.upstream
-    x.w = pp.w
-    x.exchanges = pp.exchanges
-    x.http_date = pp.http_date
+    x.pp = pp
     x.conn = conn
     x.client = conn.exchange
     x.req = req
