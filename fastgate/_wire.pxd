@@ -47,6 +47,13 @@ cpdef split_target(bytes raw)
 
 # a request line's bytes past ASCII escaped for the engines' parsers
 cpdef bytes escape_past_ascii(bytes line)
+# the engines' one-pass parses of a whole simple head (None: llhttp parses it)
+cpdef parse_request(bytes data, Py_ssize_t max_header_bytes, Py_ssize_t max_line)
+cpdef parse_response(bytes data, bint head_request)
+# header lines as the engines write them: serialize's, or into a head being written
+cpdef bytes serialize(list headers)
+cdef Py_ssize_t fields_size(list headers) except -1
+cdef char* write_fields(char* w, list headers)
 
 # header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)
 cdef bint header_is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln)

@@ -282,7 +282,7 @@ cpdef bytes escape_past_ascii(bytes line):
     return bytes(out)
 
 
-def parse_request(bytes data, Py_ssize_t max_header_bytes, Py_ssize_t max_line):
+cpdef parse_request(bytes data, Py_ssize_t max_header_bytes, Py_ssize_t max_line):
     """One whole, simple, bodiless request that is all of ``data``, as a RequestHead;
     None for anything else (llhttp then parses it)."""
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(data)
@@ -353,7 +353,7 @@ def parse_request(bytes data, Py_ssize_t max_header_bytes, Py_ssize_t max_line):
     return head
 
 
-def parse_response(bytes data, bint head_request):
+cpdef parse_response(bytes data, bint head_request):
     """One whole, simple response that is all of ``data``: (ResponseHead, offset of the
     body); None for anything else (llhttp then parses it)."""
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(data)
@@ -465,17 +465,33 @@ cdef list _forward_into(list out, list headers, tuple drop):
     return out
 
 
-def serialize(list headers):
+cpdef bytes serialize(list headers):
     """Header lines ``name: value\\r\\n`` in one allocation. Names and values are already
     valid: from llhttp or the fast lane, from the configuration (checked at load), or
     rendered from variables and checked by ``field_value``."""
-    cdef Py_ssize_t size = 0, n
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, fields_size(headers))
+    write_fields(PyBytes_AS_STRING(out), headers)
+    return out
+
+
+cdef Py_ssize_t fields_size(list headers) except -1:
+    """The bytes ``write_fields`` writes for ``headers``."""
+    cdef Py_ssize_t size = 0
+    cdef tuple pair
+    cdef bytes name, value  # (checked: a pair of anything else is a TypeError here)
+    for pair in headers:
+        name = pair[0]
+        value = pair[1]
+        size += PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + 4
+    return size
+
+
+cdef char* write_fields(char* w, list headers):
+    """``headers``' lines written at ``w`` (``fields_size`` bytes, sized by the caller);
+    where they end."""
+    cdef Py_ssize_t n
     cdef tuple pair
     cdef bytes name, value
-    for pair in headers:
-        size += PyBytes_GET_SIZE(<bytes>pair[0]) + PyBytes_GET_SIZE(<bytes>pair[1]) + 4
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
-    cdef char* w = PyBytes_AS_STRING(out)
     for pair in headers:
         name = pair[0]
         value = pair[1]
@@ -491,7 +507,7 @@ def serialize(list headers):
         w[0] = 13
         w[1] = 10
         w += 2
-    return out
+    return w
 
 
 cpdef host_of(list headers):

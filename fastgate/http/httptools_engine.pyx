@@ -28,8 +28,9 @@ import httptools
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
-from fastgate._wire cimport RequestHead, ResponseHead, escape_past_ascii
-from fastgate._wire import REASONS, parse_request, parse_response, serialize
+from fastgate._wire cimport (RequestHead, ResponseHead, escape_past_ascii, fields_size,
+                             parse_request, parse_response, serialize, write_fields)
+from fastgate._wire import REASONS
 from fastgate.errors import FastgateError
 from fastgate.http.engine import (HEAD_FRAMING, LLHTTP_METHODS, TOO_BIG, ProtocolError,
                                   buffers_overflow, closed_mid_body, closed_mid_head,
@@ -113,16 +114,48 @@ cdef bytes _chunk(bytes data):
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-# "HTTP/1.1 200 OK\r\n" for every status with a standard reason phrase
-cdef dict _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, phrase)
-                           for status, phrase in REASONS.items()}
+# "HTTP/1.1 200 OK\r\n" for every status with a standard reason phrase, and that
+# phrase, indexed by status in C (a dict would make an int object per 4xx/5xx)
+cdef list _LINES = [None] * 1000
+cdef list _PHRASES = [None] * 1000
+for _status, _phrase in REASONS.items():
+    _LINES[_status] = b"HTTP/1.1 %d %s\r\n" % (_status, _phrase)
+    _PHRASES[_status] = _phrase
 
 
 cdef bytes _status_line(int status, bytes reason):
-    cdef bytes line = _STATUS_LINES.get(status)
-    if line is not None and reason == REASONS[status]:
-        return line
+    cdef object line
+    if 0 <= status < 1000:
+        line = _LINES[status]
+        if line is not None and reason == <bytes>_PHRASES[status]:
+            return <bytes>line
     return b"HTTP/1.1 %d %s\r\n" % (status, reason)
+
+
+cdef inline Py_ssize_t _size(bytes piece):
+    return 0 if piece is None else PyBytes_GET_SIZE(piece)
+
+
+cdef inline char* _put(char* w, bytes piece):
+    if piece is None:
+        return w
+    memcpy(w, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+    return w + PyBytes_GET_SIZE(piece)
+
+
+cdef bytes _head(bytes a, bytes b, bytes c, bytes d, list headers, bytes framing,
+                 bytes fate):
+    """A message's head in one allocation: its first line in up to four pieces (None:
+    none), its header lines, the framing and connection lines (None: none), the empty
+    line — what joining a list of the pieces made, without the list."""
+    cdef bytes out = PyBytes_FromStringAndSize(
+        NULL, _size(a) + _size(b) + _size(c) + _size(d) + fields_size(headers)
+        + _size(framing) + _size(fate) + 2)
+    cdef char* w = _put(_put(_put(_put(PyBytes_AS_STRING(out), a), b), c), d)
+    w = _put(_put(write_fields(w, headers), framing), fate)
+    w[0] = 13
+    w[1] = 10
+    return out
 
 
 cdef inline bytes _trimmed(bytes value):
@@ -739,22 +772,21 @@ cdef class HttptoolsServer:
                   content_length, head_only=False):
         self._continue_pending = False
         no_body = head_only or _no_body_status(status) or status < 200
-        out = [_status_line(status, reason), serialize(headers)]
+        framing = None
         self._chunked_response = False
         self._head_only = no_body
         if not _no_body_status(status):
             if content_length is not None:
-                out.append(_length_line(content_length))
+                framing = _length_line(content_length)
             elif not no_body:
                 if self._version == b"1.1":
                     self._chunked_response = True
-                    out.append(b"Transfer-Encoding: chunked\r\n")
+                    framing = b"Transfer-Encoding: chunked\r\n"
                 else:
                     self._keep_alive = False  # close-delimited
         # (nginx names the connection's fate on every response, 1.1's too)
-        out.append(self._alive if self._keep_alive else b"Connection: close\r\n")
-        out.append(b"\r\n")
-        return b"".join(out)
+        return _head(_status_line(status, reason), None, None, None, headers, framing,
+                     self._alive if self._keep_alive else b"Connection: close\r\n")
 
     cpdef send_body(self, data):
         if self._head_only or not data:
@@ -779,7 +811,7 @@ cdef class HttptoolsServer:
     def switch_protocol(self, status, reason, headers):
         self._upgraded = True
         self._keep_alive = False
-        out = _status_line(status, reason) + serialize(headers) + b"\r\n"
+        out = _head(_status_line(status, reason), None, None, None, headers, None, None)
         rest, self._upgrade_rest = self._upgrade_rest, b""
         if self._held is not None:
             # what the client sent while waiting for the switch (a first frame): the
@@ -846,19 +878,18 @@ cdef class HttptoolsClient:
         self._unframed = self._head_request
         self._sent_done = False
         self._recv_done = False
-        out = [method, b" ", target, b" HTTP/1.1\r\n", serialize(headers)]
+        framing = None
         # (the framing in nginx's words: upstreams see its capitals)
         if content_length is None:
             self._chunked = True
-            out.append(b"Transfer-Encoding: chunked\r\n")
+            framing = b"Transfer-Encoding: chunked\r\n"
         else:
             self._chunked = False
             # -1: no body and no framing header (a body the configuration dropped)
             if content_length > 0 or (content_length == 0
                                       and method in (b"POST", b"PUT", b"PATCH")):
-                out.append(_length_line(content_length))
-        out.append(b"\r\n")
-        return b"".join(out)
+                framing = _length_line(content_length)
+        return _head(method, b" ", target, b" HTTP/1.1\r\n", headers, framing, None)
 
     cpdef send_body(self, data):
         if not data:
