@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml setup.py | sysdeps
 venv: $(STAMP)
 
 # every compiled module (setup.py builds them all together)
-EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
+EXT_SRC := fastgate/_core.pyx fastgate/_core.pxd fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/proxy/request.pyx fastgate/proxy/request.pxd fastgate/proxy/fast.pyx \
            fastgate/proxy/_headers.pyx fastgate/proxy/_headers.pxd fastgate/proxy/_walk.pyx \
            fastgate/proxy/page.pyx fastgate/proxy/page.pxd fastgate/proxy/jwt_phase.pyx \
@@ -42,6 +42,7 @@ EXT_SRC := fastgate/_core.pyx fastgate/_wire.pyx fastgate/_wire.pxd \
            fastgate/proxy/upstream.pyx fastgate/proxy/upstream.pxd \
            fastgate/http/server.pyx fastgate/http/server.pxd \
            fastgate/http/events.pyx fastgate/http/events.pxd \
+           fastgate/proxy/counts.pyx fastgate/proxy/counts.pxd \
            fastgate/http/httptools_engine.pxd fastgate/proxy/_walk.pxd \
            fastgate/ops/counters.pxd fastgate/proxy/memo.pxd
 

@@ -30,6 +30,7 @@ extensions = [
     Extension("fastgate.ops.limit_table", ["fastgate/ops/limit_table.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.http.events", ["fastgate/http/events.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.proxy.counts", ["fastgate/proxy/counts.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.http.exchange", ["fastgate/http/exchange.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.http.httptools_engine", ["fastgate/http/httptools_engine.pyx"],

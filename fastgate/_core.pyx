@@ -487,16 +487,7 @@ cdef class Token:
     ``$jwt_claim_*`` free on a cache hit.
     """
 
-    cdef readonly dict header
-    cdef readonly bytes header_json
-    cdef readonly bytes payload_json
-    cdef dict _payload        # parsed on demand by ``payload``
-    cdef str _name            # the first claim read, and its JSON text
-    cdef str _text
-    cdef dict _texts          # further claims read: name -> JSON text
-    cdef double not_before    # first instant (seconds) the token is valid
-    cdef double until         # first instant it is no longer valid
-    cdef bint used            # read since the cache's clock hand last passed it
+    # (its fields: _core.pxd)
 
     @property
     def payload(self):
@@ -572,12 +563,7 @@ cdef class _HeaderPlan:
     """What a header segment decides, computed once per distinct segment: the parsed
     header, the algorithm, and the keys that may verify it — or the error to raise."""
 
-    cdef dict header
-    cdef bytes header_json
-    cdef int alg
-    cdef tuple keys
-    cdef object error_type
-    cdef str error_detail
+    # (its fields: _core.pxd)
 
 
 cdef double _numeric_date(object value, str name) except? -1.0:
@@ -620,19 +606,7 @@ cdef class Verifier:
     and one pointer of bookkeeping per entry.
     """
 
-    cdef tuple _keys
-    cdef readonly str algorithm
-    cdef frozenset _allowed
-    cdef readonly double leeway
-    cdef readonly Py_ssize_t cache_size
-    cdef dict _cache          # SHA-256 of the token -> Token
-    cdef list _ring           # the clock face: cache keys in the order they were stored
-    cdef Py_ssize_t _hand     # the slot the clock hand points at
-    cdef dict _plans
-    cdef readonly unsigned long long hits
-    cdef readonly unsigned long long misses
-    cdef readonly frozenset issuers  # None: iss is not checked
-    cdef readonly frozenset audiences  # None: aud is not checked
+    # (its fields and C methods: _core.pxd)
 
     def __init__(self, keys, algorithm="any", leeway=0, cache_size=10000, issuers=None,
                  audiences=None):
@@ -687,7 +661,7 @@ cdef class Verifier:
         clock_gettime(CLOCK_REALTIME, &t)
         return self.verify(token, t.tv_sec + t.tv_nsec * 1e-9)
 
-    def check_now(self, token):
+    cpdef check_now(self, token):
         """``verify_now`` that gives the refusal rather than raising it: a
         :class:`Token`, or the :class:`fastgate.errors.JWTError` that says why. (The
         request path's: an error raised through these C functions and caught in Python

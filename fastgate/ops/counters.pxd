@@ -1,7 +1,10 @@
 # The counter slot's writer, declared here so that the modules that count on every
 # request (the dispatch's completion, auth_jwt's check) call it in C.
 
-cdef class SlotWriter:
+from fastgate.proxy.counts cimport JwtCounts
+
+
+cdef class SlotWriter(JwtCounts):
     cdef double[::1] _view  # keeps the shared buffer alive while _v points into it
     cdef double *_v
     cdef Py_ssize_t _size
@@ -21,7 +24,5 @@ cdef class SlotWriter:
     cdef _bind(self, view, dict at, tuple bounds, dict jwt)
     cpdef add(self, Py_ssize_t index, double delta=*)
     cpdef request(self, int status, double seconds)
-    cpdef verified(self, bint hit)
-    cpdef jwt(self, str reason)
-    cpdef cache(self, bint hit)
+    # (verified, jwt, cache: JwtCounts's, written here)
     cpdef idle(self, int delta)

@@ -1,7 +1,9 @@
 # Types of the compiled shared counters (fastgate/ops/counters.pyx) for type checkers.
 from typing import Any
 
-class SlotWriter:
+from fastgate.proxy.counts import JwtCounts
+
+class SlotWriter(JwtCounts):
     def bind(self, view: Any, at: dict[str, int], bounds: tuple[float, ...],
              jwt: dict[str, int]) -> None: ...
     def add(self, index: int, delta: float = 1.0) -> None: ...

@@ -8,27 +8,28 @@ page (no ``error_page``, no header or filter of its own, no ``auth_delay``), a r
 without a token and a token the verifier refuses are answered here too, as
 ``proxy.auth_jwt``'s Python path answers them; anything else goes to that path."""
 
+from fastgate._core cimport Token, Verifier
 from fastgate.proxy._headers cimport bearer_of
+from fastgate.proxy.counts cimport JwtCounts
 from fastgate.proxy.page cimport write_whole
 from fastgate.proxy.request cimport Request
 
 from fastgate.errors import TokenMissingError
-from fastgate.jwt import Token
 from fastgate.proxy.capture import Kept
 from fastgate.proxy.status import error_body
 from fastgate.proxy.steps import DONE, NEXT
 
 cdef object _NEXT = NEXT
 cdef object _DONE = DONE
-cdef object _TOKEN = Token
 cdef object _KEPT = Kept
 cdef bytes _PAGE = error_body(401)
 cdef str _MISSING = TokenMissingError.reason
 
 
 cdef class BearerCheck:
-    cdef object verifier  # (fastgate._core.Verifier)
+    cdef Verifier verifier
     cdef object stats  # (ops.stats.Stats)
+    cdef JwtCounts counts  # the same, counting in C (None: stats is counted by name)
     cdef bint options  # auth_jwt_options: an OPTIONS request needs a token too
     cdef object missing  # AuthJwt.access: its refusal of a request without a token
     cdef object refused  # AuthJwt.refused(conn, req, loc, verifier, checked, hits)
@@ -42,6 +43,7 @@ cdef class BearerCheck:
                  challenges=None, bint refusals=False):
         self.verifier = verifier
         self.stats = runtime.stats
+        self.counts = self.stats if isinstance(self.stats, JwtCounts) else None
         self.log = runtime.log
         self.http_date = runtime.http_date
         self.options = options
@@ -58,16 +60,22 @@ cdef class BearerCheck:
             if self._plain(conn, req):
                 return self._answer(conn, req, _MISSING, <bytes>self.challenges[0])
             return self.missing(conn, req, loc)
-        verifier = self.verifier
-        hits = verifier.hits
+        cdef Verifier verifier = self.verifier
+        cdef unsigned long long hits = verifier.hits
         checked = verifier.check_now(token)
-        if type(checked) is not _TOKEN:
+        if type(checked) is not Token:
             if self.refusals and checked.status == 401 and self._plain(conn, req):
-                self.stats.cache(verifier.hits != hits)
+                if self.counts is not None:
+                    self.counts.cache(verifier.hits != hits)
+                else:
+                    self.stats.cache(verifier.hits != hits)
                 return self._answer(conn, req, checked.reason, <bytes>self.challenges[1])
             return self.refused(conn, req, loc, verifier, checked, hits)
         req.token = checked
-        self.stats.verified(verifier.hits != hits)
+        if self.counts is not None:
+            self.counts.verified(verifier.hits != hits)
+        else:
+            self.stats.verified(verifier.hits != hits)
         return _NEXT
 
     cdef bint _plain(self, conn, Request req):
@@ -81,7 +89,10 @@ cdef class BearerCheck:
     cdef object _answer(self, conn, Request req, str reason, bytes challenge):
         """The refusal as ``AuthJwt`` and ``Responder.send`` make it: counted, the
         challenge set, nginx's 401 page."""
-        self.stats.jwt(reason)
+        if self.counts is not None:
+            self.counts.jwt(reason)
+        else:
+            self.stats.jwt(reason)
         req.challenge = challenge
         req.status = 401
         write_whole(conn.exchange, req, 401, b"Unauthorized",
