@@ -37,6 +37,10 @@ cdef class ClientConnection(ServerEvents):
     cdef bint _dispatching
     cdef bint _feeding
     cdef bint _answered_early
+    # busy since this request's dispatch began, not yet counted: a request answered
+    # inside its dispatch leaves the idle gauge as it was, uncounted both ways
+    cdef bint _idle_owed
+    cdef void _become_idle(self) except *
     cdef bint _held_back
     cdef bint _next_on_drain
     cdef object _settings

@@ -468,7 +468,7 @@ cdef class ClientConnection:
             self.exchange.began = False
         if self.idle:
             self.idle = False
-            self.observer.idle(-1)
+            self._idle_owed = True  # (counted after the dispatch, if it is still busy)
         self.requests += 1
         if self.policy is not self._settings.conn_policy:  # (a location's was)
             self._take_policy(self._settings.conn_policy)
@@ -493,6 +493,9 @@ cdef class ClientConnection:
                 handler.on_request(self, head)
         finally:
             self._dispatching = False
+            if self._idle_owed:  # (still busy: answered later, counted idle then)
+                self._idle_owed = False
+                self.observer.idle(-1)
 
     def on_body(self, data: bytes) -> None:
         if self.body is not None:
@@ -534,8 +537,7 @@ cdef class ClientConnection:
     cpdef request_done(self):
         """The response is written: close, or wait for the next request."""
         if not self.idle:
-            self.idle = True
-            self.observer.idle(1)
+            self._become_idle()
         if self._dispatching:
             # answered inside dispatch, before the engine has even reported the end of
             # the request: decided once the engine's feed returns (data_received), or
@@ -551,8 +553,18 @@ cdef class ClientConnection:
 
     def set_idle(self, idle: bool) -> None:
         if idle != self.idle:
-            self.idle = idle
-            self.observer.idle(1 if idle else -1)
+            if idle:
+                self._become_idle()
+            else:
+                self.idle = False
+                self.observer.idle(-1)
+
+    cdef void _become_idle(self) except *:
+        self.idle = True
+        if self._idle_owed:
+            self._idle_owed = False  # busy and idle again within one dispatch: no change
+        else:
+            self.observer.idle(1)
 
     cpdef _after_response(self):
         if not self.idle:

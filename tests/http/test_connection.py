@@ -7,6 +7,7 @@ request answered before it was read (discarded, as nginx's)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,47 @@ def test_a_client_gone_while_the_upstream_answers_ends_the_exchange(scenario) ->
     busy, upstream_ended = _run(main())
     # nginx's 499: nothing keeps waiting, and the upstream connection is not reused
     assert not busy and upstream_ended
+
+
+def _waiting(sc: Scenario) -> int:
+    """stub_status's Waiting: the worker's gauge of idle (keep-alive) connections."""
+    return int(re.search(rb"Waiting: (\d+)", sc.worker.stats.stub_status()).group(1))
+
+
+@pytest.mark.parametrize("engine,path", [(e, p) for e in ENGINES for p in PATHS])
+def test_the_idle_gauge_follows_the_connection(tmp_path: Path, engine: str,
+                                               path: str) -> None:
+    """Waiting counts the connection while it waits for a request: not while a proxied
+    answer is awaited, again once it is written, unchanged by requests answered inside
+    their own dispatch (a page, a 401, pipelined ones), and not once it is gone."""
+    async def main() -> list[int]:
+        sc = Scenario(tmp_path, engine, HTTP.replace("keepalive_requests 3;", ""), path)
+        seen = [_waiting(sc)]
+        try:
+            for request, answers in ((b"GET /local/a HTTP/1.1\r\nHost: x\r\n\r\n", 1),
+                                     (b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n", 1),
+                                     (b"GET /local/b HTTP/1.1\r\nHost: x\r\n\r\n"
+                                      b"GET /api/y HTTP/1.1\r\nHost: x\r\n\r\n", 2)):
+                sc.client_out.out.clear()
+                sc.client.data_received(request)
+                await sc.settle(lambda n=answers: sc.client_out.bytes().count(b"HTTP/1.1 ") == n)
+                seen.append(_waiting(sc))
+            sc.pool()
+            assert sc.upstream is not None and sc.upstream_out is not None
+            sc.client_out.out.clear()
+            sc.client.data_received(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+            await sc.settle(lambda: bool(sc.upstream_out.out))  # type: ignore[union-attr]
+            seen.append(_waiting(sc))  # (the upstream's answer is awaited)
+            sc.upstream.data_received(OK)
+            await sc.settle(lambda: not sc.busy() and sc.client_out.bytes().endswith(b"ok"))
+            seen.append(_waiting(sc))
+            sc.client.connection_lost(None)
+            seen.append(_waiting(sc))
+            return seen
+        finally:
+            sc.close()
+
+    assert _run(main()) == [1, 1, 1, 1, 0, 1, 0]
 
 
 SMUGGLED = b"GET /local/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
