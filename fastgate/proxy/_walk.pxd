@@ -3,6 +3,12 @@
 from fastgate.proxy.request cimport Request
 
 
+# a phase written in C (auth_jwt's usual check, proxy_pass's callback exchange): the walk
+# calls its run through the vtable; any other phase is called as a function
+cdef class CompiledPhase:
+    cpdef object run(self, conn, Request req, loc)
+
+
 cdef class Walker:
     cdef dict _plans  # id(location) → (location, its handlers, its limit_except)
     cdef dict _memos  # the Locator's answers: tree → URI → (location, captures)

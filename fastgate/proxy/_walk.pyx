@@ -19,6 +19,16 @@ cdef object _TAKEN = TAKEN
 cdef object _AUTO_REDIRECT = AUTO_REDIRECT
 
 
+cdef class CompiledPhase:
+    """The base of a phase written in C: called as any phase is, and by the walk in C."""
+
+    cpdef object run(self, conn, Request req, loc):
+        raise NotImplementedError
+
+    def __call__(self, conn, Request req, loc):
+        return self.run(conn, req, loc)
+
+
 cdef class Walker:
     # (its fields: _walk.pxd)
 
@@ -120,7 +130,11 @@ cdef class Walker:
     cdef object _walk(self, conn, Request req, loc, tuple plan, Py_ssize_t at):
         cdef Py_ssize_t n = len(plan)
         while at < n:
-            step = plan[at](conn, req, loc)
+            phase = plan[at]
+            if isinstance(phase, CompiledPhase):  # (a C call)
+                step = (<CompiledPhase>phase).run(conn, req, loc)
+            else:
+                step = phase(conn, req, loc)
             at += 1
             if step is _NEXT:
                 continue

@@ -18,6 +18,7 @@ from fastgate.http.events cimport ClientEvents
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
 from fastgate.proxy.memo cimport memo_get, memo_put
+from fastgate.proxy._walk cimport CompiledPhase
 from fastgate.proxy.request cimport Request
 from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
 
@@ -88,7 +89,7 @@ cdef inline double _monotonic():
     return t.tv_sec + t.tv_nsec * 1e-9
 
 
-cdef class ProxyPass:
+cdef class ProxyPass(CompiledPhase):
     """``proxy_pass``'s content handler (a phase of ``proxy.phases``): in callbacks, an
     exchange of this module, when the request has no body, does not upgrade, answers
     with the upstream's own status (no ``error_page =code`` over it), cannot have its
@@ -131,7 +132,7 @@ cdef class ProxyPass:
             plan = memo_put(self.plans, loc, self.upstream.header_plan(loc))
         return plan
 
-    def __call__(self, conn, Request req, loc):
+    cpdef object run(self, conn, Request req, loc):
         cdef RequestHead head = req.head
         cdef tuple f = self._facts(loc)
         gzip = f[3]

@@ -12,6 +12,7 @@ from fastgate._core cimport Token, Verifier
 from fastgate.proxy._headers cimport bearer_of
 from fastgate.proxy.counts cimport JwtCounts
 from fastgate.proxy.page cimport write_whole
+from fastgate.proxy._walk cimport CompiledPhase
 from fastgate.proxy.request cimport Request
 
 from fastgate.errors import TokenMissingError
@@ -26,7 +27,7 @@ cdef bytes _PAGE = error_body(401)
 cdef str _MISSING = TokenMissingError.reason
 
 
-cdef class BearerCheck:
+cdef class BearerCheck(CompiledPhase):
     cdef Verifier verifier
     cdef object stats  # (ops.stats.Stats)
     cdef JwtCounts counts  # the same, counting in C (None: stats is counted by name)
@@ -52,7 +53,7 @@ cdef class BearerCheck:
         self.challenges = challenges
         self.refusals = refusals and challenges is not None
 
-    def __call__(self, conn, Request req, loc):
+    cpdef object run(self, conn, Request req, loc):
         if not self.options and req.method == "OPTIONS":
             return _NEXT  # CORS preflights pass, as the module does
         token = bearer_of(req.head.headers)
