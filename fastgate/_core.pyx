@@ -764,7 +764,7 @@ cdef class Verifier:
         if i1 == 0 or i2 == i1 + 1:
             return TokenParseError("empty header or payload segment")
 
-        cdef _HeaderPlan plan = self._plan(tok[:i1])
+        cdef _HeaderPlan plan = self._plan(PyBytes_FromStringAndSize(<const char *>p, i1))
         if plan.error_type is not None:
             return plan.error_type(plan.error_detail)
 
