@@ -68,7 +68,7 @@ cdef class Walker:
         set, named ones as variables: a prefix location leaves $1... as they were, a
         server_name's or an earlier location's, as nginx's), else the server's
         fallback."""
-        memo = self._memos.get(server.locations)
+        cdef dict memo = self._memos.get(server.locations)
         found = memo.get(req.uri) if memo is not None else None
         if found is None:
             found = self._find(server.locations, req.uri)
