@@ -420,20 +420,45 @@ cdef bint _listed(const unsigned char* p, Py_ssize_t n, tuple names):
     return False
 
 
+cdef inline bint _strip_space(unsigned char c):
+    return c == 32 or 9 <= c <= 13  # (what bytes.strip strips)
+
+
 cdef tuple _connection_tokens(list headers):
-    """Lower-cased names listed in Connection headers (hop-by-hop as well)."""
+    """Lower-cased names listed in Connection headers (hop-by-hop as well): each
+    value split at commas, each piece stripped and lower-cased, empty ones left out —
+    in one pass of C (an upstream's every response names keep-alive here)."""
     cdef list out = []
     cdef tuple pair
     cdef bytes name, value, tok
+    cdef const unsigned char* v
+    cdef unsigned char* w
+    cdef Py_ssize_t n, i, j, a, b, k
     for pair in headers:
         name = pair[0]
         if _is(<const unsigned char*>PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name),
                b"connection", 10):
             value = pair[1]
-            for tok in value.split(b","):
-                tok = tok.strip().lower()
-                if tok:
+            v = <const unsigned char*>PyBytes_AS_STRING(value)
+            n = PyBytes_GET_SIZE(value)
+            i = 0
+            while i <= n:
+                j = i
+                while j < n and v[j] != 44:  # ','
+                    j += 1
+                a = i
+                b = j
+                while a < b and _strip_space(v[a]):
+                    a += 1
+                while b > a and _strip_space(v[b - 1]):
+                    b -= 1
+                if b > a:
+                    tok = PyBytes_FromStringAndSize(NULL, b - a)
+                    w = <unsigned char*>PyBytes_AS_STRING(tok)
+                    for k in range(b - a):
+                        w[k] = _LOWER[v[a + k]]
                     out.append(tok)
+                i = j + 1
     return tuple(out)
 
 

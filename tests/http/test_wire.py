@@ -291,6 +291,25 @@ def test_forwarded_drops_listed_and_connection_named_headers() -> None:
     assert forwarded([], (b"host",)) == []
 
 
+_VALUE_BYTES = st.sampled_from([b"a", b"B", b"-", b",", b" ", b"\t", b"\x0b", b"\x0c",
+                                b"Z", b"z", b"\x80", b"0"])
+
+
+@given(st.lists(st.tuples(st.sampled_from([b"Connection", b"connection", b"CONNECTION",
+                                           b"X-A", b"Keep-Alive", b"aBc"]),
+                          st.lists(_VALUE_BYTES, max_size=24).map(b"".join)),
+                max_size=6))
+@settings(max_examples=400, deadline=None)
+def test_forwarded_reads_connection_as_split_strip_lower(headers: list[tuple[bytes, bytes]]
+                                                         ) -> None:
+    """The Connection tokens found in C: each value split at commas, stripped as
+    bytes.strip strips, lower-cased as bytes.lower does; a header they name (any case)
+    is not forwarded."""
+    named = {tok.strip().lower() for name, value in headers if name.lower() == b"connection"
+             for tok in value.split(b",") if tok.strip()}
+    assert forwarded(headers, ()) == [(n, v) for n, v in headers if n.lower() not in named]
+
+
 def test_serialize() -> None:
     assert serialize([(b"A", b"1"), (b"Bb", b"")]) == b"A: 1\r\nBb: \r\n"
     assert serialize([]) == b""
