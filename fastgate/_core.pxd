@@ -16,6 +16,13 @@ cdef class Token:
     cpdef str claim_text(self, str name)
 
 
+# $jwt_claim_NAME's getter: the proxy's header plan reads a claim through text in C
+cdef class ClaimGetter:
+    cdef str name
+    cdef object plus
+    cdef str text(self, tok, bint plus)
+
+
 cdef class _HeaderPlan:
     cdef dict header
     cdef bytes header_json

@@ -534,18 +534,21 @@ cdef class ClaimGetter:
     token was checked in Plus's form; empty without a token. A location that forwards a
     claim upstream reads it on every request, and here that costs no Python frame."""
 
-    cdef str name
-    cdef object plus
+    # (its fields and C method: _core.pxd)
 
     def __init__(self, str name, plus):
         self.name = name
         self.plus = plus
 
     def __call__(self, r):
-        tok = r.token
+        return self.text(r.token, r.jwt_plus)
+
+    cdef str text(self, tok, bint plus):
+        """The claim of ``tok`` (a request's verified token; None: "") as the request
+        reads it (``plus``: checked in NGINX Plus's form)."""
         if tok is None:
             return ""
-        if r.jwt_plus:
+        if plus:
             return self.plus((<Token?>tok).payload.get(self.name))
         return (<Token?>tok).claim_text(self.name)
 

@@ -9,6 +9,7 @@ value may hold) are ``fastgate._wire``'s, cimported from it.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 
+from fastgate._core cimport ClaimGetter
 from fastgate._wire cimport RequestHead, ResponseHead, _field_value, _forward_into, header_is
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy.request cimport Request
@@ -112,7 +113,14 @@ cpdef tuple upstream_headers(list client_headers, tuple plan, tuple drop, bytes 
         # Template.render, inline for the usual one-part value ($jwt_claim_sub)
         parts = item[3].parts
         if len(parts) == 1:
-            value = parts[0] if type(parts[0]) is str else parts[0](request)
+            part = parts[0]
+            if type(part) is str:
+                value = part
+            elif type(part) is ClaimGetter and type(request) is Request:  # (a C call)
+                value = (<ClaimGetter>part).text((<Request>request).token,
+                                                 (<Request>request).jwt_plus)
+            else:
+                value = part(request)
         else:
             value = item[3].render(request)
         raw = _field_value(value) if value else None
