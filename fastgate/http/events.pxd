@@ -2,7 +2,8 @@
 # engine's calls into the connection it parses for (ServerEvents: http.server's
 # ClientConnection), the connection's into its handler (RequestHandlerBase: ops.dispatch's
 # AddressHandler), an upstream engine's into a callback exchange (ClientEvents:
-# proxy.fast's FastExchange). The implementations derive from them, so these calls are
+# proxy.fast's FastExchange), a connection's into the idle gauge (IdleGauge: the worker's
+# counters, ops.counters.SlotWriter). The implementations derive from them, so these calls are
 # C calls; any other implementation (h11's, a test's recorder, a subrequest's capture)
 # is called by name, as the http.engine and http.handler protocols describe.
 from fastgate._wire cimport RequestHead, ResponseHead
@@ -20,3 +21,7 @@ cdef class RequestHandlerBase:
 cdef class ClientEvents:
     cpdef on_whole(self, ResponseHead head, bytes body)
     cpdef flush(self)
+
+
+cdef class IdleGauge:
+    cpdef idle(self, int delta)

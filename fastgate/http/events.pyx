@@ -24,3 +24,8 @@ cdef class ClientEvents:
 
     cpdef flush(self):
         raise NotImplementedError
+
+
+cdef class IdleGauge:
+    cpdef idle(self, int delta):
+        raise NotImplementedError

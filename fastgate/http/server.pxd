@@ -1,4 +1,4 @@
-from fastgate.http.events cimport RequestHandlerBase, ServerEvents
+from fastgate.http.events cimport IdleGauge, RequestHandlerBase, ServerEvents
 from fastgate.http.exchange cimport Exchange
 
 
@@ -40,7 +40,10 @@ cdef class ClientConnection(ServerEvents):
     # busy since this request's dispatch began, not yet counted: a request answered
     # inside its dispatch leaves the idle gauge as it was, uncounted both ways
     cdef bint _idle_owed
+    # the observer's idle, when it is an IdleGauge's own method: called in C
+    cdef IdleGauge _gauge
     cdef void _become_idle(self) except *
+    cdef void _count_idle(self, int delta) except *
     cdef bint _held_back
     cdef bint _next_on_drain
     cdef object _settings

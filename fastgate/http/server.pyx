@@ -101,6 +101,8 @@ cdef class ClientConnection:
         certificate, as checked there."""
         self.handler = handler
         self.observer = observer
+        gauge = getattr(getattr(observer, "idle", None), "__self__", None)
+        self._gauge = gauge if isinstance(gauge, IdleGauge) else None
         self.engine_name = engine
         self.scheme = "https" if tls else "http"
         self.connection_id = observer.next_connection_id()
@@ -197,7 +199,7 @@ cdef class ClientConnection:
         self._born = self._loop.time()
         self._arm(self._settings.client_header_timeout)
         self.observer.opened(self)
-        self.observer.idle(1)
+        self._count_idle(1)
         policy = getattr(tls.context, "ocsp", None) if tls is not None else None
         if policy is not None and certificate is not None and certificate[1] == 0:
             self._ask_status(policy, certificate)
@@ -495,7 +497,7 @@ cdef class ClientConnection:
             self._dispatching = False
             if self._idle_owed:  # (still busy: answered later, counted idle then)
                 self._idle_owed = False
-                self.observer.idle(-1)
+                self._count_idle(-1)
 
     def on_body(self, data: bytes) -> None:
         if self.body is not None:
@@ -557,14 +559,20 @@ cdef class ClientConnection:
                 self._become_idle()
             else:
                 self.idle = False
-                self.observer.idle(-1)
+                self._count_idle(-1)
+
+    cdef void _count_idle(self, int delta) except *:
+        if self._gauge is not None:
+            self._gauge.idle(delta)
+        else:
+            self.observer.idle(delta)
 
     cdef void _become_idle(self) except *:
         self.idle = True
         if self._idle_owed:
             self._idle_owed = False  # busy and idle again within one dispatch: no change
         else:
-            self.observer.idle(1)
+            self._count_idle(1)
 
     cpdef _after_response(self):
         if not self.idle:

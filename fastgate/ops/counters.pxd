@@ -24,5 +24,4 @@ cdef class SlotWriter(JwtCounts):
     cdef _bind(self, view, dict at, tuple bounds, dict jwt)
     cpdef add(self, Py_ssize_t index, double delta=*)
     cpdef request(self, int status, double seconds)
-    # (verified, jwt, cache: JwtCounts's, written here)
-    cpdef idle(self, int delta)
+    # (verified, jwt, cache: JwtCounts's; idle: IdleGauge's; written here)

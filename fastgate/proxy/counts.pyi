@@ -1,6 +1,8 @@
 # Types of the compiled counting base (fastgate/proxy/counts.pyx) for type checkers.
 
-class JwtCounts:
+from fastgate.http.events import IdleGauge
+
+class JwtCounts(IdleGauge):
     def verified(self, hit: bool) -> None: ...
     def jwt(self, reason: str) -> None: ...
     def cache(self, hit: bool) -> None: ...

@@ -4,7 +4,10 @@
 each method is the derived class's to write."""
 
 
-cdef class JwtCounts:
+from fastgate.http.events cimport IdleGauge
+
+
+cdef class JwtCounts(IdleGauge):
     cpdef verified(self, bint hit):
         raise NotImplementedError
 
