@@ -15,7 +15,7 @@ from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
 from fastgate.proxy.memo cimport memo_get, memo_put
-from fastgate.proxy.request cimport Request, new_request
+from fastgate.proxy.request cimport Request, RequestEnd, new_request
 
 from fastgate.http.engine import ProtocolError, duplicate_header
 from fastgate.http.uri import parse_target_fully
@@ -45,7 +45,7 @@ cdef double _monotonic():
     return now.tv_sec + now.tv_nsec * 1e-9
 
 
-cdef class Completion
+cdef class Completion(RequestEnd)
 
 
 cdef class AddressHandler(RequestHandlerBase):
@@ -182,7 +182,7 @@ cdef class AddressHandler(RequestHandlerBase):
                               conn)
 
 
-cdef class Completion:
+cdef class Completion(RequestEnd):
     """``Worker.complete``, compiled: it runs once for every request, whichever path
     answered it (the dispatch, the callback exchange, a task's end)."""
 

@@ -19,7 +19,7 @@ from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
 from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy._walk cimport CompiledPhase
-from fastgate.proxy.request cimport Request
+from fastgate.proxy.request cimport Request, RequestEnd
 from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
 
 from fastgate.http.engine import ProtocolError
@@ -107,6 +107,10 @@ cdef class ProxyPass(CompiledPhase):
     # proxy_pass's pools come and go (proxy.dynamic)
     cdef dict facts
     cdef object http_date  # the worker's Date
+    # the worker's complete, called in C (None: called by name); found on first use (the
+    # worker makes its completion after its phases)
+    cdef RequestEnd end
+    cdef bint end_found
 
     def __init__(self, upstream, dict groups):
         self.upstream = upstream
@@ -116,6 +120,16 @@ cdef class ProxyPass(CompiledPhase):
         self.groups = groups
         self.plans = upstream.header_plans
         self.facts = {}
+
+    cdef complete(self, conn, Request req):
+        if not self.end_found:
+            end = getattr(self.w.complete, "__self__", None)
+            self.end = end if isinstance(end, RequestEnd) else None
+            self.end_found = True
+        if self.end is not None:
+            self.end.complete(conn, req, req.arrived)
+        else:
+            self.w.complete(conn, req, req.arrived)
 
     cdef tuple _facts(self, loc):
         cdef tuple f = memo_get(self.facts, loc)
@@ -473,7 +487,7 @@ cdef class FastExchange(ClientEvents):
         if self.finished:
             return
         self._stop()
-        self.pp.w.complete(self.conn, self.req, self.req.arrived)
+        self.pp.complete(self.conn, self.req)
 
 
 cdef FastExchange _exchange(ProxyPass pp, conn, Request req, loc, Peer peer,

@@ -104,3 +104,9 @@ cdef class Request:
 # connection's fields in C)
 cdef Request new_request(RequestHead head, tuple target, ConnectionInfo info,
                          long long requests, bint pipelined)
+
+
+# what ends a request, whichever path answered it (ops.dispatch's Completion derives):
+# the callback exchange calls it in C
+cdef class RequestEnd:
+    cpdef complete(self, conn, Request req, double started)

@@ -201,3 +201,11 @@ cdef Request new_request(RequestHead head, tuple target, ConnectionInfo info,
     cdef Request req = Request.__new__(Request)
     req._made(head, target, info, requests, pipelined)
     return req
+
+
+cdef class RequestEnd:
+    """The base of what ends a request (request.pxd). It holds nothing; ``complete`` is
+    the derived class's to write."""
+
+    cpdef complete(self, conn, Request req, double started):
+        raise NotImplementedError
