@@ -7,13 +7,12 @@ makes the request, chooses its server and enters the phases; ``Completion.comple
 Both run on every request, and in C their attribute reads and the request's fields
 cost no Python frame."""
 
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-
 from fastgate._wire cimport RequestHead, screen_headers, split_target
 from fastgate.http.events cimport RequestHandlerBase
 from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
+from fastgate.proxy.clock cimport monotonic
 from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy.request cimport Request, RequestEnd, new_request
 
@@ -36,13 +35,6 @@ cdef inline bint _closed(conn):
     if type(conn) is ClientConnection:
         return (<ClientConnection>conn).closed
     return conn.closed
-
-
-cdef double _monotonic():
-    """time.monotonic() (CLOCK_MONOTONIC, as Python's), without its Python call."""
-    cdef timespec now
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return now.tv_sec + now.tv_nsec * 1e-9
 
 
 cdef class Completion(RequestEnd)
@@ -86,7 +78,7 @@ cdef class AddressHandler(RequestHandlerBase):
     cpdef on_request(self, conn, RequestHead head):
         """A request head has arrived: answer it in callbacks when the phases can, else
         in a task."""
-        cdef double started = _monotonic()
+        cdef double started = monotonic()
         w = self.worker
         vhosts = self.vhosts
         cdef bytes method = head.method
@@ -166,7 +158,7 @@ cdef class AddressHandler(RequestHandlerBase):
             w.spawn(conn, req, step, started)
 
     def on_refused(self, conn, error):
-        self.worker.refused(conn, error, self.vhosts, _monotonic())
+        self.worker.refused(conn, error, self.vhosts, monotonic())
 
     def on_header_timeout(self, conn):
         w = self.worker
@@ -199,7 +191,7 @@ cdef class Completion(RequestEnd):
         """The response is written (or abandoned): count it, log it, free the
         connection."""
         req.completed = not _closed(conn)
-        self.stats.request(req.status, _monotonic() - started)
+        self.stats.request(req.status, monotonic() - started)
         if req.conn_slots is not None:
             req.release_conn_slots()
         loc = req.location

@@ -11,12 +11,11 @@ and decide what a failure means by one table (``proxy.failure``), so the rules l
 one place.
 """
 
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-
 from fastgate._wire cimport RequestHead, ResponseHead
 from fastgate.http.events cimport ClientEvents
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
+from fastgate.proxy.clock cimport monotonic
 from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy._walk cimport CompiledPhase
 from fastgate.proxy.request cimport Request, RequestEnd
@@ -79,14 +78,6 @@ cdef inline bint _may_gzip(object mode, list headers):
                 and b"gzip" in (<bytes>pair[1]).lower():
             return True
     return False
-
-
-cdef inline double _monotonic():
-    """time.monotonic(), and the event loop's clock (asyncio's is time.monotonic(),
-    uvloop's libuv's CLOCK_MONOTONIC in milliseconds), without a Python call."""
-    cdef timespec t
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return t.tv_sec + t.tv_nsec * 1e-9
 
 
 cdef class ProxyPass(CompiledPhase):
@@ -155,7 +146,7 @@ cdef class ProxyPass(CompiledPhase):
                 or (gzip and _may_gzip(gzip, head.headers))):
             return self.upstream.proxy(conn, req, loc)
         cdef UpstreamGroup group = self.groups[f[4]]
-        cdef Peer peer = group.pick(_monotonic(), _NOT_TRIED, req)
+        cdef Peer peer = group.pick(monotonic(), _NOT_TRIED, req)
         cdef UpstreamConnection uconn
         if peer is not None:
             uconn = peer.take_idle()
@@ -221,7 +212,7 @@ cdef class FastExchange(ClientEvents):
         # (an error page's URI made the request a GET: the method the phases left)
         uconn.send_request(req.method.encode("latin-1") if req.uri_changes
                            else req.head.method, target, headers, 0)
-        self.deadline = _monotonic() + self.timeout
+        self.deadline = monotonic() + self.timeout
         self.pp.exchanges.add(self)
         self.client.listener = self  # told if the client can take more, or goes away
 
@@ -239,7 +230,7 @@ cdef class FastExchange(ClientEvents):
             # dropped (a 5xx counted against the server)
             self.uconn.detach()
             self.uconn.abort()
-            if status >= 500 and self.peer.failed(_monotonic()):
+            if status >= 500 and self.peer.failed(monotonic()):
                 self.pp.w.log.warn(_DISABLED_READING, conn, req)
             upstream.record_try(req, str(status), self.t0)
             req.in_task = True
@@ -247,7 +238,7 @@ cdef class FastExchange(ClientEvents):
             return
         self.peer.fails = 0  # Peer.succeeded
         req.upstream_status = str(status)
-        req.upstream_time = _monotonic() - self.t0
+        req.upstream_time = monotonic() - self.t0
         if status >= 300 and _intercepts(self.loc, status):
             # proxy_intercept_errors: the error_page answers, this answer is dropped
             self.uconn.detach()
@@ -309,11 +300,11 @@ cdef class FastExchange(ClientEvents):
         self.sent = True
         client.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
-        self.deadline = _monotonic() + self.timeout
+        self.deadline = monotonic() + self.timeout
         if client.paused():
             self.uconn.pause_reading()
             self.client_stalled = True
-            self.deadline = _monotonic() + self.loc.settings.send_timeout
+            self.deadline = monotonic() + self.loc.settings.send_timeout
 
     cpdef on_end(self):
         if self.rhead is None:
@@ -369,7 +360,7 @@ cdef class FastExchange(ClientEvents):
         if not self.client_stalled:
             return
         self.client_stalled = False
-        self.deadline = _monotonic() + self.timeout
+        self.deadline = monotonic() + self.timeout
         self.uconn.resume_reading()
 
     def client_gone(self):
@@ -476,7 +467,7 @@ cdef class FastExchange(ClientEvents):
     cdef _stop(self):
         self.req.upstream_bytes_received = self.uconn.received - self.mark
         self.req.upstream_bytes_sent = self.uconn.sent - self.sent_mark
-        self.req.upstream_response_time = _monotonic() - self.t0  # (to the response's end)
+        self.req.upstream_response_time = monotonic() - self.t0  # (to the response's end)
         self.finished = True
         self.deadline = 0.0
         self.pp.exchanges.discard(self)
@@ -505,7 +496,7 @@ cdef FastExchange _exchange(ProxyPass pp, conn, Request req, loc, Peer peer,
     x.mark = uconn.received
     x.sent_mark = uconn.sent
     req.upstream_connect_time = 0.0  # a pooled connection: nothing to connect
-    x.t0 = _monotonic()
+    x.t0 = monotonic()
     x.timeout = timeout
     x.out = []
     return x

@@ -25,7 +25,7 @@ cdef class Peer:
     cdef public double down_until
     cdef public long busy  # exchanges in progress (nginx's peer->conns)
     cdef public long max_conns  # the server's max_conns (0: no limit)
-    cdef public object idle  # deque of UpstreamConnection
+    cdef public list idle  # of UpstreamConnection
 
     cpdef bint available(self, double now)
     cpdef bint failed(self, double now)

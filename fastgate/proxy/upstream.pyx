@@ -12,12 +12,12 @@ import asyncio
 import socket
 import ssl
 import time
-from collections import deque
 
 from fastgate.config import addresses
 from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
 from fastgate.http.client cimport HttpClientConnection
+from fastgate.proxy.clock cimport monotonic
 from fastgate._wire cimport ResponseHead
 
 from fastgate.proxy import balance
@@ -103,7 +103,7 @@ cdef class Peer:
         self.down_until = 0.0
         self.busy = 0  # exchanges in progress (nginx's peer->conns)
         self.max_conns = server.max_conns
-        self.idle = deque()  # of UpstreamConnection
+        self.idle = []  # of UpstreamConnection (the last parked is taken first)
 
     cpdef bint available(self, double now):
         # (max_conns: nginx skips a server with that many in progress, in every method)
@@ -133,7 +133,7 @@ cdef class Peer:
     cpdef UpstreamConnection take_idle(self):
         """An idle pooled connection, made ready for an exchange, or None."""
         cdef UpstreamConnection conn
-        idle = self.idle
+        cdef list idle = self.idle
         while idle:
             conn = idle.pop()
             if not conn.closed:
@@ -227,7 +227,7 @@ cdef class Peer:
         up = self.group.upstream
         conn.exchanges_left -= 1
         if (conn.exchanges_left and not conn.closed and head.keep_alive
-                and len(self.idle) < up.keepalive and time.monotonic() < conn.retire_at
+                and len(self.idle) < up.keepalive and monotonic() < conn.retire_at
                 and conn.ready_for_next()):
             conn.park(up.keepalive_timeout)
             self.idle.append(conn)
