@@ -50,6 +50,8 @@ cpdef bytes escape_past_ascii(bytes line)
 # the engines' one-pass parses of a whole simple head (None: llhttp parses it)
 cpdef parse_request(bytes data, Py_ssize_t max_header_bytes, Py_ssize_t max_line)
 cpdef parse_response(bytes data, bint head_request)
+# the standard reason phrase of a status (None: it has none)
+cdef bytes phrase_of(int status)
 # header lines as the engines write them: serialize's, or into a head being written
 cpdef bytes serialize(list headers)
 cdef Py_ssize_t fields_size(list headers) except -1

@@ -159,6 +159,16 @@ cdef int MAX_HEADERS = 64
 
 # the standard reason phrases
 REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+# the same, indexed by status in C (a dict is keyed by an int object, one made per
+# lookup of a status past 256)
+cdef list _PHRASES = [None] * 1000
+for _status, _phrase in REASONS.items():
+    _PHRASES[_status] = _phrase
+
+
+cdef bytes phrase_of(int status):
+    """The standard reason phrase of ``status``; None for one without."""
+    return <bytes>_PHRASES[status] if 0 <= status < 1000 else None
 
 
 cdef inline bint _is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln):
@@ -385,7 +395,7 @@ cpdef parse_response(bytes data, bint head_request):
     cdef Py_ssize_t said = pos - 13
     # the upstream's own phrase goes on to the client, as nginx's status_line; the
     # usual one is the standard phrase, shared rather than copied
-    reason = REASONS.get(status)
+    reason = phrase_of(status)
     if (reason is None or PyBytes_GET_SIZE(reason) != said
             or memcmp(PyBytes_AS_STRING(reason), s + 13, said) != 0):
         reason = PyBytes_FromStringAndSize(<const char*>s + 13, said)

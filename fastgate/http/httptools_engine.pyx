@@ -29,7 +29,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.string cimport memcpy
 
 from fastgate._wire cimport (RequestHead, ResponseHead, escape_past_ascii, fields_size,
-                             parse_request, parse_response, serialize, write_fields)
+                             parse_request, parse_response, phrase_of, serialize,
+                             write_fields)
 from fastgate._wire import REASONS
 from fastgate.errors import FastgateError
 from fastgate.http.engine import (HEAD_FRAMING, LLHTTP_METHODS, TOO_BIG, ProtocolError,
@@ -114,20 +115,18 @@ cdef bytes _chunk(bytes data):
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-# "HTTP/1.1 200 OK\r\n" for every status with a standard reason phrase, and that
-# phrase, indexed by status in C (a dict would make an int object per 4xx/5xx)
+# "HTTP/1.1 200 OK\r\n" for every status with a standard reason phrase, indexed by status
+# in C (a dict would make an int object per 4xx/5xx)
 cdef list _LINES = [None] * 1000
-cdef list _PHRASES = [None] * 1000
 for _status, _phrase in REASONS.items():
     _LINES[_status] = b"HTTP/1.1 %d %s\r\n" % (_status, _phrase)
-    _PHRASES[_status] = _phrase
 
 
 cdef bytes _status_line(int status, bytes reason):
     cdef object line
     if 0 <= status < 1000:
         line = _LINES[status]
-        if line is not None and reason == <bytes>_PHRASES[status]:
+        if line is not None and reason == phrase_of(status):
             return <bytes>line
     return b"HTTP/1.1 %d %s\r\n" % (status, reason)
 
