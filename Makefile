@@ -44,7 +44,7 @@ EXT_SRC := fastgate/_core.pyx fastgate/_core.pxd fastgate/_wire.pyx fastgate/_wi
            fastgate/http/events.pyx fastgate/http/events.pxd \
            fastgate/proxy/counts.pyx fastgate/proxy/counts.pxd \
            fastgate/http/httptools_engine.pxd fastgate/proxy/_walk.pxd \
-           fastgate/ops/counters.pxd fastgate/proxy/memo.pxd fastgate/proxy/clock.pxd
+           fastgate/ops/counters.pxd fastgate/proxy/memo.pxd fastgate/http/clock.pxd
 
 $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"

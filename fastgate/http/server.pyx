@@ -38,6 +38,7 @@ from fastgate.http.handler import (
     RequestPolicy,
 )
 from fastgate._wire cimport RequestHead
+from fastgate.http.clock cimport monotonic
 from fastgate.http.httptools_engine cimport HttptoolsServer
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
 from fastgate.openssl import OcspPolicy
@@ -196,7 +197,7 @@ cdef class ClientConnection:
         self.exchange = Exchange(self, self.engine, transport, self.gate)
         self._alive_named = 0
         self._take_policy(self.policy)
-        self._born = self._loop.time()
+        self._born = monotonic()
         self._arm(self._settings.client_header_timeout)
         self.observer.opened(self)
         self._count_idle(1)
@@ -321,7 +322,7 @@ cdef class ClientConnection:
         and the connection closes after it."""
         self._last = last = (
             self.requests >= policy.keepalive_requests or policy.keepalive_timeout <= 0
-            or self._loop.time() - self._born >= policy.keepalive_time)
+            or monotonic() - self._born >= policy.keepalive_time)
         exchange = self.exchange
         if exchange is not None:
             exchange.last = last
@@ -477,7 +478,7 @@ cdef class ClientConnection:
         # _decide_last(policy), inline: once per request
         self._last = last = (
             self.requests >= self._keepalive_requests or self._keepalive_timeout <= 0
-            or self._loop.time() - self._born >= self._keepalive_time)
+            or monotonic() - self._born >= self._keepalive_time)
         if last and self.exchange is not None:
             self.exchange.last = True
         self.pipelined = self._starting_next
@@ -590,7 +591,7 @@ cdef class ClientConnection:
                 self.finish()
             return
         self._got_bytes = False
-        self.deadline = self._loop.time() + self._keepalive_timeout
+        self.deadline = monotonic() + self._keepalive_timeout
         if self.gate.paused:
             # the client is not reading our responses: serve no further pipelined
             # request until it does (else their answers pile up in our write buffer)
@@ -619,14 +620,14 @@ cdef class ClientConnection:
         self._discarding = True
         if self.body is not None:
             self.body.discard()
-        self._linger_until = self._loop.time() + self.policy.lingering_time
+        self._linger_until = monotonic() + self.policy.lingering_time
         self._linger_on()
 
     def _linger_on(self) -> bool:
         """Bytes came while lingering or discarding: wait ``lingering_timeout`` more,
         within ``lingering_time`` (False: that has passed, and the connection is
         closed)."""
-        now = self._loop.time()
+        now = monotonic()
         if now >= self._linger_until:
             self.close()
             return False
@@ -634,7 +635,7 @@ cdef class ClientConnection:
         return True
 
     def _arm(self, timeout: float) -> None:
-        self.deadline = self._loop.time() + timeout
+        self.deadline = monotonic() + timeout
 
     def _disarm(self) -> None:
         self.deadline = 0.0
@@ -686,7 +687,7 @@ cdef class ClientConnection:
             except (OSError, RuntimeError):
                 self.close()
                 return
-            self._linger_until = self._loop.time() + self.policy.lingering_time
+            self._linger_until = monotonic() + self.policy.lingering_time
             self._linger_on()
             return
         self.close()

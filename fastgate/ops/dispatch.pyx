@@ -8,11 +8,11 @@ Both run on every request, and in C their attribute reads and the request's fiel
 cost no Python frame."""
 
 from fastgate._wire cimport RequestHead, screen_headers, split_target
+from fastgate.http.clock cimport monotonic
 from fastgate.http.events cimport RequestHandlerBase
 from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
-from fastgate.proxy.clock cimport monotonic
 from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy.request cimport Request, RequestEnd, new_request
 

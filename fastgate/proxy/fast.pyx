@@ -12,10 +12,10 @@ one place.
 """
 
 from fastgate._wire cimport RequestHead, ResponseHead
+from fastgate.http.clock cimport monotonic
 from fastgate.http.events cimport ClientEvents
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
-from fastgate.proxy.clock cimport monotonic
 from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy._walk cimport CompiledPhase
 from fastgate.proxy.request cimport Request, RequestEnd

@@ -8,7 +8,6 @@ cdef class UpstreamConnection(HttpClientConnection):
     cdef public double retire_at  # then it goes back to no pool (keepalive_time)
     cdef public double deadline  # idle in the pool until then
     cdef public bint busy  # carrying an exchange: counted in its peer's busy
-    cdef object _loop
 
     cpdef taken(self)
     cpdef free(self)

@@ -11,13 +11,12 @@ mypy are in upstream.pyi."""
 import asyncio
 import socket
 import ssl
-import time
 
 from fastgate.config import addresses
 from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
 from fastgate.http.client cimport HttpClientConnection
-from fastgate.proxy.clock cimport monotonic
+from fastgate.http.clock cimport monotonic
 from fastgate._wire cimport ResponseHead
 
 from fastgate.proxy import balance
@@ -48,10 +47,9 @@ cdef class UpstreamConnection(HttpClientConnection):
         # requests it may still carry (upstream keepalive_requests)
         self.exchanges_left = peer.group.upstream.keepalive_requests
         # after this (upstream keepalive_time) it goes back to no pool
-        self.retire_at = time.monotonic() + peer.group.upstream.keepalive_time
+        self.retire_at = monotonic() + peer.group.upstream.keepalive_time
         self.deadline = 0.0  # idle in the pool until then (the worker's clock checks)
         self.busy = False  # carrying an exchange: counted in its peer's ``busy``
-        self._loop = asyncio.get_event_loop()
 
     def connection_lost(self, exc):
         self.free()
@@ -87,7 +85,7 @@ cdef class UpstreamConnection(HttpClientConnection):
         """Idle in the pool (made ready for the next exchange): closed after ``timeout``
         seconds if nobody takes it (the worker's clock checks ``deadline``)."""
         self.free()
-        self.deadline = self._loop.time() + timeout
+        self.deadline = monotonic() + timeout
 
 
 cdef class Peer:
