@@ -21,6 +21,14 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from libc.string cimport memchr, memcmp, memcpy
 from libc.time cimport time, time_t
 
+cdef extern from "Python.h":
+    ctypedef struct PyObject
+    Py_ssize_t PyTuple_GET_SIZE(object)
+    PyObject* PyTuple_GET_ITEM(object, Py_ssize_t)
+    bint _bytes_exact "PyBytes_CheckExact"(PyObject*)
+    Py_ssize_t _size "Py_SIZE"(PyObject*)
+    const char* _chars "PyBytes_AS_STRING"(PyObject*)
+
 import email.utils
 from http import HTTPStatus
 
@@ -423,9 +431,14 @@ cpdef parse_response(bytes data, bint head_request):
 # --- headers on their way through ------------------------------------------------------------
 
 cdef bint _listed(const unsigned char* p, Py_ssize_t n, tuple names):
-    cdef bytes name
-    for name in names:
-        if _is(p, n, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)):
+    # (the names read borrowed, in C: every header line of a proxied exchange is looked
+    # up in a dozen names or more; an item that is not bytes names nothing)
+    cdef Py_ssize_t i
+    cdef PyObject* name
+    for i in range(PyTuple_GET_SIZE(names)):
+        name = PyTuple_GET_ITEM(names, i)
+        if (_bytes_exact(name) and _size(name) == n
+                and _is(p, n, _chars(name), n)):
             return True
     return False
 
