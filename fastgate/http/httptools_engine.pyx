@@ -1036,7 +1036,10 @@ cdef class HttptoolsClient:
         self._keep_alive = head.keep_alive
         self._recv_done = True
         h = self._h
-        rest = data[body:] if body < len(data) else b""
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        # (the body copied out, not sliced: a slice object and its protocol per response)
+        rest = (PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + body, n - body)
+                if body < n else b"")
         if isinstance(h, ClientEvents):  # (a callback exchange's, in C)
             (<ClientEvents>h).on_whole(head, rest)
         else:

@@ -80,6 +80,10 @@ cdef inline bint _may_gzip(object mode, list headers):
     return False
 
 
+# $upstream_status of a status, made once (str() of an int costs ~500 instructions)
+cdef list _STATUS_TEXT = [str(i) for i in range(1000)]
+
+
 cdef class ProxyPass(CompiledPhase):
     """``proxy_pass``'s content handler (a phase of ``proxy.phases``): in callbacks, an
     exchange of this module, when the request has no body, does not upgrade, answers
@@ -237,7 +241,8 @@ cdef class FastExchange(ClientEvents):
             self._handoff(upstream.proxy(conn, req, self.loc, failed=self.peer))
             return
         self.peer.fails = 0  # Peer.succeeded
-        req.upstream_status = str(status)
+        req.upstream_status = (<str>_STATUS_TEXT[status] if 0 <= status < 1000
+                               else str(status))
         req.upstream_time = monotonic() - self.t0
         if status >= 300 and _intercepts(self.loc, status):
             # proxy_intercept_errors: the error_page answers, this answer is dropped
