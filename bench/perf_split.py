@@ -32,7 +32,8 @@ PY = sys.executable
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 # the object files of fastgate's compiled modules
 OURS = re.compile(r"^(_core|_wire|fast|request|_headers|_walk|exchange|httptools_engine|"
-                  r"counters|limit_table)\.cpython")
+                  r"counters|limit_table|server|client|dispatch|events|jwt_phase|page|"
+                  r"upstream|counts)\.cpython")
 GROUPS = [("kernel", re.compile(r"^\[kernel")), ("event loop (uvloop/libuv)",
                                                   re.compile(r"^loop\.cpython")),
           ("interpreter (libpython)", re.compile(r"^libpython")),
