@@ -42,7 +42,7 @@ EXT_SRC := fastgate/_core.pyx fastgate/_core.pxd fastgate/_wire.pyx fastgate/_wi
            fastgate/proxy/upstream.pyx fastgate/proxy/upstream.pxd \
            fastgate/http/server.pyx fastgate/http/server.pxd \
            fastgate/http/events.pyx fastgate/http/events.pxd \
-           fastgate/proxy/counts.pyx fastgate/proxy/counts.pxd \
+           fastgate/proxy/counts.pyx fastgate/proxy/counts.pxd fastgate/proxy/memo.pyx \
            fastgate/http/httptools_engine.pxd fastgate/proxy/_walk.pxd \
            fastgate/ops/counters.pxd fastgate/proxy/memo.pxd fastgate/http/clock.pxd
 

@@ -31,6 +31,7 @@ extensions = [
               extra_compile_args=["-O3"]),
     Extension("fastgate.http.events", ["fastgate/http/events.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.counts", ["fastgate/proxy/counts.pyx"], extra_compile_args=["-O3"]),
+    Extension("fastgate.proxy.memo", ["fastgate/proxy/memo.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.http.exchange", ["fastgate/http/exchange.pyx"],
               extra_compile_args=["-O3"]),
     Extension("fastgate.http.httptools_engine", ["fastgate/http/httptools_engine.pyx"],

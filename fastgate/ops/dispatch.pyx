@@ -13,7 +13,7 @@ from fastgate.http.events cimport RequestHandlerBase
 from fastgate.http.server cimport ClientConnection
 from fastgate.ops.counters cimport SlotWriter
 from fastgate.proxy._walk cimport Walker
-from fastgate.proxy.memo cimport memo_get, memo_put
+from fastgate.proxy.memo cimport IdentityMemo
 from fastgate.proxy.request cimport Request, RequestEnd, new_request
 
 from fastgate.http.engine import ProtocolError, duplicate_header
@@ -53,9 +53,9 @@ cdef class AddressHandler(RequestHandlerBase):
     cdef Walker _walker
     cdef Completion _completion
     cdef object _only  # the address's one server (vhosts.only), or None
-    # id(server) → what its settings say of every request, read once: (the server, its
+    # a server → what its settings say of every request, read once: (the server, its
     # conn_policy, underscores_in_headers, ignore_invalid_headers)
-    cdef dict _servers
+    cdef IdentityMemo _servers
 
     def __init__(self, worker, vhosts, plain_on_tls=False):
         self.worker = worker
@@ -64,15 +64,14 @@ cdef class AddressHandler(RequestHandlerBase):
         self._walker = worker.phases.walker
         self._completion = worker.complete.__self__  # (the worker keeps the bound method)
         self._only = vhosts.only
-        self._servers = {}
+        self._servers = IdentityMemo()
 
     cdef tuple _facts(self, server):
-        cdef tuple f = memo_get(self._servers, server)
+        cdef tuple f = self._servers.get(server)
         if f is None:
             s = server.settings
-            f = memo_put(self._servers, server, (server, s.conn_policy,
-                                                 s.underscores_in_headers,
-                                                 s.ignore_invalid_headers))
+            f = self._servers.put(server, (server, s.conn_policy, s.underscores_in_headers,
+                                           s.ignore_invalid_headers))
         return f
 
     cpdef on_request(self, conn, RequestHead head):

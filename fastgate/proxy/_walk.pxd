@@ -1,5 +1,6 @@
 # The phase loop, declared here so that the dispatch (ops.dispatch) enters it with a C
 # call rather than through the Python attribute and call protocol.
+from fastgate.proxy.memo cimport IdentityMemo
 from fastgate.proxy.request cimport Request
 
 
@@ -10,7 +11,7 @@ cdef class CompiledPhase:
 
 
 cdef class Walker:
-    cdef dict _plans  # id(location) → (location, its handlers, its limit_except)
+    cdef IdentityMemo _plans  # a location → (it, its handlers, its limit_except)
     cdef dict _memos  # the Locator's answers: tree → URI → (location, captures)
     cdef object _find
     cdef object _before

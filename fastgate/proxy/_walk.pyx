@@ -7,7 +7,6 @@ what the loop hands over to (what comes before the location's lookup where a ser
 has any, the plan builder, nginx's find-config checks, the task that resumes a walk),
 are Python."""
 
-from fastgate.proxy.memo cimport memo_get, memo_put
 from fastgate.proxy.request cimport Request
 
 from fastgate.config.model import AUTO_REDIRECT
@@ -42,7 +41,7 @@ cdef class Walker:
         auto-redirect), called only when one can apply; None, or the request's outcome.
         ``resume(conn, req, loc, waiting, at)``: the coroutine that awaits ``waiting``
         and walks on from ``at``."""
-        self._plans = {}
+        self._plans = IdentityMemo()
         self._memos = locator.memos
         self._find = locator.find
         self._before = before
@@ -121,10 +120,9 @@ cdef class Walker:
 
     cdef tuple _entry(self, loc):
         """(location, its handlers, its limit_except), made on its first request."""
-        cdef tuple entry = memo_get(self._plans, loc)
+        cdef tuple entry = self._plans.get(loc)
         if entry is None:
-            entry = memo_put(self._plans, loc,
-                             (loc, tuple(self._plan_of(loc)), loc.limit_except))
+            entry = self._plans.put(loc, (loc, tuple(self._plan_of(loc)), loc.limit_except))
         return entry
 
     cdef object _walk(self, conn, Request req, loc, tuple plan, Py_ssize_t at):

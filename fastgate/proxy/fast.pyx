@@ -16,7 +16,7 @@ from fastgate.http.clock cimport monotonic
 from fastgate.http.events cimport ClientEvents
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
-from fastgate.proxy.memo cimport memo_get, memo_put
+from fastgate.proxy.memo cimport IdentityMemo, memo_get, memo_put
 from fastgate.proxy._walk cimport CompiledPhase
 from fastgate.proxy.request cimport Request, RequestEnd
 from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
@@ -96,11 +96,11 @@ cdef class ProxyPass(CompiledPhase):
     cdef set exchanges  # its callback exchanges in flight (their deadlines)
     cdef dict groups  # the worker's upstream groups by name
     cdef dict plans  # the upstream exchange's header_plans (one table for both paths)
-    # id(location) → what its proxy_pass and settings say of every request, read once:
+    # a location → what its proxy_pass and settings say of every request, read once:
     # (the location, its ProxyPass, whether callbacks may take it, its gzip, its pool's
     # name, proxy_read_timeout). The pool itself is looked up per request: a dynamic
     # proxy_pass's pools come and go (proxy.dynamic)
-    cdef dict facts
+    cdef IdentityMemo facts
     cdef object http_date  # the worker's Date
     # the worker's complete, called in C (None: called by name); found on first use (the
     # worker makes its completion after its phases)
@@ -114,7 +114,7 @@ cdef class ProxyPass(CompiledPhase):
         self.http_date = self.w.http_date
         self.groups = groups
         self.plans = upstream.header_plans
-        self.facts = {}
+        self.facts = IdentityMemo()
 
     cdef complete(self, conn, Request req):
         if not self.end_found:
@@ -127,12 +127,11 @@ cdef class ProxyPass(CompiledPhase):
             self.w.complete(conn, req, req.arrived)
 
     cdef tuple _facts(self, loc):
-        cdef tuple f = memo_get(self.facts, loc)
+        cdef tuple f = self.facts.get(loc)
         if f is None:
             pp = loc.proxy_pass
-            f = memo_put(self.facts, loc, (loc, pp, pp.as_is and pp.tls_name is None,
-                                           pp.gzip, pp.pool,
-                                           loc.settings.proxy_read_timeout))
+            f = self.facts.put(loc, (loc, pp, pp.as_is and pp.tls_name is None, pp.gzip,
+                                     pp.pool, loc.settings.proxy_read_timeout))
         return f
 
     cdef tuple _plan(self, loc):
