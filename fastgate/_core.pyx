@@ -541,7 +541,10 @@ cdef class ClaimGetter:
         self.plus = plus
 
     def __call__(self, r):
-        return self.text(r.token, r.jwt_plus)
+        tok = r.token
+        if tok is None:
+            return ""
+        return self.text(tok, r.jwt_plus)
 
     cdef str text(self, tok, bint plus):
         """The claim of ``tok`` (a request's verified token; None: "") as the request

@@ -179,6 +179,16 @@ def test_jwt_variables_in_nginx_plus_encoding() -> None:
     assert t.render(seed) == '"user123"|4.5|["a","b",3]|true|{"k":"v"}|null||"HS256"'
 
 
+def test_a_claim_without_a_token_is_empty_whatever_asks() -> None:
+    """No token, no claim: the getter reads nothing else of what asks (a request, or any
+    object with a token)."""
+    class Tokenless:
+        token = None
+
+    assert Registry().compile("[$jwt_claim_sub]").render(Tokenless()) == "[]"  # type: ignore[arg-type]
+    assert Registry().compile("[$jwt_claim_sub]").render(request()) == "[]"
+
+
 def test_claim_names_are_case_sensitive() -> None:
     r = request(token=token({"userId": "u1", "userid": "u2"}))
     assert Registry().compile("$jwt_claim_userId $jwt_claim_userid").render(r) == '"u1" "u2"'
