@@ -38,6 +38,7 @@ from fastgate.proxy.headers import (
     set_plan,
     switching_headers,
 )
+from fastgate.proxy.memo import IdentityMemo
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.rewrite import STAYED
 from fastgate.proxy.status import error_body
@@ -106,7 +107,7 @@ class UpstreamExchange:
         self.dynamic = DynamicTargets(worker)  # proxy_pass with variables
         # id(location) → its header_plan, made once per location, not per request (the
         # callback path, proxy.fast, reads and fills the same table)
-        self.header_plans: dict[int, tuple[Any, ...]] = {}
+        self.header_plans = IdentityMemo()
 
     @staticmethod
     def upstream_target(req: Request, loc: Location, pp: ProxyPass) -> bytes:
@@ -136,9 +137,9 @@ class UpstreamExchange:
         if pp is None:
             pp = loc.proxy_pass
         assert pp is not None
-        plan = self.header_plans.get(id(loc))
-        if plan is None or plan[0] is not loc:
-            plan = self.header_plans[id(loc)] = self.header_plan(loc)
+        plan = self.header_plans.lookup(loc)
+        if plan is None:
+            plan = self.header_plans.store(loc, self.header_plan(loc))
         headers, unsafe, target = upstream_request_head(req, pp, plan)
         if unsafe is not None:
             self.unsafe_headers(conn, req, unsafe)

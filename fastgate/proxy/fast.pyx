@@ -16,7 +16,7 @@ from fastgate.http.clock cimport monotonic
 from fastgate.http.events cimport ClientEvents
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy._headers cimport response_head, upstream_request_head
-from fastgate.proxy.memo cimport IdentityMemo, memo_get, memo_put
+from fastgate.proxy.memo cimport IdentityMemo
 from fastgate.proxy._walk cimport CompiledPhase
 from fastgate.proxy.request cimport Request, RequestEnd
 from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
@@ -95,7 +95,7 @@ cdef class ProxyPass(CompiledPhase):
     cdef object w  # the worker (proxy.runtime.Runtime)
     cdef set exchanges  # its callback exchanges in flight (their deadlines)
     cdef dict groups  # the worker's upstream groups by name
-    cdef dict plans  # the upstream exchange's header_plans (one table for both paths)
+    cdef IdentityMemo plans  # the upstream exchange's header_plans (both paths' table)
     # a location → what its proxy_pass and settings say of every request, read once:
     # (the location, its ProxyPass, whether callbacks may take it, its gzip, its pool's
     # name, proxy_read_timeout). The pool itself is looked up per request: a dynamic
@@ -135,9 +135,9 @@ cdef class ProxyPass(CompiledPhase):
         return f
 
     cdef tuple _plan(self, loc):
-        cdef tuple plan = memo_get(self.plans, loc)
+        cdef tuple plan = self.plans.get(loc)
         if plan is None:
-            plan = memo_put(self.plans, loc, self.upstream.header_plan(loc))
+            plan = self.plans.put(loc, self.upstream.header_plan(loc))
         return plan
 
     cpdef object run(self, conn, Request req, loc):

@@ -34,11 +34,11 @@ cdef class IdentityMemo:
         return len(self._entries)
 
     def lookup(self, obj):
-        """``get`` for Python (tests)."""
+        """``get`` for Python."""
         return self.get(obj)
 
     def store(self, obj, tuple entry):
-        """``put`` for Python (tests)."""
+        """``put`` for Python."""
         return self.put(obj, entry)
 
     cdef tuple get(self, obj):
