@@ -44,7 +44,8 @@ EXT_SRC := fastgate/_core.pyx fastgate/_core.pxd fastgate/_wire.pyx fastgate/_wi
            fastgate/http/events.pyx fastgate/http/events.pxd \
            fastgate/proxy/counts.pyx fastgate/proxy/counts.pxd fastgate/proxy/memo.pyx \
            fastgate/http/httptools_engine.pxd fastgate/proxy/_walk.pxd \
-           fastgate/ops/counters.pxd fastgate/proxy/memo.pxd fastgate/http/clock.pxd
+           fastgate/ops/counters.pxd fastgate/proxy/memo.pxd fastgate/http/clock.pxd \
+           fastgate/http/h11_scan.pyx
 
 $(CORE_SO): $(EXT_SRC) setup.py $(STAMP)
 	@echo "building fastgate's compiled modules (Cython and C, about a minute the first time)"

@@ -29,6 +29,8 @@ extensions = [
     Extension("fastgate.ops.dispatch", ["fastgate/ops/dispatch.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.ops.limit_table", ["fastgate/ops/limit_table.pyx"],
               extra_compile_args=["-O3"]),
+    Extension("fastgate.http.h11_scan", ["fastgate/http/h11_scan.pyx"],
+              extra_compile_args=["-O3"]),
     Extension("fastgate.http.events", ["fastgate/http/events.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.counts", ["fastgate/proxy/counts.pyx"], extra_compile_args=["-O3"]),
     Extension("fastgate.proxy.memo", ["fastgate/proxy/memo.pyx"], extra_compile_args=["-O3"]),

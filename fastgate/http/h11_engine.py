@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -34,6 +33,7 @@ from fastgate.http.engine import (
     unfinished_too_large,
     upstream_framing_error,
 )
+from fastgate.http.h11_scan import plain_fields, request_head_scan, response_heads_problem
 
 _NO_BODY_STATUS = (204, 304)
 _KEEP_ALIVE: Headers = [(b"Connection", b"keep-alive")]
@@ -48,21 +48,15 @@ _REQUEST_LINE = re.compile(_abnf.request_line.replace(
 ).encode("ascii"))
 _HIGH = re.compile(rb"[\x80-\xff]")
 _CHUNK_LINES_SEEN = 65536  # how far into the buffer a chunk line or trailers are read
-# in a response head, what h11 takes but llhttp (our other engine) and nginx refuse:
-# obs-fold (h11 unfolds it), a control byte in a value, a Content-Length that is not
-# digits (h11 takes "5, 5" as 5) or is given twice (h11 folds equal ones into one)
-_FOLD = re.compile(rb"\n[ \t]")
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LENGTH_LINE = re.compile(rb"\ncontent-length:[ \t]*([^\r\n]*?)[ \t]*(?=\r?\n)", re.I)
 
 
 class _Connection(h11.Connection):
     """h11's server connection, its request heads read with ``_REQUEST_LINE``: h11 has
-    no public hook for its grammar, so one entry of its table of readers is swapped
-    here (the raw UTF-8 target tests fail if h11 stops consulting it). A target with
-    bytes past ASCII is given to h11 percent-encoded (its Request insists on ASCII);
-    ``raw_target`` keeps it as it came, for the request just read."""
+    no public hook for its grammar, so the reader h11 picks for a client that is IDLE
+    (its own ``maybe_read_from_IDLE_client``) is replaced here whenever a cycle begins
+    (the raw UTF-8 target tests fail if h11 stops reading through ``_reader``). A
+    target with bytes past ASCII is given to h11 percent-encoded (its Request insists
+    on ASCII); ``raw_target`` keeps it as it came, for the request just read."""
 
     def __init__(self, role: Any, **kwargs: Any) -> None:
         self.raw_target: bytes | None = None
@@ -71,26 +65,22 @@ class _Connection(h11.Connection):
         self.read_lines: list[Any] = []
         # the Content-Length values as they came (h11 folds "5, 5" into "5")
         self.raw_lengths: list[bytes] = []
-        self._readers = {**_readers.READERS, (h11.CLIENT, h11.IDLE): self._read_request}
         super().__init__(role, **kwargs)
+        self._reader = self._read_request
 
-    def _get_io_object(self, role: Any, event: Any,
-                       io_dict: Any) -> Callable[..., Any] | None:
-        if io_dict is _readers.READERS:
-            io_dict = self._readers
-        return super()._get_io_object(role, event, io_dict)
+    def start_next_cycle(self) -> None:
+        super().start_next_cycle()
+        self._reader = self._read_request  # (the client is IDLE again)
 
-    def _process_event(self, role: Any, event: Any) -> None:
-        """h11's, but an HTTP/1.0 request that asks for keep-alive keeps it, as nginx
-        (and the httptools engine) keep it: h11 ends every 1.0 connection after one
-        exchange (``ab -k`` made a connection per request). Its response then needs a
-        length: h11 closes one that has none, and says so. When a request arrives
-        nothing has moved to MUST_CLOSE yet: the flag alone is put back."""
-        kept = self._cstate.keep_alive
-        super()._process_event(role, event)
-        if (kept and not self._cstate.keep_alive and role is h11.CLIENT
-                and type(event) is h11.Request and event.http_version == b"1.0"):
-            tokens = _headers.get_comma_header(event.headers, b"connection")
+    def keep_asked_alive(self, request: h11.Request) -> None:
+        """An HTTP/1.0 request that asks for keep-alive keeps it, as nginx (and the
+        httptools engine) keep it: h11 ends every 1.0 connection after one exchange
+        (``ab -k`` made a connection per request). Its response then needs a length: h11
+        closes one that has none, and says so. Called as h11 has just read the request:
+        nothing has moved to MUST_CLOSE yet (the client is sending its body), so the
+        flag alone is put back; it was set, as it is whenever a client is IDLE."""
+        if request.http_version == b"1.0" and not self._cstate.keep_alive:
+            tokens = _headers.get_comma_header(request.headers, b"connection")
             if b"keep-alive" in tokens and b"close" not in tokens:
                 self._cstate.keep_alive = True
 
@@ -173,13 +163,24 @@ def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | No
 
 
 def _request(method: bytes, target: bytes, headers: Headers) -> h11.Request:
-    """h11's request to send upstream; one with a header named as only nginx reads
-    (``ignore_invalid_headers off`` passes it on, as nginx's) is given to h11 as read
-    already — h11 would refuse the name; its values were checked where they came from
-    (the client's parser, proxy_set_header's)."""
-    if has_name_only_nginx_reads(headers):
+    """h11's request to send upstream. Headers ``plain_fields`` has checked as h11
+    would are given as checked (h11's regular expressions per header were a tenth of
+    the engine's time); so is one with a header named as only nginx reads
+    (``ignore_invalid_headers off`` passes it on, as nginx's) — h11 would refuse the
+    name; its values were checked where they came from (the client's parser,
+    proxy_set_header's). h11 checks the rest, and the method, target and framing of all."""
+    if plain_fields(headers) or has_name_only_nginx_reads(headers):
         return h11.Request(method=method, target=target, headers=headers, _parsed=True)
     return h11.Request(method=method, target=target, headers=headers)
+
+
+def _response(status: int, reason: bytes, headers: Headers) -> h11.Response:
+    """h11's response to send, its headers given as checked when ``plain_fields`` has
+    checked them as h11 would (h11 checks any other, and the framing of all)."""
+    if type(status) is int and type(reason) is bytes and plain_fields(headers):
+        return h11.Response(status_code=status, reason=reason, headers=headers,
+                            _parsed=True)
+    return h11.Response(status_code=status, reason=reason, headers=headers)
 
 
 class H11Server:
@@ -271,6 +272,7 @@ class H11Server:
             if t is h11.Data:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Request:
+                conn.keep_asked_alive(ev)  # type: ignore[arg-type]
                 self._in_body = True
                 self._tail = b""
                 self._lengths = self._codings = self._line = 0
@@ -355,19 +357,16 @@ class H11Server:
                 return ProtocolError("invalid method")
         tail = self._tail
         window = tail + data
-        end = window.find(b"\r\n\r\n")
-        scan = window if end < 0 else window[:end + 2]
         self._tail = window[-3:]
-        if b"\n " in scan or b"\n\t" in scan:
+        problem, lengths, codings = request_head_scan(window, len(tail))
+        if problem == 1:
             return ProtocolError("obsolete line folding in request header")
-        if scan[len(tail):].count(b"\n") != scan.count(b"\r\n") - tail.count(b"\r\n"):
+        if problem == 2:
             return ProtocolError("bare LF in request head")
         # h11 folds equal Content-Length lines into one and calls a second
-        # Transfer-Encoding unsupported (501); nginx refuses either twice with a 400 (the
-        # tail is too short to hold a whole name: nothing is counted twice)
-        low = scan.lower()
-        self._lengths += low.count(b"\ncontent-length:")
-        self._codings += low.count(b"\ntransfer-encoding:")
+        # Transfer-Encoding unsupported (501); nginx refuses either twice with a 400
+        self._lengths += lengths
+        self._codings += codings
         if self._lengths > 1 or self._codings > 1:  # (refused_head says which)
             return ProtocolError("duplicate framing header")
         return None
@@ -469,8 +468,7 @@ class H11Server:
                          and status not in _NO_BODY_STATUS and status >= 200
                          and self._conn.their_http_version == b"1.1")
         try:
-            out = self._conn.send(h11.Response(status_code=status, reason=reason,
-                                               headers=headers)) or b""
+            out = self._conn.send(_response(status, reason, headers)) or b""
         except h11.LocalProtocolError as e:
             raise ProtocolError(f"cannot send response head: {e}", 502) from None
         if head_only and content_length is None:
@@ -651,30 +649,12 @@ class H11Client:
 
     def _head_problem(self, data: bytes) -> str | None:
         """What is wrong with the response heads ``data`` completes (interim ones and
-        the final one), checked whole before h11 reads them; None when nothing is, or
-        when the final head is not whole yet (kept for the next read)."""
+        the final one), checked whole before h11 reads them (``response_heads_problem``:
+        what h11 takes and nginx refuses); None when nothing is, or when the final head
+        is not whole yet (kept for the next read)."""
         assert self._pending is not None
-        buf = self._pending + data
-        start = 0
-        while True:
-            end = _HEAD_END.search(buf, start)  # (h11 takes a bare LF too)
-            if end is None:
-                self._pending = buf[start:]
-                return None
-            head = buf[start:end.start()] + b"\n"
-            if _FOLD.search(head) or _CONTROL.search(head):
-                return "upstream sent invalid header"
-            lengths = _LENGTH_LINE.findall(head)
-            if len(lengths) > 1:
-                return 'upstream sent duplicate header line: "Content-Length"'
-            for value in lengths:
-                if not value.isdigit():
-                    return 'upstream sent invalid "Content-Length" header'
-            start = end.end()
-            code = head[9:12]  # ("HTTP/1.1 " before it; h11 refuses any other)
-            if code[:1] != b"1" or code == b"101":  # the final head: a body or a tunnel
-                self._pending = None
-                return None
+        problem, self._pending = response_heads_problem(self._pending + data)
+        return problem
 
     def _head(self, ev: h11.Response | h11.InformationalResponse) -> ResponseHead:
         headers = list(ev.headers.raw_items())
