@@ -33,7 +33,14 @@ from fastgate.http.engine import (
     unfinished_too_large,
     upstream_framing_error,
 )
-from fastgate.http.h11_scan import plain_fields, request_head_scan, response_heads_problem
+from fastgate.http.h11_scan import (
+    fields_bytes,
+    head_framing,
+    plain_fields,
+    plain_framing,
+    request_head_scan,
+    response_heads_problem,
+)
 
 _NO_BODY_STATUS = (204, 304)
 _KEEP_ALIVE: Headers = [(b"Connection", b"keep-alive")]
@@ -130,38 +137,6 @@ def _in_words(problem: ProtocolError, head: bytes) -> ProtocolError:
     return refused_head(problem.reason, problem.status, head)
 
 
-def _scan(version: bytes, headers: Headers) -> tuple[int, bool, bool, bytes | None]:
-    """What the engine reads from a head, in one pass over its headers (h11 has checked
-    them): the framing (-1 chunked, else the Content-Length, 0 when neither is present),
-    whether a Content-Length is present, whether the connection persists (RFC 9112
-    section 9.3: 1.1 unless "close", 1.0 only with "keep-alive") and the Upgrade value
-    (when Connection lists "upgrade", RFC 9110 section 7.8)."""
-    length = 0
-    chunked = has_length = False
-    upgrade = None
-    tokens: set[bytes] | None = None
-    for name, value in headers:
-        n = name.lower()
-        if n == b"content-length":
-            length = int(value)
-            has_length = True
-        elif n == b"transfer-encoding":
-            chunked = True
-        elif n == b"connection":
-            if tokens is None:
-                tokens = set()
-            tokens.update(t.strip().lower() for t in value.split(b","))
-        elif n == b"upgrade" and upgrade is None:
-            upgrade = value
-    if tokens is None:
-        keep_alive = version == b"1.1"
-    else:
-        keep_alive = b"close" not in tokens and (version == b"1.1" or b"keep-alive" in tokens)
-    if tokens is None or b"upgrade" not in tokens:
-        upgrade = None  # an Upgrade without Connection: upgrade asks for nothing (as llhttp)
-    return (-1 if chunked else length), has_length, keep_alive, upgrade
-
-
 def _request(method: bytes, target: bytes, headers: Headers) -> h11.Request:
     """h11's request to send upstream. Headers ``plain_fields`` has checked as h11
     would are given as checked (h11's regular expressions per header were a tenth of
@@ -203,6 +178,7 @@ class H11Server:
         # Content-Length and Transfer-Encoding lines seen in the head being read
         self._lengths = self._codings = 0
         self._line = 0  # bytes of its request line so far (-1: the line is whole)
+        self._head_bytes = 0  # bytes read since its head began (the head's, and any after)
         self._in_head = False  # bytes of the next request's head have arrived
         self._in_body = False  # the head of the request being read has been
         self._eof = False  # the client has closed its side
@@ -275,14 +251,15 @@ class H11Server:
                 conn.keep_asked_alive(ev)  # type: ignore[arg-type]
                 self._in_body = True
                 self._tail = b""
-                self._lengths = self._codings = self._line = 0
+                read = self._head_bytes  # (an upper bound of the head's size)
+                self._lengths = self._codings = self._line = self._head_bytes = 0
                 # the headers as received, taken once (iterating h11's Headers goes
                 # through the Sequence ABC, item by item)
                 raw = list(ev.headers.raw_items())  # type: ignore[union-attr]
                 target = conn.raw_target
                 if target is None:
                     target = bytes(ev.target)  # type: ignore[union-attr]
-                error = (self._check_size(ev, target, raw)  # type: ignore[arg-type]
+                error = (self._check_size(ev, target, raw, read)  # type: ignore[arg-type]
                          or self._check_framing(ev, raw,  # type: ignore[arg-type]
                                                 conn.raw_lengths))
                 if error is not None:
@@ -355,6 +332,7 @@ class H11Server:
                 # no request line begins so (TLS on a plain port, say): refused now, as
                 # nginx does, not once a line's end or a buffer's worth has come
                 return ProtocolError("invalid method")
+        self._head_bytes += len(data)
         tail = self._tail
         window = tail + data
         self._tail = window[-3:]
@@ -371,12 +349,17 @@ class H11Server:
             return ProtocolError("duplicate framing header")
         return None
 
-    def _check_size(self, ev: h11.Request, target: bytes,
-                    raw: Headers) -> ProtocolError | None:
+    def _check_size(self, ev: h11.Request, target: bytes, raw: Headers,
+                    read: int) -> ProtocolError | None:
         """nginx's client_header_buffer_size and large_client_header_buffers: a request
         line or a header line longer than one buffer, or a head its buffers do not
         hold, is refused. h11 only bounds heads that arrive in pieces, so the whole
-        head is measured here."""
+        head is measured here (``read``: the bytes read since it began)."""
+        if read + len(raw) <= self._line_cap:
+            # a head no longer than a buffer fits, and so do its lines (each header line
+            # measured as nginx keeps it, "NAME: VALUE" and CRLF, is at most a byte longer
+            # than it came)
+            return None
         request_line = (bytes(ev.method), target, bytes(ev.http_version))
         if len(target) + len(ev.method) + 12 > self._line_cap:  # (CRLF included)
             return line_too_long(b"%s %s HTTP/%s" % request_line, self._max_line)
@@ -395,7 +378,7 @@ class H11Server:
             return in_line(ProtocolError("client sent invalid method", 400, whole=True), line)
         if len(lengths) > 1:  # (h11 folds equal lines into one: the head says how)
             return refused_head("duplicate Content-Length", 400, self._conn.head_read())
-        error = request_framing_error(line[2], raw)
+        error = None if plain_framing(line[2], raw) else request_framing_error(line[2], raw)
         if error is None and any(not v.strip(b" \t").isdigit() for v in lengths):
             # h11 folds "5, 5" into one length; nginx and llhttp take digits only
             error = ProtocolError(INVALID_LENGTH, 400, whole=True, reading="headers")
@@ -403,7 +386,7 @@ class H11Server:
 
     def _head(self, ev: h11.Request, target: bytes, headers: Headers) -> RequestHead:
         version = bytes(ev.http_version)
-        framing, _, keep_alive, upgrade = _scan(version, headers)
+        framing, _, keep_alive, upgrade = head_framing(version, headers)
         return RequestHead(
             method=bytes(ev.method),
             target=target,
@@ -429,7 +412,7 @@ class H11Server:
                     buf.maybe_extract_at_most(lead)
             self._in_head = len(buf) > 0
             self._tail = b""
-            self._lengths = self._codings = self._line = 0
+            self._lengths = self._codings = self._line = self._head_bytes = 0
             if self._in_head:
                 # a pipelined head that arrived while the previous request was served
                 held = bytes(buf)
@@ -621,12 +604,15 @@ class H11Client:
                 h.on_body(bytes(ev.data))  # type: ignore[union-attr]
             elif t is h11.Response:
                 head = self._head(ev)  # type: ignore[arg-type]
-                if limit and HEAD_FRAMING + len(head.reason) + sum(
-                        len(n) + len(v) + 4 for n, v in head.headers) > limit:
+                if limit and HEAD_FRAMING + len(head.reason) + fields_bytes(
+                        head.headers) > limit:
                     self._broken = True  # (one whole in a read: h11 did not bound it)
                     h.on_error(ProtocolError(TOO_BIG, 502))
                     return
-                invalid = upstream_framing_error(head.headers)
+                # (a head framed by its Content-Length has no Transfer-Encoding, and
+                # h11 keeps one Content-Length: nothing for the check to weigh)
+                invalid = None if head.content_length >= 0 else upstream_framing_error(
+                    head.headers)
                 if invalid is not None:
                     self._broken = True
                     h.on_error(ProtocolError(invalid, 502))
@@ -659,7 +645,7 @@ class H11Client:
     def _head(self, ev: h11.Response | h11.InformationalResponse) -> ResponseHead:
         headers = list(ev.headers.raw_items())
         version = bytes(ev.http_version)
-        framing, has_length, keep_alive, _ = _scan(version, headers)
+        framing, has_length, keep_alive, _ = head_framing(version, headers)
         return ResponseHead(
             status=ev.status_code,
             reason=bytes(ev.reason),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import Told
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fastgate.http.engine import buffers_overflow, head_overflow
@@ -88,3 +88,31 @@ def test_the_final_crlf_may_need_a_buffer_of_its_own() -> None:
                              [(b"X", b"y" * 235), (b"Y", b"z" * 251)], 256, 256, 1)
     assert error is not None and error.status == 494
     assert error.log_line == "client sent too large request while reading client request headers"
+
+
+@given(st.lists(st.tuples(st.integers(1, 300), st.booleans()), min_size=1, max_size=8),
+       st.integers(1, 600), st.sampled_from([None, 97]), st.sampled_from([1, 2]))
+# (512 bytes as they came, 513 as nginx keeps them: the 300-byte line takes the one
+# large buffer, and the rest does not fit beside it)
+@example(fields=[(195, False)], path=284, split=None, count=1)
+@example(fields=[(195, True)], path=284, split=None, count=1)
+def test_heads_near_a_buffer_are_measured_as_nginx_keeps_them(
+        fields: list[tuple[int, bool]], path: int, split: int | None, count: int) -> None:
+    """The h11 engine measures a header line as nginx keeps it, "NAME: VALUE", a byte
+    longer than one that came without the space (h11 gives no raw lines): heads around
+    the buffers' sizes, with and without it, are refused exactly where
+    ``buffers_overflow`` says, also now that a head no longer than a buffer is taken
+    without measuring its lines."""
+    lines = [b"X-%d:%s%s" % (i, b" " if spaced else b"", b"v" * n)
+             for i, (n, spaced) in enumerate(fields)]
+    data = _head(b"/" + b"a" * path, *lines)
+    fits = buffers_overflow((b"GET", b"/" + b"a" * path, b"1.1"),
+                            [(b"Host", b"t")] + [tuple(line.split(b":", 1)) for line in
+                                                 [b"X-%d:%s" % (i, b"v" * n)
+                                                  for i, (n, _) in enumerate(fields)]],
+                            256, 512, count) is None
+    told = Told()
+    engine = H11Server(told, count * 512, 512, 256)
+    for i in range(0, len(data), split or len(data)):
+        engine.feed(data[i:i + (split or len(data))])
+    assert (len(told.heads), len(told.errors)) == ((1, 0) if fits else (0, 1))
