@@ -33,7 +33,7 @@ SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 # the object files of fastgate's compiled modules
 OURS = re.compile(r"^(_core|_wire|fast|request|_headers|_walk|exchange|httptools_engine|"
                   r"counters|limit_table|server|client|dispatch|events|jwt_phase|page|"
-                  r"upstream|counts)\.cpython")
+                  r"upstream|counts|memo|h11_scan)\.cpython")
 GROUPS = [("kernel", re.compile(r"^\[kernel")), ("event loop (uvloop/libuv)",
                                                   re.compile(r"^loop\.cpython")),
           ("interpreter (libpython)", re.compile(r"^libpython")),

@@ -44,6 +44,8 @@ from fastgate.http.h11_scan import (
 
 _NO_BODY_STATUS = (204, 304)
 _KEEP_ALIVE: Headers = [(b"Connection", b"keep-alive")]
+# the end of a message without trailers: h11's events are frozen, one serves every send
+_END = h11.EndOfMessage()
 
 # how a request line begins, as nginx reads it: a method (capitals, "_", "-") and a space
 _METHOD_SO_FAR = re.compile(rb"[A-Z_-]*\Z|[A-Z_-]+ ")
@@ -436,16 +438,17 @@ class H11Server:
                   content_length: int | None, head_only: bool = False) -> bytes:
         if self._failed and self._conn.our_state is not h11.SEND_RESPONSE:
             return self._refusal_head(status, reason, headers, content_length, head_only)
+        headers = list(headers)  # (the caller's list is theirs)
         if content_length is not None and status not in _NO_BODY_STATUS:
-            headers = [*headers, (b"Content-Length", str(content_length).encode())]
+            headers.append((b"Content-Length", b"%d" % content_length))
         if self._close:
-            headers = [*headers, (b"Connection", b"close")]  # h11 then closes after it
+            headers.append((b"Connection", b"close"))  # h11 then closes after it
         elif self._conn._cstate.keep_alive and (
                 content_length is not None or status in _NO_BODY_STATUS
                 or self._conn.their_http_version == b"1.1"):
             # (nginx names the connection's fate on every response; a 1.0 body of no
             # known length is close-delimited: h11 says "close" for it)
-            headers = [*headers, *self._alive]
+            headers.extend(self._alive)
         # h11 frames a body of unknown length chunked for an HTTP/1.1 client
         self._chunked = (content_length is None and not head_only
                          and status not in _NO_BODY_STATUS and status >= 200
@@ -486,7 +489,7 @@ class H11Server:
             return b""
         if trailers and self._chunked:
             return self._conn.send(h11.EndOfMessage(headers=trailers)) or b""
-        return self._conn.send(h11.EndOfMessage()) or b""
+        return self._conn.send(_END) or b""
 
     def no_keep_alive(self) -> None:
         self._close = True
@@ -572,7 +575,7 @@ class H11Client:
         return self._conn.send(h11.Data(data=data)) or b""
 
     def send_end(self) -> bytes:
-        return self._conn.send(h11.EndOfMessage()) or b""
+        return self._conn.send(_END) or b""
 
     def feed(self, data: bytes) -> None:
         if self._broken:
