@@ -188,12 +188,20 @@ class RewriteModule:
             return DONE
         if text is None and code >= 400:
             return self.fail(conn, req, loc, code)
-        # with a text or without one, nginx's type for the URI (none on a 204 or 304 —
-        # as the client sees it: an error_page's =code over a 204 gives it a type)
-        kind = (None if final_status(req, code) in (204, 304)
-                else self.respond.content_type(req, loc.settings))
         # (a variable's undecodable bytes, as $uri's of /%FC, go back as they came)
         body = (text or "").encode("utf-8", "surrogateescape")
+        final = final_status(req, code)
+        if final == 304:
+            # nginx's header filter leaves a 304 the type and the length a 200 would
+            # have (the text's, none of it sent; the `if ($http_if_modified_since)
+            # { return 304; }` idiom): the engines frame no 304, so the length is named
+            self.respond.send(conn, req, loc, code, body,
+                              self.respond.content_type(req, loc.settings),
+                              [(b"Content-Length", b"%d" % len(body))])
+            return DONE
+        # with a text or without one, nginx's type for the URI (none on a 204 — as the
+        # client sees it: an error_page's =code over a 204 gives it a type)
+        kind = None if final == 204 else self.respond.content_type(req, loc.settings)
         if kind is None:
             self.respond.send(conn, req, loc, code, body, kind)
             return DONE

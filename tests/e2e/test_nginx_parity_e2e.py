@@ -2112,3 +2112,41 @@ def test_own_pages_pass_the_not_modified_filter_as_nginx_s(tmp_path: Path, engin
                                 and not (listing and k == "content-length")]
                     assert ({k: mine[1].get(k) for k in compared}
                             == {k: want[1].get(k) for k in compared}), what
+
+
+RETURNS_304 = """server { listen 127.0.0.1:PORT; default_type application/octet-stream;
+  types { text/plain txt; }
+  location /a { return 304; }
+  location /b { return 304 "hello $uri"; }
+  location /c.txt { return 304; }
+  location /d { default_type text/x-mine; return 304 "x"; }
+  location /e { return 204; }
+  location /f { return 204 "text"; }
+  location /g { if ($http_if_modified_since) { return 304; } return 200 "fresh"; }
+  location /ch { default_type text/html; charset utf-8; return 304 "\\u00e9"; }
+  location /ah { add_header X-A 1; return 304; }
+}"""
+
+
+def test_return_304_names_a_type_and_a_length_as_nginx(tmp_path: Path, engine: str) -> None:
+    """`return 304` (the `if ($http_if_modified_since) { return 304; }` idiom) says the
+    type and the length a 200 would have — the text's length, none of it sent — as
+    nginx's header filter leaves them; a 204 says neither. The connection goes on
+    after it: the length frames nothing."""
+    with both(tmp_path, RETURNS_304, engine) as (nginx, fastgate):
+        for method in ("GET", "HEAD"):
+            for path in ("/a", "/b", "/c.txt", "/d", "/e", "/f", "/g", "/ch", "/ah"):
+                for extra in ((), ("If-Modified-Since: Tue, 01 Jan 2030 00:00:00 GMT",)):
+                    raw = _request(method, path, *extra)
+                    want, mine = nginx.send(raw), fastgate.send(raw)
+                    what = (method, path, extra)
+                    assert mine[0] == want[0], what
+                    assert mine[2] == want[2], what
+                    for name in ("content-type", "content-length", "x-a"):
+                        assert mine[1].get(name) == want[1].get(name), (what, name)
+        pipelined = (b"GET /b HTTP/1.1\r\nHost: c\r\n\r\n"
+                     b"GET /g HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n")
+        for side in (nginx, fastgate):
+            answers = _raw(side, pipelined)
+            assert answers.count(b"HTTP/1.1 304 ") == 1, side
+            assert answers.endswith(b"\r\n\r\nfresh"), side
