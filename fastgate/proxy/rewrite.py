@@ -170,7 +170,9 @@ class RewriteModule:
                ret: Return) -> Outcome:
         """``return code [text|URL]``: the request ends here."""
         code = ret.code
-        if code in _CLOSING:  # nginx: close the connection without a response
+        if code in _CLOSING and ret.text is None:
+            # nginx: close the connection without a response (with a text, nginx sends
+            # it with that code, as any other: ngx_http_send_response)
             req.status = code
             conn.abort()
             return DONE

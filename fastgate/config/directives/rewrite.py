@@ -41,7 +41,9 @@ def set_return(ld: Context, lvl: Level, d: Directive) -> None:
         return
     if not first.isdigit() or int(first) > 999:
         raise d.error(f'invalid return code "{first}"')
-    text = ld.compile(d.args[1], d) if len(d.args) > 1 else None
+    # an empty text is none, as nginx's (its answer is then the code's: an error page,
+    # or 444's close); one of variables that renders empty is a text
+    text = ld.compile(d.args[1], d) if len(d.args) > 1 and d.args[1] else None
     _program(lvl).append(Return(int(first), text))
 
 
