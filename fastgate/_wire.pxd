@@ -1,3 +1,6 @@
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcpy
+
 # The heads the engines hand over, declared here so that the other compiled modules
 # (the engine, the request, the callback exchange) read their fields as C struct members.
 
@@ -56,6 +59,19 @@ cdef bytes phrase_of(int status)
 cpdef bytes serialize(list headers)
 cdef Py_ssize_t fields_size(list headers) except -1
 cdef char* write_fields(char* w, list headers)
+
+
+# a message written in one allocation from pieces of bytes (a head, a page): a piece's
+# size (None: none), and the piece written at ``w`` (where it ends)
+cdef inline Py_ssize_t piece_size(bytes piece):
+    return 0 if piece is None else PyBytes_GET_SIZE(piece)
+
+
+cdef inline char* put_piece(char* w, bytes piece):
+    if piece is None:
+        return w
+    memcpy(w, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+    return w + PyBytes_GET_SIZE(piece)
 
 # header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)
 cdef bint header_is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln)

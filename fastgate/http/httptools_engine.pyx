@@ -29,8 +29,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.string cimport memcpy
 
 from fastgate._wire cimport (RequestHead, ResponseHead, escape_past_ascii, fields_size,
-                             parse_request, parse_response, phrase_of, serialize,
-                             write_fields)
+                             parse_request, parse_response, phrase_of, piece_size,
+                             put_piece, serialize, write_fields)
 from fastgate._wire import REASONS
 from fastgate.errors import FastgateError
 from fastgate.http.engine import (HEAD_FRAMING, LLHTTP_METHODS, TOO_BIG, ProtocolError,
@@ -131,27 +131,17 @@ cdef bytes _status_line(int status, bytes reason):
     return b"HTTP/1.1 %d %s\r\n" % (status, reason)
 
 
-cdef inline Py_ssize_t _size(bytes piece):
-    return 0 if piece is None else PyBytes_GET_SIZE(piece)
-
-
-cdef inline char* _put(char* w, bytes piece):
-    if piece is None:
-        return w
-    memcpy(w, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
-    return w + PyBytes_GET_SIZE(piece)
-
-
 cdef bytes _head(bytes a, bytes b, bytes c, bytes d, list headers, bytes framing,
                  bytes fate):
     """A message's head in one allocation: its first line in up to four pieces (None:
     none), its header lines, the framing and connection lines (None: none), the empty
     line — what joining a list of the pieces made, without the list."""
     cdef bytes out = PyBytes_FromStringAndSize(
-        NULL, _size(a) + _size(b) + _size(c) + _size(d) + fields_size(headers)
-        + _size(framing) + _size(fate) + 2)
-    cdef char* w = _put(_put(_put(_put(PyBytes_AS_STRING(out), a), b), c), d)
-    w = _put(_put(write_fields(w, headers), framing), fate)
+        NULL, piece_size(a) + piece_size(b) + piece_size(c) + piece_size(d)
+        + fields_size(headers) + piece_size(framing) + piece_size(fate) + 2)
+    cdef char* w = put_piece(put_piece(put_piece(put_piece(PyBytes_AS_STRING(out), a), b),
+                                       c), d)
+    w = put_piece(put_piece(write_fields(w, headers), framing), fate)
     w[0] = 13
     w[1] = 10
     return out

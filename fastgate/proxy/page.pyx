@@ -4,9 +4,9 @@
 request: the end of ``Responder.send``, compiled, shared with the access phase's
 compiled refusal (``proxy.jwt_phase``), so that both write a page one way."""
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
+from fastgate._wire cimport piece_size, put_piece
 from fastgate.http.exchange cimport Exchange
 from fastgate.proxy.request cimport Request
 
@@ -45,10 +45,7 @@ cpdef bint write_whole(Exchange exchange, Request req, int status, bytes phrase,
 
 cdef bytes _joined(bytes a, bytes b, bytes c):
     """The three in one allocation (two ``+`` made two)."""
-    cdef Py_ssize_t na = PyBytes_GET_SIZE(a), nb = PyBytes_GET_SIZE(b)
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, na + nb + PyBytes_GET_SIZE(c))
-    cdef char* w = PyBytes_AS_STRING(out)
-    memcpy(w, PyBytes_AS_STRING(a), na)
-    memcpy(w + na, PyBytes_AS_STRING(b), nb)
-    memcpy(w + na + nb, PyBytes_AS_STRING(c), PyBytes_GET_SIZE(c))
+    cdef bytes out = PyBytes_FromStringAndSize(
+        NULL, piece_size(a) + piece_size(b) + piece_size(c))
+    put_piece(put_piece(put_piece(PyBytes_AS_STRING(out), a), b), c)
     return out
