@@ -121,3 +121,24 @@ def test_no_match_without_root_location(tmp_path: Path) -> None:
     path.write_text("http { server { listen 127.0.0.1:1; location /only/ { return 204; } } }")
     server = load_config(str(path)).servers[0]
     assert server.locations.find("/elsewhere") == (None, ())
+
+
+@pytest.mark.parametrize("form,answers", [
+    # what nginx 1.22 answered for /, /x, /a, /~x beside "location /a" (tried by hand)
+    ("~", ("hit", "hit", "hit", "hit")),  # a regex that matches every URI
+    ("~*", ("hit", "hit", "hit", "hit")),
+    ('~ ""', ("hit", "hit", "hit", "hit")),
+    ("^~", ("hit", "hit", "a", "hit")),  # a prefix every URI has (/a is longer)
+    ('""', ("hit", "hit", "a", "hit")),
+    ("=", (None, None, "a", None)),  # an exact URI no request has
+    ('= ""', (None, None, "a", None)),
+])
+def test_an_empty_pattern_is_nginx_s(tmp_path: Path, form: str,
+                                      answers: tuple[str | None, ...]) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text(f"http {{ server {{ listen 127.0.0.1:1; location {form} {{ return 200 hit; }}"
+                    " location /a { return 200 a; } } }")
+    server = load_config(str(path)).servers[0]
+    for uri, expected in zip(("/", "/x", "/a", "/~x"), answers):
+        loc, _ = server.locations.find(uri)
+        assert (None if loc is None else _text(loc)) == expected, uri

@@ -300,8 +300,8 @@ def location_block(ld: Context, lvl: Level, d: Directive) -> None:
         modifier, pattern = d.args
         if modifier not in ("=", "~", "~*", "^~"):
             raise d.error(f'invalid location modifier "{modifier}"')
-    if not pattern:
-        raise d.error('invalid number of arguments in "location" directive')
+    # (an empty pattern is nginx's too: "~" a regex that matches every URI, "" or "^~"
+    # a prefix every URI has, "=" an exact URI no request has)
     if modifier == "@" and lvl.ctx != SERVER:
         raise d.error(f'named location "{pattern}" can be on the server level only')
     parent_loc = lvl.local.get("location") if lvl.ctx == LOCATION else None
