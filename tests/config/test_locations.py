@@ -139,6 +139,6 @@ def test_an_empty_pattern_is_nginx_s(tmp_path: Path, form: str,
     path.write_text(f"http {{ server {{ listen 127.0.0.1:1; location {form} {{ return 200 hit; }}"
                     " location /a { return 200 a; } } }")
     server = load_config(str(path)).servers[0]
-    for uri, expected in zip(("/", "/x", "/a", "/~x"), answers):
+    for uri, expected in zip(("/", "/x", "/a", "/~x"), answers, strict=True):
         loc, _ = server.locations.find(uri)
         assert (None if loc is None else _text(loc)) == expected, uri
