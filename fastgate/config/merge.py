@@ -391,8 +391,9 @@ class Builder:
                     loc.where.file, loc.where.line)
 
     def _check_targets(self, server: Server) -> None:
-        """Named locations used by error_page and try_files must exist (at load, not at
-        the first error)."""
+        """Named locations used by error_page and try_files: one that does not exist is
+        said at load (nginx loads it silently, and logs it per request sent there, which
+        it answers 500: so does fastgate)."""
         named = server.locations.named
         for loc in [server.fallback, *server.locations.all()]:
             assert loc is not None
@@ -401,8 +402,9 @@ class Builder:
                 targets.append((loc.try_files.fallback_target.source, loc))
             for target, at in targets:
                 if target.startswith("@") and target[1:] not in named and target not in named:
-                    raise self.ld.error(f'could not find named location "{target}"',
-                                        at.where.file, at.where.line)
+                    self.ld.warn(f'could not find named location "{target}": a request '
+                                 "sent there is answered 500, as nginx answers it",
+                                 Directive("location", (), at.where.file, at.where.line))
             self._check_auth_request(server, loc)
 
 

@@ -308,7 +308,9 @@ class Phases:
             return DONE
         if target.startswith("@"):
             named = server.locations.named.get(target)
-            if named is None:
+            if named is None:  # (loaded with a [warn], as nginx loads it)
+                self.w.log.error(f'could not find named location "{target}"', conn, req)
+                req.override = None  # (nginx finalizes with 500, whatever error_page said)
                 self.respond.respond_error(conn, req, loc, 500)
                 return DONE
             return self.walk(conn, req, named, 0)

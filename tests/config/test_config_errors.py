@@ -65,7 +65,6 @@ CASES = [
     ("size-bad", "http {\nclient_max_body_size 1t;\n}", '"client_max_body_size" directive invalid value', 2),
     ("return-code-bad", "http { server {\nreturn abc;\n} }", 'invalid return code "abc"', 2),
     ("error-page-range", "http {\nerror_page 200 /x;\n}", 'value "200" must be between 300 and 599', 2),
-    ("error-page-named-missing", "http { server {\nlocation / {\nerror_page 401 = @login;\n} } }", 'could not find named location "@login"', 2),
     ("upstream-duplicate", "http {\nupstream a { server 127.0.0.1:1; }\nupstream a { server 127.0.0.1:2; }\n}", 'duplicate upstream "a"', 3),
     ("upstream-empty", "http {\nupstream a { keepalive 2; }\n}", 'no servers are inside upstream "a"', 2),
     ("upstream-param", "http { upstream a {\nserver 127.0.0.1:1 heavy=3;\n} }", 'invalid parameter "heavy=3"', 2),

@@ -2189,3 +2189,29 @@ def test_return_with_a_text_answers_with_it_as_nginx(tmp_path: Path, engine: str
             if not page:  # (error pages name their server)
                 assert (mine.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1 ")[0]
                         == want.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1 ")[0]), path
+
+
+MISSING_NAMED = """server { listen 127.0.0.1:PORT; root HOME;
+  location /e/ { error_page 404 @gone; }
+  location /eq/ { error_page 404 = @gone; }
+  location /t/ { try_files $uri @gone; }
+  location @here { return 200 "here"; }
+  location /h/ { try_files $uri @here; }
+}"""
+
+
+def test_a_missing_named_location_loads_and_answers_500_as_nginx(tmp_path: Path,
+                                                                 engine: str) -> None:
+    """error_page and try_files naming a location that does not exist: nginx loads the
+    file, and answers a request sent there 500, logging it; fastgate too (and says it at
+    load)."""
+    with both(tmp_path, MISSING_NAMED, engine) as (nginx, fastgate):
+        for path in ("/e/nothing", "/eq/nothing", "/t/nothing", "/h/nothing"):
+            raw = _request("GET", path)
+            want, mine = nginx.send(raw), fastgate.send(raw)
+            assert mine[0] == want[0], path
+        ours, theirs = [_error_lines(side, lambda line: "could not find named" in line, 3)
+                        for side in (fastgate, nginx)]
+    assert [line.split(", client")[0] for line in ours] == [
+        line.split(", client")[0] for line in theirs] == [
+        ' [error] could not find named location "@gone"'] * 3
