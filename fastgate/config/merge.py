@@ -72,6 +72,9 @@ class Builder:
         self.jwt_checks: dict[tuple[Any, ...], JwtCheck] = {}
         # https:// proxy_pass pools: pool name -> (upstream, TLS settings)
         self.tls_pools: dict[str, tuple[str, UpstreamTls]] = {}
+        # error_page entries already said to name a missing location (an inherited one
+        # is the same entry in every location below it: said once)
+        self._said_missing: set[int] = set()
 
     def server(self, http: Settings, http_origins: dict[str, Directive], lvl: Level) -> Server:
         settings = merge(http, lvl)
@@ -397,14 +400,19 @@ class Builder:
         named = server.locations.named
         for loc in [server.fallback, *server.locations.all()]:
             assert loc is not None
-            targets = [(p.target, loc) for _, p in loc.settings.error_page]
+            targets = [(p.target, id(p)) for _, p in loc.settings.error_page]
             if loc.try_files is not None and loc.try_files.fallback_target:
-                targets.append((loc.try_files.fallback_target.source, loc))
-            for target, at in targets:
-                if target.startswith("@") and target[1:] not in named and target not in named:
-                    self.ld.warn(f'could not find named location "{target}": a request '
-                                 "sent there is answered 500, as nginx answers it",
-                                 Directive("location", (), at.where.file, at.where.line))
+                targets.append((loc.try_files.fallback_target.source, None))
+            for target, entry in targets:
+                if not target.startswith("@") or target[1:] in named or target in named:
+                    continue
+                if entry is not None:
+                    if entry in self._said_missing:
+                        continue
+                    self._said_missing.add(entry)
+                self.ld.warn_once(f'could not find named location "{target}"',
+                                  "a request sent there is answered 500, as nginx answers it",
+                                  Directive("location", (), loc.where.file, loc.where.line))
             self._check_auth_request(server, loc)
 
 

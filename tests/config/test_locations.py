@@ -142,3 +142,22 @@ def test_an_empty_pattern_is_nginx_s(tmp_path: Path, form: str,
     for uri, expected in zip(("/", "/x", "/a", "/~x"), answers, strict=True):
         loc, _ = server.locations.find(uri)
         assert (None if loc is None else _text(loc)) == expected, uri
+
+
+def test_a_missing_named_location_is_said_once_per_place(tmp_path: Path) -> None:
+    """nginx loads error_page and try_files naming a location that does not exist
+    (answering 500 there, tests/e2e/test_nginx_parity_e2e.py); fastgate says it once per
+    place it is written — a server's error_page is not said again for each location
+    that inherits it."""
+    path = tmp_path / "t.conf"
+    path.write_text("""http { server { listen 127.0.0.1:1; error_page 404 @gone;
+  location /a/ { }
+  location /b/ { }
+  location /c/ { try_files $uri @gone; }
+  location /d/ { error_page 500 @elsewhere; }
+} }""")
+    warnings = [w for w in load_config(str(path)).warnings if "named location" in w]
+    why = "a request sent there is answered 500, as nginx answers it"
+    assert warnings == [
+        f'[warn] could not find named location "@gone" (2 times): {why} in {path}:1',
+        f'[warn] could not find named location "@elsewhere": {why} in {path}:5']
