@@ -400,7 +400,8 @@ class Builder:
         named = server.locations.named
         for loc in [server.fallback, *server.locations.all()]:
             assert loc is not None
-            targets = [(p.target, id(p)) for _, p in loc.settings.error_page]
+            targets: list[tuple[str, int | None]] = [
+                (p.target, id(p)) for _, p in loc.settings.error_page]
             if loc.try_files is not None and loc.try_files.fallback_target:
                 targets.append((loc.try_files.fallback_target.source, None))
             for target, entry in targets:
