@@ -77,9 +77,16 @@ def query_arg(args: str, name: str) -> str:
         return ""
     for part in args.split("&"):
         key, eq, value = part.partition("=")
-        if key.lower() == name:
+        if eq and key.lower() == name:  # ("name" alone is not it: nginx reads on)
             return value
     return ""
+
+
+def has_query_arg(args: str, name: str) -> bool:
+    """Whether ``$arg_NAME`` is found: ``name=`` is in the query string, its value
+    empty or not (nginx's ngx_http_arg; ``name`` alone, without "=", is not)."""
+    return bool(args) and any(eq and key.lower() == name for key, eq, _ in
+                              (part.partition("=") for part in args.split("&")))
 
 
 def _cookie(name: str) -> Getter:
@@ -761,6 +768,13 @@ def _blank_args(r: Any) -> bytes:
     return b"" if r.args_found else b"-"
 
 
+def _blank_arg(name: str) -> Callable[[Any], bytes]:
+    def blank(r: Any) -> bytes:
+        return b"" if has_query_arg(r.args, name) else b"-"
+
+    return blank
+
+
 def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
                        r: Any) -> bool:
     """Whether nginx finds the variable ``name`` (lowercased; its getter ``get``)
@@ -775,6 +789,8 @@ def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
         return _blank_once_read(r) == b""
     if name in _FOUND_WITH_ARGS:
         return bool(r.args_found)
+    if name.startswith("arg_") and defined.get(name) is not get:  # (not a set's)
+        return has_query_arg(r.args, name[4:])
     return defined.get(name) is get and not isinstance(get, NestedClaim)
 
 
@@ -793,6 +809,8 @@ def log_blanks(text: str, found: Set[str]) -> tuple[Blank, ...]:
             out.append(_blank_once_read)
         elif low in _FOUND_WITH_ARGS:
             out.append(_blank_args)
+        elif low.startswith("arg_"):
+            out.append(_blank_arg(low[4:]))
         else:
             out.append(b"-")
     return tuple(out)

@@ -24,6 +24,7 @@ from fastgate.variables import (
     cookie_value,
     find_variable,
     found_though_empty,
+    log_blanks,
     nested_claim,
     query_arg,
 )
@@ -489,3 +490,17 @@ def test_times_are_nginx_s_read_when_asked(monkeypatch: pytest.MonkeyPatch, zone
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+@pytest.mark.parametrize("args,found", [
+    ("a=", True), ("a=1", True), ("A=", True), ("b=1&a=", True), ("a", False),
+    ("ba=1", False), ("", False), ("b=a=", False), ("a&a=3", True)])
+def test_an_argument_is_found_where_its_name_and_equals_are(args: str, found: bool) -> None:
+    """``$arg_a``, as nginx's ngx_http_arg finds it: "a=" in the query string, its value
+    empty or not (an access log then writes nothing, SSI's echo takes no default); "a"
+    without "=" is not found (the log's "-")."""
+    r = SimpleNamespace(args=args, connection=SimpleNamespace(tls=None))
+    get = PREFIXES["arg_"]("a")
+    assert found_though_empty("arg_a", get, {}, r) is found
+    assert log_blanks("$arg_a", set())[0](r) == (b"" if found else b"-")
+    assert get(r) == {"a=1": "1", "a&a=3": "3"}.get(args, "")  # ("a" alone: read past)

@@ -156,7 +156,8 @@ def test_arguments_found_empty_as_nginx(sides: tuple[Side, Side]) -> None:
     without "?" finds them too (nginx's never sets them: not NULL in practice).
     """
     asked = ("/q/x?", "/q/x", "/q/x?a=1", "/tf", "/tf?a=1", "/rw", "/rw?a=1", "/ra",
-             "/rb?a=1", "/sa", "/tn", "/tn?a=1", "/ep?a=1")
+             "/rb?a=1", "/sa", "/tn", "/tn?a=1", "/ep?a=1", "/q/x?a=", "/q/x?a",
+             "/q/x?A=", "/q/x?b=1&a=", "/q/x?ba=1", "/q/x?a&a=3")
     for side in sides:
         for path in asked:
             side.ask(path)
@@ -167,7 +168,11 @@ def test_arguments_found_empty_as_nginx(sides: tuple[Side, Side]) -> None:
                     "/q/tf [] [] [] [-]", "/q/tf [a=1] [a=1] [?] [1]",
                     "/q/rw [-] [-] [] [-]", "/q/rw [] [] [] [-]", "/q/ra [] [] [] [-]",
                     "/q/rb [a=2&a=1] [a=2&a=1] [?] [2]", "/q/sa [] [] [] [-]",
-                    "/q/tn [] [] [] [-]", "/q/tn [] [] [] [-]", "/q/ep [-] [-] [] [-]"]
+                    "/q/tn [] [] [] [-]", "/q/tn [] [] [] [-]", "/q/ep [-] [-] [] [-]",
+                    # $arg_a is found where "a=" is, empty or not; "a" alone is not it
+                    "/q/x [a=] [a=] [?] []", "/q/x [a] [a] [?] [-]", "/q/x [A=] [A=] [?] []",
+                    "/q/x [b=1&a=] [b=1&a=] [?] []", "/q/x [ba=1] [ba=1] [?] [-]",
+                    "/q/x [a&a=3] [a&a=3] [?] [3]"]
 
 
 def test_a_head_the_client_left_unfinished_as_nginx(sides: tuple[Side, Side]) -> None:
