@@ -71,22 +71,22 @@ def _arg(name: str) -> Getter:
     return get
 
 
-def query_arg(args: str, name: str) -> str:
-    """The first ``name=value`` of a query string, undecoded, as ``$arg_NAME`` reads it."""
+def found_arg(args: str, name: str) -> str | None:
+    """The value of the first ``name=value`` of a query string, undecoded, empty or not;
+    None when there is none: nginx's ngx_http_arg (``name`` alone, without "=", is not
+    it: it reads on)."""
     if not args:
-        return ""
+        return None
     for part in args.split("&"):
         key, eq, value = part.partition("=")
-        if eq and key.lower() == name:  # ("name" alone is not it: nginx reads on)
+        if eq and key.lower() == name:
             return value
-    return ""
+    return None
 
 
-def has_query_arg(args: str, name: str) -> bool:
-    """Whether ``$arg_NAME`` is found: ``name=`` is in the query string, its value
-    empty or not (nginx's ngx_http_arg; ``name`` alone, without "=", is not)."""
-    return bool(args) and any(eq and key.lower() == name for key, eq, _ in
-                              (part.partition("=") for part in args.split("&")))
+def query_arg(args: str, name: str) -> str:
+    """``$arg_NAME``: ``found_arg``'s value, empty when there is none."""
+    return found_arg(args, name) or ""
 
 
 def _cookie(name: str) -> Getter:
@@ -770,7 +770,7 @@ def _blank_args(r: Any) -> bytes:
 
 def _blank_arg(name: str) -> Callable[[Any], bytes]:
     def blank(r: Any) -> bytes:
-        return b"" if has_query_arg(r.args, name) else b"-"
+        return b"" if found_arg(r.args, name) is not None else b"-"
 
     return blank
 
@@ -790,7 +790,7 @@ def found_though_empty(name: str, get: Getter, defined: Mapping[str, Getter],
     if name in _FOUND_WITH_ARGS:
         return bool(r.args_found)
     if name.startswith("arg_") and defined.get(name) is not get:  # (not a set's)
-        return has_query_arg(r.args, name[4:])
+        return found_arg(r.args, name[4:]) is not None
     return defined.get(name) is get and not isinstance(get, NestedClaim)
 
 
