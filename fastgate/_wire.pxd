@@ -75,5 +75,7 @@ cdef inline char* put_piece(char* w, bytes piece):
 
 # header helpers the proxy's compiled modules share (fastgate/proxy/_headers.pyx)
 cdef bint header_is(const unsigned char* p, Py_ssize_t n, const char* lname, Py_ssize_t ln)
+cdef bint plain_field(bytes name, bytes value)
+cdef tuple _connection_tokens(list headers)
 cdef list _forward_into(list out, list headers, tuple drop)
 cdef object _field_value(str value)

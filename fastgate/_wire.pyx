@@ -522,6 +522,26 @@ cpdef bytes serialize(list headers):
     return out
 
 
+cdef bint plain_field(bytes name, bytes value):
+    """``name`` a token and ``value`` a field-value of VCHAR with SP or HTAB only
+    between them (RFC 9110 sections 5.1 and 5.5, no obs-text)."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(name)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(name)
+    if n == 0:
+        return False
+    for i in range(n):
+        if not _TCHAR[p[i]]:
+            return False
+    p = <const unsigned char*>PyBytes_AS_STRING(value)
+    n = PyBytes_GET_SIZE(value)
+    if n and (p[0] == 32 or p[0] == 9 or p[n - 1] == 32 or p[n - 1] == 9):
+        return False
+    for i in range(n):
+        if not _FIELD[p[i]]:
+            return False
+    return True
+
+
 cdef Py_ssize_t fields_size(list headers) except -1:
     """The bytes ``write_fields`` writes for ``headers``."""
     cdef Py_ssize_t size = 0

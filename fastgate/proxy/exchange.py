@@ -105,8 +105,8 @@ class UpstreamExchange:
         self.internal = internal  # X-Accel-Redirect's (the method as the caller left it)
         self.fetch = fetch  # a subrequest's answer (add_*_body, SSI's include)
         self.dynamic = DynamicTargets(worker)  # proxy_pass with variables
-        # id(location) → its header_plan, made once per location, not per request (the
-        # callback path, proxy.fast, reads and fills the same table)
+        # a location → its header_plan (found by identity), made once per location, not
+        # per request (the callback path, proxy.fast, reads and fills the same table)
         self.header_plans = IdentityMemo()
 
     @staticmethod
