@@ -341,6 +341,7 @@ class Rewrite:
     args: Template | None = None
     keep_args: bool = True
     question: bool = False
+    pattern: str = ""  # the regex as written (rewrite_log names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +359,7 @@ class Condition:
     right: Template | None = None
     regex: re.Pattern[str] | None = None
     source: str = ""  # as written, for messages
+    pattern: str = ""  # the regex as written (rewrite_log names it)
 
 
 @dataclass(frozen=True)
@@ -665,6 +667,8 @@ class Settings:
     if_modified_since: str = "exact"  # off, exact, before
     max_ranges: int | None = None  # None: unlimited
     log_not_found: bool = True
+    # the rewrite module: its regexes' matches and the URIs it makes logged (notice)
+    rewrite_log: bool = False
     # disable_symlinks: "off" (links followed), "on", "if_not_owner"; from=: the part of
     # a path not checked
     disable_symlinks: str = "off"

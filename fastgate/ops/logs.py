@@ -266,7 +266,9 @@ class ErrorLog:
         if rank < self.level:
             return
         stamp = time.strftime("%Y/%m/%d %H:%M:%S")
-        line = f"{stamp} [{level}] {os.getpid()}#0: "
+        # (pid#tid, as nginx's ngx_log_tid: the thread that writes, the main one's id
+        # being the pid)
+        line = f"{stamp} [{level}] {os.getpid()}#{threading.get_native_id()}: "
         if conn is not None:
             line += f"*{conn.connection_id} "
         line += message

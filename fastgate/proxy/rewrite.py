@@ -93,7 +93,14 @@ class RewriteModule:
     def _execute(self, conn: ClientSide, req: Request, loc: Location,
                  ops: tuple[RewriteOp, ...], run: _Run) -> Outcome | None:
         """Run ``ops``; the outcome when one answered, else None (``run`` says what
-        changed and whether the set stopped)."""
+        changed and whether the set stopped). With ``rewrite_log on`` (the settings
+        of the location the phase runs for, as nginx's script engine takes them) each
+        regex's match or miss and each URI made is logged at notice, in nginx's words."""
+        told = loc.settings.rewrite_log
+
+        def log(level: str, text: str) -> None:
+            self.respond.w.log.write(level, text, conn, req)
+
         for op in ops:
             kind = type(op)
             if kind is SetVar:
@@ -110,20 +117,20 @@ class RewriteModule:
                 assert isinstance(op, Rewrite)
                 m = op.regex.search(req.uri)
                 if m is None:
+                    if told:
+                        log("notice", f'"{op.pattern}" does not match "{req.uri}"')
                     req.captures = ()  # (nginx's regex script code: $1... are gone)
                     continue
+                if told:
+                    log("notice", f'"{op.pattern}" matches "{req.uri}"')
                 req.captures = (m.group(0), *m.groups())
                 set_named_captures(req, m)
                 if op.redirect:
                     return self._redirect(conn, req, run.nested or loc, op,
-                                          _redirect_url(req, op))
+                                          _redirect_url(req, op), told)
                 uri = op.replacement.render(req)
-                if not uri:
-                    self.respond.w.log.write(
-                        "error", "the rewritten URI has a zero length", conn, req)
-                    return self.fail(conn, req, run.nested or loc, 500)
-                req.uri = uri
-                req.uri_remade = True
+                # (the arguments change, and are logged, before the URI is checked, as
+                # in nginx's regex end code)
                 if op.args is not None:
                     new = _escaped_captures(req, op.args)
                     req.args = f"{new}&{req.args}" if op.keep_args and req.args else new
@@ -132,6 +139,13 @@ class RewriteModule:
                     # (nginx keeps r->args.data, its length 0: found where it was)
                     req.args_found = req.args_found or bool(req.args)
                     req.args = ""
+                if told:
+                    log("notice", f'rewritten data: "{uri}", args: "{req.args}"')
+                if not uri:
+                    log("error", "the rewritten URI has a zero length")
+                    return self.fail(conn, req, run.nested or loc, 500)
+                req.uri = uri
+                req.uri_remade = True
                 run.uri_changed = True
                 req.rewritten = CHANGED
                 if op.flag == "last":
@@ -148,8 +162,7 @@ class RewriteModule:
                 return None
             elif kind is If:
                 assert isinstance(op, If)
-                if not holds(req, op.condition, (run.nested or loc).settings,
-                             lambda text: self.respond.w.log.write("crit", text, conn, req)):
+                if not holds(req, op.condition, (run.nested or loc).settings, log, told):
                     continue
                 if op.location is not None:
                     run.nested = op.location
@@ -159,10 +172,12 @@ class RewriteModule:
         return None
 
     def _redirect(self, conn: ClientSide, req: Request, loc: Location, op: Rewrite,
-                  url: str) -> Outcome:
+                  url: str, told: bool) -> Outcome:
         if op.keep_args and req.args:
             # (nginx's choice of "&" is the written "?", not one a variable brought)
             url += ("&" if op.question else "?") + req.args
+        if told:
+            self.respond.w.log.write("notice", f'rewritten redirect: "{url}"', conn, req)
         self.respond.redirect(conn, req, loc, op.redirect, url)
         return DONE
 
@@ -248,11 +263,12 @@ def _break(req: Request, run: _Run) -> None:
 
 
 def holds(req: Request, cond: Condition, s: Settings,
-          log: Callable[[str], None]) -> bool:
+          log: Callable[[str, str], None], told: bool = False) -> bool:
     """Whether an ``if`` condition holds; a regex sets ``$1``... when it matches and
-    clears them when it does not (``~`` and ``!~`` alike, as nginx's); a file
-    test looks as the location's ``disable_symlinks`` lets it (``log``: a failure that
-    is not a missing file, as nginx logs it at crit)."""
+    clears them when it does not (``~`` and ``!~`` alike, as nginx's), its match or miss
+    logged at notice when ``told`` (rewrite_log); a file test looks as the location's
+    ``disable_symlinks`` lets it (``log(level, text)``: a failure that is not a missing
+    file, as nginx logs it at crit)."""
     op = cond.op
     left = cond.left.render(req)
     if op == "":
@@ -267,6 +283,8 @@ def holds(req: Request, cond: Condition, s: Settings,
         # as nginx's regex script code: a match (of "~" or "!~") gives $1..., one that
         # does not match takes them away, whichever way the condition then goes
         m = cond.regex.search(left)
+        if told:
+            log("notice", f'"{cond.pattern}" {"matches" if m else "does not match"} "{left}"')
         if m is None:
             req.captures = ()
             return op.startswith("!")
@@ -281,7 +299,7 @@ def holds(req: Request, cond: Condition, s: Settings,
     except (OSError, ValueError) as e:
         if isinstance(e, OSError) and e.errno not in (
                 errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
-            log(f'{symlinks.label(s, True)} "{left}" failed ({e.errno}: {e.strerror})')
+            log("crit", f'{symlinks.label(s, True)} "{left}" failed ({e.errno}: {e.strerror})')
         return op.startswith("!")
     if test == "f":
         found = stat.S_ISREG(st.st_mode)

@@ -107,6 +107,7 @@ def test_a_replacement_is_split_at_its_first_written_question_mark(
 @pytest.mark.parametrize("body,message", [
     ("rewrite ^/a /b sideways;", 'invalid parameter "sideways"'),
     ("rewrite ^/a( /b;", "pcre2_compile() failed"),
+    ('rewrite ^/a "";', "empty replacement"),
     ("set a 1;", 'invalid variable name "a"'),
     ("set $host x;", 'the duplicate "host" variable'),
     ("location / { if ($arg_a) { try_files $uri =404; } }", '"try_files" directive is not allowed'),
@@ -230,3 +231,27 @@ def test_a_named_capture_after_a_map_takes_its_variable_over(tmp_path: Path) -> 
     assert [w for w in cfg.warnings if "capture" in w] == [
         f'[warn] the named capture "early" takes the variable over from its map: "$early" '
         f"is only what a capture or set gives in {path}:4"]
+
+
+def test_rewrite_log_is_inherited_and_names_regexes_as_written(tmp_path: Path) -> None:
+    """rewrite_log: off by default, set at any level down to an if's; the regexes it
+    names are the patterns as written (``~*``'s without a flag added)."""
+    cfg, _ = _load(tmp_path, """rewrite_log on; rewrite ^/(a)$ /b;
+      location /x/ { if ($http_y ~* "^Z(.)$") { return 204; } }
+      location /y/ { rewrite_log off; if ($uri) { rewrite_log on; } }""")
+    server = cfg.servers[0]
+    x, y = (server.locations.find(uri)[0] for uri in ("/x/", "/y/"))
+    assert x is not None and y is not None
+    assert server.fallback is not None
+    assert server.fallback.settings.rewrite_log and x.settings.rewrite_log
+    assert not y.settings.rewrite_log
+    op = server.rewrites[0]
+    assert isinstance(op, Rewrite) and op.pattern == "^/(a)$"
+    cond = x.rewrites[0]
+    assert isinstance(cond, If) and cond.condition.pattern == "^Z(.)$"
+    nested = y.rewrites[0]
+    assert isinstance(nested, If) and nested.location is not None
+    assert nested.location.settings.rewrite_log
+    plain, _ = _load(tmp_path, "location / { }")
+    found = plain.servers[0].locations.find("/")[0]
+    assert found is not None and not found.settings.rewrite_log

@@ -2215,3 +2215,44 @@ def test_a_missing_named_location_loads_and_answers_500_as_nginx(tmp_path: Path,
     assert [line.split(", client")[0] for line in ours] == [
         line.split(", client")[0] for line in theirs] == [
         ' [error] could not find named location "@gone"'] * 3
+
+
+REWRITE_LOG = """server { listen 127.0.0.1:PORT; rewrite_log on;
+  rewrite ^/srv/(.*)$ /loc/$1?from=srv;
+  location /loc/ { if ($args ~ "from=(\\w+)") { return 200 "ok $1"; } return 200 "no"; }
+  location /old/ { rewrite ^/old/(.*)$ /new/$1 last; rewrite ^ /never; }
+  location /new/ { rewrite_log off; rewrite ^/new/(a)$ /z break; return 200 "new $uri"; }
+  location /r/ { rewrite ^/r/(.*) https://example.com/$1 permanent; }
+  location /q/ { rewrite ^/q/(.*) /x?y=$1? redirect; }
+  location /e/ { rewrite ^/e/.* ?; }
+  location /i/ { if ($http_x_no ~* "^yes$") { return 403; } return 200 "i"; }
+}"""
+
+
+def test_rewrite_log_writes_what_nginx_writes(tmp_path: Path, engine: str) -> None:
+    """rewrite_log on: each regex of rewrite and if that matches or not, each URI and
+    redirect made, at notice, in nginx's words and order — the server's setting in the
+    server rewrite phase, the location's in its own (``off`` in /new/ silences its
+    rewrites, not the server's); a URI made empty is logged before its 500."""
+    paths = ["/srv/a?b=1", "/old/a", "/old/b", "/r/x?k=1", "/q/w?k=2", "/e/1?z=1", "/i/"]
+
+    def lines(side: Side) -> list[str]:
+        return _error_lines(side, lambda line: "request: " in line and (
+            "[notice]" in line or "zero length" in line), 21)
+
+    with both(tmp_path, REWRITE_LOG, engine) as (nginx, fastgate):
+        for path in paths:
+            raw = _request("GET", path)
+            want, mine = nginx.send(raw), fastgate.send(raw)
+            assert mine[0] == want[0], path
+        ours, theirs = lines(fastgate), lines(nginx)
+        raw_lines = [side.log.read_text().splitlines()[-1] for side in (nginx, fastgate)]
+    assert [line.split(", client")[0] for line in ours] == [
+        line.split(", client")[0] for line in theirs]
+    assert ours == theirs and len(ours) == 21
+    assert ' [notice] "^/old/(.*)$" matches "/old/a"' in [line.split(", client")[0]
+                                                          for line in ours]
+    # pid#tid: the writing thread, nginx's and fastgate's the process's own
+    for line in raw_lines:
+        pid, tid = re.search(r" (\d+)#(\d+): ", line).groups()  # type: ignore[union-attr]
+        assert pid == tid, line

@@ -109,7 +109,7 @@ def test_reopen_that_fails_keeps_the_old_file(tmp_path: Path, gateway, free) -> 
     logs.rename(moved)  # the directory is gone: reopen cannot open the path again
     gw.signal(signal.SIGUSR1)
     assert wait_for_text(errlog, "; the old file is kept")
-    assert f'[alert] {gw.proc.pid}#0: open() "{logs}/access.log" failed (2: No such file or ' \
+    assert f'[alert] {gw.proc.pid}#{gw.proc.pid}: open() "{logs}/access.log" failed (2: No such file or ' \
         "directory) in " in errlog.read_text()
     assert get(port, "/after") == 204
     assert wait_for_text(moved / "access.log", "/after")  # nothing lost
@@ -383,7 +383,7 @@ def test_start_says_where_it_listens_and_processes_have_titles(
                  + server(port, "return 204;", "access_log off;"), port)
     line = f"listening on http://127.0.0.1:{port} (2 workers, {engine})"
     assert wait_for_text(gw.stderr_path, f"fastgate: {line}")
-    assert wait_for_text(errlog, f"[notice] {gw.proc.pid}#0: {line}")
+    assert wait_for_text(errlog, f"[notice] {gw.proc.pid}#{gw.proc.pid}: {line}")
     assert _cmdline(gw.proc.pid).startswith("fastgate: master process -c ")
     workers = children(gw.proc.pid)
     assert len(workers) == 2

@@ -16,7 +16,7 @@ from fastgate.config.context import (
     PendingIf,
     Spec,
 )
-from fastgate.config.directives.args import ignored
+from fastgate.config.directives.args import flag_arg, ignored, setting
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import Break, Condition, Return, Rewrite, SetVar
 from fastgate.config.parser import Directive
@@ -49,6 +49,8 @@ def set_return(ld: Context, lvl: Level, d: Directive) -> None:
 
 def rewrite(ld: Context, lvl: Level, d: Directive) -> None:
     pattern, replacement = d.args[0], d.args[1]
+    if not replacement:
+        raise d.error("empty replacement")  # (as nginx; "?" alone is a URI made empty)
     try:
         regex = compile_regex(pattern, False)
     except ConfigError as e:
@@ -70,7 +72,7 @@ def rewrite(ld: Context, lvl: Level, d: Directive) -> None:
         replacement, _, rest = replacement.partition("?")
         args = ld.compile(rest, d)
     _program(lvl).append(Rewrite(regex, ld.compile(replacement, d), flag, status, args,
-                                 keep_args, question))
+                                 keep_args, question, pattern))
 
 
 def set_var(ld: Context, lvl: Level, d: Directive) -> None:
@@ -122,7 +124,7 @@ def parse_condition(ld: Context, d: Directive) -> Condition:
                 regex = compile_regex(right, op.endswith("*"))
             except ConfigError as e:
                 raise d.error(e.message) from None
-            return Condition(op, left, regex=regex, source=source)
+            return Condition(op, left, regex=regex, source=source, pattern=right)
         raise d.error(f'unexpected "{op}" in condition')
     if first in ("-f", "-d", "-e", "-x", "!-f", "!-d", "!-e", "!-x"):
         if len(args) != 2:
@@ -137,8 +139,7 @@ SPECS = [
     Spec("set", REWRITE_CONTEXTS, 2, 2, set_var),
     Spec("break", REWRITE_CONTEXTS, 0, 0, break_),
     Spec("if", frozenset({SERVER, LOCATION}), 1, None, if_block, block=True),
-    Spec("rewrite_log", REWRITE_CONTEXTS | {HTTP}, 1, 1, ignored(
-        "fastgate does not log what rewrite directives do")),
+    Spec("rewrite_log", REWRITE_CONTEXTS | {HTTP}, 1, 1, setting("rewrite_log", flag_arg)),
     Spec("uninitialized_variable_warn", REWRITE_CONTEXTS | {HTTP}, 1, 1, ignored(
         'a variable no "set" has given a value is empty, without a warning')),
 ]
