@@ -259,7 +259,7 @@ def mint(argv: list[str]) -> int:
                 n, val = _pair(v, "--header")
                 headers[n] = val
             elif a == "--exp":
-                if not v.lstrip("-").isdigit():
+                if not (v.isascii() and v.lstrip("-").isdigit()):
                     raise TokenToolError(f'--exp needs a number of seconds, got "{v}"')
                 exp = int(v)
             else:

@@ -883,7 +883,7 @@ class Registry:
         if found is None:
             raise KeyError(name)
         low = name.lower()
-        if low not in self.defined and not name.isdigit():
+        if low not in self.defined and not (name.isascii() and name.isdigit()):
             if low in ("jwt_headers", "jwt_payload"):
                 self.uses_jwt = True
             elif low.startswith("jwt_claim_") and len(low) > 10:
@@ -926,7 +926,7 @@ def find_variable(name: str, defined: Mapping[str, Getter]) -> Getter | None:
     """The getter for ``name`` (without ``$``): a regex capture, the configuration's own
     (``defined``: maps, set...), a built-in or a prefixed one (``$http_...``); None when
     there is none. For names known only at run time (SSI's echo) it is all there is."""
-    if name.isdigit():
+    if name.isascii() and name.isdigit():
         index = int(name)
         return lambda r: _capture(r, index)
     low = name.lower()
@@ -1092,7 +1092,7 @@ class StreamRegistry(Registry):
     HTTP's (``$uri``, ``$http_*`` are unknown there, as in nginx)."""
 
     def getter(self, name: str) -> Getter:
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             index = int(name)
             return lambda r: _capture(r, index)
         low = name.lower()

@@ -211,7 +211,7 @@ class ProxyPass:
         _, colon, port = tail.rpartition(":")
         if self.upstream.startswith("unix:"):
             port = ""  # (a socket has none: nginx's $proxy_port is empty)
-        elif not (colon and port.isdigit()):
+        elif not (colon and port.isascii() and port.isdigit()):
             port = "443" if self.scheme == "https" else "80"
         object.__setattr__(self, "port", port)
 

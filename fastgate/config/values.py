@@ -16,56 +16,113 @@ def is_token(text: str) -> bool:
     return bool(text) and set(text) <= TOKEN_CHARS
 
 
-_TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
-               "M": 2592000, "y": 31536000}
-_TIME_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|M|y)?")
-_SIZE = re.compile(r"(\d+)([kKmMgG]?)")
+_SIZE = re.compile(r"([0-9]+)([kKmMgG]?)")
+_SCALES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+INT_MAX = 2**63 - 1  # nginx's NGX_MAX_INT_T_VALUE (and off_t's, size_t's) on 64 bits
+# ngx_parse_time's units, in the order they must come: (its step, seconds)
+_UNITS = {"y": (1, 31536000), "M": (2, 2592000), "w": (3, 604800), "d": (4, 86400),
+          "h": (5, 3600), "m": (6, 60), "s": (7, 1)}
+_MSEC, _LAST = 8, 9
 
 
 def time_value(text: str, seconds_only: bool = False) -> float | None:
-    """``ngx_parse_time``: "30", "30s", "500ms", "1m30s" → seconds; None if invalid.
-    ``seconds_only``: nginx's whole-seconds form (no "ms"), as ``expires`` reads it."""
-    pos = 0
-    total = 0.0
-    if not text:
+    """``ngx_parse_time``: "30", "30s", "500ms", "1m30s", "1h 30m" → seconds; None if
+    invalid. Units come largest first, each once; a number without one is seconds and
+    ends the value; the result must fit nginx's integer (in milliseconds unless
+    ``seconds_only``, whose form — ``ngx_parse_time(.., 1)``, as ``expires`` and
+    ``ssl_session_timeout`` read it — has no "ms"). The millisecond form (timeouts)
+    has no "y" nor "M", as nginx's."""
+    value = total = 0
+    valid = False
+    step = 0 if seconds_only else 2  # (nginx's st_start / st_month)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        i += 1
+        if "0" <= c <= "9":
+            value = value * 10 + ord(c) - 48
+            if value > INT_MAX:
+                return None
+            valid = True
+            continue
+        if c == "m" and i < n and text[i] == "s":
+            if seconds_only or step >= _MSEC:
+                return None
+            i += 1
+            step, scale = _MSEC, 1
+        elif c == " ":
+            if step >= 7:
+                return None
+            step, scale = _LAST, 1
+        else:
+            unit = _UNITS.get(c)
+            if unit is None or step >= unit[0]:
+                return None
+            step, scale = unit
+        limit = INT_MAX // scale
+        if step != _MSEC and not seconds_only:
+            scale *= 1000
+            limit //= 1000
+        if value > limit:
+            return None
+        value *= scale
+        if total > INT_MAX - value:
+            return None
+        total += value
+        value = 0
+        while i < n and text[i] == " ":
+            i += 1
+    if not valid:
         return None
-    while pos < len(text):
-        m = _TIME_PART.match(text, pos)
-        if m is None or (seconds_only and m.group(2) == "ms"):
+    if not seconds_only:
+        if value > INT_MAX // 1000:
             return None
-        total += int(m.group(1)) * _TIME_UNITS[m.group(2) or "s"]
-        pos = m.end()
-        if m.group(2) is None and pos < len(text):
-            return None
-    return total
+        value *= 1000
+    if total > INT_MAX - value:
+        return None
+    total += value
+    return float(total) if seconds_only else total / 1000
 
 
-def parse_time(d: Directive, text: str) -> float:
-    value = time_value(text)
+def parse_time(d: Directive, text: str, seconds_only: bool = False) -> float:
+    value = time_value(text, seconds_only)
     if value is None:
         raise d.error(f'"{d.name}" directive invalid value')
     return value
 
 
-def parse_size(d: Directive, text: str) -> int:
-    """``ngx_parse_offset``: "1024", "8k", "1m", "2g" → bytes."""
+def size_value(text: str, offset: bool = True) -> int | None:
+    """``ngx_parse_offset`` ("1024", "8k", "1m", "2g" → bytes), or with ``offset``
+    false ``ngx_parse_size`` (no "g"); None if invalid or past nginx's integer."""
     m = _SIZE.fullmatch(text)
-    if m is None:
+    if m is None or (not offset and m.group(2) in "gG" and m.group(2)):
+        return None
+    scale = _SCALES[m.group(2).lower()]
+    number = int(m.group(1))
+    if number > INT_MAX // scale:
+        return None
+    return number * scale
+
+
+def parse_size(d: Directive, text: str, offset: bool = True) -> int:
+    value = size_value(text, offset)
+    if value is None:
         raise d.error(f'"{d.name}" directive invalid value')
-    mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
-    return int(m.group(1)) * mult
+    return value
 
 
 def parse_flag(d: Directive, text: str) -> bool:
-    if text == "on":
+    """nginx's flag slot: "on" or "off", in any case (``sendfile On;``)."""
+    word = text.lower()
+    if word == "on":
         return True
-    if text == "off":
+    if word == "off":
         return False
     raise d.error(f'invalid value "{text}" in "{d.name}" directive, it must be "on" or "off"')
 
 
 def parse_number(d: Directive, text: str, minimum: int = 0) -> int:
-    if not text.isdigit() or int(text) < minimum:
+    if not (text.isascii() and text.isdigit()) or not minimum <= int(text) <= INT_MAX:
         raise d.error(f'invalid number "{text}" in "{d.name}" directive')
     return int(text)
 
@@ -93,10 +150,10 @@ def parse_host_port(d: Directive, text: str, default_port: int | None,
     elif ":" in text:
         host, _, port_text = text.rpartition(":")
         colon = True
-    elif text.isdigit():
+    elif text.isascii() and text.isdigit():
         host, port_text = "", text
     if port_text or colon:  # ("host:" names no port: nginx's invalid port)
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise bad("invalid port")
         port = int(port_text)
     elif default_port is None:
@@ -111,7 +168,7 @@ def parse_host_port(d: Directive, text: str, default_port: int | None,
 
 
 def parse_code(d: Directive, text: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise d.error(f'value "{text}" must be between {low} and {high}')
     return int(text)
 

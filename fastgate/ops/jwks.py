@@ -30,7 +30,7 @@ RETRY_FIRST = 1.0  # after a failure: 1 s, 2 s, 4 s... up to the interval
 
 
 def max_age(headers: dict[str, str]) -> float | None:
-    m = re.search(r"max-age\s*=\s*(\d+)", headers.get("cache-control", ""))
+    m = re.search(r"max-age\s*=\s*([0-9]+)", headers.get("cache-control", ""))
     return float(m.group(1)) if m else None
 
 

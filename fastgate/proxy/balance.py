@@ -128,7 +128,7 @@ def ring(peers: Sequence[Peer]) -> tuple[list[int], list[Peer]]:
     for p in peers:
         written = p.server.written or p.server.address
         host, _, port = written.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             host, port = written, ""
         base = host.encode() + b"\x00" + port.encode()
         prev = 0

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fastgate.http.engine import Headers
     from fastgate.proxy.request import Request
 
-_SIZE = re.compile(r"(\d+)([kKmMgG]?)")
+_SIZE = re.compile(r"([0-9]+)([kKmMgG]?)")
 _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 

@@ -54,3 +54,19 @@ def test_a_new_visitor_gets_nginx_s_cookie(tmp_path: Path, engine: str, path: st
     assert service == 7 and abs(when - time.time()) < 60
     assert v1[len(on):].endswith(f"uid={service:08X}{when:08X}".encode()
                                  + v1[len(on):][-16:])
+
+
+@pytest.mark.parametrize("written,flags", [
+    ("httponly secure", ("secure", "httponly")),  # nginx's order, whatever the written one
+    ("samesite=lax OFF Secure", ("secure", "samesite=lax")),  # caseless; "off" adds nothing
+    ("off", ()),
+])
+def test_cookie_flags_as_nginx_reads_them(tmp_path: Path, written: str,
+                                          flags: tuple[str, ...]) -> None:
+    from fastgate.config import load_config
+
+    conf = tmp_path / "t.conf"
+    conf.write_text("http { server { listen 127.0.0.1:8080; "
+                    f"location / {{ userid on; userid_flags {written}; }} }} }}")
+    loc = load_config(str(conf)).servers[0].locations.find("/")[0]
+    assert loc is not None and loc.settings.userid_flags == flags

@@ -15,6 +15,7 @@ from fastgate.config.context import (
     Level,
     Spec,
 )
+from fastgate.config.directives.slots import check_slot
 from fastgate.config.parser import Directive
 from fastgate.config.values import (
     is_token,
@@ -104,6 +105,8 @@ def ignored(why: str) -> Handler:
     was given and where first."""
 
     def handle(ld: Context, lvl: Level, d: Directive) -> None:
+        if check_slot(d):  # (its value checked as nginx reads it)
+            lvl.once(d)
         ld.warn_once(f'"{d.name}" directive is ignored', why, d)
 
     return handle

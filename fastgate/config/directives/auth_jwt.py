@@ -150,7 +150,7 @@ def auth_jwt_require(ld: Context, lvl: Level, d: Directive) -> None:
             if i == 0:
                 raise d.error(f"{arg} cannot be the single element of jwt_auth_require directive")
             code = arg[6:]
-            if not code.isdigit():
+            if not (code.isascii() and code.isdigit()):
                 raise d.error(f"failed to parse error code {code}")
             if int(code) not in (401, 403):
                 raise d.error(f"invalid error code {int(code)}")

@@ -17,7 +17,7 @@ def _version(d: Directive, text: str) -> int:
     the millions ("1.8.0.5" is 1080005)."""
     version, part, scale = 0, 0, 1000000
     for c in text:
-        if c.isdigit():
+        if "0" <= c <= "9":
             part = part * 10 + int(c)
         elif c == ".":
             version += part * scale

@@ -37,7 +37,7 @@ def _checked(d: Directive, text: str) -> SplitResult:
     if port == 0:
         raise d.error(f'invalid cluster URL "{text}": invalid port')
     db = url.path.lstrip("/")
-    if db and not db.isdigit():
+    if db and not (db.isascii() and db.isdigit()):
         raise d.error(f'invalid cluster URL "{text}": the database must be a number')
     if url.query or url.fragment:
         raise d.error(f'invalid cluster URL "{text}": give options as parameters '

@@ -175,7 +175,7 @@ def server_block(ld: Context, lvl: Level, d: Directive) -> None:
     ld.walk(d.block or (), child)
 
 
-_PORT_RANGE = re.compile(r"(?P<head>.*?)(?P<low>\d+)-(?P<high>\d+)")
+_PORT_RANGE = re.compile(r"(?P<head>.*?)(?P<low>[0-9]+)-(?P<high>[0-9]+)")
 
 
 _IGNORED_LISTEN = ("so_keepalive=", "fastopen=", "ipv6only=", "rcvbuf=", "sndbuf=",
@@ -384,7 +384,9 @@ def error_page(ld: Context, lvl: Level, d: Directive) -> None:
         if eq == "=":
             keep = True
         else:
-            override = parse_code(d, eq[1:], 0, 999) if eq[1:].isdigit() else None
+            given = eq[1:]
+            override = (parse_code(d, given, 0, 999) if given.isascii() and given.isdigit()
+                        else None)
             if override is None:
                 raise d.error(f'invalid value "{eq}"')
     if not args:

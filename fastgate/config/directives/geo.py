@@ -13,7 +13,7 @@ from fastgate.config.context import HTTP, Context, Level, Spec
 from fastgate.config.lookups import Geo, SplitClients, split_bounds
 from fastgate.config.parser import Directive
 
-_PERCENT = re.compile(r"(\d+)(?:\.(\d{1,2}))?%")
+_PERCENT = re.compile(r"([0-9]+)(?:\.([0-9]{1,2}))?%")
 
 
 def _variable(d: Directive, text: str) -> str:

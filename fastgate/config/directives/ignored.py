@@ -221,19 +221,7 @@ UPSTREAM_SPECS = [
         "each worker keeps its upstream state (balancing, failures) of its own")),
 ]
 
-# nginx's on|off directives among those above (ngx_conf_set_flag_slot), and the
-# values of server_tokens: any other value fails -t, as nginx's, though the directive
-# is ignored
-FLAGS = frozenset({
-    "accept_mutex", "aio_write", "chunked_transfer_encoding", "client_body_in_single_buffer",
-    "daemon", "log_subrequest", "master_process", "msie_padding", "msie_refresh",
-    "multi_accept", "pcre_jit", "proxy_force_ranges", "proxy_ignore_client_abort",
-    "proxy_socket_keepalive", "recursive_error_pages", "reset_timedout_connection",
-    "sendfile", "ssi_ignore_recycled_buffers", "tcp_nodelay", "tcp_nopush",
-    "open_file_cache_errors", "open_file_cache_events",
-    *(f"{m}_cache_{n}" for m in ("proxy", "fastcgi", "uwsgi", "scgi")
-      for n in ("background_update", "lock", "revalidate")),
-    "proxy_cache_convert_head"})
+# server_tokens' values: any other fails -t, as nginx's, though the directive is ignored
 _ENUMS = {"server_tokens": ("on", "off", "build")}
 
 
@@ -241,11 +229,6 @@ def _checked(spec: Spec) -> Spec:
     handler = spec.handler
 
     def handle(ld: Context, lvl: Level, d: Directive) -> None:
-        if d.name in FLAGS and len(d.args) != 1:
-            raise d.error(f'invalid number of arguments in "{d.name}" directive')
-        if d.name in FLAGS and d.args[0].lower() not in ("on", "off"):  # (caseless)
-            raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must '
-                          'be "on" or "off"')
         if d.args and d.args[0].lower() not in _ENUMS.get(d.name, (d.args[0].lower(),)):
             raise d.error(f'invalid value "{d.args[0]}"')
         handler(ld, lvl, d)

@@ -50,7 +50,7 @@ def limit_zone(kind: str) -> Handler:
             if arg.startswith("zone="):
                 name, size = zone_arg(d, arg)
             elif arg.startswith("rate=") and kind == "req":
-                m = re.fullmatch(r"rate=(\d+)r/([sm])", arg)
+                m = re.fullmatch(r"rate=([0-9]+)r/([sm])", arg)
                 if m is None or int(m.group(1)) == 0:
                     raise d.error(f'invalid rate "{arg}"')
                 rate = int(m.group(1)) * 1000 // (1 if m.group(2) == "s" else 60)

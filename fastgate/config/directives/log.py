@@ -118,7 +118,22 @@ def log_format(ld: Context, lvl: Level, d: Directive) -> None:
         raise d.error('invalid number of arguments in "log_format" directive')
     if name in ld.log_formats:
         raise d.error(f'duplicate "log_format" name "{name}"')
-    ld.log_formats[name] = ld.log_format(name, "".join(args), escape, d)
+    ld.log_formats[name] = ld.log_format(name, _joined(args), escape, d)
+
+
+_TAIL_VARIABLE = re.compile(r"\$([A-Za-z0-9_]+)$")
+_NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
+
+
+def _joined(pieces: list[str]) -> str:
+    """A format's pieces as one text, each read on its own as nginx compiles them:
+    ``'$status' 'x'`` is $status then "x", not a variable "statusx"."""
+    out = []
+    for i, piece in enumerate(pieces):
+        if i + 1 < len(pieces) and _NAME_CHAR.match(pieces[i + 1]):
+            piece = _TAIL_VARIABLE.sub(r"${\1}", piece)
+        out.append(piece)
+    return "".join(out)
 
 
 def access_log(ld: Context, lvl: Level, d: Directive) -> None:

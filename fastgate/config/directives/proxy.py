@@ -34,6 +34,7 @@ from fastgate.config.directives.args import (
     time_arg,
 )
 from fastgate.config.directives.ignored import off_is_ours
+from fastgate.config.directives.slots import check_slot
 from fastgate.config.directives.tls import (
     conf_command,
     readable_file,
@@ -66,6 +67,8 @@ def streaming(ld: Context, lvl: Level, d: Directive) -> None:
                   "scgi_buffering"):
         lvl.once(d)
         lvl.fields[d.name] = parse_flag(d, d.args[0])
+    elif check_slot(d):  # (proxy_buffers' number and size, as nginx reads them)
+        lvl.once(d)
     if d.args != ("off",):
         ld.warn_once(f'"{d.name}" directive is ignored', "fastgate streams responses "
                      "without buffering them", d)

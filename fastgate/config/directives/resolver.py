@@ -39,7 +39,7 @@ def resolver(ld: Context, d: Directive) -> Resolver:
     ipv6 = True
     for a in d.args:
         if a.startswith("valid="):
-            valid = parse_time(d, a[6:])
+            valid = parse_time(d, a[6:], seconds_only=True)  # (ngx_parse_time(.., 1))
         elif a.startswith("ipv6="):
             ipv6 = parse_flag(d, a[5:])
         elif a.startswith("ipv4="):

@@ -34,12 +34,12 @@ def _program(lvl: Level) -> list[object]:
 def set_return(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.origins.setdefault(d.name, d)  # the first: where -t's warnings point
     first = d.args[0]
-    if len(d.args) == 1 and not first.isdigit():
+    if len(d.args) == 1 and not (first.isascii() and first.isdigit()):
         if not first.startswith(REDIRECT_PREFIXES):
             raise d.error(f'invalid return code "{first}"')
         _program(lvl).append(Return(302, ld.compile(first, d)))
         return
-    if not first.isdigit() or int(first) > 999:
+    if not (first.isascii() and first.isdigit()) or int(first) > 999:
         raise d.error(f'invalid return code "{first}"')
     # an empty text is none, as nginx's (its answer is then the code's: an error page,
     # or 444's close); one of variables that renders empty is a text

@@ -392,7 +392,7 @@ def proxy_pass(ld: Context, lvl: Level, d: Directive) -> None:
         lvl.local["upstream"] = unix_group(ld, ld.path_of(text[5:]))
         return
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()):
         raise d.error(f'no port in upstream "{text}"')
     host, number = parse_host_port(d, text, None)
     lvl.local["upstream"] = ld.implicit_upstream(host, number, d)

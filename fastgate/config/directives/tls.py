@@ -91,7 +91,7 @@ def ssl_ecdh_curve(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.fields["ssl_ecdh_curve"] = d.args[0]
 
 
-_CACHE = re.compile(r"builtin(:\d+)?|shared:[^:]+:\S+")
+_CACHE = re.compile(r"builtin(:[0-9]+)?|shared:[^:]+:\S+")
 # nginx: one megabyte of a shared cache holds about 4000 sessions
 _SESSIONS_PER_MB = 4000
 
@@ -125,7 +125,7 @@ def ssl_session_cache(ld: Context, lvl: Level, d: Directive) -> None:
 
 def ssl_session_timeout(ld: Context, lvl: Level, d: Directive) -> None:
     lvl.once(d)
-    lvl.fields["ssl_session_timeout"] = int(parse_time(d, d.args[0]))
+    lvl.fields["ssl_session_timeout"] = int(parse_time(d, d.args[0], seconds_only=True))
 
 
 def ssl_trusted_certificate(ld: Context, lvl: Level, d: Directive) -> None:
@@ -181,7 +181,7 @@ def ssl_ocsp_cache(ld: Context, lvl: Level, d: Directive) -> None:
     if value == "off":
         lvl.fields["ssl_ocsp_cache"] = ""
         return
-    m = re.fullmatch(r"shared:([^:]+):(\d+)([kKmM]?)", value)
+    m = re.fullmatch(r"shared:([^:]+):([0-9]+)([kKmM]?)", value)
     if m is None:
         raise d.error(f'invalid OCSP cache "{value}"')
     name = m.group(1)

@@ -78,7 +78,7 @@ def add_server(ld: Context, lvl: Level, d: Directive, default_port: int | None) 
         elif key == "max_conns" and eq:
             params["max_conns"] = parse_number(d, value)
         elif key == "fail_timeout" and eq:
-            params["fail_timeout"] = parse_time(d, value)
+            params["fail_timeout"] = parse_time(d, value, seconds_only=True)
         elif arg in ("backup", "down"):
             params[arg] = True
         else:

@@ -25,12 +25,14 @@ def _expires(ld: Context, d: Directive) -> int:
 
 
 def _flags(ld: Context, d: Directive) -> tuple[str, ...]:
-    if d.args == ("off",):
-        return ()
+    """nginx's bitmask of cookie flags: caseless, "off" among them a flag that adds
+    nothing (``userid_flags off secure`` is ``secure``); the cookie says them in
+    nginx's order, each once, whatever the order written."""
+    words = {a.lower() for a in d.args}
     for a in d.args:
-        if a not in FLAGS:
+        if a.lower() != "off" and a.lower() not in FLAGS:
             raise d.error(f'invalid value "{a}"')
-    return d.args
+    return tuple(f for f in FLAGS if f in words)
 
 
 def _mark(ld: Context, d: Directive) -> str:
