@@ -106,6 +106,13 @@ def _loads(tmp_path: Path, body: str) -> bool:
     ("proxy_cache_lock;", False),
     ("proxy_cache_lock on;", True),
     ("sendfile on; sendfile off;", False),  # a slot is set once per level
+    # enums and bitmasks are caseless too
+    ("satisfy Any;", True),
+    ("if_modified_since Exact;", True),
+    ("ssl_protocols tlsv1.2 TLSv1.3;", True),
+    ("proxy_next_upstream Error Timeout;", True),
+    ("gzip_proxied Any;", True),
+    ("satisfy anything;", False),
 ])
 def test_what_loads(tmp_path: Path, body: str, loads: bool) -> None:
     assert _loads(tmp_path, body) is loads

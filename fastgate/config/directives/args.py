@@ -154,15 +154,18 @@ def store_arg(ld: Context, d: Directive) -> Template | bool:
 
 
 def one_of(*values: str) -> Callable[[Context, Directive], str]:
-    """An argument that must be one of ``values`` (nginx's enum message names them in
-    the order given)."""
+    """An argument that must be one of ``values``, in any case as nginx's enum slot
+    takes it (``ssl_verify_client On``), given as written here (nginx's enum message
+    names them in the order given)."""
     named = ", ".join(f'"{v}"' for v in values[:-1]) + f' or "{values[-1]}"'
+    spelled = {v.lower(): v for v in values}
 
     def parse(ld: Context, d: Directive) -> str:
-        if d.args[0] not in values:
+        value = spelled.get(d.args[0].lower())
+        if value is None:
             raise d.error(f'invalid value "{d.args[0]}" in "{d.name}" directive, it must be '
                           f"{named}")
-        return d.args[0]
+        return value
     return parse
 
 

@@ -56,9 +56,9 @@ def _hash(ld: Context, d: Directive) -> int:
 
 def _proxied(ld: Context, d: Directive) -> frozenset[str]:
     for word in d.args:
-        if word not in PROXIED:
+        if word.lower() not in PROXIED:  # (a bitmask: caseless, as nginx's)
             raise d.error(f'invalid value "{word}"')
-    return frozenset(d.args)
+    return frozenset(word.lower() for word in d.args)
 
 
 def _http_version(ld: Context, d: Directive) -> tuple[int, int]:

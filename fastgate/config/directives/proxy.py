@@ -197,12 +197,13 @@ NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "ht
 
 
 def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:
-    for a in d.args:
-        if a not in NEXT_UPSTREAM:
+    words = tuple(a.lower() for a in d.args)  # (a bitmask: caseless, as nginx's)
+    for a, word in zip(d.args, words, strict=True):
+        if word not in NEXT_UPSTREAM:
             raise d.error(f'invalid value "{a}"')
-    if "off" in d.args:
+    if "off" in words:
         return ()
-    return d.args
+    return words
 
 
 def proxy_method(ld: Context, d: Directive) -> Template:

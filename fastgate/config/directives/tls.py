@@ -23,6 +23,7 @@ from fastgate.config.directives.args import (
     flag_arg,
     ignored,
     number_arg,
+    one_of,
     setting,
 )
 from fastgate.config.directives.ignored import off_is_ours
@@ -57,10 +58,13 @@ def certificate_file(ld: Context, d: Directive) -> str | UserFile:
 
 
 def ssl_protocols(ld: Context, d: Directive) -> tuple[str, ...]:
+    """nginx's bitmask of protocols: caseless (``tlsv1.2``), the names kept as nginx
+    spells them."""
+    spelled = {p.lower(): p for p in SSL_PROTOCOLS}
     for a in d.args:
-        if a not in SSL_PROTOCOLS:
+        if a.lower() not in spelled:
             raise d.error(f'invalid value "{a}"')
-    return d.args
+    return tuple(spelled[a.lower()] for a in d.args)
 
 
 def ssl_password_file(ld: Context, d: Directive) -> tuple[str, ...]:
@@ -134,20 +138,10 @@ def ssl_trusted_certificate(ld: Context, lvl: Level, d: Directive) -> None:
     ld.warn_once('"ssl_trusted_certificate" checks client certificates only', NO_STAPLING, d)
 
 
-def ssl_verify_client(ld: Context, d: Directive) -> str:
-    value = d.args[0]
-    if value not in ("on", "off", "optional", "optional_no_ca"):
-        raise d.error(f'invalid value "{value}" in "ssl_verify_client" directive, it must '
-                      'be "on", "off", "optional" or "optional_no_ca"')
-    return value
+ssl_verify_client = one_of("on", "off", "optional", "optional_no_ca")  # (caseless)
 
 
-def ssl_ocsp(ld: Context, d: Directive) -> str:
-    value = d.args[0]
-    if value not in ("on", "off", "leaf"):
-        raise d.error(f'invalid value "{value}" in "ssl_ocsp" directive, it must be "on", '
-                      '"off" or "leaf"')
-    return value
+ssl_ocsp = one_of("on", "off", "leaf")  # (nginx's enum slot: caseless)
 
 
 def ssl_ocsp_responder(ld: Context, d: Directive) -> str:
