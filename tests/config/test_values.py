@@ -113,6 +113,11 @@ def _loads(tmp_path: Path, body: str) -> bool:
     ("proxy_next_upstream Error Timeout;", True),
     ("gzip_proxied Any;", True),
     ("satisfy anything;", False),
+    ("proxy_next_upstream error updating;", True),  # (a cache's word: nothing here)
+    ("fastcgi_next_upstream http_502;", False),  # not one of FastCGI's
+    ("fastcgi_next_upstream Error; fastcgi_next_upstream timeout;", True),
+    ("memcached_next_upstream not_found;", True),
+    ("grpc_next_upstream maybe;", False),
 ])
 def test_what_loads(tmp_path: Path, body: str, loads: bool) -> None:
     assert _loads(tmp_path, body) is loads

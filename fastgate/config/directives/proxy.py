@@ -193,7 +193,7 @@ def proxy_redirect(ld: Context, lvl: Level, d: Directive) -> None:
 
 NEXT_UPSTREAM = frozenset({"error", "timeout", "invalid_header", "http_500", "http_502",
                            "http_503", "http_504", "http_403", "http_404", "http_429",
-                           "non_idempotent", "off"})
+                           "non_idempotent", "updating", "off"})  # (updating: a cache's)
 
 
 def proxy_next_upstream(ld: Context, d: Directive) -> tuple[str, ...]:

@@ -78,6 +78,18 @@ _BY_KIND = {
 SLOTS: dict[str, str] = {name: kind for kind, names in _BY_KIND.items()
                          for name in names.split()}
 
+# bitmask slots: the words each takes, in any case, given on one line or several
+_CGI_NEXT = ("error timeout invalid_header non_idempotent http_500 http_503 http_403 "
+             "http_404 http_429 updating off")
+WORDS: dict[str, frozenset[str]] = {name: frozenset(words.split()) for name, words in {
+    "fastcgi_next_upstream": _CGI_NEXT,
+    "uwsgi_next_upstream": _CGI_NEXT,
+    "scgi_next_upstream": _CGI_NEXT,
+    "grpc_next_upstream": "error timeout invalid_header non_idempotent http_500 "
+                          "http_502 http_503 http_504 http_403 http_404 http_429 off",
+    "memcached_next_upstream": "error timeout invalid_response not_found off",
+}.items()}
+
 
 def _number(text: str) -> int | None:
     """``ngx_atoi``: ASCII digits only, within nginx's integer."""
@@ -91,8 +103,15 @@ def _invalid(d: Directive, what: str = "invalid value") -> ConfigError:
 
 
 def check_slot(d: Directive) -> bool:
-    """Whether ``d`` is read by one of nginx's slots (each may be set once per level);
-    its arguments checked as that slot reads them (ConfigError in nginx's words)."""
+    """Whether ``d`` is read by one of nginx's slots that may be set once per level;
+    its arguments checked as that slot reads them (ConfigError in nginx's words) —
+    a bitmask's words too, given on as many lines as wanted."""
+    words = WORDS.get(d.name)
+    if words is not None:
+        for word in d.args:
+            if word.lower() not in words:
+                raise d.error(f'invalid value "{word}"')
+        return False  # (a bitmask adds up over its lines)
     kind = SLOTS.get(d.name)
     if kind is None:
         return False
@@ -114,4 +133,4 @@ def check_slot(d: Directive) -> bool:
     return True
 
 
-__all__ = ["SLOTS", "check_slot"]
+__all__ = ["SLOTS", "WORDS", "check_slot"]
