@@ -91,9 +91,9 @@ def parse_time(d: Directive, text: str, seconds_only: bool = False) -> float:
     return value
 
 
-def size_value(text: str, offset: bool = True) -> int | None:
-    """``ngx_parse_offset`` ("1024", "8k", "1m", "2g" → bytes), or with ``offset``
-    false ``ngx_parse_size`` (no "g"); None if invalid or past nginx's integer."""
+def size_value(text: str, offset: bool = False) -> int | None:
+    """``ngx_parse_size`` ("1024", "8k", "1m" → bytes), or with ``offset``
+    ``ngx_parse_offset`` (also "2g"); None if invalid or past nginx's integer."""
     m = _SIZE.fullmatch(text)
     if m is None or (not offset and m.group(2) in "gG" and m.group(2)):
         return None
@@ -104,7 +104,7 @@ def size_value(text: str, offset: bool = True) -> int | None:
     return number * scale
 
 
-def parse_size(d: Directive, text: str, offset: bool = True) -> int:
+def parse_size(d: Directive, text: str, offset: bool = False) -> int:
     value = size_value(text, offset)
     if value is None:
         raise d.error(f'"{d.name}" directive invalid value')

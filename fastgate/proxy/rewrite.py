@@ -97,10 +97,7 @@ class RewriteModule:
         of the location the phase runs for, as nginx's script engine takes them) each
         regex's match or miss and each URI made is logged at notice, in nginx's words."""
         told = loc.settings.rewrite_log
-
-        def log(level: str, text: str) -> None:
-            self.respond.w.log.write(level, text, conn, req)
-
+        log = self.respond.w.log
         for op in ops:
             kind = type(op)
             if kind is SetVar:
@@ -118,11 +115,12 @@ class RewriteModule:
                 m = op.regex.search(req.uri)
                 if m is None:
                     if told:
-                        log("notice", f'"{op.pattern}" does not match "{req.uri}"')
+                        log.write("notice", f'"{op.pattern}" does not match "{req.uri}"',
+                                  conn, req)
                     req.captures = ()  # (nginx's regex script code: $1... are gone)
                     continue
                 if told:
-                    log("notice", f'"{op.pattern}" matches "{req.uri}"')
+                    log.write("notice", f'"{op.pattern}" matches "{req.uri}"', conn, req)
                 req.captures = (m.group(0), *m.groups())
                 set_named_captures(req, m)
                 if op.redirect:
@@ -140,9 +138,10 @@ class RewriteModule:
                     req.args_found = req.args_found or bool(req.args)
                     req.args = ""
                 if told:
-                    log("notice", f'rewritten data: "{uri}", args: "{req.args}"')
+                    log.write("notice", f'rewritten data: "{uri}", args: "{req.args}"',
+                              conn, req)
                 if not uri:
-                    log("error", "the rewritten URI has a zero length")
+                    log.write("error", "the rewritten URI has a zero length", conn, req)
                     return self.fail(conn, req, run.nested or loc, 500)
                 req.uri = uri
                 req.uri_remade = True
@@ -162,7 +161,8 @@ class RewriteModule:
                 return None
             elif kind is If:
                 assert isinstance(op, If)
-                if not holds(req, op.condition, (run.nested or loc).settings, log, told):
+                if not holds(req, op.condition, (run.nested or loc).settings,
+                             lambda level, text: log.write(level, text, conn, req), told):
                     continue
                 if op.location is not None:
                     run.nested = op.location

@@ -59,8 +59,8 @@ def test_times(text: str, msec: float | None, sec: float | None) -> None:
     ("\u0663", None, None),
 ])
 def test_sizes(text: str, offset: int | None, size: int | None) -> None:
-    assert size_value(text) == offset
-    assert size_value(text, offset=False) == size
+    assert size_value(text, offset=True) == offset
+    assert size_value(text) == size
 
 
 def _loads(tmp_path: Path, body: str) -> bool:
@@ -83,6 +83,8 @@ def _loads(tmp_path: Path, body: str) -> bool:
     ("ssl_session_timeout 500ms;", False),
     ("client_max_body_size 1g;", True),
     ("client_max_body_size 9999999999999999999;", False),
+    ("client_body_buffer_size 1g;", False),  # a size: no "g"
+    ("client_body_buffer_size 1m;", True),
     ("keepalive_requests 9999999999999999999;", False),
     ("keepalive_requests \u00b2;", False),  # a superscript two: isdigit() to Python
     ("return \u00b2;", False),

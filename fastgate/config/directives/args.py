@@ -117,7 +117,13 @@ def time_arg(ld: Context, d: Directive) -> float:
 
 
 def size_arg(ld: Context, d: Directive) -> int:
+    """nginx's size slot: "8k", "1m" (no "g")."""
     return parse_size(d, d.args[0])
+
+
+def offset_arg(ld: Context, d: Directive) -> int:
+    """nginx's offset slot: a size that may also be "2g" (``client_max_body_size``)."""
+    return parse_size(d, d.args[0], offset=True)
 
 
 def flag_arg(ld: Context, d: Directive) -> bool:
