@@ -34,6 +34,7 @@ def test_every_file_the_layout_names_exists() -> None:
     layout = _layout()
     named = set(re.findall(r"\b([\w]+\.(?:py|pyx|pxd))\b", layout))
     have = {p.name for p in PACKAGE.rglob("*")} | {p.name for p in (ROOT / "bench").iterdir()}
+    have |= {p.name for p in (ROOT / "fuzz").iterdir()}
     have |= {p.name for p in (ROOT / "tests").rglob("*.py")}
     gone = sorted(n for n in named if n not in have)
     assert not gone, f"README's layout names files that do not exist: {gone}"
