@@ -6,10 +6,10 @@ what reached the backend, differs, grouped.
 
     python fuzz/nginx_requests.py [--engine httptools|h11] [--seed N] [--count N]
 
-Differences known and kept (README): HTTP/0.9 request lines, a version past HTTP/1.1
-(nginx takes HTTP/1.2 to 1.999 as 1.1), more than one space between the request line's
-parts, control bytes in a header value, bare LF — all refused here; nginx's
-``100 Continue`` to a request without a body."""
+Differences known and kept (README): HTTP/0.9 request lines, a minor version of two
+digits (nginx takes up to HTTP/1.999 as 1.1; HTTP/1.2 to 1.9 are read as 1.1 here too),
+more than one space between the request line's parts, control bytes in a header value,
+bare LF — all refused here; nginx's ``100 Continue`` to a request without a body."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Headers", "ProtocolError", "RequestHead", "ResponseHead", "ServerHandler",
            "UnreadLine", "ServerEngine", "ClientHandler", "ClientEngine", "upstream_framing_error",
-           "LLHTTP_METHODS", "is_method"]
+           "LLHTTP_METHODS", "is_method", "read_as_one_one"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -221,7 +221,7 @@ def refused_head(text: str, status: int, head: bytes) -> ProtocolError:
     if line is None or not _TARGET_START.match(line[2]):
         return _line_refused(lines[0], len(lines) > 1)
     request = (line[1], line[2], line[3])
-    if line[3] not in (b"1.0", b"1.1"):
+    if line[3] not in (b"1.0", b"1.1") and not read_as_one_one(line[3]):
         return in_line(ProtocolError("client sent invalid version", 505, whole=True), request)
     ending = lines[-1].endswith(b"\r")  # (the last line, unfinished, was ending)
     if ending:
@@ -447,6 +447,14 @@ def buffers_overflow(line: tuple[bytes, bytes, bytes], fields: Sequence[tuple[by
                              reading="headers").having_read(line, fields)
     name, value = fields[i - 1]
     return field_too_long(name + b": " + value + b"\r\n", shown).having_read(line, fields[:i - 1])
+
+
+def read_as_one_one(version: bytes) -> bool:
+    """A version nginx reads as HTTP/1.1: 1.2 to 1.9, as RFC 9110 section 2.5 asks (a
+    higher minor version is processed as the highest one the recipient implements). The
+    engines' parsers read one digit after the dot; nginx reads up to three (1.10, 1.999),
+    which stay a 400 here."""
+    return len(version) == 3 and version[:2] == b"1." and 50 <= version[2] <= 57
 
 
 def in_line(error: ProtocolError, line: tuple[bytes, bytes, bytes]) -> ProtocolError:

@@ -27,6 +27,7 @@ from fastgate.http.engine import (
     in_line,
     is_method,
     line_too_long,
+    read_as_one_one,
     read_so_far,
     refused_head,
     request_framing_error,
@@ -107,6 +108,8 @@ class _Connection(h11.Connection):
         try:
             matches = _util.validate(_REQUEST_LINE, lines[0], "illegal request line: {!r}",
                                      lines[0])
+            if read_as_one_one(bytes(matches["http_version"])):
+                matches["http_version"] = b"1.1"  # (HTTP/1.2: read as 1.1, as nginx)
             target = bytes(matches["target"])
             self.raw_target = None
             if _HIGH.search(target):

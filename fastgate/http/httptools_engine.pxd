@@ -71,6 +71,8 @@ cdef class HttptoolsServer:
     cdef bytes _method  # the real method of the request llhttp parses, if stood in for
     cdef bytes _target  # its target as it came, if llhttp was given it percent-encoded
     cdef Py_ssize_t _eol  # where its request line ends in the data being parsed
+    # its version is HTTP/1.2 to 1.9, which llhttp refuses: it is given 1.1 (nginx's read)
+    cdef bint _one_one
     cdef bytes _start  # the first bytes of a request, its request line not ended yet
     cdef bint _in_body
     cdef Py_ssize_t _body_left  # Content-Length bytes still to come; -1 chunked

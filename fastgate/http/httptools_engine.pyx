@@ -26,7 +26,7 @@ from collections import deque
 import httptools
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from fastgate._wire cimport (RequestHead, ResponseHead, escape_past_ascii, fields_size,
                              parse_request, parse_response, phrase_of, piece_size,
@@ -37,7 +37,8 @@ from fastgate.http.engine import (HEAD_FRAMING, LLHTTP_METHODS, TOO_BIG, Protoco
                                   buffers_overflow, closed_mid_body, closed_mid_head,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
-                                  read_so_far, refused_head, request_framing_error,
+                                  read_as_one_one, read_so_far, refused_head,
+                                  request_framing_error,
                                   unfinished_too_large, upstream_framing_error)
 
 
@@ -376,7 +377,9 @@ cdef class HttptoolsServer:
             elif ln == b"host":
                 host_count += 1
         version = p.get_http_version().encode()
-        if version not in (b"1.0", b"1.1"):  # (nginx refuses it in the line, first)
+        if read_as_one_one(version):
+            version = b"1.1"  # (llhttp keeps such a connection alive as 1.1's too)
+        elif version not in (b"1.0", b"1.1"):  # (nginx refuses it in the line, first)
             raise in_line(ProtocolError("client sent invalid version", 505, whole=True),
                           self._line_read())
         if odd or (chunked and version == b"1.0") or (version == b"1.1" and host_count != 1):
@@ -450,7 +453,7 @@ cdef class HttptoolsServer:
         """``data`` through llhttp a step at a time (``_step``): once the request being
         served has been read whole, or a further one waits in the queue, the rest is held
         back."""
-        cdef Py_ssize_t n, pos = 0, end, start, eol, line_at = 0
+        cdef Py_ssize_t n, pos = 0, end, start, eol, line_at = 0, digit
         cdef bytes piece, line
         cdef bint stand_in, escaped, began
         cdef _Message msg
@@ -465,6 +468,7 @@ cdef class HttptoolsServer:
             if began:
                 self._method = None
                 self._target = None
+                self._one_one = False
                 start = self._line_start(data, pos)
                 if start < 0:
                     self._start = data[pos:]  # wait for the rest of the request line
@@ -473,6 +477,11 @@ cdef class HttptoolsServer:
                 escaped = self._target is not None
                 line_at = start
             end = self._step(data, start)
+            if began and self._one_one and self._eol < end:
+                # HTTP/1.2 .. 1.9: llhttp refuses them; nginx reads them as 1.1 (RFC 9110
+                # section 2.5), so llhttp is given "1.1", a digit for a digit
+                digit = self._eol - (2 if data[self._eol - 1] == 13 else 1)
+                data = data[:digit] + b"1" + data[digit + 1:]
             if stand_in or escaped:
                 eol = self._eol if self._eol < end else end
                 line = data[start + len(self._method):eol] if stand_in else data[start:eol]
@@ -621,6 +630,9 @@ cdef class HttptoolsServer:
                 return -1
             return start  # (empty lines only: llhttp skips them)
         self._eol = eol
+        t1 = eol - 1 if eol > start and p[eol - 1] == 13 else eol  # (the line's end)
+        self._one_one = (t1 - start > 9 and 50 <= p[t1 - 1] <= 57
+                         and memcmp(p + t1 - 8, b"HTTP/1.", 7) == 0)
         while i < eol and _method_char(p[i]):
             i += 1
         if i > start and p[i] == 32:

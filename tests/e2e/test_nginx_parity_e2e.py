@@ -2256,3 +2256,37 @@ def test_rewrite_log_writes_what_nginx_writes(tmp_path: Path, engine: str) -> No
     for line in raw_lines:
         pid, tid = re.search(r" (\d+)#(\d+): ", line).groups()  # type: ignore[union-attr]
         assert pid == tid, line
+
+
+VERSIONS = """server { listen 127.0.0.1:PORT;
+  location / { proxy_pass http://BACKEND; }
+}"""
+
+
+def _statuses(side: Side, raw: bytes) -> list[int]:
+    """The statuses of every answer to ``raw`` (pipelined requests) on one connection."""
+    with socket.create_connection(("127.0.0.1", side.port), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+
+
+@pytest.mark.parametrize("version,statuses", [
+    ("1.2", [200, 200]), ("1.9", [200, 200]),  # read as 1.1: kept alive, proxied
+    ("2.0", [505]), ("1.1", [200, 200]), ("1.0", [200]),
+])
+def test_a_minor_version_past_1_1_is_read_as_1_1_as_nginx(tmp_path: Path, engine: str,
+                                                          version: str,
+                                                          statuses: list[int]) -> None:
+    """HTTP/1.2 .. 1.9: nginx reads them as 1.1 (RFC 9110 section 2.5), so does fastgate
+    now (llhttp and h11 refuse them: each is given "1.1"); two pipelined requests are
+    both proxied, over one kept-alive connection, as HTTP/1.1; 2.0 is a 505."""
+    raw = (f"GET /a HTTP/{version}\r\nHost: v.test\r\n\r\n"
+           f"GET /b HTTP/{version}\r\nHost: v.test\r\nConnection: close\r\n\r\n").encode()
+    with both(tmp_path, VERSIONS, engine) as (nginx, fastgate):
+        theirs, ours = _statuses(nginx, raw), _statuses(fastgate, raw)
+        reached = [[r.target for r in side.backend.requests()] for side in (nginx, fastgate)]
+    assert ours == theirs == statuses
+    assert reached[0] == reached[1] == [b"/a", b"/b"][:statuses.count(200)]
