@@ -16,6 +16,7 @@ from fastgate.proxy._walk cimport Walker
 from fastgate.proxy.memo cimport IdentityMemo
 from fastgate.proxy.request cimport Request, RequestEnd, new_request
 
+from fastgate._wire import normal_host
 from fastgate.http.engine import ProtocolError, duplicate_header
 from fastgate.http.uri import parse_target_fully
 from fastgate.proxy.steps import DONE, TAKEN
@@ -102,7 +103,8 @@ cdef class AddressHandler(RequestHandlerBase):
         else:
             req = Request(head, target, conn)
         if req.host is None:
-            if target[2] is not None:  # (refused in the line: no header read yet)
+            if target[2] is not None and normal_host(target[2].encode("latin-1")) is None:
+                # (refused in the line: no header read yet)
                 w._refuse(conn, ProtocolError("client sent invalid host in request line",
                                               400, whole=True, reading="line"), vhosts,
                           None, _line_of(head), started)

@@ -43,8 +43,14 @@ cdef class Request:
         self.server_port = info.server_port
         # None when invalid: the connection answers 400 before anything else runs
         authority = (<tuple>target)[2]
-        self.host = (host_of(head.headers) if authority is None
-                     else normal_host(authority.encode("latin-1")))
+        if authority is None:
+            self.host = host_of(head.headers)
+        else:
+            # the target's host is the request's; a Host header beside it must still be
+            # valid, as nginx's ngx_http_process_host checks it ("Host:" empty is a 400)
+            self.host = normal_host(authority.encode("latin-1"))
+            if self.host is not None and host_of(head.headers) is None:
+                self.host = None
         clock_gettime(CLOCK_REALTIME, &now)  # time.time(), without its Python call
         self.start = now.tv_sec + now.tv_nsec * 1e-9
         self.upstream_addr = ""

@@ -2290,3 +2290,23 @@ def test_a_minor_version_past_1_1_is_read_as_1_1_as_nginx(tmp_path: Path, engine
         reached = [[r.target for r in side.backend.requests()] for side in (nginx, fastgate)]
     assert ours == theirs == statuses
     assert reached[0] == reached[1] == [b"/a", b"/b"][:statuses.count(200)]
+
+
+def test_a_host_header_beside_an_absolute_target_is_checked_as_nginx(tmp_path: Path,
+                                                                     engine: str) -> None:
+    """An absolute-form target names the host, and a Host header beside it is still
+    checked (nginx's ngx_http_process_host): empty or invalid, a 400 logged as an
+    invalid host header, nothing proxied; a valid one is overruled by the target's."""
+    asks = ["http://h.example/a HTTP/1.1\r\nHost:", "http://h.example/b HTTP/1.1\r\nHost: a b",
+            "http://h.example/c HTTP/1.1\r\nHost: other.example"]
+    with both(tmp_path, VERSIONS, engine) as (nginx, fastgate):
+        for ask in asks:
+            raw = f"GET {ask}\r\nConnection: close\r\n\r\n".encode()
+            assert _statuses(fastgate, raw) == _statuses(nginx, raw), ask
+        reached = [[r.target for r in side.backend.requests()] for side in (nginx, fastgate)]
+        ours, theirs = [_error_lines(side, lambda line: "invalid host" in line, 2)
+                        for side in (fastgate, nginx)]
+    assert reached[0] == reached[1] == [b"/c"]
+    assert [line.split(", client")[0] for line in ours] == [
+        line.split(", client")[0] for line in theirs] == [
+        " [info] client sent invalid host header while reading client request headers"] * 2
