@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Protocol
 
-from fastgate._wire import RequestHead, ResponseHead
+from fastgate._wire import RequestHead, ResponseHead, normal_host
 from fastgate.decimals import decimal
 from fastgate.errors import ProtocolError
 
@@ -289,29 +289,59 @@ def request_framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
                           whole: bool = True) -> ProtocolError | None:
     """nginx's refusal of a request's header lines (its unique-header handlers, then
     ``ngx_http_process_request_header``), in its order: a second Host, Content-Length
-    or Transfer-Encoding as it is read (the two lines in the message as they came);
-    once the head is ``whole``, an HTTP/1.1 request without a Host; a Content-Length
-    that is not digits; a Transfer-Encoding on HTTP/1.0, other than ``chunked`` (501),
-    or beside a Content-Length — said of a head cut short too, as nginx would say it
-    once the head ends. None: nginx takes the lines."""
+    or Transfer-Encoding as it is read (the two lines in the message as they came), a
+    Host that is not valid; once the head is ``whole``, an HTTP/1.1 request without a
+    Host; a Content-Length that is not digits; a Transfer-Encoding on HTTP/1.0, other
+    than ``chunked`` (501), or beside a Content-Length — said of a head cut short too,
+    as nginx would say it once the head ends. None: nginx takes the lines (an invalid
+    Host alone is then refused where the request's host is read, in the same words)."""
+    error = _framing_error(version, fields, whole)
+    if error is None or error is _BAD_HOST:
+        return None if error is None else _in_headers("client sent invalid host header")
+    return error
+
+
+_BAD_HOST = ProtocolError("client sent invalid host header", 400)
+
+
+def _framing_error(version: bytes, fields: Sequence[tuple[bytes, bytes]],
+                   whole: bool) -> ProtocolError | None:
+    """request_framing_error's reading; ``_BAD_HOST`` when an invalid Host line comes
+    before what else it would refuse."""
     host = length = coding = None
+    bad_host = False
     for field in fields:
         name = field[0]
         if len(name) not in (4, 14, 17):
             continue
         low = name.lower()
         if low == b"host":
+            if bad_host:
+                return _BAD_HOST
             if host is not None:
                 return _twice("client sent duplicate host header", field, host)
             host = field
+            # (nginx stops at it as its line is read; of a head cut short the last line
+            # may not have ended)
+            bad_host = normal_host(field[1]) is None and (whole or field is not fields[-1])
         elif low == b"content-length":
             if length is not None:
-                return _twice("client sent duplicate header line", field, length)
+                return _BAD_HOST if bad_host else _twice(
+                    "client sent duplicate header line", field, length)
             length = field
         elif low == b"transfer-encoding":
             if coding is not None:
-                return _twice("client sent duplicate header line", field, coding)
+                return _BAD_HOST if bad_host else _twice(
+                    "client sent duplicate header line", field, coding)
             coding = field
+    error = _head_error(version, host, length, coding, whole)
+    return _BAD_HOST if error is not None and bad_host else error
+
+
+def _head_error(version: bytes, host: tuple[bytes, bytes] | None,
+                length: tuple[bytes, bytes] | None, coding: tuple[bytes, bytes] | None,
+                whole: bool) -> ProtocolError | None:
+    """nginx's ngx_http_process_request_header: the checks of the head as a whole."""
     if whole and host is None and version == b"1.1":
         return _in_headers('client sent HTTP/1.1 request without "Host" header')
     if length is not None and decimal(length[1]) is None:  # (ngx_atoof's)

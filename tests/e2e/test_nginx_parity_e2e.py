@@ -2310,3 +2310,24 @@ def test_a_host_header_beside_an_absolute_target_is_checked_as_nginx(tmp_path: P
     assert [line.split(", client")[0] for line in ours] == [
         line.split(", client")[0] for line in theirs] == [
         " [info] client sent invalid host header while reading client request headers"] * 2
+
+
+def test_an_invalid_host_is_refused_before_the_framing_as_nginx(tmp_path: Path,
+                                                                engine: str) -> None:
+    """nginx checks a Host line as it reads it, and the framing (Transfer-Encoding,
+    Content-Length) once the head is read: an invalid Host with a coding it does not
+    know is a 400 for the host, not a 501, whichever line came first."""
+    asks = ["Transfer-Encoding: gzip\r\nHost: a/b", "Host: a b\r\nTransfer-Encoding: gzip",
+            "Host: a/b\r\nContent-Length: 3\r\nContent-Length: 4",
+            "Content-Length: 3\r\nContent-Length: 4\r\nHost: a/b",
+            "Host: ok.test\r\nTransfer-Encoding: gzip"]
+    with both(tmp_path, VERSIONS, engine) as (nginx, fastgate):
+        for ask in asks:
+            raw = f"POST /x HTTP/1.1\r\n{ask}\r\nConnection: close\r\n\r\n".encode()
+            assert _statuses(fastgate, raw) == _statuses(nginx, raw), ask
+        ours, theirs = [_error_lines(side, lambda line: "client sent" in line, len(asks))
+                        for side in (fastgate, nginx)]
+        assert not fastgate.backend.requests() and not nginx.backend.requests()
+    assert [line.split(", client")[0] for line in ours] == [
+        line.split(", client")[0] for line in theirs]
+    assert len(ours) == len(asks)
