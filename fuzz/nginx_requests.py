@@ -48,8 +48,20 @@ FRAMINGS = [("", b"")] * 12 + [
     ("Transfer-Encoding: Chunked", b"3\r\nabc\r\n0\r\n\r\n"),
     ("Transfer-Encoding: gzip", b""),
     ("Transfer-Encoding: chunked\r\nContent-Length: 3", b"3\r\nabc\r\n0\r\n\r\n"),
-    ("Transfer-Encoding: chunked, chunked", b"3\r\nabc\r\n0\r\n\r\n")]
-EXTRAS = [""] * 10 + ["X_Under: 1", "X-Sp : 1", "X-Empty:", ":nameless", "X-Ctl: a\x01b",
+    ("Transfer-Encoding: chunked, chunked", b"3\r\nabc\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked", b"3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"),
+    ("Transfer-Encoding: chunked", b"3 \r\nabc\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked", b"0x3\r\nabc\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked", b"-3\r\nabc\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked", b"3\r\nabcd\r\n0\r\n\r\n")]
+AUTHORITIES = ["http://h.example/", "https://h.example/", "HTTP://H.example/",
+               "http://h.example:80/", "http://u@h.example/", "http://h.example:x/",
+               "ftp://h.example/", "http://[::1]/", "http://h.example?", "http://h.example"]
+EXTRAS = [""] * 10 + ["X-A: 1\r\n X-Fold", "Bad Name: 1", "X-Long: " + "v" * 9000,
+                      "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+                      "Content-Length: 0", "Upgrade: websocket\r\nConnection: upgrade",
+                      "X-Nul: a\x00b", "Cookie: a=1\r\nCookie: b=2",
+                      "X_Under: 1", "X-Sp : 1", "X-Empty:", ":nameless", "X-Ctl: a\x01b",
                       "X-Hi: \xe9", "Expect: 100-continue", "Connection: keep-alive, foo",
                       "X-Tab:\tv\t", "X\x7fDel: 1"]
 
@@ -59,7 +71,7 @@ def _target(rng: random.Random) -> str:
     if k < 0.05:
         return "*"
     if k < 0.1:
-        return "http://h.example/" + rng.choice(SEGMENTS)
+        return rng.choice(AUTHORITIES) + rng.choice(SEGMENTS)
     path = "/" + "/".join(rng.choice(SEGMENTS) for _ in range(rng.randint(0, 4)))
     if rng.random() < 0.4:
         path += "?" + rng.choice(["a=b", "a=b&c", "x=%2F", "", "a=1#f", "q=%zz"])

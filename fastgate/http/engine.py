@@ -242,7 +242,8 @@ def refused_head(text: str, status: int, head: bytes) -> ProtocolError:
                 whole=True, reading="headers").having_read(request, fields)
         name, _, value = text_line.partition(b":")
         fields.append((name, value.strip(b" \t")))
-    error = request_framing_error(line[3], fields, whole)
+    error = request_framing_error(b"1.1" if read_as_one_one(line[3]) else line[3], fields,
+                                  whole)
     if error is None:
         error = ProtocolError(text, status, reading="headers")
     return error.having_read(request, fields)

@@ -2331,3 +2331,17 @@ def test_an_invalid_host_is_refused_before_the_framing_as_nginx(tmp_path: Path,
     assert [line.split(", client")[0] for line in ours] == [
         line.split(", client")[0] for line in theirs]
     assert len(ours) == len(asks)
+
+
+def test_a_refused_head_of_http_1_2_is_read_as_1_1_s(tmp_path: Path, engine: str) -> None:
+    """HTTP/1.2 without a Host and with a coding nginx does not know: nginx reads it as
+    1.1, so the missing Host (400) comes before the coding (501)."""
+    raw = b"GET /x HTTP/1.2\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    with both(tmp_path, VERSIONS, engine) as (nginx, fastgate):
+        assert _statuses(fastgate, raw) == _statuses(nginx, raw) == [400]
+        ours, theirs = [_error_lines(side, lambda line: "client sent" in line, 1)
+                        for side in (fastgate, nginx)]
+    assert [line.split(", client")[0] for line in ours] == [
+        line.split(", client")[0] for line in theirs] == [
+        ' [info] client sent HTTP/1.1 request without "Host" header while reading client '
+        'request headers']
