@@ -37,8 +37,7 @@ from fastgate.http.engine import (HEAD_FRAMING, LLHTTP_METHODS, TOO_BIG, Protoco
                                   buffers_overflow, closed_mid_body, closed_mid_head,
                                   field_too_long, in_line, line_too_long,
                                   may_name_only_nginx_reads, names_only_nginx_reads,
-                                  read_as_one_one, read_so_far, refused_head,
-                                  request_framing_error,
+                                  read_so_far, refused_head, request_framing_error,
                                   unfinished_too_large, upstream_framing_error)
 
 
@@ -377,9 +376,7 @@ cdef class HttptoolsServer:
             elif ln == b"host":
                 host_count += 1
         version = p.get_http_version().encode()
-        if read_as_one_one(version):
-            version = b"1.1"  # (llhttp keeps such a connection alive as 1.1's too)
-        elif version not in (b"1.0", b"1.1"):  # (nginx refuses it in the line, first)
+        if version not in (b"1.0", b"1.1"):  # (nginx refuses it in the line, first)
             raise in_line(ProtocolError("client sent invalid version", 505, whole=True),
                           self._line_read())
         if odd or (chunked and version == b"1.0") or (version == b"1.1" and host_count != 1):
@@ -631,7 +628,7 @@ cdef class HttptoolsServer:
             return start  # (empty lines only: llhttp skips them)
         self._eol = eol
         t1 = eol - 1 if eol > start and p[eol - 1] == 13 else eol  # (the line's end)
-        self._one_one = (t1 - start > 9 and 50 <= p[t1 - 1] <= 57
+        self._one_one = (t1 - start > 9 and 50 <= p[t1 - 1] <= 57 and p[t1 - 9] == 32
                          and memcmp(p + t1 - 8, b"HTTP/1.", 7) == 0)
         while i < eol and _method_char(p[i]):
             i += 1

@@ -12,7 +12,7 @@ from conftest import request
 from raw_backend import RawBackend
 
 
-@pytest.mark.parametrize(("size", "degraded"), [("1k", True), ("100g", False)])
+@pytest.mark.parametrize(("size", "degraded"), [("1k", True), ("102400m", False)])
 def test_degrade(gateway, free, size: str, degraded: bool) -> None:  # type: ignore[no-untyped-def]
     be = RawBackend()
     port = free()
