@@ -120,6 +120,13 @@ def _loads(tmp_path: Path, body: str) -> bool:
     ("fastcgi_next_upstream Error; fastcgi_next_upstream timeout;", True),
     ("memcached_next_upstream not_found;", True),
     ("grpc_next_upstream maybe;", False),
+    ("keepalive_disable msie6 Safari;", True),
+    ("keepalive_disable opera;", False),
+    ("open_log_file_cache max=1000 inactive=20s valid=1m min_uses=2;", True),
+    ("open_log_file_cache off;", True),
+    ("open_log_file_cache inactive=20s;", False),  # max= is required
+    ("open_log_file_cache max=10 inactive=500ms;", False),  # whole seconds
+    ("open_log_file_cache max=10 size=1;", False),
 ])
 def test_what_loads(tmp_path: Path, body: str, loads: bool) -> None:
     assert _loads(tmp_path, body) is loads

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastgate.config.errors import ConfigError
 from fastgate.config.parser import Directive
-from fastgate.config.values import INT_MAX, parse_flag, parse_time, size_value
+from fastgate.config.values import INT_MAX, parse_flag, parse_time, size_value, time_value
 
 _BY_KIND = {
     "flag": """
@@ -88,7 +88,27 @@ WORDS: dict[str, frozenset[str]] = {name: frozenset(words.split()) for name, wor
     "grpc_next_upstream": "error timeout invalid_header non_idempotent http_500 "
                           "http_502 http_503 http_504 http_403 http_404 http_429 off",
     "memcached_next_upstream": "error timeout invalid_response not_found off",
+    "keepalive_disable": "none msie6 safari",
 }.items()}
+
+
+def _log_file_cache(d: Directive) -> None:
+    """ngx_http_log_open_file_cache's reading: ``max=N`` (required unless ``off``),
+    ``inactive=`` and ``valid=`` (whole seconds), ``min_uses=N``, ``off``."""
+    off = False
+    has_max = False
+    for arg in d.args:
+        key, eq, value = arg.partition("=")
+        if eq and key in ("max", "min_uses") and _number(value) is not None:
+            has_max = has_max or (key == "max" and _number(value) != 0)
+        elif eq and key in ("inactive", "valid") and time_value(value, True) is not None:
+            pass
+        elif arg == "off":
+            off = True
+        else:
+            raise d.error(f'invalid "open_log_file_cache" parameter "{arg}"')
+    if not off and not has_max:
+        raise d.error('"open_log_file_cache" must have "max" parameter')
 
 
 def _number(text: str) -> int | None:
@@ -106,6 +126,9 @@ def check_slot(d: Directive) -> bool:
     """Whether ``d`` is read by one of nginx's slots that may be set once per level;
     its arguments checked as that slot reads them (ConfigError in nginx's words) —
     a bitmask's words too, given on as many lines as wanted."""
+    if d.name == "open_log_file_cache":
+        _log_file_cache(d)
+        return True
     words = WORDS.get(d.name)
     if words is not None:
         for word in d.args:
