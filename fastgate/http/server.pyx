@@ -41,6 +41,7 @@ from fastgate._wire cimport RequestHead
 from fastgate.http.clock cimport monotonic
 from fastgate.http.httptools_engine cimport HttptoolsServer
 from fastgate.http.proxy_protocol import BrokenHeader, ProxyHeader, read_header
+from fastgate.http.uri import target_first
 from fastgate.openssl import OcspPolicy
 
 
@@ -529,7 +530,7 @@ cdef class ClientConnection:
         self.body = None
         # answered, maybe by an error page's location (a proxied one takes a while):
         # the handler ends the connection once its answer is out
-        self.handler.on_refused(self, error)
+        self.handler.on_refused(self, target_first(error))
 
     def on_eof(self) -> None:
         if self.idle:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from urllib.parse import quote
 
 from fastgate._wire import split_target
-from fastgate.http.engine import ProtocolError
+from fastgate.http.engine import ProtocolError, in_line
 
 _HEX = "0123456789abcdefABCDEF"
 # scheme "://" authority, up to the path ("/"), the query ("?") or the target's end
@@ -34,6 +34,21 @@ def parse_target(raw: bytes, merge_slashes: bool = True) -> Target:
     if simple is not None:
         return _as_target(Target, simple)
     return parse_target_fully(raw, merge_slashes)
+
+
+def target_first(error: ProtocolError) -> ProtocolError:
+    """A refused request head as nginx says it: nginx reads the target with the request
+    line, before any header, so a target it refuses ("client sent invalid request") is
+    the refusal, whatever the headers or the framing after it hold (``DELETE *`` with
+    ``Transfer-Encoding: gzip`` is a 400, not the coding's 501)."""
+    line = error.line
+    if error.reading != "headers" or line is None or error.gone:
+        return error
+    try:
+        parse_target_fully(line[1])
+    except ProtocolError:
+        return in_line(ProtocolError("client sent invalid request", 400, whole=True), line)
+    return error
 
 
 def parse_target_fully(raw: bytes, merge_slashes: bool = True) -> Target:

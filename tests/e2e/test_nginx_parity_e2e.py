@@ -2345,3 +2345,25 @@ def test_a_refused_head_of_http_1_2_is_read_as_1_1_s(tmp_path: Path, engine: str
         line.split(", client")[0] for line in theirs] == [
         ' [info] client sent HTTP/1.1 request without "Host" header while reading client '
         'request headers']
+
+
+def test_a_refused_target_comes_before_the_head_s_refusals_as_nginx(tmp_path: Path,
+                                                                  engine: str) -> None:
+    """nginx reads the target with the request line, before any header: a target it
+    refuses is the 400, logged as a line refused, whatever the framing or the header
+    lines after it would have been refused for."""
+    asks = ["DELETE * HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip",
+            "POST /%00/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip",
+            "POST http://u@h.example/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+            "Content-Length: 2",
+            "GET /ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip"]  # (the coding's 501)
+    with both(tmp_path, VERSIONS, engine) as (nginx, fastgate):
+        for ask in asks:
+            raw = f"{ask}\r\nConnection: close\r\n\r\n".encode()
+            assert _statuses(fastgate, raw) == _statuses(nginx, raw), ask
+        ours, theirs = [_error_lines(side, lambda line: "client sent" in line, len(asks))
+                        for side in (fastgate, nginx)]
+        assert not fastgate.backend.requests() and not nginx.backend.requests()
+    assert [line.split(", client")[0] for line in ours] == [
+        line.split(", client")[0] for line in theirs]
+    assert len(ours) == len(asks)
