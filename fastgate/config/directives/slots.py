@@ -2,8 +2,10 @@
 ignores: the kind of its ``ngx_conf_set_*_slot`` (read off nginx's command tables), so
 that a value nginx refuses fails ``-t`` here too, with nginx's message, though the
 directive does nothing — ``proxy_buffers 8;`` or ``sendfile maybe;`` is a config error
-in both. Directives nginx reads with a handler of their own are not listed: their
-arguments are checked where fastgate reads them, or not at all (said in the README)."""
+in both; so are the words of its bitmasks (the FastCGI family's ``*_next_upstream``,
+``keepalive_disable``) and ``open_log_file_cache``'s parameters. The other directives
+nginx reads with handlers of their own are not listed: their arguments are not checked
+(``*_bind``, ``aio``, ``directio``...; fuzz/nginx_arguments.py lists them)."""
 
 from __future__ import annotations
 
