@@ -102,6 +102,15 @@ cdef _response_parser(handler):
     return p
 
 
+cdef _request_parser(handler):
+    """llhttp for a client's requests: spaces after a chunk's size are taken, as nginx
+    (which reads them as the start of an extension) and h11 take them — the size is the
+    same either way, and the body goes upstream framed anew, never as it came."""
+    p = httptools.HttpRequestParser(handler)
+    p.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
+    return p
+
+
 cdef inline bint _method_char(unsigned char c):
     return 65 <= c <= 90 or c == 95 or c == 45  # A-Z _ - (ngx_http_parse_request_line)
 
@@ -185,7 +194,7 @@ cdef class _UpgradeBody:
         self._p = None
         self._tail = b""
         if self.left < 0:
-            self._p = httptools.HttpRequestParser(self)
+            self._p = _request_parser(self)
             self._p.feed_data(b"POST / HTTP/1.1\r\nHost: -\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\n")
 
@@ -236,7 +245,7 @@ cdef class HttptoolsServer:
                  Py_ssize_t first_buffer=1024):
         self._h = handler
         self._alive = _KEEP_ALIVE
-        self._p = httptools.HttpRequestParser(self)
+        self._p = _request_parser(self)
         # (the most a head can have: the first buffer's lines and all the large ones)
         self._max_header_bytes = first_buffer + max_header_bytes
         self._max_line = max_line
@@ -580,7 +589,7 @@ cdef class HttptoolsServer:
             self._fail(refused_head("invalid header token", 400, head[:i + 4]))
             self._deliver()
             return
-        self._p = httptools.HttpRequestParser(self)  # (llhttp keeps its error)
+        self._p = _request_parser(self)  # (llhttp keeps its error)
         self._mid = False
         self._tail = b""
         self._renamed = retry[1]
@@ -736,7 +745,7 @@ cdef class HttptoolsServer:
             # an upgrade request answered without a switch: what followed it is the
             # next request, as nginx reads it (llhttp, stopped there, starts anew)
             self._stopped = False
-            self._p = httptools.HttpRequestParser(self)
+            self._p = _request_parser(self)
             self._tail = b""
             rest, self._upgrade_rest = self._upgrade_rest, b""
             if rest:
