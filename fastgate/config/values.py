@@ -19,10 +19,11 @@ def is_token(text: str) -> bool:
 _SIZE = re.compile(r"([0-9]+)([kKmMgG]?)")
 _SCALES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 INT_MAX = 2**63 - 1  # nginx's NGX_MAX_INT_T_VALUE (and off_t's, size_t's) on 64 bits
-# ngx_parse_time's units, in the order they must come: (its step, seconds)
+# ngx_parse_time's steps past seconds, and its units in the order they must come:
+# (its step, seconds)
+_SEC, _MSEC, _LAST = 7, 8, 9
 _UNITS = {"y": (1, 31536000), "M": (2, 2592000), "w": (3, 604800), "d": (4, 86400),
-          "h": (5, 3600), "m": (6, 60), "s": (7, 1)}
-_MSEC, _LAST = 8, 9
+          "h": (5, 3600), "m": (6, 60), "s": (_SEC, 1)}
 
 
 def time_value(text: str, seconds_only: bool = False) -> float | None:
@@ -51,7 +52,7 @@ def time_value(text: str, seconds_only: bool = False) -> float | None:
             i += 1
             step, scale = _MSEC, 1
         elif c == " ":
-            if step >= 7:
+            if step >= _SEC:
                 return None
             step, scale = _LAST, 1
         else:
@@ -95,7 +96,7 @@ def size_value(text: str, offset: bool = False) -> int | None:
     """``ngx_parse_size`` ("1024", "8k", "1m" → bytes), or with ``offset``
     ``ngx_parse_offset`` (also "2g"); None if invalid or past nginx's integer."""
     m = _SIZE.fullmatch(text)
-    if m is None or (not offset and m.group(2) in "gG" and m.group(2)):
+    if m is None or (not offset and m.group(2) in ("g", "G")):
         return None
     scale = _SCALES[m.group(2).lower()]
     number = int(m.group(1))
@@ -121,10 +122,18 @@ def parse_flag(d: Directive, text: str) -> bool:
     raise d.error(f'invalid value "{text}" in "{d.name}" directive, it must be "on" or "off"')
 
 
-def parse_number(d: Directive, text: str, minimum: int = 0) -> int:
-    if not (text.isascii() and text.isdigit()) or not minimum <= int(text) <= INT_MAX:
-        raise d.error(f'invalid number "{text}" in "{d.name}" directive')
+def number_value(text: str) -> int | None:
+    """``ngx_atoi``: ASCII digits only, within nginx's integer; None otherwise."""
+    if not (text.isascii() and text.isdigit()) or int(text) > INT_MAX:
+        return None
     return int(text)
+
+
+def parse_number(d: Directive, text: str, minimum: int = 0) -> int:
+    value = number_value(text)
+    if value is None or value < minimum:
+        raise d.error(f'invalid number "{text}" in "{d.name}" directive')
+    return value
 
 
 def parse_host_port(d: Directive, text: str, default_port: int | None,

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from fastgate.config.errors import ConfigError
 from fastgate.config.parser import Directive
-from fastgate.config.values import INT_MAX, parse_flag, parse_time, size_value, time_value
+from fastgate.config.values import (
+    number_value,
+    parse_flag,
+    parse_time,
+    size_value,
+    time_value,
+)
 
 _BY_KIND = {
     "flag": """
@@ -101,8 +107,8 @@ def _log_file_cache(d: Directive) -> None:
     has_max = False
     for arg in d.args:
         key, eq, value = arg.partition("=")
-        if eq and key in ("max", "min_uses") and _number(value) is not None:
-            has_max = has_max or (key == "max" and _number(value) != 0)
+        if eq and key in ("max", "min_uses") and number_value(value) is not None:
+            has_max = has_max or (key == "max" and number_value(value) != 0)
         elif eq and key in ("inactive", "valid") and time_value(value, True) is not None:
             pass
         elif arg == "off":
@@ -111,13 +117,6 @@ def _log_file_cache(d: Directive) -> None:
             raise d.error(f'invalid "open_log_file_cache" parameter "{arg}"')
     if not off and not has_max:
         raise d.error('"open_log_file_cache" must have "max" parameter')
-
-
-def _number(text: str) -> int | None:
-    """``ngx_atoi``: ASCII digits only, within nginx's integer."""
-    if not (text.isascii() and text.isdigit()) or int(text) > INT_MAX:
-        return None
-    return int(text)
 
 
 def _invalid(d: Directive, what: str = "invalid value") -> ConfigError:
@@ -151,9 +150,9 @@ def check_slot(d: Directive) -> bool:
     elif kind in ("msec", "sec"):
         parse_time(d, value, seconds_only=kind == "sec")
     elif kind == "num":
-        if _number(value) is None:
+        if number_value(value) is None:
             raise _invalid(d, "invalid number")
-    elif not _number(value) or not size_value(d.args[1], offset=False):
+    elif not number_value(value) or not size_value(d.args[1], offset=False):
         raise _invalid(d)  # ("bufs": a number and a size, neither 0)
     return True
 
