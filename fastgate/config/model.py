@@ -782,6 +782,13 @@ class Settings:
     fastcgi_buffering: bool = True
     uwsgi_buffering: bool = True
     scgi_buffering: bool = True
+    # SO_KEEPALIVE on the connections each module makes to its servers
+    proxy_socket_keepalive: bool = False
+    fastcgi_socket_keepalive: bool = False
+    uwsgi_socket_keepalive: bool = False
+    scgi_socket_keepalive: bool = False
+    grpc_socket_keepalive: bool = False
+    memcached_socket_keepalive: bool = False
     # the mp4 module: the most of a file read for its atoms at once, and of a moov
     mp4_buffer_size: int = 512 * 1024
     mp4_max_buffer_size: int = 10 * 1024 * 1024
@@ -853,11 +860,15 @@ class Settings:
     grpc_ssl_conf_command: tuple[tuple[str, str], ...] = ()
     proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
     proxy_next_upstream_tries: int = 0
+    # seconds from a request's first try after which no other server is tried (0: none)
+    proxy_next_upstream_timeout: float = 0.0
     add_header: tuple[tuple[str, Template, bool], ...] = ()
     # add_trailer: (name, value, always), sent after a chunked response's body
     add_trailer: tuple[tuple[str, Template, bool], ...] = ()
     expires: Expires | None = None  # None: off
     error_page: tuple[tuple[int, ErrorPage], ...] = ()
+    # an error page's own error may go to error_page again (until the redirect bound)
+    recursive_error_pages: bool = False
     client_max_body_size: int = 1024 * 1024
     client_header_timeout: float = 60.0
     client_body_timeout: float = 60.0

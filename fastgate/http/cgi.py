@@ -12,6 +12,7 @@ import os
 import ssl
 from typing import cast
 
+from fastgate.http.client import probe_when_idle
 from fastgate.http.engine import Headers, ProtocolError
 
 
@@ -189,9 +190,11 @@ class AppConnection:
 
     @classmethod
     async def open(cls, host: str, port: int, unix: str | None,
-                   tls: ssl.SSLContext | None = None, name: str = "") -> AppConnection:
+                   tls: ssl.SSLContext | None = None, name: str = "",
+                   keepalive: bool = False) -> AppConnection:
         """Connected — with ``tls``, its handshake made (SNI and the name checked:
-        ``name``, "" none) — or the OSError (ssl.SSLError among them) why not."""
+        ``name``, "" none), with TCP keep-alive probes when ``keepalive`` — or the
+        OSError (ssl.SSLError among them) why not."""
         loop = asyncio.get_running_loop()
         # (asyncio takes "" as no name: no SNI, nothing checked; None would send host)
         hostname = name if tls is not None else None
@@ -201,6 +204,8 @@ class AppConnection:
         else:
             _, p = await loop.create_connection(lambda: _AppProtocol(loop), host, port,
                                                 ssl=tls, server_hostname=hostname)
+        if keepalive:
+            probe_when_idle(p.transport)
         return cls(p)
 
     async def send(self, data: bytes, timeout: float) -> None:

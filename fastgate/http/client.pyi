@@ -7,6 +7,8 @@ from fastgate.http.buffered_body import BufferedBody
 from fastgate.http.engine import Headers, ProtocolError, ResponseHead
 from fastgate.http.flow import BodyBuffer, WriteGate
 
+def probe_when_idle(transport: Any) -> None: ...
+
 class HttpClientConnection(asyncio.Protocol):
     engine: Any
     transport: asyncio.Transport | None

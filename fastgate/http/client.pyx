@@ -15,6 +15,7 @@ request. Its types for mypy are in client.pyi.
 """
 
 import asyncio
+import socket
 
 from fastgate.errors import UpstreamError
 from fastgate.http.events cimport ClientEvents
@@ -22,6 +23,18 @@ from fastgate.http.httptools_engine cimport HttptoolsClient
 from fastgate.http.buffered_body import KeptBodyError
 from fastgate.http.engines import client_engine
 from fastgate.http.flow import BodyBuffer, StreamClosed, WriteGate
+
+
+def probe_when_idle(transport):
+    """SO_KEEPALIVE on a connection's socket (nginx's ``*_socket_keepalive``): the
+    system probes it when idle, with its own timings, so a peer that vanished is
+    found."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        except OSError:  # (closed already: the exchange finds that out itself)
+            pass
 
 
 cdef class HttpClientConnection:

@@ -84,6 +84,7 @@ class Plan:
     store_access: int
     ignore_headers: frozenset[str]
     buffering: bool  # (unbuffered: no limit_rate, as nginx's)
+    socket_keepalive: bool
 
     @classmethod
     def of(cls, kind: str, s: Settings) -> Plan:
@@ -94,14 +95,15 @@ class Plan:
                    got["intercept_errors"],
                    response_drop(got["hide_header"], got["pass_header"], _HIDDEN),
                    got["buffer_size"], got["store"], got["store_access"],
-                   got["ignore_headers"], got["buffering"])
+                   got["ignore_headers"], got["buffering"], got["socket_keepalive"])
 
 
 # the settings every CGI-family module has under its prefix, read by Plan.of
 KINDS = ("fastcgi", "uwsgi", "scgi")
 SETTINGS = ("param", "pass_request_headers", "pass_request_body", "connect_timeout",
             "send_timeout", "read_timeout", "intercept_errors", "hide_header", "pass_header",
-            "buffer_size", "store", "store_access", "ignore_headers", "buffering")
+            "buffer_size", "store", "store_access", "ignore_headers", "buffering",
+            "socket_keepalive")
 
 
 def params(req: Request, plan: Plan) -> list[tuple[bytes, bytes]]:
@@ -237,18 +239,19 @@ class CgiModule:
             return await finished(self.fail(conn, req, loc, 500))
         rest = body if isinstance(body, BufferedBody) else None
         return await self.talk(
-            conn, req, loc, plan.connect_timeout,
+            conn, req, loc, plan.connect_timeout, plan.socket_keepalive,
             lambda app, peer, started: self._run(conn, req, loc, plan, peer, app, data,
                                                  started, rest))
 
     async def talk(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
+                   keepalive: bool,
                    exchange: Callable[[AppConnection, Peer | None, float], Awaitable[Step]],
                    target: AppPass | None = None) -> Step:
         """``exchange`` over a connection to the location's application (``target``:
-        its pass made concrete for this request already), with the server and when
-        connecting began, the connection dropped after; or the answer to a failure to
-        connect."""
-        connected = await self._connect(conn, req, loc, timeout, target)
+        its pass made concrete for this request already; ``keepalive``: the module's
+        ``*_socket_keepalive``), with the server and when connecting began, the
+        connection dropped after; or the answer to a failure to connect."""
+        connected = await self._connect(conn, req, loc, timeout, keepalive, target)
         if not isinstance(connected, tuple):
             return connected
         app, peer, started = connected
@@ -273,7 +276,8 @@ class CgiModule:
         return ap
 
     async def _connect(self, conn: ClientSide, req: Request, loc: Location, timeout: float,
-                       target: AppPass | None) -> tuple[AppConnection, Peer | None, float] | Step:
+                       keepalive: bool, target: AppPass | None
+                       ) -> tuple[AppConnection, Peer | None, float] | Step:
         """A connection to the location's application (a server of its group, or its
         unix socket), the server, and when connecting began; or the failure's answer."""
         ap = target
@@ -305,7 +309,7 @@ class CgiModule:
             # (with TLS, suwsgi://, the handshake is part of connecting and its timeout)
             app = await asyncio.wait_for(
                 AppConnection.open(server.host if server else "", server.port if server else 0,
-                                   unix, tls, name),
+                                   unix, tls, name, keepalive),
                 timeout)
         except TimeoutError:
             return await self._failed(conn, req, loc, peer, 504,

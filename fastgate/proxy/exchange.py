@@ -203,13 +203,17 @@ class UpstreamExchange:
         return (req.method not in ("POST", "LOCK", "PATCH")
                 or "non_idempotent" in s.proxy_next_upstream)
 
-    def next_from_callback(self, loc: Location, req: Request, condition: str) -> bool:
-        """Whether a request the callback path sent goes on to another server after
-        ``condition``: allowed, and the tries are more than the one it had."""
+    def next_from_callback(self, loc: Location, req: Request, condition: str,
+                           since: float) -> bool:
+        """Whether a request the callback path sent at ``since`` goes on to another
+        server after ``condition``: allowed, the tries are more than the one it had,
+        and ``proxy_next_upstream_timeout`` has not passed."""
         pp = loc.proxy_pass
         assert pp is not None
-        tries = loc.settings.proxy_next_upstream_tries or len(self.w.groups[pp.pool].peers)
-        return tries > 1 and self.next_upstream(loc, req, condition, True)
+        s = loc.settings
+        tries = s.proxy_next_upstream_tries or len(self.w.groups[pp.pool].peers)
+        return (tries > 1 and within_bound(s, since)
+                and self.next_upstream(loc, req, condition, True))
 
     def after_failure(self, conn: ClientSide, req: Request, peer: Peer, kind: str,
                       message: str, responded: bool, is_stale: bool,
@@ -264,11 +268,13 @@ class UpstreamExchange:
 
     async def proxy(self, conn: ClientSide, req: Request, loc: Location,
                     first: Peer | None = None, stale: Peer | None = None,
-                    failed: Peer | None = None) -> Step:
+                    failed: Peer | None = None, since: float | None = None) -> Step:
         """The request to the upstream group, a server after another as
         ``proxy_next_upstream`` allows. From the callback path: ``stale``, the server
         whose pooled connection turned out closed (one try more, as nginx gives a cached
-        connection), or ``failed``, the server that failed it (the next one is asked)."""
+        connection), or ``failed``, the server that failed it (the next one is asked),
+        and ``since``, when its try began (``proxy_next_upstream_timeout`` counts from
+        it)."""
         s = loc.settings
         pp = loc.proxy_pass
         assert pp is not None
@@ -295,14 +301,15 @@ class UpstreamExchange:
             req.body_buffer = buffered
             if isinstance(buffered, BufferedBody):
                 try:
-                    return await self._proxy(conn, req, loc, pp, first, stale, failed)
+                    return await self._proxy(conn, req, loc, pp, first, stale, failed, since)
                 finally:
                     buffered.close()
                     req.body_buffer = None
-        return await self._proxy(conn, req, loc, pp, first, stale, failed)
+        return await self._proxy(conn, req, loc, pp, first, stale, failed, since)
 
     async def _proxy(self, conn: ClientSide, req: Request, loc: Location, pp: ProxyPass,
-                     first: Peer | None, stale: Peer | None, failed: Peer | None) -> Step:
+                     first: Peer | None, stale: Peer | None, failed: Peer | None,
+                     since: float | None) -> Step:
         w = self.w
         s = loc.settings
         group = w.groups[pp.pool]
@@ -357,6 +364,12 @@ class UpstreamExchange:
                 length = len(body) if body is not None else -1
         tries = s.proxy_next_upstream_tries or len(group.peers)
         tried: set[Peer] = set()
+        # (nginx's u->peer.start_time: set once the body is read, when the upstream
+        # request begins)
+        first_try = time.monotonic() if since is None else since
+
+        def more() -> bool:
+            return len(tried) < tries and within_bound(s, first_try)
 
         def stale_connection(p: Peer) -> None:
             # a pooled connection the upstream had closed: says nothing of the peer (not
@@ -389,13 +402,14 @@ class UpstreamExchange:
             tried.add(peer)
             req.upstream_addr = peer.server.address
             try:
-                uconn, reused = await peer.connect(s.proxy_connect_timeout, local)
+                uconn, reused = await peer.connect(s.proxy_connect_timeout, local,
+                                                   s.proxy_socket_keepalive)
                 req.upstream_connect_time = 0.0 if reused else time.monotonic() - started
             except UpstreamError as e:
                 if e.kind == LOCAL:  # our side failed: the server is not blamed (nginx)
                     w.log.error(str(e), conn, req)
                     return await finished(self.fail(conn, req, loc, e.status))
-                may_next = len(tried) < tries and self.next_upstream(
+                may_next = more() and self.next_upstream(
                     loc, req, NEXT_CONDITION[e.kind], False)
                 recovery = self.after_failure(conn, req, peer, e.kind, str(e), False, False,
                                               may_next, e.level)
@@ -407,7 +421,7 @@ class UpstreamExchange:
                 return await finished(self.fail(conn, req, loc, e.status))
             outcome = await self._exchange(conn, req, loc, peer, uconn, reused, method,
                                            headers, target, drop, rules, length, has_body,
-                                           body, upgrade, started, len(tried) < tries)
+                                           body, upgrade, started, more)
             # ($upstream_response_time: nginx's runs to the response's end, not its head)
             req.upstream_response_time = time.monotonic() - started
             if outcome is _STALE:
@@ -437,9 +451,10 @@ class UpstreamExchange:
                              drop: tuple[bytes, ...], rules: RedirectRules,
                              length: int | None, has_body: bool,
                              body: bytes | BufferedBody | None, upgrade: bytes | None,
-                             started: float, more: bool) -> object:
+                             started: float, more: Callable[[], bool]) -> object:
         """One request/response with ``uconn``: ``_DONE``, or ``_STALE``/``_NEXT`` when
-        the request should go again (``more``: the tries allow another server).
+        the request should go again (``more()``: the tries and the time allow another
+        server, asked when a try has failed).
         ``has_body``: the client's body streams up as it comes; else ``body``, if any,
         goes (from its file, a piece at a time as the upstream takes them)."""
         w = self.w
@@ -491,7 +506,7 @@ class UpstreamExchange:
                     await self.body_failed(conn, req, loc, body_error)
                     return _DONE
             return await self._failed(conn, req, loc, peer, e.kind, str(e), is_stale, more)
-        if (more and rhead.status in NEXT_STATUSES
+        if (rhead.status in NEXT_STATUSES and more()
                 and self.next_upstream(loc, req, f"http_{rhead.status}", True)):
             # the server answered, with a status the configuration sends on: its answer
             # is dropped (and, 5xx, counted against it), the next server is asked
@@ -547,7 +562,8 @@ class UpstreamExchange:
         connection (``mark``: what that had received before the request): an
         ``X-Accel-Limit-Rate`` paces it, which is this path's relay."""
         try:
-            await self._answer(conn, req, loc, peer, uconn, rhead, drop, rules, None, False)
+            await self._answer(conn, req, loc, peer, uconn, rhead, drop, rules, None,
+                               _no_more)
         finally:
             req.upstream_bytes_received = uconn.received - mark
         return DONE
@@ -555,7 +571,8 @@ class UpstreamExchange:
     async def _answer(self, conn: ClientSide, req: Request, loc: Location, peer: Peer,
                       uconn: UpstreamConnection, rhead: ResponseHead,
                       drop: tuple[bytes, ...], rules: RedirectRules,
-                      sender: asyncio.Task[None] | None, more: bool) -> object:
+                      sender: asyncio.Task[None] | None,
+                      more: Callable[[], bool]) -> object:
         """The upstream's response (its head ``rhead`` read and checked) to the client,
         through whatever the location does to it; ``sender``: the task still sending
         the client's body, if any."""
@@ -659,10 +676,11 @@ class UpstreamExchange:
                             self.respond.client_error(req))
 
     async def _failed(self, conn: ClientSide, req: Request, loc: Location, peer: Peer,
-                      kind: str, message: str, is_stale: bool, more: bool) -> object:
+                      kind: str, message: str, is_stale: bool,
+                      more: Callable[[], bool]) -> object:
         """The failure table's answer before any of the response went to the client."""
-        may_next = more and not is_stale and self.next_upstream(loc, req, NEXT_CONDITION[kind],
-                                                                True)
+        may_next = not is_stale and more() and self.next_upstream(
+            loc, req, NEXT_CONDITION[kind], True)
         action = self.after_failure(conn, req, peer, kind, message, False, is_stale,
                                     may_next)
         if action is Recovery.AGAIN:
@@ -987,6 +1005,18 @@ class BodyError(FastgateError):
         super().__init__(message)
         self.status = status
         self.gone = gone  # the client closed its side: ``status`` is logged, not sent
+
+
+def _no_more() -> bool:
+    """No other server: the answer on hand is the one (a head the callback path read)."""
+    return False
+
+
+def within_bound(s: Settings, since: float) -> bool:
+    """``proxy_next_upstream_timeout`` has not passed since ``since`` (nginx asks it
+    when a try has failed, before the next one)."""
+    bound = s.proxy_next_upstream_timeout
+    return not bound or time.monotonic() - since < bound
 
 
 def _task_error(task: asyncio.Task[None]) -> BaseException | None:

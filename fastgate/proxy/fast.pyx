@@ -228,7 +228,7 @@ cdef class FastExchange(ClientEvents):
         upstream = self.pp.upstream
         status = head.status
         if status >= 403 and status in _NEXT_STATUSES and upstream.next_from_callback(
-                self.loc, req, f"http_{status}"):
+                self.loc, req, f"http_{status}", self.t0):
             # a status the configuration sends on to the next server: this answer is
             # dropped (a 5xx counted against the server)
             self.uconn.detach()
@@ -237,7 +237,8 @@ cdef class FastExchange(ClientEvents):
                 self.pp.w.log.warn(_DISABLED_READING, conn, req)
             upstream.record_try(req, str(status), self.t0)
             req.in_task = True
-            self._handoff(upstream.proxy(conn, req, self.loc, failed=self.peer))
+            self._handoff(upstream.proxy(conn, req, self.loc, failed=self.peer,
+                                         since=self.t0))
             return
         self.peer.fails = 0  # Peer.succeeded
         req.upstream_status = (<str>_STATUS_TEXT[status] if 0 <= status < 1000
@@ -430,7 +431,7 @@ cdef class FastExchange(ClientEvents):
         # every request on this path has no body and a pooled connection
         is_stale = _is_stale(kind, True, False, uconn.received)
         may_next = (not responded and not is_stale
-                    and upstream.next_from_callback(loc, req, _CONDITION[kind]))
+                    and upstream.next_from_callback(loc, req, _CONDITION[kind], self.t0))
         action = upstream.after_failure(conn, req, self.peer, kind, message, responded,
                                         is_stale, may_next)
         if action is _CUT:
@@ -440,7 +441,7 @@ cdef class FastExchange(ClientEvents):
             self._handoff(upstream.proxy(conn, req, loc, stale=self.peer))
         elif action is _NEXT_SERVER:
             upstream.record_try(req, req.upstream_status, self.t0)
-            self._handoff(upstream.proxy(conn, req, loc, failed=self.peer))
+            self._handoff(upstream.proxy(conn, req, loc, failed=self.peer, since=self.t0))
         else:
             self._handoff(upstream.fail(conn, req, loc, 504 if kind == "timeout" else 502))
 

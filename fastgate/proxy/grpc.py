@@ -115,7 +115,8 @@ def grpc_plan(loc: Location) -> GrpcPlan:
     relay = Plan("grpc", (), True, True, s.grpc_connect_timeout, s.grpc_send_timeout,
                  s.grpc_read_timeout, s.grpc_intercept_errors,
                  response_drop(s.grpc_hide_header, s.grpc_pass_header, _HIDDEN),
-                 s.grpc_buffer_size, False, 0, s.grpc_ignore_headers, False)
+                 s.grpc_buffer_size, False, 0, s.grpc_ignore_headers, False,
+                 s.grpc_socket_keepalive)
     return GrpcPlan(tuple((n, t) for n, t in merged if t.source),
                     frozenset(n for n, _ in merged), b"host" in names, relay)
 
@@ -241,7 +242,7 @@ class GrpcModule(CgiModule):
                             "control character", conn, req)
             self.w.stats.unsafe_header()
         return await self.talk(
-            conn, req, loc, plan.relay.connect_timeout,
+            conn, req, loc, plan.relay.connect_timeout, plan.relay.socket_keepalive,
             lambda app, peer, started: self._stream(conn, req, loc, plan, peer, app, fields,
                                                     started), target)
 

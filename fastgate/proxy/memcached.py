@@ -46,7 +46,7 @@ class MemcachedModule(CgiModule):
             self.w.log.error('the "$memcached_key" variable is not set', conn, req)
             return await finished(self.fail(conn, req, loc, 500))
         return await self.talk(
-            conn, req, loc, s.memcached_connect_timeout,
+            conn, req, loc, s.memcached_connect_timeout, s.memcached_socket_keepalive,
             lambda app, peer, started: self._ask(conn, req, loc, peer, app, key, started))
 
     async def _ask(self, conn: ClientSide, req: Request, loc: Location, peer: Peer | None,

@@ -215,8 +215,9 @@ class Phases:
 
     def fail(self, conn: ClientSide, req: Request, loc: Location,
              status: int) -> Outcome:
-        """Answer ``status``, through ``error_page`` when one matches (once per request,
-        as nginx's ``recursive_error_pages off``)."""
+        """Answer ``status``, through ``error_page`` when one matches: once per request
+        with ``recursive_error_pages off``; with ``on``, again and again, until the
+        redirect bound answers a cycle with 500 (nginx's r->uri_changes)."""
         s = loc.settings
         # (most locations have no error_page: no call for them)
         page = s.error_page_for(status) if s.error_page and not req.redirected else None
@@ -231,7 +232,8 @@ class Phases:
             conn.close_after_response()
         if page.keep_target_status is False and page.code != 200:
             req.expect_tested()  # (ngx_http_send_error_page: the page's status is its own)
-        req.redirected = True
+        if not s.recursive_error_pages:
+            req.redirected = True
         target = page.target_template.render(req)
         req.override = None if page.keep_target_status else (page.code or status)
         if target.startswith(("http://", "https://")):
@@ -272,6 +274,7 @@ class Phases:
         if req.uri_changes > MAX_REDIRECTS:
             self.w.log.error(f'rewrite or internal redirection cycle while processing '
                              f'"{req.uri}"', conn, req)
+            req.override = None  # (a 500 whatever code an error page imposed, as nginx's)
             self.respond.respond_error(conn, req, loc, 500)
             return False
         return True

@@ -145,7 +145,8 @@ class Subrequests:
             uconn: UpstreamConnection | None = None
             reused = False
             try:
-                uconn, reused = await peer.connect(s.proxy_connect_timeout, local)
+                uconn, reused = await peer.connect(s.proxy_connect_timeout, local,
+                                                   s.proxy_socket_keepalive)
                 uconn.limit_head(s.proxy_buffer_size)
                 head = await self._exchange(uconn, method, path, headers, body,
                                             s.proxy_read_timeout, kept)

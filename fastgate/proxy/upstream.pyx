@@ -16,6 +16,7 @@ from fastgate.config import addresses
 from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
 from fastgate.http.client cimport HttpClientConnection
+from fastgate.http.client import probe_when_idle
 from fastgate.http.clock cimport monotonic
 from fastgate._wire cimport ResponseHead
 
@@ -140,10 +141,11 @@ cdef class Peer:
                 return conn
         return None
 
-    async def connect(self, timeout, local=None):
+    async def connect(self, timeout, local=None, keepalive=False):
         """An idle pooled connection (reused=True) or a new one, from ``local`` when
-        given (proxy_bind; a pooled connection is reused whatever address it left from,
-        as nginx's keepalive cache does)."""
+        given (proxy_bind), with TCP keep-alive probes when ``keepalive``
+        (proxy_socket_keepalive). A pooled connection is reused whatever address it left
+        from and whatever its probes, as nginx's keepalive cache does."""
         pooled = self.take_idle()
         if pooled is not None:
             return pooled, True
@@ -151,11 +153,11 @@ cdef class Peer:
         # the pick): max_conns holds while many connect at once
         self.busy += 1
         try:
-            return await self._connect_new(timeout, local), False
+            return await self._connect_new(timeout, local, keepalive), False
         finally:
             self.busy -= 1
 
-    async def _connect_new(self, timeout, local):
+    async def _connect_new(self, timeout, local, keepalive):
         loop = asyncio.get_running_loop()
         tls = self.group.tls
         hostname = self.group.tls_name if tls is not None else None
@@ -194,6 +196,8 @@ cdef class Peer:
                                     ) from None
             raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
                                 "while connecting to upstream") from None
+        if keepalive:
+            probe_when_idle(conn.transport)
         conn.taken()
         return conn
 

@@ -383,6 +383,24 @@ SCENARIOS = {
                 _request("GET", "/fail/a"), _request("GET", "/fail-open/b"),
                 _request("GET", "/gone/c"), _request("GET", "/down"),
                 _request("GET", "/named/d")]),
+    # recursive_error_pages: the location where an error happens says whether its
+    # error_page may apply after an error page already did; on, a page that fails with
+    # its own page goes round until the redirect bound answers 500
+    "recursive_errors": ("""server { listen 127.0.0.1:PORT; recursive_error_pages on;
+        location /r/ { error_page 404 /r-404; return 404; }
+        location = /r-404 { error_page 403 =200 /r-403; return 403; }
+        location = /r-403 { return 200 "r-403:$status:$uri"; }
+        location /o/ { recursive_error_pages off; error_page 404 /o-404; return 404; }
+        location = /o-404 { error_page 403 =200 /r-403; return 403; }
+        location /p/ { error_page 404 /p-404; return 404; }
+        location = /p-404 { recursive_error_pages off; error_page 403 =200 /r-403;
+                            return 403; }
+        location /loop/ { error_page 404 /loop/again; return 404; }
+        location /up/ { proxy_intercept_errors on; error_page 404 /r-404;
+                        proxy_pass http://BACKEND; } }""",
+                         [_request("GET", "/r/a"), _request("GET", "/o/b"),
+                          _request("GET", "/p/c"), _request("GET", "/loop/d"),
+                          _request("GET", "/up/store/missing")]),
     # an internal redirect's target brings its own arguments, none when it has none
     # (nginx's ngx_http_internal_redirect: WordPress's `try_files $uri /index.php;`
     # hands index.php no query string), but for the index module's, which passes the

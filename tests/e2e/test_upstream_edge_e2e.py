@@ -22,6 +22,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CLOSE = b"<close>"  # after the answers: the backend closes its side
 RESET = b"<reset>"  # instead of an answer: the backend resets the connection
 PAUSE = b"<pause>"  # inside an answer: what comes before it, 0.4 s, then the rest
+SILENT = b"<silent>"  # instead of an answer: nothing, until the gateway drops it
 
 
 class ScriptedBackend:
@@ -75,6 +76,8 @@ class ScriptedBackend:
                     answer = self._take()
                     if answer is None or answer == CLOSE:
                         return
+                if answer == SILENT:
+                    break
                 if answer == RESET:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -255,6 +258,42 @@ def test_proxy_next_upstream_conditions(path: str, answer: bytes, listed: str, s
         else:  # not listed: the first server's answer (or its failure) is the answer
             assert status_of(out) == 502 and not out.endswith(b"second"), out
             assert second.requests == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("failure", ["http_502", "timeout"])
+def test_proxy_next_upstream_timeout_bounds_the_time_to_try_another(
+        path: str, failure: str, scripted, gateway, free) -> None:  # type: ignore[no-untyped-def]
+    # nginx asks, when a try has failed, whether proxy_next_upstream_timeout has passed
+    # since the first began: then the failure is the answer (the 502 relayed, or 504)
+    slow = (b"HTTP/1.1 502 Bad Gateway\r\n" + PAUSE + b"Content-Length: 5\r\n\r\nfirst"
+            if failure == "http_502" else SILENT)
+    read_timeout = "2s" if failure == "http_502" else "300ms"  # (the pause is 0.4 s)
+    for bound, expect in (("200ms", None), ("5s", b"second")):
+        first = ScriptedBackend(([OK] if path == "callback" else []) + [slow, CLOSE])
+        second = ScriptedBackend([SECOND, CLOSE])
+        scripted.extend([first, second])
+        port = free()
+        gateway(f"""http {{ access_log off;
+          upstream be {{ server 127.0.0.1:{first.port} weight=100;
+                         server 127.0.0.1:{second.port}; keepalive 4; }}
+          server {{ listen 127.0.0.1:{port};
+            location / {{ proxy_next_upstream error timeout http_502;
+                          proxy_next_upstream_timeout {bound};
+                          proxy_read_timeout {read_timeout};
+                          proxy_pass http://be; }} }} }}""", port)
+        if path == "callback":
+            warm = raw_exchange(port, b"GET /w HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert warm.endswith(b"ok")
+        out = raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        if expect is not None:
+            assert status_of(out) == 200 and out.endswith(expect), out
+        else:
+            assert status_of(out) == (502 if failure == "http_502" else 504), out
+            assert not out.endswith(b"second"), out
+            assert second.requests == 0
+            if failure == "http_502":
+                assert out.endswith(b"first"), out  # the server's own answer, relayed
 
 
 @pytest.mark.parametrize("listed,expect", [("error timeout", 502),

@@ -125,8 +125,7 @@ def common_specs(kind: str, pass_: Handler | None = None) -> list[Spec]:
             "upstream responses are read as fast as they come")),
         Spec(p + "ignore_client_abort", HSL, 1, 1, off_is_ours(
             "when the client goes away, its upstream exchange is dropped")),
-        Spec(p + "socket_keepalive", HSL, 1, 1, off_is_ours(
-            "upstream sockets keep the system's TCP keep-alive default (off)")),
+        Spec(p + "socket_keepalive", HSL, 1, 1, setting(p + "socket_keepalive", flag_arg)),
         Spec(p + "bind", HSL, 1, 2, ignored(
             "connections to the application leave from the address the system chooses")),
     ]

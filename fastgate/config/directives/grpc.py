@@ -15,7 +15,6 @@ from fastgate.config.directives.args import (
     time_arg,
 )
 from fastgate.config.directives.cgi import ONE_SERVER, header_name, pass_handler
-from fastgate.config.directives.ignored import off_is_ours
 from fastgate.config.directives.proxy import proxy_ignore_headers, proxy_set_header, tls_specs
 
 SPECS = [
@@ -32,8 +31,7 @@ SPECS = [
     Spec("grpc_next_upstream", HSL, 1, None, ignored(ONE_SERVER)),
     Spec("grpc_next_upstream_tries", HSL, 1, 1, ignored(ONE_SERVER)),
     Spec("grpc_next_upstream_timeout", HSL, 1, 1, ignored(ONE_SERVER)),
-    Spec("grpc_socket_keepalive", HSL, 1, 1, off_is_ours(
-        "upstream sockets keep the system's TCP keep-alive default (off)")),
+    Spec("grpc_socket_keepalive", HSL, 1, 1, setting("grpc_socket_keepalive", flag_arg)),
     Spec("grpc_bind", HSL, 1, 2, ignored(
         "connections to the application leave from the address the system chooses")),
     *tls_specs("grpc"),

@@ -196,12 +196,6 @@ SPECS = [
         "upstream responses are read as fast as they come")),
     Spec("proxy_ignore_client_abort", HSL, 1, 1, off_is_ours(
         "when the client goes away, its upstream exchange is dropped")),
-    Spec("proxy_socket_keepalive", HSL, 1, 1, off_is_ours(
-        "upstream sockets keep the system's TCP keep-alive default (off)")),
-    Spec("proxy_next_upstream_timeout", HSL, 1, 1, ignored(
-        "proxy_next_upstream_tries bounds the tries, no time does")),
-    Spec("recursive_error_pages", HSL, 1, 1, off_is_ours(
-        "an error_page's own error is answered as it is, never sent to error_page again")),
 ]
 
 # Families of directives, by the start of their names: proxy_cache* (proxy_cache,

@@ -6,9 +6,8 @@ knobs are accepted with one ``[warn]`` each, as the CGI family's are."""
 from __future__ import annotations
 
 from fastgate.config.context import HSL, LIF, LOCATION, Context, Spec
-from fastgate.config.directives.args import ignored, setting, size_arg, time_arg
+from fastgate.config.directives.args import flag_arg, ignored, setting, size_arg, time_arg
 from fastgate.config.directives.cgi import ONE_SERVER, pass_handler
-from fastgate.config.directives.ignored import off_is_ours
 from fastgate.config.parser import Directive
 from fastgate.config.values import parse_number
 
@@ -30,8 +29,7 @@ SPECS = [
     Spec("memcached_next_upstream_timeout", HSL, 1, 1, ignored(ONE_SERVER)),
     Spec("memcached_bind", HSL, 1, 2, ignored(
         "connections to memcached leave from the address the system chooses")),
-    Spec("memcached_socket_keepalive", HSL, 1, 1, off_is_ours(
-        "upstream sockets keep the system's TCP keep-alive default (off)")),
+    Spec("memcached_socket_keepalive", HSL, 1, 1, setting("memcached_socket_keepalive", flag_arg)),
 ]
 
 __all__ = ["SPECS"]

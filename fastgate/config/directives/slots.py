@@ -24,21 +24,21 @@ _BY_KIND = {
     accept_mutex aio_write chunked_transfer_encoding client_body_in_single_buffer
     daemon fastcgi_buffering fastcgi_cache_background_update fastcgi_cache_lock
     fastcgi_cache_revalidate fastcgi_force_ranges fastcgi_ignore_client_abort
-    fastcgi_keep_conn fastcgi_request_buffering fastcgi_socket_keepalive
-    grpc_socket_keepalive grpc_ssl_session_reuse gzip_no_buffer log_subrequest
-    master_process memcached_socket_keepalive msie_padding msie_refresh multi_accept
+    fastcgi_keep_conn fastcgi_request_buffering
+    grpc_ssl_session_reuse gzip_no_buffer log_subrequest
+    master_process msie_padding msie_refresh multi_accept
     open_file_cache_errors open_file_cache_events pcre_jit proxy_buffering
     proxy_cache_background_update proxy_cache_convert_head proxy_cache_lock
     proxy_cache_revalidate proxy_force_ranges proxy_ignore_client_abort
-    proxy_socket_keepalive proxy_ssl_session_reuse recursive_error_pages
+    proxy_ssl_session_reuse
     reset_timedout_connection scgi_buffering scgi_cache_background_update
     scgi_cache_lock scgi_cache_revalidate scgi_force_ranges scgi_ignore_client_abort
-    scgi_request_buffering scgi_socket_keepalive sendfile
+    scgi_request_buffering sendfile
     ssi_ignore_recycled_buffers ssl_early_data ssl_stapling ssl_stapling_verify
     tcp_nodelay tcp_nopush uninitialized_variable_warn uwsgi_buffering
     uwsgi_cache_background_update uwsgi_cache_lock uwsgi_cache_revalidate
     uwsgi_force_ranges uwsgi_ignore_client_abort uwsgi_request_buffering
-    uwsgi_socket_keepalive uwsgi_ssl_session_reuse
+    uwsgi_ssl_session_reuse
     """,
     "size": """
     connection_pool_size fastcgi_busy_buffers_size fastcgi_limit_rate
@@ -59,9 +59,9 @@ _BY_KIND = {
     accept_mutex_delay fastcgi_cache_lock_age fastcgi_cache_lock_timeout
     fastcgi_next_upstream_timeout grpc_next_upstream_timeout
     memcached_next_upstream_timeout proxy_cache_lock_age proxy_cache_lock_timeout
-    proxy_next_upstream_timeout scgi_cache_lock_age scgi_cache_lock_timeout
-    scgi_next_upstream_timeout timer_resolution uwsgi_cache_lock_age
-    uwsgi_cache_lock_timeout uwsgi_next_upstream_timeout
+    scgi_cache_lock_age scgi_cache_lock_timeout scgi_next_upstream_timeout
+    timer_resolution uwsgi_cache_lock_age uwsgi_cache_lock_timeout
+    uwsgi_next_upstream_timeout
     """,
     "sec": """
     open_file_cache_valid
