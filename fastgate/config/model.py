@@ -782,6 +782,8 @@ class Settings:
     fastcgi_buffering: bool = True
     uwsgi_buffering: bool = True
     scgi_buffering: bool = True
+    # a client that goes away leaves its upstream exchange to end (the answer dropped)
+    proxy_ignore_client_abort: bool = False
     # SO_KEEPALIVE on the connections each module makes to its servers
     proxy_socket_keepalive: bool = False
     fastcgi_socket_keepalive: bool = False

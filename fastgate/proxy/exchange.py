@@ -476,8 +476,10 @@ class UpstreamExchange:
         else:
             uconn.send_head(method, target, headers, length)
         try:
+            # (proxy_ignore_client_abort on: a client that goes away is not waited for)
             rhead = await self._response_head(head_future, sender, s.proxy_read_timeout,
-                                              conn.lost())
+                                              None if s.proxy_ignore_client_abort
+                                              else conn.lost())
         except BodyError as e:
             # the client's body failed (malformed, too slow, gone) before any answer
             head_future.cancel()
@@ -693,11 +695,13 @@ class UpstreamExchange:
     @staticmethod
     async def _response_head(head: asyncio.Future[ResponseHead],
                              sender: asyncio.Task[None] | None, timeout: float,
-                             lost: asyncio.Future[None]) -> ResponseHead:
+                             lost: asyncio.Future[None] | None) -> ResponseHead:
         """The upstream's response head — unless sending the client's body fails first,
         which raises that failure instead of waiting for an answer that cannot come, or
-        the client goes away (``_ClientGone``)."""
-        waiting: set[asyncio.Future[Any]] = {head, lost}
+        the client goes away (``lost``, when given: ``_ClientGone``)."""
+        waiting: set[asyncio.Future[Any]] = {head}
+        if lost is not None:
+            waiting.add(lost)
         if sender is not None:
             waiting.add(sender)
         loop = asyncio.get_running_loop()
@@ -708,7 +712,7 @@ class UpstreamExchange:
                 raise UpstreamError("timeout", f"{TIMED_OUT} while reading response header "
                                     "from upstream")
             await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            if lost.done() and not head.done():
+            if lost is not None and lost.done() and not head.done():
                 raise _ClientGone()
             if sender is not None and sender in waiting and sender.done():
                 waiting.discard(sender)
@@ -888,12 +892,20 @@ class UpstreamExchange:
         exchange.write(out)
         req.bytes_sent = len(out)
         body: BodyBuffer | Sliced | None = uconn.body if sliced is None else sliced
-        # a client that goes away ends the relay now, not when the upstream next speaks
+        # a client that goes away ends the relay now, not when the upstream next speaks —
+        # unless proxy_ignore_client_abort: the answer is then read to its end all the
+        # same (and dropped), as nginx's buffered relay reads it whatever the client does
+        ignore = s.proxy_ignore_client_abort and sliced is None
         lost = conn.lost()
 
         def gone(_: object) -> None:
-            if body is not None:
+            if body is not None and not ignore:
                 body.fail(_ClientGone())
+
+        async def stopped() -> bool:
+            # the client went away or stopped taking the answer: False, or with ignore
+            # whether the upstream's answer, read to its end, came whole
+            return ignore and body is not None and await self._drained(body, s)
 
         lost.add_done_callback(gone)
         try:
@@ -917,7 +929,7 @@ class UpstreamExchange:
                 if chunk is None:
                     break
                 if exchange.closed:  # the client went away mid-response
-                    return False
+                    return await stopped()
                 if head_only:
                     continue
                 if kept is not None:
@@ -925,7 +937,7 @@ class UpstreamExchange:
                 if filters is not None:
                     chunk = await filters.feed(chunk)
                     if exchange.closed:
-                        return False
+                        return await stopped()
                 if body.done:  # the upstream's last bytes: the client's too
                     req.release_conn_slots()
                     if kept is not None:  # in place before the client can see the end
@@ -935,7 +947,7 @@ class UpstreamExchange:
                     if paced is not None:  # (limit_rate: as much as it allows now)
                         part = chunk[:await paced.take(len(chunk))]
                         if exchange.closed:
-                            return False
+                            return await stopped()
                         paced.sent(len(part))
                     chunk = chunk[len(part):]
                     data = exchange.body(part)
@@ -943,9 +955,9 @@ class UpstreamExchange:
                     req.sent_body(len(data), len(part))
                     if exchange.paused() and not await self.respond.client_took_it(
                             conn, req, exchange, s.send_timeout):
-                        return False
+                        return await stopped()
             if exchange.closed:
-                return False
+                return ignore  # (the upstream's answer came whole)
             req.release_conn_slots()
             if kept is not None:
                 kept.end()
@@ -965,6 +977,18 @@ class UpstreamExchange:
             lost.remove_done_callback(gone)
             if kept is not None:
                 kept.drop()  # (nothing once it has ended)
+
+    @staticmethod
+    async def _drained(body: BodyBuffer | Sliced, s: Settings) -> bool:
+        """The rest of an upstream's answer read and dropped (its client went away, and
+        ``proxy_ignore_client_abort`` is on); True when it came whole (its connection
+        may carry another request)."""
+        try:
+            while await body.read(s.proxy_read_timeout) is not None:
+                pass
+        except (TimeoutError, UpstreamError, _ClientGone):
+            return False
+        return True
 
     def _pace(self, req: Request, s: Settings, headers: Headers, buffered: bool,
               ignored: frozenset[str]) -> Pace | None:

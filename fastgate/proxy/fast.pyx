@@ -88,8 +88,8 @@ cdef class ProxyPass(CompiledPhase):
     """``proxy_pass``'s content handler (a phase of ``proxy.phases``): in callbacks, an
     exchange of this module, when the request has no body, does not upgrade, answers
     with the upstream's own status (no ``error_page =code`` over it), cannot have its
-    answer compressed (gzip) and a server of the group has an idle connection;
-    anything else on the task path."""
+    answer compressed (gzip), the location does not ignore client aborts, and a
+    server of the group has an idle connection; anything else on the task path."""
 
     cdef object upstream  # proxy.exchange.UpstreamExchange
     cdef object w  # the worker (proxy.runtime.Runtime)
@@ -130,8 +130,11 @@ cdef class ProxyPass(CompiledPhase):
         cdef tuple f = self.facts.get(loc)
         if f is None:
             pp = loc.proxy_pass
-            f = self.facts.put(loc, (loc, pp, pp.as_is and pp.tls_name is None, pp.gzip,
-                                     pp.pool, loc.settings.proxy_read_timeout))
+            # (proxy_ignore_client_abort: the task path reads an answer to its end
+            # whatever the client does)
+            f = self.facts.put(loc, (loc, pp, pp.as_is and pp.tls_name is None
+                                     and not loc.settings.proxy_ignore_client_abort,
+                                     pp.gzip, pp.pool, loc.settings.proxy_read_timeout))
         return f
 
     cdef tuple _plan(self, loc):

@@ -138,7 +138,7 @@ def test_every_ignored_directive_warns_once_with_its_reason(tmp_path: Path) -> N
 
     from fastgate.config.directives import ignored
 
-    silent_off = {"log_subrequest", "proxy_ignore_client_abort", "daemon", "server_tokens"}
+    silent_off = {"log_subrequest", "daemon", "server_tokens"}
     for spec in ignored.SPECS:
         sample = SAMPLES[spec.name]
         ctx = next(c for c in ("main", "events", "http", "server", "location", "upstream")

@@ -224,15 +224,16 @@ def test_proxy_buffer_size_bounds_the_response_head(tmp_path: Path) -> None:
 
 
 def test_retry_bound_keepalive_and_recursive_pages_merge_as_nginx(tmp_path: Path) -> None:
-    """proxy_next_upstream_timeout (msec), the modules' *_socket_keepalive and
-    recursive_error_pages: off/0 by default, a level's own value, else the outer one's,
+    """proxy_next_upstream_timeout (msec), the modules' *_socket_keepalive,
+    proxy_ignore_client_abort and recursive_error_pages: off/0 by default, a level's own value, else the outer one's,
     and none of them warns as ignored."""
     path = tmp_path / "t.conf"
     path.write_text("http { proxy_next_upstream_timeout 1m; proxy_socket_keepalive on;\n"
-                    "recursive_error_pages on;\n"
+                    "recursive_error_pages on; proxy_ignore_client_abort on;\n"
                     "server { listen 127.0.0.1:8997; location /a/ { }\n"
                     "location /b/ { proxy_next_upstream_timeout 250ms;\n"
                     "proxy_socket_keepalive off; recursive_error_pages off;\n"
+                    "proxy_ignore_client_abort off;\n"
                     "fastcgi_socket_keepalive on; uwsgi_socket_keepalive on;\n"
                     "scgi_socket_keepalive on; memcached_socket_keepalive on;\n"
                     "grpc_socket_keepalive on; } }\n"
@@ -242,15 +243,16 @@ def test_retry_bound_keepalive_and_recursive_pages_merge_as_nginx(tmp_path: Path
     got = {loc.pattern: loc.settings for loc in config.servers[0].locations.all()}
     a, b = got["/a/"], got["/b/"]
     assert (a.proxy_next_upstream_timeout, a.proxy_socket_keepalive,
-            a.recursive_error_pages) == (60.0, True, True)
+            a.recursive_error_pages, a.proxy_ignore_client_abort) == (60.0, True, True, True)
     assert (b.proxy_next_upstream_timeout, b.proxy_socket_keepalive,
-            b.recursive_error_pages) == (0.25, False, False)
+            b.recursive_error_pages, b.proxy_ignore_client_abort) == (0.25, False, False, False)
     assert all(getattr(b, f"{kind}_socket_keepalive") and not getattr(a, f"{kind}_socket_keepalive")
                for kind in ("fastcgi", "uwsgi", "scgi", "memcached", "grpc"))
     path.write_text("http { server { listen 127.0.0.1:8997; location / { } } }")
     plain = load_config(str(path)).servers[0].locations.all()[0].settings
     assert (plain.proxy_next_upstream_timeout, plain.proxy_socket_keepalive,
-            plain.recursive_error_pages) == (0.0, False, False)
+            plain.recursive_error_pages, plain.proxy_ignore_client_abort) == (0.0, False, False,
+                                                                              False)
     for bad, message in (("proxy_next_upstream_timeout 1y;", "invalid value"),
                          ("recursive_error_pages maybe;", "invalid value"),
                          ("scgi_socket_keepalive 1;", "invalid value")):

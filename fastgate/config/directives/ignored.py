@@ -194,8 +194,6 @@ SPECS = [
         "inflated output goes out as zlib gives it, without nginx's buffers")),
     Spec("proxy_limit_rate", HSL, 1, 1, ignored(
         "upstream responses are read as fast as they come")),
-    Spec("proxy_ignore_client_abort", HSL, 1, 1, off_is_ours(
-        "when the client goes away, its upstream exchange is dropped")),
 ]
 
 # Families of directives, by the start of their names: proxy_cache* (proxy_cache,

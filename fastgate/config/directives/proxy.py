@@ -352,6 +352,8 @@ SPECS = [
     Spec("proxy_next_upstream_timeout", HSL, 1, 1,
          setting("proxy_next_upstream_timeout", time_arg)),
     Spec("proxy_socket_keepalive", HSL, 1, 1, setting("proxy_socket_keepalive", flag_arg)),
+    Spec("proxy_ignore_client_abort", HSL, 1, 1,
+         setting("proxy_ignore_client_abort", flag_arg)),
     Spec("proxy_buffering", HSL, 1, 1, streaming),
     Spec("proxy_request_buffering", HSL, 1, 1, setting("proxy_request_buffering", flag_arg)),
     Spec("proxy_buffers", HSL, 2, 2, streaming),

@@ -29,7 +29,7 @@ _BY_KIND = {
     master_process msie_padding msie_refresh multi_accept
     open_file_cache_errors open_file_cache_events pcre_jit proxy_buffering
     proxy_cache_background_update proxy_cache_convert_head proxy_cache_lock
-    proxy_cache_revalidate proxy_force_ranges proxy_ignore_client_abort
+    proxy_cache_revalidate proxy_force_ranges
     proxy_ssl_session_reuse
     reset_timedout_connection scgi_buffering scgi_cache_background_update
     scgi_cache_lock scgi_cache_revalidate scgi_force_ranges scgi_ignore_client_abort
