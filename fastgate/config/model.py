@@ -111,6 +111,7 @@ class ConnPolicy:
     lingering_time: float
     lingering_timeout: float
     keepalive_header: int = 0  # the Keep-Alive: timeout=N a keep-alive response names
+    reset_timedout_connection: bool = False  # a connection that timed out is reset
 
 
 # one object per distinct set of values, shared by every Settings with them (a
@@ -119,9 +120,11 @@ class ConnPolicy:
 @lru_cache(maxsize=1024)
 def conn_policy(keepalive_timeout: float, keepalive_requests: int, keepalive_time: float,
                 lingering_close: str, lingering_time: float,
-                lingering_timeout: float, keepalive_header: int = 0) -> ConnPolicy:
+                lingering_timeout: float, keepalive_header: int = 0,
+                reset_timedout_connection: bool = False) -> ConnPolicy:
     return ConnPolicy(keepalive_timeout, keepalive_requests, keepalive_time,
-                      lingering_close, lingering_time, lingering_timeout, keepalive_header)
+                      lingering_close, lingering_time, lingering_timeout, keepalive_header,
+                      reset_timedout_connection)
 
 
 @dataclass(frozen=True)
@@ -885,6 +888,9 @@ class Settings:
     lingering_close: str = "on"
     lingering_time: float = 30.0
     lingering_timeout: float = 5.0
+    # a request's connection closed for a timeout (its head's, its body's, sending
+    # its answer) is reset (RST), not closed
+    reset_timedout_connection: bool = False
     client_header_buffer_size: int = 1024
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     # header names outside [A-Za-z0-9-] never reach a variable or the backend
@@ -975,7 +981,7 @@ class Settings:
         object.__setattr__(self, "conn_policy", conn_policy(
             self.keepalive_timeout, self.keepalive_requests, self.keepalive_time,
             self.lingering_close, self.lingering_time, self.lingering_timeout,
-            self.keepalive_header))
+            self.keepalive_header, self.reset_timedout_connection))
         object.__setattr__(self, "recodes", self.charset is not None and (
             self.source_charset is not None or self.override_charset))
         object.__setattr__(self, "filters_bodies", bool(

@@ -104,6 +104,10 @@ class RequestPolicy(Protocol):
     @property
     def lingering_timeout(self) -> float: ...
 
+    @property
+    def reset_timedout_connection(self) -> bool:
+        """A connection closed for a timeout is reset (RST), not closed."""
+
 
 class ConnectionPolicy(RequestPolicy, Protocol):
     """The default server's settings: its own request policy too (HTTP/2's idle
@@ -152,7 +156,8 @@ class ClientSide(Protocol):
     def lost(self) -> asyncio.Future[None]:
         """Done when the connection is lost (a task stops waiting for a gone client)."""
 
-    def abort(self) -> None: ...
+    def abort(self, reset: bool = False) -> None:
+        """Cut the connection (``reset``: with a TCP reset, whatever was sent)."""
 
     def close_after_response(self) -> None: ...
 

@@ -252,7 +252,8 @@ class Stream(asyncio.Transport):
             self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
         self.close_http1()
 
-    def abort(self) -> None:
+    def abort(self, reset: bool = False) -> None:
+        # (a stream is reset whatever ``reset`` says: its connection carries others)
         if not self.ended:
             self.owner.reset(self, ErrorCodes.INTERNAL_ERROR)
         self.close_http1()

@@ -653,8 +653,14 @@ cdef class ClientConnection:
         if not self.idle:
             return
         if self._got_bytes:
-            # a head that never completed (slowloris): closed without an answer, as nginx
+            # a head that never completed (slowloris): closed without an answer, as
+            # nginx, and reset with the default server's reset_timedout_connection (a
+            # connection that sent nothing, or a keep-alive one, is closed: nginx had no
+            # request to read the setting from)
             self.handler.on_header_timeout(self)
+            if self.policy.reset_timedout_connection:
+                self.abort(True)
+                return
         self.close()  # (a timed-out connection does not linger, whatever lingering_close)
 
     # --- used by the phases --------------------------------------------------------------------
@@ -707,17 +713,18 @@ cdef class ClientConnection:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
-    def abort(self) -> None:
+    def abort(self, reset: bool = False) -> None:
         """Cut the connection: a response that cannot be completed must not look complete.
         Once some of the answer is out it is reset, not closed: a close ends an HTTP/1.0
         client's body of no stated length (and a front proxy's, nginx's HTTP/1.0 by
         default) as if it were whole; a reset says it is not (nginx closes). With
         nothing of an answer out it is closed as nginx closes it (``return 444``, a
-        request given no answer)."""
+        request given no answer) — unless ``reset`` (reset_timedout_connection)."""
         self.closed = True
         self._disarm()
         if self.transport is not None:
-            if not self.idle and self.exchange is not None and self.exchange.began:
+            if reset or (not self.idle and self.exchange is not None
+                         and self.exchange.began):
                 _reset_on_close(self.transport)
             self.transport.abort()
 

@@ -146,7 +146,7 @@ class Kept:
     def lost(self) -> asyncio.Future[None]:
         return self.main.lost()
 
-    def abort(self) -> None:
+    def abort(self, reset: bool = False) -> None:
         self.cut = True
 
     def close_after_response(self) -> None:

@@ -854,15 +854,13 @@ class UpstreamExchange:
          else self.w.log.info)(str(err), conn, req)
         # a body that failed (too slow, malformed, too large) is not read past: the
         # connection ends after the answer (nginx closes after these, and a timed-out
-        # body's request it ends without one)
+        # body's request it ends without one: ngx_http_terminate_request)
         conn.close_after_response()
-        if err.gone:
+        if err.gone or err.status == 408:
             req.status = err.status
-            conn.abort()
+            conn.abort(err.status == 408 and loc.settings.reset_timedout_connection)
         elif conn.closed or not err.status:
             conn.abort()
-        elif err.status == 408:
-            self.respond.respond_error(conn, req, loc, err.status)
         else:
             # through error_page, as nginx finalizes such a request (error_page 413 is
             # common); the page's request carries none of the body that failed

@@ -225,15 +225,17 @@ def test_proxy_buffer_size_bounds_the_response_head(tmp_path: Path) -> None:
 
 def test_retry_bound_keepalive_and_recursive_pages_merge_as_nginx(tmp_path: Path) -> None:
     """proxy_next_upstream_timeout (msec), the modules' *_socket_keepalive,
-    proxy_ignore_client_abort and recursive_error_pages: off/0 by default, a level's own value, else the outer one's,
+    proxy_ignore_client_abort, reset_timedout_connection (in the connection policy) and
+    recursive_error_pages: off/0 by default, a level's own value, else the outer one's,
     and none of them warns as ignored."""
     path = tmp_path / "t.conf"
     path.write_text("http { proxy_next_upstream_timeout 1m; proxy_socket_keepalive on;\n"
                     "recursive_error_pages on; proxy_ignore_client_abort on;\n"
+                    "reset_timedout_connection on;\n"
                     "server { listen 127.0.0.1:8997; location /a/ { }\n"
                     "location /b/ { proxy_next_upstream_timeout 250ms;\n"
                     "proxy_socket_keepalive off; recursive_error_pages off;\n"
-                    "proxy_ignore_client_abort off;\n"
+                    "proxy_ignore_client_abort off; reset_timedout_connection off;\n"
                     "fastcgi_socket_keepalive on; uwsgi_socket_keepalive on;\n"
                     "scgi_socket_keepalive on; memcached_socket_keepalive on;\n"
                     "grpc_socket_keepalive on; } }\n"
@@ -248,6 +250,8 @@ def test_retry_bound_keepalive_and_recursive_pages_merge_as_nginx(tmp_path: Path
             b.recursive_error_pages, b.proxy_ignore_client_abort) == (0.25, False, False, False)
     assert all(getattr(b, f"{kind}_socket_keepalive") and not getattr(a, f"{kind}_socket_keepalive")
                for kind in ("fastcgi", "uwsgi", "scgi", "memcached", "grpc"))
+    assert (a.conn_policy.reset_timedout_connection,
+            b.conn_policy.reset_timedout_connection) == (True, False)
     path.write_text("http { server { listen 127.0.0.1:8997; location / { } } }")
     plain = load_config(str(path)).servers[0].locations.all()[0].settings
     assert (plain.proxy_next_upstream_timeout, plain.proxy_socket_keepalive,

@@ -2404,3 +2404,39 @@ def test_spaces_after_a_chunk_size_are_taken_as_nginx(tmp_path: Path, engine: st
         assert (theirs, ours, got[1]) == ([200], [400], [])
     else:
         assert ours == theirs and got[0] == got[1]
+
+
+def _ending(port: int, sent: bytes) -> str:
+    """How a connection that sent ``sent`` and then nothing ends: "closed" (no answer,
+    a FIN), "reset" (RST) or "answered"."""
+    with socket.create_connection(("127.0.0.1", port), timeout=8) as s:
+        if sent:
+            s.sendall(sent)
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            return "reset"
+    return "answered" if data else "closed"
+
+
+@pytest.mark.parametrize("reset", ["on", "off"])
+def test_timed_out_connections_end_as_nginx(tmp_path: Path, engine: str, reset: str) -> None:
+    """A head or a body that stops coming: closed without an answer (no 408 page), as
+    nginx terminates such a request; reset instead with reset_timedout_connection on.
+    A connection that sent nothing is closed either way (nginx had no request)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    block = f"""server {{ listen 127.0.0.1:PORT; client_header_timeout 1s;
+        client_body_timeout 1s; reset_timedout_connection {reset};
+        location / {{ proxy_pass http://BACKEND; }} }}"""
+    cases = [b"GET / HTTP/1.1\r\nHost: a\r\n",
+             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", b""]
+    with both(tmp_path, block, engine) as (nginx, fastgate), ThreadPoolExecutor(6) as pool:
+        ends = {side.kind: [pool.submit(_ending, side.port, sent) for sent in cases]
+                for side in (nginx, fastgate)}
+        got = {kind: [f.result() for f in futures] for kind, futures in ends.items()}
+        reached = fastgate.backend.requests()
+    expected = "reset" if reset == "on" else "closed"
+    assert got["nginx"] == [expected, expected, "closed"], got
+    assert got["fastgate"] == got["nginx"], got
+    assert reached == []

@@ -102,8 +102,9 @@ def test_a_body_that_fails_after_the_upstream_switched_is_answered_not_tunnelled
         tmp_path: Path, engine: str, path: str) -> None:
     """The body streams (``proxy_request_buffering off``) and the upstream switches
     before it has all come; then the client stops sending: the tunnel never opens (the
-    body goes whole before its first byte), the client gets nginx's 408 for its body,
-    not a 101, and the worker goes on."""
+    body goes whole before its first byte), the client's connection is closed without
+    an answer (nginx terminates a request whose body timed out: its 408 is logged, not
+    sent), never a 101, and the worker goes on."""
     token = pyjwt.encode({"sub": "u1", "exp": int(time.time()) + 600}, SECRET,
                          algorithm="HS256").encode()
     request = (b"POST /ws/a HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
@@ -127,4 +128,4 @@ def test_a_body_that_fails_after_the_upstream_switched_is_answered_not_tunnelled
 
     client, upstream = asyncio.run(main())
     assert upstream.startswith(b"POST /ws/a HTTP/1.1\r\n") and upstream.endswith(b"abc")
-    assert client.startswith(b"HTTP/1.1 408 ") and b" 101 " not in client
+    assert client == b""

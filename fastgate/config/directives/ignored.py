@@ -113,8 +113,6 @@ SPECS = [
     Spec("chunked_transfer_encoding", HSL, 1, 1, ignored(
         "fastgate frames responses itself: chunked to HTTP/1.1 clients when the length "
         "is unknown")),
-    Spec("reset_timedout_connection", HSL, 1, 1, ignored(
-        "a timed-out connection is closed (its unsent data dropped) either way")),
     Spec("proxy_busy_buffers_size", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("proxy_max_temp_file_size", HSL, 1, 1, ignored(NO_TEMP)),
     Spec("proxy_temp_file_write_size", HSL, 1, 1, ignored(NO_TEMP)),

@@ -31,7 +31,7 @@ _BY_KIND = {
     proxy_cache_background_update proxy_cache_convert_head proxy_cache_lock
     proxy_cache_revalidate proxy_force_ranges
     proxy_ssl_session_reuse
-    reset_timedout_connection scgi_buffering scgi_cache_background_update
+    scgi_buffering scgi_cache_background_update
     scgi_cache_lock scgi_cache_revalidate scgi_force_ranges scgi_ignore_client_abort
     scgi_request_buffering sendfile
     ssi_ignore_recycled_buffers ssl_early_data ssl_stapling ssl_stapling_verify
