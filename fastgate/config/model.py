@@ -891,6 +891,8 @@ class Settings:
     # a request's connection closed for a timeout (its head's, its body's, sending
     # its answer) is reset (RST), not closed
     reset_timedout_connection: bool = False
+    # a body of unknown length goes chunked to an HTTP/1.1 client (else close-delimited)
+    chunked_transfer_encoding: bool = True
     client_header_buffer_size: int = 1024
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     # header names outside [A-Za-z0-9-] never reach a variable or the backend

@@ -85,9 +85,11 @@ class ServerEngine(Protocol):
         """``100 Continue``, if the client is waiting for it (else ``b""``)."""
 
     def send_head(self, status: int, reason: bytes, headers: Headers,
-                  content_length: int | None, head_only: bool = False) -> bytes:
-        """Frame a response head. ``content_length`` None: the engine picks chunked (1.1)
-        or close-delimited (1.0). ``head_only``: a HEAD request or 204/304 — no body."""
+                  content_length: int | None, head_only: bool = False,
+                  chunked: bool = True) -> bytes:
+        """Frame a response head. ``content_length`` None: the engine picks chunked (1.1,
+        when ``chunked``) or close-delimited (1.0, or not ``chunked``: the connection
+        ends with the body). ``head_only``: a HEAD request or 204/304 — no body."""
 
     def send_body(self, data: bytes) -> bytes: ...
 

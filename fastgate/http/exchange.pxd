@@ -12,7 +12,7 @@ cdef class Exchange:
     cdef public bint began
 
     cpdef bytes respond(self, int status, bytes reason, list headers, object length,
-                        bint head_only=*)
+                        bint head_only=*, bint chunked=*)
     cpdef bytes body(self, data)
     cpdef bytes end(self, trailers=*)
     cpdef write(self, data)

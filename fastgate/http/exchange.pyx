@@ -29,9 +29,10 @@ cdef class Exchange:
     # --- framing: the engine turns these into the bytes of this connection's protocol ----
 
     cpdef bytes respond(self, int status, bytes reason, list headers, object length,
-                        bint head_only=False):
+                        bint head_only=False, bint chunked=True):
         """A response head (``length`` None: the engine frames the body, chunked on
-        HTTP/1.1). Raises ProtocolError when the engine refuses a header."""
+        HTTP/1.1 unless not ``chunked`` — chunked_transfer_encoding off — then ended by
+        the connection's close). Raises ProtocolError when the engine refuses a header."""
         if self.last:
             # decided once the request's location was known (keepalive_requests...)
             self.last = False
@@ -39,8 +40,8 @@ cdef class Exchange:
         engine = self.engine
         if type(engine) is HttptoolsServer:  # (a C call)
             return (<HttptoolsServer>engine).send_head(status, reason, headers, length,
-                                                       head_only)
-        return engine.send_head(status, reason, headers, length, head_only)
+                                                       head_only, chunked)
+        return engine.send_head(status, reason, headers, length, head_only, chunked)
 
     cpdef bytes body(self, data):
         engine = self.engine

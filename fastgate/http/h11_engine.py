@@ -438,9 +438,21 @@ class H11Server:
                                                          reason=b"Continue")) or b""
 
     def send_head(self, status: int, reason: bytes, headers: Headers,
-                  content_length: int | None, head_only: bool = False) -> bytes:
+                  content_length: int | None, head_only: bool = False,
+                  chunked: bool = True) -> bytes:
         if self._failed and self._conn.our_state is not h11.SEND_RESPONSE:
             return self._refusal_head(status, reason, headers, content_length, head_only)
+        if (not chunked and content_length is None and not head_only and status >= 200
+                and status not in _NO_BODY_STATUS):
+            # chunked_transfer_encoding off: h11 chunks every body of unknown length for
+            # an HTTP/1.1 client, so this head is framed here (its fields checked by h11
+            # first) and the body goes as it is, ended by the connection's close
+            try:
+                _response(status, reason, headers)
+            except h11.LocalProtocolError as e:
+                raise ProtocolError(f"cannot send response head: {e}", 502) from None
+            self._close = True
+            return self._refusal_head(status, reason, headers, None, head_only)
         headers = list(headers)  # (the caller's list is theirs)
         if content_length is not None and status not in _NO_BODY_STATUS:
             headers.append((b"Content-Length", b"%d" % content_length))
@@ -468,10 +480,10 @@ class H11Server:
 
     def _refusal_head(self, status: int, reason: bytes, headers: Headers,
                       content_length: int | None, head_only: bool) -> bytes:
-        """The head of the answer to a head h11 refused before it made a request of it:
-        h11 frames nothing in its error state, so it is framed here, and ends the
-        connection (its body, if any, goes as it is: close-delimited when its length is
-        not known)."""
+        """The head of the answer to a head h11 refused before it made a request of it
+        (h11 frames nothing in its error state), or of a body h11 would chunk: framed
+        here, and it ends the connection (its body, if any, goes as it is:
+        close-delimited when its length is not known)."""
         no_body = status in _NO_BODY_STATUS
         self._refusal_body = not (head_only or no_body)
         out = [b"HTTP/1.1 %d %s\r\n" % (status, reason), serialize(headers)]

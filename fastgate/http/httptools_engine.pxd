@@ -91,7 +91,8 @@ cdef class HttptoolsServer:
     cdef _deliver(self)
     cdef _serve(self, RequestHead head)
     cpdef start_next(self)
-    cpdef send_head(self, status, reason, headers, content_length, head_only=*)
+    cpdef send_head(self, status, reason, headers, content_length, head_only=*,
+                    bint chunked=*)
     cpdef send_body(self, data)
     cpdef send_end(self, trailers=*)
     cdef bint _keeps_alive(self)

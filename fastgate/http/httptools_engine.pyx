@@ -776,7 +776,7 @@ cdef class HttptoolsServer:
         return b"HTTP/1.1 100 Continue\r\n\r\n"
 
     cpdef send_head(self, status, reason, headers,
-                  content_length, head_only=False):
+                  content_length, head_only=False, bint chunked=True):
         self._continue_pending = False
         no_body = head_only or _no_body_status(status) or status < 200
         framing = None
@@ -786,7 +786,7 @@ cdef class HttptoolsServer:
             if content_length is not None:
                 framing = _length_line(content_length)
             elif not no_body:
-                if self._version == b"1.1":
+                if self._version == b"1.1" and chunked:
                     self._chunked_response = True
                     framing = b"Transfer-Encoding: chunked\r\n"
                 else:

@@ -12,6 +12,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStri
 from fastgate._core cimport ClaimGetter
 from fastgate._wire cimport RequestHead, ResponseHead, _field_value, _forward_into, header_is
 from fastgate.http.exchange cimport Exchange
+from fastgate.proxy.page cimport may_chunk
 from fastgate.proxy.request cimport Request
 
 from fastgate.proxy.headers import (
@@ -201,11 +202,16 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
         # (a response the image filter or XSLT makes anew: named after, proxy.output)
         headers = _charset(headers, status, s, req)
     length = rhead.content_length if rhead.content_length >= 0 else None
-    if edits and s.add_trailer and respond.expects_trailers(req, loc, status, head_only):
+    # (chunked_transfer_encoding off: a body of unknown length ends with the connection,
+    # and no trailers follow, as nginx's chunked filter leaves it; an HTTP/2 stream is
+    # framed by HTTP/2)
+    cdef bint chunked = may_chunk(req, s)
+    if (edits and s.add_trailer and chunked
+            and respond.expects_trailers(req, loc, status, head_only)):
         length = None  # chunked, for the trailers to follow
     req.sent_headers = headers
     # the upstream's own words for its own status, none if it wrote none (as nginx's
     # status_line, but for the space after the code, which it keeps); an error page's
     # code, a range's 206, has nginx's
     said = rhead.reason if status == rhead.status else reason(status)
-    return exchange.respond(status, said, headers, length, head_only)
+    return exchange.respond(status, said, headers, length, head_only, chunked)

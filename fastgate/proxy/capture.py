@@ -61,7 +61,7 @@ class _Engine:
         self._kept = kept
 
     def send_head(self, status: int, reason: bytes, headers: Headers, length: Any,
-                  head_only: bool) -> bytes:
+                  head_only: bool, chunked: bool = True) -> bytes:
         self._kept.status = status
         self._kept.headers = list(headers)
         return b""

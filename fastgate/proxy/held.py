@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from fastgate.errors import FastgateError
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy.capture import KEPT_MAX, Kept
+from fastgate.proxy.page import may_chunk
 from fastgate.proxy.status import reason
 from fastgate.proxy.steps import DONE, finished
 from fastgate.variables import HELD_HEAD_KEY
@@ -160,7 +161,8 @@ class HeldFilters:
         if conn.closed:
             return DONE
         try:
-            out = exchange.respond(status, reason(status), headers, length, head_only)
+            out = exchange.respond(status, reason(status), headers, length, head_only,
+                                   may_chunk(req, s))
         except ProtocolError:
             exchange.abort()
             return DONE

@@ -13,17 +13,27 @@ from fastgate.proxy.request cimport Request
 from fastgate.http.engine import ProtocolError
 
 
+cpdef bint may_chunk(Request req, settings):
+    """Whether a body of unknown length may go chunked (``settings``, a location's:
+    ``chunked_transfer_encoding``; an HTTP/2 stream's answer always may, HTTP/2 frames
+    it); else it ends with the connection, and has no trailers, as nginx's chunked
+    filter leaves it."""
+    return settings.chunked_transfer_encoding or (
+        req.connection is not None and bool(req.connection.http2))
+
+
 cpdef bint write_whole(Exchange exchange, Request req, int status, bytes phrase,
                        list headers, object length, bytes body, bint head_only,
-                       object trailers) except -1:
+                       object trailers, bint chunked=True) except -1:
     """``headers`` as the response's head has them (``$sent_http_*``), ``length`` its
-    Content-Length (None: chunked), ``trailers`` the chunked body's. False when the
-    engine cannot frame a response now: the exchange is aborted."""
+    Content-Length (None: chunked, or unless ``chunked`` ended by the connection's
+    close), ``trailers`` the chunked body's. False when the engine cannot frame a
+    response now: the exchange is aborted."""
     if exchange is None:
         raise TypeError("a page needs the connection's exchange")
     req.sent_headers = headers
     try:
-        out = exchange.respond(status, phrase, headers, length, head_only)
+        out = exchange.respond(status, phrase, headers, length, head_only, chunked)
     except ProtocolError:
         exchange.abort()
         return False

@@ -23,7 +23,7 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.held import Failed, Held
 from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
-from fastgate.proxy.page import write_whole
+from fastgate.proxy.page import may_chunk, write_whole
 from fastgate.proxy.ranges import http_time, not_modified
 from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body, reason
 from fastgate.proxy.steps import DONE
@@ -89,7 +89,8 @@ class Responder:
         head_only = req.method == "HEAD" or status in (204, 304)
         exchange = conn.exchange
         assert exchange is not None
-        chunked = (loc is not None and bool(loc.settings.add_trailer)
+        chunks = loc is None or may_chunk(req, loc.settings)
+        chunked = (loc is not None and bool(loc.settings.add_trailer) and chunks
                    and self.expects_trailers(req, loc, status, head_only))
         length: int | None = None if chunked or unframed else len(body)
         if loc is not None and loc.settings.filters_output and not filtered:
@@ -105,7 +106,8 @@ class Responder:
             if not framed:
                 length = None  # as nginx: the length is cleared, the body chunked
         write_whole(exchange, req, status, reason(status), headers, length, body, head_only,
-                    self.trailers(req, loc) if chunked and loc is not None else None)
+                    self.trailers(req, loc) if chunked and loc is not None else None,
+                    chunks)
 
     def page(self, conn: ClientSide, req: Request, loc: Location, status: int,
              body: bytes, kind: bytes, extra: Headers, fetch: Fetch, fail: Fail) -> Outcome:

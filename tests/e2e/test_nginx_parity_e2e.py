@@ -875,6 +875,36 @@ def test_add_trailer_as_nginx(tmp_path: Path, engine: str) -> None:
         nginx.stop()
 
 
+def test_chunked_transfer_encoding_off_as_nginx(tmp_path: Path, engine: str) -> None:
+    """chunked_transfer_encoding off: a body of unknown length goes as it is, and the
+    connection closes after it (Connection: close); a known length stays, trailers are
+    not sent, a HEAD is not touched; on, the default, chunks."""
+    block = """server { listen 127.0.0.1:PORT; keepalive_timeout 3s;
+        location /on/ { proxy_pass http://BACKEND/store/; }
+        location /off/ { chunked_transfer_encoding off; proxy_pass http://BACKEND/store/; }
+        location /offt/ { chunked_transfer_encoding off; add_trailer X-T "t";
+                          proxy_pass http://BACKEND/store/; }
+        location /offr/ { chunked_transfer_encoding off; add_trailer X-T "t" always;
+                          return 200 "returned"; } }"""
+    alive = "GET {} HTTP/1.1\r\nHost: parity.test\r\n\r\n"
+    requests = [alive.format("/off/a/chunked").encode(), alive.format("/offt/b/chunked").encode(),
+                _request("GET", "/off/c"), _request("HEAD", "/off/d/chunked"),
+                _request("GET", "/on/e/chunked"), _request("GET", "/offr/f"),
+                # (again, over the connection the first left in the pool: the callback path)
+                alive.format("/off/h/chunked").encode(),
+                b"GET /off/g/chunked HTTP/1.0\r\nHost: parity.test\r\n\r\n"]
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for raw in requests:
+            theirs, ours = _raw(nginx, raw), _raw(fastgate, raw)
+            what = raw.split(b"\r\n")[0].decode()
+            said = [re.search(rb"(?im)^connection: *([^\r\n]*)", data.partition(b"\r\n\r\n")[0])
+                    for data in (theirs, ours)]
+            theirs_said, ours_said = (m.group(1).lower() if m else None for m in said)
+            assert ours_said == theirs_said, f"{what}: {ours_said!r}, nginx {theirs_said!r}"
+            assert _framing(ours) == _framing(theirs), f"{what}: {ours!r}, nginx {theirs!r}"
+    assert not _framing(theirs)[1]  # (the last, HTTP/1.0: close-delimited in both)
+
+
 STATIC = """server { listen 127.0.0.1:PORT; root HOME/site;
   location /docs/ { index none.html index.htm; }
   location /list/ { alias HOME/site/dir/; autoindex on; }

@@ -521,6 +521,8 @@ SPECS = [
     Spec("lingering_timeout", HSL, 1, 1, setting("lingering_timeout", time_arg)),
     Spec("reset_timedout_connection", HSL, 1, 1,
          setting("reset_timedout_connection", flag_arg)),
+    Spec("chunked_transfer_encoding", HSL, 1, 1,
+         setting("chunked_transfer_encoding", flag_arg)),
     Spec("http2", HS, 1, 1, setting("http2", flag_arg)),
     Spec("http2_max_concurrent_streams", HS, 1, 1,
          setting("http2_max_concurrent_streams", number_arg)),

@@ -110,9 +110,6 @@ SPECS = [
     Spec("http2_streams_index_size", HS, 1, 1, ignored(NO_SIZING)),
     Spec("http2_recv_buffer_size", frozenset({HTTP}), 1, 1, ignored(
         "the event loop reads into buffers of its own")),
-    Spec("chunked_transfer_encoding", HSL, 1, 1, ignored(
-        "fastgate frames responses itself: chunked to HTTP/1.1 clients when the length "
-        "is unknown")),
     Spec("proxy_busy_buffers_size", HSL, 1, 1, ignored(NO_BUFFERS)),
     Spec("proxy_max_temp_file_size", HSL, 1, 1, ignored(NO_TEMP)),
     Spec("proxy_temp_file_write_size", HSL, 1, 1, ignored(NO_TEMP)),

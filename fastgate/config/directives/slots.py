@@ -21,7 +21,7 @@ from fastgate.config.values import (
 
 _BY_KIND = {
     "flag": """
-    accept_mutex aio_write chunked_transfer_encoding client_body_in_single_buffer
+    accept_mutex aio_write client_body_in_single_buffer
     daemon fastcgi_buffering fastcgi_cache_background_update fastcgi_cache_lock
     fastcgi_cache_revalidate fastcgi_force_ranges fastcgi_ignore_client_abort
     fastcgi_keep_conn fastcgi_request_buffering
