@@ -47,12 +47,16 @@ CHANGED, STAYED = 1, 2
 class _Run:
     """One run of a program: what it did so far."""
 
-    __slots__ = ("uri_changed", "stop", "nested")
+    __slots__ = ("uri_changed", "stop", "nested", "quote")
 
     def __init__(self) -> None:
         self.uri_changed = False
         self.stop = False
         self.nested: Location | None = None
+        # nginx's e->quote, 1 when its rewrite handler starts and 0 once a rewrite has
+        # matched (its regex end code): until then the captures a set value or an if's
+        # operand holds are escaped when the request's URI was (escape_capture)
+        self.quote = True
 
 
 class RewriteModule:
@@ -102,7 +106,7 @@ class RewriteModule:
             kind = type(op)
             if kind is SetVar:
                 assert isinstance(op, SetVar)
-                value = op.value.render(req)
+                value = _escaped_captures(req, op.value) if run.quote else op.value.render(req)
                 if op.name == "args":
                     req.args = value
                     req.args_found = req.uri_remade = True
@@ -146,6 +150,7 @@ class RewriteModule:
                 req.uri = uri
                 req.uri_remade = True
                 run.uri_changed = True
+                run.quote = False
                 req.rewritten = CHANGED
                 if op.flag == "last":
                     run.stop = True
@@ -162,7 +167,8 @@ class RewriteModule:
             elif kind is If:
                 assert isinstance(op, If)
                 if not holds(req, op.condition, (run.nested or loc).settings,
-                             lambda level, text: log.write(level, text, conn, req), told):
+                             lambda level, text: log.write(level, text, conn, req), told,
+                             run.quote):
                     continue
                 if op.location is not None:
                     run.nested = op.location
@@ -263,22 +269,22 @@ def _break(req: Request, run: _Run) -> None:
 
 
 def holds(req: Request, cond: Condition, s: Settings,
-          log: Callable[[str, str], None], told: bool = False) -> bool:
+          log: Callable[[str, str], None], told: bool = False, quote: bool = False) -> bool:
     """Whether an ``if`` condition holds; a regex sets ``$1``... when it matches and
     clears them when it does not (``~`` and ``!~`` alike, as nginx's), its match or miss
     logged at notice when ``told`` (rewrite_log); a file test looks as the location's
     ``disable_symlinks`` lets it (``log(level, text)``: a failure that is not a missing
-    file, as nginx logs it at crit)."""
+    file, as nginx logs it at crit). ``quote``: the captures a compared value or a file
+    test's path holds are escaped (nginx's e->quote: see _Run)."""
     op = cond.op
-    left = cond.left.render(req)
+    if op == "=" or op == "!=":
+        assert cond.right is not None
+        right = _escaped_captures(req, cond.right) if quote else cond.right.render(req)
+        return (cond.left.render(req) == right) == (op == "=")
+    left = (_escaped_captures(req, cond.left) if quote and op.endswith(("f", "d", "e", "x"))
+            else cond.left.render(req))
     if op == "":
         return left != "" and left != "0"
-    if op == "=":
-        assert cond.right is not None
-        return left == cond.right.render(req)
-    if op == "!=":
-        assert cond.right is not None
-        return left != cond.right.render(req)
     if cond.regex is not None:
         # as nginx's regex script code: a match (of "~" or "!~") gives $1..., one that
         # does not match takes them away, whichever way the condition then goes

@@ -383,6 +383,28 @@ SCENARIOS = {
                 _request("GET", "/fail/a"), _request("GET", "/fail-open/b"),
                 _request("GET", "/gone/c"), _request("GET", "/down"),
                 _request("GET", "/named/d")]),
+    # nginx's rewrite engine escapes the captures a set value or an if's operand holds
+    # when the request's URI was escaped (or had a "+"), until a rewrite has matched (its
+    # e->quote): "/p/a%26admin=1" cannot become a second argument upstream; return's
+    # text and proxy_pass's own captures are not escaped
+    "captures": ("""server { listen 127.0.0.1:PORT;
+        location ~ ^/s/(.*)$ { set $q $1; return 200 "set:$q return:$1"; }
+        location ~ ^/p/(.*)$ { set $q $1; proxy_pass http://BACKEND/up?q=$q; }
+        location ~ ^/d/(.*)$ { proxy_pass http://BACKEND/direct?q=$1; }
+        location ~ ^/r/(.*)$ { rewrite ^/r/(.*)$ /r2/$1 break; set $q $1;
+                               return 200 "after a rewrite:$q"; }
+        location ~ ^/n/(.*)$ { rewrite ^/nomatch/ /x; set $q $1; return 200 "no match:$q"; }
+        location ~ ^/i/(.*)$ { if ($arg_a = $1) { return 200 "same"; }
+                               return 200 "differs"; }
+        location ~ ^/f/(.*)$ { root HOME; if (-f $document_root/$1) { return 200 "file"; }
+                               return 200 "no file"; } }""",
+                 [_request("GET", "/s/a%20b"), _request("GET", "/s/a+b"),
+                  _request("GET", "/s/plain"), _request("GET", "/s/a%26admin=1"),
+                  _request("GET", "/p/a%26admin=1"), _request("GET", "/p/plain&x=1"),
+                  _request("GET", "/d/a%26admin=1"), _request("GET", "/r/a%20b"),
+                  _request("GET", "/n/a%20b"), _request("GET", "/i/a%20b?a=a%20b"),
+                  _request("GET", "/i/a%20b?a=a+b"), _request("GET", "/i/ab?a=ab"),
+                  _request("GET", "/f/htpasswd"), _request("GET", "/f/ht%70asswd")]),
     # recursive_error_pages: the location where an error happens says whether its
     # error_page may apply after an error page already did; on, a page that fails with
     # its own page goes round until the redirect bound answers 500

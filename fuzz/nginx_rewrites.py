@@ -1,0 +1,163 @@
+"""Differential test of the rewrite module against nginx: random servers of locations
+(prefix, exact, regex with numbered and named captures) whose bodies are random
+``set``, ``rewrite`` (every flag, captures, arguments, a trailing "?"), ``if`` (every
+kind of condition) and ``return`` directives, then a ``return 200`` that shows the
+variables, or a ``proxy_pass``; random URIs are sent to nginx 1.22 and to fastgate
+with the same configuration, and the requests whose status, ``Location``, body or
+forwarded target differ are printed, grouped by configuration.
+
+    python fuzz/nginx_rewrites.py [--engine httptools|h11] [--seed N] [--configs N]
+                                  [--requests N]
+
+Error pages' bodies are not compared (nginx's say "nginx"), only their status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests"), str(ROOT)]
+
+import test_nginx_parity_e2e as parity  # noqa: E402
+
+LOCATIONS = ["/", "/a/", "= /a/x", "~ ^/b/(\\w+)/(\\w+)$", "~* \\.(php|PHP)$",
+             "~ ^/(?<first>[a-z]+)/(?<rest>.*)$", "^~ /c/", "/d", "~ /e(/.*)?$",
+             "= /", "~ ^/f/(.*)"]
+REGEXES = ["^/a/(.*)$", "^/(\\w+)/(\\w+)", "\\.php$", "^/b(/.*)?$", "^", "/$",
+           "^/(?<n>[a-z]+)(.*)", "(.*)", "^/d(.*)$", "x"]
+REPLACEMENTS = ["/a/x", "/a/$1", "/b/$1/$2", "/c$uri", "/d?", "/e/$1?", "/a/x?y=$1",
+                "/f/$2?z=1", "https://h.example/$1", "$scheme://$host/g",
+                "/a/x?$args", "/c/$request_uri", "/e$1", "/f/$n", "/a/x%20y", "/d/$1?q=$1"]
+FLAGS = ["", " last", " break", " redirect", " permanent"]
+CONDITIONS = ["$request_method = POST", "$arg_x = 1", "$uri ~ ^/a", "$args",
+              "$http_x_flag", "$uri !~* \\.PHP$", "$arg_y != 2", "$uri ~ ^/(\\w+)",
+              "-f $request_filename", "!-d $request_filename", "$host ~* ^(h)\\.",
+              "$request_uri ~ \\?"]
+SETS = ['"$1-$uri"', "$arg_y", '"v$host"', '"$args$is_args"', "$2", '"[$first]"']
+SHOW = 'return 200 "U=$uri A=$args I=$is_args R=$request_uri V=$v C=$1/$2 N=NAMED\\n";'
+SEGMENTS = ["a", "b", "c", "d", "e", "f", "x", "y", "z.php", "Z.PHP", "", "%20", "%2F",
+            "..", "a+b", "%41", "d1", "e2"]
+QUERIES = ["", "", "?x=1", "?y=2", "?x=1&y=3", "?", "?a=%20b", "?q=a+b"]
+
+
+def _directive(rng: random.Random, depth: int = 0) -> str:
+    k = rng.random()
+    if k < 0.25:
+        return f"set $v {rng.choice(SETS)};"
+    if k < 0.6:
+        return (f'rewrite "{rng.choice(REGEXES)}" "{rng.choice(REPLACEMENTS)}"'
+                f"{rng.choice(FLAGS)};")
+    if k < 0.85 and depth == 0:
+        inner = " ".join(_directive(rng, 1) for _ in range(rng.randint(1, 2)))
+        return f"if ({rng.choice(CONDITIONS)}) {{ {inner} }}"
+    if k < 0.92:
+        return rng.choice(["return 302 /a/x;", "return 418;", 'return 200 "r$uri";',
+                           "break;", "return 301 $scheme://$host$request_uri;"])
+    return f"set $v {rng.choice(SETS)};"
+
+
+def config(rng: random.Random) -> str:
+    locations = rng.sample(LOCATIONS, rng.randint(3, len(LOCATIONS)))
+    if "/" not in locations:
+        locations.append("/")
+    blocks = []
+    for where in locations:
+        body = " ".join(_directive(rng) for _ in range(rng.randint(0, 3)))
+        end = SHOW if rng.random() < 0.7 else "proxy_pass http://BACKEND;"
+        blocks.append(f"  location {where} {{ {body} {end} }}")
+    server_rewrites = " ".join(_directive(rng) for _ in range(rng.randint(0, 2)))
+    text = ("server { listen 127.0.0.1:PORT; root HOME; set $v \"-\";\n  "
+            + server_rewrites + "\n" + "\n".join(blocks) + "\n}")
+    # (a named capture's variable exists only where some regex names it)
+    named = [f"${n}" for n in ("first", "rest", "n") if f"(?<{n}>" in text]
+    for n in ("first", "rest", "n"):
+        if f"(?<{n}>" not in text:
+            text = re.sub(rf"\${n}\b", "", text)
+    return text.replace("NAMED", "/".join(named))
+
+
+def request(rng: random.Random) -> bytes:
+    path = "/" + "/".join(rng.choice(SEGMENTS) for _ in range(rng.randint(0, 3)))
+    method = rng.choice(["GET"] * 5 + ["POST", "HEAD"])
+    flag = "X-Flag: 1\r\n" if rng.random() < 0.3 else ""
+    return (f"{method} {path}{rng.choice(QUERIES)} HTTP/1.1\r\nHost: h.example\r\n{flag}"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
+
+
+def answer(port: int, raw: bytes) -> tuple[str, str, bytes]:
+    data = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(raw)
+            while chunk := s.recv(65536):
+                data += chunk
+    except OSError:
+        pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = lines[0].split(b" ")[1].decode() if len(lines[0].split(b" ")) > 1 else "?"
+    location = next((x.split(b":", 1)[1].strip().decode("latin-1") for x in lines[1:]
+                     if x.lower().startswith(b"location:")), "")
+    return status, location, body if status == "200" else b""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--engine", default="httptools", choices=["httptools", "h11"])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--configs", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=40)
+    a = ap.parse_args()
+    # (ports from a range of the seed's: two runs at once do not answer for each other)
+    os.environ["PYTEST_XDIST_WORKER"] = f"gw{a.seed % 10}"
+    rng = random.Random(a.seed)
+    differing = 0
+    for n in range(a.configs):
+        block = config(rng)
+        tmp = Path(tempfile.mkdtemp(prefix="nginx-rewrites-"))
+        (tmp / "a").mkdir()
+        (tmp / "a" / "x").write_text("file")
+        try:
+            sides = [parity.Side(kind, tmp, block, a.engine) for kind in ("nginx", "fastgate")]
+        except RuntimeError as e:  # (a configuration one of them refuses)
+            print(f"config {n}: not loaded: {str(e)[-300:]}\n{block}\n")
+            continue
+        found = []
+        try:
+            for _ in range(a.requests):
+                raw = request(rng)
+                before = [len(side.backend.requests()) for side in sides]
+                answers = [answer(side.port, raw) for side in sides]
+                time.sleep(0.01)
+                got = [side.backend.requests()[-1].target
+                       if len(side.backend.requests()) > b else None
+                       for side, b in zip(sides, before, strict=True)]
+                mine = answers[1][1].replace(str(sides[1].port), "P")
+                theirs = answers[0][1].replace(str(sides[0].port), "P")
+                if (answers[0][0], theirs, answers[0][2], got[0]) != (
+                        answers[1][0], mine, answers[1][2], got[1]):
+                    found.append((raw.split(b"\r\n")[0], answers[0], answers[1], got))
+        finally:
+            for side in sides:
+                side.stop()
+        if found:
+            differing += 1
+            print(f"config {n}:\n{block}")
+            for line, theirs_a, mine_a, got in found[:6]:
+                print(f"  {line!r}\n    nginx    {theirs_a} -> {got[0]!r}\n"
+                      f"    fastgate {mine_a} -> {got[1]!r}")
+            print()
+    print(f"{differing} of {a.configs} configurations answered differently")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
