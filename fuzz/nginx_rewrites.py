@@ -9,7 +9,8 @@ forwarded target differ are printed, grouped by configuration.
     python fuzz/nginx_rewrites.py [--engine httptools|h11] [--seed N] [--configs N]
                                   [--requests N]
 
-Error pages' bodies are not compared (nginx's say "nginx"), only their status."""
+Error pages' bodies are not compared (nginx's say "nginx"), only their status. Ports come
+from a range of the seed's (``--seed``): runs with different seeds may go at once."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ CONDITIONS = ["$request_method = POST", "$arg_x = 1", "$uri ~ ^/a", "$args",
 SETS = ['"$1-$uri"', "$arg_y", '"v$host"', '"$args$is_args"', "$2", '"[$first]"']
 SHOW = 'return 200 "U=$uri A=$args I=$is_args R=$request_uri V=$v C=$1/$2 N=NAMED\\n";'
 SEGMENTS = ["a", "b", "c", "d", "e", "f", "x", "y", "z.php", "Z.PHP", "", "%20", "%2F",
-            "..", "a+b", "%41", "d1", "e2"]
+            "..", "a+b", "%41", "d1", "e2", "index.html", "c.txt", "..%2F", "d..", "u", "secret"]
 QUERIES = ["", "", "?x=1", "?y=2", "?x=1&y=3", "?", "?a=%20b", "?q=a+b"]
 
 
@@ -64,6 +65,29 @@ def _directive(rng: random.Random, depth: int = 0) -> str:
     return f"set $v {rng.choice(SETS)};"
 
 
+def _content(rng: random.Random, where: str) -> str:
+    """What answers in a location: the variables shown, a proxy_pass (with a URI part
+    where nginx allows one), try_files, the files under root or an alias, error_page to
+    a named location."""
+    prefix = not where.startswith(("~", "="))
+    k = rng.random()
+    if k < 0.45:
+        return SHOW
+    if k < 0.6:
+        return "proxy_pass http://BACKEND;"
+    if k < 0.68 and (prefix or where.startswith("=")):
+        return "proxy_pass http://BACKEND/u/;"
+    if k < 0.78:
+        return rng.choice(["try_files $uri $uri/ /a/x =404;", "try_files $uri @named;",
+                           "try_files $uri/index.html $uri =404;",
+                           "try_files /nothing $uri /b/c.txt;"])
+    if k < 0.88 and prefix and where.endswith("/") and where != "/":
+        # (an alias missing its location's slash opens ".." paths in nginx, never here:
+        # README, root)
+        return rng.choice(["alias HOME/a/;", "alias HOME/b;"])
+    return rng.choice(["", "error_page 404 = @named;", "index c.txt index.html;"])
+
+
 def config(rng: random.Random) -> str:
     locations = rng.sample(LOCATIONS, rng.randint(3, len(LOCATIONS)))
     if "/" not in locations:
@@ -71,8 +95,8 @@ def config(rng: random.Random) -> str:
     blocks = []
     for where in locations:
         body = " ".join(_directive(rng) for _ in range(rng.randint(0, 3)))
-        end = SHOW if rng.random() < 0.7 else "proxy_pass http://BACKEND;"
-        blocks.append(f"  location {where} {{ {body} {end} }}")
+        blocks.append(f"  location {where} {{ {body} {_content(rng, where)} }}")
+    blocks.append('  location @named { return 200 "named:$uri:$args"; }')
     server_rewrites = " ".join(_directive(rng) for _ in range(rng.randint(0, 2)))
     text = ("server { listen 127.0.0.1:PORT; root HOME; set $v \"-\";\n  "
             + server_rewrites + "\n" + "\n".join(blocks) + "\n}")
@@ -123,8 +147,11 @@ def main() -> int:
     for n in range(a.configs):
         block = config(rng)
         tmp = Path(tempfile.mkdtemp(prefix="nginx-rewrites-"))
-        (tmp / "a").mkdir()
-        (tmp / "a" / "x").write_text("file")
+        for name, text in (("a/x", "file a/x"), ("a/index.html", "index of a"),
+                           ("b/c.txt", "file b/c.txt"), ("z.php", "php"),
+                           ("secret", "outside")):
+            (tmp / name).parent.mkdir(exist_ok=True)
+            (tmp / name).write_text(text)
         try:
             sides = [parity.Side(kind, tmp, block, a.engine) for kind in ("nginx", "fastgate")]
         except RuntimeError as e:  # (a configuration one of them refuses)

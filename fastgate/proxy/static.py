@@ -50,6 +50,7 @@ from fastgate.proxy.capture import Capture
 from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.ranges import not_modified, ranges
 from fastgate.proxy.respond import final_status
+from fastgate.proxy.rewrite import STAYED
 from fastgate.proxy.status import error_body, reason
 from fastgate.proxy.steps import DONE, NEXT
 
@@ -131,6 +132,8 @@ class StaticModule:
         tf = loc.try_files
         assert tf is not None
         s = loc.settings
+        if self._alias_unusable(conn, req, loc):
+            return self.fail(conn, req, loc, 500)
         for template in tf.files:
             name = template.render(req)
             # (an empty name is tried too: under a regex location's alias, whose value is
@@ -195,9 +198,22 @@ class StaticModule:
             return self.dav(conn, req, loc)
         if req.method not in ("GET", "HEAD", "POST"):
             return self.fail(conn, req, loc, 405)
+        if self._alias_unusable(conn, req, loc):
+            return self.fail(conn, req, loc, 500)
         if req.uri.endswith("/"):
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings))
+
+    def _alias_unusable(self, conn: ClientSide, req: Request, loc: Location) -> bool:
+        """nginx's ngx_http_map_uri_to_path: an alias cannot map a URI that a ``rewrite
+        ... break`` of this location made (r->valid_location is 0): logged, and the
+        caller answers 500, as nginx's."""
+        root = loc.settings.root
+        if root is None or root.alias == 0 or req.rewritten != STAYED:
+            return False
+        self.w.log.error(f'"alias" cannot be used in location "{loc.pattern}" where URI '
+                         "was rewritten", conn, req)
+        return True
 
     def _open(self, conn: ClientSide, req: Request, loc: Location, path: str,
               flv: bool = False, mp4: bool = False) -> Outcome:
@@ -381,6 +397,8 @@ class StaticModule:
         declines it."""
         if req.method not in ("GET", "HEAD"):
             return self.fail(conn, req, loc, 405)
+        if self._alias_unusable(conn, req, loc):
+            return self.fail(conn, req, loc, 500)
         if req.uri.endswith("/"):
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings), flv=True)
@@ -392,6 +410,8 @@ class StaticModule:
         handler declines it."""
         if req.method not in ("GET", "HEAD"):
             return self.fail(conn, req, loc, 405)
+        if self._alias_unusable(conn, req, loc):
+            return self.fail(conn, req, loc, 500)
         if req.uri.endswith("/"):
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings), mp4=True)

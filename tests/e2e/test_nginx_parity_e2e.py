@@ -405,6 +405,19 @@ SCENARIOS = {
                   _request("GET", "/n/a%20b"), _request("GET", "/i/a%20b?a=a%20b"),
                   _request("GET", "/i/a%20b?a=a+b"), _request("GET", "/i/ab?a=ab"),
                   _request("GET", "/f/htpasswd"), _request("GET", "/f/ht%70asswd")]),
+    # an alias cannot map a URI that a "rewrite ... break" of its location made (nginx's
+    # r->valid_location): a 500, as nginx's, whichever module maps it; a rewrite that
+    # finds the location again is mapped as any URI
+    "alias_rewritten": ("""server { listen 127.0.0.1:PORT; root HOME;
+        location /al/ { rewrite ^/al/(.*)$ /al/$1 break; alias HOME/; }
+        location /al2/ { rewrite ^/al2/old$ /al2/htpasswd; alias HOME/; }
+        location /al3/ { rewrite ^/al3/q$ /al3/htpasswd break; alias HOME/;
+                         try_files $uri =404; }
+        location /al4/ { rewrite ^/al4/q$ /al4/ break; alias HOME/; } }""",
+                        [_request("GET", "/al/htpasswd"), _request("GET", "/al2/old"),
+                         _request("GET", "/al2/htpasswd"), _request("GET", "/al3/q"),
+                         _request("GET", "/al3/htpasswd"), _request("GET", "/al4/q"),
+                         _request("DELETE", "/al/htpasswd")]),
     # recursive_error_pages: the location where an error happens says whether its
     # error_page may apply after an error page already did; on, a page that fails with
     # its own page goes round until the redirect bound answers 500
