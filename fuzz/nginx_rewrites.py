@@ -49,15 +49,24 @@ SEGMENTS = ["a", "b", "c", "d", "e", "f", "x", "y", "z.php", "Z.PHP", "", "%20",
 QUERIES = ["", "", "?x=1", "?y=2", "?x=1&y=3", "?", "?a=%20b", "?q=a+b"]
 
 
-def _directive(rng: random.Random, depth: int = 0) -> str:
+HEADERS = ['add_header X-A "a$uri";', "add_header X-B b always;", 'add_header X-C "c$1";',
+           'add_header X-D "$v" always;', 'proxy_set_header X-Up "u$uri";',
+           "proxy_set_header X-Flag \"\";", 'expires 1h;']
+
+
+def _directive(rng: random.Random, depth: int = 0, server: bool = False) -> str:
+    """One directive of a rewrite program (``server``: at server level, where an if
+    takes no add_header)."""
     k = rng.random()
+    if k < 0.12 and not (server and depth):
+        return rng.choice(HEADERS)
     if k < 0.25:
         return f"set $v {rng.choice(SETS)};"
     if k < 0.6:
         return (f'rewrite "{rng.choice(REGEXES)}" "{rng.choice(REPLACEMENTS)}"'
                 f"{rng.choice(FLAGS)};")
     if k < 0.85 and depth == 0:
-        inner = " ".join(_directive(rng, 1) for _ in range(rng.randint(1, 2)))
+        inner = " ".join(_directive(rng, 1, server) for _ in range(rng.randint(1, 2)))
         return f"if ({rng.choice(CONDITIONS)}) {{ {inner} }}"
     if k < 0.92:
         return rng.choice(["return 302 /a/x;", "return 418;", 'return 200 "r$uri";',
@@ -97,7 +106,7 @@ def config(rng: random.Random) -> str:
         body = " ".join(_directive(rng) for _ in range(rng.randint(0, 3)))
         blocks.append(f"  location {where} {{ {body} {_content(rng, where)} }}")
     blocks.append('  location @named { return 200 "named:$uri:$args"; }')
-    server_rewrites = " ".join(_directive(rng) for _ in range(rng.randint(0, 2)))
+    server_rewrites = " ".join(_directive(rng, 0, True) for _ in range(rng.randint(0, 3)))
     text = ("server { listen 127.0.0.1:PORT; root HOME; set $v \"-\";\n  "
             + server_rewrites + "\n" + "\n".join(blocks) + "\n}")
     # (a named capture's variable exists only where some regex names it)
@@ -116,7 +125,7 @@ def request(rng: random.Random) -> bytes:
             "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
 
 
-def answer(port: int, raw: bytes) -> tuple[str, str, bytes]:
+def answer(port: int, raw: bytes) -> tuple[str, str, bytes, list[bytes]]:
     data = b""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -130,7 +139,10 @@ def answer(port: int, raw: bytes) -> tuple[str, str, bytes]:
     status = lines[0].split(b" ")[1].decode() if len(lines[0].split(b" ")) > 1 else "?"
     location = next((x.split(b":", 1)[1].strip().decode("latin-1") for x in lines[1:]
                      if x.lower().startswith(b"location:")), "")
-    return status, location, body if status == "200" else b""
+    # (the headers the directives add; Expires by name only, as its date moves)
+    shown = [b"expires" if x.lower().startswith(b"expires:") else x for x in lines[1:]
+             if x.lower().startswith((b"x-", b"expires:", b"cache-control:"))]
+    return status, location, body if status == "200" else b"", shown
 
 
 def main() -> int:
@@ -152,10 +164,18 @@ def main() -> int:
                            ("secret", "outside")):
             (tmp / name).parent.mkdir(exist_ok=True)
             (tmp / name).write_text(text)
-        try:
-            sides = [parity.Side(kind, tmp, block, a.engine) for kind in ("nginx", "fastgate")]
-        except RuntimeError as e:  # (a configuration one of them refuses)
-            print(f"config {n}: not loaded: {str(e)[-300:]}\n{block}\n")
+        sides = []
+        for kind in ("nginx", "fastgate"):
+            try:
+                sides.append(parity.Side(kind, tmp, block, a.engine))
+            except RuntimeError:  # (a configuration it refuses)
+                pass
+        if len(sides) < 2:
+            for side in sides:
+                side.stop()
+            if sides:  # one of them loads it: that is a difference
+                differing += 1
+                print(f"config {n}: only {sides[0].kind} loads it\n{block}\n")
             continue
         found = []
         try:
@@ -164,13 +184,15 @@ def main() -> int:
                 before = [len(side.backend.requests()) for side in sides]
                 answers = [answer(side.port, raw) for side in sides]
                 time.sleep(0.01)
-                got = [side.backend.requests()[-1].target
+                got = [(side.backend.requests()[-1].target,
+                        side.backend.requests()[-1].header(b"x-up"),
+                        side.backend.requests()[-1].header(b"x-flag"))
                        if len(side.backend.requests()) > b else None
                        for side, b in zip(sides, before, strict=True)]
                 mine = answers[1][1].replace(str(sides[1].port), "P")
                 theirs = answers[0][1].replace(str(sides[0].port), "P")
-                if (answers[0][0], theirs, answers[0][2], got[0]) != (
-                        answers[1][0], mine, answers[1][2], got[1]):
+                if (answers[0][0], theirs, answers[0][2], answers[0][3], got[0]) != (
+                        answers[1][0], mine, answers[1][2], answers[1][3], got[1]):
                     found.append((raw.split(b"\r\n")[0], answers[0], answers[1], got))
         finally:
             for side in sides:
