@@ -151,16 +151,26 @@ def _request(method: bytes, target: bytes, headers: Headers) -> h11.Request:
     proxy_set_header's). h11 checks the rest, and the method, target and framing of all."""
     if plain_fields(headers) or has_name_only_nginx_reads(headers):
         return h11.Request(method=method, target=target, headers=headers, _parsed=True)
-    return h11.Request(method=method, target=target, headers=headers)
+    return h11.Request(method=method, target=target, headers=_trimmed(headers))
 
 
 def _response(status: int, reason: bytes, headers: Headers) -> h11.Response:
     """h11's response to send, its headers given as checked when ``plain_fields`` has
-    checked them as h11 would (h11 checks any other, and the framing of all)."""
+    checked them as h11 would, or ``_padded`` (h11 checks any other, and the framing of
+    all)."""
     if type(status) is int and type(reason) is bytes and plain_fields(headers):
         return h11.Response(status_code=status, reason=reason, headers=headers,
                             _parsed=True)
-    return h11.Response(status_code=status, reason=reason, headers=headers)
+    return h11.Response(status_code=status, reason=reason, headers=_trimmed(headers))
+
+
+def _trimmed(headers: Headers) -> Headers:
+    """``headers`` without SP or HTAB at the ends of their values. Such a line is legal
+    (the field line's OWS, RFC 9112 section 5, which every reader drops), and nginx and
+    the httptools engine send it as it is (``return 302 "/x$uri"`` for ``/a%20``); h11
+    refuses it, so the h11 engine sends the value without them. A value h11 refuses
+    for anything else (a CR, an LF, another control byte) stays refused."""
+    return [(n, v.strip(b" \t")) if type(v) is bytes else (n, v) for n, v in headers]
 
 
 class H11Server:
