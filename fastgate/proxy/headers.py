@@ -136,8 +136,8 @@ def redirect_rules(loc: Location) -> RedirectRules:
     """``proxy_redirect`` as a location applies it: prefixes (or regexes) and their
     replacements, in order. ``default`` (nginx's default) replaces the proxy_pass URL
     with the location's name (``http://be/base/`` → ``/x/``; without a URI part
-    ``http://be/`` → ``/``); it does nothing in a regex or named location. ``off``
-    anywhere in the list: none."""
+    ``http://be/`` → ``/``, in a regex or named location too, which cannot have one);
+    none for a proxy_pass with variables. ``off`` anywhere in the list: none."""
     entries = loc.settings.proxy_redirect
     if any(p == "off" for p, _ in entries):
         return ()
@@ -147,8 +147,7 @@ def redirect_rules(loc: Location) -> RedirectRules:
         if pattern != "default":
             assert replacement is not None
             out.append((pattern, replacement))
-        elif (pp is not None and pp.template is None
-              and loc.modifier not in ("~", "~*", "@")):
+        elif pp is not None and pp.template is None:
             base = f"{pp.scheme}://{pp.host_header}"
             out.append((base + pp.uri, loc.pattern) if pp.uri is not None else (base + "/", "/"))
     return tuple(out)

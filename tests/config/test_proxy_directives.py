@@ -53,7 +53,7 @@ def test_redirect_rules(tmp_path: Path) -> None:
 
     assert rules("/a/") == [("http://be/base/", "/a/")]
     assert rules("/b/") == [("http://be/", "/")]
-    assert rules("/c") == []  # a regex location: default does nothing
+    assert rules("/c") == [("http://be/", "/")]  # a regex location: as one without URI
     assert rules("/d/") == [("http://be/", "/"), ("http://x/", "/y/")]
     assert rules("/e/") == []
     (regex, to), (prefix, to2) = redirect_rules(cfg.servers[0].locations.find("/f/")[0])

@@ -422,6 +422,15 @@ SCENARIOS = {
                          _request("GET", "/al2/htpasswd"), _request("GET", "/al3/q"),
                          _request("GET", "/al3/htpasswd"), _request("GET", "/al4/q"),
                          _request("DELETE", "/al/htpasswd")]),
+    # proxy_redirect default in a regex or named location (whose proxy_pass has no URI
+    # part): the proxy_pass URL with "/" becomes "/", as anywhere (nginx's merge)
+    "redirect_default": ("""server { listen 127.0.0.1:PORT;
+        location ~ ^/redirect/re { proxy_pass http://BACKEND; }
+        location /redirect/named { error_page 418 = @up; return 418; }
+        location @up { proxy_pass http://BACKEND; }
+        location /redirect/plain/ { proxy_pass http://BACKEND; } }""",
+                         [_request("GET", "/redirect/re"), _request("GET", "/redirect/named"),
+                          _request("GET", "/redirect/plain/x")]),
     # recursive_error_pages: the location where an error happens says whether its
     # error_page may apply after an error page already did; on, a page that fails with
     # its own page goes round until the redirect bound answers 500
