@@ -30,6 +30,12 @@ def _load(tmp_path: Path, body: str):  # type: ignore[no-untyped-def]
      '"proxy_redirect default" cannot be used with "proxy_pass" directive with variables'),
     ("proxy_ignore_headers X-Powered-By;", 'invalid value "X-Powered-By"'),
     ("proxy_hide_header Bad:Name;", "invalid"),
+    # off beside another proxy_redirect of the same level, either way round (nginx's)
+    ("location /o/ { proxy_redirect off; proxy_redirect http://a/ /; proxy_pass http://be; }",
+     '"proxy_redirect" directive is duplicate'),
+    ("location /o/ { proxy_redirect http://a/ /; proxy_redirect off; proxy_pass http://be; }",
+     '"proxy_redirect" directive is duplicate'),
+    ("proxy_redirect off; proxy_redirect off;", '"proxy_redirect" directive is duplicate'),
 ])
 def test_refusals(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -43,7 +49,7 @@ def test_redirect_rules(tmp_path: Path) -> None:
       location /b/ { proxy_pass http://be; }
       location ~ ^/c { proxy_pass http://be; }
       location /d/ { proxy_pass http://be; proxy_redirect default; proxy_redirect http://x/ /y/; }
-      location /e/ { proxy_redirect http://x/ /y/; proxy_redirect off; proxy_pass http://be; }
+      location /e/ { proxy_redirect off; proxy_pass http://be; }
       location /f/ { proxy_pass http://be; proxy_redirect ~*^http://(\\w+)/ /$1/;
                      proxy_redirect http://$host/ /h/; }""")
 

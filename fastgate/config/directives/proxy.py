@@ -165,7 +165,11 @@ def proxy_redirect(ld: Context, lvl: Level, d: Directive) -> None:
     headers of upstream responses are rewritten. PATTERN is a prefix (variables allowed)
     or ``~REGEX``/``~*REGEX`` (the value it finds something in is replaced whole, ``$1``...
     usable). ``default`` goes after this location's proxy_pass, which has no variables
-    (nginx's errors)."""
+    (nginx's errors); ``off`` goes alone at its level (beside another proxy_redirect,
+    before or after it, nginx's "is duplicate")."""
+    given = lvl.fields.get("proxy_redirect", ())
+    if any(p == "off" for p, _ in given) or (d.args == ("off",) and given):
+        raise d.error('"proxy_redirect" directive is duplicate')
     if len(d.args) == 1:
         if d.args[0] not in ("default", "off"):
             raise d.error(f'invalid parameter "{d.args[0]}"')
