@@ -125,6 +125,15 @@ def received(side: parity.Side, before: int) -> tuple[bytes, list[tuple[bytes, b
     return r.method + b" " + r.target, headers
 
 
+def _cut(went: tuple[bytes, object] | None, sent: tuple[bytes, object] | None) -> bool:
+    """The known difference (README, proxy_pass): a URI part made with variables that
+    holds a space goes escaped here, where nginx writes the space into the request line
+    (its backend then reads the target as cut there)."""
+    if went is None or sent is None:
+        return False
+    return sent[0].startswith(went[0]) and sent[0][len(went[0]):].startswith(b"%20")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", default="httptools", choices=["httptools", "h11"])
@@ -161,7 +170,7 @@ def main() -> int:
                            for side in sides]
                 time.sleep(0.02)
                 got = [received(side, b) for side, b in zip(sides, before, strict=True)]
-                if answers[0] != answers[1] or got[0] != got[1]:
+                if (answers[0] != answers[1] or got[0] != got[1]) and not _cut(*got):
                     found.append((raw.split(b"\r\n\r\n")[0], answers, got))
         finally:
             for side in sides:
