@@ -144,7 +144,7 @@ def main() -> int:
     os.environ["PYTEST_XDIST_WORKER"] = f"gw{a.seed % 10}"
     parity._answer = backend_answer  # (what every Side's backend answers)
     rng = random.Random(a.seed)
-    differing = 0
+    differing = loaded = 0
     for n in range(a.configs):
         block = config(rng)
         tmp = Path(tempfile.mkdtemp(prefix="nginx-proxy-"))
@@ -161,6 +161,7 @@ def main() -> int:
                 differing += 1
                 print(f"config {n}: only {sides[0].kind} loads it\n{block}\n")
             continue
+        loaded += 1
         found = []
         try:
             for _ in range(a.requests):
@@ -185,7 +186,8 @@ def main() -> int:
                 if went != sent:
                     print(f"    nginx sent    {went}\n    fastgate sent {sent}")
             print()
-    print(f"{differing} of {a.configs} configurations answered differently")
+    print(f"{differing} of {a.configs} configurations answered differently "
+          f"({loaded} loaded by both)")
     return 0
 
 

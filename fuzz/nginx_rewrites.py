@@ -155,7 +155,7 @@ def main() -> int:
     # (ports from a range of the seed's: two runs at once do not answer for each other)
     os.environ["PYTEST_XDIST_WORKER"] = f"gw{a.seed % 10}"
     rng = random.Random(a.seed)
-    differing = 0
+    differing = loaded = 0
     for n in range(a.configs):
         block = config(rng)
         tmp = Path(tempfile.mkdtemp(prefix="nginx-rewrites-"))
@@ -177,6 +177,7 @@ def main() -> int:
                 differing += 1
                 print(f"config {n}: only {sides[0].kind} loads it\n{block}\n")
             continue
+        loaded += 1
         found = []
         try:
             for _ in range(a.requests):
@@ -204,7 +205,8 @@ def main() -> int:
                 print(f"  {line!r}\n    nginx    {theirs_a} -> {got[0]!r}\n"
                       f"    fastgate {mine_a} -> {got[1]!r}")
             print()
-    print(f"{differing} of {a.configs} configurations answered differently")
+    print(f"{differing} of {a.configs} configurations answered differently "
+          f"({loaded} loaded by both)")
     return 0
 
 

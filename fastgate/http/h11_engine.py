@@ -9,6 +9,7 @@ import h11
 from h11 import _abnf, _headers, _readers, _util
 
 from fastgate._wire import escape_past_ascii, serialize
+from fastgate.errors import UpstreamError
 from fastgate.http.engine import (
     HEAD_FRAMING,
     INVALID_LENGTH,
@@ -587,12 +588,18 @@ class H11Client:
         elif content_length > 0 or (content_length == 0
                                     and method in (b"POST", b"PUT", b"PATCH")):
             headers = [*headers, (b"Content-Length", str(content_length).encode())]
-        if not _HIGH.search(target):
-            return self._conn.send(_request(method, target, headers)) or b""
-        # bytes past ASCII go as they came (nginx's): h11 is given them escaped, the
-        # request line then says them as they are
-        escaped = escape_past_ascii(target)
-        out = self._conn.send(_request(method, escaped, headers))
+        try:
+            if not _HIGH.search(target):
+                return self._conn.send(_request(method, target, headers)) or b""
+            # bytes past ASCII go as they came (nginx's): h11 is given them escaped, the
+            # request line then says them as they are
+            escaped = escape_past_ascii(target)
+            out = self._conn.send(_request(method, escaped, headers))
+        except h11.LocalProtocolError as e:
+            # a request h11 will not send (two Host headers from proxy_set_header: nginx
+            # and the httptools engine send both): our side's failure, the server not
+            # blamed, and the client answered
+            raise UpstreamError("local", f"the upstream request is not sent: {e}") from None
         assert out is not None
         return out.replace(b" " + escaped + b" ", b" " + target + b" ", 1)
 

@@ -462,19 +462,28 @@ class UpstreamExchange:
         uconn.limit_head(s.proxy_buffer_size)
         head_future = uconn.begin()
         sender = None
-        if has_body:
-            uconn.send_head(method, target, headers, length)
-            exchange = conn.exchange
-            assert exchange is not None
-            exchange.write(exchange.expect_continue())
-            sender = asyncio.get_running_loop().create_task(self._read_body(conn, req, s, uconn))
-        elif isinstance(body, BufferedBody):
-            uconn.send_head(method, target, headers, length)
-            sender = asyncio.get_running_loop().create_task(self._send_buffered(body, uconn, s))
-        elif upgrade is None or body:
-            uconn.send_request(method, target, headers, length, body or b"")
-        else:
-            uconn.send_head(method, target, headers, length)
+        try:
+            if has_body:
+                uconn.send_head(method, target, headers, length)
+                exchange = conn.exchange
+                assert exchange is not None
+                exchange.write(exchange.expect_continue())
+                sender = asyncio.get_running_loop().create_task(
+                    self._read_body(conn, req, s, uconn))
+            elif isinstance(body, BufferedBody):
+                uconn.send_head(method, target, headers, length)
+                sender = asyncio.get_running_loop().create_task(
+                    self._send_buffered(body, uconn, s))
+            elif upgrade is None or body:
+                uconn.send_request(method, target, headers, length, body or b"")
+            else:
+                uconn.send_head(method, target, headers, length)
+        except UpstreamError as e:  # (the engine will not send this request: "local")
+            head_future.cancel()
+            uconn.abort()
+            w.log.error(str(e), conn, req)
+            await finished(self.fail(conn, req, loc, e.status))
+            return _DONE
         try:
             # (proxy_ignore_client_abort on: a client that goes away is not waited for)
             rhead = await self._response_head(head_future, sender, s.proxy_read_timeout,

@@ -21,6 +21,7 @@ from fastgate.proxy._walk cimport CompiledPhase
 from fastgate.proxy.request cimport Request, RequestEnd
 from fastgate.proxy.upstream cimport Peer, UpstreamConnection, UpstreamGroup
 
+from fastgate.errors import UpstreamError
 from fastgate.http.engine import ProtocolError
 from fastgate.proxy.failure import DISABLED_READING, TIMED_OUT, Recovery
 from fastgate.proxy.failure import intercepts as _intercepts
@@ -157,8 +158,16 @@ cdef class ProxyPass(CompiledPhase):
         if peer is not None:
             uconn = peer.take_idle()
             if uconn is not None:
-                _exchange(self, conn, req, loc, peer, uconn, f[5])._send(f[1],
-                                                                         self._plan(loc))
+                try:
+                    _exchange(self, conn, req, loc, peer, uconn, f[5])._send(
+                        f[1], self._plan(loc))
+                except UpstreamError:
+                    # the engine will not send this request (h11: two Host headers):
+                    # the task path says so and answers
+                    uconn.detach()
+                    uconn.abort()
+                    req.in_task = True
+                    return self.upstream.proxy(conn, req, loc)
                 return _TAKEN
         return self.upstream.proxy(conn, req, loc, peer)
 

@@ -2518,3 +2518,30 @@ def test_timed_out_connections_end_as_nginx(tmp_path: Path, engine: str, reset: 
     assert got["nginx"] == [expected, expected, "closed"], got
     assert got["fastgate"] == got["nginx"], got
     assert reached == []
+
+
+def test_two_host_headers_set_for_the_upstream(tmp_path: Path, engine: str) -> None:
+    """proxy_set_header Host twice: nginx sends both lines, so does the httptools
+    engine; h11 will not send such a request, and the h11 engine answers 500 with the
+    reason in the error log (it used to end the connection without an answer), over a
+    pooled connection (the callback path) as over a new one."""
+    block = """server { listen 127.0.0.1:PORT;
+        location /x { proxy_pass http://BACKEND; }
+        location /b { proxy_set_header Host $host; proxy_set_header Host $proxy_host;
+                      proxy_pass http://BACKEND/up; } }"""
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for raw in (_request("GET", "/x"), _request("GET", "/b"), _request("GET", "/x"),
+                    _request("GET", "/b")):
+            theirs, ours = nginx.send(raw)[0], fastgate.send(raw)[0]
+            if engine == "h11" and raw.startswith(b"GET /b "):
+                assert (theirs, ours) == (200, 500)
+            else:
+                assert ours == theirs == 200
+        hosts = [[v for n, v in r.headers if n.lower() == b"host"]
+                 for r in fastgate.backend.requests() if r.target == b"/up"]
+        log = fastgate.log.read_text()
+    if engine == "h11":
+        assert hosts == [] and log.count("the upstream request is not sent: Found multiple "
+                                         "Host: headers") == 2
+    else:
+        assert hosts == [[b"parity.test", f"127.0.0.1:{fastgate.backend.port}".encode()]] * 2
