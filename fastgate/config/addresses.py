@@ -109,9 +109,16 @@ class Rule(Protocol):
 
 def allows(addr: str, rules: Sequence[Rule]) -> bool:
     """``allow``/``deny`` (nginx's access modules, HTTP's and the stream block's): the
-    first rule that matches the address decides; none matching allows. An address that
-    does not parse matches only ``all``; a unix socket's client (``UNIX``) only ``all``
-    and ``unix:``."""
+    first rule that matches the address decides; none matching allows."""
+    return matching_rule(addr, rules) is not False
+
+
+def matching_rule(addr: str, rules: Sequence[Rule]) -> bool | None:
+    """What the first rule that matches the address says (True: allow, False: deny),
+    None when none matches — nginx's access handler then declines, which under
+    ``satisfy any`` neither lets the request in nor refuses it. An address that does not
+    parse matches only ``all``; a unix socket's client (``UNIX``) only ``all`` and
+    ``unix:``."""
     try:
         ip = ipaddress.ip_address(addr)
     except ValueError:
@@ -122,7 +129,7 @@ def allows(addr: str, rules: Sequence[Rule]) -> bool:
                 return rule.allow
         elif rule.network is None or (ip is not None and ip in rule.network):
             return rule.allow
-    return True
+    return None
 
 
 def trusted(addr: Address | None, proxies: Sequence[Network | str]) -> bool:

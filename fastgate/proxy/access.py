@@ -4,16 +4,19 @@ order. ``satisfy all`` (the default): the first refusal answers — a denied add
 403 before any token is looked at, an allowed one still needs its token, its password
 and the authoriser's yes.
 ``satisfy any``: the first check that passes lets the request go on (those after it do
-not run: an allowed address passes without a token, which is then not checked, so
-``$jwt_claim_*`` are empty); when all refuse, 401 if one said 401 (nginx prefers it),
-else 403. An authoriser's answer other than 2xx, 401 or 403 is a 500 either way.
+not run: an address an ``allow`` names passes without a token, which is then not
+checked, so ``$jwt_claim_*`` are empty); an address no rule names is neither let in nor
+refused by the rules (nginx's access handler declines), so the other checks decide;
+when one refused and none passed, 401 if one said 401 (nginx prefers it), else 403; when
+none had anything to say, the request goes on, as nginx's. An authoriser's answer other
+than 2xx, 401 or 403 is a 500 either way.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastgate.config.addresses import allows
+from fastgate.config.addresses import matching_rule
 from fastgate.proxy.auth_basic import PASSED, REFUSED, AuthBasic
 from fastgate.proxy.auth_jwt import AuthJwt
 from fastgate.proxy.steps import NEXT, Step, finished
@@ -58,14 +61,14 @@ class AccessModule:
         every = s.satisfy == "all"
         req.access_code = 0
         if s.access_rules:
-            if allows(req.remote_addr, s.access_rules):
-                if not every:
-                    return NEXT
-            else:
-                self.w.log.error("access forbidden by rule", conn, req)
-                if every:
+            verdict = matching_rule(req.remote_addr, s.access_rules)
+            if verdict is False:
+                if every:  # (nginx logs it under satisfy all only)
+                    self.w.log.error("access forbidden by rule", conn, req)
                     return self.fail(conn, req, loc, 403)
                 req.access_code = 403
+            elif verdict and not every:
+                return NEXT
         if loc.jwt is not None:
             if every:
                 step = self.auth.access(conn, req, loc)
@@ -75,9 +78,15 @@ class AccessModule:
                 return NEXT
         if s.auth_request is not None or _basic(loc):
             return self._remote(conn, req, loc, every)
-        if every:
+        return self._decided(conn, req, loc, every)
+
+    def _decided(self, conn: ClientSide, req: Request, loc: Location,
+                 every: bool) -> Outcome:
+        """The end of the phase: with ``satisfy any``, the refusal noted if a check
+        refused (none passed, or the request would have gone on), else on."""
+        if every or not req.access_code:
             return NEXT
-        return self.fail(conn, req, loc, req.access_code or 403)
+        return self.fail(conn, req, loc, req.access_code)
 
     async def _remote(self, conn: ClientSide, req: Request, loc: Location,
                       every: bool) -> Step:
@@ -104,9 +113,7 @@ class AccessModule:
             if every:
                 return await finished(self.fail(conn, req, loc, status))
             _note(conn, req, loc, status)
-        if every:
-            return NEXT
-        return await finished(self.fail(conn, req, loc, req.access_code or 403))
+        return await finished(self._decided(conn, req, loc, every))
 
 
 def _basic(loc: Location) -> bool:

@@ -431,6 +431,37 @@ SCENARIOS = {
         location /redirect/plain/ { proxy_pass http://BACKEND; } }""",
                          [_request("GET", "/redirect/re"), _request("GET", "/redirect/named"),
                           _request("GET", "/redirect/plain/x")]),
+    # satisfy any: an allow that names the client lets it in, a deny that names it is a
+    # refusal noted, and an address no rule names is neither (nginx's access handler
+    # declines): the other checks decide — "satisfy any; allow 10.0.0.0/8; auth_basic"
+    # still wants the password from 127.0.0.1; with nothing to say from any check the
+    # request goes on (found by fuzz/nginx_access.py)
+    "satisfy_any": ("""server { listen 127.0.0.1:PORT;
+        location /nomatch/ { satisfy any; allow 10.0.0.0/8; auth_basic "x";
+                             auth_basic_user_file HOME/htpasswd; proxy_pass http://BACKEND; }
+        location /match/ { satisfy any; allow 127.0.0.1; auth_basic "x";
+                           auth_basic_user_file HOME/htpasswd; proxy_pass http://BACKEND; }
+        location /denied/ { satisfy any; deny 127.0.0.1; auth_basic "x";
+                            auth_basic_user_file HOME/htpasswd; proxy_pass http://BACKEND; }
+        location /rules-only/ { satisfy any; allow 10.0.0.0/8; proxy_pass http://BACKEND; }
+        location /deny-only/ { satisfy any; deny 127.0.0.1; proxy_pass http://BACKEND; }
+        location /authreq/ { satisfy any; allow 10.0.0.0/8; auth_request /auth;
+                             proxy_pass http://BACKEND; }
+        location /limited/ { satisfy any; auth_request /auth;
+                             limit_except GET { allow 10.0.0.0/8; } proxy_pass http://BACKEND; }
+        location = /auth { internal; proxy_pass_request_body off;
+                           proxy_set_header Content-Length ""; proxy_pass http://BACKEND; } }""",
+                    [_request("GET", "/nomatch/a"),
+                     _request("GET", "/nomatch/b", "Authorization: " + _basic("ann", "pw")),
+                     _request("GET", "/nomatch/c", "Authorization: " + _basic("ann", "no")),
+                     _request("GET", "/match/d"), _request("GET", "/denied/e"),
+                     _request("GET", "/denied/f", "Authorization: " + _basic("bob", "pw2")),
+                     _request("GET", "/rules-only/g"), _request("GET", "/deny-only/h"),
+                     _request("GET", "/authreq/i"),
+                     _request("GET", "/authreq/j", "Authorization: Bearer yes"),
+                     _request("DELETE", "/limited/k"),
+                     _request("DELETE", "/limited/l", "Authorization: Bearer yes"),
+                     _request("GET", "/limited/m", "Authorization: Bearer no")]),
     # recursive_error_pages: the location where an error happens says whether its
     # error_page may apply after an error page already did; on, a page that fails with
     # its own page goes round until the redirect bound answers 500

@@ -28,6 +28,9 @@ server {{ listen 127.0.0.1:8080; auth_jwt_key "{SECRET}";
                      real_ip_header X-Forwarded-For; allow 10.0.0.0/8; deny all;
                      auth_jwt on; proxy_pass http://be; }}
   location /denyonly/ {{ deny 127.0.0.1; proxy_pass http://be; }}
+  location /anyunnamed/ {{ satisfy any; allow 10.0.0.0/8; auth_jwt on;
+                          proxy_pass http://be; }}
+  location /anyrules/ {{ satisfy any; allow 10.0.0.0/8; proxy_pass http://be; }}
 }}"""
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -84,6 +87,20 @@ def test_satisfy_any_a_denied_address_needs_a_valid_token(run) -> None:  # type:
     assert status == 200 and b'X-Sub: "alice"\r\n' in upstream
 
 
+def test_satisfy_any_an_address_no_rule_names_needs_a_valid_token(run) -> None:  # type: ignore[no-untyped-def]
+    # (no "deny all": the rules say nothing of 127.0.0.1, which nginx's access handler
+    # declines; the token decides — it used to pass as if an allow had named it)
+    assert run("/anyunnamed/x") == (401, b"")
+    assert run("/anyunnamed/x", "forged." + _token()) == (401, b"")
+    status, upstream = run("/anyunnamed/x", _token())
+    assert status == 200 and b'X-Sub: "alice"\r\n' in upstream
+
+
+def test_satisfy_any_with_nothing_but_rules_that_name_no_one_goes_on(run) -> None:  # type: ignore[no-untyped-def]
+    status, upstream = run("/anyrules/x")  # (every check declined: nginx lets it go on)
+    assert status == 200 and upstream.startswith(b"GET /anyrules/x ")
+
+
 def test_a_forwarded_address_from_an_untrusted_peer_grants_nothing(run) -> None:  # type: ignore[no-untyped-def]
     assert run("/spoof/x", extra="X-Forwarded-For: 10.0.0.1\r\n") == (401, b"")
 
@@ -107,10 +124,14 @@ def test_a_unix_socket_client_matches_unix_and_all_only() -> None:
     and all, never an address or network; an address never matches unix:."""
     import ipaddress
 
+    from fastgate.config.addresses import allows, matching_rule
     from fastgate.config.model import AccessRule
-    from fastgate.proxy.access import allows
 
     unix, v4 = AccessRule(False, None, unix=True), ipaddress.ip_network("0.0.0.0/0")
     assert not allows("unix:", (unix,)) and allows("127.0.0.1", (unix,))
     assert allows("unix:", (AccessRule(False, v4), AccessRule(True, None, unix=True)))
     assert not allows("unix:", (AccessRule(True, v4), AccessRule(False, None)))
+    # what satisfy any reads: the first rule naming the address, or none
+    assert matching_rule("unix:", (AccessRule(True, v4),)) is None
+    assert matching_rule("127.0.0.1", (unix, AccessRule(True, v4))) is True
+    assert matching_rule("10.1.2.3", (AccessRule(False, v4),)) is False
