@@ -87,7 +87,17 @@ class AuthBasic:
     def _refuse(req: Request, realm: str) -> int:
         quoted = realm.replace("\\", "\\\\").replace('"', '\\"')
         challenge = f'Basic realm="{quoted}"'.encode("utf-8", "surrogateescape")
-        # beside a token check's challenge (satisfy any): both schemes are offered
-        req.challenge = (challenge if req.challenge is None
-                         else req.challenge + b", " + challenge)
+        offer_challenge(req, challenge)
         return REFUSED
+
+
+def offer_challenge(req: Request, challenge: bytes) -> None:
+    """A ``WWW-Authenticate`` challenge for the request's 401, after those of the checks
+    that refused before (satisfy any: a token check's, the password's, the
+    authoriser's), each on a line of its own, in the order the checks ran, as nginx's
+    modules push theirs."""
+    prior = req.challenge
+    if prior is None:
+        req.challenge = challenge
+    else:
+        req.challenge = (*(prior if type(prior) is tuple else (prior,)), challenge)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fastgate.proxy.auth_basic import offer_challenge
 from fastgate.variables import set_user_variable
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class AuthRequest:
             headers = kept.headers
         for name, value in loc.settings.auth_request_set:
             set_user_variable(req, name, value.render(sub))
-        if status == 401:
-            challenges = [v for n, v in headers or () if n.lower() == b"www-authenticate"]
-            req.challenge = b", ".join(challenges) if challenges else None
+        if status == 401:  # (its challenges after those of checks that refused before)
+            for n, v in headers or ():
+                if n.lower() == b"www-authenticate":
+                    offer_challenge(req, v)
         return status

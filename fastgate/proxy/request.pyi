@@ -47,7 +47,7 @@ class Request:
     connection: ConnectionInfo
     token: Token | None
     captures: tuple[str, ...]
-    challenge: bytes | None
+    challenge: bytes | tuple[bytes, ...] | None  # more than one: each on its own line
     redirected: bool
     uri_changes: int
     rewritten: int

@@ -76,8 +76,12 @@ class Responder:
             headers.extend(extra)
         if req.carried is not None:  # an X-Accel-Redirect's: a page's type stays its own
             headers = carry(headers, req.carried, False, status >= 300)
-        if status == 401 and req.challenge is not None:
-            headers.append((b"WWW-Authenticate", req.challenge))
+        challenge = req.challenge
+        if status == 401 and challenge is not None:
+            if isinstance(challenge, tuple):  # (more than one check refused)
+                headers.extend((b"WWW-Authenticate", c) for c in challenge)
+            else:
+                headers.append((b"WWW-Authenticate", challenge))
         if loc is not None:
             s = loc.settings
             if s.add_header or s.expires is not None:  # (no call where there are none)

@@ -263,7 +263,7 @@ class Side:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             name = name.strip().lower()
-            if name == "set-cookie" and name in headers:  # every one, in order
+            if name in ("set-cookie", "www-authenticate") and name in headers:  # all, in order
                 headers[name] += "\n" + value.strip()
             headers.setdefault(name, value.strip())
         return status, headers, body
@@ -447,6 +447,8 @@ SCENARIOS = {
         location /deny-only/ { satisfy any; deny 127.0.0.1; proxy_pass http://BACKEND; }
         location /authreq/ { satisfy any; allow 10.0.0.0/8; auth_request /auth;
                              proxy_pass http://BACKEND; }
+        location /both/ { satisfy any; auth_basic "zone"; auth_basic_user_file HOME/htpasswd;
+                          auth_request /auth; proxy_pass http://BACKEND; }
         location /limited/ { satisfy any; auth_request /auth;
                              limit_except GET { allow 10.0.0.0/8; } proxy_pass http://BACKEND; }
         location = /auth { internal; proxy_pass_request_body off;
@@ -461,7 +463,10 @@ SCENARIOS = {
                      _request("GET", "/authreq/j", "Authorization: Bearer yes"),
                      _request("DELETE", "/limited/k"),
                      _request("DELETE", "/limited/l", "Authorization: Bearer yes"),
-                     _request("GET", "/limited/m", "Authorization: Bearer no")]),
+                     _request("GET", "/limited/m", "Authorization: Bearer no"),
+                     # both refuse: both challenges, each on its own line, Basic first
+                     _request("GET", "/both/n", "Authorization: Bearer no"),
+                     _request("GET", "/both/o")]),
     # recursive_error_pages: the location where an error happens says whether its
     # error_page may apply after an error page already did; on, a page that fails with
     # its own page goes round until the redirect bound answers 500
