@@ -11,26 +11,21 @@ difference this looks for.
     python fuzz/nginx_access.py [--engine httptools|h11] [--seed N] [--configs N]
                                 [--requests N]
 
-Ports come from a range of the seed's: runs with different seeds may go at once."""
+The run itself: fuzz/nginx_pair.py."""
 
 from __future__ import annotations
 
-import argparse
 import base64
-import os
 import random
-import socket
 import sys
-import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 from passlib import hash as hashes
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests"), str(ROOT)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import test_nginx_parity_e2e as parity  # noqa: E402
+from nginx_pair import Tool, parts  # noqa: E402
 
 RULES = ["allow 127.0.0.1;", "deny 127.0.0.1;", "deny all;", "allow all;",
          "allow 10.0.0.0/8;", "deny 10.0.0.0/8;"]
@@ -87,77 +82,25 @@ def request(rng: random.Random) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}").encode()
 
 
-def answer(port: int, raw: bytes) -> tuple[str, str, bytes]:
-    data = b""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(raw)
-            while chunk := s.recv(65536):
-                data += chunk
-    except OSError:
-        pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = lines[0].split(b" ")[1].decode() if len(lines[0].split(b" ")) > 1 else "?"
-    challenge = next((x.split(b":", 1)[1].strip().decode("latin-1") for x in lines[1:]
-                      if x.lower().startswith(b"www-authenticate:")), "")
-    return status, challenge, body if status == "200" else b""
+def answer(side: Any, data: bytes) -> tuple[str, list[str], bytes]:
+    """Status, every challenge, a 200's body."""
+    status, lines, body = parts(data)
+    challenges = [x.split(b":", 1)[1].strip().decode("latin-1") for x in lines
+                  if x.lower().startswith(b"www-authenticate:")]
+    return status, challenges, body if status == "200" else b""
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--engine", default="httptools", choices=["httptools", "h11"])
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--configs", type=int, default=20)
-    ap.add_argument("--requests", type=int, default=40)
-    a = ap.parse_args()
-    os.environ["PYTEST_XDIST_WORKER"] = f"gw{a.seed % 10}"
-    rng = random.Random(a.seed)
-    differing = loaded = 0
-    for n in range(a.configs):
-        block = config(rng)
-        tmp = Path(tempfile.mkdtemp(prefix="nginx-access-"))
-        (tmp / "htpasswd").write_text(f"ann:{hashes.apr_md5_crypt.hash('pw')}\n"
-                                      "bob:{SHA}" + hashes.ldap_sha1.hash("pw2")[5:] + "\n")
-        sides = []
-        for kind in ("nginx", "fastgate"):
-            try:
-                sides.append(parity.Side(kind, tmp, block, a.engine))
-            except RuntimeError:
-                pass
-        if len(sides) < 2:
-            for side in sides:
-                side.stop()
-            if sides:
-                differing += 1
-                print(f"config {n}: only {sides[0].kind} loads it\n{block}\n")
-            continue
-        loaded += 1
-        found = []
-        try:
-            for _ in range(a.requests):
-                raw = request(rng)
-                before = [len(side.backend.requests()) for side in sides]
-                answers = [answer(side.port, raw) for side in sides]
-                time.sleep(0.02)
-                got = [[r.target for r in side.backend.requests()[b:]]
-                       for side, b in zip(sides, before, strict=True)]
-                if answers[0] != answers[1] or got[0] != got[1]:
-                    found.append((raw.split(b"\r\n\r\n")[0], answers, got))
-        finally:
-            for side in sides:
-                side.stop()
-        if found:
-            differing += 1
-            print(f"config {n}:\n{block}")
-            for line, (theirs, mine), (went, sent) in found[:6]:
-                print(f"  {line!r}\n    nginx    {theirs} reached {went}\n"
-                      f"    fastgate {mine} reached {sent}")
-            print()
-    print(f"{differing} of {a.configs} configurations answered differently "
-          f"({loaded} loaded by both)")
-    return 0
+def reached(side: Any, new: list[Any]) -> object:
+    """Every target the backend received for it (the authoriser's subrequests too)."""
+    return [r.target for r in new]
 
+
+def prepare(home: Path) -> None:
+    (home / "htpasswd").write_text(f"ann:{hashes.apr_md5_crypt.hash('pw')}\n"
+                                   "bob:{SHA}" + hashes.ldap_sha1.hash("pw2")[5:] + "\n")
+
+
+TOOL = Tool(__doc__ or "", config, request, answer, reached, prepare=prepare)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(TOOL.main())

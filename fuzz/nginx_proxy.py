@@ -11,24 +11,20 @@ but Date and Server, body) differ.
     python fuzz/nginx_proxy.py [--engine httptools|h11] [--seed N] [--configs N]
                                [--requests N]
 
-Ports come from a range of the seed's: runs with different seeds may go at once."""
+The run itself: fuzz/nginx_pair.py."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import re
-import socket
 import sys
-import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests"), str(ROOT)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import test_nginx_parity_e2e as parity  # noqa: E402
+import nginx_pair  # noqa: E402
+from nginx_pair import Tool, parts  # noqa: E402
 from raw_backend import Received  # noqa: E402
 
 LOCATIONS = ["/", "/a/", "/b", "= /c/x", "~ ^/d/(.*)$", "^~ /e/"]
@@ -90,34 +86,26 @@ def request(rng: random.Random) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}").encode()
 
 
-def answer(port: int, raw: bytes, own: int, backend: int) -> tuple[str, list[bytes], bytes]:
-    data = b""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(raw)
-            while chunk := s.recv(65536):
-                data += chunk
-    except OSError:
-        pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = lines[0].split(b" ")[1].decode() if len(lines[0].split(b" ")) > 1 else "?"
-    # (its own port in what it wrote: the same placeholder on both sides)
+def answer(side: Any, data: bytes) -> tuple[str, list[bytes], bytes]:
+    """Status, the header lines (sorted; Date and Server left out, and a page of the
+    gateway's own its length; each side's ports as P and B), a body the backend wrote."""
+    status, lines, body = parts(data)
     own_page = status != "302" and status >= "300"  # (the gateway's page: its words)
     dropped = (b"date:", b"server:") + ((b"content-length:",) if own_page else ())
-    kept = sorted(re.sub(rb":%d\b" % backend, b":B", re.sub(rb":%d\b" % own, b":P", x))
-                  for x in lines[1:] if not x.lower().startswith(dropped))
+    kept = sorted(re.sub(rb":%d\b" % side.backend.port, b":B",
+                         re.sub(rb":%d\b" % side.port, b":P", x))
+                  for x in lines if not x.lower().startswith(dropped))
     return status, kept, body if status < "300" or status == "302" else b""
 
 
-def received(side: parity.Side, before: int) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
-    got = side.backend.requests()
-    if len(got) <= before:
+def reached(side: Any, new: list[Received]) -> object:
+    """The request line and headers the backend received (sorted: fastgate's
+    Content-Length comes last), but nginx's Connection: close (fastgate keeps
+    upstream connections) and a Content-Length: 0 fastgate leaves out of a request
+    without a body (README)."""
+    if not new:
         return None
-    r = got[-1]
-    # (nginx's Connection: close — fastgate keeps upstream connections — and a
-    # Content-Length: 0 fastgate leaves out of a request without a body: README)
-    # (the order is not compared: fastgate's Content-Length comes last)
+    r = new[-1]
     headers = sorted((n.lower(), re.sub(rb":%d\b" % side.backend.port, b":B", v))
                      for n, v in r.headers
                      if (n.lower(), v) not in ((b"connection", b"close"),
@@ -125,71 +113,19 @@ def received(side: parity.Side, before: int) -> tuple[bytes, list[tuple[bytes, b
     return r.method + b" " + r.target, headers
 
 
-def _cut(went: tuple[bytes, object] | None, sent: tuple[bytes, object] | None) -> bool:
+def cut(theirs: Any, ours: Any) -> bool:
     """The known difference (README, proxy_pass): a URI part made with variables that
     holds a space goes escaped here, where nginx writes the space into the request line
     (its backend then reads the target as cut there)."""
+    went, sent = theirs[1], ours[1]
     if went is None or sent is None:
         return False
     return sent[0].startswith(went[0]) and sent[0][len(went[0]):].startswith(b"%20")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--engine", default="httptools", choices=["httptools", "h11"])
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--configs", type=int, default=20)
-    ap.add_argument("--requests", type=int, default=30)
-    a = ap.parse_args()
-    os.environ["PYTEST_XDIST_WORKER"] = f"gw{a.seed % 10}"
-    parity._answer = backend_answer  # (what every Side's backend answers)
-    rng = random.Random(a.seed)
-    differing = loaded = 0
-    for n in range(a.configs):
-        block = config(rng)
-        tmp = Path(tempfile.mkdtemp(prefix="nginx-proxy-"))
-        sides = []
-        for kind in ("nginx", "fastgate"):
-            try:
-                sides.append(parity.Side(kind, tmp, block, a.engine))
-            except RuntimeError:
-                pass
-        if len(sides) < 2:
-            for side in sides:
-                side.stop()
-            if sides:
-                differing += 1
-                print(f"config {n}: only {sides[0].kind} loads it\n{block}\n")
-            continue
-        loaded += 1
-        found = []
-        try:
-            for _ in range(a.requests):
-                raw = request(rng)
-                before = [len(side.backend.requests()) for side in sides]
-                answers = [answer(side.port, raw, side.port, side.backend.port)
-                           for side in sides]
-                time.sleep(0.02)
-                got = [received(side, b) for side, b in zip(sides, before, strict=True)]
-                if (answers[0] != answers[1] or got[0] != got[1]) and not _cut(*got):
-                    found.append((raw.split(b"\r\n\r\n")[0], answers, got))
-        finally:
-            for side in sides:
-                side.stop()
-        if found:
-            differing += 1
-            print(f"config {n}:\n{block}")
-            for line, (theirs, mine), (went, sent) in found[:5]:
-                print(f"  {line!r}")
-                if theirs != mine:
-                    print(f"    nginx    {theirs}\n    fastgate {mine}")
-                if went != sent:
-                    print(f"    nginx sent    {went}\n    fastgate sent {sent}")
-            print()
-    print(f"{differing} of {a.configs} configurations answered differently "
-          f"({loaded} loaded by both)")
-    return 0
-
+nginx_pair.parity._answer = backend_answer  # (what every Side's backend answers)
+TOOL = Tool(__doc__ or "", config, request, answer, reached, known=cut,
+            defaults={"configs": 20, "requests": 30})
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(TOOL.main())

@@ -9,25 +9,20 @@ forwarded target differ are printed, grouped by configuration.
     python fuzz/nginx_rewrites.py [--engine httptools|h11] [--seed N] [--configs N]
                                   [--requests N]
 
-Error pages' bodies are not compared (nginx's say "nginx"), only their status. Ports come
-from a range of the seed's (``--seed``): runs with different seeds may go at once."""
+Error pages' bodies are not compared (nginx's say "nginx"), only their status (the run
+itself: fuzz/nginx_pair.py)."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import re
-import socket
 import sys
-import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests"), str(ROOT)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import test_nginx_parity_e2e as parity  # noqa: E402
+from nginx_pair import Tool, parts  # noqa: E402
 
 LOCATIONS = ["/", "/a/", "= /a/x", "~ ^/b/(\\w+)/(\\w+)$", "~* \\.(php|PHP)$",
              "~ ^/(?<first>[a-z]+)/(?<rest>.*)$", "^~ /c/", "/d", "~ /e(/.*)?$",
@@ -125,90 +120,35 @@ def request(rng: random.Random) -> bytes:
             "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
 
 
-def answer(port: int, raw: bytes) -> tuple[str, str, bytes, list[bytes]]:
-    data = b""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(raw)
-            while chunk := s.recv(65536):
-                data += chunk
-    except OSError:
-        pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = lines[0].split(b" ")[1].decode() if len(lines[0].split(b" ")) > 1 else "?"
-    location = next((x.split(b":", 1)[1].strip().decode("latin-1") for x in lines[1:]
+def answer(side: Any, data: bytes) -> tuple[str, str, bytes, list[bytes]]:
+    """Status, Location (the gateway's own port as P), a 200's body, and the headers
+    the directives add (Expires by name only, as its date moves)."""
+    status, lines, body = parts(data)
+    location = next((x.split(b":", 1)[1].strip().decode("latin-1") for x in lines
                      if x.lower().startswith(b"location:")), "")
-    # (the headers the directives add; Expires by name only, as its date moves)
-    shown = [b"expires" if x.lower().startswith(b"expires:") else x for x in lines[1:]
+    shown = [b"expires" if x.lower().startswith(b"expires:") else x for x in lines
              if x.lower().startswith((b"x-", b"expires:", b"cache-control:"))]
-    return status, location, body if status == "200" else b"", shown
+    return (status, location.replace(str(side.port), "P"),
+            body if status == "200" else b"", shown)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--engine", default="httptools", choices=["httptools", "h11"])
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--configs", type=int, default=20)
-    ap.add_argument("--requests", type=int, default=40)
-    a = ap.parse_args()
-    # (ports from a range of the seed's: two runs at once do not answer for each other)
-    os.environ["PYTEST_XDIST_WORKER"] = f"gw{a.seed % 10}"
-    rng = random.Random(a.seed)
-    differing = loaded = 0
-    for n in range(a.configs):
-        block = config(rng)
-        tmp = Path(tempfile.mkdtemp(prefix="nginx-rewrites-"))
-        for name, text in (("a/x", "file a/x"), ("a/index.html", "index of a"),
-                           ("b/c.txt", "file b/c.txt"), ("z.php", "php"),
-                           ("secret", "outside")):
-            (tmp / name).parent.mkdir(exist_ok=True)
-            (tmp / name).write_text(text)
-        sides = []
-        for kind in ("nginx", "fastgate"):
-            try:
-                sides.append(parity.Side(kind, tmp, block, a.engine))
-            except RuntimeError:  # (a configuration it refuses)
-                pass
-        if len(sides) < 2:
-            for side in sides:
-                side.stop()
-            if sides:  # one of them loads it: that is a difference
-                differing += 1
-                print(f"config {n}: only {sides[0].kind} loads it\n{block}\n")
-            continue
-        loaded += 1
-        found = []
-        try:
-            for _ in range(a.requests):
-                raw = request(rng)
-                before = [len(side.backend.requests()) for side in sides]
-                answers = [answer(side.port, raw) for side in sides]
-                time.sleep(0.01)
-                got = [(side.backend.requests()[-1].target,
-                        side.backend.requests()[-1].header(b"x-up"),
-                        side.backend.requests()[-1].header(b"x-flag"))
-                       if len(side.backend.requests()) > b else None
-                       for side, b in zip(sides, before, strict=True)]
-                mine = answers[1][1].replace(str(sides[1].port), "P")
-                theirs = answers[0][1].replace(str(sides[0].port), "P")
-                if (answers[0][0], theirs, answers[0][2], answers[0][3], got[0]) != (
-                        answers[1][0], mine, answers[1][2], answers[1][3], got[1]):
-                    found.append((raw.split(b"\r\n")[0], answers[0], answers[1], got))
-        finally:
-            for side in sides:
-                side.stop()
-        if found:
-            differing += 1
-            print(f"config {n}:\n{block}")
-            for line, theirs_a, mine_a, got in found[:6]:
-                print(f"  {line!r}\n    nginx    {theirs_a} -> {got[0]!r}\n"
-                      f"    fastgate {mine_a} -> {got[1]!r}")
-            print()
-    print(f"{differing} of {a.configs} configurations answered differently "
-          f"({loaded} loaded by both)")
-    return 0
+def reached(side: Any, new: list[Any]) -> object:
+    """The last request the backend received for it: target and the headers set."""
+    if not new:
+        return None
+    r = new[-1]
+    return r.target, r.header(b"x-up"), r.header(b"x-flag")
 
+
+def prepare(home: Path) -> None:
+    for name, text in (("a/x", "file a/x"), ("a/index.html", "index of a"),
+                       ("b/c.txt", "file b/c.txt"), ("z.php", "php"),
+                       ("secret", "outside")):
+        (home / name).parent.mkdir(exist_ok=True)
+        (home / name).write_text(text)
+
+
+TOOL = Tool(__doc__ or "", config, request, answer, reached, prepare=prepare)
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(TOOL.main())
