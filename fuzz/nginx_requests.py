@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests"), str(ROOT)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import test_nginx_parity_e2e as parity  # noqa: E402
+from nginx_pair import parity, send  # noqa: E402
 
 CONF = """server { listen 127.0.0.1:PORT;
   location / { proxy_pass http://BACKEND; }
@@ -88,14 +86,7 @@ def request(rng: random.Random) -> bytes:
 
 
 def status(port: int, raw: bytes) -> str:
-    data = b""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(raw)
-            while chunk := s.recv(65536):
-                data += chunk
-    except OSError:
-        pass
+    data = send(port, raw)
     first = data.split(b"\r\n", 1)[0].split(b" ")
     return first[1].decode() if first[0].startswith(b"HTTP/") and len(first) > 1 else \
         f"no status line: {data[:16]!r}"
