@@ -79,3 +79,44 @@ def msie(r: Any) -> str:
     at = ua.find("MSIE ")
     return "1" if at >= 0 and at + 7 < len(ua) and "Opera" not in ua else ""
 
+
+def msie6(agent: bytes | None) -> bool:
+    """nginx's request parser's ``msie6``: "MSIE 4.", "MSIE 5." or "MSIE 6." without
+    "SV1" after it, unless the agent says Opera."""
+    if agent is None:
+        return False
+    at = agent.find(b"MSIE ")
+    if at < 0 or at + 7 >= len(agent) or b"Opera" in agent:
+        return False
+    if agent[at + 6:at + 7] != b".":
+        return False
+    major = agent[at + 5:at + 6]
+    return major in (b"4", b"5") or major == b"6" and b"SV1" not in agent[at + 8:]
+
+
+def safari(agent: bytes | None) -> bool:
+    """nginx's request parser's ``safari``: "Safari/" and "Mac OS X", from an agent
+    that is not MSIE (with three characters after "MSIE "), Opera, a Gecko ("Gecko/")
+    nor a Chrome ("Chrome/")."""
+    if agent is None or b"Opera" in agent:
+        return False
+    at = agent.find(b"MSIE ")
+    if at >= 0 and at + 7 < len(agent):
+        return False
+    return (b"Gecko/" not in agent and b"Chrome/" not in agent and b"Safari/" in agent
+            and b"Mac OS X" in agent)
+
+
+# keepalive_disable's bits (ConnPolicy.keepalive_disable)
+KEEPALIVE_MSIE6, KEEPALIVE_SAFARI = 1, 2
+
+
+def keepalive_refused(r: Any, disabled: int) -> bool:
+    """``keepalive_disable`` ends the connection after this request: a POST from MSIE
+    4-6 (it may wait on a keep-alive answer to a POST), anything from Safari on a Mac
+    (it may send a POST on a connection the server closed), as nginx's
+    ngx_http_update_location_config."""
+    agent = r.header(b"user-agent")
+    if disabled & KEEPALIVE_MSIE6 and r.method == "POST" and msie6(agent):
+        return True
+    return bool(disabled & KEEPALIVE_SAFARI) and safari(agent)

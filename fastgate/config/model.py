@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, TypeAlias
 
+from fastgate.browsers import KEEPALIVE_MSIE6, KEEPALIVE_SAFARI
 from fastgate.config.errors import ConfigError
 from fastgate.config.lookups import Lookup
 from fastgate.config.referers import Referers
@@ -112,6 +113,7 @@ class ConnPolicy:
     lingering_timeout: float
     keepalive_header: int = 0  # the Keep-Alive: timeout=N a keep-alive response names
     reset_timedout_connection: bool = False  # a connection that timed out is reset
+    keepalive_disable: int = KEEPALIVE_MSIE6  # browsers.KEEPALIVE_* bits
 
 
 # one object per distinct set of values, shared by every Settings with them (a
@@ -121,10 +123,11 @@ class ConnPolicy:
 def conn_policy(keepalive_timeout: float, keepalive_requests: int, keepalive_time: float,
                 lingering_close: str, lingering_time: float,
                 lingering_timeout: float, keepalive_header: int = 0,
-                reset_timedout_connection: bool = False) -> ConnPolicy:
+                reset_timedout_connection: bool = False,
+                keepalive_disable: int = KEEPALIVE_MSIE6) -> ConnPolicy:
     return ConnPolicy(keepalive_timeout, keepalive_requests, keepalive_time,
                       lingering_close, lingering_time, lingering_timeout, keepalive_header,
-                      reset_timedout_connection)
+                      reset_timedout_connection, keepalive_disable)
 
 
 @dataclass(frozen=True)
@@ -893,6 +896,8 @@ class Settings:
     reset_timedout_connection: bool = False
     # a body of unknown length goes chunked to an HTTP/1.1 client (else close-delimited)
     chunked_transfer_encoding: bool = True
+    # the browsers whose requests end their connection: "msie6" (a POST), "safari"
+    keepalive_disable: frozenset[str] = frozenset({"msie6"})
     client_header_buffer_size: int = 1024
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     # header names outside [A-Za-z0-9-] never reach a variable or the backend
@@ -983,7 +988,9 @@ class Settings:
         object.__setattr__(self, "conn_policy", conn_policy(
             self.keepalive_timeout, self.keepalive_requests, self.keepalive_time,
             self.lingering_close, self.lingering_time, self.lingering_timeout,
-            self.keepalive_header, self.reset_timedout_connection))
+            self.keepalive_header, self.reset_timedout_connection,
+            (KEEPALIVE_MSIE6 if "msie6" in self.keepalive_disable else 0)
+            | (KEEPALIVE_SAFARI if "safari" in self.keepalive_disable else 0)))
         object.__setattr__(self, "recodes", self.charset is not None and (
             self.source_charset is not None or self.override_charset))
         object.__setattr__(self, "filters_bodies", bool(

@@ -9,8 +9,11 @@ are Python."""
 
 from fastgate.proxy.request cimport Request
 
+from fastgate.browsers import KEEPALIVE_MSIE6, keepalive_refused
 from fastgate.config.model import AUTO_REDIRECT
 from fastgate.proxy.steps import DONE, NEXT, TAKEN
+
+cdef int _MSIE6 = KEEPALIVE_MSIE6
 
 cdef object _NEXT = NEXT
 cdef object _DONE = DONE
@@ -105,6 +108,11 @@ cdef class Walker:
                 conn.located(policy, True)
             elif policy is not conn.policy:
                 conn.located(policy)
+            # keepalive_disable (msie6 by default, which concerns a POST only)
+            disabled = policy.keepalive_disable
+            if disabled and (disabled != _MSIE6 or req.method == "POST") and \
+                    keepalive_refused(req, disabled):
+                conn.close_after_response()
             if ((req.head.content_length > 0 and req.uri_changes == 0)
                     or req.captures is _AUTO_REDIRECT):
                 step = self._find_config(conn, req, loc)

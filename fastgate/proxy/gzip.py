@@ -28,6 +28,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING
 
+from fastgate.browsers import msie6
 from fastgate.errors import OutputFailed
 from fastgate.proxy.headers import html_or_of, kind_of
 from fastgate.proxy.ranges import http_time
@@ -223,7 +224,7 @@ def may_compress(req: Request, s: Settings, headers: Headers) -> bool:
         return False
     if not accepted.startswith(b"gzip,") and not accepts_gzip(accepted):
         return False
-    if s.gzip_disable_msie6 and _msie6(req.header(b"user-agent")):
+    if s.gzip_disable_msie6 and msie6(req.header(b"user-agent")):
         return False
     version = req.head.version  # (b"1.1": an HTTP/2 stream's is too)
     if version != b"1.1" and (1, 0 if version == b"1.0" else -1) < s.gzip_http_version:
@@ -299,20 +300,6 @@ def _quantity(p: bytes) -> int:
             continue
         return 0
     return 0 if q > 100 or n > 3 else q
-
-
-def _msie6(agent: bytes | None) -> bool:
-    """nginx's request parser's ``msie6``: "MSIE 4.", "MSIE 5." or "MSIE 6." without
-    "SV1" after it, unless the agent says Opera."""
-    if agent is None:
-        return False
-    at = agent.find(b"MSIE ")
-    if at < 0 or at + 7 >= len(agent) or b"Opera" in agent:
-        return False
-    if agent[at + 6:at + 7] != b".":
-        return False
-    major = agent[at + 5:at + 6]
-    return major in (b"4", b"5") or major == b"6" and b"SV1" not in agent[at + 8:]
 
 
 def _proxied_ok(req: Request, words: frozenset[str], headers: Headers) -> bool:

@@ -2581,3 +2581,50 @@ def test_two_host_headers_set_for_the_upstream(tmp_path: Path, engine: str) -> N
                                          "Host: headers") == 2
     else:
         assert hosts == [[b"parity.test", f"127.0.0.1:{fastgate.backend.port}".encode()]] * 2
+
+
+def _connection_said(port: int, raw: bytes) -> str:
+    """The Connection header of the answer to ``raw`` (read to its Content-Length: a
+    connection kept alive is not waited on)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+    m = re.search(r"^connection: *(\S+)", head, re.M)
+    return m.group(1) if m else ""
+
+
+MSIE6 = "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"
+SAFARI = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.1 Safari/605.1.15")
+CHROME = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+          "(KHTML, like Gecko) Chrome/120.0 Safari/537.36")
+
+
+def test_keepalive_disable_as_nginx(tmp_path: Path, engine: str) -> None:
+    """keepalive_disable: msie6 by default (a POST from MSIE 4-6 ends its connection),
+    safari when named (anything from Safari on a Mac), none turns both off — per
+    location, as nginx reads it with the location's other keep-alive settings."""
+    block = """server { listen 127.0.0.1:PORT;
+        location / { return 200 "default"; }
+        location /both/ { keepalive_disable msie6 Safari; return 200 "both"; }
+        location /none/ { keepalive_disable none; return 200 "none"; } }"""
+    cases = [(method, path, agent) for path in ("/", "/both/", "/none/")
+             for method, agent in (("POST", MSIE6), ("GET", MSIE6), ("GET", SAFARI),
+                                   ("POST", CHROME), ("GET", "curl/8"))]
+    said = {}
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for method, path, agent in cases:
+            raw = (f"{method} {path} HTTP/1.1\r\nHost: h\r\nUser-Agent: {agent}\r\n"
+                   "Content-Length: 0\r\n\r\n").encode()
+            theirs = _connection_said(nginx.port, raw)
+            ours = said[method, path, agent] = _connection_said(fastgate.port, raw)
+            assert ours == theirs, f"{method} {path} {agent}: {ours!r}, nginx {theirs!r}"
+    closed = {k for k, v in said.items() if v == "close"}
+    assert closed == {("POST", "/", MSIE6), ("POST", "/both/", MSIE6),
+                      ("GET", "/both/", SAFARI)}

@@ -40,6 +40,7 @@ from fastgate.config.directives.args import (
     size_arg,
     time_arg,
 )
+from fastgate.config.directives.slots import check_slot
 from fastgate.config.errors import ConfigError
 from fastgate.config.model import (
     ErrorPage,
@@ -375,6 +376,15 @@ def set_own_content(ld: Context, lvl: Level, d: Directive) -> None:
 _ANSWERED_AS_400 = frozenset({494, 495, 496, 497})
 
 
+def keepalive_disable(ld: Context, lvl: Level, d: Directive) -> None:
+    """``keepalive_disable none|msie6|safari ...``: nginx's bitmask (caseless words, as
+    many as given at a level, ``none`` one of them and turning neither on)."""
+    check_slot(d)
+    given = lvl.fields.get("keepalive_disable", frozenset())
+    lvl.fields["keepalive_disable"] = given | {a.lower() for a in d.args} - {"none"}
+    lvl.origins.setdefault(d.name, d)
+
+
 def error_page(ld: Context, lvl: Level, d: Directive) -> None:
     args = list(d.args)
     target = args.pop()
@@ -523,6 +533,7 @@ SPECS = [
          setting("reset_timedout_connection", flag_arg)),
     Spec("chunked_transfer_encoding", HSL, 1, 1,
          setting("chunked_transfer_encoding", flag_arg)),
+    Spec("keepalive_disable", HSL, 1, 2, keepalive_disable),
     Spec("http2", HS, 1, 1, setting("http2", flag_arg)),
     Spec("http2_max_concurrent_streams", HS, 1, 1,
          setting("http2_max_concurrent_streams", number_arg)),
