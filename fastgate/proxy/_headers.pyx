@@ -204,9 +204,8 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     length = rhead.content_length if rhead.content_length >= 0 else None
     # (chunked_transfer_encoding off: a body of unknown length ends with the connection,
     # and no trailers follow, as nginx's chunked filter leaves it; an HTTP/2 stream is
-    # framed by HTTP/2)
-    cdef bint chunked = may_chunk(req, s)
-    if (edits and s.add_trailer and chunked
+    # framed by HTTP/2 — asked only of a body whose length is not known)
+    if (edits and s.add_trailer and may_chunk(req, s)
             and respond.expects_trailers(req, loc, status, head_only)):
         length = None  # chunked, for the trailers to follow
     req.sent_headers = headers
@@ -214,4 +213,5 @@ cpdef bytes response_head(Exchange exchange, respond, Request req, loc, Response
     # status_line, but for the space after the code, which it keeps); an error page's
     # code, a range's 206, has nginx's
     said = rhead.reason if status == rhead.status else reason(status)
-    return exchange.respond(status, said, headers, length, head_only, chunked)
+    return exchange.respond(status, said, headers, length, head_only,
+                            length is not None or may_chunk(req, s))

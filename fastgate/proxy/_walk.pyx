@@ -13,7 +13,7 @@ from fastgate.browsers import KEEPALIVE_MSIE6, keepalive_refused
 from fastgate.config.model import AUTO_REDIRECT
 from fastgate.proxy.steps import DONE, NEXT, TAKEN
 
-cdef int _MSIE6 = KEEPALIVE_MSIE6
+cdef long _MSIE6 = KEEPALIVE_MSIE6
 
 cdef object _NEXT = NEXT
 cdef object _DONE = DONE
@@ -94,6 +94,7 @@ cdef class Walker:
         (``at`` 0), the find-config checks first — and a method limit_except does not
         name takes the block's configuration (nginx switches it in find-config too)."""
         cdef tuple entry = self._entry(loc)
+        cdef long disabled
         if at == 0:
             limit = entry[2]
             if limit is not None and req.method not in <frozenset>(<tuple>limit)[0]:
@@ -109,7 +110,7 @@ cdef class Walker:
             elif policy is not conn.policy:
                 conn.located(policy)
             # keepalive_disable (msie6 by default, which concerns a POST only)
-            disabled = policy.keepalive_disable
+            disabled = entry[3]
             if disabled and (disabled != _MSIE6 or req.method == "POST") and \
                     keepalive_refused(req, disabled):
                 conn.close_after_response()
@@ -127,10 +128,12 @@ cdef class Walker:
         return self._walk(conn, req, loc, <tuple>self._entry(loc)[1], 0)
 
     cdef tuple _entry(self, loc):
-        """(location, its handlers, its limit_except), made on its first request."""
+        """(location, its handlers, its limit_except, its keepalive_disable bits), made
+        on its first request."""
         cdef tuple entry = self._plans.get(loc)
         if entry is None:
-            entry = self._plans.put(loc, (loc, tuple(self._plan_of(loc)), loc.limit_except))
+            entry = self._plans.put(loc, (loc, tuple(self._plan_of(loc)), loc.limit_except,
+                                          loc.settings.conn_policy.keepalive_disable))
         return entry
 
     cdef object _walk(self, conn, Request req, loc, tuple plan, Py_ssize_t at):
