@@ -12,6 +12,7 @@ def probe_when_idle(transport: Any) -> None: ...
 class HttpClientConnection(asyncio.Protocol):
     engine: Any
     transport: asyncio.Transport | None
+    def probe_when_idle(self) -> None: ...
     gate: WriteGate
     closed: bool
     received: int

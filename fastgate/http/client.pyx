@@ -54,6 +54,10 @@ cdef class HttpClientConnection:
         self.tunnel = None  # the client connection once a 101 switched protocols
         self.sink = None  # a callback exchange that takes the events
 
+    def probe_when_idle(self):
+        """SO_KEEPALIVE on this connection's socket (``*_socket_keepalive``)."""
+        probe_when_idle(self.transport)
+
     # --- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport):

@@ -16,7 +16,6 @@ from fastgate.config import addresses
 from fastgate.config.tls import upstream_context
 from fastgate.errors import UpstreamError
 from fastgate.http.client cimport HttpClientConnection
-from fastgate.http.client import probe_when_idle
 from fastgate.http.clock cimport monotonic
 from fastgate._wire cimport ResponseHead
 
@@ -197,7 +196,7 @@ cdef class Peer:
             raise UpstreamError("connect", f"connect() failed ({e.errno}: {e.strerror}) "
                                 "while connecting to upstream") from None
         if keepalive:
-            probe_when_idle(conn.transport)
+            conn.probe_when_idle()
         conn.taken()
         return conn
 
