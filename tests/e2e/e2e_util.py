@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -55,6 +56,33 @@ def get(port: int, path: str, headers: dict[str, str] | None = None,
         return r.status, r.read()
     finally:
         c.close()
+
+
+class Listener:
+    """A TCP server on a free loopback port for a test's backend: each connection it
+    accepts is counted and given to ``serve`` in a thread of its own; ``stop`` closes the
+    listening socket."""
+
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+        self.serve = serve
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def stop(self) -> None:
+        self.sock.close()
 
 
 # --- a small HTTP client over raw sockets, for what http.client hides --------------------------

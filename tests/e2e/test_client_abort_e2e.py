@@ -6,38 +6,23 @@ connection may carry the next request, as nginx's buffered relay does."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from e2e_util import raw_exchange, status_of
+from e2e_util import Listener, raw_exchange, status_of
 
 BODY = b"x" * 200_000  # (more than one read: the relay is under way when the client left)
 
 
-class SlowBackend:
+class SlowBackend(Listener):
     """Answers each request after ``delay`` seconds; records, for each, whether the
-    gateway had closed the connection by then, and counts connections."""
+    gateway had closed the connection by then (and counts connections)."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.closed_before_answer: list[bool] = []
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__(self._serve)
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(10)
@@ -68,9 +53,6 @@ class SlowBackend:
             pass
         finally:
             conn.close()
-
-    def stop(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

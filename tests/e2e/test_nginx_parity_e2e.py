@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
-from e2e_util import wait_for_text
+from e2e_util import raw_exchange, wait_for_text
 from helpers import dechunk
 from mp4_sample import sample_mp4
 from passlib import hash as hashes
@@ -2589,14 +2589,7 @@ def test_two_host_headers_set_for_the_upstream(tmp_path: Path, engine: str) -> N
 def _connection_said(port: int, raw: bytes) -> str:
     """The Connection header of the answer to ``raw`` (read to its Content-Length: a
     connection kept alive is not waited on)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(raw)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = raw_exchange(port, raw, timeout=10, want=1)
     head = data.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
     m = re.search(r"^connection: *(\S+)", head, re.M)
     return m.group(1) if m else ""

@@ -11,28 +11,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from e2e_util import raw_exchange
+from e2e_util import Listener, raw_exchange
 
 
-class Silent:
+class Silent(Listener):
     """A server that takes connections and never answers (each is held open until
-    ``stop``), so the gateway's connection to it stays there to be looked at."""
+    ``release``), so the gateway's connection to it stays there to be looked at."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
+        super().__init__(self.held.append)
 
     def release(self) -> None:
         """Close the connections held: the gateway's exchange ends now (a 502)."""
@@ -40,7 +28,7 @@ class Silent:
             c.close()
 
     def stop(self) -> None:
-        self.sock.close()
+        super().stop()
         self.release()
 
 

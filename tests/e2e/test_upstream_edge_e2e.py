@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from e2e_util import fastgate, raw_exchange, status_of, wait_for_text
+from e2e_util import Listener, fastgate, raw_exchange, status_of, wait_for_text
 from helpers import dechunk
 from raw_backend import RawBackend
 
@@ -25,7 +25,7 @@ PAUSE = b"<pause>"  # inside an answer: what comes before it, 0.4 s, then the re
 SILENT = b"<silent>"  # instead of an answer: nothing, until the gateway drops it
 
 
-class ScriptedBackend:
+class ScriptedBackend(Listener):
     """Answers each request on a connection with the next scripted answer."""
 
     def __init__(self, answers: list[bytes], shared: bool = False) -> None:
@@ -34,24 +34,9 @@ class ScriptedBackend:
         # connection, takes the next answer
         self._shared = iter(answers) if shared else None
         self._lock = threading.Lock()
-        self.connections = 0
         self.requests = 0
         self.raw: list[bytes] = []  # every byte received, on every connection
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__(self._serve)
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(10)
@@ -99,9 +84,6 @@ class ScriptedBackend:
         with self._lock:
             return next(self._shared, None)
 
-    def stop(self) -> None:
-        self._stop = True
-        self.sock.close()
 
 
 @pytest.fixture
