@@ -157,8 +157,8 @@ def _request(method: bytes, target: bytes, headers: Headers) -> h11.Request:
 
 def _response(status: int, reason: bytes, headers: Headers) -> h11.Response:
     """h11's response to send, its headers given as checked when ``plain_fields`` has
-    checked them as h11 would, or ``_padded`` (h11 checks any other, and the framing of
-    all)."""
+    checked them as h11 would (h11 checks any other — their values' ends trimmed:
+    ``_trimmed`` — and the framing of all)."""
     if type(status) is int and type(reason) is bytes and plain_fields(headers):
         return h11.Response(status_code=status, reason=reason, headers=headers,
                             _parsed=True)

@@ -198,8 +198,6 @@ class StaticModule:
             return self.dav(conn, req, loc)
         if req.method not in ("GET", "HEAD", "POST"):
             return self.fail(conn, req, loc, 405)
-        if self._alias_unusable(conn, req, loc):
-            return self.fail(conn, req, loc, 500)
         if req.uri.endswith("/"):
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings))
@@ -207,7 +205,8 @@ class StaticModule:
     def _alias_unusable(self, conn: ClientSide, req: Request, loc: Location) -> bool:
         """nginx's ngx_http_map_uri_to_path: an alias cannot map a URI that a ``rewrite
         ... break`` of this location made (r->valid_location is 0): logged, and the
-        caller answers 500, as nginx's."""
+        caller answers 500, as nginx's. Asked where a URI is mapped: try_files, and the
+        file or directory every content handler here opens."""
         root = loc.settings.root
         if root is None or root.alias == 0 or req.rewritten != STAYED:
             return False
@@ -217,6 +216,8 @@ class StaticModule:
 
     def _open(self, conn: ClientSide, req: Request, loc: Location, path: str,
               flv: bool = False, mp4: bool = False) -> Outcome:
+        if self._alias_unusable(conn, req, loc):
+            return self.fail(conn, req, loc, 500)
         if escapes(path):
             self.w.log.error(f'"{path}" has a ".." segment: not opened (an alias that '
                              "misses its location's slash?)", conn, req)
@@ -313,6 +314,8 @@ class StaticModule:
 
     def _directory(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:
         """nginx's index module, then autoindex, then the core's 403."""
+        if self._alias_unusable(conn, req, loc):
+            return self.fail(conn, req, loc, 500)
         s = loc.settings
         directory = file_path(req, s)
         if escapes(directory):
@@ -397,8 +400,6 @@ class StaticModule:
         declines it."""
         if req.method not in ("GET", "HEAD"):
             return self.fail(conn, req, loc, 405)
-        if self._alias_unusable(conn, req, loc):
-            return self.fail(conn, req, loc, 500)
         if req.uri.endswith("/"):
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings), flv=True)
@@ -410,8 +411,6 @@ class StaticModule:
         handler declines it."""
         if req.method not in ("GET", "HEAD"):
             return self.fail(conn, req, loc, 405)
-        if self._alias_unusable(conn, req, loc):
-            return self.fail(conn, req, loc, 500)
         if req.uri.endswith("/"):
             return self._directory(conn, req, loc)
         return self._open(conn, req, loc, file_path(req, loc.settings), mp4=True)
