@@ -71,13 +71,24 @@ def ancient_browser(r: Any, s: Any) -> str:
 
 
 def msie(r: Any) -> str:
-    """nginx's request parser: "MSIE " with at least three characters after it, and
-    no "Opera" anywhere."""
-    ua = _user_agent(r)
-    if ua is None:
-        return ""
-    at = ua.find("MSIE ")
-    return "1" if at >= 0 and at + 7 < len(ua) and "Opera" not in ua else ""
+    """``$msie``: "1" for the agents nginx's request parser takes for MSIE."""
+    return "1" if is_msie(r.header(b"user-agent")) else ""
+
+
+def is_msie(agent: bytes | None) -> bool:
+    """nginx's request parser's ``msie``: "MSIE " with at least three characters after
+    it, and no "Opera" anywhere."""
+    if agent is None or b"Opera" in agent:
+        return False
+    at = agent.find(b"MSIE ")
+    return at >= 0 and at + 7 < len(agent)
+
+
+def is_chrome(agent: bytes | None) -> bool:
+    """nginx's request parser's ``chrome``: "Chrome/" from an agent that is neither
+    MSIE, Opera nor a Gecko ("Gecko/": Chrome says "like Gecko")."""
+    return (agent is not None and b"Chrome/" in agent and b"Gecko/" not in agent
+            and not is_msie(agent) and b"Opera" not in agent)
 
 
 def msie6(agent: bytes | None) -> bool:
@@ -98,10 +109,7 @@ def safari(agent: bytes | None) -> bool:
     """nginx's request parser's ``safari``: "Safari/" and "Mac OS X", from an agent
     that is not MSIE (with three characters after "MSIE "), Opera, a Gecko ("Gecko/")
     nor a Chrome ("Chrome/")."""
-    if agent is None or b"Opera" in agent:
-        return False
-    at = agent.find(b"MSIE ")
-    if at >= 0 and at + 7 < len(agent):
+    if agent is None or b"Opera" in agent or is_msie(agent):
         return False
     return (b"Gecko/" not in agent and b"Chrome/" not in agent and b"Safari/" in agent
             and b"Mac OS X" in agent)

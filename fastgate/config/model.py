@@ -877,6 +877,10 @@ class Settings:
     error_page: tuple[tuple[int, ErrorPage], ...] = ()
     # an error page's own error may go to error_page again (until the redirect bound)
     recursive_error_pages: bool = False
+    # nginx's error pages (4xx, 5xx) to MSIE and Chrome padded past their "friendly"
+    # page's threshold; MSIE told of a 301/302 by a page that refreshes to it
+    msie_padding: bool = True
+    msie_refresh: bool = False
     client_max_body_size: int = 1024 * 1024
     client_header_timeout: float = 60.0
     client_body_timeout: float = 60.0

@@ -62,7 +62,8 @@ class AuthJwt:
             plain = _plain_401(s)
             return BearerCheck(verifier, self.w, s.auth_jwt_options, self.access, self.refused,
                                (CHALLENGE, CHALLENGE_INVALID) if plain else None,
-                               not self.w.remote_of or verifier not in self.w.remote_of)
+                               not self.w.remote_of or verifier not in self.w.remote_of,
+                               s.msie_padding)
         return self.access
 
     def access(self, conn: ClientSide, req: Request, loc: Location) -> Outcome:

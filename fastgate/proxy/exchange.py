@@ -41,7 +41,6 @@ from fastgate.proxy.headers import (
 from fastgate.proxy.memo import IdentityMemo
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.rewrite import STAYED
-from fastgate.proxy.status import error_body
 from fastgate.proxy.steps import DONE, Step, finished
 from fastgate.proxy.upstream import (
     CLIENT_GONE,
@@ -607,7 +606,8 @@ class UpstreamExchange:
                     uconn.abort()
                     if sender is not None:
                         sender.cancel()
-                    self.respond.send(conn, req, loc, 416, error_body(416), b"text/html",
+                    self.respond.send(conn, req, loc, 416,
+                                      self.respond.error_page(req, loc, 416), b"text/html",
                                       list(rhead.headers))
                     return _DONE
                 if req.method != "HEAD":

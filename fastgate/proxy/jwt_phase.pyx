@@ -17,13 +17,14 @@ from fastgate.proxy.request cimport Request
 
 from fastgate.errors import TokenMissingError
 from fastgate.proxy.capture import Kept
-from fastgate.proxy.status import error_body
+from fastgate.proxy.status import MSIE_PADDING, error_body, pads
 from fastgate.proxy.steps import DONE, NEXT
 
 cdef object _NEXT = NEXT
 cdef object _DONE = DONE
 cdef object _KEPT = Kept
 cdef bytes _PAGE = error_body(401)
+cdef bytes _PADDED = _PAGE + MSIE_PADDING  # (msie_padding's, for MSIE and Chrome)
 cdef str _MISSING = TokenMissingError.reason
 
 
@@ -39,9 +40,10 @@ cdef class BearerCheck(CompiledPhase):
     # the 401s answered here (None: none is): (the challenge without a token, with one)
     cdef tuple challenges
     cdef bint refusals  # a refused token's 401 too (no key set fetched from a URL)
+    cdef bint padding  # msie_padding
 
     def __init__(self, verifier, runtime, bint options, missing, refused,
-                 challenges=None, bint refusals=False):
+                 challenges=None, bint refusals=False, bint padding=True):
         self.verifier = verifier
         self.stats = runtime.stats
         self.counts = self.stats if isinstance(self.stats, JwtCounts) else None
@@ -52,6 +54,7 @@ cdef class BearerCheck(CompiledPhase):
         self.refused = refused
         self.challenges = challenges
         self.refusals = refusals and challenges is not None
+        self.padding = padding
 
     cpdef object run(self, conn, Request req, loc):
         if not self.options and req.method == "OPTIONS":
@@ -96,8 +99,10 @@ cdef class BearerCheck(CompiledPhase):
             self.stats.jwt(reason)
         req.challenge = challenge
         req.status = 401
+        cdef bytes page = _PADDED if self.padding and pads(
+            401, req.header(b"user-agent")) else _PAGE
         write_whole(conn.exchange, req, 401, b"Unauthorized",
                     [(b"Server", b"fastgate"), (b"Date", self.http_date()),
                      (b"Content-Type", b"text/html"), (b"WWW-Authenticate", challenge)],
-                    len(_PAGE), _PAGE, req.method == "HEAD", None)
+                    len(page), page, req.method == "HEAD", None)
         return _DONE

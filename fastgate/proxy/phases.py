@@ -239,7 +239,7 @@ class Phases:
         if target.startswith(("http://", "https://")):
             code = page.code if page.code in REDIRECTS else 302
             req.override = None
-            self.respond.redirect(conn, req, loc, code, target)
+            self.respond.redirect(conn, req, loc, code, target, any_code=True)
             return DONE
         return self.internal(conn, req, loc, target)
 

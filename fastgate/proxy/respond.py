@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from fastgate import userid
 from fastgate._wire import field_value
+from fastgate.browsers import is_msie
 from fastgate.errors import OutputFailed
 from fastgate.http.engine import Headers
 from fastgate.proxy import charset, xslt
@@ -25,7 +26,15 @@ from fastgate.proxy.output import own_page
 from fastgate.proxy.output import start as output_start
 from fastgate.proxy.page import may_chunk, write_whole
 from fastgate.proxy.ranges import http_time, not_modified
-from fastgate.proxy.status import ENDS_CONNECTION, SPECIAL, error_body, reason
+from fastgate.proxy.status import (
+    ENDS_CONNECTION,
+    MSIE_PADDING,
+    SPECIAL,
+    error_body,
+    pads,
+    reason,
+    refresh_page,
+)
 from fastgate.proxy.steps import DONE
 from fastgate.variables import SENT_TRAILERS_KEY
 
@@ -227,14 +236,36 @@ class Responder:
         if status in ENDS_CONNECTION:
             conn.close_after_response()
         shown = status if req.override is None else req.override
-        body = error_body(shown)  # (none for a status nginx has no page for: no type)
+        body = self.error_page(req, loc, shown)  # (none: nginx has no page, no type)
         if shown in SPECIAL:  # 400 with nginx's text
             self.send(conn, req, loc, 400, body, b"text/html")
             return
         self.send(conn, req, loc, status, body, b"text/html" if body else None)
 
+    @staticmethod
+    def error_page(req: Request, loc: Location | None, status: int) -> bytes:
+        """nginx's page for ``status``, padded for MSIE and Chrome under
+        ``msie_padding`` (on by default, as nginx's; so where no location was found)."""
+        body = error_body(status)
+        if body and (loc is None or loc.settings.msie_padding) and pads(
+                status, req.header(b"user-agent")):
+            return body + MSIE_PADDING
+        return body
+
     def redirect(self, conn: ClientSide, req: Request, loc: Location, code: int,
-                 url: str) -> None:
+                 url: str, any_code: bool = False) -> None:
+        """A redirect of fastgate's own to ``url`` (a path is made absolute, as
+        ``absolute_redirect`` says). Under ``msie_refresh``, MSIE is sent a 200 page
+        that refreshes to the URL as written, for a 301 or 302 — or any code:
+        ``any_code``, error_page's redirects (nginx's ngx_http_send_error_page)."""
+        if (loc.settings.msie_refresh and (any_code or code in (301, 302))
+                and is_msie(req.header(b"user-agent"))):
+            if isinstance(conn, Capture):
+                conn.page = True
+            req.override = None  # (nginx's r->err_status = NGX_HTTP_OK)
+            self.send(conn, req, loc, 200,
+                      refresh_page(url.encode("utf-8", "surrogateescape")), b"text/html")
+            return
         if url.startswith("/"):
             url = absolute(loc.settings, req, url)
         if not is_safe_value(url):

@@ -51,7 +51,7 @@ from fastgate.proxy.headers import RESPONSE_DROP
 from fastgate.proxy.ranges import not_modified, ranges
 from fastgate.proxy.respond import final_status
 from fastgate.proxy.rewrite import STAYED
-from fastgate.proxy.status import error_body, reason
+from fastgate.proxy.status import reason
 from fastgate.proxy.steps import DONE, NEXT
 
 if TYPE_CHECKING:
@@ -503,8 +503,8 @@ class StaticModule:
                 # (a Vary the gzip filters gave the 200 stays: nginx's r->gzip_vary)
                 headers = [(b"Content-Range", b"bytes */%d" % size),
                            *(h for h in headers if h[0] == b"Vary")]
-                self.respond.send(conn, req, loc, 416, error_body(416), b"text/html",
-                                  headers)
+                self.respond.send(conn, req, loc, 416, self.respond.error_page(req, loc, 416),
+                                  b"text/html", headers)
                 return DONE
         if wanted:
             return self._ranges(conn, req, loc, fd, size, headers, wanted, head_only,

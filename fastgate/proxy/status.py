@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from fastgate.browsers import is_chrome, is_msie
+
 
 def reason(status: int) -> bytes:
     """The reason phrase of a status line fastgate writes itself: nginx's
@@ -72,3 +74,28 @@ def error_body(status: int) -> bytes:
     text = f"{status} {title}"
     return (f"<html>\r\n<head><title>{text}</title></head>\r\n<body>\r\n<center><h1>{text}"
             "</h1></center>\r\n<hr><center>fastgate</center>\r\n</body>\r\n</html>\r\n").encode()
+
+
+# what nginx adds to its 4xx and 5xx pages for MSIE and Chrome (msie_padding), whose
+# own "friendly" page replaces an error page of under 512 bytes
+MSIE_PADDING = b"<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n" * 6
+
+
+def pads(status: int, agent: bytes | None) -> bool:
+    """nginx's page for ``status`` is padded for this User-Agent (when ``msie_padding``
+    is on, as it is by default): an error's (4xx, 5xx), to MSIE or Chrome."""
+    return status >= 400 and (is_msie(agent) or is_chrome(agent))
+
+
+# the bytes of a URL nginx escapes in msie_refresh's page (NGX_ESCAPE_REFRESH: controls,
+# space, " ' < > \\ ^ ` { | ~, and every byte above 0x7E)
+_REFRESH_ESCAPED = frozenset([*range(0x21), *b"\"'<>\\^`{|~", *range(0x7F, 0x100)])
+
+
+def refresh_page(url: bytes) -> bytes:
+    """msie_refresh's page: MSIE goes to ``url`` by a refresh, not a Location (nginx's
+    ngx_http_send_refresh)."""
+    escaped = b"".join(b"%%%02X" % c if c in _REFRESH_ESCAPED else bytes((c,))
+                       for c in url)
+    return (b'<html><head><meta http-equiv="Refresh" content="0; URL=' + escaped
+            + b'"></head><body></body></html>\r\n')

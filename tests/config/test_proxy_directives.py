@@ -269,3 +269,25 @@ def test_retry_bound_keepalive_and_recursive_pages_merge_as_nginx(tmp_path: Path
         path.write_text(f"http {{ server {{ listen 127.0.0.1:8997;\n{bad} }} }}")
         with pytest.raises(ConfigError, match=message):
             load_config(str(path))
+
+
+def test_msie_padding_and_refresh_merge_as_nginx(tmp_path: Path) -> None:
+    """msie_padding is on and msie_refresh off by default (nginx's); a level's own value
+    wins, else the outer one's; neither warns as ignored; a value other than on/off
+    fails -t."""
+    path = tmp_path / "t.conf"
+    path.write_text("http { msie_padding off; msie_refresh on;\n"
+                    "server { listen 127.0.0.1:8997; location /a/ { }\n"
+                    "location /b/ { msie_padding on; msie_refresh off; } }\n"
+                    "server { listen 127.0.0.1:8998; location / { } } }")
+    config = load_config(str(path))
+    assert not any("msie" in w for w in config.warnings), config.warnings
+    got = {loc.pattern: loc.settings for loc in config.servers[0].locations.all()}
+    assert (got["/a/"].msie_padding, got["/a/"].msie_refresh) == (False, True)
+    assert (got["/b/"].msie_padding, got["/b/"].msie_refresh) == (True, False)
+    path.write_text("http { server { listen 127.0.0.1:8997; location / { } } }")
+    plain = load_config(str(path)).servers[0].locations.all()[0].settings
+    assert (plain.msie_padding, plain.msie_refresh) == (True, False)
+    path.write_text("http { server { listen 127.0.0.1:8997; msie_refresh 1; } }")
+    with pytest.raises(ConfigError, match="invalid value"):
+        load_config(str(path))

@@ -81,3 +81,38 @@ def test_no_refused_request_reaches_the_backend(gateway, free, backend: RawBacke
     assert b"/refused-" not in raw and b"secret-body" not in raw and b"forged" not in raw
     assert "JWT:" not in errors.read_text()  # (no refusal went the logging path)
     assert backend.requests()[-1].header(b"x-user") == [b'"alice"']  # (JSON text)
+
+
+CHROME = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/120.0 Safari/537.36")
+MSIE = "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1)"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+
+
+@pytest.mark.parametrize("level", ["notice", "info"], ids=["compiled", "python"])
+def test_the_401_page_is_padded_as_nginx_pads_it(gateway, free, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                 level: str) -> None:
+    """msie_padding (on by default): the 401 page is padded for MSIE and Chrome, not for
+    other agents nor where it is off — the compiled answer (notice) as the Python
+    path's (info, where refusals are logged)."""
+    port = free()
+    gateway(f"""error_log {tmp_path / "error.log"} {level};
+    http {{ access_log off;
+      server {{ listen 127.0.0.1:{port}; auth_jwt_key "{SECRET}";
+        location / {{ auth_jwt on; proxy_pass http://127.0.0.1:9; }}
+        location /plain/ {{ auth_jwt on; msie_padding off; proxy_pass http://127.0.0.1:9; }}
+      }} }}""", port)
+    pages = set()
+    for path, agent, padded in [("/", CHROME, True), ("/", MSIE, True), ("/", FIREFOX, False),
+                                ("/", "curl/8", False), ("/plain/", CHROME, False),
+                                ("/plain/", MSIE, False)]:
+        for name, header in REFUSED[:2]:  # (no token; a refused one)
+            out = raw_exchange(port, (f"GET {path} HTTP/1.1\r\nHost: a\r\n{header}"
+                                      f"User-Agent: {agent}\r\nConnection: close\r\n\r\n"
+                                      ).encode())
+            assert status_of(out) == 401, (path, agent, name, out)
+            head, _, body = out.partition(b"\r\n\r\n")
+            assert body.endswith(b"friendly error page -->\r\n") is padded, (path, agent, name)
+            assert f"Content-Length: {len(body)}\r\n".encode() in head, (path, agent, name)
+            pages.add(body)
+    assert len(pages) == 2  # (padded or not, the same page)

@@ -2624,3 +2624,51 @@ def test_keepalive_disable_as_nginx(tmp_path: Path, engine: str) -> None:
     closed = {k for k, v in said.items() if v == "close"}
     assert closed == {("POST", "/", MSIE6), ("POST", "/both/", MSIE6),
                       ("GET", "/both/", SAFARI)}
+
+
+MSIE8 = "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1)"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+OPERA = "Opera/9.80 (Windows NT 6.1; MSIE 9.0) Presto/2.12"
+
+
+def test_msie_padding_and_refresh_as_nginx(tmp_path: Path, engine: str) -> None:
+    """nginx's error pages (4xx, 5xx) are padded for MSIE and Chrome (msie_padding, on
+    by default), never its 3xx pages nor for other agents; under msie_refresh, MSIE is
+    sent a 200 page refreshing to a 301/302's URL as written (escaped), and to an
+    error_page redirect's whatever its code — the same status, type, Location and bytes
+    as nginx's (its name in the page aside)."""
+    block = """server { listen 127.0.0.1:PORT;
+        location / { return 404; }
+        location /nopad/ { msie_padding off; return 404; }
+        location /deny/ { deny all; }
+        location /r/ { return 302 /there; }
+        location /refresh/ { msie_refresh on; return 302 "/x y'<>%41~"; }
+        location /refresh301/ { msie_refresh on; return 301 http://e.example/a?b=c; }
+        location /refresh303/ { msie_refresh on; return 303 /b; }
+        location /refreshrw/ { msie_refresh on; rewrite ^ /to redirect; }
+        location /refreshep/ { msie_refresh on; error_page 404 =307 http://e.example/p;
+                               return 404; } }"""
+    paths = ("/", "/nopad/", "/deny/", "/r/", "/refresh/", "/refresh301/", "/refresh303/",
+             "/refreshrw/", "/refreshep/")
+    padded = set()
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for path in paths:
+            for agent in (MSIE8, CHROME, FIREFOX, OPERA, "curl/8", None):
+                for method in ("GET", "HEAD"):
+                    raw = _request(method, path, *([f"User-Agent: {agent}"] if agent else []))
+                    want, got = nginx.send(raw), fastgate.send(raw)
+                    what = f"{method} {path} {agent}"
+                    assert got[0] == want[0], f"{what}: {got[0]}, nginx {want[0]}"
+                    for name in ("content-type", "location"):
+                        mine, theirs = got[1].get(name), want[1].get(name)
+                        if name == "location" and mine and theirs:
+                            mine = mine.replace(str(fastgate.port), "P")
+                            theirs = theirs.replace(str(nginx.port), "P")
+                        assert mine == theirs, f"{what}: {name} {mine!r}, nginx {theirs!r}"
+                    theirs_body = want[2].replace(b"<center>nginx/1.22.1</center>",
+                                                  b"<center>fastgate</center>")
+                    assert got[2] == theirs_body, f"{what}: {got[2]!r}, nginx {want[2]!r}"
+                    assert int(got[1]["content-length"]) == len(got[2]) or method == "HEAD"
+                    if b"a padding to disable" in got[2]:
+                        padded.add((path, agent))
+    assert padded == {(p, a) for p in ("/", "/deny/") for a in (MSIE8, CHROME)}

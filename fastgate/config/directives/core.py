@@ -511,6 +511,8 @@ SPECS = [
     Spec("stub_status", SL, 0, 1, set_own_content),
     Spec("error_page", HSL | {LIF}, 2, None, error_page),
     Spec("recursive_error_pages", HSL, 1, 1, setting("recursive_error_pages", flag_arg)),
+    Spec("msie_padding", HSL, 1, 1, setting("msie_padding", flag_arg)),
+    Spec("msie_refresh", HSL, 1, 1, setting("msie_refresh", flag_arg)),
     Spec("client_max_body_size", HSL, 1, 1, setting("client_max_body_size", offset_arg)),
     Spec("subrequest_output_buffer_size", HSL, 1, 1,
          setting("subrequest_output_buffer_size", size_arg)),

@@ -174,8 +174,6 @@ SPECS = [
     Spec("postpone_output", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
     Spec("output_buffers", HSL, 2, 2, ignored(WRITES_AT_ONCE)),
     Spec("proxy_send_lowat", HSL, 1, 1, ignored(WRITES_AT_ONCE)),
-    Spec("msie_padding", HSL, 1, 1, ignored("fastgate sends no answers made for MSIE")),
-    Spec("msie_refresh", HSL, 1, 1, ignored("fastgate sends no answers made for MSIE")),
     Spec("log_subrequest", HSL, 1, 1, off_is_ours(
         "subrequests (auth_request, mirror) are not written to the access log")),
     Spec("open_log_file_cache", HSL, 1, 4, ignored(

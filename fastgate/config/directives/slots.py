@@ -26,7 +26,7 @@ _BY_KIND = {
     fastcgi_cache_revalidate fastcgi_force_ranges fastcgi_ignore_client_abort
     fastcgi_keep_conn fastcgi_request_buffering
     grpc_ssl_session_reuse gzip_no_buffer log_subrequest
-    master_process msie_padding msie_refresh multi_accept
+    master_process multi_accept
     open_file_cache_errors open_file_cache_events pcre_jit proxy_buffering
     proxy_cache_background_update proxy_cache_convert_head proxy_cache_lock
     proxy_cache_revalidate proxy_force_ranges
