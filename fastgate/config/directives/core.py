@@ -360,10 +360,12 @@ def size_template(ld: Context, d: Directive) -> Template:
 def set_own_content(ld: Context, lvl: Level, d: Directive) -> None:
     """A content handler of the location's own answers it: ``fastgate_status``,
     ``stub_status`` (its old form ``stub_status on`` too), ``empty_gif``, ``flv``,
-    ``mp4``. nginx takes stub_status twice (it sets its handler again)."""
+    ``mp4``. nginx takes stub_status twice (it sets its handler again), and with any
+    argument, which it never reads: ``stub_status off`` shows the page too (warned)."""
     if d.name == "stub_status":
         if d.args and d.args != ("on",):
-            raise d.error(f'invalid parameter "{d.args[0]}"')
+            ld.warn(f'"stub_status {d.args[0]}": its argument is ignored, as nginx '
+                    "ignores it: the status page is served", d)
         if lvl.local.get("own_content") == "stub":
             return
     lvl.once(d)
