@@ -3,6 +3,7 @@ nginx's message where not. Then inheritance, one rule at a time."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -717,6 +718,13 @@ def test_request_body_settings(tmp_path: Path) -> None:
             default.settings.client_body_temp_path) == (True, 16384, None)
     with pytest.raises(ConfigError, match='"client_body_temp_path" directive is duplicate'):
         _load(tmp_path, "http { client_body_temp_path a; client_body_temp_path b; }")
+    # the levels as nginx checks them: digits, none 0, at most 10 in all
+    for levels in ("01 2", "3", "4 3 3", "10"):
+        _load(tmp_path, f"http {{ client_body_temp_path t {levels}; }}")
+    for levels, bad in (("0", "0"), ("1 -1", "-1"), ("4 4 3", "3"), ("11", "11"),
+                        ("1x", "1x"), ("+1", "+1")):
+        with pytest.raises(ConfigError, match=f'invalid value "{re.escape(bad)}"'):
+            _load(tmp_path, f"http {{ client_body_temp_path t {levels}; }}")
 
 
 def test_request_body_file_loads_without_a_warning(tmp_path: Path) -> None:

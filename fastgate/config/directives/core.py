@@ -135,10 +135,14 @@ def set_user(ld: Context, lvl: Level, d: Directive) -> None:
 def client_body_temp_path(ld: Context, d: Directive) -> str:
     """nginx's ``client_body_temp_path PATH [LEVEL1 [LEVEL2 [LEVEL3]]]``: PATH from the
     prefix, made (and handed to ``user``) when the configuration is loaded, as nginx
-    makes it; the levels are checked and need nothing more, since fastgate's files have
-    no names to spread over subdirectories."""
+    makes it. The levels need nothing more, since fastgate's files have no names to
+    spread over subdirectories; they are checked as nginx's ngx_conf_set_path_slot
+    checks them: digits, none 0, ten at most in all."""
+    total = 0
     for level in d.args[1:]:
-        if level not in ("1", "2"):
+        n = int(level) if level.isascii() and level.isdigit() else 0
+        total += n
+        if n == 0 or total > 10:
             raise d.error(f'invalid value "{level}" in "{d.name}" directive')
     path = ld.path_of(d.args[0], prefix=True)
     ld.temp_dirs.append((path, d))
