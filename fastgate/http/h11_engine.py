@@ -275,7 +275,10 @@ class H11Server:
                 target = conn.raw_target
                 if target is None:
                     target = bytes(ev.target)  # type: ignore[union-attr]
-                error = (self._check_size(ev, target, raw, read)  # type: ignore[arg-type]
+                # in nginx's order: the method as it comes, the line's length, its
+                # version, then the headers' sizes and framing
+                error = self._check_size(ev, target, raw, read)  # type: ignore[arg-type]
+                error = (self._check_line(ev, error)  # type: ignore[arg-type]
                          or self._check_framing(ev, raw,  # type: ignore[arg-type]
                                                 conn.raw_lengths))
                 if error is not None:
@@ -341,7 +344,10 @@ class H11Server:
             lf = data.find(b"\n")
             self._line += len(data) if lf < 0 else lf + 1
             if self._line > self._line_cap:
-                return line_too_long(bytes(self._conn._receive_buffer) + data, self._max_line)
+                so_far = bytes(self._conn._receive_buffer) + data
+                if not _METHOD_SO_FAR.match(so_far):  # (nginx refused it at its method)
+                    return ProtocolError("invalid method")
+                return line_too_long(so_far, self._max_line)
             if lf >= 0:
                 self._line = -1
             elif not _METHOD_SO_FAR.match(bytes(self._conn._receive_buffer) + data):
@@ -382,16 +388,27 @@ class H11Server:
         return buffers_overflow(request_line, raw, self._first_buffer, self._max_line,
                                 self._max_header_bytes // self._max_line)
 
-    def _check_framing(self, ev: h11.Request, raw: Headers,
-                       lengths: list[bytes]) -> ProtocolError | None:
-        """What h11 lets through but nginx and llhttp refuse: a version other than 1.0 and
-        1.1, a method name nginx refuses (h11 takes any token), and Content-Length beside
-        Transfer-Encoding (a smuggling attempt, RFC 9112 section 6.3)."""
+    @staticmethod
+    def _check_line(ev: h11.Request, size: ProtocolError | None) -> ProtocolError | None:
+        """What h11 lets through in the request line but nginx and llhttp refuse, and
+        ``size`` (``_check_size``'s answer), in the order nginx reads them: a method name
+        nginx refuses (h11 takes any token: "get / HTTP/2.0" is a 400), a line too long
+        (414), a version other than 1.0 and 1.1 (505), then headers too large."""
         line = (bytes(ev.method), bytes(ev.target), bytes(ev.http_version))
-        if ev.http_version not in (b"1.0", b"1.1"):
-            return in_line(ProtocolError("client sent invalid version", 505, whole=True), line)
         if not is_method(bytes(ev.method)):
             return in_line(ProtocolError("client sent invalid method", 400, whole=True), line)
+        if size is not None and size.status == 414:
+            return size
+        if ev.http_version not in (b"1.0", b"1.1"):
+            return in_line(ProtocolError("client sent invalid version", 505, whole=True), line)
+        return size
+
+    def _check_framing(self, ev: h11.Request, raw: Headers,
+                       lengths: list[bytes]) -> ProtocolError | None:
+        """What h11 lets through in the headers but nginx and llhttp refuse:
+        Content-Length beside Transfer-Encoding (a smuggling attempt, RFC 9112 section
+        6.3), a length twice or not of digits."""
+        line = (bytes(ev.method), bytes(ev.target), bytes(ev.http_version))
         if len(lengths) > 1:  # (h11 folds equal lines into one: the head says how)
             return refused_head("duplicate Content-Length", 400, self._conn.head_read())
         error = None if plain_framing(line[2], raw) else request_framing_error(line[2], raw)

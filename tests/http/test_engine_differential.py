@@ -441,6 +441,16 @@ NGINX_WORDS = [
      "client sent invalid version while reading client request line"),
     (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505,
      "client sent invalid version while reading client request line"),
+    # nginx reads the line in order: the method first (a 400 before any version or
+    # length), then the line's length, its version, and only then the headers
+    (b"get / HTTP/2.0\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid method while reading client request line"),
+    (b"G3T / HTTP/9.9\r\nHost: t\r\nX-Long: " + b"v" * 9000 + b"\r\n\r\n", 400,
+     "client sent invalid method while reading client request line"),
+    (b"get /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 400,
+     "client sent invalid method while reading client request line"),
+    (b"GET / HTTP/9.9\r\nHost: t\r\nX-Long: " + b"v" * 9000 + b"\r\n\r\n", 505,
+     "client sent invalid version while reading client request line"),
     (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400,
      'client sent invalid header line: "Bad\\x20..." while reading client request headers'),
     (b"GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400,
