@@ -965,7 +965,8 @@ class MapRegex:
 @dataclass(frozen=True)
 class Map:
     """``map $source $name { ... }``: exact keys (case-insensitive, as nginx), hostname
-    wildcards, regexes in order (``~`` / ``~*``, captures usable as ``$1``...), default."""
+    wildcards, regexes in order (``~`` / ``~*``, captures usable as ``$1``...; never
+    tried on an empty value, as nginx's: ``~^$`` matches nothing), default."""
 
     name: str
     source: Template
@@ -1001,6 +1002,8 @@ class Map:
             for prefix, value in self.wild_tail:
                 if host.startswith(prefix):
                     return value.render(r)
+        if not src:  # (nginx's ngx_http_map_find tries no regex on an empty value)
+            return self.default.render(r)
         for rx in self.regexes:
             m = rx.pattern.search(src)
             if m is not None:

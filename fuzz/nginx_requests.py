@@ -14,6 +14,7 @@ bare LF — all refused here; nginx's ``100 Continue`` to a request without a bo
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -98,6 +99,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--count", type=int, default=400)
     a = ap.parse_args()
+    # (ports from a range of the seed's, as nginx_pair's tools take theirs: runs whose
+    # seeds end in different digits may go at once)
+    os.environ["PYTEST_XDIST_WORKER"] = f"gw{a.seed % 10}"
     rng = random.Random(a.seed)
     tmp = Path(tempfile.mkdtemp(prefix="nginx-requests-"))
     sides = [parity.Side(kind, tmp, CONF, a.engine) for kind in ("nginx", "fastgate")]

@@ -329,6 +329,17 @@ def test_map_without_default_is_empty(maps: dict) -> None:
     assert _eval(maps, "no_default", args="x=b") == ""
 
 
+def test_map_tries_no_regex_on_an_empty_value(tmp_path: Path) -> None:
+    """As nginx's ngx_http_map_find: an empty value meets the exact keys ('' among
+    them) and the default, never a regex (not even ``~^$``)."""
+    path = tmp_path / "t.conf"
+    path.write_text("http { map $arg_x $m { default d; ~^$ empty; ~.* any; }\n"
+                    "map $arg_x $n { '' blank; ~.* any; } server { listen 127.0.0.1:1; } }")
+    got = {m.name: m for m in load_config(str(path)).maps}
+    assert [got["m"].getter()(request(args=a)) for a in ("", "x=", "x=1")] == ["d", "d", "any"]
+    assert [got["n"].getter()(request(args=a)) for a in ("", "x=1")] == ["blank", "any"]
+
+
 def test_map_is_lazy(tmp_path: Path) -> None:
     path = tmp_path / "t.conf"
     path.write_text("http { map $http_x $m { default 1; } server { listen 127.0.0.1:1; } }")

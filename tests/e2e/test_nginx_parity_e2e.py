@@ -2672,3 +2672,25 @@ def test_msie_padding_and_refresh_as_nginx(tmp_path: Path, engine: str) -> None:
                     if b"a padding to disable" in got[2]:
                         padded.add((path, agent))
     assert padded == {(p, a) for p in ("/", "/deny/") for a in (MSIE8, CHROME)}
+
+
+def test_map_regexes_and_empty_values_as_nginx(tmp_path: Path, engine: str) -> None:
+    """nginx's map tries no regex on an empty value (``~^$`` and ``~.*`` never match
+    one: the default answers), while an exact '' key does; the same answers from both
+    for a header, an argument and a composite source that are absent or empty
+    (found by fuzz/nginx_variables.py)."""
+    block = r"""map $http_x_a $m0 { default d0; ~^$ empty; ~.* any-$1; }
+        map $arg_q $m1 { ~^(.*)$ [$1]; }
+        map $http_x_a $m2 { '' blank; ~* rx; default d2; }
+        map "$http_x_a$arg_q" $m3 { hostnames; default d3; ~^$ e3; *.b w3; }
+        server { listen 127.0.0.1:PORT;
+          location / { return 200 "$m0|$m1|$m2|$m3|$1\n"; } }"""
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for head in ("", "X-A: \r\n", "X-A: v\r\n", "X-A: a.b\r\n"):
+            for query in ("", "?q=", "?q=z"):
+                raw = (f"GET /{query} HTTP/1.1\r\nHost: h\r\n{head}Connection: close\r\n\r\n"
+                       ).encode()
+                want, got = nginx.send(raw), fastgate.send(raw)
+                assert (got[0], got[2]) == (want[0], want[2]), (raw, got[2], want[2])
+        assert fastgate.send(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")[2] \
+            == b"d0||blank|d3|\n"
