@@ -974,8 +974,9 @@ class Map:
     regexes: tuple[MapRegex, ...]
     default: Template
     hostnames: bool = False
-    # ".example.com" suffixes, longest first ("*.example.com"; ".example.com" also
-    # puts "example.com" among the exact keys); "www.example." prefixes, longest first
+    # ".example.com" suffixes, longest first ("*.example.com" or ".example.com", which
+    # also puts "example.com" among the exact keys); "www.example." prefixes, longest
+    # first
     wild_head: tuple[tuple[str, Template], ...] = ()
     wild_tail: tuple[tuple[str, Template], ...] = ()
 
@@ -990,17 +991,18 @@ class Map:
 
     def evaluate(self, r: Any) -> str:
         src = self.source.render(r)
+        if self.hostnames and src.endswith("."):  # (one dot, as nginx: "example.com.")
+            src = src[:-1]
         low = src.lower()
         hit = self.exact.get(low)
         if hit is not None:
             return hit.render(r)
         if self.hostnames:
-            host = low.rstrip(".")
             for suffix, value in self.wild_head:
-                if host.endswith(suffix):
+                if low.endswith(suffix):
                     return value.render(r)
             for prefix, value in self.wild_tail:
-                if host.startswith(prefix):
+                if low.startswith(prefix):
                     return value.render(r)
         if not src:  # (nginx's ngx_http_map_find tries no regex on an empty value)
             return self.default.render(r)

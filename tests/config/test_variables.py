@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -338,6 +339,47 @@ def test_map_tries_no_regex_on_an_empty_value(tmp_path: Path) -> None:
     got = {m.name: m for m in load_config(str(path)).maps}
     assert [got["m"].getter()(request(args=a)) for a in ("", "x=", "x=1")] == ["d", "d", "any"]
     assert [got["n"].getter()(request(args=a)) for a in ("", "x=1")] == ["blank", "any"]
+
+
+@pytest.mark.parametrize(("keys", "error"), [
+    (".example.com x; example.com y;", 'conflicting parameter "example.com"'),
+    ("example.com y; .example.com x;", 'conflicting parameter ".example.com"'),
+    ("*.example.com x; .example.com y;", 'conflicting parameter ".example.com"'),
+    ("WWW.Example.* x; www.example.* y;", 'conflicting parameter "www.example.*"'),
+    ("Ab x; aB y;", 'conflicting parameter "ab"'),
+    ("*example.com x;", 'invalid hostname or wildcard "*example.com"'),
+    ("*.example.* x;", 'invalid hostname or wildcard "*.example.*"'),
+    ("a..b x;", 'invalid hostname or wildcard "a..b"'),
+    ("*. x;", 'invalid hostname or wildcard "*."'),
+    ("*.com x; *.example.com y; .org z; www.example.* w; www.example.com v;", None),
+])
+def test_hostnames_map_keys_load_as_nginx_loads_them(tmp_path: Path, keys: str,
+                                                     error: str | None) -> None:
+    """nginx's ngx_hash_add_key: the wildcard forms, a name given twice in any of them
+    (case aside; ".example.com" is "example.com" too) and what is no wildcard (compared
+    by hand with nginx 1.22's -t, message for message)."""
+    path = tmp_path / "t.conf"
+    path.write_text(f"http {{ map $host $m {{ hostnames; {keys} }} "
+                    "server { listen 127.0.0.1:1; } }")
+    if error is None:
+        load_config(str(path))
+        return
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize(("host", "expected"), [
+    ("example.com", "dot"), ("a.example.com", "dot"), ("badexample.com", "none"),
+    ("x.b.example.com", "star-b"), ("b.example.com", "dot"), ("example.com.", "dot"),
+    ("www.example.io", "tail"), ("www.example", "none"), ("wwwxexample.io", "none")])
+def test_hostnames_map_wildcards_match_whole_labels(tmp_path: Path, host: str,
+                                                    expected: str) -> None:
+    path = tmp_path / "t.conf"
+    path.write_text("http { map $http_x $m { hostnames; default none; .example.com dot;\n"
+                    "*.b.example.com star-b; www.example.* tail; }\n"
+                    "server { listen 127.0.0.1:1; } }")
+    m = load_config(str(path)).maps[0]
+    assert m.getter()(request(headers=[("x", host)])) == expected
 
 
 def test_map_is_lazy(tmp_path: Path) -> None:

@@ -2694,3 +2694,29 @@ def test_map_regexes_and_empty_values_as_nginx(tmp_path: Path, engine: str) -> N
                 assert (got[0], got[2]) == (want[0], want[2]), (raw, got[2], want[2])
         assert fastgate.send(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")[2] \
             == b"d0||blank|d3|\n"
+
+
+def test_hostnames_map_keys_as_nginx(tmp_path: Path, engine: str) -> None:
+    """A ``hostnames`` map's keys as nginx's hash reads them: "*.example.com" a label or
+    more before the name, ".example.com" the name too, "www.example.*" a label or more
+    after it; the longest wildcard first, exact names before any; one trailing dot of
+    the value dropped; never a name that merely ends in the same letters ("badexample")
+    — the same answers as nginx for each (found by fuzz/nginx_variables.py: fastgate
+    took ".example.com" for any value ending in "example.com")."""
+    block = r"""map $http_x_h $m { hostnames; default none;
+          .example.com dot; *.b.example.com star-b; www.example.* www-tail;
+          www.example.net exact-net; *.org star-org; \.escaped.com escaped; ~^ab rx; }
+        server { listen 127.0.0.1:PORT; location / { return 200 "[$m]\n"; } }"""
+    values = ["example.com", "a.example.com", "badexample.com", "ab:example.com",
+              "x.b.example.com", "b.example.com", "example.com.", "EXAMPLE.COM",
+              "www.example.net", "www.example.com", "www.example.com.au", "www.example",
+              "www.example.", "x.org", "org", "a.escaped.com", "escaped.com", "abc",
+              "ab.example.com", "example.com..", ""]
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for value in values:
+            raw = (f"GET / HTTP/1.1\r\nHost: h\r\nX-H: {value}\r\nConnection: close\r\n\r\n"
+                   ).encode()
+            want, got = nginx.send(raw), fastgate.send(raw)
+            assert got[2] == want[2], (value, got[2], want[2])
+        raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-H: badexample.com\r\nConnection: close\r\n\r\n"
+        assert fastgate.send(raw)[2] == b"[none]\n"

@@ -25,6 +25,8 @@ def map_block(ld: Context, lvl: Level, d: Directive) -> None:
     tails: list[tuple[str, Template]] = []
     default: Template | None = None
     hostnames = False
+    heads_seen: set[str] = set()  # (the names nginx's wildcard hashes compare)
+    tails_seen: set[str] = set()
     for e in d.block or ():
         if e.block is not None:
             raise e.error('unexpected "{"')
@@ -46,18 +48,26 @@ def map_block(ld: Context, lvl: Level, d: Directive) -> None:
             except ConfigError as err:
                 raise e.error(err.message) from None
             regexes.append(MapRegex(rx, value))
-        elif hostnames and (key.startswith("*.") or key.startswith(".")):
-            suffix = key[1:].lower()
-            heads.append((suffix, value))
-            if key.startswith("."):
-                exact.setdefault(suffix[1:], value)
-        elif hostnames and key.endswith(".*"):
-            tails.append((key[:-1].lower(), value))
         else:
-            low = (key[1:] if key.startswith("\\") else key).lower()
-            if low in exact:
-                raise e.error(f'duplicate map key "{key}"')
-            exact[low] = value
+            # (a backslash escapes a key that would read as a word or a regex)
+            bare = key[1:] if key.startswith("\\") else key
+            kind, low = _hostname_key(bare, e) if hostnames else ("", bare.lower())
+            if kind == "head":
+                if low in heads_seen or (bare.startswith(".") and low in exact):
+                    raise e.error(f'conflicting parameter "{bare.lower()}"')
+                heads_seen.add(low)
+                heads.append(("." + low, value))
+                if bare.startswith("."):  # (".example.com" is "example.com" too)
+                    exact[low] = value
+            elif kind == "tail":
+                if low in tails_seen:
+                    raise e.error(f'conflicting parameter "{bare.lower()}"')
+                tails_seen.add(low)
+                tails.append((low + ".", value))
+            else:
+                if low in exact:
+                    raise e.error(f'conflicting parameter "{bare.lower()}"')
+                exact[low] = value
     m = Map(
         name[1:].lower(), source, exact, tuple(regexes), default or ld.compile("", d),
         hostnames,
@@ -65,6 +75,25 @@ def map_block(ld: Context, lvl: Level, d: Directive) -> None:
         tuple(sorted(tails, key=lambda kv: len(kv[0]), reverse=True)),
     )
     ld.define_map(m, d)
+
+
+def _hostname_key(key: str, e: Directive) -> tuple[str, str]:
+    """A key of a ``hostnames`` map as nginx's ngx_hash_add_key reads it: ("head",
+    "example.com") for "*.example.com" and ".example.com", ("tail", "www.example") for
+    "www.example.*", else ("", the exact name), lower-cased; nginx's "invalid hostname
+    or wildcard" for a second "*", one anywhere else, "..", or a NUL."""
+    stars = key.count("*")
+    if stars > 1 or ".." in key or "\0" in key:
+        raise e.error(f'invalid hostname or wildcard "{key}"')
+    if len(key) > 1 and key.startswith("."):
+        return "head", key[1:].lower()
+    if len(key) > 2 and key.startswith("*."):
+        return "head", key[2:].lower()
+    if len(key) > 2 and key.endswith(".*"):
+        return "tail", key[:-2].lower()
+    if stars:
+        raise e.error(f'invalid hostname or wildcard "{key}"')
+    return "", key.lower()
 
 
 SPECS = [
