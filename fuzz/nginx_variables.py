@@ -2,9 +2,10 @@
 keys, ``hostnames`` masks, regexes with numbered and named captures, ``default``,
 values made of other variables, maps of maps), ``geo`` blocks (CIDRs, single
 addresses, ``ranges``, ``default``, a source variable) and ``split_clients`` over
-random request sources (a header, an argument, the Host, the URI); random requests go
-to nginx 1.22 and to fastgate, and the requests are printed where the variables a
-``return`` shows differ.
+random request sources (a header, an argument, the Host, the URI); and a location that
+shows the request's own variables (the Host's forms, arguments, cookies, headers sent
+twice); random requests go to nginx 1.22 and to fastgate, and the requests are printed
+where the variables a ``return`` shows differ.
 
     python fuzz/nginx_variables.py [--engine httptools|h11] [--seed N] [--configs N]
                                    [--requests N]
@@ -103,10 +104,45 @@ def config(rng: random.Random) -> str:
     shown = " ".join(f"{v}=[${v}]" for v in names)
     return ("\n".join(blocks) + "\nserver { listen 127.0.0.1:PORT; server_name h.example"
             " *.example.com example.com;\n"
-            f'  location / {{ return 200 "{shown} one=[$1]\\n"; }}\n}}')
+            f'  location / {{ return 200 "{shown} one=[$1]\\n"; }}\n'
+            f'  location /v/ {{ return 200 "{BUILTINS}\\n"; }}\n}}')
+
+
+# the request's own variables, shown by /v/ (nginx's ngx_http_variables.c)
+BUILTINS = "|".join(f"${v}" for v in (
+    "host", "http_host", "arg_q", "arg_Q", "arg_a_b", "args", "is_args", "query_string",
+    "request_uri", "uri", "document_uri", "http_x_a", "http_cookie", "cookie_a",
+    "cookie_A", "content_length", "content_type", "request_method", "server_name",
+    "scheme", "remote_user", "http_x_forwarded_for", "sent_http_x",
+    "request"))
+QUERIES = ["", "?", "?q=1", "?Q=2&q=3", "?q=a%20b&q=c", "?a_b=1&a-b=2", "?q", "?q=&Q=",
+           "?%71=4", "?q=1;q=2", "?x=1&&q=5", "?q=%zz", "?q=+"]
+# (not an unknown header twice, nor a cookie after a ",": read as nginx 1.23 reads them,
+# not 1.22, as the README says)
+HEADER_SETS = [
+    "Cookie: a=1\r\nCookie: A=2; b=3", "Cookie: a=1;a=2",
+    "Cookie:  a = 9 ", "Content-Length: 0", "Content-Type: text/plain; x=y",
+    "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2",
+    "Authorization: Basic YTpi", "X-A:", "X-A:  v  "]  # (one X-A at most: see above)
+
+
+def _builtins_request(rng: random.Random) -> bytes:
+    path = rng.choice(["/v/", "/v/a/../b", "/v//x", "/v/%41%2F", "/v/./c", "/v/a%20b",
+                       "/v/a+b", "/v/%7e"])
+    host = rng.choice(["h.example", "H.Example:8080", "h.example.", "[::1]:81", "1.2.3.4",
+                       "WWW.EXAMPLE.COM", "a.example.com:0"])
+    headers = rng.sample(HEADER_SETS, rng.randint(0, 3))
+    if sum(h.startswith("X-A") for h in headers) > 1:
+        headers.remove("X-A:")
+    extra = "".join(h + "\r\n" for h in headers)
+    method = rng.choice(["GET", "GET", "HEAD", "DELETE"])
+    return (f"{method} {path}{rng.choice(QUERIES)} HTTP/1.1\r\nHost: {host}\r\n{extra}"
+            "Connection: close\r\n\r\n").encode()
 
 
 def request(rng: random.Random) -> bytes:
+    if rng.random() < 0.3:
+        return _builtins_request(rng)
     path = rng.choice(["/", "/p/a", "/p/abc", "/q", "/p/a%20b", "/x.y"])
     args = rng.choice(["", "?q=" + rng.choice(WORDS), "?ip=" + rng.choice(ADDRESSES[:9]),
                        "?q=" + rng.choice(WORDS) + "&ip=" + rng.choice(ADDRESSES[:9])])

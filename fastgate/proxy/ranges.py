@@ -118,6 +118,8 @@ def ranges(req: Request, size: int, mtime: int | None, etag: bytes | None,
         if start < size and start < end:
             out.append((start, end))
             total += end - start
+        elif start == 0:
+            return None  # (an empty body: a range from its start is all of it, as nginx's)
     if len(out) > 1 and total > size:
         return None  # overlapping ranges asking for more than the body: whole, as nginx
     return out

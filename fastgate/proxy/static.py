@@ -500,8 +500,14 @@ class StaticModule:
                 headers.append((b"Accept-Ranges", b"bytes"))
             elif not wanted:
                 os.close(fd)
-                # (a Vary the gzip filters gave the 200 stays: nginx's r->gzip_vary)
-                headers = [(b"Content-Range", b"bytes */%d" % size),
+                # nginx's range filter refuses once its headers filter ran for the 200:
+                # what add_header and expires gave it stay on the 416, which then gets
+                # its own "always" ones (a Vary the gzip filters gave stays too: nginx's
+                # r->gzip_vary)
+                shown = list(headers)
+                req.status = 200
+                self.respond.add_headers(req, loc, 200, shown)
+                headers = [*shown[len(headers):], (b"Content-Range", b"bytes */%d" % size),
                            *(h for h in headers if h[0] == b"Vary")]
                 self.respond.send(conn, req, loc, 416, self.respond.error_page(req, loc, 416),
                                   b"text/html", headers)
