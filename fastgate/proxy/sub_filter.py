@@ -54,6 +54,15 @@ class SubFilter:
                 at = low.find(match, pos)
                 if 0 <= at < limit and (best < 0 or at < best):
                     best, which = at, i
+            if final:
+                # nginx's parser, at a body's end, stops at the first point where a
+                # string tried before any that matches could still begin (the body
+                # ends inside it): from there the rest goes as it is, unreplaced
+                stop = self._cut_short(low, pos, best if which >= 0 else len(buf), which)
+                if stop is not None:
+                    out.append(buf[pos:])
+                    self._held = b""
+                    return b"".join(out)
             if which < 0:
                 break
             match, replacement = self._pairs[which]
@@ -66,6 +75,23 @@ class SubFilter:
         out.append(buf[pos:keep])
         self._held = buf[keep:]
         return b"".join(out)
+
+    def _cut_short(self, low: bytes, pos: int, upto: int, which: int) -> int | None:
+        """The first point from ``pos`` up to ``upto`` (the next match, string ``which``,
+        or the end) where nginx's parser tries, in the order written, a string of which
+        the body's end is a proper prefix before it meets one that matches whole; None
+        when there is none."""
+        n = len(low)
+        for p in range(max(pos, n - self._longest + 1), min(upto, n - 1) + 1):
+            rest = low[p:]
+            for i, (match, _) in enumerate(self._pairs):
+                if self._done[i]:
+                    continue
+                if p == upto and i == which:
+                    break  # (the match itself comes first)
+                if len(match) > len(rest) and match.startswith(rest):
+                    return p
+        return None
 
 
 def start(req: Request, s: Settings, headers: Headers, length: int

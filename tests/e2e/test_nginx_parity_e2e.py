@@ -2752,3 +2752,31 @@ def test_ranges_of_an_empty_file_and_a_refused_range_as_nginx(tmp_path: Path,
                     assert got[1].get(name) == want[1].get(name), (what, name, got[1], want[1])
                 if want[0] < 300:
                     assert got[2] == want[2], what
+
+
+def test_sub_filter_at_the_body_end_as_nginx(tmp_path: Path, engine: str) -> None:
+    """nginx's sub filter at a body's end: where a string tried first could still begin
+    (the body ends inside it), the rest goes unreplaced, even where a later string
+    matches whole; elsewhere the leftmost match, the first written of those at one
+    point (found by fuzz/nginx_filters.py)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    bodies = {"a": b"xa b aab a", "b": b"xa", "c": b"ab", "d": b"abx", "e": b"aab\nab",
+              "f": b"AB", "g": b""}
+    for name, body in bodies.items():
+        (site / name).write_bytes(body)
+    block = f"""default_type text/html;
+        server {{ listen 127.0.0.1:PORT; root {site};
+        location /1/ {{ alias {site}/; sub_filter ab R; sub_filter a X; sub_filter_once off; }}
+        location /2/ {{ alias {site}/; sub_filter a X; sub_filter ab R; sub_filter_once off; }}
+        location /3/ {{ alias {site}/; sub_filter abc R; sub_filter b X; sub_filter_once off; }}
+        location /4/ {{ alias {site}/; sub_filter ab R; sub_filter a X; }} }}"""
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for loc in ("1", "2", "3", "4"):
+            for name in bodies:
+                raw = _request("GET", f"/{loc}/{name}")
+                want, got = nginx.send(raw), fastgate.send(raw)
+                assert got[0] == want[0], (loc, name)
+                assert _dechunk(got[1], got[2]) == _dechunk(want[1], want[2]), (
+                    loc, name, got[2], want[2])
+        assert _dechunk(*fastgate.send(_request("GET", "/1/a"))[1:]) == b"xX b XR a"
