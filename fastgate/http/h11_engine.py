@@ -201,6 +201,10 @@ class H11Server:
         self._close = False  # the next response says Connection: close
         self._alive: Headers = _KEEP_ALIVE  # what one that keeps the connection says
         self._chunked = False  # the response being sent is chunked (trailers can follow)
+        # the request asked for "100 Continue", and neither it nor a response went yet:
+        # kept here, as nginx says it once asked however much of the body has come
+        # (h11's own flag goes as soon as it reads the body, or its end)
+        self._continue_pending = False
         # the answer to a head h11 refused is framed here: whether its body goes
         self._refusal_body: bool | None = None
 
@@ -420,6 +424,7 @@ class H11Server:
     def _head(self, ev: h11.Request, target: bytes, headers: Headers) -> RequestHead:
         version = bytes(ev.http_version)
         framing, _, keep_alive, upgrade = head_framing(version, headers)
+        self._continue_pending = self._conn.they_are_waiting_for_100_continue
         return RequestHead(
             method=bytes(ev.method),
             target=target,
@@ -427,7 +432,7 @@ class H11Server:
             headers=headers,
             content_length=framing,
             keep_alive=keep_alive,
-            expect_continue=self._conn.they_are_waiting_for_100_continue,
+            expect_continue=self._continue_pending,
             upgrade=upgrade,
         )
 
@@ -460,7 +465,10 @@ class H11Server:
                 self._drain()
 
     def send_continue(self) -> bytes:
-        if not self._conn.they_are_waiting_for_100_continue:
+        if not self._continue_pending:
+            return b""
+        self._continue_pending = False
+        if self._conn.our_state is not h11.SEND_RESPONSE:
             return b""
         return self._conn.send(h11.InformationalResponse(status_code=100, headers=[],
                                                          reason=b"Continue")) or b""
@@ -468,6 +476,7 @@ class H11Server:
     def send_head(self, status: int, reason: bytes, headers: Headers,
                   content_length: int | None, head_only: bool = False,
                   chunked: bool = True) -> bytes:
+        self._continue_pending = False
         if self._failed and self._conn.our_state is not h11.SEND_RESPONSE:
             return self._refusal_head(status, reason, headers, content_length, head_only)
         if (not chunked and content_length is None and not head_only and status >= 200

@@ -313,6 +313,11 @@ class UpstreamExchange:
         s = loc.settings
         group = w.groups[pp.pool]
         head = req.head
+        exchange = conn.exchange
+        if head.expect_continue and exchange is not None:
+            # nginx reads the body before anything goes upstream, telling a client that
+            # waits to send it — one that has none too (a subrequest's says nothing)
+            exchange.write(exchange.expect_continue())
         headers, target, drop, rules = self.upstream_request(conn, req, loc, pp)
         upgrade = self.forwarded_upgrade(req, headers)
         has_body = head.content_length != 0  # the client's streams up as it comes

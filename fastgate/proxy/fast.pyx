@@ -149,6 +149,7 @@ cdef class ProxyPass(CompiledPhase):
         cdef tuple f = self._facts(loc)
         gzip = f[3]
         if (req.in_task or head.content_length != 0 or head.upgrade is not None
+                or head.expect_continue  # ("100 Continue" first: the task path says it)
                 or req.override is not None or not f[2]
                 or (gzip and _may_gzip(gzip, head.headers))):
             return self.upstream.proxy(conn, req, loc)

@@ -449,6 +449,11 @@ class StaticModule:
         (flv's header and the file from an offset, an mp4 cut): ETag, ranges and lengths
         count that body; ``single_range``: one range at most (nginx's for a cut);
         ``encoded``: gzip_static's ``.gz`` (no ranges, as nginx's)."""
+        exchange = conn.exchange
+        if req.head.expect_continue and exchange is not None:
+            # (nginx's static handler drops the request's body first, and so tells a
+            # client that waits to send it)
+            exchange.write(exchange.expect_continue())
         s = loc.settings
         if body is None:
             body = [(0, st.st_size)]

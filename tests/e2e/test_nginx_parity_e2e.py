@@ -2780,3 +2780,30 @@ def test_sub_filter_at_the_body_end_as_nginx(tmp_path: Path, engine: str) -> Non
                 assert _dechunk(got[1], got[2]) == _dechunk(want[1], want[2]), (
                     loc, name, got[2], want[2])
         assert _dechunk(*fastgate.send(_request("GET", "/1/a"))[1:]) == b"xX b XR a"
+
+
+def test_100_continue_as_nginx(tmp_path: Path, engine: str) -> None:
+    """nginx says "100 Continue" to a request that asks, once, when it reads or drops
+    the body — a proxied request's and a file's whether a body comes or not, and when
+    the body came with the head (the callback path leaves such requests to the task
+    path, which says it) — and never before an error page of its own."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "f").write_bytes(b"file\n")
+    block = f"""server {{ listen 127.0.0.1:PORT; root {site};
+        location /p {{ proxy_pass http://BACKEND/; }}
+        location /r {{ return 200 "r\\n"; }}
+        location /m {{ return 404; }} }}"""
+    with both(tmp_path, block, engine) as (nginx, fastgate):
+        for path in ("/p", "/f", "/r", "/m", "/missing"):
+            for method, body in (("GET", b""), ("GET", b"ab"), ("POST", b"ab")):
+                length = f"Content-Length: {len(body)}\r\n" if body else ""
+                raw = (f"{method} {path} HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+                       f"{length}Connection: close\r\n\r\n").encode() + body
+                said = [[line[9:12] for line in raw_exchange(side.port, raw, timeout=10)
+                         .split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+                        for side in (nginx, fastgate)]
+                assert said[1] == said[0], (path, method, body, said)
+        raw = b"GET /p HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+        assert raw_exchange(fastgate.port, raw, timeout=10).startswith(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
