@@ -431,7 +431,13 @@ def field_too_long(text: bytes, shown: int) -> ProtocolError:
 
 def unfinished_too_large(head: bytes) -> ProtocolError:
     """nginx's 494 for a ``head`` that has outgrown all of its buffers before its end:
-    its last line, unfinished, is the header line too long."""
+    its last line, unfinished, is the header line too long — unless its request line,
+    which nginx read first, has a version it refuses (505)."""
+    lines = head.lstrip(b"\r\n").split(b"\r\n", 1)
+    line = _LINE.fullmatch(lines[0]) if len(lines) > 1 else None
+    if line is not None and line[3] not in (b"1.0", b"1.1") and not read_as_one_one(line[3]):
+        return in_line(ProtocolError("client sent invalid version", 505, whole=True),
+                       (line[1], line[2], line[3]))
     return field_too_long(head[head.rfind(b"\r\n") + 2:], len(head))
 
 

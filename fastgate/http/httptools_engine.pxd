@@ -80,6 +80,7 @@ cdef class HttptoolsServer:
     cdef bytes _alive  # what a response that keeps the connection says of it
     cdef tuple _line_read(self)
     cdef _read_so_far(self, error)
+    cdef _version_refused(self)
     cdef _head_read(self)
     cpdef feed(self, data)
     cdef _parse(self, bytes data)

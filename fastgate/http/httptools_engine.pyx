@@ -317,7 +317,8 @@ cdef class HttptoolsServer:
     def on_header(self, name, value):
         line = len(name) + len(value) + 4
         if line > self._one_buffer:
-            raise self._read_so_far(field_too_long(name + b": " + value + b"\r\n", self._max_line))
+            raise self._version_refused() or self._read_so_far(
+                field_too_long(name + b": " + value + b"\r\n", self._max_line))
         self._size += line
         if self._in_body:
             # a chunked body's trailer field: dropped, as nginx's chunked parser skips
@@ -326,7 +327,8 @@ cdef class HttptoolsServer:
         self._headers.append((name, _trimmed(value)))
         if self._size > self._max_header_bytes:
             # (past all the buffers: where nginx's placing of the lines ran out)
-            raise (buffers_overflow(self._line_read(), self._headers, self._first_buffer,
+            raise (self._version_refused()
+                   or buffers_overflow(self._line_read(), self._headers, self._first_buffer,
                                     self._max_line, self._buffers)
                    or self._read_so_far(field_too_long(name + b": " + value + b"\r\n",
                                                        line)))
@@ -338,6 +340,16 @@ cdef class HttptoolsServer:
         return (self._method if self._method is not None else p.get_method(),
                 self._url if self._target is None else self._target,
                 p.get_http_version().encode())
+
+    cdef _version_refused(self):
+        """nginx's 505 for the request line's version, which it reads before any header
+        (a header too long after "HTTP/2.0" is its 505, not a 400); None when the
+        version is one it serves."""
+        version = self._p.get_http_version().encode()
+        if version in (b"1.0", b"1.1"):
+            return None
+        return in_line(ProtocolError("client sent invalid version", 505, whole=True),
+                       self._line_read())
 
     cdef _read_so_far(self, error):
         """``error``, knowing the request's line and the headers read before it."""
@@ -363,7 +375,7 @@ cdef class HttptoolsServer:
             error = buffers_overflow(self._line_read(), headers, self._first_buffer,
                                      self._max_line, self._buffers)
             if error is not None:
-                raise error
+                raise self._version_refused() or error
         length = 0
         chunked = False
         expect = False

@@ -451,6 +451,11 @@ NGINX_WORDS = [
      "client sent invalid method while reading client request line"),
     (b"GET / HTTP/9.9\r\nHost: t\r\nX-Long: " + b"v" * 9000 + b"\r\n\r\n", 505,
      "client sent invalid version while reading client request line"),
+    (b"TRACE / HTTP/2.0\r\nHost: t\r\nX-Long: " + b"v" * 9000 + b"\r\n\r\n", 505,
+     "client sent invalid version while reading client request line"),
+    (b"GET / HTTP/2.0\r\nHost: t\r\n" + b"X-Many: " + b"v" * 4000 + b"\r\n" * 1
+     + (b"X-More: " + b"w" * 4000 + b"\r\n") * 9 + b"\r\n", 505,
+     "client sent invalid version while reading client request line"),
     (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400,
      'client sent invalid header line: "Bad\\x20..." while reading client request headers'),
     (b"GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400,
