@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import random
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
+from helpers import dechunk  # noqa: E402
 from nginx_pair import Tool, parts  # noqa: E402
 
 ALPHABET = "abAB<> /\n"
@@ -30,7 +33,9 @@ REPLACEMENTS = ["X", "", "[$uri]", "yy", "$arg_r", "a", "ab", '"two words"', "<b
 HEADERS = ['add_header X-F "1";', 'add_header X-F "$status" always;',
            'add_header X-G "$sent_http_content_type";', "expires 1h;", "expires -1;",
            "expires epoch;", "charset utf-8;", "charset off;", "sub_filter_last_modified on;",
-           "sub_filter_types *;", "sub_filter_types text/plain;", "etag off;"]
+           "sub_filter_types *;", "sub_filter_types text/plain;", "etag off;",
+           "gzip on; gzip_min_length 1;", "gzip on; gzip_types *;", "gzip_vary on;",
+           "gzip on; gzip_min_length 1; gzip_http_version 1.0;"]
 
 
 def prepare(home: Path) -> None:
@@ -72,6 +77,8 @@ def request(rng: random.Random) -> bytes:
         headers.append(f"Range: bytes={rng.choice(['0-3', '2-', '-5', '1-1,3-4', '999-'])}")
     if rng.random() < 0.1:
         headers.append("If-Modified-Since: Thu, 01 Jan 2037 00:00:00 GMT")
+    if rng.random() < 0.5:
+        headers.append(f"Accept-Encoding: {rng.choice(['gzip', 'gzip, br', 'br', 'x-gzip'])}")
     query = rng.choice(["", "?r=R", "?r="])
     extra = "".join(h + "\r\n" for h in headers)
     return (f"{method} {path}{query} HTTP/1.1\r\nHost: h\r\n{extra}Connection: close\r\n\r\n"
@@ -81,12 +88,23 @@ def request(rng: random.Random) -> bytes:
 # what these filters make of a head (Last-Modified and ETag as there or not: their
 # values are the file's, the same to both)
 SHOWN = (b"content-type", b"content-length", b"content-range", b"x-f", b"x-g",
-         b"cache-control", b"accept-ranges", b"transfer-encoding")
+         b"cache-control", b"accept-ranges", b"transfer-encoding", b"content-encoding",
+         b"vary")
 
 
 def answer(side: Any, data: bytes) -> tuple[str, list[bytes], list[bytes], bytes]:
+    """Status, the fields the filters make (a gzipped body's length aside: zlib's
+    bytes need not be nginx's), which validators there are, the body (inflated)."""
     status, lines, body = parts(data)
     fields = sorted(line.lower() for line in lines if line.split(b":")[0].lower() in SHOWN)
+    if b"transfer-encoding: chunked" in fields:
+        body = dechunk(body)
+    if b"content-encoding: gzip" in fields:
+        fields = [f for f in fields if not f.startswith(b"content-length")]
+        try:
+            body = zlib.decompress(body, 31)
+        except zlib.error:
+            body = b"(not gzip)"
     present = sorted(line.split(b":")[0].lower() for line in lines
                      if line.split(b":")[0].lower() in (b"last-modified", b"etag",
                                                         b"expires"))
