@@ -11,6 +11,7 @@ from helpers import server_config_error
 
 from fastgate.config import load_config
 from fastgate.config.errors import ConfigError
+from fastgate.config.model import Settings
 from fastgate.proxy.headers import RESPONSE_DROP, redirect_rules, response_drop
 
 
@@ -229,6 +230,14 @@ def test_proxy_buffer_size_bounds_the_response_head(tmp_path: Path) -> None:
         .proxy_buffer_size == 4096
 
 
+def _settings_unwarned(path: Path, word: str) -> dict[str, Settings]:
+    """The first server's locations' settings by name, the file loaded without a
+    warning that says ``word``."""
+    config = load_config(str(path))
+    assert not any(word in w for w in config.warnings), config.warnings
+    return {loc.pattern: loc.settings for loc in config.servers[0].locations.all()}
+
+
 def test_retry_bound_keepalive_and_recursive_pages_merge_as_nginx(tmp_path: Path) -> None:
     """proxy_next_upstream_timeout (msec), the modules' *_socket_keepalive,
     proxy_ignore_client_abort, reset_timedout_connection (in the connection policy) and
@@ -246,9 +255,7 @@ def test_retry_bound_keepalive_and_recursive_pages_merge_as_nginx(tmp_path: Path
                     "scgi_socket_keepalive on; memcached_socket_keepalive on;\n"
                     "grpc_socket_keepalive on; } }\n"
                     "server { listen 127.0.0.1:8998; location / { } } }")
-    config = load_config(str(path))
-    assert not any("ignored" in w for w in config.warnings), config.warnings
-    got = {loc.pattern: loc.settings for loc in config.servers[0].locations.all()}
+    got = _settings_unwarned(path, "ignored")
     a, b = got["/a/"], got["/b/"]
     assert (a.proxy_next_upstream_timeout, a.proxy_socket_keepalive,
             a.recursive_error_pages, a.proxy_ignore_client_abort) == (60.0, True, True, True)
@@ -280,9 +287,7 @@ def test_msie_padding_and_refresh_merge_as_nginx(tmp_path: Path) -> None:
                     "server { listen 127.0.0.1:8997; location /a/ { }\n"
                     "location /b/ { msie_padding on; msie_refresh off; } }\n"
                     "server { listen 127.0.0.1:8998; location / { } } }")
-    config = load_config(str(path))
-    assert not any("msie" in w for w in config.warnings), config.warnings
-    got = {loc.pattern: loc.settings for loc in config.servers[0].locations.all()}
+    got = _settings_unwarned(path, "msie")
     assert (got["/a/"].msie_padding, got["/a/"].msie_refresh) == (False, True)
     assert (got["/b/"].msie_padding, got["/b/"].msie_refresh) == (True, False)
     path.write_text("http { server { listen 127.0.0.1:8997; location / { } } }")
