@@ -29,7 +29,7 @@ ALPHABET = "abAB<> /\n"
 FILES = [f"f{i}" for i in range(12)]
 PATTERNS = ["a", "ab", "aB", "AB", "ba", "<a", "a>", "aa", "abab", "/", "b\n", "bA", "Ab",
             "abA", "<ab>", "aab"]
-REPLACEMENTS = ["X", "", "[$uri]", "yy", "$arg_r", "a", "ab", '"two words"', "<b>"]
+REPLACEMENTS = ["X", '""', "[$uri]", "yy", "$arg_r", "a", "ab", '"two words"', "<b>"]
 HEADERS = ['add_header X-F "1";', 'add_header X-F "$status" always;',
            'add_header X-G "$sent_http_content_type";', "expires 1h;", "expires -1;",
            "expires epoch;", "charset utf-8;", "charset off;", "sub_filter_last_modified on;",
