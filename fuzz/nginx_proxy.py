@@ -114,10 +114,13 @@ def reached(side: Any, new: list[Received]) -> object:
 
 
 def cut(theirs: Any, ours: Any) -> bool:
-    """The known difference (README, proxy_pass): a URI part made with variables that
+    """The known differences (README, proxy_pass): a URI part made with variables that
     holds a space goes escaped here, where nginx writes the space into the request line
-    (its backend then reads the target as cut there)."""
+    (its backend then reads the target as cut there); the h11 engine will not send two
+    Host lines (its 500, sending nothing, where nginx sends both)."""
     went, sent = theirs[1], ours[1]
+    if went is not None and sent is None:
+        return ours[0][0] == "500" and sum(name == b"host" for name, _ in went[1]) > 1
     if went is None or sent is None:
         return False
     return sent[0].startswith(went[0]) and sent[0][len(went[0]):].startswith(b"%20")
