@@ -59,17 +59,18 @@ def get(port: int, path: str, headers: dict[str, str] | None = None,
 
 
 class Listener:
-    """A TCP server on a free loopback port for a test's backend: each connection it
-    accepts is counted and given to ``serve`` in a thread of its own; ``stop`` closes the
-    listening socket."""
+    """A server for a test's backend on a free loopback port (or the unix socket
+    ``unix``, its port then 0): each connection it accepts is counted and given to
+    ``serve`` in a thread of its own; ``stop`` closes the listening socket."""
 
-    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+    def __init__(self, serve: Callable[[socket.socket], None], unix: Path | None = None,
+                 backlog: int = 16) -> None:
         self.serve = serve
         self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        self.sock = socket.socket(socket.AF_UNIX if unix is not None else socket.AF_INET)
+        self.sock.bind(str(unix) if unix is not None else ("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = 0 if unix is not None else self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import free_port
-from e2e_util import NGINX, beside_nginx, stop_process
+from e2e_util import NGINX, Listener, beside_nginx, stop_process
 from helpers import self_signed
 
 MODULE = Path("/usr/lib/nginx/modules/ngx_mail_module.so")
@@ -44,21 +44,10 @@ class Recorder:
                  unix: Path | None = None) -> None:
         self.greeting = greeting
         self.respond = respond
-        self.sock = socket.socket(socket.AF_UNIX if unix is not None else socket.AF_INET)
-        self.sock.bind(str(unix) if unix is not None else ("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = 0 if unix is not None else self.sock.getsockname()[1]
         self.received: list[bytes] = []
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        self.listener = Listener(self._serve, unix, backlog=64)
+        self.port = self.listener.port
 
     def _serve(self, conn: socket.socket) -> None:
         with self.lock:
@@ -96,7 +85,7 @@ class Recorder:
         return out
 
     def close(self) -> None:
-        self.sock.close()
+        self.listener.stop()
 
 
 def imap_backend(refuse: bool = False) -> Recorder:
